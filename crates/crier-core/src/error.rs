@@ -1,0 +1,108 @@
+//! The error codes of the API contract, and the validation error the domain raises.
+//!
+//! Policy: every refusal the API gives has one of these codes; the HTTP layer maps each to its
+//! status and to the one envelope. The domain never builds HTTP responses itself.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidRequest,
+    Unauthorized,
+    PaymentRequired,
+    QuotaExceeded,
+    ForbiddenScope,
+    IpNotAllowed,
+    OriginNotAllowed,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    IdempotencyConflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    InternalError,
+    UpstreamUnavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 16] = [
+        Self::InvalidRequest,
+        Self::Unauthorized,
+        Self::PaymentRequired,
+        Self::QuotaExceeded,
+        Self::ForbiddenScope,
+        Self::IpNotAllowed,
+        Self::OriginNotAllowed,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::IdempotencyConflict,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::RateLimited,
+        Self::InternalError,
+        Self::UpstreamUnavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::PaymentRequired => "payment_required",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::ForbiddenScope => "forbidden_scope",
+            Self::IpNotAllowed => "ip_not_allowed",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RateLimited => "rate_limited",
+            Self::InternalError => "internal_error",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidRequest => 400,
+            Self::Unauthorized => 401,
+            Self::PaymentRequired | Self::QuotaExceeded => 402,
+            Self::ForbiddenScope | Self::IpNotAllowed | Self::OriginNotAllowed => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict | Self::IdempotencyConflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::RateLimited => 429,
+            Self::InternalError => 500,
+            Self::UpstreamUnavailable => 503,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One input field at fault: becomes `400 invalid_request` with `param`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{param}: {message}")]
+pub struct Invalid {
+    pub param: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+}
