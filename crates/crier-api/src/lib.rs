@@ -1,1 +1,196 @@
+//! The crier HTTP API: the router, its layers, the auth principal and the handlers by
+//! resource. See ARCHITECTURE.md for how a request flows through it.
 
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crier_core::{Clock, Plan};
+use crier_store::{KeyChange, Store};
+use tokio_util::sync::CancellationToken;
+
+pub use crate::auth::AuthConfig;
+use crate::auth::Authenticator;
+use crate::metrics::Metrics;
+
+/// Settings of the API layer, from the binary's configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub auth: AuthConfig,
+    pub plans: BTreeMap<String, Plan>,
+    /// How often usage counters are written to storage.
+    pub usage_flush_interval: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            auth: AuthConfig {
+                trusted_proxies: Vec::new(),
+                failures_per_minute: 30,
+                cache_ttl: Duration::from_secs(300),
+                unknown_key_ttl: Duration::from_secs(30),
+            },
+            plans: Plan::defaults(),
+            usage_flush_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Shared state of the API: cheap to clone, one per process (or per test app).
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    plans: BTreeMap<String, Arc<Plan>>,
+    auth: Authenticator,
+    metrics: Metrics,
+    workspace_views: routes::workspace::WorkspaceViews,
+    config: ApiConfig,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
+        let plans = config
+            .plans
+            .iter()
+            .map(|(name, p)| {
+                let mut p = p.clone();
+                p.name = name.clone();
+                (name.clone(), Arc::new(p))
+            })
+            .collect();
+        Self(Arc::new(Inner {
+            store,
+            clock,
+            plans,
+            auth: Authenticator::new(config.auth.clone()),
+            metrics: Metrics::default(),
+            workspace_views: routes::workspace::views(),
+            config,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.0.clock
+    }
+
+    pub fn auth(&self) -> &Authenticator {
+        &self.0.auth
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub fn workspace_views(&self) -> &routes::workspace::WorkspaceViews {
+        &self.0.workspace_views
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.0.config
+    }
+
+    pub fn plan(&self, name: &str) -> Option<Arc<Plan>> {
+        self.0.plans.get(name).cloned()
+    }
+
+    /// The usage period (calendar month, UTC) a time falls in, e.g. `2026-11`.
+    pub fn period_of(ms: i64) -> String {
+        let ts = crier_core::clock::from_ms(ms);
+        ts.strftime("%Y-%m").to_string()
+    }
+
+    /// Writes pending usage counters now.
+    pub async fn flush_usage(&self) {
+        let period = Self::period_of(self.clock().now_ms());
+        if let Err(e) = self.auth().usage.flush(self.store(), &period).await {
+            tracing::warn!(error = %e, "could not write usage counters; will retry");
+        }
+    }
+
+    /// Starts the API's background work: the usage flusher, rate-limit pruning, the
+    /// idempotency purge and the key-change listener. They stop when `cancel` fires; the
+    /// flusher writes what it holds before it stops.
+    pub fn spawn_background(&self, cancel: CancellationToken) -> tokio::task::JoinSet<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let state = self.clone();
+        let stop = cancel.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(state.config().usage_flush_interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => state.flush_usage().await,
+                    _ = stop.cancelled() => {
+                        state.flush_usage().await;
+                        break;
+                    }
+                }
+            }
+        });
+        let state = self.clone();
+        let stop = cancel.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let now = state.clock().now_ms();
+                        state.auth().limiter.prune(now);
+                        if let Err(e) = state.store().purge_idempotency(now).await {
+                            tracing::warn!(error = %e, "idempotency purge failed");
+                        }
+                    }
+                    _ = stop.cancelled() => break,
+                }
+            }
+        });
+        let state = self.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = state.follow_key_changes() => {}
+                _ = cancel.cancelled() => {}
+            }
+        });
+        tasks
+    }
+
+    /// Drops cached keys as other processes change them; reconnects after errors.
+    async fn follow_key_changes(&self) {
+        loop {
+            match self.store().key_changes().await {
+                Ok(mut changes) => loop {
+                    match changes.next().await {
+                        Ok(KeyChange::Key(d)) => self.auth().cache.invalidate(&d),
+                        Ok(KeyChange::All) => self.auth().cache.invalidate_all(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "key change feed broke; reconnecting");
+                            self.auth().cache.invalidate_all();
+                            break;
+                        }
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot subscribe to key changes"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+pub use routes::router;

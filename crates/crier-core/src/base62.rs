@@ -32,7 +32,17 @@ mod tests {
     #[test]
     fn fixed_width_keeps_order() {
         let mut prev = String::new();
-        for v in [0u128, 1, 61, 62, 3843, 3844, u32::MAX as u128, u128::MAX / 2, u128::MAX] {
+        for v in [
+            0u128,
+            1,
+            61,
+            62,
+            3843,
+            3844,
+            u32::MAX as u128,
+            u128::MAX / 2,
+            u128::MAX,
+        ] {
             let mut s = String::new();
             encode_fixed(v, 22, &mut s);
             assert_eq!(s.len(), 22);

@@ -11,7 +11,9 @@ pub fn parse_ip_rule(s: &str) -> Option<IpNet> {
     if let Ok(net) = s.parse::<IpNet>() {
         return Some(net.trunc());
     }
-    s.parse::<IpAddr>().ok().map(|ip| IpNet::from(canonical(ip)))
+    s.parse::<IpAddr>()
+        .ok()
+        .map(|ip| IpNet::from(canonical(ip)))
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) are the IPv4 address they carry: a dual-stack
@@ -211,10 +213,26 @@ mod tests {
 
     #[test]
     fn ip_rule_parsing() {
-        assert_eq!(parse_ip_rule("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
-        assert_eq!(parse_ip_rule(" 1.2.3.4 ").unwrap().to_string(), "1.2.3.4/32");
-        assert_eq!(parse_ip_rule("::ffff:1.2.3.4").unwrap().to_string(), "1.2.3.4/32");
-        for bad in ["", "1.2.3", "10.0.0.0/33", "example.com", "1.2.3.4/", "::/129"] {
+        assert_eq!(
+            parse_ip_rule("10.1.2.3/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            parse_ip_rule(" 1.2.3.4 ").unwrap().to_string(),
+            "1.2.3.4/32"
+        );
+        assert_eq!(
+            parse_ip_rule("::ffff:1.2.3.4").unwrap().to_string(),
+            "1.2.3.4/32"
+        );
+        for bad in [
+            "",
+            "1.2.3",
+            "10.0.0.0/33",
+            "example.com",
+            "1.2.3.4/",
+            "::/129",
+        ] {
             assert!(parse_ip_rule(bad).is_none(), "{bad}");
         }
     }
@@ -222,9 +240,15 @@ mod tests {
     #[test]
     fn narrower_ip_rules_are_within() {
         let parent = nets(&["10.0.0.0/8"]);
-        assert!(ip_rules_within(&nets(&["10.1.0.0/16", "10.2.3.4"]), &parent));
+        assert!(ip_rules_within(
+            &nets(&["10.1.0.0/16", "10.2.3.4"]),
+            &parent
+        ));
         assert!(!ip_rules_within(&nets(&["10.0.0.0/7"]), &parent));
-        assert!(!ip_rules_within(&[], &parent), "anywhere is wider than 10/8");
+        assert!(
+            !ip_rules_within(&[], &parent),
+            "anywhere is wider than 10/8"
+        );
         assert!(ip_rules_within(&[], &[]));
         assert!(ip_rules_within(&parent, &[]));
     }
@@ -240,21 +264,31 @@ mod tests {
         );
         assert_eq!(client_ip(peer, None, &trusted), peer);
         assert_eq!(client_ip(peer, Some("10.0.0.5"), &trusted), ip("10.0.0.5"));
-        assert_eq!(client_ip(peer, Some("junk, 10.0.0.7"), &trusted), ip("10.0.0.7"));
+        assert_eq!(
+            client_ip(peer, Some("junk, 10.0.0.7"), &trusted),
+            ip("10.0.0.7")
+        );
         // An untrusted peer's header is never read.
         assert_eq!(
             client_ip(ip("5.5.5.5"), Some("1.1.1.1"), &trusted),
             ip("5.5.5.5")
         );
-        assert_eq!(client_ip(ip("5.5.5.5"), Some("1.1.1.1"), &[]), ip("5.5.5.5"));
+        assert_eq!(
+            client_ip(ip("5.5.5.5"), Some("1.1.1.1"), &[]),
+            ip("5.5.5.5")
+        );
     }
 
     #[test]
     fn origin_rules() {
-        let rules: Vec<_> = ["https://app.example.com", "http://localhost:3000", "https://*.acme.io"]
-            .iter()
-            .map(|s| OriginRule::parse(s).unwrap())
-            .collect();
+        let rules: Vec<_> = [
+            "https://app.example.com",
+            "http://localhost:3000",
+            "https://*.acme.io",
+        ]
+        .iter()
+        .map(|s| OriginRule::parse(s).unwrap())
+        .collect();
         assert!(origin_allowed(&rules, None));
         assert!(origin_allowed(&rules, Some("https://app.example.com")));
         assert!(origin_allowed(&rules, Some("https://APP.example.com:443")));
@@ -272,11 +306,15 @@ mod tests {
     #[test]
     fn origin_rule_parsing_and_display() {
         assert_eq!(
-            OriginRule::parse("HTTPS://App.Example.com/").unwrap().to_string(),
+            OriginRule::parse("HTTPS://App.Example.com/")
+                .unwrap()
+                .to_string(),
             "https://app.example.com"
         );
         assert_eq!(
-            OriginRule::parse("http://localhost:80").unwrap().to_string(),
+            OriginRule::parse("http://localhost:80")
+                .unwrap()
+                .to_string(),
             "http://localhost"
         );
         assert_eq!(
@@ -284,7 +322,14 @@ mod tests {
             "http://[::1]:8080"
         );
         assert!(OriginRule::parse("http://[::1]").is_some());
-        for bad in ["", "example.com", "ftp://x.com", "https://x.com/path", "https://", "https://a b"] {
+        for bad in [
+            "",
+            "example.com",
+            "ftp://x.com",
+            "https://x.com/path",
+            "https://",
+            "https://a b",
+        ] {
             assert!(OriginRule::parse(bad).is_none(), "{bad}");
         }
     }

@@ -53,7 +53,36 @@ scopes! {
 impl Scope {
     /// Scopes whose actions need a paid plan (`402 payment_required` otherwise).
     pub fn is_paid(self) -> bool {
-        matches!(self, Scope::PostsPublish | Scope::MediaWrite | Scope::AiGenerate)
+        matches!(
+            self,
+            Scope::PostsPublish | Scope::MediaWrite | Scope::AiGenerate
+        )
+    }
+
+    /// What the scope lets a key do, for error messages ("This key cannot {action}").
+    pub fn action(self) -> &'static str {
+        match self {
+            Scope::PostsRead => "read posts",
+            Scope::PostsWrite => "create or edit posts",
+            Scope::PostsDelete => "delete posts",
+            Scope::PostsPublish => "publish posts",
+            Scope::PostsApprove => "approve posts",
+            Scope::MediaRead => "read media",
+            Scope::MediaWrite => "upload media",
+            Scope::AccountsRead => "read connected accounts",
+            Scope::AccountsWrite => "connect or disconnect accounts",
+            Scope::AnalyticsRead => "read analytics",
+            Scope::QueueRead => "read the queue",
+            Scope::QueueWrite => "change the queue",
+            Scope::FeedsRead => "read feeds",
+            Scope::FeedsWrite => "change feeds",
+            Scope::AiGenerate => "use AI generation",
+            Scope::WebhooksRead => "read webhooks",
+            Scope::WebhooksWrite => "change webhooks",
+            Scope::KeysRead => "read API keys",
+            Scope::KeysWrite => "manage API keys",
+            Scope::WorkspaceWrite => "change workspace settings",
+        }
     }
 
     fn bit(self) -> u32 {
@@ -121,7 +150,10 @@ impl ScopeSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Scope> {
-        Scope::ALL.iter().copied().filter(move |s| self.contains(*s))
+        Scope::ALL
+            .iter()
+            .copied()
+            .filter(move |s| self.contains(*s))
     }
 
     /// Parses a list of scopes and aliases; the error names the first unknown entry.
@@ -164,7 +196,9 @@ impl FromIterator<Scope> for ScopeSet {
 
 impl fmt::Debug for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter().map(Scope::as_str)).finish()
+        f.debug_set()
+            .entries(self.iter().map(Scope::as_str))
+            .finish()
     }
 }
 
@@ -201,12 +235,19 @@ mod tests {
             ("media:upload", &[Scope::MediaWrite]),
             ("connections:read", &[Scope::AccountsRead]),
             ("connections:write", &[Scope::AccountsWrite]),
-            ("insights:read", &[Scope::AnalyticsRead, Scope::AccountsRead]),
+            (
+                "insights:read",
+                &[Scope::AnalyticsRead, Scope::AccountsRead],
+            ),
             ("schedule:read", &[Scope::QueueRead]),
             ("schedule:write", &[Scope::QueueWrite]),
         ];
         for (alias, want) in cases {
-            assert_eq!(expand(alias), Some(want.iter().copied().collect()), "{alias}");
+            assert_eq!(
+                expand(alias),
+                Some(want.iter().copied().collect()),
+                "{alias}"
+            );
         }
         assert_eq!(expand("posts:everything"), None);
         assert_eq!(expand("POSTS:READ"), None);

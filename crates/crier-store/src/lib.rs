@@ -1,1 +1,166 @@
+//! Storage for crier on two backends, one behaviour: an embedded SQLite file for one machine,
+//! PostgreSQL for several nodes.
+//!
+//! Both backends are served by one [`Store`] over sqlx's `Any` driver: the SQL is written in
+//! the dialect both accept (`$N` placeholders, `RETURNING`, `ON CONFLICT`), ids and times are
+//! TEXT and BIGINT epoch milliseconds, lists are JSON text. The few places the backends differ
+//! (write serialisation, locks, change notifications) branch on [`Backend`] in one spot each.
+//! Migrations live in one folder per backend, kept in step (a test checks their versions).
+//!
+//! Tenant scoping by construction: every method that reads or writes a workspace's data takes
+//! the workspace id. The one exception is [`Store::key_by_digest`], the authentication look-up,
+//! where the key itself is what names the workspace.
 
+mod idempotency;
+mod keys;
+mod migrate;
+pub mod model;
+mod notify;
+mod usage;
+mod workspaces;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use idempotency::IdempotencyBegin;
+pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
+pub use model::*;
+pub use notify::{KeyChange, KeyChanges};
+pub use usage::METRIC_REQUESTS;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Config(String),
+    /// A unique constraint refused the write (a name already taken, say).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    /// Reads, and on PostgreSQL writes too.
+    read: AnyPool,
+    /// On SQLite a pool of one connection: one writer at a time, so write transactions never
+    /// fail with SQLITE_BUSY against each other inside this process.
+    write: AnyPool,
+    url: String,
+}
+
+impl Store {
+    /// Opens `sqlite://path` (the file and its folder are created) or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = AnyConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Config(format!("database_url: {e}")))?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            return Ok(Self {
+                backend: Backend::Postgres,
+                read: pool.clone(),
+                write: pool,
+                url: url.to_owned(),
+            });
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                StoreError::Config(format!(
+                    "database_url must start with sqlite:// or postgres://, got `{url}`"
+                ))
+            })?;
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Config(
+                "database_url: an in-memory SQLite database cannot be shared by the server's \
+                 connections; give a file path"
+                    .into(),
+            ));
+        }
+        if let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let opts = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc"))
+            .map_err(|e| StoreError::Config(format!("database_url: {e}")))?;
+        let sqlite_pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+        };
+        let write = sqlite_pool(1).connect_with(opts.clone()).await?;
+        let read = sqlite_pool(8).connect_with(opts).await?;
+        Ok(Self {
+            backend: Backend::Sqlite,
+            read,
+            write,
+            url: url.to_owned(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Readiness: can we run a query right now?
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    /// Opens a write transaction (serialised on SQLite).
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        })
+    }
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`].
+fn unique_to_conflict(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(what.to_owned())
+        }
+        _ => StoreError::Database(e),
+    }
+}

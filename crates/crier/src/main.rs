@@ -1,1 +1,211 @@
-fn main() {}
+//! `crier`: one binary for every role. `serve` runs the API (and, later, the workers);
+//! `admin` manages workspaces and keys directly in storage; `migrate` applies migrations.
+
+mod admin;
+mod config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use crier_api::AppState;
+use crier_core::SystemClock;
+use crier_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Flags, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "crier",
+    version,
+    about = "Self-hostable social publishing with a developer API"
+)]
+struct Cli {
+    /// A TOML configuration file (default: ./crier.toml if it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Where the embedded database lives (default ./crier-data).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// `sqlite://path` or `postgres://…` (default: a SQLite file in the data dir).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        bind: Option<String>,
+        /// `text` or `json` logs.
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage workspaces and API keys directly in storage.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    // Two TLS providers are linked (sqlx and, later, reqwest); pick one before any TLS use.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let (bind, log_format) = match &cli.command {
+        Command::Serve { bind, log_format } => (bind.clone(), log_format.clone()),
+        _ => (None, None),
+    };
+    let flags = Flags {
+        bind,
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        log_format,
+    };
+    let settings = match config::load(cli.config.as_deref(), flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("crier: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { .. } => serve(settings).await,
+            Command::Migrate => migrate(&settings).await,
+            Command::Admin { command } => admin::run(&settings, command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crier: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::new(&settings.log_level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if settings.log_json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> Result<Store, String> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .map_err(|e| format!("database_url: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migrations failed: {e}"))?;
+    Ok(store)
+}
+
+async fn migrate(settings: &Settings) -> Result<(), String> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .map_err(|e| format!("database_url: {e}"))?;
+    let applied = store
+        .migrate()
+        .await
+        .map_err(|e| format!("migrations failed: {e}"))?;
+    println!(
+        "migrations applied: {}; schema at version {}",
+        applied.len(),
+        store
+            .applied_migrations()
+            .await
+            .map_err(|e| e.to_string())?
+            .last()
+            .copied()
+            .unwrap_or(0)
+    );
+    store.close().await;
+    Ok(())
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    init_logs(&settings);
+    let store = open_store(&settings).await?;
+    if store
+        .list_workspaces()
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        eprintln!(
+            "\nNo workspace yet. Create one and a first key (shown once) in another terminal:\n\n  \
+             crier admin workspace create my-team\n  \
+             crier admin key create --workspace my-team --scope all --name admin\n\n\
+             then call the API:  curl -H 'Authorization: Bearer sk_live_…' http://{}/v1/workspace\n",
+            settings.bind
+        );
+    }
+    let state = AppState::new(store.clone(), Arc::new(SystemClock), settings.api.clone());
+    let cancel = CancellationToken::new();
+    let mut background = state.spawn_background(cancel.clone());
+    let app = crier_api::router(state);
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .map_err(|e| format!("bind: cannot listen on {}: {e}", settings.bind))?;
+    tracing::info!(address = %settings.bind, database = %store_kind(&settings.database_url), "crier listening");
+    eprintln!(
+        "crier listening on http://{} (docs at /docs)",
+        settings.bind
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| format!("server: {e}"))?;
+    tracing::info!("shutting down: in-flight requests finished, flushing usage");
+    cancel.cancel();
+    while background.join_next().await.is_some() {}
+    store.close().await;
+    Ok(())
+}
+
+fn store_kind(url: &str) -> &'static str {
+    if url.starts_with("postgres") {
+        "postgresql"
+    } else {
+        "sqlite"
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,132 @@
+//! The in-memory key cache: digest -> the key's record with parsed restrictions and its plan.
+//!
+//! Misses go to storage once; unknown digests are cached too, briefly and boundedly (the
+//! checksum is public, so well-formed fakes are cheap to make). Changes invalidate entries at
+//! once. An epoch guards against the race where a look-up that started before a revocation
+//! fills the cache after it: a fill is only kept if no invalidation happened meanwhile.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crier_core::net::{self, OriginRule};
+use crier_core::{KeyDigest, Plan};
+use crier_store::KeyRow;
+use ipnet::IpNet;
+use moka::sync::Cache;
+
+/// A key as the auth layer needs it: the stored row, its restrictions parsed once, its plan.
+#[derive(Debug)]
+pub struct KeyRecord {
+    pub row: KeyRow,
+    pub ip_rules: Vec<IpNet>,
+    pub origin_rules: Vec<OriginRule>,
+    pub plan: Arc<Plan>,
+}
+
+impl KeyRecord {
+    pub fn new(row: KeyRow, plan: Arc<Plan>) -> Self {
+        let ip_rules = row
+            .allowed_ips
+            .iter()
+            .filter_map(|s| net::parse_ip_rule(s))
+            .collect();
+        let origin_rules = row
+            .allowed_origins
+            .iter()
+            .filter_map(|s| OriginRule::parse(s))
+            .collect();
+        Self {
+            row,
+            ip_rules,
+            origin_rules,
+            plan,
+        }
+    }
+
+    pub fn ip_allowed(&self, ip: Option<IpAddr>) -> bool {
+        match ip {
+            Some(ip) => net::ip_allowed(&self.ip_rules, ip),
+            // Without a known peer, only an unrestricted key may pass.
+            None => self.ip_rules.is_empty(),
+        }
+    }
+
+    /// The key's effective limits: its own, capped by its plan's ceilings.
+    pub fn limits(&self) -> (u32, u32) {
+        (
+            self.row.per_minute.min(self.plan.per_minute),
+            self.row.per_day.min(self.plan.per_day),
+        )
+    }
+}
+
+pub enum Lookup {
+    Found(Arc<KeyRecord>),
+    Unknown,
+    Miss,
+}
+
+pub struct KeyCache {
+    known: Cache<KeyDigest, Arc<KeyRecord>>,
+    unknown: Cache<KeyDigest, ()>,
+    epoch: AtomicU64,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration, unknown_ttl: Duration) -> Self {
+        Self {
+            known: Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(ttl)
+                .build(),
+            unknown: Cache::builder()
+                .max_capacity(50_000)
+                .time_to_live(unknown_ttl)
+                .build(),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    pub fn get(&self, digest: &KeyDigest) -> Lookup {
+        if let Some(rec) = self.known.get(digest) {
+            return Lookup::Found(rec);
+        }
+        if self.unknown.contains_key(digest) {
+            return Lookup::Unknown;
+        }
+        Lookup::Miss
+    }
+
+    /// Take before reading storage; pass to [`KeyCache::fill`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn fill(&self, epoch: u64, digest: KeyDigest, record: Option<Arc<KeyRecord>>) {
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        match record {
+            Some(r) => self.known.insert(digest, r),
+            None => self.unknown.insert(digest, ()),
+        }
+        // An invalidation that raced with the insert wins: undo if the epoch moved.
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            self.known.invalidate(&digest);
+        }
+    }
+
+    pub fn invalidate(&self, digest: &KeyDigest) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.known.invalidate(digest);
+        self.unknown.invalidate(digest);
+    }
+
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.known.invalidate_all();
+        self.unknown.invalidate_all();
+    }
+}

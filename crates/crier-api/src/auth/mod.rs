@@ -1,0 +1,464 @@
+//! Authentication: one layer turns `Authorization: Bearer` or `X-API-Key` into a [`Principal`]
+//! (workspace, key, scopes, mode, plan), and each handler states the scope it needs in its
+//! signature with [`Auth<need::X>`].
+//!
+//! The order of checks, cheapest first: header shape; key shape and CRC32 (no I/O); per-IP
+//! failure throttle; SHA-256 and the in-memory cache (storage only on a miss); revoked and
+//! expired; IP and origin restrictions; the key's rate limits. Then the handler's scope check
+//! (403) and the plan's paid-scope check (402).
+
+pub mod cache;
+pub mod ratelimit;
+pub mod usage;
+
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use crier_core::keys::check_format;
+use crier_core::{ErrorCode, KeyDigest, KeyMode, Plan, Scope, ScopeSet, SecretKey};
+use crier_store::Store;
+use ipnet::IpNet;
+
+use self::cache::{KeyCache, KeyRecord, Lookup};
+use self::ratelimit::{Decision, Gcra, RateLimiter, Window, ceil_div_1000};
+use self::usage::UsageRecorder;
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Who is calling: the verified key, its workspace and plan.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub key: Arc<KeyRecord>,
+}
+
+impl Principal {
+    pub fn workspace_id(&self) -> &crier_core::ids::WorkspaceId {
+        &self.key.row.workspace_id
+    }
+
+    pub fn key_id(&self) -> &crier_core::ids::KeyId {
+        &self.key.row.id
+    }
+
+    pub fn scopes(&self) -> ScopeSet {
+        self.key.row.scopes
+    }
+
+    pub fn mode(&self) -> KeyMode {
+        self.key.row.mode
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.key.plan
+    }
+
+    /// The access decision: the key must hold `scope` (403), and the plan must include it
+    /// when it is a paid scope (402).
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if !self.scopes().contains(scope) {
+            return Err(ApiError::new(
+                ErrorCode::ForbiddenScope,
+                format!("This key cannot {} (needs {scope}).", scope.action()),
+            ));
+        }
+        if !self.plan().includes(scope) {
+            return Err(ApiError::new(
+                ErrorCode::PaymentRequired,
+                format!(
+                    "To {} this workspace needs a paid plan (it is on `{}`).",
+                    scope.action(),
+                    self.plan().name
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The key as presented, kept for the idempotency layer (which derives its encryption key
+/// from it). Redacted in `Debug`.
+#[derive(Debug, Clone)]
+pub struct PresentedKey(pub SecretKey);
+
+/// A scope a route needs; `None` means any valid key.
+pub trait RequiredScope: Send + Sync + 'static {
+    const SCOPE: Option<Scope>;
+}
+
+/// The extractor a handler names to get the principal and declare its scope in one place.
+pub struct Auth<S: RequiredScope>(pub Principal, pub PhantomData<S>);
+
+impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Auth<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("No API key provided."))?;
+        if let Some(scope) = S::SCOPE {
+            principal.require(scope)?;
+        }
+        Ok(Auth(principal, PhantomData))
+    }
+}
+
+/// Marker types, one per scope, for [`Auth`].
+pub mod need {
+    use super::{RequiredScope, Scope};
+
+    macro_rules! markers {
+        ($($name:ident => $scope:ident),* $(,)?) => {$(
+            pub struct $name;
+            impl RequiredScope for $name {
+                const SCOPE: Option<Scope> = Some(Scope::$scope);
+            }
+        )*};
+    }
+
+    markers! {
+        KeysRead => KeysRead,
+        KeysWrite => KeysWrite,
+        WorkspaceWrite => WorkspaceWrite,
+    }
+
+    /// Any valid key, whatever its scopes.
+    pub struct AnyKey;
+    impl RequiredScope for AnyKey {
+        const SCOPE: Option<Scope> = None;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub trusted_proxies: Vec<IpNet>,
+    /// Failed authentications a client address may make per minute before it is throttled.
+    pub failures_per_minute: u32,
+    pub cache_ttl: Duration,
+    pub unknown_key_ttl: Duration,
+}
+
+/// The verified outcome of one request's credentials.
+pub struct Verified {
+    pub principal: Principal,
+    pub decision: Decision,
+}
+
+/// Everything authentication needs, shared by all requests.
+pub struct Authenticator {
+    pub config: AuthConfig,
+    pub cache: KeyCache,
+    pub limiter: RateLimiter,
+    failures: Gcra,
+    pub usage: UsageRecorder,
+}
+
+fn failure_windows(per_minute: u32) -> [Window; 2] {
+    [
+        Window {
+            name: "minute",
+            limit: per_minute,
+            seconds: 60,
+        },
+        Window {
+            name: "day",
+            limit: u32::MAX,
+            seconds: 86_400,
+        },
+    ]
+}
+
+fn ip_key(ip: Option<IpAddr>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ip.hash(&mut h);
+    h.finish()
+}
+
+/// Why an authentication failed, as counted in the metrics.
+fn refuse(reason: &'static str) -> (ApiError, &'static str) {
+    let message = match reason {
+        "missing" => {
+            "No API key provided. Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`."
+        }
+        "revoked" => "This API key has been revoked.",
+        "expired" => "This API key has expired.",
+        _ => "Invalid API key.",
+    };
+    (ApiError::unauthorized(message), reason)
+}
+
+impl Authenticator {
+    pub fn new(config: AuthConfig) -> Self {
+        Self {
+            cache: KeyCache::new(config.cache_ttl, config.unknown_key_ttl),
+            limiter: RateLimiter::local(),
+            failures: Gcra::default(),
+            usage: UsageRecorder::default(),
+            config,
+        }
+    }
+
+    /// Verifies a presented key for a request from `ip` with `origin`, and takes one request
+    /// from its rate limits. On failure returns the error and, for 401s, the reason.
+    pub async fn verify(
+        &self,
+        store: &Store,
+        plans: &(dyn Fn(&str) -> Option<Arc<Plan>> + Sync),
+        presented: &str,
+        ip: Option<IpAddr>,
+        origin: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Verified, (ApiError, Option<&'static str>)> {
+        let now_us = now_ms * 1000;
+        let windows = failure_windows(self.config.failures_per_minute);
+        let throttled = self.failures.would_refuse(ip_key(ip), windows, now_us);
+        if check_format(presented).is_err() {
+            return Err(self.failed(ip, now_us, refuse("malformed")));
+        }
+        let digest = KeyDigest::of(presented);
+        let record = match self.cache.get(&digest) {
+            Lookup::Found(r) => r,
+            _ if throttled => {
+                return Err((
+                    ApiError::new(
+                        ErrorCode::RateLimited,
+                        "Too many failed authentications from this address; slow down.",
+                    )
+                    .with_header(header::RETRY_AFTER, HeaderValue::from_static("60")),
+                    Some("throttled"),
+                ));
+            }
+            Lookup::Unknown => return Err(self.failed(ip, now_us, refuse("unknown"))),
+            Lookup::Miss => {
+                let epoch = self.cache.epoch();
+                let found = store
+                    .key_by_digest(&digest)
+                    .await
+                    .map_err(|e| (ApiError::from(e), None))?;
+                let record = found.and_then(|k| {
+                    let plan = plans(&k.plan)?;
+                    Some(Arc::new(KeyRecord::new(k.key, plan)))
+                });
+                self.cache.fill(epoch, digest, record.clone());
+                match record {
+                    Some(r) => r,
+                    None => return Err(self.failed(ip, now_us, refuse("unknown"))),
+                }
+            }
+        };
+        let row = &record.row;
+        if row.revoked_at.is_some() {
+            return Err(self.failed(ip, now_us, refuse("revoked")));
+        }
+        if row.expires_at.is_some_and(|t| t <= now_ms) {
+            return Err(self.failed(ip, now_us, refuse("expired")));
+        }
+        if !record.ip_allowed(ip) {
+            let shown = ip
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            return Err((
+                ApiError::new(
+                    ErrorCode::IpNotAllowed,
+                    format!("This key may not be used from {shown}."),
+                ),
+                None,
+            ));
+        }
+        if !crier_core::net::origin_allowed(&record.origin_rules, origin) {
+            return Err((
+                ApiError::new(
+                    ErrorCode::OriginNotAllowed,
+                    "This key may not be used from this origin.",
+                ),
+                None,
+            ));
+        }
+        let (per_minute, per_day) = record.limits();
+        let limiter_key = u64::from_le_bytes(digest.0[..8].try_into().expect("8 bytes"));
+        let decision = self
+            .limiter
+            .check(limiter_key, per_minute, per_day, now_ms)
+            .await;
+        if decision.allowed {
+            self.usage.record(&row.id, &row.workspace_id, now_ms);
+        }
+        Ok(Verified {
+            principal: Principal { key: record },
+            decision,
+        })
+    }
+
+    fn failed(
+        &self,
+        ip: Option<IpAddr>,
+        now_us: i64,
+        (err, reason): (ApiError, &'static str),
+    ) -> (ApiError, Option<&'static str>) {
+        let windows = failure_windows(self.config.failures_per_minute);
+        self.failures.check(ip_key(ip), windows, now_us);
+        (err, Some(reason))
+    }
+}
+
+/// The key a request presents: `Authorization: Bearer`, or `X-API-Key`; both must agree.
+fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let bearer = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().unwrap_or("");
+            match v.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    Some(token.trim())
+                }
+                _ => {
+                    return Err(ApiError::unauthorized(
+                        "Unsupported Authorization header. Send `Authorization: Bearer <key>`.",
+                    ));
+                }
+            }
+        }
+    };
+    let header_key = headers
+        .get("x-api-key")
+        .map(|v| v.to_str().unwrap_or("").trim());
+    match (bearer, header_key) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::invalid(
+            "X-API-Key",
+            "`Authorization` and `X-API-Key` carry different keys; send one.",
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+/// The client's address: the socket peer, or past trusted proxies in `X-Forwarded-For`.
+pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(crier_core::net::client_ip(peer, forwarded, trusted))
+}
+
+/// The auth layer of every `/v1` route that needs a key.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let auth = state.auth();
+    let key = match presented_key(req.headers()) {
+        Ok(Some(k)) => k.to_owned(),
+        Ok(None) => {
+            state.metrics().auth_failure("missing");
+            return refuse("missing").0.into_response();
+        }
+        Err(e) => {
+            state.metrics().auth_failure("malformed");
+            return e.into_response();
+        }
+    };
+    let ip = client_ip(&req, &auth.config.trusted_proxies);
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
+    let now_ms = state.clock().now_ms();
+    let plans = |name: &str| state.plan(name);
+    let verified = auth
+        .verify(state.store(), &plans, &key, ip, origin.as_deref(), now_ms)
+        .await;
+    let Verified {
+        principal,
+        decision,
+    } = match verified {
+        Ok(v) => v,
+        Err((err, reason)) => {
+            if let Some(reason) = reason {
+                state.metrics().auth_failure(reason);
+            }
+            return err.into_response();
+        }
+    };
+    let headers = rate_limit_headers(&decision, now_ms);
+    if !decision.allowed {
+        state
+            .metrics()
+            .rate_limited(decision.refused_by.unwrap_or("minute"));
+        let retry = ceil_div_1000(decision.retry_after_ms).max(1);
+        let mut err = ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "This key made too many requests (its per-{} limit). Retry after {retry} s.",
+                decision.refused_by.unwrap_or("minute")
+            ),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from(retry));
+        err.headers.extend(headers);
+        return err.into_response();
+    }
+    if let Ok(secret) = SecretKey::parse(&key) {
+        req.extensions_mut().insert(PresentedKey(secret));
+    }
+    req.extensions_mut().insert(principal);
+    let mut resp = next.run(req).await;
+    resp.headers_mut().extend(headers);
+    resp
+}
+
+/// `X-RateLimit-*` for the window closest to running out, and the IETF draft's
+/// `RateLimit-Policy` and `RateLimit` for both windows.
+pub fn rate_limit_headers(d: &Decision, now_ms: i64) -> Vec<(HeaderName, HeaderValue)> {
+    let t = d.tightest();
+    let reset_unix = ceil_div_1000(now_ms + t.reset_ms);
+    let policy = d
+        .windows
+        .iter()
+        .map(|w| {
+            format!(
+                "\"{}\";q={};w={}",
+                w.window.name, w.window.limit, w.window.seconds
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let current = d
+        .windows
+        .iter()
+        .map(|w| {
+            format!(
+                "\"{}\";r={};t={}",
+                w.window.name,
+                w.remaining,
+                ceil_div_1000(w.reset_ms)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let value = |s: String| HeaderValue::from_str(&s).expect("ASCII header value");
+    vec![
+        (
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(t.window.limit),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(t.remaining),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderValue::from(reset_unix),
+        ),
+        (HeaderName::from_static("ratelimit-policy"), value(policy)),
+        (HeaderName::from_static("ratelimit"), value(current)),
+    ]
+}

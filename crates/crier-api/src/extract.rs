@@ -1,0 +1,321 @@
+//! Extractors that refuse bad input with the envelope: JSON bodies (size, media type, syntax,
+//! types, unknown fields, with `param` naming the field) and pagination.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use crier_core::ErrorCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+
+/// The contract's limit on JSON request bodies.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        "The request body is larger than 1 MiB.",
+    )
+}
+
+/// Reads a whole body up to [`MAX_BODY_BYTES`]; a declared or actual excess is a 413.
+pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(payload_too_large());
+    }
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| payload_too_large())
+}
+
+/// A JSON body. An empty body reads as `{}`, so endpoints whose fields are all optional accept
+/// a bare POST, and endpoints with required fields name the missing one.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_body(req).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return parse_json(b"{}").map(ApiJson);
+        }
+        let is_json = content_type.as_deref().is_some_and(|ct| {
+            let essence = ct.split(';').next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || (essence.len() > 5 && essence.to_ascii_lowercase().ends_with("+json"))
+        });
+        if !is_json {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "Send the request body as JSON with `Content-Type: application/json`.",
+            ));
+        }
+        parse_json(&body).map(ApiJson)
+    }
+}
+
+/// Parses JSON, naming the field at fault in `param`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("The request body is not valid JSON: {message}."),
+            );
+        }
+        // serde reports an unknown or missing field at the object that holds it.
+        let field = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next());
+        let param = match (path.as_str(), field) {
+            (".", Some(f)) => f.to_owned(),
+            (p, Some(f)) => format!("{p}.{f}"),
+            (p, None) => p.to_owned(),
+        };
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        if param.is_empty() || param == "." {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("Invalid request body: {message}."),
+            )
+        } else {
+            ApiError::invalid(
+                param.clone(),
+                format!("Invalid value for `{param}`: {message}."),
+            )
+        }
+    })
+}
+
+/// `limit` (default 20, at most 50) and `offset` (default 0) from the query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Pagination {
+    /// How many items to return, 1 to 50 (default 20).
+    pub limit: u32,
+    /// How many items to skip (default 0).
+    pub offset: u32,
+}
+
+pub const MAX_LIMIT: u32 = 50;
+pub const MAX_OFFSET: u32 = 1_000_000;
+
+impl Pagination {
+    pub fn from_query(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut page = Pagination {
+            limit: 20,
+            offset: 0,
+        };
+        for (name, value) in query_pairs(query) {
+            match name.as_str() {
+                "limit" => {
+                    page.limit = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_LIMIT).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                "limit",
+                                "`limit` must be a whole number from 1 to 50.",
+                            )
+                        })?
+                }
+                "offset" => {
+                    page.offset =
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|n| *n <= MAX_OFFSET)
+                            .ok_or_else(|| {
+                                ApiError::invalid(
+                                    "offset",
+                                    "`offset` must be a whole number from 0 to 1000000.",
+                                )
+                            })?
+                }
+                _ => {}
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// Decoded `name=value` pairs of a query string.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(n), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi * 16 + lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Pagination {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Pagination::from_query(parts.uri.query())
+    }
+}
+
+/// A list in the contract's shape: `{"data":[…],"has_more":bool}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+/// A created object: `201` with the object as the body.
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, axum::Json(self.0)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        limits: Limits,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Limits {
+        per_minute: u32,
+    }
+
+    fn param_of(json: &str) -> Option<String> {
+        parse_json::<Body>(json.as_bytes()).unwrap_err().param
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        assert_eq!(
+            param_of(r#"{"name":1,"limits":{"per_minute":1}}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            param_of(r#"{"name":"a","limits":{"per_minute":"x"}}"#).as_deref(),
+            Some("limits.per_minute")
+        );
+        assert_eq!(
+            param_of(r#"{"name":"a","limits":{"per_minute":-1}}"#).as_deref(),
+            Some("limits.per_minute")
+        );
+        assert_eq!(
+            param_of(r#"{"limits":{"per_minute":1}}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            param_of(r#"{"name":"a","limits":{"per_minute":1},"x":2}"#).as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            param_of(r#"{"name":"a","limits":{}}"#).as_deref(),
+            Some("limits.per_minute")
+        );
+        assert_eq!(param_of(r#"{"name":"#), None);
+        assert_eq!(param_of("[1,2]"), None);
+    }
+
+    #[test]
+    fn pagination_bounds() {
+        assert_eq!(
+            Pagination::from_query(None).unwrap(),
+            Pagination {
+                limit: 20,
+                offset: 0
+            }
+        );
+        assert_eq!(
+            Pagination::from_query(Some("limit=50&offset=3")).unwrap(),
+            Pagination {
+                limit: 50,
+                offset: 3
+            }
+        );
+        for bad in [
+            "limit=51",
+            "limit=0",
+            "limit=abc",
+            "offset=-1",
+            "limit=",
+            "offset=1e3",
+        ] {
+            let err = Pagination::from_query(Some(bad)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidRequest, "{bad}");
+            assert!(err.param.is_some());
+        }
+    }
+
+    #[test]
+    fn query_decoding() {
+        assert_eq!(
+            query_pairs(Some("a=b%20c&d+e=%zz&f")),
+            vec![
+                ("a".into(), "b c".into()),
+                ("d e".into(), "%zz".into()),
+                ("f".into(), "".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! `Idempotency-Key` on every POST: the first response for a key (per API key) is stored for 24
+//! hours; a retry with the same key and request gets it back with `Idempotent-Replayed: true`;
+//! the same key with another request gets `409 idempotency_conflict`, as does a retry while the
+//! first is still running.
+//!
+//! What is stored: responses of requests that ran (2xx and 4xx other than 401, 402, 403 and
+//! 429, which are refusals before anything ran, so a retry after fixing them runs afresh). A
+//! 5xx releases the key. Stored responses are encrypted with ChaCha20-Poly1305 under a key
+//! derived from the API key that made the request and the idempotency key: only a request that
+//! presents the same secret can read them, so a response that carries a secret (a new API key)
+//! is never at rest in the clear, and a database dump reveals none.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use crier_core::ErrorCode;
+use crier_store::IdempotencyBegin;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::auth::{PresentedKey, Principal};
+use crate::error::ApiError;
+use crate::extract::read_body;
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED: &str = "idempotent-replayed";
+const TTL_MS: i64 = 24 * 3600 * 1000;
+/// A running request holds its key this long; past it (its server died) a retry takes over.
+const LOCK_MS: i64 = 60 * 1000;
+/// Stored responses larger than this are not kept (lists are not POSTed; this is a guard).
+const MAX_STORED: usize = 1024 * 1024;
+
+fn conflict(message: &'static str) -> ApiError {
+    ApiError::new(ErrorCode::IdempotencyConflict, message)
+}
+
+fn validate(value: &HeaderValue) -> Result<String, ApiError> {
+    let s = value.to_str().unwrap_or("");
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "`Idempotency-Key` must be 1 to 255 printable ASCII characters.",
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn cipher(secret: &PresentedKey, idem_key: &str) -> ChaCha20Poly1305 {
+    let mut h = Sha256::new();
+    h.update(b"crier idempotency v1\0");
+    h.update(secret.0.expose().as_bytes());
+    h.update(b"\0");
+    h.update(idem_key.as_bytes());
+    let key: [u8; 32] = h.finalize().into();
+    ChaCha20Poly1305::new(&Key::from(key))
+}
+
+fn seal(cipher: &ChaCha20Poly1305, aad: &[u8], body: &[u8]) -> Option<String> {
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).ok()?;
+    let ct = cipher
+        .encrypt(&Nonce::from(nonce), Payload { msg: body, aad })
+        .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Some(STANDARD.encode(out))
+}
+
+fn open(cipher: &ChaCha20Poly1305, aad: &[u8], stored: &str) -> Option<Vec<u8>> {
+    let raw = STANDARD.decode(stored).ok()?;
+    if raw.len() < 12 {
+        return None;
+    }
+    let (nonce, ct) = raw.split_at(12);
+    let nonce: [u8; 12] = nonce.try_into().ok()?;
+    cipher
+        .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
+        .ok()
+}
+
+fn storable(status: StatusCode) -> bool {
+    (status.is_success() || status.is_client_error())
+        && !matches!(status.as_u16(), 401 | 402 | 403 | 429)
+}
+
+pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    let Some(value) = req.headers().get(HEADER) else {
+        return next.run(req).await;
+    };
+    let idem_key = match validate(value) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let (Some(principal), Some(secret)) = (
+        req.extensions().get::<Principal>().cloned(),
+        req.extensions().get::<PresentedKey>().cloned(),
+    ) else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(Request::from_parts(parts.clone(), body)).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let fingerprint = {
+        let mut h = Sha256::new();
+        h.update(parts.method.as_str().as_bytes());
+        h.update(b" ");
+        h.update(
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("")
+                .as_bytes(),
+        );
+        h.update(b"\n");
+        h.update(&bytes);
+        hex::encode(h.finalize())
+    };
+    let key_id = principal.key_id().clone();
+    let aad = format!("{key_id}\0{idem_key}");
+    let cipher = cipher(&secret, &idem_key);
+    let now = state.clock().now_ms();
+    let begin = state
+        .store()
+        .idempotency_begin(
+            &key_id,
+            &idem_key,
+            &fingerprint,
+            now,
+            now + LOCK_MS,
+            now + TTL_MS,
+        )
+        .await;
+    match begin {
+        Err(e) => return ApiError::from(e).into_response(),
+        Ok(IdempotencyBegin::Mismatch) => {
+            return conflict(
+                "This Idempotency-Key was already used with a different request; use a new key.",
+            )
+            .into_response();
+        }
+        Ok(IdempotencyBegin::InProgress) => {
+            return conflict(
+                "A request with this Idempotency-Key is still running; retry when it has finished.",
+            )
+            .into_response();
+        }
+        Ok(IdempotencyBegin::Done { status, response }) => {
+            let Some(body) = open(&cipher, aad.as_bytes(), &response) else {
+                return ApiError::internal("stored idempotent response does not decrypt")
+                    .into_response();
+            };
+            let mut resp = Response::new(Body::from(body));
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut()
+                .insert(REPLAYED, HeaderValue::from_static("true"));
+            return resp;
+        }
+        Ok(IdempotencyBegin::Started) => {}
+    }
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let status = resp.status();
+    if !storable(status) {
+        if let Err(e) = state.store().idempotency_release(&key_id, &idem_key).await {
+            tracing::warn!(error = %e, "could not release an idempotency key");
+        }
+        return resp;
+    }
+    let (resp_parts, resp_body) = resp.into_parts();
+    let body = match axum::body::to_bytes(resp_body, MAX_STORED).await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = state.store().idempotency_release(&key_id, &idem_key).await;
+            return ApiError::internal(format!("response body: {e}")).into_response();
+        }
+    };
+    let stored = match seal(&cipher, aad.as_bytes(), &body) {
+        Some(s) => state
+            .store()
+            .idempotency_finish(&key_id, &idem_key, status.as_u16(), &s)
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err("encryption failed".to_owned()),
+    };
+    if let Err(e) = stored {
+        // The request ran; its result could not be kept. Release the key so a retry is not
+        // stuck behind a lock, and say so in the logs.
+        tracing::error!(error = %e, "could not store an idempotent response");
+        let _ = state.store().idempotency_release(&key_id, &idem_key).await;
+    }
+    Response::from_parts(resp_parts, Body::from(body))
+}

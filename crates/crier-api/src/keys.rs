@@ -1,0 +1,442 @@
+//! The rules of API keys, shared by the HTTP API and `crier admin`: validation, defaults, and
+//! the no-escalation rule.
+//!
+//! No escalation: a key acting through `keys:write` can only create, change, rotate or revoke
+//! keys that are no wider than itself, in every dimension (scopes, rate limits, expiry, IP and
+//! origin restrictions, mode). A new key's omitted restrictions default to the creator's, so
+//! the narrowest sensible key is the one you get without asking.
+
+use crier_core::ids::{KeyId, WorkspaceId};
+use crier_core::net::{self, OriginRule};
+use crier_core::plans::{DEFAULT_PER_DAY, DEFAULT_PER_MINUTE};
+use crier_core::scopes::ScopeSet;
+use crier_core::{ErrorCode, KeyMode, Plan, SecretKey, clock::from_ms};
+use crier_store::KeyRow;
+use ipnet::IpNet;
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::cache::KeyRecord;
+use crate::error::ApiError;
+
+pub const MAX_NAME: usize = 100;
+pub const MAX_DESCRIPTION: usize = 500;
+pub const MAX_SCOPES: usize = 64;
+pub const MAX_RESTRICTIONS: usize = 100;
+/// The longest overlap a rotation may give the old key.
+pub const MAX_OVERLAP_SECONDS: u32 = 7 * 24 * 3600;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitInput {
+    /// Requests per minute, up to the plan's ceiling (default 60).
+    pub per_minute: Option<u32>,
+    /// Requests per day, up to the plan's ceiling (default 10,000).
+    pub per_day: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// A name to recognise the key by (default "API key").
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Scopes or aliases; stored as what they expand to. At least one.
+    #[schema(example = json!(["posts:read", "posts:write"]))]
+    pub scopes: Vec<String>,
+    /// `live` or `test`; defaults to the creating key's mode.
+    #[schema(value_type = Option<String>, example = "live")]
+    pub mode: Option<KeyMode>,
+    pub rate_limit: Option<RateLimitInput>,
+    /// IPv4/IPv6 addresses or CIDR blocks; defaults to the creating key's.
+    pub allowed_ips: Option<Vec<String>>,
+    /// Browser origins such as `https://app.example.com` or `https://*.example.com`.
+    pub allowed_origins: Option<Vec<String>>,
+    /// When the key stops working; must be in the future.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub rate_limit: Option<RateLimitInput>,
+    pub allowed_ips: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
+    /// A new expiry, or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<Timestamp>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// How long the old key keeps working, 0 (default) to 604800 (7 days).
+    pub overlap_seconds: Option<u32>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateLimitObject {
+    pub per_minute: u32,
+    pub per_day: u32,
+}
+
+/// An API key as the API shows it. Only create and rotate responses carry `key`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyObject {
+    #[schema(example = "key_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "api_key")]
+    pub object: &'static str,
+    pub name: String,
+    pub description: String,
+    #[schema(example = "sk_live_4fQz")]
+    pub prefix: String,
+    #[schema(example = "live")]
+    pub mode: &'static str,
+    pub livemode: bool,
+    pub scopes: Vec<&'static str>,
+    pub rate_limit: RateLimitObject,
+    pub allowed_ips: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Timestamp>,
+    /// The key that replaced this one by rotation.
+    pub replaced_by: Option<String>,
+    /// The secret: shown once, in the create and rotate responses only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl KeyObject {
+    pub fn from_row(row: &KeyRow, secret: Option<&SecretKey>) -> Self {
+        Self {
+            id: row.id.to_string(),
+            object: "api_key",
+            name: row.name.clone(),
+            description: row.description.clone(),
+            prefix: row.prefix.clone(),
+            mode: row.mode.as_str(),
+            livemode: row.mode == KeyMode::Live,
+            scopes: row.scopes.names(),
+            rate_limit: RateLimitObject {
+                per_minute: row.per_minute,
+                per_day: row.per_day,
+            },
+            allowed_ips: row.allowed_ips.clone(),
+            allowed_origins: row.allowed_origins.clone(),
+            expires_at: row.expires_at.map(from_ms),
+            last_used_at: row.last_used_at.map(from_ms),
+            created_at: from_ms(row.created_at),
+            revoked_at: row.revoked_at.map(from_ms),
+            replaced_by: row.replaced_by.as_ref().map(ToString::to_string),
+            key: secret.map(|s| s.expose().to_owned()),
+        }
+    }
+}
+
+fn escalation(message: String) -> ApiError {
+    ApiError::new(ErrorCode::ForbiddenScope, message)
+}
+
+fn text(param: &str, value: &str, max: usize, required: bool) -> Result<String, ApiError> {
+    let v = value.trim();
+    if required && v.is_empty() {
+        return Err(ApiError::invalid(
+            param,
+            format!("`{param}` must not be empty."),
+        ));
+    }
+    if v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            param,
+            format!("`{param}` must be at most {max} characters, without control characters."),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+fn scopes(list: &[String]) -> Result<ScopeSet, ApiError> {
+    if list.is_empty() || list.len() > MAX_SCOPES {
+        return Err(ApiError::invalid(
+            "scopes",
+            format!("`scopes` must list 1 to {MAX_SCOPES} scopes."),
+        ));
+    }
+    ScopeSet::parse_list(list.iter().map(String::as_str))
+        .map_err(|bad| ApiError::invalid("scopes", format!("Unknown scope `{bad}`.")))
+}
+
+fn ip_rules(list: &[String]) -> Result<Vec<IpNet>, ApiError> {
+    if list.len() > MAX_RESTRICTIONS {
+        return Err(ApiError::invalid(
+            "allowed_ips",
+            format!("`allowed_ips` may hold at most {MAX_RESTRICTIONS} entries."),
+        ));
+    }
+    list.iter()
+        .map(|s| {
+            net::parse_ip_rule(s).ok_or_else(|| {
+                ApiError::invalid(
+                    "allowed_ips",
+                    format!("`{s}` is not an IPv4/IPv6 address or CIDR block."),
+                )
+            })
+        })
+        .collect()
+}
+
+fn origin_rules(list: &[String]) -> Result<Vec<OriginRule>, ApiError> {
+    if list.len() > MAX_RESTRICTIONS {
+        return Err(ApiError::invalid(
+            "allowed_origins",
+            format!("`allowed_origins` may hold at most {MAX_RESTRICTIONS} entries."),
+        ));
+    }
+    list.iter()
+        .map(|s| {
+            OriginRule::parse(s).ok_or_else(|| {
+                ApiError::invalid(
+                    "allowed_origins",
+                    format!(
+                        "`{s}` is not an origin such as `https://app.example.com` or \
+                         `https://*.example.com`."
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn limit(param: &str, value: u32, ceiling: u32, plan: &Plan) -> Result<u32, ApiError> {
+    if value == 0 || value > ceiling {
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "`{param}` must be from 1 to {ceiling} on the `{}` plan.",
+                plan.name
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+fn future(expires_at: Timestamp, now: i64) -> Result<i64, ApiError> {
+    let ms = expires_at.as_millisecond();
+    if ms <= now {
+        return Err(ApiError::invalid(
+            "expires_at",
+            "`expires_at` must be in the future.",
+        ));
+    }
+    Ok(ms)
+}
+
+/// Checks that `child` is no wider than the acting key in any dimension.
+pub fn ensure_within(actor: &KeyRecord, child: &KeyRow, verb: &str) -> Result<(), ApiError> {
+    let a = &actor.row;
+    let extra = child.scopes.difference(a.scopes);
+    if !extra.is_empty() {
+        return Err(escalation(format!(
+            "This key cannot {verb} a key with scopes it does not hold itself: {}.",
+            extra.names().join(", ")
+        )));
+    }
+    let (per_minute, per_day) = actor.limits();
+    if child.per_minute > per_minute || child.per_day > per_day {
+        return Err(escalation(format!(
+            "This key cannot {verb} a key with higher rate limits than its own \
+             ({per_minute}/min, {per_day}/day)."
+        )));
+    }
+    if let Some(limit) = a.expires_at
+        && child.expires_at.is_none_or(|t| t > limit)
+    {
+        return Err(escalation(format!(
+            "This key cannot {verb} a key that outlives it (it expires at {}).",
+            from_ms(limit)
+        )));
+    }
+    let child_ips: Vec<IpNet> = child
+        .allowed_ips
+        .iter()
+        .filter_map(|s| net::parse_ip_rule(s))
+        .collect();
+    if !net::ip_rules_within(&child_ips, &actor.ip_rules) {
+        return Err(escalation(format!(
+            "This key cannot {verb} a key usable from addresses it may not use itself."
+        )));
+    }
+    let child_origins: Vec<OriginRule> = child
+        .allowed_origins
+        .iter()
+        .filter_map(|s| OriginRule::parse(s))
+        .collect();
+    if !net::origin_rules_within(&child_origins, &actor.origin_rules) {
+        return Err(escalation(format!(
+            "This key cannot {verb} a key usable from origins it may not use itself."
+        )));
+    }
+    if a.mode == KeyMode::Test && child.mode == KeyMode::Live {
+        return Err(escalation(format!(
+            "A test-mode key cannot {verb} a live-mode key."
+        )));
+    }
+    Ok(())
+}
+
+/// Builds a new key from a create request. `creator` is the acting key (None for the
+/// operator's CLI), whose restrictions are the defaults and the bounds.
+pub fn new_key(
+    ws: &WorkspaceId,
+    req: CreateKey,
+    plan: &Plan,
+    creator: Option<&KeyRecord>,
+    now: i64,
+) -> Result<(KeyRow, SecretKey), ApiError> {
+    let c = creator.map(|c| &c.row);
+    let name = text(
+        "name",
+        req.name.as_deref().unwrap_or("API key"),
+        MAX_NAME,
+        true,
+    )?;
+    let description = text(
+        "description",
+        req.description.as_deref().unwrap_or(""),
+        MAX_DESCRIPTION,
+        false,
+    )?;
+    let scopes = scopes(&req.scopes)?;
+    let mode = req.mode.or(c.map(|c| c.mode)).unwrap_or(KeyMode::Live);
+    let rl = req.rate_limit.unwrap_or_default();
+    let (cap_minute, cap_day) = creator
+        .map(|c| c.limits())
+        .unwrap_or((plan.per_minute, plan.per_day));
+    let per_minute = limit(
+        "rate_limit.per_minute",
+        rl.per_minute
+            .unwrap_or(DEFAULT_PER_MINUTE.min(cap_minute).min(plan.per_minute)),
+        plan.per_minute,
+        plan,
+    )?;
+    let per_day = limit(
+        "rate_limit.per_day",
+        rl.per_day
+            .unwrap_or(DEFAULT_PER_DAY.min(cap_day).min(plan.per_day)),
+        plan.per_day,
+        plan,
+    )?;
+    let allowed_ips = match req.allowed_ips {
+        Some(list) => ip_rules(&list)?.iter().map(ToString::to_string).collect(),
+        None => c.map(|c| c.allowed_ips.clone()).unwrap_or_default(),
+    };
+    let allowed_origins = match req.allowed_origins {
+        Some(list) => origin_rules(&list)?
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        None => c.map(|c| c.allowed_origins.clone()).unwrap_or_default(),
+    };
+    let expires_at = match req.expires_at {
+        Some(t) => Some(future(t, now)?),
+        None => c.and_then(|c| c.expires_at),
+    };
+    let secret = SecretKey::generate(mode);
+    let row = KeyRow {
+        id: KeyId::generate(),
+        workspace_id: ws.clone(),
+        name,
+        description,
+        prefix: secret.display_prefix().to_owned(),
+        digest: secret.digest(),
+        mode,
+        scopes,
+        per_minute,
+        per_day,
+        allowed_ips,
+        allowed_origins,
+        expires_at,
+        last_used_at: None,
+        request_count: 0,
+        created_at: now,
+        updated_at: now,
+        revoked_at: None,
+        replaced_by: None,
+        created_by: c.map(|c| c.id.clone()),
+    };
+    if let Some(creator) = creator {
+        ensure_within(creator, &row, "create")?;
+    }
+    Ok((row, secret))
+}
+
+/// Applies an update to an existing key; returns the new row and the names of the fields
+/// that changed.
+pub fn updated_key(
+    existing: &KeyRow,
+    req: UpdateKey,
+    plan: &Plan,
+    actor: &KeyRecord,
+    now: i64,
+) -> Result<(KeyRow, Vec<&'static str>), ApiError> {
+    let mut row = existing.clone();
+    let mut changed = Vec::new();
+    if let Some(name) = req.name {
+        row.name = text("name", &name, MAX_NAME, true)?;
+        changed.push("name");
+    }
+    if let Some(d) = req.description {
+        row.description = text("description", &d, MAX_DESCRIPTION, false)?;
+        changed.push("description");
+    }
+    if let Some(list) = req.scopes {
+        row.scopes = scopes(&list)?;
+        changed.push("scopes");
+    }
+    if let Some(rl) = req.rate_limit {
+        if let Some(n) = rl.per_minute {
+            row.per_minute = limit("rate_limit.per_minute", n, plan.per_minute, plan)?;
+        }
+        if let Some(n) = rl.per_day {
+            row.per_day = limit("rate_limit.per_day", n, plan.per_day, plan)?;
+        }
+        changed.push("rate_limit");
+    }
+    if let Some(list) = req.allowed_ips {
+        row.allowed_ips = ip_rules(&list)?.iter().map(ToString::to_string).collect();
+        changed.push("allowed_ips");
+    }
+    if let Some(list) = req.allowed_origins {
+        row.allowed_origins = origin_rules(&list)?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        changed.push("allowed_origins");
+    }
+    if let Some(exp) = req.expires_at {
+        row.expires_at = exp.map(|t| future(t, now)).transpose()?;
+        changed.push("expires_at");
+    }
+    row.updated_at = now;
+    ensure_within(actor, &row, "set up")?;
+    Ok((row, changed))
+}

@@ -1,0 +1,122 @@
+//! Prometheus metrics, kept per application instance (no process-wide recorder), rendered in
+//! the text exposition format at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (method, route, status) -> count
+    requests: BTreeMap<(String, String, u16), u64>,
+    /// (method, route) -> latency
+    latency: BTreeMap<(String, String), Histogram>,
+    /// reason -> count
+    auth_failures: BTreeMap<&'static str, u64>,
+    /// window -> count
+    rate_limited: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Default)]
+pub struct Metrics(Mutex<Inner>);
+
+impl Metrics {
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let mut m = self.0.lock().expect("metrics lock");
+        *m.requests
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        let h = m
+            .latency
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            h.counts[i] += 1;
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    pub fn auth_failure(&self, reason: &'static str) {
+        *self
+            .0
+            .lock()
+            .expect("metrics lock")
+            .auth_failures
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    pub fn rate_limited(&self, window: &'static str) {
+        *self
+            .0
+            .lock()
+            .expect("metrics lock")
+            .rate_limited
+            .entry(window)
+            .or_default() += 1;
+    }
+
+    pub fn render(&self) -> String {
+        let m = self.0.lock().expect("metrics lock");
+        let mut out = String::new();
+        out.push_str("# HELP crier_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE crier_http_requests_total counter\n");
+        for ((method, route, status), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "crier_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP crier_http_request_duration_seconds Request latency.\n");
+        out.push_str("# TYPE crier_http_request_duration_seconds histogram\n");
+        for ((method, route), h) in &m.latency {
+            let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
+            let mut cumulative = 0;
+            for (bound, c) in BUCKETS.iter().zip(h.counts) {
+                cumulative += c;
+                let _ = writeln!(
+                    out,
+                    "crier_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "crier_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n\
+                 crier_http_request_duration_seconds_sum{{{labels}}} {}\n\
+                 crier_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count, h.sum, h.count
+            );
+        }
+        out.push_str("# HELP crier_auth_failures_total Refused authentications by reason.\n");
+        out.push_str("# TYPE crier_auth_failures_total counter\n");
+        for (reason, n) in &m.auth_failures {
+            let _ = writeln!(out, "crier_auth_failures_total{{reason=\"{reason}\"}} {n}");
+        }
+        out.push_str("# HELP crier_rate_limited_total Requests refused by a rate limit.\n");
+        out.push_str("# TYPE crier_rate_limited_total counter\n");
+        for (window, n) in &m.rate_limited {
+            let _ = writeln!(out, "crier_rate_limited_total{{window=\"{window}\"}} {n}");
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}

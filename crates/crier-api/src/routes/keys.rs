@@ -1,0 +1,249 @@
+//! `/v1/keys`: list, create, read, update, revoke and rotate the workspace's API keys.
+//!
+//! A test-mode key sees and manages only test-mode keys; a live key sees all of them. Another
+//! workspace's key, or one this key may not see, is `404 not_found`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use crier_core::KeyMode;
+use crier_core::ids::KeyId;
+use crier_store::{Actor, AuditEntry, KeyRow};
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::{Auth, Principal, need};
+use crate::error::{ApiError, ApiResult, current_request_id};
+use crate::extract::{ApiJson, Created, List, Pagination};
+use crate::keys::{self, CreateKey, KeyObject, MAX_OVERLAP_SECONDS, RotateKey, UpdateKey};
+
+fn audit(
+    p: &Principal,
+    action: &str,
+    target: &KeyId,
+    details: serde_json::Value,
+    now: i64,
+) -> AuditEntry {
+    AuditEntry::new(
+        p.workspace_id(),
+        Actor::Key(p.key_id().clone()),
+        action,
+        target.as_str(),
+        Some(&current_request_id()),
+        details,
+        now,
+    )
+}
+
+/// The key `id` if this principal may see it.
+async fn visible_key(state: &AppState, p: &Principal, id: &str) -> ApiResult<KeyRow> {
+    let not_found = || ApiError::not_found("API key", id);
+    let id = KeyId::parse(id).ok_or_else(not_found)?;
+    let key = state
+        .store()
+        .get_key(p.workspace_id(), &id)
+        .await?
+        .ok_or_else(not_found)?;
+    if p.mode() == KeyMode::Test && key.mode == KeyMode::Live {
+        return Err(not_found());
+    }
+    Ok(key)
+}
+
+fn plan_of(p: &Principal) -> &crier_core::Plan {
+    p.plan()
+}
+
+/// List the workspace's API keys, newest first (never their secrets).
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(Pagination),
+    security(("bearer" = ["keys:read"]), ("api_key" = ["keys:read"])),
+    responses(
+        (status = 200, description = "A page of keys", body = inline(List<KeyObject>)),
+        (status = "4XX", description = "Refused", body = crate::error::ErrorEnvelope),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::KeysRead>,
+    page: Pagination,
+) -> ApiResult<Json<List<KeyObject>>> {
+    let mode = (p.mode() == KeyMode::Test).then_some(KeyMode::Test);
+    let keys = state
+        .store()
+        .list_keys(p.workspace_id(), mode, page.limit, page.offset)
+        .await?;
+    Ok(Json(List {
+        data: keys
+            .items
+            .iter()
+            .map(|k| KeyObject::from_row(k, None))
+            .collect(),
+        has_more: keys.has_more,
+    }))
+}
+
+/// Create a key. The secret is in this response only.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
+    security(("bearer" = ["keys:write"]), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 201, description = "The new key, with its secret in `key`", body = KeyObject),
+        (status = "4XX", description = "Refused", body = crate::error::ErrorEnvelope),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::KeysWrite>,
+    ApiJson(req): ApiJson<CreateKey>,
+) -> ApiResult<Created<KeyObject>> {
+    let now = state.clock().now_ms();
+    let (row, secret) = keys::new_key(p.workspace_id(), req, plan_of(&p), Some(&p.key), now)?;
+    let details =
+        json!({"name": row.name, "scopes": row.scopes.names(), "mode": row.mode.as_str()});
+    state
+        .store()
+        .insert_key(&row, &audit(&p, "key.created", &row.id, details, now))
+        .await?;
+    Ok(Created(KeyObject::from_row(&row, Some(&secret))))
+}
+
+/// Read one key.
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = ["keys:read"]), ("api_key" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The key", body = KeyObject),
+        (status = "4XX", description = "Refused", body = crate::error::ErrorEnvelope),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::KeysRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyObject>> {
+    let key = visible_key(&state, &p, &id).await?;
+    Ok(Json(KeyObject::from_row(&key, None)))
+}
+
+/// Update a key's name, description, scopes, limits, restrictions or expiry. Takes effect on
+/// the next request, on every node.
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", request_body = UpdateKey,
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = ["keys:write"]), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 200, description = "The updated key", body = KeyObject),
+        (status = "4XX", description = "Refused", body = crate::error::ErrorEnvelope),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::KeysWrite>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateKey>,
+) -> ApiResult<Json<KeyObject>> {
+    let existing = visible_key(&state, &p, &id).await?;
+    if existing.revoked_at.is_some() {
+        return Err(ApiError::conflict(
+            "This key is revoked and can no longer change.",
+        ));
+    }
+    keys::ensure_within(&p.key, &existing, "change")?;
+    let now = state.clock().now_ms();
+    let (row, changed) = keys::updated_key(&existing, req, plan_of(&p), &p.key, now)?;
+    let stored = state
+        .store()
+        .update_key(
+            &row,
+            &audit(&p, "key.updated", &row.id, json!({"changed": changed}), now),
+        )
+        .await?
+        .ok_or_else(|| ApiError::conflict("This key is revoked and can no longer change."))?;
+    state.auth().cache.invalidate(&stored.digest);
+    Ok(Json(KeyObject::from_row(&stored, None)))
+}
+
+/// Revoke a key at once, on every node. Revoking a revoked key returns it unchanged.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = ["keys:write"]), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 200, description = "The revoked key", body = KeyObject),
+        (status = "4XX", description = "Refused", body = crate::error::ErrorEnvelope),
+    ))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::KeysWrite>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyObject>> {
+    let existing = visible_key(&state, &p, &id).await?;
+    if existing.id != *p.key_id() {
+        keys::ensure_within(&p.key, &existing, "revoke")?;
+    }
+    let now = state.clock().now_ms();
+    let stored = state
+        .store()
+        .revoke_key(
+            p.workspace_id(),
+            &existing.id,
+            now,
+            &audit(&p, "key.revoked", &existing.id, json!({}), now),
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key", &id))?;
+    state.auth().cache.invalidate(&stored.digest);
+    Ok(Json(KeyObject::from_row(&stored, None)))
+}
+
+/// Rotate a key: a new key (new id and secret, same name, scopes, limits, restrictions and
+/// expiry) replaces it; the old one keeps working for `overlap_seconds` (default 0).
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", request_body = RotateKey,
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = ["keys:write"]), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 201, description = "The new key, with its secret in `key`", body = KeyObject),
+        (status = "4XX", description = "Refused", body = crate::error::ErrorEnvelope),
+    ))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::KeysWrite>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RotateKey>,
+) -> ApiResult<Created<KeyObject>> {
+    let overlap = req.overlap_seconds.unwrap_or(0);
+    if overlap > MAX_OVERLAP_SECONDS {
+        return Err(ApiError::invalid(
+            "overlap_seconds",
+            "`overlap_seconds` must be from 0 to 604800 (7 days).",
+        ));
+    }
+    let old = visible_key(&state, &p, &id).await?;
+    if old.revoked_at.is_some() || old.replaced_by.is_some() {
+        return Err(ApiError::conflict(
+            "This key is revoked or was already rotated; rotate its replacement instead.",
+        ));
+    }
+    keys::ensure_within(&p.key, &old, "rotate")?;
+    let now = state.clock().now_ms();
+    let secret = crier_core::SecretKey::generate(old.mode);
+    let new = KeyRow {
+        id: KeyId::generate(),
+        prefix: secret.display_prefix().to_owned(),
+        digest: secret.digest(),
+        last_used_at: None,
+        request_count: 0,
+        created_at: now,
+        updated_at: now,
+        revoked_at: None,
+        replaced_by: None,
+        created_by: Some(p.key_id().clone()),
+        ..old.clone()
+    };
+    let old_expires = (now + i64::from(overlap) * 1000).min(old.expires_at.unwrap_or(i64::MAX));
+    let details = json!({"replaced_by": new.id.as_str(), "overlap_seconds": overlap});
+    let stored_old = state
+        .store()
+        .rotate_key(
+            &old.id,
+            &new,
+            old_expires,
+            &audit(&p, "key.rotated", &old.id, details, now),
+        )
+        .await?
+        .ok_or_else(|| ApiError::conflict("This key is revoked or was already rotated."))?;
+    state.auth().cache.invalidate(&stored_old.digest);
+    Ok(Created(KeyObject::from_row(&new, Some(&secret))))
+}

@@ -1,0 +1,111 @@
+//! The router: public operations, the authenticated `/v1` API, the OpenAPI description and
+//! its interactive docs, wrapped in the layers every request passes (see ARCHITECTURE.md).
+
+pub mod keys;
+pub mod ops;
+pub mod workspace;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Method, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use crier_core::ErrorCode;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::AppState;
+use crate::context::{record_route, request_context};
+use crate::error::ApiError;
+use crate::openapi::ApiDoc;
+
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}
+
+/// Every route that needs a key. Each handler names its scope with `Auth<need::…>`.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::get, keys::update, keys::revoke))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(workspace::get, workspace::update))
+}
+
+/// The OpenAPI description with every route in it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public_routes())
+        .merge(api_routes())
+        .into_openapi()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (authenticated, _) = api_routes()
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            crate::idempotency::idempotency,
+        ))
+        .route_layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
+        .split_for_parts();
+    let (public, _) = public_routes().split_for_parts();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderName::from_static("ratelimit"),
+            HeaderName::from_static("ratelimit-policy"),
+            header::RETRY_AFTER,
+            HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(Duration::from_secs(600));
+    Router::new()
+        .merge(authenticated)
+        .merge(public)
+        .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", openapi()))
+        .route_layer(from_fn(record_route))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors)
+        .layer(from_fn_with_state(state.clone(), request_context))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "No such route. See /v1/openapi.json for the API's routes.",
+    )
+    .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "This route does not accept this method.",
+    )
+    .into_response()
+}

@@ -1,0 +1,255 @@
+use crier_core::ids::{KeyId, WorkspaceId};
+use crier_core::{KeyDigest, KeyMode};
+use sqlx::Any;
+
+use crate::model::{Actor, AuditEntry, KeyRow, Page, audit_from_row, key_from_row};
+use crate::{Result, Store, unique_to_conflict};
+
+const COLUMNS: &str = "id, workspace_id, name, description, prefix, digest, mode, scopes, \
+    per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at, request_count, \
+    created_at, updated_at, revoked_at, replaced_by, created_by";
+
+fn to_json(list: &[String]) -> String {
+    serde_json::to_string(list).expect("a list of strings serialises")
+}
+
+/// The key together with its workspace's plan name: what authentication needs in one read.
+#[derive(Debug, Clone)]
+pub struct KeyWithPlan {
+    pub key: KeyRow,
+    pub plan: String,
+}
+
+impl Store {
+    /// Stores a new key and its audit entry in one transaction.
+    pub async fn insert_key(&self, key: &KeyRow, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.begin().await?;
+        insert_key_tx(&mut tx, key).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The authentication look-up: the key with this digest, whatever its state.
+    pub async fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyWithPlan>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT k.{}, w.plan AS plan FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
+             WHERE k.digest = $1",
+            COLUMNS.replace(", ", ", k.")
+        )))
+        .bind(digest.to_hex())
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            Ok(KeyWithPlan {
+                key: key_from_row(&r)?,
+                plan: sqlx::Row::try_get(&r, "plan")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn get_key(&self, ws: &WorkspaceId, id: &KeyId) -> Result<Option<KeyRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND id = $2"
+        )))
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// Keys of a workspace, newest first; `mode` narrows to one mode.
+    pub async fn list_keys(
+        &self,
+        ws: &WorkspaceId,
+        mode: Option<KeyMode>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<KeyRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND ($2 IS NULL OR mode = $2)
+             ORDER BY id DESC LIMIT $3 OFFSET $4"
+        )))
+        .bind(ws.as_str())
+        .bind(mode.map(KeyMode::as_str))
+        .bind(i64::from(limit) + 1)
+        .bind(i64::from(offset))
+        .fetch_all(&self.read)
+        .await?;
+        let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(keys, limit))
+    }
+
+    /// Writes the mutable fields of `key` (name, description, scopes, limits, restrictions,
+    /// expiry) if it is still active. Returns the stored row, or `None` when there is no such
+    /// active key in this workspace.
+    pub async fn update_key(&self, key: &KeyRow, audit: &AuditEntry) -> Result<Option<KeyRow>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE api_keys SET name = $3, description = $4, scopes = $5, per_minute = $6,
+                per_day = $7, allowed_ips = $8, allowed_origins = $9, expires_at = $10,
+                updated_at = $11
+             WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL
+             RETURNING {COLUMNS}"
+        )))
+        .bind(key.workspace_id.as_str())
+        .bind(key.id.as_str())
+        .bind(&key.name)
+        .bind(&key.description)
+        .bind(key.scopes.to_storage())
+        .bind(i64::from(key.per_minute))
+        .bind(i64::from(key.per_day))
+        .bind(to_json(&key.allowed_ips))
+        .bind(to_json(&key.allowed_origins))
+        .bind(key.expires_at)
+        .bind(key.updated_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored = key_from_row(&row)?;
+        insert_audit(&mut tx, audit).await?;
+        self.notify_key_change(&mut tx, &stored.digest).await?;
+        tx.commit().await?;
+        Ok(Some(stored))
+    }
+
+    /// Revokes a key now. Revoking a revoked key changes nothing and returns it as it is.
+    pub async fn revoke_key(
+        &self,
+        ws: &WorkspaceId,
+        id: &KeyId,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<Option<KeyRow>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE api_keys SET revoked_at = $3, updated_at = $3
+             WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL
+             RETURNING {COLUMNS}"
+        )))
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            drop(tx);
+            return self.get_key(ws, id).await;
+        };
+        let stored = key_from_row(&row)?;
+        insert_audit(&mut tx, audit).await?;
+        self.notify_key_change(&mut tx, &stored.digest).await?;
+        tx.commit().await?;
+        Ok(Some(stored))
+    }
+
+    /// Replaces `old_id` with `new_key`: the old key now expires at `old_expires_at` and
+    /// points to its successor. `None` when the old key is not active in this workspace.
+    pub async fn rotate_key(
+        &self,
+        old_id: &KeyId,
+        new_key: &KeyRow,
+        old_expires_at: i64,
+        audit: &AuditEntry,
+    ) -> Result<Option<KeyRow>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE api_keys SET expires_at = $3, replaced_by = $4, updated_at = $5
+             WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL AND replaced_by IS NULL
+             RETURNING {COLUMNS}"
+        )))
+        .bind(new_key.workspace_id.as_str())
+        .bind(old_id.as_str())
+        .bind(old_expires_at)
+        .bind(new_key.id.as_str())
+        .bind(new_key.created_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let old = key_from_row(&row)?;
+        insert_key_tx(&mut tx, new_key).await?;
+        insert_audit(&mut tx, audit).await?;
+        self.notify_key_change(&mut tx, &old.digest).await?;
+        tx.commit().await?;
+        Ok(Some(old))
+    }
+
+    /// The audit log of a workspace, newest first, optionally for one target.
+    pub async fn list_audit(
+        &self,
+        ws: &WorkspaceId,
+        target_id: Option<&str>,
+    ) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, workspace_id, actor, actor_key_id, action, target_id, request_id, details,
+                    created_at
+             FROM audit_log WHERE workspace_id = $1 AND ($2 IS NULL OR target_id = $2)
+             ORDER BY id DESC",
+        )
+        .bind(ws.as_str())
+        .bind(target_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+async fn insert_key_tx(tx: &mut sqlx::Transaction<'static, Any>, key: &KeyRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, workspace_id, name, description, prefix, digest, mode, scopes,
+            per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at,
+            request_count, created_at, updated_at, revoked_at, replaced_by, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            $19, $20)",
+    )
+    .bind(key.id.as_str())
+    .bind(key.workspace_id.as_str())
+    .bind(&key.name)
+    .bind(&key.description)
+    .bind(&key.prefix)
+    .bind(key.digest.to_hex())
+    .bind(key.mode.as_str())
+    .bind(key.scopes.to_storage())
+    .bind(i64::from(key.per_minute))
+    .bind(i64::from(key.per_day))
+    .bind(to_json(&key.allowed_ips))
+    .bind(to_json(&key.allowed_origins))
+    .bind(key.expires_at)
+    .bind(key.last_used_at)
+    .bind(key.request_count)
+    .bind(key.created_at)
+    .bind(key.updated_at)
+    .bind(key.revoked_at)
+    .bind(key.replaced_by.as_ref().map(|k| k.as_str()))
+    .bind(key.created_by.as_ref().map(|k| k.as_str()))
+    .execute(&mut **tx)
+    .await
+    .map_err(unique_to_conflict("a key with this digest"))?;
+    Ok(())
+}
+
+async fn insert_audit(tx: &mut sqlx::Transaction<'static, Any>, e: &AuditEntry) -> Result<()> {
+    let (actor, actor_key) = match &e.actor {
+        Actor::Key(k) => ("key", Some(k.as_str())),
+        Actor::Cli => ("cli", None),
+    };
+    sqlx::query(
+        "INSERT INTO audit_log (id, workspace_id, actor, actor_key_id, action, target_id,
+            request_id, details, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(e.id.as_str())
+    .bind(e.workspace_id.as_str())
+    .bind(actor)
+    .bind(actor_key)
+    .bind(&e.action)
+    .bind(&e.target_id)
+    .bind(e.request_id.as_deref())
+    .bind(e.details.to_string())
+    .bind(e.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

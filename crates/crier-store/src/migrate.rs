@@ -1,0 +1,111 @@
+//! A small migration runner: numbered SQL files per backend, applied in order, each in its own
+//! transaction, recorded in `crier_migrations`. Several nodes starting at once are serialised
+//! (an advisory lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite).
+
+use sqlx::{Executor, Row};
+
+use crate::{Backend, Result, Store};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+macro_rules! migrations {
+    ($dir:literal: $($version:literal $name:literal),* $(,)?) => {
+        &[$(Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../migrations/", $dir, "/", $name, ".sql")),
+        }),*]
+    };
+}
+
+pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
+    1 "0001_foundation",
+);
+pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
+    1 "0001_foundation",
+);
+
+/// An arbitrary constant naming crier's migration lock on PostgreSQL.
+const PG_MIGRATION_LOCK: i64 = 0x6372_6965_725f_6d69;
+
+impl Store {
+    fn migrations(&self) -> &'static [Migration] {
+        match self.backend {
+            Backend::Sqlite => MIGRATIONS_SQLITE,
+            Backend::Postgres => MIGRATIONS_POSTGRES,
+        }
+    }
+
+    /// Applies every migration not yet applied; returns the versions it applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        let mut conn = self.write.acquire().await?;
+        // Lock before creating the bookkeeping table: PostgreSQL's CREATE TABLE IF NOT EXISTS
+        // is not safe against itself, and two nodes starting on an empty database would race.
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(PG_MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = self.apply_pending(&mut conn).await;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(PG_MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    async fn apply_pending(&self, conn: &mut sqlx::AnyConnection) -> Result<Vec<i64>> {
+        use sqlx::Connection;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS crier_migrations (
+                version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        let mut applied = Vec::new();
+        for m in self.migrations() {
+            let mut tx = match self.backend {
+                Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+                Backend::Postgres => conn.begin().await?,
+            };
+            let done = sqlx::query("SELECT version FROM crier_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if done {
+                continue;
+            }
+            tx.execute(sqlx::raw_sql(m.sql)).await?;
+            sqlx::query(
+                "INSERT INTO crier_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(jiff::Timestamp::now().as_millisecond())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+            applied.push(m.version);
+        }
+        Ok(applied)
+    }
+
+    /// Versions recorded as applied, in order.
+    pub async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT version FROM crier_migrations ORDER BY version")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>(0).map_err(Into::into))
+            .collect()
+    }
+}

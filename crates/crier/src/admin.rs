@@ -1,0 +1,284 @@
+//! `crier admin`: operator commands that work directly on storage (no key needed), exactly as
+//! the contract's command-line section says, so tests and operators can script them.
+
+use clap::Subcommand;
+use crier_api::keys::{self, CreateKey, KeyObject, RateLimitInput};
+use crier_core::ids::KeyId;
+use crier_core::{Clock, KeyMode, Scope, SystemClock};
+use crier_store::{Actor, AuditEntry, Store, Workspace};
+use serde_json::json;
+
+use crate::config::Settings;
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Workspaces.
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+    /// API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace.
+    Create {
+        name: String,
+        /// Its plan (default: the configured default plan).
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List workspaces.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        /// The workspace's id or name.
+        #[arg(long)]
+        workspace: String,
+        /// Scopes, comma-separated or repeated; `all` for every scope.
+        #[arg(long = "scope", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// A test-mode key (`sk_test_`).
+        #[arg(long)]
+        test: bool,
+        #[arg(long)]
+        per_minute: Option<u32>,
+        #[arg(long)]
+        per_day: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a workspace's keys.
+    List {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's id (`key_…`).
+        id: String,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn workspace_json(ws: &Workspace) -> serde_json::Value {
+    json!({
+        "id": ws.id.as_str(),
+        "object": "workspace",
+        "name": ws.name,
+        "plan": ws.plan,
+        "timezone": ws.timezone,
+        "require_approval": ws.require_approval,
+        "created_at": crier_core::clock::from_ms(ws.created_at),
+    })
+}
+
+async fn workspace(store: &Store, id_or_name: &str) -> Result<Workspace, String> {
+    store
+        .find_workspace(id_or_name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("workspace: no workspace with id or name `{id_or_name}`"))
+}
+
+fn print(json_out: bool, value: &serde_json::Value, human: String) {
+    if json_out {
+        println!("{value}");
+    } else {
+        println!("{human}");
+    }
+}
+
+pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), String> {
+    let store = crate::open_store(settings).await?;
+    let now = SystemClock.now_ms();
+    let result = match command {
+        AdminCommand::Workspace { command } => match command {
+            WorkspaceCommand::Create { name, plan, json } => {
+                let plan = plan.unwrap_or_else(|| settings.default_plan.clone());
+                if !settings.api.plans.contains_key(&plan) {
+                    return Err(format!("plan: no plan named `{plan}`"));
+                }
+                let name = name.trim();
+                if name.is_empty() || name.chars().count() > 100 {
+                    return Err("name: must be 1 to 100 characters".into());
+                }
+                let ws = store
+                    .create_workspace(name, &plan, now)
+                    .await
+                    .map_err(|e| format!("workspace `{name}`: {e}"))?;
+                print(
+                    json,
+                    &workspace_json(&ws),
+                    format!(
+                        "created workspace {} ({}) on plan {}",
+                        ws.name, ws.id, ws.plan
+                    ),
+                );
+                Ok(())
+            }
+            WorkspaceCommand::List { json } => {
+                let all = store.list_workspaces().await.map_err(|e| e.to_string())?;
+                let value = json!({"data": all.iter().map(workspace_json).collect::<Vec<_>>(), "has_more": false});
+                let human = all
+                    .iter()
+                    .map(|w| format!("{}  {}  {}", w.id, w.name, w.plan))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                print(json, &value, human);
+                Ok(())
+            }
+        },
+        AdminCommand::Key { command } => match command {
+            KeyCommand::Create {
+                workspace: ws,
+                scopes,
+                name,
+                test,
+                per_minute,
+                per_day,
+                json,
+            } => {
+                let ws = workspace(&store, &ws).await?;
+                let plan = settings
+                    .api
+                    .plans
+                    .get(&ws.plan)
+                    .cloned()
+                    .map(|mut p| {
+                        p.name = ws.plan.clone();
+                        p
+                    })
+                    .ok_or_else(|| format!("workspace's plan `{}` is not configured", ws.plan))?;
+                let scopes = if scopes.iter().any(|s| s == "all") {
+                    Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect()
+                } else {
+                    scopes
+                };
+                let req = CreateKey {
+                    name,
+                    scopes,
+                    mode: Some(if test { KeyMode::Test } else { KeyMode::Live }),
+                    rate_limit: Some(RateLimitInput {
+                        per_minute,
+                        per_day,
+                    }),
+                    ..CreateKey::default()
+                };
+                let (row, secret) = keys::new_key(&ws.id, req, &plan, None, now).map_err(|e| {
+                    format!("{}: {}", e.param.as_deref().unwrap_or("key"), e.message)
+                })?;
+                let audit = AuditEntry::new(
+                    &ws.id,
+                    Actor::Cli,
+                    "key.created",
+                    row.id.as_str(),
+                    None,
+                    json!({"name": row.name, "scopes": row.scopes.names(), "mode": row.mode.as_str()}),
+                    now,
+                );
+                store
+                    .insert_key(&row, &audit)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let obj = KeyObject::from_row(&row, Some(&secret));
+                print(
+                    json,
+                    &serde_json::to_value(&obj).expect("key object"),
+                    format!(
+                        "created key {} in {}\n\n  {}\n\nThis is the only time the key is shown; store it now.",
+                        row.id,
+                        ws.name,
+                        secret.expose()
+                    ),
+                );
+                Ok(())
+            }
+            KeyCommand::List {
+                workspace: ws,
+                json,
+            } => {
+                let ws = workspace(&store, &ws).await?;
+                let mut all = Vec::new();
+                let mut offset = 0;
+                loop {
+                    let page = store
+                        .list_keys(&ws.id, None, 50, offset)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    offset += page.items.len() as u32;
+                    all.extend(page.items);
+                    if !page.has_more {
+                        break;
+                    }
+                }
+                let objs: Vec<KeyObject> =
+                    all.iter().map(|k| KeyObject::from_row(k, None)).collect();
+                let human = all
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{}  {}…  {}  {}{}",
+                            k.id,
+                            k.prefix,
+                            k.name,
+                            k.scopes.names().join(","),
+                            if k.revoked_at.is_some() {
+                                "  (revoked)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                print(json, &json!({"data": objs, "has_more": false}), human);
+                Ok(())
+            }
+            KeyCommand::Revoke {
+                id,
+                workspace: ws,
+                json,
+            } => {
+                let ws = workspace(&store, &ws).await?;
+                let key_id = KeyId::parse(&id).ok_or_else(|| format!("id: no key `{id}`"))?;
+                let audit =
+                    AuditEntry::new(&ws.id, Actor::Cli, "key.revoked", &id, None, json!({}), now);
+                let row = store
+                    .revoke_key(&ws.id, &key_id, now, &audit)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("id: no key `{id}` in workspace {}", ws.name))?;
+                print(
+                    json,
+                    &serde_json::to_value(KeyObject::from_row(&row, None)).expect("key object"),
+                    format!("revoked key {} ({}…)", row.id, row.prefix),
+                );
+                Ok(())
+            }
+        },
+    };
+    store.close().await;
+    result
+}

@@ -1,0 +1,292 @@
+//! Configuration, in layers: defaults in code, then `crier.toml` (or `--config FILE`), then
+//! `CRIER_*` environment variables, then command-line flags. Validated once at start; a bad
+//! setting stops the start with a message that names it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crier_api::{ApiConfig, AuthConfig};
+use crier_core::Plan;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Every setting, with its default. The README's configuration table mirrors this.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on.
+    pub bind: String,
+    /// Where the embedded database and local files live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `crier=debug,info`.
+    pub log_level: String,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
+    pub trusted_proxies: StringList,
+    /// Failed authentications one client address may make per minute.
+    pub auth_failures_per_minute: u32,
+    /// How long a verified key stays cached (changes invalidate it at once anyway).
+    pub key_cache_ttl_seconds: u64,
+    /// How often usage counters and `last_used_at` are written.
+    pub usage_flush_seconds: u64,
+    /// The plan of workspaces created without `--plan`.
+    pub default_plan: String,
+    /// Plans by name; merged over the shipped `free`, `pro` and `self-hosted`.
+    pub plans: BTreeMap<String, Plan>,
+}
+
+/// A list given as a TOML array or, from the environment, as a comma-separated string.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StringList {
+    List(Vec<String>),
+    Csv(String),
+}
+
+impl StringList {
+    fn items(&self) -> Vec<String> {
+        match self {
+            Self::List(v) => v.clone(),
+            Self::Csv(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./crier-data"),
+            database_url: None,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            trusted_proxies: StringList::List(Vec::new()),
+            auth_failures_per_minute: 30,
+            key_cache_ttl_seconds: 300,
+            usage_flush_seconds: 5,
+            default_plan: "self-hosted".into(),
+            plans: Plan::defaults(),
+        }
+    }
+}
+
+/// Settings given as flags; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct Flags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+const ENV_KEYS: &[&str] = &[
+    "bind",
+    "data_dir",
+    "database_url",
+    "log_format",
+    "log_level",
+    "trusted_proxies",
+    "auth_failures_per_minute",
+    "key_cache_ttl_seconds",
+    "usage_flush_seconds",
+    "default_plan",
+];
+
+/// The validated configuration a process runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub log_json: bool,
+    pub log_level: String,
+    pub default_plan: String,
+    pub api: ApiConfig,
+}
+
+pub fn load(config_file: Option<&Path>, flags: Flags) -> Result<Settings, String> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    match config_file {
+        Some(path) => {
+            if !path.exists() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        None => figment = figment.merge(Toml::file("crier.toml")),
+    }
+    let figment = figment
+        .merge(Env::prefixed("CRIER_").only(ENV_KEYS))
+        .merge(Serialized::globals(flags));
+    let config: Config = figment
+        .extract()
+        .map_err(|e| format!("configuration: {e}"))?;
+    validate(config)
+}
+
+fn validate(c: Config) -> Result<Settings, String> {
+    let bind: SocketAddr = c.bind.parse().map_err(|_| {
+        format!(
+            "bind: `{}` is not an address and port such as 127.0.0.1:8080",
+            c.bind
+        )
+    })?;
+    let log_json = match c.log_format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => return Err(format!("log_format: `{other}` is not `text` or `json`")),
+    };
+    tracing_subscriber::EnvFilter::try_new(&c.log_level)
+        .map_err(|e| format!("log_level: `{}`: {e}", c.log_level))?;
+    let trusted_proxies = c
+        .trusted_proxies
+        .items()
+        .iter()
+        .map(|s| {
+            crier_core::net::parse_ip_rule(s)
+                .ok_or_else(|| format!("trusted_proxies: `{s}` is not an address or CIDR block"))
+        })
+        .collect::<Result<Vec<IpNet>, _>>()?;
+    if c.auth_failures_per_minute == 0 {
+        return Err("auth_failures_per_minute: must be at least 1".into());
+    }
+    if c.usage_flush_seconds == 0 || c.key_cache_ttl_seconds == 0 {
+        return Err("usage_flush_seconds and key_cache_ttl_seconds: must be at least 1".into());
+    }
+    for (name, plan) in &c.plans {
+        if plan.per_minute == 0 || plan.per_day == 0 {
+            return Err(format!(
+                "plans.{name}: per_minute and per_day must be at least 1"
+            ));
+        }
+        if plan.per_minute > crier_core::plans::MAX_PER_MINUTE
+            || plan.per_day > crier_core::plans::MAX_PER_DAY
+        {
+            return Err(format!(
+                "plans.{name}: per_minute is at most {} and per_day at most {}",
+                crier_core::plans::MAX_PER_MINUTE,
+                crier_core::plans::MAX_PER_DAY
+            ));
+        }
+    }
+    if !c.plans.contains_key(&c.default_plan) {
+        return Err(format!(
+            "default_plan: no plan named `{}` (plans: {})",
+            c.default_plan,
+            c.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let database_url = match c.database_url {
+        Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres") => url,
+        Some(url) => {
+            return Err(format!(
+                "database_url: `{url}` must start with sqlite:// or postgres://"
+            ));
+        }
+        None => format!("sqlite://{}", c.data_dir.join("crier.db").display()),
+    };
+    Ok(Settings {
+        bind,
+        database_url,
+        log_json,
+        log_level: c.log_level,
+        default_plan: c.default_plan,
+        api: ApiConfig {
+            auth: AuthConfig {
+                trusted_proxies,
+                failures_per_minute: c.auth_failures_per_minute,
+                cache_ttl: Duration::from_secs(c.key_cache_ttl_seconds),
+                unknown_key_ttl: Duration::from_secs(30),
+            },
+            plans: c.plans,
+            usage_flush_interval: Duration::from_secs(c.usage_flush_seconds),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = validate(Config::default()).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert!(s.database_url.starts_with("sqlite://"));
+        assert_eq!(s.default_plan, "self-hosted");
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+            (Box::new(|c| c.bind = "nope".into()), "bind"),
+            (Box::new(|c| c.log_format = "xml".into()), "log_format"),
+            (
+                Box::new(|c| c.trusted_proxies = StringList::Csv("10.0.0.0/8, bad".into())),
+                "trusted_proxies",
+            ),
+            (Box::new(|c| c.default_plan = "gold".into()), "default_plan"),
+            (
+                Box::new(|c| c.database_url = Some("mysql://x".into())),
+                "database_url",
+            ),
+            (
+                Box::new(|c| c.plans.get_mut("free").unwrap().per_minute = 0),
+                "plans.free",
+            ),
+        ];
+        for (change, name) in cases {
+            let mut c = Config::default();
+            change(&mut c);
+            let err = validate(c).unwrap_err();
+            assert!(err.starts_with(name), "{err} should name {name}");
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("crier.toml", "bind = \"127.0.0.1:9000\"\nlog_level = \"warn\"\n[plans.free]\nper_minute = 5\nper_day = 50\n")?;
+            jail.set_env("CRIER_LOG_LEVEL", "debug");
+            jail.set_env("CRIER_TRUSTED_PROXIES", "10.0.0.0/8,::1");
+            jail.set_env("CRIER_TEST_DATABASE_URL", "ignored");
+            let s = load(None, Flags::default()).unwrap();
+            assert_eq!(s.bind.to_string(), "127.0.0.1:9000", "file over default");
+            assert_eq!(s.log_level, "debug", "env over file");
+            assert_eq!(s.api.auth.trusted_proxies.len(), 2);
+            assert_eq!(s.api.plans["free"].per_minute, 5);
+            assert_eq!(s.api.plans["pro"].per_minute, 600, "shipped plans remain");
+            let s = load(
+                None,
+                Flags {
+                    bind: Some("127.0.0.1:9100".into()),
+                    ..Flags::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(s.bind.to_string(), "127.0.0.1:9100", "flag over all");
+            jail.set_env("CRIER_BIND", "garbage");
+            assert!(
+                load(None, Flags::default())
+                    .unwrap_err()
+                    .starts_with("bind")
+            );
+            Ok(())
+        });
+    }
+}
