@@ -1,0 +1,279 @@
+//! `TestApp`: the real router on a fresh SQLite file, with a manual clock, keys issued with
+//! chosen scopes, and requests driven through `tower::ServiceExt::oneshot` from a chosen client
+//! address.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use crier_api::keys::{self, CreateKey, RateLimitInput};
+use crier_api::{ApiConfig, AppState};
+use crier_core::{KeyMode, ManualClock, Scope};
+use crier_store::{Actor, AuditEntry, KeyRow, Store, Workspace};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+pub const START: &str = "2026-11-22T10:00:00Z";
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    pub store: Store,
+    pub clock: ManualClock,
+    pub workspace: Workspace,
+    _dir: TempDir,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Response {
+    /// Asserts the error envelope: status, code, and `request_id` equal to `X-Request-Id`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "status; body: {}", self.text);
+        assert_eq!(self.body["error"]["code"], code, "code; body: {}", self.text);
+        let header = self.headers["x-request-id"].to_str().unwrap();
+        assert!(header.starts_with("req_"));
+        assert_eq!(self.body["error"]["request_id"], header, "envelope id = header id");
+        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// A request being built.
+pub struct Call<'a> {
+    app: &'a TestApp,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    peer: IpAddr,
+}
+
+impl<'a> Call<'a> {
+    pub fn key(self, key: &str) -> Self {
+        self.header("authorization", &format!("Bearer {key}"))
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(serde_json::to_vec(&body).unwrap());
+        self.header("content-type", "application/json")
+    }
+
+    pub fn raw(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    pub fn from_ip(mut self, ip: &str) -> Self {
+        self.peer = ip.parse().unwrap();
+        self
+    }
+
+    pub async fn send(self) -> Response {
+        let mut req = Request::builder().method(self.method).uri(&self.path);
+        for (n, v) in &self.headers {
+            req = req.header(n, v);
+        }
+        let mut req = req
+            .body(self.body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(self.peer, 40000)));
+        let resp = self.app.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Response {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}
+
+/// Options for a key issued directly in storage (as the operator's CLI does).
+#[derive(Default)]
+pub struct KeySpec {
+    pub scopes: Vec<Scope>,
+    pub mode: Option<KeyMode>,
+    pub per_minute: Option<u32>,
+    pub per_day: Option<u32>,
+    pub allowed_ips: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub expires_at: Option<jiff::Timestamp>,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_config(ApiConfig::default(), "self-hosted").await
+    }
+
+    pub async fn with_plan(plan: &str) -> Self {
+        Self::with_config(ApiConfig::default(), plan).await
+    }
+
+    pub async fn with_config(config: ApiConfig, plan: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("crier.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let clock = ManualClock::new(START.parse().unwrap());
+        let workspace = store
+            .create_workspace("acme", plan, clock.now_ms_value())
+            .await
+            .unwrap();
+        let state = AppState::new(store.clone(), Arc::new(clock.clone()), config);
+        let router = crier_api::router(state.clone());
+        Self {
+            state,
+            router,
+            store,
+            clock,
+            workspace,
+            _dir: dir,
+        }
+    }
+
+    pub fn call(&self, method: Method, path: &str) -> Call<'_> {
+        Call {
+            app: self,
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
+            peer: "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Call<'_> {
+        self.call(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Call<'_> {
+        self.call(Method::POST, path)
+    }
+
+    pub fn patch(&self, path: &str) -> Call<'_> {
+        self.call(Method::PATCH, path)
+    }
+
+    pub fn delete(&self, path: &str) -> Call<'_> {
+        self.call(Method::DELETE, path)
+    }
+
+    /// Issues a key in this app's workspace; returns its secret and stored row.
+    pub async fn key(&self, spec: KeySpec) -> (String, KeyRow) {
+        self.key_in(&self.workspace.clone(), spec).await
+    }
+
+    /// A key with exactly these scopes.
+    pub async fn key_with(&self, scopes: &[Scope]) -> String {
+        self.key(KeySpec {
+            scopes: scopes.to_vec(),
+            ..KeySpec::default()
+        })
+        .await
+        .0
+    }
+
+    /// A key with every scope.
+    pub async fn admin_key(&self) -> String {
+        self.key_with(Scope::ALL).await
+    }
+
+    pub async fn key_in(&self, ws: &Workspace, spec: KeySpec) -> (String, KeyRow) {
+        let plan = self.state.plan(&ws.plan).unwrap();
+        let req = CreateKey {
+            name: Some("test key".into()),
+            scopes: spec.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            mode: spec.mode,
+            rate_limit: Some(RateLimitInput {
+                per_minute: spec.per_minute,
+                per_day: spec.per_day,
+            }),
+            allowed_ips: spec.allowed_ips,
+            allowed_origins: spec.allowed_origins,
+            expires_at: spec.expires_at,
+            ..CreateKey::default()
+        };
+        let now = self.clock.now_ms_value();
+        let (row, secret) = keys::new_key(&ws.id, req, &plan, None, now).unwrap();
+        let audit = AuditEntry::new(
+            &ws.id,
+            Actor::Cli,
+            "key.created",
+            row.id.as_str(),
+            None,
+            serde_json::json!({}),
+            now,
+        );
+        self.store.insert_key(&row, &audit).await.unwrap();
+        (secret.expose().to_owned(), row)
+    }
+
+    /// Another workspace in the same store, for cross-tenant tests.
+    pub async fn other_workspace(&self, name: &str) -> Workspace {
+        self.store
+            .create_workspace(name, "self-hosted", self.clock.now_ms_value())
+            .await
+            .unwrap()
+    }
+
+    /// A snapshot of every key row and audit entry, to assert that a refused write changed
+    /// nothing.
+    pub async fn snapshot(&self) -> (Vec<KeyRow>, usize, String) {
+        let keys = self
+            .store
+            .list_keys(&self.workspace.id, None, 50, 0)
+            .await
+            .unwrap()
+            .items;
+        let audit = self
+            .store
+            .list_audit(&self.workspace.id, None)
+            .await
+            .unwrap()
+            .len();
+        let ws = self
+            .store
+            .get_workspace(&self.workspace.id)
+            .await
+            .unwrap()
+            .unwrap();
+        (keys, audit, format!("{ws:?}"))
+    }
+}
+
+/// `ManualClock::now_ms` through the trait, spelled once.
+pub trait NowMs {
+    fn now_ms_value(&self) -> i64;
+}
+
+impl NowMs for ManualClock {
+    fn now_ms_value(&self) -> i64 {
+        crier_core::Clock::now_ms(self)
+    }
+}
