@@ -233,7 +233,8 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|c| c.bind = "nope".into()), "bind"),
             (Box::new(|c| c.log_format = "xml".into()), "log_format"),
             (
@@ -259,6 +260,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("crier.toml", "bind = \"127.0.0.1:9000\"\nlog_level = \"warn\"\n[plans.free]\nper_minute = 5\nper_day = 50\n")?;
