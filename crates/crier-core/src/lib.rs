@@ -9,7 +9,9 @@ pub mod ids;
 pub mod keys;
 pub mod net;
 pub mod plans;
+pub mod posts;
 pub mod scopes;
+pub mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorCode, Invalid};
