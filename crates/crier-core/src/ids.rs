@@ -89,6 +89,22 @@ typed_id!(
     /// One entry of the audit log.
     AuditId, "aud"
 );
+typed_id!(
+    /// A connected social account.
+    AccountId, "acct"
+);
+typed_id!(
+    /// A post: one text (or thread) for one or more accounts.
+    PostId, "post"
+);
+typed_id!(
+    /// A job in the durable queue.
+    JobId, "job"
+);
+typed_id!(
+    /// One call to a network to publish one part of a post.
+    AttemptId, "att"
+);
 
 #[cfg(test)]
 mod tests {

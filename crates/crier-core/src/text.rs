@@ -90,7 +90,7 @@ fn char_weight(c: char) -> usize {
 fn is_emoji(g: &str) -> bool {
     g.chars().any(|c| {
         matches!(c as u32,
-            0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF | 0x1F1E6..=0x1F1FF)
+            0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF)
     }) || g.contains('\u{FE0F}')
 }
 

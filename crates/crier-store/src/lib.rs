@@ -16,6 +16,8 @@ mod keys;
 mod migrate;
 pub mod model;
 mod notify;
+mod publishing;
+mod sandbox;
 mod usage;
 mod workspaces;
 
@@ -29,6 +31,8 @@ pub use idempotency::IdempotencyBegin;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges};
+pub use publishing::{JOB_PUBLISH, METRIC_POSTS_PUBLISHED, TargetOutcome, Transition};
+pub use sandbox::{Fault, SandboxPost};
 pub use usage::METRIC_REQUESTS;
 
 #[derive(Debug, thiserror::Error)]

@@ -25,9 +25,11 @@ macro_rules! migrations {
 
 pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     1 "0001_foundation",
+    2 "0002_publishing",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
+    2 "0002_publishing",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

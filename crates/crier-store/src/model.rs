@@ -1,6 +1,9 @@
 //! Rows as the rest of crier sees them: typed ids, scope sets and epoch-millisecond times.
 
-use crier_core::ids::{AuditId, KeyId, WorkspaceId};
+use std::collections::BTreeMap;
+
+use crier_core::ids::{AccountId, AttemptId, AuditId, JobId, KeyId, PostId, WorkspaceId};
+use crier_core::posts::{PostStatus, TargetStatus};
 use crier_core::{KeyDigest, KeyMode, ScopeSet};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -195,5 +198,233 @@ pub(crate) fn audit_from_row(row: &AnyRow) -> Result<AuditEntry> {
         request_id: row.try_get("request_id")?,
         details: serde_json::from_str(&details).map_err(|e| corrupt(format!("details: {e}")))?,
         created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A connected social account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub workspace_id: WorkspaceId,
+    pub platform: String,
+    pub handle: String,
+    pub livemode: bool,
+    /// `connected` or `disconnected`.
+    pub status: String,
+    pub created_at: i64,
+    pub disconnected_at: Option<i64>,
+}
+
+/// What one account gets instead of the post's own text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PostOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetError {
+    pub code: String,
+    pub message: String,
+}
+
+/// One account a post goes to, with its own outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub post_id: PostId,
+    pub account_id: AccountId,
+    pub platform: String,
+    pub position: i64,
+    pub status: TargetStatus,
+    pub external_id: Option<String>,
+    pub url: Option<String>,
+    /// External ids of the thread parts published so far, in order.
+    pub part_ids: Vec<String>,
+    pub attempts: i64,
+    pub error: Option<TargetError>,
+    pub published_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Post {
+    pub id: PostId,
+    pub workspace_id: WorkspaceId,
+    pub livemode: bool,
+    pub status: PostStatus,
+    pub body: String,
+    pub thread: Vec<String>,
+    pub account_ids: Vec<AccountId>,
+    pub media_ids: Vec<String>,
+    pub overrides: BTreeMap<String, PostOverride>,
+    pub scheduled_at: Option<i64>,
+    pub published_at: Option<i64>,
+    /// The last review decision (`{"rejected":true,"reason":…}`), if any.
+    pub review: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub targets: Vec<Target>,
+}
+
+impl Post {
+    /// The text parts that go to `account`: its override, or the post's body and thread.
+    pub fn parts_for(&self, account: &AccountId) -> Vec<String> {
+        let o = self.overrides.get(account.as_str());
+        let body = o
+            .and_then(|o| o.body.clone())
+            .unwrap_or_else(|| self.body.clone());
+        let thread = o
+            .and_then(|o| o.thread.clone())
+            .unwrap_or_else(|| self.thread.clone());
+        std::iter::once(body).chain(thread).collect()
+    }
+}
+
+/// A job in the durable queue, as claimed by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: JobId,
+    pub kind: String,
+    pub workspace_id: WorkspaceId,
+    pub post_id: Option<PostId>,
+    pub account_id: Option<AccountId>,
+    pub run_at: i64,
+    pub locked_until: i64,
+}
+
+/// One recorded call to a network. `outcome`: `in_flight` (recorded before the call),
+/// `published`, `failed`, or `unknown` (the call's result was lost: a timeout or a crash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub id: AttemptId,
+    pub post_id: PostId,
+    pub account_id: AccountId,
+    pub part: i64,
+    pub idem_key: String,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub external_id: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// Filters of `GET /v1/posts`.
+#[derive(Debug, Clone, Default)]
+pub struct PostFilter {
+    pub status: Option<PostStatus>,
+    pub account_id: Option<AccountId>,
+    /// Scheduled (or, once published, published) at or after this time.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub livemode: Option<bool>,
+}
+
+/// Metrics of one published target, as last collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Metrics {
+    pub likes: i64,
+    pub reposts: i64,
+    pub replies: i64,
+    pub impressions: i64,
+}
+
+pub(crate) fn json_text<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T> {
+    let text: String = row.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(format!("{col}: {e}")))
+}
+
+pub(crate) fn account_from_row(row: &AnyRow) -> Result<Account> {
+    Ok(Account {
+        id: AccountId::from_trusted(row.try_get("id")?),
+        workspace_id: WorkspaceId::from_trusted(row.try_get("workspace_id")?),
+        platform: row.try_get("platform")?,
+        handle: row.try_get("handle")?,
+        livemode: row.try_get::<i64, _>("livemode")? != 0,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+        disconnected_at: row.try_get("disconnected_at")?,
+    })
+}
+
+pub(crate) fn target_from_row(row: &AnyRow) -> Result<Target> {
+    let status: String = row.try_get("status")?;
+    let code: Option<String> = row.try_get("error_code")?;
+    let message: Option<String> = row.try_get("error_message")?;
+    Ok(Target {
+        post_id: PostId::from_trusted(row.try_get("post_id")?),
+        account_id: AccountId::from_trusted(row.try_get("account_id")?),
+        platform: row.try_get("platform")?,
+        position: row.try_get("position")?,
+        status: TargetStatus::parse(&status).ok_or_else(|| corrupt("post_targets.status"))?,
+        external_id: row.try_get("external_id")?,
+        url: row.try_get("url")?,
+        part_ids: json_text(row, "part_ids")?,
+        attempts: row.try_get("attempts")?,
+        error: code.map(|code| TargetError {
+            code,
+            message: message.unwrap_or_default(),
+        }),
+        published_at: row.try_get("published_at")?,
+    })
+}
+
+pub(crate) fn post_from_row(row: &AnyRow) -> Result<Post> {
+    let status: String = row.try_get("status")?;
+    let review: Option<String> = row.try_get("review")?;
+    let account_ids: Vec<String> = json_text(row, "account_ids")?;
+    Ok(Post {
+        id: PostId::from_trusted(row.try_get("id")?),
+        workspace_id: WorkspaceId::from_trusted(row.try_get("workspace_id")?),
+        livemode: row.try_get::<i64, _>("livemode")? != 0,
+        status: PostStatus::parse(&status).ok_or_else(|| corrupt("posts.status"))?,
+        body: row.try_get("body")?,
+        thread: json_text(row, "thread")?,
+        account_ids: account_ids
+            .into_iter()
+            .map(AccountId::from_trusted)
+            .collect(),
+        media_ids: json_text(row, "media_ids")?,
+        overrides: json_text(row, "overrides")?,
+        scheduled_at: row.try_get("scheduled_at")?,
+        published_at: row.try_get("published_at")?,
+        review: review
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| corrupt(format!("review: {e}")))?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        targets: Vec::new(),
+    })
+}
+
+pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job> {
+    Ok(Job {
+        id: JobId::from_trusted(row.try_get("id")?),
+        kind: row.try_get("kind")?,
+        workspace_id: WorkspaceId::from_trusted(row.try_get("workspace_id")?),
+        post_id: row
+            .try_get::<Option<String>, _>("post_id")?
+            .map(PostId::from_trusted),
+        account_id: row
+            .try_get::<Option<String>, _>("account_id")?
+            .map(AccountId::from_trusted),
+        run_at: row.try_get("run_at")?,
+        locked_until: row.try_get("locked_until")?,
+    })
+}
+
+pub(crate) fn attempt_from_row(row: &AnyRow) -> Result<Attempt> {
+    Ok(Attempt {
+        id: AttemptId::from_trusted(row.try_get("id")?),
+        post_id: PostId::from_trusted(row.try_get("post_id")?),
+        account_id: AccountId::from_trusted(row.try_get("account_id")?),
+        part: row.try_get("part")?,
+        idem_key: row.try_get("idem_key")?,
+        outcome: row.try_get("outcome")?,
+        error: row.try_get("error")?,
+        external_id: row.try_get("external_id")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
     })
 }

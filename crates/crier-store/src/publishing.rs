@@ -1,0 +1,902 @@
+//! Accounts, posts and their targets, the durable job queue and the record of every publish
+//! attempt.
+//!
+//! The queue's rules: a state change and the jobs that act on it commit in one transaction;
+//! a worker claims due jobs with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic
+//! `UPDATE … RETURNING` on SQLite, whose writes are serialised), so a crashed worker's jobs come
+//! back when the lease runs out; a job is deleted in the same transaction that records its
+//! target's final outcome.
+
+use crier_core::ids::{AccountId, AttemptId, JobId, PostId, WorkspaceId};
+use crier_core::posts::{PostStatus, TargetStatus, status_from_targets};
+use sqlx::{Any, Row};
+
+use crate::model::*;
+use crate::usage::add_counter;
+use crate::{Backend, Result, Store};
+
+pub const METRIC_POSTS_PUBLISHED: &str = "posts_published";
+pub const JOB_PUBLISH: &str = "publish";
+
+const POST_COLUMNS: &str = "id, workspace_id, livemode, status, body, thread, account_ids, \
+    media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at";
+const TARGET_COLUMNS: &str = "post_id, account_id, platform, position, status, external_id, \
+    url, part_ids, attempts, error_code, error_message, published_at";
+const JOB_COLUMNS: &str = "id, kind, workspace_id, post_id, account_id, run_at, locked_until";
+
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("serialisable")
+}
+
+type Tx = sqlx::Transaction<'static, Any>;
+
+/// A change of a post's status, with what must commit together with it.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub from: PostStatus,
+    pub to: PostStatus,
+    /// `Some` sets `scheduled_at` (to a time or to null).
+    pub scheduled_at: Option<Option<i64>>,
+    /// `Some` sets the review record.
+    pub review: Option<Option<serde_json::Value>>,
+    /// Failed targets go back to pending (a retry).
+    pub reset_failed_targets: bool,
+    /// Enqueue a publish job for every pending target, due at this time.
+    pub enqueue_at: Option<i64>,
+    pub now: i64,
+}
+
+impl Store {
+    // ---- accounts ----
+
+    pub async fn insert_account(&self, a: &Account) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO accounts (id, workspace_id, platform, handle, livemode, status,
+                created_at, disconnected_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(a.id.as_str())
+        .bind(a.workspace_id.as_str())
+        .bind(&a.platform)
+        .bind(&a.handle)
+        .bind(a.livemode as i64)
+        .bind(&a.status)
+        .bind(a.created_at)
+        .bind(a.disconnected_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_account(&self, ws: &WorkspaceId, id: &AccountId) -> Result<Option<Account>> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE workspace_id = $1 AND id = $2")
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    /// Accounts of a workspace, newest first; `livemode` narrows to one mode.
+    pub async fn list_accounts(
+        &self,
+        ws: &WorkspaceId,
+        livemode: Option<bool>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<Account>> {
+        let rows = sqlx::query(
+            "SELECT * FROM accounts WHERE workspace_id = $1 AND ($2 IS NULL OR livemode = $2)
+             ORDER BY id DESC LIMIT $3 OFFSET $4",
+        )
+        .bind(ws.as_str())
+        .bind(livemode.map(i64::from))
+        .bind(i64::from(limit) + 1)
+        .bind(i64::from(offset))
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows
+            .iter()
+            .map(account_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit))
+    }
+
+    pub async fn disconnect_account(
+        &self,
+        ws: &WorkspaceId,
+        id: &AccountId,
+        now: i64,
+    ) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "UPDATE accounts SET status = 'disconnected', disconnected_at = $3
+             WHERE workspace_id = $1 AND id = $2 AND status = 'connected' RETURNING *",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .bind(now)
+        .fetch_optional(&self.write)
+        .await?;
+        match row {
+            Some(r) => account_from_row(&r).map(Some),
+            None => self.get_account(ws, id).await,
+        }
+    }
+
+    // ---- posts ----
+
+    /// Stores a new post (and its targets) in one transaction.
+    pub async fn insert_post(&self, post: &Post) -> Result<()> {
+        let mut tx = self.begin().await?;
+        insert_post_tx(&mut tx, post).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores several posts all or nothing.
+    pub async fn insert_posts(&self, posts: &[Post]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for post in posts {
+            insert_post_tx(&mut tx, post).await?;
+            if let Some(at) = post
+                .scheduled_at
+                .filter(|_| post.status == PostStatus::Scheduled)
+            {
+                enqueue_pending(&mut tx, post, at, post.created_at).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_post(&self, ws: &WorkspaceId, id: &PostId) -> Result<Option<Post>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND id = $2"
+        )))
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut post = post_from_row(&row)?;
+        post.targets = self.targets(&post.id).await?;
+        Ok(Some(post))
+    }
+
+    async fn targets(&self, post: &PostId) -> Result<Vec<Target>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1 ORDER BY position"
+        )))
+        .bind(post.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(target_from_row).collect()
+    }
+
+    /// Posts of a workspace, newest first, filtered.
+    pub async fn list_posts(
+        &self,
+        ws: &WorkspaceId,
+        f: &PostFilter,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<Post>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POST_COLUMNS} FROM posts p WHERE workspace_id = $1
+               AND ($2 IS NULL OR status = $2)
+               AND ($3 IS NULL OR EXISTS (SELECT 1 FROM post_targets t
+                                          WHERE t.post_id = p.id AND t.account_id = $3))
+               AND ($4 IS NULL OR COALESCE(published_at, scheduled_at) >= $4)
+               AND ($5 IS NULL OR COALESCE(published_at, scheduled_at) < $5)
+               AND ($6 IS NULL OR livemode = $6)
+             ORDER BY id DESC LIMIT $7 OFFSET $8"
+        )))
+        .bind(ws.as_str())
+        .bind(f.status.map(PostStatus::as_str))
+        .bind(f.account_id.as_ref().map(|a| a.as_str()))
+        .bind(f.from)
+        .bind(f.to)
+        .bind(f.livemode.map(i64::from))
+        .bind(i64::from(limit) + 1)
+        .bind(i64::from(offset))
+        .fetch_all(&self.read)
+        .await?;
+        let mut posts = rows.iter().map(post_from_row).collect::<Result<Vec<_>>>()?;
+        for p in &mut posts {
+            p.targets = self.targets(&p.id).await?;
+        }
+        Ok(Page::from_overfetch(posts, limit))
+    }
+
+    /// Writes a post's content (body, thread, accounts, media, overrides) if it is still in
+    /// `expected` status; its targets follow its accounts. `false` when the status moved.
+    pub async fn update_post_content(&self, post: &Post, expected: PostStatus) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE posts SET body = $3, thread = $4, account_ids = $5, media_ids = $6,
+                overrides = $7, updated_at = $8
+             WHERE workspace_id = $1 AND id = $2 AND status = $9",
+        )
+        .bind(post.workspace_id.as_str())
+        .bind(post.id.as_str())
+        .bind(&post.body)
+        .bind(json(&post.thread))
+        .bind(json(&post.account_ids))
+        .bind(json(&post.media_ids))
+        .bind(json(&post.overrides))
+        .bind(post.updated_at)
+        .bind(expected.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM post_targets WHERE post_id = $1")
+            .bind(post.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        insert_targets(&mut tx, post).await?;
+        // Jobs of a scheduled post follow its targets too.
+        if let (PostStatus::Scheduled, Some(at)) = (expected, post.scheduled_at) {
+            delete_jobs(&mut tx, &post.id).await?;
+            enqueue_pending(&mut tx, post, at, post.updated_at).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Applies a status change if the post is still in `t.from`; `false` when it moved.
+    pub async fn transition(&self, ws: &WorkspaceId, id: &PostId, t: &Transition) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE posts SET status = $4,
+                scheduled_at = CASE WHEN $5 = 1 THEN $6 ELSE scheduled_at END,
+                review = CASE WHEN $7 = 1 THEN $8 ELSE review END,
+                updated_at = $9
+             WHERE workspace_id = $1 AND id = $2 AND status = $3",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .bind(t.from.as_str())
+        .bind(t.to.as_str())
+        .bind(t.scheduled_at.is_some() as i64)
+        .bind(t.scheduled_at.flatten())
+        .bind(t.review.is_some() as i64)
+        .bind(t.review.clone().flatten().map(|v| v.to_string()))
+        .bind(t.now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        delete_jobs(&mut tx, id).await?;
+        if t.reset_failed_targets {
+            sqlx::query(
+                "UPDATE post_targets SET status = 'pending', error_code = NULL,
+                    error_message = NULL
+                 WHERE post_id = $1 AND status = 'failed'",
+            )
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(at) = t.enqueue_at {
+            let post = Post {
+                id: id.clone(),
+                workspace_id: ws.clone(),
+                ..placeholder_post()
+            };
+            enqueue_pending(&mut tx, &post, at, t.now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes a post that is not publishing, with its targets and jobs. `false` when its
+    /// status is no longer `expected`.
+    pub async fn delete_post(
+        &self,
+        ws: &WorkspaceId,
+        id: &PostId,
+        expected: PostStatus,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n =
+            sqlx::query("DELETE FROM posts WHERE workspace_id = $1 AND id = $2 AND status = $3")
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .bind(expected.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        delete_jobs(&mut tx, id).await?;
+        for table in ["post_targets", "post_metrics"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE post_id = $1"
+            )))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Scheduled times of a workspace's posts in `[from, to)`, for finding a free queue slot.
+    pub async fn scheduled_times(&self, ws: &WorkspaceId, from: i64, to: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT scheduled_at FROM posts WHERE workspace_id = $1 AND scheduled_at >= $2
+               AND scheduled_at < $3 AND status IN ('scheduled', 'pending_approval')
+             ORDER BY scheduled_at",
+        )
+        .bind(ws.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    // ---- the job queue ----
+
+    /// Claims up to `limit` due jobs for `lease_ms`.
+    pub async fn claim_jobs(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Job>> {
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET locked_until = $1 WHERE id IN (
+                SELECT id FROM jobs WHERE run_at <= $2 AND locked_until <= $2
+                ORDER BY run_at LIMIT $3 {lock})
+             RETURNING {JOB_COLUMNS}"
+        )))
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// When the next job is due, if any (so an idle worker knows how long it may sleep).
+    pub async fn next_job_at(&self) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MIN(CASE WHEN locked_until > run_at THEN locked_until ELSE run_at END) FROM jobs")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Puts a claimed job back to run at `run_at`, recording the target's last error (it stays
+    /// `pending` until then).
+    pub async fn retry_job(&self, job: &Job, run_at: i64, error: &TargetError) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE jobs SET run_at = $2, locked_until = 0 WHERE id = $1")
+            .bind(job.id.as_str())
+            .bind(run_at)
+            .execute(&mut *tx)
+            .await?;
+        if let (Some(post), Some(account)) = (&job.post_id, &job.account_id) {
+            sqlx::query(
+                "UPDATE post_targets SET status = 'pending', error_code = $3, error_message = $4
+                 WHERE post_id = $1 AND account_id = $2",
+            )
+            .bind(post.as_str())
+            .bind(account.as_str())
+            .bind(&error.code)
+            .bind(&error.message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a job whose work is moot (its post or target is gone or already done).
+    pub async fn drop_job(&self, job: &JobId) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = $1")
+            .bind(job.as_str())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    // ---- attempts ----
+
+    /// Records an attempt before the network is called, and marks the target publishing.
+    pub async fn begin_attempt(
+        &self,
+        post: &PostId,
+        account: &AccountId,
+        part: i64,
+        idem_key: &str,
+        now: i64,
+    ) -> Result<AttemptId> {
+        let id = AttemptId::generate();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key, outcome,
+                started_at) VALUES ($1, $2, $3, $4, $5, 'in_flight', $6)",
+        )
+        .bind(id.as_str())
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(part)
+        .bind(idem_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
+             WHERE post_id = $1 AND account_id = $2",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Records how an attempt ended: `published`, `failed` or `unknown`.
+    pub async fn finish_attempt(
+        &self,
+        id: &AttemptId,
+        outcome: &str,
+        external_id: Option<&str>,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE publish_attempts SET outcome = $2, external_id = $3, error = $4,
+                finished_at = $5 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(outcome)
+        .bind(external_id)
+        .bind(error)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Every attempt for a target, oldest first.
+    pub async fn attempts(&self, post: &PostId, account: &AccountId) -> Result<Vec<Attempt>> {
+        let rows = sqlx::query(
+            "SELECT * FROM publish_attempts WHERE post_id = $1 AND account_id = $2
+             ORDER BY id",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    /// Remembers the thread parts published so far for a target (and the first part's URL).
+    pub async fn record_parts(
+        &self,
+        post: &PostId,
+        account: &AccountId,
+        part_ids: &[String],
+        url: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE post_targets SET part_ids = $3, url = COALESCE(url, $4)
+             WHERE post_id = $1 AND account_id = $2",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(json(&part_ids))
+        .bind(url)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// A scheduled post whose time has come starts publishing.
+    pub async fn start_publishing(&self, ws: &WorkspaceId, id: &PostId, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE posts SET status = 'publishing', updated_at = $3
+             WHERE workspace_id = $1 AND id = $2 AND status = 'scheduled'",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .bind(now)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Keeps a job ours while a long piece of work (a thread) goes on.
+    pub async fn extend_lease(&self, job: &JobId, until: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET locked_until = $2 WHERE id = $1")
+            .bind(job.as_str())
+            .bind(until)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a target's final outcome, deletes its job and updates the post's status, all
+    /// in one transaction. Returns the post's new status.
+    pub async fn finish_target(
+        &self,
+        job: &Job,
+        outcome: &TargetOutcome,
+        now: i64,
+    ) -> Result<PostStatus> {
+        let (Some(post_id), Some(account)) = (&job.post_id, &job.account_id) else {
+            self.drop_job(&job.id).await?;
+            return Ok(PostStatus::Publishing);
+        };
+        let mut tx = self.begin().await?;
+        match outcome {
+            TargetOutcome::Published {
+                external_id,
+                url,
+                part_ids,
+            } => {
+                sqlx::query(
+                    "UPDATE post_targets SET status = 'published', external_id = $3, url = $4,
+                        part_ids = $5, error_code = NULL, error_message = NULL, published_at = $6
+                     WHERE post_id = $1 AND account_id = $2",
+                )
+                .bind(post_id.as_str())
+                .bind(account.as_str())
+                .bind(external_id)
+                .bind(url)
+                .bind(json(part_ids))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            TargetOutcome::Failed(e) => {
+                sqlx::query(
+                    "UPDATE post_targets SET status = 'failed', error_code = $3, error_message = $4
+                     WHERE post_id = $1 AND account_id = $2",
+                )
+                .bind(post_id.as_str())
+                .bind(account.as_str())
+                .bind(&e.code)
+                .bind(&e.message)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query("DELETE FROM jobs WHERE id = $1")
+            .bind(job.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let statuses = sqlx::query("SELECT status FROM post_targets WHERE post_id = $1")
+            .bind(post_id.as_str())
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| {
+                let s: String = r.try_get(0)?;
+                TargetStatus::parse(&s).ok_or_else(|| corrupt("post_targets.status"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let status = status_from_targets(&statuses);
+        let row = sqlx::query(
+            "UPDATE posts SET status = $2, updated_at = $3,
+                published_at = CASE WHEN $4 = 1 AND published_at IS NULL THEN $3 ELSE published_at END
+             WHERE id = $1 RETURNING livemode",
+        )
+        .bind(post_id.as_str())
+        .bind(status.as_str())
+        .bind(now)
+        .bind(matches!(status, PostStatus::Published | PostStatus::PartiallyPublished) as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let livemode = row
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?
+            .unwrap_or(0)
+            != 0;
+        if livemode && matches!(outcome, TargetOutcome::Published { .. }) {
+            let period = crier_core::clock::from_ms(now)
+                .strftime("%Y-%m")
+                .to_string();
+            add_counter(
+                &mut tx,
+                job.workspace_id.as_str(),
+                &period,
+                METRIC_POSTS_PUBLISHED,
+                1,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(status)
+    }
+
+    // ---- queue slots ----
+
+    /// Replaces the workspace's weekly slots: (ISO weekday 1–7, minute of the day).
+    pub async fn set_slots(&self, ws: &WorkspaceId, slots: &[(i64, i64)]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM queue_slots WHERE workspace_id = $1")
+            .bind(ws.as_str())
+            .execute(&mut *tx)
+            .await?;
+        for (day, minute) in slots {
+            sqlx::query(
+                "INSERT INTO queue_slots (workspace_id, weekday, minute_of_day) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(ws.as_str())
+            .bind(*day)
+            .bind(*minute)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn slots(&self, ws: &WorkspaceId) -> Result<Vec<(i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT weekday, minute_of_day FROM queue_slots WHERE workspace_id = $1
+             ORDER BY weekday, minute_of_day",
+        )
+        .bind(ws.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    // ---- metrics ----
+
+    pub async fn upsert_metrics(
+        &self,
+        ws: &WorkspaceId,
+        post: &PostId,
+        account: &AccountId,
+        m: &Metrics,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO post_metrics (post_id, account_id, workspace_id, likes, reposts, replies,
+                impressions, collected_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (post_id, account_id) DO UPDATE SET likes = excluded.likes,
+                reposts = excluded.reposts, replies = excluded.replies,
+                impressions = excluded.impressions, collected_at = excluded.collected_at",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(ws.as_str())
+        .bind(m.likes)
+        .bind(m.reposts)
+        .bind(m.replies)
+        .bind(m.impressions)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Collected metrics of a post, by account.
+    pub async fn post_metrics(
+        &self,
+        ws: &WorkspaceId,
+        post: &PostId,
+    ) -> Result<Vec<(AccountId, Metrics, i64)>> {
+        let rows = sqlx::query(
+            "SELECT account_id, likes, reposts, replies, impressions, collected_at
+             FROM post_metrics WHERE workspace_id = $1 AND post_id = $2 ORDER BY account_id",
+        )
+        .bind(ws.as_str())
+        .bind(post.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    AccountId::from_trusted(r.try_get(0)?),
+                    Metrics {
+                        likes: r.try_get(1)?,
+                        reposts: r.try_get(2)?,
+                        replies: r.try_get(3)?,
+                        impressions: r.try_get(4)?,
+                    },
+                    r.try_get(5)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Metrics summed per account over targets published in `[from, to)`, with the number of
+    /// posts.
+    pub async fn account_metrics(
+        &self,
+        ws: &WorkspaceId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(AccountId, i64, Metrics)>> {
+        let rows = sqlx::query(
+            "SELECT t.account_id, CAST(COUNT(*) AS BIGINT),
+                CAST(COALESCE(SUM(m.likes), 0) AS BIGINT), CAST(COALESCE(SUM(m.reposts), 0) AS BIGINT),
+                CAST(COALESCE(SUM(m.replies), 0) AS BIGINT),
+                CAST(COALESCE(SUM(m.impressions), 0) AS BIGINT)
+             FROM post_targets t
+             LEFT JOIN post_metrics m ON m.post_id = t.post_id AND m.account_id = t.account_id
+             WHERE t.workspace_id = $1 AND t.status = 'published'
+               AND t.published_at >= $2 AND t.published_at < $3
+             GROUP BY t.account_id ORDER BY t.account_id",
+        )
+        .bind(ws.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    AccountId::from_trusted(r.try_get(0)?),
+                    r.try_get(1)?,
+                    Metrics {
+                        likes: r.try_get(2)?,
+                        reposts: r.try_get(3)?,
+                        replies: r.try_get(4)?,
+                        impressions: r.try_get(5)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Published targets whose metrics are older than `stale_before` (or never collected).
+    pub async fn targets_needing_metrics(
+        &self,
+        stale_before: i64,
+        limit: u32,
+    ) -> Result<Vec<(WorkspaceId, PostId, AccountId, String)>> {
+        let rows = sqlx::query(
+            "SELECT t.workspace_id, t.post_id, t.account_id, t.external_id FROM post_targets t
+             LEFT JOIN post_metrics m ON m.post_id = t.post_id AND m.account_id = t.account_id
+             WHERE t.status = 'published' AND t.external_id IS NOT NULL
+               AND (m.collected_at IS NULL OR m.collected_at < $1)
+             LIMIT $2",
+        )
+        .bind(stale_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    WorkspaceId::from_trusted(r.try_get(0)?),
+                    PostId::from_trusted(r.try_get(1)?),
+                    AccountId::from_trusted(r.try_get(2)?),
+                    r.try_get(3)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// How a target ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetOutcome {
+    Published {
+        external_id: String,
+        url: String,
+        part_ids: Vec<String>,
+    },
+    Failed(TargetError),
+}
+
+fn placeholder_post() -> Post {
+    Post {
+        id: PostId::from_trusted(String::new()),
+        workspace_id: WorkspaceId::from_trusted(String::new()),
+        livemode: false,
+        status: PostStatus::Draft,
+        body: String::new(),
+        thread: Vec::new(),
+        account_ids: Vec::new(),
+        media_ids: Vec::new(),
+        overrides: Default::default(),
+        scheduled_at: None,
+        published_at: None,
+        review: None,
+        created_at: 0,
+        updated_at: 0,
+        targets: Vec::new(),
+    }
+}
+
+async fn insert_post_tx(tx: &mut Tx, post: &Post) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO posts ({POST_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    )))
+    .bind(post.id.as_str())
+    .bind(post.workspace_id.as_str())
+    .bind(post.livemode as i64)
+    .bind(post.status.as_str())
+    .bind(&post.body)
+    .bind(json(&post.thread))
+    .bind(json(&post.account_ids))
+    .bind(json(&post.media_ids))
+    .bind(json(&post.overrides))
+    .bind(post.scheduled_at)
+    .bind(post.published_at)
+    .bind(post.review.as_ref().map(|v| v.to_string()))
+    .bind(post.created_at)
+    .bind(post.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    insert_targets(tx, post).await
+}
+
+async fn insert_targets(tx: &mut Tx, post: &Post) -> Result<()> {
+    for (i, t) in post.targets.iter().enumerate() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO post_targets (workspace_id, {TARGET_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        )))
+        .bind(post.workspace_id.as_str())
+        .bind(post.id.as_str())
+        .bind(t.account_id.as_str())
+        .bind(&t.platform)
+        .bind(i as i64)
+        .bind(t.status.as_str())
+        .bind(t.external_id.as_deref())
+        .bind(t.url.as_deref())
+        .bind(json(&t.part_ids))
+        .bind(t.attempts)
+        .bind(t.error.as_ref().map(|e| e.code.as_str()))
+        .bind(t.error.as_ref().map(|e| e.message.as_str()))
+        .bind(t.published_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn delete_jobs(tx: &mut Tx, post: &PostId) -> Result<()> {
+    sqlx::query("DELETE FROM jobs WHERE post_id = $1")
+        .bind(post.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// One publish job per pending target of `post`, due at `at`.
+async fn enqueue_pending(tx: &mut Tx, post: &Post, at: i64, now: i64) -> Result<()> {
+    let accounts = sqlx::query(
+        "SELECT account_id FROM post_targets WHERE post_id = $1 AND status = 'pending'
+         ORDER BY position",
+    )
+    .bind(post.id.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in accounts {
+        let account: String = row.try_get(0)?;
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, workspace_id, post_id, account_id, run_at, locked_until,
+                created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+        )
+        .bind(JobId::generate().as_str())
+        .bind(JOB_PUBLISH)
+        .bind(post.workspace_id.as_str())
+        .bind(post.id.as_str())
+        .bind(account)
+        .bind(at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

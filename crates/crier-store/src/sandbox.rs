@@ -1,0 +1,150 @@
+//! The sandbox network's own data: what was "posted" to each sandbox account (its timeline)
+//! and the faults it was told to inject. Kept here, in crier's database, because the sandbox
+//! is a network built into crier; its behaviour lives in crier-networks.
+//!
+//! Like most real networks it does NOT deduplicate: every publish call creates a post, so a
+//! duplicate publish by crier would show in the timeline. It records the caller's idempotency
+//! key with each post so crier can ask "did my call land?" after losing an answer.
+
+use crier_core::ids::AccountId;
+use sqlx::Row;
+
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxPost {
+    pub external_id: String,
+    pub account_id: AccountId,
+    pub idem_key: String,
+    pub body: String,
+    pub reply_to: Option<String>,
+    pub created_at: i64,
+}
+
+/// A fault to inject into the next calls of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// `error`, `timeout` or `rate_limit`.
+    pub kind: String,
+    pub retry_after_seconds: i64,
+}
+
+fn post_from_row(r: &sqlx::any::AnyRow) -> Result<SandboxPost> {
+    Ok(SandboxPost {
+        external_id: r.try_get("external_id")?,
+        account_id: AccountId::from_trusted(r.try_get("account_id")?),
+        idem_key: r.try_get("idem_key")?,
+        body: r.try_get("body")?,
+        reply_to: r.try_get("reply_to")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn sandbox_insert(&self, post: &SandboxPost) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sandbox_posts (external_id, account_id, idem_key, body, reply_to,
+                created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&post.external_id)
+        .bind(post.account_id.as_str())
+        .bind(&post.idem_key)
+        .bind(&post.body)
+        .bind(post.reply_to.as_deref())
+        .bind(post.created_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The first post an account received with this idempotency key.
+    pub async fn sandbox_lookup(
+        &self,
+        account: &AccountId,
+        idem_key: &str,
+    ) -> Result<Option<SandboxPost>> {
+        let row = sqlx::query(
+            "SELECT * FROM sandbox_posts WHERE account_id = $1 AND idem_key = $2
+             ORDER BY created_at, external_id LIMIT 1",
+        )
+        .bind(account.as_str())
+        .bind(idem_key)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(post_from_row).transpose()
+    }
+
+    pub async fn sandbox_get(
+        &self,
+        account: &AccountId,
+        external_id: &str,
+    ) -> Result<Option<SandboxPost>> {
+        let row =
+            sqlx::query("SELECT * FROM sandbox_posts WHERE account_id = $1 AND external_id = $2")
+                .bind(account.as_str())
+                .bind(external_id)
+                .fetch_optional(&self.read)
+                .await?;
+        row.as_ref().map(post_from_row).transpose()
+    }
+
+    /// An account's timeline, oldest first.
+    pub async fn sandbox_timeline(
+        &self,
+        account: &AccountId,
+        limit: u32,
+        offset: u32,
+    ) -> Result<crate::Page<SandboxPost>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sandbox_posts WHERE account_id = $1
+             ORDER BY created_at, external_id LIMIT $2 OFFSET $3",
+        )
+        .bind(account.as_str())
+        .bind(i64::from(limit) + 1)
+        .bind(i64::from(offset))
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows.iter().map(post_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(crate::Page::from_overfetch(items, limit))
+    }
+
+    pub async fn sandbox_set_fault(
+        &self,
+        account: &AccountId,
+        fail_next: i64,
+        fault: &Fault,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sandbox_faults (account_id, fail_next, kind, retry_after_seconds)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id) DO UPDATE SET fail_next = excluded.fail_next,
+                kind = excluded.kind, retry_after_seconds = excluded.retry_after_seconds",
+        )
+        .bind(account.as_str())
+        .bind(fail_next)
+        .bind(&fault.kind)
+        .bind(fault.retry_after_seconds)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes one injected fault for the account's next call, if any are left.
+    pub async fn sandbox_take_fault(&self, account: &AccountId) -> Result<Option<Fault>> {
+        let row = sqlx::query(
+            "UPDATE sandbox_faults SET fail_next = fail_next - 1
+             WHERE account_id = $1 AND fail_next > 0
+             RETURNING kind, retry_after_seconds",
+        )
+        .bind(account.as_str())
+        .fetch_optional(&self.write)
+        .await?;
+        row.map(|r| {
+            Ok(Fault {
+                kind: r.try_get(0)?,
+                retry_after_seconds: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,454 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use crier_core::Clock;
+use crier_core::posts::{PostStatus, TargetStatus};
+use crier_networks::{Network, Networks, PublishError, PublishedPart};
+use crier_store::{Account, Job, Post, Store, TargetError, TargetOutcome};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Jobs processed at once by this node.
+    pub concurrency: usize,
+    /// How long a claimed job is ours; a crashed worker's jobs come back after it.
+    pub lease: Duration,
+    /// How long one network call may take (must be well under the lease).
+    pub call_timeout: Duration,
+    /// How often an idle worker looks for due jobs (other nodes may have enqueued some).
+    pub poll: Duration,
+    /// Attempts per target before it fails for good.
+    pub max_attempts: i64,
+    /// The first retry's delay; each further retry doubles it (with ±25% jitter).
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// How often published targets' metrics are refreshed.
+    pub metrics_every: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            lease: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(15),
+            poll: Duration::from_millis(200),
+            max_attempts: 5,
+            backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(30 * 60),
+            metrics_every: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Publisher {
+    store: Store,
+    networks: Networks,
+    clock: Arc<dyn Clock>,
+    config: WorkerConfig,
+    wake: Arc<Notify>,
+}
+
+/// What became of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    Published,
+    Failed,
+    RetryAt(i64),
+    Dropped,
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+fn jitter(ms: i64) -> i64 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let r = i64::from(u16::from_le_bytes(b)) - 32768; // -32768..32767
+    ms + ms * r / (4 * 32768)
+}
+
+impl Publisher {
+    pub fn new(
+        store: Store,
+        networks: Networks,
+        clock: Arc<dyn Clock>,
+        config: WorkerConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            networks,
+            clock,
+            config,
+            wake,
+        }
+    }
+
+    /// Runs until `cancel`: claims due jobs and processes them, `concurrency` at a time. On
+    /// cancel it stops claiming and lets jobs in hand finish their current step.
+    pub async fn run(self, cancel: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let free = slots.available_permits() as u32;
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                let now = self.clock.now_ms();
+                match self
+                    .store
+                    .claim_jobs(now, millis(self.config.lease), free)
+                    .await
+                {
+                    Ok(jobs) => jobs,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim jobs");
+                        Vec::new()
+                    }
+                }
+            };
+            let idle = claimed.is_empty();
+            for job in claimed {
+                let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                let me = self.clone();
+                tasks.spawn(async move {
+                    me.process(job).await;
+                    drop(permit);
+                });
+            }
+            while tasks.try_join_next().is_some() {}
+            if idle {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.config.poll) => {}
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Claims and processes every job due now, one after another. For tests and tools that
+    /// drive the queue deterministically with an injected clock.
+    pub async fn run_due(&self) -> Vec<Processed> {
+        let mut out = Vec::new();
+        loop {
+            let now = self.clock.now_ms();
+            let jobs = match self
+                .store
+                .claim_jobs(now, millis(self.config.lease), 64)
+                .await
+            {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim jobs");
+                    break;
+                }
+            };
+            if jobs.is_empty() {
+                break;
+            }
+            for job in jobs {
+                out.push(self.process(job).await);
+            }
+        }
+        out
+    }
+
+    /// Processes one claimed job; never panics on a network's or storage's failure (the job
+    /// stays leased and comes back).
+    pub async fn process(&self, job: Job) -> Processed {
+        match self.try_process(&job).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "job failed on storage; it will come back");
+                Processed::RetryAt(job.locked_until)
+            }
+        }
+    }
+
+    async fn try_process(&self, job: &Job) -> crier_store::Result<Processed> {
+        let (Some(post_id), Some(account_id)) = (&job.post_id, &job.account_id) else {
+            self.store.drop_job(&job.id).await?;
+            return Ok(Processed::Dropped);
+        };
+        let Some(post) = self.store.get_post(&job.workspace_id, post_id).await? else {
+            self.store.drop_job(&job.id).await?;
+            return Ok(Processed::Dropped);
+        };
+        let Some(target) = post
+            .targets
+            .iter()
+            .find(|t| &t.account_id == account_id)
+            .cloned()
+        else {
+            self.store.drop_job(&job.id).await?;
+            return Ok(Processed::Dropped);
+        };
+        if matches!(
+            target.status,
+            TargetStatus::Published | TargetStatus::Failed
+        ) {
+            self.store.drop_job(&job.id).await?;
+            return Ok(Processed::Dropped);
+        }
+        if post.status == PostStatus::Scheduled {
+            self.store
+                .start_publishing(&job.workspace_id, post_id, self.clock.now_ms())
+                .await?;
+        } else if post.status != PostStatus::Publishing {
+            self.store.drop_job(&job.id).await?;
+            return Ok(Processed::Dropped);
+        }
+        let fail = |code: &str, message: String| {
+            TargetOutcome::Failed(TargetError {
+                code: code.to_owned(),
+                message,
+            })
+        };
+        let account = self
+            .store
+            .get_account(&job.workspace_id, account_id)
+            .await?;
+        let Some(account) = account.filter(|a| a.status == "connected") else {
+            let outcome = fail(
+                "account_disconnected",
+                "The account is not connected.".into(),
+            );
+            self.store
+                .finish_target(job, &outcome, self.clock.now_ms())
+                .await?;
+            return Ok(Processed::Failed);
+        };
+        let Some(network) = self.networks.get(&account.platform).cloned() else {
+            let outcome = fail(
+                "unsupported_platform",
+                format!("No connector for {}.", account.platform),
+            );
+            self.store
+                .finish_target(job, &outcome, self.clock.now_ms())
+                .await?;
+            return Ok(Processed::Failed);
+        };
+        let parts = post.parts_for(&account.id);
+        if let Err(v) = network.rules().check(&parts, post.media_ids.len()) {
+            let outcome = fail("invalid_content", format!("{}: {}", v.field, v.message));
+            self.store
+                .finish_target(job, &outcome, self.clock.now_ms())
+                .await?;
+            return Ok(Processed::Failed);
+        }
+        self.publish_parts(
+            job,
+            &post,
+            &account,
+            &*network,
+            &parts,
+            target.part_ids,
+            target.url,
+            target.attempts,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn publish_parts(
+        &self,
+        job: &Job,
+        post: &Post,
+        account: &Account,
+        network: &dyn Network,
+        parts: &[String],
+        mut part_ids: Vec<String>,
+        mut url: Option<String>,
+        mut attempts_so_far: i64,
+    ) -> crier_store::Result<Processed> {
+        let history = self.store.attempts(&post.id, &account.id).await?;
+        while part_ids.len() < parts.len() {
+            let i = part_ids.len();
+            let idem = format!("{}:{}:{i}", post.id, account.id);
+            let reply_to = part_ids.last().cloned();
+            let maybe_landed = history.iter().any(|a| {
+                a.part == i as i64 && matches!(a.outcome.as_str(), "in_flight" | "unknown")
+            });
+            if maybe_landed {
+                match network.lookup(account, &idem).await {
+                    Ok(Some(found)) => {
+                        self.part_done(post, account, &mut part_ids, &mut url, found)
+                            .await?;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return self.retry_or_fail(job, attempts_so_far, &e).await,
+                }
+            }
+            let now = self.clock.now_ms();
+            self.store
+                .extend_lease(&job.id, now + millis(self.config.lease))
+                .await?;
+            let attempt = self
+                .store
+                .begin_attempt(&post.id, &account.id, i as i64, &idem, now)
+                .await?;
+            attempts_so_far += 1;
+            let call = network.publish(account, &parts[i], reply_to.as_deref(), &idem);
+            let result = match tokio::time::timeout(self.config.call_timeout, call).await {
+                Ok(r) => r,
+                Err(_) => Err(PublishError::Timeout),
+            };
+            let now = self.clock.now_ms();
+            match result {
+                Ok(published) => {
+                    self.store
+                        .finish_attempt(
+                            &attempt,
+                            "published",
+                            Some(&published.external_id),
+                            None,
+                            now,
+                        )
+                        .await?;
+                    self.part_done(post, account, &mut part_ids, &mut url, published)
+                        .await?;
+                }
+                Err(e) => {
+                    let outcome = if e == PublishError::Timeout {
+                        "unknown"
+                    } else {
+                        "failed"
+                    };
+                    self.store
+                        .finish_attempt(&attempt, outcome, None, Some(&e.to_string()), now)
+                        .await?;
+                    return self.retry_or_fail(job, attempts_so_far, &e).await;
+                }
+            }
+        }
+        let outcome = TargetOutcome::Published {
+            external_id: part_ids[0].clone(),
+            url: url.unwrap_or_default(),
+            part_ids,
+        };
+        self.store
+            .finish_target(job, &outcome, self.clock.now_ms())
+            .await?;
+        Ok(Processed::Published)
+    }
+
+    async fn part_done(
+        &self,
+        post: &Post,
+        account: &Account,
+        part_ids: &mut Vec<String>,
+        url: &mut Option<String>,
+        part: PublishedPart,
+    ) -> crier_store::Result<()> {
+        if part_ids.is_empty() {
+            *url = Some(part.url.clone());
+        }
+        part_ids.push(part.external_id);
+        self.store
+            .record_parts(&post.id, &account.id, part_ids, url.as_deref())
+            .await
+    }
+
+    async fn retry_or_fail(
+        &self,
+        job: &Job,
+        attempts: i64,
+        e: &PublishError,
+    ) -> crier_store::Result<Processed> {
+        let now = self.clock.now_ms();
+        let (code, retry_after) = match e {
+            PublishError::Permanent { code, .. } => {
+                let outcome = TargetOutcome::Failed(TargetError {
+                    code: code.clone(),
+                    message: e.to_string(),
+                });
+                self.store.finish_target(job, &outcome, now).await?;
+                return Ok(Processed::Failed);
+            }
+            PublishError::Transient { retry_after, .. } => ("network_error", *retry_after),
+            PublishError::RateLimited { retry_after } => ("rate_limited", *retry_after),
+            PublishError::Timeout => ("timeout", None),
+        };
+        let error = TargetError {
+            code: code.to_owned(),
+            message: e.to_string(),
+        };
+        if attempts >= self.config.max_attempts {
+            let error = TargetError {
+                message: format!("{} (gave up after {attempts} attempts)", error.message),
+                ..error
+            };
+            self.store
+                .finish_target(job, &TargetOutcome::Failed(error), now)
+                .await?;
+            return Ok(Processed::Failed);
+        }
+        let exp = millis(self.config.backoff)
+            .saturating_mul(1 << (attempts - 1).clamp(0, 20))
+            .min(millis(self.config.max_backoff));
+        // Longer pauses when the network pushes back or goes quiet.
+        let pause = match e {
+            PublishError::RateLimited { .. } | PublishError::Timeout => exp * 2,
+            _ => exp,
+        };
+        let delay = match retry_after {
+            Some(ra) => millis(ra).max(jitter(pause) / 4),
+            None => jitter(pause),
+        };
+        let run_at = now + delay.max(0);
+        self.store.retry_job(job, run_at, &error).await?;
+        Ok(Processed::RetryAt(run_at))
+    }
+
+    /// Refreshes metrics of published targets whose last collection is older than
+    /// `metrics_every`; returns how many were refreshed.
+    pub async fn collect_metrics(&self) -> crier_store::Result<usize> {
+        let now = self.clock.now_ms();
+        let stale = now - millis(self.config.metrics_every);
+        let due = self.store.targets_needing_metrics(stale, 500).await?;
+        let mut n = 0;
+        for (ws, post, account_id, external_id) in due {
+            let Some(account) = self.store.get_account(&ws, &account_id).await? else {
+                continue;
+            };
+            let Some(network) = self.networks.get(&account.platform) else {
+                continue;
+            };
+            match network.metrics(&account, &external_id).await {
+                Ok(m) => {
+                    self.store
+                        .upsert_metrics(&ws, &post, &account_id, &m, now)
+                        .await?;
+                    n += 1;
+                }
+                Err(e) => tracing::debug!(error = %e, "metrics not available"),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs the metrics collector until `cancel`.
+    pub async fn run_metrics(self, cancel: CancellationToken) {
+        let every = self.config.metrics_every.min(Duration::from_secs(300));
+        loop {
+            if let Err(e) = self.collect_metrics().await {
+                tracing::warn!(error = %e, "metrics collection failed");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
