@@ -53,9 +53,11 @@ pub struct CreateKey {
     pub allowed_ips: Option<Vec<String>>,
     /// Browser origins such as `https://app.example.com` or `https://*.example.com`.
     pub allowed_origins: Option<Vec<String>>,
-    /// When the key stops working; must be in the future.
+    /// When the key stops working; must be in the future. Omitted: the creating key's expiry;
+    /// `null`: never (refused when the creating key itself expires).
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<Timestamp>,
+    pub expires_at: Option<Option<Timestamp>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -357,7 +359,8 @@ pub fn new_key(
         None => c.map(|c| c.allowed_origins.clone()).unwrap_or_default(),
     };
     let expires_at = match req.expires_at {
-        Some(t) => Some(future(t, now)?),
+        Some(Some(t)) => Some(future(t, now)?),
+        Some(None) => None,
         None => c.and_then(|c| c.expires_at),
     };
     let secret = SecretKey::generate(mode);

@@ -58,6 +58,9 @@ struct Inner {
     auth: Authenticator,
     metrics: Metrics,
     workspace_views: routes::workspace::WorkspaceViews,
+    networks: crier_networks::Networks,
+    /// Wakes this node's publisher when a post is due now.
+    publish_wake: Arc<tokio::sync::Notify>,
     config: ApiConfig,
 }
 
@@ -73,12 +76,16 @@ impl AppState {
             })
             .collect();
         Self(Arc::new(Inner {
-            store,
-            clock,
+            store: store.clone(),
+            clock: clock.clone(),
             plans,
             auth: Authenticator::new(config.auth.clone()),
             metrics: Metrics::default(),
             workspace_views: routes::workspace::views(),
+            networks: crier_networks::Networks::default().with(Arc::new(
+                crier_networks::sandbox::Sandbox::new(store.clone(), clock.clone()),
+            )),
+            publish_wake: Arc::new(tokio::sync::Notify::new()),
             config,
         }))
     }
@@ -97,6 +104,14 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    pub fn networks(&self) -> &crier_networks::Networks {
+        &self.0.networks
+    }
+
+    pub fn publish_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.0.publish_wake
     }
 
     pub fn workspace_views(&self) -> &routes::workspace::WorkspaceViews {
@@ -175,17 +190,23 @@ impl AppState {
     async fn follow_key_changes(&self) {
         loop {
             match self.store().key_changes().await {
-                Ok(mut changes) => loop {
-                    match changes.next().await {
-                        Ok(KeyChange::Key(d)) => self.auth().cache.invalidate(&d),
-                        Ok(KeyChange::All) => self.auth().cache.invalidate_all(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "key change feed broke; reconnecting");
-                            self.auth().cache.invalidate_all();
-                            break;
+                Ok(mut changes) => {
+                    // A subscription reports only changes after it began. Anything cached before
+                    // it (at start-up, or refilled during the pause after a broken feed) may
+                    // predate a change it will never report, so start from an empty cache.
+                    self.auth().cache.invalidate_all();
+                    loop {
+                        match changes.next().await {
+                            Ok(KeyChange::Key(d)) => self.auth().cache.invalidate(&d),
+                            Ok(KeyChange::All) => self.auth().cache.invalidate_all(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "key change feed broke; reconnecting");
+                                self.auth().cache.invalidate_all();
+                                break;
+                            }
                         }
                     }
-                },
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot subscribe to key changes"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod net;
 pub mod plans;
 pub mod posts;
+pub mod queue;
 pub mod scopes;
 pub mod text;
 

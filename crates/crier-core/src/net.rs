@@ -139,6 +139,9 @@ impl OriginRule {
         if !self.wildcard {
             return !other.wildcard && self.host == other.host;
         }
+        if other.wildcard && other.host == self.host {
+            return true;
+        }
         // `*.example.com` covers `a.example.com` and `*.a.example.com`, not `example.com`.
         other.host.len() > self.host.len()
             && other.host.ends_with(&self.host)
@@ -340,6 +343,10 @@ mod tests {
         let parent = vec![p("https://*.acme.io")];
         assert!(origin_rules_within(&[p("https://a.acme.io")], &parent));
         assert!(origin_rules_within(&[p("https://*.a.acme.io")], &parent));
+        assert!(
+            origin_rules_within(&parent, &parent),
+            "a wildcard covers itself"
+        );
         assert!(!origin_rules_within(&[p("https://acme.io")], &parent));
         assert!(!origin_rules_within(&[], &parent));
         assert!(origin_rules_within(&[], &[]));

@@ -42,11 +42,22 @@ impl Response {
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "status; body: {}", self.text);
-        assert_eq!(self.body["error"]["code"], code, "code; body: {}", self.text);
+        assert_eq!(
+            self.body["error"]["code"], code,
+            "code; body: {}",
+            self.text
+        );
         let header = self.headers["x-request-id"].to_str().unwrap();
         assert!(header.starts_with("req_"));
-        assert_eq!(self.body["error"]["request_id"], header, "envelope id = header id");
-        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(
+            self.body["error"]["request_id"], header,
+            "envelope id = header id"
+        );
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -84,6 +95,8 @@ impl<'a> Call<'a> {
         self
     }
 
+    // A builder step ("send it from this address"), not a conversion; the name is the API.
+    #[allow(clippy::wrong_self_convention)]
     pub fn from_ip(mut self, ip: &str) -> Self {
         self.peer = ip.parse().unwrap();
         self
@@ -216,7 +229,7 @@ impl TestApp {
             }),
             allowed_ips: spec.allowed_ips,
             allowed_origins: spec.allowed_origins,
-            expires_at: spec.expires_at,
+            expires_at: spec.expires_at.map(Some),
             ..CreateKey::default()
         };
         let now = self.clock.now_ms_value();
@@ -264,6 +277,32 @@ impl TestApp {
             .unwrap()
             .unwrap();
         (keys, audit, format!("{ws:?}"))
+    }
+}
+
+impl TestApp {
+    /// The SQLite file behind this app's store, for tests that inspect what is at rest.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("crier.db")
+    }
+
+    /// Runs a read-only query on a separate connection to the SQLite file and returns the
+    /// first column of every row as text (NULL as `None`), bypassing the store entirely.
+    pub async fn raw_texts(&self, sql: &'static str) -> Vec<Option<String>> {
+        use sqlx::Row;
+        let url = format!("sqlite://{}?mode=ro", self.db_path().display());
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+        let out = rows
+            .iter()
+            .map(|r| r.try_get::<Option<String>, _>(0).unwrap())
+            .collect();
+        pool.close().await;
+        out
     }
 }
 
