@@ -83,14 +83,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 format!("The request body is not valid JSON: {message}."),
             );
         }
-        // serde reports an unknown or missing field at the object that holds it.
-        let field = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|p| message.strip_prefix(p))
+        // serde lets a struct be read from an array; a body that is an array at the top is
+        // simply not the object every endpoint expects, and no field of it is at fault.
+        if path.starts_with('[') {
+            return ApiError::new(
+                ErrorCode::InvalidRequest,
+                "The request body must be a JSON object.",
+            );
+        }
+        // The path of an unknown field already ends with that field (the key was read before
+        // it was refused); a missing field is reported at the object that should hold it.
+        let missing = message
+            .strip_prefix("missing field `")
             .and_then(|rest| rest.split('`').next());
-        let param = match (path.as_str(), field) {
+        let unknown = message.starts_with("unknown field `");
+        let param = match (path.as_str(), missing) {
             (".", Some(f)) => f.to_owned(),
             (p, Some(f)) => format!("{p}.{f}"),
+            (".", None) if unknown => message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or(".")
+                .to_owned(),
             (p, None) => p.to_owned(),
         };
         let message = message
@@ -268,6 +282,10 @@ mod tests {
         assert_eq!(
             param_of(r#"{"name":"a","limits":{"per_minute":1},"x":2}"#).as_deref(),
             Some("x")
+        );
+        assert_eq!(
+            param_of(r#"{"name":"a","limits":{"per_minute":1,"y":2}}"#).as_deref(),
+            Some("limits.y")
         );
         assert_eq!(
             param_of(r#"{"name":"a","limits":{}}"#).as_deref(),
