@@ -207,6 +207,32 @@ impl Store {
         Ok(Page::from_overfetch(posts, limit))
     }
 
+    /// Scheduled posts (and those waiting for approval) in the order they will go out.
+    pub async fn list_queue(
+        &self,
+        ws: &WorkspaceId,
+        livemode: bool,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<Post>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND livemode = $2
+               AND status IN ('scheduled', 'pending_approval')
+             ORDER BY scheduled_at, id LIMIT $3 OFFSET $4"
+        )))
+        .bind(ws.as_str())
+        .bind(livemode as i64)
+        .bind(i64::from(limit) + 1)
+        .bind(i64::from(offset))
+        .fetch_all(&self.read)
+        .await?;
+        let mut posts = rows.iter().map(post_from_row).collect::<Result<Vec<_>>>()?;
+        for p in &mut posts {
+            p.targets = self.targets(&p.id).await?;
+        }
+        Ok(Page::from_overfetch(posts, limit))
+    }
+
     /// Writes a post's content (body, thread, accounts, media, overrides) if it is still in
     /// `expected` status; its targets follow its accounts. `false` when the status moved.
     pub async fn update_post_content(&self, post: &Post, expected: PostStatus) -> Result<bool> {

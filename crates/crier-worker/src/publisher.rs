@@ -254,7 +254,6 @@ impl Publisher {
             &parts,
             target.part_ids,
             target.url,
-            target.attempts,
         )
         .await
     }
@@ -269,9 +268,11 @@ impl Publisher {
         parts: &[String],
         mut part_ids: Vec<String>,
         mut url: Option<String>,
-        mut attempts_so_far: i64,
     ) -> crier_store::Result<Processed> {
         let history = self.store.attempts(&post.id, &account.id).await?;
+        // Calls that did not publish: what the retry budget counts (a thread's successful
+        // parts do not use it up).
+        let mut failures = history.iter().filter(|a| a.outcome != "published").count() as i64;
         while part_ids.len() < parts.len() {
             let i = part_ids.len();
             let idem = format!("{}:{}:{i}", post.id, account.id);
@@ -287,7 +288,7 @@ impl Publisher {
                         continue;
                     }
                     Ok(None) => {}
-                    Err(e) => return self.retry_or_fail(job, attempts_so_far, &e).await,
+                    Err(e) => return self.retry_or_fail(job, failures + 1, &e).await,
                 }
             }
             let now = self.clock.now_ms();
@@ -298,7 +299,6 @@ impl Publisher {
                 .store
                 .begin_attempt(&post.id, &account.id, i as i64, &idem, now)
                 .await?;
-            attempts_so_far += 1;
             let call = network.publish(account, &parts[i], reply_to.as_deref(), &idem);
             let result = match tokio::time::timeout(self.config.call_timeout, call).await {
                 Ok(r) => r,
@@ -328,7 +328,8 @@ impl Publisher {
                     self.store
                         .finish_attempt(&attempt, outcome, None, Some(&e.to_string()), now)
                         .await?;
-                    return self.retry_or_fail(job, attempts_so_far, &e).await;
+                    failures += 1;
+                    return self.retry_or_fail(job, failures, &e).await;
                 }
             }
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crier_api::{ApiConfig, AuthConfig};
 use crier_core::Plan;
+use crier_worker::WorkerConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
@@ -40,6 +41,20 @@ pub struct Config {
     pub default_plan: String,
     /// Plans by name; merged over the shipped `free`, `pro` and `self-hosted`.
     pub plans: BTreeMap<String, Plan>,
+    /// Whether `serve` runs the publishing workers too (turn off for API-only nodes).
+    pub workers: bool,
+    /// Publish jobs one node works on at once.
+    pub worker_concurrency: usize,
+    /// How long a claimed job stays a node's; a crashed node's jobs return after it.
+    pub worker_lease_seconds: u64,
+    /// How long one call to a network may take (kept below the lease).
+    pub network_timeout_seconds: u64,
+    /// How often an idle worker looks for due jobs, in milliseconds.
+    pub worker_poll_ms: u64,
+    /// Attempts per target before it fails for good.
+    pub publish_max_attempts: u32,
+    /// First retry delay; doubled for each further retry, with jitter.
+    pub publish_backoff_seconds: u64,
 }
 
 /// A list given as a TOML array or, from the environment, as a comma-separated string.
@@ -78,6 +93,13 @@ impl Default for Config {
             usage_flush_seconds: 5,
             default_plan: "self-hosted".into(),
             plans: Plan::defaults(),
+            workers: true,
+            worker_concurrency: 32,
+            worker_lease_seconds: 60,
+            network_timeout_seconds: 15,
+            worker_poll_ms: 200,
+            publish_max_attempts: 5,
+            publish_backoff_seconds: 5,
         }
     }
 }
@@ -106,6 +128,13 @@ const ENV_KEYS: &[&str] = &[
     "key_cache_ttl_seconds",
     "usage_flush_seconds",
     "default_plan",
+    "workers",
+    "worker_concurrency",
+    "worker_lease_seconds",
+    "network_timeout_seconds",
+    "worker_poll_ms",
+    "publish_max_attempts",
+    "publish_backoff_seconds",
 ];
 
 /// The validated configuration a process runs with.
@@ -117,6 +146,8 @@ pub struct Settings {
     pub log_level: String,
     pub default_plan: String,
     pub api: ApiConfig,
+    /// `None` when this node runs no workers.
+    pub worker: Option<WorkerConfig>,
 }
 
 pub fn load(config_file: Option<&Path>, flags: Flags) -> Result<Settings, String> {
@@ -191,6 +222,28 @@ fn validate(c: Config) -> Result<Settings, String> {
             c.plans.keys().cloned().collect::<Vec<_>>().join(", ")
         ));
     }
+    if c.worker_concurrency == 0 || c.worker_poll_ms == 0 || c.publish_max_attempts == 0 {
+        return Err(
+            "worker_concurrency, worker_poll_ms and publish_max_attempts: must be at least 1"
+                .into(),
+        );
+    }
+    if c.network_timeout_seconds == 0 || c.network_timeout_seconds * 2 > c.worker_lease_seconds {
+        return Err(format!(
+            "network_timeout_seconds: must be at least 1 and at most half of \
+             worker_lease_seconds ({}), so a job is never worked on twice",
+            c.worker_lease_seconds
+        ));
+    }
+    let worker = c.workers.then(|| WorkerConfig {
+        concurrency: c.worker_concurrency,
+        lease: Duration::from_secs(c.worker_lease_seconds),
+        call_timeout: Duration::from_secs(c.network_timeout_seconds),
+        poll: Duration::from_millis(c.worker_poll_ms),
+        max_attempts: i64::from(c.publish_max_attempts),
+        backoff: Duration::from_secs(c.publish_backoff_seconds),
+        ..WorkerConfig::default()
+    });
     let database_url = match c.database_url {
         Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres") => url,
         Some(url) => {
@@ -206,6 +259,7 @@ fn validate(c: Config) -> Result<Settings, String> {
         log_json,
         log_level: c.log_level,
         default_plan: c.default_plan,
+        worker,
         api: ApiConfig {
             auth: AuthConfig {
                 trusted_proxies,

@@ -161,9 +161,21 @@ async fn serve(settings: Settings) -> Result<(), String> {
             settings.bind
         );
     }
-    let state = AppState::new(store.clone(), Arc::new(SystemClock), settings.api.clone());
+    let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
+    let state = AppState::new(store.clone(), clock.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());
+    if let Some(worker) = settings.worker.clone() {
+        let publisher = crier_worker::Publisher::new(
+            store.clone(),
+            state.networks().clone(),
+            clock,
+            worker,
+            state.publish_wake().clone(),
+        );
+        background.spawn(publisher.clone().run(cancel.clone()));
+        background.spawn(publisher.run_metrics(cancel.clone()));
+    }
     let app = crier_api::router(state);
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
@@ -180,7 +192,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| format!("server: {e}"))?;
-    tracing::info!("shutting down: in-flight requests finished, flushing usage");
+    tracing::info!("shutting down: in-flight requests finished; stopping workers, flushing usage");
     cancel.cancel();
     while background.join_next().await.is_some() {}
     store.close().await;

@@ -56,6 +56,11 @@ impl Principal {
         self.key.row.mode
     }
 
+    /// Whether this key acts on live data (test-mode keys see only test-mode data).
+    pub fn livemode(&self) -> bool {
+        self.key.row.mode == KeyMode::Live
+    }
+
     pub fn plan(&self) -> &Plan {
         &self.key.plan
     }
@@ -126,6 +131,16 @@ pub mod need {
     }
 
     markers! {
+        PostsRead => PostsRead,
+        PostsWrite => PostsWrite,
+        PostsDelete => PostsDelete,
+        PostsPublish => PostsPublish,
+        PostsApprove => PostsApprove,
+        AccountsRead => AccountsRead,
+        AccountsWrite => AccountsWrite,
+        AnalyticsRead => AnalyticsRead,
+        QueueRead => QueueRead,
+        QueueWrite => QueueWrite,
         KeysRead => KeysRead,
         KeysWrite => KeysWrite,
         WorkspaceWrite => WorkspaceWrite,

@@ -1,8 +1,11 @@
 //! The router: public operations, the authenticated `/v1` API, the OpenAPI description and
 //! its interactive docs, wrapped in the layers every request passes (see ARCHITECTURE.md).
 
+pub mod accounts;
 pub mod keys;
 pub mod ops;
+pub mod posts;
+pub mod queue;
 pub mod workspace;
 
 use std::time::Duration;
@@ -37,6 +40,23 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::get, keys::update, keys::revoke))
         .routes(routes!(keys::rotate))
         .routes(routes!(workspace::get, workspace::update))
+        .routes(routes!(posts::list, posts::create))
+        .routes(routes!(posts::get, posts::update, posts::delete))
+        .routes(routes!(posts::schedule))
+        .routes(routes!(posts::publish))
+        .routes(routes!(posts::retry))
+        .routes(routes!(posts::cancel))
+        .routes(routes!(posts::approve))
+        .routes(routes!(posts::analytics))
+        .routes(routes!(posts::batch))
+        .routes(routes!(accounts::list))
+        .routes(routes!(accounts::analytics))
+        .routes(routes!(accounts::connect_start, accounts::connect))
+        .routes(routes!(accounts::disconnect))
+        .routes(routes!(accounts::timeline))
+        .routes(routes!(accounts::faults))
+        .routes(routes!(queue::get_slots, queue::put_slots))
+        .routes(routes!(queue::list))
 }
 
 /// The OpenAPI description with every route in it.

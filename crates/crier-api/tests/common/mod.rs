@@ -316,3 +316,32 @@ impl NowMs for ManualClock {
         crier_core::Clock::now_ms(self)
     }
 }
+
+impl TestApp {
+    /// A publisher over this app's store, networks and clock, driven by the test with
+    /// [`crier_worker::Publisher::run_due`]. Retries start at 10 s and double.
+    pub fn publisher(&self) -> crier_worker::Publisher {
+        crier_worker::Publisher::new(
+            self.store.clone(),
+            self.state.networks().clone(),
+            Arc::new(self.clock.clone()),
+            crier_worker::WorkerConfig {
+                backoff: std::time::Duration::from_secs(10),
+                ..crier_worker::WorkerConfig::default()
+            },
+            self.state.publish_wake().clone(),
+        )
+    }
+
+    /// Connects a sandbox account with this key; returns its id.
+    pub async fn sandbox_account(&self, key: &str, handle: &str) -> String {
+        let r = self
+            .post("/v1/connect/sandbox")
+            .key(key)
+            .json(serde_json::json!({ "handle": handle }))
+            .send()
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+}

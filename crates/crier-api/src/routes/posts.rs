@@ -1,0 +1,983 @@
+//! `/v1/posts` and `/v1/batches`: drafts, edits, scheduling (at a time or the next queue slot),
+//! publishing now, cancelling, approving, retrying, deleting, and per-post analytics.
+//!
+//! Every state change goes through the post state machine (`crier_core::posts`) and commits
+//! together with the jobs that act on it; a change the current status forbids is
+//! `409 conflict` with storage unchanged. Text is checked against every target network's rules
+//! when a post is scheduled or published, and `param` names the account and the field
+//! (`targets.acct_….body`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use crier_core::clock::from_ms;
+use crier_core::ids::{AccountId, PostId};
+use crier_core::posts::{Action, ApprovedTo, PostStatus};
+use crier_core::queue::{Slot, next_free};
+use crier_core::{ErrorCode, Scope};
+use crier_networks::sandbox::PLATFORM as SANDBOX;
+use crier_store::{Account, Post, PostFilter, PostOverride, Target, Transition};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{Auth, Principal, need};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Created, List, Pagination, query_pairs};
+
+pub const MAX_TEXT: usize = 20_000;
+pub const MAX_THREAD: usize = 25;
+pub const MAX_ACCOUNTS: usize = 20;
+pub const MAX_BATCH: usize = 100;
+
+// ---- wire types ----
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetErrorObject {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetObject {
+    pub account_id: String,
+    #[schema(example = "sandbox")]
+    pub platform: String,
+    /// `pending`, `publishing`, `published` or `failed`.
+    pub status: &'static str,
+    pub external_id: Option<String>,
+    pub url: Option<String>,
+    pub attempts: i64,
+    pub error: Option<TargetErrorObject>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub published_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostObject {
+    #[schema(example = "post_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "post")]
+    pub object: &'static str,
+    /// `draft`, `pending_approval`, `scheduled`, `publishing`, `published`,
+    /// `partially_published` or `failed`.
+    #[schema(example = "draft")]
+    pub status: &'static str,
+    pub body: String,
+    pub thread: Vec<String>,
+    pub account_ids: Vec<String>,
+    pub media_ids: Vec<String>,
+    #[schema(value_type = Object)]
+    pub overrides: BTreeMap<String, PostOverride>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub published_at: Option<Timestamp>,
+    pub livemode: bool,
+    /// The last approval decision, if any.
+    #[schema(value_type = Option<Object>)]
+    pub review: Option<serde_json::Value>,
+    pub targets: Vec<TargetObject>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl From<&Post> for PostObject {
+    fn from(p: &Post) -> Self {
+        Self {
+            id: p.id.to_string(),
+            object: "post",
+            status: p.status.as_str(),
+            body: p.body.clone(),
+            thread: p.thread.clone(),
+            account_ids: p.account_ids.iter().map(ToString::to_string).collect(),
+            media_ids: p.media_ids.clone(),
+            overrides: p.overrides.clone(),
+            scheduled_at: p.scheduled_at.map(from_ms),
+            published_at: p.published_at.map(from_ms),
+            livemode: p.livemode,
+            review: p.review.clone(),
+            targets: p
+                .targets
+                .iter()
+                .map(|t| TargetObject {
+                    account_id: t.account_id.to_string(),
+                    platform: t.platform.clone(),
+                    status: t.status.as_str(),
+                    external_id: t.external_id.clone(),
+                    url: t.url.clone(),
+                    attempts: t.attempts,
+                    error: t.error.as_ref().map(|e| TargetErrorObject {
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                    }),
+                    published_at: t.published_at.map(from_ms),
+                })
+                .collect(),
+            created_at: from_ms(p.created_at),
+            updated_at: from_ms(p.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePost {
+    /// The text (the first part of a thread).
+    #[schema(example = "Launch day is here.")]
+    pub body: String,
+    /// Further parts, published as replies in order.
+    #[serde(default)]
+    pub thread: Vec<String>,
+    /// The accounts to publish to (1 to 20).
+    pub account_ids: Vec<String>,
+    #[serde(default)]
+    pub media_ids: Vec<String>,
+    /// Per-account text: `{"acct_…": {"body": "…", "thread": […]}}`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub overrides: BTreeMap<String, PostOverride>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePost {
+    pub body: Option<String>,
+    pub thread: Option<Vec<String>>,
+    pub account_ids: Option<Vec<String>>,
+    pub media_ids: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub overrides: Option<BTreeMap<String, PostOverride>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePost {
+    /// When to publish (RFC 3339, in the future). Or give `slot`.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_at: Option<Timestamp>,
+    /// `next`: the next free slot of the workspace's queue.
+    #[schema(example = "next")]
+    pub slot: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovePost {
+    /// Reject instead of approving; the post goes back to draft.
+    #[serde(default)]
+    pub reject: bool,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchPost {
+    #[serde(flatten)]
+    pub post: CreatePost,
+    /// Schedule this post at once (needs `posts:publish`).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBatch {
+    /// 1 to 100 posts, created all or nothing.
+    pub posts: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub object: &'static str,
+    pub deleted: bool,
+}
+
+// ---- validation ----
+
+fn text(param: &str, s: &str) -> ApiResult<()> {
+    if s.trim().is_empty() {
+        return Err(ApiError::invalid(
+            param,
+            format!("`{param}` must not be empty."),
+        ));
+    }
+    if s.chars().count() > MAX_TEXT {
+        return Err(ApiError::invalid(
+            param,
+            format!("`{param}` must be at most {MAX_TEXT} characters."),
+        ));
+    }
+    Ok(())
+}
+
+fn thread(param: &str, parts: &[String]) -> ApiResult<()> {
+    if parts.len() > MAX_THREAD {
+        return Err(ApiError::invalid(
+            param,
+            format!("`{param}` may have at most {MAX_THREAD} parts."),
+        ));
+    }
+    for (i, part) in parts.iter().enumerate() {
+        text(&format!("{param}[{i}]"), part)?;
+    }
+    Ok(())
+}
+
+/// Checks and resolves the accounts a post goes to: well-formed, in this workspace, of this
+/// key's mode, connected; test-mode keys publish only to sandbox accounts.
+async fn resolve_accounts(
+    state: &AppState,
+    p: &Principal,
+    param: &str,
+    ids: &[String],
+) -> ApiResult<Vec<Account>> {
+    if ids.is_empty() || ids.len() > MAX_ACCOUNTS {
+        return Err(ApiError::invalid(
+            param,
+            format!("`{param}` must list 1 to {MAX_ACCOUNTS} accounts."),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut accounts = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(ApiError::invalid(param, format!("`{id}` is listed twice.")));
+        }
+        let unknown = || ApiError::invalid(param, format!("No such account: '{id}'."));
+        let acct = AccountId::parse(id).ok_or_else(unknown)?;
+        let account = state
+            .store()
+            .get_account(p.workspace_id(), &acct)
+            .await?
+            .filter(|a| a.livemode == p.livemode())
+            .ok_or_else(unknown)?;
+        if account.status != "connected" {
+            return Err(ApiError::invalid(
+                param,
+                format!("Account '{id}' is disconnected."),
+            ));
+        }
+        if !p.livemode() && account.platform != SANDBOX {
+            return Err(ApiError::invalid(
+                param,
+                "Test-mode keys publish only to sandbox accounts.",
+            ));
+        }
+        accounts.push(account);
+    }
+    Ok(accounts)
+}
+
+fn check_overrides(
+    overrides: &BTreeMap<String, PostOverride>,
+    accounts: &[String],
+) -> ApiResult<()> {
+    for (acct, o) in overrides {
+        let param = format!("overrides.{acct}");
+        if !accounts.contains(acct) {
+            return Err(ApiError::invalid(
+                param,
+                "Overrides may only name accounts in `account_ids`.",
+            ));
+        }
+        if let Some(body) = &o.body {
+            text(&format!("{param}.body"), body)?;
+        }
+        if let Some(t) = &o.thread {
+            thread(&format!("{param}.thread"), t)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_media(media: &[String]) -> ApiResult<()> {
+    match media.first() {
+        // Media uploads arrive with the media issue; until then no media id exists.
+        Some(id) => Err(ApiError::invalid(
+            "media_ids",
+            format!("No such media: '{id}'."),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The targets of a post: one per account, in order, all pending.
+fn targets_for(post: &PostId, accounts: &[Account]) -> Vec<Target> {
+    accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Target {
+            post_id: post.clone(),
+            account_id: a.id.clone(),
+            platform: a.platform.clone(),
+            position: i as i64,
+            status: crier_core::posts::TargetStatus::Pending,
+            external_id: None,
+            url: None,
+            part_ids: Vec::new(),
+            attempts: 0,
+            error: None,
+            published_at: None,
+        })
+        .collect()
+}
+
+async fn new_post(
+    state: &AppState,
+    p: &Principal,
+    req: CreatePost,
+    param_prefix: &str,
+) -> ApiResult<Post> {
+    let param = |f: &str| format!("{param_prefix}{f}");
+    text(&param("body"), &req.body)?;
+    thread(&param("thread"), &req.thread)?;
+    let accounts = resolve_accounts(state, p, &param("account_ids"), &req.account_ids).await?;
+    check_overrides(&req.overrides, &req.account_ids).map_err(|mut e| {
+        e.param = e.param.map(|x| format!("{param_prefix}{x}"));
+        e
+    })?;
+    check_media(&req.media_ids)?;
+    let now = state.clock().now_ms();
+    let id = PostId::generate();
+    Ok(Post {
+        targets: targets_for(&id, &accounts),
+        id,
+        workspace_id: p.workspace_id().clone(),
+        livemode: p.livemode(),
+        status: PostStatus::Draft,
+        body: req.body,
+        thread: req.thread,
+        account_ids: accounts.iter().map(|a| a.id.clone()).collect(),
+        media_ids: req.media_ids,
+        overrides: req.overrides,
+        scheduled_at: None,
+        published_at: None,
+        review: None,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// Checks every target's text against its network's rules.
+fn check_rules(state: &AppState, post: &Post, param_prefix: &str) -> ApiResult<()> {
+    for t in &post.targets {
+        let Some(network) = state.networks().get(&t.platform) else {
+            return Err(ApiError::invalid(
+                format!("{param_prefix}account_ids"),
+                format!("No connector for {}.", t.platform),
+            ));
+        };
+        let parts = post.parts_for(&t.account_id);
+        if let Err(v) = network.rules().check(&parts, post.media_ids.len()) {
+            return Err(ApiError::invalid(
+                format!("{param_prefix}targets.{}.{}", t.account_id, v.field),
+                format!(
+                    "For account {} ({}): {} {}.",
+                    t.account_id, t.platform, v.field, v.message
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `402 quota_exceeded` when a live post would go past the plan's posts per month.
+async fn check_quota(state: &AppState, p: &Principal, post: &Post) -> ApiResult<()> {
+    let Some(limit) = p.plan().posts_per_month.filter(|_| post.livemode) else {
+        return Ok(());
+    };
+    let period = AppState::period_of(state.clock().now_ms());
+    let used = state
+        .store()
+        .workspace_usage(p.workspace_id(), &period)
+        .await?
+        .get(crier_store::METRIC_POSTS_PUBLISHED)
+        .copied()
+        .unwrap_or(0);
+    if used as u64 + post.targets.len() as u64 > limit {
+        return Err(ApiError::new(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "This workspace has published {used} of the {limit} posts its plan allows this month."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn visible_post(state: &AppState, p: &Principal, id: &str) -> ApiResult<Post> {
+    let not_found = || ApiError::not_found("post", id);
+    let id = PostId::parse(id).ok_or_else(not_found)?;
+    state
+        .store()
+        .get_post(p.workspace_id(), &id)
+        .await?
+        .filter(|post| post.livemode == p.livemode())
+        .ok_or_else(not_found)
+}
+
+fn illegal(post: &Post, what: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "A post that is {} cannot be {what}.",
+        post.status.as_str().replace('_', " ")
+    ))
+}
+
+fn moved() -> ApiError {
+    ApiError::conflict("The post changed while this request ran; read it and try again.")
+}
+
+async fn require_approval(state: &AppState, p: &Principal) -> ApiResult<bool> {
+    Ok(state
+        .store()
+        .get_workspace(p.workspace_id())
+        .await?
+        .is_some_and(|w| w.require_approval))
+}
+
+/// Applies a transition and answers with the post as it is now.
+async fn commit(
+    state: &AppState,
+    p: &Principal,
+    post: &Post,
+    t: Transition,
+) -> ApiResult<Json<PostObject>> {
+    let due_now = t.enqueue_at.is_some_and(|at| at <= t.now);
+    if !state
+        .store()
+        .transition(p.workspace_id(), &post.id, &t)
+        .await?
+    {
+        return Err(moved());
+    }
+    if due_now {
+        state.publish_wake().notify_waiters();
+    }
+    let post = visible_post(state, p, post.id.as_str()).await?;
+    Ok(Json(PostObject::from(&post)))
+}
+
+// ---- handlers ----
+
+/// List posts, newest first. Filters: `status`, `account_id`, `from`/`to` (RFC 3339, on the
+/// scheduled or published time).
+#[utoipa::path(get, path = "/v1/posts", tag = "posts",
+    params(Pagination,
+        ("status" = Option<String>, Query), ("account_id" = Option<String>, Query),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+    security(("bearer" = ["posts:read"]), ("api_key" = ["posts:read"])),
+    responses((status = 200, body = inline(List<PostObject>)), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsRead>,
+    page: Pagination,
+    parts: Parts,
+) -> ApiResult<Json<List<PostObject>>> {
+    let mut filter = PostFilter {
+        livemode: Some(p.livemode()),
+        ..PostFilter::default()
+    };
+    let time = |name: &str, v: &str| {
+        v.parse::<Timestamp>()
+            .map(|t| t.as_millisecond())
+            .map_err(|_| ApiError::invalid(name, format!("`{name}` must be an RFC 3339 time.")))
+    };
+    for (name, value) in query_pairs(parts.uri.query()) {
+        match name.as_str() {
+            "status" => {
+                filter.status = Some(PostStatus::parse(&value).ok_or_else(|| {
+                    ApiError::invalid("status", format!("Unknown status `{value}`."))
+                })?)
+            }
+            "account_id" => {
+                filter.account_id = Some(AccountId::parse(&value).ok_or_else(|| {
+                    ApiError::invalid("account_id", format!("No such account: '{value}'."))
+                })?)
+            }
+            "from" => filter.from = Some(time("from", &value)?),
+            "to" => filter.to = Some(time("to", &value)?),
+            _ => {}
+        }
+    }
+    let posts = state
+        .store()
+        .list_posts(p.workspace_id(), &filter, page.limit, page.offset)
+        .await?;
+    Ok(Json(List {
+        data: posts.items.iter().map(PostObject::from).collect(),
+        has_more: posts.has_more,
+    }))
+}
+
+/// Create a draft.
+#[utoipa::path(post, path = "/v1/posts", tag = "posts", request_body = CreatePost,
+    security(("bearer" = ["posts:write"]), ("api_key" = ["posts:write"])),
+    responses((status = 201, body = PostObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsWrite>,
+    ApiJson(req): ApiJson<CreatePost>,
+) -> ApiResult<Created<PostObject>> {
+    let post = new_post(&state, &p, req, "").await?;
+    state.store().insert_post(&post).await?;
+    Ok(Created(PostObject::from(&post)))
+}
+
+/// One post with its targets.
+#[utoipa::path(get, path = "/v1/posts/{id}", tag = "posts", params(("id" = String, Path)),
+    security(("bearer" = ["posts:read"]), ("api_key" = ["posts:read"])),
+    responses((status = 200, body = PostObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PostObject>> {
+    Ok(Json(PostObject::from(
+        &visible_post(&state, &p, &id).await?,
+    )))
+}
+
+/// Edit a draft, a scheduled post or one waiting for approval (not once publishing).
+#[utoipa::path(patch, path = "/v1/posts/{id}", tag = "posts", request_body = UpdatePost,
+    params(("id" = String, Path)),
+    security(("bearer" = ["posts:write"]), ("api_key" = ["posts:write"])),
+    responses((status = 200, body = PostObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsWrite>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdatePost>,
+) -> ApiResult<Json<PostObject>> {
+    let mut post = visible_post(&state, &p, &id).await?;
+    if post
+        .status
+        .after(Action::Edit, false, ApprovedTo::Scheduled)
+        .is_none()
+    {
+        return Err(illegal(&post, "edited"));
+    }
+    if let Some(body) = req.body {
+        text("body", &body)?;
+        post.body = body;
+    }
+    if let Some(t) = req.thread {
+        thread("thread", &t)?;
+        post.thread = t;
+    }
+    if let Some(ids) = req.account_ids {
+        let accounts = resolve_accounts(&state, &p, "account_ids", &ids).await?;
+        post.account_ids = accounts.iter().map(|a| a.id.clone()).collect();
+        post.targets = targets_for(&post.id, &accounts);
+    }
+    if let Some(m) = req.media_ids {
+        check_media(&m)?;
+        post.media_ids = m;
+    }
+    if let Some(o) = req.overrides {
+        post.overrides = o;
+    }
+    let account_names: Vec<String> = post.account_ids.iter().map(ToString::to_string).collect();
+    check_overrides(&post.overrides, &account_names)?;
+    if post.status != PostStatus::Draft {
+        check_rules(&state, &post, "")?;
+    }
+    post.updated_at = state.clock().now_ms();
+    if !state
+        .store()
+        .update_post_content(&post, post.status)
+        .await?
+    {
+        return Err(moved());
+    }
+    let post = visible_post(&state, &p, &id).await?;
+    Ok(Json(PostObject::from(&post)))
+}
+
+/// Delete a post (a scheduled post is unscheduled first). Not while it is publishing.
+#[utoipa::path(delete, path = "/v1/posts/{id}", tag = "posts", params(("id" = String, Path)),
+    security(("bearer" = ["posts:delete"]), ("api_key" = ["posts:delete"])),
+    responses((status = 200, body = Deleted), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsDelete>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Deleted>> {
+    let post = visible_post(&state, &p, &id).await?;
+    if post
+        .status
+        .after(Action::Delete, false, ApprovedTo::Scheduled)
+        .is_none()
+    {
+        return Err(illegal(&post, "deleted"));
+    }
+    if !state
+        .store()
+        .delete_post(p.workspace_id(), &post.id, post.status)
+        .await?
+    {
+        return Err(moved());
+    }
+    Ok(Json(Deleted {
+        id: post.id.to_string(),
+        object: "post",
+        deleted: true,
+    }))
+}
+
+/// The instant for `{"scheduled_at"}` or `{"slot":"next"}`.
+async fn schedule_time(state: &AppState, p: &Principal, req: &SchedulePost) -> ApiResult<i64> {
+    let now = state.clock().now();
+    match (&req.scheduled_at, req.slot.as_deref()) {
+        (Some(_), Some(_)) | (None, None) => Err(ApiError::invalid(
+            "scheduled_at",
+            "Give either `scheduled_at` or `slot`.",
+        )),
+        (Some(at), None) => {
+            if *at <= now {
+                return Err(ApiError::invalid(
+                    "scheduled_at",
+                    "`scheduled_at` must be in the future.",
+                ));
+            }
+            Ok(at.as_millisecond())
+        }
+        (None, Some("next")) => {
+            let ws = state
+                .store()
+                .get_workspace(p.workspace_id())
+                .await?
+                .ok_or_else(|| ApiError::internal("workspace missing"))?;
+            let tz = jiff::tz::TimeZone::get(&ws.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+            let slots: Vec<Slot> = state
+                .store()
+                .slots(p.workspace_id())
+                .await?
+                .into_iter()
+                .map(|(weekday, minute)| Slot { weekday, minute })
+                .collect();
+            let horizon = now.as_millisecond() + 9 * 7 * 86_400_000;
+            let taken = state
+                .store()
+                .scheduled_times(p.workspace_id(), now.as_millisecond(), horizon)
+                .await?;
+            next_free(&slots, &tz, now, &taken, 8)
+                .map(|t| t.as_millisecond())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "slot",
+                        "No free queue slot in the next 8 weeks; set slots with PUT /v1/queue/slots.",
+                    )
+                })
+        }
+        (None, Some(other)) => Err(ApiError::invalid(
+            "slot",
+            format!("`slot` must be `next`, not `{other}`."),
+        )),
+    }
+}
+
+/// Schedule at `scheduled_at`, or at the next free queue slot with `{"slot":"next"}`.
+#[utoipa::path(post, path = "/v1/posts/{id}/schedule", tag = "posts", request_body = SchedulePost,
+    params(("id" = String, Path)),
+    security(("bearer" = ["posts:publish"]), ("api_key" = ["posts:publish"])),
+    responses((status = 200, body = PostObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn schedule(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsPublish>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SchedulePost>,
+) -> ApiResult<Json<PostObject>> {
+    let post = visible_post(&state, &p, &id).await?;
+    let approval = require_approval(&state, &p).await?;
+    let to = post
+        .status
+        .after(Action::Schedule, approval, ApprovedTo::Scheduled)
+        .ok_or_else(|| illegal(&post, "scheduled"))?;
+    let at = schedule_time(&state, &p, &req).await?;
+    check_rules(&state, &post, "")?;
+    check_quota(&state, &p, &post).await?;
+    let now = state.clock().now_ms();
+    let t = Transition {
+        from: post.status,
+        to,
+        scheduled_at: Some(Some(at)),
+        review: None,
+        reset_failed_targets: false,
+        enqueue_at: (to == PostStatus::Scheduled).then_some(at),
+        now,
+    };
+    commit(&state, &p, &post, t).await
+}
+
+/// Publish now.
+#[utoipa::path(post, path = "/v1/posts/{id}/publish", tag = "posts",
+    params(("id" = String, Path)),
+    security(("bearer" = ["posts:publish"]), ("api_key" = ["posts:publish"])),
+    responses((status = 200, body = PostObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn publish(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsPublish>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PostObject>> {
+    let post = visible_post(&state, &p, &id).await?;
+    let approval = require_approval(&state, &p).await?;
+    let to = post
+        .status
+        .after(Action::PublishNow, approval, ApprovedTo::Publishing)
+        .ok_or_else(|| illegal(&post, "published now"))?;
+    check_rules(&state, &post, "")?;
+    check_quota(&state, &p, &post).await?;
+    let now = state.clock().now_ms();
+    let t = Transition {
+        from: post.status,
+        to,
+        scheduled_at: Some(None),
+        review: None,
+        reset_failed_targets: false,
+        enqueue_at: (to == PostStatus::Publishing).then_some(now),
+        now,
+    };
+    commit(&state, &p, &post, t).await
+}
+
+/// Publish again to the accounts that failed.
+#[utoipa::path(post, path = "/v1/posts/{id}/retry", tag = "posts",
+    params(("id" = String, Path)),
+    security(("bearer" = ["posts:publish"]), ("api_key" = ["posts:publish"])),
+    responses((status = 200, body = PostObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsPublish>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PostObject>> {
+    let post = visible_post(&state, &p, &id).await?;
+    let to = post
+        .status
+        .after(Action::Retry, false, ApprovedTo::Publishing)
+        .ok_or_else(|| illegal(&post, "retried"))?;
+    let now = state.clock().now_ms();
+    let t = Transition {
+        from: post.status,
+        to,
+        scheduled_at: None,
+        review: None,
+        reset_failed_targets: true,
+        enqueue_at: Some(now),
+        now,
+    };
+    commit(&state, &p, &post, t).await
+}
+
+/// Back to draft from scheduled (or from waiting for approval).
+#[utoipa::path(post, path = "/v1/posts/{id}/cancel", tag = "posts",
+    params(("id" = String, Path)),
+    security(("bearer" = ["posts:publish"]), ("api_key" = ["posts:publish"])),
+    responses((status = 200, body = PostObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsPublish>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PostObject>> {
+    let post = visible_post(&state, &p, &id).await?;
+    let to = post
+        .status
+        .after(Action::Cancel, false, ApprovedTo::Scheduled)
+        .ok_or_else(|| illegal(&post, "cancelled"))?;
+    let t = Transition {
+        from: post.status,
+        to,
+        scheduled_at: Some(None),
+        review: None,
+        reset_failed_targets: false,
+        enqueue_at: None,
+        now: state.clock().now_ms(),
+    };
+    commit(&state, &p, &post, t).await
+}
+
+/// Approve a post waiting for approval (it goes to its scheduled time, or out now), or reject
+/// it with `{"reject":true,"reason":…}` (back to draft).
+#[utoipa::path(post, path = "/v1/posts/{id}/approve", tag = "posts", request_body = ApprovePost,
+    params(("id" = String, Path)),
+    security(("bearer" = ["posts:approve"]), ("api_key" = ["posts:approve"])),
+    responses((status = 200, body = PostObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsApprove>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ApprovePost>,
+) -> ApiResult<Json<PostObject>> {
+    if let Some(reason) = &req.reason
+        && reason.chars().count() > 1000
+    {
+        return Err(ApiError::invalid(
+            "reason",
+            "`reason` must be at most 1000 characters.",
+        ));
+    }
+    let post = visible_post(&state, &p, &id).await?;
+    let now = state.clock().now_ms();
+    let approved_to = match post.scheduled_at {
+        Some(at) if at > now => ApprovedTo::Scheduled,
+        _ => ApprovedTo::Publishing,
+    };
+    let action = if req.reject {
+        Action::Reject
+    } else {
+        Action::Approve
+    };
+    let to = post
+        .status
+        .after(action, false, approved_to)
+        .ok_or_else(|| illegal(&post, if req.reject { "rejected" } else { "approved" }))?;
+    if !req.reject {
+        check_rules(&state, &post, "")?;
+        check_quota(&state, &p, &post).await?;
+    }
+    let review = serde_json::json!({
+        "decision": if req.reject { "rejected" } else { "approved" },
+        "reason": req.reason,
+        "by": p.key_id().as_str(),
+        "at": from_ms(now),
+    });
+    let t = Transition {
+        from: post.status,
+        to,
+        scheduled_at: (to == PostStatus::Publishing).then_some(None),
+        review: Some(Some(review)),
+        reset_failed_targets: false,
+        enqueue_at: match to {
+            PostStatus::Scheduled => post.scheduled_at,
+            PostStatus::Publishing => Some(now),
+            _ => None,
+        },
+        now,
+    };
+    commit(&state, &p, &post, t).await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetMetrics {
+    pub account_id: String,
+    pub platform: String,
+    pub external_id: Option<String>,
+    pub url: Option<String>,
+    pub likes: i64,
+    pub reposts: i64,
+    pub replies: i64,
+    pub impressions: i64,
+    /// When the metrics were collected; `null` before the first collection.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub collected_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostAnalytics {
+    pub post_id: String,
+    #[schema(example = "post_analytics")]
+    pub object: &'static str,
+    pub data: Vec<TargetMetrics>,
+}
+
+/// Per-account metrics of a post's published targets.
+#[utoipa::path(get, path = "/v1/posts/{id}/analytics", tag = "posts", params(("id" = String, Path)),
+    security(("bearer" = ["analytics:read"]), ("api_key" = ["analytics:read"])),
+    responses((status = 200, body = PostAnalytics), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn analytics(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::AnalyticsRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PostAnalytics>> {
+    let post = visible_post(&state, &p, &id).await?;
+    let collected = state
+        .store()
+        .post_metrics(p.workspace_id(), &post.id)
+        .await?;
+    let data = post
+        .targets
+        .iter()
+        .filter(|t| t.status == crier_core::posts::TargetStatus::Published)
+        .map(|t| {
+            let m = collected.iter().find(|(a, ..)| a == &t.account_id);
+            let metrics = m.map(|(_, m, _)| *m).unwrap_or_default();
+            TargetMetrics {
+                account_id: t.account_id.to_string(),
+                platform: t.platform.clone(),
+                external_id: t.external_id.clone(),
+                url: t.url.clone(),
+                likes: metrics.likes,
+                reposts: metrics.reposts,
+                replies: metrics.replies,
+                impressions: metrics.impressions,
+                collected_at: m.map(|(.., at)| from_ms(*at)),
+            }
+        })
+        .collect();
+    Ok(Json(PostAnalytics {
+        post_id: post.id.to_string(),
+        object: "post_analytics",
+        data,
+    }))
+}
+
+/// Create up to 100 drafts, or scheduled posts where `scheduled_at` is given, all or nothing.
+#[utoipa::path(post, path = "/v1/batches", tag = "posts", request_body = CreateBatch,
+    security(("bearer" = ["posts:write"]), ("api_key" = ["posts:write"])),
+    responses((status = 201, body = inline(List<PostObject>)), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn batch(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsWrite>,
+    ApiJson(req): ApiJson<CreateBatch>,
+) -> ApiResult<Created<List<PostObject>>> {
+    if req.posts.is_empty() || req.posts.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "posts",
+            format!("`posts` must hold 1 to {MAX_BATCH} posts."),
+        ));
+    }
+    let approval = require_approval(&state, &p).await?;
+    let now = state.clock().now();
+    let mut posts = Vec::with_capacity(req.posts.len());
+    for (i, value) in req.posts.into_iter().enumerate() {
+        let prefix = format!("posts[{i}].");
+        let item: BatchPost =
+            crate::extract::parse_json(value.to_string().as_bytes()).map_err(|mut e| {
+                e.param = Some(
+                    format!("{prefix}{}", e.param.unwrap_or_default())
+                        .trim_end_matches('.')
+                        .to_owned(),
+                );
+                e
+            })?;
+        let mut post = new_post(&state, &p, item.post, &prefix).await?;
+        if let Some(at) = item.scheduled_at {
+            p.require(Scope::PostsPublish)?;
+            if at <= now {
+                return Err(ApiError::invalid(
+                    format!("{prefix}scheduled_at"),
+                    "`scheduled_at` must be in the future.",
+                ));
+            }
+            check_rules(&state, &post, &prefix)?;
+            post.scheduled_at = Some(at.as_millisecond());
+            post.status = if approval {
+                PostStatus::PendingApproval
+            } else {
+                PostStatus::Scheduled
+            };
+        }
+        posts.push(post);
+    }
+    state.store().insert_posts(&posts).await?;
+    Ok(Created(List {
+        data: posts.iter().map(PostObject::from).collect(),
+        has_more: false,
+    }))
+}

@@ -1,0 +1,143 @@
+//! The posting queue: weekly time slots in the workspace's time zone, and what is scheduled,
+//! in the order it goes out. `POST /v1/posts/{id}/schedule {"slot":"next"}` takes the next
+//! free slot.
+
+use axum::Json;
+use axum::extract::State;
+use crier_core::queue::Slot;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{Auth, need};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, List, Pagination};
+use crate::routes::posts::PostObject;
+
+pub const MAX_SLOTS: usize = 100;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlotObject {
+    /// `monday` … `sunday` (or `mon` … `sun`).
+    #[schema(example = "monday")]
+    pub day: String,
+    /// Local time, `HH:MM`.
+    #[schema(example = "09:30")]
+    pub time: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Slots {
+    #[schema(example = "queue_slots")]
+    pub object: &'static str,
+    /// The workspace's IANA time zone, in which the slots are read.
+    pub timezone: String,
+    pub slots: Vec<SlotObject>,
+    /// When the next free slot is, if any in the next 8 weeks.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_free: Option<Timestamp>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSlots {
+    pub slots: Vec<SlotObject>,
+}
+
+async fn slots_view(state: &AppState, ws: &crier_core::ids::WorkspaceId) -> ApiResult<Slots> {
+    let workspace = state
+        .store()
+        .get_workspace(ws)
+        .await?
+        .ok_or_else(|| ApiError::internal("workspace missing"))?;
+    let slots: Vec<Slot> = state
+        .store()
+        .slots(ws)
+        .await?
+        .into_iter()
+        .map(|(weekday, minute)| Slot { weekday, minute })
+        .collect();
+    let tz = jiff::tz::TimeZone::get(&workspace.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let now = state.clock().now();
+    let taken = state
+        .store()
+        .scheduled_times(
+            ws,
+            now.as_millisecond(),
+            now.as_millisecond() + 9 * 7 * 86_400_000,
+        )
+        .await?;
+    Ok(Slots {
+        object: "queue_slots",
+        next_free: crier_core::queue::next_free(&slots, &tz, now, &taken, 8),
+        timezone: workspace.timezone,
+        slots: slots
+            .iter()
+            .map(|s| SlotObject {
+                day: s.day_name().to_owned(),
+                time: s.time(),
+            })
+            .collect(),
+    })
+}
+
+/// The workspace's weekly posting slots.
+#[utoipa::path(get, path = "/v1/queue/slots", tag = "queue",
+    security(("bearer" = ["queue:read"]), ("api_key" = ["queue:read"])),
+    responses((status = 200, body = Slots), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn get_slots(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::QueueRead>,
+) -> ApiResult<Json<Slots>> {
+    Ok(Json(slots_view(&state, p.workspace_id()).await?))
+}
+
+/// Replace the weekly posting slots (at most 100).
+#[utoipa::path(put, path = "/v1/queue/slots", tag = "queue", request_body = PutSlots,
+    security(("bearer" = ["queue:write"]), ("api_key" = ["queue:write"])),
+    responses((status = 200, body = Slots), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn put_slots(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::QueueWrite>,
+    ApiJson(req): ApiJson<PutSlots>,
+) -> ApiResult<Json<Slots>> {
+    if req.slots.len() > MAX_SLOTS {
+        return Err(ApiError::invalid(
+            "slots",
+            format!("`slots` may hold at most {MAX_SLOTS} slots."),
+        ));
+    }
+    let mut parsed = Vec::with_capacity(req.slots.len());
+    for (i, s) in req.slots.iter().enumerate() {
+        let slot = Slot::parse(&s.day, &s.time).ok_or_else(|| {
+            ApiError::invalid(
+                format!("slots[{i}]"),
+                "A slot is `{\"day\":\"monday\",\"time\":\"09:30\"}` (24-hour local time).",
+            )
+        })?;
+        parsed.push((slot.weekday, slot.minute));
+    }
+    state.store().set_slots(p.workspace_id(), &parsed).await?;
+    Ok(Json(slots_view(&state, p.workspace_id()).await?))
+}
+
+/// What is scheduled (and waiting for approval), in the order it goes out.
+#[utoipa::path(get, path = "/v1/queue", tag = "queue", params(Pagination),
+    security(("bearer" = ["queue:read"]), ("api_key" = ["queue:read"])),
+    responses((status = 200, body = inline(List<PostObject>)), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::QueueRead>,
+    page: Pagination,
+) -> ApiResult<Json<List<PostObject>>> {
+    let posts = state
+        .store()
+        .list_queue(p.workspace_id(), p.livemode(), page.limit, page.offset)
+        .await?;
+    Ok(Json(List {
+        data: posts.items.iter().map(PostObject::from).collect(),
+        has_more: posts.has_more,
+    }))
+}
