@@ -131,6 +131,16 @@ impl Store {
 
     /// Takes one injected fault for the account's next call, if any are left.
     pub async fn sandbox_take_fault(&self, account: &AccountId) -> Result<Option<Fault>> {
+        // Most calls have no fault armed: find that out with a read, not a write.
+        let armed =
+            sqlx::query("SELECT 1 FROM sandbox_faults WHERE account_id = $1 AND fail_next > 0")
+                .bind(account.as_str())
+                .fetch_optional(&self.read)
+                .await?
+                .is_some();
+        if !armed {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "UPDATE sandbox_faults SET fail_next = fail_next - 1
              WHERE account_id = $1 AND fail_next > 0

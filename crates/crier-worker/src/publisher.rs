@@ -277,13 +277,13 @@ impl Publisher {
             let i = part_ids.len();
             let idem = format!("{}:{}:{i}", post.id, account.id);
             let reply_to = part_ids.last().cloned();
-            let maybe_landed = history.iter().any(|a| {
-                a.part == i as i64 && matches!(a.outcome.as_str(), "in_flight" | "unknown")
-            });
+            // Any earlier call for this part may have landed: in flight when we crashed,
+            // unknown after a timeout, or published but not yet recorded on the target.
+            let maybe_landed = history.iter().any(|a| a.part == i as i64);
             if maybe_landed {
                 match network.lookup(account, &idem).await {
                     Ok(Some(found)) => {
-                        self.part_done(post, account, &mut part_ids, &mut url, found)
+                        self.part_done(post, account, &mut part_ids, &mut url, found, true)
                             .await?;
                         continue;
                     }
@@ -292,9 +292,12 @@ impl Publisher {
                 }
             }
             let now = self.clock.now_ms();
-            self.store
-                .extend_lease(&job.id, now + millis(self.config.lease))
-                .await?;
+            if i > 0 {
+                // The claim set the lease for the first part; a thread's later parts renew it.
+                self.store
+                    .extend_lease(&job.id, now + millis(self.config.lease))
+                    .await?;
+            }
             let attempt = self
                 .store
                 .begin_attempt(&post.id, &account.id, i as i64, &idem, now)
@@ -316,7 +319,8 @@ impl Publisher {
                             now,
                         )
                         .await?;
-                    self.part_done(post, account, &mut part_ids, &mut url, published)
+                    let last = i + 1 == parts.len();
+                    self.part_done(post, account, &mut part_ids, &mut url, published, !last)
                         .await?;
                 }
                 Err(e) => {
@@ -351,14 +355,20 @@ impl Publisher {
         part_ids: &mut Vec<String>,
         url: &mut Option<String>,
         part: PublishedPart,
+        record: bool,
     ) -> crier_store::Result<()> {
         if part_ids.is_empty() {
             *url = Some(part.url.clone());
         }
         part_ids.push(part.external_id);
-        self.store
-            .record_parts(&post.id, &account.id, part_ids, url.as_deref())
-            .await
+        // The last part is recorded by `finish_target` itself; if we die before that, its
+        // attempt is on record and the next run finds the part by lookup.
+        if record {
+            self.store
+                .record_parts(&post.id, &account.id, part_ids, url.as_deref())
+                .await?;
+        }
+        Ok(())
     }
 
     async fn retry_or_fail(

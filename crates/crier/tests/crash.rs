@@ -1,0 +1,268 @@
+//! The crash test: a real `crier serve` gets 1,000 posts due within seconds across 20 sandbox
+//! accounts, is killed with SIGKILL while publishing, and is started again on the same data.
+//! Afterwards every post is published exactly once (the sandbox timelines prove it: one entry
+//! per post, no idempotency key twice) and none is lost.
+//!
+//! The server is the binary Cargo built for this test, or `CRIER_BIN` (CI points it at the
+//! release build).
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const POSTS: usize = 1000;
+const ACCOUNTS: usize = 20;
+
+fn binary() -> PathBuf {
+    std::env::var_os("CRIER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_crier")))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, JSON body).
+fn http(port: u16, method: &str, path: &str, key: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("server reachable");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn admin(data: &Path, args: &[&str]) -> Value {
+    let out = Command::new(binary())
+        .arg("--data-dir")
+        .arg(data)
+        .arg("admin")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn start(data: &Path, port: u16) -> Child {
+    let child = Command::new(binary())
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("CRIER_LOG_LEVEL", "warn")
+        .env("CRIER_WORKER_LEASE_SECONDS", "4")
+        .env("CRIER_NETWORK_TIMEOUT_SECONDS", "2")
+        .env("CRIER_WORKER_POLL_MS", "50")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// Every timeline entry of every account, as idempotency keys.
+fn timeline_keys(port: u16, key: &str, accounts: &[String]) -> Vec<String> {
+    let mut keys = Vec::new();
+    for acct in accounts {
+        let mut offset = 0;
+        loop {
+            let (status, page) = http(
+                port,
+                "GET",
+                &format!("/v1/accounts/{acct}/timeline?limit=50&offset={offset}"),
+                key,
+                None,
+            );
+            assert_eq!(status, 200, "{page}");
+            let data = page["data"].as_array().unwrap();
+            keys.extend(
+                data.iter()
+                    .map(|p| p["idempotency_key"].as_str().unwrap().to_owned()),
+            );
+            offset += data.len();
+            if !page["has_more"].as_bool().unwrap() {
+                break;
+            }
+        }
+    }
+    keys
+}
+
+fn count_published(port: u16, key: &str) -> usize {
+    let mut n = 0;
+    let mut offset = 0;
+    loop {
+        let (_, page) = http(
+            port,
+            "GET",
+            &format!("/v1/posts?status=published&limit=50&offset={offset}"),
+            key,
+            None,
+        );
+        let len = page["data"].as_array().map_or(0, Vec::len);
+        n += len;
+        offset += len;
+        if !page["has_more"].as_bool().unwrap_or(false) {
+            return n;
+        }
+    }
+}
+
+#[test]
+fn a_killed_server_publishes_every_post_exactly_once_after_restart() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    admin(data, &["workspace", "create", "crash"]);
+    let key = admin(
+        data,
+        &[
+            "key",
+            "create",
+            "--workspace",
+            "crash",
+            "--scope",
+            "all",
+            "--per-minute",
+            "100000",
+            "--per-day",
+            "10000000",
+        ],
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port = free_port();
+    let mut server = start(data, port);
+
+    let accounts: Vec<String> = (0..ACCOUNTS)
+        .map(|i| {
+            let (status, a) = http(
+                port,
+                "POST",
+                "/v1/connect/sandbox",
+                &key,
+                Some(&json!({ "handle": format!("acct{i}") })),
+            );
+            assert_eq!(status, 201, "{a}");
+            a["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+
+    // 1,000 posts, one account each, due over the next few seconds.
+    let due = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3);
+    for batch in 0..POSTS / 100 {
+        let posts: Vec<Value> = (0..100)
+            .map(|i| {
+                let n = batch * 100 + i;
+                json!({
+                    "body": format!("post {n}"),
+                    "account_ids": [accounts[n % ACCOUNTS]],
+                    "scheduled_at": (due + jiff::SignedDuration::from_millis((n % 20) as i64 * 100)).to_string(),
+                })
+            })
+            .collect();
+        let (status, body) = http(
+            port,
+            "POST",
+            "/v1/batches",
+            &key,
+            Some(&json!({ "posts": posts })),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+
+    // Kill it in the middle of publishing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let published = count_published(port, &key);
+        if published >= 50 {
+            assert!(
+                published < POSTS,
+                "published everything before the kill; make it harder"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing was published");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+
+    let mut server = start(data, port);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        if count_published(port, &key) == POSTS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every post was published after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let keys = timeline_keys(port, &key, &accounts);
+    let distinct: HashSet<&String> = keys.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        keys.len(),
+        "a post reached its network twice"
+    );
+    assert_eq!(keys.len(), POSTS, "every post reached its network once");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    eprintln!("crash test took {:?}", started.elapsed());
+}
