@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Publishing benchmark against a local `crier serve` (standard library only).
+
+  throughput: 10,000 posts due at the same instant across 100 sandbox accounts; reports
+              targets published per second (from the due time to the last published_at)
+              and checks every post reached its timeline exactly once.
+  lateness:   a steady 50 posts per second for 30 s, each due 2 s after it is created;
+              reports p50/p99/max of published_at - scheduled_at.
+
+Usage: publish.py BIN DATA_DIR [--database-url URL]   (bench/publish.sh calls it)
+Only 127.0.0.1 is contacted; the server is stopped and nothing is left running on exit.
+"""
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+POSTS = int(os.environ.get("BENCH_POSTS", "10000"))
+ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "100"))
+RATE = int(os.environ.get("BENCH_RATE", "50"))
+RATE_SECONDS = int(os.environ.get("BENCH_RATE_SECONDS", "30"))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Api:
+    def __init__(self, port, key):
+        self.port, self.key = port, key
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, method, path, body=None):
+        for attempt in range(3):
+            try:
+                payload = json.dumps(body) if body is not None else None
+                headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+                self.conn.request(method, path, payload, headers)
+                resp = self.conn.getresponse()
+                data = json.loads(resp.read() or b"null")
+                return resp.status, data
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                if attempt == 2:
+                    raise
+
+    def pages(self, path):
+        offset = 0
+        while True:
+            sep = "&" if "?" in path else "?"
+            status, page = self.call("GET", f"{path}{sep}limit=50&offset={offset}")
+            assert status == 200, page
+            yield from page["data"]
+            offset += len(page["data"])
+            if not page["has_more"]:
+                return
+
+
+def ts(dt):
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse(s):
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def admin(binary, data, extra, *args):
+    out = subprocess.run([binary, "--data-dir", data, *extra, "admin", *args, "--json"],
+                         check=True, capture_output=True, text=True, timeout=60)
+    return json.loads(out.stdout)
+
+
+def wait_idle(api, deadline):
+    """Until nothing is scheduled or publishing."""
+    while time.time() < deadline:
+        _, q = api.call("GET", "/v1/queue?limit=1")
+        _, p = api.call("GET", "/v1/posts?status=publishing&limit=1")
+        if not q["data"] and not p["data"]:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def main():
+    binary, data = sys.argv[1], sys.argv[2]
+    extra = sys.argv[3:]
+    admin(binary, data, extra, "workspace", "create", "bench")
+    key = admin(binary, data, extra, "key", "create", "--workspace", "bench", "--scope", "all",
+                "--per-minute", "1000000", "--per-day", "100000000")["key"]
+    port = free_port()
+    env = dict(os.environ, CRIER_LOG_LEVEL=os.environ.get("CRIER_LOG_LEVEL", "warn"))
+    server = subprocess.Popen([binary, "--data-dir", data, *extra, "serve", "--bind", f"127.0.0.1:{port}"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        api = Api(port, key)
+        accounts = []
+        for i in range(ACCOUNTS):
+            status, a = api.call("POST", "/v1/connect/sandbox", {"handle": f"bench{i}"})
+            assert status == 201, a
+            accounts.append(a["id"])
+
+        # ---- throughput ----
+        created = time.time()
+        due = datetime.now(timezone.utc) + timedelta(seconds=max(10, POSTS // 800))
+        for b in range(0, POSTS, 100):
+            posts = [{"body": f"throughput {n}", "account_ids": [accounts[n % ACCOUNTS]],
+                      "scheduled_at": ts(due)} for n in range(b, min(b + 100, POSTS))]
+            status, body = api.call("POST", "/v1/batches", {"posts": posts})
+            assert status == 201, body
+        made = time.time() - created
+        assert datetime.now(timezone.utc) < due, "creating the posts took longer than the lead time"
+        assert wait_idle(api, time.time() + 600), "publishing did not finish in 10 minutes"
+        published = [p for p in api.pages("/v1/posts?status=published")]
+        assert len(published) == POSTS, f"{len(published)} of {POSTS} published"
+        last = max(parse(p["published_at"]) for p in published)
+        seconds = (last - due).total_seconds()
+        keys = [e["idempotency_key"] for a in accounts for e in api.pages(f"/v1/accounts/{a}/timeline")]
+        assert len(keys) == POSTS and len(set(keys)) == POSTS, "not exactly once"
+        print(f"throughput: {POSTS} posts across {ACCOUNTS} accounts (created in {made:.1f} s) "
+              f"published in {seconds:.2f} s after their due time: {POSTS / seconds:.0f} targets/s; "
+              f"timelines hold each exactly once ({len(keys)} entries, {len(set(keys))} distinct)")
+
+        # ---- lateness at a steady rate ----
+        start = time.time()
+        for sec in range(RATE_SECONDS):
+            base = datetime.now(timezone.utc) + timedelta(seconds=2)
+            posts = [{"body": f"steady {sec}.{i}", "account_ids": [accounts[(sec * RATE + i) % ACCOUNTS]],
+                      "scheduled_at": ts(base + timedelta(milliseconds=i * 1000 // RATE))}
+                     for i in range(RATE)]
+            status, body = api.call("POST", "/v1/batches", {"posts": posts})
+            assert status == 201, body
+            time.sleep(max(0.0, start + sec + 1 - time.time()))
+        assert wait_idle(api, time.time() + 120), "steady posts did not finish"
+        late = sorted((parse(p["published_at"]) - parse(p["scheduled_at"])).total_seconds()
+                      for p in api.pages("/v1/posts?status=published") if p["body"].startswith("steady"))
+        assert len(late) == RATE * RATE_SECONDS, f"{len(late)} steady posts published"
+
+        def pct(q):
+            return late[min(len(late) - 1, int(q * len(late)))]
+        print(f"lateness at {RATE} posts/s for {RATE_SECONDS} s ({len(late)} posts): "
+              f"p50 {pct(0.50) * 1000:.0f} ms, p99 {pct(0.99) * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+if __name__ == "__main__":
+    main()
