@@ -298,6 +298,28 @@ impl Store {
         }
         delete_jobs(&mut tx, id).await?;
         if t.reset_failed_targets {
+            // A client's retry starts a new round: the worker's retry budget counts the
+            // failures after this marker, not those that already used up the last round.
+            let failed = sqlx::query(
+                "SELECT account_id FROM post_targets WHERE post_id = $1 AND status = 'failed'",
+            )
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in failed {
+                let account: String = row.try_get(0)?;
+                sqlx::query(
+                    "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key,
+                        outcome, started_at, finished_at)
+                     VALUES ($1, $2, $3, -1, '', 'retry', $4, $4)",
+                )
+                .bind(AttemptId::generate().as_str())
+                .bind(id.as_str())
+                .bind(account)
+                .bind(t.now)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "UPDATE post_targets SET status = 'pending', error_code = NULL,
                     error_message = NULL
@@ -386,7 +408,10 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.write)
         .await?;
-        rows.iter().map(job_from_row).collect()
+        // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
+        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+        jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
+        Ok(jobs)
     }
 
     /// When the next job is due, if any (so an idle worker knows how long it may sleep).
@@ -462,6 +487,15 @@ impl Store {
         )
         .bind(post.as_str())
         .bind(account.as_str())
+        .execute(&mut *tx)
+        .await?;
+        // A scheduled post whose first call goes out is publishing now.
+        sqlx::query(
+            "UPDATE posts SET status = 'publishing', updated_at = $2
+             WHERE id = $1 AND status = 'scheduled'",
+        )
+        .bind(post.as_str())
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -558,11 +592,42 @@ impl Store {
         outcome: &TargetOutcome,
         now: i64,
     ) -> Result<PostStatus> {
+        self.finish_target_with(job, outcome, None, now).await
+    }
+
+    /// [`Store::finish_target`], also recording in the same transaction that `attempt` (the
+    /// call that published the last part) published.
+    pub async fn finish_target_with(
+        &self,
+        job: &Job,
+        outcome: &TargetOutcome,
+        attempt: Option<(&AttemptId, &str)>,
+        now: i64,
+    ) -> Result<PostStatus> {
         let (Some(post_id), Some(account)) = (&job.post_id, &job.account_id) else {
             self.drop_job(&job.id).await?;
             return Ok(PostStatus::Publishing);
         };
         let mut tx = self.begin().await?;
+        // Lock the post row first. Without it, two targets of one post finishing at once on
+        // PostgreSQL each read the targets' statuses before the other commits, and the post
+        // stays `publishing` for good. (SQLite serialises write transactions anyway.)
+        sqlx::query("UPDATE posts SET updated_at = $2 WHERE id = $1")
+            .bind(post_id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if let Some((attempt, external_id)) = attempt {
+            sqlx::query(
+                "UPDATE publish_attempts SET outcome = 'published', external_id = $2,
+                    finished_at = $3 WHERE id = $1",
+            )
+            .bind(attempt.as_str())
+            .bind(external_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         match outcome {
             TargetOutcome::Published {
                 external_id,

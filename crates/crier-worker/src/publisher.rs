@@ -200,11 +200,8 @@ impl Publisher {
             self.store.drop_job(&job.id).await?;
             return Ok(Processed::Dropped);
         }
-        if post.status == PostStatus::Scheduled {
-            self.store
-                .start_publishing(&job.workspace_id, post_id, self.clock.now_ms())
-                .await?;
-        } else if post.status != PostStatus::Publishing {
+        // A scheduled post turns `publishing` with its first recorded attempt.
+        if !matches!(post.status, PostStatus::Scheduled | PostStatus::Publishing) {
             self.store.drop_job(&job.id).await?;
             return Ok(Processed::Dropped);
         }
@@ -270,9 +267,17 @@ impl Publisher {
         mut url: Option<String>,
     ) -> crier_store::Result<Processed> {
         let history = self.store.attempts(&post.id, &account.id).await?;
-        // Calls that did not publish: what the retry budget counts (a thread's successful
-        // parts do not use it up).
-        let mut failures = history.iter().filter(|a| a.outcome != "published").count() as i64;
+        // Calls that did not publish in this round (a client's retry starts a new one, marked
+        // `retry`): what the retry budget counts (a thread's successful parts do not use it up).
+        let round = history
+            .iter()
+            .rposition(|a| a.outcome == "retry")
+            .map_or(0, |i| i + 1);
+        let mut failures = history[round..]
+            .iter()
+            .filter(|a| a.outcome != "published")
+            .count() as i64;
+        let mut closing = None;
         while part_ids.len() < parts.len() {
             let i = part_ids.len();
             let idem = format!("{}:{}:{i}", post.id, account.id);
@@ -310,16 +315,21 @@ impl Publisher {
             let now = self.clock.now_ms();
             match result {
                 Ok(published) => {
-                    self.store
-                        .finish_attempt(
-                            &attempt,
-                            "published",
-                            Some(&published.external_id),
-                            None,
-                            now,
-                        )
-                        .await?;
                     let last = i + 1 == parts.len();
+                    if last {
+                        // Recorded with the target's outcome, in one transaction.
+                        closing = Some((attempt, published.external_id.clone()));
+                    } else {
+                        self.store
+                            .finish_attempt(
+                                &attempt,
+                                "published",
+                                Some(&published.external_id),
+                                None,
+                                now,
+                            )
+                            .await?;
+                    }
                     self.part_done(post, account, &mut part_ids, &mut url, published, !last)
                         .await?;
                 }
@@ -342,8 +352,9 @@ impl Publisher {
             url: url.unwrap_or_default(),
             part_ids,
         };
+        let closing = closing.as_ref().map(|(a, ext): &(_, String)| (a, ext.as_str()));
         self.store
-            .finish_target(job, &outcome, self.clock.now_ms())
+            .finish_target_with(job, &outcome, closing, self.clock.now_ms())
             .await?;
         Ok(Processed::Published)
     }
