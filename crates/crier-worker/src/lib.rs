@@ -12,6 +12,7 @@
 //! 4. When every part is out, the target is published, its job deleted and the post's status
 //!    recomputed, in one transaction.
 
+pub mod http;
 mod publisher;
 
-pub use publisher::{Publisher, WorkerConfig};
+pub use publisher::{Processed, Publisher, WorkerConfig};
