@@ -14,11 +14,12 @@ use crier_core::{ErrorCode, KeyMode, Plan, SecretKey, clock::from_ms};
 use crier_store::KeyRow;
 use ipnet::IpNet;
 use jiff::Timestamp;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use crate::auth::cache::KeyRecord;
 use crate::error::ApiError;
+pub use crier_store::views::{KeyObject, RateLimitObject};
 
 pub const MAX_NAME: usize = 100;
 pub const MAX_DESCRIPTION: usize = 500;
@@ -87,72 +88,6 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RateLimitObject {
-    pub per_minute: u32,
-    pub per_day: u32,
-}
-
-/// An API key as the API shows it. Only create and rotate responses carry `key`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyObject {
-    #[schema(example = "key_0Q2X3hS8dK7vT1bLmN4pRz")]
-    pub id: String,
-    #[schema(example = "api_key")]
-    pub object: &'static str,
-    pub name: String,
-    pub description: String,
-    #[schema(example = "sk_live_4fQz")]
-    pub prefix: String,
-    #[schema(example = "live")]
-    pub mode: &'static str,
-    pub livemode: bool,
-    pub scopes: Vec<&'static str>,
-    pub rate_limit: RateLimitObject,
-    pub allowed_ips: Vec<String>,
-    pub allowed_origins: Vec<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<Timestamp>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub last_used_at: Option<Timestamp>,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub revoked_at: Option<Timestamp>,
-    /// The key that replaced this one by rotation.
-    pub replaced_by: Option<String>,
-    /// The secret: shown once, in the create and rotate responses only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-}
-
-impl KeyObject {
-    pub fn from_row(row: &KeyRow, secret: Option<&SecretKey>) -> Self {
-        Self {
-            id: row.id.to_string(),
-            object: "api_key",
-            name: row.name.clone(),
-            description: row.description.clone(),
-            prefix: row.prefix.clone(),
-            mode: row.mode.as_str(),
-            livemode: row.mode == KeyMode::Live,
-            scopes: row.scopes.names(),
-            rate_limit: RateLimitObject {
-                per_minute: row.per_minute,
-                per_day: row.per_day,
-            },
-            allowed_ips: row.allowed_ips.clone(),
-            allowed_origins: row.allowed_origins.clone(),
-            expires_at: row.expires_at.map(from_ms),
-            last_used_at: row.last_used_at.map(from_ms),
-            created_at: from_ms(row.created_at),
-            revoked_at: row.revoked_at.map(from_ms),
-            replaced_by: row.replaced_by.as_ref().map(ToString::to_string),
-            key: secret.map(|s| s.expose().to_owned()),
-        }
-    }
 }
 
 fn escalation(message: String) -> ApiError {

@@ -30,6 +30,9 @@ pub struct ApiConfig {
     pub plans: BTreeMap<String, Plan>,
     /// How often usage counters are written to storage.
     pub usage_flush_interval: Duration,
+    /// Whether webhook and feed URLs may point at private, loopback or link-local addresses
+    /// (`CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS`; self-hosted setups and tests on one machine).
+    pub allow_private_networks: bool,
 }
 
 impl Default for ApiConfig {
@@ -43,6 +46,7 @@ impl Default for ApiConfig {
             },
             plans: Plan::defaults(),
             usage_flush_interval: Duration::from_secs(5),
+            allow_private_networks: false,
         }
     }
 }

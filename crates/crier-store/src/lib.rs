@@ -19,6 +19,7 @@ mod notify;
 mod publishing;
 mod sandbox;
 mod usage;
+pub mod views;
 mod workspaces;
 
 use std::str::FromStr;

@@ -26,10 +26,14 @@ macro_rules! migrations {
 pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     1 "0001_foundation",
     2 "0002_publishing",
+    3 "0003_webhooks",
+    4 "0004_feeds",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
     2 "0002_publishing",
+    3 "0003_webhooks",
+    4 "0004_feeds",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

@@ -28,7 +28,7 @@ fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).expect("serialisable")
 }
 
-type Tx = sqlx::Transaction<'static, Any>;
+pub(crate) type Tx = sqlx::Transaction<'static, Any>;
 
 /// A change of a post's status, with what must commit together with it.
 #[derive(Debug, Clone)]
@@ -907,7 +907,7 @@ fn placeholder_post() -> Post {
     }
 }
 
-async fn insert_post_tx(tx: &mut Tx, post: &Post) -> Result<()> {
+pub(crate) async fn insert_post_tx(tx: &mut Tx, post: &Post) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO posts ({POST_COLUMNS})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
@@ -965,7 +965,7 @@ async fn delete_jobs(tx: &mut Tx, post: &PostId) -> Result<()> {
 }
 
 /// One publish job per pending target of `post`, due at `at`.
-async fn enqueue_pending(tx: &mut Tx, post: &Post, at: i64, now: i64) -> Result<()> {
+pub(crate) async fn enqueue_pending(tx: &mut Tx, post: &Post, at: i64, now: i64) -> Result<()> {
     let accounts = sqlx::query(
         "SELECT account_id FROM post_targets WHERE post_id = $1 AND status = 'pending'
          ORDER BY position",

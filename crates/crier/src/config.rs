@@ -41,6 +41,9 @@ pub struct Config {
     pub default_plan: String,
     /// Plans by name; merged over the shipped `free`, `pro` and `self-hosted`.
     pub plans: BTreeMap<String, Plan>,
+    /// Whether webhook and feed URLs may point at private networks (env
+    /// `CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS`).
+    pub webhook_allow_private_networks: bool,
     /// Whether `serve` runs the publishing workers too (turn off for API-only nodes).
     pub workers: bool,
     /// Publish jobs one node works on at once.
@@ -93,6 +96,7 @@ impl Default for Config {
             usage_flush_seconds: 5,
             default_plan: "self-hosted".into(),
             plans: Plan::defaults(),
+            webhook_allow_private_networks: false,
             workers: true,
             worker_concurrency: 32,
             worker_lease_seconds: 60,
@@ -128,6 +132,7 @@ const ENV_KEYS: &[&str] = &[
     "key_cache_ttl_seconds",
     "usage_flush_seconds",
     "default_plan",
+    "webhook_allow_private_networks",
     "workers",
     "worker_concurrency",
     "worker_lease_seconds",
@@ -269,6 +274,7 @@ fn validate(c: Config) -> Result<Settings, String> {
             },
             plans: c.plans,
             usage_flush_interval: Duration::from_secs(c.usage_flush_seconds),
+            allow_private_networks: c.webhook_allow_private_networks,
         },
     })
 }

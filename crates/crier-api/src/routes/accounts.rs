@@ -14,43 +14,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crier_store::views::AccountObject;
+
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Created, List, Pagination};
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AccountObject {
-    #[schema(example = "acct_0Q2X3hS8dK7vT1bLmN4pRz")]
-    pub id: String,
-    #[schema(example = "account")]
-    pub object: &'static str,
-    #[schema(example = "sandbox")]
-    pub platform: String,
-    pub handle: String,
-    pub livemode: bool,
-    /// `connected` or `disconnected`.
-    pub status: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub disconnected_at: Option<Timestamp>,
-}
-
-impl From<&Account> for AccountObject {
-    fn from(a: &Account) -> Self {
-        Self {
-            id: a.id.to_string(),
-            object: "account",
-            platform: a.platform.clone(),
-            handle: a.handle.clone(),
-            livemode: a.livemode,
-            status: a.status.clone(),
-            created_at: from_ms(a.created_at),
-            disconnected_at: a.disconnected_at.map(from_ms),
-        }
-    }
-}
 
 /// The account `id` if this key may see it.
 pub async fn visible_account(state: &AppState, p: &Principal, id: &str) -> ApiResult<Account> {

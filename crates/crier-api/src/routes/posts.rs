@@ -23,6 +23,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crier_store::views::{PostObject, TargetErrorObject, TargetObject};
+
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
@@ -34,96 +36,6 @@ pub const MAX_ACCOUNTS: usize = 20;
 pub const MAX_BATCH: usize = 100;
 
 // ---- wire types ----
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TargetErrorObject {
-    pub code: String,
-    pub message: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TargetObject {
-    pub account_id: String,
-    #[schema(example = "sandbox")]
-    pub platform: String,
-    /// `pending`, `publishing`, `published` or `failed`.
-    pub status: &'static str,
-    pub external_id: Option<String>,
-    pub url: Option<String>,
-    pub attempts: i64,
-    pub error: Option<TargetErrorObject>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub published_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PostObject {
-    #[schema(example = "post_0Q2X3hS8dK7vT1bLmN4pRz")]
-    pub id: String,
-    #[schema(example = "post")]
-    pub object: &'static str,
-    /// `draft`, `pending_approval`, `scheduled`, `publishing`, `published`,
-    /// `partially_published` or `failed`.
-    #[schema(example = "draft")]
-    pub status: &'static str,
-    pub body: String,
-    pub thread: Vec<String>,
-    pub account_ids: Vec<String>,
-    pub media_ids: Vec<String>,
-    #[schema(value_type = Object)]
-    pub overrides: BTreeMap<String, PostOverride>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub scheduled_at: Option<Timestamp>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub published_at: Option<Timestamp>,
-    pub livemode: bool,
-    /// The last approval decision, if any.
-    #[schema(value_type = Option<Object>)]
-    pub review: Option<serde_json::Value>,
-    pub targets: Vec<TargetObject>,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: Timestamp,
-}
-
-impl From<&Post> for PostObject {
-    fn from(p: &Post) -> Self {
-        Self {
-            id: p.id.to_string(),
-            object: "post",
-            status: p.status.as_str(),
-            body: p.body.clone(),
-            thread: p.thread.clone(),
-            account_ids: p.account_ids.iter().map(ToString::to_string).collect(),
-            media_ids: p.media_ids.clone(),
-            overrides: p.overrides.clone(),
-            scheduled_at: p.scheduled_at.map(from_ms),
-            published_at: p.published_at.map(from_ms),
-            livemode: p.livemode,
-            review: p.review.clone(),
-            targets: p
-                .targets
-                .iter()
-                .map(|t| TargetObject {
-                    account_id: t.account_id.to_string(),
-                    platform: t.platform.clone(),
-                    status: t.status.as_str(),
-                    external_id: t.external_id.clone(),
-                    url: t.url.clone(),
-                    attempts: t.attempts,
-                    error: t.error.as_ref().map(|e| TargetErrorObject {
-                        code: e.code.clone(),
-                        message: e.message.clone(),
-                    }),
-                    published_at: t.published_at.map(from_ms),
-                })
-                .collect(),
-            created_at: from_ms(p.created_at),
-            updated_at: from_ms(p.updated_at),
-        }
-    }
-}
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -927,6 +839,25 @@ pub async fn analytics(
     }))
 }
 
+/// One item of a batch. Read in two steps rather than through `#[serde(flatten)]`, which
+/// buffers the fields and so loses the path of the one at fault (`param` would name only the
+/// item, not its field).
+fn batch_item(mut value: serde_json::Value) -> ApiResult<BatchPost> {
+    let scheduled_at = value
+        .as_object_mut()
+        .and_then(|o| o.remove("scheduled_at"))
+        .filter(|v| !v.is_null());
+    let post: CreatePost = crate::extract::parse_json(value.to_string().as_bytes())?;
+    let scheduled_at = scheduled_at
+        .map(|v| {
+            serde_json::from_value::<Timestamp>(v).map_err(|_| {
+                ApiError::invalid("scheduled_at", "`scheduled_at` must be an RFC 3339 time.")
+            })
+        })
+        .transpose()?;
+    Ok(BatchPost { post, scheduled_at })
+}
+
 /// Create up to 100 drafts, or scheduled posts where `scheduled_at` is given, all or nothing.
 #[utoipa::path(post, path = "/v1/batches", tag = "posts", request_body = CreateBatch,
     security(("bearer" = ["posts:write"]), ("api_key" = ["posts:write"])),
@@ -947,15 +878,14 @@ pub async fn batch(
     let mut posts = Vec::with_capacity(req.posts.len());
     for (i, value) in req.posts.into_iter().enumerate() {
         let prefix = format!("posts[{i}].");
-        let item: BatchPost =
-            crate::extract::parse_json(value.to_string().as_bytes()).map_err(|mut e| {
-                e.param = Some(
-                    format!("{prefix}{}", e.param.unwrap_or_default())
-                        .trim_end_matches('.')
-                        .to_owned(),
-                );
-                e
-            })?;
+        let item = batch_item(value).map_err(|mut e| {
+            e.param = Some(
+                format!("{prefix}{}", e.param.unwrap_or_default())
+                    .trim_end_matches('.')
+                    .to_owned(),
+            );
+            e
+        })?;
         let mut post = new_post(&state, &p, item.post, &prefix).await?;
         if let Some(at) = item.scheduled_at {
             p.require(Scope::PostsPublish)?;
@@ -966,6 +896,7 @@ pub async fn batch(
                 ));
             }
             check_rules(&state, &post, &prefix)?;
+            check_quota(&state, &p, &post).await?;
             post.scheduled_at = Some(at.as_millisecond());
             post.status = if approval {
                 PostStatus::PendingApproval

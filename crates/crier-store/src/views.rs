@@ -1,0 +1,201 @@
+//! The objects the API shows (and webhook events carry), rendered from stored rows in one
+//! place so an event's `data` is exactly what `GET` returns.
+
+use std::collections::BTreeMap;
+
+use crier_core::clock::from_ms;
+use crier_core::{KeyMode, SecretKey};
+use jiff::Timestamp;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::model::{Account, KeyRow, Post, PostOverride};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateLimitObject {
+    pub per_minute: u32,
+    pub per_day: u32,
+}
+
+/// An API key as the API shows it. Only create and rotate responses carry `key`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyObject {
+    #[schema(example = "key_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "api_key")]
+    pub object: &'static str,
+    pub name: String,
+    pub description: String,
+    #[schema(example = "sk_live_4fQz")]
+    pub prefix: String,
+    #[schema(example = "live")]
+    pub mode: &'static str,
+    pub livemode: bool,
+    pub scopes: Vec<&'static str>,
+    pub rate_limit: RateLimitObject,
+    pub allowed_ips: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Timestamp>,
+    /// The key that replaced this one by rotation.
+    pub replaced_by: Option<String>,
+    /// The secret: shown once, in the create and rotate responses only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl KeyObject {
+    pub fn from_row(row: &KeyRow, secret: Option<&SecretKey>) -> Self {
+        Self {
+            id: row.id.to_string(),
+            object: "api_key",
+            name: row.name.clone(),
+            description: row.description.clone(),
+            prefix: row.prefix.clone(),
+            mode: row.mode.as_str(),
+            livemode: row.mode == KeyMode::Live,
+            scopes: row.scopes.names(),
+            rate_limit: RateLimitObject {
+                per_minute: row.per_minute,
+                per_day: row.per_day,
+            },
+            allowed_ips: row.allowed_ips.clone(),
+            allowed_origins: row.allowed_origins.clone(),
+            expires_at: row.expires_at.map(from_ms),
+            last_used_at: row.last_used_at.map(from_ms),
+            created_at: from_ms(row.created_at),
+            revoked_at: row.revoked_at.map(from_ms),
+            replaced_by: row.replaced_by.as_ref().map(ToString::to_string),
+            key: secret.map(|s| s.expose().to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountObject {
+    #[schema(example = "acct_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "account")]
+    pub object: &'static str,
+    #[schema(example = "sandbox")]
+    pub platform: String,
+    pub handle: String,
+    pub livemode: bool,
+    /// `connected` or `disconnected`.
+    pub status: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub disconnected_at: Option<Timestamp>,
+}
+
+impl From<&Account> for AccountObject {
+    fn from(a: &Account) -> Self {
+        Self {
+            id: a.id.to_string(),
+            object: "account",
+            platform: a.platform.clone(),
+            handle: a.handle.clone(),
+            livemode: a.livemode,
+            status: a.status.clone(),
+            created_at: from_ms(a.created_at),
+            disconnected_at: a.disconnected_at.map(from_ms),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetErrorObject {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetObject {
+    pub account_id: String,
+    #[schema(example = "sandbox")]
+    pub platform: String,
+    /// `pending`, `publishing`, `published` or `failed`.
+    pub status: &'static str,
+    pub external_id: Option<String>,
+    pub url: Option<String>,
+    pub attempts: i64,
+    pub error: Option<TargetErrorObject>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub published_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostObject {
+    #[schema(example = "post_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "post")]
+    pub object: &'static str,
+    /// `draft`, `pending_approval`, `scheduled`, `publishing`, `published`,
+    /// `partially_published` or `failed`.
+    #[schema(example = "draft")]
+    pub status: &'static str,
+    pub body: String,
+    pub thread: Vec<String>,
+    pub account_ids: Vec<String>,
+    pub media_ids: Vec<String>,
+    #[schema(value_type = Object)]
+    pub overrides: BTreeMap<String, PostOverride>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub published_at: Option<Timestamp>,
+    pub livemode: bool,
+    /// The last approval decision, if any.
+    #[schema(value_type = Option<Object>)]
+    pub review: Option<serde_json::Value>,
+    pub targets: Vec<TargetObject>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl From<&Post> for PostObject {
+    fn from(p: &Post) -> Self {
+        Self {
+            id: p.id.to_string(),
+            object: "post",
+            status: p.status.as_str(),
+            body: p.body.clone(),
+            thread: p.thread.clone(),
+            account_ids: p.account_ids.iter().map(ToString::to_string).collect(),
+            media_ids: p.media_ids.clone(),
+            overrides: p.overrides.clone(),
+            scheduled_at: p.scheduled_at.map(from_ms),
+            published_at: p.published_at.map(from_ms),
+            livemode: p.livemode,
+            review: p.review.clone(),
+            targets: p
+                .targets
+                .iter()
+                .map(|t| TargetObject {
+                    account_id: t.account_id.to_string(),
+                    platform: t.platform.clone(),
+                    status: t.status.as_str(),
+                    external_id: t.external_id.clone(),
+                    url: t.url.clone(),
+                    attempts: t.attempts,
+                    error: t.error.as_ref().map(|e| TargetErrorObject {
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                    }),
+                    published_at: t.published_at.map(from_ms),
+                })
+                .collect(),
+            created_at: from_ms(p.created_at),
+            updated_at: from_ms(p.updated_at),
+        }
+    }
+}
