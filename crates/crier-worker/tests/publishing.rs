@@ -1,0 +1,970 @@
+//! The publisher end to end on both backends: posts, accounts and jobs are stored through the
+//! Store, the sandbox network (which keeps a timeline per account and never deduplicates, so
+//! a double publish shows) is the network, and a `ManualClock` walks through due times,
+//! backoff, `Retry-After` and lease expiry. `cargo test -p crier-worker postgres` runs one
+//! side; see `common` for how the PostgreSQL side is found or skipped.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crier_core::clock::from_ms;
+use crier_core::ids::{AccountId, PostId, WorkspaceId};
+use crier_core::posts::{PostStatus, TargetStatus};
+use crier_core::{Clock, ManualClock};
+use crier_networks::sandbox::{Sandbox, simulated_metrics};
+use crier_networks::{Network, Networks};
+use crier_store::{
+    Account, Fault, METRIC_POSTS_PUBLISHED, Post, SandboxPost, Store, Target, Transition,
+};
+use crier_worker::{Processed, Publisher, WorkerConfig};
+use tokio::sync::Notify;
+
+use common::TestDb;
+
+/// 2027-01-15T08:00:00Z.
+const T0: i64 = 1_800_000_000_000;
+const SECOND: i64 = 1000;
+const MINUTE: i64 = 60 * SECOND;
+const HOUR: i64 = 60 * MINUTE;
+const LEASE_MS: i64 = 60 * SECOND;
+const BACKOFF_MS: i64 = 10 * SECOND;
+const MAX_ATTEMPTS: i64 = 5;
+
+fn config() -> WorkerConfig {
+    WorkerConfig {
+        lease: Duration::from_millis(LEASE_MS as u64),
+        backoff: Duration::from_millis(BACKOFF_MS as u64),
+        max_attempts: MAX_ATTEMPTS,
+        metrics_every: Duration::from_millis(HOUR as u64),
+        ..WorkerConfig::default()
+    }
+}
+
+/// A publisher (and its sandbox network) over `store`, on `clock`.
+fn publisher_on(
+    store: &Store,
+    clock: &ManualClock,
+    config: WorkerConfig,
+) -> (Publisher, Arc<Sandbox>) {
+    let clock: Arc<dyn Clock> = Arc::new(clock.clone());
+    let sandbox = Arc::new(Sandbox::new(store.clone(), clock.clone()));
+    let networks = Networks::default().with(sandbox.clone());
+    let publisher = Publisher::new(
+        store.clone(),
+        networks,
+        clock,
+        config,
+        Arc::new(Notify::new()),
+    );
+    (publisher, sandbox)
+}
+
+/// A workspace with a publisher over a fresh database, at `T0`.
+struct World {
+    store: Store,
+    clock: ManualClock,
+    ws: WorkspaceId,
+    publisher: Publisher,
+    sandbox: Arc<Sandbox>,
+}
+
+impl World {
+    async fn new(db: &TestDb) -> Self {
+        Self::with_config(db, config()).await
+    }
+
+    async fn with_config(db: &TestDb, config: WorkerConfig) -> Self {
+        let store = db.store.clone();
+        let clock = ManualClock::new(from_ms(T0));
+        let ws = store
+            .create_workspace("acme", "free", T0)
+            .await
+            .expect("create workspace")
+            .id;
+        let (publisher, sandbox) = publisher_on(&store, &clock, config);
+        Self {
+            store,
+            clock,
+            ws,
+            publisher,
+            sandbox,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn set(&self, at: i64) {
+        self.clock.set(from_ms(at));
+    }
+
+    /// A connected sandbox account.
+    async fn account(&self, handle: &str) -> Account {
+        self.account_in(handle, false).await
+    }
+
+    async fn account_in(&self, handle: &str, livemode: bool) -> Account {
+        let a = Account {
+            id: AccountId::generate(),
+            workspace_id: self.ws.clone(),
+            platform: "sandbox".into(),
+            handle: handle.into(),
+            livemode,
+            status: "connected".into(),
+            created_at: T0,
+            disconnected_at: None,
+        };
+        self.store.insert_account(&a).await.expect("insert account");
+        a
+    }
+
+    /// A post scheduled at `at` (stored with `insert_posts`, which enqueues its jobs).
+    async fn schedule(&self, accounts: &[&Account], body: &str, at: i64) -> PostId {
+        let post = new_post(
+            &self.ws,
+            accounts,
+            body,
+            &[],
+            PostStatus::Scheduled,
+            Some(at),
+        );
+        self.store
+            .insert_posts(std::slice::from_ref(&post))
+            .await
+            .expect("insert");
+        post.id
+    }
+
+    async fn post(&self, id: &PostId) -> Post {
+        self.store
+            .get_post(&self.ws, id)
+            .await
+            .expect("get post")
+            .expect("the post exists")
+    }
+
+    async fn target(&self, id: &PostId, account: &Account) -> Target {
+        self.post(id)
+            .await
+            .targets
+            .into_iter()
+            .find(|t| t.account_id == account.id)
+            .expect("the target exists")
+    }
+
+    async fn timeline(&self, account: &Account) -> Vec<SandboxPost> {
+        let page = self
+            .store
+            .sandbox_timeline(&account.id, 1000, 0)
+            .await
+            .expect("timeline");
+        assert!(!page.has_more);
+        page.items
+    }
+
+    async fn outcomes(&self, id: &PostId, account: &Account) -> Vec<String> {
+        self.store
+            .attempts(id, &account.id)
+            .await
+            .expect("attempts")
+            .into_iter()
+            .map(|a| a.outcome)
+            .collect()
+    }
+
+    async fn fault(&self, account: &Account, n: i64, kind: &str, retry_after_seconds: i64) {
+        let fault = Fault {
+            kind: kind.into(),
+            retry_after_seconds,
+        };
+        self.store
+            .sandbox_set_fault(&account.id, n, &fault)
+            .await
+            .expect("set fault");
+    }
+
+    async fn next_job_at(&self) -> Option<i64> {
+        self.store.next_job_at().await.expect("next job")
+    }
+
+    /// Runs due jobs, moving the clock to the next due job, until the queue is empty.
+    async fn run_until_idle(&self) -> Vec<Processed> {
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            out.extend(self.publisher.run_due().await);
+            match self.next_job_at().await {
+                None => return out,
+                Some(at) => self.set(at.max(self.now())),
+            }
+        }
+        panic!("the queue never emptied: {out:?}");
+    }
+}
+
+fn new_post(
+    ws: &WorkspaceId,
+    accounts: &[&Account],
+    body: &str,
+    thread: &[&str],
+    status: PostStatus,
+    scheduled_at: Option<i64>,
+) -> Post {
+    let id = PostId::generate();
+    Post {
+        targets: accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Target {
+                post_id: id.clone(),
+                account_id: a.id.clone(),
+                platform: a.platform.clone(),
+                position: i as i64,
+                status: TargetStatus::Pending,
+                external_id: None,
+                url: None,
+                part_ids: Vec::new(),
+                attempts: 0,
+                error: None,
+                published_at: None,
+            })
+            .collect(),
+        id,
+        workspace_id: ws.clone(),
+        livemode: accounts.first().is_some_and(|a| a.livemode),
+        status,
+        body: body.into(),
+        thread: thread.iter().map(|s| s.to_string()).collect(),
+        account_ids: accounts.iter().map(|a| a.id.clone()).collect(),
+        media_ids: Vec::new(),
+        overrides: Default::default(),
+        scheduled_at,
+        published_at: None,
+        review: None,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn idem(post: &PostId, account: &Account, part: usize) -> String {
+    format!("{post}:{}:{part}", account.id)
+}
+
+fn retry_at(out: &[Processed]) -> i64 {
+    match out {
+        [Processed::RetryAt(at)] => *at,
+        other => panic!("expected one retry, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing once
+// ---------------------------------------------------------------------------------------------
+
+both!(a_due_post_publishes_once, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let due = w.schedule(&[&a], "hello world", T0 + MINUTE).await;
+    let later = w.schedule(&[&a], "not yet", T0 + HOUR).await;
+
+    // Nothing is due at T0.
+    assert_eq!(w.publisher.run_due().await, vec![]);
+    assert_eq!(w.post(&due).await.status, PostStatus::Scheduled);
+    assert!(w.timeline(&a).await.is_empty());
+
+    w.set(T0 + MINUTE);
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+
+    let timeline = w.timeline(&a).await;
+    assert_eq!(timeline.len(), 1, "{timeline:?}");
+    let landed = &timeline[0];
+    assert_eq!(landed.body, "hello world");
+    assert_eq!(landed.reply_to, None);
+    assert_eq!(landed.idem_key, idem(&due, &a, 0));
+
+    let post = w.post(&due).await;
+    assert_eq!(post.status, PostStatus::Published);
+    assert_eq!(post.published_at, Some(T0 + MINUTE));
+    let t = &post.targets[0];
+    assert_eq!(t.status, TargetStatus::Published);
+    assert_eq!(t.external_id.as_deref(), Some(landed.external_id.as_str()));
+    assert_eq!(
+        t.url.as_deref(),
+        Some(format!("https://sandbox.crier.invalid/@ada/{}", landed.external_id).as_str())
+    );
+    assert_eq!(t.part_ids, vec![landed.external_id.clone()]);
+    assert_eq!(t.attempts, 1);
+    assert_eq!(t.error, None);
+    assert_eq!(t.published_at, Some(T0 + MINUTE));
+
+    let attempts = w.store.attempts(&due, &a.id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome, "published");
+    assert_eq!(attempts[0].part, 0);
+    assert_eq!(attempts[0].idem_key, idem(&due, &a, 0));
+    assert_eq!(
+        attempts[0].external_id.as_deref(),
+        Some(landed.external_id.as_str())
+    );
+    assert_eq!(attempts[0].finished_at, Some(T0 + MINUTE));
+
+    // The later post is untouched, its job still waiting.
+    let untouched = w.post(&later).await;
+    assert_eq!(untouched.status, PostStatus::Scheduled);
+    assert_eq!(untouched.targets[0].status, TargetStatus::Pending);
+    assert_eq!(untouched.targets[0].attempts, 0);
+    assert!(w.outcomes(&later, &a).await.is_empty());
+    assert_eq!(w.next_job_at().await, Some(T0 + HOUR));
+
+    // Running again publishes nothing more.
+    assert_eq!(w.publisher.run_due().await, vec![]);
+    assert_eq!(w.timeline(&a).await.len(), 1);
+});
+
+both!(a_thread_is_a_reply_chain, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    // A draft, then scheduled through a transition that enqueues its job.
+    let draft = new_post(
+        &w.ws,
+        &[&a],
+        "one",
+        &["two", "three"],
+        PostStatus::Draft,
+        None,
+    );
+    w.store.insert_post(&draft).await.unwrap();
+    assert_eq!(w.next_job_at().await, None, "a draft has no job");
+    let at = T0 + MINUTE;
+    let scheduled = Transition {
+        from: PostStatus::Draft,
+        to: PostStatus::Scheduled,
+        scheduled_at: Some(Some(at)),
+        review: None,
+        reset_failed_targets: false,
+        enqueue_at: Some(at),
+        now: T0,
+    };
+    assert!(
+        w.store
+            .transition(&w.ws, &draft.id, &scheduled)
+            .await
+            .unwrap()
+    );
+    assert_eq!(w.next_job_at().await, Some(at));
+
+    w.set(at);
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+
+    let t = w.target(&draft.id, &a).await;
+    assert_eq!(t.status, TargetStatus::Published);
+    assert_eq!(t.part_ids.len(), 3, "{t:?}");
+    assert_eq!(t.external_id.as_ref(), Some(&t.part_ids[0]));
+    assert!(t.url.as_ref().unwrap().ends_with(&t.part_ids[0]));
+
+    let timeline = w.timeline(&a).await;
+    assert_eq!(timeline.len(), 3, "{timeline:?}");
+    let bodies = ["one", "two", "three"];
+    for (i, id) in t.part_ids.iter().enumerate() {
+        let part = timeline
+            .iter()
+            .find(|p| &p.external_id == id)
+            .unwrap_or_else(|| panic!("part {i} ({id}) is on the timeline"));
+        assert_eq!(part.body, bodies[i]);
+        assert_eq!(part.idem_key, idem(&draft.id, &a, i));
+        let parent = i.checked_sub(1).map(|p| t.part_ids[p].clone());
+        assert_eq!(
+            part.reply_to,
+            parent,
+            "part {i} replies to part {}",
+            i as i64 - 1
+        );
+    }
+    let attempts = w.store.attempts(&draft.id, &a.id).await.unwrap();
+    let parts: Vec<(i64, &str)> = attempts
+        .iter()
+        .map(|x| (x.part, x.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![(0, "published"), (1, "published"), (2, "published")]
+    );
+    assert_eq!(w.post(&draft.id).await.status, PostStatus::Published);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------------------------
+
+both!(two_failures_then_success, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let id = w.schedule(&[&a], "third time lucky", T0).await;
+    w.fault(&a, 2, "error", 0).await;
+
+    let first = retry_at(&w.publisher.run_due().await);
+    let t = w.target(&id, &a).await;
+    assert_eq!(t.status, TargetStatus::Pending);
+    assert_eq!(
+        t.error.as_ref().map(|e| e.code.as_str()),
+        Some("network_error")
+    );
+    assert_eq!(t.attempts, 1);
+    assert_eq!(w.post(&id).await.status, PostStatus::Publishing);
+    assert!(w.timeline(&a).await.is_empty());
+
+    // Not before its time.
+    w.set(first - 1);
+    assert_eq!(w.publisher.run_due().await, vec![]);
+
+    w.set(first);
+    let second = retry_at(&w.publisher.run_due().await);
+    assert!(second > first);
+    w.set(second);
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+
+    assert_eq!(
+        w.outcomes(&id, &a).await,
+        vec!["failed", "failed", "published"]
+    );
+    let t = w.target(&id, &a).await;
+    assert_eq!(t.status, TargetStatus::Published);
+    assert_eq!(t.attempts, 3);
+    assert_eq!(t.error, None);
+    assert_eq!(w.timeline(&a).await.len(), 1);
+    assert_eq!(w.post(&id).await.status, PostStatus::Published);
+    assert_eq!(w.next_job_at().await, None);
+});
+
+both!(backoff_doubles_with_jitter, |db| async move {
+    let w = World::with_config(
+        &db,
+        WorkerConfig {
+            max_attempts: 10,
+            ..config()
+        },
+    )
+    .await;
+    let a = w.account("ada").await;
+    let id = w.schedule(&[&a], "patience", T0).await;
+    w.fault(&a, 6, "error", 0).await;
+
+    let mut delays = Vec::new();
+    for k in 0..6 {
+        let now = w.now();
+        let at = retry_at(&w.publisher.run_due().await);
+        let delay = at - now;
+        let expected = BACKOFF_MS << k;
+        assert!(
+            delay >= expected * 3 / 4 && delay <= expected * 5 / 4,
+            "retry {k}: {delay} ms is not {expected} ms ± 25%"
+        );
+        delays.push(delay);
+        w.set(at);
+    }
+    for pair in delays.windows(2) {
+        let ratio = pair[1] as f64 / pair[0] as f64;
+        assert!(
+            (1.2..=3.34).contains(&ratio),
+            "{delays:?}: ratio {ratio} is not about 2"
+        );
+    }
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+    assert_eq!(w.outcomes(&id, &a).await.len(), 7);
+    assert_eq!(w.timeline(&a).await.len(), 1);
+});
+
+both!(retry_after_is_honoured, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let id = w.schedule(&[&a], "slow down", T0).await;
+    w.fault(&a, 1, "rate_limit", 300).await;
+
+    let at = retry_at(&w.publisher.run_due().await);
+    assert!(at >= T0 + 300 * SECOND, "{} ms < 300 s", at - T0);
+    let t = w.target(&id, &a).await;
+    assert_eq!(
+        t.error.as_ref().map(|e| e.code.as_str()),
+        Some("rate_limited")
+    );
+    assert_eq!(w.next_job_at().await, Some(at));
+
+    w.set(T0 + 300 * SECOND - 1);
+    assert_eq!(w.publisher.run_due().await, vec![]);
+    w.set(at);
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+    assert_eq!(w.outcomes(&id, &a).await, vec!["failed", "published"]);
+    assert_eq!(w.timeline(&a).await.len(), 1);
+});
+
+both!(gives_up_after_max_attempts, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let id = w.schedule(&[&a], "never", T0).await;
+    w.fault(&a, 100, "error", 0).await;
+
+    let mut seen = Vec::new();
+    for _ in 0..MAX_ATTEMPTS {
+        let out = w.publisher.run_due().await;
+        assert_eq!(out.len(), 1, "{out:?}");
+        if let Processed::RetryAt(at) = out[0] {
+            w.set(at);
+        }
+        seen.push(out[0].clone());
+    }
+    assert!(
+        seen[..MAX_ATTEMPTS as usize - 1]
+            .iter()
+            .all(|p| matches!(p, Processed::RetryAt(_))),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&Processed::Failed));
+
+    let post = w.post(&id).await;
+    assert_eq!(post.status, PostStatus::Failed);
+    assert_eq!(post.published_at, None);
+    let t = &post.targets[0];
+    assert_eq!(t.status, TargetStatus::Failed);
+    assert_eq!(t.attempts, MAX_ATTEMPTS);
+    let error = t.error.as_ref().expect("the reason is kept");
+    assert_eq!(error.code, "network_error");
+    assert!(
+        error.message.contains("sandbox: injected error")
+            && error.message.contains("gave up after 5 attempts"),
+        "{error:?}"
+    );
+    assert_eq!(w.outcomes(&id, &a).await, vec!["failed"; 5]);
+    assert_eq!(w.next_job_at().await, None, "the job is gone");
+    w.set(T0 + 24 * HOUR);
+    assert_eq!(w.publisher.run_due().await, vec![]);
+    assert!(w.timeline(&a).await.is_empty());
+});
+
+both!(one_account_failing_for_good_is_partial, |db| async move {
+    let w = World::new(&db).await;
+    let good = w.account("good").await;
+    let bad = w.account("bad").await;
+    let id = w.schedule(&[&good, &bad], "half of it", T0).await;
+    w.fault(&bad, 100, "error", 0).await;
+
+    let out = w.run_until_idle().await;
+    assert_eq!(
+        out.iter().filter(|p| **p == Processed::Published).count(),
+        1
+    );
+    assert_eq!(out.last(), Some(&Processed::Failed), "{out:?}");
+
+    let post = w.post(&id).await;
+    assert_eq!(post.status, PostStatus::PartiallyPublished);
+    // The post's time is when its outcome was settled; the target's, when it went out.
+    assert!(post.published_at.is_some_and(|at| at > T0), "{post:?}");
+    assert_eq!(post.targets[0].status, TargetStatus::Published);
+    assert_eq!(post.targets[0].published_at, Some(T0));
+    assert_eq!(post.targets[1].status, TargetStatus::Failed);
+    assert_eq!(
+        post.targets[1].error.as_ref().map(|e| e.code.as_str()),
+        Some("network_error")
+    );
+    assert_eq!(w.timeline(&good).await.len(), 1);
+    assert!(w.timeline(&bad).await.is_empty());
+});
+
+// ---------------------------------------------------------------------------------------------
+// Lost answers and crashes
+// ---------------------------------------------------------------------------------------------
+
+both!(
+    a_timeout_is_reconciled_without_a_second_copy,
+    |db| async move {
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "did it land?", T0).await;
+        w.fault(&a, 1, "timeout", 0).await;
+
+        let at = retry_at(&w.publisher.run_due().await);
+        assert!(at > T0);
+        // The post landed; its answer was lost.
+        let timeline = w.timeline(&a).await;
+        assert_eq!(timeline.len(), 1);
+        assert_eq!(w.outcomes(&id, &a).await, vec!["unknown"]);
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Pending);
+        assert_eq!(t.error.as_ref().map(|e| e.code.as_str()), Some("timeout"));
+        assert_eq!(w.next_job_at().await, Some(at), "the job comes back");
+
+        w.set(at);
+        assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+        assert_eq!(w.timeline(&a).await, timeline, "no second copy");
+        // Reconciled by lookup: no second call was made.
+        assert_eq!(w.outcomes(&id, &a).await, vec!["unknown"]);
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Published);
+        assert_eq!(
+            t.external_id.as_deref(),
+            Some(timeline[0].external_id.as_str())
+        );
+        assert_eq!(w.post(&id).await.status, PostStatus::Published);
+    }
+);
+
+/// Claims the post's job and starts the post publishing, as a worker that then crashes would;
+/// returns the end of the claim's lease and the idempotency key the publisher uses for part 0.
+async fn crashed_worker_claims(w: &World, id: &PostId, a: &Account) -> (i64, String) {
+    let jobs = w.store.claim_jobs(w.now(), LEASE_MS, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(w.store.start_publishing(&w.ws, id, w.now()).await.unwrap());
+    let key = idem(id, a, 0);
+    (jobs[0].locked_until, key)
+}
+
+both!(crash_after_the_call_landed, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let id = w.schedule(&[&a], "landed", T0).await;
+    let (lease_end, key) = crashed_worker_claims(&w, &id, &a).await;
+    w.store
+        .begin_attempt(&id, &a.id, 0, &key, w.now())
+        .await
+        .unwrap();
+    let landed = w.sandbox.publish(&a, "landed", None, &key).await.unwrap();
+    // Crash: the result is never written.
+
+    assert_eq!(w.publisher.run_due().await, vec![], "still leased");
+    w.set(lease_end + 1);
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+
+    let timeline = w.timeline(&a).await;
+    assert_eq!(timeline.len(), 1, "no duplicate: {timeline:?}");
+    let t = w.target(&id, &a).await;
+    assert_eq!(t.status, TargetStatus::Published);
+    assert_eq!(t.external_id.as_deref(), Some(landed.external_id.as_str()));
+    assert_eq!(t.url.as_deref(), Some(landed.url.as_str()));
+    assert_eq!(w.outcomes(&id, &a).await, vec!["in_flight"]);
+    assert_eq!(w.post(&id).await.status, PostStatus::Published);
+});
+
+both!(crash_before_the_call_landed, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let id = w.schedule(&[&a], "lost on the way", T0).await;
+    let (lease_end, key) = crashed_worker_claims(&w, &id, &a).await;
+    w.store
+        .begin_attempt(&id, &a.id, 0, &key, w.now())
+        .await
+        .unwrap();
+    // Crash before the call.
+
+    w.set(lease_end + 1);
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+
+    let timeline = w.timeline(&a).await;
+    assert_eq!(timeline.len(), 1, "{timeline:?}");
+    assert_eq!(timeline[0].idem_key, key);
+    let t = w.target(&id, &a).await;
+    assert_eq!(t.status, TargetStatus::Published);
+    assert_eq!(
+        t.external_id.as_deref(),
+        Some(timeline[0].external_id.as_str())
+    );
+    assert_eq!(w.outcomes(&id, &a).await, vec!["in_flight", "published"]);
+});
+
+both!(crash_after_the_result_before_the_part_id, |db| async move {
+    // The attempt was finished as `published`, but the crash came before the part's id was
+    // written to the target: the publisher must find the part, not post it again.
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let id = w.schedule(&[&a], "half written", T0).await;
+    let (lease_end, key) = crashed_worker_claims(&w, &id, &a).await;
+    let attempt = w
+        .store
+        .begin_attempt(&id, &a.id, 0, &key, w.now())
+        .await
+        .unwrap();
+    let landed = w
+        .sandbox
+        .publish(&a, "half written", None, &key)
+        .await
+        .unwrap();
+    w.store
+        .finish_attempt(
+            &attempt,
+            "published",
+            Some(&landed.external_id),
+            None,
+            w.now(),
+        )
+        .await
+        .unwrap();
+
+    w.set(lease_end + 1);
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+    let timeline = w.timeline(&a).await;
+    assert_eq!(timeline.len(), 1, "no duplicate: {timeline:?}");
+    let t = w.target(&id, &a).await;
+    assert_eq!(t.external_id.as_deref(), Some(landed.external_id.as_str()));
+    assert_eq!(t.part_ids, vec![landed.external_id.clone()]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The queue
+// ---------------------------------------------------------------------------------------------
+
+both!(
+    a_claimed_job_is_not_claimed_again_before_its_lease_ends,
+    |db| async move {
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "mine", T0).await;
+
+        let jobs = w.store.claim_jobs(T0, LEASE_MS, 10).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        let job = &jobs[0];
+        assert_eq!(job.post_id.as_ref(), Some(&id));
+        assert_eq!(job.account_id.as_ref(), Some(&a.id));
+        assert_eq!(job.run_at, T0);
+        assert_eq!(job.locked_until, T0 + LEASE_MS);
+
+        assert!(
+            w.store
+                .claim_jobs(T0, LEASE_MS, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        w.set(T0 + LEASE_MS - 1);
+        assert!(
+            w.store
+                .claim_jobs(w.now(), LEASE_MS, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(w.publisher.run_due().await, vec![]);
+        assert!(w.timeline(&a).await.is_empty());
+
+        w.set(T0 + LEASE_MS + 1);
+        let again = w.store.claim_jobs(w.now(), LEASE_MS, 10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, job.id);
+        assert_eq!(again[0].locked_until, T0 + 2 * LEASE_MS + 1);
+    }
+);
+
+/// 20 live posts, each to the same 10 accounts, all due at `T0`.
+async fn two_hundred_due_targets(w: &World) -> (Vec<Account>, Vec<Post>) {
+    let mut accounts = Vec::new();
+    for i in 0..10 {
+        accounts.push(w.account_in(&format!("acct{i}"), true).await);
+    }
+    let refs: Vec<&Account> = accounts.iter().collect();
+    let posts: Vec<Post> = (0..20)
+        .map(|i| {
+            new_post(
+                &w.ws,
+                &refs,
+                &format!("post {i}"),
+                &[],
+                PostStatus::Scheduled,
+                Some(T0),
+            )
+        })
+        .collect();
+    w.store.insert_posts(&posts).await.unwrap();
+    (accounts, posts)
+}
+
+/// Every target published exactly once: one timeline entry per idempotency key, every post
+/// `published`, the queue empty and the usage counter at 200.
+async fn each_published_once(w: &World, accounts: &[Account], posts: &[Post]) {
+    let mut keys = BTreeSet::new();
+    let mut total = 0;
+    for a in accounts {
+        let timeline = w.timeline(a).await;
+        total += timeline.len();
+        for p in timeline {
+            assert!(keys.insert(p.idem_key.clone()), "duplicate {}", p.idem_key);
+        }
+    }
+    assert_eq!(total, 200);
+    let expected: BTreeSet<String> = posts
+        .iter()
+        .flat_map(|p| accounts.iter().map(|a| idem(&p.id, a, 0)))
+        .collect();
+    assert_eq!(keys, expected);
+
+    for p in posts {
+        let post = w.post(&p.id).await;
+        assert_eq!(post.status, PostStatus::Published, "post {}", p.id);
+        for t in &post.targets {
+            assert_eq!(t.status, TargetStatus::Published);
+            assert_eq!(t.attempts, 1);
+            assert!(t.external_id.is_some());
+        }
+    }
+    assert_eq!(w.next_job_at().await, None);
+    let usage = w.store.workspace_usage(&w.ws, "2027-01").await.unwrap();
+    assert_eq!(usage.get(METRIC_POSTS_PUBLISHED), Some(&200));
+}
+
+both!(
+    two_workers_publish_each_target_exactly_once,
+    |db| async move {
+        let w = World::new(&db).await;
+        let (accounts, posts) = two_hundred_due_targets(&w).await;
+
+        // A second node: its own connections to the same database, the same clock.
+        let store2 = db.connect_again().await;
+        let (other, _sandbox2) = publisher_on(&store2, &w.clock, config());
+        let one = w.publisher.clone();
+        let h1 = tokio::spawn(async move { one.run_due().await });
+        let h2 = tokio::spawn(async move { other.run_due().await });
+        let (r1, r2) = (h1.await.unwrap(), h2.await.unwrap());
+        assert_eq!(r1.len() + r2.len(), 200, "{r1:?} {r2:?}");
+        assert!(
+            r1.iter().chain(&r2).all(|p| *p == Processed::Published),
+            "{r1:?} {r2:?}"
+        );
+        each_published_once(&w, &accounts, &posts).await;
+        store2.close().await;
+    }
+);
+
+both!(
+    two_running_workers_publish_each_target_exactly_once,
+    |db| async move {
+        // The same on the production loop, `Publisher::run`, where each node works on many jobs
+        // at once: targets of one post finish at the same moment on different nodes.
+        let w = World::new(&db).await;
+        let (accounts, posts) = two_hundred_due_targets(&w).await;
+        let store2 = db.connect_again().await;
+        let running = WorkerConfig {
+            concurrency: 16,
+            poll: Duration::from_millis(10),
+            ..config()
+        };
+        let (one, _) = publisher_on(&w.store, &w.clock, running.clone());
+        let (other, _) = publisher_on(&store2, &w.clock, running);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let h1 = tokio::spawn(one.run(cancel.clone()));
+        let h2 = tokio::spawn(other.run(cancel.clone()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while w.next_job_at().await.is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue never emptied"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cancel.cancel();
+        h1.await.unwrap();
+        h2.await.unwrap();
+        each_published_once(&w, &accounts, &posts).await;
+        store2.close().await;
+    }
+);
+
+both!(a_disconnected_account_fails_its_target, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("gone").await;
+    let id = w.schedule(&[&a], "to nobody", T0).await;
+    w.store.disconnect_account(&w.ws, &a.id, T0).await.unwrap();
+
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Failed]);
+    let post = w.post(&id).await;
+    assert_eq!(post.status, PostStatus::Failed);
+    assert_eq!(post.targets[0].status, TargetStatus::Failed);
+    assert_eq!(
+        post.targets[0].error.as_ref().map(|e| e.code.as_str()),
+        Some("account_disconnected")
+    );
+    assert!(w.timeline(&a).await.is_empty());
+    assert!(w.outcomes(&id, &a).await.is_empty());
+    assert_eq!(w.next_job_at().await, None);
+});
+
+both!(
+    a_deleted_or_cancelled_post_is_not_published,
+    |db| async move {
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let deleted = w.schedule(&[&a], "deleted", T0 + MINUTE).await;
+        let cancelled = w.schedule(&[&a], "cancelled", T0 + MINUTE).await;
+        assert!(
+            w.store
+                .delete_post(&w.ws, &deleted, PostStatus::Scheduled)
+                .await
+                .unwrap()
+        );
+        let cancel = Transition {
+            from: PostStatus::Scheduled,
+            to: PostStatus::Draft,
+            scheduled_at: Some(None),
+            review: None,
+            reset_failed_targets: false,
+            enqueue_at: None,
+            now: T0,
+        };
+        assert!(
+            w.store
+                .transition(&w.ws, &cancelled, &cancel)
+                .await
+                .unwrap()
+        );
+        assert_eq!(w.next_job_at().await, None, "no job is left");
+
+        w.set(T0 + HOUR);
+        assert_eq!(w.publisher.run_due().await, vec![]);
+        assert!(w.timeline(&a).await.is_empty());
+        assert!(w.store.get_post(&w.ws, &deleted).await.unwrap().is_none());
+        assert_eq!(w.post(&cancelled).await.status, PostStatus::Draft);
+    }
+);
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------------------------
+
+both!(collect_metrics_fills_published_targets, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let gone = w.account("gone").await;
+    let id = w.schedule(&[&a, &gone], "measure me", T0).await;
+    let waiting = w.schedule(&[&a], "later", T0 + 24 * HOUR).await;
+    w.store
+        .disconnect_account(&w.ws, &gone.id, T0)
+        .await
+        .unwrap();
+    let out = w.publisher.run_due().await;
+    assert_eq!(out.len(), 2);
+    assert!(out.contains(&Processed::Published) && out.contains(&Processed::Failed));
+    let ext = w.target(&id, &a).await.external_id.unwrap();
+
+    w.set(T0 + 3 * HOUR);
+    assert_eq!(w.publisher.collect_metrics().await.unwrap(), 1);
+    let m = w.store.post_metrics(&w.ws, &id).await.unwrap();
+    assert_eq!(
+        m,
+        vec![(a.id.clone(), simulated_metrics(&ext, 3), T0 + 3 * HOUR)]
+    );
+    assert!(
+        w.store
+            .post_metrics(&w.ws, &waiting)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Fresh metrics are left alone until `metrics_every` has passed.
+    assert_eq!(w.publisher.collect_metrics().await.unwrap(), 0);
+    w.set(T0 + 4 * HOUR + 1);
+    assert_eq!(w.publisher.collect_metrics().await.unwrap(), 1);
+    let m = w.store.post_metrics(&w.ws, &id).await.unwrap();
+    assert_eq!(
+        m,
+        vec![(a.id.clone(), simulated_metrics(&ext, 4), T0 + 4 * HOUR + 1)]
+    );
+});
