@@ -105,6 +105,22 @@ typed_id!(
     /// One call to a network to publish one part of a post.
     AttemptId, "att"
 );
+typed_id!(
+    /// Something that happened in a workspace, delivered to webhook endpoints.
+    EventId, "evt"
+);
+typed_id!(
+    /// A webhook endpoint.
+    WebhookId, "whep"
+);
+typed_id!(
+    /// One event on its way to one endpoint (retries keep it).
+    DeliveryId, "dlv"
+);
+typed_id!(
+    /// An RSS, Atom or JSON Feed automation: a feed URL polled into posts.
+    FeedId, "feed"
+);
 
 #[cfg(test)]
 mod tests {

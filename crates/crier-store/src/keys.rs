@@ -2,7 +2,9 @@ use crier_core::ids::{KeyId, WorkspaceId};
 use crier_core::{KeyDigest, KeyMode};
 use sqlx::Any;
 
+use crate::events::{emit, types};
 use crate::model::{Actor, AuditEntry, KeyRow, Page, audit_from_row, key_from_row};
+use crate::views::KeyObject;
 use crate::{Result, Store, unique_to_conflict};
 
 const COLUMNS: &str = "id, workspace_id, name, description, prefix, digest, mode, scopes, \
@@ -26,6 +28,7 @@ impl Store {
         let mut tx = self.begin().await?;
         insert_key_tx(&mut tx, key).await?;
         insert_audit(&mut tx, audit).await?;
+        emit_key_event(&mut tx, key, types::KEY_CREATED).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -141,6 +144,7 @@ impl Store {
         let stored = key_from_row(&row)?;
         insert_audit(&mut tx, audit).await?;
         self.notify_key_change(&mut tx, &stored.digest).await?;
+        emit_key_event(&mut tx, &stored, types::KEY_REVOKED).await?;
         tx.commit().await?;
         Ok(Some(stored))
     }
@@ -172,6 +176,7 @@ impl Store {
         insert_key_tx(&mut tx, new_key).await?;
         insert_audit(&mut tx, audit).await?;
         self.notify_key_change(&mut tx, &old.digest).await?;
+        emit_key_event(&mut tx, new_key, types::KEY_CREATED).await?;
         tx.commit().await?;
         Ok(Some(old))
     }
@@ -252,4 +257,56 @@ async fn insert_audit(tx: &mut sqlx::Transaction<'static, Any>, e: &AuditEntry) 
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+async fn emit_key_event(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    key: &KeyRow,
+    kind: &str,
+) -> Result<()> {
+    let data = serde_json::to_value(KeyObject::from_row(key, None)).expect("a key object");
+    emit(
+        tx,
+        key.workspace_id.as_str(),
+        key.mode == KeyMode::Live,
+        kind,
+        &data,
+        key.revoked_at.unwrap_or(key.updated_at),
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Sends `key.expiring` once for each active key that expires within `within_ms`.
+    pub async fn emit_key_expiring(&self, now: i64, within_ms: i64) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE api_keys SET expiry_notified_at = $1
+             WHERE revoked_at IS NULL AND expiry_notified_at IS NULL
+               AND expires_at IS NOT NULL AND expires_at > $1 AND expires_at <= $2
+             RETURNING {COLUMNS}"
+        )))
+        .bind(now)
+        .bind(now + within_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            let key = key_from_row(row)?;
+            let data = serde_json::to_value(KeyObject::from_row(&key, None)).expect("a key object");
+            emit(
+                &mut tx,
+                key.workspace_id.as_str(),
+                key.mode == KeyMode::Live,
+                types::KEY_EXPIRING,
+                &data,
+                now,
+                None,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
 }

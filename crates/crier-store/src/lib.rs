@@ -11,6 +11,8 @@
 //! the workspace id. The one exception is [`Store::key_by_digest`], the authentication look-up,
 //! where the key itself is what names the workspace.
 
+mod feeds;
+mod events;
 mod idempotency;
 mod keys;
 mod migrate;
@@ -20,6 +22,7 @@ mod publishing;
 mod sandbox;
 mod usage;
 pub mod views;
+mod webhooks;
 mod workspaces;
 
 use std::str::FromStr;
@@ -28,6 +31,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
+pub use events::{Event, JOB_WEBHOOK, subscribed, types as event_types};
 pub use idempotency::IdempotencyBegin;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
 pub use model::*;
@@ -35,6 +40,7 @@ pub use notify::{KeyChange, KeyChanges};
 pub use publishing::{JOB_PUBLISH, METRIC_POSTS_PUBLISHED, TargetOutcome, Transition};
 pub use sandbox::{Fault, SandboxPost};
 pub use usage::METRIC_REQUESTS;
+pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -11,7 +11,9 @@ use crier_core::ids::{AccountId, AttemptId, JobId, PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus, status_from_targets};
 use sqlx::{Any, Row};
 
+use crate::events::{emit, types};
 use crate::model::*;
+use crate::views::{AccountObject, PostObject};
 use crate::usage::add_counter;
 use crate::{Backend, Result, Store};
 
@@ -107,6 +109,7 @@ impl Store {
         id: &AccountId,
         now: i64,
     ) -> Result<Option<Account>> {
+        let mut tx = self.begin().await?;
         let row = sqlx::query(
             "UPDATE accounts SET status = 'disconnected', disconnected_at = $3
              WHERE workspace_id = $1 AND id = $2 AND status = 'connected' RETURNING *",
@@ -114,12 +117,26 @@ impl Store {
         .bind(ws.as_str())
         .bind(id.as_str())
         .bind(now)
-        .fetch_optional(&self.write)
+        .fetch_optional(&mut *tx)
         .await?;
-        match row {
-            Some(r) => account_from_row(&r).map(Some),
-            None => self.get_account(ws, id).await,
-        }
+        let Some(row) = row else {
+            drop(tx);
+            return self.get_account(ws, id).await;
+        };
+        let account = account_from_row(&row)?;
+        let data = serde_json::to_value(AccountObject::from(&account)).expect("an account object");
+        emit(
+            &mut tx,
+            ws.as_str(),
+            account.livemode,
+            types::ACCOUNT_DISCONNECTED,
+            &data,
+            now,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(account))
     }
 
     // ---- posts ----
@@ -337,6 +354,9 @@ impl Store {
             };
             enqueue_pending(&mut tx, &post, at, t.now).await?;
         }
+        if let Some(kind) = status_event(t.to).filter(|_| t.from != t.to) {
+            emit_post_event(&mut tx, id, kind, t.now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -391,7 +411,7 @@ impl Store {
 
     // ---- the job queue ----
 
-    /// Claims up to `limit` due jobs for `lease_ms`.
+    /// Claims up to `limit` due publish jobs for `lease_ms`.
     pub async fn claim_jobs(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Job>> {
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -399,13 +419,14 @@ impl Store {
         };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET locked_until = $1 WHERE id IN (
-                SELECT id FROM jobs WHERE run_at <= $2 AND locked_until <= $2
+                SELECT id FROM jobs WHERE kind = $4 AND run_at <= $2 AND locked_until <= $2
                 ORDER BY run_at LIMIT $3 {lock})
              RETURNING {JOB_COLUMNS}"
         )))
         .bind(now + lease_ms)
         .bind(now)
         .bind(i64::from(limit))
+        .bind(JOB_PUBLISH)
         .fetch_all(&self.write)
         .await?;
         // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
@@ -885,6 +906,48 @@ pub enum TargetOutcome {
         part_ids: Vec<String>,
     },
     Failed(TargetError),
+}
+
+/// Emits a post event carrying the post as it is inside `tx`.
+async fn emit_post_event(tx: &mut Tx, post_id: &PostId, kind: &str, now: i64) -> Result<()> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {POST_COLUMNS} FROM posts WHERE id = $1"
+    )))
+    .bind(post_id.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let mut post = post_from_row(&row)?;
+    let targets = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1 ORDER BY position"
+    )))
+    .bind(post_id.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    post.targets = targets.iter().map(target_from_row).collect::<Result<_>>()?;
+    let data = serde_json::to_value(PostObject::from(&post)).expect("a post object");
+    emit(
+        tx,
+        post.workspace_id.as_str(),
+        post.livemode,
+        kind,
+        &data,
+        now,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The event a post's new status announces, if any.
+fn status_event(status: PostStatus) -> Option<&'static str> {
+    match status {
+        PostStatus::Scheduled => Some(types::POST_SCHEDULED),
+        PostStatus::PendingApproval => Some(types::POST_APPROVAL_REQUESTED),
+        PostStatus::Published => Some(types::POST_PUBLISHED),
+        // A post with any failed target: `data.status` tells failed from partially published.
+        PostStatus::Failed | PostStatus::PartiallyPublished => Some(types::POST_FAILED),
+        _ => None,
+    }
 }
 
 fn placeholder_post() -> Post {

@@ -1,0 +1,147 @@
+//! Events: written in the same transaction as the change that caused them, together with one
+//! delivery (and its job in the durable queue) per enabled endpoint that subscribes to the type.
+
+use crier_core::ids::{DeliveryId, EventId, JobId};
+use serde_json::Value;
+use sqlx::{Any, Row};
+
+use crate::Result;
+
+/// The event types crier emits.
+pub mod types {
+    pub const POST_SCHEDULED: &str = "post.scheduled";
+    pub const POST_PUBLISHED: &str = "post.published";
+    pub const POST_FAILED: &str = "post.failed";
+    pub const POST_APPROVAL_REQUESTED: &str = "post.approval_requested";
+    pub const ACCOUNT_DISCONNECTED: &str = "account.disconnected";
+    pub const MEDIA_READY: &str = "media.ready";
+    pub const KEY_CREATED: &str = "key.created";
+    pub const KEY_REVOKED: &str = "key.revoked";
+    pub const KEY_EXPIRING: &str = "key.expiring";
+    pub const FEED_ITEM_CREATED: &str = "feed.item_created";
+    pub const WEBHOOK_DISABLED: &str = "webhook_endpoint.disabled";
+    /// Sent by `POST /v1/webhooks/{id}/test` to that endpoint only.
+    pub const WEBHOOK_TEST: &str = "webhook.test";
+
+    pub const ALL: &[&str] = &[
+        POST_SCHEDULED,
+        POST_PUBLISHED,
+        POST_FAILED,
+        POST_APPROVAL_REQUESTED,
+        ACCOUNT_DISCONNECTED,
+        MEDIA_READY,
+        KEY_CREATED,
+        KEY_REVOKED,
+        KEY_EXPIRING,
+        FEED_ITEM_CREATED,
+        WEBHOOK_DISABLED,
+    ];
+}
+
+pub const JOB_WEBHOOK: &str = "webhook";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: EventId,
+    pub workspace_id: crier_core::ids::WorkspaceId,
+    pub livemode: bool,
+    pub kind: String,
+    pub data: Value,
+    pub created_at: i64,
+}
+
+impl Event {
+    /// The body delivered to endpoints: `{"id","type","created_at","data"}`.
+    pub fn body(&self) -> Value {
+        serde_json::json!({
+            "id": self.id.as_str(),
+            "type": self.kind,
+            "created_at": crier_core::clock::from_ms(self.created_at),
+            "data": self.data,
+        })
+    }
+}
+
+/// Whether an endpoint's subscription list takes `kind` (`*` takes all).
+pub fn subscribed(events: &[String], kind: &str) -> bool {
+    events.iter().any(|e| e == "*" || e == kind)
+}
+
+pub(crate) fn event_from_row(r: &sqlx::any::AnyRow) -> Result<Event> {
+    let data: String = r.try_get("data")?;
+    Ok(Event {
+        id: EventId::from_trusted(r.try_get("id")?),
+        workspace_id: crier_core::ids::WorkspaceId::from_trusted(r.try_get("workspace_id")?),
+        livemode: r.try_get::<i64, _>("livemode")? != 0,
+        kind: r.try_get("type")?,
+        data: serde_json::from_str(&data).map_err(|e| crate::model::corrupt(format!("data: {e}")))?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Writes an event and a delivery for every enabled endpoint of the workspace (and mode)
+/// subscribed to its type; with `only_endpoint`, for that endpoint alone (test events).
+pub(crate) async fn emit(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    workspace: &str,
+    livemode: bool,
+    kind: &str,
+    data: &Value,
+    now: i64,
+    only_endpoint: Option<&str>,
+) -> Result<EventId> {
+    let id = EventId::generate();
+    sqlx::query(
+        "INSERT INTO events (id, workspace_id, livemode, type, data, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id.as_str())
+    .bind(workspace)
+    .bind(livemode as i64)
+    .bind(kind)
+    .bind(data.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let endpoints = sqlx::query(
+        "SELECT id, events FROM webhook_endpoints
+         WHERE workspace_id = $1 AND livemode = $2 AND enabled = 1 AND ($3 IS NULL OR id = $3)",
+    )
+    .bind(workspace)
+    .bind(livemode as i64)
+    .bind(only_endpoint)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in endpoints {
+        let endpoint: String = row.try_get("id")?;
+        let events: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("events")?)
+            .map_err(|e| crate::model::corrupt(format!("events: {e}")))?;
+        if only_endpoint.is_none() && !subscribed(&events, kind) {
+            continue;
+        }
+        let delivery = DeliveryId::generate();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, status,
+                attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
+        )
+        .bind(delivery.as_str())
+        .bind(workspace)
+        .bind(&endpoint)
+        .bind(id.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, workspace_id, ref_id, run_at, locked_until, created_at)
+             VALUES ($1, $2, $3, $4, $5, 0, $5)",
+        )
+        .bind(JobId::generate().as_str())
+        .bind(JOB_WEBHOOK)
+        .bind(workspace)
+        .bind(delivery.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(id)
+}
