@@ -13,8 +13,8 @@ use sqlx::{Any, Row};
 
 use crate::events::{emit, types};
 use crate::model::*;
-use crate::views::{AccountObject, PostObject};
 use crate::usage::add_counter;
+use crate::views::{AccountObject, PostObject};
 use crate::{Backend, Result, Store};
 
 pub const METRIC_POSTS_PUBLISHED: &str = "posts_published";
@@ -159,6 +159,9 @@ impl Store {
                 .filter(|_| post.status == PostStatus::Scheduled)
             {
                 enqueue_pending(&mut tx, post, at, post.created_at).await?;
+            }
+            if let Some(kind) = status_event(post.status) {
+                emit_post_event(&mut tx, &post.id, kind, post.created_at).await?;
             }
         }
         tx.commit().await?;
@@ -713,6 +716,9 @@ impl Store {
             .transpose()?
             .unwrap_or(0)
             != 0;
+        if let Some(kind) = status_event(status) {
+            emit_post_event(&mut tx, post_id, kind, now).await?;
+        }
         if livemode && matches!(outcome, TargetOutcome::Published { .. }) {
             let period = crier_core::clock::from_ms(now)
                 .strftime("%Y-%m")

@@ -12,7 +12,9 @@
 //! 4. When every part is out, the target is published, its job deleted and the post's status
 //!    recomputed, in one transaction.
 
+pub mod feeds;
 pub mod http;
 mod publisher;
+pub mod webhooks;
 
 pub use publisher::{Processed, Publisher, WorkerConfig};

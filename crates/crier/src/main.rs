@@ -169,12 +169,21 @@ async fn serve(settings: Settings) -> Result<(), String> {
         let publisher = crier_worker::Publisher::new(
             store.clone(),
             state.networks().clone(),
-            clock,
+            clock.clone(),
             worker,
             state.publish_wake().clone(),
         );
         background.spawn(publisher.clone().run(cancel.clone()));
         background.spawn(publisher.run_metrics(cancel.clone()));
+        let deliverer = crier_worker::webhooks::Deliverer::new(
+            store.clone(),
+            clock.clone(),
+            crier_worker::webhooks::WebhookConfig {
+                allow_private_networks: settings.api.allow_private_networks,
+                ..Default::default()
+            },
+        );
+        background.spawn(deliverer.run(cancel.clone()));
     }
     let app = crier_api::router(state);
     let listener = tokio::net::TcpListener::bind(settings.bind)

@@ -141,6 +141,8 @@ pub mod need {
         AnalyticsRead => AnalyticsRead,
         QueueRead => QueueRead,
         QueueWrite => QueueWrite,
+        WebhooksRead => WebhooksRead,
+        WebhooksWrite => WebhooksWrite,
         KeysRead => KeysRead,
         KeysWrite => KeysWrite,
         WorkspaceWrite => WorkspaceWrite,

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod ops;
 pub mod posts;
 pub mod queue;
+pub mod webhooks;
 pub mod workspace;
 
 use std::time::Duration;
@@ -57,6 +58,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::faults))
         .routes(routes!(queue::get_slots, queue::put_slots))
         .routes(routes!(queue::list))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate))
+        .routes(routes!(webhooks::test))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
 }
 
 /// The OpenAPI description with every route in it.

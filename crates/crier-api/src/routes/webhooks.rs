@@ -1,0 +1,460 @@
+//! `/v1/webhooks`: endpoints (the secret is shown once, at creation and at rotation), their
+//! delivery log, test events and redelivery. URLs must be `http`/`https` and must not point at
+//! private, loopback or link-local addresses (checked here by resolving the name, and again at
+//! every delivery) unless the operator allows private networks.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use crier_core::clock::from_ms;
+use crier_core::ids::{DeliveryId, WebhookId};
+use crier_store::{Delivery, Endpoint, WebhookAttempt, event_types};
+use crier_worker::http::{UrlError, check_url, is_public};
+use crier_worker::webhooks::new_secret;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{Auth, Principal, need};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Created, List, Pagination};
+
+pub const MAX_EVENTS: usize = 20;
+pub const MAX_OVERLAP_SECONDS: u32 = 7 * 24 * 3600;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointObject {
+    #[schema(example = "whep_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "webhook_endpoint")]
+    pub object: &'static str,
+    pub url: String,
+    pub description: String,
+    /// Event types, or `["*"]` for all.
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub livemode: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub failing_since: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    /// `whsec_…`: only in the create and rotate responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl EndpointObject {
+    fn new(e: &Endpoint, with_secret: bool) -> Self {
+        Self {
+            id: e.id.to_string(),
+            object: "webhook_endpoint",
+            url: e.url.clone(),
+            description: e.description.clone(),
+            events: e.events.clone(),
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason.clone(),
+            livemode: e.livemode,
+            failing_since: e.failing_since.map(from_ms),
+            created_at: from_ms(e.created_at),
+            updated_at: from_ms(e.updated_at),
+            secret: with_secret.then(|| e.secret.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    #[schema(example = "https://example.com/hooks/crier")]
+    pub url: String,
+    /// Event types to receive (`*` for all), 1 to 20.
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// Re-enable a disabled endpoint, or pause one.
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long deliveries are also signed with the old secret, 0 (default) to 604800.
+    pub overlap_seconds: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptObject {
+    pub attempt: i64,
+    /// The HTTP status the endpoint answered, if it answered.
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    /// The first KiB of the response.
+    pub response_excerpt: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryObject {
+    pub id: String,
+    #[schema(example = "webhook_delivery")]
+    pub object: &'static str,
+    /// The event id, sent as `webhook-id`.
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    pub attempts: Vec<AttemptObject>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl DeliveryObject {
+    fn new(d: &Delivery, attempts: &[WebhookAttempt]) -> Self {
+        Self {
+            id: d.id.to_string(),
+            object: "webhook_delivery",
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            status: d.status.clone(),
+            attempts: attempts
+                .iter()
+                .map(|a| AttemptObject {
+                    attempt: a.attempt,
+                    status: a.status,
+                    error: a.error.clone(),
+                    latency_ms: a.latency_ms,
+                    response_excerpt: a.response_excerpt.clone(),
+                    created_at: from_ms(a.created_at),
+                })
+                .collect(),
+            created_at: from_ms(d.created_at),
+        }
+    }
+}
+
+/// Checks a URL's scheme and shape, and that its host resolves to public addresses only
+/// (unless private networks are allowed).
+async fn check_endpoint_url(state: &AppState, url: &str) -> ApiResult<String> {
+    let allow = state.config().allow_private_networks;
+    let parsed = check_url(url, allow).map_err(|e| {
+        let msg = match e {
+            UrlError::Scheme => "`url` must be an http or https URL.".to_owned(),
+            UrlError::Invalid => "`url` is not a valid URL.".to_owned(),
+            UrlError::Private => format!("`url` points to a private address ({e})."),
+        };
+        ApiError::invalid("url", msg)
+    })?;
+    if !allow && let Some(host) = parsed.host_str().filter(|h| !h.starts_with('[')) {
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+            .await
+            .map(|a| a.collect())
+            .unwrap_or_default();
+        if addrs
+            .iter()
+            .any(|a: &std::net::SocketAddr| !is_public(a.ip()))
+        {
+            return Err(ApiError::invalid(
+                "url",
+                format!("`url` resolves to a private, loopback or link-local address ({host})."),
+            ));
+        }
+    }
+    Ok(parsed.to_string())
+}
+
+fn check_events(events: &[String]) -> ApiResult<Vec<String>> {
+    if events.is_empty() || events.len() > MAX_EVENTS {
+        return Err(ApiError::invalid(
+            "events",
+            format!("`events` must list 1 to {MAX_EVENTS} event types."),
+        ));
+    }
+    for e in events {
+        if e != "*" && !event_types::ALL.contains(&e.as_str()) {
+            return Err(ApiError::invalid(
+                "events",
+                format!("Unknown event type `{e}`."),
+            ));
+        }
+    }
+    let mut out = events.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn description(d: &str) -> ApiResult<String> {
+    if d.chars().count() > 500 {
+        return Err(ApiError::invalid(
+            "description",
+            "`description` must be at most 500 characters.",
+        ));
+    }
+    Ok(d.trim().to_owned())
+}
+
+async fn visible_endpoint(state: &AppState, p: &Principal, id: &str) -> ApiResult<Endpoint> {
+    let not_found = || ApiError::not_found("webhook endpoint", id);
+    let id = WebhookId::parse(id).ok_or_else(not_found)?;
+    state
+        .store()
+        .get_endpoint(p.workspace_id(), &id)
+        .await?
+        .filter(|e| e.livemode == p.livemode())
+        .ok_or_else(not_found)
+}
+
+/// Webhook endpoints of this key's mode, newest first.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(Pagination),
+    security(("bearer" = ["webhooks:read"]), ("api_key" = ["webhooks:read"])),
+    responses((status = 200, body = inline(List<EndpointObject>)), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::WebhooksRead>,
+    page: Pagination,
+) -> ApiResult<Json<List<EndpointObject>>> {
+    let items = state
+        .store()
+        .list_endpoints(p.workspace_id(), p.livemode(), page.limit, page.offset)
+        .await?;
+    Ok(Json(List {
+        data: items
+            .items
+            .iter()
+            .map(|e| EndpointObject::new(e, false))
+            .collect(),
+        has_more: items.has_more,
+    }))
+}
+
+/// Create an endpoint; the response carries its signing secret, shown this once.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateEndpoint,
+    security(("bearer" = ["webhooks:write"]), ("api_key" = ["webhooks:write"])),
+    responses((status = 201, body = EndpointObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::WebhooksWrite>,
+    ApiJson(req): ApiJson<CreateEndpoint>,
+) -> ApiResult<Created<EndpointObject>> {
+    let url = check_endpoint_url(&state, &req.url).await?;
+    let events = check_events(&req.events)?;
+    let description = description(&req.description)?;
+    let now = state.clock().now_ms();
+    let e = Endpoint {
+        id: WebhookId::generate(),
+        workspace_id: p.workspace_id().clone(),
+        livemode: p.livemode(),
+        url,
+        description,
+        events,
+        enabled: true,
+        disabled_reason: None,
+        secret: new_secret(),
+        previous_secret: None,
+        previous_secret_until: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store().insert_endpoint(&e).await?;
+    Ok(Created(EndpointObject::new(&e, true)))
+}
+
+/// One endpoint (never its secret).
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    security(("bearer" = ["webhooks:read"]), ("api_key" = ["webhooks:read"])),
+    responses((status = 200, body = EndpointObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::WebhooksRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointObject>> {
+    Ok(Json(EndpointObject::new(
+        &visible_endpoint(&state, &p, &id).await?,
+        false,
+    )))
+}
+
+/// Change an endpoint's URL, events, description, or enable/disable it.
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = UpdateEndpoint,
+    params(("id" = String, Path)),
+    security(("bearer" = ["webhooks:write"]), ("api_key" = ["webhooks:write"])),
+    responses((status = 200, body = EndpointObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::WebhooksWrite>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateEndpoint>,
+) -> ApiResult<Json<EndpointObject>> {
+    let mut e = visible_endpoint(&state, &p, &id).await?;
+    if let Some(url) = req.url {
+        e.url = check_endpoint_url(&state, &url).await?;
+    }
+    if let Some(events) = req.events {
+        e.events = check_events(&events)?;
+    }
+    if let Some(d) = req.description {
+        e.description = description(&d)?;
+    }
+    if let Some(enabled) = req.enabled {
+        if enabled && !e.enabled {
+            e.disabled_reason = None;
+            e.failing_since = None;
+        }
+        if !enabled && e.enabled {
+            e.disabled_reason = Some("disabled through the API".into());
+        }
+        e.enabled = enabled;
+    }
+    e.updated_at = state.clock().now_ms();
+    if !state.store().update_endpoint(&e).await? {
+        return Err(ApiError::not_found("webhook endpoint", &id));
+    }
+    Ok(Json(EndpointObject::new(&e, false)))
+}
+
+/// Delete an endpoint; deliveries not yet made are dropped.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    security(("bearer" = ["webhooks:write"]), ("api_key" = ["webhooks:write"])),
+    responses((status = 200, body = crate::routes::posts::Deleted), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::WebhooksWrite>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<crate::routes::posts::Deleted>> {
+    let e = visible_endpoint(&state, &p, &id).await?;
+    if !state
+        .store()
+        .delete_endpoint(p.workspace_id(), &e.id)
+        .await?
+    {
+        return Err(ApiError::not_found("webhook endpoint", &id));
+    }
+    Ok(Json(crate::routes::posts::Deleted {
+        id: e.id.to_string(),
+        object: "webhook_endpoint",
+        deleted: true,
+    }))
+}
+
+/// A new signing secret (shown once). For `overlap_seconds` deliveries carry signatures with
+/// both the old and the new secret, so receivers can switch without dropping any.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate", tag = "webhooks", request_body = RotateSecret,
+    params(("id" = String, Path)),
+    security(("bearer" = ["webhooks:write"]), ("api_key" = ["webhooks:write"])),
+    responses((status = 200, body = EndpointObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::WebhooksWrite>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RotateSecret>,
+) -> ApiResult<Json<EndpointObject>> {
+    let overlap = req.overlap_seconds.unwrap_or(0);
+    if overlap > MAX_OVERLAP_SECONDS {
+        return Err(ApiError::invalid(
+            "overlap_seconds",
+            "`overlap_seconds` must be from 0 to 604800 (7 days).",
+        ));
+    }
+    let mut e = visible_endpoint(&state, &p, &id).await?;
+    let now = state.clock().now_ms();
+    e.previous_secret = Some(std::mem::replace(&mut e.secret, new_secret()));
+    e.previous_secret_until = Some(now + i64::from(overlap) * 1000);
+    e.updated_at = now;
+    state.store().update_endpoint(&e).await?;
+    Ok(Json(EndpointObject::new(&e, true)))
+}
+
+/// Send a `webhook.test` event to this endpoint.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks",
+    params(("id" = String, Path)),
+    security(("bearer" = ["webhooks:write"]), ("api_key" = ["webhooks:write"])),
+    responses((status = 202, body = EndpointObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn test(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::WebhooksWrite>,
+    Path(id): Path<String>,
+) -> ApiResult<(axum::http::StatusCode, Json<EndpointObject>)> {
+    let e = visible_endpoint(&state, &p, &id).await?;
+    if !e.enabled {
+        return Err(ApiError::conflict(
+            "This endpoint is disabled; enable it first.",
+        ));
+    }
+    state
+        .store()
+        .send_test_event(&e, state.clock().now_ms())
+        .await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(EndpointObject::new(&e, false)),
+    ))
+}
+
+/// The endpoint's deliveries, newest first, each with every attempt.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path), Pagination),
+    security(("bearer" = ["webhooks:read"]), ("api_key" = ["webhooks:read"])),
+    responses((status = 200, body = inline(List<DeliveryObject>)), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::WebhooksRead>,
+    Path(id): Path<String>,
+    page: Pagination,
+) -> ApiResult<Json<List<DeliveryObject>>> {
+    let e = visible_endpoint(&state, &p, &id).await?;
+    let items = state
+        .store()
+        .list_deliveries(p.workspace_id(), &e.id, page.limit, page.offset)
+        .await?;
+    Ok(Json(List {
+        data: items
+            .items
+            .iter()
+            .map(|(d, a)| DeliveryObject::new(d, a))
+            .collect(),
+        has_more: items.has_more,
+    }))
+}
+
+/// Deliver an event again now, with the same `webhook-id`.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+    params(("id" = String, Path), ("delivery_id" = String, Path)),
+    security(("bearer" = ["webhooks:write"]), ("api_key" = ["webhooks:write"])),
+    responses((status = 202, body = EndpointObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::WebhooksWrite>,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> ApiResult<(axum::http::StatusCode, Json<EndpointObject>)> {
+    let e = visible_endpoint(&state, &p, &id).await?;
+    let not_found = || ApiError::not_found("delivery", &delivery_id);
+    let d = DeliveryId::parse(&delivery_id).ok_or_else(not_found)?;
+    if !state
+        .store()
+        .redeliver(p.workspace_id(), &e.id, &d, state.clock().now_ms())
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "No finished delivery with this id for this endpoint (a pending one is still on its way).",
+        ));
+    }
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(EndpointObject::new(&e, false)),
+    ))
+}
