@@ -74,7 +74,8 @@ pub(crate) fn event_from_row(r: &sqlx::any::AnyRow) -> Result<Event> {
         workspace_id: crier_core::ids::WorkspaceId::from_trusted(r.try_get("workspace_id")?),
         livemode: r.try_get::<i64, _>("livemode")? != 0,
         kind: r.try_get("type")?,
-        data: serde_json::from_str(&data).map_err(|e| crate::model::corrupt(format!("data: {e}")))?,
+        data: serde_json::from_str(&data)
+            .map_err(|e| crate::model::corrupt(format!("data: {e}")))?,
         created_at: r.try_get("created_at")?,
     })
 }

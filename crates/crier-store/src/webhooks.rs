@@ -147,11 +147,12 @@ impl Store {
     }
 
     pub async fn get_endpoint(&self, ws: &WorkspaceId, id: &WebhookId) -> Result<Option<Endpoint>> {
-        let row = sqlx::query("SELECT * FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2")
-            .bind(ws.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&self.read)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2")
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&self.read)
+                .await?;
         row.as_ref().map(endpoint_from_row).transpose()
     }
 
@@ -172,7 +173,10 @@ impl Store {
         .bind(i64::from(offset))
         .fetch_all(&self.read)
         .await?;
-        let items = rows.iter().map(endpoint_from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(endpoint_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit))
     }
 
@@ -404,15 +408,29 @@ impl Store {
                 "id": e.id.as_str(), "object": "webhook_endpoint", "url": e.url,
                 "enabled": false, "disabled_reason": reason,
             });
-            emit(&mut tx, e.workspace_id.as_str(), e.livemode, types::WEBHOOK_DISABLED, &data, now, None)
-                .await?;
+            emit(
+                &mut tx,
+                e.workspace_id.as_str(),
+                e.livemode,
+                types::WEBHOOK_DISABLED,
+                &data,
+                now,
+                None,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// Closes a delivery whose endpoint is gone or disabled.
-    pub async fn abandon_delivery(&self, job: &JobId, d: &DeliveryId, reason: &str, now: i64) -> Result<()> {
+    pub async fn abandon_delivery(
+        &self,
+        job: &JobId,
+        d: &DeliveryId,
+        reason: &str,
+        now: i64,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE webhook_deliveries SET status = 'failed', last_error = $2, updated_at = $3
@@ -477,7 +495,13 @@ impl Store {
     }
 
     /// Sends a delivery again now (by hand), keeping its event and so its `webhook-id`.
-    pub async fn redeliver(&self, ws: &WorkspaceId, endpoint: &WebhookId, d: &DeliveryId, now: i64) -> Result<bool> {
+    pub async fn redeliver(
+        &self,
+        ws: &WorkspaceId,
+        endpoint: &WebhookId,
+        d: &DeliveryId,
+        now: i64,
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', updated_at = $4
