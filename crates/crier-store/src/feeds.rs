@@ -403,7 +403,8 @@ impl Store {
     }
 
     /// Records a successful poll of `polled_url`: the feed's state, the entries it saw for the
-    /// first time and their posts (with publish jobs for scheduled ones), in one transaction.
+    /// first time and their posts (with publish jobs for scheduled and publishing ones), in one
+    /// transaction.
     /// Returns the posts actually created (an entry another poll recorded first is skipped), or
     /// `None` when the feed is gone or its URL changed meanwhile (nothing is written).
     pub async fn record_feed_success(
@@ -461,8 +462,12 @@ impl Store {
                 continue;
             };
             insert_post_tx(&mut tx, post).await?;
-            if let (PostStatus::Scheduled, Some(at)) = (post.status, post.scheduled_at) {
-                enqueue_pending(&mut tx, post, at, s.now).await?;
+            match (post.status, post.scheduled_at) {
+                (PostStatus::Scheduled, Some(at)) => {
+                    enqueue_pending(&mut tx, post, at, s.now).await?
+                }
+                (PostStatus::Publishing, _) => enqueue_pending(&mut tx, post, s.now, s.now).await?,
+                _ => {}
             }
             created.push(post.id.clone());
         }

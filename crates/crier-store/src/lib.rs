@@ -11,8 +11,8 @@
 //! the workspace id. The one exception is [`Store::key_by_digest`], the authentication look-up,
 //! where the key itself is what names the workspace.
 
-mod feeds;
 mod events;
+mod feeds;
 mod idempotency;
 mod keys;
 mod migrate;
@@ -31,8 +31,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
 pub use events::{Event, JOB_WEBHOOK, subscribed, types as event_types};
+pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
 pub use idempotency::IdempotencyBegin;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
 pub use model::*;

@@ -352,7 +352,9 @@ impl Publisher {
             url: url.unwrap_or_default(),
             part_ids,
         };
-        let closing = closing.as_ref().map(|(a, ext): &(_, String)| (a, ext.as_str()));
+        let closing = closing
+            .as_ref()
+            .map(|(a, ext): &(_, String)| (a, ext.as_str()));
         self.store
             .finish_target_with(job, &outcome, closing, self.clock.now_ms())
             .await?;

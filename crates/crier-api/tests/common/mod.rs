@@ -345,3 +345,60 @@ impl TestApp {
         r.body["id"].as_str().unwrap().to_owned()
     }
 }
+
+/// What publishing keeps for a workspace: every post with its targets, every job and every
+/// post the sandbox network received, to assert that a refused request changed nothing.
+#[derive(Debug, PartialEq)]
+pub struct PostsSnapshot {
+    pub posts: Vec<crier_store::Post>,
+    /// `id|post|account|run_at|locked_until` of every job in the store, by id.
+    pub jobs: Vec<Option<String>>,
+    /// `external_id|account|idem_key` of every sandbox post in the store, by id.
+    pub sandbox: Vec<Option<String>>,
+}
+
+impl TestApp {
+    /// Every post of workspace `ws` (both modes), newest first, with its targets.
+    pub async fn posts_in(&self, ws: &crier_core::ids::WorkspaceId) -> Vec<crier_store::Post> {
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .store
+                .list_posts(
+                    ws,
+                    &crier_store::PostFilter::default(),
+                    50,
+                    out.len() as u32,
+                )
+                .await
+                .unwrap();
+            out.extend(page.items);
+            if !page.has_more {
+                return out;
+            }
+        }
+    }
+
+    /// Every job in the store, as `id|post|account|run_at|locked_until`.
+    pub async fn jobs(&self) -> Vec<Option<String>> {
+        self.raw_texts(
+            "SELECT id || '|' || COALESCE(post_id, '') || '|' || COALESCE(account_id, '') || '|'
+                || run_at || '|' || locked_until FROM jobs ORDER BY id",
+        )
+        .await
+    }
+
+    /// A snapshot of this workspace's posts, and of every job and sandbox post in the store.
+    pub async fn posts_snapshot(&self) -> PostsSnapshot {
+        PostsSnapshot {
+            posts: self.posts_in(&self.workspace.id).await,
+            jobs: self.jobs().await,
+            sandbox: self
+                .raw_texts(
+                    "SELECT external_id || '|' || account_id || '|' || idem_key
+                     FROM sandbox_posts ORDER BY external_id",
+                )
+                .await,
+        }
+    }
+}
