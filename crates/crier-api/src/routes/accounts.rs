@@ -257,9 +257,11 @@ pub async fn faults(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AccountsWrite>,
     Path(id): Path<String>,
-    ApiJson(req): ApiJson<Faults>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<Faults>> {
+    // The account first: another workspace's id is 404 whatever the body says.
     let account = sandbox_account(&state, &p, &id).await?;
+    let req: Faults = crate::extract::parse_json(body.to_string().as_bytes())?;
     if req.fail_next > 1000 {
         return Err(ApiError::invalid(
             "fail_next",

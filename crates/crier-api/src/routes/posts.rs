@@ -762,7 +762,8 @@ pub async fn approve(
     let t = Transition {
         from: post.status,
         to,
-        scheduled_at: (to == PostStatus::Publishing).then_some(None),
+        // Publishing now, or back to draft: the post no longer waits for a time.
+        scheduled_at: matches!(to, PostStatus::Publishing | PostStatus::Draft).then_some(None),
         review: Some(Some(review)),
         reset_failed_targets: false,
         enqueue_at: match to {
