@@ -15,6 +15,7 @@
 pub mod feeds;
 pub mod http;
 mod publisher;
+mod runner;
 pub mod webhooks;
 
 pub use publisher::{Processed, Publisher, WorkerConfig};

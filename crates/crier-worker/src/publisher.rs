@@ -5,7 +5,7 @@ use crier_core::Clock;
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_networks::{Network, Networks, PublishError, PublishedPart};
 use crier_store::{Account, Job, Post, Store, TargetError, TargetOutcome};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -91,49 +91,40 @@ impl Publisher {
     /// Runs until `cancel`: claims due jobs and processes them, `concurrency` at a time. On
     /// cancel it stops claiming and lets jobs in hand finish their current step.
     pub async fn run(self, cancel: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(self.config.concurrency));
-        let mut tasks = tokio::task::JoinSet::new();
-        loop {
-            if cancel.is_cancelled() {
-                break;
-            }
-            let free = slots.available_permits() as u32;
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                let now = self.clock.now_ms();
-                match self
-                    .store
-                    .claim_jobs(now, millis(self.config.lease), free)
-                    .await
-                {
-                    Ok(jobs) => jobs,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not claim jobs");
-                        Vec::new()
-                    }
-                }
-            };
-            let idle = claimed.is_empty();
-            for job in claimed {
-                let permit = slots.clone().acquire_owned().await.expect("semaphore open");
-                let me = self.clone();
-                tasks.spawn(async move {
+        let claimer = self.clone();
+        let worker = self.clone();
+        crate::runner::run(
+            self.config.concurrency,
+            self.config.poll,
+            Some(self.wake.clone()),
+            cancel,
+            move |free| {
+                let me = claimer.clone();
+                async move { me.claim(free).await }
+            },
+            move |job| {
+                let me = worker.clone();
+                async move {
                     me.process(job).await;
-                    drop(permit);
-                });
-            }
-            while tasks.try_join_next().is_some() {}
-            if idle {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(self.config.poll) => {}
-                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 }
+            },
+        )
+        .await
+    }
+
+    async fn claim(&self, limit: u32) -> Vec<Job> {
+        let now = self.clock.now_ms();
+        match self
+            .store
+            .claim_jobs(now, millis(self.config.lease), limit)
+            .await
+        {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim jobs");
+                Vec::new()
             }
         }
-        while tasks.join_next().await.is_some() {}
     }
 
     /// Claims and processes every job due now, one after another. For tests and tools that

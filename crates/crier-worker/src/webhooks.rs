@@ -19,7 +19,6 @@ use crier_core::ids::DeliveryId;
 use crier_store::{AttemptOutcome, Job, Store, WebhookAttempt};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::http;
@@ -113,48 +112,41 @@ impl Deliverer {
         }
     }
 
-    /// Delivers due jobs until `cancel`, `concurrency` at a time; also sends `key.expiring`
-    /// once a minute for keys that expire within 7 days.
+    /// Delivers due jobs until `cancel`, `concurrency` at a time.
     pub async fn run(self, cancel: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(self.config.concurrency));
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut last_expiry_check = Instant::now() - Duration::from_secs(3600);
-        loop {
-            if cancel.is_cancelled() {
-                break;
-            }
-            if last_expiry_check.elapsed() >= Duration::from_secs(60) {
-                last_expiry_check = Instant::now();
-                let now = self.clock.now_ms();
-                if let Err(e) = self.store.emit_key_expiring(now, 7 * 86_400_000).await {
-                    tracing::warn!(error = %e, "key expiry check failed");
-                }
-            }
-            let free = slots.available_permits() as u32;
-            let jobs = if free == 0 {
-                Vec::new()
-            } else {
-                self.claim(free).await
-            };
-            let idle = jobs.is_empty();
-            for (job, delivery) in jobs {
-                let permit = slots.clone().acquire_owned().await.expect("semaphore open");
-                let me = self.clone();
-                tasks.spawn(async move {
+        let claimer = self.clone();
+        let worker = self.clone();
+        crate::runner::run(
+            self.config.concurrency,
+            self.config.poll,
+            None,
+            cancel,
+            move |free| {
+                let me = claimer.clone();
+                async move { me.claim(free).await }
+            },
+            move |(job, delivery)| {
+                let me = worker.clone();
+                async move {
                     me.deliver(&job, &delivery).await;
-                    drop(permit);
-                });
-            }
-            while tasks.try_join_next().is_some() {}
-            if idle {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(self.config.poll) => {}
-                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 }
+            },
+        )
+        .await
+    }
+
+    /// Sends `key.expiring` once a minute for keys that expire within 7 days, until `cancel`.
+    pub async fn run_key_expiry(self, cancel: CancellationToken) {
+        loop {
+            let now = self.clock.now_ms();
+            if let Err(e) = self.store.emit_key_expiring(now, 7 * 86_400_000).await {
+                tracing::warn!(error = %e, "key expiry check failed");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
             }
         }
-        while tasks.join_next().await.is_some() {}
     }
 
     async fn claim(&self, limit: u32) -> Vec<(Job, DeliveryId)> {

@@ -183,6 +183,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
                 ..Default::default()
             },
         );
+        background.spawn(deliverer.clone().run_key_expiry(cancel.clone()));
         background.spawn(deliverer.run(cancel.clone()));
     }
     let app = crier_api::router(state);

@@ -1,0 +1,56 @@
+//! The loop every worker runs: claim work with a lease, run it `concurrency` at a time, and when
+//! there was nothing to claim, sleep until the poll interval ends, a local wake-up arrives or a
+//! task finishes. On cancel it stops claiming and lets the work in hand finish.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+pub async fn run<T, C, CF, W, WF>(
+    concurrency: usize,
+    poll: Duration,
+    wake: Option<Arc<Notify>>,
+    cancel: CancellationToken,
+    mut claim: C,
+    work: W,
+) where
+    T: Send + 'static,
+    C: FnMut(u32) -> CF,
+    CF: Future<Output = Vec<T>>,
+    W: Fn(T) -> WF,
+    WF: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let wake = wake.unwrap_or_default();
+    while !cancel.is_cancelled() {
+        let free = slots.available_permits() as u32;
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            claim(free).await
+        };
+        let idle = claimed.is_empty();
+        for item in claimed {
+            let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+            let fut = work(item);
+            tasks.spawn(async move {
+                fut.await;
+                drop(permit);
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+        if idle {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
