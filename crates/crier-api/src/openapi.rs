@@ -23,6 +23,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "posts", description = "Posts: drafts, scheduling, publishing, approvals, batches"),
         (name = "accounts", description = "Connected social accounts and the sandbox network"),
         (name = "queue", description = "Weekly posting slots and the queue"),
+        (name = "feeds", description = "RSS, Atom and JSON Feed automations"),
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
         (name = "keys", description = "API keys of the workspace"),
         (name = "workspace", description = "The workspace, its plan and usage"),

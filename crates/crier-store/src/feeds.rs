@@ -469,6 +469,23 @@ impl Store {
                 (PostStatus::Publishing, _) => enqueue_pending(&mut tx, post, s.now, s.now).await?,
                 _ => {}
             }
+            let data = serde_json::json!({
+                "feed_id": feed.id.as_str(),
+                "entry_id": item.entry_id,
+                "link": item.link,
+                "title": item.title,
+                "post": crate::views::PostObject::from(post),
+            });
+            crate::events::emit(
+                &mut tx,
+                feed.workspace_id.as_str(),
+                feed.livemode,
+                crate::events::types::FEED_ITEM_CREATED,
+                &data,
+                s.now,
+                None,
+            )
+            .await?;
             created.push(post.id.clone());
         }
         tx.commit().await?;

@@ -141,6 +141,8 @@ pub mod need {
         AnalyticsRead => AnalyticsRead,
         QueueRead => QueueRead,
         QueueWrite => QueueWrite,
+        FeedsRead => FeedsRead,
+        FeedsWrite => FeedsWrite,
         WebhooksRead => WebhooksRead,
         WebhooksWrite => WebhooksWrite,
         KeysRead => KeysRead,

@@ -2,6 +2,7 @@
 //! its interactive docs, wrapped in the layers every request passes (see ARCHITECTURE.md).
 
 pub mod accounts;
+pub mod feeds;
 pub mod keys;
 pub mod ops;
 pub mod posts;
@@ -58,6 +59,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::faults))
         .routes(routes!(queue::get_slots, queue::put_slots))
         .routes(routes!(queue::list))
+        .routes(routes!(feeds::list, feeds::create))
+        .routes(routes!(feeds::get, feeds::update, feeds::delete))
         .routes(routes!(webhooks::list, webhooks::create))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate))

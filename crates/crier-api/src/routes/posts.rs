@@ -144,7 +144,7 @@ fn thread(param: &str, parts: &[String]) -> ApiResult<()> {
 
 /// Checks and resolves the accounts a post goes to: well-formed, in this workspace, of this
 /// key's mode, connected; test-mode keys publish only to sandbox accounts.
-async fn resolve_accounts(
+pub(crate) async fn resolve_accounts(
     state: &AppState,
     p: &Principal,
     param: &str,
