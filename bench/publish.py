@@ -116,7 +116,8 @@ def main():
 
         # ---- throughput ----
         created = time.time()
-        due = datetime.now(timezone.utc) + timedelta(seconds=max(10, POSTS // 800))
+        lead = int(os.environ.get("BENCH_LEAD_SECONDS", str(max(20, POSTS // 250))))
+        due = datetime.now(timezone.utc) + timedelta(seconds=lead)
         for b in range(0, POSTS, 100):
             posts = [{"body": f"throughput {n}", "account_ids": [accounts[n % ACCOUNTS]],
                       "scheduled_at": ts(due)} for n in range(b, min(b + 100, POSTS))]

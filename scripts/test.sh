@@ -7,4 +7,7 @@ if [ "${CI:-}" = "true" ] && [ -z "${CRIER_TEST_DATABASE_URL:-}" ]; then
   echo "CRIER_TEST_DATABASE_URL must be set in CI" >&2
   exit 1
 fi
-exec cargo test --workspace "$@"
+cargo test --workspace "$@"
+# Webhook signatures checked by an independent implementation (Python, from PyPI) against a real
+# server on SQLite.
+scripts/verify-webhooks.sh

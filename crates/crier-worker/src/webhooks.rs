@@ -270,7 +270,7 @@ impl Deliverer {
                     }
                 }
                 excerpt.truncate(self.config.excerpt_bytes);
-                attempt.response_excerpt = Some(String::from_utf8_lossy(&excerpt).into_owned());
+                attempt.response_excerpt = Some(excerpt_text(&excerpt, self.config.excerpt_bytes));
             }
             Err(e) => attempt.error = Some(e),
         }
@@ -312,6 +312,21 @@ impl Deliverer {
     }
 }
 
+/// The response's first bytes as text of at most `max` bytes: a cut inside a multi-byte
+/// character, or bytes that are not UTF-8, become U+FFFD (3 bytes) when decoded, which could
+/// take the text past its bound, so it ends at the last whole character within it.
+fn excerpt_text(bytes: &[u8], max: usize) -> String {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
 fn describe(e: &reqwest::Error) -> String {
     use std::error::Error;
     let mut msg = if e.is_timeout() {
@@ -348,6 +363,15 @@ mod tests {
             Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         );
         assert_eq!(sign("nope", "id", 1, b""), None);
+    }
+
+    #[test]
+    fn excerpts_stay_within_their_bound() {
+        let euros = "€".repeat(400);
+        let cut = &euros.as_bytes()[..1024];
+        assert_eq!(excerpt_text(cut, 1024), "€".repeat(341));
+        assert!(excerpt_text(&[0xff; 1024], 1024).len() <= 1024);
+        assert_eq!(excerpt_text(b"ok", 1024), "ok");
     }
 
     #[test]

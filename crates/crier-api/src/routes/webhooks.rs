@@ -449,8 +449,18 @@ pub async fn redeliver(
         .redeliver(p.workspace_id(), &e.id, &d, state.clock().now_ms())
         .await?
     {
+        // Nothing was redelivered: a delivery of this endpoint still on its way, or no such
+        // delivery of this endpoint at all.
+        let ours = state
+            .store()
+            .delivery_context(&d)
+            .await?
+            .is_some_and(|(d, ..)| d.workspace_id == *p.workspace_id() && d.endpoint_id == e.id);
+        if !ours {
+            return Err(not_found());
+        }
         return Err(ApiError::conflict(
-            "No finished delivery with this id for this endpoint (a pending one is still on its way).",
+            "This delivery is still on its way; redeliver it once it has succeeded or failed.",
         ));
     }
     Ok((
