@@ -82,7 +82,7 @@ impl Store {
             let opts = AnyConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Config(format!("database_url: {e}")))?;
             let pool = AnyPoolOptions::new()
-                .max_connections(16)
+                .max_connections(32)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;

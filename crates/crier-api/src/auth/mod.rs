@@ -430,40 +430,38 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     }
     req.extensions_mut().insert(principal);
     let mut resp = next.run(req).await;
-    resp.headers_mut().extend(headers);
+    let map = resp.headers_mut();
+    map.reserve(headers.len());
+    map.extend(headers);
     resp
 }
 
 /// `X-RateLimit-*` for the window closest to running out, and the IETF draft's
 /// `RateLimit-Policy` and `RateLimit` for both windows.
 pub fn rate_limit_headers(d: &Decision, now_ms: i64) -> Vec<(HeaderName, HeaderValue)> {
+    use std::fmt::Write as _;
     let t = d.tightest();
     let reset_unix = ceil_div_1000(now_ms + t.reset_ms);
-    let policy = d
-        .windows
-        .iter()
-        .map(|w| {
-            format!(
-                "\"{}\";q={};w={}",
-                w.window.name, w.window.limit, w.window.seconds
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let current = d
-        .windows
-        .iter()
-        .map(|w| {
-            format!(
-                "\"{}\";r={};t={}",
-                w.window.name,
-                w.remaining,
-                ceil_div_1000(w.reset_ms)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let value = |s: String| HeaderValue::from_str(&s).expect("ASCII header value");
+    // On every authenticated response: each value is written into one buffer that the header
+    // then owns, rather than a string per window, a join and a copy.
+    let mut policy = String::with_capacity(64);
+    let mut current = String::with_capacity(64);
+    for (i, w) in d.windows.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let name = w.window.name;
+        let _ = write!(
+            policy,
+            "{sep}\"{name}\";q={};w={}",
+            w.window.limit, w.window.seconds
+        );
+        let _ = write!(
+            current,
+            "{sep}\"{name}\";r={};t={}",
+            w.remaining,
+            ceil_div_1000(w.reset_ms)
+        );
+    }
+    let value = |s: String| HeaderValue::try_from(s).expect("ASCII header value");
     vec![
         (
             HeaderName::from_static("x-ratelimit-limit"),
