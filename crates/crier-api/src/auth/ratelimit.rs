@@ -139,7 +139,10 @@ impl Gcra {
             let w = &windows[i];
             WindowState {
                 window: *w,
-                remaining: ((period(w) - (tat - now_us)).max(0) / interval(w)) as u32,
+                // Rounding the interval down can leave room for a few more than the limit over
+                // a long window; never announce more than the limit.
+                remaining: (((period(w) - (tat - now_us)).max(0) / interval(w)) as u32)
+                    .min(w.limit),
                 reset_ms: ceil_div_1000(tat - now_us),
             }
         };

@@ -22,7 +22,9 @@ use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 
-pub type WorkspaceViews = Cache<WorkspaceId, Arc<WorkspaceObject>>;
+/// Workspace views, kept serialised: the most common authenticated read answers with these
+/// bytes as they are.
+pub type WorkspaceViews = Cache<WorkspaceId, axum::body::Bytes>;
 
 pub fn views() -> WorkspaceViews {
     Cache::builder()
@@ -162,15 +164,23 @@ async fn load_view(state: &AppState, p: &Principal) -> ApiResult<Arc<WorkspaceOb
 pub async fn get(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AnyKey>,
-) -> ApiResult<Json<Arc<WorkspaceObject>>> {
-    if let Some(view) = state.workspace_views().get(p.workspace_id()) {
-        return Ok(Json(view));
-    }
-    let view = load_view(&state, &p).await?;
-    state
-        .workspace_views()
-        .insert(p.workspace_id().clone(), view.clone());
-    Ok(Json(view))
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let bytes = match state.workspace_views().get(p.workspace_id()) {
+        Some(bytes) => bytes,
+        None => {
+            let view = load_view(&state, &p).await?;
+            let bytes =
+                axum::body::Bytes::from(serde_json::to_vec(&*view).map_err(ApiError::internal)?);
+            state
+                .workspace_views()
+                .insert(p.workspace_id().clone(), bytes.clone());
+            bytes
+        }
+    };
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    ))
 }
 
 /// Change the workspace's settings: `timezone` (IANA) and `require_approval`.
