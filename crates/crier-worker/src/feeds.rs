@@ -37,7 +37,7 @@ use crier_networks::Networks;
 use crier_store::{Account, Feed, FeedMode, FeedPollSuccess, NewFeedItem, Post, Store, Target};
 use reqwest::{StatusCode, header};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::check_url;
@@ -172,48 +172,38 @@ impl FeedPoller {
     /// Runs until `cancel`: claims due feeds and polls them, `concurrency` at a time. On cancel
     /// it stops claiming and lets polls in hand finish.
     pub async fn run(self, cancel: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
-        loop {
-            if cancel.is_cancelled() {
-                break;
-            }
-            let free = slots.available_permits() as u32;
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                let now = self.clock.now_ms();
-                match self
-                    .store
-                    .claim_feeds(now, millis(self.config.lease), free)
-                    .await
-                {
-                    Ok(feeds) => feeds,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not claim feeds");
-                        Vec::new()
+        let claimer = self.clone();
+        let worker = self.clone();
+        crate::runner::run(
+            self.config.concurrency.max(1),
+            self.config.poll,
+            None,
+            cancel,
+            move |free| {
+                let me = claimer.clone();
+                async move {
+                    let now = me.clock.now_ms();
+                    match me
+                        .store
+                        .claim_feeds(now, millis(me.config.lease), free)
+                        .await
+                    {
+                        Ok(feeds) => feeds,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not claim feeds");
+                            Vec::new()
+                        }
                     }
                 }
-            };
-            let idle = claimed.is_empty();
-            for feed in claimed {
-                let permit = slots.clone().acquire_owned().await.expect("semaphore open");
-                let me = self.clone();
-                tasks.spawn(async move {
+            },
+            move |feed| {
+                let me = worker.clone();
+                async move {
                     me.poll_feed(feed).await;
-                    drop(permit);
-                });
-            }
-            while tasks.try_join_next().is_some() {}
-            if idle {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(self.config.poll) => {}
-                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 }
-            }
-        }
-        while tasks.join_next().await.is_some() {}
+            },
+        )
+        .await
     }
 
     /// Claims and polls every feed due now, one after another (each claimed just before its
