@@ -357,14 +357,6 @@ impl Store {
         Ok(feeds)
     }
 
-    /// When the next enabled feed is due, if any.
-    pub async fn next_feed_poll_at(&self) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT MIN(next_poll_at) FROM feeds WHERE enabled = 1")
-            .fetch_one(&self.read)
-            .await?;
-        Ok(row.try_get(0)?)
-    }
-
     /// Which of these entry ids and links the feed has already seen.
     pub async fn seen_feed_entries(
         &self,

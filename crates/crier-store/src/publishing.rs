@@ -583,21 +583,6 @@ impl Store {
         Ok(())
     }
 
-    /// A scheduled post whose time has come starts publishing.
-    pub async fn start_publishing(&self, ws: &WorkspaceId, id: &PostId, now: i64) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE posts SET status = 'publishing', updated_at = $3
-             WHERE workspace_id = $1 AND id = $2 AND status = 'scheduled'",
-        )
-        .bind(ws.as_str())
-        .bind(id.as_str())
-        .bind(now)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
     /// Keeps a job ours while a long piece of work (a thread) goes on.
     pub async fn extend_lease(&self, job: &JobId, until: i64) -> Result<()> {
         sqlx::query("UPDATE jobs SET locked_until = $2 WHERE id = $1")
