@@ -294,7 +294,8 @@ pub struct Job {
 }
 
 /// One recorded call to a network. `outcome`: `in_flight` (recorded before the call),
-/// `published`, `failed`, or `unknown` (the call's result was lost: a timeout or a crash).
+/// `published`, `failed`, `unknown` (the call's result was lost: a timeout or a crash), or
+/// `lookup_failed` (asking the network whether an earlier call landed failed).
 /// A `retry` row (part -1) is no call but a marker: a client's retry of a failed target
 /// started a new round of attempts there.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -526,6 +526,44 @@ impl Store {
         Ok(id)
     }
 
+    /// Records a call that is over as it is recorded: a look-up by idempotency key that failed
+    /// (`lookup_failed`), so it is on record and counts against the target's retry budget.
+    pub async fn record_attempt(
+        &self,
+        post: &PostId,
+        account: &AccountId,
+        part: i64,
+        idem_key: &str,
+        outcome: &str,
+        error: &str,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key, outcome,
+                error, started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(AttemptId::generate().as_str())
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(part)
+        .bind(idem_key)
+        .bind(outcome)
+        .bind(error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE post_targets SET attempts = attempts + 1 WHERE post_id = $1 AND account_id = $2",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records how an attempt ended: `published`, `failed` or `unknown`.
     pub async fn finish_attempt(
         &self,

@@ -284,7 +284,22 @@ impl Publisher {
                         continue;
                     }
                     Ok(None) => {}
-                    Err(e) => return self.retry_or_fail(job, failures + 1, &e).await,
+                    Err(e) => {
+                        // On record, and it uses up the budget: a network that never answers
+                        // look-ups fails the target in the end instead of retrying forever.
+                        self.store
+                            .record_attempt(
+                                &post.id,
+                                &account.id,
+                                i as i64,
+                                &idem,
+                                "lookup_failed",
+                                &e.to_string(),
+                                self.clock.now_ms(),
+                            )
+                            .await?;
+                        return self.retry_or_fail(job, failures + 1, &e).await;
+                    }
                 }
             }
             let now = self.clock.now_ms();

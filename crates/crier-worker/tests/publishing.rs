@@ -610,6 +610,86 @@ both!(
     }
 );
 
+/// The sandbox, except that every look-up by idempotency key fails (a network whose search is
+/// down).
+struct LookupDown(Arc<Sandbox>);
+
+#[async_trait::async_trait]
+impl Network for LookupDown {
+    fn rules(&self) -> &crier_networks::Rules {
+        self.0.rules()
+    }
+
+    async fn publish(
+        &self,
+        account: &Account,
+        text: &str,
+        reply_to: Option<&str>,
+        idem_key: &str,
+    ) -> Result<crier_networks::PublishedPart, crier_networks::PublishError> {
+        self.0.publish(account, text, reply_to, idem_key).await
+    }
+
+    async fn lookup(
+        &self,
+        _account: &Account,
+        _idem_key: &str,
+    ) -> Result<Option<crier_networks::PublishedPart>, crier_networks::PublishError> {
+        Err(crier_networks::PublishError::Transient {
+            message: "search is down".into(),
+            retry_after: None,
+        })
+    }
+
+    async fn metrics(
+        &self,
+        account: &Account,
+        external_id: &str,
+    ) -> Result<crier_store::Metrics, crier_networks::PublishError> {
+        self.0.metrics(account, external_id).await
+    }
+}
+
+both!(
+    failed_lookups_use_up_the_budget_and_never_repost,
+    |db| async move {
+        let w = World::new(&db).await;
+        let publisher = Publisher::new(
+            w.store.clone(),
+            Networks::default().with(Arc::new(LookupDown(w.sandbox.clone()))),
+            Arc::new(w.clock.clone()),
+            config(),
+            Arc::new(Notify::new()),
+        );
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "landed, unconfirmed", T0).await;
+        w.fault(&a, 1, "timeout", 0).await;
+
+        // The call lands but its answer is lost; every later look-up fails.
+        let mut seen = Vec::new();
+        for _ in 0..MAX_ATTEMPTS {
+            let out = publisher.run_due().await;
+            assert_eq!(out.len(), 1, "{out:?}");
+            if let Processed::RetryAt(at) = out[0] {
+                w.set(at);
+            }
+            seen.push(out[0].clone());
+        }
+        assert_eq!(seen.last(), Some(&Processed::Failed), "{seen:?}");
+        assert_eq!(w.timeline(&a).await.len(), 1, "never posted blindly again");
+        let mut expected = vec!["unknown"];
+        expected.extend(["lookup_failed"; MAX_ATTEMPTS as usize - 1]);
+        assert_eq!(w.outcomes(&id, &a).await, expected);
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Failed);
+        assert_eq!(t.attempts, MAX_ATTEMPTS);
+        let error = t.error.expect("the reason is kept");
+        assert_eq!(error.code, "network_error");
+        assert!(error.message.contains("search is down"), "{error:?}");
+        assert_eq!(w.next_job_at().await, None, "the job is gone");
+    }
+);
+
 /// Claims the post's job, as a worker that then crashes would (the attempt it records next turns
 /// the post `publishing`);
 /// returns the end of the claim's lease and the idempotency key the publisher uses for part 0.
