@@ -10,7 +10,6 @@
 //! Times are fixed epoch milliseconds, never the clock, so each assertion is exact.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
 use crier_core::ids::{KeyId, WorkspaceId};
@@ -19,148 +18,19 @@ use crier_store::{
     Actor, AuditEntry, Backend, IdempotencyBegin, KeyChange, KeyChanges, KeyRow, KeyUsage,
     MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, Store, StoreError, WorkspaceChanges,
 };
+use crier_testdb::{PgSchema, TestDb};
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
-use tempfile::TempDir;
 
-const DATABASE_URL_VAR: &str = "CRIER_TEST_DATABASE_URL";
 /// 2027-01-15T08:00:00Z: any fixed instant will do.
 const T0: i64 = 1_800_000_000_000;
 const MINUTE: i64 = 60_000;
 const DAY: i64 = 24 * 60 * MINUTE;
-/// Test schemas older than this are dropped when a new one is made (see `PgSchema::create`).
-const STALE_SCHEMA_SECS: u64 = 3600;
 
 // ---------------------------------------------------------------------------------------------
-// Harness
+// Harness (crier-testdb's, with the body given the store)
 // ---------------------------------------------------------------------------------------------
-
-/// A migrated store on a fresh SQLite file; the file lives as long as the `TempDir`.
-async fn sqlite_store() -> (Store, TempDir) {
-    let dir = tempfile::tempdir().expect("create a temp dir");
-    let url = format!("sqlite://{}", dir.path().join("crier.db").display());
-    let store = connect_migrated(&url).await;
-    assert_eq!(store.backend(), Backend::Sqlite);
-    (store, dir)
-}
-
-/// A migrated store on a fresh schema of the test PostgreSQL database, or `None` (after a
-/// line on stderr) when no database is configured outside CI. The schema is left behind for
-/// the sweep (see [`PgSchema::create`]); the `conformance!` tests use [`PgSchema`] directly so
-/// they can drop theirs.
-async fn postgres_store() -> Option<Store> {
-    Some(PgSchema::create().await?.store().await)
-}
-
-/// A fresh schema in the test PostgreSQL database.
-struct PgSchema {
-    /// `CRIER_TEST_DATABASE_URL`.
-    base: String,
-    name: String,
-    /// `base` with the schema as `search_path`.
-    url: String,
-}
-
-impl PgSchema {
-    /// Creates a uniquely named schema, or returns `None` to skip (see [`pg_base_url`]).
-    /// Panics when the variable is set but the database cannot be reached.
-    ///
-    /// Schemas are named `crier_t_<unix seconds, hex>_<random hex>`. A test drops its schema
-    /// when it passes; a failed one keeps it for a look, until a run more than an hour later
-    /// sweeps it. The sweep is best effort and spares anything a running suite may still use.
-    async fn create() -> Option<Self> {
-        let base = pg_base_url()?;
-        let mut admin = PgConnection::connect(&base)
-            .await
-            .unwrap_or_else(|e| panic!("{DATABASE_URL_VAR} is set but cannot be reached: {e}"));
-        let now = unix_secs();
-        let existing: Vec<String> = sqlx::query_scalar(
-            r"SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'crier\_t\_%'",
-        )
-        .fetch_all(&mut admin)
-        .await
-        .unwrap_or_default();
-        for name in existing {
-            let created = name
-                .split('_')
-                .nth(2)
-                .and_then(|s| u64::from_str_radix(s, 16).ok());
-            if created.is_some_and(|c| c + STALE_SCHEMA_SECS < now) {
-                drop_schema(&mut admin, &name).await;
-            }
-        }
-        // The digest of a fresh key is 256 bits of OS randomness, already in hex.
-        let random = &SecretKey::generate(KeyMode::Test).digest().to_hex()[..16];
-        let name = format!("crier_t_{now:x}_{random}");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
-            .execute(&mut admin)
-            .await
-            .unwrap_or_else(|e| panic!("create schema {name}: {e}"));
-        admin.close().await.ok();
-        let url = with_search_path(&base, &name);
-        Some(Self { base, name, url })
-    }
-
-    /// A migrated store in this schema.
-    async fn store(&self) -> Store {
-        let store = connect_migrated(&self.url).await;
-        assert_eq!(store.backend(), Backend::Postgres);
-        store
-    }
-
-    async fn drop(self) {
-        if let Ok(mut admin) = PgConnection::connect(&self.base).await {
-            drop_schema(&mut admin, &self.name).await;
-            admin.close().await.ok();
-        }
-    }
-}
-
-async fn drop_schema(admin: &mut PgConnection, name: &str) {
-    let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(admin).await;
-}
-
-/// `CRIER_TEST_DATABASE_URL`, or `None` to skip; panics in CI, where skipping would hide the
-/// PostgreSQL half of the suite.
-fn pg_base_url() -> Option<String> {
-    match std::env::var(DATABASE_URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{DATABASE_URL_VAR} must be set in CI")
-        }
-        _ => {
-            eprintln!("skipping the PostgreSQL variant: {DATABASE_URL_VAR} is not set");
-            None
-        }
-    }
-}
-
-/// `base` with `options=-c search_path=<schema>`, which sqlx's PgConnectOptions sends as the
-/// startup `options`, so every connection of every pool made from it starts in the schema.
-fn with_search_path(base: &str, schema: &str) -> String {
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
-}
-
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
-}
-
-/// Connects and migrates a fresh database, checking that the first `migrate` applies every
-/// migration of the backend.
-async fn connect_migrated(url: &str) -> Store {
-    let store = Store::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect to the test database: {e}"));
-    let applied = store.migrate().await.expect("migrate a fresh database");
-    assert_eq!(applied, versions(migrations_of(&store)));
-    store
-}
 
 fn migrations_of(store: &Store) -> &'static [Migration] {
     match store.backend() {
@@ -173,38 +43,20 @@ fn versions(migrations: &[Migration]) -> Vec<i64> {
     migrations.iter().map(|m| m.version).collect()
 }
 
-/// Runs one test body on a store and closes the store after it.
-async fn run<F, Fut>(store: Store, body: F)
+/// Runs `body` on the database's store (the database lives until it is done).
+async fn with_store<F, Fut>(db: TestDb, body: F)
 where
     F: FnOnce(Store) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: std::future::Future<Output = ()>,
 {
-    body(store.clone()).await;
-    store.close().await;
+    body(db.store.clone()).await;
 }
 
 /// `conformance!(name, |store| async move { … })` defines `name::sqlite` and
 /// `name::postgres`, each running the body on a fresh, migrated store of that backend.
 macro_rules! conformance {
     ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test]
-            async fn sqlite() {
-                let (store, _dir) = sqlite_store().await;
-                run(store, $body).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let Some(schema) = PgSchema::create().await else {
-                    return;
-                };
-                run(schema.store().await, $body).await;
-                schema.drop().await;
-            }
-        }
+        crier_testdb::both!($name, |db| with_store(db, $body));
     };
 }
 
@@ -298,18 +150,6 @@ fn migrations_are_in_step() {
     }
 }
 
-#[test]
-fn search_path_joins_the_url_query() {
-    assert_eq!(
-        with_search_path("postgres://u@h:5432/db", "s1"),
-        "postgres://u@h:5432/db?options=-c%20search_path%3Ds1"
-    );
-    assert_eq!(
-        with_search_path("postgres://u@h/db?sslmode=disable", "s1"),
-        "postgres://u@h/db?sslmode=disable&options=-c%20search_path%3Ds1"
-    );
-}
-
 #[tokio::test]
 async fn connect_refuses_unusable_urls() {
     for url in [
@@ -331,7 +171,7 @@ async fn postgres_store_lives_in_its_own_schema() {
     let Some(schema) = PgSchema::create().await else {
         return;
     };
-    let store = schema.store().await;
+    let store = crier_testdb::connect_migrated(&schema.url).await;
     store.create_workspace("acme", "free", T0).await.unwrap();
 
     let mut conn = PgConnection::connect(&schema.url).await.unwrap();
@@ -351,12 +191,16 @@ async fn postgres_store_lives_in_its_own_schema() {
     conn.close().await.ok();
 
     // Another store starts empty, in a schema of its own.
-    let other = postgres_store().await.expect("the variable is set");
-    assert!(other.list_workspaces().await.unwrap().is_empty());
-    other.create_workspace("acme", "free", T0).await.unwrap();
+    let other = TestDb::postgres().await.expect("the variable is set");
+    assert!(other.store.list_workspaces().await.unwrap().is_empty());
+    other
+        .store
+        .create_workspace("acme", "free", T0)
+        .await
+        .unwrap();
 
     store.close().await;
-    other.close().await;
+    other.store.close().await;
     schema.drop().await;
 }
 

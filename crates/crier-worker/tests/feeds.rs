@@ -31,7 +31,7 @@ use crier_worker::feeds::{FeedConfig, FeedPoller, MAX_POSTS_PER_POLL, PollReport
 use crier_worker::{Processed, Publisher, WorkerConfig};
 use tokio::sync::Notify;
 
-use common::TestDb;
+use common::{TestDb, both};
 
 /// 2027-01-15T08:00:00Z, a Friday.
 const T0: i64 = 1_800_000_000_000;

@@ -22,7 +22,7 @@ use crier_store::{
 use crier_worker::{Processed, Publisher, WorkerConfig};
 use tokio::sync::Notify;
 
-use common::TestDb;
+use common::{TestDb, both};
 
 /// 2027-01-15T08:00:00Z.
 const T0: i64 = 1_800_000_000_000;

@@ -29,7 +29,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use common::{Received, Receiver, Reply, TestDb};
+use common::{Received, Receiver, Reply, TestDb, both};
 
 /// 2027-01-15T08:00:00Z.
 const T0: i64 = 1_800_000_000_000;
