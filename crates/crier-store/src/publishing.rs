@@ -526,29 +526,28 @@ impl Store {
         Ok(id)
     }
 
-    /// Records a call that is over as it is recorded: a look-up by idempotency key that failed
-    /// (`lookup_failed`), so it is on record and counts against the target's retry budget.
-    pub async fn record_attempt(
+    /// Records a look-up by idempotency key that failed (outcome `lookup_failed`), so it is on
+    /// record and counts against the target's retry budget.
+    pub async fn record_failed_lookup(
         &self,
         post: &PostId,
         account: &AccountId,
         part: i64,
         idem_key: &str,
-        outcome: &str,
         error: &str,
         now: i64,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key, outcome,
-                error, started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                error, started_at, finished_at)
+             VALUES ($1, $2, $3, $4, $5, 'lookup_failed', $6, $7, $7)",
         )
         .bind(AttemptId::generate().as_str())
         .bind(post.as_str())
         .bind(account.as_str())
         .bind(part)
         .bind(idem_key)
-        .bind(outcome)
         .bind(error)
         .bind(now)
         .execute(&mut *tx)

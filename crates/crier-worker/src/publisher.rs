@@ -288,12 +288,11 @@ impl Publisher {
                         // On record, and it uses up the budget: a network that never answers
                         // look-ups fails the target in the end instead of retrying forever.
                         self.store
-                            .record_attempt(
+                            .record_failed_lookup(
                                 &post.id,
                                 &account.id,
                                 i as i64,
                                 &idem,
-                                "lookup_failed",
                                 &e.to_string(),
                                 self.clock.now_ms(),
                             )
