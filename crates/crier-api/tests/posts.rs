@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{KeySpec, NowMs, Response, TestApp};
+use common::{KeySpec, NowMs, Response, TestApp, both};
 use crier_api::ApiConfig;
 use crier_core::ids::{AccountId, PostId};
 use crier_core::{KeyMode, Scope};
@@ -162,7 +162,6 @@ fn job_times(jobs: &[Option<String>], post: &str) -> Vec<i64> {
 
 // ---- the seed example ----
 
-#[tokio::test]
 async fn the_seed_example_creates_a_draft_with_a_pending_target_per_account() {
     let (app, key, acct) = world().await;
     let other = app.sandbox_account(&key, "second").await;
@@ -227,7 +226,6 @@ async fn the_seed_example_creates_a_draft_with_a_pending_target_per_account() {
 
 // ---- legal transitions ----
 
-#[tokio::test]
 async fn a_draft_is_scheduled_rescheduled_edited_cancelled_edited_and_deleted() {
     let (app, key, acct) = world().await;
     let id = draft(&app, &key, &[&acct], "Soon.").await;
@@ -332,7 +330,6 @@ async fn a_draft_is_scheduled_rescheduled_edited_cancelled_edited_and_deleted() 
     assert!(timeline(&app, &key, &acct).await.is_empty());
 }
 
-#[tokio::test]
 async fn publish_now_goes_through_publishing_to_published() {
     let (app, key, acct) = world().await;
     let id = draft(&app, &key, &[&acct], "Now.").await;
@@ -406,7 +403,6 @@ async fn publish_now_goes_through_publishing_to_published() {
     assert_eq!(timeline(&app, &key, &acct).await.len(), 2);
 }
 
-#[tokio::test]
 async fn retry_publishes_again_to_the_accounts_that_failed_only() {
     let (app, key, good) = world().await;
     let flaky = app.sandbox_account(&key, "flaky").await;
@@ -482,7 +478,6 @@ async fn retry_publishes_again_to_the_accounts_that_failed_only() {
     assert_eq!(flaky_got, ["Fails first.", "Half first."]);
 }
 
-#[tokio::test]
 async fn a_retry_gets_a_fresh_attempt_budget() {
     let (app, key, acct) = world().await;
     faults(&app, &key, &acct, json!({"fail_next": 5, "kind": "error"})).await;
@@ -509,7 +504,6 @@ async fn a_retry_gets_a_fresh_attempt_budget() {
 
 // ---- illegal transitions ----
 
-#[tokio::test]
 async fn every_illegal_transition_is_409_and_changes_nothing() {
     let (app, key, good) = world().await;
     let flaky = app.sandbox_account(&key, "flaky").await;
@@ -652,7 +646,6 @@ async fn every_illegal_transition_is_409_and_changes_nothing() {
 
 // ---- scheduling ----
 
-#[tokio::test]
 async fn scheduling_checks_its_time_and_keeps_it_in_utc() {
     let (app, key, acct) = world().await;
     let id = draft(&app, &key, &[&acct], "Later.").await;
@@ -705,7 +698,6 @@ async fn scheduling_checks_its_time_and_keeps_it_in_utc() {
     );
 }
 
-#[tokio::test]
 async fn a_scheduled_post_publishes_only_when_its_time_comes() {
     let (app, key, acct) = world().await;
     let id = draft(&app, &key, &[&acct], "On time.").await;
@@ -738,7 +730,6 @@ async fn a_scheduled_post_publishes_only_when_its_time_comes() {
     assert_eq!(tl[0]["id"], p["targets"][0]["external_id"]);
 }
 
-#[tokio::test]
 async fn next_slot_uses_the_workspace_time_zone_and_the_queue_lists_in_time_order() {
     let (app, key, acct) = world().await;
     let ws = patch_workspace(&app, &key, json!({"timezone": "Europe/Berlin"})).await;
@@ -876,7 +867,6 @@ async fn next_slot_uses_the_workspace_time_zone_and_the_queue_lists_in_time_orde
 
 // ---- threads and overrides ----
 
-#[tokio::test]
 async fn a_thread_publishes_as_a_reply_chain() {
     let (app, key, acct) = world().await;
     let p = create(
@@ -918,7 +908,6 @@ async fn a_thread_publishes_as_a_reply_chain() {
     assert_eq!(p["targets"][0]["attempts"], 3, "one call per part");
 }
 
-#[tokio::test]
 async fn overrides_give_one_account_other_text() {
     let (app, key, a) = world().await;
     let b = app.sandbox_account(&key, "other").await;
@@ -960,7 +949,6 @@ async fn overrides_give_one_account_other_text() {
 
 // ---- length rules ----
 
-#[tokio::test]
 async fn length_rules_are_enforced_when_scheduling_or_publishing() {
     let (app, key, a) = world().await;
     let b = app.sandbox_account(&key, "second").await;
@@ -1059,7 +1047,6 @@ async fn length_rules_are_enforced_when_scheduling_or_publishing() {
 
 // ---- approvals ----
 
-#[tokio::test]
 async fn approvals_gate_scheduling_and_publishing() {
     let (app, admin, acct) = world().await;
     let ws = patch_workspace(&app, &admin, json!({"require_approval": true})).await;
@@ -1226,7 +1213,6 @@ fn item(acct: &str, text: &str) -> Value {
     json!({"body": text, "account_ids": [acct]})
 }
 
-#[tokio::test]
 async fn a_batch_creates_drafts_all_or_nothing() {
     let (app, key, acct) = world().await;
     let r = app
@@ -1305,7 +1291,6 @@ async fn a_batch_creates_drafts_all_or_nothing() {
     assert_eq!(post_count(&app).await, 103);
 }
 
-#[tokio::test]
 async fn scheduled_batch_items_need_posts_publish_and_go_out_when_due() {
     let (app, admin, acct) = world().await;
     let writer = app.key_with(&[Scope::PostsRead, Scope::PostsWrite]).await;
@@ -1346,7 +1331,6 @@ async fn scheduled_batch_items_need_posts_publish_and_go_out_when_due() {
 
 // ---- idempotency ----
 
-#[tokio::test]
 async fn replayed_creates_and_batches_create_nothing_twice() {
     let (app, key, acct) = world().await;
     let body = json!({"body": "Once.", "account_ids": [acct]});
@@ -1422,7 +1406,6 @@ async fn replayed_creates_and_batches_create_nothing_twice() {
 
 // ---- plans, quotas and test mode ----
 
-#[tokio::test]
 async fn the_free_plan_cannot_schedule_or_publish() {
     let app = TestApp::with_plan("free").await;
     let key = app.admin_key().await;
@@ -1452,7 +1435,6 @@ async fn the_free_plan_cannot_schedule_or_publish() {
     assert_eq!(status_of(&app, &key, &id).await, "draft");
 }
 
-#[tokio::test]
 async fn a_used_up_posts_quota_is_402_and_test_mode_does_not_count() {
     let mut config = ApiConfig::default();
     config.plans.get_mut("pro").unwrap().posts_per_month = Some(1);
@@ -1534,7 +1516,6 @@ async fn a_used_up_posts_quota_is_402_and_test_mode_does_not_count() {
     assert_eq!(ws.body["plan"]["posts_per_month"], 1);
 }
 
-#[tokio::test]
 async fn test_mode_keys_see_only_test_mode_posts_and_accounts() {
     let (app, live, live_acct) = world().await;
     let (test, _) = app
@@ -1633,7 +1614,6 @@ async fn test_mode_keys_see_only_test_mode_posts_and_accounts() {
 
 // ---- tenancy ----
 
-#[tokio::test]
 async fn another_workspaces_posts_and_accounts_are_404_everywhere() {
     let (app, key, acct) = world().await;
     let other = app.other_workspace("globex").await;
@@ -1734,7 +1714,6 @@ async fn another_workspaces_posts_and_accounts_are_404_everywhere() {
 
 // ---- bad input ----
 
-#[tokio::test]
 async fn bad_input_is_refused_and_changes_nothing() {
     let (app, key, acct) = world().await;
     let id = draft(&app, &key, &[&acct], "existing").await;
@@ -1873,7 +1852,6 @@ async fn bad_input_is_refused_and_changes_nothing() {
 
 // ---- analytics ----
 
-#[tokio::test]
 async fn analytics_show_the_sandbox_simulated_metrics() {
     use crier_networks::sandbox::simulated_metrics;
     let (app, key, a) = world().await;
@@ -2008,7 +1986,6 @@ async fn analytics_show_the_sandbox_simulated_metrics() {
 
 // ---- the sandbox's faults ----
 
-#[tokio::test]
 async fn a_rate_limit_pushes_the_next_run_past_retry_after() {
     let (app, key, acct) = world().await;
     faults(
@@ -2049,7 +2026,6 @@ async fn a_rate_limit_pushes_the_next_run_past_retry_after() {
     assert_eq!(timeline(&app, &key, &acct).await.len(), 1);
 }
 
-#[tokio::test]
 async fn a_lost_answer_is_reconciled_without_a_duplicate() {
     let (app, key, acct) = world().await;
     faults(
@@ -2087,7 +2063,6 @@ async fn a_lost_answer_is_reconciled_without_a_duplicate() {
     assert_eq!(drain(&app).await, []);
 }
 
-#[tokio::test]
 async fn after_max_attempts_the_target_fails_with_its_reason() {
     let (app, key, acct) = world().await;
     faults(&app, &key, &acct, json!({"fail_next": 5, "kind": "error"})).await;
@@ -2137,3 +2112,31 @@ async fn after_max_attempts_the_target_fails_with_its_reason() {
     assert!(app.jobs().await.is_empty());
     assert!(timeline(&app, &key, &acct).await.is_empty());
 }
+
+both!(
+    tests: the_seed_example_creates_a_draft_with_a_pending_target_per_account,
+    a_draft_is_scheduled_rescheduled_edited_cancelled_edited_and_deleted,
+    publish_now_goes_through_publishing_to_published,
+    retry_publishes_again_to_the_accounts_that_failed_only,
+    a_retry_gets_a_fresh_attempt_budget,
+    every_illegal_transition_is_409_and_changes_nothing,
+    scheduling_checks_its_time_and_keeps_it_in_utc,
+    a_scheduled_post_publishes_only_when_its_time_comes,
+    next_slot_uses_the_workspace_time_zone_and_the_queue_lists_in_time_order,
+    a_thread_publishes_as_a_reply_chain,
+    overrides_give_one_account_other_text,
+    length_rules_are_enforced_when_scheduling_or_publishing,
+    approvals_gate_scheduling_and_publishing,
+    a_batch_creates_drafts_all_or_nothing,
+    scheduled_batch_items_need_posts_publish_and_go_out_when_due,
+    replayed_creates_and_batches_create_nothing_twice,
+    the_free_plan_cannot_schedule_or_publish,
+    a_used_up_posts_quota_is_402_and_test_mode_does_not_count,
+    test_mode_keys_see_only_test_mode_posts_and_accounts,
+    another_workspaces_posts_and_accounts_are_404_everywhere,
+    bad_input_is_refused_and_changes_nothing,
+    analytics_show_the_sandbox_simulated_metrics,
+    a_rate_limit_pushes_the_next_run_past_retry_after,
+    a_lost_answer_is_reconciled_without_a_duplicate,
+    after_max_attempts_the_target_fails_with_its_reason,
+);

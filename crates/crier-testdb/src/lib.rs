@@ -2,10 +2,10 @@
 //!
 //! A test written with `both!(name, |db| async move { … })` becomes `name::sqlite` (a fresh
 //! file) and `name::postgres` (a fresh schema in the database named by
-//! `CRIER_TEST_DATABASE_URL`); `cargo test postgres` runs one side. A test written as
-//! `both!(async fn name() { … })` gets no argument: whatever it builds with
-//! [`TestDb::fresh`] inside lands on the backend of the variant that runs (the API suites use
-//! this, so their `TestApp` needs no parameter).
+//! `CRIER_TEST_DATABASE_URL`); `cargo test postgres` runs one side. Plain `async fn` tests
+//! listed in `both!(tests: name_a, name_b, …)` take no argument: whatever they build with
+//! [`TestDb::fresh`] lands on the backend of the variant that runs (the API suites use this,
+//! so their `TestApp` needs no parameter).
 //!
 //! Without `CRIER_TEST_DATABASE_URL` the PostgreSQL side is skipped with a line on stderr,
 //! except in CI (`CI=true`), where a missing database is a failure. When the variable is set,
@@ -171,9 +171,10 @@ pub fn postgres_configured() -> bool {
 }
 
 /// `both!(name, |db| async move { … })` defines `name::sqlite` and `name::postgres`, each
-/// running the body on a fresh, migrated [`TestDb`] of that backend. `both!(async fn name() {
-/// … })` runs the body with [`TestDb::fresh`] answering that backend. The runtime has several
-/// threads so that concurrent workers really run at once.
+/// running the body on a fresh, migrated [`TestDb`] of that backend. `both!(tests: a, b, c)` turns
+/// the plain `async fn a()` (and `b`, `c`) into `a::sqlite` and `a::postgres`, each running the
+/// function with [`TestDb::fresh`] answering that backend. The runtime has several threads so
+/// that concurrent workers really run at once.
 #[macro_export]
 macro_rules! both {
     ($name:ident, $body:expr) => {
@@ -194,24 +195,23 @@ macro_rules! both {
             }
         }
     };
-    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
-        $(#[$meta])*
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $crate::on_backend($crate::Backend::Sqlite, async $body).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if !$crate::postgres_configured() {
-                    return;
+    (tests: $($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    $crate::on_backend($crate::Backend::Sqlite, super::$test()).await;
                 }
-                $crate::on_backend($crate::Backend::Postgres, async $body).await;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if !$crate::postgres_configured() {
+                        return;
+                    }
+                    $crate::on_backend($crate::Backend::Postgres, super::$test()).await;
+                }
             }
-        }
+        )+
     };
 }
 

@@ -1,6 +1,8 @@
-//! `TestApp`: the real router on a fresh SQLite file, with a manual clock, keys issued with
+//! `TestApp`: the real router on a fresh database, with a manual clock, keys issued with
 //! chosen scopes, and requests driven through `tower::ServiceExt::oneshot` from a chosen client
-//! address.
+//! address. The database is a SQLite file, or, inside a test written as
+//! `both!(async fn name() { … })`, one of each backend (`name::sqlite`, `name::postgres`; see
+//! crier-testdb).
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -14,9 +16,11 @@ use crier_api::keys::{self, CreateKey, RateLimitInput};
 use crier_api::{ApiConfig, AppState};
 use crier_core::{KeyMode, ManualClock, Scope};
 use crier_store::{Actor, AuditEntry, KeyRow, Store, Workspace};
+use crier_testdb::TestDb;
+#[allow(unused_imports)] // not every suite runs on both backends
+pub use crier_testdb::both;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tempfile::TempDir;
 use tower::ServiceExt;
 
 pub const START: &str = "2026-11-22T10:00:00Z";
@@ -27,7 +31,7 @@ pub struct TestApp {
     pub store: Store,
     pub clock: ManualClock,
     pub workspace: Workspace,
-    _dir: TempDir,
+    db: TestDb,
 }
 
 pub struct Response {
@@ -149,10 +153,10 @@ impl TestApp {
     }
 
     pub async fn with_config(config: ApiConfig, plan: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("crier.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
+        let db = TestDb::fresh()
+            .await
+            .expect("a database of the variant's backend");
+        let store = db.store.clone();
         let clock = ManualClock::new(START.parse().unwrap());
         let workspace = store
             .create_workspace("acme", plan, clock.now_ms_value())
@@ -166,7 +170,7 @@ impl TestApp {
             store,
             clock,
             workspace,
-            _dir: dir,
+            db,
         }
     }
 
@@ -281,28 +285,16 @@ impl TestApp {
 }
 
 impl TestApp {
-    /// The SQLite file behind this app's store, for tests that inspect what is at rest.
+    /// The SQLite file behind this app's store, for tests that inspect what is at rest (they
+    /// run on SQLite only).
     pub fn db_path(&self) -> std::path::PathBuf {
-        self._dir.path().join("crier.db")
+        self.db.sqlite_path().expect("a test on SQLite")
     }
 
-    /// Runs a read-only query on a separate connection to the SQLite file and returns the
-    /// first column of every row as text (NULL as `None`), bypassing the store entirely.
+    /// Runs a read-only query on a connection of its own and returns the first column of every
+    /// row as text (NULL as `None`), bypassing the store entirely.
     pub async fn raw_texts(&self, sql: &'static str) -> Vec<Option<String>> {
-        use sqlx::Row;
-        let url = format!("sqlite://{}?mode=ro", self.db_path().display());
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
-        let out = rows
-            .iter()
-            .map(|r| r.try_get::<Option<String>, _>(0).unwrap())
-            .collect();
-        pool.close().await;
-        out
+        self.db.query_texts(sql).await
     }
 }
 
