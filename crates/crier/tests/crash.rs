@@ -3,14 +3,17 @@
 //! Afterwards every post is published exactly once (the sandbox timelines prove it: one entry
 //! per post, no idempotency key twice) and none is lost.
 //!
-//! The server is the binary Cargo built for this test, or `CRIER_BIN` (CI points it at the
-//! release build).
+//! It runs on SQLite (a data dir) and on PostgreSQL (a fresh schema of the database named by
+//! `CRIER_TEST_DATABASE_URL`, skipped without it outside CI; see crier-testdb), one after the
+//! other. The server is the binary Cargo built for this test, or `CRIER_BIN` (CI points it at
+//! the release build).
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -75,10 +78,26 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-fn admin(data: &Path, args: &[&str]) -> Value {
-    let out = Command::new(binary())
-        .arg("--data-dir")
-        .arg(data)
+/// Where a server keeps its data: a data dir, and a PostgreSQL URL when it runs there.
+struct Data<'a> {
+    dir: &'a Path,
+    database_url: Option<&'a str>,
+}
+
+impl Data<'_> {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.arg("--data-dir").arg(self.dir);
+        if let Some(url) = self.database_url {
+            cmd.args(["--database-url", url]);
+        }
+        cmd
+    }
+}
+
+fn admin(data: &Data, args: &[&str]) -> Value {
+    let out = data
+        .command()
         .arg("admin")
         .args(args)
         .arg("--json")
@@ -92,10 +111,9 @@ fn admin(data: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn start(data: &Path, port: u16) -> Child {
-    let child = Command::new(binary())
-        .arg("--data-dir")
-        .arg(data)
+fn start(data: &Data, port: u16) -> Child {
+    let child = data
+        .command()
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .env("CRIER_LOG_LEVEL", "warn")
         .env("CRIER_WORKER_LEASE_SECONDS", "4")
@@ -161,11 +179,36 @@ fn count_published(port: u16, key: &str) -> usize {
     }
 }
 
+/// One server at a time: two at once on a small machine would only test its scheduler.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
-fn a_killed_server_publishes_every_post_exactly_once_after_restart() {
-    let started = Instant::now();
+fn sqlite_a_killed_server_publishes_every_post_exactly_once_after_restart() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
+    crash_and_restart(&Data {
+        dir: dir.path(),
+        database_url: None,
+    });
+}
+
+#[test]
+fn postgres_a_killed_server_publishes_every_post_exactly_once_after_restart() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(schema) = rt.block_on(crier_testdb::PgSchema::create()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    crash_and_restart(&Data {
+        dir: dir.path(),
+        database_url: Some(&schema.url),
+    });
+    rt.block_on(schema.drop());
+}
+
+fn crash_and_restart(data: &Data) {
+    let started = Instant::now();
     admin(data, &["workspace", "create", "crash"]);
     let key = admin(
         data,
@@ -264,5 +307,10 @@ fn a_killed_server_publishes_every_post_exactly_once_after_restart() {
     assert_eq!(keys.len(), POSTS, "every post reached its network once");
     server.kill().unwrap();
     server.wait().unwrap();
-    eprintln!("crash test took {:?}", started.elapsed());
+    let backend = if data.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    eprintln!("crash test on {backend} took {:?}", started.elapsed());
 }
