@@ -12,7 +12,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request};
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
-use common::{KeySpec, NowMs, TestApp};
+use common::{KeySpec, NowMs, TestApp, both};
 use crier_api::auth::{Auth, Principal, RequiredScope};
 use crier_core::{ErrorCode, KeyMode, Scope};
 use http_body_util::BodyExt;
@@ -143,7 +143,6 @@ fn sends_body(method: &Method) -> bool {
     *method == Method::POST || *method == Method::PATCH || *method == Method::PUT
 }
 
-#[tokio::test]
 async fn every_operation_refuses_a_key_without_its_scope() {
     let app = TestApp::new().await;
     let ops = operations(&app).await;
@@ -193,7 +192,6 @@ async fn every_operation_refuses_a_key_without_its_scope() {
     }
 }
 
-#[tokio::test]
 async fn every_operation_lets_a_key_with_only_its_scope_through() {
     let app = TestApp::new().await;
     let ops = operations(&app).await;
@@ -249,7 +247,6 @@ async fn every_operation_lets_a_key_with_only_its_scope_through() {
     assert!(covered >= 8, "covered only {covered} operations");
 }
 
-#[tokio::test]
 async fn another_workspaces_keys_do_not_exist() {
     let app = TestApp::new().await;
     let ops = operations(&app).await;
@@ -292,7 +289,6 @@ async fn another_workspaces_keys_do_not_exist() {
     );
 }
 
-#[tokio::test]
 async fn a_test_mode_key_cannot_see_or_touch_live_keys() {
     let app = TestApp::new().await;
     let ops = operations(&app).await;
@@ -426,7 +422,6 @@ async fn principal(app: &TestApp, key: &str) -> Principal {
 // No route needs a paid scope yet, so this checks `Principal::require` two ways: directly, on
 // principals from a real verification of stored keys, and over HTTP through a probe route that
 // this test mounts behind the real `authenticate` and `request_context` layers.
-#[tokio::test]
 async fn a_paid_scope_on_the_free_plan_is_payment_required() {
     let app = TestApp::with_plan("free").await;
     let (with_publish, _) = app
@@ -479,3 +474,11 @@ async fn a_paid_scope_on_the_free_plan_is_payment_required() {
             .is_ok()
     );
 }
+
+both!(
+    tests: every_operation_refuses_a_key_without_its_scope,
+    every_operation_lets_a_key_with_only_its_scope_through,
+    another_workspaces_keys_do_not_exist,
+    a_test_mode_key_cannot_see_or_touch_live_keys,
+    a_paid_scope_on_the_free_plan_is_payment_required,
+);

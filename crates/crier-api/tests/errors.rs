@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::Request;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
-use common::{KeySpec, TestApp};
+use common::{KeySpec, TestApp, both};
 use crier_core::{KeyMode, Scope, SecretKey};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -22,7 +22,6 @@ fn assert_param(r: &common::Response, param: &str) {
     assert_eq!(r.body["error"]["param"], param, "param; body: {}", r.text);
 }
 
-#[tokio::test]
 async fn unknown_routes_are_404_in_the_envelope() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -38,7 +37,6 @@ async fn unknown_routes_are_404_in_the_envelope() {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[tokio::test]
 async fn a_known_route_with_another_method_is_405() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -73,7 +71,6 @@ async fn a_known_route_with_another_method_is_405() {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[tokio::test]
 async fn a_body_over_one_mebibyte_is_413() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -148,7 +145,6 @@ async fn a_body_over_one_mebibyte_is_413() {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[tokio::test]
 async fn a_body_that_is_not_json_is_415() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -181,7 +177,6 @@ async fn a_body_that_is_not_json_is_415() {
     assert_eq!(after.0.len(), before.0.len() + 1);
 }
 
-#[tokio::test]
 async fn bad_json_is_400_and_names_the_field() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -284,7 +279,6 @@ async fn bad_json_is_400_and_names_the_field() {
     assert_eq!(before_patch.0.len(), before.0.len() + 1);
 }
 
-#[tokio::test]
 async fn missing_malformed_and_unknown_keys_are_401() {
     let app = TestApp::new().await;
     let real = app.admin_key().await;
@@ -379,7 +373,6 @@ async fn missing_malformed_and_unknown_keys_are_401() {
     );
 }
 
-#[tokio::test]
 async fn two_different_keys_in_two_headers_are_400() {
     let app = TestApp::new().await;
     let a = app.admin_key().await;
@@ -407,7 +400,6 @@ async fn two_different_keys_in_two_headers_are_400() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-#[tokio::test]
 async fn bad_pagination_is_400_with_param() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -430,7 +422,6 @@ async fn bad_pagination_is_400_with_param() {
     assert_eq!(r.body["has_more"], false);
 }
 
-#[tokio::test]
 async fn unknown_ids_are_404() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -471,7 +462,6 @@ async fn unknown_ids_are_404() {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[tokio::test]
 async fn ip_and_origin_restrictions_are_403() {
     let app = TestApp::new().await;
     let (ip_key, _) = app
@@ -525,7 +515,6 @@ async fn ip_and_origin_restrictions_are_403() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-#[tokio::test]
 async fn changing_a_revoked_key_is_409() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -554,7 +543,6 @@ async fn changing_a_revoked_key_is_409() {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[tokio::test]
 async fn too_many_requests_are_429_with_retry_after() {
     let app = TestApp::new().await;
     let (key, _) = app
@@ -585,7 +573,6 @@ async fn too_many_requests_are_429_with_retry_after() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-#[tokio::test]
 async fn repeated_failed_authentications_are_throttled_per_address() {
     let app = TestApp::new().await;
     let mut throttled_after = None;
@@ -617,7 +604,6 @@ async fn repeated_failed_authentications_are_throttled_per_address() {
         .assert_error(401, "unauthorized");
 }
 
-#[tokio::test]
 async fn readiness_fails_with_503_when_storage_is_gone() {
     let app = TestApp::new().await;
     let r = app.get("/readyz").send().await;
@@ -627,7 +613,6 @@ async fn readiness_fails_with_503_when_storage_is_gone() {
     r.assert_error(503, "upstream_unavailable");
 }
 
-#[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -665,7 +650,6 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(r.body["status"], "ready");
 }
 
-#[tokio::test]
 async fn cors_preflights_are_answered_for_any_origin_without_a_key() {
     let app = TestApp::new().await;
     for (path, method) in [
@@ -724,7 +708,6 @@ async fn boom() -> &'static str {
     panic!("a handler bug")
 }
 
-#[tokio::test]
 async fn a_panic_is_a_500_in_the_envelope() {
     let app = TestApp::new().await;
     let router = Router::new()
@@ -764,7 +747,6 @@ async fn a_panic_is_a_500_in_the_envelope() {
     );
 }
 
-#[tokio::test]
 async fn metrics_count_requests_and_auth_failures() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -802,3 +784,24 @@ async fn metrics_count_requests_and_auth_failures() {
     assert!(!m.contains("/v1/nowhere"), "raw paths leaked into labels");
     assert!(!m.contains(&key[..12]), "a key prefix in the metrics");
 }
+
+both!(
+    tests: unknown_routes_are_404_in_the_envelope,
+    a_known_route_with_another_method_is_405,
+    a_body_over_one_mebibyte_is_413,
+    a_body_that_is_not_json_is_415,
+    bad_json_is_400_and_names_the_field,
+    missing_malformed_and_unknown_keys_are_401,
+    two_different_keys_in_two_headers_are_400,
+    bad_pagination_is_400_with_param,
+    unknown_ids_are_404,
+    ip_and_origin_restrictions_are_403,
+    changing_a_revoked_key_is_409,
+    too_many_requests_are_429_with_retry_after,
+    repeated_failed_authentications_are_throttled_per_address,
+    readiness_fails_with_503_when_storage_is_gone,
+    every_response_carries_a_request_id,
+    cors_preflights_are_answered_for_any_origin_without_a_key,
+    a_panic_is_a_500_in_the_envelope,
+    metrics_count_requests_and_auth_failures,
+);

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{KeySpec, NowMs, Response, START, TestApp};
+use common::{KeySpec, NowMs, Response, START, TestApp, both};
 use crier_api::ApiConfig;
 use crier_core::{KeyMode, Scope};
 use crier_store::FeedMode;
@@ -51,7 +51,6 @@ async fn list_ids(app: &TestApp, key: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
 async fn a_feed_from_creation_to_deletion() {
     let (app, key, acct) = world().await;
     let feed = create_ok(&app, &key, json!({"url": URL, "account_ids": [acct]})).await;
@@ -178,7 +177,6 @@ async fn a_feed_from_creation_to_deletion() {
     }
 }
 
-#[tokio::test]
 async fn bad_input_names_the_field_and_stores_nothing() {
     let (app, key, acct) = world().await;
     let other = app.sandbox_account(&key, "other").await;
@@ -301,7 +299,6 @@ async fn bad_input_names_the_field_and_stores_nothing() {
     assert_eq!(after, before);
 }
 
-#[tokio::test]
 async fn private_network_urls_are_refused_unless_the_operator_allows_them() {
     let (app, key, acct) = world().await;
     for url in [
@@ -352,7 +349,6 @@ async fn private_network_urls_are_refused_unless_the_operator_allows_them() {
     }
 }
 
-#[tokio::test]
 async fn another_workspaces_and_the_other_modes_feeds_do_not_exist() {
     let (app, key, acct) = world().await;
     let mine = create_ok(&app, &key, json!({"url": URL, "account_ids": [acct]})).await;
@@ -434,7 +430,6 @@ async fn another_workspaces_and_the_other_modes_feeds_do_not_exist() {
     );
 }
 
-#[tokio::test]
 async fn feeds_that_schedule_or_publish_need_posts_publish() {
     let (app, admin, acct) = world().await;
     let feeds_only = app.key_with(&[Scope::FeedsWrite, Scope::FeedsRead]).await;
@@ -498,7 +493,6 @@ async fn feeds_that_schedule_or_publish_need_posts_publish() {
     assert_eq!(r.status, 201, "{}", r.text);
 }
 
-#[tokio::test]
 async fn a_workspace_has_at_most_100_feeds() {
     let (app, key, acct) = world().await;
     for n in 0..100 {
@@ -524,7 +518,6 @@ async fn a_workspace_has_at_most_100_feeds() {
     assert_eq!(r.body["has_more"], false);
 }
 
-#[tokio::test]
 async fn a_polls_outcome_shows_on_the_feed() {
     let app = TestApp::with_config(
         ApiConfig {
@@ -589,3 +582,13 @@ async fn a_polls_outcome_shows_on_the_feed() {
     assert_eq!(stored[0].mode, FeedMode::Draft);
     assert_eq!(app.clock.now_ms_value(), stored[0].created_at);
 }
+
+both!(
+    tests: a_feed_from_creation_to_deletion,
+    bad_input_names_the_field_and_stores_nothing,
+    private_network_urls_are_refused_unless_the_operator_allows_them,
+    another_workspaces_and_the_other_modes_feeds_do_not_exist,
+    feeds_that_schedule_or_publish_need_posts_publish,
+    a_workspace_has_at_most_100_feeds,
+    a_polls_outcome_shows_on_the_feed,
+);

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{KeySpec, TestApp};
+use common::{KeySpec, TestApp, both};
 use crier_core::Scope;
 use serde_json::{Value, json};
 
@@ -30,7 +30,6 @@ async fn create(app: &TestApp, key: &str, idem: &str, body: Value) -> common::Re
         .await
 }
 
-#[tokio::test]
 async fn a_retry_with_the_same_body_replays_the_first_response() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -71,7 +70,6 @@ async fn a_retry_with_the_same_body_replays_the_first_response() {
     assert_eq!(key_count(&app).await, 3);
 }
 
-#[tokio::test]
 async fn the_same_idempotency_key_with_another_request_is_409() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -132,7 +130,6 @@ async fn the_same_idempotency_key_with_another_request_is_409() {
     assert_eq!(r.text, first.text);
 }
 
-#[tokio::test]
 async fn idempotency_keys_belong_to_one_api_key() {
     let app = TestApp::new().await;
     let a = app.admin_key().await;
@@ -158,7 +155,6 @@ async fn idempotency_keys_belong_to_one_api_key() {
     assert_eq!(key_count(&app).await, 4);
 }
 
-#[tokio::test]
 async fn an_invalid_idempotency_key_is_400() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -247,7 +243,6 @@ async fn stored_responses_are_not_in_the_clear() {
     assert_eq!(again.text, r.text);
 }
 
-#[tokio::test]
 async fn after_24_hours_the_idempotency_key_runs_afresh() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -273,7 +268,6 @@ async fn after_24_hours_the_idempotency_key_runs_afresh() {
     assert_eq!(again.text, r.text);
 }
 
-#[tokio::test]
 async fn a_validation_error_is_kept_but_a_refusal_is_not() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -328,7 +322,6 @@ async fn a_validation_error_is_kept_but_a_refusal_is_not() {
     assert_eq!(r.header(REPLAYED), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_with_one_key_create_one_key() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -364,7 +357,6 @@ async fn concurrent_requests_with_one_key_create_one_key() {
 }
 
 // A cleaner expression of the same race across tasks, with shared ownership of the app.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_on_separate_tasks_create_one_key() {
     let app = std::sync::Arc::new(TestApp::new().await);
     let admin = app.admin_key().await;
@@ -393,3 +385,14 @@ async fn concurrent_requests_on_separate_tasks_create_one_key() {
     }
     assert_eq!(key_count(&app).await, 2);
 }
+
+both!(
+    tests: a_retry_with_the_same_body_replays_the_first_response,
+    the_same_idempotency_key_with_another_request_is_409,
+    idempotency_keys_belong_to_one_api_key,
+    an_invalid_idempotency_key_is_400,
+    after_24_hours_the_idempotency_key_runs_afresh,
+    a_validation_error_is_kept_but_a_refusal_is_not,
+    concurrent_requests_with_one_key_create_one_key,
+    concurrent_requests_on_separate_tasks_create_one_key,
+);

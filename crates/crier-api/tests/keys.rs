@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{KeySpec, NowMs, Response, TestApp};
+use common::{KeySpec, NowMs, Response, TestApp, both};
 use crier_api::ApiConfig;
 use crier_api::keys::{self, CreateKey};
 use crier_core::ids::KeyId;
@@ -93,7 +93,6 @@ async fn stored(app: &TestApp, id: &KeyId) -> KeyRow {
 // Create
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn create_returns_the_key_object_with_its_secret_shown_once() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -171,7 +170,6 @@ async fn create_returns_the_key_object_with_its_secret_shown_once() {
     assert!(!list.text.contains(hidden));
 }
 
-#[tokio::test]
 async fn aliases_are_stored_as_what_they_expand_to() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -200,7 +198,6 @@ async fn aliases_are_stored_as_what_they_expand_to() {
     assert_message_mentions(&r, "keys:read");
 }
 
-#[tokio::test]
 async fn invalid_create_requests_name_the_param_and_store_nothing() {
     // The free plan's ceilings are 60/min and 10,000/day.
     let app = TestApp::with_plan("free").await;
@@ -318,7 +315,6 @@ fn with(base: &Value, field: &str, value: Value) -> Value {
     v
 }
 
-#[tokio::test]
 async fn a_key_cannot_create_a_key_wider_than_itself() {
     let app = TestApp::new().await;
     let (creator, _) = restricted_creator(&app, &["https://*.example.com"]).await;
@@ -417,7 +413,6 @@ async fn a_key_cannot_create_a_key_wider_than_itself() {
     created(&r);
 }
 
-#[tokio::test]
 async fn a_child_inherits_the_restrictions_its_creator_omits() {
     let app = TestApp::new().await;
     let (creator, creator_row) = restricted_creator(&app, &["https://app.example.com"]).await;
@@ -493,7 +488,6 @@ async fn a_child_inherits_the_restrictions_its_creator_omits() {
 /// its own restrictions (the documented default) nor update or rotate any key carrying them,
 /// itself included. Fails today: `crier_core::net::OriginRule::covers` requires the other
 /// host to be strictly longer, so `https://*.example.com` does not cover itself.
-#[tokio::test]
 async fn a_key_with_a_wildcard_origin_can_pass_it_on_and_rotate_itself() {
     let app = TestApp::new().await;
     let (creator, row) = restricted_creator(&app, &["https://*.example.com"]).await;
@@ -515,7 +509,6 @@ async fn a_key_with_a_wildcard_origin_can_pass_it_on_and_rotate_itself() {
     created(&r);
 }
 
-#[tokio::test]
 async fn a_test_mode_key_cannot_create_a_live_key() {
     let app = TestApp::new().await;
     let (test_key, _) = app
@@ -549,7 +542,6 @@ async fn a_test_mode_key_cannot_create_a_live_key() {
     assert_eq!(r.body["mode"], "test");
 }
 
-#[tokio::test]
 async fn updates_cannot_widen_a_key_beyond_the_caller() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -634,7 +626,6 @@ async fn updates_cannot_widen_a_key_beyond_the_caller() {
     );
 }
 
-#[tokio::test]
 async fn an_expiring_key_cannot_give_a_key_a_longer_life() {
     let app = TestApp::new().await;
     let (creator, creator_row) = app
@@ -687,7 +678,6 @@ async fn an_expiring_key_cannot_give_a_key_a_longer_life() {
 // Read, list, usage
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn the_list_is_newest_first_and_pages_with_limit_and_offset() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await; // named "test key", the oldest
@@ -734,7 +724,6 @@ async fn the_list_is_newest_first_and_pages_with_limit_and_offset() {
     );
 }
 
-#[tokio::test]
 async fn another_workspaces_key_does_not_exist() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -784,7 +773,6 @@ async fn another_workspaces_key_does_not_exist() {
         .assert_error(404, "not_found");
 }
 
-#[tokio::test]
 async fn last_used_at_and_usage_are_written_in_batches() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -876,7 +864,6 @@ async fn an_authenticated_read_writes_nothing_to_the_database() {
 // Update
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn patch_changes_every_mutable_field_and_clears_expiry_with_null() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -982,7 +969,6 @@ async fn patch_changes_every_mutable_field_and_clears_expiry_with_null() {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[tokio::test]
 async fn an_update_takes_effect_on_the_very_next_request() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -1053,7 +1039,6 @@ async fn an_update_takes_effect_on_the_very_next_request() {
 // Revoke, expire
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn a_revoked_key_fails_on_its_next_request() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -1117,7 +1102,6 @@ async fn a_revoked_key_fails_on_its_next_request() {
     assert_eq!(s.name, row.name);
 }
 
-#[tokio::test]
 async fn a_key_may_revoke_itself() {
     let app = TestApp::new().await;
     let (key, row) = app
@@ -1176,7 +1160,6 @@ async fn until_refused(app: &TestApp, key: &str, within: Duration) -> Duration {
     }
 }
 
-#[tokio::test]
 async fn a_key_revoked_by_another_process_stops_working_within_a_second() {
     let app = TestApp::new().await;
     let (key, row) = app
@@ -1203,7 +1186,6 @@ async fn a_key_revoked_by_another_process_stops_working_within_a_second() {
     while tasks.join_next().await.is_some() {}
 }
 
-#[tokio::test]
 async fn keys_changed_before_the_feed_subscribed_are_not_served_from_cache() {
     let app = TestApp::new().await;
     let (key, row) = app
@@ -1227,7 +1209,6 @@ async fn keys_changed_before_the_feed_subscribed_are_not_served_from_cache() {
     while tasks.join_next().await.is_some() {}
 }
 
-#[tokio::test]
 async fn a_key_stops_working_when_it_expires() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -1251,7 +1232,6 @@ async fn a_key_stops_working_when_it_expires() {
 // Rotate
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn rotation_issues_a_twin_and_lets_the_old_key_overlap() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -1384,7 +1364,6 @@ async fn rotation_issues_a_twin_and_lets_the_old_key_overlap() {
     created(&r);
 }
 
-#[tokio::test]
 async fn rotation_without_overlap_ends_the_old_key_at_once_and_caps_the_overlap() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -1447,7 +1426,6 @@ async fn rotation_without_overlap_ends_the_old_key_at_once_and_caps_the_overlap(
 // Audit
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn every_change_is_audited_with_its_actor_and_request_id() {
     let app = TestApp::new().await;
     let (admin, admin_row) = app
@@ -1536,7 +1514,6 @@ async fn every_change_is_audited_with_its_actor_and_request_id() {
 // IP and origin restrictions
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn ip_restrictions_match_ipv4_ipv6_and_mapped_addresses() {
     let app = TestApp::new().await;
     let (v4, _) = app
@@ -1578,7 +1555,6 @@ async fn ip_restrictions_match_ipv4_ipv6_and_mapped_addresses() {
     }
 }
 
-#[tokio::test]
 async fn trusted_proxies_forward_the_client_address_and_nobody_else_can() {
     let mut cfg = ApiConfig::default();
     cfg.auth.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
@@ -1621,7 +1597,6 @@ async fn trusted_proxies_forward_the_client_address_and_nobody_else_can() {
     }
 }
 
-#[tokio::test]
 async fn without_trusted_proxies_forwarded_for_is_ignored() {
     let app = TestApp::new().await;
     let (key, _) = app
@@ -1649,7 +1624,6 @@ async fn without_trusted_proxies_forwarded_for_is_ignored() {
     );
 }
 
-#[tokio::test]
 async fn origin_restrictions_apply_only_to_requests_with_an_origin() {
     let app = TestApp::new().await;
     let (exact, _) = app
@@ -1714,7 +1688,6 @@ fn retry_after(r: &Response) -> u64 {
     n
 }
 
-#[tokio::test]
 async fn the_per_minute_limit_refuses_with_headers_and_retry_after() {
     let app = TestApp::new().await;
     let (key, _) = app
@@ -1780,7 +1753,6 @@ async fn the_per_minute_limit_refuses_with_headers_and_retry_after() {
     assert_status(&app.get("/v1/keys").key(&key).send().await, 200);
 }
 
-#[tokio::test]
 async fn the_per_day_limit_refuses_with_a_long_retry_after() {
     let app = TestApp::new().await;
     let (key, _) = app
@@ -1820,7 +1792,6 @@ async fn the_per_day_limit_refuses_with_a_long_retry_after() {
     assert_status(&app.get("/v1/keys").key(&key).send().await, 200);
 }
 
-#[tokio::test]
 async fn keys_are_rate_limited_independently() {
     let app = TestApp::new().await;
     let spec = || KeySpec {
@@ -1846,7 +1817,6 @@ async fn keys_are_rate_limited_independently() {
         .assert_error(429, "rate_limited");
 }
 
-#[tokio::test]
 async fn the_plan_ceiling_caps_a_key_with_a_higher_limit() {
     let app = TestApp::with_plan("free").await;
     // The API refuses to create such a key on this plan (see the validation test), but one
@@ -1894,7 +1864,6 @@ async fn the_plan_ceiling_caps_a_key_with_a_higher_limit() {
 // Failed authentications
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn failed_authentications_are_throttled_per_client_address() {
     let mut cfg = ApiConfig::default();
     cfg.auth.failures_per_minute = 5;
@@ -1984,3 +1953,37 @@ async fn failed_authentications_are_throttled_per_client_address() {
         200,
     );
 }
+
+both!(
+    tests: create_returns_the_key_object_with_its_secret_shown_once,
+    aliases_are_stored_as_what_they_expand_to,
+    invalid_create_requests_name_the_param_and_store_nothing,
+    a_key_cannot_create_a_key_wider_than_itself,
+    a_child_inherits_the_restrictions_its_creator_omits,
+    a_key_with_a_wildcard_origin_can_pass_it_on_and_rotate_itself,
+    a_test_mode_key_cannot_create_a_live_key,
+    updates_cannot_widen_a_key_beyond_the_caller,
+    an_expiring_key_cannot_give_a_key_a_longer_life,
+    the_list_is_newest_first_and_pages_with_limit_and_offset,
+    another_workspaces_key_does_not_exist,
+    last_used_at_and_usage_are_written_in_batches,
+    patch_changes_every_mutable_field_and_clears_expiry_with_null,
+    an_update_takes_effect_on_the_very_next_request,
+    a_revoked_key_fails_on_its_next_request,
+    a_key_may_revoke_itself,
+    a_key_revoked_by_another_process_stops_working_within_a_second,
+    keys_changed_before_the_feed_subscribed_are_not_served_from_cache,
+    a_key_stops_working_when_it_expires,
+    rotation_issues_a_twin_and_lets_the_old_key_overlap,
+    rotation_without_overlap_ends_the_old_key_at_once_and_caps_the_overlap,
+    every_change_is_audited_with_its_actor_and_request_id,
+    ip_restrictions_match_ipv4_ipv6_and_mapped_addresses,
+    trusted_proxies_forward_the_client_address_and_nobody_else_can,
+    without_trusted_proxies_forwarded_for_is_ignored,
+    origin_restrictions_apply_only_to_requests_with_an_origin,
+    the_per_minute_limit_refuses_with_headers_and_retry_after,
+    the_per_day_limit_refuses_with_a_long_retry_after,
+    keys_are_rate_limited_independently,
+    the_plan_ceiling_caps_a_key_with_a_higher_limit,
+    failed_authentications_are_throttled_per_client_address,
+);

@@ -1,8 +1,7 @@
 mod common;
 
-use common::TestApp;
+use common::{TestApp, both};
 
-#[tokio::test]
 async fn a_key_reads_its_workspace() {
     let app = TestApp::new().await;
     let key = app.key_with(&[crier_core::Scope::PostsRead]).await;
@@ -10,3 +9,7 @@ async fn a_key_reads_its_workspace() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["id"], app.workspace.id.as_str());
 }
+
+both!(
+    tests: a_key_reads_its_workspace,
+);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{KeySpec, NowMs, Response, TestApp};
+use common::{KeySpec, NowMs, Response, TestApp, both};
 use crier_api::ApiConfig;
 use crier_core::ids::WebhookId;
 use crier_core::{KeyMode, Scope};
@@ -77,8 +77,8 @@ async fn storage(app: &TestApp) -> Vec<Vec<Option<String>>> {
             "SELECT id || '|' || workspace_id || '|' || livemode || '|' || url || '|'
                 || description || '|' || events || '|' || enabled || '|'
                 || COALESCE(disabled_reason, '') || '|' || secret || '|'
-                || COALESCE(previous_secret, '') || '|' || COALESCE(previous_secret_until, '')
-                || '|' || COALESCE(failing_since, '') || '|' || updated_at
+                || COALESCE(previous_secret, '') || '|' || COALESCE(CAST(previous_secret_until AS TEXT), '')
+                || '|' || COALESCE(CAST(failing_since AS TEXT), '') || '|' || updated_at
              FROM webhook_endpoints ORDER BY id",
         )
         .await,
@@ -196,7 +196,6 @@ async fn deliveries(app: &TestApp, key: &str, id: &str) -> Vec<Value> {
 // Create, read, list
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn create_shows_the_secret_once() {
     let app = TestApp::new().await;
     let key = webhooks_key(&app, KeyMode::Test).await;
@@ -264,7 +263,6 @@ async fn create_shows_the_secret_once() {
     assert_eq!(ids, vec![second["id"].as_str().unwrap(), id.as_str()]);
 }
 
-#[tokio::test]
 async fn scopes_are_required() {
     let app = TestApp::new().await;
     let read = app.key_with(&[Scope::WebhooksRead]).await;
@@ -290,7 +288,6 @@ async fn scopes_are_required() {
 // Validation and the SSRF rules
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn bad_endpoints_are_refused_and_change_nothing() {
     let app = TestApp::new().await;
     let key = webhooks_key(&app, KeyMode::Live).await;
@@ -384,7 +381,6 @@ async fn loopback_hostname() -> Option<String> {
     (!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())).then_some(name)
 }
 
-#[tokio::test]
 async fn private_urls_are_accepted_when_the_operator_allows_them() {
     let app = TestApp::with_config(private_allowed(), "self-hosted").await;
     let key = webhooks_key(&app, KeyMode::Live).await;
@@ -408,7 +404,6 @@ async fn private_urls_are_accepted_when_the_operator_allows_them() {
 // Update, delete, rotate
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn update_changes_what_it_names() {
     let app = TestApp::new().await;
     let key = webhooks_key(&app, KeyMode::Test).await;
@@ -499,7 +494,6 @@ async fn update_changes_what_it_names() {
     assert_eq!(storage(&app).await, before);
 }
 
-#[tokio::test]
 async fn delete_removes_the_endpoint_and_its_log() {
     let app = TestApp::with_config(private_allowed(), "self-hosted").await;
     let key = webhooks_key(&app, KeyMode::Test).await;
@@ -556,7 +550,6 @@ async fn delete_removes_the_endpoint_and_its_log() {
     assert_eq!(list.body["data"][0]["id"], keep["id"]);
 }
 
-#[tokio::test]
 async fn rotate_shows_the_new_secret_once_and_bounds_the_overlap() {
     let app = TestApp::with_config(private_allowed(), "self-hosted").await;
     let key = webhooks_key(&app, KeyMode::Test).await;
@@ -646,7 +639,6 @@ async fn rotate_shows_the_new_secret_once_and_bounds_the_overlap() {
 // Test events, the delivery log, redelivery
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn a_test_event_is_delivered_and_logged() {
     let app = TestApp::with_config(private_allowed(), "self-hosted").await;
     let key = webhooks_key(&app, KeyMode::Test).await;
@@ -733,7 +725,6 @@ async fn a_test_event_is_delivered_and_logged() {
     assert_eq!(storage(&app).await, before);
 }
 
-#[tokio::test]
 async fn redelivery_sends_the_same_event_again() {
     let app = TestApp::with_config(private_allowed(), "self-hosted").await;
     let key = webhooks_key(&app, KeyMode::Test).await;
@@ -798,7 +789,6 @@ async fn redelivery_sends_the_same_event_again() {
 // Tenancy and modes
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn other_workspaces_and_modes_see_nothing() {
     let app = TestApp::with_config(private_allowed(), "self-hosted").await;
     let test_key = webhooks_key(&app, KeyMode::Test).await;
@@ -873,3 +863,16 @@ async fn other_workspaces_and_modes_see_nothing() {
     assert_eq!(storage(&app).await, before, "nothing changed");
     assert_eq!(rx.received().len(), 1);
 }
+
+both!(
+    tests: create_shows_the_secret_once,
+    scopes_are_required,
+    bad_endpoints_are_refused_and_change_nothing,
+    private_urls_are_accepted_when_the_operator_allows_them,
+    update_changes_what_it_names,
+    delete_removes_the_endpoint_and_its_log,
+    rotate_shows_the_new_secret_once_and_bounds_the_overlap,
+    a_test_event_is_delivered_and_logged,
+    redelivery_sends_the_same_event_again,
+    other_workspaces_and_modes_see_nothing,
+);
