@@ -132,8 +132,7 @@ impl AppState {
 
     /// The usage period (calendar month, UTC) a time falls in, e.g. `2026-11`.
     pub fn period_of(ms: i64) -> String {
-        let ts = crier_core::clock::from_ms(ms);
-        ts.strftime("%Y-%m").to_string()
+        crier_core::clock::Month::of(ms).period
     }
 
     /// Writes pending usage counters now.

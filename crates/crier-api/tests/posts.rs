@@ -1516,6 +1516,85 @@ async fn a_used_up_posts_quota_is_402_and_test_mode_does_not_count() {
     assert_eq!(ws.body["plan"]["posts_per_month"], 1);
 }
 
+async fn scheduled_posts_hold_their_place_in_the_quota() {
+    let mut config = ApiConfig::default();
+    config.plans.get_mut("pro").unwrap().posts_per_month = Some(3);
+    let app = TestApp::with_config(config, "pro").await;
+    let key = app.admin_key().await;
+    let a = app.sandbox_account(&key, "a").await;
+    let b = app.sandbox_account(&key, "b").await;
+    let at = |when: &str| Some(json!({ "scheduled_at": when }));
+    // Now is 2026-11-22T10:00Z: the quota counts per UTC month.
+    let nov = "2026-11-25T10:00:00Z";
+    let dec = "2026-12-02T10:00:00Z";
+
+    let p1 = draft(&app, &key, &[&a, &b], "two targets").await;
+    act_ok(&app, &key, &p1, "schedule", at(nov), "scheduled").await;
+    let p2 = draft(&app, &key, &[&a, &b], "two more").await;
+    let before = app.posts_snapshot().await;
+    let r = act(&app, &key, &p2, "schedule", at(nov)).await;
+    r.assert_error(402, "quota_exceeded");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2026-11: 0 are published and 2 scheduled"),
+        "{}",
+        r.text
+    );
+    let r = act(&app, &key, &p2, "publish", None).await;
+    r.assert_error(402, "quota_exceeded");
+    assert_eq!(app.posts_snapshot().await, before, "nothing changed");
+
+    // The third place is free; rescheduling p1 within the month does not count it twice.
+    let p3 = draft(&app, &key, &[&a], "one target").await;
+    act_ok(&app, &key, &p3, "schedule", at(nov), "scheduled").await;
+    act_ok(
+        &app,
+        &key,
+        &p1,
+        "schedule",
+        at("2026-11-28T10:00:00Z"),
+        "scheduled",
+    )
+    .await;
+    // December has room of its own.
+    act_ok(&app, &key, &p2, "schedule", at(dec), "scheduled").await;
+    let r = app
+        .post("/v1/batches")
+        .key(&key)
+        .json(json!({"posts": [
+            {"body": "dec one", "account_ids": [a], "scheduled_at": dec},
+            {"body": "dec two", "account_ids": [b], "scheduled_at": dec},
+        ]}))
+        .send()
+        .await;
+    r.assert_error(402, "quota_exceeded");
+    let r = app
+        .post("/v1/batches")
+        .key(&key)
+        .json(json!({"posts": [{"body": "dec one", "account_ids": [a], "scheduled_at": dec}]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Cancelling gives the place back; publishing keeps it (published instead of scheduled).
+    act_ok(&app, &key, &p3, "cancel", None, "draft").await;
+    let p4 = draft(&app, &key, &[&a], "the freed place").await;
+    act_ok(&app, &key, &p4, "publish", None, "publishing").await;
+    assert_eq!(run(&app).await, [Processed::Published]);
+    let r = act(&app, &key, &p3, "schedule", at(nov)).await;
+    r.assert_error(402, "quota_exceeded");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 are published and 2 scheduled"),
+        "{}",
+        r.text
+    );
+}
+
 async fn test_mode_keys_see_only_test_mode_posts_and_accounts() {
     let (app, live, live_acct) = world().await;
     let (test, _) = app
@@ -2132,6 +2211,7 @@ both!(
     replayed_creates_and_batches_create_nothing_twice,
     the_free_plan_cannot_schedule_or_publish,
     a_used_up_posts_quota_is_402_and_test_mode_does_not_count,
+    scheduled_posts_hold_their_place_in_the_quota,
     test_mode_keys_see_only_test_mode_posts_and_accounts,
     another_workspaces_posts_and_accounts_are_404_everywhere,
     bad_input_is_refused_and_changes_nothing,

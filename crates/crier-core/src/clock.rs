@@ -55,3 +55,55 @@ impl Clock for ManualClock {
 pub fn from_ms(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
+
+/// A usage period: a calendar month in UTC, e.g. `2026-11`, and its bounds in epoch ms
+/// (`start` inclusive, `end` exclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Month {
+    pub period: String,
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Month {
+    /// The month `ms` falls in.
+    pub fn of(ms: i64) -> Self {
+        let date = from_ms(ms).to_zoned(jiff::tz::TimeZone::UTC).date();
+        let first = date.first_of_month();
+        let next = first
+            .checked_add(jiff::Span::new().months(1))
+            .unwrap_or(first);
+        let at = |d: jiff::civil::Date| {
+            d.to_zoned(jiff::tz::TimeZone::UTC)
+                .map_or(i64::MAX, |z| z.timestamp().as_millisecond())
+        };
+        Self {
+            period: first.strftime("%Y-%m").to_string(),
+            start: at(first),
+            end: at(next),
+        }
+    }
+}
+
+#[cfg(test)]
+mod month_tests {
+    use super::*;
+
+    fn ms(s: &str) -> i64 {
+        s.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn a_month_is_its_utc_calendar_month() {
+        let m = Month::of(ms("2026-11-30T23:59:59.999Z"));
+        assert_eq!(m.period, "2026-11");
+        assert_eq!(m.start, ms("2026-11-01T00:00:00Z"));
+        assert_eq!(m.end, ms("2026-12-01T00:00:00Z"));
+        let d = Month::of(ms("2026-12-31T12:00:00Z"));
+        assert_eq!(
+            (d.period.as_str(), d.end),
+            ("2026-12", ms("2027-01-01T00:00:00Z"))
+        );
+        assert_eq!(Month::of(m.end).period, "2026-12");
+    }
+}

@@ -742,9 +742,7 @@ impl Store {
             emit_post_event(&mut tx, post_id, kind, now).await?;
         }
         if livemode && matches!(outcome, TargetOutcome::Published { .. }) {
-            let period = crier_core::clock::from_ms(now)
-                .strftime("%Y-%m")
-                .to_string();
+            let period = crier_core::clock::Month::of(now).period;
             add_counter(
                 &mut tx,
                 job.workspace_id.as_str(),
@@ -756,6 +754,25 @@ impl Store {
         }
         tx.commit().await?;
         Ok(status)
+    }
+
+    /// Targets of live posts that are scheduled, publishing or awaiting approval and not yet
+    /// published or failed, whose post is due in `[from, to)` (a post to publish now counts as
+    /// due at 0): what a workspace's posts-per-month quota has to keep room for.
+    pub async fn reserved_targets(&self, ws: &WorkspaceId, from: i64, to: i64) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM post_targets t JOIN posts p ON p.id = t.post_id
+             WHERE p.workspace_id = $1 AND p.livemode = 1
+               AND p.status IN ('scheduled', 'publishing', 'pending_approval')
+               AND t.status IN ('pending', 'publishing')
+               AND COALESCE(p.scheduled_at, 0) >= $2 AND COALESCE(p.scheduled_at, 0) < $3",
+        )
+        .bind(ws.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(n)
     }
 
     // ---- queue slots ----

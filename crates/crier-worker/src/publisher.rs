@@ -1,7 +1,10 @@
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crier_core::Clock;
+use crier_core::clock::Month;
+use crier_core::ids::WorkspaceId;
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_networks::{Network, Networks, PublishError, PublishedPart};
 use crier_store::{Account, Job, Post, Store, TargetError, TargetOutcome};
@@ -25,6 +28,9 @@ pub struct WorkerConfig {
     pub max_backoff: Duration,
     /// How often published targets' metrics are refreshed.
     pub metrics_every: Duration,
+    /// Live posts each plan may publish per month (plan name -> limit; a plan not named here
+    /// has no limit). Checked before a target's first call.
+    pub posts_per_month: BTreeMap<String, u64>,
 }
 
 impl Default for WorkerConfig {
@@ -38,6 +44,7 @@ impl Default for WorkerConfig {
             backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(30 * 60),
             metrics_every: Duration::from_secs(3600),
+            posts_per_month: BTreeMap::new(),
         }
     }
 }
@@ -49,7 +56,12 @@ pub struct Publisher {
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     wake: Arc<Notify>,
+    /// Workspaces' plans, as last read (plans change rarely: by an operator).
+    plans: Arc<Mutex<HashMap<WorkspaceId, (String, i64)>>>,
 }
+
+/// How long a workspace's plan is remembered.
+const PLAN_TTL_MS: i64 = 60_000;
 
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +97,7 @@ impl Publisher {
             clock,
             config,
             wake,
+            plans: Arc::default(),
         }
     }
 
@@ -264,6 +277,19 @@ impl Publisher {
             .iter()
             .rposition(|a| a.outcome == "retry")
             .map_or(0, |i| i + 1);
+        if history[round..].is_empty()
+            && post.livemode
+            && let Some(message) = self.over_quota(&post.workspace_id).await?
+        {
+            let outcome = TargetOutcome::Failed(TargetError {
+                code: "quota_exceeded".into(),
+                message,
+            });
+            self.store
+                .finish_target(job, &outcome, self.clock.now_ms())
+                .await?;
+            return Ok(Processed::Failed);
+        }
         let mut failures = history[round..]
             .iter()
             .filter(|a| a.outcome != "published")
@@ -364,6 +390,54 @@ impl Publisher {
             .finish_target_with(job, &outcome, closing, self.clock.now_ms())
             .await?;
         Ok(Processed::Published)
+    }
+
+    /// Why the workspace may not publish one more live post this month, if it may not: the
+    /// requests that scheduled its posts checked the quota, but plans change and concurrent
+    /// requests each see room for themselves.
+    async fn over_quota(&self, ws: &WorkspaceId) -> crier_store::Result<Option<String>> {
+        if self.config.posts_per_month.is_empty() {
+            return Ok(None);
+        }
+        let now = self.clock.now_ms();
+        let cached = {
+            let plans = self.plans.lock().expect("plans lock");
+            plans
+                .get(ws)
+                .filter(|(_, at)| now - at < PLAN_TTL_MS)
+                .map(|(plan, _)| plan.clone())
+        };
+        let plan = match cached {
+            Some(plan) => plan,
+            None => {
+                let Some(workspace) = self.store.get_workspace(ws).await? else {
+                    return Ok(None);
+                };
+                self.plans
+                    .lock()
+                    .expect("plans lock")
+                    .insert(ws.clone(), (workspace.plan.clone(), now));
+                workspace.plan
+            }
+        };
+        let Some(&limit) = self.config.posts_per_month.get(&plan) else {
+            return Ok(None);
+        };
+        let month = Month::of(now);
+        let used = self
+            .store
+            .workspace_usage(ws, &month.period)
+            .await?
+            .get(crier_store::METRIC_POSTS_PUBLISHED)
+            .copied()
+            .unwrap_or(0)
+            .max(0) as u64;
+        Ok((used >= limit).then(|| {
+            format!(
+                "This workspace has published {used} of the {limit} posts its plan allows in {}.",
+                month.period
+            )
+        }))
     }
 
     async fn part_done(

@@ -610,6 +610,40 @@ both!(
     }
 );
 
+both!(the_publisher_stops_at_the_monthly_quota, |db| async move {
+    let config = WorkerConfig {
+        posts_per_month: [("free".to_owned(), 1)].into(),
+        ..config()
+    };
+    let w = World::with_config(&db, config).await;
+    let live = w.account_in("live", true).await;
+    let test = w.account_in("test", false).await;
+    // Both got past the API's check (say, before the plan shrank).
+    let first = w.schedule(&[&live], "first", T0).await;
+    let second = w.schedule(&[&live], "second", T0 + SECOND).await;
+    let sandboxed = w.schedule(&[&test], "test mode", T0 + SECOND).await;
+
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+    w.set(T0 + SECOND);
+    let mut out = w.publisher.run_due().await;
+    out.sort_by_key(|p| format!("{p:?}"));
+    assert_eq!(out, vec![Processed::Failed, Processed::Published]);
+
+    assert_eq!(w.post(&first).await.status, PostStatus::Published);
+    let t = w.target(&second, &live).await;
+    assert_eq!(t.status, TargetStatus::Failed);
+    let error = t.error.expect("the reason is kept");
+    assert_eq!(error.code, "quota_exceeded");
+    assert!(error.message.contains("1 of the 1 posts"), "{error:?}");
+    assert!(
+        w.outcomes(&second, &live).await.is_empty(),
+        "no call was made"
+    );
+    assert_eq!(w.timeline(&live).await.len(), 1);
+    // Test mode never counts against the quota.
+    assert_eq!(w.post(&sandboxed).await.status, PostStatus::Published);
+});
+
 /// The sandbox, except that every look-up by idempotency key fails (a network whose search is
 /// down).
 struct LookupDown(Arc<Sandbox>);

@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use crier_core::clock::from_ms;
+use crier_core::clock::{Month, from_ms};
 use crier_core::ids::{AccountId, PostId};
-use crier_core::posts::{Action, ApprovedTo, PostStatus};
+use crier_core::posts::{Action, ApprovedTo, PostStatus, TargetStatus};
 use crier_core::queue::{Slot, next_free};
 use crier_core::{ErrorCode, Scope};
 use crier_networks::sandbox::PLATFORM as SANDBOX;
@@ -300,26 +300,79 @@ fn check_rules(state: &AppState, post: &Post, param_prefix: &str) -> ApiResult<(
     Ok(())
 }
 
-/// `402 quota_exceeded` when a live post would go past the plan's posts per month.
-async fn check_quota(state: &AppState, p: &Principal, post: &Post) -> ApiResult<()> {
-    let Some(limit) = p.plan().posts_per_month.filter(|_| post.livemode) else {
+/// `402 quota_exceeded` when live posts would go past the plan's posts per month. Each post
+/// (with the time it is due: its schedule, or now) counts in its month, on top of what the
+/// workspace published that month and what is already scheduled, publishing or awaiting
+/// approval for it. A post that already holds its place (rescheduled, approved) is not
+/// counted twice. The publisher checks the published count again before a target's first
+/// call, so concurrent requests cannot publish past the quota by more than a handful.
+async fn check_quota(state: &AppState, p: &Principal, due: &[(&Post, i64)]) -> ApiResult<()> {
+    let Some(limit) = p.plan().posts_per_month else {
         return Ok(());
     };
-    let period = AppState::period_of(state.clock().now_ms());
-    let used = state
-        .store()
-        .workspace_usage(p.workspace_id(), &period)
-        .await?
-        .get(crier_store::METRIC_POSTS_PUBLISHED)
-        .copied()
-        .unwrap_or(0);
-    if used as u64 + post.targets.len() as u64 > limit {
-        return Err(ApiError::new(
-            ErrorCode::QuotaExceeded,
-            format!(
-                "This workspace has published {used} of the {limit} posts its plan allows this month."
-            ),
-        ));
+    let now = state.clock().now_ms();
+    let this_month = Month::of(now);
+    // month -> (its posts, the targets they add)
+    let mut months: BTreeMap<String, (Month, Vec<&Post>, u64)> = BTreeMap::new();
+    for (post, at) in due.iter().filter(|(post, _)| post.livemode) {
+        let month = Month::of((*at).max(now));
+        let adding = post
+            .targets
+            .iter()
+            .filter(|t| t.status != TargetStatus::Published)
+            .count() as u64;
+        let entry = months
+            .entry(month.period.clone())
+            .or_insert_with(|| (month, Vec::new(), 0));
+        entry.1.push(post);
+        entry.2 += adding;
+    }
+    for (month, posts, adding) in months.into_values() {
+        // Overdue posts from earlier months go out now: they count in this month.
+        let from = if month == this_month {
+            i64::MIN
+        } else {
+            month.start
+        };
+        let used = state
+            .store()
+            .workspace_usage(p.workspace_id(), &month.period)
+            .await?
+            .get(crier_store::METRIC_POSTS_PUBLISHED)
+            .copied()
+            .unwrap_or(0)
+            .max(0) as u64;
+        let mut reserved = state
+            .store()
+            .reserved_targets(p.workspace_id(), from, month.end)
+            .await?
+            .max(0) as u64;
+        for post in posts {
+            let holds_place = matches!(
+                post.status,
+                PostStatus::Scheduled | PostStatus::Publishing | PostStatus::PendingApproval
+            ) && (from..month.end).contains(&post.scheduled_at.unwrap_or(0));
+            if holds_place {
+                let held = post
+                    .targets
+                    .iter()
+                    .filter(|t| {
+                        matches!(t.status, TargetStatus::Pending | TargetStatus::Publishing)
+                    })
+                    .count() as u64;
+                reserved = reserved.saturating_sub(held);
+            }
+        }
+        if used + reserved + adding > limit {
+            return Err(ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "This workspace's plan allows {limit} posts in {}: {used} are published and \
+                     {reserved} scheduled, so {adding} more do not fit.",
+                    month.period
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -614,7 +667,7 @@ pub async fn schedule(
         .ok_or_else(|| illegal(&post, "scheduled"))?;
     let at = schedule_time(&state, &p, &req).await?;
     check_rules(&state, &post, "")?;
-    check_quota(&state, &p, &post).await?;
+    check_quota(&state, &p, &[(&post, at)]).await?;
     let now = state.clock().now_ms();
     let t = Transition {
         from: post.status,
@@ -645,8 +698,8 @@ pub async fn publish(
         .after(Action::PublishNow, approval, ApprovedTo::Publishing)
         .ok_or_else(|| illegal(&post, "published now"))?;
     check_rules(&state, &post, "")?;
-    check_quota(&state, &p, &post).await?;
     let now = state.clock().now_ms();
+    check_quota(&state, &p, &[(&post, now)]).await?;
     let t = Transition {
         from: post.status,
         to,
@@ -751,7 +804,8 @@ pub async fn approve(
         .ok_or_else(|| illegal(&post, if req.reject { "rejected" } else { "approved" }))?;
     if !req.reject {
         check_rules(&state, &post, "")?;
-        check_quota(&state, &p, &post).await?;
+        let due = post.scheduled_at.unwrap_or(now).max(now);
+        check_quota(&state, &p, &[(&post, due)]).await?;
     }
     let review = serde_json::json!({
         "decision": if req.reject { "rejected" } else { "approved" },
@@ -877,6 +931,7 @@ pub async fn batch(
     let approval = require_approval(&state, &p).await?;
     let now = state.clock().now();
     let mut posts = Vec::with_capacity(req.posts.len());
+    let mut scheduled = Vec::new();
     for (i, value) in req.posts.into_iter().enumerate() {
         let prefix = format!("posts[{i}].");
         let item = batch_item(value).map_err(|mut e| {
@@ -897,7 +952,8 @@ pub async fn batch(
                 ));
             }
             check_rules(&state, &post, &prefix)?;
-            check_quota(&state, &p, &post).await?;
+            // As stored before this batch: a draft, holding no place in the quota yet.
+            scheduled.push((post.clone(), at.as_millisecond()));
             post.scheduled_at = Some(at.as_millisecond());
             post.status = if approval {
                 PostStatus::PendingApproval
@@ -907,6 +963,8 @@ pub async fn batch(
         }
         posts.push(post);
     }
+    let due: Vec<(&Post, i64)> = scheduled.iter().map(|(post, at)| (post, *at)).collect();
+    check_quota(&state, &p, &due).await?;
     state.store().insert_posts(&posts).await?;
     Ok(Created(List {
         data: posts.iter().map(PostObject::from).collect(),
