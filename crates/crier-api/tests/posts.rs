@@ -1467,10 +1467,29 @@ async fn a_used_up_posts_quota_is_402_and_test_mode_does_not_count() {
         .unwrap();
     assert_eq!(used(usage.into_iter().collect()), 0);
 
+    // A live post that fails for good uses nothing up.
+    let p0 = draft(&app, &key, &[&acct], "live, failing").await;
+    faults(
+        &app,
+        &key,
+        &acct,
+        json!({"fail_next": 100, "kind": "error"}),
+    )
+    .await;
+    act_ok(&app, &key, &p0, "publish", None, "publishing").await;
+    assert_eq!(drain(&app).await.last(), Some(&Processed::Failed));
+    faults(&app, &key, &acct, json!({"fail_next": 0, "kind": "error"})).await;
+
     let p1 = draft(&app, &key, &[&acct], "live one").await;
     let p2 = draft(&app, &key, &[&acct], "live two").await;
     act_ok(&app, &key, &p1, "publish", None, "publishing").await;
     assert_eq!(run(&app).await, [Processed::Published]);
+    // Now the quota is used up: a retry of the failed post would go past it.
+    let before = app.posts_snapshot().await;
+    act(&app, &key, &p0, "retry", None)
+        .await
+        .assert_error(402, "quota_exceeded");
+    assert_eq!(app.posts_snapshot().await, before);
 
     let before = app.posts_snapshot().await;
     let r = act(&app, &key, &p2, "publish", None).await;

@@ -728,6 +728,7 @@ pub async fn retry(
         .after(Action::Retry, false, ApprovedTo::Publishing)
         .ok_or_else(|| illegal(&post, "retried"))?;
     let now = state.clock().now_ms();
+    check_quota(&state, &p, &[(&post, now)]).await?;
     let t = Transition {
         from: post.status,
         to,
