@@ -1577,6 +1577,22 @@ async fn scheduled_posts_hold_their_place_in_the_quota() {
         "scheduled",
     )
     .await;
+    // Editing a scheduled post to more accounts needs their places too.
+    let edit = |id: &str, accounts: Value| {
+        app.patch(&format!("/v1/posts/{id}"))
+            .key(&key)
+            .json(json!({ "account_ids": accounts }))
+            .send()
+    };
+    let before = app.posts_snapshot().await;
+    edit(&p3, json!([a, b]))
+        .await
+        .assert_error(402, "quota_exceeded");
+    assert_eq!(app.posts_snapshot().await, before, "nothing changed");
+    let r = edit(&p1, json!([a])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = edit(&p3, json!([a, b])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
     // December has room of its own.
     act_ok(&app, &key, &p2, "schedule", at(dec), "scheduled").await;
     let r = app
@@ -1608,7 +1624,7 @@ async fn scheduled_posts_hold_their_place_in_the_quota() {
         r.body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("1 are published and 2 scheduled"),
+            .contains("1 are published and 1 scheduled, so 2 more"),
         "{}",
         r.text
     );

@@ -277,7 +277,9 @@ impl Publisher {
             .iter()
             .rposition(|a| a.outcome == "retry")
             .map_or(0, |i| i + 1);
-        if history[round..].is_empty()
+        // Before the target's first call only: once a call went out, it may have landed, and
+        // only a look-up can tell.
+        if history.iter().all(|a| a.part < 0)
             && post.livemode
             && let Some(message) = self.over_quota(&post.workspace_id).await?
         {

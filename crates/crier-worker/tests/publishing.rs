@@ -644,6 +644,42 @@ both!(the_publisher_stops_at_the_monthly_quota, |db| async move {
     assert_eq!(w.post(&sandboxed).await.status, PostStatus::Published);
 });
 
+both!(
+    a_landed_call_is_found_before_the_quota_is_checked_again,
+    |db| async move {
+        let config = WorkerConfig {
+            posts_per_month: [("free".to_owned(), 1)].into(),
+            max_attempts: 1,
+            ..config()
+        };
+        let w = World::with_config(&db, config).await;
+        let live = w.account_in("live", true).await;
+        // The call lands, the answer is lost, and with one attempt allowed the target fails.
+        let lost = w.schedule(&[&live], "landed", T0).await;
+        w.fault(&live, 1, "timeout", 0).await;
+        assert_eq!(w.publisher.run_due().await, vec![Processed::Failed]);
+        assert_eq!(w.timeline(&live).await.len(), 1);
+        // Another post uses up the month's quota.
+        w.schedule(&[&live], "the quota's one", T0).await;
+        assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+
+        // A client's retry of the first: its post is out there, so it is found, not refused.
+        let retry = Transition {
+            from: PostStatus::Failed,
+            to: PostStatus::Publishing,
+            scheduled_at: None,
+            review: None,
+            reset_failed_targets: true,
+            enqueue_at: Some(T0),
+            now: T0,
+        };
+        assert!(w.store.transition(&w.ws, &lost, &retry).await.unwrap());
+        assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+        assert_eq!(w.post(&lost).await.status, PostStatus::Published);
+        assert_eq!(w.timeline(&live).await.len(), 2, "no second copy");
+    }
+);
+
 /// The sandbox, except that every look-up by idempotency key fails (a network whose search is
 /// down).
 struct LookupDown(Arc<Sandbox>);

@@ -300,23 +300,45 @@ fn check_rules(state: &AppState, post: &Post, param_prefix: &str) -> ApiResult<(
     Ok(())
 }
 
+/// A post a request wants to publish, for [`check_quota`].
+struct Due<'a> {
+    /// The post as stored before this request (`None`: a new one), whose place may be held.
+    stored: Option<&'a Post>,
+    /// The post as it will be, whose unpublished targets need a place.
+    post: &'a Post,
+    /// When it goes out: its schedule, or now.
+    at: i64,
+}
+
+impl<'a> Due<'a> {
+    /// A stored post going out at `at` as it is.
+    fn stored(post: &'a Post, at: i64) -> Self {
+        Self {
+            stored: Some(post),
+            post,
+            at,
+        }
+    }
+}
+
 /// `402 quota_exceeded` when live posts would go past the plan's posts per month. Each post
-/// (with the time it is due: its schedule, or now) counts in its month, on top of what the
-/// workspace published that month and what is already scheduled, publishing or awaiting
-/// approval for it. A post that already holds its place (rescheduled, approved) is not
-/// counted twice. The publisher checks the published count again before a target's first
-/// call, so concurrent requests cannot publish past the quota by more than a handful.
-async fn check_quota(state: &AppState, p: &Principal, due: &[(&Post, i64)]) -> ApiResult<()> {
+/// counts in the month it is due, on top of what the workspace published that month and what
+/// is already scheduled, publishing or awaiting approval for it. A post that already holds its
+/// place (rescheduled, approved, edited) gives it up first, so it is not counted twice. The
+/// publisher checks the published count again before a target's first call, so concurrent
+/// requests cannot publish past the quota by more than a handful.
+async fn check_quota(state: &AppState, p: &Principal, due: &[Due<'_>]) -> ApiResult<()> {
     let Some(limit) = p.plan().posts_per_month else {
         return Ok(());
     };
     let now = state.clock().now_ms();
     let this_month = Month::of(now);
-    // month -> (its posts, the targets they add)
+    // month -> (the stored posts that may hold a place in it, the targets the posts add)
     let mut months: BTreeMap<String, (Month, Vec<&Post>, u64)> = BTreeMap::new();
-    for (post, at) in due.iter().filter(|(post, _)| post.livemode) {
-        let month = Month::of((*at).max(now));
-        let adding = post
+    for d in due.iter().filter(|d| d.post.livemode) {
+        let month = Month::of(d.at.max(now));
+        let adding = d
+            .post
             .targets
             .iter()
             .filter(|t| t.status != TargetStatus::Published)
@@ -324,16 +346,23 @@ async fn check_quota(state: &AppState, p: &Principal, due: &[(&Post, i64)]) -> A
         let entry = months
             .entry(month.period.clone())
             .or_insert_with(|| (month, Vec::new(), 0));
-        entry.1.push(post);
+        entry.1.extend(d.stored);
         entry.2 += adding;
     }
-    for (month, posts, adding) in months.into_values() {
+    for (month, stored, adding) in months.into_values() {
         // Overdue posts from earlier months go out now: they count in this month.
         let from = if month == this_month {
             i64::MIN
         } else {
             month.start
         };
+        // Reserved first: a target that publishes between the two reads is then counted
+        // twice (refusing one too many), never missed.
+        let mut reserved = state
+            .store()
+            .reserved_targets(p.workspace_id(), from, month.end)
+            .await?
+            .max(0) as u64;
         let used = state
             .store()
             .workspace_usage(p.workspace_id(), &month.period)
@@ -342,12 +371,7 @@ async fn check_quota(state: &AppState, p: &Principal, due: &[(&Post, i64)]) -> A
             .copied()
             .unwrap_or(0)
             .max(0) as u64;
-        let mut reserved = state
-            .store()
-            .reserved_targets(p.workspace_id(), from, month.end)
-            .await?
-            .max(0) as u64;
-        for post in posts {
+        for post in stored {
             let holds_place = matches!(
                 post.status,
                 PostStatus::Scheduled | PostStatus::Publishing | PostStatus::PendingApproval
@@ -520,7 +544,8 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdatePost>,
 ) -> ApiResult<Json<PostObject>> {
-    let mut post = visible_post(&state, &p, &id).await?;
+    let stored = visible_post(&state, &p, &id).await?;
+    let mut post = stored.clone();
     if post
         .status
         .after(Action::Edit, false, ApprovedTo::Scheduled)
@@ -552,6 +577,14 @@ pub async fn update(
     check_overrides(&post.overrides, &account_names)?;
     if post.status != PostStatus::Draft {
         check_rules(&state, &post, "")?;
+        // Other accounts take other places in the quota.
+        let now = state.clock().now_ms();
+        let due = Due {
+            stored: Some(&stored),
+            post: &post,
+            at: post.scheduled_at.unwrap_or(now).max(now),
+        };
+        check_quota(&state, &p, &[due]).await?;
     }
     post.updated_at = state.clock().now_ms();
     if !state
@@ -667,7 +700,7 @@ pub async fn schedule(
         .ok_or_else(|| illegal(&post, "scheduled"))?;
     let at = schedule_time(&state, &p, &req).await?;
     check_rules(&state, &post, "")?;
-    check_quota(&state, &p, &[(&post, at)]).await?;
+    check_quota(&state, &p, &[Due::stored(&post, at)]).await?;
     let now = state.clock().now_ms();
     let t = Transition {
         from: post.status,
@@ -699,7 +732,7 @@ pub async fn publish(
         .ok_or_else(|| illegal(&post, "published now"))?;
     check_rules(&state, &post, "")?;
     let now = state.clock().now_ms();
-    check_quota(&state, &p, &[(&post, now)]).await?;
+    check_quota(&state, &p, &[Due::stored(&post, now)]).await?;
     let t = Transition {
         from: post.status,
         to,
@@ -728,7 +761,7 @@ pub async fn retry(
         .after(Action::Retry, false, ApprovedTo::Publishing)
         .ok_or_else(|| illegal(&post, "retried"))?;
     let now = state.clock().now_ms();
-    check_quota(&state, &p, &[(&post, now)]).await?;
+    check_quota(&state, &p, &[Due::stored(&post, now)]).await?;
     let t = Transition {
         from: post.status,
         to,
@@ -806,7 +839,7 @@ pub async fn approve(
     if !req.reject {
         check_rules(&state, &post, "")?;
         let due = post.scheduled_at.unwrap_or(now).max(now);
-        check_quota(&state, &p, &[(&post, due)]).await?;
+        check_quota(&state, &p, &[Due::stored(&post, due)]).await?;
     }
     let review = serde_json::json!({
         "decision": if req.reject { "rejected" } else { "approved" },
@@ -964,7 +997,14 @@ pub async fn batch(
         }
         posts.push(post);
     }
-    let due: Vec<(&Post, i64)> = scheduled.iter().map(|(post, at)| (post, *at)).collect();
+    let due: Vec<Due> = scheduled
+        .iter()
+        .map(|(post, at)| Due {
+            stored: None,
+            post,
+            at: *at,
+        })
+        .collect();
     check_quota(&state, &p, &due).await?;
     state.store().insert_posts(&posts).await?;
     Ok(Created(List {
