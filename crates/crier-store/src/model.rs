@@ -1,5 +1,6 @@
 //! Rows as the rest of crier sees them: typed ids, scope sets and epoch-millisecond times.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use crier_core::ids::{AccountId, AttemptId, AuditId, JobId, KeyId, PostId, WorkspaceId};
@@ -247,6 +248,30 @@ pub struct Target {
     pub published_at: Option<i64>,
 }
 
+impl Target {
+    /// The targets of post `post`: one per account, in order, all pending.
+    pub fn pending_for<A: Borrow<Account>>(post: &PostId, accounts: &[A]) -> Vec<Self> {
+        accounts
+            .iter()
+            .map(Borrow::borrow)
+            .enumerate()
+            .map(|(i, a)| Self {
+                post_id: post.clone(),
+                account_id: a.id.clone(),
+                platform: a.platform.clone(),
+                position: i as i64,
+                status: TargetStatus::Pending,
+                external_id: None,
+                url: None,
+                part_ids: Vec::new(),
+                attempts: 0,
+                error: None,
+                published_at: None,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Post {
     pub id: PostId,
@@ -268,6 +293,35 @@ pub struct Post {
 }
 
 impl Post {
+    /// A new draft with `body`, created at `now`, going to `accounts` in order: one pending
+    /// target each. Callers set what else differs (status, thread, schedule) by struct update.
+    pub fn draft<A: Borrow<Account>>(
+        workspace_id: &WorkspaceId,
+        livemode: bool,
+        accounts: &[A],
+        body: String,
+        now: i64,
+    ) -> Self {
+        let id = PostId::generate();
+        Self {
+            targets: Target::pending_for(&id, accounts),
+            account_ids: accounts.iter().map(|a| a.borrow().id.clone()).collect(),
+            id,
+            workspace_id: workspace_id.clone(),
+            livemode,
+            status: PostStatus::Draft,
+            body,
+            thread: Vec::new(),
+            media_ids: Vec::new(),
+            overrides: BTreeMap::new(),
+            scheduled_at: None,
+            published_at: None,
+            review: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The text parts that go to `account`: its override, or the post's body and thread.
     pub fn parts_for(&self, account: &AccountId) -> Vec<String> {
         let o = self.overrides.get(account.as_str());

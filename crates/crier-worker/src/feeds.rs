@@ -31,10 +31,10 @@ use std::time::Duration;
 use crier_core::Clock;
 use crier_core::clock::from_ms;
 use crier_core::ids::{FeedId, PostId};
-use crier_core::posts::{PostStatus, TargetStatus};
+use crier_core::posts::PostStatus;
 use crier_core::queue::{Slot, next_free};
 use crier_networks::Networks;
-use crier_store::{Account, Feed, FeedMode, FeedPollSuccess, NewFeedItem, Post, Store, Target};
+use crier_store::{Account, Feed, FeedMode, FeedPollSuccess, NewFeedItem, Post, Store};
 use reqwest::{StatusCode, header};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -600,39 +600,10 @@ impl FeedPoller {
                 }
             }
         };
-        let id = PostId::generate();
         Some(Post {
-            targets: accounts
-                .iter()
-                .enumerate()
-                .map(|(i, a)| Target {
-                    post_id: id.clone(),
-                    account_id: a.id.clone(),
-                    platform: a.platform.clone(),
-                    position: i as i64,
-                    status: TargetStatus::Pending,
-                    external_id: None,
-                    url: None,
-                    part_ids: Vec::new(),
-                    attempts: 0,
-                    error: None,
-                    published_at: None,
-                })
-                .collect(),
-            id,
-            workspace_id: feed.workspace_id.clone(),
-            livemode: feed.livemode,
             status,
-            body,
-            thread: Vec::new(),
-            account_ids: accounts.iter().map(|a| a.id.clone()).collect(),
-            media_ids: Vec::new(),
-            overrides: Default::default(),
             scheduled_at,
-            published_at: None,
-            review: None,
-            created_at: now,
-            updated_at: now,
+            ..Post::draft(&feed.workspace_id, feed.livemode, accounts, body, now)
         })
     }
 }

@@ -213,39 +213,17 @@ fn new_post(
     status: PostStatus,
     scheduled_at: Option<i64>,
 ) -> Post {
-    let id = PostId::generate();
     Post {
-        targets: accounts
-            .iter()
-            .enumerate()
-            .map(|(i, a)| Target {
-                post_id: id.clone(),
-                account_id: a.id.clone(),
-                platform: a.platform.clone(),
-                position: i as i64,
-                status: TargetStatus::Pending,
-                external_id: None,
-                url: None,
-                part_ids: Vec::new(),
-                attempts: 0,
-                error: None,
-                published_at: None,
-            })
-            .collect(),
-        id,
-        workspace_id: ws.clone(),
-        livemode: accounts.first().is_some_and(|a| a.livemode),
         status,
-        body: body.into(),
         thread: thread.iter().map(|s| s.to_string()).collect(),
-        account_ids: accounts.iter().map(|a| a.id.clone()).collect(),
-        media_ids: Vec::new(),
-        overrides: Default::default(),
         scheduled_at,
-        published_at: None,
-        review: None,
-        created_at: T0,
-        updated_at: T0,
+        ..Post::draft(
+            ws,
+            accounts.first().is_some_and(|a| a.livemode),
+            accounts,
+            body.into(),
+            T0,
+        )
     }
 }
 

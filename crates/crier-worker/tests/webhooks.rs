@@ -17,11 +17,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use crier_core::clock::from_ms;
 use crier_core::ids::{AccountId, KeyId, PostId, WebhookId, WorkspaceId};
-use crier_core::posts::{PostStatus, TargetStatus};
+use crier_core::posts::PostStatus;
 use crier_core::{Clock, KeyMode, ManualClock, Scope, SecretKey};
 use crier_store::views::{AccountObject, KeyObject, PostObject};
 use crier_store::{
-    Account, Actor, AttemptOutcome, AuditEntry, Delivery, Endpoint, KeyRow, Post, Store, Target,
+    Account, Actor, AttemptOutcome, AuditEntry, Delivery, Endpoint, KeyRow, Post, Store,
     TargetError, TargetOutcome, Transition, WebhookAttempt, event_types as types,
 };
 use crier_worker::webhooks::{Deliverer, WebhookConfig, new_secret, sign};
@@ -269,39 +269,16 @@ impl World {
 }
 
 fn new_post(ws: &WorkspaceId, accounts: &[&Account], body: &str, status: PostStatus) -> Post {
-    let id = PostId::generate();
     Post {
-        targets: accounts
-            .iter()
-            .enumerate()
-            .map(|(i, a)| Target {
-                post_id: id.clone(),
-                account_id: a.id.clone(),
-                platform: a.platform.clone(),
-                position: i as i64,
-                status: TargetStatus::Pending,
-                external_id: None,
-                url: None,
-                part_ids: Vec::new(),
-                attempts: 0,
-                error: None,
-                published_at: None,
-            })
-            .collect(),
-        id,
-        workspace_id: ws.clone(),
-        livemode: accounts.first().is_some_and(|a| a.livemode),
         status,
-        body: body.into(),
-        thread: Vec::new(),
-        account_ids: accounts.iter().map(|a| a.id.clone()).collect(),
-        media_ids: Vec::new(),
-        overrides: Default::default(),
         scheduled_at: (status == PostStatus::Scheduled).then_some(T0),
-        published_at: None,
-        review: None,
-        created_at: T0,
-        updated_at: T0,
+        ..Post::draft(
+            ws,
+            accounts.first().is_some_and(|a| a.livemode),
+            accounts,
+            body.into(),
+            T0,
+        )
     }
 }
 

@@ -220,27 +220,6 @@ fn check_media(media: &[String]) -> ApiResult<()> {
     }
 }
 
-/// The targets of a post: one per account, in order, all pending.
-fn targets_for(post: &PostId, accounts: &[Account]) -> Vec<Target> {
-    accounts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| Target {
-            post_id: post.clone(),
-            account_id: a.id.clone(),
-            platform: a.platform.clone(),
-            position: i as i64,
-            status: crier_core::posts::TargetStatus::Pending,
-            external_id: None,
-            url: None,
-            part_ids: Vec::new(),
-            attempts: 0,
-            error: None,
-            published_at: None,
-        })
-        .collect()
-}
-
 async fn new_post(
     state: &AppState,
     p: &Principal,
@@ -257,23 +236,11 @@ async fn new_post(
     })?;
     check_media(&req.media_ids)?;
     let now = state.clock().now_ms();
-    let id = PostId::generate();
     Ok(Post {
-        targets: targets_for(&id, &accounts),
-        id,
-        workspace_id: p.workspace_id().clone(),
-        livemode: p.livemode(),
-        status: PostStatus::Draft,
-        body: req.body,
         thread: req.thread,
-        account_ids: accounts.iter().map(|a| a.id.clone()).collect(),
         media_ids: req.media_ids,
         overrides: req.overrides,
-        scheduled_at: None,
-        published_at: None,
-        review: None,
-        created_at: now,
-        updated_at: now,
+        ..Post::draft(p.workspace_id(), p.livemode(), &accounts, req.body, now)
     })
 }
 
@@ -564,7 +531,7 @@ pub async fn update(
     if let Some(ids) = req.account_ids {
         let accounts = resolve_accounts(&state, &p, "account_ids", &ids).await?;
         post.account_ids = accounts.iter().map(|a| a.id.clone()).collect();
-        post.targets = targets_for(&post.id, &accounts);
+        post.targets = Target::pending_for(&post.id, &accounts);
     }
     if let Some(m) = req.media_ids {
         check_media(&m)?;
