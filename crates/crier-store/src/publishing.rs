@@ -48,6 +48,22 @@ pub struct Transition {
     pub now: i64,
 }
 
+impl Transition {
+    /// `from` → `to` at `now`, changing nothing else; callers set what else commits with it
+    /// by struct update.
+    pub fn new(from: PostStatus, to: PostStatus, now: i64) -> Self {
+        Self {
+            from,
+            to,
+            scheduled_at: None,
+            review: None,
+            reset_failed_targets: false,
+            enqueue_at: None,
+            now,
+        }
+    }
+}
+
 impl Store {
     // ---- accounts ----
 

@@ -318,13 +318,9 @@ both!(a_thread_is_a_reply_chain, |db| async move {
     assert_eq!(w.next_job_at().await, None, "a draft has no job");
     let at = T0 + MINUTE;
     let scheduled = Transition {
-        from: PostStatus::Draft,
-        to: PostStatus::Scheduled,
         scheduled_at: Some(Some(at)),
-        review: None,
-        reset_failed_targets: false,
         enqueue_at: Some(at),
-        now: T0,
+        ..Transition::new(PostStatus::Draft, PostStatus::Scheduled, T0)
     };
     assert!(
         w.store
@@ -643,13 +639,9 @@ both!(
 
         // A client's retry of the first: its post is out there, so it is found, not refused.
         let retry = Transition {
-            from: PostStatus::Failed,
-            to: PostStatus::Publishing,
-            scheduled_at: None,
-            review: None,
             reset_failed_targets: true,
             enqueue_at: Some(T0),
-            now: T0,
+            ..Transition::new(PostStatus::Failed, PostStatus::Publishing, T0)
         };
         assert!(w.store.transition(&w.ws, &lost, &retry).await.unwrap());
         assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
@@ -1028,13 +1020,8 @@ both!(
                 .unwrap()
         );
         let cancel = Transition {
-            from: PostStatus::Scheduled,
-            to: PostStatus::Draft,
             scheduled_at: Some(None),
-            review: None,
-            reset_failed_targets: false,
-            enqueue_at: None,
-            now: T0,
+            ..Transition::new(PostStatus::Scheduled, PostStatus::Draft, T0)
         };
         assert!(
             w.store

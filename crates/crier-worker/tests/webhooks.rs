@@ -420,13 +420,9 @@ both!(post_events_follow_status_changes, |db| async move {
     w.store.insert_post(&p2).await.unwrap();
     assert!(w.run().await.is_empty());
     let to = |from, to, enqueue_at| Transition {
-        from,
-        to,
         scheduled_at: Some(Some(T0 + HOUR)),
-        review: None,
-        reset_failed_targets: false,
         enqueue_at,
-        now: T0,
+        ..Transition::new(from, to, T0)
     };
     let scheduled = to(PostStatus::Draft, PostStatus::Scheduled, Some(T0 + HOUR));
     assert!(w.store.transition(&w.ws, &p1.id, &scheduled).await.unwrap());

@@ -379,6 +379,20 @@ pub async fn visible_post(state: &AppState, p: &Principal, id: &str) -> ApiResul
         .ok_or_else(not_found)
 }
 
+/// Where `action` takes `post` (see [`PostStatus::after`]), or `409 conflict` naming what it
+/// cannot be (`verb`: "scheduled", "retried", …).
+fn allowed(
+    post: &Post,
+    action: Action,
+    require_approval: bool,
+    approved_to: ApprovedTo,
+    verb: &str,
+) -> ApiResult<PostStatus> {
+    post.status
+        .after(action, require_approval, approved_to)
+        .ok_or_else(|| illegal(post, verb))
+}
+
 fn illegal(post: &Post, what: &str) -> ApiError {
     ApiError::conflict(format!(
         "A post that is {} cannot be {what}.",
@@ -513,13 +527,7 @@ pub async fn update(
 ) -> ApiResult<Json<PostObject>> {
     let stored = visible_post(&state, &p, &id).await?;
     let mut post = stored.clone();
-    if post
-        .status
-        .after(Action::Edit, false, ApprovedTo::Scheduled)
-        .is_none()
-    {
-        return Err(illegal(&post, "edited"));
-    }
+    allowed(&post, Action::Edit, false, ApprovedTo::Scheduled, "edited")?;
     if let Some(body) = req.body {
         text("body", &body)?;
         post.body = body;
@@ -575,13 +583,13 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Deleted>> {
     let post = visible_post(&state, &p, &id).await?;
-    if post
-        .status
-        .after(Action::Delete, false, ApprovedTo::Scheduled)
-        .is_none()
-    {
-        return Err(illegal(&post, "deleted"));
-    }
+    allowed(
+        &post,
+        Action::Delete,
+        false,
+        ApprovedTo::Scheduled,
+        "deleted",
+    )?;
     if !state
         .store()
         .delete_post(p.workspace_id(), &post.id, post.status)
@@ -661,22 +669,21 @@ pub async fn schedule(
 ) -> ApiResult<Json<PostObject>> {
     let post = visible_post(&state, &p, &id).await?;
     let approval = require_approval(&state, &p).await?;
-    let to = post
-        .status
-        .after(Action::Schedule, approval, ApprovedTo::Scheduled)
-        .ok_or_else(|| illegal(&post, "scheduled"))?;
+    let to = allowed(
+        &post,
+        Action::Schedule,
+        approval,
+        ApprovedTo::Scheduled,
+        "scheduled",
+    )?;
     let at = schedule_time(&state, &p, &req).await?;
     check_rules(&state, &post, "")?;
     check_quota(&state, &p, &[Due::stored(&post, at)]).await?;
     let now = state.clock().now_ms();
     let t = Transition {
-        from: post.status,
-        to,
         scheduled_at: Some(Some(at)),
-        review: None,
-        reset_failed_targets: false,
         enqueue_at: (to == PostStatus::Scheduled).then_some(at),
-        now,
+        ..Transition::new(post.status, to, now)
     };
     commit(&state, &p, &post, t).await
 }
@@ -693,21 +700,20 @@ pub async fn publish(
 ) -> ApiResult<Json<PostObject>> {
     let post = visible_post(&state, &p, &id).await?;
     let approval = require_approval(&state, &p).await?;
-    let to = post
-        .status
-        .after(Action::PublishNow, approval, ApprovedTo::Publishing)
-        .ok_or_else(|| illegal(&post, "published now"))?;
+    let to = allowed(
+        &post,
+        Action::PublishNow,
+        approval,
+        ApprovedTo::Publishing,
+        "published now",
+    )?;
     check_rules(&state, &post, "")?;
     let now = state.clock().now_ms();
     check_quota(&state, &p, &[Due::stored(&post, now)]).await?;
     let t = Transition {
-        from: post.status,
-        to,
         scheduled_at: Some(None),
-        review: None,
-        reset_failed_targets: false,
         enqueue_at: (to == PostStatus::Publishing).then_some(now),
-        now,
+        ..Transition::new(post.status, to, now)
     };
     commit(&state, &p, &post, t).await
 }
@@ -723,20 +729,19 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PostObject>> {
     let post = visible_post(&state, &p, &id).await?;
-    let to = post
-        .status
-        .after(Action::Retry, false, ApprovedTo::Publishing)
-        .ok_or_else(|| illegal(&post, "retried"))?;
+    let to = allowed(
+        &post,
+        Action::Retry,
+        false,
+        ApprovedTo::Publishing,
+        "retried",
+    )?;
     let now = state.clock().now_ms();
     check_quota(&state, &p, &[Due::stored(&post, now)]).await?;
     let t = Transition {
-        from: post.status,
-        to,
-        scheduled_at: None,
-        review: None,
         reset_failed_targets: true,
         enqueue_at: Some(now),
-        now,
+        ..Transition::new(post.status, to, now)
     };
     commit(&state, &p, &post, t).await
 }
@@ -752,18 +757,16 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PostObject>> {
     let post = visible_post(&state, &p, &id).await?;
-    let to = post
-        .status
-        .after(Action::Cancel, false, ApprovedTo::Scheduled)
-        .ok_or_else(|| illegal(&post, "cancelled"))?;
+    let to = allowed(
+        &post,
+        Action::Cancel,
+        false,
+        ApprovedTo::Scheduled,
+        "cancelled",
+    )?;
     let t = Transition {
-        from: post.status,
-        to,
         scheduled_at: Some(None),
-        review: None,
-        reset_failed_targets: false,
-        enqueue_at: None,
-        now: state.clock().now_ms(),
+        ..Transition::new(post.status, to, state.clock().now_ms())
     };
     commit(&state, &p, &post, t).await
 }
@@ -799,10 +802,8 @@ pub async fn approve(
     } else {
         Action::Approve
     };
-    let to = post
-        .status
-        .after(action, false, approved_to)
-        .ok_or_else(|| illegal(&post, if req.reject { "rejected" } else { "approved" }))?;
+    let verb = if req.reject { "rejected" } else { "approved" };
+    let to = allowed(&post, action, false, approved_to, verb)?;
     if !req.reject {
         check_rules(&state, &post, "")?;
         let due = post.scheduled_at.unwrap_or(now).max(now);
@@ -815,18 +816,15 @@ pub async fn approve(
         "at": from_ms(now),
     });
     let t = Transition {
-        from: post.status,
-        to,
         // Publishing now, or back to draft: the post no longer waits for a time.
         scheduled_at: matches!(to, PostStatus::Publishing | PostStatus::Draft).then_some(None),
         review: Some(Some(review)),
-        reset_failed_targets: false,
         enqueue_at: match to {
             PostStatus::Scheduled => post.scheduled_at,
             PostStatus::Publishing => Some(now),
             _ => None,
         },
-        now,
+        ..Transition::new(post.status, to, now)
     };
     commit(&state, &p, &post, t).await
 }
