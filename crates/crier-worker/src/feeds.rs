@@ -769,51 +769,44 @@ const INLINE: &[&str] = &[
 /// HTML to one line of plain text: tags dropped (block boundaries become spaces), scripts,
 /// styles and comments removed, character references decoded, whitespace collapsed.
 fn html_to_text(html: &str) -> String {
+    // ASCII lowercasing keeps every byte offset, so one lowercased copy serves every look-up
+    // (lowercasing the rest of the document at each tag made hostile feeds quadratic).
+    let lower = html.to_ascii_lowercase();
     let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        out.push_str(&rest[..lt]);
-        let tag = &rest[lt..];
-        let lower = tag
-            .get(..tag.len().min(16))
-            .unwrap_or(tag)
-            .to_ascii_lowercase();
-        let skip_to = |end: &str| {
-            tag.to_ascii_lowercase()
-                .find(end)
-                .map(|i| i + end.len())
-                .unwrap_or(tag.len())
-        };
-        let consumed = if lower.starts_with("<!--") {
+    let mut at = 0;
+    // Once a `<` has no `>` after it, none of the later ones has either.
+    let mut gt_ahead = true;
+    while let Some(lt) = html[at..].find('<').map(|i| at + i) {
+        out.push_str(&html[at..lt]);
+        let tag = &lower[lt..];
+        let skip_to = |end: &str| tag.find(end).map_or(html.len(), |i| lt + i + end.len());
+        at = if tag.starts_with("<!--") {
             out.push(' ');
             skip_to("-->")
-        } else if lower.starts_with("<script") {
+        } else if tag.starts_with("<script") {
             out.push(' ');
             skip_to("</script>")
-        } else if lower.starts_with("<style") {
+        } else if tag.starts_with("<style") {
             out.push(' ');
             skip_to("</style>")
-        } else {
-            let Some(gt) = tag.find('>') else {
-                // A lone `<` is text.
-                out.push('<');
-                rest = &tag[1..];
-                continue;
-            };
+        } else if let Some(gt) = gt_ahead.then(|| tag.find('>')).flatten() {
             let name: String = tag[1..gt]
                 .trim_start_matches('/')
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric())
-                .collect::<String>()
-                .to_ascii_lowercase();
+                .collect();
             if !INLINE.contains(&name.as_str()) {
                 out.push(' ');
             }
-            gt + 1
+            lt + gt + 1
+        } else {
+            // A lone `<` is text.
+            gt_ahead = false;
+            out.push('<');
+            lt + 1
         };
-        rest = &tag[consumed..];
     }
-    out.push_str(rest);
+    out.push_str(&html[at..]);
     collapse_ws(&decode_entities(&out))
 }
 
@@ -989,6 +982,30 @@ mod tests {
             "a b c"
         );
         assert_eq!(html_to_text("1 < 2 &bogus; &"), "1 < 2 &bogus; &");
+        assert_eq!(html_to_text("a < b <!-- c"), "a < b");
+    }
+
+    /// Hostile summaries: every shape here once took time quadratic in the document's size
+    /// (the rest of the document lowercased or searched again at each `<`); 200,000 of each
+    /// would not finish in any test run.
+    #[test]
+    fn hostile_html_is_read_in_one_pass() {
+        let n = 200_000;
+        // Byte 16 of each tag falls inside an `é`.
+        let accented = "<p>éx".repeat(n);
+        assert_eq!(
+            html_to_text(&accented)
+                .chars()
+                .filter(|c| *c == 'é')
+                .count(),
+            n
+        );
+        let comments = "<!---->x".repeat(n);
+        assert_eq!(html_to_text(&comments).matches('x').count(), n);
+        let scripts = "<SCRIPT></script>x".repeat(n);
+        assert_eq!(html_to_text(&scripts).matches('x').count(), n);
+        let lone = "<".repeat(n);
+        assert_eq!(html_to_text(&lone), lone);
         assert_eq!(
             decode_entities("&lt;b&gt; &quot;x&quot; &#39;y&#39;"),
             "<b> \"x\" 'y'"
