@@ -52,6 +52,15 @@ impl ApiError {
         }
     }
 
+    /// The same error about a field of the object at `prefix` (`posts[3].`): its `param`, if
+    /// it names one, is prefixed (an empty field name names the object itself).
+    pub fn within(mut self, prefix: &str) -> Self {
+        if let Some(param) = &self.param {
+            self.param = Some(format!("{prefix}{param}").trim_end_matches('.').to_owned());
+        }
+        self
+    }
+
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("No such {what}: '{id}'."))
     }

@@ -1263,6 +1263,15 @@ async fn a_batch_creates_drafts_all_or_nothing() {
             json!([{"body": long, "account_ids": [acct], "scheduled_at": "2026-11-23T09:00:00Z"}]),
             format!("posts[0].targets.{acct}.body"),
         ),
+        (
+            json!([item(&acct, "ok"), {"body": "x", "account_ids": [acct], "media_ids": ["med_x"]}]),
+            "posts[1].media_ids".to_owned(),
+        ),
+        (
+            json!([item(&acct, "ok"), {"body": "x", "account_ids": [acct],
+                                       "overrides": {"acct_nope": {"body": "y"}}}]),
+            "posts[1].overrides.acct_nope".to_owned(),
+        ),
         (json!([]), "posts".to_owned()),
         (
             Value::Array((0..101).map(|i| item(&acct, &format!("#{i}"))).collect()),

@@ -220,20 +220,11 @@ fn check_media(media: &[String]) -> ApiResult<()> {
     }
 }
 
-async fn new_post(
-    state: &AppState,
-    p: &Principal,
-    req: CreatePost,
-    param_prefix: &str,
-) -> ApiResult<Post> {
-    let param = |f: &str| format!("{param_prefix}{f}");
-    text(&param("body"), &req.body)?;
-    thread(&param("thread"), &req.thread)?;
-    let accounts = resolve_accounts(state, p, &param("account_ids"), &req.account_ids).await?;
-    check_overrides(&req.overrides, &req.account_ids).map_err(|mut e| {
-        e.param = e.param.map(|x| format!("{param_prefix}{x}"));
-        e
-    })?;
+async fn new_post(state: &AppState, p: &Principal, req: CreatePost) -> ApiResult<Post> {
+    text("body", &req.body)?;
+    thread("thread", &req.thread)?;
+    let accounts = resolve_accounts(state, p, "account_ids", &req.account_ids).await?;
+    check_overrides(&req.overrides, &req.account_ids)?;
     check_media(&req.media_ids)?;
     let now = state.clock().now_ms();
     Ok(Post {
@@ -245,18 +236,18 @@ async fn new_post(
 }
 
 /// Checks every target's text against its network's rules.
-fn check_rules(state: &AppState, post: &Post, param_prefix: &str) -> ApiResult<()> {
+fn check_rules(state: &AppState, post: &Post) -> ApiResult<()> {
     for t in &post.targets {
         let Some(network) = state.networks().get(&t.platform) else {
             return Err(ApiError::invalid(
-                format!("{param_prefix}account_ids"),
+                "account_ids",
                 format!("No connector for {}.", t.platform),
             ));
         };
         let parts = post.parts_for(&t.account_id);
         if let Err(v) = network.rules().check(&parts, post.media_ids.len()) {
             return Err(ApiError::invalid(
-                format!("{param_prefix}targets.{}.{}", t.account_id, v.field),
+                format!("targets.{}.{}", t.account_id, v.field),
                 format!(
                     "For account {} ({}): {} {}.",
                     t.account_id, t.platform, v.field, v.message
@@ -495,7 +486,7 @@ pub async fn create(
     Auth(p, ..): Auth<need::PostsWrite>,
     ApiJson(req): ApiJson<CreatePost>,
 ) -> ApiResult<Created<PostObject>> {
-    let post = new_post(&state, &p, req, "").await?;
+    let post = new_post(&state, &p, req).await?;
     state.store().insert_post(&post).await?;
     Ok(Created(PostObject::from(&post)))
 }
@@ -551,7 +542,7 @@ pub async fn update(
     let account_names: Vec<String> = post.account_ids.iter().map(ToString::to_string).collect();
     check_overrides(&post.overrides, &account_names)?;
     if post.status != PostStatus::Draft {
-        check_rules(&state, &post, "")?;
+        check_rules(&state, &post)?;
         // Other accounts take other places in the quota.
         let now = state.clock().now_ms();
         let due = Due {
@@ -677,7 +668,7 @@ pub async fn schedule(
         "scheduled",
     )?;
     let at = schedule_time(&state, &p, &req).await?;
-    check_rules(&state, &post, "")?;
+    check_rules(&state, &post)?;
     check_quota(&state, &p, &[Due::stored(&post, at)]).await?;
     let now = state.clock().now_ms();
     let t = Transition {
@@ -707,7 +698,7 @@ pub async fn publish(
         ApprovedTo::Publishing,
         "published now",
     )?;
-    check_rules(&state, &post, "")?;
+    check_rules(&state, &post)?;
     let now = state.clock().now_ms();
     check_quota(&state, &p, &[Due::stored(&post, now)]).await?;
     let t = Transition {
@@ -805,7 +796,7 @@ pub async fn approve(
     let verb = if req.reject { "rejected" } else { "approved" };
     let to = allowed(&post, action, false, approved_to, verb)?;
     if !req.reject {
-        check_rules(&state, &post, "")?;
+        check_rules(&state, &post)?;
         let due = post.scheduled_at.unwrap_or(now).max(now);
         check_quota(&state, &p, &[Due::stored(&post, due)]).await?;
     }
@@ -934,14 +925,12 @@ pub async fn batch(
     for (i, value) in req.posts.into_iter().enumerate() {
         let prefix = format!("posts[{i}].");
         let item = batch_item(value).map_err(|mut e| {
-            e.param = Some(
-                format!("{prefix}{}", e.param.unwrap_or_default())
-                    .trim_end_matches('.')
-                    .to_owned(),
-            );
-            e
+            e.param.get_or_insert_default();
+            e.within(&prefix)
         })?;
-        let mut post = new_post(&state, &p, item.post, &prefix).await?;
+        let mut post = new_post(&state, &p, item.post)
+            .await
+            .map_err(|e| e.within(&prefix))?;
         if let Some(at) = item.scheduled_at {
             p.require(Scope::PostsPublish)?;
             if at <= now {
@@ -950,7 +939,7 @@ pub async fn batch(
                     "`scheduled_at` must be in the future.",
                 ));
             }
-            check_rules(&state, &post, &prefix)?;
+            check_rules(&state, &post).map_err(|e| e.within(&prefix))?;
             // As stored before this batch: a draft, holding no place in the quota yet.
             scheduled.push((post.clone(), at.as_millisecond()));
             post.scheduled_at = Some(at.as_millisecond());
