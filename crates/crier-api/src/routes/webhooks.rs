@@ -375,7 +375,10 @@ pub async fn rotate(
     e.previous_secret = Some(std::mem::replace(&mut e.secret, new_secret()));
     e.previous_secret_until = Some(now + i64::from(overlap) * 1000);
     e.updated_at = now;
-    state.store().update_endpoint(&e).await?;
+    if !state.store().update_endpoint(&e).await? {
+        // Deleted meanwhile: the new secret was never stored.
+        return Err(ApiError::not_found("webhook endpoint", &id));
+    }
     Ok(Json(EndpointObject::new(&e, true)))
 }
 
