@@ -161,10 +161,22 @@ impl Deliverer {
             )
             .await
         {
-            Ok(jobs) => jobs
-                .into_iter()
-                .filter_map(|(job, r)| Some((job, DeliveryId::parse(r.as_deref()?)?)))
-                .collect(),
+            Ok(jobs) => {
+                let mut out = Vec::with_capacity(jobs.len());
+                for (job, r) in jobs {
+                    match r.as_deref().and_then(DeliveryId::parse) {
+                        Some(delivery) => out.push((job, delivery)),
+                        None => {
+                            // Leased already: left alone it would come back every lease.
+                            tracing::warn!(job = %job.id, "webhook job names no delivery; dropped");
+                            if let Err(e) = self.store.drop_job(&job.id).await {
+                                tracing::warn!(job = %job.id, error = %e, "could not drop a job");
+                            }
+                        }
+                    }
+                }
+                out
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim webhook jobs");
                 Vec::new()

@@ -524,6 +524,24 @@ both!(post_events_follow_status_changes, |db| async move {
     assert_eq!(p4_targets.len(), 2);
 });
 
+both!(a_job_naming_no_delivery_is_dropped, |db| async move {
+    let w = World::new(&db).await;
+    for sql in [
+        "INSERT INTO jobs (id, kind, workspace_id, ref_id, run_at, locked_until, created_at)
+         VALUES ('job_bad1', 'webhook', 'ws_x', 'not-a-delivery-id', 0, 0, 0)",
+        "INSERT INTO jobs (id, kind, workspace_id, ref_id, run_at, locked_until, created_at)
+         VALUES ('job_bad2', 'webhook', 'ws_x', NULL, 0, 0, 0)",
+    ] {
+        db.query_i64(sql).await;
+    }
+    assert_eq!(w.run().await, vec![]);
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM jobs").await,
+        vec![0],
+        "dropped, not left to come back every lease"
+    );
+});
+
 both!(account_disconnected_is_announced_once, |db| async move {
     let w = World::new(&db).await;
     let e = w.endpoint("/acct", &[types::ACCOUNT_DISCONNECTED]).await;
