@@ -236,11 +236,7 @@ impl Store {
         .bind(i64::from(offset))
         .fetch_all(&self.read)
         .await?;
-        let mut posts = rows.iter().map(post_from_row).collect::<Result<Vec<_>>>()?;
-        for p in &mut posts {
-            p.targets = self.targets(&p.id).await?;
-        }
-        Ok(Page::from_overfetch(posts, limit))
+        self.page_of_posts(&rows, limit).await
     }
 
     /// Scheduled posts (and those waiting for approval) in the order they will go out.
@@ -262,11 +258,17 @@ impl Store {
         .bind(i64::from(offset))
         .fetch_all(&self.read)
         .await?;
-        let mut posts = rows.iter().map(post_from_row).collect::<Result<Vec<_>>>()?;
-        for p in &mut posts {
+        self.page_of_posts(&rows, limit).await
+    }
+
+    /// A page of posts from `limit + 1` rows, with the targets of the ones on the page.
+    async fn page_of_posts(&self, rows: &[sqlx::any::AnyRow], limit: u32) -> Result<Page<Post>> {
+        let posts = rows.iter().map(post_from_row).collect::<Result<Vec<_>>>()?;
+        let mut page = Page::from_overfetch(posts, limit);
+        for p in &mut page.items {
             p.targets = self.targets(&p.id).await?;
         }
-        Ok(Page::from_overfetch(posts, limit))
+        Ok(page)
     }
 
     /// Writes a post's content (body, thread, accounts, media, overrides) if it is still in

@@ -467,9 +467,14 @@ impl Store {
         .bind(i64::from(offset))
         .fetch_all(&self.read)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let d = delivery_from_row(r)?;
+        let deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        // Attempts only for the deliveries on the page, not for the one fetched past it.
+        let page = Page::from_overfetch(deliveries, limit);
+        let mut out = Vec::with_capacity(page.items.len());
+        for d in page.items {
             let attempts = sqlx::query(
                 "SELECT attempt, status, error, latency_ms, response_excerpt, created_at
                  FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt",
@@ -491,7 +496,10 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
             out.push((d, attempts));
         }
-        Ok(Page::from_overfetch(out, limit))
+        Ok(Page {
+            items: out,
+            has_more: page.has_more,
+        })
     }
 
     /// Sends a delivery again now (by hand), keeping its event and so its `webhook-id`.
