@@ -1128,6 +1128,19 @@ async fn approvals_gate_scheduling_and_publishing() {
     let p = act_ok(&app, &writer, &p2, "publish", None, "pending_approval").await;
     assert_eq!(p["scheduled_at"], Value::Null);
     assert!(app.jobs().await.is_empty());
+    // In the queue it comes before anything with a time, on either backend.
+    let p3 = draft(&app, &writer, &[&acct], "later, if allowed").await;
+    let later = Some(json!({"scheduled_at": "2026-11-23T09:00:00Z"}));
+    act_ok(&app, &writer, &p3, "schedule", later, "pending_approval").await;
+    let q = app.get("/v1/queue").key(&admin).send().await;
+    let ids: Vec<&str> = q.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [p2.as_str(), p3.as_str()], "{}", q.text);
+    act_ok(&app, &writer, &p3, "cancel", None, "draft").await;
     act_ok(
         &app,
         &approver,

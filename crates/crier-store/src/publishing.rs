@@ -250,7 +250,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND livemode = $2
                AND status IN ('scheduled', 'pending_approval')
-             ORDER BY scheduled_at, id LIMIT $3 OFFSET $4"
+             ORDER BY COALESCE(scheduled_at, 0), id LIMIT $3 OFFSET $4"
         )))
         .bind(ws.as_str())
         .bind(livemode as i64)
