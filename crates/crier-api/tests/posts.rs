@@ -1652,6 +1652,57 @@ async fn scheduled_posts_hold_their_place_in_the_quota() {
     );
 }
 
+async fn connecting_checks_the_handle_the_platform_and_the_plan() {
+    let mut config = ApiConfig::default();
+    config.plans.get_mut("pro").unwrap().connected_accounts = Some(2);
+    let app = TestApp::with_config(config, "pro").await;
+    let key = app.admin_key().await;
+    let connect = |platform: &str, body: Value| {
+        app.post(&format!("/v1/connect/{platform}"))
+            .key(&key)
+            .json(body)
+            .send()
+    };
+    let accounts = || async {
+        app.store
+            .list_accounts(&app.workspace.id, None, 50, 0)
+            .await
+            .unwrap()
+            .items
+    };
+    for handle in [
+        json!(""),
+        json!("   "),
+        json!("x".repeat(51)),
+        json!("a b"),
+        json!("é"),
+    ] {
+        let r = connect("sandbox", json!({ "handle": handle })).await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["error"]["param"], "handle", "{}", r.text);
+    }
+    let r = connect("sandbox", json!({ "handle": 7 })).await;
+    r.assert_error(400, "invalid_request");
+    connect("myspace", json!({ "handle": "brand" }))
+        .await
+        .assert_error(404, "not_found");
+    assert!(accounts().await.is_empty(), "nothing was connected");
+
+    let first = app.sandbox_account(&key, "one").await;
+    app.sandbox_account(&key, "two").await;
+    let r = connect("sandbox", json!({ "handle": "three" })).await;
+    r.assert_error(402, "quota_exceeded");
+    assert_eq!(accounts().await.len(), 2);
+    // A disconnected account frees its place.
+    let r = app
+        .delete(&format!("/v1/accounts/{first}"))
+        .key(&key)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.sandbox_account(&key, "three").await;
+}
+
 async fn test_mode_keys_see_only_test_mode_posts_and_accounts() {
     let (app, live, live_acct) = world().await;
     let (test, _) = app
@@ -2269,6 +2320,7 @@ both!(
     the_free_plan_cannot_schedule_or_publish,
     a_used_up_posts_quota_is_402_and_test_mode_does_not_count,
     scheduled_posts_hold_their_place_in_the_quota,
+    connecting_checks_the_handle_the_platform_and_the_plan,
     test_mode_keys_see_only_test_mode_posts_and_accounts,
     another_workspaces_posts_and_accounts_are_404_everywhere,
     bad_input_is_refused_and_changes_nothing,

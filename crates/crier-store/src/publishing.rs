@@ -94,6 +94,17 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
+    /// How many of a workspace's accounts (both modes) are connected.
+    pub async fn count_connected_accounts(&self, ws: &WorkspaceId) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM accounts WHERE workspace_id = $1 AND status = 'connected'",
+        )
+        .bind(ws.as_str())
+        .fetch_one(&self.read)
+        .await?;
+        Ok(n)
+    }
+
     /// Accounts of a workspace, newest first; `livemode` narrows to one mode.
     pub async fn list_accounts(
         &self,

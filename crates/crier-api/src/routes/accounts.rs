@@ -136,18 +136,11 @@ pub async fn connect(
         ));
     }
     if let Some(limit) = p.plan().connected_accounts {
-        let connected = state
+        let count = state
             .store()
-            .list_accounts(p.workspace_id(), None, 50, 0)
-            .await?;
-        let mut count = connected
-            .items
-            .iter()
-            .filter(|a| a.status == "connected")
-            .count() as u64;
-        if connected.has_more {
-            count = count.max(51);
-        }
+            .count_connected_accounts(p.workspace_id())
+            .await?
+            .max(0) as u64;
         if count >= limit {
             return Err(ApiError::new(
                 crier_core::ErrorCode::QuotaExceeded,
