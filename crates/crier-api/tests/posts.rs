@@ -1703,6 +1703,99 @@ async fn connecting_checks_the_handle_the_platform_and_the_plan() {
     app.sandbox_account(&key, "three").await;
 }
 
+async fn bad_faults_slots_and_filters_are_refused_and_change_nothing() {
+    let (app, key, acct) = world().await;
+    let faults_at = format!("/v1/accounts/{acct}/faults");
+    let stored_faults = || app.raw_texts("SELECT account_id FROM sandbox_faults");
+    for (body, param) in [
+        (json!({"fail_next": 1001, "kind": "error"}), "fail_next"),
+        (json!({"fail_next": -1, "kind": "error"}), "fail_next"),
+        (json!({"fail_next": "3", "kind": "error"}), "fail_next"),
+        (json!({"fail_next": 1, "kind": "bogus"}), "kind"),
+        (
+            json!({"fail_next": 1, "kind": "error", "retry_after_seconds": 86_401}),
+            "retry_after_seconds",
+        ),
+        (
+            json!({"fail_next": 1, "kind": "error", "colour": "red"}),
+            "colour",
+        ),
+    ] {
+        let r = app.post(&faults_at).key(&key).json(body).send().await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["error"]["param"], param, "{}", r.text);
+    }
+    let r = app
+        .post(&faults_at)
+        .key(&key)
+        .raw("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await;
+    r.assert_error(400, "invalid_request");
+    assert!(stored_faults().await.is_empty(), "no fault was set");
+
+    let put_slots = |body: Value| {
+        app.call(axum::http::Method::PUT, "/v1/queue/slots")
+            .key(&key)
+            .json(body)
+            .send()
+    };
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"day": "monday", "time": "09:00"}))
+        .collect();
+    for (body, param) in [
+        (
+            json!({"slots": [{"day": "funday", "time": "09:00"}]}),
+            "slots[0]",
+        ),
+        (
+            json!({"slots": [{"day": "monday", "time": "09:00"}, {"day": "monday", "time": "25:00"}]}),
+            "slots[1]",
+        ),
+        (
+            json!({"slots": [{"day": "monday", "time": "9am"}]}),
+            "slots[0]",
+        ),
+        (json!({ "slots": many }), "slots"),
+        (json!({"slots": {}}), "slots"),
+    ] {
+        let r = put_slots(body).await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["error"]["param"], param, "{}", r.text);
+    }
+    let r = app.get("/v1/queue/slots").key(&key).send().await;
+    assert_eq!(r.body["slots"], json!([]), "no slot was stored: {}", r.text);
+
+    for (query, param) in [
+        ("status=bogus", "status"),
+        ("account_id=x", "account_id"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-01T00:00:00Z", "to"),
+        ("limit=0", "limit"),
+    ] {
+        let r = app
+            .get(&format!("/v1/posts?{query}"))
+            .key(&key)
+            .send()
+            .await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["error"]["param"], param, "{query}: {}", r.text);
+    }
+    for (query, param) in [
+        ("from=2026-11-22T10:00:00Z&to=2026-11-01T00:00:00Z", "from"),
+        ("to=soon", "to"),
+    ] {
+        let r = app
+            .get(&format!("/v1/accounts/analytics?{query}"))
+            .key(&key)
+            .send()
+            .await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["error"]["param"], param, "{query}: {}", r.text);
+    }
+}
+
 async fn test_mode_keys_see_only_test_mode_posts_and_accounts() {
     let (app, live, live_acct) = world().await;
     let (test, _) = app
@@ -2321,6 +2414,7 @@ both!(
     a_used_up_posts_quota_is_402_and_test_mode_does_not_count,
     scheduled_posts_hold_their_place_in_the_quota,
     connecting_checks_the_handle_the_platform_and_the_plan,
+    bad_faults_slots_and_filters_are_refused_and_change_nothing,
     test_mode_keys_see_only_test_mode_posts_and_accounts,
     another_workspaces_posts_and_accounts_are_404_everywhere,
     bad_input_is_refused_and_changes_nothing,
