@@ -7,7 +7,7 @@ use crier_core::clock::Month;
 use crier_core::ids::WorkspaceId;
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_networks::{Network, Networks, PublishError, PublishedPart};
-use crier_store::{Account, Job, Post, Store, TargetError, TargetOutcome};
+use crier_store::{Account, Job, Post, Store, Target, TargetError, TargetOutcome};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -145,18 +145,8 @@ impl Publisher {
     pub async fn run_due(&self) -> Vec<Processed> {
         let mut out = Vec::new();
         loop {
-            let now = self.clock.now_ms();
-            let jobs = match self
-                .store
-                .claim_jobs(now, millis(self.config.lease), 64)
-                .await
-            {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not claim jobs");
-                    break;
-                }
-            };
+            // A storage failure is logged by `claim` and ends the run like an empty queue.
+            let jobs = self.claim(64).await;
             if jobs.is_empty() {
                 break;
             }
@@ -180,86 +170,73 @@ impl Publisher {
     }
 
     async fn try_process(&self, job: &Job) -> crier_store::Result<Processed> {
-        let (Some(post_id), Some(account_id)) = (&job.post_id, &job.account_id) else {
+        let Some((post, target)) = self.still_due(job).await? else {
             self.store.drop_job(&job.id).await?;
             return Ok(Processed::Dropped);
-        };
-        let Some(post) = self.store.get_post(&job.workspace_id, post_id).await? else {
-            self.store.drop_job(&job.id).await?;
-            return Ok(Processed::Dropped);
-        };
-        let Some(target) = post
-            .targets
-            .iter()
-            .find(|t| &t.account_id == account_id)
-            .cloned()
-        else {
-            self.store.drop_job(&job.id).await?;
-            return Ok(Processed::Dropped);
-        };
-        if matches!(
-            target.status,
-            TargetStatus::Published | TargetStatus::Failed
-        ) {
-            self.store.drop_job(&job.id).await?;
-            return Ok(Processed::Dropped);
-        }
-        // A scheduled post turns `publishing` with its first recorded attempt.
-        if !matches!(post.status, PostStatus::Scheduled | PostStatus::Publishing) {
-            self.store.drop_job(&job.id).await?;
-            return Ok(Processed::Dropped);
-        }
-        let fail = |code: &str, message: String| {
-            TargetOutcome::Failed(TargetError {
-                code: code.to_owned(),
-                message,
-            })
         };
         let account = self
             .store
-            .get_account(&job.workspace_id, account_id)
+            .get_account(&job.workspace_id, &target.account_id)
             .await?;
         let Some(account) = account.filter(|a| a.status == "connected") else {
-            let outcome = fail(
-                "account_disconnected",
-                "The account is not connected.".into(),
-            );
-            self.store
-                .finish_target(job, &outcome, self.clock.now_ms())
-                .await?;
-            return Ok(Processed::Failed);
+            return self
+                .fail_target(job, "account_disconnected", "The account is not connected.")
+                .await;
         };
         let Some(network) = self.networks.get(&account.platform).cloned() else {
-            let outcome = fail(
-                "unsupported_platform",
-                format!("No connector for {}.", account.platform),
-            );
-            self.store
-                .finish_target(job, &outcome, self.clock.now_ms())
-                .await?;
-            return Ok(Processed::Failed);
+            let message = format!("No connector for {}.", account.platform);
+            return self
+                .fail_target(job, "unsupported_platform", &message)
+                .await;
         };
         let parts = post.parts_for(&account.id);
         if let Err(v) = network.rules().check(&parts, post.media_ids.len()) {
-            let outcome = fail("invalid_content", format!("{}: {}", v.field, v.message));
-            self.store
-                .finish_target(job, &outcome, self.clock.now_ms())
-                .await?;
-            return Ok(Processed::Failed);
+            let message = format!("{}: {}", v.field, v.message);
+            return self.fail_target(job, "invalid_content", &message).await;
         }
-        self.publish_parts(
-            job,
-            &post,
-            &account,
-            &*network,
-            &parts,
-            target.part_ids,
-            target.url,
-        )
-        .await
+        self.publish_parts(job, &post, &account, &*network, &parts, target)
+            .await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The job's post and target, if the target still waits to be published (`None`: the
+    /// post or target is gone, done, or the post was cancelled, and the job is dropped).
+    async fn still_due(&self, job: &Job) -> crier_store::Result<Option<(Post, Target)>> {
+        let (Some(post_id), Some(account_id)) = (&job.post_id, &job.account_id) else {
+            return Ok(None);
+        };
+        let Some(post) = self.store.get_post(&job.workspace_id, post_id).await? else {
+            return Ok(None);
+        };
+        // A scheduled post turns `publishing` with its first recorded attempt.
+        if !matches!(post.status, PostStatus::Scheduled | PostStatus::Publishing) {
+            return Ok(None);
+        }
+        let target = post
+            .targets
+            .iter()
+            .find(|t| &t.account_id == account_id)
+            .filter(|t| !matches!(t.status, TargetStatus::Published | TargetStatus::Failed))
+            .cloned();
+        Ok(target.map(|t| (post, t)))
+    }
+
+    /// Fails the job's target for good with `code` and `message`.
+    async fn fail_target(
+        &self,
+        job: &Job,
+        code: &str,
+        message: &str,
+    ) -> crier_store::Result<Processed> {
+        let outcome = TargetOutcome::Failed(TargetError {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        });
+        self.store
+            .finish_target(job, &outcome, self.clock.now_ms())
+            .await?;
+        Ok(Processed::Failed)
+    }
+
     async fn publish_parts(
         &self,
         job: &Job,
@@ -267,9 +244,9 @@ impl Publisher {
         account: &Account,
         network: &dyn Network,
         parts: &[String],
-        mut part_ids: Vec<String>,
-        mut url: Option<String>,
+        target: Target,
     ) -> crier_store::Result<Processed> {
+        let (mut part_ids, mut url) = (target.part_ids, target.url);
         let history = self.store.attempts(&post.id, &account.id).await?;
         // Calls that did not publish in this round (a client's retry starts a new one, marked
         // `retry`): what the retry budget counts (a thread's successful parts do not use it up).
@@ -283,14 +260,7 @@ impl Publisher {
             && post.livemode
             && let Some(message) = self.over_quota(&post.workspace_id).await?
         {
-            let outcome = TargetOutcome::Failed(TargetError {
-                code: "quota_exceeded".into(),
-                message,
-            });
-            self.store
-                .finish_target(job, &outcome, self.clock.now_ms())
-                .await?;
-            return Ok(Processed::Failed);
+            return self.fail_target(job, "quota_exceeded", &message).await;
         }
         let mut failures = history[round..]
             .iter()
@@ -474,12 +444,7 @@ impl Publisher {
         let now = self.clock.now_ms();
         let (code, retry_after) = match e {
             PublishError::Permanent { code, .. } => {
-                let outcome = TargetOutcome::Failed(TargetError {
-                    code: code.clone(),
-                    message: e.to_string(),
-                });
-                self.store.finish_target(job, &outcome, now).await?;
-                return Ok(Processed::Failed);
+                return self.fail_target(job, code, &e.to_string()).await;
             }
             PublishError::Transient { retry_after, .. } => ("network_error", *retry_after),
             PublishError::RateLimited { retry_after } => ("rate_limited", *retry_after),
@@ -490,14 +455,8 @@ impl Publisher {
             message: e.to_string(),
         };
         if attempts >= self.config.max_attempts {
-            let error = TargetError {
-                message: format!("{} (gave up after {attempts} attempts)", error.message),
-                ..error
-            };
-            self.store
-                .finish_target(job, &TargetOutcome::Failed(error), now)
-                .await?;
-            return Ok(Processed::Failed);
+            let message = format!("{} (gave up after {attempts} attempts)", error.message);
+            return self.fail_target(job, code, &message).await;
         }
         let exp = millis(self.config.backoff)
             .saturating_mul(1 << (attempts - 1).clamp(0, 20))
