@@ -20,7 +20,7 @@ use sqlx::any::AnyRow;
 
 use crate::model::{Page, Post, corrupt, json_text};
 use crate::publishing::{enqueue_pending, insert_post_tx};
-use crate::{Backend, Result, Store};
+use crate::{Result, Store};
 
 /// What a feed does with a new entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,10 +337,7 @@ impl Store {
     /// moves to the lease's end, so no other node takes them meanwhile. The rows come back as
     /// they were before the claim, except `next_poll_at`.
     pub async fn claim_feeds(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Feed>> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let lock = self.skip_locked();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE feeds SET next_poll_at = $1 WHERE id IN (
                 SELECT id FROM feeds WHERE enabled = 1 AND next_poll_at <= $2
@@ -456,9 +453,11 @@ impl Store {
             insert_post_tx(&mut tx, post).await?;
             match (post.status, post.scheduled_at) {
                 (PostStatus::Scheduled, Some(at)) => {
-                    enqueue_pending(&mut tx, post, at, s.now).await?
+                    enqueue_pending(&mut tx, &post.workspace_id, &post.id, at, s.now).await?
                 }
-                (PostStatus::Publishing, _) => enqueue_pending(&mut tx, post, s.now, s.now).await?,
+                (PostStatus::Publishing, _) => {
+                    enqueue_pending(&mut tx, &post.workspace_id, &post.id, s.now, s.now).await?
+                }
                 _ => {}
             }
             let data = serde_json::json!({

@@ -146,6 +146,15 @@ impl Store {
         self.backend
     }
 
+    /// What ends the sub-select of a claim so two nodes never take the same rows: `FOR UPDATE
+    /// SKIP LOCKED` on PostgreSQL; nothing on SQLite, where write transactions are serialised.
+    pub(crate) fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// Readiness: can we run a query right now?
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;

@@ -15,7 +15,7 @@ use crate::events::{emit, types};
 use crate::model::*;
 use crate::usage::add_counter;
 use crate::views::{AccountObject, PostObject};
-use crate::{Backend, Result, Store};
+use crate::{Result, Store};
 
 pub const METRIC_POSTS_PUBLISHED: &str = "posts_published";
 pub const JOB_PUBLISH: &str = "publish";
@@ -24,7 +24,8 @@ const POST_COLUMNS: &str = "id, workspace_id, livemode, status, body, thread, ac
     media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at";
 const TARGET_COLUMNS: &str = "post_id, account_id, platform, position, status, external_id, \
     url, part_ids, attempts, error_code, error_message, published_at";
-const JOB_COLUMNS: &str = "id, kind, workspace_id, post_id, account_id, run_at, locked_until";
+pub(crate) const JOB_COLUMNS: &str =
+    "id, kind, workspace_id, post_id, account_id, run_at, locked_until";
 
 fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).expect("serialisable")
@@ -185,7 +186,7 @@ impl Store {
                 .scheduled_at
                 .filter(|_| post.status == PostStatus::Scheduled)
             {
-                enqueue_pending(&mut tx, post, at, post.created_at).await?;
+                enqueue_pending(&mut tx, &post.workspace_id, &post.id, at, post.created_at).await?;
             }
             if let Some(kind) = status_event(post.status) {
                 emit_post_event(&mut tx, &post.id, kind, post.created_at).await?;
@@ -314,7 +315,7 @@ impl Store {
         // Jobs of a scheduled post follow its targets too.
         if let (PostStatus::Scheduled, Some(at)) = (expected, post.scheduled_at) {
             delete_jobs(&mut tx, &post.id).await?;
-            enqueue_pending(&mut tx, post, at, post.updated_at).await?;
+            enqueue_pending(&mut tx, &post.workspace_id, &post.id, at, post.updated_at).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -379,12 +380,7 @@ impl Store {
             .await?;
         }
         if let Some(at) = t.enqueue_at {
-            let post = Post {
-                id: id.clone(),
-                workspace_id: ws.clone(),
-                ..placeholder_post()
-            };
-            enqueue_pending(&mut tx, &post, at, t.now).await?;
+            enqueue_pending(&mut tx, ws, id, at, t.now).await?;
         }
         if let Some(kind) = status_event(t.to).filter(|_| t.from != t.to) {
             emit_post_event(&mut tx, id, kind, t.now).await?;
@@ -445,24 +441,11 @@ impl Store {
 
     /// Claims up to `limit` due publish jobs for `lease_ms`.
     pub async fn claim_jobs(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Job>> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET locked_until = $1 WHERE id IN (
-                SELECT id FROM jobs WHERE kind = $4 AND run_at <= $2 AND locked_until <= $2
-                ORDER BY run_at LIMIT $3 {lock})
-             RETURNING {JOB_COLUMNS}"
-        )))
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(JOB_PUBLISH)
-        .fetch_all(&self.write)
-        .await?;
+        let claimed = self
+            .claim_jobs_of(JOB_PUBLISH, now, lease_ms, limit)
+            .await?;
         // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
-        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+        let mut jobs: Vec<Job> = claimed.into_iter().map(|(job, _)| job).collect();
         jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
         Ok(jobs)
     }
@@ -1024,26 +1007,6 @@ fn status_event(status: PostStatus) -> Option<&'static str> {
     }
 }
 
-fn placeholder_post() -> Post {
-    Post {
-        id: PostId::from_trusted(String::new()),
-        workspace_id: WorkspaceId::from_trusted(String::new()),
-        livemode: false,
-        status: PostStatus::Draft,
-        body: String::new(),
-        thread: Vec::new(),
-        account_ids: Vec::new(),
-        media_ids: Vec::new(),
-        overrides: Default::default(),
-        scheduled_at: None,
-        published_at: None,
-        review: None,
-        created_at: 0,
-        updated_at: 0,
-        targets: Vec::new(),
-    }
-}
-
 pub(crate) async fn insert_post_tx(tx: &mut Tx, post: &Post) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO posts ({POST_COLUMNS})
@@ -1102,12 +1065,19 @@ async fn delete_jobs(tx: &mut Tx, post: &PostId) -> Result<()> {
 }
 
 /// One publish job per pending target of `post`, due at `at`.
-pub(crate) async fn enqueue_pending(tx: &mut Tx, post: &Post, at: i64, now: i64) -> Result<()> {
+/// A publish job due at `at` for every pending target of post `post`.
+pub(crate) async fn enqueue_pending(
+    tx: &mut Tx,
+    ws: &WorkspaceId,
+    post: &PostId,
+    at: i64,
+    now: i64,
+) -> Result<()> {
     let accounts = sqlx::query(
         "SELECT account_id FROM post_targets WHERE post_id = $1 AND status = 'pending'
          ORDER BY position",
     )
-    .bind(post.id.as_str())
+    .bind(post.as_str())
     .fetch_all(&mut **tx)
     .await?;
     for row in accounts {
@@ -1118,8 +1088,8 @@ pub(crate) async fn enqueue_pending(tx: &mut Tx, post: &Post, at: i64, now: i64)
         )
         .bind(JobId::generate().as_str())
         .bind(JOB_PUBLISH)
-        .bind(post.workspace_id.as_str())
-        .bind(post.id.as_str())
+        .bind(ws.as_str())
+        .bind(post.as_str())
         .bind(account)
         .bind(at)
         .bind(now)

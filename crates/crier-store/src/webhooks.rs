@@ -5,7 +5,8 @@ use sqlx::Row;
 
 use crate::events::{Event, JOB_WEBHOOK, emit, event_from_row, types};
 use crate::model::{Job, Page, corrupt};
-use crate::{Backend, Result, Store};
+use crate::publishing::JOB_COLUMNS;
+use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -270,7 +271,7 @@ impl Store {
         Ok(id)
     }
 
-    /// Claims due jobs of one kind (publish jobs use [`Store::claim_jobs`]).
+    /// Claims up to `limit` due jobs of one kind for `lease_ms`, each with its `ref_id`.
     pub async fn claim_jobs_of(
         &self,
         kind: &str,
@@ -278,15 +279,12 @@ impl Store {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<(Job, Option<String>)>> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let lock = self.skip_locked();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET locked_until = $1 WHERE id IN (
                 SELECT id FROM jobs WHERE kind = $4 AND run_at <= $2 AND locked_until <= $2
                 ORDER BY run_at LIMIT $3 {lock})
-             RETURNING id, kind, workspace_id, post_id, account_id, run_at, locked_until, ref_id"
+             RETURNING {JOB_COLUMNS}, ref_id"
         )))
         .bind(now + lease_ms)
         .bind(now)
