@@ -17,6 +17,9 @@ const DAYS: [&str; 7] = [
     "sunday",
 ];
 
+/// How far ahead a free slot is looked for.
+pub const HORIZON_WEEKS: i64 = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Slot {
     /// ISO weekday, 1 (Monday) to 7 (Sunday).

@@ -37,7 +37,7 @@ pub use idempotency::IdempotencyBegin;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges};
-pub use publishing::{JOB_PUBLISH, METRIC_POSTS_PUBLISHED, TargetOutcome, Transition};
+pub use publishing::{JOB_PUBLISH, METRIC_POSTS_PUBLISHED, QueuePlan, TargetOutcome, Transition};
 pub use sandbox::{Fault, SandboxPost};
 pub use usage::METRIC_REQUESTS;
 pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};

@@ -9,6 +9,7 @@
 
 use crier_core::ids::{AccountId, AttemptId, JobId, PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus, status_from_targets};
+use crier_core::queue::{HORIZON_WEEKS, Slot, next_free};
 use sqlx::{Any, Row};
 
 use crate::events::{emit, types};
@@ -47,6 +48,22 @@ pub struct Transition {
     /// Enqueue a publish job for every pending target, due at this time.
     pub enqueue_at: Option<i64>,
     pub now: i64,
+}
+
+/// A workspace's queue as finding a free slot sees it: its time zone (UTC when it names none
+/// known), its weekly slots, and the times already taken within the horizon.
+#[derive(Debug, Clone)]
+pub struct QueuePlan {
+    pub tz: jiff::tz::TimeZone,
+    pub slots: Vec<Slot>,
+    pub taken: Vec<i64>,
+}
+
+impl QueuePlan {
+    /// The first free slot after `after`, within [`HORIZON_WEEKS`].
+    pub fn next_free(&self, after: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        next_free(&self.slots, &self.tz, after, &self.taken, HORIZON_WEEKS)
+    }
 }
 
 impl Transition {
@@ -420,6 +437,23 @@ impl Store {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// What finding a free queue slot in `workspace` needs, from `now` on.
+    pub async fn queue_plan(&self, workspace: &Workspace, now: i64) -> Result<QueuePlan> {
+        let slots = self
+            .slots(&workspace.id)
+            .await?
+            .into_iter()
+            .map(|(weekday, minute)| Slot { weekday, minute })
+            .collect();
+        // One week past the horizon: a slot in its last week may be taken at its far end.
+        let horizon = now + (HORIZON_WEEKS + 1) * 7 * 86_400_000;
+        Ok(QueuePlan {
+            tz: jiff::tz::TimeZone::get(&workspace.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+            slots,
+            taken: self.scheduled_times(&workspace.id, now, horizon).await?,
+        })
     }
 
     /// Scheduled times of a workspace's posts in `[from, to)`, for finding a free queue slot.

@@ -32,9 +32,8 @@ use crier_core::Clock;
 use crier_core::clock::from_ms;
 use crier_core::ids::{FeedId, PostId};
 use crier_core::posts::PostStatus;
-use crier_core::queue::{Slot, next_free};
 use crier_networks::Networks;
-use crier_store::{Account, Feed, FeedMode, FeedPollSuccess, NewFeedItem, Post, Store};
+use crier_store::{Account, Feed, FeedMode, FeedPollSuccess, NewFeedItem, Post, QueuePlan, Store};
 use reqwest::{StatusCode, header};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -55,8 +54,6 @@ const MAX_ERROR: usize = 500;
 const MAX_KEY: usize = 512;
 const MAX_LINK: usize = 2048;
 const MAX_VALIDATOR: usize = 512;
-/// How far ahead the queue mode looks for a free slot.
-const QUEUE_WEEKS: i64 = 8;
 const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
     application/json;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1";
 
@@ -502,23 +499,10 @@ impl FeedPoller {
         if wanted > 0 && feed.mode != FeedMode::Draft {
             let ws = self.store.get_workspace(&feed.workspace_id).await?;
             plan.approval = ws.as_ref().is_some_and(|w| w.require_approval);
-            if feed.mode == FeedMode::Queue {
-                plan.tz = ws
-                    .as_ref()
-                    .and_then(|w| jiff::tz::TimeZone::get(&w.timezone).ok())
-                    .unwrap_or(jiff::tz::TimeZone::UTC);
-                plan.slots = self
-                    .store
-                    .slots(&feed.workspace_id)
-                    .await?
-                    .into_iter()
-                    .map(|(weekday, minute)| Slot { weekday, minute })
-                    .collect();
-                let horizon = now + (QUEUE_WEEKS + 1) * 7 * 86_400_000;
-                plan.taken = self
-                    .store
-                    .scheduled_times(&feed.workspace_id, now, horizon)
-                    .await?;
+            if feed.mode == FeedMode::Queue
+                && let Some(ws) = &ws
+            {
+                plan.queue = self.store.queue_plan(ws, now).await?;
             }
         }
 
@@ -582,15 +566,10 @@ impl FeedPoller {
             FeedMode::Publish if plan.approval => (PostStatus::PendingApproval, None),
             FeedMode::Publish => (PostStatus::Publishing, None),
             FeedMode::Queue => {
-                match next_free(
-                    &plan.slots,
-                    &plan.tz,
-                    from_ms(now),
-                    &plan.taken,
-                    QUEUE_WEEKS,
-                ) {
+                match plan.queue.next_free(from_ms(now)) {
                     Some(at) => {
-                        plan.taken.push(at.as_millisecond());
+                        // Taken by this poll's later entries' reckoning too.
+                        plan.queue.taken.push(at.as_millisecond());
                         (waiting, Some(at.as_millisecond()))
                     }
                     None => {
@@ -611,19 +590,19 @@ impl FeedPoller {
 /// What scheduling the posts of one poll needs from the workspace.
 struct Plan {
     approval: bool,
-    slots: Vec<Slot>,
-    tz: jiff::tz::TimeZone,
-    /// Slot instants already taken, including by this poll's earlier posts.
-    taken: Vec<i64>,
+    /// Its queue, with the slots this poll's earlier posts took.
+    queue: QueuePlan,
 }
 
 impl Default for Plan {
     fn default() -> Self {
         Self {
             approval: false,
-            slots: Vec::new(),
-            tz: jiff::tz::TimeZone::UTC,
-            taken: Vec::new(),
+            queue: QueuePlan {
+                tz: jiff::tz::TimeZone::UTC,
+                slots: Vec::new(),
+                taken: Vec::new(),
+            },
         }
     }
 }

@@ -15,7 +15,6 @@ use axum::http::request::Parts;
 use crier_core::clock::{Month, from_ms};
 use crier_core::ids::{AccountId, PostId};
 use crier_core::posts::{Action, ApprovedTo, PostStatus, TargetStatus};
-use crier_core::queue::{Slot, next_free};
 use crier_core::{ErrorCode, Scope};
 use crier_networks::sandbox::PLATFORM as SANDBOX;
 use crier_store::{Account, Post, PostFilter, PostOverride, Target, Transition};
@@ -618,20 +617,11 @@ async fn schedule_time(state: &AppState, p: &Principal, req: &SchedulePost) -> A
                 .get_workspace(p.workspace_id())
                 .await?
                 .ok_or_else(|| ApiError::internal("workspace missing"))?;
-            let tz = jiff::tz::TimeZone::get(&ws.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-            let slots: Vec<Slot> = state
+            state
                 .store()
-                .slots(p.workspace_id())
+                .queue_plan(&ws, now.as_millisecond())
                 .await?
-                .into_iter()
-                .map(|(weekday, minute)| Slot { weekday, minute })
-                .collect();
-            let horizon = now.as_millisecond() + 9 * 7 * 86_400_000;
-            let taken = state
-                .store()
-                .scheduled_times(p.workspace_id(), now.as_millisecond(), horizon)
-                .await?;
-            next_free(&slots, &tz, now, &taken, 8)
+                .next_free(now)
                 .map(|t| t.as_millisecond())
                 .ok_or_else(|| {
                     ApiError::invalid(

@@ -52,28 +52,17 @@ async fn slots_view(state: &AppState, ws: &crier_core::ids::WorkspaceId) -> ApiR
         .get_workspace(ws)
         .await?
         .ok_or_else(|| ApiError::internal("workspace missing"))?;
-    let slots: Vec<Slot> = state
-        .store()
-        .slots(ws)
-        .await?
-        .into_iter()
-        .map(|(weekday, minute)| Slot { weekday, minute })
-        .collect();
-    let tz = jiff::tz::TimeZone::get(&workspace.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
     let now = state.clock().now();
-    let taken = state
+    let queue = state
         .store()
-        .scheduled_times(
-            ws,
-            now.as_millisecond(),
-            now.as_millisecond() + 9 * 7 * 86_400_000,
-        )
+        .queue_plan(&workspace, now.as_millisecond())
         .await?;
     Ok(Slots {
         object: "queue_slots",
-        next_free: crier_core::queue::next_free(&slots, &tz, now, &taken, 8),
+        next_free: queue.next_free(now),
         timezone: workspace.timezone,
-        slots: slots
+        slots: queue
+            .slots
             .iter()
             .map(|s| SlotObject {
                 day: s.day_name().to_owned(),
