@@ -238,15 +238,19 @@ impl Authenticator {
         now_ms: i64,
     ) -> Result<Verified, (ApiError, Option<&'static str>)> {
         let now_us = now_ms * 1000;
-        let windows = failure_windows(self.config.failures_per_minute);
-        let throttled = self.failures.would_refuse(ip_key(ip), windows, now_us);
+        // Asked only when the key is not cached: a known key never waits on the throttle's
+        // lock.
+        let throttled = || {
+            let windows = failure_windows(self.config.failures_per_minute);
+            self.failures.would_refuse(ip_key(ip), windows, now_us)
+        };
         if check_format(presented).is_err() {
             return Err(self.failed(ip, now_us, refuse("malformed")));
         }
         let digest = KeyDigest::of(presented);
         let record = match self.cache.get(&digest) {
             Lookup::Found(r) => r,
-            _ if throttled => {
+            _ if throttled() => {
                 return Err((
                     ApiError::new(
                         ErrorCode::RateLimited,
