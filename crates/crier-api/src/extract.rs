@@ -229,6 +229,16 @@ pub struct List<T> {
     pub has_more: bool,
 }
 
+impl<T> List<T> {
+    /// A page of stored rows, each shown as `show` makes it.
+    pub fn of<'a, U>(page: &'a crier_store::Page<U>, show: impl FnMut(&'a U) -> T) -> Self {
+        Self {
+            data: page.items.iter().map(show).collect(),
+            has_more: page.has_more,
+        }
+    }
+}
+
 /// A created object: `201` with the object as the body.
 pub struct Created<T>(pub T);
 

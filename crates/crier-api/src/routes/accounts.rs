@@ -70,10 +70,7 @@ pub async fn list(
             page.offset,
         )
         .await?;
-    Ok(Json(List {
-        data: accounts.items.iter().map(AccountObject::from).collect(),
-        has_more: accounts.has_more,
-    }))
+    Ok(Json(List::of(&accounts, AccountObject::from)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

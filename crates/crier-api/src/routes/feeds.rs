@@ -279,10 +279,7 @@ pub async fn list(
             page.offset,
         )
         .await?;
-    Ok(Json(List {
-        data: feeds.items.iter().map(FeedObject::from).collect(),
-        has_more: feeds.has_more,
-    }))
+    Ok(Json(List::of(&feeds, FeedObject::from)))
 }
 
 /// Create a feed. It is read at once; its first read posts only entries published after now

@@ -70,14 +70,7 @@ pub async fn list(
         .store()
         .list_keys(p.workspace_id(), mode, page.limit, page.offset)
         .await?;
-    Ok(Json(List {
-        data: keys
-            .items
-            .iter()
-            .map(|k| KeyObject::from_row(k, None))
-            .collect(),
-        has_more: keys.has_more,
-    }))
+    Ok(Json(List::of(&keys, |k| KeyObject::from_row(k, None))))
 }
 
 /// Create a key. The secret is in this response only.

@@ -470,10 +470,7 @@ pub async fn list(
         .store()
         .list_posts(p.workspace_id(), &filter, page.limit, page.offset)
         .await?;
-    Ok(Json(List {
-        data: posts.items.iter().map(PostObject::from).collect(),
-        has_more: posts.has_more,
-    }))
+    Ok(Json(List::of(&posts, PostObject::from)))
 }
 
 /// Create a draft.

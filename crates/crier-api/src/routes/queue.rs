@@ -125,8 +125,5 @@ pub async fn list(
         .store()
         .list_queue(p.workspace_id(), p.livemode(), page.limit, page.offset)
         .await?;
-    Ok(Json(List {
-        data: posts.items.iter().map(PostObject::from).collect(),
-        has_more: posts.has_more,
-    }))
+    Ok(Json(List::of(&posts, PostObject::from)))
 }

@@ -231,14 +231,7 @@ pub async fn list(
         .store()
         .list_endpoints(p.workspace_id(), p.livemode(), page.limit, page.offset)
         .await?;
-    Ok(Json(List {
-        data: items
-            .items
-            .iter()
-            .map(|e| EndpointObject::new(e, false))
-            .collect(),
-        has_more: items.has_more,
-    }))
+    Ok(Json(List::of(&items, |e| EndpointObject::new(e, false))))
 }
 
 /// Create an endpoint; the response carries its signing secret, shown this once.
@@ -424,14 +417,7 @@ pub async fn deliveries(
         .store()
         .list_deliveries(p.workspace_id(), &e.id, page.limit, page.offset)
         .await?;
-    Ok(Json(List {
-        data: items
-            .items
-            .iter()
-            .map(|(d, a)| DeliveryObject::new(d, a))
-            .collect(),
-        has_more: items.has_more,
-    }))
+    Ok(Json(List::of(&items, |(d, a)| DeliveryObject::new(d, a))))
 }
 
 /// Deliver an event again now, with the same `webhook-id`.
