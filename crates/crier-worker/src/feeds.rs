@@ -28,6 +28,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::runner::millis;
 use crier_core::Clock;
 use crier_core::clock::from_ms;
 use crier_core::ids::{FeedId, PostId};
@@ -141,10 +142,6 @@ struct Entry {
     summary: String,
     /// Published (or else updated) time, epoch ms.
     date: Option<i64>,
-}
-
-fn millis(d: Duration) -> i64 {
-    d.as_millis().min(i64::MAX as u128) as i64
 }
 
 impl FeedPoller {

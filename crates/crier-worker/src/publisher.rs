@@ -2,6 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::runner::{jitter, millis};
 use crier_core::Clock;
 use crier_core::clock::Month;
 use crier_core::ids::WorkspaceId;
@@ -70,17 +71,6 @@ pub enum Processed {
     Failed,
     RetryAt(i64),
     Dropped,
-}
-
-fn millis(d: Duration) -> i64 {
-    d.as_millis() as i64
-}
-
-fn jitter(ms: i64) -> i64 {
-    let mut b = [0u8; 2];
-    let _ = getrandom::fill(&mut b);
-    let r = i64::from(u16::from_le_bytes(b)) - 32768; // -32768..32767
-    ms + ms * r / (4 * 32768)
 }
 
 impl Publisher {
@@ -467,8 +457,8 @@ impl Publisher {
             _ => exp,
         };
         let delay = match retry_after {
-            Some(ra) => millis(ra).max(jitter(pause) / 4),
-            None => jitter(pause),
+            Some(ra) => millis(ra).max(jitter(pause, 4) / 4),
+            None => jitter(pause, 4),
         };
         let run_at = now + delay.max(0);
         self.store.retry_job(job, run_at, &error).await?;

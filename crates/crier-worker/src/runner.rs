@@ -54,3 +54,17 @@ pub async fn run<T, C, CF, W, WF>(
     }
     while tasks.join_next().await.is_some() {}
 }
+
+/// A duration in whole milliseconds, as storage keeps times (saturating).
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `ms` moved at random by up to `ms / spread` either way (`spread` 4: ±25%), so that retries
+/// of many jobs that failed together do not come back together.
+pub(crate) fn jitter(ms: i64, spread: i64) -> i64 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let r = i64::from(u16::from_le_bytes(b)) - 32768; // -32768..32767
+    ms + ms * r / (spread * 32768)
+}

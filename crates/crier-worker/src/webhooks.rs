@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::runner::{jitter, millis};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use crier_core::Clock;
@@ -86,13 +87,6 @@ pub fn new_secret() -> String {
     format!("whsec_{}", STANDARD.encode(key))
 }
 
-fn jitter(ms: i64) -> i64 {
-    let mut b = [0u8; 2];
-    let _ = getrandom::fill(&mut b);
-    let r = i64::from(u16::from_le_bytes(b)) - 32768;
-    ms + ms * r / (10 * 32768)
-}
-
 #[derive(Clone)]
 pub struct Deliverer {
     store: Store,
@@ -156,7 +150,7 @@ impl Deliverer {
             .claim_jobs_of(
                 crier_store::JOB_WEBHOOK,
                 now,
-                self.config.lease.as_millis() as i64,
+                millis(self.config.lease),
                 limit,
             )
             .await
@@ -307,7 +301,7 @@ impl Deliverer {
             _ => {}
         }
         let failing_for = now - failing_since.unwrap_or(now);
-        if failing_for >= self.config.disable_after.as_millis() as i64 {
+        if failing_for >= millis(self.config.disable_after) {
             return AttemptOutcome::Disable(format!(
                 "every delivery failed for {} days",
                 self.config.disable_after.as_secs() / 86_400
@@ -316,9 +310,9 @@ impl Deliverer {
         let Some(delay) = self.config.schedule.get(attempt.attempt as usize) else {
             return AttemptOutcome::GiveUp;
         };
-        let mut ms = jitter(delay.as_millis() as i64);
+        let mut ms = jitter(millis(*delay), 10);
         if let Some(ra) = retry_after {
-            ms = ms.max(ra.min(Duration::from_secs(24 * 3600)).as_millis() as i64);
+            ms = ms.max(millis(ra.min(Duration::from_secs(24 * 3600))));
         }
         AttemptOutcome::Retry(now + ms.max(0))
     }
