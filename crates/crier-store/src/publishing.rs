@@ -206,7 +206,8 @@ impl Store {
                 enqueue_pending(&mut tx, &post.workspace_id, &post.id, at, post.created_at).await?;
             }
             if let Some(kind) = status_event(post.status) {
-                emit_post_event(&mut tx, &post.id, kind, post.created_at).await?;
+                // What was just stored: no need to read it back.
+                emit_post(&mut tx, post, kind, post.created_at).await?;
             }
         }
         tx.commit().await?;
@@ -757,35 +758,37 @@ impl Store {
             .bind(job.id.as_str())
             .execute(&mut *tx)
             .await?;
-        let statuses = sqlx::query("SELECT status FROM post_targets WHERE post_id = $1")
-            .bind(post_id.as_str())
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| {
-                let s: String = r.try_get(0)?;
-                TargetStatus::parse(&s).ok_or_else(|| corrupt("post_targets.status"))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // The post as it now is, read once: its status follows from its targets, and its
+        // event (when the status announces one) is built from these rows.
+        let targets = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1 ORDER BY position"
+        )))
+        .bind(post_id.as_str())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(target_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        let statuses: Vec<TargetStatus> = targets.iter().map(|t| t.status).collect();
         let status = status_from_targets(&statuses);
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE posts SET status = $2, updated_at = $3,
                 published_at = CASE WHEN $4 = 1 AND published_at IS NULL THEN $3 ELSE published_at END
-             WHERE id = $1 RETURNING livemode",
-        )
+             WHERE id = $1 RETURNING {POST_COLUMNS}"
+        )))
         .bind(post_id.as_str())
         .bind(status.as_str())
         .bind(now)
         .bind(matches!(status, PostStatus::Published | PostStatus::PartiallyPublished) as i64)
         .fetch_optional(&mut *tx)
         .await?;
-        let livemode = row
-            .map(|r| r.try_get::<i64, _>(0))
+        let post = row
+            .map(|r| post_from_row(&r))
             .transpose()?
-            .unwrap_or(0)
-            != 0;
-        if let Some(kind) = status_event(status) {
-            emit_post_event(&mut tx, post_id, kind, now).await?;
+            .map(|p| Post { targets, ..p });
+        let livemode = post.as_ref().is_some_and(|p| p.livemode);
+        if let (Some(kind), Some(post)) = (status_event(status), &post) {
+            emit_post(&mut tx, post, kind, now).await?;
         }
         if livemode && matches!(outcome, TargetOutcome::Published { .. }) {
             let period = crier_core::clock::Month::of(now).period;
@@ -1015,7 +1018,12 @@ async fn emit_post_event(tx: &mut Tx, post_id: &PostId, kind: &str, now: i64) ->
     .fetch_all(&mut **tx)
     .await?;
     post.targets = targets.iter().map(target_from_row).collect::<Result<_>>()?;
-    let data = serde_json::to_value(PostObject::from(&post)).expect("a post object");
+    emit_post(tx, &post, kind, now).await
+}
+
+/// Emits event `kind` carrying `post` (as it is in this transaction).
+async fn emit_post(tx: &mut Tx, post: &Post, kind: &str, now: i64) -> Result<()> {
+    let data = serde_json::to_value(PostObject::from(post)).expect("a post object");
     emit(
         tx,
         post.workspace_id.as_str(),
