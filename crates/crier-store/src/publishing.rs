@@ -899,7 +899,7 @@ impl Store {
     ) -> Result<Vec<(AccountId, Metrics, i64)>> {
         let rows = sqlx::query(
             "SELECT account_id, likes, reposts, replies, impressions, collected_at
-             FROM post_metrics WHERE workspace_id = $1 AND post_id = $2 ORDER BY account_id",
+             FROM post_metrics WHERE workspace_id = $1 AND post_id = $2",
         )
         .bind(ws.as_str())
         .bind(post.as_str())
@@ -918,7 +918,8 @@ impl Store {
                     r.try_get(5)?,
                 ))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()
+            .map(by_account)
     }
 
     /// Metrics summed per account over targets published in `[from, to)`, with the number of
@@ -938,7 +939,7 @@ impl Store {
              LEFT JOIN post_metrics m ON m.post_id = t.post_id AND m.account_id = t.account_id
              WHERE t.workspace_id = $1 AND t.status = 'published'
                AND t.published_at >= $2 AND t.published_at < $3
-             GROUP BY t.account_id ORDER BY t.account_id",
+             GROUP BY t.account_id",
         )
         .bind(ws.as_str())
         .bind(from)
@@ -958,7 +959,8 @@ impl Store {
                     },
                 ))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()
+            .map(by_account)
     }
 
     /// Published targets whose metrics are older than `stale_before` (or never collected).
@@ -1035,6 +1037,13 @@ async fn emit_post(tx: &mut Tx, post: &Post, kind: &str, now: i64) -> Result<()>
     )
     .await?;
     Ok(())
+}
+
+/// Rows in account id order, the same on both backends (`ORDER BY` on PostgreSQL follows the
+/// database's collation, which does not sort mixed-case ids byte by byte).
+fn by_account<T, U>(mut rows: Vec<(AccountId, T, U)>) -> Vec<(AccountId, T, U)> {
+    rows.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    rows
 }
 
 /// The event a post's new status announces, if any.
