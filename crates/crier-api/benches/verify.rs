@@ -65,7 +65,17 @@ impl Fixture {
                 .create_workspace("bench", "self-hosted", now)
                 .await
                 .expect("workspace");
-            let state = AppState::new(store.clone(), Arc::new(SystemClock), ApiConfig::default());
+            let config = ApiConfig::default();
+            let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
+            let networks = crier_networks::Networks::default();
+            let app = crier_app::App::new(
+                store.clone(),
+                clock,
+                networks,
+                &config.plans,
+                Arc::new(tokio::sync::Notify::new()),
+            );
+            let state = AppState::new(app, config);
             let plan = state.plan(&ws.plan).expect("self-hosted plan");
             let mut keys = Vec::with_capacity(n);
             for _ in 0..n {

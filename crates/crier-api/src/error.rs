@@ -95,6 +95,20 @@ impl From<Invalid> for ApiError {
     }
 }
 
+/// The application layer's refusals keep their code, message and field; its faults are logged
+/// and answered as the generic 500.
+impl From<crier_app::AppError> for ApiError {
+    fn from(e: crier_app::AppError) -> Self {
+        match e.code {
+            ErrorCode::InternalError => Self::internal(e.message),
+            code => Self {
+                param: e.param,
+                ..Self::new(code, e.message)
+            },
+        }
+    }
+}
+
 impl From<crier_store::StoreError> for ApiError {
     fn from(e: crier_store::StoreError) -> Self {
         match e {

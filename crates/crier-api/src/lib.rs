@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crier_app::App;
 use crier_core::{Clock, Plan};
 use crier_store::{KeyChange, Store};
 use tokio_util::sync::CancellationToken;
@@ -56,50 +57,38 @@ impl Default for ApiConfig {
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    store: Store,
-    clock: Arc<dyn Clock>,
-    plans: BTreeMap<String, Arc<Plan>>,
+    /// The application layer: storage, clock, networks, plans and the rules over them.
+    app: App,
     auth: Authenticator,
     metrics: Metrics,
     workspace_views: routes::workspace::WorkspaceViews,
-    networks: crier_networks::Networks,
-    /// Wakes this node's publisher when a post is due now.
-    publish_wake: Arc<tokio::sync::Notify>,
     config: ApiConfig,
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
-        let plans = config
-            .plans
-            .iter()
-            .map(|(name, p)| {
-                let mut p = p.clone();
-                p.name = name.clone();
-                (name.clone(), Arc::new(p))
-            })
-            .collect();
+    /// The API over `app` (composed by the binary, or by a test). The plans are the app's;
+    /// `config.plans` is what the binary built the app from.
+    pub fn new(app: App, config: ApiConfig) -> Self {
         Self(Arc::new(Inner {
-            store: store.clone(),
-            clock: clock.clone(),
-            plans,
+            app,
             auth: Authenticator::new(config.auth.clone()),
             metrics: Metrics::default(),
             workspace_views: routes::workspace::views(),
-            networks: crier_networks::Networks::default().with(Arc::new(
-                crier_networks::sandbox::Sandbox::new(store.clone(), clock.clone()),
-            )),
-            publish_wake: Arc::new(tokio::sync::Notify::new()),
             config,
         }))
     }
 
+    /// The application layer every handler calls.
+    pub fn app(&self) -> &App {
+        &self.0.app
+    }
+
     pub fn store(&self) -> &Store {
-        &self.0.store
+        self.0.app.store()
     }
 
     pub fn clock(&self) -> &dyn Clock {
-        &*self.0.clock
+        self.0.app.clock()
     }
 
     pub fn auth(&self) -> &Authenticator {
@@ -111,11 +100,11 @@ impl AppState {
     }
 
     pub fn networks(&self) -> &crier_networks::Networks {
-        &self.0.networks
+        self.0.app.networks()
     }
 
     pub fn publish_wake(&self) -> &Arc<tokio::sync::Notify> {
-        &self.0.publish_wake
+        self.0.app.publish_wake()
     }
 
     pub fn workspace_views(&self) -> &routes::workspace::WorkspaceViews {
@@ -127,7 +116,7 @@ impl AppState {
     }
 
     pub fn plan(&self, name: &str) -> Option<Arc<Plan>> {
-        self.0.plans.get(name).cloned()
+        self.0.app.plan(name)
     }
 
     /// The usage period (calendar month, UTC) a time falls in, e.g. `2026-11`.

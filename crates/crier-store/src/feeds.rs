@@ -14,12 +14,11 @@
 use std::collections::HashSet;
 
 use crier_core::ids::{AccountId, FeedId, PostId, WorkspaceId};
-use crier_core::posts::PostStatus;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::model::{Page, Post, corrupt, json_text};
-use crate::publishing::{enqueue_pending, insert_post_tx};
+use crate::publishing::store_new_post;
 use crate::{Result, Store};
 
 /// What a feed does with a new entry.
@@ -450,16 +449,7 @@ impl Store {
             let Some(post) = item.post.as_ref().filter(|_| inserted == 1) else {
                 continue;
             };
-            insert_post_tx(&mut tx, post).await?;
-            match (post.status, post.scheduled_at) {
-                (PostStatus::Scheduled, Some(at)) => {
-                    enqueue_pending(&mut tx, &post.workspace_id, &post.id, at, s.now).await?
-                }
-                (PostStatus::Publishing, _) => {
-                    enqueue_pending(&mut tx, &post.workspace_id, &post.id, s.now, s.now).await?
-                }
-                _ => {}
-            }
+            store_new_post(&mut tx, post).await?;
             let data = serde_json::json!({
                 "feed_id": feed.id.as_str(),
                 "entry_id": item.entry_id,

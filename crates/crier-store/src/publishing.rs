@@ -34,11 +34,15 @@ fn json(v: &impl serde::Serialize) -> String {
 
 pub(crate) type Tx = sqlx::Transaction<'static, Any>;
 
-/// A change of a post's status, with what must commit together with it.
+/// A change of a post: its status (possibly to the same one), and what must commit together
+/// with it. [`Store::transition`] is the one function that writes it.
 #[derive(Debug, Clone)]
 pub struct Transition {
     pub from: PostStatus,
     pub to: PostStatus,
+    /// `Some` replaces the post's content (body, thread, accounts, media, overrides) with this
+    /// post's; its targets follow its accounts.
+    pub content: Option<Post>,
     /// `Some` sets `scheduled_at` (to a time or to null).
     pub scheduled_at: Option<Option<i64>>,
     /// `Some` sets the review record.
@@ -73,6 +77,7 @@ impl Transition {
         Self {
             from,
             to,
+            content: None,
             scheduled_at: None,
             review: None,
             reset_failed_targets: false,
@@ -186,29 +191,16 @@ impl Store {
 
     // ---- posts ----
 
-    /// Stores a new post (and its targets) in one transaction.
+    /// Stores a new post with its targets, jobs and event, in one transaction.
     pub async fn insert_post(&self, post: &Post) -> Result<()> {
-        let mut tx = self.begin().await?;
-        insert_post_tx(&mut tx, post).await?;
-        tx.commit().await?;
-        Ok(())
+        self.insert_posts(std::slice::from_ref(post)).await
     }
 
     /// Stores several posts all or nothing.
     pub async fn insert_posts(&self, posts: &[Post]) -> Result<()> {
         let mut tx = self.begin().await?;
         for post in posts {
-            insert_post_tx(&mut tx, post).await?;
-            if let Some(at) = post
-                .scheduled_at
-                .filter(|_| post.status == PostStatus::Scheduled)
-            {
-                enqueue_pending(&mut tx, &post.workspace_id, &post.id, at, post.created_at).await?;
-            }
-            if let Some(kind) = status_event(post.status) {
-                // What was just stored: no need to read it back.
-                emit_post(&mut tx, post, kind, post.created_at).await?;
-            }
+            store_new_post(&mut tx, post).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -301,45 +293,13 @@ impl Store {
         Ok(page)
     }
 
-    /// Writes a post's content (body, thread, accounts, media, overrides) if it is still in
-    /// `expected` status; its targets follow its accounts. `false` when the status moved.
-    pub async fn update_post_content(&self, post: &Post, expected: PostStatus) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "UPDATE posts SET body = $3, thread = $4, account_ids = $5, media_ids = $6,
-                overrides = $7, updated_at = $8
-             WHERE workspace_id = $1 AND id = $2 AND status = $9",
-        )
-        .bind(post.workspace_id.as_str())
-        .bind(post.id.as_str())
-        .bind(&post.body)
-        .bind(json(&post.thread))
-        .bind(json(&post.account_ids))
-        .bind(json(&post.media_ids))
-        .bind(json(&post.overrides))
-        .bind(post.updated_at)
-        .bind(expected.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM post_targets WHERE post_id = $1")
-            .bind(post.id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        insert_targets(&mut tx, post).await?;
-        // Jobs of a scheduled post follow its targets too.
-        if let (PostStatus::Scheduled, Some(at)) = (expected, post.scheduled_at) {
-            delete_jobs(&mut tx, &post.id).await?;
-            enqueue_pending(&mut tx, &post.workspace_id, &post.id, at, post.updated_at).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Applies a status change if the post is still in `t.from`; `false` when it moved.
+    /// Applies a change of a post if it is still in `t.from`; `false` when it moved. The one
+    /// path for changing a post from outside the publisher: in one transaction the status (and
+    /// the content, when given), the post's jobs (all deleted, then one per pending target when
+    /// `enqueue_at` says so) and the event its new status announces.
+    ///
+    /// The conditional `UPDATE` of the post row comes first and locks it, as the publisher's
+    /// `begin_attempt` locks it first: so the two cannot both win.
     pub async fn transition(&self, ws: &WorkspaceId, id: &PostId, t: &Transition) -> Result<bool> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
@@ -363,6 +323,27 @@ impl Store {
         .rows_affected();
         if n == 0 {
             return Ok(false);
+        }
+        if let Some(post) = &t.content {
+            sqlx::query(
+                "UPDATE posts SET body = $3, thread = $4, account_ids = $5, media_ids = $6,
+                    overrides = $7
+                 WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .bind(&post.body)
+            .bind(json(&post.thread))
+            .bind(json(&post.account_ids))
+            .bind(json(&post.media_ids))
+            .bind(json(&post.overrides))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM post_targets WHERE post_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            insert_targets(&mut tx, post).await?;
         }
         delete_jobs(&mut tx, id).await?;
         if t.reset_failed_targets {
@@ -497,12 +478,15 @@ impl Store {
     /// `pending` until then).
     pub async fn retry_job(&self, job: &Job, run_at: i64, error: &TargetError) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE jobs SET run_at = $2, locked_until = 0 WHERE id = $1")
+        let still_ours = sqlx::query("UPDATE jobs SET run_at = $2, locked_until = 0 WHERE id = $1")
             .bind(job.id.as_str())
             .bind(run_at)
             .execute(&mut *tx)
-            .await?;
-        if let (Some(post), Some(account)) = (&job.post_id, &job.account_id) {
+            .await?
+            .rows_affected()
+            == 1;
+        // A job that is gone was taken back with its post (deleted): its target is not ours.
+        if still_ours && let (Some(post), Some(account)) = (&job.post_id, &job.account_id) {
             sqlx::query(
                 "UPDATE post_targets SET status = 'pending', error_code = $3, error_message = $4
                  WHERE post_id = $1 AND account_id = $2",
@@ -529,17 +513,61 @@ impl Store {
 
     // ---- attempts ----
 
-    /// Records an attempt before the network is called, and marks the target publishing.
+    /// Records an attempt before the network is called, marks the target publishing and a
+    /// scheduled post publishing, all in one transaction, and only if the call may still go
+    /// out: the post is still `scheduled` or `publishing`, `job` still exists (cancel, delete,
+    /// edit and reschedule delete a post's jobs in the transaction that changes it), and the
+    /// target still waits. `None`: one of them moved since the job was claimed, nothing was
+    /// written, and nothing may be sent.
+    ///
+    /// The post row is locked first, as every change of a post locks it first, so a cancel
+    /// racing this either commits before (and this finds the post `draft`, or the job gone)
+    /// or waits until this commits (and finds the post `publishing`: `409 conflict`).
     pub async fn begin_attempt(
         &self,
-        post: &PostId,
-        account: &AccountId,
+        job: &Job,
         part: i64,
         idem_key: &str,
         now: i64,
-    ) -> Result<AttemptId> {
-        let id = AttemptId::generate();
+    ) -> Result<Option<AttemptId>> {
+        let (Some(post), Some(account)) = (&job.post_id, &job.account_id) else {
+            return Ok(None);
+        };
         let mut tx = self.begin().await?;
+        let post_ok = sqlx::query(
+            "UPDATE posts SET status = 'publishing',
+                updated_at = CASE WHEN status = 'scheduled' THEN $3 ELSE updated_at END
+             WHERE workspace_id = $1 AND id = $2 AND status IN ('scheduled', 'publishing')",
+        )
+        .bind(job.workspace_id.as_str())
+        .bind(post.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let job_ok = post_ok
+            && sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE id = $1")
+                .bind(job.id.as_str())
+                .fetch_one(&mut *tx)
+                .await?
+                == 1;
+        let target_ok = job_ok
+            && sqlx::query(
+                "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
+                 WHERE post_id = $1 AND account_id = $2 AND status IN ('pending', 'publishing')",
+            )
+            .bind(post.as_str())
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        if !target_ok {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let id = AttemptId::generate();
         sqlx::query(
             "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key, outcome,
                 started_at) VALUES ($1, $2, $3, $4, $5, 'in_flight', $6)",
@@ -552,25 +580,8 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
-             WHERE post_id = $1 AND account_id = $2",
-        )
-        .bind(post.as_str())
-        .bind(account.as_str())
-        .execute(&mut *tx)
-        .await?;
-        // A scheduled post whose first call goes out is publishing now.
-        sqlx::query(
-            "UPDATE posts SET status = 'publishing', updated_at = $2
-             WHERE id = $1 AND status = 'scheduled'",
-        )
-        .bind(post.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// Records a look-up by idempotency key that failed (outcome `lookup_failed`), so it is on
@@ -678,13 +689,15 @@ impl Store {
     }
 
     /// Records a target's final outcome, deletes its job and updates the post's status, all
-    /// in one transaction. Returns the post's new status.
+    /// in one transaction. Returns the post's new status, or `None` when the job was taken
+    /// away meanwhile (its post cancelled, deleted or edited before any call went out, or
+    /// another node finished it after this node's lease ran out): then nothing is written.
     pub async fn finish_target(
         &self,
         job: &Job,
         outcome: &TargetOutcome,
         now: i64,
-    ) -> Result<PostStatus> {
+    ) -> Result<Option<PostStatus>> {
         self.finish_target_with(job, outcome, None, now).await
     }
 
@@ -696,20 +709,37 @@ impl Store {
         outcome: &TargetOutcome,
         attempt: Option<(&AttemptId, &str)>,
         now: i64,
-    ) -> Result<PostStatus> {
+    ) -> Result<Option<PostStatus>> {
         let (Some(post_id), Some(account)) = (&job.post_id, &job.account_id) else {
             self.drop_job(&job.id).await?;
-            return Ok(PostStatus::Publishing);
+            return Ok(None);
         };
         let mut tx = self.begin().await?;
-        // Lock the post row first. Without it, two targets of one post finishing at once on
+        // Lock the post row first, as every change of a post does, and only while it still
+        // publishes. Without the lock, two targets of one post finishing at once on
         // PostgreSQL each read the targets' statuses before the other commits, and the post
         // stays `publishing` for good. (SQLite serialises write transactions anyway.)
-        sqlx::query("UPDATE posts SET updated_at = $2 WHERE id = $1")
-            .bind(post_id.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let post_ok = sqlx::query(
+            "UPDATE posts SET updated_at = $2
+             WHERE id = $1 AND status IN ('scheduled', 'publishing')",
+        )
+        .bind(post_id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let job_ok = post_ok
+            && sqlx::query("DELETE FROM jobs WHERE id = $1")
+                .bind(job.id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if !job_ok {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         if let Some((attempt, external_id)) = attempt {
             sqlx::query(
                 "UPDATE publish_attempts SET outcome = 'published', external_id = $2,
@@ -754,10 +784,6 @@ impl Store {
                 .await?;
             }
         }
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(job.id.as_str())
-            .execute(&mut *tx)
-            .await?;
         // The post as it now is, read once: its status follows from its targets, and its
         // event (when the status announces one) is built from these rows.
         let targets = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -802,7 +828,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(status)
+        Ok(Some(status))
     }
 
     /// Targets of live posts that are scheduled, publishing or awaiting approval and not yet
@@ -1058,7 +1084,29 @@ fn status_event(status: PostStatus) -> Option<&'static str> {
     }
 }
 
-pub(crate) async fn insert_post_tx(tx: &mut Tx, post: &Post) -> Result<()> {
+/// Stores a new post in any status, with what its status brings: its jobs (a scheduled post's
+/// at its time, a publishing post's now) and the event its status announces. Every way a post
+/// comes into being (the API, batches, feeds) goes through here.
+pub(crate) async fn store_new_post(tx: &mut Tx, post: &Post) -> Result<()> {
+    insert_post_tx(tx, post).await?;
+    let now = post.created_at;
+    match (post.status, post.scheduled_at) {
+        (PostStatus::Scheduled, Some(at)) => {
+            enqueue_pending(tx, &post.workspace_id, &post.id, at, now).await?
+        }
+        (PostStatus::Publishing, _) => {
+            enqueue_pending(tx, &post.workspace_id, &post.id, now, now).await?
+        }
+        _ => {}
+    }
+    if let Some(kind) = status_event(post.status) {
+        // What was just stored: no need to read it back.
+        emit_post(tx, post, kind, now).await?;
+    }
+    Ok(())
+}
+
+async fn insert_post_tx(tx: &mut Tx, post: &Post) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO posts ({POST_COLUMNS})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"

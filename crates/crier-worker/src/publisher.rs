@@ -1,10 +1,10 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::runner::{jitter, millis};
+use crier_app::App;
 use crier_core::Clock;
-use crier_core::clock::Month;
 use crier_core::ids::WorkspaceId;
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_networks::{Network, Networks, PublishError, PublishedPart};
@@ -29,9 +29,6 @@ pub struct WorkerConfig {
     pub max_backoff: Duration,
     /// How often published targets' metrics are refreshed.
     pub metrics_every: Duration,
-    /// Live posts each plan may publish per month (plan name -> limit; a plan not named here
-    /// has no limit). Checked before a target's first call.
-    pub posts_per_month: BTreeMap<String, u64>,
 }
 
 impl Default for WorkerConfig {
@@ -45,24 +42,27 @@ impl Default for WorkerConfig {
             backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(30 * 60),
             metrics_every: Duration::from_secs(3600),
-            posts_per_month: BTreeMap::new(),
         }
     }
 }
 
 #[derive(Clone)]
 pub struct Publisher {
+    /// Storage, networks, clock, plans and the wake signal, as the binary composed them.
+    app: App,
     store: Store,
     networks: Networks,
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     wake: Arc<Notify>,
-    /// Workspaces' plans, as last read (plans change rarely: by an operator).
+    /// Workspaces' plan names, as last read (plans change rarely: by an operator).
     plans: Arc<Mutex<HashMap<WorkspaceId, (String, i64)>>>,
 }
 
 /// How long a workspace's plan is remembered.
 const PLAN_TTL_MS: i64 = 60_000;
+/// At most this many workspaces' plans are remembered; past it the memory starts afresh.
+const PLANS_REMEMBERED: usize = 10_000;
 
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,19 +74,14 @@ pub enum Processed {
 }
 
 impl Publisher {
-    pub fn new(
-        store: Store,
-        networks: Networks,
-        clock: Arc<dyn Clock>,
-        config: WorkerConfig,
-        wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(app: App, config: WorkerConfig) -> Self {
         Self {
-            store,
-            networks,
-            clock,
+            store: app.store().clone(),
+            networks: app.networks().clone(),
+            clock: app.clock_arc(),
+            wake: app.publish_wake().clone(),
+            app,
             config,
-            wake,
             plans: Arc::default(),
         }
     }
@@ -221,10 +216,11 @@ impl Publisher {
             code: code.to_owned(),
             message: message.to_owned(),
         });
-        self.store
+        let finished = self
+            .store
             .finish_target(job, &outcome, self.clock.now_ms())
             .await?;
-        Ok(Processed::Failed)
+        Ok(finished.map_or(Processed::Dropped, |_| Processed::Failed))
     }
 
     async fn publish_parts(
@@ -296,10 +292,13 @@ impl Publisher {
                     .extend_lease(&job.id, now + millis(self.config.lease))
                     .await?;
             }
-            let attempt = self
-                .store
-                .begin_attempt(&post.id, &account.id, i as i64, &idem, now)
-                .await?;
+            // Conditional on the post, the job and the target as they are now, not as `still_due`
+            // read them: a cancel, delete or edit that committed since then wins, and nothing
+            // is sent.
+            let Some(attempt) = self.store.begin_attempt(job, i as i64, &idem, now).await? else {
+                self.store.drop_job(&job.id).await?;
+                return Ok(Processed::Dropped);
+            };
             let call = network.publish(account, &parts[i], reply_to.as_deref(), &idem);
             let result = match tokio::time::timeout(self.config.call_timeout, call).await {
                 Ok(r) => r,
@@ -348,19 +347,17 @@ impl Publisher {
         let closing = closing
             .as_ref()
             .map(|(a, ext): &(_, String)| (a, ext.as_str()));
-        self.store
+        let finished = self
+            .store
             .finish_target_with(job, &outcome, closing, self.clock.now_ms())
             .await?;
-        Ok(Processed::Published)
+        Ok(finished.map_or(Processed::Dropped, |_| Processed::Published))
     }
 
     /// Why the workspace may not publish one more live post this month, if it may not: the
     /// requests that scheduled its posts checked the quota, but plans change and concurrent
     /// requests each see room for themselves.
     async fn over_quota(&self, ws: &WorkspaceId) -> crier_store::Result<Option<String>> {
-        if self.config.posts_per_month.is_empty() {
-            return Ok(None);
-        }
         let now = self.clock.now_ms();
         let cached = {
             let plans = self.plans.lock().expect("plans lock");
@@ -375,31 +372,20 @@ impl Publisher {
                 let Some(workspace) = self.store.get_workspace(ws).await? else {
                     return Ok(None);
                 };
-                self.plans
-                    .lock()
-                    .expect("plans lock")
-                    .insert(ws.clone(), (workspace.plan.clone(), now));
+                let mut plans = self.plans.lock().expect("plans lock");
+                if plans.len() >= PLANS_REMEMBERED {
+                    plans.clear();
+                }
+                plans.insert(ws.clone(), (workspace.plan.clone(), now));
                 workspace.plan
             }
         };
-        let Some(&limit) = self.config.posts_per_month.get(&plan) else {
+        // A plan the operator no longer configures has no quota to hold (the API refuses its
+        // keys' requests anyway).
+        let Some(plan) = self.app.plan(&plan) else {
             return Ok(None);
         };
-        let month = Month::of(now);
-        let used = self
-            .store
-            .workspace_usage(ws, &month.period)
-            .await?
-            .get(crier_store::METRIC_POSTS_PUBLISHED)
-            .copied()
-            .unwrap_or(0)
-            .max(0) as u64;
-        Ok((used >= limit).then(|| {
-            format!(
-                "This workspace has published {used} of the {limit} posts its plan allows in {}.",
-                month.period
-            )
-        }))
+        crier_app::quota::published_out(&self.store, ws, &plan, now).await
     }
 
     async fn part_done(

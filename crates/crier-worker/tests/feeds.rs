@@ -1006,13 +1006,8 @@ both!(
 
         let clock: Arc<dyn Clock> = Arc::new(w.clock.clone());
         let sandbox = Arc::new(Sandbox::new(w.store.clone(), clock.clone()));
-        let publisher = Publisher::new(
-            w.store.clone(),
-            Networks::default().with(sandbox),
-            clock,
-            WorkerConfig::default(),
-            Arc::new(Notify::new()),
-        );
+        let app = common::app_on(&w.store, clock, Networks::default().with(sandbox), None);
+        let publisher = Publisher::new(app, WorkerConfig::default());
         assert_eq!(publisher.run_due().await, vec![Processed::Published]);
         let timeline = w
             .store

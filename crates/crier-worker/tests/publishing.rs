@@ -17,12 +17,11 @@ use crier_core::{Clock, ManualClock};
 use crier_networks::sandbox::{Sandbox, simulated_metrics};
 use crier_networks::{Network, Networks};
 use crier_store::{
-    Account, Fault, METRIC_POSTS_PUBLISHED, Post, SandboxPost, Store, Target, Transition,
+    Account, Fault, Job, METRIC_POSTS_PUBLISHED, Post, SandboxPost, Store, Target, Transition,
 };
 use crier_worker::{Processed, Publisher, WorkerConfig};
-use tokio::sync::Notify;
 
-use common::{TestDb, both};
+use common::{TestDb, app_on, both};
 
 /// 2027-01-15T08:00:00Z.
 const T0: i64 = 1_800_000_000_000;
@@ -43,23 +42,19 @@ fn config() -> WorkerConfig {
     }
 }
 
-/// A publisher (and its sandbox network) over `store`, on `clock`.
+/// A publisher (and its sandbox network) over `store`, on `clock`, with the `free` plan's
+/// `posts_per_month` (`None`: no quota).
 fn publisher_on(
     store: &Store,
     clock: &ManualClock,
     config: WorkerConfig,
+    posts_per_month: Option<u64>,
 ) -> (Publisher, Arc<Sandbox>) {
     let clock: Arc<dyn Clock> = Arc::new(clock.clone());
     let sandbox = Arc::new(Sandbox::new(store.clone(), clock.clone()));
     let networks = Networks::default().with(sandbox.clone());
-    let publisher = Publisher::new(
-        store.clone(),
-        networks,
-        clock,
-        config,
-        Arc::new(Notify::new()),
-    );
-    (publisher, sandbox)
+    let app = app_on(store, clock, networks, posts_per_month);
+    (Publisher::new(app, config), sandbox)
 }
 
 /// A workspace with a publisher over a fresh database, at `T0`.
@@ -77,6 +72,11 @@ impl World {
     }
 
     async fn with_config(db: &TestDb, config: WorkerConfig) -> Self {
+        Self::with_quota(db, config, None).await
+    }
+
+    /// With the workspace's plan allowing `posts_per_month` (`None`: no quota).
+    async fn with_quota(db: &TestDb, config: WorkerConfig, posts_per_month: Option<u64>) -> Self {
         let store = db.store.clone();
         let clock = ManualClock::new(from_ms(T0));
         let ws = store
@@ -84,7 +84,7 @@ impl World {
             .await
             .expect("create workspace")
             .id;
-        let (publisher, sandbox) = publisher_on(&store, &clock, config);
+        let (publisher, sandbox) = publisher_on(&store, &clock, config, posts_per_month);
         Self {
             store,
             clock,
@@ -585,11 +585,7 @@ both!(
 );
 
 both!(the_publisher_stops_at_the_monthly_quota, |db| async move {
-    let config = WorkerConfig {
-        posts_per_month: [("free".to_owned(), 1)].into(),
-        ..config()
-    };
-    let w = World::with_config(&db, config).await;
+    let w = World::with_quota(&db, config(), Some(1)).await;
     let live = w.account_in("live", true).await;
     let test = w.account_in("test", false).await;
     // Both got past the API's check (say, before the plan shrank).
@@ -622,11 +618,10 @@ both!(
     a_landed_call_is_found_before_the_quota_is_checked_again,
     |db| async move {
         let config = WorkerConfig {
-            posts_per_month: [("free".to_owned(), 1)].into(),
             max_attempts: 1,
             ..config()
         };
-        let w = World::with_config(&db, config).await;
+        let w = World::with_quota(&db, config, Some(1)).await;
         let live = w.account_in("live", true).await;
         // The call lands, the answer is lost, and with one attempt allowed the target fails.
         let lost = w.schedule(&[&live], "landed", T0).await;
@@ -694,13 +689,9 @@ both!(
     failed_lookups_use_up_the_budget_and_never_repost,
     |db| async move {
         let w = World::new(&db).await;
-        let publisher = Publisher::new(
-            w.store.clone(),
-            Networks::default().with(Arc::new(LookupDown(w.sandbox.clone()))),
-            Arc::new(w.clock.clone()),
-            config(),
-            Arc::new(Notify::new()),
-        );
+        let networks = Networks::default().with(Arc::new(LookupDown(w.sandbox.clone())));
+        let app = app_on(&w.store, Arc::new(w.clock.clone()), networks, None);
+        let publisher = Publisher::new(app, config());
         let a = w.account("ada").await;
         let id = w.schedule(&[&a], "landed, unconfirmed", T0).await;
         w.fault(&a, 1, "timeout", 0).await;
@@ -733,22 +724,29 @@ both!(
 /// Claims the post's job, as a worker that then crashes would (the attempt it records next turns
 /// the post `publishing`);
 /// returns the end of the claim's lease and the idempotency key the publisher uses for part 0.
-async fn crashed_worker_claims(w: &World, id: &PostId, a: &Account) -> (i64, String) {
-    let jobs = w.store.claim_jobs(w.now(), LEASE_MS, 10).await.unwrap();
+async fn crashed_worker_claims(w: &World, id: &PostId, a: &Account) -> (Job, String) {
+    let mut jobs = w.store.claim_jobs(w.now(), LEASE_MS, 10).await.unwrap();
     assert_eq!(jobs.len(), 1);
     let key = idem(id, a, 0);
-    (jobs[0].locked_until, key)
+    (jobs.remove(0), key)
+}
+
+/// What a worker records before its call, as the crashed worker did.
+async fn begin(w: &World, job: &Job, key: &str) -> crier_core::ids::AttemptId {
+    w.store
+        .begin_attempt(job, 0, key, w.now())
+        .await
+        .unwrap()
+        .expect("the post still publishes")
 }
 
 both!(crash_after_the_call_landed, |db| async move {
     let w = World::new(&db).await;
     let a = w.account("ada").await;
     let id = w.schedule(&[&a], "landed", T0).await;
-    let (lease_end, key) = crashed_worker_claims(&w, &id, &a).await;
-    w.store
-        .begin_attempt(&id, &a.id, 0, &key, w.now())
-        .await
-        .unwrap();
+    let (job, key) = crashed_worker_claims(&w, &id, &a).await;
+    let lease_end = job.locked_until;
+    begin(&w, &job, &key).await;
     let landed = w.sandbox.publish(&a, "landed", None, &key).await.unwrap();
     // Crash: the result is never written.
 
@@ -770,11 +768,9 @@ both!(crash_before_the_call_landed, |db| async move {
     let w = World::new(&db).await;
     let a = w.account("ada").await;
     let id = w.schedule(&[&a], "lost on the way", T0).await;
-    let (lease_end, key) = crashed_worker_claims(&w, &id, &a).await;
-    w.store
-        .begin_attempt(&id, &a.id, 0, &key, w.now())
-        .await
-        .unwrap();
+    let (job, key) = crashed_worker_claims(&w, &id, &a).await;
+    let lease_end = job.locked_until;
+    begin(&w, &job, &key).await;
     // Crash before the call.
 
     w.set(lease_end + 1);
@@ -798,12 +794,9 @@ both!(crash_after_the_result_before_the_part_id, |db| async move {
     let w = World::new(&db).await;
     let a = w.account("ada").await;
     let id = w.schedule(&[&a], "half written", T0).await;
-    let (lease_end, key) = crashed_worker_claims(&w, &id, &a).await;
-    let attempt = w
-        .store
-        .begin_attempt(&id, &a.id, 0, &key, w.now())
-        .await
-        .unwrap();
+    let (job, key) = crashed_worker_claims(&w, &id, &a).await;
+    let lease_end = job.locked_until;
+    let attempt = begin(&w, &job, &key).await;
     let landed = w
         .sandbox
         .publish(&a, "half written", None, &key)
@@ -938,7 +931,7 @@ both!(
 
         // A second node: its own connections to the same database, the same clock.
         let store2 = db.connect_again().await;
-        let (other, _sandbox2) = publisher_on(&store2, &w.clock, config());
+        let (other, _sandbox2) = publisher_on(&store2, &w.clock, config(), None);
         let one = w.publisher.clone();
         let h1 = tokio::spawn(async move { one.run_due().await });
         let h2 = tokio::spawn(async move { other.run_due().await });
@@ -966,8 +959,8 @@ both!(
             poll: Duration::from_millis(10),
             ..config()
         };
-        let (one, _) = publisher_on(&w.store, &w.clock, running.clone());
-        let (other, _) = publisher_on(&store2, &w.clock, running);
+        let (one, _) = publisher_on(&w.store, &w.clock, running.clone(), None);
+        let (other, _) = publisher_on(&store2, &w.clock, running, None);
         let cancel = tokio_util::sync::CancellationToken::new();
         let h1 = tokio::spawn(one.run(cancel.clone()));
         let h2 = tokio::spawn(other.run(cancel.clone()));

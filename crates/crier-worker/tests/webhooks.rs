@@ -479,7 +479,13 @@ both!(post_events_follow_status_changes, |db| async move {
         } else {
             published(&format!("x{}", statuses.len()))
         };
-        statuses.push(w.store.finish_target(job, &outcome, T0).await.unwrap());
+        statuses.push(
+            w.store
+                .finish_target(job, &outcome, T0)
+                .await
+                .unwrap()
+                .expect("the job is ours"),
+        );
     }
     assert!(statuses.contains(&PostStatus::Publishing), "p4 half done");
 

@@ -247,11 +247,6 @@ fn validate(c: Config) -> Result<Settings, String> {
         poll: Duration::from_millis(c.worker_poll_ms),
         max_attempts: i64::from(c.publish_max_attempts),
         backoff: Duration::from_secs(c.publish_backoff_seconds),
-        posts_per_month: c
-            .plans
-            .iter()
-            .filter_map(|(name, plan)| Some((name.clone(), plan.posts_per_month?)))
-            .collect(),
         ..WorkerConfig::default()
     });
     let database_url = match c.database_url {

@@ -162,17 +162,12 @@ async fn serve(settings: Settings) -> Result<(), String> {
         );
     }
     let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
-    let state = AppState::new(store.clone(), clock.clone(), settings.api.clone());
+    let app = compose(&store, &clock, &settings);
+    let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());
     if let Some(worker) = settings.worker.clone() {
-        let publisher = crier_worker::Publisher::new(
-            store.clone(),
-            state.networks().clone(),
-            clock.clone(),
-            worker,
-            state.publish_wake().clone(),
-        );
+        let publisher = crier_worker::Publisher::new(app.clone(), worker);
         background.spawn(publisher.clone().run(cancel.clone()));
         background.spawn(publisher.run_metrics(cancel.clone()));
         let deliverer = crier_worker::webhooks::Deliverer::new(
@@ -218,6 +213,26 @@ async fn serve(settings: Settings) -> Result<(), String> {
     while background.join_next().await.is_some() {}
     store.close().await;
     Ok(())
+}
+
+/// The application layer this node runs on: its storage, the clock, the networks it can
+/// publish to, the operator's plans (the one plan source of the API and the workers) and the
+/// signal that wakes this node's publisher.
+fn compose(
+    store: &Store,
+    clock: &Arc<dyn crier_core::Clock>,
+    settings: &Settings,
+) -> crier_app::App {
+    let networks = crier_networks::Networks::default().with(Arc::new(
+        crier_networks::sandbox::Sandbox::new(store.clone(), clock.clone()),
+    ));
+    crier_app::App::new(
+        store.clone(),
+        clock.clone(),
+        networks,
+        &settings.api.plans,
+        Arc::new(tokio::sync::Notify::new()),
+    )
 }
 
 fn store_kind(url: &str) -> &'static str {

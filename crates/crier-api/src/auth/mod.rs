@@ -65,6 +65,19 @@ impl Principal {
         &self.key.plan
     }
 
+    /// The caller as the application layer sees it: this key's workspace and mode, its
+    /// workspace's plan, and the key as the actor on record.
+    pub fn caller(&self) -> crier_app::Caller {
+        crier_app::Caller {
+            tenant: crier_app::Tenant {
+                workspace: self.workspace_id().clone(),
+                livemode: self.livemode(),
+            },
+            plan: self.key.plan.clone(),
+            actor: self.key_id().to_string(),
+        }
+    }
+
     /// The access decision: the key must hold `scope` (403), and the plan must include it
     /// when it is a paid scope (402).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {

@@ -29,7 +29,7 @@ use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Created, List, Pagination};
-use crate::routes::posts::{Deleted, resolve_accounts};
+use crate::routes::posts::Deleted;
 
 pub const MAX_TEMPLATE: usize = 1000;
 pub const MIN_INTERVAL: i64 = 60;
@@ -293,7 +293,11 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateFeed>,
 ) -> ApiResult<Created<FeedObject>> {
     let url = check_feed_url(&state, &req.url).await?;
-    let accounts = resolve_accounts(&state, &p, "account_ids", &req.account_ids).await?;
+    let accounts = state
+        .app()
+        .posts()
+        .resolve_accounts(&p.caller(), "account_ids", &req.account_ids)
+        .await?;
     let template = req.template.unwrap_or_else(|| DEFAULT_TEMPLATE.to_owned());
     check_template(&template)?;
     let mode = parse_mode(req.mode.as_deref().unwrap_or("draft"))?;
@@ -359,7 +363,11 @@ pub async fn update(
         s.url = check_feed_url(&state, &url).await?;
     }
     if let Some(ids) = req.account_ids {
-        let accounts = resolve_accounts(&state, &p, "account_ids", &ids).await?;
+        let accounts = state
+            .app()
+            .posts()
+            .resolve_accounts(&p.caller(), "account_ids", &ids)
+            .await?;
         s.account_ids = accounts.iter().map(|a| a.id.clone()).collect();
     }
     if let Some(t) = req.template {

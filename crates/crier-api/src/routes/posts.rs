@@ -1,23 +1,20 @@
 //! `/v1/posts` and `/v1/batches`: drafts, edits, scheduling (at a time or the next queue slot),
 //! publishing now, cancelling, approving, retrying, deleting, and per-post analytics.
 //!
-//! Every state change goes through the post state machine (`crier_core::posts`) and commits
-//! together with the jobs that act on it; a change the current status forbids is
-//! `409 conflict` with storage unchanged. Text is checked against every target network's rules
-//! when a post is scheduled or published, and `param` names the account and the field
-//! (`targets.acct_….body`).
+//! The handlers parse, call the post rules of the application layer (`crier_app::posts`: the
+//! state machine, validation, network rules, approvals, the quota) and render what they return.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use crier_core::clock::{Month, from_ms};
-use crier_core::ids::{AccountId, PostId};
-use crier_core::posts::{Action, ApprovedTo, PostStatus, TargetStatus};
-use crier_core::{ErrorCode, Scope};
-use crier_networks::sandbox::PLATFORM as SANDBOX;
-use crier_store::{Account, Post, PostFilter, PostOverride, Target, Transition};
+use crier_app::posts::{BatchItem, NewPost, PostEdit, Review, When};
+use crier_core::Scope;
+use crier_core::clock::from_ms;
+use crier_core::ids::AccountId;
+use crier_core::posts::PostStatus;
+use crier_store::{Post, PostFilter, PostOverride};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,10 +26,7 @@ use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Created, List, Pagination, query_pairs};
 
-pub const MAX_TEXT: usize = 20_000;
-pub const MAX_THREAD: usize = 25;
-pub const MAX_ACCOUNTS: usize = 20;
-pub const MAX_BATCH: usize = 100;
+pub use crier_app::posts::{MAX_ACCOUNTS, MAX_BATCH, MAX_REASON, MAX_TEXT, MAX_THREAD};
 
 // ---- wire types ----
 
@@ -110,318 +104,46 @@ pub struct Deleted {
     pub deleted: bool,
 }
 
-// ---- validation ----
-
-fn text(param: &str, s: &str) -> ApiResult<()> {
-    if s.trim().is_empty() {
-        return Err(ApiError::invalid(
-            param,
-            format!("`{param}` must not be empty."),
-        ));
-    }
-    if s.chars().count() > MAX_TEXT {
-        return Err(ApiError::invalid(
-            param,
-            format!("`{param}` must be at most {MAX_TEXT} characters."),
-        ));
-    }
-    Ok(())
-}
-
-fn thread(param: &str, parts: &[String]) -> ApiResult<()> {
-    if parts.len() > MAX_THREAD {
-        return Err(ApiError::invalid(
-            param,
-            format!("`{param}` may have at most {MAX_THREAD} parts."),
-        ));
-    }
-    for (i, part) in parts.iter().enumerate() {
-        text(&format!("{param}[{i}]"), part)?;
-    }
-    Ok(())
-}
-
-/// Checks and resolves the accounts a post goes to: well-formed, in this workspace, of this
-/// key's mode, connected; test-mode keys publish only to sandbox accounts.
-pub(crate) async fn resolve_accounts(
-    state: &AppState,
-    p: &Principal,
-    param: &str,
-    ids: &[String],
-) -> ApiResult<Vec<Account>> {
-    if ids.is_empty() || ids.len() > MAX_ACCOUNTS {
-        return Err(ApiError::invalid(
-            param,
-            format!("`{param}` must list 1 to {MAX_ACCOUNTS} accounts."),
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    let mut accounts = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !seen.insert(id) {
-            return Err(ApiError::invalid(param, format!("`{id}` is listed twice.")));
-        }
-        let unknown = || ApiError::invalid(param, format!("No such account: '{id}'."));
-        let acct = AccountId::parse(id).ok_or_else(unknown)?;
-        let account = state
-            .store()
-            .get_account(p.workspace_id(), &acct)
-            .await?
-            .filter(|a| a.livemode == p.livemode())
-            .ok_or_else(unknown)?;
-        if account.status != "connected" {
-            return Err(ApiError::invalid(
-                param,
-                format!("Account '{id}' is disconnected."),
-            ));
-        }
-        if !p.livemode() && account.platform != SANDBOX {
-            return Err(ApiError::invalid(
-                param,
-                "Test-mode keys publish only to sandbox accounts.",
-            ));
-        }
-        accounts.push(account);
-    }
-    Ok(accounts)
-}
-
-fn check_overrides(
-    overrides: &BTreeMap<String, PostOverride>,
-    accounts: &[String],
-) -> ApiResult<()> {
-    for (acct, o) in overrides {
-        let param = format!("overrides.{acct}");
-        if !accounts.contains(acct) {
-            return Err(ApiError::invalid(
-                param,
-                "Overrides may only name accounts in `account_ids`.",
-            ));
-        }
-        if let Some(body) = &o.body {
-            text(&format!("{param}.body"), body)?;
-        }
-        if let Some(t) = &o.thread {
-            thread(&format!("{param}.thread"), t)?;
-        }
-    }
-    Ok(())
-}
-
-fn check_media(media: &[String]) -> ApiResult<()> {
-    match media.first() {
-        // Media uploads arrive with the media issue; until then no media id exists.
-        Some(id) => Err(ApiError::invalid(
-            "media_ids",
-            format!("No such media: '{id}'."),
-        )),
-        None => Ok(()),
-    }
-}
-
-async fn new_post(state: &AppState, p: &Principal, req: CreatePost) -> ApiResult<Post> {
-    text("body", &req.body)?;
-    thread("thread", &req.thread)?;
-    let accounts = resolve_accounts(state, p, "account_ids", &req.account_ids).await?;
-    check_overrides(&req.overrides, &req.account_ids)?;
-    check_media(&req.media_ids)?;
-    let now = state.clock().now_ms();
-    Ok(Post {
-        thread: req.thread,
-        media_ids: req.media_ids,
-        overrides: req.overrides,
-        ..Post::draft(p.workspace_id(), p.livemode(), &accounts, req.body, now)
-    })
-}
-
-/// Checks every target's text against its network's rules.
-fn check_rules(state: &AppState, post: &Post) -> ApiResult<()> {
-    for t in &post.targets {
-        let Some(network) = state.networks().get(&t.platform) else {
-            return Err(ApiError::invalid(
-                "account_ids",
-                format!("No connector for {}.", t.platform),
-            ));
-        };
-        let parts = post.parts_for(&t.account_id);
-        if let Err(v) = network.rules().check(&parts, post.media_ids.len()) {
-            return Err(ApiError::invalid(
-                format!("targets.{}.{}", t.account_id, v.field),
-                format!(
-                    "For account {} ({}): {} {}.",
-                    t.account_id, t.platform, v.field, v.message
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A post a request wants to publish, for [`check_quota`].
-struct Due<'a> {
-    /// The post as stored before this request (`None`: a new one), whose place may be held.
-    stored: Option<&'a Post>,
-    /// The post as it will be, whose unpublished targets need a place.
-    post: &'a Post,
-    /// When it goes out: its schedule, or now.
-    at: i64,
-}
-
-impl<'a> Due<'a> {
-    /// A stored post going out at `at` as it is.
-    fn stored(post: &'a Post, at: i64) -> Self {
+impl From<CreatePost> for NewPost {
+    fn from(r: CreatePost) -> Self {
         Self {
-            stored: Some(post),
-            post,
-            at,
+            body: r.body,
+            thread: r.thread,
+            account_ids: r.account_ids,
+            media_ids: r.media_ids,
+            overrides: r.overrides,
         }
     }
 }
 
-/// `402 quota_exceeded` when live posts would go past the plan's posts per month. Each post
-/// counts in the month it is due, on top of what the workspace published that month and what
-/// is already scheduled, publishing or awaiting approval for it. A post that already holds its
-/// place (rescheduled, approved, edited) gives it up first, so it is not counted twice. The
-/// publisher checks the published count again before a target's first call, so concurrent
-/// requests cannot publish past the quota by more than a handful.
-async fn check_quota(state: &AppState, p: &Principal, due: &[Due<'_>]) -> ApiResult<()> {
-    let Some(limit) = p.plan().posts_per_month else {
-        return Ok(());
-    };
-    let now = state.clock().now_ms();
-    let this_month = Month::of(now);
-    // month -> (the stored posts that may hold a place in it, the targets the posts add)
-    let mut months: BTreeMap<String, (Month, Vec<&Post>, u64)> = BTreeMap::new();
-    for d in due.iter().filter(|d| d.post.livemode) {
-        let month = Month::of(d.at.max(now));
-        let adding = d
-            .post
-            .targets
-            .iter()
-            .filter(|t| t.status != TargetStatus::Published)
-            .count() as u64;
-        let entry = months
-            .entry(month.period.clone())
-            .or_insert_with(|| (month, Vec::new(), 0));
-        entry.1.extend(d.stored);
-        entry.2 += adding;
-    }
-    for (month, stored, adding) in months.into_values() {
-        // Overdue posts from earlier months go out now: they count in this month.
-        let from = if month == this_month {
-            i64::MIN
-        } else {
-            month.start
-        };
-        // Reserved first: a target that publishes between the two reads is then counted
-        // twice (refusing one too many), never missed.
-        let mut reserved = state
-            .store()
-            .reserved_targets(p.workspace_id(), from, month.end)
-            .await?
-            .max(0) as u64;
-        let used = state
-            .store()
-            .workspace_usage(p.workspace_id(), &month.period)
-            .await?
-            .get(crier_store::METRIC_POSTS_PUBLISHED)
-            .copied()
-            .unwrap_or(0)
-            .max(0) as u64;
-        for post in stored {
-            let holds_place = matches!(
-                post.status,
-                PostStatus::Scheduled | PostStatus::Publishing | PostStatus::PendingApproval
-            ) && (from..month.end).contains(&post.scheduled_at.unwrap_or(0));
-            if holds_place {
-                let held = post
-                    .targets
-                    .iter()
-                    .filter(|t| {
-                        matches!(t.status, TargetStatus::Pending | TargetStatus::Publishing)
-                    })
-                    .count() as u64;
-                reserved = reserved.saturating_sub(held);
-            }
-        }
-        if used + reserved + adding > limit {
-            return Err(ApiError::new(
-                ErrorCode::QuotaExceeded,
-                format!(
-                    "This workspace's plan allows {limit} posts in {}: {used} are published and \
-                     {reserved} scheduled, so {adding} more do not fit.",
-                    month.period
-                ),
-            ));
+impl From<UpdatePost> for PostEdit {
+    fn from(r: UpdatePost) -> Self {
+        Self {
+            body: r.body,
+            thread: r.thread,
+            account_ids: r.account_ids,
+            media_ids: r.media_ids,
+            overrides: r.overrides,
         }
     }
-    Ok(())
 }
 
+impl From<SchedulePost> for When {
+    fn from(r: SchedulePost) -> Self {
+        Self {
+            scheduled_at: r.scheduled_at,
+            slot: r.slot,
+        }
+    }
+}
+
+/// The post `id` as the key `p` sees it (`404` in another workspace or mode).
 pub async fn visible_post(state: &AppState, p: &Principal, id: &str) -> ApiResult<Post> {
-    let not_found = || ApiError::not_found("post", id);
-    let id = PostId::parse(id).ok_or_else(not_found)?;
-    state
-        .store()
-        .get_post(p.workspace_id(), &id)
-        .await?
-        .filter(|post| post.livemode == p.livemode())
-        .ok_or_else(not_found)
+    Ok(state.app().posts().get(&p.caller(), id).await?)
 }
 
-/// Where `action` takes `post` (see [`PostStatus::after`]), or `409 conflict` naming what it
-/// cannot be (`verb`: "scheduled", "retried", …).
-fn allowed(
-    post: &Post,
-    action: Action,
-    require_approval: bool,
-    approved_to: ApprovedTo,
-    verb: &str,
-) -> ApiResult<PostStatus> {
-    post.status
-        .after(action, require_approval, approved_to)
-        .ok_or_else(|| illegal(post, verb))
-}
-
-fn illegal(post: &Post, what: &str) -> ApiError {
-    ApiError::conflict(format!(
-        "A post that is {} cannot be {what}.",
-        post.status.as_str().replace('_', " ")
-    ))
-}
-
-fn moved() -> ApiError {
-    ApiError::conflict("The post changed while this request ran; read it and try again.")
-}
-
-async fn require_approval(state: &AppState, p: &Principal) -> ApiResult<bool> {
-    Ok(state
-        .store()
-        .get_workspace(p.workspace_id())
-        .await?
-        .is_some_and(|w| w.require_approval))
-}
-
-/// Applies a transition and answers with the post as it is now.
-async fn commit(
-    state: &AppState,
-    p: &Principal,
-    post: &Post,
-    t: Transition,
-) -> ApiResult<Json<PostObject>> {
-    let due_now = t.enqueue_at.is_some_and(|at| at <= t.now);
-    if !state
-        .store()
-        .transition(p.workspace_id(), &post.id, &t)
-        .await?
-    {
-        return Err(moved());
-    }
-    if due_now {
-        state.publish_wake().notify_waiters();
-    }
-    let post = visible_post(state, p, post.id.as_str()).await?;
-    Ok(Json(PostObject::from(&post)))
+fn render(post: &Post) -> Json<PostObject> {
+    Json(PostObject::from(post))
 }
 
 // ---- handlers ----
@@ -440,10 +162,7 @@ pub async fn list(
     page: Pagination,
     parts: Parts,
 ) -> ApiResult<Json<List<PostObject>>> {
-    let mut filter = PostFilter {
-        livemode: Some(p.livemode()),
-        ..PostFilter::default()
-    };
+    let mut filter = PostFilter::default();
     let time = |name: &str, v: &str| {
         v.parse::<Timestamp>()
             .map(|t| t.as_millisecond())
@@ -467,8 +186,9 @@ pub async fn list(
         }
     }
     let posts = state
-        .store()
-        .list_posts(p.workspace_id(), &filter, page.limit, page.offset)
+        .app()
+        .posts()
+        .list(&p.caller(), filter, page.limit, page.offset)
         .await?;
     Ok(Json(List::of(&posts, PostObject::from)))
 }
@@ -482,8 +202,7 @@ pub async fn create(
     Auth(p, ..): Auth<need::PostsWrite>,
     ApiJson(req): ApiJson<CreatePost>,
 ) -> ApiResult<Created<PostObject>> {
-    let post = new_post(&state, &p, req).await?;
-    state.store().insert_post(&post).await?;
+    let post = state.app().posts().create(&p.caller(), req.into()).await?;
     Ok(Created(PostObject::from(&post)))
 }
 
@@ -496,9 +215,7 @@ pub async fn get(
     Auth(p, ..): Auth<need::PostsRead>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PostObject>> {
-    Ok(Json(PostObject::from(
-        &visible_post(&state, &p, &id).await?,
-    )))
+    Ok(render(&visible_post(&state, &p, &id).await?))
 }
 
 /// Edit a draft, a scheduled post or one waiting for approval (not once publishing).
@@ -512,52 +229,12 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdatePost>,
 ) -> ApiResult<Json<PostObject>> {
-    let stored = visible_post(&state, &p, &id).await?;
-    let mut post = stored.clone();
-    allowed(&post, Action::Edit, false, ApprovedTo::Scheduled, "edited")?;
-    if let Some(body) = req.body {
-        text("body", &body)?;
-        post.body = body;
-    }
-    if let Some(t) = req.thread {
-        thread("thread", &t)?;
-        post.thread = t;
-    }
-    if let Some(ids) = req.account_ids {
-        let accounts = resolve_accounts(&state, &p, "account_ids", &ids).await?;
-        post.account_ids = accounts.iter().map(|a| a.id.clone()).collect();
-        post.targets = Target::pending_for(&post.id, &accounts);
-    }
-    if let Some(m) = req.media_ids {
-        check_media(&m)?;
-        post.media_ids = m;
-    }
-    if let Some(o) = req.overrides {
-        post.overrides = o;
-    }
-    let account_names: Vec<String> = post.account_ids.iter().map(ToString::to_string).collect();
-    check_overrides(&post.overrides, &account_names)?;
-    if post.status != PostStatus::Draft {
-        check_rules(&state, &post)?;
-        // Other accounts take other places in the quota.
-        let now = state.clock().now_ms();
-        let due = Due {
-            stored: Some(&stored),
-            post: &post,
-            at: post.scheduled_at.unwrap_or(now).max(now),
-        };
-        check_quota(&state, &p, &[due]).await?;
-    }
-    post.updated_at = state.clock().now_ms();
-    if !state
-        .store()
-        .update_post_content(&post, post.status)
-        .await?
-    {
-        return Err(moved());
-    }
-    let post = visible_post(&state, &p, &id).await?;
-    Ok(Json(PostObject::from(&post)))
+    let post = state
+        .app()
+        .posts()
+        .edit(&p.caller(), &id, req.into())
+        .await?;
+    Ok(render(&post))
 }
 
 /// Delete a post (a scheduled post is unscheduled first). Not while it is publishing.
@@ -569,69 +246,12 @@ pub async fn delete(
     Auth(p, ..): Auth<need::PostsDelete>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Deleted>> {
-    let post = visible_post(&state, &p, &id).await?;
-    allowed(
-        &post,
-        Action::Delete,
-        false,
-        ApprovedTo::Scheduled,
-        "deleted",
-    )?;
-    if !state
-        .store()
-        .delete_post(p.workspace_id(), &post.id, post.status)
-        .await?
-    {
-        return Err(moved());
-    }
+    let id = state.app().posts().delete(&p.caller(), &id).await?;
     Ok(Json(Deleted {
-        id: post.id.to_string(),
+        id: id.to_string(),
         object: "post",
         deleted: true,
     }))
-}
-
-/// The instant for `{"scheduled_at"}` or `{"slot":"next"}`.
-async fn schedule_time(state: &AppState, p: &Principal, req: &SchedulePost) -> ApiResult<i64> {
-    let now = state.clock().now();
-    match (&req.scheduled_at, req.slot.as_deref()) {
-        (Some(_), Some(_)) | (None, None) => Err(ApiError::invalid(
-            "scheduled_at",
-            "Give either `scheduled_at` or `slot`.",
-        )),
-        (Some(at), None) => {
-            if *at <= now {
-                return Err(ApiError::invalid(
-                    "scheduled_at",
-                    "`scheduled_at` must be in the future.",
-                ));
-            }
-            Ok(at.as_millisecond())
-        }
-        (None, Some("next")) => {
-            let ws = state
-                .store()
-                .get_workspace(p.workspace_id())
-                .await?
-                .ok_or_else(|| ApiError::internal("workspace missing"))?;
-            state
-                .store()
-                .queue_plan(&ws, now.as_millisecond())
-                .await?
-                .next_free(now)
-                .map(|t| t.as_millisecond())
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "slot",
-                        "No free queue slot in the next 8 weeks; set slots with PUT /v1/queue/slots.",
-                    )
-                })
-        }
-        (None, Some(other)) => Err(ApiError::invalid(
-            "slot",
-            format!("`slot` must be `next`, not `{other}`."),
-        )),
-    }
 }
 
 /// Schedule at `scheduled_at`, or at the next free queue slot with `{"slot":"next"}`.
@@ -645,25 +265,12 @@ pub async fn schedule(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SchedulePost>,
 ) -> ApiResult<Json<PostObject>> {
-    let post = visible_post(&state, &p, &id).await?;
-    let approval = require_approval(&state, &p).await?;
-    let to = allowed(
-        &post,
-        Action::Schedule,
-        approval,
-        ApprovedTo::Scheduled,
-        "scheduled",
-    )?;
-    let at = schedule_time(&state, &p, &req).await?;
-    check_rules(&state, &post)?;
-    check_quota(&state, &p, &[Due::stored(&post, at)]).await?;
-    let now = state.clock().now_ms();
-    let t = Transition {
-        scheduled_at: Some(Some(at)),
-        enqueue_at: (to == PostStatus::Scheduled).then_some(at),
-        ..Transition::new(post.status, to, now)
-    };
-    commit(&state, &p, &post, t).await
+    let post = state
+        .app()
+        .posts()
+        .schedule(&p.caller(), &id, req.into())
+        .await?;
+    Ok(render(&post))
 }
 
 /// Publish now.
@@ -676,24 +283,8 @@ pub async fn publish(
     Auth(p, ..): Auth<need::PostsPublish>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PostObject>> {
-    let post = visible_post(&state, &p, &id).await?;
-    let approval = require_approval(&state, &p).await?;
-    let to = allowed(
-        &post,
-        Action::PublishNow,
-        approval,
-        ApprovedTo::Publishing,
-        "published now",
-    )?;
-    check_rules(&state, &post)?;
-    let now = state.clock().now_ms();
-    check_quota(&state, &p, &[Due::stored(&post, now)]).await?;
-    let t = Transition {
-        scheduled_at: Some(None),
-        enqueue_at: (to == PostStatus::Publishing).then_some(now),
-        ..Transition::new(post.status, to, now)
-    };
-    commit(&state, &p, &post, t).await
+    let post = state.app().posts().publish_now(&p.caller(), &id).await?;
+    Ok(render(&post))
 }
 
 /// Publish again to the accounts that failed.
@@ -706,22 +297,8 @@ pub async fn retry(
     Auth(p, ..): Auth<need::PostsPublish>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PostObject>> {
-    let post = visible_post(&state, &p, &id).await?;
-    let to = allowed(
-        &post,
-        Action::Retry,
-        false,
-        ApprovedTo::Publishing,
-        "retried",
-    )?;
-    let now = state.clock().now_ms();
-    check_quota(&state, &p, &[Due::stored(&post, now)]).await?;
-    let t = Transition {
-        reset_failed_targets: true,
-        enqueue_at: Some(now),
-        ..Transition::new(post.status, to, now)
-    };
-    commit(&state, &p, &post, t).await
+    let post = state.app().posts().retry(&p.caller(), &id).await?;
+    Ok(render(&post))
 }
 
 /// Back to draft from scheduled (or from waiting for approval).
@@ -734,19 +311,8 @@ pub async fn cancel(
     Auth(p, ..): Auth<need::PostsPublish>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PostObject>> {
-    let post = visible_post(&state, &p, &id).await?;
-    let to = allowed(
-        &post,
-        Action::Cancel,
-        false,
-        ApprovedTo::Scheduled,
-        "cancelled",
-    )?;
-    let t = Transition {
-        scheduled_at: Some(None),
-        ..Transition::new(post.status, to, state.clock().now_ms())
-    };
-    commit(&state, &p, &post, t).await
+    let post = state.app().posts().cancel(&p.caller(), &id).await?;
+    Ok(render(&post))
 }
 
 /// Approve a post waiting for approval (it goes to its scheduled time, or out now), or reject
@@ -761,50 +327,12 @@ pub async fn approve(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ApprovePost>,
 ) -> ApiResult<Json<PostObject>> {
-    if let Some(reason) = &req.reason
-        && reason.chars().count() > 1000
-    {
-        return Err(ApiError::invalid(
-            "reason",
-            "`reason` must be at most 1000 characters.",
-        ));
-    }
-    let post = visible_post(&state, &p, &id).await?;
-    let now = state.clock().now_ms();
-    let approved_to = match post.scheduled_at {
-        Some(at) if at > now => ApprovedTo::Scheduled,
-        _ => ApprovedTo::Publishing,
+    let review = Review {
+        reject: req.reject,
+        reason: req.reason,
     };
-    let action = if req.reject {
-        Action::Reject
-    } else {
-        Action::Approve
-    };
-    let verb = if req.reject { "rejected" } else { "approved" };
-    let to = allowed(&post, action, false, approved_to, verb)?;
-    if !req.reject {
-        check_rules(&state, &post)?;
-        let due = post.scheduled_at.unwrap_or(now).max(now);
-        check_quota(&state, &p, &[Due::stored(&post, due)]).await?;
-    }
-    let review = serde_json::json!({
-        "decision": if req.reject { "rejected" } else { "approved" },
-        "reason": req.reason,
-        "by": p.key_id().as_str(),
-        "at": from_ms(now),
-    });
-    let t = Transition {
-        // Publishing now, or back to draft: the post no longer waits for a time.
-        scheduled_at: matches!(to, PostStatus::Publishing | PostStatus::Draft).then_some(None),
-        review: Some(Some(review)),
-        enqueue_at: match to {
-            PostStatus::Scheduled => post.scheduled_at,
-            PostStatus::Publishing => Some(now),
-            _ => None,
-        },
-        ..Transition::new(post.status, to, now)
-    };
-    commit(&state, &p, &post, t).await
+    let post = state.app().posts().review(&p.caller(), &id, review).await?;
+    Ok(render(&post))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -905,49 +433,22 @@ pub async fn batch(
             format!("`posts` must hold 1 to {MAX_BATCH} posts."),
         ));
     }
-    let approval = require_approval(&state, &p).await?;
-    let now = state.clock().now();
-    let mut posts = Vec::with_capacity(req.posts.len());
-    let mut scheduled = Vec::new();
+    let mut items = Vec::with_capacity(req.posts.len());
     for (i, value) in req.posts.into_iter().enumerate() {
-        let prefix = format!("posts[{i}].");
         let item = batch_item(value).map_err(|mut e| {
             e.param.get_or_insert_default();
-            e.within(&prefix)
+            e.within(&format!("posts[{i}]."))
         })?;
-        let mut post = new_post(&state, &p, item.post)
-            .await
-            .map_err(|e| e.within(&prefix))?;
-        if let Some(at) = item.scheduled_at {
+        if item.scheduled_at.is_some() {
+            // Scheduling is publishing: the batch needs that scope too.
             p.require(Scope::PostsPublish)?;
-            if at <= now {
-                return Err(ApiError::invalid(
-                    format!("{prefix}scheduled_at"),
-                    "`scheduled_at` must be in the future.",
-                ));
-            }
-            check_rules(&state, &post).map_err(|e| e.within(&prefix))?;
-            // As stored before this batch: a draft, holding no place in the quota yet.
-            scheduled.push((post.clone(), at.as_millisecond()));
-            post.scheduled_at = Some(at.as_millisecond());
-            post.status = if approval {
-                PostStatus::PendingApproval
-            } else {
-                PostStatus::Scheduled
-            };
         }
-        posts.push(post);
+        items.push(BatchItem {
+            post: item.post.into(),
+            scheduled_at: item.scheduled_at,
+        });
     }
-    let due: Vec<Due> = scheduled
-        .iter()
-        .map(|(post, at)| Due {
-            stored: None,
-            post,
-            at: *at,
-        })
-        .collect();
-    check_quota(&state, &p, &due).await?;
-    state.store().insert_posts(&posts).await?;
+    let posts = state.app().posts().create_batch(&p.caller(), items).await?;
     Ok(Created(List {
         data: posts.iter().map(PostObject::from).collect(),
         has_more: false,

@@ -143,6 +143,22 @@ pub struct KeySpec {
     pub expires_at: Option<jiff::Timestamp>,
 }
 
+/// The application layer as the binary composes it: the sandbox network, the configured
+/// plans, one wake signal shared by the API and the test's publisher.
+pub fn compose(store: &Store, clock: &ManualClock, config: &ApiConfig) -> crier_app::App {
+    let clock: Arc<dyn crier_core::Clock> = Arc::new(clock.clone());
+    let networks = crier_networks::Networks::default().with(Arc::new(
+        crier_networks::sandbox::Sandbox::new(store.clone(), clock.clone()),
+    ));
+    crier_app::App::new(
+        store.clone(),
+        clock,
+        networks,
+        &config.plans,
+        Arc::new(tokio::sync::Notify::new()),
+    )
+}
+
 impl TestApp {
     pub async fn new() -> Self {
         Self::with_config(ApiConfig::default(), "self-hosted").await
@@ -162,7 +178,7 @@ impl TestApp {
             .create_workspace("acme", plan, clock.now_ms_value())
             .await
             .unwrap();
-        let state = AppState::new(store.clone(), Arc::new(clock.clone()), config);
+        let state = AppState::new(compose(&store, &clock, &config), config);
         let router = crier_api::router(state.clone());
         Self {
             state,
@@ -314,14 +330,11 @@ impl TestApp {
     /// [`crier_worker::Publisher::run_due`]. Retries start at 10 s and double.
     pub fn publisher(&self) -> crier_worker::Publisher {
         crier_worker::Publisher::new(
-            self.store.clone(),
-            self.state.networks().clone(),
-            Arc::new(self.clock.clone()),
+            self.state.app().clone(),
             crier_worker::WorkerConfig {
                 backoff: std::time::Duration::from_secs(10),
                 ..crier_worker::WorkerConfig::default()
             },
-            self.state.publish_wake().clone(),
         )
     }
 

@@ -3,6 +3,26 @@
 
 pub use crier_testdb::{TestDb, both};
 
+/// The application layer over `store`, `clock` and `networks`, on the shipped plans except
+/// that the `free` plan (the test workspaces') allows `posts_per_month` (`None`: no quota).
+#[allow(dead_code)]
+pub fn app_on(
+    store: &crier_store::Store,
+    clock: std::sync::Arc<dyn crier_core::Clock>,
+    networks: crier_networks::Networks,
+    posts_per_month: Option<u64>,
+) -> crier_app::App {
+    let mut plans = crier_core::Plan::defaults();
+    plans.get_mut("free").expect("a free plan").posts_per_month = posts_per_month;
+    crier_app::App::new(
+        store.clone(),
+        clock,
+        networks,
+        &plans,
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // For the webhook tests: a local receiver
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,635 @@
+//! The post rules, for every caller: what a post may contain, which accounts it may go to,
+//! which change each status allows (the state machine in `crier_core::posts`), the networks'
+//! text rules, approvals and the quota. Each operation reads the post, decides, and hands the
+//! store one [`Transition`], which commits only if the post is still in the status the decision
+//! was made on: a change that lost a race answers `409 conflict`, never half-applied.
+//!
+//! Texts are checked against every target network's rules when a post is scheduled or
+//! published; `param` names the account and the field (`targets.acct_….body`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crier_core::clock::from_ms;
+use crier_core::ids::{AccountId, PostId};
+use crier_core::posts::{Action, ApprovedTo, PostStatus};
+use crier_networks::sandbox::PLATFORM as SANDBOX;
+use crier_store::{Account, Page, Post, PostFilter, PostOverride, Target, Transition};
+use jiff::Timestamp;
+
+use crate::quota::{self, Due};
+use crate::{App, AppError, AppResult, Caller};
+
+pub const MAX_TEXT: usize = 20_000;
+pub const MAX_THREAD: usize = 25;
+pub const MAX_ACCOUNTS: usize = 20;
+pub const MAX_BATCH: usize = 100;
+pub const MAX_REASON: usize = 1000;
+
+/// A new post's content.
+#[derive(Debug, Default, Clone)]
+pub struct NewPost {
+    pub body: String,
+    pub thread: Vec<String>,
+    pub account_ids: Vec<String>,
+    pub media_ids: Vec<String>,
+    pub overrides: BTreeMap<String, PostOverride>,
+}
+
+/// What an edit changes; `None` keeps the field.
+#[derive(Debug, Default, Clone)]
+pub struct PostEdit {
+    pub body: Option<String>,
+    pub thread: Option<Vec<String>>,
+    pub account_ids: Option<Vec<String>>,
+    pub media_ids: Option<Vec<String>>,
+    pub overrides: Option<BTreeMap<String, PostOverride>>,
+}
+
+/// When a scheduled post goes out, as asked: exactly one of a time or a slot (`next`: the
+/// next free slot of the workspace's queue).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct When {
+    pub scheduled_at: Option<Timestamp>,
+    pub slot: Option<String>,
+}
+
+/// One post of a batch: its content, and a time when it is to be scheduled at once.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub post: NewPost,
+    pub scheduled_at: Option<Timestamp>,
+}
+
+/// A reviewer's decision on a post waiting for approval.
+#[derive(Debug, Clone, Default)]
+pub struct Review {
+    pub reject: bool,
+    pub reason: Option<String>,
+}
+
+/// The post rules over one [`App`].
+pub struct Posts<'a> {
+    pub(crate) app: &'a App,
+}
+
+impl Posts<'_> {
+    fn now(&self) -> i64 {
+        self.app.clock().now_ms()
+    }
+
+    /// The post `id` of the caller's workspace and mode; `404` otherwise.
+    pub async fn get(&self, c: &Caller, id: &str) -> AppResult<Post> {
+        let not_found = || AppError::not_found("post", id);
+        let id = PostId::parse(id).ok_or_else(not_found)?;
+        self.app
+            .store()
+            .get_post(c.workspace(), &id)
+            .await?
+            .filter(|post| post.livemode == c.livemode())
+            .ok_or_else(not_found)
+    }
+
+    /// A page of the caller's posts (of its mode), newest first.
+    pub async fn list(
+        &self,
+        c: &Caller,
+        filter: PostFilter,
+        limit: u32,
+        offset: u32,
+    ) -> AppResult<Page<Post>> {
+        let filter = PostFilter {
+            livemode: Some(c.livemode()),
+            ..filter
+        };
+        Ok(self
+            .app
+            .store()
+            .list_posts(c.workspace(), &filter, limit, offset)
+            .await?)
+    }
+
+    /// Checks and resolves the accounts a post goes to: well-formed, in this workspace, of
+    /// the caller's mode, connected, each once; test mode publishes only to sandbox accounts.
+    pub async fn resolve_accounts(
+        &self,
+        c: &Caller,
+        param: &str,
+        ids: &[String],
+    ) -> AppResult<Vec<Account>> {
+        if ids.is_empty() || ids.len() > MAX_ACCOUNTS {
+            return Err(AppError::invalid(
+                param,
+                format!("`{param}` must list 1 to {MAX_ACCOUNTS} accounts."),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let mut accounts = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !seen.insert(id) {
+                return Err(AppError::invalid(param, format!("`{id}` is listed twice.")));
+            }
+            let unknown = || AppError::invalid(param, format!("No such account: '{id}'."));
+            let acct = AccountId::parse(id).ok_or_else(unknown)?;
+            let account = self
+                .app
+                .store()
+                .get_account(c.workspace(), &acct)
+                .await?
+                .filter(|a| a.livemode == c.livemode())
+                .ok_or_else(unknown)?;
+            if account.status != "connected" {
+                return Err(AppError::invalid(
+                    param,
+                    format!("Account '{id}' is disconnected."),
+                ));
+            }
+            if !c.livemode() && account.platform != SANDBOX {
+                return Err(AppError::invalid(
+                    param,
+                    "Test-mode keys publish only to sandbox accounts.",
+                ));
+            }
+            accounts.push(account);
+        }
+        Ok(accounts)
+    }
+
+    /// A draft built from `req` (checked, not stored).
+    async fn build(&self, c: &Caller, req: NewPost) -> AppResult<Post> {
+        text("body", &req.body)?;
+        thread("thread", &req.thread)?;
+        let accounts = self
+            .resolve_accounts(c, "account_ids", &req.account_ids)
+            .await?;
+        check_overrides(&req.overrides, &req.account_ids)?;
+        check_media(&req.media_ids)?;
+        Ok(Post {
+            thread: req.thread,
+            media_ids: req.media_ids,
+            overrides: req.overrides,
+            ..Post::draft(c.workspace(), c.livemode(), &accounts, req.body, self.now())
+        })
+    }
+
+    /// Creates a draft.
+    pub async fn create(&self, c: &Caller, req: NewPost) -> AppResult<Post> {
+        let post = self.build(c, req).await?;
+        self.app.store().insert_post(&post).await?;
+        Ok(post)
+    }
+
+    /// Creates up to [`MAX_BATCH`] drafts, or scheduled posts where a time is given, all or
+    /// nothing. Errors name the item (`posts[3].account_ids`).
+    pub async fn create_batch(&self, c: &Caller, items: Vec<BatchItem>) -> AppResult<Vec<Post>> {
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(AppError::invalid(
+                "posts",
+                format!("`posts` must hold 1 to {MAX_BATCH} posts."),
+            ));
+        }
+        let approval = self.require_approval(c).await?;
+        let now = self.app.clock().now();
+        let mut posts = Vec::with_capacity(items.len());
+        let mut scheduled = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let prefix = format!("posts[{i}].");
+            let mut post = self
+                .build(c, item.post)
+                .await
+                .map_err(|e| e.within(&prefix))?;
+            if let Some(at) = item.scheduled_at {
+                if at <= now {
+                    return Err(AppError::invalid(
+                        format!("{prefix}scheduled_at"),
+                        "`scheduled_at` must be in the future.",
+                    ));
+                }
+                self.check_rules(&post).map_err(|e| e.within(&prefix))?;
+                // As stored before this batch: a draft, holding no place in the quota yet.
+                scheduled.push((post.clone(), at.as_millisecond()));
+                post.scheduled_at = Some(at.as_millisecond());
+                post.status = if approval {
+                    PostStatus::PendingApproval
+                } else {
+                    PostStatus::Scheduled
+                };
+            }
+            posts.push(post);
+        }
+        let due: Vec<Due> = scheduled
+            .iter()
+            .map(|(post, at)| Due {
+                stored: None,
+                post,
+                at: *at,
+            })
+            .collect();
+        quota::check(self.app.store(), c, &due, now.as_millisecond()).await?;
+        self.app.store().insert_posts(&posts).await?;
+        Ok(posts)
+    }
+
+    /// Edits a draft, a scheduled post or one waiting for approval (not once publishing).
+    /// When the workspace requires approval, an edit of a scheduled post sends it back to
+    /// `pending_approval`: what was approved is not what would go out.
+    pub async fn edit(&self, c: &Caller, id: &str, req: PostEdit) -> AppResult<Post> {
+        let stored = self.get(c, id).await?;
+        let mut post = stored.clone();
+        allowed(&post, Action::Edit, false, ApprovedTo::Scheduled, "edited")?;
+        if let Some(body) = req.body {
+            text("body", &body)?;
+            post.body = body;
+        }
+        if let Some(t) = req.thread {
+            thread("thread", &t)?;
+            post.thread = t;
+        }
+        if let Some(ids) = req.account_ids {
+            let accounts = self.resolve_accounts(c, "account_ids", &ids).await?;
+            post.account_ids = accounts.iter().map(|a| a.id.clone()).collect();
+            post.targets = Target::pending_for(&post.id, &accounts);
+        }
+        if let Some(m) = req.media_ids {
+            check_media(&m)?;
+            post.media_ids = m;
+        }
+        if let Some(o) = req.overrides {
+            post.overrides = o;
+        }
+        let account_names: Vec<String> = post.account_ids.iter().map(ToString::to_string).collect();
+        check_overrides(&post.overrides, &account_names)?;
+        let now = self.now();
+        if post.status != PostStatus::Draft {
+            self.check_rules(&post)?;
+            // Other accounts take other places in the quota.
+            let due = Due {
+                stored: Some(&stored),
+                post: &post,
+                at: post.scheduled_at.unwrap_or(now).max(now),
+            };
+            quota::check(self.app.store(), c, &[due], now).await?;
+        }
+        let back_to_review =
+            post.status == PostStatus::Scheduled && self.require_approval(c).await?;
+        let t = if back_to_review {
+            Transition {
+                content: Some(post),
+                // The approval was of other content: it no longer holds.
+                review: Some(None),
+                ..Transition::new(stored.status, PostStatus::PendingApproval, now)
+            }
+        } else {
+            Transition {
+                enqueue_at: (stored.status == PostStatus::Scheduled)
+                    .then_some(stored.scheduled_at)
+                    .flatten(),
+                content: Some(post),
+                ..Transition::new(stored.status, stored.status, now)
+            }
+        };
+        self.commit(c, &stored, t, "edited").await
+    }
+
+    /// Deletes a post (a scheduled one is unscheduled with it). Not while it is publishing.
+    pub async fn delete(&self, c: &Caller, id: &str) -> AppResult<PostId> {
+        let post = self.get(c, id).await?;
+        allowed(
+            &post,
+            Action::Delete,
+            false,
+            ApprovedTo::Scheduled,
+            "deleted",
+        )?;
+        if !self
+            .app
+            .store()
+            .delete_post(c.workspace(), &post.id, post.status)
+            .await?
+        {
+            return Err(moved(self.get(c, id).await.ok().as_ref(), "deleted"));
+        }
+        Ok(post.id)
+    }
+
+    /// Schedules a draft (or reschedules a scheduled post) at a time or the next queue slot;
+    /// when the workspace requires approval it waits for one.
+    pub async fn schedule(&self, c: &Caller, id: &str, when: When) -> AppResult<Post> {
+        let post = self.get(c, id).await?;
+        let approval = self.require_approval(c).await?;
+        let to = allowed(
+            &post,
+            Action::Schedule,
+            approval,
+            ApprovedTo::Scheduled,
+            "scheduled",
+        )?;
+        let at = self.schedule_time(c, when).await?;
+        self.check_rules(&post)?;
+        let now = self.now();
+        quota::check(self.app.store(), c, &[Due::stored(&post, at)], now).await?;
+        let t = Transition {
+            scheduled_at: Some(Some(at)),
+            enqueue_at: (to == PostStatus::Scheduled).then_some(at),
+            ..Transition::new(post.status, to, now)
+        };
+        self.commit(c, &post, t, "scheduled").await
+    }
+
+    /// Publishes now (or asks for approval first).
+    pub async fn publish_now(&self, c: &Caller, id: &str) -> AppResult<Post> {
+        let post = self.get(c, id).await?;
+        let approval = self.require_approval(c).await?;
+        let to = allowed(
+            &post,
+            Action::PublishNow,
+            approval,
+            ApprovedTo::Publishing,
+            "published now",
+        )?;
+        self.check_rules(&post)?;
+        let now = self.now();
+        quota::check(self.app.store(), c, &[Due::stored(&post, now)], now).await?;
+        let t = Transition {
+            scheduled_at: Some(None),
+            enqueue_at: (to == PostStatus::Publishing).then_some(now),
+            ..Transition::new(post.status, to, now)
+        };
+        self.commit(c, &post, t, "published now").await
+    }
+
+    /// Publishes again to the accounts that failed.
+    pub async fn retry(&self, c: &Caller, id: &str) -> AppResult<Post> {
+        let post = self.get(c, id).await?;
+        let to = allowed(
+            &post,
+            Action::Retry,
+            false,
+            ApprovedTo::Publishing,
+            "retried",
+        )?;
+        let now = self.now();
+        quota::check(self.app.store(), c, &[Due::stored(&post, now)], now).await?;
+        let t = Transition {
+            reset_failed_targets: true,
+            enqueue_at: Some(now),
+            ..Transition::new(post.status, to, now)
+        };
+        self.commit(c, &post, t, "retried").await
+    }
+
+    /// Back to draft from scheduled or from waiting for approval.
+    pub async fn cancel(&self, c: &Caller, id: &str) -> AppResult<Post> {
+        let post = self.get(c, id).await?;
+        let to = allowed(
+            &post,
+            Action::Cancel,
+            false,
+            ApprovedTo::Scheduled,
+            "cancelled",
+        )?;
+        let t = Transition {
+            scheduled_at: Some(None),
+            ..Transition::new(post.status, to, self.now())
+        };
+        self.commit(c, &post, t, "cancelled").await
+    }
+
+    /// Approves a post waiting for approval (it goes to its scheduled time, or out now), or
+    /// rejects it (back to draft).
+    pub async fn review(&self, c: &Caller, id: &str, review: Review) -> AppResult<Post> {
+        if let Some(reason) = &review.reason
+            && reason.chars().count() > MAX_REASON
+        {
+            return Err(AppError::invalid(
+                "reason",
+                format!("`reason` must be at most {MAX_REASON} characters."),
+            ));
+        }
+        let post = self.get(c, id).await?;
+        let now = self.now();
+        let approved_to = match post.scheduled_at {
+            Some(at) if at > now => ApprovedTo::Scheduled,
+            _ => ApprovedTo::Publishing,
+        };
+        let (action, verb) = if review.reject {
+            (Action::Reject, "rejected")
+        } else {
+            (Action::Approve, "approved")
+        };
+        let to = allowed(&post, action, false, approved_to, verb)?;
+        if !review.reject {
+            self.check_rules(&post)?;
+            let due = post.scheduled_at.unwrap_or(now).max(now);
+            quota::check(self.app.store(), c, &[Due::stored(&post, due)], now).await?;
+        }
+        let record = serde_json::json!({
+            "decision": verb,
+            "reason": review.reason,
+            "by": c.actor,
+            "at": from_ms(now),
+        });
+        let t = Transition {
+            // Publishing now, or back to draft: the post no longer waits for a time.
+            scheduled_at: matches!(to, PostStatus::Publishing | PostStatus::Draft).then_some(None),
+            review: Some(Some(record)),
+            enqueue_at: match to {
+                PostStatus::Scheduled => post.scheduled_at,
+                PostStatus::Publishing => Some(now),
+                _ => None,
+            },
+            ..Transition::new(post.status, to, now)
+        };
+        self.commit(c, &post, t, verb).await
+    }
+
+    /// Checks every target's text against its network's rules.
+    pub fn check_rules(&self, post: &Post) -> AppResult<()> {
+        for t in &post.targets {
+            let Some(network) = self.app.networks().get(&t.platform) else {
+                return Err(AppError::invalid(
+                    "account_ids",
+                    format!("No connector for {}.", t.platform),
+                ));
+            };
+            let parts = post.parts_for(&t.account_id);
+            if let Err(v) = network.rules().check(&parts, post.media_ids.len()) {
+                return Err(AppError::invalid(
+                    format!("targets.{}.{}", t.account_id, v.field),
+                    format!(
+                        "For account {} ({}): {} {}.",
+                        t.account_id, t.platform, v.field, v.message
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn require_approval(&self, c: &Caller) -> AppResult<bool> {
+        Ok(self
+            .app
+            .store()
+            .get_workspace(c.workspace())
+            .await?
+            .is_some_and(|w| w.require_approval))
+    }
+
+    /// The instant `when` names.
+    async fn schedule_time(&self, c: &Caller, when: When) -> AppResult<i64> {
+        let now = self.app.clock().now();
+        match (when.scheduled_at, when.slot.as_deref()) {
+            (Some(_), Some(_)) | (None, None) => Err(AppError::invalid(
+                "scheduled_at",
+                "Give either `scheduled_at` or `slot`.",
+            )),
+            (None, Some(other)) if other != "next" => Err(AppError::invalid(
+                "slot",
+                format!("`slot` must be `next`, not `{other}`."),
+            )),
+            (Some(at), None) => {
+                if at <= now {
+                    return Err(AppError::invalid(
+                        "scheduled_at",
+                        "`scheduled_at` must be in the future.",
+                    ));
+                }
+                Ok(at.as_millisecond())
+            }
+            (None, Some(_)) => {
+                let ws = self
+                    .app
+                    .store()
+                    .get_workspace(c.workspace())
+                    .await?
+                    .ok_or_else(|| AppError::internal("workspace missing"))?;
+                self.app
+                    .store()
+                    .queue_plan(&ws, now.as_millisecond())
+                    .await?
+                    .next_free(now)
+                    .map(|t| t.as_millisecond())
+                    .ok_or_else(|| {
+                        AppError::invalid(
+                            "slot",
+                            "No free queue slot in the next 8 weeks; set slots with PUT /v1/queue/slots.",
+                        )
+                    })
+            }
+        }
+    }
+
+    /// Applies `t` to `post` and returns the post as it is now; `409` when it lost a race.
+    async fn commit(&self, c: &Caller, post: &Post, t: Transition, verb: &str) -> AppResult<Post> {
+        let due_now = t.enqueue_at.is_some_and(|at| at <= t.now);
+        if !self
+            .app
+            .store()
+            .transition(c.workspace(), &post.id, &t)
+            .await?
+        {
+            let now = self.get(c, post.id.as_str()).await.ok();
+            return Err(moved(now.as_ref(), verb));
+        }
+        if due_now {
+            self.app.publish_wake().notify_waiters();
+        }
+        self.get(c, post.id.as_str()).await
+    }
+}
+
+/// Where `action` takes `post` (see [`PostStatus::after`]), or `409 conflict` naming what it
+/// cannot be (`verb`: "scheduled", "retried", …).
+fn allowed(
+    post: &Post,
+    action: Action,
+    require_approval: bool,
+    approved_to: ApprovedTo,
+    verb: &str,
+) -> AppResult<PostStatus> {
+    post.status
+        .after(action, require_approval, approved_to)
+        .ok_or_else(|| illegal(post.status, verb))
+}
+
+fn illegal(status: PostStatus, what: &str) -> AppError {
+    let status_text = status.as_str().replace('_', " ");
+    let why = if status == PostStatus::Publishing {
+        " Its call to the network may be in flight; wait until it is published or failed."
+    } else {
+        ""
+    };
+    AppError::conflict(format!(
+        "A post that is {status_text} cannot be {what}.{why}"
+    ))
+}
+
+/// The post changed between the read and the conditional write: `409`, saying what it is now
+/// when that explains it (the publisher took it).
+fn moved(now: Option<&Post>, what: &str) -> AppError {
+    match now {
+        Some(post) if post.status == PostStatus::Publishing => illegal(post.status, what),
+        _ => AppError::conflict("The post changed while this request ran; read it and try again."),
+    }
+}
+
+fn text(param: &str, s: &str) -> AppResult<()> {
+    if s.trim().is_empty() {
+        return Err(AppError::invalid(
+            param,
+            format!("`{param}` must not be empty."),
+        ));
+    }
+    if s.chars().count() > MAX_TEXT {
+        return Err(AppError::invalid(
+            param,
+            format!("`{param}` must be at most {MAX_TEXT} characters."),
+        ));
+    }
+    Ok(())
+}
+
+fn thread(param: &str, parts: &[String]) -> AppResult<()> {
+    if parts.len() > MAX_THREAD {
+        return Err(AppError::invalid(
+            param,
+            format!("`{param}` may have at most {MAX_THREAD} parts."),
+        ));
+    }
+    for (i, part) in parts.iter().enumerate() {
+        text(&format!("{param}[{i}]"), part)?;
+    }
+    Ok(())
+}
+
+fn check_overrides(
+    overrides: &BTreeMap<String, PostOverride>,
+    accounts: &[String],
+) -> AppResult<()> {
+    for (acct, o) in overrides {
+        let param = format!("overrides.{acct}");
+        if !accounts.contains(acct) {
+            return Err(AppError::invalid(
+                param,
+                "Overrides may only name accounts in `account_ids`.",
+            ));
+        }
+        if let Some(body) = &o.body {
+            text(&format!("{param}.body"), body)?;
+        }
+        if let Some(t) = &o.thread {
+            thread(&format!("{param}.thread"), t)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_media(media: &[String]) -> AppResult<()> {
+    match media.first() {
+        // Media uploads arrive with the media issue; until then no media id exists.
+        Some(id) => Err(AppError::invalid(
+            "media_ids",
+            format!("No such media: '{id}'."),
+        )),
+        None => Ok(()),
+    }
+}
