@@ -112,12 +112,15 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
-    /// How many of a workspace's accounts (both modes) are connected.
-    pub async fn count_connected_accounts(&self, ws: &WorkspaceId) -> Result<i64> {
+    /// How many of a workspace's accounts of one mode are connected (each mode has its own
+    /// room under the plan's limit: test-mode accounts never use up the live one).
+    pub async fn count_connected_accounts(&self, ws: &WorkspaceId, livemode: bool) -> Result<i64> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM accounts WHERE workspace_id = $1 AND status = 'connected'",
+            "SELECT COUNT(*) FROM accounts WHERE workspace_id = $1 AND livemode = $2
+               AND status = 'connected'",
         )
         .bind(ws.as_str())
+        .bind(livemode as i64)
         .fetch_one(&self.read)
         .await?;
         Ok(n)
