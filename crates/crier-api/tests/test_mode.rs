@@ -1,7 +1,8 @@
 //! Test mode is a parallel world, as in Stripe: whatever a test-mode key (`sk_test_…`) does,
 //! the live world stays as it was. Each test lets a test key act next to a live one and checks,
 //! over HTTP and in storage, that the live side did not move:
-//! - connected accounts: each mode has the plan's room to itself.
+//! - connected accounts: each mode has the plan's room to itself;
+//! - workspace settings are live data: a test key reads them but cannot change them.
 mod common;
 
 use common::{KeySpec, TestApp, both};
@@ -97,4 +98,53 @@ async fn test_mode_accounts_do_not_use_up_the_live_connected_accounts_quota() {
     assert_eq!(stored_accounts(&app, false).await.len(), 2);
 }
 
-both!(tests: test_mode_accounts_do_not_use_up_the_live_connected_accounts_quota);
+// ---- workspace settings ----
+
+async fn a_test_key_cannot_change_live_workspace_settings() {
+    let app = TestApp::new().await;
+    let (live, test) = keys(&app).await;
+    let r = app
+        .patch("/v1/workspace")
+        .key(&live)
+        .json(json!({"timezone": "Europe/Berlin"}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let before = app.snapshot().await;
+
+    for body in [
+        json!({"require_approval": true}),
+        json!({"timezone": "America/New_York"}),
+        json!({"timezone": "America/New_York", "require_approval": true}),
+        json!({}),
+        // Refused for what the key is before what it sent.
+        json!({"timezone": "Mars/Olympus_Mons"}),
+    ] {
+        let r = app
+            .patch("/v1/workspace")
+            .key(&test)
+            .json(body.clone())
+            .send()
+            .await;
+        r.assert_error(403, "forbidden_scope");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("Test-mode keys cannot change live workspace settings"),
+            "{body}: {message}"
+        );
+        assert_eq!(app.snapshot().await, before, "{body} changed storage");
+    }
+
+    // A test key still reads the settings, and both modes see them unchanged.
+    for key in [&test, &live] {
+        let r = app.get("/v1/workspace").key(key).send().await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["timezone"], "Europe/Berlin");
+        assert_eq!(r.body["require_approval"], false);
+    }
+}
+
+both!(
+    tests: test_mode_accounts_do_not_use_up_the_live_connected_accounts_quota,
+    a_test_key_cannot_change_live_workspace_settings,
+);
