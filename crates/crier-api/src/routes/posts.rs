@@ -616,7 +616,7 @@ async fn schedule_time(state: &AppState, p: &Principal, req: &SchedulePost) -> A
                 .ok_or_else(|| ApiError::internal("workspace missing"))?;
             state
                 .store()
-                .queue_plan(&ws, now.as_millisecond())
+                .queue_plan(&ws, p.livemode(), now.as_millisecond())
                 .await?
                 .next_free(now)
                 .map(|t| t.as_millisecond())
