@@ -504,7 +504,7 @@ impl Posts<'_> {
                     .ok_or_else(|| AppError::internal("workspace missing"))?;
                 self.app
                     .store()
-                    .queue_plan(&ws, now.as_millisecond())
+                    .queue_plan(&ws, c.livemode(), now.as_millisecond())
                     .await?
                     .next_free(now)
                     .map(|t| t.as_millisecond())

@@ -117,12 +117,15 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
-    /// How many of a workspace's accounts (both modes) are connected.
-    pub async fn count_connected_accounts(&self, ws: &WorkspaceId) -> Result<i64> {
+    /// How many of a workspace's accounts of one mode are connected (each mode has its own
+    /// room under the plan's limit: test-mode accounts never use up the live one).
+    pub async fn count_connected_accounts(&self, ws: &WorkspaceId, livemode: bool) -> Result<i64> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM accounts WHERE workspace_id = $1 AND status = 'connected'",
+            "SELECT COUNT(*) FROM accounts WHERE workspace_id = $1 AND livemode = $2
+               AND status = 'connected'",
         )
         .bind(ws.as_str())
+        .bind(livemode as i64)
         .fetch_one(&self.read)
         .await?;
         Ok(n)
@@ -421,10 +424,16 @@ impl Store {
         Ok(true)
     }
 
-    /// What finding a free queue slot in `workspace` needs, from `now` on.
-    pub async fn queue_plan(&self, workspace: &Workspace, now: i64) -> Result<QueuePlan> {
+    /// What finding a free queue slot in `workspace` needs, from `now` on, in one mode: that
+    /// mode's slots and the times that mode's posts take (each mode has its own queue).
+    pub async fn queue_plan(
+        &self,
+        workspace: &Workspace,
+        livemode: bool,
+        now: i64,
+    ) -> Result<QueuePlan> {
         let slots = self
-            .slots(&workspace.id)
+            .slots(&workspace.id, livemode)
             .await?
             .into_iter()
             .map(|(weekday, minute)| Slot { weekday, minute })
@@ -434,18 +443,29 @@ impl Store {
         Ok(QueuePlan {
             tz: jiff::tz::TimeZone::get(&workspace.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
             slots,
-            taken: self.scheduled_times(&workspace.id, now, horizon).await?,
+            taken: self
+                .scheduled_times(&workspace.id, livemode, now, horizon)
+                .await?,
         })
     }
 
-    /// Scheduled times of a workspace's posts in `[from, to)`, for finding a free queue slot.
-    pub async fn scheduled_times(&self, ws: &WorkspaceId, from: i64, to: i64) -> Result<Vec<i64>> {
+    /// Scheduled times of a workspace's posts of one mode in `[from, to)`, for finding a free
+    /// queue slot.
+    pub async fn scheduled_times(
+        &self,
+        ws: &WorkspaceId,
+        livemode: bool,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<i64>> {
         let rows = sqlx::query(
-            "SELECT scheduled_at FROM posts WHERE workspace_id = $1 AND scheduled_at >= $2
-               AND scheduled_at < $3 AND status IN ('scheduled', 'pending_approval')
+            "SELECT scheduled_at FROM posts WHERE workspace_id = $1 AND livemode = $2
+               AND scheduled_at >= $3 AND scheduled_at < $4
+               AND status IN ('scheduled', 'pending_approval')
              ORDER BY scheduled_at",
         )
         .bind(ws.as_str())
+        .bind(livemode as i64)
         .bind(from)
         .bind(to)
         .fetch_all(&self.read)
@@ -852,19 +872,27 @@ impl Store {
 
     // ---- queue slots ----
 
-    /// Replaces the workspace's weekly slots: (ISO weekday 1–7, minute of the day).
-    pub async fn set_slots(&self, ws: &WorkspaceId, slots: &[(i64, i64)]) -> Result<()> {
+    /// Replaces the workspace's weekly slots of one mode: (ISO weekday 1–7, minute of the day).
+    /// The other mode's slots are left as they are.
+    pub async fn set_slots(
+        &self,
+        ws: &WorkspaceId,
+        livemode: bool,
+        slots: &[(i64, i64)],
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM queue_slots WHERE workspace_id = $1")
+        sqlx::query("DELETE FROM queue_slots WHERE workspace_id = $1 AND livemode = $2")
             .bind(ws.as_str())
+            .bind(livemode as i64)
             .execute(&mut *tx)
             .await?;
         for (day, minute) in slots {
             sqlx::query(
-                "INSERT INTO queue_slots (workspace_id, weekday, minute_of_day) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO queue_slots (workspace_id, livemode, weekday, minute_of_day)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
             .bind(ws.as_str())
+            .bind(livemode as i64)
             .bind(*day)
             .bind(*minute)
             .execute(&mut *tx)
@@ -874,12 +902,15 @@ impl Store {
         Ok(())
     }
 
-    pub async fn slots(&self, ws: &WorkspaceId) -> Result<Vec<(i64, i64)>> {
+    /// The workspace's weekly slots of one mode, in week order.
+    pub async fn slots(&self, ws: &WorkspaceId, livemode: bool) -> Result<Vec<(i64, i64)>> {
         let rows = sqlx::query(
             "SELECT weekday, minute_of_day FROM queue_slots WHERE workspace_id = $1
+               AND livemode = $2
              ORDER BY weekday, minute_of_day",
         )
         .bind(ws.as_str())
+        .bind(livemode as i64)
         .fetch_all(&self.read)
         .await?;
         rows.iter()

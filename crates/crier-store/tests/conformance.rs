@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crier_core::ids::{KeyId, WorkspaceId};
+use crier_core::ids::{AccountId, KeyId, WorkspaceId};
+use crier_core::posts::PostStatus;
 use crier_core::{KeyDigest, KeyMode, Scope, ScopeSet, SecretKey};
 use crier_store::{
-    Actor, AuditEntry, Backend, IdempotencyBegin, KeyChange, KeyChanges, KeyRow, KeyUsage,
-    MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, Store, StoreError, WorkspaceChanges,
+    Account, Actor, AuditEntry, Backend, IdempotencyBegin, KeyChange, KeyChanges, KeyRow, KeyUsage,
+    MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, Post, Store, StoreError, WorkspaceChanges,
 };
 use crier_testdb::{PgSchema, TestDb};
 use serde_json::json;
@@ -1218,3 +1219,163 @@ conformance!(key_changes_are_announced_on_commit, |store| async move {
         "a write that changed nothing was announced"
     );
 });
+
+// ---------------------------------------------------------------------------------------------
+// Test mode: connected accounts, queue slots and the queue are each mode's own
+// ---------------------------------------------------------------------------------------------
+
+fn account(ws: &WorkspaceId, handle: &str, livemode: bool, status: &str) -> Account {
+    Account {
+        id: AccountId::generate(),
+        workspace_id: ws.clone(),
+        platform: "sandbox".to_owned(),
+        handle: handle.to_owned(),
+        livemode,
+        status: status.to_owned(),
+        created_at: T0,
+        disconnected_at: None,
+    }
+}
+
+fn at(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+conformance!(
+    connected_accounts_slots_and_the_queue_are_per_mode,
+    |store| async move {
+        let ws = new_workspace(&store, "acme").await;
+        let live = account(&ws, "live", true, "connected");
+        let test = account(&ws, "test", false, "connected");
+        for a in [
+            &live,
+            &test,
+            &account(&ws, "test-2", false, "connected"),
+            &account(&ws, "gone", true, "disconnected"),
+        ] {
+            store.insert_account(a).await.unwrap();
+        }
+        assert_eq!(store.count_connected_accounts(&ws, true).await.unwrap(), 1);
+        assert_eq!(store.count_connected_accounts(&ws, false).await.unwrap(), 2);
+
+        // Replacing one mode's slots leaves the other's.
+        store.set_slots(&ws, true, &[(1, 540)]).await.unwrap();
+        store
+            .set_slots(&ws, false, &[(5, 930), (2, 600), (2, 600)])
+            .await
+            .unwrap();
+        assert_eq!(store.slots(&ws, true).await.unwrap(), [(1, 540)]);
+        assert_eq!(store.slots(&ws, false).await.unwrap(), [(2, 600), (5, 930)]);
+        store.set_slots(&ws, false, &[]).await.unwrap();
+        assert_eq!(store.slots(&ws, true).await.unwrap(), [(1, 540)]);
+        assert!(store.slots(&ws, false).await.unwrap().is_empty());
+        store.set_slots(&ws, false, &[(1, 540)]).await.unwrap();
+
+        // T0 is Friday 2027-01-15 08:00 UTC. A live post takes Monday 09:00; test mode's
+        // Monday stays free.
+        let monday = at("2027-01-18T09:00:00Z");
+        let post = Post {
+            status: PostStatus::Scheduled,
+            scheduled_at: Some(monday),
+            ..Post::draft(&ws, true, &[&live], "live".to_owned(), T0)
+        };
+        store.insert_posts(&[post]).await.unwrap();
+        let horizon = T0 + 10 * 7 * DAY;
+        assert_eq!(
+            store.scheduled_times(&ws, true, T0, horizon).await.unwrap(),
+            [monday]
+        );
+        assert!(
+            store
+                .scheduled_times(&ws, false, T0, horizon)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let workspace = store.get_workspace(&ws).await.unwrap().unwrap();
+        let next = |livemode| {
+            let store = store.clone();
+            let workspace = workspace.clone();
+            async move {
+                store
+                    .queue_plan(&workspace, livemode, T0)
+                    .await
+                    .unwrap()
+                    .next_free(jiff::Timestamp::from_millisecond(T0).unwrap())
+                    .map(|t| t.as_millisecond())
+            }
+        };
+        assert_eq!(next(true).await, Some(at("2027-01-25T09:00:00Z")));
+        assert_eq!(next(false).await, Some(monday));
+    }
+);
+
+/// Slots stored before slots had a mode were set on one shared list by keys of both modes;
+/// the upgrade keeps them as live slots, and test mode starts with none.
+async fn check_slots_upgrade(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    let all = migrations_of(&store);
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE crier_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    let (before, after): (Vec<&Migration>, Vec<&Migration>) =
+        all.iter().partition(|m| m.version < 7);
+    for m in &before {
+        sqlx::raw_sql(m.sql).execute(&raw).await.unwrap();
+        sqlx::query("INSERT INTO crier_migrations (version, name, applied_at) VALUES ($1, $2, 0)")
+            .bind(m.version)
+            .bind(m.name)
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
+    let ws = WorkspaceId::generate();
+    for (day, minute) in [(1, 540), (3, 1110)] {
+        sqlx::query(
+            "INSERT INTO queue_slots (workspace_id, weekday, minute_of_day) VALUES ($1, $2, $3)",
+        )
+        .bind(ws.as_str())
+        .bind(day as i64)
+        .bind(minute as i64)
+        .execute(&raw)
+        .await
+        .unwrap();
+    }
+    raw.close().await;
+
+    let pending: Vec<i64> = after.iter().map(|m| m.version).collect();
+    assert_eq!(store.migrate().await.unwrap(), pending);
+    assert!(pending.contains(&7));
+    assert_eq!(store.slots(&ws, true).await.unwrap(), [(1, 540), (3, 1110)]);
+    assert!(store.slots(&ws, false).await.unwrap().is_empty());
+    // The same slot in both modes is two rows.
+    store.set_slots(&ws, false, &[(1, 540)]).await.unwrap();
+    assert_eq!(store.slots(&ws, false).await.unwrap(), [(1, 540)]);
+    assert_eq!(store.slots(&ws, true).await.unwrap(), [(1, 540), (3, 1110)]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn slots_stored_before_modes_become_live_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    check_slots_upgrade(&format!("sqlite://{}", dir.path().join("u.db").display())).await;
+}
+
+#[tokio::test]
+async fn slots_stored_before_modes_become_live_postgres() {
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
+    check_slots_upgrade(&schema.url).await;
+    schema.drop().await;
+}

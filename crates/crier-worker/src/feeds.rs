@@ -499,7 +499,7 @@ impl FeedPoller {
             if feed.mode == FeedMode::Queue
                 && let Some(ws) = &ws
             {
-                plan.queue = self.store.queue_plan(ws, now).await?;
+                plan.queue = self.store.queue_plan(ws, feed.livemode, now).await?;
             }
         }
 

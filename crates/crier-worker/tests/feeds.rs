@@ -1064,7 +1064,7 @@ both!(queue_mode_takes_the_next_free_slots, |db| async move {
     let w = World::new(&db).await;
     // Mondays and Wednesdays at 09:00 UTC; T0 is Friday 2027-01-15.
     w.store
-        .set_slots(&w.ws, &[(1, 540), (3, 540)])
+        .set_slots(&w.ws, false, &[(1, 540), (3, 540)])
         .await
         .unwrap();
     w.server.serve(rss(&[
@@ -1107,6 +1107,80 @@ both!(queue_mode_takes_the_next_free_slots, |db| async move {
     );
     assert_eq!(w.store.next_job_at().await.unwrap(), Some(monday));
 });
+
+both!(
+    a_test_mode_feed_queues_into_its_own_modes_slots,
+    |db| async move {
+        // The world's feed and account are test-mode ones. Live mode queues on Mondays only,
+        // and a live post already takes the next Monday; test mode queues on Mondays and
+        // Wednesdays, and nothing of its own takes them.
+        let w = World::new(&db).await;
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let monday = at("2027-01-18T09:00:00Z");
+        let wednesday = at("2027-01-20T09:00:00Z");
+        w.store.set_slots(&w.ws, true, &[(1, 540)]).await.unwrap();
+        w.store
+            .set_slots(&w.ws, false, &[(1, 540), (3, 540)])
+            .await
+            .unwrap();
+        let live_account = Account {
+            id: crier_core::ids::AccountId::generate(),
+            handle: "live".into(),
+            livemode: true,
+            ..w.account.clone()
+        };
+        w.store.insert_account(&live_account).await.unwrap();
+        let live_post = Post {
+            status: PostStatus::Scheduled,
+            scheduled_at: Some(monday),
+            ..Post::draft(&w.ws, true, &[&live_account], "live".into(), T0)
+        };
+        w.store
+            .insert_posts(std::slice::from_ref(&live_post))
+            .await
+            .unwrap();
+
+        w.server.serve(rss(&[
+            item("m2", "Second", Some(T0 + 2 * MINUTE)),
+            item("m1", "First", Some(T0 + MINUTE)),
+        ]));
+        w.feed_with(FeedSettings {
+            mode: FeedMode::Queue,
+            ..w.settings("/feed")
+        })
+        .await;
+        w.set(T0 + 3 * MINUTE);
+        assert_eq!(posted(&w.poll_one().await), (2, 0));
+        let queued: Vec<_> = w
+            .posts()
+            .await
+            .into_iter()
+            .filter(|p| p.id != live_post.id)
+            .map(|p| (p.livemode, p.body, p.status, p.scheduled_at))
+            .collect();
+        assert_eq!(
+            queued,
+            vec![
+                (
+                    false,
+                    "First https://blog.test/m1".to_owned(),
+                    PostStatus::Scheduled,
+                    Some(monday)
+                ),
+                (
+                    false,
+                    "Second https://blog.test/m2".to_owned(),
+                    PostStatus::Scheduled,
+                    Some(wednesday)
+                ),
+            ]
+        );
+        // The live slots and the live post are as they were.
+        assert_eq!(w.store.slots(&w.ws, true).await.unwrap(), [(1, 540)]);
+        let stored = w.store.get_post(&w.ws, &live_post.id).await.unwrap();
+        assert_eq!(stored.unwrap().scheduled_at, Some(monday));
+    }
+);
 
 both!(
     queue_mode_without_slots_and_text_that_cannot_fit_make_drafts,

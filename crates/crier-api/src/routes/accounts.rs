@@ -108,7 +108,8 @@ pub struct ConnectSandbox {
     pub handle: String,
 }
 
-/// Finish connecting an account. The sandbox connects at once with a handle.
+/// Finish connecting an account. The sandbox connects at once with a handle. Live and
+/// test-mode accounts are counted apart, each against the plan's `connected_accounts`.
 #[utoipa::path(post, path = "/v1/connect/{platform}", tag = "accounts", request_body = ConnectSandbox,
     params(("platform" = String, Path, description = "e.g. `sandbox`")),
     security(("bearer" = ["accounts:write"]), ("api_key" = ["accounts:write"])),
@@ -132,16 +133,19 @@ pub async fn connect(
             "`handle` must be 1 to 50 letters, digits, `_`, `.` or `-`.",
         ));
     }
+    // Each mode has the plan's room to itself: test-mode accounts never use up the live
+    // quota, and test mode is bounded too (it must not grow rows without limit).
     if let Some(limit) = p.plan().connected_accounts {
         let count = state
             .store()
-            .count_connected_accounts(p.workspace_id())
+            .count_connected_accounts(p.workspace_id(), p.livemode())
             .await?
             .max(0) as u64;
         if count >= limit {
+            let mode = if p.livemode() { "" } else { " test-mode" };
             return Err(ApiError::new(
                 crier_core::ErrorCode::QuotaExceeded,
-                format!("This workspace's plan allows {limit} connected accounts."),
+                format!("This workspace's plan allows {limit} connected{mode} accounts."),
             ));
         }
     }

@@ -1,6 +1,10 @@
 //! The posting queue: weekly time slots in the workspace's time zone, and what is scheduled,
 //! in the order it goes out. `POST /v1/posts/{id}/schedule {"slot":"next"}` takes the next
 //! free slot.
+//!
+//! Each mode has its own queue, as it has its own posts: a key reads and replaces its mode's
+//! slots, and a free slot is one its mode's posts do not take. A test-mode key never moves
+//! or fills a live slot.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::auth::{Auth, need};
+use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, List, Pagination};
 use crate::routes::posts::PostObject;
@@ -46,16 +50,17 @@ pub struct PutSlots {
     pub slots: Vec<SlotObject>,
 }
 
-async fn slots_view(state: &AppState, ws: &crier_core::ids::WorkspaceId) -> ApiResult<Slots> {
+/// The slots of the key's mode, and the next one its mode's posts leave free.
+async fn slots_view(state: &AppState, p: &Principal) -> ApiResult<Slots> {
     let workspace = state
         .store()
-        .get_workspace(ws)
+        .get_workspace(p.workspace_id())
         .await?
         .ok_or_else(|| ApiError::internal("workspace missing"))?;
     let now = state.clock().now();
     let queue = state
         .store()
-        .queue_plan(&workspace, now.as_millisecond())
+        .queue_plan(&workspace, p.livemode(), now.as_millisecond())
         .await?;
     Ok(Slots {
         object: "queue_slots",
@@ -72,7 +77,7 @@ async fn slots_view(state: &AppState, ws: &crier_core::ids::WorkspaceId) -> ApiR
     })
 }
 
-/// The workspace's weekly posting slots.
+/// The weekly posting slots of the key's mode (test-mode keys have their own).
 #[utoipa::path(get, path = "/v1/queue/slots", tag = "queue",
     security(("bearer" = ["queue:read"]), ("api_key" = ["queue:read"])),
     responses((status = 200, body = Slots), (status = "4XX", body = crate::error::ErrorEnvelope)))]
@@ -80,10 +85,10 @@ pub async fn get_slots(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::QueueRead>,
 ) -> ApiResult<Json<Slots>> {
-    Ok(Json(slots_view(&state, p.workspace_id()).await?))
+    Ok(Json(slots_view(&state, &p).await?))
 }
 
-/// Replace the weekly posting slots (at most 100).
+/// Replace the weekly posting slots of the key's mode (at most 100); the other mode's stay.
 #[utoipa::path(put, path = "/v1/queue/slots", tag = "queue", request_body = PutSlots,
     security(("bearer" = ["queue:write"]), ("api_key" = ["queue:write"])),
     responses((status = 200, body = Slots), (status = "4XX", body = crate::error::ErrorEnvelope)))]
@@ -108,8 +113,11 @@ pub async fn put_slots(
         })?;
         parsed.push((slot.weekday, slot.minute));
     }
-    state.store().set_slots(p.workspace_id(), &parsed).await?;
-    Ok(Json(slots_view(&state, p.workspace_id()).await?))
+    state
+        .store()
+        .set_slots(p.workspace_id(), p.livemode(), &parsed)
+        .await?;
+    Ok(Json(slots_view(&state, &p).await?))
 }
 
 /// What is scheduled (and waiting for approval), in the order it goes out.

@@ -3,6 +3,10 @@
 //! Reads are served from a view cached for two seconds per workspace, so the most common
 //! authenticated read costs no storage round trip. Usage counters are written in batches every
 //! few seconds anyway, so the view is as fresh as the numbers behind it.
+//!
+//! The settings (time zone, approval rule) are live data: they decide when live posts go out
+//! and whether they wait for approval. Test mode is a parallel world that must not change the
+//! live one, so a test-mode key may read them but not change them (`403 forbidden_scope`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,7 +187,8 @@ pub async fn get(
     ))
 }
 
-/// Change the workspace's settings: `timezone` (IANA) and `require_approval`.
+/// Change the workspace's settings: `timezone` (IANA) and `require_approval`. Live keys only:
+/// a test-mode key gets `403 forbidden_scope`.
 #[utoipa::path(patch, path = "/v1/workspace", tag = "workspace", request_body = UpdateWorkspace,
     security(("bearer" = ["workspace:write"]), ("api_key" = ["workspace:write"])),
     responses(
@@ -195,6 +200,12 @@ pub async fn update(
     Auth(p, ..): Auth<need::WorkspaceWrite>,
     ApiJson(req): ApiJson<UpdateWorkspace>,
 ) -> ApiResult<Json<Arc<WorkspaceObject>>> {
+    if !p.livemode() {
+        return Err(ApiError::new(
+            crier_core::ErrorCode::ForbiddenScope,
+            "Test-mode keys cannot change live workspace settings; use a live key.",
+        ));
+    }
     if let Some(tz) = &req.timezone
         && (tz.len() > 64 || jiff::tz::TimeZone::get(tz).is_err())
     {
