@@ -785,6 +785,40 @@ async fn metrics_count_requests_and_auth_failures() {
     assert!(!m.contains(&key[..12]), "a key prefix in the metrics");
 }
 
+async fn metric_labels_come_from_closed_sets() {
+    let app = TestApp::new().await;
+    // Made-up methods, some long: each would have been a series of its own.
+    for i in 0..50 {
+        let name = format!("X{i}{}", "M".repeat(i * 100));
+        let method = axum::http::Method::from_bytes(name.as_bytes()).unwrap();
+        let r = app.call(method, "/v1/keys").send().await;
+        assert!(r.status.is_client_error(), "{}", r.text);
+        let r = app
+            .call(
+                axum::http::Method::from_bytes(name.as_bytes()).unwrap(),
+                &format!("/random/{i}"),
+            )
+            .send()
+            .await;
+        r.assert_error(404, "not_found");
+    }
+    let m = app.get("/metrics").send().await.text;
+    assert!(!m.contains("X1"), "a made-up method became a label:\n{m}");
+    assert!(!m.contains("/random/"), "a raw path became a label");
+    assert!(
+        m.contains(
+            "crier_http_requests_total{method=\"OTHER\",route=\"unmatched\",status=\"404\"} 50"
+        ),
+        "{m}"
+    );
+    let series = m
+        .lines()
+        .filter(|l| l.starts_with("crier_http_requests_total{"))
+        .count();
+    assert!(series <= 3, "{series} series:\n{m}");
+    assert!(m.len() < 8 * 1024, "{} bytes of metrics", m.len());
+}
+
 both!(
     tests: unknown_routes_are_404_in_the_envelope,
     a_known_route_with_another_method_is_405,
@@ -804,4 +838,5 @@ both!(
     cors_preflights_are_answered_for_any_origin_without_a_key,
     a_panic_is_a_500_in_the_envelope,
     metrics_count_requests_and_auth_failures,
+    metric_labels_come_from_closed_sets,
 );
