@@ -1597,6 +1597,52 @@ async fn trusted_proxies_forward_the_client_address_and_nobody_else_can() {
     }
 }
 
+async fn forwarded_for_over_several_lines_is_one_list() {
+    let mut cfg = ApiConfig::default();
+    cfg.auth.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    let app = TestApp::with_config(cfg, "self-hosted").await;
+    let (key, _) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            allowed_ips: Some(vec!["203.0.113.0/24".into()]),
+            ..KeySpec::default()
+        })
+        .await;
+    // The client sent its own line claiming an allowed address; the proxy added a second line
+    // with the address it saw. The last line is the proxy's, so the client is 6.6.6.6.
+    let r = app
+        .get("/v1/keys")
+        .key(&key)
+        .from_ip("10.0.0.2")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-for", "6.6.6.6")
+        .send()
+        .await;
+    r.assert_error(403, "ip_not_allowed");
+    assert_message_mentions(&r, "6.6.6.6");
+    // Lines are read in order and walked from the right past trusted hops.
+    let r = app
+        .get("/v1/keys")
+        .key(&key)
+        .from_ip("10.0.0.2")
+        .header("x-forwarded-for", "6.6.6.6, 203.0.113.9")
+        .header("x-forwarded-for", "10.0.0.7")
+        .send()
+        .await;
+    assert_status(&r, 200);
+    // A line that is not text stops the walk at the hop before it (the trusted proxy).
+    let r = app
+        .get("/v1/keys")
+        .key(&key)
+        .from_ip("10.0.0.2")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-for", "10.0.0.7, \u{e9}")
+        .send()
+        .await;
+    r.assert_error(403, "ip_not_allowed");
+    assert_message_mentions(&r, "10.0.0.2");
+}
+
 async fn without_trusted_proxies_forwarded_for_is_ignored() {
     let app = TestApp::new().await;
     let (key, _) = app
@@ -1980,6 +2026,7 @@ both!(
     ip_restrictions_match_ipv4_ipv6_and_mapped_addresses,
     trusted_proxies_forward_the_client_address_and_nobody_else_can,
     without_trusted_proxies_forwarded_for_is_ignored,
+    forwarded_for_over_several_lines_is_one_list,
     origin_restrictions_apply_only_to_requests_with_an_origin,
     the_per_minute_limit_refuses_with_headers_and_retry_after,
     the_per_day_limit_refuses_with_a_long_retry_after,

@@ -369,11 +369,26 @@ pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())?;
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    Some(crier_core::net::client_ip(peer, forwarded, trusted))
+    Some(crier_core::net::client_ip(
+        peer,
+        forwarded_for(req.headers()).as_deref(),
+        trusted,
+    ))
+}
+
+/// Every `X-Forwarded-For` line, in order, as one comma-separated list (RFC 9110 §5.3: several
+/// lines of a list header are one list). Reading only the first line would let a client put its
+/// own line first and have a proxy that appends a second line vouch for it. A line that is not
+/// text becomes an entry that does not parse, so the walk from the right stops there.
+fn forwarded_for(headers: &HeaderMap) -> Option<String> {
+    let mut lines = headers.get_all("x-forwarded-for").iter().peekable();
+    lines.peek()?;
+    Some(
+        lines
+            .map(|v| v.to_str().unwrap_or("?"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// The auth layer of every `/v1` route that needs a key.
