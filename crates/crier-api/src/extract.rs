@@ -1,5 +1,7 @@
 //! Extractors that refuse bad input with the envelope: JSON bodies (size, media type, syntax,
-//! types, unknown fields, with `param` naming the field) and pagination.
+//! types, unknown fields, with `param` naming the field), path parameters and pagination.
+//! Handlers use these, never axum's own `Path`, `Query` or `Json` extractors, whose rejections
+//! are bare text.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -124,6 +126,41 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             )
         }
     })
+}
+
+/// Path parameters, like axum's `Path`, refused with the envelope: a parameter that is not
+/// UTF-8 or does not parse as its type is a 400 naming it in `param`.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::{ErrorKind, Path};
+        use axum::extract::rejection::PathRejection;
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let key = match e.kind() {
+                    ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::ParseErrorAtKey { key, .. } => Some(key.clone()),
+                    ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                    _ => None,
+                };
+                Err(match key {
+                    Some(key) => ApiError::invalid(
+                        key.clone(),
+                        format!("The path parameter `{key}` is not valid."),
+                    ),
+                    None => {
+                        ApiError::new(ErrorCode::InvalidRequest, "The request path is not valid.")
+                    }
+                })
+            }
+            // The route and the extractor disagree: a fault of ours.
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    }
 }
 
 /// `limit` (default 20, at most 50) and `offset` (default 0) from the query string.

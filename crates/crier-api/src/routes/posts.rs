@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use crier_core::clock::{Month, from_ms};
 use crier_core::ids::{AccountId, PostId};
@@ -27,7 +27,7 @@ pub use crier_store::views::{PostObject, TargetErrorObject, TargetObject};
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Created, List, Pagination, query_pairs};
+use crate::extract::{ApiJson, ApiPath, Created, List, Pagination, query_pairs};
 
 pub const MAX_TEXT: usize = 20_000;
 pub const MAX_THREAD: usize = 25;
@@ -494,7 +494,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostObject>> {
     Ok(Json(PostObject::from(
         &visible_post(&state, &p, &id).await?,
@@ -509,7 +509,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdatePost>,
 ) -> ApiResult<Json<PostObject>> {
     let stored = visible_post(&state, &p, &id).await?;
@@ -567,7 +567,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsDelete>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Deleted>> {
     let post = visible_post(&state, &p, &id).await?;
     allowed(
@@ -642,7 +642,7 @@ async fn schedule_time(state: &AppState, p: &Principal, req: &SchedulePost) -> A
 pub async fn schedule(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsPublish>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SchedulePost>,
 ) -> ApiResult<Json<PostObject>> {
     let post = visible_post(&state, &p, &id).await?;
@@ -674,7 +674,7 @@ pub async fn schedule(
 pub async fn publish(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsPublish>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostObject>> {
     let post = visible_post(&state, &p, &id).await?;
     let approval = require_approval(&state, &p).await?;
@@ -704,7 +704,7 @@ pub async fn publish(
 pub async fn retry(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsPublish>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostObject>> {
     let post = visible_post(&state, &p, &id).await?;
     let to = allowed(
@@ -732,7 +732,7 @@ pub async fn retry(
 pub async fn cancel(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsPublish>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostObject>> {
     let post = visible_post(&state, &p, &id).await?;
     let to = allowed(
@@ -758,7 +758,7 @@ pub async fn cancel(
 pub async fn approve(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsApprove>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ApprovePost>,
 ) -> ApiResult<Json<PostObject>> {
     if let Some(reason) = &req.reason
@@ -837,7 +837,7 @@ pub struct PostAnalytics {
 pub async fn analytics(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AnalyticsRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostAnalytics>> {
     let post = visible_post(&state, &p, &id).await?;
     let collected = state
