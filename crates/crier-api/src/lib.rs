@@ -170,7 +170,7 @@ impl AppState {
                 tokio::select! {
                     _ = tick.tick() => {
                         let now = state.clock().now_ms();
-                        state.auth().limiter.prune(now);
+                        state.auth().prune(now);
                         if let Err(e) = state.store().purge_idempotency(now).await {
                             tracing::warn!(error = %e, "idempotency purge failed");
                         }

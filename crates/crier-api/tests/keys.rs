@@ -1965,8 +1965,8 @@ async fn failed_authentications_are_throttled_per_client_address() {
         .send()
         .await
         .assert_error(401, "unauthorized");
-    // A key already verified and cached still works from the throttled address; one that
-    // would need a storage look-up waits like everyone else from there.
+    // A key already verified and cached still works from the throttled address, and so does
+    // one that needs a storage look-up: the throttle refuses failures, never valid keys.
     assert_status(
         &app.get("/v1/keys")
             .key(&cached)
@@ -1975,12 +1975,14 @@ async fn failed_authentications_are_throttled_per_client_address() {
             .await,
         200,
     );
-    app.get("/v1/keys")
-        .key(&uncached)
-        .from_ip(attacker)
-        .send()
-        .await
-        .assert_error(429, "rate_limited");
+    assert_status(
+        &app.get("/v1/keys")
+            .key(&uncached)
+            .from_ip(attacker)
+            .send()
+            .await,
+        200,
+    );
 
     // The throttle is a rate, not a ban.
     app.clock.advance(MINUTE + Duration::from_secs(1));
@@ -1996,6 +1998,73 @@ async fn failed_authentications_are_throttled_per_client_address() {
             .from_ip(attacker)
             .send()
             .await,
+        200,
+    );
+}
+
+async fn a_valid_key_never_seen_passes_from_an_address_over_its_failure_limit() {
+    let app = TestApp::new().await;
+    let (key, _) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            ..KeySpec::default()
+        })
+        .await;
+    let (revoked, revoked_row) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            ..KeySpec::default()
+        })
+        .await;
+    let attacker = "198.51.100.7";
+    let fakes: Vec<String> = (0..31)
+        .map(|_| SecretKey::generate(KeyMode::Live).expose().to_owned())
+        .collect();
+    for (i, fake) in fakes.iter().enumerate() {
+        let r = app.get("/v1/keys").key(fake).from_ip(attacker).send().await;
+        if i < 30 {
+            r.assert_error(401, "unauthorized");
+        } else {
+            r.assert_error(429, "rate_limited");
+            retry_after(&r);
+        }
+    }
+    // Never seen by this node: it needs a storage look-up, and gets it.
+    let r = app.get("/v1/keys").key(&key).from_ip(attacker).send().await;
+    assert_status(&r, 200);
+    // Failures from the address are still refused: new fakes, repeated fakes (answered from the
+    // cache of unknown digests) and a key that storage knows but that no longer works.
+    app.store
+        .revoke_key(
+            &app.workspace.id,
+            &revoked_row.id,
+            app.clock.now_ms_value(),
+            &AuditEntry::new(
+                &app.workspace.id,
+                Actor::Cli,
+                "key.revoked",
+                revoked_row.id.as_str(),
+                None,
+                serde_json::json!({}),
+                app.clock.now_ms_value(),
+            ),
+        )
+        .await
+        .unwrap();
+    for k in [
+        SecretKey::generate(KeyMode::Live).expose().to_owned(),
+        fakes[0].clone(),
+        revoked,
+    ] {
+        app.get("/v1/keys")
+            .key(&k)
+            .from_ip(attacker)
+            .send()
+            .await
+            .assert_error(429, "rate_limited");
+    }
+    assert_status(
+        &app.get("/v1/keys").key(&key).from_ip(attacker).send().await,
         200,
     );
 }
@@ -2033,4 +2102,5 @@ both!(
     keys_are_rate_limited_independently,
     the_plan_ceiling_caps_a_key_with_a_higher_limit,
     failed_authentications_are_throttled_per_client_address,
+    a_valid_key_never_seen_passes_from_an_address_over_its_failure_limit,
 );
