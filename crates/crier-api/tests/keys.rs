@@ -1186,6 +1186,47 @@ async fn a_key_revoked_by_another_process_stops_working_within_a_second() {
     while tasks.join_next().await.is_some() {}
 }
 
+async fn a_change_to_one_key_leaves_the_other_keys_cached() {
+    let app = TestApp::new().await;
+    let spec = || KeySpec {
+        scopes: vec![Scope::KeysRead],
+        ..KeySpec::default()
+    };
+    let (changed, row) = app.key(spec()).await;
+    let (same_workspace, _) = app.key(spec()).await;
+    let other_ws = app.other_workspace("globex").await;
+    let (other_workspace, _) = app.key_in(&other_ws, spec()).await;
+    let cancel = CancellationToken::new();
+    let mut tasks = app.state.spawn_background(cancel.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for key in [&changed, &same_workspace, &other_workspace] {
+        assert_status(&app.get("/v1/workspace").key(key).send().await, 200);
+    }
+    let cached = |key: &str| {
+        matches!(
+            app.state.auth().cache.get(&KeyDigest::of(key)),
+            crier_api::auth::cache::Lookup::Found(_)
+        )
+    };
+    assert!(cached(&same_workspace) && cached(&other_workspace));
+
+    revoke_directly(&app, &row).await;
+    until_refused(&app, &changed, Duration::from_millis(1500)).await;
+    // Another poll or two, in case the feed reported the change in more than one step.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        cached(&same_workspace),
+        "a key of the same workspace was dropped"
+    );
+    assert!(
+        cached(&other_workspace),
+        "a key of another workspace was dropped"
+    );
+
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+}
+
 async fn keys_changed_before_the_feed_subscribed_are_not_served_from_cache() {
     let app = TestApp::new().await;
     let (key, row) = app
@@ -2088,6 +2129,7 @@ both!(
     a_key_may_revoke_itself,
     a_key_revoked_by_another_process_stops_working_within_a_second,
     keys_changed_before_the_feed_subscribed_are_not_served_from_cache,
+    a_change_to_one_key_leaves_the_other_keys_cached,
     a_key_stops_working_when_it_expires,
     rotation_issues_a_twin_and_lets_the_old_key_overlap,
     rotation_without_overlap_ends_the_old_key_at_once_and_caps_the_overlap,

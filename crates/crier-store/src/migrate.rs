@@ -28,12 +28,14 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     2 "0002_publishing",
     3 "0003_webhooks",
     4 "0004_feeds",
+    5 "0005_key_changes",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
     2 "0002_publishing",
     3 "0003_webhooks",
     4 "0004_feeds",
+    5 "0005_key_changes",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.
