@@ -10,6 +10,7 @@ pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
