@@ -1,6 +1,6 @@
 //! The server on a real socket (127.0.0.1): half-sent requests are closed after the header
 //! timeout while other clients are served, the connection cap makes new clients wait rather
-//! than fail and shutdown has a deadline.
+//! than fail, shutdown has a deadline, and an oversized body is read before its 413 is sent.
 mod common;
 
 use std::net::SocketAddr;
@@ -160,4 +160,62 @@ async fn shutdown_closes_what_is_still_open_after_the_grace_period() {
     closed_within(&mut stuck, Duration::from_secs(1)).await;
     // Nothing is accepted any more.
     assert!(TcpStream::connect(server.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_client_sending_an_oversized_body_reads_the_413() {
+    let app = TestApp::new().await;
+    let server = start(&app, config(64)).await;
+    let key = app.admin_key().await;
+    let before = app.snapshot().await;
+    for idempotency in ["", "Idempotency-Key: big\r\n"] {
+        let size = 2 * 1024 * 1024;
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(
+            format!(
+                "POST /v1/keys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {size}\r\n{idempotency}\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        // As a simple client does: the whole body, in pieces, before reading anything.
+        let chunk = vec![b' '; 64 * 1024];
+        for i in 0..size / chunk.len() {
+            s.write_all(&chunk)
+                .await
+                .unwrap_or_else(|e| panic!("writing piece {i} of the body: {e}"));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if out.windows(4).any(|w| w == b"\r\n\r\n") && out.ends_with(b"}}") {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => panic!("reading the response: {e}"),
+                Err(_) => panic!("no response"),
+            }
+        }
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        let body = text.split("\r\n\r\n").nth(1).unwrap();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "payload_too_large", "{text}");
+        assert!(
+            v["error"]["request_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("req_")
+        );
+    }
+    assert_eq!(app.snapshot().await, before);
+    server.stop.cancel();
+    server.done.await.unwrap();
 }
