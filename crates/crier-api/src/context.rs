@@ -23,7 +23,13 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     let started = Instant::now();
     let id = RequestId::generate().to_string();
     let method = req.method().clone();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());
+    // The method as a bounded label: an extension method may be kilobytes long.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = crate::metrics::method_label(&method),
+        path = %req.uri().path()
+    );
 
     let run = AssertUnwindSafe(next.run(req)).catch_unwind();
     let outcome = REQUEST_ID
@@ -62,7 +68,7 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     let elapsed = started.elapsed();
     state
         .metrics()
-        .observe_request(method.as_str(), &route, status, elapsed);
+        .observe_request(&method, &route, status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             status,

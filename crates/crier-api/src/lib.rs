@@ -10,6 +10,7 @@ pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -159,7 +160,7 @@ impl AppState {
                 tokio::select! {
                     _ = tick.tick() => {
                         let now = state.clock().now_ms();
-                        state.auth().limiter.prune(now);
+                        state.auth().prune(now);
                         if let Err(e) = state.store().purge_idempotency(now).await {
                             tracing::warn!(error = %e, "idempotency purge failed");
                         }

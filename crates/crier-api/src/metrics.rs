@@ -1,10 +1,18 @@
 //! Prometheus metrics, kept per application instance (no process-wide recorder), rendered in
 //! the text exposition format at `/metrics`.
+//!
+//! Every label comes from a closed set, because anyone can send a request and every distinct
+//! label value is a series kept for the life of the process: the method is one of the standard
+//! methods or `OTHER`, the route is the router's template (or `unmatched` / `other`, chosen by
+//! the caller), and the status is a three-digit code. As a last guard the number of series is
+//! capped; past the cap new combinations are counted under route `other`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use axum::http::Method;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -18,12 +26,31 @@ struct Histogram {
     sum: f64,
 }
 
+/// Series per metric past which new (method, route) pairs are folded into route `other`.
+const MAX_SERIES: usize = 4096;
+
+/// The method as a label: the standard methods by name, anything else `OTHER`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     /// (method, route, status) -> count
-    requests: BTreeMap<(String, String, u16), u64>,
+    requests: BTreeMap<(&'static str, String, u16), u64>,
     /// (method, route) -> latency
-    latency: BTreeMap<(String, String), Histogram>,
+    latency: BTreeMap<(&'static str, String), Histogram>,
     /// reason -> count
     auth_failures: BTreeMap<&'static str, u64>,
     /// window -> count
@@ -34,16 +61,28 @@ struct Inner {
 pub struct Metrics(Mutex<Inner>);
 
 impl Metrics {
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// Counts one request. `route` must come from a closed set (a route template or a fixed
+    /// word); the method is reduced to [`method_label`] here.
+    pub fn observe_request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
+        let method = method_label(method);
+        // StatusCode is 100..=999 already; anything else would be a bug of ours, kept bounded.
+        let status = if (100..=999).contains(&status) {
+            status
+        } else {
+            0
+        };
         let mut m = self.0.lock().expect("metrics lock");
+        let full = m.requests.len() >= MAX_SERIES || m.latency.len() >= MAX_SERIES;
+        let route = if full && !m.latency.contains_key(&(method, route.to_owned())) {
+            "other"
+        } else {
+            route
+        };
         *m.requests
-            .entry((method.to_owned(), route.to_owned(), status))
+            .entry((method, route.to_owned(), status))
             .or_default() += 1;
-        let h = m
-            .latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        let h = m.latency.entry((method, route.to_owned())).or_default();
         if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
             h.counts[i] += 1;
         }

@@ -785,6 +785,115 @@ async fn metrics_count_requests_and_auth_failures() {
     assert!(!m.contains(&key[..12]), "a key prefix in the metrics");
 }
 
+async fn metric_labels_come_from_closed_sets() {
+    let app = TestApp::new().await;
+    // Made-up methods, some long: each would have been a series of its own.
+    for i in 0..50 {
+        let name = format!("X{i}{}", "M".repeat(i * 100));
+        let method = axum::http::Method::from_bytes(name.as_bytes()).unwrap();
+        let r = app.call(method, "/v1/keys").send().await;
+        assert!(r.status.is_client_error(), "{}", r.text);
+        let r = app
+            .call(
+                axum::http::Method::from_bytes(name.as_bytes()).unwrap(),
+                &format!("/random/{i}"),
+            )
+            .send()
+            .await;
+        r.assert_error(404, "not_found");
+    }
+    let m = app.get("/metrics").send().await.text;
+    assert!(!m.contains("X1"), "a made-up method became a label:\n{m}");
+    assert!(!m.contains("/random/"), "a raw path became a label");
+    assert!(
+        m.contains(
+            "crier_http_requests_total{method=\"OTHER\",route=\"unmatched\",status=\"404\"} 50"
+        ),
+        "{m}"
+    );
+    let series = m
+        .lines()
+        .filter(|l| l.starts_with("crier_http_requests_total{"))
+        .count();
+    assert!(series <= 3, "{series} series:\n{m}");
+    assert!(m.len() < 8 * 1024, "{} bytes of metrics", m.len());
+}
+
+async fn path_parameters_that_are_not_utf8_are_400_in_the_envelope() {
+    let app = TestApp::new().await;
+    let key = app.admin_key().await;
+    let before = app.snapshot().await;
+    let posts_before = app.posts_snapshot().await;
+    for (method, path, param) in [
+        ("GET", "/v1/posts/%FF", "id"),
+        ("PATCH", "/v1/posts/%FF", "id"),
+        ("DELETE", "/v1/posts/%FF", "id"),
+        ("POST", "/v1/posts/%FF/schedule", "id"),
+        ("GET", "/v1/keys/%C3%28", "id"),
+        ("DELETE", "/v1/keys/%FF", "id"),
+        ("POST", "/v1/keys/%FF/rotate", "id"),
+        ("GET", "/v1/feeds/%FF", "id"),
+        ("GET", "/v1/accounts/%FF/timeline", "id"),
+        ("POST", "/v1/connect/%FF", "platform"),
+        ("GET", "/v1/webhooks/%FF", "id"),
+        (
+            "POST",
+            "/v1/webhooks/we_x/deliveries/%FF/redeliver",
+            "delivery_id",
+        ),
+    ] {
+        let r = app
+            .call(method.parse().unwrap(), path)
+            .key(&key)
+            .json(json!({}))
+            .send()
+            .await;
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.text);
+        assert_param(&r, param);
+    }
+    assert_eq!(app.snapshot().await, before);
+    assert_eq!(app.posts_snapshot().await, posts_before);
+}
+
+async fn analytics_periods_at_the_edge_of_time_are_400_not_500() {
+    let app = TestApp::new().await;
+    let key = app.key_with(&[Scope::AnalyticsRead]).await;
+    // The earliest time is -009999-01-02T01:59:59Z; thirty days before these is earlier.
+    for to in [
+        "-009999-01-03T00:00:00Z",
+        "-009999-01-29T23:59:59Z",
+        "-009999-01-31T00:00:00%2B01:00",
+    ] {
+        let r = app
+            .get(&format!("/v1/accounts/analytics?to={to}"))
+            .key(&key)
+            .send()
+            .await;
+        assert_param(&r, "to");
+    }
+    // The same `to` with an explicit `from` before it is a period like any other.
+    let r = app
+        .get("/v1/accounts/analytics?from=-009999-01-03T00:00:00Z&to=-009999-01-04T00:00:00Z")
+        .key(&key)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The far end works without `from`.
+    let r = app
+        .get("/v1/accounts/analytics?to=9999-12-30T00:00:00Z")
+        .key(&key)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Out of range altogether is not a time.
+    let r = app
+        .get("/v1/accounts/analytics?to=-010000-01-01T00:00:00Z")
+        .key(&key)
+        .send()
+        .await;
+    assert_param(&r, "to");
+}
+
 both!(
     tests: unknown_routes_are_404_in_the_envelope,
     a_known_route_with_another_method_is_405,
@@ -804,4 +913,7 @@ both!(
     cors_preflights_are_answered_for_any_origin_without_a_key,
     a_panic_is_a_500_in_the_envelope,
     metrics_count_requests_and_auth_failures,
+    metric_labels_come_from_closed_sets,
+    path_parameters_that_are_not_utf8_are_400_in_the_envelope,
+    analytics_periods_at_the_edge_of_time_are_400_not_500,
 );

@@ -1186,6 +1186,47 @@ async fn a_key_revoked_by_another_process_stops_working_within_a_second() {
     while tasks.join_next().await.is_some() {}
 }
 
+async fn a_change_to_one_key_leaves_the_other_keys_cached() {
+    let app = TestApp::new().await;
+    let spec = || KeySpec {
+        scopes: vec![Scope::KeysRead],
+        ..KeySpec::default()
+    };
+    let (changed, row) = app.key(spec()).await;
+    let (same_workspace, _) = app.key(spec()).await;
+    let other_ws = app.other_workspace("globex").await;
+    let (other_workspace, _) = app.key_in(&other_ws, spec()).await;
+    let cancel = CancellationToken::new();
+    let mut tasks = app.state.spawn_background(cancel.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for key in [&changed, &same_workspace, &other_workspace] {
+        assert_status(&app.get("/v1/workspace").key(key).send().await, 200);
+    }
+    let cached = |key: &str| {
+        matches!(
+            app.state.auth().cache.get(&KeyDigest::of(key)),
+            crier_api::auth::cache::Lookup::Found(_)
+        )
+    };
+    assert!(cached(&same_workspace) && cached(&other_workspace));
+
+    revoke_directly(&app, &row).await;
+    until_refused(&app, &changed, Duration::from_millis(1500)).await;
+    // Another poll or two, in case the feed reported the change in more than one step.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        cached(&same_workspace),
+        "a key of the same workspace was dropped"
+    );
+    assert!(
+        cached(&other_workspace),
+        "a key of another workspace was dropped"
+    );
+
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+}
+
 async fn keys_changed_before_the_feed_subscribed_are_not_served_from_cache() {
     let app = TestApp::new().await;
     let (key, row) = app
@@ -1597,6 +1638,52 @@ async fn trusted_proxies_forward_the_client_address_and_nobody_else_can() {
     }
 }
 
+async fn forwarded_for_over_several_lines_is_one_list() {
+    let mut cfg = ApiConfig::default();
+    cfg.auth.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    let app = TestApp::with_config(cfg, "self-hosted").await;
+    let (key, _) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            allowed_ips: Some(vec!["203.0.113.0/24".into()]),
+            ..KeySpec::default()
+        })
+        .await;
+    // The client sent its own line claiming an allowed address; the proxy added a second line
+    // with the address it saw. The last line is the proxy's, so the client is 6.6.6.6.
+    let r = app
+        .get("/v1/keys")
+        .key(&key)
+        .from_ip("10.0.0.2")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-for", "6.6.6.6")
+        .send()
+        .await;
+    r.assert_error(403, "ip_not_allowed");
+    assert_message_mentions(&r, "6.6.6.6");
+    // Lines are read in order and walked from the right past trusted hops.
+    let r = app
+        .get("/v1/keys")
+        .key(&key)
+        .from_ip("10.0.0.2")
+        .header("x-forwarded-for", "6.6.6.6, 203.0.113.9")
+        .header("x-forwarded-for", "10.0.0.7")
+        .send()
+        .await;
+    assert_status(&r, 200);
+    // A line that is not text stops the walk at the hop before it (the trusted proxy).
+    let r = app
+        .get("/v1/keys")
+        .key(&key)
+        .from_ip("10.0.0.2")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-for", "10.0.0.7, \u{e9}")
+        .send()
+        .await;
+    r.assert_error(403, "ip_not_allowed");
+    assert_message_mentions(&r, "10.0.0.2");
+}
+
 async fn without_trusted_proxies_forwarded_for_is_ignored() {
     let app = TestApp::new().await;
     let (key, _) = app
@@ -1919,8 +2006,8 @@ async fn failed_authentications_are_throttled_per_client_address() {
         .send()
         .await
         .assert_error(401, "unauthorized");
-    // A key already verified and cached still works from the throttled address; one that
-    // would need a storage look-up waits like everyone else from there.
+    // A key already verified and cached still works from the throttled address, and so does
+    // one that needs a storage look-up: the throttle refuses failures, never valid keys.
     assert_status(
         &app.get("/v1/keys")
             .key(&cached)
@@ -1929,12 +2016,14 @@ async fn failed_authentications_are_throttled_per_client_address() {
             .await,
         200,
     );
-    app.get("/v1/keys")
-        .key(&uncached)
-        .from_ip(attacker)
-        .send()
-        .await
-        .assert_error(429, "rate_limited");
+    assert_status(
+        &app.get("/v1/keys")
+            .key(&uncached)
+            .from_ip(attacker)
+            .send()
+            .await,
+        200,
+    );
 
     // The throttle is a rate, not a ban.
     app.clock.advance(MINUTE + Duration::from_secs(1));
@@ -1950,6 +2039,73 @@ async fn failed_authentications_are_throttled_per_client_address() {
             .from_ip(attacker)
             .send()
             .await,
+        200,
+    );
+}
+
+async fn a_valid_key_never_seen_passes_from_an_address_over_its_failure_limit() {
+    let app = TestApp::new().await;
+    let (key, _) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            ..KeySpec::default()
+        })
+        .await;
+    let (revoked, revoked_row) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            ..KeySpec::default()
+        })
+        .await;
+    let attacker = "198.51.100.7";
+    let fakes: Vec<String> = (0..31)
+        .map(|_| SecretKey::generate(KeyMode::Live).expose().to_owned())
+        .collect();
+    for (i, fake) in fakes.iter().enumerate() {
+        let r = app.get("/v1/keys").key(fake).from_ip(attacker).send().await;
+        if i < 30 {
+            r.assert_error(401, "unauthorized");
+        } else {
+            r.assert_error(429, "rate_limited");
+            retry_after(&r);
+        }
+    }
+    // Never seen by this node: it needs a storage look-up, and gets it.
+    let r = app.get("/v1/keys").key(&key).from_ip(attacker).send().await;
+    assert_status(&r, 200);
+    // Failures from the address are still refused: new fakes, repeated fakes (answered from the
+    // cache of unknown digests) and a key that storage knows but that no longer works.
+    app.store
+        .revoke_key(
+            &app.workspace.id,
+            &revoked_row.id,
+            app.clock.now_ms_value(),
+            &AuditEntry::new(
+                &app.workspace.id,
+                Actor::Cli,
+                "key.revoked",
+                revoked_row.id.as_str(),
+                None,
+                serde_json::json!({}),
+                app.clock.now_ms_value(),
+            ),
+        )
+        .await
+        .unwrap();
+    for k in [
+        SecretKey::generate(KeyMode::Live).expose().to_owned(),
+        fakes[0].clone(),
+        revoked,
+    ] {
+        app.get("/v1/keys")
+            .key(&k)
+            .from_ip(attacker)
+            .send()
+            .await
+            .assert_error(429, "rate_limited");
+    }
+    assert_status(
+        &app.get("/v1/keys").key(&key).from_ip(attacker).send().await,
         200,
     );
 }
@@ -1973,6 +2129,7 @@ both!(
     a_key_may_revoke_itself,
     a_key_revoked_by_another_process_stops_working_within_a_second,
     keys_changed_before_the_feed_subscribed_are_not_served_from_cache,
+    a_change_to_one_key_leaves_the_other_keys_cached,
     a_key_stops_working_when_it_expires,
     rotation_issues_a_twin_and_lets_the_old_key_overlap,
     rotation_without_overlap_ends_the_old_key_at_once_and_caps_the_overlap,
@@ -1980,10 +2137,12 @@ both!(
     ip_restrictions_match_ipv4_ipv6_and_mapped_addresses,
     trusted_proxies_forward_the_client_address_and_nobody_else_can,
     without_trusted_proxies_forwarded_for_is_ignored,
+    forwarded_for_over_several_lines_is_one_list,
     origin_restrictions_apply_only_to_requests_with_an_origin,
     the_per_minute_limit_refuses_with_headers_and_retry_after,
     the_per_day_limit_refuses_with_a_long_retry_after,
     keys_are_rate_limited_independently,
     the_plan_ceiling_caps_a_key_with_a_higher_limit,
     failed_authentications_are_throttled_per_client_address,
+    a_valid_key_never_seen_passes_from_an_address_over_its_failure_limit,
 );

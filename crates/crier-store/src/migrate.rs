@@ -28,6 +28,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     2 "0002_publishing",
     3 "0003_webhooks",
     4 "0004_feeds",
+    5 "0005_key_changes",
     7 "0007_test_mode_slots",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
@@ -35,6 +36,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     2 "0002_publishing",
     3 "0003_webhooks",
     4 "0004_feeds",
+    5 "0005_key_changes",
     7 "0007_test_mode_slots",
 );
 

@@ -1,12 +1,16 @@
 //! Key-change notifications across processes, so a revoked or narrowed key stops working on
 //! every node at once, not at its cache expiry.
 //!
-//! Every transaction that changes a key bumps the `key_changes` counter in `crier_state`, and on
-//! PostgreSQL also sends `NOTIFY crier_key_changes` with the key's digest, which goes out exactly
+//! Every transaction that changes a key bumps the `key_changes` counter in `crier_state` and
+//! records the key's digest in the `key_changes` table under the counter's new value; on
+//! PostgreSQL it also sends `NOTIFY crier_key_changes` with the digest, which goes out exactly
 //! when the change commits. Subscribers get [`KeyChange::Key`] from PostgreSQL within
 //! milliseconds; on SQLite (one machine: the server and `crier admin` in another process) the
-//! subscriber polls the counter, a one-row read, and reports [`KeyChange::All`] when it moved.
+//! subscriber polls the counter, a one-row read, and when it moved reads the digests recorded
+//! since and reports each as [`KeyChange::Key`]. Only when it cannot account for every bump
+//! (it fell more than [`KEPT_CHANGES`] behind) does it report [`KeyChange::All`].
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crier_core::KeyDigest;
@@ -18,6 +22,8 @@ use crate::{Backend, Result, Store};
 pub const CHANNEL: &str = "crier_key_changes";
 /// How often a SQLite subscriber looks at the counter.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How many recorded changes are kept for polling subscribers.
+pub const KEPT_CHANGES: i64 = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyChange {
@@ -31,7 +37,12 @@ pub struct KeyChanges(Inner);
 
 enum Inner {
     Listen(Box<PgListener>),
-    Poll { store: Store, seen: i64 },
+    Poll {
+        store: Store,
+        seen: i64,
+        /// Changes read but not yet handed out.
+        pending: VecDeque<KeyDigest>,
+    },
 }
 
 impl KeyChanges {
@@ -45,12 +56,38 @@ impl KeyChanges {
                     .unwrap_or(KeyChange::All)),
                 None => Ok(KeyChange::All),
             },
-            Inner::Poll { store, seen } => loop {
+            Inner::Poll {
+                store,
+                seen,
+                pending,
+            } => loop {
+                if let Some(d) = pending.pop_front() {
+                    return Ok(KeyChange::Key(d));
+                }
                 tokio::time::sleep(POLL_INTERVAL).await;
                 let now = store.key_change_counter().await?;
-                if now != *seen {
-                    *seen = now;
+                if now == *seen {
+                    continue;
+                }
+                let from = std::mem::replace(seen, now);
+                if now < from || now - from > KEPT_CHANGES {
                     return Ok(KeyChange::All);
+                }
+                // Every bump from `from` to `now` must have its digest, in order; a bump
+                // without one (a process of an older version) means we cannot tell which key.
+                let changed = store.key_changes_between(from, now).await?;
+                let complete = changed.len() as i64 == now - from
+                    && changed
+                        .iter()
+                        .zip(from + 1..)
+                        .all(|((seq, _), n)| *seq == n);
+                let digests: Option<Vec<KeyDigest>> = changed
+                    .iter()
+                    .map(|(_, hex)| KeyDigest::from_hex(hex))
+                    .collect();
+                match digests {
+                    Some(d) if complete => pending.extend(d),
+                    _ => return Ok(KeyChange::All),
                 }
             },
         }
@@ -63,7 +100,19 @@ impl Store {
         tx: &mut sqlx::Transaction<'static, Any>,
         digest: &KeyDigest,
     ) -> Result<()> {
-        sqlx::query("UPDATE crier_state SET value = value + 1 WHERE name = 'key_changes'")
+        let seq: i64 = sqlx::query(
+            "UPDATE crier_state SET value = value + 1 WHERE name = 'key_changes' RETURNING value",
+        )
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+        sqlx::query("INSERT INTO key_changes (seq, digest) VALUES ($1, $2)")
+            .bind(seq)
+            .bind(digest.to_hex())
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM key_changes WHERE seq <= $1")
+            .bind(seq - KEPT_CHANGES)
             .execute(&mut **tx)
             .await?;
         if self.backend == Backend::Postgres {
@@ -85,6 +134,20 @@ impl Store {
         )
     }
 
+    /// The changes recorded with counter values in `(after, upto]`, in order.
+    async fn key_changes_between(&self, after: i64, upto: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT seq, digest FROM key_changes WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(after)
+        .bind(upto)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// Subscribes to key changes made by any process on this database.
     pub async fn key_changes(&self) -> Result<KeyChanges> {
         Ok(KeyChanges(match self.backend {
@@ -96,6 +159,7 @@ impl Store {
             Backend::Sqlite => Inner::Poll {
                 store: self.clone(),
                 seen: self.key_change_counter().await?,
+                pending: VecDeque::new(),
             },
         }))
     }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crier_api::server::ServerConfig;
 use crier_api::{ApiConfig, AuthConfig};
 use crier_core::Plan;
 use crier_worker::WorkerConfig;
@@ -21,6 +22,15 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Address the API listens on.
     pub bind: String,
+    /// How long a client has to send a request's head (and how long a kept-alive connection
+    /// may wait for its next request).
+    pub header_read_timeout_seconds: u64,
+    /// Connections served at once; at the cap new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// A connection on which nothing was sent or received for this long is closed.
+    pub idle_timeout_seconds: u64,
+    /// On shutdown, how long requests in flight may take before their connections are closed.
+    pub shutdown_grace_seconds: u64,
     /// Where the embedded database and local files live.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: a SQLite file in `data_dir`.
@@ -86,6 +96,10 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
+            header_read_timeout_seconds: 10,
+            max_connections: 1024,
+            idle_timeout_seconds: 60,
+            shutdown_grace_seconds: 30,
             data_dir: PathBuf::from("./crier-data"),
             database_url: None,
             log_format: "text".into(),
@@ -123,6 +137,10 @@ pub struct Flags {
 
 const ENV_KEYS: &[&str] = &[
     "bind",
+    "header_read_timeout_seconds",
+    "max_connections",
+    "idle_timeout_seconds",
+    "shutdown_grace_seconds",
     "data_dir",
     "database_url",
     "log_format",
@@ -146,6 +164,7 @@ const ENV_KEYS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
+    pub server: ServerConfig,
     pub database_url: String,
     pub log_json: bool,
     pub log_level: String,
@@ -198,6 +217,14 @@ fn validate(c: Config) -> Result<Settings, String> {
                 .ok_or_else(|| format!("trusted_proxies: `{s}` is not an address or CIDR block"))
         })
         .collect::<Result<Vec<IpNet>, _>>()?;
+    if c.header_read_timeout_seconds == 0 || c.idle_timeout_seconds == 0 {
+        return Err(
+            "header_read_timeout_seconds and idle_timeout_seconds: must be at least 1".into(),
+        );
+    }
+    if c.max_connections == 0 {
+        return Err("max_connections: must be at least 1".into());
+    }
     if c.auth_failures_per_minute == 0 {
         return Err("auth_failures_per_minute: must be at least 1".into());
     }
@@ -260,6 +287,12 @@ fn validate(c: Config) -> Result<Settings, String> {
     };
     Ok(Settings {
         bind,
+        server: ServerConfig {
+            header_read_timeout: Duration::from_secs(c.header_read_timeout_seconds),
+            max_connections: c.max_connections,
+            idle_timeout: Duration::from_secs(c.idle_timeout_seconds),
+            shutdown_grace: Duration::from_secs(c.shutdown_grace_seconds),
+        },
         database_url,
         log_json,
         log_level: c.log_level,
@@ -302,6 +335,11 @@ mod tests {
                 "trusted_proxies",
             ),
             (Box::new(|c| c.default_plan = "gold".into()), "default_plan"),
+            (Box::new(|c| c.max_connections = 0), "max_connections"),
+            (
+                Box::new(|c| c.header_read_timeout_seconds = 0),
+                "header_read_timeout_seconds",
+            ),
             (
                 Box::new(|c| c.database_url = Some("mysql://x".into())),
                 "database_url",
@@ -327,9 +365,14 @@ mod tests {
             jail.set_env("CRIER_LOG_LEVEL", "debug");
             jail.set_env("CRIER_TRUSTED_PROXIES", "10.0.0.0/8,::1");
             jail.set_env("CRIER_TEST_DATABASE_URL", "ignored");
+            jail.set_env("CRIER_HEADER_READ_TIMEOUT_SECONDS", "3");
+            jail.set_env("CRIER_MAX_CONNECTIONS", "50");
             let s = load(None, Flags::default()).unwrap();
             assert_eq!(s.bind.to_string(), "127.0.0.1:9000", "file over default");
             assert_eq!(s.log_level, "debug", "env over file");
+            assert_eq!(s.server.header_read_timeout, Duration::from_secs(3));
+            assert_eq!(s.server.max_connections, 50);
+            assert_eq!(s.server.shutdown_grace, Duration::from_secs(30));
             assert_eq!(s.api.auth.trusted_proxies.len(), 2);
             assert_eq!(s.api.plans["free"].per_minute, 5);
             assert_eq!(s.api.plans["pro"].per_minute, 600, "shipped plans remain");

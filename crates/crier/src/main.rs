@@ -4,7 +4,6 @@
 mod admin;
 mod config;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -201,14 +200,8 @@ async fn serve(settings: Settings) -> Result<(), String> {
         "crier listening on http://{} (docs at /docs)",
         settings.bind
     );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| format!("server: {e}"))?;
-    tracing::info!("shutting down: in-flight requests finished; stopping workers, flushing usage");
+    crier_api::server::serve(listener, app, settings.server.clone(), shutdown_signal()).await;
+    tracing::info!("shutting down: connections closed; stopping workers, flushing usage");
     cancel.cancel();
     while background.join_next().await.is_some() {}
     store.close().await;

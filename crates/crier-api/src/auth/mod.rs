@@ -2,16 +2,25 @@
 //! (workspace, key, scopes, mode, plan), and each handler states the scope it needs in its
 //! signature with [`Auth<need::X>`].
 //!
-//! The order of checks, cheapest first: header shape; key shape and CRC32 (no I/O); per-IP
-//! failure throttle; SHA-256 and the in-memory cache (storage only on a miss); revoked and
-//! expired; IP and origin restrictions; the key's rate limits. Then the handler's scope check
-//! (403) and the plan's paid-scope check (402).
+//! The order of checks, cheapest first: header shape; key shape and CRC32 (no I/O); SHA-256 and
+//! the in-memory cache (storage only on a miss); revoked and expired; IP and origin
+//! restrictions; the key's rate limits. Then the handler's scope check (403) and the plan's
+//! paid-scope check (402).
+//!
+//! Failed authentications are counted per client address (a failure is a malformed key, or a
+//! digest that storage, or the cache of its earlier answers, does not know; or a revoked or
+//! expired key). An address over its limit gets `429` instead of `401` for its failures, but
+//! a valid key is never refused by the throttle: its look-up always happens. What keeps such an
+//! address from hammering storage with fresh made-up keys is that all throttled addresses
+//! together have [`THROTTLED_LOOKUPS`] look-ups in flight at most; the rest wait their turn
+//! (their number is bounded by the server's connection cap). Digests found unknown are cached
+//! briefly, so a repeated fake costs no look-up at all.
 
 pub mod cache;
 pub mod ratelimit;
 pub mod usage;
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
 use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -179,6 +188,16 @@ pub struct AuthConfig {
     pub unknown_key_ttl: Duration,
 }
 
+/// How many client addresses the failed-auth throttle tracks at most (about 40 bytes each).
+/// When the table is full and holds no idle address, a new address is treated as throttled
+/// (see [`Gcra`]): its failures answer 429 and its look-ups take their turn. Valid keys still
+/// pass, so filling the table costs nobody access; evicting instead would let an attacker with
+/// many addresses erase the state of the addresses being throttled.
+const FAILURE_ADDRESSES: usize = 65_536;
+
+/// Storage look-ups in flight at once on behalf of all throttled addresses together.
+pub const THROTTLED_LOOKUPS: usize = 4;
+
 /// The verified outcome of one request's credentials.
 pub struct Verified {
     pub principal: Principal,
@@ -191,6 +210,10 @@ pub struct Authenticator {
     pub cache: KeyCache,
     pub limiter: RateLimiter,
     failures: Gcra,
+    /// Keys the failure table by client address; seeded per process, so nobody can choose
+    /// addresses that all land in one shard of the table.
+    ip_hasher: RandomState,
+    throttled_lookups: tokio::sync::Semaphore,
     pub usage: UsageRecorder,
 }
 
@@ -207,12 +230,6 @@ fn failure_windows(per_minute: u32) -> [Window; 2] {
             seconds: 86_400,
         },
     ]
-}
-
-fn ip_key(ip: Option<IpAddr>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    ip.hash(&mut h);
-    h.finish()
 }
 
 /// Why an authentication failed, as counted in the metrics.
@@ -233,10 +250,22 @@ impl Authenticator {
         Self {
             cache: KeyCache::new(config.cache_ttl, config.unknown_key_ttl),
             limiter: RateLimiter::local(),
-            failures: Gcra::default(),
+            failures: Gcra::bounded(FAILURE_ADDRESSES),
+            ip_hasher: RandomState::new(),
+            throttled_lookups: tokio::sync::Semaphore::new(THROTTLED_LOOKUPS),
             usage: UsageRecorder::default(),
             config,
         }
+    }
+
+    fn ip_key(&self, ip: Option<IpAddr>) -> u64 {
+        self.ip_hasher.hash_one(ip)
+    }
+
+    /// Drops rate-limit and failure state that no longer limits anyone; call on a timer.
+    pub fn prune(&self, now_ms: i64) {
+        self.limiter.prune(now_ms);
+        self.failures.prune(now_ms * 1000);
     }
 
     /// Verifies a presented key for a request from `ip` with `origin`, and takes one request
@@ -251,30 +280,26 @@ impl Authenticator {
         now_ms: i64,
     ) -> Result<Verified, (ApiError, Option<&'static str>)> {
         let now_us = now_ms * 1000;
-        // Asked only when the key is not cached: a known key never waits on the throttle's
-        // lock.
-        let throttled = || {
-            let windows = failure_windows(self.config.failures_per_minute);
-            self.failures.would_refuse(ip_key(ip), windows, now_us)
-        };
         if check_format(presented).is_err() {
             return Err(self.failed(ip, now_us, refuse("malformed")));
         }
         let digest = KeyDigest::of(presented);
         let record = match self.cache.get(&digest) {
             Lookup::Found(r) => r,
-            _ if throttled() => {
-                return Err((
-                    ApiError::new(
-                        ErrorCode::RateLimited,
-                        "Too many failed authentications from this address; slow down.",
-                    )
-                    .with_header(header::RETRY_AFTER, HeaderValue::from_static("60")),
-                    Some("throttled"),
-                ));
-            }
             Lookup::Unknown => return Err(self.failed(ip, now_us, refuse("unknown"))),
             Lookup::Miss => {
+                // Asked only on a miss: a cached key never waits on the throttle's lock.
+                let windows = failure_windows(self.config.failures_per_minute);
+                let throttled = self.failures.would_refuse(self.ip_key(ip), windows, now_us);
+                let _turn = match throttled {
+                    true => Some(
+                        self.throttled_lookups
+                            .acquire()
+                            .await
+                            .expect("the semaphore is never closed"),
+                    ),
+                    false => None,
+                };
                 let epoch = self.cache.epoch();
                 let found = store
                     .key_by_digest(&digest)
@@ -334,6 +359,8 @@ impl Authenticator {
         })
     }
 
+    /// Counts a failed authentication from `ip`; an address over its limit is answered 429
+    /// instead of the failure's own error.
     fn failed(
         &self,
         ip: Option<IpAddr>,
@@ -341,8 +368,21 @@ impl Authenticator {
         (err, reason): (ApiError, &'static str),
     ) -> (ApiError, Option<&'static str>) {
         let windows = failure_windows(self.config.failures_per_minute);
-        self.failures.check(ip_key(ip), windows, now_us);
-        (err, Some(reason))
+        if self
+            .failures
+            .check(self.ip_key(ip), windows, now_us)
+            .allowed
+        {
+            return (err, Some(reason));
+        }
+        (
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "Too many failed authentications from this address; slow down.",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("60")),
+            Some("throttled"),
+        )
     }
 }
 
@@ -382,11 +422,26 @@ pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())?;
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    Some(crier_core::net::client_ip(peer, forwarded, trusted))
+    Some(crier_core::net::client_ip(
+        peer,
+        forwarded_for(req.headers()).as_deref(),
+        trusted,
+    ))
+}
+
+/// Every `X-Forwarded-For` line, in order, as one comma-separated list (RFC 9110 §5.3: several
+/// lines of a list header are one list). Reading only the first line would let a client put its
+/// own line first and have a proxy that appends a second line vouch for it. A line that is not
+/// text becomes an entry that does not parse, so the walk from the right stops there.
+fn forwarded_for(headers: &HeaderMap) -> Option<String> {
+    let mut lines = headers.get_all("x-forwarded-for").iter().peekable();
+    lines.peek()?;
+    Some(
+        lines
+            .map(|v| v.to_str().unwrap_or("?"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// The auth layer of every `/v1` route that needs a key.
@@ -495,4 +550,43 @@ pub fn rate_limit_headers(d: &Decision, now_ms: i64) -> Vec<(HeaderName, HeaderV
         (HeaderName::from_static("ratelimit-policy"), value(policy)),
         (HeaderName::from_static("ratelimit"), value(current)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new(crate::ApiConfig::default().auth)
+    }
+
+    #[test]
+    fn the_failure_table_stays_bounded_however_many_addresses_fail() {
+        let auth = authenticator();
+        let now_us = 1_000_000_000;
+        for i in 0..(2 * FAILURE_ADDRESSES as u32) {
+            let ip = IpAddr::from(std::net::Ipv6Addr::from(u128::from(i) << 64));
+            let _ = auth.failed(Some(ip), now_us, refuse("unknown"));
+        }
+        assert!(
+            auth.failures.len() <= FAILURE_ADDRESSES,
+            "{} addresses tracked",
+            auth.failures.len()
+        );
+    }
+
+    #[test]
+    fn the_timer_prunes_addresses_that_stopped_failing() {
+        let auth = authenticator();
+        let now_ms = 1_000_000;
+        for i in 0..1000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(i));
+            let _ = auth.failed(Some(ip), now_ms * 1000, refuse("unknown"));
+        }
+        assert_eq!(auth.failures.len(), 1000);
+        auth.prune(now_ms + 1_000);
+        assert_eq!(auth.failures.len(), 1000, "still counting");
+        auth.prune(now_ms + 5 * 60_000);
+        assert_eq!(auth.failures.len(), 0);
+    }
 }

@@ -112,25 +112,60 @@ type Tats = HashMap<u64, [i64; 2], BuildHasherDefault<IdentityHasher>>;
 const SHARDS: usize = 64;
 
 /// In-process GCRA over a sharded map of theoretical arrival times (microseconds).
+///
+/// A bounded table ([`Gcra::bounded`]) holds at most about `max_keys` keys. A new key that
+/// finds its shard full first makes room by dropping the shard's idle keys; if the shard is
+/// still full, the new key is treated as over its limit and nothing is stored. Evicting live
+/// keys instead would let whoever can present many new keys (many client addresses) wipe the
+/// state of the keys being limited.
 pub struct Gcra {
     shards: Box<[Mutex<Tats>]>,
+    per_shard: usize,
 }
 
 impl Default for Gcra {
+    /// Unbounded: for keys whose number is bounded elsewhere (API keys in storage).
     fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Tats::default())).collect(),
-        }
+        Self::bounded(usize::MAX)
     }
 }
 
 impl Gcra {
+    pub fn bounded(max_keys: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Tats::default())).collect(),
+            per_shard: (max_keys / SHARDS).max(1),
+        }
+    }
+
     fn shard(&self, key: u64) -> &Mutex<Tats> {
         &self.shards[(key >> 58) as usize % SHARDS]
     }
 
+    /// Whether `key` has no room in its (locked) shard, after dropping idle keys.
+    fn no_room(&self, shard: &mut Tats, key: u64, now_us: i64) -> bool {
+        if shard.len() < self.per_shard || shard.contains_key(&key) {
+            return false;
+        }
+        shard.retain(|_, tats| tats.iter().any(|t| *t > now_us));
+        shard.len() >= self.per_shard
+    }
+
     pub fn check(&self, key: u64, windows: [Window; 2], now_us: i64) -> Decision {
         let mut shard = self.shard(key).lock().expect("rate limit shard");
+        if self.no_room(&mut shard, key, now_us) {
+            let full = |w: &Window| WindowState {
+                window: *w,
+                remaining: 0,
+                reset_ms: i64::from(w.seconds) * 1000,
+            };
+            return Decision {
+                allowed: false,
+                retry_after_ms: i64::from(windows[0].seconds) * 1000,
+                refused_by: Some(windows[0].name),
+                windows: [full(&windows[0]), full(&windows[1])],
+            };
+        }
         let tats = shard.entry(key).or_insert([now_us, now_us]);
         let period = |w: &Window| i64::from(w.seconds) * 1_000_000;
         let interval = |w: &Window| period(w) / i64::from(w.limit.max(1));
@@ -178,7 +213,10 @@ impl Gcra {
 
     /// Whether the next request for `key` would be refused, without counting it.
     pub fn would_refuse(&self, key: u64, windows: [Window; 2], now_us: i64) -> bool {
-        let shard = self.shard(key).lock().expect("rate limit shard");
+        let mut shard = self.shard(key).lock().expect("rate limit shard");
+        if self.no_room(&mut shard, key, now_us) {
+            return true;
+        }
         let Some(tats) = shard.get(&key) else {
             return false;
         };
@@ -198,7 +236,7 @@ impl Gcra {
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
     }
 }
@@ -263,6 +301,31 @@ mod tests {
         assert_eq!(d.refused_by, Some("day"));
         assert_eq!(d.retry_after_ms, 28_800_000, "a third of a day");
         assert_eq!(d.tightest().window.name, "day");
+    }
+
+    #[test]
+    fn a_bounded_table_refuses_new_keys_when_full_and_makes_room_as_keys_go_idle() {
+        let g = Gcra::bounded(SHARDS * 2);
+        let key = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for i in 0..10_000 {
+            g.check(key(i), windows(5, 100), 0);
+        }
+        assert!(g.len() <= SHARDS * 2, "{} keys", g.len());
+        // A key that is in keeps being counted; a new one is treated as over its limit.
+        let inside = (0..10_000)
+            .map(key)
+            .find(|k| !g.would_refuse(*k, windows(5, 100), 0))
+            .unwrap();
+        assert!(g.check(inside, windows(5, 100), 0).allowed);
+        let outside = (10_000..20_000)
+            .map(key)
+            .find(|k| g.would_refuse(*k, windows(5, 100), 0))
+            .expect("a new key finds its shard full");
+        assert!(!g.check(outside, windows(5, 100), 0).allowed);
+        // Once the stored keys are idle, a new key takes the room of one of them.
+        assert!(!g.would_refuse(outside, windows(5, 100), 2_000 * S));
+        assert!(g.check(outside, windows(5, 100), 2_000 * S).allowed);
+        assert!(g.len() <= SHARDS * 2);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! a live key only live ones. Anything else does not exist for the key (404).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use crier_core::clock::from_ms;
 use crier_core::ids::AccountId;
 use crier_networks::sandbox::PLATFORM as SANDBOX;
@@ -19,7 +19,7 @@ pub use crier_store::views::AccountObject;
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Created, List, Pagination};
+use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
 
 /// The account `id` if this key may see it.
 pub async fn visible_account(state: &AppState, p: &Principal, id: &str) -> ApiResult<Account> {
@@ -90,7 +90,7 @@ pub struct ConnectStart {
 pub async fn connect_start(
     State(state): State<AppState>,
     _auth: Auth<need::AccountsWrite>,
-    Path(platform): Path<String>,
+    ApiPath(platform): ApiPath<String>,
 ) -> ApiResult<Json<ConnectStart>> {
     known_platform(&state, &platform)?;
     Ok(Json(ConnectStart {
@@ -117,7 +117,7 @@ pub struct ConnectSandbox {
 pub async fn connect(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AccountsWrite>,
-    Path(platform): Path<String>,
+    ApiPath(platform): ApiPath<String>,
     ApiJson(req): ApiJson<ConnectSandbox>,
 ) -> ApiResult<Created<AccountObject>> {
     known_platform(&state, &platform)?;
@@ -171,7 +171,7 @@ pub async fn connect(
 pub async fn disconnect(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AccountsWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<AccountObject>> {
     let account = visible_account(&state, &p, &id).await?;
     let account = state
@@ -204,7 +204,7 @@ pub struct TimelinePost {
 pub async fn timeline(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AccountsRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     page: Pagination,
 ) -> ApiResult<Json<List<TimelinePost>>> {
     let account = sandbox_account(&state, &p, &id).await?;
@@ -250,7 +250,7 @@ pub struct Faults {
 pub async fn faults(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AccountsWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<Faults>> {
     // The account first: another workspace's id is 404 whatever the body says.
@@ -338,7 +338,18 @@ pub async fn analytics(
             _ => {}
         }
     }
-    let from = from.unwrap_or_else(|| to - jiff::SignedDuration::from_hours(24 * 30));
+    // Checked: `to` may be near the edge of the representable range (year -9999).
+    let from = match from {
+        Some(from) => from,
+        None => to
+            .checked_sub(jiff::SignedDuration::from_hours(24 * 30))
+            .map_err(|_| {
+                ApiError::invalid(
+                    "to",
+                    "`to` is too early to count 30 days back from it; give `from` too.",
+                )
+            })?,
+    };
     if from >= to {
         return Err(ApiError::invalid("from", "`from` must be before `to`."));
     }

@@ -15,7 +15,7 @@
 //!   only to sandbox accounts.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use crier_core::clock::from_ms;
 use crier_core::ids::FeedId;
 use crier_core::{ErrorCode, Scope};
@@ -28,7 +28,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Created, List, Pagination};
+use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
 use crate::routes::posts::Deleted;
 
 pub const MAX_TEMPLATE: usize = 1000;
@@ -338,7 +338,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::FeedsRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<FeedObject>> {
     Ok(Json(FeedObject::from(
         &visible_feed(&state, &p, &id).await?,
@@ -354,7 +354,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::FeedsWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateFeed>,
 ) -> ApiResult<Json<FeedObject>> {
     let feed = visible_feed(&state, &p, &id).await?;
@@ -404,7 +404,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::FeedsWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Deleted>> {
     let feed = visible_feed(&state, &p, &id).await?;
     if !state

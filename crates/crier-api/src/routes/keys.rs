@@ -4,7 +4,7 @@
 //! workspace's key, or one this key may not see, is `404 not_found`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use crier_core::KeyMode;
 use crier_core::ids::KeyId;
 use crier_store::{Actor, AuditEntry, KeyRow};
@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult, current_request_id};
-use crate::extract::{ApiJson, Created, List, Pagination};
+use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
 use crate::keys::{self, CreateKey, KeyObject, MAX_OVERLAP_SECONDS, RotateKey, UpdateKey};
 
 fn audit(
@@ -107,7 +107,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::KeysRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<KeyObject>> {
     let key = visible_key(&state, &p, &id).await?;
     Ok(Json(KeyObject::from_row(&key, None)))
@@ -125,7 +125,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::KeysWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateKey>,
 ) -> ApiResult<Json<KeyObject>> {
     let existing = visible_key(&state, &p, &id).await?;
@@ -160,7 +160,7 @@ pub async fn update(
 pub async fn revoke(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::KeysWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<KeyObject>> {
     let existing = visible_key(&state, &p, &id).await?;
     if existing.id != *p.key_id() {
@@ -193,7 +193,7 @@ pub async fn revoke(
 pub async fn rotate(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::KeysWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<RotateKey>,
 ) -> ApiResult<Created<KeyObject>> {
     let overlap = req.overlap_seconds.unwrap_or(0);

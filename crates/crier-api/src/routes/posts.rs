@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use crier_app::posts::{BatchItem, NewPost, PostEdit, Review, When};
 use crier_core::Scope;
@@ -24,7 +24,7 @@ pub use crier_store::views::{PostObject, TargetErrorObject, TargetObject};
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Created, List, Pagination, query_pairs};
+use crate::extract::{ApiJson, ApiPath, Created, List, Pagination, query_pairs};
 
 pub use crier_app::posts::{MAX_ACCOUNTS, MAX_BATCH, MAX_REASON, MAX_TEXT, MAX_THREAD};
 
@@ -213,7 +213,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostObject>> {
     Ok(render(&visible_post(&state, &p, &id).await?))
 }
@@ -226,7 +226,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdatePost>,
 ) -> ApiResult<Json<PostObject>> {
     let post = state
@@ -244,7 +244,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsDelete>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Deleted>> {
     let id = state.app().posts().delete(&p.caller(), &id).await?;
     Ok(Json(Deleted {
@@ -262,7 +262,7 @@ pub async fn delete(
 pub async fn schedule(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsPublish>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SchedulePost>,
 ) -> ApiResult<Json<PostObject>> {
     let post = state
@@ -281,7 +281,7 @@ pub async fn schedule(
 pub async fn publish(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsPublish>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostObject>> {
     let post = state.app().posts().publish_now(&p.caller(), &id).await?;
     Ok(render(&post))
@@ -295,7 +295,7 @@ pub async fn publish(
 pub async fn retry(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsPublish>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostObject>> {
     let post = state.app().posts().retry(&p.caller(), &id).await?;
     Ok(render(&post))
@@ -309,7 +309,7 @@ pub async fn retry(
 pub async fn cancel(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsPublish>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostObject>> {
     let post = state.app().posts().cancel(&p.caller(), &id).await?;
     Ok(render(&post))
@@ -324,7 +324,7 @@ pub async fn cancel(
 pub async fn approve(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::PostsApprove>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ApprovePost>,
 ) -> ApiResult<Json<PostObject>> {
     let review = Review {
@@ -365,7 +365,7 @@ pub struct PostAnalytics {
 pub async fn analytics(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AnalyticsRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PostAnalytics>> {
     let post = visible_post(&state, &p, &id).await?;
     let collected = state

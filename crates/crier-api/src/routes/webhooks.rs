@@ -4,7 +4,7 @@
 //! every delivery) unless the operator allows private networks.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use crier_core::clock::from_ms;
 use crier_core::ids::{DeliveryId, WebhookId};
 use crier_store::{Delivery, Endpoint, WebhookAttempt, event_types};
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Created, List, Pagination};
+use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
 
 pub const MAX_EVENTS: usize = 20;
 pub const MAX_OVERLAP_SECONDS: u32 = 7 * 24 * 3600;
@@ -274,7 +274,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::WebhooksRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<EndpointObject>> {
     Ok(Json(EndpointObject::new(
         &visible_endpoint(&state, &p, &id).await?,
@@ -290,7 +290,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::WebhooksWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateEndpoint>,
 ) -> ApiResult<Json<EndpointObject>> {
     let mut e = visible_endpoint(&state, &p, &id).await?;
@@ -327,7 +327,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::WebhooksWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<crate::routes::posts::Deleted>> {
     let e = visible_endpoint(&state, &p, &id).await?;
     if !state
@@ -353,7 +353,7 @@ pub async fn delete(
 pub async fn rotate(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::WebhooksWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<RotateSecret>,
 ) -> ApiResult<Json<EndpointObject>> {
     let overlap = req.overlap_seconds.unwrap_or(0);
@@ -383,7 +383,7 @@ pub async fn rotate(
 pub async fn test(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::WebhooksWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(axum::http::StatusCode, Json<EndpointObject>)> {
     let e = visible_endpoint(&state, &p, &id).await?;
     if !e.enabled {
@@ -409,7 +409,7 @@ pub async fn test(
 pub async fn deliveries(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::WebhooksRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     page: Pagination,
 ) -> ApiResult<Json<List<DeliveryObject>>> {
     let e = visible_endpoint(&state, &p, &id).await?;
@@ -428,7 +428,7 @@ pub async fn deliveries(
 pub async fn redeliver(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::WebhooksWrite>,
-    Path((id, delivery_id)): Path<(String, String)>,
+    ApiPath((id, delivery_id)): ApiPath<(String, String)>,
 ) -> ApiResult<(axum::http::StatusCode, Json<EndpointObject>)> {
     let e = visible_endpoint(&state, &p, &id).await?;
     let not_found = || ApiError::not_found("delivery", &delivery_id);

@@ -1,0 +1,221 @@
+//! The server on a real socket (127.0.0.1): half-sent requests are closed after the header
+//! timeout while other clients are served, the connection cap makes new clients wait rather
+//! than fail, shutdown has a deadline, and an oversized body is read before its 413 is sent.
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use crier_api::server::{ServerConfig, serve};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const HEADER_TIMEOUT: Duration = Duration::from_millis(800);
+
+struct Server {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+async fn start(app: &TestApp, config: ServerConfig) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    let done = tokio::spawn(serve(listener, app.router.clone(), config, async move {
+        signal.cancelled().await
+    }));
+    Server { addr, stop, done }
+}
+
+fn config(max_connections: usize) -> ServerConfig {
+    ServerConfig {
+        header_read_timeout: HEADER_TIMEOUT,
+        max_connections,
+        idle_timeout: Duration::from_secs(30),
+        shutdown_grace: Duration::from_secs(30),
+    }
+}
+
+/// Sends a whole request on a new connection and reads the whole response (the request asks
+/// the server to close after it).
+async fn request(addr: SocketAddr, head: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+const HEALTHZ: &str = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+/// Connections that sent part of a request head and then nothing more.
+async fn half_sent(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+            .await
+            .unwrap();
+        out.push(s);
+    }
+    out
+}
+
+/// Waits until the server closes `s` (end of stream or reset); fails after `within`.
+async fn closed_within(s: &mut TcpStream, within: Duration) {
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(within, s.read(&mut buf)).await {
+            Err(_) => panic!("a half-sent connection is still open after {within:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            // An error response before closing is fine too.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn half_sent_requests_are_closed_after_the_header_timeout_while_others_are_served() {
+    let app = TestApp::new().await;
+    let server = start(&app, config(64)).await;
+    let started = Instant::now();
+    let mut slow = half_sent(server.addr, 40).await;
+
+    // A normal client is answered at once, not after the slow ones give up.
+    let r = request(server.addr, HEALTHZ).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(
+        started.elapsed() < HEADER_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+
+    for s in &mut slow {
+        closed_within(s, HEADER_TIMEOUT * 3).await;
+    }
+    let took = started.elapsed();
+    assert!(took >= HEADER_TIMEOUT, "closed too early: {took:?}");
+    assert!(took < HEADER_TIMEOUT * 3, "closed late: {took:?}");
+    server.stop.cancel();
+    server.done.await.unwrap();
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_new_clients_wait_for_a_free_slot() {
+    let app = TestApp::new().await;
+    let server = start(&app, config(4)).await;
+    let started = Instant::now();
+    let _slow = half_sent(server.addr, 4).await;
+    // All four slots are taken: this client waits in the backlog until the header timeout
+    // frees one, and is then served.
+    let r = tokio::time::timeout(HEADER_TIMEOUT * 4, request(server.addr, HEALTHZ))
+        .await
+        .expect("a waiting client was never served");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(
+        started.elapsed() >= HEADER_TIMEOUT,
+        "served before a slot was free: the cap did not hold"
+    );
+    server.stop.cancel();
+    server.done.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_closes_what_is_still_open_after_the_grace_period() {
+    let app = TestApp::new().await;
+    let server = start(
+        &app,
+        ServerConfig {
+            shutdown_grace: Duration::from_millis(500),
+            ..config(64)
+        },
+    )
+    .await;
+    // A request whose body never finishes: the handler waits for it.
+    let key = app.admin_key().await;
+    let mut stuck = TcpStream::connect(server.addr).await.unwrap();
+    stuck
+        .write_all(
+            format!(
+                "POST /v1/keys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    server.stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server.done)
+        .await
+        .expect("shutdown waited past its grace period")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    closed_within(&mut stuck, Duration::from_secs(1)).await;
+    // Nothing is accepted any more.
+    assert!(TcpStream::connect(server.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_client_sending_an_oversized_body_reads_the_413() {
+    let app = TestApp::new().await;
+    let server = start(&app, config(64)).await;
+    let key = app.admin_key().await;
+    let before = app.snapshot().await;
+    for idempotency in ["", "Idempotency-Key: big\r\n"] {
+        let size = 2 * 1024 * 1024;
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(
+            format!(
+                "POST /v1/keys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {size}\r\n{idempotency}\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        // As a simple client does: the whole body, in pieces, before reading anything.
+        let chunk = vec![b' '; 64 * 1024];
+        for i in 0..size / chunk.len() {
+            s.write_all(&chunk)
+                .await
+                .unwrap_or_else(|e| panic!("writing piece {i} of the body: {e}"));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if out.windows(4).any(|w| w == b"\r\n\r\n") && out.ends_with(b"}}") {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => panic!("reading the response: {e}"),
+                Err(_) => panic!("no response"),
+            }
+        }
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        let body = text.split("\r\n\r\n").nth(1).unwrap();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "payload_too_large", "{text}");
+        assert!(
+            v["error"]["request_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("req_")
+        );
+    }
+    assert_eq!(app.snapshot().await, before);
+    server.stop.cancel();
+    server.done.await.unwrap();
+}
