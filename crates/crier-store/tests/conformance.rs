@@ -719,6 +719,17 @@ conformance!(rotate_key_replaces_an_active_key_once, |store| async move {
     assert!(store.key_by_digest(&second.digest).await.unwrap().is_none());
     assert_eq!(stored_key(&store, &old).await, expected_old);
 
+    // Nor can it be updated: a later expiry would revive it beside its successor.
+    let revived = KeyRow {
+        expires_at: None,
+        name: "revived".into(),
+        updated_at: T0 + 250,
+        ..expected_old.clone()
+    };
+    let entry = audit(&ws, Actor::Cli, "key.updated", &old.id, T0 + 250);
+    assert_eq!(store.update_key(&revived, &entry).await.unwrap(), None);
+    assert_eq!(stored_key(&store, &old).await, expected_old);
+
     // The successor can be rotated in its turn.
     let entry = audit(&ws, Actor::Cli, "key.rotated", &new.id, T0 + 300);
     let third = key_row(&ws, KeyMode::Live, T0 + 300);
