@@ -9,6 +9,13 @@
 //! derived from the API key that made the request and the idempotency key: only a request that
 //! presents the same secret can read them, so a response that carries a secret (a new API key)
 //! is never at rest in the clear, and a database dump reveals none.
+//!
+//! A request that ran is never run again for its key, and never answered with a 500 because
+//! its response could not be kept: if storing fails (or the response is over [`MAX_STORED`]),
+//! the caller still gets the handler's response, and the key is kept as "ran, not recorded",
+//! so a retry gets `409 idempotency_conflict` saying so.
+
+use std::borrow::Cow;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -33,10 +40,15 @@ pub const REPLAYED: &str = "idempotent-replayed";
 const TTL_MS: i64 = 24 * 3600 * 1000;
 /// A running request holds its key this long; past it (its server died) a retry takes over.
 const LOCK_MS: i64 = 60 * 1000;
-/// Stored responses larger than this are not kept (lists are not POSTed; this is a guard).
-const MAX_STORED: usize = 1024 * 1024;
+/// The largest response kept for replay. Our handlers' responses are bounded by the input
+/// limits, and the largest is a batch (`POST /v1/batches`): 100 posts that echo their request
+/// (at most 1 MiB of JSON; a text is never longer in a response than in its request) plus, per
+/// post, about 400 bytes of fields and, per target (at most 20 accounts), about 200 bytes:
+/// 1 MiB + 100 × (400 + 20 × 200) B ≈ 1.42 MiB, which the idempotency tests send. Four MiB
+/// leaves room; a larger response is still answered, and kept as "ran, not recorded".
+pub const MAX_STORED: usize = 4 * 1024 * 1024;
 
-fn conflict(message: &'static str) -> ApiError {
+fn conflict(message: impl Into<Cow<'static, str>>) -> ApiError {
     ApiError::new(ErrorCode::IdempotencyConflict, message)
 }
 
@@ -171,6 +183,14 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
                 .insert(REPLAYED, HeaderValue::from_static("true"));
             return resp;
         }
+        Ok(IdempotencyBegin::Unrecorded { status }) => {
+            return conflict(format!(
+                "A request with this Idempotency-Key already ran (it answered {status}), but its \
+                 response could not be kept for replay; it will not run again. Check its outcome \
+                 (for example by listing what it creates), or send a new request with a new key."
+            ))
+            .into_response();
+        }
         Ok(IdempotencyBegin::Started) => {}
     }
     let resp = next
@@ -184,26 +204,53 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         return resp;
     }
     let (resp_parts, resp_body) = resp.into_parts();
-    let body = match axum::body::to_bytes(resp_body, MAX_STORED).await {
+    // Our handlers' bodies are whole in memory already (bounded by the input limits, see
+    // MAX_STORED), so this copies them and cannot fail; only a streaming body could.
+    let body = match axum::body::to_bytes(resp_body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
-            let _ = state.store().idempotency_release(&key_id, &idem_key).await;
+            keep_as_unrecorded(&state, &key_id, &idem_key, status).await;
             return ApiError::internal(format!("response body: {e}")).into_response();
         }
     };
-    let stored = match seal(&cipher, aad.as_bytes(), &body) {
-        Some(s) => state
-            .store()
-            .idempotency_finish(&key_id, &idem_key, status.as_u16(), &s)
-            .await
-            .map_err(|e| e.to_string()),
-        None => Err("encryption failed".to_owned()),
+    let stored = if body.len() > MAX_STORED {
+        Err(format!(
+            "a response of {} bytes is over the {MAX_STORED} kept",
+            body.len()
+        ))
+    } else {
+        match seal(&cipher, aad.as_bytes(), &body) {
+            Some(s) => state
+                .store()
+                .idempotency_finish(&key_id, &idem_key, status.as_u16(), &s)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err("encryption failed".to_owned()),
+        }
     };
     if let Err(e) = stored {
-        // The request ran; its result could not be kept. Release the key so a retry is not
-        // stuck behind a lock, and say so in the logs.
+        // The request ran and may have committed: answer what it answered, and keep the key
+        // so that a retry is told, rather than running it a second time.
         tracing::error!(error = %e, "could not store an idempotent response");
-        let _ = state.store().idempotency_release(&key_id, &idem_key).await;
+        keep_as_unrecorded(&state, &key_id, &idem_key, status).await;
     }
     Response::from_parts(resp_parts, Body::from(body))
+}
+
+/// Marks the key as "ran, not recorded". If even that fails (storage is down), the record
+/// stays `running` and a retry after its lock ([`LOCK_MS`]) runs the request again, as after
+/// a crash.
+async fn keep_as_unrecorded(
+    state: &AppState,
+    key_id: &crier_core::ids::KeyId,
+    idem_key: &str,
+    status: StatusCode,
+) {
+    if let Err(e) = state
+        .store()
+        .idempotency_finish_unrecorded(key_id, idem_key, status.as_u16())
+        .await
+    {
+        tracing::error!(error = %e, "could not mark an idempotency key as ran");
+    }
 }

@@ -1034,6 +1034,22 @@ conformance!(idempotency_lifecycle, |store| async move {
     assert_eq!(begin(&store, &k, "i2", "fp-b", T0 + 1).await, Started);
     assert_eq!(begin(&store, &k, "i2", "fp-b", T0 + 2).await, InProgress);
 
+    // Ran, but its response could not be kept: never run again, not even after the lock.
+    assert_eq!(begin(&store, &k, "i3", "fp-a", T0).await, Started);
+    store
+        .idempotency_finish_unrecorded(&k, "i3", 201)
+        .await
+        .unwrap();
+    let unrecorded = Unrecorded { status: 201 };
+    assert_eq!(begin(&store, &k, "i3", "fp-a", T0 + 1).await, unrecorded);
+    assert_eq!(
+        begin(&store, &k, "i3", "fp-a", T0 + 10 * LOCK).await,
+        unrecorded
+    );
+    assert_eq!(begin(&store, &k, "i3", "fp-b", T0 + 1).await, Mismatch);
+    store.idempotency_release(&k, "i3").await.unwrap();
+    assert_eq!(begin(&store, &k, "i3", "fp-a", T0 + 2).await, unrecorded);
+
     // The other API key's record is untouched by all this.
     assert_eq!(
         begin(&store, &other_key, "i1", "fp-b", T0 + 3).await,
