@@ -10,15 +10,23 @@
 //! presents the same secret can read them, so a response that carries a secret (a new API key)
 //! is never at rest in the clear, and a database dump reveals none.
 //!
+//! A replay answers only a caller the route would let in now. Authentication (revoked,
+//! expired, IP, origin, rate limit) runs before this layer; the route's scope (and the plan's
+//! paid-scope check) is checked here, before anything is claimed or replayed, from the scope
+//! the route declares (see [`RouteScopes`]): a key that lost the scope gets the route's
+//! `403 forbidden_scope`, not the stored response (which may carry a new key's secret).
+//!
 //! A request that ran is never run again for its key, and never answered with a 500 because
 //! its response could not be kept: if storing fails (or the response is over [`MAX_STORED`]),
 //! the caller still gets the handler's response, and the key is kept as "ran, not recorded",
 //! so a retry gets `409 idempotency_conflict` saying so.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,7 +34,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use crier_core::ErrorCode;
+use crier_core::{ErrorCode, Scope};
 use crier_store::IdempotencyBegin;
 use sha2::{Digest, Sha256};
 
@@ -50,6 +58,73 @@ pub const MAX_STORED: usize = 4 * 1024 * 1024;
 
 fn conflict(message: impl Into<Cow<'static, str>>) -> ApiError {
     ApiError::new(ErrorCode::IdempotencyConflict, message)
+}
+
+/// The scope each `POST` route needs, by its path template: `None` for any valid key. Read
+/// once from the OpenAPI description the router is built from, whose `security` for every
+/// operation the authorization matrix test checks against what the handler's
+/// `Auth<need::…>` extractor enforces, so this is the route's own declaration.
+#[derive(Debug)]
+pub struct RouteScopes(HashMap<String, Option<Scope>>);
+
+impl RouteScopes {
+    /// From an OpenAPI document (as JSON): every `POST` operation with a `security`
+    /// requirement. Panics on a scope name that is not a [`Scope`] (a bug in an annotation).
+    pub fn from_openapi(doc: &serde_json::Value) -> Self {
+        let mut map = HashMap::new();
+        let paths = doc["paths"].as_object().into_iter().flatten();
+        for (path, item) in paths {
+            let Some(security) = item["post"]["security"].as_array() else {
+                continue;
+            };
+            let scope = security
+                .iter()
+                .find_map(|req| req.get("bearer"))
+                .and_then(|names| names.as_array())
+                .and_then(|names| names.first())
+                .and_then(|name| name.as_str())
+                .map(|name| {
+                    *Scope::ALL
+                        .iter()
+                        .find(|s| s.as_str() == name)
+                        .unwrap_or_else(|| panic!("POST {path} declares an unknown scope {name}"))
+                });
+            map.insert(path.clone(), scope);
+        }
+        Self(map)
+    }
+
+    /// The scope `POST path` needs (`Some(None)`: any key), or `None` when the route declares
+    /// nothing.
+    pub fn post(&self, path: &str) -> Option<Option<Scope>> {
+        self.0.get(path).copied()
+    }
+
+    /// The table of this crate's router.
+    pub fn of_router() -> &'static Self {
+        static TABLE: LazyLock<RouteScopes> = LazyLock::new(|| {
+            let doc = serde_json::to_value(crate::routes::openapi()).expect("OpenAPI as JSON");
+            RouteScopes::from_openapi(&doc)
+        });
+        &TABLE
+    }
+}
+
+/// The access decision the route would make, made before a claim or a replay.
+fn check_route_scope(req: &Request, principal: &Principal) -> Result<(), ApiError> {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    match path.and_then(|p| RouteScopes::of_router().post(p)) {
+        Some(Some(scope)) => principal.require(scope),
+        Some(None) => Ok(()),
+        // Fail closed: a route without a declared scope is a bug (a test walks them all).
+        None => Err(ApiError::internal(format!(
+            "POST {} declares no scope for the idempotency layer",
+            path.unwrap_or("(unmatched)")
+        ))),
+    }
 }
 
 fn validate(value: &HeaderValue) -> Result<String, ApiError> {
@@ -118,6 +193,9 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     ) else {
         return next.run(req).await;
     };
+    if let Err(e) = check_route_scope(&req, &principal) {
+        return e.into_response();
+    }
     let (parts, body) = req.into_parts();
     let bytes = match read_body(Request::from_parts(parts.clone(), body)).await {
         Ok(b) => b,
@@ -252,5 +330,38 @@ async fn keep_as_unrecorded(
         .await
     {
         tracing::error!(error = %e, "could not mark an idempotency key as ran");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every authenticated POST route declares its scope, so the layer never fails closed on
+    /// a real route, and the table agrees with the routes' annotations.
+    #[test]
+    fn every_post_route_declares_its_scope() {
+        let doc = serde_json::to_value(crate::routes::openapi()).unwrap();
+        let table = RouteScopes::of_router();
+        let mut posts = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if !path.starts_with("/v1/") || item.get("post").is_none() {
+                continue;
+            }
+            posts += 1;
+            assert!(table.post(path).is_some(), "POST {path} declares no scope");
+        }
+        assert!(posts >= 10, "{posts} POST routes");
+        assert_eq!(table.post("/v1/keys"), Some(Some(Scope::KeysWrite)));
+        assert_eq!(
+            table.post("/v1/keys/{id}/rotate"),
+            Some(Some(Scope::KeysWrite))
+        );
+        assert_eq!(table.post("/v1/batches"), Some(Some(Scope::PostsWrite)));
+        assert_eq!(
+            table.post("/v1/posts/{id}/publish"),
+            Some(Some(Scope::PostsPublish))
+        );
+        assert_eq!(table.post("/v1/nope"), None);
     }
 }

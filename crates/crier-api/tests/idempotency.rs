@@ -506,6 +506,67 @@ async fn a_response_that_cannot_be_stored_is_answered_and_not_run_again() {
     assert_eq!(key_count(&app).await, 2);
 }
 
+/// A replay answers only a caller the route would let in now: a key that lost `keys:write`
+/// does not get the created key's secret back by replaying its create.
+async fn a_replay_checks_the_routes_scope_again() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    let (creator, creator_row) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead, Scope::KeysWrite, Scope::PostsRead],
+            ..KeySpec::default()
+        })
+        .await;
+    let body = json!({"name": "child", "scopes": ["posts:read"]});
+    let first = create(&app, &creator, "scoped", body.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let secret = first.body["key"].as_str().unwrap().to_owned();
+
+    // Another key takes `keys:write` away.
+    let r = app
+        .patch(&format!("/v1/keys/{}", creator_row.id))
+        .key(&admin)
+        .json(json!({"scopes": ["keys:read", "posts:read"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let before = app.snapshot().await;
+    let kept = app
+        .raw_texts("SELECT idem_key FROM idempotency_keys ORDER BY idem_key")
+        .await;
+    let replay = create(&app, &creator, "scoped", body.clone()).await;
+    replay.assert_error(403, "forbidden_scope");
+    assert!(
+        replay.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("keys:write")
+    );
+    assert_eq!(replay.header(REPLAYED), None);
+    assert!(!replay.text.contains(&secret), "the secret is not replayed");
+    assert_eq!(app.snapshot().await, before);
+    assert_eq!(
+        app.raw_texts("SELECT idem_key FROM idempotency_keys ORDER BY idem_key")
+            .await,
+        kept,
+        "the stored response stays"
+    );
+
+    // Given the scope back, the same key replays the first response (nothing runs twice).
+    let r = app
+        .patch(&format!("/v1/keys/{}", creator_row.id))
+        .key(&admin)
+        .json(json!({"scopes": ["keys:read", "keys:write", "posts:read"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let replay = create(&app, &creator, "scoped", body).await;
+    assert_eq!(replay.status, 201, "{}", replay.text);
+    assert_eq!(replay.header(REPLAYED), Some("true"));
+    assert_eq!(replay.text, first.text);
+    assert_eq!(key_count(&app).await, 3);
+}
+
 both!(
     tests: a_retry_with_the_same_body_replays_the_first_response,
     the_same_idempotency_key_with_another_request_is_409,
@@ -517,4 +578,5 @@ both!(
     concurrent_requests_on_separate_tasks_create_one_key,
     a_committed_batch_over_a_mebibyte_is_replayed_not_repeated,
     a_response_that_cannot_be_stored_is_answered_and_not_run_again,
+    a_replay_checks_the_routes_scope_again,
 );
