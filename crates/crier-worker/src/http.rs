@@ -14,7 +14,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 /// Blocks from the IANA special-purpose address registries (IPv4 and IPv6, checked against
 /// both in November 2026) that are not globally reachable, plus deprecated ones that carry an
 /// address of another kind. Globally reachable special-purpose blocks (AS112, AMT, the PCP and
-/// TURN anycasts, 2620:4f:8000::/48) are left public; NAT64 `64:ff9b::/96` and 6to4
+/// TURN anycasts) are left public, except inside `2001::/23`, which is blocked whole (Teredo
+/// there embeds a client's address, and no webhook receiver lives in it); NAT64 `64:ff9b::/96` and 6to4
 /// `2002::/16` are judged by the IPv4 address they embed (see [`is_public`]), IPv4-mapped
 /// `::ffff:0:0/96` as that IPv4 address.
 const BLOCKED: &[&str] = &[
