@@ -14,7 +14,9 @@
 //! expired, IP, origin, rate limit) runs before this layer; the route's scope (and the plan's
 //! paid-scope check) is checked here, before anything is claimed or replayed, from the scope
 //! the route declares (see [`RouteScopes`]): a key that lost the scope gets the route's
-//! `403 forbidden_scope`, not the stored response (which may carry a new key's secret).
+//! `403 forbidden_scope`, not the stored response (which may carry a new key's secret). Scopes
+//! the handler checks beyond its route's (`posts:publish` for a batch that schedules) are
+//! recorded while it runs, kept beside the response, and required again before a replay.
 //!
 //! A request that ran is never run again for its key, and never answered with a 500 because
 //! its response could not be kept: if storing fails (or the response is over [`MAX_STORED`]),
@@ -34,7 +36,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use crier_core::{ErrorCode, Scope};
+use crier_core::{ErrorCode, Scope, ScopeSet};
 use crier_store::IdempotencyBegin;
 use sha2::{Digest, Sha256};
 
@@ -124,6 +126,24 @@ fn check_route_scope(req: &Request, principal: &Principal) -> Result<(), ApiErro
             "POST {} declares no scope for the idempotency layer",
             path.unwrap_or("(unmatched)")
         ))),
+    }
+}
+
+/// A stored response is `<scopes the handler required>|<sealed body>`; records from before
+/// the scopes were kept are the sealed body alone (base64, never a `|`).
+fn split_stored(stored: &str) -> (Option<&str>, &str) {
+    match stored.split_once('|') {
+        Some((required, sealed)) => (Some(required), sealed),
+        None => (None, stored),
+    }
+}
+
+/// The associated data a response is sealed with: it binds the response to the API key, the
+/// idempotency key and the scopes kept beside it (so those cannot be edited at rest).
+fn aad(key_id: &crier_core::ids::KeyId, idem_key: &str, required: Option<&str>) -> String {
+    match required {
+        Some(r) => format!("{key_id}\0{idem_key}\0{r}"),
+        None => format!("{key_id}\0{idem_key}"),
     }
 }
 
@@ -218,7 +238,6 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         hex::encode(h.finalize())
     };
     let key_id = principal.key_id().clone();
-    let aad = format!("{key_id}\0{idem_key}");
     let cipher = cipher(&secret, &idem_key);
     let now = state.clock().now_ms();
     let begin = state
@@ -247,7 +266,16 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             .into_response();
         }
         Ok(IdempotencyBegin::Done { status, response }) => {
-            let Some(body) = open(&cipher, aad.as_bytes(), &response) else {
+            let (required, sealed) = split_stored(&response);
+            // What the handler required beyond its route (say `posts:publish` for a batch
+            // that schedules), required again of the caller as it is now.
+            for scope in ScopeSet::from_storage(required.unwrap_or("")).iter() {
+                if let Err(e) = principal.require(scope) {
+                    return e.into_response();
+                }
+            }
+            let aad = aad(&key_id, &idem_key, required);
+            let Some(body) = open(&cipher, aad.as_bytes(), sealed) else {
                 return ApiError::internal("stored idempotent response does not decrypt")
                     .into_response();
             };
@@ -271,6 +299,9 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
         Ok(IdempotencyBegin::Started) => {}
     }
+    let recording = principal.recording();
+    let mut parts = parts;
+    parts.extensions.insert(recording.clone());
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
@@ -297,10 +328,17 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             body.len()
         ))
     } else {
+        let required = recording.required().to_storage();
+        let aad = aad(&key_id, &idem_key, Some(&required));
         match seal(&cipher, aad.as_bytes(), &body) {
-            Some(s) => state
+            Some(sealed) => state
                 .store()
-                .idempotency_finish(&key_id, &idem_key, status.as_u16(), &s)
+                .idempotency_finish(
+                    &key_id,
+                    &idem_key,
+                    status.as_u16(),
+                    &format!("{required}|{sealed}"),
+                )
                 .await
                 .map_err(|e| e.to_string()),
             None => Err("encryption failed".to_owned()),

@@ -567,6 +567,60 @@ async fn a_replay_checks_the_routes_scope_again() {
     assert_eq!(key_count(&app).await, 3);
 }
 
+/// Scopes a handler checks beyond its route's are required again too: a batch that schedules
+/// needs `posts:publish`, so a key that lost it does not get that batch replayed.
+async fn a_replay_checks_the_scopes_the_handler_required() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    let acct = app.sandbox_account(&admin, "brand").await;
+    let (writer, writer_row) = app
+        .key(KeySpec {
+            scopes: vec![Scope::PostsRead, Scope::PostsWrite, Scope::PostsPublish],
+            ..KeySpec::default()
+        })
+        .await;
+    let batch = |idem: &'static str, body: Value| {
+        app.post("/v1/batches")
+            .key(&writer)
+            .header(IDEM, idem)
+            .json(body)
+            .send()
+    };
+    let scheduled = json!({"posts": [
+        {"body": "later", "account_ids": [acct], "scheduled_at": "2026-11-23T09:00:00Z"}
+    ]});
+    let first = batch("scheduled", scheduled.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+
+    let r = app
+        .patch(&format!("/v1/keys/{}", writer_row.id))
+        .key(&admin)
+        .json(json!({"scopes": ["posts:read", "posts:write"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let before = app.posts_snapshot().await;
+    let replay = batch("scheduled", scheduled).await;
+    replay.assert_error(403, "forbidden_scope");
+    assert!(
+        replay.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("posts:publish")
+    );
+    assert_eq!(replay.header(REPLAYED), None);
+    assert_eq!(app.posts_snapshot().await, before);
+
+    // What needed only the route's scope still replays for the narrowed key.
+    let drafts = json!({"posts": [{"body": "draft", "account_ids": [acct]}]});
+    let first = batch("drafts", drafts.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let replay = batch("drafts", drafts).await;
+    assert_eq!(replay.status, 201, "{}", replay.text);
+    assert_eq!(replay.header(REPLAYED), Some("true"));
+    assert_eq!(replay.text, first.text);
+}
+
 both!(
     tests: a_retry_with_the_same_body_replays_the_first_response,
     the_same_idempotency_key_with_another_request_is_409,
@@ -579,4 +633,5 @@ both!(
     a_committed_batch_over_a_mebibyte_is_replayed_not_repeated,
     a_response_that_cannot_be_stored_is_answered_and_not_run_again,
     a_replay_checks_the_routes_scope_again,
+    a_replay_checks_the_scopes_the_handler_required,
 );
