@@ -35,6 +35,10 @@ pub struct ApiConfig {
     /// Whether webhook and feed URLs may point at private, loopback or link-local addresses
     /// (`CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS`; self-hosted setups and tests on one machine).
     pub allow_private_networks: bool,
+    /// Webhook endpoints a workspace may have per mode (`webhook_max_endpoints`, 1 to
+    /// [`routes::webhooks::MAX_ENDPOINTS_CEILING`]). It bounds the deliveries every event
+    /// writes inside the transaction that emits it.
+    pub max_webhook_endpoints: u32,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +53,7 @@ impl Default for ApiConfig {
             plans: Plan::defaults(),
             usage_flush_interval: Duration::from_secs(5),
             allow_private_networks: false,
+            max_webhook_endpoints: routes::webhooks::DEFAULT_MAX_ENDPOINTS,
         }
     }
 }

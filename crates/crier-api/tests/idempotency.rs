@@ -386,6 +386,241 @@ async fn concurrent_requests_on_separate_tasks_create_one_key() {
     assert_eq!(key_count(&app).await, 2);
 }
 
+async fn post_count(app: &TestApp) -> usize {
+    app.raw_texts("SELECT id FROM posts").await.len()
+}
+
+/// The largest response a POST can produce: a batch of 100 drafts, each to 20 accounts, with
+/// bodies as long as a request of at most 1 MiB allows. The first request's answer (over
+/// 1 MiB) is kept, so the retry replays it instead of creating 100 more posts.
+async fn a_committed_batch_over_a_mebibyte_is_replayed_not_repeated() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    let mut accounts = Vec::new();
+    for i in 0..20 {
+        accounts.push(app.sandbox_account(&admin, &format!("brand{i}")).await);
+    }
+    let batch = |len: usize| {
+        let posts: Vec<Value> = (0..100)
+            .map(|i| {
+                let body = format!("{i:03} {}", "y".repeat(len));
+                json!({"body": body, "account_ids": accounts})
+            })
+            .collect();
+        json!({ "posts": posts })
+    };
+    // The longest bodies that keep the request within the 1 MiB body limit.
+    let mut len = 20_000;
+    while serde_json::to_vec(&batch(len)).unwrap().len() > 1024 * 1024 {
+        len -= 100;
+    }
+    let body = batch(len);
+    let send = || {
+        app.post("/v1/batches")
+            .key(&admin)
+            .header(IDEM, "big-batch")
+            .json(body.clone())
+            .send()
+    };
+    let first = send().await;
+    assert_eq!(
+        first.status,
+        201,
+        "{}",
+        &first.text[..first.text.len().min(500)]
+    );
+    assert_eq!(first.header(REPLAYED), None);
+    assert!(
+        first.text.len() > 1024 * 1024,
+        "the response is over 1 MiB ({} bytes)",
+        first.text.len()
+    );
+    // The worst case `idempotency::MAX_STORED` is sized for (at most about 1.42 MiB).
+    assert!(
+        first.text.len() < crier_api::idempotency::MAX_STORED / 2,
+        "{} bytes",
+        first.text.len()
+    );
+    assert_eq!(first.body["data"].as_array().unwrap().len(), 100);
+    assert_eq!(post_count(&app).await, 100);
+
+    let again = send().await;
+    assert_eq!(
+        again.status,
+        201,
+        "{}",
+        &again.text[..again.text.len().min(500)]
+    );
+    assert_eq!(again.header(REPLAYED), Some("true"));
+    assert!(again.text == first.text, "the replay is the first response");
+    assert_eq!(post_count(&app).await, 100, "the retry created nothing");
+}
+
+/// Makes every write of a response into `idempotency_keys` fail (a storage fault after the
+/// handler committed); writes without a response still go through.
+async fn break_response_storage(app: &TestApp) {
+    match app.backend() {
+        crier_store::Backend::Sqlite => {
+            app.raw_execute(
+                "CREATE TRIGGER break_idempotency BEFORE UPDATE ON idempotency_keys
+                 WHEN NEW.response IS NOT NULL
+                 BEGIN SELECT RAISE(ABORT, 'injected storage fault'); END",
+            )
+            .await
+        }
+        crier_store::Backend::Postgres => {
+            app.raw_execute(
+                "CREATE FUNCTION break_idempotency() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'injected storage fault'; END $$;
+                 CREATE TRIGGER break_idempotency BEFORE UPDATE ON idempotency_keys
+                 FOR EACH ROW WHEN (NEW.response IS NOT NULL)
+                 EXECUTE FUNCTION break_idempotency();",
+            )
+            .await
+        }
+    }
+}
+
+/// The handler committed but its response could not be stored: the caller still gets the
+/// handler's answer (never a 500), and a retry with the key does not run the handler again.
+async fn a_response_that_cannot_be_stored_is_answered_and_not_run_again() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    break_response_storage(&app).await;
+    let body = json!({"name": "ci", "scopes": ["posts:read"]});
+    let first = create(&app, &admin, "unstored", body.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert!(
+        first.body["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("sk_"))
+    );
+    assert_eq!(key_count(&app).await, 2);
+
+    let before = app.snapshot().await;
+    let again = create(&app, &admin, "unstored", body.clone()).await;
+    again.assert_error(409, "idempotency_conflict");
+    let message = again.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("already ran"), "{message}");
+    assert_eq!(app.snapshot().await, before, "the retry created nothing");
+    assert_eq!(key_count(&app).await, 2);
+}
+
+/// A replay answers only a caller the route would let in now: a key that lost `keys:write`
+/// does not get the created key's secret back by replaying its create.
+async fn a_replay_checks_the_routes_scope_again() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    let (creator, creator_row) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead, Scope::KeysWrite, Scope::PostsRead],
+            ..KeySpec::default()
+        })
+        .await;
+    let body = json!({"name": "child", "scopes": ["posts:read"]});
+    let first = create(&app, &creator, "scoped", body.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let secret = first.body["key"].as_str().unwrap().to_owned();
+
+    // Another key takes `keys:write` away.
+    let r = app
+        .patch(&format!("/v1/keys/{}", creator_row.id))
+        .key(&admin)
+        .json(json!({"scopes": ["keys:read", "posts:read"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let before = app.snapshot().await;
+    let kept = app
+        .raw_texts("SELECT idem_key FROM idempotency_keys ORDER BY idem_key")
+        .await;
+    let replay = create(&app, &creator, "scoped", body.clone()).await;
+    replay.assert_error(403, "forbidden_scope");
+    assert!(
+        replay.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("keys:write")
+    );
+    assert_eq!(replay.header(REPLAYED), None);
+    assert!(!replay.text.contains(&secret), "the secret is not replayed");
+    assert_eq!(app.snapshot().await, before);
+    assert_eq!(
+        app.raw_texts("SELECT idem_key FROM idempotency_keys ORDER BY idem_key")
+            .await,
+        kept,
+        "the stored response stays"
+    );
+
+    // Given the scope back, the same key replays the first response (nothing runs twice).
+    let r = app
+        .patch(&format!("/v1/keys/{}", creator_row.id))
+        .key(&admin)
+        .json(json!({"scopes": ["keys:read", "keys:write", "posts:read"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let replay = create(&app, &creator, "scoped", body).await;
+    assert_eq!(replay.status, 201, "{}", replay.text);
+    assert_eq!(replay.header(REPLAYED), Some("true"));
+    assert_eq!(replay.text, first.text);
+    assert_eq!(key_count(&app).await, 3);
+}
+
+/// Scopes a handler checks beyond its route's are required again too: a batch that schedules
+/// needs `posts:publish`, so a key that lost it does not get that batch replayed.
+async fn a_replay_checks_the_scopes_the_handler_required() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    let acct = app.sandbox_account(&admin, "brand").await;
+    let (writer, writer_row) = app
+        .key(KeySpec {
+            scopes: vec![Scope::PostsRead, Scope::PostsWrite, Scope::PostsPublish],
+            ..KeySpec::default()
+        })
+        .await;
+    let batch = |idem: &'static str, body: Value| {
+        app.post("/v1/batches")
+            .key(&writer)
+            .header(IDEM, idem)
+            .json(body)
+            .send()
+    };
+    let scheduled = json!({"posts": [
+        {"body": "later", "account_ids": [acct], "scheduled_at": "2026-11-23T09:00:00Z"}
+    ]});
+    let first = batch("scheduled", scheduled.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+
+    let r = app
+        .patch(&format!("/v1/keys/{}", writer_row.id))
+        .key(&admin)
+        .json(json!({"scopes": ["posts:read", "posts:write"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let before = app.posts_snapshot().await;
+    let replay = batch("scheduled", scheduled).await;
+    replay.assert_error(403, "forbidden_scope");
+    assert!(
+        replay.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("posts:publish")
+    );
+    assert_eq!(replay.header(REPLAYED), None);
+    assert_eq!(app.posts_snapshot().await, before);
+
+    // What needed only the route's scope still replays for the narrowed key.
+    let drafts = json!({"posts": [{"body": "draft", "account_ids": [acct]}]});
+    let first = batch("drafts", drafts.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let replay = batch("drafts", drafts).await;
+    assert_eq!(replay.status, 201, "{}", replay.text);
+    assert_eq!(replay.header(REPLAYED), Some("true"));
+    assert_eq!(replay.text, first.text);
+}
+
 both!(
     tests: a_retry_with_the_same_body_replays_the_first_response,
     the_same_idempotency_key_with_another_request_is_409,
@@ -395,4 +630,8 @@ both!(
     a_validation_error_is_kept_but_a_refusal_is_not,
     concurrent_requests_with_one_key_create_one_key,
     concurrent_requests_on_separate_tasks_create_one_key,
+    a_committed_batch_over_a_mebibyte_is_replayed_not_repeated,
+    a_response_that_cannot_be_stored_is_answered_and_not_run_again,
+    a_replay_checks_the_routes_scope_again,
+    a_replay_checks_the_scopes_the_handler_required,
 );

@@ -1405,6 +1405,89 @@ async fn rotation_issues_a_twin_and_lets_the_old_key_overlap() {
     created(&r);
 }
 
+/// A rotated-out key ends when its overlap does: it cannot be given a new life (or any other
+/// change) by PATCH, only revoked sooner.
+async fn a_rotated_out_key_cannot_be_revived_but_can_be_revoked() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    let (old, row) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            ..KeySpec::default()
+        })
+        .await;
+    let r = app
+        .post(&format!("/v1/keys/{}/rotate", row.id))
+        .key(&admin)
+        .json(json!({"overlap_seconds": 60}))
+        .send()
+        .await;
+    let (new_id, new) = created(&r);
+    let path = format!("/v1/keys/{}", row.id);
+
+    let before = app.snapshot().await;
+    for change in [
+        json!({"expires_at": null}),
+        json!({"expires_at": at(&app, 86_400).to_string()}),
+        json!({"name": "still here"}),
+    ] {
+        let r = app
+            .patch(&path)
+            .key(&admin)
+            .json(change.clone())
+            .send()
+            .await;
+        r.assert_error(409, "conflict");
+        assert_message_mentions(&r, "replaced");
+        assert_eq!(app.snapshot().await, before, "{change}");
+    }
+    // The overlap ends as rotation set it.
+    app.clock.advance(2 * MINUTE);
+    app.get("/v1/keys")
+        .key(&old)
+        .send()
+        .await
+        .assert_error(401, "unauthorized");
+    assert_status(&app.get("/v1/keys").key(&new).send().await, 200);
+    // The replacement is a key like any other.
+    assert_status(
+        &app.patch(&format!("/v1/keys/{new_id}"))
+            .key(&admin)
+            .json(json!({"name": "renamed"}))
+            .send()
+            .await,
+        200,
+    );
+
+    // Revoking a replaced key is still allowed.
+    let (old2, row2) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            ..KeySpec::default()
+        })
+        .await;
+    created(
+        &app.post(&format!("/v1/keys/{}/rotate", row2.id))
+            .key(&admin)
+            .json(json!({"overlap_seconds": 3600}))
+            .send()
+            .await,
+    );
+    assert_status(&app.get("/v1/keys").key(&old2).send().await, 200);
+    let r = app
+        .delete(&format!("/v1/keys/{}", row2.id))
+        .key(&admin)
+        .send()
+        .await;
+    assert_status(&r, 200);
+    assert!(r.body["revoked_at"].is_string(), "{}", r.text);
+    app.get("/v1/keys")
+        .key(&old2)
+        .send()
+        .await
+        .assert_error(401, "unauthorized");
+}
+
 async fn rotation_without_overlap_ends_the_old_key_at_once_and_caps_the_overlap() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -2133,6 +2216,7 @@ both!(
     a_key_stops_working_when_it_expires,
     rotation_issues_a_twin_and_lets_the_old_key_overlap,
     rotation_without_overlap_ends_the_old_key_at_once_and_caps_the_overlap,
+    a_rotated_out_key_cannot_be_revived_but_can_be_revoked,
     every_change_is_audited_with_its_actor_and_request_id,
     ip_restrictions_match_ipv4_ipv6_and_mapped_addresses,
     trusted_proxies_forward_the_client_address_and_nobody_else_can,

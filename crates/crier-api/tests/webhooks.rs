@@ -864,6 +864,99 @@ async fn other_workspaces_and_modes_see_nothing() {
     assert_eq!(rx.received().len(), 1);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The endpoint cap
+// ---------------------------------------------------------------------------------------------
+
+/// A workspace has at most 16 endpoints per mode by default (the fan-out of every event is
+/// bounded by it); one more is `400 invalid_request` and stores nothing, also when requests
+/// race for the last places.
+async fn endpoints_are_capped_per_workspace_and_mode() {
+    let app = TestApp::new().await;
+    let live = webhooks_key(&app, KeyMode::Live).await;
+    let test = webhooks_key(&app, KeyMode::Test).await;
+    let body = json!({"url": PUBLIC_URL, "events": ["*"]});
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(id_of(&create(&app, &live, body.clone()).await));
+    }
+    // Ten at once for the last four places: exactly four get one.
+    let results = futures::future::join_all((0..10).map(|_| {
+        app.post("/v1/webhooks")
+            .key(&live)
+            .json(body.clone())
+            .send()
+    }))
+    .await;
+    let mut created = 0;
+    for r in &results {
+        if r.status == 201 {
+            created += 1;
+        } else {
+            r.assert_error(400, "invalid_request");
+        }
+    }
+    assert_eq!(created, 4, "16 endpoints and no more");
+    assert_eq!(
+        app.raw_texts("SELECT id FROM webhook_endpoints")
+            .await
+            .len(),
+        16
+    );
+
+    let before = storage(&app).await;
+    let r = app
+        .post("/v1/webhooks")
+        .key(&live)
+        .json(body.clone())
+        .send()
+        .await;
+    r.assert_error(400, "invalid_request");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("16"), "{message}");
+    assert_eq!(
+        storage(&app).await,
+        before,
+        "a refused create stores nothing"
+    );
+
+    // Test mode has its own 16.
+    create(&app, &test, body.clone()).await;
+    // Deleting one frees its place.
+    let r = app
+        .delete(&format!("/v1/webhooks/{}", ids[0]))
+        .key(&live)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    create(&app, &live, body.clone()).await;
+    app.post("/v1/webhooks")
+        .key(&live)
+        .json(body)
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+/// The operator's `webhook_max_endpoints` replaces the default.
+async fn the_operator_sets_the_endpoint_cap() {
+    let config = ApiConfig {
+        max_webhook_endpoints: 2,
+        ..ApiConfig::default()
+    };
+    let app = TestApp::with_config(config, "self-hosted").await;
+    let live = webhooks_key(&app, KeyMode::Live).await;
+    let body = json!({"url": PUBLIC_URL, "events": ["post.published"]});
+    create(&app, &live, body.clone()).await;
+    create(&app, &live, body.clone()).await;
+    let before = storage(&app).await;
+    let r = app.post("/v1/webhooks").key(&live).json(body).send().await;
+    r.assert_error(400, "invalid_request");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("already has 2 live-mode"), "{message}");
+    assert_eq!(storage(&app).await, before);
+}
+
 both!(
     tests: create_shows_the_secret_once,
     scopes_are_required,
@@ -875,4 +968,6 @@ both!(
     a_test_event_is_delivered_and_logged,
     redelivery_sends_the_same_event_again,
     other_workspaces_and_modes_see_nothing,
+    endpoints_are_capped_per_workspace_and_mode,
+    the_operator_sets_the_endpoint_cap,
 );

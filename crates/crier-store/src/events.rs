@@ -82,6 +82,12 @@ pub(crate) fn event_from_row(r: &sqlx::any::AnyRow) -> Result<Event> {
 
 /// Writes an event and a delivery for every enabled endpoint of the workspace (and mode)
 /// subscribed to its type; with `only_endpoint`, for that endpoint alone (test events).
+///
+/// The fan-out happens here, inside the emitting transaction (a key creation, a post's
+/// status change, ...), so its size is that transaction's size: it is bounded because a
+/// workspace has at most `webhook_max_endpoints` endpoints per mode (16 by default, never more
+/// than 100; `Store::insert_endpoint` enforces it), i.e. at most 100 deliveries and 100 jobs
+/// per event.
 pub(crate) async fn emit(
     tx: &mut sqlx::Transaction<'static, Any>,
     workspace: &str,

@@ -17,6 +17,9 @@ pub enum IdempotencyBegin {
     Mismatch,
     /// The stored response of the first request.
     Done { status: u16, response: String },
+    /// The first request ran and answered `status`, but its response could not be stored; it
+    /// must not run again.
+    Unrecorded { status: u16 },
 }
 
 impl Store {
@@ -86,12 +89,10 @@ impl Store {
         }
         let status: Option<i64> = row.try_get("status")?;
         let response: Option<String> = row.try_get("response")?;
-        match (status, response) {
-            (Some(s), Some(r)) => Ok(IdempotencyBegin::Done {
-                status: u16::try_from(s).unwrap_or(500),
-                response: r,
-            }),
-            _ => Ok(IdempotencyBegin::InProgress),
+        let status = status.and_then(|s| u16::try_from(s).ok()).unwrap_or(500);
+        match response {
+            Some(response) => Ok(IdempotencyBegin::Done { status, response }),
+            None => Ok(IdempotencyBegin::Unrecorded { status }),
         }
     }
 
@@ -111,6 +112,26 @@ impl Store {
         .bind(idem_key)
         .bind(i64::from(status))
         .bind(response)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a key whose request ran (and answered `status`) as done without its response,
+    /// when the response could not be stored: a retry is told so instead of running again.
+    pub async fn idempotency_finish_unrecorded(
+        &self,
+        api_key: &KeyId,
+        idem_key: &str,
+        status: u16,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET state = 'done', status = $3, response = NULL
+             WHERE api_key_id = $1 AND idem_key = $2 AND state = 'running'",
+        )
+        .bind(api_key.as_str())
+        .bind(idem_key)
+        .bind(i64::from(status))
         .execute(&self.write)
         .await?;
         Ok(())

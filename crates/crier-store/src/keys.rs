@@ -86,15 +86,16 @@ impl Store {
     }
 
     /// Writes the mutable fields of `key` (name, description, scopes, limits, restrictions,
-    /// expiry) if it is still active. Returns the stored row, or `None` when there is no such
-    /// active key in this workspace.
+    /// expiry) if it is neither revoked nor replaced by a rotation (a replaced key ends with
+    /// its overlap; a new expiry must not revive it). Returns the stored row, or `None` when
+    /// there is no such key in this workspace.
     pub async fn update_key(&self, key: &KeyRow, audit: &AuditEntry) -> Result<Option<KeyRow>> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE api_keys SET name = $3, description = $4, scopes = $5, per_minute = $6,
                 per_day = $7, allowed_ips = $8, allowed_origins = $9, expires_at = $10,
                 updated_at = $11
-             WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL
+             WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL AND replaced_by IS NULL
              RETURNING {COLUMNS}"
         )))
         .bind(key.workspace_id.as_str())

@@ -121,7 +121,29 @@ const DELIVERY_COLUMNS: &str = "d.id, d.workspace_id, d.endpoint_id, d.event_id,
     d.attempts, d.last_status, d.last_error, d.created_at, d.updated_at";
 
 impl Store {
-    pub async fn insert_endpoint(&self, e: &Endpoint) -> Result<()> {
+    /// Stores a new endpoint unless the workspace already has `max_per_mode` endpoints of its
+    /// mode; returns whether it was stored. The cap bounds the fan-out of every event (one
+    /// delivery and one job per endpoint, written inside the emitting transaction), so the
+    /// count and the insert share a transaction that two requests cannot interleave: SQLite
+    /// serialises write transactions, and PostgreSQL locks the workspace's row first.
+    pub async fn insert_endpoint(&self, e: &Endpoint, max_per_mode: u32) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
+                .bind(e.workspace_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_endpoints WHERE workspace_id = $1 AND livemode = $2",
+        )
+        .bind(e.workspace_id.as_str())
+        .bind(e.livemode as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        if count >= i64::from(max_per_mode) {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO webhook_endpoints (id, workspace_id, livemode, url, description, events,
                 enabled, disabled_reason, secret, previous_secret, previous_secret_until,
@@ -142,9 +164,10 @@ impl Store {
         .bind(e.failing_since)
         .bind(e.created_at)
         .bind(e.updated_at)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn get_endpoint(&self, ws: &WorkspaceId, id: &WebhookId) -> Result<Option<Endpoint>> {

@@ -720,6 +720,17 @@ conformance!(rotate_key_replaces_an_active_key_once, |store| async move {
     assert!(store.key_by_digest(&second.digest).await.unwrap().is_none());
     assert_eq!(stored_key(&store, &old).await, expected_old);
 
+    // Nor can it be updated: a later expiry would revive it beside its successor.
+    let revived = KeyRow {
+        expires_at: None,
+        name: "revived".into(),
+        updated_at: T0 + 250,
+        ..expected_old.clone()
+    };
+    let entry = audit(&ws, Actor::Cli, "key.updated", &old.id, T0 + 250);
+    assert_eq!(store.update_key(&revived, &entry).await.unwrap(), None);
+    assert_eq!(stored_key(&store, &old).await, expected_old);
+
     // The successor can be rotated in its turn.
     let entry = audit(&ws, Actor::Cli, "key.rotated", &new.id, T0 + 300);
     let third = key_row(&ws, KeyMode::Live, T0 + 300);
@@ -1023,6 +1034,22 @@ conformance!(idempotency_lifecycle, |store| async move {
     store.idempotency_release(&k, "i2").await.unwrap();
     assert_eq!(begin(&store, &k, "i2", "fp-b", T0 + 1).await, Started);
     assert_eq!(begin(&store, &k, "i2", "fp-b", T0 + 2).await, InProgress);
+
+    // Ran, but its response could not be kept: never run again, not even after the lock.
+    assert_eq!(begin(&store, &k, "i3", "fp-a", T0).await, Started);
+    store
+        .idempotency_finish_unrecorded(&k, "i3", 201)
+        .await
+        .unwrap();
+    let unrecorded = Unrecorded { status: 201 };
+    assert_eq!(begin(&store, &k, "i3", "fp-a", T0 + 1).await, unrecorded);
+    assert_eq!(
+        begin(&store, &k, "i3", "fp-a", T0 + 10 * LOCK).await,
+        unrecorded
+    );
+    assert_eq!(begin(&store, &k, "i3", "fp-b", T0 + 1).await, Mismatch);
+    store.idempotency_release(&k, "i3").await.unwrap();
+    assert_eq!(begin(&store, &k, "i3", "fp-a", T0 + 2).await, unrecorded);
 
     // The other API key's record is untouched by all this.
     assert_eq!(

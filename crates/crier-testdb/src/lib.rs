@@ -113,6 +113,22 @@ impl TestDb {
         self.query(sql).await
     }
 
+    /// Runs statements (DDL such as a trigger that injects a storage fault) on a connection of
+    /// its own, bypassing the store.
+    pub async fn execute(&self, sql: &'static str) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connect for a raw statement: {e}"));
+        sqlx::raw_sql(sql)
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        pool.close().await;
+    }
+
     async fn query<T>(&self, sql: &'static str) -> Vec<T>
     where
         T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,

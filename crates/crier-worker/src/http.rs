@@ -2,44 +2,85 @@
 //! `https`; host names are resolved when the request is made (so DNS rebinding does not get
 //! through) and private, loopback, link-local, CGNAT, multicast and cloud-metadata addresses
 //! are refused, unless the operator allows private networks (self-hosted setups, tests on one
-//! machine); redirects are not followed.
+//! machine); redirects are not followed; proxies from the environment are not used.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+/// Blocks from the IANA special-purpose address registries (IPv4 and IPv6, checked against
+/// both in November 2026) that are not globally reachable, plus deprecated ones that carry an
+/// address of another kind. Globally reachable special-purpose blocks (AS112, AMT, the PCP and
+/// TURN anycasts) are left public, except inside `2001::/23`, which is blocked whole (Teredo
+/// there embeds a client's address, and no webhook receiver lives in it); NAT64 `64:ff9b::/96` and 6to4
+/// `2002::/16` are judged by the IPv4 address they embed (see [`is_public`]), IPv4-mapped
+/// `::ffff:0:0/96` as that IPv4 address.
+const BLOCKED: &[&str] = &[
+    // IPv4
+    "0.0.0.0/8",       // "this network"
+    "10.0.0.0/8",      // private
+    "100.64.0.0/10",   // shared address space (CGNAT; also Alibaba's metadata 100.100.100.200)
+    "127.0.0.0/8",     // loopback
+    "169.254.0.0/16",  // link-local (cloud metadata at 169.254.169.254)
+    "172.16.0.0/12",   // private
+    "192.0.0.0/24",    // IETF protocol assignments (DS-Lite, NAT64 discovery, ...)
+    "192.0.2.0/24",    // TEST-NET-1
+    "192.88.99.0/24",  // 6to4 relay anycast (deprecated, RFC 7526)
+    "192.168.0.0/16",  // private
+    "198.18.0.0/15",   // benchmarking
+    "198.51.100.0/24", // TEST-NET-2
+    "203.0.113.0/24",  // TEST-NET-3
+    "224.0.0.0/3",     // multicast 224/4, reserved 240/4, broadcast
+    // IPv6
+    "::/96",           // unspecified, loopback and IPv4-compatible (deprecated)
+    "::ffff:0:0:0/96", // IPv4-translated (SIIT)
+    "64:ff9b:1::/48",  // local-use IPv4/IPv6 translation
+    "100::/64",        // discard-only
+    "100:0:0:1::/64",  // dummy prefix
+    "2001::/23",       // IETF protocol assignments: Teredo, benchmarking, ORCHID, ...
+    "2001:db8::/32",   // documentation
+    "3fff::/20",       // documentation
+    "5f00::/16",       // segment routing (SRv6) SIDs
+    "fc00::/7",        // unique local (AWS metadata at fd00:ec2::254)
+    "fe80::/10",       // link-local
+    "fec0::/10",       // site-local (deprecated)
+    "ff00::/8",        // multicast
+];
+
+fn blocked() -> &'static [IpNet] {
+    static NETS: std::sync::OnceLock<Vec<IpNet>> = std::sync::OnceLock::new();
+    NETS.get_or_init(|| {
+        BLOCKED
+            .iter()
+            .map(|b| b.parse().expect("valid block"))
+            .collect()
+    })
+}
+
+/// The IPv4 address an IPv6 address carries by a translation prefix that reaches it: NAT64
+/// `64:ff9b::/96` (RFC 6052, the last 32 bits) and 6to4 `2002::/16` (RFC 3056, bits 16..48).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
+    }
+}
+
 /// Whether `ip` is an address on the public internet.
 pub fn is_public(ip: IpAddr) -> bool {
     let ip = crier_core::net::canonical(ip);
-    const BLOCKED: &[&str] = &[
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.0.0.0/24",
-        "192.0.2.0/24",
-        "192.168.0.0/16",
-        "198.18.0.0/15",
-        "198.51.100.0/24",
-        "203.0.113.0/24",
-        "224.0.0.0/3",
-        "::/128",
-        "::1/128",
-        "64:ff9b::/96",
-        "100::/64",
-        "2001:db8::/32",
-        "fc00::/7",
-        "fe80::/10",
-        "ff00::/8",
-    ];
-    !BLOCKED
-        .iter()
-        .any(|b| b.parse::<IpNet>().expect("valid block").contains(&ip))
+    if let IpAddr::V6(v6) = ip
+        && let Some(v4) = embedded_v4(v6)
+    {
+        return is_public(IpAddr::V4(v4));
+    }
+    !blocked().iter().any(|b| b.contains(&ip))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,9 +145,11 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// The client webhooks and feeds use.
+/// The client webhooks and feeds use. It ignores `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY`:
+/// through a proxy the proxy resolves host names, so the guard would never see them.
 pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
+        .no_proxy()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .redirect(reqwest::redirect::Policy::none())
@@ -163,6 +206,239 @@ mod tests {
             check_url("https://user:pw@example.com/", false).unwrap_err(),
             UrlError::Invalid
         );
+    }
+
+    /// Every special-purpose block of the IANA registries that is not globally reachable (and
+    /// the deprecated ones that embed other addresses): an address at its start, one inside
+    /// and one at its end is refused, and so is an IPv4 address carried in IPv6.
+    #[test]
+    fn every_special_purpose_range_is_refused() {
+        let blocked: &[(&str, &[&str])] = &[
+            (
+                "0.0.0.0/8 this network",
+                &["0.0.0.0", "0.1.2.3", "0.255.255.255"],
+            ),
+            (
+                "10.0.0.0/8 private",
+                &["10.0.0.0", "10.1.2.3", "10.255.255.255"],
+            ),
+            (
+                "100.64.0.0/10 CGNAT",
+                &["100.64.0.0", "100.100.100.200", "100.127.255.255"],
+            ),
+            (
+                "127.0.0.0/8 loopback",
+                &["127.0.0.0", "127.0.0.1", "127.255.255.255"],
+            ),
+            (
+                "169.254.0.0/16 link-local",
+                &["169.254.0.0", "169.254.169.254", "169.254.255.255"],
+            ),
+            (
+                "172.16.0.0/12 private",
+                &["172.16.0.0", "172.20.1.1", "172.31.255.255"],
+            ),
+            (
+                "192.0.0.0/24 IETF protocol assignments",
+                &["192.0.0.0", "192.0.0.170", "192.0.0.255"],
+            ),
+            (
+                "192.0.2.0/24 TEST-NET-1",
+                &["192.0.2.0", "192.0.2.1", "192.0.2.255"],
+            ),
+            (
+                "192.88.99.0/24 6to4 relay anycast",
+                &["192.88.99.0", "192.88.99.1", "192.88.99.255"],
+            ),
+            (
+                "192.168.0.0/16 private",
+                &["192.168.0.0", "192.168.1.1", "192.168.255.255"],
+            ),
+            (
+                "198.18.0.0/15 benchmarking",
+                &["198.18.0.0", "198.19.1.1", "198.19.255.255"],
+            ),
+            (
+                "198.51.100.0/24 TEST-NET-2",
+                &["198.51.100.0", "198.51.100.7", "198.51.100.255"],
+            ),
+            (
+                "203.0.113.0/24 TEST-NET-3",
+                &["203.0.113.0", "203.0.113.9", "203.0.113.255"],
+            ),
+            (
+                "224.0.0.0/4 multicast",
+                &["224.0.0.0", "232.1.2.3", "239.255.255.255"],
+            ),
+            (
+                "240.0.0.0/4 reserved, broadcast",
+                &["240.0.0.0", "250.1.2.3", "255.255.255.255"],
+            ),
+            ("::/128 unspecified", &["::"]),
+            ("::1/128 loopback", &["::1"]),
+            (
+                "::/96 IPv4-compatible",
+                &["::2", "::10.0.0.1", "::8.8.8.8", "::ffff:ffff"],
+            ),
+            (
+                "::ffff:0:0/96 IPv4-mapped",
+                &[
+                    "::ffff:10.0.0.1",
+                    "::ffff:127.0.0.1",
+                    "::ffff:169.254.169.254",
+                ],
+            ),
+            (
+                "::ffff:0:0:0/96 IPv4-translated",
+                &["::ffff:0:0:0", "::ffff:0:8.8.8.8", "::ffff:0:ffff:ffff"],
+            ),
+            (
+                "64:ff9b::/96 NAT64 of a private IPv4",
+                &[
+                    "64:ff9b::10.0.0.1",
+                    "64:ff9b::127.0.0.1",
+                    "64:ff9b::169.254.169.254",
+                    "64:ff9b::",
+                ],
+            ),
+            (
+                "64:ff9b:1::/48 local-use NAT64",
+                &[
+                    "64:ff9b:1::",
+                    "64:ff9b:1::8.8.8.8",
+                    "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+                ],
+            ),
+            (
+                "100::/64 discard-only",
+                &["100::", "100::1", "100::ffff:ffff:ffff:ffff"],
+            ),
+            (
+                "100:0:0:1::/64 dummy prefix",
+                &[
+                    "100:0:0:1::",
+                    "100:0:0:1::1",
+                    "100:0:0:1:ffff:ffff:ffff:ffff",
+                ],
+            ),
+            (
+                "2001::/23 IETF protocol assignments (Teredo, benchmarking, ORCHID)",
+                &[
+                    "2001::",
+                    "2001:0:4136:e378::1",
+                    "2001:2::1",
+                    "2001:10::1",
+                    "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff",
+                ],
+            ),
+            (
+                "2001:db8::/32 documentation",
+                &[
+                    "2001:db8::",
+                    "2001:db8::1",
+                    "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+                ],
+            ),
+            (
+                "2002::/16 6to4 of a private IPv4",
+                &[
+                    "2002:a00:1::1",
+                    "2002:7f00:1::",
+                    "2002:a9fe:a9fe::1",
+                    "2002::",
+                ],
+            ),
+            (
+                "3fff::/20 documentation",
+                &[
+                    "3fff::",
+                    "3fff:1::1",
+                    "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff",
+                ],
+            ),
+            (
+                "5f00::/16 SRv6 SIDs",
+                &[
+                    "5f00::",
+                    "5f00:1::1",
+                    "5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                ],
+            ),
+            (
+                "fc00::/7 unique local",
+                &[
+                    "fc00::",
+                    "fd00:ec2::254",
+                    "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                ],
+            ),
+            (
+                "fe80::/10 link-local",
+                &[
+                    "fe80::",
+                    "fe80::1",
+                    "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                ],
+            ),
+            (
+                "fec0::/10 site-local",
+                &[
+                    "fec0::",
+                    "fec0::1",
+                    "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                ],
+            ),
+            (
+                "ff00::/8 multicast",
+                &[
+                    "ff00::",
+                    "ff02::1",
+                    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                ],
+            ),
+        ];
+        for (range, addrs) in blocked {
+            for a in *addrs {
+                let ip: IpAddr = a.parse().unwrap_or_else(|_| panic!("{a}"));
+                assert!(!is_public(ip), "{a} ({range}) must be refused");
+                let url = match ip {
+                    IpAddr::V4(_) => format!("http://{a}/"),
+                    IpAddr::V6(_) => format!("http://[{a}]/"),
+                };
+                assert_eq!(check_url(&url, false), Err(UrlError::Private), "{url}");
+            }
+        }
+        // Public addresses, including ones next to the blocks and public IPv4 carried by
+        // NAT64 and 6to4, are fine.
+        for a in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "93.184.216.34",
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "192.0.1.0",
+            "192.88.98.255",
+            "192.169.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001:80b::200e",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b::5db8:d822",
+            "2002:808:808::1",
+            "2001:200::1",
+            "2001:db9::1",
+            "3fff:1000::1",
+            "2003::1",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert!(is_public(ip), "{a} is public");
+        }
     }
 
     #[tokio::test]

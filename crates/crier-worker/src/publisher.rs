@@ -261,7 +261,13 @@ impl Publisher {
             // unknown after a timeout, or published but not yet recorded on the target.
             let maybe_landed = history.iter().any(|a| a.part == i as i64);
             if maybe_landed {
-                match network.lookup(account, &idem).await {
+                // Bounded like a call, so a network whose search hangs cannot hold the job past
+                // its lease; a timeout is a failed look-up.
+                let lookup = network.lookup(account, &idem);
+                let found = tokio::time::timeout(self.config.call_timeout, lookup)
+                    .await
+                    .unwrap_or(Err(PublishError::Timeout));
+                match found {
                     Ok(Some(found)) => {
                         self.part_done(post, account, &mut part_ids, &mut url, found, true)
                             .await?;

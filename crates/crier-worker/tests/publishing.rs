@@ -721,6 +721,75 @@ both!(
     }
 );
 
+/// The sandbox, except that a look-up by idempotency key never answers (a network whose search
+/// hangs).
+struct LookupHangs(Arc<Sandbox>);
+
+#[async_trait::async_trait]
+impl Network for LookupHangs {
+    fn rules(&self) -> &crier_networks::Rules {
+        self.0.rules()
+    }
+
+    async fn publish(
+        &self,
+        account: &Account,
+        text: &str,
+        reply_to: Option<&str>,
+        idem_key: &str,
+    ) -> Result<crier_networks::PublishedPart, crier_networks::PublishError> {
+        self.0.publish(account, text, reply_to, idem_key).await
+    }
+
+    async fn lookup(
+        &self,
+        _account: &Account,
+        _idem_key: &str,
+    ) -> Result<Option<crier_networks::PublishedPart>, crier_networks::PublishError> {
+        std::future::pending().await
+    }
+
+    async fn metrics(
+        &self,
+        account: &Account,
+        external_id: &str,
+    ) -> Result<crier_store::Metrics, crier_networks::PublishError> {
+        self.0.metrics(account, external_id).await
+    }
+}
+
+both!(
+    a_hanging_lookup_times_out_and_is_recorded_as_failed,
+    |db| async move {
+        let w = World::new(&db).await;
+        let config = WorkerConfig {
+            call_timeout: Duration::from_millis(200),
+            ..config()
+        };
+        let networks = Networks::default().with(Arc::new(LookupHangs(w.sandbox.clone())));
+        let app = app_on(&w.store, Arc::new(w.clock.clone()), networks, None);
+        let publisher = Publisher::new(app, config);
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "landed, unconfirmed", T0).await;
+        w.fault(&a, 1, "timeout", 0).await;
+        let at = retry_at(&publisher.run_due().await);
+        w.set(at);
+
+        // The look-up is bounded by the call timeout, well inside the lease.
+        let out = tokio::time::timeout(Duration::from_secs(10), publisher.run_due())
+            .await
+            .expect("a hanging look-up must not hold the job past the call timeout");
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(matches!(out[0], Processed::RetryAt(_)), "{out:?}");
+        assert_eq!(w.outcomes(&id, &a).await, vec!["unknown", "lookup_failed"]);
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Pending);
+        assert_eq!(t.attempts, 2);
+        assert_eq!(t.error.map(|e| e.code), Some("timeout".to_owned()));
+        assert_eq!(w.timeline(&a).await.len(), 1, "never posted blindly again");
+    }
+);
+
 /// Claims the post's job, as a worker that then crashes would (the attempt it records next turns
 /// the post `publishing`);
 /// returns the end of the claim's lease and the idempotency key the publisher uses for part 0.

@@ -130,10 +130,12 @@ impl World {
             created_at: now,
             updated_at: now,
         };
-        self.store
-            .insert_endpoint(&e)
-            .await
-            .expect("insert endpoint");
+        assert!(
+            self.store
+                .insert_endpoint(&e, 100)
+                .await
+                .expect("insert endpoint")
+        );
         e
     }
 

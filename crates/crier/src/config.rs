@@ -54,6 +54,9 @@ pub struct Config {
     /// Whether webhook and feed URLs may point at private networks (env
     /// `CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS`).
     pub webhook_allow_private_networks: bool,
+    /// Webhook endpoints a workspace may have per mode, 1 to 100 (every event writes one
+    /// delivery per endpoint in the transaction that emits it).
+    pub webhook_max_endpoints: u32,
     /// Whether `serve` runs the publishing workers too (turn off for API-only nodes).
     pub workers: bool,
     /// Publish jobs one node works on at once.
@@ -111,6 +114,7 @@ impl Default for Config {
             default_plan: "self-hosted".into(),
             plans: Plan::defaults(),
             webhook_allow_private_networks: false,
+            webhook_max_endpoints: crier_api::routes::webhooks::DEFAULT_MAX_ENDPOINTS,
             workers: true,
             worker_concurrency: 32,
             worker_lease_seconds: 60,
@@ -151,6 +155,7 @@ const ENV_KEYS: &[&str] = &[
     "usage_flush_seconds",
     "default_plan",
     "webhook_allow_private_networks",
+    "webhook_max_endpoints",
     "workers",
     "worker_concurrency",
     "worker_lease_seconds",
@@ -254,6 +259,13 @@ fn validate(c: Config) -> Result<Settings, String> {
             c.plans.keys().cloned().collect::<Vec<_>>().join(", ")
         ));
     }
+    let ceiling = crier_api::routes::webhooks::MAX_ENDPOINTS_CEILING;
+    if c.webhook_max_endpoints == 0 || c.webhook_max_endpoints > ceiling {
+        return Err(format!(
+            "webhook_max_endpoints: must be from 1 to {ceiling} (every event writes one delivery \
+             per endpoint inside the transaction that emits it)"
+        ));
+    }
     if c.worker_concurrency == 0 || c.worker_poll_ms == 0 || c.publish_max_attempts == 0 {
         return Err(
             "worker_concurrency, worker_poll_ms and publish_max_attempts: must be at least 1"
@@ -308,6 +320,7 @@ fn validate(c: Config) -> Result<Settings, String> {
             plans: c.plans,
             usage_flush_interval: Duration::from_secs(c.usage_flush_seconds),
             allow_private_networks: c.webhook_allow_private_networks,
+            max_webhook_endpoints: c.webhook_max_endpoints,
         },
     })
 }
@@ -348,6 +361,14 @@ mod tests {
                 Box::new(|c| c.plans.get_mut("free").unwrap().per_minute = 0),
                 "plans.free",
             ),
+            (
+                Box::new(|c| c.webhook_max_endpoints = 101),
+                "webhook_max_endpoints",
+            ),
+            (
+                Box::new(|c| c.webhook_max_endpoints = 0),
+                "webhook_max_endpoints",
+            ),
         ];
         for (change, name) in cases {
             let mut c = Config::default();
@@ -376,6 +397,15 @@ mod tests {
             assert_eq!(s.api.auth.trusted_proxies.len(), 2);
             assert_eq!(s.api.plans["free"].per_minute, 5);
             assert_eq!(s.api.plans["pro"].per_minute, 600, "shipped plans remain");
+            assert_eq!(s.api.max_webhook_endpoints, 16, "the default");
+            jail.set_env("CRIER_WEBHOOK_MAX_ENDPOINTS", "100");
+            assert_eq!(
+                load(None, Flags::default())
+                    .unwrap()
+                    .api
+                    .max_webhook_endpoints,
+                100
+            );
             let s = load(
                 None,
                 Flags {

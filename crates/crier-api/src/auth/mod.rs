@@ -46,6 +46,10 @@ use crate::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub key: Arc<KeyRecord>,
+    /// Collects the scopes this request's handler required (its route's and any it checks
+    /// itself), for the idempotency layer to require again before it replays the response.
+    /// Only that layer sets it, so other requests allocate nothing.
+    pub(crate) required: Option<Arc<std::sync::Mutex<ScopeSet>>>,
 }
 
 impl Principal {
@@ -87,9 +91,35 @@ impl Principal {
         }
     }
 
+    pub fn new(key: Arc<KeyRecord>) -> Self {
+        Self {
+            key,
+            required: None,
+        }
+    }
+
+    /// This principal, recording from now on every scope it is required to hold.
+    pub(crate) fn recording(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            required: Some(Arc::default()),
+        }
+    }
+
+    /// The scopes required of it so far (empty unless it was [`Principal::recording`]).
+    pub(crate) fn required(&self) -> ScopeSet {
+        self.required
+            .as_ref()
+            .map(|r| *r.lock().unwrap_or_else(|e| e.into_inner()))
+            .unwrap_or(ScopeSet::EMPTY)
+    }
+
     /// The access decision: the key must hold `scope` (403), and the plan must include it
     /// when it is a paid scope (402).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if let Some(r) = &self.required {
+            r.lock().unwrap_or_else(|e| e.into_inner()).insert(scope);
+        }
         if !self.scopes().contains(scope) {
             return Err(ApiError::new(
                 ErrorCode::ForbiddenScope,
@@ -354,7 +384,7 @@ impl Authenticator {
             self.usage.record(&row.id, &row.workspace_id, now_ms);
         }
         Ok(Verified {
-            principal: Principal { key: record },
+            principal: Principal::new(record),
             decision,
         })
     }

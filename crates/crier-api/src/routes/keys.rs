@@ -114,7 +114,8 @@ pub async fn get(
 }
 
 /// Update a key's name, description, scopes, limits, restrictions or expiry. Takes effect on
-/// the next request, on every node.
+/// the next request, on every node. A revoked key, or one replaced by a rotation, cannot
+/// change (`409 conflict`); a replaced key can still be revoked.
 #[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", request_body = UpdateKey,
     params(("id" = String, Path, description = "The key's id")),
     security(("bearer" = ["keys:write"]), ("api_key" = ["keys:write"])),
@@ -134,6 +135,11 @@ pub async fn update(
             "This key is revoked and can no longer change.",
         ));
     }
+    // A rotated-out key lives only until the overlap its rotation set; a new `expires_at`
+    // (or any other edit) would revive it beside its replacement. It may still be revoked.
+    if let Some(new) = &existing.replaced_by {
+        return Err(replaced(new));
+    }
     keys::ensure_within(&p.key, &existing, "change")?;
     let now = state.clock().now_ms();
     let (row, changed) = keys::updated_key(&existing, req, plan_of(&p), &p.key, now)?;
@@ -144,9 +150,20 @@ pub async fn update(
             &audit(&p, "key.updated", &row.id, json!({"changed": changed}), now),
         )
         .await?
-        .ok_or_else(|| ApiError::conflict("This key is revoked and can no longer change."))?;
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "This key was revoked or replaced by a rotation meanwhile and can no longer change.",
+            )
+        })?;
     state.auth().cache.invalidate(&stored.digest);
     Ok(Json(KeyObject::from_row(&stored, None)))
+}
+
+fn replaced(by: &KeyId) -> ApiError {
+    ApiError::conflict(format!(
+        "This key was replaced by {by} in a rotation and can no longer change; it ends when \
+         its overlap does (revoke it to end it sooner). Change {by} instead."
+    ))
 }
 
 /// Revoke a key at once, on every node. Revoking a revoked key returns it unchanged.

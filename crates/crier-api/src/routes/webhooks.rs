@@ -5,6 +5,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use crier_core::ErrorCode;
 use crier_core::clock::from_ms;
 use crier_core::ids::{DeliveryId, WebhookId};
 use crier_store::{Delivery, Endpoint, WebhookAttempt, event_types};
@@ -20,6 +21,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
 
 pub const MAX_EVENTS: usize = 20;
+/// Endpoints a workspace may have per mode unless the operator sets otherwise (as Stripe).
+pub const DEFAULT_MAX_ENDPOINTS: u32 = 16;
+/// The most an operator may allow: every event writes one delivery and one job per endpoint
+/// inside the transaction that emits it, so this bounds that transaction.
+pub const MAX_ENDPOINTS_CEILING: u32 = 100;
 pub const MAX_OVERLAP_SECONDS: u32 = 7 * 24 * 3600;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -235,6 +241,11 @@ pub async fn list(
 }
 
 /// Create an endpoint; the response carries its signing secret, shown this once.
+///
+/// A workspace has at most 16 endpoints per mode (live and test count separately; the
+/// operator may set `webhook_max_endpoints` from 1 to 100). Creating one more answers
+/// `400 invalid_request` and stores nothing; delete an endpoint first, or subscribe an
+/// existing one to more events.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateEndpoint,
     security(("bearer" = ["webhooks:write"]), ("api_key" = ["webhooks:write"])),
     responses((status = 201, body = EndpointObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
@@ -263,7 +274,17 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.store().insert_endpoint(&e).await?;
+    let max = state.config().max_webhook_endpoints;
+    if !state.store().insert_endpoint(&e, max).await? {
+        let mode = if p.livemode() { "live" } else { "test" };
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "This workspace already has {max} {mode}-mode webhook endpoints, the most it \
+                 may have. Delete one, or subscribe an existing endpoint to more events."
+            ),
+        ));
+    }
     Ok(Created(EndpointObject::new(&e, true)))
 }
 

@@ -312,6 +312,15 @@ impl TestApp {
     pub async fn raw_texts(&self, sql: &'static str) -> Vec<Option<String>> {
         self.db.query_texts(sql).await
     }
+
+    /// Runs statements on a connection of its own (to inject a storage fault, say).
+    pub async fn raw_execute(&self, sql: &'static str) {
+        self.db.execute(sql).await
+    }
+
+    pub fn backend(&self) -> crier_store::Backend {
+        self.db.backend()
+    }
 }
 
 /// `ManualClock::now_ms` through the trait, spelled once.
