@@ -8,9 +8,11 @@
 //! aggregate, inside one transaction, conditional on the status it expects, with the jobs and
 //! events that follow from it (`crier_store::Store::transition`).
 
+pub mod accounts;
 pub mod error;
 pub mod posts;
 pub mod quota;
+pub mod workspace;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -119,5 +121,15 @@ impl App {
     /// The post rules.
     pub fn posts(&self) -> posts::Posts<'_> {
         posts::Posts { app: self }
+    }
+
+    /// The account rules.
+    pub fn accounts(&self) -> accounts::Accounts<'_> {
+        accounts::Accounts { app: self }
+    }
+
+    /// The workspace's settings.
+    pub fn workspaces(&self) -> workspace::Workspaces<'_> {
+        workspace::Workspaces { app: self }
     }
 }

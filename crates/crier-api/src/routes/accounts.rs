@@ -2,14 +2,13 @@
 //! for sandbox accounts, their timeline (what was "posted") and fault injection.
 //!
 //! An account belongs to one mode: a test-mode key connects and sees only test-mode accounts,
-//! a live key only live ones. Anything else does not exist for the key (404).
+//! a live key only live ones. Anything else does not exist for the key (404). The rules are
+//! `crier_app::accounts`; these handlers parse, call and render.
 
 use axum::Json;
 use axum::extract::State;
 use crier_core::clock::from_ms;
-use crier_core::ids::AccountId;
-use crier_networks::sandbox::PLATFORM as SANDBOX;
-use crier_store::{Account, Fault};
+use crier_store::Account;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -23,32 +22,7 @@ use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
 
 /// The account `id` if this key may see it.
 pub async fn visible_account(state: &AppState, p: &Principal, id: &str) -> ApiResult<Account> {
-    let not_found = || ApiError::not_found("account", id);
-    let id = AccountId::parse(id).ok_or_else(not_found)?;
-    state
-        .store()
-        .get_account(p.workspace_id(), &id)
-        .await?
-        .filter(|a| a.livemode == p.livemode())
-        .ok_or_else(not_found)
-}
-
-async fn sandbox_account(state: &AppState, p: &Principal, id: &str) -> ApiResult<Account> {
-    let account = visible_account(state, p, id).await?;
-    if account.platform != SANDBOX {
-        return Err(ApiError::invalid(
-            "id",
-            "Only sandbox accounts have a timeline and fault injection.",
-        ));
-    }
-    Ok(account)
-}
-
-fn known_platform(state: &AppState, platform: &str) -> ApiResult<()> {
-    if state.networks().get(platform).is_none() {
-        return Err(ApiError::not_found("platform", platform));
-    }
-    Ok(())
+    Ok(state.app().accounts().get(&p.caller(), id).await?)
 }
 
 /// Connected accounts of this key's mode, newest first.
@@ -62,13 +36,9 @@ pub async fn list(
     page: Pagination,
 ) -> ApiResult<Json<List<AccountObject>>> {
     let accounts = state
-        .store()
-        .list_accounts(
-            p.workspace_id(),
-            Some(p.livemode()),
-            page.limit,
-            page.offset,
-        )
+        .app()
+        .accounts()
+        .list(&p.caller(), page.limit, page.offset)
         .await?;
     Ok(Json(List::of(&accounts, AccountObject::from)))
 }
@@ -92,7 +62,7 @@ pub async fn connect_start(
     _auth: Auth<need::AccountsWrite>,
     ApiPath(platform): ApiPath<String>,
 ) -> ApiResult<Json<ConnectStart>> {
-    known_platform(&state, &platform)?;
+    state.app().accounts().known_platform(&platform)?;
     Ok(Json(ConnectStart {
         platform,
         method: "direct",
@@ -120,46 +90,11 @@ pub async fn connect(
     ApiPath(platform): ApiPath<String>,
     ApiJson(req): ApiJson<ConnectSandbox>,
 ) -> ApiResult<Created<AccountObject>> {
-    known_platform(&state, &platform)?;
-    let handle = req.handle.trim();
-    let valid = !handle.is_empty()
-        && handle.len() <= 50
-        && handle
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !valid {
-        return Err(ApiError::invalid(
-            "handle",
-            "`handle` must be 1 to 50 letters, digits, `_`, `.` or `-`.",
-        ));
-    }
-    // Each mode has the plan's room to itself: test-mode accounts never use up the live
-    // quota, and test mode is bounded too (it must not grow rows without limit).
-    if let Some(limit) = p.plan().connected_accounts {
-        let count = state
-            .store()
-            .count_connected_accounts(p.workspace_id(), p.livemode())
-            .await?
-            .max(0) as u64;
-        if count >= limit {
-            let mode = if p.livemode() { "" } else { " test-mode" };
-            return Err(ApiError::new(
-                crier_core::ErrorCode::QuotaExceeded,
-                format!("This workspace's plan allows {limit} connected{mode} accounts."),
-            ));
-        }
-    }
-    let account = Account {
-        id: AccountId::generate(),
-        workspace_id: p.workspace_id().clone(),
-        platform,
-        handle: handle.to_owned(),
-        livemode: p.livemode(),
-        status: "connected".into(),
-        created_at: state.clock().now_ms(),
-        disconnected_at: None,
-    };
-    state.store().insert_account(&account).await?;
+    let account = state
+        .app()
+        .accounts()
+        .connect(&p.caller(), &platform, &req.handle)
+        .await?;
     Ok(Created(AccountObject::from(&account)))
 }
 
@@ -173,12 +108,7 @@ pub async fn disconnect(
     Auth(p, ..): Auth<need::AccountsWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<AccountObject>> {
-    let account = visible_account(&state, &p, &id).await?;
-    let account = state
-        .store()
-        .disconnect_account(p.workspace_id(), &account.id, state.clock().now_ms())
-        .await?
-        .ok_or_else(|| ApiError::not_found("account", &id))?;
+    let account = state.app().accounts().disconnect(&p.caller(), &id).await?;
     Ok(Json(AccountObject::from(&account)))
 }
 
@@ -207,7 +137,7 @@ pub async fn timeline(
     ApiPath(id): ApiPath<String>,
     page: Pagination,
 ) -> ApiResult<Json<List<TimelinePost>>> {
-    let account = sandbox_account(&state, &p, &id).await?;
+    let account = state.app().accounts().sandbox(&p.caller(), &id).await?;
     let posts = state
         .store()
         .sandbox_timeline(&account.id, page.limit, page.offset)
@@ -254,36 +184,11 @@ pub async fn faults(
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<Faults>> {
     // The account first: another workspace's id is 404 whatever the body says.
-    let account = sandbox_account(&state, &p, &id).await?;
+    let accounts = state.app().accounts();
+    let account = accounts.sandbox(&p.caller(), &id).await?;
     let req: Faults = crate::extract::parse_json(body.to_string().as_bytes())?;
-    if req.fail_next > 1000 {
-        return Err(ApiError::invalid(
-            "fail_next",
-            "`fail_next` must be from 0 to 1000.",
-        ));
-    }
-    if !matches!(req.kind.as_str(), "error" | "timeout" | "rate_limit") {
-        return Err(ApiError::invalid(
-            "kind",
-            "`kind` must be `error`, `timeout` or `rate_limit`.",
-        ));
-    }
-    if req.retry_after_seconds > 86_400 {
-        return Err(ApiError::invalid(
-            "retry_after_seconds",
-            "`retry_after_seconds` must be from 0 to 86400.",
-        ));
-    }
-    state
-        .store()
-        .sandbox_set_fault(
-            &account.id,
-            i64::from(req.fail_next),
-            &Fault {
-                kind: req.kind.clone(),
-                retry_after_seconds: i64::from(req.retry_after_seconds),
-            },
-        )
+    accounts
+        .set_faults(&account, req.fail_next, &req.kind, req.retry_after_seconds)
         .await?;
     Ok(Json(req))
 }

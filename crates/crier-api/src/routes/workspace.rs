@@ -15,7 +15,6 @@ use axum::Json;
 use axum::extract::State;
 use crier_core::ids::WorkspaceId;
 use crier_core::{Plan, clock::from_ms};
-use crier_store::WorkspaceChanges;
 use jiff::Timestamp;
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
@@ -200,28 +199,14 @@ pub async fn update(
     Auth(p, ..): Auth<need::WorkspaceWrite>,
     ApiJson(req): ApiJson<UpdateWorkspace>,
 ) -> ApiResult<Json<Arc<WorkspaceObject>>> {
-    if !p.livemode() {
-        return Err(ApiError::new(
-            crier_core::ErrorCode::ForbiddenScope,
-            "Test-mode keys cannot change live workspace settings; use a live key.",
-        ));
-    }
-    if let Some(tz) = &req.timezone
-        && (tz.len() > 64 || jiff::tz::TimeZone::get(tz).is_err())
-    {
-        return Err(ApiError::invalid(
-            "timezone",
-            format!("`{tz}` is not an IANA time zone such as `Europe/Berlin`."),
-        ));
-    }
-    let changes = WorkspaceChanges {
+    let settings = crier_app::workspace::Settings {
         timezone: req.timezone,
         require_approval: req.require_approval,
-        plan: None,
     };
     state
-        .store()
-        .update_workspace(p.workspace_id(), &changes, state.clock().now_ms())
+        .app()
+        .workspaces()
+        .update(&p.caller(), settings)
         .await?;
     state.workspace_views().invalidate(p.workspace_id());
     let view = load_view(&state, &p).await?;

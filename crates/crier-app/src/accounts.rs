@@ -1,0 +1,157 @@
+//! The account rules, for every caller: which accounts a caller sees (its workspace and mode),
+//! connecting one (a handle's shape, a known platform, the plan's `connected_accounts` per
+//! mode), disconnecting, and the sandbox's test controls (its timeline, fault injection).
+
+use crier_core::ErrorCode;
+use crier_core::ids::AccountId;
+use crier_networks::sandbox::PLATFORM as SANDBOX;
+use crier_store::{Account, Fault, Page};
+
+use crate::{App, AppError, AppResult, Caller};
+
+pub const MAX_HANDLE: usize = 50;
+pub const MAX_FAIL_NEXT: u32 = 1000;
+pub const MAX_RETRY_AFTER_SECONDS: u32 = 86_400;
+pub const FAULT_KINDS: [&str; 3] = ["error", "timeout", "rate_limit"];
+
+/// The account rules over one [`App`].
+pub struct Accounts<'a> {
+    pub(crate) app: &'a App,
+}
+
+impl Accounts<'_> {
+    /// The account `id` of the caller's workspace and mode; `404` otherwise.
+    pub async fn get(&self, c: &Caller, id: &str) -> AppResult<Account> {
+        let not_found = || AppError::not_found("account", id);
+        let id = AccountId::parse(id).ok_or_else(not_found)?;
+        self.app
+            .store()
+            .get_account(c.workspace(), &id)
+            .await?
+            .filter(|a| a.livemode == c.livemode())
+            .ok_or_else(not_found)
+    }
+
+    /// A page of the caller's accounts (of its mode), newest first.
+    pub async fn list(&self, c: &Caller, limit: u32, offset: u32) -> AppResult<Page<Account>> {
+        Ok(self
+            .app
+            .store()
+            .list_accounts(c.workspace(), Some(c.livemode()), limit, offset)
+            .await?)
+    }
+
+    /// `404` unless crier has a connector for `platform`.
+    pub fn known_platform(&self, platform: &str) -> AppResult<()> {
+        if self.app.networks().get(platform).is_none() {
+            return Err(AppError::not_found("platform", platform));
+        }
+        Ok(())
+    }
+
+    /// Connects an account with `handle` on `platform` in the caller's mode. Each mode has the
+    /// plan's room to itself: test-mode accounts never use up the live quota, and test mode is
+    /// bounded too (it must not grow rows without limit).
+    pub async fn connect(&self, c: &Caller, platform: &str, handle: &str) -> AppResult<Account> {
+        self.known_platform(platform)?;
+        let handle = handle.trim();
+        let valid = !handle.is_empty()
+            && handle.len() <= MAX_HANDLE
+            && handle
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid {
+            return Err(AppError::invalid(
+                "handle",
+                format!("`handle` must be 1 to {MAX_HANDLE} letters, digits, `_`, `.` or `-`."),
+            ));
+        }
+        if let Some(limit) = c.plan.connected_accounts {
+            let count = self
+                .app
+                .store()
+                .count_connected_accounts(c.workspace(), c.livemode())
+                .await?
+                .max(0) as u64;
+            if count >= limit {
+                let mode = if c.livemode() { "" } else { " test-mode" };
+                return Err(AppError::new(
+                    ErrorCode::QuotaExceeded,
+                    format!("This workspace's plan allows {limit} connected{mode} accounts."),
+                ));
+            }
+        }
+        let account = Account {
+            id: AccountId::generate(),
+            workspace_id: c.workspace().clone(),
+            platform: platform.to_owned(),
+            handle: handle.to_owned(),
+            livemode: c.livemode(),
+            status: "connected".into(),
+            created_at: self.app.clock().now_ms(),
+            disconnected_at: None,
+        };
+        self.app.store().insert_account(&account).await?;
+        Ok(account)
+    }
+
+    /// Disconnects an account; its pending targets fail with `account_disconnected` when they
+    /// fall due, and `account.disconnected` is emitted.
+    pub async fn disconnect(&self, c: &Caller, id: &str) -> AppResult<Account> {
+        let account = self.get(c, id).await?;
+        self.app
+            .store()
+            .disconnect_account(c.workspace(), &account.id, self.app.clock().now_ms())
+            .await?
+            .ok_or_else(|| AppError::not_found("account", id))
+    }
+
+    /// The sandbox account `id` (only sandbox accounts have a timeline and faults).
+    pub async fn sandbox(&self, c: &Caller, id: &str) -> AppResult<Account> {
+        let account = self.get(c, id).await?;
+        if account.platform != SANDBOX {
+            return Err(AppError::invalid(
+                "id",
+                "Only sandbox accounts have a timeline and fault injection.",
+            ));
+        }
+        Ok(account)
+    }
+
+    /// Makes a sandbox account's next `fail_next` calls fail as `kind` says (0 clears).
+    pub async fn set_faults(
+        &self,
+        account: &Account,
+        fail_next: u32,
+        kind: &str,
+        retry_after_seconds: u32,
+    ) -> AppResult<()> {
+        if fail_next > MAX_FAIL_NEXT {
+            return Err(AppError::invalid(
+                "fail_next",
+                format!("`fail_next` must be from 0 to {MAX_FAIL_NEXT}."),
+            ));
+        }
+        if !FAULT_KINDS.contains(&kind) {
+            return Err(AppError::invalid(
+                "kind",
+                "`kind` must be `error`, `timeout` or `rate_limit`.",
+            ));
+        }
+        if retry_after_seconds > MAX_RETRY_AFTER_SECONDS {
+            return Err(AppError::invalid(
+                "retry_after_seconds",
+                format!("`retry_after_seconds` must be from 0 to {MAX_RETRY_AFTER_SECONDS}."),
+            ));
+        }
+        let fault = Fault {
+            kind: kind.to_owned(),
+            retry_after_seconds: i64::from(retry_after_seconds),
+        };
+        self.app
+            .store()
+            .sandbox_set_fault(&account.id, i64::from(fail_next), &fault)
+            .await?;
+        Ok(())
+    }
+}
