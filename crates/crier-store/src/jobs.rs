@@ -13,8 +13,6 @@ use sqlx::Row;
 use crate::model::*;
 use crate::{Result, Store, Tx};
 
-pub const JOB_PUBLISH: &str = "publish";
-
 pub(crate) const JOB_COLUMNS: &str =
     "id, kind, workspace_id, post_id, account_id, run_at, locked_until";
 
@@ -22,7 +20,7 @@ impl Store {
     /// Claims up to `limit` due publish jobs for `lease_ms`.
     pub async fn claim_jobs(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Job>> {
         let claimed = self
-            .claim_jobs_of(JOB_PUBLISH, now, lease_ms, limit)
+            .claim_jobs_of(JobKind::Publish, now, lease_ms, limit)
             .await?;
         // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
         let mut jobs: Vec<Job> = claimed.into_iter().map(|(job, _)| job).collect();
@@ -33,7 +31,7 @@ impl Store {
     /// Claims up to `limit` due jobs of one kind for `lease_ms`, each with its `ref_id`.
     pub async fn claim_jobs_of(
         &self,
-        kind: &str,
+        kind: JobKind,
         now: i64,
         lease_ms: i64,
         limit: u32,
@@ -48,7 +46,7 @@ impl Store {
         .bind(now + lease_ms)
         .bind(now)
         .bind(i64::from(limit))
-        .bind(kind)
+        .bind(kind.as_str())
         .fetch_all(&self.write)
         .await?;
         rows.iter()
@@ -143,7 +141,7 @@ pub(crate) async fn enqueue_pending(
                 created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
         )
         .bind(JobId::generate().as_str())
-        .bind(JOB_PUBLISH)
+        .bind(JobKind::Publish.as_str())
         .bind(ws.as_str())
         .bind(post.as_str())
         .bind(account)

@@ -36,10 +36,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use events::{Event, JOB_WEBHOOK, subscribed, types as event_types};
+pub use events::{Event, subscribed, types as event_types};
 pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
 pub use idempotency::IdempotencyBegin;
-pub use jobs::JOB_PUBLISH;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges};

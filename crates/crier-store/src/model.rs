@@ -335,11 +335,38 @@ impl Post {
     }
 }
 
+/// What a job does, and which worker claims it. Stored as its [`JobKind::as_str`] text in
+/// `jobs.kind`; a claim names one kind, so a worker only ever sees its own jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Publish one target of a post (`post_id`, `account_id`).
+    Publish,
+    /// Deliver one webhook delivery (`ref_id`).
+    Webhook,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Publish => "publish",
+            JobKind::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "publish" => Some(JobKind::Publish),
+            "webhook" => Some(JobKind::Webhook),
+            _ => None,
+        }
+    }
+}
+
 /// A job in the durable queue, as claimed by a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: JobId,
-    pub kind: String,
+    pub kind: JobKind,
     pub workspace_id: WorkspaceId,
     pub post_id: Option<PostId>,
     pub account_id: Option<AccountId>,
@@ -456,9 +483,10 @@ pub(crate) fn post_from_row(row: &AnyRow) -> Result<Post> {
 }
 
 pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job> {
+    let kind: String = row.try_get("kind")?;
     Ok(Job {
         id: JobId::from_trusted(row.try_get("id")?),
-        kind: row.try_get("kind")?,
+        kind: JobKind::parse(&kind).ok_or_else(|| corrupt("jobs.kind"))?,
         workspace_id: WorkspaceId::from_trusted(row.try_get("workspace_id")?),
         post_id: row
             .try_get::<Option<String>, _>("post_id")?

@@ -3,8 +3,8 @@
 use crier_core::ids::{DeliveryId, JobId, WebhookId, WorkspaceId};
 use sqlx::Row;
 
-use crate::events::{Event, JOB_WEBHOOK, emit, event_from_row, types};
-use crate::model::{Page, corrupt};
+use crate::events::{Event, emit, event_from_row, types};
+use crate::model::{JobKind, Page, corrupt};
 use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +243,7 @@ impl Store {
                 "DELETE FROM jobs WHERE kind = $1 AND ref_id IN
                     (SELECT id FROM webhook_deliveries WHERE endpoint_id = $2)",
             )
-            .bind(JOB_WEBHOOK)
+            .bind(JobKind::Webhook.as_str())
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
@@ -522,7 +522,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, 0, $5)",
             )
             .bind(JobId::generate().as_str())
-            .bind(JOB_WEBHOOK)
+            .bind(JobKind::Webhook.as_str())
             .bind(ws.as_str())
             .bind(d.as_str())
             .bind(now)
