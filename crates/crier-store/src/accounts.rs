@@ -22,7 +22,7 @@ impl Store {
         .bind(&a.platform)
         .bind(&a.handle)
         .bind(a.livemode as i64)
-        .bind(&a.status)
+        .bind(a.status.as_str())
         .bind(a.created_at)
         .bind(a.disconnected_at)
         .execute(&self.write)

@@ -120,11 +120,11 @@ impl Store {
         Ok(())
     }
 
-    /// Records how an attempt ended: `published`, `failed` or `unknown`.
+    /// Records how an attempt ended: `Published`, `Failed` or `Unknown`.
     pub async fn finish_attempt(
         &self,
         id: &AttemptId,
-        outcome: &str,
+        outcome: PublishAttemptOutcome,
         external_id: Option<&str>,
         error: Option<&str>,
         now: i64,
@@ -134,7 +134,7 @@ impl Store {
                 finished_at = $5 WHERE id = $1",
         )
         .bind(id.as_str())
-        .bind(outcome)
+        .bind(outcome.as_str())
         .bind(external_id)
         .bind(error)
         .bind(now)

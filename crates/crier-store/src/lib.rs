@@ -43,7 +43,7 @@ pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges};
 pub use posts::{TargetOutcome, Transition};
-pub use sandbox::{Fault, SandboxPost};
+pub use sandbox::{Fault, FaultKind, SandboxPost};
 pub use slots::QueuePlan;
 pub use usage::{METRIC_POSTS_PUBLISHED, METRIC_REQUESTS};
 pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};

@@ -155,7 +155,7 @@ pub async fn connect(
         platform,
         handle: handle.to_owned(),
         livemode: p.livemode(),
-        status: "connected".into(),
+        status: crier_core::accounts::AccountStatus::Connected,
         created_at: state.clock().now_ms(),
         disconnected_at: None,
     };
@@ -262,12 +262,12 @@ pub async fn faults(
             "`fail_next` must be from 0 to 1000.",
         ));
     }
-    if !matches!(req.kind.as_str(), "error" | "timeout" | "rate_limit") {
+    let Some(kind) = crier_store::FaultKind::parse(&req.kind) else {
         return Err(ApiError::invalid(
             "kind",
             "`kind` must be `error`, `timeout` or `rate_limit`.",
         ));
-    }
+    };
     if req.retry_after_seconds > 86_400 {
         return Err(ApiError::invalid(
             "retry_after_seconds",
@@ -280,7 +280,7 @@ pub async fn faults(
             &account.id,
             i64::from(req.fail_next),
             &Fault {
-                kind: req.kind.clone(),
+                kind,
                 retry_after_seconds: i64::from(req.retry_after_seconds),
             },
         )
