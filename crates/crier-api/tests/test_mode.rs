@@ -33,7 +33,7 @@ async fn stored_accounts(app: &TestApp, livemode: bool) -> Vec<String> {
         .unwrap()
         .items
         .iter()
-        .filter(|a| a.status == "connected")
+        .filter(|a| a.status.as_str() == "connected")
         .map(|a| a.id.to_string())
         .collect()
 }

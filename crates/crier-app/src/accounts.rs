@@ -5,14 +5,13 @@
 use crier_core::ErrorCode;
 use crier_core::ids::AccountId;
 use crier_networks::sandbox::PLATFORM as SANDBOX;
-use crier_store::{Account, Fault, Page};
+use crier_store::{Account, Fault, FaultKind, Page};
 
 use crate::{App, AppError, AppResult, Caller};
 
 pub const MAX_HANDLE: usize = 50;
 pub const MAX_FAIL_NEXT: u32 = 1000;
 pub const MAX_RETRY_AFTER_SECONDS: u32 = 86_400;
-pub const FAULT_KINDS: [&str; 3] = ["error", "timeout", "rate_limit"];
 
 /// The account rules over one [`App`].
 pub struct Accounts<'a> {
@@ -87,7 +86,7 @@ impl Accounts<'_> {
             platform: platform.to_owned(),
             handle: handle.to_owned(),
             livemode: c.livemode(),
-            status: "connected".into(),
+            status: crier_core::accounts::AccountStatus::Connected,
             created_at: self.app.clock().now_ms(),
             disconnected_at: None,
         };
@@ -132,12 +131,12 @@ impl Accounts<'_> {
                 format!("`fail_next` must be from 0 to {MAX_FAIL_NEXT}."),
             ));
         }
-        if !FAULT_KINDS.contains(&kind) {
+        let Some(kind) = FaultKind::parse(kind) else {
             return Err(AppError::invalid(
                 "kind",
                 "`kind` must be `error`, `timeout` or `rate_limit`.",
             ));
-        }
+        };
         if retry_after_seconds > MAX_RETRY_AFTER_SECONDS {
             return Err(AppError::invalid(
                 "retry_after_seconds",
@@ -145,7 +144,7 @@ impl Accounts<'_> {
             ));
         }
         let fault = Fault {
-            kind: kind.to_owned(),
+            kind,
             retry_after_seconds: i64::from(retry_after_seconds),
         };
         self.app

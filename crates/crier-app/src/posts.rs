@@ -137,7 +137,7 @@ impl Posts<'_> {
                 .await?
                 .filter(|a| a.livemode == c.livemode())
                 .ok_or_else(unknown)?;
-            if account.status != "connected" {
+            if account.status != crier_core::accounts::AccountStatus::Connected {
                 return Err(AppError::invalid(
                     param,
                     format!("Account '{id}' is disconnected."),

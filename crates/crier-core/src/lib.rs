@@ -2,6 +2,7 @@
 //! rules and the error codes of the API contract. No I/O and no async here, so everything in
 //! this crate is cheap to unit-test and safe to call on the hot path of a request.
 
+pub mod accounts;
 pub mod base62;
 pub mod clock;
 pub mod error;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crier_core::Clock;
 use crier_core::text::Counting;
-use crier_store::{Account, Metrics, SandboxPost, Store};
+use crier_store::{Account, FaultKind, Metrics, SandboxPost, Store};
 
 use crate::{Network, PublishError, PublishedPart, Rules};
 
@@ -83,14 +83,14 @@ impl Network for Sandbox {
         idem_key: &str,
     ) -> Result<PublishedPart, PublishError> {
         let fault = self.injected_fault(account).await?;
-        match fault.as_ref().map(|f| f.kind.as_str()) {
-            Some("error") => {
+        match fault.as_ref().map(|f| f.kind) {
+            Some(FaultKind::Error) => {
                 return Err(PublishError::Transient {
                     message: "sandbox: injected error".into(),
                     retry_after: retry_after(fault.as_ref().map_or(0, |f| f.retry_after_seconds)),
                 });
             }
-            Some("rate_limit") => {
+            Some(FaultKind::RateLimit) => {
                 return Err(PublishError::RateLimited {
                     retry_after: retry_after(fault.as_ref().map_or(0, |f| f.retry_after_seconds)),
                 });

@@ -6,6 +6,7 @@ use serde_json::Value;
 use sqlx::{Any, Row};
 
 use crate::Result;
+use crate::model::JobKind;
 
 /// The event types crier emits.
 pub mod types {
@@ -37,8 +38,6 @@ pub mod types {
         WEBHOOK_DISABLED,
     ];
 }
-
-pub const JOB_WEBHOOK: &str = "webhook";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -143,7 +142,7 @@ pub(crate) async fn emit(
              VALUES ($1, $2, $3, $4, $5, 0, $5)",
         )
         .bind(JobId::generate().as_str())
-        .bind(JOB_WEBHOOK)
+        .bind(JobKind::Webhook.as_str())
         .bind(workspace)
         .bind(delivery.as_str())
         .bind(now)

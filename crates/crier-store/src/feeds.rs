@@ -18,7 +18,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::model::{Page, Post, corrupt, json_text};
-use crate::publishing::store_new_post;
+use crate::posts::store_new_post;
 use crate::{Result, Store};
 
 /// What a feed does with a new entry.

@@ -11,15 +11,20 @@
 //! the workspace id. The one exception is [`Store::key_by_digest`], the authentication look-up,
 //! where the key itself is what names the workspace.
 
+mod accounts;
+mod attempts;
 mod events;
 mod feeds;
 mod idempotency;
+mod jobs;
 mod keys;
+mod metrics;
 mod migrate;
 pub mod model;
 mod notify;
-mod publishing;
+mod posts;
 mod sandbox;
+mod slots;
 mod usage;
 pub mod views;
 mod webhooks;
@@ -31,15 +36,16 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use events::{Event, JOB_WEBHOOK, subscribed, types as event_types};
+pub use events::{Event, subscribed, types as event_types};
 pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
 pub use idempotency::IdempotencyBegin;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges};
-pub use publishing::{JOB_PUBLISH, METRIC_POSTS_PUBLISHED, QueuePlan, TargetOutcome, Transition};
-pub use sandbox::{Fault, SandboxPost};
-pub use usage::METRIC_REQUESTS;
+pub use posts::{TargetOutcome, Transition};
+pub use sandbox::{Fault, FaultKind, SandboxPost};
+pub use slots::QueuePlan;
+pub use usage::{METRIC_POSTS_PUBLISHED, METRIC_REQUESTS};
 pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +179,14 @@ impl Store {
             Backend::Postgres => self.write.begin().await?,
         })
     }
+}
+
+/// A write transaction, as [`Store::begin`] opens it.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// A value as the JSON text the list and object columns hold.
+pub(crate) fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("serialisable")
 }
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`].

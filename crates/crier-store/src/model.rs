@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
+use crier_core::accounts::AccountStatus;
 use crier_core::ids::{AccountId, AttemptId, AuditId, JobId, KeyId, PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_core::{KeyDigest, KeyMode, ScopeSet};
@@ -210,8 +211,7 @@ pub struct Account {
     pub platform: String,
     pub handle: String,
     pub livemode: bool,
-    /// `connected` or `disconnected`.
-    pub status: String,
+    pub status: AccountStatus,
     pub created_at: i64,
     pub disconnected_at: Option<i64>,
 }
@@ -335,11 +335,38 @@ impl Post {
     }
 }
 
+/// What a job does, and which worker claims it. Stored as its [`JobKind::as_str`] text in
+/// `jobs.kind`; a claim names one kind, so a worker only ever sees its own jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Publish one target of a post (`post_id`, `account_id`).
+    Publish,
+    /// Deliver one webhook delivery (`ref_id`).
+    Webhook,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Publish => "publish",
+            JobKind::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "publish" => Some(JobKind::Publish),
+            "webhook" => Some(JobKind::Webhook),
+            _ => None,
+        }
+    }
+}
+
 /// A job in the durable queue, as claimed by a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: JobId,
-    pub kind: String,
+    pub kind: JobKind,
     pub workspace_id: WorkspaceId,
     pub post_id: Option<PostId>,
     pub account_id: Option<AccountId>,
@@ -347,11 +374,50 @@ pub struct Job {
     pub locked_until: i64,
 }
 
-/// One recorded call to a network. `outcome`: `in_flight` (recorded before the call),
-/// `published`, `failed`, `unknown` (the call's result was lost: a timeout or a crash), or
-/// `lookup_failed` (asking the network whether an earlier call landed failed).
-/// A `retry` row (part -1) is no call but a marker: a client's retry of a failed target
-/// started a new round of attempts there.
+/// How a recorded call to a network went, stored as its [`PublishAttemptOutcome::as_str`]
+/// text in `publish_attempts.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PublishAttemptOutcome {
+    /// `in_flight`: recorded before the call goes out.
+    InFlight,
+    Published,
+    Failed,
+    /// The call's result was lost: a timeout or a crash.
+    Unknown,
+    /// Asking the network whether an earlier call landed failed.
+    LookupFailed,
+    /// No call but a marker (part -1): a client's retry of a failed target started a new
+    /// round of attempts there.
+    Retry,
+}
+
+impl PublishAttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InFlight => "in_flight",
+            Self::Published => "published",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+            Self::LookupFailed => "lookup_failed",
+            Self::Retry => "retry",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::InFlight,
+            Self::Published,
+            Self::Failed,
+            Self::Unknown,
+            Self::LookupFailed,
+            Self::Retry,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// One recorded call to a network (or a `retry` marker), with its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     pub id: AttemptId,
@@ -359,7 +425,7 @@ pub struct Attempt {
     pub account_id: AccountId,
     pub part: i64,
     pub idem_key: String,
-    pub outcome: String,
+    pub outcome: PublishAttemptOutcome,
     pub error: Option<String>,
     pub external_id: Option<String>,
     pub started_at: i64,
@@ -392,13 +458,14 @@ pub(crate) fn json_text<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str)
 }
 
 pub(crate) fn account_from_row(row: &AnyRow) -> Result<Account> {
+    let status: String = row.try_get("status")?;
     Ok(Account {
         id: AccountId::from_trusted(row.try_get("id")?),
         workspace_id: WorkspaceId::from_trusted(row.try_get("workspace_id")?),
         platform: row.try_get("platform")?,
         handle: row.try_get("handle")?,
         livemode: row.try_get::<i64, _>("livemode")? != 0,
-        status: row.try_get("status")?,
+        status: AccountStatus::parse(&status).ok_or_else(|| corrupt("accounts.status"))?,
         created_at: row.try_get("created_at")?,
         disconnected_at: row.try_get("disconnected_at")?,
     })
@@ -456,9 +523,10 @@ pub(crate) fn post_from_row(row: &AnyRow) -> Result<Post> {
 }
 
 pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job> {
+    let kind: String = row.try_get("kind")?;
     Ok(Job {
         id: JobId::from_trusted(row.try_get("id")?),
-        kind: row.try_get("kind")?,
+        kind: JobKind::parse(&kind).ok_or_else(|| corrupt("jobs.kind"))?,
         workspace_id: WorkspaceId::from_trusted(row.try_get("workspace_id")?),
         post_id: row
             .try_get::<Option<String>, _>("post_id")?
@@ -472,13 +540,15 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job> {
 }
 
 pub(crate) fn attempt_from_row(row: &AnyRow) -> Result<Attempt> {
+    let outcome: String = row.try_get("outcome")?;
     Ok(Attempt {
         id: AttemptId::from_trusted(row.try_get("id")?),
         post_id: PostId::from_trusted(row.try_get("post_id")?),
         account_id: AccountId::from_trusted(row.try_get("account_id")?),
         part: row.try_get("part")?,
         idem_key: row.try_get("idem_key")?,
-        outcome: row.try_get("outcome")?,
+        outcome: PublishAttemptOutcome::parse(&outcome)
+            .ok_or_else(|| corrupt("publish_attempts.outcome"))?,
         error: row.try_get("error")?,
         external_id: row.try_get("external_id")?,
         started_at: row.try_get("started_at")?,

@@ -21,11 +21,37 @@ pub struct SandboxPost {
     pub created_at: i64,
 }
 
+/// What an injected fault does to a call, stored as its [`FaultKind::as_str`] text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// The call fails (a transient error, retried).
+    Error,
+    /// The post lands and the answer is lost.
+    Timeout,
+    /// The call is refused with a `Retry-After`.
+    RateLimit,
+}
+
+impl FaultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Timeout => "timeout",
+            Self::RateLimit => "rate_limit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Error, Self::Timeout, Self::RateLimit]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
 /// A fault to inject into the next calls of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
-    /// `error`, `timeout` or `rate_limit`.
-    pub kind: String,
+    pub kind: FaultKind,
     pub retry_after_seconds: i64,
 }
 
@@ -122,7 +148,7 @@ impl Store {
         )
         .bind(account.as_str())
         .bind(fail_next)
-        .bind(&fault.kind)
+        .bind(fault.kind.as_str())
         .bind(fault.retry_after_seconds)
         .execute(&self.write)
         .await?;
@@ -150,8 +176,10 @@ impl Store {
         .fetch_optional(&self.write)
         .await?;
         row.map(|r| {
+            let kind: String = r.try_get(0)?;
             Ok(Fault {
-                kind: r.try_get(0)?,
+                kind: FaultKind::parse(&kind)
+                    .ok_or_else(|| crate::StoreError::Corrupt("sandbox_faults.kind".into()))?,
                 retry_after_seconds: r.try_get(1)?,
             })
         })

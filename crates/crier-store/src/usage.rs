@@ -10,6 +10,8 @@ use crate::model::KeyUsage;
 use crate::{Result, Store};
 
 pub const METRIC_REQUESTS: &str = "requests";
+/// Live targets published, per workspace and month: what `posts_per_month` counts.
+pub const METRIC_POSTS_PUBLISHED: &str = "posts_published";
 
 impl Store {
     /// Applies a batch of per-key usage, and adds each workspace's requests to its counter for

@@ -103,7 +103,7 @@ impl From<&Account> for AccountObject {
             platform: a.platform.clone(),
             handle: a.handle.clone(),
             livemode: a.livemode,
-            status: a.status.clone(),
+            status: a.status.as_str().to_owned(),
             created_at: from_ms(a.created_at),
             disconnected_at: a.disconnected_at.map(from_ms),
         }

@@ -3,9 +3,8 @@
 use crier_core::ids::{DeliveryId, JobId, WebhookId, WorkspaceId};
 use sqlx::Row;
 
-use crate::events::{Event, JOB_WEBHOOK, emit, event_from_row, types};
-use crate::model::{Job, Page, corrupt};
-use crate::publishing::JOB_COLUMNS;
+use crate::events::{Event, emit, event_from_row, types};
+use crate::model::{JobKind, Page, corrupt};
 use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +243,7 @@ impl Store {
                 "DELETE FROM jobs WHERE kind = $1 AND ref_id IN
                     (SELECT id FROM webhook_deliveries WHERE endpoint_id = $2)",
             )
-            .bind(JOB_WEBHOOK)
+            .bind(JobKind::Webhook.as_str())
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
@@ -292,32 +291,6 @@ impl Store {
         let id = emit(&mut tx, ws.as_str(), livemode, kind, data, now, None).await?;
         tx.commit().await?;
         Ok(id)
-    }
-
-    /// Claims up to `limit` due jobs of one kind for `lease_ms`, each with its `ref_id`.
-    pub async fn claim_jobs_of(
-        &self,
-        kind: &str,
-        now: i64,
-        lease_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<(Job, Option<String>)>> {
-        let lock = self.skip_locked();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET locked_until = $1 WHERE id IN (
-                SELECT id FROM jobs WHERE kind = $4 AND run_at <= $2 AND locked_until <= $2
-                ORDER BY run_at LIMIT $3 {lock})
-             RETURNING {JOB_COLUMNS}, ref_id"
-        )))
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(kind)
-        .fetch_all(&self.write)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((crate::model::job_from_row(r)?, r.try_get("ref_id")?)))
-            .collect()
     }
 
     /// A delivery with its endpoint and event, for the worker.
@@ -549,7 +522,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, 0, $5)",
             )
             .bind(JobId::generate().as_str())
-            .bind(JOB_WEBHOOK)
+            .bind(JobKind::Webhook.as_str())
             .bind(ws.as_str())
             .bind(d.as_str())
             .bind(now)

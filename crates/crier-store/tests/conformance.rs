@@ -1260,7 +1260,7 @@ fn account(ws: &WorkspaceId, handle: &str, livemode: bool, status: &str) -> Acco
         platform: "sandbox".to_owned(),
         handle: handle.to_owned(),
         livemode,
-        status: status.to_owned(),
+        status: crier_core::accounts::AccountStatus::parse(status).expect("an account status"),
         created_at: T0,
         disconnected_at: None,
     }

@@ -356,7 +356,7 @@ impl FeedPoller {
         let mut out = Vec::with_capacity(feed.account_ids.len());
         for id in &feed.account_ids {
             if let Some(a) = self.store.get_account(&feed.workspace_id, id).await?
-                && a.status == "connected"
+                && a.status == crier_core::accounts::AccountStatus::Connected
                 && a.livemode == feed.livemode
             {
                 out.push(a);

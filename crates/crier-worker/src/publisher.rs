@@ -5,10 +5,13 @@ use std::time::Duration;
 use crate::runner::{jitter, millis};
 use crier_app::App;
 use crier_core::Clock;
+use crier_core::accounts::AccountStatus;
 use crier_core::ids::WorkspaceId;
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_networks::{Network, Networks, PublishError, PublishedPart};
-use crier_store::{Account, Job, Post, Store, Target, TargetError, TargetOutcome};
+use crier_store::{
+    Account, Job, Post, PublishAttemptOutcome, Store, Target, TargetError, TargetOutcome,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -163,7 +166,7 @@ impl Publisher {
             .store
             .get_account(&job.workspace_id, &target.account_id)
             .await?;
-        let Some(account) = account.filter(|a| a.status == "connected") else {
+        let Some(account) = account.filter(|a| a.status == AccountStatus::Connected) else {
             return self
                 .fail_target(job, "account_disconnected", "The account is not connected.")
                 .await;
@@ -238,7 +241,7 @@ impl Publisher {
         // `retry`): what the retry budget counts (a thread's successful parts do not use it up).
         let round = history
             .iter()
-            .rposition(|a| a.outcome == "retry")
+            .rposition(|a| a.outcome == PublishAttemptOutcome::Retry)
             .map_or(0, |i| i + 1);
         // Before the target's first call only: once a call went out, it may have landed, and
         // only a look-up can tell.
@@ -250,7 +253,7 @@ impl Publisher {
         }
         let mut failures = history[round..]
             .iter()
-            .filter(|a| a.outcome != "published")
+            .filter(|a| a.outcome != PublishAttemptOutcome::Published)
             .count() as i64;
         let mut closing = None;
         while part_ids.len() < parts.len() {
@@ -321,7 +324,7 @@ impl Publisher {
                         self.store
                             .finish_attempt(
                                 &attempt,
-                                "published",
+                                PublishAttemptOutcome::Published,
                                 Some(&published.external_id),
                                 None,
                                 now,
@@ -333,9 +336,9 @@ impl Publisher {
                 }
                 Err(e) => {
                     let outcome = if e == PublishError::Timeout {
-                        "unknown"
+                        PublishAttemptOutcome::Unknown
                     } else {
-                        "failed"
+                        PublishAttemptOutcome::Failed
                     };
                     self.store
                         .finish_attempt(&attempt, outcome, None, Some(&e.to_string()), now)

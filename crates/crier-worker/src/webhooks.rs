@@ -148,7 +148,7 @@ impl Deliverer {
         match self
             .store
             .claim_jobs_of(
-                crier_store::JOB_WEBHOOK,
+                crier_store::JobKind::Webhook,
                 now,
                 millis(self.config.lease),
                 limit,

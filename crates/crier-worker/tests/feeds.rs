@@ -369,7 +369,7 @@ impl World {
             platform: "sandbox".into(),
             handle: "ada".into(),
             livemode: false,
-            status: "connected".into(),
+            status: crier_core::accounts::AccountStatus::Connected,
             created_at: T0,
             disconnected_at: None,
         };

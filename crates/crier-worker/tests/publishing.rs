@@ -114,7 +114,7 @@ impl World {
             platform: "sandbox".into(),
             handle: handle.into(),
             livemode,
-            status: "connected".into(),
+            status: crier_core::accounts::AccountStatus::Connected,
             created_at: T0,
             disconnected_at: None,
         };
@@ -172,13 +172,13 @@ impl World {
             .await
             .expect("attempts")
             .into_iter()
-            .map(|a| a.outcome)
+            .map(|a| a.outcome.as_str().to_owned())
             .collect()
     }
 
     async fn fault(&self, account: &Account, n: i64, kind: &str, retry_after_seconds: i64) {
         let fault = Fault {
-            kind: kind.into(),
+            kind: crier_store::FaultKind::parse(kind).expect("a fault kind"),
             retry_after_seconds,
         };
         self.store
@@ -280,7 +280,7 @@ both!(a_due_post_publishes_once, |db| async move {
 
     let attempts = w.store.attempts(&due, &a.id).await.unwrap();
     assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0].outcome, "published");
+    assert_eq!(attempts[0].outcome.as_str(), "published");
     assert_eq!(attempts[0].part, 0);
     assert_eq!(attempts[0].idem_key, idem(&due, &a, 0));
     assert_eq!(
@@ -874,7 +874,7 @@ both!(crash_after_the_result_before_the_part_id, |db| async move {
     w.store
         .finish_attempt(
             &attempt,
-            "published",
+            crier_store::PublishAttemptOutcome::Published,
             Some(&landed.external_id),
             None,
             w.now(),

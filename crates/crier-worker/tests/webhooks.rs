@@ -187,7 +187,7 @@ impl World {
             platform: "sandbox".into(),
             handle: handle.into(),
             livemode,
-            status: "connected".into(),
+            status: crier_core::accounts::AccountStatus::Connected,
             created_at: T0,
             disconnected_at: None,
         };
@@ -561,7 +561,7 @@ both!(account_disconnected_is_announced_once, |db| async move {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(gone.status, "disconnected");
+    assert_eq!(gone.status.as_str(), "disconnected");
     // Disconnecting a disconnected account changes nothing and says nothing.
     w.store
         .disconnect_account(&w.ws, &a.id, T0 + 2 * MINUTE)

@@ -1,0 +1,158 @@
+//! The record of every call to a network while publishing (`publish_attempts`).
+//!
+//! An attempt is recorded `in_flight` before the call goes out, in the transaction that
+//! checks the call may still go out (the post still scheduled or publishing, its job still
+//! there, its target still waiting), so a crash mid-call leaves a row that tells the next
+//! worker to look the part up by idempotency key before posting again. Failed look-ups are
+//! recorded too and count against the target's retry budget.
+
+use crier_core::ids::{AccountId, AttemptId, PostId};
+
+use crate::model::*;
+use crate::{Result, Store};
+
+impl Store {
+    /// Records an attempt before the network is called, marks the target publishing and a
+    /// scheduled post publishing, all in one transaction, and only if the call may still go
+    /// out: the post is still `scheduled` or `publishing`, `job` still exists (cancel, delete,
+    /// edit and reschedule delete a post's jobs in the transaction that changes it), and the
+    /// target still waits. `None`: one of them moved since the job was claimed, nothing was
+    /// written, and nothing may be sent.
+    ///
+    /// The post row is locked first, as every change of a post locks it first, so a cancel
+    /// racing this either commits before (and this finds the post `draft`, or the job gone)
+    /// or waits until this commits (and finds the post `publishing`: `409 conflict`).
+    pub async fn begin_attempt(
+        &self,
+        job: &Job,
+        part: i64,
+        idem_key: &str,
+        now: i64,
+    ) -> Result<Option<AttemptId>> {
+        let (Some(post), Some(account)) = (&job.post_id, &job.account_id) else {
+            return Ok(None);
+        };
+        let mut tx = self.begin().await?;
+        let post_ok = sqlx::query(
+            "UPDATE posts SET status = 'publishing',
+                updated_at = CASE WHEN status = 'scheduled' THEN $3 ELSE updated_at END
+             WHERE workspace_id = $1 AND id = $2 AND status IN ('scheduled', 'publishing')",
+        )
+        .bind(job.workspace_id.as_str())
+        .bind(post.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let job_ok = post_ok
+            && sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE id = $1")
+                .bind(job.id.as_str())
+                .fetch_one(&mut *tx)
+                .await?
+                == 1;
+        let target_ok = job_ok
+            && sqlx::query(
+                "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
+                 WHERE post_id = $1 AND account_id = $2 AND status IN ('pending', 'publishing')",
+            )
+            .bind(post.as_str())
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        if !target_ok {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let id = AttemptId::generate();
+        sqlx::query(
+            "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key, outcome,
+                started_at) VALUES ($1, $2, $3, $4, $5, 'in_flight', $6)",
+        )
+        .bind(id.as_str())
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(part)
+        .bind(idem_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Records a look-up by idempotency key that failed (outcome `lookup_failed`), so it is on
+    /// record and counts against the target's retry budget.
+    pub async fn record_failed_lookup(
+        &self,
+        post: &PostId,
+        account: &AccountId,
+        part: i64,
+        idem_key: &str,
+        error: &str,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key, outcome,
+                error, started_at, finished_at)
+             VALUES ($1, $2, $3, $4, $5, 'lookup_failed', $6, $7, $7)",
+        )
+        .bind(AttemptId::generate().as_str())
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(part)
+        .bind(idem_key)
+        .bind(error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE post_targets SET attempts = attempts + 1 WHERE post_id = $1 AND account_id = $2",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records how an attempt ended: `Published`, `Failed` or `Unknown`.
+    pub async fn finish_attempt(
+        &self,
+        id: &AttemptId,
+        outcome: PublishAttemptOutcome,
+        external_id: Option<&str>,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE publish_attempts SET outcome = $2, external_id = $3, error = $4,
+                finished_at = $5 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(outcome.as_str())
+        .bind(external_id)
+        .bind(error)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Every attempt for a target, oldest first.
+    pub async fn attempts(&self, post: &PostId, account: &AccountId) -> Result<Vec<Attempt>> {
+        let rows = sqlx::query(
+            "SELECT * FROM publish_attempts WHERE post_id = $1 AND account_id = $2
+             ORDER BY id",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+}

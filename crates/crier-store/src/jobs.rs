@@ -1,0 +1,154 @@
+//! The durable job queue: publish jobs (one per pending target of a post) and webhook
+//! delivery jobs (one per delivery), claimed by the workers with a lease.
+//!
+//! The queue's rules: a state change and the jobs that act on it commit in one transaction;
+//! a worker claims due jobs with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic
+//! `UPDATE … RETURNING` on SQLite, whose writes are serialised), so a crashed worker's jobs come
+//! back when the lease runs out; a job is deleted in the same transaction that records its
+//! target's final outcome.
+
+use crier_core::ids::{JobId, PostId, WorkspaceId};
+use sqlx::Row;
+
+use crate::model::*;
+use crate::{Result, Store, Tx};
+
+pub(crate) const JOB_COLUMNS: &str =
+    "id, kind, workspace_id, post_id, account_id, run_at, locked_until";
+
+impl Store {
+    /// Claims up to `limit` due publish jobs for `lease_ms`.
+    pub async fn claim_jobs(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Job>> {
+        let claimed = self
+            .claim_jobs_of(JobKind::Publish, now, lease_ms, limit)
+            .await?;
+        // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
+        let mut jobs: Vec<Job> = claimed.into_iter().map(|(job, _)| job).collect();
+        jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
+        Ok(jobs)
+    }
+
+    /// Claims up to `limit` due jobs of one kind for `lease_ms`, each with its `ref_id`.
+    pub async fn claim_jobs_of(
+        &self,
+        kind: JobKind,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<(Job, Option<String>)>> {
+        let lock = self.skip_locked();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET locked_until = $1 WHERE id IN (
+                SELECT id FROM jobs WHERE kind = $4 AND run_at <= $2 AND locked_until <= $2
+                ORDER BY run_at LIMIT $3 {lock})
+             RETURNING {JOB_COLUMNS}, ref_id"
+        )))
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(kind.as_str())
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((job_from_row(r)?, r.try_get("ref_id")?)))
+            .collect()
+    }
+
+    /// When the next job is due, if any (so an idle worker knows how long it may sleep).
+    pub async fn next_job_at(&self) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MIN(CASE WHEN locked_until > run_at THEN locked_until ELSE run_at END) FROM jobs")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Puts a claimed job back to run at `run_at`, recording the target's last error (it stays
+    /// `pending` until then).
+    pub async fn retry_job(&self, job: &Job, run_at: i64, error: &TargetError) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let still_ours = sqlx::query("UPDATE jobs SET run_at = $2, locked_until = 0 WHERE id = $1")
+            .bind(job.id.as_str())
+            .bind(run_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        // A job that is gone was taken back with its post (deleted): its target is not ours.
+        if still_ours && let (Some(post), Some(account)) = (&job.post_id, &job.account_id) {
+            sqlx::query(
+                "UPDATE post_targets SET status = 'pending', error_code = $3, error_message = $4
+                 WHERE post_id = $1 AND account_id = $2",
+            )
+            .bind(post.as_str())
+            .bind(account.as_str())
+            .bind(&error.code)
+            .bind(&error.message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a job whose work is moot (its post or target is gone or already done).
+    pub async fn drop_job(&self, job: &JobId) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = $1")
+            .bind(job.as_str())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps a job ours while a long piece of work (a thread) goes on.
+    pub async fn extend_lease(&self, job: &JobId, until: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET locked_until = $2 WHERE id = $1")
+            .bind(job.as_str())
+            .bind(until)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Deletes every job of `post` (its change takes back what was queued for it).
+pub(crate) async fn delete_jobs(tx: &mut Tx, post: &PostId) -> Result<()> {
+    sqlx::query("DELETE FROM jobs WHERE post_id = $1")
+        .bind(post.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A publish job due at `at` for every pending target of post `post`.
+pub(crate) async fn enqueue_pending(
+    tx: &mut Tx,
+    ws: &WorkspaceId,
+    post: &PostId,
+    at: i64,
+    now: i64,
+) -> Result<()> {
+    let accounts = sqlx::query(
+        "SELECT account_id FROM post_targets WHERE post_id = $1 AND status = 'pending'
+         ORDER BY position",
+    )
+    .bind(post.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in accounts {
+        let account: String = row.try_get(0)?;
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, workspace_id, post_id, account_id, run_at, locked_until,
+                created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+        )
+        .bind(JobId::generate().as_str())
+        .bind(JobKind::Publish.as_str())
+        .bind(ws.as_str())
+        .bind(post.as_str())
+        .bind(account)
+        .bind(at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

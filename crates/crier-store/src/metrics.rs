@@ -1,0 +1,148 @@
+//! Engagement metrics of published targets, collected from each network.
+//!
+//! One row per (post, account), overwritten at each collection. Results come back in account
+//! id order on both backends.
+
+use crier_core::ids::{AccountId, PostId, WorkspaceId};
+use sqlx::Row;
+
+use crate::model::*;
+use crate::{Result, Store};
+
+impl Store {
+    pub async fn upsert_metrics(
+        &self,
+        ws: &WorkspaceId,
+        post: &PostId,
+        account: &AccountId,
+        m: &Metrics,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO post_metrics (post_id, account_id, workspace_id, likes, reposts, replies,
+                impressions, collected_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (post_id, account_id) DO UPDATE SET likes = excluded.likes,
+                reposts = excluded.reposts, replies = excluded.replies,
+                impressions = excluded.impressions, collected_at = excluded.collected_at",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(ws.as_str())
+        .bind(m.likes)
+        .bind(m.reposts)
+        .bind(m.replies)
+        .bind(m.impressions)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Collected metrics of a post, by account.
+    pub async fn post_metrics(
+        &self,
+        ws: &WorkspaceId,
+        post: &PostId,
+    ) -> Result<Vec<(AccountId, Metrics, i64)>> {
+        let rows = sqlx::query(
+            "SELECT account_id, likes, reposts, replies, impressions, collected_at
+             FROM post_metrics WHERE workspace_id = $1 AND post_id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(post.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    AccountId::from_trusted(r.try_get(0)?),
+                    Metrics {
+                        likes: r.try_get(1)?,
+                        reposts: r.try_get(2)?,
+                        replies: r.try_get(3)?,
+                        impressions: r.try_get(4)?,
+                    },
+                    r.try_get(5)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(by_account)
+    }
+
+    /// Metrics summed per account over targets published in `[from, to)`, with the number of
+    /// posts.
+    pub async fn account_metrics(
+        &self,
+        ws: &WorkspaceId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(AccountId, i64, Metrics)>> {
+        let rows = sqlx::query(
+            "SELECT t.account_id, CAST(COUNT(*) AS BIGINT),
+                CAST(COALESCE(SUM(m.likes), 0) AS BIGINT), CAST(COALESCE(SUM(m.reposts), 0) AS BIGINT),
+                CAST(COALESCE(SUM(m.replies), 0) AS BIGINT),
+                CAST(COALESCE(SUM(m.impressions), 0) AS BIGINT)
+             FROM post_targets t
+             LEFT JOIN post_metrics m ON m.post_id = t.post_id AND m.account_id = t.account_id
+             WHERE t.workspace_id = $1 AND t.status = 'published'
+               AND t.published_at >= $2 AND t.published_at < $3
+             GROUP BY t.account_id",
+        )
+        .bind(ws.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    AccountId::from_trusted(r.try_get(0)?),
+                    r.try_get(1)?,
+                    Metrics {
+                        likes: r.try_get(2)?,
+                        reposts: r.try_get(3)?,
+                        replies: r.try_get(4)?,
+                        impressions: r.try_get(5)?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(by_account)
+    }
+
+    /// Published targets whose metrics are older than `stale_before` (or never collected).
+    pub async fn targets_needing_metrics(
+        &self,
+        stale_before: i64,
+        limit: u32,
+    ) -> Result<Vec<(WorkspaceId, PostId, AccountId, String)>> {
+        let rows = sqlx::query(
+            "SELECT t.workspace_id, t.post_id, t.account_id, t.external_id FROM post_targets t
+             LEFT JOIN post_metrics m ON m.post_id = t.post_id AND m.account_id = t.account_id
+             WHERE t.status = 'published' AND t.external_id IS NOT NULL
+               AND (m.collected_at IS NULL OR m.collected_at < $1)
+             LIMIT $2",
+        )
+        .bind(stale_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    WorkspaceId::from_trusted(r.try_get(0)?),
+                    PostId::from_trusted(r.try_get(1)?),
+                    AccountId::from_trusted(r.try_get(2)?),
+                    r.try_get(3)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Rows in account id order, the same on both backends (`ORDER BY` on PostgreSQL follows the
+/// database's collation, which does not sort mixed-case ids byte by byte).
+fn by_account<T, U>(mut rows: Vec<(AccountId, T, U)>) -> Vec<(AccountId, T, U)> {
+    rows.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    rows
+}
