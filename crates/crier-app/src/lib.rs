@@ -9,6 +9,7 @@
 //! events that follow from it (`crier_store::Store::transition`).
 
 pub mod error;
+pub mod feeds;
 pub mod posts;
 pub mod quota;
 
@@ -119,5 +120,10 @@ impl App {
     /// The post rules.
     pub fn posts(&self) -> posts::Posts<'_> {
         posts::Posts { app: self }
+    }
+
+    /// The feed rules: what becomes of a feed's new posts.
+    pub fn feeds(&self) -> feeds::Feeds<'_> {
+        feeds::Feeds { app: self }
     }
 }

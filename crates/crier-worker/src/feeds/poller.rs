@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
+use crier_app::feeds::EntryPost;
+use crier_app::{App, AppResult};
 use crier_core::Clock;
-use crier_core::clock::from_ms;
 use crier_core::posts::PostStatus;
 use crier_core::text::{clip, render_fitting, truncate};
-use crier_networks::Networks;
-use crier_store::{Account, Feed, FeedMode, FeedPollSuccess, NewFeedItem, Post, QueuePlan, Store};
-use tokio::sync::Notify;
+use crier_store::{Account, Feed, FeedPollSuccess, NewFeedItem, Post, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::fetch::{Fetched, Fetcher};
@@ -23,31 +22,23 @@ const MAX_ERROR: usize = 500;
 
 #[derive(Clone)]
 pub struct FeedPoller {
+    /// Storage, networks, clock, plans and the publisher's wake signal, as the binary composed
+    /// them; the rules of a feed's posts (`App::feeds`).
+    app: App,
     store: Store,
-    networks: Networks,
     clock: Arc<dyn Clock>,
     config: FeedConfig,
     fetcher: Fetcher,
-    /// Wakes this node's publisher when a feed made posts to publish now.
-    publish_wake: Arc<Notify>,
 }
 
 impl FeedPoller {
-    pub fn new(
-        store: Store,
-        networks: Networks,
-        clock: Arc<dyn Clock>,
-        config: FeedConfig,
-        publish_wake: Arc<Notify>,
-    ) -> Self {
-        let fetcher = Fetcher::new(&config);
+    pub fn new(app: App, config: FeedConfig) -> Self {
         Self {
-            store,
-            networks,
-            clock,
+            store: app.store().clone(),
+            clock: app.clock_arc(),
+            fetcher: Fetcher::new(&config),
+            app,
             config,
-            fetcher,
-            publish_wake,
         }
     }
 
@@ -122,8 +113,8 @@ impl FeedPoller {
         let polled = match self.try_poll(&feed).await {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(feed = %feed.id, error = %e, "feed poll failed on storage; it will come back");
-                Polled::Deferred(e.to_string())
+                tracing::warn!(feed = %feed.id, error = %e.message, "feed poll failed on storage; it will come back");
+                Polled::Deferred(e.message.into_owned())
             }
         };
         PollReport {
@@ -132,7 +123,7 @@ impl FeedPoller {
         }
     }
 
-    async fn try_poll(&self, feed: &Feed) -> crier_store::Result<Polled> {
+    async fn try_poll(&self, feed: &Feed) -> AppResult<Polled> {
         let now = self.clock.now_ms();
         let accounts = self.accounts(feed).await?;
         if accounts.is_empty() {
@@ -201,7 +192,7 @@ impl FeedPoller {
             return Ok(Polled::Superseded);
         };
         if publish_now && !posts.is_empty() {
-            self.publish_wake.notify_waiters();
+            self.app.publish_wake().notify_waiters();
         }
         if !posts.is_empty() {
             tracing::info!(feed = %feed.id, posts = posts.len(), "feed made posts");
@@ -214,7 +205,7 @@ impl FeedPoller {
     }
 
     /// Records a failed poll and when to try again.
-    async fn fail(&self, feed: &Feed, error: String, now: i64) -> crier_store::Result<Polled> {
+    async fn fail(&self, feed: &Feed, error: String, now: i64) -> AppResult<Polled> {
         let failures = feed.consecutive_failures + 1;
         let retry_at = now + self.backoff_ms(feed.poll_interval_seconds, failures);
         let error = clip(&error, MAX_ERROR);
@@ -260,7 +251,7 @@ impl FeedPoller {
         accounts: &[Account],
         entries: Vec<Entry>,
         now: i64,
-    ) -> crier_store::Result<Vec<NewFeedItem>> {
+    ) -> AppResult<Vec<NewFeedItem>> {
         let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
         let links: Vec<String> = entries.iter().filter_map(|e| e.link.clone()).collect();
         let (seen_ids, seen_links) = self
@@ -293,25 +284,26 @@ impl FeedPoller {
             })
             .collect();
 
-        let mut plan = Plan::default();
-        if wanted > 0 && feed.mode != FeedMode::Draft {
-            let ws = self.store.get_workspace(&feed.workspace_id).await?;
-            plan.approval = ws.as_ref().is_some_and(|w| w.require_approval);
-            if feed.mode == FeedMode::Queue
-                && let Some(ws) = &ws
-            {
-                plan.queue = self.store.queue_plan(ws, feed.livemode, now).await?;
-            }
-        }
+        // Oldest first: queue slots and post ids follow the feed's order.
+        let unseen: Vec<(Entry, Option<EntryPost>)> = unseen
+            .into_iter()
+            .zip(decisions)
+            .rev()
+            .map(|(entry, post_it)| {
+                let draft = post_it
+                    .then(|| self.draft(feed, accounts, &entry, now))
+                    .flatten();
+                (entry, draft)
+            })
+            .collect();
+        let drafts: Vec<EntryPost> = unseen.iter().filter_map(|(_, d)| d.clone()).collect();
+        // What each post becomes (draft, queued, publishing, waiting for approval) is the
+        // application layer's decision, quota included; it answers in the order asked.
+        let mut posts = self.app.feeds().place(feed, drafts, now).await?.into_iter();
 
         let mut items = Vec::with_capacity(unseen.len());
-        // Oldest first: queue slots and post ids follow the feed's order.
-        for (entry, post_it) in unseen.into_iter().zip(decisions).rev() {
-            let post = if post_it {
-                self.build_post(feed, accounts, &entry, now, &mut plan)
-            } else {
-                None
-            };
+        for (entry, draft) in unseen {
+            let post = draft.and_then(|_| posts.next());
             let title = clip(&entry.title, MAX_TITLE);
             items.push(NewFeedItem {
                 entry_id: entry.key,
@@ -324,83 +316,34 @@ impl FeedPoller {
         Ok(items)
     }
 
-    fn build_post(
+    /// The entry's post as a draft of the feed's workspace and mode, and whether its text fits
+    /// every account's network; `None` when the text renders empty.
+    fn draft(
         &self,
         feed: &Feed,
         accounts: &[Account],
         entry: &Entry,
         now: i64,
-        plan: &mut Plan,
-    ) -> Option<Post> {
+    ) -> Option<EntryPost> {
         let fits = |text: &str| {
             let parts = [text.to_owned()];
             accounts.iter().all(|a| {
-                self.networks
+                self.app
+                    .networks()
                     .get(&a.platform)
                     .is_none_or(|n| n.rules().check(&parts, 0).is_ok())
             })
         };
-        let (body, fit) = render_fitting(
+        let (body, fits) = render_fitting(
             &feed.template,
             &truncate(&entry.title, MAX_TITLE),
             entry.link.as_deref().unwrap_or(""),
             &truncate(&entry.summary, MAX_SUMMARY),
             fits,
         );
-        if body.is_empty() {
-            return None;
-        }
-        let waiting = if plan.approval {
-            PostStatus::PendingApproval
-        } else {
-            PostStatus::Scheduled
-        };
-        let (status, scheduled_at) = match feed.mode {
-            _ if !fit => {
-                tracing::warn!(feed = %feed.id, entry = %entry.key, "the entry's text does not fit its networks; saved as a draft");
-                (PostStatus::Draft, None)
-            }
-            FeedMode::Draft => (PostStatus::Draft, None),
-            FeedMode::Publish if plan.approval => (PostStatus::PendingApproval, None),
-            FeedMode::Publish => (PostStatus::Publishing, None),
-            FeedMode::Queue => {
-                match plan.queue.next_free(from_ms(now)) {
-                    Some(at) => {
-                        // Taken by this poll's later entries' reckoning too.
-                        plan.queue.taken.push(at.as_millisecond());
-                        (waiting, Some(at.as_millisecond()))
-                    }
-                    None => {
-                        tracing::warn!(feed = %feed.id, "no free queue slot; the entry is saved as a draft");
-                        (PostStatus::Draft, None)
-                    }
-                }
-            }
-        };
-        Some(Post {
-            status,
-            scheduled_at,
-            ..Post::draft(&feed.workspace_id, feed.livemode, accounts, body, now)
+        (!body.is_empty()).then(|| EntryPost {
+            post: Post::draft(&feed.workspace_id, feed.livemode, accounts, body, now),
+            fits,
         })
-    }
-}
-
-/// What scheduling the posts of one poll needs from the workspace.
-struct Plan {
-    approval: bool,
-    /// Its queue, with the slots this poll's earlier posts took.
-    queue: QueuePlan,
-}
-
-impl Default for Plan {
-    fn default() -> Self {
-        Self {
-            approval: false,
-            queue: QueuePlan {
-                tz: jiff::tz::TimeZone::UTC,
-                slots: Vec::new(),
-                taken: Vec::new(),
-            },
-        }
     }
 }
