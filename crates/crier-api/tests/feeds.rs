@@ -4,7 +4,6 @@
 //! checks of every feed route come from the authorization matrix.)
 mod common;
 
-
 use common::{KeySpec, NowMs, Response, START, TestApp, both};
 use crier_api::ApiConfig;
 use crier_core::{KeyMode, Scope};
