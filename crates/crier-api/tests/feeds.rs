@@ -4,8 +4,6 @@
 //! checks of every feed route come from the authorization matrix.)
 mod common;
 
-use std::sync::Arc;
-
 use common::{KeySpec, NowMs, Response, START, TestApp, both};
 use crier_api::ApiConfig;
 use crier_core::{KeyMode, Scope};
@@ -541,14 +539,11 @@ async fn a_polls_outcome_shows_on_the_feed() {
     )
     .await;
     let poller = FeedPoller::new(
-        app.store.clone(),
-        app.state.networks().clone(),
-        Arc::new(app.clock.clone()),
+        app.state.app().clone(),
         FeedConfig {
             allow_private_networks: true,
             ..FeedConfig::default()
         },
-        app.state.publish_wake().clone(),
     );
     let reports = poller.poll_due().await;
     assert_eq!(reports.len(), 1);

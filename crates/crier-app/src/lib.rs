@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod error;
+pub mod feeds;
 pub mod posts;
 pub mod quota;
 pub mod workspace;
@@ -131,5 +132,10 @@ impl App {
     /// The workspace's settings.
     pub fn workspaces(&self) -> workspace::Workspaces<'_> {
         workspace::Workspaces { app: self }
+    }
+
+    /// The feed rules: what becomes of a feed's new posts.
+    pub fn feeds(&self) -> feeds::Feeds<'_> {
+        feeds::Feeds { app: self }
     }
 }

@@ -29,7 +29,6 @@ use crier_store::{
 };
 use crier_worker::feeds::{FeedConfig, FeedPoller, MAX_POSTS_PER_POLL, PollReport, Polled};
 use crier_worker::{Processed, Publisher, WorkerConfig};
-use tokio::sync::Notify;
 
 use common::{TestDb, both};
 
@@ -337,16 +336,24 @@ fn config(allow_private_networks: bool) -> FeedConfig {
     }
 }
 
-fn poller_on(store: &Store, clock: &ManualClock, config: FeedConfig) -> FeedPoller {
+/// A poller over the application layer, on the shipped plans with the `free` plan's quota at
+/// `posts_per_month` (`None`: no quota).
+fn poller_with_quota(
+    store: &Store,
+    clock: &ManualClock,
+    config: FeedConfig,
+    posts_per_month: Option<u64>,
+) -> FeedPoller {
     let clock: Arc<dyn Clock> = Arc::new(clock.clone());
     let networks = Networks::default().with(Arc::new(Sandbox::new(store.clone(), clock.clone())));
     FeedPoller::new(
-        store.clone(),
-        networks,
-        clock,
+        common::app_on(store, clock, networks, posts_per_month),
         config,
-        Arc::new(Notify::new()),
     )
+}
+
+fn poller_on(store: &Store, clock: &ManualClock, config: FeedConfig) -> FeedPoller {
+    poller_with_quota(store, clock, config, None)
 }
 
 struct World {
@@ -1179,6 +1186,106 @@ both!(
         assert_eq!(w.store.slots(&w.ws, true).await.unwrap(), [(1, 540)]);
         let stored = w.store.get_post(&w.ws, &live_post.id).await.unwrap();
         assert_eq!(stored.unwrap().scheduled_at, Some(monday));
+    }
+);
+
+/// A queue-mode feed of `livemode` whose workspace's plan allows one post a month; two polls
+/// (the first uses the month's one post, the second brings two more entries). Returns the
+/// world, its posts oldest first, and the post ids of every job in storage.
+async fn queue_feed_past_the_quota(db: &TestDb, livemode: bool) -> (World, Vec<Post>, Vec<String>) {
+    let mut w = World::new(db).await;
+    w.poller = poller_with_quota(&w.store, &w.clock, config(true), Some(1));
+    let account = Account {
+        id: crier_core::ids::AccountId::generate(),
+        livemode,
+        ..w.account.clone()
+    };
+    w.store.insert_account(&account).await.unwrap();
+    // Mondays and Wednesdays at 09:00 UTC, in the feed's mode; T0 is Friday 2027-01-15.
+    w.store
+        .set_slots(&w.ws, livemode, &[(1, 540), (3, 540)])
+        .await
+        .unwrap();
+    let feed = Feed::new(
+        &w.ws,
+        livemode,
+        FeedSettings {
+            mode: FeedMode::Queue,
+            account_ids: vec![account.id.clone()],
+            ..w.settings("/feed")
+        },
+        w.now(),
+    );
+    w.store.insert_feed(&feed).await.unwrap();
+
+    w.server
+        .serve(rss(&[item("u1", "First", Some(T0 + MINUTE))]));
+    w.set(T0 + 2 * MINUTE);
+    assert_eq!(posted(&w.poll_one().await), (1, 0));
+    w.server.serve(rss(&[
+        item("u3", "Third", Some(T0 + 4 * MINUTE)),
+        item("u2", "Second", Some(T0 + 3 * MINUTE)),
+        item("u1", "First", Some(T0 + MINUTE)),
+    ]));
+    w.set(w.reload(&feed).await.next_poll_at);
+    assert_eq!(
+        posted(&w.poll_one().await),
+        (2, 0),
+        "each entry still makes a post"
+    );
+    let posts = w.posts().await;
+    // Every job in storage, whenever due.
+    let jobs = w
+        .store
+        .claim_jobs(T0 + 365 * DAY, MINUTE, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|j| j.post_id.map(|p| p.to_string()))
+        .collect();
+    (w, posts, jobs)
+}
+
+both!(
+    a_live_queue_feed_past_the_monthly_quota_makes_drafts,
+    |db| async move {
+        let (_w, posts, jobs) = queue_feed_past_the_quota(&db, true).await;
+        let monday: i64 = "2027-01-18T09:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond();
+        assert_eq!(
+            posts
+                .iter()
+                .map(|p| (p.body.as_str(), p.status, p.scheduled_at))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    "First https://blog.test/u1",
+                    PostStatus::Scheduled,
+                    Some(monday)
+                ),
+                ("Second https://blog.test/u2", PostStatus::Draft, None),
+                ("Third https://blog.test/u3", PostStatus::Draft, None),
+            ]
+        );
+        assert_eq!(jobs, vec![posts[0].id.to_string()], "no job for the drafts");
+    }
+);
+
+both!(
+    a_test_mode_queue_feed_is_not_limited_by_the_quota,
+    |db| async move {
+        let (_w, posts, jobs) = queue_feed_past_the_quota(&db, false).await;
+        assert!(
+            posts.iter().all(|p| p.status == PostStatus::Scheduled),
+            "{posts:?}"
+        );
+        let mut ids: Vec<String> = posts.iter().map(|p| p.id.to_string()).collect();
+        let mut jobs = jobs;
+        ids.sort();
+        jobs.sort();
+        assert_eq!(jobs, ids, "one job per post");
     }
 );
 

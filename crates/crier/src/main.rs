@@ -180,14 +180,11 @@ async fn serve(settings: Settings) -> Result<(), String> {
         background.spawn(deliverer.clone().run_key_expiry(cancel.clone()));
         background.spawn(deliverer.run(cancel.clone()));
         let feeds = crier_worker::feeds::FeedPoller::new(
-            store.clone(),
-            state.networks().clone(),
-            clock.clone(),
+            app.clone(),
             crier_worker::feeds::FeedConfig {
                 allow_private_networks: settings.api.allow_private_networks,
                 ..Default::default()
             },
-            state.publish_wake().clone(),
         );
         background.spawn(feeds.run(cancel.clone()));
     }

@@ -1,0 +1,151 @@
+//! Fetching a feed: a conditional GET (the last document's `ETag` and `Last-Modified` as
+//! `If-None-Match` and `If-Modified-Since`) through the SSRF-guarded client, redirects followed
+//! by hand (each target re-checked, at most [`MAX_REDIRECTS`]), the body read up to a cap.
+
+use crier_store::Feed;
+use reqwest::{StatusCode, header};
+
+use super::{FeedConfig, MAX_REDIRECTS};
+use crate::http::check_url;
+
+const MAX_VALIDATOR: usize = 512;
+const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
+    application/json;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1";
+
+/// What a fetch brought back.
+pub(super) enum Fetched {
+    NotModified,
+    Document {
+        body: Vec<u8>,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
+}
+
+/// The feed client: the SSRF-guarded HTTP client and the limits of one fetch.
+#[derive(Clone)]
+pub(super) struct Fetcher {
+    client: reqwest::Client,
+    allow_private_networks: bool,
+    max_body_bytes: usize,
+}
+
+impl Fetcher {
+    pub(super) fn new(config: &FeedConfig) -> Self {
+        Self {
+            client: crate::http::client(config.fetch_timeout, config.allow_private_networks),
+            allow_private_networks: config.allow_private_networks,
+            max_body_bytes: config.max_body_bytes,
+        }
+    }
+
+    pub(super) async fn fetch(&self, feed: &Feed) -> Result<Fetched, String> {
+        let allow = self.allow_private_networks;
+        let mut url =
+            check_url(&feed.url, allow).map_err(|e| format!("The feed's URL is refused: {e}."))?;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = self.client.get(url.clone()).header(header::ACCEPT, ACCEPT);
+            if let Some(etag) = &feed.etag {
+                req = req.header(header::IF_NONE_MATCH, etag.as_str());
+            }
+            if let Some(lm) = &feed.last_modified {
+                req = req.header(header::IF_MODIFIED_SINCE, lm.as_str());
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| format!("Could not fetch the feed: {}.", describe(&e)))?;
+            let status = resp.status();
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(Fetched::NotModified);
+            }
+            if status.is_redirection() {
+                let next = resp
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|loc| url.join(loc).ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "The feed's server answered HTTP {} without a usable Location.",
+                            status.as_u16()
+                        )
+                    })?;
+                url = check_url(next.as_str(), allow)
+                    .map_err(|e| format!("The feed redirected to a refused URL: {e}."))?;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(format!(
+                    "The feed's server answered HTTP {}.",
+                    status.as_u16()
+                ));
+            }
+            let etag = validator(resp.headers(), header::ETAG);
+            let last_modified = validator(resp.headers(), header::LAST_MODIFIED);
+            let body = self.read_capped(resp).await?;
+            return Ok(Fetched::Document {
+                body,
+                etag,
+                last_modified,
+            });
+        }
+        Err(format!(
+            "The feed redirected more than {MAX_REDIRECTS} times."
+        ))
+    }
+
+    /// The body, refused as soon as it is known to exceed the cap (declared or read).
+    async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+        let cap = self.max_body_bytes;
+        let too_big = || {
+            let size = if cap.is_multiple_of(1024 * 1024) {
+                format!("{} MiB", cap / (1024 * 1024))
+            } else if cap.is_multiple_of(1024) {
+                format!("{} KiB", cap / 1024)
+            } else {
+                format!("{cap} bytes")
+            };
+            format!("The feed is larger than {size}, the most crier reads.")
+        };
+        if resp.content_length().is_some_and(|n| n > cap as u64) {
+            return Err(too_big());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| format!("Could not read the feed: {}.", describe(&e)))?
+        {
+            if body.len() + chunk.len() > cap {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// The innermost cause of a client error (`connection refused`, the SSRF guard's refusal).
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "the server did not answer in time".into();
+    }
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg = s.to_string();
+        source = s.source();
+    }
+    msg
+}
+
+/// A validator header worth sending back: present, printable, not absurdly long.
+fn validator(headers: &header::HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_VALIDATOR)
+        .map(str::to_owned)
+}
