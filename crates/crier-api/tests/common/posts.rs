@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{NowMs, Response, TestApp};
+
 /// One "family" emoji: four people joined by zero-width joiners, seven chars, one grapheme.
 pub const FAMILY: &str = "👨\u{200D}👩\u{200D}👧\u{200D}👦";
 
