@@ -20,6 +20,9 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use tempfile::TempDir;
 
+mod world;
+pub use world::{T0, World};
+
 pub const DATABASE_URL_VAR: &str = "CRIER_TEST_DATABASE_URL";
 /// Test schemas older than this are dropped when a new one is made (see [`PgSchema::create`]).
 const STALE_SCHEMA_SECS: u64 = 3600;

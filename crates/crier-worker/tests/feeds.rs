@@ -18,7 +18,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use crier_core::clock::from_ms;
-use crier_core::ids::WorkspaceId;
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_core::{Clock, ManualClock};
 use crier_networks::Networks;
@@ -31,9 +30,8 @@ use crier_worker::feeds::{FeedConfig, FeedPoller, MAX_POSTS_PER_POLL, PollReport
 use crier_worker::{Processed, Publisher, WorkerConfig};
 
 use common::{TestDb, both};
+use crier_testdb::T0;
 
-/// 2027-01-15T08:00:00Z, a Friday.
-const T0: i64 = 1_800_000_000_000;
 const SECOND: i64 = 1000;
 const MINUTE: i64 = 60 * SECOND;
 const HOUR: i64 = 60 * MINUTE;
@@ -356,48 +354,33 @@ fn poller_on(store: &Store, clock: &ManualClock, config: FeedConfig) -> FeedPoll
     poller_with_quota(store, clock, config, None)
 }
 
+/// [`crier_testdb::World`] with its account `ada`, a feed poller and a feed server.
 struct World {
-    store: Store,
-    clock: ManualClock,
-    ws: WorkspaceId,
+    base: crier_testdb::World,
     account: Account,
     poller: FeedPoller,
     server: FeedServer,
 }
 
+impl std::ops::Deref for World {
+    type Target = crier_testdb::World;
+
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
+}
+
 impl World {
     async fn new(db: &TestDb) -> Self {
-        let store = db.store.clone();
-        let clock = ManualClock::new(from_ms(T0));
-        let ws = store.create_workspace("acme", "free", T0).await.unwrap().id;
-        let account = Account {
-            id: crier_core::ids::AccountId::generate(),
-            workspace_id: ws.clone(),
-            platform: "sandbox".into(),
-            handle: "ada".into(),
-            livemode: false,
-            status: crier_core::accounts::AccountStatus::Connected,
-            created_at: T0,
-            disconnected_at: None,
-        };
-        store.insert_account(&account).await.unwrap();
-        let poller = poller_on(&store, &clock, config(true));
+        let base = crier_testdb::World::new(db).await;
+        let account = base.account("ada", false).await;
+        let poller = poller_on(&base.store, &base.clock, config(true));
         Self {
-            store,
-            clock,
-            ws,
+            base,
             account,
             poller,
             server: FeedServer::start().await,
         }
-    }
-
-    fn now(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    fn set(&self, at: i64) {
-        self.clock.set(from_ms(at));
     }
 
     fn settings(&self, path: &str) -> FeedSettings {

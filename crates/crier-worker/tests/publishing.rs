@@ -10,8 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crier_core::clock::from_ms;
-use crier_core::ids::{AccountId, PostId, WorkspaceId};
+use crier_core::ids::{PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_core::{Clock, ManualClock};
 use crier_networks::sandbox::{Sandbox, simulated_metrics};
@@ -22,9 +21,8 @@ use crier_store::{
 use crier_worker::{Processed, Publisher, WorkerConfig};
 
 use common::{TestDb, app_on, both};
+use crier_testdb::T0;
 
-/// 2027-01-15T08:00:00Z.
-const T0: i64 = 1_800_000_000_000;
 const SECOND: i64 = 1000;
 const MINUTE: i64 = 60 * SECOND;
 const HOUR: i64 = 60 * MINUTE;
@@ -57,13 +55,19 @@ fn publisher_on(
     (Publisher::new(app, config), sandbox)
 }
 
-/// A workspace with a publisher over a fresh database, at `T0`.
+/// [`crier_testdb::World`] with a publisher and its sandbox network.
 struct World {
-    store: Store,
-    clock: ManualClock,
-    ws: WorkspaceId,
+    base: crier_testdb::World,
     publisher: Publisher,
     sandbox: Arc<Sandbox>,
+}
+
+impl std::ops::Deref for World {
+    type Target = crier_testdb::World;
+
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
 }
 
 impl World {
@@ -77,29 +81,13 @@ impl World {
 
     /// With the workspace's plan allowing `posts_per_month` (`None`: no quota).
     async fn with_quota(db: &TestDb, config: WorkerConfig, posts_per_month: Option<u64>) -> Self {
-        let store = db.store.clone();
-        let clock = ManualClock::new(from_ms(T0));
-        let ws = store
-            .create_workspace("acme", "free", T0)
-            .await
-            .expect("create workspace")
-            .id;
-        let (publisher, sandbox) = publisher_on(&store, &clock, config, posts_per_month);
+        let base = crier_testdb::World::new(db).await;
+        let (publisher, sandbox) = publisher_on(&base.store, &base.clock, config, posts_per_month);
         Self {
-            store,
-            clock,
-            ws,
+            base,
             publisher,
             sandbox,
         }
-    }
-
-    fn now(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    fn set(&self, at: i64) {
-        self.clock.set(from_ms(at));
     }
 
     /// A connected sandbox account.
@@ -108,18 +96,7 @@ impl World {
     }
 
     async fn account_in(&self, handle: &str, livemode: bool) -> Account {
-        let a = Account {
-            id: AccountId::generate(),
-            workspace_id: self.ws.clone(),
-            platform: "sandbox".into(),
-            handle: handle.into(),
-            livemode,
-            status: crier_core::accounts::AccountStatus::Connected,
-            created_at: T0,
-            disconnected_at: None,
-        };
-        self.store.insert_account(&a).await.expect("insert account");
-        a
+        self.base.account(handle, livemode).await
     }
 
     /// A post scheduled at `at` (stored with `insert_posts`, which enqueues its jobs).
@@ -137,14 +114,6 @@ impl World {
             .await
             .expect("insert");
         post.id
-    }
-
-    async fn post(&self, id: &PostId) -> Post {
-        self.store
-            .get_post(&self.ws, id)
-            .await
-            .expect("get post")
-            .expect("the post exists")
     }
 
     async fn target(&self, id: &PostId, account: &Account) -> Target {

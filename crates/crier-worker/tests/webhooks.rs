@@ -16,13 +16,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use crier_core::clock::from_ms;
-use crier_core::ids::{AccountId, KeyId, PostId, WebhookId, WorkspaceId};
+use crier_core::ids::{KeyId, PostId, WebhookId, WorkspaceId};
 use crier_core::posts::PostStatus;
-use crier_core::{Clock, KeyMode, ManualClock, Scope, SecretKey};
+use crier_core::{KeyMode, Scope, SecretKey};
 use crier_store::views::{AccountObject, KeyObject, PostObject};
 use crier_store::{
-    Account, Actor, AttemptOutcome, AuditEntry, Delivery, Endpoint, KeyRow, Post, Store,
-    TargetError, TargetOutcome, Transition, WebhookAttempt, event_types as types,
+    Account, Actor, AttemptOutcome, AuditEntry, Delivery, Endpoint, KeyRow, Post, TargetError,
+    TargetOutcome, Transition, WebhookAttempt, event_types as types,
 };
 use crier_worker::webhooks::{Deliverer, WebhookConfig, new_secret, sign};
 use hmac::{Hmac, KeyInit, Mac};
@@ -30,9 +30,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use common::{Received, Receiver, Reply, TestDb, both};
+use crier_testdb::T0;
 
-/// 2027-01-15T08:00:00Z.
-const T0: i64 = 1_800_000_000_000;
 const SECOND: i64 = 1000;
 const MINUTE: i64 = 60 * SECOND;
 const HOUR: i64 = 60 * MINUTE;
@@ -60,38 +59,32 @@ fn config(allow_private_networks: bool) -> WebhookConfig {
 /// A workspace, a receiver and a deliverer (private networks allowed: the receiver is on
 /// 127.0.0.1) over a fresh database, at `T0`.
 struct World {
-    store: Store,
-    clock: ManualClock,
-    ws: WorkspaceId,
+    base: crier_testdb::World,
     deliverer: Deliverer,
     rx: Receiver,
 }
 
+impl std::ops::Deref for World {
+    type Target = crier_testdb::World;
+
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
+}
+
 impl World {
     async fn new(db: &TestDb) -> Self {
-        let store = db.store.clone();
-        let clock = ManualClock::new(from_ms(T0));
-        let ws = store
-            .create_workspace("acme", "free", T0)
-            .await
-            .expect("create workspace")
-            .id;
-        let deliverer = Deliverer::new(store.clone(), Arc::new(clock.clone()), config(true));
+        let base = crier_testdb::World::new(db).await;
+        let deliverer = Deliverer::new(
+            base.store.clone(),
+            Arc::new(base.clock.clone()),
+            config(true),
+        );
         Self {
-            store,
-            clock,
-            ws,
+            base,
             deliverer,
             rx: Receiver::start().await,
         }
-    }
-
-    fn now(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    fn set(&self, at: i64) {
-        self.clock.set(from_ms(at));
     }
 
     /// A deliverer on this world's store and clock with another configuration.
@@ -177,30 +170,6 @@ impl World {
         let mut all = self.deliveries(e).await;
         assert_eq!(all.len(), 1, "{all:?}");
         all.pop().unwrap()
-    }
-
-    /// A connected sandbox account.
-    async fn account(&self, handle: &str, livemode: bool) -> Account {
-        let a = Account {
-            id: AccountId::generate(),
-            workspace_id: self.ws.clone(),
-            platform: "sandbox".into(),
-            handle: handle.into(),
-            livemode,
-            status: crier_core::accounts::AccountStatus::Connected,
-            created_at: T0,
-            disconnected_at: None,
-        };
-        self.store.insert_account(&a).await.expect("insert account");
-        a
-    }
-
-    async fn post(&self, id: &PostId) -> Post {
-        self.store
-            .get_post(&self.ws, id)
-            .await
-            .expect("get post")
-            .expect("the post exists")
     }
 
     /// Stores a new key (with its `key.created` event) the way `crier admin` does.

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use crier_api::keys::{self, CreateKey, RateLimitInput};
+use crier_api::keys::{CreateKey, RateLimitInput};
 use crier_api::{ApiConfig, AppState};
 use crier_core::{KeyMode, ManualClock, Scope};
 use crier_store::{Actor, AuditEntry, KeyRow, Store, Workspace};
@@ -22,6 +22,9 @@ pub use crier_testdb::both;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+
+pub mod keys;
+pub mod posts;
 
 pub const START: &str = "2026-11-22T10:00:00Z";
 
@@ -253,7 +256,7 @@ impl TestApp {
             ..CreateKey::default()
         };
         let now = self.clock.now_ms_value();
-        let (row, secret) = keys::new_key(&ws.id, req, &plan, None, now).unwrap();
+        let (row, secret) = crier_api::keys::new_key(&ws.id, req, &plan, None, now).unwrap();
         let audit = AuditEntry::new(
             &ws.id,
             Actor::Cli,

@@ -1,0 +1,153 @@
+//! Posts over HTTP, bad input: refused, and nothing changes.
+//!
+//! The publishing worker never runs on its own here: `run_due` drives it, with the manual
+//! clock, so every step is deterministic; the helpers are in `common/posts.rs`.
+
+mod common;
+
+use common::both;
+use common::posts::{act, assert_param, draft, get_post, world};
+use crier_core::ids::{AccountId, PostId};
+use serde_json::json;
+
+// ---- bad input ----
+
+async fn bad_input_is_refused_and_changes_nothing() {
+    let (app, key, acct) = world().await;
+    let id = draft(&app, &key, &[&acct], "existing").await;
+    let before = app.posts_snapshot().await;
+    let unknown_acct = AccountId::generate().to_string();
+
+    // Malformed JSON.
+    for raw in ["{\"body\":", "not json", "{\"body\": \"x\",}"] {
+        let r = app
+            .post("/v1/posts")
+            .key(&key)
+            .header("content-type", "application/json")
+            .raw(raw)
+            .send()
+            .await;
+        r.assert_error(400, "invalid_request");
+        assert!(r.text.contains("not valid JSON"), "{}", r.text);
+    }
+    // Not JSON at all.
+    let r = app
+        .post("/v1/posts")
+        .key(&key)
+        .header("content-type", "text/plain")
+        .raw("body=x")
+        .send()
+        .await;
+    r.assert_error(415, "unsupported_media_type");
+
+    for (body, param) in [
+        (json!({"body": "x", "account_ids": acct}), "account_ids"),
+        (json!({"body": "x", "account_ids": [1]}), "account_ids[0]"),
+        (json!({"body": 5, "account_ids": [acct]}), "body"),
+        (
+            json!({"body": "x", "account_ids": [acct], "thread": "y"}),
+            "thread",
+        ),
+        (
+            json!({"body": "x", "account_ids": [unknown_acct]}),
+            "account_ids",
+        ),
+        (
+            json!({"body": "x", "account_ids": ["acct_nope"]}),
+            "account_ids",
+        ),
+        (json!({"body": "x", "account_ids": []}), "account_ids"),
+        (
+            json!({"body": "x", "account_ids": [acct, acct]}),
+            "account_ids",
+        ),
+        (
+            json!({"body": "x", "account_ids": [acct], "colour": "red"}),
+            "colour",
+        ),
+        (json!({"account_ids": [acct]}), "body"),
+        (json!({"body": "x"}), "account_ids"),
+        (json!({"body": "   ", "account_ids": [acct]}), "body"),
+        (
+            json!({"body": "x", "thread": ["ok", ""], "account_ids": [acct]}),
+            "thread[1]",
+        ),
+        (
+            json!({"body": "x".repeat(20_001), "account_ids": [acct]}),
+            "body",
+        ),
+        (
+            json!({"body": "x", "account_ids": [acct], "media_ids": ["med_nope"]}),
+            "media_ids",
+        ),
+    ] {
+        let r = app
+            .post("/v1/posts")
+            .key(&key)
+            .json(body.clone())
+            .send()
+            .await;
+        assert_param(&r, param);
+        assert_eq!(app.posts_snapshot().await, before, "{body}");
+    }
+
+    // The same rules on edits.
+    for (body, param) in [
+        (json!({"account_ids": acct}), "account_ids"),
+        (json!({"account_ids": [unknown_acct]}), "account_ids"),
+        (json!({"body": ""}), "body"),
+        (json!({"status": "published"}), "status"),
+    ] {
+        let r = app
+            .patch(&format!("/v1/posts/{id}"))
+            .key(&key)
+            .json(body.clone())
+            .send()
+            .await;
+        assert_param(&r, param);
+    }
+
+    // Over 1 MiB.
+    let big = format!(
+        "{{\"body\":\"{}\",\"account_ids\":[\"{acct}\"]}}",
+        "a".repeat(1024 * 1024)
+    );
+    for call in [
+        app.post("/v1/posts"),
+        app.patch(&format!("/v1/posts/{id}")),
+        app.post("/v1/batches"),
+    ] {
+        call.key(&key)
+            .header("content-type", "application/json")
+            .raw(big.clone())
+            .send()
+            .await
+            .assert_error(413, "payload_too_large");
+    }
+
+    // Unknown post ids, well-formed or not.
+    let ghost = PostId::generate().to_string();
+    for ghost in [ghost.as_str(), "post_nope", "acct_0000000000000000000000"] {
+        let path = format!("/v1/posts/{ghost}");
+        for r in [
+            app.get(&path).key(&key).send().await,
+            app.patch(&path)
+                .key(&key)
+                .json(json!({"body": "y"}))
+                .send()
+                .await,
+            app.delete(&path).key(&key).send().await,
+            act(&app, &key, ghost, "publish", None).await,
+            act(&app, &key, ghost, "retry", None).await,
+            app.get(&format!("{path}/analytics")).key(&key).send().await,
+        ] {
+            r.assert_error(404, "not_found");
+        }
+    }
+    assert_eq!(app.posts_snapshot().await, before);
+    assert_eq!(get_post(&app, &key, &id).await["body"], "existing");
+}
+
+both!(
+    tests: bad_input_is_refused_and_changes_nothing,
+);
