@@ -10,12 +10,14 @@
 //! read, so they cannot drift. What no schema can say (an account that must exist, a time that
 //! must be in the future, overrides naming only listed accounts) is in the descriptions.
 //!
-//! [`Refine`] finishes the document: unique `operationId`s (`posts_create`), the query
-//! parameters' bounds, the one-of rule of `schedule`, and `links` from every create to the
-//! operations on what it created.
+//! [`refine`] finishes the document: unique `operationId`s (`posts_create`), the shapes of
+//! path and query parameters, the one-of rule of `schedule`, which bodies may be left out, and
+//! `links` from every create to the operations on what it created (schemathesis's stateful
+//! phase follows them).
 
-use crier_core::ids::AccountId;
+use crier_core::ids::{AccountId, DeliveryId, FeedId, KeyId, PostId, WebhookId};
 use crier_core::posts::PostStatus;
+use crier_networks::sandbox::PLATFORM as SANDBOX;
 use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::OpenApi;
@@ -74,8 +76,9 @@ impl Modify for Security {
 pub fn refine(doc: utoipa::openapi::OpenApi) -> Value {
     let mut v = serde_json::to_value(&doc).expect("the document serialises");
     operation_ids(&mut v);
-    query_parameters(&mut v);
+    parameters(&mut v);
     schedule_one_of(&mut v);
+    optional_bodies(&mut v);
     links(&mut v);
     v
 }
@@ -104,15 +107,56 @@ fn operation_ids(v: &mut Value) {
     }
 }
 
-/// Bounds of the query parameters that are declared as tuples on the handlers.
-fn query_parameters(v: &mut Value) {
+/// An empty request body reads as `{}` (see `ApiJson`): a body whose fields are all optional
+/// may be left out.
+fn optional_bodies(v: &mut Value) {
+    let schemas = v["components"]["schemas"].clone();
+    for (_, _, op) in operations(v) {
+        let Some(body) = op.get_mut("requestBody") else {
+            continue;
+        };
+        let schema = &body["content"]["application/json"]["schema"];
+        let schema = match schema["$ref"].as_str() {
+            Some(r) => &schemas[r.trim_start_matches("#/components/schemas/")],
+            None => schema,
+        };
+        let needs_fields = schema["required"].as_array().is_some_and(|r| !r.is_empty())
+            || schema.get("oneOf").is_some();
+        body["required"] = needs_fields.into();
+    }
+}
+
+/// Bounds of the query and path parameters that are declared as tuples on the handlers.
+fn parameters(v: &mut Value) {
     let date_time = json!({"type": "string", "format": "date-time"});
     let status: Vec<&str> = PostStatus::ALL.iter().map(|s| s.as_str()).collect();
     for (method, path, op) in operations(v) {
-        let Some(params) = op["parameters"].as_array_mut() else {
+        let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
             continue;
         };
-        for p in params.iter_mut().filter(|p| p["in"] == "query") {
+        for p in params.iter_mut() {
+            if p["in"] == "path" {
+                // Ids have their type's shape and networks are the ones crier connects to;
+                // anything else names nothing (404).
+                let prefix = match (path.split('/').nth(2), p["name"].as_str()) {
+                    (_, Some("platform")) => {
+                        p["schema"] = json!({"type": "string", "enum": [SANDBOX]});
+                        continue;
+                    }
+                    (_, Some("delivery_id")) => DeliveryId::PREFIX,
+                    (Some("posts"), _) => PostId::PREFIX,
+                    (Some("keys"), _) => KeyId::PREFIX,
+                    (Some("accounts"), _) => AccountId::PREFIX,
+                    (Some("feeds"), _) => FeedId::PREFIX,
+                    (Some("webhooks"), _) => WebhookId::PREFIX,
+                    _ => panic!("{method} {path}: a path parameter of unknown shape"),
+                };
+                p["schema"] = json!({"type": "string", "pattern": fields::id(prefix)});
+                continue;
+            }
+            if p["in"] != "query" {
+                continue;
+            }
             let schema = match (method.as_str(), path.as_str(), p["name"].as_str()) {
                 ("get", "/v1/posts" | "/v1/accounts/analytics", Some("from" | "to")) => {
                     date_time.clone()
@@ -178,7 +222,9 @@ fn links(v: &mut Value) {
         ("TestWebhook", "webhooks_test"),
         ("ListDeliveries", "webhooks_deliveries"),
     ];
-    let table: [(&str, &str, &[(&str, &str)], &str); 7] = [
+    // (create path, its status, the (link name, operation) pairs, where the new id is)
+    type Links<'a> = &'a [(&'a str, &'a str)];
+    let table: [(&str, &str, Links, &str); 7] = [
         ("/v1/posts", "201", &posts, "$response.body#/id"),
         ("/v1/batches", "201", &posts, "$response.body#/data/0/id"),
         ("/v1/keys", "201", &keys, "$response.body#/id"),
@@ -255,10 +301,18 @@ pub mod fields {
         format!("^{prefix}_[0-9A-Za-z]{{{}}}$", crier_core::ids::BODY_LEN)
     }
 
-    /// An `http`/`https` URL with a host name (the server's URL parser takes more; this is
-    /// the part every client needs).
-    pub const URL: &str =
-        r"^https?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?([/?#][!-~]*)?$";
+    /// An `http`/`https` URL with a host name, as the server's (WHATWG) URL parser reads it:
+    /// surrounding spaces and controls ignored, the scheme in any case, host labels of any
+    /// ASCII but the forbidden code points (the last one not numeric, which would make it an
+    /// IPv4 address), a port, then anything. `lead` is what else may come first (feeds trim
+    /// Unicode whitespace before parsing).
+    pub fn url(lead: &str) -> String {
+        let label = r#"!"$&'()*+,\-0-9;=A-Z_`a-z{}~"#;
+        let last = r#"!"$&'()*+,\-;=A-Z_`a-z{}~"#;
+        format!(
+            r"^[{lead}]*[\x00-\x20]*[Hh][Tt][Tt][Pp][Ss]?://([{label}]+\.)*[{last}][{label}]*\.?(:[0-9]{{0,4}})?([/?#][\s\S]*)?[\x00-\x20]*[{lead}]*$"
+        )
+    }
 
     /// A feed template: every `{name}` (lower-case letters, digits, `_`) is `{title}`, `{link}`
     /// or `{summary}`, and one of them occurs. Other braces are text.
@@ -603,14 +657,14 @@ pub mod fields {
             .build()
     }
 
-    fn url(optional: bool, description: &str) -> Object {
+    fn url_field(optional: bool, lead: &str, description: &str) -> Object {
         let builder = if optional {
             ObjectBuilder::new().schema_type(nullable(Type::String))
         } else {
             string()
         };
         builder
-            .pattern(Some(URL))
+            .pattern(Some(url(lead)))
             .max_length(Some(2048))
             .description(Some(description))
             .examples(["https://example.com/hooks/crier"])
@@ -621,11 +675,11 @@ pub mod fields {
         networks, its host must not resolve to private, loopback or link-local addresses.";
 
     pub fn webhook_url() -> Object {
-        url(false, WEBHOOK_URL)
+        url_field(false, r"\x00-\x20", WEBHOOK_URL)
     }
 
     pub fn webhook_url_optional() -> Object {
-        url(true, WEBHOOK_URL)
+        url_field(true, r"\x00-\x20", WEBHOOK_URL)
     }
 
     const FEED_URL: &str = "The feed's `http`/`https` URL (RSS 2.0, Atom or JSON Feed). Unless \
@@ -634,11 +688,11 @@ pub mod fields {
         are posted (plus `backfill`).";
 
     pub fn feed_url() -> Object {
-        url(false, FEED_URL)
+        url_field(false, WS, FEED_URL)
     }
 
     pub fn feed_url_optional() -> Object {
-        url(true, FEED_URL)
+        url_field(true, WS, FEED_URL)
     }
 
     fn event_list(optional: bool) -> ArrayBuilder {

@@ -224,6 +224,18 @@ fn enums_list_what_the_server_accepts() {
     assert!(tz.as_array().unwrap().contains(&"Europe/Berlin".into()));
 }
 
+/// Every value in the document is what OpenAPI allows there: no `null` where a list or an
+/// object belongs (a refinement that indexed a missing key would leave one).
+#[test]
+fn no_nulls_in_operations() {
+    let doc = doc();
+    for (method, path, op) in operations(&doc) {
+        for (key, value) in op.as_object().unwrap() {
+            assert!(!value.is_null(), "{method} {path}: `{key}` is null");
+        }
+    }
+}
+
 #[test]
 fn operation_ids_are_unique_and_links_lead_somewhere() {
     let doc = doc();
