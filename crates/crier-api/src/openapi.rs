@@ -254,6 +254,13 @@ fn links(v: &mut Value) {
             .collect();
         response["links"] = Value::Object(links);
     }
+    // A delivery of an endpoint, sent again.
+    if let Some(r) = v.pointer_mut("/paths/~1v1~1webhooks~1{id}~1deliveries/get/responses/200") {
+        r["links"] = json!({"RedeliverDelivery": {
+            "operationId": "webhooks_redeliver",
+            "parameters": {"id": "$request.path.id", "delivery_id": "$response.body#/data/0/id"},
+        }});
+    }
     // The posts of a newly connected account.
     if let Some(r) = v.pointer_mut("/paths/~1v1~1connect~1{platform}/post/responses/201/links") {
         r["ListPostsOfAccount"] = json!({
