@@ -12,7 +12,9 @@
 # Deliveries and polls simply fail.
 #
 # The workspace is on the `self-hosted` plan (no quotas) and its all-scopes live key has the
-# plan's ceilings as rate limits, so the fuzzer is never throttled. Queue slots are set, and
+# plan's ceilings as rate limits, and the per-address throttle of failed authentications is
+# lifted (the fuzzer sends bad credentials on purpose, from the same address as the good ones),
+# so the fuzzer is never throttled. Queue slots are set, and
 # scripts/fuzz_api_hooks.py fills in, for valid cases only, what a schema cannot say (which
 # accounts are connected, that a time is in the future, the sandbox network's text limits).
 # Stateful tests chain requests through the 201 responses' links.
@@ -60,14 +62,19 @@ BASE="http://127.0.0.1:$PORT"
 
 admin() { "$CRIER_BIN" --data-dir "$DATA" admin "$@" --json; }
 admin workspace create fuzz --plan self-hosted >/dev/null
-KEY=$(admin key create --workspace fuzz --scope all --name fuzz \
-  --per-minute 1000000 --per-day 1000000000 |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+KEY_JSON=$(admin key create --workspace fuzz --scope all --name fuzz \
+  --per-minute 1000000 --per-day 1000000000)
+KEY=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["key"])' "$KEY_JSON")
+KEY_ID=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["id"])' "$KEY_JSON")
+# The fuzzer finds key ids in list responses and would revoke, rotate or narrow its own key;
+# the hooks point those requests at this decoy instead.
+DECOY_ID=$(admin key create --workspace fuzz --scope all --name decoy |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 
 env CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true \
   HTTP_PROXY="$DEAD_PROXY" HTTPS_PROXY="$DEAD_PROXY" ALL_PROXY="$DEAD_PROXY" \
   http_proxy="$DEAD_PROXY" https_proxy="$DEAD_PROXY" all_proxy="$DEAD_PROXY" \
-  NO_PROXY= no_proxy= CRIER_LOG_LEVEL=warn \
+  NO_PROXY= no_proxy= CRIER_LOG_LEVEL=warn CRIER_AUTH_FAILURES_PER_MINUTE=1000000 \
   "$CRIER_BIN" --data-dir "$DATA" serve --bind "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do
@@ -93,6 +100,7 @@ status=0
   cd "$WORK"
   export SCHEMATHESIS_HOOKS=fuzz_api_hooks PYTHONPATH="$ROOT/scripts"
   export FUZZ_BASE_URL="$BASE" FUZZ_KEY="$KEY" FUZZ_SLOTS_FILE="$WORK/slots.json"
+  export FUZZ_KEY_ID="$KEY_ID" FUZZ_DECOY_KEY_ID="$DECOY_ID"
   timeout $((MAX_TIME + 120)) "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/fuzz-api.toml" \
     run "$BASE/v1/openapi.json" \
     -H "Authorization: Bearer $KEY" -H "X-API-Key: $KEY" \

@@ -14,6 +14,8 @@ tested.
 - Times that must be in the future (`scheduled_at`, `expires_at`) are moved into the future,
   and the analytics period's `from` comes before its `to`.
 - `{"slot":"next"}` finds a free slot: if the fuzzer emptied the queue, its slots are set again.
+- In every case: the fuzzer's own key is never revoked, rotated or changed (it finds the key's
+  id in `GET /v1/keys`); such requests go to a decoy key.
 """
 
 import datetime as dt
@@ -160,8 +162,21 @@ def _fix(case):
                 case.query.pop("from")
 
 
+KEY_ID = os.environ.get("FUZZ_KEY_ID", "")
+DECOY_KEY_ID = os.environ.get("FUZZ_DECOY_KEY_ID", "")
+
+
+def _spare_own_key(case):
+    # The fuzzer's own key must keep working: requests on it go to a decoy key instead.
+    params = case.path_parameters
+    if case.operation.path.startswith("/v1/keys/{id}") and isinstance(params, dict):
+        if KEY_ID and params.get("id") == KEY_ID:
+            params["id"] = DECOY_KEY_ID
+
+
 @schemathesis.hook
 def map_case(context, case):
+    _spare_own_key(case)
     if _positive(case):
         _fix(case)
     return case
@@ -171,6 +186,7 @@ def map_case(context, case):
 def before_add_examples(context, examples):
     # The Examples phase sends the schema's examples, completed with generated values.
     for case in examples:
+        _spare_own_key(case)
         _fix(case)
 
 
