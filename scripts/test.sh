@@ -11,3 +11,8 @@ cargo test --workspace "$@"
 # Webhook signatures checked by an independent implementation (Python, from PyPI) against a real
 # server on SQLite.
 scripts/verify-webhooks.sh
+# The API against its own OpenAPI description (schemathesis, every check and phase), on the
+# release server CI builds (CRIER_BIN); by hand: scripts/fuzz-api.sh.
+if [ -n "${CRIER_BIN:-}" ]; then
+  scripts/fuzz-api.sh
+fi

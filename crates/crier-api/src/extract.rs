@@ -205,8 +205,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 #[into_params(parameter_in = Query)]
 pub struct Pagination {
     /// How many items to return, 1 to 50 (default 20).
+    #[param(required = false, minimum = 1, maximum = 50, default = 20)]
     pub limit: u32,
-    /// How many items to skip (default 0).
+    /// How many items to skip, 0 to 1000000 (default 0).
+    #[param(required = false, minimum = 0, maximum = 1000000, default = 0)]
     pub offset: u32,
 }
 

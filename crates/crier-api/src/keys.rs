@@ -31,9 +31,11 @@ pub const MAX_OVERLAP_SECONDS: u32 = 7 * 24 * 3600;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitInput {
-    /// Requests per minute, up to the plan's ceiling (default 60).
+    /// Requests per minute, from 1 up to the plan's ceiling (default 60).
+    #[schema(minimum = 1, maximum = 1000000)]
     pub per_minute: Option<u32>,
-    /// Requests per day, up to the plan's ceiling (default 10,000).
+    /// Requests per day, from 1 up to the plan's ceiling (default 10,000).
+    #[schema(minimum = 1, maximum = 1000000000)]
     pub per_day: Option<u32>,
 }
 
@@ -41,18 +43,22 @@ pub struct RateLimitInput {
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// A name to recognise the key by (default "API key").
+    #[schema(schema_with = crate::openapi::fields::key_name)]
     pub name: Option<String>,
+    #[schema(schema_with = crate::openapi::fields::key_description)]
     pub description: Option<String>,
     /// Scopes or aliases; stored as what they expand to. At least one.
-    #[schema(example = json!(["posts:read", "posts:write"]))]
+    #[schema(schema_with = crate::openapi::fields::scopes)]
     pub scopes: Vec<String>,
     /// `live` or `test`; defaults to the creating key's mode.
-    #[schema(value_type = Option<String>, example = "live")]
+    #[schema(schema_with = crate::openapi::fields::key_mode)]
     pub mode: Option<KeyMode>,
     pub rate_limit: Option<RateLimitInput>,
     /// IPv4/IPv6 addresses or CIDR blocks; defaults to the creating key's.
+    #[schema(schema_with = crate::openapi::fields::allowed_ips)]
     pub allowed_ips: Option<Vec<String>>,
     /// Browser origins such as `https://app.example.com` or `https://*.example.com`.
+    #[schema(schema_with = crate::openapi::fields::allowed_origins)]
     pub allowed_origins: Option<Vec<String>>,
     /// When the key stops working; must be in the future. Omitted: the creating key's expiry;
     /// `null`: never (refused when the creating key itself expires).
@@ -64,11 +70,16 @@ pub struct CreateKey {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKey {
+    #[schema(schema_with = crate::openapi::fields::key_name)]
     pub name: Option<String>,
+    #[schema(schema_with = crate::openapi::fields::key_description)]
     pub description: Option<String>,
+    #[schema(schema_with = crate::openapi::fields::scopes_optional)]
     pub scopes: Option<Vec<String>>,
     pub rate_limit: Option<RateLimitInput>,
+    #[schema(schema_with = crate::openapi::fields::allowed_ips)]
     pub allowed_ips: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::fields::allowed_origins)]
     pub allowed_origins: Option<Vec<String>>,
     /// A new expiry, or `null` for none.
     #[serde(default, deserialize_with = "present")]
@@ -80,6 +91,7 @@ pub struct UpdateKey {
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// How long the old key keeps working, 0 (default) to 604800 (7 days).
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_seconds: Option<u32>,
 }
 

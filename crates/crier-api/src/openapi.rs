@@ -1,7 +1,24 @@
 //! The OpenAPI 3.1 description, generated from the handlers' annotations. Each operation's
 //! `security` lists the one scope it needs (empty: any valid key); the authorization matrix
 //! test reads it back and checks the server enforces exactly that.
+//!
+//! The request schemas state every bound the handlers enforce (lengths, counts, ranges, enums,
+//! patterns), so a client or a fuzzer that follows the document is not refused for its shape.
+//! Plain numeric bounds sit on the request structs as `#[schema(...)]` literals (utoipa takes
+//! only literals there; `tests/openapi.rs` pins each to the constant the handler uses). Enums
+//! and patterns are built here, in [`fields`], from the same constants and lists the handlers
+//! read, so they cannot drift. What no schema can say (an account that must exist, a time that
+//! must be in the future, overrides naming only listed accounts) is in the descriptions.
+//!
+//! [`refine`] finishes the document: unique `operationId`s (`posts_create`), the shapes of
+//! path and query parameters, the one-of rule of `schedule`, which bodies may be left out, and
+//! `links` from every create to the operations on what it created (schemathesis's stateful
+//! phase follows them).
 
+use crier_core::ids::{AccountId, DeliveryId, FeedId, KeyId, PostId, WebhookId};
+use crier_core::posts::PostStatus;
+use crier_networks::sandbox::PLATFORM as SANDBOX;
+use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -50,5 +67,673 @@ impl Modify for Security {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+    }
+}
+
+/// Finishes the generated document (see the module's documentation). Runs on the merged
+/// document, after every route has added its operation. The result is JSON: utoipa's types
+/// cannot read back every schema they can write.
+pub fn refine(doc: utoipa::openapi::OpenApi) -> Value {
+    let mut v = serde_json::to_value(&doc).expect("the document serialises");
+    operation_ids(&mut v);
+    parameters(&mut v);
+    schedule_one_of(&mut v);
+    optional_bodies(&mut v);
+    links(&mut v);
+    v
+}
+
+fn operations(v: &mut Value) -> impl Iterator<Item = (String, String, &mut Value)> {
+    v["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.iter_mut())
+        .flat_map(|(path, item)| {
+            item.as_object_mut()
+                .into_iter()
+                .flat_map(|ops| ops.iter_mut())
+                .map(move |(method, op)| (method.clone(), path.clone(), op))
+        })
+}
+
+/// `{tag}_{handler}` (`posts_create`): utoipa names an operation after its handler, and
+/// several modules have a `list` or a `get`.
+fn operation_ids(v: &mut Value) {
+    for (_, _, op) in operations(v) {
+        let tag = op["tags"][0].as_str().unwrap_or("api").to_owned();
+        if let Some(id) = op["operationId"].as_str() {
+            op["operationId"] = format!("{tag}_{id}").into();
+        }
+    }
+}
+
+/// An empty request body reads as `{}` (see `ApiJson`): a body whose fields are all optional
+/// may be left out.
+fn optional_bodies(v: &mut Value) {
+    let schemas = v["components"]["schemas"].clone();
+    for (_, _, op) in operations(v) {
+        let Some(body) = op.get_mut("requestBody") else {
+            continue;
+        };
+        let schema = &body["content"]["application/json"]["schema"];
+        let schema = match schema["$ref"].as_str() {
+            Some(r) => &schemas[r.trim_start_matches("#/components/schemas/")],
+            None => schema,
+        };
+        let needs_fields = schema["required"].as_array().is_some_and(|r| !r.is_empty())
+            || schema.get("oneOf").is_some();
+        body["required"] = needs_fields.into();
+    }
+}
+
+/// Bounds of the query and path parameters that are declared as tuples on the handlers.
+fn parameters(v: &mut Value) {
+    let date_time = json!({"type": "string", "format": "date-time"});
+    let status: Vec<&str> = PostStatus::ALL.iter().map(|s| s.as_str()).collect();
+    for (method, path, op) in operations(v) {
+        let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for p in params.iter_mut() {
+            if p["in"] == "path" {
+                // Ids have their type's shape and networks are the ones crier connects to;
+                // anything else names nothing (404).
+                let prefix = match (path.split('/').nth(2), p["name"].as_str()) {
+                    (_, Some("platform")) => {
+                        p["schema"] = json!({"type": "string", "enum": [SANDBOX]});
+                        continue;
+                    }
+                    (_, Some("delivery_id")) => DeliveryId::PREFIX,
+                    (Some("posts"), _) => PostId::PREFIX,
+                    (Some("keys"), _) => KeyId::PREFIX,
+                    (Some("accounts"), _) => AccountId::PREFIX,
+                    (Some("feeds"), _) => FeedId::PREFIX,
+                    (Some("webhooks"), _) => WebhookId::PREFIX,
+                    _ => panic!("{method} {path}: a path parameter of unknown shape"),
+                };
+                p["schema"] = json!({"type": "string", "pattern": fields::id(prefix)});
+                continue;
+            }
+            if p["in"] != "query" {
+                continue;
+            }
+            let schema = match (method.as_str(), path.as_str(), p["name"].as_str()) {
+                ("get", "/v1/posts" | "/v1/accounts/analytics", Some("from" | "to")) => {
+                    date_time.clone()
+                }
+                ("get", "/v1/posts", Some("status")) => {
+                    json!({"type": "string", "enum": status})
+                }
+                ("get", "/v1/posts", Some("account_id")) => {
+                    json!({"type": "string", "pattern": fields::id(AccountId::PREFIX)})
+                }
+                _ => continue,
+            };
+            p["schema"] = schema;
+        }
+    }
+}
+
+/// `POST /v1/posts/{id}/schedule` takes `scheduled_at` or `slot`, not both, not neither
+/// (`null` counts as absent).
+fn schedule_one_of(v: &mut Value) {
+    if let Some(s) = v.pointer_mut("/components/schemas/SchedulePost") {
+        s["oneOf"] = json!([
+            {"required": ["scheduled_at"], "properties": {"scheduled_at": {"type": "string"}}},
+            {"required": ["slot"], "properties": {"slot": {"type": "string"}}},
+        ]);
+    }
+}
+
+/// Links from each create to the operations on what it created (`$response.body#/id`).
+fn links(v: &mut Value) {
+    let posts = [
+        ("GetPost", "posts_get"),
+        ("UpdatePost", "posts_update"),
+        ("DeletePost", "posts_delete"),
+        ("SchedulePost", "posts_schedule"),
+        ("PublishPost", "posts_publish"),
+        ("RetryPost", "posts_retry"),
+        ("CancelPost", "posts_cancel"),
+        ("ApprovePost", "posts_approve"),
+        ("GetPostAnalytics", "posts_analytics"),
+    ];
+    let keys = [
+        ("GetKey", "keys_get"),
+        ("UpdateKey", "keys_update"),
+        ("RevokeKey", "keys_revoke"),
+        ("RotateKey", "keys_rotate"),
+    ];
+    let accounts = [
+        ("DisconnectAccount", "accounts_disconnect"),
+        ("GetTimeline", "accounts_timeline"),
+        ("SetFaults", "accounts_faults"),
+    ];
+    let feeds = [
+        ("GetFeed", "feeds_get"),
+        ("UpdateFeed", "feeds_update"),
+        ("DeleteFeed", "feeds_delete"),
+    ];
+    let webhooks = [
+        ("GetWebhook", "webhooks_get"),
+        ("UpdateWebhook", "webhooks_update"),
+        ("DeleteWebhook", "webhooks_delete"),
+        ("RotateWebhookSecret", "webhooks_rotate"),
+        ("TestWebhook", "webhooks_test"),
+        ("ListDeliveries", "webhooks_deliveries"),
+    ];
+    // (create path, its status, the (link name, operation) pairs, where the new id is)
+    type Links<'a> = &'a [(&'a str, &'a str)];
+    let table: [(&str, &str, Links, &str); 7] = [
+        ("/v1/posts", "201", &posts, "$response.body#/id"),
+        ("/v1/batches", "201", &posts, "$response.body#/data/0/id"),
+        ("/v1/keys", "201", &keys, "$response.body#/id"),
+        ("/v1/keys/{id}/rotate", "201", &keys, "$response.body#/id"),
+        (
+            "/v1/connect/{platform}",
+            "201",
+            &accounts,
+            "$response.body#/id",
+        ),
+        ("/v1/feeds", "201", &feeds, "$response.body#/id"),
+        ("/v1/webhooks", "201", &webhooks, "$response.body#/id"),
+    ];
+    for (path, status, targets, id) in table {
+        let pointer = format!("/paths/{}/post/responses/{status}", path.replace('/', "~1"));
+        let response = v
+            .pointer_mut(&pointer)
+            .unwrap_or_else(|| panic!("no {status} response of POST {path}"));
+        let links: serde_json::Map<String, Value> = targets
+            .iter()
+            .map(|(name, op)| {
+                (
+                    (*name).to_owned(),
+                    json!({"operationId": op, "parameters": {"id": id}}),
+                )
+            })
+            .collect();
+        response["links"] = Value::Object(links);
+    }
+    // A delivery of an endpoint, sent again.
+    if let Some(r) = v.pointer_mut("/paths/~1v1~1webhooks~1{id}~1deliveries/get/responses/200") {
+        r["links"] = json!({"RedeliverDelivery": {
+            "operationId": "webhooks_redeliver",
+            "parameters": {"id": "$request.path.id", "delivery_id": "$response.body#/data/0/id"},
+        }});
+    }
+    // The posts of a newly connected account.
+    if let Some(r) = v.pointer_mut("/paths/~1v1~1connect~1{platform}/post/responses/201/links") {
+        r["ListPostsOfAccount"] = json!({
+            "operationId": "posts_list",
+            "parameters": {"account_id": "$response.body#/id"},
+        });
+    }
+}
+
+/// Schemas of request fields that carry an enum or a pattern, for `#[schema(schema_with = …)]`.
+pub mod fields {
+    use utoipa::PartialSchema;
+    use utoipa::openapi::schema::{
+        ArrayBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+    };
+    use utoipa::openapi::{RefOr, schema::AnyOfBuilder};
+
+    /// What `str::trim` removes: Rust's `char::is_whitespace` (Unicode `White_Space`), as the
+    /// inside of a regex character class.
+    pub const WS: &str = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+    /// Rust's `char::is_control` (Unicode `Cc`), as the inside of a character class.
+    pub const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+    /// Neither control nor whitespace, as the inside of a character class.
+    pub const VISIBLE_NOT: &str =
+        r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+    /// A text whose trimmed value is not empty: it has a character that is not whitespace.
+    pub fn not_blank() -> String {
+        format!("[^{WS}]")
+    }
+
+    /// A one-line text that is trimmed and must not be empty: no control characters once
+    /// trimmed, at least one visible character.
+    pub fn trimmed_line() -> String {
+        format!("^[{WS}]*[^{CONTROL}]*[^{VISIBLE_NOT}][^{CONTROL}]*[{WS}]*$")
+    }
+
+    /// A one-line text that is trimmed and may be empty: no control characters once trimmed.
+    pub fn trimmed_line_or_empty() -> String {
+        format!("^[{WS}]*[^{CONTROL}]*[{WS}]*$")
+    }
+
+    /// The id of an object with `prefix` (`acct`): the prefix, `_`, 22 base62 digits.
+    pub fn id(prefix: &str) -> String {
+        format!("^{prefix}_[0-9A-Za-z]{{{}}}$", crier_core::ids::BODY_LEN)
+    }
+
+    /// An `http`/`https` URL with a host name, as the server's (WHATWG) URL parser reads it:
+    /// surrounding spaces and controls ignored, the scheme in any case, host labels of any
+    /// ASCII but the forbidden code points (the last one not numeric, which would make it an
+    /// IPv4 address), a port, then anything. `lead` is what else may come first (feeds trim
+    /// Unicode whitespace before parsing).
+    pub fn url(lead: &str) -> String {
+        let label = r#"!"$&'()*+,\-0-9;=A-Z_`a-z{}~"#;
+        let last = r#"!"$&'()*+,\-;=A-Z_`a-z{}~"#;
+        format!(
+            r"^[{lead}]*[\x00-\x20]*[Hh][Tt][Tt][Pp][Ss]?://([{label}]+\.)*[{last}][{label}]*\.?(:[0-9]{{0,4}})?([/?#][\s\S]*)?[\x00-\x20]*[{lead}]*$"
+        )
+    }
+
+    /// A feed template: every `{name}` (lower-case letters, digits, `_`) is `{title}`, `{link}`
+    /// or `{summary}`, and one of them occurs. Other braces are text.
+    pub fn template() -> String {
+        let known = crate::routes::feeds::PLACEHOLDERS.join("|");
+        let token = format!(
+            r"[^{{]|\{{(?:{known})?\}}|\{{[a-z0-9_]*(?:\{{[a-z0-9_]*)*(?:[^{{}}a-z0-9_]|\{{(?:{known})?\}}|$)"
+        );
+        format!(r"^(?:{token})*(?:\{{[a-z0-9_]*)*\{{(?:{known})\}}(?:{token})*$")
+    }
+
+    fn string() -> ObjectBuilder {
+        ObjectBuilder::new().schema_type(Type::String)
+    }
+
+    fn nullable(schema_type: Type) -> SchemaType {
+        SchemaType::from_iter([schema_type, Type::Null])
+    }
+
+    fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>, optional: bool) -> ObjectBuilder {
+        let mut values: Vec<serde_json::Value> = values.into_iter().map(Into::into).collect();
+        let builder = if optional {
+            values.push(serde_json::Value::Null);
+            ObjectBuilder::new().schema_type(nullable(Type::String))
+        } else {
+            string()
+        };
+        builder.enum_values(Some(values))
+    }
+
+    fn text(pattern: String, max: usize, optional: bool, description: &str) -> Object {
+        let builder = if optional {
+            ObjectBuilder::new().schema_type(nullable(Type::String))
+        } else {
+            string()
+        };
+        builder
+            .pattern(Some(pattern))
+            .max_length(Some(max))
+            .description(Some(description))
+            .build()
+    }
+
+    fn array(items: impl Into<RefOr<Schema>>, optional: bool) -> ArrayBuilder {
+        let builder = ArrayBuilder::new().items(items.into());
+        if optional {
+            builder.schema_type(nullable(Type::Array))
+        } else {
+            builder
+        }
+    }
+
+    /// Scopes and their aliases, as `POST /v1/keys` accepts them.
+    pub const SCOPE_ALIASES: [&str; 6] = [
+        "media:upload",
+        "connections:read",
+        "connections:write",
+        "insights:read",
+        "schedule:read",
+        "schedule:write",
+    ];
+
+    fn scope_list(optional: bool) -> ArrayBuilder {
+        let names = crier_core::Scope::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .chain(SCOPE_ALIASES);
+        array(string_enum(names, false), optional)
+            .min_items(Some(1))
+            .max_items(Some(crate::keys::MAX_SCOPES))
+            .description(Some(
+                "Scopes or aliases; stored as what they expand to. At least one.",
+            ))
+    }
+
+    pub fn scopes() -> ArrayBuilder {
+        scope_list(false).examples([serde_json::json!(["posts:read", "posts:write"])])
+    }
+
+    pub fn scopes_optional() -> ArrayBuilder {
+        scope_list(true)
+    }
+
+    pub fn key_mode() -> Object {
+        string_enum(["live", "test"], true)
+            .description(Some(
+                "`live` or `test`; defaults to the creating key's mode.",
+            ))
+            .build()
+    }
+
+    pub fn key_name() -> Object {
+        text(
+            trimmed_line(),
+            crate::keys::MAX_NAME,
+            true,
+            "A name to recognise the key by (default \"API key\"): trimmed, not empty, no \
+             control characters.",
+        )
+    }
+
+    pub fn key_description() -> Object {
+        text(
+            trimmed_line_or_empty(),
+            crate::keys::MAX_DESCRIPTION,
+            true,
+            "Trimmed; no control characters.",
+        )
+    }
+
+    /// An IPv4/IPv6 address or a CIDR block.
+    fn ip_rule() -> AnyOfBuilder {
+        let v4_octet = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+        AnyOfBuilder::new()
+            .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv4))))
+            .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv6))))
+            .item(string().pattern(Some(format!(
+                r"^({v4_octet}\.){{3}}{v4_octet}/(3[0-2]|[12]?[0-9])$"
+            ))))
+            .item(string().pattern(Some(
+                r"^([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$",
+            )))
+    }
+
+    pub fn allowed_ips() -> ArrayBuilder {
+        array(ip_rule(), true)
+            .max_items(Some(crate::keys::MAX_RESTRICTIONS))
+            .description(Some(
+                "IPv4/IPv6 addresses or CIDR blocks; omitted on create: the creating key's.",
+            ))
+    }
+
+    pub fn allowed_origins() -> ArrayBuilder {
+        let origin = string().pattern(Some(
+            r"^[Hh][Tt][Tt][Pp][Ss]?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,4})?/?$",
+        ));
+        array(origin, true)
+            .max_items(Some(crate::keys::MAX_RESTRICTIONS))
+            .description(Some(
+                "Browser origins such as `https://app.example.com` or `https://*.example.com`.",
+            ))
+    }
+
+    fn account_list(optional: bool) -> ArrayBuilder {
+        array(
+            string().pattern(Some(id(crier_core::ids::AccountId::PREFIX))),
+            optional,
+        )
+        .min_items(Some(1))
+        .max_items(Some(crate::routes::posts::MAX_ACCOUNTS))
+        .unique_items(true)
+        .description(Some(
+            "Connected accounts of the key's mode (test keys: sandbox accounts only), \
+                 each once.",
+        ))
+    }
+
+    pub fn account_ids() -> ArrayBuilder {
+        account_list(false)
+    }
+
+    pub fn account_ids_optional() -> ArrayBuilder {
+        account_list(true)
+    }
+
+    fn post_text() -> ObjectBuilder {
+        string()
+            .min_length(Some(1))
+            .max_length(Some(crate::routes::posts::MAX_TEXT))
+            .pattern(Some(not_blank()))
+    }
+
+    pub fn post_body() -> Object {
+        post_text()
+            .description(Some("The text (the first part of a thread); not blank."))
+            .examples(["Launch day is here."])
+            .build()
+    }
+
+    pub fn post_body_optional() -> Object {
+        post_text()
+            .schema_type(nullable(Type::String))
+            .description(Some("The text (the first part of a thread); not blank."))
+            .build()
+    }
+
+    fn thread_list(optional: bool) -> ArrayBuilder {
+        array(post_text(), optional)
+            .max_items(Some(crate::routes::posts::MAX_THREAD))
+            .description(Some(
+                "Further parts, published as replies in order; none blank.",
+            ))
+    }
+
+    pub fn thread() -> ArrayBuilder {
+        thread_list(false)
+    }
+
+    pub fn thread_optional() -> ArrayBuilder {
+        thread_list(true)
+    }
+
+    fn media_list(optional: bool) -> ArrayBuilder {
+        array(string(), optional)
+            .max_items(Some(0))
+            .description(Some(
+                "Media ids. Reserved for the media API, which does not exist yet: no media id \
+             exists, so the list must be empty.",
+            ))
+    }
+
+    pub fn media_ids() -> ArrayBuilder {
+        media_list(false)
+    }
+
+    pub fn media_ids_optional() -> ArrayBuilder {
+        media_list(true)
+    }
+
+    fn override_map(optional: bool) -> Object {
+        let text = || post_text().schema_type(nullable(Type::String));
+        let one = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("body", text())
+            .property(
+                "thread",
+                array(text().schema_type(Type::String), true)
+                    .max_items(Some(crate::routes::posts::MAX_THREAD)),
+            );
+        let schema_type = if optional {
+            nullable(Type::Object)
+        } else {
+            SchemaType::Type(Type::Object)
+        };
+        ObjectBuilder::new()
+            .schema_type(schema_type)
+            .property_names(Some(
+                string().pattern(Some(id(crier_core::ids::AccountId::PREFIX))),
+            ))
+            .additional_properties(Some(one))
+            .max_properties(Some(crate::routes::posts::MAX_ACCOUNTS))
+            .description(Some(
+                "Per-account text: `{\"acct_…\": {\"body\": \"…\", \"thread\": […]}}`; only \
+                 accounts in `account_ids`.",
+            ))
+            .build()
+    }
+
+    pub fn overrides() -> Object {
+        override_map(false)
+    }
+
+    pub fn overrides_optional() -> Object {
+        override_map(true)
+    }
+
+    /// The items of `POST /v1/batches`: a post as `POST /v1/posts` takes it, plus
+    /// `scheduled_at`.
+    pub fn batch_posts() -> ArrayBuilder {
+        let mut item = match crate::routes::posts::CreatePost::schema() {
+            RefOr::T(Schema::Object(o)) => o,
+            _ => unreachable!("CreatePost is an object schema"),
+        };
+        item.properties.insert(
+            "scheduled_at".into(),
+            ObjectBuilder::new()
+                .schema_type(nullable(Type::String))
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .description(Some(
+                    "Schedule this post at once (in the future; needs `posts:publish`).",
+                ))
+                .into(),
+        );
+        ArrayBuilder::new()
+            .items(item)
+            .min_items(Some(1))
+            .max_items(Some(crate::routes::posts::MAX_BATCH))
+            .description(Some("1 to 100 posts, created all or nothing."))
+    }
+
+    pub fn slot() -> Object {
+        string_enum(["next"], true)
+            .description(Some("`next`: the next free slot of the workspace's queue."))
+            .examples(["next"])
+            .build()
+    }
+
+    /// Week days as `PUT /v1/queue/slots` takes them (full or three-letter names).
+    pub fn weekday() -> Object {
+        let days: Vec<&str> = (1..=7)
+            .map(|weekday| crier_core::queue::Slot { weekday, minute: 0 }.day_name())
+            .collect();
+        string_enum(
+            days.iter().copied().chain(days.iter().map(|d| &d[..3])),
+            false,
+        )
+        .description(Some("`monday` … `sunday` (or `mon` … `sun`)."))
+        .examples(["monday"])
+        .build()
+    }
+
+    pub fn slot_time() -> Object {
+        string()
+            .pattern(Some(r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))
+            .description(Some("Local time, `HH:MM` (24-hour)."))
+            .examples(["09:30"])
+            .build()
+    }
+
+    pub fn fault_kind() -> Object {
+        string_enum(["error", "timeout", "rate_limit"], false)
+            .description(Some(
+                "`error`, `timeout` (the post lands but the answer is lost) or `rate_limit`.",
+            ))
+            .examples(["error"])
+            .build()
+    }
+
+    pub fn handle() -> Object {
+        string()
+            .pattern(Some(format!("^[{WS}]*[A-Za-z0-9_.-]{{1,50}}[{WS}]*$")))
+            .description(Some(
+                "The account's handle: 1 to 50 letters, digits, `_`, `.` or `-` (trimmed).",
+            ))
+            .examples(["brand"])
+            .build()
+    }
+
+    pub fn timezone() -> Object {
+        let mut names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .filter(|n| n.len() <= 64)
+            .collect();
+        names.sort();
+        let mut values: Vec<serde_json::Value> = names.into_iter().map(Into::into).collect();
+        values.push(serde_json::Value::Null);
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
+            .enum_values(Some(values))
+            .description(Some("An IANA time zone name such as `America/New_York`."))
+            .build()
+    }
+
+    fn url_field(optional: bool, lead: &str, description: &str) -> Object {
+        let builder = if optional {
+            ObjectBuilder::new().schema_type(nullable(Type::String))
+        } else {
+            string()
+        };
+        builder
+            .pattern(Some(url(lead)))
+            .max_length(Some(2048))
+            .description(Some(description))
+            .examples(["https://example.com/hooks/crier"])
+            .build()
+    }
+
+    const WEBHOOK_URL: &str = "An `http`/`https` URL. Unless the operator allows private \
+        networks, its host must not resolve to private, loopback or link-local addresses.";
+
+    pub fn webhook_url() -> Object {
+        url_field(false, r"\x00-\x20", WEBHOOK_URL)
+    }
+
+    pub fn webhook_url_optional() -> Object {
+        url_field(true, r"\x00-\x20", WEBHOOK_URL)
+    }
+
+    const FEED_URL: &str = "The feed's `http`/`https` URL (RSS 2.0, Atom or JSON Feed). Unless \
+        the operator allows private networks, its host must not resolve to private, loopback or \
+        link-local addresses. A new URL starts over: only entries published after the change \
+        are posted (plus `backfill`).";
+
+    pub fn feed_url() -> Object {
+        url_field(false, WS, FEED_URL)
+    }
+
+    pub fn feed_url_optional() -> Object {
+        url_field(true, WS, FEED_URL)
+    }
+
+    fn event_list(optional: bool) -> ArrayBuilder {
+        let names = std::iter::once("*").chain(crier_store::event_types::ALL.iter().copied());
+        array(string_enum(names, false), optional)
+            .min_items(Some(1))
+            .max_items(Some(crate::routes::webhooks::MAX_EVENTS))
+            .description(Some("Event types to receive (`*` for all), 1 to 20."))
+    }
+
+    pub fn events() -> ArrayBuilder {
+        event_list(false).examples([serde_json::json!(["post.published", "key.revoked"])])
+    }
+
+    pub fn events_optional() -> ArrayBuilder {
+        event_list(true)
+    }
+
+    pub fn feed_template() -> Object {
+        text(
+            template(),
+            crate::routes::feeds::MAX_TEMPLATE,
+            true,
+            "1 to 1000 characters with at least one of `{title}`, `{link}`, `{summary}` and \
+             no other `{placeholder}` (default `{title} {link}`).",
+        )
+    }
+
+    pub fn feed_mode() -> Object {
+        string_enum(crier_store::FeedMode::ALL.iter().map(|m| m.as_str()), true)
+            .description(Some(
+                "`draft` (default), `queue` (the next free queue slot) or `publish` (at once); the \
+             last two need `posts:publish`.",
+            ))
+            .build()
     }
 }

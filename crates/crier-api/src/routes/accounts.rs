@@ -74,7 +74,7 @@ pub async fn connect_start(
 #[serde(deny_unknown_fields)]
 pub struct ConnectSandbox {
     /// The account's handle: 1 to 50 letters, digits, `_`, `.` or `-`.
-    #[schema(example = "brand")]
+    #[schema(schema_with = crate::openapi::fields::handle)]
     pub handle: String,
 }
 
@@ -163,12 +163,14 @@ pub async fn timeline(
 #[serde(deny_unknown_fields)]
 pub struct Faults {
     /// How many of the next calls fail, 0 to 1000 (0 clears).
+    #[schema(minimum = 0, maximum = 1000)]
     pub fail_next: u32,
     /// `error`, `timeout` (the post lands but the answer is lost) or `rate_limit`.
-    #[schema(example = "error")]
+    #[schema(schema_with = crate::openapi::fields::fault_kind)]
     pub kind: String,
     /// The `Retry-After` the failures carry, 0 to 86400 seconds.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 86400)]
     pub retry_after_seconds: u32,
 }
 

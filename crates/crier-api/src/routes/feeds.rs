@@ -100,20 +100,25 @@ impl From<&Feed> for FeedObject {
 #[serde(deny_unknown_fields)]
 pub struct CreateFeed {
     /// The feed's `http`/`https` URL (RSS 2.0, Atom or JSON Feed).
-    #[schema(example = "https://blog.example.com/feed.xml")]
+    #[schema(schema_with = crate::openapi::fields::feed_url)]
     pub url: String,
     /// The accounts new entries go to (1 to 20).
+    #[schema(schema_with = crate::openapi::fields::account_ids)]
     pub account_ids: Vec<String>,
     /// 1 to 1000 characters with at least one of `{title}`, `{link}`, `{summary}` (default
     /// `{title} {link}`).
+    #[schema(schema_with = crate::openapi::fields::feed_template)]
     pub template: Option<String>,
     /// `draft` (default), `queue` (the next free queue slot) or `publish` (at once); the last
     /// two need `posts:publish`.
+    #[schema(schema_with = crate::openapi::fields::feed_mode)]
     pub mode: Option<String>,
     /// 60 to 86400 (default 900).
+    #[schema(minimum = 60, maximum = 86400)]
     pub poll_interval_seconds: Option<i64>,
     /// How many of the newest entries the first read posts although they are older than the
     /// feed, 0 to 50 (default 0: only entries published after the feed was created).
+    #[schema(minimum = 0, maximum = 50)]
     pub backfill: Option<i64>,
     /// Default true.
     pub enabled: Option<bool>,
@@ -124,11 +129,17 @@ pub struct CreateFeed {
 pub struct UpdateFeed {
     /// A new URL starts over: only entries published after the change are posted (plus
     /// `backfill`).
+    #[schema(schema_with = crate::openapi::fields::feed_url_optional)]
     pub url: Option<String>,
+    #[schema(schema_with = crate::openapi::fields::account_ids_optional)]
     pub account_ids: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::fields::feed_template)]
     pub template: Option<String>,
+    #[schema(schema_with = crate::openapi::fields::feed_mode)]
     pub mode: Option<String>,
+    #[schema(minimum = 60, maximum = 86400)]
     pub poll_interval_seconds: Option<i64>,
+    #[schema(minimum = 0, maximum = 50)]
     pub backfill: Option<i64>,
     /// Turning a feed on polls it at once.
     pub enabled: Option<bool>,

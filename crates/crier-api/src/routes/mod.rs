@@ -69,12 +69,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::redeliver))
 }
 
-/// The OpenAPI description with every route in it.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(public_routes())
-        .merge(api_routes())
-        .into_openapi()
+/// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.
+pub fn openapi() -> serde_json::Value {
+    crate::openapi::refine(
+        OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .merge(public_routes())
+            .merge(api_routes())
+            .into_openapi(),
+    )
 }
 
 pub fn router(state: AppState) -> Router {
@@ -115,7 +117,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(authenticated)
         .merge(public)
-        .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", openapi()))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/v1/openapi.json", openapi()))
         .route_layer(from_fn(record_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -34,29 +34,36 @@ pub use crier_app::posts::{MAX_ACCOUNTS, MAX_BATCH, MAX_REASON, MAX_TEXT, MAX_TH
 #[serde(deny_unknown_fields)]
 pub struct CreatePost {
     /// The text (the first part of a thread).
-    #[schema(example = "Launch day is here.")]
+    #[schema(schema_with = crate::openapi::fields::post_body)]
     pub body: String,
     /// Further parts, published as replies in order.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::fields::thread)]
     pub thread: Vec<String>,
     /// The accounts to publish to (1 to 20).
+    #[schema(schema_with = crate::openapi::fields::account_ids)]
     pub account_ids: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::fields::media_ids)]
     pub media_ids: Vec<String>,
     /// Per-account text: `{"acct_…": {"body": "…", "thread": […]}}`.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::openapi::fields::overrides)]
     pub overrides: BTreeMap<String, PostOverride>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePost {
+    #[schema(schema_with = crate::openapi::fields::post_body_optional)]
     pub body: Option<String>,
+    #[schema(schema_with = crate::openapi::fields::thread_optional)]
     pub thread: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::fields::account_ids_optional)]
     pub account_ids: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::fields::media_ids_optional)]
     pub media_ids: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::openapi::fields::overrides_optional)]
     pub overrides: Option<BTreeMap<String, PostOverride>>,
 }
 
@@ -67,7 +74,7 @@ pub struct SchedulePost {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub scheduled_at: Option<Timestamp>,
     /// `next`: the next free slot of the workspace's queue.
-    #[schema(example = "next")]
+    #[schema(schema_with = crate::openapi::fields::slot)]
     pub slot: Option<String>,
 }
 
@@ -77,6 +84,7 @@ pub struct ApprovePost {
     /// Reject instead of approving; the post goes back to draft.
     #[serde(default)]
     pub reject: bool,
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -94,6 +102,7 @@ pub struct BatchPost {
 #[serde(deny_unknown_fields)]
 pub struct CreateBatch {
     /// 1 to 100 posts, created all or nothing.
+    #[schema(schema_with = crate::openapi::fields::batch_posts)]
     pub posts: Vec<serde_json::Value>,
 }
 

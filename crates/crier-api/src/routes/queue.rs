@@ -25,10 +25,10 @@ pub const MAX_SLOTS: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct SlotObject {
     /// `monday` … `sunday` (or `mon` … `sun`).
-    #[schema(example = "monday")]
+    #[schema(schema_with = crate::openapi::fields::weekday)]
     pub day: String,
     /// Local time, `HH:MM`.
-    #[schema(example = "09:30")]
+    #[schema(schema_with = crate::openapi::fields::slot_time)]
     pub time: String,
 }
 
@@ -47,6 +47,8 @@ pub struct Slots {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSlots {
+    /// At most 100 slots.
+    #[schema(max_items = 100)]
     pub slots: Vec<SlotObject>,
 }
 

@@ -74,19 +74,24 @@ impl EndpointObject {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
-    #[schema(example = "https://example.com/hooks/crier")]
+    #[schema(schema_with = crate::openapi::fields::webhook_url)]
     pub url: String,
     /// Event types to receive (`*` for all), 1 to 20.
+    #[schema(schema_with = crate::openapi::fields::events)]
     pub events: Vec<String>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
+    #[schema(schema_with = crate::openapi::fields::webhook_url_optional)]
     pub url: Option<String>,
+    #[schema(schema_with = crate::openapi::fields::events_optional)]
     pub events: Option<Vec<String>>,
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Re-enable a disabled endpoint, or pause one.
     pub enabled: Option<bool>,
@@ -96,6 +101,7 @@ pub struct UpdateEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long deliveries are also signed with the old secret, 0 (default) to 604800.
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_seconds: Option<u32>,
 }
 

@@ -105,6 +105,7 @@ pub struct WorkspaceObject {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkspace {
     /// An IANA time zone name such as `America/New_York`.
+    #[schema(schema_with = crate::openapi::fields::timezone)]
     pub timezone: Option<String>,
     /// Whether scheduling and publishing wait for `posts:approve`.
     pub require_approval: Option<bool>,
