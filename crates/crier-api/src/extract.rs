@@ -12,6 +12,7 @@ use crier_core::ErrorCode;
 use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
@@ -109,27 +110,48 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses JSON, naming the field at fault in `param`.
+/// Whole-number floats (`60.0`) as the integers they are: JSON has one number type, and JSON
+/// Schema (so the OpenAPI description) calls `60.0` an integer, but serde would refuse it for
+/// an integer field. Fractions and numbers out of the integer range stay floats (and are
+/// refused where an integer is expected).
+fn integral_floats(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                if (0.0..u64::MAX as f64).contains(&f) {
+                    *n = (f as u64).into();
+                } else if (i64::MIN as f64..0.0).contains(&f) {
+                    *n = (f as i64).into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats),
+        _ => {}
+    }
+}
+
+/// Parses a JSON object body, naming the field at fault in `param`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        let message = e.to_string();
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("The request body is not valid JSON: {message}."),
+        )
+    })?;
+    // Every endpoint takes an object; serde would also read a struct from an array.
+    if !value.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "The request body must be a JSON object.",
+        ));
+    }
+    integral_floats(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.to_string();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("The request body is not valid JSON: {message}."),
-            );
-        }
-        // serde lets a struct be read from an array; a body that is an array at the top is
-        // simply not the object every endpoint expects, and no field of it is at fault.
-        if path.starts_with('[') {
-            return ApiError::new(
-                ErrorCode::InvalidRequest,
-                "The request body must be a JSON object.",
-            );
-        }
         // The path of an unknown field already ends with that field (the key was read before
         // it was refused); a missing field is reported at the object that should hold it.
         let missing = message

@@ -894,6 +894,56 @@ async fn analytics_periods_at_the_edge_of_time_are_400_not_500() {
     assert_param(&r, "to");
 }
 
+/// JSON has one number type: `30.0` is the integer 30 (as the OpenAPI description's JSON
+/// Schema says), `30.5` is not. A body that is not an object is refused whole.
+async fn whole_number_floats_are_integers_and_bodies_are_objects() {
+    let app = TestApp::new().await;
+    let key = app.admin_key().await;
+    let r = app
+        .post("/v1/keys")
+        .key(&key)
+        .json(json!({"name": "floats", "scopes": ["posts:read"],
+            "rate_limit": {"per_minute": 30.0, "per_day": 1e3}}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["rate_limit"]["per_minute"], 30);
+    assert_eq!(r.body["rate_limit"]["per_day"], 1000);
+
+    let before = app.snapshot().await;
+    let r = app
+        .post("/v1/keys")
+        .key(&key)
+        .json(json!({"name": "fraction", "scopes": ["posts:read"],
+            "rate_limit": {"per_minute": 30.5}}))
+        .send()
+        .await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(
+        r.body["error"]["param"], "rate_limit.per_minute",
+        "{}",
+        r.text
+    );
+    // Arrays and other non-objects at the top: serde would read a struct from `[null, null]`.
+    for body in [
+        json!([null, null]),
+        json!([]),
+        json!(7),
+        json!("x"),
+        json!(null),
+    ] {
+        let r = app
+            .patch("/v1/workspace")
+            .key(&key)
+            .json(body.clone())
+            .send()
+            .await;
+        r.assert_error(400, "invalid_request");
+        assert!(r.text.contains("JSON object"), "{body}: {}", r.text);
+    }
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+}
+
 both!(
     tests: unknown_routes_are_404_in_the_envelope,
     a_known_route_with_another_method_is_405,
@@ -916,4 +966,5 @@ both!(
     metric_labels_come_from_closed_sets,
     path_parameters_that_are_not_utf8_are_400_in_the_envelope,
     analytics_periods_at_the_edge_of_time_are_400_not_500,
+    whole_number_floats_are_integers_and_bodies_are_objects,
 );
