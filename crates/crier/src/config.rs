@@ -11,6 +11,8 @@ use crier_api::server::ServerConfig;
 use crier_api::{ApiConfig, AuthConfig};
 use crier_core::Plan;
 use crier_worker::WorkerConfig;
+use crier_worker::feeds::FeedConfig;
+use crier_worker::webhooks::WebhookConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
@@ -176,7 +178,15 @@ pub struct Settings {
     pub default_plan: String,
     pub api: ApiConfig,
     /// `None` when this node runs no workers.
-    pub worker: Option<WorkerConfig>,
+    pub workers: Option<Workers>,
+}
+
+/// The settings of the workers `crier serve` runs.
+#[derive(Debug, Clone)]
+pub struct Workers {
+    pub publisher: WorkerConfig,
+    pub webhooks: WebhookConfig,
+    pub feeds: FeedConfig,
 }
 
 pub fn load(config_file: Option<&Path>, flags: Flags) -> Result<Settings, String> {
@@ -279,14 +289,24 @@ fn validate(c: Config) -> Result<Settings, String> {
             c.worker_lease_seconds
         ));
     }
-    let worker = c.workers.then(|| WorkerConfig {
-        concurrency: c.worker_concurrency,
-        lease: Duration::from_secs(c.worker_lease_seconds),
-        call_timeout: Duration::from_secs(c.network_timeout_seconds),
-        poll: Duration::from_millis(c.worker_poll_ms),
-        max_attempts: i64::from(c.publish_max_attempts),
-        backoff: Duration::from_secs(c.publish_backoff_seconds),
-        ..WorkerConfig::default()
+    let workers = c.workers.then(|| Workers {
+        publisher: WorkerConfig {
+            concurrency: c.worker_concurrency,
+            lease: Duration::from_secs(c.worker_lease_seconds),
+            call_timeout: Duration::from_secs(c.network_timeout_seconds),
+            poll: Duration::from_millis(c.worker_poll_ms),
+            max_attempts: i64::from(c.publish_max_attempts),
+            backoff: Duration::from_secs(c.publish_backoff_seconds),
+            ..WorkerConfig::default()
+        },
+        webhooks: WebhookConfig {
+            allow_private_networks: c.webhook_allow_private_networks,
+            ..WebhookConfig::default()
+        },
+        feeds: FeedConfig {
+            allow_private_networks: c.webhook_allow_private_networks,
+            ..FeedConfig::default()
+        },
     });
     let database_url = match c.database_url {
         Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres") => url,
@@ -309,7 +329,7 @@ fn validate(c: Config) -> Result<Settings, String> {
         log_json,
         log_level: c.log_level,
         default_plan: c.default_plan,
-        worker,
+        workers,
         api: ApiConfig {
             auth: AuthConfig {
                 trusted_proxies,

@@ -165,27 +165,15 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());
-    if let Some(worker) = settings.worker.clone() {
-        let publisher = crier_worker::Publisher::new(app.clone(), worker);
+    if let Some(workers) = settings.workers.clone() {
+        let publisher = crier_worker::Publisher::new(app.clone(), workers.publisher);
         background.spawn(publisher.clone().run(cancel.clone()));
         background.spawn(publisher.run_metrics(cancel.clone()));
-        let deliverer = crier_worker::webhooks::Deliverer::new(
-            store.clone(),
-            clock.clone(),
-            crier_worker::webhooks::WebhookConfig {
-                allow_private_networks: settings.api.allow_private_networks,
-                ..Default::default()
-            },
-        );
+        let deliverer =
+            crier_worker::webhooks::Deliverer::new(store.clone(), clock.clone(), workers.webhooks);
         background.spawn(deliverer.clone().run_key_expiry(cancel.clone()));
         background.spawn(deliverer.run(cancel.clone()));
-        let feeds = crier_worker::feeds::FeedPoller::new(
-            app.clone(),
-            crier_worker::feeds::FeedConfig {
-                allow_private_networks: settings.api.allow_private_networks,
-                ..Default::default()
-            },
-        );
+        let feeds = crier_worker::feeds::FeedPoller::new(app.clone(), workers.feeds);
         background.spawn(feeds.run(cancel.clone()));
     }
     let app = crier_api::router(state);
