@@ -25,9 +25,8 @@ impl Accounts<'_> {
         let id = AccountId::parse(id).ok_or_else(not_found)?;
         self.app
             .store()
-            .get_account(c.workspace(), &id)
+            .get_account_in(&c.tenant, &id)
             .await?
-            .filter(|a| a.livemode == c.livemode())
             .ok_or_else(not_found)
     }
 

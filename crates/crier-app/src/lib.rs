@@ -26,13 +26,7 @@ use tokio::sync::Notify;
 
 pub use error::{AppError, AppResult};
 
-/// Whose data a call acts on: a workspace, and one of its two worlds (live or test). Every
-/// read and write of the layer is scoped by it; an object of the other mode does not exist.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Tenant {
-    pub workspace: WorkspaceId,
-    pub livemode: bool,
-}
+pub use crier_core::Tenant;
 
 /// Who is calling: the tenant, the plan it is on, and a name for the record (a key id, a
 /// feed id).

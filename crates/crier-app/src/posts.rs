@@ -83,9 +83,8 @@ impl Posts<'_> {
         let id = PostId::parse(id).ok_or_else(not_found)?;
         self.app
             .store()
-            .get_post(c.workspace(), &id)
+            .get_post_in(&c.tenant, &id)
             .await?
-            .filter(|post| post.livemode == c.livemode())
             .ok_or_else(not_found)
     }
 
@@ -133,9 +132,8 @@ impl Posts<'_> {
             let account = self
                 .app
                 .store()
-                .get_account(c.workspace(), &acct)
+                .get_account_in(&c.tenant, &acct)
                 .await?
-                .filter(|a| a.livemode == c.livemode())
                 .ok_or_else(unknown)?;
             if account.status != crier_core::accounts::AccountStatus::Connected {
                 return Err(AppError::invalid(

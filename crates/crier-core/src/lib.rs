@@ -13,6 +13,7 @@ pub mod plans;
 pub mod posts;
 pub mod queue;
 pub mod scopes;
+pub mod tenant;
 pub mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -20,3 +21,4 @@ pub use error::{ErrorCode, Invalid};
 pub use keys::{KeyDigest, KeyMode, SecretKey};
 pub use plans::Plan;
 pub use scopes::{Scope, ScopeSet};
+pub use tenant::Tenant;

@@ -4,6 +4,7 @@
 //! is conditional on the account still being connected, and its `account.disconnected` event
 //! commits with it. Each mode counts its own connected accounts against the plan's limit.
 
+use crier_core::Tenant;
 use crier_core::ids::{AccountId, WorkspaceId};
 
 use crate::events::{emit, types};
@@ -36,6 +37,19 @@ impl Store {
             .bind(id.as_str())
             .fetch_optional(&self.read)
             .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    /// The account `id` of `tenant`'s workspace and mode (`None` in the other mode).
+    pub async fn get_account_in(&self, tenant: &Tenant, id: &AccountId) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT * FROM accounts WHERE workspace_id = $1 AND id = $2 AND livemode = $3",
+        )
+        .bind(tenant.workspace.as_str())
+        .bind(id.as_str())
+        .bind(tenant.livemode as i64)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(account_from_row).transpose()
     }
 

@@ -6,6 +6,7 @@
 //! status announces in one transaction, conditional on the status it expects, and locks the
 //! post row first, so a racing cancel and a racing worker cannot both win.
 
+use crier_core::Tenant;
 use crier_core::ids::{AccountId, AttemptId, PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus, status_from_targets};
 use sqlx::Row;
@@ -81,6 +82,23 @@ impl Store {
         )))
         .bind(ws.as_str())
         .bind(id.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut post = post_from_row(&row)?;
+        post.targets = self.targets(&post.id).await?;
+        Ok(Some(post))
+    }
+
+    /// The post `id` of `tenant`'s workspace and mode (`None` in the other mode).
+    pub async fn get_post_in(&self, tenant: &Tenant, id: &PostId) -> Result<Option<Post>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND id = $2
+               AND livemode = $3"
+        )))
+        .bind(tenant.workspace.as_str())
+        .bind(id.as_str())
+        .bind(tenant.livemode as i64)
         .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };

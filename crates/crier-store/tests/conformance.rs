@@ -1339,6 +1339,37 @@ conformance!(
     }
 );
 
+conformance!(
+    tenant_scoped_getters_see_one_mode_only,
+    |store| async move {
+        let ws = new_workspace(&store, "acme").await;
+        let other = new_workspace(&store, "other").await;
+        let live = account(&ws, "live", true, "connected");
+        store.insert_account(&live).await.unwrap();
+        let post = Post::draft(&ws, true, &[&live], "live".to_owned(), T0);
+        store.insert_post(&post).await.unwrap();
+        let tenant = |workspace: &WorkspaceId, livemode| crier_core::Tenant {
+            workspace: workspace.clone(),
+            livemode,
+        };
+        let found = store
+            .get_post_in(&tenant(&ws, true), &post.id)
+            .await
+            .unwrap();
+        assert_eq!(found.map(|p| p.id), Some(post.id.clone()));
+        let account = store
+            .get_account_in(&tenant(&ws, true), &live.id)
+            .await
+            .unwrap();
+        assert_eq!(account, Some(live.clone()));
+        // The other mode and the other workspace do not see them.
+        for t in [tenant(&ws, false), tenant(&other, true)] {
+            assert!(store.get_post_in(&t, &post.id).await.unwrap().is_none());
+            assert!(store.get_account_in(&t, &live.id).await.unwrap().is_none());
+        }
+    }
+);
+
 /// Slots stored before slots had a mode were set on one shared list by keys of both modes;
 /// the upgrade keeps them as live slots, and test mode starts with none.
 async fn check_slots_upgrade(url: &str) {
