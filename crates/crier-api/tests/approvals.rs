@@ -180,3 +180,68 @@ both!(
         assert_eq!(sent(&app, &admin, &acct).await, vec!["second"]);
     }
 );
+
+both!(
+    editing_a_scheduled_post_needs_posts_publish,
+    |_db| async move {
+        // Editing a scheduled post changes what goes out: a key that may only write drafts
+        // must not be able to publish that way (posts:publish is also a paid scope).
+        let app = TestApp::new().await;
+        let admin = app.admin_key().await;
+        let acct = app.sandbox_account(&admin, "brand").await;
+        let writer = app.key_with(&[Scope::PostsRead, Scope::PostsWrite]).await;
+        let r = app
+            .post("/v1/posts")
+            .key(&writer)
+            .json(json!({"body": "draft", "account_ids": [acct]}))
+            .send()
+            .await;
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        // A draft: fine.
+        send(
+            &app,
+            &writer,
+            "PATCH",
+            &format!("/v1/posts/{id}"),
+            Some(json!({"body": "draft, edited"})),
+        )
+        .await;
+        send(
+            &app,
+            &admin,
+            "POST",
+            &format!("/v1/posts/{id}/schedule"),
+            Some(json!({"scheduled_at": "2026-11-22T18:00:00Z"})),
+        )
+        .await;
+        let before = app.posts_snapshot().await;
+        let r = app
+            .patch(&format!("/v1/posts/{id}"))
+            .key(&writer)
+            .json(json!({"body": "sneaked in"}))
+            .send()
+            .await;
+        r.assert_error(403, "forbidden_scope");
+        assert!(r.text.contains("posts:publish"), "{}", r.text);
+        assert_eq!(app.posts_snapshot().await, before, "nothing changed");
+
+        // Where approval is required the edit only withdraws the post for review: allowed.
+        send(
+            &app,
+            &admin,
+            "PATCH",
+            "/v1/workspace",
+            Some(json!({"require_approval": true})),
+        )
+        .await;
+        let p = send(
+            &app,
+            &writer,
+            "PATCH",
+            &format!("/v1/posts/{id}"),
+            Some(json!({"body": "for review"})),
+        )
+        .await;
+        assert_eq!(p["status"], "pending_approval");
+    }
+);

@@ -13,9 +13,9 @@
 //!   month ([`crate::quota::check`], as for every API call; test-mode posts never count). The
 //!   posts of one poll count against each other too.
 
-use crier_core::ErrorCode;
 use crier_core::clock::from_ms;
 use crier_core::posts::PostStatus;
+use crier_core::{ErrorCode, Scope};
 use crier_store::{Feed, FeedMode, Post};
 
 use crate::quota::{self, Due};
@@ -64,6 +64,11 @@ impl Feeds<'_> {
                 livemode: feed.livemode,
             },
             plan,
+            // What a feed acts with: its mode says whether it also publishes, and the key
+            // that set it to `queue` or `publish` held `posts:publish`.
+            scopes: [Scope::PostsWrite, Scope::PostsPublish]
+                .into_iter()
+                .collect(),
             actor: feed.id.to_string(),
         };
         let mut queue = match feed.mode {

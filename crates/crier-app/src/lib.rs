@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crier_core::ids::WorkspaceId;
-use crier_core::{Clock, Plan};
+use crier_core::{Clock, Plan, Scope, ScopeSet};
 use crier_networks::Networks;
 use crier_store::Store;
 use tokio::sync::Notify;
@@ -34,6 +34,8 @@ pub use crier_core::Tenant;
 pub struct Caller {
     pub tenant: Tenant,
     pub plan: Arc<Plan>,
+    /// What the caller may do (a key's scopes; a system actor holds what it acts with).
+    pub scopes: ScopeSet,
     pub actor: String,
 }
 
@@ -44,6 +46,14 @@ impl Caller {
 
     pub fn livemode(&self) -> bool {
         self.tenant.livemode
+    }
+
+    /// `403 forbidden_scope` unless the caller holds `scope`, `402 payment_required` unless
+    /// its plan includes it: the same decision as the HTTP edge's.
+    pub fn require(&self, scope: Scope) -> AppResult<()> {
+        self.plan
+            .allows(self.scopes, scope)
+            .map_err(|(code, message)| AppError::new(code, message))
     }
 }
 

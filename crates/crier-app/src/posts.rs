@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crier_core::Scope;
 use crier_core::clock::from_ms;
 use crier_core::ids::{AccountId, PostId};
 use crier_core::posts::{Action, ApprovedTo, PostStatus};
@@ -229,11 +230,17 @@ impl Posts<'_> {
 
     /// Edits a draft, a scheduled post or one waiting for approval (not once publishing).
     /// When the workspace requires approval, an edit of a scheduled post sends it back to
-    /// `pending_approval`: what was approved is not what would go out.
+    /// `pending_approval`: what was approved is not what would go out. Otherwise an edit of
+    /// a scheduled post changes what will be published, so it needs `posts:publish` too.
     pub async fn edit(&self, c: &Caller, id: &str, req: PostEdit) -> AppResult<Post> {
         let stored = self.get(c, id).await?;
         let mut post = stored.clone();
         allowed(&post, Action::Edit, false, ApprovedTo::Scheduled, "edited")?;
+        let back_to_review =
+            post.status == PostStatus::Scheduled && self.require_approval(c).await?;
+        if post.status == PostStatus::Scheduled && !back_to_review {
+            c.require(Scope::PostsPublish)?;
+        }
         if let Some(body) = req.body {
             text("body", &body)?;
             post.body = body;
@@ -267,8 +274,6 @@ impl Posts<'_> {
             };
             quota::check(self.app.store(), c, &[due], now).await?;
         }
-        let back_to_review =
-            post.status == PostStatus::Scheduled && self.require_approval(c).await?;
         let t = if back_to_review {
             Transition {
                 content: Some(post),

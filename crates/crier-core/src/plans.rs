@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ErrorCode;
 use crate::scopes::{Scope, ScopeSet};
 
 /// Hard upper bounds for any key's limits, whatever the plan says, so that a typo in the
@@ -41,6 +42,29 @@ impl Plan {
     /// Whether this plan lets a key use `scope` (unpaid scopes are always included).
     pub fn includes(&self, scope: Scope) -> bool {
         !scope.is_paid() || self.paid_scopes.contains(scope)
+    }
+
+    /// The access decision for a key holding `held` on this plan: it must hold `scope`
+    /// (`403 forbidden_scope`), and the plan must include it when it is a paid scope
+    /// (`402 payment_required`). One decision for the HTTP edge and the application layer.
+    pub fn allows(&self, held: ScopeSet, scope: Scope) -> Result<(), (ErrorCode, String)> {
+        if !held.contains(scope) {
+            return Err((
+                ErrorCode::ForbiddenScope,
+                format!("This key cannot {} (needs {scope}).", scope.action()),
+            ));
+        }
+        if !self.includes(scope) {
+            return Err((
+                ErrorCode::PaymentRequired,
+                format!(
+                    "To {} this workspace needs a paid plan (it is on `{}`).",
+                    scope.action(),
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The contract's shipped plans: `free`, `pro` and `self-hosted`.

@@ -87,6 +87,7 @@ impl Principal {
                 livemode: self.livemode(),
             },
             plan: self.key.plan.clone(),
+            scopes: self.scopes(),
             actor: self.key_id().to_string(),
         }
     }
@@ -120,23 +121,9 @@ impl Principal {
         if let Some(r) = &self.required {
             r.lock().unwrap_or_else(|e| e.into_inner()).insert(scope);
         }
-        if !self.scopes().contains(scope) {
-            return Err(ApiError::new(
-                ErrorCode::ForbiddenScope,
-                format!("This key cannot {} (needs {scope}).", scope.action()),
-            ));
-        }
-        if !self.plan().includes(scope) {
-            return Err(ApiError::new(
-                ErrorCode::PaymentRequired,
-                format!(
-                    "To {} this workspace needs a paid plan (it is on `{}`).",
-                    scope.action(),
-                    self.plan().name
-                ),
-            ));
-        }
-        Ok(())
+        self.plan()
+            .allows(self.scopes(), scope)
+            .map_err(|(code, message)| ApiError::new(code, message))
     }
 }
 
