@@ -12,7 +12,7 @@ use crier_core::ErrorCode;
 use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use std::borrow::Cow;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
@@ -110,48 +110,104 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Whole-number floats (`60.0`) as the integers they are: JSON has one number type, and JSON
-/// Schema (so the OpenAPI description) calls `60.0` an integer, but serde would refuse it for
-/// an integer field. Fractions and numbers out of the integer range stay floats (and are
-/// refused where an integer is expected).
-fn integral_floats(value: &mut Value) {
-    match value {
-        Value::Number(n) => {
-            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
-                if (0.0..u64::MAX as f64).contains(&f) {
-                    *n = (f as u64).into();
-                } else if (i64::MIN as f64..0.0).contains(&f) {
-                    *n = (f as i64).into();
-                }
+/// Whole-number floats (`60.0`, `1e3`) written as the integers they are: JSON has one number
+/// type, and JSON Schema (so the OpenAPI description) calls `60.0` an integer, but serde would
+/// refuse it for an integer field. Fractions and numbers out of the integer range stay as they
+/// are (and are refused where an integer is expected). One pass over the bytes, a copy only
+/// when something changes; strings are left alone.
+fn integral_floats(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let (mut i, mut copied) = (0, 0);
+    let mut in_string = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
             }
+            i += 1;
+            continue;
         }
-        Value::Array(items) => items.iter_mut().for_each(integral_floats),
-        Value::Object(fields) => fields.values_mut().for_each(integral_floats),
-        _ => {}
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b != b'-' && !b.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+        {
+            i += 1;
+        }
+        let token = &bytes[start..i];
+        if !token.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+            continue;
+        }
+        let Some(f) = std::str::from_utf8(token)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let integer = if f.fract() != 0.0 || !f.is_finite() {
+            None
+        } else if (0.0..u64::MAX as f64).contains(&f) {
+            Some((f as u64).to_string())
+        } else if (i64::MIN as f64..0.0).contains(&f) {
+            Some((f as i64).to_string())
+        } else {
+            None
+        };
+        if let Some(integer) = integer {
+            let buf = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+            buf.extend_from_slice(&bytes[copied..start]);
+            buf.extend_from_slice(integer.as_bytes());
+            copied = i;
+        }
+    }
+    match out {
+        Some(mut buf) => {
+            buf.extend_from_slice(&bytes[copied..]);
+            Cow::Owned(buf)
+        }
+        None => Cow::Borrowed(bytes),
     }
 }
 
-/// Parses a JSON object body, naming the field at fault in `param`.
+/// Parses a JSON object body, naming the field at fault in `param`. Streams straight into `T`
+/// (no intermediate tree; a repeated key is refused).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        let message = e.to_string();
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("The request body is not valid JSON: {message}."),
-        )
-    })?;
     // Every endpoint takes an object; serde would also read a struct from an array.
-    if !value.is_object() {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "The request body is not valid JSON.",
+            ));
+        }
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
             "The request body must be a JSON object.",
         ));
     }
-    integral_floats(&mut value);
-    serde_path_to_error::deserialize(value).map_err(|err| {
+    let bytes = integral_floats(bytes);
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("The request body is not valid JSON: {message}."),
+            );
+        }
         // The path of an unknown field already ends with that field (the key was read before
         // it was refused); a missing field is reported at the object that should hold it.
         let missing = message
@@ -443,5 +499,41 @@ mod tests {
                 ("f".into(), "".into())
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod float_tests {
+    use super::integral_floats;
+
+    fn rewrite(s: &str) -> String {
+        String::from_utf8(integral_floats(s.as_bytes()).into_owned()).unwrap()
+    }
+
+    #[test]
+    fn whole_number_floats_become_integers_outside_strings() {
+        assert_eq!(
+            rewrite(r#"{"a":30.0,"b":1e3,"c":-2.000}"#),
+            r#"{"a":30,"b":1000,"c":-2}"#
+        );
+        assert_eq!(rewrite(r#"{"a":[1.0, 2.5, 7]}"#), r#"{"a":[1, 2.5, 7]}"#);
+        // Strings, escaped quotes included, are text.
+        assert_eq!(
+            rewrite(r#"{"a":"1.0 \"2.0\" 3e1"}"#),
+            r#"{"a":"1.0 \"2.0\" 3e1"}"#
+        );
+        // Out of the integer range, fractions and plain integers: unchanged (and borrowed).
+        for same in [
+            r#"{"a":1e300}"#,
+            r#"{"a":-1e19}"#,
+            r#"{"a":0.5}"#,
+            r#"{"a":42}"#,
+        ] {
+            assert_eq!(rewrite(same), same);
+            assert!(matches!(
+                integral_floats(same.as_bytes()),
+                std::borrow::Cow::Borrowed(_)
+            ));
+        }
     }
 }

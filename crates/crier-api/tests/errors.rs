@@ -942,6 +942,26 @@ async fn whole_number_floats_are_integers_and_bodies_are_objects() {
         assert!(r.text.contains("JSON object"), "{body}: {}", r.text);
     }
     assert_eq!(app.snapshot().await, before, "nothing changed");
+
+    // A key given twice is refused, not read as its last copy.
+    let r = app
+        .post("/v1/keys")
+        .key(&key)
+        .header("content-type", "application/json")
+        .raw(r#"{"name":"a","name":"b","scopes":["posts:read"]}"#)
+        .send()
+        .await;
+    r.assert_error(400, "invalid_request");
+    assert!(r.text.contains("duplicate"), "{}", r.text);
+    // Numbers inside strings are text: a name "30.0" stays "30.0".
+    let r = app
+        .post("/v1/keys")
+        .key(&key)
+        .json(json!({"name": "30.0 -1e3", "scopes": ["posts:read"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["name"], "30.0 -1e3");
 }
 
 both!(
