@@ -39,6 +39,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use crier_core::{ErrorCode, Scope, ScopeSet};
 use crier_store::IdempotencyBegin;
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::AppState;
 use crate::auth::{PresentedKey, Principal};
@@ -299,58 +300,72 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
         Ok(IdempotencyBegin::Started) => {}
     }
-    let recording = principal.recording();
-    let mut parts = parts;
-    parts.extensions.insert(recording.clone());
-    let resp = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
-    let status = resp.status();
-    if !storable(status) {
-        if let Err(e) = state.store().idempotency_release(&key_id, &idem_key).await {
-            tracing::warn!(error = %e, "could not release an idempotency key");
+    // From here the request runs and its response is recorded in a task of its own: a
+    // client that hangs up (or a connection closed at shutdown) drops the connection's
+    // future, and must not cancel a request between its commit and its record, which would
+    // leave the key `running` and let a retry after the lock run it twice.
+    let request_id = crate::error::current_request_id();
+    let run = async move {
+        let recording = principal.recording();
+        let mut parts = parts;
+        parts.extensions.insert(recording.clone());
+        let resp = next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+        let status = resp.status();
+        if !storable(status) {
+            if let Err(e) = state.store().idempotency_release(&key_id, &idem_key).await {
+                tracing::warn!(error = %e, "could not release an idempotency key");
+            }
+            return resp;
         }
-        return resp;
-    }
-    let (resp_parts, resp_body) = resp.into_parts();
-    // Our handlers' bodies are whole in memory already (bounded by the input limits, see
-    // MAX_STORED), so this copies them and cannot fail; only a streaming body could.
-    let body = match axum::body::to_bytes(resp_body, usize::MAX).await {
-        Ok(b) => b,
-        Err(e) => {
+        let (resp_parts, resp_body) = resp.into_parts();
+        // Our handlers' bodies are whole in memory already (bounded by the input limits, see
+        // MAX_STORED), so this copies them and cannot fail; only a streaming body could.
+        let body = match axum::body::to_bytes(resp_body, usize::MAX).await {
+            Ok(b) => b,
+            Err(e) => {
+                keep_as_unrecorded(&state, &key_id, &idem_key, status).await;
+                return ApiError::internal(format!("response body: {e}")).into_response();
+            }
+        };
+        let stored = if body.len() > MAX_STORED {
+            Err(format!(
+                "a response of {} bytes is over the {MAX_STORED} kept",
+                body.len()
+            ))
+        } else {
+            let required = recording.required().to_storage();
+            let aad = aad(&key_id, &idem_key, Some(&required));
+            match seal(&cipher, aad.as_bytes(), &body) {
+                Some(sealed) => state
+                    .store()
+                    .idempotency_finish(
+                        &key_id,
+                        &idem_key,
+                        status.as_u16(),
+                        &format!("{required}|{sealed}"),
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Err("encryption failed".to_owned()),
+            }
+        };
+        if let Err(e) = stored {
+            // The request ran and may have committed: answer what it answered, and keep the key
+            // so that a retry is told, rather than running it a second time.
+            tracing::error!(error = %e, "could not store an idempotent response");
             keep_as_unrecorded(&state, &key_id, &idem_key, status).await;
-            return ApiError::internal(format!("response body: {e}")).into_response();
         }
+        Response::from_parts(resp_parts, Body::from(body))
     };
-    let stored = if body.len() > MAX_STORED {
-        Err(format!(
-            "a response of {} bytes is over the {MAX_STORED} kept",
-            body.len()
-        ))
-    } else {
-        let required = recording.required().to_storage();
-        let aad = aad(&key_id, &idem_key, Some(&required));
-        match seal(&cipher, aad.as_bytes(), &body) {
-            Some(sealed) => state
-                .store()
-                .idempotency_finish(
-                    &key_id,
-                    &idem_key,
-                    status.as_u16(),
-                    &format!("{required}|{sealed}"),
-                )
-                .await
-                .map_err(|e| e.to_string()),
-            None => Err("encryption failed".to_owned()),
-        }
-    };
-    if let Err(e) = stored {
-        // The request ran and may have committed: answer what it answered, and keep the key
-        // so that a retry is told, rather than running it a second time.
-        tracing::error!(error = %e, "could not store an idempotent response");
-        keep_as_unrecorded(&state, &key_id, &idem_key, status).await;
+    let task = crate::error::REQUEST_ID.scope(request_id, run.instrument(tracing::Span::current()));
+    match tokio::spawn(task).await {
+        Ok(resp) => resp,
+        // The request context's catcher answers a panic with the 500 envelope, as before.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => ApiError::internal(format!("request task: {e}")).into_response(),
     }
-    Response::from_parts(resp_parts, Body::from(body))
 }
 
 /// Marks the key as "ran, not recorded". If even that fails (storage is down), the record

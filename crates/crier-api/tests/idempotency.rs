@@ -621,6 +621,46 @@ async fn a_replay_checks_the_scopes_the_handler_required() {
     assert_eq!(replay.text, first.text);
 }
 
+/// A client that hangs up mid-request drops the request's future; the request still runs to
+/// its end and is recorded, so a retry (even after the key's lock would have run out) replays
+/// it instead of running it a second time. The hang-up is tried at several moments.
+async fn a_hung_up_request_is_recorded_and_not_run_twice() {
+    let app = TestApp::new().await;
+    let key = app.admin_key().await;
+    let acct = app.sandbox_account(&key, "brand").await;
+    for (i, after_ms) in [0u64, 1, 2, 4, 8, 16, 32, 64].into_iter().enumerate() {
+        let marker = format!("hang-up {i}");
+        let posts: Vec<Value> = (0..50)
+            .map(|n| json!({"body": format!("{marker} #{n}"), "account_ids": [acct]}))
+            .collect();
+        let send = || {
+            app.post("/v1/batches")
+                .key(&key)
+                .header(IDEM, &marker)
+                .json(json!({ "posts": posts }))
+                .send()
+        };
+        // The client gives up after `after_ms`: its future is dropped wherever it is.
+        let _ = tokio::time::timeout(Duration::from_millis(after_ms), send()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Past the lock a running request holds: a key left `running` would run again now.
+        app.clock
+            .set(crier_core::Clock::now(&app.clock) + jiff::SignedDuration::from_secs(120));
+        let retry = send().await;
+        assert_eq!(retry.status, 201, "{}", retry.text);
+        let stored = app
+            .posts_in(&app.workspace.id)
+            .await
+            .into_iter()
+            .filter(|p| p.body.starts_with(&format!("{marker} #")))
+            .count();
+        assert_eq!(
+            stored, 50,
+            "hang-up after {after_ms} ms: the batch ran once"
+        );
+    }
+}
+
 both!(
     tests: a_retry_with_the_same_body_replays_the_first_response,
     the_same_idempotency_key_with_another_request_is_409,
@@ -634,4 +674,5 @@ both!(
     a_response_that_cannot_be_stored_is_answered_and_not_run_again,
     a_replay_checks_the_routes_scope_again,
     a_replay_checks_the_scopes_the_handler_required,
+    a_hung_up_request_is_recorded_and_not_run_twice,
 );
