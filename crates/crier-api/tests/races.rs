@@ -304,3 +304,110 @@ both!(
         eprintln!("edit race: {won} edited, {lost} published as they were");
     }
 );
+
+both!(
+    approve_racing_a_reschedule_enqueues_at_the_stored_time,
+    |_db| async move {
+        // 400 posts wait for approval at one time; each is approved and rescheduled at once.
+        // Whatever wins, a scheduled post's jobs are due at the time the post says: an approval
+        // decided on the old time must not enqueue at it after a reschedule moved the post.
+        let app = TestApp::new().await;
+        let (key, _) = app
+            .key(KeySpec {
+                scopes: Scope::ALL.to_vec(),
+                per_minute: Some(100_000),
+                per_day: Some(1_000_000),
+                ..KeySpec::default()
+            })
+            .await;
+        let acct = app.sandbox_account(&key, "brand").await;
+        let r = app
+            .patch("/v1/workspace")
+            .key(&key)
+            .json(json!({"require_approval": true}))
+            .send()
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let first = "2026-11-23T10:00:00Z";
+        let later = "2026-11-24T10:00:00Z";
+        let mut ids = Vec::new();
+        for _ in 0..POSTS / 100 {
+            let posts: Vec<Value> = (0..100)
+            .map(|n| json!({"body": format!("post {n}"), "account_ids": [acct], "scheduled_at": first}))
+            .collect();
+            let r = app
+                .post("/v1/batches")
+                .key(&key)
+                .json(json!({ "posts": posts }))
+                .send()
+                .await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            for p in r.body["data"].as_array().unwrap() {
+                assert_eq!(p["status"], "pending_approval");
+                ids.push(p["id"].as_str().unwrap().to_owned());
+            }
+        }
+        let app = Arc::new(app);
+        let mut tasks = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            for verb in ["approve", "schedule"] {
+                let (app, key, id) = (app.clone(), key.clone(), id.clone());
+                let body = if verb == "approve" {
+                    json!({})
+                } else {
+                    json!({ "scheduled_at": later })
+                };
+                let wait = SPREAD * i as u32 / POSTS as u32;
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let r = app
+                        .post(&format!("/v1/posts/{id}/{verb}"))
+                        .key(&key)
+                        .json(body)
+                        .send()
+                        .await;
+                    assert!(
+                        r.status == 200 || r.body["error"]["code"] == "conflict",
+                        "{verb} {id}: {}",
+                        r.text
+                    );
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.expect("request task");
+        }
+        // post id -> the run_at of its jobs
+        let mut runs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for job in app.jobs().await {
+            let job = job.unwrap();
+            let fields: Vec<&str> = job.split('|').collect();
+            runs.entry(fields[1].to_owned())
+                .or_default()
+                .push(fields[3].parse().unwrap());
+        }
+        let (mut scheduled, mut waiting) = (0, 0);
+        for id in &ids {
+            let (_, post) = status_of(&app, &key, id).await;
+            match post["status"].as_str().unwrap() {
+                "scheduled" => {
+                    scheduled += 1;
+                    let at = post["scheduled_at"].as_str().unwrap();
+                    let at = at.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+                    assert_eq!(
+                        runs.get(id),
+                        Some(&vec![at]),
+                        "{id}: its job is due when it says"
+                    );
+                }
+                "pending_approval" => {
+                    waiting += 1;
+                    assert_eq!(runs.get(id), None, "{id} waits: no job");
+                }
+                other => panic!("{id}: {other}"),
+            }
+        }
+        assert!(scheduled > 0, "some approvals went through");
+        eprintln!("approve vs reschedule: {scheduled} scheduled, {waiting} still waiting");
+    }
+);

@@ -523,6 +523,11 @@ impl Posts<'_> {
 
     /// Applies `t` to `post` and returns the post as it is now; `409` when it lost a race.
     async fn commit(&self, c: &Caller, post: &Post, t: Transition, verb: &str) -> AppResult<Post> {
+        // Decided on this read of the post: only if it is still this version.
+        let t = Transition {
+            version: Some(post.version),
+            ..t
+        };
         let due_now = t.enqueue_at.is_some_and(|at| at <= t.now);
         if !self
             .app

@@ -35,7 +35,8 @@ impl Store {
         let mut tx = self.begin().await?;
         let post_ok = sqlx::query(
             "UPDATE posts SET status = 'publishing',
-                updated_at = CASE WHEN status = 'scheduled' THEN $3 ELSE updated_at END
+                updated_at = CASE WHEN status = 'scheduled' THEN $3 ELSE updated_at END,
+                version = CASE WHEN status = 'scheduled' THEN version + 1 ELSE version END
              WHERE workspace_id = $1 AND id = $2 AND status IN ('scheduled', 'publishing')",
         )
         .bind(job.workspace_id.as_str())

@@ -29,6 +29,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     3 "0003_webhooks",
     4 "0004_feeds",
     5 "0005_key_changes",
+    6 "0006_post_version",
     7 "0007_test_mode_slots",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
@@ -37,6 +38,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     3 "0003_webhooks",
     4 "0004_feeds",
     5 "0005_key_changes",
+    6 "0006_post_version",
     7 "0007_test_mode_slots",
 );
 

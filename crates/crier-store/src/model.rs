@@ -289,6 +289,9 @@ pub struct Post {
     pub review: Option<serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Bumped by every change of the post; a change decided on a read names the version it
+    /// read ([`crate::Transition::version`]).
+    pub version: i64,
     pub targets: Vec<Target>,
 }
 
@@ -319,6 +322,7 @@ impl Post {
             review: None,
             created_at: now,
             updated_at: now,
+            version: 0,
         }
     }
 
@@ -518,6 +522,7 @@ pub(crate) fn post_from_row(row: &AnyRow) -> Result<Post> {
             .map_err(|e| corrupt(format!("review: {e}")))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
         targets: Vec::new(),
     })
 }

@@ -20,6 +20,9 @@ use crate::{Result, Store, Tx, json};
 
 const POST_COLUMNS: &str = "id, workspace_id, livemode, status, body, thread, account_ids, \
     media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at";
+/// What a read returns: the stored columns and the version every change bumps.
+const POST_READ: &str = "id, workspace_id, livemode, status, body, thread, account_ids, \
+    media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at, version";
 const TARGET_COLUMNS: &str = "post_id, account_id, platform, position, status, external_id, \
     url, part_ids, attempts, error_code, error_message, published_at";
 
@@ -29,6 +32,9 @@ const TARGET_COLUMNS: &str = "post_id, account_id, platform, position, status, e
 pub struct Transition {
     pub from: PostStatus,
     pub to: PostStatus,
+    /// `Some`: only if the post is still at this version (the one the change was decided on),
+    /// so a decision cannot land on content or a time changed meanwhile in the same status.
+    pub version: Option<i64>,
     /// `Some` replaces the post's content (body, thread, accounts, media, overrides) with this
     /// post's; its targets follow its accounts.
     pub content: Option<Post>,
@@ -50,6 +56,7 @@ impl Transition {
         Self {
             from,
             to,
+            version: None,
             content: None,
             scheduled_at: None,
             review: None,
@@ -78,7 +85,7 @@ impl Store {
 
     pub async fn get_post(&self, ws: &WorkspaceId, id: &PostId) -> Result<Option<Post>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND id = $2"
+            "SELECT {POST_READ} FROM posts WHERE workspace_id = $1 AND id = $2"
         )))
         .bind(ws.as_str())
         .bind(id.as_str())
@@ -93,7 +100,7 @@ impl Store {
     /// The post `id` of `tenant`'s workspace and mode (`None` in the other mode).
     pub async fn get_post_in(&self, tenant: &Tenant, id: &PostId) -> Result<Option<Post>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND id = $2
+            "SELECT {POST_READ} FROM posts WHERE workspace_id = $1 AND id = $2
                AND livemode = $3"
         )))
         .bind(tenant.workspace.as_str())
@@ -126,7 +133,7 @@ impl Store {
         offset: u32,
     ) -> Result<Page<Post>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {POST_COLUMNS} FROM posts p WHERE workspace_id = $1
+            "SELECT {POST_READ} FROM posts p WHERE workspace_id = $1
                AND ($2 IS NULL OR status = $2)
                AND ($3 IS NULL OR EXISTS (SELECT 1 FROM post_targets t
                                           WHERE t.post_id = p.id AND t.account_id = $3))
@@ -157,7 +164,7 @@ impl Store {
         offset: u32,
     ) -> Result<Page<Post>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND livemode = $2
+            "SELECT {POST_READ} FROM posts WHERE workspace_id = $1 AND livemode = $2
                AND status IN ('scheduled', 'pending_approval')
              ORDER BY COALESCE(scheduled_at, 0), id LIMIT $3 OFFSET $4"
         )))
@@ -193,8 +200,9 @@ impl Store {
             "UPDATE posts SET status = $4,
                 scheduled_at = CASE WHEN $5 = 1 THEN $6 ELSE scheduled_at END,
                 review = CASE WHEN $7 = 1 THEN $8 ELSE review END,
-                updated_at = $9
-             WHERE workspace_id = $1 AND id = $2 AND status = $3",
+                updated_at = $9, version = version + 1
+             WHERE workspace_id = $1 AND id = $2 AND status = $3
+               AND ($10 < 0 OR version = $10)",
         )
         .bind(ws.as_str())
         .bind(id.as_str())
@@ -205,6 +213,7 @@ impl Store {
         .bind(t.review.is_some() as i64)
         .bind(t.review.clone().flatten().map(|v| v.to_string()))
         .bind(t.now)
+        .bind(t.version.unwrap_or(-1))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -438,9 +447,9 @@ impl Store {
         let statuses: Vec<TargetStatus> = targets.iter().map(|t| t.status).collect();
         let status = status_from_targets(&statuses);
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE posts SET status = $2, updated_at = $3,
+            "UPDATE posts SET status = $2, updated_at = $3, version = version + 1,
                 published_at = CASE WHEN $4 = 1 AND published_at IS NULL THEN $3 ELSE published_at END
-             WHERE id = $1 RETURNING {POST_COLUMNS}"
+             WHERE id = $1 RETURNING {POST_READ}"
         )))
         .bind(post_id.as_str())
         .bind(status.as_str())
@@ -505,7 +514,7 @@ pub enum TargetOutcome {
 /// Emits a post event carrying the post as it is inside `tx`.
 async fn emit_post_event(tx: &mut Tx, post_id: &PostId, kind: &str, now: i64) -> Result<()> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {POST_COLUMNS} FROM posts WHERE id = $1"
+        "SELECT {POST_READ} FROM posts WHERE id = $1"
     )))
     .bind(post_id.as_str())
     .fetch_one(&mut **tx)
