@@ -893,7 +893,7 @@ async fn endpoints_are_capped_per_workspace_and_mode() {
         if r.status == 201 {
             created += 1;
         } else {
-            r.assert_error(400, "invalid_request");
+            r.assert_error(409, "conflict");
         }
     }
     assert_eq!(created, 4, "16 endpoints and no more");
@@ -911,7 +911,7 @@ async fn endpoints_are_capped_per_workspace_and_mode() {
         .json(body.clone())
         .send()
         .await;
-    r.assert_error(400, "invalid_request");
+    r.assert_error(409, "conflict");
     let message = r.body["error"]["message"].as_str().unwrap();
     assert!(message.contains("16"), "{message}");
     assert_eq!(
@@ -935,7 +935,7 @@ async fn endpoints_are_capped_per_workspace_and_mode() {
         .json(body)
         .send()
         .await
-        .assert_error(400, "invalid_request");
+        .assert_error(409, "conflict");
 }
 
 /// The operator's `webhook_max_endpoints` replaces the default.
@@ -951,7 +951,7 @@ async fn the_operator_sets_the_endpoint_cap() {
     create(&app, &live, body.clone()).await;
     let before = storage(&app).await;
     let r = app.post("/v1/webhooks").key(&live).json(body).send().await;
-    r.assert_error(400, "invalid_request");
+    r.assert_error(409, "conflict");
     let message = r.body["error"]["message"].as_str().unwrap();
     assert!(message.contains("already has 2 live-mode"), "{message}");
     assert_eq!(storage(&app).await, before);

@@ -250,7 +250,7 @@ pub async fn list(
 ///
 /// A workspace has at most 16 endpoints per mode (live and test count separately; the
 /// operator may set `webhook_max_endpoints` from 1 to 100). Creating one more answers
-/// `400 invalid_request` and stores nothing; delete an endpoint first, or subscribe an
+/// `409 conflict` and stores nothing; delete an endpoint first, or subscribe an
 /// existing one to more events.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateEndpoint,
     security(("bearer" = ["webhooks:write"]), ("api_key" = ["webhooks:write"])),
@@ -283,8 +283,9 @@ pub async fn create(
     let max = state.config().max_webhook_endpoints;
     if !state.store().insert_endpoint(&e, max).await? {
         let mode = if p.livemode() { "live" } else { "test" };
+        // The request is well-formed; the workspace's state refuses it (as at the feeds cap).
         return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
+            ErrorCode::Conflict,
             format!(
                 "This workspace already has {max} {mode}-mode webhook endpoints, the most it \
                  may have. Delete one, or subscribe an existing endpoint to more events."
