@@ -151,6 +151,13 @@ pub struct UpdateFeed {
 /// (unless private networks are allowed); returns it normalised.
 async fn check_feed_url(state: &AppState, url: &str) -> ApiResult<String> {
     let allow = state.config().allow_private_networks;
+    // The bound is on what was sent, as the OpenAPI description says, not on it trimmed.
+    if url.chars().count() > 2048 {
+        return Err(ApiError::invalid(
+            "url",
+            "`url` is not a valid URL (at most 2048 characters, no credentials).",
+        ));
+    }
     let parsed = check_url(url.trim(), allow).map_err(|e| {
         let msg = match e {
             UrlError::Scheme => "`url` must be an http or https URL.".to_owned(),
