@@ -4,15 +4,11 @@ use std::time::Duration;
 
 use crate::runner::{jitter, millis};
 use crier_app::App;
-use crier_core::Clock;
 use crier_core::accounts::AccountStatus;
 use crier_core::ids::WorkspaceId;
 use crier_core::posts::{PostStatus, TargetStatus};
-use crier_networks::{Network, Networks, PublishError, PublishedPart};
-use crier_store::{
-    Account, Job, Post, PublishAttemptOutcome, Store, Target, TargetError, TargetOutcome,
-};
-use tokio::sync::Notify;
+use crier_networks::{Network, PublishError, PublishedPart};
+use crier_store::{Account, Job, Post, PublishAttemptOutcome, Target, TargetError, TargetOutcome};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -53,11 +49,7 @@ impl Default for WorkerConfig {
 pub struct Publisher {
     /// Storage, networks, clock, plans and the wake signal, as the binary composed them.
     app: App,
-    store: Store,
-    networks: Networks,
-    clock: Arc<dyn Clock>,
     config: WorkerConfig,
-    wake: Arc<Notify>,
     /// Workspaces' plan names, as last read (plans change rarely: by an operator).
     plans: Arc<Mutex<HashMap<WorkspaceId, (String, i64)>>>,
 }
@@ -79,10 +71,6 @@ pub enum Processed {
 impl Publisher {
     pub fn new(app: App, config: WorkerConfig) -> Self {
         Self {
-            store: app.store().clone(),
-            networks: app.networks().clone(),
-            clock: app.clock_arc(),
-            wake: app.publish_wake().clone(),
             app,
             config,
             plans: Arc::default(),
@@ -97,7 +85,7 @@ impl Publisher {
         crate::runner::run(
             self.config.concurrency,
             self.config.poll,
-            Some(self.wake.clone()),
+            Some(self.app.publish_wake().clone()),
             cancel,
             move |free| {
                 let me = claimer.clone();
@@ -114,9 +102,10 @@ impl Publisher {
     }
 
     async fn claim(&self, limit: u32) -> Vec<Job> {
-        let now = self.clock.now_ms();
+        let now = self.app.clock().now_ms();
         match self
-            .store
+            .app
+            .store()
             .claim_jobs(now, millis(self.config.lease), limit)
             .await
         {
@@ -159,11 +148,12 @@ impl Publisher {
 
     async fn try_process(&self, job: &Job) -> crier_store::Result<Processed> {
         let Some((post, target)) = self.still_due(job).await? else {
-            self.store.drop_job(&job.id).await?;
+            self.app.store().drop_job(&job.id).await?;
             return Ok(Processed::Dropped);
         };
         let account = self
-            .store
+            .app
+            .store()
             .get_account(&job.workspace_id, &target.account_id)
             .await?;
         let Some(account) = account.filter(|a| a.status == AccountStatus::Connected) else {
@@ -171,7 +161,7 @@ impl Publisher {
                 .fail_target(job, "account_disconnected", "The account is not connected.")
                 .await;
         };
-        let Some(network) = self.networks.get(&account.platform).cloned() else {
+        let Some(network) = self.app.networks().get(&account.platform).cloned() else {
             let message = format!("No connector for {}.", account.platform);
             return self
                 .fail_target(job, "unsupported_platform", &message)
@@ -192,7 +182,12 @@ impl Publisher {
         let (Some(post_id), Some(account_id)) = (&job.post_id, &job.account_id) else {
             return Ok(None);
         };
-        let Some(post) = self.store.get_post(&job.workspace_id, post_id).await? else {
+        let Some(post) = self
+            .app
+            .store()
+            .get_post(&job.workspace_id, post_id)
+            .await?
+        else {
             return Ok(None);
         };
         // A scheduled post turns `publishing` with its first recorded attempt.
@@ -220,8 +215,9 @@ impl Publisher {
             message: message.to_owned(),
         });
         let finished = self
-            .store
-            .finish_target(job, &outcome, self.clock.now_ms())
+            .app
+            .store()
+            .finish_target(job, &outcome, self.app.clock().now_ms())
             .await?;
         Ok(finished.map_or(Processed::Dropped, |_| Processed::Failed))
     }
@@ -236,7 +232,7 @@ impl Publisher {
         target: Target,
     ) -> crier_store::Result<Processed> {
         let (mut part_ids, mut url) = (target.part_ids, target.url);
-        let history = self.store.attempts(&post.id, &account.id).await?;
+        let history = self.app.store().attempts(&post.id, &account.id).await?;
         // Calls that did not publish in this round (a client's retry starts a new one, marked
         // `retry`): what the retry budget counts (a thread's successful parts do not use it up).
         let round = history
@@ -280,32 +276,39 @@ impl Publisher {
                     Err(e) => {
                         // On record, and it uses up the budget: a network that never answers
                         // look-ups fails the target in the end instead of retrying forever.
-                        self.store
+                        self.app
+                            .store()
                             .record_failed_lookup(
                                 &post.id,
                                 &account.id,
                                 i as i64,
                                 &idem,
                                 &e.to_string(),
-                                self.clock.now_ms(),
+                                self.app.clock().now_ms(),
                             )
                             .await?;
                         return self.retry_or_fail(job, failures + 1, &e).await;
                     }
                 }
             }
-            let now = self.clock.now_ms();
+            let now = self.app.clock().now_ms();
             if i > 0 {
                 // The claim set the lease for the first part; a thread's later parts renew it.
-                self.store
+                self.app
+                    .store()
                     .extend_lease(&job.id, now + millis(self.config.lease))
                     .await?;
             }
             // Conditional on the post, the job and the target as they are now, not as `still_due`
             // read them: a cancel, delete or edit that committed since then wins, and nothing
             // is sent.
-            let Some(attempt) = self.store.begin_attempt(job, i as i64, &idem, now).await? else {
-                self.store.drop_job(&job.id).await?;
+            let Some(attempt) = self
+                .app
+                .store()
+                .begin_attempt(job, i as i64, &idem, now)
+                .await?
+            else {
+                self.app.store().drop_job(&job.id).await?;
                 return Ok(Processed::Dropped);
             };
             let call = network.publish(account, &parts[i], reply_to.as_deref(), &idem);
@@ -313,7 +316,7 @@ impl Publisher {
                 Ok(r) => r,
                 Err(_) => Err(PublishError::Timeout),
             };
-            let now = self.clock.now_ms();
+            let now = self.app.clock().now_ms();
             match result {
                 Ok(published) => {
                     let last = i + 1 == parts.len();
@@ -321,7 +324,8 @@ impl Publisher {
                         // Recorded with the target's outcome, in one transaction.
                         closing = Some((attempt, published.external_id.clone()));
                     } else {
-                        self.store
+                        self.app
+                            .store()
                             .finish_attempt(
                                 &attempt,
                                 PublishAttemptOutcome::Published,
@@ -340,7 +344,8 @@ impl Publisher {
                     } else {
                         PublishAttemptOutcome::Failed
                     };
-                    self.store
+                    self.app
+                        .store()
                         .finish_attempt(&attempt, outcome, None, Some(&e.to_string()), now)
                         .await?;
                     failures += 1;
@@ -357,8 +362,9 @@ impl Publisher {
             .as_ref()
             .map(|(a, ext): &(_, String)| (a, ext.as_str()));
         let finished = self
-            .store
-            .finish_target_with(job, &outcome, closing, self.clock.now_ms())
+            .app
+            .store()
+            .finish_target_with(job, &outcome, closing, self.app.clock().now_ms())
             .await?;
         Ok(finished.map_or(Processed::Dropped, |_| Processed::Published))
     }
@@ -367,7 +373,7 @@ impl Publisher {
     /// requests that scheduled its posts checked the quota, but plans change and concurrent
     /// requests each see room for themselves.
     async fn over_quota(&self, ws: &WorkspaceId) -> crier_store::Result<Option<String>> {
-        let now = self.clock.now_ms();
+        let now = self.app.clock().now_ms();
         let cached = {
             let plans = self.plans.lock().expect("plans lock");
             plans
@@ -378,7 +384,7 @@ impl Publisher {
         let plan = match cached {
             Some(plan) => plan,
             None => {
-                let Some(workspace) = self.store.get_workspace(ws).await? else {
+                let Some(workspace) = self.app.store().get_workspace(ws).await? else {
                     return Ok(None);
                 };
                 let mut plans = self.plans.lock().expect("plans lock");
@@ -394,7 +400,7 @@ impl Publisher {
         let Some(plan) = self.app.plan(&plan) else {
             return Ok(None);
         };
-        crier_app::quota::published_out(&self.store, ws, &plan, now).await
+        crier_app::quota::published_out(self.app.store(), ws, &plan, now).await
     }
 
     async fn part_done(
@@ -413,7 +419,8 @@ impl Publisher {
         // The last part is recorded by `finish_target` itself; if we die before that, its
         // attempt is on record and the next run finds the part by lookup.
         if record {
-            self.store
+            self.app
+                .store()
                 .record_parts(&post.id, &account.id, part_ids, url.as_deref())
                 .await?;
         }
@@ -426,7 +433,7 @@ impl Publisher {
         attempts: i64,
         e: &PublishError,
     ) -> crier_store::Result<Processed> {
-        let now = self.clock.now_ms();
+        let now = self.app.clock().now_ms();
         let (code, retry_after) = match e {
             PublishError::Permanent { code, .. } => {
                 return self.fail_target(job, code, &e.to_string()).await;
@@ -456,27 +463,28 @@ impl Publisher {
             None => jitter(pause, 4),
         };
         let run_at = now + delay.max(0);
-        self.store.retry_job(job, run_at, &error).await?;
+        self.app.store().retry_job(job, run_at, &error).await?;
         Ok(Processed::RetryAt(run_at))
     }
 
     /// Refreshes metrics of published targets whose last collection is older than
     /// `metrics_every`; returns how many were refreshed.
     pub async fn collect_metrics(&self) -> crier_store::Result<usize> {
-        let now = self.clock.now_ms();
+        let now = self.app.clock().now_ms();
         let stale = now - millis(self.config.metrics_every);
-        let due = self.store.targets_needing_metrics(stale, 500).await?;
+        let due = self.app.store().targets_needing_metrics(stale, 500).await?;
         let mut n = 0;
         for (ws, post, account_id, external_id) in due {
-            let Some(account) = self.store.get_account(&ws, &account_id).await? else {
+            let Some(account) = self.app.store().get_account(&ws, &account_id).await? else {
                 continue;
             };
-            let Some(network) = self.networks.get(&account.platform) else {
+            let Some(network) = self.app.networks().get(&account.platform) else {
                 continue;
             };
             match network.metrics(&account, &external_id).await {
                 Ok(m) => {
-                    self.store
+                    self.app
+                        .store()
                         .upsert_metrics(&ws, &post, &account_id, &m, now)
                         .await?;
                     n += 1;
