@@ -92,7 +92,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = read_body(req).await?;
-        if body.iter().all(u8::is_ascii_whitespace) {
+        if body.iter().all(is_json_whitespace) {
             return parse_json(b"{}").map(ApiJson);
         }
         let is_json = content_type.as_deref().is_some_and(|ct| {
@@ -108,6 +108,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         parse_json(&body).map(ApiJson)
     }
+}
+
+/// JSON's four whitespace bytes (RFC 8259 §2). `u8::is_ascii_whitespace` also takes form
+/// feed, which JSON does not: a body of `\x0c` is invalid JSON, not an empty body.
+fn is_json_whitespace(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// Whole-number floats (`60.0`, `1e3`) written as the integers they are: JSON has one number
@@ -183,7 +189,7 @@ fn integral_floats(bytes: &[u8]) -> Cow<'_, [u8]> {
 /// (no intermediate tree; a repeated key is refused).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Every endpoint takes an object; serde would also read a struct from an array.
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let first = bytes.iter().find(|b| !is_json_whitespace(b));
     if first.is_some_and(|b| *b != b'{') {
         if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
             return Err(ApiError::new(
