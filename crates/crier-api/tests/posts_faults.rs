@@ -36,7 +36,7 @@ async fn a_rate_limit_pushes_the_next_run_past_retry_after() {
     assert_eq!(p["status"], "publishing");
     let t = &p["targets"][0];
     assert_eq!(t["status"], "pending");
-    assert_eq!(t["error"]["code"], "rate_limited");
+    assert_eq!(t["error"]["code"], "network_rate_limited");
     assert_eq!(t["attempts"], 1);
     assert!(timeline(&app, &key, &acct).await.is_empty());
 
@@ -74,7 +74,7 @@ async fn a_lost_answer_is_reconciled_without_a_duplicate() {
     let p = get_post(&app, &key, &id).await;
     assert_eq!(p["status"], "publishing");
     assert_eq!(p["targets"][0]["status"], "pending");
-    assert_eq!(p["targets"][0]["error"]["code"], "timeout");
+    assert_eq!(p["targets"][0]["error"]["code"], "network_unavailable");
     assert_eq!(p["targets"][0]["external_id"], Value::Null);
 
     app.clock.set(Timestamp::from_millisecond(*at).unwrap());
@@ -109,7 +109,7 @@ async fn after_max_attempts_the_target_fails_with_its_reason() {
                 let p = get_post(&app, &key, &id).await;
                 assert_eq!(p["status"], "publishing");
                 assert_eq!(p["targets"][0]["status"], "pending");
-                assert_eq!(p["targets"][0]["error"]["code"], "network_error");
+                assert_eq!(p["targets"][0]["error"]["code"], "network_unavailable");
                 app.clock.set(Timestamp::from_millisecond(at).unwrap());
             }
             _ => break,
@@ -132,7 +132,7 @@ async fn after_max_attempts_the_target_fails_with_its_reason() {
     let t = &p["targets"][0];
     assert_eq!(t["status"], "failed");
     assert_eq!(t["attempts"], 5);
-    assert_eq!(t["error"]["code"], "network_error");
+    assert_eq!(t["error"]["code"], "network_unavailable");
     let message = t["error"]["message"].as_str().unwrap();
     assert!(message.contains("injected error"), "{message}");
     assert!(message.contains("5 attempts"), "{message}");

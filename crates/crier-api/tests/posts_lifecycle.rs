@@ -289,7 +289,7 @@ async fn retry_publishes_again_to_the_accounts_that_failed_only() {
     assert_eq!(f["status"], "failed");
     assert_eq!(f["published_at"], Value::Null);
     assert_eq!(f["targets"][0]["status"], "failed");
-    assert_eq!(f["targets"][0]["error"]["code"], "network_error");
+    assert_eq!(f["targets"][0]["error"]["code"], "network_unavailable");
     let p = get_post(&app, &key, &partial).await;
     assert_eq!(p["status"], "partially_published");
     assert_eq!(p["targets"][0]["status"], "published");

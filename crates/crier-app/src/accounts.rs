@@ -5,6 +5,7 @@
 use crier_core::ErrorCode;
 use crier_core::ids::AccountId;
 use crier_networks::sandbox::PLATFORM as SANDBOX;
+use crier_networks::{Connected, Credentials, Session};
 use crier_store::{Account, Fault, FaultKind, Page};
 
 use crate::{App, AppError, AppResult, Caller};
@@ -47,9 +48,8 @@ impl Accounts<'_> {
         Ok(())
     }
 
-    /// Connects an account with `handle` on `platform` in the caller's mode. Each mode has the
-    /// plan's room to itself: test-mode accounts never use up the live quota, and test mode is
-    /// bounded too (it must not grow rows without limit).
+    /// Connects a sandbox account with `handle` in the caller's mode, at once (the sandbox has
+    /// no OAuth). The same handle again is the same account.
     pub async fn connect(&self, c: &Caller, platform: &str, handle: &str) -> AppResult<Account> {
         self.known_platform(platform)?;
         let handle = handle.trim();
@@ -64,6 +64,22 @@ impl Accounts<'_> {
                 format!("`handle` must be 1 to {MAX_HANDLE} letters, digits, `_`, `.` or `-`."),
             ));
         }
+        let connected = Connected {
+            external_id: handle.to_owned(),
+            handle: handle.to_owned(),
+            display_name: None,
+            avatar_url: None,
+            profile_url: Some(format!("https://sandbox.crier.invalid/@{handle}")),
+            service: None,
+            credentials: Credentials::default(),
+        };
+        self.app.connections().save(c, platform, connected).await
+    }
+
+    /// `402 quota_exceeded` when the caller's mode already has the plan's connected accounts.
+    /// Each mode has the plan's room to itself: test-mode accounts never use up the live quota,
+    /// and test mode is bounded too (it must not grow rows without limit).
+    pub async fn check_room(&self, c: &Caller) -> AppResult<()> {
         if let Some(limit) = c.plan.connected_accounts {
             let count = self
                 .app
@@ -79,29 +95,40 @@ impl Accounts<'_> {
                 ));
             }
         }
-        let account = Account {
-            id: AccountId::generate(),
-            workspace_id: c.workspace().clone(),
-            platform: platform.to_owned(),
-            handle: handle.to_owned(),
-            livemode: c.livemode(),
-            status: crier_core::accounts::AccountStatus::Connected,
-            created_at: self.app.clock().now_ms(),
-            disconnected_at: None,
-        };
-        self.app.store().insert_account(&account).await?;
-        Ok(account)
+        Ok(())
     }
 
-    /// Disconnects an account; its pending targets fail with `account_disconnected` when they
-    /// fall due, and `account.disconnected` is emitted.
+    /// Disconnects an account: its credentials are dropped, `account.disconnected` is emitted,
+    /// its pending targets fail with `account_disconnected` when they fall due, and its token is
+    /// revoked at the network where the network can (best effort, after the disconnect stands).
     pub async fn disconnect(&self, c: &Caller, id: &str) -> AppResult<Account> {
         let account = self.get(c, id).await?;
-        self.app
+        let credentials = self.app.tokens().open(&account).ok().flatten();
+        let done = self
+            .app
             .store()
             .disconnect_account(c.workspace(), &account.id, self.app.clock().now_ms())
             .await?
-            .ok_or_else(|| AppError::not_found("account", id))
+            .ok_or_else(|| AppError::not_found("account", id))?;
+        if let (Some(creds), Some(network)) =
+            (credentials, self.app.networks().get(&account.platform))
+        {
+            let session = Session {
+                account: &account,
+                credentials: &creds,
+            };
+            let revoke = network.revoke(session);
+            match tokio::time::timeout(std::time::Duration::from_secs(10), revoke).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(account = %account.id, error = %e, "could not revoke the token at the network");
+                }
+                Err(_) => {
+                    tracing::warn!(account = %account.id, "revoking the token at the network timed out");
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// The sandbox account `id` (only sandbox accounts have a timeline and faults).

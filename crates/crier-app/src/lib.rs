@@ -9,10 +9,14 @@
 //! events that follow from it (`crier_store::Store::transition`).
 
 pub mod accounts;
+pub mod connect;
 pub mod error;
 pub mod feeds;
+pub mod media;
 pub mod posts;
 pub mod quota;
+pub mod secrets;
+pub mod tokens;
 pub mod workspace;
 
 use std::collections::BTreeMap;
@@ -24,7 +28,9 @@ use crier_networks::Networks;
 use crier_store::Store;
 use tokio::sync::Notify;
 
+pub use connect::ConnectConfig;
 pub use error::{AppError, AppResult};
+pub use secrets::Keyring;
 
 pub use crier_core::Tenant;
 
@@ -69,6 +75,8 @@ struct Inner {
     networks: Networks,
     plans: BTreeMap<String, Arc<Plan>>,
     publish_wake: Arc<Notify>,
+    keyring: Keyring,
+    connect: ConnectConfig,
 }
 
 impl App {
@@ -94,7 +102,35 @@ impl App {
             networks,
             plans,
             publish_wake,
+            keyring: Keyring::ephemeral(),
+            connect: ConnectConfig::default(),
         }))
+    }
+
+    /// With the keyring that seals secrets at rest (default: a random key of this process,
+    /// which is right for tests only). Call while composing, before the app is shared.
+    pub fn with_keyring(self, keyring: Keyring) -> Self {
+        self.edit(|i| i.keyring = keyring)
+    }
+
+    /// With the operator's connection settings (OAuth clients, allowed redirect URIs).
+    pub fn with_connect(self, connect: ConnectConfig) -> Self {
+        self.edit(|i| i.connect = connect)
+    }
+
+    fn edit(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.0)
+            .unwrap_or_else(|_| panic!("App is configured while composing, before it is shared"));
+        f(&mut inner);
+        Self(Arc::new(inner))
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.0.keyring
+    }
+
+    pub fn connect_config(&self) -> &ConnectConfig {
+        &self.0.connect
     }
 
     pub fn store(&self) -> &Store {
@@ -131,6 +167,21 @@ impl App {
     /// The account rules.
     pub fn accounts(&self) -> accounts::Accounts<'_> {
         accounts::Accounts { app: self }
+    }
+
+    /// The media rules.
+    pub fn media(&self) -> media::Media<'_> {
+        media::Media { app: self }
+    }
+
+    /// Connecting accounts (OAuth, credentials, the sandbox).
+    pub fn connections(&self) -> connect::Connections<'_> {
+        connect::Connections { app: self }
+    }
+
+    /// Accounts' network credentials: opening them, and renewing tokens before they expire.
+    pub fn tokens(&self) -> tokens::Tokens<'_> {
+        tokens::Tokens { app: self }
     }
 
     /// The workspace's settings.

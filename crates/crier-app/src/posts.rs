@@ -13,6 +13,7 @@ use crier_core::Scope;
 use crier_core::clock::from_ms;
 use crier_core::ids::{AccountId, PostId};
 use crier_core::posts::{Action, ApprovedTo, PostStatus};
+use crier_networks::Violation;
 use crier_networks::sandbox::PLATFORM as SANDBOX;
 use crier_store::{Account, Page, Post, PostFilter, PostOverride, Target, Transition};
 use jiff::Timestamp;
@@ -25,6 +26,23 @@ pub const MAX_THREAD: usize = 25;
 pub const MAX_ACCOUNTS: usize = 20;
 pub const MAX_BATCH: usize = 100;
 pub const MAX_REASON: usize = 1000;
+pub const MAX_SPOILER: usize = 500;
+pub const VISIBILITIES: [&str; 4] = ["public", "unlisted", "private", "direct"];
+
+/// One problem of a post for one target network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub account_id: String,
+    pub platform: String,
+    pub violation: Violation,
+}
+
+/// What preflight checks: a post as it would be created, or a stored one.
+#[derive(Debug, Clone)]
+pub enum Preflight {
+    New(NewPost),
+    Stored(String),
+}
 
 /// A new post's content.
 #[derive(Debug, Default, Clone)]
@@ -161,7 +179,10 @@ impl Posts<'_> {
             .resolve_accounts(c, "account_ids", &req.account_ids)
             .await?;
         check_overrides(&req.overrides, &req.account_ids)?;
-        check_media(&req.media_ids)?;
+        self.app
+            .media()
+            .ready_meta(&c.tenant, &req.media_ids)
+            .await?;
         Ok(Post {
             thread: req.thread,
             media_ids: req.media_ids,
@@ -203,7 +224,9 @@ impl Posts<'_> {
                         "`scheduled_at` must be in the future.",
                     ));
                 }
-                self.check_rules(&post).map_err(|e| e.within(&prefix))?;
+                self.check_rules(c, &post)
+                    .await
+                    .map_err(|e| e.within(&prefix))?;
                 // As stored before this batch: a draft, holding no place in the quota yet.
                 scheduled.push((post.clone(), at.as_millisecond()));
                 post.scheduled_at = Some(at.as_millisecond());
@@ -255,7 +278,7 @@ impl Posts<'_> {
             post.targets = Target::pending_for(&post.id, &accounts);
         }
         if let Some(m) = req.media_ids {
-            check_media(&m)?;
+            self.app.media().ready_meta(&c.tenant, &m).await?;
             post.media_ids = m;
         }
         if let Some(o) = req.overrides {
@@ -265,7 +288,7 @@ impl Posts<'_> {
         check_overrides(&post.overrides, &account_names)?;
         let now = self.now();
         if post.status != PostStatus::Draft {
-            self.check_rules(&post)?;
+            self.check_rules(c, &post).await?;
             // Other accounts take other places in the quota.
             let due = Due {
                 stored: Some(&stored),
@@ -327,7 +350,7 @@ impl Posts<'_> {
             "scheduled",
         )?;
         let at = self.schedule_time(c, when).await?;
-        self.check_rules(&post)?;
+        self.check_rules(c, &post).await?;
         let now = self.now();
         quota::check(self.app.store(), c, &[Due::stored(&post, at)], now).await?;
         let t = Transition {
@@ -349,7 +372,7 @@ impl Posts<'_> {
             ApprovedTo::Publishing,
             "published now",
         )?;
-        self.check_rules(&post)?;
+        self.check_rules(c, &post).await?;
         let now = self.now();
         quota::check(self.app.store(), c, &[Due::stored(&post, now)], now).await?;
         let t = Transition {
@@ -421,7 +444,7 @@ impl Posts<'_> {
         };
         let to = allowed(&post, action, false, approved_to, verb)?;
         if !review.reject {
-            self.check_rules(&post)?;
+            self.check_rules(c, &post).await?;
             let due = post.scheduled_at.unwrap_or(now).max(now);
             quota::check(self.app.store(), c, &[Due::stored(&post, due)], now).await?;
         }
@@ -445,27 +468,75 @@ impl Posts<'_> {
         self.commit(c, &post, t, verb).await
     }
 
-    /// Checks every target's text against its network's rules.
-    pub fn check_rules(&self, post: &Post) -> AppResult<()> {
+    /// Every problem of `post` for every target network at once (nothing is saved): each
+    /// names the account, the rule, the field and why. What preflight answers, and what
+    /// [`Posts::check_rules`] refuses on.
+    pub async fn problems(&self, c: &Caller, post: &Post) -> AppResult<Vec<Problem>> {
+        let media = self
+            .app
+            .media()
+            .ready_meta(&c.tenant, &post.media_ids)
+            .await?;
+        let mut out = Vec::new();
         for t in &post.targets {
             let Some(network) = self.app.networks().get(&t.platform) else {
-                return Err(AppError::invalid(
-                    "account_ids",
-                    format!("No connector for {}.", t.platform),
-                ));
+                out.push(Problem {
+                    account_id: t.account_id.to_string(),
+                    platform: t.platform.clone(),
+                    violation: Violation {
+                        rule: format!("{}.unsupported", t.platform),
+                        field: "account_ids".into(),
+                        message: format!("no connector for {}", t.platform),
+                    },
+                });
+                continue;
+            };
+            let account = self
+                .app
+                .store()
+                .get_account_in(&c.tenant, &t.account_id)
+                .await?;
+            let rules = match &account {
+                Some(a) => network.rules_for(a).await,
+                None => network.rules().clone(),
             };
             let parts = post.parts_for(&t.account_id);
-            if let Err(v) = network.rules().check(&parts, post.media_ids.len()) {
-                return Err(AppError::invalid(
-                    format!("targets.{}.{}", t.account_id, v.field),
-                    format!(
-                        "For account {} ({}): {} {}.",
-                        t.account_id, t.platform, v.field, v.message
-                    ),
-                ));
+            for violation in rules.check(&parts, &media) {
+                out.push(Problem {
+                    account_id: t.account_id.to_string(),
+                    platform: t.platform.clone(),
+                    violation,
+                });
             }
         }
+        Ok(out)
+    }
+
+    /// `400 invalid_request` on the first problem of any target (`param`
+    /// `targets.{account}.{field}`).
+    pub async fn check_rules(&self, c: &Caller, post: &Post) -> AppResult<()> {
+        if let Some(p) = self.problems(c, post).await?.into_iter().next() {
+            let v = p.violation;
+            return Err(AppError::invalid(
+                format!("targets.{}.{}", p.account_id, v.field),
+                format!(
+                    "For account {} ({}): {} {} ({}).",
+                    p.account_id, p.platform, v.field, v.message, v.rule
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// Preflight: the problems of a post as `req` describes it (or of the stored post `id`),
+    /// for every target, without saving anything.
+    pub async fn validate(&self, c: &Caller, req: Preflight) -> AppResult<(Post, Vec<Problem>)> {
+        let post = match req {
+            Preflight::Stored(id) => self.get(c, &id).await?,
+            Preflight::New(new) => self.build(c, new).await?,
+        };
+        let problems = self.problems(c, &post).await?;
+        Ok((post, problems))
     }
 
     async fn require_approval(&self, c: &Caller) -> AppResult<bool> {
@@ -627,17 +698,30 @@ fn check_overrides(
         if let Some(t) = &o.thread {
             thread(&format!("{param}.thread"), t)?;
         }
+        if let Some(v) = &o.visibility
+            && !VISIBILITIES.contains(&v.as_str())
+        {
+            return Err(AppError::invalid(
+                format!("{param}.visibility"),
+                "`visibility` must be `public`, `unlisted`, `private` or `direct`.",
+            ));
+        }
+        if let Some(w) = &o.spoiler_text
+            && w.chars().count() > MAX_SPOILER
+        {
+            return Err(AppError::invalid(
+                format!("{param}.spoiler_text"),
+                format!("`spoiler_text` must be at most {MAX_SPOILER} characters."),
+            ));
+        }
+        if let Some(l) = &o.language
+            && (!(2..=3).contains(&l.len()) || !l.bytes().all(|b| b.is_ascii_lowercase()))
+        {
+            return Err(AppError::invalid(
+                format!("{param}.language"),
+                "`language` must be an ISO 639 code of 2 or 3 lowercase letters (`en`, `de`).",
+            ));
+        }
     }
     Ok(())
-}
-
-fn check_media(media: &[String]) -> AppResult<()> {
-    match media.first() {
-        // Media uploads arrive with the media issue; until then no media id exists.
-        Some(id) => Err(AppError::invalid(
-            "media_ids",
-            format!("No such media: '{id}'."),
-        )),
-        None => Ok(()),
-    }
 }

@@ -1,89 +1,23 @@
 //! Social networks behind one trait. Each declares its rules (how it counts length, its limits,
-//! whether it threads) and how it publishes one part, finds a part by our idempotency key after
-//! a lost answer, and reads metrics.
+//! its media), how an account connects (at once, with credentials, or through OAuth), how it
+//! publishes one part, finds a part by our idempotency key after a lost answer, refreshes and
+//! revokes its tokens, and reads metrics.
 //!
-//! Verified how: the built-in `sandbox` network (this crate, [`sandbox`]) is exercised end to
-//! end by the test suites. Real networks get connectors here, each tested against a faithful
-//! local server that speaks its documented protocol.
+//! Verified how: the built-in `sandbox` network ([`sandbox`]) is exercised end to end by the
+//! test suites; real networks get connectors here, each tested against the most real local
+//! server we can run (see the README's Networks table).
 
+pub mod http;
+pub mod rules;
 pub mod sandbox;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crier_core::text::{self, Counting};
-use crier_store::{Account, Metrics};
+use crier_store::{Account, Metrics, PostOverride};
 
-/// A network's limits on what a post may be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rules {
-    pub platform: &'static str,
-    pub counting: Counting,
-    pub max_length: usize,
-    pub max_media: usize,
-    pub threads: bool,
-    pub max_thread_parts: usize,
-}
-
-/// What is wrong with a post for one network: the field at fault and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// `body`, `thread[2]` or `media_ids`.
-    pub field: String,
-    pub message: String,
-}
-
-impl Rules {
-    /// Checks the parts (body first, then the thread) and media of one target.
-    pub fn check(&self, parts: &[String], media: usize) -> Result<(), Violation> {
-        if parts.len() > 1 && !self.threads {
-            return Err(Violation {
-                field: "thread".into(),
-                message: format!("{} does not support threads", self.platform),
-            });
-        }
-        if parts.len() > self.max_thread_parts {
-            return Err(Violation {
-                field: "thread".into(),
-                message: format!(
-                    "{} takes at most {} parts in a thread",
-                    self.platform, self.max_thread_parts
-                ),
-            });
-        }
-        for (i, part) in parts.iter().enumerate() {
-            let field = if i == 0 {
-                "body".to_owned()
-            } else {
-                format!("thread[{}]", i - 1)
-            };
-            if part.trim().is_empty() {
-                return Err(Violation {
-                    field,
-                    message: "must not be empty".into(),
-                });
-            }
-            let len = text::length(part, self.counting);
-            if len > self.max_length {
-                return Err(Violation {
-                    field,
-                    message: format!(
-                        "is {len} characters as {} counts them; the limit is {}",
-                        self.platform, self.max_length
-                    ),
-                });
-            }
-        }
-        if media > self.max_media {
-            return Err(Violation {
-                field: "media_ids".into(),
-                message: format!("{} takes at most {} media", self.platform, self.max_media),
-            });
-        }
-        Ok(())
-    }
-}
+pub use rules::{MediaMeta, MediaRules, Rules, Violation};
 
 /// One part as the network has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,47 +26,279 @@ pub struct PublishedPart {
     pub url: String,
 }
 
+/// Why a call to a network did not do what was asked. Each kind has a stable code, which is
+/// what a failed target's `error.code` says; the network's own message is kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PublishError {
-    /// The network refused for now; try again (after `retry_after` if it said).
+pub enum NetworkError {
+    /// The network refused this content or request, and will refuse it again as it is.
     #[error("{message}")]
-    Transient {
+    Rejected { message: String },
+    /// The network refused a media object (type, size, processing failed).
+    #[error("{message}")]
+    MediaRejected { message: String },
+    /// The account's token or credentials are no longer accepted (after a refresh was tried).
+    #[error("{message}")]
+    Unauthorized { message: String },
+    /// The network limits our rate; try after `retry_after` (its headers, when it sent them).
+    #[error("rate limited by the network")]
+    RateLimited { retry_after: Option<Duration> },
+    /// The network failed or could not be reached; try again (after `retry_after` if it said).
+    #[error("{message}")]
+    Unavailable {
         message: String,
         retry_after: Option<Duration>,
     },
-    /// The network limits our rate; try after `retry_after`.
-    #[error("rate limited by the network")]
-    RateLimited { retry_after: Option<Duration> },
     /// No answer in time: the call may or may not have landed.
     #[error("the network did not answer in time")]
     Timeout,
-    /// The network will never accept this as it is.
-    #[error("{message}")]
-    Permanent { code: String, message: String },
+}
+
+impl NetworkError {
+    /// The stable code of a target's error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Rejected { .. } => "network_rejected",
+            Self::MediaRejected { .. } => "media_rejected",
+            Self::Unauthorized { .. } => "account_disconnected",
+            Self::RateLimited { .. } => "network_rate_limited",
+            Self::Unavailable { .. } | Self::Timeout => "network_unavailable",
+        }
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Timeout
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn rejected(message: impl Into<String>) -> Self {
+        Self::Rejected {
+            message: message.into(),
+        }
+    }
+}
+
+/// An account's secrets at the network, as the connector needs them. Sealed at rest (crier-app
+/// encrypts them with the row id as associated data); never in a response, a log or a webhook:
+/// `Debug` shows none of it.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Credentials {
+    pub access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When the access token stops working (epoch ms), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// The OAuth client the token was issued to (per-instance networks), for refresh and revoke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<OAuthClient>,
+    /// What the user logged in with on credential networks (Bluesky: identifier and app
+    /// password), to start a new session when the refresh token itself has expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<Login>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An OAuth client: configured by the operator, or registered by crier on an instance.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OAuthClient {
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Credentials a user gives for a credential network.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Login {
+    pub identifier: String,
+    pub password: String,
+    /// The server to log in at (a PDS); `None` for the network's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("identifier", &self.identifier)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connected network account: who it is and how to act as it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    /// The network's id of the account (a DID, an instance's account id).
+    pub external_id: String,
+    pub handle: String,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub profile_url: Option<String>,
+    /// The server the account lives on (a Mastodon instance, a PDS), as a base URL; `None` for
+    /// networks with one server.
+    pub service: Option<String>,
+    pub credentials: Credentials,
+}
+
+/// How an account of a network is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectKind {
+    /// At once, from a handle (the sandbox).
+    Instant,
+    /// With credentials the user gives ([`Network::login`]).
+    Credentials,
+    /// Through an OAuth 2 authorization code flow.
+    OAuth {
+        /// PKCE (S256) is sent and checked.
+        pkce: bool,
+        /// The network is many servers (Mastodon): the user names one, and crier registers
+        /// itself there as a client ([`Network::register_client`]).
+        per_instance: bool,
+    },
+}
+
+/// Everything an authorization URL is built from.
+#[derive(Debug, Clone)]
+pub struct Authorize<'a> {
+    pub client: &'a OAuthClient,
+    /// The server's base URL (per-instance networks).
+    pub instance: Option<&'a url::Url>,
+    pub redirect_uri: &'a str,
+    pub state: &'a str,
+    /// `BASE64URL(SHA256(verifier))`, when the network takes PKCE.
+    pub code_challenge: Option<&'a str>,
+}
+
+/// Everything a code exchange takes.
+#[derive(Debug, Clone)]
+pub struct Exchange<'a> {
+    pub client: &'a OAuthClient,
+    pub instance: Option<&'a url::Url>,
+    pub redirect_uri: &'a str,
+    pub code: &'a str,
+    pub code_verifier: Option<&'a str>,
+}
+
+/// An account to act as: its row and its opened credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct Session<'a> {
+    pub account: &'a Account,
+    pub credentials: &'a Credentials,
+}
+
+/// A media object to attach, with its bytes.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub meta: MediaMeta,
+    pub bytes: bytes::Bytes,
+}
+
+/// One part of a post to publish.
+#[derive(Debug, Clone, Copy)]
+pub struct Part<'a> {
+    pub text: &'a str,
+    /// The post's media: on the first part only.
+    pub media: &'a [Attachment],
+    /// The ids of the parts published before this one, the thread's root first: a part with
+    /// any is a reply to the last.
+    pub thread: &'a [String],
+    /// The account's overrides (visibility, spoiler text, language where the network has them).
+    pub options: &'a PostOverride,
+    /// Identifies this part for [`Network::lookup`] (and as the network's idempotency key where
+    /// it has one): the same for every attempt at the part.
+    pub idem_key: &'a str,
+}
+
+fn unsupported(what: &str) -> NetworkError {
+    NetworkError::rejected(format!("this network does not support {what}"))
 }
 
 #[async_trait::async_trait]
 pub trait Network: Send + Sync {
+    /// The network's rules for accounts in general (its documented defaults).
     fn rules(&self) -> &Rules;
 
-    /// Publishes one part, as a reply to `reply_to` for thread parts. `idem_key` identifies this
-    /// part for [`Network::lookup`].
-    async fn publish(
+    /// The rules for this account: networks of many servers (Mastodon) answer their server's
+    /// own limits. The default is [`Network::rules`].
+    async fn rules_for(&self, _account: &Account) -> Rules {
+        self.rules().clone()
+    }
+
+    fn connect_kind(&self) -> ConnectKind;
+
+    /// Registers crier as an OAuth client on `instance` with `redirect_uri` (per-instance
+    /// networks; the caller remembers the answer).
+    async fn register_client(
         &self,
-        account: &Account,
-        text: &str,
-        reply_to: Option<&str>,
-        idem_key: &str,
-    ) -> Result<PublishedPart, PublishError>;
+        _instance: &url::Url,
+        _redirect_uri: &str,
+    ) -> Result<OAuthClient, NetworkError> {
+        Err(unsupported("client registration"))
+    }
+
+    /// The URL the user approves crier at (OAuth networks).
+    fn authorize_url(&self, _a: &Authorize<'_>) -> Result<url::Url, NetworkError> {
+        Err(unsupported("OAuth"))
+    }
+
+    /// Trades an authorization code for tokens and reads the account (OAuth networks).
+    async fn exchange_code(&self, _e: &Exchange<'_>) -> Result<Connected, NetworkError> {
+        Err(unsupported("OAuth"))
+    }
+
+    /// Starts a session with the user's credentials (credential networks). Credentials the
+    /// network refuses are [`NetworkError::Unauthorized`].
+    async fn login(&self, _login: &Login) -> Result<Connected, NetworkError> {
+        Err(unsupported("credentials"))
+    }
+
+    /// Fresh credentials before the access token expires. A refusal is
+    /// [`NetworkError::Unauthorized`]: the account is then `expired`.
+    async fn refresh(&self, _s: Session<'_>) -> Result<Credentials, NetworkError> {
+        Err(unsupported("token refresh"))
+    }
+
+    /// Revokes the account's token at the network, where it can (best effort on disconnect).
+    async fn revoke(&self, _s: Session<'_>) -> Result<(), NetworkError> {
+        Ok(())
+    }
+
+    /// Publishes one part.
+    async fn publish(&self, s: Session<'_>, part: Part<'_>) -> Result<PublishedPart, NetworkError>;
 
     /// Finds the part published with `idem_key`, if the network has it.
     async fn lookup(
         &self,
-        account: &Account,
+        s: Session<'_>,
         idem_key: &str,
-    ) -> Result<Option<PublishedPart>, PublishError>;
+    ) -> Result<Option<PublishedPart>, NetworkError>;
 
-    async fn metrics(&self, account: &Account, external_id: &str) -> Result<Metrics, PublishError>;
+    async fn metrics(&self, s: Session<'_>, external_id: &str) -> Result<Metrics, NetworkError>;
 }
 
 /// The networks this process knows, by platform name.

@@ -6,24 +6,41 @@
 //! A `timeout` fault lands the post and then loses the answer, which is the hard case for
 //! exactly-once publishing: the caller must ask [`Network::lookup`] before trying again.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use crier_core::Clock;
 use crier_core::text::Counting;
 use crier_store::{Account, FaultKind, Metrics, SandboxPost, Store};
 
-use crate::{Network, PublishError, PublishedPart, Rules};
+use crate::{ConnectKind, MediaRules, Network, NetworkError, Part, PublishedPart, Rules, Session};
 
 pub const PLATFORM: &str = "sandbox";
 
-pub static RULES: Rules = Rules {
+/// The limits of a typical network: 300 graphemes, threads of 25, four images or one video.
+pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     platform: PLATFORM,
     counting: Counting::Graphemes,
     max_length: 300,
-    max_media: 4,
     threads: true,
     max_thread_parts: 25,
-};
+    media: MediaRules {
+        max_count: 4,
+        image_types: ["image/png", "image/jpeg", "image/gif", "image/webp"]
+            .map(str::to_owned)
+            .to_vec(),
+        max_image_bytes: 5 * 1024 * 1024,
+        max_image_side: 8192,
+        video_types: ["video/mp4", "video/quicktime", "video/webm"]
+            .map(str::to_owned)
+            .to_vec(),
+        max_video_bytes: 100 * 1024 * 1024,
+        max_video_ms: 180_000,
+        max_videos: 1,
+        mix: false,
+        max_alt_text: 2000,
+    },
+});
 
 pub struct Sandbox {
     store: Store,
@@ -50,7 +67,7 @@ impl Sandbox {
     async fn injected_fault(
         &self,
         account: &Account,
-    ) -> Result<Option<crier_store::Fault>, PublishError> {
+    ) -> Result<Option<crier_store::Fault>, NetworkError> {
         self.store
             .sandbox_take_fault(&account.id)
             .await
@@ -58,11 +75,8 @@ impl Sandbox {
     }
 }
 
-fn transient(message: String) -> PublishError {
-    PublishError::Transient {
-        message,
-        retry_after: None,
-    }
+fn transient(message: String) -> NetworkError {
+    NetworkError::unavailable(message)
 }
 
 fn retry_after(seconds: i64) -> Option<Duration> {
@@ -75,23 +89,23 @@ impl Network for Sandbox {
         &RULES
     }
 
-    async fn publish(
-        &self,
-        account: &Account,
-        text: &str,
-        reply_to: Option<&str>,
-        idem_key: &str,
-    ) -> Result<PublishedPart, PublishError> {
+    fn connect_kind(&self) -> ConnectKind {
+        ConnectKind::Instant
+    }
+
+    async fn publish(&self, s: Session<'_>, part: Part<'_>) -> Result<PublishedPart, NetworkError> {
+        let account = s.account;
+        let reply_to = part.thread.last().map(String::as_str);
         let fault = self.injected_fault(account).await?;
         match fault.as_ref().map(|f| f.kind) {
             Some(FaultKind::Error) => {
-                return Err(PublishError::Transient {
+                return Err(NetworkError::Unavailable {
                     message: "sandbox: injected error".into(),
                     retry_after: retry_after(fault.as_ref().map_or(0, |f| f.retry_after_seconds)),
                 });
             }
             Some(FaultKind::RateLimit) => {
-                return Err(PublishError::RateLimited {
+                return Err(NetworkError::RateLimited {
                     retry_after: retry_after(fault.as_ref().map_or(0, |f| f.retry_after_seconds)),
                 });
             }
@@ -104,17 +118,17 @@ impl Network for Sandbox {
                 .await
                 .map_err(|e| transient(e.to_string()))?;
             if exists.is_none() {
-                return Err(PublishError::Permanent {
-                    code: "reply_target_missing".into(),
-                    message: format!("sandbox: no post {parent} to reply to"),
-                });
+                return Err(NetworkError::rejected(format!(
+                    "sandbox: no post {parent} to reply to"
+                )));
             }
         }
         let post = SandboxPost {
             external_id: crier_core::ids::new_id("sbx"),
             account_id: account.id.clone(),
-            idem_key: idem_key.to_owned(),
-            body: text.to_owned(),
+            idem_key: part.idem_key.to_owned(),
+            body: part.text.to_owned(),
+            media_ids: part.media.iter().map(|m| m.meta.id.clone()).collect(),
             reply_to: reply_to.map(str::to_owned),
             created_at: self.clock.now_ms(),
         };
@@ -124,16 +138,17 @@ impl Network for Sandbox {
             .map_err(|e| transient(e.to_string()))?;
         if fault.is_some() {
             // `timeout`: the post landed, the answer is lost.
-            return Err(PublishError::Timeout);
+            return Err(NetworkError::Timeout);
         }
         Ok(self.part(account, &post))
     }
 
     async fn lookup(
         &self,
-        account: &Account,
+        s: Session<'_>,
         idem_key: &str,
-    ) -> Result<Option<PublishedPart>, PublishError> {
+    ) -> Result<Option<PublishedPart>, NetworkError> {
+        let account = s.account;
         let found = self
             .store
             .sandbox_lookup(&account.id, idem_key)
@@ -142,16 +157,14 @@ impl Network for Sandbox {
         Ok(found.map(|p| self.part(account, &p)))
     }
 
-    async fn metrics(&self, account: &Account, external_id: &str) -> Result<Metrics, PublishError> {
+    async fn metrics(&self, s: Session<'_>, external_id: &str) -> Result<Metrics, NetworkError> {
+        let account = s.account;
         let post = self
             .store
             .sandbox_get(&account.id, external_id)
             .await
             .map_err(|e| transient(e.to_string()))?
-            .ok_or_else(|| PublishError::Permanent {
-                code: "not_found".into(),
-                message: format!("sandbox: no post {external_id}"),
-            })?;
+            .ok_or_else(|| NetworkError::rejected(format!("sandbox: no post {external_id}")))?;
         let age_hours = ((self.clock.now_ms() - post.created_at).max(0) / 3_600_000).min(24 * 30);
         Ok(simulated_metrics(external_id, age_hours))
     }
@@ -187,22 +200,37 @@ mod tests {
 
     #[test]
     fn rules_name_the_field_at_fault() {
+        let first = |parts: &[String], media: &[crate::MediaMeta]| {
+            RULES.check(parts, media).first().map(|v| v.field.clone())
+        };
         let ok = vec!["hello".to_owned()];
-        assert_eq!(RULES.check(&ok, 0), Ok(()));
+        assert_eq!(first(&ok, &[]), None);
         let long = vec!["x".repeat(301)];
-        assert_eq!(RULES.check(&long, 0).unwrap_err().field, "body");
+        assert_eq!(first(&long, &[]).as_deref(), Some("body"));
+        assert_eq!(
+            RULES.check(&long, &[])[0].rule,
+            "sandbox.text.max_graphemes"
+        );
         let emoji = vec!["👨\u{200D}👩\u{200D}👧\u{200D}👦".repeat(300)];
         assert_eq!(
-            RULES.check(&emoji, 0),
-            Ok(()),
+            first(&emoji, &[]),
+            None,
             "300 family emoji are 300 graphemes"
         );
         let thread = vec!["a".into(), "b".into(), "x".repeat(301)];
-        assert_eq!(RULES.check(&thread, 0).unwrap_err().field, "thread[1]");
-        assert_eq!(RULES.check(&ok, 5).unwrap_err().field, "media_ids");
-        assert_eq!(
-            RULES.check(&["  ".to_owned()], 0).unwrap_err().field,
-            "body"
-        );
+        assert_eq!(first(&thread, &[]).as_deref(), Some("thread[1]"));
+        let image = crate::MediaMeta {
+            id: "med_1".into(),
+            content_type: "image/png".into(),
+            size: 10,
+            width: Some(1),
+            height: Some(1),
+            duration_ms: None,
+            alt_text: None,
+            filename: "a.png".into(),
+        };
+        let five = vec![image.clone(); 5];
+        assert_eq!(first(&ok, &five).as_deref(), Some("media_ids"));
+        assert_eq!(first(&["  ".to_owned()], &[]).as_deref(), Some("body"));
     }
 }

@@ -5,6 +5,7 @@
 //! commits with it. Each mode counts its own connected accounts against the plan's limit.
 
 use crier_core::Tenant;
+use crier_core::accounts::AccountStatus;
 use crier_core::ids::{AccountId, WorkspaceId};
 
 use crate::events::{emit, types};
@@ -13,10 +14,22 @@ use crate::views::AccountObject;
 use crate::{Result, Store};
 
 impl Store {
-    pub async fn insert_account(&self, a: &Account) -> Result<()> {
-        sqlx::query(
+    /// Connects a network account: a new row, or, when the workspace already has this network
+    /// account in this mode (same platform, service and external id), that row updated and
+    /// connected again, keeping its id. Returns the row as stored.
+    pub async fn connect_account(&self, a: &Account) -> Result<Account> {
+        let row = sqlx::query(
             "INSERT INTO accounts (id, workspace_id, platform, handle, livemode, status,
-                created_at, disconnected_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                created_at, disconnected_at, external_id, service, display_name, avatar_url,
+                profile_url, credentials, token_expires_at, refresh_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             ON CONFLICT (workspace_id, livemode, platform, service, external_id) DO UPDATE SET
+                handle = excluded.handle, status = excluded.status, disconnected_at = NULL,
+                display_name = excluded.display_name, avatar_url = excluded.avatar_url,
+                profile_url = excluded.profile_url, credentials = excluded.credentials,
+                token_expires_at = excluded.token_expires_at, refresh_at = excluded.refresh_at,
+                updated_at = excluded.updated_at
+             RETURNING *",
         )
         .bind(a.id.as_str())
         .bind(a.workspace_id.as_str())
@@ -26,6 +39,102 @@ impl Store {
         .bind(a.status.as_str())
         .bind(a.created_at)
         .bind(a.disconnected_at)
+        .bind(&a.external_id)
+        .bind(a.service.as_deref().unwrap_or(""))
+        .bind(&a.display_name)
+        .bind(&a.avatar_url)
+        .bind(&a.profile_url)
+        .bind(&a.credentials)
+        .bind(a.token_expires_at)
+        .bind(a.refresh_at)
+        .bind(a.updated_at)
+        .fetch_one(&self.write)
+        .await?;
+        account_from_row(&row)
+    }
+
+    /// The workspace's account for one network account in one mode, if it has it.
+    pub async fn find_account(
+        &self,
+        tenant: &Tenant,
+        platform: &str,
+        service: Option<&str>,
+        external_id: &str,
+    ) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT * FROM accounts WHERE workspace_id = $1 AND livemode = $2 AND platform = $3
+               AND service = $4 AND external_id = $5",
+        )
+        .bind(tenant.workspace.as_str())
+        .bind(tenant.livemode as i64)
+        .bind(platform)
+        .bind(service.unwrap_or(""))
+        .bind(external_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    /// Claims up to `limit` connected accounts whose token refresh is due (`refresh_at <= now`)
+    /// by pushing `refresh_at` to `now + lease_ms`: a refresh that dies comes back after the
+    /// lease, and two nodes never refresh one account at once.
+    pub async fn claim_refreshes(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Account>> {
+        let rows = sqlx::query(
+            "UPDATE accounts SET refresh_at = $2
+             WHERE id IN (SELECT id FROM accounts WHERE status = 'connected'
+                            AND refresh_at IS NOT NULL AND refresh_at <= $1
+                          ORDER BY refresh_at LIMIT $3)
+               AND status = 'connected' AND refresh_at <= $1
+             RETURNING *",
+        )
+        .bind(now)
+        .bind(now + lease_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Stores refreshed credentials, if the account is still connected and still holds the
+    /// credentials they replace (a disconnect or reconnect since the claim wins).
+    pub async fn store_refreshed(
+        &self,
+        id: &AccountId,
+        old_credentials: &str,
+        credentials: &str,
+        token_expires_at: Option<i64>,
+        refresh_at: Option<i64>,
+        now: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET credentials = $3, token_expires_at = $4, refresh_at = $5,
+                updated_at = $6
+             WHERE id = $1 AND credentials = $2 AND status = 'connected'",
+        )
+        .bind(id.as_str())
+        .bind(old_credentials)
+        .bind(credentials)
+        .bind(token_expires_at)
+        .bind(refresh_at)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Asks the refresher to renew the account's token now (the network refused it early).
+    pub async fn refresh_soon(&self, id: &AccountId, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE accounts SET refresh_at = $2
+             WHERE id = $1 AND status = 'connected' AND refresh_at IS NOT NULL AND refresh_at > $2",
+        )
+        .bind(id.as_str())
+        .bind(now)
         .execute(&self.write)
         .await?;
         Ok(())
@@ -92,19 +201,64 @@ impl Store {
         Ok(Page::from_overfetch(items, limit))
     }
 
+    /// Disconnects an account (by the workspace): conditional on it being connected or expired;
+    /// its credentials are dropped with it. `account.disconnected` commits with the change.
     pub async fn disconnect_account(
         &self,
         ws: &WorkspaceId,
         id: &AccountId,
         now: i64,
     ) -> Result<Option<Account>> {
+        self.end_account(ws, id, AccountStatus::Disconnected, now)
+            .await
+    }
+
+    /// Marks an account `expired` (the network refused its token and a refresh): conditional on
+    /// it being connected with the credentials `credentials` (a reconnect since wins). Emits
+    /// `account.disconnected`. `None` when nothing changed.
+    pub async fn expire_account(
+        &self,
+        id: &AccountId,
+        credentials: Option<&str>,
+        now: i64,
+    ) -> Result<Option<Account>> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
-            "UPDATE accounts SET status = 'disconnected', disconnected_at = $3
-             WHERE workspace_id = $1 AND id = $2 AND status = 'connected' RETURNING *",
+            "UPDATE accounts SET status = 'expired', refresh_at = NULL, updated_at = $2
+             WHERE id = $1 AND status = 'connected'
+               AND (credentials = $3 OR (credentials IS NULL AND $3 IS NULL)) RETURNING *",
+        )
+        .bind(id.as_str())
+        .bind(now)
+        .bind(credentials)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let account = account_from_row(&row)?;
+        emit_disconnected(&mut tx, &account, now).await?;
+        tx.commit().await?;
+        Ok(Some(account))
+    }
+
+    async fn end_account(
+        &self,
+        ws: &WorkspaceId,
+        id: &AccountId,
+        status: AccountStatus,
+        now: i64,
+    ) -> Result<Option<Account>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "UPDATE accounts SET status = $3, disconnected_at = $4, credentials = NULL,
+                token_expires_at = NULL, refresh_at = NULL, updated_at = $4
+             WHERE workspace_id = $1 AND id = $2 AND status IN ('connected', 'expired')
+             RETURNING *",
         )
         .bind(ws.as_str())
         .bind(id.as_str())
+        .bind(status.as_str())
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
@@ -113,18 +267,27 @@ impl Store {
             return self.get_account(ws, id).await;
         };
         let account = account_from_row(&row)?;
-        let data = serde_json::to_value(AccountObject::from(&account)).expect("an account object");
-        emit(
-            &mut tx,
-            ws.as_str(),
-            account.livemode,
-            types::ACCOUNT_DISCONNECTED,
-            &data,
-            now,
-            None,
-        )
-        .await?;
+        emit_disconnected(&mut tx, &account, now).await?;
         tx.commit().await?;
         Ok(Some(account))
     }
+}
+
+async fn emit_disconnected(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account: &Account,
+    now: i64,
+) -> Result<()> {
+    let data = serde_json::to_value(AccountObject::from(account)).expect("an account object");
+    emit(
+        tx,
+        account.workspace_id.as_str(),
+        account.livemode,
+        types::ACCOUNT_DISCONNECTED,
+        &data,
+        now,
+        None,
+    )
+    .await
+    .map(|_| ())
 }

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod attempts;
+mod connections;
 mod events;
 mod feeds;
 mod idempotency;
@@ -36,6 +37,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use connections::{ConnectState, StoredClient};
 pub use events::{Event, subscribed, types as event_types};
 pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
 pub use idempotency::IdempotencyBegin;

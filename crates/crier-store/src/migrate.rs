@@ -31,6 +31,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     5 "0005_key_changes",
     6 "0006_post_version",
     7 "0007_test_mode_slots",
+    8 "0008_connections",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -40,6 +41,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     5 "0005_key_changes",
     6 "0006_post_version",
     7 "0007_test_mode_slots",
+    8 "0008_connections",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

@@ -214,6 +214,54 @@ pub struct Account {
     pub status: AccountStatus,
     pub created_at: i64,
     pub disconnected_at: Option<i64>,
+    /// The network's id of the account (a DID, an instance's account id; the sandbox: the
+    /// handle). With `platform` and `service` it names the network account.
+    pub external_id: String,
+    /// The account's server (a Mastodon instance, a PDS) as a base URL; `None` for networks of
+    /// one server.
+    pub service: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub profile_url: Option<String>,
+    /// The network credentials, sealed by crier-app (never shown, never logged).
+    pub credentials: Option<String>,
+    pub token_expires_at: Option<i64>,
+    /// When the refresher next renews the token; `None`: never.
+    pub refresh_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl Account {
+    /// A connected account of `platform` known by `external_id`, without credentials (the
+    /// sandbox's, or a test's).
+    pub fn new(
+        workspace: &WorkspaceId,
+        livemode: bool,
+        platform: &str,
+        handle: &str,
+        external_id: &str,
+        now: i64,
+    ) -> Self {
+        Self {
+            id: AccountId::generate(),
+            workspace_id: workspace.clone(),
+            platform: platform.to_owned(),
+            handle: handle.to_owned(),
+            livemode,
+            status: AccountStatus::Connected,
+            created_at: now,
+            disconnected_at: None,
+            external_id: external_id.to_owned(),
+            service: None,
+            display_name: None,
+            avatar_url: None,
+            profile_url: None,
+            credentials: None,
+            token_expires_at: None,
+            refresh_at: None,
+            updated_at: now,
+        }
+    }
 }
 
 /// What one account gets instead of the post's own text.
@@ -223,6 +271,16 @@ pub struct PostOverride {
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<Vec<String>>,
+    /// Who sees it, where the network has that (Mastodon: `public`, `unlisted`, `private`,
+    /// `direct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+    /// A content warning shown before the text (Mastodon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spoiler_text: Option<String>,
+    /// The text's language, ISO 639-1 (Mastodon, Bluesky `langs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -472,6 +530,17 @@ pub(crate) fn account_from_row(row: &AnyRow) -> Result<Account> {
         status: AccountStatus::parse(&status).ok_or_else(|| corrupt("accounts.status"))?,
         created_at: row.try_get("created_at")?,
         disconnected_at: row.try_get("disconnected_at")?,
+        external_id: row.try_get("external_id")?,
+        service: Some(row.try_get::<String, _>("service")?).filter(|s| !s.is_empty()),
+        display_name: row.try_get("display_name")?,
+        avatar_url: row.try_get("avatar_url")?,
+        profile_url: row.try_get("profile_url")?,
+        credentials: row.try_get("credentials")?,
+        token_expires_at: row.try_get("token_expires_at")?,
+        refresh_at: row.try_get("refresh_at")?,
+        updated_at: row
+            .try_get::<Option<i64>, _>("updated_at")?
+            .unwrap_or_default(),
     })
 }
 

@@ -18,6 +18,8 @@ pub struct SandboxPost {
     pub idem_key: String,
     pub body: String,
     pub reply_to: Option<String>,
+    /// The media the entry carried.
+    pub media_ids: Vec<String>,
     pub created_at: i64,
 }
 
@@ -62,6 +64,7 @@ fn post_from_row(r: &sqlx::any::AnyRow) -> Result<SandboxPost> {
         idem_key: r.try_get("idem_key")?,
         body: r.try_get("body")?,
         reply_to: r.try_get("reply_to")?,
+        media_ids: crate::model::json_text(r, "media_ids")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -70,7 +73,7 @@ impl Store {
     pub async fn sandbox_insert(&self, post: &SandboxPost) -> Result<()> {
         sqlx::query(
             "INSERT INTO sandbox_posts (external_id, account_id, idem_key, body, reply_to,
-                created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                created_at, media_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&post.external_id)
         .bind(post.account_id.as_str())
@@ -78,6 +81,7 @@ impl Store {
         .bind(&post.body)
         .bind(post.reply_to.as_deref())
         .bind(post.created_at)
+        .bind(serde_json::to_string(&post.media_ids).expect("a list of ids"))
         .execute(&self.write)
         .await?;
         Ok(())

@@ -86,8 +86,17 @@ pub struct AccountObject {
     #[schema(example = "sandbox")]
     pub platform: String,
     pub handle: String,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub profile_url: Option<String>,
+    /// The network's id of the account (a DID for Bluesky, the instance's account id for
+    /// Mastodon, the handle for the sandbox).
+    pub external_id: String,
+    /// The account's server (a Mastodon instance, a PDS), for networks of many servers.
+    pub service: Option<String>,
     pub livemode: bool,
-    /// `connected` or `disconnected`.
+    /// `connected`, `expired` (the network no longer accepts its token: reconnect it) or
+    /// `disconnected`.
     pub status: String,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -102,6 +111,11 @@ impl From<&Account> for AccountObject {
             object: "account",
             platform: a.platform.clone(),
             handle: a.handle.clone(),
+            display_name: a.display_name.clone(),
+            avatar_url: a.avatar_url.clone(),
+            profile_url: a.profile_url.clone(),
+            external_id: a.external_id.clone(),
+            service: a.service.clone(),
             livemode: a.livemode,
             status: a.status.as_str().to_owned(),
             created_at: from_ms(a.created_at),

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crier_core::ids::{AccountId, KeyId, WorkspaceId};
+use crier_core::ids::{KeyId, WorkspaceId};
 use crier_core::posts::PostStatus;
 use crier_core::{KeyDigest, KeyMode, Scope, ScopeSet, SecretKey};
 use crier_store::{
@@ -1255,14 +1255,8 @@ conformance!(key_changes_are_announced_on_commit, |store| async move {
 
 fn account(ws: &WorkspaceId, handle: &str, livemode: bool, status: &str) -> Account {
     Account {
-        id: AccountId::generate(),
-        workspace_id: ws.clone(),
-        platform: "sandbox".to_owned(),
-        handle: handle.to_owned(),
-        livemode,
         status: crier_core::accounts::AccountStatus::parse(status).expect("an account status"),
-        created_at: T0,
-        disconnected_at: None,
+        ..Account::new(ws, livemode, "sandbox", handle, handle, T0)
     }
 }
 
@@ -1282,7 +1276,7 @@ conformance!(
             &account(&ws, "test-2", false, "connected"),
             &account(&ws, "gone", true, "disconnected"),
         ] {
-            store.insert_account(a).await.unwrap();
+            store.connect_account(a).await.unwrap();
         }
         assert_eq!(store.count_connected_accounts(&ws, true).await.unwrap(), 1);
         assert_eq!(store.count_connected_accounts(&ws, false).await.unwrap(), 2);
@@ -1345,7 +1339,7 @@ conformance!(
         let ws = new_workspace(&store, "acme").await;
         let other = new_workspace(&store, "other").await;
         let live = account(&ws, "live", true, "connected");
-        store.insert_account(&live).await.unwrap();
+        store.connect_account(&live).await.unwrap();
         let post = Post::draft(&ws, true, &[&live], "live".to_owned(), T0);
         store.insert_post(&post).await.unwrap();
         let tenant = |workspace: &WorkspaceId, livemode| crier_core::Tenant {

@@ -4,7 +4,7 @@
 //! and dereferencing to it.
 
 use crier_core::clock::from_ms;
-use crier_core::ids::{AccountId, PostId, WorkspaceId};
+use crier_core::ids::{PostId, WorkspaceId};
 use crier_core::{Clock, ManualClock};
 use crier_store::{Account, Post, Store};
 
@@ -42,18 +42,12 @@ impl World {
 
     /// A connected sandbox account of the workspace, made at [`T0`].
     pub async fn account(&self, handle: &str, livemode: bool) -> Account {
-        let a = Account {
-            id: AccountId::generate(),
-            workspace_id: self.ws.clone(),
-            platform: "sandbox".into(),
-            handle: handle.into(),
-            livemode,
-            status: crier_core::accounts::AccountStatus::Connected,
-            created_at: T0,
-            disconnected_at: None,
-        };
-        self.store.insert_account(&a).await.expect("insert account");
-        a
+        let mut a = Account::new(&self.ws, livemode, "sandbox", handle, "", T0);
+        a.external_id = a.id.to_string();
+        self.store
+            .connect_account(&a)
+            .await
+            .expect("insert account")
     }
 
     /// A post of the workspace, read back from storage.

@@ -13,7 +13,8 @@
 //!    recomputed, in one transaction.
 
 pub mod feeds;
-pub mod http;
+/// The SSRF-guarded outbound client (it lives with the network connectors, which use it too).
+pub use crier_networks::http;
 mod publisher;
 mod runner;
 pub mod webhooks;

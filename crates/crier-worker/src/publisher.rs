@@ -7,7 +7,7 @@ use crier_app::App;
 use crier_core::accounts::AccountStatus;
 use crier_core::ids::WorkspaceId;
 use crier_core::posts::{PostStatus, TargetStatus};
-use crier_networks::{Network, PublishError, PublishedPart};
+use crier_networks::{Attachment, Network, NetworkError, Part, PublishedPart, Session};
 use crier_store::{Account, Job, Post, PublishAttemptOutcome, Target, TargetError, TargetOutcome};
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +58,14 @@ pub struct Publisher {
 const PLAN_TTL_MS: i64 = 60_000;
 /// At most this many workspaces' plans are remembered; past it the memory starts afresh.
 const PLANS_REMEMBERED: usize = 10_000;
+
+/// One target's publishing: the connector, the account acting, its parts and media.
+struct Call<'a> {
+    network: &'a dyn Network,
+    session: Session<'a>,
+    parts: &'a [String],
+    media: &'a [Attachment],
+}
 
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,13 +175,56 @@ impl Publisher {
                 .fail_target(job, "unsupported_platform", &message)
                 .await;
         };
+        let credentials = match self.app.tokens().open(&account) {
+            Ok(c) => c.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(account = %account.id, error = %e.message, "credentials do not open");
+                return self
+                    .fail_target(
+                        job,
+                        "account_disconnected",
+                        "The account's credentials cannot be read on this server; reconnect it.",
+                    )
+                    .await;
+            }
+        };
+        let tenant = crier_app::Tenant {
+            workspace: post.workspace_id.clone(),
+            livemode: post.livemode,
+        };
+        let media = match self.app.media().attachments(&tenant, &post.media_ids).await {
+            Ok(m) => m,
+            Err(e) if e.code == crier_core::ErrorCode::InvalidRequest => {
+                return self.fail_target(job, "media_rejected", &e.message).await;
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e.message, "media could not be read; the job will come back");
+                return Ok(Processed::RetryAt(job.locked_until));
+            }
+        };
         let parts = post.parts_for(&account.id);
-        if let Err(v) = network.rules().check(&parts, post.media_ids.len()) {
-            let message = format!("{}: {}", v.field, v.message);
-            return self.fail_target(job, "invalid_content", &message).await;
+        let metas: Vec<_> = media.iter().map(|a| a.meta.clone()).collect();
+        let rules = network.rules_for(&account).await;
+        if let Some(v) = rules.check(&parts, &metas).into_iter().next() {
+            let message = format!("{}: {} ({})", v.field, v.message, v.rule);
+            let code = if v.field.starts_with("media") {
+                "media_rejected"
+            } else {
+                "invalid_content"
+            };
+            return self.fail_target(job, code, &message).await;
         }
-        self.publish_parts(job, &post, &account, &*network, &parts, target)
-            .await
+        let session = Session {
+            account: &account,
+            credentials: &credentials,
+        };
+        let call = Call {
+            network: &*network,
+            session,
+            parts: &parts,
+            media: &media,
+        };
+        self.publish_parts(job, &post, call, target).await
     }
 
     /// The job's post and target, if the target still waits to be published (`None`: the
@@ -226,11 +277,21 @@ impl Publisher {
         &self,
         job: &Job,
         post: &Post,
-        account: &Account,
-        network: &dyn Network,
-        parts: &[String],
+        call: Call<'_>,
         target: Target,
     ) -> crier_store::Result<Processed> {
+        let Call {
+            network,
+            session,
+            parts,
+            media,
+        } = call;
+        let account = session.account;
+        let no_overrides = crier_store::PostOverride::default();
+        let options = post
+            .overrides
+            .get(account.id.as_str())
+            .unwrap_or(&no_overrides);
         let (mut part_ids, mut url) = (target.part_ids, target.url);
         let history = self.app.store().attempts(&post.id, &account.id).await?;
         // Calls that did not publish in this round (a client's retry starts a new one, marked
@@ -255,17 +316,16 @@ impl Publisher {
         while part_ids.len() < parts.len() {
             let i = part_ids.len();
             let idem = format!("{}:{}:{i}", post.id, account.id);
-            let reply_to = part_ids.last().cloned();
             // Any earlier call for this part may have landed: in flight when we crashed,
             // unknown after a timeout, or published but not yet recorded on the target.
             let maybe_landed = history.iter().any(|a| a.part == i as i64);
             if maybe_landed {
                 // Bounded like a call, so a network whose search hangs cannot hold the job past
                 // its lease; a timeout is a failed look-up.
-                let lookup = network.lookup(account, &idem);
+                let lookup = network.lookup(session, &idem);
                 let found = tokio::time::timeout(self.config.call_timeout, lookup)
                     .await
-                    .unwrap_or(Err(PublishError::Timeout));
+                    .unwrap_or(Err(NetworkError::Timeout));
                 match found {
                     Ok(Some(found)) => {
                         self.part_done(post, account, &mut part_ids, &mut url, found, true)
@@ -287,7 +347,7 @@ impl Publisher {
                                 self.app.clock().now_ms(),
                             )
                             .await?;
-                        return self.retry_or_fail(job, failures + 1, &e).await;
+                        return self.retry_or_fail(job, account, failures + 1, &e).await;
                     }
                 }
             }
@@ -311,10 +371,17 @@ impl Publisher {
                 self.app.store().drop_job(&job.id).await?;
                 return Ok(Processed::Dropped);
             };
-            let call = network.publish(account, &parts[i], reply_to.as_deref(), &idem);
+            let part = Part {
+                text: &parts[i],
+                media: if i == 0 { media } else { &[] },
+                thread: &part_ids,
+                options,
+                idem_key: &idem,
+            };
+            let call = network.publish(session, part);
             let result = match tokio::time::timeout(self.config.call_timeout, call).await {
                 Ok(r) => r,
-                Err(_) => Err(PublishError::Timeout),
+                Err(_) => Err(NetworkError::Timeout),
             };
             let now = self.app.clock().now_ms();
             match result {
@@ -339,7 +406,7 @@ impl Publisher {
                         .await?;
                 }
                 Err(e) => {
-                    let outcome = if e == PublishError::Timeout {
+                    let outcome = if e == NetworkError::Timeout {
                         PublishAttemptOutcome::Unknown
                     } else {
                         PublishAttemptOutcome::Failed
@@ -349,7 +416,7 @@ impl Publisher {
                         .finish_attempt(&attempt, outcome, None, Some(&e.to_string()), now)
                         .await?;
                     failures += 1;
-                    return self.retry_or_fail(job, failures, &e).await;
+                    return self.retry_or_fail(job, account, failures, &e).await;
                 }
             }
         }
@@ -430,17 +497,32 @@ impl Publisher {
     async fn retry_or_fail(
         &self,
         job: &Job,
+        account: &Account,
         attempts: i64,
-        e: &PublishError,
+        e: &NetworkError,
     ) -> crier_store::Result<Processed> {
         let now = self.app.clock().now_ms();
-        let (code, retry_after) = match e {
-            PublishError::Permanent { code, .. } => {
+        let code = e.code();
+        let retry_after = match e {
+            NetworkError::Unauthorized { .. } if account.refresh_at.is_some() => {
+                // The token may have lapsed early: renew it now and try again after.
+                self.app.store().refresh_soon(&account.id, now).await?;
+                None
+            }
+            NetworkError::Unauthorized { .. } => {
+                // Nothing can renew it: the user revoked crier's access at the network.
+                self.app
+                    .store()
+                    .expire_account(&account.id, account.credentials.as_deref(), now)
+                    .await?;
                 return self.fail_target(job, code, &e.to_string()).await;
             }
-            PublishError::Transient { retry_after, .. } => ("network_error", *retry_after),
-            PublishError::RateLimited { retry_after } => ("rate_limited", *retry_after),
-            PublishError::Timeout => ("timeout", None),
+            NetworkError::Rejected { .. } | NetworkError::MediaRejected { .. } => {
+                return self.fail_target(job, code, &e.to_string()).await;
+            }
+            NetworkError::Unavailable { retry_after, .. } => *retry_after,
+            NetworkError::RateLimited { retry_after } => *retry_after,
+            NetworkError::Timeout => None,
         };
         let error = TargetError {
             code: code.to_owned(),
@@ -455,7 +537,7 @@ impl Publisher {
             .min(millis(self.config.max_backoff));
         // Longer pauses when the network pushes back or goes quiet.
         let pause = match e {
-            PublishError::RateLimited { .. } | PublishError::Timeout => exp * 2,
+            NetworkError::RateLimited { .. } | NetworkError::Timeout => exp * 2,
             _ => exp,
         };
         let delay = match retry_after {
@@ -481,7 +563,15 @@ impl Publisher {
             let Some(network) = self.app.networks().get(&account.platform) else {
                 continue;
             };
-            match network.metrics(&account, &external_id).await {
+            let Ok(credentials) = self.app.tokens().open(&account) else {
+                continue;
+            };
+            let credentials = credentials.unwrap_or_default();
+            let session = Session {
+                account: &account,
+                credentials: &credentials,
+            };
+            match network.metrics(session, &external_id).await {
                 Ok(m) => {
                     self.app
                         .store()

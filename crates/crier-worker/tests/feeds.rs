@@ -1113,13 +1113,15 @@ both!(
             .set_slots(&w.ws, false, &[(1, 540), (3, 540)])
             .await
             .unwrap();
+        let id = crier_core::ids::AccountId::generate();
         let live_account = Account {
-            id: crier_core::ids::AccountId::generate(),
+            external_id: id.to_string(),
+            id,
             handle: "live".into(),
             livemode: true,
             ..w.account.clone()
         };
-        w.store.insert_account(&live_account).await.unwrap();
+        let live_account = w.store.connect_account(&live_account).await.unwrap();
         let live_post = Post {
             status: PostStatus::Scheduled,
             scheduled_at: Some(monday),
@@ -1178,12 +1180,14 @@ both!(
 async fn queue_feed_past_the_quota(db: &TestDb, livemode: bool) -> (World, Vec<Post>, Vec<String>) {
     let mut w = World::new(db).await;
     w.poller = poller_with_quota(&w.store, &w.clock, config(true), Some(1));
+    let id = crier_core::ids::AccountId::generate();
     let account = Account {
-        id: crier_core::ids::AccountId::generate(),
+        external_id: id.to_string(),
+        id,
         livemode,
         ..w.account.clone()
     };
-    w.store.insert_account(&account).await.unwrap();
+    let account = w.store.connect_account(&account).await.unwrap();
     // Mondays and Wednesdays at 09:00 UTC, in the feed's mode; T0 is Friday 2027-01-15.
     w.store
         .set_slots(&w.ws, livemode, &[(1, 540), (3, 540)])

@@ -14,7 +14,7 @@ use crier_core::ids::{PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_core::{Clock, ManualClock};
 use crier_networks::sandbox::{Sandbox, simulated_metrics};
-use crier_networks::{Network, Networks};
+use crier_networks::{Network, NetworkError, Networks, Part, Session};
 use crier_store::{
     Account, Fault, Job, METRIC_POSTS_PUBLISHED, Post, SandboxPost, Store, Target, Transition,
 };
@@ -353,7 +353,7 @@ both!(two_failures_then_success, |db| async move {
     assert_eq!(t.status, TargetStatus::Pending);
     assert_eq!(
         t.error.as_ref().map(|e| e.code.as_str()),
-        Some("network_error")
+        Some("network_unavailable")
     );
     assert_eq!(t.attempts, 1);
     assert_eq!(w.post(&id).await.status, PostStatus::Publishing);
@@ -473,7 +473,7 @@ both!(gives_up_after_max_attempts, |db| async move {
     assert_eq!(t.status, TargetStatus::Failed);
     assert_eq!(t.attempts, MAX_ATTEMPTS);
     let error = t.error.as_ref().expect("the reason is kept");
-    assert_eq!(error.code, "network_error");
+    assert_eq!(error.code, "network_unavailable");
     assert!(
         error.message.contains("sandbox: injected error")
             && error.message.contains("gave up after 5 attempts"),
@@ -509,7 +509,7 @@ both!(one_account_failing_for_good_is_partial, |db| async move {
     assert_eq!(post.targets[1].status, TargetStatus::Failed);
     assert_eq!(
         post.targets[1].error.as_ref().map(|e| e.code.as_str()),
-        Some("network_error")
+        Some("network_unavailable")
     );
     assert_eq!(w.timeline(&good).await.len(), 1);
     assert!(w.timeline(&bad).await.is_empty());
@@ -614,6 +614,29 @@ both!(
     }
 );
 
+/// What a worker that dies right after the call would have sent.
+async fn sandbox_publish(
+    w: &World,
+    a: &Account,
+    text: &str,
+    key: &str,
+) -> crier_networks::PublishedPart {
+    let credentials = crier_networks::Credentials::default();
+    let session = Session {
+        account: a,
+        credentials: &credentials,
+    };
+    let options = crier_store::PostOverride::default();
+    let part = Part {
+        text,
+        media: &[],
+        thread: &[],
+        options: &options,
+        idem_key: key,
+    };
+    w.sandbox.publish(session, part).await.unwrap()
+}
+
 /// The sandbox, except that every look-up by idempotency key fails (a network whose search is
 /// down).
 struct LookupDown(Arc<Sandbox>);
@@ -624,33 +647,32 @@ impl Network for LookupDown {
         self.0.rules()
     }
 
+    fn connect_kind(&self) -> crier_networks::ConnectKind {
+        crier_networks::ConnectKind::Instant
+    }
+
     async fn publish(
         &self,
-        account: &Account,
-        text: &str,
-        reply_to: Option<&str>,
-        idem_key: &str,
-    ) -> Result<crier_networks::PublishedPart, crier_networks::PublishError> {
-        self.0.publish(account, text, reply_to, idem_key).await
+        s: Session<'_>,
+        part: Part<'_>,
+    ) -> Result<crier_networks::PublishedPart, NetworkError> {
+        self.0.publish(s, part).await
     }
 
     async fn lookup(
         &self,
-        _account: &Account,
+        _s: Session<'_>,
         _idem_key: &str,
-    ) -> Result<Option<crier_networks::PublishedPart>, crier_networks::PublishError> {
-        Err(crier_networks::PublishError::Transient {
-            message: "search is down".into(),
-            retry_after: None,
-        })
+    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
+        Err(NetworkError::unavailable("search is down"))
     }
 
     async fn metrics(
         &self,
-        account: &Account,
+        s: Session<'_>,
         external_id: &str,
-    ) -> Result<crier_store::Metrics, crier_networks::PublishError> {
-        self.0.metrics(account, external_id).await
+    ) -> Result<crier_store::Metrics, NetworkError> {
+        self.0.metrics(s, external_id).await
     }
 }
 
@@ -684,7 +706,7 @@ both!(
         assert_eq!(t.status, TargetStatus::Failed);
         assert_eq!(t.attempts, MAX_ATTEMPTS);
         let error = t.error.expect("the reason is kept");
-        assert_eq!(error.code, "network_error");
+        assert_eq!(error.code, "network_unavailable");
         assert!(error.message.contains("search is down"), "{error:?}");
         assert_eq!(w.next_job_at().await, None, "the job is gone");
     }
@@ -700,30 +722,32 @@ impl Network for LookupHangs {
         self.0.rules()
     }
 
+    fn connect_kind(&self) -> crier_networks::ConnectKind {
+        crier_networks::ConnectKind::Instant
+    }
+
     async fn publish(
         &self,
-        account: &Account,
-        text: &str,
-        reply_to: Option<&str>,
-        idem_key: &str,
-    ) -> Result<crier_networks::PublishedPart, crier_networks::PublishError> {
-        self.0.publish(account, text, reply_to, idem_key).await
+        s: Session<'_>,
+        part: Part<'_>,
+    ) -> Result<crier_networks::PublishedPart, NetworkError> {
+        self.0.publish(s, part).await
     }
 
     async fn lookup(
         &self,
-        _account: &Account,
+        _s: Session<'_>,
         _idem_key: &str,
-    ) -> Result<Option<crier_networks::PublishedPart>, crier_networks::PublishError> {
+    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
         std::future::pending().await
     }
 
     async fn metrics(
         &self,
-        account: &Account,
+        s: Session<'_>,
         external_id: &str,
-    ) -> Result<crier_store::Metrics, crier_networks::PublishError> {
-        self.0.metrics(account, external_id).await
+    ) -> Result<crier_store::Metrics, NetworkError> {
+        self.0.metrics(s, external_id).await
     }
 }
 
@@ -785,7 +809,7 @@ both!(crash_after_the_call_landed, |db| async move {
     let (job, key) = crashed_worker_claims(&w, &id, &a).await;
     let lease_end = job.locked_until;
     begin(&w, &job, &key).await;
-    let landed = w.sandbox.publish(&a, "landed", None, &key).await.unwrap();
+    let landed = sandbox_publish(&w, &a, "landed", &key).await;
     // Crash: the result is never written.
 
     assert_eq!(w.publisher.run_due().await, vec![], "still leased");
@@ -835,11 +859,7 @@ both!(crash_after_the_result_before_the_part_id, |db| async move {
     let (job, key) = crashed_worker_claims(&w, &id, &a).await;
     let lease_end = job.locked_until;
     let attempt = begin(&w, &job, &key).await;
-    let landed = w
-        .sandbox
-        .publish(&a, "half written", None, &key)
-        .await
-        .unwrap();
+    let landed = sandbox_publish(&w, &a, "half written", &key).await;
     w.store
         .finish_attempt(
             &attempt,

@@ -331,7 +331,7 @@ impl FeedPoller {
                 self.app
                     .networks()
                     .get(&a.platform)
-                    .is_none_or(|n| n.rules().check(&parts, 0).is_ok())
+                    .is_none_or(|n| n.rules().check(&parts, &[]).is_empty())
             })
         };
         let (body, fits) = render_fitting(

@@ -1,4 +1,5 @@
-//! The outbound HTTP client for webhooks and feeds, with the SSRF guard: only `http` and
+//! The outbound HTTP client for webhooks, feeds and calls to servers a user names (a Mastodon
+//! instance, a PDS, a link card's page), with the SSRF guard: only `http` and
 //! `https`; host names are resolved when the request is made (so DNS rebinding does not get
 //! through) and private, loopback, link-local, CGNAT, multicast and cloud-metadata addresses
 //! are refused, unless the operator allows private networks (self-hosted setups, tests on one
@@ -145,7 +146,7 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// The client webhooks and feeds use. It ignores `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY`:
+/// The client webhooks, feeds and connectors use. It ignores `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY`:
 /// through a proxy the proxy resolves host names, so the guard would never see them.
 pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()

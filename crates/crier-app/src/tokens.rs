@@ -1,0 +1,134 @@
+//! Accounts' network credentials: opened only where a connector needs them, and renewed before
+//! they expire. A refresh is claimed (one node at a time per account, refresh tokens are often
+//! single-use), the new credentials stored only if the account still holds the ones they
+//! replace; a refusal marks the account `expired` and emits `account.disconnected`, after which
+//! its targets fail with `account_disconnected` instead of being retried blindly.
+
+use crier_networks::{Credentials, NetworkError, Session};
+use crier_store::Account;
+
+use crate::connect::{REFRESH_MARGIN_MS, account_aad};
+use crate::{App, AppError, AppResult};
+
+/// How long a claimed refresh is this node's; a refresh that fails for a passing reason is
+/// tried again after it.
+pub const REFRESH_LEASE_MS: i64 = 2 * 60 * 1000;
+
+/// What became of one account's refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    Renewed,
+    /// The network refused: the account is now `expired`.
+    Expired,
+    /// A passing failure; tried again after the lease.
+    Later(String),
+    /// The account changed meanwhile (disconnected, reconnected): nothing to do.
+    Skipped,
+}
+
+pub struct Tokens<'a> {
+    pub(crate) app: &'a App,
+}
+
+impl Tokens<'_> {
+    /// The account's credentials in the clear (`None`: it has none, as sandbox accounts).
+    pub fn open(&self, account: &Account) -> AppResult<Option<Credentials>> {
+        let Some(sealed) = &account.credentials else {
+            return Ok(None);
+        };
+        self.app
+            .keyring()
+            .open_json(sealed, &account_aad(account))
+            .map(Some)
+            .map_err(|e| AppError::internal(format!("account {}: {e}", account.id)))
+    }
+
+    /// Renews the tokens of up to `limit` accounts whose refresh is due; returns what became
+    /// of each.
+    pub async fn refresh_due(&self, limit: u32) -> AppResult<Vec<(Account, Refreshed)>> {
+        let now = self.app.clock().now_ms();
+        let due = self
+            .app
+            .store()
+            .claim_refreshes(now, REFRESH_LEASE_MS, limit)
+            .await?;
+        let mut out = Vec::with_capacity(due.len());
+        for account in due {
+            let r = self.refresh(&account).await?;
+            out.push((account, r));
+        }
+        Ok(out)
+    }
+
+    /// Renews one claimed account's token.
+    pub async fn refresh(&self, account: &Account) -> AppResult<Refreshed> {
+        let Some(network) = self.app.networks().get(&account.platform).cloned() else {
+            return Ok(Refreshed::Skipped);
+        };
+        let Some(old_sealed) = account.credentials.clone() else {
+            return Ok(Refreshed::Skipped);
+        };
+        let creds = match self.open(account) {
+            Ok(Some(c)) => c,
+            // Sealed with a key this server no longer has: nobody can use them; the user must
+            // reconnect.
+            _ => return self.expire(account, &old_sealed).await,
+        };
+        let session = Session {
+            account,
+            credentials: &creds,
+        };
+        let result =
+            tokio::time::timeout(std::time::Duration::from_secs(30), network.refresh(session))
+                .await
+                .unwrap_or(Err(NetworkError::Timeout));
+        match result {
+            Ok(fresh) => {
+                let now = self.app.clock().now_ms();
+                let sealed = self.app.keyring().seal_json(&fresh, &account_aad(account));
+                let refresh_at = fresh
+                    .expires_at
+                    .map(|at| (at - REFRESH_MARGIN_MS).max(now + REFRESH_LEASE_MS));
+                let stored = self
+                    .app
+                    .store()
+                    .store_refreshed(
+                        &account.id,
+                        &old_sealed,
+                        &sealed,
+                        fresh.expires_at,
+                        refresh_at,
+                        now,
+                    )
+                    .await?;
+                Ok(if stored {
+                    Refreshed::Renewed
+                } else {
+                    Refreshed::Skipped
+                })
+            }
+            Err(NetworkError::Unauthorized { .. } | NetworkError::Rejected { .. }) => {
+                self.expire(account, &old_sealed).await
+            }
+            Err(e) => {
+                tracing::warn!(account = %account.id, error = %e, "token refresh failed; it will be tried again");
+                Ok(Refreshed::Later(e.to_string()))
+            }
+        }
+    }
+
+    async fn expire(&self, account: &Account, sealed: &str) -> AppResult<Refreshed> {
+        let now = self.app.clock().now_ms();
+        let done = self
+            .app
+            .store()
+            .expire_account(&account.id, Some(sealed), now)
+            .await?;
+        Ok(if done.is_some() {
+            tracing::info!(account = %account.id, "the network refused the account's token: expired");
+            Refreshed::Expired
+        } else {
+            Refreshed::Skipped
+        })
+    }
+}
