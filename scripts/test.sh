@@ -1,11 +1,38 @@
 #!/usr/bin/env bash
 # The whole test suite. Tests that need PostgreSQL read CRIER_TEST_DATABASE_URL; without it they
 # skip (on a laptop), and with CI=true they fail instead of skipping.
+#
+# Peers: real server software the network connectors and the media store are verified against
+# (a Bluesky PDS, mastodon-mock, s3s-fs; see README "Networks"), installed by scripts/peers/*.sh
+# into target/peers (cached between runs) and started on 127.0.0.1 for the run. Set
+# CRIER_SKIP_PEERS=1 to run without them (their tests then skip); with CI=true a peer that does
+# not start fails the run, and tests that need one fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${CI:-}" = "true" ] && [ -z "${CRIER_TEST_DATABASE_URL:-}" ]; then
   echo "CRIER_TEST_DATABASE_URL must be set in CI" >&2
   exit 1
+fi
+PEERS=(pds mastodon s3)
+stop_peers() {
+  for p in "${PEERS[@]}"; do
+    [ -x "scripts/peers/$p.sh" ] && "scripts/peers/$p.sh" stop >/dev/null 2>&1 || true
+  done
+}
+if [ -z "${CRIER_SKIP_PEERS:-}" ]; then
+  trap stop_peers EXIT
+  for p in "${PEERS[@]}"; do
+    if ! "scripts/peers/$p.sh" start; then
+      echo "test: peer $p did not start" >&2
+      if [ "${CI:-}" = "true" ]; then exit 1; fi
+      continue
+    fi
+    set -a
+    # shellcheck disable=SC1090
+    . "target/peers/$p.env"
+    set +a
+  done
+  if [ "${CI:-}" = "true" ]; then export CRIER_REQUIRE_PEERS=1; fi
 fi
 cargo test --workspace "$@"
 # Webhook signatures checked by an independent implementation (Python, from PyPI) against a real

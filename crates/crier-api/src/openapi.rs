@@ -17,7 +17,6 @@
 
 use crier_core::ids::{AccountId, DeliveryId, FeedId, KeyId, PostId, WebhookId};
 use crier_core::posts::PostStatus;
-use crier_networks::sandbox::PLATFORM as SANDBOX;
 use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::OpenApi;
@@ -140,7 +139,7 @@ fn parameters(v: &mut Value) {
                 // anything else names nothing (404).
                 let prefix = match (path.split('/').nth(2), p["name"].as_str()) {
                     (_, Some("platform")) => {
-                        p["schema"] = json!({"type": "string", "enum": [SANDBOX]});
+                        p["schema"] = json!({"type": "string", "enum": crier_networks::PLATFORMS});
                         continue;
                     }
                     (_, Some("delivery_id")) => DeliveryId::PREFIX,
@@ -166,6 +165,10 @@ fn parameters(v: &mut Value) {
                 }
                 ("get", "/v1/posts", Some("account_id")) => {
                     json!({"type": "string", "pattern": fields::id(AccountId::PREFIX)})
+                }
+                ("get", "/v1/connect/{platform}", Some("redirect_uri" | "instance")) => {
+                    json!({"type": "string", "format": "uri",
+                           "maxLength": crier_app::connect::MAX_URI})
                 }
                 _ => continue,
             };
@@ -548,6 +551,32 @@ pub mod fields {
                 "thread",
                 array(text().schema_type(Type::String), true)
                     .max_items(Some(crate::routes::posts::MAX_THREAD)),
+            )
+            .property(
+                "visibility",
+                ObjectBuilder::new()
+                    .schema_type(nullable(Type::String))
+                    .enum_values(Some(
+                        crier_app::posts::VISIBILITIES
+                            .iter()
+                            .map(|v| Some(*v))
+                            .chain([None]),
+                    ))
+                    .description(Some("Who sees it (Mastodon).")),
+            )
+            .property(
+                "spoiler_text",
+                ObjectBuilder::new()
+                    .schema_type(nullable(Type::String))
+                    .max_length(Some(crier_app::posts::MAX_SPOILER))
+                    .description(Some("A content warning shown before the text (Mastodon).")),
+            )
+            .property(
+                "language",
+                ObjectBuilder::new()
+                    .schema_type(nullable(Type::String))
+                    .pattern(Some("^[a-z]{2,3}$"))
+                    .description(Some("The text's ISO 639 language code.")),
             );
         let schema_type = if optional {
             nullable(Type::Object)
@@ -562,8 +591,9 @@ pub mod fields {
             .additional_properties(Some(one))
             .max_properties(Some(crate::routes::posts::MAX_ACCOUNTS))
             .description(Some(
-                "Per-account text: `{\"acct_…\": {\"body\": \"…\", \"thread\": […]}}`; only \
-                 accounts in `account_ids`.",
+                "Per-account text and options: `{\"acct_…\": {\"body\": \"…\", \"thread\": […], \
+                 \"visibility\": \"unlisted\", \"spoiler_text\": \"…\", \"language\": \"en\"}}`; \
+                 only accounts in `account_ids`.",
             ))
             .build()
     }
@@ -626,6 +656,12 @@ pub mod fields {
             .pattern(Some(r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))
             .description(Some("Local time, `HH:MM` (24-hour)."))
             .examples(["09:30"])
+            .build()
+    }
+
+    pub fn post_id() -> Object {
+        string()
+            .pattern(Some(id(crier_core::ids::PostId::PREFIX)))
             .build()
     }
 

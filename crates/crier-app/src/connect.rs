@@ -137,11 +137,21 @@ fn required<'s>(value: &'s Option<String>, name: &str, max: usize) -> AppResult<
 }
 
 impl Connections<'_> {
-    fn network(&self, platform: &str) -> AppResult<&std::sync::Arc<dyn Network>> {
-        self.app
+    /// The network's connector; test-mode keys connect only sandbox accounts (test mode never
+    /// reaches a real network).
+    fn network(&self, c: &Caller, platform: &str) -> AppResult<&std::sync::Arc<dyn Network>> {
+        let network = self
+            .app
             .networks()
             .get(platform)
-            .ok_or_else(|| AppError::not_found("platform", platform))
+            .ok_or_else(|| AppError::not_found("platform", platform))?;
+        if !c.livemode() && network.connect_kind() != ConnectKind::Instant {
+            return Err(AppError::invalid(
+                "platform",
+                "Test-mode keys connect only sandbox accounts; use a live key for real networks.",
+            ));
+        }
+        Ok(network)
     }
 
     /// The base URL of a server a user names (`https://host[:port]`), through the SSRF guard.
@@ -183,7 +193,7 @@ impl Connections<'_> {
         redirect_uri: Option<&str>,
         instance: Option<&str>,
     ) -> AppResult<Option<Started>> {
-        let network = self.network(platform)?;
+        let network = self.network(c, platform)?;
         let ConnectKind::OAuth { pkce, per_instance } = network.connect_kind() else {
             return Ok(None);
         };
@@ -356,7 +366,7 @@ impl Connections<'_> {
     /// Finishes connecting: an OAuth `code` and `state`, credentials, or a sandbox handle, as
     /// the network connects.
     pub async fn finish(&self, c: &Caller, platform: &str, req: Finish) -> AppResult<Account> {
-        let network = self.network(platform)?.clone();
+        let network = self.network(c, platform)?.clone();
         match network.connect_kind() {
             ConnectKind::Instant => {
                 let handle = req.handle.clone().unwrap_or_default();

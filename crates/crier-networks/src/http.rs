@@ -146,18 +146,20 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// The client webhooks, feeds and connectors use. It ignores `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY`:
-/// through a proxy the proxy resolves host names, so the guard would never see them.
+/// The client webhooks, feeds and connectors use. With the guard on it ignores `HTTP_PROXY`,
+/// `HTTPS_PROXY` and `ALL_PROXY`: through a proxy the proxy resolves host names, so the guard
+/// would never see them. With private networks allowed (the guard off) the environment's
+/// proxies apply, so an operator (or the API fuzzer, which must not reach the internet) can
+/// route every outbound call through one.
 pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
-        .no_proxy()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("crier/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(32);
     if !allow_private {
-        builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        builder = builder.no_proxy().dns_resolver(Arc::new(GuardedResolver));
     }
     builder.build().expect("an HTTP client")
 }

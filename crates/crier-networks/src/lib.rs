@@ -19,6 +19,9 @@ use crier_store::{Account, Metrics, PostOverride};
 
 pub use rules::{MediaMeta, MediaRules, Rules, Violation};
 
+/// Every platform this build has a connector for, as `{platform}` in paths names them.
+pub const PLATFORMS: &[&str] = &["sandbox", "bluesky", "mastodon"];
+
 /// One part as the network has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedPart {

@@ -111,7 +111,7 @@ impl Rules {
                 format!("thread[{}]", i - 1)
             };
             // A post of media alone is fine where the network takes media.
-            if part.trim().is_empty() && !(i == 0 && !media.is_empty()) {
+            if part.trim().is_empty() && (i != 0 || media.is_empty()) {
                 out.push(self.violation("text.empty", field, "must not be empty".into()));
                 continue;
             }

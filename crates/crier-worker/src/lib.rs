@@ -17,6 +17,7 @@ pub mod feeds;
 pub use crier_networks::http;
 mod publisher;
 mod runner;
+pub mod tokens;
 pub mod webhooks;
 
 pub use publisher::{Processed, Publisher, WorkerConfig};

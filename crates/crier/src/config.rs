@@ -59,6 +59,15 @@ pub struct Config {
     /// Webhook endpoints a workspace may have per mode, 1 to 100 (every event writes one
     /// delivery per endpoint in the transaction that emits it).
     pub webhook_max_endpoints: u32,
+    /// Whether servers users name (Mastodon instances, PDS hosts, link-card pages) as well as
+    /// webhook and feed URLs may be on loopback and private networks (self-hosting, tests).
+    pub allow_private_networks: bool,
+    /// The keys that seal network tokens at rest: `id=base64url(32 bytes)`, comma-separated,
+    /// the current one first (older ones still open what they sealed). Default: the file
+    /// `secret-keys` in `data_dir`, created with one new key on first start. Back it up.
+    pub secret_keys: Option<String>,
+    /// Redirect URIs OAuth connections may name (exact match).
+    pub connect_redirect_uris: StringList,
     /// Whether `serve` runs the publishing workers too (turn off for API-only nodes).
     pub workers: bool,
     /// Publish jobs one node works on at once.
@@ -117,6 +126,9 @@ impl Default for Config {
             plans: Plan::defaults(),
             webhook_allow_private_networks: false,
             webhook_max_endpoints: crier_api::routes::webhooks::DEFAULT_MAX_ENDPOINTS,
+            allow_private_networks: false,
+            secret_keys: None,
+            connect_redirect_uris: StringList::List(Vec::new()),
             workers: true,
             worker_concurrency: 32,
             worker_lease_seconds: 60,
@@ -158,6 +170,9 @@ const ENV_KEYS: &[&str] = &[
     "default_plan",
     "webhook_allow_private_networks",
     "webhook_max_endpoints",
+    "allow_private_networks",
+    "secret_keys",
+    "connect_redirect_uris",
     "workers",
     "worker_concurrency",
     "worker_lease_seconds",
@@ -179,6 +194,19 @@ pub struct Settings {
     pub api: ApiConfig,
     /// `None` when this node runs no workers.
     pub workers: Option<Workers>,
+    /// Where the keys that seal secrets at rest come from.
+    pub secrets: SecretKeys,
+    pub connect: crier_app::ConnectConfig,
+    pub allow_private_networks: bool,
+}
+
+/// Where the keyring comes from.
+#[derive(Debug, Clone)]
+pub enum SecretKeys {
+    /// `secret_keys` as given.
+    Given(crier_app::Keyring),
+    /// A file in the data dir, created on first start.
+    File(PathBuf),
 }
 
 /// The settings of the workers `crier serve` runs.
@@ -289,6 +317,29 @@ fn validate(c: Config) -> Result<Settings, String> {
             c.worker_lease_seconds
         ));
     }
+    let allow_private = c.allow_private_networks || c.webhook_allow_private_networks;
+    let secrets = match c.secret_keys.as_deref().map(str::trim) {
+        Some(spec) if !spec.is_empty() => SecretKeys::Given(
+            crier_app::Keyring::parse(spec).map_err(|e| format!("secret_keys: {e}"))?,
+        ),
+        _ => SecretKeys::File(c.data_dir.join("secret-keys")),
+    };
+    let mut redirect_uris = Vec::new();
+    for uri in c.connect_redirect_uris.items() {
+        let parsed = url::Url::parse(&uri)
+            .map_err(|_| format!("connect_redirect_uris: `{uri}` is not an absolute URL"))?;
+        if parsed.fragment().is_some() {
+            return Err(format!(
+                "connect_redirect_uris: `{uri}` must not have a fragment (RFC 6749 §3.1.2)"
+            ));
+        }
+        redirect_uris.push(uri);
+    }
+    let connect = crier_app::ConnectConfig {
+        redirect_uris,
+        allow_private_networks: allow_private,
+        ..crier_app::ConnectConfig::default()
+    };
     let workers = c.workers.then(|| Workers {
         publisher: WorkerConfig {
             concurrency: c.worker_concurrency,
@@ -300,11 +351,11 @@ fn validate(c: Config) -> Result<Settings, String> {
             ..WorkerConfig::default()
         },
         webhooks: WebhookConfig {
-            allow_private_networks: c.webhook_allow_private_networks,
+            allow_private_networks: allow_private,
             ..WebhookConfig::default()
         },
         feeds: FeedConfig {
-            allow_private_networks: c.webhook_allow_private_networks,
+            allow_private_networks: allow_private,
             ..FeedConfig::default()
         },
     });
@@ -339,9 +390,12 @@ fn validate(c: Config) -> Result<Settings, String> {
             },
             plans: c.plans,
             usage_flush_interval: Duration::from_secs(c.usage_flush_seconds),
-            allow_private_networks: c.webhook_allow_private_networks,
+            allow_private_networks: allow_private,
             max_webhook_endpoints: c.webhook_max_endpoints,
         },
+        secrets,
+        connect,
+        allow_private_networks: allow_private,
     })
 }
 

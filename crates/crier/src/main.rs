@@ -161,7 +161,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         );
     }
     let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
-    let app = compose(&store, &clock, &settings);
+    let app = compose(&store, &clock, &settings)?;
     let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());
@@ -175,6 +175,11 @@ async fn serve(settings: Settings) -> Result<(), String> {
         background.spawn(deliverer.run(cancel.clone()));
         let feeds = crier_worker::feeds::FeedPoller::new(app.clone(), workers.feeds);
         background.spawn(feeds.run(cancel.clone()));
+        background.spawn(crier_worker::tokens::run(
+            app.clone(),
+            std::time::Duration::from_secs(30),
+            cancel.clone(),
+        ));
     }
     let app = crier_api::router(state);
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -200,17 +205,39 @@ fn compose(
     store: &Store,
     clock: &Arc<dyn crier_core::Clock>,
     settings: &Settings,
-) -> crier_app::App {
+) -> Result<crier_app::App, String> {
     let networks = crier_networks::Networks::default().with(Arc::new(
         crier_networks::sandbox::Sandbox::new(store.clone(), clock.clone()),
     ));
-    crier_app::App::new(
+    let keyring = match &settings.secrets {
+        config::SecretKeys::Given(k) => k.clone(),
+        config::SecretKeys::File(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("data_dir {}: {e}", dir.display()))?;
+            }
+            let (keyring, created) = crier_app::Keyring::load_or_create(path)
+                .map_err(|e| format!("secret keys: {e}"))?;
+            if created {
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated the key that seals network tokens at rest; back this file up \
+                     (without it every connected account must reconnect), or set \
+                     CRIER_SECRET_KEYS"
+                );
+            }
+            keyring
+        }
+    };
+    Ok(crier_app::App::new(
         store.clone(),
         clock.clone(),
         networks,
         &settings.api.plans,
         Arc::new(tokio::sync::Notify::new()),
     )
+    .with_keyring(keyring)
+    .with_connect(settings.connect.clone()))
 }
 
 fn store_kind(url: &str) -> &'static str {

@@ -7,7 +7,9 @@
 
 use axum::Json;
 use axum::extract::State;
+use crier_app::connect::Finish;
 use crier_core::clock::from_ms;
+use crier_networks::ConnectKind;
 use crier_store::Account;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -46,54 +48,124 @@ pub async fn list(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectStart {
     pub platform: String,
-    /// `direct`: finish with `POST /v1/connect/{platform}`; `oauth`: send the user to
-    /// `authorization_url` first.
+    /// `direct` (the sandbox: finish with a `handle`), `credentials` (Bluesky: finish with
+    /// `identifier` and `app_password`) or `oauth` (send the user to `url`, then finish with
+    /// the `code` the network sends to `redirect_uri` and this `state`).
     pub method: &'static str,
-    pub authorization_url: Option<String>,
+    /// OAuth: where the user approves crier.
+    pub url: Option<String>,
+    /// OAuth: single-use, bound to this workspace and mode; expires at `expires_at`.
+    pub state: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
 }
 
-/// Start connecting an account on `platform`.
+/// Start connecting an account on `platform`. OAuth networks answer the authorization URL and
+/// a `state` (10 minutes, single use, this workspace and mode; PKCE S256 where the network
+/// takes it); `redirect_uri` must be one the operator allows (`connect_redirect_uris`), and
+/// Mastodon needs `instance`, the server's base URL (it passes the SSRF guard; crier registers
+/// itself there once per instance and redirect URI).
 #[utoipa::path(get, path = "/v1/connect/{platform}", tag = "accounts",
-    params(("platform" = String, Path, description = "e.g. `sandbox`")),
+    params(("platform" = String, Path, description = "`sandbox`, `bluesky`, `mastodon`"),
+        ("redirect_uri" = Option<String>, Query, description = "OAuth networks: where the network sends the user back (an allowed redirect URI)"),
+        ("instance" = Option<String>, Query, description = "Mastodon: the server's base URL, e.g. `https://mastodon.social`")),
     security(("bearer" = ["accounts:write"]), ("api_key" = ["accounts:write"])),
-    responses((status = 200, body = ConnectStart), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = ConnectStart), (status = "4XX", body = crate::error::ErrorEnvelope),
+        (status = 503, body = crate::error::ErrorEnvelope)))]
 pub async fn connect_start(
     State(state): State<AppState>,
-    _auth: Auth<need::AccountsWrite>,
+    Auth(p, ..): Auth<need::AccountsWrite>,
     ApiPath(platform): ApiPath<String>,
+    parts: axum::http::request::Parts,
 ) -> ApiResult<Json<ConnectStart>> {
-    state.app().accounts().known_platform(&platform)?;
+    let (mut redirect_uri, mut instance) = (None, None);
+    for (name, value) in crate::extract::query_pairs(parts.uri.query()) {
+        match name.as_str() {
+            "redirect_uri" => redirect_uri = Some(value),
+            "instance" => instance = Some(value),
+            _ => {}
+        }
+    }
+    let app = state.app();
+    let kind = app
+        .networks()
+        .get(&platform)
+        .map(|n| n.connect_kind())
+        .ok_or_else(|| ApiError::from(crier_app::AppError::not_found("platform", &platform)))?;
+    let started = app
+        .connections()
+        .start(
+            &p.caller(),
+            &platform,
+            redirect_uri.as_deref(),
+            instance.as_deref(),
+        )
+        .await?;
+    let method = match kind {
+        ConnectKind::Instant => "direct",
+        ConnectKind::Credentials => "credentials",
+        ConnectKind::OAuth { .. } => "oauth",
+    };
     Ok(Json(ConnectStart {
         platform,
-        method: "direct",
-        authorization_url: None,
+        method,
+        url: started.as_ref().map(|s| s.url.clone()),
+        state: started.as_ref().map(|s| s.state.clone()),
+        expires_at: started.map(|s| s.expires_at),
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ConnectSandbox {
-    /// The account's handle: 1 to 50 letters, digits, `_`, `.` or `-`.
+pub struct ConnectRequest {
+    /// The sandbox: the account's handle, 1 to 50 letters, digits, `_`, `.` or `-`.
     #[schema(schema_with = crate::openapi::fields::handle)]
-    pub handle: String,
+    pub handle: Option<String>,
+    /// OAuth networks: the `code` the network sent to the redirect URI.
+    #[schema(max_length = 2048)]
+    pub code: Option<String>,
+    /// OAuth networks: the `state` `GET /v1/connect/{platform}` answered.
+    #[schema(max_length = 2048)]
+    pub state: Option<String>,
+    /// Bluesky: the handle or email to log in with.
+    #[schema(max_length = 253)]
+    pub identifier: Option<String>,
+    /// Bluesky: an app password (Settings → App passwords), never the account password.
+    #[schema(max_length = 256)]
+    pub app_password: Option<String>,
+    /// Bluesky: the PDS to log in at (default `https://bsky.social`); passes the SSRF guard.
+    #[schema(max_length = 2048)]
+    pub service: Option<String>,
 }
 
-/// Finish connecting an account. The sandbox connects at once with a handle. Live and
-/// test-mode accounts are counted apart, each against the plan's `connected_accounts`.
-#[utoipa::path(post, path = "/v1/connect/{platform}", tag = "accounts", request_body = ConnectSandbox,
-    params(("platform" = String, Path, description = "e.g. `sandbox`")),
+/// Finish connecting an account: the sandbox with a `handle`, Bluesky with `identifier` and
+/// `app_password` (refused credentials are `400` with `param` `app_password`), OAuth networks
+/// with `code` and `state` (an unknown, expired, reused or foreign `state` is `400` with `param`
+/// `state`). Reconnecting the same network account updates it (same id). Live and test-mode
+/// accounts are counted apart, each against the plan's `connected_accounts`.
+#[utoipa::path(post, path = "/v1/connect/{platform}", tag = "accounts", request_body = ConnectRequest,
+    params(("platform" = String, Path, description = "`sandbox`, `bluesky`, `mastodon`")),
     security(("bearer" = ["accounts:write"]), ("api_key" = ["accounts:write"])),
-    responses((status = 201, body = AccountObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+    responses((status = 201, body = AccountObject), (status = "4XX", body = crate::error::ErrorEnvelope),
+        (status = 503, body = crate::error::ErrorEnvelope)))]
 pub async fn connect(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AccountsWrite>,
     ApiPath(platform): ApiPath<String>,
-    ApiJson(req): ApiJson<ConnectSandbox>,
+    ApiJson(req): ApiJson<ConnectRequest>,
 ) -> ApiResult<Created<AccountObject>> {
+    let finish = Finish {
+        handle: req.handle,
+        code: req.code,
+        state: req.state,
+        identifier: req.identifier,
+        app_password: req.app_password,
+        service: req.service,
+    };
     let account = state
         .app()
-        .accounts()
-        .connect(&p.caller(), &platform, &req.handle)
+        .connections()
+        .finish(&p.caller(), &platform, finish)
         .await?;
     Ok(Created(AccountObject::from(&account)))
 }

@@ -51,6 +51,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(posts::approve))
         .routes(routes!(posts::analytics))
         .routes(routes!(posts::batch))
+        .routes(routes!(posts::validate))
         .routes(routes!(accounts::list))
         .routes(routes!(accounts::analytics))
         .routes(routes!(accounts::connect_start, accounts::connect))

@@ -463,3 +463,82 @@ pub async fn batch(
         has_more: false,
     }))
 }
+
+// ---- preflight ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateStored {
+    /// A stored post of this key's workspace and mode.
+    #[schema(schema_with = crate::openapi::fields::post_id)]
+    pub post_id: String,
+}
+
+/// A post as `POST /v1/posts` takes it, or `{"post_id": …}` for a stored one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ValidateRequest {
+    Stored(ValidateStored),
+    New(CreatePost),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationProblem {
+    pub account_id: String,
+    #[schema(example = "bluesky")]
+    pub platform: String,
+    /// Stable: `{platform}.{area}.{rule}`, e.g. `bluesky.text.max_graphemes`,
+    /// `mastodon.media.max_count`.
+    #[schema(example = "bluesky.text.max_graphemes")]
+    pub rule: String,
+    /// `body`, `thread[i]`, `media_ids` or `media_ids[i]`.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Validation {
+    #[schema(example = "post_validation")]
+    pub object: &'static str,
+    /// Whether every target network would take the post as it is.
+    pub valid: bool,
+    /// Every problem for every target at once.
+    pub problems: Vec<ValidationProblem>,
+}
+
+/// Preflight: every problem of a post for every target network at once, each with a stable rule
+/// id, without saving anything. The same rules refuse the post when it is scheduled or
+/// published. Input that is malformed in itself (unknown accounts, media that is not ready, text
+/// over crier's own bounds) is `400` as for `POST /v1/posts`.
+#[utoipa::path(post, path = "/v1/posts/validate", tag = "posts", request_body = ValidateRequest,
+    security(("bearer" = ["posts:write"]), ("api_key" = ["posts:write"])),
+    responses((status = 200, body = Validation), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn validate(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::PostsWrite>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<Validation>> {
+    let raw = body.to_string();
+    let req = if body.get("post_id").is_some() {
+        let stored: ValidateStored = crate::extract::parse_json(raw.as_bytes())?;
+        crier_app::posts::Preflight::Stored(stored.post_id)
+    } else {
+        let new: CreatePost = crate::extract::parse_json(raw.as_bytes())?;
+        crier_app::posts::Preflight::New(new.into())
+    };
+    let (_, problems) = state.app().posts().validate(&p.caller(), req).await?;
+    Ok(Json(Validation {
+        object: "post_validation",
+        valid: problems.is_empty(),
+        problems: problems
+            .into_iter()
+            .map(|p| ValidationProblem {
+                account_id: p.account_id,
+                platform: p.platform,
+                rule: p.violation.rule,
+                field: p.violation.field,
+                message: p.violation.message,
+            })
+            .collect(),
+    }))
+}

@@ -149,10 +149,23 @@ pub struct KeySpec {
 /// The application layer as the binary composes it: the sandbox network, the configured
 /// plans, one wake signal shared by the API and the test's publisher.
 pub fn compose(store: &Store, clock: &ManualClock, config: &ApiConfig) -> crier_app::App {
+    compose_with(store, clock, config, Vec::new())
+}
+
+/// As [`compose`], with more networks than the sandbox.
+pub fn compose_with(
+    store: &Store,
+    clock: &ManualClock,
+    config: &ApiConfig,
+    extra: Vec<Arc<dyn crier_networks::Network>>,
+) -> crier_app::App {
     let clock: Arc<dyn crier_core::Clock> = Arc::new(clock.clone());
-    let networks = crier_networks::Networks::default().with(Arc::new(
+    let mut networks = crier_networks::Networks::default().with(Arc::new(
         crier_networks::sandbox::Sandbox::new(store.clone(), clock.clone()),
     ));
+    for n in extra {
+        networks = networks.with(n);
+    }
     crier_app::App::new(
         store.clone(),
         clock,
@@ -172,6 +185,19 @@ impl TestApp {
     }
 
     pub async fn with_config(config: ApiConfig, plan: &str) -> Self {
+        Self::composed(config, plan, |store, clock, config| {
+            compose(store, clock, config)
+        })
+        .await
+    }
+
+    /// A test app whose application layer `make` composes (more networks, connection
+    /// settings).
+    pub async fn composed(
+        config: ApiConfig,
+        plan: &str,
+        make: impl FnOnce(&Store, &ManualClock, &ApiConfig) -> crier_app::App,
+    ) -> Self {
         let db = TestDb::fresh()
             .await
             .expect("a database of the variant's backend");
@@ -181,7 +207,7 @@ impl TestApp {
             .create_workspace("acme", plan, clock.now_ms_value())
             .await
             .unwrap();
-        let state = AppState::new(compose(&store, &clock, &config), config);
+        let state = AppState::new(make(&store, &clock, &config), config);
         let router = crier_api::router(state.clone());
         Self {
             state,
