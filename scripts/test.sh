@@ -7,6 +7,13 @@ if [ "${CI:-}" = "true" ] && [ -z "${CRIER_TEST_DATABASE_URL:-}" ]; then
   echo "CRIER_TEST_DATABASE_URL must be set in CI" >&2
   exit 1
 fi
+# Real servers the connectors are tested against (scripts/peers/), on loopback, stopped on exit;
+# the tests read their URLs from the env files the scripts write.
+scripts/peers/mastodon.sh start
+trap 'scripts/peers/mastodon.sh stop' EXIT
+set -a
+. target/peers/mastodon.env
+set +a
 cargo test --workspace "$@"
 # Webhook signatures checked by an independent implementation (Python, from PyPI) against a real
 # server on SQLite.
