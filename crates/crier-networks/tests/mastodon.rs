@@ -342,8 +342,9 @@ async fn mock_connect_publish_thread_media_overrides_idempotency_metrics_revoke(
 
     // The same Idempotency-Key twice is one status.
     let key = format!("{run}:idem");
-    let first = m.publish(s, part("only once", &key, &none)).await.unwrap();
-    let again = m.publish(s, part("only once", &key, &none)).await.unwrap();
+    let text = format!("only once {run}");
+    let first = m.publish(s, part(&text, &key, &none)).await.unwrap();
+    let again = m.publish(s, part(&text, &key, &none)).await.unwrap();
     assert_eq!(first, again);
     let mine = get_json(
         &format!("{base}/api/v1/accounts/{}/statuses?limit=40", c.external_id),
@@ -354,7 +355,7 @@ async fn mock_connect_publish_thread_media_overrides_idempotency_metrics_revoke(
         .as_array()
         .unwrap()
         .iter()
-        .filter(|st| st["content"].as_str().unwrap_or("").contains("only once"))
+        .filter(|st| st["content"].as_str().unwrap_or("").contains(&text))
         .count();
     assert_eq!(once, 1);
     // Found again by its key.
@@ -467,7 +468,38 @@ async fn fake_oauth_token_endpoint_refusals_and_refresh() {
     let (fake, base, _, _) = fake().await;
     let m = mastodon();
     let instance: url::Url = base.parse().unwrap();
+    // The instance refuses a registration (here: a blank app name): rejected, message kept.
+    let unnamed = Mastodon::new(
+        MastodonConfig {
+            client_name: String::new(),
+            ..config(Duration::from_secs(5))
+        },
+        Arc::new(SystemClock),
+    );
+    let err = unnamed
+        .register_client(&instance, REDIRECT)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_rejected");
+    assert!(err.to_string().contains("name can't be blank"), "{err}");
     let client = m.register_client(&instance, REDIRECT).await.unwrap();
+    // Without an instance or a PKCE challenge there is no authorization URL.
+    let no_instance = m.authorize_url(&Authorize {
+        client: &client,
+        instance: None,
+        redirect_uri: REDIRECT,
+        state: "s",
+        code_challenge: Some("c"),
+    });
+    assert_eq!(no_instance.unwrap_err().code(), "network_rejected");
+    let no_pkce = m.authorize_url(&Authorize {
+        client: &client,
+        instance: Some(&instance),
+        redirect_uri: REDIRECT,
+        state: "s",
+        code_challenge: None,
+    });
+    assert_eq!(no_pkce.unwrap_err().code(), "network_rejected");
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
     let code = || async {
