@@ -25,12 +25,13 @@ pub const MAX_INSTANCES: usize = 1024;
 /// Mastodon's documented defaults (docs.joinmastodon.org, `/api/v2/instance` and the media
 /// API): 500 characters with every link counted as 23, four media (one video, not with
 /// images), images up to 16 MB and 33,177,600 pixels (about 5760 a side), videos up to 99 MB,
-/// alt text up to 1500 characters.
+/// alt text up to 1500 characters. Threads are reply chains.
 pub static DEFAULT_RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     platform: PLATFORM,
     counting: Counting::GraphemesLinks23,
     max_length: 500,
     threads: true,
+    // Mastodon has no limit on a reply chain; this bounds one post's job.
     max_thread_parts: 50,
     media: MediaRules {
         max_count: 4,
