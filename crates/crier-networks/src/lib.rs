@@ -8,6 +8,7 @@
 //! server we can run (see the README's Networks table).
 
 pub mod http;
+pub mod mastodon;
 pub mod rules;
 pub mod sandbox;
 
