@@ -198,6 +198,8 @@ pub struct Settings {
     pub secrets: SecretKeys,
     pub connect: crier_app::ConnectConfig,
     pub allow_private_networks: bool,
+    /// How long one call to a network may take.
+    pub network_timeout: Duration,
 }
 
 /// Where the keyring comes from.
@@ -396,6 +398,7 @@ fn validate(c: Config) -> Result<Settings, String> {
         secrets,
         connect,
         allow_private_networks: allow_private,
+        network_timeout: Duration::from_secs(c.network_timeout_seconds),
     })
 }
 

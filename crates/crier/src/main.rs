@@ -206,9 +206,23 @@ fn compose(
     clock: &Arc<dyn crier_core::Clock>,
     settings: &Settings,
 ) -> Result<crier_app::App, String> {
-    let networks = crier_networks::Networks::default().with(Arc::new(
-        crier_networks::sandbox::Sandbox::new(store.clone(), clock.clone()),
-    ));
+    let timeout = settings.network_timeout;
+    let networks = crier_networks::Networks::default()
+        .with(Arc::new(crier_networks::sandbox::Sandbox::new(
+            store.clone(),
+            clock.clone(),
+        )))
+        .with(Arc::new(crier_networks::mastodon::Mastodon::new(
+            crier_networks::mastodon::MastodonConfig {
+                allow_private_networks: settings.allow_private_networks,
+                timeout,
+                // Media processing is polled inside one publish call, which the publisher
+                // bounds by the same timeout; a video still processing is retried later.
+                media_poll_max: timeout / 2,
+                ..Default::default()
+            },
+            clock.clone(),
+        )));
     let keyring = match &settings.secrets {
         config::SecretKeys::Given(k) => k.clone(),
         config::SecretKeys::File(path) => {
