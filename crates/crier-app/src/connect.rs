@@ -367,7 +367,32 @@ impl Connections<'_> {
     /// the network connects.
     pub async fn finish(&self, c: &Caller, platform: &str, req: Finish) -> AppResult<Account> {
         let network = self.network(c, platform)?.clone();
-        match network.connect_kind() {
+        let kind = network.connect_kind();
+        // Fields of another way of connecting are refused, not ignored: a client that sends
+        // `code` to a credential network has misunderstood something.
+        let given = [
+            ("handle", req.handle.is_some(), ConnectKind::Instant),
+            ("identifier", req.identifier.is_some(), ConnectKind::Credentials),
+            ("app_password", req.app_password.is_some(), ConnectKind::Credentials),
+            ("service", req.service.is_some(), ConnectKind::Credentials),
+            ("code", req.code.is_some(), kind),
+            ("state", req.state.is_some(), kind),
+        ];
+        for (field, present, belongs) in given {
+            let oauth_field = matches!(field, "code" | "state");
+            let fits = if oauth_field {
+                matches!(kind, ConnectKind::OAuth { .. })
+            } else {
+                belongs == kind
+            };
+            if present && !fits {
+                return Err(AppError::invalid(
+                    field,
+                    format!("`{field}` does not apply to connecting a {platform} account."),
+                ));
+            }
+        }
+        match kind {
             ConnectKind::Instant => {
                 let handle = req.handle.clone().unwrap_or_default();
                 self.app.accounts().connect(c, platform, &handle).await
