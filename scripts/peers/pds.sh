@@ -41,13 +41,14 @@ install() {
 
 stop() {
   if [ -f "$envfile" ]; then
-    # shellcheck disable=SC1090
     pid="$(sed -n 's/^CRIER_TEST_PDS_PID=//p' "$envfile")"
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
     fi
+    data="$(sed -n 's/^CRIER_TEST_PDS_DATA=//p' "$envfile")"
+    case "$data" in "$peers"/pds-data.*) rm -rf "$data" ;; esac
     rm -f "$envfile"
   fi
 }
@@ -69,11 +70,12 @@ start() {
   for _ in $(seq 1 120); do
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "the PDS exited; see $log" >&2
+      rm -rf "$data"
       tail -n 30 "$log" >&2
       exit 1
     fi
     if curl -fsS --max-time 2 "$url/xrpc/_health" >/dev/null 2>&1; then
-      printf 'CRIER_TEST_PDS_URL=%s\nCRIER_TEST_PDS_PID=%s\n' "$url" "$pid" >"$envfile"
+      printf 'CRIER_TEST_PDS_URL=%s\nCRIER_TEST_PDS_PID=%s\nCRIER_TEST_PDS_DATA=%s\n' "$url" "$pid" "$data" >"$envfile"
       echo "PDS on $url (pid $pid); env in $envfile" >&2
       return 0
     fi
@@ -81,6 +83,7 @@ start() {
   done
   echo "the PDS did not become healthy within 60 s; see $log" >&2
   kill "$pid" 2>/dev/null || true
+  rm -rf "$data"
   exit 1
 }
 

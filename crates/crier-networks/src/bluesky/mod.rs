@@ -2,7 +2,8 @@
 //!
 //! - Connect: a handle (or email) and an app password → `com.atproto.server.createSession` at
 //!   the service the user names (default `https://bsky.social`). The account's PDS is the
-//!   session's DID document `#atproto_pds` endpoint when present, else the login service. The
+//!   session's DID document `#atproto_pds` endpoint when the answer carries one (an entryway
+//!   such as bsky.social does), else the login service (a PDS logged into directly). The
 //!   credentials keep both JWTs, the access token's `exp`, and the login itself, so a new
 //!   session can be made when the refresh token has expired too.
 //! - Publish: one `app.bsky.feed.post` record per part, at a record key derived from the part's
@@ -320,6 +321,15 @@ impl Bluesky {
                         "bluesky: {} is {} bytes; images are at most {MAX_IMAGE_BYTES}",
                         m.meta.id,
                         m.bytes.len()
+                    ),
+                });
+            }
+            // The type is the bytes' (a PDS may store what it is told).
+            if sniff_image(&m.bytes) != Some(m.meta.content_type.as_str()) {
+                return Err(NetworkError::MediaRejected {
+                    message: format!(
+                        "bluesky: {}'s bytes are not {}",
+                        m.meta.id, m.meta.content_type
                     ),
                 });
             }
