@@ -7,6 +7,14 @@ if [ "${CI:-}" = "true" ] && [ -z "${CRIER_TEST_DATABASE_URL:-}" ]; then
   echo "CRIER_TEST_DATABASE_URL must be set in CI" >&2
   exit 1
 fi
+# The real Bluesky PDS for the connector's tests (installed once into target/peers; needs npm).
+# Without it those tests skip, unless CRIER_REQUIRE_PEERS=1.
+if scripts/peers/pds.sh start; then
+  set -a; . target/peers/pds.env; set +a
+  trap 'scripts/peers/pds.sh stop' EXIT
+elif [ "${CRIER_REQUIRE_PEERS:-}" = "1" ]; then
+  exit 1
+fi
 cargo test --workspace "$@"
 # Webhook signatures checked by an independent implementation (Python, from PyPI) against a real
 # server on SQLite.

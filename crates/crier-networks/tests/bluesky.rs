@@ -71,7 +71,12 @@ async fn connect(pds: &str, service: &str) -> (TestAccount, Connected, Account) 
     (a, c, row)
 }
 
-fn part<'a>(text: &'a str, thread: &'a [String], idem: &'a str, options: &'a PostOverride) -> Part<'a> {
+fn part<'a>(
+    text: &'a str,
+    thread: &'a [String],
+    idem: &'a str,
+    options: &'a PostOverride,
+) -> Part<'a> {
     Part {
         text,
         media: &[],
@@ -103,7 +108,10 @@ async fn login_reads_the_account_and_refuses_a_wrong_app_password() {
     let exp = creds.expires_at.expect("the access token's exp");
     assert!(exp > now && exp < now + 24 * 3_600_000, "{exp} vs {now}");
     assert_eq!(creds.login.as_ref().unwrap().identifier, a.handle);
-    assert!(!format!("{creds:?}").contains(&a.app_password), "no secret in Debug");
+    assert!(
+        !format!("{creds:?}").contains(&a.app_password),
+        "no secret in Debug"
+    );
 
     // By email too.
     let by_email = Login {
@@ -255,9 +263,16 @@ async fn text_with_link_mention_and_tag_facets_at_byte_offsets() {
         )
         .await
         .unwrap();
-    assert!(published.external_id.starts_with(&format!("at://{}/app.bsky.feed.post/", c.external_id)));
+    assert!(
+        published
+            .external_id
+            .starts_with(&format!("at://{}/app.bsky.feed.post/", c.external_id))
+    );
     let rkey = published.external_id.rsplit('/').next().unwrap();
-    assert_eq!(published.url, format!("https://bsky.app/profile/{}/post/{rkey}", c.external_id));
+    assert_eq!(
+        published.url,
+        format!("https://bsky.app/profile/{}/post/{rkey}", c.external_id)
+    );
 
     let record = pds::get_record(&url, &published.external_id).await;
     assert_eq!(record["value"]["text"], text);
@@ -300,7 +315,10 @@ async fn a_thread_replies_with_root_and_parent() {
     let mut ids: Vec<String> = Vec::new();
     for (i, text) in ["one", "two", "three"].iter().enumerate() {
         let idem = format!("{base}:{i}");
-        let p = net.publish(s, part(text, &ids, &idem, &opts)).await.unwrap();
+        let p = net
+            .publish(s, part(text, &ids, &idem, &opts))
+            .await
+            .unwrap();
         ids.push(p.external_id);
     }
     let r: Vec<Value> = futures_all(&url, &ids).await;
@@ -315,7 +333,10 @@ async fn a_thread_replies_with_root_and_parent() {
     assert_eq!(reply(2, "parent")["cid"], r[1]["cid"]);
 
     // A reply to a post that is not there is refused before anything is written.
-    let gone = vec![format!("at://{}/app.bsky.feed.post/2222222222222", c.external_id)];
+    let gone = vec![format!(
+        "at://{}/app.bsky.feed.post/2222222222222",
+        c.external_id
+    )];
     let err = net
         .publish(s, part("orphan", &gone, &pds::unique("k"), &opts))
         .await
@@ -359,7 +380,13 @@ async fn an_image_with_alt_text_and_aspect_ratio() {
     };
     let opts = no_options();
     let png = pds::png(30, 20);
-    let media = [image(png.clone(), "image/png", 30, 20, "a gradient, blue-ish")];
+    let media = [image(
+        png.clone(),
+        "image/png",
+        30,
+        20,
+        "a gradient, blue-ish",
+    )];
     let p = net
         .publish(
             s,
@@ -375,7 +402,10 @@ async fn an_image_with_alt_text_and_aspect_ratio() {
     assert_eq!(embed["$type"], "app.bsky.embed.images");
     let img = &embed["images"][0];
     assert_eq!(img["alt"], "a gradient, blue-ish");
-    assert_eq!(img["aspectRatio"], serde_json::json!({"width": 30, "height": 20}));
+    assert_eq!(
+        img["aspectRatio"],
+        serde_json::json!({"width": 30, "height": 20})
+    );
     assert_eq!(img["image"]["mimeType"], "image/png");
     assert_eq!(img["image"]["size"], png.len());
     let cid = img["image"]["ref"]["$link"].as_str().expect("a blob ref");
@@ -430,7 +460,9 @@ async fn an_image_with_alt_text_and_aspect_ratio() {
     }
     assert_eq!(pds::list_posts(&url, &c.external_id).await.len(), 1);
     // The rules say so first, with a rule id.
-    let v = net.rules().check(&["x".to_owned()], &[video[0].meta.clone()]);
+    let v = net
+        .rules()
+        .check(&["x".to_owned()], &[video[0].meta.clone()]);
     assert_eq!(v[0].rule, "bluesky.media.type", "{v:?}");
 }
 
@@ -453,16 +485,25 @@ async fn a_link_card_from_the_page_through_the_guarded_client() {
     let broken = r#"<html><head><meta property="og:title" content="No picture">
         <meta property="og:image" content="/missing.png"></head></html>"#;
     let site = pds::serve_static(vec![
-        ("/page", Response::new(200, "text/html; charset=utf-8", page)),
+        (
+            "/page",
+            Response::new(200, "text/html; charset=utf-8", page),
+        ),
         ("/broken", Response::new(200, "text/html", broken)),
         ("/card.png", Response::new(200, "image/png", thumb.clone())),
-        ("/huge", Response::new(200, "text/html", vec![b' '; 2 * 1024 * 1024])),
+        (
+            "/huge",
+            Response::new(200, "text/html", vec![b' '; 2 * 1024 * 1024]),
+        ),
     ])
     .await;
 
     let link = format!("{site}/page");
     let p = net
-        .publish(s, part(&format!("read {link}"), &[], &pds::unique("k"), &opts))
+        .publish(
+            s,
+            part(&format!("read {link}"), &[], &pds::unique("k"), &opts),
+        )
         .await
         .unwrap();
     let r = pds::get_record(&url, &p.external_id).await;
@@ -477,7 +518,10 @@ async fn a_link_card_from_the_page_through_the_guarded_client() {
     // The image fails: a card without a thumb.
     let link = format!("{site}/broken");
     let p = net
-        .publish(s, part(&format!("read {link}"), &[], &pds::unique("k"), &opts))
+        .publish(
+            s,
+            part(&format!("read {link}"), &[], &pds::unique("k"), &opts),
+        )
         .await
         .unwrap();
     let r = pds::get_record(&url, &p.external_id).await;
@@ -487,13 +531,15 @@ async fn a_link_card_from_the_page_through_the_guarded_client() {
     // A page over the cap, or a 404: no card, the post still goes.
     for path in ["/huge", "/nothing"] {
         let p = net
-            .publish(s, part(&format!("read {site}{path}"), &[], &pds::unique("k"), &opts))
+            .publish(
+                s,
+                part(&format!("read {site}{path}"), &[], &pds::unique("k"), &opts),
+            )
             .await
             .unwrap();
         let r = pds::get_record(&url, &p.external_id).await;
         assert!(r["value"].get("embed").is_none(), "{path}: {r}");
     }
-
 }
 
 #[tokio::test]
@@ -508,13 +554,22 @@ async fn a_retry_with_the_same_key_is_the_same_record() {
     let opts = no_options();
     let idem = pds::unique("k");
     assert_eq!(net.lookup(s, &idem).await.unwrap(), None);
-    let first = net.publish(s, part("once", &[], &idem, &opts)).await.unwrap();
-    let second = net.publish(s, part("once", &[], &idem, &opts)).await.unwrap();
+    let first = net
+        .publish(s, part("once", &[], &idem, &opts))
+        .await
+        .unwrap();
+    let second = net
+        .publish(s, part("once", &[], &idem, &opts))
+        .await
+        .unwrap();
     assert_eq!(first, second);
     assert_eq!(net.lookup(s, &idem).await.unwrap(), Some(first.clone()));
     assert_eq!(pds::list_posts(&url, &c.external_id).await.len(), 1);
     // Another key is another record.
-    let other = net.publish(s, part("once", &[], &pds::unique("k"), &opts)).await.unwrap();
+    let other = net
+        .publish(s, part("once", &[], &pds::unique("k"), &opts))
+        .await
+        .unwrap();
     assert_ne!(other, first);
     assert_eq!(pds::list_posts(&url, &c.external_id).await.len(), 2);
     // Metrics need an AppView, which a lone PDS does not have.
@@ -539,9 +594,15 @@ async fn a_lost_answer_is_found_and_never_posted_twice() {
     // The createRecord answer is lost; the check that follows finds the record.
     proxy.lose(&["createRecord"]);
     let idem = pds::unique("k");
-    let p = net.publish(s, part("lost once", &[], &idem, &opts)).await.unwrap();
+    let p = net
+        .publish(s, part("lost once", &[], &idem, &opts))
+        .await
+        .unwrap();
     assert_eq!(proxy.count("createRecord"), 1);
-    assert_eq!(pds::get_record(&url, &p.external_id).await["value"]["text"], "lost once");
+    assert_eq!(
+        pds::get_record(&url, &p.external_id).await["value"]["text"],
+        "lost once"
+    );
     assert_eq!(pds::list_posts(&url, &c.external_id).await.len(), 1);
 
     // The answer and the check are both lost: an error, the record is there all the same.
@@ -553,9 +614,16 @@ async fn a_lost_answer_is_found_and_never_posted_twice() {
         .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     assert_eq!(pds::list_posts(&url, &c.external_id).await.len(), 2);
-    let found = net.lookup(s, &idem).await.unwrap().expect("the record landed");
+    let found = net
+        .lookup(s, &idem)
+        .await
+        .unwrap()
+        .expect("the record landed");
     // Publishing again: the PDS refuses the duplicate key (a 500), the check finds the record.
-    let again = net.publish(s, part("lost twice", &[], &idem, &opts)).await.unwrap();
+    let again = net
+        .publish(s, part("lost twice", &[], &idem, &opts))
+        .await
+        .unwrap();
     assert_eq!(again, found);
     assert_eq!(proxy.count("createRecord"), 3);
     let posts = pds::list_posts(&url, &c.external_id).await;
@@ -566,7 +634,13 @@ async fn a_lost_answer_is_found_and_never_posted_twice() {
 async fn private_and_loopback_services_are_refused_without_the_setting() {
     // No PDS needed: the guard refuses before any traffic.
     let net = bluesky(false);
-    for service in ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "http://10.0.0.1", "ftp://example.com"] {
+    for service in [
+        "http://127.0.0.1:9",
+        "http://localhost:9",
+        "http://[::1]:9",
+        "http://10.0.0.1",
+        "ftp://example.com",
+    ] {
         let err = net
             .login(&Login {
                 identifier: "a.test".into(),
@@ -575,7 +649,10 @@ async fn private_and_loopback_services_are_refused_without_the_setting() {
             })
             .await
             .unwrap_err();
-        assert!(matches!(err, NetworkError::Rejected { .. }), "{service}: {err:?}");
+        assert!(
+            matches!(err, NetworkError::Rejected { .. }),
+            "{service}: {err:?}"
+        );
     }
     // A name that resolves to loopback gets through the URL check and is refused when resolved.
     let c = Connected {
@@ -594,7 +671,10 @@ async fn private_and_loopback_services_are_refused_without_the_setting() {
         credentials: &creds,
     };
     let opts = no_options();
-    let err = net.publish(s, part("x", &[], "k", &opts)).await.unwrap_err();
+    let err = net
+        .publish(s, part("x", &[], "k", &opts))
+        .await
+        .unwrap_err();
     assert!(matches!(err, NetworkError::Rejected { .. }), "{err:?}");
     let err = net.lookup(s, "k").await.unwrap_err();
     assert!(matches!(err, NetworkError::Rejected { .. }), "{err:?}");
@@ -635,7 +715,11 @@ async fn rate_limits_outages_timeouts_and_huge_answers() {
                     "application/json",
                     r#"{"error":"RecordNotFound","message":"Could not locate record"}"#,
                 )),
-                _ => Action::Answer(Response::new(400, "application/json", r#"{"error":"InvalidRequest"}"#)),
+                _ => Action::Answer(Response::new(
+                    400,
+                    "application/json",
+                    r#"{"error":"InvalidRequest"}"#,
+                )),
             }
         })
     }))
@@ -685,9 +769,21 @@ async fn rate_limits_outages_timeouts_and_huge_answers() {
         } => assert!((35..=41).contains(&d.as_secs()), "{d:?}"),
         e => panic!("{e:?}"),
     }
-    assert!(matches!(publish("down").await, NetworkError::Unavailable { .. }));
+    assert!(matches!(
+        publish("down").await,
+        NetworkError::Unavailable { .. }
+    ));
     assert_eq!(publish("hang").await, NetworkError::Timeout);
-    assert!(matches!(publish("huge").await, NetworkError::Unavailable { .. }));
-    assert!(matches!(publish("expired").await, NetworkError::Unauthorized { .. }));
-    assert!(matches!(publish("other").await, NetworkError::Rejected { .. }));
+    assert!(matches!(
+        publish("huge").await,
+        NetworkError::Unavailable { .. }
+    ));
+    assert!(matches!(
+        publish("expired").await,
+        NetworkError::Unauthorized { .. }
+    ));
+    assert!(matches!(
+        publish("other").await,
+        NetworkError::Rejected { .. }
+    ));
 }

@@ -56,15 +56,14 @@ pub fn detect(text: &str) -> Vec<Span> {
     while i < text.len() {
         let rest = &text[i..];
         let c = rest.chars().next().expect("in bounds");
-        if starts_token(text, i) {
-            if let Some(span) = link_at(text, i)
+        if starts_token(text, i)
+            && let Some(span) = link_at(text, i)
                 .or_else(|| mention_at(text, i))
                 .or_else(|| tag_at(text, i))
-            {
-                i = span.end;
-                out.push(span);
-                continue;
-            }
+        {
+            i = span.end;
+            out.push(span);
+            continue;
         }
         i += c.len_utf8();
     }

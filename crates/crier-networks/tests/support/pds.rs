@@ -19,7 +19,9 @@ pub fn pds_url() -> Option<String> {
         Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
         _ => {
             if std::env::var("CRIER_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
-                panic!("CRIER_TEST_PDS_URL is unset and CRIER_REQUIRE_PEERS=1 (scripts/peers/pds.sh start starts the PDS)");
+                panic!(
+                    "CRIER_TEST_PDS_URL is unset and CRIER_REQUIRE_PEERS=1 (scripts/peers/pds.sh start starts the PDS)"
+                );
             }
             eprintln!(
                 "skipped: set CRIER_TEST_PDS_URL (scripts/peers/pds.sh start starts it and writes target/peers/pds.env)"
@@ -45,8 +47,9 @@ pub fn unique(prefix: &str) -> String {
         .unwrap()
         .as_nanos() as u64;
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let mix = (nanos ^ (u64::from(std::process::id()) << 20) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        .wrapping_mul(0xff51_afd7_ed55_8ccd);
+    let mix =
+        (nanos ^ (u64::from(std::process::id()) << 20) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .wrapping_mul(0xff51_afd7_ed55_8ccd);
     format!("{prefix}{:08x}", mix >> 32)
 }
 
@@ -151,7 +154,11 @@ pub async fn list_posts(pds: &str, did: &str) -> Vec<Value> {
     let (status, v) = get_json(
         pds,
         "com.atproto.repo.listRecords",
-        &[("repo", did), ("collection", "app.bsky.feed.post"), ("limit", "100")],
+        &[
+            ("repo", did),
+            ("collection", "app.bsky.feed.post"),
+            ("limit", "100"),
+        ],
     )
     .await;
     assert_eq!(status, 200, "listRecords: {v}");
@@ -362,7 +369,9 @@ impl Proxy {
                 }
                 let resp = match fwd.body(req.body).send().await {
                     Ok(r) => r,
-                    Err(_) => return Action::Answer(Response::new(502, "text/plain", "bad gateway")),
+                    Err(_) => {
+                        return Action::Answer(Response::new(502, "text/plain", "bad gateway"));
+                    }
                 };
                 let status = resp.status().as_u16();
                 let mut headers = Vec::new();
