@@ -22,16 +22,18 @@ install() {
   node="$("$here/node.sh")"
   nodedir="$(dirname "$(dirname "$node")")"
   mkdir -p "$dir"
-  # Reinstall when the pinned versions change.
-  if [ -d "$dir/node_modules/@atproto/pds" ] && cmp -s "$here/pds/package.json" "$dir/package.json"; then
+  # Reinstall when the pinned versions (package.json and its lock) change.
+  if [ -d "$dir/node_modules/@atproto/pds" ] && cmp -s "$here/pds/package.json" "$dir/package.json" \
+    && cmp -s "$here/pds/package-lock.json" "$dir/package-lock.json"; then
     return 0
   fi
-  cp "$here/pds/package.json" "$dir/package.json"
+  cp "$here/pds/package.json" "$here/pds/package-lock.json" "$dir/"
   echo "installing @atproto/pds into $dir (about 80 s the first time)" >&2
   (
     cd "$dir"
     export PATH="$(dirname "$node"):$PATH" npm_config_nodedir="$nodedir"
-    timeout 900 npm install --no-audit --no-fund --loglevel=error
+    # Exactly the locked tree (integrity-checked); native modules built against Node 22.
+    timeout 900 npm ci --no-audit --no-fund --loglevel=error
   ) >"$peers/pds-install.log" 2>&1 || {
     echo "npm install failed; see $peers/pds-install.log" >&2
     tail -n 30 "$peers/pds-install.log" >&2

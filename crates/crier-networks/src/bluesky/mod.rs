@@ -727,6 +727,52 @@ mod tests {
         assert_eq!(pds_endpoint(&json!({})), None);
     }
 
+    /// With private networks refused, a link to a loopback page is never fetched (neither by
+    /// literal address nor by a name that resolves to loopback): no card, no connection.
+    #[tokio::test]
+    async fn a_card_page_on_a_private_address_is_not_fetched() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((_sock, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let strict = Bluesky::new(
+            BlueskyConfig {
+                timeout: Duration::from_secs(2),
+                ..BlueskyConfig::default()
+            },
+            Arc::new(crier_core::SystemClock),
+        );
+        let base = url::Url::parse("https://pds.invalid").unwrap();
+        for link in [
+            format!("http://127.0.0.1:{port}/page"),
+            format!("http://localhost:{port}/page"),
+            format!("http://[::ffff:127.0.0.1]:{port}/page"),
+        ] {
+            assert_eq!(strict.link_card(&base, "t", &link).await, None, "{link}");
+        }
+        // The unguarded twin does connect (so the zero above means something).
+        let open = Bluesky::new(
+            BlueskyConfig {
+                allow_private_networks: true,
+                timeout: Duration::from_secs(2),
+                ..BlueskyConfig::default()
+            },
+            Arc::new(crier_core::SystemClock),
+        );
+        let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(before, 0, "the guarded client connected");
+        let _ = open
+            .link_card(&base, "t", &format!("http://127.0.0.1:{port}/page"))
+            .await;
+        assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) > 0);
+        server.abort();
+    }
+
     #[test]
     fn errors_map_to_stable_kinds() {
         let e = |status: Option<u16>, error: Option<&str>| XrpcError {
