@@ -528,6 +528,27 @@ async fn a_link_card_from_the_page_through_the_guarded_client() {
     assert_eq!(r["value"]["embed"]["external"]["title"], "No picture");
     assert!(r["value"]["embed"]["external"].get("thumb").is_none());
 
+    // A page that never answers: the card gives up after its own 5 s, the post goes without.
+    let slow = pds::serve(Arc::new(|_req: pds::Request| {
+        Box::pin(async { Action::Hang(Duration::from_secs(30)) })
+    }))
+    .await;
+    let started = std::time::Instant::now();
+    let p = net
+        .publish(
+            s,
+            part(&format!("read {slow}/page"), &[], &pds::unique("k"), &opts),
+        )
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = pds::get_record(&url, &p.external_id).await;
+    assert!(r["value"].get("embed").is_none(), "{r}");
+
     // A page over the cap, or a 404: no card, the post still goes.
     for path in ["/huge", "/nothing"] {
         let p = net

@@ -50,6 +50,9 @@ const POST: &str = "app.bsky.feed.post";
 pub const MAX_IMAGE_BYTES: u64 = 1_000_000;
 /// The largest page read for a link card, and the largest card image.
 const MAX_PAGE_BYTES: usize = 1024 * 1024;
+/// The longest wait for a card's page or image: a card is decoration and must not eat the
+/// publisher's budget for the call (its default is 15 s).
+const CARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many facets (mentions resolved one by one) a part may carry; the rest stay text.
 const MAX_MENTIONS: usize = 20;
 
@@ -360,7 +363,13 @@ impl Bluesky {
     /// post is not held back for it. A card image that fails leaves a card without a thumb.
     async fn link_card(&self, base: &url::Url, token: &str, link: &str) -> Option<Value> {
         let page_url = crate::http::check_url(link, self.config.allow_private_networks).ok()?;
-        let resp = self.http.get(page_url.clone()).send().await.ok()?;
+        let resp = self
+            .http
+            .get(page_url.clone())
+            .timeout(CARD_TIMEOUT.min(self.config.timeout))
+            .send()
+            .await
+            .ok()?;
         if !resp.status().is_success() {
             return None;
         }
@@ -396,7 +405,13 @@ impl Bluesky {
     ) -> Option<Value> {
         let url = page.join(image).ok()?;
         let url = crate::http::check_url(url.as_str(), self.config.allow_private_networks).ok()?;
-        let resp = self.http.get(url).send().await.ok()?;
+        let resp = self
+            .http
+            .get(url)
+            .timeout(CARD_TIMEOUT.min(self.config.timeout))
+            .send()
+            .await
+            .ok()?;
         if !resp.status().is_success() {
             return None;
         }
