@@ -7,6 +7,7 @@
 //! test suites; real networks get connectors here, each tested against the most real local
 //! server we can run (see the README's Networks table).
 
+pub mod bluesky;
 pub mod http;
 pub mod mastodon;
 pub mod rules;
