@@ -68,6 +68,8 @@ pub struct Config {
     pub secret_keys: Option<String>,
     /// Redirect URIs OAuth connections may name (exact match).
     pub connect_redirect_uris: StringList,
+    /// Where Bluesky accounts log in when the user names no `service` (a PDS or entryway).
+    pub bluesky_default_service: String,
     /// Whether `serve` runs the publishing workers too (turn off for API-only nodes).
     pub workers: bool,
     /// Publish jobs one node works on at once.
@@ -129,6 +131,7 @@ impl Default for Config {
             allow_private_networks: false,
             secret_keys: None,
             connect_redirect_uris: StringList::List(Vec::new()),
+            bluesky_default_service: "https://bsky.social".into(),
             workers: true,
             worker_concurrency: 32,
             worker_lease_seconds: 60,
@@ -173,6 +176,7 @@ const ENV_KEYS: &[&str] = &[
     "allow_private_networks",
     "secret_keys",
     "connect_redirect_uris",
+    "bluesky_default_service",
     "workers",
     "worker_concurrency",
     "worker_lease_seconds",
@@ -200,6 +204,7 @@ pub struct Settings {
     pub allow_private_networks: bool,
     /// How long one call to a network may take.
     pub network_timeout: Duration,
+    pub bluesky_default_service: String,
 }
 
 /// Where the keyring comes from.
@@ -326,6 +331,15 @@ fn validate(c: Config) -> Result<Settings, String> {
         ),
         _ => SecretKeys::File(c.data_dir.join("secret-keys")),
     };
+    url::Url::parse(&c.bluesky_default_service)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            format!(
+                "bluesky_default_service: `{}` is not an http(s) URL",
+                c.bluesky_default_service
+            )
+        })?;
     let mut redirect_uris = Vec::new();
     for uri in c.connect_redirect_uris.items() {
         let parsed = url::Url::parse(&uri)
@@ -399,6 +413,7 @@ fn validate(c: Config) -> Result<Settings, String> {
         connect,
         allow_private_networks: allow_private,
         network_timeout: Duration::from_secs(c.network_timeout_seconds),
+        bluesky_default_service: c.bluesky_default_service,
     })
 }
 

@@ -212,6 +212,14 @@ fn compose(
             store.clone(),
             clock.clone(),
         )))
+        .with(Arc::new(crier_networks::bluesky::Bluesky::new(
+            crier_networks::bluesky::BlueskyConfig {
+                default_service: settings.bluesky_default_service.clone(),
+                allow_private_networks: settings.allow_private_networks,
+                timeout,
+            },
+            clock.clone(),
+        )))
         .with(Arc::new(crier_networks::mastodon::Mastodon::new(
             crier_networks::mastodon::MastodonConfig {
                 allow_private_networks: settings.allow_private_networks,
