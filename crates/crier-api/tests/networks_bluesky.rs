@@ -22,29 +22,35 @@ use serde_json::json;
 
 async fn app(service: &str) -> (TestApp, String) {
     let service = service.to_owned();
-    let app = TestApp::composed(ApiConfig::default(), "self-hosted", |store, clock, config| {
-        let bluesky = crier_networks::bluesky::Bluesky::new(
-            crier_networks::bluesky::BlueskyConfig {
-                default_service: service,
-                allow_private_networks: true,
-                timeout: Duration::from_secs(10),
-            },
-            Arc::new(clock.clone()),
-        );
-        common::compose_with(store, clock, config, vec![Arc::new(bluesky)]).with_connect(
-            crier_app::ConnectConfig {
-                allow_private_networks: true,
-                ..Default::default()
-            },
-        )
-    })
+    let app = TestApp::composed(
+        ApiConfig::default(),
+        "self-hosted",
+        |store, clock, config| {
+            let bluesky = crier_networks::bluesky::Bluesky::new(
+                crier_networks::bluesky::BlueskyConfig {
+                    default_service: service,
+                    allow_private_networks: true,
+                    timeout: Duration::from_secs(10),
+                },
+                Arc::new(clock.clone()),
+            );
+            common::compose_with(store, clock, config, vec![Arc::new(bluesky)]).with_connect(
+                crier_app::ConnectConfig {
+                    allow_private_networks: true,
+                    ..Default::default()
+                },
+            )
+        },
+    )
     .await;
     let key = app.admin_key().await;
     (app, key)
 }
 
 async fn connect_publish_and_read_back() {
-    let Some(pds_url) = pds::pds_url() else { return };
+    let Some(pds_url) = pds::pds_url() else {
+        return;
+    };
     let (app, key) = app(&pds_url).await;
     let ada = pds::create_account(&pds_url).await;
     pds::set_profile(&pds_url, &ada, "Ada on Bluesky").await;
@@ -78,8 +84,10 @@ async fn connect_publish_and_read_back() {
         let r = app
             .post("/v1/connect/bluesky")
             .key(&key)
-            .json(json!({"identifier": ada.handle, "app_password": ada.app_password,
-                         "service": pds_url}))
+            .json(
+                json!({"identifier": ada.handle, "app_password": ada.app_password,
+                         "service": pds_url}),
+            )
             .send()
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
@@ -153,7 +161,10 @@ async fn connect_publish_and_read_back() {
     assert_eq!(mention["features"][0]["did"], bob.did.as_str());
     let start = mention["index"]["byteStart"].as_u64().unwrap() as usize;
     let end = mention["index"]["byteEnd"].as_u64().unwrap() as usize;
-    assert_eq!(&text.as_bytes()[start..end], format!("@{}", bob.handle).as_bytes());
+    assert_eq!(
+        &text.as_bytes()[start..end],
+        format!("@{}", bob.handle).as_bytes()
+    );
     let posts = pds::list_posts(&pds_url, &ada.did).await;
     assert_eq!(posts.len(), 2, "the post and its reply, once each");
     let reply = posts

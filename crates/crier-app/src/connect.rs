@@ -372,8 +372,16 @@ impl Connections<'_> {
         // `code` to a credential network has misunderstood something.
         let given = [
             ("handle", req.handle.is_some(), ConnectKind::Instant),
-            ("identifier", req.identifier.is_some(), ConnectKind::Credentials),
-            ("app_password", req.app_password.is_some(), ConnectKind::Credentials),
+            (
+                "identifier",
+                req.identifier.is_some(),
+                ConnectKind::Credentials,
+            ),
+            (
+                "app_password",
+                req.app_password.is_some(),
+                ConnectKind::Credentials,
+            ),
             ("service", req.service.is_some(), ConnectKind::Credentials),
             ("code", req.code.is_some(), kind),
             ("state", req.state.is_some(), kind),

@@ -431,7 +431,7 @@ both!(retry_after_is_honoured, |db| async move {
     let t = w.target(&id, &a).await;
     assert_eq!(
         t.error.as_ref().map(|e| e.code.as_str()),
-        Some("rate_limited")
+        Some("network_rate_limited")
     );
     assert_eq!(w.next_job_at().await, Some(at));
 
@@ -535,7 +535,10 @@ both!(
         assert_eq!(w.outcomes(&id, &a).await, vec!["unknown"]);
         let t = w.target(&id, &a).await;
         assert_eq!(t.status, TargetStatus::Pending);
-        assert_eq!(t.error.as_ref().map(|e| e.code.as_str()), Some("timeout"));
+        assert_eq!(
+            t.error.as_ref().map(|e| e.code.as_str()),
+            Some("network_unavailable")
+        );
         assert_eq!(w.next_job_at().await, Some(at), "the job comes back");
 
         w.set(at);
@@ -778,7 +781,10 @@ both!(
         let t = w.target(&id, &a).await;
         assert_eq!(t.status, TargetStatus::Pending);
         assert_eq!(t.attempts, 2);
-        assert_eq!(t.error.map(|e| e.code), Some("timeout".to_owned()));
+        assert_eq!(
+            t.error.map(|e| e.code),
+            Some("network_unavailable".to_owned())
+        );
         assert_eq!(w.timeline(&a).await.len(), 1, "never posted blindly again");
     }
 );
