@@ -14,6 +14,10 @@ tested.
 - Times that must be in the future (`scheduled_at`, `expires_at`) are moved into the future,
   and the analytics period's `from` comes before its `to`.
 - `{"slot":"next"}` finds a free slot: if the fuzzer emptied the queue, its slots are set again.
+- Connecting: a real network's connection needs state no schema can give (an OAuth `state`
+  from a flow a user completed, credentials the network accepts, an allowed redirect URI), and
+  the server must not call networks for the fuzzer; valid cases connect sandbox accounts
+  (`{"handle": …}`). Invalid ones still go to every platform, and are refused before any call.
 - In every case: the fuzzer's own key is never revoked, rotated or changed (it finds the key's
   id in `GET /v1/keys`); such requests go to a decoy key.
 """
@@ -130,8 +134,14 @@ def _fix(case):
     path = case.operation.path
     method = case.operation.method.upper()
     body = case.body if isinstance(case.body, dict) else None
+    if path == "/v1/connect/{platform}" and isinstance(case.path_parameters, dict):
+        case.path_parameters["platform"] = "sandbox"
+        if method == "POST":
+            handle = body.get("handle") if body is not None else None
+            case.body = {"handle": handle if isinstance(handle, str) and handle.strip() else "fuzz"}
+        return
     if body is not None:
-        if path in ("/v1/posts", "/v1/posts/{id}", "/v1/feeds", "/v1/feeds/{id}"):
+        if path in ("/v1/posts", "/v1/posts/{id}", "/v1/posts/validate", "/v1/feeds", "/v1/feeds/{id}"):
             is_post = path.startswith("/v1/posts")
             if "account_ids" in body or (is_post and "overrides" in body):
                 _accounts(body, _connected_accounts(), is_post)
