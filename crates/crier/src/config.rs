@@ -70,6 +70,10 @@ pub struct Config {
     pub connect_redirect_uris: StringList,
     /// Where Bluesky accounts log in when the user names no `service` (a PDS or entryway).
     pub bluesky_default_service: String,
+    /// OAuth clients the operator registered with networks of one server, by platform
+    /// (`[oauth_clients.x] client_id = "…", client_secret = "…"`). Mastodon needs none: crier
+    /// registers itself on each instance.
+    pub oauth_clients: BTreeMap<String, OAuthClientConfig>,
     /// Whether `serve` runs the publishing workers too (turn off for API-only nodes).
     pub workers: bool,
     /// Publish jobs one node works on at once.
@@ -84,6 +88,23 @@ pub struct Config {
     pub publish_max_attempts: u32,
     /// First retry delay; doubled for each further retry, with jitter.
     pub publish_backoff_seconds: u64,
+}
+
+/// An OAuth client's credentials at a network.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClientConfig {
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClientConfig")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A list given as a TOML array or, from the environment, as a comma-separated string.
@@ -132,6 +153,7 @@ impl Default for Config {
             secret_keys: None,
             connect_redirect_uris: StringList::List(Vec::new()),
             bluesky_default_service: "https://bsky.social".into(),
+            oauth_clients: BTreeMap::new(),
             workers: true,
             worker_concurrency: 32,
             worker_lease_seconds: 60,
@@ -351,10 +373,31 @@ fn validate(c: Config) -> Result<Settings, String> {
         }
         redirect_uris.push(uri);
     }
+    let mut clients = BTreeMap::new();
+    for (platform, client) in c.oauth_clients {
+        if !crier_networks::PLATFORMS.contains(&platform.as_str()) {
+            return Err(format!(
+                "oauth_clients.{platform}: no such network (networks: {})",
+                crier_networks::PLATFORMS.join(", ")
+            ));
+        }
+        if client.client_id.trim().is_empty() {
+            return Err(format!(
+                "oauth_clients.{platform}.client_id: must not be empty"
+            ));
+        }
+        clients.insert(
+            platform,
+            crier_networks::OAuthClient {
+                client_id: client.client_id,
+                client_secret: client.client_secret,
+            },
+        );
+    }
     let connect = crier_app::ConnectConfig {
         redirect_uris,
+        clients,
         allow_private_networks: allow_private,
-        ..crier_app::ConnectConfig::default()
     };
     let workers = c.workers.then(|| Workers {
         publisher: WorkerConfig {
