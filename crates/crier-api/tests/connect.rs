@@ -685,8 +685,62 @@ async fn an_expired_account_fails_its_scheduled_targets_with_account_disconnecte
     assert!(w.fake.state.lock().unwrap().published.is_empty());
 }
 
+async fn credentials_that_do_not_open_never_expire_the_account() {
+    let w = world().await;
+    w.connect("ada").await;
+    // As if another node (with other secret_keys) had sealed them.
+    w.app
+        .raw_execute("UPDATE accounts SET credentials = 'v1.othernode.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'")
+        .await;
+    let app = w.app.state.app().clone();
+    w.app
+        .clock
+        .advance(std::time::Duration::from_secs(2 * 3600));
+    assert_eq!(crier_worker::tokens::refresh_once(&app).await, 1);
+    let r = w.app.get("/v1/accounts").key(&w.key).send().await;
+    assert_eq!(r.body["data"][0]["status"], "connected", "{}", r.text);
+    assert!(
+        w.app
+            .raw_texts("SELECT type FROM events WHERE type = 'account.disconnected'")
+            .await
+            .is_empty()
+    );
+    // And a server whose keys do not open them refuses to start.
+    assert!(app.tokens().check_keys().await.is_err());
+}
+
+async fn a_claimed_refresh_is_not_claimed_twice_even_when_asked_early() {
+    let w = world().await;
+    let a = w.connect("ada").await;
+    let store = w.app.store.clone();
+    let now = crier_core::Clock::now_ms(&w.app.clock) + 2 * HOUR_MS;
+    let claimed = store.claim_refreshes(now, 120_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    // A publisher's 401 asks for a renewal now: the claim in progress still holds.
+    let id = crier_core::ids::AccountId::parse(a["id"].as_str().unwrap()).unwrap();
+    store.refresh_soon(&id, now).await.unwrap();
+    assert!(
+        store
+            .claim_refreshes(now + 1, 120_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // After the lease it comes back.
+    assert_eq!(
+        store
+            .claim_refreshes(now + 120_001, 120_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 both!(
     tests: an_oauth_connection_stores_sealed_tokens_and_shows_none,
+    credentials_that_do_not_open_never_expire_the_account,
+    a_claimed_refresh_is_not_claimed_twice_even_when_asked_early,
     a_state_is_single_use_bound_and_short_lived,
     the_pkce_verifier_and_the_code_are_checked,
     bad_connect_input_is_refused_and_changes_nothing,

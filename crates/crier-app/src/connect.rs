@@ -122,9 +122,25 @@ fn connect_error(e: NetworkError, param: &str) -> AppError {
     }
 }
 
+fn too_many_open() -> AppError {
+    AppError::new(
+        ErrorCode::Conflict,
+        format!(
+            "This workspace has {MAX_OPEN_STATES} connections in progress; finish them or wait \
+             ten minutes for them to expire."
+        ),
+    )
+}
+
+/// A required text field, trimmed unless it is a secret (a password's spaces are its own).
 fn required<'s>(value: &'s Option<String>, name: &str, max: usize) -> AppResult<&'s str> {
-    let v = value.as_deref().map(str::trim).unwrap_or("");
-    if v.is_empty() {
+    let raw = value.as_deref().unwrap_or("");
+    let v = if name.contains("password") {
+        raw
+    } else {
+        raw.trim()
+    };
+    if v.trim().is_empty() {
         return Err(AppError::invalid(name, format!("`{name}` is required.")));
     }
     if v.len() > max {
@@ -229,10 +245,21 @@ impl Connections<'_> {
         } else {
             None
         };
+        let now = self.app.clock().now_ms();
+        // Before any call to the network (a registration is one): a workspace at its cap of
+        // connections in progress starts no more.
+        if self
+            .app
+            .store()
+            .count_connect_states(&c.tenant, now)
+            .await?
+            >= MAX_OPEN_STATES
+        {
+            return Err(too_many_open());
+        }
         let client = self
             .client(platform, &**network, instance.as_ref(), redirect_uri, true)
             .await?;
-        let now = self.app.clock().now_ms();
         let state = random_token();
         let verifier = pkce.then(random_token);
         let stored = ConnectState {
@@ -270,13 +297,7 @@ impl Connections<'_> {
             .insert_connect_state(&stored, MAX_OPEN_STATES)
             .await?
         {
-            return Err(AppError::new(
-                ErrorCode::Conflict,
-                format!(
-                    "This workspace has {MAX_OPEN_STATES} connections in progress; finish them \
-                     or wait ten minutes for them to expire."
-                ),
-            ));
+            return Err(too_many_open());
         }
         Ok(Some(Started {
             url: url.to_string(),

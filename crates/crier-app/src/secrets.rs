@@ -124,6 +124,11 @@ impl Keyring {
         Self::parse(&Self::generate_spec("test")).expect("a generated key")
     }
 
+    /// Every key id, the current one included.
+    pub fn key_ids(&self) -> Vec<&str> {
+        self.keys.keys().map(String::as_str).collect()
+    }
+
     pub fn current_id(&self) -> &str {
         &self.current
     }

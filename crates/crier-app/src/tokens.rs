@@ -10,8 +10,8 @@ use crier_store::Account;
 use crate::connect::{REFRESH_MARGIN_MS, account_aad};
 use crate::{App, AppError, AppResult};
 
-/// How long a claimed refresh is this node's; a refresh that fails for a passing reason is
-/// tried again after it.
+/// How long a claimed refresh is this node's (well above the 30 s a refresh call may take); a
+/// refresh that fails for a passing reason is tried again after it.
 pub const REFRESH_LEASE_MS: i64 = 2 * 60 * 1000;
 
 /// What became of one account's refresh.
@@ -43,18 +43,47 @@ impl Tokens<'_> {
             .map_err(|e| AppError::internal(format!("account {}: {e}", account.id)))
     }
 
-    /// Renews the tokens of up to `limit` accounts whose refresh is due; returns what became
-    /// of each.
-    pub async fn refresh_due(&self, limit: u32) -> AppResult<Vec<(Account, Refreshed)>> {
-        let now = self.app.clock().now_ms();
-        let due = self
+    /// Checks that this server's keys open the credentials stored (the latest sealed ones):
+    /// a node started with other `secret_keys` than the others must not start at all.
+    pub async fn check_keys(&self) -> Result<(), String> {
+        let account = self
             .app
             .store()
-            .claim_refreshes(now, REFRESH_LEASE_MS, limit)
-            .await?;
-        let mut out = Vec::with_capacity(due.len());
-        for account in due {
-            let r = self.refresh(&account).await?;
+            .any_sealed_account()
+            .await
+            .map_err(|e| e.to_string())?;
+        match account.map(|a| self.open(&a)) {
+            Some(Err(_)) => Err(format!(
+                "secret_keys: the credentials stored in the database do not open with this \
+                 server's keys (key ids: {}). Give every node the same secret_keys \
+                 (CRIER_SECRET_KEYS), including the keys values were sealed with.",
+                self.app.keyring().key_ids().join(", ")
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Renews the tokens of up to `limit` accounts whose refresh is due; returns what became
+    /// of each.
+    /// One account is claimed at a time, so a claim never outlives its lease while it waits
+    /// behind others.
+    pub async fn refresh_due(&self, limit: u32) -> AppResult<Vec<(Account, Refreshed)>> {
+        let mut out = Vec::new();
+        for _ in 0..limit {
+            let now = self.app.clock().now_ms();
+            let claimed = self
+                .app
+                .store()
+                .claim_refreshes(now, REFRESH_LEASE_MS, 1)
+                .await?;
+            let Some(account) = claimed.into_iter().next() else {
+                break;
+            };
+            let r = match self.refresh(&account).await {
+                Ok(r) => r,
+                // Storage failed for this one; it comes back after its lease.
+                Err(e) => Refreshed::Later(e.message.into_owned()),
+            };
             out.push((account, r));
         }
         Ok(out)
@@ -70,9 +99,14 @@ impl Tokens<'_> {
         };
         let creds = match self.open(account) {
             Ok(Some(c)) => c,
-            // Sealed with a key this server no longer has: nobody can use them; the user must
-            // reconnect.
-            _ => return self.expire(account, &old_sealed).await,
+            Ok(None) => return Ok(Refreshed::Skipped),
+            // Sealed with a key this server does not have: the operator's configuration, not
+            // the user's account, is wrong (`secret_keys` differs between nodes, or a key was
+            // dropped too early). Never expire accounts for it; say so loudly.
+            Err(e) => {
+                tracing::error!(account = %account.id, error = %e.message, "credentials do not open with this server's secret_keys; check that every node has the same keys");
+                return Ok(Refreshed::Later(e.message.into_owned()));
+            }
         };
         let session = Session {
             account,
@@ -107,9 +141,9 @@ impl Tokens<'_> {
                     Refreshed::Skipped
                 })
             }
-            Err(NetworkError::Unauthorized { .. } | NetworkError::Rejected { .. }) => {
-                self.expire(account, &old_sealed).await
-            }
+            // Only the network's explicit refusal of the grant expires the account; anything
+            // else (a proxy's error page, a server moving) is tried again after the lease.
+            Err(NetworkError::Unauthorized { .. }) => self.expire(account, &old_sealed).await,
             Err(e) => {
                 tracing::warn!(account = %account.id, error = %e, "token refresh failed; it will be tried again");
                 Ok(Refreshed::Later(e.to_string()))

@@ -110,6 +110,10 @@ pub struct Credentials {
     /// password), to start a new session when the refresh token itself has expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<Login>,
+    /// The server these tokens are for, when the account's identity does not name it: a
+    /// Bluesky account is its DID wherever it is hosted, and its PDS may move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {

@@ -101,7 +101,11 @@ async fn login_reads_the_account_and_refuses_a_wrong_app_password() {
     assert_eq!(c.handle, a.handle);
     assert_eq!(c.display_name.as_deref(), Some("Ada Lovelace"));
     // This PDS's createSession carries no DID document: the account lives where it logged in.
-    assert_eq!(c.service.as_deref(), Some(url.as_str()));
+    assert_eq!(
+        c.service, None,
+        "a Bluesky account is its DID, wherever it is hosted"
+    );
+    assert_eq!(c.credentials.service.as_deref(), Some(url.as_str()));
     let creds = &c.credentials;
     assert!(creds.access_token.starts_with("ey") && creds.refresh_token.is_some());
     let now = crier_core::SystemClock.now_ms();

@@ -53,6 +53,18 @@ impl Store {
         account_from_row(&row)
     }
 
+    /// The most recently changed account holding credentials, if any (to check at start that
+    /// this server's keys open what is stored).
+    pub async fn any_sealed_account(&self) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT * FROM accounts WHERE credentials IS NOT NULL
+             ORDER BY updated_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
     /// The workspace's account for one network account in one mode, if it has it.
     pub async fn find_account(
         &self,
@@ -76,8 +88,8 @@ impl Store {
     }
 
     /// Claims up to `limit` connected accounts whose token refresh is due (`refresh_at <= now`)
-    /// by pushing `refresh_at` to `now + lease_ms`: a refresh that dies comes back after the
-    /// lease, and two nodes never refresh one account at once.
+    /// and not claimed by another node, for `lease_ms`: a refresh that dies comes back after
+    /// the lease, and two nodes never refresh one account at once.
     pub async fn claim_refreshes(
         &self,
         now: i64,
@@ -85,11 +97,13 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Account>> {
         let rows = sqlx::query(
-            "UPDATE accounts SET refresh_at = $2
+            "UPDATE accounts SET refresh_leased_until = $2
              WHERE id IN (SELECT id FROM accounts WHERE status = 'connected'
                             AND refresh_at IS NOT NULL AND refresh_at <= $1
+                            AND (refresh_leased_until IS NULL OR refresh_leased_until <= $1)
                           ORDER BY refresh_at LIMIT $3)
                AND status = 'connected' AND refresh_at <= $1
+               AND (refresh_leased_until IS NULL OR refresh_leased_until <= $1)
              RETURNING *",
         )
         .bind(now)
@@ -113,7 +127,7 @@ impl Store {
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE accounts SET credentials = $3, token_expires_at = $4, refresh_at = $5,
-                updated_at = $6
+                updated_at = $6, refresh_leased_until = NULL
              WHERE id = $1 AND credentials = $2 AND status = 'connected'",
         )
         .bind(id.as_str())
@@ -127,7 +141,8 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Asks the refresher to renew the account's token now (the network refused it early).
+    /// Asks the refresher to renew the account's token now (the network refused it early); a
+    /// claim in progress still holds.
     pub async fn refresh_soon(&self, id: &AccountId, now: i64) -> Result<()> {
         sqlx::query(
             "UPDATE accounts SET refresh_at = $2

@@ -71,6 +71,19 @@ impl Store {
         Ok(true)
     }
 
+    /// The tenant's unexpired connections in progress.
+    pub async fn count_connect_states(&self, tenant: &Tenant, now: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM connect_states WHERE workspace_id = $1 AND livemode = $2
+               AND expires_at > $3",
+        )
+        .bind(tenant.workspace.as_str())
+        .bind(tenant.livemode as i64)
+        .bind(now)
+        .fetch_one(&self.read)
+        .await?)
+    }
+
     /// Takes (deletes and returns) the started connection with this state hash, if it is the
     /// tenant's, for `platform`, and unexpired at `now`. Single use: of two concurrent takes
     /// one gets it. Another workspace's or mode's state is left alone (and not found).

@@ -178,14 +178,10 @@ impl Publisher {
         let credentials = match self.app.tokens().open(&account) {
             Ok(c) => c.unwrap_or_default(),
             Err(e) => {
-                tracing::warn!(account = %account.id, error = %e.message, "credentials do not open");
-                return self
-                    .fail_target(
-                        job,
-                        "account_disconnected",
-                        "The account's credentials cannot be read on this server; reconnect it.",
-                    )
-                    .await;
+                // The operator's keys, not the account, are wrong (nodes with different
+                // `secret_keys`): nothing is sent, the job comes back after its lease.
+                tracing::error!(account = %account.id, error = %e.message, "credentials do not open with this server's secret_keys; check that every node has the same keys");
+                return Ok(Processed::RetryAt(job.locked_until));
             }
         };
         let tenant = crier_app::Tenant {
@@ -560,6 +556,10 @@ impl Publisher {
             let Some(account) = self.app.store().get_account(&ws, &account_id).await? else {
                 continue;
             };
+            // A disconnected or expired account has no token to ask with.
+            if account.status != AccountStatus::Connected {
+                continue;
+            }
             let Some(network) = self.app.networks().get(&account.platform) else {
                 continue;
             };

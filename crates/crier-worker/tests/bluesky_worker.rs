@@ -54,7 +54,10 @@ both!(a_lost_answer_still_publishes_once, |db| async move {
         })
         .await
         .expect("login");
-    assert_eq!(connected.service.as_deref(), Some(proxy.url.as_str()));
+    assert_eq!(
+        connected.credentials.service.as_deref(),
+        Some(proxy.url.as_str())
+    );
     let caller = Caller {
         tenant: Tenant {
             workspace: w.ws.clone(),

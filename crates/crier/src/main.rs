@@ -162,6 +162,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
     }
     let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
     let app = compose(&store, &clock, &settings)?;
+    app.tokens().check_keys().await?;
     let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());

@@ -141,6 +141,7 @@ impl Bluesky {
             .account
             .service
             .as_deref()
+            .or(s.credentials.service.as_deref())
             .unwrap_or(&self.config.default_service);
         self.base(service)
     }
@@ -192,6 +193,7 @@ impl Bluesky {
             expires_at: jwt_exp_ms(access),
             client: None,
             login,
+            service: None,
         })
     }
 
@@ -504,7 +506,10 @@ impl Network for Bluesky {
             None => login_base,
         };
         let service_str = service.as_str().trim_end_matches('/').to_owned();
-        let credentials = self.credentials(&session, Some(login.clone()))?;
+        let mut credentials = self.credentials(&session, Some(login.clone()))?;
+        // The PDS goes with the tokens, not the identity: the account is its DID wherever it
+        // is hosted, so a move to another PDS and a reconnect keep the same account.
+        credentials.service = Some(service_str.clone());
         let profile = self
             .get_record(&service, &did, "app.bsky.actor.profile", "self")
             .await
@@ -526,7 +531,7 @@ impl Network for Bluesky {
             handle,
             display_name,
             avatar_url,
-            service: Some(service_str),
+            service: None,
             credentials,
         })
     }
@@ -540,7 +545,11 @@ impl Network for Bluesky {
                 .procedure_empty("com.atproto.server.refreshSession", refresh)
                 .await
             {
-                Ok(session) => return self.credentials(&session, login),
+                Ok(session) => {
+                    let mut fresh = self.credentials(&session, login)?;
+                    fresh.service = s.credentials.service.clone();
+                    return Ok(fresh);
+                }
                 // The refresh token itself expired or was revoked: a new session below.
                 Err(e) if matches!(e.status, Some(400 | 401)) => {}
                 Err(e) => return Err(e.into_network(false)),
@@ -557,7 +566,9 @@ impl Network for Bluesky {
                 message: "bluesky: the login now names another account".into(),
             });
         }
-        self.credentials(&session, Some(login))
+        let mut fresh = self.credentials(&session, Some(login))?;
+        fresh.service = s.credentials.service.clone();
+        Ok(fresh)
     }
 
     async fn revoke(&self, s: Session<'_>) -> Result<(), NetworkError> {

@@ -233,6 +233,7 @@ impl Mastodon {
             }),
             client: Some(client.clone()),
             login: None,
+            service: None,
         }
     }
 

@@ -10,9 +10,11 @@ ALTER TABLE accounts ADD COLUMN avatar_url TEXT;
 ALTER TABLE accounts ADD COLUMN profile_url TEXT;
 ALTER TABLE accounts ADD COLUMN credentials TEXT;
 ALTER TABLE accounts ADD COLUMN token_expires_at BIGINT;
--- When the refresher next renews the token (NULL: never); a claim pushes it forward by a lease,
--- so two nodes never refresh one account at once (refresh tokens are often single-use).
+-- When the refresher next renews the token (NULL: never), and until when a node's claim on
+-- that renewal holds: two nodes never refresh one account at once (refresh tokens are often
+-- single-use), and asking for an early renewal (a 401) does not break a claim in progress.
 ALTER TABLE accounts ADD COLUMN refresh_at BIGINT;
+ALTER TABLE accounts ADD COLUMN refresh_leased_until BIGINT;
 ALTER TABLE accounts ADD COLUMN updated_at BIGINT;
 UPDATE accounts SET external_id = id, updated_at = created_at;
 CREATE UNIQUE INDEX accounts_network_identity
