@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import os
 import urllib.request
+import uuid
 
 import schemathesis
 from schemathesis.generation.modes import GenerationMode
@@ -53,7 +54,12 @@ def _connected_accounts():
     page = _api("GET", "/v1/accounts?limit=50")["data"]
     ids = [a["id"] for a in page if a["status"] == "connected"]
     while len(ids) < WANTED_ACCOUNTS:
-        ids.append(_api("POST", "/v1/connect/sandbox", {"handle": f"fuzz{len(ids)}"})["id"])
+        # A fresh handle each time: connecting a handle again is the same account (reconnect),
+        # which may be in the list already.
+        handle = f"fuzz-{uuid.uuid4().hex[:12]}"
+        account = _api("POST", "/v1/connect/sandbox", {"handle": handle})["id"]
+        if account not in ids:
+            ids.append(account)
     return ids
 
 

@@ -461,6 +461,15 @@ async fn bad_connect_input_is_refused_and_changes_nothing() {
         .await;
     r.assert_error(400, "invalid_request");
     assert_eq!(r.body["error"]["param"], "redirect_uri");
+    // A parameter given twice.
+    let r = w
+        .app
+        .get(&format!("{}&redirect_uri=x", start_path()))
+        .key(&w.key)
+        .send()
+        .await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.body["error"]["param"], "redirect_uri");
     // Unknown platform.
     w.app
         .get("/v1/connect/myspace")

@@ -80,10 +80,16 @@ pub async fn connect_start(
 ) -> ApiResult<Json<ConnectStart>> {
     let (mut redirect_uri, mut instance) = (None, None);
     for (name, value) in crate::extract::query_pairs(parts.uri.query()) {
-        match name.as_str() {
-            "redirect_uri" => redirect_uri = Some(value),
-            "instance" => instance = Some(value),
-            _ => {}
+        let slot = match name.as_str() {
+            "redirect_uri" => &mut redirect_uri,
+            "instance" => &mut instance,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return Err(ApiError::invalid(
+                name.clone(),
+                format!("`{name}` is given more than once."),
+            ));
         }
     }
     let app = state.app();
