@@ -718,6 +718,46 @@ async fn credentials_that_do_not_open_never_expire_the_account() {
     assert!(app.tokens().check_keys().await.is_err());
 }
 
+async fn a_key_rotation_reseals_stored_credentials() {
+    let w = world().await;
+    w.connect("ada").await;
+    let before = w.app.raw_texts("SELECT credentials FROM accounts").await;
+    assert!(before[0].as_deref().unwrap().starts_with("v1.test."));
+    // The operator puts a new key first and keeps the old one after it.
+    let old = w.app.state.app().keyring().clone();
+    let new_spec = crier_app::Keyring::generate_spec("k2");
+    let rotated = crier_app::Keyring::parse(&new_spec)
+        .unwrap()
+        .with_older(&old);
+    let app = common::compose_with(
+        &w.app.store,
+        &w.app.clock,
+        &ApiConfig::default(),
+        vec![w.fake.clone()],
+    )
+    .with_keyring(rotated);
+    app.tokens()
+        .check_keys()
+        .await
+        .expect("the old key still opens");
+    assert_eq!(app.tokens().reseal(100).await.unwrap(), 1);
+    assert_eq!(app.tokens().reseal(100).await.unwrap(), 0, "done once");
+    let after = w.app.raw_texts("SELECT credentials FROM accounts").await;
+    assert!(
+        after[0].as_deref().unwrap().starts_with("v1.k2."),
+        "{after:?}"
+    );
+    // Now the old key can go: the new one alone opens them.
+    let only_new = common::compose_with(
+        &w.app.store,
+        &w.app.clock,
+        &ApiConfig::default(),
+        vec![w.fake.clone()],
+    )
+    .with_keyring(crier_app::Keyring::parse(&new_spec).unwrap());
+    only_new.tokens().check_keys().await.expect("resealed");
+}
+
 async fn a_claimed_refresh_is_not_claimed_twice_even_when_asked_early() {
     let w = world().await;
     let a = w.connect("ada").await;
@@ -749,6 +789,7 @@ async fn a_claimed_refresh_is_not_claimed_twice_even_when_asked_early() {
 both!(
     tests: an_oauth_connection_stores_sealed_tokens_and_shows_none,
     credentials_that_do_not_open_never_expire_the_account,
+    a_key_rotation_reseals_stored_credentials,
     a_claimed_refresh_is_not_claimed_twice_even_when_asked_early,
     a_state_is_single_use_bound_and_short_lived,
     the_pkce_verifier_and_the_code_are_checked,

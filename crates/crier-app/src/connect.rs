@@ -122,6 +122,20 @@ fn connect_error(e: NetworkError, param: &str) -> AppError {
     }
 }
 
+/// `s` without control characters, cut to `max` characters; `None` if nothing is left.
+fn clean_text(s: &str, max: usize) -> Option<String> {
+    let cleaned: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
+    let cleaned = cleaned.trim();
+    (!cleaned.is_empty()).then(|| cleaned.to_owned())
+}
+
+/// An absolute http(s) URL of at most [`MAX_URI`] bytes (no `javascript:` or `data:` links).
+fn web_url(s: &str) -> Option<String> {
+    let url = url::Url::parse(s).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.host().is_some() && s.len() <= MAX_URI)
+        .then(|| url.to_string())
+}
+
 fn too_many_open() -> AppError {
     AppError::new(
         ErrorCode::Conflict,
@@ -353,7 +367,19 @@ impl Connections<'_> {
         let store = self.app.store();
         let key = instance.as_str();
         if let Some(found) = store.get_oauth_client(platform, key, redirect_uri).await? {
-            return open(found);
+            let sealed = found.client_secret.clone();
+            let client = open(found)?;
+            // Sealed with an older key: sealed again with the current one, so the old key can
+            // be retired (a key rotation re-seals tokens on refresh and clients on use).
+            if let (Some(old), Some(secret)) = (sealed, &client.client_secret)
+                && !old.starts_with(&format!("v1.{}.", keyring.current_id()))
+            {
+                let new = keyring.seal(secret.as_bytes(), &aad(&client.client_id));
+                store
+                    .reseal_oauth_client(platform, key, redirect_uri, &old, &new)
+                    .await?;
+            }
+            return Ok(client);
         }
         if !register {
             return Err(AppError::invalid(
@@ -526,6 +552,15 @@ impl Connections<'_> {
             self.app.accounts().check_room(c).await?;
         }
         let now = self.app.clock().now_ms();
+        // What a network (or a server a user named) says of the account is shown in responses,
+        // dashboards and webhooks: only http(s) links, bounded texts without controls.
+        let n = Connected {
+            handle: clean_text(&n.handle, 253).unwrap_or_else(|| n.external_id.clone()),
+            display_name: n.display_name.as_deref().and_then(|d| clean_text(d, 200)),
+            avatar_url: n.avatar_url.as_deref().and_then(web_url),
+            profile_url: n.profile_url.as_deref().and_then(web_url),
+            ..n
+        };
         let mut account = Account {
             id: existing.map_or_else(AccountId::generate, |a| a.id),
             workspace_id: c.workspace().clone(),

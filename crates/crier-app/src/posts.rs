@@ -477,9 +477,25 @@ impl Posts<'_> {
             .media()
             .ready_meta(&c.tenant, &post.media_ids)
             .await?;
+        // Each target's rules, read at once: networks of many servers may ask theirs (each
+        // bounded by its connector), and a post to 20 instances must not wait for them in turn.
+        let rules = futures::future::join_all(post.targets.iter().map(|t| async move {
+            let network = self.app.networks().get(&t.platform)?;
+            let account = self
+                .app
+                .store()
+                .get_account_in(&c.tenant, &t.account_id)
+                .await;
+            Some(match account {
+                Ok(Some(a)) => Ok(network.rules_for(&a).await),
+                Ok(None) => Ok(network.rules().clone()),
+                Err(e) => Err(e),
+            })
+        }))
+        .await;
         let mut out = Vec::new();
-        for t in &post.targets {
-            let Some(network) = self.app.networks().get(&t.platform) else {
+        for (t, rules) in post.targets.iter().zip(rules) {
+            let Some(rules) = rules else {
                 out.push(Problem {
                     account_id: t.account_id.to_string(),
                     platform: t.platform.clone(),
@@ -491,17 +507,8 @@ impl Posts<'_> {
                 });
                 continue;
             };
-            let account = self
-                .app
-                .store()
-                .get_account_in(&c.tenant, &t.account_id)
-                .await?;
-            let rules = match &account {
-                Some(a) => network.rules_for(a).await,
-                None => network.rules().clone(),
-            };
             let parts = post.parts_for(&t.account_id);
-            for violation in rules.check(&parts, &media) {
+            for violation in rules?.check(&parts, &media) {
                 out.push(Problem {
                     account_id: t.account_id.to_string(),
                     platform: t.platform.clone(),

@@ -124,6 +124,15 @@ impl Keyring {
         Self::parse(&Self::generate_spec("test")).expect("a generated key")
     }
 
+    /// This keyring with `older`'s keys added after its own (to open what they sealed), for
+    /// rotations; ids already here win.
+    pub fn with_older(mut self, older: &Keyring) -> Self {
+        for (id, key) in &older.keys {
+            self.keys.entry(id.clone()).or_insert_with(|| key.clone());
+        }
+        self
+    }
+
     /// Every key id, the current one included.
     pub fn key_ids(&self) -> Vec<&str> {
         self.keys.keys().map(String::as_str).collect()

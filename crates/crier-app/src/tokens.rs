@@ -63,6 +63,36 @@ impl Tokens<'_> {
         }
     }
 
+    /// Seals again, with the current key, up to `limit` accounts' credentials sealed with an
+    /// older one (after a rotation: tokens that are never refreshed must move too, before the
+    /// old key can go). Those this server cannot open are left (and logged). Returns how many.
+    pub async fn reseal(&self, limit: u32) -> AppResult<usize> {
+        let keyring = self.app.keyring();
+        let prefix = format!("v1.{}.", keyring.current_id());
+        let old = self
+            .app
+            .store()
+            .accounts_sealed_otherwise(&prefix, limit)
+            .await?;
+        let mut n = 0;
+        for account in old {
+            let (Some(sealed), Ok(Some(creds))) = (&account.credentials, self.open(&account))
+            else {
+                continue;
+            };
+            let new = keyring.seal_json(&creds, &account_aad(&account));
+            if self
+                .app
+                .store()
+                .reseal_account(&account.id, sealed, &new)
+                .await?
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Renews the tokens of up to `limit` accounts whose refresh is due; returns what became
     /// of each.
     /// One account is claimed at a time, so a claim never outlives its lease while it waits

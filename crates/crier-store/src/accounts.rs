@@ -65,6 +65,38 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
+    /// Accounts whose credentials were sealed with another key than the one whose sealed values
+    /// start with `current_prefix` (after a key rotation), at most `limit`.
+    pub async fn accounts_sealed_otherwise(
+        &self,
+        current_prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT * FROM accounts WHERE credentials IS NOT NULL
+               AND SUBSTR(credentials, 1, $1) <> $2 ORDER BY id LIMIT $3",
+        )
+        .bind(current_prefix.len() as i64)
+        .bind(current_prefix)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Replaces an account's sealed credentials with the same ones sealed again, if they are
+    /// still `old`.
+    pub async fn reseal_account(&self, id: &AccountId, old: &str, new: &str) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE accounts SET credentials = $3 WHERE id = $1 AND credentials = $2")
+                .bind(id.as_str())
+                .bind(old)
+                .bind(new)
+                .execute(&self.write)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The workspace's account for one network account in one mode, if it has it.
     pub async fn find_account(
         &self,

@@ -151,6 +151,30 @@ impl Store {
         .transpose()
     }
 
+    /// Replaces a registered client's sealed secret (re-sealed with the current key), if it is
+    /// still `old`.
+    pub async fn reseal_oauth_client(
+        &self,
+        platform: &str,
+        instance: &str,
+        redirect_uri: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE oauth_clients SET client_secret = $5
+             WHERE platform = $1 AND instance = $2 AND redirect_uri = $3 AND client_secret = $4",
+        )
+        .bind(platform)
+        .bind(instance)
+        .bind(redirect_uri)
+        .bind(old)
+        .bind(new)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     /// Remembers a registered client; if another request registered one for the same server and
     /// redirect URI first, that one is kept and returned.
     pub async fn put_oauth_client(
