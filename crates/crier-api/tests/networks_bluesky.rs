@@ -10,7 +10,6 @@
 mod common;
 
 #[path = "../../crier-networks/tests/support/pds.rs"]
-#[allow(dead_code)]
 mod pds;
 
 use std::sync::Arc;
