@@ -58,7 +58,8 @@ impl LocalStore {
                 "the media signing secret must be at least {MIN_SECRET} bytes"
             )));
         }
-        std::fs::create_dir_all(dir)?;
+        // The folder is made by the first upload, so a server that never stores media (or a
+        // test app) leaves nothing behind.
         Ok(Self {
             dir: dir.to_owned(),
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -169,6 +170,7 @@ impl LocalStore {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| StorageError::Unavailable(e.to_string()))?;
         let tmp = self.dir.join(format!(".{key}.{}.part", hex::encode(nonce)));
+        tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
         let file = tokio::fs::File::create(&tmp).await.map_err(io)?;
         Ok(Upload {
             file: Some(file),
