@@ -11,8 +11,8 @@ use std::sync::Arc;
 use axum::http::Method;
 use common::both;
 use common::media::{
-    ORIGIN, app_with, confirm, jpeg, local_app, local_path, mp4, pending, png, put_local,
-    quota_plan, ready, sha256_hex, upload_url, webm, fetch_bytes,
+    ORIGIN, app_with, confirm, fetch_bytes, jpeg, local_app, local_path, mp4, pending, png,
+    put_local, quota_plan, ready, sha256_hex, upload_url, webm,
 };
 use common::posts::{act, assert_param, create, run, timeline};
 use common::{KeySpec, TestApp};
@@ -39,8 +39,16 @@ async fn events_of(app: &TestApp) -> Vec<Option<String>> {
 async fn images_and_videos_are_confirmed_from_their_bytes() {
     let (app, _dir, key) = setup().await;
     let cases: Vec<(&str, Vec<u8>, Value)> = vec![
-        ("image/png", png(640, 480, 100), json!({"width": 640, "height": 480})),
-        ("image/jpeg", jpeg(1024, 768), json!({"width": 1024, "height": 768})),
+        (
+            "image/png",
+            png(640, 480, 100),
+            json!({"width": 640, "height": 480}),
+        ),
+        (
+            "image/jpeg",
+            jpeg(1024, 768),
+            json!({"width": 1024, "height": 768}),
+        ),
         ("video/mp4", mp4(2500), json!({"duration_ms": 2500})),
         (
             "video/quicktime",
@@ -52,7 +60,12 @@ async fn images_and_videos_are_confirmed_from_their_bytes() {
     for (ty, bytes, expect) in &cases {
         let m = pending(&app, &key, ty, bytes.len()).await;
         assert_eq!(m["upload"]["method"], "PUT");
-        assert!(m["upload"]["expires_at"].as_str().unwrap().starts_with("2026-11-22T10:15:00"));
+        assert!(
+            m["upload"]["expires_at"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-11-22T10:15:00")
+        );
         let r = put_local(&app, &m, bytes).await;
         assert_eq!(r.status, 200, "{ty}: {}", r.text);
         let r = confirm(&app, &key, m["id"].as_str().unwrap()).await;
@@ -89,11 +102,20 @@ async fn images_and_videos_are_confirmed_from_their_bytes() {
     assert_eq!(list.status, 200);
     assert_eq!(list.body["data"].as_array().unwrap().len(), 2);
     assert_eq!(list.body["has_more"], true);
-    assert_eq!(list.body["data"][0]["content_type"], "video/webm", "newest first");
-    assert!(list.body["data"][0].get("url").is_none(), "no read URLs in lists");
+    assert_eq!(
+        list.body["data"][0]["content_type"], "video/webm",
+        "newest first"
+    );
+    assert!(
+        list.body["data"][0].get("url").is_none(),
+        "no read URLs in lists"
+    );
     // media.ready, once per media, carrying the object.
     let events: Vec<String> = events_of(&app).await.into_iter().flatten().collect();
-    let ready: Vec<&String> = events.iter().filter(|e| e.starts_with("media.ready|")).collect();
+    let ready: Vec<&String> = events
+        .iter()
+        .filter(|e| e.starts_with("media.ready|"))
+        .collect();
     assert_eq!(ready.len(), cases.len(), "{events:?}");
     let data: Value = serde_json::from_str(ready[0].split_once('|').unwrap().1).unwrap();
     assert_eq!(data["object"], "media");
@@ -186,7 +208,12 @@ async fn a_declared_type_the_bytes_do_not_have_is_refused() {
     let id = m["id"].as_str().unwrap();
     let r = confirm(&app, &key, id).await;
     assert_param(&r, "content_type");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("image/jpeg"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("image/jpeg")
+    );
     // Still pending: the right bytes can be sent again while the URL lives.
     let good = png(3, 4, 0);
     let m2 = pending(&app, &key, "image/png", good.len()).await;
@@ -194,7 +221,10 @@ async fn a_declared_type_the_bytes_do_not_have_is_refused() {
     let text = b"hello, this is not a video at all".to_vec();
     let m3 = pending(&app, &key, "video/mp4", text.len()).await;
     assert_eq!(put_local(&app, &m3, &text).await.status, 200);
-    assert_param(&confirm(&app, &key, m3["id"].as_str().unwrap()).await, "content_type");
+    assert_param(
+        &confirm(&app, &key, m3["id"].as_str().unwrap()).await,
+        "content_type",
+    );
     // An MP4 with no movie header has no duration: refused, not guessed.
     let mut no_moov = mp4(1000);
     no_moov.truncate(no_moov.len() - 116);
@@ -202,12 +232,20 @@ async fn a_declared_type_the_bytes_do_not_have_is_refused() {
     assert_eq!(put_local(&app, &m4, &no_moov).await.status, 200);
     let r = confirm(&app, &key, m4["id"].as_str().unwrap()).await;
     assert_param(&r, "content_type");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("duration"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duration")
+    );
     // The first one, fixed by a new PUT of the right bytes, confirms.
     let fixed = png(5, 6, 0);
     let m5 = pending(&app, &key, "image/png", fixed.len()).await;
     assert_eq!(put_local(&app, &m5, &fixed).await.status, 200);
-    assert_eq!(confirm(&app, &key, m5["id"].as_str().unwrap()).await.status, 200);
+    assert_eq!(
+        confirm(&app, &key, m5["id"].as_str().unwrap()).await.status,
+        200
+    );
     let g = get_media(&app, &key, id).await;
     assert_eq!(g.body["status"], "pending");
     assert!(g.body.get("url").is_none(), "no read URL for pending media");
@@ -222,15 +260,25 @@ async fn truncated_and_missing_uploads_are_a_size_mismatch() {
     // Nothing sent yet.
     assert_param(&confirm(&app, &key, id).await, "size");
     // Half sent.
-    assert_eq!(put_local(&app, &m, &bytes[..bytes.len() / 2]).await.status, 200);
+    assert_eq!(
+        put_local(&app, &m, &bytes[..bytes.len() / 2]).await.status,
+        200
+    );
     let r = confirm(&app, &key, id).await;
     assert_param(&r, "size");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("declared"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("declared")
+    );
     // The whole file, sent again to the same URL, replaces it.
     assert_eq!(put_local(&app, &m, &bytes).await.status, 200);
     assert_eq!(confirm(&app, &key, id).await.status, 200);
     // Once ready, the URL cannot change the bytes.
-    put_local(&app, &m, &bytes).await.assert_error(409, "conflict");
+    put_local(&app, &m, &bytes)
+        .await
+        .assert_error(409, "conflict");
 }
 
 async fn a_body_larger_than_declared_is_413_and_leaves_nothing() {
@@ -239,7 +287,9 @@ async fn a_body_larger_than_declared_is_413_and_leaves_nothing() {
     let m = pending(&app, &key, "image/png", bytes.len() - 1).await;
     let id = m["id"].as_str().unwrap();
     // Streamed without a length: cut at the cap.
-    put_local(&app, &m, &bytes).await.assert_error(413, "payload_too_large");
+    put_local(&app, &m, &bytes)
+        .await
+        .assert_error(413, "payload_too_large");
     // With an honest Content-Length: refused before reading.
     let url = m["upload"]["url"].as_str().unwrap();
     app.call(Method::PUT, &local_path(url))
@@ -267,11 +317,22 @@ async fn tampered_and_expired_urls_are_403() {
     let mut flipped = url.clone().into_bytes();
     flipped[sig_at] = if flipped[sig_at] == b'0' { b'1' } else { b'0' };
     let flipped = String::from_utf8(flipped).unwrap();
-    let exp: i64 = url.split("expires=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
+    let exp: i64 = url
+        .split("expires=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     for bad in [
         flipped,
         url.replace(id, other_id),
-        url.replace(&format!("expires={exp}"), &format!("expires={}", exp + 3_600_000)),
+        url.replace(
+            &format!("expires={exp}"),
+            &format!("expires={}", exp + 3_600_000),
+        ),
         url.split('&').next().unwrap().to_owned(),
         url.split('?').next().unwrap().to_owned(),
         url.replace("signature=", "signature=zz"),
@@ -290,7 +351,12 @@ async fn tampered_and_expired_urls_are_403() {
     app.clock.advance(std::time::Duration::from_secs(15 * 60));
     let r = app.call(Method::PUT, &url).raw(bytes.clone()).send().await;
     r.assert_error(403, "forbidden");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("expired"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
     // A read URL expires too, and is bound to its media.
     let ready_one = ready(&app, &key, "image/png", &bytes).await;
     let g = get_media(&app, &key, ready_one["id"].as_str().unwrap()).await;
@@ -315,9 +381,12 @@ async fn tampered_and_expired_urls_are_403() {
 async fn the_plans_media_storage_is_a_quota() {
     let (app, _dir) = local_app(Some(quota_plan(1000))).await;
     let key = app.admin_key().await;
-    let body = |size: usize| json!({"filename": "q.png", "content_type": "image/png", "size": size});
+    let body =
+        |size: usize| json!({"filename": "q.png", "content_type": "image/png", "size": size});
     // The declared size alone cannot fit: refused at once.
-    upload_url(&app, &key, body(1001)).await.assert_error(402, "quota_exceeded");
+    upload_url(&app, &key, body(1001))
+        .await
+        .assert_error(402, "quota_exceeded");
     // Two uploads that each fit, but not together: the second confirm is refused.
     let a = png(1, 1, 600 - png(1, 1, 0).len() - 12);
     assert_eq!(a.len(), 600);
@@ -325,15 +394,30 @@ async fn the_plans_media_storage_is_a_quota() {
     let mb = pending(&app, &key, "image/png", 600).await;
     assert_eq!(put_local(&app, &ma, &a).await.status, 200);
     assert_eq!(put_local(&app, &mb, &a).await.status, 200);
-    assert_eq!(confirm(&app, &key, ma["id"].as_str().unwrap()).await.status, 200);
+    assert_eq!(
+        confirm(&app, &key, ma["id"].as_str().unwrap()).await.status,
+        200
+    );
     let r = confirm(&app, &key, mb["id"].as_str().unwrap()).await;
     r.assert_error(402, "quota_exceeded");
-    assert_eq!(get_media(&app, &key, mb["id"].as_str().unwrap()).await.body["status"], "pending");
-    upload_url(&app, &key, body(401)).await.assert_error(402, "quota_exceeded");
+    assert_eq!(
+        get_media(&app, &key, mb["id"].as_str().unwrap()).await.body["status"],
+        "pending"
+    );
+    upload_url(&app, &key, body(401))
+        .await
+        .assert_error(402, "quota_exceeded");
     // Deleting frees the bytes.
-    let d = app.delete(&format!("/v1/media/{}", ma["id"].as_str().unwrap())).key(&key).send().await;
+    let d = app
+        .delete(&format!("/v1/media/{}", ma["id"].as_str().unwrap()))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(d.status, 200, "{}", d.text);
-    assert_eq!(confirm(&app, &key, mb["id"].as_str().unwrap()).await.status, 200);
+    assert_eq!(
+        confirm(&app, &key, mb["id"].as_str().unwrap()).await.status,
+        200
+    );
     // Test mode has its own allowance: live media do not count against it, nor it against
     // the plan.
     let (test_key, _) = app
@@ -356,26 +440,50 @@ async fn other_workspaces_and_modes_do_not_see_media() {
     let id = m["id"].as_str().unwrap();
     let other_ws = app.other_workspace("rival").await;
     let (other_key, _) = app
-        .key_in(&other_ws, KeySpec { scopes: Scope::ALL.to_vec(), ..KeySpec::default() })
+        .key_in(
+            &other_ws,
+            KeySpec {
+                scopes: Scope::ALL.to_vec(),
+                ..KeySpec::default()
+            },
+        )
         .await;
     let (test_key, _) = app
-        .key(KeySpec { scopes: Scope::ALL.to_vec(), mode: Some(KeyMode::Test), ..KeySpec::default() })
+        .key(KeySpec {
+            scopes: Scope::ALL.to_vec(),
+            mode: Some(KeyMode::Test),
+            ..KeySpec::default()
+        })
         .await;
     for k in [&other_key, &test_key] {
         get_media(&app, k, id).await.assert_error(404, "not_found");
         confirm(&app, k, id).await.assert_error(404, "not_found");
-        app.patch(&format!("/v1/media/{id}")).key(k).json(json!({"alt_text": "x"})).send().await
+        app.patch(&format!("/v1/media/{id}"))
+            .key(k)
+            .json(json!({"alt_text": "x"}))
+            .send()
+            .await
             .assert_error(404, "not_found");
-        app.delete(&format!("/v1/media/{id}")).key(k).send().await.assert_error(404, "not_found");
+        app.delete(&format!("/v1/media/{id}"))
+            .key(k)
+            .send()
+            .await
+            .assert_error(404, "not_found");
         let list = app.get("/v1/media").key(k).send().await;
         assert_eq!(list.body["data"], json!([]));
         // Nor may their posts name it.
         let acct = app.sandbox_account(k, "other").await;
-        let r = app.post("/v1/posts").key(k)
-            .json(json!({"body": "hi", "account_ids": [acct], "media_ids": [id]})).send().await;
+        let r = app
+            .post("/v1/posts")
+            .key(k)
+            .json(json!({"body": "hi", "account_ids": [acct], "media_ids": [id]}))
+            .send()
+            .await;
         assert_param(&r, "media_ids[0]");
     }
-    get_media(&app, &key, "med_nope").await.assert_error(404, "not_found");
+    get_media(&app, &key, "med_nope")
+        .await
+        .assert_error(404, "not_found");
     assert_eq!(get_media(&app, &key, id).await.status, 200);
 }
 
@@ -383,19 +491,40 @@ async fn alt_text_is_set_bounded_and_cleared() {
     let (app, _dir, key) = setup().await;
     let m = ready(&app, &key, "image/png", &png(4, 4, 0)).await;
     let path = format!("/v1/media/{}", m["id"].as_str().unwrap());
-    let r = app.patch(&path).key(&key).json(json!({"alt_text": "A 🦀."})).send().await;
+    let r = app
+        .patch(&path)
+        .key(&key)
+        .json(json!({"alt_text": "A 🦀."}))
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["alt_text"], "A 🦀.");
     assert_param(
-        &app.patch(&path).key(&key).json(json!({"alt_text": "a".repeat(1501)})).send().await,
+        &app.patch(&path)
+            .key(&key)
+            .json(json!({"alt_text": "a".repeat(1501)}))
+            .send()
+            .await,
         "alt_text",
     );
     assert_param(
-        &app.patch(&path).key(&key).json(json!({"alt_text": 5})).send().await,
+        &app.patch(&path)
+            .key(&key)
+            .json(json!({"alt_text": 5}))
+            .send()
+            .await,
         "alt_text",
     );
-    assert_eq!(get_media(&app, &key, m["id"].as_str().unwrap()).await.body["alt_text"], "A 🦀.");
-    let r = app.patch(&path).key(&key).json(json!({"alt_text": null})).send().await;
+    assert_eq!(
+        get_media(&app, &key, m["id"].as_str().unwrap()).await.body["alt_text"],
+        "A 🦀."
+    );
+    let r = app
+        .patch(&path)
+        .key(&key)
+        .json(json!({"alt_text": null}))
+        .send()
+        .await;
     assert!(r.body["alt_text"].is_null());
 }
 
@@ -406,7 +535,12 @@ async fn media_go_out_with_a_post_to_the_sandbox() {
     let acct = app.sandbox_account(&key, "brand").await;
     let img = ready(&app, &key, "image/png", &png(100, 100, 0)).await;
     let img_id = img["id"].as_str().unwrap();
-    let post = create(&app, &key, json!({"body": "Look.", "account_ids": [acct], "media_ids": [img_id]})).await;
+    let post = create(
+        &app,
+        &key,
+        json!({"body": "Look.", "account_ids": [acct], "media_ids": [img_id]}),
+    )
+    .await;
     assert_eq!(post["media_ids"], json!([img_id]));
     let pid = post["id"].as_str().unwrap();
     let r = act(&app, &key, pid, "publish", None).await;
@@ -417,27 +551,65 @@ async fn media_go_out_with_a_post_to_the_sandbox() {
     assert_eq!(tl[0]["media_ids"], json!([img_id]));
     // A video longer than the sandbox takes is refused at schedule time, naming the rule.
     let long = ready(&app, &key, "video/mp4", &mp4(200_000)).await;
-    let long_post = create(&app, &key, json!({"body": "Long.", "account_ids": [acct], "media_ids": [long["id"]]})).await;
-    let r = act(&app, &key, long_post["id"].as_str().unwrap(), "schedule",
-        Some(json!({"scheduled_at": "2026-11-23T10:00:00Z"}))).await;
+    let long_post = create(
+        &app,
+        &key,
+        json!({"body": "Long.", "account_ids": [acct], "media_ids": [long["id"]]}),
+    )
+    .await;
+    let r = act(
+        &app,
+        &key,
+        long_post["id"].as_str().unwrap(),
+        "schedule",
+        Some(json!({"scheduled_at": "2026-11-23T10:00:00Z"})),
+    )
+    .await;
     r.assert_error(400, "invalid_request");
-    assert!(r.text.contains("sandbox.media.max_video_duration"), "{}", r.text);
+    assert!(
+        r.text.contains("sandbox.media.max_video_duration"),
+        "{}",
+        r.text
+    );
     // An image over the sandbox's 5 MiB.
     let big = ready(&app, &key, "image/png", &png(10, 10, 5 * 1024 * 1024 + 1)).await;
-    let big_post = create(&app, &key, json!({"body": "Big.", "account_ids": [acct], "media_ids": [big["id"]]})).await;
-    let r = act(&app, &key, big_post["id"].as_str().unwrap(), "publish", None).await;
+    let big_post = create(
+        &app,
+        &key,
+        json!({"body": "Big.", "account_ids": [acct], "media_ids": [big["id"]]}),
+    )
+    .await;
+    let r = act(
+        &app,
+        &key,
+        big_post["id"].as_str().unwrap(),
+        "publish",
+        None,
+    )
+    .await;
     r.assert_error(400, "invalid_request");
-    assert!(r.text.contains("sandbox.media.max_image_bytes"), "{}", r.text);
+    assert!(
+        r.text.contains("sandbox.media.max_image_bytes"),
+        "{}",
+        r.text
+    );
     // Pending media, unknown ids, duplicates and more than ten are refused at creation.
     let p = pending(&app, &key, "image/png", 10).await;
     for (ids, param) in [
         (json!([p["id"]]), "media_ids[0]"),
-        (json!([img_id, "med_0000000000000000000000"]), "media_ids[1]"),
+        (
+            json!([img_id, "med_0000000000000000000000"]),
+            "media_ids[1]",
+        ),
         (json!([img_id, img_id]), "media_ids[1]"),
         (json!(vec![img_id; 11]), "media_ids"),
     ] {
-        let r = app.post("/v1/posts").key(&key)
-            .json(json!({"body": "x", "account_ids": [acct], "media_ids": ids})).send().await;
+        let r = app
+            .post("/v1/posts")
+            .key(&key)
+            .json(json!({"body": "x", "account_ids": [acct], "media_ids": ids}))
+            .send()
+            .await;
         assert_param(&r, param);
     }
 }
@@ -447,32 +619,72 @@ async fn media_used_by_a_scheduled_post_cannot_be_deleted() {
     let acct = app.sandbox_account(&key, "brand").await;
     let img = ready(&app, &key, "image/png", &png(10, 10, 0)).await;
     let mid = img["id"].as_str().unwrap();
-    let post = create(&app, &key, json!({"body": "Soon.", "account_ids": [acct], "media_ids": [mid]})).await;
+    let post = create(
+        &app,
+        &key,
+        json!({"body": "Soon.", "account_ids": [acct], "media_ids": [mid]}),
+    )
+    .await;
     let pid = post["id"].as_str().unwrap();
     let at = json!({"scheduled_at": "2026-11-23T10:00:00Z"});
-    assert_eq!(act(&app, &key, pid, "schedule", Some(at.clone())).await.status, 200);
+    assert_eq!(
+        act(&app, &key, pid, "schedule", Some(at.clone()))
+            .await
+            .status,
+        200
+    );
     let path = format!("/v1/media/{mid}");
-    app.delete(&path).key(&key).send().await.assert_error(409, "conflict");
+    app.delete(&path)
+        .key(&key)
+        .send()
+        .await
+        .assert_error(409, "conflict");
     assert_eq!(get_media(&app, &key, mid).await.status, 200);
     // Back to draft: deletable, bytes gone, and the post can no longer be scheduled with it.
     assert_eq!(act(&app, &key, pid, "cancel", None).await.status, 200);
     let d = app.delete(&path).key(&key).send().await;
     assert_eq!(d.status, 200, "{}", d.text);
     assert_eq!(d.body["deleted"], true);
-    assert!(!dir.path().join("media").join(mid).exists(), "bytes deleted");
-    get_media(&app, &key, mid).await.assert_error(404, "not_found");
-    app.delete(&path).key(&key).send().await.assert_error(404, "not_found");
-    assert_param(&act(&app, &key, pid, "schedule", Some(at)).await, "media_ids[0]");
+    assert!(
+        !dir.path().join("media").join(mid).exists(),
+        "bytes deleted"
+    );
+    get_media(&app, &key, mid)
+        .await
+        .assert_error(404, "not_found");
+    app.delete(&path)
+        .key(&key)
+        .send()
+        .await
+        .assert_error(404, "not_found");
+    assert_param(
+        &act(&app, &key, pid, "schedule", Some(at)).await,
+        "media_ids[0]",
+    );
 
     // A delete that wins a race with a schedule (simulated: the row goes after the post was
     // scheduled) cannot get the media published: the publisher finds it gone.
     let img2 = ready(&app, &key, "image/png", &png(10, 10, 0)).await;
     let m2 = img2["id"].as_str().unwrap();
-    let p2 = create(&app, &key, json!({"body": "Race.", "account_ids": [acct], "media_ids": [m2]})).await;
-    assert_eq!(act(&app, &key, p2["id"].as_str().unwrap(), "publish", None).await.status, 200);
+    let p2 = create(
+        &app,
+        &key,
+        json!({"body": "Race.", "account_ids": [acct], "media_ids": [m2]}),
+    )
+    .await;
+    assert_eq!(
+        act(&app, &key, p2["id"].as_str().unwrap(), "publish", None)
+            .await
+            .status,
+        200
+    );
     app.raw_execute("DELETE FROM media").await;
     run(&app).await;
-    let got = app.get(&format!("/v1/posts/{}", p2["id"].as_str().unwrap())).key(&key).send().await;
+    let got = app
+        .get(&format!("/v1/posts/{}", p2["id"].as_str().unwrap()))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(got.body["targets"][0]["status"], "failed", "{}", got.text);
     assert_eq!(got.body["targets"][0]["error"]["code"], "media_rejected");
     assert!(timeline(&app, &key, &acct).await.is_empty());
@@ -489,11 +701,29 @@ async fn bytes_changed_after_confirm_are_never_published() {
     let last = b.len() - 1;
     b[last] ^= 0xFF;
     std::fs::write(&path, b).unwrap();
-    let p = create(&app, &key, json!({"body": "Swap.", "account_ids": [acct], "media_ids": [mid]})).await;
-    assert_eq!(act(&app, &key, p["id"].as_str().unwrap(), "publish", None).await.status, 200);
+    let p = create(
+        &app,
+        &key,
+        json!({"body": "Swap.", "account_ids": [acct], "media_ids": [mid]}),
+    )
+    .await;
+    assert_eq!(
+        act(&app, &key, p["id"].as_str().unwrap(), "publish", None)
+            .await
+            .status,
+        200
+    );
     run(&app).await;
-    let got = app.get(&format!("/v1/posts/{}", p["id"].as_str().unwrap())).key(&key).send().await;
-    assert_eq!(got.body["targets"][0]["error"]["code"], "media_rejected", "{}", got.text);
+    let got = app
+        .get(&format!("/v1/posts/{}", p["id"].as_str().unwrap()))
+        .key(&key)
+        .send()
+        .await;
+    assert_eq!(
+        got.body["targets"][0]["error"]["code"], "media_rejected",
+        "{}",
+        got.text
+    );
     assert!(timeline(&app, &key, &acct).await.is_empty());
 }
 
@@ -509,19 +739,37 @@ async fn uploads_never_confirmed_are_purged() {
     let media = app.state.app().media();
     let now = || crier_core::Clock::now_ms(&app.clock);
     // Expired, but less than an hour ago: kept.
-    app.clock.advance(std::time::Duration::from_secs(15 * 60 + 30 * 60));
+    app.clock
+        .advance(std::time::Duration::from_secs(15 * 60 + 30 * 60));
     assert_eq!(media.purge_expired_uploads(now()).await.unwrap(), 0);
     let fresh = pending(&app, &key, "image/png", 10).await;
     app.clock.advance(std::time::Duration::from_secs(31 * 60));
     assert_eq!(media.purge_expired_uploads(now()).await.unwrap(), 2);
     for gone in [&stale, &never_sent] {
-        get_media(&app, &key, gone["id"].as_str().unwrap()).await.assert_error(404, "not_found");
+        get_media(&app, &key, gone["id"].as_str().unwrap())
+            .await
+            .assert_error(404, "not_found");
     }
-    assert!(!dir.path().join("media").join(stale["id"].as_str().unwrap()).exists());
+    assert!(
+        !dir.path()
+            .join("media")
+            .join(stale["id"].as_str().unwrap())
+            .exists()
+    );
     for kept in [&done, &fresh] {
-        assert_eq!(get_media(&app, &key, kept["id"].as_str().unwrap()).await.status, 200);
+        assert_eq!(
+            get_media(&app, &key, kept["id"].as_str().unwrap())
+                .await
+                .status,
+            200
+        );
     }
-    assert!(dir.path().join("media").join(done["id"].as_str().unwrap()).exists());
+    assert!(
+        dir.path()
+            .join("media")
+            .join(done["id"].as_str().unwrap())
+            .exists()
+    );
     assert_eq!(media.purge_expired_uploads(now()).await.unwrap(), 0);
 }
 
@@ -563,10 +811,14 @@ fn s3_env() -> Option<S3Env> {
             secret_key: get("CRIER_TEST_S3_SECRET_KEY").expect("CRIER_TEST_S3_SECRET_KEY"),
         }),
         None if std::env::var("CRIER_REQUIRE_PEERS").as_deref() == Ok("1") => {
-            panic!("CRIER_REQUIRE_PEERS=1 but CRIER_TEST_S3_ENDPOINT is unset (scripts/peers/s3.sh start writes target/peers/s3.env)")
+            panic!(
+                "CRIER_REQUIRE_PEERS=1 but CRIER_TEST_S3_ENDPOINT is unset (scripts/peers/s3.sh start writes target/peers/s3.env)"
+            )
         }
         None => {
-            eprintln!("skipped: set CRIER_TEST_S3_ENDPOINT etc. (scripts/peers/s3.sh start writes them to target/peers/s3.env)");
+            eprintln!(
+                "skipped: set CRIER_TEST_S3_ENDPOINT etc. (scripts/peers/s3.sh start writes them to target/peers/s3.env)"
+            );
             None
         }
     }
@@ -614,15 +866,29 @@ async fn the_s3_path_uses_presigned_urls_that_s3s_fs_checks() {
     let sig_at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
     let mut flipped = url.clone().into_bytes();
     flipped[sig_at] = if flipped[sig_at] == b'0' { b'1' } else { b'0' };
-    assert_eq!(put(String::from_utf8(flipped).unwrap(), bytes.clone(), "image/png").await, 403);
+    assert_eq!(
+        put(
+            String::from_utf8(flipped).unwrap(),
+            bytes.clone(),
+            "image/png"
+        )
+        .await,
+        403
+    );
     let other = pending(&app, &key, "image/png", bytes.len()).await;
     let swapped = url.replace(m["id"].as_str().unwrap(), other["id"].as_str().unwrap());
     assert_eq!(put(swapped, bytes.clone(), "image/png").await, 403);
     // The signed headers hold: another type or length is refused.
     assert_eq!(put(url.clone(), bytes.clone(), "image/gif").await, 403);
-    assert_ne!(put(url.clone(), bytes[..10].to_vec(), "image/png").await, 200);
+    assert_ne!(
+        put(url.clone(), bytes[..10].to_vec(), "image/png").await,
+        200
+    );
     // Confirm before any bytes: size mismatch.
-    assert_param(&confirm(&app, &key, m["id"].as_str().unwrap()).await, "size");
+    assert_param(
+        &confirm(&app, &key, m["id"].as_str().unwrap()).await,
+        "size",
+    );
     // The real upload.
     assert_eq!(put(url.clone(), bytes.clone(), "image/png").await, 200);
     let r = confirm(&app, &key, m["id"].as_str().unwrap()).await;
@@ -643,28 +909,56 @@ async fn the_s3_path_uses_presigned_urls_that_s3s_fs_checks() {
     // A video whose movie header is at the end: found by ranged reads.
     let video = mp4(4321);
     let v = pending(&app, &key, "video/mp4", video.len()).await;
-    assert_eq!(put(v["upload"]["url"].as_str().unwrap().to_owned(), video.clone(), "video/mp4").await, 200);
+    assert_eq!(
+        put(
+            v["upload"]["url"].as_str().unwrap().to_owned(),
+            video.clone(),
+            "video/mp4"
+        )
+        .await,
+        200
+    );
     let r = confirm(&app, &key, v["id"].as_str().unwrap()).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["duration_ms"], 4321);
     // Publishing reads the bytes back from the store.
     let acct = app.sandbox_account(&key, "brand").await;
     let mid = m["id"].as_str().unwrap();
-    let p = create(&app, &key, json!({"body": "From S3.", "account_ids": [acct], "media_ids": [mid]})).await;
-    assert_eq!(act(&app, &key, p["id"].as_str().unwrap(), "publish", None).await.status, 200);
+    let p = create(
+        &app,
+        &key,
+        json!({"body": "From S3.", "account_ids": [acct], "media_ids": [mid]}),
+    )
+    .await;
+    assert_eq!(
+        act(&app, &key, p["id"].as_str().unwrap(), "publish", None)
+            .await
+            .status,
+        200
+    );
     run(&app).await;
-    assert_eq!(timeline(&app, &key, &acct).await[0]["media_ids"], json!([mid]));
+    assert_eq!(
+        timeline(&app, &key, &acct).await[0]["media_ids"],
+        json!([mid])
+    );
     // Delete removes the object from the store.
-    let d = app.delete(&format!("/v1/media/{}", v["id"].as_str().unwrap())).key(&key).send().await;
+    let d = app
+        .delete(&format!("/v1/media/{}", v["id"].as_str().unwrap()))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(d.status, 200);
     let storage = app.state.app().media_settings().storage.clone();
     assert_eq!(storage.size(v["id"].as_str().unwrap()).await.unwrap(), None);
     assert_eq!(storage.size(mid).await.unwrap(), Some(bytes.len() as u64));
     // The local routes do not exist with S3 configured.
-    app.call(Method::PUT, &format!("/v1/media/uploads/{mid}?expires=1&signature=00"))
-        .send()
-        .await
-        .assert_error(404, "not_found");
+    app.call(
+        Method::PUT,
+        &format!("/v1/media/uploads/{mid}?expires=1&signature=00"),
+    )
+    .send()
+    .await
+    .assert_error(404, "not_found");
 }
 
 both!(tests: the_s3_path_uses_presigned_urls_that_s3s_fs_checks);

@@ -172,7 +172,10 @@ impl Media<'_> {
         let name_len = req.filename.chars().count();
         if req.filename.trim().is_empty()
             || name_len > MAX_FILENAME
-            || req.filename.chars().any(|ch| ch.is_control() || ch == '/' || ch == '\\')
+            || req
+                .filename
+                .chars()
+                .any(|ch| ch.is_control() || ch == '/' || ch == '\\')
         {
             return Err(AppError::invalid(
                 "filename",
@@ -385,7 +388,11 @@ impl Media<'_> {
         let media = self.visible(tenant, id).await?;
         self.app
             .store()
-            .set_media_alt_text(tenant, &media.id, alt_text.as_deref().filter(|a| !a.is_empty()))
+            .set_media_alt_text(
+                tenant,
+                &media.id,
+                alt_text.as_deref().filter(|a| !a.is_empty()),
+            )
             .await?
             .ok_or_else(|| AppError::not_found("media", id))
     }
@@ -519,7 +526,10 @@ impl Media<'_> {
             if bytes.len() as u64 != m.size || m.sha256.as_deref() != Some(sha.as_str()) {
                 return Err(AppError::invalid(
                     param,
-                    format!("The bytes of media '{}' changed after it was confirmed.", m.id),
+                    format!(
+                        "The bytes of media '{}' changed after it was confirmed.",
+                        m.id
+                    ),
                 ));
             }
             out.push(Attachment {

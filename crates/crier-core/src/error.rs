@@ -75,9 +75,10 @@ impl ErrorCode {
             Self::InvalidRequest => 400,
             Self::Unauthorized => 401,
             Self::PaymentRequired | Self::QuotaExceeded => 402,
-            Self::ForbiddenScope | Self::IpNotAllowed | Self::OriginNotAllowed | Self::Forbidden => {
-                403
-            }
+            Self::ForbiddenScope
+            | Self::IpNotAllowed
+            | Self::OriginNotAllowed
+            | Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict | Self::IdempotencyConflict => 409,

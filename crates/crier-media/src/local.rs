@@ -351,10 +351,18 @@ mod tests {
         ));
         drop(u);
         assert_eq!(s.size("med_a").await.unwrap(), None);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no leftovers");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no leftovers"
+        );
         let mut u = s.begin("med_a", 4).await.unwrap();
         u.write(b"abcd").await.unwrap();
-        assert_eq!(s.size("med_a").await.unwrap(), None, "not visible before commit");
+        assert_eq!(
+            s.size("med_a").await.unwrap(),
+            None,
+            "not visible before commit"
+        );
         assert_eq!(u.commit().await.unwrap(), 4);
         assert_eq!(s.size("med_a").await.unwrap(), Some(4));
         assert_eq!(&s.read_range("med_a", 1, 2).await.unwrap()[..], b"bc");

@@ -76,8 +76,8 @@ const MAX_EXPIRES_S: i64 = 7 * 24 * 3600;
 
 impl S3Store {
     pub fn new(config: S3Config) -> Result<Self, String> {
-        let endpoint = url::Url::parse(&config.endpoint)
-            .map_err(|e| format!("media.s3.endpoint: {e}"))?;
+        let endpoint =
+            url::Url::parse(&config.endpoint).map_err(|e| format!("media.s3.endpoint: {e}"))?;
         if !matches!(endpoint.scheme(), "http" | "https") {
             return Err("media.s3.endpoint must be an http or https URL".into());
         }
@@ -322,7 +322,10 @@ impl S3Store {
         if !valid_key(key) {
             return Ok(());
         }
-        match self.send(self.http.delete(self.own_url("DELETE", key))).await {
+        match self
+            .send(self.http.delete(self.own_url("DELETE", key)))
+            .await
+        {
             Ok(_) | Err(StorageError::Missing) => Ok(()),
             Err(e) => Err(e),
         }

@@ -192,7 +192,11 @@ mod tests {
         v1[8 + 24..8 + 32].copy_from_slice(&(600u64 * 61).to_be_bytes());
         assert_eq!(mvhd_duration(&v1), Some(61_000));
         assert_eq!(mvhd_duration(&v0[..20]), None, "truncated");
-        assert_eq!(mvhd_duration(b"\0\0\0\x01free"), None, "a box smaller than its header");
+        assert_eq!(
+            mvhd_duration(b"\0\0\0\x01free"),
+            None,
+            "a box smaller than its header"
+        );
         assert_eq!(mvhd_duration(&[]), None);
         let mut zero = v0.clone();
         zero[8 + 12..8 + 16].copy_from_slice(&0u32.to_be_bytes());
@@ -203,7 +207,10 @@ mod tests {
     fn vints() {
         assert_eq!(vint(&[0x81], false), Some((1, 1)));
         assert_eq!(vint(&[0x40, 0x02], false), Some((2, 2)));
-        assert_eq!(vint(&[0x1A, 0x45, 0xDF, 0xA3], true), Some((0x1A45_DFA3, 4)));
+        assert_eq!(
+            vint(&[0x1A, 0x45, 0xDF, 0xA3], true),
+            Some((0x1A45_DFA3, 4))
+        );
         assert_eq!(vint(&[0x00], false), None);
         assert_eq!(vint(&[0x40], false), None);
     }

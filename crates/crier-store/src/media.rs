@@ -86,7 +86,10 @@ pub struct MediaFacts {
 pub enum ConfirmOutcome {
     Ready(Media),
     /// The workspace's ready bytes (`used`) plus these would pass `limit`.
-    QuotaExceeded { used: u64, limit: u64 },
+    QuotaExceeded {
+        used: u64,
+        limit: u64,
+    },
     /// Not pending any more (confirmed or deleted meanwhile).
     NotPending,
 }
@@ -203,7 +206,12 @@ impl Store {
     }
 
     /// The tenant's media, newest first.
-    pub async fn list_media(&self, tenant: &Tenant, limit: u32, offset: u32) -> Result<Page<Media>> {
+    pub async fn list_media(
+        &self,
+        tenant: &Tenant,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<Media>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM media WHERE workspace_id = $1 AND livemode = $2
              ORDER BY id DESC LIMIT $3 OFFSET $4"
@@ -214,7 +222,10 @@ impl Store {
         .bind(i64::from(offset))
         .fetch_all(&self.read)
         .await?;
-        let items = rows.iter().map(media_from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(media_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit))
     }
 

@@ -161,7 +161,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         );
     }
     let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
-    let app = compose(&store, &clock, &settings);
+    let app = compose(&store, &clock, &settings).with_media(settings.media.open()?);
     let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());
@@ -175,6 +175,11 @@ async fn serve(settings: Settings) -> Result<(), String> {
         background.spawn(deliverer.run(cancel.clone()));
         let feeds = crier_worker::feeds::FeedPoller::new(app.clone(), workers.feeds);
         background.spawn(feeds.run(cancel.clone()));
+        background.spawn(purge_media_uploads(
+            app.clone(),
+            settings.media.purge_interval,
+            cancel.clone(),
+        ));
     }
     let app = crier_api::router(state);
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -211,6 +216,30 @@ fn compose(
         &settings.api.plans,
         Arc::new(tokio::sync::Notify::new()),
     )
+}
+
+// ---- media ----
+/// Deletes, every `every`, pending uploads whose URL expired over an hour ago (their rows and
+/// any bytes that came); failures are logged and tried again next time.
+async fn purge_media_uploads(
+    app: crier_app::App,
+    every: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = app.clock().now_ms();
+                match app.media().purge_expired_uploads(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "purged media uploads never confirmed"),
+                    Err(e) => tracing::warn!(error = %e.message, "media upload purge failed"),
+                }
+            }
+            _ = cancel.cancelled() => break,
+        }
+    }
 }
 
 fn store_kind(url: &str) -> &'static str {

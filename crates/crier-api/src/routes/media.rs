@@ -40,7 +40,11 @@ const CHUNK_TIMEOUT: Duration = Duration::from_secs(60);
 #[serde(deny_unknown_fields)]
 pub struct CreateUpload {
     /// The file's name, 1 to 255 characters, no control characters, `/` or `\`.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f/\\]*[^\x00-\x20\x7f/\\][^\x00-\x1f\x7f/\\]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f/\\]*[^\x00-\x20\x7f/\\][^\x00-\x1f\x7f/\\]*$"
+    )]
     pub filename: String,
     /// What the bytes will be; confirm checks it against the bytes.
     #[schema(schema_with = crate::openapi::fields::media_type)]
@@ -235,7 +239,13 @@ fn check_signed(
     };
     let id = MediaId::parse(id).ok_or_else(|| forbidden(refused))?;
     local
-        .verify(method, id.as_str(), expires, &signature, state.clock().now_ms())
+        .verify(
+            method,
+            id.as_str(),
+            expires,
+            &signature,
+            state.clock().now_ms(),
+        )
         .map_err(|e| match e {
             crier_media::local::UrlRefusal::Expired => {
                 forbidden("This URL has expired; ask for a new one.")
@@ -369,7 +379,10 @@ pub async fn get_file(
             Ok(n) => {
                 buf.truncate(n.min((len - sent) as usize));
                 let n = buf.len() as u64;
-                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), (f, sent + n)))
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(buf)),
+                    (f, sent + n),
+                ))
             }
             Err(e) => Some((Err(e), (f, len))),
         }
@@ -388,7 +401,10 @@ pub async fn get_file(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=60")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=60"),
+            ),
         ],
         Body::from_stream(stream),
     )

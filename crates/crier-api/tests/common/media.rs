@@ -27,10 +27,7 @@ pub fn quota_plan(bytes: u64) -> Plan {
 
 /// An app whose workspace is on `plan` (added to the default plans as `custom`, if given),
 /// with the media settings `settings` makes from the app's clock.
-pub async fn app_with(
-    plan: Option<Plan>,
-    settings: impl FnOnce() -> MediaSettings,
-) -> TestApp {
+pub async fn app_with(plan: Option<Plan>, settings: impl FnOnce() -> MediaSettings) -> TestApp {
     let mut config = ApiConfig {
         allow_private_networks: true,
         ..ApiConfig::default()
@@ -117,7 +114,11 @@ pub fn png(w: u32, h: u32, padding: usize) -> Vec<u8> {
     if padding > 0 {
         png_chunk(&mut out, b"zzZz", &vec![7u8; padding]);
     }
-    png_chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    png_chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     png_chunk(&mut out, b"IEND", &[]);
     out
 }
@@ -179,7 +180,9 @@ pub fn webm(duration_ms: f32) -> Vec<u8> {
     out.extend_from_slice(b"webm");
     out.extend_from_slice(&[0x42, 0x87, 0x81, 0x02, 0x42, 0x85, 0x81, 0x02]);
     // Segment of unknown size, then Info with TimecodeScale and Duration.
-    out.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+    out.extend_from_slice(&[
+        0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    ]);
     let mut info = vec![0x2A, 0xD7, 0xB1, 0x83, 0x0F, 0x42, 0x40];
     info.extend_from_slice(&[0x44, 0x89, 0x84]);
     info.extend_from_slice(&duration_ms.to_be_bytes());
@@ -198,7 +201,11 @@ pub fn local_path(url: &str) -> String {
 }
 
 pub async fn upload_url(app: &TestApp, key: &str, body: Value) -> Response {
-    app.post("/v1/media/upload-url").key(key).json(body).send().await
+    app.post("/v1/media/upload-url")
+        .key(key)
+        .json(body)
+        .send()
+        .await
 }
 
 /// Asks for an upload URL for `bytes` declared as `content_type`; returns the media object.
@@ -228,7 +235,10 @@ pub async fn put_local(app: &TestApp, media: &Value, bytes: &[u8]) -> Response {
 }
 
 pub async fn confirm(app: &TestApp, key: &str, id: &str) -> Response {
-    app.post(&format!("/v1/media/{id}/confirm")).key(key).send().await
+    app.post(&format!("/v1/media/{id}/confirm"))
+        .key(key)
+        .send()
+        .await
 }
 
 /// Upload URL, PUT and confirm on the local store; returns the ready media object.
@@ -250,13 +260,20 @@ pub async fn fetch_bytes(app: &TestApp, path: &str) -> (u16, axum::http::HeaderM
         .uri(path)
         .body(axum::body::Body::empty())
         .unwrap();
-    req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-        [127, 0, 0, 1],
-        40000,
-    ))));
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
     let resp = app.router.clone().oneshot(req).await.unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, headers, body)
 }
