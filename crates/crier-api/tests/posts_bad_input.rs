@@ -78,7 +78,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         ),
         (
             json!({"body": "x", "account_ids": [acct], "media_ids": ["med_nope"]}),
-            "media_ids",
+            "media_ids[0]",
         ),
     ] {
         let r = app

@@ -69,7 +69,7 @@ async fn a_batch_creates_drafts_all_or_nothing() {
         ),
         (
             json!([item(&acct, "ok"), {"body": "x", "account_ids": [acct], "media_ids": ["med_x"]}]),
-            "posts[1].media_ids".to_owned(),
+            "posts[1].media_ids[0]".to_owned(),
         ),
         (
             json!([item(&acct, "ok"), {"body": "x", "account_ids": [acct],
