@@ -351,7 +351,7 @@ impl Media<'_> {
             .confirm_media(&c.tenant, &mid, &facts, Self::limit(c), self.now())
             .await?
         {
-            ConfirmOutcome::Ready(m) => Ok(m),
+            ConfirmOutcome::Ready(m) => Ok(*m),
             ConfirmOutcome::QuotaExceeded { used, limit } => {
                 Err(Self::quota_error(used, facts.size, limit))
             }
@@ -407,7 +407,7 @@ impl Media<'_> {
                     // The row is gone, so nothing can read these bytes any more.
                     tracing::warn!(media = %m.id, error = %e, "could not delete media bytes");
                 }
-                Ok(m)
+                Ok(*m)
             }
             DeleteOutcome::InUse => Err(AppError::conflict(format!(
                 "Media '{id}' is used by a post that is scheduled, waiting for approval or \

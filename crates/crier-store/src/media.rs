@@ -84,7 +84,7 @@ pub struct MediaFacts {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfirmOutcome {
-    Ready(Media),
+    Ready(Box<Media>),
     /// The workspace's ready bytes (`used`) plus these would pass `limit`.
     QuotaExceeded {
         used: u64,
@@ -96,7 +96,7 @@ pub enum ConfirmOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted(Media),
+    Deleted(Box<Media>),
     /// A scheduled, pending-approval or publishing post names it.
     InUse,
     Missing,
@@ -309,7 +309,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(ConfirmOutcome::Ready(media))
+        Ok(ConfirmOutcome::Ready(Box::new(media)))
     }
 
     /// Sets (or with `None` clears) a media object's alt text.
@@ -350,7 +350,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let outcome = match row {
-            Some(r) => DeleteOutcome::Deleted(media_from_row(&r)?),
+            Some(r) => DeleteOutcome::Deleted(Box::new(media_from_row(&r)?)),
             None => {
                 let exists = sqlx::query(
                     "SELECT 1 FROM media WHERE workspace_id = $1 AND id = $2 AND livemode = $3",
