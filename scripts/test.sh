@@ -7,6 +7,13 @@ if [ "${CI:-}" = "true" ] && [ -z "${CRIER_TEST_DATABASE_URL:-}" ]; then
   echo "CRIER_TEST_DATABASE_URL must be set in CI" >&2
   exit 1
 fi
+# A real S3 implementation (s3s-fs, which checks SigV4 signatures) for the media tests' S3
+# path; installed once under target/peers/, stopped when this script ends.
+scripts/peers/s3.sh start
+trap 'scripts/peers/s3.sh stop' EXIT
+set -a
+. target/peers/s3.env
+set +a
 cargo test --workspace "$@"
 # Webhook signatures checked by an independent implementation (Python, from PyPI) against a real
 # server on SQLite.
