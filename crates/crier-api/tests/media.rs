@@ -418,6 +418,21 @@ async fn the_plans_media_storage_is_a_quota() {
         confirm(&app, &key, mb["id"].as_str().unwrap()).await.status,
         200
     );
+    // Two confirms racing for the last bytes: exactly one fits.
+    let (mc, md) = (
+        pending(&app, &key, "image/png", 400).await,
+        pending(&app, &key, "image/png", 400).await,
+    );
+    let b400 = png(1, 1, 400 - png(1, 1, 0).len() - 12);
+    assert_eq!(put_local(&app, &mc, &b400).await.status, 200);
+    assert_eq!(put_local(&app, &md, &b400).await.status, 200);
+    let (rc, rd) = tokio::join!(
+        confirm(&app, &key, mc["id"].as_str().unwrap()),
+        confirm(&app, &key, md["id"].as_str().unwrap())
+    );
+    let mut statuses = [rc.status.as_u16(), rd.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 402], "{} / {}", rc.text, rd.text);
     // Test mode has its own allowance: live media do not count against it, nor it against
     // the plan.
     let (test_key, _) = app
