@@ -15,7 +15,7 @@
 //! `links` from every create to the operations on what it created (schemathesis's stateful
 //! phase follows them).
 
-use crier_core::ids::{AccountId, DeliveryId, FeedId, KeyId, PostId, WebhookId};
+use crier_core::ids::{AccountId, DeliveryId, FeedId, KeyId, MediaId, PostId, WebhookId};
 use crier_core::posts::PostStatus;
 use serde_json::{Value, json};
 use utoipa::Modify;
@@ -40,6 +40,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "accounts", description = "Connected social accounts and the sandbox network"),
         (name = "queue", description = "Weekly posting slots and the queue"),
         (name = "feeds", description = "RSS, Atom and JSON Feed automations"),
+        (name = "media", description = "Images and videos: upload URLs, confirmation, alt text"),
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
         (name = "keys", description = "API keys of the workspace"),
         (name = "workspace", description = "The workspace, its plan and usage"),
@@ -147,6 +148,7 @@ fn parameters(v: &mut Value) {
                     (Some("keys"), _) => KeyId::PREFIX,
                     (Some("accounts"), _) => AccountId::PREFIX,
                     (Some("feeds"), _) => FeedId::PREFIX,
+                    (Some("media"), _) => MediaId::PREFIX,
                     (Some("webhooks"), _) => WebhookId::PREFIX,
                     _ => panic!("{method} {path}: a path parameter of unknown shape"),
                 };
@@ -217,6 +219,12 @@ fn links(v: &mut Value) {
         ("UpdateFeed", "feeds_update"),
         ("DeleteFeed", "feeds_delete"),
     ];
+    let media = [
+        ("GetMedia", "media_get"),
+        ("UpdateMedia", "media_update"),
+        ("DeleteMedia", "media_delete"),
+        ("ConfirmMedia", "media_confirm"),
+    ];
     let webhooks = [
         ("GetWebhook", "webhooks_get"),
         ("UpdateWebhook", "webhooks_update"),
@@ -227,7 +235,7 @@ fn links(v: &mut Value) {
     ];
     // (create path, its status, the (link name, operation) pairs, where the new id is)
     type Links<'a> = &'a [(&'a str, &'a str)];
-    let table: [(&str, &str, Links, &str); 7] = [
+    let table: [(&str, &str, Links, &str); 8] = [
         ("/v1/posts", "201", &posts, "$response.body#/id"),
         ("/v1/batches", "201", &posts, "$response.body#/data/0/id"),
         ("/v1/keys", "201", &keys, "$response.body#/id"),
@@ -240,6 +248,7 @@ fn links(v: &mut Value) {
         ),
         ("/v1/feeds", "201", &feeds, "$response.body#/id"),
         ("/v1/webhooks", "201", &webhooks, "$response.body#/id"),
+        ("/v1/media/upload-url", "201", &media, "$response.body#/id"),
     ];
     for (path, status, targets, id) in table {
         let pointer = format!("/paths/{}/post/responses/{status}", path.replace('/', "~1"));
@@ -526,12 +535,29 @@ pub mod fields {
     }
 
     fn media_list(optional: bool) -> ArrayBuilder {
-        array(string(), optional)
-            .max_items(Some(0))
-            .description(Some(
-                "Media ids. Reserved for the media API, which does not exist yet: no media id \
-             exists, so the list must be empty.",
-            ))
+        array(
+            string().pattern(Some(id(crier_core::ids::MediaId::PREFIX))),
+            optional,
+        )
+        .max_items(Some(crier_app::media::MAX_POST_MEDIA))
+        .description(Some(
+            "Ready media of this workspace and mode (`POST /v1/media/upload-url`, then \
+             confirm), at most 10, none twice. Each target network's media rules (count, \
+             types, size, dimensions, duration) are checked when the post is scheduled or \
+             published.",
+        ))
+    }
+
+    /// The media types crier accepts.
+    pub fn media_type() -> Object {
+        string_enum(
+            crier_media::sniff::IMAGE_TYPES
+                .iter()
+                .chain(crier_media::sniff::VIDEO_TYPES.iter())
+                .copied(),
+            false,
+        )
+        .build()
     }
 
     pub fn media_ids() -> ArrayBuilder {

@@ -77,6 +77,7 @@ struct Inner {
     publish_wake: Arc<Notify>,
     keyring: Keyring,
     connect: ConnectConfig,
+    media: media::MediaSettings,
 }
 
 impl App {
@@ -104,6 +105,7 @@ impl App {
             publish_wake,
             keyring: Keyring::ephemeral(),
             connect: ConnectConfig::default(),
+            media: media::MediaSettings::ephemeral(),
         }))
     }
 
@@ -116,6 +118,15 @@ impl App {
     /// With the operator's connection settings (OAuth clients, allowed redirect URIs).
     pub fn with_connect(self, connect: ConnectConfig) -> Self {
         self.edit(|i| i.connect = connect)
+    }
+
+    /// With the operator's media settings and storage (default: an ephemeral local store).
+    pub fn with_media(self, media: media::MediaSettings) -> Self {
+        self.edit(|i| i.media = media)
+    }
+
+    pub fn media_settings(&self) -> &media::MediaSettings {
+        &self.0.media
     }
 
     fn edit(self, f: impl FnOnce(&mut Inner)) -> Self {

@@ -1,39 +1,562 @@
-//! The media rules, for every caller.
+//! The media rules, for every caller: upload URLs, confirming uploads, reading, alt text,
+//! deleting, the storage quota, the purge of uploads that never came, and what posts may name.
+//!
+//! Decisions kept here:
+//! - The declared type must be one crier takes; on confirm the type is sniffed from the bytes
+//!   and must equal it (`400`, `param` `content_type`), the length must equal the declared
+//!   size (`param` `size`), an image must have readable dimensions and a video a readable
+//!   duration. Bytes that fail stay pending (the client may upload again while the URL lives);
+//!   the purge removes them an hour after the URL expired.
+//! - Quota: live mode counts ready bytes against the plan's `media_storage_bytes` (none: no
+//!   limit). Test mode never spends plan quota; it has its own allowance of
+//!   [`TEST_MODE_BYTES`] per workspace, so test keys cannot fill the disk either. The upload
+//!   URL is refused early when the declared size alone cannot fit; confirm decides, in the
+//!   transaction that marks the media ready.
+//! - A workspace has at most `max_pending` uploads waiting (`409 conflict` beyond).
+//! - Publishing reads the bytes again and checks them against the SHA-256 recorded at confirm:
+//!   bytes replaced after confirm (a signed PUT URL still alive, or an S3 object overwritten)
+//!   are refused as `media_rejected`, never published.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crier_core::ErrorCode;
+use crier_core::ids::MediaId;
+use crier_media::{Storage, StorageError, UploadTarget, sniff};
 use crier_networks::{Attachment, MediaMeta};
+use crier_store::{ConfirmOutcome, DeleteOutcome, Media as Stored, MediaFacts, MediaStatus, Page};
 
-use crate::{App, AppError, AppResult, Tenant};
+use crate::{App, AppError, AppResult, Caller, Tenant};
+
+pub const MAX_FILENAME: usize = 255;
+pub const MAX_ALT_TEXT: usize = 1500;
+/// Media a post may name.
+pub const MAX_POST_MEDIA: usize = 10;
+/// What test-mode media of one workspace may hold, in bytes.
+pub const TEST_MODE_BYTES: u64 = 1024 * 1024 * 1024;
+/// How long after its upload URL expired a pending upload is purged.
+pub const PURGE_GRACE_MS: i64 = 3600 * 1000;
+/// Pending uploads purged per batch, and batches per purge run.
+const PURGE_BATCH: u32 = 100;
+const PURGE_BATCHES: usize = 10;
+
+/// The operator's media settings and where the bytes live.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    pub storage: Storage,
+    /// How long an upload URL lives.
+    pub upload_ttl_ms: i64,
+    /// How long a read URL (`GET /v1/media/{id}`'s `url`) lives.
+    pub read_ttl_ms: i64,
+    /// The largest media object, in bytes.
+    pub max_size: u64,
+    /// Uploads a workspace may have waiting for confirmation.
+    pub max_pending: i64,
+}
+
+pub const DEFAULT_MAX_SIZE: u64 = 512 * 1024 * 1024;
+pub const DEFAULT_UPLOAD_TTL_MS: i64 = 15 * 60 * 1000;
+pub const DEFAULT_READ_TTL_MS: i64 = 15 * 60 * 1000;
+pub const DEFAULT_MAX_PENDING: i64 = 100;
+
+impl MediaSettings {
+    /// The defaults over `storage`.
+    pub fn new(storage: Storage) -> Self {
+        Self {
+            storage,
+            upload_ttl_ms: DEFAULT_UPLOAD_TTL_MS,
+            read_ttl_ms: DEFAULT_READ_TTL_MS,
+            max_size: DEFAULT_MAX_SIZE,
+            max_pending: DEFAULT_MAX_PENDING,
+        }
+    }
+
+    /// A local store in a fresh folder under the system's temporary directory with a random
+    /// secret, served at `http://localhost`: what an [`App`] has until it is given the
+    /// operator's settings (the folder is made only when something is uploaded).
+    pub fn ephemeral() -> Self {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).expect("the OS random source");
+        let mut name = [0u8; 8];
+        getrandom::fill(&mut name).expect("the OS random source");
+        let dir: PathBuf = std::env::temp_dir().join(format!(
+            "crier-media-{}-{}",
+            std::process::id(),
+            name.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ));
+        let local = crier_media::local::LocalStore::open(&dir, "http://localhost", raw.to_vec())
+            .expect("a 32-byte secret");
+        Self::new(Storage::Local(Arc::new(local)))
+    }
+}
+
+/// A request for an upload URL.
+#[derive(Debug, Clone, Default)]
+pub struct NewUpload {
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    pub alt_text: Option<String>,
+}
 
 /// The media rules over one [`App`].
 pub struct Media<'a> {
     pub(crate) app: &'a App,
 }
 
+fn check_alt_text(alt: &str) -> AppResult<()> {
+    if alt.chars().count() > MAX_ALT_TEXT {
+        return Err(AppError::invalid(
+            "alt_text",
+            format!("`alt_text` must be at most {MAX_ALT_TEXT} characters."),
+        ));
+    }
+    Ok(())
+}
+
+fn storage_error(e: StorageError) -> AppError {
+    tracing::warn!(error = %e, "media storage failed");
+    AppError::new(
+        ErrorCode::UpstreamUnavailable,
+        "Media storage is unavailable; try again shortly.",
+    )
+}
+
+fn accepted_list() -> String {
+    sniff::IMAGE_TYPES
+        .iter()
+        .chain(sniff::VIDEO_TYPES.iter())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Media<'_> {
-    /// The rules' view of media a post names: each must be a ready media object of the
-    /// tenant's workspace and mode (`400 invalid_request`, `param` `media_ids[i]`, otherwise).
-    pub async fn ready_meta(&self, _tenant: &Tenant, ids: &[String]) -> AppResult<Vec<MediaMeta>> {
-        let _ = self.app;
-        match ids.first() {
-            Some(id) => Err(AppError::invalid(
-                "media_ids[0]",
-                format!("No such media: '{id}'."),
-            )),
-            None => Ok(Vec::new()),
+    fn settings(&self) -> &MediaSettings {
+        self.app.media_settings()
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.settings().storage
+    }
+
+    fn now(&self) -> i64 {
+        self.app.clock().now_ms()
+    }
+
+    /// The tenant's byte allowance (`None`: no limit).
+    fn limit(c: &Caller) -> Option<u64> {
+        if c.livemode() {
+            c.plan.media_storage_bytes
+        } else {
+            Some(TEST_MODE_BYTES)
         }
     }
 
-    /// The media a post names with their bytes, for publishing: as [`Media::ready_meta`], then
-    /// the bytes from storage (`invalid_request` when a media object is gone; other errors are
-    /// passing storage failures).
-    pub async fn attachments(&self, tenant: &Tenant, ids: &[String]) -> AppResult<Vec<Attachment>> {
-        let metas = self.ready_meta(tenant, ids).await?;
-        Ok(metas
+    fn quota_error(used: u64, size: u64, limit: u64) -> AppError {
+        AppError::new(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "This media ({size} bytes) does not fit the workspace's media storage: \
+                 {used} of {limit} bytes are used."
+            ),
+        )
+    }
+
+    /// A pending media object and where to send its bytes.
+    pub async fn create_upload(
+        &self,
+        c: &Caller,
+        req: NewUpload,
+    ) -> AppResult<(Stored, UploadTarget)> {
+        let name_len = req.filename.chars().count();
+        if req.filename.trim().is_empty()
+            || name_len > MAX_FILENAME
+            || req
+                .filename
+                .chars()
+                .any(|ch| ch.is_control() || ch == '/' || ch == '\\')
+        {
+            return Err(AppError::invalid(
+                "filename",
+                format!(
+                    "`filename` must be 1 to {MAX_FILENAME} characters, without control \
+                     characters or path separators."
+                ),
+            ));
+        }
+        if !sniff::accepted(&req.content_type) {
+            return Err(AppError::invalid(
+                "content_type",
+                format!("`content_type` must be one of {}.", accepted_list()),
+            ));
+        }
+        let max = self.settings().max_size;
+        if req.size == 0 || req.size > max {
+            return Err(AppError::invalid(
+                "size",
+                format!("`size` must be from 1 to {max} bytes."),
+            ));
+        }
+        if let Some(alt) = &req.alt_text {
+            check_alt_text(alt)?;
+        }
+        if let Some(limit) = Self::limit(c) {
+            let used = self.app.store().ready_media_bytes(&c.tenant).await?;
+            if used.saturating_add(req.size) > limit {
+                return Err(Self::quota_error(used, req.size, limit));
+            }
+        }
+        let now = self.now();
+        let id = MediaId::generate();
+        let media = Stored {
+            storage_key: id.to_string(),
+            id,
+            workspace_id: c.workspace().clone(),
+            livemode: c.livemode(),
+            status: MediaStatus::Pending,
+            filename: req.filename,
+            declared_type: req.content_type,
+            content_type: None,
+            size: req.size,
+            sha256: None,
+            width: None,
+            height: None,
+            duration_ms: None,
+            alt_text: req.alt_text.filter(|a| !a.is_empty()),
+            upload_expires_at: now + self.settings().upload_ttl_ms,
+            created_at: now,
+            ready_at: None,
+        };
+        if !self
+            .app
+            .store()
+            .insert_media(&media, self.settings().max_pending)
+            .await?
+        {
+            return Err(AppError::conflict(format!(
+                "This workspace already has {} uploads waiting for confirmation; confirm them \
+                 or let them expire.",
+                self.settings().max_pending
+            )));
+        }
+        let target = self.storage().upload_target(
+            &media.storage_key,
+            &media.declared_type,
+            media.size,
+            now,
+            media.upload_expires_at,
+        );
+        Ok((media, target))
+    }
+
+    async fn visible(&self, tenant: &Tenant, id: &str) -> AppResult<Stored> {
+        let not_found = || AppError::not_found("media", id);
+        let mid = MediaId::parse(id).ok_or_else(not_found)?;
+        self.app
+            .store()
+            .get_media_in(tenant, &mid)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// Confirms a finished upload (see the module's rules). Confirming a ready object again
+    /// answers it as it is.
+    pub async fn confirm(&self, c: &Caller, id: &str) -> AppResult<Stored> {
+        let media = self.visible(&c.tenant, id).await?;
+        if media.status == MediaStatus::Ready {
+            return Ok(media);
+        }
+        let storage = self.storage();
+        let size_mismatch = |got: u64| {
+            AppError::invalid(
+                "size",
+                format!(
+                    "The upload is {got} bytes but `size` declared {} bytes; upload the whole \
+                     file again.",
+                    media.size
+                ),
+            )
+        };
+        let got = storage
+            .size(&media.storage_key)
+            .await
+            .map_err(storage_error)?;
+        let Some(got) = got else {
+            return Err(AppError::invalid(
+                "size",
+                "No bytes were uploaded for this media yet; PUT them to the upload URL first.",
+            ));
+        };
+        if got != media.size {
+            return Err(size_mismatch(got));
+        }
+        let found = match storage.inspect(&media.storage_key, media.size).await {
+            Ok(f) => f,
+            Err(StorageError::TooLarge(_)) => return Err(size_mismatch(media.size + 1)),
+            Err(StorageError::Missing) => {
+                return Err(AppError::invalid(
+                    "size",
+                    "No bytes were uploaded for this media yet.",
+                ));
+            }
+            Err(e) => return Err(storage_error(e)),
+        };
+        if found.size != media.size {
+            return Err(size_mismatch(found.size));
+        }
+        let Some(sniffed) = found.content_type else {
+            return Err(AppError::invalid(
+                "content_type",
+                format!(
+                    "The bytes are not a type crier accepts ({}).",
+                    accepted_list()
+                ),
+            ));
+        };
+        if sniffed != media.declared_type {
+            return Err(AppError::invalid(
+                "content_type",
+                format!(
+                    "The bytes are {sniffed}, not {} as declared.",
+                    media.declared_type
+                ),
+            ));
+        }
+        if sniff::is_video(sniffed) {
+            if found.duration_ms.is_none() {
+                return Err(AppError::invalid(
+                    "content_type",
+                    format!("The {sniffed} video's duration cannot be read."),
+                ));
+            }
+        } else if found.width.is_none() || found.height.is_none() {
+            return Err(AppError::invalid(
+                "content_type",
+                format!("The {sniffed} image's dimensions cannot be read."),
+            ));
+        }
+        let facts = MediaFacts {
+            content_type: sniffed.to_owned(),
+            size: found.size,
+            sha256: found.sha256,
+            width: found.width,
+            height: found.height,
+            duration_ms: found.duration_ms,
+        };
+        let mid = media.id.clone();
+        match self
+            .app
+            .store()
+            .confirm_media(&c.tenant, &mid, &facts, Self::limit(c), self.now())
+            .await?
+        {
+            ConfirmOutcome::Ready(m) => Ok(*m),
+            ConfirmOutcome::QuotaExceeded { used, limit } => {
+                Err(Self::quota_error(used, facts.size, limit))
+            }
+            // Confirmed by a racing call, or deleted meanwhile.
+            ConfirmOutcome::NotPending => self.visible(&c.tenant, id).await,
+        }
+    }
+
+    /// One media object, with a read URL when it is ready.
+    pub async fn get(&self, tenant: &Tenant, id: &str) -> AppResult<(Stored, Option<String>)> {
+        let media = self.visible(tenant, id).await?;
+        let url = (media.status == MediaStatus::Ready).then(|| {
+            let now = self.now();
+            self.storage()
+                .read_url(&media.storage_key, now, now + self.settings().read_ttl_ms)
+        });
+        Ok((media, url))
+    }
+
+    pub async fn list(&self, tenant: &Tenant, limit: u32, offset: u32) -> AppResult<Page<Stored>> {
+        Ok(self.app.store().list_media(tenant, limit, offset).await?)
+    }
+
+    /// Sets the alt text (`None` or empty clears it).
+    pub async fn set_alt_text(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        alt_text: Option<String>,
+    ) -> AppResult<Stored> {
+        if let Some(a) = &alt_text {
+            check_alt_text(a)?;
+        }
+        let media = self.visible(tenant, id).await?;
+        self.app
+            .store()
+            .set_media_alt_text(
+                tenant,
+                &media.id,
+                alt_text.as_deref().filter(|a| !a.is_empty()),
+            )
+            .await?
+            .ok_or_else(|| AppError::not_found("media", id))
+    }
+
+    /// Deletes a media object and its bytes (`409 conflict` while a scheduled, pending-approval
+    /// or publishing post names it).
+    pub async fn delete(&self, tenant: &Tenant, id: &str) -> AppResult<Stored> {
+        let media = self.visible(tenant, id).await?;
+        match self.app.store().delete_media(tenant, &media.id).await? {
+            DeleteOutcome::Deleted(m) => {
+                if let Err(e) = self.storage().delete(&m.storage_key).await {
+                    // The row is gone, so nothing can read these bytes any more.
+                    tracing::warn!(media = %m.id, error = %e, "could not delete media bytes");
+                }
+                Ok(*m)
+            }
+            DeleteOutcome::InUse => Err(AppError::conflict(format!(
+                "Media '{id}' is used by a post that is scheduled, waiting for approval or \
+                 publishing; cancel or edit that post first."
+            ))),
+            DeleteOutcome::Missing => Err(AppError::not_found("media", id)),
+        }
+    }
+
+    /// Deletes pending uploads whose URL expired more than [`PURGE_GRACE_MS`] before `now`,
+    /// bytes first (a row left behind is tried again next time); returns how many went.
+    pub async fn purge_expired_uploads(&self, now: i64) -> AppResult<usize> {
+        let before = now - PURGE_GRACE_MS;
+        let mut purged = 0;
+        for _ in 0..PURGE_BATCHES {
+            let batch = self
+                .app
+                .store()
+                .expired_pending_media(before, PURGE_BATCH)
+                .await?;
+            let full = batch.len() == PURGE_BATCH as usize;
+            let mut progressed = false;
+            for m in batch {
+                if let Err(e) = self.storage().delete(&m.storage_key).await {
+                    tracing::warn!(media = %m.id, error = %e, "could not purge media bytes");
+                    continue;
+                }
+                if self
+                    .app
+                    .store()
+                    .delete_expired_pending_media(&m.id, before)
+                    .await?
+                {
+                    purged += 1;
+                    progressed = true;
+                }
+            }
+            if !full || !progressed {
+                break;
+            }
+        }
+        Ok(purged)
+    }
+
+    /// The rules' view of media a post names: each must be a ready media object of the
+    /// tenant's workspace and mode (`400 invalid_request`, `param` `media_ids[i]`, otherwise);
+    /// at most [`MAX_POST_MEDIA`], none twice.
+    pub async fn ready_meta(&self, tenant: &Tenant, ids: &[String]) -> AppResult<Vec<MediaMeta>> {
+        Ok(self
+            .ready(tenant, ids)
+            .await?
             .into_iter()
-            .map(|meta| Attachment {
-                meta,
-                bytes: Default::default(),
-            })
+            .map(|m| meta(&m))
             .collect())
+    }
+
+    async fn ready(&self, tenant: &Tenant, ids: &[String]) -> AppResult<Vec<Stored>> {
+        if ids.len() > MAX_POST_MEDIA {
+            return Err(AppError::invalid(
+                "media_ids",
+                format!("`media_ids` may name at most {MAX_POST_MEDIA} media."),
+            ));
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let param = format!("media_ids[{i}]");
+            if ids[..i].contains(id) {
+                return Err(AppError::invalid(
+                    param,
+                    format!("Media '{id}' is named twice."),
+                ));
+            }
+            let found = match MediaId::parse(id) {
+                Some(mid) => self.app.store().get_media_in(tenant, &mid).await?,
+                None => None,
+            };
+            match found {
+                Some(m) if m.status == MediaStatus::Ready => out.push(m),
+                Some(_) => {
+                    return Err(AppError::invalid(
+                        param,
+                        format!("Media '{id}' is not ready: confirm its upload first."),
+                    ));
+                }
+                None => {
+                    return Err(AppError::invalid(param, format!("No such media: '{id}'.")));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The media a post names with their bytes, for publishing: as [`Media::ready_meta`], then
+    /// the bytes from storage, checked against the SHA-256 recorded at confirm
+    /// (`invalid_request` when a media object or its bytes are gone or changed; other errors
+    /// are passing storage failures).
+    pub async fn attachments(&self, tenant: &Tenant, ids: &[String]) -> AppResult<Vec<Attachment>> {
+        let media = self.ready(tenant, ids).await?;
+        let mut out = Vec::with_capacity(media.len());
+        for (i, m) in media.iter().enumerate() {
+            let param = format!("media_ids[{i}]");
+            let bytes = match self.storage().read_all(&m.storage_key, m.size).await {
+                Ok(b) => b,
+                Err(StorageError::Missing | StorageError::TooLarge(_)) => {
+                    return Err(AppError::invalid(
+                        param,
+                        format!("The bytes of media '{}' are gone or changed.", m.id),
+                    ));
+                }
+                Err(e) => return Err(storage_error(e)),
+            };
+            let sha = {
+                use sha2::Digest as _;
+                hex_lower(&sha2::Sha256::digest(&bytes))
+            };
+            if bytes.len() as u64 != m.size || m.sha256.as_deref() != Some(sha.as_str()) {
+                return Err(AppError::invalid(
+                    param,
+                    format!(
+                        "The bytes of media '{}' changed after it was confirmed.",
+                        m.id
+                    ),
+                ));
+            }
+            out.push(Attachment {
+                meta: meta(m),
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn meta(m: &Stored) -> MediaMeta {
+    MediaMeta {
+        id: m.id.to_string(),
+        content_type: m
+            .content_type
+            .clone()
+            .unwrap_or_else(|| m.declared_type.clone()),
+        size: m.size,
+        width: m.width,
+        height: m.height,
+        duration_ms: m.duration_ms,
+        alt_text: m.alt_text.clone(),
+        filename: m.filename.clone(),
     }
 }

@@ -14,6 +14,8 @@ pub enum ErrorCode {
     ForbiddenScope,
     IpNotAllowed,
     OriginNotAllowed,
+    /// A signed URL (media upload or read) whose signature is wrong or which has expired.
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -26,7 +28,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::PaymentRequired,
@@ -34,6 +36,7 @@ impl ErrorCode {
         Self::ForbiddenScope,
         Self::IpNotAllowed,
         Self::OriginNotAllowed,
+        Self::Forbidden,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Conflict,
@@ -54,6 +57,7 @@ impl ErrorCode {
             Self::ForbiddenScope => "forbidden_scope",
             Self::IpNotAllowed => "ip_not_allowed",
             Self::OriginNotAllowed => "origin_not_allowed",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
@@ -71,7 +75,10 @@ impl ErrorCode {
             Self::InvalidRequest => 400,
             Self::Unauthorized => 401,
             Self::PaymentRequired | Self::QuotaExceeded => 402,
-            Self::ForbiddenScope | Self::IpNotAllowed | Self::OriginNotAllowed => 403,
+            Self::ForbiddenScope
+            | Self::IpNotAllowed
+            | Self::OriginNotAllowed
+            | Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict | Self::IdempotencyConflict => 409,

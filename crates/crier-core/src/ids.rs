@@ -121,6 +121,10 @@ typed_id!(
     /// An RSS, Atom or JSON Feed automation: a feed URL polled into posts.
     FeedId, "feed"
 );
+typed_id!(
+    /// A media object: an uploaded image or video.
+    MediaId, "med"
+);
 
 #[cfg(test)]
 mod tests {

@@ -32,6 +32,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     6 "0006_post_version",
     7 "0007_test_mode_slots",
     8 "0008_connections",
+    9 "0009_media",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -42,6 +43,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     6 "0006_post_version",
     7 "0007_test_mode_slots",
     8 "0008_connections",
+    9 "0009_media",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

@@ -213,3 +213,78 @@ impl From<&Post> for PostObject {
         }
     }
 }
+
+/// A media object as the API shows it (and `media.ready` carries). `url` (a short-lived signed
+/// URL to read the bytes) is set by `GET` on a ready object only; `upload` by the upload-URL
+/// response only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaObject {
+    #[schema(example = "med_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "media")]
+    pub object: &'static str,
+    /// `pending` until the upload is confirmed, then `ready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    #[schema(example = "launch.png")]
+    pub filename: String,
+    /// As sniffed from the bytes once ready; the declared type while pending.
+    #[schema(example = "image/png")]
+    pub content_type: String,
+    /// Bytes: declared while pending, actual once ready.
+    #[schema(example = 48213)]
+    pub size: u64,
+    /// Hex SHA-256 of the bytes (ready only).
+    pub sha256: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+    pub alt_text: Option<String>,
+    pub livemode: bool,
+    /// A signed URL that reads the bytes, valid for a short time (`GET` of a ready object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadObject>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ready_at: Option<Timestamp>,
+}
+
+/// How to send the bytes: `PUT url` with `headers`, without an API key, before `expires_at`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadObject {
+    #[schema(example = "PUT")]
+    pub method: &'static str,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+}
+
+impl From<&crate::media::Media> for MediaObject {
+    fn from(m: &crate::media::Media) -> Self {
+        Self {
+            id: m.id.to_string(),
+            object: "media",
+            status: m.status.as_str(),
+            filename: m.filename.clone(),
+            content_type: m
+                .content_type
+                .clone()
+                .unwrap_or_else(|| m.declared_type.clone()),
+            size: m.size,
+            sha256: m.sha256.clone(),
+            width: m.width,
+            height: m.height,
+            duration_ms: m.duration_ms,
+            alt_text: m.alt_text.clone(),
+            livemode: m.livemode,
+            url: None,
+            upload: None,
+            created_at: from_ms(m.created_at),
+            ready_at: m.ready_at.map(from_ms),
+        }
+    }
+}

@@ -88,6 +88,208 @@ pub struct Config {
     pub publish_max_attempts: u32,
     /// First retry delay; doubled for each further retry, with jitter.
     pub publish_backoff_seconds: u64,
+    // ---- media ----
+    /// Where media bytes live (`[media]` in the file, `CRIER_MEDIA_*` in the environment).
+    #[serde(default)]
+    pub media: MediaConfig,
+}
+
+// ---- media ----
+/// Media storage: `local` (the data dir, behind URLs this server signs and serves) or `s3` (any
+/// S3-compatible store, through presigned URLs; the bytes never pass through crier).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// `local` or `s3`.
+    pub storage: String,
+    /// The base URL clients reach this server at, for the local store's URLs (default
+    /// `http://{bind}`; set it when clients come through a proxy or another name).
+    pub public_url: Option<String>,
+    /// The local store's URL signing secret, 32 characters or more (default: a random one
+    /// kept in `{data_dir}/media-signing.key`, made on first start).
+    pub signing_secret: Option<String>,
+    /// The largest media object, in bytes.
+    pub max_size_bytes: u64,
+    /// How long an upload URL lives.
+    pub upload_url_ttl_seconds: u64,
+    /// How long a read URL lives.
+    pub read_url_ttl_seconds: u64,
+    /// Uploads a workspace may have waiting for confirmation.
+    pub max_pending_uploads: i64,
+    /// How often pending uploads whose URL expired over an hour ago are purged.
+    pub purge_interval_seconds: u64,
+    pub s3_endpoint: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub s3_region: String,
+    pub s3_access_key: Option<String>,
+    pub s3_secret_key: Option<String>,
+    /// `{endpoint}/{bucket}/{key}` URLs (true) or `{bucket}.{host}` (false).
+    pub s3_path_style: bool,
+    /// Prepended to every object key.
+    pub s3_prefix: String,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        use crier_app::media as m;
+        Self {
+            storage: "local".into(),
+            public_url: None,
+            signing_secret: None,
+            max_size_bytes: m::DEFAULT_MAX_SIZE,
+            upload_url_ttl_seconds: (m::DEFAULT_UPLOAD_TTL_MS / 1000) as u64,
+            read_url_ttl_seconds: (m::DEFAULT_READ_TTL_MS / 1000) as u64,
+            max_pending_uploads: m::DEFAULT_MAX_PENDING,
+            purge_interval_seconds: 300,
+            s3_endpoint: None,
+            s3_bucket: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key: None,
+            s3_secret_key: None,
+            s3_path_style: true,
+            s3_prefix: String::new(),
+        }
+    }
+}
+
+/// Where the bytes go, validated; the binary opens it ([`MediaSetup::open`]).
+#[derive(Debug, Clone)]
+pub enum MediaStorageSetup {
+    Local {
+        dir: PathBuf,
+        public_url: String,
+        secret: Option<String>,
+        secret_file: PathBuf,
+    },
+    S3(crier_media::s3::S3Config),
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaSetup {
+    pub storage: MediaStorageSetup,
+    pub max_size: u64,
+    pub upload_ttl_ms: i64,
+    pub read_ttl_ms: i64,
+    pub max_pending: i64,
+    pub purge_interval: Duration,
+}
+
+impl MediaSetup {
+    /// Opens the store (reading or creating the local signing secret).
+    pub fn open(&self) -> Result<crier_app::media::MediaSettings, String> {
+        use std::sync::Arc;
+        let storage = match &self.storage {
+            MediaStorageSetup::Local {
+                dir,
+                public_url,
+                secret,
+                secret_file,
+            } => {
+                let secret = match secret {
+                    Some(s) => s.as_bytes().to_vec(),
+                    None => crier_media::local::LocalStore::load_or_create_secret(secret_file)
+                        .map_err(|e| format!("media: {}: {e}", secret_file.display()))?,
+                };
+                let local = crier_media::local::LocalStore::open(dir, public_url, secret)
+                    .map_err(|e| format!("media: {e}"))?;
+                crier_media::Storage::Local(Arc::new(local))
+            }
+            MediaStorageSetup::S3(c) => {
+                crier_media::Storage::S3(Arc::new(crier_media::s3::S3Store::new(c.clone())?))
+            }
+        };
+        let mut m = crier_app::media::MediaSettings::new(storage);
+        m.max_size = self.max_size;
+        m.upload_ttl_ms = self.upload_ttl_ms;
+        m.read_ttl_ms = self.read_ttl_ms;
+        m.max_pending = self.max_pending;
+        Ok(m)
+    }
+}
+
+fn validate_media(
+    c: &MediaConfig,
+    bind: &SocketAddr,
+    data_dir: &Path,
+) -> Result<MediaSetup, String> {
+    if c.max_size_bytes == 0 {
+        return Err("media.max_size_bytes: must be at least 1".into());
+    }
+    let week = 7 * 24 * 3600;
+    for (name, v) in [
+        ("upload_url_ttl_seconds", c.upload_url_ttl_seconds),
+        ("read_url_ttl_seconds", c.read_url_ttl_seconds),
+    ] {
+        if v == 0 || v > week {
+            return Err(format!("media.{name}: must be from 1 to {week} (7 days)"));
+        }
+    }
+    if !(1..=10_000).contains(&c.max_pending_uploads) {
+        return Err("media.max_pending_uploads: must be from 1 to 10000".into());
+    }
+    if c.purge_interval_seconds == 0 {
+        return Err("media.purge_interval_seconds: must be at least 1".into());
+    }
+    let storage = match c.storage.as_str() {
+        "local" => {
+            let public_url = c
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{bind}"));
+            match url::Url::parse(&public_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return Err(format!(
+                        "media.public_url: `{public_url}` is not an http(s) URL"
+                    ));
+                }
+            }
+            if let Some(s) = &c.signing_secret
+                && s.len() < crier_media::local::MIN_SECRET
+            {
+                return Err(format!(
+                    "media.signing_secret: must be at least {} characters",
+                    crier_media::local::MIN_SECRET
+                ));
+            }
+            MediaStorageSetup::Local {
+                dir: data_dir.join("media"),
+                public_url,
+                secret: c.signing_secret.clone(),
+                secret_file: data_dir.join("media-signing.key"),
+            }
+        }
+        "s3" => {
+            let need = |v: &Option<String>, name: &str| {
+                v.clone()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| format!("media.{name}: required when media.storage is `s3`"))
+            };
+            let config = crier_media::s3::S3Config {
+                endpoint: need(&c.s3_endpoint, "s3_endpoint")?,
+                bucket: need(&c.s3_bucket, "s3_bucket")?,
+                region: c.s3_region.clone(),
+                access_key: need(&c.s3_access_key, "s3_access_key")?,
+                secret_key: need(&c.s3_secret_key, "s3_secret_key")?,
+                path_style: c.s3_path_style,
+                prefix: c.s3_prefix.clone(),
+            };
+            // Checks the endpoint and bucket now, so a bad one stops the start.
+            crier_media::s3::S3Store::new(config.clone())?;
+            MediaStorageSetup::S3(config)
+        }
+        other => {
+            return Err(format!("media.storage: `{other}` is not `local` or `s3`"));
+        }
+    };
+    Ok(MediaSetup {
+        storage,
+        max_size: c.max_size_bytes,
+        upload_ttl_ms: (c.upload_url_ttl_seconds * 1000) as i64,
+        read_ttl_ms: (c.read_url_ttl_seconds * 1000) as i64,
+        max_pending: c.max_pending_uploads,
+        purge_interval: Duration::from_secs(c.purge_interval_seconds),
+    })
 }
 
 /// An OAuth client's credentials at a network.
@@ -161,6 +363,7 @@ impl Default for Config {
             worker_poll_ms: 200,
             publish_max_attempts: 5,
             publish_backoff_seconds: 5,
+            media: MediaConfig::default(),
         }
     }
 }
@@ -227,6 +430,8 @@ pub struct Settings {
     /// How long one call to a network may take.
     pub network_timeout: Duration,
     pub bluesky_default_service: String,
+    // ---- media ----
+    pub media: MediaSetup,
 }
 
 /// Where the keyring comes from.
@@ -259,6 +464,8 @@ pub fn load(config_file: Option<&Path>, flags: Flags) -> Result<Settings, String
     }
     let figment = figment
         .merge(Env::prefixed("CRIER_").only(ENV_KEYS))
+        // ---- media ----
+        .merge(Env::prefixed("CRIER_MEDIA_").map(|k| format!("media.{k}").into()))
         .merge(Serialized::globals(flags));
     let config: Config = figment
         .extract()
@@ -418,6 +625,8 @@ fn validate(c: Config) -> Result<Settings, String> {
             ..FeedConfig::default()
         },
     });
+    // ---- media ----
+    let media = validate_media(&c.media, &bind, &c.data_dir)?;
     let database_url = match c.database_url {
         Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres") => url,
         Some(url) => {
@@ -440,6 +649,7 @@ fn validate(c: Config) -> Result<Settings, String> {
         log_level: c.log_level,
         default_plan: c.default_plan,
         workers,
+        media,
         api: ApiConfig {
             auth: AuthConfig {
                 trusted_proxies,
@@ -556,6 +766,96 @@ mod tests {
                     .unwrap_err()
                     .starts_with("bind")
             );
+            Ok(())
+        });
+    }
+
+    // ---- media ----
+    #[test]
+    fn media_settings_are_validated() {
+        let s = validate(Config::default()).unwrap();
+        match &s.media.storage {
+            MediaStorageSetup::Local {
+                public_url, dir, ..
+            } => {
+                assert_eq!(public_url, "http://127.0.0.1:8080");
+                assert!(dir.ends_with("media"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let with = |f: &dyn Fn(&mut MediaConfig)| {
+            let mut c = Config::default();
+            f(&mut c.media);
+            validate(c)
+        };
+        for (f, name) in [
+            (
+                &(|m: &mut MediaConfig| m.storage = "ftp".into()) as &dyn Fn(&mut MediaConfig),
+                "media.storage",
+            ),
+            (
+                &|m: &mut MediaConfig| m.max_size_bytes = 0,
+                "media.max_size_bytes",
+            ),
+            (
+                &|m: &mut MediaConfig| m.upload_url_ttl_seconds = 0,
+                "media.upload_url_ttl_seconds",
+            ),
+            (
+                &|m: &mut MediaConfig| m.read_url_ttl_seconds = 8 * 86_400,
+                "media.read_url_ttl_seconds",
+            ),
+            (
+                &|m: &mut MediaConfig| m.max_pending_uploads = 0,
+                "media.max_pending_uploads",
+            ),
+            (
+                &|m: &mut MediaConfig| m.signing_secret = Some("short".into()),
+                "media.signing_secret",
+            ),
+            (
+                &|m: &mut MediaConfig| m.public_url = Some("ftp://x".into()),
+                "media.public_url",
+            ),
+            (
+                &|m: &mut MediaConfig| m.storage = "s3".into(),
+                "media.s3_endpoint",
+            ),
+            (
+                &|m: &mut MediaConfig| {
+                    m.storage = "s3".into();
+                    m.s3_endpoint = Some("http://127.0.0.1:9000".into());
+                    m.s3_bucket = Some("Bad_Bucket".into());
+                    m.s3_access_key = Some("a".into());
+                    m.s3_secret_key = Some("b".into());
+                },
+                "bucket",
+            ),
+        ] {
+            let e = with(f).unwrap_err();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn media_settings_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CRIER_MEDIA_STORAGE", "s3");
+            jail.set_env("CRIER_MEDIA_S3_ENDPOINT", "http://127.0.0.1:9000");
+            jail.set_env("CRIER_MEDIA_S3_BUCKET", "media");
+            jail.set_env("CRIER_MEDIA_S3_ACCESS_KEY", "ak");
+            jail.set_env("CRIER_MEDIA_S3_SECRET_KEY", "sk");
+            jail.set_env("CRIER_MEDIA_MAX_SIZE_BYTES", "1000");
+            let s = load(None, Flags::default()).unwrap();
+            assert_eq!(s.media.max_size, 1000);
+            match &s.media.storage {
+                MediaStorageSetup::S3(c) => {
+                    assert_eq!(c.bucket, "media");
+                    assert_eq!(c.secret_key, "sk");
+                }
+                other => panic!("{other:?}"),
+            }
             Ok(())
         });
     }

@@ -161,7 +161,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         );
     }
     let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
-    let app = compose(&store, &clock, &settings)?;
+    let app = compose(&store, &clock, &settings)?.with_media(settings.media.open()?);
     app.tokens().check_keys().await?;
     let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
@@ -179,6 +179,11 @@ async fn serve(settings: Settings) -> Result<(), String> {
         background.spawn(crier_worker::tokens::run(
             app.clone(),
             std::time::Duration::from_secs(30),
+            cancel.clone(),
+        ));
+        background.spawn(purge_media_uploads(
+            app.clone(),
+            settings.media.purge_interval,
             cancel.clone(),
         ));
     }
@@ -261,6 +266,30 @@ fn compose(
     )
     .with_keyring(keyring)
     .with_connect(settings.connect.clone()))
+}
+
+// ---- media ----
+/// Deletes, every `every`, pending uploads whose URL expired over an hour ago (their rows and
+/// any bytes that came); failures are logged and tried again next time.
+async fn purge_media_uploads(
+    app: crier_app::App,
+    every: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = app.clock().now_ms();
+                match app.media().purge_expired_uploads(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "purged media uploads never confirmed"),
+                    Err(e) => tracing::warn!(error = %e.message, "media upload purge failed"),
+                }
+            }
+            _ = cancel.cancelled() => break,
+        }
+    }
 }
 
 fn store_kind(url: &str) -> &'static str {

@@ -180,6 +180,8 @@ pub mod need {
         AnalyticsRead => AnalyticsRead,
         QueueRead => QueueRead,
         QueueWrite => QueueWrite,
+        MediaRead => MediaRead,
+        MediaWrite => MediaWrite,
         FeedsRead => FeedsRead,
         FeedsWrite => FeedsWrite,
         WebhooksRead => WebhooksRead,

@@ -200,6 +200,8 @@ pub struct TimelinePost {
     pub reply_to: Option<String>,
     /// The idempotency key crier sent with it (`post_…:acct_…:part`).
     pub idempotency_key: String,
+    /// The media it carried (`med_…` ids).
+    pub media_ids: Vec<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
@@ -230,6 +232,7 @@ pub async fn timeline(
                 body: s.body,
                 reply_to: s.reply_to,
                 idempotency_key: s.idem_key,
+                media_ids: s.media_ids,
                 created_at: from_ms(s.created_at),
             })
             .collect(),

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod feeds;
 pub mod keys;
+pub mod media;
 pub mod ops;
 pub mod posts;
 pub mod queue;
@@ -68,6 +69,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::test))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::redeliver))
+        .routes(routes!(media::list))
+        .routes(routes!(media::upload_url))
+        .routes(routes!(media::get, media::update, media::delete))
+        .routes(routes!(media::confirm))
 }
 
 /// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.
@@ -118,6 +123,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(authenticated)
         .merge(public)
+        .merge(media::signed_routes())
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/v1/openapi.json", openapi()))
         .route_layer(from_fn(record_route))
         .fallback(not_found)

@@ -24,6 +24,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 pub mod keys;
+pub mod media;
 pub mod posts;
 
 pub const START: &str = "2026-11-22T10:00:00Z";
