@@ -20,6 +20,11 @@ use crier_api::ApiConfig;
 use serde_json::json;
 
 async fn app(service: &str) -> (TestApp, String) {
+    app_with_media(service, None).await
+}
+
+/// With `media_dir`, media live in a local store there.
+async fn app_with_media(service: &str, media_dir: Option<&std::path::Path>) -> (TestApp, String) {
     let service = service.to_owned();
     let app = TestApp::composed(
         ApiConfig::default(),
@@ -33,12 +38,15 @@ async fn app(service: &str) -> (TestApp, String) {
                 },
                 Arc::new(clock.clone()),
             );
-            common::compose_with(store, clock, config, vec![Arc::new(bluesky)]).with_connect(
-                crier_app::ConnectConfig {
+            let app = common::compose_with(store, clock, config, vec![Arc::new(bluesky)])
+                .with_connect(crier_app::ConnectConfig {
                     allow_private_networks: true,
                     ..Default::default()
-                },
-            )
+                });
+            match media_dir {
+                Some(dir) => app.with_media(common::media::local_settings(dir)),
+                None => app,
+            }
         },
     )
     .await;
@@ -174,4 +182,89 @@ async fn connect_publish_and_read_back() {
     assert_eq!(reply["value"]["reply"]["parent"]["uri"], uri.as_str());
 }
 
-both!(tests: connect_publish_and_read_back);
+/// An image uploaded through crier's media API, with alt text, and a link card, both published
+/// through the API and read back from the PDS.
+async fn an_image_with_alt_text_and_a_link_card_through_the_api() {
+    let Some(pds_url) = pds::pds_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (app, key) = app_with_media(&pds_url, Some(&dir.path().join("media"))).await;
+    let ada = pds::create_account(&pds_url).await;
+    let r = app
+        .post("/v1/connect/bluesky")
+        .key(&key)
+        .json(
+            json!({"identifier": ada.handle, "app_password": ada.app_password,
+                     "service": pds_url}),
+        )
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+
+    let png = common::media::png(64, 32, 0);
+    let media = common::media::ready(&app, &key, "image/png", &png).await;
+    let mid = media["id"].as_str().unwrap().to_owned();
+    let r = app
+        .patch(&format!("/v1/media/{mid}"))
+        .key(&key)
+        .json(json!({"alt_text": "A chart going up"}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let page = r#"<html><head><meta property="og:title" content="Our launch">
+        <meta property="og:description" content="Everything new"></head></html>"#;
+    let site = pds::serve_static(vec![(
+        "/launch",
+        pds::Response::new(200, "text/html", page),
+    )])
+    .await;
+    let with_image = common::posts::create(
+        &app,
+        &key,
+        json!({"body": "Look at this", "account_ids": [id], "media_ids": [mid]}),
+    )
+    .await;
+    let with_card = common::posts::create(
+        &app,
+        &key,
+        json!({"body": format!("Read {site}/launch"), "account_ids": [id]}),
+    )
+    .await;
+    for p in [&with_image, &with_card] {
+        let r = common::posts::act(&app, &key, p["id"].as_str().unwrap(), "publish", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    common::posts::run(&app).await;
+    let image_post = common::posts::get_post(&app, &key, with_image["id"].as_str().unwrap()).await;
+    assert_eq!(image_post["status"], "published", "{image_post}");
+    let record = pds::get_record(
+        &pds_url,
+        image_post["targets"][0]["external_id"].as_str().unwrap(),
+    )
+    .await;
+    let embed = &record["value"]["embed"];
+    assert_eq!(embed["$type"], "app.bsky.embed.images");
+    assert_eq!(embed["images"][0]["alt"], "A chart going up");
+    assert_eq!(
+        embed["images"][0]["aspectRatio"],
+        json!({"width": 64, "height": 32})
+    );
+    assert_eq!(embed["images"][0]["image"]["size"], png.len());
+    let card_post = common::posts::get_post(&app, &key, with_card["id"].as_str().unwrap()).await;
+    assert_eq!(card_post["status"], "published", "{card_post}");
+    let record = pds::get_record(
+        &pds_url,
+        card_post["targets"][0]["external_id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(record["value"]["embed"]["$type"], "app.bsky.embed.external");
+    assert_eq!(record["value"]["embed"]["external"]["title"], "Our launch");
+}
+
+both!(
+    tests: connect_publish_and_read_back,
+    an_image_with_alt_text_and_a_link_card_through_the_api,
+);
