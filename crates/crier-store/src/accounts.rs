@@ -74,7 +74,7 @@ impl Store {
     ) -> Result<Vec<Account>> {
         let rows = sqlx::query(
             "SELECT * FROM accounts WHERE credentials IS NOT NULL
-               AND SUBSTR(credentials, 1, $1) <> $2 ORDER BY id LIMIT $3",
+               AND SUBSTR(credentials, 1, CAST($1 AS INTEGER)) <> $2 ORDER BY id LIMIT $3",
         )
         .bind(current_prefix.len() as i64)
         .bind(current_prefix)
