@@ -13,9 +13,9 @@ dir="$peers/pds"
 envfile="$peers/pds.env"
 log="$peers/pds.log"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# free_port (its `stop` is replaced below: this one also removes the PDS's data)
+# shellcheck source=scripts/peers/lib.sh
+. "$here/lib.sh"
 
 install() {
   local node nodedir

@@ -31,26 +31,9 @@ install() {
   echo "$VERSION" >"$INSTALL/.version"
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-stop() {
-  if [[ -f $PIDFILE ]]; then
-    local pid
-    pid=$(cat "$PIDFILE")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-      done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PIDFILE"
-  fi
-  rm -f "$ENVFILE"
-}
+# free_port, stop
+# shellcheck source=scripts/peers/lib.sh
+. "$ROOT/scripts/peers/lib.sh"
 
 start() {
   install

@@ -4,16 +4,15 @@
 use std::sync::Arc;
 
 use axum::http::Method;
-use crier_api::{ApiConfig, AppState};
+use crier_api::ApiConfig;
 use crier_app::media::MediaSettings;
-use crier_core::{ManualClock, Plan};
+use crier_core::Plan;
 use crier_media::Storage;
 use crier_media::local::LocalStore;
-use crier_testdb::TestDb;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use super::{NowMs, Response, START, TestApp, compose};
+use super::{Response, TestApp, compose};
 
 /// The origin the local store's URLs carry in these tests.
 pub const ORIGIN: &str = "http://crier.test";
@@ -39,24 +38,10 @@ pub async fn app_with(plan: Option<Plan>, settings: impl FnOnce() -> MediaSettin
         }
         None => "self-hosted",
     };
-    let db = TestDb::fresh().await.expect("a database");
-    let store = db.store.clone();
-    let clock = ManualClock::new(START.parse().unwrap());
-    let workspace = store
-        .create_workspace("acme", plan_name, clock.now_ms_value())
-        .await
-        .unwrap();
-    let app = compose(&store, &clock, &config).with_media(settings());
-    let state = AppState::new(app, config);
-    let router = crier_api::router(state.clone());
-    TestApp {
-        state,
-        router,
-        store,
-        clock,
-        workspace,
-        db,
-    }
+    TestApp::composed(config, plan_name, |store, clock, config| {
+        compose(store, clock, config).with_media(settings())
+    })
+    .await
 }
 
 /// A local store in `dir` with a fixed secret.
