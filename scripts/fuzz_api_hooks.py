@@ -9,6 +9,9 @@ tested.
   sandbox accounts when few are left, and maps each generated id to a distinct connected one:
   a list keeps its length and its uniqueness. `overrides` keys follow the same mapping and
   name only listed accounts, as the API requires.
+- `media_ids` name ready media: the hook uploads a few small PNGs through the API (upload URL,
+  PUT, confirm) when fewer are ready, and maps each generated id to a distinct ready one (at
+  most the sandbox's four).
 - Texts fit the sandbox network's rules (300 graphemes a part, 25 parts), which the server
   checks when a post is scheduled or published, against the network of each account.
 - Times that must be in the future (`scheduled_at`, `expires_at`) are moved into the future,
@@ -22,6 +25,7 @@ tested.
   id in `GET /v1/keys`); such requests go to a decoy key.
 """
 
+import base64
 import datetime as dt
 import json
 import os
@@ -48,6 +52,38 @@ def _api(method, path, body=None):
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.load(resp)
+
+
+# A 1x1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+WANTED_MEDIA = 4
+
+
+def _ready_media():
+    page = _api("GET", "/v1/media?limit=50")["data"]
+    ids = [m["id"] for m in page if m["status"] == "ready"]
+    for _ in range(WANTED_MEDIA * 2):
+        if len(ids) >= WANTED_MEDIA:
+            break
+        m = _api(
+            "POST",
+            "/v1/media/upload-url",
+            {"filename": "fuzz.png", "content_type": "image/png", "size": len(PNG)},
+        )
+        up = m["upload"]
+        req = urllib.request.Request(up["url"], data=PNG, method="PUT", headers=up.get("headers") or {})
+        urllib.request.urlopen(req, timeout=10).close()
+        ids.append(_api("POST", f"/v1/media/{m['id']}/confirm")["id"])
+    return ids
+
+
+def _media(post):
+    ids = post.get("media_ids")
+    if isinstance(ids, list) and ids and all(isinstance(i, str) for i in ids):
+        ready = _ready_media()
+        post["media_ids"] = ready[: min(len(ids), len(ready), WANTED_MEDIA)]
 
 
 def _connected_accounts():
@@ -151,12 +187,14 @@ def _fix(case):
             is_post = path.startswith("/v1/posts")
             if "account_ids" in body or (is_post and "overrides" in body):
                 _accounts(body, _connected_accounts(), is_post)
+            _media(body)
             _fit_post(body)
         if path == "/v1/batches" and isinstance(body.get("posts"), list):
             connected = _connected_accounts()
             for post in body["posts"]:
                 if isinstance(post, dict):
                     _accounts(post, connected)
+                    _media(post)
                     _fit_post(post)
                     if "scheduled_at" in post:
                         post["scheduled_at"] = _future(post["scheduled_at"])

@@ -114,7 +114,8 @@ fn text(param: &str, value: &str, max: usize, required: bool) -> Result<String, 
             format!("`{param}` must not be empty."),
         ));
     }
-    if v.chars().count() > max || v.chars().any(char::is_control) {
+    // The bound is on what was sent, as the OpenAPI's maxLength says (padding counts).
+    if value.chars().count() > max || v.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             param,
             format!("`{param}` must be at most {max} characters, without control characters."),

@@ -138,6 +138,12 @@ async fn invalid_create_requests_name_the_param_and_store_nothing() {
             json!({"scopes": ["posts:read"], "description": "d".repeat(501)}),
             "description",
         ),
+        // The bound is on what was sent: padding that trimming would drop still counts
+        // (schemathesis sent " \u{2003}" and 500 more).
+        (
+            json!({"scopes": ["posts:read"], "description": format!(" \u{2003}{}", "d".repeat(499))}),
+            "description",
+        ),
         (
             json!({"scopes": ["posts:read"], "expires_at": past}),
             "expires_at",

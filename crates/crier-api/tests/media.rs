@@ -257,8 +257,8 @@ async fn truncated_and_missing_uploads_are_a_size_mismatch() {
     let bytes = png(8, 8, 200);
     let m = pending(&app, &key, "image/png", bytes.len()).await;
     let id = m["id"].as_str().unwrap();
-    // Nothing sent yet.
-    assert_param(&confirm(&app, &key, id).await, "size");
+    // Nothing sent yet: the media's state forbids a confirm.
+    confirm(&app, &key, id).await.assert_error(409, "conflict");
     // Half sent.
     assert_eq!(
         put_local(&app, &m, &bytes[..bytes.len() / 2]).await.status,
@@ -298,7 +298,8 @@ async fn a_body_larger_than_declared_is_413_and_leaves_nothing() {
         .send()
         .await
         .assert_error(413, "payload_too_large");
-    assert_param(&confirm(&app, &key, id).await, "size");
+    // Nothing was kept: still nothing to confirm.
+    confirm(&app, &key, id).await.assert_error(409, "conflict");
     let files: Vec<_> = std::fs::read_dir(dir.path().join("media"))
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();

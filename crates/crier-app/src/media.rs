@@ -282,9 +282,9 @@ impl Media<'_> {
             .size(&media.storage_key)
             .await
             .map_err(storage_error)?;
+        // Nothing to read yet is the media's state, not a bad request.
         let Some(got) = got else {
-            return Err(AppError::invalid(
-                "size",
+            return Err(AppError::conflict(
                 "No bytes were uploaded for this media yet; PUT them to the upload URL first.",
             ));
         };
@@ -295,9 +295,8 @@ impl Media<'_> {
             Ok(f) => f,
             Err(StorageError::TooLarge(_)) => return Err(size_mismatch(media.size + 1)),
             Err(StorageError::Missing) => {
-                return Err(AppError::invalid(
-                    "size",
-                    "No bytes were uploaded for this media yet.",
+                return Err(AppError::conflict(
+                    "No bytes were uploaded for this media yet; PUT them to the upload URL first.",
                 ));
             }
             Err(e) => return Err(storage_error(e)),

@@ -85,6 +85,14 @@ pub async fn connect_start(
             "instance" => &mut instance,
             _ => continue,
         };
+        // Given at all, it must be what the OpenAPI says: an absolute URI (even where the
+        // platform does not use it, as for the sandbox).
+        if url::Url::parse(&value).is_err() {
+            return Err(ApiError::invalid(
+                name.clone(),
+                format!("`{name}` must be an absolute URL."),
+            ));
+        }
         if slot.replace(value).is_some() {
             return Err(ApiError::invalid(
                 name.clone(),

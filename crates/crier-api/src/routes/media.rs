@@ -43,7 +43,7 @@ pub struct CreateUpload {
     #[schema(
         min_length = 1,
         max_length = 255,
-        pattern = r"^[^\x00-\x1f\x7f/\\]*[^\x00-\x20\x7f/\\][^\x00-\x1f\x7f/\\]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f/\\]*[^\x00-\x20\x7f-\x9f/\\][^\x00-\x1f\x7f-\x9f/\\]*$"
     )]
     pub filename: String,
     /// What the bytes will be; confirm checks it against the bytes.
