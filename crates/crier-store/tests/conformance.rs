@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crier_core::ids::{KeyId, WorkspaceId};
+use crier_core::ids::{AccountId, KeyId, WorkspaceId};
 use crier_core::posts::PostStatus;
 use crier_core::{KeyDigest, KeyMode, Scope, ScopeSet, SecretKey};
 use crier_store::{
@@ -1405,6 +1405,29 @@ async fn check_slots_upgrade(url: &str) {
         .await
         .unwrap();
     }
+    // Sandbox accounts from before accounts had a network identity: two with one handle (the
+    // old code allowed that) and one alone.
+    sqlx::query(
+        "INSERT INTO workspaces (id, name, plan, created_at, updated_at)
+         VALUES ($1, 'upgrade', 'free', 0, 0)",
+    )
+    .bind(ws.as_str())
+    .execute(&raw)
+    .await
+    .unwrap();
+    let ids: Vec<AccountId> = (0..3).map(|_| AccountId::generate()).collect();
+    for (id, handle) in ids.iter().zip(["dup", "dup", "solo"]) {
+        sqlx::query(
+            "INSERT INTO accounts (id, workspace_id, platform, handle, livemode, status,
+                created_at) VALUES ($1, $2, 'sandbox', $3, 1, 'connected', 0)",
+        )
+        .bind(id.as_str())
+        .bind(ws.as_str())
+        .bind(handle)
+        .execute(&raw)
+        .await
+        .unwrap();
+    }
     raw.close().await;
 
     let pending: Vec<i64> = after.iter().map(|m| m.version).collect();
@@ -1416,6 +1439,26 @@ async fn check_slots_upgrade(url: &str) {
     store.set_slots(&ws, false, &[(1, 540)]).await.unwrap();
     assert_eq!(store.slots(&ws, false).await.unwrap(), [(1, 540)]);
     assert_eq!(store.slots(&ws, true).await.unwrap(), [(1, 540), (3, 1110)]);
+    // Connecting a handle again finds its newest account; the older duplicate keeps its id.
+    let t = crier_core::Tenant {
+        workspace: ws.clone(),
+        livemode: true,
+    };
+    let find = |h: &'static str| {
+        let store = store.clone();
+        let t = t.clone();
+        async move {
+            store
+                .find_account(&t, "sandbox", None, h)
+                .await
+                .unwrap()
+                .map(|a| a.id)
+        }
+    };
+    assert_eq!(find("dup").await, Some(ids[1].clone()));
+    assert_eq!(find("solo").await, Some(ids[2].clone()));
+    let old = store.get_account(&ws, &ids[0]).await.unwrap().unwrap();
+    assert_eq!(old.external_id, ids[0].as_str());
     store.close().await;
 }
 

@@ -55,6 +55,10 @@ const MAX_PAGE_BYTES: usize = 1024 * 1024;
 const CARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many facets (mentions resolved one by one) a part may carry; the rest stay text.
 const MAX_MENTIONS: usize = 20;
+/// All mentions of one part are resolved within this (the publisher bounds the whole call,
+/// and a post must not time out on every attempt because handles on dead domains resolve
+/// slowly); what is not resolved by then stays plain text.
+const MENTIONS_BUDGET: Duration = Duration::from_secs(4);
 
 pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     platform: PLATFORM,
@@ -265,6 +269,7 @@ impl Bluesky {
     async fn facets(&self, base: &url::Url, text: &str) -> Vec<Value> {
         let mut out = Vec::new();
         let mut mentions = 0;
+        let deadline = tokio::time::Instant::now() + MENTIONS_BUDGET;
         for span in facets::detect(text) {
             let feature = match span.feature {
                 facets::Feature::Link(uri) => {
@@ -278,16 +283,11 @@ impl Bluesky {
                     if mentions > MAX_MENTIONS {
                         continue;
                     }
-                    // A handle that does not resolve stays plain text.
-                    let Ok(resolved) = self
-                        .xrpc(base)
-                        .query(
-                            "com.atproto.identity.resolveHandle",
-                            &[("handle", &handle)],
-                            None,
-                        )
-                        .await
-                    else {
+                    // A handle that does not resolve (in the budget) stays plain text.
+                    let query = self.xrpc(base);
+                    let params = [("handle", handle.as_str())];
+                    let resolve = query.query("com.atproto.identity.resolveHandle", &params, None);
+                    let Ok(Ok(resolved)) = tokio::time::timeout_at(deadline, resolve).await else {
                         continue;
                     };
                     let Some(did) = resolved.get("did").and_then(Value::as_str) else {

@@ -17,6 +17,14 @@ ALTER TABLE accounts ADD COLUMN refresh_at BIGINT;
 ALTER TABLE accounts ADD COLUMN refresh_leased_until BIGINT;
 ALTER TABLE accounts ADD COLUMN updated_at BIGINT;
 UPDATE accounts SET external_id = id, updated_at = created_at;
+-- A sandbox account is its handle: the newest of a workspace's accounts with one handle in one
+-- mode becomes that handle's account (connecting the handle again finds it); older duplicates,
+-- which the old code allowed, keep their own id as identity.
+UPDATE accounts SET external_id = handle
+ WHERE platform = 'sandbox'
+   AND id = (SELECT MAX(a2.id) FROM accounts a2
+              WHERE a2.workspace_id = accounts.workspace_id AND a2.livemode = accounts.livemode
+                AND a2.platform = 'sandbox' AND a2.handle = accounts.handle);
 CREATE UNIQUE INDEX accounts_network_identity
     ON accounts (workspace_id, livemode, platform, service, external_id);
 CREATE INDEX accounts_refresh_due ON accounts (refresh_at);
