@@ -461,6 +461,20 @@ async fn bad_connect_input_is_refused_and_changes_nothing() {
         .await;
     r.assert_error(400, "invalid_request");
     assert_eq!(r.body["error"]["param"], "redirect_uri");
+    // Not a URL, or too long, even where the platform does not use it.
+    for query in [
+        "redirect_uri=null".to_owned(),
+        format!("redirect_uri=https://a.example/{}", "x".repeat(2048)),
+        "instance=null".to_owned(),
+    ] {
+        let r = w
+            .app
+            .get(&format!("/v1/connect/sandbox?{query}"))
+            .key(&w.key)
+            .send()
+            .await;
+        r.assert_error(400, "invalid_request");
+    }
     // A parameter given twice.
     let r = w
         .app

@@ -87,10 +87,11 @@ pub async fn connect_start(
         };
         // Given at all, it must be what the OpenAPI says: an absolute URI (even where the
         // platform does not use it, as for the sandbox).
-        if url::Url::parse(&value).is_err() {
+        let max = crier_app::connect::MAX_URI;
+        if value.chars().count() > max || url::Url::parse(&value).is_err() {
             return Err(ApiError::invalid(
                 name.clone(),
-                format!("`{name}` must be an absolute URL."),
+                format!("`{name}` must be an absolute URL of at most {max} characters."),
             ));
         }
         if slot.replace(value).is_some() {
