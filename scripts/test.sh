@@ -34,7 +34,8 @@ if [ -z "${CRIER_SKIP_PEERS:-}" ]; then
   done
   if [ "${CI:-}" = "true" ]; then export CRIER_REQUIRE_PEERS=1; fi
 fi
-cargo test --workspace "$@"
+# Every target runs even after one fails, so one run shows every failure.
+cargo test --workspace --no-fail-fast "$@"
 # Webhook signatures checked by an independent implementation (Python, from PyPI) against a real
 # server on SQLite.
 scripts/verify-webhooks.sh

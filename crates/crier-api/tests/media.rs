@@ -900,11 +900,10 @@ async fn the_s3_path_uses_presigned_urls_that_s3s_fs_checks() {
         put(url.clone(), bytes[..10].to_vec(), "image/png").await,
         200
     );
-    // Confirm before any bytes: size mismatch.
-    assert_param(
-        &confirm(&app, &key, m["id"].as_str().unwrap()).await,
-        "size",
-    );
+    // Confirm before any bytes: the media's state forbids it.
+    confirm(&app, &key, m["id"].as_str().unwrap())
+        .await
+        .assert_error(409, "conflict");
     // The real upload.
     assert_eq!(put(url.clone(), bytes.clone(), "image/png").await, 200);
     let r = confirm(&app, &key, m["id"].as_str().unwrap()).await;
