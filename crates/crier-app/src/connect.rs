@@ -146,14 +146,15 @@ fn too_many_open() -> AppError {
     )
 }
 
-/// A required text field, trimmed unless it is a secret (a password's spaces are its own).
-fn required<'s>(value: &'s Option<String>, name: &str, max: usize) -> AppResult<&'s str> {
+/// A required text field, trimmed unless `verbatim` (a password's spaces are its own).
+fn required<'s>(
+    value: &'s Option<String>,
+    name: &str,
+    max: usize,
+    verbatim: bool,
+) -> AppResult<&'s str> {
     let raw = value.as_deref().unwrap_or("");
-    let v = if name.contains("password") {
-        raw
-    } else {
-        raw.trim()
-    };
+    let v = if verbatim { raw } else { raw.trim() };
     if v.trim().is_empty() {
         return Err(AppError::invalid(name, format!("`{name}` is required.")));
     }
@@ -417,29 +418,17 @@ impl Connections<'_> {
         let kind = network.connect_kind();
         // Fields of another way of connecting are refused, not ignored: a client that sends
         // `code` to a credential network has misunderstood something.
+        let oauth = matches!(kind, ConnectKind::OAuth { .. });
+        let credentials = kind == ConnectKind::Credentials;
         let given = [
-            ("handle", req.handle.is_some(), ConnectKind::Instant),
-            (
-                "identifier",
-                req.identifier.is_some(),
-                ConnectKind::Credentials,
-            ),
-            (
-                "app_password",
-                req.app_password.is_some(),
-                ConnectKind::Credentials,
-            ),
-            ("service", req.service.is_some(), ConnectKind::Credentials),
-            ("code", req.code.is_some(), kind),
-            ("state", req.state.is_some(), kind),
+            ("handle", req.handle.is_some(), kind == ConnectKind::Instant),
+            ("identifier", req.identifier.is_some(), credentials),
+            ("app_password", req.app_password.is_some(), credentials),
+            ("service", req.service.is_some(), credentials),
+            ("code", req.code.is_some(), oauth),
+            ("state", req.state.is_some(), oauth),
         ];
-        for (field, present, belongs) in given {
-            let oauth_field = matches!(field, "code" | "state");
-            let fits = if oauth_field {
-                matches!(kind, ConnectKind::OAuth { .. })
-            } else {
-                belongs == kind
-            };
+        for (field, present, fits) in given {
             if present && !fits {
                 return Err(AppError::invalid(
                     field,
@@ -453,8 +442,8 @@ impl Connections<'_> {
                 self.app.accounts().connect(c, platform, &handle).await
             }
             ConnectKind::Credentials => {
-                let identifier = required(&req.identifier, "identifier", MAX_IDENTIFIER)?;
-                let password = required(&req.app_password, "app_password", MAX_PASSWORD)?;
+                let identifier = required(&req.identifier, "identifier", MAX_IDENTIFIER, false)?;
+                let password = required(&req.app_password, "app_password", MAX_PASSWORD, true)?;
                 let service = match req.service.as_deref().map(str::trim) {
                     Some(s) if !s.is_empty() => {
                         let mut url = self.server_url("service", s)?.to_string();
@@ -477,8 +466,8 @@ impl Connections<'_> {
                 self.save(c, platform, connected).await
             }
             ConnectKind::OAuth { .. } => {
-                let code = required(&req.code, "code", MAX_CODE)?;
-                let state = required(&req.state, "state", MAX_CODE)?;
+                let code = required(&req.code, "code", MAX_CODE, false)?;
+                let state = required(&req.state, "state", MAX_CODE, false)?;
                 let now = self.app.clock().now_ms();
                 let hash = sha256_hex(state);
                 let Some(started) = self
