@@ -70,6 +70,7 @@ impl OAuthFake {
                     mix: false,
                     max_alt_text: 0,
                 },
+                options: Vec::new(),
             },
         }
     }
@@ -198,7 +199,7 @@ impl Network for OAuthFake {
     async fn lookup(
         &self,
         _s: Session<'_>,
-        _idem_key: &str,
+        _part: crier_networks::Part<'_>,
     ) -> Result<Option<PublishedPart>, NetworkError> {
         Ok(None)
     }

@@ -146,6 +146,9 @@ fn too_many_open() -> AppError {
     )
 }
 
+/// Accounts one approval may connect (a member's pages).
+pub const MAX_ACCOUNTS_PER_APPROVAL: usize = 50;
+
 /// A required text field, trimmed unless `verbatim` (a password's spaces are its own).
 fn required<'s>(
     value: &'s Option<String>,
@@ -512,7 +515,7 @@ impl Connections<'_> {
                     )
                     .await?;
                 let connected = network
-                    .exchange_code(&Exchange {
+                    .exchange_code_all(&Exchange {
                         client: &client,
                         instance: instance.as_ref(),
                         redirect_uri: &started.redirect_uri,
@@ -521,7 +524,20 @@ impl Connections<'_> {
                     })
                     .await
                     .map_err(|e| connect_error(e, "code"))?;
-                self.save(c, platform, connected).await
+                let mut connected = connected.into_iter().take(MAX_ACCOUNTS_PER_APPROVAL);
+                let first = connected.next().ok_or_else(|| {
+                    AppError::invalid("code", "The network connected no account.")
+                })?;
+                let account = self.save(c, platform, first).await?;
+                // The pages that came with it, while the plan has room: one the plan cannot
+                // take stops the rest (the user connects them after upgrading).
+                for more in connected {
+                    if let Err(e) = self.save(c, platform, more).await {
+                        tracing::info!(platform, error = %e.message, "connect: an account beyond the first was not saved");
+                        break;
+                    }
+                }
+                Ok(account)
             }
         }
     }

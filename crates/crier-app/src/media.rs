@@ -531,9 +531,16 @@ impl Media<'_> {
                     ),
                 ));
             }
+            // Networks that pull media by URL fetch it while the part is published: a URL that
+            // lives as long as read URLs do.
+            let now = self.now();
+            let url =
+                self.storage()
+                    .read_url(&m.storage_key, now, now + self.settings().read_ttl_ms);
             out.push(Attachment {
                 meta: meta(m),
                 bytes,
+                url,
             });
         }
         Ok(out)

@@ -27,6 +27,8 @@ pub const MAX_ACCOUNTS: usize = 20;
 pub const MAX_BATCH: usize = 100;
 pub const MAX_REASON: usize = 1000;
 pub const MAX_SPOILER: usize = 500;
+/// Network options one account's override may set.
+pub const MAX_OPTIONS: usize = 16;
 pub const VISIBILITIES: [&str; 4] = ["public", "unlisted", "private", "direct"];
 
 /// One problem of a post for one target network.
@@ -508,7 +510,13 @@ impl Posts<'_> {
                 continue;
             };
             let parts = post.parts_for(&t.account_id);
-            for violation in rules?.check(&parts, &media) {
+            let rules = rules?;
+            let options = post
+                .overrides
+                .get(t.account_id.as_str())
+                .map(|o| rules.check_options(&o.options))
+                .unwrap_or_default();
+            for violation in rules.check(&parts, &media).into_iter().chain(options) {
                 out.push(Problem {
                     account_id: t.account_id.to_string(),
                     platform: t.platform.clone(),
@@ -719,6 +727,18 @@ fn check_overrides(
             return Err(AppError::invalid(
                 format!("{param}.spoiler_text"),
                 format!("`spoiler_text` must be at most {MAX_SPOILER} characters."),
+            ));
+        }
+        if o.options.len() > MAX_OPTIONS {
+            return Err(AppError::invalid(
+                format!("{param}.options"),
+                format!("`options` may have at most {MAX_OPTIONS} entries."),
+            ));
+        }
+        if o.options.keys().any(|k| k.is_empty() || k.len() > 64) {
+            return Err(AppError::invalid(
+                format!("{param}.options"),
+                "`options` names are 1 to 64 bytes.",
             ));
         }
         if let Some(l) = &o.language

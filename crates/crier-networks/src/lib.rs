@@ -8,8 +8,11 @@
 //! server we can run (see the README's Networks table).
 
 pub mod bluesky;
+pub mod graph;
+pub mod hosted;
 pub mod http;
 pub mod mastodon;
+pub mod oauth2;
 pub mod rules;
 pub mod sandbox;
 
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 use crier_store::{Account, Metrics, PostOverride};
 
-pub use rules::{MediaMeta, MediaRules, Rules, Violation};
+pub use rules::{MediaMeta, MediaRules, OptionKind, OptionRule, Rules, Violation};
 
 /// Every platform this build has a connector for, as `{platform}` in paths names them.
 pub const PLATFORMS: &[&str] = &["sandbox", "bluesky", "mastodon"];
@@ -225,6 +228,66 @@ pub struct Session<'a> {
 pub struct Attachment {
     pub meta: MediaMeta,
     pub bytes: bytes::Bytes,
+    /// A signed URL the network can fetch the same bytes from while the post is being
+    /// published (networks that pull media by URL: Instagram, Threads, TikTok's
+    /// `PULL_FROM_URL`). Empty when the media store has no public URL.
+    pub url: String,
+}
+
+/// What a connector keeps between the steps of publishing one part, so a retry after a crash
+/// or a lost answer resumes instead of starting again: upload ids, container ids, the time a
+/// call went out. Durable (the publisher keeps them in the store, per part), written before
+/// the next step is taken. Keys are short names (at most 64 bytes), values at most 4 KiB;
+/// a part keeps at most 64 of them.
+#[async_trait::async_trait]
+pub trait Steps: Send + Sync {
+    async fn get(&self, name: &str) -> Result<Option<String>, NetworkError>;
+    async fn put(&self, name: &str, value: &str) -> Result<(), NetworkError>;
+}
+
+/// The most steps one part keeps, and the longest name and value.
+pub const MAX_STEPS: usize = 64;
+pub const MAX_STEP_NAME: usize = 64;
+pub const MAX_STEP_VALUE: usize = 4096;
+
+/// Whether a step may be kept: the bounds every [`Steps`] enforces.
+pub fn check_step(name: &str, value: &str) -> Result<(), NetworkError> {
+    if name.is_empty() || name.len() > MAX_STEP_NAME || value.len() > MAX_STEP_VALUE {
+        return Err(NetworkError::rejected(format!(
+            "a publishing step `{name}` is over its bounds ({MAX_STEP_NAME}-byte name, \
+             {MAX_STEP_VALUE}-byte value)"
+        )));
+    }
+    Ok(())
+}
+
+/// Steps kept in memory: for tests and callers without a store.
+#[derive(Debug, Default)]
+pub struct MemorySteps(std::sync::Mutex<BTreeMap<String, String>>);
+
+impl MemorySteps {
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
+        self.0.lock().expect("steps").clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Steps for MemorySteps {
+    async fn get(&self, name: &str) -> Result<Option<String>, NetworkError> {
+        Ok(self.0.lock().expect("steps").get(name).cloned())
+    }
+
+    async fn put(&self, name: &str, value: &str) -> Result<(), NetworkError> {
+        check_step(name, value)?;
+        let mut m = self.0.lock().expect("steps");
+        if m.len() >= MAX_STEPS && !m.contains_key(name) {
+            return Err(NetworkError::rejected(
+                "too many publishing steps for one part",
+            ));
+        }
+        m.insert(name.to_owned(), value.to_owned());
+        Ok(())
+    }
 }
 
 /// One part of a post to publish.
@@ -241,6 +304,14 @@ pub struct Part<'a> {
     /// Identifies this part for [`Network::lookup`] (and as the network's idempotency key where
     /// it has one): the same for every attempt at the part.
     pub idem_key: &'a str,
+    /// What earlier attempts at this part kept (upload and container ids); see [`Steps`].
+    pub steps: &'a dyn Steps,
+}
+
+impl std::fmt::Debug for dyn Steps + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Steps")
+    }
 }
 
 fn unsupported(what: &str) -> NetworkError {
@@ -280,6 +351,13 @@ pub trait Network: Send + Sync {
         Err(unsupported("OAuth"))
     }
 
+    /// Every account one approval connects, the user's own first: a member and each page
+    /// they administer (LinkedIn), or each Facebook Page. The default is the one account of
+    /// [`Network::exchange_code`]; networks that override this answer its first there too.
+    async fn exchange_code_all(&self, e: &Exchange<'_>) -> Result<Vec<Connected>, NetworkError> {
+        Ok(vec![self.exchange_code(e).await?])
+    }
+
     /// Starts a session with the user's credentials (credential networks). Credentials the
     /// network refuses are [`NetworkError::Unauthorized`].
     async fn login(&self, _login: &Login) -> Result<Connected, NetworkError> {
@@ -300,11 +378,13 @@ pub trait Network: Send + Sync {
     /// Publishes one part.
     async fn publish(&self, s: Session<'_>, part: Part<'_>) -> Result<PublishedPart, NetworkError>;
 
-    /// Finds the part published with `idem_key`, if the network has it.
+    /// Finds `part` if an earlier attempt published it (by the network's idempotency key, the
+    /// ids kept in `part.steps`, or the account's recent posts by text and time), before the
+    /// part is tried again.
     async fn lookup(
         &self,
         s: Session<'_>,
-        idem_key: &str,
+        part: Part<'_>,
     ) -> Result<Option<PublishedPart>, NetworkError>;
 
     async fn metrics(&self, s: Session<'_>, external_id: &str) -> Result<Metrics, NetworkError>;

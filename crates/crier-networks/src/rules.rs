@@ -14,6 +14,129 @@ pub struct Rules {
     pub threads: bool,
     pub max_thread_parts: usize,
     pub media: MediaRules,
+    /// The per-account options this network takes (`overrides.{account}.options`).
+    pub options: Vec<OptionRule>,
+}
+
+/// One network-specific option a post may set per account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionRule {
+    pub name: &'static str,
+    pub kind: OptionKind,
+    /// What it does, for the API docs.
+    pub about: &'static str,
+}
+
+/// The values an option takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionKind {
+    /// Text of at most `max` characters (not empty).
+    Text {
+        max: usize,
+    },
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    Bool,
+    /// A list of at most `max_count` tags, each at most `max_len` characters, together at most
+    /// `max_total` characters.
+    Tags {
+        max_count: usize,
+        max_len: usize,
+        max_total: usize,
+    },
+}
+
+impl OptionRule {
+    pub const fn text(name: &'static str, max: usize, about: &'static str) -> Self {
+        Self {
+            name,
+            kind: OptionKind::Text { max },
+            about,
+        }
+    }
+
+    pub const fn choice(
+        name: &'static str,
+        choices: &'static [&'static str],
+        about: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kind: OptionKind::Choice(choices),
+            about,
+        }
+    }
+
+    pub const fn flag(name: &'static str, about: &'static str) -> Self {
+        Self {
+            name,
+            kind: OptionKind::Bool,
+            about,
+        }
+    }
+
+    /// Why `value` does not fit, if it does not.
+    fn problem(&self, value: &serde_json::Value) -> Option<String> {
+        match (&self.kind, value) {
+            (OptionKind::Text { max }, serde_json::Value::String(t)) => {
+                let n = t.chars().count();
+                if t.trim().is_empty() {
+                    Some("must not be empty".into())
+                } else if n > *max {
+                    Some(format!("is {n} characters; the limit is {max}"))
+                } else if t.chars().any(|c| c.is_control() && c != '\n') {
+                    Some("must not contain control characters".into())
+                } else {
+                    None
+                }
+            }
+            (OptionKind::Text { max }, _) => {
+                Some(format!("must be text of at most {max} characters"))
+            }
+            (OptionKind::Choice(choices), serde_json::Value::String(t))
+                if choices.contains(&t.as_str()) =>
+            {
+                None
+            }
+            (OptionKind::Choice(choices), _) => {
+                Some(format!("must be one of {}", choices.join(", ")))
+            }
+            (OptionKind::Bool, serde_json::Value::Bool(_)) => None,
+            (OptionKind::Bool, _) => Some("must be true or false".into()),
+            (
+                OptionKind::Tags {
+                    max_count,
+                    max_len,
+                    max_total,
+                },
+                serde_json::Value::Array(items),
+            ) => {
+                if items.len() > *max_count {
+                    return Some(format!(
+                        "has {} tags; the limit is {max_count}",
+                        items.len()
+                    ));
+                }
+                let mut total = 0;
+                for item in items {
+                    let Some(t) = item.as_str() else {
+                        return Some("must be a list of texts".into());
+                    };
+                    let n = t.chars().count();
+                    if t.trim().is_empty() || n > *max_len || t.chars().any(char::is_control) {
+                        return Some(format!(
+                            "each tag must be 1 to {max_len} characters without control characters"
+                        ));
+                    }
+                    total += n;
+                }
+                (total > *max_total).then(|| {
+                    format!("tags are {total} characters together; the limit is {max_total}")
+                })
+            }
+            (OptionKind::Tags { .. }, _) => Some("must be a list of texts".into()),
+        }
+    }
 }
 
 /// A network's limits on the media of one post (the media go with the first part).
@@ -128,6 +251,40 @@ impl Rules {
             }
         }
         self.check_media(media, &mut out);
+        out
+    }
+
+    /// Every problem of one account's network options: names the network does not take, and
+    /// values that do not fit (`{platform}.options.unknown`, `{platform}.options.{name}`).
+    pub fn check_options(
+        &self,
+        options: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Vec<Violation> {
+        let p = self.platform;
+        let mut out = Vec::new();
+        for (name, value) in options {
+            let field = format!("options.{name}");
+            match self.options.iter().find(|o| o.name == name) {
+                None => {
+                    let known: Vec<&str> = self.options.iter().map(|o| o.name).collect();
+                    let takes = if known.is_empty() {
+                        format!("{p} takes no options")
+                    } else {
+                        format!("{p} takes {}", known.join(", "))
+                    };
+                    out.push(self.violation(
+                        "options.unknown",
+                        field,
+                        format!("is not an option of {p}; {takes}"),
+                    ));
+                }
+                Some(rule) => {
+                    if let Some(why) = rule.problem(value) {
+                        out.push(self.violation(&format!("options.{name}"), field, why));
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -256,7 +413,36 @@ mod tests {
                 mix: false,
                 max_alt_text: 5,
             },
+            options: vec![
+                OptionRule::text("title", 5, "a title"),
+                OptionRule::choice("privacy", &["public", "private"], "who sees it"),
+            ],
         }
+    }
+
+    #[test]
+    fn options_are_checked_by_name_and_kind() {
+        let r = rules();
+        let opts: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_value(
+            serde_json::json!({"title": "toolong", "privacy": "friends", "colour": 1}),
+        )
+        .unwrap();
+        let got: Vec<(String, String)> = r
+            .check_options(&opts)
+            .into_iter()
+            .map(|v| (v.rule, v.field))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("net.options.unknown".into(), "options.colour".into()),
+                ("net.options.privacy".into(), "options.privacy".into()),
+                ("net.options.title".into(), "options.title".into()),
+            ]
+        );
+        let ok = serde_json::from_value(serde_json::json!({"title": "hi", "privacy": "public"}))
+            .unwrap();
+        assert!(r.check_options(&ok).is_empty());
     }
 
     fn media(id: &str, ty: &str, size: u64) -> MediaMeta {

@@ -40,6 +40,7 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
         mix: false,
         max_alt_text: 2000,
     },
+    options: Vec::new(),
 });
 
 pub struct Sandbox {
@@ -146,8 +147,9 @@ impl Network for Sandbox {
     async fn lookup(
         &self,
         s: Session<'_>,
-        idem_key: &str,
+        part: Part<'_>,
     ) -> Result<Option<PublishedPart>, NetworkError> {
+        let idem_key = part.idem_key;
         let account = s.account;
         let found = self
             .store

@@ -80,6 +80,19 @@ fn part<'a>(text: &'a str, idem: &'a str, options: &'a PostOverride) -> Part<'a>
         thread: &[],
         options,
         idem_key: idem,
+        steps: Box::leak(Box::<crier_networks::MemorySteps>::default()),
+    }
+}
+
+/// A part to look up by its key alone (what these connectors look up by).
+fn key_part(idem: &str) -> Part<'_> {
+    Part {
+        text: "",
+        media: &[],
+        thread: &[],
+        options: Box::leak(Box::default()),
+        idem_key: idem,
+        steps: Box::leak(Box::<crier_networks::MemorySteps>::default()),
     }
 }
 
@@ -129,6 +142,7 @@ fn png(w: u32, h: u32) -> Vec<u8> {
 fn image(alt: &str) -> Attachment {
     let bytes = png(16, 8);
     Attachment {
+        url: String::new(),
         meta: MediaMeta {
             id: "med_1".into(),
             content_type: "image/png".into(),
@@ -359,8 +373,16 @@ async fn mock_connect_publish_thread_media_overrides_idempotency_metrics_revoke(
         .count();
     assert_eq!(once, 1);
     // Found again by its key.
-    assert_eq!(m.lookup(s, &key).await.unwrap(), Some(first.clone()));
-    assert_eq!(m.lookup(s, &format!("{run}:never")).await.unwrap(), None);
+    assert_eq!(
+        m.lookup(s, key_part(&key)).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        m.lookup(s, key_part(&format!("{run}:never")))
+            .await
+            .unwrap(),
+        None
+    );
 
     // Metrics: grace favourites and boosts the root.
     let grace = connect(&m, &base, "grace").await;
@@ -864,7 +886,7 @@ async fn fake_slow_server_is_a_timeout_and_a_lost_answer_is_found_by_lookup() {
     assert_eq!(err, NetworkError::Timeout);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(
-        m.lookup(s, "k-slow").await.unwrap(),
+        m.lookup(s, key_part("k-slow")).await.unwrap(),
         None,
         "it did not land"
     );
@@ -886,11 +908,15 @@ async fn fake_slow_server_is_a_timeout_and_a_lost_answer_is_found_by_lookup() {
         .find(|st| st["content"] == "<p>landed</p>")
         .map(|st| st["id"].as_str().unwrap().to_owned())
         .expect("the status landed");
-    let found = m.lookup(s, "k-landed").await.unwrap().expect("found");
+    let found = m
+        .lookup(s, key_part("k-landed"))
+        .await
+        .unwrap()
+        .expect("found");
     assert_eq!(found.external_id, landed);
     assert!(found.url.ends_with(&landed));
     // Unknown keys find nothing.
-    assert_eq!(m.lookup(s, "k-unknown").await.unwrap(), None);
+    assert_eq!(m.lookup(s, key_part("k-unknown")).await.unwrap(), None);
 }
 
 #[tokio::test]

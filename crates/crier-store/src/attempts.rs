@@ -157,3 +157,72 @@ impl Store {
         rows.iter().map(attempt_from_row).collect()
     }
 }
+
+/// A connector's publishing steps for one part (`publish_steps`): see
+/// `crier_networks::Steps`.
+impl Store {
+    /// The value kept under `name` for one part, if any.
+    pub async fn publish_step(
+        &self,
+        post: &PostId,
+        account: &AccountId,
+        part: i64,
+        name: &str,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, String>(
+            "SELECT value FROM publish_steps
+             WHERE post_id = $1 AND account_id = $2 AND part = $3 AND name = $4",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(part)
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// Keeps `value` under `name` for one part (replacing what was there). `false`, and
+    /// nothing written, when the part already keeps `max` other names.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_publish_step(
+        &self,
+        post: &PostId,
+        account: &AccountId,
+        part: i64,
+        name: &str,
+        value: &str,
+        max: usize,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let others = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM publish_steps
+             WHERE post_id = $1 AND account_id = $2 AND part = $3 AND name <> $4",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(part)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        if others >= max as i64 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO publish_steps (post_id, account_id, part, name, value, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (post_id, account_id, part, name)
+             DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(part)
+        .bind(name)
+        .bind(value)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -281,6 +281,11 @@ pub struct PostOverride {
     /// The text's language, ISO 639-1 (Mastodon, Bluesky `langs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// Network-specific options (YouTube `title` and `privacy`, TikTok `privacy` and
+    /// `allow_comments`, Instagram `first_comment`, LinkedIn `visibility`), checked against
+    /// the account's network's option rules.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

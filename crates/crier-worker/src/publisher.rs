@@ -315,10 +315,24 @@ impl Publisher {
             // Any earlier call for this part may have landed: in flight when we crashed,
             // unknown after a timeout, or published but not yet recorded on the target.
             let maybe_landed = history.iter().any(|a| a.part == i as i64);
+            let steps = StoreSteps {
+                app: &self.app,
+                post: &post.id,
+                account: &account.id,
+                part: i as i64,
+            };
+            let part = Part {
+                text: &parts[i],
+                media: if i == 0 { media } else { &[] },
+                thread: &part_ids,
+                options,
+                idem_key: &idem,
+                steps: &steps,
+            };
             if maybe_landed {
                 // Bounded like a call, so a network whose search hangs cannot hold the job past
                 // its lease; a timeout is a failed look-up.
-                let lookup = network.lookup(session, &idem);
+                let lookup = network.lookup(session, part);
                 let found = tokio::time::timeout(self.config.call_timeout, lookup)
                     .await
                     .unwrap_or(Err(NetworkError::Timeout));
@@ -366,13 +380,6 @@ impl Publisher {
             else {
                 self.app.store().drop_job(&job.id).await?;
                 return Ok(Processed::Dropped);
-            };
-            let part = Part {
-                text: &parts[i],
-                media: if i == 0 { media } else { &[] },
-                thread: &part_ids,
-                options,
-                idem_key: &idem,
             };
             let call = network.publish(session, part);
             let result = match tokio::time::timeout(self.config.call_timeout, call).await {
@@ -596,6 +603,51 @@ impl Publisher {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(every) => {}
             }
+        }
+    }
+}
+
+/// A part's publishing steps, kept in the store (`publish_steps`), so they outlive a crash
+/// and are there for whichever node retries the part.
+struct StoreSteps<'a> {
+    app: &'a App,
+    post: &'a crier_core::ids::PostId,
+    account: &'a crier_core::ids::AccountId,
+    part: i64,
+}
+
+#[async_trait::async_trait]
+impl crier_networks::Steps for StoreSteps<'_> {
+    async fn get(&self, name: &str) -> Result<Option<String>, NetworkError> {
+        self.app
+            .store()
+            .publish_step(self.post, self.account, self.part, name)
+            .await
+            .map_err(|e| NetworkError::unavailable(format!("publishing steps: {e}")))
+    }
+
+    async fn put(&self, name: &str, value: &str) -> Result<(), NetworkError> {
+        crier_networks::check_step(name, value)?;
+        let kept = self
+            .app
+            .store()
+            .put_publish_step(
+                self.post,
+                self.account,
+                self.part,
+                name,
+                value,
+                crier_networks::MAX_STEPS,
+                self.app.clock().now_ms(),
+            )
+            .await
+            .map_err(|e| NetworkError::unavailable(format!("publishing steps: {e}")))?;
+        if kept {
+            Ok(())
+        } else {
+            Err(NetworkError::rejected(
+                "too many publishing steps for one part",
+            ))
         }
     }
 }

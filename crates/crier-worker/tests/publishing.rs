@@ -636,6 +636,7 @@ async fn sandbox_publish(
         thread: &[],
         options: &options,
         idem_key: key,
+        steps: &crier_networks::MemorySteps::default(),
     };
     w.sandbox.publish(session, part).await.unwrap()
 }
@@ -665,7 +666,7 @@ impl Network for LookupDown {
     async fn lookup(
         &self,
         _s: Session<'_>,
-        _idem_key: &str,
+        _part: Part<'_>,
     ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
         Err(NetworkError::unavailable("search is down"))
     }
@@ -740,7 +741,7 @@ impl Network for LookupHangs {
     async fn lookup(
         &self,
         _s: Session<'_>,
-        _idem_key: &str,
+        _part: Part<'_>,
     ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
         std::future::pending().await
     }

@@ -81,6 +81,7 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
         mix: false,
         max_alt_text: 2000,
     },
+    options: Vec::new(),
 });
 
 #[derive(Debug, Clone)]
@@ -662,8 +663,9 @@ impl Network for Bluesky {
     async fn lookup(
         &self,
         s: Session<'_>,
-        idem_key: &str,
+        part: Part<'_>,
     ) -> Result<Option<PublishedPart>, NetworkError> {
+        let idem_key = part.idem_key;
         let base = self.session_base(&s)?;
         let did = self.did(&s)?;
         let rkey = tid::from_key(idem_key);

@@ -57,6 +57,7 @@ pub static DEFAULT_RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
         mix: false,
         max_alt_text: 1500,
     },
+    options: Vec::new(),
 });
 
 /// The largest side of a square image within `pixels` (Mastodon limits the pixel count; the

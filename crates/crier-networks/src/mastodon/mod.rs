@@ -652,8 +652,9 @@ impl Network for Mastodon {
     async fn lookup(
         &self,
         s: Session<'_>,
-        idem_key: &str,
+        part: Part<'_>,
     ) -> Result<Option<PublishedPart>, NetworkError> {
+        let idem_key = part.idem_key;
         let now = self.clock.now_ms();
         let Some(attempt) = self.attempts.get(s.account.id.as_str(), idem_key, now) else {
             // Nothing noted (another process, or a restart): the retry's Idempotency-Key is

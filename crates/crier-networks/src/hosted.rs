@@ -1,0 +1,161 @@
+//! What the connectors of networks with one operator (X, LinkedIn, Facebook, Instagram,
+//! Threads, YouTube, TikTok) share: their configuration, where their endpoints are, and the
+//! plumbing of one HTTP call (a timeout, a capped answer, errors in our terms).
+//!
+//! Their hosts are fixed (`https://api.x.com`, `https://graph.facebook.com`, …). An operator
+//! (or a test) may point a network at another base URL (`[network_base_urls] x = "…"`): every
+//! host of that network is then that base, paths unchanged. This is how the test suites reach
+//! the stateful fakes of `crier-fakes`, and how a self-hoster would put a recording proxy in
+//! front of a network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crier_core::Clock;
+
+use crate::NetworkError;
+
+/// How a connector of a network of one operator talks to it.
+#[derive(Debug, Clone)]
+pub struct HostedConfig {
+    /// Every host of the network replaced by this base URL (tests, proxies); `None`: the
+    /// network's own hosts.
+    pub base: Option<url::Url>,
+    /// The timeout of each call.
+    pub timeout: Duration,
+    /// The pause between two polls of something the network is still processing (an upload,
+    /// a container, a publish status).
+    pub poll_interval: Duration,
+    /// The longest time spent polling within one publish call; past it the part is retried
+    /// later (its ids are kept in the part's steps, so the retry resumes).
+    pub poll_max: Duration,
+}
+
+impl Default for HostedConfig {
+    fn default() -> Self {
+        Self {
+            base: None,
+            timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(2),
+            poll_max: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The HTTP side of a hosted connector.
+#[derive(Clone)]
+pub struct Api {
+    pub network: &'static str,
+    pub config: HostedConfig,
+    pub http: reqwest::Client,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The most we read of any answer of a hosted network.
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
+impl Api {
+    pub fn new(network: &'static str, config: HostedConfig, clock: Arc<dyn Clock>) -> Self {
+        // The network's own hosts are public; a base the operator set may be local (tests,
+        // a proxy on the same machine), and is the operator's choice, not a user's.
+        let http = crate::http::client(config.timeout, config.base.is_some());
+        Self {
+            network,
+            config,
+            http,
+            clock,
+        }
+    }
+
+    /// `real` (`https://api.x.com`) joined with `path`, or the configured base with `path`.
+    pub fn url(&self, real: &str, path: &str) -> url::Url {
+        let base = match &self.config.base {
+            Some(b) => b.as_str().trim_end_matches('/').to_owned(),
+            None => real.trim_end_matches('/').to_owned(),
+        };
+        url::Url::parse(&format!("{base}{path}")).expect("a network endpoint is a valid URL")
+    }
+
+    /// Sends a request: no answer in time is [`NetworkError::Timeout`], any other failure to
+    /// get one [`NetworkError::Unavailable`].
+    pub async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, NetworkError> {
+        req.send().await.map_err(|e| self.transport(e))
+    }
+
+    pub fn transport(&self, e: reqwest::Error) -> NetworkError {
+        if e.is_timeout() {
+            NetworkError::Timeout
+        } else {
+            let mut message = format!("{}: could not be reached: {e}", self.network);
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                message.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            NetworkError::unavailable(message)
+        }
+    }
+
+    /// A response's body, at most [`MAX_BODY`] bytes; more is `Unavailable`.
+    pub async fn body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, NetworkError> {
+        let too_large = || {
+            NetworkError::unavailable(format!(
+                "{}: the answer is larger than {MAX_BODY} bytes",
+                self.network
+            ))
+        };
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large());
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(e))? {
+            if out.len() + chunk.len() > MAX_BODY {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    /// A JSON answer's body as `T`; a body that is not is `Unavailable` (the network sent
+    /// something it does not send).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, NetworkError> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            NetworkError::unavailable(format!(
+                "{}: an answer that is not what the network sends: {e}",
+                self.network
+            ))
+        })
+    }
+
+    /// The pause until `reset` (epoch seconds), from the clock's now; capped at a day.
+    pub fn until_epoch_seconds(&self, reset: i64) -> Duration {
+        let ms = reset
+            .saturating_mul(1000)
+            .saturating_sub(self.clock.now_ms())
+            .clamp(0, 24 * 3600 * 1000);
+        Duration::from_millis(ms as u64)
+    }
+
+    /// `Retry-After` as delta seconds, capped at a day.
+    pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(24 * 3600)))
+    }
+
+    /// Waits `d` (polling something the network is processing).
+    pub async fn pause(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// The text of a network's message, cut to 500 characters.
+pub fn short(s: &str) -> String {
+    s.chars().take(500).collect()
+}
