@@ -568,6 +568,40 @@ pub mod fields {
         media_list(true)
     }
 
+    /// What each network's options are, from the networks' own rules.
+    fn network_options_doc() -> String {
+        let mut doc = String::from(
+            "Options of the account's network, checked against its rules when the post is \
+             scheduled or published (preflight names each problem's rule, \
+             `{platform}.options.{name}` or `{platform}.options.unknown`).",
+        );
+        for (platform, options) in crier_networks::option_rules() {
+            if options.is_empty() {
+                continue;
+            }
+            let list: Vec<String> = options
+                .iter()
+                .map(|o| {
+                    let kind = match &o.kind {
+                        crier_networks::OptionKind::Text { max } => format!("text ≤ {max}"),
+                        crier_networks::OptionKind::Choice(c) => c.join(" | "),
+                        crier_networks::OptionKind::Bool => "boolean".into(),
+                        crier_networks::OptionKind::Tags {
+                            max_count,
+                            max_total,
+                            ..
+                        } => {
+                            format!("≤ {max_count} tags, ≤ {max_total} characters")
+                        }
+                    };
+                    format!("`{}` ({kind}): {}", o.name, o.about)
+                })
+                .collect();
+            doc.push_str(&format!(" **{platform}**: {}.", list.join("; ")));
+        }
+        doc
+    }
+
     fn override_map(optional: bool) -> Object {
         let text = || post_text().schema_type(nullable(Type::String));
         let one = ObjectBuilder::new()
@@ -603,6 +637,27 @@ pub mod fields {
                     .schema_type(nullable(Type::String))
                     .pattern(Some("^[a-z]{2,3}$"))
                     .description(Some("The text's ISO 639 language code.")),
+            )
+            .property(
+                "options",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .max_properties(Some(crier_app::posts::MAX_OPTIONS))
+                    .property_names(Some(string().min_length(Some(1)).max_length(Some(64))))
+                    .additional_properties(Some(RefOr::<Schema>::T(Schema::OneOf(
+                        utoipa::openapi::schema::OneOfBuilder::new()
+                            .item(string().max_length(Some(crier_app::posts::MAX_OPTION_TEXT)))
+                            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+                            .item(
+                                array(
+                                    string().max_length(Some(crier_app::posts::MAX_OPTION_TEXT)),
+                                    false,
+                                )
+                                .max_items(Some(crier_app::posts::MAX_OPTION_ITEMS)),
+                            )
+                            .build(),
+                    ))))
+                    .description(Some(network_options_doc())),
             );
         let schema_type = if optional {
             nullable(Type::Object)

@@ -192,8 +192,68 @@ async fn length_rules_are_enforced_when_scheduling_or_publishing() {
     assert_eq!(app.posts_snapshot().await, before);
 }
 
+/// Network options (`overrides.{account}.options`) are the account's network's: a name the
+/// network does not take is a problem with a rule id in preflight and a 400 on scheduling;
+/// more than 16, or names over 64 bytes, are refused on create; nothing is saved.
+async fn network_options_are_checked_against_the_accounts_network() {
+    let (app, key, a) = world().await;
+    let r = app
+        .post("/v1/posts/validate")
+        .key(&key)
+        .json(json!({"body": "hi", "account_ids": [a],
+                     "overrides": {(a.clone()): {"options": {"title": "A title"}}}}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["valid"], false, "{}", r.text);
+    assert_eq!(r.body["problems"][0]["rule"], "sandbox.options.unknown");
+    assert_eq!(r.body["problems"][0]["field"], "options.title");
+
+    let p = create(
+        &app,
+        &key,
+        json!({"body": "hi", "account_ids": [a],
+               "overrides": {(a.clone()): {"options": {"title": "A title"}}}}),
+    )
+    .await;
+    assert_eq!(
+        p["overrides"][&a]["options"]["title"], "A title",
+        "kept on the draft"
+    );
+    let id = p["id"].as_str().unwrap();
+    let before = app.posts_snapshot().await;
+    let r = act(&app, &key, id, "publish", None).await;
+    assert_param(&r, &format!("targets.{a}.options.title"));
+    assert_eq!(app.posts_snapshot().await, before);
+
+    let many: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("o{i}"), json!(true))).collect();
+    let long_name: serde_json::Map<String, Value> =
+        [("x".repeat(65), json!(true))].into_iter().collect();
+    let nested: serde_json::Map<String, Value> = [("title".to_owned(), json!({"a": 1}))]
+        .into_iter()
+        .collect();
+    let number: serde_json::Map<String, Value> =
+        [("title".to_owned(), json!(1))].into_iter().collect();
+    let long_text: serde_json::Map<String, Value> = [("title".to_owned(), json!("x".repeat(5001)))]
+        .into_iter()
+        .collect();
+    for options in [many, long_name, nested, number, long_text] {
+        let r = app
+            .post("/v1/posts")
+            .key(&key)
+            .json(json!({"body": "hi", "account_ids": [a],
+                         "overrides": {(a.clone()): {"options": options}}}))
+            .send()
+            .await;
+        assert_param(&r, &format!("overrides.{a}.options"));
+        assert_eq!(app.posts_snapshot().await, before, "nothing saved");
+    }
+}
+
 both!(
     tests: a_thread_publishes_as_a_reply_chain,
     overrides_give_one_account_other_text,
     length_rules_are_enforced_when_scheduling_or_publishing,
+    network_options_are_checked_against_the_accounts_network,
 );

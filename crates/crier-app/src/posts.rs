@@ -29,6 +29,10 @@ pub const MAX_REASON: usize = 1000;
 pub const MAX_SPOILER: usize = 500;
 /// Network options one account's override may set.
 pub const MAX_OPTIONS: usize = 16;
+/// The longest text an option value may be (each network's own limit is lower), and the most
+/// items of a list value.
+pub const MAX_OPTION_TEXT: usize = 5000;
+pub const MAX_OPTION_ITEMS: usize = 100;
 pub const VISIBILITIES: [&str; 4] = ["public", "unlisted", "private", "direct"];
 
 /// One problem of a post for one target network.
@@ -733,6 +737,31 @@ fn check_overrides(
             return Err(AppError::invalid(
                 format!("{param}.options"),
                 format!("`options` may have at most {MAX_OPTIONS} entries."),
+            ));
+        }
+        let fits = |v: &serde_json::Value| match v {
+            serde_json::Value::String(t) => t.chars().count() <= MAX_OPTION_TEXT,
+            serde_json::Value::Bool(_) => true,
+            serde_json::Value::Array(items) => {
+                items.len() <= MAX_OPTION_ITEMS
+                    && items.iter().all(|i| {
+                        i.as_str()
+                            .is_some_and(|t| t.chars().count() <= MAX_OPTION_TEXT)
+                    })
+            }
+            _ => false,
+        };
+        if let Some(name) = o.options.iter().find(|(_, v)| !fits(v)).map(|(k, _)| k) {
+            return Err(AppError::invalid(
+                format!("{param}.options"),
+                format!(
+                    "Option values are text (at most {MAX_OPTION_TEXT} characters), true or \
+                     false, or a list of at most {MAX_OPTION_ITEMS} texts; `{}` is not.",
+                    name.chars()
+                        .filter(|c| !c.is_control())
+                        .take(64)
+                        .collect::<String>()
+                ),
             ));
         }
         if o.options.keys().any(|k| k.is_empty() || k.len() > 64) {

@@ -25,7 +25,43 @@ use crier_store::{Account, Metrics, PostOverride};
 pub use rules::{MediaMeta, MediaRules, OptionKind, OptionRule, Rules, Violation};
 
 /// Every platform this build has a connector for, as `{platform}` in paths names them.
-pub const PLATFORMS: &[&str] = &["sandbox", "bluesky", "mastodon"];
+pub const PLATFORMS: &[&str] = &[
+    "sandbox",
+    "bluesky",
+    "mastodon",
+    "x",
+    "linkedin",
+    "facebook",
+    "instagram",
+    "threads",
+    "youtube",
+    "tiktok",
+];
+
+/// The networks of one operator (fixed hosts, an OAuth client the operator registers): their
+/// connectors take a [`hosted::HostedConfig`].
+pub const HOSTED: &[&str] = &[
+    "x",
+    "linkedin",
+    "facebook",
+    "instagram",
+    "threads",
+    "youtube",
+    "tiktok",
+];
+
+/// Each platform's documented rules, as its connector declares them (for the API docs).
+pub fn documented_rules() -> Vec<&'static Rules> {
+    vec![&sandbox::RULES, &bluesky::RULES, &mastodon::DEFAULT_RULES]
+}
+
+/// Each platform's per-account options, from its rules (for the API docs).
+pub fn option_rules() -> Vec<(&'static str, Vec<OptionRule>)> {
+    documented_rules()
+        .into_iter()
+        .map(|r| (r.platform, r.options.clone()))
+        .collect()
+}
 
 /// One part as the network has it.
 #[derive(Debug, Clone, PartialEq, Eq)]

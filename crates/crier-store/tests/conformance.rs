@@ -1476,3 +1476,87 @@ async fn slots_stored_before_modes_become_live_postgres() {
     check_slots_upgrade(&schema.url).await;
     schema.drop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Publishing steps
+// ---------------------------------------------------------------------------------------------
+
+conformance!(
+    publishing_steps_are_kept_per_part_and_bounded,
+    |store| async move {
+        let post = crier_core::ids::PostId::generate();
+        let account = crier_core::ids::AccountId::generate();
+        let other = crier_core::ids::AccountId::generate();
+        assert_eq!(
+            store
+                .publish_step(&post, &account, 0, "container")
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            store
+                .put_publish_step(&post, &account, 0, "container", "c-1", 3, 10)
+                .await
+                .unwrap()
+        );
+        // Replaced in place (a replacement does not count against the bound).
+        assert!(
+            store
+                .put_publish_step(&post, &account, 0, "container", "c-2", 1, 11)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .publish_step(&post, &account, 0, "container")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("c-2")
+        );
+        // Per part and per account.
+        assert_eq!(
+            store
+                .publish_step(&post, &account, 1, "container")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .publish_step(&post, &other, 0, "container")
+                .await
+                .unwrap(),
+            None
+        );
+        // At the bound, a new name is refused and nothing is written.
+        assert!(
+            store
+                .put_publish_step(&post, &account, 0, "upload", "u-1", 2, 12)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .put_publish_step(&post, &account, 0, "third", "x", 2, 13)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .publish_step(&post, &account, 0, "third")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .publish_step(&post, &account, 0, "upload")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("u-1")
+        );
+    }
+);

@@ -1141,3 +1141,103 @@ both!(collect_metrics_fills_published_targets, |db| async move {
         vec![(a.id.clone(), simulated_metrics(&ext, 4), T0 + 4 * HOUR + 1)]
     );
 });
+
+/// The sandbox behind a two-step network: the first step (an "upload") is kept in the part's
+/// steps before the second (the post) is tried; the second fails once. The retry must find the
+/// upload kept, not upload again, and a look-up must see the steps too.
+struct TwoSteps {
+    inner: Arc<Sandbox>,
+    uploads: std::sync::atomic::AtomicUsize,
+    fail_next_post: std::sync::atomic::AtomicBool,
+    looked_up_with: std::sync::Mutex<Vec<Option<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Network for TwoSteps {
+    fn rules(&self) -> &crier_networks::Rules {
+        self.inner.rules()
+    }
+
+    fn connect_kind(&self) -> crier_networks::ConnectKind {
+        crier_networks::ConnectKind::Instant
+    }
+
+    async fn publish(
+        &self,
+        s: Session<'_>,
+        part: Part<'_>,
+    ) -> Result<crier_networks::PublishedPart, NetworkError> {
+        use std::sync::atomic::Ordering;
+        if part.steps.get("upload").await?.is_none() {
+            let n = self.uploads.fetch_add(1, Ordering::SeqCst);
+            part.steps.put("upload", &format!("u-{n}")).await?;
+        }
+        if self.fail_next_post.swap(false, Ordering::SeqCst) {
+            return Err(NetworkError::unavailable("the post step failed"));
+        }
+        self.inner.publish(s, part).await
+    }
+
+    async fn lookup(
+        &self,
+        s: Session<'_>,
+        part: Part<'_>,
+    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
+        let kept = part.steps.get("upload").await?;
+        self.looked_up_with.lock().unwrap().push(kept);
+        self.inner.lookup(s, part).await
+    }
+
+    async fn metrics(
+        &self,
+        s: Session<'_>,
+        external_id: &str,
+    ) -> Result<crier_store::Metrics, NetworkError> {
+        self.inner.metrics(s, external_id).await
+    }
+}
+
+both!(
+    a_parts_steps_outlive_its_attempt_and_reach_the_retry,
+    |db| async move {
+        let w = World::new(&db).await;
+        let net = Arc::new(TwoSteps {
+            inner: w.sandbox.clone(),
+            uploads: Default::default(),
+            fail_next_post: std::sync::atomic::AtomicBool::new(true),
+            looked_up_with: Default::default(),
+        });
+        let networks = Networks::default().with(net.clone());
+        let app = app_on(&w.store, Arc::new(w.clock.clone()), networks, None);
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "two steps", T0).await;
+        // A new publisher (another node, after a restart) for each run: the steps live in the
+        // store, not in a process.
+        let first = Publisher::new(app.clone(), config()).run_due().await;
+        let [Processed::RetryAt(at)] = first[..] else {
+            panic!("a retry: {first:?}")
+        };
+        w.set(at);
+        let second = Publisher::new(app, config()).run_due().await;
+        assert_eq!(second, vec![Processed::Published]);
+        assert_eq!(
+            net.uploads.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the retry reused the kept upload"
+        );
+        assert_eq!(
+            *net.looked_up_with.lock().unwrap(),
+            vec![Some("u-0".to_owned())],
+            "the look-up before the retry saw the kept upload"
+        );
+        assert_eq!(
+            w.store
+                .publish_step(&id, &a.id, 0, "upload")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("u-0")
+        );
+        assert_eq!(w.timeline(&a).await.len(), 1);
+    }
+);

@@ -74,6 +74,10 @@ pub struct Config {
     /// (`[oauth_clients.x] client_id = "…", client_secret = "…"`). Mastodon needs none: crier
     /// registers itself on each instance.
     pub oauth_clients: BTreeMap<String, OAuthClientConfig>,
+    /// Every host of a network of one operator replaced by this base URL, by platform
+    /// (`[network_base_urls] x = "http://127.0.0.1:9000"`): for a recording proxy in front of
+    /// a network, and for the test suites' fakes. Paths stay as the network's API has them.
+    pub network_base_urls: BTreeMap<String, String>,
     /// Whether `serve` runs the publishing workers too (turn off for API-only nodes).
     pub workers: bool,
     /// Publish jobs one node works on at once.
@@ -356,6 +360,7 @@ impl Default for Config {
             connect_redirect_uris: StringList::List(Vec::new()),
             bluesky_default_service: "https://bsky.social".into(),
             oauth_clients: BTreeMap::new(),
+            network_base_urls: BTreeMap::new(),
             workers: true,
             worker_concurrency: 32,
             worker_lease_seconds: 60,
@@ -430,6 +435,8 @@ pub struct Settings {
     /// How long one call to a network may take.
     pub network_timeout: Duration,
     pub bluesky_default_service: String,
+    /// Base URLs replacing networks' hosts, by platform (see `network_base_urls`).
+    pub network_bases: BTreeMap<String, url::Url>,
     // ---- media ----
     pub media: MediaSetup,
 }
@@ -601,6 +608,22 @@ fn validate(c: Config) -> Result<Settings, String> {
             },
         );
     }
+    let mut network_bases = BTreeMap::new();
+    for (platform, base) in c.network_base_urls {
+        if !crier_networks::HOSTED.contains(&platform.as_str()) {
+            return Err(format!(
+                "network_base_urls.{platform}: not a network of one operator (those are: {})",
+                crier_networks::HOSTED.join(", ")
+            ));
+        }
+        let url = url::Url::parse(&base)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                format!("network_base_urls.{platform}: `{base}` is not an http(s) URL")
+            })?;
+        network_bases.insert(platform, url);
+    }
     let connect = crier_app::ConnectConfig {
         redirect_uris,
         clients,
@@ -667,6 +690,7 @@ fn validate(c: Config) -> Result<Settings, String> {
         allow_private_networks: allow_private,
         network_timeout: Duration::from_secs(c.network_timeout_seconds),
         bluesky_default_service: c.bluesky_default_service,
+        network_bases,
     })
 }
 
