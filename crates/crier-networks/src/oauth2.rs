@@ -142,8 +142,9 @@ impl OAuth2 {
         self.token_call(http, client, form).await
     }
 
-    /// Revokes a token (RFC 7009), when the network has a revocation endpoint. Best effort:
-    /// a token the server no longer knows is revoked as far as we are concerned.
+    /// Revokes a token (RFC 7009), when the network has a revocation endpoint. A token the
+    /// server no longer knows is answered 200 (revoked as far as anyone is concerned); a
+    /// refusal is an error, which disconnecting reports and goes on past.
     pub async fn revoke(
         &self,
         http: &reqwest::Client,
@@ -159,8 +160,9 @@ impl OAuth2 {
             .send()
             .await
             .map_err(|e| self.transport(e))?;
-        let status = resp.status();
-        if status.is_success() || status.as_u16() == 400 {
+        // RFC 7009 §2.2: an invalid or already revoked token is answered 200 too; a 400 is a
+        // request the server refused (another client's token), so nothing was revoked.
+        if resp.status().is_success() {
             return Ok(());
         }
         Err(self.error_of(resp).await)

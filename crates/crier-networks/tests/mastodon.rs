@@ -80,19 +80,31 @@ fn part<'a>(text: &'a str, idem: &'a str, options: &'a PostOverride) -> Part<'a>
         thread: &[],
         options,
         idem_key: idem,
-        steps: Box::leak(Box::<crier_networks::MemorySteps>::default()),
+        steps: steps_for(idem),
     }
 }
 
-/// A part to look up by its key alone (what these connectors look up by).
-fn key_part(idem: &str) -> Part<'_> {
+/// The steps of the part keyed `idem`: the same for every attempt at it, as the publisher
+/// keeps them in the store.
+fn steps_for(idem: &str) -> &'static crier_networks::MemorySteps {
+    static ALL: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, &'static crier_networks::MemorySteps>>,
+    > = std::sync::LazyLock::new(Default::default);
+    ALL.lock()
+        .unwrap()
+        .entry(idem.to_owned())
+        .or_insert_with(|| Box::leak(Box::default()))
+}
+
+/// The part keyed `idem` with `text`, to look up.
+fn key_part<'a>(text: &'a str, idem: &'a str) -> Part<'a> {
     Part {
-        text: "",
+        text,
         media: &[],
         thread: &[],
         options: Box::leak(Box::default()),
         idem_key: idem,
-        steps: Box::leak(Box::<crier_networks::MemorySteps>::default()),
+        steps: steps_for(idem),
     }
 }
 
@@ -374,11 +386,11 @@ async fn mock_connect_publish_thread_media_overrides_idempotency_metrics_revoke(
     assert_eq!(once, 1);
     // Found again by its key.
     assert_eq!(
-        m.lookup(s, key_part(&key)).await.unwrap(),
+        m.lookup(s, key_part(&text, &key)).await.unwrap(),
         Some(first.clone())
     );
     assert_eq!(
-        m.lookup(s, key_part(&format!("{run}:never")))
+        m.lookup(s, key_part(&text, &format!("{run}:never")))
             .await
             .unwrap(),
         None
@@ -886,7 +898,7 @@ async fn fake_slow_server_is_a_timeout_and_a_lost_answer_is_found_by_lookup() {
     assert_eq!(err, NetworkError::Timeout);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(
-        m.lookup(s, key_part("k-slow")).await.unwrap(),
+        m.lookup(s, key_part("slow", "k-slow")).await.unwrap(),
         None,
         "it did not land"
     );
@@ -909,14 +921,17 @@ async fn fake_slow_server_is_a_timeout_and_a_lost_answer_is_found_by_lookup() {
         .map(|st| st["id"].as_str().unwrap().to_owned())
         .expect("the status landed");
     let found = m
-        .lookup(s, key_part("k-landed"))
+        .lookup(s, key_part("landed", "k-landed"))
         .await
         .unwrap()
         .expect("found");
     assert_eq!(found.external_id, landed);
     assert!(found.url.ends_with(&landed));
     // Unknown keys find nothing.
-    assert_eq!(m.lookup(s, key_part("k-unknown")).await.unwrap(), None);
+    assert_eq!(
+        m.lookup(s, key_part("landed", "k-unknown")).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]

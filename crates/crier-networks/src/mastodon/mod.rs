@@ -14,13 +14,20 @@
 //! uploads are not reused, the instance removes unattached media by itself).
 //!
 //! Limits: `/api/v2/instance`, cached per instance ([`instance`]). Errors: see [`call`].
-//! Finding a part whose answer was lost: see [`attempts`].
+//! Finding a part whose answer was lost: Mastodon has no search by idempotency key (the key
+//! only makes the instance replay the first status for a repeated POST, for about an hour). So
+//! the time of the first attempt is kept in the part's durable steps before the POST; a
+//! look-up reads the account's latest 40 statuses, keeps those created since then (less five
+//! minutes of clock skew) that reply to the same status, and compares each one's source text
+//! (`GET /api/v1/statuses/:id/source`, at most 10) with the part's text, exactly. The steps
+//! live in the store, so this holds across restarts and nodes. Limits: two statuses with the
+//! same text replying to the same status in the window cannot be told apart (the newest is
+//! taken), and a status older than the latest 40 is not seen.
 //!
 //! Every instance is a server a user names: every URL passes [`crate::http::check_url`] and
 //! every call goes through [`crate::http::client`] (the SSRF guard), with a timeout, and every
 //! answer is read with a size cap.
 
-mod attempts;
 mod call;
 mod instance;
 
@@ -38,7 +45,6 @@ use crate::{
 
 pub use instance::{DEFAULT_RULES, Instance, PLATFORM};
 
-use attempts::{Attempt, Attempts};
 use call::Endpoint;
 
 /// The OAuth scopes crier asks for: reading the account and its statuses, and posting.
@@ -79,6 +85,8 @@ const MAX_MEDIA_POLLS: u32 = 60;
 const INSTANCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clock skew allowed between us and the instance when matching statuses in a look-up.
 const LOOKUP_SKEW_MS: i64 = 5 * 60 * 1000;
+/// The step that keeps when a part was first sent (epoch ms).
+const STARTED_AT: &str = "started_at";
 /// Source texts fetched at most in one look-up.
 const LOOKUP_MAX_SOURCES: usize = 10;
 
@@ -89,7 +97,6 @@ pub struct Mastodon {
     instance_http: reqwest::Client,
     clock: Arc<dyn Clock>,
     instances: instance::Cache,
-    attempts: Attempts,
 }
 
 impl Mastodon {
@@ -105,7 +112,6 @@ impl Mastodon {
             instance_http,
             clock,
             instances: instance::Cache::default(),
-            attempts: Attempts::default(),
         }
     }
 
@@ -623,16 +629,13 @@ impl Network for Mastodon {
                 pairs.push((k, v));
             }
         }
-        self.attempts.begin(
-            s.account.id.as_str(),
-            part.idem_key,
-            Attempt {
-                text: part.text.to_owned(),
-                in_reply_to: reply_to.map(str::to_owned),
-                started_at: self.clock.now_ms(),
-                published: None,
-            },
-        );
+        // Kept before the status is sent, durably (the part's steps): when the first attempt
+        // went out, which a look-up after a lost answer or a crash searches from.
+        if part.steps.get(STARTED_AT).await?.is_none() {
+            part.steps
+                .put(STARTED_AT, &self.clock.now_ms().to_string())
+                .await?;
+        }
         let resp = call::send(
             self.http
                 .post(Self::endpoint(&base, "/api/v1/statuses"))
@@ -643,10 +646,7 @@ impl Network for Mastodon {
         )
         .await?;
         let (_, status) = call::read::<Status>(resp, Endpoint::Other, self.clock.as_ref()).await?;
-        let published = Self::published(&status)?;
-        self.attempts
-            .published(s.account.id.as_str(), part.idem_key, &published);
-        Ok(published)
+        Self::published(&status)
     }
 
     async fn lookup(
@@ -654,16 +654,14 @@ impl Network for Mastodon {
         s: Session<'_>,
         part: Part<'_>,
     ) -> Result<Option<PublishedPart>, NetworkError> {
-        let idem_key = part.idem_key;
-        let now = self.clock.now_ms();
-        let Some(attempt) = self.attempts.get(s.account.id.as_str(), idem_key, now) else {
-            // Nothing noted (another process, or a restart): the retry's Idempotency-Key is
-            // what keeps it single (see `attempts`).
+        let Some(started_at) = part.steps.get(STARTED_AT).await? else {
+            // Nothing was ever sent for this part (the time is kept before the first POST).
             return Ok(None);
         };
-        if let Some(p) = attempt.published {
-            return Ok(Some(p));
-        }
+        let started_at: i64 = started_at.parse().map_err(|_| {
+            NetworkError::unavailable("mastodon: a kept start time is not a number")
+        })?;
+        let in_reply_to = part.thread.last().cloned();
         let base = self.session_base(&s)?;
         let mut url = Self::endpoint(
             &base,
@@ -678,9 +676,9 @@ impl Network for Mastodon {
         let (_, statuses) = self
             .get_json::<Vec<Status>>(&s, url, Endpoint::Other)
             .await?;
-        let since = attempt.started_at - LOOKUP_SKEW_MS;
+        let since = started_at - LOOKUP_SKEW_MS;
         let candidates = statuses.iter().filter(|st| {
-            st.in_reply_to_id == attempt.in_reply_to
+            st.in_reply_to_id == in_reply_to
                 && st
                     .created_at
                     .as_deref()
@@ -696,11 +694,8 @@ impl Network for Mastodon {
             let (_, source) = self
                 .get_json::<StatusSource>(&s, url, Endpoint::Other)
                 .await?;
-            if source.text == attempt.text {
-                let found = Self::published(st)?;
-                self.attempts
-                    .published(s.account.id.as_str(), idem_key, &found);
-                return Ok(Some(found));
+            if source.text == part.text {
+                return Self::published(st).map(Some);
             }
         }
         Ok(None)
