@@ -217,7 +217,9 @@ impl App {
             return Err(fail(
                 401,
                 "scope_not_authorized",
-                &format!("The user did not authorize the scope required for completing this request: {scope}"),
+                &format!(
+                    "The user did not authorize the scope required for completing this request: {scope}"
+                ),
             ));
         }
         Ok(t.user)
@@ -265,8 +267,10 @@ async fn authorize(
     }
     match app.oauth.authorize(&q, "client_key") {
         Ok(url) => Redirect::to(url.as_str()).into_response(),
-        Err(e) => Json(json!({"error": e.error, "error_description": e.description, "log_id": log_id()}))
-            .with(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST)),
+        Err(e) => {
+            Json(json!({"error": e.error, "error_description": e.description, "log_id": log_id()}))
+                .with(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST))
+        }
     }
 }
 
@@ -283,8 +287,10 @@ async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
             "token_type": "Bearer",
         }))
         .with(StatusCode::OK),
-        Err(e) => Json(json!({"error": e.error, "error_description": e.description, "log_id": log_id()}))
-            .with(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST)),
+        Err(e) => {
+            Json(json!({"error": e.error, "error_description": e.description, "log_id": log_id()}))
+                .with(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST))
+        }
     }
 }
 
@@ -506,7 +512,11 @@ async fn init(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
         }
         Some("PULL_FROM_URL") => {
             let url = source["video_url"].as_str().unwrap_or("").to_owned();
-            let verified = app.lock().verified.iter().any(|v| url.starts_with(v.as_str()));
+            let verified = app
+                .lock()
+                .verified
+                .iter()
+                .any(|v| url.starts_with(v.as_str()));
             if !verified {
                 return fail(
                     403,
@@ -558,7 +568,9 @@ async fn pull(app: &App, p: &mut Publish, url: &str) {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("video/mp4")
             .to_owned();
-        let bytes = crier_networks::oauth2::read_capped(resp, MAX_PULL).await.ok()?;
+        let bytes = crier_networks::oauth2::read_capped(resp, MAX_PULL)
+            .await
+            .ok()?;
         (!bytes.is_empty()).then_some((ct, bytes))
     }
     .await;
@@ -771,9 +783,20 @@ async fn video_list(
     let req: Value = serde_json::from_slice(&body).unwrap_or_default();
     let max = req["max_count"].as_u64().unwrap_or(10);
     if fields.is_empty() || !(1..=20).contains(&max) {
-        return fail(400, "invalid_params", "fields is required; max_count is 1 to 20");
+        return fail(
+            400,
+            "invalid_params",
+            "fields is required; max_count is 1 to 20",
+        );
     }
-    let i = app.lock();
+    let mut i = app.lock();
+    // TikTok processes on its own; here time is counted in reads, so a listing moves every
+    // processing publish of the user along too.
+    for n in 0..i.publishes.len() {
+        if i.publishes[n].user == user {
+            app.advance(&mut i, n);
+        }
+    }
     let videos: Vec<Value> = i
         .posts
         .iter()
@@ -846,6 +869,13 @@ impl TikTokFake {
     /// How many status polls a complete upload stays processing before it is published.
     pub fn set_processing_polls(&self, n: u32) {
         self.app.lock().processing_polls = n;
+    }
+
+    /// Every publish still processing finishes at its next status poll.
+    pub fn finish_processing(&self) {
+        for p in &mut self.app.lock().publishes {
+            p.polls_left = 0;
+        }
     }
 
     /// The most API posts a creator may make in a day.
@@ -956,47 +986,91 @@ impl FakeNetwork for TikTokFake {
         };
         vec![
             (
-                e(401, "access_token_invalid", "The access token is invalid or not found in the request."),
+                e(
+                    401,
+                    "access_token_invalid",
+                    "The access token is invalid or not found in the request.",
+                ),
                 "account_disconnected",
             ),
             (
-                e(401, "scope_not_authorized", "The user did not authorize the scope required for completing this request."),
+                e(
+                    401,
+                    "scope_not_authorized",
+                    "The user did not authorize the scope required for completing this request.",
+                ),
                 "account_disconnected",
             ),
             (
-                e(400, "invalid_params", "One or more fields in request is invalid."),
+                e(
+                    400,
+                    "invalid_params",
+                    "One or more fields in request is invalid.",
+                ),
                 "network_rejected",
             ),
             (
-                e(403, "privacy_level_option_mismatch", "privacy_level is not one of the creator's options."),
+                e(
+                    403,
+                    "privacy_level_option_mismatch",
+                    "privacy_level is not one of the creator's options.",
+                ),
                 "network_rejected",
             ),
             (
-                e(403, "spam_risk_user_banned_from_posting", "The user is banned from making new posts."),
+                e(
+                    403,
+                    "spam_risk_user_banned_from_posting",
+                    "The user is banned from making new posts.",
+                ),
                 "network_rejected",
             ),
             (
-                e(403, "unaudited_client_can_only_post_to_private_accounts", "Unaudited clients can only post to a private account."),
+                e(
+                    403,
+                    "unaudited_client_can_only_post_to_private_accounts",
+                    "Unaudited clients can only post to a private account.",
+                ),
                 "network_rejected",
             ),
             (
-                e(403, "url_ownership_unverified", "The domain or URL prefix of video_url is not verified."),
+                e(
+                    403,
+                    "url_ownership_unverified",
+                    "The domain or URL prefix of video_url is not verified.",
+                ),
                 "media_rejected",
             ),
             (
-                e(403, "spam_risk_too_many_posts", "The daily post cap from the API is reached for the current user."),
+                e(
+                    403,
+                    "spam_risk_too_many_posts",
+                    "The daily post cap from the API is reached for the current user.",
+                ),
                 "network_rate_limited",
             ),
             (
-                e(403, "spam_risk_too_many_pending_share", "The user has too many pending shares."),
+                e(
+                    403,
+                    "spam_risk_too_many_pending_share",
+                    "The user has too many pending shares.",
+                ),
                 "network_rate_limited",
             ),
             (
-                e(429, "rate_limit_exceeded", "The API rate limit was exceeded. Please try again later."),
+                e(
+                    429,
+                    "rate_limit_exceeded",
+                    "The API rate limit was exceeded. Please try again later.",
+                ),
                 "network_rate_limited",
             ),
             (
-                e(500, "internal_error", "Something went wrong. Please try again later."),
+                e(
+                    500,
+                    "internal_error",
+                    "Something went wrong. Please try again later.",
+                ),
                 "network_unavailable",
             ),
             (

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
-use crate::hosted::{Api, short};
 use crate::NetworkError;
+use crate::hosted::{Api, short};
 
 /// TikTok sends no reset with a 429; its limits are counted over "a one minute sliding
 /// window" ("Rate Limits", developers.tiktok.com/doc/tiktok-api-v2-rate-limit), so a minute
@@ -96,10 +96,7 @@ pub async fn call<T: serde::de::DeserializeOwned>(
     req: reqwest::RequestBuilder,
     body: Option<&serde_json::Value>,
 ) -> Result<T, NetworkError> {
-    let mut req = req.header(
-        AUTHORIZATION,
-        format!("Bearer {token}"),
-    );
+    let mut req = req.header(AUTHORIZATION, format!("Bearer {token}"));
     if let Some(b) = body {
         req = req
             .header(CONTENT_TYPE, "application/json; charset=UTF-8")

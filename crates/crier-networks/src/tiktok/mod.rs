@@ -329,16 +329,23 @@ impl Network for TikTok {
 
     async fn refresh(&self, s: Session<'_>) -> Result<Credentials, NetworkError> {
         let c = s.credentials;
-        let client = c.client.as_ref().ok_or_else(|| NetworkError::Unauthorized {
-            message: "tiktok: the account has no OAuth client on record; connect it again".into(),
-        })?;
+        let client = c
+            .client
+            .as_ref()
+            .ok_or_else(|| NetworkError::Unauthorized {
+                message: "tiktok: the account has no OAuth client on record; connect it again"
+                    .into(),
+            })?;
         let refresh = c
             .refresh_token
             .as_deref()
             .ok_or_else(|| NetworkError::Unauthorized {
                 message: "tiktok: no refresh token; connect the account again".into(),
             })?;
-        let tokens = self.oauth().refresh(&self.api.http, client, refresh).await?;
+        let tokens = self
+            .oauth()
+            .refresh(&self.api.http, client, refresh)
+            .await?;
         let mut fresh = tokens.credentials(self.api.clock.now_ms(), Some(refresh));
         fresh.client = Some(client.clone());
         Ok(fresh)

@@ -162,7 +162,10 @@ fn judge(st: &Status) -> Seen {
 /// `duration_check_failed`, `frame_rate_check_failed`, `picture_size_check_failed`,
 /// `video_pull_failed`, `photo_pull_failed`, `auth_removed`, `spam_risk_*`, `internal`, …).
 fn failure(reason: &str) -> NetworkError {
-    let message = format!("tiktok: publishing failed: {}", crate::hosted::short(reason));
+    let message = format!(
+        "tiktok: publishing failed: {}",
+        crate::hosted::short(reason)
+    );
     match reason {
         r if r.ends_with("_check_failed") || r.ends_with("_pull_failed") => {
             NetworkError::MediaRejected { message }
@@ -414,7 +417,9 @@ impl TikTok {
         steps
             .put("sent_at", &self.api.clock.now_ms().to_string())
             .await?;
-        let init = self.init(token, part.text, &plan, wanted.pull, video).await?;
+        let init = self
+            .init(token, part.text, &plan, wanted.pull, video)
+            .await?;
         // Kept before a byte is sent: from here on this publish id is the post.
         steps.put("publish_id", &init.publish_id).await?;
         if !wanted.pull {
@@ -465,7 +470,8 @@ impl TikTok {
         });
         let url = self.endpoint("/v2/post/publish/video/init/");
         let init: Init = api::call(&self.api, token, self.api.http.post(url), Some(&body)).await?;
-        if init.publish_id.is_empty() || (!pull && init.upload_url.as_deref().is_none_or(str::is_empty))
+        if init.publish_id.is_empty()
+            || (!pull && init.upload_url.as_deref().is_none_or(str::is_empty))
         {
             return Err(NetworkError::unavailable(
                 "tiktok: video/init answered without a publish_id or upload_url",
@@ -482,9 +488,8 @@ impl TikTok {
         upload_url: &str,
         from: u64,
     ) -> Result<(), NetworkError> {
-        let url = url::Url::parse(upload_url).map_err(|_| {
-            NetworkError::unavailable("tiktok: the kept upload_url is not a URL")
-        })?;
+        let url = url::Url::parse(upload_url)
+            .map_err(|_| NetworkError::unavailable("tiktok: the kept upload_url is not a URL"))?;
         let size = video.bytes.len() as u64;
         let (chunk, count) = chunking(size)?;
         let first = (from / chunk).min(count - 1);
@@ -536,7 +541,13 @@ impl TikTok {
             Seen::CompleteNoId | Seen::Processing => {}
         }
         let file = kept(part, "source").await?.as_deref() != Some("pull");
-        if file && kept(part, "uploaded").await?.is_none() && st.status == "PROCESSING_UPLOAD" {
+        let have = st.uploaded_bytes.unwrap_or(0);
+        let size = video.bytes.len() as u64;
+        if file
+            && kept(part, "uploaded").await?.is_none()
+            && st.status == "PROCESSING_UPLOAD"
+            && have < size
+        {
             let Some(upload_url) = kept(part, "upload_url").await? else {
                 // Initialised but no upload URL kept: no byte can have been sent, so this
                 // publish id can never become a post.
@@ -545,8 +556,10 @@ impl TikTok {
                     "tiktok: an earlier attempt kept no upload URL; starting again",
                 ));
             };
-            self.upload(video, &upload_url, st.uploaded_bytes.unwrap_or(0))
-                .await?;
+            self.upload(video, &upload_url, have).await?;
+        }
+        if file {
+            // Every byte is there (sent now, or by an attempt whose last answer was lost).
             part.steps.put("uploaded", "1").await?;
         }
         self.poll(s, part, publish_id).await
@@ -633,7 +646,11 @@ impl TikTok {
             Seen::Inbox => Err(inbox()),
             Seen::Processing => {
                 let file = kept(part, "source").await?.as_deref() != Some("pull");
-                if file && kept(part, "uploaded").await?.is_none() {
+                let size = part.media.first().map_or(0, |m| m.bytes.len() as u64);
+                if file
+                    && kept(part, "uploaded").await?.is_none()
+                    && st.uploaded_bytes.unwrap_or(0) < size
+                {
                     // TikTok waits for bytes only we can send: not published, and publishing
                     // again resumes this same publish id (it never initialises anew).
                     return Ok(None);
@@ -691,7 +708,13 @@ fn upload_error(status: u16, body: &[u8], chunk: u64, count: u64) -> NetworkErro
         error: api::ApiError,
     }
     let detail = serde_json::from_slice::<Env>(body)
-        .map(|e| format!("{}: {}", e.error.code, crate::hosted::short(&e.error.message)))
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.error.code,
+                crate::hosted::short(&e.error.message)
+            )
+        })
         .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(200).collect());
     let message = format!(
         "tiktok: chunk {} of {count} refused with {status}: {detail}",
