@@ -204,7 +204,9 @@ impl App {
         self.inner.lock().expect("tiktok fake")
     }
 
-    /// The user of the bearer token, if it carries `scope`; else the refusal.
+    /// The user of the bearer token, if it carries `scope`; else the refusal (a handler's
+    /// answer, returned at once: its size does not matter here).
+    #[allow(clippy::result_large_err)]
     fn user(&self, headers: &HeaderMap, scope: &str) -> Result<String, Response> {
         let Some(t) = self.oauth.bearer(headers) else {
             return Err(fail(

@@ -362,7 +362,7 @@ async fn the_caption_is_counted_in_utf16_units() {
     assert!(
         r.net
             .rules()
-            .check(&[caption.clone()], &[media[0].meta.clone()])
+            .check(std::slice::from_ref(&caption), &[media[0].meta.clone()])
             .is_empty()
     );
     let steps = MemorySteps::default();
