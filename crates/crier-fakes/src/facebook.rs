@@ -124,8 +124,14 @@ impl Inner {
 /// Who a token acts as.
 #[derive(Debug, Clone)]
 enum Actor {
-    User { user: String, token: String, long: bool },
-    Page { page: String },
+    User {
+        user: String,
+        token: String,
+        long: bool,
+    },
+    Page {
+        page: String,
+    },
 }
 
 #[derive(Clone)]
@@ -276,20 +282,20 @@ impl AppState {
         &self,
         headers: &HeaderMap,
         params: &HashMap<String, String>,
-    ) -> Result<Actor, Response> {
+    ) -> Result<Actor, Box<Response>> {
         let token = bearer(headers, params).ok_or_else(|| {
-            graph_error(
+            Box::new(graph_error(
                 400,
                 2500,
                 None,
                 "An active access token must be used to query information about the current user.",
-            )
+            ))
         })?;
         let now = self.now();
         let i = self.inner.lock().expect("facebook");
         if let Some(t) = i.page_tokens.get(&token) {
             return match t.expires_at {
-                Some(at) if at <= now => Err(bad_token()),
+                Some(at) if at <= now => Err(Box::new(bad_token())),
                 _ => Ok(Actor::Page {
                     page: t.page.clone(),
                 }),
@@ -303,7 +309,7 @@ impl AppState {
                     long: true,
                 })
             } else {
-                Err(bad_token())
+                Err(Box::new(bad_token()))
             };
         }
         drop(i);
@@ -313,7 +319,7 @@ impl AppState {
                 token,
                 long: false,
             }),
-            None => Err(bad_token()),
+            None => Err(Box::new(bad_token())),
         }
     }
 
@@ -323,7 +329,7 @@ impl AppState {
         headers: &HeaderMap,
         params: &HashMap<String, String>,
         page: &str,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Box<Response>> {
         let exists = self
             .inner
             .lock()
@@ -333,17 +339,17 @@ impl AppState {
             .flatten()
             .any(|p| p.id == page);
         if !exists {
-            return Err(not_found(page));
+            return Err(Box::new(not_found(page)));
         }
         match self.actor(headers, params)? {
             Actor::Page { page: p } if p == page => Ok(()),
-            _ => Err(graph_error(
+            _ => Err(Box::new(graph_error(
                 403,
                 200,
                 None,
                 "(#200) If posting to a page, requires both pages_read_engagement and \
                  pages_manage_posts as an admin with sufficient administrative permission",
-            )),
+            ))),
         }
     }
 }
@@ -388,7 +394,10 @@ async fn access_token(
             400,
             100,
             Some(36009),
-            &format!("Invalid verification code format or used code: {}", e.description),
+            &format!(
+                "Invalid verification code format or used code: {}",
+                e.description
+            ),
         ),
     }
 }
@@ -396,7 +405,12 @@ async fn access_token(
 fn exchange_long(s: &AppState, p: &HashMap<String, String>) -> Response {
     let f = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
     if f("client_id") != APP_ID {
-        return graph_error(400, 101, None, "Error validating application. Invalid application ID.");
+        return graph_error(
+            400,
+            101,
+            None,
+            "Error validating application. Invalid application ID.",
+        );
     }
     if f("client_secret") != APP_SECRET {
         return graph_error(400, 1, None, "Error validating client secret.");
@@ -442,7 +456,7 @@ async fn accounts(
                 "(#100) Tried accessing nonexisting field (accounts) on node type (Page)",
             );
         }
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let limit: usize = q
         .get("limit")
@@ -511,7 +525,7 @@ async fn me(
     match s.actor(&headers, &q) {
         Ok(Actor::Page { page }) => axum::Json(json!({ "id": page })).into_response(),
         Ok(Actor::User { user, .. }) => axum::Json(json!({ "id": user })).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -532,7 +546,7 @@ async fn permissions(
             None,
             "(#100) Tried accessing nonexisting field (permissions) on node type (Page)",
         ),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -573,7 +587,7 @@ async fn edge_post(
         params.entry(k).or_insert(v);
     }
     if let Err(r) = s.page_actor(&headers, &params, &page) {
-        return r;
+        return *r;
     }
     match edge.as_str() {
         "feed" => feed(&s, &page, &params),
@@ -600,12 +614,18 @@ fn feed(s: &AppState, page: &str, p: &HashMap<String, String>) -> Response {
         let Some(v) = p.get(&format!("attached_media[{n}]")) else {
             break;
         };
-        let id = serde_json::from_str::<Value>(v)
-            .ok()
-            .and_then(|v| v.get("media_fbid").and_then(Value::as_str).map(str::to_owned));
+        let id = serde_json::from_str::<Value>(v).ok().and_then(|v| {
+            v.get("media_fbid")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         match id {
             Some(id) => attached.push(id),
-            None => return invalid(&format!("(#100) param attached_media[{n}] must be an object with media_fbid")),
+            None => {
+                return invalid(&format!(
+                    "(#100) param attached_media[{n}] must be an object with media_fbid"
+                ));
+            }
         }
     }
     if attached.len() > MAX_ATTACHED {
@@ -799,7 +819,7 @@ async fn edge_get(
         return graph_error(400, 100, None, &format!("(#100) Unknown edge {edge}"));
     }
     if let Err(r) = s.page_actor(&headers, &q, &page) {
-        return r;
+        return *r;
     }
     let since: i64 = q.get("since").and_then(|v| v.parse().ok()).unwrap_or(0);
     let limit: usize = q
@@ -851,7 +871,7 @@ async fn node(
 ) -> Response {
     let actor = match s.actor(&headers, &q) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let i = s.inner.lock().expect("facebook");
     let Some(p) = i.posts.iter().find(|p| p.id == id) else {
@@ -945,7 +965,10 @@ fn split_parts(parts: Vec<FilePart>) -> (HashMap<String, String>, HashMap<String
         if p.filename.is_some() {
             files.insert(p.name.clone(), p);
         } else {
-            fields.insert(p.name.clone(), String::from_utf8_lossy(&p.data).into_owned());
+            fields.insert(
+                p.name.clone(),
+                String::from_utf8_lossy(&p.data).into_owned(),
+            );
         }
     }
     (fields, files)
@@ -993,13 +1016,19 @@ impl FacebookFake {
         let v = |p: &str| format!("/{VERSION}{p}");
         let router = Router::new()
             .route(&v("/dialog/oauth"), get(dialog))
-            .route(&v("/oauth/access_token"), get(access_token).post(access_token))
+            .route(
+                &v("/oauth/access_token"),
+                get(access_token).post(access_token),
+            )
             .route(&v("/me/accounts"), get(accounts))
             .route(&v("/me/permissions"), axum::routing::delete(permissions))
             .route(&v("/me"), get(me))
             .route(&v("/{id}"), get(node))
             .route(&v("/{page}/{edge}"), get(edge_get).post(edge_post))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), usage_layer))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                usage_layer,
+            ))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(state.clone());
         let base = kit::serve(faults.wrap(router)).await;
@@ -1046,7 +1075,10 @@ impl FacebookFake {
     /// The link preview of a post.
     pub fn link_of(&self, post: &str) -> Option<String> {
         let i = self.state.inner.lock().expect("facebook");
-        i.posts.iter().find(|p| p.id == post).and_then(|p| p.link.clone())
+        i.posts
+            .iter()
+            .find(|p| p.id == post)
+            .and_then(|p| p.link.clone())
     }
 
     /// Comments and shares of a post (reactions: [`FakeNetwork::like`]).
@@ -1063,7 +1095,12 @@ impl FacebookFake {
         if let Some(s) = subcode {
             error["error_subcode"] = json!(s);
         }
-        Fault::status("POST", &format!("/{VERSION}/{PAGE}/feed"), status, json!({ "error": error }))
+        Fault::status(
+            "POST",
+            &format!("/{VERSION}/{PAGE}/feed"),
+            status,
+            json!({ "error": error }),
+        )
     }
 }
 
@@ -1141,11 +1178,21 @@ impl FakeNetwork for FacebookFake {
     fn documented_errors(&self) -> Vec<(Fault, &'static str)> {
         vec![
             (
-                Self::graph_fault(400, 190, Some(460), "Error validating access token: The session has been invalidated because the user changed their password."),
+                Self::graph_fault(
+                    400,
+                    190,
+                    Some(460),
+                    "Error validating access token: The session has been invalidated because the user changed their password.",
+                ),
                 "account_disconnected",
             ),
             (
-                Self::graph_fault(403, 200, None, "(#200) The user hasn't authorized the application to perform this action"),
+                Self::graph_fault(
+                    403,
+                    200,
+                    None,
+                    "(#200) The user hasn't authorized the application to perform this action",
+                ),
                 "account_disconnected",
             ),
             (
@@ -1153,7 +1200,12 @@ impl FakeNetwork for FacebookFake {
                 "network_rejected",
             ),
             (
-                Self::graph_fault(400, 368, Some(1_390_008), "It looks like you were misusing this feature by going too fast. You've been temporarily blocked from using it."),
+                Self::graph_fault(
+                    400,
+                    368,
+                    Some(1_390_008),
+                    "It looks like you were misusing this feature by going too fast. You've been temporarily blocked from using it.",
+                ),
                 "network_rejected",
             ),
             (
@@ -1169,7 +1221,12 @@ impl FakeNetwork for FacebookFake {
                 "network_rate_limited",
             ),
             (
-                Self::graph_fault(503, 2, None, "An unexpected error has occurred. Please retry your request later."),
+                Self::graph_fault(
+                    503,
+                    2,
+                    None,
+                    "An unexpected error has occurred. Please retry your request later.",
+                ),
                 "network_unavailable",
             ),
             (

@@ -59,7 +59,10 @@ impl Graph {
         let pause = self.pause.lock().ok().and_then(|mut p| p.take());
         if let Some(d) = pause {
             // Bounded by `graph::slow_down` (at most 5 s).
-            tracing::debug!(pause_ms = d.as_millis() as u64, "facebook: usage is high; slowing down");
+            tracing::debug!(
+                pause_ms = d.as_millis() as u64,
+                "facebook: usage is high; slowing down"
+            );
             self.api.pause(d).await;
         }
         let resp = self

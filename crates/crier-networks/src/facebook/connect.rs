@@ -63,10 +63,7 @@ impl Facebook {
     pub(super) fn oauth(&self) -> OAuth2 {
         OAuth2 {
             network: super::PLATFORM,
-            authorize: self
-                .graph
-                .api
-                .url(WWW, &format!("/{VERSION}/dialog/oauth")),
+            authorize: self.graph.api.url(WWW, &format!("/{VERSION}/dialog/oauth")),
             token: self.graph.url("/oauth/access_token"),
             revoke: None,
             scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
@@ -94,7 +91,11 @@ impl Facebook {
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let long: LongLived = self
             .graph
-            .post_form(self.graph.url("/oauth/access_token"), &short.access_token, &form)
+            .post_form(
+                self.graph.url("/oauth/access_token"),
+                &short.access_token,
+                &form,
+            )
             .await?;
         if long.access_token.is_empty() {
             return Err(NetworkError::unavailable(
@@ -113,10 +114,7 @@ impl Facebook {
     ) -> Result<Vec<Connected>, NetworkError> {
         let mut url = self.graph.url("/me/accounts");
         url.query_pairs_mut()
-            .append_pair(
-                "fields",
-                "id,name,access_token,username,link,picture{url}",
-            )
+            .append_pair("fields", "id,name,access_token,username,link,picture{url}")
             .append_pair("limit", "100");
         let mut out = Vec::new();
         for _ in 0..MAX_ACCOUNT_PAGES {
@@ -149,11 +147,7 @@ fn connected(p: &PageEntry, client: &OAuthClient) -> Option<Connected> {
             .as_ref()
             .and_then(|x| x.data.as_ref())
             .and_then(|d| d.url.clone()),
-        profile_url: Some(
-            p.link
-                .clone()
-                .unwrap_or_else(|| format!("{WWW}/{}", p.id)),
-        ),
+        profile_url: Some(p.link.clone().unwrap_or_else(|| format!("{WWW}/{}", p.id))),
         service: None,
         credentials: Credentials {
             access_token: token.to_owned(),

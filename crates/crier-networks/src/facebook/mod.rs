@@ -275,7 +275,10 @@ mod tests {
     fn rules_count_characters_and_refuse_threads_and_mixes() {
         let long = "é".repeat(MAX_MESSAGE + 1);
         let v = RULES.check(&[long], &[]);
-        assert!(v.iter().any(|v| v.rule == "facebook.text.max_characters"), "{v:?}");
+        assert!(
+            v.iter().any(|v| v.rule == "facebook.text.max_characters"),
+            "{v:?}"
+        );
         assert!(RULES.check(&["é".repeat(MAX_MESSAGE)], &[]).is_empty());
         let v = RULES.check(&["a".into(), "b".into()], &[]);
         assert!(v.iter().any(|v| v.rule == "facebook.thread.unsupported"));

@@ -89,7 +89,11 @@ fn source(m: &Attachment) -> Result<reqwest::multipart::Part, NetworkError> {
         .take(100)
         .collect();
     reqwest::multipart::Part::bytes(m.bytes.to_vec())
-        .file_name(if name.is_empty() { "media".into() } else { name })
+        .file_name(if name.is_empty() {
+            "media".into()
+        } else {
+            name
+        })
         .mime_str(&m.meta.content_type)
         .map_err(|_| NetworkError::MediaRejected {
             message: format!("facebook: {} has no valid content type", m.meta.id),
@@ -146,7 +150,11 @@ impl Facebook {
                 self.sent(&part).await?;
                 let c: Created = self
                     .graph
-                    .post_multipart(self.graph.video_url(&format!("/{page}/videos")), token, form)
+                    .post_multipart(
+                        self.graph.video_url(&format!("/{page}/videos")),
+                        token,
+                        form,
+                    )
                     .await?;
                 published(&c.post_id.unwrap_or_else(|| format!("{page}_{}", c.id)))
             }
@@ -199,8 +207,9 @@ impl Facebook {
             .graph
             .post_multipart(self.graph.url(&format!("/{page}/photos")), token, form)
             .await?;
-        let id = super::api::id_segment(&c.id)
-            .map_err(|_| NetworkError::unavailable("facebook: a photo id that is not a Graph id"))?;
+        let id = super::api::id_segment(&c.id).map_err(|_| {
+            NetworkError::unavailable("facebook: a photo id that is not a Graph id")
+        })?;
         part.steps.put(&key, id).await?;
         Ok(id.to_owned())
     }
@@ -230,7 +239,10 @@ impl Facebook {
             let list: List<Listed> = self.graph.get(url, token).await?;
             let hit = list.data.iter().find(|p| {
                 p.message.as_deref().unwrap_or("").trim() == want
-                    && p.created_time.as_deref().and_then(epoch_seconds).is_none_or(|t| t >= since)
+                    && p.created_time
+                        .as_deref()
+                        .and_then(epoch_seconds)
+                        .is_none_or(|t| t >= since)
             });
             if let Some(p) = hit {
                 return published(&p.id).map(Some);
@@ -275,10 +287,7 @@ fn epoch_seconds(s: &str) -> Option<i64> {
 mod tests {
     #[test]
     fn graph_times_parse() {
-        assert_eq!(
-            super::epoch_seconds("1970-01-01T00:01:40+0000"),
-            Some(100)
-        );
+        assert_eq!(super::epoch_seconds("1970-01-01T00:01:40+0000"), Some(100));
         assert_eq!(super::epoch_seconds("yesterday"), None);
     }
 }
