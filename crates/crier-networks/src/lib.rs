@@ -8,6 +8,7 @@
 //! server we can run (see the README's Networks table).
 
 pub mod bluesky;
+pub mod facebook;
 pub mod graph;
 pub mod hosted;
 pub mod http;
