@@ -68,6 +68,7 @@ struct Container {
     text: String,
     reply_to: Option<String>,
     carousel_item: bool,
+    reply_control: Option<String>,
     /// Content types of its media (a carousel: its children's).
     media: Vec<String>,
     status: ContainerStatus,
@@ -83,6 +84,7 @@ struct Post {
     text: String,
     reply_to: Option<String>,
     media: Vec<String>,
+    reply_control: Option<String>,
     timestamp: i64,
     shortcode: String,
     likes: u64,
@@ -216,6 +218,15 @@ impl ThreadsFake {
         }
     }
 
+    /// Who may reply to a post (`reply_control` as it was published; `None`: everyone).
+    pub fn reply_control(&self, id: &str) -> Option<String> {
+        let s = self.state.lock().expect("state");
+        s.posts
+            .iter()
+            .find(|p| p.id == id)
+            .and_then(|p| p.reply_control.clone())
+    }
+
     /// `n` posts published by the profile elsewhere (another app) now, using up quota.
     pub fn preload_posts(&self, n: usize, replies: bool) {
         let mut s = self.state.lock().expect("state");
@@ -233,6 +244,7 @@ impl ThreadsFake {
                     None
                 },
                 media: Vec::new(),
+                reply_control: None,
                 timestamp: now,
                 shortcode: kit::random(8),
                 likes: 0,
@@ -910,6 +922,7 @@ async fn create(
             text,
             reply_to,
             carousel_item,
+            reply_control: Some(rc.to_owned()).filter(|r| !r.is_empty()),
             media,
             status,
             polls_left: polls,
@@ -996,6 +1009,7 @@ async fn publish(
         text: c.text.clone(),
         reply_to: c.reply_to.clone(),
         media: c.media.clone(),
+        reply_control: c.reply_control.clone(),
         timestamp: now,
         shortcode: kit::random(8).replace(['-', '_'], "x"),
         likes: 0,
