@@ -11,6 +11,7 @@
 pub mod facebook;
 pub mod kit;
 pub mod tiktok;
+pub mod threads;
 
 use std::sync::Arc;
 

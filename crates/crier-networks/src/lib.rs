@@ -17,6 +17,7 @@ pub mod oauth2;
 pub mod rules;
 pub mod sandbox;
 pub mod tiktok;
+pub mod threads;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

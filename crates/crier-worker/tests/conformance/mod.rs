@@ -128,6 +128,9 @@ impl<F: FakeNetwork> Rig<F> {
                 None => break,
                 Some(next) => self.w.set(next.max(self.w.now())),
             }
+            // The token refresher runs beside the publisher, as in production: a token the
+            // publisher found refused is renewed (or the account expired) before the retry.
+            crier_worker::tokens::refresh_once(&self.app).await;
             runs.extend(self.publisher.run_due().await);
         }
         runs
