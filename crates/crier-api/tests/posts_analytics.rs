@@ -146,6 +146,47 @@ async fn analytics_show_the_sandbox_simulated_metrics() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
+/// Followers are read once per account and period, kept per UTC day, and shown with their
+/// change over the period; a period without readings shows none.
+async fn account_analytics_show_followers_and_their_change() {
+    use crier_networks::sandbox::simulated_followers;
+    let (app, key, a) = world().await;
+    let id = draft(&app, &key, &[&a], "counted").await;
+    act_ok(&app, &key, &id, "publish", None, "publishing").await;
+    run(&app).await;
+    let account = app
+        .store
+        .get_account(&app.workspace.id, &a.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let first_day = app.clock.now_ms();
+    assert_eq!(app.publisher().collect_followers().await.unwrap(), 1);
+    assert_eq!(
+        app.publisher().collect_followers().await.unwrap(),
+        0,
+        "read once per period"
+    );
+    // Three days later the sandbox's followers have grown.
+    app.clock.advance(Duration::from_secs(3 * 86_400));
+    assert_eq!(app.publisher().collect_followers().await.unwrap(), 1);
+    let later = app.clock.now_ms();
+    let (before, after) = (
+        simulated_followers(&account, first_day) as i64,
+        simulated_followers(&account, later) as i64,
+    );
+    assert!(after > before);
+    let r = app
+        .get("/v1/accounts/analytics?from=2026-11-01T00:00:00Z&to=2027-06-01T00:00:00Z")
+        .key(&key)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["data"][0]["followers"], after, "{}", r.text);
+    assert_eq!(r.body["data"][0]["followers_change"], after - before);
+}
+
 both!(
     tests: analytics_show_the_sandbox_simulated_metrics,
+    account_analytics_show_followers_and_their_change,
 );

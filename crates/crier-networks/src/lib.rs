@@ -427,6 +427,12 @@ pub trait Network: Send + Sync {
     ) -> Result<Option<PublishedPart>, NetworkError>;
 
     async fn metrics(&self, s: Session<'_>, external_id: &str) -> Result<Metrics, NetworkError>;
+
+    /// How many follow the account (subscribers, page followers), where the network says;
+    /// `None` where it does not.
+    async fn followers(&self, _s: Session<'_>) -> Result<Option<u64>, NetworkError> {
+        Ok(None)
+    }
 }
 
 /// The networks this process knows, by platform name.

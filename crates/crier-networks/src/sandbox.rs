@@ -170,6 +170,20 @@ impl Network for Sandbox {
         let age_hours = ((self.clock.now_ms() - post.created_at).max(0) / 3_600_000).min(24 * 30);
         Ok(simulated_metrics(external_id, age_hours))
     }
+
+    async fn followers(&self, s: Session<'_>) -> Result<Option<u64>, NetworkError> {
+        Ok(Some(simulated_followers(s.account, self.clock.now_ms())))
+    }
+}
+
+/// Deterministic followers: a seed from the account id, growing by a few each day since it
+/// was connected.
+pub fn simulated_followers(account: &Account, now: i64) -> u64 {
+    let seed = account.id.as_str().bytes().fold(0x8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let days = ((now - account.created_at).max(0) / 86_400_000) as u64;
+    100 + seed % 900 + days * (1 + seed % 7)
 }
 
 /// Deterministic metrics: a seed from the post id, growing with the post's age in hours.

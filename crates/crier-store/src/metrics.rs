@@ -146,3 +146,87 @@ fn by_account<T, U>(mut rows: Vec<(AccountId, T, U)>) -> Vec<(AccountId, T, U)> 
     rows.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     rows
 }
+
+/// Follower counts, one reading per account and UTC day (`account_followers`).
+impl Store {
+    /// Keeps `followers` as the account's reading of `day` (`YYYY-MM-DD`, UTC); `None` (the
+    /// network did not say) marks the account visited and keeps the day's earlier reading.
+    pub async fn upsert_followers(
+        &self,
+        ws: &WorkspaceId,
+        account: &AccountId,
+        day: &str,
+        followers: Option<i64>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO account_followers (account_id, workspace_id, day, followers, collected_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (account_id, day) DO UPDATE SET
+                followers = COALESCE(excluded.followers, account_followers.followers),
+                collected_at = excluded.collected_at",
+        )
+        .bind(account.as_str())
+        .bind(ws.as_str())
+        .bind(day)
+        .bind(followers)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Connected accounts not visited for followers since `stale_before`, at most `limit`,
+    /// those never visited or visited longest ago first.
+    pub async fn accounts_needing_followers(
+        &self,
+        stale_before: i64,
+        limit: u32,
+    ) -> Result<Vec<(WorkspaceId, AccountId)>> {
+        let rows = sqlx::query(
+            "SELECT a.workspace_id, a.id FROM accounts a
+             LEFT JOIN (SELECT account_id, MAX(collected_at) AS last
+                        FROM account_followers GROUP BY account_id) f ON f.account_id = a.id
+             WHERE a.status = 'connected' AND (f.last IS NULL OR f.last < $1)
+             ORDER BY COALESCE(f.last, 0), a.id LIMIT $2",
+        )
+        .bind(stale_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    WorkspaceId::from_trusted(r.try_get(0)?),
+                    AccountId::from_trusted(r.try_get(1)?),
+                ))
+            })
+            .collect()
+    }
+
+    /// An account's first and last follower readings of the days `from_day..=to_day`
+    /// (`YYYY-MM-DD`): `(first, last)`, or `None` without a reading.
+    pub async fn followers_between(
+        &self,
+        ws: &WorkspaceId,
+        account: &AccountId,
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Option<(i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT followers FROM account_followers
+             WHERE workspace_id = $1 AND account_id = $2 AND day >= $3 AND day <= $4
+               AND followers IS NOT NULL
+             ORDER BY day",
+        )
+        .bind(ws.as_str())
+        .bind(account.as_str())
+        .bind(from_day)
+        .bind(to_day)
+        .fetch_all(&self.read)
+        .await?;
+        let first = rows.first().map(|r| r.try_get::<i64, _>(0)).transpose()?;
+        let last = rows.last().map(|r| r.try_get::<i64, _>(0)).transpose()?;
+        Ok(first.zip(last))
+    }
+}

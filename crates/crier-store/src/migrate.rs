@@ -33,7 +33,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     7 "0007_test_mode_slots",
     8 "0008_connections",
     9 "0009_media",
-    10 "0010_publish_steps",
+    10 "0010_hosted_networks",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -45,7 +45,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     7 "0007_test_mode_slots",
     8 "0008_connections",
     9 "0009_media",
-    10 "0010_publish_steps",
+    10 "0010_hosted_networks",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

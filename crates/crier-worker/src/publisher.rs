@@ -592,12 +592,61 @@ impl Publisher {
         Ok(n)
     }
 
+    /// Reads the follower count of connected accounts not read within `metrics_every`, as the
+    /// reading of the UTC day; returns how many were read.
+    pub async fn collect_followers(&self) -> crier_store::Result<usize> {
+        let now = self.app.clock().now_ms();
+        let stale = now - millis(self.config.metrics_every);
+        let day = crier_core::clock::from_ms(now)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_string();
+        let due = self.app.store().accounts_needing_followers(stale, 200).await?;
+        let mut n = 0;
+        for (ws, account_id) in due {
+            let Some(account) = self.app.store().get_account(&ws, &account_id).await? else {
+                continue;
+            };
+            let Some(network) = self.app.networks().get(&account.platform) else {
+                continue;
+            };
+            let Ok(credentials) = self.app.tokens().open(&account) else {
+                continue;
+            };
+            let credentials = credentials.unwrap_or_default();
+            let session = Session {
+                account: &account,
+                credentials: &credentials,
+            };
+            let read = tokio::time::timeout(self.config.call_timeout, network.followers(session))
+                .await
+                .unwrap_or(Err(NetworkError::Timeout));
+            let followers = match read {
+                Ok(f) => f.map(|f| i64::try_from(f).unwrap_or(i64::MAX)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "followers not available");
+                    None
+                }
+            };
+            // Visited either way, so accounts whose network says nothing never hold up others.
+            self.app
+                .store()
+                .upsert_followers(&ws, &account_id, &day, followers, now)
+                .await?;
+            n += usize::from(followers.is_some());
+        }
+        Ok(n)
+    }
+
     /// Runs the metrics collector until `cancel`.
     pub async fn run_metrics(self, cancel: CancellationToken) {
         let every = self.config.metrics_every.min(Duration::from_secs(300));
         loop {
             if let Err(e) = self.collect_metrics().await {
                 tracing::warn!(error = %e, "metrics collection failed");
+            }
+            if let Err(e) = self.collect_followers().await {
+                tracing::warn!(error = %e, "follower collection failed");
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,

@@ -82,11 +82,16 @@ fn dechunk(mut s: &str) -> String {
 struct Data<'a> {
     dir: &'a Path,
     database_url: Option<&'a str>,
+    /// A `crier.toml` to start with (`--config`).
+    config: Option<PathBuf>,
 }
 
 impl Data<'_> {
     fn command(&self) -> Command {
         let mut cmd = Command::new(binary());
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
         cmd.arg("--data-dir").arg(self.dir);
         if let Some(url) = self.database_url {
             cmd.args(["--database-url", url]);
@@ -232,6 +237,7 @@ fn sqlite_a_killed_server_publishes_every_post_exactly_once_after_restart() {
     crash_and_restart(&Data {
         dir: dir.path(),
         database_url: None,
+        config: None,
     });
 }
 
@@ -246,31 +252,14 @@ fn postgres_a_killed_server_publishes_every_post_exactly_once_after_restart() {
     crash_and_restart(&Data {
         dir: dir.path(),
         database_url: Some(&schema.url),
+        config: None,
     });
     rt.block_on(schema.drop());
 }
 
 fn crash_and_restart(data: &Data) {
     let started = Instant::now();
-    admin(data, &["workspace", "create", "crash"]);
-    let key = admin(
-        data,
-        &[
-            "key",
-            "create",
-            "--workspace",
-            "crash",
-            "--scope",
-            "all",
-            "--per-minute",
-            "100000",
-            "--per-day",
-            "10000000",
-        ],
-    )["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = crash_key(data);
     let port = free_port();
     let mut server = start(data, port);
 
@@ -358,4 +347,235 @@ fn crash_and_restart(data: &Data) {
         "SQLite"
     };
     eprintln!("crash test on {backend} took {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same through real connectors: networks' fakes
+// ---------------------------------------------------------------------------------------------
+
+/// Posts per network in the networks crash test.
+const NETWORK_POSTS: usize = 100;
+const REDIRECT: &str = "https://app.example/connected";
+
+/// The networks that take text alone, each behind its fake (crier-fakes) on this process's
+/// runtime, on the system clock (the server's).
+fn network_fakes(rt: &tokio::runtime::Runtime) -> Vec<Box<dyn crier_fakes::FakeNetwork>> {
+    let clock: std::sync::Arc<dyn crier_core::Clock> = std::sync::Arc::new(crier_core::SystemClock);
+    rt.block_on(async {
+        vec![
+            Box::new(crier_fakes::x::XFake::start(clock.clone()).await)
+                as Box<dyn crier_fakes::FakeNetwork>,
+            Box::new(crier_fakes::linkedin::LinkedInFake::start(clock.clone()).await),
+            Box::new(crier_fakes::facebook::FacebookFake::start(clock.clone()).await),
+            Box::new(crier_fakes::threads::ThreadsFake::start(clock.clone()).await),
+        ]
+    })
+}
+
+/// A `crier.toml` pointing each network at its fake, with the fake's OAuth client.
+fn networks_config(dir: &Path, fakes: &[Box<dyn crier_fakes::FakeNetwork>]) -> PathBuf {
+    let mut toml = format!(
+        "connect_redirect_uris = [\"{REDIRECT}\"]\nallow_private_networks = true\n\n[network_base_urls]\n"
+    );
+    for f in fakes {
+        toml.push_str(&format!("{} = \"{}\"\n", f.platform(), f.base()));
+    }
+    for f in fakes {
+        let c = f.client();
+        toml.push_str(&format!(
+            "\n[oauth_clients.{}]\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+            f.platform(),
+            c.client_id,
+            c.client_secret.unwrap_or_default()
+        ));
+    }
+    let path = dir.join("crier-networks.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// Connects an account of `platform` through the API and the fake's approval; its id and its
+/// network id.
+fn connect_through(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    key: &str,
+    platform: &str,
+) -> (String, String) {
+    let redirect: String = url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect();
+    let (status, started) = http(
+        port,
+        "GET",
+        &format!("/v1/connect/{platform}?redirect_uri={redirect}"),
+        key,
+        None,
+    );
+    assert_eq!(status, 200, "{started}");
+    let url = url::Url::parse(started["url"].as_str().unwrap()).unwrap();
+    let (code, state) = rt.block_on(crier_fakes::kit::approve(&url));
+    let (status, account) = http(
+        port,
+        "POST",
+        &format!("/v1/connect/{platform}"),
+        key,
+        Some(&json!({ "code": code, "state": state })),
+    );
+    assert_eq!(status, 201, "{account}");
+    (
+        account["id"].as_str().unwrap().to_owned(),
+        account["external_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn sqlite_a_killed_server_publishes_to_every_network_exactly_once() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fakes = network_fakes(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = networks_config(dir.path(), &fakes);
+    crash_networks(
+        &rt,
+        &fakes,
+        &Data {
+            dir: dir.path(),
+            database_url: None,
+            config: Some(config),
+        },
+    );
+}
+
+#[test]
+fn postgres_a_killed_server_publishes_to_every_network_exactly_once() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(schema) = rt.block_on(crier_testdb::PgSchema::create()) else {
+        return;
+    };
+    let fakes = network_fakes(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = networks_config(dir.path(), &fakes);
+    crash_networks(
+        &rt,
+        &fakes,
+        &Data {
+            dir: dir.path(),
+            database_url: Some(&schema.url),
+            config: Some(config),
+        },
+    );
+    rt.block_on(schema.drop());
+}
+
+/// A key of a new workspace `crash`, with limits no test reaches.
+fn crash_key(data: &Data) -> String {
+    admin(data, &["workspace", "create", "crash"]);
+    admin(
+        data,
+        &[
+            "key",
+            "create",
+            "--workspace",
+            "crash",
+            "--scope",
+            "all",
+            "--per-minute",
+            "100000",
+            "--per-day",
+            "10000000",
+        ],
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// 100 posts to each network, the server killed mid-publishing and started again: each post
+/// is on its network exactly once (the fakes hold what they were given).
+fn crash_networks(
+    rt: &tokio::runtime::Runtime,
+    fakes: &[Box<dyn crier_fakes::FakeNetwork>],
+    data: &Data,
+) {
+    let started = Instant::now();
+    let key = crash_key(data);
+    let port = free_port();
+    let mut server = start(data, port);
+    let accounts: Vec<(String, String)> = fakes
+        .iter()
+        .map(|f| connect_through(rt, port, &key, f.platform()))
+        .collect();
+
+    let total = NETWORK_POSTS * fakes.len();
+    let due = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3);
+    for batch in 0..total / 100 {
+        let due = due.max(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1));
+        let posts: Vec<Value> = (0..100)
+            .map(|i| {
+                let n = batch * 100 + i;
+                json!({
+                    "body": format!("network post {n}"),
+                    "account_ids": [accounts[n % fakes.len()].0],
+                    "scheduled_at": (due + jiff::SignedDuration::from_millis((n % 20) as i64 * 100)).to_string(),
+                })
+            })
+            .collect();
+        let (status, body) = http(
+            port,
+            "POST",
+            "/v1/batches",
+            &key,
+            Some(&json!({ "posts": posts })),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if first_page_full(port, &key, "published") {
+            assert!(
+                first_page_full(port, &key, "scheduled") || any_with(port, &key, "publishing"),
+                "published everything before the kill; make it harder"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing was published");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill(); // SIGKILL
+
+    let mut server = start(data, port);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count_published(port, &key) < total {
+        assert!(
+            Instant::now() < deadline,
+            "not every post was published after the restart ({} of {total})",
+            count_published(port, &key)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for (i, f) in fakes.iter().enumerate() {
+        let author = &accounts[i].1;
+        let texts: Vec<String> = f
+            .posts()
+            .into_iter()
+            .filter(|p| &p.author == author)
+            .map(|p| p.text)
+            .collect();
+        let distinct: HashSet<&String> = texts.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            texts.len(),
+            "{}: a post reached it twice",
+            f.platform()
+        );
+        assert_eq!(
+            texts.len(),
+            NETWORK_POSTS,
+            "{}: every post reached it once",
+            f.platform()
+        );
+    }
+    server.kill();
+    eprintln!("networks crash test took {:?}", started.elapsed());
 }

@@ -296,6 +296,11 @@ pub struct AccountMetrics {
     pub reposts: i64,
     pub replies: i64,
     pub impressions: i64,
+    /// The account's followers at the last reading in the period, where its network reports
+    /// them (read by the metrics collector, once per account and `metrics_every`).
+    pub followers: Option<i64>,
+    /// Followers gained (or lost) between the first and the last reading in the period.
+    pub followers_change: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -310,7 +315,8 @@ pub struct AccountAnalytics {
 }
 
 /// Metrics per account over a period (`from`, `to`; default the last 30 days), summed over
-/// the posts published in it.
+/// the posts published in it, with the account's followers and their change over the period
+/// where its network reports them.
 #[utoipa::path(get, path = "/v1/accounts/analytics", tag = "accounts",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query)),
     security(("bearer" = ["analytics:read"]), ("api_key" = ["analytics:read"])),
@@ -354,6 +360,8 @@ pub async fn analytics(
         .store()
         .account_metrics(p.workspace_id(), from.as_millisecond(), to.as_millisecond())
         .await?;
+    let day = |t: Timestamp| t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+    let (from_day, to_day) = (day(from), day(to));
     let mut data = Vec::with_capacity(rows.len());
     for (account_id, posts, m) in rows {
         let Some(account) = state
@@ -364,7 +372,13 @@ pub async fn analytics(
         else {
             continue;
         };
+        let followers = state
+            .store()
+            .followers_between(p.workspace_id(), &account.id, &from_day, &to_day)
+            .await?;
         data.push(AccountMetrics {
+            followers: followers.map(|(_, last)| last),
+            followers_change: followers.map(|(first, last)| last - first),
             account_id: account.id.to_string(),
             platform: account.platform,
             handle: account.handle,
