@@ -8,6 +8,7 @@
 //! [`FakeNetwork`] is what the network conformance suite (`crier-worker/tests/conformance.rs`)
 //! needs of a fake: a network is done when its connector passes that suite against its fake.
 
+pub mod instagram;
 pub mod kit;
 
 use std::sync::Arc;
