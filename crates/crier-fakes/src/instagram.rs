@@ -7,8 +7,8 @@
 //! a long-lived token, 60 days, `{access_token, token_type, expires_in}`), "Refresh Access
 //! Token" (`GET /refresh_access_token?grant_type=ig_refresh_token`), "IG User" (`GET /me`),
 //! "IG User Media" (`POST /{ig-user-id}/media`: `image_url` + `caption` + `alt_text`,
-//! `media_type=REELS` + `video_url` + `share_to_feed`, `is_carousel_item`, `media_type=CAROUSEL`
-//! + `children` (2–10); `GET` lists the account's media, newest first), "IG Container"
+//! `media_type=REELS` + `video_url` + `share_to_feed`, `is_carousel_item`, and
+//! `media_type=CAROUSEL` with `children` (2–10); `GET` lists the account's media, newest first), "IG Container"
 //! (`status_code`: `IN_PROGRESS`, `FINISHED`, `ERROR`, `EXPIRED` after 24 hours unpublished,
 //! `PUBLISHED`), "IG User Media Publish" (`creation_id`; a container publishes once),
 //! "IG User Content Publishing Limit" (`{data:[{quota_usage, config:{quota_total: 100,
@@ -74,6 +74,7 @@ struct Container {
     /// The fetched media's types (a carousel: its children's).
     content_types: Vec<String>,
     caption: String,
+    alt_text: Option<String>,
     child: bool,
     created_at: i64,
     polls_left: u32,
@@ -97,6 +98,7 @@ struct Media {
     caption: String,
     media_type: String,
     content_types: Vec<String>,
+    alt_text: Option<String>,
     /// Epoch seconds.
     at: i64,
     shortcode: String,
@@ -198,6 +200,13 @@ impl InstagramFake {
         }
     }
 
+    /// A container is done processing: its next status read says `FINISHED`.
+    pub fn finish_processing(&self, id: &str) {
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            c.polls_left = 0;
+        }
+    }
+
     /// A container fails processing (`ERROR`).
     pub fn fail_container(&self, id: &str) {
         if let Some(c) = self.lock().containers.get_mut(id) {
@@ -213,6 +222,15 @@ impl InstagramFake {
             .find(|m| m.id == media)
             .map(|m| m.comments.iter().map(|(_, t)| t.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// The alt text a single image was published with.
+    pub fn alt_text(&self, media: &str) -> Option<String> {
+        self.lock()
+            .media
+            .iter()
+            .find(|m| m.id == media)
+            .and_then(|m| m.alt_text.clone())
     }
 
     /// A media object's type (`IMAGE`, `REELS`, `CAROUSEL_ALBUM`).
@@ -326,7 +344,10 @@ fn caller(s: &Shared, headers: &HeaderMap, p: &HashMap<String, String>) -> Optio
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("OAuth ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("OAuth "))
+        })
         .map(str::to_owned)
         .or_else(|| p.get("access_token").cloned())?;
     s.long
@@ -349,10 +370,7 @@ fn hashtags(text: &str) -> usize {
 // OAuth
 // ---------------------------------------------------------------------------------------------
 
-async fn authorize(
-    State(s): State<Shared>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     let scopes = q.get("scope").map(String::as_str).unwrap_or("");
     if !scopes.split(',').any(|x| x == "instagram_business_basic") {
         return oauth_error(&kit::OAuthError {
@@ -392,8 +410,10 @@ async fn exchange(State(s): State<Shared>, Query(q): Query<HashMap<String, Strin
         return bad_token();
     };
     let t = s.long.issue(&short.user, &short.scope);
-    axum::Json(json!({"access_token": t.access_token, "token_type": "bearer", "expires_in": t.expires_in}))
-        .into_response()
+    axum::Json(
+        json!({"access_token": t.access_token, "token_type": "bearer", "expires_in": t.expires_in}),
+    )
+    .into_response()
 }
 
 async fn refresh(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -405,8 +425,10 @@ async fn refresh(State(s): State<Shared>, Query(q): Query<HashMap<String, String
         return bad_token();
     };
     let t = s.long.issue(&old.user, &old.scope);
-    axum::Json(json!({"access_token": t.access_token, "token_type": "bearer", "expires_in": t.expires_in}))
-        .into_response()
+    axum::Json(
+        json!({"access_token": t.access_token, "token_type": "bearer", "expires_in": t.expires_in}),
+    )
+    .into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,7 +485,9 @@ async fn node(
         let status = match code {
             "ERROR" => "Error: 2207053",
             "EXPIRED" => "Expired",
-            "FINISHED" | "PUBLISHED" => "Finished: Media has been uploaded and it is ready to be published.",
+            "FINISHED" | "PUBLISHED" => {
+                "Finished: Media has been uploaded and it is ready to be published."
+            }
             _ => "In Progress: Media is still being processed.",
         };
         return axum::Json(json!({"id": id, "status_code": code, "status": status}))
@@ -604,7 +628,8 @@ async fn fetch(s: &Shared, url: &str, max: usize) -> Result<(Vec<u8>, &'static s
         }
         out.extend_from_slice(&chunk);
     }
-    let kind = sniff(&out).ok_or_else(|| media_refused(&format!("{url} is not a photo or video")))?;
+    let kind =
+        sniff(&out).ok_or_else(|| media_refused(&format!("{url} is not a photo or video")))?;
     Ok((out, kind))
 }
 
@@ -633,16 +658,26 @@ async fn create_container(
     let f = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
     let caption = f("caption").to_owned();
     if caption.chars().count() > MAX_CAPTION {
-        return graph_error(400, 100, None, "Param caption must be at most 2200 characters long.");
+        return graph_error(
+            400,
+            100,
+            None,
+            "Param caption must be at most 2200 characters long.",
+        );
     }
     if hashtags(&caption) > MAX_HASHTAGS {
-        return graph_error(400, 100, None, "The caption contains more than 30 hashtags.");
+        return graph_error(
+            400,
+            100,
+            None,
+            "The caption contains more than 30 hashtags.",
+        );
     }
     let child = f("is_carousel_item") == "true";
     let (media_type, content_types) = match f("media_type") {
         "CAROUSEL" => match carousel(&s, &user, f("children")) {
             Ok(types) => ("CAROUSEL".to_owned(), types),
-            Err(r) => return r,
+            Err(r) => return *r,
         },
         t @ ("REELS" | "VIDEO") => {
             if t == "VIDEO" && !child {
@@ -654,7 +689,9 @@ async fn create_container(
                 );
             }
             match fetch(&s, f("video_url"), MAX_VIDEO).await {
-                Ok((_, kind)) if kind.starts_with("video/") => (t.to_owned(), vec![kind.to_owned()]),
+                Ok((_, kind)) if kind.starts_with("video/") => {
+                    (t.to_owned(), vec![kind.to_owned()])
+                }
                 Ok(_) => {
                     return graph_error(
                         400,
@@ -689,6 +726,7 @@ async fn create_container(
             media_type,
             content_types,
             caption,
+            alt_text: p.get("alt_text").cloned(),
             child,
             created_at: now,
             polls_left: polls,
@@ -700,15 +738,15 @@ async fn create_container(
 }
 
 /// A carousel's children: 2 to 10 finished carousel items of the account; their types.
-fn carousel(s: &Shared, user: &str, children: &str) -> Result<Vec<String>, Response> {
+fn carousel(s: &Shared, user: &str, children: &str) -> Result<Vec<String>, Box<Response>> {
     let ids: Vec<&str> = children.split(',').filter(|c| !c.is_empty()).collect();
     if !(2..=10).contains(&ids.len()) {
-        return Err(graph_error(
+        return Err(Box::new(graph_error(
             400,
             100,
             None,
             "A carousel takes 2 to 10 children.",
-        ));
+        )));
     }
     let st = s.state.lock().expect("instagram state");
     let mut types = Vec::new();
@@ -718,14 +756,14 @@ fn carousel(s: &Shared, user: &str, children: &str) -> Result<Vec<String>, Respo
                 types.extend(c.content_types.iter().cloned());
             }
             Some(c) if c.owner == user && c.child => {
-                return Err(graph_error(
+                return Err(Box::new(graph_error(
                     400,
                     9007,
                     Some(2_207_027),
                     "The media is not ready for publishing, please wait for a moment",
-                ));
+                )));
             }
-            _ => return Err(unsupported(id)),
+            _ => return Err(Box::new(unsupported(id))),
         }
     }
     Ok(types)
@@ -757,7 +795,11 @@ async fn media_publish(
              Publishing API.",
         );
     }
-    let Some(c) = st.containers.get(&creation).filter(|c| c.owner == user && !c.child).cloned()
+    let Some(c) = st
+        .containers
+        .get(&creation)
+        .filter(|c| c.owner == user && !c.child)
+        .cloned()
     else {
         return unsupported(&creation);
     };
@@ -805,6 +847,7 @@ async fn media_publish(
             other => other.to_owned(),
         },
         content_types: c.content_types,
+        alt_text: c.alt_text,
         at: now,
         shortcode: kit::random(8),
         likes: 0,
@@ -826,7 +869,12 @@ async fn comment(
     };
     let message = p.get("message").cloned().unwrap_or_default();
     if message.trim().is_empty() || message.chars().count() > MAX_CAPTION {
-        return graph_error(400, 100, None, "Param message must be 1 to 2200 characters.");
+        return graph_error(
+            400,
+            100,
+            None,
+            "Param message must be 1 to 2200 characters.",
+        );
     }
     let mut st = s.state.lock().expect("instagram state");
     let cid = st.next_id.to_string();
@@ -936,39 +984,108 @@ impl FakeNetwork for InstagramFake {
         };
         vec![
             (
-                Fault::status("POST", &publish, 400, e(190, Some(460), "Error validating access token: The session has been invalidated because the user changed their password.")),
+                Fault::status(
+                    "POST",
+                    &publish,
+                    400,
+                    e(
+                        190,
+                        Some(460),
+                        "Error validating access token: The session has been invalidated because the user changed their password.",
+                    ),
+                ),
                 "account_disconnected",
             ),
             (
-                Fault::status("POST", &publish, 400, e(9, Some(2_207_042), "You reached maximum number of posts that is allowed to be published by Content Publishing API.")),
+                Fault::status(
+                    "POST",
+                    &publish,
+                    400,
+                    e(
+                        9,
+                        Some(2_207_042),
+                        "You reached maximum number of posts that is allowed to be published by Content Publishing API.",
+                    ),
+                ),
                 "network_rate_limited",
             ),
             (
-                Fault::status("POST", &publish, 400, e(4, Some(2_207_051), "We restrict certain activity to protect our community.")),
+                Fault::status(
+                    "POST",
+                    &publish,
+                    400,
+                    e(
+                        4,
+                        Some(2_207_051),
+                        "We restrict certain activity to protect our community.",
+                    ),
+                ),
                 "network_rate_limited",
             ),
             (
-                Fault::status("POST", &publish, 400, e(9007, Some(2_207_027), "The media is not ready for publishing, please wait for a moment")),
+                Fault::status(
+                    "POST",
+                    &publish,
+                    400,
+                    e(
+                        9007,
+                        Some(2_207_027),
+                        "The media is not ready for publishing, please wait for a moment",
+                    ),
+                ),
                 "network_unavailable",
             ),
             (
-                Fault::status("POST", &publish, 500, e(2, None, "Service temporarily unavailable")),
+                Fault::status(
+                    "POST",
+                    &publish,
+                    500,
+                    e(2, None, "Service temporarily unavailable"),
+                ),
                 "network_unavailable",
             ),
             (
-                Fault::status("POST", &publish, 400, e(25, Some(2_207_050), "The Instagram account is restricted.")),
+                Fault::status(
+                    "POST",
+                    &publish,
+                    400,
+                    e(25, Some(2_207_050), "The Instagram account is restricted."),
+                ),
                 "network_rejected",
             ),
             (
-                Fault::status("POST", &create, 400, e(9004, Some(2_207_052), "Only photo or video can be accepted as media type.")),
+                Fault::status(
+                    "POST",
+                    &create,
+                    400,
+                    e(
+                        9004,
+                        Some(2_207_052),
+                        "Only photo or video can be accepted as media type.",
+                    ),
+                ),
                 "media_rejected",
             ),
             (
-                Fault::status("POST", &create, 400, e(352, Some(2_207_026), "The video format is not supported. Please check spec for supported video formats.")),
+                Fault::status(
+                    "POST",
+                    &create,
+                    400,
+                    e(
+                        352,
+                        Some(2_207_026),
+                        "The video format is not supported. Please check spec for supported video formats.",
+                    ),
+                ),
                 "media_rejected",
             ),
             (
-                Fault::status("POST", &create, 400, e(-1, Some(2_207_001), "Instagram server error. Try again.")),
+                Fault::status(
+                    "POST",
+                    &create,
+                    400,
+                    e(-1, Some(2_207_001), "Instagram server error. Try again."),
+                ),
                 "network_unavailable",
             ),
         ]

@@ -166,7 +166,11 @@ fn check_media(m: &Attachment, single: bool) -> Result<(), NetworkError> {
         );
     }
     if m.meta.is_video() {
-        if !super::RULES.media.video_types.contains(&m.meta.content_type) {
+        if !super::RULES
+            .media
+            .video_types
+            .contains(&m.meta.content_type)
+        {
             return refused(format!("{} is not MP4 or MOV", m.meta.content_type));
         }
         if m.meta.size > super::MAX_VIDEO_BYTES {
@@ -580,7 +584,8 @@ pub fn graph_time(s: &str) -> Option<i64> {
 
 /// Whether an earlier attempt published the part: the kept media id, or a kept container
 /// that says `PUBLISHED` (its media found by caption and time; not found is an error, never
-/// "not published"). No container, or one not published: not published.
+/// "not published"). No container, or one not published: not published. A part found is
+/// finished as `publish` would finish it: its first comment, once, then its link.
 pub(super) async fn lookup(
     ig: &Instagram,
     s: Session<'_>,
@@ -628,7 +633,10 @@ mod tests {
     #[test]
     fn graph_timestamps_are_read() {
         assert_eq!(graph_time("1970-01-01T00:00:01+0000"), Some(1000));
-        assert_eq!(graph_time("2026-12-02T09:30:00+0100"), Some(1_796_200_200_000));
+        assert_eq!(
+            graph_time("2026-12-02T09:30:00+0100"),
+            Some(1_796_200_200_000)
+        );
         assert_eq!(graph_time("yesterday"), None);
     }
 
