@@ -12,6 +12,7 @@ pub mod facebook;
 pub mod graph;
 pub mod hosted;
 pub mod http;
+pub mod instagram;
 pub mod mastodon;
 pub mod oauth2;
 pub mod rules;
