@@ -56,7 +56,30 @@ pub const HOSTED: &[&str] = &[
 
 /// Each platform's documented rules, as its connector declares them (for the API docs).
 pub fn documented_rules() -> Vec<&'static Rules> {
-    vec![&sandbox::RULES, &bluesky::RULES, &mastodon::DEFAULT_RULES]
+    vec![
+        &sandbox::RULES,
+        &bluesky::RULES,
+        &mastodon::DEFAULT_RULES,
+        &facebook::RULES,
+        &instagram::RULES,
+        &threads::RULES,
+        &tiktok::RULES,
+    ]
+}
+
+/// The connector of a network of one operator ([`HOSTED`]), by platform.
+pub fn hosted_network(
+    platform: &str,
+    config: hosted::HostedConfig,
+    clock: Arc<dyn crier_core::Clock>,
+) -> Option<Arc<dyn Network>> {
+    Some(match platform {
+        "facebook" => Arc::new(facebook::Facebook::new(config, clock)),
+        "instagram" => Arc::new(instagram::Instagram::new(config, clock)),
+        "threads" => Arc::new(threads::Threads::new(config, clock)),
+        "tiktok" => Arc::new(tiktok::TikTok::new(config, clock)),
+        _ => return None,
+    })
 }
 
 /// Each platform's per-account options, from its rules (for the API docs).

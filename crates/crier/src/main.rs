@@ -237,6 +237,20 @@ fn compose(
             },
             clock.clone(),
         )));
+    let mut networks = networks;
+    for platform in crier_networks::HOSTED {
+        let config = crier_networks::hosted::HostedConfig {
+            base: settings.network_bases.get(*platform).cloned(),
+            timeout,
+            // Processing is polled inside one publish call, which the publisher bounds by the
+            // same timeout; what is still processing is resumed by the retry from its kept ids.
+            poll_max: timeout / 2,
+            ..Default::default()
+        };
+        if let Some(network) = crier_networks::hosted_network(platform, config, clock.clone()) {
+            networks = networks.with(network);
+        }
+    }
     let keyring = match &settings.secrets {
         config::SecretKeys::Given(k) => k.clone(),
         config::SecretKeys::File(path) => {
