@@ -77,7 +77,11 @@ impl Answer {
     }
 
     fn codes(&self) -> Vec<i64> {
-        self.problem().errors.iter().filter_map(|e| e.code).collect()
+        self.problem()
+            .errors
+            .iter()
+            .filter_map(|e| e.code)
+            .collect()
     }
 
     /// The network's words: `title: detail`, or the errors' messages.
@@ -104,7 +108,10 @@ impl Answer {
     /// The create call's refusal of a text this user posted lately.
     pub fn is_duplicate(&self) -> bool {
         self.status == 403
-            && (self.message().to_ascii_lowercase().contains("duplicate content")
+            && (self
+                .message()
+                .to_ascii_lowercase()
+                .contains("duplicate content")
                 || self.codes().contains(&187))
     }
 
@@ -143,11 +150,7 @@ impl Answer {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok())
         };
-        for prefix in [
-            "x-user-limit-24hour",
-            "x-app-limit-24hour",
-            "x-rate-limit",
-        ] {
+        for prefix in ["x-user-limit-24hour", "x-app-limit-24hour", "x-rate-limit"] {
             if num(&format!("{prefix}-remaining")) == Some(0)
                 && let Some(reset) = num(&format!("{prefix}-reset"))
             {
@@ -161,7 +164,10 @@ impl Answer {
 }
 
 /// `req` with a JSON body (the workspace's reqwest is built without its `json` feature).
-pub(super) fn with_json(req: reqwest::RequestBuilder, body: &serde_json::Value) -> reqwest::RequestBuilder {
+pub(super) fn with_json(
+    req: reqwest::RequestBuilder,
+    body: &serde_json::Value,
+) -> reqwest::RequestBuilder {
     req.header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body.to_string())
 }

@@ -99,7 +99,8 @@ impl Tweet {
 
 /// Whether `tweet` is `part` as we sent it.
 fn matches(tweet: &Tweet, part: &Part<'_>) -> bool {
-    tweet.original_text() == part.text.trim() && tweet.replies_to() == part.thread.last().map(String::as_str)
+    tweet.original_text() == part.text.trim()
+        && tweet.replies_to() == part.thread.last().map(String::as_str)
 }
 
 impl X {

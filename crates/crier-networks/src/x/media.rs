@@ -139,7 +139,12 @@ impl X {
         let answer = self
             .media_call(
                 with_json(
-                    self.authed(s, self.api.http.post(self.api.url(API, "/2/media/upload/initialize"))),
+                    self.authed(
+                        s,
+                        self.api
+                            .http
+                            .post(self.api.url(API, "/2/media/upload/initialize")),
+                    ),
                     &init,
                 ),
                 "media initialize",
@@ -152,7 +157,11 @@ impl X {
                 "x: media initialize answered without a media id",
             ));
         }
-        let ttl = up.data.expires_after_secs.unwrap_or(86_400).clamp(0, 30 * 86_400);
+        let ttl = up
+            .data
+            .expires_after_secs
+            .unwrap_or(86_400)
+            .clamp(0, 30 * 86_400);
         let expires = self.api.clock.now_ms().saturating_add(ttl * 1000);
         let steps = part.steps;
         steps.put(&step(i, "state"), "uploading").await?;
@@ -206,7 +215,10 @@ impl X {
             let body = serde_json::json!({"id": id, "metadata": {"alt_text": {"text": alt}}});
             self.media_call(
                 with_json(
-                    self.authed(s, self.api.http.post(self.api.url(API, "/2/media/metadata"))),
+                    self.authed(
+                        s,
+                        self.api.http.post(self.api.url(API, "/2/media/metadata")),
+                    ),
                     &body,
                 ),
                 "media metadata",
@@ -252,8 +264,15 @@ impl X {
         })
     }
 
-    pub(super) fn authed(&self, s: &Session<'_>, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        req.header(AUTHORIZATION, format!("Bearer {}", s.credentials.access_token))
+    pub(super) fn authed(
+        &self,
+        s: &Session<'_>,
+        req: reqwest::RequestBuilder,
+    ) -> reqwest::RequestBuilder {
+        req.header(
+            AUTHORIZATION,
+            format!("Bearer {}", s.credentials.access_token),
+        )
     }
 
     async fn media_call(

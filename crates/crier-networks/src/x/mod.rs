@@ -153,9 +153,9 @@ impl X {
             return Err(answer.error(&self.api, "users/me", false));
         }
         let me: Data<User> = answer.json(&self.api)?;
-        let user = me.data.ok_or_else(|| {
-            NetworkError::unavailable("x: users/me answered without the user")
-        })?;
+        let user = me
+            .data
+            .ok_or_else(|| NetworkError::unavailable("x: users/me answered without the user"))?;
         if user.id.is_empty() || user.username.is_empty() {
             return Err(NetworkError::unavailable(
                 "x: users/me answered without an id or username",
@@ -165,13 +165,19 @@ impl X {
     }
 
     /// The `POST /2/tweets` body of `part` with `media_ids`.
-    fn tweet_body(part: &Part<'_>, media_ids: &[String]) -> Result<serde_json::Value, NetworkError> {
+    fn tweet_body(
+        part: &Part<'_>,
+        media_ids: &[String],
+    ) -> Result<serde_json::Value, NetworkError> {
         let mut body = serde_json::Map::new();
         if !part.text.is_empty() {
             body.insert("text".into(), part.text.into());
         }
         if !media_ids.is_empty() {
-            body.insert("media".into(), serde_json::json!({ "media_ids": media_ids }));
+            body.insert(
+                "media".into(),
+                serde_json::json!({ "media_ids": media_ids }),
+            );
         }
         match part.thread.last() {
             Some(parent) => {
@@ -183,18 +189,23 @@ impl X {
             None => {
                 let opts = &part.options.options;
                 if let Some(v) = opts.get("reply_settings") {
-                    let v = v.as_str().filter(|v| REPLY_SETTINGS.contains(v)).ok_or_else(|| {
-                        NetworkError::rejected(format!(
-                            "x: reply_settings must be one of {}",
-                            REPLY_SETTINGS.join(", ")
-                        ))
-                    })?;
+                    let v = v
+                        .as_str()
+                        .filter(|v| REPLY_SETTINGS.contains(v))
+                        .ok_or_else(|| {
+                            NetworkError::rejected(format!(
+                                "x: reply_settings must be one of {}",
+                                REPLY_SETTINGS.join(", ")
+                            ))
+                        })?;
                     body.insert("reply_settings".into(), v.into());
                 }
                 if let Some(v) = opts.get("quote_tweet_id") {
                     let v = v
                         .as_str()
-                        .filter(|v| !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
+                        .filter(|v| {
+                            !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit())
+                        })
                         .ok_or_else(|| {
                             NetworkError::rejected("x: quote_tweet_id must be a post id (digits)")
                         })?;
@@ -208,7 +219,12 @@ impl X {
     /// `sent_at` of the part's first create call, kept before it goes out; whether this
     /// attempt is the first.
     async fn mark_sent(&self, part: &Part<'_>) -> Result<(i64, bool), NetworkError> {
-        if let Some(at) = part.steps.get("sent_at").await?.and_then(|v| v.parse().ok()) {
+        if let Some(at) = part
+            .steps
+            .get("sent_at")
+            .await?
+            .and_then(|v| v.parse().ok())
+        {
             return Ok((at, false));
         }
         let now = self.api.clock.now_ms();
@@ -367,7 +383,12 @@ impl Network for X {
         s: Session<'_>,
         part: Part<'_>,
     ) -> Result<Option<PublishedPart>, NetworkError> {
-        match part.steps.get("sent_at").await?.and_then(|v| v.parse::<i64>().ok()) {
+        match part
+            .steps
+            .get("sent_at")
+            .await?
+            .and_then(|v| v.parse::<i64>().ok())
+        {
             // The create call never went out.
             None => Ok(None),
             Some(at) => self.find(&s, &part, at).await,
