@@ -271,20 +271,23 @@ impl Inner {
     }
 
     /// The user a bearer token acts for, with its scopes.
-    fn auth(&self, headers: &HeaderMap, scope: &str) -> Result<(User, String), Response> {
+    fn auth(&self, headers: &HeaderMap, scope: &str) -> Result<(User, String), Box<Response>> {
         let token = self
             .oauth
             .bearer(headers)
-            .ok_or_else(|| answer(unauthorized(), None))?;
+            .ok_or_else(|| Box::new(answer(unauthorized(), None)))?;
         if !token.scope.split(' ').any(|s| s == scope) {
-            return Err(answer(forbidden(&format!("Missing scope: {scope}")), None));
+            return Err(Box::new(answer(
+                forbidden(&format!("Missing scope: {scope}")),
+                None,
+            )));
         }
         let user = self.lock().user(&token.user);
         Ok((user, token.user))
     }
 
     /// Counts a call of `endpoint` by `user`: its rate-limit headers, or the `429`.
-    fn gate(&self, endpoint: &'static str, user: &str) -> Result<Rate, Response> {
+    fn gate(&self, endpoint: &'static str, user: &str) -> Result<Rate, Box<Response>> {
         let now = self.now();
         let mut st = self.lock();
         let limit = st.limits.get(endpoint).copied().unwrap_or(100);
@@ -302,10 +305,10 @@ impl Inner {
                 remaining: 0,
                 reset,
             };
-            return Err(answer(
+            return Err(Box::new(answer(
                 problem(429, "Too Many Requests", "Too Many Requests", "about:blank"),
                 Some(rate),
-            ));
+            )));
         }
         w.1 += 1;
         Ok(Rate {
@@ -321,7 +324,7 @@ impl Inner {
         headers: &HeaderMap,
         scope: &str,
         endpoint: &'static str,
-    ) -> Result<(User, Rate), Response> {
+    ) -> Result<(User, Rate), Box<Response>> {
         let (user, oauth_user) = self.auth(headers, scope)?;
         let rate = self.gate(endpoint, &oauth_user)?;
         Ok((user, rate))
@@ -461,7 +464,7 @@ async fn revoke(State(x): State<Shared>, body: Bytes) -> Response {
 async fn me(State(x): State<Shared>, headers: HeaderMap) -> Response {
     let (user, rate) = match x.enter(&headers, "users.read", "GET /2/users/me") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     ok(
         200,
@@ -501,7 +504,7 @@ fn media_ok(st: &State_, owner: &str, ids: &[String], now: i64) -> Result<(), &'
 async fn create(State(x): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let (user, rate) = match x.enter(&headers, "tweet.write", "POST /2/tweets") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let refuse = |e: (StatusCode, Value)| answer(e, Some(rate));
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
@@ -706,7 +709,7 @@ async fn tweet(
 ) -> Response {
     let (_, rate) = match x.enter(&headers, "tweet.read", "GET /2/tweets/:id") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let st = x.lock();
     match st.tweets.iter().find(|t| t.id == id) {
@@ -758,7 +761,7 @@ async fn timeline(
 ) -> Response {
     let (_, rate) = match x.enter(&headers, "tweet.read", "GET /2/users/:id/tweets") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let refuse = |e| answer(e, Some(rate));
     let max: usize = match q.get("max_results").map(|m| m.parse::<usize>()) {
@@ -836,7 +839,7 @@ fn max_bytes(media_type: &str) -> Option<usize> {
 async fn initialize(State(x): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let (user, rate) = match x.enter(&headers, "media.write", "media") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let refuse = |e| answer(e, Some(rate));
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
@@ -928,7 +931,7 @@ async fn append(
 ) -> Response {
     let (user, rate) = match x.enter(&headers, "media.write", "media") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let refuse = |e| answer(e, Some(rate));
     let Some(form) = multipart(&headers, &body) else {
@@ -959,7 +962,7 @@ async fn append(
 async fn finalize(State(x): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let (user, rate) = match x.enter(&headers, "media.write", "media") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let refuse = |e| answer(e, Some(rate));
     let mut st = x.lock();
@@ -996,7 +999,7 @@ async fn status(
 ) -> Response {
     let (user, rate) = match x.enter(&headers, "media.write", "media") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let refuse = |e| answer(e, Some(rate));
     if q.get("command").map(String::as_str) != Some("STATUS") {
@@ -1031,7 +1034,7 @@ async fn status(
 async fn metadata(State(x): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let (user, rate) = match x.enter(&headers, "media.write", "media") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let refuse = |e| answer(e, Some(rate));
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
