@@ -646,6 +646,20 @@ fn render(t: &Tweet, st: &State_, fields: &[&str], created: String) -> Value {
     if fields.contains(&"created_at") {
         v["created_at"] = created.into();
     }
+    if fields.contains(&"attachments") && !t.media.is_empty() {
+        let keys: Vec<String> = t
+            .media
+            .iter()
+            .map(|m| {
+                let video = st
+                    .media
+                    .get(m)
+                    .is_some_and(|m| m.media_type.starts_with("video/"));
+                format!("{}_{m}", if video { 7 } else { 3 })
+            })
+            .collect();
+        v["attachments"] = json!({ "media_keys": keys });
+    }
     if fields.contains(&"entities") && !urls.is_empty() {
         v["entities"] = json!({ "urls": urls });
     }
@@ -680,19 +694,6 @@ fn hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     }) & 0xff_ffff_ffff
-}
-
-/// RFC 3339 of `ms` on the clock's own timestamp type.
-fn rfc3339(clock: &dyn Clock, ms: i64) -> String {
-    let now = clock.now();
-    let delta = ms - now.as_millisecond();
-    now.checked_add(jiff_span(delta))
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
-fn jiff_span(ms: i64) -> std::time::Duration {
-    std::time::Duration::from_millis(ms.unsigned_abs())
 }
 
 fn fields(q: &HashMap<String, String>) -> Vec<&str> {
@@ -733,16 +734,17 @@ async fn tweet(
     }
 }
 
+/// `ms` in RFC 3339, as the clock's own timestamp type writes it (X's `created_at`).
 fn created_at(x: &Inner, ms: i64) -> String {
     let now = x.clock.now();
-    let back = now.as_millisecond() - ms;
-    if back >= 0 {
-        now.checked_sub(jiff_span(back))
-            .map(|t| t.to_string())
-            .unwrap_or_default()
+    let delta = ms - now.as_millisecond();
+    let span = Duration::from_millis(delta.unsigned_abs());
+    let t = if delta >= 0 {
+        now.checked_add(span)
     } else {
-        rfc3339(x.clock.as_ref(), ms)
-    }
+        now.checked_sub(span)
+    };
+    t.map(|t| t.to_string()).unwrap_or_default()
 }
 
 /// The epoch ms of an RFC 3339 time, parsed as the clock's timestamp type parses it.
@@ -1176,10 +1178,10 @@ impl FakeNetwork for XFake {
             ),
             (
                 p(
-                    403,
-                    json!({"errors": [{"message": "Invalid or expired token.", "code": 89}]}),
+                    429,
+                    json!({"errors": [{"message": "Rate limit exceeded", "code": 88}]}),
                 ),
-                "account_disconnected",
+                "network_rate_limited",
             ),
         ]
     }

@@ -807,3 +807,31 @@ async fn metrics_are_public_metrics() {
     let m = r.x.metrics(r.session(), &done.external_id).await.unwrap();
     assert_eq!((m.likes, m.replies, m.impressions), (3, 1, 30));
 }
+
+#[tokio::test]
+async fn posts_of_media_alone_are_told_apart_by_their_media() {
+    let r = Rig::new().await;
+    let a = vec![attachment(kit::png(8, 8), "image/png", None)];
+    let steps_a = MemorySteps::default();
+    let done = r.publish(part("", &a, &[], &steps_a)).await.unwrap();
+    let found =
+        r.x.lookup(r.session(), part("", &a, &[], &steps_a))
+            .await
+            .unwrap()
+            .expect("found by its media");
+    assert_eq!(found.external_id, done.external_id);
+    // Another part of media alone, sent but not landed (its upload is not on any post).
+    let b = vec![attachment(kit::png(9, 9), "image/png", None)];
+    let steps_b = MemorySteps::default();
+    steps_b.put("media.0", "1866000000000999999").await.unwrap();
+    steps_b
+        .put("sent_at", &r.clock.now_ms().to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.x.lookup(r.session(), part("", &b, &[], &steps_b))
+            .await
+            .unwrap(),
+        None
+    );
+}

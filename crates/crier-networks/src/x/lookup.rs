@@ -6,7 +6,9 @@
 //! in_reply_to_user_id,referenced_tweets,entities`, newest first, at most [`MAX_PAGES`] pages
 //! of 100) and matches the text exactly as X renders it back — `&amp;`/`&lt;`/`&gt;`
 //! unescaped, each `t.co` link replaced by its `expanded_url`, the media link X appends
-//! removed — and, for a thread's part, the tweet it replies to. No `sent_at`: the create call
+//! removed — and, for a thread's part, the tweet it replies to; a part with media must also
+//! carry the media ids kept in the steps (`attachments.media_keys` are `{type}_{media id}`), so
+//! two posts of media alone are never taken for each other. No `sent_at`: the create call
 //! never went out, so the part is certainly not published. More pages than we read: we cannot
 //! tell, which is an error, never "not found".
 
@@ -42,6 +44,14 @@ pub(super) struct Tweet {
     referenced_tweets: Vec<Reference>,
     #[serde(default)]
     entities: Option<Entities>,
+    #[serde(default)]
+    attachments: Option<Attachments>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct Attachments {
+    #[serde(default)]
+    media_keys: Vec<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -95,12 +105,22 @@ impl Tweet {
             .find(|r| r.kind == "replied_to")
             .map(|r| r.id.as_str())
     }
+
+    /// The media ids of its attachments (`3_123` → `123`), in order.
+    fn media_ids(&self) -> Vec<&str> {
+        self.attachments
+            .iter()
+            .flat_map(|a| a.media_keys.iter())
+            .map(|k| k.split_once('_').map_or(k.as_str(), |(_, id)| id))
+            .collect()
+    }
 }
 
-/// Whether `tweet` is `part` as we sent it.
-fn matches(tweet: &Tweet, part: &Part<'_>) -> bool {
+/// Whether `tweet` is `part` as we sent it, with `media` (the ids kept in its steps).
+fn matches(tweet: &Tweet, part: &Part<'_>, media: &[String]) -> bool {
     tweet.original_text() == part.text.trim()
         && tweet.replies_to() == part.thread.last().map(String::as_str)
+        && (media.is_empty() || tweet.media_ids() == media)
 }
 
 impl X {
@@ -117,6 +137,7 @@ impl X {
         let since = jiff::Timestamp::from_second(since.as_second())
             .map_err(|e| NetworkError::rejected(format!("x: a send time out of range: {e}")))?;
         let user = super::path_segment(&s.account.external_id);
+        let media = self.kept_media_ids(part).await?;
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let mut url = self.api.url(API, &format!("/2/users/{user}/tweets"));
@@ -126,7 +147,7 @@ impl X {
                     .append_pair("max_results", "100")
                     .append_pair(
                         "tweet.fields",
-                        "created_at,text,in_reply_to_user_id,referenced_tweets,entities",
+                        "created_at,text,in_reply_to_user_id,referenced_tweets,entities,attachments",
                     );
                 if let Some(t) = &token {
                     q.append_pair("pagination_token", t);
@@ -137,7 +158,7 @@ impl X {
                 return Err(answer.error(&self.api, "timeline", false));
             }
             let page: Timeline = answer.json(&self.api)?;
-            if let Some(t) = page.data.iter().find(|t| matches(t, part)) {
+            if let Some(t) = page.data.iter().find(|t| matches(t, part, &media)) {
                 return Ok(Some(self.published(s, &t.id)));
             }
             match page.meta.next_token.filter(|t| !t.is_empty()) {

@@ -86,6 +86,22 @@ impl X {
         Ok(ids)
     }
 
+    /// The media ids of the part's uploads kept in its steps, when every attachment has one
+    /// (an empty list otherwise: the look-up then matches on text alone).
+    pub(super) async fn kept_media_ids(
+        &self,
+        part: &Part<'_>,
+    ) -> Result<Vec<String>, NetworkError> {
+        let mut ids = Vec::with_capacity(part.media.len());
+        for i in 0..part.media.len() {
+            match part.steps.get(&step(i, "")).await? {
+                Some(id) => ids.push(id),
+                None => return Ok(Vec::new()),
+            }
+        }
+        Ok(ids)
+    }
+
     async fn one_media(
         &self,
         s: &Session<'_>,
