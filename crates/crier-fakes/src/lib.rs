@@ -13,6 +13,7 @@ pub mod instagram;
 pub mod kit;
 pub mod tiktok;
 pub mod threads;
+pub mod x;
 
 use std::sync::Arc;
 

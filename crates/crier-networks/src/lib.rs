@@ -19,6 +19,7 @@ pub mod rules;
 pub mod sandbox;
 pub mod tiktok;
 pub mod threads;
+pub mod x;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -119,8 +119,8 @@ impl<F: FakeNetwork> Rig<F> {
         post
     }
 
-    /// Runs the publisher, moving the clock to each next job, until no job is left (at most
-    /// `rounds` runs); what each run did.
+    /// Runs the token refresher and the publisher, moving the clock to each next job, until
+    /// no job is left (at most `rounds` runs); what each publisher run did.
     pub async fn drain(&self, rounds: usize) -> Vec<Processed> {
         let mut runs = Vec::new();
         for _ in 0..rounds {
