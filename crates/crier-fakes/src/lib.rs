@@ -77,6 +77,12 @@ pub trait FakeNetwork: Send + Sync {
     /// now, for the create call.
     fn rate_limited(&self, reset_secs: u64) -> Fault;
 
+    /// Whether the network says when a rate limit resets (a header, a usage figure); where it
+    /// does not, the connector's documented fallback pause stands.
+    fn sends_reset(&self) -> bool {
+        true
+    }
+
     /// The network's documented errors for the create call, each with the code crier must
     /// map it to (`network_rejected`, `account_disconnected`, …).
     fn documented_errors(&self) -> Vec<(Fault, &'static str)>;

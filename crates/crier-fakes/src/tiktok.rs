@@ -969,6 +969,10 @@ impl FakeNetwork for TikTokFake {
 
     /// TikTok's 429: the v2 error envelope, no reset header (its window is a sliding minute),
     /// so `reset_secs` cannot be said.
+    fn sends_reset(&self) -> bool {
+        false
+    }
+
     fn rate_limited(&self, _reset_secs: u64) -> Fault {
         Fault::status(
             "POST",

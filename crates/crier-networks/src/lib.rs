@@ -65,6 +65,7 @@ pub fn documented_rules() -> Vec<&'static Rules> {
         &instagram::RULES,
         &threads::RULES,
         &tiktok::RULES,
+        &x::RULES,
     ]
 }
 
@@ -79,6 +80,7 @@ pub fn hosted_network(
         "instagram" => Arc::new(instagram::Instagram::new(config, clock)),
         "threads" => Arc::new(threads::Threads::new(config, clock)),
         "tiktok" => Arc::new(tiktok::TikTok::new(config, clock)),
+        "x" => Arc::new(x::X::new(config, clock)),
         _ => return None,
     })
 }

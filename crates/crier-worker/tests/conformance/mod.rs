@@ -314,7 +314,7 @@ pub async fn threads<F: FakeNetwork>(r: Rig<F>) {
 /// instead of posting again.
 pub async fn lost_answer_is_one_post<F: FakeNetwork>(r: Rig<F>) {
     if !r.fake.features().text {
-        return;
+        return lost_media_answer_is_one_post(r).await;
     }
     let (method, path) = r.fake.publish_call();
     r.fake.faults().push(kit::Fault::lose(method, &path));
@@ -333,7 +333,7 @@ pub async fn lost_answer_is_one_post<F: FakeNetwork>(r: Rig<F>) {
 /// then publishes once.
 pub async fn rate_limit_reset_is_honoured<F: FakeNetwork>(r: Rig<F>) {
     if !r.fake.features().text {
-        return;
+        return media_rate_limit_is_a_pause(r).await;
     }
     r.fake.faults().push(r.fake.rate_limited(600));
     let post = r.schedule("Patience", &[]).await;
@@ -358,6 +358,83 @@ pub async fn rate_limit_reset_is_honoured<F: FakeNetwork>(r: Rig<F>) {
     let runs = r.drain(10).await;
     assert_eq!(runs.last(), Some(&Processed::Published), "{runs:?}");
     assert_eq!(r.posts().len(), 1);
+}
+
+/// For networks that take only media: the create call's answer is lost; the look-up, and a
+/// retry of the same part (same steps) when the look-up says it never landed, leave exactly
+/// one post at the network.
+pub async fn lost_media_answer_is_one_post<F: FakeNetwork>(r: Rig<F>) {
+    let creds = r.credentials();
+    let media = first_media(&r.fake).await;
+    let steps = MemorySteps::default();
+    let (method, path) = r.fake.publish_call();
+    r.fake.faults().push(kit::Fault::lose(method, &path));
+    let p = part("Lost in transit #Shorts", &media, &[], "lost-1", &steps);
+    let err = r
+        .network
+        .publish(r.session(&creds), p)
+        .await
+        .expect_err("the answer is lost");
+    assert!(err.is_transient(), "{err:?}");
+    let published = match r.network.lookup(r.session(&creds), p).await {
+        Ok(Some(found)) => found,
+        // Certainly not there: the retry publishes it, resuming from the kept steps.
+        Ok(None) => r
+            .network
+            .publish(r.session(&creds), p)
+            .await
+            .expect("the retry publishes"),
+        // Cannot tell yet (still processing): the retry resumes until it can.
+        Err(e) => {
+            assert!(e.is_transient(), "{e:?}");
+            let mut last = Err(e);
+            for _ in 0..20 {
+                last = r.network.publish(r.session(&creds), p).await;
+                if last.is_ok() {
+                    break;
+                }
+            }
+            last.expect("the retries publish")
+        }
+    };
+    let posts = r.posts();
+    assert_eq!(posts.len(), 1, "exactly one post at the network: {posts:?}");
+    assert_eq!(posts[0].id, published.external_id);
+    // And once it is there, the look-up finds it.
+    let again = r
+        .network
+        .lookup(r.session(&creds), p)
+        .await
+        .expect("a look-up")
+        .expect("found");
+    assert_eq!(again.external_id, published.external_id);
+}
+
+/// For networks that take only media: a throttle is a pause of the network's reset (or the
+/// connector's documented fallback where the network sends none), and nothing is posted.
+pub async fn media_rate_limit_is_a_pause<F: FakeNetwork>(r: Rig<F>) {
+    let creds = r.credentials();
+    let media = first_media(&r.fake).await;
+    let steps = MemorySteps::default();
+    r.fake.faults().push(r.fake.rate_limited(600));
+    let err = r
+        .network
+        .publish(r.session(&creds), part("Patience", &media, &[], "rl-1", &steps))
+        .await
+        .expect_err("throttled");
+    let crier_networks::NetworkError::RateLimited { retry_after } = err else {
+        panic!("a rate limit: {err:?}")
+    };
+    let pause = retry_after.expect("a pause to wait");
+    if r.fake.sends_reset() {
+        assert!(
+            pause >= Duration::from_secs(590) && pause <= Duration::from_secs(3600),
+            "the network's reset (10 min): {pause:?}"
+        );
+    } else {
+        assert!(pause >= Duration::from_secs(30), "a documented fallback: {pause:?}");
+    }
+    assert!(r.posts().is_empty());
 }
 
 /// The user revoked crier's access at the network: the target fails as
