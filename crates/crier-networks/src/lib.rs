@@ -15,6 +15,7 @@ pub mod mastodon;
 pub mod oauth2;
 pub mod rules;
 pub mod sandbox;
+pub mod youtube;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
