@@ -27,6 +27,10 @@
 //!   "reason"}], "status"}}`, `401` `authError` with `WWW-Authenticate`, `403`
 //!   `insufficientPermissions` for a token without the scope.
 
+// A handler's early refusal is a whole response (`Result<_, Response>`): its size does not
+// matter in a test server.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,7 +93,6 @@ pub struct FakeVideo {
 
 #[derive(Debug, Clone)]
 struct Upload {
-    user: String,
     channel: String,
     resource: Value,
     total: u64,
@@ -370,7 +373,13 @@ async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Resp
     let grant = form.get("grant_type").cloned().unwrap_or_default();
     let held = form.get("refresh_token").cloned().unwrap_or_default();
     if grant == "refresh_token" {
-        let current = s.inner.lock().expect("youtube fake").refresh.get(&held).cloned();
+        let current = s
+            .inner
+            .lock()
+            .expect("youtube fake")
+            .refresh
+            .get(&held)
+            .cloned();
         if let Some(current) = current {
             form.insert("refresh_token".into(), current);
         }
@@ -413,7 +422,13 @@ async fn revoke(
             description: "token is required".into(),
         });
     };
-    let current = s.inner.lock().expect("youtube fake").refresh.get(&token).cloned();
+    let current = s
+        .inner
+        .lock()
+        .expect("youtube fake")
+        .refresh
+        .get(&token)
+        .cloned();
     s.oauth.revoke(current.as_deref().unwrap_or(&token));
     axum::Json(json!({})).into_response()
 }
@@ -425,12 +440,7 @@ async fn revoke(
 fn parts(q: &HashMap<String, String>) -> Result<Vec<String>, Response> {
     let p = q.get("part").map(String::as_str).unwrap_or("");
     if p.is_empty() {
-        return Err(error(
-            400,
-            "required",
-            "global",
-            "Required parameter: part",
-        ));
+        return Err(error(400, "required", "global", "Required parameter: part"));
     }
     Ok(p.split(',').map(|x| x.trim().to_owned()).collect())
 }
@@ -450,7 +460,8 @@ fn channel_json(c: &FakeChannel, videos: &[FakeVideo], parts: &[String]) -> Valu
             "hiddenSubscriberCount": false, "videoCount": count.to_string()});
     }
     if parts.iter().any(|p| p == "contentDetails") {
-        v["contentDetails"] = json!({"relatedPlaylists": {"likes": "", "uploads": uploads_playlist(&c.id)}});
+        v["contentDetails"] =
+            json!({"relatedPlaylists": {"likes": "", "uploads": uploads_playlist(&c.id)}});
     }
     v
 }
@@ -484,7 +495,11 @@ async fn list_channels(
     };
     let i = s.inner.lock().expect("youtube fake");
     let items: Vec<Value> = if q.get("mine").map(String::as_str) == Some("true") {
-        i.channels.get(&user).into_iter().map(|c| channel_json(c, &i.videos, &parts)).collect()
+        i.channels
+            .get(&user)
+            .into_iter()
+            .map(|c| channel_json(c, &i.videos, &parts))
+            .collect()
     } else if let Some(ids) = q.get("id") {
         let ids: Vec<&str> = ids.split(',').collect();
         i.channels
@@ -493,8 +508,12 @@ async fn list_channels(
             .map(|c| channel_json(c, &i.videos, &parts))
             .collect()
     } else {
-        return error(400, "missingRequiredParameter", "youtube.parameter",
-            "No filter selected. Expected one of: mine, id, forHandle");
+        return error(
+            400,
+            "missingRequiredParameter",
+            "youtube.parameter",
+            "No filter selected. Expected one of: mine, id, forHandle",
+        );
     };
     list("youtube#channelListResponse", items)
 }
@@ -546,15 +565,23 @@ async fn videos(
         Err(r) => return r,
     };
     let Some(ids) = q.get("id") else {
-        return error(400, "missingRequiredParameter", "youtube.parameter",
-            "No filter selected. Expected one of: id, chart, myRating");
+        return error(
+            400,
+            "missingRequiredParameter",
+            "youtube.parameter",
+            "No filter selected. Expected one of: id, chart, myRating",
+        );
     };
     let ids: Vec<&str> = ids.split(',').collect();
     if ids.len() > 50 {
         return bad("maxResults", "At most 50 ids");
     }
     let i = s.inner.lock().expect("youtube fake");
-    let mine = i.channels.get(&user).map(|c| c.id.clone()).unwrap_or_default();
+    let mine = i
+        .channels
+        .get(&user)
+        .map(|c| c.id.clone())
+        .unwrap_or_default();
     let items = i
         .videos
         .iter()
@@ -587,9 +614,17 @@ async fn playlist_items(
     };
     let playlist = q.get("playlistId").cloned().unwrap_or_default();
     let i = s.inner.lock().expect("youtube fake");
-    let Some(owner) = i.channels.values().find(|c| uploads_playlist(&c.id) == playlist) else {
-        return error(404, "playlistNotFound", "youtube.playlistItem",
-            "The playlist identified with the request's playlistId parameter cannot be found.");
+    let Some(owner) = i
+        .channels
+        .values()
+        .find(|c| uploads_playlist(&c.id) == playlist)
+    else {
+        return error(
+            404,
+            "playlistNotFound",
+            "youtube.playlistItem",
+            "The playlist identified with the request's playlistId parameter cannot be found.",
+        );
     };
     let mine = i.channels.get(&user).is_some_and(|c| c.id == owner.id);
     let items: Vec<Value> = i
@@ -599,11 +634,13 @@ async fn playlist_items(
         .filter(|v| v.channel == owner.id && (mine || v.privacy != "private"))
         .take(max)
         .enumerate()
-        .map(|(n, v)| json!({"kind": "youtube#playlistItem", "etag": kit::random(8),
+        .map(|(n, v)| {
+            json!({"kind": "youtube#playlistItem", "etag": kit::random(8),
             "id": kit::random(12),
             "snippet": {"publishedAt": v.published_at, "channelId": v.channel,
                 "title": v.title, "description": v.description, "playlistId": playlist,
-                "position": n, "resourceId": {"kind": "youtube#video", "videoId": v.id}}}))
+                "position": n, "resourceId": {"kind": "youtube#video", "videoId": v.id}}})
+        })
         .collect();
     list("youtube#playlistItemListResponse", items)
 }
@@ -618,30 +655,48 @@ fn check_resource(r: &Value) -> Result<(), Response> {
     let title = sn["title"].as_str().unwrap_or("");
     let n = title.chars().count();
     if n == 0 || n > 100 || title.contains(['<', '>']) {
-        return Err(bad("invalidTitle", "The request metadata specifies an invalid or empty video title."));
+        return Err(bad(
+            "invalidTitle",
+            "The request metadata specifies an invalid or empty video title.",
+        ));
     }
     let description = sn["description"].as_str().unwrap_or("");
     if description.len() > 5000 || description.contains(['<', '>']) {
-        return Err(bad("invalidDescription", "The request metadata specifies an invalid video description."));
+        return Err(bad(
+            "invalidDescription",
+            "The request metadata specifies an invalid video description.",
+        ));
     }
     let mut total = 0;
     for t in sn["tags"].as_array().into_iter().flatten() {
         let t = t.as_str().unwrap_or("<");
         if t.contains(['<', '>']) {
-            return Err(bad("invalidTags", "The request metadata specifies invalid video keywords."));
+            return Err(bad(
+                "invalidTags",
+                "The request metadata specifies invalid video keywords.",
+            ));
         }
         total += t.chars().count() + if t.contains(' ') { 2 } else { 0 };
     }
     if total > 500 {
-        return Err(bad("invalidTags", "The request metadata specifies invalid video keywords."));
+        return Err(bad(
+            "invalidTags",
+            "The request metadata specifies invalid video keywords.",
+        ));
     }
     let category = sn["categoryId"].as_str().unwrap_or("");
     if !category.is_empty() && !CATEGORIES.contains(&category) {
-        return Err(bad("invalidCategoryId", "The snippet.categoryId property specifies an invalid category ID."));
+        return Err(bad(
+            "invalidCategoryId",
+            "The snippet.categoryId property specifies an invalid category ID.",
+        ));
     }
     let privacy = r["status"]["privacyStatus"].as_str().unwrap_or("public");
     if !["public", "unlisted", "private"].contains(&privacy) {
-        return Err(bad("invalidVideoMetadata", "The request metadata is invalid."));
+        return Err(bad(
+            "invalidVideoMetadata",
+            "The request metadata is invalid.",
+        ));
     }
     Ok(())
 }
@@ -657,18 +712,35 @@ async fn initiate(
         Err(r) => return r,
     };
     if q.get("uploadType").map(String::as_str) != Some("resumable") {
-        return error(400, "invalidValue", "global", "This fake takes uploadType=resumable only");
+        return error(
+            400,
+            "invalidValue",
+            "global",
+            "This fake takes uploadType=resumable only",
+        );
     }
-    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let header = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
     let Ok(total) = header("x-upload-content-length").parse::<u64>() else {
         return bad("badContent", "X-Upload-Content-Length is required");
     };
     let content_type = header("x-upload-content-type");
     if !(content_type.starts_with("video/") || content_type == "application/octet-stream") {
-        return bad("badContent", "The content type of the uploaded media is not supported.");
+        return bad(
+            "badContent",
+            "The content type of the uploaded media is not supported.",
+        );
     }
     if total == 0 || total > MAX_VIDEO_BYTES {
-        return bad("mediaBodyRequired", "The video is empty or larger than 256 GB.");
+        return bad(
+            "mediaBodyRequired",
+            "The video is empty or larger than 256 GB.",
+        );
     }
     let resource: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
@@ -683,28 +755,41 @@ async fn initiate(
         return r;
     }
     let Some(channel) = i.channels.get(&user).map(|c| c.id.clone()) else {
-        return error(401, "youtubeSignupRequired", "youtube.header",
-            "The user has an unlinked Google Account: a YouTube channel is required to upload.");
+        return error(
+            401,
+            "youtubeSignupRequired",
+            "youtube.header",
+            "The user has an unlinked Google Account: a YouTube channel is required to upload.",
+        );
     };
     let id = kit::random(24);
-    i.uploads.insert(id.clone(), Upload {
-        user,
-        channel,
-        resource,
-        total,
-        content_type,
-        received: Vec::new(),
-        video: None,
-        expires_at: kit::now_secs(s.clock.as_ref()) + SESSION_TTL_SECS,
-    });
+    i.uploads.insert(
+        id.clone(),
+        Upload {
+            channel,
+            resource,
+            total,
+            content_type,
+            received: Vec::new(),
+            video: None,
+            expires_at: kit::now_secs(s.clock.as_ref()) + SESSION_TTL_SECS,
+        },
+    );
     let host = header("host");
-    let location = format!("http://{host}{UPLOAD_PATH}?uploadType=resumable&part=snippet,status&upload_id={id}");
+    let location = format!(
+        "http://{host}{UPLOAD_PATH}?uploadType=resumable&part=snippet,status&upload_id={id}"
+    );
     (StatusCode::OK, [("location", location)]).into_response()
 }
 
 /// `Content-Range`: `bytes a-b/T` → Some((a, b)), T; `bytes */T` → None, T.
 fn content_range(headers: &HeaderMap) -> Option<(Option<(u64, u64)>, u64)> {
-    let v = headers.get("content-range")?.to_str().ok()?.trim().strip_prefix("bytes ")?;
+    let v = headers
+        .get("content-range")?
+        .to_str()
+        .ok()?
+        .trim()
+        .strip_prefix("bytes ")?;
     let (range, total) = v.split_once('/')?;
     let total = total.parse().ok()?;
     if range == "*" {
@@ -751,11 +836,17 @@ async fn put_bytes(
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     }
     let Some((range, total)) = content_range(&headers) else {
-        return bad("badContent", "Content-Range is required: bytes a-b/size or bytes */size");
+        return bad(
+            "badContent",
+            "Content-Range is required: bytes a-b/size or bytes */size",
+        );
     };
     let up = i.uploads.get_mut(&id).expect("checked above");
     if total != up.total {
-        return bad("badContent", "Content-Range's size is not X-Upload-Content-Length");
+        return bad(
+            "badContent",
+            "Content-Range's size is not X-Upload-Content-Length",
+        );
     }
     if let Some(done) = up.video.clone() {
         let v = i.videos.iter().find(|v| v.id == done).cloned();
@@ -776,7 +867,11 @@ async fn put_bytes(
     }
     // Bytes already held are not taken twice; a chunk that does not end the file keeps whole
     // 256 KiB units only.
-    let end = if b + 1 == total { total } else { ((b + 1) / CHUNK_UNIT) * CHUNK_UNIT };
+    let end = if b + 1 == total {
+        total
+    } else {
+        ((b + 1) / CHUNK_UNIT) * CHUNK_UNIT
+    };
     if end > held {
         let from = (held - a) as usize;
         let to = (end - a) as usize;
@@ -811,13 +906,17 @@ fn finish(s: &Shared, i: &mut Inner, upload_id: &str, up: Upload) -> FakeVideo {
         made_for_kids: st["selfDeclaredMadeForKids"].as_bool().unwrap_or(false),
         content_type: up.content_type.clone(),
         size: up.total,
-        upload_status: if looks_like_video(&up.received) { "uploaded" } else { "failed" }.into(),
+        upload_status: if looks_like_video(&up.received) {
+            "uploaded"
+        } else {
+            "failed"
+        }
+        .into(),
         published_at: s.clock.now().to_string(),
         likes: 0,
         views: 0,
         comments: 0,
     };
-    let _ = &up.user;
     if let Some(u) = i.uploads.get_mut(upload_id) {
         u.video = Some(video.id.clone());
         u.received = Vec::new();
@@ -896,7 +995,12 @@ impl FakeNetwork for YouTubeFake {
             "POST",
             UPLOAD_PATH,
             429,
-            google_error(429, "rateLimitExceeded", "usageLimits", "Rate Limit Exceeded"),
+            google_error(
+                429,
+                "rateLimitExceeded",
+                "usageLimits",
+                "Rate Limit Exceeded",
+            ),
         )
         .header("Retry-After", reset_secs.to_string())
     }
@@ -905,25 +1009,56 @@ impl FakeNetwork for YouTubeFake {
     /// sends nothing more until the reset.
     fn documented_errors(&self) -> Vec<(Fault, &'static str)> {
         let f = |status: u16, reason: &str, domain: &str, message: &str| {
-            Fault::status("POST", UPLOAD_PATH, status, google_error(status, reason, domain, message))
+            Fault::status(
+                "POST",
+                UPLOAD_PATH,
+                status,
+                google_error(status, reason, domain, message),
+            )
         };
         vec![
-            (f(401, "authError", "global", "Invalid Credentials"), "account_disconnected"),
             (
-                f(401, "youtubeSignupRequired", "youtube.header", "Unlinked Google account"),
+                f(401, "authError", "global", "Invalid Credentials"),
                 "account_disconnected",
             ),
             (
-                f(403, "insufficientPermissions", "global", "Insufficient Permission"),
+                f(
+                    401,
+                    "youtubeSignupRequired",
+                    "youtube.header",
+                    "Unlinked Google account",
+                ),
                 "account_disconnected",
             ),
-            (f(403, "forbidden", "youtube.video", "Forbidden"), "network_rejected"),
             (
-                f(400, "invalidTitle", "youtube.video", "The request metadata specifies an invalid or empty video title."),
+                f(
+                    403,
+                    "insufficientPermissions",
+                    "global",
+                    "Insufficient Permission",
+                ),
+                "account_disconnected",
+            ),
+            (
+                f(403, "forbidden", "youtube.video", "Forbidden"),
                 "network_rejected",
             ),
             (
-                f(400, "invalidCategoryId", "youtube.video", "The snippet.categoryId property specifies an invalid category ID."),
+                f(
+                    400,
+                    "invalidTitle",
+                    "youtube.video",
+                    "The request metadata specifies an invalid or empty video title.",
+                ),
+                "network_rejected",
+            ),
+            (
+                f(
+                    400,
+                    "invalidCategoryId",
+                    "youtube.video",
+                    "The snippet.categoryId property specifies an invalid category ID.",
+                ),
                 "network_rejected",
             ),
             (
@@ -931,11 +1066,21 @@ impl FakeNetwork for YouTubeFake {
                 "network_unavailable",
             ),
             (
-                f(400, "uploadLimitExceeded", "youtube.video", "The user has exceeded the number of videos they may upload."),
+                f(
+                    400,
+                    "uploadLimitExceeded",
+                    "youtube.video",
+                    "The user has exceeded the number of videos they may upload.",
+                ),
                 "network_rate_limited",
             ),
             (
-                f(403, "quotaExceeded", "youtube.quota", "The request cannot be completed because you have exceeded your quota."),
+                f(
+                    403,
+                    "quotaExceeded",
+                    "youtube.quota",
+                    "The request cannot be completed because you have exceeded your quota.",
+                ),
                 "network_rate_limited",
             ),
         ]

@@ -14,7 +14,7 @@ use crier_core::Clock;
 use crier_core::clock::ManualClock;
 use crier_core::ids::WorkspaceId;
 use crier_fakes::youtube::{CHUNK_UNIT, YouTubeFake};
-use crier_fakes::{Fault, FakeNetwork, kit};
+use crier_fakes::{FakeNetwork, Fault, kit};
 use crier_networks::hosted::HostedConfig;
 use crier_networks::youtube::{self, Quota, YouTube, default_title};
 use crier_networks::{
@@ -216,9 +216,8 @@ fn none() -> PostOverride {
 async fn connecting_asks_offline_consent_with_pkce_and_names_the_channel() {
     let r = Rig::new().await;
     let c = client();
-    let url = r
-        .yt
-        .authorize_url(&Authorize {
+    let url =
+        r.yt.authorize_url(&Authorize {
             client: &c,
             instance: None,
             redirect_uri: REDIRECT,
@@ -240,13 +239,20 @@ async fn connecting_asks_offline_consent_with_pkce_and_names_the_channel() {
     assert_eq!(r.account.external_id, channel.id);
     assert!(channel.id.starts_with("UC"));
     assert_eq!(r.account.handle, "@user1", "the customUrl is the handle");
-    assert!(r.creds.refresh_token.is_some(), "offline access gives a refresh token");
+    assert!(
+        r.creds.refresh_token.is_some(),
+        "offline access gives a refresh token"
+    );
     assert_eq!(
         r.creds.expires_at,
         Some(r.clock.now_ms() + 3_599_000),
         "Google's access tokens live 3599 s"
     );
-    assert_eq!(r.creds.client.as_ref(), Some(&c), "the client is kept for refresh");
+    assert_eq!(
+        r.creds.client.as_ref(),
+        Some(&c),
+        "the client is kept for refresh"
+    );
     let connected = connect(&r.yt).await.unwrap();
     assert_eq!(
         connected.profile_url.as_deref(),
@@ -270,10 +276,12 @@ async fn refresh_keeps_the_refresh_token_which_goes_on_working_and_revoke_ends_i
     let session = r.session();
     let once = r.yt.refresh(session).await.expect("a refresh");
     assert_ne!(once.access_token, r.creds.access_token);
-    assert_eq!(once.refresh_token, r.creds.refresh_token, "Google does not rotate it");
-    let twice = r
-        .yt
-        .refresh(Session {
+    assert_eq!(
+        once.refresh_token, r.creds.refresh_token,
+        "Google does not rotate it"
+    );
+    let twice =
+        r.yt.refresh(Session {
             account: &r.account,
             credentials: &once,
         })
@@ -286,9 +294,8 @@ async fn refresh_keeps_the_refresh_token_which_goes_on_working_and_revoke_ends_i
     let err = r.yt.refresh(session).await.expect_err("the grant is gone");
     assert_eq!(err.code(), "account_disconnected", "{err:?}");
     let steps = MemorySteps::default();
-    let err = r
-        .yt
-        .publish(
+    let err =
+        r.yt.publish(
             Session {
                 account: &r.account,
                 credentials: &twice,
@@ -318,7 +325,10 @@ async fn a_video_goes_up_in_256_kib_chunks_with_its_title_privacy_tags_and_categ
         .publish("Everything we shipped.\nMore below.", &media, &opts, &steps)
         .await
         .expect("published");
-    assert_eq!(done.url, format!("https://www.youtube.com/watch?v={}", done.external_id));
+    assert_eq!(
+        done.url,
+        format!("https://www.youtube.com/watch?v={}", done.external_id)
+    );
     let v = &r.fake.videos()[0];
     assert_eq!(v.id, done.external_id);
     assert_eq!(v.title, "Launch day");
@@ -349,20 +359,34 @@ async fn the_title_defaults_to_the_first_line_and_shorts_get_a_shorts_link() {
     let r = Rig::new().await;
     let steps = MemorySteps::default();
     let done = r
-        .publish("\n  Behind the scenes #Shorts\nsecond line", &vertical(1000), &none(), &steps)
+        .publish(
+            "\n  Behind the scenes #Shorts\nsecond line",
+            &vertical(1000),
+            &none(),
+            &steps,
+        )
         .await
         .unwrap();
-    assert_eq!(done.url, format!("https://www.youtube.com/shorts/{}", done.external_id));
+    assert_eq!(
+        done.url,
+        format!("https://www.youtube.com/shorts/{}", done.external_id)
+    );
     assert_eq!(r.fake.videos()[0].title, "Behind the scenes #Shorts");
     assert_eq!(r.fake.videos()[0].privacy, "public", "public by default");
 
     // Landscape or longer than three minutes: not a Short, whatever the tag says.
     let wide = vec![video(1000, 1920, 1080, 30_000)];
     let steps = MemorySteps::default();
-    let done = r.publish("Wide #shorts", &wide, &none(), &steps).await.unwrap();
+    let done = r
+        .publish("Wide #shorts", &wide, &none(), &steps)
+        .await
+        .unwrap();
     assert!(done.url.contains("/watch?v="), "{}", done.url);
 
-    assert_eq!(default_title(&"é".repeat(150), "f.mp4").chars().count(), 100);
+    assert_eq!(
+        default_title(&"é".repeat(150), "f.mp4").chars().count(),
+        100
+    );
     assert_eq!(default_title("  <b>bold</b> ", "f.mp4"), "bbold/b");
     assert_eq!(default_title("", "holiday.mov"), "holiday");
     assert_eq!(default_title(" \n ", ""), "Video");
@@ -372,30 +396,47 @@ async fn the_title_defaults_to_the_first_line_and_shorts_get_a_shorts_link() {
 async fn what_youtube_refuses_is_refused_before_any_call() {
     let r = Rig::new().await;
     let steps = MemorySteps::default();
-    let err = r.publish("Text alone", &[], &none(), &steps).await.unwrap_err();
+    let err = r
+        .publish("Text alone", &[], &none(), &steps)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "network_rejected");
     let mut image = video(100, 10, 10, 0);
     image.meta.content_type = "image/png".into();
-    let err = r.publish("A picture", &[image], &none(), &steps).await.unwrap_err();
+    let err = r
+        .publish("A picture", &[image], &none(), &steps)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "media_rejected");
     let two = [vertical(10), vertical(10)].concat();
-    assert_eq!(r.publish("x", &two, &none(), &steps).await.unwrap_err().code(), "media_rejected");
+    assert_eq!(
+        r.publish("x", &two, &none(), &steps)
+            .await
+            .unwrap_err()
+            .code(),
+        "media_rejected"
+    );
     for (opts, text) in [
         (options(serde_json::json!({"title": "a <b> title"})), "ok"),
         (options(serde_json::json!({"title": "t".repeat(101)})), "ok"),
         (options(serde_json::json!({"privacy": "friends"})), "ok"),
-        (options(serde_json::json!({"tags": ["x".repeat(250), "y".repeat(251)]})), "ok"),
+        (
+            options(serde_json::json!({"tags": ["x".repeat(250), "y".repeat(251)]})),
+            "ok",
+        ),
         (options(serde_json::json!({"category_id": "music"})), "ok"),
         (none(), "a description with <html>"),
         (none(), &*"d".repeat(5001)),
     ] {
-        let err = r.publish(text, &vertical(10), &opts, &steps).await.unwrap_err();
+        let err = r
+            .publish(text, &vertical(10), &opts, &steps)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "network_rejected", "{opts:?} {err:?}");
     }
     let thread = ["root".to_owned()];
-    let err = r
-        .yt
-        .publish(
+    let err =
+        r.yt.publish(
             r.session(),
             Part {
                 thread: &thread,
@@ -425,16 +466,26 @@ async fn the_rules_name_youtubes_limits_and_options() {
     };
     let ids = |v: Vec<crier_networks::Violation>| v.into_iter().map(|v| v.rule).collect::<Vec<_>>();
     assert!(rules.check(&["".into()], &[meta("video/mp4")]).is_empty());
-    assert!(rules.check(&["x".into()], &[meta("video/quicktime")]).is_empty());
+    assert!(
+        rules
+            .check(&["x".into()], &[meta("video/quicktime")])
+            .is_empty()
+    );
     assert!(rules.check(&["x".into()], &[meta("video/webm")]).is_empty());
-    assert_eq!(ids(rules.check(&["x".into()], &[meta("image/png")])), ["youtube.media.type"]);
+    assert_eq!(
+        ids(rules.check(&["x".into()], &[meta("image/png")])),
+        ["youtube.media.type"]
+    );
     assert_eq!(
         ids(rules.check(&["x".into(), "y".into()], &[meta("video/mp4")])),
         ["youtube.thread.unsupported"]
     );
     let mut long = meta("video/mp4");
     long.duration_ms = Some(12 * 3600 * 1000 + 1);
-    assert_eq!(ids(rules.check(&["x".into()], &[long])), ["youtube.media.max_video_duration"]);
+    assert_eq!(
+        ids(rules.check(&["x".into()], &[long])),
+        ["youtube.media.max_video_duration"]
+    );
     let opts: BTreeMap<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
         "title": "t".repeat(101), "privacy": "friends", "tags": vec!["a".repeat(100); 6],
         "made_for_kids": "no", "colour": 1
@@ -465,14 +516,30 @@ async fn a_crash_mid_upload_resumes_the_same_session_from_googles_range() {
     // The first chunk lands, its answer is lost: the attempt times out.
     r.fake.faults().push(Fault::lose("PUT", UPLOAD));
     let steps = MemorySteps::default();
-    let err = r.publish("Resume me", &media, &none(), &steps).await.unwrap_err();
+    let err = r
+        .publish("Resume me", &media, &none(), &steps)
+        .await
+        .unwrap_err();
     assert_eq!(err, NetworkError::Timeout);
     assert_eq!(r.fake.sessions(), vec![(unit as u64, total as u64)]);
-    assert_eq!(r.lookup("Resume me", &media, &none(), &steps).await.unwrap(), None, "no video yet");
-    let done = r.publish("Resume me", &media, &none(), &steps).await.expect("resumed");
+    assert_eq!(
+        r.lookup("Resume me", &media, &none(), &steps)
+            .await
+            .unwrap(),
+        None,
+        "no video yet"
+    );
+    let done = r
+        .publish("Resume me", &media, &none(), &steps)
+        .await
+        .expect("resumed");
     assert_eq!(r.fake.videos().len(), 1);
     assert_eq!(r.fake.videos()[0].id, done.external_id);
-    assert_eq!(r.fake.faults().count("POST", UPLOAD), 1, "one session, never a second");
+    assert_eq!(
+        r.fake.faults().count("POST", UPLOAD),
+        1,
+        "one session, never a second"
+    );
     assert_eq!(
         r.ranges(),
         vec![
@@ -492,11 +559,21 @@ async fn a_lost_last_answer_is_the_video_exactly_once() {
     let media = vertical(300_000);
     r.fake.faults().push(Fault::lose("PUT", UPLOAD));
     let steps = MemorySteps::default();
-    let err = r.publish("Lost", &media, &none(), &steps).await.unwrap_err();
+    let err = r
+        .publish("Lost", &media, &none(), &steps)
+        .await
+        .unwrap_err();
     assert_eq!(err, NetworkError::Timeout);
     let id = r.fake.videos()[0].id.clone();
-    assert!(!steps.snapshot().contains_key("video"), "the answer never came");
-    let found = r.lookup("Lost", &media, &none(), &steps).await.unwrap().expect("found");
+    assert!(
+        !steps.snapshot().contains_key("video"),
+        "the answer never came"
+    );
+    let found = r
+        .lookup("Lost", &media, &none(), &steps)
+        .await
+        .unwrap()
+        .expect("found");
     assert_eq!(found.external_id, id);
     let again = r.publish("Lost", &media, &none(), &steps).await.unwrap();
     assert_eq!(again.external_id, id);
@@ -508,15 +585,26 @@ async fn no_session_kept_means_nothing_was_sent() {
     let r = Rig::new().await;
     let media = vertical(1000);
     let steps = MemorySteps::default();
-    assert_eq!(r.lookup("Fresh", &media, &none(), &steps).await.unwrap(), None);
+    assert_eq!(
+        r.lookup("Fresh", &media, &none(), &steps).await.unwrap(),
+        None
+    );
     assert!(r.fake.faults().seen().iter().all(|s| s.path != UPLOAD));
     // The session's answer is lost: Google has a session, but no byte was sent to it.
     r.fake.faults().push(Fault::lose("POST", UPLOAD));
-    let err = r.publish("Fresh", &media, &none(), &steps).await.unwrap_err();
+    let err = r
+        .publish("Fresh", &media, &none(), &steps)
+        .await
+        .unwrap_err();
     assert_eq!(err, NetworkError::Timeout);
     assert!(!steps.snapshot().contains_key("session"));
-    assert_eq!(r.lookup("Fresh", &media, &none(), &steps).await.unwrap(), None);
-    r.publish("Fresh", &media, &none(), &steps).await.expect("a new session");
+    assert_eq!(
+        r.lookup("Fresh", &media, &none(), &steps).await.unwrap(),
+        None
+    );
+    r.publish("Fresh", &media, &none(), &steps)
+        .await
+        .expect("a new session");
     assert_eq!(r.fake.videos().len(), 1);
     assert_eq!(r.fake.sessions().len(), 2, "the first session stays empty");
 }
@@ -527,7 +615,9 @@ async fn an_expired_session_is_looked_up_in_the_uploads_playlist() {
     let media = vertical(1000);
     r.fake.faults().push(Fault::lose("PUT", UPLOAD));
     let steps = MemorySteps::default();
-    r.publish("Expired but done", &media, &none(), &steps).await.unwrap_err();
+    r.publish("Expired but done", &media, &none(), &steps)
+        .await
+        .unwrap_err();
     let id = r.fake.videos()[0].id.clone();
     r.fake.expire_sessions();
     let found = r
@@ -543,10 +633,19 @@ async fn an_expired_session_is_looked_up_in_the_uploads_playlist() {
     let media = vertical(600_000);
     r.fake.faults().push(Fault::lose("PUT", UPLOAD));
     let steps = MemorySteps::default();
-    r.publish("Expired early", &media, &none(), &steps).await.unwrap_err();
+    r.publish("Expired early", &media, &none(), &steps)
+        .await
+        .unwrap_err();
     r.fake.expire_sessions();
-    assert_eq!(r.lookup("Expired early", &media, &none(), &steps).await.unwrap(), None);
-    r.publish("Expired early", &media, &none(), &steps).await.unwrap();
+    assert_eq!(
+        r.lookup("Expired early", &media, &none(), &steps)
+            .await
+            .unwrap(),
+        None
+    );
+    r.publish("Expired early", &media, &none(), &steps)
+        .await
+        .unwrap();
     assert_eq!(r.fake.videos().len(), 1);
     assert_eq!(r.fake.faults().count("POST", UPLOAD), 2);
 }
@@ -561,7 +660,10 @@ async fn an_outage_mid_upload_is_unavailable_and_the_retry_resumes() {
         .faults()
         .push(Fault::status("PUT", UPLOAD, 503, body).header("Retry-After", "7"));
     let steps = MemorySteps::default();
-    let err = r.publish("Outage", &media, &none(), &steps).await.unwrap_err();
+    let err = r
+        .publish("Outage", &media, &none(), &steps)
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         NetworkError::Unavailable {
@@ -588,19 +690,38 @@ async fn uploads_past_the_days_quota_wait_for_midnight_pacific() {
             .await
             .expect("six uploads of 1,600 units fit in 10,000");
     }
-    assert_eq!(r.yt.quota_spent("crier-client"), (9_601, 6), "6 × 1,600 and the channel read");
+    assert_eq!(
+        r.yt.quota_spent("crier-client"),
+        (9_601, 6),
+        "6 × 1,600 and the channel read"
+    );
     assert_eq!(r.fake.quota_spent(), (9_601, 6));
     let steps = MemorySteps::default();
-    let err = r.publish("Seventh", &vertical(100), &none(), &steps).await.unwrap_err();
+    let err = r
+        .publish("Seventh", &vertical(100), &none(), &steps)
+        .await
+        .unwrap_err();
     // 09:00 UTC on 2 December is 01:00 PST: the next midnight Pacific is 23 hours away.
-    assert_eq!(err, NetworkError::RateLimited { retry_after: Some(Duration::from_secs(23 * 3600)) });
-    assert_eq!(r.fake.faults().count("POST", UPLOAD), 6, "refused locally: nothing sent");
+    assert_eq!(
+        err,
+        NetworkError::RateLimited {
+            retry_after: Some(Duration::from_secs(23 * 3600))
+        }
+    );
+    assert_eq!(
+        r.fake.faults().count("POST", UPLOAD),
+        6,
+        "refused locally: nothing sent"
+    );
     assert!(steps.snapshot().is_empty());
 
     r.clock.set("2026-12-03T08:00:00Z".parse().unwrap());
     let fresh = r.yt.refresh(r.session()).await.unwrap();
     r.yt.publish(
-        Session { account: &r.account, credentials: &fresh },
+        Session {
+            account: &r.account,
+            credentials: &fresh,
+        },
         part("Seventh", &vertical(100), &none(), &steps),
     )
     .await
@@ -611,15 +732,36 @@ async fn uploads_past_the_days_quota_wait_for_midnight_pacific() {
 async fn googles_quota_refusal_waits_for_the_reset_and_stops_sending() {
     // Another process spent the project's quota: Google's answer is what tells.
     let r = Rig::new().await;
-    r.fake.set_quota(Quota { daily_units: 10_000, insert_units: 0, daily_inserts: Some(1) });
+    r.fake.set_quota(Quota {
+        daily_units: 10_000,
+        insert_units: 0,
+        daily_inserts: Some(1),
+    });
     let steps = MemorySteps::default();
-    r.publish("One", &vertical(100), &none(), &steps).await.unwrap();
+    r.publish("One", &vertical(100), &none(), &steps)
+        .await
+        .unwrap();
     let steps = MemorySteps::default();
-    let err = r.publish("Two", &vertical(100), &none(), &steps).await.unwrap_err();
-    assert_eq!(err, NetworkError::RateLimited { retry_after: Some(Duration::from_secs(23 * 3600)) });
-    let err = r.publish("Three", &vertical(100), &none(), &steps).await.unwrap_err();
+    let err = r
+        .publish("Two", &vertical(100), &none(), &steps)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        NetworkError::RateLimited {
+            retry_after: Some(Duration::from_secs(23 * 3600))
+        }
+    );
+    let err = r
+        .publish("Three", &vertical(100), &none(), &steps)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "network_rate_limited");
-    assert_eq!(r.fake.faults().count("POST", UPLOAD), 2, "the third is refused locally");
+    assert_eq!(
+        r.fake.faults().count("POST", UPLOAD),
+        2,
+        "the third is refused locally"
+    );
 }
 
 #[tokio::test]
@@ -628,7 +770,12 @@ async fn documented_refusals_map_to_our_codes() {
     let steps = MemorySteps::default();
     // The fake refuses a category that does not exist (invalidCategoryId).
     let err = r
-        .publish("x", &vertical(100), &options(serde_json::json!({"category_id": "99"})), &steps)
+        .publish(
+            "x",
+            &vertical(100),
+            &options(serde_json::json!({"category_id": "99"})),
+            &steps,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_rejected");
@@ -642,17 +789,33 @@ async fn documented_refusals_map_to_our_codes() {
     // A 429 with Retry-After.
     r.fake.faults().push(r.fake.rate_limited(120));
     let steps = MemorySteps::default();
-    let err = r.publish("slow down", &vertical(100), &none(), &steps).await.unwrap_err();
-    assert_eq!(err, NetworkError::RateLimited { retry_after: Some(Duration::from_secs(120)) });
+    let err = r
+        .publish("slow down", &vertical(100), &none(), &steps)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        NetworkError::RateLimited {
+            retry_after: Some(Duration::from_secs(120))
+        }
+    );
     // The channel's own upload limit: a day.
     for (fault, code) in r.fake.documented_errors() {
         r.fake.faults().clear();
         r.fake.faults().push(fault.clone());
         let steps = MemorySteps::default();
-        let err = r.publish("e", &vertical(100), &none(), &steps).await.unwrap_err();
+        let err = r
+            .publish("e", &vertical(100), &none(), &steps)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), code, "{fault:?}");
         if fault.body.contains("uploadLimitExceeded") {
-            assert_eq!(err, NetworkError::RateLimited { retry_after: Some(Duration::from_secs(24 * 3600)) });
+            assert_eq!(
+                err,
+                NetworkError::RateLimited {
+                    retry_after: Some(Duration::from_secs(24 * 3600))
+                }
+            );
         }
     }
 }
@@ -661,7 +824,10 @@ async fn documented_refusals_map_to_our_codes() {
 async fn metrics_are_likes_comments_and_views() {
     let r = Rig::new().await;
     let steps = MemorySteps::default();
-    let done = r.publish("Count", &vertical(100), &none(), &steps).await.unwrap();
+    let done = r
+        .publish("Count", &vertical(100), &none(), &steps)
+        .await
+        .unwrap();
     r.fake.like(&done.external_id, 5);
     let m = r.yt.metrics(r.session(), &done.external_id).await.unwrap();
     assert_eq!((m.likes, m.replies, m.impressions, m.reposts), (5, 0, 0, 0));
@@ -697,24 +863,35 @@ async fn the_fake_keeps_whole_256_kib_units_of_a_chunk_that_does_not_end_the_fil
     assert_eq!(resp.status(), 200);
     let session = resp.headers()["location"].to_str().unwrap().to_owned();
     let put = |range: String, body: Vec<u8>| {
-        http.put(&session).header("Content-Range", range).body(body).send()
+        http.put(&session)
+            .header("Content-Range", range)
+            .body(body)
+            .send()
     };
     let resp = put(format!("bytes */{total}"), vec![]).await.unwrap();
     assert_eq!(resp.status(), 308);
     assert!(resp.headers().get("range").is_none(), "nothing held yet");
     let bytes = kit::mp4(total as usize - 24);
-    let resp = put(format!("bytes 0-299999/{total}"), bytes[..300_000].to_vec()).await.unwrap();
-    assert_eq!(resp.status(), 308);
-    assert_eq!(resp.headers()["range"], "bytes=0-262143", "one whole unit kept");
-    let resp = put(format!("bytes 262144-{}/{total}", total - 1), bytes[262_144..].to_vec())
+    let resp = put(format!("bytes 0-299999/{total}"), bytes[..300_000].to_vec())
         .await
         .unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(
+        resp.headers()["range"],
+        "bytes=0-262143",
+        "one whole unit kept"
+    );
+    let resp = put(
+        format!("bytes 262144-{}/{total}", total - 1),
+        bytes[262_144..].to_vec(),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 201);
     let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     let resp = put(format!("bytes */{total}"), vec![]).await.unwrap();
     assert_eq!(resp.status(), 200, "a finished session answers its video");
-    let again: serde_json::Value =
-        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(again["id"], v["id"]);
     assert_eq!(r.fake.videos().len(), 1);
     let resp = put(format!("bytes 5-9/{total}"), vec![0; 4]).await.unwrap();
@@ -722,6 +899,12 @@ async fn the_fake_keeps_whole_256_kib_units_of_a_chunk_that_does_not_end_the_fil
     assert_eq!(r.fake.videos().len(), 1);
     // A week later the session is gone.
     r.clock.set("2026-12-10T09:00:00Z".parse().unwrap());
-    assert_eq!(put(format!("bytes */{total}"), vec![]).await.unwrap().status(), 404);
+    assert_eq!(
+        put(format!("bytes */{total}"), vec![])
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let _ = youtube::PLATFORM;
 }

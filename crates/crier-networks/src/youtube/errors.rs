@@ -57,7 +57,9 @@ struct Envelope {
 
 /// The error in a Google answer's body, if it has one.
 pub fn parse(body: &[u8]) -> Option<GoogleError> {
-    serde_json::from_slice::<Envelope>(body).ok().map(|e| e.error)
+    serde_json::from_slice::<Envelope>(body)
+        .ok()
+        .map(|e| e.error)
 }
 
 /// Whether the reason says the project's daily quota is spent (reset at Pacific midnight).
@@ -85,7 +87,10 @@ pub fn error_of(
     let e = parse(body).unwrap_or_default();
     let reason = e.reason();
     let text = if e.message.is_empty() {
-        e.errors.first().map(|d| d.message.clone()).unwrap_or_default()
+        e.errors
+            .first()
+            .map(|d| d.message.clone())
+            .unwrap_or_default()
     } else {
         e.message.clone()
     };
@@ -131,11 +136,20 @@ mod tests {
     #[test]
     fn google_errors_map_to_our_codes() {
         assert_eq!(err(403, "quotaExceeded").code(), "network_rate_limited");
-        assert_eq!(err(400, "uploadLimitExceeded").code(), "network_rate_limited");
+        assert_eq!(
+            err(400, "uploadLimitExceeded").code(),
+            "network_rate_limited"
+        );
         assert_eq!(err(403, "rateLimitExceeded").code(), "network_rate_limited");
         assert_eq!(err(401, "authError").code(), "account_disconnected");
-        assert_eq!(err(401, "youtubeSignupRequired").code(), "account_disconnected");
-        assert_eq!(err(403, "insufficientPermissions").code(), "account_disconnected");
+        assert_eq!(
+            err(401, "youtubeSignupRequired").code(),
+            "account_disconnected"
+        );
+        assert_eq!(
+            err(403, "insufficientPermissions").code(),
+            "account_disconnected"
+        );
         assert_eq!(err(403, "forbidden").code(), "network_rejected");
         assert_eq!(err(400, "invalidTitle").code(), "network_rejected");
         assert_eq!(err(400, "mediaBodyRequired").code(), "media_rejected");

@@ -122,7 +122,11 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
             MAX_TITLE,
             "The video's title (no < or >); by default the text's first line, cut to 100 characters.",
         ),
-        OptionRule::choice("privacy", PRIVACY, "Who can watch the video; public by default."),
+        OptionRule::choice(
+            "privacy",
+            PRIVACY,
+            "Who can watch the video; public by default.",
+        ),
         OptionRule {
             name: "tags",
             kind: OptionKind::Tags {
@@ -229,7 +233,13 @@ impl YouTube {
     }
 
     /// An error of the answer, after noting a spent quota.
-    fn fail(&self, project: &str, status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> NetworkError {
+    fn fail(
+        &self,
+        project: &str,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> NetworkError {
         let e = error_of(status, headers, body, self.now());
         if errors::parse(body).is_some_and(|g| errors::is_quota(g.reason())) {
             self.ledger.exhaust(project, self.now());
@@ -247,7 +257,11 @@ impl YouTube {
     ) -> Result<T, NetworkError> {
         let mut url = self.api.url(API_HOST, path);
         url.query_pairs_mut().extend_pairs(query);
-        let req = self.api.http.get(url).header(AUTHORIZATION, Self::bearer(token));
+        let req = self
+            .api
+            .http
+            .get(url)
+            .header(AUTHORIZATION, Self::bearer(token));
         let (status, headers, body) = self.call(req).await?;
         self.ledger.charge(project, self.now(), quota::LIST_COST);
         if !(200..300).contains(&status) {
@@ -263,7 +277,10 @@ impl YouTube {
                 token,
                 project,
                 "/youtube/v3/channels",
-                &[("part", "snippet,statistics,contentDetails"), ("mine", "true")],
+                &[
+                    ("part", "snippet,statistics,contentDetails"),
+                    ("mine", "true"),
+                ],
             )
             .await?;
         list.items

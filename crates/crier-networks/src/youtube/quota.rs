@@ -74,7 +74,12 @@ pub struct Ledger(Mutex<HashMap<String, Spent>>);
 
 impl Ledger {
     /// Whether an upload still fits today; `RateLimited` until the next reset when it does not.
-    pub fn check_insert(&self, quota: &Quota, project: &str, now_ms: i64) -> Result<(), NetworkError> {
+    pub fn check_insert(
+        &self,
+        quota: &Quota,
+        project: &str,
+        now_ms: i64,
+    ) -> Result<(), NetworkError> {
         let s = self.today(project, now_ms);
         let units_over = s.units.saturating_add(quota.insert_units.max(1)) > quota.daily_units;
         let inserts_over = quota.daily_inserts.is_some_and(|max| s.inserts >= max);
@@ -187,12 +192,24 @@ mod tests {
     #[test]
     fn the_quota_resets_at_pacific_midnight_in_summer_and_winter() {
         // PDT (UTC-7): midnight is 07:00 UTC.
-        assert_eq!(next_reset_ms(ms("2026-07-01T06:59:59Z")), ms("2026-07-01T07:00:00Z"));
-        assert_eq!(next_reset_ms(ms("2026-07-01T07:00:00Z")), ms("2026-07-02T07:00:00Z"));
+        assert_eq!(
+            next_reset_ms(ms("2026-07-01T06:59:59Z")),
+            ms("2026-07-01T07:00:00Z")
+        );
+        assert_eq!(
+            next_reset_ms(ms("2026-07-01T07:00:00Z")),
+            ms("2026-07-02T07:00:00Z")
+        );
         // PST (UTC-8): midnight is 08:00 UTC.
-        assert_eq!(next_reset_ms(ms("2026-12-02T09:00:00Z")), ms("2026-12-03T08:00:00Z"));
+        assert_eq!(
+            next_reset_ms(ms("2026-12-02T09:00:00Z")),
+            ms("2026-12-03T08:00:00Z")
+        );
         // The day DST ends (2026-11-01) has 25 hours.
-        assert_eq!(next_reset_ms(ms("2026-11-01T07:00:00Z")), ms("2026-11-02T08:00:00Z"));
+        assert_eq!(
+            next_reset_ms(ms("2026-11-01T07:00:00Z")),
+            ms("2026-11-02T08:00:00Z")
+        );
     }
 
     #[test]

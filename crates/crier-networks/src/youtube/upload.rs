@@ -18,8 +18,7 @@
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
 use super::{
-    API_HOST, Channel, List, Metadata, STEP_SENT_AT, STEP_SESSION, STEP_SIZE, STEP_VIDEO,
-    YouTube,
+    API_HOST, Channel, List, Metadata, STEP_SENT_AT, STEP_SESSION, STEP_SIZE, STEP_VIDEO, YouTube,
 };
 use crate::{Attachment, NetworkError, Part, PublishedPart, Session};
 
@@ -116,7 +115,9 @@ impl YouTube {
         }
         let project = Self::project(s.credentials);
         self.ledger.check_insert(&self.quota, project, self.now())?;
-        part.steps.put(STEP_SENT_AT, &self.now().to_string()).await?;
+        part.steps
+            .put(STEP_SENT_AT, &self.now().to_string())
+            .await?;
         part.steps.put(STEP_SIZE, &total.to_string()).await?;
         let uri = self.initiate(s, video, meta).await?;
         // Kept before any byte is sent: a video can only exist where a session is kept.
@@ -176,8 +177,7 @@ impl YouTube {
         if !(200..300).contains(&status) {
             return Err(self.fail(project, status, &headers, &body));
         }
-        self.ledger
-            .charge_insert(&self.quota, project, self.now());
+        self.ledger.charge_insert(&self.quota, project, self.now());
         let location = headers
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -190,9 +190,9 @@ impl YouTube {
     /// The session URI of a `Location`, on the API's own host only.
     fn session_uri(&self, location: &str) -> Result<url::Url, NetworkError> {
         let api = self.api.url(API_HOST, "/upload/youtube/v3/videos");
-        let uri = api.join(location).map_err(|_| {
-            NetworkError::unavailable("youtube: the session URI is not a URL")
-        })?;
+        let uri = api
+            .join(location)
+            .map_err(|_| NetworkError::unavailable("youtube: the session URI is not a URL"))?;
         if uri.origin() != api.origin() || uri.as_str().len() > crate::MAX_STEP_VALUE {
             return Err(NetworkError::unavailable(format!(
                 "youtube: a session URI off the API's host ({})",
@@ -342,7 +342,11 @@ impl YouTube {
                 token,
                 project,
                 "/youtube/v3/playlistItems",
-                &[("part", "snippet"), ("playlistId", &uploads), ("maxResults", "50")],
+                &[
+                    ("part", "snippet"),
+                    ("playlistId", &uploads),
+                    ("maxResults", "50"),
+                ],
             )
             .await?;
         let since = sent_at.saturating_sub(LOOKUP_SKEW_MS);
