@@ -135,12 +135,17 @@ impl YouTube {
             // Publishing refuses such a part before any call: nothing was sent.
             return Ok(None);
         };
+        let kept_video = part.steps.get(STEP_VIDEO).await?;
+        let session = part.steps.get(STEP_SESSION).await?;
+        if kept_video.is_none() && session.is_none() {
+            // No session kept: no byte was ever sent, so no video exists.
+            return Ok(None);
+        }
         let meta = Metadata::of(part, video)?;
-        if let Some(id) = part.steps.get(STEP_VIDEO).await? {
+        if let Some(id) = kept_video {
             return Ok(Some(published(&id, &meta)));
         }
-        // No session kept: no byte was ever sent, so no video exists.
-        let Some(uri) = part.steps.get(STEP_SESSION).await? else {
+        let Some(uri) = session else {
             return Ok(None);
         };
         let kept = kept_size(part).await?.unwrap_or(video.bytes.len() as u64);
