@@ -14,6 +14,7 @@ pub mod kit;
 pub mod tiktok;
 pub mod threads;
 pub mod x;
+pub mod youtube;
 
 use std::sync::Arc;
 

@@ -20,6 +20,7 @@ pub mod sandbox;
 pub mod tiktok;
 pub mod threads;
 pub mod x;
+pub mod youtube;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
