@@ -9,6 +9,7 @@
 //! needs of a fake: a network is done when its connector passes that suite against its fake.
 
 pub mod kit;
+pub mod linkedin;
 
 use std::sync::Arc;
 

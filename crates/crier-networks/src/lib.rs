@@ -11,6 +11,7 @@ pub mod bluesky;
 pub mod graph;
 pub mod hosted;
 pub mod http;
+pub mod linkedin;
 pub mod mastodon;
 pub mod oauth2;
 pub mod rules;
