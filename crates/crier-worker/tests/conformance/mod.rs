@@ -109,13 +109,7 @@ impl<F: FakeNetwork> Rig<F> {
             status: PostStatus::Scheduled,
             thread: thread.iter().map(|s| (*s).to_owned()).collect(),
             scheduled_at: Some(at),
-            ..Post::draft(
-                &self.w.ws,
-                true,
-                &[&self.account],
-                body.into(),
-                self.w.now(),
-            )
+            ..Post::draft(&self.w.ws, true, &[&self.account], body.into(), self.w.now())
         };
         self.w
             .store
@@ -136,11 +130,7 @@ impl<F: FakeNetwork> Rig<F> {
             }
             // The token refresher runs beside the publisher (as `crier-worker` runs both): a
             // 401 on an account with an expiring token asks for a refresh before the retry.
-            self.app
-                .tokens()
-                .refresh_due(16)
-                .await
-                .expect("token refresh");
+            self.app.tokens().refresh_due(16).await.expect("token refresh");
             runs.extend(self.publisher.run_due().await);
         }
         runs
@@ -192,10 +182,7 @@ pub async fn connect(app: &crier_app::App, caller: &Caller, platform: &str) -> A
     assert_eq!(account.status, AccountStatus::Connected);
     assert_eq!(account.platform, platform);
     assert!(!account.external_id.is_empty());
-    assert!(
-        account.credentials.is_some(),
-        "credentials are kept, sealed"
-    );
+    assert!(account.credentials.is_some(), "credentials are kept, sealed");
     account
 }
 
@@ -223,13 +210,7 @@ pub fn part<'a>(
 
 /// Serves `bytes` on 127.0.0.1 as `content_type`, as the media store's signed URLs serve
 /// them; an attachment with both the bytes and that URL.
-pub async fn attachment(
-    bytes: Vec<u8>,
-    content_type: &str,
-    w: Option<u32>,
-    h: Option<u32>,
-    duration_ms: Option<u64>,
-) -> Attachment {
+pub async fn attachment(bytes: Vec<u8>, content_type: &str, w: Option<u32>, h: Option<u32>, duration_ms: Option<u64>) -> Attachment {
     let body = bytes::Bytes::from(bytes);
     let served = body.clone();
     let ct = content_type.to_owned();
@@ -242,11 +223,7 @@ pub async fn attachment(
         }),
     );
     let base = kit::serve(router).await;
-    let ext = if content_type.starts_with("video/") {
-        "mp4"
-    } else {
-        "png"
-    };
+    let ext = if content_type.starts_with("video/") { "mp4" } else { "png" };
     Attachment {
         meta: MediaMeta {
             id: format!("med_{}", kit::random(6)),
@@ -268,14 +245,7 @@ pub async fn png_attachment() -> Attachment {
 }
 
 pub async fn mp4_attachment() -> Attachment {
-    attachment(
-        kit::mp4(256 * 1024),
-        "video/mp4",
-        Some(1080),
-        Some(1920),
-        Some(12_000),
-    )
-    .await
+    attachment(kit::mp4(256 * 1024), "video/mp4", Some(1080), Some(1920), Some(12_000)).await
 }
 
 /// The first part of a post on this network: text, or a video where only video is taken.
@@ -299,9 +269,7 @@ pub async fn publishes_once<F: FakeNetwork>(r: Rig<F>) {
         // below publishes through the connector with the media.
         return publishes_video(r).await;
     }
-    let post = r
-        .schedule("Launch day: crier ships to every network", &[])
-        .await;
+    let post = r.schedule("Launch day: crier ships to every network", &[]).await;
     let runs = r.drain(10).await;
     assert_eq!(runs, vec![Processed::Published], "{runs:?}");
     let target = &r.w.post(&post.id).await.targets[0];
@@ -311,10 +279,7 @@ pub async fn publishes_once<F: FakeNetwork>(r: Rig<F>) {
     assert_eq!(posts[0].text, "Launch day: crier ships to every network");
     assert_eq!(target.external_id.as_deref(), Some(posts[0].id.as_str()));
     assert!(
-        target
-            .url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://")),
+        target.url.as_deref().is_some_and(|u| u.starts_with("https://")),
         "a link to the post: {target:?}"
     );
 }
@@ -326,16 +291,12 @@ pub async fn threads<F: FakeNetwork>(r: Rig<F>) {
         let rules = r.network.rules_for(&r.account).await;
         let problems = rules.check(&["one".into(), "two".into()], &[]);
         assert!(
-            problems
-                .iter()
-                .any(|p| p.rule.ends_with("thread.unsupported")),
+            problems.iter().any(|p| p.rule.ends_with("thread.unsupported")),
             "{problems:?}"
         );
         return;
     }
-    let post = r
-        .schedule("1/3 a thread", &["2/3 goes on", "3/3 ends"])
-        .await;
+    let post = r.schedule("1/3 a thread", &["2/3 goes on", "3/3 ends"]).await;
     let runs = r.drain(10).await;
     assert_eq!(runs.last(), Some(&Processed::Published), "{runs:?}");
     let target = &r.w.post(&post.id).await.targets[0];
@@ -343,15 +304,8 @@ pub async fn threads<F: FakeNetwork>(r: Rig<F>) {
     let posts = r.posts();
     assert_eq!(posts.len(), 3, "{posts:?}");
     for (i, id) in target.part_ids.iter().enumerate() {
-        let p = posts
-            .iter()
-            .find(|p| &p.id == id)
-            .expect("each part at the network");
-        let expected = if i == 0 {
-            None
-        } else {
-            Some(target.part_ids[i - 1].clone())
-        };
+        let p = posts.iter().find(|p| &p.id == id).expect("each part at the network");
+        let expected = if i == 0 { None } else { Some(target.part_ids[i - 1].clone()) };
         assert_eq!(p.reply_to, expected, "part {i} replies to the one before");
     }
 }
@@ -432,12 +386,13 @@ pub async fn revoked_access_disconnects<F: FakeNetwork>(r: Rig<F>) {
         Some("account_disconnected"),
         "{target:?}"
     );
-    let account =
-        r.w.store
-            .get_account(&r.w.ws, &r.account.id)
-            .await
-            .unwrap()
-            .unwrap();
+    let account = r
+        .w
+        .store
+        .get_account(&r.w.ws, &r.account.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(account.status, AccountStatus::Expired);
     assert!(r.posts().is_empty());
 }
@@ -456,10 +411,7 @@ pub async fn documented_errors_map<F: FakeNetwork>(r: Rig<F>) {
         let key = format!("err-{i}");
         let err = r
             .network
-            .publish(
-                r.session(&creds),
-                part("an error", &media, &[], &key, &steps),
-            )
+            .publish(r.session(&creds), part("an error", &media, &[], &key, &steps))
             .await
             .expect_err(&described);
         assert_eq!(err.code(), code, "{described} → {err:?}");
@@ -477,17 +429,11 @@ pub async fn publishes_an_image<F: FakeNetwork>(r: Rig<F>) {
     let steps = MemorySteps::default();
     let done = r
         .network
-        .publish(
-            r.session(&creds),
-            part("A picture", &media, &[], "img-1", &steps),
-        )
+        .publish(r.session(&creds), part("A picture", &media, &[], "img-1", &steps))
         .await
         .expect("an image post");
     let posts = r.posts();
-    let p = posts
-        .iter()
-        .find(|p| p.id == done.external_id)
-        .expect("at the network");
+    let p = posts.iter().find(|p| p.id == done.external_id).expect("at the network");
     assert_eq!(p.media, vec!["image/png".to_owned()], "{p:?}");
 }
 
@@ -501,10 +447,7 @@ pub async fn publishes_video<F: FakeNetwork>(r: Rig<F>) {
     let steps = MemorySteps::default();
     let done = r
         .network
-        .publish(
-            r.session(&creds),
-            part("A video #Shorts", &media, &[], "vid-1", &steps),
-        )
+        .publish(r.session(&creds), part("A video #Shorts", &media, &[], "vid-1", &steps))
         .await
         .expect("a video post");
     let posts = r.posts();
@@ -514,10 +457,7 @@ pub async fn publishes_video<F: FakeNetwork>(r: Rig<F>) {
     // Publishing the same part again (a retry whose answer was lost) finds it.
     let found = r
         .network
-        .lookup(
-            r.session(&creds),
-            part("A video #Shorts", &media, &[], "vid-1", &steps),
-        )
+        .lookup(r.session(&creds), part("A video #Shorts", &media, &[], "vid-1", &steps))
         .await
         .expect("a look-up")
         .expect("the video is found");
@@ -531,10 +471,7 @@ pub async fn metrics_are_read<F: FakeNetwork>(r: Rig<F>) {
     let steps = MemorySteps::default();
     let done = r
         .network
-        .publish(
-            r.session(&creds),
-            part("Count me", &media, &[], "m-1", &steps),
-        )
+        .publish(r.session(&creds), part("Count me", &media, &[], "m-1", &steps))
         .await
         .expect("published");
     r.fake.like(&done.external_id, 7);
@@ -562,10 +499,7 @@ pub async fn tokens_refresh<F: FakeNetwork>(r: Rig<F>) {
     let media = first_media(&r.fake).await;
     let steps = MemorySteps::default();
     r.network
-        .publish(
-            r.session(&fresh),
-            part("Fresh", &media, &[], "fresh-1", &steps),
-        )
+        .publish(r.session(&fresh), part("Fresh", &media, &[], "fresh-1", &steps))
         .await
         .expect("the fresh token publishes");
 }
