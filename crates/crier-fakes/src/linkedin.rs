@@ -28,6 +28,9 @@
 //! (`rate_limited_daily`) is LinkedIn's own answer, which the connector meets with a pause
 //! until the next UTC midnight.
 
+// The handlers' helpers answer the refusal itself (an axum `Response`) as their error.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -847,22 +850,21 @@ async fn create_post(State(s): State<S>, headers: HeaderMap, body: Bytes) -> Res
         None if shown.trim().is_empty() => return required("commentary"),
         None => Vec::new(),
     };
-    if !commentary.is_empty() {
-        if let Some(dup) = i
+    if !commentary.is_empty()
+        && let Some(dup) = i
             .posts
             .iter()
             .find(|p| p.author == author && p.commentary == commentary)
-        {
-            return error(
-                422,
-                None,
-                None,
-                &format!(
-                    "ERROR :: /commentary :: Content is a duplicate of {}",
-                    dup.id
-                ),
-            );
-        }
+    {
+        return error(
+            422,
+            None,
+            None,
+            &format!(
+                "ERROR :: /commentary :: Content is a duplicate of {}",
+                dup.id
+            ),
+        );
     }
     i.next += 1;
     let kind = if media.iter().any(|m| m.starts_with("video/")) {
@@ -1012,6 +1014,10 @@ impl LinkedInFake {
             .route("/dms-uploads/video/{id}/{n}", put(upload_part))
             .route("/rest/posts", post(create_post).get(list_posts))
             .route("/rest/socialActions/{urn}", get(social_actions))
+            // A video part is 4 MiB; axum's default limit is 2 MB.
+            .layer(axum::extract::DefaultBodyLimit::max(
+                2 * VIDEO_PART as usize,
+            ))
             .with_state(shared.clone());
         let base = kit::serve(faults.wrap(router)).await;
         Self {
