@@ -848,3 +848,36 @@ async fn tokens_expire_after_60_days_refresh_and_revoke_for_the_member_only() {
         "account_disconnected"
     );
 }
+
+#[tokio::test]
+async fn a_refused_listing_is_cannot_tell_not_a_disconnected_account() {
+    let r = rig().await;
+    let (member, _, creds) = connected(&r).await;
+    let steps = MemorySteps::default();
+    r.fake.faults().push(Fault::lose("POST", "/rest/posts"));
+    r.net
+        .publish(s(&member, &creds), part("Hidden", &[], "k", &steps))
+        .await
+        .unwrap_err();
+    r.fake.faults().push(Fault::status(
+        "GET",
+        "/rest/posts",
+        403,
+        serde_json::json!({"status": 403, "serviceErrorCode": 100, "code": "ACCESS_DENIED",
+            "message": "Not enough permissions to access: partnerApiPostsExternal.FINDER-author.20251101"}),
+    ));
+    let e = r
+        .net
+        .lookup(s(&member, &creds), part("Hidden", &[], "k", &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "network_unavailable", "{e:?}");
+    // An expired token while looking is the token's problem, as anywhere.
+    r.clock.advance(Duration::from_secs(5_184_000 + 1));
+    let e = r
+        .net
+        .lookup(s(&member, &creds), part("Hidden", &[], "k", &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "account_disconnected", "{e:?}");
+}

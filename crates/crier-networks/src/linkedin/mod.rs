@@ -317,7 +317,19 @@ impl LinkedIn {
             .append_pair("author", author)
             .append_pair("count", &LOOKUP_COUNT.to_string())
             .append_pair("sortBy", "LAST_MODIFIED");
-        let page: Page = call::read(&self.api, call::rest(self.api.http.get(url), token)).await?;
+        let page: Page = call::read(&self.api, call::rest(self.api.http.get(url), token))
+            .await
+            .map_err(|e| match e {
+                // Listing a member's posts takes `r_member_social`, which LinkedIn grants to
+                // few apps: its refusal says nothing about the account's token, only that we
+                // cannot tell whether the part landed.
+                NetworkError::Unauthorized { message } if message.starts_with("linkedin: 403") => {
+                    NetworkError::unavailable(format!(
+                        "{message}; cannot list {author}'s posts to tell whether the part landed"
+                    ))
+                }
+                other => other,
+            })?;
         let complete = page.elements.len() < LOOKUP_COUNT
             || page
                 .elements
