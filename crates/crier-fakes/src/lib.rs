@@ -15,6 +15,7 @@ pub mod tiktok;
 pub mod threads;
 pub mod x;
 pub mod youtube;
+pub mod linkedin;
 
 use std::sync::Arc;
 

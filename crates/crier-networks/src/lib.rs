@@ -13,6 +13,7 @@ pub mod graph;
 pub mod hosted;
 pub mod http;
 pub mod instagram;
+pub mod linkedin;
 pub mod mastodon;
 pub mod oauth2;
 pub mod rules;
