@@ -156,11 +156,14 @@ async fn account_analytics_show_followers_and_their_change() {
     run(&app).await;
     let account = app
         .store
-        .get_account(&app.workspace.id, &a.parse().unwrap())
+        .get_account(
+            &app.workspace.id,
+            &crier_core::ids::AccountId::parse(&a).unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();
-    let first_day = app.clock.now_ms();
+    let first_day = crier_core::Clock::now_ms(&app.clock);
     assert_eq!(app.publisher().collect_followers().await.unwrap(), 1);
     assert_eq!(
         app.publisher().collect_followers().await.unwrap(),
@@ -170,7 +173,7 @@ async fn account_analytics_show_followers_and_their_change() {
     // Three days later the sandbox's followers have grown.
     app.clock.advance(Duration::from_secs(3 * 86_400));
     assert_eq!(app.publisher().collect_followers().await.unwrap(), 1);
-    let later = app.clock.now_ms();
+    let later = crier_core::Clock::now_ms(&app.clock);
     let (before, after) = (
         simulated_followers(&account, first_day) as i64,
         simulated_followers(&account, later) as i64,

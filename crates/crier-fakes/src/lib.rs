@@ -11,11 +11,11 @@
 pub mod facebook;
 pub mod instagram;
 pub mod kit;
-pub mod tiktok;
+pub mod linkedin;
 pub mod threads;
+pub mod tiktok;
 pub mod x;
 pub mod youtube;
-pub mod linkedin;
 
 use std::sync::Arc;
 

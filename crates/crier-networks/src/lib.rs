@@ -18,8 +18,8 @@ pub mod mastodon;
 pub mod oauth2;
 pub mod rules;
 pub mod sandbox;
-pub mod tiktok;
 pub mod threads;
+pub mod tiktok;
 pub mod x;
 pub mod youtube;
 
@@ -68,6 +68,8 @@ pub fn documented_rules() -> Vec<&'static Rules> {
         &threads::RULES,
         &tiktok::RULES,
         &x::RULES,
+        &linkedin::RULES,
+        &youtube::RULES,
     ]
 }
 
@@ -83,6 +85,8 @@ pub fn hosted_network(
         "threads" => Arc::new(threads::Threads::new(config, clock)),
         "tiktok" => Arc::new(tiktok::TikTok::new(config, clock)),
         "x" => Arc::new(x::X::new(config, clock)),
+        "linkedin" => Arc::new(linkedin::LinkedIn::new(config, clock)),
+        "youtube" => Arc::new(youtube::YouTube::new(config, clock)),
         _ => return None,
     })
 }

@@ -601,7 +601,11 @@ impl Publisher {
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date()
             .to_string();
-        let due = self.app.store().accounts_needing_followers(stale, 200).await?;
+        let due = self
+            .app
+            .store()
+            .accounts_needing_followers(stale, 200)
+            .await?;
         let mut n = 0;
         for (ws, account_id) in due {
             let Some(account) = self.app.store().get_account(&ws, &account_id).await? else {

@@ -109,7 +109,13 @@ impl<F: FakeNetwork> Rig<F> {
             status: PostStatus::Scheduled,
             thread: thread.iter().map(|s| (*s).to_owned()).collect(),
             scheduled_at: Some(at),
-            ..Post::draft(&self.w.ws, true, &[&self.account], body.into(), self.w.now())
+            ..Post::draft(
+                &self.w.ws,
+                true,
+                &[&self.account],
+                body.into(),
+                self.w.now(),
+            )
         };
         self.w
             .store
@@ -182,7 +188,10 @@ pub async fn connect(app: &crier_app::App, caller: &Caller, platform: &str) -> A
     assert_eq!(account.status, AccountStatus::Connected);
     assert_eq!(account.platform, platform);
     assert!(!account.external_id.is_empty());
-    assert!(account.credentials.is_some(), "credentials are kept, sealed");
+    assert!(
+        account.credentials.is_some(),
+        "credentials are kept, sealed"
+    );
     account
 }
 
@@ -210,7 +219,13 @@ pub fn part<'a>(
 
 /// Serves `bytes` on 127.0.0.1 as `content_type`, as the media store's signed URLs serve
 /// them; an attachment with both the bytes and that URL.
-pub async fn attachment(bytes: Vec<u8>, content_type: &str, w: Option<u32>, h: Option<u32>, duration_ms: Option<u64>) -> Attachment {
+pub async fn attachment(
+    bytes: Vec<u8>,
+    content_type: &str,
+    w: Option<u32>,
+    h: Option<u32>,
+    duration_ms: Option<u64>,
+) -> Attachment {
     let body = bytes::Bytes::from(bytes);
     let served = body.clone();
     let ct = content_type.to_owned();
@@ -223,7 +238,11 @@ pub async fn attachment(bytes: Vec<u8>, content_type: &str, w: Option<u32>, h: O
         }),
     );
     let base = kit::serve(router).await;
-    let ext = if content_type.starts_with("video/") { "mp4" } else { "png" };
+    let ext = if content_type.starts_with("video/") {
+        "mp4"
+    } else {
+        "png"
+    };
     Attachment {
         meta: MediaMeta {
             id: format!("med_{}", kit::random(6)),
@@ -245,7 +264,14 @@ pub async fn png_attachment() -> Attachment {
 }
 
 pub async fn mp4_attachment() -> Attachment {
-    attachment(kit::mp4(256 * 1024), "video/mp4", Some(1080), Some(1920), Some(12_000)).await
+    attachment(
+        kit::mp4(256 * 1024),
+        "video/mp4",
+        Some(1080),
+        Some(1920),
+        Some(12_000),
+    )
+    .await
 }
 
 /// The first part of a post on this network: text, or a video where only video is taken.
@@ -269,7 +295,9 @@ pub async fn publishes_once<F: FakeNetwork>(r: Rig<F>) {
         // below publishes through the connector with the media.
         return publishes_video(r).await;
     }
-    let post = r.schedule("Launch day: crier ships to every network", &[]).await;
+    let post = r
+        .schedule("Launch day: crier ships to every network", &[])
+        .await;
     let runs = r.drain(10).await;
     assert_eq!(runs, vec![Processed::Published], "{runs:?}");
     let target = &r.w.post(&post.id).await.targets[0];
@@ -279,7 +307,10 @@ pub async fn publishes_once<F: FakeNetwork>(r: Rig<F>) {
     assert_eq!(posts[0].text, "Launch day: crier ships to every network");
     assert_eq!(target.external_id.as_deref(), Some(posts[0].id.as_str()));
     assert!(
-        target.url.as_deref().is_some_and(|u| u.starts_with("https://")),
+        target
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://")),
         "a link to the post: {target:?}"
     );
 }
@@ -291,12 +322,16 @@ pub async fn threads<F: FakeNetwork>(r: Rig<F>) {
         let rules = r.network.rules_for(&r.account).await;
         let problems = rules.check(&["one".into(), "two".into()], &[]);
         assert!(
-            problems.iter().any(|p| p.rule.ends_with("thread.unsupported")),
+            problems
+                .iter()
+                .any(|p| p.rule.ends_with("thread.unsupported")),
             "{problems:?}"
         );
         return;
     }
-    let post = r.schedule("1/3 a thread", &["2/3 goes on", "3/3 ends"]).await;
+    let post = r
+        .schedule("1/3 a thread", &["2/3 goes on", "3/3 ends"])
+        .await;
     let runs = r.drain(10).await;
     assert_eq!(runs.last(), Some(&Processed::Published), "{runs:?}");
     let target = &r.w.post(&post.id).await.targets[0];
@@ -304,8 +339,15 @@ pub async fn threads<F: FakeNetwork>(r: Rig<F>) {
     let posts = r.posts();
     assert_eq!(posts.len(), 3, "{posts:?}");
     for (i, id) in target.part_ids.iter().enumerate() {
-        let p = posts.iter().find(|p| &p.id == id).expect("each part at the network");
-        let expected = if i == 0 { None } else { Some(target.part_ids[i - 1].clone()) };
+        let p = posts
+            .iter()
+            .find(|p| &p.id == id)
+            .expect("each part at the network");
+        let expected = if i == 0 {
+            None
+        } else {
+            Some(target.part_ids[i - 1].clone())
+        };
         assert_eq!(p.reply_to, expected, "part {i} replies to the one before");
     }
 }
@@ -419,7 +461,10 @@ pub async fn media_rate_limit_is_a_pause<F: FakeNetwork>(r: Rig<F>) {
     r.fake.faults().push(r.fake.rate_limited(600));
     let err = r
         .network
-        .publish(r.session(&creds), part("Patience", &media, &[], "rl-1", &steps))
+        .publish(
+            r.session(&creds),
+            part("Patience", &media, &[], "rl-1", &steps),
+        )
         .await
         .expect_err("throttled");
     let crier_networks::NetworkError::RateLimited { retry_after } = err else {
@@ -432,7 +477,10 @@ pub async fn media_rate_limit_is_a_pause<F: FakeNetwork>(r: Rig<F>) {
             "the network's reset (10 min): {pause:?}"
         );
     } else {
-        assert!(pause >= Duration::from_secs(30), "a documented fallback: {pause:?}");
+        assert!(
+            pause >= Duration::from_secs(30),
+            "a documented fallback: {pause:?}"
+        );
     }
     assert!(r.posts().is_empty());
 }
@@ -463,13 +511,12 @@ pub async fn revoked_access_disconnects<F: FakeNetwork>(r: Rig<F>) {
         Some("account_disconnected"),
         "{target:?}"
     );
-    let account = r
-        .w
-        .store
-        .get_account(&r.w.ws, &r.account.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let account =
+        r.w.store
+            .get_account(&r.w.ws, &r.account.id)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(account.status, AccountStatus::Expired);
     assert!(r.posts().is_empty());
 }
@@ -488,7 +535,10 @@ pub async fn documented_errors_map<F: FakeNetwork>(r: Rig<F>) {
         let key = format!("err-{i}");
         let err = r
             .network
-            .publish(r.session(&creds), part("an error", &media, &[], &key, &steps))
+            .publish(
+                r.session(&creds),
+                part("an error", &media, &[], &key, &steps),
+            )
             .await
             .expect_err(&described);
         assert_eq!(err.code(), code, "{described} → {err:?}");
@@ -506,11 +556,17 @@ pub async fn publishes_an_image<F: FakeNetwork>(r: Rig<F>) {
     let steps = MemorySteps::default();
     let done = r
         .network
-        .publish(r.session(&creds), part("A picture", &media, &[], "img-1", &steps))
+        .publish(
+            r.session(&creds),
+            part("A picture", &media, &[], "img-1", &steps),
+        )
         .await
         .expect("an image post");
     let posts = r.posts();
-    let p = posts.iter().find(|p| p.id == done.external_id).expect("at the network");
+    let p = posts
+        .iter()
+        .find(|p| p.id == done.external_id)
+        .expect("at the network");
     assert_eq!(p.media, vec!["image/png".to_owned()], "{p:?}");
 }
 
@@ -524,7 +580,10 @@ pub async fn publishes_video<F: FakeNetwork>(r: Rig<F>) {
     let steps = MemorySteps::default();
     let done = r
         .network
-        .publish(r.session(&creds), part("A video #Shorts", &media, &[], "vid-1", &steps))
+        .publish(
+            r.session(&creds),
+            part("A video #Shorts", &media, &[], "vid-1", &steps),
+        )
         .await
         .expect("a video post");
     let posts = r.posts();
@@ -534,7 +593,10 @@ pub async fn publishes_video<F: FakeNetwork>(r: Rig<F>) {
     // Publishing the same part again (a retry whose answer was lost) finds it.
     let found = r
         .network
-        .lookup(r.session(&creds), part("A video #Shorts", &media, &[], "vid-1", &steps))
+        .lookup(
+            r.session(&creds),
+            part("A video #Shorts", &media, &[], "vid-1", &steps),
+        )
         .await
         .expect("a look-up")
         .expect("the video is found");
@@ -548,7 +610,10 @@ pub async fn metrics_are_read<F: FakeNetwork>(r: Rig<F>) {
     let steps = MemorySteps::default();
     let done = r
         .network
-        .publish(r.session(&creds), part("Count me", &media, &[], "m-1", &steps))
+        .publish(
+            r.session(&creds),
+            part("Count me", &media, &[], "m-1", &steps),
+        )
         .await
         .expect("published");
     r.fake.like(&done.external_id, 7);
@@ -576,7 +641,10 @@ pub async fn tokens_refresh<F: FakeNetwork>(r: Rig<F>) {
     let media = first_media(&r.fake).await;
     let steps = MemorySteps::default();
     r.network
-        .publish(r.session(&fresh), part("Fresh", &media, &[], "fresh-1", &steps))
+        .publish(
+            r.session(&fresh),
+            part("Fresh", &media, &[], "fresh-1", &steps),
+        )
         .await
         .expect("the fresh token publishes");
 }
