@@ -547,11 +547,26 @@ fn crash_networks(
     let mut server = start(data, port);
     let deadline = Instant::now() + Duration::from_secs(120);
     while count_published(port, &key) < total {
-        assert!(
-            Instant::now() < deadline,
-            "not every post was published after the restart ({} of {total})",
-            count_published(port, &key)
-        );
+        if Instant::now() >= deadline {
+            let stuck: Vec<Value> = ["scheduled", "publishing", "failed", "partially_published"]
+                .iter()
+                .flat_map(|status| {
+                    let (_, page) = http(
+                        port,
+                        "GET",
+                        &format!("/v1/posts?status={status}&limit=5"),
+                        &key,
+                        None,
+                    );
+                    page["data"].as_array().cloned().unwrap_or_default()
+                })
+                .collect();
+            panic!(
+                "not every post was published after the restart ({} of {total}): {}",
+                count_published(port, &key),
+                serde_json::to_string_pretty(&stuck).unwrap()
+            );
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
     for (i, f) in fakes.iter().enumerate() {

@@ -89,6 +89,8 @@ pub const MAX_COMMENTARY: usize = 3000;
 const MAX_PAGES: usize = 50;
 /// Posts read in one look-up.
 const LOOKUP_COUNT: usize = 50;
+/// Pages of [`LOOKUP_COUNT`] posts a look-up reads at most.
+const LOOKUP_PAGES: usize = 10;
 /// Clock skew allowed between us and LinkedIn when matching posts in a look-up.
 const LOOKUP_SKEW_MS: i64 = 5 * 60 * 1000;
 
@@ -305,6 +307,7 @@ impl LinkedIn {
         token: &str,
         author: &str,
         since: i64,
+        start: usize,
     ) -> Result<(Vec<ListedPost>, bool), NetworkError> {
         #[derive(serde::Deserialize)]
         struct Page {
@@ -315,6 +318,7 @@ impl LinkedIn {
         url.query_pairs_mut()
             .append_pair("q", "author")
             .append_pair("author", author)
+            .append_pair("start", &start.to_string())
             .append_pair("count", &LOOKUP_COUNT.to_string())
             .append_pair("sortBy", "LAST_MODIFIED");
         let page: Page = call::read(&self.api, call::rest(self.api.http.get(url), token))
@@ -348,20 +352,28 @@ impl LinkedIn {
         sent_at: i64,
     ) -> Result<Option<PublishedPart>, NetworkError> {
         let since = sent_at - LOOKUP_SKEW_MS;
-        let (posts, complete) = self.recent_posts(token, author, since).await?;
-        let found = posts.into_iter().find(|p| {
-            p.commentary.as_deref() == Some(commentary)
-                && p.created_at.unwrap_or(0) >= since
-                && p.lifecycle_state.as_deref() != Some("DRAFT")
-        });
-        match found {
-            Some(p) => Ok(Some(Self::published(p.id))),
-            None if complete => Ok(None),
-            None => Err(NetworkError::unavailable(format!(
-                "linkedin: {author} has more than {LOOKUP_COUNT} posts since this part was \
-                 sent; cannot tell whether it landed"
-            ))),
+        // Page by page, newest first, until the list reaches back before `since` (a busy
+        // account may have published many posts since, a crash test hundreds): bounded.
+        for page in 0..LOOKUP_PAGES {
+            let (posts, complete) = self
+                .recent_posts(token, author, since, page * LOOKUP_COUNT)
+                .await?;
+            let found = posts.into_iter().find(|p| {
+                p.commentary.as_deref() == Some(commentary)
+                    && p.created_at.unwrap_or(0) >= since
+                    && p.lifecycle_state.as_deref() != Some("DRAFT")
+            });
+            match found {
+                Some(p) => return Ok(Some(Self::published(p.id))),
+                None if complete => return Ok(None),
+                None => {}
+            }
         }
+        Err(NetworkError::unavailable(format!(
+            "linkedin: {author} has more than {} posts since this part was sent; cannot tell \
+             whether it landed",
+            LOOKUP_COUNT * LOOKUP_PAGES
+        )))
     }
 
     async fn sent_at(part: &Part<'_>) -> Result<Option<i64>, NetworkError> {
