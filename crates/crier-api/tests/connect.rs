@@ -59,6 +59,7 @@ impl OAuthFake {
                 threads: false,
                 max_thread_parts: 1,
                 media: MediaRules {
+                    min_count: 0,
                     max_count: 0,
                     image_types: vec![],
                     max_image_bytes: 0,

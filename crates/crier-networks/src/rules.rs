@@ -142,6 +142,9 @@ impl OptionRule {
 /// A network's limits on the media of one post (the media go with the first part).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaRules {
+    /// Media a post must have (1 where the network takes no post of text alone: Instagram,
+    /// YouTube, TikTok).
+    pub min_count: usize,
     /// Media per post, images and videos together.
     pub max_count: usize,
     /// Accepted image types (sniffed MIME types); empty: no images.
@@ -291,6 +294,16 @@ impl Rules {
     fn check_media(&self, media: &[MediaMeta], out: &mut Vec<Violation>) {
         let m = &self.media;
         let p = self.platform;
+        if media.len() < m.min_count {
+            out.push(self.violation(
+                "media.required",
+                "media_ids",
+                format!(
+                    "{p} takes no post without media; attach at least {}",
+                    m.min_count
+                ),
+            ));
+        }
         if media.len() > m.max_count {
             out.push(self.violation(
                 "media.max_count",
@@ -402,6 +415,7 @@ mod tests {
             threads: true,
             max_thread_parts: 3,
             media: MediaRules {
+                min_count: 0,
                 max_count: 2,
                 image_types: vec!["image/png".into()],
                 max_image_bytes: 100,

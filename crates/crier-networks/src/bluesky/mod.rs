@@ -67,6 +67,7 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     threads: true,
     max_thread_parts: 25,
     media: MediaRules {
+        min_count: 0,
         max_count: 4,
         image_types: ["image/jpeg", "image/png", "image/webp", "image/gif"]
             .map(str::to_owned)

@@ -90,6 +90,7 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     threads: false,
     max_thread_parts: 1,
     media: MediaRules {
+        min_count: 0,
         max_count: MAX_PHOTOS,
         image_types: [
             "image/jpeg",

@@ -104,6 +104,7 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     threads: false,
     max_thread_parts: 1,
     media: MediaRules {
+        min_count: 1,
         max_count: MAX_CAROUSEL,
         image_types: vec!["image/jpeg".into()],
         max_image_bytes: MAX_IMAGE_BYTES,

@@ -101,6 +101,7 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     threads: false,
     max_thread_parts: 1,
     media: MediaRules {
+        min_count: 0,
         max_count: 20,
         image_types: vec!["image/png".into(), "image/jpeg".into(), "image/gif".into()],
         // The Images API limits pixels (checked at publishing), not bytes; 10 MB is ours.

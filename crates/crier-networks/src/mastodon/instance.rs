@@ -34,6 +34,7 @@ pub static DEFAULT_RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     // Mastodon has no limit on a reply chain; this bounds one post's job.
     max_thread_parts: 50,
     media: MediaRules {
+        min_count: 0,
         max_count: 4,
         image_types: [
             "image/jpeg",

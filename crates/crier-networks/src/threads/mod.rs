@@ -97,6 +97,7 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     threads: true,
     max_thread_parts: 25,
     media: MediaRules {
+        min_count: 0,
         max_count: MAX_CAROUSEL,
         image_types: ["image/jpeg", "image/png"].map(str::to_owned).to_vec(),
         max_image_bytes: MAX_IMAGE_BYTES,

@@ -104,6 +104,7 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     threads: false,
     max_thread_parts: 1,
     media: MediaRules {
+        min_count: 1,
         max_count: 1,
         image_types: Vec::new(),
         max_image_bytes: 0,
