@@ -226,3 +226,22 @@ impl Store {
         Ok(true)
     }
 }
+
+impl Store {
+    /// Deletes the publishing steps last written before `before` whose target no longer waits
+    /// (published, failed, or gone): a target still pending or publishing keeps its steps
+    /// however old, since its retry resumes from them. Returns how many rows went.
+    pub async fn purge_publish_steps(&self, before: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM publish_steps WHERE updated_at < $1 AND NOT EXISTS (
+                SELECT 1 FROM post_targets t
+                WHERE t.post_id = publish_steps.post_id
+                  AND t.account_id = publish_steps.account_id
+                  AND t.status IN ('pending', 'publishing'))",
+        )
+        .bind(before)
+        .execute(&self.write)
+        .await?
+        .rows_affected())
+    }
+}

@@ -1560,3 +1560,59 @@ conformance!(
         );
     }
 );
+
+conformance!(
+    publishing_steps_of_waiting_targets_outlive_the_purge,
+    |store| async move {
+        use crier_core::posts::PostStatus;
+        let ws = new_workspace(&store, "steps").await;
+        let mut a = crier_store::Account::new(&ws, true, "sandbox", "ada", "", 0);
+        a.external_id = a.id.to_string();
+        let a = store.connect_account(&a).await.unwrap();
+        let waiting = crier_store::Post {
+            status: PostStatus::Scheduled,
+            scheduled_at: Some(100),
+            ..crier_store::Post::draft(&ws, true, &[&a], "waits".into(), 0)
+        };
+        store
+            .insert_posts(std::slice::from_ref(&waiting))
+            .await
+            .unwrap();
+        let gone = crier_core::ids::PostId::generate();
+        store
+            .put_publish_step(&waiting.id, &a.id, 0, "container", "c", 8, 10)
+            .await
+            .unwrap();
+        store
+            .put_publish_step(&gone, &a.id, 0, "container", "c", 8, 10)
+            .await
+            .unwrap();
+        store
+            .put_publish_step(&gone, &a.id, 1, "container", "new", 8, 1000)
+            .await
+            .unwrap();
+        // Older than the cut: the gone target's old step goes; the waiting target keeps its own.
+        assert_eq!(store.purge_publish_steps(500).await.unwrap(), 1);
+        assert!(
+            store
+                .publish_step(&waiting.id, &a.id, 0, "container")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .publish_step(&gone, &a.id, 0, "container")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .publish_step(&gone, &a.id, 1, "container")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+);

@@ -652,6 +652,12 @@ impl Publisher {
             if let Err(e) = self.collect_followers().await {
                 tracing::warn!(error = %e, "follower collection failed");
             }
+            // Steps of finished targets are kept a week (for a look when something went
+            // wrong), then go.
+            let week_ago = self.app.clock().now_ms() - STEPS_KEPT_MS;
+            if let Err(e) = self.app.store().purge_publish_steps(week_ago).await {
+                tracing::warn!(error = %e, "could not purge publishing steps");
+            }
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(every) => {}
@@ -659,6 +665,9 @@ impl Publisher {
         }
     }
 }
+
+/// How long the publishing steps of a finished target are kept.
+const STEPS_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A part's publishing steps, kept in the store (`publish_steps`), so they outlive a crash
 /// and are there for whichever node retries the part.
