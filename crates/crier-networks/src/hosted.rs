@@ -89,6 +89,9 @@ impl Api {
         if e.is_timeout() {
             NetworkError::Timeout
         } else {
+            // Without the URL: some of these APIs take the app secret and tokens in the query
+            // (Meta's token exchanges), and this message is kept on the target and logged.
+            let e = e.without_url();
             let mut message = format!("{}: could not be reached: {e}", self.network);
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
@@ -158,4 +161,36 @@ impl Api {
 /// The text of a network's message, cut to 500 characters.
 pub fn short(s: &str) -> String {
     s.chars().take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_call_never_repeats_its_url() {
+        let api = Api::new(
+            "net",
+            HostedConfig {
+                base: Some("http://127.0.0.1:9".parse().unwrap()),
+                timeout: Duration::from_secs(2),
+                ..HostedConfig::default()
+            },
+            Arc::new(crier_core::SystemClock),
+        );
+        let url = api.url(
+            "https://net.example",
+            "/access_token?client_secret=s3cret&access_token=t0ken",
+        );
+        let err = api.send(api.http.get(url)).await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("net: could not be reached"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("s3cret") && !message.contains("t0ken"),
+            "{message}"
+        );
+    }
 }

@@ -248,6 +248,7 @@ impl OAuth2 {
         if e.is_timeout() {
             NetworkError::Timeout
         } else {
+            let e = e.without_url();
             NetworkError::unavailable(format!(
                 "{}: the authorization server could not be reached: {e}",
                 self.network

@@ -45,6 +45,7 @@ pub fn transport(e: reqwest::Error) -> NetworkError {
     if e.is_timeout() {
         NetworkError::Timeout
     } else {
+        let e = e.without_url();
         // `{:#}`-like detail without the URL's query (which may carry nothing secret here,
         // but keep messages short and stable).
         let mut message = format!("mastodon: the instance could not be reached: {e}");
