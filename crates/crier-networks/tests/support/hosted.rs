@@ -135,6 +135,28 @@ impl<F: FakeNetwork, N: Connector> SignedIn<F, N> {
     pub async fn lookup(&self, part: Part<'_>) -> Result<Option<PublishedPart>, NetworkError> {
         self.net.network().lookup(self.session(), part).await
     }
+
+    /// Publishes a lone part of `text` and `media` with `options`.
+    pub async fn publish_with(
+        &self,
+        text: &str,
+        media: &[Attachment],
+        options: &PostOverride,
+        steps: &MemorySteps,
+    ) -> Result<PublishedPart, NetworkError> {
+        self.publish(part_with(text, media, options, steps)).await
+    }
+
+    /// Looks up a lone part of `text` and `media` with `options`.
+    pub async fn lookup_with(
+        &self,
+        text: &str,
+        media: &[Attachment],
+        options: &PostOverride,
+        steps: &MemorySteps,
+    ) -> Result<Option<PublishedPart>, NetworkError> {
+        self.lookup(part_with(text, media, options, steps)).await
+    }
 }
 
 /// The authorization URL's request, to [`REDIRECT`].
