@@ -4,62 +4,31 @@
 //! in the part's steps and reused after a failure, the `link` option, the look-up's answers,
 //! metrics, the usage headers' slow-down and throttles.
 
-use std::sync::Arc;
+#[path = "support/hosted.rs"]
+mod hosted;
+
 use std::time::{Duration, Instant};
 
-use crier_core::accounts::AccountStatus;
-use crier_core::ids::{AccountId, WorkspaceId};
-use crier_core::{Clock, ManualClock};
+use crier_core::Clock;
 use crier_fakes::FakeNetwork;
 use crier_fakes::facebook::{FacebookFake, FakePage, PAGE, VERSION};
 use crier_fakes::kit::{self, Fault};
 use crier_networks::facebook::RULES;
-use crier_networks::{
-    Attachment, Authorize, Connected, Exchange, MediaMeta, MemorySteps, Network, NetworkError,
-    Part, Session, Steps,
-};
+use crier_networks::{Attachment, Connected, MemorySteps, NetworkError, Part, Session, Steps};
 use crier_store::{Account, PostOverride};
+use hosted::{Media, account_from, authorize, exchange, part_with as part};
 
-const REDIRECT: &str = "https://app.example/connected";
-
-struct Rig {
-    clock: ManualClock,
-    fake: FacebookFake,
-    fb: Arc<dyn Network>,
-}
+type Rig = hosted::Rig<FacebookFake>;
 
 async fn rig() -> Rig {
-    let clock = ManualClock::new(jiff::Timestamp::from_second(1_796_203_267).unwrap());
-    let fake = FacebookFake::start(Arc::new(clock.clone())).await;
-    let fb = fake.connector(Arc::new(clock.clone()));
-    Rig { clock, fake, fb }
+    Rig::start(
+        jiff::Timestamp::from_second(1_796_203_267).unwrap(),
+        FacebookFake::start,
+    )
+    .await
 }
 
 impl Rig {
-    async fn connect_all(&self) -> Result<Vec<Connected>, NetworkError> {
-        let client = self.fake.client();
-        let url = self
-            .fb
-            .authorize_url(&Authorize {
-                client: &client,
-                instance: None,
-                redirect_uri: REDIRECT,
-                state: "st",
-                code_challenge: None,
-            })
-            .unwrap();
-        let (code, _) = kit::approve(&url).await;
-        self.fb
-            .exchange_code_all(&Exchange {
-                client: &client,
-                instance: None,
-                redirect_uri: REDIRECT,
-                code: &code,
-                code_verifier: None,
-            })
-            .await
-    }
-
     async fn page(&self) -> (Account, Connected) {
         let c = self.connect_all().await.expect("connected").remove(0);
         (account(&c), c)
@@ -67,84 +36,25 @@ impl Rig {
 }
 
 fn account(c: &Connected) -> Account {
-    Account {
-        id: AccountId::generate(),
-        workspace_id: WorkspaceId::generate(),
-        platform: "facebook".into(),
-        handle: c.handle.clone(),
-        livemode: true,
-        status: AccountStatus::Connected,
-        created_at: 0,
-        disconnected_at: None,
-        external_id: c.external_id.clone(),
-        service: None,
-        display_name: c.display_name.clone(),
-        avatar_url: None,
-        profile_url: None,
-        credentials: None,
-        token_expires_at: None,
-        refresh_at: None,
-        updated_at: 0,
-    }
+    account_from(c, "facebook")
 }
 
 fn session<'a>(a: &'a Account, c: &'a Connected) -> Session<'a> {
-    Session {
-        account: a,
-        credentials: &c.credentials,
-    }
-}
-
-fn part<'a>(
-    text: &'a str,
-    media: &'a [Attachment],
-    options: &'a PostOverride,
-    steps: &'a MemorySteps,
-) -> Part<'a> {
-    Part {
-        text,
-        media,
-        thread: &[],
-        options,
-        idem_key: "key-1",
-        steps,
-    }
+    hosted::session(a, &c.credentials)
 }
 
 fn png(i: usize, side: u32) -> Attachment {
-    let bytes = kit::png(side, side);
-    Attachment {
-        meta: MediaMeta {
-            id: format!("med_{i}"),
-            content_type: "image/png".into(),
-            size: bytes.len() as u64,
-            width: Some(side),
-            height: Some(side),
-            duration_ms: None,
-            alt_text: None,
-            filename: format!("p{i}.png"),
-        },
-        bytes: bytes.into(),
-        url: String::new(),
-    }
+    hosted::attachment(kit::png(side, side), "image/png")
+        .id(&format!("med_{i}"))
+        .sized(side, side)
+        .named(&format!("p{i}.png"))
 }
 
 fn mp4() -> Attachment {
-    let bytes = kit::mp4(4096);
-    Attachment {
-        meta: MediaMeta {
-            id: "med_v".into(),
-            content_type: "video/mp4".into(),
-            size: bytes.len() as u64,
-            width: None,
-            height: None,
-            duration_ms: Some(1000),
-            alt_text: None,
-            filename: "v.mp4".into(),
-        },
-        bytes: bytes.into(),
-        url: String::new(),
-    }
+    hosted::attachment(kit::mp4(4096), "video/mp4")
+        .id("med_v")
+        .lasting(Some(1000))
+        .named("v.mp4")
 }
 
 fn no_options() -> PostOverride {
@@ -159,14 +69,9 @@ fn feed_path() -> String {
 async fn login_gives_one_account_per_page_with_a_page_token_that_does_not_expire() {
     let r = rig().await;
     let client = r.fake.client();
-    let url =
-        r.fb.authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "st",
-            code_challenge: None,
-        })
+    let url = r
+        .net
+        .authorize_url(&authorize(&client, "st", None))
         .unwrap();
     assert!(url.path().ends_with("/v21.0/dialog/oauth"), "{url}");
     let scope = url
@@ -220,8 +125,9 @@ async fn login_gives_one_account_per_page_with_a_page_token_that_does_not_expire
     let a = account(&pages[0]);
     let steps = MemorySteps::default();
     let o = no_options();
-    let done =
-        r.fb.publish(
+    let done = r
+        .net
+        .publish(
             session(&a, &pages[0]),
             part("a month later", &[], &o, &steps),
         )
@@ -233,10 +139,11 @@ async fn login_gives_one_account_per_page_with_a_page_token_that_does_not_expire
         format!("https://www.facebook.com/{}", done.external_id)
     );
     // And refresh only checks it.
-    let same =
-        r.fb.refresh(session(&a, &pages[0]))
-            .await
-            .expect("still good");
+    let same = r
+        .net
+        .refresh(session(&a, &pages[0]))
+        .await
+        .expect("still good");
     assert_eq!(same, pages[0].credentials);
 }
 
@@ -257,24 +164,11 @@ async fn exchange_code_is_the_first_page_and_no_page_is_a_refusal() {
         }],
     );
     let client = r.fake.client();
-    let url =
-        r.fb.authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "s",
-            code_challenge: None,
-        })
-        .unwrap();
+    let url = r.net.authorize_url(&authorize(&client, "s", None)).unwrap();
     let (code, _) = kit::approve(&url).await;
-    let one =
-        r.fb.exchange_code(&Exchange {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            code: &code,
-            code_verifier: None,
-        })
+    let one = r
+        .net
+        .exchange_code(&exchange(&client, &code, None))
         .await
         .expect("one Page");
     assert_eq!(one.external_id, "42");
@@ -307,24 +201,11 @@ async fn a_wrong_app_secret_connects_nothing() {
     let r = rig().await;
     let mut client = r.fake.client();
     client.client_secret = Some("wrong".into());
-    let url =
-        r.fb.authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "s",
-            code_challenge: None,
-        })
-        .unwrap();
+    let url = r.net.authorize_url(&authorize(&client, "s", None)).unwrap();
     let (code, _) = kit::approve(&url).await;
-    let err =
-        r.fb.exchange_code_all(&Exchange {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            code: &code,
-            code_verifier: None,
-        })
+    let err = r
+        .net
+        .exchange_code_all(&exchange(&client, &code, None))
         .await
         .expect_err("the app secret is checked");
     assert_eq!(err.code(), "network_rejected", "{err:?}");
@@ -340,10 +221,11 @@ async fn a_text_post_takes_a_link_preview_from_the_link_option() {
         "link".into(),
         serde_json::json!("https://crier.example/launch"),
     );
-    let done =
-        r.fb.publish(session(&a, &c), part("Read this", &[], &o, &steps))
-            .await
-            .expect("published");
+    let done = r
+        .net
+        .publish(session(&a, &c), part("Read this", &[], &o, &steps))
+        .await
+        .expect("published");
     assert_eq!(
         r.fake.link_of(&done.external_id).as_deref(),
         Some("https://crier.example/launch")
@@ -354,8 +236,9 @@ async fn a_text_post_takes_a_link_preview_from_the_link_option() {
     bad.options
         .insert("link".into(), serde_json::json!("javascript:alert(1)"));
     let before = r.fake.faults().seen().len();
-    let err =
-        r.fb.publish(
+    let err = r
+        .net
+        .publish(
             session(&a, &c),
             part("x", &[], &bad, &MemorySteps::default()),
         )
@@ -387,10 +270,11 @@ async fn several_photos_are_kept_in_the_steps_and_reused_after_a_failed_feed_cal
     r.fake
         .faults()
         .push(Fault::status("POST", &feed_path(), 500, serde_json::json!({"error": {"message": "An unknown error occurred", "code": 1, "type": "OAuthException"}})));
-    let err =
-        r.fb.publish(session(&a, &c), part("Three photos", &media, &o, &steps))
-            .await
-            .expect_err("the feed call failed");
+    let err = r
+        .net
+        .publish(session(&a, &c), part("Three photos", &media, &o, &steps))
+        .await
+        .expect_err("the feed call failed");
     assert_eq!(err.code(), "network_unavailable");
     let kept = steps.snapshot();
     for i in 0..3 {
@@ -399,7 +283,8 @@ async fn several_photos_are_kept_in_the_steps_and_reused_after_a_failed_feed_cal
     assert_eq!(r.fake.loose_photos(PAGE), 3);
     // Nothing was created: the look-up says so, and the retry reuses the photos.
     assert_eq!(
-        r.fb.lookup(session(&a, &c), part("Three photos", &media, &o, &steps))
+        r.net
+            .lookup(session(&a, &c), part("Three photos", &media, &o, &steps))
             .await
             .unwrap(),
         None
@@ -408,10 +293,11 @@ async fn several_photos_are_kept_in_the_steps_and_reused_after_a_failed_feed_cal
         .fake
         .faults()
         .count("POST", &format!("/{VERSION}/{PAGE}/photos"));
-    let done =
-        r.fb.publish(session(&a, &c), part("Three photos", &media, &o, &steps))
-            .await
-            .expect("published on the retry");
+    let done = r
+        .net
+        .publish(session(&a, &c), part("Three photos", &media, &o, &steps))
+        .await
+        .expect("published on the retry");
     assert_eq!(
         r.fake
             .faults()
@@ -441,13 +327,15 @@ async fn photos_of_another_page_cannot_be_attached() {
         500,
         serde_json::json!({"error": {"code": 2, "message": "retry"}}),
     ));
-    r.fb.publish(session(&a2, &pages[1]), part("two", &media, &o, &steps))
+    r.net
+        .publish(session(&a2, &pages[1]), part("two", &media, &o, &steps))
         .await
         .expect_err("feed failed");
-    let err =
-        r.fb.publish(session(&a1, &pages[0]), part("two", &media, &o, &steps))
-            .await
-            .expect_err("another Page's photos");
+    let err = r
+        .net
+        .publish(session(&a1, &pages[0]), part("two", &media, &o, &steps))
+        .await
+        .expect_err("another Page's photos");
     assert_eq!(err.code(), "network_rejected", "{err:?}");
     assert!(err.to_string().contains("(code 100)"), "{err}");
 }
@@ -458,16 +346,18 @@ async fn one_photo_and_one_video_are_single_calls() {
     let (a, c) = r.page().await;
     let o = no_options();
     let photo = [png(0, 8)];
-    let done =
-        r.fb.publish(
+    let done = r
+        .net
+        .publish(
             session(&a, &c),
             part("One photo", &photo, &o, &MemorySteps::default()),
         )
         .await
         .expect("a photo post");
     let video = [mp4()];
-    let v =
-        r.fb.publish(
+    let v = r
+        .net
+        .publish(
             session(&a, &c),
             part("A video", &video, &o, &MemorySteps::default()),
         )
@@ -495,8 +385,9 @@ async fn media_facebook_refuses_are_refused_before_any_call() {
     let mixed = [png(0, 8), mp4()];
     let eleven: Vec<Attachment> = (0..11).map(|i| png(i, 4)).collect();
     for media in [&mixed[..], &eleven[..]] {
-        let err =
-            r.fb.publish(
+        let err = r
+            .net
+            .publish(
                 session(&a, &c),
                 part("m", media, &o, &MemorySteps::default()),
             )
@@ -513,8 +404,9 @@ async fn media_facebook_refuses_are_refused_before_any_call() {
             .check(&["x".into()], &[big[0].meta.clone()])
             .is_empty()
     );
-    let err =
-        r.fb.publish(
+    let err = r
+        .net
+        .publish(
             session(&a, &c),
             part("big", &big, &o, &MemorySteps::default()),
         )
@@ -533,7 +425,8 @@ async fn lookup_finds_a_post_whose_answer_was_lost_and_is_none_only_when_certain
     // Never sent: certainly not published, and no call is made to say so.
     let before = r.fake.faults().seen().len();
     assert_eq!(
-        r.fb.lookup(session(&a, &c), part("Lost", &[], &o, &steps))
+        r.net
+            .lookup(session(&a, &c), part("Lost", &[], &o, &steps))
             .await
             .unwrap(),
         None
@@ -541,20 +434,23 @@ async fn lookup_finds_a_post_whose_answer_was_lost_and_is_none_only_when_certain
     assert_eq!(r.fake.faults().seen().len(), before);
 
     r.fake.faults().push(Fault::lose("POST", &feed_path()));
-    let err =
-        r.fb.publish(session(&a, &c), part("Lost", &[], &o, &steps))
-            .await
-            .expect_err("the answer is lost");
+    let err = r
+        .net
+        .publish(session(&a, &c), part("Lost", &[], &o, &steps))
+        .await
+        .expect_err("the answer is lost");
     assert_eq!(err, NetworkError::Timeout);
-    let found =
-        r.fb.lookup(session(&a, &c), part("Lost", &[], &o, &steps))
-            .await
-            .unwrap()
-            .expect("found by text within the window");
+    let found = r
+        .net
+        .lookup(session(&a, &c), part("Lost", &[], &o, &steps))
+        .await
+        .unwrap()
+        .expect("found by text within the window");
     assert_eq!(found.external_id, r.fake.posts()[0].id);
     // Another text sent at the same time is not it.
     assert_eq!(
-        r.fb.lookup(session(&a, &c), part("Other", &[], &o, &steps))
+        r.net
+            .lookup(session(&a, &c), part("Other", &[], &o, &steps))
             .await
             .unwrap(),
         None
@@ -566,10 +462,11 @@ async fn lookup_finds_a_post_whose_answer_was_lost_and_is_none_only_when_certain
         500,
         serde_json::json!({"error": {"code": 2, "message": "Service temporarily unavailable"}}),
     ));
-    let err =
-        r.fb.lookup(session(&a, &c), part("Lost", &[], &o, &steps))
-            .await
-            .expect_err("unknown");
+    let err = r
+        .net
+        .lookup(session(&a, &c), part("Lost", &[], &o, &steps))
+        .await
+        .expect_err("unknown");
     assert_eq!(err.code(), "network_unavailable");
 }
 
@@ -578,12 +475,13 @@ async fn lookup_ignores_posts_from_before_the_attempt() {
     let r = rig().await;
     let (a, c) = r.page().await;
     let o = no_options();
-    r.fb.publish(
-        session(&a, &c),
-        part("Same words", &[], &o, &MemorySteps::default()),
-    )
-    .await
-    .unwrap();
+    r.net
+        .publish(
+            session(&a, &c),
+            part("Same words", &[], &o, &MemorySteps::default()),
+        )
+        .await
+        .unwrap();
     r.clock.advance(Duration::from_secs(3600));
     let steps = MemorySteps::default();
     steps
@@ -591,7 +489,8 @@ async fn lookup_ignores_posts_from_before_the_attempt() {
         .await
         .unwrap();
     assert_eq!(
-        r.fb.lookup(session(&a, &c), part("Same words", &[], &o, &steps))
+        r.net
+            .lookup(session(&a, &c), part("Same words", &[], &o, &steps))
             .await
             .unwrap(),
         None,
@@ -604,14 +503,16 @@ async fn the_same_text_twice_in_a_row_is_refused_as_a_duplicate() {
     let r = rig().await;
     let (a, c) = r.page().await;
     let o = no_options();
-    r.fb.publish(
-        session(&a, &c),
-        part("Twice", &[], &o, &MemorySteps::default()),
-    )
-    .await
-    .unwrap();
-    let err =
-        r.fb.publish(
+    r.net
+        .publish(
+            session(&a, &c),
+            part("Twice", &[], &o, &MemorySteps::default()),
+        )
+        .await
+        .unwrap();
+    let err = r
+        .net
+        .publish(
             session(&a, &c),
             part("Twice", &[], &o, &MemorySteps::default()),
         )
@@ -626,17 +527,19 @@ async fn metrics_are_reactions_comments_and_shares() {
     let r = rig().await;
     let (a, c) = r.page().await;
     let o = no_options();
-    let done =
-        r.fb.publish(
+    let done = r
+        .net
+        .publish(
             session(&a, &c),
             part("Count", &[], &o, &MemorySteps::default()),
         )
         .await
         .unwrap();
-    let m =
-        r.fb.metrics(session(&a, &c), &done.external_id)
-            .await
-            .unwrap();
+    let m = r
+        .net
+        .metrics(session(&a, &c), &done.external_id)
+        .await
+        .unwrap();
     assert_eq!(
         (m.likes, m.replies, m.reposts),
         (0, 0, 0),
@@ -644,18 +547,20 @@ async fn metrics_are_reactions_comments_and_shares() {
     );
     r.fake.like(&done.external_id, 12);
     r.fake.engage(&done.external_id, 3, 2);
-    let m =
-        r.fb.metrics(session(&a, &c), &done.external_id)
-            .await
-            .unwrap();
+    let m = r
+        .net
+        .metrics(session(&a, &c), &done.external_id)
+        .await
+        .unwrap();
     assert_eq!(
         (m.likes, m.replies, m.reposts, m.impressions),
         (12, 3, 2, 0)
     );
-    let err =
-        r.fb.metrics(session(&a, &c), "../me")
-            .await
-            .expect_err("not an id");
+    let err = r
+        .net
+        .metrics(session(&a, &c), "../me")
+        .await
+        .expect_err("not an id");
     assert_eq!(err.code(), "network_rejected");
 }
 
@@ -665,46 +570,51 @@ async fn high_usage_slows_the_next_call_and_a_full_quota_is_a_throttle() {
     let (a, c) = r.page().await;
     let o = no_options();
     r.fake.set_usage(84);
-    r.fb.publish(
-        session(&a, &c),
-        part("one", &[], &o, &MemorySteps::default()),
-    )
-    .await
-    .unwrap();
+    r.net
+        .publish(
+            session(&a, &c),
+            part("one", &[], &o, &MemorySteps::default()),
+        )
+        .await
+        .unwrap();
     let t = Instant::now();
-    r.fb.publish(
-        session(&a, &c),
-        part("two", &[], &o, &MemorySteps::default()),
-    )
-    .await
-    .unwrap();
+    r.net
+        .publish(
+            session(&a, &c),
+            part("two", &[], &o, &MemorySteps::default()),
+        )
+        .await
+        .unwrap();
     assert!(
         t.elapsed() >= Duration::from_millis(900),
         "84 % waits a second: {:?}",
         t.elapsed()
     );
     r.fake.set_usage(20);
-    r.fb.publish(
-        session(&a, &c),
-        part("three", &[], &o, &MemorySteps::default()),
-    )
-    .await
-    .unwrap();
+    r.net
+        .publish(
+            session(&a, &c),
+            part("three", &[], &o, &MemorySteps::default()),
+        )
+        .await
+        .unwrap();
     let t = Instant::now();
-    r.fb.publish(
-        session(&a, &c),
-        part("four", &[], &o, &MemorySteps::default()),
-    )
-    .await
-    .unwrap();
+    r.net
+        .publish(
+            session(&a, &c),
+            part("four", &[], &o, &MemorySteps::default()),
+        )
+        .await
+        .unwrap();
     assert!(
         t.elapsed() < Duration::from_millis(800),
         "low usage does not wait"
     );
 
     r.fake.set_usage(100);
-    let err =
-        r.fb.publish(
+    let err = r
+        .net
+        .publish(
             session(&a, &c),
             part("five", &[], &o, &MemorySteps::default()),
         )
@@ -723,8 +633,9 @@ async fn a_page_throttle_waits_for_the_reset_minutes() {
     let r = rig().await;
     let (a, c) = r.page().await;
     r.fake.faults().push(r.fake.rate_limited(150));
-    let err =
-        r.fb.publish(
+    let err = r
+        .net
+        .publish(
             session(&a, &c),
             part("wait", &[], &no_options(), &MemorySteps::default()),
         )
@@ -744,13 +655,14 @@ async fn revoke_calls_nothing_and_a_removed_app_is_unauthorized() {
     let r = rig().await;
     let (a, c) = r.page().await;
     let before = r.fake.faults().seen().len();
-    r.fb.revoke(session(&a, &c)).await.expect("nothing to do");
+    r.net.revoke(session(&a, &c)).await.expect("nothing to do");
     assert_eq!(r.fake.faults().seen().len(), before);
     r.fake.revoke_access();
-    let err = r.fb.refresh(session(&a, &c)).await.expect_err("revoked");
+    let err = r.net.refresh(session(&a, &c)).await.expect_err("revoked");
     assert_eq!(err.code(), "account_disconnected");
-    let err =
-        r.fb.publish(
+    let err = r
+        .net
+        .publish(
             session(&a, &c),
             part("gone", &[], &no_options(), &MemorySteps::default()),
         )
@@ -770,10 +682,11 @@ async fn threads_are_refused() {
         thread: &thread,
         ..part("a reply", &[], &o, &steps)
     };
-    let err =
-        r.fb.publish(session(&a, &c), p)
-            .await
-            .expect_err("no threads");
+    let err = r
+        .net
+        .publish(session(&a, &c), p)
+        .await
+        .expect_err("no threads");
     assert_eq!(err.code(), "network_rejected");
     assert!(!RULES.threads);
 }

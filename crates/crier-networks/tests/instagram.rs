@@ -4,22 +4,18 @@
 //! comment, and every exactly-once path through the part's steps (a crash before publishing, a
 //! lost publish answer, an expired or failed container, a lookup that cannot tell).
 
-use std::sync::Arc;
+#[path = "support/hosted.rs"]
+mod hosted;
+
 use std::time::Duration;
 
 use crier_core::Clock;
-use crier_core::clock::ManualClock;
-use crier_core::ids::WorkspaceId;
 use crier_fakes::instagram::{InstagramFake, USER, USERNAME};
 use crier_fakes::{FakeNetwork, kit};
 use crier_networks::instagram::{self, QUOTA_PAUSE, RULES};
-use crier_networks::{
-    Attachment, Authorize, Connected, Exchange, MediaMeta, MemorySteps, Network, NetworkError,
-    Part, PublishedPart, Session, Steps,
-};
-use crier_store::{Account, PostOverride};
-
-const REDIRECT: &str = "https://app.example/connected";
+use crier_networks::{Attachment, MediaMeta, MemorySteps, NetworkError, Part, Steps};
+use crier_store::PostOverride;
+use hosted::{Media, authorize, exchange, part};
 
 /// A 1×1 grey baseline JPEG: SOI, a quantisation table of ones, a frame of one component,
 /// one-code DC and AC Huffman tables, a scan whose single block is "DC 0, end of block", EOI.
@@ -41,63 +37,22 @@ fn jpeg() -> Vec<u8> {
     b
 }
 
-struct Rig {
-    fake: InstagramFake,
-    clock: Arc<ManualClock>,
-    ig: Arc<dyn Network>,
-    account: Account,
-    connected: Connected,
-}
+type Rig = hosted::SignedIn<InstagramFake>;
 
 impl Rig {
     async fn new() -> Self {
-        let clock = Arc::new(ManualClock::new(crier_core::clock::from_ms(
-            1_796_200_200_000,
-        )));
-        let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let fake = InstagramFake::start(dyn_clock.clone()).await;
-        let ig = fake.connector(dyn_clock);
-        let connected = connect(&fake, ig.as_ref()).await;
-        let account = Account::new(
-            &WorkspaceId::generate(),
-            true,
-            instagram::PLATFORM,
-            &connected.handle,
-            &connected.external_id,
-            0,
-        );
-        Self {
-            fake,
-            clock,
-            ig,
-            account,
-            connected,
-        }
-    }
-
-    fn session(&self) -> Session<'_> {
-        Session {
-            account: &self.account,
-            credentials: &self.connected.credentials,
-        }
-    }
-
-    async fn publish(&self, p: Part<'_>) -> Result<PublishedPart, NetworkError> {
-        self.ig.publish(self.session(), p).await
-    }
-
-    async fn lookup(&self, p: Part<'_>) -> Result<Option<PublishedPart>, NetworkError> {
-        self.ig.lookup(self.session(), p).await
+        let rig = hosted::Rig::start(
+            crier_core::clock::from_ms(1_796_200_200_000),
+            InstagramFake::start,
+        )
+        .await;
+        let connected = rig.connect().await.expect("connected");
+        rig.signed_in(instagram::PLATFORM, connected)
     }
 
     /// Requests of `method` to paths starting with `prefix`.
     fn calls(&self, method: &str, prefix: &str) -> usize {
-        self.fake
-            .faults()
-            .seen()
-            .iter()
-            .filter(|s| s.method == method && s.path.starts_with(prefix))
-            .count()
+        self.seen(method, |p| p.starts_with(prefix))
     }
 
     fn publish_path(&self) -> String {
@@ -105,56 +60,13 @@ impl Rig {
     }
 }
 
-async fn connect(fake: &InstagramFake, ig: &dyn Network) -> Connected {
-    let client = fake.client();
-    let url = ig
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "st",
-            code_challenge: None,
-        })
-        .expect("an authorization URL");
-    let (code, state) = kit::approve(&url).await;
-    assert_eq!(state, "st");
-    ig.exchange_code(&Exchange {
-        client: &client,
-        instance: None,
-        redirect_uri: REDIRECT,
-        code: &code,
-        code_verifier: None,
-    })
-    .await
-    .expect("connected")
-}
-
 /// `bytes` served on 127.0.0.1 as the media store's signed URL serves them.
 async fn attachment(bytes: Vec<u8>, content_type: &str, duration_ms: Option<u64>) -> Attachment {
-    let body = bytes::Bytes::from(bytes);
-    let served = body.clone();
-    let router = axum::Router::new().route(
-        "/media/file",
-        axum::routing::get(move || {
-            let served = served.clone();
-            async move { served }
-        }),
-    );
-    let base = kit::serve(router).await;
-    Attachment {
-        meta: MediaMeta {
-            id: format!("med_{}", kit::random(6)),
-            content_type: content_type.into(),
-            size: body.len() as u64,
-            width: Some(1),
-            height: Some(1),
-            duration_ms,
-            alt_text: Some("a grey dot".into()),
-            filename: "f".into(),
-        },
-        url: format!("{base}media/file?sig=abc"),
-        bytes: body,
-    }
+    let a = hosted::attachment(bytes, content_type)
+        .sized(1, 1)
+        .lasting(duration_ms)
+        .alt(Some("a grey dot"));
+    hosted::served(a, 200).await
 }
 
 async fn image() -> Attachment {
@@ -165,26 +77,8 @@ async fn video() -> Attachment {
     attachment(kit::mp4(64 * 1024), "video/mp4", Some(12_000)).await
 }
 
-fn no_options() -> &'static PostOverride {
-    Box::leak(Box::default())
-}
-
-fn part<'a>(text: &'a str, media: &'a [Attachment], steps: &'a MemorySteps) -> Part<'a> {
-    Part {
-        text,
-        media,
-        thread: &[],
-        options: no_options(),
-        idem_key: "key",
-        steps,
-    }
-}
-
 fn with_options(options: serde_json::Value) -> &'static PostOverride {
-    Box::leak(Box::new(PostOverride {
-        options: serde_json::from_value(options).expect("options"),
-        ..PostOverride::default()
-    }))
+    Box::leak(Box::new(hosted::options(options)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,7 +114,7 @@ async fn login_trades_the_code_for_a_long_lived_token_that_refreshes_itself() {
     r.publish(part("Still connected", &media, &steps))
         .await
         .expect("the long-lived token works after the short one expired");
-    let fresh = r.ig.refresh(r.session()).await.expect("a refresh");
+    let fresh = r.net.refresh(r.session()).await.expect("a refresh");
     assert_ne!(fresh.access_token, creds.access_token);
     assert_eq!(
         fresh.refresh_token.as_deref(),
@@ -237,15 +131,7 @@ async fn login_trades_the_code_for_a_long_lived_token_that_refreshes_itself() {
 async fn the_authorization_url_asks_instagram_login_scopes_comma_separated_without_pkce() {
     let r = Rig::new().await;
     let client = r.fake.client();
-    let url =
-        r.ig.authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "s",
-            code_challenge: None,
-        })
-        .unwrap();
+    let url = r.net.authorize_url(&authorize(&client, "s", None)).unwrap();
     assert_eq!(url.path(), "/oauth/authorize");
     let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
     assert_eq!(q["response_type"], "code");
@@ -255,7 +141,7 @@ async fn the_authorization_url_asks_instagram_login_scopes_comma_separated_witho
     );
     assert!(!q.contains_key("code_challenge"));
     assert_eq!(
-        r.ig.connect_kind(),
+        r.net.connect_kind(),
         crier_networks::ConnectKind::OAuth {
             pkce: false,
             per_instance: false
@@ -267,19 +153,14 @@ async fn the_authorization_url_asks_instagram_login_scopes_comma_separated_witho
 async fn a_used_code_and_a_revoked_token_are_refused() {
     let r = Rig::new().await;
     let client = r.fake.client();
-    let err =
-        r.ig.exchange_code(&Exchange {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            code: "not-a-code",
-            code_verifier: None,
-        })
+    let err = r
+        .net
+        .exchange_code(&exchange(&client, "not-a-code", None))
         .await
         .expect_err("an unknown code");
     assert!(matches!(err, NetworkError::Rejected { .. }), "{err:?}");
     r.fake.revoke_access();
-    let err = r.ig.refresh(r.session()).await.expect_err("revoked");
+    let err = r.net.refresh(r.session()).await.expect_err("revoked");
     assert_eq!(err.code(), "account_disconnected", "{err:?}");
     let steps = MemorySteps::default();
     let media = [image().await];
@@ -467,11 +348,12 @@ async fn a_jpeg_publishes_with_its_alt_text_and_the_first_comment() {
         r.calls("GET", &format!("/v21.0/{USER}/content_publishing_limit")),
         1
     );
-    let m = r.ig.metrics(r.session(), &done.external_id).await.unwrap();
+    let m = r.net.metrics(r.session(), &done.external_id).await.unwrap();
     assert_eq!((m.likes, m.replies), (0, 1), "the first comment counts");
     r.fake.like(&done.external_id, 12);
     assert_eq!(
-        r.ig.metrics(r.session(), &done.external_id)
+        r.net
+            .metrics(r.session(), &done.external_id)
             .await
             .unwrap()
             .likes,

@@ -5,74 +5,34 @@
 //! a lost answer found by the author's recent posts, or by the duplicate refusal; each
 //! documented error; the daily throttle's pause until midnight UTC; expiry, refresh, revoke.
 
-use std::sync::Arc;
+#[path = "support/hosted.rs"]
+mod hosted;
+
 use std::time::Duration;
 
-use crier_core::Clock;
-use crier_core::clock::{ManualClock, from_ms};
-use crier_core::ids::WorkspaceId;
+use crier_core::clock::from_ms;
 use crier_fakes::linkedin::{LinkedInFake, OTHER_PAGE, PAGE};
 use crier_fakes::{FakeNetwork, Fault, kit};
 use crier_networks::linkedin;
 use crier_networks::{
-    Attachment, Authorize, Connected, Credentials, Exchange, MediaMeta, MemorySteps, Network,
-    NetworkError, Part, Session,
+    Attachment, Connected, Credentials, MediaMeta, MemorySteps, NetworkError, Part,
 };
 use crier_store::{Account, PostOverride};
+use hosted::{Media, account_from, authorize, exchange, session as s};
 
-const REDIRECT: &str = "https://app.example/connected";
 /// 2027-01-15T08:00:00Z.
 const T0: i64 = 1_799_971_200_000 + 8 * 3600 * 1000;
 
-struct Rig {
-    fake: LinkedInFake,
-    clock: ManualClock,
-    net: Arc<dyn Network>,
-}
+type Rig = hosted::Rig<LinkedInFake>;
 
 async fn rig() -> Rig {
-    let clock = ManualClock::new(from_ms(T0));
-    let c: Arc<dyn Clock> = Arc::new(clock.clone());
-    let fake = LinkedInFake::start(c.clone()).await;
-    let net = fake.connector(c);
-    Rig { fake, clock, net }
+    Rig::start(from_ms(T0), LinkedInFake::start).await
 }
 
 /// Connects through the fake's authorization server: every account of the approval.
 async fn connect_all(r: &Rig) -> Vec<Connected> {
-    let client = r.fake.client();
-    let url = r
-        .net
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "st",
-            code_challenge: Some("ignored"),
-        })
-        .unwrap();
-    let (code, _) = kit::approve(&url).await;
-    r.net
-        .exchange_code_all(&Exchange {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            code: &code,
-            code_verifier: None,
-        })
-        .await
-        .expect("connected")
-}
-
-fn account(c: &Connected) -> Account {
-    Account::new(
-        &WorkspaceId::generate(),
-        true,
-        "linkedin",
-        &c.handle,
-        &c.external_id,
-        0,
-    )
+    let grant = r.grant().pkce(Some("ignored"), None);
+    grant.connect_all(r.net.as_ref()).await.expect("connected")
 }
 
 fn options(visibility: Option<&str>) -> &'static PostOverride {
@@ -90,30 +50,17 @@ fn part<'a>(
     steps: &'a MemorySteps,
 ) -> Part<'a> {
     Part {
-        text,
-        media,
-        thread: &[],
-        options: options(None),
         idem_key: key,
-        steps,
+        ..hosted::part(text, media, steps)
     }
 }
 
 fn attachment(bytes: Vec<u8>, ct: &str, w: u32, h: u32) -> Attachment {
-    Attachment {
-        meta: MediaMeta {
-            id: format!("med_{}", kit::random(4)),
-            content_type: ct.into(),
-            size: bytes.len() as u64,
-            width: Some(w),
-            height: Some(h),
-            duration_ms: ct.starts_with("video/").then_some(12_000),
-            alt_text: Some("a grey square".into()),
-            filename: "deck.pdf".into(),
-        },
-        bytes: bytes.into(),
-        url: String::new(),
-    }
+    hosted::attachment(bytes, ct)
+        .sized(w, h)
+        .lasting(ct.starts_with("video/").then_some(12_000))
+        .alt(Some("a grey square"))
+        .named("deck.pdf")
 }
 
 fn png() -> Attachment {
@@ -124,17 +71,10 @@ fn png() -> Attachment {
 async fn connected(r: &Rig) -> (Account, Account, Credentials) {
     let all = connect_all(r).await;
     (
-        account(&all[0]),
-        account(&all[1]),
+        account_from(&all[0], "linkedin"),
+        account_from(&all[1], "linkedin"),
         all[0].credentials.clone(),
     )
-}
-
-fn s<'a>(a: &'a Account, c: &'a Credentials) -> Session<'a> {
-    Session {
-        account: a,
-        credentials: c,
-    }
 }
 
 #[test]
@@ -190,13 +130,7 @@ async fn one_approval_connects_the_member_then_each_administered_page() {
     let client = r.fake.client();
     let url = r
         .net
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "st",
-            code_challenge: Some("c"),
-        })
+        .authorize_url(&authorize(&client, "st", Some("c")))
         .unwrap();
     let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
     assert_eq!(
@@ -240,26 +174,14 @@ async fn one_approval_connects_the_member_then_each_administered_page() {
     let (code, _) = kit::approve(&url).await;
     let one = r
         .net
-        .exchange_code(&Exchange {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            code: &code,
-            code_verifier: None,
-        })
+        .exchange_code(&exchange(&client, &code, None))
         .await
         .unwrap();
     assert_eq!(one.external_id, "urn:li:person:user-1");
     // A used code is refused as the grant it is.
     let again = r
         .net
-        .exchange_code(&Exchange {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            code: &code,
-            code_verifier: None,
-        })
+        .exchange_code(&exchange(&client, &code, None))
         .await
         .unwrap_err();
     assert_eq!(again.code(), "account_disconnected", "{again:?}");

@@ -3,154 +3,35 @@
 //! token), the length as Threads counts it, media containers and their polling, carousels,
 //! the publishing quota, Graph errors, and every exactly-once path through the part's steps.
 
-use std::sync::Arc;
+#[path = "support/hosted.rs"]
+mod hosted;
+
 use std::time::Duration;
 
-use crier_core::accounts::AccountStatus;
-use crier_core::ids::{AccountId, WorkspaceId};
-use crier_core::{Clock, ManualClock};
+use crier_core::Clock;
 use crier_fakes::threads::{ThreadsFake, USER_ID, USERNAME};
 use crier_fakes::{FakeNetwork, kit};
 use crier_networks::threads::{RULES, length};
-use crier_networks::{
-    Attachment, Authorize, Credentials, Exchange, MediaMeta, MemorySteps, Network, NetworkError,
-    Part, Session,
-};
-use crier_store::{Account, PostOverride};
+use crier_networks::{Attachment, MemorySteps, NetworkError, Part, Session};
+use crier_store::PostOverride;
+use hosted::{Media, authorize, exchange, thread_part as part};
 
-const REDIRECT: &str = "https://app.example/connected";
-
-struct Rig {
-    fake: ThreadsFake,
-    clock: ManualClock,
-    net: Arc<dyn Network>,
-    account: Account,
-    creds: Credentials,
-}
+type Rig = hosted::SignedIn<ThreadsFake>;
 
 async fn rig() -> Rig {
-    let clock = ManualClock::new("2026-03-01T12:00:00Z".parse().unwrap());
-    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let fake = ThreadsFake::start(shared.clone()).await;
-    let net = fake.connector(shared);
-    let (account, creds) = connect(&fake, net.as_ref()).await;
-    Rig {
-        fake,
-        clock,
-        net,
-        account,
-        creds,
-    }
-}
-
-async fn connect(fake: &ThreadsFake, net: &dyn Network) -> (Account, Credentials) {
-    let client = fake.client();
-    let url = net
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "st",
-            code_challenge: None,
-        })
-        .unwrap();
-    let (code, _) = kit::approve(&url).await;
-    let c = net
-        .exchange_code(&Exchange {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            code: &code,
-            code_verifier: None,
-        })
-        .await
-        .expect("connected");
-    let account = Account {
-        id: AccountId::generate(),
-        workspace_id: WorkspaceId::generate(),
-        platform: "threads".into(),
-        handle: c.handle.clone(),
-        livemode: true,
-        status: AccountStatus::Connected,
-        created_at: 0,
-        disconnected_at: None,
-        external_id: c.external_id.clone(),
-        service: None,
-        display_name: c.display_name.clone(),
-        avatar_url: None,
-        profile_url: None,
-        credentials: None,
-        token_expires_at: c.credentials.expires_at,
-        refresh_at: None,
-        updated_at: 0,
-    };
-    (account, c.credentials)
-}
-
-impl Rig {
-    fn s(&self) -> Session<'_> {
-        Session {
-            account: &self.account,
-            credentials: &self.creds,
-        }
-    }
-}
-
-fn no_options() -> &'static PostOverride {
-    Box::leak(Box::default())
-}
-
-fn part<'a>(
-    text: &'a str,
-    media: &'a [Attachment],
-    thread: &'a [String],
-    steps: &'a MemorySteps,
-) -> Part<'a> {
-    Part {
-        text,
-        media,
-        thread,
-        options: no_options(),
-        idem_key: "k",
-        steps,
-    }
+    let rig = hosted::Rig::start("2026-03-01T12:00:00Z".parse().unwrap(), ThreadsFake::start).await;
+    let connected = rig.connect().await.expect("connected");
+    rig.signed_in("threads", connected)
 }
 
 /// Serves `bytes` on 127.0.0.1 (as the media store's signed URLs do); `status` other than 200
 /// makes the download fail.
 async fn served(bytes: Vec<u8>, content_type: &str, status: u16) -> Attachment {
-    let body = bytes::Bytes::from(bytes);
-    let out = body.clone();
-    let ct = content_type.to_owned();
-    let router = axum::Router::new().route(
-        "/m",
-        axum::routing::get(move || {
-            let out = out.clone();
-            let ct = ct.clone();
-            async move {
-                (
-                    axum::http::StatusCode::from_u16(status).unwrap(),
-                    [(axum::http::header::CONTENT_TYPE, ct)],
-                    out,
-                )
-            }
-        }),
-    );
-    let base = kit::serve(router).await;
-    Attachment {
-        meta: MediaMeta {
-            id: format!("med_{}", kit::random(4)),
-            content_type: content_type.into(),
-            size: body.len() as u64,
-            width: None,
-            height: None,
-            duration_ms: None,
-            alt_text: Some("grey".into()),
-            filename: "f".into(),
-        },
-        url: format!("{base}m"),
-        bytes: body,
-    }
+    hosted::served(
+        hosted::attachment(bytes, content_type).alt(Some("grey")),
+        status,
+    )
+    .await
 }
 
 async fn png() -> Attachment {
@@ -174,7 +55,7 @@ async fn connecting_keeps_a_long_lived_token_that_is_its_own_refresh_token() {
     let r = rig().await;
     assert_eq!(r.account.external_id, USER_ID);
     assert_eq!(r.account.handle, USERNAME);
-    let c = &r.creds;
+    let c = &r.creds();
     assert_eq!(c.refresh_token.as_deref(), Some(c.access_token.as_str()));
     let sixty_days = 60 * 86_400 * 1000;
     assert_eq!(c.expires_at, Some(r.clock.now_ms() + sixty_days));
@@ -186,7 +67,7 @@ async fn connecting_keeps_a_long_lived_token_that_is_its_own_refresh_token() {
     r.clock.advance(Duration::from_secs(2 * 3600));
     let steps = MemorySteps::default();
     r.net
-        .publish(r.s(), part("still mine", &[], &[], &steps))
+        .publish(r.session(), part("still mine", &[], &[], &steps))
         .await
         .expect("the long-lived token works after an hour");
 }
@@ -195,16 +76,7 @@ async fn connecting_keeps_a_long_lived_token_that_is_its_own_refresh_token() {
 async fn the_authorization_url_asks_for_comma_separated_scopes_without_pkce() {
     let r = rig().await;
     let client = r.fake.client();
-    let url = r
-        .net
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "s",
-            code_challenge: None,
-        })
-        .unwrap();
+    let url = r.net.authorize_url(&authorize(&client, "s", None)).unwrap();
     assert_eq!(url.path(), "/oauth/authorize");
     let scope = url
         .query_pairs()
@@ -219,27 +91,12 @@ async fn the_authorization_url_asks_for_comma_separated_scopes_without_pkce() {
 async fn a_used_code_and_a_wrong_secret_are_refused() {
     let r = rig().await;
     let mut client = r.fake.client();
-    let url = r
-        .net
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "s",
-            code_challenge: None,
-        })
-        .unwrap();
+    let url = r.net.authorize_url(&authorize(&client, "s", None)).unwrap();
     let (code, _) = kit::approve(&url).await;
     client.client_secret = Some("wrong".into());
     let err = r
         .net
-        .exchange_code(&Exchange {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            code: &code,
-            code_verifier: None,
-        })
+        .exchange_code(&exchange(&client, &code, None))
         .await
         .unwrap_err();
     assert!(!err.is_transient(), "{err:?}");
@@ -249,8 +106,8 @@ async fn a_used_code_and_a_wrong_secret_are_refused() {
 async fn a_refresh_gives_a_new_sixty_day_token_and_a_revoked_one_is_unauthorized() {
     let r = rig().await;
     r.clock.advance(Duration::from_secs(30 * 86_400));
-    let fresh = r.net.refresh(r.s()).await.expect("refreshed");
-    assert_ne!(fresh.access_token, r.creds.access_token);
+    let fresh = r.net.refresh(r.session()).await.expect("refreshed");
+    assert_ne!(fresh.access_token, r.creds().access_token);
     assert_eq!(
         fresh.refresh_token.as_deref(),
         Some(fresh.access_token.as_str())
@@ -283,7 +140,7 @@ async fn a_refresh_gives_a_new_sixty_day_token_and_a_revoked_one_is_unauthorized
 async fn an_expired_long_lived_token_cannot_be_refreshed() {
     let r = rig().await;
     r.clock.advance(Duration::from_secs(61 * 86_400));
-    let err = r.net.refresh(r.s()).await.unwrap_err();
+    let err = r.net.refresh(r.session()).await.unwrap_err();
     assert!(matches!(err, NetworkError::Unauthorized { .. }), "{err:?}");
 }
 
@@ -299,7 +156,7 @@ async fn emoji_count_their_utf8_bytes_and_an_over_long_text_is_refused_before_se
     assert!(!RULES.check(&["a".repeat(501)], &[]).is_empty());
     let steps = MemorySteps::default();
     r.net
-        .publish(r.s(), part(&ascii, &[], &[], &steps))
+        .publish(r.session(), part(&ascii, &[], &[], &steps))
         .await
         .expect("500 characters publish");
     // 130 emoji are 130 code points (within the rules' count) but 520 as Threads counts.
@@ -309,7 +166,7 @@ async fn emoji_count_their_utf8_bytes_and_an_over_long_text_is_refused_before_se
     let steps = MemorySteps::default();
     let err = r
         .net
-        .publish(r.s(), part(&party, &[], &[], &steps))
+        .publish(r.session(), part(&party, &[], &[], &steps))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_rejected", "{err:?}");
@@ -321,7 +178,7 @@ async fn the_fake_refuses_an_over_long_text_with_a_graph_error() {
     let r = rig().await;
     let resp = reqwest::Client::new()
         .post(format!("{}v1.0/{USER_ID}/threads", r.fake.base()))
-        .bearer_auth(&r.creds.access_token)
+        .bearer_auth(&r.creds().access_token)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(
             url::form_urlencoded::Serializer::new(String::new())
@@ -346,7 +203,7 @@ async fn a_video_is_polled_until_finished_and_fetched_by_url() {
     let steps = MemorySteps::default();
     let done = r
         .net
-        .publish(r.s(), part("a clip", &media, &[], &steps))
+        .publish(r.session(), part("a clip", &media, &[], &steps))
         .await
         .expect("published");
     let posts = r.fake.posts();
@@ -374,7 +231,7 @@ async fn a_container_still_processing_after_poll_max_resumes_with_the_same_conta
     let steps = MemorySteps::default();
     let err = r
         .net
-        .publish(r.s(), part("slow", &media, &[], &steps))
+        .publish(r.session(), part("slow", &media, &[], &steps))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_unavailable", "{err:?}");
@@ -385,13 +242,13 @@ async fn a_container_still_processing_after_poll_max_resumes_with_the_same_conta
     );
     assert!(
         r.net
-            .lookup(r.s(), part("slow", &media, &[], &steps))
+            .lookup(r.session(), part("slow", &media, &[], &steps))
             .await
             .unwrap()
             .is_none()
     );
     r.net
-        .publish(r.s(), part("slow", &media, &[], &steps))
+        .publish(r.session(), part("slow", &media, &[], &steps))
         .await
         .expect("the retry waits for the same container");
     assert_eq!(r.fake.containers_created(), 1);
@@ -406,7 +263,7 @@ async fn a_video_that_cannot_be_downloaded_is_media_rejected() {
     let steps = MemorySteps::default();
     let err = r
         .net
-        .publish(r.s(), part("404", &media, &[], &steps))
+        .publish(r.session(), part("404", &media, &[], &steps))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "media_rejected", "{err:?}");
@@ -417,7 +274,10 @@ async fn a_video_that_cannot_be_downloaded_is_media_rejected() {
     let media = vec![served(b"not an image".to_vec(), "image/png", 200).await];
     let err = r
         .net
-        .publish(r.s(), part("bad", &media, &[], &MemorySteps::default()))
+        .publish(
+            r.session(),
+            part("bad", &media, &[], &MemorySteps::default()),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "media_rejected", "{err:?}");
@@ -431,7 +291,7 @@ async fn several_media_make_a_carousel_whose_items_are_kept() {
     let steps = MemorySteps::default();
     let done = r
         .net
-        .publish(r.s(), part("three", &media, &[], &steps))
+        .publish(r.session(), part("three", &media, &[], &steps))
         .await
         .expect("a carousel");
     let posts = r.fake.posts();
@@ -464,12 +324,12 @@ async fn a_carousel_retry_reuses_its_finished_items() {
     ));
     let err = r
         .net
-        .publish(r.s(), part("two", &media, &[], &steps))
+        .publish(r.session(), part("two", &media, &[], &steps))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_unavailable");
     r.net
-        .publish(r.s(), part("two", &media, &[], &steps))
+        .publish(r.session(), part("two", &media, &[], &steps))
         .await
         .expect("published on retry");
     assert_eq!(
@@ -498,7 +358,7 @@ async fn reply_control_is_sent() {
     let done = r
         .net
         .publish(
-            r.s(),
+            r.session(),
             Part {
                 options: &options,
                 ..part("quiet", &[], &[], &steps)
@@ -522,14 +382,14 @@ async fn a_thread_replies_to_the_part_before_and_an_unknown_parent_is_refused() 
     let s1 = MemorySteps::default();
     let root = r
         .net
-        .publish(r.s(), part("1/2", &[], &[], &s1))
+        .publish(r.session(), part("1/2", &[], &[], &s1))
         .await
         .unwrap();
     let thread = vec![root.external_id.clone()];
     let s2 = MemorySteps::default();
     let reply = r
         .net
-        .publish(r.s(), part("2/2", &[], &thread, &s2))
+        .publish(r.session(), part("2/2", &[], &thread, &s2))
         .await
         .unwrap();
     let posts = r.fake.posts();
@@ -538,7 +398,10 @@ async fn a_thread_replies_to_the_part_before_and_an_unknown_parent_is_refused() 
     let ghost = vec!["999".to_owned()];
     let err = r
         .net
-        .publish(r.s(), part("lost", &[], &ghost, &MemorySteps::default()))
+        .publish(
+            r.session(),
+            part("lost", &[], &ghost, &MemorySteps::default()),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_rejected", "{err:?}");
@@ -551,7 +414,7 @@ async fn at_the_publishing_quota_nothing_is_created_and_the_pause_is_an_hour() {
     let steps = MemorySteps::default();
     let err = r
         .net
-        .publish(r.s(), part("one too many", &[], &[], &steps))
+        .publish(r.session(), part("one too many", &[], &[], &steps))
         .await
         .unwrap_err();
     assert_eq!(
@@ -564,7 +427,7 @@ async fn at_the_publishing_quota_nothing_is_created_and_the_pause_is_an_hour() {
     // The window moves: a day later there is room again.
     r.clock.advance(Duration::from_secs(86_401));
     r.net
-        .publish(r.s(), part("one too many", &[], &[], &steps))
+        .publish(r.session(), part("one too many", &[], &[], &steps))
         .await
         .expect("room again");
 }
@@ -575,19 +438,25 @@ async fn replies_have_their_own_quota() {
     let s1 = MemorySteps::default();
     let root = r
         .net
-        .publish(r.s(), part("root", &[], &[], &s1))
+        .publish(r.session(), part("root", &[], &[], &s1))
         .await
         .unwrap();
     r.fake.preload_posts(1000, true);
     let thread = vec![root.external_id];
     let err = r
         .net
-        .publish(r.s(), part("reply", &[], &thread, &MemorySteps::default()))
+        .publish(
+            r.session(),
+            part("reply", &[], &thread, &MemorySteps::default()),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_rate_limited");
     r.net
-        .publish(r.s(), part("a new post", &[], &[], &MemorySteps::default()))
+        .publish(
+            r.session(),
+            part("a new post", &[], &[], &MemorySteps::default()),
+        )
         .await
         .expect("posts are not replies");
 }
@@ -611,7 +480,7 @@ async fn graph_errors_of_container_creation_map_to_our_codes() {
         ));
         let err = r
             .net
-            .publish(r.s(), part("e", &[], &[], &MemorySteps::default()))
+            .publish(r.session(), part("e", &[], &[], &MemorySteps::default()))
             .await
             .unwrap_err();
         assert_eq!(err.code(), ours, "{code}: {err:?}");
@@ -626,7 +495,7 @@ async fn graph_errors_of_container_creation_map_to_our_codes() {
     let media = vec![png().await];
     let err = r
         .net
-        .publish(r.s(), part("e", &media, &[], &MemorySteps::default()))
+        .publish(r.session(), part("e", &media, &[], &MemorySteps::default()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "media_rejected");
@@ -638,16 +507,19 @@ async fn metrics_read_the_insights() {
     let s1 = MemorySteps::default();
     let root = r
         .net
-        .publish(r.s(), part("count", &[], &[], &s1))
+        .publish(r.session(), part("count", &[], &[], &s1))
         .await
         .unwrap();
     let thread = vec![root.external_id.clone()];
     r.net
-        .publish(r.s(), part("reply", &[], &thread, &MemorySteps::default()))
+        .publish(
+            r.session(),
+            part("reply", &[], &thread, &MemorySteps::default()),
+        )
         .await
         .unwrap();
     r.fake.like(&root.external_id, 3);
-    let m = r.net.metrics(r.s(), &root.external_id).await.unwrap();
+    let m = r.net.metrics(r.session(), &root.external_id).await.unwrap();
     assert_eq!(
         (m.likes, m.replies, m.impressions, m.reposts),
         (3, 1, 30, 0)
@@ -670,7 +542,7 @@ async fn a_crash_before_publish_resumes_with_the_same_container() {
     let steps = MemorySteps::default();
     let err = r
         .net
-        .publish(r.s(), part("again", &[], &[], &steps))
+        .publish(r.session(), part("again", &[], &[], &steps))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_unavailable");
@@ -678,14 +550,14 @@ async fn a_crash_before_publish_resumes_with_the_same_container() {
     assert_eq!(r.fake.container_status(&kept).as_deref(), Some("FINISHED"));
     assert!(
         r.net
-            .lookup(r.s(), part("again", &[], &[], &steps))
+            .lookup(r.session(), part("again", &[], &[], &steps))
             .await
             .unwrap()
             .is_none(),
         "a FINISHED container was certainly not published"
     );
     r.net
-        .publish(r.s(), part("again", &[], &[], &steps))
+        .publish(r.session(), part("again", &[], &[], &steps))
         .await
         .unwrap();
     assert_eq!(
@@ -705,7 +577,7 @@ async fn a_lost_publish_answer_is_found_by_lookup_and_by_publish() {
     let steps = MemorySteps::default();
     let err = r
         .net
-        .publish(r.s(), part("lost", &[], &[], &steps))
+        .publish(r.session(), part("lost", &[], &[], &steps))
         .await
         .unwrap_err();
     assert_eq!(err, NetworkError::Timeout);
@@ -713,7 +585,7 @@ async fn a_lost_publish_answer_is_found_by_lookup_and_by_publish() {
     assert_eq!(posts.len(), 1, "the work was done");
     let found = r
         .net
-        .lookup(r.s(), part("lost", &[], &[], &steps))
+        .lookup(r.session(), part("lost", &[], &[], &steps))
         .await
         .unwrap()
         .expect("found");
@@ -722,7 +594,7 @@ async fn a_lost_publish_answer_is_found_by_lookup_and_by_publish() {
     // Publishing again (a caller that skipped the look-up) finds it too: never a second post.
     let again = r
         .net
-        .publish(r.s(), part("lost", &[], &[], &steps))
+        .publish(r.session(), part("lost", &[], &[], &steps))
         .await
         .unwrap();
     assert_eq!(again.external_id, posts[0].id);
@@ -734,18 +606,21 @@ async fn a_lost_reply_is_found_among_the_accounts_replies() {
     let r = rig().await;
     let root = r
         .net
-        .publish(r.s(), part("root", &[], &[], &MemorySteps::default()))
+        .publish(r.session(), part("root", &[], &[], &MemorySteps::default()))
         .await
         .unwrap();
     // Another reply with the same text to another post must not be taken for it.
     let other = r
         .net
-        .publish(r.s(), part("other", &[], &[], &MemorySteps::default()))
+        .publish(
+            r.session(),
+            part("other", &[], &[], &MemorySteps::default()),
+        )
         .await
         .unwrap();
     r.net
         .publish(
-            r.s(),
+            r.session(),
             part("same", &[], &[other.external_id], &MemorySteps::default()),
         )
         .await
@@ -757,14 +632,14 @@ async fn a_lost_reply_is_found_among_the_accounts_replies() {
     let steps = MemorySteps::default();
     assert_eq!(
         r.net
-            .publish(r.s(), part("same", &[], &thread, &steps))
+            .publish(r.session(), part("same", &[], &thread, &steps))
             .await
             .unwrap_err(),
         NetworkError::Timeout
     );
     let found = r
         .net
-        .lookup(r.s(), part("same", &[], &thread, &steps))
+        .lookup(r.session(), part("same", &[], &thread, &steps))
         .await
         .unwrap()
         .expect("found");
@@ -783,19 +658,19 @@ async fn a_lost_container_answer_is_certainly_not_published() {
     let steps = MemorySteps::default();
     let err = r
         .net
-        .publish(r.s(), part("orphan", &[], &[], &steps))
+        .publish(r.session(), part("orphan", &[], &[], &steps))
         .await
         .unwrap_err();
     assert_eq!(err, NetworkError::Timeout);
     assert!(
         r.net
-            .lookup(r.s(), part("orphan", &[], &[], &steps))
+            .lookup(r.session(), part("orphan", &[], &[], &steps))
             .await
             .unwrap()
             .is_none()
     );
     r.net
-        .publish(r.s(), part("orphan", &[], &[], &steps))
+        .publish(r.session(), part("orphan", &[], &[], &steps))
         .await
         .unwrap();
     assert_eq!(
@@ -818,13 +693,13 @@ async fn a_failed_or_expired_kept_container_is_replaced() {
     ));
     let steps = MemorySteps::default();
     r.net
-        .publish(r.s(), part("x", &[], &[], &steps))
+        .publish(r.session(), part("x", &[], &[], &steps))
         .await
         .unwrap_err();
     let first = steps.snapshot()["container"].clone();
     r.fake.fail_container(&first, "UNKNOWN");
     r.net
-        .publish(r.s(), part("x", &[], &[], &steps))
+        .publish(r.session(), part("x", &[], &[], &steps))
         .await
         .unwrap();
     assert_ne!(steps.snapshot()["container"], first);
@@ -835,7 +710,7 @@ async fn a_failed_or_expired_kept_container_is_replaced() {
         .push(kit::Fault::status("POST", &publish_path(), 500, err_body));
     let steps = MemorySteps::default();
     r.net
-        .publish(r.s(), part("y", &[], &[], &steps))
+        .publish(r.session(), part("y", &[], &[], &steps))
         .await
         .unwrap_err();
     let kept = steps.snapshot()["container"].clone();
@@ -843,13 +718,13 @@ async fn a_failed_or_expired_kept_container_is_replaced() {
     assert_eq!(r.fake.container_status(&kept).as_deref(), Some("EXPIRED"));
     assert!(
         r.net
-            .lookup(r.s(), part("y", &[], &[], &steps))
+            .lookup(r.session(), part("y", &[], &[], &steps))
             .await
             .unwrap()
             .is_none()
     );
     r.net
-        .publish(r.s(), part("y", &[], &[], &steps))
+        .publish(r.session(), part("y", &[], &[], &steps))
         .await
         .unwrap();
     assert_eq!(r.fake.containers_created(), 4);

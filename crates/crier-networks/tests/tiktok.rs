@@ -5,96 +5,29 @@
 //! `publish_id` as the reconciliation handle, the documented errors and the rate-limit
 //! fallbacks (TikTok sends no reset).
 
+#[path = "support/hosted.rs"]
+mod hosted;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use crier_core::ManualClock;
-use crier_core::accounts::AccountStatus;
-use crier_core::ids::{AccountId, WorkspaceId};
 use crier_fakes::tiktok::{Creator, TikTokFake, USER, USERNAME};
 use crier_fakes::{FakeNetwork, Fault, kit};
 use crier_networks::tiktok::{self, DAILY_CAP_RETRY, RATE_WINDOW};
-use crier_networks::{
-    Attachment, Authorize, Credentials, Exchange, MediaMeta, MemorySteps, Network, NetworkError,
-    Part, Session, Steps,
-};
-use crier_store::{Account, PostOverride};
+use crier_networks::{Attachment, MemorySteps, NetworkError, Session, Steps};
+use crier_store::PostOverride;
+use hosted::{Grant, Media, authorize, options, part_with as part};
 
-const REDIRECT: &str = "https://app.example/connected";
 const INIT: &str = "/v2/post/publish/video/init/";
 
-struct Rig {
-    fake: TikTokFake,
-    clock: ManualClock,
-    net: Arc<dyn Network>,
-    account: Account,
-    creds: Credentials,
-}
+type Rig = hosted::SignedIn<TikTokFake>;
 
 impl Rig {
     async fn new() -> Self {
-        let clock = ManualClock::new("2026-12-02T09:00:00Z".parse().unwrap());
-        let dyn_clock: Arc<dyn crier_core::Clock> = Arc::new(clock.clone());
-        let fake = TikTokFake::start(dyn_clock.clone()).await;
-        let net = fake.connector(dyn_clock);
-        let connected = connect(&fake, net.as_ref()).await.expect("connected");
-        let account = Account {
-            id: AccountId::generate(),
-            workspace_id: WorkspaceId::generate(),
-            platform: "tiktok".into(),
-            handle: connected.handle.clone(),
-            livemode: true,
-            status: AccountStatus::Connected,
-            created_at: 0,
-            disconnected_at: None,
-            external_id: connected.external_id.clone(),
-            service: None,
-            display_name: connected.display_name.clone(),
-            avatar_url: connected.avatar_url.clone(),
-            profile_url: connected.profile_url.clone(),
-            credentials: None,
-            token_expires_at: connected.credentials.expires_at,
-            refresh_at: None,
-            updated_at: 0,
-        };
-        Self {
-            fake,
-            clock,
-            net,
-            account,
-            creds: connected.credentials,
-        }
-    }
-
-    fn session(&self) -> Session<'_> {
-        Session {
-            account: &self.account,
-            credentials: &self.creds,
-        }
-    }
-
-    async fn publish(
-        &self,
-        text: &str,
-        media: &[Attachment],
-        options: &PostOverride,
-        steps: &MemorySteps,
-    ) -> Result<crier_networks::PublishedPart, NetworkError> {
-        self.net
-            .publish(self.session(), part(text, media, options, steps))
-            .await
-    }
-
-    async fn lookup(
-        &self,
-        text: &str,
-        media: &[Attachment],
-        options: &PostOverride,
-        steps: &MemorySteps,
-    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
-        self.net
-            .lookup(self.session(), part(text, media, options, steps))
-            .await
+        let rig =
+            hosted::Rig::start("2026-12-02T09:00:00Z".parse().unwrap(), TikTokFake::start).await;
+        let connected = rig.connect().await.expect("connected");
+        rig.signed_in("tiktok", connected)
     }
 
     fn inits(&self) -> usize {
@@ -102,80 +35,13 @@ impl Rig {
     }
 }
 
-fn part<'a>(
-    text: &'a str,
-    media: &'a [Attachment],
-    options: &'a PostOverride,
-    steps: &'a MemorySteps,
-) -> Part<'a> {
-    Part {
-        text,
-        media,
-        thread: &[],
-        options,
-        idem_key: "post:acct:0",
-        steps,
-    }
-}
-
-async fn connect(
-    fake: &TikTokFake,
-    net: &dyn Network,
-) -> Result<crier_networks::Connected, NetworkError> {
-    let client = fake.client();
-    let url = net
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "st",
-            code_challenge: None,
-        })
-        .expect("an authorization URL");
-    let (code, _) = kit::approve(&url).await;
-    net.exchange_code(&Exchange {
-        client: &client,
-        instance: None,
-        redirect_uri: REDIRECT,
-        code: &code,
-        code_verifier: None,
-    })
-    .await
-}
-
-fn options(pairs: serde_json::Value) -> PostOverride {
-    PostOverride {
-        options: serde_json::from_value(pairs).unwrap(),
-        ..PostOverride::default()
-    }
-}
-
 /// Serves `bytes` on 127.0.0.1 as the media store's signed URL would.
 async fn video_of(bytes: Vec<u8>, duration_ms: u64) -> Attachment {
-    let body = bytes::Bytes::from(bytes);
-    let served = body.clone();
-    let router = axum::Router::new().route(
-        "/media/file",
-        axum::routing::get(move || {
-            let served = served.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "video/mp4")], served) }
-        }),
-    );
-    let base = kit::serve(router).await;
-    Attachment {
-        meta: MediaMeta {
-            id: format!("med_{}", kit::random(6)),
-            content_type: "video/mp4".into(),
-            size: body.len() as u64,
-            width: Some(1080),
-            height: Some(1920),
-            duration_ms: Some(duration_ms),
-            alt_text: None,
-            filename: "v.mp4".into(),
-        },
-        url: format!("{base}media/file?sig=abc"),
-        bytes: body,
-    }
+    let a = hosted::attachment(bytes, "video/mp4")
+        .sized(1080, 1920)
+        .lasting(Some(duration_ms))
+        .named("v.mp4");
+    hosted::served(a, 200).await
 }
 
 async fn small_video() -> Vec<Attachment> {
@@ -198,13 +64,7 @@ async fn login_kit_takes_client_key_and_comma_scopes_without_pkce() {
     let client = r.fake.client();
     let url = r
         .net
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "st",
-            code_challenge: None,
-        })
+        .authorize_url(&authorize(&client, "st", None))
         .unwrap();
     let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
     assert_eq!(url.path(), "/v2/auth/authorize/");
@@ -234,10 +94,10 @@ async fn login_kit_takes_client_key_and_comma_scopes_without_pkce() {
         Some("https://www.tiktok.com/@crier.test")
     );
     let now = crier_core::Clock::now_ms(&r.clock);
-    assert_eq!(r.creds.expires_at, Some(now + 86_400_000));
-    assert!(r.creds.refresh_token.is_some());
+    assert_eq!(r.creds().expires_at, Some(now + 86_400_000));
+    assert!(r.creds().refresh_token.is_some());
     assert_eq!(
-        r.creds.client.as_ref().map(|c| c.client_id.as_str()),
+        r.creds().client.as_ref().map(|c| c.client_id.as_str()),
         Some("crier-client")
     );
     // username needs user.info.profile, which crier does not ask for: it was not requested.
@@ -256,7 +116,8 @@ async fn a_user_who_unticks_video_publish_is_not_connected() {
     let clock: Arc<dyn crier_core::Clock> = Arc::new(crier_core::SystemClock);
     let fake = TikTokFake::start(clock.clone()).await;
     fake.grant_only("user.info.basic,video.list");
-    let err = connect(&fake, fake.connector(clock).as_ref())
+    let err = Grant::new(fake.client())
+        .connect(fake.connector(clock).as_ref())
         .await
         .expect_err("no video.publish");
     assert!(
@@ -269,8 +130,8 @@ async fn a_user_who_unticks_video_publish_is_not_connected() {
 async fn refresh_rotates_the_refresh_token_and_revoke_ends_the_grant() {
     let r = Rig::new().await;
     let fresh = r.net.refresh(r.session()).await.expect("refreshed");
-    assert_ne!(fresh.access_token, r.creds.access_token);
-    assert_ne!(fresh.refresh_token, r.creds.refresh_token, "rotated");
+    assert_ne!(fresh.access_token, r.creds().access_token);
+    assert_ne!(fresh.refresh_token, r.creds().refresh_token, "rotated");
     assert!(
         fresh.client.is_some(),
         "the client stays for the next refresh"
@@ -303,7 +164,7 @@ async fn an_expired_access_token_is_unauthorized_until_refreshed() {
     let steps = MemorySteps::default();
     let media = small_video().await;
     let err = r
-        .publish("late", &media, &PostOverride::default(), &steps)
+        .publish_with("late", &media, &PostOverride::default(), &steps)
         .await
         .expect_err("expired");
     assert_eq!(err.code(), "account_disconnected");
@@ -331,14 +192,14 @@ async fn text_alone_and_images_are_refused_before_any_call() {
     let r = Rig::new().await;
     let steps = MemorySteps::default();
     let err = r
-        .publish("just words", &[], &PostOverride::default(), &steps)
+        .publish_with("just words", &[], &PostOverride::default(), &steps)
         .await
         .expect_err("text alone");
     assert_eq!(err.code(), "network_rejected");
     let mut png = small_video().await;
     png[0].meta.content_type = "image/png".into();
     let err = r
-        .publish("a photo", &png, &PostOverride::default(), &steps)
+        .publish_with("a photo", &png, &PostOverride::default(), &steps)
         .await
         .expect_err("photo");
     assert_eq!(err.code(), "media_rejected");
@@ -367,7 +228,7 @@ async fn the_caption_is_counted_in_utf16_units() {
     );
     let steps = MemorySteps::default();
     let err = r
-        .publish(&caption, &media, &PostOverride::default(), &steps)
+        .publish_with(&caption, &media, &PostOverride::default(), &steps)
         .await
         .expect_err("too long for TikTok");
     assert!(
@@ -376,7 +237,7 @@ async fn the_caption_is_counted_in_utf16_units() {
     );
     assert_eq!(r.inits(), 0);
     let fits = "😀".repeat(1100);
-    r.publish(
+    r.publish_with(
         &fits,
         &media,
         &PostOverride::default(),
@@ -399,7 +260,7 @@ async fn creator_info_decides_privacy_duration_and_interactions() {
         }),
     );
     let err = r
-        .publish(
+        .publish_with(
             "p",
             &media,
             &options(serde_json::json!({"privacy": "PUBLIC_TO_EVERYONE"})),
@@ -415,7 +276,7 @@ async fn creator_info_decides_privacy_duration_and_interactions() {
     r.fake
         .set_creator(USER, creator(|c| c.max_video_post_duration_sec = 10));
     let err = r
-        .publish(
+        .publish_with(
             "d",
             &media,
             &PostOverride::default(),
@@ -431,7 +292,7 @@ async fn creator_info_decides_privacy_duration_and_interactions() {
     r.fake
         .set_creator(USER, creator(|c| c.comment_disabled = true));
     let err = r
-        .publish(
+        .publish_with(
             "c",
             &media,
             &options(serde_json::json!({"allow_comments": true})),
@@ -443,7 +304,7 @@ async fn creator_info_decides_privacy_duration_and_interactions() {
     assert_eq!(r.inits(), 0, "all refused before video/init");
 
     // Left unsaid, they follow the creator: comments off, the most public level offered.
-    r.publish(
+    r.publish_with(
         "ok",
         &media,
         &options(serde_json::json!({"allow_duet": false})),
@@ -470,7 +331,7 @@ async fn a_private_post_has_no_public_id_and_is_known_by_its_publish_id() {
     let media = small_video().await;
     let steps = MemorySteps::default();
     let done = r
-        .publish(
+        .publish_with(
             "only me",
             &media,
             &options(serde_json::json!({"privacy": "SELF_ONLY"})),
@@ -488,7 +349,7 @@ async fn a_private_post_has_no_public_id_and_is_known_by_its_publish_id() {
         .expect_err("no metrics without a public id");
     assert_eq!(err.code(), "network_rejected");
     let found = r
-        .lookup("only me", &media, &PostOverride::default(), &steps)
+        .lookup_with("only me", &media, &PostOverride::default(), &steps)
         .await
         .unwrap()
         .expect("found");
@@ -520,7 +381,7 @@ async fn a_large_video_goes_in_ordered_chunks_with_content_range() {
     let size = 70 * 1024 * 1024 + 5;
     let media = vec![video_of(kit::mp4(size - 24), 30_000).await];
     let done = r
-        .publish(
+        .publish_with(
             "big",
             &media,
             &PostOverride::default(),
@@ -561,7 +422,7 @@ async fn bytes_that_are_not_a_video_fail_and_are_forgotten() {
     media[0].bytes = bytes::Bytes::from(vec![7u8; 1000]);
     let steps = MemorySteps::default();
     let err = r
-        .publish("junk", &media, &PostOverride::default(), &steps)
+        .publish_with("junk", &media, &PostOverride::default(), &steps)
         .await
         .expect_err("file_format_check_failed");
     assert!(
@@ -570,7 +431,7 @@ async fn bytes_that_are_not_a_video_fail_and_are_forgotten() {
     );
     assert_eq!(steps.get("publish_id").await.unwrap().as_deref(), Some(""));
     assert_eq!(
-        r.lookup("junk", &media, &PostOverride::default(), &steps)
+        r.lookup_with("junk", &media, &PostOverride::default(), &steps)
             .await
             .unwrap(),
         None
@@ -593,7 +454,7 @@ async fn an_upload_cut_short_resumes_into_the_same_publish_id() {
         serde_json::Value::Null,
     ));
     let err = r
-        .publish("resume me", &media, &PostOverride::default(), &steps)
+        .publish_with("resume me", &media, &PostOverride::default(), &steps)
         .await
         .expect_err("the upload failed");
     assert_eq!(err.code(), "network_unavailable");
@@ -606,13 +467,13 @@ async fn an_upload_cut_short_resumes_into_the_same_publish_id() {
     assert!(kept.contains_key("sent_at"));
     // TikTok is waiting for our bytes: not published, and publishing again resumes.
     assert_eq!(
-        r.lookup("resume me", &media, &PostOverride::default(), &steps)
+        r.lookup_with("resume me", &media, &PostOverride::default(), &steps)
             .await
             .unwrap(),
         None
     );
     let done = r
-        .publish("resume me", &media, &PostOverride::default(), &steps)
+        .publish_with("resume me", &media, &PostOverride::default(), &steps)
         .await
         .expect("resumed");
     assert_eq!(r.inits(), 1, "never initialised again");
@@ -627,12 +488,12 @@ async fn a_lost_last_chunk_answer_is_not_sent_again() {
     let steps = MemorySteps::default();
     r.fake.faults().push(Fault::lose("PUT", "/upload/"));
     let err = r
-        .publish("lost", &media, &PostOverride::default(), &steps)
+        .publish_with("lost", &media, &PostOverride::default(), &steps)
         .await
         .expect_err("no answer");
     assert_eq!(err, NetworkError::Timeout);
     let done = r
-        .publish("lost", &media, &PostOverride::default(), &steps)
+        .publish_with("lost", &media, &PostOverride::default(), &steps)
         .await
         .expect("resumed: TikTok had every byte");
     assert_eq!(
@@ -651,18 +512,18 @@ async fn still_processing_is_an_error_for_lookup_and_the_retry_resumes_polling()
     let media = small_video().await;
     let steps = MemorySteps::default();
     let err = r
-        .publish("slow", &media, &PostOverride::default(), &steps)
+        .publish_with("slow", &media, &PostOverride::default(), &steps)
         .await
         .expect_err("still processing after poll_max");
     assert!(matches!(err, NetworkError::Unavailable { .. }), "{err:?}");
     let err = r
-        .lookup("slow", &media, &PostOverride::default(), &steps)
+        .lookup_with("slow", &media, &PostOverride::default(), &steps)
         .await
         .expect_err("cannot tell yet: never None");
     assert!(err.is_transient(), "{err:?}");
     r.fake.finish_processing();
     let found = r
-        .lookup("slow", &media, &PostOverride::default(), &steps)
+        .lookup_with("slow", &media, &PostOverride::default(), &steps)
         .await
         .unwrap()
         .expect("published now");
@@ -670,7 +531,7 @@ async fn still_processing_is_an_error_for_lookup_and_the_retry_resumes_polling()
     assert_eq!(r.fake.posts()[0].id, found.external_id);
     // And a publish call after it answers the same post, without a new init.
     let again = r
-        .publish("slow", &media, &PostOverride::default(), &steps)
+        .publish_with("slow", &media, &PostOverride::default(), &steps)
         .await
         .unwrap();
     assert_eq!(again.external_id, found.external_id);
@@ -684,7 +545,7 @@ async fn a_failed_publish_found_by_lookup_is_cleared_for_a_fresh_init() {
     let mut junk = media.clone();
     junk[0].bytes = bytes::Bytes::from(vec![1u8; 500]);
     let _ = r
-        .publish(
+        .publish_with(
             "x",
             &junk,
             &PostOverride::default(),
@@ -698,13 +559,13 @@ async fn a_failed_publish_found_by_lookup_is_cleared_for_a_fresh_init() {
     steps.put("publish_id", &failed.id).await.unwrap();
     steps.put("uploaded", "1").await.unwrap();
     assert_eq!(
-        r.lookup("x", &media, &PostOverride::default(), &steps)
+        r.lookup_with("x", &media, &PostOverride::default(), &steps)
             .await
             .unwrap(),
         None
     );
     assert_eq!(steps.get("publish_id").await.unwrap().as_deref(), Some(""));
-    r.publish("x", &media, &PostOverride::default(), &steps)
+    r.publish_with("x", &media, &PostOverride::default(), &steps)
         .await
         .expect("a fresh init");
     assert_eq!(r.inits(), 2);
@@ -717,12 +578,12 @@ async fn nothing_kept_means_nothing_was_initialised() {
     r.fake.faults().push(Fault::hang("POST", INIT));
     let steps = MemorySteps::default();
     let err = r
-        .publish("hang", &media, &PostOverride::default(), &steps)
+        .publish_with("hang", &media, &PostOverride::default(), &steps)
         .await
         .expect_err("timeout");
     assert_eq!(err, NetworkError::Timeout);
     assert_eq!(
-        r.lookup("hang", &media, &PostOverride::default(), &steps)
+        r.lookup_with("hang", &media, &PostOverride::default(), &steps)
             .await
             .unwrap(),
         None,
@@ -740,7 +601,7 @@ async fn pull_from_url_needs_a_verified_prefix_and_is_really_fetched() {
     let media = small_video().await;
     let pull = options(serde_json::json!({"source": "pull"}));
     let err = r
-        .publish("pulled", &media, &pull, &MemorySteps::default())
+        .publish_with("pulled", &media, &pull, &MemorySteps::default())
         .await
         .expect_err("unverified");
     assert_eq!(err.code(), "media_rejected", "{err:?}");
@@ -748,7 +609,7 @@ async fn pull_from_url_needs_a_verified_prefix_and_is_really_fetched() {
     let prefix = media[0].url.split("/media/").next().unwrap().to_owned();
     r.fake.verify_url_prefix(&prefix);
     let done = r
-        .publish("pulled", &media, &pull, &MemorySteps::default())
+        .publish_with("pulled", &media, &pull, &MemorySteps::default())
         .await
         .expect("pulled and published");
     let p = r.fake.publishes().pop().unwrap();
@@ -764,7 +625,7 @@ async fn pull_from_url_needs_a_verified_prefix_and_is_really_fetched() {
     let mut gone = media.clone();
     gone[0].url = format!("{prefix}/media/missing");
     let err = r
-        .publish("gone", &gone, &pull, &MemorySteps::default())
+        .publish_with("gone", &gone, &pull, &MemorySteps::default())
         .await
         .expect_err("pull failed");
     assert!(
@@ -784,13 +645,13 @@ async fn a_lost_pull_init_answer_is_found_in_the_accounts_videos() {
     let steps = MemorySteps::default();
     r.fake.faults().push(Fault::lose("POST", INIT));
     let err = r
-        .publish("pulled once", &media, &pull, &steps)
+        .publish_with("pulled once", &media, &pull, &steps)
         .await
         .expect_err("answer lost");
     assert_eq!(err, NetworkError::Timeout);
     assert_eq!(steps.get("publish_id").await.unwrap(), None);
     let found = r
-        .lookup("pulled once", &media, &pull, &steps)
+        .lookup_with("pulled once", &media, &pull, &steps)
         .await
         .unwrap()
         .expect("found by caption since sent_at");
@@ -807,7 +668,7 @@ async fn six_inits_a_minute_then_a_minute_to_wait() {
     let r = Rig::new().await;
     let media = small_video().await;
     for n in 0..6 {
-        r.publish(
+        r.publish_with(
             &format!("n{n}"),
             &media,
             &PostOverride::default(),
@@ -817,7 +678,7 @@ async fn six_inits_a_minute_then_a_minute_to_wait() {
         .expect("within the limit");
     }
     let err = r
-        .publish(
+        .publish_with(
             "n6",
             &media,
             &PostOverride::default(),
@@ -833,7 +694,7 @@ async fn six_inits_a_minute_then_a_minute_to_wait() {
         "no reset header: the sliding minute is the fallback"
     );
     r.clock.advance(RATE_WINDOW + Duration::from_secs(1));
-    r.publish(
+    r.publish_with(
         "n6",
         &media,
         &PostOverride::default(),
@@ -848,7 +709,7 @@ async fn the_daily_cap_waits_an_hour() {
     let r = Rig::new().await;
     r.fake.set_daily_cap(1);
     let media = small_video().await;
-    r.publish(
+    r.publish_with(
         "one",
         &media,
         &PostOverride::default(),
@@ -857,7 +718,7 @@ async fn the_daily_cap_waits_an_hour() {
     .await
     .unwrap();
     let err = r
-        .publish(
+        .publish_with(
             "two",
             &media,
             &PostOverride::default(),
@@ -882,7 +743,7 @@ async fn the_fakes_documented_errors_each_map_to_our_code() {
         r.fake.faults().clear();
         r.fake.faults().push(fault);
         let err = r
-            .publish(
+            .publish_with(
                 "e",
                 &media,
                 &PostOverride::default(),
@@ -910,7 +771,7 @@ async fn metrics_are_the_videos_counts() {
     let r = Rig::new().await;
     let media = small_video().await;
     let done = r
-        .publish(
+        .publish_with(
             "count",
             &media,
             &PostOverride::default(),

@@ -5,136 +5,49 @@
 //! after a failed create, a lost create answer found by `lookup`, a retry's duplicate-content
 //! refusal resolved to the post, the timeline's pages bounded).
 
-use std::sync::Arc;
+#[path = "support/hosted.rs"]
+mod hosted;
+
 use std::time::Duration;
 
-use bytes::Bytes;
 use crier_core::Clock;
-use crier_core::clock::ManualClock;
-use crier_core::ids::WorkspaceId;
 use crier_fakes::FakeNetwork;
 use crier_fakes::kit::{self, Fault};
 use crier_fakes::x::XFake;
 use crier_networks::x::RULES;
-use crier_networks::{
-    Attachment, Authorize, Connected, Exchange, MediaMeta, MemorySteps, Network, NetworkError,
-    Part, Session, Steps,
-};
-use crier_store::{Account, PostOverride};
+use crier_networks::{Attachment, MediaMeta, MemorySteps, NetworkError, Part, Session, Steps};
+use crier_store::PostOverride;
+use hosted::{Grant, Media, authorize, exchange, thread_part as part};
 use serde_json::json;
 
-const REDIRECT: &str = "https://app.example/connected";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-struct Rig {
-    clock: ManualClock,
-    fake: XFake,
-    x: Arc<dyn Network>,
-    connected: Connected,
-    account: Account,
-}
+type Rig = hosted::SignedIn<XFake>;
 
 impl Rig {
     async fn new() -> Self {
-        let clock = ManualClock::new("2026-03-01T12:00:00Z".parse().unwrap());
-        let fake = XFake::start(Arc::new(clock.clone())).await;
-        let x = fake.connector(Arc::new(clock.clone()));
-        let connected = connect(&fake, x.as_ref()).await;
-        let account = Account::new(
-            &WorkspaceId::generate(),
-            true,
-            "x",
-            &connected.handle,
-            &connected.external_id,
-            0,
-        );
-        Self {
-            clock,
-            fake,
-            x,
-            connected,
-            account,
-        }
-    }
-
-    fn session(&self) -> Session<'_> {
-        Session {
-            account: &self.account,
-            credentials: &self.connected.credentials,
-        }
-    }
-
-    async fn publish(&self, part: Part<'_>) -> Result<crier_networks::PublishedPart, NetworkError> {
-        self.x.publish(self.session(), part).await
+        let rig = hosted::Rig::start("2026-03-01T12:00:00Z".parse().unwrap(), XFake::start).await;
+        let connected = Grant::new(rig.fake.client())
+            .pkce(
+                Some(CHALLENGE),
+                Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            )
+            .connect(rig.net.as_ref())
+            .await
+            .expect("connected");
+        rig.signed_in("x", connected)
     }
 
     fn count(&self, method: &str, suffix: &str) -> usize {
-        self.fake
-            .faults()
-            .seen()
-            .iter()
-            .filter(|s| s.method == method && s.path.ends_with(suffix))
-            .count()
-    }
-}
-
-async fn connect(fake: &XFake, x: &dyn Network) -> Connected {
-    let client = fake.client();
-    let url = x
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "st",
-            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
-        })
-        .expect("an authorization URL");
-    let (code, _) = kit::approve(&url).await;
-    x.exchange_code(&Exchange {
-        client: &client,
-        instance: None,
-        redirect_uri: REDIRECT,
-        code: &code,
-        code_verifier: Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-    })
-    .await
-    .expect("connected")
-}
-
-fn no_options() -> &'static PostOverride {
-    Box::leak(Box::default())
-}
-
-fn part<'a>(
-    text: &'a str,
-    media: &'a [Attachment],
-    thread: &'a [String],
-    steps: &'a MemorySteps,
-) -> Part<'a> {
-    Part {
-        text,
-        media,
-        thread,
-        options: no_options(),
-        idem_key: "k",
-        steps,
+        self.seen(method, |p| p.ends_with(suffix))
     }
 }
 
 fn attachment(bytes: Vec<u8>, content_type: &str, alt: Option<&str>) -> Attachment {
-    Attachment {
-        meta: MediaMeta {
-            id: format!("med_{}", kit::random(6)),
-            content_type: content_type.into(),
-            size: bytes.len() as u64,
-            width: Some(64),
-            height: Some(64),
-            duration_ms: content_type.starts_with("video/").then_some(10_000),
-            alt_text: alt.map(str::to_owned),
-            filename: "f".into(),
-        },
-        bytes: Bytes::from(bytes),
-        url: String::new(),
-    }
+    hosted::attachment(bytes, content_type)
+        .sized(64, 64)
+        .lasting(content_type.starts_with("video/").then_some(10_000))
+        .alt(alt)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,42 +198,29 @@ async fn connecting_takes_pkce_and_reads_the_user() {
     );
     // Without PKCE the connector refuses to build the URL (X requires it).
     let client = r.fake.client();
-    let err =
-        r.x.authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "s",
-            code_challenge: None,
-        })
+    let err = r
+        .net
+        .authorize_url(&authorize(&client, "s", None))
         .unwrap_err();
     assert_eq!(err.code(), "network_rejected");
 }
 
 #[tokio::test]
 async fn a_wrong_verifier_is_refused() {
-    let clock = ManualClock::new("2026-03-01T12:00:00Z".parse().unwrap());
-    let fake = XFake::start(Arc::new(clock.clone())).await;
-    let x = fake.connector(Arc::new(clock));
-    let client = fake.client();
-    let url = x
-        .authorize_url(&Authorize {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            state: "st",
-            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
-        })
+    let r = hosted::Rig::start("2026-03-01T12:00:00Z".parse().unwrap(), XFake::start).await;
+    let client = r.fake.client();
+    let url = r
+        .net
+        .authorize_url(&authorize(&client, "st", Some(CHALLENGE)))
         .unwrap();
     let (code, _) = kit::approve(&url).await;
-    let err = x
-        .exchange_code(&Exchange {
-            client: &client,
-            instance: None,
-            redirect_uri: REDIRECT,
-            code: &code,
-            code_verifier: Some("not-the-verifier-not-the-verifier-not-the-verifier"),
-        })
+    let err = r
+        .net
+        .exchange_code(&exchange(
+            &client,
+            &code,
+            Some("not-the-verifier-not-the-verifier-not-the-verifier"),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "account_disconnected", "{err:?}");
@@ -333,7 +233,7 @@ async fn refresh_rotates_and_an_expired_token_is_unauthorized() {
     let steps = MemorySteps::default();
     let err = r.publish(part("late", &[], &[], &steps)).await.unwrap_err();
     assert_eq!(err.code(), "account_disconnected", "{err:?}");
-    let fresh = r.x.refresh(r.session()).await.expect("a refresh");
+    let fresh = r.net.refresh(r.session()).await.expect("a refresh");
     assert_ne!(
         fresh.refresh_token, r.connected.credentials.refresh_token,
         "rotated"
@@ -343,21 +243,23 @@ async fn refresh_rotates_and_an_expired_token_is_unauthorized() {
         "the client stays for the next refresh"
     );
     // The old refresh token is spent.
-    let again = r.x.refresh(r.session()).await.unwrap_err();
+    let again = r.net.refresh(r.session()).await.unwrap_err();
     assert_eq!(again.code(), "account_disconnected");
     let s = Session {
         account: &r.account,
         credentials: &fresh,
     };
-    r.x.publish(s, part("on time", &[], &[], &MemorySteps::default()))
+    r.net
+        .publish(s, part("on time", &[], &[], &MemorySteps::default()))
         .await
         .expect("the fresh token publishes");
     // Revoked: nothing works any more.
-    r.x.revoke(s).await.expect("revoked");
-    let err =
-        r.x.publish(s, part("gone", &[], &[], &MemorySteps::default()))
-            .await
-            .unwrap_err();
+    r.net.revoke(s).await.expect("revoked");
+    let err = r
+        .net
+        .publish(s, part("gone", &[], &[], &MemorySteps::default()))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "account_disconnected");
 }
 
@@ -605,9 +507,9 @@ async fn a_lost_answer_is_found_by_lookup_and_a_retry_resolves_the_duplicate() {
     let steps = MemorySteps::default();
     let p = part(text, &media, &[], &steps);
     // Nothing sent yet: certainly not published, and X is not even asked.
-    assert_eq!(r.x.lookup(r.session(), p).await.unwrap(), None);
+    assert_eq!(r.net.lookup(r.session(), p).await.unwrap(), None);
     let asked = r.fake.faults().seen().len();
-    assert_eq!(r.x.lookup(r.session(), p).await.unwrap(), None);
+    assert_eq!(r.net.lookup(r.session(), p).await.unwrap(), None);
     assert_eq!(r.fake.faults().seen().len(), asked);
 
     r.fake.faults().push(Fault::lose("POST", "/2/tweets"));
@@ -616,11 +518,12 @@ async fn a_lost_answer_is_found_by_lookup_and_a_retry_resolves_the_duplicate() {
     let posts = r.fake.posts();
     assert_eq!(posts.len(), 1, "it landed");
     r.clock.advance(Duration::from_secs(30));
-    let found =
-        r.x.lookup(r.session(), p)
-            .await
-            .unwrap()
-            .expect("found by lookup");
+    let found = r
+        .net
+        .lookup(r.session(), p)
+        .await
+        .unwrap()
+        .expect("found by lookup");
     assert_eq!(found.external_id, posts[0].id);
     // Publishing again anyway: X refuses the duplicate, the connector answers the post.
     let again = r.publish(p).await.expect("the duplicate is the post");
@@ -661,13 +564,14 @@ async fn lookup_matches_the_reply_target_and_the_time_window() {
     // Same text, but not a reply to our root.
     r.fake.post_as("user-1", "the reply");
     let p = part("the reply", &[], &thread, &steps);
-    assert_eq!(r.x.lookup(r.session(), p).await.unwrap(), None);
+    assert_eq!(r.net.lookup(r.session(), p).await.unwrap(), None);
     // Long before the send time: outside the window.
     let old = MemorySteps::default();
     let later = r.clock.now_ms() + 3_600_000;
     old.put("sent_at", &later.to_string()).await.unwrap();
     assert_eq!(
-        r.x.lookup(r.session(), part("root", &[], &[], &old))
+        r.net
+            .lookup(r.session(), part("root", &[], &[], &old))
             .await
             .unwrap(),
         None
@@ -697,19 +601,21 @@ async fn lookup_reads_pages_and_says_when_it_cannot_tell() {
     for i in 0..150 {
         r.fake.post_as("user-1", &format!("later {i}"));
     }
-    let found =
-        r.x.lookup(r.session(), part("ours", &[], &[], &steps))
-            .await
-            .unwrap()
-            .expect("found on the second page");
+    let found = r
+        .net
+        .lookup(r.session(), part("ours", &[], &[], &steps))
+        .await
+        .unwrap()
+        .expect("found on the second page");
     assert_eq!(found.external_id, ours);
     for i in 0..400 {
         r.fake.post_as("user-1", &format!("more {i}"));
     }
-    let err =
-        r.x.lookup(r.session(), part("not there", &[], &[], &steps))
-            .await
-            .unwrap_err();
+    let err = r
+        .net
+        .lookup(r.session(), part("not there", &[], &[], &steps))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.code(),
         "network_unavailable",
@@ -782,12 +688,13 @@ async fn a_missing_scope_and_a_missing_post_are_refusals() {
         account: &r.account,
         credentials: &creds,
     };
-    let err =
-        r.x.publish(s, part("no scope", &[], &[], &MemorySteps::default()))
-            .await
-            .unwrap_err();
+    let err = r
+        .net
+        .publish(s, part("no scope", &[], &[], &MemorySteps::default()))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "network_rejected", "{err:?}");
-    let err = r.x.metrics(r.session(), "42").await.unwrap_err();
+    let err = r.net.metrics(r.session(), "42").await.unwrap_err();
     assert_eq!(err.code(), "network_rejected");
     assert!(err.to_string().contains("Could not find tweet"), "{err}");
 }
@@ -804,7 +711,7 @@ async fn metrics_are_public_metrics() {
         .await
         .unwrap();
     r.fake.like(&done.external_id, 3);
-    let m = r.x.metrics(r.session(), &done.external_id).await.unwrap();
+    let m = r.net.metrics(r.session(), &done.external_id).await.unwrap();
     assert_eq!((m.likes, m.replies, m.impressions), (3, 1, 30));
 }
 
@@ -814,11 +721,12 @@ async fn posts_of_media_alone_are_told_apart_by_their_media() {
     let a = vec![attachment(kit::png(8, 8), "image/png", None)];
     let steps_a = MemorySteps::default();
     let done = r.publish(part("", &a, &[], &steps_a)).await.unwrap();
-    let found =
-        r.x.lookup(r.session(), part("", &a, &[], &steps_a))
-            .await
-            .unwrap()
-            .expect("found by its media");
+    let found = r
+        .net
+        .lookup(r.session(), part("", &a, &[], &steps_a))
+        .await
+        .unwrap()
+        .expect("found by its media");
     assert_eq!(found.external_id, done.external_id);
     // Another part of media alone, sent but not landed (its upload is not on any post).
     let b = vec![attachment(kit::png(9, 9), "image/png", None)];
@@ -829,7 +737,8 @@ async fn posts_of_media_alone_are_told_apart_by_their_media() {
         .await
         .unwrap();
     assert_eq!(
-        r.x.lookup(r.session(), part("", &b, &[], &steps_b))
+        r.net
+            .lookup(r.session(), part("", &b, &[], &steps_b))
             .await
             .unwrap(),
         None

@@ -5,6 +5,9 @@
 //! expired session), the project quota reset at midnight Pacific Time, the options and rules,
 //! metrics, and the documented errors.
 
+#[path = "support/hosted.rs"]
+mod hosted;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,27 +15,27 @@ use std::time::Duration;
 use base64::Engine as _;
 use crier_core::Clock;
 use crier_core::clock::ManualClock;
-use crier_core::ids::WorkspaceId;
 use crier_fakes::youtube::{CHUNK_UNIT, YouTubeFake};
 use crier_fakes::{FakeNetwork, Fault, kit};
 use crier_networks::hosted::HostedConfig;
 use crier_networks::youtube::{self, Quota, YouTube, default_title};
 use crier_networks::{
-    Attachment, Authorize, Credentials, Exchange, MediaMeta, MemorySteps, Network, NetworkError,
-    OAuthClient, Part, Session,
+    Attachment, Authorize, MediaMeta, MemorySteps, Network, NetworkError, OAuthClient, Part,
+    Session,
 };
-use crier_store::{Account, PostOverride};
+use crier_store::PostOverride;
+use hosted::{Grant, options, part_with as part};
 use sha2::Digest as _;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const UPLOAD: &str = "/upload/youtube/v3/videos";
 
-struct Rig {
-    fake: YouTubeFake,
-    yt: YouTube,
-    clock: ManualClock,
-    account: Account,
-    creds: Credentials,
+type Rig = hosted::SignedIn<YouTubeFake, YouTube>;
+
+impl hosted::Connector for YouTube {
+    fn network(&self) -> &dyn Network {
+        self
+    }
 }
 
 fn client() -> OAuthClient {
@@ -66,56 +69,12 @@ impl Rig {
 
     /// A fake and a connected channel; `tune` adjusts the connector (chunk size, quota).
     async fn with(tune: impl FnOnce(YouTube) -> YouTube) -> Self {
-        let clock = ManualClock::new(start_at());
-        let fake = YouTubeFake::start(Arc::new(clock.clone())).await;
-        let yt = tune(connector(&fake, &clock, Duration::from_millis(800)));
-        let connected = connect(&yt).await.expect("connected");
-        let account = Account::new(
-            &WorkspaceId::generate(),
-            true,
-            "youtube",
-            &connected.handle,
-            &connected.external_id,
-            0,
-        );
-        Self {
-            fake,
-            yt,
-            clock,
-            account,
-            creds: connected.credentials,
-        }
-    }
-
-    fn session(&self) -> Session<'_> {
-        Session {
-            account: &self.account,
-            credentials: &self.creds,
-        }
-    }
-
-    async fn publish(
-        &self,
-        text: &str,
-        media: &[Attachment],
-        options: &PostOverride,
-        steps: &MemorySteps,
-    ) -> Result<crier_networks::PublishedPart, NetworkError> {
-        self.yt
-            .publish(self.session(), part(text, media, options, steps))
-            .await
-    }
-
-    async fn lookup(
-        &self,
-        text: &str,
-        media: &[Attachment],
-        options: &PostOverride,
-        steps: &MemorySteps,
-    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
-        self.yt
-            .lookup(self.session(), part(text, media, options, steps))
-            .await
+        let rig = hosted::Rig::start_with(start_at(), YouTubeFake::start, |fake, clock| {
+            tune(connector(fake, clock, Duration::from_millis(800)))
+        })
+        .await;
+        let connected = connect(&rig.net).await.expect("connected");
+        rig.signed_in("youtube", connected)
     }
 
     /// The `Content-Range` of every PUT to the upload session, in order.
@@ -140,39 +99,13 @@ async fn connect(yt: &YouTube) -> Result<crier_networks::Connected, NetworkError
     let verifier = "a-verifier-of-enough-length-for-pkce-0123456789";
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    let c = client();
-    let url = yt.authorize_url(&Authorize {
-        client: &c,
-        instance: None,
+    Grant {
         redirect_uri: REDIRECT,
-        state: "st",
-        code_challenge: Some(&challenge),
-    })?;
-    let (code, _) = kit::approve(&url).await;
-    yt.exchange_code(&Exchange {
-        client: &c,
-        instance: None,
-        redirect_uri: REDIRECT,
-        code: &code,
-        code_verifier: Some(verifier),
-    })
-    .await
-}
-
-fn part<'a>(
-    text: &'a str,
-    media: &'a [Attachment],
-    options: &'a PostOverride,
-    steps: &'a MemorySteps,
-) -> Part<'a> {
-    Part {
-        text,
-        media,
-        thread: &[],
-        options,
-        idem_key: "part-1",
-        steps,
+        ..Grant::new(client())
     }
+    .pkce(Some(&challenge), Some(verifier))
+    .connect(yt)
+    .await
 }
 
 fn video(len: usize, w: u32, h: u32, duration_ms: u64) -> Attachment {
@@ -197,13 +130,6 @@ fn vertical(len: usize) -> Vec<Attachment> {
     vec![video(len, 1080, 1920, 30_000)]
 }
 
-fn options(v: serde_json::Value) -> PostOverride {
-    PostOverride {
-        options: serde_json::from_value::<BTreeMap<String, serde_json::Value>>(v).unwrap(),
-        ..PostOverride::default()
-    }
-}
-
 fn none() -> PostOverride {
     PostOverride::default()
 }
@@ -216,8 +142,9 @@ fn none() -> PostOverride {
 async fn connecting_asks_offline_consent_with_pkce_and_names_the_channel() {
     let r = Rig::new().await;
     let c = client();
-    let url =
-        r.yt.authorize_url(&Authorize {
+    let url = r
+        .net
+        .authorize_url(&Authorize {
             client: &c,
             instance: None,
             redirect_uri: REDIRECT,
@@ -240,20 +167,20 @@ async fn connecting_asks_offline_consent_with_pkce_and_names_the_channel() {
     assert!(channel.id.starts_with("UC"));
     assert_eq!(r.account.handle, "@user1", "the customUrl is the handle");
     assert!(
-        r.creds.refresh_token.is_some(),
+        r.creds().refresh_token.is_some(),
         "offline access gives a refresh token"
     );
     assert_eq!(
-        r.creds.expires_at,
+        r.creds().expires_at,
         Some(r.clock.now_ms() + 3_599_000),
         "Google's access tokens live 3599 s"
     );
     assert_eq!(
-        r.creds.client.as_ref(),
+        r.creds().client.as_ref(),
         Some(&c),
         "the client is kept for refresh"
     );
-    let connected = connect(&r.yt).await.unwrap();
+    let connected = connect(&r.net).await.unwrap();
     assert_eq!(
         connected.profile_url.as_deref(),
         Some(format!("https://www.youtube.com/channel/{}", channel.id).as_str())
@@ -265,7 +192,7 @@ async fn connecting_asks_offline_consent_with_pkce_and_names_the_channel() {
 async fn a_google_account_without_a_channel_is_refused() {
     let r = Rig::new().await;
     r.fake.set_user("user-2", false);
-    let err = connect(&r.yt).await.expect_err("no channel, no account");
+    let err = connect(&r.net).await.expect_err("no channel, no account");
     assert_eq!(err.code(), "network_rejected", "{err:?}");
     assert!(err.to_string().contains("youtubeSignupRequired"), "{err}");
 }
@@ -274,28 +201,31 @@ async fn a_google_account_without_a_channel_is_refused() {
 async fn refresh_keeps_the_refresh_token_which_goes_on_working_and_revoke_ends_it() {
     let r = Rig::new().await;
     let session = r.session();
-    let once = r.yt.refresh(session).await.expect("a refresh");
-    assert_ne!(once.access_token, r.creds.access_token);
+    let once = r.net.refresh(session).await.expect("a refresh");
+    assert_ne!(once.access_token, r.creds().access_token);
     assert_eq!(
-        once.refresh_token, r.creds.refresh_token,
+        once.refresh_token,
+        r.creds().refresh_token,
         "Google does not rotate it"
     );
-    let twice =
-        r.yt.refresh(Session {
+    let twice = r
+        .net
+        .refresh(Session {
             account: &r.account,
             credentials: &once,
         })
         .await
         .expect("the same refresh token works again");
-    assert_eq!(twice.refresh_token, r.creds.refresh_token);
+    assert_eq!(twice.refresh_token, r.creds().refresh_token);
     assert_eq!(twice.client, once.client);
 
-    r.yt.revoke(session).await.expect("revoked");
-    let err = r.yt.refresh(session).await.expect_err("the grant is gone");
+    r.net.revoke(session).await.expect("revoked");
+    let err = r.net.refresh(session).await.expect_err("the grant is gone");
     assert_eq!(err.code(), "account_disconnected", "{err:?}");
     let steps = MemorySteps::default();
-    let err =
-        r.yt.publish(
+    let err = r
+        .net
+        .publish(
             Session {
                 account: &r.account,
                 credentials: &twice,
@@ -322,7 +252,7 @@ async fn a_video_goes_up_in_256_kib_chunks_with_its_title_privacy_tags_and_categ
     }));
     let steps = MemorySteps::default();
     let done = r
-        .publish("Everything we shipped.\nMore below.", &media, &opts, &steps)
+        .publish_with("Everything we shipped.\nMore below.", &media, &opts, &steps)
         .await
         .expect("published");
     assert_eq!(
@@ -359,7 +289,7 @@ async fn the_title_defaults_to_the_first_line_and_shorts_get_a_shorts_link() {
     let r = Rig::new().await;
     let steps = MemorySteps::default();
     let done = r
-        .publish(
+        .publish_with(
             "\n  Behind the scenes #Shorts\nsecond line",
             &vertical(1000),
             &none(),
@@ -378,7 +308,7 @@ async fn the_title_defaults_to_the_first_line_and_shorts_get_a_shorts_link() {
     let wide = vec![video(1000, 1920, 1080, 30_000)];
     let steps = MemorySteps::default();
     let done = r
-        .publish("Wide #shorts", &wide, &none(), &steps)
+        .publish_with("Wide #shorts", &wide, &none(), &steps)
         .await
         .unwrap();
     assert!(done.url.contains("/watch?v="), "{}", done.url);
@@ -397,20 +327,20 @@ async fn what_youtube_refuses_is_refused_before_any_call() {
     let r = Rig::new().await;
     let steps = MemorySteps::default();
     let err = r
-        .publish("Text alone", &[], &none(), &steps)
+        .publish_with("Text alone", &[], &none(), &steps)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_rejected");
     let mut image = video(100, 10, 10, 0);
     image.meta.content_type = "image/png".into();
     let err = r
-        .publish("A picture", &[image], &none(), &steps)
+        .publish_with("A picture", &[image], &none(), &steps)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "media_rejected");
     let two = [vertical(10), vertical(10)].concat();
     assert_eq!(
-        r.publish("x", &two, &none(), &steps)
+        r.publish_with("x", &two, &none(), &steps)
             .await
             .unwrap_err()
             .code(),
@@ -429,14 +359,15 @@ async fn what_youtube_refuses_is_refused_before_any_call() {
         (none(), &*"d".repeat(5001)),
     ] {
         let err = r
-            .publish(text, &vertical(10), &opts, &steps)
+            .publish_with(text, &vertical(10), &opts, &steps)
             .await
             .unwrap_err();
         assert_eq!(err.code(), "network_rejected", "{opts:?} {err:?}");
     }
     let thread = ["root".to_owned()];
-    let err =
-        r.yt.publish(
+    let err = r
+        .net
+        .publish(
             r.session(),
             Part {
                 thread: &thread,
@@ -453,7 +384,7 @@ async fn what_youtube_refuses_is_refused_before_any_call() {
 #[tokio::test]
 async fn the_rules_name_youtubes_limits_and_options() {
     let r = Rig::new().await;
-    let rules = r.yt.rules();
+    let rules = r.net.rules();
     let meta = |ty: &str| MediaMeta {
         id: "m".into(),
         content_type: ty.into(),
@@ -517,20 +448,20 @@ async fn a_crash_mid_upload_resumes_the_same_session_from_googles_range() {
     r.fake.faults().push(Fault::lose("PUT", UPLOAD));
     let steps = MemorySteps::default();
     let err = r
-        .publish("Resume me", &media, &none(), &steps)
+        .publish_with("Resume me", &media, &none(), &steps)
         .await
         .unwrap_err();
     assert_eq!(err, NetworkError::Timeout);
     assert_eq!(r.fake.sessions(), vec![(unit as u64, total as u64)]);
     assert_eq!(
-        r.lookup("Resume me", &media, &none(), &steps)
+        r.lookup_with("Resume me", &media, &none(), &steps)
             .await
             .unwrap(),
         None,
         "no video yet"
     );
     let done = r
-        .publish("Resume me", &media, &none(), &steps)
+        .publish_with("Resume me", &media, &none(), &steps)
         .await
         .expect("resumed");
     assert_eq!(r.fake.videos().len(), 1);
@@ -560,7 +491,7 @@ async fn a_lost_last_answer_is_the_video_exactly_once() {
     r.fake.faults().push(Fault::lose("PUT", UPLOAD));
     let steps = MemorySteps::default();
     let err = r
-        .publish("Lost", &media, &none(), &steps)
+        .publish_with("Lost", &media, &none(), &steps)
         .await
         .unwrap_err();
     assert_eq!(err, NetworkError::Timeout);
@@ -570,12 +501,15 @@ async fn a_lost_last_answer_is_the_video_exactly_once() {
         "the answer never came"
     );
     let found = r
-        .lookup("Lost", &media, &none(), &steps)
+        .lookup_with("Lost", &media, &none(), &steps)
         .await
         .unwrap()
         .expect("found");
     assert_eq!(found.external_id, id);
-    let again = r.publish("Lost", &media, &none(), &steps).await.unwrap();
+    let again = r
+        .publish_with("Lost", &media, &none(), &steps)
+        .await
+        .unwrap();
     assert_eq!(again.external_id, id);
     assert_eq!(r.fake.videos().len(), 1, "exactly one video");
 }
@@ -586,23 +520,27 @@ async fn no_session_kept_means_nothing_was_sent() {
     let media = vertical(1000);
     let steps = MemorySteps::default();
     assert_eq!(
-        r.lookup("Fresh", &media, &none(), &steps).await.unwrap(),
+        r.lookup_with("Fresh", &media, &none(), &steps)
+            .await
+            .unwrap(),
         None
     );
     assert!(r.fake.faults().seen().iter().all(|s| s.path != UPLOAD));
     // The session's answer is lost: Google has a session, but no byte was sent to it.
     r.fake.faults().push(Fault::lose("POST", UPLOAD));
     let err = r
-        .publish("Fresh", &media, &none(), &steps)
+        .publish_with("Fresh", &media, &none(), &steps)
         .await
         .unwrap_err();
     assert_eq!(err, NetworkError::Timeout);
     assert!(!steps.snapshot().contains_key("session"));
     assert_eq!(
-        r.lookup("Fresh", &media, &none(), &steps).await.unwrap(),
+        r.lookup_with("Fresh", &media, &none(), &steps)
+            .await
+            .unwrap(),
         None
     );
-    r.publish("Fresh", &media, &none(), &steps)
+    r.publish_with("Fresh", &media, &none(), &steps)
         .await
         .expect("a new session");
     assert_eq!(r.fake.videos().len(), 1);
@@ -615,13 +553,13 @@ async fn an_expired_session_is_looked_up_in_the_uploads_playlist() {
     let media = vertical(1000);
     r.fake.faults().push(Fault::lose("PUT", UPLOAD));
     let steps = MemorySteps::default();
-    r.publish("Expired but done", &media, &none(), &steps)
+    r.publish_with("Expired but done", &media, &none(), &steps)
         .await
         .unwrap_err();
     let id = r.fake.videos()[0].id.clone();
     r.fake.expire_sessions();
     let found = r
-        .lookup("Expired but done", &media, &none(), &steps)
+        .lookup_with("Expired but done", &media, &none(), &steps)
         .await
         .unwrap()
         .expect("found in the uploads playlist");
@@ -633,17 +571,17 @@ async fn an_expired_session_is_looked_up_in_the_uploads_playlist() {
     let media = vertical(600_000);
     r.fake.faults().push(Fault::lose("PUT", UPLOAD));
     let steps = MemorySteps::default();
-    r.publish("Expired early", &media, &none(), &steps)
+    r.publish_with("Expired early", &media, &none(), &steps)
         .await
         .unwrap_err();
     r.fake.expire_sessions();
     assert_eq!(
-        r.lookup("Expired early", &media, &none(), &steps)
+        r.lookup_with("Expired early", &media, &none(), &steps)
             .await
             .unwrap(),
         None
     );
-    r.publish("Expired early", &media, &none(), &steps)
+    r.publish_with("Expired early", &media, &none(), &steps)
         .await
         .unwrap();
     assert_eq!(r.fake.videos().len(), 1);
@@ -661,7 +599,7 @@ async fn an_outage_mid_upload_is_unavailable_and_the_retry_resumes() {
         .push(Fault::status("PUT", UPLOAD, 503, body).header("Retry-After", "7"));
     let steps = MemorySteps::default();
     let err = r
-        .publish("Outage", &media, &none(), &steps)
+        .publish_with("Outage", &media, &none(), &steps)
         .await
         .unwrap_err();
     assert_eq!(
@@ -671,7 +609,9 @@ async fn an_outage_mid_upload_is_unavailable_and_the_retry_resumes() {
             retry_after: Some(Duration::from_secs(7)),
         }
     );
-    r.publish("Outage", &media, &none(), &steps).await.unwrap();
+    r.publish_with("Outage", &media, &none(), &steps)
+        .await
+        .unwrap();
     assert_eq!(r.fake.videos().len(), 1);
     assert_eq!(r.fake.faults().count("POST", UPLOAD), 1);
 }
@@ -686,19 +626,19 @@ async fn uploads_past_the_days_quota_wait_for_midnight_pacific() {
     r.fake.set_quota(Quota::LEGACY);
     for i in 0..6 {
         let steps = MemorySteps::default();
-        r.publish(&format!("Video {i}"), &vertical(100), &none(), &steps)
+        r.publish_with(&format!("Video {i}"), &vertical(100), &none(), &steps)
             .await
             .expect("six uploads of 1,600 units fit in 10,000");
     }
     assert_eq!(
-        r.yt.quota_spent("crier-client"),
+        r.net.quota_spent("crier-client"),
         (9_601, 6),
         "6 × 1,600 and the channel read"
     );
     assert_eq!(r.fake.quota_spent(), (9_601, 6));
     let steps = MemorySteps::default();
     let err = r
-        .publish("Seventh", &vertical(100), &none(), &steps)
+        .publish_with("Seventh", &vertical(100), &none(), &steps)
         .await
         .unwrap_err();
     // 09:00 UTC on 2 December is 01:00 PST: the next midnight Pacific is 23 hours away.
@@ -716,16 +656,17 @@ async fn uploads_past_the_days_quota_wait_for_midnight_pacific() {
     assert!(steps.snapshot().is_empty());
 
     r.clock.set("2026-12-03T08:00:00Z".parse().unwrap());
-    let fresh = r.yt.refresh(r.session()).await.unwrap();
-    r.yt.publish(
-        Session {
-            account: &r.account,
-            credentials: &fresh,
-        },
-        part("Seventh", &vertical(100), &none(), &steps),
-    )
-    .await
-    .expect("a new quota day");
+    let fresh = r.net.refresh(r.session()).await.unwrap();
+    r.net
+        .publish(
+            Session {
+                account: &r.account,
+                credentials: &fresh,
+            },
+            part("Seventh", &vertical(100), &none(), &steps),
+        )
+        .await
+        .expect("a new quota day");
 }
 
 #[tokio::test]
@@ -738,12 +679,12 @@ async fn googles_quota_refusal_waits_for_the_reset_and_stops_sending() {
         daily_inserts: Some(1),
     });
     let steps = MemorySteps::default();
-    r.publish("One", &vertical(100), &none(), &steps)
+    r.publish_with("One", &vertical(100), &none(), &steps)
         .await
         .unwrap();
     let steps = MemorySteps::default();
     let err = r
-        .publish("Two", &vertical(100), &none(), &steps)
+        .publish_with("Two", &vertical(100), &none(), &steps)
         .await
         .unwrap_err();
     assert_eq!(
@@ -753,7 +694,7 @@ async fn googles_quota_refusal_waits_for_the_reset_and_stops_sending() {
         }
     );
     let err = r
-        .publish("Three", &vertical(100), &none(), &steps)
+        .publish_with("Three", &vertical(100), &none(), &steps)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "network_rate_limited");
@@ -770,7 +711,7 @@ async fn documented_refusals_map_to_our_codes() {
     let steps = MemorySteps::default();
     // The fake refuses a category that does not exist (invalidCategoryId).
     let err = r
-        .publish(
+        .publish_with(
             "x",
             &vertical(100),
             &options(serde_json::json!({"category_id": "99"})),
@@ -784,13 +725,16 @@ async fn documented_refusals_map_to_our_codes() {
     let mut junk = vertical(100);
     junk[0].bytes = bytes::Bytes::from_static(b"this is not a video at all, only text bytes");
     let steps = MemorySteps::default();
-    let err = r.publish("junk", &junk, &none(), &steps).await.unwrap_err();
+    let err = r
+        .publish_with("junk", &junk, &none(), &steps)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "media_rejected", "{err:?}");
     // A 429 with Retry-After.
     r.fake.faults().push(r.fake.rate_limited(120));
     let steps = MemorySteps::default();
     let err = r
-        .publish("slow down", &vertical(100), &none(), &steps)
+        .publish_with("slow down", &vertical(100), &none(), &steps)
         .await
         .unwrap_err();
     assert_eq!(
@@ -805,7 +749,7 @@ async fn documented_refusals_map_to_our_codes() {
         r.fake.faults().push(fault.clone());
         let steps = MemorySteps::default();
         let err = r
-            .publish("e", &vertical(100), &none(), &steps)
+            .publish_with("e", &vertical(100), &none(), &steps)
             .await
             .unwrap_err();
         assert_eq!(err.code(), code, "{fault:?}");
@@ -825,13 +769,13 @@ async fn metrics_are_likes_comments_and_views() {
     let r = Rig::new().await;
     let steps = MemorySteps::default();
     let done = r
-        .publish("Count", &vertical(100), &none(), &steps)
+        .publish_with("Count", &vertical(100), &none(), &steps)
         .await
         .unwrap();
     r.fake.like(&done.external_id, 5);
-    let m = r.yt.metrics(r.session(), &done.external_id).await.unwrap();
+    let m = r.net.metrics(r.session(), &done.external_id).await.unwrap();
     assert_eq!((m.likes, m.replies, m.impressions, m.reposts), (5, 0, 0, 0));
-    let err = r.yt.metrics(r.session(), "nope").await.unwrap_err();
+    let err = r.net.metrics(r.session(), "nope").await.unwrap_err();
     assert_eq!(err.code(), "network_rejected");
 }
 
@@ -849,7 +793,7 @@ async fn the_fake_keeps_whole_256_kib_units_of_a_chunk_that_does_not_end_the_fil
     url.set_query(Some("uploadType=resumable&part=snippet,status"));
     let resp = http
         .post(url)
-        .bearer_auth(&r.creds.access_token)
+        .bearer_auth(&r.creds().access_token)
         .header("X-Upload-Content-Length", total.to_string())
         .header("X-Upload-Content-Type", "video/mp4")
         .header("content-type", "application/json; charset=UTF-8")
