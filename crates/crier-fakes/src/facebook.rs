@@ -13,6 +13,8 @@
 //!   /docs/graph-api/reference/page/videos, /docs/video-api/guides/publishing
 //! - `/{page-id}/published_posts` (`since`, `limit`, cursor paging): /docs/graph-api/reference/page/published_posts
 //! - A post's `reactions` / `comments` summaries and `shares`: /docs/graph-api/reference/post
+//! - A Page's fields (`id`, `name`, `username`, `link`, `category`, `followers_count`,
+//!   `fan_count`; a field a Page does not have is code 100): /docs/graph-api/reference/page
 //! - Error objects and codes (1, 2, 4, 32, 100, 190, 200, 368, 506): /docs/graph-api/guides/error-handling
 //! - Usage headers (`X-App-Usage`, `X-Business-Use-Case-Usage` with
 //!   `estimated_time_to_regain_access` in minutes): /docs/graph-api/overview/rate-limiting
@@ -112,6 +114,10 @@ struct Inner {
     posts: Vec<Post>,
     next_id: u64,
     usage: u32,
+    /// Every Page's `followers_count`; `None`: Pages that answer only `fan_count`.
+    followers: Option<u64>,
+    /// Every Page's `fan_count` (its likes).
+    fans: u64,
 }
 
 impl Inner {
@@ -874,6 +880,9 @@ async fn node(
         Err(r) => return *r,
     };
     let i = s.inner.lock().expect("facebook");
+    if let Some(page) = i.pages.values().flatten().find(|p| p.id == id) {
+        return page_node(&i, page, q.get("fields").map(String::as_str));
+    }
     let Some(p) = i.posts.iter().find(|p| p.id == id) else {
         return not_found(&id);
     };
@@ -894,6 +903,41 @@ async fn node(
     // Graph leaves `shares` out of a post nobody shared.
     if p.shares > 0 {
         v["shares"] = json!({"count": p.shares});
+    }
+    axum::Json(v).into_response()
+}
+
+/// `GET /{page-id}?fields=…`: the Page's requested fields (`id` and `name` by default).
+fn page_node(i: &Inner, page: &FakePage, fields: Option<&str>) -> Response {
+    let mut v = json!({ "id": page.id });
+    for f in fields.unwrap_or("id,name").split(',').map(str::trim) {
+        match f {
+            "" | "id" => {}
+            "name" => v["name"] = json!(page.name),
+            "username" => {
+                if let Some(u) = &page.username {
+                    v["username"] = json!(u);
+                }
+            }
+            "link" => v["link"] = json!(format!("https://www.facebook.com/{}", page.id)),
+            "category" => v["category"] = json!("Software"),
+            "followers_count" => {
+                if let Some(n) = i.followers {
+                    v["followers_count"] = json!(n);
+                }
+            }
+            "fan_count" => v["fan_count"] = json!(i.fans),
+            other => {
+                return graph_error(
+                    400,
+                    100,
+                    None,
+                    &format!(
+                        "(#100) Tried accessing nonexisting field ({other}) on node type (Page)"
+                    ),
+                );
+            }
+        }
     }
     axum::Json(v).into_response()
 }
@@ -979,6 +1023,14 @@ fn split_parts(parts: Vec<FilePart>) -> (HashMap<String, String>, HashMap<String
 // ---------------------------------------------------------------------------------------------
 
 impl FacebookFake {
+    /// Every Page answers `fan_count` (`n` likes) but no `followers_count`, as Pages that
+    /// have not moved to the new Pages experience do.
+    pub fn set_fans_only(&self, n: u64) {
+        let mut i = self.state.inner.lock().expect("facebook");
+        i.followers = None;
+        i.fans = n;
+    }
+
     /// A fake on `clock` whose user `user-1` manages two Pages (`1001`, then `1002`).
     pub async fn start(clock: Arc<dyn Clock>) -> Self {
         let oauth = OAuthServer::new(clock.clone(), SHORT_TTL, false, false);
@@ -1008,6 +1060,8 @@ impl FacebookFake {
                 posts: Vec::new(),
                 next_id: 5_000_000,
                 usage: 1,
+                followers: Some(0),
+                fans: 0,
             })),
             oauth,
             base: Arc::new(Mutex::new(String::new())),
@@ -1249,6 +1303,12 @@ impl FakeNetwork for FacebookFake {
         for u in users {
             revoke_user(&self.state, &u);
         }
+    }
+
+    fn set_followers(&self, n: u64) {
+        let mut i = self.state.inner.lock().expect("facebook");
+        i.followers = Some(n);
+        i.fans = n;
     }
 
     fn like(&self, id: &str, n: u64) {

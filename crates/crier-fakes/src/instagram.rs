@@ -5,7 +5,8 @@
 //! `user_id`, `permissions`; codes single-use, ten minutes; short-lived tokens one hour),
 //! "Access Token" (`GET /access_token?grant_type=ig_exchange_token&client_secret&access_token`:
 //! a long-lived token, 60 days, `{access_token, token_type, expires_in}`), "Refresh Access
-//! Token" (`GET /refresh_access_token?grant_type=ig_refresh_token`), "IG User" (`GET /me`),
+//! Token" (`GET /refresh_access_token?grant_type=ig_refresh_token`), "IG User" (`GET /me`;
+//! `fields` as asked, with `followers_count`, `follows_count`, `media_count`),
 //! "IG User Media" (`POST /{ig-user-id}/media`: `image_url` + `caption` + `alt_text`,
 //! `media_type=REELS` + `video_url` + `share_to_feed`, `is_carousel_item`, and
 //! `media_type=CAROUSEL` with `children` (2–10); `GET` lists the account's media, newest first), "IG Container"
@@ -114,6 +115,8 @@ struct State_ {
     next_id: u64,
     processing_polls: u32,
     quota_total: i64,
+    /// The account's `followers_count`.
+    followers: u64,
     /// Container ids in the order they were made.
     made: Vec<String>,
 }
@@ -443,15 +446,27 @@ async fn me(
     let Some(user) = caller(&s, &headers, &q) else {
         return bad_token();
     };
-    axum::Json(json!({
+    let (followers, media) = {
+        let st = s.state.lock().expect("instagram state");
+        let media = st.media.iter().filter(|m| m.owner == user).count();
+        (st.followers, media)
+    };
+    let all = json!({
         "id": "9000000000000001",
         "user_id": user,
         "username": USERNAME,
         "name": "Crier Studio",
         "account_type": "BUSINESS",
         "profile_picture_url": "https://scontent.cdninstagram.com/v/crier.jpg",
-    }))
-    .into_response()
+        "followers_count": followers,
+        "follows_count": 0,
+        "media_count": media,
+    });
+    let out = match q.get("fields") {
+        Some(f) => pick(&all, Some(f)),
+        None => all,
+    };
+    axum::Json(out).into_response()
 }
 
 /// `GET /{id}`: a container's status, or a media object's fields.
@@ -1094,6 +1109,10 @@ impl FakeNetwork for InstagramFake {
     fn revoke_access(&self) {
         self.shared.short.revoke_user(USER);
         self.shared.long.revoke_user(USER);
+    }
+
+    fn set_followers(&self, n: u64) {
+        self.lock().followers = n;
     }
 
     fn like(&self, id: &str, n: u64) {

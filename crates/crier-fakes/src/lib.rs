@@ -94,4 +94,21 @@ pub trait FakeNetwork: Send + Sync {
 
     /// Likes (or the network's nearest measure) given to a post, for metrics.
     fn like(&self, id: &str, n: u64);
+
+    /// The fake's account(s) (user, channel, page) are followed by `n` from now on.
+    fn set_followers(&self, n: u64);
+
+    /// Whether the account the suite connects (the first of an approval) has a follower
+    /// count its connector reads. LinkedIn members do not (see the LinkedIn connector's
+    /// `followers`): their connector answers `None`.
+    fn reports_followers(&self) -> bool {
+        true
+    }
+
+    /// What the connector reads after [`FakeNetwork::set_followers`]`(n)`: `n`, or the
+    /// network's rounding of it (YouTube rounds subscriber counts down to three significant
+    /// figures); `None` where [`FakeNetwork::reports_followers`] says no.
+    fn followers_read_as(&self, n: u64) -> Option<u64> {
+        self.reports_followers().then_some(n)
+    }
 }

@@ -7,7 +7,10 @@
 //! (`organizationAcls`), `…/organizations/organization-lookup-api`, `…/shares/posts-api`,
 //! `…/shares/little-text-format`, `…/shares/images-api`, `…/shares/videos-api`,
 //! `…/shares/documents-api`, `…/shares/multiimage-post-api`,
-//! `…/shares/network-update-social-actions`, `marketing/versioning`,
+//! `…/shares/network-update-social-actions`, "Retrieve Organization Follower Count"
+//! (`GET /rest/networkSizes/{organization urn}?edgeType=COMPANY_FOLLOWED_BY_MEMBER` →
+//! `{"firstDegreeSize": n}`; another edge type or a member's URN is a 400, an unknown
+//! organization a 404), `marketing/versioning`,
 //! `shared/api-guide/concepts/error-handling` and `…/rate-limits`.
 //!
 //! What it enforces: bearer tokens and their expiry (401 `INVALID_ACCESS_TOKEN`); on every
@@ -69,6 +72,7 @@ struct Org {
     name: String,
     vanity: String,
     admins: Vec<String>,
+    followers: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -947,6 +951,44 @@ async fn list_posts(State(s): State<S>, headers: HeaderMap, RawQuery(q): RawQuer
     .into_response()
 }
 
+/// `GET /rest/networkSizes/{organization urn}?edgeType=COMPANY_FOLLOWED_BY_MEMBER`.
+async fn network_size(
+    State(s): State<S>,
+    headers: HeaderMap,
+    Path(urn): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = s.rest(&headers) {
+        return r;
+    }
+    let q = query(q);
+    let edge = q.get("edgeType").map(String::as_str).unwrap_or("");
+    if edge != "COMPANY_FOLLOWED_BY_MEMBER" {
+        return error(
+            400,
+            Some("ILLEGAL_ARGUMENT"),
+            None,
+            &format!("Invalid value for param edgeType: {edge}"),
+        );
+    }
+    let Some(id) = urn
+        .strip_prefix("urn:li:organization:")
+        .and_then(|id| id.parse::<u64>().ok())
+    else {
+        return error(
+            400,
+            Some("ILLEGAL_ARGUMENT"),
+            None,
+            &format!("{urn} is not an organization URN"),
+        );
+    };
+    let i = s.inner.lock().expect("linkedin");
+    let Some(o) = i.orgs.get(&id) else {
+        return error(404, Some("NOT_FOUND"), None, &format!("{urn} not found"));
+    };
+    axum::Json(json!({ "firstDegreeSize": o.followers })).into_response()
+}
+
 async fn social_actions(
     State(s): State<S>,
     headers: HeaderMap,
@@ -983,6 +1025,7 @@ impl LinkedInFake {
                 name: "Crier Test Co".into(),
                 vanity: "crier-test-co".into(),
                 admins: vec![MEMBER.into()],
+                followers: 0,
             },
         );
         inner.orgs.insert(
@@ -991,6 +1034,7 @@ impl LinkedInFake {
                 name: "Someone Else Inc".into(),
                 vanity: "someone-else".into(),
                 admins: Vec::new(),
+                followers: 0,
             },
         );
         let shared = Arc::new(Shared {
@@ -1014,6 +1058,7 @@ impl LinkedInFake {
             .route("/dms-uploads/video/{id}/{n}", put(upload_part))
             .route("/rest/posts", post(create_post).get(list_posts))
             .route("/rest/socialActions/{urn}", get(social_actions))
+            .route("/rest/networkSizes/{urn}", get(network_size))
             // A video part is 4 MiB; axum's default limit is 2 MB.
             .layer(axum::extract::DefaultBodyLimit::max(
                 2 * VIDEO_PART as usize,
@@ -1232,6 +1277,20 @@ impl FakeNetwork for LinkedInFake {
 
     fn revoke_access(&self) {
         self.shared.oauth.revoke_user(MEMBER);
+    }
+
+    /// Every page is followed by `n` (the member's own followers LinkedIn does not give
+    /// crier: [`FakeNetwork::reports_followers`] is false).
+    fn set_followers(&self, n: u64) {
+        let mut i = self.shared.inner.lock().expect("linkedin");
+        for o in i.orgs.values_mut() {
+            o.followers = n;
+        }
+    }
+
+    /// The suite connects the member, whose follower count the connector does not read.
+    fn reports_followers(&self) -> bool {
+        false
     }
 
     fn like(&self, id: &str, n: u64) {

@@ -10,7 +10,9 @@
 //! `reply-management` (250 posts and 1,000 replies in a moving 24 hours, enforced at
 //! `threads_publish`, read at `threads_publishing_limit`), `reference/user` and
 //! `reference/media` (`/{user-id}/threads`, `/{user-id}/replies`, `permalink`), `insights`
-//! (`views`, `likes`, `replies`, `reposts`, `quotes`), and the Graph API error object
+//! (`views`, `likes`, `replies`, `reposts`, `quotes` of a post; a user's
+//! `/{user-id}/threads_insights` with `followers_count`, `likes`, `replies`, `reposts`,
+//! `quotes`, `clicks` as `total_value` and `views` as daily `values`), and the Graph API error object
 //! (`{"error":{"message","type","code","error_subcode","fbtrace_id"}}`, code 190 for a bad
 //! token, 100 for a bad parameter).
 //!
@@ -100,6 +102,8 @@ struct Inner {
     /// Polls a new image / video container answers IN_PROGRESS.
     image_polls: u32,
     video_polls: u32,
+    /// The user's `followers_count`.
+    followers: u64,
 }
 
 impl Inner {
@@ -161,6 +165,7 @@ impl ThreadsFake {
             next_id: 18_000_000_000_000_000,
             image_polls: 1,
             video_polls: 2,
+            followers: 0,
         }));
         let faults = Faults::default();
         let ctx = Ctx {
@@ -183,6 +188,7 @@ impl ThreadsFake {
             .route("/v1.0/{id}/threads_publish", axum::routing::post(publish))
             .route("/v1.0/{id}/threads_publishing_limit", get(limit))
             .route("/v1.0/{id}/insights", get(insights))
+            .route("/v1.0/{id}/threads_insights", get(user_insights))
             .with_state(ctx);
         let base = kit::serve(faults.wrap(router)).await;
         Self {
@@ -703,6 +709,69 @@ async fn insights(
     axum::Json(json!({"data": data})).into_response()
 }
 
+/// `GET /{user-id}/threads_insights?metric=…`: the user's own insights (`me` or their id).
+async fn user_insights(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(user) = caller(&ctx, &headers, &q) else {
+        return bad_token();
+    };
+    if id != user && id != "me" {
+        return no_object(&id);
+    }
+    let s = ctx.state.lock().expect("state");
+    let own: Vec<&Post> = s.posts.iter().filter(|p| p.owner == user).collect();
+    let metrics = q.get("metric").map(String::as_str).unwrap_or("");
+    if metrics.trim().is_empty() {
+        return bad_param("(#100) The parameter metric is required");
+    }
+    let mut data = Vec::new();
+    for m in metrics.split(',').map(str::trim) {
+        let total = match m {
+            "followers_count" => s.followers,
+            "likes" => own.iter().map(|p| p.likes).sum(),
+            "replies" => s
+                .posts
+                .iter()
+                .filter(|r| {
+                    r.reply_to
+                        .as_deref()
+                        .is_some_and(|to| own.iter().any(|p| p.id == to))
+                })
+                .count() as u64,
+            "reposts" | "quotes" | "clicks" => 0,
+            "views" => {
+                data.push(json!({
+                    "name": "views",
+                    "period": "day",
+                    "values": [{"value": own.iter().map(|p| p.views).sum::<u64>(), "end_time": timestamp(s.now())}],
+                    "title": "views",
+                    "description": "The number of times your profile was viewed.",
+                    "id": format!("{user}/insights/views/day"),
+                }));
+                continue;
+            }
+            other => {
+                return bad_param(&format!(
+                    "(#100) metric[{other}] must be one of views, likes, replies, reposts, quotes, clicks, followers_count"
+                ));
+            }
+        };
+        data.push(json!({
+            "name": m,
+            "period": "day",
+            "title": m,
+            "description": "",
+            "total_value": {"value": total},
+            "id": format!("{user}/insights/{m}/day"),
+        }));
+    }
+    axum::Json(json!({"data": data})).into_response()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Publishing
 // ---------------------------------------------------------------------------------------------
@@ -1199,6 +1268,10 @@ impl FakeNetwork for ThreadsFake {
             .expect("state")
             .long_tokens
             .retain(|_, (u, _)| u != USER_ID);
+    }
+
+    fn set_followers(&self, n: u64) {
+        self.state.lock().expect("state").followers = n;
     }
 
     fn like(&self, id: &str, n: u64) {

@@ -139,6 +139,8 @@ struct Inner {
     daily_cap: usize,
     granted: Option<String>,
     seq: u64,
+    /// The user's `follower_count`.
+    followers: u64,
 }
 
 #[derive(Clone)]
@@ -341,8 +343,12 @@ async fn user_info(
             ),
             "bio_description" => ("user.info.profile", json!("")),
             "is_verified" => ("user.info.profile", json!(false)),
-            "follower_count" | "following_count" | "likes_count" | "video_count" => {
-                ("user.info.stats", json!(0))
+            "follower_count" => ("user.info.stats", json!(app.lock().followers)),
+            "following_count" | "likes_count" => ("user.info.stats", json!(0)),
+            "video_count" => {
+                let i = app.lock();
+                let n = i.posts.iter().filter(|p| p.author == user).count();
+                ("user.info.stats", json!(n))
             }
             "" => continue,
             other => {
@@ -828,6 +834,7 @@ impl TikTokFake {
                 daily_cap: 15,
                 granted: None,
                 seq: 0,
+                followers: 0,
             })),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -1088,6 +1095,10 @@ impl FakeNetwork for TikTokFake {
 
     fn revoke_access(&self) {
         self.app.oauth.revoke_user(USER);
+    }
+
+    fn set_followers(&self, n: u64) {
+        self.app.lock().followers = n;
     }
 
     fn like(&self, id: &str, n: u64) {

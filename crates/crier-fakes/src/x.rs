@@ -3,7 +3,8 @@
 //! - "OAuth 2.0 Authorization Code Flow with PKCE": `GET /i/oauth2/authorize`,
 //!   `POST /2/oauth2/token` (client authenticated by HTTP Basic, PKCE S256 required, access
 //!   tokens of 7200 s, rotating refresh tokens), `POST /2/oauth2/revoke` (`{"revoked": true}`);
-//! - "GET /2/users/me" (`user.fields=profile_image_url`);
+//! - "GET /2/users/me" (`user.fields=profile_image_url,public_metrics`; `public_metrics` is
+//!   `followers_count`, `following_count`, `tweet_count`, `listed_count`, `like_count`);
 //! - "POST /2/tweets" (`text`, `media.media_ids`, `reply.in_reply_to_tweet_id`,
 //!   `reply_settings`, `quote_tweet_id`; `201 {"data": {"id", "text",
 //!   "edit_history_tweet_ids"}}`), enforcing 280 weighted characters (twitter-text v3, `400`),
@@ -98,6 +99,8 @@ struct State_ {
     limits: HashMap<&'static str, u32>,
     windows: HashMap<(&'static str, String), (i64, u32)>,
     fail_processing: bool,
+    /// Every user's `public_metrics.followers_count`.
+    followers: u64,
 }
 
 struct Inner {
@@ -461,21 +464,34 @@ async fn revoke(State(x): State<Shared>, body: Bytes) -> Response {
 // Users and posts
 // ---------------------------------------------------------------------------------------------
 
-async fn me(State(x): State<Shared>, headers: HeaderMap) -> Response {
+async fn me(
+    State(x): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let (user, rate) = match x.enter(&headers, "users.read", "GET /2/users/me") {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    ok(
-        200,
-        json!({"data": {
-            "id": user.id,
-            "name": user.name,
-            "username": user.username,
-            "profile_image_url": format!("https://pbs.twimg.com/profile_images/{}/a_normal.jpg", user.id),
-        }}),
-        rate,
-    )
+    let mut data = json!({
+        "id": user.id,
+        "name": user.name,
+        "username": user.username,
+        "profile_image_url": format!("https://pbs.twimg.com/profile_images/{}/a_normal.jpg", user.id),
+    });
+    let fields = q.get("user.fields").map(String::as_str).unwrap_or("");
+    if fields.split(',').any(|f| f.trim() == "public_metrics") {
+        let st = x.lock();
+        let tweets = st.tweets.iter().filter(|t| t.author == user.id).count();
+        data["public_metrics"] = json!({
+            "followers_count": st.followers,
+            "following_count": 0,
+            "tweet_count": tweets,
+            "listed_count": 0,
+            "like_count": 0,
+        });
+    }
+    ok(200, json!({ "data": data }), rate)
 }
 
 fn media_ok(st: &State_, owner: &str, ids: &[String], now: i64) -> Result<(), &'static str> {
@@ -1188,6 +1204,10 @@ impl FakeNetwork for XFake {
 
     fn revoke_access(&self) {
         self.inner.oauth.revoke_user("user-1");
+    }
+
+    fn set_followers(&self, n: u64) {
+        self.inner.lock().followers = n;
     }
 
     fn like(&self, id: &str, n: u64) {

@@ -5,7 +5,9 @@
 //!   `access_type=offline`), `/token` (client id and secret in the body; access tokens of
 //!   3,599 s; a refresh answers no new refresh token and the old one keeps working), `/revoke`.
 //! - "channels.list" (`mine=true`, parts `snippet`, `statistics`, `contentDetails` with the
-//!   uploads playlist), "playlistItems.list" (the uploads playlist, newest first, at most 50),
+//!   uploads playlist; `statistics.subscriberCount` a string "rounded down to three
+//!   significant figures", left out when `hiddenSubscriberCount` is true),
+//!   "playlistItems.list" (the uploads playlist, newest first, at most 50),
 //!   "videos.list" (`snippet`, `status`, `statistics`, counts as strings).
 //! - "videos.insert" and "Resumable uploads" (developers.google.com/youtube/v3/guides/
 //!   using_resumable_upload_protocol): `POST /upload/youtube/v3/videos?uploadType=resumable`
@@ -114,6 +116,9 @@ struct Inner {
     reset_at: i64,
     units: u64,
     inserts: u64,
+    /// Every channel's subscribers, and whether the count is hidden.
+    subscribers: u64,
+    hidden_subscribers: bool,
 }
 
 #[derive(Clone)]
@@ -145,6 +150,8 @@ impl YouTubeFake {
                 reset_at: 0,
                 units: 0,
                 inserts: 0,
+                subscribers: 0,
+                hidden_subscribers: false,
             })),
             oauth,
             clock,
@@ -170,6 +177,11 @@ impl YouTubeFake {
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.shared.inner.lock().expect("youtube fake")
+    }
+
+    /// The channel hides its subscriber count (`hiddenSubscriberCount`), or shows it again.
+    pub fn hide_subscriber_count(&self, hidden: bool) {
+        self.inner().hidden_subscribers = hidden;
     }
 
     pub fn oauth(&self) -> &OAuthServer {
@@ -445,9 +457,18 @@ fn parts(q: &HashMap<String, String>) -> Result<Vec<String>, Response> {
     Ok(p.split(',').map(|x| x.trim().to_owned()).collect())
 }
 
-fn channel_json(c: &FakeChannel, videos: &[FakeVideo], parts: &[String]) -> Value {
+/// A subscriber count as channels.list answers it: rounded down to three significant figures.
+pub fn rounded_subscribers(n: u64) -> u64 {
+    let mut unit = 1;
+    while n / unit >= 1000 {
+        unit *= 10;
+    }
+    n / unit * unit
+}
+
+fn channel_json(i: &Inner, c: &FakeChannel, parts: &[String]) -> Value {
     let mut v = json!({"kind": "youtube#channel", "etag": kit::random(8), "id": c.id});
-    let count = videos.iter().filter(|x| x.channel == c.id).count();
+    let count = i.videos.iter().filter(|x| x.channel == c.id).count();
     if parts.iter().any(|p| p == "snippet") {
         v["snippet"] = json!({
             "title": c.title, "description": "", "customUrl": c.handle,
@@ -456,8 +477,12 @@ fn channel_json(c: &FakeChannel, videos: &[FakeVideo], parts: &[String]) -> Valu
         });
     }
     if parts.iter().any(|p| p == "statistics") {
-        v["statistics"] = json!({"viewCount": "0", "subscriberCount": "0",
-            "hiddenSubscriberCount": false, "videoCount": count.to_string()});
+        v["statistics"] = json!({"viewCount": "0",
+            "hiddenSubscriberCount": i.hidden_subscribers, "videoCount": count.to_string()});
+        if !i.hidden_subscribers {
+            v["statistics"]["subscriberCount"] =
+                json!(rounded_subscribers(i.subscribers).to_string());
+        }
     }
     if parts.iter().any(|p| p == "contentDetails") {
         v["contentDetails"] =
@@ -498,14 +523,14 @@ async fn list_channels(
         i.channels
             .get(&user)
             .into_iter()
-            .map(|c| channel_json(c, &i.videos, &parts))
+            .map(|c| channel_json(&i, c, &parts))
             .collect()
     } else if let Some(ids) = q.get("id") {
         let ids: Vec<&str> = ids.split(',').collect();
         i.channels
             .values()
             .filter(|c| ids.contains(&c.id.as_str()))
-            .map(|c| channel_json(c, &i.videos, &parts))
+            .map(|c| channel_json(&i, c, &parts))
             .collect()
     } else {
         return error(
@@ -1092,6 +1117,14 @@ impl FakeNetwork for YouTubeFake {
             self.shared.oauth.revoke_user(&u);
         }
         self.shared.oauth.revoke_user("user-1");
+    }
+
+    fn set_followers(&self, n: u64) {
+        self.inner().subscribers = n;
+    }
+
+    fn followers_read_as(&self, n: u64) -> Option<u64> {
+        Some(rounded_subscribers(n))
     }
 
     fn like(&self, id: &str, n: u64) {

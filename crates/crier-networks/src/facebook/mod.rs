@@ -10,6 +10,7 @@
 //! - Errors: /docs/graph-api/guides/error-handling; rate limits and usage headers:
 //!   /docs/graph-api/overview/rate-limiting (see [`crate::graph`])
 //! - Reactions and comments summaries: /docs/graph-api/reference/post
+//! - A Page's `followers_count` and `fan_count`: /docs/graph-api/reference/page
 //!
 //! Connecting ([`connect`]): one approval connects every Page the person manages, one account
 //! per Page ([`Network::exchange_code_all`]; [`Network::exchange_code`] answers the first).
@@ -257,6 +258,25 @@ impl Network for Facebook {
             reposts: e.shares.map_or(0, |s| s.count),
             impressions: 0,
         })
+    }
+
+    /// `GET /{page-id}?fields=followers_count,fan_count` with the Page token
+    /// (`pages_read_engagement`): `followers_count`, or `fan_count` (the Page's likes) where
+    /// the Page answers no follower count.
+    async fn followers(&self, s: Session<'_>) -> Result<Option<u64>, NetworkError> {
+        #[derive(serde::Deserialize)]
+        struct Counts {
+            #[serde(default)]
+            followers_count: Option<u64>,
+            #[serde(default)]
+            fan_count: Option<u64>,
+        }
+        let page = Self::page(&s)?;
+        let mut url = self.graph.url(&format!("/{page}"));
+        url.query_pairs_mut()
+            .append_pair("fields", "followers_count,fan_count");
+        let c: Counts = self.graph.get(url, &s.credentials.access_token).await?;
+        Ok(c.followers_count.or(c.fan_count))
     }
 }
 

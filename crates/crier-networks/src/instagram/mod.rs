@@ -26,6 +26,8 @@
 //!   `PUBLISHED`; `POST /{ig-user-id}/media_publish` with `creation_id` publishes it and answers
 //!   the media id. `GET /{ig-user-id}/content_publishing_limit` says how many of the 100 posts
 //!   of the rolling 24 hours are used.
+//! - "IG User" (`reference/ig-user`): `GET /me?fields=followers_count` is the account's
+//!   followers (`instagram_business_basic`).
 //! - "IG Comment" / "IG Media Comments": `POST /{ig-media-id}/comments` (`message`), for the
 //!   `first_comment` option. "IG Media": `like_count`, `comments_count`, `permalink`.
 //! - "Error Codes" (`instagram-graph-api/reference/error-codes`) and the Graph API's error
@@ -451,5 +453,22 @@ impl Network for Instagram {
             replies: c.comments_count,
             ..Metrics::default()
         })
+    }
+
+    /// `GET /me?fields=followers_count`: the token's own professional account.
+    async fn followers(&self, s: Session<'_>) -> Result<Option<u64>, NetworkError> {
+        #[derive(serde::Deserialize)]
+        struct Counts {
+            #[serde(default)]
+            followers_count: Option<u64>,
+        }
+        let c: Counts = self
+            .get(
+                &s.credentials.access_token,
+                "/me",
+                &[("fields", "followers_count")],
+            )
+            .await?;
+        Ok(c.followers_count)
     }
 }

@@ -15,6 +15,9 @@
 //!   `…/shares/multiimage-post-api`;
 //! - `marketing/community-management/shares/network-update-social-actions` (`GET
 //!   /rest/socialActions/{urn}`: likes and comments);
+//! - `marketing/community-management/organizations/organization-lookup-api`, "Retrieve
+//!   Organization Follower Count" (`GET /rest/networkSizes/{organization urn}
+//!   ?edgeType=COMPANY_FOLLOWED_BY_MEMBER` → `firstDegreeSize`): a page's followers;
 //! - `shared/api-guide/concepts/rate-limits`, `shared/api-guide/concepts/error-handling`.
 //!
 //! Connecting: one approval (scopes `openid profile w_member_social r_organization_social
@@ -569,5 +572,40 @@ impl Network for LinkedIn {
                 .map_or(0, |c| c.aggregated_total_comments),
             ..Metrics::default()
         })
+    }
+
+    /// A page's followers: `GET /rest/networkSizes/{urlencoded organization urn}
+    /// ?edgeType=COMPANY_FOLLOWED_BY_MEMBER` → `firstDegreeSize`.
+    ///
+    /// A member's: `None`, and nothing is called. `networkSizes` documents only the
+    /// organization edge (`COMPANY_FOLLOWED_BY_MEMBER`); a member's own follower count is in
+    /// LinkedIn's member analytics (`memberFollowersCount`), which needs a member analytics
+    /// permission (`r_member_profileAnalytics`) crier does not ask for, and the connections
+    /// count (`r_1st_connections_size`) is a partner-program permission and counts
+    /// connections, not followers. With our scopes (`openid profile w_member_social` and the
+    /// organization ones) there is no documented call for it.
+    async fn followers(&self, s: Session<'_>) -> Result<Option<u64>, NetworkError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct NetworkSize {
+            #[serde(default)]
+            first_degree_size: Option<u64>,
+        }
+        let author = Self::author(&s)?;
+        if !author.starts_with("urn:li:organization:") {
+            return Ok(None);
+        }
+        let mut url = self.api.url(
+            API,
+            &format!("/rest/networkSizes/{}", call::urn_path(author)),
+        );
+        url.query_pairs_mut()
+            .append_pair("edgeType", "COMPANY_FOLLOWED_BY_MEMBER");
+        let size: NetworkSize = call::read(
+            &self.api,
+            call::rest(self.api.http.get(url), &s.credentials.access_token),
+        )
+        .await?;
+        Ok(size.first_degree_size)
     }
 }

@@ -26,7 +26,9 @@
 //! - `overview#rate-limiting` and `reply-management`: 250 API-published posts and 1,000
 //!   replies per profile in a moving 24 hours, read at `GET /{user-id}/threads_publishing_limit
 //!   ?fields=quota_usage,config,reply_quota_usage,reply_config`.
-//! - `insights`: `GET /{media-id}/insights?metric=views,likes,replies,reposts,quotes`.
+//! - `insights`: `GET /{media-id}/insights?metric=views,likes,replies,reposts,quotes`; the
+//!   account's followers: `GET /{user-id}/threads_insights?metric=followers_count` →
+//!   `total_value.value` (`threads_manage_insights`, which crier asks for).
 //! - Errors are Graph error objects ([`crate::graph`]): 190 (token) → `Unauthorized`, the
 //!   throttle codes → `RateLimited`, refusals of a media container → `MediaRejected`.
 //!
@@ -322,6 +324,30 @@ impl Network for Threads {
             replies: get("replies"),
             impressions: get("views"),
         })
+    }
+
+    /// `GET /{user-id}/threads_insights?metric=followers_count` → `total_value.value`.
+    async fn followers(&self, s: Session<'_>) -> Result<Option<u64>, NetworkError> {
+        let id = user(s.account)?;
+        let page: api::Page<api::Insight> = api::get(
+            &self.api,
+            &s.credentials.access_token,
+            &format!("/{}/threads_insights", api::seg(id)),
+            &[("metric", "followers_count")],
+            Kind::Plain,
+        )
+        .await?;
+        Ok(page
+            .data
+            .iter()
+            .find(|i| i.name == "followers_count")
+            .and_then(|i| {
+                i.total_value
+                    .as_ref()
+                    .or_else(|| i.values.last())
+                    .map(|v| v.value)
+            })
+            .and_then(|v| u64::try_from(v).ok()))
     }
 }
 

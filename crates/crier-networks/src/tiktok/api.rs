@@ -96,6 +96,26 @@ pub async fn call<T: serde::de::DeserializeOwned>(
     req: reqwest::RequestBuilder,
     body: Option<&serde_json::Value>,
 ) -> Result<T, NetworkError> {
+    match answer(api, token, req, body).await? {
+        Answer::Data(t) => Ok(t),
+        Answer::Refused(status, e) => Err(error_of(status, &e)),
+    }
+}
+
+/// What an answer said: its `data`, or TikTok's refusal, not yet mapped (for callers that
+/// read some codes differently).
+pub enum Answer<T> {
+    Data(T),
+    Refused(u16, ApiError),
+}
+
+/// [`call`], with the refusal left to the caller.
+pub async fn answer<T: serde::de::DeserializeOwned>(
+    api: &Api,
+    token: &str,
+    req: reqwest::RequestBuilder,
+    body: Option<&serde_json::Value>,
+) -> Result<Answer<T>, NetworkError> {
     let mut req = req.header(AUTHORIZATION, format!("Bearer {token}"));
     if let Some(b) = body {
         req = req
@@ -115,10 +135,10 @@ pub async fn call<T: serde::de::DeserializeOwned>(
                 message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
                 log_id: String::new(),
             };
-            return Err(error_of(status, &bare));
+            return Ok(Answer::Refused(status, bare));
         }
-        return Err(error_of(status, &error));
+        return Ok(Answer::Refused(status, error));
     }
     let data = env.data.unwrap_or(serde_json::Value::Null);
-    api.parse(data.to_string().as_bytes())
+    api.parse(data.to_string().as_bytes()).map(Answer::Data)
 }

@@ -16,7 +16,10 @@
 //! - Display API `GET /v2/user/info/` (developers.tiktok.com/doc/tiktok-api-v2-get-user-info):
 //!   `open_id` (our external id), `avatar_url`, `display_name` under `user.info.basic`; the
 //!   `username` needs `user.info.profile`, which crier does not ask for: the handle comes from
-//!   creator info (`creator_username`, under `video.publish`).
+//!   creator info (`creator_username`, under `video.publish`). `follower_count` needs
+//!   `user.info.stats`, which crier asks for (for [`Network::followers`]); an account
+//!   connected before it was asked for, or whose user unticked it, answers no count
+//!   (`scope_not_authorized`) until it is connected again.
 //! - Direct Post: developers.tiktok.com/doc/content-posting-api-reference-direct-post;
 //!   Query Creator Info: …/content-posting-api-reference-query-creator-info; Media Transfer
 //!   Guide (chunks, `PULL_FROM_URL`): …/content-posting-api-media-transfer-guide; Get Post
@@ -74,9 +77,15 @@ const API: &str = "https://open.tiktokapis.com";
 /// The web host: the authorization page and post and profile links.
 const WWW: &str = "https://www.tiktok.com";
 
-/// Login Kit scopes: the profile basics, direct posting, and reading the user's videos
-/// (metrics and the look-up of a pulled video).
-pub const SCOPES: &[&str] = &["user.info.basic", "video.publish", "video.list"];
+/// Login Kit scopes: the profile basics, direct posting, reading the user's videos (metrics
+/// and the look-up of a pulled video), and the profile's counts (`user.info.stats`: the
+/// follower count).
+pub const SCOPES: &[&str] = &[
+    "user.info.basic",
+    "video.publish",
+    "video.list",
+    "user.info.stats",
+];
 
 /// The privacy levels of `post_info.privacy_level`, most public first (the default is the
 /// most public one the creator is offered).
@@ -382,5 +391,38 @@ impl Network for TikTok {
                 .await?
         };
         self.query_video(&s.credentials.access_token, &id).await
+    }
+
+    /// `GET /v2/user/info/?fields=follower_count` (`user.info.stats`). A token without that
+    /// scope (`scope_not_authorized`, `scope_permission_missed`: connected before crier asked
+    /// for it, or the user unticked it) has no count to give: `None`, not a disconnection;
+    /// every other refusal maps as the other calls' do.
+    async fn followers(&self, s: Session<'_>) -> Result<Option<u64>, NetworkError> {
+        #[derive(Debug, Default, serde::Deserialize)]
+        struct Stats {
+            #[serde(default)]
+            user: StatsUser,
+        }
+        #[derive(Debug, Default, serde::Deserialize)]
+        struct StatsUser {
+            #[serde(default)]
+            follower_count: Option<u64>,
+        }
+        let mut url = self.endpoint("/v2/user/info/");
+        url.query_pairs_mut()
+            .append_pair("fields", "follower_count");
+        let req = self.api.http.get(url);
+        match api::answer::<Stats>(&self.api, &s.credentials.access_token, req, None).await? {
+            api::Answer::Data(d) => Ok(d.user.follower_count),
+            api::Answer::Refused(_, e)
+                if matches!(
+                    e.code.as_str(),
+                    "scope_not_authorized" | "scope_permission_missed"
+                ) =>
+            {
+                Ok(None)
+            }
+            api::Answer::Refused(status, e) => Err(api::error_of(status, &e)),
+        }
     }
 }

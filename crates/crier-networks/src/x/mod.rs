@@ -3,7 +3,8 @@
 //! References (docs.x.com): "OAuth 2.0 Authorization Code Flow with PKCE"
 //! (resources/fundamentals/authentication/oauth-2-0/authorization-code), "POST /2/tweets"
 //! (x-api/posts/creation-of-a-post), "GET /2/users/me", "GET /2/users/:id/tweets"
-//! (x-api/posts/timelines), "GET /2/tweets/:id" (public_metrics), "Media upload"
+//! (x-api/posts/timelines), "GET /2/tweets/:id" (public_metrics), "GET /2/users/me"
+//! (`user.fields=public_metrics`: the account's `followers_count`), "Media upload"
 //! (x-api/media/quickstart/media-upload-chunked, x-api/media/create-media-metadata), "Rate
 //! limits" (x-api/fundamentals/rate-limits), "Response codes and errors", and "Counting
 //! characters" (resources/fundamentals/counting-characters: twitter-text v3 weights).
@@ -257,6 +258,19 @@ struct User {
     profile_image_url: Option<String>,
 }
 
+/// `GET /2/users/me?user.fields=public_metrics`.
+#[derive(serde::Deserialize)]
+struct WithUserMetrics {
+    #[serde(default)]
+    public_metrics: Option<UserMetrics>,
+}
+
+#[derive(serde::Deserialize)]
+struct UserMetrics {
+    #[serde(default)]
+    followers_count: Option<u64>,
+}
+
 #[derive(serde::Deserialize)]
 struct Created {
     #[serde(default)]
@@ -421,5 +435,22 @@ impl Network for X {
             replies: m.reply_count,
             impressions: m.impression_count,
         })
+    }
+
+    /// `GET /2/users/me?user.fields=public_metrics` → `data.public_metrics.followers_count`
+    /// (scope `users.read`, which crier asks for).
+    async fn followers(&self, s: Session<'_>) -> Result<Option<u64>, NetworkError> {
+        let mut url = self.api.url(API, "/2/users/me");
+        url.query_pairs_mut()
+            .append_pair("user.fields", "public_metrics");
+        let answer = call(&self.api, self.authed(&s, self.api.http.get(url))).await?;
+        if !answer.is_success() {
+            return Err(answer.error(&self.api, "users/me followers", false));
+        }
+        let me: Data<WithUserMetrics> = answer.json(&self.api)?;
+        let user = me
+            .data
+            .ok_or_else(|| NetworkError::unavailable("x: users/me answered without the user"))?;
+        Ok(user.public_metrics.and_then(|m| m.followers_count))
     }
 }

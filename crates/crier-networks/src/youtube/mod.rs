@@ -17,6 +17,9 @@
 //! - "Errors" (/youtube/v3/docs/errors): see [`errors`].
 //! - "videos.list" (`part=statistics`): `likeCount`, `commentCount`, `viewCount` are our likes,
 //!   replies and impressions.
+//! - "channels.list" `part=statistics`, `mine=true`: `subscriberCount` (a string, which YouTube
+//!   rounds down to three significant figures) is the account's followers; none when
+//!   `hiddenSubscriberCount` is true. One list call: one quota unit, counted like the others.
 //!
 //! What a post is: exactly one video (no text-only post, no images: community posts are not
 //! in the API), no threads. The part's text is the description (at most 5,000 bytes, no `<`
@@ -333,6 +336,24 @@ struct Channel {
     snippet: ChannelSnippet,
     #[serde(default, rename = "contentDetails")]
     content_details: Option<ChannelContent>,
+}
+
+/// `channels.list part=statistics`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ChannelStats {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    statistics: Option<ChannelStatistics>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ChannelStatistics {
+    /// A string of digits, as Google sends 64-bit counts.
+    #[serde(default, rename = "subscriberCount")]
+    subscriber_count: Option<serde_json::Value>,
+    #[serde(default, rename = "hiddenSubscriberCount")]
+    hidden_subscriber_count: bool,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -673,6 +694,41 @@ impl Network for YouTube {
             reposts: 0,
             replies: v.statistics.comments,
             impressions: v.statistics.views,
+        })
+    }
+
+    /// The channel's subscribers: `channels.list part=statistics mine=true` (1 quota unit,
+    /// charged to the project's counter) → `statistics.subscriberCount`; `None` when the
+    /// channel hides it (`hiddenSubscriberCount`).
+    async fn followers(&self, s: Session<'_>) -> Result<Option<u64>, NetworkError> {
+        let list: List<ChannelStats> = self
+            .list(
+                &s.credentials.access_token,
+                Self::project(s.credentials),
+                "/youtube/v3/channels",
+                &[("part", "statistics"), ("mine", "true")],
+            )
+            .await?;
+        let channel = list
+            .items
+            .into_iter()
+            .find(|c| c.id == s.account.external_id)
+            .ok_or_else(|| NetworkError::Unauthorized {
+                message: format!(
+                    "youtube: the token is no longer channel {}'s; connect it again",
+                    s.account.external_id
+                ),
+            })?;
+        let Some(stats) = channel.statistics else {
+            return Ok(None);
+        };
+        if stats.hidden_subscriber_count {
+            return Ok(None);
+        }
+        Ok(match stats.subscriber_count {
+            Some(serde_json::Value::String(n)) => n.trim().parse().ok(),
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            _ => None,
         })
     }
 }

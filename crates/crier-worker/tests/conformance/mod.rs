@@ -7,7 +7,8 @@
 //! network takes only video), a thread where supported, a lost answer reconciled to one post,
 //! a 429 whose reset is honoured, a revoked token that ends as `account_disconnected`. At the
 //! connector: an image and a video where supported, each documented error mapped to our code,
-//! metrics read back, a token refresh.
+//! metrics read back, the account's follower count (at the connector and through the metrics
+//! collector), a token refresh.
 
 #![allow(dead_code)]
 
@@ -625,6 +626,42 @@ pub async fn metrics_are_read<F: FakeNetwork>(r: Rig<F>) {
     assert_eq!(m.likes, 7, "{m:?}");
 }
 
+/// The account's follower count as the network reports it: the fake's followers (as the
+/// network rounds them), read again after they change; stored as the day's reading by the
+/// metrics collector. Where the connector reads none for the connected kind of account
+/// (LinkedIn members: [`FakeNetwork::reports_followers`]), exactly `None` — not an error — and
+/// no reading is stored.
+pub async fn followers_are_read<F: FakeNetwork>(r: Rig<F>) {
+    let creds = r.credentials();
+    r.fake.set_followers(1234);
+    let expected = r.fake.followers_read_as(1234);
+    if !r.fake.reports_followers() {
+        assert_eq!(
+            expected, None,
+            "a fake that reports no followers expects none"
+        );
+    }
+    let got = r.network.followers(r.session(&creds)).await;
+    assert_eq!(got, Ok(expected), "followers of {}", r.account.external_id);
+    if expected.is_some() {
+        // A change at the network is what the next reading says.
+        r.fake.set_followers(98_765);
+        let again = r.network.followers(r.session(&creds)).await;
+        assert_eq!(again, Ok(r.fake.followers_read_as(98_765)));
+        r.fake.set_followers(1234);
+    }
+    // Through the worker's collector: the day's reading of this account.
+    let read = r.publisher.collect_followers().await.expect("collected");
+    assert!(read >= usize::from(expected.is_some()), "{read} read");
+    let stored =
+        r.w.store
+            .followers_between(&r.w.ws, &r.account.id, "0000-01-01", "9999-12-31")
+            .await
+            .expect("readings");
+    let expected = expected.map(|n| i64::try_from(n).expect("a count"));
+    assert_eq!(stored, expected.map(|n| (n, n)), "the stored reading");
+}
+
 /// Where the network issues refresh tokens: a refresh gives working credentials.
 pub async fn tokens_refresh<F: FakeNetwork>(r: Rig<F>) {
     let creds = r.credentials();
@@ -656,7 +693,7 @@ macro_rules! suite {
         $crate::suite!(@tests $start;
             publishes_once, threads, lost_answer_is_one_post, rate_limit_reset_is_honoured,
             revoked_access_disconnects, documented_errors_map, publishes_an_image,
-            publishes_video, metrics_are_read, tokens_refresh);
+            publishes_video, metrics_are_read, followers_are_read, tokens_refresh);
     };
     (@tests $start:expr; $($test:ident),+) => {
         $(
