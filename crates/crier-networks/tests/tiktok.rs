@@ -75,7 +75,7 @@ async fn login_kit_takes_client_key_and_comma_scopes_without_pkce() {
     assert!(!q.contains_key("client_id"));
     assert_eq!(
         q.get("scope").map(String::as_str),
-        Some("user.info.basic,video.publish,video.list")
+        Some("user.info.basic,video.publish,video.list,user.info.stats")
     );
     assert!(!q.contains_key("code_challenge"), "web Login Kit: no PKCE");
     assert_eq!(
