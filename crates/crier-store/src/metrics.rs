@@ -176,21 +176,25 @@ impl Store {
         Ok(())
     }
 
-    /// Connected accounts not visited for followers since `stale_before`, at most `limit`,
-    /// those never visited or visited longest ago first.
+    /// Connected accounts not visited for followers since `stale_before` (whose UTC day is
+    /// `stale_day`), at most `limit`. Each visit writes the day's row, so an account comes
+    /// back only once its last visit is stale; the look-up reads the primary key's range of the
+    /// account's recent days, never its whole history.
     pub async fn accounts_needing_followers(
         &self,
         stale_before: i64,
+        stale_day: &str,
         limit: u32,
     ) -> Result<Vec<(WorkspaceId, AccountId)>> {
         let rows = sqlx::query(
             "SELECT a.workspace_id, a.id FROM accounts a
-             LEFT JOIN (SELECT account_id, MAX(collected_at) AS last
-                        FROM account_followers GROUP BY account_id) f ON f.account_id = a.id
-             WHERE a.status = 'connected' AND (f.last IS NULL OR f.last < $1)
-             ORDER BY COALESCE(f.last, 0), a.id LIMIT $2",
+             WHERE a.status = 'connected' AND NOT EXISTS (
+                SELECT 1 FROM account_followers f
+                WHERE f.account_id = a.id AND f.day >= $2 AND f.collected_at >= $1)
+             ORDER BY a.id LIMIT $3",
         )
         .bind(stale_before)
+        .bind(stale_day)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;

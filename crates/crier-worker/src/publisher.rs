@@ -597,14 +597,17 @@ impl Publisher {
     pub async fn collect_followers(&self) -> crier_store::Result<usize> {
         let now = self.app.clock().now_ms();
         let stale = now - millis(self.config.metrics_every);
-        let day = crier_core::clock::from_ms(now)
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date()
-            .to_string();
+        let utc_day = |ms: i64| {
+            crier_core::clock::from_ms(ms)
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .date()
+                .to_string()
+        };
+        let day = utc_day(now);
         let due = self
             .app
             .store()
-            .accounts_needing_followers(stale, 200)
+            .accounts_needing_followers(stale, &utc_day(stale), 200)
             .await?;
         let mut n = 0;
         for (ws, account_id) in due {
