@@ -802,8 +802,43 @@ async fn a_claimed_refresh_is_not_claimed_twice_even_when_asked_early() {
     );
 }
 
+/// Credentials sealed with the client the account connected with open with the client the
+/// operator configures now: a rotated app secret is the one refresh and revoke use.
+async fn the_configured_client_replaces_the_one_kept_at_connect() {
+    let w = world().await;
+    let started = w.start().await;
+    let state = started["state"].as_str().unwrap();
+    let code = w.fake.approve(started["url"].as_str().unwrap(), "ada");
+    let r = w.finish_with(&w.key, &code, state).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = crier_core::ids::AccountId::parse(r.body["id"].as_str().unwrap()).unwrap();
+    let app = w.app.state.app();
+    let mut account = w
+        .app
+        .store
+        .get_account(&w.app.workspace.id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    // As if sealed when the operator's secret was another one.
+    let mut old = app.tokens().open(&account).unwrap().unwrap();
+    old.client = Some(OAuthClient {
+        client_id: "crier-client".into(),
+        client_secret: Some("leaked-secret".into()),
+    });
+    account.credentials = Some(
+        app.keyring()
+            .seal_json(&old, &crier_app::connect::account_aad(&account)),
+    );
+    let opened = app.tokens().open(&account).unwrap().unwrap();
+    let client = opened.client.expect("a client");
+    assert_eq!(client.client_secret.as_deref(), Some("fake-secret"));
+    assert_eq!(opened.access_token, old.access_token, "the rest as sealed");
+}
+
 both!(
     tests: an_oauth_connection_stores_sealed_tokens_and_shows_none,
+    the_configured_client_replaces_the_one_kept_at_connect,
     credentials_that_do_not_open_never_expire_the_account,
     a_key_rotation_reseals_stored_credentials,
     a_claimed_refresh_is_not_claimed_twice_even_when_asked_early,

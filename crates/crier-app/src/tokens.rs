@@ -32,15 +32,22 @@ pub struct Tokens<'a> {
 
 impl Tokens<'_> {
     /// The account's credentials in the clear (`None`: it has none, as sandbox accounts).
+    /// For a network whose OAuth client the operator configures, the client is the configured
+    /// one, not the copy kept when the account connected: after the operator rotates a leaked
+    /// secret, refresh and revoke use the new one.
     pub fn open(&self, account: &Account) -> AppResult<Option<Credentials>> {
         let Some(sealed) = &account.credentials else {
             return Ok(None);
         };
-        self.app
+        let mut credentials: Credentials = self
+            .app
             .keyring()
             .open_json(sealed, &account_aad(account))
-            .map(Some)
-            .map_err(|e| AppError::internal(format!("account {}: {e}", account.id)))
+            .map_err(|e| AppError::internal(format!("account {}: {e}", account.id)))?;
+        if let Some(client) = self.app.connect_config().clients.get(&account.platform) {
+            credentials.client = Some(client.clone());
+        }
+        Ok(Some(credentials))
     }
 
     /// Checks that this server's keys open the credentials stored (the latest sealed ones):
