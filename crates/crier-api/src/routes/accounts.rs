@@ -157,7 +157,11 @@ pub struct ConnectRequest {
 /// `app_password` (refused credentials are `400` with `param` `app_password`), OAuth networks
 /// with `code` and `state` (an unknown, expired, reused or foreign `state` is `400` with `param`
 /// `state`). Reconnecting the same network account updates it (same id). Live and test-mode
-/// accounts are counted apart, each against the plan's `connected_accounts`.
+/// accounts are counted apart, each against the plan's `connected_accounts`. Where one approval
+/// gives several accounts (a LinkedIn member and the pages they administer, each Facebook Page)
+/// all are saved while the plan has room (at most 50), and the first is answered; the others
+/// are in `GET /v1/accounts`. The networks of one operator need the operator's OAuth client
+/// (`oauth_clients.<platform>`); without it `400` with `param` `platform`.
 #[utoipa::path(post, path = "/v1/connect/{platform}", tag = "accounts", request_body = ConnectRequest,
     params(("platform" = String, Path, description = "`sandbox`, `bluesky`, `mastodon`")),
     security(("bearer" = ["accounts:write"]), ("api_key" = ["accounts:write"])),
