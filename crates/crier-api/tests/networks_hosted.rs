@@ -22,6 +22,8 @@ const REDIRECT: &str = "https://app.example.com/connected";
 struct Case {
     too_long: Option<String>,
     bad_option: (&'static str, Value),
+    /// Accounts one approval connects (the member and their pages, each Facebook Page).
+    accounts: usize,
 }
 
 async fn app_for(fake: &dyn FakeNetwork) -> (TestApp, String) {
@@ -76,6 +78,14 @@ async fn through_the_api<F: FakeNetwork>(fake: F, case: Case) {
     let (app, key) = app_for(&fake).await;
     let account = connect(&app, &key, platform).await;
     let acct = account["id"].as_str().unwrap().to_owned();
+    let r = app.get("/v1/accounts").key(&key).send().await;
+    let listed = r.body["data"].as_array().unwrap();
+    assert_eq!(listed.len(), case.accounts, "{}", r.text);
+    assert!(
+        listed
+            .iter()
+            .all(|a| a["platform"] == platform && a["status"] == "connected")
+    );
 
     // Preflight: every problem at once, with this network's rule ids; nothing saved.
     let posts_before = app.posts_snapshot().await;
@@ -168,6 +178,7 @@ async fn x() {
     let case = Case {
         too_long: Some("é".repeat(281)),
         bad_option: ("reply_settings", json!("everyone")),
+        accounts: 1,
     };
     through_the_api(fake, case).await;
 }
@@ -177,6 +188,7 @@ async fn linkedin() {
     let case = Case {
         too_long: Some("a".repeat(3001)),
         bad_option: ("visibility", json!("FRIENDS")),
+        accounts: 2,
     };
     through_the_api(fake, case).await;
 }
@@ -187,6 +199,7 @@ async fn facebook() {
     let case = Case {
         too_long: None,
         bad_option: ("link", json!(true)),
+        accounts: 2,
     };
     through_the_api(fake, case).await;
 }
@@ -196,6 +209,7 @@ async fn threads() {
     let case = Case {
         too_long: Some("a".repeat(501)),
         bad_option: ("reply_control", json!("nobody")),
+        accounts: 1,
     };
     through_the_api(fake, case).await;
 }
@@ -205,6 +219,7 @@ async fn instagram() {
     let case = Case {
         too_long: Some("a".repeat(2201)),
         bad_option: ("first_comment", json!(true)),
+        accounts: 1,
     };
     through_the_api(fake, case).await;
 }
@@ -214,6 +229,7 @@ async fn youtube() {
     let case = Case {
         too_long: Some("a".repeat(5001)),
         bad_option: ("privacy", json!("secret")),
+        accounts: 1,
     };
     through_the_api(fake, case).await;
 }
@@ -223,6 +239,7 @@ async fn tiktok() {
     let case = Case {
         too_long: Some("a".repeat(2201)),
         bad_option: ("privacy", json!("EVERYONE")),
+        accounts: 1,
     };
     through_the_api(fake, case).await;
 }
