@@ -427,6 +427,46 @@ async fn an_image_initialized_but_not_uploaded_is_initialized_again() {
 }
 
 #[tokio::test]
+async fn an_upload_url_off_linkedins_hosts_gets_no_token() {
+    let r = rig().await;
+    let (member, _, creds) = connected(&r).await;
+    // Another server: whatever reaches it is counted.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let other = kit::serve(axum::Router::new().fallback(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { axum::http::StatusCode::OK }
+    }))
+    .await;
+    r.fake.faults().push(Fault::status(
+        "POST",
+        "/rest/images",
+        200,
+        serde_json::json!({"value": {
+            "uploadUrl": format!("{other}dms-uploads/elsewhere"),
+            "uploadUrlExpiresAt": 0,
+            "image": "urn:li:image:D4E10AQelsewhere",
+        }}),
+    ));
+    let media = vec![png()];
+    let e = r
+        .net
+        .publish(
+            s(&member, &creds),
+            part("One", &media, "k", &MemorySteps::default()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "network_unavailable", "{e:?}");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing sent there"
+    );
+    assert!(r.fake.posts().is_empty());
+}
+
+#[tokio::test]
 async fn media_linkedin_would_refuse_is_refused_first_or_mapped() {
     let r = rig().await;
     let (member, _, creds) = connected(&r).await;
