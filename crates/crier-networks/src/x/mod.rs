@@ -406,7 +406,7 @@ impl Network for X {
         {
             // The create call never went out.
             None => Ok(None),
-            Some(at) => self.find(&s, &part, at).await,
+            Some(at) => self.find_sent(&s, &part, at).await,
         }
     }
 
