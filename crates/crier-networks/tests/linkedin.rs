@@ -577,6 +577,44 @@ async fn a_pdf_goes_up_as_a_document_with_a_title() {
 }
 
 #[tokio::test]
+async fn sent_at_is_the_first_attempts_so_a_later_lookup_still_finds_it() {
+    let r = rig().await;
+    let (member, _, creds) = connected(&r).await;
+    let steps = MemorySteps::default();
+    r.fake.faults().push(Fault::lose("POST", "/rest/posts"));
+    let e = r
+        .net
+        .publish(s(&member, &creds), part("Sent first", &[], "k", &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(e, NetworkError::Timeout);
+    let first = steps.snapshot()["sent_at"].clone();
+    // An hour later a second attempt fails before LinkedIn does anything.
+    r.clock.advance(Duration::from_secs(3600));
+    r.fake.faults().push(Fault::status(
+        "POST",
+        "/rest/posts",
+        500,
+        serde_json::json!({"status": 500, "message": "Internal Server Error"}),
+    ));
+    let e = r
+        .net
+        .publish(s(&member, &creds), part("Sent first", &[], "k", &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "network_unavailable");
+    assert_eq!(steps.snapshot()["sent_at"], first, "the first attempt's");
+    let found = r
+        .net
+        .lookup(s(&member, &creds), part("Sent first", &[], "k", &steps))
+        .await
+        .unwrap()
+        .expect("the first attempt's post, inside the window");
+    assert_eq!(r.fake.posts().len(), 1);
+    assert_eq!(found.external_id, r.fake.posts()[0].id);
+}
+
+#[tokio::test]
 async fn a_lost_answer_is_found_by_the_authors_recent_posts() {
     let r = rig().await;
     let (member, _, creds) = connected(&r).await;

@@ -569,6 +569,33 @@ async fn a_crash_before_publish_resumes_with_the_same_container() {
 }
 
 #[tokio::test]
+async fn sent_at_keeps_the_first_attempts_time() {
+    let r = rig().await;
+    r.fake.faults().push(kit::Fault::status(
+        "POST",
+        &publish_path(),
+        500,
+        serde_json::json!({"error": {"message": "down", "code": 2}}),
+    ));
+    let steps = MemorySteps::default();
+    r.net
+        .publish(r.session(), part("first", &[], &[], &steps))
+        .await
+        .unwrap_err();
+    let first = steps.snapshot()["sent_at"].clone();
+    r.clock.advance(Duration::from_secs(3600));
+    r.net
+        .publish(r.session(), part("first", &[], &[], &steps))
+        .await
+        .unwrap();
+    assert_eq!(
+        steps.snapshot()["sent_at"],
+        first,
+        "a later look-up's window starts at the first attempt"
+    );
+}
+
+#[tokio::test]
 async fn a_lost_publish_answer_is_found_by_lookup_and_by_publish() {
     let r = rig().await;
     r.fake

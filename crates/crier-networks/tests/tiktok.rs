@@ -506,6 +506,29 @@ async fn a_lost_last_chunk_answer_is_not_sent_again() {
 }
 
 #[tokio::test]
+async fn sent_at_keeps_the_first_attempts_time() {
+    let r = Rig::new().await;
+    let media = small_video().await;
+    let steps = MemorySteps::default();
+    r.fake.faults().push(Fault::hang("POST", INIT));
+    let err = r
+        .publish_with("twice", &media, &PostOverride::default(), &steps)
+        .await
+        .expect_err("timeout");
+    assert_eq!(err, NetworkError::Timeout);
+    let first = steps.snapshot()["sent_at"].clone();
+    r.clock.advance(Duration::from_secs(3600));
+    r.publish_with("twice", &media, &PostOverride::default(), &steps)
+        .await
+        .expect("published on the retry");
+    assert_eq!(
+        steps.snapshot()["sent_at"],
+        first,
+        "a later look-up's window starts at the first attempt"
+    );
+}
+
+#[tokio::test]
 async fn still_processing_is_an_error_for_lookup_and_the_retry_resumes_polling() {
     let r = Rig::new().await;
     r.fake.set_processing_polls(10_000);

@@ -479,8 +479,11 @@ impl Network for LinkedIn {
         let content = media::content(&self.api, token, author, &part).await?;
         let commentary = little::escape(part.text);
         let body = Self::post_body(author, &commentary, &part, content)?;
-        let sent_at = self.api.clock.now_ms();
-        part.steps.put("sent_at", &sent_at.to_string()).await?;
+        if earlier.is_none() {
+            // The first attempt's: a later look-up's window starts there.
+            let now = self.api.clock.now_ms();
+            part.steps.put("sent_at", &now.to_string()).await?;
+        }
         let req = call::json(
             call::rest(self.api.http.post(self.api.url(API, "/rest/posts")), token),
             &body,

@@ -89,9 +89,12 @@ pub async fn publish(
         Some(id) => id,
         None => create(&c, &part).await?,
     };
-    part.steps
-        .put(SENT_AT, &c.api.clock.now_ms().to_string())
-        .await?;
+    if part.steps.get(SENT_AT).await?.is_none() {
+        // The first attempt's: a later look-up's window starts there.
+        part.steps
+            .put(SENT_AT, &c.api.clock.now_ms().to_string())
+            .await?;
+    }
     let done: api::Id = api::post(
         c.api,
         c.token,

@@ -415,9 +415,13 @@ impl TikTok {
             .put("source", if wanted.pull { "pull" } else { "file" })
             .await?;
         steps.put("privacy", &plan.privacy).await?;
-        steps
-            .put("sent_at", &self.api.clock.now_ms().to_string())
-            .await?;
+        if kept(part, "sent_at").await?.is_none() {
+            // The first attempt's (since the last refusal or failure cleared it): a later
+            // look-up's window starts there.
+            steps
+                .put("sent_at", &self.api.clock.now_ms().to_string())
+                .await?;
+        }
         let init = match self.init(token, part.text, &plan, wanted.pull, video).await {
             Ok(init) => init,
             Err(e) => {
