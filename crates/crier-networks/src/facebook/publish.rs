@@ -250,10 +250,16 @@ impl Facebook {
             if let Some(p) = hit {
                 return published(&p.id).map(Some);
             }
-            match list.next().and_then(|n| self.graph.next_page(n)) {
-                Some(next) => url = next,
-                None => return self.missed(&part, sent_at),
-            }
+            let Some(next) = list.next().filter(|n| !n.is_empty()) else {
+                return self.missed(&part, sent_at);
+            };
+            // Pages left unread: a refused `next` is "cannot tell", never "not published".
+            url = self.graph.next_page(next).ok_or_else(|| {
+                NetworkError::unavailable(
+                    "facebook: the Page's posts go on at a `next` page that is not a Graph URL; \
+                     cannot tell whether the part was published",
+                )
+            })?;
         }
         Err(NetworkError::unavailable(
             "facebook: too many posts since the attempt to tell whether it was published",
