@@ -708,6 +708,50 @@ async fn a_lost_container_answer_is_certainly_not_published() {
 }
 
 #[tokio::test]
+async fn a_refused_container_status_is_an_error_not_a_gone_container() {
+    let r = rig().await;
+    r.fake.faults().push(kit::Fault::status(
+        "POST",
+        &publish_path(),
+        500,
+        serde_json::json!({"error": {"message": "down", "code": 2}}),
+    ));
+    let steps = MemorySteps::default();
+    r.net
+        .publish(r.session(), part("kept", &[], &[], &steps))
+        .await
+        .unwrap_err();
+    let kept = steps.snapshot()["container"].clone();
+    // A refusal that is not "object does not exist" says nothing about the container.
+    r.fake.faults().push(kit::Fault::status(
+        "GET",
+        &format!("/v1.0/{kept}"),
+        400,
+        serde_json::json!({"error": {"message": "(#3) Application does not have the capability to make this API call.", "type": "OAuthException", "code": 3}}),
+    ));
+    let err = r
+        .net
+        .publish(r.session(), part("kept", &[], &[], &steps))
+        .await
+        .expect_err("the refusal is answered");
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    assert_eq!(r.fake.containers_created(), 1, "no new container");
+    assert_eq!(steps.snapshot()["container"], kept);
+    // The container really gone (code 100, subcode 33): a new one.
+    r.fake.faults().push(kit::Fault::status(
+        "GET",
+        &format!("/v1.0/{kept}"),
+        400,
+        serde_json::json!({"error": {"message": "Unsupported get request. Object with ID does not exist", "type": "GraphMethodException", "code": 100, "error_subcode": 33}}),
+    ));
+    r.net
+        .publish(r.session(), part("kept", &[], &[], &steps))
+        .await
+        .expect("a new container");
+    assert_eq!(r.fake.containers_created(), 2);
+}
+
+#[tokio::test]
 async fn a_failed_or_expired_kept_container_is_replaced() {
     let r = rig().await;
     let err_body = serde_json::json!({"error": {"message": "down", "code": 2}});

@@ -80,6 +80,33 @@ pub async fn get_unauthenticated<T: DeserializeOwned>(
     read(api, api.http.get(url), Kind::Plain).await
 }
 
+/// `get` of an object by id; `None` when Threads says it does not exist (Graph code 100,
+/// subcode 33: "Object with ID … does not exist"). Every other refusal is an error.
+pub async fn get_existing<T: DeserializeOwned>(
+    api: &Api,
+    token: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    kind: Kind,
+) -> Result<Option<T>, NetworkError> {
+    let mut url = api.url(GRAPH, &format!("{VERSION}{path}"));
+    url.query_pairs_mut().extend_pairs(query);
+    let req = api
+        .http
+        .get(url)
+        .header(AUTHORIZATION, format!("Bearer {token}"));
+    let resp = api.send(req).await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = api.body(resp).await?;
+    let gone = crate::graph::parse_error(&body)
+        .is_some_and(|e| e.code == 100 && e.error_subcode == Some(33));
+    if gone && (400..500).contains(&status) {
+        return Ok(None);
+    }
+    answer(api, status, &headers, &body, kind).await.map(Some)
+}
+
 async fn read<T: DeserializeOwned>(
     api: &Api,
     req: reqwest::RequestBuilder,
@@ -89,31 +116,42 @@ async fn read<T: DeserializeOwned>(
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = api.body(resp).await?;
+    answer(api, status, &headers, &body, kind).await
+}
+
+/// An answer read: its error in our terms, or its body as `T`.
+async fn answer<T: DeserializeOwned>(
+    api: &Api,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+    kind: Kind,
+) -> Result<T, NetworkError> {
     if !(200..300).contains(&status) {
         return Err(crate::graph::error_of(
             api.network,
             status,
-            &headers,
-            &body,
+            headers,
+            body,
             kind == Kind::Media,
         ));
     }
     // A 200 that carries an error object is an error all the same.
-    if let Some(e) = crate::graph::parse_error(&body).filter(|e| e.code != 0) {
+    if let Some(e) = crate::graph::parse_error(body).filter(|e| e.code != 0) {
         tracing::debug!(code = e.code, "threads: an error object in a 200 answer");
         return Err(crate::graph::error_of(
             api.network,
             400,
-            &headers,
-            &body,
+            headers,
+            body,
             kind == Kind::Media,
         ));
     }
-    if let Some(pause) = crate::graph::slow_down(crate::graph::usage(&headers)) {
+    if let Some(pause) = crate::graph::slow_down(crate::graph::usage(headers)) {
         // Near the app's quota: the answer stands, the next call waits a little.
         api.pause(pause.min(Duration::from_secs(5))).await;
     }
-    api.parse(&body)
+    api.parse(body)
 }
 
 /// `{"id": "…"}`, the answer of the create and publish calls.

@@ -355,19 +355,18 @@ async fn carousel_children(
 
 /// A container's status; `None` when Threads does not know it (any more).
 async fn status(c: &Ctx<'_>, id: &str) -> Result<Option<Status>, NetworkError> {
-    let answer: Result<api::ContainerStatus, _> = api::get(
+    // "Object does not exist" (code 100, subcode 33): a container that is gone. Any other
+    // refusal is not that, and is answered as it is.
+    let Some(s) = api::get_existing::<api::ContainerStatus>(
         c.api,
         c.token,
         &format!("/{}", seg(id)),
         &[("fields", "status,error_message")],
         Kind::Plain,
     )
-    .await;
-    let s = match answer {
-        Ok(s) => s,
-        // "Object does not exist" (code 100): a container that is gone.
-        Err(NetworkError::Rejected { .. }) => return Ok(None),
-        Err(e) => return Err(e),
+    .await?
+    else {
+        return Ok(None);
     };
     Ok(Some(match s.status.as_str() {
         "IN_PROGRESS" => Status::InProgress,
