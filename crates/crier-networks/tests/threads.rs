@@ -12,7 +12,7 @@ use crier_core::Clock;
 use crier_fakes::threads::{ThreadsFake, USER_ID, USERNAME};
 use crier_fakes::{FakeNetwork, kit};
 use crier_networks::threads::{RULES, length};
-use crier_networks::{Attachment, MemorySteps, NetworkError, Part, Session};
+use crier_networks::{Attachment, MemorySteps, NetworkError, Part, Session, Steps};
 use crier_store::PostOverride;
 use hosted::{Media, authorize, exchange, thread_part as part};
 
@@ -524,6 +524,24 @@ async fn metrics_read_the_insights() {
         (m.likes, m.replies, m.impressions, m.reposts),
         (3, 1, 30, 0)
     );
+}
+
+#[tokio::test]
+async fn ids_that_are_not_digits_never_make_a_path() {
+    let r = rig().await;
+    let before = r.fake.faults().seen().len();
+    let err = r.net.metrics(r.session(), "..").await.unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    // A kept container id that is not one: its status is never asked for.
+    let steps = MemorySteps::default();
+    steps.put("container", "..").await.unwrap();
+    let err = r
+        .net
+        .lookup(r.session(), part("x", &[], &[], &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    assert_eq!(r.fake.faults().seen().len(), before, "nothing sent");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -742,6 +742,50 @@ async fn metrics_are_public_metrics() {
 }
 
 #[tokio::test]
+async fn ids_that_are_not_digits_never_make_a_path() {
+    let r = Rig::new().await;
+    let before = r.fake.faults().seen().len();
+    let err = r.net.metrics(r.session(), "..").await.unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    let err = r
+        .net
+        .metrics(r.session(), "1/../../2/users/me")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    // An account whose stored id is not an X id: its timeline is never asked for.
+    let mut odd = r.account.clone();
+    odd.external_id = "..".into();
+    let steps = MemorySteps::default();
+    steps
+        .put("sent_at", &r.clock.now_ms().to_string())
+        .await
+        .unwrap();
+    let err = r
+        .net
+        .lookup(
+            hosted::session(&odd, r.creds()),
+            part("x", &[], &[], &steps),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    assert_eq!(r.fake.faults().seen().len(), before, "nothing sent");
+    // A create answer whose id is not one is not taken for the post.
+    r.fake.faults().push(Fault::status(
+        "POST",
+        "/2/tweets",
+        201,
+        json!({"data": {"id": "..", "text": "x"}}),
+    ));
+    let err = r
+        .publish(part("x", &[], &[], &MemorySteps::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_unavailable", "{err:?}");
+}
+
+#[tokio::test]
 async fn posts_of_media_alone_are_told_apart_by_their_media() {
     let r = Rig::new().await;
     let a = vec![attachment(kit::png(8, 8), "image/png", None)];

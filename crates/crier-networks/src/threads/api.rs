@@ -24,10 +24,17 @@ pub enum Kind {
     Media,
 }
 
-/// An id from the network as one path segment (ids are digits; anything else is encoded so it
-/// cannot change the path).
-pub fn seg(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+/// An id (a user's, a container's, a post's) as one path segment: Threads ids are digits, so
+/// anything else (a `..` would be a dot segment, encoded or not) is refused.
+pub fn seg(id: &str) -> Result<&str, NetworkError> {
+    if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id)
+    } else {
+        Err(NetworkError::rejected(format!(
+            "threads: `{}` is not a Threads id",
+            crate::hosted::short(id)
+        )))
+    }
 }
 
 /// `GET {GRAPH}/v1.0{path}?{query}` with the token; the answer as `T`.

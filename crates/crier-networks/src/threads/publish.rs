@@ -98,7 +98,7 @@ pub async fn publish(
     let done: api::Id = api::post(
         c.api,
         c.token,
-        &format!("/{}/threads_publish", seg(c.user)),
+        &format!("/{}/threads_publish", seg(c.user)?),
         &[("creation_id", &container)],
         Kind::Plain,
     )
@@ -172,7 +172,7 @@ async fn check_quota(c: &Ctx<'_>, part: &Part<'_>) -> Result<(), NetworkError> {
     let page: api::Page<api::Quota> = api::get(
         c.api,
         c.token,
-        &format!("/{}/threads_publishing_limit", seg(c.user)),
+        &format!("/{}/threads_publishing_limit", seg(c.user)?),
         &[(
             "fields",
             "quota_usage,config,reply_quota_usage,reply_config",
@@ -291,7 +291,7 @@ async fn container(
     let made: api::Id = api::post(
         c.api,
         c.token,
-        &format!("/{}/threads", seg(c.user)),
+        &format!("/{}/threads", seg(c.user)?),
         pairs,
         kind,
     )
@@ -331,7 +331,7 @@ async fn carousel_children(
                 let made: api::Id = api::post(
                     c.api,
                     c.token,
-                    &format!("/{}/threads", seg(c.user)),
+                    &format!("/{}/threads", seg(c.user)?),
                     &pairs,
                     Kind::Media,
                 )
@@ -360,7 +360,7 @@ async fn status(c: &Ctx<'_>, id: &str) -> Result<Option<Status>, NetworkError> {
     let Some(s) = api::get_existing::<api::ContainerStatus>(
         c.api,
         c.token,
-        &format!("/{}", seg(id)),
+        &format!("/{}", seg(id)?),
         &[("fields", "status,error_message")],
         Kind::Plain,
     )
@@ -428,7 +428,7 @@ async fn published(c: &Ctx<'_>, media_id: &str) -> Result<PublishedPart, Network
     let m: api::Media = api::get(
         c.api,
         c.token,
-        &format!("/{}", seg(media_id)),
+        &format!("/{}", seg(media_id)?),
         &[("fields", "id,permalink")],
         Kind::Plain,
     )
@@ -460,11 +460,11 @@ async fn find(c: &Ctx<'_>, part: &Part<'_>) -> Result<Option<PublishedPart>, Net
     let since = (from.div_euclid(1000)).to_string();
     let (path, fields) = match part.thread.last() {
         Some(_) => (
-            format!("/{}/replies", seg(c.user)),
+            format!("/{}/replies", seg(c.user)?),
             "id,text,timestamp,permalink,replied_to",
         ),
         None => (
-            format!("/{}/threads", seg(c.user)),
+            format!("/{}/threads", seg(c.user)?),
             "id,text,timestamp,permalink",
         ),
     };

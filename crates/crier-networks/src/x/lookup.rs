@@ -164,7 +164,7 @@ impl X {
         // Whole seconds: X takes `YYYY-MM-DDTHH:mm:ssZ`.
         let since = jiff::Timestamp::from_second(since.as_second())
             .map_err(|e| NetworkError::rejected(format!("x: a send time out of range: {e}")))?;
-        let user = super::path_segment(&s.account.external_id);
+        let user = super::id_segment(&s.account.external_id)?;
         let media = self.kept_media_ids(part).await?;
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -187,7 +187,7 @@ impl X {
             }
             let page: Timeline = answer.json(&self.api)?;
             if let Some(t) = page.data.iter().find(|t| matches(t, part, &media)) {
-                return Ok(Some(self.published(s, &t.id)));
+                return self.published(s, &t.id).map(Some);
             }
             match page.meta.next_token.filter(|t| !t.is_empty()) {
                 None => return Ok(None),
