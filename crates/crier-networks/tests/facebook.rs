@@ -471,6 +471,66 @@ async fn lookup_finds_a_post_whose_answer_was_lost_and_is_none_only_when_certain
 }
 
 #[tokio::test]
+async fn a_videos_miss_is_cannot_tell_until_15_minutes_after_sent_at() {
+    let r = rig().await;
+    let (a, c) = r.page().await;
+    let o = no_options();
+    let video = [mp4()];
+    let steps = MemorySteps::default();
+    r.fake
+        .faults()
+        .push(Fault::hang("POST", &format!("/{VERSION}/{PAGE}/videos")));
+    let err = r
+        .net
+        .publish(session(&a, &c), part("A video", &video, &o, &steps))
+        .await
+        .expect_err("no answer");
+    assert_eq!(err, NetworkError::Timeout);
+    // A video is listed only once processed: a miss soon after the send proves nothing.
+    let err = r
+        .net
+        .lookup(session(&a, &c), part("A video", &video, &o, &steps))
+        .await
+        .expect_err("cannot tell yet");
+    assert_eq!(err.code(), "network_unavailable", "{err:?}");
+    r.clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(
+        r.net
+            .lookup(session(&a, &c), part("A video", &video, &o, &steps))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_next_page_that_cannot_be_followed_is_cannot_tell() {
+    let r = rig().await;
+    let (a, c) = r.page().await;
+    let o = no_options();
+    let steps = MemorySteps::default();
+    steps
+        .put("sent_at", &r.clock.now_ms().to_string())
+        .await
+        .unwrap();
+    r.fake.faults().push(Fault::status(
+        "GET",
+        &format!("/{VERSION}/{PAGE}/published_posts"),
+        200,
+        serde_json::json!({
+            "data": [],
+            "paging": {"next": "https://elsewhere.example/posts?after=abc"},
+        }),
+    ));
+    let err = r
+        .net
+        .lookup(session(&a, &c), part("Unread", &[], &o, &steps))
+        .await
+        .expect_err("pages left unread");
+    assert_eq!(err.code(), "network_unavailable", "{err:?}");
+}
+
+#[tokio::test]
 async fn lookup_ignores_posts_from_before_the_attempt() {
     let r = rig().await;
     let (a, c) = r.page().await;

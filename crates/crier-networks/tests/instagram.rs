@@ -529,6 +529,29 @@ async fn a_crash_before_publishing_resumes_with_the_same_container() {
 }
 
 #[tokio::test]
+async fn sent_at_keeps_the_first_attempts_time() {
+    let r = Rig::new().await;
+    r.fake
+        .faults()
+        .push(kit::Fault::hang("POST", &r.publish_path()));
+    let steps = MemorySteps::default();
+    let media = [image().await];
+    r.publish(part("First", &media, &steps))
+        .await
+        .expect_err("no answer");
+    let first = steps.snapshot()["sent_at"].clone();
+    r.clock.advance(Duration::from_secs(3600));
+    r.publish(part("First", &media, &steps))
+        .await
+        .expect("resumed");
+    assert_eq!(
+        steps.snapshot()["sent_at"],
+        first,
+        "a later look-up's window starts at the first attempt"
+    );
+}
+
+#[tokio::test]
 async fn a_lost_publish_answer_is_found_by_lookup_and_by_a_retry() {
     let r = Rig::new().await;
     // Two parts whose publish answers are lost: one found by lookup, one by publish itself.

@@ -427,6 +427,46 @@ async fn an_image_initialized_but_not_uploaded_is_initialized_again() {
 }
 
 #[tokio::test]
+async fn an_upload_url_off_linkedins_hosts_gets_no_token() {
+    let r = rig().await;
+    let (member, _, creds) = connected(&r).await;
+    // Another server: whatever reaches it is counted.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let other = kit::serve(axum::Router::new().fallback(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { axum::http::StatusCode::OK }
+    }))
+    .await;
+    r.fake.faults().push(Fault::status(
+        "POST",
+        "/rest/images",
+        200,
+        serde_json::json!({"value": {
+            "uploadUrl": format!("{other}dms-uploads/elsewhere"),
+            "uploadUrlExpiresAt": 0,
+            "image": "urn:li:image:D4E10AQelsewhere",
+        }}),
+    ));
+    let media = vec![png()];
+    let e = r
+        .net
+        .publish(
+            s(&member, &creds),
+            part("One", &media, "k", &MemorySteps::default()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "network_unavailable", "{e:?}");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing sent there"
+    );
+    assert!(r.fake.posts().is_empty());
+}
+
+#[tokio::test]
 async fn media_linkedin_would_refuse_is_refused_first_or_mapped() {
     let r = rig().await;
     let (member, _, creds) = connected(&r).await;
@@ -534,6 +574,44 @@ async fn a_pdf_goes_up_as_a_document_with_a_title() {
     );
     assert_eq!(content["media"]["title"], "deck.pdf");
     assert_eq!(steps.snapshot()["doc.up"], steps.snapshot()["doc"]);
+}
+
+#[tokio::test]
+async fn sent_at_is_the_first_attempts_so_a_later_lookup_still_finds_it() {
+    let r = rig().await;
+    let (member, _, creds) = connected(&r).await;
+    let steps = MemorySteps::default();
+    r.fake.faults().push(Fault::lose("POST", "/rest/posts"));
+    let e = r
+        .net
+        .publish(s(&member, &creds), part("Sent first", &[], "k", &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(e, NetworkError::Timeout);
+    let first = steps.snapshot()["sent_at"].clone();
+    // An hour later a second attempt fails before LinkedIn does anything.
+    r.clock.advance(Duration::from_secs(3600));
+    r.fake.faults().push(Fault::status(
+        "POST",
+        "/rest/posts",
+        500,
+        serde_json::json!({"status": 500, "message": "Internal Server Error"}),
+    ));
+    let e = r
+        .net
+        .publish(s(&member, &creds), part("Sent first", &[], "k", &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "network_unavailable");
+    assert_eq!(steps.snapshot()["sent_at"], first, "the first attempt's");
+    let found = r
+        .net
+        .lookup(s(&member, &creds), part("Sent first", &[], "k", &steps))
+        .await
+        .unwrap()
+        .expect("the first attempt's post, inside the window");
+    assert_eq!(r.fake.posts().len(), 1);
+    assert_eq!(found.external_id, r.fake.posts()[0].id);
 }
 
 #[tokio::test]
@@ -720,7 +798,7 @@ async fn each_documented_error_maps_to_its_code() {
 }
 
 #[tokio::test]
-async fn tokens_expire_after_60_days_refresh_and_revoke_for_the_member_only() {
+async fn tokens_expire_after_60_days_refresh_and_revoke_leaves_the_shared_token() {
     let r = rig().await;
     let (member, page, creds) = connected(&r).await;
     r.clock.advance(Duration::from_secs(5_184_000 + 1));
@@ -751,7 +829,8 @@ async fn tokens_expire_after_60_days_refresh_and_revoke_for_the_member_only() {
         .await
         .unwrap();
     assert_eq!(m.likes, 3);
-    // Disconnecting the page leaves the member's token alone; the member's revokes it.
+    // The member and the page share the token: disconnecting either revokes nothing, so the
+    // other keeps publishing.
     r.net.revoke(s(&page, &fresh)).await.unwrap();
     r.net
         .publish(
@@ -761,17 +840,18 @@ async fn tokens_expire_after_60_days_refresh_and_revoke_for_the_member_only() {
         .await
         .unwrap();
     r.net.revoke(s(&member, &fresh)).await.unwrap();
-    let e = r
-        .net
+    r.net
         .publish(
-            s(&member, &fresh),
-            part("Gone", &[], "k4", &MemorySteps::default()),
+            s(&page, &fresh),
+            part("The page too", &[], "k4", &MemorySteps::default()),
         )
         .await
-        .unwrap_err();
-    assert_eq!(e.code(), "account_disconnected");
-    let e = r.net.refresh(s(&member, &fresh)).await.unwrap_err();
-    assert_eq!(e.code(), "account_disconnected", "the grant is revoked");
+        .unwrap();
+    assert_eq!(
+        r.seen("POST", |p| p == "/oauth/v2/revoke"),
+        0,
+        "nothing revoked at LinkedIn"
+    );
     // Without a refresh token the account must connect again.
     let bare = Credentials {
         refresh_token: None,

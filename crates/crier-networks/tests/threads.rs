@@ -12,7 +12,7 @@ use crier_core::Clock;
 use crier_fakes::threads::{ThreadsFake, USER_ID, USERNAME};
 use crier_fakes::{FakeNetwork, kit};
 use crier_networks::threads::{RULES, length};
-use crier_networks::{Attachment, MemorySteps, NetworkError, Part, Session};
+use crier_networks::{Attachment, MemorySteps, NetworkError, Part, Session, Steps};
 use crier_store::PostOverride;
 use hosted::{Media, authorize, exchange, thread_part as part};
 
@@ -526,6 +526,24 @@ async fn metrics_read_the_insights() {
     );
 }
 
+#[tokio::test]
+async fn ids_that_are_not_digits_never_make_a_path() {
+    let r = rig().await;
+    let before = r.fake.faults().seen().len();
+    let err = r.net.metrics(r.session(), "..").await.unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    // A kept container id that is not one: its status is never asked for.
+    let steps = MemorySteps::default();
+    steps.put("container", "..").await.unwrap();
+    let err = r
+        .net
+        .lookup(r.session(), part("x", &[], &[], &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    assert_eq!(r.fake.faults().seen().len(), before, "nothing sent");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Exactly once
 // ---------------------------------------------------------------------------------------------
@@ -566,6 +584,33 @@ async fn a_crash_before_publish_resumes_with_the_same_container() {
         "the kept container was published"
     );
     assert_eq!(r.fake.posts().len(), 1);
+}
+
+#[tokio::test]
+async fn sent_at_keeps_the_first_attempts_time() {
+    let r = rig().await;
+    r.fake.faults().push(kit::Fault::status(
+        "POST",
+        &publish_path(),
+        500,
+        serde_json::json!({"error": {"message": "down", "code": 2}}),
+    ));
+    let steps = MemorySteps::default();
+    r.net
+        .publish(r.session(), part("first", &[], &[], &steps))
+        .await
+        .unwrap_err();
+    let first = steps.snapshot()["sent_at"].clone();
+    r.clock.advance(Duration::from_secs(3600));
+    r.net
+        .publish(r.session(), part("first", &[], &[], &steps))
+        .await
+        .unwrap();
+    assert_eq!(
+        steps.snapshot()["sent_at"],
+        first,
+        "a later look-up's window starts at the first attempt"
+    );
 }
 
 #[tokio::test]
@@ -678,6 +723,50 @@ async fn a_lost_container_answer_is_certainly_not_published() {
         1,
         "the orphan container was never published"
     );
+}
+
+#[tokio::test]
+async fn a_refused_container_status_is_an_error_not_a_gone_container() {
+    let r = rig().await;
+    r.fake.faults().push(kit::Fault::status(
+        "POST",
+        &publish_path(),
+        500,
+        serde_json::json!({"error": {"message": "down", "code": 2}}),
+    ));
+    let steps = MemorySteps::default();
+    r.net
+        .publish(r.session(), part("kept", &[], &[], &steps))
+        .await
+        .unwrap_err();
+    let kept = steps.snapshot()["container"].clone();
+    // A refusal that is not "object does not exist" says nothing about the container.
+    r.fake.faults().push(kit::Fault::status(
+        "GET",
+        &format!("/v1.0/{kept}"),
+        400,
+        serde_json::json!({"error": {"message": "(#3) Application does not have the capability to make this API call.", "type": "OAuthException", "code": 3}}),
+    ));
+    let err = r
+        .net
+        .publish(r.session(), part("kept", &[], &[], &steps))
+        .await
+        .expect_err("the refusal is answered");
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    assert_eq!(r.fake.containers_created(), 1, "no new container");
+    assert_eq!(steps.snapshot()["container"], kept);
+    // The container really gone (code 100, subcode 33): a new one.
+    r.fake.faults().push(kit::Fault::status(
+        "GET",
+        &format!("/v1.0/{kept}"),
+        400,
+        serde_json::json!({"error": {"message": "Unsupported get request. Object with ID does not exist", "type": "GraphMethodException", "code": 100, "error_subcode": 33}}),
+    ));
+    r.net
+        .publish(r.session(), part("kept", &[], &[], &steps))
+        .await
+        .expect("a new container");
+    assert_eq!(r.fake.containers_created(), 2);
 }
 
 #[tokio::test]

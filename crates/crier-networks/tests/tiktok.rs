@@ -506,6 +506,29 @@ async fn a_lost_last_chunk_answer_is_not_sent_again() {
 }
 
 #[tokio::test]
+async fn sent_at_keeps_the_first_attempts_time() {
+    let r = Rig::new().await;
+    let media = small_video().await;
+    let steps = MemorySteps::default();
+    r.fake.faults().push(Fault::hang("POST", INIT));
+    let err = r
+        .publish_with("twice", &media, &PostOverride::default(), &steps)
+        .await
+        .expect_err("timeout");
+    assert_eq!(err, NetworkError::Timeout);
+    let first = steps.snapshot()["sent_at"].clone();
+    r.clock.advance(Duration::from_secs(3600));
+    r.publish_with("twice", &media, &PostOverride::default(), &steps)
+        .await
+        .expect("published on the retry");
+    assert_eq!(
+        steps.snapshot()["sent_at"],
+        first,
+        "a later look-up's window starts at the first attempt"
+    );
+}
+
+#[tokio::test]
 async fn still_processing_is_an_error_for_lookup_and_the_retry_resumes_polling() {
     let r = Rig::new().await;
     r.fake.set_processing_polls(10_000);
@@ -657,6 +680,58 @@ async fn a_lost_pull_init_answer_is_found_in_the_accounts_videos() {
         .expect("found by caption since sent_at");
     assert_eq!(r.fake.posts().len(), 1);
     assert_eq!(r.fake.posts()[0].id, found.external_id);
+}
+
+#[tokio::test]
+async fn a_lost_pull_init_answer_not_yet_listed_is_an_error_never_none() {
+    let r = Rig::new().await;
+    let media = small_video().await;
+    let prefix = media[0].url.split("/media/").next().unwrap().to_owned();
+    r.fake.verify_url_prefix(&prefix);
+    // Private: the video list (public, processed videos only) never shows it.
+    let pull = options(serde_json::json!({"source": "pull", "privacy": "SELF_ONLY"}));
+    let steps = MemorySteps::default();
+    r.fake.faults().push(Fault::lose("POST", INIT));
+    let err = r
+        .publish_with("pulled privately", &media, &pull, &steps)
+        .await
+        .expect_err("answer lost");
+    assert_eq!(err, NetworkError::Timeout);
+    assert_eq!(r.fake.publishes().len(), 1, "the init landed");
+    let err = r
+        .lookup_with("pulled privately", &media, &pull, &steps)
+        .await
+        .expect_err("a miss in the list cannot prove it was not posted");
+    assert!(matches!(err, NetworkError::Unavailable { .. }), "{err:?}");
+    assert_eq!(r.inits(), 1, "never initialised again");
+}
+
+#[tokio::test]
+async fn a_refused_pull_init_is_not_looked_for() {
+    let r = Rig::new().await;
+    let media = small_video().await;
+    let prefix = media[0].url.split("/media/").next().unwrap().to_owned();
+    r.fake.verify_url_prefix(&prefix);
+    let pull = options(serde_json::json!({"source": "pull"}));
+    let steps = MemorySteps::default();
+    r.fake.faults().push(Fault::status(
+        "POST",
+        INIT,
+        429,
+        serde_json::json!({"error": {"code": "rate_limit_exceeded", "message": "slow down", "log_id": "l"}}),
+    ));
+    let err = r
+        .publish_with("refused", &media, &pull, &steps)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), "network_rate_limited", "{err:?}");
+    assert_eq!(
+        r.lookup_with("refused", &media, &pull, &steps)
+            .await
+            .unwrap(),
+        None,
+        "TikTok refused the init: nothing can have been posted"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

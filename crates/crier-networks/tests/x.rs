@@ -20,6 +20,9 @@ use crier_store::PostOverride;
 use hosted::{Grant, Media, authorize, exchange, thread_part as part};
 use serde_json::json;
 
+/// How long after `sent_at` a look-up's miss is still "cannot tell".
+const LAG: Duration = Duration::from_millis(crier_networks::x::lookup::LAG_MS as u64);
+
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 type Rig = hosted::SignedIn<XFake>;
@@ -564,11 +567,13 @@ async fn lookup_matches_the_reply_target_and_the_time_window() {
     // Same text, but not a reply to our root.
     r.fake.post_as("user-1", "the reply");
     let p = part("the reply", &[], &thread, &steps);
+    r.clock.advance(LAG);
     assert_eq!(r.net.lookup(r.session(), p).await.unwrap(), None);
     // Long before the send time: outside the window.
     let old = MemorySteps::default();
-    let later = r.clock.now_ms() + 3_600_000;
+    let later = r.clock.now_ms() + 3_600_000 - LAG.as_millis() as i64;
     old.put("sent_at", &later.to_string()).await.unwrap();
+    r.clock.advance(Duration::from_secs(3600));
     assert_eq!(
         r.net
             .lookup(r.session(), part("root", &[], &[], &old))
@@ -587,6 +592,27 @@ async fn lookup_matches_the_reply_target_and_the_time_window() {
         q.contains("start_time=2026-03-01T12%3A55%3A00Z"),
         "sent_at minus 5 minutes: {q}"
     );
+}
+
+#[tokio::test]
+async fn a_miss_is_cannot_tell_until_15_minutes_after_sent_at() {
+    let r = Rig::new().await;
+    let steps = MemorySteps::default();
+    let p = part("Not landed", &[], &[], &steps);
+    r.fake.faults().push(Fault::hang("POST", "/2/tweets"));
+    assert_eq!(r.publish(p).await.unwrap_err(), NetworkError::Timeout);
+    assert!(r.fake.posts().is_empty());
+    // X's timeline lags and rewrites text: a miss soon after the send proves nothing.
+    let err = r.net.lookup(r.session(), p).await.unwrap_err();
+    assert!(
+        matches!(err, NetworkError::Unavailable { retry_after: Some(d), .. } if d == LAG),
+        "{err:?}"
+    );
+    r.clock.advance(LAG - Duration::from_secs(1));
+    let err = r.net.lookup(r.session(), p).await.unwrap_err();
+    assert_eq!(err.code(), "network_unavailable", "{err:?}");
+    r.clock.advance(Duration::from_secs(1));
+    assert_eq!(r.net.lookup(r.session(), p).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -716,6 +742,50 @@ async fn metrics_are_public_metrics() {
 }
 
 #[tokio::test]
+async fn ids_that_are_not_digits_never_make_a_path() {
+    let r = Rig::new().await;
+    let before = r.fake.faults().seen().len();
+    let err = r.net.metrics(r.session(), "..").await.unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    let err = r
+        .net
+        .metrics(r.session(), "1/../../2/users/me")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    // An account whose stored id is not an X id: its timeline is never asked for.
+    let mut odd = r.account.clone();
+    odd.external_id = "..".into();
+    let steps = MemorySteps::default();
+    steps
+        .put("sent_at", &r.clock.now_ms().to_string())
+        .await
+        .unwrap();
+    let err = r
+        .net
+        .lookup(
+            hosted::session(&odd, r.creds()),
+            part("x", &[], &[], &steps),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_rejected", "{err:?}");
+    assert_eq!(r.fake.faults().seen().len(), before, "nothing sent");
+    // A create answer whose id is not one is not taken for the post.
+    r.fake.faults().push(Fault::status(
+        "POST",
+        "/2/tweets",
+        201,
+        json!({"data": {"id": "..", "text": "x"}}),
+    ));
+    let err = r
+        .publish(part("x", &[], &[], &MemorySteps::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_unavailable", "{err:?}");
+}
+
+#[tokio::test]
 async fn posts_of_media_alone_are_told_apart_by_their_media() {
     let r = Rig::new().await;
     let a = vec![attachment(kit::png(8, 8), "image/png", None)];
@@ -736,6 +806,7 @@ async fn posts_of_media_alone_are_told_apart_by_their_media() {
         .put("sent_at", &r.clock.now_ms().to_string())
         .await
         .unwrap();
+    r.clock.advance(LAG);
     assert_eq!(
         r.net
             .lookup(r.session(), part("", &b, &[], &steps_b))

@@ -21,7 +21,7 @@ use crier_networks::hosted::HostedConfig;
 use crier_networks::youtube::{self, Quota, YouTube, default_title};
 use crier_networks::{
     Attachment, Authorize, MediaMeta, MemorySteps, Network, NetworkError, OAuthClient, Part,
-    Session,
+    Session, Steps,
 };
 use crier_store::PostOverride;
 use hosted::{Grant, options, part_with as part};
@@ -586,6 +586,66 @@ async fn an_expired_session_is_looked_up_in_the_uploads_playlist() {
         .unwrap();
     assert_eq!(r.fake.videos().len(), 1);
     assert_eq!(r.fake.faults().count("POST", UPLOAD), 2);
+}
+
+#[tokio::test]
+async fn an_uploads_page_that_does_not_reach_back_or_no_sent_at_is_cannot_tell() {
+    let r = Rig::new().await;
+    let media = vertical(1000);
+    // Uploaded once, half an hour ago, with the same text.
+    r.publish_with("Same words", &media, &none(), &MemorySteps::default())
+        .await
+        .unwrap();
+    r.clock.advance(Duration::from_secs(1800));
+    // An attempt whose bytes never arrived, and whose session then expired.
+    r.fake.faults().push(Fault::hang("PUT", UPLOAD));
+    let steps = MemorySteps::default();
+    r.publish_with("Same words", &media, &none(), &steps)
+        .await
+        .unwrap_err();
+    r.fake.expire_sessions();
+    assert_eq!(r.fake.videos().len(), 1);
+
+    // The latest 50 uploads are all newer than the attempt: older ones are unread.
+    let now = jiff::Timestamp::from_millisecond(r.clock.now_ms()).unwrap();
+    let items: Vec<serde_json::Value> = (0..50)
+        .map(|i| {
+            serde_json::json!({"snippet": {"publishedAt": now.to_string(),
+                "title": format!("Other {i}"), "description": "",
+                "resourceId": {"videoId": format!("other{i}")}}})
+        })
+        .collect();
+    r.fake.faults().push(Fault::status(
+        "GET",
+        "/youtube/v3/playlistItems",
+        200,
+        serde_json::json!({"kind": "youtube#playlistItemListResponse", "items": items}),
+    ));
+    let err = r
+        .lookup_with("Same words", &media, &none(), &steps)
+        .await
+        .expect_err("the page does not reach back to the attempt");
+    assert_eq!(err.code(), "network_unavailable", "{err:?}");
+    // The whole playlist read (one old upload): certainly not there.
+    assert_eq!(
+        r.lookup_with("Same words", &media, &none(), &steps)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // No send time kept: the old upload of the same text is not taken for this part.
+    let bare = MemorySteps::default();
+    for (k, v) in steps.snapshot() {
+        if k != "sent_at" {
+            bare.put(&k, &v).await.unwrap();
+        }
+    }
+    let err = r
+        .lookup_with("Same words", &media, &none(), &bare)
+        .await
+        .expect_err("no window to search");
+    assert_eq!(err.code(), "network_unavailable", "{err:?}");
 }
 
 #[tokio::test]

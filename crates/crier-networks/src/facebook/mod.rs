@@ -34,7 +34,10 @@
 //! `sent_at` (ms) is kept before the call that creates the post. [`Network::lookup`] answers
 //! "not published" only when no create call ever went out (no `sent_at`); otherwise it lists
 //! the Page's `published_posts` since `sent_at` (minus clock skew) and matches the text; a
-//! failure to list is an error, never "not published".
+//! failure to list is an error, never "not published". A video is listed only once Facebook
+//! has processed it, so a video's miss is an error too until 15 minutes after `sent_at` (by
+//! the connector's clock); a text or photo post is listed as soon as it is created, so its
+//! miss is "not published" at once.
 //!
 //! Usage: every answer's `X-App-Usage` / `X-Page-Usage` / `X-Business-Use-Case-Usage` is read;
 //! above 80 % of a quota the next call waits first ([`crate::graph::slow_down`], at most 5 s).

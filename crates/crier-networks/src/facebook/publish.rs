@@ -10,6 +10,9 @@ use super::{Facebook, MAX_PHOTOS, RULES};
 const LOOKUP_SKEW_S: i64 = 5 * 60;
 /// The most `published_posts` pages (of 100 posts) read in one look-up.
 const LOOKUP_MAX_PAGES: usize = 3;
+/// How long after `sent_at` a video's miss is still "cannot tell": `published_posts` shows a
+/// video only once it is processed.
+pub const VIDEO_LAG_MS: i64 = 15 * 60 * 1000;
 
 /// `{"id": …}`, with `post_id` when a published photo made a post.
 #[derive(Debug, serde::Deserialize)]
@@ -247,14 +250,39 @@ impl Facebook {
             if let Some(p) = hit {
                 return published(&p.id).map(Some);
             }
-            match list.next().and_then(|n| self.graph.next_page(n)) {
-                Some(next) => url = next,
-                None => return Ok(None),
-            }
+            let Some(next) = list.next().filter(|n| !n.is_empty()) else {
+                return self.missed(&part, sent_at);
+            };
+            // Pages left unread: a refused `next` is "cannot tell", never "not published".
+            url = self.graph.next_page(next).ok_or_else(|| {
+                NetworkError::unavailable(
+                    "facebook: the Page's posts go on at a `next` page that is not a Graph URL; \
+                     cannot tell whether the part was published",
+                )
+            })?;
         }
         Err(NetworkError::unavailable(
             "facebook: too many posts since the attempt to tell whether it was published",
         ))
+    }
+
+    /// Every post since `sent_at` read and none is the part: not published, except a video
+    /// within [`VIDEO_LAG_MS`] of `sent_at`, which may still be processing (not listed yet).
+    fn missed(&self, part: &Part<'_>, sent_at: i64) -> Result<Option<PublishedPart>, NetworkError> {
+        let video = matches!(shape(part.media), Ok(Shape::Video(_)));
+        let wait = sent_at.saturating_add(VIDEO_LAG_MS) - self.graph.api.clock.now_ms();
+        if video && wait > 0 {
+            return Err(NetworkError::Unavailable {
+                message: "facebook: the video is not among the Page's posts yet; Facebook lists \
+                          a video once it is processed, so it cannot be told until 15 minutes \
+                          after it was sent"
+                    .into(),
+                retry_after: Some(std::time::Duration::from_millis(
+                    wait.min(VIDEO_LAG_MS) as u64
+                )),
+            });
+        }
+        Ok(None)
     }
 }
 

@@ -452,9 +452,12 @@ pub(super) async fn publish(
         None => create(ig, token, user, &part, &plan, &mut budget).await?,
     };
     wait_finished(ig, token, &container, &mut budget).await?;
-    part.steps
-        .put("sent_at", &ig.api.clock.now_ms().to_string())
-        .await?;
+    if part.steps.get("sent_at").await?.is_none() {
+        // The first attempt's: a later look-up's window starts there.
+        part.steps
+            .put("sent_at", &ig.api.clock.now_ms().to_string())
+            .await?;
+    }
     let published: Id = ig
         .post(
             token,

@@ -203,7 +203,24 @@ async fn initialize<T: serde::de::DeserializeOwned>(
     Ok(v.value)
 }
 
-/// `PUT`s `bytes` to an upload URL LinkedIn gave; the part's `ETag`, if it sent one.
+/// Whether the member's token may go to `url`: `https` on `linkedin.com` or a subdomain of it,
+/// or the configured base's origin (tests, a proxy).
+fn upload_host_ok(api: &Api, url: &url::Url) -> bool {
+    let linkedin = url.scheme() == "https"
+        && url
+            .host_str()
+            .is_some_and(|h| h == "linkedin.com" || h.ends_with(".linkedin.com"));
+    linkedin
+        || api
+            .config
+            .base
+            .as_ref()
+            .is_some_and(|b| b.origin() == url.origin())
+}
+
+/// `PUT`s `bytes` to an upload URL LinkedIn gave; the part's `ETag`, if it sent one. The URL
+/// is the answer's, and the request carries the member's token: a URL off LinkedIn's hosts is
+/// refused before anything is sent.
 async fn put(
     api: &Api,
     token: &str,
@@ -213,6 +230,12 @@ async fn put(
     let url = url::Url::parse(upload_url).map_err(|e| {
         NetworkError::unavailable(format!("linkedin: an upload URL that is not one: {e}"))
     })?;
+    if !upload_host_ok(api, &url) {
+        return Err(NetworkError::unavailable(format!(
+            "linkedin: an upload URL off LinkedIn's hosts ({}); not sent",
+            url.origin().ascii_serialization()
+        )));
+    }
     let req = api
         .http
         .put(url)
@@ -376,4 +399,34 @@ async fn wait_available(api: &Api, token: &str, urn: &str) -> Result<(), Network
     Err(NetworkError::unavailable(format!(
         "linkedin: video {urn} is still processing; the retry resumes with it"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::hosted::HostedConfig;
+
+    fn api(base: Option<&str>) -> Api {
+        let config = HostedConfig {
+            base: base.map(|b| b.parse().unwrap()),
+            ..HostedConfig::default()
+        };
+        Api::new("linkedin", config, Arc::new(crier_core::SystemClock))
+    }
+
+    #[test]
+    fn the_token_goes_to_linkedins_hosts_or_the_base_only() {
+        let ok = |api: &Api, u: &str| upload_host_ok(api, &u.parse().unwrap());
+        let real = api(None);
+        assert!(ok(&real, "https://www.linkedin.com/dms-uploads/x"));
+        assert!(ok(&real, "https://linkedin.com/x"));
+        assert!(!ok(&real, "http://www.linkedin.com/x"), "not https");
+        assert!(!ok(&real, "https://linkedin.com.evil.example/x"));
+        assert!(!ok(&real, "https://evillinkedin.com/x"));
+        let local = api(Some("http://127.0.0.1:8080"));
+        assert!(ok(&local, "http://127.0.0.1:8080/dms-uploads/x"));
+        assert!(!ok(&local, "http://127.0.0.1:8081/dms-uploads/x"));
+    }
 }

@@ -23,9 +23,9 @@
 //! Connecting: one approval (scopes `openid profile w_member_social r_organization_social
 //! w_organization_social rw_organization_admin`, no PKCE: crier is a confidential client)
 //! connects the member (`urn:li:person:{sub}`) and every page they administer
-//! (`urn:li:organization:{id}`); each account's credentials hold the same tokens. Revoking is
-//! done for the member's account only: a page's account shares the member's token, and
-//! disconnecting a page must not disconnect the member and their other pages.
+//! (`urn:li:organization:{id}`); each account's credentials hold the same tokens. Nothing is
+//! revoked at LinkedIn on disconnect: the member and their pages share one token, so revoking
+//! it for any of them (the member included) would silently disconnect every other.
 //!
 //! Publishing: media first ([`media`]), then `POST /rest/posts` with the author, the
 //! commentary in `little` ([`little`]: reserved characters escaped, mentions
@@ -456,17 +456,11 @@ impl Network for LinkedIn {
         Ok(fresh)
     }
 
-    async fn revoke(&self, s: Session<'_>) -> Result<(), NetworkError> {
-        // A page's token is its member's: revoking it would disconnect them all.
-        if !s.account.external_id.starts_with("urn:li:person:") {
-            return Ok(());
-        }
-        let Some(client) = s.credentials.client.as_ref() else {
-            return Ok(());
-        };
-        self.oauth
-            .revoke(&self.api.http, client, &s.credentials.access_token)
-            .await
+    /// Never revokes at LinkedIn: the member and each page they administer hold the same
+    /// token, so revoking it on any one's disconnect (the member's too) would silently break
+    /// every other account of the approval. The user ends the grant in LinkedIn's settings.
+    async fn revoke(&self, _s: Session<'_>) -> Result<(), NetworkError> {
+        Ok(())
     }
 
     async fn publish(&self, s: Session<'_>, part: Part<'_>) -> Result<PublishedPart, NetworkError> {
@@ -485,8 +479,11 @@ impl Network for LinkedIn {
         let content = media::content(&self.api, token, author, &part).await?;
         let commentary = little::escape(part.text);
         let body = Self::post_body(author, &commentary, &part, content)?;
-        let sent_at = self.api.clock.now_ms();
-        part.steps.put("sent_at", &sent_at.to_string()).await?;
+        if earlier.is_none() {
+            // The first attempt's: a later look-up's window starts there.
+            let now = self.api.clock.now_ms();
+            part.steps.put("sent_at", &now.to_string()).await?;
+        }
         let req = call::json(
             call::rest(self.api.http.post(self.api.url(API, "/rest/posts")), token),
             &body,

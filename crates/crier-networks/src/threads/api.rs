@@ -24,10 +24,17 @@ pub enum Kind {
     Media,
 }
 
-/// An id from the network as one path segment (ids are digits; anything else is encoded so it
-/// cannot change the path).
-pub fn seg(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+/// An id (a user's, a container's, a post's) as one path segment: Threads ids are digits, so
+/// anything else (a `..` would be a dot segment, encoded or not) is refused.
+pub fn seg(id: &str) -> Result<&str, NetworkError> {
+    if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id)
+    } else {
+        Err(NetworkError::rejected(format!(
+            "threads: `{}` is not a Threads id",
+            crate::hosted::short(id)
+        )))
+    }
 }
 
 /// `GET {GRAPH}/v1.0{path}?{query}` with the token; the answer as `T`.
@@ -80,6 +87,33 @@ pub async fn get_unauthenticated<T: DeserializeOwned>(
     read(api, api.http.get(url), Kind::Plain).await
 }
 
+/// `get` of an object by id; `None` when Threads says it does not exist (Graph code 100,
+/// subcode 33: "Object with ID … does not exist"). Every other refusal is an error.
+pub async fn get_existing<T: DeserializeOwned>(
+    api: &Api,
+    token: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    kind: Kind,
+) -> Result<Option<T>, NetworkError> {
+    let mut url = api.url(GRAPH, &format!("{VERSION}{path}"));
+    url.query_pairs_mut().extend_pairs(query);
+    let req = api
+        .http
+        .get(url)
+        .header(AUTHORIZATION, format!("Bearer {token}"));
+    let resp = api.send(req).await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = api.body(resp).await?;
+    let gone = crate::graph::parse_error(&body)
+        .is_some_and(|e| e.code == 100 && e.error_subcode == Some(33));
+    if gone && (400..500).contains(&status) {
+        return Ok(None);
+    }
+    answer(api, status, &headers, &body, kind).await.map(Some)
+}
+
 async fn read<T: DeserializeOwned>(
     api: &Api,
     req: reqwest::RequestBuilder,
@@ -89,31 +123,42 @@ async fn read<T: DeserializeOwned>(
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = api.body(resp).await?;
+    answer(api, status, &headers, &body, kind).await
+}
+
+/// An answer read: its error in our terms, or its body as `T`.
+async fn answer<T: DeserializeOwned>(
+    api: &Api,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+    kind: Kind,
+) -> Result<T, NetworkError> {
     if !(200..300).contains(&status) {
         return Err(crate::graph::error_of(
             api.network,
             status,
-            &headers,
-            &body,
+            headers,
+            body,
             kind == Kind::Media,
         ));
     }
     // A 200 that carries an error object is an error all the same.
-    if let Some(e) = crate::graph::parse_error(&body).filter(|e| e.code != 0) {
+    if let Some(e) = crate::graph::parse_error(body).filter(|e| e.code != 0) {
         tracing::debug!(code = e.code, "threads: an error object in a 200 answer");
         return Err(crate::graph::error_of(
             api.network,
             400,
-            &headers,
-            &body,
+            headers,
+            body,
             kind == Kind::Media,
         ));
     }
-    if let Some(pause) = crate::graph::slow_down(crate::graph::usage(&headers)) {
+    if let Some(pause) = crate::graph::slow_down(crate::graph::usage(headers)) {
         // Near the app's quota: the answer stands, the next call waits a little.
         api.pause(pause.min(Duration::from_secs(5))).await;
     }
-    api.parse(&body)
+    api.parse(body)
 }
 
 /// `{"id": "…"}`, the answer of the create and publish calls.

@@ -307,7 +307,7 @@ impl Network for Threads {
         let page: api::Page<api::Insight> = api::get(
             &self.api,
             &s.credentials.access_token,
-            &format!("/{}/insights", api::seg(external_id)),
+            &format!("/{}/insights", api::seg(external_id)?),
             &[("metric", "views,likes,replies,reposts,quotes")],
             Kind::Plain,
         )
@@ -332,7 +332,7 @@ impl Network for Threads {
         let page: api::Page<api::Insight> = api::get(
             &self.api,
             &s.credentials.access_token,
-            &format!("/{}/threads_insights", api::seg(id)),
+            &format!("/{}/threads_insights", api::seg(id)?),
             &[("metric", "followers_count")],
             Kind::Plain,
         )

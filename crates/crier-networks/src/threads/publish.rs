@@ -89,13 +89,16 @@ pub async fn publish(
         Some(id) => id,
         None => create(&c, &part).await?,
     };
-    part.steps
-        .put(SENT_AT, &c.api.clock.now_ms().to_string())
-        .await?;
+    if part.steps.get(SENT_AT).await?.is_none() {
+        // The first attempt's: a later look-up's window starts there.
+        part.steps
+            .put(SENT_AT, &c.api.clock.now_ms().to_string())
+            .await?;
+    }
     let done: api::Id = api::post(
         c.api,
         c.token,
-        &format!("/{}/threads_publish", seg(c.user)),
+        &format!("/{}/threads_publish", seg(c.user)?),
         &[("creation_id", &container)],
         Kind::Plain,
     )
@@ -169,7 +172,7 @@ async fn check_quota(c: &Ctx<'_>, part: &Part<'_>) -> Result<(), NetworkError> {
     let page: api::Page<api::Quota> = api::get(
         c.api,
         c.token,
-        &format!("/{}/threads_publishing_limit", seg(c.user)),
+        &format!("/{}/threads_publishing_limit", seg(c.user)?),
         &[(
             "fields",
             "quota_usage,config,reply_quota_usage,reply_config",
@@ -288,7 +291,7 @@ async fn container(
     let made: api::Id = api::post(
         c.api,
         c.token,
-        &format!("/{}/threads", seg(c.user)),
+        &format!("/{}/threads", seg(c.user)?),
         pairs,
         kind,
     )
@@ -328,7 +331,7 @@ async fn carousel_children(
                 let made: api::Id = api::post(
                     c.api,
                     c.token,
-                    &format!("/{}/threads", seg(c.user)),
+                    &format!("/{}/threads", seg(c.user)?),
                     &pairs,
                     Kind::Media,
                 )
@@ -352,19 +355,18 @@ async fn carousel_children(
 
 /// A container's status; `None` when Threads does not know it (any more).
 async fn status(c: &Ctx<'_>, id: &str) -> Result<Option<Status>, NetworkError> {
-    let answer: Result<api::ContainerStatus, _> = api::get(
+    // "Object does not exist" (code 100, subcode 33): a container that is gone. Any other
+    // refusal is not that, and is answered as it is.
+    let Some(s) = api::get_existing::<api::ContainerStatus>(
         c.api,
         c.token,
-        &format!("/{}", seg(id)),
+        &format!("/{}", seg(id)?),
         &[("fields", "status,error_message")],
         Kind::Plain,
     )
-    .await;
-    let s = match answer {
-        Ok(s) => s,
-        // "Object does not exist" (code 100): a container that is gone.
-        Err(NetworkError::Rejected { .. }) => return Ok(None),
-        Err(e) => return Err(e),
+    .await?
+    else {
+        return Ok(None);
     };
     Ok(Some(match s.status.as_str() {
         "IN_PROGRESS" => Status::InProgress,
@@ -426,7 +428,7 @@ async fn published(c: &Ctx<'_>, media_id: &str) -> Result<PublishedPart, Network
     let m: api::Media = api::get(
         c.api,
         c.token,
-        &format!("/{}", seg(media_id)),
+        &format!("/{}", seg(media_id)?),
         &[("fields", "id,permalink")],
         Kind::Plain,
     )
@@ -458,11 +460,11 @@ async fn find(c: &Ctx<'_>, part: &Part<'_>) -> Result<Option<PublishedPart>, Net
     let since = (from.div_euclid(1000)).to_string();
     let (path, fields) = match part.thread.last() {
         Some(_) => (
-            format!("/{}/replies", seg(c.user)),
+            format!("/{}/replies", seg(c.user)?),
             "id,text,timestamp,permalink,replied_to",
         ),
         None => (
-            format!("/{}/threads", seg(c.user)),
+            format!("/{}/threads", seg(c.user)?),
             "id,text,timestamp,permalink",
         ),
     };

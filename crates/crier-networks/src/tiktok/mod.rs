@@ -43,7 +43,8 @@
 //! again; still processing → an error, never `None`). No `publish_id` kept → nothing was
 //! initialised that can become a post (`FILE_UPLOAD` needs our bytes) → `None`; with
 //! `PULL_FROM_URL` a lost `init` answer could still become a post, so `lookup` then also
-//! lists the account's videos for our caption since `sent_at`.
+//! lists the account's videos for our caption since `sent_at`; a miss there is an error, never
+//! `None` (the list shows only public, processed videos), unless the `init` was refused.
 //!
 //! Not supported: text alone (TikTok posts are videos or photos); threads; photo posts (the
 //! photo endpoint takes images by URL from a verified domain only — not done yet); more than

@@ -324,9 +324,10 @@ async fn kept(part: &Part<'_>, name: &str) -> Result<Option<String>, NetworkErro
     Ok(part.steps.get(name).await?.filter(|v| !v.is_empty()))
 }
 
-/// Forgets a publish that failed, so the next attempt starts again.
+/// Forgets a publish that failed, so the next attempt starts again. `sent_at` goes too: no
+/// `init` is in flight any more, so a look-up before the next one has nothing to search for.
 async fn clear(part: &Part<'_>) -> Result<(), NetworkError> {
-    for name in ["publish_id", "upload_url", "uploaded", "post_id"] {
+    for name in ["publish_id", "upload_url", "uploaded", "post_id", "sent_at"] {
         part.steps.put(name, "").await?;
     }
     Ok(())
@@ -414,12 +415,23 @@ impl TikTok {
             .put("source", if wanted.pull { "pull" } else { "file" })
             .await?;
         steps.put("privacy", &plan.privacy).await?;
-        steps
-            .put("sent_at", &self.api.clock.now_ms().to_string())
-            .await?;
-        let init = self
-            .init(token, part.text, &plan, wanted.pull, video)
-            .await?;
+        if kept(part, "sent_at").await?.is_none() {
+            // The first attempt's (since the last refusal or failure cleared it): a later
+            // look-up's window starts there.
+            steps
+                .put("sent_at", &self.api.clock.now_ms().to_string())
+                .await?;
+        }
+        let init = match self.init(token, part.text, &plan, wanted.pull, video).await {
+            Ok(init) => init,
+            Err(e) => {
+                if !matches!(e, NetworkError::Unavailable { .. } | NetworkError::Timeout) {
+                    // TikTok answered with a refusal: nothing was initialised.
+                    steps.put("sent_at", "").await?;
+                }
+                return Err(e);
+            }
+        };
         // Kept before a byte is sent: from here on this publish id is the post.
         steps.put("publish_id", &init.publish_id).await?;
         if !wanted.pull {
@@ -665,7 +677,11 @@ impl TikTok {
 
     /// No publish id kept. With `FILE_UPLOAD` nothing can have been posted (TikTok needs our
     /// bytes). With `PULL_FROM_URL` an `init` whose answer was lost may have been taken: the
-    /// account's recent videos are searched for our caption since `sent_at`.
+    /// account's recent videos are searched for our caption since `sent_at`. A miss there
+    /// proves nothing (the list has only public videos TikTok has finished processing, the
+    /// latest 20), so it is an error, never `None`: the publisher asks again later and its
+    /// retry budget fails the target rather than risk a second post. Only with no `sent_at`
+    /// kept (no `init` sent, or its refusal or failure heard) is it `None`.
     async fn find_pulled(
         &self,
         s: &Session<'_>,
@@ -697,7 +713,16 @@ impl TikTok {
             caption.is_some_and(|c| c.trim() == text)
                 && v.create_time.saturating_mul(1000) >= sent_at - LOOKUP_SKEW_MS
         });
-        Ok(found.map(|v| Self::published(s.account.handle.as_str(), &v.id)))
+        match found {
+            Some(v) => Ok(Some(Self::published(s.account.handle.as_str(), &v.id))),
+            None => Err(NetworkError::Unavailable {
+                message: "tiktok: a pulled video's init went out and its answer was lost; it \
+                          is not among the account's public, processed videos (yet), so \
+                          whether it was posted cannot be told"
+                    .into(),
+                retry_after: Some(self.api.config.poll_interval.max(Duration::from_secs(30))),
+            }),
+        }
     }
 }
 

@@ -10,7 +10,10 @@
 //! carry the media ids kept in the steps (`attachments.media_keys` are `{type}_{media id}`), so
 //! two posts of media alone are never taken for each other. No `sent_at`: the create call
 //! never went out, so the part is certainly not published. More pages than we read: we cannot
-//! tell, which is an error, never "not found".
+//! tell, which is an error, never "not found". No match within [`LAG_MS`] of `sent_at` (by the
+//! connector's clock) is an error too: X's timeline lags behind a create, and it rewrites text
+//! (a bare domain becomes a `t.co` link) so a match may be missed; only after that is a miss
+//! "not found".
 
 use super::call::call;
 use super::{API, X};
@@ -20,6 +23,8 @@ use crate::{NetworkError, Part, PublishedPart, Session};
 pub const SKEW_MS: i64 = 5 * 60 * 1000;
 /// Pages of 100 tweets read at most in one look-up.
 pub const MAX_PAGES: usize = 5;
+/// How long after `sent_at` a miss is still "cannot tell" (the timeline's lag).
+pub const LAG_MS: i64 = 15 * 60 * 1000;
 
 #[derive(Debug, serde::Deserialize)]
 struct Timeline {
@@ -124,6 +129,29 @@ fn matches(tweet: &Tweet, part: &Part<'_>, media: &[String]) -> bool {
 }
 
 impl X {
+    /// The look-up of a part whose create call went out at `sent_at`: a miss is an error until
+    /// [`LAG_MS`] after it (see the module doc).
+    pub(super) async fn find_sent(
+        &self,
+        s: &Session<'_>,
+        part: &Part<'_>,
+        sent_at: i64,
+    ) -> Result<Option<PublishedPart>, NetworkError> {
+        if let Some(found) = self.find(s, part, sent_at).await? {
+            return Ok(Some(found));
+        }
+        let wait = sent_at.saturating_add(LAG_MS) - self.api.clock.now_ms();
+        if wait > 0 {
+            return Err(NetworkError::Unavailable {
+                message: "x: the part is not in the account's timeline yet; X's timeline lags, \
+                          so it cannot be told until 15 minutes after it was sent"
+                    .into(),
+                retry_after: Some(std::time::Duration::from_millis(wait.min(LAG_MS) as u64)),
+            });
+        }
+        Ok(None)
+    }
+
     /// The part among the account's tweets since `sent_at` (see the module doc).
     pub(super) async fn find(
         &self,
@@ -136,7 +164,7 @@ impl X {
         // Whole seconds: X takes `YYYY-MM-DDTHH:mm:ssZ`.
         let since = jiff::Timestamp::from_second(since.as_second())
             .map_err(|e| NetworkError::rejected(format!("x: a send time out of range: {e}")))?;
-        let user = super::path_segment(&s.account.external_id);
+        let user = super::id_segment(&s.account.external_id)?;
         let media = self.kept_media_ids(part).await?;
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -159,7 +187,7 @@ impl X {
             }
             let page: Timeline = answer.json(&self.api)?;
             if let Some(t) = page.data.iter().find(|t| matches(t, part, &media)) {
-                return Ok(Some(self.published(s, &t.id)));
+                return self.published(s, &t.id).map(Some);
             }
             match page.meta.next_token.filter(|t| !t.is_empty()) {
                 None => return Ok(None),

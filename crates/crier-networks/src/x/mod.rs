@@ -134,15 +134,18 @@ impl X {
         Self { api, oauth }
     }
 
-    fn published(&self, s: &Session<'_>, id: &str) -> PublishedPart {
-        PublishedPart {
+    /// The post X answered or listed as `id`; an id that is not one (digits) is `Unavailable`.
+    fn published(&self, s: &Session<'_>, id: &str) -> Result<PublishedPart, NetworkError> {
+        let id = id_segment(id).map_err(|_| {
+            NetworkError::unavailable(format!(
+                "x: a post id that is not an X id: `{}`",
+                crate::hosted::short(id)
+            ))
+        })?;
+        Ok(PublishedPart {
             external_id: id.to_owned(),
-            url: format!(
-                "{WEB}/{}/status/{}",
-                path_segment(&s.account.handle),
-                path_segment(id)
-            ),
-        }
+            url: format!("{WEB}/{}/status/{id}", path_segment(&s.account.handle)),
+        })
     }
 
     /// `GET /2/users/me` with `token`.
@@ -235,9 +238,22 @@ impl X {
     }
 }
 
-/// An id as one path segment (X ids are digits; anything else is percent-encoded).
+/// A name as one path segment, percent-encoded (a handle in a web link).
 pub(crate) fn path_segment(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// An X id (a user's or a post's) for a path: digits only, so none can change the path (a
+/// `..` would be a dot segment, encoded or not); anything else is refused.
+pub(crate) fn id_segment(id: &str) -> Result<&str, NetworkError> {
+    if !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id)
+    } else {
+        Err(NetworkError::rejected(format!(
+            "x: `{}` is not an X id",
+            crate::hosted::short(id)
+        )))
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -385,7 +401,7 @@ impl Network for X {
         }
         let created: Data<Created> = answer.json(&self.api)?;
         match created.data.filter(|c| !c.id.is_empty()) {
-            Some(c) => Ok(self.published(&s, &c.id)),
+            Some(c) => self.published(&s, &c.id),
             None => Err(NetworkError::unavailable(format!(
                 "x: create post answered without an id: {}",
                 answer.message()
@@ -406,14 +422,14 @@ impl Network for X {
         {
             // The create call never went out.
             None => Ok(None),
-            Some(at) => self.find(&s, &part, at).await,
+            Some(at) => self.find_sent(&s, &part, at).await,
         }
     }
 
     async fn metrics(&self, s: Session<'_>, external_id: &str) -> Result<Metrics, NetworkError> {
         let mut url = self
             .api
-            .url(API, &format!("/2/tweets/{}", path_segment(external_id)));
+            .url(API, &format!("/2/tweets/{}", id_segment(external_id)?));
         url.query_pairs_mut()
             .append_pair("tweet.fields", "public_metrics");
         let answer = call(&self.api, self.authed(&s, self.api.http.get(url))).await?;

@@ -41,7 +41,8 @@
 //! what Google holds, or takes the finished video it answers. No session kept means no byte
 //! was sent, so no video can exist. A session Google no longer knows (expired after a week)
 //! is looked up in the channel's uploads playlist (same title and description, uploaded
-//! after the attempt) before a new one is started.
+//! after the attempt) before a new one is started; "not there" only when the uploads read
+//! reach back before the attempt's `sent_at` (else, or with no `sent_at`, cannot tell).
 
 mod errors;
 pub mod quota;

@@ -24,6 +24,8 @@ use crate::{Attachment, NetworkError, Part, PublishedPart, Session};
 
 /// Clock skew allowed when matching the uploads playlist against our attempt's time.
 const LOOKUP_SKEW_MS: i64 = 10 * 60 * 1000;
+/// The uploads read in one look-up (one `playlistItems` page, its most).
+const LOOKUP_PAGE: usize = 50;
 /// Calls past the chunks themselves before an upload is left for the next attempt.
 const EXTRA_CALLS: usize = 8;
 
@@ -311,7 +313,10 @@ impl YouTube {
     }
 
     /// The channel's recent uploads matched against the part: same title and description,
-    /// published after our attempt (less the skew). Ok(None) when nothing matches.
+    /// published after our attempt (less the skew). `None` only when nothing matches and the
+    /// page read reaches back before the attempt (an upload older than it, or fewer than
+    /// [`LOOKUP_PAGE`]: the whole playlist); otherwise, or with no `sent_at` kept to bound the
+    /// search, an error (cannot tell).
     async fn in_uploads(
         &self,
         s: &Session<'_>,
@@ -320,9 +325,17 @@ impl YouTube {
     ) -> Result<Option<PublishedPart>, NetworkError> {
         let token = &s.credentials.access_token;
         let project = Self::project(s.credentials);
-        let sent_at = match part.steps.get(STEP_SENT_AT).await? {
-            Some(v) => v.parse::<i64>().unwrap_or(0),
-            None => 0,
+        let Some(sent_at) = part
+            .steps
+            .get(STEP_SENT_AT)
+            .await?
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| *v > 0)
+        else {
+            // Matching against all time could take an older upload of the same title for it.
+            return Err(NetworkError::unavailable(
+                "youtube: no send time kept for the upload; cannot tell which upload is this part's",
+            ));
         };
         let channels: List<Channel> = self
             .list(
@@ -350,28 +363,38 @@ impl YouTube {
                 &[
                     ("part", "snippet"),
                     ("playlistId", &uploads),
-                    ("maxResults", "50"),
+                    ("maxResults", &LOOKUP_PAGE.to_string()),
                 ],
             )
             .await?;
         let since = sent_at.saturating_sub(LOOKUP_SKEW_MS);
-        let found = items.items.into_iter().map(|i| i.snippet).find(|sn| {
+        // A page short of full is the whole playlist.
+        let mut reached = items.items.len() < LOOKUP_PAGE;
+        for sn in items.items.into_iter().map(|i| i.snippet) {
             let at = sn
                 .published_at
                 .parse::<jiff::Timestamp>()
-                .map_or(i64::MIN, |t| t.as_millisecond());
-            sn.title == meta.title
-                && sn.description == meta.description
-                && at >= since
-                && !sn.resource_id.video_id.is_empty()
-        });
-        match found {
-            Some(sn) => {
-                part.steps.put(STEP_VIDEO, &sn.resource_id.video_id).await?;
-                Ok(Some(published(&sn.resource_id.video_id, meta)))
+                .ok()
+                .map(|t| t.as_millisecond());
+            if at.is_some_and(|at| at < since) {
+                reached = true;
             }
-            None => Ok(None),
+            if sn.title == meta.title
+                && sn.description == meta.description
+                && at.is_some_and(|at| at >= since)
+                && !sn.resource_id.video_id.is_empty()
+            {
+                part.steps.put(STEP_VIDEO, &sn.resource_id.video_id).await?;
+                return Ok(Some(published(&sn.resource_id.video_id, meta)));
+            }
         }
+        if !reached {
+            return Err(NetworkError::unavailable(format!(
+                "youtube: the channel's latest {LOOKUP_PAGE} uploads do not reach back to the \
+                 attempt; cannot tell whether the video exists"
+            )));
+        }
+        Ok(None)
     }
 }
 
