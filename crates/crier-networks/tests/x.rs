@@ -597,12 +597,21 @@ async fn lookup_matches_the_reply_target_and_the_time_window() {
 #[tokio::test]
 async fn a_miss_is_cannot_tell_until_15_minutes_after_sent_at() {
     let r = Rig::new().await;
+    // Text: X's duplicate-content refusal guards a retry, so a full read's miss is a miss.
     let steps = MemorySteps::default();
     let p = part("Not landed", &[], &[], &steps);
     r.fake.faults().push(Fault::hang("POST", "/2/tweets"));
     assert_eq!(r.publish(p).await.unwrap_err(), NetworkError::Timeout);
     assert!(r.fake.posts().is_empty());
-    // X's timeline lags and rewrites text: a miss soon after the send proves nothing.
+    assert_eq!(r.net.lookup(r.session(), p).await.unwrap(), None);
+    // Media alone: no such guard, and X's timeline lags: a miss soon after the send proves
+    // nothing.
+    let steps = MemorySteps::default();
+    let media = [attachment(kit::png(8, 8), "image/png", None)];
+    let p = part("", &media, &[], &steps);
+    r.fake.faults().push(Fault::hang("POST", "/2/tweets"));
+    assert_eq!(r.publish(p).await.unwrap_err(), NetworkError::Timeout);
+    assert!(r.fake.posts().is_empty());
     let err = r.net.lookup(r.session(), p).await.unwrap_err();
     assert!(
         matches!(err, NetworkError::Unavailable { retry_after: Some(d), .. } if d == LAG),

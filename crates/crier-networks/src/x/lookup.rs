@@ -129,8 +129,8 @@ fn matches(tweet: &Tweet, part: &Part<'_>, media: &[String]) -> bool {
 }
 
 impl X {
-    /// The look-up of a part whose create call went out at `sent_at`: a miss is an error until
-    /// [`LAG_MS`] after it (see the module doc).
+    /// The look-up of a part whose create call went out at `sent_at`: a miss of a part of
+    /// media alone is an error until [`LAG_MS`] after it (see the module doc).
     pub(super) async fn find_sent(
         &self,
         s: &Session<'_>,
@@ -139,6 +139,13 @@ impl X {
     ) -> Result<Option<PublishedPart>, NetworkError> {
         if let Some(found) = self.find(s, part, sent_at).await? {
             return Ok(Some(found));
+        }
+        // A part with text has a second guard: X refuses the same text from the same account
+        // again as duplicate content, and `publish` resolves that refusal by this look-up, so
+        // a retry after a miss cannot post it twice. A part of media alone has none: its miss
+        // is "cannot tell" until the timeline has had time to catch up.
+        if !part.text.trim().is_empty() {
+            return Ok(None);
         }
         let wait = sent_at.saturating_add(LAG_MS) - self.api.clock.now_ms();
         if wait > 0 {

@@ -29,7 +29,10 @@
 //! X as duplicate content (`403`): that refusal is resolved by the same look-up and answered
 //! as published; when the look-up does not (yet) see it but an earlier attempt was sent, the
 //! answer is "try again" (X's timeline lags a little), and when no attempt of ours was sent
-//! it is a refusal (the user posted that text already).
+//! it is a refusal (the user posted that text already). A look-up that misses a part with
+//! text answers "not published" (the duplicate refusal guards the retry); for a part of media
+//! alone, which X does not deduplicate, a miss is "cannot tell" until 15 minutes after
+//! `sent_at` (the timeline's lag).
 //!
 //! Limits (rules): 280 weighted characters (URLs 23, CJK and emoji 2), threads of up to 25
 //! parts, up to 4 images or 1 video (not both), images 5 MB (GIFs too: X takes 15 MB for
