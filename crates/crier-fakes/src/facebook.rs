@@ -41,7 +41,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use crier_core::Clock;
-use crier_networks::hosted::HostedConfig;
 use crier_networks::{Network, OAuthClient};
 use serde_json::{Value, json};
 
@@ -1170,12 +1169,7 @@ impl FakeNetwork for FacebookFake {
 
     fn connector(&self, clock: Arc<dyn Clock>) -> Arc<dyn Network> {
         Arc::new(crier_networks::facebook::Facebook::new(
-            HostedConfig {
-                base: Some(self.base()),
-                timeout: Duration::from_secs(2),
-                poll_interval: Duration::from_millis(20),
-                poll_max: Duration::from_millis(1500),
-            },
+            crate::kit::test_config(self.base()),
             clock,
         ))
     }

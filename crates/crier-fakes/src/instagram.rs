@@ -40,9 +40,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use crier_core::Clock;
-use crier_networks::hosted::HostedConfig;
+use crier_networks::Network;
 use crier_networks::instagram::{Instagram, VERSION};
-use crier_networks::{Network, OAuthClient};
 use serde_json::{Value, json};
 
 use crate::kit::{self, Fault, Faults, OAuthServer};
@@ -916,22 +915,7 @@ impl FakeNetwork for InstagramFake {
     }
 
     fn connector(&self, clock: Arc<dyn Clock>) -> Arc<dyn Network> {
-        Arc::new(Instagram::new(
-            HostedConfig {
-                base: Some(self.base()),
-                timeout: Duration::from_secs(2),
-                poll_interval: Duration::from_millis(20),
-                poll_max: Duration::from_millis(1500),
-            },
-            clock,
-        ))
-    }
-
-    fn client(&self) -> OAuthClient {
-        OAuthClient {
-            client_id: "crier-client".into(),
-            client_secret: Some("crier-secret".into()),
-        }
+        Arc::new(Instagram::new(crate::kit::test_config(self.base()), clock))
     }
 
     /// Media only (no text alone), no threads; images only as JPEG, which the suite's PNG is

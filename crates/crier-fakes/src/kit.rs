@@ -192,6 +192,24 @@ async fn play(State(faults): State<Faults>, req: Request, next: Next) -> Respons
         .expect("a response")
 }
 
+/// How the suites' connectors reach a fake at `base`: short timeouts and fast polls.
+pub fn test_config(base: url::Url) -> crier_networks::hosted::HostedConfig {
+    crier_networks::hosted::HostedConfig {
+        base: Some(base),
+        timeout: Duration::from_secs(2),
+        poll_interval: Duration::from_millis(20),
+        poll_max: Duration::from_millis(1500),
+    }
+}
+
+/// The OAuth client every [`OAuthServer`] registers (`crier-client`, `crier-secret`).
+pub fn client() -> crier_networks::OAuthClient {
+    crier_networks::OAuthClient {
+        client_id: "crier-client".into(),
+        client_secret: Some("crier-secret".into()),
+    }
+}
+
 /// A random token of `n` bytes, base64url.
 pub fn random(n: usize) -> String {
     let mut b = vec![0u8; n];

@@ -62,7 +62,9 @@ pub trait FakeNetwork: Send + Sync {
     fn connector(&self, clock: Arc<dyn Clock>) -> Arc<dyn Network>;
 
     /// The OAuth client the operator would configure for this network.
-    fn client(&self) -> OAuthClient;
+    fn client(&self) -> OAuthClient {
+        kit::client()
+    }
 
     fn features(&self) -> Features;
 

@@ -36,7 +36,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -45,9 +44,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use crier_core::Clock;
-use crier_networks::hosted::HostedConfig;
+use crier_networks::Network;
 use crier_networks::linkedin::{LinkedIn, little};
-use crier_networks::{Network, OAuthClient};
 use serde_json::{Value, json};
 
 use crate::kit::{self, Fault, Faults, OAuthServer, Token};
@@ -1145,22 +1143,7 @@ impl FakeNetwork for LinkedInFake {
     }
 
     fn connector(&self, clock: Arc<dyn Clock>) -> Arc<dyn Network> {
-        Arc::new(LinkedIn::new(
-            HostedConfig {
-                base: Some(self.base()),
-                timeout: Duration::from_secs(2),
-                poll_interval: Duration::from_millis(20),
-                poll_max: Duration::from_millis(1500),
-            },
-            clock,
-        ))
-    }
-
-    fn client(&self) -> OAuthClient {
-        OAuthClient {
-            client_id: "crier-client".into(),
-            client_secret: Some("crier-secret".into()),
-        }
+        Arc::new(LinkedIn::new(crate::kit::test_config(self.base()), clock))
     }
 
     fn features(&self) -> Features {

@@ -42,8 +42,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post, put};
 use crier_core::Clock;
-use crier_networks::hosted::HostedConfig;
-use crier_networks::{Network, OAuthClient};
+use crier_networks::Network;
 use serde_json::{Value, json};
 
 use crate::kit::{self, Fault, Faults, OAuthServer};
@@ -915,21 +914,9 @@ impl FakeNetwork for TikTokFake {
 
     fn connector(&self, clock: Arc<dyn Clock>) -> Arc<dyn Network> {
         Arc::new(crier_networks::tiktok::TikTok::new(
-            HostedConfig {
-                base: Some(self.base()),
-                timeout: Duration::from_secs(2),
-                poll_interval: Duration::from_millis(20),
-                poll_max: Duration::from_millis(1500),
-            },
+            crate::kit::test_config(self.base()),
             clock,
         ))
-    }
-
-    fn client(&self) -> OAuthClient {
-        OAuthClient {
-            client_id: "crier-client".into(),
-            client_secret: Some("crier-secret".into()),
-        }
     }
 
     fn features(&self) -> Features {

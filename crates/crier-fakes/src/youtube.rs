@@ -35,7 +35,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -44,9 +43,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use crier_core::Clock;
-use crier_networks::hosted::HostedConfig;
+use crier_networks::Network;
 use crier_networks::youtube::{Quota, YouTube, next_reset_ms};
-use crier_networks::{Network, OAuthClient};
 use serde_json::{Value, json};
 
 use crate::kit::{self, Fault, Faults, OAuthServer};
@@ -965,22 +963,7 @@ impl FakeNetwork for YouTubeFake {
     }
 
     fn connector(&self, clock: Arc<dyn Clock>) -> Arc<dyn Network> {
-        Arc::new(YouTube::new(
-            HostedConfig {
-                base: Some(self.base()),
-                timeout: Duration::from_secs(2),
-                poll_interval: Duration::from_millis(20),
-                poll_max: Duration::from_millis(1500),
-            },
-            clock,
-        ))
-    }
-
-    fn client(&self) -> OAuthClient {
-        OAuthClient {
-            client_id: "crier-client".into(),
-            client_secret: Some("crier-secret".into()),
-        }
+        Arc::new(YouTube::new(crate::kit::test_config(self.base()), clock))
     }
 
     fn features(&self) -> Features {
