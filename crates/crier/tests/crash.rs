@@ -261,7 +261,7 @@ fn crash_and_restart(data: &Data) {
     let started = Instant::now();
     let key = crash_key(data);
     let port = free_port();
-    let mut server = start(data, port);
+    let server = start(data, port);
 
     let accounts: Vec<String> = (0..ACCOUNTS)
         .map(|i| {
@@ -277,61 +277,9 @@ fn crash_and_restart(data: &Data) {
         })
         .collect();
 
-    // 1,000 posts, one account each, due over the next few seconds. On a loaded machine a
-    // batch may be sent after that: it is then due a second after it is sent, so its times
-    // are never in the past and the last batch is still waiting when the kill loop starts.
-    let due = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3);
-    for batch in 0..POSTS / 100 {
-        let due = due.max(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1));
-        let posts: Vec<Value> = (0..100)
-            .map(|i| {
-                let n = batch * 100 + i;
-                json!({
-                    "body": format!("post {n}"),
-                    "account_ids": [accounts[n % ACCOUNTS]],
-                    "scheduled_at": (due + jiff::SignedDuration::from_millis((n % 20) as i64 * 100)).to_string(),
-                })
-            })
-            .collect();
-        let (status, body) = http(
-            port,
-            "POST",
-            "/v1/batches",
-            &key,
-            Some(&json!({ "posts": posts })),
-        );
-        assert_eq!(status, 201, "{body}");
-    }
-
-    // Kill it in the middle of publishing.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        // Two cheap requests, not a count of every page: on a slow machine counting takes
-        // longer than publishing the rest.
-        if first_page_full(port, &key, "published") {
-            assert!(
-                first_page_full(port, &key, "scheduled") || any_with(port, &key, "publishing"),
-                "published everything before the kill; make it harder"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "nothing was published");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server.kill(); // SIGKILL
-
-    let mut server = start(data, port);
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        if count_published(port, &key) == POSTS {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not every post was published after the restart"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // 1,000 posts, one account each, due over the next few seconds.
+    schedule(port, &key, POSTS, "post", |n| &accounts[n % ACCOUNTS]);
+    let mut server = kill_and_restart(data, port, &key, server, POSTS, Duration::from_secs(45));
     let keys = timeline_keys(port, &key, &accounts);
     let distinct: HashSet<&String> = keys.iter().collect();
     assert_eq!(
@@ -467,6 +415,96 @@ fn postgres_a_killed_server_publishes_to_every_network_exactly_once() {
     rt.block_on(schema.drop());
 }
 
+/// `total` posts (`"{prefix} {n}"` to `account(n)`), in batches of 100, due over the next
+/// few seconds. On a loaded machine a batch may be sent after that: it is then due a second
+/// after it is sent, so its times are never in the past and the last batch is still waiting
+/// when the kill loop starts.
+fn schedule<'a>(
+    port: u16,
+    key: &str,
+    total: usize,
+    prefix: &str,
+    account: impl Fn(usize) -> &'a str,
+) {
+    let due = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3);
+    for batch in 0..total / 100 {
+        let due = due.max(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1));
+        let posts: Vec<Value> = (0..100)
+            .map(|i| {
+                let n = batch * 100 + i;
+                json!({
+                    "body": format!("{prefix} {n}"),
+                    "account_ids": [account(n)],
+                    "scheduled_at": (due + jiff::SignedDuration::from_millis((n % 20) as i64 * 100)).to_string(),
+                })
+            })
+            .collect();
+        let (status, body) = http(
+            port,
+            "POST",
+            "/v1/batches",
+            key,
+            Some(&json!({ "posts": posts })),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+/// SIGKILLs `server` in the middle of publishing (a page of posts published, some still
+/// waiting), starts it again on the same data, and waits (at most `within`) until all `total`
+/// posts are published; the new server. A post that never gets there is shown.
+fn kill_and_restart(
+    data: &Data,
+    port: u16,
+    key: &str,
+    mut server: Server,
+    total: usize,
+    within: Duration,
+) -> Server {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // Two cheap requests, not a count of every page: on a slow machine counting takes
+        // longer than publishing the rest.
+        if first_page_full(port, key, "published") {
+            assert!(
+                first_page_full(port, key, "scheduled") || any_with(port, key, "publishing"),
+                "published everything before the kill; make it harder"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing was published");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill(); // SIGKILL
+
+    let server = start(data, port);
+    let deadline = Instant::now() + within;
+    while count_published(port, key) < total {
+        if Instant::now() >= deadline {
+            let stuck: Vec<Value> = ["scheduled", "publishing", "failed", "partially_published"]
+                .iter()
+                .flat_map(|status| {
+                    let (_, page) = http(
+                        port,
+                        "GET",
+                        &format!("/v1/posts?status={status}&limit=5"),
+                        key,
+                        None,
+                    );
+                    page["data"].as_array().cloned().unwrap_or_default()
+                })
+                .collect();
+            panic!(
+                "not every post was published after the restart ({} of {total}): {}",
+                count_published(port, key),
+                serde_json::to_string_pretty(&stuck).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server
+}
+
 /// A key of a new workspace `crash`, with limits no test reaches.
 fn crash_key(data: &Data) -> String {
     admin(data, &["workspace", "create", "crash"]);
@@ -500,75 +538,17 @@ fn crash_networks(
     let started = Instant::now();
     let key = crash_key(data);
     let port = free_port();
-    let mut server = start(data, port);
+    let server = start(data, port);
     let accounts: Vec<(String, String)> = fakes
         .iter()
         .map(|f| connect_through(rt, port, &key, f.platform()))
         .collect();
 
     let total = NETWORK_POSTS * fakes.len();
-    let due = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3);
-    for batch in 0..total / 100 {
-        let due = due.max(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1));
-        let posts: Vec<Value> = (0..100)
-            .map(|i| {
-                let n = batch * 100 + i;
-                json!({
-                    "body": format!("network post {n}"),
-                    "account_ids": [accounts[n % fakes.len()].0],
-                    "scheduled_at": (due + jiff::SignedDuration::from_millis((n % 20) as i64 * 100)).to_string(),
-                })
-            })
-            .collect();
-        let (status, body) = http(
-            port,
-            "POST",
-            "/v1/batches",
-            &key,
-            Some(&json!({ "posts": posts })),
-        );
-        assert_eq!(status, 201, "{body}");
-    }
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if first_page_full(port, &key, "published") {
-            assert!(
-                first_page_full(port, &key, "scheduled") || any_with(port, &key, "publishing"),
-                "published everything before the kill; make it harder"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "nothing was published");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server.kill(); // SIGKILL
-
-    let mut server = start(data, port);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while count_published(port, &key) < total {
-        if Instant::now() >= deadline {
-            let stuck: Vec<Value> = ["scheduled", "publishing", "failed", "partially_published"]
-                .iter()
-                .flat_map(|status| {
-                    let (_, page) = http(
-                        port,
-                        "GET",
-                        &format!("/v1/posts?status={status}&limit=5"),
-                        &key,
-                        None,
-                    );
-                    page["data"].as_array().cloned().unwrap_or_default()
-                })
-                .collect();
-            panic!(
-                "not every post was published after the restart ({} of {total}): {}",
-                count_published(port, &key),
-                serde_json::to_string_pretty(&stuck).unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    schedule(port, &key, total, "network post", |n| {
+        &accounts[n % fakes.len()].0
+    });
+    let mut server = kill_and_restart(data, port, &key, server, total, Duration::from_secs(120));
     for (i, f) in fakes.iter().enumerate() {
         let author = &accounts[i].1;
         let texts: Vec<String> = f
