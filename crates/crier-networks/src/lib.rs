@@ -486,3 +486,27 @@ impl Networks {
         self.0.keys().copied()
     }
 }
+
+#[cfg(test)]
+mod platform_tests {
+    use super::*;
+
+    /// `PLATFORMS` (config and the API's `{platform}`), `HOSTED`, the connectors the binary
+    /// composes and the rules the API docs list never drift apart.
+    #[test]
+    fn every_platform_has_a_connector_and_documented_rules() {
+        let clock: Arc<dyn crier_core::Clock> = Arc::new(crier_core::SystemClock);
+        let documented: Vec<&str> = documented_rules().iter().map(|r| r.platform).collect();
+        for p in PLATFORMS {
+            assert!(documented.contains(p), "{p} has no documented rules");
+        }
+        assert_eq!(documented.len(), PLATFORMS.len());
+        for p in HOSTED {
+            assert!(PLATFORMS.contains(p), "{p} is hosted but not a platform");
+            let n = hosted_network(p, hosted::HostedConfig::default(), clock.clone())
+                .unwrap_or_else(|| panic!("{p} has no connector"));
+            assert_eq!(n.rules().platform, *p);
+        }
+        assert!(hosted_network("sandbox", hosted::HostedConfig::default(), clock).is_none());
+    }
+}
