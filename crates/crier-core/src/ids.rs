@@ -125,6 +125,14 @@ typed_id!(
     /// A media object: an uploaded image or video.
     MediaId, "med"
 );
+typed_id!(
+    /// A brand: a named group of accounts with its own voice and knowledge.
+    BrandId, "brd"
+);
+typed_id!(
+    /// A knowledge-base document (its passages are found through it).
+    DocumentId, "kbd"
+);
 
 #[cfg(test)]
 mod tests {

@@ -33,6 +33,15 @@ pub struct Plan {
     pub connected_accounts: Option<u64>,
     #[serde(default)]
     pub media_storage_bytes: Option<u64>,
+    /// Brands per workspace (and mode).
+    #[serde(default)]
+    pub brands: Option<u64>,
+    /// Knowledge-base documents per workspace (and mode).
+    #[serde(default)]
+    pub kb_documents: Option<u64>,
+    /// Characters of text the knowledge base holds per workspace (and mode).
+    #[serde(default)]
+    pub kb_chars: Option<u64>,
     /// The paid scopes this plan includes; the others answer `402 payment_required`.
     #[serde(default)]
     pub paid_scopes: ScopeSet,
@@ -79,6 +88,9 @@ impl Plan {
                 posts_per_month: Some(100),
                 connected_accounts: Some(3),
                 media_storage_bytes: Some(0),
+                brands: Some(1),
+                kb_documents: Some(10),
+                kb_chars: Some(200_000),
                 paid_scopes: ScopeSet::EMPTY,
             },
             Plan {
@@ -89,6 +101,9 @@ impl Plan {
                 posts_per_month: Some(10_000),
                 connected_accounts: Some(50),
                 media_storage_bytes: Some(50 * 1024 * 1024 * 1024),
+                brands: Some(50),
+                kb_documents: Some(1_000),
+                kb_chars: Some(50_000_000),
                 paid_scopes: all_paid,
             },
             Plan {
@@ -99,6 +114,9 @@ impl Plan {
                 posts_per_month: None,
                 connected_accounts: None,
                 media_storage_bytes: None,
+                brands: None,
+                kb_documents: None,
+                kb_chars: None,
                 paid_scopes: all_paid,
             },
         ];

@@ -49,6 +49,10 @@ pub struct PlanObject {
     pub posts_per_month: Option<u64>,
     pub connected_accounts: Option<u64>,
     pub media_storage_bytes: Option<u64>,
+    pub brands: Option<u64>,
+    pub kb_documents: Option<u64>,
+    /// Characters of text the knowledge base may hold.
+    pub kb_chars: Option<u64>,
     /// Paid scopes this plan includes.
     pub paid_scopes: Vec<&'static str>,
 }
@@ -63,6 +67,9 @@ impl From<&Plan> for PlanObject {
             posts_per_month: p.posts_per_month,
             connected_accounts: p.connected_accounts,
             media_storage_bytes: p.media_storage_bytes,
+            brands: p.brands,
+            kb_documents: p.kb_documents,
+            kb_chars: p.kb_chars,
             paid_scopes: p.paid_scopes.names(),
         }
     }
