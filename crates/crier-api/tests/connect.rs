@@ -72,6 +72,11 @@ impl OAuthFake {
                     max_alt_text: 0,
                 },
                 options: Vec::new(),
+                hashtags: crier_networks::HashtagRules {
+                    max_count: 10,
+                    recommended: 2,
+                    max_length: 100,
+                },
             },
         }
     }

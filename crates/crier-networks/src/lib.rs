@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crier_store::{Account, Metrics, PostOverride};
 
-pub use rules::{MediaMeta, MediaRules, OptionKind, OptionRule, Rules, Violation};
+pub use rules::{HashtagRules, MediaMeta, MediaRules, OptionKind, OptionRule, Rules, Violation};
 
 /// Every platform this build has a connector for, as `{platform}` in paths names them.
 pub const PLATFORMS: &[&str] = &[

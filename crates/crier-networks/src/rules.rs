@@ -16,6 +16,39 @@ pub struct Rules {
     pub media: MediaRules,
     /// The per-account options this network takes (`overrides.{account}.options`).
     pub options: Vec<OptionRule>,
+    /// What the network takes as hashtags in a post's text.
+    pub hashtags: HashtagRules,
+}
+
+/// A network's hashtags: how many one post takes, how many work best, and how long one may be.
+///
+/// Every network here reads a hashtag as `#` followed by letters, digits and `_` that are not
+/// digits alone; [`HashtagRules::accepts`] asks for at least one letter (Mastodon's rule, the
+/// strictest). Where a network documents no count or length of its own, the value is a
+/// conservative one of ours, and the network's constant says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashtagRules {
+    /// Most hashtags in one post: more are refused, or ignored (YouTube ignores them all).
+    pub max_count: usize,
+    /// How many usually do best (the optimiser's sweet spot); at most `max_count`.
+    pub recommended: usize,
+    /// Longest tag, in characters, without the `#`.
+    pub max_length: usize,
+}
+
+impl HashtagRules {
+    /// Whether `tag` (with its `#`) is a hashtag this network takes: `#`, then 1 to
+    /// `max_length` letters, digits or `_`, at least one of them a letter.
+    pub fn accepts(&self, tag: &str) -> bool {
+        let Some(body) = tag.strip_prefix('#') else {
+            return false;
+        };
+        let n = body.chars().count();
+        n >= 1
+            && n <= self.max_length
+            && body.chars().all(|c| c.is_alphanumeric() || c == '_')
+            && body.chars().any(char::is_alphabetic)
+    }
 }
 
 /// One network-specific option a post may set per account.
@@ -431,6 +464,11 @@ mod tests {
                 OptionRule::text("title", 5, "a title"),
                 OptionRule::choice("privacy", &["public", "private"], "who sees it"),
             ],
+            hashtags: HashtagRules {
+                max_count: 2,
+                recommended: 1,
+                max_length: 5,
+            },
         }
     }
 
@@ -457,6 +495,29 @@ mod tests {
         let ok = serde_json::from_value(serde_json::json!({"title": "hi", "privacy": "public"}))
             .unwrap();
         assert!(r.check_options(&ok).is_empty());
+    }
+
+    #[test]
+    fn hashtags_are_letters_digits_and_underscores_with_a_letter() {
+        let h = rules().hashtags;
+        for ok in ["#rust", "#a_1", "#Öl", "#日本", "#x2024"] {
+            assert!(h.accepts(ok), "{ok}");
+        }
+        for bad in [
+            "rust", "#", "#2024", "#_", "#toolong", "#a-b", "#a b", "##ab", "#a.b",
+        ] {
+            assert!(!h.accepts(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_network_has_sane_hashtag_rules() {
+        for r in crate::documented_rules() {
+            let h = r.hashtags;
+            assert!(h.max_count >= 1, "{}", r.platform);
+            assert!((1..=h.max_count).contains(&h.recommended), "{}", r.platform);
+            assert!(h.max_length >= 20, "{}", r.platform);
+        }
     }
 
     fn media(id: &str, ty: &str, size: u64) -> MediaMeta {

@@ -42,6 +42,12 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
         max_alt_text: 2000,
     },
     options: Vec::new(),
+    // Ours: the sandbox takes what Bluesky takes, with a bound of ours on the count.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 10,
+        recommended: 2,
+        max_length: 64,
+    },
 });
 
 pub struct Sandbox {

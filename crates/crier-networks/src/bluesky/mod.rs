@@ -83,6 +83,13 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
         max_alt_text: 2000,
     },
     options: Vec::new(),
+    // A tag facet is at most 64 graphemes (app.bsky.richtext.facet#tag); Bluesky documents
+    // no count, so 10 is a conservative bound of ours.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 10,
+        recommended: 2,
+        max_length: 64,
+    },
 });
 
 #[derive(Debug, Clone)]

@@ -119,6 +119,12 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
         MAX_LINK,
         "A URL Facebook shows as a link preview under the text (text posts only).",
     )],
+    // Facebook documents no count or length: 10 and 100 are conservative values of ours.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 10,
+        recommended: 2,
+        max_length: 100,
+    },
 });
 
 /// The Facebook Pages connector.

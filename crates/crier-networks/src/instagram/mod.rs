@@ -132,6 +132,13 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
             "a reel also shows in the account's feed (reels only; Instagram's default is yes)",
         ),
     ],
+    // Instagram took 30 hashtags in a caption until December 2025, when it cut the limit to 5
+    // (announced by @creators); the length is a conservative value of ours.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 5,
+        recommended: 3,
+        max_length: 100,
+    },
 });
 
 /// The connector.

@@ -123,6 +123,12 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
         "Who sees the post: PUBLIC (anyone), CONNECTIONS (the member's connections; members \
          only) or LOGGED_IN (signed-in LinkedIn members). PUBLIC when not set.",
     )],
+    // LinkedIn documents no count or length: 10 and 100 are conservative values of ours.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 10,
+        recommended: 3,
+        max_length: 100,
+    },
 });
 
 pub struct LinkedIn {

@@ -59,6 +59,13 @@ pub static DEFAULT_RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
         max_alt_text: 1500,
     },
     options: Vec::new(),
+    // Mastodon documents neither a count nor a length: 10 and 64 are conservative values of
+    // ours. Hashtags are how people find posts there, so a few do well.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 10,
+        recommended: 3,
+        max_length: 64,
+    },
 });
 
 /// The largest side of a square image within `pixels` (Mastodon limits the pixel count; the

@@ -116,6 +116,12 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
         REPLY_CONTROL,
         "Who may reply: everyone (the default), accounts_you_follow or mentioned_only.",
     )],
+    // Threads takes one topic tag per post, of 1 to 50 characters.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 1,
+        recommended: 1,
+        max_length: 50,
+    },
 });
 
 /// The length of `text` as Threads counts it: characters, each emoji as many as its UTF-8

@@ -156,6 +156,13 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
              (TikTok fetches the media's signed URL; its domain must be verified for the client).",
         ),
     ],
+    // TikTok documents no count for the API; 5 follows the in-app cap reported since 2025, and
+    // the length is a conservative value of ours.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 5,
+        recommended: 3,
+        max_length: 100,
+    },
 });
 
 /// The TikTok connector.

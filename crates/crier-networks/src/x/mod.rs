@@ -113,6 +113,12 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
             "The id of a post the first part quotes (digits).",
         ),
     ],
+    // X documents no count or length; it advises one or two. 10 and 100 are ours.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 10,
+        recommended: 2,
+        max_length: 100,
+    },
 });
 
 pub struct X {

@@ -151,6 +151,13 @@ pub static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
             "The video category's id (videoCategories.list); 22, People & Blogs, by default.",
         ),
     ],
+    // More than 15 hashtags in a description and YouTube ignores them all; the first three show
+    // above the title. The length is a conservative value of ours.
+    hashtags: crate::rules::HashtagRules {
+        max_count: 15,
+        recommended: 3,
+        max_length: 100,
+    },
 });
 
 /// The part's steps this connector keeps.
