@@ -1,1 +1,0 @@
-//! The engine that needs no model.
