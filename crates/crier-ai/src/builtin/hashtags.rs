@@ -96,11 +96,17 @@ pub fn hashtags(
         add(w.lower.clone(), form, rank, weight, i);
     }
 
+    // The words of a topic of several words that matched: `#OpenSource` makes `#source`
+    // redundant.
+    let mut covered: HashSet<String> = HashSet::new();
     for (rank, t) in trends.iter().enumerate() {
         if let Some((form, parts)) = topic_tag(&t.topic)
             && let Some((hits, first)) = mentions(&lowers, &parts)
         {
             let score = 4.0 + 2.0 / (1.0 + rank as f64) + hits as f64;
+            if parts.len() > 1 {
+                covered.extend(parts.iter().cloned());
+            }
             add(parts.concat(), form, 1, score, first);
         }
     }
@@ -116,6 +122,9 @@ pub fn hashtags(
             } else {
                 form
             };
+            if parts.len() > 1 {
+                covered.extend(parts.iter().cloned());
+            }
             add(parts.concat(), form, 0, score, first);
         }
     }
@@ -136,6 +145,7 @@ pub fn hashtags(
         .into_iter()
         .filter(|(key, c)| {
             !present.contains(key)
+                && (c.form_rank < 2 || !covered.contains(key))
                 && !present.contains(&c.form.to_lowercase())
                 && !avoid.iter().any(|a| key.contains(a.as_str()))
                 && rules.hashtags.accepts(&format!("#{}", c.form))
@@ -263,6 +273,10 @@ mod tests {
             4,
         );
         assert_eq!(tags[..2], ["#OpenSource", "#RustLang"]);
+        assert!(
+            !tags.iter().any(|t| t == "#open" || t == "#source"),
+            "{tags:?}"
+        );
         assert!(!tags.iter().any(|t| t == "#elections" || t == "#cooking"));
         assert!(tags.contains(&"#compilers".to_owned()), "{tags:?}");
     }

@@ -208,7 +208,15 @@ pub fn ideas(
         }
         let about = format!("{subject}. {}", fact.as_deref().unwrap_or(""));
         let n = rules.hashtags.recommended.min(2);
-        let tags = hashtags(&about, trends, persona, rules, n);
+        // The subject first, as one tag (`#DurableQueues`), then what the trends add.
+        let mut topics = Vec::with_capacity(trends.len() + 1);
+        topics.push(Trend {
+            topic: subject.clone(),
+            source: "idea".into(),
+            score: 0.0,
+        });
+        topics.extend(trends.iter().cloned());
+        let tags = hashtags(&about, &topics, persona, rules, n);
         if !tags.is_empty() {
             draft = format!("{draft}\n\n{}", tags.join(" "));
         }
@@ -420,12 +428,30 @@ mod tests {
                 "Myth vs fact: balcony gardens",
             ]
         );
-        assert!(got[0].draft.contains("Composting at home takes six weeks."), "{}", got[0].draft);
+        assert!(
+            got[0].draft.contains("Composting at home takes six weeks."),
+            "{}",
+            got[0].draft
+        );
         assert!(got[0].draft.contains("#composting"), "{}", got[0].draft);
         for idea in &got {
-            assert!(length(&idea.draft, r.counting) <= r.max_length, "{}", idea.draft);
+            assert!(
+                length(&idea.draft, r.counting) <= r.max_length,
+                "{}",
+                idea.draft
+            );
         }
-        assert_eq!(got, ideas(Some("composting"), &[trend("#OpenSource"), trend("balcony gardens")], &Persona::default(), &passages, &r, 6));
+        assert_eq!(
+            got,
+            ideas(
+                Some("composting"),
+                &[trend("#OpenSource"), trend("balcony gardens")],
+                &Persona::default(),
+                &passages,
+                &r,
+                6
+            )
+        );
     }
 
     #[test]
@@ -452,7 +478,11 @@ mod tests {
         );
         assert!(got.len() > 7 && got.len() <= 14, "{}", got.len());
         assert!(got[0].title.ends_with("tomatoes"));
-        assert!(got.iter().any(|i| i.title == "How to get started with raised beds"), "{got:?}");
+        assert!(
+            got.iter()
+                .any(|i| i.title == "How to get started with raised beds"),
+            "{got:?}"
+        );
         assert!(got[0].draft.starts_with('💡'), "{}", got[0].draft);
         let titles: HashSet<&str> = got.iter().map(|i| i.title.as_str()).collect();
         assert_eq!(titles.len(), got.len());
@@ -469,7 +499,10 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].title, "A lesson learned the hard way");
         assert_eq!(got[0].angle, "story");
-        assert_eq!(ideas(Some("  "), &[], &Persona::default(), &[], &r, 20).len(), EVERGREEN.len());
+        assert_eq!(
+            ideas(Some("  "), &[], &Persona::default(), &[], &r, 20).len(),
+            EVERGREEN.len()
+        );
     }
 
     #[test]

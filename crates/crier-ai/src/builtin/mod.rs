@@ -135,7 +135,9 @@ mod tests {
             e.rewrite(cx(&rules, &persona, &[]), "buy now", "friendly")
                 .await
                 .unwrap_err(),
-            e.compose(cx(&rules, &persona, &[]), "a post").await.unwrap_err(),
+            e.compose(cx(&rules, &persona, &[]), "a post")
+                .await
+                .unwrap_err(),
         ] {
             match err {
                 AiError::NoModel(m) => {
@@ -174,7 +176,10 @@ mod tests {
             e.hashtags(c, "", 3).await.unwrap_err(),
             e.thread(c, "", 3).await.unwrap_err(),
         ] {
-            assert!(matches!(err, AiError::Invalid { param: "text", .. }), "{err:?}");
+            assert!(
+                matches!(err, AiError::Invalid { param: "text", .. }),
+                "{err:?}"
+            );
         }
     }
 }

@@ -294,7 +294,11 @@ fn hook_points(text: &str, s: &mut Vec<Suggestion>) -> f64 {
         );
         HOOK * 0.2
     } else if let Some(w) = weak {
-        let opener: String = first.split_whitespace().take(w.split(' ').count()).collect::<Vec<_>>().join(" ");
+        let opener: String = first
+            .split_whitespace()
+            .take(w.split(' ').count())
+            .collect::<Vec<_>>()
+            .join(" ");
         suggest(
             s,
             "hook",
@@ -341,9 +345,7 @@ fn hashtag_points(text: &str, rules: &Rules, persona: &Persona, s: &mut Vec<Sugg
             suggest(
                 s,
                 "hashtags",
-                format!(
-                    "The brand's posts usually have about {habit} hashtags; this one has {c}."
-                ),
+                format!("The brand's posts usually have about {habit} hashtags; this one has {c}."),
             );
         }
     }
@@ -433,10 +435,47 @@ fn link_points(text: &str, rules: &Rules, s: &mut Vec<Suggestion>) -> f64 {
 }
 
 const CTA_VERBS: &[&str] = &[
-    "read", "try", "join", "sign", "subscribe", "follow", "share", "comment", "download",
-    "register", "book", "buy", "shop", "order", "watch", "listen", "visit", "learn", "discover",
-    "explore", "grab", "check", "tell", "reply", "dm", "save", "tag", "vote", "apply", "start",
-    "contact", "call", "email", "get", "find", "see", "click", "tap", "swipe", "reserve", "ask",
+    "read",
+    "try",
+    "join",
+    "sign",
+    "subscribe",
+    "follow",
+    "share",
+    "comment",
+    "download",
+    "register",
+    "book",
+    "buy",
+    "shop",
+    "order",
+    "watch",
+    "listen",
+    "visit",
+    "learn",
+    "discover",
+    "explore",
+    "grab",
+    "check",
+    "tell",
+    "reply",
+    "dm",
+    "save",
+    "tag",
+    "vote",
+    "apply",
+    "start",
+    "contact",
+    "call",
+    "email",
+    "get",
+    "find",
+    "see",
+    "click",
+    "tap",
+    "swipe",
+    "reserve",
+    "ask",
 ];
 
 const CTA_PHRASES: &[&str] = &[
@@ -504,7 +543,9 @@ fn readability_points(text: &str, s: &mut Vec<Suggestion>) -> f64 {
     let mut sentences: Vec<usize> = Vec::new();
     let (mut words_now, mut cjk_now) = (0usize, 0usize);
     for t in &toks {
-        if t.text.chars().any(is_cjk) && !t.text.contains(' ') && t.text.graphemes(true).count() <= 2
+        if t.text.chars().any(is_cjk)
+            && !t.text.contains(' ')
+            && t.text.graphemes(true).count() <= 2
         {
             cjk_now += 1;
         } else if t.text.chars().any(char::is_alphanumeric) && !t.is_link() {
@@ -734,7 +775,11 @@ fn keep_tail(kept: &mut [String], word: &str) {
         .into_iter()
         .rev()
         .collect();
-    let tail = if tail.contains('#') { String::new() } else { tail };
+    let tail = if tail.contains('#') {
+        String::new()
+    } else {
+        tail
+    };
     if let Some(last) = kept.last_mut()
         && !tail.is_empty()
         && !last.ends_with(['.', '!', '?', ',', ';', ':'])
@@ -762,7 +807,9 @@ fn shorten_keeping_tags(text: &str, rules: &Rules) -> String {
     let ws: Vec<&str> = text.split_whitespace().collect();
     let tail_start = ws
         .iter()
-        .rposition(|w| !(w.starts_with('#') && hashtags_in(w).len() == 1 && hashtags_in(w)[0].1 == *w))
+        .rposition(|w| {
+            !(w.starts_with('#') && hashtags_in(w).len() == 1 && hashtags_in(w)[0].1 == *w)
+        })
         .map_or(0, |i| i + 1);
     if tail_start > 0 && tail_start < ws.len() {
         let tail = ws[tail_start..].join(" ");
@@ -843,9 +890,7 @@ mod tests {
         let shouting = score(&format!("{BODY} Try it now!!!"));
         let calm = score(&format!("{BODY} Try it now!"));
         assert!(calm > shouting, "{calm} > {shouting}");
-        let tags = score(&format!(
-            "{BODY} #a1 #b2 #c3 #d4 #e5 #f6 #g7 #h8 #i9 #j10"
-        ));
+        let tags = score(&format!("{BODY} #a1 #b2 #c3 #d4 #e5 #f6 #g7 #h8 #i9 #j10"));
         assert!(tags < plain, "{tags} < {plain}");
         let long = format!(
             "{} {}#search",
@@ -885,12 +930,28 @@ mod tests {
             assert!(ids.contains(&id), "{id} in {ids:?}");
         }
         let messages: Vec<&str> = o.suggestions.iter().map(|s| s.message.as_str()).collect();
-        assert!(messages.iter().any(|m| m.contains("\"Check out\"")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("\"!!!\"")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("2 links")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("\"synergy\"")), "{messages:?}");
+        assert!(
+            messages.iter().any(|m| m.contains("\"Check out\"")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("\"!!!\"")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("2 links")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("\"synergy\"")),
+            "{messages:?}"
+        );
         assert!(!o.text.contains("!!!") && !o.text.to_lowercase().contains("synergy"));
-        assert!(!o.text.to_lowercase().contains("best in class"), "{}", o.text);
+        assert!(
+            !o.text.to_lowercase().contains("best in class"),
+            "{}",
+            o.text
+        );
         assert!(o.text.starts_with("Check out our!"), "{}", o.text);
         let improved = optimise(&o.text, &rules(), &persona).score;
         assert!(improved >= o.score);
@@ -899,15 +960,27 @@ mod tests {
     #[test]
     fn hashtags_beyond_the_maximum_are_cut() {
         let r = crier_networks::threads::RULES.clone();
-        let o = optimise("Tomatoes on the balcony #garden #tomato #summer", &r, &Persona::default());
+        let o = optimise(
+            "Tomatoes on the balcony #garden #tomato #summer",
+            &r,
+            &Persona::default(),
+        );
         assert_eq!(o.text, "Tomatoes on the balcony #garden");
-        assert!(o.suggestions.iter().any(|s| s.message.contains("remove 2")), "{:?}", o.suggestions);
+        assert!(
+            o.suggestions.iter().any(|s| s.message.contains("remove 2")),
+            "{:?}",
+            o.suggestions
+        );
     }
 
     #[test]
     fn instagram_links_are_not_clickable() {
         let r = crier_networks::instagram::RULES.clone();
         let o = optimise("New recipe: https://e.x/r", &r, &Persona::default());
-        assert!(o.suggestions.iter().any(|s| s.rule == "optimise.links" && s.message.contains("not clickable")));
+        assert!(
+            o.suggestions
+                .iter()
+                .any(|s| s.rule == "optimise.links" && s.message.contains("not clickable"))
+        );
     }
 }

@@ -13,10 +13,26 @@ pub const MAX_POSTS: usize = 500;
 pub const MAX_TOP: usize = 10;
 
 const FIRST_PERSON_PLURAL: &[&str] = &[
-    "we", "our", "ours", "us", "ourselves", "we're", "we've", "we'll", "we'd",
+    "we",
+    "our",
+    "ours",
+    "us",
+    "ourselves",
+    "we're",
+    "we've",
+    "we'll",
+    "we'd",
 ];
 const SECOND_PERSON: &[&str] = &[
-    "you", "your", "yours", "yourself", "yourselves", "you're", "you've", "you'll", "you'd",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
+    "you're",
+    "you've",
+    "you'll",
+    "you'd",
     "y'all",
 ];
 

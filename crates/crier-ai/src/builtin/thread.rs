@@ -57,7 +57,9 @@ pub fn thread(text: &str, rules: &Rules, max_parts: usize) -> Result<Vec<String>
         };
         return Err(invalid(
             "text",
-            format!("is {whole} characters as {p} counts them, more than the {max} of one post, and {why}"),
+            format!(
+                "is {whole} characters as {p} counts them, more than the {max} of one post, and {why}"
+            ),
         ));
     }
     let toks = tokens(text, rules.counting);
@@ -77,6 +79,10 @@ pub fn thread(text: &str, rules: &Rules, max_parts: usize) -> Result<Vec<String>
             bodies = pack(&toks, budget, rules, false).map_err(|e| e.explain(rules, budget))?;
         }
         let n = bodies.len();
+        if n == 1 {
+            // Only runs of whitespace made it too long: one part, no numbering.
+            return Ok(bodies);
+        }
         if n.to_string().len() > digits {
             digits += 1;
             continue;
@@ -357,13 +363,17 @@ mod tests {
     #[test]
     fn a_text_that_fits_is_one_part_without_numbering() {
         let r = rules(Counting::Graphemes, 20, 5);
-        assert_eq!(thread("  Short text.  ", &r, 5).unwrap(), vec!["Short text."]);
+        assert_eq!(
+            thread("  Short text.  ", &r, 5).unwrap(),
+            vec!["Short text."]
+        );
     }
 
     #[test]
     fn parts_end_at_sentences_and_are_numbered() {
         let r = rules(Counting::Graphemes, 40, 10);
-        let text = "The first sentence is here. The second one is a bit longer, with a clause. Third.";
+        let text =
+            "The first sentence is here. The second one is a bit longer, with a clause. Third.";
         let parts = thread(text, &r, 10).unwrap();
         assert_eq!(
             parts,
@@ -380,9 +390,16 @@ mod tests {
         let r = rules(Counting::Graphemes, 20, 2);
         let (param, msg) = message(thread(&"word ".repeat(20), &r, 10).unwrap_err());
         assert_eq!(param, "text");
-        assert!(msg.contains("needs 7 parts") && msg.contains("at most 2"), "{msg}");
-        let (_, msg) = message(thread(&format!("a https://e.x/{}", "p".repeat(30)), &r, 2).unwrap_err());
-        assert!(msg.contains("the link") && msg.contains("room for 16"), "{msg}");
+        assert!(
+            msg.contains("needs 7 parts") && msg.contains("at most 2"),
+            "{msg}"
+        );
+        let (_, msg) =
+            message(thread(&format!("a https://e.x/{}", "p".repeat(30)), &r, 2).unwrap_err());
+        assert!(
+            msg.contains("the link") && msg.contains("room for 16"),
+            "{msg}"
+        );
         let (param, _) = message(thread(" \n ", &r, 2).unwrap_err());
         assert_eq!(param, "text");
         let (param, _) = message(thread("x", &r, 0).unwrap_err());
@@ -390,7 +407,19 @@ mod tests {
         let mut no_threads = r.clone();
         no_threads.threads = false;
         let (_, msg) = message(thread(&"word ".repeat(20), &no_threads, 10).unwrap_err());
-        assert!(msg.contains("takes no threads") && msg.contains("99 characters"), "{msg}");
+        assert!(
+            msg.contains("takes no threads") && msg.contains("99 characters"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn whitespace_alone_makes_no_thread() {
+        let r = rules(Counting::Graphemes, 20, 5);
+        assert_eq!(
+            thread("one     two     three", &r, 5).unwrap(),
+            vec!["one two three"]
+        );
     }
 
     #[test]
@@ -399,19 +428,31 @@ mod tests {
         let parts = thread(&"abcd ".repeat(30), &r, 50).unwrap();
         assert!(parts.len() >= 10);
         assert!(parts[0].ends_with(&format!(" 1/{}", parts.len())));
-        assert!(parts.iter().all(|p| p.graphemes(true).count() <= 12), "{parts:?}");
+        assert!(
+            parts.iter().all(|p| p.graphemes(true).count() <= 12),
+            "{parts:?}"
+        );
     }
 
     #[test]
     fn x_counts_cjk_twice_and_links_as_23() {
         let r = crier_networks::x::RULES.clone();
-        let text = format!("{} https://example.com/{}", "日本語".repeat(60), "a".repeat(200));
+        let text = format!(
+            "{} https://example.com/{}",
+            "日本語".repeat(60),
+            "a".repeat(200)
+        );
         let parts = thread(&text, &r, 25).unwrap();
         assert!(parts.len() >= 2);
         for p in &parts {
             assert!(length(p, Counting::Weighted) <= 280, "{p}");
         }
-        assert!(parts.last().unwrap().contains(&format!("https://example.com/{}", "a".repeat(200))));
+        assert!(
+            parts
+                .last()
+                .unwrap()
+                .contains(&format!("https://example.com/{}", "a".repeat(200)))
+        );
     }
 
     #[test]

@@ -88,14 +88,14 @@ pub(crate) fn tokens(text: &str, counting: Counting) -> Vec<Token<'_>> {
             1 => "\n",
             _ => "\n\n",
         };
-        if sep == "\n\n" || sep == "\n" {
-            if let Some(prev) = out.last_mut() {
-                prev.brk = if sep == "\n\n" {
-                    Break::Paragraph
-                } else {
-                    Break::Sentence.max(prev.brk)
-                };
-            }
+        if (sep == "\n\n" || sep == "\n")
+            && let Some(prev) = out.last_mut()
+        {
+            prev.brk = if sep == "\n\n" {
+                Break::Paragraph
+            } else {
+                Break::Sentence.max(prev.brk)
+            };
         }
         let mut first = true;
         for piece in cjk_pieces(word) {
@@ -181,7 +181,9 @@ fn no_break_after(c: char) -> bool {
     "(（[「『【〈《〔“‘\"'".contains(c)
 }
 
-const CLOSERS: &[char] = &['"', '\'', '”', '’', ')', ']', '}', '»', '」', '』', '）', '*', '_'];
+const CLOSERS: &[char] = &[
+    '"', '\'', '”', '’', ')', ']', '}', '»', '」', '』', '）', '*', '_',
+];
 
 /// Abbreviations that end with a period but rarely end a sentence.
 const ABBREVIATIONS: &[&str] = &[
@@ -256,7 +258,8 @@ pub(crate) fn hashtags_in(text: &str) -> Vec<(usize, &str)> {
         let starts = c == '#'
             && prev.is_none_or(|p| !(p.is_alphanumeric() || p == '_' || p == '/' || p == ')'));
         let word = &text[word_start..];
-        let in_link = word_start < i && (word.starts_with("http://") || word.starts_with("https://"));
+        let in_link =
+            word_start < i && (word.starts_with("http://") || word.starts_with("https://"));
         if starts && !in_link {
             let mut end = i + 1;
             while let Some(&(j, d)) = chars.peek() {
@@ -340,9 +343,8 @@ pub(crate) fn words(text: &str) -> Vec<Word> {
                 if c == '-' {
                     upper_next = true;
                 } else if c.is_alphanumeric() {
-                    if upper_next && compound {
-                        text.extend(c.to_uppercase());
-                    } else if compound && text.is_empty() {
+                    // `open-source` → `OpenSource`: each part of a compound capitalised.
+                    if compound && (upper_next || text.is_empty()) {
                         text.extend(c.to_uppercase());
                     } else {
                         text.push(c);
@@ -371,59 +373,51 @@ pub(crate) fn is_keyword(lower: &str) -> bool {
         && !STOP_WORDS.contains(lower)
 }
 
+/// Stop words: English: function words, and the verbs and adjectives every post has.
+const STOP_EN: &str = "\
+    a about above after again against all almost also always am an and another any anyone \
+    anything are aren arent around as at back be because been before being below best better \
+    between big both but by came can cant cannot come comes could couldnt day days did didnt \
+    do does doesnt doing done dont down during each else even ever every few first for from \
+    further get gets getting give go goes going good got great had hadnt has hasnt have \
+    havent having he hed hell her here heres hers herself hes hey hi him himself his how \
+    hows however i id if ill im in into is isnt it its itself ive just know last let lets \
+    like little look lot lots made make makes many may me might more most much must mustnt \
+    my myself need never new next no nor not now of off often ok okay old on once one only \
+    or other others ought our ours ourselves out over own part people please pretty put \
+    quite rather really right said same say says see seen she shed shell shes should \
+    shouldnt since so some something soon still such sure take than thank thanks that thats \
+    the their theirs them themselves then there theres these they theyd theyll theyre theyve \
+    thing things think this those though through time to today too under until up upon us \
+    use used using very via want was wasnt way we wed well went were werent weve what whats \
+    when whens where wheres whether which while who whom whos why whys will with within \
+    without wont work would wouldnt yeah yes yet you youd youll your youre yours yourself \
+    yourselves youve year years week weeks";
+
+/// Stop words: German.
+const STOP_DE: &str = "\
+    aber alle als auch auf aus bei bin bis bist das dass dein dem den der des die dies diese \
+    doch dort du durch ein eine einem einen einer eines er es für hat haben ich ihr ihre im \
+    ist ja kann kein mit nach nicht noch nur oder sehr sein sich sie sind über um und uns \
+    unser unsere vom von vor war was weil wenn wie wir wird zu zum zur";
+
+/// Stop words: French.
+const STOP_FR: &str = "\
+    au aux avec ce ces cette dans de des du elle en est et il ils je la le les leur lui mais \
+    mes moi mon ne nos notre nous ou où par pas plus pour qui que sa se ses son sont sur ta \
+    tes toi ton tous tout très tu un une vos votre vous";
+
+/// Stop words: Spanish.
+const STOP_ES: &str = "\
+    al como con del el ella ellos es esta este esto hay las lo los mas más muy nosotros para \
+    pero por porque se sin sobre su sus también todo todos tu tus una uno y ya yo";
+
+/// Every stop word, lower case, without apostrophes (`dont`, as [`words`] leaves them).
 pub(crate) static STOP_WORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    [
-        // English: function words, and the verbs and adjectives every post has.
-        "a", "about", "above", "after", "again", "against", "all", "almost", "also", "always",
-        "am", "an", "and", "another", "any", "anyone", "anything", "are", "aren", "arent",
-        "around", "as", "at", "back", "be", "because", "been", "before", "being", "below",
-        "best", "better", "between", "big", "both", "but", "by", "came", "can", "cant",
-        "cannot", "come", "comes", "could", "couldnt", "day", "days", "did", "didnt", "do",
-        "does", "doesnt", "doing", "done", "dont", "down", "during", "each", "else", "even",
-        "ever", "every", "few", "first", "for", "from", "further", "get", "gets", "getting",
-        "give", "go", "goes", "going", "good", "got", "great", "had", "hadnt", "has", "hasnt",
-        "have", "havent", "having", "he", "hed", "hell", "her", "here", "heres", "hers",
-        "herself", "hes", "hey", "hi", "him", "himself", "his", "how", "hows", "however", "i",
-        "id", "if", "ill", "im", "in", "into", "is", "isnt", "it", "its", "itself", "ive",
-        "just", "know", "last", "let", "lets", "like", "little", "look", "lot", "lots", "made",
-        "make", "makes", "many", "may", "me", "might", "more", "most", "much", "must",
-        "mustnt", "my", "myself", "need", "never", "new", "next", "no", "nor", "not", "now",
-        "of", "off", "often", "ok", "okay", "old", "on", "once", "one", "only", "or", "other",
-        "others", "ought", "our", "ours", "ourselves", "out", "over", "own", "part", "people",
-        "please", "pretty", "put", "quite", "rather", "really", "right", "said", "same", "say",
-        "says", "see", "seen", "she", "shed", "shell", "shes", "should", "shouldnt", "since",
-        "so", "some", "something", "soon", "still", "such", "sure", "take", "than", "thank",
-        "thanks", "that", "thats", "the", "their", "theirs", "them", "themselves", "then",
-        "there", "theres", "these", "they", "theyd", "theyll", "theyre", "theyve", "thing",
-        "things", "think", "this", "those", "though", "through", "time", "to", "today", "too",
-        "under", "until", "up", "upon", "us", "use", "used", "using", "very", "via", "want",
-        "was", "wasnt", "way", "we", "wed", "well", "went", "were", "werent", "weve", "what",
-        "whats", "when", "whens", "where", "wheres", "whether", "which", "while", "who",
-        "whom", "whos", "why", "whys", "will", "with", "within", "without", "wont", "work",
-        "would", "wouldnt", "yeah", "yes", "yet", "you", "youd", "youll", "your", "youre",
-        "yours", "yourself", "yourselves", "youve", "year", "years", "week", "weeks",
-        // German
-        "aber", "alle", "als", "auch", "auf", "aus", "bei", "bin", "bis", "bist", "das",
-        "dass", "dein", "dem", "den", "der", "des", "die", "dies", "diese", "doch", "dort",
-        "du", "durch", "ein", "eine", "einem", "einen", "einer", "eines", "er", "es", "für",
-        "hat", "haben", "ich", "ihr", "ihre", "im", "ist", "ja", "kann", "kein", "mit", "nach",
-        "nicht", "noch", "nur", "oder", "sehr", "sein", "sich", "sie", "sind", "über", "um",
-        "und", "uns", "unser", "unsere", "vom", "von", "vor", "war", "was", "weil", "wenn",
-        "wie", "wir", "wird", "zu", "zum", "zur",
-        // French
-        "au", "aux", "avec", "ce", "ces", "cette", "dans", "de", "des", "du", "elle", "en",
-        "est", "et", "il", "ils", "je", "la", "le", "les", "leur", "lui", "mais", "mes", "moi",
-        "mon", "ne", "nos", "notre", "nous", "ou", "où", "par", "pas", "plus", "pour", "qui",
-        "que", "sa", "se", "ses", "son", "sont", "sur", "ta", "tes", "toi", "ton", "tous",
-        "tout", "très", "tu", "un", "une", "vos", "votre", "vous",
-        // Spanish
-        "al", "como", "con", "del", "el", "ella", "ellos", "es", "esta", "este", "esto", "hay",
-        "las", "lo", "los", "mas", "más", "muy", "nosotros", "para", "pero", "por", "porque",
-        "se", "sin", "sobre", "su", "sus", "también", "todo", "todos", "tu", "tus", "una",
-        "uno", "y", "ya", "yo",
-    ]
-    .into_iter()
-    .collect()
+    [STOP_EN, STOP_DE, STOP_FR, STOP_ES]
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .collect()
 });
 
 /// `text` with at most `max` graphemes, `…` at the end when it was cut (for quoting a word in a
@@ -448,10 +442,8 @@ mod tests {
             "Hi there, friend.\n\nSee https://e.x/a?b=1. 👨\u{200D}👩\u{200D}👧 e\u{301}",
             Counting::GraphemesLinks23,
         );
-        let got: Vec<(&str, &str, usize, Break)> = toks
-            .iter()
-            .map(|t| (t.sep, t.text, t.len, t.brk))
-            .collect();
+        let got: Vec<(&str, &str, usize, Break)> =
+            toks.iter().map(|t| (t.sep, t.text, t.len, t.brk)).collect();
         assert_eq!(
             got,
             vec![
@@ -516,5 +508,9 @@ mod tests {
         assert!(w[5].is_proper());
         assert!(w[7].is_proper());
         assert!(is_keyword("rust") && !is_keyword("the") && !is_keyword("ab"));
+        for w in ["dont", "yourselves", "und", "über", "nous", "también", "zur"] {
+            assert!(STOP_WORDS.contains(w), "{w}");
+        }
+        assert!(STOP_WORDS.len() > 400);
     }
 }
