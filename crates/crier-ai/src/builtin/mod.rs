@@ -140,10 +140,13 @@ mod tests {
                 .unwrap_err(),
         ] {
             match err {
-                AiError::NoModel(m) => {
-                    assert_eq!(m, NO_MODEL);
-                    assert!(m.contains("ai.base_url") && m.contains("CRIER_AI_MODEL"));
-                }
+                AiError::NoModel(m) => assert_eq!(
+                    m,
+                    "No AI model is configured, so rewrite and compose are unavailable. Set \
+                     `ai.base_url` and `ai.model` in crier.toml (or CRIER_AI_BASE_URL and \
+                     CRIER_AI_MODEL) to any OpenAI-compatible server: OpenAI, Ollama, vLLM, \
+                     llama.cpp or LM Studio."
+                ),
                 other => panic!("{other:?}"),
             }
         }

@@ -508,7 +508,15 @@ mod tests {
         assert!(w[5].is_proper());
         assert!(w[7].is_proper());
         assert!(is_keyword("rust") && !is_keyword("the") && !is_keyword("ab"));
-        for w in ["dont", "yourselves", "und", "über", "nous", "también", "zur"] {
+        for w in [
+            "dont",
+            "yourselves",
+            "und",
+            "über",
+            "nous",
+            "también",
+            "zur",
+        ] {
             assert!(STOP_WORDS.contains(w), "{w}");
         }
         assert!(STOP_WORDS.len() > 400);
