@@ -314,25 +314,3 @@ fn a_word_longer_than_a_part_is_refused_with_its_length() {
         other => panic!("{other:?}"),
     }
 }
-
-#[test]
-fn long_inputs_stay_fast() {
-    // 10,000 characters of every shape: no function may be quadratic.
-    let text = "Sentence one, with a clause. 👨\u{200D}👩\u{200D}👧 日本語の文章です。 https://e.x/a #tag!!! "
-        .repeat(140);
-    let hostile = "#".repeat(10_000);
-    let rules = crier_networks::mastodon::DEFAULT_RULES.clone();
-    let start = std::time::Instant::now();
-    for t in [&text, &hostile] {
-        let _ = thread(t, &rules, 50);
-        let _ = fit(t, &rules);
-        let _ = hashtags(t, &[], &Persona::default(), &rules, 30);
-        let _ = optimise(t, &rules, &Persona::default());
-        let _ = learn(&[t.as_str(); 20]);
-    }
-    assert!(
-        start.elapsed() < std::time::Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
-}
