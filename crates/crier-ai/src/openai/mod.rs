@@ -482,7 +482,7 @@ fn cleaned(answer: &str) -> Result<String, AiError> {
 /// `1.5 s`, `30 s`.
 fn human(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{:.1} s", d.as_secs_f64())
