@@ -132,8 +132,9 @@ pub async fn list(
     page: Pagination,
 ) -> ApiResult<Json<List<PostObject>>> {
     let posts = state
-        .store()
-        .list_queue(p.workspace_id(), p.livemode(), page.limit, page.offset)
+        .app()
+        .posts()
+        .queue(&p.caller(), page.limit, page.offset)
         .await?;
     Ok(Json(List::of(&posts, PostObject::from)))
 }
