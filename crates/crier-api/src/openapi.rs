@@ -589,6 +589,7 @@ pub mod fields {
         ObjectBuilder::new()
             .schema_type(nullable(Type::String))
             .max_length(Some(crate::routes::brands::MAX_DESCRIPTION))
+            .pattern(Some(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"))
             .description(Some(
                 "Who the brand is and how it speaks; trimmed, line breaks allowed.",
             ))

@@ -154,6 +154,29 @@ impl Personas<'_> {
     }
 }
 
+impl Personas<'_> {
+    /// The texts a voice is learned from: the bodies of the newest posts that went out on the
+    /// accounts of `brand` (`404` beyond the caller's reach), or, without a brand, on any
+    /// account the caller reaches (all of them for an unlimited caller); newest first, at most
+    /// `limit` (and [`crier_store::MAX_PUBLISHED_TEXTS`]).
+    pub async fn published_texts(
+        &self,
+        c: &Caller,
+        brand: Option<&BrandId>,
+        limit: i64,
+    ) -> AppResult<Vec<String>> {
+        let accounts = match brand {
+            Some(id) => Some(self.app.brands().get(c, id.as_str()).await?.account_ids),
+            None => self.app.reach(c).await?.account_list(),
+        };
+        Ok(self
+            .app
+            .store()
+            .published_texts(&c.tenant, accounts.as_deref(), limit)
+            .await?)
+    }
+}
+
 /// The stored form of a checked voice (for the brand rules).
 pub(crate) fn into_stored(v: Voice) -> StoredVoice {
     stored(v)
