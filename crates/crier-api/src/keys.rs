@@ -3,8 +3,14 @@
 //!
 //! No escalation: a key acting through `keys:write` can only create, change, rotate or revoke
 //! keys that are no wider than itself, in every dimension (scopes, rate limits, expiry, IP and
-//! origin restrictions, mode). A new key's omitted restrictions default to the creator's, so
-//! the narrowest sensible key is the one you get without asking.
+//! origin restrictions, mode, brands and accounts). A new key's omitted restrictions default to
+//! the creator's, so the narrowest sensible key is the one you get without asking.
+//!
+//! Brands and accounts (`allowed_brand_ids`, `allowed_account_ids`) need storage to check, so
+//! [`check_reach`] does it after [`new_key`] or [`updated_key`]; the rules are
+//! `crier_app::reach`. A key limited to brands or accounts sees, changes, rotates and revokes
+//! only keys within its reach (the others are `404` to it): keys limited to brands it is
+//! allowed and accounts it reaches.
 
 use crier_core::ids::{KeyId, WorkspaceId};
 use crier_core::net::{self, OriginRule};
@@ -60,6 +66,13 @@ pub struct CreateKey {
     /// Browser origins such as `https://app.example.com` or `https://*.example.com`.
     #[schema(schema_with = crate::openapi::fields::allowed_origins)]
     pub allowed_origins: Option<Vec<String>>,
+    /// Brands the key is limited to; defaults to the creating key's.
+    #[schema(schema_with = crate::openapi::fields::allowed_brand_ids)]
+    pub allowed_brand_ids: Option<Vec<String>>,
+    /// Accounts the key is limited to (besides its brands' accounts); defaults to the creating
+    /// key's.
+    #[schema(schema_with = crate::openapi::fields::allowed_account_ids)]
+    pub allowed_account_ids: Option<Vec<String>>,
     /// When the key stops working; must be in the future. Omitted: the creating key's expiry;
     /// `null`: never (refused when the creating key itself expires).
     #[serde(default, deserialize_with = "present")]
@@ -81,6 +94,10 @@ pub struct UpdateKey {
     pub allowed_ips: Option<Vec<String>>,
     #[schema(schema_with = crate::openapi::fields::allowed_origins)]
     pub allowed_origins: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::fields::allowed_brand_ids)]
+    pub allowed_brand_ids: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::fields::allowed_account_ids)]
+    pub allowed_account_ids: Option<Vec<String>>,
     /// A new expiry, or `null` for none.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -253,6 +270,44 @@ pub fn ensure_within(actor: &KeyRecord, child: &KeyRow, verb: &str) -> Result<()
     Ok(())
 }
 
+/// Checks the brands and accounts `row` is limited to (`crier_app::reach::check_restriction`)
+/// and stores them normalised in it. `changed`: which lists the request set (a create sets
+/// both); a list kept as it was is not read again, so a key limited to a brand deleted since
+/// can still be renamed. `was`: the key as stored before (an update), whose kept lists stand.
+/// `actor`: the reach of the key that acts (`None`: the operator).
+pub async fn check_reach(
+    store: &crier_store::Store,
+    row: &mut KeyRow,
+    changed: &[&str],
+    was: Option<&KeyRow>,
+    actor: Option<&crier_app::Reach>,
+) -> Result<(), ApiError> {
+    let tenant = crier_core::Tenant {
+        workspace: row.workspace_id.clone(),
+        livemode: row.mode == KeyMode::Live,
+    };
+    let current = was
+        .map(|k| crier_app::Restriction::from_stored(&k.allowed_brand_ids, &k.allowed_account_ids))
+        .unwrap_or_default();
+    let given = |name: &str, list: &[String]| {
+        (was.is_none() || changed.contains(&name)).then(|| list.to_vec())
+    };
+    let brands = given("allowed_brand_ids", &row.allowed_brand_ids);
+    let accounts = given("allowed_account_ids", &row.allowed_account_ids);
+    let r = crier_app::reach::check_restriction(
+        store,
+        &tenant,
+        brands.as_deref(),
+        accounts.as_deref(),
+        &current,
+        actor,
+    )
+    .await?;
+    row.allowed_brand_ids = r.brands.iter().map(ToString::to_string).collect();
+    row.allowed_account_ids = r.accounts.iter().map(ToString::to_string).collect();
+    Ok(())
+}
+
 /// Builds a new key from a create request. `creator` is the acting key (None for the
 /// operator's CLI), whose restrictions are the defaults and the bounds.
 pub fn new_key(
@@ -306,6 +361,15 @@ pub fn new_key(
             .collect(),
         None => c.map(|c| c.allowed_origins.clone()).unwrap_or_default(),
     };
+    // Checked against storage (and the creator's reach) by `check_reach`.
+    let allowed_brand_ids = req
+        .allowed_brand_ids
+        .or_else(|| c.map(|c| c.allowed_brand_ids.clone()))
+        .unwrap_or_default();
+    let allowed_account_ids = req
+        .allowed_account_ids
+        .or_else(|| c.map(|c| c.allowed_account_ids.clone()))
+        .unwrap_or_default();
     let expires_at = match req.expires_at {
         Some(Some(t)) => Some(future(t, now)?),
         Some(None) => None,
@@ -325,6 +389,8 @@ pub fn new_key(
         per_day,
         allowed_ips,
         allowed_origins,
+        allowed_brand_ids,
+        allowed_account_ids,
         expires_at,
         last_used_at: None,
         request_count: 0,
@@ -382,6 +448,14 @@ pub fn updated_key(
             .map(ToString::to_string)
             .collect();
         changed.push("allowed_origins");
+    }
+    if let Some(list) = req.allowed_brand_ids {
+        row.allowed_brand_ids = list;
+        changed.push("allowed_brand_ids");
+    }
+    if let Some(list) = req.allowed_account_ids {
+        row.allowed_account_ids = list;
+        changed.push("allowed_account_ids");
     }
     if let Some(exp) = req.expires_at {
         row.expires_at = exp.map(|t| future(t, now)).transpose()?;

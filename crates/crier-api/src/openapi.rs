@@ -15,7 +15,9 @@
 //! `links` from every create to the operations on what it created (schemathesis's stateful
 //! phase follows them).
 
-use crier_core::ids::{AccountId, DeliveryId, FeedId, KeyId, MediaId, PostId, WebhookId};
+use crier_core::ids::{
+    AccountId, BrandId, DeliveryId, FeedId, KeyId, MediaId, PostId, WebhookId,
+};
 use crier_core::posts::PostStatus;
 use serde_json::{Value, json};
 use utoipa::Modify;
@@ -42,6 +44,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "feeds", description = "RSS, Atom and JSON Feed automations"),
         (name = "media", description = "Images and videos: upload URLs, confirmation, alt text"),
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
+        (name = "brands", description = "Brands: named groups of accounts with their own voice"),
         (name = "keys", description = "API keys of the workspace"),
         (name = "workspace", description = "The workspace, its plan and usage"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -78,6 +81,7 @@ pub fn refine(doc: utoipa::openapi::OpenApi) -> Value {
     operation_ids(&mut v);
     parameters(&mut v);
     schedule_one_of(&mut v);
+    post_targets_one_of(&mut v);
     optional_bodies(&mut v);
     links(&mut v);
     v
@@ -150,6 +154,7 @@ fn parameters(v: &mut Value) {
                     (Some("feeds"), _) => FeedId::PREFIX,
                     (Some("media"), _) => MediaId::PREFIX,
                     (Some("webhooks"), _) => WebhookId::PREFIX,
+                    (Some("brands"), _) => BrandId::PREFIX,
                     _ => panic!("{method} {path}: a path parameter of unknown shape"),
                 };
                 p["schema"] = json!({"type": "string", "pattern": fields::id(prefix)});
@@ -187,6 +192,24 @@ fn schedule_one_of(v: &mut Value) {
             {"required": ["scheduled_at"], "properties": {"scheduled_at": {"type": "string"}}},
             {"required": ["slot"], "properties": {"slot": {"type": "string"}}},
         ]);
+    }
+}
+
+/// A new post goes to `account_ids` or to the accounts of `brand_id`: exactly one of them
+/// (in `POST /v1/posts`, in each item of `POST /v1/batches` and in preflight); an edit names
+/// at most one of them.
+fn post_targets_one_of(v: &mut Value) {
+    let one_of = json!([{"required": ["account_ids"]}, {"required": ["brand_id"]}]);
+    for pointer in [
+        "/components/schemas/CreatePost",
+        "/components/schemas/CreateBatch/properties/posts/items",
+    ] {
+        if let Some(s) = v.pointer_mut(pointer) {
+            s["oneOf"] = one_of.clone();
+        }
+    }
+    if let Some(s) = v.pointer_mut("/components/schemas/UpdatePost") {
+        s["not"] = json!({"required": ["account_ids", "brand_id"]});
     }
 }
 
@@ -233,9 +256,14 @@ fn links(v: &mut Value) {
         ("TestWebhook", "webhooks_test"),
         ("ListDeliveries", "webhooks_deliveries"),
     ];
+    let brands = [
+        ("GetBrand", "brands_get"),
+        ("UpdateBrand", "brands_update"),
+        ("DeleteBrand", "brands_delete"),
+    ];
     // (create path, its status, the (link name, operation) pairs, where the new id is)
     type Links<'a> = &'a [(&'a str, &'a str)];
-    let table: [(&str, &str, Links, &str); 8] = [
+    let table: [(&str, &str, Links, &str); 9] = [
         ("/v1/posts", "201", &posts, "$response.body#/id"),
         ("/v1/batches", "201", &posts, "$response.body#/data/0/id"),
         ("/v1/keys", "201", &keys, "$response.body#/id"),
@@ -249,6 +277,7 @@ fn links(v: &mut Value) {
         ("/v1/feeds", "201", &feeds, "$response.body#/id"),
         ("/v1/webhooks", "201", &webhooks, "$response.body#/id"),
         ("/v1/media/upload-url", "201", &media, "$response.body#/id"),
+        ("/v1/brands", "201", &brands, "$response.body#/id"),
     ];
     for (path, status, targets, id) in table {
         let pointer = format!("/paths/{}/post/responses/{status}", path.replace('/', "~1"));
@@ -473,6 +502,121 @@ pub mod fields {
             .description(Some(
                 "Browser origins such as `https://app.example.com` or `https://*.example.com`.",
             ))
+    }
+
+    fn id_list(prefix: &str, max: usize, optional: bool, description: &str) -> ArrayBuilder {
+        array(string().pattern(Some(id(prefix))), optional)
+            .max_items(Some(max))
+            .unique_items(true)
+            .description(Some(description))
+    }
+
+    pub fn allowed_brand_ids() -> ArrayBuilder {
+        id_list(
+            crier_core::ids::BrandId::PREFIX,
+            crier_app::reach::MAX_ALLOWED,
+            true,
+            "Brands of the key's workspace and mode the key is limited to (with \
+             `allowed_account_ids`; both empty: no limit); omitted on create: the creating \
+             key's. A limited key reaches these brands' accounts as they are at each request.",
+        )
+    }
+
+    pub fn allowed_account_ids() -> ArrayBuilder {
+        id_list(
+            crier_core::ids::AccountId::PREFIX,
+            crier_app::reach::MAX_ALLOWED,
+            true,
+            "Accounts of the key's workspace and mode the key is limited to, besides its \
+             brands' accounts; omitted on create: the creating key's.",
+        )
+    }
+
+    pub fn brand_id() -> Object {
+        string()
+            .pattern(Some(id(crier_core::ids::BrandId::PREFIX)))
+            .description(Some(
+                "A brand of this workspace and mode: the post goes to its connected accounts \
+                 (at most 20), instead of `account_ids`.",
+            ))
+            .build()
+    }
+
+    fn brand_name_field(optional: bool) -> Object {
+        text(
+            trimmed_line(),
+            crate::routes::brands::MAX_NAME,
+            optional,
+            "1 to 100 characters, trimmed, on one line; unique in the workspace and mode.",
+        )
+    }
+
+    pub fn brand_name() -> Object {
+        brand_name_field(false)
+    }
+
+    pub fn brand_name_optional() -> Object {
+        brand_name_field(true)
+    }
+
+    fn brand_account_list(optional: bool) -> ArrayBuilder {
+        id_list(
+            crier_core::ids::AccountId::PREFIX,
+            crate::routes::brands::MAX_BRAND_ACCOUNTS,
+            optional,
+            "Accounts of the workspace and mode, each once; an account may be in several brands.",
+        )
+    }
+
+    pub fn brand_accounts() -> ArrayBuilder {
+        brand_account_list(false)
+    }
+
+    pub fn brand_accounts_optional() -> ArrayBuilder {
+        brand_account_list(true)
+    }
+
+    pub fn brand_ids() -> ArrayBuilder {
+        id_list(
+            crier_core::ids::BrandId::PREFIX,
+            crate::routes::brands::MAX_BRANDS as usize,
+            false,
+            "Every brand of the mode (that the key reaches), each once, in the new order.",
+        )
+    }
+
+    pub fn voice_description() -> Object {
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
+            .max_length(Some(crate::routes::brands::MAX_DESCRIPTION))
+            .pattern(Some(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"))
+            .description(Some(
+                "Who the brand is and how it speaks; trimmed, line breaks allowed.",
+            ))
+            .build()
+    }
+
+    pub fn voice_tone() -> Object {
+        text(
+            trimmed_line_or_empty(),
+            crate::routes::brands::MAX_TONE,
+            true,
+            "The tone (`friendly`, `formal`); trimmed, on one line.",
+        )
+    }
+
+    pub fn voice_words() -> ArrayBuilder {
+        array(
+            string()
+                .min_length(Some(1))
+                .max_length(Some(crate::routes::brands::MAX_WORD))
+                .pattern(Some(trimmed_line())),
+            false,
+        )
+        .max_items(Some(crate::routes::brands::MAX_WORDS))
+        .description(Some(
+            "Words or phrases, each once (ignoring case), 1 to 50 characters on one line.",
+        ))
     }
 
     fn account_list(optional: bool) -> ArrayBuilder {

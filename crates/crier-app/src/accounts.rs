@@ -20,10 +20,14 @@ pub struct Accounts<'a> {
 }
 
 impl Accounts<'_> {
-    /// The account `id` of the caller's workspace and mode; `404` otherwise.
+    /// The account `id` of the caller's workspace and mode, within its reach; `404`
+    /// otherwise.
     pub async fn get(&self, c: &Caller, id: &str) -> AppResult<Account> {
         let not_found = || AppError::not_found("account", id);
         let id = AccountId::parse(id).ok_or_else(not_found)?;
+        if c.is_limited() && !self.app.reach(c).await?.account(&id) {
+            return Err(not_found());
+        }
         self.app
             .store()
             .get_account_in(&c.tenant, &id)
@@ -31,12 +35,13 @@ impl Accounts<'_> {
             .ok_or_else(not_found)
     }
 
-    /// A page of the caller's accounts (of its mode), newest first.
+    /// A page of the caller's accounts (of its mode, within its reach), newest first.
     pub async fn list(&self, c: &Caller, limit: u32, offset: u32) -> AppResult<Page<Account>> {
+        let within = self.app.reach(c).await?.account_list();
         Ok(self
             .app
             .store()
-            .list_accounts(c.workspace(), Some(c.livemode()), limit, offset)
+            .list_accounts_in(&c.tenant, within.as_deref(), limit, offset)
             .await?)
     }
 

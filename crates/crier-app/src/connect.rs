@@ -179,6 +179,8 @@ impl Connections<'_> {
             .networks()
             .get(platform)
             .ok_or_else(|| AppError::not_found("platform", platform))?;
+        // A new account would be beyond a limited key's reach the moment it exists.
+        c.require_unrestricted("connect accounts")?;
         if !c.livemode() && network.connect_kind() != ConnectKind::Instant {
             return Err(AppError::invalid(
                 "platform",
@@ -546,6 +548,7 @@ impl Connections<'_> {
     /// account (same id, connected again) or a new one within the plan's limit. Credentials
     /// are sealed, bound to the account's network identity.
     pub async fn save(&self, c: &Caller, platform: &str, n: Connected) -> AppResult<Account> {
+        c.require_unrestricted("connect accounts")?;
         let store = self.app.store();
         let existing = store
             .find_account(&c.tenant, platform, n.service.as_deref(), &n.external_id)

@@ -58,19 +58,19 @@ impl Feeds<'_> {
             tracing::warn!(feed = %feed.id, plan = %ws.plan, "the workspace's plan is not configured; the feed's posts are saved as drafts");
             return Ok(drafts(posts));
         };
-        let caller = Caller {
-            tenant: Tenant {
+        let caller = Caller::system(
+            Tenant {
                 workspace: feed.workspace_id.clone(),
                 livemode: feed.livemode,
             },
             plan,
             // What a feed acts with: its mode says whether it also publishes, and the key
             // that set it to `queue` or `publish` held `posts:publish`.
-            scopes: [Scope::PostsWrite, Scope::PostsPublish]
+            [Scope::PostsWrite, Scope::PostsPublish]
                 .into_iter()
                 .collect(),
-            actor: feed.id.to_string(),
-        };
+            feed.id.to_string(),
+        );
         let mut queue = match feed.mode {
             FeedMode::Queue => Some(store.queue_plan(&ws, feed.livemode, now).await?),
             _ => None,

@@ -9,12 +9,15 @@
 //! events that follow from it (`crier_store::Store::transition`).
 
 pub mod accounts;
+pub mod brands;
 pub mod connect;
 pub mod error;
 pub mod feeds;
 pub mod media;
+pub mod personas;
 pub mod posts;
 pub mod quota;
+pub mod reach;
 pub mod secrets;
 pub mod tokens;
 pub mod workspace;
@@ -23,13 +26,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crier_core::ids::WorkspaceId;
-use crier_core::{Clock, Plan, Scope, ScopeSet};
+use crier_core::{Clock, ErrorCode, Plan, Scope, ScopeSet};
 use crier_networks::Networks;
 use crier_store::Store;
 use tokio::sync::Notify;
 
 pub use connect::ConnectConfig;
 pub use error::{AppError, AppResult};
+pub use reach::{Reach, Restriction};
 pub use secrets::Keyring;
 
 pub use crier_core::Tenant;
@@ -43,6 +47,9 @@ pub struct Caller {
     /// What the caller may do (a key's scopes; a system actor holds what it acts with).
     pub scopes: ScopeSet,
     pub actor: String,
+    /// The brands and accounts a key is limited to (empty: none; system actors are never
+    /// limited). [`App::reach`] resolves it; see [`reach`].
+    pub restriction: Arc<Restriction>,
 }
 
 impl Caller {
@@ -52,6 +59,37 @@ impl Caller {
 
     pub fn livemode(&self) -> bool {
         self.tenant.livemode
+    }
+
+    /// A caller acting for the system (the publisher, a feed): the whole of its tenant.
+    pub fn system(tenant: Tenant, plan: Arc<Plan>, scopes: ScopeSet, actor: String) -> Self {
+        Self {
+            tenant,
+            plan,
+            scopes,
+            actor,
+            restriction: Arc::default(),
+        }
+    }
+
+    /// Whether the caller is a key limited to some brands or accounts.
+    pub fn is_limited(&self) -> bool {
+        self.restriction.is_limited()
+    }
+
+    /// `403 forbidden_scope` for a limited key: what it asked (`what`: "connect accounts")
+    /// would reach beyond its brands and accounts by nature.
+    pub fn require_unrestricted(&self, what: &str) -> AppResult<()> {
+        if self.is_limited() {
+            return Err(AppError::new(
+                ErrorCode::ForbiddenScope,
+                format!(
+                    "This key is limited to some brands or accounts, so it cannot {what}; use a \
+                     key without `allowed_brand_ids` and `allowed_account_ids`."
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `403 forbidden_scope` unless the caller holds `scope`, `402 payment_required` unless
@@ -198,6 +236,16 @@ impl App {
     /// The workspace's settings.
     pub fn workspaces(&self) -> workspace::Workspaces<'_> {
         workspace::Workspaces { app: self }
+    }
+
+    /// The brand rules: named groups of accounts with their own voice.
+    pub fn brands(&self) -> brands::Brands<'_> {
+        brands::Brands { app: self }
+    }
+
+    /// The owner's part of the brand voices (the workspace's and each brand's).
+    pub fn personas(&self) -> personas::Personas<'_> {
+        personas::Personas { app: self }
     }
 
     /// The feed rules: what becomes of a feed's new posts.

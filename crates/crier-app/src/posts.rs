@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crier_core::Scope;
 use crier_core::clock::from_ms;
-use crier_core::ids::{AccountId, PostId};
+use crier_core::ids::{AccountId, BrandId, PostId};
 use crier_core::posts::{Action, ApprovedTo, PostStatus};
 use crier_networks::Violation;
 use crier_networks::sandbox::PLATFORM as SANDBOX;
@@ -19,6 +19,7 @@ use crier_store::{Account, Page, Post, PostFilter, PostOverride, Target, Transit
 use jiff::Timestamp;
 
 use crate::quota::{self, Due};
+use crate::reach::Reach;
 use crate::{App, AppError, AppResult, Caller};
 
 pub const MAX_TEXT: usize = 20_000;
@@ -50,12 +51,14 @@ pub enum Preflight {
     Stored(String),
 }
 
-/// A new post's content.
+/// A new post's content. It goes to `account_ids`, or to the connected accounts of the brand
+/// `brand_id` (exactly one of the two).
 #[derive(Debug, Default, Clone)]
 pub struct NewPost {
     pub body: String,
     pub thread: Vec<String>,
     pub account_ids: Vec<String>,
+    pub brand_id: Option<String>,
     pub media_ids: Vec<String>,
     pub overrides: BTreeMap<String, PostOverride>,
 }
@@ -66,6 +69,8 @@ pub struct PostEdit {
     pub body: Option<String>,
     pub thread: Option<Vec<String>>,
     pub account_ids: Option<Vec<String>>,
+    /// New accounts taken from a brand (not with `account_ids`).
+    pub brand_id: Option<String>,
     pub media_ids: Option<Vec<String>>,
     pub overrides: Option<BTreeMap<String, PostOverride>>,
 }
@@ -102,18 +107,24 @@ impl Posts<'_> {
         self.app.clock().now_ms()
     }
 
-    /// The post `id` of the caller's workspace and mode; `404` otherwise.
+    /// The post `id` of the caller's workspace and mode, within its reach (every target an
+    /// account it reaches); `404` otherwise.
     pub async fn get(&self, c: &Caller, id: &str) -> AppResult<Post> {
         let not_found = || AppError::not_found("post", id);
         let id = PostId::parse(id).ok_or_else(not_found)?;
-        self.app
+        let post = self
+            .app
             .store()
             .get_post_in(&c.tenant, &id)
             .await?
-            .ok_or_else(not_found)
+            .ok_or_else(not_found)?;
+        if c.is_limited() && !self.app.reach(c).await?.post(&post) {
+            return Err(not_found());
+        }
+        Ok(post)
     }
 
-    /// A page of the caller's posts (of its mode), newest first.
+    /// A page of the caller's posts (of its mode, within its reach), newest first.
     pub async fn list(
         &self,
         c: &Caller,
@@ -123,6 +134,7 @@ impl Posts<'_> {
     ) -> AppResult<Page<Post>> {
         let filter = PostFilter {
             livemode: Some(c.livemode()),
+            within: self.app.reach(c).await?.account_list(),
             ..filter
         };
         Ok(self
@@ -132,11 +144,69 @@ impl Posts<'_> {
             .await?)
     }
 
+    /// What is scheduled (and waiting for approval) in the caller's mode and reach, in the
+    /// order it goes out.
+    pub async fn queue(&self, c: &Caller, limit: u32, offset: u32) -> AppResult<Page<Post>> {
+        let within = self.app.reach(c).await?.account_list();
+        Ok(self
+            .app
+            .store()
+            .list_queue(&c.tenant, within.as_deref(), limit, offset)
+            .await?)
+    }
+
     /// Checks and resolves the accounts a post goes to: well-formed, in this workspace, of
-    /// the caller's mode, connected, each once; test mode publishes only to sandbox accounts.
+    /// the caller's mode and within its reach, connected, each once; test mode publishes only
+    /// to sandbox accounts. An account beyond a limited key's reach is refused as an unknown
+    /// one is.
     pub async fn resolve_accounts(
         &self,
         c: &Caller,
+        param: &str,
+        ids: &[String],
+    ) -> AppResult<Vec<Account>> {
+        let reach = self.app.reach(c).await?;
+        self.resolve_accounts_in(c, &reach, param, ids).await
+    }
+
+    /// The accounts a new post or an edit names (`account_ids`), or those of the brand it
+    /// names (`brand_id`): exactly one of the two. Returns the brand too, when it named one.
+    async fn targets(
+        &self,
+        c: &Caller,
+        reach: &Reach,
+        account_ids: Option<&[String]>,
+        brand_id: Option<&str>,
+    ) -> AppResult<(Option<BrandId>, Vec<Account>)> {
+        let brand = match (account_ids, brand_id) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::invalid(
+                    "brand_id",
+                    "Give either `account_ids` or `brand_id`, not both.",
+                ));
+            }
+            (ids, None) => {
+                let ids = ids.unwrap_or_default();
+                let accounts = self
+                    .resolve_accounts_in(c, reach, "account_ids", ids)
+                    .await?;
+                return Ok((None, accounts));
+            }
+            (None, Some(brand)) => brand,
+        };
+        let (brand, ids) = self
+            .app
+            .brands()
+            .accounts_for_post(c, "brand_id", brand)
+            .await?;
+        let accounts = self.resolve_accounts_in(c, reach, "brand_id", &ids).await?;
+        Ok((Some(brand), accounts))
+    }
+
+    async fn resolve_accounts_in(
+        &self,
+        c: &Caller,
+        reach: &Reach,
         param: &str,
         ids: &[String],
     ) -> AppResult<Vec<Account>> {
@@ -153,7 +223,9 @@ impl Posts<'_> {
                 return Err(AppError::invalid(param, format!("`{id}` is listed twice.")));
             }
             let unknown = || AppError::invalid(param, format!("No such account: '{id}'."));
-            let acct = AccountId::parse(id).ok_or_else(unknown)?;
+            let acct = AccountId::parse(id)
+                .filter(|a| reach.account(a))
+                .ok_or_else(unknown)?;
             let account = self
                 .app
                 .store()
@@ -178,13 +250,17 @@ impl Posts<'_> {
     }
 
     /// A draft built from `req` (checked, not stored).
-    async fn build(&self, c: &Caller, req: NewPost) -> AppResult<Post> {
+    async fn build(&self, c: &Caller, reach: &Reach, req: NewPost) -> AppResult<Post> {
         text("body", &req.body)?;
         thread("thread", &req.thread)?;
-        let accounts = self
-            .resolve_accounts(c, "account_ids", &req.account_ids)
+        // An empty `account_ids` beside a brand is no list at all (a client's default).
+        let ids = (!req.account_ids.is_empty() || req.brand_id.is_none())
+            .then_some(req.account_ids.as_slice());
+        let (brand_id, accounts) = self
+            .targets(c, reach, ids, req.brand_id.as_deref())
             .await?;
-        check_overrides(&req.overrides, &req.account_ids)?;
+        let names: Vec<String> = accounts.iter().map(|a| a.id.to_string()).collect();
+        check_overrides(&req.overrides, &names)?;
         self.app
             .media()
             .ready_meta(&c.tenant, &req.media_ids)
@@ -193,13 +269,15 @@ impl Posts<'_> {
             thread: req.thread,
             media_ids: req.media_ids,
             overrides: req.overrides,
+            brand_id,
             ..Post::draft(c.workspace(), c.livemode(), &accounts, req.body, self.now())
         })
     }
 
     /// Creates a draft.
     pub async fn create(&self, c: &Caller, req: NewPost) -> AppResult<Post> {
-        let post = self.build(c, req).await?;
+        let reach = self.app.reach(c).await?;
+        let post = self.build(c, &reach, req).await?;
         self.app.store().insert_post(&post).await?;
         Ok(post)
     }
@@ -214,13 +292,14 @@ impl Posts<'_> {
             ));
         }
         let approval = self.require_approval(c).await?;
+        let reach = self.app.reach(c).await?;
         let now = self.app.clock().now();
         let mut posts = Vec::with_capacity(items.len());
         let mut scheduled = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
             let prefix = format!("posts[{i}].");
             let mut post = self
-                .build(c, item.post)
+                .build(c, &reach, item.post)
                 .await
                 .map_err(|e| e.within(&prefix))?;
             if let Some(at) = item.scheduled_at {
@@ -278,10 +357,14 @@ impl Posts<'_> {
             thread("thread", &t)?;
             post.thread = t;
         }
-        if let Some(ids) = req.account_ids {
-            let accounts = self.resolve_accounts(c, "account_ids", &ids).await?;
+        if req.account_ids.is_some() || req.brand_id.is_some() {
+            let reach = self.app.reach(c).await?;
+            let (brand_id, accounts) = self
+                .targets(c, &reach, req.account_ids.as_deref(), req.brand_id.as_deref())
+                .await?;
             post.account_ids = accounts.iter().map(|a| a.id.clone()).collect();
             post.targets = Target::pending_for(&post.id, &accounts);
+            post.brand_id = brand_id;
         }
         if let Some(m) = req.media_ids {
             self.app.media().ready_meta(&c.tenant, &m).await?;
@@ -552,7 +635,10 @@ impl Posts<'_> {
     pub async fn validate(&self, c: &Caller, req: Preflight) -> AppResult<(Post, Vec<Problem>)> {
         let post = match req {
             Preflight::Stored(id) => self.get(c, &id).await?,
-            Preflight::New(new) => self.build(c, new).await?,
+            Preflight::New(new) => {
+                let reach = self.app.reach(c).await?;
+                self.build(c, &reach, new).await?
+            }
         };
         let problems = self.problems(c, &post).await?;
         Ok((post, problems))

@@ -31,6 +31,8 @@ impl Workspaces<'_> {
                 "Test-mode keys cannot change live workspace settings; use a live key.",
             ));
         }
+        // The settings apply to every account, beyond what a limited key reaches.
+        c.require_unrestricted("change the workspace's settings")?;
         if let Some(tz) = &s.timezone
             && (tz.len() > MAX_TIMEZONE || jiff::tz::TimeZone::get(tz).is_err())
         {

@@ -248,6 +248,34 @@ impl Store {
         Ok(Page::from_overfetch(items, limit))
     }
 
+    /// Accounts of `tenant` among `within` (all of them with `None`), newest first.
+    pub async fn list_accounts_in(
+        &self,
+        tenant: &Tenant,
+        within: Option<&[AccountId]>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<Account>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM accounts WHERE workspace_id = $1 AND livemode = $2
+               AND ($5 IS NULL OR id IN {})
+             ORDER BY id DESC LIMIT $3 OFFSET $4",
+            self.json_values("$5")
+        )))
+        .bind(tenant.workspace.as_str())
+        .bind(tenant.livemode as i64)
+        .bind(i64::from(limit) + 1)
+        .bind(i64::from(offset))
+        .bind(within.map(|w| crate::json(&w)))
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows
+            .iter()
+            .map(account_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit))
+    }
+
     /// Disconnects an account (by the workspace): conditional on it being connected or expired;
     /// its credentials are dropped with it. `account.disconnected` commits with the change.
     pub async fn disconnect_account(

@@ -259,6 +259,32 @@ impl Store {
         Ok(Page::from_overfetch(items, limit))
     }
 
+    /// Feeds of `tenant` whose accounts are all among `within`, newest first.
+    pub async fn list_feeds_within(
+        &self,
+        tenant: &crier_core::Tenant,
+        within: &[AccountId],
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<Feed>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {FEED_COLUMNS} FROM feeds f WHERE workspace_id = $1 AND livemode = $2
+               AND NOT EXISTS (SELECT 1 FROM {accounts} WHERE fa.value NOT IN {within})
+             ORDER BY id DESC LIMIT $3 OFFSET $4",
+            accounts = self.json_rows("f.account_ids", "fa"),
+            within = self.json_values("$5"),
+        )))
+        .bind(tenant.workspace.as_str())
+        .bind(tenant.livemode as i64)
+        .bind(i64::from(limit) + 1)
+        .bind(i64::from(offset))
+        .bind(crate::json(&within))
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows.iter().map(feed_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit))
+    }
+
     /// How many feeds a workspace has (both modes).
     pub async fn count_feeds(&self, ws: &WorkspaceId) -> Result<i64> {
         let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM feeds WHERE workspace_id = $1")

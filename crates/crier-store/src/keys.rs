@@ -1,4 +1,4 @@
-use crier_core::ids::{KeyId, WorkspaceId};
+use crier_core::ids::{AccountId, BrandId, KeyId, WorkspaceId};
 use crier_core::{KeyDigest, KeyMode};
 use sqlx::Any;
 
@@ -9,7 +9,8 @@ use crate::{Result, Store, unique_to_conflict};
 
 const COLUMNS: &str = "id, workspace_id, name, description, prefix, digest, mode, scopes, \
     per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at, request_count, \
-    created_at, updated_at, revoked_at, replaced_by, created_by";
+    created_at, updated_at, revoked_at, replaced_by, created_by, allowed_brand_ids, \
+    allowed_account_ids";
 
 fn to_json(list: &[String]) -> String {
     serde_json::to_string(list).expect("a list of strings serialises")
@@ -85,6 +86,41 @@ impl Store {
         Ok(Page::from_overfetch(keys, limit))
     }
 
+    /// Keys of a workspace limited to brands or accounts within what a limited key reaches:
+    /// each of their brands among `brands` and each of their accounts among `accounts`. Newest
+    /// first; `mode` narrows to one mode.
+    pub async fn list_keys_within(
+        &self,
+        ws: &WorkspaceId,
+        mode: Option<KeyMode>,
+        brands: &[BrandId],
+        accounts: &[AccountId],
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<KeyRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM api_keys k WHERE workspace_id = $1 AND ($2 IS NULL OR mode = $2)
+               AND (allowed_brand_ids <> '[]' OR allowed_account_ids <> '[]')
+               AND NOT EXISTS (SELECT 1 FROM {kb} WHERE kb.value NOT IN {brands})
+               AND NOT EXISTS (SELECT 1 FROM {ka} WHERE ka.value NOT IN {accounts})
+             ORDER BY id DESC LIMIT $5 OFFSET $6",
+            kb = self.json_rows("k.allowed_brand_ids", "kb"),
+            ka = self.json_rows("k.allowed_account_ids", "ka"),
+            brands = self.json_values("$3"),
+            accounts = self.json_values("$4"),
+        )))
+        .bind(ws.as_str())
+        .bind(mode.map(KeyMode::as_str))
+        .bind(crate::json(&brands))
+        .bind(crate::json(&accounts))
+        .bind(i64::from(limit) + 1)
+        .bind(i64::from(offset))
+        .fetch_all(&self.read)
+        .await?;
+        let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(keys, limit))
+    }
+
     /// Writes the mutable fields of `key` (name, description, scopes, limits, restrictions,
     /// expiry) if it is neither revoked nor replaced by a rotation (a replaced key ends with
     /// its overlap; a new expiry must not revive it). Returns the stored row, or `None` when
@@ -94,7 +130,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE api_keys SET name = $3, description = $4, scopes = $5, per_minute = $6,
                 per_day = $7, allowed_ips = $8, allowed_origins = $9, expires_at = $10,
-                updated_at = $11
+                updated_at = $11, allowed_brand_ids = $12, allowed_account_ids = $13
              WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL AND replaced_by IS NULL
              RETURNING {COLUMNS}"
         )))
@@ -109,6 +145,8 @@ impl Store {
         .bind(to_json(&key.allowed_origins))
         .bind(key.expires_at)
         .bind(key.updated_at)
+        .bind(to_json(&key.allowed_brand_ids))
+        .bind(to_json(&key.allowed_account_ids))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -206,9 +244,10 @@ async fn insert_key_tx(tx: &mut sqlx::Transaction<'static, Any>, key: &KeyRow) -
     sqlx::query(
         "INSERT INTO api_keys (id, workspace_id, name, description, prefix, digest, mode, scopes,
             per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at,
-            request_count, created_at, updated_at, revoked_at, replaced_by, created_by)
+            request_count, created_at, updated_at, revoked_at, replaced_by, created_by,
+            allowed_brand_ids, allowed_account_ids)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19, $20)",
+            $19, $20, $21, $22)",
     )
     .bind(key.id.as_str())
     .bind(key.workspace_id.as_str())
@@ -230,6 +269,8 @@ async fn insert_key_tx(tx: &mut sqlx::Transaction<'static, Any>, key: &KeyRow) -
     .bind(key.revoked_at)
     .bind(key.replaced_by.as_ref().map(|k| k.as_str()))
     .bind(key.created_by.as_ref().map(|k| k.as_str()))
+    .bind(to_json(&key.allowed_brand_ids))
+    .bind(to_json(&key.allowed_account_ids))
     .execute(&mut **tx)
     .await
     .map_err(unique_to_conflict("a key with this digest"))?;

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod attempts;
+mod brands;
 mod connections;
 mod events;
 mod feeds;
@@ -24,6 +25,7 @@ mod metrics;
 mod migrate;
 pub mod model;
 mod notify;
+mod personas;
 mod posts;
 mod sandbox;
 mod slots;
@@ -38,6 +40,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use brands::{Brand, BrandChanges, StoredVoice};
 pub use connections::{ConnectState, StoredClient};
 pub use events::{Event, subscribed, types as event_types};
 pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
@@ -46,6 +49,7 @@ pub use media::{ConfirmOutcome, DeleteOutcome, Media, MediaFacts, MediaStatus};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges};
+pub use personas::MAX_PUBLISHED_TEXTS;
 pub use posts::{TargetOutcome, Transition};
 pub use sandbox::{Fault, FaultKind, SandboxPost};
 pub use slots::QueuePlan;
@@ -163,6 +167,23 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         }
+    }
+
+    /// The strings of the JSON array `expr` (a JSON list column, or a `$N` bound to JSON text)
+    /// as a table `alias` with one column, `value`. A list of any length (the accounts a key
+    /// reaches) is so one bind, on both backends.
+    pub(crate) fn json_rows(&self, expr: &str, alias: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_each({expr}) AS {alias}"),
+            Backend::Postgres => {
+                format!("jsonb_array_elements_text(CAST({expr} AS jsonb)) AS {alias}(value)")
+            }
+        }
+    }
+
+    /// `(SELECT … )` of the strings of the JSON array `expr`, for `x IN …`.
+    pub(crate) fn json_values(&self, expr: &str) -> String {
+        format!("(SELECT jv.value FROM {})", self.json_rows(expr, "jv"))
     }
 
     /// Readiness: can we run a query right now?

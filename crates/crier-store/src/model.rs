@@ -4,7 +4,9 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use crier_core::accounts::AccountStatus;
-use crier_core::ids::{AccountId, AttemptId, AuditId, JobId, KeyId, PostId, WorkspaceId};
+use crier_core::ids::{
+    AccountId, AttemptId, AuditId, BrandId, JobId, KeyId, PostId, WorkspaceId,
+};
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_core::{KeyDigest, KeyMode, ScopeSet};
 use sqlx::Row;
@@ -48,6 +50,10 @@ pub struct KeyRow {
     pub allowed_ips: Vec<String>,
     /// Normalised origin rules.
     pub allowed_origins: Vec<String>,
+    /// The brands (`brd_…`) this key is limited to; with `allowed_account_ids` empty too, none.
+    pub allowed_brand_ids: Vec<String>,
+    /// The accounts (`acct_…`) this key is limited to, besides its brands' accounts.
+    pub allowed_account_ids: Vec<String>,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub request_count: i64,
@@ -168,6 +174,8 @@ pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRow> {
             .map_err(|_| corrupt("api_keys.per_day"))?,
         allowed_ips: json_list(row, "allowed_ips")?,
         allowed_origins: json_list(row, "allowed_origins")?,
+        allowed_brand_ids: json_list(row, "allowed_brand_ids")?,
+        allowed_account_ids: json_list(row, "allowed_account_ids")?,
         expires_at: row.try_get("expires_at")?,
         last_used_at: row.try_get("last_used_at")?,
         request_count: row.try_get("request_count")?,
@@ -344,6 +352,8 @@ pub struct Post {
     pub body: String,
     pub thread: Vec<String>,
     pub account_ids: Vec<AccountId>,
+    /// The brand the accounts were taken from, when the post named one instead of accounts.
+    pub brand_id: Option<BrandId>,
     pub media_ids: Vec<String>,
     pub overrides: BTreeMap<String, PostOverride>,
     pub scheduled_at: Option<i64>,
@@ -372,6 +382,7 @@ impl Post {
         Self {
             targets: Target::pending_for(&id, accounts),
             account_ids: accounts.iter().map(|a| a.borrow().id.clone()).collect(),
+            brand_id: None,
             id,
             workspace_id: workspace_id.clone(),
             livemode,
@@ -508,6 +519,8 @@ pub struct PostFilter {
     pub from: Option<i64>,
     pub to: Option<i64>,
     pub livemode: Option<bool>,
+    /// Only posts whose every target is one of these accounts (what a limited key reaches).
+    pub within: Option<Vec<AccountId>>,
 }
 
 /// Metrics of one published target, as last collected.
@@ -586,6 +599,9 @@ pub(crate) fn post_from_row(row: &AnyRow) -> Result<Post> {
             .into_iter()
             .map(AccountId::from_trusted)
             .collect(),
+        brand_id: row
+            .try_get::<Option<String>, _>("brand_id")?
+            .map(BrandId::from_trusted),
         media_ids: json_text(row, "media_ids")?,
         overrides: json_text(row, "overrides")?,
         scheduled_at: row.try_get("scheduled_at")?,

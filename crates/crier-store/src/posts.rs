@@ -19,10 +19,11 @@ use crate::views::PostObject;
 use crate::{Result, Store, Tx, json};
 
 const POST_COLUMNS: &str = "id, workspace_id, livemode, status, body, thread, account_ids, \
-    media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at";
+    media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at, brand_id";
 /// What a read returns: the stored columns and the version every change bumps.
 const POST_READ: &str = "id, workspace_id, livemode, status, body, thread, account_ids, \
-    media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at, version";
+    media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at, brand_id, \
+    version";
 const TARGET_COLUMNS: &str = "post_id, account_id, platform, position, status, external_id, \
     url, part_ids, attempts, error_code, error_message, published_at";
 
@@ -140,7 +141,11 @@ impl Store {
                AND ($4 IS NULL OR COALESCE(published_at, scheduled_at) >= $4)
                AND ($5 IS NULL OR COALESCE(published_at, scheduled_at) < $5)
                AND ($6 IS NULL OR livemode = $6)
-             ORDER BY id DESC LIMIT $7 OFFSET $8"
+               AND ($9 IS NULL OR NOT EXISTS (SELECT 1 FROM post_targets t
+                                              WHERE t.post_id = p.id
+                                                AND t.account_id NOT IN {within}))
+             ORDER BY id DESC LIMIT $7 OFFSET $8",
+            within = self.json_values("$9"),
         )))
         .bind(ws.as_str())
         .bind(f.status.map(PostStatus::as_str))
@@ -150,28 +155,35 @@ impl Store {
         .bind(f.livemode.map(i64::from))
         .bind(i64::from(limit) + 1)
         .bind(i64::from(offset))
+        .bind(f.within.as_ref().map(json))
         .fetch_all(&self.read)
         .await?;
         self.page_of_posts(&rows, limit).await
     }
 
     /// Scheduled posts (and those waiting for approval) in the order they will go out.
+    /// `within`: only posts whose every target is one of these accounts.
     pub async fn list_queue(
         &self,
-        ws: &WorkspaceId,
-        livemode: bool,
+        tenant: &Tenant,
+        within: Option<&[AccountId]>,
         limit: u32,
         offset: u32,
     ) -> Result<Page<Post>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {POST_READ} FROM posts WHERE workspace_id = $1 AND livemode = $2
+            "SELECT {POST_READ} FROM posts p WHERE workspace_id = $1 AND livemode = $2
                AND status IN ('scheduled', 'pending_approval')
-             ORDER BY COALESCE(scheduled_at, 0), id LIMIT $3 OFFSET $4"
+               AND ($5 IS NULL OR NOT EXISTS (SELECT 1 FROM post_targets t
+                                              WHERE t.post_id = p.id
+                                                AND t.account_id NOT IN {within}))
+             ORDER BY COALESCE(scheduled_at, 0), id LIMIT $3 OFFSET $4",
+            within = self.json_values("$5"),
         )))
-        .bind(ws.as_str())
-        .bind(livemode as i64)
+        .bind(tenant.workspace.as_str())
+        .bind(tenant.livemode as i64)
         .bind(i64::from(limit) + 1)
         .bind(i64::from(offset))
+        .bind(within.map(|w| json(&w)))
         .fetch_all(&self.read)
         .await?;
         self.page_of_posts(&rows, limit).await
@@ -223,7 +235,7 @@ impl Store {
         if let Some(post) = &t.content {
             sqlx::query(
                 "UPDATE posts SET body = $3, thread = $4, account_ids = $5, media_ids = $6,
-                    overrides = $7
+                    overrides = $7, brand_id = $8
                  WHERE workspace_id = $1 AND id = $2",
             )
             .bind(ws.as_str())
@@ -233,6 +245,7 @@ impl Store {
             .bind(json(&post.account_ids))
             .bind(json(&post.media_ids))
             .bind(json(&post.overrides))
+            .bind(post.brand_id.as_ref().map(|b| b.as_str()))
             .execute(&mut *tx)
             .await?;
             sqlx::query("DELETE FROM post_targets WHERE post_id = $1")
@@ -583,7 +596,7 @@ pub(crate) async fn store_new_post(tx: &mut Tx, post: &Post) -> Result<()> {
 async fn insert_post_tx(tx: &mut Tx, post: &Post) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO posts ({POST_COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     )))
     .bind(post.id.as_str())
     .bind(post.workspace_id.as_str())
@@ -599,6 +612,7 @@ async fn insert_post_tx(tx: &mut Tx, post: &Post) -> Result<()> {
     .bind(post.review.as_ref().map(|v| v.to_string()))
     .bind(post.created_at)
     .bind(post.updated_at)
+    .bind(post.brand_id.as_ref().map(|b| b.as_str()))
     .execute(&mut **tx)
     .await?;
     insert_targets(tx, post).await

@@ -35,6 +35,11 @@ pub struct KeyObject {
     pub rate_limit: RateLimitObject,
     pub allowed_ips: Vec<String>,
     pub allowed_origins: Vec<String>,
+    /// The brands this key is limited to (with `allowed_account_ids`; both empty: no limit).
+    /// A limited key reaches these brands' accounts (as they are at each request) and the
+    /// accounts in `allowed_account_ids`; everything else is `404` for it.
+    pub allowed_brand_ids: Vec<String>,
+    pub allowed_account_ids: Vec<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -67,6 +72,8 @@ impl KeyObject {
             },
             allowed_ips: row.allowed_ips.clone(),
             allowed_origins: row.allowed_origins.clone(),
+            allowed_brand_ids: row.allowed_brand_ids.clone(),
+            allowed_account_ids: row.allowed_account_ids.clone(),
             expires_at: row.expires_at.map(from_ms),
             last_used_at: row.last_used_at.map(from_ms),
             created_at: from_ms(row.created_at),
@@ -158,6 +165,8 @@ pub struct PostObject {
     pub body: String,
     pub thread: Vec<String>,
     pub account_ids: Vec<String>,
+    /// The brand the post named instead of `account_ids` (its accounts then), if it did.
+    pub brand_id: Option<String>,
     pub media_ids: Vec<String>,
     #[schema(value_type = Object)]
     pub overrides: BTreeMap<String, PostOverride>,
@@ -185,6 +194,7 @@ impl From<&Post> for PostObject {
             body: p.body.clone(),
             thread: p.thread.clone(),
             account_ids: p.account_ids.iter().map(ToString::to_string).collect(),
+            brand_id: p.brand_id.as_ref().map(ToString::to_string),
             media_ids: p.media_ids.clone(),
             overrides: p.overrides.clone(),
             scheduled_at: p.scheduled_at.map(from_ms),

@@ -84,6 +84,8 @@ fn key_row(ws: &WorkspaceId, mode: KeyMode, now: i64) -> KeyRow {
         per_day: 50_000,
         allowed_ips: vec!["10.0.0.0/8".to_owned(), "2001:db8::/32".to_owned()],
         allowed_origins: vec!["https://example.com".to_owned()],
+        allowed_brand_ids: vec![crier_core::ids::BrandId::generate().to_string()],
+        allowed_account_ids: vec![crier_core::ids::AccountId::generate().to_string()],
         expires_at: Some(now + 365 * DAY),
         last_used_at: None,
         request_count: 0,

@@ -66,6 +66,7 @@ both!(a_lost_answer_still_publishes_once, |db| async move {
         plan: app.plan("free").expect("the free plan"),
         scopes: ScopeSet::all(),
         actor: "test".into(),
+        restriction: Default::default(),
     };
     let account = app
         .connections()

@@ -189,6 +189,8 @@ impl World {
             per_day: 10_000,
             allowed_ips: Vec::new(),
             allowed_origins: Vec::new(),
+            allowed_brand_ids: Vec::new(),
+            allowed_account_ids: Vec::new(),
             expires_at,
             last_used_at: None,
             request_count: 0,

@@ -61,6 +61,13 @@ pub enum KeyCommand {
         per_minute: Option<u32>,
         #[arg(long)]
         per_day: Option<u32>,
+        /// Limit the key to these brands (`brd_…`, comma-separated or repeated) of the
+        /// workspace and the key's mode.
+        #[arg(long = "brand", value_delimiter = ',')]
+        brands: Vec<String>,
+        /// Limit the key to these accounts (`acct_…`), besides its brands' accounts.
+        #[arg(long = "account", value_delimiter = ',')]
+        accounts: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -158,6 +165,8 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                 test,
                 per_minute,
                 per_day,
+                brands,
+                accounts,
                 json,
             } => {
                 let ws = workspace(&store, &ws).await?;
@@ -184,11 +193,17 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                         per_minute,
                         per_day,
                     }),
+                    allowed_brand_ids: Some(brands),
+                    allowed_account_ids: Some(accounts),
                     ..CreateKey::default()
                 };
-                let (row, secret) = keys::new_key(&ws.id, req, &plan, None, now).map_err(|e| {
-                    format!("{}: {}", e.param.as_deref().unwrap_or("key"), e.message)
-                })?;
+                let refused =
+                    |e: crier_api::error::ApiError| format!("{}: {}", e.param.as_deref().unwrap_or("key"), e.message);
+                let (mut row, secret) =
+                    keys::new_key(&ws.id, req, &plan, None, now).map_err(refused)?;
+                keys::check_reach(&store, &mut row, &[], None, None)
+                    .await
+                    .map_err(refused)?;
                 let audit = AuditEntry::new(
                     &ws.id,
                     Actor::Cli,

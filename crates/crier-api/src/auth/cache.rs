@@ -22,6 +22,9 @@ pub struct KeyRecord {
     pub row: KeyRow,
     pub ip_rules: Vec<IpNet>,
     pub origin_rules: Vec<OriginRule>,
+    /// The brands and accounts the key is limited to (cached with the row: a change of them
+    /// goes through `Store::update_key`, which invalidates the entry on every node).
+    pub restriction: Arc<crier_app::Restriction>,
     pub plan: Arc<Plan>,
 }
 
@@ -37,10 +40,15 @@ impl KeyRecord {
             .iter()
             .filter_map(|s| OriginRule::parse(s))
             .collect();
+        let restriction = Arc::new(crier_app::Restriction::from_stored(
+            &row.allowed_brand_ids,
+            &row.allowed_account_ids,
+        ));
         Self {
             row,
             ip_rules,
             origin_rules,
+            restriction,
             plan,
         }
     }

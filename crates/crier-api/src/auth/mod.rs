@@ -89,6 +89,7 @@ impl Principal {
             plan: self.key.plan.clone(),
             scopes: self.scopes(),
             actor: self.key_id().to_string(),
+            restriction: self.key.restriction.clone(),
         }
     }
 

@@ -364,9 +364,12 @@ pub async fn analytics(
         .store()
         .account_metrics(p.workspace_id(), from.as_millisecond(), to.as_millisecond())
         .await?;
+    // Only the accounts this key reaches (all, unless it is limited to brands or accounts).
+    let reach = state.app().reach(&p.caller()).await?;
+    let rows = rows.into_iter().filter(|(a, ..)| reach.account(a));
     let day = |t: Timestamp| t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
     let (from_day, to_day) = (day(from), day(to));
-    let mut data = Vec::with_capacity(rows.len());
+    let mut data = Vec::new();
     for (account_id, posts, m) in rows {
         let Some(account) = state
             .store()

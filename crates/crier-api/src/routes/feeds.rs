@@ -13,6 +13,8 @@
 //!   `feeds:write` alone cannot publish.
 //! - Feeds belong to one mode: a test-mode key sees and makes only test-mode feeds, which go
 //!   only to sandbox accounts.
+//! - A key limited to brands or accounts (`crier_app::reach`) sees only feeds whose every
+//!   account it reaches, and gives feeds only such accounts (others are refused as unknown).
 
 use axum::Json;
 use axum::extract::State;
@@ -266,15 +268,28 @@ fn check_publishing(p: &Principal, mode: FeedMode) -> ApiResult<()> {
     Ok(())
 }
 
+/// The feed `id` of this key's workspace and mode, if every account it posts to is within the
+/// key's reach (a key limited to brands or accounts sees no other feed).
 async fn visible_feed(state: &AppState, p: &Principal, id: &str) -> ApiResult<Feed> {
     let not_found = || ApiError::not_found("feed", id);
     let id = FeedId::parse(id).ok_or_else(not_found)?;
-    state
+    let feed = state
         .store()
         .get_feed(p.workspace_id(), &id)
         .await?
         .filter(|f| f.livemode == p.livemode())
-        .ok_or_else(not_found)
+        .ok_or_else(not_found)?;
+    let caller = p.caller();
+    if caller.is_limited()
+        && !state
+            .app()
+            .reach(&caller)
+            .await?
+            .accounts(feed.account_ids.iter())
+    {
+        return Err(not_found());
+    }
+    Ok(feed)
 }
 
 // ---- handlers ----
@@ -288,15 +303,26 @@ pub async fn list(
     Auth(p, ..): Auth<need::FeedsRead>,
     page: Pagination,
 ) -> ApiResult<Json<List<FeedObject>>> {
-    let feeds = state
-        .store()
-        .list_feeds(
-            p.workspace_id(),
-            Some(p.livemode()),
-            page.limit,
-            page.offset,
-        )
-        .await?;
+    let caller = p.caller();
+    let feeds = match state.app().reach(&caller).await?.account_list() {
+        None => {
+            state
+                .store()
+                .list_feeds(
+                    p.workspace_id(),
+                    Some(p.livemode()),
+                    page.limit,
+                    page.offset,
+                )
+                .await?
+        }
+        Some(within) => {
+            state
+                .store()
+                .list_feeds_within(&caller.tenant, &within, page.limit, page.offset)
+                .await?
+        }
+    };
     Ok(Json(List::of(&feeds, FeedObject::from)))
 }
 

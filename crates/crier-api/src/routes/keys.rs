@@ -1,7 +1,9 @@
 //! `/v1/keys`: list, create, read, update, revoke and rotate the workspace's API keys.
 //!
-//! A test-mode key sees and manages only test-mode keys; a live key sees all of them. Another
-//! workspace's key, or one this key may not see, is `404 not_found`.
+//! A test-mode key sees and manages only test-mode keys; a live key sees all of them. A key
+//! limited to brands or accounts sees only keys within its reach (limited to brands it is
+//! allowed and accounts it reaches: `crier_app::Reach::covers_key`). Another workspace's key,
+//! or one this key may not see, is `404 not_found`.
 
 use axum::Json;
 use axum::extract::State;
@@ -46,6 +48,14 @@ async fn visible_key(state: &AppState, p: &Principal, id: &str) -> ApiResult<Key
     if p.mode() == KeyMode::Test && key.mode == KeyMode::Live {
         return Err(not_found());
     }
+    let caller = p.caller();
+    if caller.is_limited() {
+        let child =
+            crier_app::Restriction::from_stored(&key.allowed_brand_ids, &key.allowed_account_ids);
+        if !state.app().reach(&caller).await?.covers_key(&child) {
+            return Err(not_found());
+        }
+    }
     Ok(key)
 }
 
@@ -66,10 +76,27 @@ pub async fn list(
     page: Pagination,
 ) -> ApiResult<Json<List<KeyObject>>> {
     let mode = (p.mode() == KeyMode::Test).then_some(KeyMode::Test);
-    let keys = state
-        .store()
-        .list_keys(p.workspace_id(), mode, page.limit, page.offset)
-        .await?;
+    let keys = match state.app().reach(&p.caller()).await?.lists() {
+        None => {
+            state
+                .store()
+                .list_keys(p.workspace_id(), mode, page.limit, page.offset)
+                .await?
+        }
+        Some((brands, accounts)) => {
+            state
+                .store()
+                .list_keys_within(
+                    p.workspace_id(),
+                    mode,
+                    &brands,
+                    &accounts,
+                    page.limit,
+                    page.offset,
+                )
+                .await?
+        }
+    };
     Ok(Json(List::of(&keys, |k| KeyObject::from_row(k, None))))
 }
 
@@ -86,7 +113,9 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateKey>,
 ) -> ApiResult<Created<KeyObject>> {
     let now = state.clock().now_ms();
-    let (row, secret) = keys::new_key(p.workspace_id(), req, plan_of(&p), Some(&p.key), now)?;
+    let (mut row, secret) = keys::new_key(p.workspace_id(), req, plan_of(&p), Some(&p.key), now)?;
+    let reach = state.app().reach(&p.caller()).await?;
+    keys::check_reach(state.store(), &mut row, &[], None, Some(&reach)).await?;
     let details =
         json!({"name": row.name, "scopes": row.scopes.names(), "mode": row.mode.as_str()});
     state
@@ -142,7 +171,16 @@ pub async fn update(
     }
     keys::ensure_within(&p.key, &existing, "change")?;
     let now = state.clock().now_ms();
-    let (row, changed) = keys::updated_key(&existing, req, plan_of(&p), &p.key, now)?;
+    let (mut row, changed) = keys::updated_key(&existing, req, plan_of(&p), &p.key, now)?;
+    let reach = state.app().reach(&p.caller()).await?;
+    keys::check_reach(
+        state.store(),
+        &mut row,
+        &changed,
+        Some(&existing),
+        Some(&reach),
+    )
+    .await?;
     let stored = state
         .store()
         .update_key(

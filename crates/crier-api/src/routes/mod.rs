@@ -2,6 +2,7 @@
 //! its interactive docs, wrapped in the layers every request passes (see ARCHITECTURE.md).
 
 pub mod accounts;
+pub mod brands;
 pub mod feeds;
 pub mod keys;
 pub mod media;
@@ -73,6 +74,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(media::upload_url))
         .routes(routes!(media::get, media::update, media::delete))
         .routes(routes!(media::confirm))
+        .routes(routes!(brands::list, brands::create))
+        .routes(routes!(brands::get, brands::update, brands::delete))
+        .routes(routes!(brands::reorder))
 }
 
 /// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.

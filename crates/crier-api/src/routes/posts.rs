@@ -40,9 +40,13 @@ pub struct CreatePost {
     #[serde(default)]
     #[schema(schema_with = crate::openapi::fields::thread)]
     pub thread: Vec<String>,
-    /// The accounts to publish to (1 to 20).
+    /// The accounts to publish to (1 to 20); or give `brand_id`.
+    #[serde(default)]
     #[schema(schema_with = crate::openapi::fields::account_ids)]
     pub account_ids: Vec<String>,
+    /// A brand whose connected accounts the post goes to, instead of `account_ids`.
+    #[schema(schema_with = crate::openapi::fields::brand_id)]
+    pub brand_id: Option<String>,
     #[serde(default)]
     #[schema(schema_with = crate::openapi::fields::media_ids)]
     pub media_ids: Vec<String>,
@@ -61,6 +65,9 @@ pub struct UpdatePost {
     pub thread: Option<Vec<String>>,
     #[schema(schema_with = crate::openapi::fields::account_ids_optional)]
     pub account_ids: Option<Vec<String>>,
+    /// New accounts: those of this brand (not with `account_ids`).
+    #[schema(schema_with = crate::openapi::fields::brand_id)]
+    pub brand_id: Option<String>,
     #[schema(schema_with = crate::openapi::fields::media_ids_optional)]
     pub media_ids: Option<Vec<String>>,
     #[schema(schema_with = crate::openapi::fields::overrides_optional)]
@@ -119,6 +126,7 @@ impl From<CreatePost> for NewPost {
             body: r.body,
             thread: r.thread,
             account_ids: r.account_ids,
+            brand_id: r.brand_id,
             media_ids: r.media_ids,
             overrides: r.overrides,
         }
@@ -131,6 +139,7 @@ impl From<UpdatePost> for PostEdit {
             body: r.body,
             thread: r.thread,
             account_ids: r.account_ids,
+            brand_id: r.brand_id,
             media_ids: r.media_ids,
             overrides: r.overrides,
         }
@@ -202,7 +211,8 @@ pub async fn list(
     Ok(Json(List::of(&posts, PostObject::from)))
 }
 
-/// Create a draft.
+/// Create a draft, to `account_ids` or to the connected accounts of `brand_id` (exactly one of
+/// the two; the post keeps `brand_id`).
 #[utoipa::path(post, path = "/v1/posts", tag = "posts", request_body = CreatePost,
     security(("bearer" = ["posts:write"]), ("api_key" = ["posts:write"])),
     responses((status = 201, body = PostObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]

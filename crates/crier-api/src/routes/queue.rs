@@ -4,7 +4,8 @@
 //!
 //! Each mode has its own queue, as it has its own posts: a key reads and replaces its mode's
 //! slots, and a free slot is one its mode's posts do not take. A test-mode key never moves
-//! or fills a live slot.
+//! or fills a live slot. A key limited to brands or accounts lists only the queued posts it
+//! reaches, and cannot change the slots every account shares (`403 forbidden_scope`).
 
 use axum::Json;
 use axum::extract::State;
@@ -99,6 +100,9 @@ pub async fn put_slots(
     Auth(p, ..): Auth<need::QueueWrite>,
     ApiJson(req): ApiJson<PutSlots>,
 ) -> ApiResult<Json<Slots>> {
+    // Every account of the mode shares the slots, beyond what a limited key reaches.
+    p.caller()
+        .require_unrestricted("change the queue's slots, which every account shares")?;
     if req.slots.len() > MAX_SLOTS {
         return Err(ApiError::invalid(
             "slots",
@@ -132,8 +136,9 @@ pub async fn list(
     page: Pagination,
 ) -> ApiResult<Json<List<PostObject>>> {
     let posts = state
-        .store()
-        .list_queue(p.workspace_id(), p.livemode(), page.limit, page.offset)
+        .app()
+        .posts()
+        .queue(&p.caller(), page.limit, page.offset)
         .await?;
     Ok(Json(List::of(&posts, PostObject::from)))
 }

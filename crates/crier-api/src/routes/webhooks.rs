@@ -1,7 +1,8 @@
 //! `/v1/webhooks`: endpoints (the secret is shown once, at creation and at rotation), their
 //! delivery log, test events and redelivery. URLs must be `http`/`https` and must not point at
 //! private, loopback or link-local addresses (checked here by resolving the name, and again at
-//! every delivery) unless the operator allows private networks.
+//! every delivery) unless the operator allows private networks. A key limited to brands or
+//! accounts cannot use them: their events cover every account (`403 forbidden_scope`).
 
 use axum::Json;
 use axum::extract::State;
@@ -19,6 +20,13 @@ use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
+
+/// Webhooks carry the events of the whole workspace and mode, every account's: a key limited
+/// to some brands or accounts has none of them (`403 forbidden_scope`, see `crier_app::reach`).
+fn whole_workspace(p: &Principal) -> ApiResult<()> {
+    Ok(p.caller()
+        .require_unrestricted("use webhooks, which carry the whole workspace's events")?)
+}
 
 pub const MAX_EVENTS: usize = 20;
 /// Endpoints a workspace may have per mode unless the operator sets otherwise (as Stripe).
@@ -239,6 +247,7 @@ pub async fn list(
     Auth(p, ..): Auth<need::WebhooksRead>,
     page: Pagination,
 ) -> ApiResult<Json<List<EndpointObject>>> {
+    whole_workspace(&p)?;
     let items = state
         .store()
         .list_endpoints(p.workspace_id(), p.livemode(), page.limit, page.offset)
@@ -260,6 +269,7 @@ pub async fn create(
     Auth(p, ..): Auth<need::WebhooksWrite>,
     ApiJson(req): ApiJson<CreateEndpoint>,
 ) -> ApiResult<Created<EndpointObject>> {
+    whole_workspace(&p)?;
     let url = check_endpoint_url(&state, &req.url).await?;
     let events = check_events(&req.events)?;
     let description = description(&req.description)?;
@@ -304,6 +314,7 @@ pub async fn get(
     Auth(p, ..): Auth<need::WebhooksRead>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<EndpointObject>> {
+    whole_workspace(&p)?;
     Ok(Json(EndpointObject::new(
         &visible_endpoint(&state, &p, &id).await?,
         false,
@@ -321,6 +332,7 @@ pub async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateEndpoint>,
 ) -> ApiResult<Json<EndpointObject>> {
+    whole_workspace(&p)?;
     let mut e = visible_endpoint(&state, &p, &id).await?;
     if let Some(url) = req.url {
         e.url = check_endpoint_url(&state, &url).await?;
@@ -357,6 +369,7 @@ pub async fn delete(
     Auth(p, ..): Auth<need::WebhooksWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<crate::routes::posts::Deleted>> {
+    whole_workspace(&p)?;
     let e = visible_endpoint(&state, &p, &id).await?;
     if !state
         .store()
@@ -384,6 +397,7 @@ pub async fn rotate(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<RotateSecret>,
 ) -> ApiResult<Json<EndpointObject>> {
+    whole_workspace(&p)?;
     let overlap = req.overlap_seconds.unwrap_or(0);
     if overlap > MAX_OVERLAP_SECONDS {
         return Err(ApiError::invalid(
@@ -413,6 +427,7 @@ pub async fn test(
     Auth(p, ..): Auth<need::WebhooksWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(axum::http::StatusCode, Json<EndpointObject>)> {
+    whole_workspace(&p)?;
     let e = visible_endpoint(&state, &p, &id).await?;
     if !e.enabled {
         return Err(ApiError::conflict(
@@ -440,6 +455,7 @@ pub async fn deliveries(
     ApiPath(id): ApiPath<String>,
     page: Pagination,
 ) -> ApiResult<Json<List<DeliveryObject>>> {
+    whole_workspace(&p)?;
     let e = visible_endpoint(&state, &p, &id).await?;
     let items = state
         .store()
@@ -458,6 +474,7 @@ pub async fn redeliver(
     Auth(p, ..): Auth<need::WebhooksWrite>,
     ApiPath((id, delivery_id)): ApiPath<(String, String)>,
 ) -> ApiResult<(axum::http::StatusCode, Json<EndpointObject>)> {
+    whole_workspace(&p)?;
     let e = visible_endpoint(&state, &p, &id).await?;
     let not_found = || ApiError::not_found("delivery", &delivery_id);
     let d = DeliveryId::parse(&delivery_id).ok_or_else(not_found)?;

@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+pub mod brands;
 pub mod keys;
 pub mod media;
 pub mod posts;
@@ -145,6 +146,8 @@ pub struct KeySpec {
     pub allowed_ips: Option<Vec<String>>,
     pub allowed_origins: Option<Vec<String>>,
     pub expires_at: Option<jiff::Timestamp>,
+    pub allowed_brand_ids: Option<Vec<String>>,
+    pub allowed_account_ids: Option<Vec<String>>,
 }
 
 /// The application layer as the binary composes it: the sandbox network, the configured
@@ -280,6 +283,8 @@ impl TestApp {
             allowed_ips: spec.allowed_ips,
             allowed_origins: spec.allowed_origins,
             expires_at: spec.expires_at.map(Some),
+            allowed_brand_ids: spec.allowed_brand_ids,
+            allowed_account_ids: spec.allowed_account_ids,
             ..CreateKey::default()
         };
         let now = self.clock.now_ms_value();

@@ -72,6 +72,7 @@ impl<F: FakeNetwork> Rig<F> {
             plan: app.plan("free").expect("the free plan"),
             scopes: ScopeSet::all(),
             actor: "test".into(),
+            restriction: Default::default(),
         };
         let account = connect(&app, &caller, platform).await;
         let publisher = Publisher::new(
