@@ -140,9 +140,9 @@ pub struct Kb<'a> {
 }
 
 fn check_title(raw: &str) -> AppResult<String> {
+    // The bound is on what was sent (as the OpenAPI description states it), not on it trimmed.
     let title = raw.trim();
-    if title.is_empty() || title.chars().count() > MAX_TITLE || title.chars().any(char::is_control)
-    {
+    if title.is_empty() || raw.chars().count() > MAX_TITLE || title.chars().any(char::is_control) {
         return Err(AppError::invalid(
             "title",
             format!(

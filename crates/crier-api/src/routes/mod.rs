@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod feeds;
+pub mod kb;
 pub mod keys;
 pub mod media;
 pub mod ops;
@@ -73,6 +74,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(media::upload_url))
         .routes(routes!(media::get, media::update, media::delete))
         .routes(routes!(media::confirm))
+        .routes(routes!(kb::list, kb::create))
+        .routes(routes!(kb::get, kb::delete))
+        .routes(routes!(kb::search))
 }
 
 /// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.
