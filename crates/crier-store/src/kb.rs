@@ -386,8 +386,8 @@ impl Store {
 
     /// The tenant's passages holding any of `terms`, best first, at most `limit`. With
     /// `brand`, that brand's documents and the workspace-wide ones; without, the workspace-wide
-    /// ones only. `terms` are lower-case letters and digits (see the module's documentation);
-    /// none: nothing.
+    /// ones only. `terms` are lower-case letters and digits (see the module's documentation;
+    /// any other term is ignored); none: nothing.
     pub async fn search_kb(
         &self,
         tenant: &Tenant,
@@ -395,9 +395,16 @@ impl Store {
         terms: &[String],
         limit: u32,
     ) -> Result<Vec<KbMatch>> {
+        // Defence in depth: a term that is not plain letters and digits is not searched for.
+        let terms: Vec<String> = terms
+            .iter()
+            .filter(|t| !t.is_empty() && t.chars().all(char::is_alphanumeric))
+            .cloned()
+            .collect();
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        let terms = terms.as_slice();
         let brand = brand.map(|b| b.as_str().to_owned());
         let rows = match self.backend {
             Backend::Sqlite => {
