@@ -22,6 +22,10 @@ tested.
   from a flow a user completed, credentials the network accepts, an allowed redirect URI), and
   the server must not call networks for the fuzzer; valid cases connect sandbox accounts
   (`{"handle": …}`). Invalid ones still go to every platform, and are refused before any call.
+- Knowledge-base documents: a `url` document would have the server fetch a page, and every
+  outbound request goes to a dead proxy, so a valid case sends its URL as `text` instead; and
+  a source must keep some text once its markup is gone (`<script>…`, `#` alone have none), so
+  valid cases start with a word.
 - In every case: the fuzzer's own key is never revoked, rotated or changed (it finds the key's
   id in `GET /v1/keys`); such requests go to a decoy key.
 """
@@ -176,6 +180,19 @@ def _accounts(post, connected, is_post=True):
         post["overrides"] = fixed
 
 
+KB_MAX_CONTENT = 500_000
+KB_WORD = "knowledge "
+
+
+def _knowledge(doc):
+    if doc.get("kind") == "url":
+        url = doc.pop("url", None)
+        doc["kind"] = "text"
+        doc["content"] = url if isinstance(url, str) else ""
+    if isinstance(doc.get("content"), str):
+        doc["content"] = KB_WORD + doc["content"][: KB_MAX_CONTENT - len(KB_WORD)]
+
+
 def _fix(case):
     path = case.operation.path
     method = case.operation.method.upper()
@@ -208,6 +225,8 @@ def _fix(case):
             if body.get("slot") == "next" and _api("GET", "/v1/queue/slots")["next_free"] is None:
                 with open(SLOTS) as f:
                     _api("PUT", "/v1/queue/slots", json.load(f))
+        if path == "/v1/kb/documents" and method == "POST":
+            _knowledge(body)
         if path in ("/v1/keys", "/v1/keys/{id}") and "expires_at" in body:
             body["expires_at"] = _future(body["expires_at"])
     if path == "/v1/accounts/analytics" and method == "GET" and isinstance(case.query, dict):

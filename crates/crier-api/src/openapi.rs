@@ -16,7 +16,7 @@
 //! phase follows them).
 
 use crier_core::ids::{
-    AccountId, BrandId, DeliveryId, FeedId, KeyId, MediaId, PostId, WebhookId,
+    AccountId, BrandId, DeliveryId, DocumentId, FeedId, KeyId, MediaId, PostId, WebhookId,
 };
 use crier_core::posts::PostStatus;
 use serde_json::{Value, json};
@@ -45,6 +45,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "media", description = "Images and videos: upload URLs, confirmation, alt text"),
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
         (name = "brands", description = "Brands: named groups of accounts with their own voice"),
+        (name = "kb", description = "The knowledge base AI generation draws on: documents and search"),
         (name = "keys", description = "API keys of the workspace"),
         (name = "workspace", description = "The workspace, its plan and usage"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -82,6 +83,7 @@ pub fn refine(doc: utoipa::openapi::OpenApi) -> Value {
     parameters(&mut v);
     schedule_one_of(&mut v);
     post_targets_one_of(&mut v);
+    kb_document_one_of(&mut v);
     optional_bodies(&mut v);
     links(&mut v);
     v
@@ -155,6 +157,7 @@ fn parameters(v: &mut Value) {
                     (Some("media"), _) => MediaId::PREFIX,
                     (Some("webhooks"), _) => WebhookId::PREFIX,
                     (Some("brands"), _) => BrandId::PREFIX,
+                    (Some("kb"), _) => DocumentId::PREFIX,
                     _ => panic!("{method} {path}: a path parameter of unknown shape"),
                 };
                 p["schema"] = json!({"type": "string", "pattern": fields::id(prefix)});
@@ -172,6 +175,17 @@ fn parameters(v: &mut Value) {
                 }
                 ("get", "/v1/posts", Some("account_id")) => {
                     json!({"type": "string", "pattern": fields::id(AccountId::PREFIX)})
+                }
+                ("get", "/v1/kb/documents" | "/v1/kb/search", Some("brand_id")) => {
+                    json!({"type": "string", "pattern": fields::id(BrandId::PREFIX)})
+                }
+                ("get", "/v1/kb/search", Some("q")) => {
+                    json!({"type": "string", "maxLength": crier_app::kb::MAX_QUERY})
+                }
+                ("get", "/v1/kb/search", Some("limit")) => {
+                    json!({"type": "integer", "minimum": 1,
+                           "maximum": crier_app::kb::MAX_SEARCH_LIMIT,
+                           "default": crier_app::kb::DEFAULT_SEARCH_LIMIT})
                 }
                 ("get", "/v1/connect/{platform}", Some("redirect_uri" | "instance")) => {
                     json!({"type": "string", "format": "uri",
@@ -213,6 +227,31 @@ fn post_targets_one_of(v: &mut Value) {
     }
 }
 
+/// `POST /v1/kb/documents` takes `content` with the kinds `text`, `markdown` and `html`, and
+/// `url` with the kind `url`, never the other (`null` counts as absent).
+fn kb_document_one_of(v: &mut Value) {
+    use crier_store::KbKind;
+    let sources: Vec<&str> = KbKind::ALL
+        .iter()
+        .filter(|k| **k != KbKind::Url)
+        .map(|k| k.as_str())
+        .collect();
+    if let Some(s) = v.pointer_mut("/components/schemas/CreateDocument") {
+        s["oneOf"] = json!([
+            {"required": ["kind", "content"], "properties": {
+                "kind": {"type": "string", "enum": sources},
+                "content": {"type": "string", "maxLength": crier_app::kb::MAX_CONTENT_CHARS},
+                "url": {"type": "null"},
+            }},
+            {"required": ["kind", "url"], "properties": {
+                "kind": {"type": "string", "enum": [KbKind::Url.as_str()]},
+                "url": {"type": "string", "maxLength": crier_app::kb::fetch::MAX_URL},
+                "content": {"type": "null"},
+            }},
+        ]);
+    }
+}
+
 /// Links from each create to the operations on what it created (`$response.body#/id`).
 fn links(v: &mut Value) {
     let posts = [
@@ -248,6 +287,7 @@ fn links(v: &mut Value) {
         ("DeleteMedia", "media_delete"),
         ("ConfirmMedia", "media_confirm"),
     ];
+    let kb = [("GetDocument", "kb_get"), ("DeleteDocument", "kb_delete")];
     let webhooks = [
         ("GetWebhook", "webhooks_get"),
         ("UpdateWebhook", "webhooks_update"),
@@ -278,6 +318,7 @@ fn links(v: &mut Value) {
         ("/v1/webhooks", "201", &webhooks, "$response.body#/id"),
         ("/v1/media/upload-url", "201", &media, "$response.body#/id"),
         ("/v1/brands", "201", &brands, "$response.body#/id"),
+        ("/v1/kb/documents", "201", &kb, "$response.body#/id"),
     ];
     for (path, status, targets, id) in table {
         let pointer = format!("/paths/{}/post/responses/{status}", path.replace('/', "~1"));
@@ -994,6 +1035,63 @@ pub mod fields {
             .description(Some(
                 "`draft` (default), `queue` (the next free queue slot) or `publish` (at once); the \
              last two need `posts:publish`.",
+            ))
+            .build()
+    }
+
+    pub fn kb_kind() -> Object {
+        string_enum(crier_store::KbKind::ALL.iter().map(|k| k.as_str()), false)
+            .description(Some(
+                "What `content` is (`text`, `markdown`, `html`), or `url`: the page at `url` is \
+                 fetched.",
+            ))
+            .examples(["markdown"])
+            .build()
+    }
+
+    pub fn kb_title() -> Object {
+        text(
+            trimmed_line(),
+            crier_app::kb::MAX_TITLE,
+            true,
+            "1 to 200 characters (trimmed), no control characters; default: the source's own \
+             title (an HTML `<title>` or the first heading), else the URL or the start of the \
+             text.",
+        )
+    }
+
+    pub fn kb_content() -> Object {
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
+            .pattern(Some(format!("[^{VISIBLE_NOT}]")))
+            .max_length(Some(crier_app::kb::MAX_CONTENT_CHARS))
+            .description(Some(
+                "The source, with the kinds `text`, `markdown` and `html`: at most 500,000 \
+                 characters, and some text once its markup is removed (`400`, `param` \
+                 `content`, otherwise). It is cut into passages of at most 1,000 characters, \
+                 at most 2,000 of them.",
+            ))
+            .examples(["# Opening hours\n\nWe open at 7am, Monday to Saturday."])
+            .build()
+    }
+
+    pub fn kb_url() -> Object {
+        url_field(
+            true,
+            WS,
+            "With the kind `url`: the page to read (HTML, plain text or Markdown, at most 2 \
+             MiB). Unless the operator allows private networks, its host must not resolve to \
+             private, loopback or link-local addresses. A page that cannot be fetched is `400` \
+             with `param` `url`, and the message says why.",
+        )
+    }
+
+    pub fn brand_id_optional() -> Object {
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
+            .pattern(Some(id(crier_core::ids::BrandId::PREFIX)))
+            .description(Some(
+                "The brand whose knowledge this is; without it, the whole workspace's.",
             ))
             .build()
     }

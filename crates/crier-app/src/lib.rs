@@ -13,6 +13,7 @@ pub mod brands;
 pub mod connect;
 pub mod error;
 pub mod feeds;
+pub mod kb;
 pub mod media;
 pub mod personas;
 pub mod posts;
@@ -116,6 +117,8 @@ struct Inner {
     keyring: Keyring,
     connect: ConnectConfig,
     media: media::MediaSettings,
+    kb: kb::KbSettings,
+    embedder: Option<Arc<dyn crier_ai::Embedder>>,
 }
 
 impl App {
@@ -144,6 +147,8 @@ impl App {
             keyring: Keyring::ephemeral(),
             connect: ConnectConfig::default(),
             media: media::MediaSettings::ephemeral(),
+            kb: kb::KbSettings::default(),
+            embedder: None,
         }))
     }
 
@@ -165,6 +170,23 @@ impl App {
 
     pub fn media_settings(&self) -> &media::MediaSettings {
         &self.0.media
+    }
+
+    /// With the operator's knowledge-base settings (how URLs are fetched; default: public
+    /// addresses only, a 15-second timeout).
+    pub fn with_kb(self, kb: kb::KbSettings) -> Self {
+        self.edit(|i| i.kb = kb)
+    }
+
+    /// With an embeddings endpoint: knowledge-base passages are embedded when added and
+    /// searches re-ranked by meaning (default: none, text ranking only).
+    pub fn with_embedder(self, embedder: Arc<dyn crier_ai::Embedder>) -> Self {
+        self.edit(|i| i.embedder = Some(embedder))
+    }
+
+    /// The configured embeddings endpoint, if any.
+    pub fn embedder(&self) -> Option<&dyn crier_ai::Embedder> {
+        self.0.embedder.as_deref()
     }
 
     fn edit(self, f: impl FnOnce(&mut Inner)) -> Self {
@@ -246,6 +268,11 @@ impl App {
     /// The owner's part of the brand voices (the workspace's and each brand's).
     pub fn personas(&self) -> personas::Personas<'_> {
         personas::Personas { app: self }
+    }
+
+    /// The knowledge base: documents, passages, search.
+    pub fn kb(&self) -> kb::Kb<'_> {
+        kb::Kb { app: self }
     }
 
     /// The feed rules: what becomes of a feed's new posts.

@@ -35,6 +35,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     9 "0009_media",
     10 "0010_hosted_networks",
     11 "0011_brands",
+    12 "0012_knowledge",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -48,6 +49,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     9 "0009_media",
     10 "0010_hosted_networks",
     11 "0011_brands",
+    12 "0012_knowledge",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

@@ -279,7 +279,11 @@ fn compose(
         Arc::new(tokio::sync::Notify::new()),
     )
     .with_keyring(keyring)
-    .with_connect(settings.connect.clone()))
+    .with_connect(settings.connect.clone())
+    .with_kb(crier_app::kb::KbSettings::new(
+        settings.allow_private_networks,
+        settings.network_timeout,
+    )))
 }
 
 // ---- media ----

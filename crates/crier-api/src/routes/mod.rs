@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod brands;
 pub mod feeds;
+pub mod kb;
 pub mod keys;
 pub mod media;
 pub mod ops;
@@ -77,6 +78,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(brands::list, brands::create))
         .routes(routes!(brands::get, brands::update, brands::delete))
         .routes(routes!(brands::reorder))
+        .routes(routes!(kb::list, kb::create))
+        .routes(routes!(kb::get, kb::delete))
+        .routes(routes!(kb::search))
 }
 
 /// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.
