@@ -27,6 +27,7 @@ mod notify;
 mod posts;
 mod sandbox;
 mod slots;
+mod trending;
 mod usage;
 pub mod views;
 mod webhooks;
@@ -49,6 +50,10 @@ pub use notify::{KeyChange, KeyChanges};
 pub use posts::{TargetOutcome, Transition};
 pub use sandbox::{Fault, FaultKind, SandboxPost};
 pub use slots::QueuePlan;
+pub use trending::{
+    CachedTopic, DueTrendSource, MAX_TOPIC_CHARS, MAX_TOPICS_PER_SOURCE, PostText, TrendScope,
+    TrendSource, TrendTopic,
+};
 pub use usage::{METRIC_POSTS_PUBLISHED, METRIC_REQUESTS};
 pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};
 

@@ -34,6 +34,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     8 "0008_connections",
     9 "0009_media",
     10 "0010_hosted_networks",
+    13 "0013_trending",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -46,6 +47,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     8 "0008_connections",
     9 "0009_media",
     10 "0010_hosted_networks",
+    13 "0013_trending",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.
