@@ -41,6 +41,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "queue", description = "Weekly posting slots and the queue"),
         (name = "feeds", description = "RSS, Atom and JSON Feed automations"),
         (name = "media", description = "Images and videos: upload URLs, confirmation, alt text"),
+        (name = "trending", description = "Trending topics: the networks' and the workspace's own"),
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
         (name = "keys", description = "API keys of the workspace"),
         (name = "workspace", description = "The workspace, its plan and usage"),

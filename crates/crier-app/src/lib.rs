@@ -17,6 +17,7 @@ pub mod posts;
 pub mod quota;
 pub mod secrets;
 pub mod tokens;
+pub mod trending;
 pub mod workspace;
 
 use std::collections::BTreeMap;
@@ -203,5 +204,11 @@ impl App {
     /// The feed rules: what becomes of a feed's new posts.
     pub fn feeds(&self) -> feeds::Feeds<'_> {
         feeds::Feeds { app: self }
+    }
+
+    /// Trending topics: the networks' lists merged with the workspace's rising hashtags, and
+    /// the refresh of the networks' lists.
+    pub fn trending(&self) -> trending::Trending<'_> {
+        trending::Trending { app: self }
     }
 }

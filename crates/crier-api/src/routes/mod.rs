@@ -8,6 +8,7 @@ pub mod media;
 pub mod ops;
 pub mod posts;
 pub mod queue;
+pub mod trending;
 pub mod webhooks;
 pub mod workspace;
 
@@ -73,6 +74,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(media::upload_url))
         .routes(routes!(media::get, media::update, media::delete))
         .routes(routes!(media::confirm))
+        .routes(routes!(trending::list))
 }
 
 /// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.
