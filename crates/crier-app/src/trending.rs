@@ -183,14 +183,23 @@ impl Trending<'_> {
                 .await?;
             due.extend(found.into_iter().map(|d| (network.clone(), platform, d)));
         }
-        let outcomes: Vec<AppResult<bool>> = futures::stream::iter(due)
-            .map(|(network, platform, d)| async move {
-                self.refresh_one(network.as_ref(), platform, &d, config)
-                    .await
-            })
-            .buffer_unordered(FETCH_CONCURRENCY)
-            .collect()
-            .await;
+        // At most FETCH_CONCURRENCY fetches in flight (no closure in the stream's type: the
+        // futures are made here, which keeps the whole future `Send` for any lifetime).
+        let mut pending = due.into_iter();
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut outcomes: Vec<AppResult<bool>> = Vec::new();
+        loop {
+            while running.len() < FETCH_CONCURRENCY {
+                let Some((network, platform, d)) = pending.next() else {
+                    break;
+                };
+                running.push(self.refresh_one(network, platform, d, config));
+            }
+            match running.next().await {
+                Some(outcome) => outcomes.push(outcome),
+                None => break,
+            }
+        }
         let mut done = Refreshed::default();
         let mut first_error = None;
         for o in outcomes {
@@ -216,9 +225,9 @@ impl Trending<'_> {
     /// another node had it), `Err` storage failed.
     async fn refresh_one(
         &self,
-        network: &dyn Network,
-        platform: &str,
-        d: &DueTrendSource,
+        network: Arc<dyn Network>,
+        platform: &'static str,
+        d: DueTrendSource,
         config: &RefreshConfig,
     ) -> AppResult<bool> {
         let store = self.app.store();
@@ -234,7 +243,7 @@ impl Trending<'_> {
         {
             return Ok(false);
         }
-        let read = self.fetch(network, d, config.call_timeout).await;
+        let read = self.fetch(network.as_ref(), &d, config.call_timeout).await;
         let at = self.app.clock().now_ms();
         let next = at.saturating_add(millis(config.every));
         match read {
