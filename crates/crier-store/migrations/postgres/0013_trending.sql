@@ -6,7 +6,7 @@
 -- while a node fetches it, its lease. `used_at` is when a connected live account last needed
 -- it; sources unused for a week are purged with their topics.
 CREATE TABLE trend_sources (
-    source        TEXT PRIMARY KEY,
+    source        TEXT COLLATE "C" PRIMARY KEY,
     platform      TEXT NOT NULL,
     used_at       BIGINT NOT NULL,
     next_fetch_at BIGINT NOT NULL,
@@ -19,7 +19,7 @@ CREATE INDEX trend_sources_by_use ON trend_sources (used_at);
 -- A source's topics as last fetched, hottest first (`position` 0 first), at most 20, each at
 -- most 100 characters; replaced as a whole, in one transaction, by each successful fetch.
 CREATE TABLE trend_topics (
-    source     TEXT NOT NULL,
+    source     TEXT COLLATE "C" NOT NULL,
     position   BIGINT NOT NULL,
     topic      TEXT NOT NULL,
     score      DOUBLE PRECISION NOT NULL,
