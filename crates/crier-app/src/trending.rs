@@ -100,6 +100,15 @@ pub struct TrendPage {
     pub has_more: bool,
 }
 
+/// What became of one due source.
+enum Outcome {
+    Stored,
+    /// The network failed; the source's topics were kept.
+    Failed,
+    /// Another node claimed it first.
+    Taken,
+}
+
 /// The trending rules over one [`App`].
 pub struct Trending<'a> {
     pub(crate) app: &'a App,
@@ -187,7 +196,7 @@ impl Trending<'_> {
         // futures are made here, which keeps the whole future `Send` for any lifetime).
         let mut pending = due.into_iter();
         let mut running = futures::stream::FuturesUnordered::new();
-        let mut outcomes: Vec<AppResult<bool>> = Vec::new();
+        let mut outcomes: Vec<AppResult<Outcome>> = Vec::new();
         loop {
             while running.len() < FETCH_CONCURRENCY {
                 let Some((network, platform, d)) = pending.next() else {
@@ -204,8 +213,9 @@ impl Trending<'_> {
         let mut first_error = None;
         for o in outcomes {
             match o {
-                Ok(true) => done.fetched += 1,
-                Ok(false) => done.failed += 1,
+                Ok(Outcome::Stored) => done.fetched += 1,
+                Ok(Outcome::Failed) => done.failed += 1,
+                Ok(Outcome::Taken) => {}
                 Err(e) => {
                     done.failed += 1;
                     first_error.get_or_insert(e);
@@ -221,15 +231,14 @@ impl Trending<'_> {
         }
     }
 
-    /// Claims and fetches one source: `Ok(true)` stored, `Ok(false)` failed at the network (or
-    /// another node had it), `Err` storage failed.
+    /// Claims and fetches one source; `Err`: storage failed.
     async fn refresh_one(
         &self,
         network: Arc<dyn Network>,
         platform: &'static str,
         d: DueTrendSource,
         config: &RefreshConfig,
-    ) -> AppResult<bool> {
+    ) -> AppResult<Outcome> {
         let store = self.app.store();
         let now = self.app.clock().now_ms();
         // The lease outlives the call (and the session's opening) with room to spare; a node
@@ -241,22 +250,23 @@ impl Trending<'_> {
             .claim_trend_source(&d.source, platform, now, now.saturating_add(lease))
             .await?
         {
-            return Ok(false);
+            return Ok(Outcome::Taken);
         }
         let read = self.fetch(network.as_ref(), &d, config.call_timeout).await;
         let at = self.app.clock().now_ms();
         let next = at.saturating_add(millis(config.every));
         match read {
             Ok(topics) => {
+                // A source purged meanwhile takes nothing; it is needed again next run.
                 store.store_trends(&d.source, &topics, at, next).await?;
-                Ok(true)
+                Ok(Outcome::Stored)
             }
             Err(message) => {
                 tracing::warn!(source = %d.source, error = %message, "trending topics not refreshed; the previous ones stay");
                 store
                     .trend_fetch_failed(&d.source, &message, at, next)
                     .await?;
-                Ok(false)
+                Ok(Outcome::Failed)
             }
         }
     }
