@@ -68,7 +68,7 @@ fn score(history: Option<&Value>) -> f64 {
         .flatten()
         .filter_map(|h| Some((count(h.get("day"))?, count(h.get("uses"))?)))
         .collect();
-    days.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    days.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
     days.iter()
         .take(SCORE_DAYS)
         .fold(0u64, |sum, (_, uses)| sum.saturating_add(*uses)) as f64
