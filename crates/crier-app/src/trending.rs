@@ -174,24 +174,26 @@ impl Trending<'_> {
     pub async fn refresh_due(&self, config: &RefreshConfig) -> AppResult<Refreshed> {
         let store = self.app.store();
         let now = self.app.clock().now_ms();
+        // Each network's longest waiting, then across networks the longest waiting of all, so
+        // that one network with many sources does not starve another.
         let mut due: Vec<(Arc<dyn Network>, &'static str, DueTrendSource)> = Vec::new();
         let networks = self.app.networks();
+        let limit = config.max_sources.min(u32::MAX as usize) as u32;
         for platform in networks.platforms() {
-            let room = config.max_sources.saturating_sub(due.len());
-            if room == 0 {
-                break;
-            }
             let Some(network) = networks.get(platform) else {
                 continue;
             };
             let Some(scope) = network.trend_scope() else {
                 continue;
             };
-            let found = store
-                .due_trend_sources(platform, scope, now, room.min(u32::MAX as usize) as u32)
-                .await?;
+            let found = store.due_trend_sources(platform, scope, now, limit).await?;
             due.extend(found.into_iter().map(|d| (network.clone(), platform, d)));
         }
+        due.sort_by(|a, b| {
+            (a.2.due_since.unwrap_or(0), &a.2.source)
+                .cmp(&(b.2.due_since.unwrap_or(0), &b.2.source))
+        });
+        due.truncate(config.max_sources);
         // At most FETCH_CONCURRENCY fetches in flight (no closure in the stream's type: the
         // futures are made here, which keeps the whole future `Send` for any lifetime).
         let mut pending = due.into_iter();

@@ -55,6 +55,8 @@ pub struct DueTrendSource {
     pub source: String,
     pub workspace_id: WorkspaceId,
     pub account_id: AccountId,
+    /// Since when it has been due; `None`: never fetched.
+    pub due_since: Option<i64>,
 }
 
 /// One topic to store, as a network ranked it.
@@ -109,7 +111,7 @@ impl Store {
     ) -> Result<Vec<DueTrendSource>> {
         let (key, has_key) = key_sql(scope);
         let sql = format!(
-            "SELECT c.source, a.workspace_id, a.id FROM (
+            "SELECT c.source, a.workspace_id, a.id, s.next_fetch_at FROM (
                 SELECT {key} AS source, MIN(a.id) AS account_id FROM accounts a
                 WHERE a.platform = $1 AND a.livemode = 1 AND a.status = 'connected' AND {has_key}
                 GROUP BY {key}
@@ -133,6 +135,7 @@ impl Store {
                     source: r.try_get(0)?,
                     workspace_id: WorkspaceId::from_trusted(r.try_get(1)?),
                     account_id: AccountId::from_trusted(r.try_get(2)?),
+                    due_since: r.try_get(3)?,
                 })
             })
             .collect()

@@ -130,6 +130,7 @@ both!(
             due[0].source, "mastodon:https://n.example",
             "never fetched first"
         );
+        assert_eq!(due[0].due_since, None);
         // Stored: due again at the next fetch time, not before.
         assert!(
             store
@@ -147,6 +148,22 @@ both!(
         assert_eq!(
             (s.used_at, s.next_fetch_at, s.fetched_at),
             (T0, T0 + 30 * MINUTE, Some(T0 + 10))
+        );
+        let due = store
+            .due_trend_sources("mastodon", TrendScope::Server, T0 + 30 * MINUTE, 100)
+            .await
+            .unwrap();
+        let since: Vec<(&str, Option<i64>)> = due
+            .iter()
+            .map(|d| (d.source.as_str(), d.due_since))
+            .collect();
+        // The never-fetched one still comes first.
+        assert_eq!(
+            since,
+            [
+                ("mastodon:https://n.example", None),
+                (src, Some(T0 + 30 * MINUTE))
+            ]
         );
         assert!(
             store

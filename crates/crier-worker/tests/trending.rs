@@ -442,3 +442,32 @@ both!(
         assert_eq!(w.cached(&format!("mastodon:{M2}")).await.len(), 1);
     }
 );
+
+both!(
+    the_longest_waiting_come_first_across_networks,
+    |db| async move {
+        let w = World::new(&db).await;
+        w.connect("mastodon", M1, "1").await;
+        w.mastodon.topics(M1, &[("#x", 1.0)]);
+        assert_eq!(w.refresh(&config()).await.fetched, 1);
+        // Three Bluesky accounts come later and are fetched ten minutes after.
+        for did in ["did:plc:a", "did:plc:b", "did:plc:c"] {
+            w.connect("bluesky", "", did).await;
+            w.bluesky.topics(did, &[("Eclipse", 20.0)]);
+        }
+        w.set(T0 + 10 * MINUTE);
+        assert_eq!(w.refresh(&config()).await.fetched, 3);
+        // All due again: the Mastodon list has waited longest, so it is not starved by the
+        // network listed first.
+        w.set(T0 + 45 * MINUTE);
+        w.mastodon.forget_calls();
+        w.bluesky.forget_calls();
+        let two = RefreshConfig {
+            max_sources: 2,
+            ..config()
+        };
+        assert_eq!(w.refresh(&two).await.fetched, 2);
+        assert_eq!(w.mastodon.calls(), [M1]);
+        assert_eq!(w.bluesky.calls(), ["did:plc:a"]);
+    }
+);
