@@ -43,6 +43,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "queue", description = "Weekly posting slots and the queue"),
         (name = "feeds", description = "RSS, Atom and JSON Feed automations"),
         (name = "media", description = "Images and videos: upload URLs, confirmation, alt text"),
+        (name = "trending", description = "Trending topics: the networks' and the workspace's own"),
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
         (name = "brands", description = "Brands: named groups of accounts with their own voice"),
         (name = "kb", description = "The knowledge base AI generation draws on: documents and search"),

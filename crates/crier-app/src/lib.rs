@@ -21,6 +21,7 @@ pub mod quota;
 pub mod reach;
 pub mod secrets;
 pub mod tokens;
+pub mod trending;
 pub mod workspace;
 
 use std::collections::BTreeMap;
@@ -278,5 +279,11 @@ impl App {
     /// The feed rules: what becomes of a feed's new posts.
     pub fn feeds(&self) -> feeds::Feeds<'_> {
         feeds::Feeds { app: self }
+    }
+
+    /// Trending topics: the networks' lists merged with the workspace's rising hashtags, and
+    /// the refresh of the networks' lists.
+    pub fn trending(&self) -> trending::Trending<'_> {
+        trending::Trending { app: self }
     }
 }

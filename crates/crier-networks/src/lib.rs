@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use crier_store::{Account, Metrics, PostOverride};
 
+pub use crier_store::TrendScope;
 pub use rules::{HashtagRules, MediaMeta, MediaRules, OptionKind, OptionRule, Rules, Violation};
 
 /// Every platform this build has a connector for, as `{platform}` in paths names them.
@@ -386,6 +387,30 @@ impl std::fmt::Debug for dyn Steps + '_ {
     }
 }
 
+/// A topic a network says is trending, as its connector read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendingTopic {
+    /// As people write it: a hashtag with its `#` (Mastodon), a phrase (Bluesky).
+    pub topic: String,
+    /// Higher is hotter; comparable within one list only.
+    pub score: f64,
+}
+
+/// The most topics a connector answers for one list.
+pub const MAX_TRENDS: usize = crier_store::MAX_TOPICS_PER_SOURCE;
+/// The longest topic a connector answers, in characters.
+pub const MAX_TREND_CHARS: usize = crier_store::MAX_TOPIC_CHARS;
+
+/// A topic as a network named it, fit to keep: trimmed, with no control characters, 1 to
+/// [`MAX_TREND_CHARS`] characters. `None` otherwise: a topic cut short would be another topic,
+/// so a longer one is left out rather than shortened.
+pub fn trend_topic(raw: &str) -> Option<String> {
+    let t = raw.trim();
+    let fits =
+        !t.is_empty() && t.chars().count() <= MAX_TREND_CHARS && !t.chars().any(char::is_control);
+    fits.then(|| t.to_owned())
+}
+
 fn unsupported(what: &str) -> NetworkError {
     NetworkError::rejected(format!("this network does not support {what}"))
 }
@@ -465,6 +490,21 @@ pub trait Network: Send + Sync {
     /// `None` where it does not.
     async fn followers(&self, _s: Session<'_>) -> Result<Option<u64>, NetworkError> {
         Ok(None)
+    }
+
+    /// Whether the network publishes trending topics, and which accounts share one list:
+    /// [`TrendScope::Server`] when every account of a server sees the same list (one read
+    /// serves them all), [`TrendScope::Account`] when the network ranks it for the viewer.
+    /// `None` (the default): the network publishes none.
+    fn trend_scope(&self) -> Option<TrendScope> {
+        None
+    }
+
+    /// The network's trending topics as `s` sees them, hottest first: at most [`MAX_TRENDS`],
+    /// each passed through [`trend_topic`], no two the same. Bounded like every call (the
+    /// timeout, a capped answer). Networks without trends answer none.
+    async fn trending(&self, _s: Session<'_>) -> Result<Vec<TrendingTopic>, NetworkError> {
+        Ok(Vec::new())
     }
 }
 

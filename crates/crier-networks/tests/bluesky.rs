@@ -830,3 +830,207 @@ async fn rate_limits_outages_timeouts_and_huge_answers() {
         NetworkError::Rejected { .. }
     ));
 }
+
+// ---- trending topics ----
+
+/// A PDS without an AppView (the dev PDS has none) refuses AppView methods with 400 "No
+/// service configured": the topics are unavailable, not the account refused.
+#[tokio::test]
+async fn trending_topics_through_a_pds_without_an_appview_are_unavailable() {
+    let Some(url) = pds::pds_url() else { return };
+    let (_, c, row) = connect(&url, &url).await;
+    let err = bluesky(true)
+        .trending(Session {
+            account: &row,
+            credentials: &c.credentials,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network_unavailable", "{err:?}");
+    assert!(err.to_string().contains("No service configured"), "{err}");
+}
+
+/// What the fake AppView (behind its PDS) saw of one request.
+#[derive(Debug, Clone)]
+struct Asked {
+    target: String,
+    auth: Option<String>,
+    proxy: Option<String>,
+}
+
+/// A fake of `app.bsky.unspecced.getTrendingTopics` as the lexicon defines it, reached the
+/// way a PDS proxies it: the access token must be one it issued (else 401
+/// `AuthenticationRequired`, or 400 `ExpiredToken`), `limit` must be an integer from 1 to 25
+/// (else 400 `InvalidRequest`), and the answer is `{"topics": [...], "suggested": [...]}` with
+/// at most `limit` topics of `trendingTopic` (`topic` and `link` required). Special tokens
+/// script what a lexicon cannot say: a rate limit, an AppView without a topics agent (501, as
+/// the reference AppView answers), a hang.
+async fn fake_appview(topics: Vec<Value>, asked: Arc<std::sync::Mutex<Vec<Asked>>>) -> String {
+    let topics = Arc::new(topics);
+    pds::serve(Arc::new(move |req: pds::Request| {
+        let topics = topics.clone();
+        let asked = asked.clone();
+        Box::pin(async move {
+            let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+            asked.lock().unwrap().push(Asked {
+                target: req.target.clone(),
+                auth: req.header("authorization").map(str::to_owned),
+                proxy: req.header("atproto-proxy").map(str::to_owned),
+            });
+            let json = |status: u16, body: Value| {
+                Action::Answer(Response::new(status, "application/json", body.to_string()))
+            };
+            if path != "/xrpc/app.bsky.unspecced.getTrendingTopics" || req.method != "GET" {
+                return json(404, serde_json::json!({"error": "MethodNotImplemented"}));
+            }
+            match req.header("authorization").unwrap_or("") {
+                "Bearer valid" => {}
+                "Bearer expired" => {
+                    return json(
+                        400,
+                        serde_json::json!({"error": "ExpiredToken", "message": "Token has expired"}),
+                    );
+                }
+                "Bearer limited" => {
+                    return Action::Answer(Response {
+                        status: 429,
+                        headers: vec![
+                            ("content-type".into(), "application/json".into()),
+                            ("retry-after".into(), "30".into()),
+                        ],
+                        body: br#"{"error":"RateLimitExceeded"}"#.to_vec(),
+                    });
+                }
+                "Bearer no-agent" => {
+                    return json(
+                        501,
+                        serde_json::json!({"error": "MethodNotImplemented", "message": "Topics agent not available"}),
+                    );
+                }
+                "Bearer hang" => return Action::Hang(Duration::from_secs(5)),
+                _ => {
+                    return json(
+                        401,
+                        serde_json::json!({"error": "AuthenticationRequired", "message": "Authentication Required"}),
+                    );
+                }
+            }
+            let limit = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "limit")
+                .map(|(_, v)| v.parse::<usize>().ok())
+                .unwrap_or(Some(10));
+            let Some(limit) = limit.filter(|l| (1..=25).contains(l)) else {
+                return json(
+                    400,
+                    serde_json::json!({"error": "InvalidRequest", "message": "limit must be 1 to 25"}),
+                );
+            };
+            let listed: Vec<Value> = topics.iter().take(limit).cloned().collect();
+            json(
+                200,
+                serde_json::json!({"topics": listed,
+                    "suggested": [{"topic": "Suggested Art", "link": "/profile/x/feed/art"}]}),
+            )
+        })
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn trending_topics_from_the_appview_ranked_and_bounded() {
+    let mut topics = vec![
+        serde_json::json!({"topic": "Super Bowl", "displayName": "Super Bowl", "link": "/profile/trending.bsky.app/feed/1"}),
+        serde_json::json!({"topic": "#rustlang", "link": "/search?q=%23rustlang"}),
+        serde_json::json!({"topic": "SUPER BOWL", "link": "/x"}),
+        serde_json::json!({"topic": "z".repeat(101), "link": "/long"}),
+    ];
+    topics
+        .extend((0..25).map(
+            |i| serde_json::json!({"topic": format!("Topic {i}"), "link": format!("/t/{i}")}),
+        ));
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let server = fake_appview(topics, asked.clone()).await;
+    let net = Bluesky::new(
+        BlueskyConfig {
+            default_service: "https://bsky.social".into(),
+            allow_private_networks: true,
+            timeout: Duration::from_secs(1),
+        },
+        Arc::new(crier_core::SystemClock),
+    );
+    let c = Connected {
+        external_id: "did:plc:abc".into(),
+        handle: "a.test".into(),
+        display_name: None,
+        avatar_url: None,
+        profile_url: None,
+        service: None,
+        credentials: Credentials::default(),
+    };
+    let row = account_row(&c, &server);
+    let with = |token: &str| Credentials {
+        access_token: token.into(),
+        ..Credentials::default()
+    };
+    let valid = with("valid");
+    let t = net
+        .trending(Session {
+            account: &row,
+            credentials: &valid,
+        })
+        .await
+        .unwrap();
+    let got: Vec<(&str, f64)> = t.iter().map(|x| (x.topic.as_str(), x.score)).collect();
+    // Asked for 20, got 20; a repeat and a topic over 100 characters are left out; the
+    // suggestions are not trends; the score is the rank.
+    assert_eq!(
+        got[..4],
+        [
+            ("Super Bowl", 20.0),
+            ("#rustlang", 19.0),
+            ("Topic 0", 18.0),
+            ("Topic 1", 17.0)
+        ]
+    );
+    assert_eq!(t.len(), 18);
+    assert!(t.iter().all(|x| !x.topic.contains("Suggested")));
+    let first = asked.lock().unwrap()[0].clone();
+    assert_eq!(
+        first.target,
+        "/xrpc/app.bsky.unspecced.getTrendingTopics?limit=20"
+    );
+    assert_eq!(first.auth.as_deref(), Some("Bearer valid"));
+    assert_eq!(first.proxy, None, "the PDS's own AppView is used");
+
+    let err = |token: &'static str| {
+        let net = &net;
+        let row = &row;
+        async move {
+            let creds = with(token);
+            net.trending(Session {
+                account: row,
+                credentials: &creds,
+            })
+            .await
+            .unwrap_err()
+        }
+    };
+    assert!(matches!(
+        err("expired").await,
+        NetworkError::Unauthorized { .. }
+    ));
+    assert!(matches!(
+        err("someone-else").await,
+        NetworkError::Unauthorized { .. }
+    ));
+    assert_eq!(
+        err("limited").await,
+        NetworkError::RateLimited {
+            retry_after: Some(Duration::from_secs(30))
+        }
+    );
+    let no_agent = err("no-agent").await;
+    assert_eq!(no_agent.code(), "network_unavailable");
+    assert!(no_agent.to_string().contains("Topics agent"), "{no_agent}");
+    assert_eq!(err("hang").await, NetworkError::Timeout);
+}

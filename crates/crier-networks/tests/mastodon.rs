@@ -1050,3 +1050,113 @@ async fn loopback_instances_are_refused_without_private_networks() {
         "nothing reached the instance"
     );
 }
+
+// ---- trending tags ----
+
+/// mastodon-mock derives its trending tags from the statuses it holds (uses counted today):
+/// a tag only this test uses shows up with exactly its uses.
+#[tokio::test]
+async fn mock_trending_tags_are_the_instances_own() {
+    let Some(base) = mock_url() else { return };
+    let m = mastodon();
+    let c = connect(&m, &base, "grace").await;
+    let acct = session_account(&c);
+    let s = Session {
+        account: &acct,
+        credentials: &c.credentials,
+    };
+    let tag = format!("trend{}", uuid_like());
+    let none = PostOverride::default();
+    for i in 0..12 {
+        m.publish(
+            s,
+            part(
+                &format!("Post {i} on #{tag}"),
+                &format!("k-{tag}-{i}"),
+                &none,
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    let t = m.trending(s).await.unwrap();
+    assert!(t.len() <= crier_networks::MAX_TRENDS, "{t:?}");
+    assert!(
+        t.iter()
+            .all(|x| x.topic.starts_with('#') && x.topic.chars().count() <= 100),
+        "{t:?}"
+    );
+    let mine = t
+        .iter()
+        .find(|x| x.topic == format!("#{tag}"))
+        .unwrap_or_else(|| panic!("#{tag} trends: {t:?}"));
+    assert_eq!(mine.score, 12.0);
+    // The instance's order is kept: nothing above the tag is used less.
+    let at = t.iter().position(|x| x.topic == mine.topic).unwrap();
+    assert!(t[..at].iter().all(|x| x.score >= 12.0), "{t:?}");
+}
+
+#[tokio::test]
+async fn fake_trending_tags_scores_bounds_and_failures() {
+    let (fake, _, acct, c) = fake().await;
+    let today = 1_796_169_600;
+    {
+        let mut i = fake.lock();
+        i.trends = vec![
+            mastodon_fake::tag("rust", today, &[3, 4, 50]),
+            mastodon_fake::tag("Hola", today, &[13, 9]),
+            serde_json::json!({"name": "two words", "history": []}),
+            mastodon_fake::tag("RUST", today, &[1]),
+        ];
+        i.trends
+            .extend((0..30).map(|n| mastodon_fake::tag(&format!("t{n}"), today, &[1, 1])));
+    }
+    let m = mastodon();
+    let s = Session {
+        account: &acct,
+        credentials: &c,
+    };
+    let t = m.trending(s).await.unwrap();
+    let got: Vec<(&str, f64)> = t.iter().map(|x| (x.topic.as_str(), x.score)).collect();
+    // The two newest days' uses; a name that is not one word and a repeat are left out; the
+    // instance answers 20 at most, 18 of them usable.
+    assert_eq!(got[..3], [("#rust", 7.0), ("#Hola", 22.0), ("#t0", 2.0)]);
+    assert_eq!(t.len(), 18);
+    // Public: asked for the most the instance gives, without the account's token.
+    assert_eq!(
+        fake.lock().trends_asked,
+        vec![("limit=20".to_owned(), false)]
+    );
+
+    let path = "/api/v1/trends/tags";
+    fake.fault(Fault::status("GET", path, 503, "down for maintenance"));
+    let err = m.trending(s).await.unwrap_err();
+    assert_eq!(err.code(), "network_unavailable");
+    assert!(err.to_string().contains("down for maintenance"), "{err}");
+
+    let mut huge = Fault::status("GET", path, 200, "");
+    huge.body = format!(
+        r#"[{{"name":"x","pad":"{}"}}]"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    fake.fault(huge);
+    let err = m.trending(s).await.unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+
+    let mut not_a_list = Fault::status("GET", path, 200, "");
+    not_a_list.body = r#"{"tags":[]}"#.into();
+    fake.fault(not_a_list);
+    assert_eq!(
+        m.trending(s).await.unwrap_err().code(),
+        "network_unavailable"
+    );
+
+    let mut slow = Fault::status("GET", path, 200, "[]");
+    slow.delay = Duration::from_secs(3);
+    fake.fault(slow);
+    let quick = Mastodon::new(config(Duration::from_millis(500)), Arc::new(SystemClock));
+    assert_eq!(quick.trending(s).await.unwrap_err(), NetworkError::Timeout);
+
+    // And the list again once the instance is well.
+    assert_eq!(m.trending(s).await.unwrap().len(), 18);
+}

@@ -30,6 +30,7 @@ mod personas;
 mod posts;
 mod sandbox;
 mod slots;
+mod trending;
 mod usage;
 pub mod views;
 mod webhooks;
@@ -55,6 +56,10 @@ pub use personas::MAX_PUBLISHED_TEXTS;
 pub use posts::{TargetOutcome, Transition};
 pub use sandbox::{Fault, FaultKind, SandboxPost};
 pub use slots::QueuePlan;
+pub use trending::{
+    CachedTopic, DueTrendSource, MAX_TOPIC_CHARS, MAX_TOPICS_PER_SOURCE, PostText, TrendScope,
+    TrendSource, TrendTopic,
+};
 pub use usage::{METRIC_POSTS_PUBLISHED, METRIC_REQUESTS};
 pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};
 

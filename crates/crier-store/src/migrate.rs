@@ -36,6 +36,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     10 "0010_hosted_networks",
     11 "0011_brands",
     12 "0012_knowledge",
+    13 "0013_trending",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -50,6 +51,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     10 "0010_hosted_networks",
     11 "0011_brands",
     12 "0012_knowledge",
+    13 "0013_trending",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

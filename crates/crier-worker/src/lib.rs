@@ -18,6 +18,7 @@ pub use crier_networks::http;
 mod publisher;
 mod runner;
 pub mod tokens;
+pub mod trending;
 pub mod webhooks;
 
 pub use publisher::{Processed, Publisher, WorkerConfig};

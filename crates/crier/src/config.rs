@@ -92,6 +92,8 @@ pub struct Config {
     pub publish_max_attempts: u32,
     /// First retry delay; doubled for each further retry, with jitter.
     pub publish_backoff_seconds: u64,
+    /// How often each network's trending list is fetched again.
+    pub trends_refresh_seconds: u64,
     // ---- media ----
     /// Where media bytes live (`[media]` in the file, `CRIER_MEDIA_*` in the environment).
     #[serde(default)]
@@ -368,6 +370,7 @@ impl Default for Config {
             worker_poll_ms: 200,
             publish_max_attempts: 5,
             publish_backoff_seconds: 5,
+            trends_refresh_seconds: 1800,
             media: MediaConfig::default(),
         }
     }
@@ -414,6 +417,7 @@ const ENV_KEYS: &[&str] = &[
     "worker_poll_ms",
     "publish_max_attempts",
     "publish_backoff_seconds",
+    "trends_refresh_seconds",
 ];
 
 /// The validated configuration a process runs with.
@@ -456,6 +460,7 @@ pub struct Workers {
     pub publisher: WorkerConfig,
     pub webhooks: WebhookConfig,
     pub feeds: FeedConfig,
+    pub trends: crier_worker::trending::RefreshConfig,
 }
 
 pub fn load(config_file: Option<&Path>, flags: Flags) -> Result<Settings, String> {
@@ -560,6 +565,9 @@ fn validate(c: Config) -> Result<Settings, String> {
             c.worker_lease_seconds
         ));
     }
+    if !(60..=86_400).contains(&c.trends_refresh_seconds) {
+        return Err("trends_refresh_seconds: must be from 60 to 86400".into());
+    }
     let allow_private = c.allow_private_networks || c.webhook_allow_private_networks;
     let secrets = match c.secret_keys.as_deref().map(str::trim) {
         Some(spec) if !spec.is_empty() => SecretKeys::Given(
@@ -647,6 +655,11 @@ fn validate(c: Config) -> Result<Settings, String> {
             allow_private_networks: allow_private,
             ..FeedConfig::default()
         },
+        trends: crier_worker::trending::RefreshConfig {
+            every: Duration::from_secs(c.trends_refresh_seconds),
+            call_timeout: Duration::from_secs(c.network_timeout_seconds),
+            ..Default::default()
+        },
     });
     // ---- media ----
     let media = validate_media(&c.media, &bind, &c.data_dir)?;
@@ -718,6 +731,10 @@ mod tests {
             ),
             (Box::new(|c| c.default_plan = "gold".into()), "default_plan"),
             (Box::new(|c| c.max_connections = 0), "max_connections"),
+            (
+                Box::new(|c| c.trends_refresh_seconds = 59),
+                "trends_refresh_seconds",
+            ),
             (
                 Box::new(|c| c.header_read_timeout_seconds = 0),
                 "header_read_timeout_seconds",

@@ -176,6 +176,11 @@ async fn serve(settings: Settings) -> Result<(), String> {
         background.spawn(deliverer.run(cancel.clone()));
         let feeds = crier_worker::feeds::FeedPoller::new(app.clone(), workers.feeds);
         background.spawn(feeds.run(cancel.clone()));
+        background.spawn(crier_worker::trending::run(
+            app.clone(),
+            workers.trends,
+            cancel.clone(),
+        ));
         background.spawn(crier_worker::tokens::run(
             app.clone(),
             std::time::Duration::from_secs(30),

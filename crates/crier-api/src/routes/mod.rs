@@ -10,6 +10,7 @@ pub mod media;
 pub mod ops;
 pub mod posts;
 pub mod queue;
+pub mod trending;
 pub mod webhooks;
 pub mod workspace;
 
@@ -81,6 +82,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(kb::list, kb::create))
         .routes(routes!(kb::get, kb::delete))
         .routes(routes!(kb::search))
+        .routes(routes!(trending::list))
 }
 
 /// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.

@@ -19,6 +19,8 @@
 //!   against one.
 //! - Metrics come from `app.bsky.feed.getPosts`, which a PDS only proxies to an AppView; a lone
 //!   PDS has none and the answer is `Unavailable`.
+//! - Trending topics: `app.bsky.unspecced.getTrendingTopics`, an AppView method too, read per
+//!   account because the AppView ranks it for the viewer ([`trends`]).
 //!
 //! Every server here is one the user names, so every call goes through
 //! [`crate::http::client`] and [`crate::http::check_url`].
@@ -26,6 +28,7 @@
 pub mod card;
 pub mod facets;
 pub mod tid;
+mod trends;
 mod xrpc;
 
 use std::sync::{Arc, LazyLock};
@@ -40,7 +43,7 @@ use serde_json::{Value, json};
 
 use crate::{
     Attachment, ConnectKind, Connected, Credentials, Login, MediaRules, Network, NetworkError,
-    Part, PublishedPart, Rules, Session,
+    Part, PublishedPart, Rules, Session, TrendScope, TrendingTopic,
 };
 use xrpc::{Xrpc, XrpcError};
 
@@ -718,6 +721,30 @@ impl Network for Bluesky {
             // Bluesky does not publish views.
             impressions: 0,
         })
+    }
+
+    fn trend_scope(&self) -> Option<TrendScope> {
+        Some(TrendScope::Account)
+    }
+
+    async fn trending(&self, s: Session<'_>) -> Result<Vec<TrendingTopic>, NetworkError> {
+        let base = self.session_base(&s)?;
+        let limit = trends::LIMIT.to_string();
+        let answer = self
+            .xrpc(&base)
+            .query(
+                trends::NSID,
+                &[("limit", limit.as_str())],
+                Some(&s.credentials.access_token),
+            )
+            .await
+            .map_err(|e| match e.into_network(false) {
+                // A PDS without an AppView says 400 "No service configured for …": not a
+                // refusal of this account, and it may be configured later.
+                NetworkError::Rejected { message } => NetworkError::unavailable(message),
+                other => other,
+            })?;
+        trends::topics(&answer)
     }
 }
 

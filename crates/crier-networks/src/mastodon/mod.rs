@@ -14,6 +14,8 @@
 //! uploads are not reused, the instance removes unattached media by itself).
 //!
 //! Limits: `/api/v2/instance`, cached per instance ([`instance`]). Errors: see [`call`].
+//! Trending tags: the instance's public `/api/v1/trends/tags`, one list per instance
+//! ([`trends`]).
 //! Finding a part whose answer was lost: Mastodon has no search by idempotency key (the key
 //! only makes the instance replay the first status for a repeated POST, for about an hour). So
 //! the time of the first attempt is kept in the part's durable steps before the POST; a
@@ -30,6 +32,7 @@
 
 mod call;
 mod instance;
+mod trends;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +43,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
 use crate::{
     Authorize, ConnectKind, Connected, Credentials, Exchange, Network, NetworkError, OAuthClient,
-    Part, PublishedPart, Rules, Session,
+    Part, PublishedPart, Rules, Session, TrendScope, TrendingTopic,
 };
 
 pub use instance::{DEFAULT_RULES, Instance, PLATFORM};
@@ -715,6 +718,23 @@ impl Network for Mastodon {
             // Mastodon does not count views.
             impressions: 0,
         })
+    }
+
+    fn trend_scope(&self) -> Option<TrendScope> {
+        Some(TrendScope::Server)
+    }
+
+    async fn trending(&self, s: Session<'_>) -> Result<Vec<TrendingTopic>, NetworkError> {
+        let base = self.session_base(&s)?;
+        let mut url = Self::endpoint(&base, "/api/v1/trends/tags");
+        url.query_pairs_mut()
+            .append_pair("limit", &trends::LIMIT.to_string());
+        // Public: no token (see the `trends` module).
+        let resp = call::send(self.http.get(url)).await?;
+        let (_, tags) =
+            call::read::<Vec<serde_json::Value>>(resp, Endpoint::Other, self.clock.as_ref())
+                .await?;
+        Ok(trends::topics(&tags))
     }
 }
 

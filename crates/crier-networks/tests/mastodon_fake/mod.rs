@@ -2,7 +2,9 @@
 //! strict token endpoint (client secret, single-use codes, PKCE S256), media that stays in
 //! processing (`202`, then `206` until ready), and scripted failures (any status with a
 //! Mastodon error body `{"error": "…"}` and headers, a slow answer, an answer lost after the
-//! status landed, an oversized body). Shapes follow docs.joinmastodon.org.
+//! status landed, an oversized body), and trending tags as an instance lists them
+//! (`GET /api/v1/trends/tags`: public, `limit` default 10 and at most 20, `offset`; Tag entities
+//! with a 7-day `history` of strings, newest day first). Shapes follow docs.joinmastodon.org.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -65,6 +67,10 @@ pub struct Inner {
     pub media_polls: u32,
     pub instance_hits: u32,
     pub instance: Value,
+    /// The instance's trending tags, hottest first, as `/api/v1/trends/tags` serves them.
+    pub trends: Vec<Value>,
+    /// The query string of every trends request, and whether it carried a token.
+    pub trends_asked: Vec<(String, bool)>,
     pub faults: Vec<Fault>,
     pub requests: Vec<(String, String, HeaderMap)>,
     next_id: u64,
@@ -122,6 +128,7 @@ impl Fake {
             .route("/api/v1/statuses/{id}", get(status))
             .route("/api/v1/statuses/{id}/source", get(source))
             .route("/api/v1/accounts/{id}/statuses", get(account_statuses))
+            .route("/api/v1/trends/tags", get(trends_tags))
             .layer(axum::middleware::from_fn_with_state(fake.clone(), faults))
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -520,4 +527,49 @@ async fn account_statuses(
     let i = fake.lock();
     let newest_first: Vec<Value> = i.statuses.iter().rev().take(40).cloned().collect();
     axum::Json(newest_first).into_response()
+}
+
+/// A Tag entity with a 7-day history ending `today` (UNIX seconds of the day's start), newest
+/// day first; `uses[0]` is today's.
+pub fn tag(name: &str, today: u64, uses: &[u64]) -> Value {
+    let history: Vec<Value> = (0..7)
+        .map(|i| {
+            let n = uses.get(i).copied().unwrap_or(0);
+            json!({"day": (today - i as u64 * 86_400).to_string(), "uses": n.to_string(),
+                   "accounts": n.min(1).to_string()})
+        })
+        .collect();
+    json!({"id": "1", "name": name, "url": format!("https://fake.example/tags/{name}"),
+           "history": history, "following": false})
+}
+
+/// Public, as documented: a token is neither needed nor refused.
+async fn trends_tags(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    req: axum::http::Uri,
+) -> Response {
+    let mut i = fake.lock();
+    i.trends_asked.push((
+        req.query().unwrap_or("").to_owned(),
+        headers.contains_key("authorization"),
+    ));
+    let number = |k: &str, default: usize| -> Option<usize> {
+        match q.get(k) {
+            None => Some(default),
+            Some(v) => v.parse().ok(),
+        }
+    };
+    let (Some(limit), Some(offset)) = (number("limit", 10), number("offset", 0)) else {
+        return error(400, "limit and offset must be integers");
+    };
+    let page: Vec<Value> = i
+        .trends
+        .iter()
+        .skip(offset)
+        .take(limit.clamp(1, 20))
+        .cloned()
+        .collect();
+    axum::Json(page).into_response()
 }
