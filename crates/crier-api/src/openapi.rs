@@ -44,6 +44,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
         (name = "keys", description = "API keys of the workspace"),
         (name = "workspace", description = "The workspace, its plan and usage"),
+        (name = "ai", description = "AI content (rewrite, compose, hashtags, thread, ideas, optimise), AI credits and the brand voice"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -738,6 +739,68 @@ pub mod fields {
             .description(Some("Local time, `HH:MM` (24-hour)."))
             .examples(["09:30"])
             .build()
+    }
+
+    /// A network, for the AI endpoints.
+    pub fn platform() -> Object {
+        string_enum(crier_networks::PLATFORMS.iter().copied(), false)
+            .examples(["bluesky"])
+            .build()
+    }
+
+    pub fn platform_optional() -> Object {
+        string_enum(crier_networks::PLATFORMS.iter().copied(), true)
+            .description(Some(
+                "The network the text is for (default: the strictest of the brand's networks, \
+                 else the sandbox's).",
+            ))
+            .build()
+    }
+
+    pub fn brand_id_optional() -> Object {
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
+            .pattern(Some(id(crier_core::ids::BrandId::PREFIX)))
+            .description(Some("A brand of the key's mode: its voice and knowledge."))
+            .build()
+    }
+
+    fn ai_text(max: usize, optional: bool) -> Object {
+        let builder = if optional {
+            ObjectBuilder::new().schema_type(nullable(Type::String))
+        } else {
+            string()
+        };
+        builder
+            .min_length(Some(1))
+            .max_length(Some(max))
+            .pattern(Some(not_blank()))
+            .build()
+    }
+
+    /// A text to work on: 1 to 10000 characters, not only spaces.
+    pub fn ai_text_input() -> Object {
+        ai_text(crier_app::ai::MAX_TEXT, false)
+    }
+
+    pub fn ai_prompt() -> Object {
+        ai_text(crier_app::ai::MAX_PROMPT, false)
+    }
+
+    pub fn ai_topic_optional() -> Object {
+        ai_text(crier_app::ai::MAX_TOPIC, true)
+    }
+
+    /// Words or phrases of a brand voice: at most 50, each 1 to 50 characters.
+    pub fn voice_words() -> ArrayBuilder {
+        array(
+            string()
+                .min_length(Some(1))
+                .max_length(Some(50))
+                .pattern(Some(not_blank())),
+            false,
+        )
+        .max_items(Some(50))
     }
 
     pub fn post_id() -> Object {

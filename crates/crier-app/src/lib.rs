@@ -9,6 +9,7 @@
 //! events that follow from it (`crier_store::Store::transition`).
 
 pub mod accounts;
+pub mod ai;
 pub mod connect;
 pub mod error;
 pub mod feeds;
@@ -78,6 +79,7 @@ struct Inner {
     keyring: Keyring,
     connect: ConnectConfig,
     media: media::MediaSettings,
+    engine: Arc<dyn crier_ai::Engine>,
 }
 
 impl App {
@@ -106,6 +108,7 @@ impl App {
             keyring: Keyring::ephemeral(),
             connect: ConnectConfig::default(),
             media: media::MediaSettings::ephemeral(),
+            engine: Arc::new(crier_ai::builtin::Builtin),
         }))
     }
 
@@ -123,6 +126,15 @@ impl App {
     /// With the operator's media settings and storage (default: an ephemeral local store).
     pub fn with_media(self, media: media::MediaSettings) -> Self {
         self.edit(|i| i.media = media)
+    }
+
+    /// With the AI engine (default: the built-in one, which needs no model).
+    pub fn with_engine(self, engine: Arc<dyn crier_ai::Engine>) -> Self {
+        self.edit(|i| i.engine = engine)
+    }
+
+    pub fn engine(&self) -> &dyn crier_ai::Engine {
+        &*self.0.engine
     }
 
     pub fn media_settings(&self) -> &media::MediaSettings {
@@ -198,6 +210,11 @@ impl App {
     /// The workspace's settings.
     pub fn workspaces(&self) -> workspace::Workspaces<'_> {
         workspace::Workspaces { app: self }
+    }
+
+    /// AI content, the persona and AI credits.
+    pub fn ai(&self) -> ai::Ai<'_> {
+        ai::Ai { app: self }
     }
 
     /// The feed rules: what becomes of a feed's new posts.

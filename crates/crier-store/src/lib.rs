@@ -49,7 +49,9 @@ pub use notify::{KeyChange, KeyChanges};
 pub use posts::{TargetOutcome, Transition};
 pub use sandbox::{Fault, FaultKind, SandboxPost};
 pub use slots::QueuePlan;
-pub use usage::{METRIC_POSTS_PUBLISHED, METRIC_REQUESTS};
+pub use usage::{
+    METRIC_AI_CREDITS, METRIC_AI_CREDITS_TEST, METRIC_POSTS_PUBLISHED, METRIC_REQUESTS,
+};
 pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};
 
 #[derive(Debug, thiserror::Error)]

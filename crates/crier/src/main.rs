@@ -271,7 +271,7 @@ fn compose(
             keyring
         }
     };
-    Ok(crier_app::App::new(
+    let app = crier_app::App::new(
         store.clone(),
         clock.clone(),
         networks,
@@ -279,7 +279,12 @@ fn compose(
         Arc::new(tokio::sync::Notify::new()),
     )
     .with_keyring(keyring)
-    .with_connect(settings.connect.clone()))
+    .with_connect(settings.connect.clone());
+    // ---- ai ----
+    Ok(match settings.ai.open()? {
+        Some(model) => app.with_engine(Arc::new(crier_ai::ModelEngine::new(model))),
+        None => app,
+    })
 }
 
 // ---- media ----

@@ -2,6 +2,7 @@
 //! its interactive docs, wrapped in the layers every request passes (see ARCHITECTURE.md).
 
 pub mod accounts;
+pub mod ai;
 pub mod feeds;
 pub mod keys;
 pub mod media;
@@ -73,6 +74,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(media::upload_url))
         .routes(routes!(media::get, media::update, media::delete))
         .routes(routes!(media::confirm))
+        .routes(routes!(ai::rewrite))
+        .routes(routes!(ai::compose))
+        .routes(routes!(ai::hashtags))
+        .routes(routes!(ai::thread))
+        .routes(routes!(ai::ideas))
+        .routes(routes!(ai::optimise))
+        .routes(routes!(ai::usage))
+        .routes(routes!(ai::get_persona, ai::put_persona))
 }
 
 /// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.
