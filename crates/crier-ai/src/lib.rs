@@ -158,3 +158,67 @@ pub trait Embedder: Send + Sync {
     /// One vector per input, in order.
     async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, AiError>;
 }
+
+/// The engine with a model: `rewrite` and `compose` through it, each answer fitted to the
+/// target network's rules; everything else built in (deterministic, free of model cost).
+pub struct ModelEngine {
+    model: openai::OpenAi,
+    builtin: builtin::Builtin,
+}
+
+impl ModelEngine {
+    pub fn new(model: openai::OpenAi) -> Self {
+        Self {
+            model,
+            builtin: builtin::Builtin,
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for ModelEngine {
+    fn has_model(&self) -> bool {
+        true
+    }
+
+    async fn rewrite(&self, cx: Context<'_>, text: &str, tone: &str) -> Result<String, AiError> {
+        let answer = self.model.rewrite(cx, text, tone).await?;
+        Ok(builtin::fit(&answer, cx.rules))
+    }
+
+    async fn compose(&self, cx: Context<'_>, prompt: &str) -> Result<String, AiError> {
+        let answer = self.model.compose(cx, prompt).await?;
+        Ok(builtin::fit(&answer, cx.rules))
+    }
+
+    async fn hashtags(
+        &self,
+        cx: Context<'_>,
+        text: &str,
+        count: usize,
+    ) -> Result<Vec<String>, AiError> {
+        self.builtin.hashtags(cx, text, count).await
+    }
+
+    async fn thread(
+        &self,
+        cx: Context<'_>,
+        text: &str,
+        max_parts: usize,
+    ) -> Result<Vec<String>, AiError> {
+        self.builtin.thread(cx, text, max_parts).await
+    }
+
+    async fn ideas(
+        &self,
+        cx: Context<'_>,
+        topic: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<Idea>, AiError> {
+        self.builtin.ideas(cx, topic, count).await
+    }
+
+    async fn optimise(&self, cx: Context<'_>, text: &str) -> Result<Optimised, AiError> {
+        self.builtin.optimise(cx, text).await
+    }
+}

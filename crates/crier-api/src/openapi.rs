@@ -49,6 +49,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "kb", description = "The knowledge base AI generation draws on: documents and search"),
         (name = "keys", description = "API keys of the workspace"),
         (name = "workspace", description = "The workspace, its plan and usage"),
+        (name = "ai", description = "AI content (rewrite, compose, hashtags, thread, ideas, optimise), AI credits and the brand voice"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -304,7 +305,7 @@ fn links(v: &mut Value) {
     ];
     // (create path, its status, the (link name, operation) pairs, where the new id is)
     type Links<'a> = &'a [(&'a str, &'a str)];
-    let table: [(&str, &str, Links, &str); 9] = [
+    let table: [(&str, &str, Links, &str); 10] = [
         ("/v1/posts", "201", &posts, "$response.body#/id"),
         ("/v1/batches", "201", &posts, "$response.body#/data/0/id"),
         ("/v1/keys", "201", &keys, "$response.body#/id"),
@@ -926,6 +927,56 @@ pub mod fields {
             .build()
     }
 
+    /// A network, for the AI endpoints.
+    pub fn platform() -> Object {
+        string_enum(crier_networks::PLATFORMS.iter().copied(), false)
+            .examples(["bluesky"])
+            .build()
+    }
+
+    pub fn platform_optional() -> Object {
+        string_enum(crier_networks::PLATFORMS.iter().copied(), true)
+            .description(Some(
+                "The network the text is for (default: the strictest of the brand's networks, \
+                 else the sandbox's).",
+            ))
+            .build()
+    }
+
+    pub fn brand_id_optional() -> Object {
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
+            .pattern(Some(id(crier_core::ids::BrandId::PREFIX)))
+            .description(Some("A brand of the key's mode: its voice and knowledge."))
+            .build()
+    }
+
+    fn ai_text(max: usize, optional: bool) -> Object {
+        let builder = if optional {
+            ObjectBuilder::new().schema_type(nullable(Type::String))
+        } else {
+            string()
+        };
+        builder
+            .min_length(Some(1))
+            .max_length(Some(max))
+            .pattern(Some(not_blank()))
+            .build()
+    }
+
+    /// A text to work on: 1 to 10000 characters, not only spaces.
+    pub fn ai_text_input() -> Object {
+        ai_text(crier_app::ai::MAX_TEXT, false)
+    }
+
+    pub fn ai_prompt() -> Object {
+        ai_text(crier_app::ai::MAX_PROMPT, false)
+    }
+
+    pub fn ai_topic_optional() -> Object {
+        ai_text(crier_app::ai::MAX_TOPIC, true)
+    }
+
     pub fn post_id() -> Object {
         string()
             .pattern(Some(id(crier_core::ids::PostId::PREFIX)))
@@ -1087,7 +1138,7 @@ pub mod fields {
         )
     }
 
-    pub fn brand_id_optional() -> Object {
+    pub fn kb_brand_id_optional() -> Object {
         ObjectBuilder::new()
             .schema_type(nullable(Type::String))
             .pattern(Some(id(crier_core::ids::BrandId::PREFIX)))

@@ -235,19 +235,18 @@ fn usable(vectors: &[Vec<f32>], inputs: usize, dims: Option<usize>) -> bool {
 }
 
 impl Kb<'_> {
-    /// The `brand_id` a client sent, as a brand of the caller's workspace.
-    ///
-    /// Today only its shape is checked (`brd_` and 22 base62 characters); brands live on
-    /// another branch, and when they arrive this is where a brand that does not exist in the
-    /// caller's workspace and mode is refused. Every path that takes a `brand_id` for the
+    /// The `brand_id` a client sent, as a brand the caller reaches in its workspace and mode
+    /// (`400 invalid_request` naming `param` otherwise, with the same words for a malformed,
+    /// unknown, foreign or out-of-reach id). Every path that takes a `brand_id` for the
     /// knowledge base goes through here.
-    pub async fn validate_brand(&self, _c: &Caller, param: &str, raw: &str) -> AppResult<BrandId> {
-        BrandId::parse(raw).ok_or_else(|| {
-            AppError::invalid(
-                param,
-                format!("`{param}` must be a brand id (`brd_` and 22 letters and digits)."),
-            )
-        })
+    pub async fn validate_brand(&self, c: &Caller, param: &str, raw: &str) -> AppResult<BrandId> {
+        let unknown = || AppError::invalid(param, format!("No such brand: '{raw}'."));
+        let id = BrandId::parse(raw).ok_or_else(unknown)?;
+        match self.app.brands().get(c, raw).await {
+            Ok(_) => Ok(id),
+            Err(e) if e.code == crier_core::ErrorCode::NotFound => Err(unknown()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Adds a document: its source read, cut into passages, embedded when an embedder is

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod brands;
+pub mod ai;
 pub mod connect;
 pub mod error;
 pub mod feeds;
@@ -120,6 +121,7 @@ struct Inner {
     media: media::MediaSettings,
     kb: kb::KbSettings,
     embedder: Option<Arc<dyn crier_ai::Embedder>>,
+    engine: Arc<dyn crier_ai::Engine>,
 }
 
 impl App {
@@ -150,6 +152,7 @@ impl App {
             media: media::MediaSettings::ephemeral(),
             kb: kb::KbSettings::default(),
             embedder: None,
+            engine: Arc::new(crier_ai::builtin::Builtin),
         }))
     }
 
@@ -167,6 +170,15 @@ impl App {
     /// With the operator's media settings and storage (default: an ephemeral local store).
     pub fn with_media(self, media: media::MediaSettings) -> Self {
         self.edit(|i| i.media = media)
+    }
+
+    /// With the AI engine (default: the built-in one, which needs no model).
+    pub fn with_engine(self, engine: Arc<dyn crier_ai::Engine>) -> Self {
+        self.edit(|i| i.engine = engine)
+    }
+
+    pub fn engine(&self) -> &dyn crier_ai::Engine {
+        &*self.0.engine
     }
 
     pub fn media_settings(&self) -> &media::MediaSettings {
@@ -274,6 +286,11 @@ impl App {
     /// The knowledge base: documents, passages, search.
     pub fn kb(&self) -> kb::Kb<'_> {
         kb::Kb { app: self }
+    }
+
+    /// AI content, the persona and AI credits.
+    pub fn ai(&self) -> ai::Ai<'_> {
+        ai::Ai { app: self }
     }
 
     /// The feed rules: what becomes of a feed's new posts.

@@ -60,7 +60,9 @@ pub use trending::{
     CachedTopic, DueTrendSource, MAX_TOPIC_CHARS, MAX_TOPICS_PER_SOURCE, PostText, TrendScope,
     TrendSource, TrendTopic,
 };
-pub use usage::{METRIC_POSTS_PUBLISHED, METRIC_REQUESTS};
+pub use usage::{
+    METRIC_AI_CREDITS, METRIC_AI_CREDITS_TEST, METRIC_POSTS_PUBLISHED, METRIC_REQUESTS,
+};
 pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};
 
 #[derive(Debug, thiserror::Error)]

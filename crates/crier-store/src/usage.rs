@@ -84,3 +84,66 @@ pub(crate) async fn add_counter(
     .await?;
     Ok(())
 }
+
+/// AI credits spent by live keys, per workspace and month: what `ai_credits_per_month` counts.
+pub const METRIC_AI_CREDITS: &str = "ai_credits";
+/// AI credits spent by test-mode keys: metered apart, so test keys never spend the plan's quota
+/// (and are still bounded by the same allowance).
+pub const METRIC_AI_CREDITS_TEST: &str = "ai_credits_test";
+
+impl Store {
+    /// Adds `n` to a workspace's counter for `period` only if the total stays within `limit`
+    /// (`None`: no limit), in one conditional statement, so concurrent spenders never pass the
+    /// limit together. The new total, or `None` when it would not fit.
+    pub async fn spend_counter(
+        &self,
+        ws: &WorkspaceId,
+        period: &str,
+        metric: &str,
+        n: i64,
+        limit: Option<i64>,
+    ) -> Result<Option<i64>> {
+        let limit = limit.unwrap_or(i64::MAX);
+        if n > limit {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "INSERT INTO usage_counters (workspace_id, period, metric, value) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (workspace_id, period, metric)
+             DO UPDATE SET value = usage_counters.value + excluded.value
+             WHERE usage_counters.value <= $5 - excluded.value
+             RETURNING value",
+        )
+        .bind(ws.as_str())
+        .bind(period)
+        .bind(metric)
+        .bind(n)
+        .bind(limit)
+        .fetch_optional(&self.write)
+        .await?;
+        row.map(|r| r.try_get::<i64, _>("value"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Gives back `n` of what [`Store::spend_counter`] took (never below zero).
+    pub async fn refund_counter(
+        &self,
+        ws: &WorkspaceId,
+        period: &str,
+        metric: &str,
+        n: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE usage_counters SET value = CASE WHEN value < $4 THEN 0 ELSE value - $4 END
+             WHERE workspace_id = $1 AND period = $2 AND metric = $3",
+        )
+        .bind(ws.as_str())
+        .bind(period)
+        .bind(metric)
+        .bind(n)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+}

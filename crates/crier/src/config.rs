@@ -98,6 +98,75 @@ pub struct Config {
     /// Where media bytes live (`[media]` in the file, `CRIER_MEDIA_*` in the environment).
     #[serde(default)]
     pub media: MediaConfig,
+    // ---- ai ----
+    /// The model behind `rewrite` and `compose` (`[ai]` in the file, `CRIER_AI_*` in the
+    /// environment); without `base_url` and `model` only the built-in engine answers.
+    #[serde(default)]
+    pub ai: AiConfig,
+}
+
+// ---- ai ----
+/// An OpenAI-compatible server: OpenAI, Ollama, vLLM, llama.cpp, LM Studio.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AiConfig {
+    /// The API's base URL, e.g. `http://127.0.0.1:11434/v1` (Ollama) or
+    /// `https://api.openai.com/v1`.
+    pub base_url: Option<String>,
+    /// The chat model, e.g. `llama3.2` or `gpt-4o-mini`.
+    pub model: Option<String>,
+    /// Sent as a bearer token when set.
+    pub api_key: Option<String>,
+    /// The embeddings model for the knowledge base (same server); none: full-text search only.
+    pub embeddings_model: Option<String>,
+    /// How long one call may take.
+    pub timeout_seconds: u64,
+    /// Retries after a timeout, a 429 or a 5xx.
+    pub max_retries: u32,
+    /// The longest answer asked for, in tokens.
+    pub max_tokens: u32,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            model: None,
+            api_key: None,
+            embeddings_model: None,
+            timeout_seconds: 30,
+            max_retries: 2,
+            max_tokens: 512,
+        }
+    }
+}
+
+impl AiConfig {
+    /// The model client, when one is configured (`base_url` and `model` both set).
+    pub fn open(&self) -> Result<Option<crier_ai::openai::OpenAi>, String> {
+        let (base_url, model) = match (&self.base_url, &self.model) {
+            (Some(b), Some(m)) => (b.clone(), m.clone()),
+            (None, None) => return Ok(None),
+            _ => return Err("ai: set both `base_url` and `model`, or neither".into()),
+        };
+        if !(1..=600).contains(&self.timeout_seconds) {
+            return Err("ai.timeout_seconds: must be from 1 to 600".into());
+        }
+        if self.max_retries > 5 {
+            return Err("ai.max_retries: must be at most 5".into());
+        }
+        crier_ai::openai::OpenAi::new(crier_ai::openai::OpenAiConfig {
+            base_url,
+            model,
+            api_key: self.api_key.clone(),
+            timeout: Duration::from_secs(self.timeout_seconds),
+            max_retries: self.max_retries,
+            embeddings_model: self.embeddings_model.clone(),
+            max_tokens: self.max_tokens,
+        })
+        .map(Some)
+        .map_err(|e| format!("ai: {e}"))
+    }
 }
 
 // ---- media ----
@@ -372,6 +441,7 @@ impl Default for Config {
             publish_backoff_seconds: 5,
             trends_refresh_seconds: 1800,
             media: MediaConfig::default(),
+            ai: AiConfig::default(),
         }
     }
 }
@@ -443,6 +513,8 @@ pub struct Settings {
     pub network_bases: BTreeMap<String, url::Url>,
     // ---- media ----
     pub media: MediaSetup,
+    // ---- ai ----
+    pub ai: AiConfig,
 }
 
 /// Where the keyring comes from.
@@ -478,6 +550,8 @@ pub fn load(config_file: Option<&Path>, flags: Flags) -> Result<Settings, String
         .merge(Env::prefixed("CRIER_").only(ENV_KEYS))
         // ---- media ----
         .merge(Env::prefixed("CRIER_MEDIA_").map(|k| format!("media.{k}").into()))
+        // ---- ai ----
+        .merge(Env::prefixed("CRIER_AI_").map(|k| format!("ai.{k}").into()))
         .merge(Serialized::globals(flags));
     let config: Config = figment
         .extract()
@@ -663,6 +737,8 @@ fn validate(c: Config) -> Result<Settings, String> {
     });
     // ---- media ----
     let media = validate_media(&c.media, &bind, &c.data_dir)?;
+    // Checked now, so a bad `[ai]` section stops the start, not the first call.
+    c.ai.open()?;
     let database_url = match c.database_url {
         Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres") => url,
         Some(url) => {
@@ -686,6 +762,7 @@ fn validate(c: Config) -> Result<Settings, String> {
         default_plan: c.default_plan,
         workers,
         media,
+        ai: c.ai,
         api: ApiConfig {
             auth: AuthConfig {
                 trusted_proxies,

@@ -276,7 +276,7 @@ fn compose(
             keyring
         }
     };
-    Ok(crier_app::App::new(
+    let app = crier_app::App::new(
         store.clone(),
         clock.clone(),
         networks,
@@ -288,7 +288,18 @@ fn compose(
     .with_kb(crier_app::kb::KbSettings::new(
         settings.allow_private_networks,
         settings.network_timeout,
-    )))
+    ));
+    // ---- ai ----
+    Ok(match settings.ai.open()? {
+        Some(model) => {
+            let app = match model.has_embeddings() {
+                true => app.with_embedder(Arc::new(model.clone())),
+                false => app,
+            };
+            app.with_engine(Arc::new(crier_ai::ModelEngine::new(model)))
+        }
+        None => app,
+    })
 }
 
 // ---- media ----

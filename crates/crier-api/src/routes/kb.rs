@@ -112,7 +112,7 @@ pub struct CreateDocument {
     pub content: Option<String>,
     #[schema(schema_with = crate::openapi::fields::kb_url)]
     pub url: Option<String>,
-    #[schema(schema_with = crate::openapi::fields::brand_id_optional)]
+    #[schema(schema_with = crate::openapi::fields::kb_brand_id_optional)]
     pub brand_id: Option<String>,
 }
 

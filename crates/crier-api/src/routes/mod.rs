@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod brands;
+pub mod ai;
 pub mod feeds;
 pub mod kb;
 pub mod keys;
@@ -83,6 +84,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(kb::get, kb::delete))
         .routes(routes!(kb::search))
         .routes(routes!(trending::list))
+        .routes(routes!(ai::rewrite))
+        .routes(routes!(ai::compose))
+        .routes(routes!(ai::hashtags))
+        .routes(routes!(ai::thread))
+        .routes(routes!(ai::ideas))
+        .routes(routes!(ai::optimise))
+        .routes(routes!(ai::usage))
+        .routes(routes!(ai::get_persona, ai::put_persona))
 }
 
 /// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.
