@@ -128,14 +128,23 @@ async fn the_seed_example_rewrites_through_the_model() {
     let (model, url) = Model::start("Hey friend! Grab yours now 😊").await;
     let app = with_model(ApiConfig::default(), "pro", &url).await;
     let key = app.key_with(&[Scope::AiGenerate]).await;
-    let r = ai(&app, &key, "rewrite", json!({"text": "buy now", "tone": "friendly"})).await;
+    let r = ai(
+        &app,
+        &key,
+        "rewrite",
+        json!({"text": "buy now", "tone": "friendly"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["data"]["text"], "Hey friend! Grab yours now 😊");
     assert_eq!(r.body["usage"]["credits"], 5);
     assert_eq!(r.body["usage"]["remaining"], 10_000 - 5);
     // The user's text and tone went to the model as data.
     let sent = model.sent();
-    assert!(sent.contains("buy now") && sent.contains("friendly"), "{sent}");
+    assert!(
+        sent.contains("buy now") && sent.contains("friendly"),
+        "{sent}"
+    );
     assert_eq!(model.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -163,18 +172,33 @@ async fn the_built_in_endpoints_work_without_a_model() {
     let text = "Rust makes systems programming safe. Our new release ships faster builds, \
                 better error messages and a smaller binary. Try it today at https://example.com/release \
                 and tell us what you think!";
-    let r = ai(&app, &key, "hashtags", json!({"text": text, "count": 3, "platform": "mastodon"})).await;
+    let r = ai(
+        &app,
+        &key,
+        "hashtags",
+        json!({"text": text, "count": 3, "platform": "mastodon"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let tags = r.body["data"]["hashtags"].as_array().unwrap();
     assert!(!tags.is_empty() && tags.len() <= 3, "{tags:?}");
     for t in tags {
         let t = t.as_str().unwrap();
-        assert!(t.starts_with('#') && t[1..].chars().all(|c| c.is_alphanumeric() || c == '_'), "{t}");
+        assert!(
+            t.starts_with('#') && t[1..].chars().all(|c| c.is_alphanumeric() || c == '_'),
+            "{t}"
+        );
     }
     assert_eq!(r.body["usage"]["credits"], 1);
 
     let long = "This is a sentence about shipping software carefully. ".repeat(20);
-    let r = ai(&app, &key, "thread", json!({"text": long, "platform": "bluesky"})).await;
+    let r = ai(
+        &app,
+        &key,
+        "thread",
+        json!({"text": long, "platform": "bluesky"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let parts = r.body["data"]["parts"].as_array().unwrap();
     assert!(parts.len() >= 4, "{parts:?}");
@@ -182,7 +206,13 @@ async fn the_built_in_endpoints_work_without_a_model() {
         assert!(p.as_str().unwrap().chars().count() <= 300);
     }
 
-    let r = ai(&app, &key, "ideas", json!({"topic": "spring sale", "count": 3})).await;
+    let r = ai(
+        &app,
+        &key,
+        "ideas",
+        json!({"topic": "spring sale", "count": 3}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let ideas = r.body["data"]["ideas"].as_array().unwrap();
     assert_eq!(ideas.len(), 3);
@@ -193,7 +223,13 @@ async fn the_built_in_endpoints_work_without_a_model() {
     }
     assert_eq!(r.body["usage"]["credits"], 2);
 
-    let r = ai(&app, &key, "optimise", json!({"text": "check out our store!!!!!!", "platform": "x"})).await;
+    let r = ai(
+        &app,
+        &key,
+        "optimise",
+        json!({"text": "check out our store!!!!!!", "platform": "x"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let score = r.body["data"]["score"].as_u64().unwrap();
     assert!(score <= 100);
@@ -208,32 +244,60 @@ async fn scopes_and_plans_gate_the_endpoints() {
     let key = app.key_with(&[Scope::AiGenerate]).await;
     let r = ai(&app, &key, "hashtags", json!({"text": "hello world"})).await;
     r.assert_error(402, "payment_required");
-    app.get("/v1/ai/usage").key(&key).send().await.assert_error(402, "payment_required");
+    app.get("/v1/ai/usage")
+        .key(&key)
+        .send()
+        .await
+        .assert_error(402, "payment_required");
 
     let app = TestApp::with_plan("pro").await;
     let key = app.key_with(&[Scope::PostsWrite]).await;
     let r = ai(&app, &key, "hashtags", json!({"text": "hello world"})).await;
     r.assert_error(403, "forbidden_scope");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("ai:generate"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ai:generate")
+    );
 }
 
 async fn credits_are_spent_used_up_and_reset_monthly() {
     let (_model, url) = Model::start("A fine post.").await;
     let app = with_model(metered(7), "metered", &url).await;
     let key = app.key_with(&[Scope::AiGenerate]).await;
-    let r = ai(&app, &key, "rewrite", json!({"text": "buy now", "tone": "calm"})).await;
+    let r = ai(
+        &app,
+        &key,
+        "rewrite",
+        json!({"text": "buy now", "tone": "calm"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["usage"]["remaining"], 2);
     // 5 more do not fit in the 2 left; 1 does, twice; then nothing.
-    ai(&app, &key, "compose", json!({"prompt": "spring"})).await.assert_error(402, "quota_exceeded");
+    ai(&app, &key, "compose", json!({"prompt": "spring"}))
+        .await
+        .assert_error(402, "quota_exceeded");
     for remaining in [1, 0] {
         let r = ai(&app, &key, "hashtags", json!({"text": "spring sale"})).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body["usage"]["remaining"], remaining);
     }
-    let r = ai(&app, &key, "optimise", json!({"text": "spring sale", "platform": "x"})).await;
+    let r = ai(
+        &app,
+        &key,
+        "optimise",
+        json!({"text": "spring sale", "platform": "x"}),
+    )
+    .await;
     r.assert_error(402, "quota_exceeded");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("resets"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("resets")
+    );
     assert_eq!(credits_used(&app, &key).await, 7);
     let usage = app.get("/v1/ai/usage").key(&key).send().await;
     assert_eq!(usage.body["credits_remaining"], 0);
@@ -251,12 +315,20 @@ async fn a_failed_model_call_refunds_its_credits() {
     model.fail_with(500);
     let app = with_model(metered(100), "metered", &url).await;
     let key = app.key_with(&[Scope::AiGenerate]).await;
-    let r = ai(&app, &key, "rewrite", json!({"text": "buy now", "tone": "calm"})).await;
+    let r = ai(
+        &app,
+        &key,
+        "rewrite",
+        json!({"text": "buy now", "tone": "calm"}),
+    )
+    .await;
     r.assert_error(503, "upstream_unavailable");
     assert!(!r.text.contains("overloaded") || r.text.len() < 500);
     assert_eq!(credits_used(&app, &key).await, 0);
     model.fail_with(400);
-    ai(&app, &key, "compose", json!({"prompt": "x"})).await.assert_error(503, "upstream_unavailable");
+    ai(&app, &key, "compose", json!({"prompt": "x"}))
+        .await
+        .assert_error(503, "upstream_unavailable");
     assert_eq!(credits_used(&app, &key).await, 0);
 }
 
@@ -266,7 +338,15 @@ async fn concurrent_calls_never_overspend() {
     let calls = (0..40).map(|i| {
         let app = &app;
         let key = &key;
-        async move { ai(app, key, "hashtags", json!({"text": format!("launch day {i}")})).await }
+        async move {
+            ai(
+                app,
+                key,
+                "hashtags",
+                json!({"text": format!("launch day {i}")}),
+            )
+            .await
+        }
     });
     let results = futures::future::join_all(calls).await;
     let ok = results.iter().filter(|r| r.status == 200).count();
@@ -291,7 +371,9 @@ async fn test_mode_is_metered_apart() {
         let r = ai(&app, &test, "hashtags", json!({"text": "test mode"})).await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
-    ai(&app, &test, "hashtags", json!({"text": "test mode"})).await.assert_error(402, "quota_exceeded");
+    ai(&app, &test, "hashtags", json!({"text": "test mode"}))
+        .await
+        .assert_error(402, "quota_exceeded");
     // The live balance is untouched.
     assert_eq!(credits_used(&app, &live).await, 0);
     let r = ai(&app, &live, "hashtags", json!({"text": "live mode"})).await;
@@ -307,7 +389,13 @@ async fn bad_input_is_refused_and_spends_nothing() {
     let key = app.key_with(&[Scope::AiGenerate]).await;
     let other = app.other_workspace("rival").await;
     let (rival_key, _) = app
-        .key_in(&other, KeySpec { scopes: Scope::ALL.to_vec(), ..KeySpec::default() })
+        .key_in(
+            &other,
+            KeySpec {
+                scopes: Scope::ALL.to_vec(),
+                ..KeySpec::default()
+            },
+        )
         .await;
     let rival_brand = app
         .post("/v1/brands")
@@ -322,17 +410,37 @@ async fn bad_input_is_refused_and_spends_nothing() {
     let cases: Vec<(&str, Value, &str)> = vec![
         ("rewrite", json!({"text": long, "tone": "calm"}), "text"),
         ("rewrite", json!({"text": "   ", "tone": "calm"}), "text"),
-        ("rewrite", json!({"text": "x", "tone": "t".repeat(101)}), "tone"),
-        ("rewrite", json!({"text": "x", "platform": "myspace"}), "platform"),
-        ("rewrite", json!({"text": "x", "brand_id": "brd_nope"}), "brand_id"),
-        ("rewrite", json!({"text": "x", "brand_id": rival_brand}), "brand_id"),
+        (
+            "rewrite",
+            json!({"text": "x", "tone": "t".repeat(101)}),
+            "tone",
+        ),
+        (
+            "rewrite",
+            json!({"text": "x", "platform": "myspace"}),
+            "platform",
+        ),
+        (
+            "rewrite",
+            json!({"text": "x", "brand_id": "brd_nope"}),
+            "brand_id",
+        ),
+        (
+            "rewrite",
+            json!({"text": "x", "brand_id": rival_brand}),
+            "brand_id",
+        ),
         ("rewrite", json!({"text": 5}), "text"),
         ("rewrite", json!({"text": "x", "colour": "red"}), "colour"),
         ("compose", json!({"prompt": "p".repeat(4001)}), "prompt"),
         ("hashtags", json!({"text": "x", "count": 0}), "count"),
         ("hashtags", json!({"text": "x", "count": 31}), "count"),
         ("thread", json!({"text": "x"}), "platform"),
-        ("thread", json!({"text": "x", "platform": "bluesky", "max_parts": 26}), "max_parts"),
+        (
+            "thread",
+            json!({"text": "x", "platform": "bluesky", "max_parts": 26}),
+            "max_parts",
+        ),
         ("ideas", json!({"count": 11}), "count"),
         ("ideas", json!({"topic": "t".repeat(201)}), "topic"),
         ("optimise", json!({"text": "x"}), "platform"),
@@ -340,17 +448,34 @@ async fn bad_input_is_refused_and_spends_nothing() {
     for (endpoint, body, param) in cases {
         let r = ai(&app, &key, endpoint, body.clone()).await;
         r.assert_error(400, "invalid_request");
-        assert_eq!(r.body["error"]["param"], param, "{endpoint} {body}: {}", r.text);
+        assert_eq!(
+            r.body["error"]["param"], param,
+            "{endpoint} {body}: {}",
+            r.text
+        );
     }
     // A word longer than a part cannot be threaded without breaking it.
-    let r = ai(&app, &key, "thread", json!({"text": "x".repeat(400), "platform": "bluesky"})).await;
+    let r = ai(
+        &app,
+        &key,
+        "thread",
+        json!({"text": "x".repeat(400), "platform": "bluesky"}),
+    )
+    .await;
     r.assert_error(400, "invalid_request");
     // Malformed JSON and a body over the limit.
-    let r = app.post("/v1/ai/rewrite").key(&key).raw("{\"text\":").send().await;
+    let r = app
+        .post("/v1/ai/rewrite")
+        .key(&key)
+        .header("content-type", "application/json")
+        .raw("{\"text\":")
+        .send()
+        .await;
     r.assert_error(400, "invalid_request");
     let r = app
         .post("/v1/ai/hashtags")
         .key(&key)
+        .header("content-type", "application/json")
         .raw(format!("{{\"text\":\"{}\"}}", "a".repeat(1_100_000)))
         .send()
         .await;
@@ -367,8 +492,10 @@ async fn the_persona_is_set_read_and_used() {
     let r = app
         .call(axum::http::Method::PUT, "/v1/persona")
         .key(&key)
-        .json(json!({"description": "A small bakery in Leeds", "tone": "warm",
-                     "words_to_use": ["sourdough"], "words_to_avoid": ["cheap"]}))
+        .json(
+            json!({"description": "A small bakery in Leeds", "tone": "warm",
+                     "words_to_use": ["sourdough"], "words_to_avoid": ["cheap"]}),
+        )
         .send()
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -403,7 +530,11 @@ async fn the_persona_is_set_read_and_used() {
         r.assert_error(400, "invalid_request");
         assert_eq!(r.body["error"]["param"], param, "{}", r.text);
     }
-    let r = app.get("/v1/persona?brand_id=brd_nope").key(&key).send().await;
+    let r = app
+        .get("/v1/persona?brand_id=brd_nope")
+        .key(&key)
+        .send()
+        .await;
     r.assert_error(400, "invalid_request");
     assert_eq!(app.get("/v1/persona").key(&key).send().await.body, before);
 }

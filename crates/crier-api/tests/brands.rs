@@ -71,7 +71,11 @@ async fn brands_can_be_created_read_listed_changed_and_deleted() {
     let r = app.get("/v1/brands").key(&key).send().await;
     assert_eq!(ids(&r), [one.clone(), two.clone(), three.clone()]);
     assert_eq!(r.body["has_more"], false);
-    let r = app.get("/v1/brands?limit=1&offset=1").key(&key).send().await;
+    let r = app
+        .get("/v1/brands?limit=1&offset=1")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(ids(&r), [two.clone()]);
     assert_eq!(r.body["has_more"], true);
 
@@ -117,9 +121,16 @@ async fn brands_can_be_created_read_listed_changed_and_deleted() {
     let snap = app.brands_snapshot().await;
     assert!(snap.members.iter().flatten().any(|m| m.starts_with(&one)));
     assert!(snap.personas.iter().flatten().any(|p| p.contains(&one)));
-    let r = app.delete(&format!("/v1/brands/{one}")).key(&key).send().await;
+    let r = app
+        .delete(&format!("/v1/brands/{one}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body, json!({"id": one, "object": "brand", "deleted": true}));
+    assert_eq!(
+        r.body,
+        json!({"id": one, "object": "brand", "deleted": true})
+    );
     app.get(&format!("/v1/brands/{one}"))
         .key(&key)
         .send()
@@ -142,7 +153,11 @@ async fn brands_can_be_created_read_listed_changed_and_deleted() {
     let snap = app.brands_snapshot().await;
     assert!(!snap.members.iter().flatten().any(|m| m.starts_with(&one)));
     assert!(!snap.personas.iter().flatten().any(|p| p.contains(&one)));
-    let post = app.get(&format!("/v1/posts/{post_id}")).key(&key).send().await;
+    let post = app
+        .get(&format!("/v1/posts/{post_id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(post.body["brand_id"], one.as_str());
     assert_eq!(strings(&post.body["account_ids"]), [c.clone()]);
 }
@@ -182,11 +197,23 @@ async fn brand_input_is_bounded_and_refusals_change_nothing() {
         (json!({"name": "bad\u{7}name"}), "name"),
         (json!({"name": 5}), "name"),
         (json!({"name": "ok", "account_ids": many}), "account_ids"),
-        (json!({"name": "ok", "account_ids": ["acct_nope"]}), "account_ids"),
+        (
+            json!({"name": "ok", "account_ids": ["acct_nope"]}),
+            "account_ids",
+        ),
         (json!({"name": "ok", "account_ids": [a, a]}), "account_ids"),
-        (json!({"name": "ok", "account_ids": [unknown]}), "account_ids"),
-        (json!({"name": "ok", "account_ids": [theirs]}), "account_ids"),
-        (json!({"name": "ok", "account_ids": [test_acct]}), "account_ids"),
+        (
+            json!({"name": "ok", "account_ids": [unknown]}),
+            "account_ids",
+        ),
+        (
+            json!({"name": "ok", "account_ids": [theirs]}),
+            "account_ids",
+        ),
+        (
+            json!({"name": "ok", "account_ids": [test_acct]}),
+            "account_ids",
+        ),
         (
             json!({"name": "ok", "persona": {"description": "d".repeat(2001)}}),
             "persona.description",
@@ -195,9 +222,18 @@ async fn brand_input_is_bounded_and_refusals_change_nothing() {
             json!({"name": "ok", "persona": {"description": "nul\u{0}"}}),
             "persona.description",
         ),
-        (json!({"name": "ok", "persona": {"tone": "t".repeat(101)}}), "persona.tone"),
-        (json!({"name": "ok", "persona": {"tone": "two\nlines"}}), "persona.tone"),
-        (json!({"name": "ok", "persona": {"words_to_use": words}}), "persona.words_to_use"),
+        (
+            json!({"name": "ok", "persona": {"tone": "t".repeat(101)}}),
+            "persona.tone",
+        ),
+        (
+            json!({"name": "ok", "persona": {"tone": "two\nlines"}}),
+            "persona.tone",
+        ),
+        (
+            json!({"name": "ok", "persona": {"words_to_use": words}}),
+            "persona.words_to_use",
+        ),
         (
             json!({"name": "ok", "persona": {"words_to_avoid": ["w".repeat(51)]}}),
             "persona.words_to_avoid[0]",
@@ -210,12 +246,20 @@ async fn brand_input_is_bounded_and_refusals_change_nothing() {
             json!({"name": "ok", "persona": {"words_to_use": ["Roast", "roast"]}}),
             "persona.words_to_use[1]",
         ),
-        (json!({"name": "ok", "persona": {"mood": "x"}}), "persona.mood"),
+        (
+            json!({"name": "ok", "persona": {"mood": "x"}}),
+            "persona.mood",
+        ),
         (json!({"name": "ok", "position": 3}), "position"),
     ];
     let before = app.brands_snapshot().await;
     for (body, param) in &cases {
-        let r = app.post("/v1/brands").key(&key).json(body.clone()).send().await;
+        let r = app
+            .post("/v1/brands")
+            .key(&key)
+            .json(body.clone())
+            .send()
+            .await;
         assert_param(&r, param);
         // The same fields on an update (less `name`'s type and `position`).
         if body["name"] == "ok" || body["name"].is_string() {
@@ -259,18 +303,29 @@ async fn brand_input_is_bounded_and_refusals_change_nothing() {
     let before = app.brands_snapshot().await;
     for id in ["nope", "brd_0000000000000000000000", their_brand.as_str()] {
         let path = format!("/v1/brands/{id}");
-        app.get(&path).key(&key).send().await.assert_error(404, "not_found");
+        app.get(&path)
+            .key(&key)
+            .send()
+            .await
+            .assert_error(404, "not_found");
         app.patch(&path)
             .key(&key)
             .json(json!({"name": "mine"}))
             .send()
             .await
             .assert_error(404, "not_found");
-        app.delete(&path).key(&key).send().await.assert_error(404, "not_found");
+        app.delete(&path)
+            .key(&key)
+            .send()
+            .await
+            .assert_error(404, "not_found");
     }
     assert_eq!(app.brands_snapshot().await, before);
     assert_eq!(list_ids(&app, &key, "/v1/brands").await, [existing.clone()]);
-    assert_eq!(list_ids(&app, &their_key, "/v1/brands").await, [their_brand]);
+    assert_eq!(
+        list_ids(&app, &their_key, "/v1/brands").await,
+        [their_brand]
+    );
 }
 
 async fn reorder_names_every_brand_once() {
@@ -338,7 +393,10 @@ async fn reorder_names_every_brand_once() {
         [three.clone(), one.clone(), two.clone()]
     );
     // The other mode's order is its own.
-    assert_eq!(list_ids(&app, &test_key, "/v1/brands").await, [test_brand.clone()]);
+    assert_eq!(
+        list_ids(&app, &test_key, "/v1/brands").await,
+        [test_brand.clone()]
+    );
     let r = app
         .post("/v1/brands/reorder")
         .key(&test_key)
@@ -348,7 +406,10 @@ async fn reorder_names_every_brand_once() {
     assert_eq!(ids(&r), [test_brand]);
     // A new brand goes last, and a delete closes the gap.
     let four = brand(&app, &key, "four", &[]).await;
-    app.delete(&format!("/v1/brands/{one}")).key(&key).send().await;
+    app.delete(&format!("/v1/brands/{one}"))
+        .key(&key)
+        .send()
+        .await;
     let r = app.get("/v1/brands").key(&key).send().await;
     assert_eq!(ids(&r), [three, two, four]);
     let positions: Vec<i64> = r.body["data"]
@@ -382,18 +443,29 @@ async fn test_mode_and_live_brands_are_apart() {
     assert_param(&r, "account_ids");
     let test = brand(&app, &test_key, "Acme", &[&test_acct]).await;
     assert_eq!(list_ids(&app, &key, "/v1/brands").await, [live.clone()]);
-    assert_eq!(list_ids(&app, &test_key, "/v1/brands").await, [test.clone()]);
+    assert_eq!(
+        list_ids(&app, &test_key, "/v1/brands").await,
+        [test.clone()]
+    );
     let before = app.brands_snapshot().await;
     for (k, id) in [(&key, &test), (&test_key, &live)] {
         let path = format!("/v1/brands/{id}");
-        app.get(&path).key(k).send().await.assert_error(404, "not_found");
+        app.get(&path)
+            .key(k)
+            .send()
+            .await
+            .assert_error(404, "not_found");
         app.patch(&path)
             .key(k)
             .json(json!({"name": "x"}))
             .send()
             .await
             .assert_error(404, "not_found");
-        app.delete(&path).key(k).send().await.assert_error(404, "not_found");
+        app.delete(&path)
+            .key(k)
+            .send()
+            .await
+            .assert_error(404, "not_found");
         // Nor may a post of the other mode name it.
         let r = app
             .post("/v1/posts")
@@ -448,7 +520,10 @@ async fn the_plan_bounds_brands_in_each_mode() {
         .assert_error(402, "quota_exceeded");
     assert_eq!(app.brands_snapshot().await, before);
     // A delete frees the place.
-    app.delete(&format!("/v1/brands/{first}")).key(&key).send().await;
+    app.delete(&format!("/v1/brands/{first}"))
+        .key(&key)
+        .send()
+        .await;
     brand(&app, &key, "two", &[]).await;
     let r = app.get("/v1/workspace").key(&key).send().await;
     assert_eq!(r.body["plan"]["brands"], 1, "{}", r.text);
@@ -527,7 +602,10 @@ async fn posts_may_name_a_brand_instead_of_accounts() {
     assert_eq!(r.body["data"][1]["brand_id"], Value::Null);
 
     // A disconnected account of the brand is left out; it publishes to the rest.
-    app.delete(&format!("/v1/accounts/{a}")).key(&key).send().await;
+    app.delete(&format!("/v1/accounts/{a}"))
+        .key(&key)
+        .send()
+        .await;
     let r = app
         .post("/v1/posts")
         .key(&key)
@@ -537,7 +615,10 @@ async fn posts_may_name_a_brand_instead_of_accounts() {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(strings(&r.body["account_ids"]), [b.clone()]);
     let published = app
-        .post(&format!("/v1/posts/{}/publish", r.body["id"].as_str().unwrap()))
+        .post(&format!(
+            "/v1/posts/{}/publish",
+            r.body["id"].as_str().unwrap()
+        ))
         .key(&key)
         .send()
         .await;
@@ -568,7 +649,10 @@ async fn posts_may_name_a_brand_instead_of_accounts() {
     let only_alpha = brand(&app, &key, "Alpha only", &[&a]).await;
     let before = app.posts_snapshot().await;
     let bad = [
-        (json!({"body": "x", "brand_id": acme, "account_ids": [c]}), "brand_id"),
+        (
+            json!({"body": "x", "brand_id": acme, "account_ids": [c]}),
+            "brand_id",
+        ),
         (json!({"body": "x", "brand_id": empty}), "brand_id"),
         (json!({"body": "x", "brand_id": only_alpha}), "brand_id"),
         (json!({"body": "x", "brand_id": unknown}), "brand_id"),
@@ -577,7 +661,12 @@ async fn posts_may_name_a_brand_instead_of_accounts() {
         (json!({"body": "x"}), "account_ids"),
     ];
     for (body, param) in &bad {
-        let r = app.post("/v1/posts").key(&key).json(body.clone()).send().await;
+        let r = app
+            .post("/v1/posts")
+            .key(&key)
+            .json(body.clone())
+            .send()
+            .await;
         assert_param(&r, param);
         let r = app
             .post("/v1/batches")
@@ -654,7 +743,10 @@ async fn personas_keep_the_owners_voice_within_reach() {
     let limited = caller_of(&app, limited_row);
     let personas = app.state.app().personas();
 
-    assert_eq!(personas.voice(&admin, None).await.unwrap(), Voice::default());
+    assert_eq!(
+        personas.voice(&admin, None).await.unwrap(),
+        Voice::default()
+    );
     let set = personas
         .set_voice(
             &admin,
@@ -687,15 +779,54 @@ async fn personas_keep_the_owners_voice_within_reach() {
     // Bad voices, each naming its field, change nothing.
     let long = |n: usize| "x".repeat(n);
     for (v, param) in [
-        (Voice { description: Some(long(2001)), ..Voice::default() }, "description"),
-        (Voice { tone: Some(long(101)), ..Voice::default() }, "tone"),
-        (Voice { tone: Some("a\nb".into()), ..Voice::default() }, "tone"),
-        (Voice { words_to_use: (0..51).map(|i| i.to_string()).collect(), ..Voice::default() }, "words_to_use"),
-        (Voice { words_to_avoid: vec![long(51)], ..Voice::default() }, "words_to_avoid[0]"),
-        (Voice { words_to_avoid: vec!["A".into(), "a".into()], ..Voice::default() }, "words_to_avoid[1]"),
+        (
+            Voice {
+                description: Some(long(2001)),
+                ..Voice::default()
+            },
+            "description",
+        ),
+        (
+            Voice {
+                tone: Some(long(101)),
+                ..Voice::default()
+            },
+            "tone",
+        ),
+        (
+            Voice {
+                tone: Some("a\nb".into()),
+                ..Voice::default()
+            },
+            "tone",
+        ),
+        (
+            Voice {
+                words_to_use: (0..51).map(|i| i.to_string()).collect(),
+                ..Voice::default()
+            },
+            "words_to_use",
+        ),
+        (
+            Voice {
+                words_to_avoid: vec![long(51)],
+                ..Voice::default()
+            },
+            "words_to_avoid[0]",
+        ),
+        (
+            Voice {
+                words_to_avoid: vec!["A".into(), "a".into()],
+                ..Voice::default()
+            },
+            "words_to_avoid[1]",
+        ),
     ] {
         for brand in [None, Some(&x)] {
-            let e = personas.set_voice(&admin, brand, v.clone()).await.unwrap_err();
+            let e = personas
+                .set_voice(&admin, brand, v.clone())
+                .await
+                .unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidRequest, "{e:?}");
             assert_eq!(e.param.as_deref(), Some(param), "{e:?}");
         }
@@ -708,7 +839,10 @@ async fn personas_keep_the_owners_voice_within_reach() {
         ..Voice::default()
     };
     assert_eq!(
-        personas.set_voice(&limited, Some(&x), warm.clone()).await.unwrap(),
+        personas
+            .set_voice(&limited, Some(&x), warm.clone())
+            .await
+            .unwrap(),
         warm
     );
     assert_eq!(personas.voice(&admin, Some(&x)).await.unwrap(), warm);
@@ -719,9 +853,15 @@ async fn personas_keep_the_owners_voice_within_reach() {
     for (c, brand) in [(&limited, &y), (&admin, &unknown)] {
         let e = personas.voice(c, Some(brand)).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::NotFound, "{e:?}");
-        let e = personas.set_voice(c, Some(brand), warm.clone()).await.unwrap_err();
+        let e = personas
+            .set_voice(c, Some(brand), warm.clone())
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::NotFound, "{e:?}");
-        let e = personas.published_texts(c, Some(brand), 10).await.unwrap_err();
+        let e = personas
+            .published_texts(c, Some(brand), 10)
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::NotFound, "{e:?}");
     }
     assert_eq!(app.brands_snapshot().await, before);
@@ -735,7 +875,11 @@ async fn personas_keep_the_owners_voice_within_reach() {
             .send()
             .await;
         let id = r.body["id"].as_str().unwrap().to_owned();
-        let r = app.post(&format!("/v1/posts/{id}/publish")).key(&key).send().await;
+        let r = app
+            .post(&format!("/v1/posts/{id}/publish"))
+            .key(&key)
+            .send()
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
     drain(&app).await;
@@ -748,7 +892,10 @@ async fn personas_keep_the_owners_voice_within_reach() {
         ["on b"]
     );
     assert_eq!(
-        personas.published_texts(&admin, Some(&y), 10).await.unwrap(),
+        personas
+            .published_texts(&admin, Some(&y), 10)
+            .await
+            .unwrap(),
         ["on b"]
     );
     assert_eq!(
@@ -756,7 +903,10 @@ async fn personas_keep_the_owners_voice_within_reach() {
         ["on a"]
     );
     assert_eq!(
-        personas.published_texts(&limited, Some(&x), 10).await.unwrap(),
+        personas
+            .published_texts(&limited, Some(&x), 10)
+            .await
+            .unwrap(),
         ["on a"]
     );
 }

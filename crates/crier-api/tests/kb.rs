@@ -217,6 +217,15 @@ fn titles(r: &Response) -> Vec<String> {
 async fn each_kind_from_creation_to_deletion() {
     let (app, key) = world().await;
     let site = site().await;
+    let brand_key = app.key_with(&[Scope::BrandsWrite]).await;
+    let brand = app
+        .post("/v1/brands")
+        .key(&brand_key)
+        .json(json!({"name": "Bakery"}))
+        .send()
+        .await;
+    assert_eq!(brand.status, 201, "{}", brand.text);
+    let brand = brand.body["id"].as_str().unwrap().to_owned();
     let text = create_ok(
         &app,
         &key,
@@ -253,10 +262,10 @@ async fn each_kind_from_creation_to_deletion() {
         &key,
         json!({"kind": "html", "title": "Allergens",
                "content": "<p>May contain <b>nuts</b>.</p><script>x()</script>",
-               "brand_id": "brd_0000000000000000000001"}),
+               "brand_id": brand}),
     )
     .await;
-    assert_eq!(html["brand_id"], "brd_0000000000000000000001");
+    assert_eq!(html["brand_id"], brand.as_str());
     let page_url = format!("{}/page.html", site.base);
     let url = create_ok(&app, &key, json!({"kind": "url", "url": page_url})).await;
     assert_eq!(url["title"], "Pickup & delivery");
@@ -340,7 +349,7 @@ async fn each_kind_from_creation_to_deletion() {
     assert_eq!(r.body["has_more"], true);
     assert_eq!(r.body["data"].as_array().unwrap().len(), 2);
     let r = app
-        .get("/v1/kb/documents?brand_id=brd_0000000000000000000001")
+        .get(&format!("/v1/kb/documents?brand_id={brand}"))
         .key(&key)
         .send()
         .await;
@@ -363,7 +372,7 @@ async fn each_kind_from_creation_to_deletion() {
     // A brand's knowledge is searched only for the brand.
     let r = search(&app, &key, "q=nuts").await;
     assert!(titles(&r).is_empty(), "{}", r.text);
-    let r = search(&app, &key, "q=nuts&brand_id=brd_0000000000000000000001").await;
+    let r = search(&app, &key, &format!("q=nuts&brand_id={brand}")).await;
     assert_eq!(titles(&r), vec!["Allergens"]);
     // Syntax of either backend's search is plain text here.
     for q in [
@@ -762,6 +771,10 @@ async fn bad_inputs_are_refused_and_store_nothing() {
             "title",
         ),
         (json!({"kind": "text", "content": "x", "title": 3}), "title"),
+        (
+            json!({"kind": "text", "content": "x", "brand_id": "brd_0000000000000000000001"}),
+            "brand_id",
+        ),
         (
             json!({"kind": "text", "content": "x", "brand_id": "brd_x"}),
             "brand_id",

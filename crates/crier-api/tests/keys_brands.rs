@@ -166,10 +166,7 @@ async fn a_limited_key_reaches_only_its_brands_and_accounts() {
     let fb = feed(app, &[a, b]);
     app.store.insert_feed(&fa).await.unwrap();
     app.store.insert_feed(&fb).await.unwrap();
-    assert_eq!(
-        list_ids(app, key, "/v1/feeds").await,
-        [fa.id.to_string()]
-    );
+    assert_eq!(list_ids(app, key, "/v1/feeds").await, [fa.id.to_string()]);
     assert_eq!(list_ids(app, admin, "/v1/feeds").await.len(), 2);
 
     // Everything beyond is 404, and nothing changes.
@@ -178,7 +175,11 @@ async fn a_limited_key_reaches_only_its_brands_and_accounts() {
     for p in [&pb, &pab] {
         beyond.extend([
             ("GET", format!("/v1/posts/{p}"), None),
-            ("PATCH", format!("/v1/posts/{p}"), Some(json!({"body": "mine"}))),
+            (
+                "PATCH",
+                format!("/v1/posts/{p}"),
+                Some(json!({"body": "mine"})),
+            ),
             ("DELETE", format!("/v1/posts/{p}"), None),
             (
                 "POST",
@@ -193,7 +194,11 @@ async fn a_limited_key_reaches_only_its_brands_and_accounts() {
         ]);
     }
     beyond.extend([
-        ("POST", "/v1/posts/validate".into(), Some(json!({"post_id": pb}))),
+        (
+            "POST",
+            "/v1/posts/validate".into(),
+            Some(json!({"post_id": pb})),
+        ),
         ("DELETE", format!("/v1/accounts/{b}"), None),
         ("GET", format!("/v1/accounts/{b}/timeline"), None),
         (
@@ -202,13 +207,21 @@ async fn a_limited_key_reaches_only_its_brands_and_accounts() {
             Some(json!({"fail_next": 1, "kind": "error"})),
         ),
         ("GET", format!("/v1/feeds/{}", fb.id), None),
-        ("PATCH", format!("/v1/feeds/{}", fb.id), Some(json!({"enabled": true}))),
+        (
+            "PATCH",
+            format!("/v1/feeds/{}", fb.id),
+            Some(json!({"enabled": true})),
+        ),
         ("DELETE", format!("/v1/feeds/{}", fb.id), None),
     ]);
     for brand in [&l.y, &l.w] {
         beyond.extend([
             ("GET", format!("/v1/brands/{brand}"), None),
-            ("PATCH", format!("/v1/brands/{brand}"), Some(json!({"name": "mine"}))),
+            (
+                "PATCH",
+                format!("/v1/brands/{brand}"),
+                Some(json!({"name": "mine"})),
+            ),
             ("DELETE", format!("/v1/brands/{brand}"), None),
         ]);
     }
@@ -261,7 +274,11 @@ async fn a_limited_key_reaches_only_its_brands_and_accounts() {
     };
     assert_eq!(analytics(admin).await, set(&[a, b]));
     assert_eq!(analytics(key).await, set(&[a]));
-    let r = app.get(&format!("/v1/posts/{pa}/analytics")).key(key).send().await;
+    let r = app
+        .get(&format!("/v1/posts/{pa}/analytics"))
+        .key(key)
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     // Its reach is read at each request: an account added to its brand is reached at once,
@@ -300,7 +317,10 @@ async fn a_limited_key_reaches_only_its_brands_and_accounts() {
         .json(json!({"account_ids": []}))
         .send()
         .await;
-    assert_eq!(list_ids(app, key, "/v1/brands").await, [l.x.clone(), l.z.clone()]);
+    assert_eq!(
+        list_ids(app, key, "/v1/brands").await,
+        [l.x.clone(), l.z.clone()]
+    );
     assert_eq!(list_ids(app, key, "/v1/accounts").await, [c.clone()]);
 }
 
@@ -319,12 +339,48 @@ async fn a_limited_key_cannot_write_beyond_its_reach() {
 
     // (method, path, body, param, the message an unknown id gets there)
     let cases: Vec<(&str, String, Value, &str, String)> = vec![
-        ("POST", "/v1/posts".into(), json!({"body": "x", "account_ids": [b]}), "account_ids", no_account(b)),
-        ("POST", "/v1/posts".into(), json!({"body": "x", "account_ids": [a, b]}), "account_ids", no_account(b)),
-        ("POST", "/v1/posts".into(), json!({"body": "x", "account_ids": [unknown_acct]}), "account_ids", no_account(&unknown_acct)),
-        ("POST", "/v1/posts".into(), json!({"body": "x", "brand_id": l.y}), "brand_id", no_brand(&l.y)),
-        ("POST", "/v1/posts".into(), json!({"body": "x", "brand_id": l.w}), "brand_id", no_brand(&l.w)),
-        ("POST", "/v1/posts".into(), json!({"body": "x", "brand_id": unknown_brand}), "brand_id", no_brand(&unknown_brand)),
+        (
+            "POST",
+            "/v1/posts".into(),
+            json!({"body": "x", "account_ids": [b]}),
+            "account_ids",
+            no_account(b),
+        ),
+        (
+            "POST",
+            "/v1/posts".into(),
+            json!({"body": "x", "account_ids": [a, b]}),
+            "account_ids",
+            no_account(b),
+        ),
+        (
+            "POST",
+            "/v1/posts".into(),
+            json!({"body": "x", "account_ids": [unknown_acct]}),
+            "account_ids",
+            no_account(&unknown_acct),
+        ),
+        (
+            "POST",
+            "/v1/posts".into(),
+            json!({"body": "x", "brand_id": l.y}),
+            "brand_id",
+            no_brand(&l.y),
+        ),
+        (
+            "POST",
+            "/v1/posts".into(),
+            json!({"body": "x", "brand_id": l.w}),
+            "brand_id",
+            no_brand(&l.w),
+        ),
+        (
+            "POST",
+            "/v1/posts".into(),
+            json!({"body": "x", "brand_id": unknown_brand}),
+            "brand_id",
+            no_brand(&unknown_brand),
+        ),
         (
             "POST",
             "/v1/batches".into(),
@@ -339,9 +395,27 @@ async fn a_limited_key_cannot_write_beyond_its_reach() {
             "posts[0].brand_id",
             no_brand(&l.y),
         ),
-        ("POST", "/v1/posts/validate".into(), json!({"body": "x", "account_ids": [b]}), "account_ids", no_account(b)),
-        ("PATCH", format!("/v1/posts/{pa}"), json!({"account_ids": [b]}), "account_ids", no_account(b)),
-        ("PATCH", format!("/v1/posts/{pa}"), json!({"brand_id": l.y}), "brand_id", no_brand(&l.y)),
+        (
+            "POST",
+            "/v1/posts/validate".into(),
+            json!({"body": "x", "account_ids": [b]}),
+            "account_ids",
+            no_account(b),
+        ),
+        (
+            "PATCH",
+            format!("/v1/posts/{pa}"),
+            json!({"account_ids": [b]}),
+            "account_ids",
+            no_account(b),
+        ),
+        (
+            "PATCH",
+            format!("/v1/posts/{pa}"),
+            json!({"brand_id": l.y}),
+            "brand_id",
+            no_brand(&l.y),
+        ),
         (
             "POST",
             "/v1/feeds".into(),
@@ -349,11 +423,41 @@ async fn a_limited_key_cannot_write_beyond_its_reach() {
             "account_ids",
             no_account(b),
         ),
-        ("PATCH", format!("/v1/feeds/{}", fa.id), json!({"account_ids": [b]}), "account_ids", no_account(b)),
-        ("POST", "/v1/brands".into(), json!({"name": "mine", "account_ids": [b]}), "account_ids", no_account(b)),
-        ("POST", "/v1/brands".into(), json!({"name": "mine", "account_ids": [c, b]}), "account_ids", no_account(b)),
-        ("PATCH", format!("/v1/brands/{}", l.x), json!({"account_ids": [a, b]}), "account_ids", no_account(b)),
-        ("POST", "/v1/brands/reorder".into(), json!({"ids": [l.x, l.z, l.y]}), "ids", no_brand(&l.y)),
+        (
+            "PATCH",
+            format!("/v1/feeds/{}", fa.id),
+            json!({"account_ids": [b]}),
+            "account_ids",
+            no_account(b),
+        ),
+        (
+            "POST",
+            "/v1/brands".into(),
+            json!({"name": "mine", "account_ids": [b]}),
+            "account_ids",
+            no_account(b),
+        ),
+        (
+            "POST",
+            "/v1/brands".into(),
+            json!({"name": "mine", "account_ids": [c, b]}),
+            "account_ids",
+            no_account(b),
+        ),
+        (
+            "PATCH",
+            format!("/v1/brands/{}", l.x),
+            json!({"account_ids": [a, b]}),
+            "account_ids",
+            no_account(b),
+        ),
+        (
+            "POST",
+            "/v1/brands/reorder".into(),
+            json!({"ids": [l.x, l.z, l.y]}),
+            "ids",
+            no_brand(&l.y),
+        ),
     ];
     for (method, path, body, param, message) in &cases {
         let r = app
@@ -363,7 +467,12 @@ async fn a_limited_key_cannot_write_beyond_its_reach() {
             .send()
             .await;
         assert_param(&r, param);
-        assert_eq!(r.body["error"]["message"], message.as_str(), "{method} {path}: {}", r.text);
+        assert_eq!(
+            r.body["error"]["message"],
+            message.as_str(),
+            "{method} {path}: {}",
+            r.text
+        );
     }
     // A brand it makes must have accounts (else it could not see it), all its own.
     let r = app
@@ -377,9 +486,17 @@ async fn a_limited_key_cannot_write_beyond_its_reach() {
     // reach beyond it by nature.
     for (method, path, body) in [
         ("GET", "/v1/connect/sandbox", None),
-        ("POST", "/v1/connect/sandbox", Some(json!({"handle": "escape"}))),
+        (
+            "POST",
+            "/v1/connect/sandbox",
+            Some(json!({"handle": "escape"})),
+        ),
         ("GET", "/v1/webhooks", None),
-        ("PATCH", "/v1/workspace", Some(json!({"require_approval": true}))),
+        (
+            "PATCH",
+            "/v1/workspace",
+            Some(json!({"require_approval": true})),
+        ),
         (
             "PUT",
             "/v1/queue/slots",
@@ -433,7 +550,13 @@ async fn a_limited_key_cannot_write_beyond_its_reach() {
     // They took the places x (0), z (2) and mine (4) held; y and w kept theirs.
     assert_eq!(
         list_ids(app, admin, "/v1/brands").await,
-        [mine.clone(), l.y.clone(), l.x.clone(), l.w.clone(), l.z.clone()]
+        [
+            mine.clone(),
+            l.y.clone(),
+            l.x.clone(),
+            l.w.clone(),
+            l.z.clone()
+        ]
     );
 }
 
@@ -481,13 +604,33 @@ async fn keys_cannot_reach_further_than_the_key_that_makes_them() {
     // Making a key beyond its reach: ids beyond read as unknown ones; no limits at all is 403.
     let unknown_brand = BrandId::generate().to_string();
     let refused: Vec<(Value, &str, String)> = vec![
-        (json!({"allowed_brand_ids": [l.y]}), "allowed_brand_ids", format!("No such brand: '{}'.", l.y)),
-        (json!({"allowed_brand_ids": [l.x, l.y]}), "allowed_brand_ids", format!("No such brand: '{}'.", l.y)),
+        (
+            json!({"allowed_brand_ids": [l.y]}),
+            "allowed_brand_ids",
+            format!("No such brand: '{}'.", l.y),
+        ),
+        (
+            json!({"allowed_brand_ids": [l.x, l.y]}),
+            "allowed_brand_ids",
+            format!("No such brand: '{}'.", l.y),
+        ),
         // z is within its reach (its accounts are), but a brand that later gains accounts would
         // carry the new key beyond it: only brands it is allowed.
-        (json!({"allowed_brand_ids": [l.z]}), "allowed_brand_ids", format!("No such brand: '{}'.", l.z)),
-        (json!({"allowed_brand_ids": [unknown_brand]}), "allowed_brand_ids", format!("No such brand: '{unknown_brand}'.")),
-        (json!({"allowed_account_ids": [b]}), "allowed_account_ids", format!("No such account: '{b}'.")),
+        (
+            json!({"allowed_brand_ids": [l.z]}),
+            "allowed_brand_ids",
+            format!("No such brand: '{}'.", l.z),
+        ),
+        (
+            json!({"allowed_brand_ids": [unknown_brand]}),
+            "allowed_brand_ids",
+            format!("No such brand: '{unknown_brand}'."),
+        ),
+        (
+            json!({"allowed_account_ids": [b]}),
+            "allowed_account_ids",
+            format!("No such account: '{b}'."),
+        ),
     ];
     for (limits, param, message) in &refused {
         let mut body = limits.clone();
@@ -523,7 +666,11 @@ async fn keys_cannot_reach_further_than_the_key_that_makes_them() {
     // Keys that reach further do not exist for it.
     for id in [&to_y, &to_xy, &to_b, &unlimited] {
         let path = format!("/v1/keys/{id}");
-        app.get(&path).key(key).send().await.assert_error(404, "not_found");
+        app.get(&path)
+            .key(key)
+            .send()
+            .await
+            .assert_error(404, "not_found");
         app.patch(&path)
             .key(key)
             .json(json!({"name": "mine"}))
@@ -536,7 +683,11 @@ async fn keys_cannot_reach_further_than_the_key_that_makes_them() {
             .send()
             .await
             .assert_error(404, "not_found");
-        app.delete(&path).key(key).send().await.assert_error(404, "not_found");
+        app.delete(&path)
+            .key(key)
+            .send()
+            .await
+            .assert_error(404, "not_found");
     }
     assert_eq!(everything(app).await, before);
 
@@ -556,7 +707,11 @@ async fn keys_cannot_reach_further_than_the_key_that_makes_them() {
         list_ids(app, &rotated_secret, "/v1/accounts").await,
         [a.clone()]
     );
-    let r = app.delete(&format!("/v1/keys/{child}")).key(key).send().await;
+    let r = app
+        .delete(&format!("/v1/keys/{child}"))
+        .key(key)
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     // Narrowing itself takes effect on its next request.
@@ -616,22 +771,51 @@ async fn limits_are_checked_and_take_effect_at_once() {
     let test_acct = app.sandbox_account(&test_key, "sandboxed").await;
     let test_brand = brand(app, &test_key, "sandboxed", &[&test_acct]).await;
     let many_brands: Vec<String> = (0..101).map(|_| BrandId::generate().to_string()).collect();
-    let many_accounts: Vec<String> = (0..101).map(|_| AccountId::generate().to_string()).collect();
+    let many_accounts: Vec<String> = (0..101)
+        .map(|_| AccountId::generate().to_string())
+        .collect();
 
     let before = everything(app).await;
     let cases = [
-        (json!({"allowed_brand_ids": [their_brand]}), "allowed_brand_ids"),
-        (json!({"allowed_brand_ids": [test_brand]}), "allowed_brand_ids"),
-        (json!({"allowed_brand_ids": ["brd_nope"]}), "allowed_brand_ids"),
+        (
+            json!({"allowed_brand_ids": [their_brand]}),
+            "allowed_brand_ids",
+        ),
+        (
+            json!({"allowed_brand_ids": [test_brand]}),
+            "allowed_brand_ids",
+        ),
+        (
+            json!({"allowed_brand_ids": ["brd_nope"]}),
+            "allowed_brand_ids",
+        ),
         (json!({"allowed_brand_ids": [a]}), "allowed_brand_ids"),
-        (json!({"allowed_brand_ids": [l.x, l.x]}), "allowed_brand_ids"),
-        (json!({"allowed_brand_ids": many_brands}), "allowed_brand_ids"),
+        (
+            json!({"allowed_brand_ids": [l.x, l.x]}),
+            "allowed_brand_ids",
+        ),
+        (
+            json!({"allowed_brand_ids": many_brands}),
+            "allowed_brand_ids",
+        ),
         (json!({"allowed_brand_ids": "brd"}), "allowed_brand_ids"),
-        (json!({"allowed_account_ids": [theirs]}), "allowed_account_ids"),
-        (json!({"allowed_account_ids": [test_acct]}), "allowed_account_ids"),
+        (
+            json!({"allowed_account_ids": [theirs]}),
+            "allowed_account_ids",
+        ),
+        (
+            json!({"allowed_account_ids": [test_acct]}),
+            "allowed_account_ids",
+        ),
         (json!({"allowed_account_ids": [l.x]}), "allowed_account_ids"),
-        (json!({"allowed_account_ids": [b, b]}), "allowed_account_ids"),
-        (json!({"allowed_account_ids": many_accounts}), "allowed_account_ids"),
+        (
+            json!({"allowed_account_ids": [b, b]}),
+            "allowed_account_ids",
+        ),
+        (
+            json!({"allowed_account_ids": many_accounts}),
+            "allowed_account_ids",
+        ),
     ];
     for (limits, param) in &cases {
         let mut body = limits.clone();
@@ -698,7 +882,10 @@ async fn limits_are_checked_and_take_effect_at_once() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(list_ids(app, key, "/v1/posts").await, [pa]);
-    app.delete(&format!("/v1/brands/{}", l.w)).key(admin).send().await;
+    app.delete(&format!("/v1/brands/{}", l.w))
+        .key(admin)
+        .send()
+        .await;
     assert!(list_ids(app, key, "/v1/accounts").await.is_empty());
     assert!(list_ids(app, key, "/v1/posts").await.is_empty());
     let r = app

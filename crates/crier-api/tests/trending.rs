@@ -236,6 +236,25 @@ async fn the_instances_trends_and_the_workspaces_rising_tags() {
     // analytics:read is what it takes.
     let reader = app.key_with(&[Scope::AnalyticsRead]).await;
     assert_eq!(trending(&app, &reader, "").await.0.len(), 3);
+    // A key limited to one account sees the networks' lists, not the workspace's rising
+    // tags (they come from every account's posts).
+    let limited = app
+        .post("/v1/keys")
+        .key(&key)
+        .json(json!({"name": "limited", "scopes": ["analytics:read"],
+                     "allowed_account_ids": [mastodon]}))
+        .send()
+        .await;
+    assert_eq!(limited.status, 201, "{}", limited.text);
+    let limited = limited.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        trending(&app, &limited, "").await.0,
+        [
+            row("#rust", "mastodon", 1.0),
+            row("#Launch", "mastodon", 0.375),
+            row("#quiet", "mastodon", 0.0)
+        ]
+    );
     let other_scope = app.key_with(&[Scope::PostsRead]).await;
     app.get("/v1/trending")
         .key(&other_scope)

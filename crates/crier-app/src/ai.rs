@@ -45,12 +45,28 @@ pub const DEFAULT_PLATFORM: &str = "sandbox";
 /// One of the six generations, with its input.
 #[derive(Debug, Clone)]
 pub enum Task {
-    Rewrite { text: String, tone: String },
-    Compose { prompt: String },
-    Hashtags { text: String, count: Option<usize> },
-    Thread { text: String, max_parts: Option<usize> },
-    Ideas { topic: Option<String>, count: Option<usize> },
-    Optimise { text: String },
+    Rewrite {
+        text: String,
+        tone: String,
+    },
+    Compose {
+        prompt: String,
+    },
+    Hashtags {
+        text: String,
+        count: Option<usize>,
+    },
+    Thread {
+        text: String,
+        max_parts: Option<usize>,
+    },
+    Ideas {
+        topic: Option<String>,
+        count: Option<usize>,
+    },
+    Optimise {
+        text: String,
+    },
 }
 
 /// What a generation is for: a network (its rules) and a brand (its voice and knowledge).
@@ -249,7 +265,9 @@ impl Ai<'_> {
         c.require(Scope::AiGenerate)?;
         task.check()?;
         let brand = self.brand(c, target.brand.as_deref()).await?;
-        let rules = self.rules(c, &task, target.platform.as_deref(), &brand).await?;
+        let rules = self
+            .rules(c, &task, target.platform.as_deref(), &brand)
+            .await?;
         if task.needs_model() && !self.engine().has_model() {
             return Err(AppError::new(
                 ErrorCode::UpstreamUnavailable,
@@ -361,7 +379,11 @@ impl Ai<'_> {
     }
 
     /// The brand a request names, visible to the caller, with its accounts.
-    async fn brand(&self, c: &Caller, id: Option<&str>) -> AppResult<Option<(BrandId, Vec<AccountId>)>> {
+    async fn brand(
+        &self,
+        c: &Caller,
+        id: Option<&str>,
+    ) -> AppResult<Option<(BrandId, Vec<AccountId>)>> {
         let Some(id) = id else { return Ok(None) };
         let unknown = || AppError::invalid("brand_id", format!("No such brand: '{id}'."));
         let parsed = BrandId::parse(id).ok_or_else(unknown)?;
@@ -370,7 +392,13 @@ impl Ai<'_> {
             .brands()
             .get(c, parsed.as_str())
             .await
-            .map_err(|e| if e.code == ErrorCode::NotFound { unknown() } else { e })?;
+            .map_err(|e| {
+                if e.code == ErrorCode::NotFound {
+                    unknown()
+                } else {
+                    e
+                }
+            })?;
         Ok(Some((parsed, brand.account_ids)))
     }
 

@@ -133,7 +133,12 @@ impl Brands<'_> {
 
     /// Checks a brand's accounts: at most [`MAX_BRAND_ACCOUNTS`], well-formed, each once,
     /// each of the caller's workspace and mode and within its reach.
-    async fn accounts(&self, c: &Caller, reach: &Reach, ids: &[String]) -> AppResult<Vec<AccountId>> {
+    async fn accounts(
+        &self,
+        c: &Caller,
+        reach: &Reach,
+        ids: &[String],
+    ) -> AppResult<Vec<AccountId>> {
         const PARAM: &str = "account_ids";
         if ids.len() > MAX_BRAND_ACCOUNTS {
             return Err(AppError::invalid(
@@ -243,12 +248,7 @@ impl Brands<'_> {
     /// Deletes a brand with its memberships and its voice.
     pub async fn delete(&self, c: &Caller, id: &str) -> AppResult<BrandId> {
         let brand = self.get(c, id).await?;
-        if !self
-            .app
-            .store()
-            .delete_brand(&c.tenant, &brand.id)
-            .await?
-        {
+        if !self.app.store().delete_brand(&c.tenant, &brand.id).await? {
             return Err(AppError::not_found("brand", id));
         }
         Ok(brand.id)
@@ -273,7 +273,10 @@ impl Brands<'_> {
                 return Err(unknown_brand(PARAM, raw));
             }
             if !seen.insert(raw.as_str()) {
-                return Err(AppError::invalid(PARAM, format!("`{raw}` is listed twice.")));
+                return Err(AppError::invalid(
+                    PARAM,
+                    format!("`{raw}` is listed twice."),
+                ));
             }
         }
         if let Some(missing) = brands.iter().find(|b| !seen.contains(b.id.as_str())) {
@@ -329,8 +332,7 @@ impl Brands<'_> {
         let mut connected = Vec::with_capacity(brand.account_ids.len());
         for a in &brand.account_ids {
             let account = self.app.store().get_account_in(&c.tenant, a).await?;
-            if account.is_some_and(|a| a.status == crier_core::accounts::AccountStatus::Connected)
-            {
+            if account.is_some_and(|a| a.status == crier_core::accounts::AccountStatus::Connected) {
                 connected.push(a.to_string());
             }
         }
@@ -356,9 +358,9 @@ impl Brands<'_> {
 
 fn name_taken(e: crier_store::StoreError, name: &str) -> AppError {
     match e {
-        crier_store::StoreError::Conflict(_) => {
-            AppError::conflict(format!("A brand named '{name}' already exists in this mode."))
-        }
+        crier_store::StoreError::Conflict(_) => AppError::conflict(format!(
+            "A brand named '{name}' already exists in this mode."
+        )),
         other => other.into(),
     }
 }

@@ -9,8 +9,8 @@
 //! events that follow from it (`crier_store::Store::transition`).
 
 pub mod accounts;
-pub mod brands;
 pub mod ai;
+pub mod brands;
 pub mod connect;
 pub mod error;
 pub mod feeds;

@@ -46,7 +46,12 @@ fn stored(v: Voice) -> StoredVoice {
     }
 }
 
-fn text(param: &str, value: Option<String>, max: usize, one_line: bool) -> AppResult<Option<String>> {
+fn text(
+    param: &str,
+    value: Option<String>,
+    max: usize,
+    one_line: bool,
+) -> AppResult<Option<String>> {
     let Some(value) = value else { return Ok(None) };
     let bad_char = |c: char| c.is_control() && !(!one_line && matches!(c, '\n' | '\r' | '\t'));
     if value.chars().count() > max || value.trim().chars().any(bad_char) {

@@ -256,9 +256,7 @@ impl Posts<'_> {
         // An empty `account_ids` beside a brand is no list at all (a client's default).
         let ids = (!req.account_ids.is_empty() || req.brand_id.is_none())
             .then_some(req.account_ids.as_slice());
-        let (brand_id, accounts) = self
-            .targets(c, reach, ids, req.brand_id.as_deref())
-            .await?;
+        let (brand_id, accounts) = self.targets(c, reach, ids, req.brand_id.as_deref()).await?;
         let names: Vec<String> = accounts.iter().map(|a| a.id.to_string()).collect();
         check_overrides(&req.overrides, &names)?;
         self.app
@@ -360,7 +358,12 @@ impl Posts<'_> {
         if req.account_ids.is_some() || req.brand_id.is_some() {
             let reach = self.app.reach(c).await?;
             let (brand_id, accounts) = self
-                .targets(c, &reach, req.account_ids.as_deref(), req.brand_id.as_deref())
+                .targets(
+                    c,
+                    &reach,
+                    req.account_ids.as_deref(),
+                    req.brand_id.as_deref(),
+                )
                 .await?;
             post.account_ids = accounts.iter().map(|a| a.id.clone()).collect();
             post.targets = Target::pending_for(&post.id, &accounts);

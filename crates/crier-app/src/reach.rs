@@ -47,7 +47,11 @@ impl Restriction {
     pub fn from_stored(brands: &[String], accounts: &[String]) -> Self {
         Self {
             brands: brands.iter().cloned().map(BrandId::from_trusted).collect(),
-            accounts: accounts.iter().cloned().map(AccountId::from_trusted).collect(),
+            accounts: accounts
+                .iter()
+                .cloned()
+                .map(AccountId::from_trusted)
+                .collect(),
         }
     }
 
@@ -139,7 +143,11 @@ impl Reach {
 }
 
 /// Resolves `restriction` for `tenant` now.
-pub async fn resolve(store: &Store, tenant: &Tenant, restriction: &Restriction) -> AppResult<Reach> {
+pub async fn resolve(
+    store: &Store,
+    tenant: &Tenant,
+    restriction: &Restriction,
+) -> AppResult<Reach> {
     if !restriction.is_limited() {
         return Ok(Reach::All);
     }

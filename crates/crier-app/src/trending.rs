@@ -153,15 +153,19 @@ impl Trending<'_> {
                 lists.extend(by_source.into_iter().map(|(_, s, t)| (platform, s, t)));
             }
         }
-        let now = self.app.clock().now_ms();
-        let since = now - (RECENT_DAYS + EARLIER_DAYS) * DAY_MS;
-        let posts = self
-            .app
-            .store()
-            .recent_post_texts(&c.tenant, since, MAX_POSTS)
-            .await?;
-        let (topics, scores): (Vec<String>, Vec<f64>) = rising(&posts, now).into_iter().unzip();
-        lists.push((WORKSPACE, scores, topics));
+        // The workspace's own rising tags come from all its posts: a key limited to some
+        // brands or accounts does not see them (the networks' public lists it does).
+        if !c.restriction.is_limited() {
+            let now = self.app.clock().now_ms();
+            let since = now - (RECENT_DAYS + EARLIER_DAYS) * DAY_MS;
+            let posts = self
+                .app
+                .store()
+                .recent_post_texts(&c.tenant, since, MAX_POSTS)
+                .await?;
+            let (topics, scores): (Vec<String>, Vec<f64>) = rising(&posts, now).into_iter().unzip();
+            lists.push((WORKSPACE, scores, topics));
+        }
         let merged = merge(&lists);
         let items: Vec<Trend> = merged.iter().skip(offset).take(limit).cloned().collect();
         let has_more = merged.len() > offset.saturating_add(items.len());

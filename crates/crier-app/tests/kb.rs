@@ -193,6 +193,7 @@ fn caller_on(ws: &crier_core::ids::WorkspaceId, livemode: bool, plan: Plan) -> C
         plan: Arc::new(plan),
         scopes: [Scope::KbRead, Scope::KbWrite].into_iter().collect(),
         actor: "test".into(),
+        restriction: Default::default(),
     }
 }
 

@@ -122,12 +122,14 @@ pub(crate) async fn upsert_voice(
 
 async fn insert_members(tx: &mut Tx, brand: &BrandId, accounts: &[AccountId]) -> Result<()> {
     for (i, a) in accounts.iter().enumerate() {
-        sqlx::query("INSERT INTO brand_accounts (brand_id, account_id, position) VALUES ($1, $2, $3)")
-            .bind(brand.as_str())
-            .bind(a.as_str())
-            .bind(i as i64)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO brand_accounts (brand_id, account_id, position) VALUES ($1, $2, $3)",
+        )
+        .bind(brand.as_str())
+        .bind(a.as_str())
+        .bind(i as i64)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

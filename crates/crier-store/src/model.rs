@@ -4,9 +4,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use crier_core::accounts::AccountStatus;
-use crier_core::ids::{
-    AccountId, AttemptId, AuditId, BrandId, JobId, KeyId, PostId, WorkspaceId,
-};
+use crier_core::ids::{AccountId, AttemptId, AuditId, BrandId, JobId, KeyId, PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_core::{KeyDigest, KeyMode, ScopeSet};
 use sqlx::Row;

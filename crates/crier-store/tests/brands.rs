@@ -73,7 +73,11 @@ async fn brands_are_ordered_bounded_unique_and_deleted_whole() {
         .unwrap();
     assert_eq!(first.position, 0);
     let read = w.store.get_brand(&live, &first.id).await.unwrap().unwrap();
-    assert_eq!(read.account_ids, vec![b.id.clone(), a.id.clone()], "order kept");
+    assert_eq!(
+        read.account_ids,
+        vec![b.id.clone(), a.id.clone()],
+        "order kept"
+    );
     assert_eq!(read.voice, voice);
     let second = w
         .store
@@ -122,12 +126,22 @@ async fn brands_are_ordered_bounded_unique_and_deleted_whole() {
     );
     // Another mode's or workspace's brand is not there.
     assert!(w.store.get_brand(&live, &test.id).await.unwrap().is_none());
-    let other = w.store.create_workspace("globex", "free", T0).await.unwrap();
+    let other = w
+        .store
+        .create_workspace("globex", "free", T0)
+        .await
+        .unwrap();
     let theirs = Tenant {
         workspace: other.id.clone(),
         livemode: true,
     };
-    assert!(w.store.get_brand(&theirs, &first.id).await.unwrap().is_none());
+    assert!(
+        w.store
+            .get_brand(&theirs, &first.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(!w.store.delete_brand(&theirs, &first.id).await.unwrap());
     assert!(
         w.store
@@ -248,12 +262,37 @@ async fn updates_and_reorders_are_whole_or_nothing() {
         ..StoredVoice::default()
     };
     assert!(w.store.set_voice(&live, None, &v, T0).await.unwrap());
-    assert_eq!(w.store.get_voice(&live, None).await.unwrap(), Some(v.clone()));
-    assert!(w.store.get_voice(&tenant(&w, false), None).await.unwrap().is_none());
+    assert_eq!(
+        w.store.get_voice(&live, None).await.unwrap(),
+        Some(v.clone())
+    );
+    assert!(
+        w.store
+            .get_voice(&tenant(&w, false), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(w.store.delete_brand(&live, &two.id).await.unwrap());
-    assert!(!w.store.set_voice(&live, Some(&two.id), &v, T0).await.unwrap());
-    assert!(w.store.get_voice(&live, Some(&two.id)).await.unwrap().is_none());
-    assert!(w.store.set_voice(&live, Some(&one.id), &v, T0).await.unwrap());
+    assert!(
+        !w.store
+            .set_voice(&live, Some(&two.id), &v, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        w.store
+            .get_voice(&live, Some(&two.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        w.store
+            .set_voice(&live, Some(&one.id), &v, T0)
+            .await
+            .unwrap()
+    );
     let read = w.store.get_brand(&live, &one.id).await.unwrap().unwrap();
     assert_eq!(read.voice, v);
 }
@@ -379,7 +418,15 @@ async fn limited_lists_filter_brands_keys_and_accounts() {
         key(vec![only_a.id.to_string()], vec![]),
     ];
     for k in &keys {
-        let audit = AuditEntry::new(&w.ws, Actor::Cli, "key.created", k.id.as_str(), None, serde_json::json!({}), T0);
+        let audit = AuditEntry::new(
+            &w.ws,
+            Actor::Cli,
+            "key.created",
+            k.id.as_str(),
+            None,
+            serde_json::json!({}),
+            T0,
+        );
         w.store.insert_key(k, &audit).await.unwrap();
     }
     let found: Vec<_> = w
@@ -398,7 +445,15 @@ async fn limited_lists_filter_brands_keys_and_accounts() {
 }
 
 /// A post of `w` to `accounts` in `status`, its targets as `targets` says, published at `at`.
-fn post(w: &World, livemode: bool, accounts: &[&Account], body: &str, at: i64, targets: &[TargetStatus], status: PostStatus) -> Post {
+fn post(
+    w: &World,
+    livemode: bool,
+    accounts: &[&Account],
+    body: &str,
+    at: i64,
+    targets: &[TargetStatus],
+    status: PostStatus,
+) -> Post {
     let mut p = Post::draft(&w.ws, livemode, accounts, body.into(), at);
     p.status = status;
     p.published_at = (status != PostStatus::Draft).then_some(at);
@@ -418,12 +473,44 @@ async fn published_texts_are_the_newest_that_went_out() {
     use TargetStatus as T;
     let posts = [
         post(&w, true, &[&a], "old a", T0, &[T::Published], Published),
-        post(&w, true, &[&a, &b], "both, b failed", T0 + 10, &[T::Published, T::Failed], PartiallyPublished),
-        post(&w, true, &[&a, &b], "both, a failed", T0 + 20, &[T::Failed, T::Published], PartiallyPublished),
-        post(&w, true, &[&b], "new b", T0 + 30, &[T::Published], Published),
+        post(
+            &w,
+            true,
+            &[&a, &b],
+            "both, b failed",
+            T0 + 10,
+            &[T::Published, T::Failed],
+            PartiallyPublished,
+        ),
+        post(
+            &w,
+            true,
+            &[&a, &b],
+            "both, a failed",
+            T0 + 20,
+            &[T::Failed, T::Published],
+            PartiallyPublished,
+        ),
+        post(
+            &w,
+            true,
+            &[&b],
+            "new b",
+            T0 + 30,
+            &[T::Published],
+            Published,
+        ),
         post(&w, true, &[&a], "draft a", T0 + 40, &[T::Pending], Draft),
         post(&w, true, &[&a], "failed a", T0 + 50, &[T::Failed], Failed),
-        post(&w, false, &[&t], "test", T0 + 60, &[T::Published], Published),
+        post(
+            &w,
+            false,
+            &[&t],
+            "test",
+            T0 + 60,
+            &[T::Published],
+            Published,
+        ),
     ];
     w.store.insert_posts(&posts).await.unwrap();
     let all = w.store.published_texts(&live, None, 10).await.unwrap();
@@ -432,8 +519,20 @@ async fn published_texts_are_the_newest_that_went_out() {
         w.store.published_texts(&live, None, 2).await.unwrap(),
         ["new b", "both, a failed"]
     );
-    assert!(w.store.published_texts(&live, None, 0).await.unwrap().is_empty());
-    assert!(w.store.published_texts(&live, None, -5).await.unwrap().is_empty());
+    assert!(
+        w.store
+            .published_texts(&live, None, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        w.store
+            .published_texts(&live, None, -5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let on_a = w
         .store
         .published_texts(&live, Some(&[a.id.clone()]), 10)
@@ -441,7 +540,13 @@ async fn published_texts_are_the_newest_that_went_out() {
         .unwrap();
     assert_eq!(on_a, ["both, b failed", "old a"], "only what went out on a");
     let none: &[AccountId] = &[];
-    assert!(w.store.published_texts(&live, Some(none), 10).await.unwrap().is_empty());
+    assert!(
+        w.store
+            .published_texts(&live, Some(none), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         w.store
             .published_texts(&tenant(&w, false), None, 10)
@@ -449,12 +554,22 @@ async fn published_texts_are_the_newest_that_went_out() {
             .unwrap(),
         ["test"]
     );
-    let other = w.store.create_workspace("globex", "free", T0).await.unwrap();
+    let other = w
+        .store
+        .create_workspace("globex", "free", T0)
+        .await
+        .unwrap();
     let theirs = Tenant {
         workspace: other.id,
         livemode: true,
     };
-    assert!(w.store.published_texts(&theirs, None, 10).await.unwrap().is_empty());
+    assert!(
+        w.store
+            .published_texts(&theirs, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 both!(

@@ -197,8 +197,9 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                     allowed_account_ids: Some(accounts),
                     ..CreateKey::default()
                 };
-                let refused =
-                    |e: crier_api::error::ApiError| format!("{}: {}", e.param.as_deref().unwrap_or("key"), e.message);
+                let refused = |e: crier_api::error::ApiError| {
+                    format!("{}: {}", e.param.as_deref().unwrap_or("key"), e.message)
+                };
                 let (mut row, secret) =
                     keys::new_key(&ws.id, req, &plan, None, now).map_err(refused)?;
                 keys::check_reach(&store, &mut row, &[], None, None)

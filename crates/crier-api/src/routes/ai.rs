@@ -173,7 +173,10 @@ pub struct OptimiseRequest {
 
 // ---- rendering ----
 
-fn respond<T>(g: Generated, shape: impl FnOnce(Output, &'static str) -> Option<T>) -> ApiResult<Json<AiResponse<T>>> {
+fn respond<T>(
+    g: Generated,
+    shape: impl FnOnce(Output, &'static str) -> Option<T>,
+) -> ApiResult<Json<AiResponse<T>>> {
     let usage = Spent {
         credits: g.credits,
         remaining: g.remaining,
@@ -260,10 +263,13 @@ pub async fn hashtags(
         text: r.text,
         count: r.count,
     };
-    respond(run(&state, &p, target, task).await?, |o, platform| match o {
-        Output::Hashtags(hashtags) => Some(HashtagsData { hashtags, platform }),
-        _ => None,
-    })
+    respond(
+        run(&state, &p, target, task).await?,
+        |o, platform| match o {
+            Output::Hashtags(hashtags) => Some(HashtagsData { hashtags, platform }),
+            _ => None,
+        },
+    )
 }
 
 /// Split a long text into a numbered thread: sentence-aware, never inside a word, a link or
@@ -284,10 +290,13 @@ pub async fn thread(
         text: r.text,
         max_parts: r.max_parts,
     };
-    respond(run(&state, &p, target, task).await?, |o, platform| match o {
-        Output::Parts(parts) => Some(ThreadData { parts, platform }),
-        _ => None,
-    })
+    respond(
+        run(&state, &p, target, task).await?,
+        |o, platform| match o {
+            Output::Parts(parts) => Some(ThreadData { parts, platform }),
+            _ => None,
+        },
+    )
 }
 
 /// Post ideas from trending topics, the persona's topics and the knowledge base. Built in.
@@ -308,20 +317,23 @@ pub async fn ideas(
         topic: r.topic,
         count: r.count,
     };
-    respond(run(&state, &p, target, task).await?, |o, platform| match o {
-        Output::Ideas(ideas) => Some(IdeasData {
-            ideas: ideas
-                .into_iter()
-                .map(|i| IdeaObject {
-                    title: i.title,
-                    angle: i.angle,
-                    draft: i.draft,
-                })
-                .collect(),
-            platform,
-        }),
-        _ => None,
-    })
+    respond(
+        run(&state, &p, target, task).await?,
+        |o, platform| match o {
+            Output::Ideas(ideas) => Some(IdeasData {
+                ideas: ideas
+                    .into_iter()
+                    .map(|i| IdeaObject {
+                        title: i.title,
+                        angle: i.angle,
+                        draft: i.draft,
+                    })
+                    .collect(),
+                platform,
+            }),
+            _ => None,
+        },
+    )
 }
 
 /// Score a text for a network (0 to 100) with concrete suggestions (each with a rule id) and
@@ -498,7 +510,11 @@ pub async fn get_persona(
     parts: Parts,
 ) -> ApiResult<Json<PersonaObject>> {
     let brand = brand_param(&parts)?;
-    let persona = state.app().ai().persona(&p.caller(), brand.as_deref()).await?;
+    let persona = state
+        .app()
+        .ai()
+        .persona(&p.caller(), brand.as_deref())
+        .await?;
     Ok(Json(persona_object(brand, persona)))
 }
 

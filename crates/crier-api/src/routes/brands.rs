@@ -242,11 +242,7 @@ pub async fn reorder(
     Auth(p, ..): Auth<need::BrandsWrite>,
     ApiJson(req): ApiJson<ReorderBrands>,
 ) -> ApiResult<Json<List<BrandObject>>> {
-    let brands = state
-        .app()
-        .brands()
-        .reorder(&p.caller(), &req.ids)
-        .await?;
+    let brands = state.app().brands().reorder(&p.caller(), &req.ids).await?;
     Ok(Json(List {
         data: brands.iter().map(BrandObject::from).collect(),
         has_more: false,

@@ -2,8 +2,8 @@
 //! its interactive docs, wrapped in the layers every request passes (see ARCHITECTURE.md).
 
 pub mod accounts;
-pub mod brands;
 pub mod ai;
+pub mod brands;
 pub mod feeds;
 pub mod kb;
 pub mod keys;
