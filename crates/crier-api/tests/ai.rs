@@ -538,3 +538,46 @@ async fn the_persona_is_set_read_and_used() {
     r.assert_error(400, "invalid_request");
     assert_eq!(app.get("/v1/persona").key(&key).send().await.body, before);
 }
+
+/// The seed example through the API against a real model server (llama-cpp-python serving
+/// SmolLM2-135M-Instruct, `scripts/peers/llm.sh`): a protocol peer, not a quality bar. Skips
+/// without `CRIER_TEST_LLM_URL`, unless `CRIER_REQUIRE_PEERS=1`.
+#[tokio::test]
+async fn the_seed_example_against_a_real_model_server() {
+    let Ok(url) = std::env::var("CRIER_TEST_LLM_URL") else {
+        assert_ne!(
+            std::env::var("CRIER_REQUIRE_PEERS").as_deref(),
+            Ok("1"),
+            "CRIER_TEST_LLM_URL is not set and CRIER_REQUIRE_PEERS=1 (scripts/peers/llm.sh start)"
+        );
+        eprintln!("skipped: set CRIER_TEST_LLM_URL (scripts/peers/llm.sh start)");
+        return;
+    };
+    let model = std::env::var("CRIER_TEST_LLM_MODEL").unwrap_or_else(|_| "smollm2".into());
+    let app = TestApp::composed(ApiConfig::default(), "pro", move |store, clock, config| {
+        let client = crier_ai::openai::OpenAi::new(crier_ai::openai::OpenAiConfig {
+            base_url: url,
+            model,
+            timeout: std::time::Duration::from_secs(120),
+            max_tokens: 96,
+            ..Default::default()
+        })
+        .unwrap();
+        compose(store, clock, config).with_engine(Arc::new(crier_ai::ModelEngine::new(client)))
+    })
+    .await;
+    let key = app.key_with(&[Scope::AiGenerate]).await;
+    let r = ai(
+        &app,
+        &key,
+        "rewrite",
+        json!({"text": "buy now", "tone": "friendly", "platform": "bluesky"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let text = r.body["data"]["text"].as_str().unwrap();
+    assert!(!text.trim().is_empty());
+    let length = crier_core::text::length(text, crier_core::text::Counting::Graphemes);
+    assert!(length <= 300, "{text}");
+    assert_eq!(r.body["usage"]["credits"], 5);
+}
