@@ -41,7 +41,11 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/crier-fuzz-api.XXXXXX")
 SERVER_PID=
+MODEL_PID=
 cleanup() {
+  if [[ -n $MODEL_PID ]]; then
+    kill "$MODEL_PID" 2>/dev/null || true
+  fi
   if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
@@ -71,7 +75,14 @@ KEY_ID=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["id"])' "$K
 DECOY_ID=$(admin key create --workspace fuzz --scope all --name decoy |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 
+# A model server for `rewrite` and `compose` (without one they answer 503, which the fuzzer
+# counts as a server error): scripts/fake_model.py, deterministic, stdlib only, on loopback.
+MODEL_PORT=$(free_port)
+python3 "$ROOT/scripts/fake_model.py" "$MODEL_PORT" >"$WORK/model.log" 2>&1 &
+MODEL_PID=$!
 env CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true \
+  CRIER_AI_BASE_URL="http://127.0.0.1:$MODEL_PORT/v1" CRIER_AI_MODEL=fake \
+  CRIER_AI_EMBEDDINGS_MODEL=fake \
   HTTP_PROXY="$DEAD_PROXY" HTTPS_PROXY="$DEAD_PROXY" ALL_PROXY="$DEAD_PROXY" \
   http_proxy="$DEAD_PROXY" https_proxy="$DEAD_PROXY" all_proxy="$DEAD_PROXY" \
   NO_PROXY= no_proxy= CRIER_LOG_LEVEL=warn CRIER_AUTH_FAILURES_PER_MINUTE=1000000 \

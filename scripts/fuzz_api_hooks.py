@@ -193,10 +193,75 @@ def _knowledge(doc):
         doc["content"] = KB_WORD + doc["content"][: KB_MAX_CONTENT - len(KB_WORD)]
 
 
+AI_THREAD_TEXT = 250
+
+
+def _brands():
+    """Every brand of the key's mode, in order (the fuzzer creates and deletes them)."""
+    ids, offset = [], 0
+    while True:
+        page = _api("GET", f"/v1/brands?limit=50&offset={offset}")
+        ids += [b["id"] for b in page["data"]]
+        if not page["has_more"] or offset > 1000:
+            return ids
+        offset += 50
+
+
+def _brand():
+    """A brand with connected accounts: an existing one whose accounts are all connected, or
+    a new one."""
+    connected = set(_connected_accounts())
+    offset = 0
+    while offset <= 1000:
+        page = _api("GET", f"/v1/brands?limit=50&offset={offset}")
+        for b in page["data"]:
+            if b["account_ids"] and set(b["account_ids"]) <= connected:
+                return b["id"]
+        if not page["has_more"]:
+            break
+        offset += 50
+    name = f"fuzz-{uuid.uuid4().hex[:12]}"
+    return _api("POST", "/v1/brands", {"name": name, "account_ids": sorted(connected)[:1]})["id"]
+
+
+def _thread_text(text):
+    """Words of at most 20 characters, 250 characters in all: splittable on every network
+    and within one part of the networks without threads."""
+    if not isinstance(text, str):
+        return text
+    words = [w[:20] for w in text.split()] or ["thread"]
+    out = " ".join(words)[:AI_THREAD_TEXT].strip()
+    return out if out else "thread"
+
+
+def _brand_refs(case, body):
+    """`brand_id` (body or query) names a brand with connected accounts; key limits name
+    existing brands and connected accounts."""
+    if body is not None:
+        if isinstance(body.get("brand_id"), str):
+            body["brand_id"] = _brand()
+        if isinstance(body.get("allowed_brand_ids"), list) and body["allowed_brand_ids"]:
+            body["allowed_brand_ids"] = [_brand()]
+        if isinstance(body.get("allowed_account_ids"), list) and body["allowed_account_ids"]:
+            connected = _connected_accounts()
+            n = min(len(body["allowed_account_ids"]), len(connected))
+            body["allowed_account_ids"] = connected[:n]
+    if isinstance(case.query, dict) and isinstance(case.query.get("brand_id"), str):
+        case.query["brand_id"] = _brand()
+
+
 def _fix(case):
     path = case.operation.path
     method = case.operation.method.upper()
     body = case.body if isinstance(case.body, dict) else None
+    _brand_refs(case, body)
+    if body is not None:
+        if path in ("/v1/brands", "/v1/brands/{id}") and "account_ids" in body:
+            _accounts(body, _connected_accounts(), is_post=False)
+        if path == "/v1/brands/reorder":
+            body["ids"] = _brands()
+        if path == "/v1/ai/thread":
+            body["text"] = _thread_text(body.get("text"))
     if path == "/v1/connect/{platform}" and isinstance(case.path_parameters, dict):
         case.path_parameters["platform"] = "sandbox"
         if method == "POST":
