@@ -53,7 +53,9 @@ fn text(
     one_line: bool,
 ) -> AppResult<Option<String>> {
     let Some(value) = value else { return Ok(None) };
-    let bad_char = |c: char| c.is_control() && !(!one_line && matches!(c, '\n' | '\r' | '\t'));
+    // Control characters are refused, but a multi-line field keeps its line breaks and tabs.
+    let layout = |c: char| matches!(c, '\n' | '\r' | '\t');
+    let bad_char = |c: char| c.is_control() && (one_line || !layout(c));
     if value.chars().count() > max || value.trim().chars().any(bad_char) {
         let lines = if one_line {
             "one line"

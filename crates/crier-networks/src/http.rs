@@ -453,3 +453,47 @@ mod tests {
         assert!(format!("{err:?}").contains("no public address"), "{err:?}");
     }
 }
+
+/// Why a body could not be read whole.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than the cap (declared or read): reading stopped there.
+    TooLarge,
+    /// The connection failed while reading; the innermost cause (see [`describe`]).
+    Read(String),
+}
+
+/// A response's body, refused as soon as it is known to exceed `cap` bytes (a declared
+/// `Content-Length` is not trusted to be small; the bytes read are counted).
+pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Read(describe(&e)))?
+    {
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The innermost cause of a client error (`connection refused`, the SSRF guard's refusal),
+/// fit to show the user whose URL it was.
+pub fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "the server did not answer in time".into();
+    }
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg = s.to_string();
+        source = s.source();
+    }
+    msg
+}

@@ -9,7 +9,7 @@
 //! `503 upstream_unavailable` (which would tell clients to retry the same request and alert
 //! operators about someone else's server).
 
-use crier_networks::http::{UrlError, check_url};
+use crier_networks::http::{self, BodyError, UrlError, check_url, describe};
 use reqwest::header;
 
 use super::KbSettings;
@@ -141,43 +141,14 @@ fn format_of(content_type: &str) -> Option<(Format, Option<String>)> {
 }
 
 /// The body, refused as soon as it is known to exceed `cap` bytes (declared or read).
-async fn read_capped(mut resp: reqwest::Response, cap: usize) -> AppResult<Vec<u8>> {
-    let too_big = || {
-        bad(format!(
+async fn read_capped(resp: reqwest::Response, cap: usize) -> AppResult<Vec<u8>> {
+    http::read_capped(resp, cap).await.map_err(|e| match e {
+        BodyError::TooLarge => bad(format!(
             "The page at `url` is larger than {} KiB, the most crier reads.",
             cap / 1024
-        ))
-    };
-    if resp.content_length().is_some_and(|n| n > cap as u64) {
-        return Err(too_big());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| {
-        bad(format!(
-            "Could not read the page at `url`: {}.",
-            describe(&e)
-        ))
-    })? {
-        if body.len() + chunk.len() > cap {
-            return Err(too_big());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// The innermost cause of a client error (`connection refused`, the SSRF guard's refusal).
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "the server did not answer in time".into();
-    }
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = s.to_string();
-        source = s.source();
-    }
-    msg
+        )),
+        BodyError::Read(why) => bad(format!("Could not read the page at `url`: {why}.")),
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crier_store::Feed;
 use reqwest::{StatusCode, header};
 
 use super::{FeedConfig, MAX_REDIRECTS};
-use crate::http::check_url;
+use crate::http::{BodyError, check_url, describe, read_capped};
 
 const MAX_VALIDATOR: usize = 512;
 const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
@@ -96,48 +96,22 @@ impl Fetcher {
     }
 
     /// The body, refused as soon as it is known to exceed the cap (declared or read).
-    async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    async fn read_capped(&self, resp: reqwest::Response) -> Result<Vec<u8>, String> {
         let cap = self.max_body_bytes;
-        let too_big = || {
-            let size = if cap.is_multiple_of(1024 * 1024) {
-                format!("{} MiB", cap / (1024 * 1024))
-            } else if cap.is_multiple_of(1024) {
-                format!("{} KiB", cap / 1024)
-            } else {
-                format!("{cap} bytes")
-            };
-            format!("The feed is larger than {size}, the most crier reads.")
-        };
-        if resp.content_length().is_some_and(|n| n > cap as u64) {
-            return Err(too_big());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| format!("Could not read the feed: {}.", describe(&e)))?
-        {
-            if body.len() + chunk.len() > cap {
-                return Err(too_big());
+        read_capped(resp, cap).await.map_err(|e| match e {
+            BodyError::TooLarge => {
+                let size = if cap.is_multiple_of(1024 * 1024) {
+                    format!("{} MiB", cap / (1024 * 1024))
+                } else if cap.is_multiple_of(1024) {
+                    format!("{} KiB", cap / 1024)
+                } else {
+                    format!("{cap} bytes")
+                };
+                format!("The feed is larger than {size}, the most crier reads.")
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+            BodyError::Read(why) => format!("Could not read the feed: {why}."),
+        })
     }
-}
-
-/// The innermost cause of a client error (`connection refused`, the SSRF guard's refusal).
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "the server did not answer in time".into();
-    }
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = s.to_string();
-        source = s.source();
-    }
-    msg
 }
 
 /// A validator header worth sending back: present, printable, not absurdly long.
