@@ -20,8 +20,9 @@ use async_trait::async_trait;
 use crier_networks::rules::Rules;
 use serde::{Deserialize, Serialize};
 
-/// Why an engine could not answer. Every variant but [`AiError::Invalid`] refunds the caller's
-/// credits.
+/// Why an engine could not answer. [`AiError::NoModel`] and [`AiError::Upstream`] refund the
+/// caller's credits (no work was done, or none came back); [`AiError::Invalid`] is refused
+/// before any work where it can be, and refunded; [`AiError::Declined`] is not refunded.
 #[derive(Debug, thiserror::Error)]
 pub enum AiError {
     /// No model is configured: the message says how to configure one.
@@ -30,6 +31,10 @@ pub enum AiError {
     /// The model server failed, timed out or answered something unusable.
     #[error("{0}")]
     Upstream(String),
+    /// The model answered but with nothing usable (it declined, its content filter stopped
+    /// it, or the text was empty): the work was done, so the credits are spent.
+    #[error("{0}")]
+    Declined(String),
     /// The input cannot be worked with (e.g. a text with nothing to split); `param` names it.
     #[error("{message}")]
     Invalid {

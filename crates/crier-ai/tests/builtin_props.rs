@@ -143,7 +143,13 @@ proptest! {
             prop_assert!(!p.trim().is_empty());
         }
         let bodies: Vec<String> = if n == 1 {
-            prop_assert_eq!(&parts[0], text.trim());
+            if length(text.trim(), rules.counting) <= rules.max_length {
+                prop_assert_eq!(&parts[0], text.trim());
+            } else {
+                // Too long only through runs of whitespace: one part, the runs collapsed.
+                let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+                prop_assert_eq!(words(&parts[0]), words(&text));
+            }
             parts.clone()
         } else {
             parts.iter().enumerate().map(|(i, p)| strip_numbering(p, i, n)).collect()

@@ -386,6 +386,13 @@ fn upstream(r: Result<impl std::fmt::Debug, AiError>) -> String {
     }
 }
 
+fn declined(r: Result<impl std::fmt::Debug, AiError>) -> String {
+    match r {
+        Err(AiError::Declined(m)) => m,
+        other => panic!("expected a declined answer, got {other:?}"),
+    }
+}
+
 fn rules() -> Rules {
     crier_networks::mastodon::DEFAULT_RULES.clone()
 }
@@ -734,7 +741,7 @@ async fn empty_refused_and_filtered_answers_are_errors() {
     ] {
         let fake = Fake::start().await;
         fake.script([reply.clone()]);
-        let err = upstream(fake.client().chat(&[Message::user("x")]).await);
+        let err = declined(fake.client().chat(&[Message::user("x")]).await);
         assert!(!err.contains("help with that"), "{err}");
         assert_eq!(fake.requests(), 1, "{reply:?}");
     }
@@ -868,7 +875,7 @@ async fn answers_are_cleaned_and_an_empty_cleaned_answer_is_an_error() {
         client.compose(cx, "croissants").await.unwrap(),
         "Croissants at 7."
     );
-    let err = upstream(client.compose(cx, "nothing").await);
+    let err = declined(client.compose(cx, "nothing").await);
     assert!(err.contains("empty"), "{err}");
 }
 

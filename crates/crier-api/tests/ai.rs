@@ -330,6 +330,21 @@ async fn a_failed_model_call_refunds_its_credits() {
         .await
         .assert_error(503, "upstream_unavailable");
     assert_eq!(credits_used(&app, &key).await, 0);
+    // An answer with nothing usable (empty, refused, filtered) is the model's work done: it is
+    // charged, and said so.
+    *model.status.lock().unwrap() = None;
+    *model.answer.lock().unwrap() = "   ".into();
+    let r = ai(&app, &key, "compose", json!({"prompt": "say nothing"})).await;
+    r.assert_error(400, "invalid_request");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spent"),
+        "{}",
+        r.text
+    );
+    assert_eq!(credits_used(&app, &key).await, 5);
 }
 
 async fn concurrent_calls_never_overspend() {

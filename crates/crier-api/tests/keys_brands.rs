@@ -3,6 +3,8 @@
 //! `404`, ids beyond are refused exactly as unknown ids, it cannot connect accounts or use
 //! webhooks (`403`), and it cannot make or change a key that reaches further (no escalation
 //! through `keys:write`). Every refused call is checked to have changed nothing.
+// Expected lists of one id read best as `[id.clone()]`.
+#![allow(clippy::cloned_ref_to_slice_refs)]
 
 mod common;
 

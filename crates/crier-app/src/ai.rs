@@ -274,6 +274,11 @@ impl Ai<'_> {
                 crier_ai::builtin::NO_MODEL,
             ));
         }
+        // Spent before any work (the persona, the knowledge search and its embedding, the
+        // model), so a workspace with no credits left costs nothing; given back if the work
+        // fails, or if the request is cut off (a timeout, a client gone) on the way.
+        let spent = self.spend(c, task.cost()).await?;
+        let (credits, remaining) = (spent.credits, spent.remaining);
         let persona = self.persona_of(c, brand.as_ref()).await?;
         let passages = match task.query() {
             Some(q) => {
@@ -289,7 +294,6 @@ impl Ai<'_> {
         } else {
             Vec::new()
         };
-        let (credits, remaining) = self.spend(c, task.cost()).await?;
         let cx = Context {
             rules,
             persona: &persona,
@@ -322,16 +326,27 @@ impl Ai<'_> {
             Task::Optimise { text } => engine.optimise(cx, text).await.map(Output::Optimised),
         };
         match result {
-            Ok(output) => Ok(Generated {
-                output,
-                platform: rules.platform,
-                credits,
-                remaining,
-            }),
+            Ok(output) => {
+                spent.settle();
+                Ok(Generated {
+                    output,
+                    platform: rules.platform,
+                    credits,
+                    remaining,
+                })
+            }
+            Err(AiError::Declined(m)) => {
+                // The model did the work and answered nothing usable: that is charged.
+                spent.settle();
+                Err(AppError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("{m}; the credits for this call are spent. Rephrase and try again."),
+                ))
+            }
             Err(e) => {
-                self.refund(c, credits).await;
+                spent.refund().await;
                 Err(match e {
-                    AiError::NoModel(m) | AiError::Upstream(m) => {
+                    AiError::NoModel(m) | AiError::Upstream(m) | AiError::Declined(m) => {
                         AppError::new(ErrorCode::UpstreamUnavailable, m)
                     }
                     AiError::Invalid { param, message } => AppError::invalid(param, message),
@@ -341,7 +356,7 @@ impl Ai<'_> {
     }
 
     /// Takes `cost` credits from this month's balance, or `402 quota_exceeded`.
-    async fn spend(&self, c: &Caller, cost: i64) -> AppResult<(i64, Option<i64>)> {
+    async fn spend(&self, c: &Caller, cost: i64) -> AppResult<Spent> {
         let month = Month::of(self.app.clock().now_ms());
         let limit = Self::limit(c);
         let spent = self
@@ -350,7 +365,15 @@ impl Ai<'_> {
             .spend_counter(c.workspace(), &month.period, Self::metric(c), cost, limit)
             .await?;
         match spent {
-            Some(total) => Ok((cost, limit.map(|l| (l - total).max(0)))),
+            Some(total) => Ok(Spent {
+                app: self.app.clone(),
+                workspace: c.workspace().clone(),
+                period: month.period,
+                metric: Self::metric(c),
+                credits: cost,
+                remaining: limit.map(|l| (l - total).max(0)),
+                settled: false,
+            }),
             None => {
                 let limit = limit.unwrap_or(0);
                 let reset = crier_core::clock::from_ms(month.end);
@@ -363,18 +386,6 @@ impl Ai<'_> {
                     ),
                 ))
             }
-        }
-    }
-
-    async fn refund(&self, c: &Caller, credits: i64) {
-        let month = Month::of(self.app.clock().now_ms());
-        if let Err(e) = self
-            .app
-            .store()
-            .refund_counter(c.workspace(), &month.period, Self::metric(c), credits)
-            .await
-        {
-            tracing::warn!(error = %e, workspace = %c.workspace(), "AI credit refund failed");
         }
     }
 
@@ -488,5 +499,72 @@ impl Ai<'_> {
             voice,
             learned: crier_ai::builtin::learn(&texts),
         })
+    }
+}
+
+/// Credits taken for one call, to the month they were taken from. Unless the call settles
+/// them (it answered), they go back: at once through [`Spent::refund`] when the work failed,
+/// or from `Drop` when the request was cut off before it could say (a timeout, a client that
+/// went away).
+struct Spent {
+    app: App,
+    workspace: crier_core::ids::WorkspaceId,
+    period: String,
+    metric: &'static str,
+    credits: i64,
+    remaining: Option<i64>,
+    settled: bool,
+}
+
+impl Spent {
+    fn settle(mut self) {
+        self.settled = true;
+    }
+
+    async fn refund(mut self) {
+        self.settled = true;
+        give_back(
+            &self.app,
+            &self.workspace,
+            &self.period,
+            self.metric,
+            self.credits,
+        )
+        .await;
+    }
+}
+
+impl Drop for Spent {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (app, ws, period, metric, credits) = (
+            self.app.clone(),
+            self.workspace.clone(),
+            std::mem::take(&mut self.period),
+            self.metric,
+            self.credits,
+        );
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move { give_back(&app, &ws, &period, metric, credits).await });
+            }
+            Err(_) => {
+                tracing::warn!(workspace = %ws, credits, "AI credits not refunded: no runtime")
+            }
+        }
+    }
+}
+
+async fn give_back(
+    app: &App,
+    ws: &crier_core::ids::WorkspaceId,
+    period: &str,
+    metric: &str,
+    n: i64,
+) {
+    if let Err(e) = app.store().refund_counter(ws, period, metric, n).await {
+        tracing::warn!(error = %e, workspace = %ws, "AI credit refund failed");
     }
 }

@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use crier_core::ErrorCode;
 use crier_core::ids::{BrandId, DocumentId};
-use crier_store::{KbDocument, KbInsert, KbKind, KbMatch, NewPassage, Page};
+use crier_store::{KbDocument, KbFilter, KbInsert, KbKind, KbMatch, NewPassage, Page};
 
 use crate::{App, AppError, AppResult, Caller};
 
@@ -259,6 +259,10 @@ impl Kb<'_> {
             )
         })?;
         let title = req.title.as_deref().map(check_title).transpose()?;
+        if req.brand_id.is_none() {
+            // Workspace-wide knowledge reaches every brand's generations.
+            c.require_unrestricted("change the whole workspace's knowledge")?;
+        }
         let brand_id = match &req.brand_id {
             Some(raw) => Some(self.validate_brand(c, "brand_id", raw).await?),
             None => None,
@@ -486,7 +490,9 @@ impl Kb<'_> {
         }
     }
 
-    /// The caller's documents, newest first; with `brand`, only that brand's.
+    /// The caller's documents, newest first; with `brand`, only that brand's. A key limited to
+    /// brands or accounts lists the workspace-wide documents without `brand`, and a brand's
+    /// only for a brand it reaches (the brand was checked by [`Kb::validate_brand`]).
     pub async fn list(
         &self,
         c: &Caller,
@@ -494,11 +500,35 @@ impl Kb<'_> {
         limit: u32,
         offset: u32,
     ) -> AppResult<Page<KbDocument>> {
+        let filter = match brand {
+            Some(b) => KbFilter::Brand(b),
+            None if c.is_limited() => KbFilter::WorkspaceWide,
+            None => KbFilter::All,
+        };
         Ok(self
             .app
             .store()
-            .list_kb_documents(&c.tenant, brand, limit, offset)
+            .list_kb_documents(&c.tenant, filter, limit, offset)
             .await?)
+    }
+
+    /// A document of the caller's tenant that the caller reaches: a brand's document is `404`
+    /// to a key that does not reach the brand.
+    async fn visible(&self, c: &Caller, id: &str) -> AppResult<(DocumentId, KbDocument)> {
+        let doc_id = Self::parse_id(id)?;
+        let doc = self
+            .app
+            .store()
+            .get_kb_document(&c.tenant, &doc_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("document", id))?;
+        if c.is_limited()
+            && let Some(brand) = &doc.brand_id
+            && self.app.brands().get(c, brand.as_str()).await.is_err()
+        {
+            return Err(AppError::not_found("document", id));
+        }
+        Ok((doc_id, doc))
     }
 
     fn parse_id(id: &str) -> AppResult<DocumentId> {
@@ -507,19 +537,21 @@ impl Kb<'_> {
 
     /// One of the caller's documents and its text (its passages joined by blank lines).
     pub async fn get(&self, c: &Caller, id: &str) -> AppResult<(KbDocument, String)> {
-        let doc_id = Self::parse_id(id)?;
-        let store = self.app.store();
-        let doc = store
-            .get_kb_document(&c.tenant, &doc_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("document", id))?;
-        let passages = store.kb_document_passages(&c.tenant, &doc_id).await?;
+        let (doc_id, doc) = self.visible(c, id).await?;
+        let passages = self
+            .app
+            .store()
+            .kb_document_passages(&c.tenant, &doc_id)
+            .await?;
         Ok((doc, passages.join("\n\n")))
     }
 
     /// Deletes one of the caller's documents with its passages; the document as it was.
     pub async fn delete(&self, c: &Caller, id: &str) -> AppResult<KbDocument> {
-        let doc_id = Self::parse_id(id)?;
+        let (doc_id, doc) = self.visible(c, id).await?;
+        if doc.brand_id.is_none() {
+            c.require_unrestricted("change the whole workspace's knowledge")?;
+        }
         self.app
             .store()
             .delete_kb_document(&c.tenant, &doc_id)

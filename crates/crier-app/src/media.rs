@@ -375,12 +375,17 @@ impl Media<'_> {
     }
 
     /// Sets the alt text (`None` or empty clears it).
+    ///
+    /// Media belongs to no account, so a key limited to brands or accounts may upload and read
+    /// it but not change or delete it: another brand's post may carry it.
     pub async fn set_alt_text(
         &self,
-        tenant: &Tenant,
+        c: &Caller,
         id: &str,
         alt_text: Option<String>,
     ) -> AppResult<Stored> {
+        c.require_unrestricted("change media other brands' posts may use")?;
+        let tenant = &c.tenant;
         if let Some(a) = &alt_text {
             check_alt_text(a)?;
         }
@@ -398,7 +403,9 @@ impl Media<'_> {
 
     /// Deletes a media object and its bytes (`409 conflict` while a scheduled, pending-approval
     /// or publishing post names it).
-    pub async fn delete(&self, tenant: &Tenant, id: &str) -> AppResult<Stored> {
+    pub async fn delete(&self, c: &Caller, id: &str) -> AppResult<Stored> {
+        c.require_unrestricted("delete media other brands' posts may use")?;
+        let tenant = &c.tenant;
         let media = self.visible(tenant, id).await?;
         match self.app.store().delete_media(tenant, &media.id).await? {
             DeleteOutcome::Deleted(m) => {

@@ -194,6 +194,17 @@ fn tsquery_or(terms: &[String]) -> String {
     terms.join(" | ")
 }
 
+/// Which documents a list shows.
+#[derive(Debug, Clone, Copy)]
+pub enum KbFilter<'a> {
+    /// Every document of the tenant.
+    All,
+    /// One brand's.
+    Brand(&'a BrandId),
+    /// Those of no brand: the whole workspace's knowledge.
+    WorkspaceWide,
+}
+
 impl Store {
     /// Stores a document and its passages unless the tenant's documents (`max_documents`) or
     /// characters (`max_chars`) would pass the plan's bounds (`None`: no bound), in one
@@ -325,14 +336,14 @@ impl Store {
     pub async fn list_kb_documents(
         &self,
         tenant: &Tenant,
-        brand: Option<&BrandId>,
+        filter: KbFilter<'_>,
         limit: u32,
         offset: u32,
     ) -> Result<Page<KbDocument>> {
-        let brand_filter = if brand.is_some() {
-            "AND brand_id = $5"
-        } else {
-            ""
+        let (brand_filter, brand) = match filter {
+            KbFilter::All => ("", None),
+            KbFilter::Brand(b) => ("AND brand_id = $5", Some(b)),
+            KbFilter::WorkspaceWide => ("AND brand_id IS NULL", None),
         };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM kb_documents WHERE workspace_id = $1 AND livemode = $2

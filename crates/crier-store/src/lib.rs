@@ -47,7 +47,7 @@ pub use connections::{ConnectState, StoredClient};
 pub use events::{Event, subscribed, types as event_types};
 pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
 pub use idempotency::IdempotencyBegin;
-pub use kb::{KbDocument, KbInsert, KbKind, KbMatch, KbUsage, NewPassage};
+pub use kb::{KbDocument, KbFilter, KbInsert, KbKind, KbMatch, KbUsage, NewPassage};
 pub use media::{ConfirmOutcome, DeleteOutcome, Media, MediaFacts, MediaStatus};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
 pub use model::*;

@@ -1,6 +1,8 @@
 //! Brands, personas, the texts persona learning reads, and keys limited to brands or accounts,
 //! on both backends (the list filters bind a JSON list of any length, read differently by
 //! SQLite and PostgreSQL).
+// Expected lists of one id read best as `[id.clone()]`.
+#![allow(clippy::cloned_ref_to_slice_refs)]
 
 use crier_core::ids::{AccountId, BrandId};
 use crier_core::posts::{PostStatus, TargetStatus};

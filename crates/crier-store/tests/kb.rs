@@ -5,7 +5,7 @@
 
 use crier_core::Tenant;
 use crier_core::ids::{BrandId, DocumentId, WorkspaceId};
-use crier_store::{KbDocument, KbInsert, KbKind, NewPassage, Store};
+use crier_store::{KbDocument, KbFilter, KbInsert, KbKind, NewPassage, Store};
 use crier_testdb::{TestDb, both};
 
 const T0: i64 = 1_800_000_000_000;
@@ -93,7 +93,7 @@ both!(
         let other_brand = BrandId::generate();
         assert_eq!(
             store
-                .list_kb_documents(&t, Some(&brand), 10, 0)
+                .list_kb_documents(&t, KbFilter::Brand(&brand), 10, 0)
                 .await
                 .unwrap()
                 .items,
@@ -101,7 +101,7 @@ both!(
         );
         assert!(
             store
-                .list_kb_documents(&t, Some(&other_brand), 10, 0)
+                .list_kb_documents(&t, KbFilter::Brand(&other_brand), 10, 0)
                 .await
                 .unwrap()
                 .items
@@ -146,7 +146,7 @@ both!(
             );
             assert!(
                 store
-                    .list_kb_documents(x, None, 10, 0)
+                    .list_kb_documents(x, KbFilter::All, 10, 0)
                     .await
                     .unwrap()
                     .items

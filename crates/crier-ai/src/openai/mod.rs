@@ -185,6 +185,11 @@ fn upstream(message: impl Into<String>) -> AiError {
     AiError::Upstream(message.into())
 }
 
+/// The model answered, but with nothing usable: the work was done.
+fn declined(message: impl Into<String>) -> AiError {
+    AiError::Declined(message.into())
+}
+
 impl OpenAi {
     /// Checks the configuration (an `http`/`https` base URL without credentials, query or
     /// fragment; a model; bounded timeout, retries and `max_tokens`) and builds the client.
@@ -474,7 +479,7 @@ enum Outcome {
 fn cleaned(answer: &str) -> Result<String, AiError> {
     let text = clean_answer(answer);
     if text.trim().is_empty() {
-        return Err(upstream("the model answered with an empty text"));
+        return Err(declined("the model answered with an empty text"));
     }
     Ok(text)
 }
@@ -636,16 +641,16 @@ fn parse_chat(bytes: &[u8]) -> Result<String, AiError> {
         .as_deref()
         .is_some_and(|r| !r.trim().is_empty())
     {
-        return Err(upstream("the model declined to write this text"));
+        return Err(declined("the model declined to write this text"));
     }
     match choice.finish_reason.as_deref() {
         Some("content_filter") => {
-            return Err(upstream(
+            return Err(declined(
                 "the model server's content filter stopped the answer",
             ));
         }
         Some("tool_calls" | "function_call") => {
-            return Err(upstream(
+            return Err(declined(
                 "the model answered with a tool call instead of a text",
             ));
         }
@@ -654,9 +659,9 @@ fn parse_chat(bytes: &[u8]) -> Result<String, AiError> {
     let content = choice
         .message
         .content
-        .ok_or_else(|| upstream("the model's answer has no text"))?;
+        .ok_or_else(|| declined("the model's answer has no text"))?;
     if content.trim().is_empty() {
-        return Err(upstream("the model answered with an empty text"));
+        return Err(declined("the model answered with an empty text"));
     }
     Ok(content)
 }
@@ -841,13 +846,21 @@ mod tests {
             ok(r#"{"choices":[{"message":{"content":"cut"},"finish_reason":"length"}]}"#).unwrap(),
             "cut"
         );
-        for bad in [
-            r#"{"choices":[]}"#,
+        // Answered, but nothing usable: charged (the model did the work).
+        for declined in [
             r#"{"choices":[{"message":{"content":"  \n"},"finish_reason":"stop"}]}"#,
             r#"{"choices":[{"message":{"content":null},"finish_reason":"stop"}]}"#,
             r#"{"choices":[{"message":{"content":null,"refusal":"no"},"finish_reason":"stop"}]}"#,
             r#"{"choices":[{"message":{"content":"x"},"finish_reason":"content_filter"}]}"#,
             r#"{"choices":[{"message":{"content":null},"finish_reason":"tool_calls"}]}"#,
+        ] {
+            assert!(
+                matches!(ok(declined), Err(AiError::Declined(_))),
+                "{declined}"
+            );
+        }
+        for bad in [
+            r#"{"choices":[]}"#,
             r#"{"choices":[{"message":{"content":5}}]}"#,
             r#"{"object":"chat.completion"}"#,
             r#"{"choices":[{"message":{"content":"x"}}"#,

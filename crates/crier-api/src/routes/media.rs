@@ -176,7 +176,7 @@ pub async fn update(
     let m = state
         .app()
         .media()
-        .set_alt_text(&p.caller().tenant, &id, req.alt_text)
+        .set_alt_text(&p.caller(), &id, req.alt_text)
         .await?;
     Ok(Json(object(&m)))
 }
@@ -191,7 +191,7 @@ pub async fn delete(
     Auth(p, ..): Auth<need::MediaWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Deleted>> {
-    let m = state.app().media().delete(&p.caller().tenant, &id).await?;
+    let m = state.app().media().delete(&p.caller(), &id).await?;
     Ok(Json(Deleted {
         id: m.id.to_string(),
         object: "media",
