@@ -178,7 +178,8 @@ fn parameters(v: &mut Value) {
                 ("get", "/v1/posts", Some("account_id")) => {
                     json!({"type": "string", "pattern": fields::id(AccountId::PREFIX)})
                 }
-                ("get", "/v1/kb/documents" | "/v1/kb/search", Some("brand_id")) => {
+                ("get", "/v1/kb/documents" | "/v1/kb/search", Some("brand_id"))
+                | ("get" | "put", "/v1/persona", Some("brand_id")) => {
                     json!({"type": "string", "pattern": fields::id(BrandId::PREFIX)})
                 }
                 ("get", "/v1/kb/search", Some("q")) => {

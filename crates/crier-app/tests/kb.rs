@@ -345,8 +345,24 @@ async fn search_syntax_in_queries_never_errors() {
 async fn brands_and_modes_see_their_own_knowledge() {
     let w = world().await;
     let kb = w.app.kb();
-    let x = BrandId::generate();
-    let y = BrandId::generate();
+    let brand = |name: &str| crier_app::brands::NewBrand {
+        name: name.into(),
+        ..Default::default()
+    };
+    let x = w
+        .app
+        .brands()
+        .create(&w.caller, brand("X"))
+        .await
+        .unwrap()
+        .id;
+    let y = w
+        .app
+        .brands()
+        .create(&w.caller, brand("Y"))
+        .await
+        .unwrap()
+        .id;
     let mut shared = doc(
         "text",
         "Shared",
