@@ -106,8 +106,9 @@ pub struct Config {
 }
 
 // ---- ai ----
-/// An OpenAI-compatible server: OpenAI, Ollama, vLLM, llama.cpp, LM Studio.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An OpenAI-compatible server: OpenAI, Ollama, vLLM, llama.cpp, LM Studio. Its `Debug`
+/// hides the API key.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AiConfig {
     /// The API's base URL, e.g. `http://127.0.0.1:11434/v1` (Ollama) or
@@ -138,6 +139,20 @@ impl Default for AiConfig {
             max_retries: 2,
             max_tokens: 512,
         }
+    }
+}
+
+impl std::fmt::Debug for AiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AiConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("embeddings_model", &self.embeddings_model)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("max_retries", &self.max_retries)
+            .field("max_tokens", &self.max_tokens)
+            .finish()
     }
 }
 
