@@ -22,10 +22,13 @@ tested.
   from a flow a user completed, credentials the network accepts, an allowed redirect URI), and
   the server must not call networks for the fuzzer; valid cases connect sandbox accounts
   (`{"handle": …}`). Invalid ones still go to every platform, and are refused before any call.
-- Knowledge-base documents: a `url` document would have the server fetch a page, and every
-  outbound request goes to a dead proxy, so a valid case sends its URL as `text` instead; and
+- Knowledge-base documents (in every case, not only valid ones: schemathesis judges a case
+  again once a hook changed it): a `url` document would have the server fetch a page, and
+  every outbound request goes to a dead proxy, so a case sends its URL as `text` instead; and
   a source must keep some text once its markup is gone (`<script>…`, `#` alone have none), so
-  valid cases start with a word.
+  sources start with a word; `content` goes with the kinds `text`, `markdown` and `html`
+  and `url` with the kind `url` (as the schema's one-of says, which the coverage phase does not
+  always keep to); and the body stays within 1 MiB (500,000 characters can be more bytes).
 - In every case: the fuzzer's own key is never revoked, rotated or changed (it finds the key's
   id in `GET /v1/keys`); such requests go to a decoy key.
 """
@@ -182,6 +185,7 @@ def _accounts(post, connected, is_post=True):
 
 KB_MAX_CONTENT = 500_000
 KB_WORD = "knowledge "
+KB_MAX_BODY = 1024 * 1024 - 4096
 
 
 def _knowledge(doc):
@@ -189,8 +193,17 @@ def _knowledge(doc):
         url = doc.pop("url", None)
         doc["kind"] = "text"
         doc["content"] = url if isinstance(url, str) else ""
-    if isinstance(doc.get("content"), str):
-        doc["content"] = KB_WORD + doc["content"][: KB_MAX_CONTENT - len(KB_WORD)]
+    else:
+        # The schema's one-of gives `url` only with the kind `url`; the coverage phase does not
+        # always keep to it.
+        doc.pop("url", None)
+    content = doc.get("content")
+    content = content if isinstance(content, str) else ""
+    doc["content"] = KB_WORD + content[: KB_MAX_CONTENT - len(KB_WORD)]
+    # The whole JSON body is at most 1 MiB: a bound on bytes, which no bound on characters in
+    # the schema can state (500,000 escaped characters can take 6 MB).
+    while len(json.dumps(doc).encode()) > KB_MAX_BODY:
+        doc["content"] = doc["content"][: len(doc["content"]) * 3 // 4]
 
 
 AI_THREAD_TEXT = 250
@@ -290,8 +303,6 @@ def _fix(case):
             if body.get("slot") == "next" and _api("GET", "/v1/queue/slots")["next_free"] is None:
                 with open(SLOTS) as f:
                     _api("PUT", "/v1/queue/slots", json.load(f))
-        if path == "/v1/kb/documents" and method == "POST":
-            _knowledge(body)
         if path in ("/v1/keys", "/v1/keys/{id}") and "expires_at" in body:
             body["expires_at"] = _future(body["expires_at"])
     if path == "/v1/accounts/analytics" and method == "GET" and isinstance(case.query, dict):
@@ -316,9 +327,19 @@ def _spare_own_key(case):
             params["id"] = DECOY_KEY_ID
 
 
+def _fix_knowledge(case):
+    # In every mode: schemathesis judges a case again after a hook changed it, and a negative
+    # case whose mutation left the body valid (the URL pattern takes almost any tail) is sent
+    # as a positive one.
+    if case.operation.path == "/v1/kb/documents" and case.operation.method.upper() == "POST":
+        if isinstance(case.body, dict):
+            _knowledge(case.body)
+
+
 @schemathesis.hook
 def map_case(context, case):
     _spare_own_key(case)
+    _fix_knowledge(case)
     if _positive(case):
         _fix(case)
     return case
@@ -329,6 +350,7 @@ def before_add_examples(context, examples):
     # The Examples phase sends the schema's examples, completed with generated values.
     for case in examples:
         _spare_own_key(case)
+        _fix_knowledge(case)
         _fix(case)
 
 

@@ -1120,9 +1120,9 @@ pub mod fields {
             .max_length(Some(crier_app::kb::MAX_CONTENT_CHARS))
             .description(Some(
                 "The source, with the kinds `text`, `markdown` and `html`: at most 500,000 \
-                 characters, and some text once its markup is removed (`400`, `param` \
-                 `content`, otherwise). It is cut into passages of at most 1,000 characters, \
-                 at most 2,000 of them.",
+                 characters (and the whole JSON body at most 1 MiB), with some text once its \
+                 markup is removed (`400`, `param` `content`, otherwise). It is cut into \
+                 passages of at most 1,000 characters, at most 2,000 of them.",
             ))
             .examples(["# Opening hours\n\nWe open at 7am, Monday to Saturday."])
             .build()
