@@ -154,6 +154,13 @@ def _fit_post(post):
 
 
 def _accounts(post, connected, is_post=True):
+    if is_post and isinstance(post.get("brand_id"), str):
+        # A post to a brand goes to the brand's accounts: no `account_ids`, and overrides could
+        # only name the brand's accounts.
+        post.pop("account_ids", None)
+        if "overrides" in post:
+            post["overrides"] = {}
+        return
     mapping = {}
     ids = post.get("account_ids")
     if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
@@ -220,21 +227,34 @@ def _brands():
         offset += 50
 
 
+_BRAND = None
+
+
 def _brand():
     """A brand with connected accounts: an existing one whose accounts are all connected, or
     a new one."""
     connected = set(_connected_accounts())
+    global _BRAND
+    if _BRAND is not None:
+        try:
+            b = _api("GET", f"/v1/brands/{_BRAND}")
+            if b["account_ids"] and set(b["account_ids"]) <= connected:
+                return _BRAND
+        except Exception:  # deleted by the fuzzer meanwhile
+            pass
     offset = 0
     while offset <= 1000:
         page = _api("GET", f"/v1/brands?limit=50&offset={offset}")
         for b in page["data"]:
             if b["account_ids"] and set(b["account_ids"]) <= connected:
-                return b["id"]
+                _BRAND = b["id"]
+                return _BRAND
         if not page["has_more"]:
             break
         offset += 50
     name = f"fuzz-{uuid.uuid4().hex[:12]}"
-    return _api("POST", "/v1/brands", {"name": name, "account_ids": sorted(connected)[:1]})["id"]
+    _BRAND = _api("POST", "/v1/brands", {"name": name, "account_ids": sorted(connected)[:1]})["id"]
+    return _BRAND
 
 
 def _thread_text(text):
@@ -267,7 +287,6 @@ def _fix(case):
     path = case.operation.path
     method = case.operation.method.upper()
     body = case.body if isinstance(case.body, dict) else None
-    _brand_refs(case, body)
     if body is not None:
         if path in ("/v1/brands", "/v1/brands/{id}") and "account_ids" in body:
             _accounts(body, _connected_accounts(), is_post=False)
@@ -327,6 +346,26 @@ def _spare_own_key(case):
             params["id"] = DECOY_KEY_ID
 
 
+def _fix_refs(case):
+    # In every mode, as for documents below: ids of brands and accounts a request names must
+    # exist and be connected now (the fuzzer disconnects accounts and deletes brands), and a
+    # negative case whose mutation left it valid is judged as a positive one.
+    body = case.body if isinstance(case.body, dict) else None
+    _brand_refs(case, body)
+    path = case.operation.path
+    if body is not None and path in ("/v1/posts", "/v1/posts/{id}", "/v1/posts/validate",
+                                     "/v1/feeds", "/v1/feeds/{id}"):
+        is_post = path.startswith("/v1/posts")
+        if "account_ids" in body or (is_post and ("overrides" in body or "brand_id" in body)):
+            _accounts(body, _connected_accounts(), is_post)
+    if body is not None and path == "/v1/batches" and isinstance(body.get("posts"), list):
+        connected = _connected_accounts()
+        for post in body["posts"]:
+            if isinstance(post, dict):
+                _brand_refs(case, post)
+                _accounts(post, connected)
+
+
 def _fix_knowledge(case):
     # In every mode: schemathesis judges a case again after a hook changed it, and a negative
     # case whose mutation left the body valid (the URL pattern takes almost any tail) is sent
@@ -340,6 +379,7 @@ def _fix_knowledge(case):
 def map_case(context, case):
     _spare_own_key(case)
     _fix_knowledge(case)
+    _fix_refs(case)
     if _positive(case):
         _fix(case)
     return case
@@ -351,6 +391,7 @@ def before_add_examples(context, examples):
     for case in examples:
         _spare_own_key(case)
         _fix_knowledge(case)
+        _fix_refs(case)
         _fix(case)
 
 

@@ -216,7 +216,15 @@ fn schedule_one_of(v: &mut Value) {
 /// (in `POST /v1/posts`, in each item of `POST /v1/batches` and in preflight); an edit names
 /// at most one of them.
 fn post_targets_one_of(v: &mut Value) {
-    let one_of = json!([{"required": ["account_ids"]}, {"required": ["brand_id"]}]);
+    // `null` counts as absent: a `brand_id` counts when it is a string, `account_ids` when a
+    // list.
+    let brand = json!({"required": ["brand_id"], "properties": {"brand_id": {"type": "string"}}});
+    let accounts =
+        json!({"required": ["account_ids"], "properties": {"account_ids": {"type": "array"}}});
+    let one_of = json!([
+        {"allOf": [accounts, {"not": brand}]},
+        {"allOf": [brand, {"not": accounts}]},
+    ]);
     for pointer in [
         "/components/schemas/CreatePost",
         "/components/schemas/CreateBatch/properties/posts/items",
@@ -226,7 +234,7 @@ fn post_targets_one_of(v: &mut Value) {
         }
     }
     if let Some(s) = v.pointer_mut("/components/schemas/UpdatePost") {
-        s["not"] = json!({"required": ["account_ids", "brand_id"]});
+        s["not"] = json!({"allOf": [accounts, brand]});
     }
 }
 
@@ -577,7 +585,8 @@ pub mod fields {
     }
 
     pub fn brand_id() -> Object {
-        string()
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
             .pattern(Some(id(crier_core::ids::BrandId::PREFIX)))
             .description(Some(
                 "A brand of this workspace and mode: the post goes to its connected accounts \

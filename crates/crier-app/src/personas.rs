@@ -88,13 +88,10 @@ fn words(param: &str, list: Vec<String>) -> AppResult<Vec<String>> {
                 format!("Each of `{param}` is 1 to {MAX_WORD} characters on one line."),
             ));
         }
-        if !seen.insert(t.to_lowercase()) {
-            return Err(AppError::invalid(
-                format!("{param}[{i}]"),
-                format!("`{t}` is listed twice in `{param}`."),
-            ));
+        // A word given twice (ignoring case and surrounding spaces) is kept once.
+        if seen.insert(t.to_lowercase()) {
+            out.push(t.to_owned());
         }
-        out.push(t.to_owned());
     }
     Ok(out)
 }
