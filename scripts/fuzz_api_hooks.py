@@ -347,23 +347,21 @@ def _spare_own_key(case):
 
 
 def _fix_refs(case):
-    # In every mode, as for documents below: ids of brands and accounts a request names must
-    # exist and be connected now (the fuzzer disconnects accounts and deletes brands), and a
-    # negative case whose mutation left it valid is judged as a positive one.
+    # In every mode, as for documents below: brand ids a request names must exist now (the
+    # fuzzer deletes brands), and a negative case whose mutation left it valid is judged as a
+    # positive one. A test-mode key reaches test-mode brands and accounts only: none here.
     body = case.body if isinstance(case.body, dict) else None
+    if body is not None and body.get("mode") == "test":
+        for limit in ("allowed_brand_ids", "allowed_account_ids"):
+            if isinstance(body.get(limit), list):
+                body[limit] = []
     _brand_refs(case, body)
-    path = case.operation.path
-    if body is not None and path in ("/v1/posts", "/v1/posts/{id}", "/v1/posts/validate",
-                                     "/v1/feeds", "/v1/feeds/{id}"):
-        is_post = path.startswith("/v1/posts")
-        if "account_ids" in body or (is_post and ("overrides" in body or "brand_id" in body)):
-            _accounts(body, _connected_accounts(), is_post)
-    if body is not None and path == "/v1/batches" and isinstance(body.get("posts"), list):
-        connected = _connected_accounts()
+    if body is not None and case.operation.path == "/v1/batches" and isinstance(
+        body.get("posts"), list
+    ):
         for post in body["posts"]:
             if isinstance(post, dict):
                 _brand_refs(case, post)
-                _accounts(post, connected)
 
 
 def _fix_knowledge(case):
