@@ -18,9 +18,10 @@
 
 use crier_ai::{AiError, Context, Engine, Idea, Optimised, Persona};
 use crier_core::clock::Month;
-use crier_core::ids::{AccountId, BrandId};
+use crier_core::ids::BrandId;
 use crier_core::{ErrorCode, Scope};
 use crier_networks::rules::Rules;
+use crier_store::Brand;
 
 use crate::{App, AppError, AppResult, Caller};
 
@@ -98,12 +99,14 @@ impl Task {
         }
     }
 
+    /// The task's price, from [`COSTS`] (the one price list, also shown by `/v1/ai/usage`).
     pub fn cost(&self) -> i64 {
         let name = self.name();
         COSTS
             .iter()
             .find(|(n, _)| *n == name)
-            .map_or(1, |(_, c)| *c)
+            .map(|(_, c)| *c)
+            .expect("every task is in the price list")
     }
 
     fn needs_model(&self) -> bool {
@@ -284,7 +287,7 @@ impl Ai<'_> {
             Some(q) => {
                 self.app
                     .kb()
-                    .passages_for(c, brand.as_ref().map(|b| &b.0), q, PASSAGES)
+                    .passages_for(c, brand.as_ref().map(|b| &b.id), q, PASSAGES)
                     .await?
             }
             None => Vec::new(),
@@ -343,14 +346,13 @@ impl Ai<'_> {
                     format!("{m}; the credits for this call are spent. Rephrase and try again."),
                 ))
             }
-            Err(e) => {
+            Err(AiError::NoModel(m) | AiError::Upstream(m)) => {
                 spent.refund().await;
-                Err(match e {
-                    AiError::NoModel(m) | AiError::Upstream(m) | AiError::Declined(m) => {
-                        AppError::new(ErrorCode::UpstreamUnavailable, m)
-                    }
-                    AiError::Invalid { param, message } => AppError::invalid(param, message),
-                })
+                Err(AppError::new(ErrorCode::UpstreamUnavailable, m))
+            }
+            Err(AiError::Invalid { param, message }) => {
+                spent.refund().await;
+                Err(AppError::invalid(param, message))
             }
         }
     }
@@ -389,12 +391,8 @@ impl Ai<'_> {
         }
     }
 
-    /// The brand a request names, visible to the caller, with its accounts.
-    async fn brand(
-        &self,
-        c: &Caller,
-        id: Option<&str>,
-    ) -> AppResult<Option<(BrandId, Vec<AccountId>)>> {
+    /// The brand a request names, visible to the caller (with its accounts and voice).
+    async fn brand(&self, c: &Caller, id: Option<&str>) -> AppResult<Option<Brand>> {
         let Some(id) = id else { return Ok(None) };
         let unknown = || AppError::invalid("brand_id", format!("No such brand: '{id}'."));
         let parsed = BrandId::parse(id).ok_or_else(unknown)?;
@@ -410,7 +408,7 @@ impl Ai<'_> {
                     e
                 }
             })?;
-        Ok(Some((parsed, brand.account_ids)))
+        Ok(Some(brand))
     }
 
     /// The rules a generation's texts must fit: the named platform's; else the strictest of
@@ -420,7 +418,7 @@ impl Ai<'_> {
         c: &Caller,
         task: &Task,
         platform: Option<&str>,
-        brand: &Option<(BrandId, Vec<AccountId>)>,
+        brand: &Option<Brand>,
     ) -> AppResult<&'static Rules> {
         let documented = crier_networks::documented_rules();
         if let Some(p) = platform {
@@ -444,7 +442,7 @@ impl Ai<'_> {
             ));
         }
         let mut platforms = Vec::new();
-        for id in brand.iter().flat_map(|b| &b.1) {
+        for id in brand.iter().flat_map(|b| &b.account_ids) {
             if let Some(a) = self.app.store().get_account_in(&c.tenant, id).await? {
                 platforms.push(a.platform);
             }
@@ -479,21 +477,29 @@ impl Ai<'_> {
         let brand = self.brand(c, brand).await?;
         self.app
             .personas()
-            .set_voice(c, brand.as_ref().map(|b| &b.0), voice)
+            .set_voice(c, brand.as_ref().map(|b| &b.id), voice)
             .await
     }
 
-    async fn persona_of(
-        &self,
-        c: &Caller,
-        brand: Option<&(BrandId, Vec<AccountId>)>,
-    ) -> AppResult<Persona> {
-        let voice = self.app.personas().voice(c, brand.map(|b| &b.0)).await?;
-        let texts = self
-            .app
-            .personas()
-            .published_texts(c, brand.map(|b| &b.0), LEARN_FROM)
-            .await?;
+    async fn persona_of(&self, c: &Caller, brand: Option<&Brand>) -> AppResult<Persona> {
+        // A brand was read within the caller's reach already: its voice and accounts are at
+        // hand. Without one, the workspace's voice and the posts the caller reaches.
+        let (voice, texts) = match brand {
+            Some(b) => (
+                crate::personas::to_voice(b.voice.clone()),
+                self.app
+                    .store()
+                    .published_texts(&c.tenant, Some(&b.account_ids), LEARN_FROM)
+                    .await?,
+            ),
+            None => (
+                self.app.personas().voice(c, None).await?,
+                self.app
+                    .personas()
+                    .published_texts(c, None, LEARN_FROM)
+                    .await?,
+            ),
+        };
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         Ok(Persona {
             voice,
@@ -566,5 +572,40 @@ async fn give_back(
 ) {
     if let Err(e) = app.store().refund_counter(ws, period, metric, n).await {
         tracing::warn!(error = %e, workspace = %ws, "AI credit refund failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_has_a_price() {
+        let tasks = [
+            Task::Rewrite {
+                text: String::new(),
+                tone: String::new(),
+            },
+            Task::Compose {
+                prompt: String::new(),
+            },
+            Task::Hashtags {
+                text: String::new(),
+                count: None,
+            },
+            Task::Thread {
+                text: String::new(),
+                max_parts: None,
+            },
+            Task::Ideas {
+                topic: None,
+                count: None,
+            },
+            Task::Optimise {
+                text: String::new(),
+            },
+        ];
+        let priced: Vec<(&str, i64)> = tasks.iter().map(|t| (t.name(), t.cost())).collect();
+        assert_eq!(priced, COSTS);
     }
 }
