@@ -119,6 +119,7 @@ both!(
     credits_are_spent_used_up_and_reset_monthly,
     a_failed_model_call_refunds_its_credits,
     concurrent_calls_never_overspend,
+    a_replayed_call_spends_nothing,
     test_mode_is_metered_apart,
     bad_input_is_refused_and_spends_nothing,
     the_persona_is_set_read_and_used,
@@ -372,6 +373,30 @@ async fn concurrent_calls_never_overspend() {
     assert_eq!(credits_used(&app, &key).await, 10);
 }
 
+async fn a_replayed_call_spends_nothing() {
+    let app = TestApp::with_config(metered(10), "metered").await;
+    let key = app.key_with(&[Scope::AiGenerate]).await;
+    let call = |text: &str| {
+        app.post("/v1/ai/hashtags")
+            .key(&key)
+            .header("idempotency-key", "tags-1")
+            .json(json!({ "text": text }))
+    };
+    let first = call("launch day").send().await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = call("launch day").send().await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    assert_eq!(credits_used(&app, &key).await, 1);
+    // The same key with another body is a conflict, and spends nothing either.
+    call("another text")
+        .send()
+        .await
+        .assert_error(409, "idempotency_conflict");
+    assert_eq!(credits_used(&app, &key).await, 1);
+}
+
 async fn test_mode_is_metered_apart() {
     let app = TestApp::with_config(metered(2), "metered").await;
     let live = app.key_with(&[Scope::AiGenerate]).await;
@@ -551,6 +576,40 @@ async fn the_persona_is_set_read_and_used() {
         .send()
         .await;
     r.assert_error(400, "invalid_request");
+    let r = app.get("/v1/persona?colour=red").key(&key).send().await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.body["error"]["param"], "colour");
+    // Another workspace's brand does not exist here, for reading or writing.
+    let other = app.other_workspace("rival").await;
+    let spec = KeySpec {
+        scopes: Scope::ALL.to_vec(),
+        ..KeySpec::default()
+    };
+    let (rival_key, _) = app.key_in(&other, spec).await;
+    let rival = app
+        .post("/v1/brands")
+        .key(&rival_key)
+        .json(json!({"name": "Rival"}))
+        .send()
+        .await;
+    let rival = rival.body["id"].as_str().unwrap().to_owned();
+    for method in [axum::http::Method::GET, axum::http::Method::PUT] {
+        let r = app
+            .call(method, &format!("/v1/persona?brand_id={rival}"))
+            .key(&key)
+            .json(json!({"tone": "hostile"}))
+            .send()
+            .await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["error"]["param"], "brand_id", "{}", r.text);
+    }
+    let theirs = app
+        .get(&format!("/v1/persona?brand_id={rival}"))
+        .key(&rival_key)
+        .send()
+        .await;
+    assert_eq!(theirs.status, 200, "{}", theirs.text);
+    assert!(theirs.body["tone"].is_null(), "{}", theirs.text);
     assert_eq!(app.get("/v1/persona").key(&key).send().await.body, before);
 }
 
