@@ -12,36 +12,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::mastodon::{REDIRECT, browser, mock_url};
 use common::{TestApp, both};
 use crier_api::ApiConfig;
 use serde_json::{Value, json};
-
-const REDIRECT: &str = "https://app.example.com/connected";
-
-fn mock_url() -> Option<String> {
-    match std::env::var("CRIER_TEST_MASTODON_URL") {
-        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_owned()),
-        _ => {
-            assert!(
-                std::env::var("CRIER_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "CRIER_TEST_MASTODON_URL is not set and CRIER_REQUIRE_PEERS=1 \
-                 (scripts/peers/mastodon.sh start starts mastodon-mock)"
-            );
-            eprintln!(
-                "skipped: set CRIER_TEST_MASTODON_URL (scripts/peers/mastodon.sh start starts mastodon-mock)"
-            );
-            None
-        }
-    }
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 async fn app() -> (TestApp, String) {
     let app = TestApp::composed(

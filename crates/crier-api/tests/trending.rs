@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::IntoResponse;
+use common::mastodon::{REDIRECT, browser, mock_url};
 use common::{KeySpec, NowMs, TestApp, both};
 use crier_api::ApiConfig;
 use crier_core::{KeyMode, Scope};
@@ -397,33 +398,6 @@ both!(tests:
 );
 
 // ---- against mastodon-mock ----
-
-const REDIRECT: &str = "https://app.example.com/connected";
-
-fn mock_url() -> Option<String> {
-    match std::env::var("CRIER_TEST_MASTODON_URL") {
-        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_owned()),
-        _ => {
-            assert!(
-                std::env::var("CRIER_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "CRIER_TEST_MASTODON_URL is not set and CRIER_REQUIRE_PEERS=1 \
-                 (scripts/peers/mastodon.sh start starts mastodon-mock)"
-            );
-            eprintln!(
-                "skipped: set CRIER_TEST_MASTODON_URL (scripts/peers/mastodon.sh start starts mastodon-mock)"
-            );
-            None
-        }
-    }
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 /// Connects the instance's demo user `user` through the API's OAuth flow (approving in the
 /// mock's form); returns the account id.

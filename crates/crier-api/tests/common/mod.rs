@@ -25,6 +25,7 @@ use tower::ServiceExt;
 
 pub mod brands;
 pub mod keys;
+pub mod mastodon;
 pub mod media;
 pub mod posts;
 
