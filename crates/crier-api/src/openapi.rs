@@ -590,7 +590,8 @@ pub mod fields {
             .pattern(Some(id(crier_core::ids::BrandId::PREFIX)))
             .description(Some(
                 "A brand of this workspace and mode: the post goes to its connected accounts \
-                 (at most 20), instead of `account_ids`.",
+                 (at most 20), instead of `account_ids`. A brand with no connected account \
+                 is refused (`400 invalid_request`, `param: brand_id`).",
             ))
             .build()
     }
