@@ -398,7 +398,10 @@ pub fn new_key(
         updated_at: now,
         revoked_at: None,
         replaced_by: None,
-        created_by: c.map(|c| c.id.clone()),
+        // A session's grant is no stored key: the audit entry names the user instead.
+        created_by: creator
+            .filter(|c| c.user.is_none())
+            .map(|c| c.row.id.clone()),
     };
     if let Some(creator) = creator {
         ensure_within(creator, &row, "create")?;

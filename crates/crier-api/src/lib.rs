@@ -39,6 +39,9 @@ pub struct ApiConfig {
     /// [`routes::webhooks::MAX_ENDPOINTS_CEILING`]). It bounds the deliveries every event
     /// writes inside the transaction that emits it.
     pub max_webhook_endpoints: u32,
+    /// The address people reach this server at (`public_url`): device-login and invitation
+    /// links point here, and an `https` one makes the dashboard's cookie `Secure`.
+    pub public_url: String,
 }
 
 impl Default for ApiConfig {
@@ -54,6 +57,7 @@ impl Default for ApiConfig {
             usage_flush_interval: Duration::from_secs(5),
             allow_private_networks: false,
             max_webhook_endpoints: routes::webhooks::DEFAULT_MAX_ENDPOINTS,
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }

@@ -504,6 +504,15 @@ pub mod fields {
             .build()
     }
 
+    pub fn client_name() -> Object {
+        text(
+            trimmed_line(),
+            crier_app::devices::MAX_CLIENT_NAME,
+            false,
+            "The device or program asking, shown to the user: trimmed, not empty, one line.",
+        )
+    }
+
     pub fn key_name() -> Object {
         text(
             trimmed_line(),

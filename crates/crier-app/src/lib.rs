@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod ai;
 pub mod brands;
 pub mod connect;
+pub mod devices;
 pub mod error;
 pub mod feeds;
 pub mod kb;
@@ -23,6 +24,7 @@ pub mod reach;
 pub mod secrets;
 pub mod tokens;
 pub mod trending;
+pub mod users;
 pub mod workspace;
 
 use std::collections::BTreeMap;
@@ -122,6 +124,7 @@ struct Inner {
     kb: kb::KbSettings,
     embedder: Option<Arc<dyn crier_ai::Embedder>>,
     engine: Arc<dyn crier_ai::Engine>,
+    users: users::UserSettings,
 }
 
 impl App {
@@ -153,6 +156,7 @@ impl App {
             kb: kb::KbSettings::default(),
             embedder: None,
             engine: Arc::new(crier_ai::builtin::Builtin),
+            users: users::UserSettings::default(),
         }))
     }
 

@@ -25,10 +25,18 @@ pub enum ErrorCode {
     RateLimited,
     InternalError,
     UpstreamUnavailable,
+    /// Device login (RFC 8628): the user has not decided yet.
+    AuthorizationPending,
+    /// Device login: polling faster than the interval.
+    SlowDown,
+    /// Device login: the device code expired or was used.
+    ExpiredToken,
+    /// Device login: the user denied it.
+    AccessDenied,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::PaymentRequired,
@@ -46,6 +54,10 @@ impl ErrorCode {
         Self::RateLimited,
         Self::InternalError,
         Self::UpstreamUnavailable,
+        Self::AuthorizationPending,
+        Self::SlowDown,
+        Self::ExpiredToken,
+        Self::AccessDenied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,12 +79,20 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::InternalError => "internal_error",
             Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::AccessDenied => "access_denied",
         }
     }
 
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidRequest => 400,
+            Self::InvalidRequest
+            | Self::AuthorizationPending
+            | Self::SlowDown
+            | Self::ExpiredToken
+            | Self::AccessDenied => 400,
             Self::Unauthorized => 401,
             Self::PaymentRequired | Self::QuotaExceeded => 402,
             Self::ForbiddenScope

@@ -133,6 +133,22 @@ typed_id!(
     /// A knowledge-base document (its passages are found through it).
     DocumentId, "kbd"
 );
+typed_id!(
+    /// A person who signs in to the dashboard.
+    UserId, "usr"
+);
+typed_id!(
+    /// One login of a user (its token, `sess_…`, is a separate secret).
+    SessionId, "ses"
+);
+typed_id!(
+    /// An invitation link into a workspace.
+    InvitationId, "inv"
+);
+typed_id!(
+    /// A device login of the CLI, waiting for a user's approval.
+    DeviceLoginId, "dev"
+);
 
 #[cfg(test)]
 mod tests {

@@ -75,16 +75,7 @@ impl SecretKey {
     pub fn generate(mode: KeyMode) -> Self {
         let mut s = String::with_capacity(KEY_LEN);
         s.push_str(mode.prefix());
-        // Rejection sampling keeps every character uniform over the 62 symbols.
-        let mut buf = [0u8; 64];
-        while s.len() < mode.prefix().len() + RANDOM_LEN {
-            getrandom::fill(&mut buf).expect("the OS random number generator failed");
-            for b in buf {
-                if b < 248 && s.len() < mode.prefix().len() + RANDOM_LEN {
-                    s.push(base62::ALPHABET[(b % 62) as usize] as char);
-                }
-            }
-        }
+        push_random(&mut s, RANDOM_LEN);
         let crc = crc32fast::hash(s.as_bytes());
         base62::encode_fixed(crc as u128, CHECKSUM_LEN, &mut s);
         Self(s)
@@ -115,6 +106,43 @@ impl SecretKey {
     pub fn digest(&self) -> KeyDigest {
         KeyDigest::of(&self.0)
     }
+}
+
+/// Appends `n` base62 characters from the OS CSPRNG (about 5.95 bits each). Rejection sampling
+/// keeps every character uniform over the 62 symbols.
+pub fn push_random(s: &mut String, n: usize) {
+    let target = s.len() + n;
+    let mut buf = [0u8; 64];
+    while s.len() < target {
+        getrandom::fill(&mut buf).expect("the OS random number generator failed");
+        for b in buf {
+            if b < 248 && s.len() < target {
+                s.push(base62::ALPHABET[(b % 62) as usize] as char);
+            }
+        }
+    }
+}
+
+/// A bearer secret other than an API key: `prefix` then 32 random base62 characters (about
+/// 190 bits): session tokens (`sess_`), invitation tokens (`inv_`), device codes (`dc_`).
+/// Stored only as their [`KeyDigest`].
+pub fn random_token(prefix: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + TOKEN_RANDOM_LEN);
+    s.push_str(prefix);
+    push_random(&mut s, TOKEN_RANDOM_LEN);
+    s
+}
+
+/// Random characters in a [`random_token`].
+pub const TOKEN_RANDOM_LEN: usize = 32;
+
+/// Whether `s` has the shape of a [`random_token`] with `prefix` (cheap, no storage).
+pub fn is_token(s: &str, prefix: &str) -> bool {
+    s.len() == prefix.len() + TOKEN_RANDOM_LEN
+        && s.starts_with(prefix)
+        && s.as_bytes()[prefix.len()..]
+            .iter()
+            .all(|c| base62::digit(*c).is_some())
 }
 
 /// Validates a presented key without allocating; returns its mode.

@@ -220,17 +220,17 @@ impl Store {
         Ok(Some(old))
     }
 
-    /// The audit log of a workspace, newest first, optionally for one target.
+    /// The audit log of a workspace, newest first (the latest 1,000), optionally for one target.
     pub async fn list_audit(
         &self,
         ws: &WorkspaceId,
         target_id: Option<&str>,
     ) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
-            "SELECT id, workspace_id, actor, actor_key_id, action, target_id, request_id, details,
+            "SELECT id, workspace_id, actor, actor_key_id, actor_user_id, action, target_id, request_id, details,
                     created_at
              FROM audit_log WHERE workspace_id = $1 AND ($2 IS NULL OR target_id = $2)
-             ORDER BY id DESC",
+             ORDER BY id DESC LIMIT 1000",
         )
         .bind(ws.as_str())
         .bind(target_id)
@@ -240,7 +240,10 @@ impl Store {
     }
 }
 
-async fn insert_key_tx(tx: &mut sqlx::Transaction<'static, Any>, key: &KeyRow) -> Result<()> {
+pub(crate) async fn insert_key_tx(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    key: &KeyRow,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO api_keys (id, workspace_id, name, description, prefix, digest, mode, scopes,
             per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at,
@@ -277,15 +280,19 @@ async fn insert_key_tx(tx: &mut sqlx::Transaction<'static, Any>, key: &KeyRow) -
     Ok(())
 }
 
-async fn insert_audit(tx: &mut sqlx::Transaction<'static, Any>, e: &AuditEntry) -> Result<()> {
-    let (actor, actor_key) = match &e.actor {
-        Actor::Key(k) => ("key", Some(k.as_str())),
-        Actor::Cli => ("cli", None),
+pub(crate) async fn insert_audit(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    e: &AuditEntry,
+) -> Result<()> {
+    let (actor, actor_key, actor_user) = match &e.actor {
+        Actor::Key(k) => ("key", Some(k.as_str()), None),
+        Actor::User(u) => ("user", None, Some(u.as_str())),
+        Actor::Cli => ("cli", None, None),
     };
     sqlx::query(
         "INSERT INTO audit_log (id, workspace_id, actor, actor_key_id, action, target_id,
-            request_id, details, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            request_id, details, created_at, actor_user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(e.id.as_str())
     .bind(e.workspace_id.as_str())
@@ -296,12 +303,13 @@ async fn insert_audit(tx: &mut sqlx::Transaction<'static, Any>, e: &AuditEntry) 
     .bind(e.request_id.as_deref())
     .bind(e.details.to_string())
     .bind(e.created_at)
+    .bind(actor_user)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-async fn emit_key_event(
+pub(crate) async fn emit_key_event(
     tx: &mut sqlx::Transaction<'static, Any>,
     key: &KeyRow,
     kind: &str,

@@ -15,6 +15,7 @@ mod accounts;
 mod attempts;
 mod brands;
 mod connections;
+mod devices;
 mod events;
 mod feeds;
 mod idempotency;
@@ -32,6 +33,7 @@ mod sandbox;
 mod slots;
 mod trending;
 mod usage;
+pub mod users;
 pub mod views;
 mod webhooks;
 mod workspaces;
@@ -44,6 +46,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use brands::{Brand, BrandChanges, StoredVoice};
 pub use connections::{ConnectState, StoredClient};
+pub use devices::{DeviceLogin, DevicePoll, DeviceStatus};
 pub use events::{Event, subscribed, types as event_types};
 pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
 pub use idempotency::IdempotencyBegin;
@@ -63,6 +66,7 @@ pub use trending::{
 pub use usage::{
     METRIC_AI_CREDITS, METRIC_AI_CREDITS_TEST, METRIC_POSTS_PUBLISHED, METRIC_REQUESTS,
 };
+pub use users::{Invitation, InvitationRefusal, Member, Membership, Session, User};
 pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};
 
 #[derive(Debug, thiserror::Error)]

@@ -37,6 +37,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     11 "0011_brands",
     12 "0012_knowledge",
     13 "0013_trending",
+    14 "0014_users",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -52,6 +53,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     11 "0011_brands",
     12 "0012_knowledge",
     13 "0013_trending",
+    14 "0014_users",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

@@ -4,7 +4,9 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use crier_core::accounts::AccountStatus;
-use crier_core::ids::{AccountId, AttemptId, AuditId, BrandId, JobId, KeyId, PostId, WorkspaceId};
+use crier_core::ids::{
+    AccountId, AttemptId, AuditId, BrandId, JobId, KeyId, PostId, UserId, WorkspaceId,
+};
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_core::{KeyDigest, KeyMode, ScopeSet};
 use sqlx::Row;
@@ -69,6 +71,8 @@ pub enum Actor {
     Key(KeyId),
     /// An operator, through `crier admin`.
     Cli,
+    /// A user, through the dashboard or a session.
+    User(UserId),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +203,10 @@ pub(crate) fn audit_from_row(row: &AnyRow) -> Result<AuditEntry> {
         actor: match (actor.as_str(), actor_key) {
             ("key", Some(k)) => Actor::Key(KeyId::from_trusted(k)),
             ("cli", _) => Actor::Cli,
+            ("user", _) => Actor::User(UserId::from_trusted(
+                row.try_get::<Option<String>, _>("actor_user_id")?
+                    .ok_or_else(|| corrupt("audit_log.actor_user_id"))?,
+            )),
             _ => return Err(corrupt("audit_log.actor")),
         },
         action: row.try_get("action")?,

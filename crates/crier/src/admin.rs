@@ -22,6 +22,35 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Dashboard users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user (for installs without the sign-up page); the password is read from
+    /// standard input, never from the command line.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Their display name (default: the part of the email before `@`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input (its first line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// A workspace (id or name) to make them a member of.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Their role there: owner, admin or member (default member).
+        #[arg(long, requires = "workspace")]
+        role: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -157,6 +186,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                 Ok(())
             }
         },
+        AdminCommand::User { command } => user_command(settings, &store, command).await,
         AdminCommand::Key { command } => match command {
             KeyCommand::Create {
                 workspace: ws,
@@ -297,4 +327,70 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
     };
     store.close().await;
     result
+}
+
+async fn user_command(
+    settings: &Settings,
+    store: &Store,
+    command: UserCommand,
+) -> Result<(), String> {
+    let UserCommand::Create {
+        email,
+        name,
+        password_stdin: _,
+        workspace: ws,
+        role,
+        json,
+    } = command;
+    let role = match role.as_deref() {
+        None => crier_core::Role::Member,
+        Some(r) => crier_core::Role::parse(r)
+            .ok_or_else(|| format!("role: `{r}` is not owner, admin or member"))?,
+    };
+    let ws = match ws {
+        Some(w) => Some(workspace(store, &w).await?),
+        None => None,
+    };
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| format!("password: cannot read standard input: {e}"))?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or("").to_owned());
+    let app = crier_app::App::new(
+        store.clone(),
+        std::sync::Arc::new(SystemClock),
+        crier_networks::Networks::default(),
+        &settings.api.plans,
+        std::sync::Arc::default(),
+    );
+    let user = app
+        .users()
+        .create(&email, &name, password, ws.as_ref().map(|w| (&w.id, role)))
+        .await
+        .map_err(|e| match &e.param {
+            Some(p) => format!("{p}: {}", e.message),
+            None => e.message.to_string(),
+        })?;
+    let value = json!({
+        "id": user.id.as_str(),
+        "object": "user",
+        "email": user.email,
+        "name": user.name,
+        "workspace_id": ws.as_ref().map(|w| w.id.as_str()),
+        "role": ws.as_ref().map(|_| role.as_str()),
+        "created_at": crier_core::clock::from_ms(user.created_at),
+    });
+    let human = match &ws {
+        Some(w) => format!(
+            "created user {} ({}), {} of {}",
+            user.email,
+            user.id,
+            role.as_str(),
+            w.name
+        ),
+        None => format!("created user {} ({})", user.email, user.id),
+    };
+    print(json, &value, human);
+    Ok(())
 }

@@ -33,6 +33,12 @@ pub struct Config {
     pub idle_timeout_seconds: u64,
     /// On shutdown, how long requests in flight may take before their connections are closed.
     pub shutdown_grace_seconds: u64,
+    /// The address people and clients reach this server at (device-login and invitation
+    /// links point here; `https` makes the dashboard's session cookie `Secure`). Default:
+    /// `http://{bind}`.
+    pub public_url: Option<String>,
+    /// How long a dashboard or API session lasts, in hours (1 to 720).
+    pub session_hours: u64,
     /// Where the embedded database and local files live.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: a SQLite file in `data_dir`.
@@ -429,6 +435,8 @@ impl Default for Config {
             max_connections: 1024,
             idle_timeout_seconds: 60,
             shutdown_grace_seconds: 30,
+            public_url: None,
+            session_hours: 12,
             data_dir: PathBuf::from("./crier-data"),
             database_url: None,
             log_format: "text".into(),
@@ -476,6 +484,8 @@ pub struct Flags {
 
 const ENV_KEYS: &[&str] = &[
     "bind",
+    "public_url",
+    "session_hours",
     "header_read_timeout_seconds",
     "max_connections",
     "idle_timeout_seconds",
@@ -509,6 +519,8 @@ const ENV_KEYS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
+    /// How long sessions last.
+    pub session_ttl: Duration,
     pub server: ServerConfig,
     pub database_url: String,
     pub log_json: bool,
@@ -763,8 +775,20 @@ fn validate(c: Config) -> Result<Settings, String> {
         }
         None => format!("sqlite://{}", c.data_dir.join("crier.db").display()),
     };
+    let public_url = c
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bind}"));
+    match url::Url::parse(&public_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        _ => return Err(format!("public_url: `{public_url}` is not an http(s) URL")),
+    }
+    if !(1..=720).contains(&c.session_hours) {
+        return Err("session_hours: must be from 1 to 720".into());
+    }
     Ok(Settings {
         bind,
+        session_ttl: Duration::from_secs(c.session_hours * 3600),
         server: ServerConfig {
             header_read_timeout: Duration::from_secs(c.header_read_timeout_seconds),
             max_connections: c.max_connections,
@@ -789,6 +813,7 @@ fn validate(c: Config) -> Result<Settings, String> {
             usage_flush_interval: Duration::from_secs(c.usage_flush_seconds),
             allow_private_networks: allow_private,
             max_webhook_endpoints: c.webhook_max_endpoints,
+            public_url,
         },
         secrets,
         connect,

@@ -284,6 +284,11 @@ fn compose(
         Arc::new(tokio::sync::Notify::new()),
     )
     .with_keyring(keyring)
+    .with_users(crier_app::users::UserSettings {
+        default_plan: settings.default_plan.clone(),
+        session_ttl_ms: settings.session_ttl.as_millis() as i64,
+        ..Default::default()
+    })
     .with_connect(settings.connect.clone())
     .with_kb(crier_app::kb::KbSettings::new(
         settings.allow_private_networks,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crier_core::ids::UserId;
 use crier_core::net::{self, OriginRule};
 use crier_core::{KeyDigest, Plan};
 use crier_store::KeyRow;
@@ -26,6 +27,10 @@ pub struct KeyRecord {
     /// goes through `Store::update_key`, which invalidates the entry on every node).
     pub restriction: Arc<crier_app::Restriction>,
     pub plan: Arc<Plan>,
+    /// Set when this record stands for a user's session rather than a stored key: `row` is
+    /// then the grant of the user's role (its scopes, the plan's limits, no restrictions), so
+    /// the key rules bound what the session may make (see [`KeyRecord::for_session`]).
+    pub user: Option<UserId>,
 }
 
 impl KeyRecord {
@@ -50,6 +55,61 @@ impl KeyRecord {
             origin_rules,
             restriction,
             plan,
+            user: None,
+        }
+    }
+
+    /// What a session of `user` acts with in `ws`: the role's scopes, live mode, the plan's
+    /// ceilings, no expiry and no restrictions. Its id (`key_` with the session id's body) is
+    /// never a stored key's, so nothing mistakes it for one.
+    pub fn for_session(
+        session: &crier_store::Session,
+        ws: &crier_store::Workspace,
+        role: crier_core::Role,
+        plan: Arc<Plan>,
+    ) -> Self {
+        let body = &session.id.as_str()["ses_".len()..];
+        let id = crier_core::ids::KeyId::from_trusted(format!("key_{body}"));
+        Self::for_user(&session.user_id, id, ws, role, plan, session.created_at)
+    }
+
+    /// What `user` may grant in `ws` with `role` (as [`KeyRecord::for_session`]), under the
+    /// made-up key id `id`.
+    pub fn for_user(
+        user: &UserId,
+        id: crier_core::ids::KeyId,
+        ws: &crier_store::Workspace,
+        role: crier_core::Role,
+        plan: Arc<Plan>,
+        now: i64,
+    ) -> Self {
+        let row = KeyRow {
+            id,
+            workspace_id: ws.id.clone(),
+            name: "session".into(),
+            description: String::new(),
+            prefix: String::new(),
+            digest: crier_core::KeyDigest([0; 32]),
+            mode: crier_core::KeyMode::Live,
+            scopes: role.scopes(),
+            per_minute: plan.per_minute,
+            per_day: plan.per_day,
+            allowed_ips: Vec::new(),
+            allowed_origins: Vec::new(),
+            allowed_brand_ids: Vec::new(),
+            allowed_account_ids: Vec::new(),
+            expires_at: None,
+            last_used_at: None,
+            request_count: 0,
+            created_at: now,
+            updated_at: now,
+            revoked_at: None,
+            replaced_by: None,
+            created_by: None,
+        };
+        Self {
+            user: Some(user.clone()),
+            ..Self::new(row, plan)
         }
     }
 

@@ -61,6 +61,24 @@ impl Principal {
         &self.key.row.id
     }
 
+    /// Who acts, for the audit log: the key, or the user of a session.
+    pub fn actor(&self) -> crier_store::Actor {
+        match &self.key.user {
+            Some(u) => crier_store::Actor::User(u.clone()),
+            None => crier_store::Actor::Key(self.key_id().clone()),
+        }
+    }
+
+    /// The user when this principal is a session (`None` for an API key).
+    pub fn user(&self) -> Option<&crier_core::ids::UserId> {
+        self.key.user.as_ref()
+    }
+
+    /// The id a key made by this principal records as its maker (none for a session).
+    pub fn maker_key(&self) -> Option<crier_core::ids::KeyId> {
+        self.key.user.is_none().then(|| self.key_id().clone())
+    }
+
     pub fn scopes(&self) -> ScopeSet {
         self.key.row.scopes
     }
@@ -88,7 +106,10 @@ impl Principal {
             },
             plan: self.key.plan.clone(),
             scopes: self.scopes(),
-            actor: self.key_id().to_string(),
+            actor: match &self.key.user {
+                Some(u) => u.to_string(),
+                None => self.key_id().to_string(),
+            },
             restriction: self.key.restriction.clone(),
         }
     }
@@ -220,6 +241,25 @@ pub struct AuthConfig {
 /// many addresses erase the state of the addresses being throttled.
 const FAILURE_ADDRESSES: usize = 65_536;
 
+/// Failed logins an account may take: 5 a minute, 50 a day (whoever tries them); past them its
+/// logins answer `429` until the budget refills, even with the right password.
+const LOGIN_WINDOWS: [Window; 2] = [
+    Window {
+        name: "minute",
+        limit: 5,
+        seconds: 60,
+    },
+    Window {
+        name: "day",
+        limit: 50,
+        seconds: 86_400,
+    },
+];
+
+/// Accounts the login throttle tracks at most (as for addresses: when full, new accounts are
+/// treated as throttled rather than evicting the ones being throttled).
+const LOGIN_ACCOUNTS: usize = 65_536;
+
 /// Storage look-ups in flight at once on behalf of all throttled addresses together.
 pub const THROTTLED_LOOKUPS: usize = 4;
 
@@ -227,6 +267,8 @@ pub const THROTTLED_LOOKUPS: usize = 4;
 pub struct Verified {
     pub principal: Principal,
     pub decision: Decision,
+    /// The session, when the credential was a session token.
+    pub session: Option<crier_app::users::ActiveSession>,
 }
 
 /// Everything authentication needs, shared by all requests.
@@ -235,6 +277,8 @@ pub struct Authenticator {
     pub cache: KeyCache,
     pub limiter: RateLimiter,
     failures: Gcra,
+    /// Failed logins per account (see [`LOGIN_WINDOWS`]).
+    logins: Gcra,
     /// Keys the failure table by client address; seeded per process, so nobody can choose
     /// addresses that all land in one shard of the table.
     ip_hasher: RandomState,
@@ -276,6 +320,7 @@ impl Authenticator {
             cache: KeyCache::new(config.cache_ttl, config.unknown_key_ttl),
             limiter: RateLimiter::local(),
             failures: Gcra::bounded(FAILURE_ADDRESSES),
+            logins: Gcra::bounded(LOGIN_ACCOUNTS),
             ip_hasher: RandomState::new(),
             throttled_lookups: tokio::sync::Semaphore::new(THROTTLED_LOOKUPS),
             usage: UsageRecorder::default(),
@@ -291,6 +336,7 @@ impl Authenticator {
     pub fn prune(&self, now_ms: i64) {
         self.limiter.prune(now_ms);
         self.failures.prune(now_ms * 1000);
+        self.logins.prune(now_ms * 1000);
     }
 
     /// Verifies a presented key for a request from `ip` with `origin`, and takes one request
@@ -381,7 +427,103 @@ impl Authenticator {
         Ok(Verified {
             principal: Principal::new(record),
             decision,
+            session: None,
         })
+    }
+
+    /// Verifies a session token (`sess_…`) for a request from `ip` that names `workspace`
+    /// (the `Crier-Workspace` header; default: the user's first), and takes one request from
+    /// the session's rate limits (the plan's ceilings). A session is read from storage on
+    /// every request, so logout and "log out everywhere" hold at once on every node.
+    pub async fn verify_session(
+        &self,
+        app: &crier_app::App,
+        token: &str,
+        workspace: Option<&str>,
+        ip: Option<IpAddr>,
+        now_ms: i64,
+    ) -> Result<Verified, (ApiError, Option<&'static str>)> {
+        let now_us = now_ms * 1000;
+        let users = app.users();
+        let active = match users.session(token).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                let err = ApiError::unauthorized(
+                    "This session is invalid, has expired or has ended; sign in again.",
+                );
+                return Err(self.failed(ip, now_us, (err, "session")));
+            }
+            Err(e) => return Err((e.into(), None)),
+        };
+        let seat = users
+            .seat(&active.user.id, workspace)
+            .await
+            .map_err(|e| (ApiError::from(e), None))?;
+        let plan = app.plan(&seat.workspace.plan).ok_or_else(|| {
+            (
+                ApiError::internal("the workspace's plan is not configured"),
+                None,
+            )
+        })?;
+        let record = Arc::new(KeyRecord::for_session(
+            &active.session,
+            &seat.workspace,
+            seat.role,
+            plan,
+        ));
+        let (per_minute, per_day) = record.limits();
+        let digest = KeyDigest::of(token);
+        let limiter_key = u64::from_le_bytes(digest.0[..8].try_into().expect("8 bytes"));
+        let decision = self
+            .limiter
+            .check(limiter_key, per_minute, per_day, now_ms)
+            .await;
+        Ok(Verified {
+            principal: Principal::new(record),
+            decision,
+            session: Some(active),
+        })
+    }
+
+    /// Whether a login for `account` (a hash of the email) from `ip` may be tried now:
+    /// each address and each account has a budget of failed logins.
+    pub fn login_allowed(&self, ip: Option<IpAddr>, account: u64, now_ms: i64) -> bool {
+        self.address_allowed(ip, now_ms)
+            && !self
+                .logins
+                .would_refuse(account, LOGIN_WINDOWS, now_ms * 1000)
+    }
+
+    /// Whether `ip` is within its budget of failed authentications.
+    pub fn address_allowed(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
+        !self.failures.would_refuse(
+            self.ip_key(ip),
+            failure_windows(self.config.failures_per_minute),
+            now_ms * 1000,
+        )
+    }
+
+    /// Counts one request against `ip`'s budget of failed authentications (unauthenticated
+    /// requests that cost the server, like starting a device login).
+    pub fn count_address(&self, ip: Option<IpAddr>, now_ms: i64) {
+        let _ = self.failures.check(
+            self.ip_key(ip),
+            failure_windows(self.config.failures_per_minute),
+            now_ms * 1000,
+        );
+    }
+
+    /// Counts a failed login against the address and the account.
+    pub fn login_failed(&self, ip: Option<IpAddr>, account: u64, now_ms: i64) {
+        self.count_address(ip, now_ms);
+        let _ = self.logins.check(account, LOGIN_WINDOWS, now_ms * 1000);
+    }
+
+    /// The throttle key of an account: its email's normalised form, hashed with this
+    /// process's seed.
+    pub fn account_key(&self, email: &str) -> u64 {
+        self.ip_hasher
+            .hash_one(crier_store::users::email_key(email))
     }
 
     /// Counts a failed authentication from `ip`; an address over its limit is answered 429
@@ -443,15 +585,40 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 
 /// The client's address: the socket peer, or past trusted proxies in `X-Forwarded-For`.
 pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = req
-        .extensions()
+    client_ip_of(req.extensions(), req.headers(), trusted)
+}
+
+fn client_ip_of(
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())?;
     Some(crier_core::net::client_ip(
         peer,
-        forwarded_for(req.headers()).as_deref(),
+        forwarded_for(headers).as_deref(),
         trusted,
     ))
+}
+
+/// The client's address as a handler argument (see [`client_ip`]).
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_ip_of(
+            &parts.extensions,
+            &parts.headers,
+            &state.auth().config.trusted_proxies,
+        )))
+    }
 }
 
 /// Every `X-Forwarded-For` line, in order, as one comma-separated list (RFC 9110 §5.3: several
@@ -468,6 +635,9 @@ fn forwarded_for(headers: &HeaderMap) -> Option<String> {
             .join(","),
     )
 }
+
+/// The workspace a session acts in (`ws_…`; default: the user's first).
+pub const WORKSPACE_HEADER: &str = "crier-workspace";
 
 /// The auth layer of every `/v1` route that needs a key.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -490,12 +660,21 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
     let now_ms = state.clock().now_ms();
     let plans = |name: &str| state.plan(name);
-    let verified = auth
-        .verify(state.store(), &plans, &key, ip, origin.as_deref(), now_ms)
-        .await;
+    let verified = if key.starts_with(crier_app::users::SESSION_PREFIX) {
+        let workspace = req
+            .headers()
+            .get(WORKSPACE_HEADER)
+            .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
+        auth.verify_session(state.app(), &key, workspace.as_deref(), ip, now_ms)
+            .await
+    } else {
+        auth.verify(state.store(), &plans, &key, ip, origin.as_deref(), now_ms)
+            .await
+    };
     let Verified {
         principal,
         decision,
+        session,
     } = match verified {
         Ok(v) => v,
         Err((err, reason)) => {
@@ -524,6 +703,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     }
     if let Ok(secret) = SecretKey::parse(&key) {
         req.extensions_mut().insert(PresentedKey(secret));
+    }
+    if let Some(session) = session {
+        req.extensions_mut().insert(session);
     }
     req.extensions_mut().insert(principal);
     let mut resp = next.run(req).await;

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use crier_core::KeyMode;
 use crier_core::ids::KeyId;
-use crier_store::{Actor, AuditEntry, KeyRow};
+use crier_store::{AuditEntry, KeyRow};
 use serde_json::json;
 
 use crate::AppState;
@@ -27,7 +27,7 @@ fn audit(
 ) -> AuditEntry {
     AuditEntry::new(
         p.workspace_id(),
-        Actor::Key(p.key_id().clone()),
+        p.actor(),
         action,
         target.as_str(),
         Some(&current_request_id()),
@@ -277,7 +277,7 @@ pub async fn rotate(
         updated_at: now,
         revoked_at: None,
         replaced_by: None,
-        created_by: Some(p.key_id().clone()),
+        created_by: p.maker_key(),
         ..old.clone()
     };
     let old_expires = (now + i64::from(overlap) * 1000).min(old.expires_at.unwrap_or(i64::MAX));

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod ai;
+pub mod auth;
 pub mod brands;
 pub mod feeds;
 pub mod kb;
@@ -38,6 +39,9 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::device))
+        .routes(routes!(auth::device_token))
 }
 
 /// Every route that needs a key. Each handler names its scope with `Auth<need::…>`.
@@ -92,6 +96,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ai::optimise))
         .routes(routes!(ai::usage))
         .routes(routes!(ai::get_persona, ai::put_persona))
+        .routes(routes!(auth::logout))
 }
 
 /// The OpenAPI description with every route in it, as served at `/v1/openapi.json`.
@@ -127,6 +132,7 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_TYPE,
             HeaderName::from_static("x-api-key"),
             HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static(crate::auth::WORKSPACE_HEADER),
         ])
         .expose_headers([
             HeaderName::from_static("x-request-id"),
