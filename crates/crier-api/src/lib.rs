@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod context;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

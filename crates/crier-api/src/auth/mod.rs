@@ -162,6 +162,17 @@ pub trait RequiredScope: Send + Sync + 'static {
 /// The extractor a handler names to get the principal and declare its scope in one place.
 pub struct Auth<S: RequiredScope>(pub Principal, pub PhantomData<S>);
 
+impl<S: RequiredScope> Auth<S> {
+    /// The principal as a handler's argument, after the scope check the extractor makes:
+    /// how the dashboard calls the API's handlers with a session's principal.
+    pub fn of(principal: Principal) -> Result<Self, ApiError> {
+        if let Some(scope) = S::SCOPE {
+            principal.require(scope)?;
+        }
+        Ok(Auth(principal, PhantomData))
+    }
+}
+
 impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Auth<S> {
     type Rejection = ApiError;
 
@@ -171,10 +182,7 @@ impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Auth<S> {
             .get::<Principal>()
             .cloned()
             .ok_or_else(|| ApiError::unauthorized("No API key provided."))?;
-        if let Some(scope) = S::SCOPE {
-            principal.require(scope)?;
-        }
-        Ok(Auth(principal, PhantomData))
+        Self::of(principal)
     }
 }
 

@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .merge(authenticated)
         .merge(public)
         .merge(media::signed_routes())
+        .merge(crate::dashboard::routes())
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/v1/openapi.json", openapi()))
         .route_layer(from_fn(record_route))
         .fallback(not_found)

@@ -1,0 +1,132 @@
+//! The device login approval page (`verification_uri`): the user enters or confirms the code the
+//! CLI shows, sees the client's name and the scopes it asks for, picks the workspace, and
+//! approves or denies. The rules are `crier_app::devices`.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use crier_app::users::Seat;
+use serde::Deserialize;
+
+use super::{Dash, FormData, Frame, check_form, error_page, render};
+use crate::AppState;
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+pub struct CodeQuery {
+    code: Option<String>,
+}
+
+struct Waiting {
+    code: String,
+    client_name: String,
+    scopes: Vec<&'static str>,
+    minutes_left: i64,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/device.html")]
+struct DevicePage {
+    frame: Frame,
+    code: String,
+    waiting: Option<Waiting>,
+    error: Option<String>,
+    done: Option<String>,
+}
+
+async fn device_page(
+    state: &AppState,
+    dash: &Dash,
+    code: &str,
+    error: Option<ApiError>,
+    done: Option<String>,
+) -> Response {
+    let mut error = error;
+    let waiting = if code.is_empty() || done.is_some() {
+        None
+    } else {
+        match state.app().devices().waiting(code).await {
+            Ok(login) => Some(Waiting {
+                code: login.user_code.clone(),
+                client_name: login.client_name.clone(),
+                scopes: login.scopes.names(),
+                minutes_left: ((login.expires_at - state.clock().now_ms()) / 60_000).max(1),
+            }),
+            Err(e) => {
+                error.get_or_insert(e.into());
+                None
+            }
+        }
+    };
+    let status = error
+        .as_ref()
+        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
+        .unwrap_or(axum::http::StatusCode::OK);
+    let page = DevicePage {
+        frame: dash.frame("device"),
+        code: code.to_owned(),
+        waiting,
+        error: error.map(|e| e.message.to_string()),
+        done,
+    };
+    (status, render(&page)).into_response()
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    dash: Dash,
+    Query(q): Query<CodeQuery>,
+) -> Response {
+    let code = q.code.unwrap_or_default();
+    if code.len() > 32 {
+        return error_page(ApiError::invalid("code", "That is not a device code."));
+    }
+    device_page(&state, &dash, code.trim(), None, None).await
+}
+
+pub async fn decide(
+    State(state): State<AppState>,
+    dash: Dash,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = FormData::parse(&body);
+    if let Err(r) = check_form(&dash, &headers, &form) {
+        return r;
+    }
+    let code = form.get("code").unwrap_or("").trim().to_owned();
+    let approve = form.get("decision") == Some("approve");
+    let ws = form.get("workspace").unwrap_or("");
+    let Some(m) = dash
+        .workspaces
+        .iter()
+        .find(|m| m.workspace.id.as_str() == ws)
+    else {
+        let e = ApiError::not_found("workspace", ws);
+        return device_page(&state, &dash, &code, Some(e), None).await;
+    };
+    let seat = Seat {
+        workspace: m.workspace.clone(),
+        role: m.role,
+    };
+    match state
+        .app()
+        .devices()
+        .decide(&seat, &dash.session.user.id, &code, approve)
+        .await
+    {
+        Ok(login) => {
+            let done = match approve {
+                true => format!(
+                    "Approved: {} can now finish signing in to {}. You can close this page.",
+                    login.client_name, seat.workspace.name
+                ),
+                false => format!("Denied: {} was not signed in.", login.client_name),
+            };
+            device_page(&state, &dash, &code, None, Some(done)).await
+        }
+        Err(e) => device_page(&state, &dash, &code, Some(e.into()), None).await,
+    }
+}

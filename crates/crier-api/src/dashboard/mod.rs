@@ -1,0 +1,411 @@
+//! The dashboard: server-rendered pages (askama templates in `templates/dashboard/`, a little
+//! plain JavaScript and CSS in `static/`, all inside the binary) over the same rules as the API.
+//! Pages call the application layer, and for keys the API's own handlers with the session's
+//! principal ([`crate::auth::Auth::of`]), so no rule is written twice.
+//!
+//! Sessions live in the `crier_session` cookie: HttpOnly, `SameSite=Strict`, `Secure` when the
+//! public URL is https, ending with the session. Every state-changing form carries the session's
+//! CSRF token (`_csrf`), and a request whose `Origin` is not this server is refused. The
+//! workspace a session works in is the `crier_ws` cookie (default: the user's first).
+
+mod account;
+mod device;
+mod keys;
+mod members;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use crier_app::users::{ActiveSession, Seat};
+use crier_core::KeyDigest;
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::auth::cache::KeyRecord;
+use crate::error::ApiError;
+
+pub const SESSION_COOKIE: &str = "crier_session";
+pub const WORKSPACE_COOKIE: &str = "crier_ws";
+/// Dashboard forms are small; anything bigger is refused before it is read.
+const MAX_FORM: usize = 64 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(account::login_page).post(account::login))
+        .route("/signup", get(account::signup_page).post(account::signup))
+        .route("/logout", post(account::logout))
+        .route("/app", get(home))
+        .route("/app/account", get(account::page))
+        .route("/app/account/password", post(account::change_password))
+        .route(
+            "/app/account/logout-everywhere",
+            post(account::logout_everywhere),
+        )
+        .route("/app/workspace", post(account::switch_workspace))
+        .route("/app/workspaces", post(account::create_workspace))
+        .route("/app/invitations/accept", post(account::accept_invitation))
+        .route("/app/keys", get(keys::page).post(keys::create))
+        .route("/app/keys/{id}/revoke", post(keys::revoke))
+        .route("/app/keys/{id}/rotate", post(keys::rotate))
+        .route("/app/members", get(members::page))
+        .route("/app/members/invite", post(members::invite))
+        .route("/app/members/{id}/role", post(members::change_role))
+        .route("/app/members/{id}/remove", post(members::remove))
+        .route(
+            "/app/invitations/{id}/revoke",
+            post(members::revoke_invitation),
+        )
+        .route("/device", get(device::page).post(device::decide))
+        .route("/static/dashboard.css", get(css))
+        .route("/static/dashboard.js", get(js))
+        .layer(DefaultBodyLimit::max(MAX_FORM))
+}
+
+async fn home(session: Option<Dash>) -> Redirect {
+    match session {
+        Some(_) => Redirect::to("/app/keys"),
+        None => Redirect::to("/login"),
+    }
+}
+
+async fn css() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../static/dashboard.css"),
+    )
+}
+
+async fn js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/dashboard.js"),
+    )
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A signed-in request: the session, where it acts, and the principal the API's handlers take.
+#[derive(Clone)]
+pub struct Dash {
+    pub session: ActiveSession,
+    pub seat: Seat,
+    pub workspaces: Vec<crier_store::Membership>,
+    pub principal: Principal,
+    /// The path asked for (to come back to after signing in).
+    pub path: String,
+}
+
+impl Dash {
+    pub fn csrf(&self) -> &str {
+        &self.session.session.csrf
+    }
+
+    /// What every page's frame shows: who is signed in, where, and the other workspaces.
+    pub fn frame(&self, active: &'static str) -> Frame {
+        Frame {
+            active,
+            user_name: self.session.user.name.clone(),
+            user_email: self.session.user.email.clone(),
+            workspace_id: self.seat.workspace.id.to_string(),
+            workspace_name: self.seat.workspace.name.clone(),
+            role: self.seat.role.as_str(),
+            workspaces: self
+                .workspaces
+                .iter()
+                .map(|m| (m.workspace.id.to_string(), m.workspace.name.clone()))
+                .collect(),
+            csrf: self.csrf().to_owned(),
+            admin: self.seat.role.administers(),
+        }
+    }
+}
+
+/// The page frame's data (see `templates/dashboard/base.html`).
+pub struct Frame {
+    pub active: &'static str,
+    pub user_name: String,
+    pub user_email: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub role: &'static str,
+    pub workspaces: Vec<(String, String)>,
+    pub csrf: String,
+    pub admin: bool,
+}
+
+/// The value of cookie `name` in the request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Sends a signed-out visitor to the login page, and back here after.
+pub struct ToLogin(String);
+
+impl IntoResponse for ToLogin {
+    fn into_response(self) -> Response {
+        let next: String = url::form_urlencoded::byte_serialize(self.0.as_bytes()).collect();
+        Redirect::to(&format!("/login?next={next}")).into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for Dash {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
+        let to_login = || ToLogin(path.clone()).into_response();
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(to_login());
+        };
+        let users = state.app().users();
+        let session = match users.session(token).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(to_login()),
+            Err(e) => return Err(error_page(ApiError::from(e))),
+        };
+        let workspaces = users
+            .memberships(&session.user.id)
+            .await
+            .map_err(|e| error_page(e.into()))?;
+        let wanted = cookie(&parts.headers, WORKSPACE_COOKIE);
+        let m = wanted
+            .and_then(|w| workspaces.iter().find(|m| m.workspace.id.as_str() == w))
+            .or_else(|| workspaces.first());
+        let Some(m) = m else {
+            return Err(error_page(ApiError::new(
+                crier_core::ErrorCode::ForbiddenScope,
+                "You belong to no workspace: ask an owner or admin for an invitation link.",
+            )));
+        };
+        let seat = Seat {
+            workspace: m.workspace.clone(),
+            role: m.role,
+        };
+        let plan = state.plan(&seat.workspace.plan).ok_or_else(|| {
+            error_page(ApiError::internal("the workspace's plan is not configured"))
+        })?;
+        let principal = Principal::new(Arc::new(KeyRecord::for_session(
+            &session.session,
+            &seat.workspace,
+            seat.role,
+            plan,
+        )));
+        Ok(Dash {
+            session,
+            seat,
+            workspaces,
+            principal,
+            path,
+        })
+    }
+}
+
+impl axum::extract::OptionalFromRequestParts<AppState> for Dash {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(
+            <Dash as FromRequestParts<AppState>>::from_request_parts(parts, state)
+                .await
+                .ok(),
+        )
+    }
+}
+
+/// A submitted form (`application/x-www-form-urlencoded`), repeated names kept.
+pub struct FormData(Vec<(String, String)>);
+
+impl FormData {
+    pub fn parse(body: &[u8]) -> Self {
+        Self(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value, trimmed; `None` when absent or blank.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.get(name).map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Refuses a state change that does not carry the session's CSRF token, or that comes from
+/// another site's page (`Origin` not this server's).
+pub fn check_form(dash: &Dash, headers: &HeaderMap, form: &FormData) -> Result<(), Response> {
+    same_origin(headers)?;
+    let given = form.get("_csrf").unwrap_or("");
+    if !KeyDigest::of(given).ct_eq(&KeyDigest::of(dash.csrf())) {
+        return Err(error_page(ApiError::new(
+            crier_core::ErrorCode::ForbiddenScope,
+            "This form has expired (its security token does not match your session). Reload \
+             the page and try again.",
+        )));
+    }
+    Ok(())
+}
+
+/// `403` when the request's `Origin` names another site than the `Host` it was sent to.
+pub fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, h)| h)
+        .unwrap_or("\u{0}");
+    if origin_host.eq_ignore_ascii_case(host) {
+        return Ok(());
+    }
+    Err(error_page(ApiError::new(
+        crier_core::ErrorCode::ForbiddenScope,
+        "This form was sent from another site.",
+    )))
+}
+
+/// A local path to return to after signing in; anything else (another site, `//host`) is `/app`.
+pub fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        _ => "/app".into(),
+    }
+}
+
+/// The `Set-Cookie` value of a session cookie (empty `token`: delete it).
+pub fn session_cookie(state: &AppState, token: &str, max_age_s: i64) -> HeaderValue {
+    let secure = if state.config().public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let v = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
+    );
+    HeaderValue::try_from(v).expect("a session token is a valid header value")
+}
+
+pub fn workspace_cookie(state: &AppState, ws: &str) -> HeaderValue {
+    let secure = if state.config().public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::try_from(format!(
+        "{WORKSPACE_COOKIE}={ws}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}"
+    ))
+    .expect("a workspace id is a valid header value")
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/error.html")]
+struct ErrorPage {
+    status: u16,
+    code: String,
+    message: String,
+    request_id: String,
+}
+
+/// An error as a page, with the status and request id the API would give.
+pub fn error_page(e: ApiError) -> Response {
+    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let page = ErrorPage {
+        status: status.as_u16(),
+        code: e.code.as_str().to_owned(),
+        message: e.message.to_string(),
+        request_id: crate::error::current_request_id(),
+    };
+    (status, render(&page)).into_response()
+}
+
+/// Renders a page, never cached (pages show secrets once, and per-user data).
+pub fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a dashboard template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// A short relative description of a time (`in 3 days`, `2 hours ago`), for lists.
+pub fn when(ms: Option<i64>, now: i64) -> String {
+    let Some(t) = ms else {
+        return "never".into();
+    };
+    let d = (t - now) / 1000;
+    let (n, unit) = match d.unsigned_abs() {
+        s if s < 90 => {
+            return if d >= 0 {
+                "in a minute".into()
+            } else {
+                "just now".into()
+            };
+        }
+        s if s < 5400 => (s / 60, "minutes"),
+        s if s < 129_600 => (s / 3600, "hours"),
+        s => (s / 86_400, "days"),
+    };
+    if d >= 0 {
+        format!("in {n} {unit}")
+    } else {
+        format!("{n} {unit} ago")
+    }
+}
+
+/// The state for handlers (re-exported for the page modules).
+pub type St = State<AppState>;
