@@ -43,3 +43,42 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 });
+
+// The "Try it" console: read-only GETs to this API with a key typed here. The key is held in
+// this page's memory only, sent to this origin only (a relative URL; the page's
+// Content-Security-Policy allows no other), and never written to storage.
+document.addEventListener("DOMContentLoaded", () => {
+  const box = document.getElementById("try");
+  if (!box) return;
+  const key = document.getElementById("try-key");
+  const op = document.getElementById("try-op");
+  const path = document.getElementById("try-path");
+  const status = document.getElementById("try-status");
+  const output = document.getElementById("try-output");
+  op.addEventListener("change", () => { path.value = op.value; });
+  document.getElementById("try-send").addEventListener("click", async () => {
+    const target = path.value.trim();
+    if (!target.startsWith("/v1/") || target.includes("//") || target.includes("\\")) {
+      status.textContent = "The path must start with /v1/ (this API only).";
+      return;
+    }
+    status.textContent = "Sending…";
+    output.textContent = "";
+    try {
+      const response = await fetch(target, {
+        method: "GET",
+        headers: { "Authorization": "Bearer " + key.value.trim() },
+        credentials: "omit",
+        cache: "no-store",
+        redirect: "error",
+      });
+      const text = await response.text();
+      let shown = text;
+      try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { /* not JSON */ }
+      status.textContent = response.status + " " + response.statusText + " · " + (response.headers.get("x-request-id") || "");
+      output.textContent = shown;
+    } catch (e) {
+      status.textContent = "The request failed: " + e.message;
+    }
+  });
+});

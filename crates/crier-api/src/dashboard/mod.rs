@@ -9,6 +9,7 @@
 //! workspace a session works in is the `crier_ws` cookie (default: the user's first).
 
 mod account;
+mod accounts;
 mod device;
 mod keys;
 mod members;
@@ -62,6 +63,11 @@ pub fn routes() -> Router<AppState> {
             "/app/invitations/{id}/revoke",
             post(members::revoke_invitation),
         )
+        .route("/app/accounts", get(accounts::page))
+        .route("/app/accounts/connect/{platform}", post(accounts::connect))
+        .route("/app/accounts/callback/{platform}", get(accounts::callback))
+        .route("/app/accounts/{id}/disconnect", post(accounts::disconnect))
+        .route("/app/try", get(try_page))
         .route("/device", get(device::page).post(device::decide))
         .route("/static/dashboard.css", get(css))
         .route("/static/dashboard.js", get(js))
@@ -364,13 +370,24 @@ pub fn error_page(e: ApiError) -> Response {
     (status, render(&page)).into_response()
 }
 
-/// Renders a page, never cached (pages show secrets once, and per-user data).
+/// What dashboard pages may load and where their scripts may send data: this server only.
+/// With `connect-src 'self'`, the "Try it" console cannot send a key anywhere else even if a
+/// script were injected; no inline scripts run at all.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self' https: http:; \
+    frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// Renders a page, never cached (pages show secrets once, and per-user data), never framed.
 pub fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+                (header::X_FRAME_OPTIONS, "DENY"),
+                (header::REFERRER_POLICY, "same-origin"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             html,
         )
@@ -380,6 +397,39 @@ pub fn render(t: &impl Template) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/try.html")]
+struct TryPage {
+    frame: Frame,
+    operations: Vec<(String, String)>,
+}
+
+/// The "Try it" console: every read-only operation of the API, from its OpenAPI description.
+async fn try_page(dash: Dash) -> Response {
+    static OPERATIONS: std::sync::LazyLock<Vec<(String, String)>> =
+        std::sync::LazyLock::new(|| {
+            let doc = crate::routes::openapi();
+            let mut ops: Vec<(String, String)> = doc["paths"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(path, _)| path.starts_with("/v1/"))
+                .filter_map(|(path, item)| {
+                    let get = item.get("get")?;
+                    let summary = get["summary"].as_str().unwrap_or("");
+                    let summary = summary.lines().next().unwrap_or("").to_owned();
+                    Some((path.clone(), summary))
+                })
+                .collect();
+            ops.sort();
+            ops
+        });
+    render(&TryPage {
+        frame: dash.frame("try"),
+        operations: OPERATIONS.clone(),
+    })
 }
 
 /// A short relative description of a time (`in 3 days`, `2 hours ago`), for lists.
