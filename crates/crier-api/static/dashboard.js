@@ -82,3 +82,69 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 });
+
+// The composer: a character counter per chosen network (graphemes or code points, as the
+// network counts), and live preflight from the server's own rules (POST /app/posts/validate).
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("composer");
+  if (!form) return;
+  const body = document.getElementById("body");
+  const thread = document.getElementById("thread");
+  const counters = document.getElementById("counters");
+  const preflight = document.getElementById("preflight");
+  const boxes = [...form.querySelectorAll("input[name=account_id]")];
+  const segmenter = window.Intl && Intl.Segmenter ? new Intl.Segmenter() : null;
+  const count = (text, how) =>
+    how === "graphemes" && segmenter ? [...segmenter.segment(text)].length : [...text].length;
+  let timer = null;
+  let seq = 0;
+  const update = () => {
+    counters.textContent = "";
+    const seen = new Set();
+    for (const box of boxes.filter((b) => b.checked)) {
+      if (seen.has(box.dataset.platform)) continue;
+      seen.add(box.dataset.platform);
+      const max = Number(box.dataset.max);
+      const n = count(body.value, box.dataset.counting);
+      const li = document.createElement("li");
+      li.className = n > max ? "over" : "";
+      li.dataset.platform = box.dataset.platform;
+      li.textContent = box.dataset.platform + ": " + n + " / " + max;
+      counters.appendChild(li);
+    }
+    clearTimeout(timer);
+    timer = setTimeout(check, 350);
+  };
+  const check = async () => {
+    const accounts = boxes.filter((b) => b.checked).map((b) => b.value);
+    if (accounts.length === 0 || body.value.trim() === "") { preflight.textContent = ""; return; }
+    const parts = thread.value.split("\n---\n").map((p) => p.trim()).filter((p) => p);
+    const mine = ++seq;
+    const response = await fetch("/app/posts/validate", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": form.dataset.csrf },
+      body: JSON.stringify({ body: body.value, thread: parts, account_ids: accounts }),
+      credentials: "same-origin",
+    });
+    if (mine !== seq) return;
+    const answer = await response.json();
+    preflight.textContent = "";
+    const p = document.createElement("p");
+    if (answer.error) {
+      p.className = "alert";
+      p.textContent = answer.error.message;
+    } else if (answer.valid) {
+      p.className = "notice";
+      p.textContent = "Every chosen network takes this post.";
+    } else {
+      p.className = "alert";
+      p.textContent = answer.problems.map((x) => x.platform + " (" + x.field + "): " + x.message).join(" ");
+      p.dataset.rules = answer.problems.map((x) => x.rule).join(" ");
+    }
+    preflight.appendChild(p);
+  };
+  body.addEventListener("input", update);
+  thread.addEventListener("input", update);
+  for (const box of boxes) box.addEventListener("change", update);
+  update();
+});

@@ -13,6 +13,7 @@ mod accounts;
 mod device;
 mod keys;
 mod members;
+mod posts;
 
 use std::sync::Arc;
 
@@ -68,6 +69,11 @@ pub fn routes() -> Router<AppState> {
         .route("/app/accounts/callback/{platform}", get(accounts::callback))
         .route("/app/accounts/{id}/disconnect", post(accounts::disconnect))
         .route("/app/try", get(try_page))
+        .route("/app/posts", get(posts::page).post(posts::create))
+        .route("/app/posts/new", get(posts::compose))
+        .route("/app/posts/validate", post(posts::validate))
+        .route("/app/posts/{id}", get(posts::show))
+        .route("/app/posts/{id}/{action}", post(posts::act))
         .route("/device", get(device::page).post(device::decide))
         .route("/static/dashboard.css", get(css))
         .route("/static/dashboard.js", get(js))
