@@ -427,6 +427,19 @@ def filter_failure(context, failure, case, response):
         # states, refused as the API describes.
         if message == "Overrides may only name accounts in `account_ids`.":
             return False
+        # Device login (RFC 8628): the token endpoint answers `400` with these codes until a
+        # person approves the login in the dashboard, which no fuzzer does.
+        try:
+            code = response.json()["error"]["code"]
+        except Exception:
+            code = ""
+        if case.operation.path == "/v1/auth/device/token" and code in (
+            "authorization_pending",
+            "slow_down",
+            "expired_token",
+            "access_denied",
+        ):
+            return False
         # A post to a brand goes to the brand's connected accounts; a brand the fuzzer made with
         # none (or whose accounts it disconnected) is refused as the `brand_id` field documents.
         if message.startswith("Brand '") and message.endswith(

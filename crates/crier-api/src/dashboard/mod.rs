@@ -14,6 +14,7 @@ mod device;
 mod keys;
 mod members;
 mod posts;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -69,6 +70,9 @@ pub fn routes() -> Router<AppState> {
         .route("/app/accounts/callback/{platform}", get(accounts::callback))
         .route("/app/accounts/{id}/disconnect", post(accounts::disconnect))
         .route("/app/try", get(try_page))
+        .route("/app/webhooks", get(webhooks::page).post(webhooks::create))
+        .route("/app/webhooks/{id}", get(webhooks::show))
+        .route("/app/webhooks/{id}/{action}", post(webhooks::act))
         .route("/app/posts", get(posts::page).post(posts::create))
         .route("/app/posts/new", get(posts::compose))
         .route("/app/posts/validate", post(posts::validate))
