@@ -493,38 +493,32 @@ impl Authenticator {
         })
     }
 
-    /// Whether a login for `account` (a hash of the email) from `ip` may be tried now:
-    /// each address and each account has a budget of failed logins.
-    pub fn login_allowed(&self, ip: Option<IpAddr>, account: u64, now_ms: i64) -> bool {
-        self.address_allowed(ip, now_ms)
-            && !self
-                .logins
-                .would_refuse(account, LOGIN_WINDOWS, now_ms * 1000)
+    /// Takes one login attempt for `account` (a hash of the email) from `ip`, or refuses it:
+    /// every attempt, right or wrong, spends one unit of the address's budget of failed
+    /// authentications and of the account's login budget ([`LOGIN_WINDOWS`]). Spending before
+    /// the password is checked is what keeps concurrent attempts from outrunning the budget
+    /// (a check, then a count after the slow hash, would let a burst all pass).
+    pub fn take_login(&self, ip: Option<IpAddr>, account: u64, now_ms: i64) -> bool {
+        // Both budgets are spent even when one refuses: a burst against one account from many
+        // addresses, or from one address against many accounts, is held by the other.
+        let address = self.take_address(ip, now_ms);
+        let account = self
+            .logins
+            .check(account, LOGIN_WINDOWS, now_ms * 1000)
+            .allowed;
+        address && account
     }
 
-    /// Whether `ip` is within its budget of failed authentications.
-    pub fn address_allowed(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
-        !self.failures.would_refuse(
-            self.ip_key(ip),
-            failure_windows(self.config.failures_per_minute),
-            now_ms * 1000,
-        )
-    }
-
-    /// Counts one request against `ip`'s budget of failed authentications (unauthenticated
-    /// requests that cost the server, like starting a device login).
-    pub fn count_address(&self, ip: Option<IpAddr>, now_ms: i64) {
-        let _ = self.failures.check(
-            self.ip_key(ip),
-            failure_windows(self.config.failures_per_minute),
-            now_ms * 1000,
-        );
-    }
-
-    /// Counts a failed login against the address and the account.
-    pub fn login_failed(&self, ip: Option<IpAddr>, account: u64, now_ms: i64) {
-        self.count_address(ip, now_ms);
-        let _ = self.logins.check(account, LOGIN_WINDOWS, now_ms * 1000);
+    /// Takes one unit of `ip`'s budget of failed authentications for an unauthenticated
+    /// request that costs the server (a sign-up, a device login), or refuses it.
+    pub fn take_address(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
+        self.failures
+            .check(
+                self.ip_key(ip),
+                failure_windows(self.config.failures_per_minute),
+                now_ms * 1000,
+            )
+            .allowed
     }
 
     /// The throttle key of an account: its email's normalised form, hashed with this

@@ -185,14 +185,13 @@ pub async fn signup(
     let invite = form.text("invite").unwrap_or("").to_owned();
     // Sign-ups hash a password: they share the failed-login budget of the address.
     let now = state.clock().now_ms();
-    if !state.auth().address_allowed(ip, now) {
+    if !state.auth().take_address(ip, now) {
         let e = ApiError::new(
             crier_core::ErrorCode::RateLimited,
             "Too many attempts from this address; wait a minute.",
         );
         return signup_form(&state, &invite, None, &form, Some(e)).await;
     }
-    state.auth().count_address(ip, now);
     let input = SignUp {
         email: form.get("email").unwrap_or("").to_owned(),
         name: form.get("name").unwrap_or("").to_owned(),

@@ -68,8 +68,9 @@ pub struct SessionObject {
 }
 
 /// Sign in with an email and password: a session token for API clients (the dashboard keeps
-/// its session in a cookie instead). Wrong email or password: `401`; too many failures for
-/// the account or from the address: `429` with `Retry-After`.
+/// its session in a cookie instead). Wrong email or password: `401`. Every attempt spends one
+/// of the account's (5 a minute, 50 a day) and one of the address's failed authentications;
+/// past either: `429` with `Retry-After`, even with the right password.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
     security(()),
     responses(
@@ -107,7 +108,7 @@ pub async fn sign_in(
     let auth = state.auth();
     let now = state.clock().now_ms();
     let account = auth.account_key(email);
-    if !auth.login_allowed(ip, account, now) {
+    if !auth.take_login(ip, account, now) {
         state.metrics().auth_failure("throttled");
         return Err(ApiError::new(
             ErrorCode::RateLimited,
@@ -120,7 +121,6 @@ pub async fn sign_in(
         Ok(u) => u,
         Err(e) => {
             if e.code == ErrorCode::Unauthorized {
-                auth.login_failed(ip, account, now);
                 state.metrics().auth_failure("login");
             }
             return Err(e.into());
@@ -181,8 +181,8 @@ pub struct DeviceCode {
     pub interval: i64,
 }
 
-/// Start a device login for the CLI. Unauthenticated; limited per address (with failed
-/// sign-ins) and across the install.
+/// Start a device login for the CLI. Unauthenticated; each start spends one of the address's
+/// failed authentications (`429` past them), and at most 10,000 wait across the install.
 #[utoipa::path(post, path = "/v1/auth/device", tag = "auth", request_body = DeviceStart,
     security(()),
     responses(
@@ -196,9 +196,9 @@ pub async fn device(
 ) -> ApiResult<Json<DeviceCode>> {
     let auth = state.auth();
     let now = state.clock().now_ms();
-    // Each start counts as a failure of the address: starting device logins is as cheap for
-    // an attacker as guessing keys, so it shares their budget.
-    if !auth.address_allowed(ip, now) {
+    // Each start spends a unit of the address's failed-authentication budget: starting device
+    // logins is as cheap for an attacker as guessing keys, so it shares their budget.
+    if !auth.take_address(ip, now) {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "Too many requests from this address; wait a minute.",
@@ -210,7 +210,6 @@ pub async fn device(
         .devices()
         .start(&req.client_name, &req.scopes)
         .await?;
-    auth.count_address(ip, now);
     let base = state.config().public_url.trim_end_matches('/').to_owned();
     Ok(Json(DeviceCode {
         device_code: code,
