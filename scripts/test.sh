@@ -3,7 +3,8 @@
 # skip (on a laptop), and with CI=true they fail instead of skipping.
 #
 # Peers: real server software the network connectors and the media store are verified against
-# (a Bluesky PDS, mastodon-mock, s3s-fs, oidc-provider; see README "Networks"), installed by
+# (a Bluesky PDS, mastodon-mock, s3s-fs, oidc-provider; see README "Networks"), and Chromium
+# for the browser tests, installed by
 # scripts/peers/*.sh into target/peers (cached between runs) and started on 127.0.0.1 for the run. Set
 # CRIER_SKIP_PEERS=1 to run without them (their tests then skip); with CI=true a peer that does
 # not start fails the run, and tests that need one fail instead of skipping.
@@ -13,7 +14,7 @@ if [ "${CI:-}" = "true" ] && [ -z "${CRIER_TEST_DATABASE_URL:-}" ]; then
   echo "CRIER_TEST_DATABASE_URL must be set in CI" >&2
   exit 1
 fi
-PEERS=(pds mastodon s3 oidc llm)
+PEERS=(pds mastodon s3 oidc llm browser)
 stop_peers() {
   for p in "${PEERS[@]}"; do
     [ -x "scripts/peers/$p.sh" ] && "scripts/peers/$p.sh" stop >/dev/null 2>&1 || true

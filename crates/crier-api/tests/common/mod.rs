@@ -24,6 +24,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 pub mod brands;
+pub mod browser;
 pub mod keys;
 pub mod mastodon;
 pub mod media;
