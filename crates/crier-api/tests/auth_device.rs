@@ -41,7 +41,14 @@ fn started(r: &Response) -> Started {
 }
 
 async fn start(app: &TestApp, scopes: &[&str]) -> Started {
-    started(&start_from(app, "127.0.0.1", json!({"client_name": "crier CLI on laptop", "scopes": scopes})).await)
+    started(
+        &start_from(
+            app,
+            "127.0.0.1",
+            json!({"client_name": "crier CLI on laptop", "scopes": scopes}),
+        )
+        .await,
+    )
 }
 
 async fn poll(app: &TestApp, device_code: &str) -> Response {
@@ -86,15 +93,21 @@ async fn start_answers_codes_per_the_contract() {
     let code = &s.user_code;
     assert_eq!(code.len(), 9, "{code}");
     assert!(
-        code.char_indices()
-            .all(|(i, c)| if i == 4 { c == '-' } else { CONSONANTS.contains(c) }),
+        code.char_indices().all(|(i, c)| if i == 4 {
+            c == '-'
+        } else {
+            CONSONANTS.contains(c)
+        }),
         "{code}"
     );
     assert!(s.device_code.starts_with("dc_"), "{}", s.device_code);
     let uri = r.body["verification_uri"].as_str().unwrap();
     assert!(uri.ends_with("/device"), "{uri}");
     let complete = r.body["verification_uri_complete"].as_str().unwrap();
-    assert!(complete.starts_with(uri) && complete.ends_with(code.as_str()), "{complete}");
+    assert!(
+        complete.starts_with(uri) && complete.ends_with(code.as_str()),
+        "{complete}"
+    );
     assert_eq!(r.body["interval"], 5);
     assert_eq!(r.body["expires_in"], 900);
 
@@ -109,8 +122,11 @@ async fn start_answers_codes_per_the_contract() {
     let row = rows[0].as_deref().unwrap();
     assert!(!row.contains(&s.device_code[3..]), "{row}");
     assert!(
-        row.ends_with(&format!("|{code}|crier CLI on laptop|posts:read posts:write|pending"))
-            || row.ends_with(&format!("|{code}|crier CLI on laptop|posts:write posts:read|pending")),
+        row.ends_with(&format!(
+            "|{code}|crier CLI on laptop|posts:read posts:write|pending"
+        )) || row.ends_with(&format!(
+            "|{code}|crier CLI on laptop|posts:write posts:read|pending"
+        )),
         "{row}"
     );
 
@@ -189,7 +205,11 @@ async fn an_approved_login_yields_its_key_once() {
     assert_eq!(after.len(), before.len() + 1);
 
     // The key works, with exactly the scopes asked for.
-    let r = app.get(&format!("/v1/keys/{key_id}")).key(&key).send().await;
+    let r = app
+        .get(&format!("/v1/keys/{key_id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         scope_set(&r.body["scopes"]),
@@ -357,9 +377,7 @@ async fn unknown_and_garbage_device_codes_are_expired_token() {
         "dc_' OR 1=1 --".to_owned(),
     ];
     for code in &garbage {
-        poll(&app, code)
-            .await
-            .assert_error(400, "expired_token");
+        poll(&app, code).await.assert_error(400, "expired_token");
     }
     // None of that touched the real login: its first poll is not "too soon".
     poll(&app, &s.device_code)
@@ -393,17 +411,41 @@ async fn bad_scopes_or_client_name_are_refused_with_param() {
     let cases = [
         (json!({"client_name": "cli", "scopes": []}), "scopes"),
         (json!({"client_name": "cli", "scopes": ["nope"]}), "scopes"),
-        (json!({"client_name": "cli", "scopes": ["posts:read", "posts:rea"]}), "scopes"),
+        (
+            json!({"client_name": "cli", "scopes": ["posts:read", "posts:rea"]}),
+            "scopes",
+        ),
         (json!({"client_name": "cli", "scopes": [""]}), "scopes"),
         (json!({"client_name": "cli", "scopes": many}), "scopes"),
-        (json!({"client_name": "cli", "scopes": "posts:read"}), "scopes"),
+        (
+            json!({"client_name": "cli", "scopes": "posts:read"}),
+            "scopes",
+        ),
         (json!({"client_name": "cli"}), "scopes"),
-        (json!({"client_name": "", "scopes": ["posts:read"]}), "client_name"),
-        (json!({"client_name": "   ", "scopes": ["posts:read"]}), "client_name"),
-        (json!({"client_name": "x".repeat(101), "scopes": ["posts:read"]}), "client_name"),
-        (json!({"client_name": "cli\nrm -rf", "scopes": ["posts:read"]}), "client_name"),
-        (json!({"client_name": "cli\u{0}", "scopes": ["posts:read"]}), "client_name"),
-        (json!({"client_name": null, "scopes": ["posts:read"]}), "client_name"),
+        (
+            json!({"client_name": "", "scopes": ["posts:read"]}),
+            "client_name",
+        ),
+        (
+            json!({"client_name": "   ", "scopes": ["posts:read"]}),
+            "client_name",
+        ),
+        (
+            json!({"client_name": "x".repeat(101), "scopes": ["posts:read"]}),
+            "client_name",
+        ),
+        (
+            json!({"client_name": "cli\nrm -rf", "scopes": ["posts:read"]}),
+            "client_name",
+        ),
+        (
+            json!({"client_name": "cli\u{0}", "scopes": ["posts:read"]}),
+            "client_name",
+        ),
+        (
+            json!({"client_name": null, "scopes": ["posts:read"]}),
+            "client_name",
+        ),
         (json!({"scopes": ["posts:read"]}), "client_name"),
         (
             json!({"client_name": "cli", "scopes": ["posts:read"], "workspace_id": "ws_x"}),
@@ -415,7 +457,12 @@ async fn bad_scopes_or_client_name_are_refused_with_param() {
         assert_eq!(r.status, 400, "{body} -> {}", r.text);
         assert_param(&r, param);
     }
-    let r = start_from(&app, "127.0.0.1", json!({"client_name": "cli", "scopes": ["nope"]})).await;
+    let r = start_from(
+        &app,
+        "127.0.0.1",
+        json!({"client_name": "cli", "scopes": ["nope"]}),
+    )
+    .await;
     assert_message_mentions(&r, "nope");
     assert_eq!(count(&app, "SELECT id FROM device_logins").await, 0);
 
@@ -449,11 +496,7 @@ async fn concurrent_polls_of_an_approved_login_yield_one_key() {
     );
     for r in answers.iter().filter(|r| r.status != 200) {
         let code = r.body["error"]["code"].as_str().unwrap();
-        assert!(
-            matches!(code, "slow_down" | "expired_token"),
-            "{}",
-            r.text
-        );
+        assert!(matches!(code, "slow_down" | "expired_token"), "{}", r.text);
         r.assert_error(400, code);
     }
     let stored = all_keys(&app).await;
@@ -501,6 +544,34 @@ async fn starting_device_logins_is_limited_per_address() {
     started(&start_from(&app, "198.51.100.1", body).await);
 }
 
+/// Starts sent at once must not outrun the address's budget either: it used to be checked
+/// before the start's storage round-trips and counted after them, so every start in flight
+/// passed.
+async fn concurrent_starts_cannot_exceed_the_address_budget() {
+    let app = TestApp::new().await;
+    let body = json!({"client_name": "cli", "scopes": ["posts:read"]});
+    let starts = (0..40).map(|_| start_from(&app, "198.51.100.1", body.clone()));
+    let answers = futures::future::join_all(starts).await;
+    for r in answers.iter().filter(|r| r.status != 200) {
+        r.assert_error(429, "rate_limited");
+    }
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    assert_eq!(ok, 30, "40 starts at once from one address");
+    assert_eq!(count(&app, "SELECT id FROM device_logins").await, 30);
+    // Refused starts (bad input) cost the address nothing.
+    app.clock.advance(Duration::from_secs(60));
+    for _ in 0..40 {
+        let r = start_from(
+            &app,
+            "198.51.100.3",
+            json!({"client_name": "", "scopes": ["posts:read"]}),
+        )
+        .await;
+        assert_param(&r, "client_name");
+    }
+    started(&start_from(&app, "198.51.100.3", body).await);
+}
+
 both!(
     tests: start_answers_codes_per_the_contract,
     polling_before_a_decision_is_pending_and_too_fast_is_slow_down,
@@ -513,4 +584,5 @@ both!(
     bad_scopes_or_client_name_are_refused_with_param,
     concurrent_polls_of_an_approved_login_yield_one_key,
     starting_device_logins_is_limited_per_address,
+    concurrent_starts_cannot_exceed_the_address_budget,
 );

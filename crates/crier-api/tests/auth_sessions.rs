@@ -48,7 +48,11 @@ async fn login_answers_a_session_that_works_as_a_bearer() {
         json!({"id": ada.id.as_str(), "object": "user", "email": "ada@example.com",
                "name": "Ada Lovelace"})
     );
-    assert!(!r.text.contains("argon2"), "no hash in the answer: {}", r.text);
+    assert!(
+        !r.text.contains("argon2"),
+        "no hash in the answer: {}",
+        r.text
+    );
 
     // The token is the bearer of the API, in the user's workspace.
     let r = app.get("/v1/workspace").key(&token).send().await;
@@ -70,7 +74,9 @@ async fn login_answers_a_session_that_works_as_a_bearer() {
 
     // Only the token's digest is at rest; the session remembers who logged in from where.
     let rows = app
-        .raw_texts("SELECT digest || '|' || user_id || '|' || user_agent || '|' || ip FROM sessions")
+        .raw_texts(
+            "SELECT digest || '|' || user_id || '|' || user_agent || '|' || ip FROM sessions",
+        )
         .await;
     assert_eq!(rows.len(), 1);
     let row = rows[0].as_deref().unwrap();
@@ -137,14 +143,23 @@ async fn failed_logins_throttle_the_account_and_only_it() {
     let ada = user(&app, "ada@example.com", Role::Member).await;
     let bob = user(&app, "bob@example.com", Role::Member).await;
     for i in 0..5 {
-        login_from(&app, "10.0.0.1", "ada@example.com", &format!("guess number {i}"))
-            .await
-            .assert_error(401, "unauthorized");
+        login_from(
+            &app,
+            "10.0.0.1",
+            "ada@example.com",
+            &format!("guess number {i}"),
+        )
+        .await
+        .assert_error(401, "unauthorized");
     }
     for ip in ["10.0.0.1", "192.0.2.7"] {
         let r = login_from(&app, ip, "ADA@example.com", PASSWORD).await;
         r.assert_error(429, "rate_limited");
-        let retry: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
+        let retry: u64 = r
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&retry), "Retry-After {retry}");
         assert!(r.body.get("token").is_none());
     }
@@ -229,7 +244,10 @@ async fn a_session_expires_after_twelve_hours() {
     let ada = user(&app, "ada@example.com", Role::Member).await;
     let token = session(&app, &ada).await;
     app.clock.advance(12 * HOUR - Duration::from_secs(1));
-    assert_eq!(app.get("/v1/workspace").key(&token).send().await.status, 200);
+    assert_eq!(
+        app.get("/v1/workspace").key(&token).send().await.status,
+        200
+    );
     app.clock.advance(Duration::from_secs(1));
     let r = app.get("/v1/workspace").key(&token).send().await;
     r.assert_error(401, "unauthorized");
@@ -397,8 +415,15 @@ async fn a_members_session_acts_within_the_members_role() {
         .send()
         .await;
     let (id, secret) = created(&r);
-    assert_eq!(scope_set(&r.body["scopes"]), common::keys::set(&["posts:read"]));
-    let audit = app.store.list_audit(&app.workspace.id, Some(&id)).await.unwrap();
+    assert_eq!(
+        scope_set(&r.body["scopes"]),
+        common::keys::set(&["posts:read"])
+    );
+    let audit = app
+        .store
+        .list_audit(&app.workspace.id, Some(&id))
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert_eq!(audit[0].action, "key.created");
     assert_eq!(audit[0].actor, Actor::User(ada.id.clone()));
@@ -457,7 +482,11 @@ async fn an_admins_session_can_create_a_key_with_every_scope() {
         .await;
     let (id, secret) = created(&r);
     assert_eq!(scope_set(&r.body["scopes"]), common::keys::set(&all));
-    let audit = app.store.list_audit(&app.workspace.id, Some(&id)).await.unwrap();
+    let audit = app
+        .store
+        .list_audit(&app.workspace.id, Some(&id))
+        .await
+        .unwrap();
     assert_eq!(audit[0].actor, Actor::User(ada.id.clone()));
     let r = app
         .patch("/v1/workspace")
@@ -530,8 +559,7 @@ async fn login_refuses_bad_bodies_with_the_envelope() {
         .await
         .assert_error(400, "invalid_request");
     let r = json_body(
-        &json!({"email": "ada@example.com", "password": PASSWORD, "remember_me": true})
-            .to_string(),
+        &json!({"email": "ada@example.com", "password": PASSWORD, "remember_me": true}).to_string(),
     )
     .send()
     .await;
@@ -544,9 +572,9 @@ async fn login_refuses_bad_bodies_with_the_envelope() {
         .send()
         .await;
     assert_param(&r, "email");
-    let r = json_body(
-        &format!(r#"{{"email": "ada@example.com", "email": "bob@example.com", "password": "{PASSWORD}"}}"#),
-    )
+    let r = json_body(&format!(
+        r#"{{"email": "ada@example.com", "email": "bob@example.com", "password": "{PASSWORD}"}}"#
+    ))
     .send()
     .await;
     r.assert_error(400, "invalid_request");
