@@ -463,7 +463,7 @@ async fn bad_scopes_or_client_name_are_refused_with_param() {
         json!({"client_name": "cli", "scopes": ["nope"]}),
     )
     .await;
-    assert_message_mentions(&r, "nope");
+    assert_message_mentions(&r, "Unknown scope `nope`");
     assert_eq!(count(&app, "SELECT id FROM device_logins").await, 0);
 
     // Exactly at the limits is fine.
