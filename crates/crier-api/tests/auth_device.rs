@@ -351,6 +351,7 @@ async fn a_role_lowered_after_approval_yields_no_wider_key() {
     );
     let r = poll(&app, &s.device_code).await;
     r.assert_error(400, "access_denied");
+    assert_message_mentions(&r, "no longer grant");
     assert!(all_keys(&app).await.is_empty());
     app.clock.advance(INTERVAL);
     poll(&app, &s.device_code)
