@@ -235,7 +235,7 @@ impl Devices<'_> {
                 DeviceStatus::Redeemed => Err(Pending::ExpiredToken),
                 _ if login.expires_at <= now => Err(Pending::ExpiredToken),
                 DeviceStatus::Pending => Err(Pending::AuthorizationPending),
-                DeviceStatus::Approved => Ok(login),
+                DeviceStatus::Approved => Ok(*login),
             },
         })
     }
