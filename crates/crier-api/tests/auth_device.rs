@@ -6,12 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::keys::{assert_message_mentions, assert_param, scope_set, set};
+use common::keys::{assert_message_mentions, assert_param, scope_set, set, ts};
 use common::users::{PASSWORD, all_keys, count, login_from, user};
 use common::{NowMs, Response, TestApp, both};
 use crier_core::{ErrorCode, Role};
 use crier_store::{Actor, DeviceLogin, User};
-use jiff::Timestamp;
 use serde_json::{Value, json};
 
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -195,7 +194,7 @@ async fn an_approved_login_yields_its_key_once() {
     assert!(key.starts_with("sk_live_"), "{key}");
     assert!(key_id.starts_with("key_"), "{key_id}");
     assert_eq!(r.body["workspace_id"], app.workspace.id.as_str());
-    let expires: Timestamp = r.body["expires_at"].as_str().unwrap().parse().unwrap();
+    let expires = ts(&r.body["expires_at"]);
     assert_eq!(
         expires.as_millisecond(),
         app.clock.now_ms_value() + 90 * 86_400_000,
