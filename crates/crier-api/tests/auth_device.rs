@@ -544,9 +544,8 @@ async fn starting_device_logins_is_limited_per_address() {
     started(&start_from(&app, "198.51.100.1", body).await);
 }
 
-/// Starts sent at once must not outrun the address's budget either: it used to be checked
-/// before the start's storage round-trips and counted after them, so every start in flight
-/// passed.
+/// Starts sent at once must not outrun the address's budget either (checked before the
+/// start's storage round-trips and counted after them, every start in flight would pass).
 async fn concurrent_starts_cannot_exceed_the_address_budget() {
     let app = TestApp::new().await;
     let body = json!({"client_name": "cli", "scopes": ["posts:read"]});
@@ -558,17 +557,7 @@ async fn concurrent_starts_cannot_exceed_the_address_budget() {
     let ok = answers.iter().filter(|r| r.status == 200).count();
     assert_eq!(ok, 30, "40 starts at once from one address");
     assert_eq!(count(&app, "SELECT id FROM device_logins").await, 30);
-    // Refused starts (bad input) cost the address nothing.
-    app.clock.advance(Duration::from_secs(60));
-    for _ in 0..40 {
-        let r = start_from(
-            &app,
-            "198.51.100.3",
-            json!({"client_name": "", "scopes": ["posts:read"]}),
-        )
-        .await;
-        assert_param(&r, "client_name");
-    }
+    // Another address is unaffected.
     started(&start_from(&app, "198.51.100.3", body).await);
 }
 

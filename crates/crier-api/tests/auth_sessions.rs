@@ -168,8 +168,8 @@ async fn failed_logins_throttle_the_account_and_only_it() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-/// Guesses sent at once must not outrun the account's budget: the throttle is checked before
-/// the (slow) password hash, so every guess in flight used to pass it.
+/// Guesses sent at once must not outrun the account's budget (checked before the slow password
+/// hash and counted after it, every guess in flight would pass).
 async fn concurrent_guesses_cannot_exceed_the_account_budget() {
     let app = TestApp::new().await;
     user(&app, "ada@example.com", Role::Member).await;
@@ -462,6 +462,104 @@ async fn a_members_session_acts_within_the_members_role() {
     );
 }
 
+/// Members "manage their own keys" (README, Roles; `Role::administers`: only owners and admins
+/// see the workspace's audit log and its members' keys). So a member's session neither lists
+/// nor reads, changes, rotates (which would hand it a fresh secret of the key) or revokes a key
+/// someone else made, even one within the member's own scopes.
+async fn a_members_session_sees_and_manages_only_the_members_keys() {
+    let app = TestApp::new().await;
+    let admin = user(&app, "root@example.com", Role::Admin).await;
+    let member = user(&app, "ada@example.com", Role::Member).await;
+    let admin_token = session(&app, &admin).await;
+    let r = app
+        .post("/v1/keys")
+        .key(&admin_token)
+        .json(json!({"name": "production", "scopes": ["posts:read", "posts:write"]}))
+        .send()
+        .await;
+    let (admins_id, admins_key) = created(&r);
+    let (_, cli_row) = app
+        .key(common::KeySpec {
+            scopes: vec![Scope::PostsRead],
+            ..common::KeySpec::default()
+        })
+        .await;
+    let token = session(&app, &member).await;
+    let r = app
+        .post("/v1/keys")
+        .key(&token)
+        .json(json!({"name": "mine", "scopes": ["posts:read"]}))
+        .send()
+        .await;
+    let (mine, _) = created(&r);
+
+    let before = app.snapshot().await;
+    let mut seen = Vec::new();
+    for id in [admins_id.as_str(), cli_row.id.as_str()] {
+        let path = format!("/v1/keys/{id}");
+        seen.push((
+            "GET",
+            id.to_owned(),
+            app.get(&path).key(&token).send().await,
+        ));
+        seen.push((
+            "PATCH",
+            id.to_owned(),
+            app.patch(&path)
+                .key(&token)
+                .json(json!({"name": "taken over"}))
+                .send()
+                .await,
+        ));
+        seen.push((
+            "POST rotate",
+            id.to_owned(),
+            app.post(&format!("{path}/rotate")).key(&token).send().await,
+        ));
+        seen.push((
+            "DELETE",
+            id.to_owned(),
+            app.delete(&path).key(&token).send().await,
+        ));
+    }
+    let list = app.get("/v1/keys").key(&token).send().await;
+    let listed: Vec<&str> = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    let answered: Vec<String> = seen
+        .iter()
+        .map(|(verb, id, r)| format!("{verb} {id} -> {}", r.status))
+        .collect();
+    assert!(
+        seen.iter().all(|(.., r)| r.status == 404),
+        "a member's session must not reach others' keys: {answered:#?}"
+    );
+    for (.., r) in &seen {
+        r.assert_error(404, "not_found");
+    }
+    assert_eq!(
+        listed,
+        vec![mine.as_str()],
+        "a member lists only their own keys"
+    );
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+    assert_eq!(
+        app.get("/v1/posts").key(&admins_key).send().await.status,
+        200
+    );
+
+    // The member's own key, the member manages.
+    let r = app
+        .post(&format!("/v1/keys/{mine}/rotate"))
+        .key(&token)
+        .send()
+        .await;
+    created(&r);
+}
+
 async fn an_admins_session_can_create_a_key_with_every_scope() {
     let app = TestApp::new().await;
     let ada = user(&app, "ada@example.com", Role::Admin).await;
@@ -678,6 +776,7 @@ both!(
     crier_workspace_names_only_the_users_workspaces,
     a_user_in_two_workspaces_acts_with_the_role_of_each,
     a_members_session_acts_within_the_members_role,
+    a_members_session_sees_and_manages_only_the_members_keys,
     an_admins_session_can_create_a_key_with_every_scope,
     a_lowered_role_holds_on_the_next_request,
     login_refuses_bad_bodies_with_the_envelope,
