@@ -117,7 +117,7 @@ impl Devices<'_> {
             return Err(AppError::invalid("scopes", "Ask for 1 to 64 scopes."));
         }
         let scopes = ScopeSet::parse_list(scopes.iter().map(String::as_str))
-            .map_err(|e| AppError::invalid("scopes", e))?;
+            .map_err(|bad| AppError::invalid("scopes", format!("Unknown scope `{bad}`.")))?;
         let store = self.app.store();
         let now = self.app.clock().now_ms();
         if store.count_open_device_logins(now).await? >= MAX_OPEN {
@@ -235,7 +235,7 @@ impl Devices<'_> {
                 DeviceStatus::Redeemed => Err(Pending::ExpiredToken),
                 _ if login.expires_at <= now => Err(Pending::ExpiredToken),
                 DeviceStatus::Pending => Err(Pending::AuthorizationPending),
-                DeviceStatus::Approved => Ok(login),
+                DeviceStatus::Approved => Ok(*login),
             },
         })
     }

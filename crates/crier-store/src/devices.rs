@@ -67,7 +67,7 @@ pub enum DevicePoll {
     /// Polled again sooner than the interval allows (the interval has grown by 5 s).
     TooSoon,
     /// The login as it stands (its status says what to answer).
-    Found(DeviceLogin),
+    Found(Box<DeviceLogin>),
 }
 
 const COLUMNS: &str = "id, user_code, client_name, scopes, status, user_id, workspace_id, \
@@ -200,7 +200,7 @@ impl Store {
             // Another poll of the same code came in between: that is polling too fast.
             None => Ok(DevicePoll::TooSoon),
             Some(_) if too_soon => Ok(DevicePoll::TooSoon),
-            Some(row) => Ok(DevicePoll::Found(device_from_row(&row)?)),
+            Some(row) => Ok(DevicePoll::Found(Box::new(device_from_row(&row)?))),
         }
     }
 

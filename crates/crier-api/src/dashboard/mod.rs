@@ -289,6 +289,7 @@ impl FormData {
 
 /// Refuses a state change that does not carry the session's CSRF token, or that comes from
 /// another site's page (`Origin` not this server's).
+#[allow(clippy::result_large_err)] // the refusal is the page a handler returns at once
 pub fn check_form(dash: &Dash, headers: &HeaderMap, form: &FormData) -> Result<(), Response> {
     same_origin(headers)?;
     let given = form.get("_csrf").unwrap_or("");
@@ -303,6 +304,7 @@ pub fn check_form(dash: &Dash, headers: &HeaderMap, form: &FormData) -> Result<(
 }
 
 /// `403` when the request's `Origin` names another site than the `Host` it was sent to.
+#[allow(clippy::result_large_err)] // the refusal is the page a handler returns at once
 pub fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());

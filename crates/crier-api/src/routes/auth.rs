@@ -262,12 +262,21 @@ pub async fn device_token(
     let (Some(user), Some(ws)) = (&login.user_id, &login.workspace_id) else {
         return Err(expired());
     };
-    // The approver's role now bounds the key (a role lowered since the approval narrows it).
+    // The approver's role now bounds the key: a role lowered since the approval so that it no
+    // longer holds every scope asked for voids the approval. That is `access_denied`, one of
+    // the answers a polling device knows (RFC 8628), not the key rules' `403`.
     let seat = app
         .users()
         .seat(user, Some(ws.as_str()))
         .await
         .map_err(|_| expired())?;
+    if !login.scopes.is_subset_of(seat.role.scopes()) {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "The user who approved this login can no longer grant all of its scopes; start \
+             again.",
+        ));
+    }
     let plan = state
         .plan(&seat.workspace.plan)
         .ok_or_else(|| ApiError::internal("the workspace's plan is not configured"))?;

@@ -29,6 +29,7 @@ pub mod keys;
 pub mod mastodon;
 pub mod media;
 pub mod posts;
+pub mod users;
 
 pub const START: &str = "2026-11-22T10:00:00Z";
 

@@ -1,0 +1,63 @@
+//! Helpers shared by the session and device-login suites (`auth_*.rs`): people made through the
+//! application layer (as the operator's CLI makes them), logins over HTTP, storage counts.
+
+use crier_core::Role;
+use crier_store::{User, Workspace};
+use serde_json::json;
+
+use super::{Response, TestApp};
+
+/// Every test user's password.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A user with `role` in the app's workspace.
+pub async fn user(app: &TestApp, email: &str, role: Role) -> User {
+    user_in(app, &app.workspace.clone(), email, role).await
+}
+
+/// A user with `role` in `ws`.
+pub async fn user_in(app: &TestApp, ws: &Workspace, email: &str, role: Role) -> User {
+    app.state
+        .app()
+        .users()
+        .create(email, "Ada Lovelace", PASSWORD, Some((&ws.id, role)))
+        .await
+        .unwrap()
+}
+
+/// `POST /v1/auth/login` from `ip`.
+pub async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Response {
+    app.post("/v1/auth/login")
+        .from_ip(ip)
+        .json(json!({"email": email, "password": password}))
+        .send()
+        .await
+}
+
+/// A session token of `user` (who has [`PASSWORD`]), logged in from 127.0.0.1.
+pub async fn session(app: &TestApp, user: &User) -> String {
+    let r = login_from(app, "127.0.0.1", &user.email, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
+/// How many rows a query returns (on a connection of its own, bypassing the store).
+pub async fn count(app: &TestApp, sql: &'static str) -> usize {
+    app.raw_texts(sql).await.len()
+}
+
+/// Every key row in the store, any workspace: `id|workspace|scopes`.
+pub async fn all_keys(app: &TestApp) -> Vec<Option<String>> {
+    app.raw_texts("SELECT id || '|' || workspace_id || '|' || scopes FROM api_keys ORDER BY id")
+        .await
+}
+
+/// The error envelope without its request id (which differs between any two responses).
+pub fn without_request_id(r: &Response) -> serde_json::Value {
+    let mut body = r.body.clone();
+    body["error"]
+        .as_object_mut()
+        .expect("an error envelope")
+        .remove("request_id");
+    body
+}
