@@ -119,7 +119,7 @@ status=0
     --phases examples,coverage,fuzzing,stateful \
     --max-examples "$MAX_EXAMPLES" \
     --max-time "$MAX_TIME" \
-    --workers 2 \
+    --workers 1 \
     --seed "${FUZZ_SEED:-20261202}" \
     --request-timeout 10 \
     --generation-database none \

@@ -55,7 +55,8 @@ async fn login_answers_a_session_that_works_as_a_bearer() {
     let existing = app.admin_key().await;
     let r = app.get("/v1/keys").key(&token).send().await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{}", r.text);
+    // A member lists only the keys they made (none yet), never the secret of any.
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 0, "{}", r.text);
     assert!(!r.text.contains(&existing));
     // As `X-API-Key` too, like any key.
     let r = app
@@ -429,8 +430,8 @@ async fn a_members_session_acts_within_the_members_role() {
         .await
         .assert_error(403, "forbidden_scope");
 
-    // Nor can a member take over a wider key that exists: not change it, rotate it (which
-    // would hand out its secret) or revoke it.
+    // Nor can a member take over a wider key that exists: for a member it does not exist (not
+    // to change, to rotate, which would hand out its secret, or to revoke).
     let (admins, admins_row) = app
         .key(common::KeySpec {
             scopes: vec![Scope::WorkspaceWrite, Scope::PostsRead],
@@ -444,17 +445,17 @@ async fn a_members_session_acts_within_the_members_role() {
         .json(json!({"scopes": ["posts:read"]}))
         .send()
         .await
-        .assert_error(403, "forbidden_scope");
+        .assert_error(404, "not_found");
     app.post(&format!("{path}/rotate"))
         .key(&token)
         .send()
         .await
-        .assert_error(403, "forbidden_scope");
+        .assert_error(404, "not_found");
     app.delete(&path)
         .key(&token)
         .send()
         .await
-        .assert_error(403, "forbidden_scope");
+        .assert_error(404, "not_found");
     assert_eq!(app.snapshot().await, before);
     assert_eq!(
         app.get("/v1/workspace").key(&admins).send().await.status,

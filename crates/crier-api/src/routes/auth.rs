@@ -133,7 +133,7 @@ pub async fn sign_in(
 /// End this session. API keys are revoked instead (`DELETE /v1/keys/{id}`): with a key this is
 /// `403 forbidden_scope`.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "The session has ended"),
         (status = "4XX", description = "Refused", body = crate::error::ErrorEnvelope),
