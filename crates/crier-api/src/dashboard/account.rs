@@ -150,10 +150,7 @@ async fn signup_form(
              link, or sign in.",
         ));
     }
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let page = SignupPage {
         first_user,
         invite: invite.to_owned(),
@@ -312,10 +309,7 @@ async fn account_page(
         Ok(s) => s,
         Err(e) => return error_page(e.into()),
     };
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let page = AccountPage {
         frame: dash.frame("account"),
         sessions: sessions

@@ -54,10 +54,7 @@ async fn accounts_page(state: &AppState, dash: &Dash, error: Option<ApiError>) -
         Ok(a) => a,
         Err(e) => return error_page(e.into()),
     };
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let page = AccountsPage {
         frame: dash.frame("accounts"),
         accounts: accounts

@@ -60,10 +60,7 @@ async fn device_page(
             }
         }
     };
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let page = DevicePage {
         frame: dash.frame("device"),
         code: code.to_owned(),

@@ -161,10 +161,7 @@ async fn keys_page(
         Err(e) => return error_page(e),
     };
     let role_scopes = dash.seat.role.scopes();
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let page = KeysPage {
         frame: dash.frame("keys"),
         keys: list.data.iter().map(|k| row(k, now)).collect(),

@@ -87,10 +87,7 @@ async fn members_page(
             .map(|m| m.email.clone())
             .unwrap_or_else(|| id.to_string())
     };
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let page = MembersPage {
         frame: dash.frame("members"),
         members: members

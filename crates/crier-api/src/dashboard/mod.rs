@@ -370,6 +370,13 @@ struct ErrorPage {
     request_id: String,
 }
 
+/// The status of a page that shows `error` (200 without one).
+pub fn status_of(error: Option<&ApiError>) -> StatusCode {
+    error
+        .and_then(|e| StatusCode::from_u16(e.code.http_status()).ok())
+        .unwrap_or(StatusCode::OK)
+}
+
 /// An error as a page, with the status and request id the API would give.
 pub fn error_page(e: ApiError) -> Response {
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);

@@ -217,10 +217,7 @@ async fn compose_page(
         Err(e) => return error_page(e),
     };
     let networks = state.app().networks();
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let page = ComposePage {
         frame: dash.frame("compose"),
         accounts: accounts
@@ -469,10 +466,7 @@ async fn post_page(state: &AppState, dash: &Dash, id: &str, error: Option<ApiErr
         Err(e) => return error_page(e),
     };
     let tz = &dash.seat.workspace.timezone;
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let p = &dash.principal;
     let page = PostPage {
         frame: dash.frame("posts"),

@@ -70,10 +70,7 @@ async fn webhooks_page(
         Ok(Json(l)) => l,
         Err(e) => return error_page(e),
     };
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let page = WebhooksPage {
         frame: dash.frame("webhooks"),
         endpoints: list.data.iter().map(endpoint_row).collect(),
@@ -170,10 +167,7 @@ async fn webhook_page(
         Ok(v) => v,
         Err(e) => return error_page(e),
     };
-    let status = error
-        .as_ref()
-        .and_then(|e| axum::http::StatusCode::from_u16(e.code.http_status()).ok())
-        .unwrap_or(axum::http::StatusCode::OK);
+    let status = super::status_of(error.as_ref());
     let page = WebhookPage {
         frame: dash.frame("webhooks"),
         endpoint: endpoint_row(&endpoint),
