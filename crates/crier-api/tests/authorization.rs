@@ -70,6 +70,13 @@ async fn operations(app: &TestApp) -> Vec<Operation> {
             let Some(security) = op.get("security").and_then(Value::as_array) else {
                 continue;
             };
+            // Public operations (sign-in, device login) declare an empty requirement.
+            if security
+                .iter()
+                .any(|req| req.as_object().is_some_and(|o| o.is_empty()))
+            {
+                continue;
+            }
             let bearer: Vec<&str> = security
                 .iter()
                 .find_map(|req| req.get("bearer"))
@@ -202,6 +209,11 @@ async fn every_operation_lets_a_key_with_only_its_scope_through() {
     );
     let mut covered = 0;
     for op in &ops {
+        // Logout ends a session: with an API key it is `403` whatever the key's scopes (a key
+        // is revoked instead; tests/auth_sessions.rs).
+        if op.label().ends_with("/v1/auth/logout") {
+            continue;
+        }
         // An operation open to any valid key must be open to a key with any single scope.
         let candidates: Vec<Scope> = match op.scope {
             Some(s) => vec![s],
