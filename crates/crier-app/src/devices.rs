@@ -104,8 +104,9 @@ impl Devices<'_> {
         scopes: &[String],
     ) -> AppResult<(String, DeviceLogin)> {
         let name = client_name.trim();
+        // The length is of what was sent (as the OpenAPI `maxLength` says), before trimming.
         if name.is_empty()
-            || name.chars().count() > MAX_CLIENT_NAME
+            || client_name.chars().count() > MAX_CLIENT_NAME
             || name.chars().any(char::is_control)
         {
             return Err(AppError::invalid(
