@@ -1,4 +1,4 @@
-use crier_core::ids::{AccountId, BrandId, KeyId, WorkspaceId};
+use crier_core::ids::{AccountId, BrandId, KeyId, UserId, WorkspaceId};
 use crier_core::{KeyDigest, KeyMode};
 use sqlx::Any;
 
@@ -218,6 +218,41 @@ impl Store {
         emit_key_event(&mut tx, new_key, types::KEY_CREATED).await?;
         tx.commit().await?;
         Ok(Some(old))
+    }
+
+    /// The keys `user` made in a workspace, as its audit log says: those whose `key.created`
+    /// entry names the user, and the new key of each rotation the user made (at most the
+    /// latest 10,000 such events).
+    pub async fn keys_made_by_user(
+        &self,
+        ws: &WorkspaceId,
+        user: &UserId,
+    ) -> Result<std::collections::HashSet<String>> {
+        let rows = sqlx::query(
+            "SELECT action, target_id, details FROM audit_log
+             WHERE workspace_id = $1 AND actor = 'user' AND actor_user_id = $2
+               AND action IN ('key.created', 'key.rotated')
+             ORDER BY id DESC LIMIT 10000",
+        )
+        .bind(ws.as_str())
+        .bind(user.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        let mut made = std::collections::HashSet::with_capacity(rows.len());
+        for row in &rows {
+            let action: String = sqlx::Row::try_get(row, "action")?;
+            if action == "key.created" {
+                made.insert(sqlx::Row::try_get(row, "target_id")?);
+                continue;
+            }
+            let details: String = sqlx::Row::try_get(row, "details")?;
+            let details: serde_json::Value = serde_json::from_str(&details)
+                .map_err(|e| crate::StoreError::Corrupt(format!("audit_log.details: {e}")))?;
+            if let Some(new) = details["replaced_by"].as_str() {
+                made.insert(new.to_owned());
+            }
+        }
+        Ok(made)
     }
 
     /// The audit log of a workspace, newest first (the latest 1,000), optionally for one target.

@@ -31,6 +31,8 @@ pub struct KeyRecord {
     /// then the grant of the user's role (its scopes, the plan's limits, no restrictions), so
     /// the key rules bound what the session may make (see [`KeyRecord::for_session`]).
     pub user: Option<UserId>,
+    /// The user's role in the workspace, with `user`.
+    pub role: Option<crier_core::Role>,
 }
 
 impl KeyRecord {
@@ -56,6 +58,7 @@ impl KeyRecord {
             restriction,
             plan,
             user: None,
+            role: None,
         }
     }
 
@@ -109,6 +112,7 @@ impl KeyRecord {
         };
         Self {
             user: Some(user.clone()),
+            role: Some(role),
             ..Self::new(row, plan)
         }
     }

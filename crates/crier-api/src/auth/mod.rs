@@ -74,6 +74,15 @@ impl Principal {
         self.key.user.as_ref()
     }
 
+    /// The user of a member's session (not an owner's or admin's), who sees and manages only
+    /// the keys they made; `None` for keys and for owners' and admins' sessions.
+    pub fn member(&self) -> Option<&crier_core::ids::UserId> {
+        match self.key.role {
+            Some(role) if !role.administers() => self.key.user.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The id a key made by this principal records as its maker (none for a session).
     pub fn maker_key(&self) -> Option<crier_core::ids::KeyId> {
         self.key.user.is_none().then(|| self.key_id().clone())

@@ -269,7 +269,11 @@ pub async fn device_token(
         .users()
         .seat(user, Some(ws.as_str()))
         .await
-        .map_err(|_| expired())?;
+        .map_err(|e| match e.code {
+            // The approver left the workspace since: the login can no longer yield a key.
+            ErrorCode::NotFound | ErrorCode::ForbiddenScope => expired(),
+            _ => e.into(),
+        })?;
     if !login.scopes.is_subset_of(seat.role.scopes()) {
         return Err(ApiError::new(
             ErrorCode::AccessDenied,

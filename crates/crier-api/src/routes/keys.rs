@@ -36,39 +36,21 @@ fn audit(
     )
 }
 
-/// For a member's session (not an owner's or admin's): whether the member made `key`, as its
-/// audit log says (its `key.created` entry, or the `key.rotated` entry of the key it replaced,
-/// names the user). Members see and manage only their own keys; everyone else sees all.
-async fn made_by_member(state: &AppState, p: &Principal, key: &KeyRow) -> ApiResult<bool> {
-    let Some(user) = p.user() else {
-        return Ok(true);
-    };
-    if p.scopes().contains(crier_core::Scope::WorkspaceWrite) {
-        // Owners and admins hold every scope (`Role::scopes`); members never this one.
-        return Ok(true);
+/// For a member's session: the keys the member made (members see and manage only theirs);
+/// `None` for everyone else, who sees them all.
+async fn members_keys(
+    state: &AppState,
+    p: &Principal,
+) -> ApiResult<Option<std::collections::HashSet<String>>> {
+    match p.member() {
+        Some(user) => Ok(Some(
+            state
+                .store()
+                .keys_made_by_user(p.workspace_id(), user)
+                .await?,
+        )),
+        None => Ok(None),
     }
-    let me = crier_store::Actor::User(user.clone());
-    let made = state
-        .store()
-        .list_audit(p.workspace_id(), Some(key.id.as_str()))
-        .await?
-        .iter()
-        .any(|a| a.action == "key.created" && a.actor == me);
-    if made {
-        return Ok(true);
-    }
-    // A rotation's new key: its maker is whoever rotated the key it replaced.
-    let rotated = state
-        .store()
-        .list_audit(p.workspace_id(), None)
-        .await?
-        .into_iter()
-        .any(|a| {
-            a.action == "key.rotated"
-                && a.actor == me
-                && a.details["replaced_by"].as_str() == Some(key.id.as_str())
-        });
-    Ok(rotated)
 }
 
 /// The key `id` if this principal may see it.
@@ -83,7 +65,10 @@ async fn visible_key(state: &AppState, p: &Principal, id: &str) -> ApiResult<Key
     if p.mode() == KeyMode::Test && key.mode == KeyMode::Live {
         return Err(not_found());
     }
-    if !made_by_member(state, p, &key).await? {
+    if members_keys(state, p)
+        .await?
+        .is_some_and(|mine| !mine.contains(key.id.as_str()))
+    {
         return Err(not_found());
     }
     let caller = p.caller();
@@ -136,14 +121,8 @@ pub async fn list(
         }
     };
     let mut list = List::of(&keys, |k| KeyObject::from_row(k, None));
-    if p.user().is_some() {
-        let mut mine = Vec::with_capacity(list.data.len());
-        for (k, o) in keys.items.iter().zip(list.data) {
-            if made_by_member(&state, &p, k).await? {
-                mine.push(o);
-            }
-        }
-        list.data = mine;
+    if let Some(mine) = members_keys(&state, &p).await? {
+        list.data.retain(|k| mine.contains(k.id.as_str()));
     }
     Ok(Json(list))
 }
