@@ -174,6 +174,9 @@ impl AppState {
                         if let Err(e) = state.store().purge_idempotency(now).await {
                             tracing::warn!(error = %e, "idempotency purge failed");
                         }
+                        if let Err(e) = state.app().users().purge().await {
+                            tracing::warn!(error = %e.message, "session and device-login purge failed");
+                        }
                     }
                     _ = stop.cancelled() => break,
                 }

@@ -561,6 +561,39 @@ async fn concurrent_starts_cannot_exceed_the_address_budget() {
     started(&start_from(&app, "198.51.100.3", body).await);
 }
 
+/// Device logins can be started without signing in, so expired ones are purged (an hour after
+/// they expire), with the sessions that ended a month ago; open ones stay.
+async fn expired_device_logins_and_old_sessions_are_purged() {
+    let app = TestApp::new().await;
+    for _ in 0..3 {
+        let r = app
+            .post("/v1/auth/device")
+            .json(json!({"client_name": "crier CLI", "scopes": ["posts:read"]}))
+            .send()
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let ada = user(&app, "ada@example.com", Role::Member).await;
+    let token = common::users::session(&app, &ada).await;
+    let r = app.post("/v1/auth/logout").key(&token).send().await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let users = app.state.app().users();
+    assert_eq!(users.purge().await.unwrap(), 0, "nothing is old yet");
+    assert_eq!(count(&app, "SELECT id FROM device_logins").await, 3);
+    // 15 minutes of life, then an hour on record.
+    app.clock.advance(Duration::from_secs(15 * 60 + 3600 + 1));
+    assert_eq!(users.purge().await.unwrap(), 3);
+    assert_eq!(count(&app, "SELECT id FROM device_logins").await, 0);
+    assert_eq!(
+        count(&app, "SELECT id FROM sessions").await,
+        1,
+        "kept a month"
+    );
+    app.clock.advance(Duration::from_secs(30 * 86_400));
+    assert_eq!(users.purge().await.unwrap(), 1);
+    assert_eq!(count(&app, "SELECT id FROM sessions").await, 0);
+}
+
 both!(
     tests: start_answers_codes_per_the_contract,
     polling_before_a_decision_is_pending_and_too_fast_is_slow_down,
@@ -574,4 +607,5 @@ both!(
     concurrent_polls_of_an_approved_login_yield_one_key,
     starting_device_logins_is_limited_per_address,
     concurrent_starts_cannot_exceed_the_address_budget,
+    expired_device_logins_and_old_sessions_are_purged,
 );

@@ -615,6 +615,24 @@ impl Users<'_> {
     }
 }
 
+/// How long ended and expired sessions stay on record (the account page lists open ones only).
+pub const SESSION_RECORD_MS: i64 = 30 * 86_400_000;
+/// How long a device login stays on record after it expired.
+pub const DEVICE_RECORD_MS: i64 = 3_600_000;
+
+impl Users<'_> {
+    /// Deletes sessions ended or expired more than 30 days ago and device logins expired more
+    /// than an hour ago, so that neither table grows without bound (device logins can be
+    /// started without signing in). Run on a timer; returns how many rows went.
+    pub async fn purge(&self) -> AppResult<u64> {
+        let now = self.now();
+        let store = self.app.store();
+        let sessions = store.purge_sessions(now - SESSION_RECORD_MS).await?;
+        let devices = store.purge_device_logins(now - DEVICE_RECORD_MS).await?;
+        Ok(sessions + devices)
+    }
+}
+
 fn invitation_digest(token: &str) -> Option<KeyDigest> {
     is_token(token, INVITATION_PREFIX).then(|| KeyDigest::of(token))
 }
