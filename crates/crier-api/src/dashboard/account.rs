@@ -9,7 +9,7 @@ use crier_app::users::SignUp;
 use serde::Deserialize;
 
 use super::{
-    Dash, FormData, Frame, check_form, error_page, local_path, render, same_origin, session_cookie,
+    Dash, FormData, Frame, Submitted, error_page, local_path, render, same_origin, session_cookie,
     when, workspace_cookie,
 };
 use crate::AppState;
@@ -225,14 +225,8 @@ pub async fn signup(
 /// A signed-in user accepts an invitation link.
 pub async fn accept_invitation(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     match state
         .app()
         .users()
@@ -253,14 +247,8 @@ pub async fn accept_invitation(
 
 pub async fn logout(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form: _ }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     if let Err(e) = state
         .app()
         .users()
@@ -334,14 +322,8 @@ pub async fn page(State(state): State<AppState>, dash: Dash) -> Response {
 
 pub async fn change_password(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let result = state
         .app()
         .users()
@@ -367,14 +349,8 @@ pub async fn change_password(
 
 pub async fn logout_everywhere(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form: _ }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     match state.app().users().end_other_sessions(&dash.session).await {
         Ok(n) => {
             account_page(
@@ -392,14 +368,8 @@ pub async fn logout_everywhere(
 /// Switches the workspace the dashboard works in (one the user belongs to).
 pub async fn switch_workspace(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let wanted = form.get("workspace").unwrap_or("");
     if !dash
         .workspaces
@@ -417,14 +387,8 @@ pub async fn switch_workspace(
 
 pub async fn create_workspace(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     match state
         .app()
         .users()

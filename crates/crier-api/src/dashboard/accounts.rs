@@ -4,15 +4,13 @@
 //! `crier_app::connect` and `crier_app::accounts`, called as the API calls them.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use crier_app::connect::Finish;
 use crier_networks::ConnectKind;
 use serde::Deserialize;
 
-use super::{Dash, FormData, Frame, check_form, error_page, render, when};
+use super::{Dash, Frame, Submitted, error_page, render, when};
 use crate::AppState;
 use crate::auth::{Auth, need};
 use crate::error::ApiError;
@@ -109,15 +107,9 @@ fn redirect_uri(state: &AppState, platform: &str) -> String {
 /// Connects an account: at once (sandbox, Bluesky), or by sending the user to the network.
 pub async fn connect(
     State(state): State<AppState>,
-    dash: Dash,
     Path(platform): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let result = async {
         let Auth(p, ..) = Auth::<need::AccountsWrite>::of(dash.principal.clone())?;
         let app = state.app();
@@ -205,15 +197,9 @@ pub async fn callback(
 
 pub async fn disconnect(
     State(state): State<AppState>,
-    dash: Dash,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form: _ }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let result = async {
         let Auth(p, ..) = Auth::<need::AccountsWrite>::of(dash.principal.clone())?;
         state.app().accounts().disconnect(&p.caller(), &id).await?;

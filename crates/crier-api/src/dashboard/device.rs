@@ -3,14 +3,12 @@
 //! approves or denies. The rules are `crier_app::devices`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use crier_app::users::Seat;
 use serde::Deserialize;
 
-use super::{Dash, FormData, Frame, check_form, error_page, render};
+use super::{Dash, Frame, Submitted, error_page, render};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -85,14 +83,8 @@ pub async fn page(
 
 pub async fn decide(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let code = form.get("code").unwrap_or("").trim().to_owned();
     let approve = form.get("decision") == Some("approve");
     let ws = form.get("workspace").unwrap_or("");

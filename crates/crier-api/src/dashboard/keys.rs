@@ -3,13 +3,11 @@
 //! principal, so a member cannot make a key wider than their role (the no-escalation rule).
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use crier_core::{KeyMode, Scope};
 
-use super::{Dash, FormData, Frame, check_form, error_page, render, when};
+use super::{Dash, FormData, Frame, Submitted, error_page, render, when};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -276,14 +274,8 @@ fn create_request(
 
 pub async fn create(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let now = state.clock().now_ms();
     let result = async {
         let req = create_request(&form, now, dash.seat.role.scopes())?;
@@ -299,15 +291,9 @@ pub async fn create(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    dash: Dash,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form: _ }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let result = async {
         let auth = Auth::of(dash.principal.clone())?;
         api::revoke(State(state.clone()), auth, ApiPath(id)).await
@@ -321,15 +307,9 @@ pub async fn revoke(
 
 pub async fn rotate(
     State(state): State<AppState>,
-    dash: Dash,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let result = async {
         let overlap = number(&form, "overlap_seconds", "overlap_seconds")?;
         let auth = Auth::of(dash.principal.clone())?;

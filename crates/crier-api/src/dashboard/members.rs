@@ -2,15 +2,13 @@
 //! owners and admins) the audit log of key events. The rules are `crier_app::users`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use crier_core::Role;
 use crier_core::ids::UserId;
 use crier_store::Actor;
 
-use super::{Dash, FormData, Frame, check_form, error_page, render, when};
+use super::{Dash, FormData, Frame, Submitted, error_page, render, when};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -149,14 +147,8 @@ fn role(form: &FormData) -> Result<Role, ApiError> {
 
 pub async fn invite(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let result = async {
         let role = role(&form)?;
         let (_, token) = state
@@ -183,15 +175,9 @@ fn user_id(id: &str) -> Result<UserId, ApiError> {
 
 pub async fn change_role(
     State(state): State<AppState>,
-    dash: Dash,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let result = async {
         let to = role(&form)?;
         let user = user_id(&id)?;
@@ -211,15 +197,9 @@ pub async fn change_role(
 
 pub async fn remove(
     State(state): State<AppState>,
-    dash: Dash,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form: _ }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let result = async {
         let user = user_id(&id)?;
         state
@@ -239,15 +219,9 @@ pub async fn remove(
 
 pub async fn revoke_invitation(
     State(state): State<AppState>,
-    dash: Dash,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form: _ }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     match state.app().users().revoke_invitation(&dash.seat, &id).await {
         Ok(()) => Redirect::to("/app/members").into_response(),
         Err(e) => members_page(&state, &dash, None, Some(e.into())).await,

@@ -287,10 +287,36 @@ impl FormData {
     }
 }
 
+/// A signed-in user's form submission, checked: the session ([`Dash`]), the request's
+/// `Origin` (this server's, or none), the body within the dashboard's limit, and the
+/// session's CSRF token in `_csrf`. What every state-changing page handler takes.
+pub struct Submitted {
+    pub dash: Dash,
+    pub form: FormData,
+}
+
+impl axum::extract::FromRequest<AppState> for Submitted {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let dash =
+            <Dash as FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let req = axum::extract::Request::from_parts(parts, body);
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| error_page(crate::extract::payload_too_large()))?;
+        let form = FormData::parse(&body);
+        check_form(&dash, &headers, &form)?;
+        Ok(Self { dash, form })
+    }
+}
+
 /// Refuses a state change that does not carry the session's CSRF token, or that comes from
 /// another site's page (`Origin` not this server's).
 #[allow(clippy::result_large_err)] // the refusal is the page a handler returns at once
-pub fn check_form(dash: &Dash, headers: &HeaderMap, form: &FormData) -> Result<(), Response> {
+fn check_form(dash: &Dash, headers: &HeaderMap, form: &FormData) -> Result<(), Response> {
     same_origin(headers)?;
     let given = form.get("_csrf").unwrap_or("");
     if !KeyDigest::of(given).ct_eq(&KeyDigest::of(dash.csrf())) {

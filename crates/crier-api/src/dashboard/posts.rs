@@ -18,7 +18,7 @@ use crier_store::PostFilter;
 use crier_store::views::PostObject;
 use serde::Deserialize;
 
-use super::{Dash, FormData, Frame, check_form, error_page, render, same_origin};
+use super::{Dash, FormData, Frame, Submitted, error_page, render, same_origin};
 use crate::AppState;
 use crate::auth::{Auth, need};
 use crate::error::{ApiError, ApiResult};
@@ -300,14 +300,8 @@ fn local_time(value: &str, tz: &str) -> ApiResult<jiff::Timestamp> {
 
 pub async fn create(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let result = async {
         let auth = Auth::of(dash.principal.clone())?;
         let crate::extract::Created(post) =
@@ -510,15 +504,9 @@ pub async fn show(State(state): State<AppState>, dash: Dash, Path(id): Path<Stri
 /// A post's actions: `retry`, `cancel`, `publish`, `approve`, `reject`, `delete`.
 pub async fn act(
     State(state): State<AppState>,
-    dash: Dash,
     Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let s = || State(state.clone());
     let path = || ApiPath(id.clone());
     let p = || dash.principal.clone();

@@ -4,13 +4,11 @@
 
 use askama::Template;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use crier_core::Scope;
 
-use super::{Dash, FormData, Frame, check_form, error_page, render, when};
+use super::{Dash, Frame, Submitted, error_page, render, when};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -92,14 +90,8 @@ pub async fn page(State(state): State<AppState>, dash: Dash) -> Response {
 
 pub async fn create(
     State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let req = CreateEndpoint {
         url: form.get("url").unwrap_or("").trim().to_owned(),
         events: form.all("event").into_iter().map(str::to_owned).collect(),
@@ -209,15 +201,9 @@ pub async fn show(State(state): State<AppState>, dash: Dash, Path(id): Path<Stri
 /// An endpoint's actions: `test`, `enable`, `disable`, `delete`, `redeliver` (of `delivery_id`).
 pub async fn act(
     State(state): State<AppState>,
-    dash: Dash,
     Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    Submitted { dash, form }: Submitted,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Err(r) = check_form(&dash, &headers, &form) {
-        return r;
-    }
     let s = || State(state.clone());
     let p = || dash.principal.clone();
     let result: ApiResult<&str> = async {
