@@ -1,0 +1,304 @@
+//! The dashboard's forms over HTTP, as an attacker and an unlucky user would send them: no CSRF
+//! token, another site's `Origin`, an oversized body, no session, another workspace's id, an
+//! expired invitation, a member reaching past the role, an open redirect after sign-in. Each
+//! asserts the answer and that nothing changed in storage.
+
+mod common;
+
+use common::users::{PASSWORD, count, user};
+use common::{Response, TestApp, both};
+use crier_core::Role;
+
+/// The form body of `pairs`.
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// A signed-in browser: its cookies and the CSRF token of its session.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn cookie_of(r: &Response, name: &str) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+async fn sign_in(app: &TestApp, email: &str) -> Browser {
+    let r = app
+        .post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("next", "/app/keys"),
+        ]))
+        .send()
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let cookie = cookie_of(&r, "crier_session").expect("a session cookie");
+    let page = app.get("/app/keys").header("cookie", &cookie).send().await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let csrf = page
+        .text
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a CSRF token in the page")
+        .to_owned();
+    Browser { cookie, csrf }
+}
+
+async fn submit(app: &TestApp, b: &Browser, path: &str, pairs: &[(&str, &str)]) -> Response {
+    app.post(path)
+        .header("cookie", &b.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(form(pairs))
+        .send()
+        .await
+}
+
+async fn keys(app: &TestApp) -> usize {
+    count(app, "SELECT id FROM api_keys").await
+}
+
+async fn a_form_without_the_sessions_csrf_token_changes_nothing() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Owner).await;
+    let b = sign_in(&app, &ada.email).await;
+    let fields = [("name", "bot"), ("preset", "reporting")];
+    for csrf in [None, Some(""), Some("forged-token-of-the-right-length-000")] {
+        let mut pairs = fields.to_vec();
+        if let Some(c) = csrf {
+            pairs.push(("_csrf", c));
+        }
+        let r = submit(&app, &b, "/app/keys", &pairs).await;
+        assert_eq!(r.status, 403, "{csrf:?}: {}", r.text);
+        assert!(r.text.contains("security token"), "{}", r.text);
+    }
+    assert_eq!(keys(&app).await, 0);
+    // Another site's page, with the right token (say it leaked): refused too.
+    let r = app
+        .post("/app/keys")
+        .header("cookie", &b.cookie)
+        .header("origin", "https://evil.example")
+        .header("host", "127.0.0.1:8080")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(form(&[
+            ("name", "bot"),
+            ("preset", "reporting"),
+            ("_csrf", &b.csrf),
+        ]))
+        .send()
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(keys(&app).await, 0);
+    // The same form, right: a key.
+    let mut pairs = fields.to_vec();
+    pairs.push(("_csrf", &b.csrf));
+    let r = submit(&app, &b, "/app/keys", &pairs).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(keys(&app).await, 1);
+}
+
+async fn an_oversized_form_is_refused_unread() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Owner).await;
+    let b = sign_in(&app, &ada.email).await;
+    let huge = "x".repeat(70 * 1024);
+    let r = submit(
+        &app,
+        &b,
+        "/app/keys",
+        &[("_csrf", &b.csrf), ("name", "bot"), ("description", &huge)],
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert_eq!(keys(&app).await, 0);
+}
+
+async fn pages_without_a_session_send_to_sign_in_and_back_only_here() {
+    let app = TestApp::new().await;
+    let _ = user(&app, "ada@example.com", Role::Owner).await;
+    let r = app.get("/app/keys").send().await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/login?next=%2Fapp%2Fkeys"));
+    let r = app.post("/app/keys").send().await;
+    assert_eq!(r.status, 303, "a form without a session changes nothing");
+    assert_eq!(keys(&app).await, 0);
+    // A made-up or ended session is no session.
+    let r = app
+        .get("/app/keys")
+        .header(
+            "cookie",
+            "crier_session=sess_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .send()
+        .await;
+    assert_eq!(r.status, 303);
+    // After sign-in, only a path of this server: never another site.
+    for next in [
+        "//evil.example/x",
+        "https://evil.example",
+        "/\\evil.example",
+    ] {
+        let r = app
+            .post("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .raw(form(&[
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("next", next),
+            ]))
+            .send()
+            .await;
+        assert_eq!(r.status, 303, "{}", r.text);
+        assert_eq!(r.header("location"), Some("/app"), "{next}");
+    }
+}
+
+async fn another_workspace_does_not_exist_for_a_session() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Owner).await;
+    let other = app.other_workspace("rivals").await;
+    let b = sign_in(&app, &ada.email).await;
+    let r = submit(
+        &app,
+        &b,
+        "/app/workspace",
+        &[("_csrf", &b.csrf), ("workspace", other.id.as_str())],
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(cookie_of(&r, "crier_ws").is_none());
+    // A cookie naming it is ignored: the pages show the user's own workspace.
+    let cookie = format!("{}; crier_ws={}", b.cookie, other.id);
+    let page = app.get("/app/keys").header("cookie", &cookie).send().await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains(&app.workspace.name));
+    assert!(!page.text.contains("rivals"));
+}
+
+async fn an_expired_invitation_makes_no_user() {
+    let app = TestApp::new().await;
+    let _ = user(&app, "root@example.com", Role::Owner).await;
+    let users = app.state.app().users();
+    let owner = app
+        .store
+        .user_by_email("root@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let seat = users.seat(&owner.id, None).await.unwrap();
+    let (_, token) = users
+        .invite(&seat, &owner.id, Role::Member, None)
+        .await
+        .unwrap();
+    app.clock
+        .advance(std::time::Duration::from_secs(7 * 86_400 + 1));
+    let before = count(&app, "SELECT id FROM users").await;
+    let r = app
+        .post("/signup")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(form(&[
+            ("invite", &token),
+            ("name", "Grace"),
+            ("email", "grace@example.com"),
+            ("password", PASSWORD),
+        ]))
+        .send()
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("not valid"), "{}", r.text);
+    assert_eq!(count(&app, "SELECT id FROM users").await, before);
+    // And sign-up without an invitation is closed once the install has a user.
+    let r = app
+        .post("/signup")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(form(&[
+            ("name", "Mallory"),
+            ("email", "mallory@example.com"),
+            ("password", PASSWORD),
+        ]))
+        .send()
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(count(&app, "SELECT id FROM users").await, before);
+}
+
+async fn a_members_pages_stop_at_the_role() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Member).await;
+    let b = sign_in(&app, &ada.email).await;
+    let invitations = count(&app, "SELECT id FROM invitations").await;
+    let r = submit(
+        &app,
+        &b,
+        "/app/members/invite",
+        &[("_csrf", &b.csrf), ("role", "member")],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(count(&app, "SELECT id FROM invitations").await, invitations);
+    let r = submit(
+        &app,
+        &b,
+        "/app/keys",
+        &[
+            ("_csrf", &b.csrf),
+            ("name", "wide"),
+            ("preset", "custom"),
+            ("scope", "workspace:write"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(keys(&app).await, 0);
+    // "All scopes" is what the role allows, not more.
+    let r = submit(
+        &app,
+        &b,
+        "/app/keys",
+        &[("_csrf", &b.csrf), ("name", "all mine"), ("preset", "all")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let stored = app.raw_texts("SELECT scopes FROM api_keys").await;
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].as_deref().unwrap().contains("workspace:write"));
+}
+
+async fn signing_out_ends_the_session() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Owner).await;
+    let b = sign_in(&app, &ada.email).await;
+    let r = submit(&app, &b, "/logout", &[("_csrf", &b.csrf)]).await;
+    assert_eq!(r.status, 303);
+    assert!(
+        cookie_of(&r, "crier_session").is_some_and(|c| c == "crier_session="),
+        "the cookie is cleared"
+    );
+    let r = app
+        .get("/app/keys")
+        .header("cookie", &b.cookie)
+        .send()
+        .await;
+    assert_eq!(r.status, 303, "the old cookie no longer signs in");
+}
+
+both!(
+    tests: a_form_without_the_sessions_csrf_token_changes_nothing,
+    an_oversized_form_is_refused_unread,
+    pages_without_a_session_send_to_sign_in_and_back_only_here,
+    another_workspace_does_not_exist_for_a_session,
+    an_expired_invitation_makes_no_user,
+    a_members_pages_stop_at_the_role,
+    signing_out_ends_the_session,
+);
