@@ -275,6 +275,49 @@ async fn a_members_pages_stop_at_the_role() {
     assert!(!stored[0].as_deref().unwrap().contains("workspace:write"));
 }
 
+async fn only_owners_and_admins_rename_the_workspace() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Member).await;
+    let root = user(&app, "root@example.com", Role::Admin).await;
+    let name = || async {
+        app.store
+            .get_workspace(&app.workspace.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name
+    };
+    let b = sign_in(&app, &ada.email).await;
+    let r = submit(
+        &app,
+        &b,
+        "/app/workspace/rename",
+        &[("_csrf", &b.csrf), ("name", "mine now")],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(name().await, app.workspace.name);
+    let b = sign_in(&app, &root.email).await;
+    let r = submit(
+        &app,
+        &b,
+        "/app/workspace/rename",
+        &[("_csrf", &b.csrf), ("name", "\u{7}")],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(name().await, app.workspace.name);
+    let r = submit(
+        &app,
+        &b,
+        "/app/workspace/rename",
+        &[("_csrf", &b.csrf), ("name", " Acme Ltd ")],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(name().await, "Acme Ltd");
+}
+
 async fn signing_out_ends_the_session() {
     let app = TestApp::new().await;
     let ada = user(&app, "ada@example.com", Role::Owner).await;
@@ -301,4 +344,5 @@ both!(
     an_expired_invitation_makes_no_user,
     a_members_pages_stop_at_the_role,
     signing_out_ends_the_session,
+    only_owners_and_admins_rename_the_workspace,
 );

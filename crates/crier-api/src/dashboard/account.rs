@@ -385,6 +385,22 @@ pub async fn switch_workspace(
         .into_response()
 }
 
+/// Renames the workspace the dashboard works in (owners and admins).
+pub async fn rename_workspace(
+    State(state): State<AppState>,
+    Submitted { dash, form }: Submitted,
+) -> Response {
+    match state
+        .app()
+        .users()
+        .rename_workspace(&dash.seat, form.get("name").unwrap_or(""))
+        .await
+    {
+        Ok(_) => Redirect::to("/app/account").into_response(),
+        Err(e) => account_page(&state, &dash, None, Some(e.into())).await,
+    }
+}
+
 pub async fn create_workspace(
     State(state): State<AppState>,
     Submitted { dash, form }: Submitted,

@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/app/workspace", post(account::switch_workspace))
         .route("/app/workspaces", post(account::create_workspace))
+        .route("/app/workspace/rename", post(account::rename_workspace))
         .route("/app/invitations/accept", post(account::accept_invitation))
         .route("/app/keys", get(keys::page).post(keys::create))
         .route("/app/keys/{id}/revoke", post(keys::revoke))
@@ -130,6 +131,11 @@ pub struct Dash {
 impl Dash {
     pub fn csrf(&self) -> &str {
         &self.session.session.csrf
+    }
+
+    /// Whether `given` is this session's CSRF token (compared in constant time).
+    pub fn csrf_matches(&self, given: &str) -> bool {
+        KeyDigest::of(given).ct_eq(&KeyDigest::of(self.csrf()))
     }
 
     /// What every page's frame shows: who is signed in, where, and the other workspaces.
@@ -318,8 +324,7 @@ impl axum::extract::FromRequest<AppState> for Submitted {
 #[allow(clippy::result_large_err)] // the refusal is the page a handler returns at once
 fn check_form(dash: &Dash, headers: &HeaderMap, form: &FormData) -> Result<(), Response> {
     same_origin(headers)?;
-    let given = form.get("_csrf").unwrap_or("");
-    if !KeyDigest::of(given).ct_eq(&KeyDigest::of(dash.csrf())) {
+    if !dash.csrf_matches(form.get("_csrf").unwrap_or("")) {
         return Err(error_page(ApiError::new(
             crier_core::ErrorCode::ForbiddenScope,
             "This form has expired (its security token does not match your session). Reload \
@@ -362,29 +367,26 @@ pub fn local_path(next: Option<&str>) -> String {
     }
 }
 
-/// The `Set-Cookie` value of a session cookie (empty `token`: delete it).
-pub fn session_cookie(state: &AppState, token: &str, max_age_s: i64) -> HeaderValue {
-    let secure = if state.config().public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let v = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
-    );
-    HeaderValue::try_from(v).expect("a session token is a valid header value")
-}
-
-pub fn workspace_cookie(state: &AppState, ws: &str) -> HeaderValue {
+/// A dashboard cookie: HttpOnly, `SameSite=Strict`, `Secure` when the public URL is https.
+fn dashboard_cookie(state: &AppState, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
     let secure = if state.config().public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
     HeaderValue::try_from(format!(
-        "{WORKSPACE_COOKIE}={ws}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
     ))
-    .expect("a workspace id is a valid header value")
+    .expect("tokens and ids are valid header values")
+}
+
+/// The `Set-Cookie` value of a session cookie (empty `token`: delete it).
+pub fn session_cookie(state: &AppState, token: &str, max_age_s: i64) -> HeaderValue {
+    dashboard_cookie(state, SESSION_COOKIE, token, max_age_s)
+}
+
+pub fn workspace_cookie(state: &AppState, ws: &str) -> HeaderValue {
+    dashboard_cookie(state, WORKSPACE_COOKIE, ws, 31_536_000)
 }
 
 #[derive(Template)]

@@ -405,7 +405,7 @@ pub async fn validate(
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !crier_core::KeyDigest::of(token).ct_eq(&crier_core::KeyDigest::of(dash.csrf())) {
+    if !dash.csrf_matches(token) {
         return ApiError::new(
             crier_core::ErrorCode::ForbiddenScope,
             "The security token does not match your session; reload the page.",
