@@ -115,6 +115,7 @@ document.addEventListener("DOMContentLoaded", () => {
     clearTimeout(timer);
     timer = setTimeout(check, 350);
   };
+  const mediaIds = () => [...form.querySelectorAll("input[name=media_id]:checked")].map((b) => b.value);
   const check = async () => {
     const accounts = boxes.filter((b) => b.checked).map((b) => b.value);
     if (accounts.length === 0 || body.value.trim() === "") { preflight.textContent = ""; return; }
@@ -123,7 +124,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const response = await fetch("/app/posts/validate", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": form.dataset.csrf },
-      body: JSON.stringify({ body: body.value, thread: parts, account_ids: accounts }),
+      body: JSON.stringify({ body: body.value, thread: parts, account_ids: accounts, media_ids: mediaIds() }),
       credentials: "same-origin",
     });
     if (mine !== seq) return;
@@ -146,5 +147,88 @@ document.addEventListener("DOMContentLoaded", () => {
   body.addEventListener("input", update);
   thread.addEventListener("input", update);
   for (const box of boxes) box.addEventListener("change", update);
+  form.addEventListener("change", (event) => { if (event.target.name === "media_id") update(); });
   update();
+
+  // Uploads: each chosen file gets an upload URL (POST /app/media/upload-url), its bytes go
+  // straight to that signed URL with a progress bar, then it is confirmed and attached.
+  const picker = document.getElementById("media-file");
+  if (!picker) return;
+  const uploads = document.getElementById("uploads");
+  const library = document.getElementById("media-list");
+  const call = async (path, payload) => {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": form.dataset.csrf },
+      body: payload === undefined ? "" : JSON.stringify(payload),
+      credentials: "same-origin",
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error ? answer.error.message : "HTTP " + response.status);
+    return answer;
+  };
+  const send = (upload, file, bar) => new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(upload.method, upload.url);
+    // The browser sets Content-Length from the file itself.
+    for (const [name, value] of Object.entries(upload.headers)) {
+      if (name.toLowerCase() !== "content-length") xhr.setRequestHeader(name, value);
+    }
+    xhr.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable) bar.value = Math.round((e.loaded / e.total) * 100);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) return resolve();
+      let message = "the upload failed (HTTP " + xhr.status + ")";
+      try { message = JSON.parse(xhr.responseText).error.message; } catch (_) { /* not JSON */ }
+      reject(new Error(message));
+    });
+    xhr.addEventListener("error", () => reject(new Error("the upload was interrupted")));
+    xhr.send(file);
+  });
+  const uploadOne = async (file) => {
+    const li = document.createElement("li");
+    const name = document.createElement("span");
+    name.textContent = file.name + " ";
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    bar.setAttribute("aria-label", "Uploading " + file.name);
+    const state = document.createElement("span");
+    state.className = "upload-state";
+    state.textContent = "uploading";
+    li.append(name, bar, " ", state);
+    uploads.appendChild(li);
+    try {
+      const media = await call("/app/media/upload-url", { filename: file.name, content_type: file.type, size: file.size });
+      await send(media.upload, file, bar);
+      const ready = await call("/app/media/" + encodeURIComponent(media.id) + "/confirm");
+      bar.value = 100;
+      state.textContent = "ready";
+      li.dataset.mediaId = ready.id;
+      const item = document.createElement("li");
+      const label = document.createElement("label");
+      label.className = "check";
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "media_id";
+      box.value = ready.id;
+      box.checked = true;
+      const kind = document.createElement("span");
+      kind.className = "muted";
+      kind.textContent = ready.content_type;
+      label.append(box, " " + ready.filename + " ", kind);
+      item.appendChild(label);
+      library.appendChild(item);
+      update();
+    } catch (e) {
+      li.classList.add("failed");
+      state.textContent = e.message;
+    }
+  };
+  picker.addEventListener("change", async () => {
+    const files = [...picker.files];
+    picker.value = "";
+    await Promise.all(files.map(uploadOne));
+  });
 });

@@ -62,6 +62,18 @@ impl Storage {
         }
     }
 
+    /// The origin (`scheme://host[:port]`) clients send upload bytes to and read them from: what a
+    /// page that uploads must be allowed to connect to.
+    /// `None` when the configured URL has no such origin.
+    pub fn origin(&self) -> Option<String> {
+        let base = match self {
+            Storage::Local(l) => l.public_url(),
+            Storage::S3(s) => s.origin(),
+        };
+        let origin = url::Url::parse(base).ok()?.origin();
+        origin.is_tuple().then(|| origin.ascii_serialization())
+    }
+
     /// The local store, when the bytes live in the data dir (crier then serves the URLs).
     pub fn as_local(&self) -> Option<&local::LocalStore> {
         match self {

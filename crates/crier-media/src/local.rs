@@ -67,6 +67,11 @@ impl LocalStore {
         })
     }
 
+    /// The server's base URL as clients reach it.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     /// Reads the secret from `path`, or creates it there (64 hex characters, mode 0600).
     pub fn load_or_create_secret(path: &Path) -> std::io::Result<Vec<u8>> {
         match std::fs::read_to_string(path) {

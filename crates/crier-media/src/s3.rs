@@ -119,6 +119,11 @@ impl S3Store {
         })
     }
 
+    /// Where the store's URLs point (`scheme://host[:port]`, the bucket's host when virtual-hosted).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     fn object_path(&self, key: &str) -> String {
         format!(
             "{}/{}",

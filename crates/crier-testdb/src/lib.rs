@@ -36,6 +36,11 @@ pub async fn on_backend<F: Future>(backend: Backend, test: F) -> F::Output {
     BACKEND.scope(backend, test).await
 }
 
+/// The backend of the running `both!` variant (`None` outside one).
+pub fn current_backend() -> Option<Backend> {
+    BACKEND.try_with(|b| *b).ok()
+}
+
 /// A migrated store on a database of its own, and the URL it was opened with (so a test can
 /// open a second store, another node on the same database, or run a raw query). A PostgreSQL
 /// schema is dropped when the `TestDb` is dropped, unless the test failed (then it is kept for

@@ -12,6 +12,7 @@ mod account;
 mod accounts;
 mod device;
 mod keys;
+mod media;
 mod members;
 mod posts;
 mod webhooks;
@@ -76,7 +77,10 @@ pub fn routes() -> Router<AppState> {
         .route("/app/webhooks/{id}/{action}", post(webhooks::act))
         .route("/app/posts", get(posts::page).post(posts::create))
         .route("/app/posts/new", get(posts::compose))
+        .route("/app/posts/calendar", get(posts::calendar))
         .route("/app/posts/validate", post(posts::validate))
+        .route("/app/media/upload-url", post(media::upload_url))
+        .route("/app/media/{id}/confirm", post(media::confirm))
         .route("/app/posts/{id}", get(posts::show))
         .route("/app/posts/{id}/{action}", post(posts::act))
         .route("/device", get(device::page).post(device::decide))
@@ -319,6 +323,42 @@ impl axum::extract::FromRequest<AppState> for Submitted {
     }
 }
 
+/// A signed-in page script's JSON call (the composer's preflight and uploads): the session, the
+/// request's `Origin` (this server's, or none), the body within the dashboard's limit, and the
+/// session's CSRF token in `X-CSRF-Token`. Refusals are the API's JSON error envelope.
+pub struct Scripted {
+    pub dash: Dash,
+    pub body: axum::body::Bytes,
+}
+
+impl axum::extract::FromRequest<AppState> for Scripted {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let dash =
+            <Dash as FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await?;
+        same_origin(&parts.headers)?;
+        let token = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !dash.csrf_matches(token) {
+            return Err(ApiError::new(
+                crier_core::ErrorCode::ForbiddenScope,
+                "The security token does not match your session; reload the page.",
+            )
+            .into_response());
+        }
+        let req = axum::extract::Request::from_parts(parts, body);
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| crate::extract::payload_too_large().into_response())?;
+        Ok(Self { dash, body })
+    }
+}
+
 /// Refuses a state change that does not carry the session's CSRF token, or that comes from
 /// another site's page (`Origin` not this server's).
 #[allow(clippy::result_large_err)] // the refusal is the page a handler returns at once
@@ -421,8 +461,26 @@ pub fn error_page(e: ApiError) -> Response {
 /// With `connect-src 'self'`, the "Try it" console cannot send a key anywhere else even if a
 /// script were injected; no inline scripts run at all.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self' https: http:; \
+    style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; form-action 'self' https: http:; \
     frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// Lets a page (the composer) send upload bytes to the media store and show what it stored,
+/// when the store is elsewhere (S3, or a public URL other than the page's).
+pub fn allow_media(state: &AppState, resp: &mut Response) {
+    let Some(origin) = state.app().media_settings().storage.origin() else {
+        return;
+    };
+    let policy = CONTENT_SECURITY_POLICY
+        .replace(
+            "connect-src 'self'",
+            &format!("connect-src 'self' {origin}"),
+        )
+        .replace("img-src 'self'", &format!("img-src 'self' {origin}"));
+    if let Ok(v) = HeaderValue::try_from(policy) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
 
 /// Renders a page, never cached (pages show secrets once, and per-user data), never framed.
 pub fn render(t: &impl Template) -> Response {

@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use crier_core::Scope;
 use crier_core::posts::PostStatus;
@@ -18,7 +16,7 @@ use crier_store::PostFilter;
 use crier_store::views::PostObject;
 use serde::Deserialize;
 
-use super::{Dash, FormData, Frame, Submitted, error_page, render, same_origin};
+use super::{Dash, FormData, Frame, Scripted, Submitted, error_page, render};
 use crate::AppState;
 use crate::auth::{Auth, need};
 use crate::error::{ApiError, ApiResult};
@@ -174,6 +172,164 @@ pub async fn page(
     })
 }
 
+/// At most this many posts are drawn in one month; beyond it the page says so.
+const CALENDAR_MAX: u32 = 500;
+
+struct CalendarPost {
+    id: String,
+    time: String,
+    status: &'static str,
+    excerpt: String,
+}
+
+struct CalendarDay {
+    /// `2026-12-03`
+    date: String,
+    day: i8,
+    in_month: bool,
+    today: bool,
+    posts: Vec<CalendarPost>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/calendar.html")]
+struct CalendarPage {
+    frame: Frame,
+    title: String,
+    previous: String,
+    next: String,
+    weeks: Vec<Vec<CalendarDay>>,
+    timezone: String,
+    truncated: bool,
+}
+
+#[derive(Deserialize)]
+pub struct MonthQuery {
+    month: Option<String>,
+}
+
+/// The month calendar: every post scheduled or published in a month, by day in the
+/// workspace's time zone, Monday first; `?month=2026-12` (default: this month).
+pub async fn calendar(
+    State(state): State<AppState>,
+    dash: Dash,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    let tz_name = dash.seat.workspace.timezone.clone();
+    let tz = jiff::tz::TimeZone::get(&tz_name).unwrap_or(jiff::tz::TimeZone::UTC);
+    let now = jiff::Timestamp::from_millisecond(state.clock().now_ms())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(tz.clone());
+    let first = match q.month.as_deref().filter(|m| !m.is_empty()) {
+        None => now.date().first_of_month(),
+        Some(m) => match parse_month(m) {
+            Some(d) => d,
+            None => {
+                return error_page(ApiError::invalid(
+                    "month",
+                    "Give a month as YYYY-MM, between 2000-01 and 2100-12.",
+                ));
+            }
+        },
+    };
+    // Monday of the first week to Sunday of the last.
+    let start = first
+        .checked_sub(jiff::ToSpan::days(i64::from(
+            first.weekday().to_monday_zero_offset(),
+        )))
+        .unwrap_or(first);
+    let last = first.last_of_month();
+    let end = last
+        .checked_add(jiff::ToSpan::days(
+            6 - i64::from(last.weekday().to_monday_zero_offset()),
+        ))
+        .unwrap_or(last);
+    let ms = |d: jiff::civil::Date| {
+        d.to_zoned(tz.clone())
+            .map(|z| z.timestamp().as_millisecond())
+            .unwrap_or(0)
+    };
+    let (from, to) = (ms(start), ms(end.tomorrow().unwrap_or(end)) - 1);
+    let result = async {
+        let Auth(p, ..) = Auth::<need::PostsRead>::of(dash.principal.clone())?;
+        let filter = PostFilter {
+            from: Some(from),
+            to: Some(to),
+            ..PostFilter::default()
+        };
+        Ok::<_, ApiError>(
+            state
+                .app()
+                .posts()
+                .list(&p.caller(), filter, CALENDAR_MAX, 0)
+                .await?,
+        )
+    }
+    .await;
+    let list = match result {
+        Ok(l) => l,
+        Err(e) => return error_page(e),
+    };
+    let mut by_day: BTreeMap<jiff::civil::Date, Vec<(i64, CalendarPost)>> = BTreeMap::new();
+    for p in &list.items {
+        let o = PostObject::from(p);
+        let Some(at) = o.published_at.or(o.scheduled_at) else {
+            continue;
+        };
+        let z = at.to_zoned(tz.clone());
+        by_day.entry(z.date()).or_default().push((
+            at.as_millisecond(),
+            CalendarPost {
+                id: o.id.clone(),
+                time: z.strftime("%H:%M").to_string(),
+                status: o.status,
+                excerpt: excerpt(&o.body),
+            },
+        ));
+    }
+    let mut weeks = Vec::new();
+    let mut day = start;
+    while day <= end {
+        let mut week = Vec::with_capacity(7);
+        for _ in 0..7 {
+            let mut posts = by_day.remove(&day).unwrap_or_default();
+            posts.sort_by_key(|(t, _)| *t);
+            week.push(CalendarDay {
+                date: day.to_string(),
+                day: day.day(),
+                in_month: day.month() == first.month(),
+                today: day == now.date(),
+                posts: posts.into_iter().map(|(_, p)| p).collect(),
+            });
+            day = day.tomorrow().unwrap_or(day);
+        }
+        weeks.push(week);
+    }
+    let month = |d: jiff::civil::Date| d.strftime("%Y-%m").to_string();
+    render(&CalendarPage {
+        frame: dash.frame("posts"),
+        title: first.strftime("%B %Y").to_string(),
+        previous: month(first.checked_sub(jiff::ToSpan::months(1)).unwrap_or(first)),
+        next: month(first.checked_add(jiff::ToSpan::months(1)).unwrap_or(first)),
+        weeks,
+        timezone: tz_name,
+        truncated: list.has_more,
+    })
+}
+
+/// `2026-12` as the first day of that month (years 2000 to 2100).
+fn parse_month(s: &str) -> Option<jiff::civil::Date> {
+    let (y, m) = s.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let (y, m): (i16, i8) = (y.parse().ok()?, m.parse().ok()?);
+    if !(2000..=2100).contains(&y) {
+        return None;
+    }
+    jiff::civil::Date::new(y, m, 1).ok()
+}
+
 struct AccountChoice {
     id: String,
     label: String,
@@ -182,11 +338,22 @@ struct AccountChoice {
     counting: &'static str,
 }
 
+/// Media already in the library, to attach without uploading again.
+struct MediaChoice {
+    id: String,
+    filename: String,
+    kind: String,
+    checked: bool,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard/compose.html")]
 struct ComposePage {
     frame: Frame,
     accounts: Vec<AccountChoice>,
+    media: Vec<MediaChoice>,
+    can_upload: bool,
+    accept: String,
     brands: Vec<(String, String)>,
     body: String,
     timezone: String,
@@ -209,15 +376,20 @@ async fn compose_page(
             Ok(()) => state.app().brands().list(&caller, 50, 0).await?.items,
             Err(_) => Vec::new(),
         };
-        Ok::<_, ApiError>((accounts, brands))
+        let media = match p.require(Scope::MediaRead) {
+            Ok(()) => state.app().media().list(&caller.tenant, 20, 0).await?.items,
+            Err(_) => Vec::new(),
+        };
+        Ok::<_, ApiError>((accounts, brands, media))
     }
     .await;
-    let (accounts, brands) = match result {
+    let (accounts, brands, media) = match result {
         Ok(v) => v,
         Err(e) => return error_page(e),
     };
     let networks = state.app().networks();
     let status = super::status_of(error.as_ref());
+    let chosen = form.map(|f| f.all("media_id")).unwrap_or_default();
     let page = ComposePage {
         frame: dash.frame("compose"),
         accounts: accounts
@@ -245,6 +417,23 @@ async fn compose_page(
             .iter()
             .map(|b| (b.id.to_string(), b.name.clone()))
             .collect(),
+        media: media
+            .iter()
+            .filter(|m| m.status == crier_store::MediaStatus::Ready)
+            .map(|m| MediaChoice {
+                id: m.id.to_string(),
+                filename: m.filename.clone(),
+                kind: m.content_type.clone().unwrap_or_default(),
+                checked: chosen.contains(&m.id.as_str()),
+            })
+            .collect(),
+        can_upload: dash.principal.require(Scope::MediaWrite).is_ok(),
+        accept: crier_media::sniff::IMAGE_TYPES
+            .iter()
+            .chain(crier_media::sniff::VIDEO_TYPES.iter())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(","),
         body: form.and_then(|f| f.get("body")).unwrap_or("").to_owned(),
         timezone: dash.seat.workspace.timezone.clone(),
         error_param: error
@@ -254,7 +443,9 @@ async fn compose_page(
         error: error.map(|e| e.message.to_string()),
         can_publish: dash.principal.require(Scope::PostsPublish).is_ok(),
     };
-    (status, render(&page)).into_response()
+    let mut resp = (status, render(&page)).into_response();
+    super::allow_media(state, &mut resp);
+    resp
 }
 
 pub async fn compose(State(state): State<AppState>, dash: Dash) -> Response {
@@ -280,7 +471,11 @@ fn create_request(form: &FormData) -> CreatePost {
             .map(str::to_owned)
             .collect(),
         brand_id: form.text("brand_id").map(str::to_owned),
-        media_ids: Vec::new(),
+        media_ids: form
+            .all("media_id")
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         overrides: BTreeMap::new(),
     }
 }
@@ -390,31 +585,12 @@ impl WithinPost for ApiError {
     }
 }
 
-/// Live preflight for the composer: the API's `POST /v1/posts/validate` with the session (its
-/// CSRF token in `X-CSRF-Token`), answering the same JSON.
-pub async fn validate(
-    State(state): State<AppState>,
-    dash: Dash,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = same_origin(&headers) {
-        return r;
-    }
-    let token = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !dash.csrf_matches(token) {
-        return ApiError::new(
-            crier_core::ErrorCode::ForbiddenScope,
-            "The security token does not match your session; reload the page.",
-        )
-        .into_response();
-    }
+/// Live preflight for the composer: the API's `POST /v1/posts/validate` with the session,
+/// answering the same JSON.
+pub async fn validate(State(state): State<AppState>, call: Scripted) -> Response {
     let result = async {
-        let value: serde_json::Value = crate::extract::parse_json(&body)?;
-        let auth = Auth::of(dash.principal.clone())?;
+        let value: serde_json::Value = crate::extract::parse_json(&call.body)?;
+        let auth = Auth::of(call.dash.principal.clone())?;
         api::validate(State(state.clone()), auth, ApiJson(value)).await
     }
     .await;

@@ -1,6 +1,6 @@
 // Posting from the dashboard, in a real browser: sign in, connect a sandbox account, write a
-// post too long for it (the counter and the server's preflight say so), shorten it and
-// publish it now. With CRIER_TEST_POST set instead, sign in, open that post, and retry its
+// post too long for it (the counter and the server's preflight say so), shorten it, upload an
+// image (CRIER_TEST_IMAGE) with its progress bar, and publish it now. With CRIER_TEST_POST set instead, sign in, open that post, and retry its
 // failed networks. Run by tests/dashboard_browser.rs, which runs the publisher between steps.
 export default async function ({ page, baseUrl, screenshot, env }) {
   await page.goto(`${baseUrl}/app/posts`);
@@ -47,6 +47,28 @@ export default async function ({ page, baseUrl, screenshot, env }) {
   await page.getByLabel("Text", { exact: true }).fill("Our spring collection is here.");
   await page.locator("#preflight .notice").waitFor();
   const fitCounter = (await counter.innerText()).trim();
+
+  // The image: its bytes go straight to the signed upload URL, with a progress bar.
+  const bars = [];
+  await page.exposeFunction("crierProgress", (v) => bars.push(v));
+  await page.evaluate(() => {
+    new MutationObserver((changes) => {
+      for (const c of changes) if (c.target.tagName === "PROGRESS") window.crierProgress(c.target.value);
+    }).observe(document.getElementById("uploads"), { subtree: true, attributes: true, attributeFilter: ["value"] });
+  });
+  await page.getByLabel("Upload images or a video").setInputFiles(env("CRIER_TEST_IMAGE"));
+  const row = page.locator("#uploads li").first();
+  await page.locator("#uploads li[data-media-id], #uploads li.failed").first().waitFor();
+  const attachedBox = page.locator("#media-list input[name=media_id]").last();
+  const upload = {
+    state: (await row.locator(".upload-state").innerText()).trim(),
+    progress: await row.locator("progress").evaluate((p) => p.value),
+    media_id: await row.getAttribute("data-media-id"),
+    attached: await attachedBox.isChecked(),
+    progress_seen: bars.length,
+  };
+  await page.locator("#preflight .notice").waitFor();
+  await screenshot("compose-with-image", { fullPage: true });
   await page.getByLabel("Publish now").check();
   await screenshot("compose-ready", { fullPage: true });
   await page.getByRole("button", { name: "Save" }).click();
@@ -54,5 +76,5 @@ export default async function ({ page, baseUrl, screenshot, env }) {
   const postId = new URL(page.url()).pathname.split("/").pop();
   const status = (await page.locator("#post-status").innerText()).trim();
   await screenshot("post-publishing", { fullPage: true });
-  return { account_status: accountStatus, over_counter: overCounter, preflight, fit_counter: fitCounter, post_id: postId, status };
+  return { account_status: accountStatus, over_counter: overCounter, preflight, fit_counter: fitCounter, upload, post_id: postId, status };
 }

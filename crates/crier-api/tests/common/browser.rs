@@ -93,15 +93,20 @@ impl Outcome {
 }
 
 /// Where `test`'s screenshots go: `target/screenshots/<test>/` (under `CARGO_TARGET_DIR` when
-/// that is set).
+/// that is set), `<test>-postgres/` for a `both!` test's PostgreSQL variant (the variants run
+/// at the same time).
 pub fn screenshot_dir(test: &str) -> PathBuf {
+    let test = match crier_testdb::current_backend() {
+        Some(crier_store::Backend::Postgres) => format!("{test}-postgres"),
+        _ => test.to_owned(),
+    };
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
             manifest.ancestors().nth(2).unwrap().join("target")
         });
-    target.join("screenshots").join(test)
+    target.join("screenshots").join(&test)
 }
 
 impl Browser {
@@ -234,9 +239,27 @@ impl Drop for Server {
     }
 }
 
-pub async fn serve(app: &TestApp) -> Server {
+/// A port on 127.0.0.1 taken before the app exists, for an app that must know its own URL
+/// (a local media store signs URLs with it).
+pub struct Listener {
+    listener: TcpListener,
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+}
+
+pub async fn listen() -> Listener {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    Listener { listener, url }
+}
+
+pub async fn serve(app: &TestApp) -> Server {
+    serve_at(listen().await, app)
+}
+
+/// Serves `app` on `listener` until the returned [`Server`] is dropped.
+pub fn serve_at(listener: Listener, app: &TestApp) -> Server {
+    let Listener { listener, url } = listener;
     let stop = CancellationToken::new();
     let signal = stop.clone();
     tokio::spawn(serve_on(
