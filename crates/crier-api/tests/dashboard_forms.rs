@@ -336,8 +336,211 @@ async fn signing_out_ends_the_session() {
     assert_eq!(r.status, 303, "the old cookie no longer signs in");
 }
 
+/// A page script's JSON call: the session's cookie, and its CSRF token in `X-CSRF-Token` when
+/// given.
+async fn script(
+    app: &TestApp,
+    b: &Browser,
+    path: &str,
+    csrf: Option<&str>,
+    body: &str,
+) -> Response {
+    let mut call = app
+        .post(path)
+        .header("cookie", &b.cookie)
+        .header("content-type", "application/json");
+    if let Some(c) = csrf {
+        call = call.header("x-csrf-token", c);
+    }
+    call.raw(body.to_owned()).send().await
+}
+
+async fn media_rows(app: &TestApp) -> usize {
+    count(app, "SELECT id FROM media").await
+}
+
+async fn the_composers_uploads_need_the_sessions_token_and_this_site() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Owner).await;
+    let b = sign_in(&app, &ada.email).await;
+    let good = r#"{"filename":"spring.png","content_type":"image/png","size":1024}"#;
+    for csrf in [None, Some(""), Some("forged")] {
+        let r = script(&app, &b, "/app/media/upload-url", csrf, good).await;
+        r.assert_error(403, "forbidden_scope");
+    }
+    let r = app
+        .post("/app/media/upload-url")
+        .header("cookie", &b.cookie)
+        .header("x-csrf-token", &b.csrf)
+        .header("origin", "https://evil.example")
+        .header("host", "127.0.0.1:8080")
+        .header("content-type", "application/json")
+        .raw(good)
+        .send()
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    // Without a session: to sign in, nothing made.
+    let r = app
+        .post("/app/media/upload-url")
+        .header("x-csrf-token", &b.csrf)
+        .raw(good)
+        .send()
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(media_rows(&app).await, 0);
+    // Bad input gets the API's own errors, as JSON the script shows.
+    let t = Some(b.csrf.as_str());
+    script(&app, &b, "/app/media/upload-url", t, "{not json")
+        .await
+        .assert_error(400, "invalid_request");
+    let r = script(
+        &app,
+        &b,
+        "/app/media/upload-url",
+        t,
+        r#"{"filename":"a.exe","content_type":"application/x-msdownload","size":10}"#,
+    )
+    .await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.body["error"]["param"], "content_type", "{}", r.text);
+    let huge = format!(
+        r#"{{"filename":"{}","content_type":"image/png","size":1}}"#,
+        "x".repeat(70 * 1024)
+    );
+    assert_eq!(
+        script(&app, &b, "/app/media/upload-url", t, &huge)
+            .await
+            .status,
+        413
+    );
+    assert_eq!(media_rows(&app).await, 0);
+    // Right: a pending upload and its signed URL; confirming before the bytes is refused.
+    let r = script(&app, &b, "/app/media/upload-url", t, good).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(r.body["upload"]["method"], "PUT");
+    let id = r.body["id"].as_str().unwrap();
+    let r = script(&app, &b, &format!("/app/media/{id}/confirm"), t, "").await;
+    r.assert_error(409, "conflict");
+    script(
+        &app,
+        &b,
+        "/app/media/med_0000000000000000000000/confirm",
+        t,
+        "",
+    )
+    .await
+    .assert_error(404, "not_found");
+    // Another workspace's upload does not exist here.
+    let other = app.other_workspace("rivals").await;
+    let (theirs, _) = app
+        .key_in(
+            &other,
+            common::KeySpec {
+                scopes: crier_core::Scope::ALL.to_vec(),
+                ..Default::default()
+            },
+        )
+        .await;
+    let r = app
+        .post("/v1/media/upload-url")
+        .key(&theirs)
+        .raw(good)
+        .header("content-type", "application/json")
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let their_id = r.body["id"].as_str().unwrap();
+    script(&app, &b, &format!("/app/media/{their_id}/confirm"), t, "")
+        .await
+        .assert_error(404, "not_found");
+    assert_eq!(media_rows(&app).await, 2);
+}
+
+async fn the_calendar_draws_a_month_in_the_workspaces_time_zone() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Owner).await;
+    let key = app.admin_key().await;
+    common::posts::patch_workspace(
+        &app,
+        &key,
+        serde_json::json!({"timezone": "America/New_York"}),
+    )
+    .await;
+    let acct = app.sandbox_account(&key, "springshop").await;
+    // 03:00 UTC on the 10th is the evening of the 9th in New York.
+    let id = common::posts::draft(&app, &key, &[&acct], "Late-night launch").await;
+    common::posts::act_ok(
+        &app,
+        &key,
+        &id,
+        "schedule",
+        Some(serde_json::json!({"scheduled_at": "2026-12-10T03:00:00Z"})),
+        "scheduled",
+    )
+    .await;
+    // Another workspace's post on the same day is not drawn.
+    let other = app.other_workspace("rivals").await;
+    let (theirs, _) = app
+        .key_in(
+            &other,
+            common::KeySpec {
+                scopes: crier_core::Scope::ALL.to_vec(),
+                ..Default::default()
+            },
+        )
+        .await;
+    let their_acct = app.sandbox_account(&theirs, "rival").await;
+    let their_id = common::posts::draft(&app, &theirs, &[&their_acct], "Their launch").await;
+    common::posts::act_ok(
+        &app,
+        &theirs,
+        &their_id,
+        "schedule",
+        Some(serde_json::json!({"scheduled_at": "2026-12-10T03:00:00Z"})),
+        "scheduled",
+    )
+    .await;
+    let b = sign_in(&app, &ada.email).await;
+    let page = app
+        .get("/app/posts/calendar?month=2026-12")
+        .header("cookie", &b.cookie)
+        .send()
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("December 2026"));
+    let day = page
+        .text
+        .split("data-date=\"2026-12-09\"")
+        .nth(1)
+        .unwrap()
+        .split("</td>")
+        .next()
+        .unwrap();
+    assert!(
+        day.contains(&format!("/app/posts/{id}")) && day.contains("22:00"),
+        "{day}"
+    );
+    assert!(!page.text.contains(&their_id));
+    // The grid runs Monday to Sunday: 30 November to 3 January.
+    assert!(page.text.contains("data-date=\"2026-11-30\""));
+    assert!(page.text.contains("data-date=\"2027-01-03\""));
+    assert!(!page.text.contains("data-date=\"2026-11-29\""));
+    // Bad months are a clear error, not a guess.
+    for bad in ["2026-13", "1999-01", "abc", "2026-1", "20261-01"] {
+        let r = app
+            .get(&format!("/app/posts/calendar?month={bad}"))
+            .header("cookie", &b.cookie)
+            .send()
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+        assert!(r.text.contains("YYYY-MM"), "{bad}");
+    }
+}
+
 both!(
-    tests: a_form_without_the_sessions_csrf_token_changes_nothing,
+    tests: the_composers_uploads_need_the_sessions_token_and_this_site,
+    the_calendar_draws_a_month_in_the_workspaces_time_zone, a_form_without_the_sessions_csrf_token_changes_nothing,
     an_oversized_form_is_refused_unread,
     pages_without_a_session_send_to_sign_in_and_back_only_here,
     another_workspace_does_not_exist_for_a_session,
