@@ -47,7 +47,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
         (name = "brands", description = "Brands: named groups of accounts with their own voice"),
         (name = "kb", description = "The knowledge base AI generation draws on: documents and search"),
-        (name = "keys", description = "API keys of the workspace"),
+        (name = "keys", description = "API keys of the workspace, and their usage per day"),
+        (name = "requests", description = "The recent request log: authenticated requests of the last 7 days, by request id (written every few seconds)"),
         (name = "workspace", description = "The workspace, its plan and usage"),
         (name = "ai", description = "AI content (rewrite, compose, hashtags, thread, ideas, optimise), AI credits and the brand voice"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -281,6 +282,7 @@ fn links(v: &mut Value) {
         ("UpdateKey", "keys_update"),
         ("RevokeKey", "keys_revoke"),
         ("RotateKey", "keys_rotate"),
+        ("GetKeyUsage", "keys_usage"),
     ];
     let accounts = [
         ("DisconnectAccount", "accounts_disconnect"),
