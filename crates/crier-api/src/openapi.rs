@@ -16,7 +16,8 @@
 //! phase follows them).
 
 use crier_core::ids::{
-    AccountId, BrandId, DeliveryId, DocumentId, FeedId, KeyId, MediaId, PostId, WebhookId,
+    AccountId, BrandId, DeliveryId, DocumentId, FeedId, KeyId, MediaId, PostId, RequestId,
+    WebhookId,
 };
 use crier_core::posts::PostStatus;
 use serde_json::{Value, json};
@@ -161,6 +162,7 @@ fn parameters(v: &mut Value) {
                     (Some("webhooks"), _) => WebhookId::PREFIX,
                     (Some("brands"), _) => BrandId::PREFIX,
                     (Some("kb"), _) => DocumentId::PREFIX,
+                    (Some("requests"), _) => RequestId::PREFIX,
                     _ => panic!("{method} {path}: a path parameter of unknown shape"),
                 };
                 p["schema"] = json!({"type": "string", "pattern": fields::id(prefix)});
