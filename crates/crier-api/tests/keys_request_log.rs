@@ -471,6 +471,116 @@ async fn entries_older_than_seven_days_are_purged() {
     assert_eq!(daily_rows(&app).await, Vec::<Option<String>>::new());
 }
 
+// ---- The dashboard: a key's page and the request look-up ----
+
+fn cookie_of(r: &Response, name: &str) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+/// The session cookie of `email` (who has [`PASSWORD`]), signed in through the dashboard.
+async fn sign_in(app: &TestApp, email: &str) -> String {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("email", email), ("password", PASSWORD), ("next", "/app/keys")])
+        .finish();
+    let r = app
+        .post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(body)
+        .send()
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    cookie_of(&r, "crier_session").expect("a session cookie")
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> Response {
+    app.get(path).header("cookie", cookie).send().await
+}
+
+async fn the_dashboard_shows_a_keys_usage_chart_and_looks_up_requests() {
+    let app = TestApp::new().await;
+    let owner = user(&app, "root@example.com", Role::Owner).await;
+    let member = user(&app, "ada@example.com", Role::Member).await;
+    let (key, row) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            ..KeySpec::default()
+        })
+        .await;
+    let ok = request_id(&app.get("/v1/keys").key(&key).send().await);
+    app.get("/v1/keys/key_nonsense").key(&key).send().await;
+    let other = app.other_workspace("globex").await;
+    let (theirs, their_row) = app
+        .key_in(
+            &other,
+            KeySpec {
+                scopes: vec![Scope::KeysRead],
+                ..KeySpec::default()
+            },
+        )
+        .await;
+    let their_request = request_id(&app.get("/v1/keys").key(&theirs).send().await);
+    app.state.flush_usage().await;
+    let cookie = sign_in(&app, &owner.email).await;
+
+    // The list links to each key's page.
+    let list = page(&app, &cookie, "/app/keys").await;
+    assert_eq!(list.status, 200);
+    assert!(list.text.contains(&format!("href=\"/app/keys/{}\"", row.id)));
+    assert!(list.text.contains("action=\"/app/requests\""), "the look-up form");
+
+    let r = page(&app, &cookie, &format!("/app/keys/{}", row.id)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let today = day_of(app.clock.now());
+    for needle in [
+        "<svg class=\"usage-chart\" viewBox=\"0 0 360.0 136.0\" width=\"100%\"",
+        &format!("<title>{today}: 2 requests, 1 errors, 0 rate-limited</title>"),
+        "class=\"bar-ok\"",
+        "class=\"bar-error\"",
+        "Rate-limited (429)",
+        "In the last 30 days: 2 requests, 1 errors, 0 rate-limited.",
+        &format!("<th scope=\"row\">{today}</th><td>2</td><td>1</td><td>0</td>"),
+    ] {
+        assert!(r.text.contains(needle), "{needle} in\n{}", r.text);
+    }
+    assert_eq!(r.text.matches("<title>").count(), 30 + 1, "a title per bar");
+    assert!(!r.text.contains("style="), "the CSP blocks style attributes");
+
+    // Another workspace's key: the 404 page.
+    let r = page(&app, &cookie, &format!("/app/keys/{}", their_row.id)).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(r.text.contains("data-code=\"not_found\""));
+
+    // The look-up: found, not (yet) found, another workspace's.
+    let r = page(&app, &cookie, &format!("/app/requests?id={ok}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains(&format!("data-request-id=\"{ok}\"")));
+    assert!(r.text.contains("<code>GET /v1/keys</code>"), "{}", r.text);
+    for id in [their_request.as_str(), "req_0000000000000000000000", "nonsense"] {
+        let r = page(&app, &cookie, &format!("/app/requests?id={id}")).await;
+        assert_eq!(r.status, 404, "{id}: {}", r.text);
+        assert!(r.text.contains("every few seconds"), "{}", r.text);
+        assert!(!r.text.contains("data-request-id"), "{id}");
+    }
+    assert_eq!(page(&app, &cookie, "/app/requests").await.status, 200);
+
+    // A member sees neither the key nor its requests.
+    let members = sign_in(&app, &member.email).await;
+    let r = page(&app, &members, &format!("/app/keys/{}", row.id)).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = page(&app, &members, &format!("/app/requests?id={ok}")).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(!r.text.contains("data-request-id"));
+    // Signed out: the sign-in page, nothing else.
+    let r = app.get(&format!("/app/keys/{}", row.id)).send().await;
+    assert_ne!(r.status, 200);
+    assert!(!r.text.contains("usage-chart"));
+}
+
 both!(
     tests: usage_counts_successes_errors_and_rate_limited_calls_per_day,
     days_are_bounded_and_every_day_is_present,
@@ -479,4 +589,5 @@ both!(
     a_member_sees_only_the_usage_and_requests_of_the_members_keys,
     unauthenticated_requests_are_not_logged,
     entries_older_than_seven_days_are_purged,
+    the_dashboard_shows_a_keys_usage_chart_and_looks_up_requests,
 );
