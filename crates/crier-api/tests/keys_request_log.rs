@@ -76,7 +76,10 @@ async fn usage_counts_successes_errors_and_rate_limited_calls_per_day() {
         .send()
         .await
         .assert_error(404, "not_found");
-    assert_param(&app.get("/v1/keys?limit=99").key(&tiny).send().await, "limit");
+    assert_param(
+        &app.get("/v1/keys?limit=99").key(&tiny).send().await,
+        "limit",
+    );
     for _ in 0..3 {
         app.get("/v1/keys")
             .key(&tiny)
@@ -103,9 +106,7 @@ async fn usage_counts_successes_errors_and_rate_limited_calls_per_day() {
     assert_eq!((days[0].1, days[1].1), (0, 0), "zeros filled: {days:?}");
     // `request_count` keeps counting only the requests the rate limit let through.
     assert_eq!(
-        common::keys::stored(&app, &tiny_row.id)
-            .await
-            .request_count,
+        common::keys::stored(&app, &tiny_row.id).await.request_count,
         5
     );
 
@@ -120,10 +121,7 @@ async fn usage_counts_successes_errors_and_rate_limited_calls_per_day() {
         .await;
     assert_eq!(
         usage_counts(&r),
-        vec![
-            (today, 8, 2, 3),
-            (day_of(app.clock.now()), 1, 0, 0)
-        ]
+        vec![(today, 8, 2, 3), (day_of(app.clock.now()), 1, 0, 0)]
     );
 }
 
@@ -138,7 +136,11 @@ async fn days_are_bounded_and_every_day_is_present() {
         .await;
     let base = format!("/v1/keys/{}/usage", row.id);
     app.state.flush_usage().await;
-    let before = (app.snapshot().await, daily_rows(&app).await, log_rows(&app).await);
+    let before = (
+        app.snapshot().await,
+        daily_rows(&app).await,
+        log_rows(&app).await,
+    );
     for bad in ["0", "91", "abc", "-1", "1.5", ""] {
         let r = app
             .get(&format!("{base}?days={bad}"))
@@ -148,7 +150,11 @@ async fn days_are_bounded_and_every_day_is_present() {
         assert_param(&r, "days");
     }
     assert_eq!(
-        (app.snapshot().await, daily_rows(&app).await, log_rows(&app).await),
+        (
+            app.snapshot().await,
+            daily_rows(&app).await,
+            log_rows(&app).await
+        ),
         before,
         "refused reads write nothing"
     );
@@ -163,7 +169,10 @@ async fn days_are_bounded_and_every_day_is_present() {
             .checked_sub(jiff::SignedDuration::from_hours(24 * (n as i64 - 1)))
             .unwrap();
         assert_eq!(days[0].0, day_of(first), "{query}: oldest first");
-        assert!(days.windows(2).all(|w| w[0].0 < w[1].0), "{query}: in order");
+        assert!(
+            days.windows(2).all(|w| w[0].0 < w[1].0),
+            "{query}: in order"
+        );
         assert!(days.iter().all(|d| (d.1, d.2, d.3) == (0, 0, 0)));
     }
     // Another workspace's key, an unknown key and a malformed id: 404 alike.
@@ -226,7 +235,10 @@ async fn a_request_is_found_by_its_id_after_the_flush_with_its_route_template() 
     assert_eq!(r.body["id"], ok_id.as_str());
     assert_eq!(r.body["key_id"], row.id.as_str());
     assert_eq!(r.body["method"], "GET");
-    assert_eq!(r.body["path"], "/v1/keys/{id}", "the template, not the raw path");
+    assert_eq!(
+        r.body["path"], "/v1/keys/{id}",
+        "the template, not the raw path"
+    );
     assert_eq!(r.body["status"], 200);
     assert_eq!(r.body["error_code"], Value::Null);
     assert!(r.body["duration_ms"].as_i64().unwrap() >= 0);
@@ -342,8 +354,7 @@ async fn a_member_sees_only_the_usage_and_requests_of_the_members_keys() {
     let by_admins_key = request_id(&app.get("/v1/keys").key(&admins_key).send().await);
     let by_mine = request_id(&app.get("/v1/keys").key(&mine_key).send().await);
     let by_admin_session = request_id(&app.get("/v1/keys").key(&admin_session).send().await);
-    let by_member_session =
-        request_id(&app.get("/v1/keys").key(&member_session).send().await);
+    let by_member_session = request_id(&app.get("/v1/keys").key(&member_session).send().await);
     app.state.flush_usage().await;
 
     let get = |path: String, token: &str| {
@@ -400,7 +411,10 @@ async fn unauthenticated_requests_are_not_logged() {
             ..KeySpec::default()
         })
         .await;
-    app.get("/v1/keys").send().await.assert_error(401, "unauthorized");
+    app.get("/v1/keys")
+        .send()
+        .await
+        .assert_error(401, "unauthorized");
     app.get("/v1/keys")
         .key("sk_live_notAKeyAtAll")
         .send()
@@ -445,7 +459,10 @@ async fn entries_older_than_seven_days_are_purged() {
     app.state.purge_activity().await.unwrap();
     for id in [&old, &recent] {
         assert_status(
-            &app.get(&format!("/v1/requests/{id}")).key(&admin).send().await,
+            &app.get(&format!("/v1/requests/{id}"))
+                .key(&admin)
+                .send()
+                .await,
             200,
         );
     }
@@ -485,7 +502,11 @@ fn cookie_of(r: &Response, name: &str) -> Option<String> {
 /// The session cookie of `email` (who has [`PASSWORD`]), signed in through the dashboard.
 async fn sign_in(app: &TestApp, email: &str) -> String {
     let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([("email", email), ("password", PASSWORD), ("next", "/app/keys")])
+        .extend_pairs([
+            ("email", email),
+            ("password", PASSWORD),
+            ("next", "/app/keys"),
+        ])
         .finish();
     let r = app
         .post("/login")
@@ -530,8 +551,14 @@ async fn the_dashboard_shows_a_keys_usage_chart_and_looks_up_requests() {
     // The list links to each key's page.
     let list = page(&app, &cookie, "/app/keys").await;
     assert_eq!(list.status, 200);
-    assert!(list.text.contains(&format!("href=\"/app/keys/{}\"", row.id)));
-    assert!(list.text.contains("action=\"/app/requests\""), "the look-up form");
+    assert!(
+        list.text
+            .contains(&format!("href=\"/app/keys/{}\"", row.id))
+    );
+    assert!(
+        list.text.contains("action=\"/app/requests\""),
+        "the look-up form"
+    );
 
     let r = page(&app, &cookie, &format!("/app/keys/{}", row.id)).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -548,7 +575,10 @@ async fn the_dashboard_shows_a_keys_usage_chart_and_looks_up_requests() {
         assert!(r.text.contains(needle), "{needle} in\n{}", r.text);
     }
     assert_eq!(r.text.matches("<title>").count(), 30 + 1, "a title per bar");
-    assert!(!r.text.contains("style="), "the CSP blocks style attributes");
+    assert!(
+        !r.text.contains("style="),
+        "the CSP blocks style attributes"
+    );
 
     // Another workspace's key: the 404 page.
     let r = page(&app, &cookie, &format!("/app/keys/{}", their_row.id)).await;
@@ -560,7 +590,11 @@ async fn the_dashboard_shows_a_keys_usage_chart_and_looks_up_requests() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.text.contains(&format!("data-request-id=\"{ok}\"")));
     assert!(r.text.contains("<code>GET /v1/keys</code>"), "{}", r.text);
-    for id in [their_request.as_str(), "req_0000000000000000000000", "nonsense"] {
+    for id in [
+        their_request.as_str(),
+        "req_0000000000000000000000",
+        "nonsense",
+    ] {
         let r = page(&app, &cookie, &format!("/app/requests?id={id}")).await;
         assert_eq!(r.status, 404, "{id}: {}", r.text);
         assert!(r.text.contains("every few seconds"), "{}", r.text);

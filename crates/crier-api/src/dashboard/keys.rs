@@ -375,7 +375,11 @@ struct Chart {
 
 fn chart(days: &[crier_store::views::UsageDay]) -> Chart {
     let max = days.iter().map(|d| d.requests).max().unwrap_or(0);
-    let scale = if max > 0 { CHART_HEIGHT / max as f64 } else { 0.0 };
+    let scale = if max > 0 {
+        CHART_HEIGHT / max as f64
+    } else {
+        0.0
+    };
     let n = |v: f64| format!("{v:.1}");
     let bars = days
         .iter()

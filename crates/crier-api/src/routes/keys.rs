@@ -425,7 +425,10 @@ pub async fn usage(
         .await?;
     let mut stored = stored.into_iter().peekable();
     let mut days = Vec::with_capacity(query.days as usize);
-    for date in first.series(jiff::Span::new().days(1)).take(query.days as usize) {
+    for date in first
+        .series(jiff::Span::new().days(1))
+        .take(query.days as usize)
+    {
         let date = day(date);
         let mut shown = UsageDay {
             date,
