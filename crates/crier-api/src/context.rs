@@ -1,8 +1,12 @@
 //! The outermost layer of every request: it gives the request its id, runs it inside that id's
 //! task-local context and tracing span, turns a panic into the 500 envelope, stamps
-//! `X-Request-Id` on whatever leaves, and records the request in the metrics.
+//! `X-Request-Id` on whatever leaves, and records the request in the metrics. An
+//! authenticated request (the auth layer names its caller in [`CALLER`]) is also counted in its
+//! key's daily usage and the recent request log, in memory (see `auth/usage.rs`).
 
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -15,9 +19,22 @@ use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::AppState;
+use crate::auth::cache::KeyRecord;
 use crate::error::{ApiError, REQUEST_ID};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    /// The caller of the current request, once the auth layer has verified it (also when its
+    /// rate limit then refuses the request): a slot [`request_context`] opens empty for each
+    /// request and reads when the response is known. Filling it costs one `Arc` clone.
+    static CALLER: Cell<Option<Arc<KeyRecord>>>;
+}
+
+/// Names the verified caller of the current request (a no-op outside [`request_context`]).
+pub fn note_caller(key: &Arc<KeyRecord>) {
+    let _ = CALLER.try_with(|c| c.set(Some(key.clone())));
+}
 
 pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -32,7 +49,12 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     );
 
     let run = AssertUnwindSafe(next.run(req)).catch_unwind();
-    let outcome = REQUEST_ID
+    // The slot is read inside its scope, after the handler (or its panic) is done.
+    let run = CALLER.scope(Cell::new(None), async move {
+        let outcome = run.await;
+        (outcome, CALLER.with(Cell::take))
+    });
+    let (outcome, caller) = REQUEST_ID
         .scope(id.clone(), run.instrument(span.clone()))
         .await;
     let mut resp = match outcome {
@@ -69,6 +91,25 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     state
         .metrics()
         .observe_request(&method, &route, status, elapsed);
+    if let Some(key) = caller {
+        let now = state.clock().now_ms();
+        let entry = crier_store::RequestLogEntry {
+            request_id: id,
+            workspace_id: key.row.workspace_id.clone(),
+            key_id: key.row.id.clone(),
+            method: crate::metrics::method_label(&method).to_owned(),
+            path: route.clone(),
+            status: i64::from(status),
+            error_code: resp
+                .extensions()
+                .get::<ErrorCode>()
+                .map(|c| c.as_str().to_owned()),
+            duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+            at: now,
+        };
+        let dropped = state.auth().usage.finish(entry, key.user.is_none());
+        state.metrics().request_log_dropped(dropped);
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

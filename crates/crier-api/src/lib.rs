@@ -63,6 +63,10 @@ impl Default for ApiConfig {
     }
 }
 
+/// Purge statements each retention purge makes per minute at most (see
+/// [`AppState::purge_activity`]).
+pub const PURGE_BATCHES: usize = 20;
+
 /// Shared state of the API: cheap to clone, one per process (or per test app).
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -136,11 +140,42 @@ impl AppState {
     }
 
     /// Writes pending usage counters now.
+    /// Writes pending usage counters, daily counts and request log entries now.
     pub async fn flush_usage(&self) {
         let period = Self::period_of(self.clock().now_ms());
-        if let Err(e) = self.auth().usage.flush(self.store(), &period).await {
+        let (written, dropped) = self.auth().usage.flush(self.store(), &period).await;
+        self.metrics().request_log_dropped(dropped);
+        if let Err(e) = written {
             tracing::warn!(error = %e, "could not write usage counters; will retry");
         }
+    }
+
+    /// Deletes request log entries older than 7 days and daily counts older than 90 days, in
+    /// batches of [`crier_store::PURGE_BATCH`], at most [`PURGE_BATCHES`] of each per call (the
+    /// minute timer's), so a backlog is worked off over several minutes rather than in one
+    /// long write. Returns how many rows went.
+    pub async fn purge_activity(&self) -> crier_store::Result<u64> {
+        let now = self.clock().now_ms();
+        let log_before = now - crier_store::REQUEST_LOG_RETENTION_MS;
+        let day_before = crier_core::clock::utc_day(
+            now - (crier_store::DAILY_USAGE_RETENTION_DAYS - 1) * 86_400_000,
+        );
+        let mut purged = 0;
+        for _ in 0..PURGE_BATCHES {
+            let n = self.store().purge_request_log(log_before).await?;
+            purged += n;
+            if n < crier_store::PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        for _ in 0..PURGE_BATCHES {
+            let n = self.store().purge_daily_usage(&day_before).await?;
+            purged += n;
+            if n < crier_store::PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        Ok(purged)
     }
 
     /// Starts the API's background work: the usage flusher, rate-limit pruning, the
@@ -176,6 +211,9 @@ impl AppState {
                         }
                         if let Err(e) = state.app().users().purge().await {
                             tracing::warn!(error = %e.message, "session and device-login purge failed");
+                        }
+                        if let Err(e) = state.purge_activity().await {
+                            tracing::warn!(error = %e, "request log purge failed");
                         }
                     }
                     _ = stop.cancelled() => break,

@@ -55,6 +55,8 @@ struct Inner {
     auth_failures: BTreeMap<&'static str, u64>,
     /// window -> count
     rate_limited: BTreeMap<&'static str, u64>,
+    /// Request log entries dropped because the pending log was full.
+    request_log_dropped: u64,
 }
 
 #[derive(Default)]
@@ -110,6 +112,14 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Counts request log entries dropped because the node's pending log was full
+    /// (`crate::auth::usage::MAX_PENDING_LOG`).
+    pub fn request_log_dropped(&self, n: u64) {
+        if n > 0 {
+            self.0.lock().expect("metrics lock").request_log_dropped += n;
+        }
+    }
+
     pub fn render(&self) -> String {
         let m = self.0.lock().expect("metrics lock");
         let mut out = String::new();
@@ -152,6 +162,16 @@ impl Metrics {
         for (window, n) in &m.rate_limited {
             let _ = writeln!(out, "crier_rate_limited_total{{window=\"{window}\"}} {n}");
         }
+        out.push_str(
+            "# HELP crier_request_log_dropped_total Request log entries dropped because the \
+             node's pending log was full.\n",
+        );
+        out.push_str("# TYPE crier_request_log_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "crier_request_log_dropped_total {}",
+            m.request_log_dropped
+        );
         out
     }
 }

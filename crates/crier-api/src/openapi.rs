@@ -16,7 +16,8 @@
 //! phase follows them).
 
 use crier_core::ids::{
-    AccountId, BrandId, DeliveryId, DocumentId, FeedId, KeyId, MediaId, PostId, WebhookId,
+    AccountId, BrandId, DeliveryId, DocumentId, FeedId, KeyId, MediaId, PostId, RequestId,
+    WebhookId,
 };
 use crier_core::posts::PostStatus;
 use serde_json::{Value, json};
@@ -47,7 +48,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
         (name = "brands", description = "Brands: named groups of accounts with their own voice"),
         (name = "kb", description = "The knowledge base AI generation draws on: documents and search"),
-        (name = "keys", description = "API keys of the workspace"),
+        (name = "keys", description = "API keys of the workspace, and their usage per day"),
+        (name = "requests", description = "The recent request log: authenticated requests of the last 7 days, by request id (written every few seconds)"),
         (name = "workspace", description = "The workspace, its plan and usage"),
         (name = "ai", description = "AI content (rewrite, compose, hashtags, thread, ideas, optimise), AI credits and the brand voice"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -160,6 +162,7 @@ fn parameters(v: &mut Value) {
                     (Some("webhooks"), _) => WebhookId::PREFIX,
                     (Some("brands"), _) => BrandId::PREFIX,
                     (Some("kb"), _) => DocumentId::PREFIX,
+                    (Some("requests"), _) => RequestId::PREFIX,
                     _ => panic!("{method} {path}: a path parameter of unknown shape"),
                 };
                 p["schema"] = json!({"type": "string", "pattern": fields::id(prefix)});
@@ -281,6 +284,7 @@ fn links(v: &mut Value) {
         ("UpdateKey", "keys_update"),
         ("RevokeKey", "keys_revoke"),
         ("RotateKey", "keys_rotate"),
+        ("GetKeyUsage", "keys_usage"),
     ];
     let accounts = [
         ("DisconnectAccount", "accounts_disconnect"),

@@ -163,6 +163,19 @@ fn literal_bounds_equal_the_handlers_constants() {
         bounds(prop("RotateSecret", "overlap_seconds")),
         (n(0), n(webhooks::MAX_OVERLAP_SECONDS.into()))
     );
+    let days = doc
+        .pointer("/paths/~1v1~1keys~1{id}~1usage/get/parameters")
+        .and_then(|ps| ps.as_array())
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "days"))
+        .expect("GET /v1/keys/{id}/usage ?days");
+    assert_eq!(
+        bounds(days["schema"].clone()),
+        (n(1), n(crier_api::routes::keys::MAX_USAGE_DAYS.into()))
+    );
+    assert_eq!(
+        days["schema"]["default"],
+        n(crier_api::routes::keys::DEFAULT_USAGE_DAYS.into())
+    );
     assert_eq!(
         bounds(prop("RateLimitInput", "per_minute")),
         (n(1), n(crier_core::plans::MAX_PER_MINUTE.into()))

@@ -56,6 +56,15 @@ pub fn from_ms(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// The UTC calendar day `ms` falls in, as `YYYY-MM-DD`.
+pub fn utc_day(ms: i64) -> String {
+    from_ms(ms)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .strftime("%Y-%m-%d")
+        .to_string()
+}
+
 /// A usage period: a calendar month in UTC, e.g. `2026-11`, and its bounds in epoch ms
 /// (`start` inclusive, `end` exclusive).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -64,7 +64,8 @@ pub use trending::{
     TrendSource, TrendTopic,
 };
 pub use usage::{
-    METRIC_AI_CREDITS, METRIC_AI_CREDITS_TEST, METRIC_POSTS_PUBLISHED, METRIC_REQUESTS,
+    DAILY_USAGE_RETENTION_DAYS, METRIC_AI_CREDITS, METRIC_AI_CREDITS_TEST, METRIC_POSTS_PUBLISHED,
+    METRIC_REQUESTS, PURGE_BATCH, REQUEST_LOG_RETENTION_MS, UsageBatch,
 };
 pub use users::{Invitation, InvitationRefusal, Member, Membership, Session, User};
 pub use webhooks::{AttemptOutcome, Delivery, Endpoint, WebhookAttempt};

@@ -38,6 +38,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     12 "0012_knowledge",
     13 "0013_trending",
     14 "0014_users",
+    15 "0015_request_log",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -54,6 +55,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     12 "0012_knowledge",
     13 "0013_trending",
     14 "0014_users",
+    15 "0015_request_log",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

@@ -120,6 +120,38 @@ pub struct KeyUsage {
     pub requests: i64,
 }
 
+/// Requests made with one key on one UTC day since the last flush: all of them, those that
+/// failed (status 400 or above, 429 excepted) and those refused by its rate limit (429).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyUsage {
+    pub key_id: KeyId,
+    pub workspace_id: WorkspaceId,
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub rate_limited: i64,
+}
+
+/// One authenticated request as the recent request log keeps it: no body, no query string, no
+/// header; the route template, not the raw path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLogEntry {
+    /// `req_…`, as in the response's `X-Request-Id`.
+    pub request_id: String,
+    pub workspace_id: WorkspaceId,
+    /// The key, or for a session the made-up `key_…` id of its principal.
+    pub key_id: KeyId,
+    pub method: String,
+    /// The route template (`/v1/keys/{id}`).
+    pub path: String,
+    pub status: i64,
+    pub error_code: Option<String>,
+    pub duration_ms: i64,
+    /// Epoch ms, when the response left.
+    pub at: i64,
+}
+
 /// One page of a list, newest first.
 #[derive(Debug, Clone)]
 pub struct Page<T> {

@@ -1,13 +1,43 @@
-//! Usage counters, written in batches off the request path: the API gathers `last_used_at` and
-//! request counts in memory and flushes them here every few seconds in one transaction.
+//! Usage counters, written in batches off the request path: the API gathers `last_used_at`,
+//! request counts, per-key daily counts and the recent request log in memory and flushes them
+//! here every few seconds in one transaction.
+//!
+//! Invariants: the daily counts only grow (an upsert adds to them); a request log entry is
+//! written at most once (a batch retried after a commit whose answer was lost inserts nothing
+//! twice); the log keeps [`REQUEST_LOG_RETENTION_MS`] and the daily counts
+//! [`DAILY_USAGE_RETENTION_DAYS`], purged in bounded batches.
 
 use std::collections::BTreeMap;
 
-use crier_core::ids::WorkspaceId;
+use crier_core::ids::{KeyId, WorkspaceId};
 use sqlx::Row;
 
-use crate::model::KeyUsage;
+use crate::model::{DailyUsage, KeyUsage, RequestLogEntry};
 use crate::{Result, Store};
+
+/// How long the request log keeps an entry: 7 days.
+pub const REQUEST_LOG_RETENTION_MS: i64 = 7 * 86_400_000;
+/// How many days of per-key daily counts are kept (what `GET /v1/keys/{id}/usage` may ask).
+pub const DAILY_USAGE_RETENTION_DAYS: i64 = 90;
+/// Rows one purge statement deletes at most, so it never holds the writer for long.
+pub const PURGE_BATCH: i64 = 5_000;
+/// Request log rows one multi-row INSERT carries (9 parameters each, far below both backends'
+/// parameter limits).
+const LOG_ROWS_PER_INSERT: usize = 100;
+
+/// What one flush writes: per-key use, per-key daily counts and request log entries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageBatch<'a> {
+    pub keys: &'a [KeyUsage],
+    pub daily: &'a [DailyUsage],
+    pub log: &'a [RequestLogEntry],
+}
+
+impl UsageBatch<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.daily.is_empty() && self.log.is_empty()
+    }
+}
 
 pub const METRIC_REQUESTS: &str = "requests";
 /// Live targets published, per workspace and month: what `posts_per_month` counts.
@@ -17,12 +47,26 @@ impl Store {
     /// Applies a batch of per-key usage, and adds each workspace's requests to its counter for
     /// `period` (e.g. `2026-11`).
     pub async fn record_usage(&self, batch: &[KeyUsage], period: &str) -> Result<()> {
+        self.record_activity(
+            UsageBatch {
+                keys: batch,
+                ..UsageBatch::default()
+            },
+            period,
+        )
+        .await
+    }
+
+    /// Writes one flush in one transaction: [`Store::record_usage`]'s part, then the daily
+    /// counts (added to what is stored) and the request log entries (an id already stored is
+    /// skipped).
+    pub async fn record_activity(&self, batch: UsageBatch<'_>, period: &str) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut per_workspace: BTreeMap<&str, i64> = BTreeMap::new();
         let mut tx = self.begin().await?;
-        for u in batch {
+        for u in batch.keys {
             sqlx::query(
                 "UPDATE api_keys SET
                     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2
@@ -41,8 +85,159 @@ impl Store {
         for (ws, n) in per_workspace {
             add_counter(&mut tx, ws, period, METRIC_REQUESTS, n).await?;
         }
+        for d in batch.daily {
+            sqlx::query(
+                "INSERT INTO key_usage_daily
+                    (workspace_id, key_id, day, requests, errors, rate_limited)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (key_id, day) DO UPDATE SET
+                    requests = key_usage_daily.requests + excluded.requests,
+                    errors = key_usage_daily.errors + excluded.errors,
+                    rate_limited = key_usage_daily.rate_limited + excluded.rate_limited",
+            )
+            .bind(d.workspace_id.as_str())
+            .bind(d.key_id.as_str())
+            .bind(&d.day)
+            .bind(d.requests)
+            .bind(d.errors)
+            .bind(d.rate_limited)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for chunk in batch.log.chunks(LOG_ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO request_log (request_id, workspace_id, key_id, method, path, status,
+                    error_code, duration_ms, at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 9;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9
+                ));
+            }
+            sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+            // Only placeholders are formatted in; every value is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(&e.request_id)
+                    .bind(e.workspace_id.as_str())
+                    .bind(e.key_id.as_str())
+                    .bind(&e.method)
+                    .bind(&e.path)
+                    .bind(e.status)
+                    .bind(e.error_code.as_deref())
+                    .bind(e.duration_ms)
+                    .bind(e.at);
+            }
+            q.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A key's daily counts for the days `from..=to` (`YYYY-MM-DD`) that have any, oldest
+    /// first.
+    pub async fn key_usage_days(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyId,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<DailyUsage>> {
+        let rows = sqlx::query(
+            "SELECT day, requests, errors, rate_limited FROM key_usage_daily
+             WHERE workspace_id = $1 AND key_id = $2 AND day >= $3 AND day <= $4
+             ORDER BY day",
+        )
+        .bind(ws.as_str())
+        .bind(key.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DailyUsage {
+                    key_id: key.clone(),
+                    workspace_id: ws.clone(),
+                    day: r.try_get("day")?,
+                    requests: r.try_get("requests")?,
+                    errors: r.try_get("errors")?,
+                    rate_limited: r.try_get("rate_limited")?,
+                })
+            })
+            .collect()
+    }
+
+    /// One entry of a workspace's request log.
+    pub async fn request_log_entry(
+        &self,
+        ws: &WorkspaceId,
+        request_id: &str,
+    ) -> Result<Option<RequestLogEntry>> {
+        let row = sqlx::query(
+            "SELECT request_id, workspace_id, key_id, method, path, status, error_code,
+                    duration_ms, at
+             FROM request_log WHERE workspace_id = $1 AND request_id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(request_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            Ok(RequestLogEntry {
+                request_id: r.try_get("request_id")?,
+                workspace_id: WorkspaceId::from_trusted(r.try_get::<String, _>("workspace_id")?),
+                key_id: KeyId::from_trusted(r.try_get::<String, _>("key_id")?),
+                method: r.try_get("method")?,
+                path: r.try_get("path")?,
+                status: r.try_get("status")?,
+                error_code: r.try_get("error_code")?,
+                duration_ms: r.try_get("duration_ms")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Deletes up to [`PURGE_BATCH`] request log entries older than `before` (epoch ms),
+    /// oldest first; how many it deleted. Callers repeat while it returns a full batch.
+    pub async fn purge_request_log(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM request_log WHERE request_id IN
+                (SELECT request_id FROM request_log WHERE at < $1 ORDER BY at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(PURGE_BATCH)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes up to [`PURGE_BATCH`] daily counts of days before `day` (`YYYY-MM-DD`).
+    pub async fn purge_daily_usage(&self, day: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM key_usage_daily WHERE (key_id, day) IN
+                (SELECT key_id, day FROM key_usage_daily WHERE day < $1 LIMIT $2)",
+        )
+        .bind(day)
+        .bind(PURGE_BATCH)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// This period's counters of a workspace, by metric name.

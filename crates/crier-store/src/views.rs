@@ -9,7 +9,68 @@ use jiff::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::model::{Account, KeyRow, Post, PostOverride};
+use crate::model::{Account, KeyRow, Post, PostOverride, RequestLogEntry};
+
+/// A key's requests per UTC day, every day of the range present (zeros where it made none),
+/// oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyUsageObject {
+    #[schema(example = "key_usage")]
+    pub object: &'static str,
+    pub key_id: String,
+    pub days: Vec<UsageDay>,
+}
+
+/// One UTC day of a key's usage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UsageDay {
+    #[schema(value_type = String, format = Date, example = "2026-11-22")]
+    pub date: String,
+    /// Every request made with the key that day, including the failed and rate-limited ones.
+    pub requests: i64,
+    /// Requests answered with a status of 400 or above, 429 excepted.
+    pub errors: i64,
+    /// Requests refused by the key's rate limit (429).
+    pub rate_limited: i64,
+}
+
+/// One authenticated request from the recent request log (kept 7 days).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestObject {
+    #[schema(example = "req_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "request")]
+    pub object: &'static str,
+    /// The key that made it (for a session, the session's stand-in `key_…` id).
+    pub key_id: String,
+    #[schema(example = "GET")]
+    pub method: String,
+    /// The route template, never the raw path or its query string.
+    #[schema(example = "/v1/keys/{id}")]
+    pub path: String,
+    pub status: i64,
+    /// The error envelope's `code`, when it failed.
+    pub error_code: Option<String>,
+    pub duration_ms: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl RequestObject {
+    pub fn from_entry(e: &RequestLogEntry) -> Self {
+        Self {
+            id: e.request_id.clone(),
+            object: "request",
+            key_id: e.key_id.to_string(),
+            method: e.method.clone(),
+            path: e.path.clone(),
+            status: e.status,
+            error_code: e.error_code.clone(),
+            duration_ms: e.duration_ms,
+            created_at: from_ms(e.at),
+        }
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RateLimitObject {

@@ -695,6 +695,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             return err.into_response();
         }
     };
+    // From here on the request is authenticated (even if its rate limit refuses it): it
+    // counts in its key's daily usage and the request log when its response is known.
+    crate::context::note_caller(&principal.key);
     let headers = rate_limit_headers(&decision, now_ms);
     if !decision.allowed {
         state

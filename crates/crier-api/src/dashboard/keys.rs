@@ -329,3 +329,244 @@ pub async fn rotate(
         Err(e) => keys_page(&state, &dash, None, Some(e), None).await,
     }
 }
+
+// ---- A key's page: its facts and its usage chart; the request look-up ----
+
+/// The chart's drawing area, in SVG user units (the `viewBox`; it scales to the page's width).
+const CHART_HEIGHT: f64 = 120.0;
+const BAR_STEP: f64 = 12.0;
+const BAR_WIDTH: f64 = 9.0;
+/// Room under the bars for the date labels.
+const LABELS: f64 = 16.0;
+
+/// One day's bar: three stacked parts (answered, failed, rate-limited), bottom up.
+struct Bar {
+    x: String,
+    label_x: String,
+    /// The date under the bar, every 7th day and the last (else empty).
+    label: String,
+    parts: Vec<BarPart>,
+    title: String,
+}
+
+struct BarPart {
+    class: &'static str,
+    y: String,
+    height: String,
+}
+
+struct UsageRow {
+    date: String,
+    requests: i64,
+    errors: i64,
+    rate_limited: i64,
+}
+
+struct Chart {
+    width: String,
+    height: String,
+    base_y: String,
+    label_y: String,
+    bars: Vec<Bar>,
+    rows: Vec<UsageRow>,
+    summary: String,
+    max: i64,
+}
+
+fn chart(days: &[crier_store::views::UsageDay]) -> Chart {
+    let max = days.iter().map(|d| d.requests).max().unwrap_or(0);
+    let scale = if max > 0 {
+        CHART_HEIGHT / max as f64
+    } else {
+        0.0
+    };
+    let n = |v: f64| format!("{v:.1}");
+    let bars = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let ok = (d.requests - d.errors - d.rate_limited).max(0);
+            let mut top = CHART_HEIGHT;
+            let mut parts = Vec::new();
+            for (class, count) in [
+                ("bar-ok", ok),
+                ("bar-error", d.errors),
+                ("bar-limited", d.rate_limited),
+            ] {
+                if count > 0 {
+                    // At least a sliver, so a single request still shows.
+                    let h = (count as f64 * scale).max(1.0);
+                    top -= h;
+                    parts.push(BarPart {
+                        class,
+                        y: n(top),
+                        height: n(h),
+                    });
+                }
+            }
+            let x = i as f64 * BAR_STEP + (BAR_STEP - BAR_WIDTH) / 2.0;
+            Bar {
+                x: n(x),
+                label_x: n(x + BAR_WIDTH / 2.0),
+                label: if i % 7 == 0 || i + 1 == days.len() {
+                    d.date.get(5..).unwrap_or(&d.date).to_owned()
+                } else {
+                    String::new()
+                },
+                parts,
+                title: format!(
+                    "{}: {} requests, {} errors, {} rate-limited",
+                    d.date, d.requests, d.errors, d.rate_limited
+                ),
+            }
+        })
+        .collect();
+    let total = |f: fn(&crier_store::views::UsageDay) -> i64| days.iter().map(f).sum::<i64>();
+    let (requests, errors, limited) = (
+        total(|d| d.requests),
+        total(|d| d.errors),
+        total(|d| d.rate_limited),
+    );
+    let busiest = days
+        .iter()
+        .filter(|d| d.requests > 0)
+        .max_by_key(|d| d.requests);
+    let summary = format!(
+        "In the last {} days: {requests} requests, {errors} errors, {limited} rate-limited.{}",
+        days.len(),
+        busiest
+            .map(|d| format!(" Busiest day: {} ({} requests).", d.date, d.requests))
+            .unwrap_or_default()
+    );
+    Chart {
+        width: n(days.len() as f64 * BAR_STEP),
+        height: n(CHART_HEIGHT + LABELS),
+        base_y: n(CHART_HEIGHT),
+        label_y: n(CHART_HEIGHT + LABELS - 3.0),
+        bars,
+        rows: days
+            .iter()
+            .map(|d| UsageRow {
+                date: d.date.clone(),
+                requests: d.requests,
+                errors: d.errors,
+                rate_limited: d.rate_limited,
+            })
+            .collect(),
+        summary,
+        max,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/key.html")]
+struct KeyPage {
+    frame: Frame,
+    key: KeyRow,
+    created: String,
+    description: String,
+    chart: Chart,
+}
+
+/// `/app/keys/{id}`: the key's facts and its last 30 days (the API's `GET /v1/keys/{id}` and
+/// `GET /v1/keys/{id}/usage`, so a member sees only their own keys).
+pub async fn show(State(state): State<AppState>, dash: Dash, Path(id): Path<String>) -> Response {
+    let now = state.clock().now_ms();
+    let result = async {
+        let auth = Auth::of(dash.principal.clone())?;
+        let axum::Json(key) = api::get(State(state.clone()), auth, ApiPath(id.clone())).await?;
+        let auth = Auth::of(dash.principal.clone())?;
+        let query = api::UsageQuery {
+            days: api::DEFAULT_USAGE_DAYS,
+        };
+        let axum::Json(usage) = api::usage(State(state.clone()), auth, ApiPath(id), query).await?;
+        Ok::<_, ApiError>((key, usage))
+    }
+    .await;
+    let (key, usage) = match result {
+        Ok(v) => v,
+        Err(e) => return error_page(e),
+    };
+    let page = KeyPage {
+        frame: dash.frame("keys"),
+        key: row(&key, now),
+        created: when(Some(key.created_at.as_millisecond()), now),
+        description: key.description.clone(),
+        chart: chart(&usage.days),
+    };
+    render(&page)
+}
+
+struct LoggedRequest {
+    id: String,
+    key_id: String,
+    method: String,
+    path: String,
+    status: i64,
+    error_code: String,
+    duration_ms: i64,
+    at: String,
+    when: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/request.html")]
+struct RequestPage {
+    frame: Frame,
+    asked: String,
+    found: Option<LoggedRequest>,
+    error: Option<String>,
+}
+
+/// `/app/requests?id=req_…`: one request of the recent log (the API's
+/// `GET /v1/requests/{request_id}`), or why there is none.
+pub async fn lookup(
+    State(state): State<AppState>,
+    dash: Dash,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let now = state.clock().now_ms();
+    let asked = crate::extract::query_pairs(query.as_deref())
+        .into_iter()
+        .find(|(n, _)| n == "id")
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
+    let mut page = RequestPage {
+        frame: dash.frame("keys"),
+        asked: asked.clone(),
+        found: None,
+        error: None,
+    };
+    if asked.is_empty() {
+        return render(&page);
+    }
+    let result = async {
+        let auth = Auth::of(dash.principal.clone())?;
+        crate::routes::requests::get(State(state.clone()), auth, ApiPath(asked.clone())).await
+    }
+    .await;
+    match result {
+        Ok(axum::Json(r)) => {
+            page.found = Some(LoggedRequest {
+                id: r.id,
+                key_id: r.key_id,
+                method: r.method,
+                path: r.path,
+                status: r.status,
+                error_code: r.error_code.unwrap_or_default(),
+                duration_ms: r.duration_ms,
+                at: r.created_at.to_string(),
+                when: when(Some(r.created_at.as_millisecond()), now),
+            });
+            render(&page)
+        }
+        Err(e) if e.code == crier_core::ErrorCode::NotFound => {
+            page.error = Some(format!(
+                "No request {asked} that you may see in the last 7 days. The log is written \
+                 every few seconds: if the request was made just now, try again in a moment."
+            ));
+            (axum::http::StatusCode::NOT_FOUND, render(&page)).into_response()
+        }
+        Err(e) => error_page(e),
+    }
+}

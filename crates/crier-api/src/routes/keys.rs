@@ -9,13 +9,14 @@ use axum::Json;
 use axum::extract::State;
 use crier_core::KeyMode;
 use crier_core::ids::KeyId;
+use crier_store::views::{KeyUsageObject, UsageDay};
 use crier_store::{AuditEntry, KeyRow};
 use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult, current_request_id};
-use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
+use crate::extract::{ApiJson, ApiPath, Created, List, Pagination, query_pairs};
 use crate::keys::{self, CreateKey, KeyObject, MAX_OVERLAP_SECONDS, RotateKey, UpdateKey};
 
 fn audit(
@@ -54,7 +55,7 @@ async fn members_keys(
 }
 
 /// The key `id` if this principal may see it.
-async fn visible_key(state: &AppState, p: &Principal, id: &str) -> ApiResult<KeyRow> {
+pub(crate) async fn visible_key(state: &AppState, p: &Principal, id: &str) -> ApiResult<KeyRow> {
     let not_found = || ApiError::not_found("API key", id);
     let id = KeyId::parse(id).ok_or_else(not_found)?;
     let key = state
@@ -62,24 +63,50 @@ async fn visible_key(state: &AppState, p: &Principal, id: &str) -> ApiResult<Key
         .get_key(p.workspace_id(), &id)
         .await?
         .ok_or_else(not_found)?;
+    match may_see(state, p, &key).await? {
+        true => Ok(key),
+        false => Err(not_found()),
+    }
+}
+
+/// The one visibility rule for a key of this principal's workspace (and so for its usage and
+/// its requests): a test-mode key sees only test-mode keys, a member's session only the keys
+/// the member made, a key limited to brands or accounts only keys within its reach.
+async fn may_see(state: &AppState, p: &Principal, key: &KeyRow) -> ApiResult<bool> {
     if p.mode() == KeyMode::Test && key.mode == KeyMode::Live {
-        return Err(not_found());
+        return Ok(false);
     }
     if members_keys(state, p)
         .await?
         .is_some_and(|mine| !mine.contains(key.id.as_str()))
     {
-        return Err(not_found());
+        return Ok(false);
     }
     let caller = p.caller();
     if caller.is_limited() {
         let child =
             crier_app::Restriction::from_stored(&key.allowed_brand_ids, &key.allowed_account_ids);
         if !state.app().reach(&caller).await?.covers_key(&child) {
-            return Err(not_found());
+            return Ok(false);
         }
     }
-    Ok(key)
+    Ok(true)
+}
+
+/// Whether this principal may see what `key` did (a request log entry of its workspace): as
+/// [`may_see`] for a stored key. A session's requests carry its principal's made-up id, no
+/// stored key's: the session itself sees them, and so does whoever sees every key of the
+/// workspace (a live key or an owner's or admin's session, not limited to brands or accounts).
+pub(crate) async fn may_see_requests_of(
+    state: &AppState,
+    p: &Principal,
+    key: &KeyId,
+) -> ApiResult<bool> {
+    match state.store().get_key(p.workspace_id(), key).await? {
+        Some(row) => may_see(state, p, &row).await,
+        None => Ok(key == p.key_id()
+            || (p.mode() == KeyMode::Live && p.member().is_none() && !p.caller().is_limited())),
+    }
 }
 
 fn plan_of(p: &Principal) -> &crier_core::Plan {
@@ -321,4 +348,106 @@ pub async fn rotate(
         .ok_or_else(|| ApiError::conflict("This key is revoked or was already rotated."))?;
     state.auth().cache.invalidate(&stored_old.digest);
     Ok(Created(KeyObject::from_row(&new, Some(&secret))))
+}
+
+/// Days `GET /v1/keys/{id}/usage` shows when `days` is not given.
+pub const DEFAULT_USAGE_DAYS: u32 = 30;
+/// Days `GET /v1/keys/{id}/usage` shows at most (daily counts are kept this long).
+pub const MAX_USAGE_DAYS: u32 = 90;
+
+/// `days` (1 to 90, default 30) from the query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// How many days to show, ending today (UTC): 1 to 90 (default 30).
+    #[param(required = false, minimum = 1, maximum = 90, default = 30)]
+    pub days: u32,
+}
+
+impl UsageQuery {
+    pub fn from_query(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut days = DEFAULT_USAGE_DAYS;
+        for (name, value) in query_pairs(query) {
+            if name == "days" {
+                days = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_USAGE_DAYS).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid("days", "`days` must be a whole number from 1 to 90.")
+                    })?;
+            }
+        }
+        Ok(Self { days })
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for UsageQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Self::from_query(parts.uri.query())
+    }
+}
+
+/// A key's requests per UTC day over the last `days` days (today included), oldest first,
+/// every day present (zeros where it made none): all requests, those that failed (400 and
+/// above, 429 excepted) and those its rate limit refused (429). Counts reach storage every few
+/// seconds, so the last seconds' requests may not show yet. Sessions are not keys and have no
+/// usage here.
+#[utoipa::path(get, path = "/v1/keys/{id}/usage", tag = "keys",
+    params(("id" = String, Path, description = "The key's id"), UsageQuery),
+    security(("bearer" = ["keys:read"]), ("api_key" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The key's daily usage", body = KeyUsageObject),
+        (status = "4XX", description = "Refused", body = crate::error::ErrorEnvelope),
+    ))]
+pub async fn usage(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::KeysRead>,
+    ApiPath(id): ApiPath<String>,
+    query: UsageQuery,
+) -> ApiResult<Json<KeyUsageObject>> {
+    let key = visible_key(&state, &p, &id).await?;
+    let today = crier_core::clock::from_ms(state.clock().now_ms())
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let first = today
+        .checked_sub(jiff::Span::new().days(i64::from(query.days) - 1))
+        .map_err(ApiError::internal)?;
+    let day = |d: jiff::civil::Date| d.strftime("%Y-%m-%d").to_string();
+    let stored = state
+        .store()
+        .key_usage_days(p.workspace_id(), &key.id, &day(first), &day(today))
+        .await?;
+    let mut stored = stored.into_iter().peekable();
+    let mut days = Vec::with_capacity(query.days as usize);
+    for date in first
+        .series(jiff::Span::new().days(1))
+        .take(query.days as usize)
+    {
+        let date = day(date);
+        let mut shown = UsageDay {
+            date,
+            requests: 0,
+            errors: 0,
+            rate_limited: 0,
+        };
+        while let Some(d) = stored.next_if(|d| d.day <= shown.date) {
+            if d.day == shown.date {
+                shown.requests = d.requests;
+                shown.errors = d.errors;
+                shown.rate_limited = d.rate_limited;
+            }
+        }
+        days.push(shown);
+    }
+    Ok(Json(KeyUsageObject {
+        object: "key_usage",
+        key_id: key.id.to_string(),
+        days,
+    }))
 }

@@ -12,6 +12,7 @@ pub mod media;
 pub mod ops;
 pub mod posts;
 pub mod queue;
+pub mod requests;
 pub mod trending;
 pub mod webhooks;
 pub mod workspace;
@@ -50,6 +51,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get, keys::update, keys::revoke))
         .routes(routes!(keys::rotate))
+        .routes(routes!(keys::usage))
+        .routes(routes!(requests::get))
         .routes(routes!(workspace::get, workspace::update))
         .routes(routes!(posts::list, posts::create))
         .routes(routes!(posts::get, posts::update, posts::delete))
