@@ -351,6 +351,19 @@ async fn every_main_page_fits_a_phone_and_labels_its_fields() {
         "scheduled",
     )
     .await;
+    // A key with a day of use, and a request to look up.
+    let (bot, row) = app
+        .key(common::KeySpec {
+            scopes: vec![crier_core::Scope::PostsRead],
+            ..Default::default()
+        })
+        .await;
+    let call = app.get("/v1/posts").key(&bot).send().await;
+    let request_id = call.header("x-request-id").unwrap().to_owned();
+    app.state.flush_usage().await;
+    let mut paths: Vec<String> = PHONE_PAGES.iter().map(|p| p.to_string()).collect();
+    paths.push(format!("/app/keys/{}", row.id));
+    paths.push(format!("/app/requests?id={request_id}"));
     let server = serve(&app).await;
     let out = browser
         .run(
@@ -360,13 +373,13 @@ async fn every_main_page_fits_a_phone_and_labels_its_fields() {
             &[
                 ("CRIER_TEST_EMAIL", EMAIL),
                 ("CRIER_TEST_PASSWORD", PASSWORD),
-                ("CRIER_TEST_PAGES", &PHONE_PAGES.join(" ")),
+                ("CRIER_TEST_PAGES", &paths.join(" ")),
             ],
         )
         .await;
     out.assert_clean();
     let pages = out.result["pages"].as_array().unwrap();
-    assert_eq!(pages.len(), PHONE_PAGES.len());
+    assert_eq!(pages.len(), paths.len());
     let wrong: Vec<&serde_json::Value> = pages
         .iter()
         .filter(|p| {

@@ -415,8 +415,11 @@ fn chart(days: &[crier_store::views::UsageDay]) -> Chart {
                 },
                 parts,
                 title: format!(
-                    "{}: {} requests, {} errors, {} rate-limited",
-                    d.date, d.requests, d.errors, d.rate_limited
+                    "{}: {}, {}, {} rate-limited",
+                    d.date,
+                    counted(d.requests, "request"),
+                    counted(d.errors, "error"),
+                    d.rate_limited
                 ),
             }
         })
@@ -432,10 +435,16 @@ fn chart(days: &[crier_store::views::UsageDay]) -> Chart {
         .filter(|d| d.requests > 0)
         .max_by_key(|d| d.requests);
     let summary = format!(
-        "In the last {} days: {requests} requests, {errors} errors, {limited} rate-limited.{}",
+        "In the last {} days: {}, {}, {limited} rate-limited.{}",
         days.len(),
+        counted(requests, "request"),
+        counted(errors, "error"),
         busiest
-            .map(|d| format!(" Busiest day: {} ({} requests).", d.date, d.requests))
+            .map(|d| format!(
+                " Busiest day: {} ({}).",
+                d.date,
+                counted(d.requests, "request")
+            ))
             .unwrap_or_default()
     );
     Chart {
@@ -568,5 +577,14 @@ pub async fn lookup(
             (axum::http::StatusCode::NOT_FOUND, render(&page)).into_response()
         }
         Err(e) => error_page(e),
+    }
+}
+
+/// `1 request`, `2 requests`.
+fn counted(n: i64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

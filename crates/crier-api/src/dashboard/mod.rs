@@ -547,7 +547,7 @@ pub fn when(ms: Option<i64>, now: i64) -> String {
     let d = (t - now) / 1000;
     let (n, unit) = match d.unsigned_abs() {
         s if s < 90 => {
-            return if d >= 0 {
+            return if d > 0 {
                 "in a minute".into()
             } else {
                 "just now".into()
