@@ -565,11 +565,11 @@ async fn the_dashboard_shows_a_keys_usage_chart_and_looks_up_requests() {
     let today = day_of(app.clock.now());
     for needle in [
         "<svg class=\"usage-chart\" viewBox=\"0 0 360.0 136.0\" width=\"100%\"",
-        &format!("<title>{today}: 2 requests, 1 errors, 0 rate-limited</title>"),
+        &format!("<title>{today}: 2 requests, 1 error, 0 rate-limited</title>"),
         "class=\"bar-ok\"",
         "class=\"bar-error\"",
         "Rate-limited (429)",
-        "In the last 30 days: 2 requests, 1 errors, 0 rate-limited.",
+        "In the last 30 days: 2 requests, 1 error, 0 rate-limited.",
         &format!("<th scope=\"row\">{today}</th><td>2</td><td>1</td><td>0</td>"),
     ] {
         assert!(r.text.contains(needle), "{needle} in\n{}", r.text);
