@@ -147,7 +147,11 @@ async fn the_feeds_page_lists_creates_changes_and_deletes() {
 async fn a_refused_feed_form_shows_the_apis_error_by_its_field() {
     let (app, b, key, acct) = world(Role::Owner).await;
     let bad = [
-        ("url", "ftp://blog.example.com/feed", "`url` must be an http or https URL."),
+        (
+            "url",
+            "ftp://blog.example.com/feed",
+            "`url` must be an http or https URL.",
+        ),
         ("template", "no placeholders", "at least one of {title}"),
         ("backfill", "51", "`backfill` must be from 0 to 50."),
     ];
@@ -187,7 +191,10 @@ async fn a_refused_feed_form_shows_the_apis_error_by_its_field() {
     )
     .await;
     assert_field_error(&r, "url", "not a valid URL");
-    assert_eq!(get_json(&app, &key, &format!("/v1/feeds/{id}")).await, before);
+    assert_eq!(
+        get_json(&app, &key, &format!("/v1/feeds/{id}")).await,
+        before
+    );
 }
 
 async fn another_workspaces_feed_is_a_404_page() {
@@ -252,7 +259,11 @@ async fn queue_slots_are_saved_through_the_form_in_the_workspaces_zone() {
 
     // An invalid time: the API's error on its row, the slots as they were, the row as typed.
     let pairs = slots_form(
-        &[("monday", "09:30"), ("friday", "17:00"), ("sunday", "25:99")],
+        &[
+            ("monday", "09:30"),
+            ("friday", "17:00"),
+            ("sunday", "25:99"),
+        ],
         None,
     );
     let r = submit(&app, &b, "/app/queue", &pairs).await;
@@ -262,7 +273,11 @@ async fn queue_slots_are_saved_through_the_form_in_the_workspaces_zone() {
 
     // Remove the first row, add a Wednesday: the whole set replaced.
     let pairs = slots_form(
-        &[("monday", "09:30"), ("friday", "17:00"), ("wednesday", "12:15")],
+        &[
+            ("monday", "09:30"),
+            ("friday", "17:00"),
+            ("wednesday", "12:15"),
+        ],
         Some("0"),
     );
     let r = submit(&app, &b, "/app/queue", &pairs).await;
@@ -281,7 +296,15 @@ async fn queue_slots_are_saved_through_the_form_in_the_workspaces_zone() {
     // The queue below: a post in the next slot, at its local time. The clock starts on
     // Sunday 2026-11-22, so the next slot is Wednesday 25 November, 12:15 in Berlin.
     let post = draft(&app, &key, &[&acct], "Into the queue we go").await;
-    act_ok(&app, &key, &post, "schedule", Some(json!({"slot": "next"})), "scheduled").await;
+    act_ok(
+        &app,
+        &key,
+        &post,
+        "schedule",
+        Some(json!({"slot": "next"})),
+        "scheduled",
+    )
+    .await;
     let r = page(&app, &b, "/app/queue").await;
     assert_eq!(r.status, 200);
     let row = r
@@ -347,12 +370,19 @@ async fn the_analytics_charts_draw_the_posts_published() {
     let (app, b, key, acct) = world(Role::Owner).await;
     let r = page(&app, &b, "/app/analytics").await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(r.text.contains("Nothing published in these 30 days yet"), "{}", r.text);
+    assert!(
+        r.text.contains("Nothing published in these 30 days yet"),
+        "{}",
+        r.text
+    );
     assert!(!r.text.contains("<svg"), "no empty charts");
 
     // Three posts today (one to two accounts), one more tomorrow, a draft never.
     let second = app.sandbox_account(&key, "second").await;
-    for (text, accounts) in [("one", vec![acct.as_str(), second.as_str()]), ("two", vec![acct.as_str()])] {
+    for (text, accounts) in [
+        ("one", vec![acct.as_str(), second.as_str()]),
+        ("two", vec![acct.as_str()]),
+    ] {
         let id = draft(&app, &key, &accounts, text).await;
         act_ok(&app, &key, &id, "publish", None, "publishing").await;
     }
@@ -378,9 +408,20 @@ async fn the_analytics_charts_draw_the_posts_published() {
     assert_eq!(published.len(), 2, "one bar per day with posts");
     assert!(published[0].contains("<title>Sun 22 Nov 2026: 3 published</title>"));
     assert!(published[1].contains("<title>Mon 23 Nov 2026: 1 published</title>"));
-    assert!(r.text.contains("viewBox=\"0 0 1000 "), "scales to the screen");
-    assert!(!r.text.contains("style="), "no inline styles (the CSP blocks them)");
-    for chart in ["chart-published", "chart-engagement", "chart-impressions", "chart-accounts"] {
+    assert!(
+        r.text.contains("viewBox=\"0 0 700 "),
+        "scales to the screen"
+    );
+    assert!(
+        !r.text.contains("style="),
+        "no inline styles (the CSP blocks them)"
+    );
+    for chart in [
+        "chart-published",
+        "chart-engagement",
+        "chart-impressions",
+        "chart-accounts",
+    ] {
         assert!(r.text.contains(&format!("id=\"{chart}\"")), "{chart}");
     }
     // Engagement: the sandbox's metrics, drawn and in the table.
@@ -399,7 +440,10 @@ async fn the_analytics_charts_draw_the_posts_published() {
         .map(|a| a["likes"].as_i64().unwrap())
         .sum();
     assert!(likes > 0);
-    assert!(r.text.contains(&format!("<span class=\"n\">{likes}</span> likes")));
+    assert!(
+        r.text
+            .contains(&format!("<span class=\"n\">{likes}</span> likes"))
+    );
     // Per account: a bar each, named.
     let section = r.text.split("id=\"chart-accounts\"").nth(1).unwrap();
     assert!(section.contains("brand (sandbox)") && section.contains("second (sandbox)"));

@@ -65,9 +65,8 @@ impl Analytics<'_> {
         // A stored zone is checked when set; should one ever be unknown, read the days in UTC.
         let tz = TimeZone::get(&workspace.timezone).unwrap_or(TimeZone::UTC);
         let today = self.app.clock().now().to_zoned(tz.clone()).date();
-        let (first, from, to) = range(today, days, &tz).ok_or_else(|| {
-            AppError::internal("the range is outside the calendar")
-        })?;
+        let (first, from, to) = range(today, days, &tz)
+            .ok_or_else(|| AppError::internal("the range is outside the calendar"))?;
         let within = self.app.reach(c).await?.account_list();
         let buckets = self
             .app
@@ -94,7 +93,12 @@ fn range(today: Date, days: u32, tz: &TimeZone) -> Option<(Date, Timestamp, Time
         .checked_sub(jiff::Span::new().days(i64::from(days) - 1))
         .ok()?;
     let from = first.to_zoned(tz.clone()).ok()?.timestamp();
-    let to = today.tomorrow().ok()?.to_zoned(tz.clone()).ok()?.timestamp();
+    let to = today
+        .tomorrow()
+        .ok()?
+        .to_zoned(tz.clone())
+        .ok()?
+        .timestamp();
     Some((first, from, to))
 }
 
@@ -167,7 +171,14 @@ mod tests {
         let days = fold(first, 3, &tz, &buckets);
         let got: Vec<(String, i64, i64, i64)> = days
             .iter()
-            .map(|d| (d.date.to_string(), d.published, d.metrics.likes, d.metrics.impressions))
+            .map(|d| {
+                (
+                    d.date.to_string(),
+                    d.published,
+                    d.metrics.likes,
+                    d.metrics.impressions,
+                )
+            })
             .collect();
         assert_eq!(
             got,

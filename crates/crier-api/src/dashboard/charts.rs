@@ -6,11 +6,13 @@
 
 use askama::Template;
 
-/// Drawing units of every chart's width; heights vary.
-const WIDTH: i64 = 1000;
-/// Room for the value axis' labels (left) and the day labels (bottom).
-const LEFT: i64 = 70;
-const RIGHT: i64 = 16;
+/// Drawing units of every chart's width; heights vary. Narrow enough that the labels stay
+/// readable when a phone shrinks the chart to its width.
+pub const WIDTH: i64 = 700;
+/// Room for the value axis' labels (left), the last day's label (right) and the day labels
+/// (bottom).
+pub const LEFT: i64 = 64;
+pub const RIGHT: i64 = 40;
 const TOP: i64 = 16;
 const BOTTOM: i64 = 44;
 
@@ -83,7 +85,11 @@ pub struct Chart {
     pub id: &'static str,
     pub title: String,
     pub desc: String,
+    pub width: i64,
     pub height: i64,
+    /// Where the plot's gridlines start and end.
+    pub left: i64,
+    pub right: i64,
     pub series: Vec<Series>,
     pub rects: Vec<Rect>,
     /// A line through `dots` (`x,y x,y …`), empty for bar charts.
@@ -155,16 +161,16 @@ fn value_axis(top: i64, height: i64, unit: &str) -> (Vec<Grid>, Vec<Label>) {
     (grid, labels)
 }
 
-/// Labels under at most about eight of `n` columns, evenly spaced, the last one always.
+/// Labels under at most about five of `n` columns, evenly spaced, the last one always.
 fn day_labels(short: &[String], height: i64) -> Vec<Label> {
     let n = short.len();
-    let every = n.div_ceil(8).max(1);
+    let every = n.div_ceil(5).max(1);
     columns(n)
         .enumerate()
         .filter(|(i, _)| (n - 1 - i) % every == 0)
         .map(|(i, (x, w))| Label {
             x: x + w / 2,
-            y: height - BOTTOM + 30,
+            y: height - BOTTOM + 28,
             text: short[i].clone(),
             anchor: "middle",
         })
@@ -222,7 +228,10 @@ pub fn stacked_columns(
         id,
         title,
         desc,
+        width: WIDTH,
         height,
+        left: LEFT,
+        right: WIDTH - RIGHT,
         series: series.to_vec(),
         rects,
         line: String::new(),
@@ -265,7 +274,10 @@ pub fn line(
         id,
         title,
         desc,
+        width: WIDTH,
         height,
+        left: LEFT,
+        right: WIDTH - RIGHT,
         series: vec![series],
         rects: Vec::new(),
         line: dots
@@ -292,9 +304,11 @@ pub fn stacked_rows(
     notes: &[String],
     values: &[Vec<i64>],
 ) -> Chart {
-    const ROW: i64 = 56;
-    const NAME: i64 = 260;
-    const NOTE: i64 = 210;
+    const ROW: i64 = 52;
+    const NAME: i64 = 210;
+    const NOTE: i64 = 120;
+    /// Longer names are cut in the chart (they are whole in each bar's title and the table).
+    const NAME_CHARS: usize = 16;
     let height = TOP + ROW * values.len() as i64 + 8;
     let plot_w = WIDTH - NAME - NOTE;
     let top = nice_max(values.iter().map(|v| v.iter().sum()).max().unwrap_or(0));
@@ -323,7 +337,12 @@ pub fn stacked_rows(
         labels.push(Label {
             x: NAME - 12,
             y: y + ROW / 2 + 6,
-            text: names[r].clone(),
+            text: if names[r].chars().count() > NAME_CHARS {
+                let cut: String = names[r].chars().take(NAME_CHARS - 1).collect();
+                format!("{cut}…")
+            } else {
+                names[r].clone()
+            },
             anchor: "end",
         });
         labels.push(Label {
@@ -337,7 +356,10 @@ pub fn stacked_rows(
         id,
         title,
         desc,
+        width: WIDTH,
         height,
+        left: LEFT,
+        right: WIDTH - RIGHT,
         series: series.to_vec(),
         rects,
         line: String::new(),
@@ -388,6 +410,6 @@ mod tests {
             assert!(r.x >= LEFT && r.x + r.w <= WIDTH - RIGHT, "{}", r.x);
             assert!(r.y >= TOP && r.y + r.h <= c.height - BOTTOM + 1);
         }
-        assert!(c.labels.iter().filter(|l| l.anchor == "middle").count() <= 9);
+        assert!(c.labels.iter().filter(|l| l.anchor == "middle").count() <= 7);
     }
 }

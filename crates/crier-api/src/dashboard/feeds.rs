@@ -83,6 +83,7 @@ fn feed_row(f: &FeedObject, labels: &BTreeMap<String, String>, now: i64) -> Feed
         state: state_of(f),
         last_read: when(f.last_polled_at.map(|t| t.as_millisecond()), now),
         next_read: match f.next_poll_at {
+            Some(t) if t.as_millisecond() <= now => "due now".into(),
             Some(t) => when(Some(t.as_millisecond()), now),
             None => "not while disabled".into(),
         },
@@ -110,8 +111,10 @@ struct FeedForm {
 
 impl FeedForm {
     fn new(url: &str, template: &str, mode: &str, interval: i64, backfill: &str) -> Self {
-        let mut intervals: Vec<(i64, String)> =
-            INTERVALS.iter().map(|(s, l)| (*s, (*l).to_owned())).collect();
+        let mut intervals: Vec<(i64, String)> = INTERVALS
+            .iter()
+            .map(|(s, l)| (*s, (*l).to_owned()))
+            .collect();
         if !intervals.iter().any(|(s, _)| *s == interval) {
             intervals.push((interval, format!("every {interval} seconds")));
             intervals.sort();
@@ -127,7 +130,13 @@ impl FeedForm {
     }
 
     fn blank() -> Self {
-        Self::new("", api::DEFAULT_TEMPLATE, "draft", api::DEFAULT_INTERVAL, "0")
+        Self::new(
+            "",
+            api::DEFAULT_TEMPLATE,
+            "draft",
+            api::DEFAULT_INTERVAL,
+            "0",
+        )
     }
 
     fn of(f: &FeedObject) -> Self {
@@ -143,12 +152,12 @@ impl FeedForm {
     fn sent(form: &FormData) -> Self {
         Self::new(
             form.get("url").unwrap_or(""),
-            form.get("template").unwrap_or(""),
+            form.get("template").unwrap_or(api::DEFAULT_TEMPLATE),
             form.get("mode").unwrap_or("draft"),
             form.get("poll_interval_seconds")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(api::DEFAULT_INTERVAL),
-            form.get("backfill").unwrap_or(""),
+            form.get("backfill").unwrap_or("0"),
         )
     }
 }
@@ -237,7 +246,11 @@ async fn feeds_page(
     let status = super::status_of(error.as_ref());
     let page = FeedsPage {
         frame: dash.frame("feeds"),
-        feeds: list.data.iter().map(|f| feed_row(f, &labels, now)).collect(),
+        feeds: list
+            .data
+            .iter()
+            .map(|f| feed_row(f, &labels, now))
+            .collect(),
         accounts: choices(&accounts, &checked),
         modes: MODES.to_vec(),
         form: sent.map(FeedForm::sent).unwrap_or_else(FeedForm::blank),
@@ -416,11 +429,9 @@ pub async fn act(
                     .await
                     .map(|_| done)
             }
-            "delete" => {
-                api::delete(s(), Auth::of(p())?, ApiPath(id.clone()))
-                    .await
-                    .map(|_| "deleted")
-            }
+            "delete" => api::delete(s(), Auth::of(p())?, ApiPath(id.clone()))
+                .await
+                .map(|_| "deleted"),
             _ => Err(ApiError::not_found("action", &action)),
         }
     }

@@ -135,7 +135,12 @@ async fn queue_page(
     let error_row = error
         .as_ref()
         .and_then(|e| e.param.as_deref())
-        .and_then(|p| p.strip_prefix("slots[")?.strip_suffix(']')?.parse::<usize>().ok())
+        .and_then(|p| {
+            p.strip_prefix("slots[")?
+                .strip_suffix(']')?
+                .parse::<usize>()
+                .ok()
+        })
         .and_then(|i| sent.and_then(|s| s.slots().get(i).map(|(row, _)| *row)));
     let (mut rows, add) = match sent {
         // After a refused save: the rows as sent, so nothing typed is lost.
@@ -220,9 +225,7 @@ async fn queue_page(
             .as_ref()
             .and_then(|e| e.param.clone())
             .unwrap_or_default(),
-        error: error
-            .filter(|_| general)
-            .map(|e| e.message.to_string()),
+        error: error.filter(|_| general).map(|e| e.message.to_string()),
         notice,
         can_write: dash.principal.require(Scope::QueueWrite).is_ok(),
         max_slots: api::MAX_SLOTS,
