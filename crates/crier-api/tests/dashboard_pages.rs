@@ -47,10 +47,10 @@ async fn get_json(app: &TestApp, key: &str, path: &str) -> Value {
 #[track_caller]
 fn assert_field_error(r: &Response, param: &str, message: &str) {
     assert_eq!(r.status, 400, "{}", r.text);
-    let at = format!("class=\"field-error\" id=");
+    let at = "class=\"field-error\" id=";
     let shown = r
         .text
-        .split(&at)
+        .split(at)
         .skip(1)
         .find(|s| s.contains(&format!("data-param=\"{param}\"")))
         .unwrap_or_else(|| panic!("no error next to {param}: {}", r.text));

@@ -164,10 +164,13 @@ fn value_axis(top: i64, height: i64, unit: &str) -> (Vec<Grid>, Vec<Label>) {
 /// Labels under at most about five of `n` columns, evenly spaced, the last one always.
 fn day_labels(short: &[String], height: i64) -> Vec<Label> {
     let n = short.len();
-    let every = n.div_ceil(5).max(1);
+    if n == 0 {
+        return Vec::new();
+    }
+    let every = n.div_ceil(5);
     columns(n)
         .enumerate()
-        .filter(|(i, _)| (n - 1 - i) % every == 0)
+        .filter(|(i, _)| (n - 1 - i).is_multiple_of(every))
         .map(|(i, (x, w))| Label {
             x: x + w / 2,
             y: height - BOTTOM + 28,
