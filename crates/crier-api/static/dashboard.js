@@ -232,11 +232,3 @@ document.addEventListener("DOMContentLoaded", () => {
     await Promise.all(files.map(uploadOne));
   });
 });
-
-// The main nav scrolls sideways on a phone: bring the current page's link into view.
-document.addEventListener("DOMContentLoaded", () => {
-  const current = document.querySelector(".top nav a[aria-current=page]");
-  if (current && current.parentElement.scrollWidth > current.parentElement.clientWidth) {
-    current.scrollIntoView({ block: "nearest", inline: "center" });
-  }
-});

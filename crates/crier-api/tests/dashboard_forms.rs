@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::users::{PASSWORD, cookie_of, count, form, sign_in, submit, user};
-use common::{TestApp, both};
+use common::users::{Browser, PASSWORD, cookie_of, count, form, sign_in, submit, user};
+use common::{Response, TestApp, both};
 use crier_core::Role;
 
 async fn keys(app: &TestApp) -> usize {
