@@ -303,6 +303,9 @@ const PHONE_PAGES: &[&str] = &[
     "/app/posts",
     "/app/posts/calendar",
     "/app/posts/new",
+    "/app/queue",
+    "/app/analytics",
+    "/app/feeds",
     "/app/keys",
     "/app/accounts",
     "/app/webhooks",
@@ -364,6 +367,20 @@ async fn every_main_page_fits_a_phone_and_labels_its_fields() {
     let mut paths: Vec<String> = PHONE_PAGES.iter().map(|p| p.to_string()).collect();
     paths.push(format!("/app/keys/{}", row.id));
     paths.push(format!("/app/requests?id={request_id}"));
+    let r = app
+        .post("/v1/feeds")
+        .key(&key)
+        .json(json!({"url": "https://blog.example.com/feed.xml", "account_ids": [acct]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app
+        .call(axum::http::Method::PUT, "/v1/queue/slots")
+        .key(&key)
+        .json(json!({"slots": [{"day": "monday", "time": "09:30"}, {"day": "friday", "time": "17:00"}]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let server = serve(&app).await;
     let out = browser
         .run(

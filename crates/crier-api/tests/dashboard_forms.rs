@@ -5,65 +5,9 @@
 
 mod common;
 
-use common::users::{PASSWORD, count, user};
+use common::users::{Browser, PASSWORD, cookie_of, count, form, sign_in, submit, user};
 use common::{Response, TestApp, both};
 use crier_core::Role;
-
-/// The form body of `pairs`.
-fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
-/// A signed-in browser: its cookies and the CSRF token of its session.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-fn cookie_of(r: &Response, name: &str) -> Option<String> {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().to_owned())
-}
-
-async fn sign_in(app: &TestApp, email: &str) -> Browser {
-    let r = app
-        .post("/login")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .raw(form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("next", "/app/keys"),
-        ]))
-        .send()
-        .await;
-    assert_eq!(r.status, 303, "{}", r.text);
-    let cookie = cookie_of(&r, "crier_session").expect("a session cookie");
-    let page = app.get("/app/keys").header("cookie", &cookie).send().await;
-    assert_eq!(page.status, 200, "{}", page.text);
-    let csrf = page
-        .text
-        .split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a CSRF token in the page")
-        .to_owned();
-    Browser { cookie, csrf }
-}
-
-async fn submit(app: &TestApp, b: &Browser, path: &str, pairs: &[(&str, &str)]) -> Response {
-    app.post(path)
-        .header("cookie", &b.cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .raw(form(pairs))
-        .send()
-        .await
-}
 
 async fn keys(app: &TestApp) -> usize {
     count(app, "SELECT id FROM api_keys").await

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod ai;
+pub mod analytics;
 pub mod brands;
 pub mod connect;
 pub mod devices;
@@ -250,6 +251,11 @@ impl App {
     /// The post rules.
     pub fn posts(&self) -> posts::Posts<'_> {
         posts::Posts { app: self }
+    }
+
+    /// Posts published and their engagement per day, in the workspace's time zone.
+    pub fn analytics(&self) -> analytics::Analytics<'_> {
+        analytics::Analytics { app: self }
     }
 
     /// The account rules.

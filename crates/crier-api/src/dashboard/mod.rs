@@ -10,11 +10,16 @@
 
 mod account;
 mod accounts;
+mod analytics;
+mod charts;
 mod device;
+mod feeds;
+mod inline;
 mod keys;
 mod media;
 mod members;
 mod posts;
+mod queue;
 mod webhooks;
 
 use std::sync::Arc;
@@ -77,6 +82,11 @@ pub fn routes() -> Router<AppState> {
         .route("/app/webhooks", get(webhooks::page).post(webhooks::create))
         .route("/app/webhooks/{id}", get(webhooks::show))
         .route("/app/webhooks/{id}/{action}", post(webhooks::act))
+        .route("/app/feeds", get(feeds::page).post(feeds::create))
+        .route("/app/feeds/{id}", get(feeds::show))
+        .route("/app/feeds/{id}/{action}", post(feeds::act))
+        .route("/app/queue", get(queue::page).post(queue::save))
+        .route("/app/analytics", get(analytics::page))
         .route("/app/posts", get(posts::page).post(posts::create))
         .route("/app/posts/new", get(posts::compose))
         .route("/app/posts/calendar", get(posts::calendar))

@@ -24,7 +24,7 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::routes::posts::{self as api, ApprovePost, CreatePost, SchedulePost};
 
 /// A time as the workspace reads it (`Wed 3 Dec 09:00`).
-fn local(ms: i64, tz: &str) -> String {
+pub(super) fn local(ms: i64, tz: &str) -> String {
     let Ok(t) = jiff::Timestamp::from_millisecond(ms) else {
         return String::new();
     };
@@ -58,7 +58,7 @@ struct PostsPage {
     timezone: String,
 }
 
-fn excerpt(body: &str) -> String {
+pub(super) fn excerpt(body: &str) -> String {
     let mut s: String = body.chars().take(90).collect();
     if body.chars().count() > 90 {
         s.push('…');

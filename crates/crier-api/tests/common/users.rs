@@ -1,5 +1,6 @@
-//! Helpers shared by the session and device-login suites (`auth_*.rs`): people made through the
-//! application layer (as the operator's CLI makes them), logins over HTTP, storage counts.
+//! Helpers shared by the session, device-login and dashboard suites (`auth_*.rs`,
+//! `dashboard_*.rs`): people made through the application layer (as the operator's CLI makes
+//! them), logins over HTTP, a signed-in browser and its forms, storage counts.
 
 use crier_core::Role;
 use crier_store::{User, Workspace};
@@ -60,4 +61,62 @@ pub fn without_request_id(r: &Response) -> serde_json::Value {
         .expect("an error envelope")
         .remove("request_id");
     body
+}
+
+// ---- the dashboard: a signed-in browser and its forms ----
+
+/// The form body of `pairs`.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// A signed-in browser: its cookies and the CSRF token of its session.
+pub struct Browser {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+pub fn cookie_of(r: &Response, name: &str) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+pub async fn sign_in(app: &TestApp, email: &str) -> Browser {
+    let r = app
+        .post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("next", "/app/keys"),
+        ]))
+        .send()
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let cookie = cookie_of(&r, "crier_session").expect("a session cookie");
+    let page = app.get("/app/keys").header("cookie", &cookie).send().await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let csrf = page
+        .text
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a CSRF token in the page")
+        .to_owned();
+    Browser { cookie, csrf }
+}
+
+pub async fn submit(app: &TestApp, b: &Browser, path: &str, pairs: &[(&str, &str)]) -> Response {
+    app.post(path)
+        .header("cookie", &b.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(form(pairs))
+        .send()
+        .await
 }
