@@ -41,7 +41,7 @@ cargo test --workspace --no-fail-fast "$@"
 # server on SQLite.
 scripts/verify-webhooks.sh
 # The API against its own OpenAPI description (schemathesis, every check and phase), on the
-# release server CI builds (CRIER_BIN); by hand: scripts/fuzz-api.sh.
+# server binary CI names in CRIER_BIN; by hand: scripts/fuzz-api.sh.
 if [ -n "${CRIER_BIN:-}" ]; then
   scripts/fuzz-api.sh
 fi

@@ -39,6 +39,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     13 "0013_trending",
     14 "0014_users",
     15 "0015_request_log",
+    16 "0016_analytics_index",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -56,6 +57,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     13 "0013_trending",
     14 "0014_users",
     15 "0015_request_log",
+    16 "0016_analytics_index",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

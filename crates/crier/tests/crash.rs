@@ -5,8 +5,7 @@
 //!
 //! It runs on SQLite (a data dir) and on PostgreSQL (a fresh schema of the database named by
 //! `CRIER_TEST_DATABASE_URL`, skipped without it outside CI; see crier-testdb), one after the
-//! other. The server is the binary Cargo built for this test, or `CRIER_BIN` (CI points it at
-//! the release build).
+//! other. The server is the binary Cargo built for this test, or `CRIER_BIN`.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
