@@ -253,6 +253,16 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    pub async fn user_by_id(&self, id: &UserId) -> Result<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
     /// Sets a user's password hash if it is still `expected` (a password change racing
     /// another one loses), and ends every session of the user but `keep`.
     pub async fn set_password(

@@ -8,6 +8,7 @@ pub mod brands;
 pub mod feeds;
 pub mod kb;
 pub mod keys;
+pub mod me;
 pub mod media;
 pub mod ops;
 pub mod posts;
@@ -54,6 +55,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::usage))
         .routes(routes!(requests::get))
         .routes(routes!(workspace::get, workspace::update))
+        .routes(routes!(me::get))
         .routes(routes!(posts::list, posts::create))
         .routes(routes!(posts::get, posts::update, posts::delete))
         .routes(routes!(posts::schedule))
