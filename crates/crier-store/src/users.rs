@@ -244,20 +244,19 @@ impl Store {
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email_key = $1"
-        )))
-        .bind(email_key(email))
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(user_from_row).transpose()
+        self.user_where("email_key", &email_key(email)).await
     }
 
     pub async fn user_by_id(&self, id: &UserId) -> Result<Option<User>> {
+        self.user_where("id", id.as_str()).await
+    }
+
+    /// The user whose `column` (a fixed name, never input) is `value`.
+    async fn user_where(&self, column: &'static str, value: &str) -> Result<Option<User>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+            "SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"
         )))
-        .bind(id.as_str())
+        .bind(value)
         .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(user_from_row).transpose()
