@@ -259,7 +259,7 @@ fn kb_document_one_of(v: &mut Value) {
             }},
             {"required": ["kind", "url"], "properties": {
                 "kind": {"type": "string", "enum": [KbKind::Url.as_str()]},
-                "url": {"type": "string", "maxLength": crier_app::kb::fetch::MAX_URL},
+                "url": {"type": "string", "maxLength": crier_app::fetch::MAX_URL},
                 "content": {"type": "null"},
             }},
         ]);
@@ -318,7 +318,7 @@ fn links(v: &mut Value) {
     ];
     // (create path, its status, the (link name, operation) pairs, where the new id is)
     type Links<'a> = &'a [(&'a str, &'a str)];
-    let table: [(&str, &str, Links, &str); 10] = [
+    let table: [(&str, &str, Links, &str); 11] = [
         ("/v1/posts", "201", &posts, "$response.body#/id"),
         ("/v1/batches", "201", &posts, "$response.body#/data/0/id"),
         ("/v1/keys", "201", &keys, "$response.body#/id"),
@@ -332,6 +332,7 @@ fn links(v: &mut Value) {
         ("/v1/feeds", "201", &feeds, "$response.body#/id"),
         ("/v1/webhooks", "201", &webhooks, "$response.body#/id"),
         ("/v1/media/upload-url", "201", &media, "$response.body#/id"),
+        ("/v1/media/import", "201", &media, "$response.body#/id"),
         ("/v1/brands", "201", &brands, "$response.body#/id"),
         ("/v1/kb/documents", "201", &kb, "$response.body#/id"),
     ];

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use common::{KeySpec, Response, START, TestApp, both};
 use crier_api::ApiConfig;
-use crier_app::kb::KbSettings;
+use crier_app::fetch::FetchSettings;
 use crier_core::{KeyMode, Scope};
 use serde_json::{Value, json};
 
@@ -155,7 +155,7 @@ async fn site() -> Site {
 async fn app_on(plan: &str, allow_private: bool) -> TestApp {
     TestApp::composed(ApiConfig::default(), plan, move |store, clock, config| {
         common::compose(store, clock, config)
-            .with_kb(KbSettings::new(allow_private, Duration::from_secs(2)))
+            .with_fetch(FetchSettings::new(allow_private, Duration::from_secs(2)))
     })
     .await
 }

@@ -804,7 +804,288 @@ both!(
     media_used_by_a_scheduled_post_cannot_be_deleted,
     bytes_changed_after_confirm_are_never_published,
     uploads_never_confirmed_are_purged,
+    media_is_imported_from_a_url_by_its_bytes,
+    imports_that_cannot_be_fetched_or_kept_leave_nothing,
+    import_requests_are_checked,
 );
+
+// ---- import from a URL ----
+
+/// A site on loopback serving what imports fetch: a PNG (under a percent-encoded name), a
+/// PNG without a name in its path, an HTML page, a 404, a redirect to a private address and
+/// a body larger than the configured cap.
+async fn import_site(png_bytes: Vec<u8>) -> String {
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let png_a = png_bytes.clone();
+    let site = axum::Router::new()
+        .route(
+            "/img/launch%20day.png",
+            get(move || {
+                let b = png_a.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "image/png")], b) }
+            }),
+        )
+        .route(
+            "/render",
+            get(move || {
+                let b = png_bytes.clone();
+                // A wrong Content-Type: the type comes from the bytes.
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain")], b) }
+            }),
+        )
+        .route(
+            "/page.html",
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/html")],
+                    "<p>hi</p>",
+                )
+            }),
+        )
+        .route(
+            "/gone.png",
+            get(|| async { axum::http::StatusCode::NOT_FOUND.into_response() }),
+        )
+        .route(
+            "/to-metadata",
+            get(|| async {
+                axum::response::Redirect::temporary("http://169.254.169.254/latest/meta-data")
+                    .into_response()
+            }),
+        )
+        .route(
+            "/big.png",
+            get(|| async {
+                let mut b = png(8, 8, 0);
+                b.resize(200_000, 0);
+                ([(axum::http::header::CONTENT_TYPE, "image/png")], b)
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, site).await.unwrap() });
+    base
+}
+
+/// An app with a local store whose largest object is `max_size`, fetching from loopback only
+/// when `allow_private`, on `plan`.
+async fn import_app(
+    plan: Option<crier_core::Plan>,
+    allow_private: bool,
+    max_size: u64,
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("media");
+    let mut config = crier_api::ApiConfig::default();
+    let plan_name = match plan {
+        Some(p) => {
+            config.plans.insert("custom".into(), p);
+            "custom"
+        }
+        None => "self-hosted",
+    };
+    let app = TestApp::composed(config, plan_name, move |store, clock, config| {
+        let mut settings = common::media::local_settings(&path);
+        settings.max_size = max_size;
+        common::compose(store, clock, config)
+            .with_media(settings)
+            .with_fetch(crier_app::fetch::FetchSettings::new(
+                allow_private,
+                std::time::Duration::from_secs(2),
+            ))
+    })
+    .await;
+    (app, dir)
+}
+
+async fn import(app: &TestApp, key: &str, body: Value) -> common::Response {
+    app.post("/v1/media/import")
+        .key(key)
+        .json(body)
+        .send()
+        .await
+}
+
+/// Every media row and every file in the store, to assert that a refused import left nothing.
+async fn media_rows(app: &TestApp) -> Vec<Option<String>> {
+    app.raw_texts("SELECT id || '|' || status FROM media ORDER BY id")
+        .await
+}
+
+fn files_in(dir: &tempfile::TempDir) -> usize {
+    std::fs::read_dir(dir.path().join("media"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+async fn media_is_imported_from_a_url_by_its_bytes() {
+    let (app, dir) = import_app(None, true, 100_000).await;
+    let key = app.admin_key().await;
+    let bytes = png(320, 200, 500);
+    let base = import_site(bytes.clone()).await;
+    let r = import(
+        &app,
+        &key,
+        json!({"url": format!("{base}/img/launch%20day.png"), "alt_text": "Launch"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let m = &r.body;
+    assert_eq!(m["status"], "ready");
+    assert_eq!(m["content_type"], "image/png");
+    assert_eq!(m["filename"], "launch day.png");
+    assert_eq!(m["alt_text"], "Launch");
+    assert_eq!(m["size"], bytes.len());
+    assert_eq!(m["sha256"], sha256_hex(&bytes));
+    assert_eq!(
+        (m["width"].clone(), m["height"].clone()),
+        (json!(320), json!(200))
+    );
+    assert!(m.get("upload").is_none_or(Value::is_null), "{m}");
+    // The bytes are what the site served, readable through the signed URL.
+    let id = m["id"].as_str().unwrap();
+    let got = get_media(&app, &key, id).await;
+    let (status, _, read) = fetch_bytes(&app, &local_path(got.body["url"].as_str().unwrap())).await;
+    assert_eq!((status, read), (200, bytes.clone()));
+    assert!(
+        events_of(&app)
+            .await
+            .iter()
+            .flatten()
+            .any(|e| e.starts_with("media.ready|") && e.contains(id)),
+        "media.ready emitted"
+    );
+    // A name is derived from the type when the path has none; the served Content-Type is not
+    // trusted, the bytes are.
+    let r = import(&app, &key, json!({"url": format!("{base}/render")})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["filename"], "import.png");
+    assert_eq!(r.body["content_type"], "image/png");
+    // Imported media go out with a post like uploaded ones.
+    let acct = app.sandbox_account(&key, "brand").await;
+    let p = create(
+        &app,
+        &key,
+        json!({"body": "imported", "account_ids": [acct], "media_ids": [id]}),
+    )
+    .await;
+    let r = act(&app, &key, p["id"].as_str().unwrap(), "publish", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    run(&app).await;
+    let tl = timeline(&app, &key, &acct).await;
+    assert_eq!(tl[0]["media_ids"], json!([id]));
+    assert_eq!(files_in(&dir), 2);
+}
+
+async fn imports_that_cannot_be_fetched_or_kept_leave_nothing() {
+    let (app, dir) = import_app(Some(quota_plan(1000)), false, 100_000).await;
+    let key = app.admin_key().await;
+    // Larger than the plan's 1000 bytes of storage, smaller than the 100,000-byte cap.
+    let base = import_site(png(16, 16, 1200)).await;
+    let before = media_rows(&app).await;
+    // Loopback refused by the SSRF guard (the operator did not allow private networks).
+    let r = import(
+        &app,
+        &key,
+        json!({"url": format!("{base}/img/launch%20day.png")}),
+    )
+    .await;
+    assert_param(&r, "url");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{}",
+        r.text
+    );
+    for url in [
+        "ftp://example.com/a.png".to_owned(),
+        "not a url".to_owned(),
+        "http://user:pw@example.com/a.png".to_owned(),
+        format!("http://example.com/{}", "a".repeat(2100)),
+        "http://10.0.0.1/a.png".to_owned(),
+        "http://[::1]/a.png".to_owned(),
+    ] {
+        assert_param(&import(&app, &key, json!({"url": url})).await, "url");
+    }
+    assert_eq!(media_rows(&app).await, before);
+
+    // With private networks allowed (a self-hosted box), what the site answers decides.
+    let (app, dir2) = import_app(Some(quota_plan(1000)), true, 100_000).await;
+    let key = app.admin_key().await;
+    let before = media_rows(&app).await;
+    for (path, says) in [
+        ("/gone.png", "HTTP 404"),
+        ("/page.html", "not a type crier accepts"),
+        ("/big.png", "larger than"),
+        // The PNG fits the cap but not the plan's 1000 bytes of storage.
+        ("/img/launch%20day.png", ""),
+    ] {
+        let r = import(&app, &key, json!({"url": format!("{base}{path}")})).await;
+        if says.is_empty() {
+            r.assert_error(402, "quota_exceeded");
+        } else {
+            assert_param(&r, "url");
+            assert!(
+                r.body["error"]["message"].as_str().unwrap().contains(says),
+                "{path}: {}",
+                r.text
+            );
+        }
+    }
+    // A redirect to a private address is checked again and refused... unless private
+    // networks are allowed, when the metadata address simply does not answer here: either
+    // way a 400 on `url`.
+    assert_param(
+        &import(&app, &key, json!({"url": format!("{base}/to-metadata")})).await,
+        "url",
+    );
+    assert_eq!(media_rows(&app).await, before, "nothing stored");
+    assert_eq!(files_in(&dir2), 0, "no bytes left behind");
+    assert_eq!(files_in(&dir), 0);
+}
+
+async fn import_requests_are_checked() {
+    let (app, _dir) = import_app(None, true, 100_000).await;
+    let key = app.admin_key().await;
+    let base = import_site(png(4, 4, 0)).await;
+    let url = format!("{base}/render");
+    let before = media_rows(&app).await;
+    for (body, param) in [
+        (json!({}), "url"),
+        (json!({"url": 5}), "url"),
+        (json!({"url": url, "filename": "a/b.png"}), "filename"),
+        (json!({"url": url, "filename": ""}), "filename"),
+        (
+            json!({"url": url, "alt_text": "x".repeat(1501)}),
+            "alt_text",
+        ),
+        (json!({"url": url, "size": 10}), "size"),
+    ] {
+        let r = import(&app, &key, body.clone()).await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["error"]["param"], param, "{body}: {}", r.text);
+    }
+    let r = app
+        .post("/v1/media/import")
+        .key(&key)
+        .header("content-type", "application/json")
+        .raw("{\"url\":")
+        .send()
+        .await;
+    r.assert_error(400, "invalid_request");
+    // Without media:write.
+    let reader = app.key_with(&[Scope::MediaRead]).await;
+    import(&app, &reader, json!({"url": url}))
+        .await
+        .assert_error(403, "forbidden_scope");
+    import(&app, "sk_live_nope", json!({"url": url}))
+        .await
+        .assert_error(401, "unauthorized");
+    assert_eq!(media_rows(&app).await, before);
+}
 
 // ---- S3 (s3s-fs) ----
 
@@ -966,6 +1247,22 @@ async fn the_s3_path_uses_presigned_urls_that_s3s_fs_checks() {
     let storage = app.state.app().media_settings().storage.clone();
     assert_eq!(storage.size(v["id"].as_str().unwrap()).await.unwrap(), None);
     assert_eq!(storage.size(mid).await.unwrap(), Some(bytes.len() as u64));
+    // An import is written to S3 by crier itself (a signed PUT s3s-fs checks).
+    let site_bytes = png(64, 48, 300);
+    let base = import_site(site_bytes.clone()).await;
+    let r = import(
+        &app,
+        &key,
+        json!({"url": format!("{base}/img/launch%20day.png")}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let imported = r.body["id"].as_str().unwrap();
+    assert_eq!(r.body["sha256"], sha256_hex(&site_bytes));
+    assert_eq!(
+        storage.read_all(imported, 1 << 20).await.unwrap().to_vec(),
+        site_bytes
+    );
     // The local routes do not exist with S3 configured.
     app.call(
         Method::PUT,

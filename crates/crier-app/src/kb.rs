@@ -42,9 +42,6 @@
 pub mod fetch;
 pub mod text;
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
-
 use crier_core::ErrorCode;
 use crier_core::ids::{BrandId, DocumentId};
 use crier_store::{KbDocument, KbFilter, KbInsert, KbKind, KbMatch, NewPassage, Page};
@@ -70,43 +67,8 @@ pub const MEANING_WEIGHT: f64 = 0.5;
 /// The longest vector kept (longer ones are refused as unusable).
 pub const MAX_DIMENSIONS: usize = 8192;
 /// The largest page read from a URL.
+/// The most of a page crier reads.
 pub const MAX_FETCH_BYTES: usize = 2 * 1024 * 1024;
-pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The operator's knowledge-base settings: how URLs are fetched.
-#[derive(Debug, Clone)]
-pub struct KbSettings {
-    /// Whether URLs may point at loopback and private networks (self-hosted setups, tests).
-    pub allow_private_networks: bool,
-    /// The whole fetch, connecting included.
-    pub fetch_timeout: Duration,
-    pub max_fetch_bytes: usize,
-    /// Built on first use, from the settings above.
-    client: Arc<OnceLock<reqwest::Client>>,
-}
-
-impl KbSettings {
-    pub fn new(allow_private_networks: bool, fetch_timeout: Duration) -> Self {
-        Self {
-            allow_private_networks,
-            fetch_timeout,
-            max_fetch_bytes: MAX_FETCH_BYTES,
-            client: Arc::default(),
-        }
-    }
-
-    fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
-            crier_networks::http::client(self.fetch_timeout, self.allow_private_networks)
-        })
-    }
-}
-
-impl Default for KbSettings {
-    fn default() -> Self {
-        Self::new(false, DEFAULT_FETCH_TIMEOUT)
-    }
-}
 
 /// A document to add, as a client sends it.
 #[derive(Debug, Clone, Default)]
@@ -280,7 +242,10 @@ impl Kb<'_> {
                 })?;
                 (
                     None,
-                    Some(fetch::check(url, self.settings().allow_private_networks)?),
+                    Some(fetch::check(
+                        url,
+                        self.app.fetch_settings().allow_private_networks,
+                    )?),
                 )
             }
             _ => {
@@ -310,7 +275,8 @@ impl Kb<'_> {
 
         let (extracted, source_url, param) = match (kind, content, url) {
             (KbKind::Url, _, Some(url)) => {
-                let page = fetch::fetch(self.settings(), url.as_str()).await?;
+                let page =
+                    fetch::fetch(self.app.fetch_settings(), url.as_str(), MAX_FETCH_BYTES).await?;
                 let extracted = match page.format {
                     fetch::Format::Html => text::html_blocks(&page.body),
                     fetch::Format::Text => text::text_blocks(&page.body),
@@ -404,10 +370,6 @@ impl Kb<'_> {
                 Err(self.chars_error(c, used, doc.chars, limit))
             }
         }
-    }
-
-    fn settings(&self) -> &KbSettings {
-        &self.app.0.kb
     }
 
     fn documents_error(&self, c: &Caller, used: u64, limit: u64) -> AppError {

@@ -16,6 +16,7 @@ pub mod connect;
 pub mod devices;
 pub mod error;
 pub mod feeds;
+pub mod fetch;
 pub mod kb;
 pub mod media;
 pub mod personas;
@@ -122,7 +123,7 @@ struct Inner {
     keyring: Keyring,
     connect: ConnectConfig,
     media: media::MediaSettings,
-    kb: kb::KbSettings,
+    fetch: fetch::FetchSettings,
     embedder: Option<Arc<dyn crier_ai::Embedder>>,
     engine: Arc<dyn crier_ai::Engine>,
     users: users::UserSettings,
@@ -154,7 +155,7 @@ impl App {
             keyring: Keyring::ephemeral(),
             connect: ConnectConfig::default(),
             media: media::MediaSettings::ephemeral(),
-            kb: kb::KbSettings::default(),
+            fetch: fetch::FetchSettings::default(),
             embedder: None,
             engine: Arc::new(crier_ai::builtin::Builtin),
             users: users::UserSettings::default(),
@@ -190,10 +191,14 @@ impl App {
         &self.0.media
     }
 
-    /// With the operator's knowledge-base settings (how URLs are fetched; default: public
-    /// addresses only, a 15-second timeout).
-    pub fn with_kb(self, kb: kb::KbSettings) -> Self {
-        self.edit(|i| i.kb = kb)
+    /// With the operator's settings for fetching URLs users name (knowledge-base pages, media
+    /// imports; default: public addresses only, a 15-second timeout).
+    pub fn with_fetch(self, fetch: fetch::FetchSettings) -> Self {
+        self.edit(|i| i.fetch = fetch)
+    }
+
+    pub fn fetch_settings(&self) -> &fetch::FetchSettings {
+        &self.0.fetch
     }
 
     /// With an embeddings endpoint: knowledge-base passages are embedded when added and

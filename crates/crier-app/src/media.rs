@@ -13,6 +13,13 @@
 //!   URL is refused early when the declared size alone cannot fit; confirm decides, in the
 //!   transaction that marks the media ready.
 //! - A workspace has at most `max_pending` uploads waiting (`409 conflict` beyond).
+//! - Import (`POST /v1/media/import`): crier fetches a URL the caller names through the SSRF
+//!   guard ([`crate::fetch`]), at most [`IMPORT_MAX_BYTES`] (or the configured maximum, if
+//!   smaller), with at most [`IMPORT_CONCURRENCY`] imports held in memory at once on a node
+//!   (later ones wait their turn). The bytes then take exactly the path of an upload: a pending
+//!   object of the sniffed type, the same confirm (types, dimensions, quota, `media.ready`).
+//!   A fetch that fails or bytes crier does not take are `400` with `param` `url`, and leave
+//!   nothing behind.
 //! - Publishing reads the bytes again and checks them against the SHA-256 recorded at confirm:
 //!   bytes replaced after confirm (a signed PUT URL still alive, or an S3 object overwritten)
 //!   are refused as `media_rejected`, never published.
@@ -34,6 +41,10 @@ pub const MAX_ALT_TEXT: usize = 1500;
 pub const MAX_POST_MEDIA: usize = 10;
 /// What test-mode media of one workspace may hold, in bytes.
 pub const TEST_MODE_BYTES: u64 = 1024 * 1024 * 1024;
+/// The largest file an import fetches (larger files go through an upload URL).
+pub const IMPORT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Imports a node holds in memory at once.
+pub const IMPORT_CONCURRENCY: usize = 4;
 /// How long after its upload URL expired a pending upload is purged.
 pub const PURGE_GRACE_MS: i64 = 3600 * 1000;
 /// Pending uploads purged per batch, and batches per purge run.
@@ -52,6 +63,8 @@ pub struct MediaSettings {
     pub max_size: u64,
     /// Uploads a workspace may have waiting for confirmation.
     pub max_pending: i64,
+    /// Imports fetching or storing on this node now (see the module's rules).
+    imports: Arc<tokio::sync::Semaphore>,
 }
 
 pub const DEFAULT_MAX_SIZE: u64 = 512 * 1024 * 1024;
@@ -68,6 +81,7 @@ impl MediaSettings {
             read_ttl_ms: DEFAULT_READ_TTL_MS,
             max_size: DEFAULT_MAX_SIZE,
             max_pending: DEFAULT_MAX_PENDING,
+            imports: Arc::new(tokio::sync::Semaphore::new(IMPORT_CONCURRENCY)),
         }
     }
 
@@ -99,6 +113,15 @@ pub struct NewUpload {
     pub alt_text: Option<String>,
 }
 
+/// A file to fetch from a URL into the media library.
+#[derive(Debug, Clone, Default)]
+pub struct NewImport {
+    pub url: String,
+    /// Default: the last segment of the URL's path, or `import` and the type's extension.
+    pub filename: Option<String>,
+    pub alt_text: Option<String>,
+}
+
 /// The media rules over one [`App`].
 pub struct Media<'a> {
     pub(crate) app: &'a App,
@@ -112,6 +135,48 @@ fn check_alt_text(alt: &str) -> AppResult<()> {
         ));
     }
     Ok(())
+}
+
+fn check_filename(name: &str) -> AppResult<()> {
+    if name.trim().is_empty()
+        || name.chars().count() > MAX_FILENAME
+        || name
+            .chars()
+            .any(|ch| ch.is_control() || ch == '/' || ch == '\\')
+    {
+        return Err(AppError::invalid(
+            "filename",
+            format!(
+                "`filename` must be 1 to {MAX_FILENAME} characters, without control \
+                 characters or path separators."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An imported file's name: the URL path's last segment when it is a usable name, else
+/// `import` with the type's extension.
+fn import_filename(url: &reqwest::Url, content_type: &str) -> String {
+    let last = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    if check_filename(&last).is_ok() && last.contains('.') {
+        return last;
+    }
+    let ext = content_type.rsplit('/').next().unwrap_or("bin");
+    let ext = match ext {
+        "jpeg" => "jpg",
+        "quicktime" => "mov",
+        e => e,
+    };
+    format!("import.{ext}")
 }
 
 fn storage_error(e: StorageError) -> AppError {
@@ -169,22 +234,7 @@ impl Media<'_> {
         c: &Caller,
         req: NewUpload,
     ) -> AppResult<(Stored, UploadTarget)> {
-        let name_len = req.filename.chars().count();
-        if req.filename.trim().is_empty()
-            || name_len > MAX_FILENAME
-            || req
-                .filename
-                .chars()
-                .any(|ch| ch.is_control() || ch == '/' || ch == '\\')
-        {
-            return Err(AppError::invalid(
-                "filename",
-                format!(
-                    "`filename` must be 1 to {MAX_FILENAME} characters, without control \
-                     characters or path separators."
-                ),
-            ));
-        }
+        check_filename(&req.filename)?;
         if !sniff::accepted(&req.content_type) {
             return Err(AppError::invalid(
                 "content_type",
@@ -248,6 +298,86 @@ impl Media<'_> {
             media.upload_expires_at,
         );
         Ok((media, target))
+    }
+
+    /// Fetches `req.url` and stores it as a ready media object (see the module's rules).
+    pub async fn import(&self, c: &Caller, req: NewImport) -> AppResult<Stored> {
+        if let Some(alt) = &req.alt_text {
+            check_alt_text(alt)?;
+        }
+        if let Some(name) = &req.filename {
+            check_filename(name)?;
+        }
+        let cap = self.settings().max_size.min(IMPORT_MAX_BYTES);
+        let _turn = self
+            .settings()
+            .imports
+            .acquire()
+            .await
+            .map_err(|_| AppError::internal("the import semaphore closed"))?;
+        let accept = accepted_list();
+        let fetched = crate::fetch::get(
+            self.app.fetch_settings(),
+            &req.url,
+            &accept,
+            cap as usize,
+            "file",
+            |_| Ok(()),
+        )
+        .await?;
+        let head = &fetched.body[..fetched.body.len().min(sniff::HEAD_BYTES as usize)];
+        let Some(content_type) = sniff::content_type(head) else {
+            return Err(AppError::invalid(
+                "url",
+                format!(
+                    "The file at `url` is not a type crier accepts ({}).",
+                    accepted_list()
+                ),
+            ));
+        };
+        let filename = match req.filename {
+            Some(name) => name,
+            None => import_filename(&fetched.final_url, content_type),
+        };
+        let size = fetched.body.len() as u64;
+        let (media, _) = self
+            .create_upload(
+                c,
+                NewUpload {
+                    filename,
+                    content_type: content_type.to_owned(),
+                    size,
+                    alt_text: req.alt_text,
+                },
+            )
+            .await?;
+        let stored = self
+            .storage()
+            .put(
+                &media.storage_key,
+                content_type,
+                bytes::Bytes::from(fetched.body),
+            )
+            .await
+            .map_err(storage_error);
+        let confirmed = match stored {
+            Ok(()) => self.confirm(c, media.id.as_str()).await,
+            Err(e) => Err(e),
+        };
+        if confirmed.is_err() {
+            // Nothing half-imported stays behind (the purge would remove it later anyway).
+            if let Err(e) = self.app.store().delete_media(&c.tenant, &media.id).await {
+                tracing::warn!(media = %media.id, error = %e, "could not remove a failed import");
+            }
+            if let Err(e) = self.storage().delete(&media.storage_key).await {
+                tracing::warn!(media = %media.id, error = %e, "could not remove a failed import's bytes");
+            }
+        }
+        confirmed.map_err(|e| match e.param.as_deref() {
+            // What confirm says of the bytes is about the URL the caller gave.
+            Some("content_type") | Some("size") => AppError::invalid("url", e.message),
+            _ => e,
+        })
     }
 
     async fn visible(&self, tenant: &Tenant, id: &str) -> AppResult<Stored> {

@@ -139,6 +139,19 @@ impl Storage {
         }
     }
 
+    /// Writes the whole object (crier's own writes, such as a media import; clients upload
+    /// through [`Storage::upload_target`]).
+    pub async fn put(&self, key: &str, content_type: &str, bytes: Bytes) -> Result<()> {
+        match self {
+            Storage::Local(l) => {
+                let mut upload = l.begin(key, bytes.len() as u64).await?;
+                upload.write(&bytes).await?;
+                upload.commit().await.map(|_| ())
+            }
+            Storage::S3(s) => s.put(key, content_type, bytes).await,
+        }
+    }
+
     /// Deletes the object; deleting one that is not there succeeds.
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self {

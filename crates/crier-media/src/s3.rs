@@ -323,6 +323,18 @@ impl S3Store {
         Ok(Self::body(r, max).await?.into())
     }
 
+    pub async fn put(&self, key: &str, content_type: &str, bytes: Bytes) -> Result<()> {
+        if !valid_key(key) {
+            return Err(StorageError::Missing);
+        }
+        let req = self
+            .http
+            .put(self.own_url("PUT", key))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(bytes);
+        self.send(req).await.map(|_| ())
+    }
+
     pub async fn delete(&self, key: &str) -> Result<()> {
         if !valid_key(key) {
             return Ok(());

@@ -290,7 +290,7 @@ fn compose(
         ..Default::default()
     })
     .with_connect(settings.connect.clone())
-    .with_kb(crier_app::kb::KbSettings::new(
+    .with_fetch(crier_app::fetch::FetchSettings::new(
         settings.allow_private_networks,
         settings.network_timeout,
     ));

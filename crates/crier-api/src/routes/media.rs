@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use crier_app::media::NewUpload;
+use crier_app::media::{NewImport, NewUpload};
 use crier_core::ErrorCode;
 use crier_core::ids::MediaId;
 use crier_media::StorageError;
@@ -53,6 +53,27 @@ pub struct CreateUpload {
     /// by default). It must fit the plan's media storage.
     #[schema(minimum = 1, maximum = 536870912)]
     pub size: u64,
+    /// Up to 1500 characters.
+    #[schema(max_length = 1500)]
+    pub alt_text: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportMedia {
+    /// An http or https URL of an image or video, at most 2048 characters. crier fetches it
+    /// (private and loopback addresses are refused unless the operator allows them; at most 5
+    /// redirects; at most 64 MiB, or the configured maximum media size if smaller).
+    #[schema(max_length = 2048)]
+    pub url: String,
+    /// 1 to 255 characters, no control characters, `/` or `\`; default: the URL's last path
+    /// segment, or `import` with the type's extension.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f/\\]*[^\x00-\x20\x7f-\x9f/\\][^\x00-\x1f\x7f-\x9f/\\]*$"
+    )]
+    pub filename: Option<String>,
     /// Up to 1500 characters.
     #[schema(max_length = 1500)]
     pub alt_text: Option<String>,
@@ -107,6 +128,40 @@ pub async fn upload_url(
         expires_at: crier_core::clock::from_ms(media.upload_expires_at),
     });
     Ok(Created(o))
+}
+
+/// Import media from a URL.
+///
+/// crier fetches `url` itself through the same guard as webhooks (http/https only; private
+/// and loopback addresses refused unless the operator allows them; each redirect checked,
+/// at most 5) and stores the bytes as an upload would be: the type is sniffed from the bytes
+/// and must be an accepted image or video type, images need readable dimensions and videos a
+/// readable duration, the plan's storage quota applies (`402 quota_exceeded`). Answers `201`
+/// with the ready media object and emits `media.ready`. A URL that cannot be fetched, answers
+/// an error, is larger than 64 MiB (or the configured maximum) or holds another type is `400
+/// invalid_request` with `param` `url`, and leaves nothing behind. For larger files use
+/// `POST /v1/media/upload-url`.
+#[utoipa::path(post, path = "/v1/media/import", tag = "media", request_body = ImportMedia,
+    security(("bearer" = ["media:write"]), ("api_key" = ["media:write"])),
+    responses((status = 201, body = MediaObject), (status = "4XX", body = crate::error::ErrorEnvelope)))]
+pub async fn import(
+    State(state): State<AppState>,
+    Auth(p, ..): Auth<need::MediaWrite>,
+    ApiJson(req): ApiJson<ImportMedia>,
+) -> ApiResult<Created<MediaObject>> {
+    let m = state
+        .app()
+        .media()
+        .import(
+            &p.caller(),
+            NewImport {
+                url: req.url,
+                filename: req.filename,
+                alt_text: req.alt_text,
+            },
+        )
+        .await?;
+    Ok(Created(object(&m)))
 }
 
 /// Confirm a finished upload.

@@ -84,6 +84,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::redeliver))
         .routes(routes!(media::list))
         .routes(routes!(media::upload_url))
+        .routes(routes!(media::import))
         .routes(routes!(media::get, media::update, media::delete))
         .routes(routes!(media::confirm))
         .routes(routes!(brands::list, brands::create))

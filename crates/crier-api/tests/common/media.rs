@@ -39,7 +39,13 @@ pub async fn app_with(plan: Option<Plan>, settings: impl FnOnce() -> MediaSettin
         None => "self-hosted",
     };
     TestApp::composed(config, plan_name, |store, clock, config| {
-        compose(store, clock, config).with_media(settings())
+        // Like the operator's `allow_private_networks` above: imports may fetch from loopback.
+        compose(store, clock, config)
+            .with_media(settings())
+            .with_fetch(crier_app::fetch::FetchSettings::new(
+                true,
+                std::time::Duration::from_secs(2),
+            ))
     })
     .await
 }
