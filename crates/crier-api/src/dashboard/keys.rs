@@ -41,7 +41,11 @@ pub const PRESETS: &[(&str, &str, &[Scope])] = &[
             Scope::PostsRead,
             Scope::PostsWrite,
             Scope::MediaRead,
+            // Attach images it names by URL (POST /v1/media/import, the MCP import_media tool).
+            Scope::MediaWrite,
             Scope::AccountsRead,
+            Scope::AnalyticsRead,
+            Scope::QueueRead,
             Scope::AiGenerate,
             Scope::BrandsRead,
             Scope::KbRead,
