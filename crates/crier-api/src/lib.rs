@@ -53,6 +53,7 @@ impl Default for ApiConfig {
                 failures_per_minute: 30,
                 cache_ttl: Duration::from_secs(300),
                 unknown_key_ttl: Duration::from_secs(30),
+                shared_limits: None,
             },
             plans: Plan::defaults(),
             usage_flush_interval: Duration::from_secs(5),

@@ -197,6 +197,53 @@ async fn the_plan_ceiling_caps_a_key_with_a_higher_limit() {
     assert_eq!(r.header("x-ratelimit-limit"), Some("60"));
 }
 
+async fn many_keys_cannot_multiply_the_plans_limit() {
+    let app = TestApp::with_plan("free").await;
+    let spec = |mode| KeySpec {
+        scopes: vec![Scope::KeysRead],
+        mode: Some(mode),
+        ..KeySpec::default()
+    };
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        keys.push(app.key(spec(KeyMode::Live)).await.0);
+    }
+    // The free plan allows 60 a minute: 20 from each of three keys fill the workspace's
+    // ceiling though each key has 40 of its own left.
+    for i in 0..60 {
+        let r = app.get("/v1/keys").key(&keys[i % 3]).send().await;
+        assert_eq!(r.status, 200, "request {i}: {}", r.text);
+    }
+    let fresh = app.key(spec(KeyMode::Live)).await.0;
+    for key in keys.iter().chain([&fresh]) {
+        let r = app.get("/v1/keys").key(key).send().await;
+        r.assert_error(429, "rate_limited");
+        assert_message_mentions(&r, "workspace");
+        assert!(retry_after(&r) <= 1, "one interval of the ceiling");
+    }
+    // A refusal took nothing from the key's own window.
+    app.clock.advance(Duration::from_secs(1));
+    let r = app.get("/v1/keys").key(&fresh).send().await;
+    assert_status(&r, 200);
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("59"));
+    // Test mode has its own ceiling: live traffic does not use it up.
+    let test_key = app.key(spec(KeyMode::Test)).await.0;
+    assert_status(&app.get("/v1/keys").key(&test_key).send().await, 200);
+    // Another workspace is not touched.
+    let ws = app.other_workspace("other").await;
+    let other = app
+        .key_in(
+            &ws,
+            KeySpec {
+                scopes: vec![Scope::KeysRead],
+                ..KeySpec::default()
+            },
+        )
+        .await
+        .0;
+    assert_status(&app.get("/v1/keys").key(&other).send().await, 200);
+}
+
 // ---- Failed authentications ----
 
 async fn failed_authentications_are_throttled_per_client_address() {
@@ -363,6 +410,7 @@ both!(
     the_per_day_limit_refuses_with_a_long_retry_after,
     keys_are_rate_limited_independently,
     the_plan_ceiling_caps_a_key_with_a_higher_limit,
+    many_keys_cannot_multiply_the_plans_limit,
     failed_authentications_are_throttled_per_client_address,
     a_valid_key_never_seen_passes_from_an_address_over_its_failure_limit,
 );

@@ -349,6 +349,24 @@ pub async fn connect_migrated(url: &str) -> Store {
     store
 }
 
+/// The variable naming the Redis server tests of shared rate limits use.
+pub const REDIS_URL_VAR: &str = "CRIER_TEST_REDIS_URL";
+
+/// `CRIER_TEST_REDIS_URL`, or `None` to skip; panics in CI, where skipping would hide the
+/// shared-limits half of the suite.
+pub fn redis_url() -> Option<String> {
+    match std::env::var(REDIS_URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{REDIS_URL_VAR} must be set in CI")
+        }
+        _ => {
+            eprintln!("skipping: {REDIS_URL_VAR} is not set");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,3 +383,4 @@ mod tests {
         );
     }
 }
+

@@ -43,6 +43,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: a SQLite file in `data_dir`.
     pub database_url: Option<String>,
+    /// `redis://host:port[/db]`: rate limits shared by every node (one Lua script per request).
+    /// Default: none, each node limits on its own (right for one node).
+    pub redis_url: Option<String>,
+    /// When Redis cannot answer a rate-limit decision: `local` (this node's own limits decide)
+    /// or `closed` (the request is refused with `503`). Logged and counted either way.
+    pub rate_limit_on_redis_error: String,
     /// `text` or `json`.
     pub log_format: String,
     /// A tracing filter such as `info` or `crier=debug,info`.
@@ -439,6 +445,8 @@ impl Default for Config {
             session_hours: 12,
             data_dir: PathBuf::from("./crier-data"),
             database_url: None,
+            redis_url: None,
+            rate_limit_on_redis_error: "local".into(),
             log_format: "text".into(),
             log_level: "info".into(),
             trusted_proxies: StringList::List(Vec::new()),
@@ -479,6 +487,8 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
 }
 
@@ -492,6 +502,8 @@ const ENV_KEYS: &[&str] = &[
     "shutdown_grace_seconds",
     "data_dir",
     "database_url",
+    "redis_url",
+    "rate_limit_on_redis_error",
     "log_format",
     "log_level",
     "trusted_proxies",
@@ -775,6 +787,25 @@ fn validate(c: Config) -> Result<Settings, String> {
         }
         None => format!("sqlite://{}", c.data_dir.join("crier.db").display()),
     };
+    let shared_limits = match &c.redis_url {
+        None => None,
+        Some(url) => {
+            crier_api::auth::SharedLimits::check_url(url)?;
+            let on_error = match c.rate_limit_on_redis_error.as_str() {
+                "local" => crier_api::auth::OnRedisError::Local,
+                "closed" => crier_api::auth::OnRedisError::Closed,
+                other => {
+                    return Err(format!(
+                        "rate_limit_on_redis_error: `{other}` must be `local` or `closed`"
+                    ));
+                }
+            };
+            Some(crier_api::auth::SharedLimits {
+                redis_url: url.clone(),
+                on_error,
+            })
+        }
+    };
     let public_url = c
         .public_url
         .clone()
@@ -808,6 +839,7 @@ fn validate(c: Config) -> Result<Settings, String> {
                 failures_per_minute: c.auth_failures_per_minute,
                 cache_ttl: Duration::from_secs(c.key_cache_ttl_seconds),
                 unknown_key_ttl: Duration::from_secs(30),
+                shared_limits,
             },
             plans: c.plans,
             usage_flush_interval: Duration::from_secs(c.usage_flush_seconds),

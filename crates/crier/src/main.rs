@@ -32,6 +32,9 @@ struct Cli {
     /// `sqlite://path` or `postgres://…` (default: a SQLite file in the data dir).
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// `redis://host:port`: rate limits shared by every node (default: each node's own).
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         bind,
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
+        redis_url: cli.redis_url.clone(),
         log_format,
     };
     let settings = match config::load(cli.config.as_deref(), flags) {

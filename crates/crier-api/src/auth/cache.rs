@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::ratelimit::{Bucket, windows};
 use crier_core::ids::UserId;
 use crier_core::net::{self, OriginRule};
 use crier_core::{KeyDigest, Plan};
@@ -131,6 +132,34 @@ impl KeyRecord {
             self.row.per_minute.min(self.plan.per_minute),
             self.row.per_day.min(self.plan.per_day),
         )
+    }
+
+    /// What one request by this key is decided against (`limiter_key` identifies the key or
+    /// session): its own limits, then its workspace's ceiling in its mode, the plan's limits
+    /// across all the workspace's keys and sessions together, so many keys cannot multiply
+    /// the plan. The workspace's bucket is a stable hash of its id and mode, the same on
+    /// every node (the shared limiter keys Redis by it).
+    pub fn buckets(&self, limiter_key: u64) -> [Bucket; 2] {
+        let (per_minute, per_day) = self.limits();
+        // FNV-1a: stable across processes, unlike the std hasher.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in b"workspace:"
+            .iter()
+            .chain(self.row.workspace_id.as_str().as_bytes())
+            .chain(self.row.mode.as_str().as_bytes())
+        {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        [
+            Bucket {
+                key: limiter_key,
+                windows: windows(per_minute, per_day),
+            },
+            Bucket {
+                key: h,
+                windows: windows(self.plan.per_minute, self.plan.per_day),
+            },
+        ]
     }
 }
 

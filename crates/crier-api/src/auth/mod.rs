@@ -37,6 +37,7 @@ use crier_store::Store;
 use ipnet::IpNet;
 
 use self::cache::{KeyCache, KeyRecord, Lookup};
+pub use self::ratelimit::OnRedisError;
 use self::ratelimit::{Decision, Gcra, RateLimiter, Window, ceil_div_1000};
 use self::usage::UsageRecorder;
 use crate::AppState;
@@ -249,6 +250,24 @@ pub struct AuthConfig {
     pub failures_per_minute: u32,
     pub cache_ttl: Duration,
     pub unknown_key_ttl: Duration,
+    /// Rate limits shared by every node through Redis (`redis_url`); `None`: this node's own.
+    pub shared_limits: Option<SharedLimits>,
+}
+
+/// Rate limits decided in Redis (see [`ratelimit`]).
+#[derive(Debug, Clone)]
+pub struct SharedLimits {
+    pub redis_url: String,
+    pub on_error: OnRedisError,
+}
+
+impl SharedLimits {
+    /// Whether `url` is a Redis URL the limiter can use (checked when the configuration loads).
+    pub fn check_url(url: &str) -> Result<(), String> {
+        redis::Client::open(url)
+            .map(|_| ())
+            .map_err(|e| format!("redis_url: {e}"))
+    }
 }
 
 /// How many client addresses the failed-auth throttle tracks at most (about 40 bytes each).
@@ -335,7 +354,13 @@ impl Authenticator {
     pub fn new(config: AuthConfig) -> Self {
         Self {
             cache: KeyCache::new(config.cache_ttl, config.unknown_key_ttl),
-            limiter: RateLimiter::local(),
+            limiter: match &config.shared_limits {
+                None => RateLimiter::local(),
+                Some(shared) => RateLimiter::Redis(Box::new(
+                    ratelimit::RedisLimiter::new(&shared.redis_url, shared.on_error)
+                        .expect("redis_url is checked when the configuration loads"),
+                )),
+            },
             failures: Gcra::bounded(FAILURE_ADDRESSES),
             logins: Gcra::bounded(LOGIN_ACCOUNTS),
             ip_hasher: RandomState::new(),
@@ -432,11 +457,10 @@ impl Authenticator {
                 None,
             ));
         }
-        let (per_minute, per_day) = record.limits();
         let limiter_key = u64::from_le_bytes(digest.0[..8].try_into().expect("8 bytes"));
         let decision = self
             .limiter
-            .check(limiter_key, per_minute, per_day, now_ms)
+            .check(&record.buckets(limiter_key), now_ms)
             .await;
         if decision.allowed {
             self.usage.record(&row.id, &row.workspace_id, now_ms);
@@ -488,12 +512,11 @@ impl Authenticator {
             seat.role,
             plan,
         ));
-        let (per_minute, per_day) = record.limits();
         let digest = KeyDigest::of(token);
         let limiter_key = u64::from_le_bytes(digest.0[..8].try_into().expect("8 bytes"));
         let decision = self
             .limiter
-            .check(limiter_key, per_minute, per_day, now_ms)
+            .check(&record.buckets(limiter_key), now_ms)
             .await;
         Ok(Verified {
             principal: Principal::new(record),
@@ -700,17 +723,39 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     crate::context::note_caller(&principal.key);
     let headers = rate_limit_headers(&decision, now_ms);
     if !decision.allowed {
-        state
-            .metrics()
-            .rate_limited(decision.refused_by.unwrap_or("minute"));
+        let window = decision.refused_by.unwrap_or("minute");
         let retry = ceil_div_1000(decision.retry_after_ms).max(1);
-        let mut err = ApiError::new(
-            ErrorCode::RateLimited,
-            format!(
-                "This key made too many requests (its per-{} limit). Retry after {retry} s.",
-                decision.refused_by.unwrap_or("minute")
-            ),
-        )
+        let mut err = if decision.unavailable {
+            state.metrics().rate_limited("unavailable");
+            ApiError::new(
+                ErrorCode::UpstreamUnavailable,
+                format!(
+                    "Rate limits cannot be checked right now (the shared limiter is \
+                     unavailable). Retry after {retry} s."
+                ),
+            )
+        } else if decision.by_workspace {
+            state.metrics().rate_limited(match window {
+                "day" => "workspace_day",
+                _ => "workspace_minute",
+            });
+            ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "This workspace's keys together made too many requests (the plan's \
+                     per-{window} limit across all keys). Retry after {retry} s."
+                ),
+            )
+        } else {
+            state.metrics().rate_limited(window);
+            ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "This key made too many requests (its per-{window} limit). Retry after \
+                     {retry} s."
+                ),
+            )
+        }
         .with_header(header::RETRY_AFTER, HeaderValue::from(retry));
         err.headers.extend(headers);
         return err.into_response();

@@ -2,13 +2,25 @@
 //! time per window, so a decision is a few integer operations under a sharded lock.
 //!
 //! A limit of N per window W lets a burst of N through at once and then one request every W/N;
-//! the state is "when the bucket will be empty again" (the TAT). [`RateLimiter`] is the interface
-//! the auth layer calls; it is in-process today, and a shared Redis implementation (the same
-//! algorithm in a Lua script) plugs in beside [`RateLimiter::Local`] for several nodes.
+//! the state is "when the bucket will be empty again" (the TAT). A request is decided against
+//! several [`Bucket`]s at once (the key's minute and day, and its workspace's ceiling across all
+//! its keys): it passes only if every window has room, and then takes one from each; a refusal
+//! takes nothing. The arithmetic is [`step`], one function for both places it runs:
+//!
+//! - [`RateLimiter::Local`]: in this process ([`Gcra`]), for one node.
+//! - [`RateLimiter::Redis`]: shared by every node, one Lua script per request ([`redis_limit`])
+//!   that reads the time inside Redis (no clock skew between nodes), applies the same step to
+//!   every bucket and writes only when all have room: one round trip, atomic. When Redis
+//!   cannot answer (within [`REDIS_TIMEOUT`]), the decision follows the operator's
+//!   [`OnRedisError`]: this node's own limits, or a refusal (`503`); either way it is logged
+//!   and counted (`crier_rate_limit_backend_errors_total`), and Redis is not asked again for
+//!   [`REDIS_RETRY_AFTER`], so an outage does not add its timeout to every request.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Divides by 1000 rounding up (µs to ms, ms to s); negative values count as 0.
 pub fn ceil_div_1000(v: i64) -> i64 {
@@ -21,6 +33,16 @@ pub struct Window {
     pub name: &'static str,
     pub limit: u32,
     pub seconds: u32,
+}
+
+impl Window {
+    fn period_us(&self) -> i64 {
+        i64::from(self.seconds) * 1_000_000
+    }
+
+    fn interval_us(&self) -> i64 {
+        self.period_us() / i64::from(self.limit.max(1))
+    }
 }
 
 /// The state of one window after a decision.
@@ -39,6 +61,12 @@ pub struct Decision {
     pub retry_after_ms: i64,
     /// The window that refused, when refused.
     pub refused_by: Option<&'static str>,
+    /// Whether the refusing window is the workspace's ceiling rather than the key's own.
+    pub by_workspace: bool,
+    /// Refused because the shared limiter could not be asked and the operator chose to fail
+    /// closed (`503`), not because of a limit.
+    pub unavailable: bool,
+    /// The key's windows (what the `RateLimit` headers show).
     pub windows: [WindowState; 2],
 }
 
@@ -53,8 +81,266 @@ impl Decision {
     }
 }
 
+/// One thing limited: a key (or the workspace's ceiling) and its minute and day windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    pub key: u64,
+    pub windows: [Window; 2],
+}
+
+/// A per-minute and a per-day window.
+pub fn windows(per_minute: u32, per_day: u32) -> [Window; 2] {
+    [
+        Window {
+            name: "minute",
+            limit: per_minute,
+            seconds: 60,
+        },
+        Window {
+            name: "day",
+            limit: per_day,
+            seconds: 86_400,
+        },
+    ]
+}
+
+/// At most this many buckets per decision (a key and its workspace).
+pub const MAX_BUCKETS: usize = 2;
+
+/// One GCRA step: given each bucket's stored arrival times (`None`: never seen) at `now_us`,
+/// whether one more request fits every window, the arrival times to store when it does, and
+/// the decision (the first bucket's windows are the ones reported).
+pub fn step(
+    buckets: &[Bucket],
+    stored: &[Option<[i64; 2]>],
+    now_us: i64,
+) -> (Decision, Option<Vec<[i64; 2]>>) {
+    debug_assert_eq!(buckets.len(), stored.len());
+    let current: Vec<[i64; 2]> = stored
+        .iter()
+        .map(|s| {
+            let s = s.unwrap_or([now_us, now_us]);
+            [s[0].max(now_us), s[1].max(now_us)]
+        })
+        .collect();
+    let next: Vec<[i64; 2]> = buckets
+        .iter()
+        .zip(&current)
+        .map(|(b, c)| {
+            [
+                c[0] + b.windows[0].interval_us(),
+                c[1] + b.windows[1].interval_us(),
+            ]
+        })
+        .collect();
+    // The window that refuses, waiting longest if several do.
+    let refused = buckets
+        .iter()
+        .enumerate()
+        .flat_map(|(b, bucket)| (0..2).map(move |w| (b, w, bucket.windows[w])))
+        .filter(|(b, w, win)| next[*b][*w] - now_us > win.period_us())
+        .map(|(b, w, win)| (b, w, next[b][w] - win.period_us() - now_us))
+        .max_by_key(|(_, _, wait)| *wait);
+    // The state of the first bucket's window `i` if its arrival time were `tat`.
+    let first = &buckets[0];
+    let state = |i: usize, tat: i64| {
+        let w = &first.windows[i];
+        WindowState {
+            window: *w,
+            // Rounding the interval down can leave room for a few more than the limit over
+            // a long window; never announce more than the limit.
+            remaining: (((w.period_us() - (tat - now_us)).max(0) / w.interval_us()) as u32)
+                .min(w.limit),
+            reset_ms: ceil_div_1000(tat - now_us),
+        }
+    };
+    match refused {
+        None => (
+            Decision {
+                allowed: true,
+                retry_after_ms: 0,
+                refused_by: None,
+                by_workspace: false,
+                unavailable: false,
+                windows: [state(0, next[0][0]), state(1, next[0][1])],
+            },
+            Some(next),
+        ),
+        // Nothing is consumed from any window: the request did not happen.
+        Some((b, w, wait)) => (
+            Decision {
+                allowed: false,
+                retry_after_ms: ceil_div_1000(wait).max(1),
+                refused_by: Some(buckets[b].windows[w].name),
+                by_workspace: b > 0,
+                unavailable: false,
+                windows: [state(0, current[0][0]), state(1, current[0][1])],
+            },
+            None,
+        ),
+    }
+}
+
+/// What a node does when Redis cannot answer a rate-limit decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnRedisError {
+    /// Decide with this node's own limits (each node then allows up to the limit).
+    #[default]
+    Local,
+    /// Refuse the request with `503 upstream_unavailable`.
+    Closed,
+}
+
+/// How long one Redis decision may take before the fallback decides.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// After a failure, how long decisions skip Redis.
+pub const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The shared limiter: a Redis connection (reconnecting by itself) and the fallback.
+pub struct RedisLimiter {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    on_error: OnRedisError,
+    fallback: Gcra,
+    errors: AtomicU64,
+    /// Until when (ms since the epoch, wall clock) decisions skip Redis.
+    skip_until_ms: AtomicI64,
+}
+
+/// The Lua script of a shared decision. KEYS: one hash per bucket; ARGV: per bucket and
+/// window, the interval and the period in µs (computed by the caller, so all arithmetic here
+/// is integer addition and comparison, exact in Lua's doubles). It returns the time it read
+/// and the arrival times it found (the caller applies [`step`] to them, which decides exactly
+/// as the script did), and writes the new ones only when every window had room.
+pub const REDIS_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {now}
+local nxt = {}
+local ok = true
+for b = 1, #KEYS do
+  local stored = redis.call('HMGET', KEYS[b], 'm', 'd')
+  for w = 1, 2 do
+    local i = (b - 1) * 2 + w
+    local interval = tonumber(ARGV[2 * i - 1])
+    local period = tonumber(ARGV[2 * i])
+    local tat = tonumber(stored[w])
+    if tat == nil then
+      out[#out + 1] = -1
+      tat = now
+    else
+      out[#out + 1] = tat
+    end
+    if tat < now then tat = now end
+    nxt[i] = tat + interval
+    if nxt[i] - now > period then ok = false end
+  end
+end
+if ok then
+  for b = 1, #KEYS do
+    local m, d = nxt[2 * b - 1], nxt[2 * b]
+    redis.call('HSET', KEYS[b], 'm', string.format('%.0f', m), 'd', string.format('%.0f', d))
+    redis.call('PEXPIRE', KEYS[b], math.floor((math.max(m, d) - now) / 1000) + 1000)
+  end
+end
+return out
+"#;
+
+/// The Redis key of a bucket.
+fn redis_key(key: u64) -> String {
+    format!("crier:rl:{key:016x}")
+}
+
+impl RedisLimiter {
+    /// A limiter on the Redis at `url` (connected lazily, reconnecting by itself).
+    pub fn new(url: &str, on_error: OnRedisError) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("redis_url: {e}"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("redis_url: {e}"))?;
+        Ok(Self {
+            conn,
+            script: redis::Script::new(REDIS_SCRIPT),
+            on_error,
+            fallback: Gcra::default(),
+            errors: AtomicU64::new(0),
+            skip_until_ms: AtomicI64::new(0),
+        })
+    }
+
+    /// The stored arrival times of `buckets` and Redis's clock, after taking one request
+    /// from each when all had room.
+    async fn ask(&self, buckets: &[Bucket]) -> redis::RedisResult<(i64, Vec<Option<[i64; 2]>>)> {
+        let mut call = self.script.prepare_invoke();
+        for b in buckets {
+            call.key(redis_key(b.key));
+        }
+        for b in buckets {
+            for w in &b.windows {
+                call.arg(w.interval_us()).arg(w.period_us());
+            }
+        }
+        let mut conn = self.conn.clone();
+        let out: Vec<i64> = tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async(&mut conn))
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))??;
+        if out.len() != 1 + 2 * buckets.len() {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "unexpected answer from the rate-limit script",
+            )));
+        }
+        let stored = out[1..]
+            .chunks(2)
+            .map(|c| (c[0] >= 0 && c[1] >= 0).then_some([c[0], c[1]]))
+            .collect();
+        Ok((out[0], stored))
+    }
+
+    async fn check(&self, buckets: &[Bucket], now_ms: i64) -> Decision {
+        let wall_ms = wall_clock_ms();
+        if self.skip_until_ms.load(Ordering::Relaxed) <= wall_ms {
+            match self.ask(buckets).await {
+                Ok((redis_now, stored)) => return step(buckets, &stored, redis_now).0,
+                Err(e) => {
+                    self.errors.fetch_add(1, Ordering::Relaxed);
+                    self.skip_until_ms.store(
+                        wall_ms + REDIS_RETRY_AFTER.as_millis() as i64,
+                        Ordering::Relaxed,
+                    );
+                    tracing::warn!(error = %e, on_error = ?self.on_error,
+                        "rate limiter: Redis did not answer; deciding without it for a second");
+                }
+            }
+        } else {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        match self.on_error {
+            OnRedisError::Local => self.fallback.check_buckets(buckets, now_ms * 1000),
+            OnRedisError::Closed => {
+                let mut d = step(buckets, &vec![None; buckets.len()], now_ms * 1000).0;
+                d.allowed = false;
+                d.unavailable = true;
+                d.retry_after_ms = REDIS_RETRY_AFTER.as_millis() as i64;
+                d
+            }
+        }
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub enum RateLimiter {
     Local(Gcra),
+    Redis(Box<RedisLimiter>),
 }
 
 impl RateLimiter {
@@ -62,22 +348,26 @@ impl RateLimiter {
         Self::Local(Gcra::default())
     }
 
-    /// Decides one request for `key` against a per-minute and a per-day window.
-    pub async fn check(&self, key: u64, per_minute: u32, per_day: u32, now_ms: i64) -> Decision {
-        let windows = [
-            Window {
-                name: "minute",
-                limit: per_minute,
-                seconds: 60,
-            },
-            Window {
-                name: "day",
-                limit: per_day,
-                seconds: 86_400,
-            },
-        ];
+    /// Decides one request against every bucket (the key's first; see the module).
+    pub async fn check(&self, buckets: &[Bucket], now_ms: i64) -> Decision {
         match self {
-            Self::Local(g) => g.check(key, windows, now_ms * 1000),
+            Self::Local(g) => g.check_buckets(buckets, now_ms * 1000),
+            Self::Redis(r) => r.check(buckets, now_ms).await,
+        }
+    }
+
+    /// Decisions the shared limiter could not make (Redis down or slow); 0 for a local one.
+    pub fn backend_errors(&self) -> u64 {
+        match self {
+            Self::Local(_) => 0,
+            Self::Redis(r) => r.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "local",
+            Self::Redis(_) => "redis",
         }
     }
 
@@ -85,6 +375,7 @@ impl RateLimiter {
     pub fn prune(&self, now_ms: i64) {
         match self {
             Self::Local(g) => g.prune(now_ms * 1000),
+            Self::Redis(r) => r.fallback.prune(now_ms * 1000),
         }
     }
 }
@@ -138,8 +429,12 @@ impl Gcra {
         }
     }
 
+    fn shard_of(&self, key: u64) -> usize {
+        (key >> 58) as usize % SHARDS
+    }
+
     fn shard(&self, key: u64) -> &Mutex<Tats> {
-        &self.shards[(key >> 58) as usize % SHARDS]
+        &self.shards[self.shard_of(key)]
     }
 
     /// Whether `key` has no room in its (locked) shard, after dropping idle keys.
@@ -152,63 +447,58 @@ impl Gcra {
     }
 
     pub fn check(&self, key: u64, windows: [Window; 2], now_us: i64) -> Decision {
-        let mut shard = self.shard(key).lock().expect("rate limit shard");
-        if self.no_room(&mut shard, key, now_us) {
-            let full = |w: &Window| WindowState {
-                window: *w,
-                remaining: 0,
-                reset_ms: i64::from(w.seconds) * 1000,
-            };
-            return Decision {
-                allowed: false,
-                retry_after_ms: i64::from(windows[0].seconds) * 1000,
-                refused_by: Some(windows[0].name),
-                windows: [full(&windows[0]), full(&windows[1])],
-            };
+        self.check_buckets(&[Bucket { key, windows }], now_us)
+    }
+
+    /// Decides one request against every bucket at once: the shards they live in are locked
+    /// together (in shard order, so two decisions never wait on each other in a cycle).
+    pub fn check_buckets(&self, buckets: &[Bucket], now_us: i64) -> Decision {
+        assert!(!buckets.is_empty() && buckets.len() <= MAX_BUCKETS);
+        let mut order: Vec<usize> = buckets.iter().map(|b| self.shard_of(b.key)).collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut guards: Vec<(usize, std::sync::MutexGuard<'_, Tats>)> = order
+            .iter()
+            .map(|i| (*i, self.shards[*i].lock().expect("rate limit shard")))
+            .collect();
+        fn locked<'a>(
+            guards: &'a mut [(usize, std::sync::MutexGuard<'_, Tats>)],
+            i: usize,
+        ) -> &'a mut Tats {
+            &mut guards
+                .iter_mut()
+                .find(|(j, _)| *j == i)
+                .expect("locked above")
+                .1
         }
-        let tats = shard.entry(key).or_insert([now_us, now_us]);
-        let period = |w: &Window| i64::from(w.seconds) * 1_000_000;
-        let interval = |w: &Window| period(w) / i64::from(w.limit.max(1));
-        // The state of window `i` if its arrival time were `tat`.
-        let state = |i: usize, tat: i64| {
-            let w = &windows[i];
-            WindowState {
-                window: *w,
-                // Rounding the interval down can leave room for a few more than the limit over
-                // a long window; never announce more than the limit.
-                remaining: (((period(w) - (tat - now_us)).max(0) / interval(w)) as u32)
-                    .min(w.limit),
-                reset_ms: ceil_div_1000(tat - now_us),
+        let mut stored = Vec::with_capacity(buckets.len());
+        for b in buckets {
+            let shard = locked(&mut guards, self.shard_of(b.key));
+            if self.no_room(shard, b.key, now_us) {
+                let full = |w: &Window| WindowState {
+                    window: *w,
+                    remaining: 0,
+                    reset_ms: i64::from(w.seconds) * 1000,
+                };
+                let first = &buckets[0].windows;
+                return Decision {
+                    allowed: false,
+                    retry_after_ms: i64::from(b.windows[0].seconds) * 1000,
+                    refused_by: Some(b.windows[0].name),
+                    by_workspace: b.key != buckets[0].key,
+                    unavailable: false,
+                    windows: [full(&first[0]), full(&first[1])],
+                };
             }
-        };
-        let current = [tats[0].max(now_us), tats[1].max(now_us)];
-        let next = [
-            current[0] + interval(&windows[0]),
-            current[1] + interval(&windows[1]),
-        ];
-        // The window that refuses, waiting longest if both do.
-        let refused = (0..2)
-            .filter(|i| next[*i] - now_us > period(&windows[*i]))
-            .map(|i| (i, next[i] - period(&windows[i]) - now_us))
-            .max_by_key(|(_, wait)| *wait);
-        match refused {
-            None => {
-                *tats = next;
-                Decision {
-                    allowed: true,
-                    retry_after_ms: 0,
-                    refused_by: None,
-                    windows: [state(0, next[0]), state(1, next[1])],
-                }
-            }
-            // Nothing is consumed from either window: the request did not happen.
-            Some((i, wait)) => Decision {
-                allowed: false,
-                retry_after_ms: ceil_div_1000(wait).max(1),
-                refused_by: Some(windows[i].name),
-                windows: [state(0, current[0]), state(1, current[1])],
-            },
+            stored.push(shard.get(&b.key).copied());
         }
+        let (decision, next) = step(buckets, &stored, now_us);
+        if let Some(next) = next {
+            for (b, tats) in buckets.iter().zip(next) {
+                locked(&mut guards, self.shard_of(b.key)).insert(b.key, tats);
+            }
+        }
+        decision
     }
 
     /// Whether the next request for `key` would be refused, without counting it.
@@ -244,21 +534,6 @@ impl Gcra {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn windows(per_minute: u32, per_day: u32) -> [Window; 2] {
-        [
-            Window {
-                name: "minute",
-                limit: per_minute,
-                seconds: 60,
-            },
-            Window {
-                name: "day",
-                limit: per_day,
-                seconds: 86_400,
-            },
-        ]
-    }
 
     const S: i64 = 1_000_000;
 

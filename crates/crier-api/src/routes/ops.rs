@@ -39,7 +39,23 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(),
+        state.metrics().render() + &limiter_metrics(&state.auth().limiter),
     )
         .into_response()
+}
+
+/// The rate limiter's own series: which one decides, and the decisions the shared one could not
+/// make (each then decided by the configured fallback).
+fn limiter_metrics(limiter: &crate::auth::ratelimit::RateLimiter) -> String {
+    format!(
+        "# HELP crier_rate_limit_backend Which limiter decides (1 for the one in use).\n\
+         # TYPE crier_rate_limit_backend gauge\n\
+         crier_rate_limit_backend{{kind=\"{}\"}} 1\n\
+         # HELP crier_rate_limit_backend_errors_total Decisions the shared limiter (Redis) \
+         could not make; the fallback decided them.\n\
+         # TYPE crier_rate_limit_backend_errors_total counter\n\
+         crier_rate_limit_backend_errors_total {}\n",
+        limiter.kind(),
+        limiter.backend_errors()
+    )
 }

@@ -1,0 +1,186 @@
+//! Rate limits shared by several nodes through Redis (`redis_url`): the Lua script decides as
+//! the in-process limiter does, a limit holds across nodes deciding at once, the workspace's
+//! ceiling holds across its keys on every node, and a Redis that cannot answer is decided by
+//! the configured fallback (this node's limits, or `503`), counted in the metrics.
+//!
+//! Needs `CRIER_TEST_REDIS_URL` (skipped without it on a laptop; a failure in CI).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{KeySpec, TestApp};
+use crier_api::ApiConfig;
+use crier_api::auth::ratelimit::{Bucket, Gcra, RateLimiter, RedisLimiter, windows};
+use crier_api::auth::{OnRedisError, SharedLimits};
+use crier_core::Scope;
+
+fn redis() -> Option<String> {
+    crier_testdb::redis_url()
+}
+
+/// A bucket key no other test (or earlier run) uses.
+fn fresh_key() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn limiter(url: &str, on_error: OnRedisError) -> RateLimiter {
+    RateLimiter::Redis(Box::new(RedisLimiter::new(url, on_error).unwrap()))
+}
+
+#[tokio::test]
+async fn the_script_decides_as_the_local_limiter_does() {
+    let Some(url) = redis() else { return };
+    let shared = limiter(&url, OnRedisError::Closed);
+    let local = RateLimiter::Local(Gcra::default());
+    let buckets = [
+        Bucket {
+            key: fresh_key(),
+            windows: windows(5, 8),
+        },
+        Bucket {
+            key: fresh_key(),
+            windows: windows(7, 100),
+        },
+    ];
+    // Within one second both see a burst: 5 pass (the key's minute), then refusals by the
+    // key's minute window, nothing taken from the workspace's.
+    for i in 0..8 {
+        let a = shared.check(&buckets, 0).await;
+        let b = local.check(&buckets, 0).await;
+        assert_eq!(a.allowed, b.allowed, "request {i}");
+        assert_eq!(a.refused_by, b.refused_by, "request {i}");
+        assert_eq!(a.by_workspace, b.by_workspace);
+        assert_eq!(
+            a.windows[0].remaining, b.windows[0].remaining,
+            "request {i}"
+        );
+        assert!(!a.unavailable);
+    }
+    assert_eq!(shared.backend_errors(), 0);
+    // Another key of the same workspace: the workspace has 2 of its 7 left.
+    let other = [
+        Bucket {
+            key: fresh_key(),
+            windows: windows(5, 8),
+        },
+        buckets[1],
+    ];
+    let passed = {
+        let mut n = 0;
+        for _ in 0..5 {
+            let d = shared.check(&other, 0).await;
+            if d.allowed {
+                n += 1;
+            } else {
+                assert!(d.by_workspace, "{d:?}");
+            }
+        }
+        n
+    };
+    assert_eq!(passed, 2);
+}
+
+#[tokio::test]
+async fn a_limit_holds_across_nodes_deciding_at_once() {
+    let Some(url) = redis() else { return };
+    // Three nodes, each with its own connection, 600 requests at once for one key allowed 50
+    // a minute: exactly 50 pass.
+    let nodes: Vec<Arc<RateLimiter>> = (0..3)
+        .map(|_| Arc::new(limiter(&url, OnRedisError::Closed)))
+        .collect();
+    let bucket = [Bucket {
+        key: fresh_key(),
+        windows: windows(50, 10_000),
+    }];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..600 {
+        let node = nodes[i % 3].clone();
+        tasks.spawn(async move { node.check(&bucket, 0).await });
+    }
+    let mut allowed = 0;
+    while let Some(d) = tasks.join_next().await {
+        let d = d.unwrap();
+        assert!(!d.unavailable, "Redis answered every decision");
+        allowed += usize::from(d.allowed);
+    }
+    assert_eq!(allowed, 50);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_falls_back_as_configured() {
+    // Nothing listens on port 1 of loopback.
+    let bucket = [Bucket {
+        key: fresh_key(),
+        windows: windows(2, 100),
+    }];
+    let local = limiter("redis://127.0.0.1:1", OnRedisError::Local);
+    let allowed: Vec<bool> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(local.check(&bucket, 1_000).await.allowed);
+        }
+        v
+    };
+    assert_eq!(
+        allowed,
+        [true, true, false],
+        "this node's own limit decides"
+    );
+    assert!(local.backend_errors() >= 3);
+    let closed = limiter("redis://127.0.0.1:1", OnRedisError::Closed);
+    let d = closed.check(&bucket, 1_000).await;
+    assert!(!d.allowed && d.unavailable, "{d:?}");
+}
+
+/// An app whose limits are shared through `url`.
+async fn shared_app(plan: &str, url: &str, on_error: OnRedisError) -> TestApp {
+    let mut config = ApiConfig::default();
+    config.auth.shared_limits = Some(SharedLimits {
+        redis_url: url.to_owned(),
+        on_error,
+    });
+    TestApp::composed(config, plan, common::compose).await
+}
+
+async fn over_http_the_shared_limits_answer_429_and_503() {
+    let Some(url) = redis() else { return };
+    let app = shared_app("free", &url, OnRedisError::Local).await;
+    let (key, _) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            per_minute: Some(3),
+            ..KeySpec::default()
+        })
+        .await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/v1/keys").key(&key).send().await.status, 200);
+    }
+    let r = app.get("/v1/keys").key(&key).send().await;
+    r.assert_error(429, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+    let metrics = app.get("/metrics").send().await.text;
+    assert!(
+        metrics.contains("crier_rate_limit_backend{kind=\"redis\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("crier_rate_limit_backend_errors_total 0"),
+        "{metrics}"
+    );
+
+    // Redis gone, failing closed: 503 in the envelope, counted.
+    let app = shared_app("free", "redis://127.0.0.1:1", OnRedisError::Closed).await;
+    let key = app.key_with(&[Scope::KeysRead]).await;
+    let r = app.get("/v1/keys").key(&key).send().await;
+    r.assert_error(503, "upstream_unavailable");
+    let metrics = app.get("/metrics").send().await.text;
+    assert!(
+        !metrics.contains("crier_rate_limit_backend_errors_total 0"),
+        "{metrics}"
+    );
+}
+
+common::both!(tests: over_http_the_shared_limits_answer_429_and_503);
