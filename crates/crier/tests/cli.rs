@@ -761,7 +761,7 @@ fn batches_from_csv_and_jsonl_report_refused_lines_by_number() {
         out["errors"][0]["error"]["request_id"].as_str().is_some(),
         "{out}"
     );
-    assert!(r.stderr.contains("lines 3"), "{}", r.stderr);
+    assert!(r.stderr.contains("(lines 3) and 3 created"), "{}", r.stderr);
     assert_eq!(s.post_ids().len(), 6);
     let bodies: Vec<String> = s.json(&["posts", "list"])["data"]
         .as_array()
@@ -916,6 +916,56 @@ fn webhooks_accounts_queue_and_analytics() {
 
     let gone = s.json(&["accounts", "disconnect", &acct]);
     assert_eq!(gone["status"], "disconnected");
+}
+
+/// The built-in engine answers hashtags, thread, optimise and ideas without a model; rewrite
+/// and compose need one, and a server without it says so (503, exit 7).
+#[test]
+fn ai_commands_print_the_engines_answers() {
+    let s = Setup::new();
+    let text = "Rust is a fast and safe systems language for everyone";
+    let tags = s.json(&["ai", "hashtags", text, "--count", "3"]);
+    let list = tags["data"]["hashtags"].as_array().unwrap();
+    assert!(!list.is_empty() && list.len() <= 3, "{tags}");
+    let human = s.run(&["ai", "hashtags", text]).ok().stdout;
+    assert!(human.contains(list[0].as_str().unwrap()), "{human}");
+
+    let long = "word ".repeat(150);
+    let thread = s.json(&["ai", "thread", &long, "--platform", "sandbox"]);
+    let parts = thread["data"]["parts"].as_array().unwrap();
+    assert!(parts.len() > 1, "{thread}");
+    let human = s
+        .run(&["ai", "thread", &long, "--platform", "sandbox"])
+        .ok()
+        .stdout;
+    assert_eq!(
+        human.trim_end().split("\n\n").count(),
+        parts.len(),
+        "{human}"
+    );
+
+    let scored = s.json(&["ai", "optimise", "hello world", "--platform", "sandbox"]);
+    assert!(scored["data"]["score"].is_number(), "{scored}");
+    let human = s
+        .run(&["ai", "optimise", "hello world", "--platform", "sandbox"])
+        .ok()
+        .stdout;
+    assert!(human.contains("score:"), "{human}");
+
+    let ideas = s.json(&["ai", "ideas", "--topic", "rust", "--count", "2"]);
+    assert_eq!(
+        ideas["data"]["ideas"].as_array().unwrap().len(),
+        2,
+        "{ideas}"
+    );
+    let human = s
+        .run(&["ai", "ideas", "--topic", "rust", "--count", "2"])
+        .ok()
+        .stdout;
+    assert!(human.contains("title") && human.contains("rust"), "{human}");
+
+    let r = s.run(&["ai", "compose", "a launch post"]).code(7);
+    assert!(r.stderr.contains("upstream_unavailable"), "{}", r.stderr);
 }
 
 #[test]

@@ -104,11 +104,12 @@ pub async fn run(ctx: &Ctx, command: BatchesCommand) -> Outcome {
     match refused.is_empty() {
         true => Ok(()),
         false => Err(Failure::Refused(format!(
-            "{} of {} lines were refused (lines {}); the others were created. Fix those lines \
-             and send only them again.",
+            "{} of {} lines were refused (lines {}) and {} created; fix the refused lines and \
+             send only them again.",
             refused.len(),
             lines.len(),
-            ranges(refused.iter().map(|(n, _)| *n))
+            ranges(refused.iter().map(|(n, _)| *n)),
+            created.len()
         ))),
     }
 }

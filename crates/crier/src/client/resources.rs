@@ -606,8 +606,7 @@ fn ai_text(action: &str, d: &Value) -> String {
         "hashtags" => output::cell(&d["hashtags"]).replace(", ", " "),
         "thread" => list("parts")
             .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{}/{}  {}", i + 1, list("parts").len(), output::cell(p)))
+            .map(output::cell)
             .collect::<Vec<_>>()
             .join("\n\n"),
         "ideas" => output::table(
