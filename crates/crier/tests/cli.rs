@@ -30,6 +30,11 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
+        Self::with_env(&[])
+    }
+
+    /// A server with more environment variables.
+    fn with_env(env: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let data = Data {
             dir: data_dir.path(),
@@ -48,11 +53,9 @@ impl Setup {
             .unwrap()
             .to_owned();
         let port = free_port();
-        let server = start_with(
-            &data,
-            port,
-            &[("CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")],
-        );
+        let mut all = vec![("CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")];
+        all.extend_from_slice(env);
+        let server = start_with(&data, port, &all);
         let home = tempfile::tempdir().unwrap();
         Self {
             _data_dir: data_dir,
@@ -513,6 +516,69 @@ fn posts_commands_print_tables_and_json() {
         "{}",
         r.stderr
     );
+}
+
+/// Waits (at most 30 s) until the post has `status`; the post.
+fn wait_for(s: &Setup, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let post = s.json(&["posts", "get", id]);
+        if post["status"] == status {
+            return post;
+        }
+        assert!(Instant::now() < deadline, "never {status}: {post}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn publish_and_retry_reach_the_network() {
+    // One attempt per publish, so an injected failure fails the post at once.
+    let s = Setup::with_env(&[("CRIER_PUBLISH_MAX_ATTEMPTS", "1")]);
+    let acct = s.account("brand");
+    let (status, body) = http(
+        s.port,
+        "POST",
+        &format!("/v1/accounts/{acct}/faults"),
+        &s.key,
+        Some(&json!({"fail_next": 1, "kind": "error"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let id = s.json(&[
+        "posts",
+        "create",
+        "--body",
+        "out it goes",
+        "--account",
+        &acct,
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let published = s.json(&["posts", "publish", &id]);
+    assert_ne!(published["status"], "draft", "{published}");
+    let failed = wait_for(&s, &id, "failed");
+    assert_eq!(failed["targets"][0]["status"], "failed");
+    let shown = s.run(&["posts", "get", &id]).ok().stdout;
+    assert!(
+        shown.contains("injected"),
+        "the target's error in the table: {shown}"
+    );
+
+    let retried = s.run(&["posts", "retry", &id]).ok().stdout;
+    assert!(retried.contains(&id), "{retried}");
+    let done = wait_for(&s, &id, "published");
+    assert!(done["targets"][0]["url"].is_string(), "{done}");
+    let (_, timeline) = http(
+        s.port,
+        "GET",
+        &format!("/v1/accounts/{acct}/timeline"),
+        &s.key,
+        None,
+    );
+    assert_eq!(timeline["data"].as_array().unwrap().len(), 1, "{timeline}");
+    // Published: retrying again is a conflict.
+    s.run(&["posts", "retry", &id]).code(5);
 }
 
 #[test]
