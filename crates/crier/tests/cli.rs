@@ -780,6 +780,17 @@ fn exit_codes_tell_failure_kinds_apart() {
     )
     .code(8);
     assert_eq!(r.json()["error"]["code"], "unreachable");
+    // A write is tried twice (same Idempotency-Key), then fails the same way.
+    let args = ["posts", "create", "--body", "x", "--account", acct.as_str()];
+    Run::from(
+        s.command(&args)
+            .env("CRIER_URL", &closed)
+            .env("CRIER_API_KEY", &s.key)
+            .output()
+            .unwrap(),
+        &args,
+    )
+    .code(8);
 }
 
 // ---- batches ----

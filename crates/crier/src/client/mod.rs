@@ -4,8 +4,8 @@
 //! and print the answer: a table for people, the API's JSON with `--json`.
 //!
 //! Writes (every method but GET) honour `--dry-run`: the request is printed (method, URL,
-//! body; never the key) and nothing is sent. Every POST carries a fresh `Idempotency-Key`, so
-//! a write the client retries after a lost answer happens once.
+//! body; never the key) and nothing is sent. Every POST carries a fresh `Idempotency-Key`, and
+//! is tried once more with it when no answer came, so it happens once either way.
 //!
 //! Exit codes tell failure kinds apart (README, "The crier CLI"): 0 ok, 2 usage or bad local
 //! input, 3 auth (401, 403), 4 not found, 5 refused input or conflict (400, 409, 413, 422),
@@ -151,6 +151,9 @@ pub struct Ctx {
     pub globals: Globals,
 }
 
+/// How long a write waits before its one retry after no answer.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub const USER_AGENT: &str = concat!("crier-cli/", env!("CARGO_PKG_VERSION"));
 
 impl Ctx {
@@ -206,7 +209,15 @@ impl Ctx {
             return Ok(None);
         }
         self.signed_in()?;
-        Ok(Some(self.client.send(&req).await?.body))
+        match self.client.send(&req).await {
+            // No answer: the server may have acted and the answer been lost. The same
+            // Idempotency-Key makes a second try return the first one's result, or do it once.
+            Err(ClientError::Unreachable { .. }) if req.idempotency_key.is_some() => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+                Ok(Some(self.client.send(&req).await?.body))
+            }
+            answer => Ok(Some(answer?.body)),
+        }
     }
 
     /// What `--dry-run` shows of a request: never the key.
