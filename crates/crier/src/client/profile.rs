@@ -20,12 +20,24 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 pub const DEFAULT_PROFILE: &str = "default";
 const FILE: &str = "credentials.toml";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     pub url: String,
     pub key: String,
     pub key_id: String,
     pub workspace_id: String,
+}
+
+/// Never the key.
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("url", &self.url)
+            .field("key", &"[redacted]")
+            .field("key_id", &self.key_id)
+            .field("workspace_id", &self.workspace_id)
+            .finish()
+    }
 }
 
 /// Every saved profile, by name.
@@ -202,6 +214,15 @@ mod tests {
             assert!(e.contains("chmod 600"), "{e}");
         }
         assert!(read(&dir.path().join("none.toml")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let p = Profile {
+            key: "sk_live_secret".into(),
+            ..Profile::default()
+        };
+        assert!(!format!("{p:?}").contains("secret"));
     }
 
     #[test]
