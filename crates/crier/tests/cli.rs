@@ -195,6 +195,11 @@ fn user_code(line: &str) -> Option<String> {
 /// Signs `email` in to the dashboard over HTTP and approves the device login `code` for
 /// `workspace` with the page's form, as a browser would.
 fn approve_in_dashboard(port: u16, email: &str, code: &str, workspace: &str) {
+    decide_in_dashboard(port, email, code, workspace, "approve");
+}
+
+/// As [`approve_in_dashboard`], with the form's `decision` (`approve` or `deny`).
+fn decide_in_dashboard(port: u16, email: &str, code: &str, workspace: &str, decision: &str) {
     let form = |pairs: &[(&str, &str)]| -> String {
         url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
@@ -239,34 +244,31 @@ fn approve_in_dashboard(port: u16, email: &str, code: &str, workspace: &str) {
             ("_csrf", &csrf),
             ("code", code),
             ("workspace", workspace),
-            ("decision", "approve"),
+            ("decision", decision),
         ])
         .as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body.contains("Approved"), "{}", r.body);
+    let done = if decision == "approve" {
+        "Approved"
+    } else {
+        "Denied"
+    };
+    assert!(r.body.contains(done), "{}", r.body);
 }
 
-#[test]
-fn device_login_saves_a_private_key_that_whoami_shows_and_logout_revokes() {
-    let s = Setup::new();
-    admin_with_input(
-        &s.data(),
-        &[
-            "user",
-            "create",
-            "--email",
-            "ada@example.com",
-            "--password-stdin",
-            "--workspace",
-            "cli",
-            "--role",
-            "owner",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
+/// A login running: the process, the user code it showed, and the rest of its stderr (read
+/// by a thread, so the process never blocks on a full pipe).
+struct Login {
+    child: std::process::Child,
+    code: String,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Starts `crier ARGS` (a login) and reads the user code it shows on stderr.
+fn start_login(s: &Setup, args: &[&str]) -> Login {
     let mut login = s
-        .command(&["login", "--no-browser"])
+        .command(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -284,6 +286,45 @@ fn device_login_saves_a_private_key_that_whoami_shows_and_logout_revokes() {
             break code;
         }
     };
+    let stderr = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        rest
+    });
+    Login {
+        child: login,
+        code,
+        stderr,
+    }
+}
+
+fn user(s: &Setup, email: &str, role: &str) {
+    admin_with_input(
+        &s.data(),
+        &[
+            "user",
+            "create",
+            "--email",
+            email,
+            "--password-stdin",
+            "--workspace",
+            "cli",
+            "--role",
+            role,
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+}
+
+#[test]
+fn device_login_saves_a_private_key_that_whoami_shows_and_logout_revokes() {
+    let s = Setup::new();
+    user(&s, "ada@example.com", "owner");
+    let Login {
+        child: mut login,
+        code,
+        ..
+    } = start_login(&s, &["login", "--no-browser"]);
     approve_in_dashboard(s.port, "ada@example.com", &code, &s.workspace);
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -361,35 +402,15 @@ fn login_with_a_narrow_key_and_logout_without_keys_write() {
     // A key from a device login that asked for posts:read alone still logs out: it revokes
     // itself, which needs no keys:write.
     let s = Setup::new();
-    admin_with_input(
-        &s.data(),
-        &[
-            "user",
-            "create",
-            "--email",
-            "bob@example.com",
-            "--password-stdin",
-            "--workspace",
-            "cli",
-            "--role",
-            "member",
-        ],
-        &format!("{PASSWORD}\n"),
+    user(&s, "bob@example.com", "member");
+    let Login {
+        child: mut login,
+        code,
+        ..
+    } = start_login(
+        &s,
+        &["login", "--scopes", "posts:read", "--profile", "reader"],
     );
-    let mut login = s
-        .command(&["login", "--scopes", "posts:read", "--profile", "reader"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(login.stderr.take().unwrap());
-    let code = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no code");
-        if let Some(code) = user_code(&line) {
-            break code;
-        }
-    };
     approve_in_dashboard(s.port, "bob@example.com", &code, &s.workspace);
     assert!(login.wait().unwrap().success());
     let whoami = |args: &[&str]| {
@@ -403,6 +424,23 @@ fn login_with_a_narrow_key_and_logout_without_keys_write() {
     Run::from(s.command(&["whoami"]).output().unwrap(), &["whoami"]).code(3);
     whoami(&["logout"]).ok();
     whoami(&["whoami"]).code(3);
+}
+
+#[test]
+fn a_denied_login_saves_nothing_and_exits_3() {
+    let s = Setup::new();
+    user(&s, "eve@example.com", "owner");
+    let login = start_login(&s, &["login"]);
+    decide_in_dashboard(s.port, "eve@example.com", &login.code, &s.workspace, "deny");
+    let out = login.child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    let said = login.stderr.join().unwrap();
+    assert!(
+        said.contains("denied") && said.contains("access_denied"),
+        "{said}"
+    );
+    assert!(!s.config.join("credentials.toml").exists());
 }
 
 // ---- posts ----

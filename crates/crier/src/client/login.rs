@@ -91,16 +91,16 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Outcome {
                 Some("authorization_pending") => {}
                 Some("slow_down") => interval += SLOW_DOWN,
                 Some("expired_token") => {
-                    return Err(Failure::Api(with_message(
-                        e,
+                    return Err(not_signed_in(
+                        &e,
                         "The code expired before it was approved; run `crier login` again.",
-                    )));
+                    ));
                 }
                 Some("access_denied") => {
-                    return Err(Failure::Api(with_message(
-                        e,
+                    return Err(not_signed_in(
+                        &e,
                         "The sign-in was denied in the dashboard.",
-                    )));
+                    ));
                 }
                 _ => return Err(e.into()),
             },
@@ -129,24 +129,15 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Outcome {
     Ok(())
 }
 
-/// The server's error with a message that says what to do next (its code and request id kept).
-fn with_message(e: ClientError, text: &str) -> ClientError {
-    match e {
-        ClientError::Api {
-            status,
-            code,
-            param,
-            request_id,
-            ..
-        } => ClientError::Api {
-            status,
-            code,
-            message: text.to_owned(),
-            param,
-            request_id,
-        },
-        other => other,
-    }
+/// A login that ended without a key (exit 3, as for a refused key): what to do next, with the
+/// server's code and request id.
+fn not_signed_in(e: &ClientError, text: &str) -> Failure {
+    let code = e.code().unwrap_or_default();
+    let req = e
+        .request_id()
+        .map(|r| format!(", request {r}"))
+        .unwrap_or_default();
+    Failure::NotSignedIn(format!("{text} ({code}{req})"))
 }
 
 /// Opens `url` in the user's browser if there is a way; failing is fine (the URL is shown).
