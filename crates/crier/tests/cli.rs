@@ -794,6 +794,15 @@ fn exit_codes_tell_failure_kinds_apart() {
     let txt = dir.path().join("notes.txt");
     std::fs::write(&txt, "hi").unwrap();
     s.run(&["media", "upload", txt.to_str().unwrap()]).code(2);
+    // Client commands read no server configuration: a broken crier.toml here is not theirs.
+    std::fs::write(dir.path().join("crier.toml"), "this is [[[ not TOML").unwrap();
+    let out = s
+        .command(&["posts", "list"])
+        .current_dir(dir.path())
+        .env("CRIER_API_KEY", &s.key)
+        .output()
+        .unwrap();
+    Run::from(out, &["posts", "list"]).ok();
     assert_eq!(s.post_ids(), [id.as_str()]);
 
     // 8: no server there.

@@ -191,10 +191,11 @@ pub async fn run(ctx: &Ctx, command: PostsCommand) -> Outcome {
                 ctx.show(&post, one);
             }
         }
-        PostsCommand::Schedule { id, at, next } => {
-            let body = match (at, next) {
-                (Some(at), _) => json!({"scheduled_at": at}),
-                (None, _) => json!({"slot": "next"}),
+        PostsCommand::Schedule { id, at, next: _ } => {
+            // clap requires one of --at and --next.
+            let body = match at {
+                Some(at) => json!({"scheduled_at": at}),
+                None => json!({"slot": "next"}),
             };
             act(ctx, &id, "/schedule", Some(body)).await?;
         }
