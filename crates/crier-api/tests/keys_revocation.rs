@@ -98,6 +98,41 @@ async fn a_key_may_revoke_itself() {
     assert_message_mentions(&r, "revoked");
 }
 
+/// `crier logout` revokes the key its device login made, whatever that key's scopes: any valid
+/// key may revoke itself, and only itself.
+async fn a_key_without_keys_write_may_revoke_itself_and_nothing_else() {
+    let app = TestApp::new().await;
+    let spec = || KeySpec {
+        scopes: vec![Scope::PostsRead],
+        ..KeySpec::default()
+    };
+    let (key, row) = app.key(spec()).await;
+    let (other, other_row) = app.key(spec()).await;
+
+    let r = app
+        .delete(&format!("/v1/keys/{}", other_row.id))
+        .key(&key)
+        .send()
+        .await;
+    r.assert_error(403, "forbidden_scope");
+    assert_message_mentions(&r, "keys:write");
+    assert!(stored(&app, &other_row.id).await.revoked_at.is_none());
+    assert_status(&app.get("/v1/posts").key(&other).send().await, 200);
+
+    let r = app
+        .delete(&format!("/v1/keys/{}", row.id))
+        .key(&key)
+        .send()
+        .await;
+    assert_status(&r, 200);
+    assert_eq!(r.body["id"], row.id.as_str());
+    assert!(r.body["revoked_at"].is_string(), "{}", r.body);
+    let r = app.get("/v1/posts").key(&key).send().await;
+    r.assert_error(401, "unauthorized");
+    assert_message_mentions(&r, "revoked");
+    assert_status(&app.get("/v1/posts").key(&other).send().await, 200);
+}
+
 async fn revoke_directly(app: &TestApp, row: &KeyRow) {
     let now = app.clock.now_ms_value();
     let audit = AuditEntry::new(
@@ -249,6 +284,7 @@ async fn a_key_stops_working_when_it_expires() {
 both!(
     tests: a_revoked_key_fails_on_its_next_request,
     a_key_may_revoke_itself,
+    a_key_without_keys_write_may_revoke_itself_and_nothing_else,
     a_key_revoked_by_another_process_stops_working_within_a_second,
     keys_changed_before_the_feed_subscribed_are_not_served_from_cache,
     a_change_to_one_key_leaves_the_other_keys_cached,

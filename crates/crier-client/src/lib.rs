@@ -6,15 +6,19 @@
 //! A client is bound to one server and one credential (an API key or a `sess_` token), sent
 //! only in the `Authorization` header, never in a URL.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::Method;
+pub use reqwest::Method;
 use serde_json::Value;
 
 /// How long one request may take before the client gives up (uploads set their own).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// The most of a response body the client reads (a page of 100 posts is far less).
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
+/// How long an upload may take at least; larger files get a second more per 256 KiB (a link
+/// slower than that is better served by a retry than by a longer wait).
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A request to the API: a method, a path below the server's root (`/v1/posts?limit=10`),
 /// and an optional JSON body.
@@ -240,17 +244,85 @@ impl Client {
         if let Some(body) = &req.body {
             builder = builder.json(body);
         }
-        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e, TIMEOUT))?;
+        self.answer(resp, &url, TIMEOUT).await
+    }
+
+    /// Streams `file` (`size` bytes) to a presigned upload URL (`upload.url` and
+    /// `upload.headers` of `POST /v1/media/upload-url`) with `PUT`. The URL is its own
+    /// authority: the client's credential is never sent there, nor anything but the given
+    /// headers. `progress` is called with the bytes sent so far as they leave.
+    pub async fn put_upload(
+        &self,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        file: tokio::fs::File,
+        size: u64,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<ApiResponse, ClientError> {
+        use futures::StreamExt;
+
+        let url = url::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| ClientError::Protocol {
+                url: url.to_owned(),
+                reason: "the upload URL is not an http(s) URL".into(),
+            })?;
+        let timeout = UPLOAD_TIMEOUT + Duration::from_secs(size / (256 * 1024));
+        let mut sent = 0u64;
+        let body = tokio_util::io::ReaderStream::new(file).map(move |chunk| {
+            if let Ok(c) = &chunk {
+                sent += c.len() as u64;
+                progress(sent);
+            }
+            chunk
+        });
+        let mut builder = self
+            .http
+            .put(url.clone())
+            .timeout(timeout)
+            .header(reqwest::header::USER_AGENT, &self.user_agent)
+            .header(reqwest::header::CONTENT_LENGTH, size);
+        for (name, value) in headers {
+            // The signed URL's headers, minus anything that would carry a credential.
+            if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("x-api-key")
+            {
+                continue;
+            }
+            builder = builder.header(name, value);
+        }
+        let resp = builder
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e, timeout))?;
+        self.answer(resp, &url, timeout).await
+    }
+
+    fn unreachable(&self, e: reqwest::Error, timeout: Duration) -> ClientError {
+        ClientError::Unreachable {
             url: self.base.to_string(),
             reason: if e.is_timeout() {
-                format!("no answer within {} s", TIMEOUT.as_secs())
+                format!("no answer within {} s", timeout.as_secs())
             } else if e.is_connect() {
                 "connection refused or no route (is the server running?)".into()
             } else {
                 e.to_string()
             },
-        };
-        let mut resp = builder.send().await.map_err(unreachable)?;
+        }
+    }
+
+    /// Reads an answer: a 2xx with its JSON (or an empty body), or the error.
+    async fn answer(
+        &self,
+        mut resp: reqwest::Response,
+        url: &url::Url,
+        timeout: Duration,
+    ) -> Result<ApiResponse, ClientError> {
         let status = resp.status().as_u16();
         let request_id = resp
             .headers()
@@ -258,7 +330,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.unreachable(e, timeout))?
+        {
             if bytes.len() + chunk.len() > MAX_BODY {
                 return Err(ClientError::Protocol {
                     url: url.to_string(),

@@ -48,8 +48,6 @@ pub enum UserCommand {
         /// Their role there: owner, admin or member (default member).
         #[arg(long, requires = "workspace")]
         role: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -61,14 +59,9 @@ pub enum WorkspaceCommand {
         /// Its plan (default: the configured default plan).
         #[arg(long)]
         plan: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// List workspaces.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List,
 }
 
 #[derive(Subcommand)]
@@ -97,15 +90,11 @@ pub enum KeyCommand {
         /// Limit the key to these accounts (`acct_…`), besides its brands' accounts.
         #[arg(long = "account", value_delimiter = ',')]
         accounts: Vec<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// List a workspace's keys.
     List {
         #[arg(long)]
         workspace: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Revoke a key at once.
     Revoke {
@@ -113,8 +102,6 @@ pub enum KeyCommand {
         id: String,
         #[arg(long)]
         workspace: String,
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -146,12 +133,13 @@ fn print(json_out: bool, value: &serde_json::Value, human: String) {
     }
 }
 
-pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), String> {
+/// `json`: the global `--json` (`crier admin … --json` as before).
+pub async fn run(settings: &Settings, command: AdminCommand, json_out: bool) -> Result<(), String> {
     let store = crate::open_store(settings).await?;
     let now = SystemClock.now_ms();
     let result = match command {
         AdminCommand::Workspace { command } => match command {
-            WorkspaceCommand::Create { name, plan, json } => {
+            WorkspaceCommand::Create { name, plan } => {
                 let plan = plan.unwrap_or_else(|| settings.default_plan.clone());
                 if !settings.api.plans.contains_key(&plan) {
                     return Err(format!("plan: no plan named `{plan}`"));
@@ -165,7 +153,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                     .await
                     .map_err(|e| format!("workspace `{name}`: {e}"))?;
                 print(
-                    json,
+                    json_out,
                     &workspace_json(&ws),
                     format!(
                         "created workspace {} ({}) on plan {}",
@@ -174,7 +162,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                 );
                 Ok(())
             }
-            WorkspaceCommand::List { json } => {
+            WorkspaceCommand::List => {
                 let all = store.list_workspaces().await.map_err(|e| e.to_string())?;
                 let value = json!({"data": all.iter().map(workspace_json).collect::<Vec<_>>(), "has_more": false});
                 let human = all
@@ -182,11 +170,11 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                     .map(|w| format!("{}  {}  {}", w.id, w.name, w.plan))
                     .collect::<Vec<_>>()
                     .join("\n");
-                print(json, &value, human);
+                print(json_out, &value, human);
                 Ok(())
             }
         },
-        AdminCommand::User { command } => user_command(settings, &store, command).await,
+        AdminCommand::User { command } => user_command(settings, &store, command, json_out).await,
         AdminCommand::Key { command } => match command {
             KeyCommand::Create {
                 workspace: ws,
@@ -197,7 +185,6 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                 per_day,
                 brands,
                 accounts,
-                json,
             } => {
                 let ws = workspace(&store, &ws).await?;
                 let plan = settings
@@ -250,7 +237,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                     .map_err(|e| e.to_string())?;
                 let obj = KeyObject::from_row(&row, Some(&secret));
                 print(
-                    json,
+                    json_out,
                     &serde_json::to_value(&obj).expect("key object"),
                     format!(
                         "created key {} in {}\n\n  {}\n\nThis is the only time the key is shown; store it now.",
@@ -261,10 +248,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                 );
                 Ok(())
             }
-            KeyCommand::List {
-                workspace: ws,
-                json,
-            } => {
+            KeyCommand::List { workspace: ws } => {
                 let ws = workspace(&store, &ws).await?;
                 let mut all = Vec::new();
                 let mut offset = 0;
@@ -299,14 +283,10 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                     })
                     .collect::<Vec<_>>()
                     .join("\n");
-                print(json, &json!({"data": objs, "has_more": false}), human);
+                print(json_out, &json!({"data": objs, "has_more": false}), human);
                 Ok(())
             }
-            KeyCommand::Revoke {
-                id,
-                workspace: ws,
-                json,
-            } => {
+            KeyCommand::Revoke { id, workspace: ws } => {
                 let ws = workspace(&store, &ws).await?;
                 let key_id = KeyId::parse(&id).ok_or_else(|| format!("id: no key `{id}`"))?;
                 let audit =
@@ -317,7 +297,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("id: no key `{id}` in workspace {}", ws.name))?;
                 print(
-                    json,
+                    json_out,
                     &serde_json::to_value(KeyObject::from_row(&row, None)).expect("key object"),
                     format!("revoked key {} ({}…)", row.id, row.prefix),
                 );
@@ -333,6 +313,7 @@ async fn user_command(
     settings: &Settings,
     store: &Store,
     command: UserCommand,
+    json_out: bool,
 ) -> Result<(), String> {
     let UserCommand::Create {
         email,
@@ -340,7 +321,6 @@ async fn user_command(
         password_stdin: _,
         workspace: ws,
         role,
-        json,
     } = command;
     let role = match role.as_deref() {
         None => crier_core::Role::Member,
@@ -391,6 +371,6 @@ async fn user_command(
         ),
         None => format!("created user {} ({})", user.email, user.id),
     };
-    print(json, &value, human);
+    print(json_out, &value, human);
     Ok(())
 }

@@ -1,14 +1,16 @@
-//! `crier`: one binary for every role. `serve` runs the API (and, later, the workers);
-//! `admin` manages workspaces and keys directly in storage; `migrate` applies migrations.
+//! `crier`: one binary for every role. `serve` runs the API and the workers; `admin` manages
+//! workspaces, keys and users directly in storage; `migrate` applies migrations; the client
+//! commands (`login`, `posts`, `media`, …; `client/`) talk to a running server over its API.
 
 mod admin;
+mod client;
 mod config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use crier_api::AppState;
 use crier_core::SystemClock;
 use crier_store::Store;
@@ -35,6 +37,18 @@ struct Cli {
     /// `redis://host:port`: rate limits shared by every node (default: each node's own).
     #[arg(long, global = true)]
     redis_url: Option<String>,
+    /// Print JSON for scripts: the API's own answers, errors as its envelope.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Client commands: the server (default: the profile's, else http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "CRIER_URL")]
+    url: Option<String>,
+    /// Client commands: the saved login to use (default `default`).
+    #[arg(long, global = true, env = "CRIER_PROFILE")]
+    profile: Option<String>,
+    /// Client commands: print the request a write would send, and send nothing.
+    #[arg(long, global = true)]
+    dry_run: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,13 +71,28 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 fn main() -> ExitCode {
     // Two TLS providers are linked (sqlx and, later, reqwest); pick one before any TLS use.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
-    let (bind, log_format) = match &cli.command {
+    // Client commands talk to a server: they read no crier.toml and no data dir.
+    let command = match cli.command {
+        Command::Client(command) => {
+            let globals = client::Globals {
+                json: cli.json,
+                profile: cli.profile,
+                url: cli.url,
+                dry_run: cli.dry_run,
+            };
+            return ExitCode::from(client::run(globals, command, Cli::command()));
+        }
+        other => other,
+    };
+    let (bind, log_format) = match &command {
         Command::Serve { bind, log_format } => (bind.clone(), log_format.clone()),
         _ => (None, None),
     };
@@ -85,11 +114,13 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let json = cli.json;
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Serve { .. } => serve(settings).await,
             Command::Migrate => migrate(&settings).await,
-            Command::Admin { command } => admin::run(&settings, command).await,
+            Command::Admin { command } => admin::run(&settings, command, json).await,
+            Command::Client(_) => unreachable!("client commands returned above"),
         }
     });
     match result {

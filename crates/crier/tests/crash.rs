@@ -7,152 +7,18 @@
 //! `CRIER_TEST_DATABASE_URL`, skipped without it outside CI; see crier-testdb), one after the
 //! other. The server is the binary Cargo built for this test, or `CRIER_BIN`.
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::server::{Data, Server, admin, free_port, http, start};
 use serde_json::{Value, json};
 
 const POSTS: usize = 1000;
 const ACCOUNTS: usize = 20;
-
-fn binary() -> PathBuf {
-    std::env::var_os("CRIER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_crier")))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.1 request over a fresh connection; returns (status, JSON body).
-fn http(port: u16, method: &str, path: &str, key: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("server reachable");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-        payload.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-    out
-}
-
-/// Where a server keeps its data: a data dir, and a PostgreSQL URL when it runs there.
-struct Data<'a> {
-    dir: &'a Path,
-    database_url: Option<&'a str>,
-    /// A `crier.toml` to start with (`--config`).
-    config: Option<PathBuf>,
-}
-
-impl Data<'_> {
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(binary());
-        if let Some(config) = &self.config {
-            cmd.arg("--config").arg(config);
-        }
-        cmd.arg("--data-dir").arg(self.dir);
-        if let Some(url) = self.database_url {
-            cmd.args(["--database-url", url]);
-        }
-        cmd
-    }
-}
-
-fn admin(data: &Data, args: &[&str]) -> Value {
-    let out = data
-        .command()
-        .arg("admin")
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// A running server, killed when dropped: a failing test must not leave it running (holding
-/// its database connections and working its queue).
-struct Server(Child);
-
-impl Server {
-    /// SIGKILL, and wait until it is gone.
-    fn kill(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(data: &Data, port: u16) -> Server {
-    let child = data
-        .command()
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .env("CRIER_LOG_LEVEL", "warn")
-        .env("CRIER_WORKER_LEASE_SECONDS", "4")
-        .env("CRIER_NETWORK_TIMEOUT_SECONDS", "2")
-        .env("CRIER_WORKER_POLL_MS", "50")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server(child)
-}
 
 /// Every timeline entry of every account, as idempotency keys.
 fn timeline_keys(port: u16, key: &str, accounts: &[String]) -> Vec<String> {

@@ -259,6 +259,10 @@ fn replaced(by: &KeyId) -> ApiError {
 }
 
 /// Revoke a key at once, on every node. Revoking a revoked key returns it unchanged.
+///
+/// Revoking another key needs `keys:write`. Any valid key may revoke **itself**, whatever its
+/// scopes (how `crier logout` ends the key its device login made): giving up one's own access
+/// widens nothing.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
     params(("id" = String, Path, description = "The key's id")),
     security(("bearer" = ["keys:write"]), ("api_key" = ["keys:write"])),
@@ -268,9 +272,12 @@ fn replaced(by: &KeyId) -> ApiError {
     ))]
 pub async fn revoke(
     State(state): State<AppState>,
-    Auth(p, ..): Auth<need::KeysWrite>,
+    Auth(p, ..): Auth<need::AnyKey>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<KeyObject>> {
+    if KeyId::parse(&id).as_ref() != Some(p.key_id()) {
+        p.require(crier_core::Scope::KeysWrite)?;
+    }
     let existing = visible_key(&state, &p, &id).await?;
     if existing.id != *p.key_id() {
         keys::ensure_within(&p.key, &existing, "revoke")?;
