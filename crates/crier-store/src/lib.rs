@@ -52,7 +52,7 @@ pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
 pub use idempotency::IdempotencyBegin;
 pub use kb::{KbDocument, KbFilter, KbInsert, KbKind, KbMatch, KbUsage, NewPassage};
 pub use media::{ConfirmOutcome, DeleteOutcome, Media, MediaFacts, MediaStatus};
-pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
+pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, SchemaStatus};
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges};
 pub use personas::MAX_PUBLISHED_TEXTS;

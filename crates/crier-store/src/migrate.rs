@@ -129,6 +129,40 @@ impl Store {
         Ok(applied)
     }
 
+    /// How the database's schema compares with the migrations this build knows.
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        let known: Vec<i64> = self.migrations().iter().map(|m| m.version).collect();
+        let exists = match self.backend {
+            Backend::Sqlite => sqlx::query(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'crier_migrations'",
+            ),
+            Backend::Postgres => sqlx::query(
+                "SELECT 1 FROM information_schema.tables WHERE table_name = 'crier_migrations' \
+                 AND table_schema = current_schema()",
+            ),
+        }
+        .fetch_optional(&self.read)
+        .await?
+        .is_some();
+        let applied = match exists {
+            true => self.applied_migrations().await?,
+            false => Vec::new(),
+        };
+        Ok(SchemaStatus {
+            known_latest: known.last().copied().unwrap_or(0),
+            pending: known
+                .iter()
+                .filter(|v| !applied.contains(v))
+                .copied()
+                .collect(),
+            unknown: applied
+                .iter()
+                .filter(|v| !known.contains(v))
+                .copied()
+                .collect(),
+        })
+    }
+
     /// Versions recorded as applied, in order.
     pub async fn applied_migrations(&self) -> Result<Vec<i64>> {
         let rows = sqlx::query("SELECT version FROM crier_migrations ORDER BY version")
@@ -138,4 +172,15 @@ impl Store {
             .map(|r| r.try_get::<i64, _>(0).map_err(Into::into))
             .collect()
     }
+}
+
+/// The schema against this build's migrations ([`Store::schema_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The newest migration this build knows.
+    pub known_latest: i64,
+    /// Known migrations not applied yet.
+    pub pending: Vec<i64>,
+    /// Applied migrations this build does not know (a newer release applied them).
+    pub unknown: Vec<i64>,
 }

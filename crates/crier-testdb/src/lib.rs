@@ -124,17 +124,7 @@ impl TestDb {
     /// Runs statements (DDL such as a trigger that injects a storage fault) on a connection of
     /// its own, bypassing the store.
     pub async fn execute(&self, sql: &'static str) {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("connect for a raw statement: {e}"));
-        sqlx::raw_sql(sql)
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        pool.close().await;
+        execute(&self.url, sql).await
     }
 
     async fn query<T>(&self, sql: &'static str) -> Vec<T>
@@ -349,6 +339,22 @@ pub async fn connect_migrated(url: &str) -> Store {
     store
 }
 
+/// Runs statements on the database at `url` on a connection of its own, bypassing any store
+/// (a fault to inject, a row only another release would write).
+pub async fn execute(url: &str, sql: &'static str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect for a raw statement: {e}"));
+    sqlx::raw_sql(sql)
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pool.close().await;
+}
+
 /// The variable naming the Redis server tests of shared rate limits use.
 pub const REDIS_URL_VAR: &str = "CRIER_TEST_REDIS_URL";
 
@@ -383,4 +389,3 @@ mod tests {
         );
     }
 }
-

@@ -90,8 +90,13 @@ pub struct Config {
     /// (`[network_base_urls] x = "http://127.0.0.1:9000"`): for a recording proxy in front of
     /// a network, and for the test suites' fakes. Paths stay as the network's API has them.
     pub network_base_urls: BTreeMap<String, String>,
-    /// Whether `serve` runs the publishing workers too (turn off for API-only nodes).
-    pub workers: bool,
+    /// What `serve` runs: `all` (the API and the workers), `api` (the API only; never claims
+    /// jobs) or `worker` (the workers, and only `/healthz`, `/readyz` and `/metrics` on `bind`).
+    pub role: String,
+    /// Whether `serve` applies pending migrations on start (one node, the default). Turn off on
+    /// several nodes and run `crier migrate` once per release; a node then refuses to start
+    /// until the schema is the one it knows.
+    pub migrate_on_start: bool,
     /// Publish jobs one node works on at once.
     pub worker_concurrency: usize,
     /// How long a claimed job stays a node's; a crashed node's jobs return after it.
@@ -463,7 +468,8 @@ impl Default for Config {
             bluesky_default_service: "https://bsky.social".into(),
             oauth_clients: BTreeMap::new(),
             network_base_urls: BTreeMap::new(),
-            workers: true,
+            role: "all".into(),
+            migrate_on_start: true,
             worker_concurrency: 32,
             worker_lease_seconds: 60,
             network_timeout_seconds: 15,
@@ -490,6 +496,8 @@ pub struct Flags {
     pub redis_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -517,7 +525,8 @@ const ENV_KEYS: &[&str] = &[
     "secret_keys",
     "connect_redirect_uris",
     "bluesky_default_service",
-    "workers",
+    "role",
+    "migrate_on_start",
     "worker_concurrency",
     "worker_lease_seconds",
     "network_timeout_seconds",
@@ -539,6 +548,8 @@ pub struct Settings {
     pub log_level: String,
     pub default_plan: String,
     pub api: ApiConfig,
+    pub role: Role,
+    pub migrate_on_start: bool,
     /// `None` when this node runs no workers.
     pub workers: Option<Workers>,
     /// Where the keys that seal secrets at rest come from.
@@ -563,6 +574,41 @@ pub enum SecretKeys {
     Given(crier_app::Keyring),
     /// A file in the data dir, created on first start.
     File(PathBuf),
+}
+
+/// What a `serve` node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    All,
+    Api,
+    Worker,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Self::All),
+            "api" => Ok(Self::Api),
+            "worker" => Ok(Self::Worker),
+            other => Err(format!("role: `{other}` must be `all`, `api` or `worker`")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Api => "api",
+            Self::Worker => "worker",
+        }
+    }
+
+    pub fn serves_api(self) -> bool {
+        self != Self::Worker
+    }
+
+    pub fn runs_workers(self) -> bool {
+        self != Self::Api
+    }
 }
 
 /// The settings of the workers `crier serve` runs.
@@ -750,7 +796,8 @@ fn validate(c: Config) -> Result<Settings, String> {
         clients,
         allow_private_networks: allow_private,
     };
-    let workers = c.workers.then(|| Workers {
+    let role = Role::parse(&c.role)?;
+    let workers = role.runs_workers().then(|| Workers {
         publisher: WorkerConfig {
             concurrency: c.worker_concurrency,
             lease: Duration::from_secs(c.worker_lease_seconds),
@@ -830,6 +877,8 @@ fn validate(c: Config) -> Result<Settings, String> {
         log_json,
         log_level: c.log_level,
         default_plan: c.default_plan,
+        role,
+        migrate_on_start: c.migrate_on_start,
         workers,
         media,
         ai: c.ai,

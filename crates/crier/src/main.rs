@@ -63,6 +63,10 @@ enum Command {
         /// `text` or `json` logs.
         #[arg(long)]
         log_format: Option<String>,
+        /// `all` (default), `api` (never claims jobs) or `worker` (only health and metrics
+        /// over HTTP).
+        #[arg(long)]
+        role: Option<String>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -92,9 +96,13 @@ fn main() -> ExitCode {
         }
         other => other,
     };
-    let (bind, log_format) = match &command {
-        Command::Serve { bind, log_format } => (bind.clone(), log_format.clone()),
-        _ => (None, None),
+    let (bind, log_format, role) = match &command {
+        Command::Serve {
+            bind,
+            log_format,
+            role,
+        } => (bind.clone(), log_format.clone(), role.clone()),
+        _ => (None, None, None),
     };
     let flags = Flags {
         bind,
@@ -102,6 +110,7 @@ fn main() -> ExitCode {
         database_url: cli.database_url.clone(),
         redis_url: cli.redis_url.clone(),
         log_format,
+        role,
     };
     let settings = match config::load(cli.config.as_deref(), flags) {
         Ok(s) => s,
@@ -148,17 +157,47 @@ pub async fn open_store(settings: &Settings) -> Result<Store, String> {
     let store = Store::connect(&settings.database_url)
         .await
         .map_err(|e| format!("database_url: {e}"))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("migrations failed: {e}"))?;
+    check_schema(&store, settings.migrate_on_start).await?;
+    if settings.migrate_on_start {
+        store
+            .migrate()
+            .await
+            .map_err(|e| format!("migrations failed: {e}"))?;
+    }
     Ok(store)
+}
+
+/// Refuses a schema this binary does not understand: newer than it (another release
+/// migrated it), or older when it may not migrate it itself.
+async fn check_schema(store: &Store, may_migrate: bool) -> Result<(), String> {
+    let status = store
+        .schema_status()
+        .await
+        .map_err(|e| format!("database_url: {e}"))?;
+    if !status.unknown.is_empty() {
+        return Err(format!(
+            "the database schema has migrations this crier does not know ({:?}; it knows up \
+             to {}): another, newer release migrated it. Run that release (or a newer one) \
+             on every node",
+            status.unknown, status.known_latest
+        ));
+    }
+    if !may_migrate && !status.pending.is_empty() {
+        return Err(format!(
+            "the database schema is older than this crier ({} migration(s) pending, up to \
+             {}) and migrate_on_start is off: run `crier migrate` once, then start the nodes",
+            status.pending.len(),
+            status.known_latest
+        ));
+    }
+    Ok(())
 }
 
 async fn migrate(settings: &Settings) -> Result<(), String> {
     let store = Store::connect(&settings.database_url)
         .await
         .map_err(|e| format!("database_url: {e}"))?;
+    check_schema(&store, true).await?;
     let applied = store
         .migrate()
         .await
@@ -201,6 +240,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());
+    // `role` decides: an API-only node has no workers (`Settings::workers` is `None`).
     if let Some(workers) = settings.workers.clone() {
         let publisher = crier_worker::Publisher::new(app.clone(), workers.publisher);
         background.spawn(publisher.clone().run(cancel.clone()));
@@ -227,11 +267,15 @@ async fn serve(settings: Settings) -> Result<(), String> {
             cancel.clone(),
         ));
     }
-    let app = crier_api::router(state);
+    let app = match settings.role.serves_api() {
+        true => crier_api::router(state),
+        false => crier_api::routes::ops_router(state),
+    };
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| format!("bind: cannot listen on {}: {e}", settings.bind))?;
-    tracing::info!(address = %settings.bind, database = %store_kind(&settings.database_url), "crier listening");
+    tracing::info!(address = %settings.bind, database = %store_kind(&settings.database_url),
+        role = settings.role.as_str(), "crier listening");
     eprintln!(
         "crier listening on http://{} (docs at /docs)",
         settings.bind

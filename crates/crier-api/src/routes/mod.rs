@@ -180,3 +180,15 @@ async fn method_not_allowed() -> Response {
     )
     .into_response()
 }
+
+/// What a worker-only node (`crier serve --role worker`) serves: liveness, readiness and its
+/// metrics, nothing of the API.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", axum::routing::get(ops::healthz))
+        .route("/readyz", axum::routing::get(ops::readyz))
+        .route("/metrics", axum::routing::get(ops::metrics))
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), request_context))
+        .with_state(state)
+}
