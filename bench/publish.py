@@ -22,6 +22,8 @@ from datetime import datetime, timedelta, timezone
 POSTS = int(os.environ.get("BENCH_POSTS", "10000"))
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "100"))
 RATE = int(os.environ.get("BENCH_RATE", "50"))
+# Simulated network latency of every sandbox publish call, in ms (POST /v1/accounts/{id}/faults).
+LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "0"))
 RATE_SECONDS = int(os.environ.get("BENCH_RATE_SECONDS", "30"))
 
 
@@ -113,6 +115,9 @@ def main():
             status, a = api.call("POST", "/v1/connect/sandbox", {"handle": f"bench{i}"})
             assert status == 201, a
             accounts.append(a["id"])
+            if LATENCY_MS:
+                status, f = api.call("POST", f"/v1/accounts/{a['id']}/faults", {"latency_ms": LATENCY_MS})
+                assert status == 200, f
 
         # ---- throughput ----
         created = time.time()
@@ -132,7 +137,8 @@ def main():
         seconds = (last - due).total_seconds()
         keys = [e["idempotency_key"] for a in accounts for e in api.pages(f"/v1/accounts/{a}/timeline")]
         assert len(keys) == POSTS and len(set(keys)) == POSTS, "not exactly once"
-        print(f"throughput: {POSTS} posts across {ACCOUNTS} accounts (created in {made:.1f} s) "
+        print(f"throughput: {POSTS} posts across {ACCOUNTS} accounts, {LATENCY_MS} ms per call "
+              f"(created in {made:.1f} s) "
               f"published in {seconds:.2f} s after their due time: {POSTS / seconds:.0f} targets/s; "
               f"timelines hold each exactly once ({len(keys)} entries, {len(set(keys))} distinct)")
 

@@ -310,6 +310,9 @@ async fn bad_faults_slots_and_filters_are_refused_and_change_nothing() {
             json!({"fail_next": 1, "kind": "error", "colour": "red"}),
             "colour",
         ),
+        (json!({"latency_ms": 10_001}), "latency_ms"),
+        (json!({"latency_ms": -5}), "latency_ms"),
+        (json!({"latency_ms": 300, "kind": "slow"}), "kind"),
     ] {
         let r = app.post(&faults_at).key(&key).json(body).send().await;
         r.assert_error(400, "invalid_request");

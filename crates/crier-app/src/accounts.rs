@@ -13,6 +13,8 @@ use crate::{App, AppError, AppResult, Caller};
 pub const MAX_HANDLE: usize = 50;
 pub const MAX_FAIL_NEXT: u32 = 1000;
 pub const MAX_RETRY_AFTER_SECONDS: u32 = 86_400;
+/// The longest simulated latency of a sandbox account's calls.
+pub const MAX_LATENCY_MS: u32 = 10_000;
 
 /// The account rules over one [`App`].
 pub struct Accounts<'a> {
@@ -155,7 +157,14 @@ impl Accounts<'_> {
         fail_next: u32,
         kind: &str,
         retry_after_seconds: u32,
+        latency_ms: u32,
     ) -> AppResult<()> {
+        if latency_ms > MAX_LATENCY_MS {
+            return Err(AppError::invalid(
+                "latency_ms",
+                format!("`latency_ms` must be from 0 to {MAX_LATENCY_MS}."),
+            ));
+        }
         if fail_next > MAX_FAIL_NEXT {
             return Err(AppError::invalid(
                 "fail_next",
@@ -180,7 +189,12 @@ impl Accounts<'_> {
         };
         self.app
             .store()
-            .sandbox_set_fault(&account.id, i64::from(fail_next), &fault)
+            .sandbox_set_fault(
+                &account.id,
+                i64::from(fail_next),
+                &fault,
+                i64::from(latency_ms),
+            )
             .await?;
         Ok(())
     }

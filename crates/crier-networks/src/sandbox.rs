@@ -72,14 +72,20 @@ impl Sandbox {
         }
     }
 
+    /// The account's simulated latency, waited out, and then its next injected fault, if any.
     async fn injected_fault(
         &self,
         account: &Account,
     ) -> Result<Option<crier_store::Fault>, NetworkError> {
-        self.store
+        let (latency_ms, fault) = self
+            .store
             .sandbox_take_fault(&account.id)
             .await
-            .map_err(|e| transient(e.to_string()))
+            .map_err(|e| transient(e.to_string()))?;
+        if latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(latency_ms as u64)).await;
+        }
+        Ok(fault)
     }
 }
 

@@ -7,7 +7,7 @@
 //! back when the lease runs out; a job is deleted in the same transaction that records its
 //! target's final outcome.
 
-use crier_core::ids::{JobId, PostId, WorkspaceId};
+use crier_core::ids::{AccountId, JobId, PostId, WorkspaceId};
 use sqlx::Row;
 
 use crate::model::*;
@@ -19,8 +19,23 @@ pub(crate) const JOB_COLUMNS: &str =
 impl Store {
     /// Claims up to `limit` due publish jobs for `lease_ms`.
     pub async fn claim_jobs(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Job>> {
+        self.claim_jobs_except(now, lease_ms, limit, &[]).await
+    }
+
+    /// [`Store::claim_jobs`], skipping the jobs of `except` (accounts a node has no room for
+    /// now: at their limit of calls in flight, or paused by a 429), which stay for whoever
+    /// has room.
+    pub async fn claim_jobs_except(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+        except: &[AccountId],
+    ) -> Result<Vec<Job>> {
+        let except = serde_json::to_string(&except.iter().map(|a| a.as_str()).collect::<Vec<_>>())
+            .expect("strings serialise");
         let claimed = self
-            .claim_jobs_of(JobKind::Publish, now, lease_ms, limit)
+            .claim_jobs_where(JobKind::Publish, now, lease_ms, limit, Some(&except))
             .await?;
         // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
         let mut jobs: Vec<Job> = claimed.into_iter().map(|(job, _)| job).collect();
@@ -36,19 +51,42 @@ impl Store {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<(Job, Option<String>)>> {
+        self.claim_jobs_where(kind, now, lease_ms, limit, None)
+            .await
+    }
+
+    /// Claims as [`Store::claim_jobs_of`]; `except_accounts`, a JSON list of account ids,
+    /// leaves those accounts' jobs alone.
+    async fn claim_jobs_where(
+        &self,
+        kind: JobKind,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+        except_accounts: Option<&str>,
+    ) -> Result<Vec<(Job, Option<String>)>> {
         let lock = self.skip_locked();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let except = match except_accounts {
+            Some(_) => format!(
+                "AND (account_id IS NULL OR account_id NOT IN {})",
+                self.json_values("$5")
+            ),
+            None => String::new(),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET locked_until = $1 WHERE id IN (
                 SELECT id FROM jobs WHERE kind = $4 AND run_at <= $2 AND locked_until <= $2
-                ORDER BY run_at LIMIT $3 {lock})
+                {except} ORDER BY run_at LIMIT $3 {lock})
              RETURNING {JOB_COLUMNS}, ref_id"
         )))
         .bind(now + lease_ms)
         .bind(now)
         .bind(i64::from(limit))
-        .bind(kind.as_str())
-        .fetch_all(&self.write)
-        .await?;
+        .bind(kind.as_str());
+        if let Some(list) = except_accounts {
+            query = query.bind(list.to_owned());
+        }
+        let rows = query.fetch_all(&self.write).await?;
         rows.iter()
             .map(|r| Ok((job_from_row(r)?, r.try_get("ref_id")?)))
             .collect()
@@ -87,6 +125,17 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a claimed job back to run at `run_at` without touching its target: it made no call
+    /// (its account or network had no room on this node, or the account is paused).
+    pub async fn defer_job(&self, job: &JobId, run_at: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET run_at = $2, locked_until = 0 WHERE id = $1")
+            .bind(job.as_str())
+            .bind(run_at)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 

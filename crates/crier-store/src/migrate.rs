@@ -40,6 +40,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     14 "0014_users",
     15 "0015_request_log",
     16 "0016_analytics_index",
+    17 "0017_sandbox_latency",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -58,6 +59,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     14 "0014_users",
     15 "0015_request_log",
     16 "0016_analytics_index",
+    17 "0017_sandbox_latency",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

@@ -143,33 +143,40 @@ impl Store {
         account: &AccountId,
         fail_next: i64,
         fault: &Fault,
+        latency_ms: i64,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sandbox_faults (account_id, fail_next, kind, retry_after_seconds)
-             VALUES ($1, $2, $3, $4)
+            "INSERT INTO sandbox_faults (account_id, fail_next, kind, retry_after_seconds, latency_ms)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (account_id) DO UPDATE SET fail_next = excluded.fail_next,
-                kind = excluded.kind, retry_after_seconds = excluded.retry_after_seconds",
+                kind = excluded.kind, retry_after_seconds = excluded.retry_after_seconds,
+                latency_ms = excluded.latency_ms",
         )
         .bind(account.as_str())
         .bind(fail_next)
         .bind(fault.kind.as_str())
         .bind(fault.retry_after_seconds)
+        .bind(latency_ms)
         .execute(&self.write)
         .await?;
         Ok(())
     }
 
-    /// Takes one injected fault for the account's next call, if any are left.
-    pub async fn sandbox_take_fault(&self, account: &AccountId) -> Result<Option<Fault>> {
+    /// What the account's next call meets: its simulated latency (ms), and one injected fault
+    /// taken from those left, if any.
+    pub async fn sandbox_take_fault(&self, account: &AccountId) -> Result<(i64, Option<Fault>)> {
         // Most calls have no fault armed: find that out with a read, not a write.
-        let armed =
-            sqlx::query("SELECT 1 FROM sandbox_faults WHERE account_id = $1 AND fail_next > 0")
+        let Some(row) =
+            sqlx::query("SELECT fail_next, latency_ms FROM sandbox_faults WHERE account_id = $1")
                 .bind(account.as_str())
                 .fetch_optional(&self.read)
                 .await?
-                .is_some();
-        if !armed {
-            return Ok(None);
+        else {
+            return Ok((0, None));
+        };
+        let (armed, latency_ms): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        if armed <= 0 {
+            return Ok((latency_ms, None));
         }
         let row = sqlx::query(
             "UPDATE sandbox_faults SET fail_next = fail_next - 1
@@ -179,14 +186,16 @@ impl Store {
         .bind(account.as_str())
         .fetch_optional(&self.write)
         .await?;
-        row.map(|r| {
-            let kind: String = r.try_get(0)?;
-            Ok(Fault {
-                kind: FaultKind::parse(&kind)
-                    .ok_or_else(|| crate::StoreError::Corrupt("sandbox_faults.kind".into()))?,
-                retry_after_seconds: r.try_get(1)?,
+        let fault = row
+            .map(|r| -> Result<Fault> {
+                let kind: String = r.try_get(0)?;
+                Ok(Fault {
+                    kind: FaultKind::parse(&kind)
+                        .ok_or_else(|| crate::StoreError::Corrupt("sandbox_faults.kind".into()))?,
+                    retry_after_seconds: r.try_get(1)?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        Ok((latency_ms, fault))
     }
 }

@@ -12,6 +12,7 @@
 //! 4. When every part is out, the target is published, its job deleted and the post's status
 //!    recomputed, in one transaction.
 
+pub mod budget;
 pub mod feeds;
 /// The SSRF-guarded outbound client (it lives with the network connectors, which use it too).
 pub use crier_networks::http;

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::budget::{Budgets, DEFER_MS, Turn};
 use crate::runner::{jitter, millis};
 use crier_app::App;
 use crier_core::accounts::AccountStatus;
@@ -28,12 +29,16 @@ pub struct WorkerConfig {
     pub max_backoff: Duration,
     /// How often published targets' metrics are refreshed.
     pub metrics_every: Duration,
+    /// Calls in flight at once per network on this node (see `budget.rs`).
+    pub per_network: usize,
+    /// Calls in flight at once per account on this node.
+    pub per_account: usize,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            concurrency: 32,
+            concurrency: 256,
             lease: Duration::from_secs(60),
             call_timeout: Duration::from_secs(15),
             poll: Duration::from_millis(200),
@@ -41,6 +46,8 @@ impl Default for WorkerConfig {
             backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(30 * 60),
             metrics_every: Duration::from_secs(3600),
+            per_network: 128,
+            per_account: 4,
         }
     }
 }
@@ -52,6 +59,8 @@ pub struct Publisher {
     config: WorkerConfig,
     /// Workspaces' plan names, as last read (plans change rarely: by an operator).
     plans: Arc<Mutex<HashMap<WorkspaceId, (String, i64)>>>,
+    /// Calls in flight per network and account, and accounts paused by a 429.
+    budgets: Arc<Budgets>,
 }
 
 /// How long a workspace's plan is remembered.
@@ -80,6 +89,7 @@ impl Publisher {
     pub fn new(app: App, config: WorkerConfig) -> Self {
         Self {
             app,
+            budgets: Budgets::new(config.per_network, config.per_account),
             config,
             plans: Arc::default(),
         }
@@ -114,7 +124,12 @@ impl Publisher {
         match self
             .app
             .store()
-            .claim_jobs(now, millis(self.config.lease), limit)
+            .claim_jobs_except(
+                now,
+                millis(self.config.lease),
+                limit,
+                &self.budgets.no_room(now),
+            )
             .await
         {
             Ok(jobs) => jobs,
@@ -210,6 +225,20 @@ impl Publisher {
             };
             return self.fail_target(job, code, &message).await;
         }
+        // The account's and network's room on this node; without it the job comes back in a
+        // moment (or when the account's pause ends) and the slot takes other work.
+        let _permit =
+            match self
+                .budgets
+                .turn(&account.platform, &account.id, self.app.clock().now_ms())
+            {
+                Turn::Go(permit) => permit,
+                Turn::Later(at) => {
+                    let at = at + jitter(DEFER_MS, 2).max(0) - DEFER_MS / 2;
+                    self.app.store().defer_job(&job.id, at).await?;
+                    return Ok(Processed::RetryAt(at));
+                }
+            };
         let session = Session {
             account: &account,
             credentials: &credentials,
@@ -548,6 +577,10 @@ impl Publisher {
             None => jitter(pause, 4),
         };
         let run_at = now + delay.max(0);
+        if matches!(e, NetworkError::RateLimited { .. }) {
+            // The account's other jobs on this node wait too, without calling.
+            self.budgets.pause(&account.id, run_at, now);
+        }
         self.app.store().retry_job(job, run_at, &error).await?;
         Ok(Processed::RetryAt(run_at))
     }

@@ -151,7 +151,7 @@ impl World {
             retry_after_seconds,
         };
         self.store
-            .sandbox_set_fault(&account.id, n, &fault)
+            .sandbox_set_fault(&account.id, n, &fault, 0)
             .await
             .expect("set fault");
     }
@@ -440,6 +440,76 @@ both!(retry_after_is_honoured, |db| async move {
     w.set(at);
     assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
     assert_eq!(w.outcomes(&id, &a).await, vec!["failed", "published"]);
+    assert_eq!(w.timeline(&a).await.len(), 1);
+});
+
+both!(a_429_pauses_only_its_account, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let b = w.account("bo").await;
+    let first = w.schedule(&[&a], "first", T0).await;
+    let second = w.schedule(&[&a], "second", T0).await;
+    let other = w.schedule(&[&b], "other account", T0).await;
+    w.fault(&a, 1, "rate_limit", 300).await;
+
+    // The 429 pauses ada on this node: her second post (claimed with the first) goes back to
+    // the queue until the pause ends, without a call, while bo's goes out.
+    let done = w.publisher.run_due().await;
+    assert_eq!(done.len(), 3, "{done:?}");
+    assert_eq!(
+        done.iter().filter(|p| **p == Processed::Published).count(),
+        1,
+        "{done:?}"
+    );
+    assert!(
+        done.iter()
+            .all(|p| !matches!(p, Processed::RetryAt(at) if *at < T0 + 300 * SECOND)),
+        "{done:?}"
+    );
+    // A post of ada's that falls due during the pause is left in the queue by the claim.
+    let third = w.schedule(&[&a], "third", T0 + 5 * SECOND).await;
+    w.set(T0 + 10 * SECOND);
+    assert_eq!(w.publisher.run_due().await, vec![]);
+    assert!(w.outcomes(&third, &a).await.is_empty());
+    assert_eq!(w.timeline(&b).await.len(), 1);
+    assert_eq!(w.target(&other, &b).await.status, TargetStatus::Published);
+    let calls = w.outcomes(&first, &a).await.len() + w.outcomes(&second, &a).await.len();
+    assert_eq!(calls, 1, "one call for ada, the one that got the 429");
+    assert!(w.timeline(&a).await.is_empty());
+
+    // When the pause ends both of ada's posts go out, once each.
+    w.set(T0 + 301 * SECOND);
+    let done = w.publisher.run_due().await;
+    assert_eq!(
+        done,
+        vec![
+            Processed::Published,
+            Processed::Published,
+            Processed::Published
+        ]
+    );
+    assert_eq!(w.timeline(&a).await.len(), 3);
+});
+
+both!(latency_is_waited_out_per_call, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    w.store
+        .sandbox_set_fault(
+            &a.id,
+            0,
+            &crier_store::Fault {
+                kind: crier_store::FaultKind::Error,
+                retry_after_seconds: 0,
+            },
+            150,
+        )
+        .await
+        .unwrap();
+    w.schedule(&[&a], "slow network", T0).await;
+    let started = std::time::Instant::now();
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+    assert!(started.elapsed() >= Duration::from_millis(150));
     assert_eq!(w.timeline(&a).await.len(), 1);
 });
 

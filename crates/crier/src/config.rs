@@ -97,8 +97,12 @@ pub struct Config {
     /// several nodes and run `crier migrate` once per release; a node then refuses to start
     /// until the schema is the one it knows.
     pub migrate_on_start: bool,
-    /// Publish jobs one node works on at once.
+    /// Publish jobs one node works on at once (network calls are mostly waiting, so many).
     pub worker_concurrency: usize,
+    /// Calls in flight at once per network on one node.
+    pub publish_per_network: usize,
+    /// Calls in flight at once per connected account on one node.
+    pub publish_per_account: usize,
     /// How long a claimed job stays a node's; a crashed node's jobs return after it.
     pub worker_lease_seconds: u64,
     /// How long one call to a network may take (kept below the lease).
@@ -470,7 +474,9 @@ impl Default for Config {
             network_base_urls: BTreeMap::new(),
             role: "all".into(),
             migrate_on_start: true,
-            worker_concurrency: 32,
+            worker_concurrency: 256,
+            publish_per_network: 128,
+            publish_per_account: 4,
             worker_lease_seconds: 60,
             network_timeout_seconds: 15,
             worker_poll_ms: 200,
@@ -528,6 +534,8 @@ const ENV_KEYS: &[&str] = &[
     "role",
     "migrate_on_start",
     "worker_concurrency",
+    "publish_per_network",
+    "publish_per_account",
     "worker_lease_seconds",
     "network_timeout_seconds",
     "worker_poll_ms",
@@ -711,6 +719,9 @@ fn validate(c: Config) -> Result<Settings, String> {
              per endpoint inside the transaction that emits it)"
         ));
     }
+    if c.publish_per_network == 0 || c.publish_per_account == 0 {
+        return Err("publish_per_network and publish_per_account: must be at least 1".into());
+    }
     if c.worker_concurrency == 0 || c.worker_poll_ms == 0 || c.publish_max_attempts == 0 {
         return Err(
             "worker_concurrency, worker_poll_ms and publish_max_attempts: must be at least 1"
@@ -805,6 +816,8 @@ fn validate(c: Config) -> Result<Settings, String> {
             poll: Duration::from_millis(c.worker_poll_ms),
             max_attempts: i64::from(c.publish_max_attempts),
             backoff: Duration::from_secs(c.publish_backoff_seconds),
+            per_network: c.publish_per_network,
+            per_account: c.publish_per_account,
             ..WorkerConfig::default()
         },
         webhooks: WebhookConfig {

@@ -256,19 +256,34 @@ pub async fn timeline(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Faults {
-    /// How many of the next calls fail, 0 to 1000 (0 clears).
+    /// How many of the next calls fail, 0 to 1000 (0, the default, clears).
+    #[serde(default)]
     #[schema(minimum = 0, maximum = 1000)]
     pub fail_next: u32,
-    /// `error`, `timeout` (the post lands but the answer is lost) or `rate_limit`.
+    /// `error` (the default), `timeout` (the post lands but the answer is lost) or
+    /// `rate_limit`.
+    #[serde(default = "default_fault_kind")]
     #[schema(schema_with = crate::openapi::fields::fault_kind)]
     pub kind: String,
     /// The `Retry-After` the failures carry, 0 to 86400 seconds.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 86400)]
     pub retry_after_seconds: u32,
+    /// How long every publish call of the account takes, 0 (the default) to 10000 ms, until
+    /// set again: a network's latency, to measure publishing under it.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 10000)]
+    pub latency_ms: u32,
 }
 
-/// Tell a sandbox account to fail its next calls.
+fn default_fault_kind() -> String {
+    "error".into()
+}
+
+/// Tell a sandbox account to fail its next calls, or to answer slowly.
+///
+/// Each call replaces the account's settings as a whole: `fail_next` calls fail as `kind`
+/// says (with `retry_after_seconds`), and every publish call waits `latency_ms` first.
 #[utoipa::path(post, path = "/v1/accounts/{id}/faults", tag = "accounts", request_body = Faults,
     params(("id" = String, Path)),
     security(("bearer" = ["accounts:write"]), ("api_key" = ["accounts:write"])),
@@ -284,7 +299,13 @@ pub async fn faults(
     let account = accounts.sandbox(&p.caller(), &id).await?;
     let req: Faults = crate::extract::parse_json(body.to_string().as_bytes())?;
     accounts
-        .set_faults(&account, req.fail_next, &req.kind, req.retry_after_seconds)
+        .set_faults(
+            &account,
+            req.fail_next,
+            &req.kind,
+            req.retry_after_seconds,
+            req.latency_ms,
+        )
         .await?;
     Ok(Json(req))
 }
