@@ -79,6 +79,8 @@ struct Inner {
     metrics: Metrics,
     workspace_views: routes::workspace::WorkspaceViews,
     config: ApiConfig,
+    /// Series `/metrics` adds from outside the API (see [`AppState::add_metrics`]).
+    sources: std::sync::Mutex<Vec<Arc<dyn metrics::MetricsSource>>>,
 }
 
 impl AppState {
@@ -91,7 +93,23 @@ impl AppState {
             metrics: Metrics::default(),
             workspace_views: routes::workspace::views(),
             config,
+            sources: std::sync::Mutex::default(),
         }))
+    }
+
+    /// Adds series to `/metrics` (the node's publisher, when it runs one).
+    pub fn add_metrics(&self, source: Arc<dyn metrics::MetricsSource>) {
+        self.0.sources.lock().expect("sources lock").push(source);
+    }
+
+    /// The series of every added source.
+    pub async fn extra_metrics(&self) -> String {
+        let sources = self.0.sources.lock().expect("sources lock").clone();
+        let mut out = String::new();
+        for s in sources {
+            out.push_str(&s.render().await);
+        }
+        out
     }
 
     /// The application layer every handler calls.

@@ -179,3 +179,9 @@ impl Metrics {
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
+
+/// More series for `/metrics` from outside the API (the node's publisher), read at each scrape.
+#[async_trait::async_trait]
+pub trait MetricsSource: Send + Sync {
+    async fn render(&self) -> String;
+}

@@ -92,6 +92,32 @@ impl Store {
             .collect()
     }
 
+    /// The queue at `now`, per job kind: (kind, jobs, due but held by no node, how long the
+    /// oldest of those has waited in ms).
+    pub async fn queue_stats(&self, now: i64) -> Result<Vec<(String, i64, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*),
+                    SUM(CASE WHEN run_at <= $1 AND locked_until <= $1 THEN 1 ELSE 0 END),
+                    MIN(CASE WHEN run_at <= $1 AND locked_until <= $1 THEN run_at END)
+             FROM jobs GROUP BY kind ORDER BY kind",
+        )
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let due: Option<i64> = r.try_get(2)?;
+                let oldest: Option<i64> = r.try_get(3)?;
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    due.unwrap_or(0),
+                    oldest.map_or(0, |t| (now - t).max(0)),
+                ))
+            })
+            .collect()
+    }
+
     /// When the next job is due, if any (so an idle worker knows how long it may sleep).
     pub async fn next_job_at(&self) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT MIN(CASE WHEN locked_until > run_at THEN locked_until ELSE run_at END) FROM jobs")

@@ -14,6 +14,7 @@
 
 pub mod budget;
 pub mod feeds;
+pub mod metrics;
 /// The SSRF-guarded outbound client (it lives with the network connectors, which use it too).
 pub use crier_networks::http;
 mod publisher;

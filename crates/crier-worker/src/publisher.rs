@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::budget::{Budgets, DEFER_MS, Turn};
+use crate::metrics::{PublishMetrics, outcome};
 use crate::runner::{jitter, millis};
 use crier_app::App;
 use crier_core::accounts::AccountStatus;
@@ -61,6 +62,7 @@ pub struct Publisher {
     plans: Arc<Mutex<HashMap<WorkspaceId, (String, i64)>>>,
     /// Calls in flight per network and account, and accounts paused by a 429.
     budgets: Arc<Budgets>,
+    metrics: Arc<PublishMetrics>,
 }
 
 /// How long a workspace's plan is remembered.
@@ -90,6 +92,7 @@ impl Publisher {
         Self {
             app,
             budgets: Budgets::new(config.per_network, config.per_account),
+            metrics: Arc::default(),
             config,
             plans: Arc::default(),
         }
@@ -140,6 +143,19 @@ impl Publisher {
         }
     }
 
+    /// This node's publishing series and the queue's, for `/metrics` (see `metrics.rs`).
+    pub async fn render_metrics(&self) -> String {
+        let now = self.app.clock().now_ms();
+        let queue = match self.app.store().queue_stats(now).await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = %e, "queue metrics could not be read");
+                Vec::new()
+            }
+        };
+        self.metrics.render(&queue, self.budgets.in_flight())
+    }
+
     /// Claims and processes every job due now, one after another. For tests and tools that
     /// drive the queue deterministically with an injected clock.
     pub async fn run_due(&self) -> Vec<Processed> {
@@ -160,6 +176,7 @@ impl Publisher {
     /// Processes one claimed job; never panics on a network's or storage's failure (the job
     /// stays leased and comes back).
     pub async fn process(&self, job: Job) -> Processed {
+        self.metrics.started(self.app.clock().now_ms() - job.run_at);
         match self.try_process(&job).await {
             Ok(p) => p,
             Err(e) => {
@@ -416,6 +433,8 @@ impl Publisher {
                 Err(_) => Err(NetworkError::Timeout),
             };
             let now = self.app.clock().now_ms();
+            self.metrics
+                .call(&account.platform, outcome(result.as_ref().map(|_| ())));
             match result {
                 Ok(published) => {
                     let last = i + 1 == parts.len();

@@ -471,6 +471,17 @@ both!(a_429_pauses_only_its_account, |db| async move {
     w.set(T0 + 10 * SECOND);
     assert_eq!(w.publisher.run_due().await, vec![]);
     assert!(w.outcomes(&third, &a).await.is_empty());
+    // /metrics shows the throttle and the waiting job (due 5 s ago, held by no node).
+    let metrics = w.publisher.render_metrics().await;
+    for series in [
+        "crier_publish_calls_total{platform=\"sandbox\",outcome=\"rate_limited\"} 1",
+        "crier_publish_calls_total{platform=\"sandbox\",outcome=\"published\"} 1",
+        "crier_jobs{kind=\"publish\"} 3",
+        "crier_jobs_due{kind=\"publish\"} 1",
+        "crier_jobs_oldest_due_seconds{kind=\"publish\"} 5",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
     assert_eq!(w.timeline(&b).await.len(), 1);
     assert_eq!(w.target(&other, &b).await.status, TargetStatus::Published);
     let calls = w.outcomes(&first, &a).await.len() + w.outcomes(&second, &a).await.len();

@@ -243,6 +243,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
     // `role` decides: an API-only node has no workers (`Settings::workers` is `None`).
     if let Some(workers) = settings.workers.clone() {
         let publisher = crier_worker::Publisher::new(app.clone(), workers.publisher);
+        state.add_metrics(Arc::new(PublisherMetrics(publisher.clone())));
         background.spawn(publisher.clone().run(cancel.clone()));
         background.spawn(publisher.run_metrics(cancel.clone()));
         let deliverer =
@@ -407,6 +408,16 @@ async fn purge_media_uploads(
             }
             _ = cancel.cancelled() => break,
         }
+    }
+}
+
+/// The publisher's series on `/metrics`.
+struct PublisherMetrics(crier_worker::Publisher);
+
+#[async_trait::async_trait]
+impl crier_api::metrics::MetricsSource for PublisherMetrics {
+    async fn render(&self) -> String {
+        self.0.render_metrics().await
     }
 }
 

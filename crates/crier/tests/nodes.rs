@@ -244,6 +244,21 @@ fn nodes_share_the_schema_limits_revocations_and_the_queue() {
     );
     assert_eq!(keys.len(), POSTS, "every post reached its network once");
     eprintln!("{POSTS} posts published exactly once by two workers (one killed) in {elapsed:?}");
+    // The surviving worker reports its calls, their lateness and the queue (no publish job
+    // left in it, so no publish series there).
+    let metrics = request(worker_ports[1], "GET", "/metrics", &[], b"").body;
+    for series in [
+        "crier_publish_calls_total{platform=\"sandbox\",outcome=\"published\"}",
+        "crier_publish_lateness_seconds_count",
+        "crier_publish_in_flight 0",
+        "# TYPE crier_jobs_due gauge",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+    assert!(
+        !metrics.contains("crier_jobs_due{kind=\"publish\"}"),
+        "{metrics}"
+    );
     drop(workers);
 
     // ---- a schema newer than the binary is refused ----

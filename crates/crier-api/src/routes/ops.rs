@@ -39,7 +39,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render() + &limiter_metrics(&state.auth().limiter),
+        state.metrics().render()
+            + &limiter_metrics(&state.auth().limiter)
+            + &state.extra_metrics().await,
     )
         .into_response()
 }
