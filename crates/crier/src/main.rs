@@ -277,10 +277,16 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("bind: cannot listen on {}: {e}", settings.bind))?;
     tracing::info!(address = %settings.bind, database = %store_kind(&settings.database_url),
         role = settings.role.as_str(), "crier listening");
-    eprintln!(
-        "crier listening on http://{} (docs at /docs)",
-        settings.bind
-    );
+    match settings.role.serves_api() {
+        true => eprintln!(
+            "crier listening on http://{} (docs at /docs)",
+            settings.bind
+        ),
+        false => eprintln!(
+            "crier worker running; health and metrics on http://{}",
+            settings.bind
+        ),
+    }
     crier_api::server::serve(listener, app, settings.server.clone(), shutdown_signal()).await;
     tracing::info!("shutting down: connections closed; stopping workers, flushing usage");
     cancel.cancel();
