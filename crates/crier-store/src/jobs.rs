@@ -13,6 +13,9 @@ use sqlx::Row;
 use crate::model::*;
 use crate::{Result, Store, Tx};
 
+/// Workspaces one publish claim shares itself between at most.
+pub const FAIR_WORKSPACES: usize = 32;
+
 pub(crate) const JOB_COLUMNS: &str =
     "id, kind, workspace_id, post_id, account_id, run_at, locked_until";
 
@@ -34,13 +37,91 @@ impl Store {
     ) -> Result<Vec<Job>> {
         let except = serde_json::to_string(&except.iter().map(|a| a.as_str()).collect::<Vec<_>>())
             .expect("strings serialise");
-        let claimed = self
-            .claim_jobs_where(JobKind::Publish, now, lease_ms, limit, Some(&except))
-            .await?;
+        let kind = JobKind::Publish.as_str();
+        let workspaces = self.due_workspaces(kind, now).await?;
+        if workspaces.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each workspace with due jobs gets an equal share of this claim, its oldest first: one
+        // workspace's burst of thousands cannot keep another's single post waiting behind it.
+        let share = limit.div_ceil(workspaces.len() as u32).max(1);
+        let lock = self.skip_locked();
+        let except_sql = self.json_values("$5");
+        let per_workspace: Vec<String> = (0..workspaces.len())
+            .map(|i| {
+                format!(
+                    "SELECT id FROM (SELECT id FROM jobs WHERE kind = $4 AND workspace_id = ${}
+                       AND run_at <= $2 AND locked_until <= $2
+                       AND (account_id IS NULL OR account_id NOT IN {except_sql})
+                     ORDER BY run_at LIMIT $3 {lock}) AS w{i}",
+                    6 + i
+                )
+            })
+            .collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET locked_until = $1 WHERE id IN ({})
+             RETURNING {JOB_COLUMNS}",
+            per_workspace.join(" UNION ALL ")
+        )))
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(i64::from(share))
+        .bind(kind)
+        .bind(except);
+        for ws in &workspaces {
+            query = query.bind(ws.as_str());
+        }
+        let rows = query.fetch_all(&self.write).await?;
         // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
-        let mut jobs: Vec<Job> = claimed.into_iter().map(|(job, _)| job).collect();
+        let mut jobs: Vec<Job> = rows.iter().map(job_from_row).collect::<Result<_>>()?;
         jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
         Ok(jobs)
+    }
+
+    /// Workspaces with due jobs of `kind`, at most [`FAIR_WORKSPACES`]: those after this
+    /// process's cursor in id order, then from the start (so past the cut each gets its turn).
+    /// A loose index scan over `jobs_fair`: one seek per workspace, however many jobs each has.
+    async fn due_workspaces(&self, kind: &str, now: i64) -> Result<Vec<String>> {
+        let sql = format!(
+            "WITH RECURSIVE ws(id) AS (
+                SELECT (SELECT MIN(workspace_id) FROM jobs
+                        WHERE kind = $1 AND run_at <= $2 AND workspace_id > $3)
+                UNION ALL
+                SELECT (SELECT MIN(workspace_id) FROM jobs
+                        WHERE kind = $1 AND run_at <= $2 AND workspace_id > ws.id)
+                FROM ws WHERE ws.id IS NOT NULL
+             )
+             SELECT id FROM ws WHERE id IS NOT NULL LIMIT {FAIR_WORKSPACES}"
+        );
+        let cursor = self.fair_cursor.lock().expect("cursor lock").clone();
+        let mut ids: Vec<String> = Vec::new();
+        for from in [cursor.as_str(), ""] {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(kind)
+                .bind(now)
+                .bind(from)
+                .fetch_all(&self.read)
+                .await?;
+            for r in rows {
+                let id: String = r.try_get(0)?;
+                if ids.len() >= FAIR_WORKSPACES || ids.contains(&id) {
+                    break;
+                }
+                ids.push(id);
+            }
+            if ids.len() >= FAIR_WORKSPACES || cursor.is_empty() {
+                break;
+            }
+        }
+        if let Some(last) = ids.last() {
+            // Only a cut moves the cursor: with every due workspace in this claim, the next
+            // starts from the first again.
+            *self.fair_cursor.lock().expect("cursor lock") = match ids.len() >= FAIR_WORKSPACES {
+                true => last.clone(),
+                false => String::new(),
+            };
+        }
+        Ok(ids)
     }
 
     /// Claims up to `limit` due jobs of one kind for `lease_ms`, each with its `ref_id`.

@@ -100,6 +100,9 @@ pub struct Store {
     /// fail with SQLITE_BUSY against each other inside this process.
     write: AnyPool,
     url: String,
+    /// Where this process's next fair publish claim starts among the workspaces with due
+    /// jobs (`jobs.rs`): after the last one served, so past the cut each gets its turn.
+    fair_cursor: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Store {
@@ -119,6 +122,7 @@ impl Store {
                 read: pool.clone(),
                 write: pool,
                 url: url.to_owned(),
+                fair_cursor: Default::default(),
             });
         }
         let path = url
@@ -167,6 +171,7 @@ impl Store {
             read,
             write,
             url: url.to_owned(),
+            fair_cursor: Default::default(),
         })
     }
 

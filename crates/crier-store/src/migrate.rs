@@ -41,6 +41,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     15 "0015_request_log",
     16 "0016_analytics_index",
     17 "0017_sandbox_latency",
+    18 "0018_jobs_fair",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -60,6 +61,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     15 "0015_request_log",
     16 "0016_analytics_index",
     17 "0017_sandbox_latency",
+    18 "0018_jobs_fair",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

@@ -502,6 +502,53 @@ both!(a_429_pauses_only_its_account, |db| async move {
     assert_eq!(w.timeline(&a).await.len(), 3);
 });
 
+both!(
+    a_burst_does_not_keep_another_workspace_waiting,
+    |db| async move {
+        let w = World::new(&db).await;
+        let a = w.account("burst").await;
+        for i in 0..200 {
+            w.schedule(&[&a], &format!("burst {i}"), T0 - 60 * SECOND)
+                .await;
+        }
+        // Another workspace's single post, due after every post of the burst.
+        let other = crier_testdb::World {
+            store: w.store.clone(),
+            clock: w.clock.clone(),
+            ws: w
+                .store
+                .create_workspace("other", "free", T0)
+                .await
+                .unwrap()
+                .id,
+        };
+        let b = other.account("single", false).await;
+        let post = new_post(
+            &other.ws,
+            &[&b],
+            "mine",
+            &[],
+            PostStatus::Scheduled,
+            Some(T0),
+        );
+        w.store
+            .insert_posts(std::slice::from_ref(&post))
+            .await
+            .unwrap();
+        // A claim of ten shares itself between the two workspaces: the single post is in it.
+        let jobs = w.store.claim_jobs(T0, LEASE_MS, 10).await.unwrap();
+        assert_eq!(jobs.len(), 6, "five of the burst, and the single post");
+        assert_eq!(
+            jobs.iter().filter(|j| j.workspace_id == other.ws).count(),
+            1
+        );
+        // The rest of the burst follows, oldest first, and nothing is claimed twice.
+        let rest = w.store.claim_jobs(T0, LEASE_MS, 1000).await.unwrap();
+        assert_eq!(rest.len(), 195);
+        assert!(rest.windows(2).all(|p| p[0].run_at <= p[1].run_at));
+    }
+);
+
 both!(latency_is_waited_out_per_call, |db| async move {
     let w = World::new(&db).await;
     let a = w.account("ada").await;
