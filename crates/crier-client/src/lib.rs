@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
+pub use reqwest::Method;
 use serde_json::Value;
 
 /// How long one request may take before the client gives up (uploads set their own).
