@@ -182,7 +182,10 @@ impl<A: Api> CrierMcp<A> {
         let Some(spec) = tools::find(&params.name) else {
             return error_result(local_error(
                 "invalid_request",
-                format!("No tool `{}`. tools/list shows this key's tools.", params.name),
+                format!(
+                    "No tool `{}`. tools/list shows this key's tools.",
+                    params.name
+                ),
                 Some("name".into()),
             ));
         };
@@ -222,7 +225,12 @@ impl<A: Api> CrierMcp<A> {
 
     /// `explain_error`: the code's meaning from the table, and the request from the log when
     /// a request id is given (which needs `keys:read`; without it the answer says so).
-    async fn explain(&self, ext: &Extensions, spec: &ToolSpec, args: &tools::Args) -> CallToolResult {
+    async fn explain(
+        &self,
+        ext: &Extensions,
+        spec: &ToolSpec,
+        args: &tools::Args,
+    ) -> CallToolResult {
         let code = args.str("code");
         if code.is_none() && args.str("request_id").is_none() {
             return error_result(local_error(
@@ -384,12 +392,10 @@ impl<A: Api> ServerHandler for CrierMcp<A> {
             .await
             .map_err(|e| protocol_error(&e))?;
         let text = serde_json::to_string_pretty(&resp.body).unwrap_or_default();
-        Ok(
-            ReadResourceResult::new(vec![
-                ResourceContents::text(text, uri).with_mime_type("application/json"),
-            ])
-            .into(),
-        )
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, uri).with_mime_type("application/json"),
+        ])
+        .into())
     }
 }
 

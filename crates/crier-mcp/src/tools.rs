@@ -62,8 +62,16 @@ const fn opt(name: &'static str, kind: Kind, description: &'static str) -> Arg {
 use Kind::{Integer, Object, String as Str, Strings};
 
 const POST_ID: Arg = req("id", Str, "The post's id (`post_…`).");
-const LIMIT: Arg = opt("limit", Integer, "How many to return, 1 to 50 (default 20).");
-const OFFSET: Arg = opt("offset", Integer, "How many to skip, for the next page (default 0).");
+const LIMIT: Arg = opt(
+    "limit",
+    Integer,
+    "How many to return, 1 to 50 (default 20).",
+);
+const OFFSET: Arg = opt(
+    "offset",
+    Integer,
+    "How many to skip, for the next page (default 0).",
+);
 const BRAND_ID: Arg = opt(
     "brand_id",
     Str,
@@ -384,7 +392,11 @@ pub static TOOLS: &[ToolSpec] = &[
         description: "Post ideas on a topic (default: trending topics and the brand's topics). Returns {data:{ideas:[{title, angle, draft}]}}. Spends AI credits.",
         read_only: true,
         args: &[
-            opt("topic", Str, "What the ideas are about, up to 200 characters."),
+            opt(
+                "topic",
+                Str,
+                "What the ideas are about, up to 200 characters.",
+            ),
             opt("count", Integer, "How many, 1 to 10 (default 5)."),
             PLATFORM,
             BRAND_ID,
@@ -692,7 +704,10 @@ mod tests {
         args.insert("account_ids".into(), json!(["acct_1"]));
         let req = (draft.build)(&draft.check(Some(&args)).unwrap());
         assert_eq!(req.path, "/v1/posts");
-        assert_eq!(req.body, Some(json!({"body": "hi", "account_ids": ["acct_1"]})));
+        assert_eq!(
+            req.body,
+            Some(json!({"body": "hi", "account_ids": ["acct_1"]}))
+        );
         assert_eq!(draft.schema()["required"], json!(["body"]));
     }
 
