@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod mcp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,12 +55,26 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// The MCP server over stdio, for AI agents: it calls the server at CRIER_URL (default
+    /// http://127.0.0.1:8080) with the API key in CRIER_API_KEY; its tools follow the key's
+    /// scopes.
+    Mcp,
 }
 
 fn main() -> ExitCode {
     // Two TLS providers are linked (sqlx and, later, reqwest); pick one before any TLS use.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
+    // A client of a running server: no server configuration, and stdout is MCP's alone.
+    if let Command::Mcp = cli.command {
+        return match mcp::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("crier mcp: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (bind, log_format) = match &cli.command {
         Command::Serve { bind, log_format } => (bind.clone(), log_format.clone()),
         _ => (None, None),
@@ -86,6 +101,7 @@ fn main() -> ExitCode {
             Command::Serve { .. } => serve(settings).await,
             Command::Migrate => migrate(&settings).await,
             Command::Admin { command } => admin::run(&settings, command).await,
+            Command::Mcp => unreachable!("served before the configuration is read"),
         }
     });
     match result {
