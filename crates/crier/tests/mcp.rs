@@ -1,0 +1,298 @@
+//! crier's MCP server verified with the official clients against a real `crier serve` on
+//! 127.0.0.1: the Python SDK (PyPI `mcp`, scripts/mcp_scenario.py) over stdio (`crier mcp`)
+//! and over streamable HTTP (`POST /mcp`, the key in the Authorization header), and the npm
+//! `@modelcontextprotocol/inspector` CLI (`--cli … --method tools/list`) over both. An agent
+//! key (the dashboard's "AI agent (drafts only)" preset) sees no publish tool, drafts and
+//! validates a post, is refused a publish, and gets an API error back with its request id.
+//!
+//! The clients come from scripts/peers/mcp.sh (`CRIER_MCP_PYTHON`, `CRIER_MCP_INSPECTOR`);
+//! without them the test skips, unless `CRIER_REQUIRE_PEERS=1`.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const AGENT_SCOPES: &str =
+    "posts:read,posts:write,media:read,accounts:read,ai:generate,brands:read,kb:read";
+
+fn binary() -> PathBuf {
+    std::env::var_os("CRIER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_crier")))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The peers, or `None` to skip (a failure when they are required).
+fn peers() -> Option<(String, Vec<String>)> {
+    let python = std::env::var("CRIER_MCP_PYTHON").ok();
+    let inspector = std::env::var("CRIER_MCP_INSPECTOR").ok();
+    match (python, inspector) {
+        (Some(p), Some(i)) if !p.is_empty() && !i.is_empty() => {
+            Some((p, i.split_whitespace().map(str::to_owned).collect()))
+        }
+        _ => {
+            assert!(
+                std::env::var("CRIER_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "CRIER_MCP_PYTHON and CRIER_MCP_INSPECTOR are required (scripts/peers/mcp.sh start)"
+            );
+            eprintln!("skipped: no MCP clients (scripts/peers/mcp.sh start)");
+            None
+        }
+    }
+}
+
+/// A server on a fresh data dir, killed when dropped.
+struct Server {
+    child: Child,
+    data: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(binary())
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env("CRIER_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, data, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `crier admin … --json` on this server's data dir.
+    fn admin(&self, args: &[&str]) -> Value {
+        let out = Command::new(binary())
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .arg("admin")
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn key(&self, name: &str, scopes: &str) -> String {
+        let k = self.admin(&[
+            "key",
+            "create",
+            "--workspace",
+            "acme",
+            "--scope",
+            scopes,
+            "--name",
+            name,
+        ]);
+        k["key"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Runs a client to its end (bounded); its stdout, or a failure with its stderr.
+fn run(mut cmd: Command) -> String {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn scenario(python: &str, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mcp_scenario.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(script).args(args);
+    let out = run(cmd);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn assert_agent_session(out: &Value) {
+    let tools: Vec<&str> = out["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for t in [
+        "draft_post",
+        "validate_post",
+        "list_accounts",
+        "explain_error",
+    ] {
+        assert!(tools.contains(&t), "{t} in {tools:?}");
+    }
+    for t in ["publish_post", "schedule_post", "import_media"] {
+        assert!(!tools.contains(&t), "{t} not in {tools:?}");
+    }
+    assert_eq!(out["schemas_are_objects"], true);
+    assert_eq!(out["whoami"]["auth"], "api_key", "{out}");
+    assert_eq!(out["draft"]["is_error"], false, "{out}");
+    assert_eq!(out["draft"]["post"]["status"], "draft", "{out}");
+    assert_eq!(out["validate"]["is_error"], false, "{out}");
+    assert_eq!(out["validate"]["result"]["valid"], true, "{out}");
+    assert_eq!(out["publish"]["listed"], false);
+    assert_eq!(out["publish"]["is_error"], true, "{out}");
+    assert_eq!(
+        out["publish"]["content"]["error"]["code"], "forbidden_scope",
+        "{out}"
+    );
+    assert_eq!(out["api_error"]["is_error"], true, "{out}");
+    let error = &out["api_error"]["envelope"]["error"];
+    assert_eq!(error["code"], "not_found", "{out}");
+    assert!(
+        error["request_id"].as_str().unwrap().starts_with("req_"),
+        "{out}"
+    );
+    assert!(
+        out["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("crier://accounts")),
+        "{out}"
+    );
+    assert_eq!(out["accounts_resource"]["data"][0]["platform"], "sandbox");
+}
+
+fn inspector_tools(inspector: &[String], target: &[&str], extra: &[String]) -> Vec<String> {
+    let mut cmd = Command::new(&inspector[0]);
+    cmd.args(&inspector[1..])
+        .arg("--cli")
+        .args(extra)
+        .args(["--method", "tools/list", "--strict"])
+        .args(target)
+        .env("MCP_INSPECTOR_SECRET_STORE", "memory");
+    let out = run(cmd);
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn official_clients_over_stdio_and_http() {
+    let Some((python, inspector)) = peers() else {
+        return;
+    };
+    let server = Server::start();
+    server.admin(&["workspace", "create", "acme"]);
+    let admin = server.key("admin", "all");
+    let agent = server.key("agent", AGENT_SCOPES);
+    let url = server.url();
+    let bin = binary();
+    let bin = bin.to_str().unwrap();
+
+    // The Python SDK, over stdio (`crier mcp`) and over HTTP.
+    let stdio = scenario(
+        &python,
+        &[
+            "stdio",
+            "--bin",
+            bin,
+            "--url",
+            &url,
+            "--key",
+            &agent,
+            "--setup-key",
+            &admin,
+        ],
+    );
+    assert_agent_session(&stdio);
+    let http = scenario(&python, &["http", "--url", &url, "--key", &agent]);
+    assert_agent_session(&http);
+    // One account, one draft per session, both in the workspace.
+    assert_eq!(stdio["accounts"], http["accounts"]);
+    assert_ne!(stdio["draft"]["post"]["id"], http["draft"]["post"]["id"]);
+
+    // The inspector CLI: the agent over stdio sees no publish tool; a full key over HTTP does.
+    let agent_tools = inspector_tools(
+        &inspector,
+        &[bin, "mcp"],
+        &[
+            "-e".into(),
+            format!("CRIER_URL={url}"),
+            "-e".into(),
+            format!("CRIER_API_KEY={agent}"),
+        ],
+    );
+    assert!(
+        agent_tools.contains(&"draft_post".to_owned()),
+        "{agent_tools:?}"
+    );
+    assert!(
+        !agent_tools.contains(&"publish_post".to_owned()),
+        "{agent_tools:?}"
+    );
+    let mcp_url = format!("{url}/mcp");
+    let admin_tools = inspector_tools(
+        &inspector,
+        &[&mcp_url],
+        &[
+            "--transport".into(),
+            "http".into(),
+            "--header".into(),
+            format!("Authorization: Bearer {admin}"),
+        ],
+    );
+    assert!(
+        admin_tools.contains(&"publish_post".to_owned()),
+        "{admin_tools:?}"
+    );
+    assert!(admin_tools.len() > agent_tools.len());
+}
