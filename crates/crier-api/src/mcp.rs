@@ -215,6 +215,14 @@ pub async fn post(Extension(mcp): Extension<Arc<McpHttp>>, req: Request) -> Resp
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    // Malformed JSON is `invalid_request`, as everywhere in the API (rmcp would say 415).
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        return ApiError::new(
+            ErrorCode::InvalidRequest,
+            "The body is not JSON: an MCP request is one JSON-RPC message.",
+        )
+        .into_response();
+    }
     let req = Request::from_parts(parts, Body::from(bytes));
     let resp = match mcp.service.clone().oneshot(req).await {
         Ok(r) => r,
@@ -228,7 +236,8 @@ pub async fn post(Extension(mcp): Extension<Arc<McpHttp>>, req: Request) -> Resp
 }
 
 /// An HTTP-level refusal of rmcp (a missing `Accept`, a bad content type, a malformed
-/// message) as the envelope. A JSON-RPC error answer keeps its form: clients read it.
+/// message) as the envelope, like every error of the server; MCP clients treat an HTTP error
+/// status as the failure of the message whatever its body.
 async fn envelope_of<B>(status: StatusCode, body: B) -> Response
 where
     B: axum::body::HttpBody<Data = bytes::Bytes> + Send,
@@ -238,17 +247,14 @@ where
         Ok(c) => c.to_bytes(),
         Err(e) => bytes::Bytes::from(e.to_string()),
     };
-    if let Ok(v) = serde_json::from_slice::<Value>(&bytes)
-        && v.get("jsonrpc").is_some()
-    {
-        let mut r = (status, bytes).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return r;
-    }
-    let detail: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
+    // A JSON-RPC error (a malformed message) is told by its message.
+    let detail: String = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) if v["error"]["message"].is_string() => v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        _ => String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+    };
     let code = match status {
         StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,

@@ -389,6 +389,18 @@ async fn the_http_edge_answers_with_the_envelope() {
     assert!(r.status.is_client_error(), "{}", r.text);
     assert!(r.body["error"]["code"].is_string(), "{}", r.text);
     assert!(r.body["error"]["request_id"].is_string(), "{}", r.text);
+    // So is a message that is not JSON-RPC.
+    let r = app
+        .post("/mcp")
+        .key(&key)
+        .header("host", "127.0.0.1")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .raw("{not json")
+        .send()
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "invalid_request", "{}", r.text);
 }
 
 both!(
