@@ -54,6 +54,21 @@ pub struct InProcess {
 }
 
 impl Api for InProcess {
+    /// The scopes the auth layer verified for this very MCP request (no `GET /v1/me`, which
+    /// would cost the key a request of its rate limit per tool call).
+    fn known_scopes(&self, ext: &Extensions) -> Option<Vec<String>> {
+        let parts = ext.get::<axum::http::request::Parts>()?;
+        let principal = parts.extensions.get::<crate::auth::Principal>()?;
+        Some(
+            principal
+                .scopes()
+                .names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
     async fn call(&self, ext: &Extensions, req: ApiRequest) -> Result<ApiResponse, ClientError> {
         let usage = |m: &str| ClientError::Usage(m.to_owned());
         let parts = ext

@@ -7,8 +7,9 @@
 //!   key's auth, scopes, rate limits and restrictions and is written to the key's request log
 //!   (its audit trail). Nothing here decides what a key may do; it only hides what it may not.
 //! - The tool list follows the key's scopes (`GET /v1/me`, asked on each list and call, so a
-//!   changed key is seen at once and nothing is kept between stateless requests): a tool whose
-//!   scope the key lacks is not listed, and calling it anyway is refused.
+//!   changed key is seen at once and nothing is kept between stateless requests; over HTTP the
+//!   server passes the scopes it authenticated the MCP request with): a tool whose scope the
+//!   key lacks is not listed, and calling it anyway is refused.
 //! - An API error comes back as a tool error (`isError: true`) whose content is the API's
 //!   envelope, `{"error":{code,message,request_id,param}}`, so an agent can act on the code
 //!   and quote the request id (see the `explain_error` tool).
@@ -42,6 +43,12 @@ pub trait Api: Send + Sync + 'static {
         extensions: &Extensions,
         req: ApiRequest,
     ) -> impl Future<Output = Result<ApiResponse, ClientError>> + Send;
+
+    /// The caller's scopes when the transport already knows them (the server, which
+    /// authenticated the MCP request itself); `None` asks `GET /v1/me`.
+    fn known_scopes(&self, _extensions: &Extensions) -> Option<Vec<String>> {
+        None
+    }
 }
 
 impl Api for Client {
@@ -143,8 +150,11 @@ impl<A: Api> CrierMcp<A> {
         Self { api }
     }
 
-    /// The key's scopes, from `GET /v1/me`.
+    /// The key's scopes: from the transport, or from `GET /v1/me`.
     async fn scopes(&self, ext: &Extensions) -> Result<Vec<String>, ClientError> {
+        if let Some(scopes) = self.api.known_scopes(ext) {
+            return Ok(scopes);
+        }
         let me = self.api.call(ext, ApiRequest::get("/v1/me")).await?;
         Ok(me.body["scopes"]
             .as_array()

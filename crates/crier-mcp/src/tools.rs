@@ -616,6 +616,10 @@ pub fn explain_code(code: &str) -> Option<(&'static str, &'static str)> {
             "The key is restricted to certain browser origins and this call carried another Origin.",
             "Call from an allowed origin or without an Origin header (server-side).",
         ),
+        "forbidden" => (
+            "A signed URL (a media upload or read) whose signature is wrong or which expired, or a request to /mcp under a Host that is not this server's.",
+            "Ask for a new upload URL (or read the media again for a fresh URL); call /mcp at the server's own address.",
+        ),
         "not_found" => (
             "No such resource in this workspace and mode (or the key's brand or account restrictions hide it), or no such route.",
             "Check the id (list_posts, list_accounts, list_media show valid ones); a test-mode key sees only test data.",
