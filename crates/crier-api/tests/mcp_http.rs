@@ -224,6 +224,76 @@ async fn an_agent_drafts_and_validates_but_cannot_publish() {
         serde_json::from_str::<Value>(text).unwrap()["id"],
         id.as_str()
     );
+
+    // The brand voice needs analytics:read: refused to the agent with the envelope as data,
+    // read by a full key.
+    let r = rpc(
+        &app,
+        &agent,
+        "resources/read",
+        json!({"uri": "crier://brand-voice"}),
+    )
+    .await;
+    assert_eq!(
+        r.body["error"]["data"]["error"]["code"], "forbidden_scope",
+        "{}",
+        r.text
+    );
+    let voice = result(
+        &app,
+        &full,
+        "resources/read",
+        json!({"uri": "crier://brand-voice"}),
+    )
+    .await;
+    let text = voice["contents"][0]["text"].as_str().unwrap();
+    assert!(
+        serde_json::from_str::<Value>(text).unwrap().is_object(),
+        "{voice}"
+    );
+
+    // Scheduling and cancelling through the tools, with a key that may.
+    let second = tool(
+        &app,
+        &full,
+        "draft_post",
+        json!({"body": "Later", "account_ids": [account]}),
+    )
+    .await;
+    let second = second["structuredContent"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scheduled = tool(
+        &app,
+        &full,
+        "schedule_post",
+        json!({"id": second, "scheduled_at": "2026-11-23T10:00:00Z"}),
+    )
+    .await;
+    assert_eq!(
+        scheduled["structuredContent"]["status"], "scheduled",
+        "{scheduled}"
+    );
+    let cancelled = tool(&app, &full, "cancel_post", json!({"id": second})).await;
+    assert_eq!(
+        cancelled["structuredContent"]["status"], "draft",
+        "{cancelled}"
+    );
+
+    // An AI tool, on the built-in engine.
+    let tags = tool(
+        &app,
+        &agent,
+        "ai_hashtags",
+        json!({"text": "Shipping our Rust release today", "count": 3}),
+    )
+    .await;
+    assert_eq!(tags["isError"], false, "{tags}");
+    assert!(
+        tags["structuredContent"]["data"]["hashtags"].is_array(),
+        "{tags}"
+    );
 }
 
 async fn api_errors_come_back_with_code_and_request_id_and_calls_are_logged() {
