@@ -8,6 +8,7 @@
 //! The clients come from scripts/peers/mcp.sh (`CRIER_MCP_PYTHON`, `CRIER_MCP_INSPECTOR`);
 //! without them the test skips, unless `CRIER_REQUIRE_PEERS=1`.
 
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -295,4 +296,102 @@ fn official_clients_over_stdio_and_http() {
         "{admin_tools:?}"
     );
     assert!(admin_tools.len() > agent_tools.len());
+}
+
+/// `crier mcp` over stdio, spoken to in raw JSON-RPC lines: runs without the peers.
+#[test]
+fn crier_mcp_over_stdio_follows_the_keys_scopes() {
+    let server = Server::start();
+    server.admin(&["workspace", "create", "acme"]);
+    let agent = server.key("agent", AGENT_SCOPES);
+    let lines = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_post","arguments":{"id":"post_nope"}}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"publish_post","arguments":{"id":"post_nope"}}}"#,
+    ];
+    let mut child = Command::new(binary())
+        .arg("mcp")
+        .env("CRIER_URL", server.url())
+        .env("CRIER_API_KEY", &agent)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // One message at a time, each answered before the next (the tools/call lines need the
+    // initialization done); stdin closes at the end and the server exits.
+    let reader = std::thread::spawn({
+        let stdout = child.stdout.take().unwrap();
+        move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
+                .collect::<Vec<Value>>()
+        }
+    });
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "crier mcp did not exit at the end of stdin"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answers = reader.join().unwrap();
+    let by_id = |id: u64| {
+        answers
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("no answer {id} in {answers:?}"))
+    };
+    assert_eq!(by_id(1)["result"]["serverInfo"]["name"], "crier");
+    let names: Vec<&str> = by_id(2)["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"draft_post"), "{names:?}");
+    assert!(!names.contains(&"publish_post"), "{names:?}");
+    let missing = &by_id(3)["result"];
+    assert_eq!(missing["isError"], true);
+    assert_eq!(missing["structuredContent"]["error"]["code"], "not_found");
+    assert!(
+        missing["structuredContent"]["error"]["request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+    let refused = &by_id(4)["result"];
+    assert_eq!(refused["isError"], true);
+    assert_eq!(
+        refused["structuredContent"]["error"]["code"],
+        "forbidden_scope"
+    );
+    // Nothing but MCP on stdout: every line was a JSON-RPC message.
+    assert!(answers.iter().all(|a| a["jsonrpc"] == "2.0"));
+}
+
+#[test]
+fn crier_mcp_needs_a_key() {
+    let out = Command::new(binary())
+        .arg("mcp")
+        .env_remove("CRIER_API_KEY")
+        .env("CRIER_URL", "http://127.0.0.1:9")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CRIER_API_KEY"));
 }
