@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod keys;
+pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

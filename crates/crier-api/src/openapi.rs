@@ -53,6 +53,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "workspace", description = "The workspace, its plan and usage"),
         (name = "ai", description = "AI content (rewrite, compose, hashtags, thread, ideas, optimise), AI credits and the brand voice"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "mcp", description = "The MCP server over streamable HTTP (stateless): tools and resources that follow the key's scopes"),
     )
 )]
 pub struct ApiDoc;

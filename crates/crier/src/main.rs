@@ -5,6 +5,7 @@
 mod admin;
 mod client;
 mod config;
+mod mcp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,10 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// The MCP server over stdio, for AI agents: it calls the server at CRIER_URL (or the
+    /// saved login's, or http://127.0.0.1:8080) with the API key in CRIER_API_KEY (or the
+    /// saved login's); its tools follow the key's scopes.
+    Mcp,
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -83,7 +88,8 @@ fn main() -> ExitCode {
     // Two TLS providers are linked (sqlx and, later, reqwest); pick one before any TLS use.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
-    // Client commands talk to a server: they read no crier.toml and no data dir.
+    // Client commands and `crier mcp` talk to a server: they read no crier.toml and no data
+    // dir (and for `mcp`, stdout is MCP's alone).
     let command = match cli.command {
         Command::Client(command) => {
             let globals = client::Globals {
@@ -93,6 +99,15 @@ fn main() -> ExitCode {
                 dry_run: cli.dry_run,
             };
             return ExitCode::from(client::run(globals, command, Cli::command()));
+        }
+        Command::Mcp => {
+            return match mcp::run(cli.profile.as_deref(), cli.url.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("crier mcp: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         other => other,
     };
@@ -129,7 +144,9 @@ fn main() -> ExitCode {
             Command::Serve { .. } => serve(settings).await,
             Command::Migrate => migrate(&settings).await,
             Command::Admin { command } => admin::run(&settings, command, json).await,
-            Command::Client(_) => unreachable!("client commands returned above"),
+            Command::Client(_) | Command::Mcp => {
+                unreachable!("client commands and mcp returned above")
+            }
         }
     });
     match result {

@@ -53,6 +53,14 @@ pub const PRESETS: &[(&str, &str, &[Scope])] = &[
     ),
 ];
 
+/// The scopes of preset `id` (`ai_drafts`, …), for the MCP tests and documentation.
+pub fn preset(id: &str) -> Option<&'static [Scope]> {
+    PRESETS
+        .iter()
+        .find(|(p, _, _)| *p == id)
+        .map(|(_, _, s)| *s)
+}
+
 struct KeyRow {
     id: String,
     name: String,

@@ -15,7 +15,7 @@ mod charts;
 mod device;
 mod feeds;
 mod inline;
-mod keys;
+pub mod keys;
 mod media;
 mod members;
 mod posts;

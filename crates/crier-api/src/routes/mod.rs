@@ -111,6 +111,7 @@ pub fn openapi() -> serde_json::Value {
         OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(public_routes())
             .merge(api_routes())
+            .routes(routes!(crate::mcp::post))
             .into_openapi(),
     )
 }
@@ -123,6 +124,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .route_layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
         .split_for_parts();
+    // The `/v1` API as `/mcp`'s tools call it, in process: the same routes and layers, so a
+    // tool call is authenticated, limited and logged as its own request.
+    let v1 = Router::new()
+        .merge(authenticated.clone())
+        .route_layer(from_fn(record_route))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), request_context))
+        .with_state(state.clone());
+    let mcp = crate::mcp::routes(v1, &state.config().public_url)
+        .route_layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     let (public, _) = public_routes().split_for_parts();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
@@ -153,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .max_age(Duration::from_secs(600));
     Router::new()
         .merge(authenticated)
+        .merge(mcp)
         .merge(public)
         .merge(media::signed_routes())
         .merge(crate::dashboard::routes())
