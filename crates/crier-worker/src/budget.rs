@@ -3,11 +3,12 @@
 //!
 //! A network call takes from 100 ms to seconds, so a node keeps many in flight (the worker's
 //! `concurrency`), and what bounds them is each network's and account's own capacity, not one
-//! small pool. A job whose account or network has no room, or whose account is paused, is not
-//! held in a worker slot waiting: it goes back to the queue for a moment ([`DEFER_MS`], or until
-//! the pause ends) without a call and without using an attempt, and the slot takes other work.
-//! So a 10,000-post burst on one account keeps at most `per_account` of the node's slots busy,
-//! and a 429 slows only the account that got it.
+//! small pool. A job whose account has no room goes back to the queue as it is (keeping its
+//! place), and the claim skips that account until it has room ([`Budgets::no_room`]); a job of a
+//! paused account comes back when the pause ends; a job whose network has no room goes back
+//! after a moment ([`DEFER_MS`]). None of them makes a call or uses an attempt. So a
+//! 10,000-post burst on one account keeps at most `per_account` of the node's slots busy, and a
+//! 429 slows only the account that got it.
 //!
 //! Every map here is bounded: counts are removed when they reach zero, pauses when they end,
 //! and at most [`MAX_PAUSED`] pauses are kept (past that a 429 is handled by the job's own
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crier_core::ids::AccountId;
 
-/// How long a job that found no room waits before it is claimed again (± jitter).
+/// How long a job whose network had no room waits before it goes back to the queue.
 pub const DEFER_MS: i64 = 250;
 /// Accounts a claim skips at most (the rest are taken and put back, see [`Turn::Later`]).
 pub const MAX_EXCLUDED: usize = 256;
@@ -45,8 +46,13 @@ pub struct Budgets {
 pub enum Turn {
     /// Call the network; the budget is given back when this is dropped.
     Go(Permit),
-    /// Come back at this time (epoch ms): no room now, or the account is paused.
-    Later(i64),
+    /// The account is paused (a 429) until this time (epoch ms): come back then.
+    Paused(i64),
+    /// The account has no room now: go back to the queue as you are (the claim skips the
+    /// account until it has room, see [`Budgets::no_room`]).
+    AccountFull,
+    /// The network has no room now: go back to the queue after a moment ([`DEFER_MS`]).
+    NetworkFull,
 }
 
 /// A call's place in its network's and account's budgets, given back on drop.
@@ -88,14 +94,15 @@ impl Budgets {
         let mut s = self.state.lock().expect("budgets lock");
         if let Some(until) = s.paused.get(account).copied() {
             if until > now {
-                return Turn::Later(until);
+                return Turn::Paused(until);
             }
             s.paused.remove(account);
         }
-        let in_network = s.networks.get(platform).copied().unwrap_or(0);
-        let in_account = s.accounts.get(account).copied().unwrap_or(0);
-        if in_network >= self.per_network || in_account >= self.per_account {
-            return Turn::Later(now + DEFER_MS);
+        if s.accounts.get(account).copied().unwrap_or(0) >= self.per_account {
+            return Turn::AccountFull;
+        }
+        if s.networks.get(platform).copied().unwrap_or(0) >= self.per_network {
+            return Turn::NetworkFull;
         }
         *s.networks.entry(platform.to_owned()).or_default() += 1;
         *s.accounts.entry(account.clone()).or_default() += 1;
@@ -157,27 +164,33 @@ mod tests {
     fn accounts_and_networks_have_their_own_room() {
         let b = Budgets::new(3, 2);
         let go = |p: &str, a: u32| match b.turn(p, &acct(a), 0) {
-            Turn::Go(permit) => Some(permit),
-            Turn::Later(at) => {
-                assert_eq!(at, DEFER_MS);
-                None
-            }
+            Turn::Go(permit) => Ok(permit),
+            other => Err(other),
         };
         let p1 = go("x", 1).unwrap();
         let _p2 = go("x", 1).unwrap();
-        assert!(go("x", 1).is_none(), "the account's two are in flight");
+        assert!(
+            matches!(go("x", 1), Err(Turn::AccountFull)),
+            "the account's two are in flight"
+        );
+        assert_eq!(b.no_room(0), vec![acct(1)]);
         let _p3 = go("x", 2).unwrap();
-        assert!(go("x", 3).is_none(), "the network's three are in flight");
-        assert!(go("bluesky", 3).is_some(), "another network is not slowed");
+        assert!(
+            matches!(go("x", 3), Err(Turn::NetworkFull)),
+            "the network's three are in flight"
+        );
+        assert!(go("bluesky", 3).is_ok(), "another network is not slowed");
         drop(p1);
-        assert!(go("x", 3).is_some(), "a finished call gives its room back");
+        assert!(go("x", 3).is_ok(), "a finished call gives its room back");
+        assert!(b.no_room(0).is_empty());
     }
 
     #[test]
     fn a_pause_holds_only_its_account_until_it_ends_and_maps_empty() {
         let b = Budgets::new(10, 10);
         b.pause(&acct(1), 5_000, 0);
-        assert!(matches!(b.turn("x", &acct(1), 1_000), Turn::Later(5_000)));
+        assert!(matches!(b.turn("x", &acct(1), 1_000), Turn::Paused(5_000)));
+        assert_eq!(b.no_room(1_000), vec![acct(1)]);
         assert!(matches!(b.turn("x", &acct(2), 1_000), Turn::Go(_)));
         match b.turn("x", &acct(1), 5_000) {
             Turn::Go(p) => drop(p),

@@ -244,18 +244,26 @@ impl Publisher {
         }
         // The account's and network's room on this node; without it the job comes back in a
         // moment (or when the account's pause ends) and the slot takes other work.
-        let _permit =
-            match self
-                .budgets
-                .turn(&account.platform, &account.id, self.app.clock().now_ms())
-            {
-                Turn::Go(permit) => permit,
-                Turn::Later(at) => {
-                    let at = at + jitter(DEFER_MS, 2).max(0) - DEFER_MS / 2;
-                    self.app.store().defer_job(&job.id, at).await?;
-                    return Ok(Processed::RetryAt(at));
-                }
-            };
+        let now = self.app.clock().now_ms();
+        let _permit = match self.budgets.turn(&account.platform, &account.id, now) {
+            Turn::Go(permit) => permit,
+            Turn::Paused(until) => {
+                self.app.store().defer_job(&job.id, until).await?;
+                return Ok(Processed::RetryAt(until));
+            }
+            Turn::AccountFull => {
+                self.app.store().defer_job(&job.id, job.run_at).await?;
+                return Ok(Processed::RetryAt(job.run_at));
+            }
+            Turn::NetworkFull => {
+                // Real time, not the clock's: this only spaces out the claims of a node whose
+                // network is saturated.
+                tokio::time::sleep(std::time::Duration::from_millis(jitter(DEFER_MS, 2) as u64))
+                    .await;
+                self.app.store().defer_job(&job.id, job.run_at).await?;
+                return Ok(Processed::RetryAt(job.run_at));
+            }
+        };
         let session = Session {
             account: &account,
             credentials: &credentials,
