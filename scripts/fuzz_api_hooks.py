@@ -427,6 +427,14 @@ def filter_failure(context, failure, case, response):
         # states, refused as the API describes.
         if message == "Overrides may only name accounts in `account_ids`.":
             return False
+        # A media import has the server fetch its URL, and in this run every outbound request
+        # goes to a dead proxy: a schema-valid URL cannot be fetched, refused on `url` as the
+        # operation documents (and tested with real files in crates/crier-api/tests/media.rs).
+        # Only that refusal is exempt: any other answer is still judged.
+        if case.operation.path == "/v1/media/import" and message.startswith(
+            ("Could not fetch `url`", "`url` is refused", "The server at `url` answered")
+        ):
+            return False
         # Device login (RFC 8628): the token endpoint answers `400` with these codes until a
         # person approves the login in the dashboard, which no fuzzer does.
         try:

@@ -1074,6 +1074,18 @@ pub mod fields {
         link-local addresses. A new URL starts over: only entries published after the change \
         are posted (plus `backfill`).";
 
+    /// The URL of a media import.
+    pub fn import_url() -> Object {
+        url_field(
+            false,
+            WS,
+            "The `http`/`https` URL of an image or video, which the server fetches. Unless the \
+             operator allows private networks, its host must not resolve to private, loopback or \
+             link-local addresses; at most 5 redirects, each checked again; at most 64 MiB (or \
+             the configured maximum media size, if smaller).",
+        )
+    }
+
     pub fn feed_url() -> Object {
         url_field(false, WS, FEED_URL)
     }

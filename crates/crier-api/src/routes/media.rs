@@ -61,10 +61,7 @@ pub struct CreateUpload {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportMedia {
-    /// An http or https URL of an image or video, at most 2048 characters. crier fetches it
-    /// (private and loopback addresses are refused unless the operator allows them; at most 5
-    /// redirects; at most 64 MiB, or the configured maximum media size if smaller).
-    #[schema(max_length = 2048)]
+    #[schema(schema_with = crate::openapi::fields::import_url)]
     pub url: String,
     /// 1 to 255 characters, no control characters, `/` or `\`; default: the URL's last path
     /// segment, or `import` with the type's extension.
