@@ -236,13 +236,18 @@ impl Store {
     }
 
     /// Puts a claimed job back to run at `run_at` without touching its target: it made no call
-    /// (its account or network had no room on this node, or the account is paused).
-    pub async fn defer_job(&self, job: &JobId, run_at: i64) -> Result<()> {
-        sqlx::query("UPDATE jobs SET run_at = $2, locked_until = 0 WHERE id = $1")
-            .bind(job.as_str())
-            .bind(run_at)
-            .execute(&self.write)
-            .await?;
+    /// (its account or network had no room on this node, or the account is paused). Only while
+    /// the job is still ours (its lease as claimed): a lease that ran out and was claimed by
+    /// another node is left to that node.
+    pub async fn defer_job(&self, job: &Job, run_at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET run_at = $2, locked_until = 0 WHERE id = $1 AND locked_until = $3",
+        )
+        .bind(job.id.as_str())
+        .bind(run_at)
+        .bind(job.locked_until)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 

@@ -248,11 +248,11 @@ impl Publisher {
         let _permit = match self.budgets.turn(&account.platform, &account.id, now) {
             Turn::Go(permit) => permit,
             Turn::Paused(until) => {
-                self.app.store().defer_job(&job.id, until).await?;
+                self.app.store().defer_job(job, until).await?;
                 return Ok(Processed::RetryAt(until));
             }
             Turn::AccountFull => {
-                self.app.store().defer_job(&job.id, job.run_at).await?;
+                self.app.store().defer_job(job, job.run_at).await?;
                 return Ok(Processed::RetryAt(job.run_at));
             }
             Turn::NetworkFull => {
@@ -260,7 +260,7 @@ impl Publisher {
                 // network is saturated.
                 tokio::time::sleep(std::time::Duration::from_millis(jitter(DEFER_MS, 2) as u64))
                     .await;
-                self.app.store().defer_job(&job.id, job.run_at).await?;
+                self.app.store().defer_job(job, job.run_at).await?;
                 return Ok(Processed::RetryAt(job.run_at));
             }
         };

@@ -549,6 +549,24 @@ both!(
     }
 );
 
+both!(a_deferral_only_moves_a_job_still_ours, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    w.schedule(&[&a], "once", T0).await;
+    let first = w.store.claim_jobs(T0, LEASE_MS, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // The first claim's lease ran out and another node claimed the job.
+    let later = T0 + LEASE_MS;
+    let second = w.store.claim_jobs(later, LEASE_MS, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    // The first node's late deferral leaves the other node's claim alone...
+    w.store.defer_job(&first[0], T0).await.unwrap();
+    assert!(w.store.claim_jobs(later, LEASE_MS, 10).await.unwrap().is_empty());
+    // ...while the holder's own deferral puts it back.
+    w.store.defer_job(&second[0], later).await.unwrap();
+    assert_eq!(w.store.claim_jobs(later, LEASE_MS, 10).await.unwrap().len(), 1);
+});
+
 both!(latency_is_waited_out_per_call, |db| async move {
     let w = World::new(&db).await;
     let a = w.account("ada").await;
