@@ -116,28 +116,7 @@ impl Api for InProcess {
         let bytes = axum::body::to_bytes(resp.into_body(), MAX_ANSWER)
             .await
             .map_err(|e| protocol(e.to_string()))?;
-        let body: Option<Value> = if bytes.is_empty() {
-            Some(Value::Null)
-        } else {
-            serde_json::from_slice(&bytes).ok()
-        };
-        if (200..300).contains(&status) {
-            let body = body.ok_or_else(|| protocol("an answer that is not JSON".into()))?;
-            return Ok(ApiResponse {
-                status,
-                body,
-                request_id,
-            });
-        }
-        let error = body.as_ref().and_then(|b| b.get("error"));
-        let text = |k: &str| error.and_then(|e| e[k].as_str()).map(str::to_owned);
-        Err(ClientError::Api {
-            status,
-            code: text("code").unwrap_or_else(|| format!("http_{status}")),
-            message: text("message").unwrap_or_else(|| format!("HTTP {status}")),
-            param: text("param"),
-            request_id: text("request_id").or(request_id),
-        })
+        crier_client::read_answer(status, request_id, &bytes, &req.path)
     }
 }
 

@@ -343,35 +343,49 @@ impl Client {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let body: Option<Value> = if bytes.is_empty() {
-            Some(Value::Null)
-        } else {
-            serde_json::from_slice(&bytes).ok()
-        };
-        if (200..300).contains(&status) {
-            let body = body.ok_or_else(|| ClientError::Protocol {
-                url: url.to_string(),
-                reason: format!("HTTP {status} with a body that is not JSON"),
-            })?;
-            return Ok(ApiResponse {
-                status,
-                body,
-                request_id,
-            });
-        }
-        let error = body.as_ref().and_then(|b| b.get("error"));
-        let text = |k: &str| error.and_then(|e| e[k].as_str()).map(str::to_owned);
-        Err(ClientError::Api {
-            status,
-            code: text("code").unwrap_or_else(|| format!("http_{status}")),
-            message: text("message").unwrap_or_else(|| {
-                let snippet: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
-                format!("HTTP {status}: {snippet}")
-            }),
-            param: text("param"),
-            request_id: text("request_id").or(request_id),
-        })
+        read_answer(status, request_id, &bytes, url.as_str())
     }
+}
+
+/// An answer of the API as a result: a 2xx with its JSON body (`null` when empty), or the error
+/// envelope as [`ClientError::Api`] (a non-JSON error gets the code `http_<status>` and a
+/// snippet of the body). `request_id` is the `X-Request-Id` header, used when the envelope has
+/// none; `url` names the request in protocol errors. Shared by [`Client`] and the server's
+/// in-process MCP transport, so both read answers alike.
+pub fn read_answer(
+    status: u16,
+    request_id: Option<String>,
+    bytes: &[u8],
+    url: &str,
+) -> Result<ApiResponse, ClientError> {
+    let body: Option<Value> = if bytes.is_empty() {
+        Some(Value::Null)
+    } else {
+        serde_json::from_slice(bytes).ok()
+    };
+    if (200..300).contains(&status) {
+        let body = body.ok_or_else(|| ClientError::Protocol {
+            url: url.to_owned(),
+            reason: format!("HTTP {status} with a body that is not JSON"),
+        })?;
+        return Ok(ApiResponse {
+            status,
+            body,
+            request_id,
+        });
+    }
+    let error = body.as_ref().and_then(|b| b.get("error"));
+    let text = |k: &str| error.and_then(|e| e[k].as_str()).map(str::to_owned);
+    Err(ClientError::Api {
+        status,
+        code: text("code").unwrap_or_else(|| format!("http_{status}")),
+        message: text("message").unwrap_or_else(|| {
+            let snippet: String = String::from_utf8_lossy(bytes).chars().take(200).collect();
+            format!("HTTP {status}: {snippet}")
+        }),
+        param: text("param"),
+        request_id: text("request_id").or(request_id),
+    })
 }
 
 #[cfg(test)]
