@@ -561,10 +561,19 @@ both!(a_deferral_only_moves_a_job_still_ours, |db| async move {
     assert_eq!(second.len(), 1);
     // The first node's late deferral leaves the other node's claim alone...
     w.store.defer_job(&first[0], T0).await.unwrap();
-    assert!(w.store.claim_jobs(later, LEASE_MS, 10).await.unwrap().is_empty());
+    assert!(
+        w.store
+            .claim_jobs(later, LEASE_MS, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // ...while the holder's own deferral puts it back.
     w.store.defer_job(&second[0], later).await.unwrap();
-    assert_eq!(w.store.claim_jobs(later, LEASE_MS, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        w.store.claim_jobs(later, LEASE_MS, 10).await.unwrap().len(),
+        1
+    );
 });
 
 both!(latency_is_waited_out_per_call, |db| async move {

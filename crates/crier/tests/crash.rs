@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::posts::{any_with, count_published, schedule, timeline_keys};
+use common::posts::{any_with, count_published, sandbox_accounts, schedule, timeline_keys};
 use common::server::{Data, Server, admin, free_port, http, start};
 use serde_json::{Value, json};
 
@@ -57,19 +57,7 @@ fn crash_and_restart(data: &Data) {
     let port = free_port();
     let server = start(data, port);
 
-    let accounts: Vec<String> = (0..ACCOUNTS)
-        .map(|i| {
-            let (status, a) = http(
-                port,
-                "POST",
-                "/v1/connect/sandbox",
-                &key,
-                Some(&json!({ "handle": format!("acct{i}") })),
-            );
-            assert_eq!(status, 201, "{a}");
-            a["id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let accounts = sandbox_accounts(&[port], &key, ACCOUNTS);
 
     // 1,000 posts, one account each, due over the next few seconds.
     schedule(port, &key, POSTS, "post", |n| &accounts[n % ACCOUNTS]);

@@ -19,9 +19,9 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::posts::{any_with, count_published, schedule, timeline_keys};
+use common::posts::{any_with, count_published, sandbox_accounts, schedule, timeline_keys};
 use common::server::{Data, Server, admin, free_port, http, request, start_with};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const POSTS: usize = 5000;
 const ACCOUNTS: usize = 50;
@@ -187,19 +187,7 @@ fn nodes_share_the_schema_limits_revocations_and_the_queue() {
     );
 
     // ---- the queue: API nodes never claim jobs; workers publish each post once ----
-    let accounts: Vec<String> = (0..ACCOUNTS)
-        .map(|i| {
-            let (status, a) = http(
-                api_ports[i % 3],
-                "POST",
-                "/v1/connect/sandbox",
-                &admin_key,
-                Some(&json!({ "handle": format!("acct{i}") })),
-            );
-            assert_eq!(status, 201, "{a}");
-            a["id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let accounts = sandbox_accounts(&api_ports, &admin_key, ACCOUNTS);
     schedule(api_ports[0], &admin_key, POSTS, "node post", |n| {
         &accounts[n % ACCOUNTS]
     });

@@ -100,3 +100,21 @@ pub fn schedule<'a>(
         assert_eq!(status, 201, "{body}");
     }
 }
+
+/// `n` sandbox accounts (`acct0`, `acct1`, …) connected through the API, the i-th through
+/// `ports[i % ports.len()]` (several nodes share the work); their ids.
+pub fn sandbox_accounts(ports: &[u16], key: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let (status, a) = http(
+                ports[i % ports.len()],
+                "POST",
+                "/v1/connect/sandbox",
+                key,
+                Some(&json!({ "handle": format!("acct{i}") })),
+            );
+            assert_eq!(status, 201, "{a}");
+            a["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
