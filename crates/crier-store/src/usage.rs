@@ -13,7 +13,7 @@ use crier_core::ids::{KeyId, WorkspaceId};
 use sqlx::Row;
 
 use crate::model::{DailyUsage, KeyUsage, RequestLogEntry};
-use crate::{Result, Store};
+use crate::{Backend, Result, Store, json};
 
 /// How long the request log keeps an entry: 7 days.
 pub const REQUEST_LOG_RETENTION_MS: i64 = 7 * 86_400_000;
@@ -21,9 +21,6 @@ pub const REQUEST_LOG_RETENTION_MS: i64 = 7 * 86_400_000;
 pub const DAILY_USAGE_RETENTION_DAYS: i64 = 90;
 /// Rows one purge statement deletes at most, so it never holds the writer for long.
 pub const PURGE_BATCH: i64 = 5_000;
-/// Request log rows one multi-row INSERT carries (9 parameters each, far below both backends'
-/// parameter limits).
-const LOG_ROWS_PER_INSERT: usize = 100;
 
 /// What one flush writes: per-key use, per-key daily counts and request log entries.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,6 +39,28 @@ impl UsageBatch<'_> {
 pub const METRIC_REQUESTS: &str = "requests";
 /// Live targets published, per workspace and month: what `posts_per_month` counts.
 pub const METRIC_POSTS_PUBLISHED: &str = "posts_published";
+
+/// Parameters one multi-row statement of a usage flush binds at most. Far fewer than the
+/// backends allow: SQLite finds each `$N` by name in a list (`sqlite3_bind_parameter_name`), so
+/// binding costs grow with the square of a statement's parameters.
+const PARAMS_PER_STATEMENT: usize = 400;
+
+/// `($1, $2), ($3, $4), …`: `rows` tuples of `width` numbered placeholders.
+fn placeholders(rows: usize, width: usize) -> String {
+    let mut out = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * width + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
 
 impl Store {
     /// Applies a batch of per-key usage, and adds each workspace's requests to its counter for
@@ -66,67 +85,101 @@ impl Store {
         }
         let mut per_workspace: BTreeMap<&str, i64> = BTreeMap::new();
         let mut tx = self.begin().await?;
-        for u in batch.keys {
-            sqlx::query(
-                "UPDATE api_keys SET
-                    last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2
-                                        THEN $2 ELSE last_used_at END,
-                    request_count = request_count + $3
-                 WHERE workspace_id = $4 AND id = $1",
-            )
-            .bind(u.key_id.as_str())
-            .bind(u.last_used_at)
-            .bind(u.requests)
-            .bind(u.workspace_id.as_str())
-            .execute(&mut *tx)
+        // Every node locks the rows it counts in one order (keys by id, then the workspaces'
+        // counters, then daily rows by key and day), so two nodes flushing the same busy keys
+        // wait for each other instead of deadlocking. On SQLite writers are serialised anyway.
+        // A key (or a key's day) twice in a batch is merged first: an UPDATE … FROM or a
+        // multi-row upsert applies one row per target row.
+        let mut keys: Vec<KeyUsage> = batch.keys.to_vec();
+        keys.sort_unstable_by(|a, b| a.key_id.as_str().cmp(b.key_id.as_str()));
+        keys.dedup_by(|later, kept| {
+            let same = later.key_id == kept.key_id;
+            if same {
+                kept.requests += later.requests;
+                kept.last_used_at = kept.last_used_at.max(later.last_used_at);
+            }
+            same
+        });
+        let mut daily: Vec<DailyUsage> = batch.daily.to_vec();
+        daily
+            .sort_unstable_by(|a, b| (a.key_id.as_str(), &a.day).cmp(&(b.key_id.as_str(), &b.day)));
+        daily.dedup_by(|later, kept| {
+            let same = later.key_id == kept.key_id && later.day == kept.day;
+            if same {
+                kept.requests += later.requests;
+                kept.errors += later.errors;
+                kept.rate_limited += later.rate_limited;
+            }
+            same
+        });
+        if self.backend == Backend::Postgres && !keys.is_empty() {
+            let ids = json(&keys.iter().map(|u| u.key_id.as_str()).collect::<Vec<_>>());
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM api_keys WHERE id IN {} ORDER BY id FOR UPDATE",
+                self.json_values("$1")
+            )))
+            .bind(ids)
+            .fetch_all(&mut *tx)
             .await?;
-            *per_workspace.entry(u.workspace_id.as_str()).or_default() += u.requests;
+        }
+        // Many rows to a statement: a flush after traffic from 10,000 keys is a few dozen
+        // statements, not 20,000 (on SQLite every statement is a round trip to the writer).
+        for chunk in keys.chunks(PARAMS_PER_STATEMENT / 4) {
+            let sql = format!(
+                "UPDATE api_keys SET
+                    last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < v.column2
+                                        THEN v.column2 ELSE last_used_at END,
+                    request_count = request_count + v.column3
+                 FROM (VALUES {}) AS v
+                 WHERE api_keys.workspace_id = v.column4 AND api_keys.id = v.column1",
+                placeholders(chunk.len(), 4)
+            );
+            // Only placeholders are formatted in; every value is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for u in chunk {
+                q = q
+                    .bind(u.key_id.as_str())
+                    .bind(u.last_used_at)
+                    .bind(u.requests)
+                    .bind(u.workspace_id.as_str());
+                *per_workspace.entry(u.workspace_id.as_str()).or_default() += u.requests;
+            }
+            q.execute(&mut *tx).await?;
         }
         for (ws, n) in per_workspace {
             add_counter(&mut tx, ws, period, METRIC_REQUESTS, n).await?;
         }
-        for d in batch.daily {
-            sqlx::query(
+        // One row per key and day in a batch (the recorder merges them), as a multi-row
+        // upsert needs on PostgreSQL.
+        for chunk in daily.chunks(PARAMS_PER_STATEMENT / 6) {
+            let sql = format!(
                 "INSERT INTO key_usage_daily
                     (workspace_id, key_id, day, requests, errors, rate_limited)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                 VALUES {}
                  ON CONFLICT (key_id, day) DO UPDATE SET
                     requests = key_usage_daily.requests + excluded.requests,
                     errors = key_usage_daily.errors + excluded.errors,
                     rate_limited = key_usage_daily.rate_limited + excluded.rate_limited",
-            )
-            .bind(d.workspace_id.as_str())
-            .bind(d.key_id.as_str())
-            .bind(&d.day)
-            .bind(d.requests)
-            .bind(d.errors)
-            .bind(d.rate_limited)
-            .execute(&mut *tx)
-            .await?;
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for d in chunk {
+                q = q
+                    .bind(d.workspace_id.as_str())
+                    .bind(d.key_id.as_str())
+                    .bind(&d.day)
+                    .bind(d.requests)
+                    .bind(d.errors)
+                    .bind(d.rate_limited);
+            }
+            q.execute(&mut *tx).await?;
         }
-        for chunk in batch.log.chunks(LOG_ROWS_PER_INSERT) {
+        for chunk in batch.log.chunks(PARAMS_PER_STATEMENT / 9) {
             let mut sql = String::from(
                 "INSERT INTO request_log (request_id, workspace_id, key_id, method, path, status,
                     error_code, duration_ms, at) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let b = i * 9;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9
-                ));
-            }
+            sql.push_str(&placeholders(chunk.len(), 9));
             sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
             // Only placeholders are formatted in; every value is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -971,6 +971,37 @@ conformance!(
 );
 
 conformance!(
+    concurrent_flushes_of_the_same_keys_in_any_order_both_land,
+    |store| async move {
+        // Two nodes flushing the same busy keys, each in its own order (a node's pending map
+        // has none): on PostgreSQL they must queue, not deadlock, and every count lands.
+        let ws = new_workspace(&store, "busy").await;
+        let mut keys = Vec::new();
+        for i in 0..120 {
+            keys.push(insert_new_key(&store, &ws, KeyMode::Live, T0 + i).await);
+        }
+        let forward: Vec<KeyUsage> = keys.iter().map(|k| used(k, T0 + 500, 1)).collect();
+        let backward: Vec<KeyUsage> = keys.iter().rev().map(|k| used(k, T0 + 600, 2)).collect();
+        for _ in 0..10 {
+            let (a, b) = tokio::join!(
+                store.record_usage(&forward, "2027-03"),
+                store.record_usage(&backward, "2027-03")
+            );
+            a.unwrap();
+            b.unwrap();
+        }
+        for k in &keys {
+            let s = stored_key(&store, k).await;
+            assert_eq!((s.last_used_at, s.request_count), (Some(T0 + 600), 30));
+        }
+        assert_eq!(
+            store.workspace_usage(&ws, "2027-03").await.unwrap(),
+            requests(120 * 30)
+        );
+    }
+);
+
+conformance!(
     record_usage_of_an_empty_batch_does_nothing,
     |store| async move {
         let ws = new_workspace(&store, "acme").await;
