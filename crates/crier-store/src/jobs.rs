@@ -13,8 +13,11 @@ use sqlx::Row;
 use crate::model::*;
 use crate::{Result, Store, Tx};
 
-/// Workspaces one publish claim shares itself between at most.
+/// Workspaces one round of a publish claim shares itself between at most.
 pub const FAIR_WORKSPACES: usize = 32;
+/// Rounds of [`FAIR_WORKSPACES`] one claim goes through at most (see
+/// [`Store::claim_jobs_except`]).
+const CLAIM_ROUNDS: usize = 4;
 
 pub(crate) const JOB_COLUMNS: &str =
     "id, kind, workspace_id, post_id, account_id, run_at, locked_until";
@@ -38,12 +41,41 @@ impl Store {
         let except = serde_json::to_string(&except.iter().map(|a| a.as_str()).collect::<Vec<_>>())
             .expect("strings serialise");
         let kind = JobKind::Publish.as_str();
-        let workspaces = self.due_workspaces(kind, now).await?;
-        if workspaces.is_empty() {
-            return Ok(Vec::new());
+        let mut jobs: Vec<Job> = Vec::new();
+        // A workspace whose due jobs are all in flight still counts among the due ones, so a
+        // claim cut at `FAIR_WORKSPACES` may find little to take; the next round starts past
+        // the cut. A few rounds at most, so a claim stays a bounded amount of work.
+        for _ in 0..CLAIM_ROUNDS {
+            let workspaces = self.due_workspaces(kind, now).await?;
+            if workspaces.is_empty() {
+                break;
+            }
+            let want = limit.saturating_sub(jobs.len() as u32);
+            jobs.extend(
+                self.claim_in(&workspaces, kind, now, lease_ms, want, &except)
+                    .await?,
+            );
+            if workspaces.len() < FAIR_WORKSPACES || jobs.len() as u32 >= limit {
+                break;
+            }
         }
-        // Each workspace with due jobs gets an equal share of this claim, its oldest first: one
-        // workspace's burst of thousands cannot keep another's single post waiting behind it.
+        // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
+        jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
+        Ok(jobs)
+    }
+
+    /// One round of [`Store::claim_jobs_except`]: each of `workspaces` gets an equal share of
+    /// `limit`, its oldest due jobs first, so one workspace's burst of thousands cannot keep
+    /// another's single post waiting behind it. `except` is a JSON list of account ids.
+    async fn claim_in(
+        &self,
+        workspaces: &[String],
+        kind: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+        except: &str,
+    ) -> Result<Vec<Job>> {
         let share = limit.div_ceil(workspaces.len() as u32).max(1);
         let lock = self.skip_locked();
         let except_sql = self.json_values("$5");
@@ -68,14 +100,11 @@ impl Store {
         .bind(i64::from(share))
         .bind(kind)
         .bind(except);
-        for ws in &workspaces {
+        for ws in workspaces {
             query = query.bind(ws.as_str());
         }
         let rows = query.fetch_all(&self.write).await?;
-        // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
-        let mut jobs: Vec<Job> = rows.iter().map(job_from_row).collect::<Result<_>>()?;
-        jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
-        Ok(jobs)
+        rows.iter().map(job_from_row).collect()
     }
 
     /// Workspaces with due jobs of `kind`, at most [`FAIR_WORKSPACES`]: those after this

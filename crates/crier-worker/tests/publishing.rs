@@ -549,6 +549,85 @@ both!(
     }
 );
 
+both!(
+    past_the_fair_cut_every_workspace_gets_its_turn,
+    |db| async move {
+        // More workspaces with due jobs than one claim shares itself between (32): a burst in
+        // the first, one post in each of 40 more. The claims that follow serve every workspace
+        // before any comes round twice, and the burst keeps its share throughout.
+        let w = World::new(&db).await;
+        let a = w.account("burst").await;
+        for i in 0..300 {
+            w.schedule(&[&a], &format!("burst {i}"), T0 - 60 * SECOND)
+                .await;
+        }
+        let mut singles = Vec::new();
+        for i in 0..40 {
+            let other = crier_testdb::World {
+                store: w.store.clone(),
+                clock: w.clock.clone(),
+                ws: w
+                    .store
+                    .create_workspace(&format!("single {i}"), "free", T0)
+                    .await
+                    .unwrap()
+                    .id,
+            };
+            let acct = other.account("single", false).await;
+            let post = new_post(
+                &other.ws,
+                &[&acct],
+                "mine",
+                &[],
+                PostStatus::Scheduled,
+                Some(T0),
+            );
+            w.store
+                .insert_posts(std::slice::from_ref(&post))
+                .await
+                .unwrap();
+            singles.push(other.ws);
+        }
+        let first = w.store.claim_jobs(T0, LEASE_MS, 32).await.unwrap();
+        let served = |jobs: &[crier_store::Job]| {
+            jobs.iter()
+                .filter(|j| singles.contains(&j.workspace_id))
+                .map(|j| j.workspace_id.clone())
+                .collect::<std::collections::HashSet<_>>()
+        };
+        let in_first = served(&first);
+        assert!(
+            in_first.len() >= 31,
+            "one claim serves 31 or 32 workspaces, {}",
+            in_first.len()
+        );
+        // The next claim starts past the cut: the workspaces left out come first.
+        let second = w.store.claim_jobs(T0, LEASE_MS, 32).await.unwrap();
+        let in_second = served(&second);
+        assert_eq!(
+            in_first.len() + in_second.len(),
+            40,
+            "every workspace served in two claims"
+        );
+        assert!(
+            first.iter().chain(&second).any(|j| j.workspace_id == w.ws),
+            "the burst kept its share"
+        );
+        // Then the burst drains, and nothing is claimed twice.
+        let mut all: Vec<_> = first.iter().chain(&second).map(|j| j.id.clone()).collect();
+        loop {
+            let more = w.store.claim_jobs(T0, LEASE_MS, 1000).await.unwrap();
+            if more.is_empty() {
+                break;
+            }
+            all.extend(more.into_iter().map(|j| j.id));
+        }
+        assert_eq!(all.len(), 340);
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), 340);
+    }
+);
+
 both!(a_deferral_only_moves_a_job_still_ours, |db| async move {
     let w = World::new(&db).await;
     let a = w.account("ada").await;
