@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use crier_core::clock::from_ms;
 use crier_store::views::KeyObject;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -71,11 +70,10 @@ pub async fn get(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AnyKey>,
 ) -> ApiResult<Json<MeObject>> {
-    let ws = state
-        .store()
-        .get_workspace(p.workspace_id())
-        .await?
-        .ok_or_else(|| ApiError::internal("a verified key's workspace is missing"))?;
+    // The workspace part from the workspace view (at most two seconds old on another node; a
+    // change through this node is seen at once).
+    let view = crate::routes::workspace::cached_view(&state, &p).await?;
+    let ws = &*view.object;
     let user = match p.user() {
         Some(id) => {
             let user = state
@@ -102,12 +100,12 @@ pub async fn get(
         key: user.is_none().then(|| KeyObject::from_row(row, None)),
         user,
         workspace: MeWorkspace {
-            id: ws.id.to_string(),
-            name: ws.name,
-            timezone: ws.timezone,
+            id: ws.id.clone(),
+            name: ws.name.clone(),
+            timezone: ws.timezone.clone(),
             require_approval: ws.require_approval,
-            plan: ws.plan,
-            created_at: from_ms(ws.created_at),
+            plan: ws.plan.name.clone(),
+            created_at: ws.created_at,
         },
     }))
 }

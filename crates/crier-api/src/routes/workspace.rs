@@ -25,9 +25,30 @@ use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 
-/// Workspace views, kept serialised: the most common authenticated read answers with these
-/// bytes as they are.
-pub type WorkspaceViews = Cache<WorkspaceId, axum::body::Bytes>;
+/// Workspace views, kept as objects (`/v1/me` reads its workspace part from them) and
+/// serialised (`/v1/workspace`, the most common authenticated read, answers with the bytes as
+/// they are).
+pub type WorkspaceViews = Cache<WorkspaceId, CachedView>;
+
+#[derive(Clone)]
+pub struct CachedView {
+    pub object: Arc<WorkspaceObject>,
+    pub bytes: axum::body::Bytes,
+}
+
+/// The caller's workspace view: from the cache, else read (and cached for two seconds).
+pub async fn cached_view(state: &AppState, p: &Principal) -> ApiResult<CachedView> {
+    if let Some(view) = state.workspace_views().get(p.workspace_id()) {
+        return Ok(view);
+    }
+    let object = load_view(state, p).await?;
+    let bytes = axum::body::Bytes::from(serde_json::to_vec(&*object).map_err(ApiError::internal)?);
+    let view = CachedView { object, bytes };
+    state
+        .workspace_views()
+        .insert(p.workspace_id().clone(), view.clone());
+    Ok(view)
+}
 
 pub fn views() -> WorkspaceViews {
     Cache::builder()
@@ -176,21 +197,10 @@ pub async fn get(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AnyKey>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
-    let bytes = match state.workspace_views().get(p.workspace_id()) {
-        Some(bytes) => bytes,
-        None => {
-            let view = load_view(&state, &p).await?;
-            let bytes =
-                axum::body::Bytes::from(serde_json::to_vec(&*view).map_err(ApiError::internal)?);
-            state
-                .workspace_views()
-                .insert(p.workspace_id().clone(), bytes.clone());
-            bytes
-        }
-    };
+    let view = cached_view(&state, &p).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        bytes,
+        view.bytes,
     ))
 }
 
