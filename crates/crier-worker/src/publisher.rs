@@ -39,7 +39,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            concurrency: 256,
+            concurrency: 1024,
             lease: Duration::from_secs(60),
             call_timeout: Duration::from_secs(15),
             poll: Duration::from_millis(200),
@@ -47,7 +47,7 @@ impl Default for WorkerConfig {
             backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(30 * 60),
             metrics_every: Duration::from_secs(3600),
-            per_network: 128,
+            per_network: 1024,
             per_account: 4,
         }
     }
@@ -245,7 +245,7 @@ impl Publisher {
         // The account's and network's room on this node; without it the job comes back in a
         // moment (or when the account's pause ends) and the slot takes other work.
         let now = self.app.clock().now_ms();
-        let _permit = match self.budgets.turn(&account.platform, &account.id, now) {
+        let permit = match self.budgets.turn(&account.platform, &account.id, now) {
             Turn::Go(permit) => permit,
             Turn::Paused(until) => {
                 self.app.store().defer_job(job, until).await?;
@@ -274,7 +274,7 @@ impl Publisher {
             parts: &parts,
             media: &media,
         };
-        self.publish_parts(job, &post, call, target).await
+        self.publish_parts(job, &post, call, target, permit).await
     }
 
     /// The job's post and target, if the target still waits to be published (`None`: the
@@ -329,6 +329,7 @@ impl Publisher {
         post: &Post,
         call: Call<'_>,
         target: Target,
+        permit: crate::budget::Permit,
     ) -> crier_store::Result<Processed> {
         let Call {
             network,
@@ -479,6 +480,8 @@ impl Publisher {
                 }
             }
         }
+        // The calls are done: their budget is free for other jobs while this one is recorded.
+        drop(permit);
         let outcome = TargetOutcome::Published {
             external_id: part_ids[0].clone(),
             url: url.unwrap_or_default(),
