@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load test of a local `crier serve`, in one run:
 #   (1) GET /healthz                     - the floor: routing, layers, a tiny JSON body
-#   (2) GET /v1/workspace with one key   - plus authentication and the workspace view
+#   (2) GET /v1/me and GET /v1/workspace with one key - plus authentication and a small
+#       authenticated read (the caller) or the workspace view
 #   (3) GET /v1/workspace with N keys    - the same, a different key per request (default 10,000)
 # and prints requests/s for each and the ratios (2)/(1) and (3)/(1).
 #
@@ -15,6 +16,10 @@
 #   LOAD_CONTROL=1   also run (2) through the Lua script with one key, to show the cost of
 #                    wrk's per-request Lua call apart from the server's
 #   PORT             the port (default: a free one)
+#   LOAD_PG=1        run the server on PostgreSQL and Redis instead of SQLite: a fresh database
+#                    on BENCH_POSTGRES_URL's server (default postgres://postgres@127.0.0.1:5432,
+#                    dropped on exit) and BENCH_REDIS_URL (default redis://127.0.0.1:6379) for
+#                    the rate limits: one Redis round trip per authenticated request
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,6 +48,7 @@ seconds() { # 10s / 2m / 1h / 10 -> seconds
 # A hard bound on each wrk run, should it hang.
 WRK_TIMEOUT=$(($(seconds "$DURATION") + 30))
 
+. "$HERE/fresh_db.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/crier-load.XXXXXX")
 SERVER_PID=""
 cleanup() {
@@ -57,6 +63,7 @@ cleanup() {
     wait "$SERVER_PID" 2>/dev/null || true
   fi
   rm -rf -- "$WORK"
+  [[ ${LOAD_PG:-0} == 1 ]] && drop_db
   exit "$rc"
 }
 trap cleanup EXIT
@@ -84,14 +91,20 @@ if [[ -z ${PORT:-} ]]; then
 fi
 BASE="http://127.0.0.1:$PORT"
 DATA="$WORK/data"
+DB_URL="sqlite://$DATA/crier.db"
+SERVER_ENV=()
+if [[ ${LOAD_PG:-0} == 1 ]]; then
+  DB_URL=$(fresh_db) || die "no PostgreSQL database"
+  SERVER_ENV=(CRIER_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}")
+fi
 # Explicit database URL, and run from the temp dir, so no crier.toml or CRIER_DATABASE_URL
 # of the caller can point the benchmark at a real database.
 crier() {
-  (cd "$WORK" && "$CRIER_BIN" --data-dir "$DATA" --database-url "sqlite://$DATA/crier.db" "$@")
+  (cd "$WORK" && "$CRIER_BIN" --data-dir "$DATA" --database-url "$DB_URL" "$@")
 }
 
-(cd "$WORK" && CRIER_LOG_LEVEL=$LOG_LEVEL exec "$CRIER_BIN" --data-dir "$DATA" \
-  --database-url "sqlite://$DATA/crier.db" serve --bind "127.0.0.1:$PORT") >"$WORK/server.log" 2>&1 &
+(cd "$WORK" && exec env CRIER_LOG_LEVEL="$LOG_LEVEL" "${SERVER_ENV[@]}" "$CRIER_BIN" \
+  --data-dir "$DATA" --database-url "$DB_URL" serve --bind "127.0.0.1:$PORT") >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
 ready=""
@@ -148,17 +161,19 @@ run() {
 H_AUTH="Authorization: Bearer $KEY"
 log "warming up"
 run warmup-healthz -d"$WARMUP" "$BASE/healthz" >/dev/null
+run warmup-me -d"$WARMUP" -H "$H_AUTH" "$BASE/v1/me" >/dev/null
 run warmup-workspace -d"$WARMUP" -H "$H_AUTH" "$BASE/v1/workspace" >/dev/null
 # At least one pass over every key, so (3) measures cached keys, as (2) does.
 run warmup-rotation -d"$WARMUP" -s "$HERE/keys.lua" "$BASE" -- "$WORK/keys.txt" >/dev/null
 
 # Rounds interleave the scenarios (1, 2, 3, 1, 2, 3, ...) so that a change in other load on
 # the machine falls on all of them alike; each figure is the median over the rounds.
-SCENARIOS=(healthz workspace "workspace-$NKEYS-keys")
+SCENARIOS=(healthz me workspace "workspace-$NKEYS-keys")
 [[ ${LOAD_CONTROL:-0} == 1 ]] && SCENARIOS+=(workspace-lua-1-key)
 measure() {
   case $1 in
   healthz) run "$1" -d"$DURATION" "$BASE/healthz" ;;
+  me) run "$1" -d"$DURATION" -H "$H_AUTH" "$BASE/v1/me" ;;
   workspace) run "$1" -d"$DURATION" -H "$H_AUTH" "$BASE/v1/workspace" ;;
   workspace-lua-1-key) run "$1" -d"$DURATION" -s "$HERE/keys.lua" "$BASE" -- "$WORK/one-key.txt" ;;
   *) run "$1" -d"$DURATION" -s "$HERE/keys.lua" "$BASE" -- "$WORK/keys.txt" ;;
