@@ -20,10 +20,11 @@ Only 127.0.0.1 is contacted; the servers are stopped and nothing is left running
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
+
+from benchlib import free_port, stop, wait_port
 from datetime import datetime, timedelta, timezone
 
 POSTS = int(os.environ.get("BENCH_POSTS", "10000"))
@@ -35,14 +36,6 @@ RATE_SECONDS = int(os.environ.get("BENCH_RATE_SECONDS", "30"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "0"))
 # Every node gets the same keyring, so credentials sealed by one node open on the others.
 SECRET_KEYS = "k1=BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Api:
@@ -107,17 +100,6 @@ def start_node(binary, data, extra, role, port, env):
     return subprocess.Popen([binary, "--data-dir", data, *extra, "serve", "--role", role,
                              "--bind", f"127.0.0.1:{port}"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_port(port, proc):
-    for _ in range(400):
-        assert proc.poll() is None, f"the node on port {port} exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"the node on port {port} did not listen")
 
 
 def pct(values, q):
@@ -201,13 +183,7 @@ def main():
               f"p50 {pct(late, 0.50) * 1000:.0f} ms, p99 {pct(late, 0.99) * 1000:.0f} ms, "
               f"max {late[-1] * 1000:.0f} ms")
     finally:
-        for node in nodes:
-            node.terminate()
-        for node in nodes:
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
+        stop(nodes)
 
 
 if __name__ == "__main__":

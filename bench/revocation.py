@@ -15,25 +15,18 @@ stopped on exit. BENCH_KEYS (default 200) sets the number of samples per node.
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 
+from benchlib import free_port, stop, wait_port
+
 KEYS = int(os.environ.get("BENCH_KEYS", "200"))
 SECRET_KEYS = "k1=BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"
 # A node that still accepts a revoked key after this long is a failure, not a slow sample.
 GIVE_UP_S = 10.0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def call(conn, method, path, key, body=None):
@@ -42,17 +35,6 @@ def call(conn, method, path, key, body=None):
     resp = conn.getresponse()
     data = resp.read()
     return resp.status, (json.loads(data) if data else None)
-
-
-def wait_port(port, proc):
-    for _ in range(400):
-        assert proc.poll() is None, f"the node on port {port} exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"the node on port {port} did not listen")
 
 
 def watch(port, key, start, out, i):
@@ -142,13 +124,7 @@ def main():
               f"median {statistics.median(ms):.1f} ms, p95 {ms[int(0.95 * (len(ms) - 1))]:.1f} ms, "
               f"max {ms[-1]:.1f} ms [goal <= 100 ms]")
     finally:
-        for node in nodes:
-            node.terminate()
-        for node in nodes:
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
+        stop(nodes)
 
 
 if __name__ == "__main__":

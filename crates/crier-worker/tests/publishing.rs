@@ -502,6 +502,23 @@ both!(a_429_pauses_only_its_account, |db| async move {
     assert_eq!(w.timeline(&a).await.len(), 3);
 });
 
+/// A new workspace named `name` beside `w`'s, with one account and one post due at `T0`.
+async fn single_post_elsewhere(w: &World, name: &str) -> crier_core::ids::WorkspaceId {
+    let ws = w.store.create_workspace(name, "free", T0).await.unwrap().id;
+    let other = crier_testdb::World {
+        store: w.store.clone(),
+        clock: w.clock.clone(),
+        ws: ws.clone(),
+    };
+    let acct = other.account("single", false).await;
+    let post = new_post(&ws, &[&acct], "mine", &[], PostStatus::Scheduled, Some(T0));
+    w.store
+        .insert_posts(std::slice::from_ref(&post))
+        .await
+        .unwrap();
+    ws
+}
+
 both!(
     a_burst_does_not_keep_another_workspace_waiting,
     |db| async move {
@@ -512,36 +529,11 @@ both!(
                 .await;
         }
         // Another workspace's single post, due after every post of the burst.
-        let other = crier_testdb::World {
-            store: w.store.clone(),
-            clock: w.clock.clone(),
-            ws: w
-                .store
-                .create_workspace("other", "free", T0)
-                .await
-                .unwrap()
-                .id,
-        };
-        let b = other.account("single", false).await;
-        let post = new_post(
-            &other.ws,
-            &[&b],
-            "mine",
-            &[],
-            PostStatus::Scheduled,
-            Some(T0),
-        );
-        w.store
-            .insert_posts(std::slice::from_ref(&post))
-            .await
-            .unwrap();
+        let other = single_post_elsewhere(&w, "other").await;
         // A claim of ten shares itself between the two workspaces: the single post is in it.
         let jobs = w.store.claim_jobs(T0, LEASE_MS, 10).await.unwrap();
         assert_eq!(jobs.len(), 6, "five of the burst, and the single post");
-        assert_eq!(
-            jobs.iter().filter(|j| j.workspace_id == other.ws).count(),
-            1
-        );
+        assert_eq!(jobs.iter().filter(|j| j.workspace_id == other).count(), 1);
         // The rest of the burst follows, oldest first, and nothing is claimed twice.
         let rest = w.store.claim_jobs(T0, LEASE_MS, 1000).await.unwrap();
         assert_eq!(rest.len(), 195);
@@ -563,30 +555,7 @@ both!(
         }
         let mut singles = Vec::new();
         for i in 0..40 {
-            let other = crier_testdb::World {
-                store: w.store.clone(),
-                clock: w.clock.clone(),
-                ws: w
-                    .store
-                    .create_workspace(&format!("single {i}"), "free", T0)
-                    .await
-                    .unwrap()
-                    .id,
-            };
-            let acct = other.account("single", false).await;
-            let post = new_post(
-                &other.ws,
-                &[&acct],
-                "mine",
-                &[],
-                PostStatus::Scheduled,
-                Some(T0),
-            );
-            w.store
-                .insert_posts(std::slice::from_ref(&post))
-                .await
-                .unwrap();
-            singles.push(other.ws);
+            singles.push(single_post_elsewhere(&w, &format!("single {i}")).await);
         }
         let first = w.store.claim_jobs(T0, LEASE_MS, 32).await.unwrap();
         let served = |jobs: &[crier_store::Job]| {
