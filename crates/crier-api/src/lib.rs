@@ -88,14 +88,23 @@ impl AppState {
     /// The API over `app` (composed by the binary, or by a test). The plans are the app's;
     /// `config.plans` is what the binary built the app from.
     pub fn new(app: App, config: ApiConfig) -> Self {
-        Self(Arc::new(Inner {
+        let state = Self(Arc::new(Inner {
             app,
             auth: Authenticator::new(config.auth.clone()),
             metrics: Metrics::default(),
             workspace_views: routes::workspace::views(),
             config,
             sources: std::sync::Mutex::default(),
-        }))
+        }));
+        // A key this process changes is forgotten by its cache at once, whichever layer
+        // changed it (other nodes learn of it through the key-change notification).
+        let weak = Arc::downgrade(&state.0);
+        state.store().on_key_change(move |digest| {
+            if let Some(inner) = weak.upgrade() {
+                inner.auth.cache.invalidate(digest);
+            }
+        });
+        state
     }
 
     /// Adds series to `/metrics` (the node's publisher, when it runs one).

@@ -19,6 +19,7 @@ pub mod feeds;
 pub mod fetch;
 pub mod kb;
 pub mod media;
+pub mod oauth_server;
 pub mod personas;
 pub mod posts;
 pub mod quota;

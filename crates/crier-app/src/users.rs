@@ -515,6 +515,11 @@ impl Users<'_> {
                 "The member changed meanwhile, or this is the workspace's last owner.",
             ));
         }
+        // The apps they allowed acted on their behalf: that ends with their membership.
+        self.app
+            .store()
+            .revoke_user_grants(&seat.workspace.id, user, self.now())
+            .await?;
         Ok(())
     }
 
@@ -621,15 +626,23 @@ pub const SESSION_RECORD_MS: i64 = 30 * 86_400_000;
 pub const DEVICE_RECORD_MS: i64 = 3_600_000;
 
 impl Users<'_> {
-    /// Deletes sessions ended or expired more than 30 days ago and device logins expired more
-    /// than an hour ago, so that neither table grows without bound (device logins can be
-    /// started without signing in). Run on a timer; returns how many rows went.
+    /// Deletes sessions ended or expired more than 30 days ago, device logins expired more
+    /// than an hour ago, and OAuth codes, clients and refresh tokens past use
+    /// (`oauth_server::OAuthServer::purge`), so that no table grows without bound (device
+    /// logins and OAuth registrations can be made without signing in). Run on a timer; returns how many rows went.
     pub async fn purge(&self) -> AppResult<u64> {
         let now = self.now();
         let store = self.app.store();
         let sessions = store.purge_sessions(now - SESSION_RECORD_MS).await?;
         let devices = store.purge_device_logins(now - DEVICE_RECORD_MS).await?;
-        Ok(sessions + devices)
+        // OAuth codes, clients and refresh tokens can be made without an account too.
+        let oauth = self
+            .app
+            .oauth_server()
+            .purge()
+            .await
+            .map_err(|e| AppError::internal(e.description))?;
+        Ok(sessions + devices + oauth)
     }
 }
 

@@ -7,7 +7,7 @@ use crate::model::{Actor, AuditEntry, KeyRow, Page, audit_from_row, key_from_row
 use crate::views::KeyObject;
 use crate::{Result, Store, unique_to_conflict};
 
-const COLUMNS: &str = "id, workspace_id, name, description, prefix, digest, mode, scopes, \
+pub(crate) const COLUMNS: &str = "id, workspace_id, name, description, prefix, digest, mode, scopes, \
     per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at, request_count, \
     created_at, updated_at, revoked_at, replaced_by, created_by, allowed_brand_ids, \
     allowed_account_ids";
@@ -55,7 +55,8 @@ impl Store {
 
     pub async fn get_key(&self, ws: &WorkspaceId, id: &KeyId) -> Result<Option<KeyRow>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND id = $2"
+            "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND id = $2
+               AND app_client_id IS NULL"
         )))
         .bind(ws.as_str())
         .bind(id.as_str())
@@ -74,6 +75,7 @@ impl Store {
     ) -> Result<Page<KeyRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND ($2 IS NULL OR mode = $2)
+               AND app_client_id IS NULL
              ORDER BY id DESC LIMIT $3 OFFSET $4"
         )))
         .bind(ws.as_str())
@@ -100,6 +102,7 @@ impl Store {
     ) -> Result<Page<KeyRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM api_keys k WHERE workspace_id = $1 AND ($2 IS NULL OR mode = $2)
+               AND app_client_id IS NULL
                AND (allowed_brand_ids <> '[]' OR allowed_account_ids <> '[]')
                AND NOT EXISTS (SELECT 1 FROM {kb} WHERE kb.value NOT IN {brands})
                AND NOT EXISTS (SELECT 1 FROM {ka} WHERE ka.value NOT IN {accounts})
@@ -132,6 +135,7 @@ impl Store {
                 per_day = $7, allowed_ips = $8, allowed_origins = $9, expires_at = $10,
                 updated_at = $11, allowed_brand_ids = $12, allowed_account_ids = $13
              WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL AND replaced_by IS NULL
+               AND app_client_id IS NULL
              RETURNING {COLUMNS}"
         )))
         .bind(key.workspace_id.as_str())
@@ -154,6 +158,7 @@ impl Store {
         insert_audit(&mut tx, audit).await?;
         self.notify_key_change(&mut tx, &stored.digest).await?;
         tx.commit().await?;
+        self.key_changed(&stored.digest);
         Ok(Some(stored))
     }
 
@@ -169,6 +174,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE api_keys SET revoked_at = $3, updated_at = $3
              WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL
+               AND app_client_id IS NULL
              RETURNING {COLUMNS}"
         )))
         .bind(ws.as_str())
@@ -185,6 +191,7 @@ impl Store {
         self.notify_key_change(&mut tx, &stored.digest).await?;
         emit_key_event(&mut tx, &stored, types::KEY_REVOKED).await?;
         tx.commit().await?;
+        self.key_changed(&stored.digest);
         Ok(Some(stored))
     }
 
@@ -201,6 +208,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE api_keys SET expires_at = $3, replaced_by = $4, updated_at = $5
              WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL AND replaced_by IS NULL
+               AND app_client_id IS NULL
              RETURNING {COLUMNS}"
         )))
         .bind(new_key.workspace_id.as_str())
@@ -217,6 +225,7 @@ impl Store {
         self.notify_key_change(&mut tx, &old.digest).await?;
         emit_key_event(&mut tx, new_key, types::KEY_CREATED).await?;
         tx.commit().await?;
+        self.key_changed(&old.digest);
         Ok(Some(old))
     }
 
@@ -369,7 +378,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE api_keys SET expiry_notified_at = $1
-             WHERE revoked_at IS NULL AND expiry_notified_at IS NULL
+             WHERE revoked_at IS NULL AND expiry_notified_at IS NULL AND app_client_id IS NULL
                AND expires_at IS NOT NULL AND expires_at > $1 AND expires_at <= $2
              RETURNING {COLUMNS}"
         )))

@@ -27,6 +27,7 @@ mod metrics;
 mod migrate;
 pub mod model;
 mod notify;
+mod oauth_server;
 mod personas;
 mod posts;
 mod sandbox;
@@ -55,6 +56,9 @@ pub use media::{ConfirmOutcome, DeleteOutcome, Media, MediaFacts, MediaStatus};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, SchemaStatus};
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges};
+pub use oauth_server::{
+    AppClient, AppCode, AppGrant, ClientKind, KEPT_REFRESH_TOKENS, NewGrant, RefreshToken, Refreshed,
+};
 pub use personas::MAX_PUBLISHED_TEXTS;
 pub use posts::{TargetOutcome, Transition};
 pub use sandbox::{Fault, FaultKind, SandboxPost};
@@ -103,6 +107,21 @@ pub struct Store {
     /// Where this process's next fair publish claim starts among the workspaces with due
     /// jobs (`jobs.rs`): after the last one served, so past the cut each gets its turn.
     fair_cursor: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Told in this process, right after the commit, of every key a write changed (see
+    /// [`Store::on_key_change`]).
+    key_listeners: KeyListeners,
+}
+
+type KeyListener = Box<dyn Fn(&crier_core::KeyDigest) + Send + Sync>;
+
+/// The listeners of [`Store::on_key_change`].
+#[derive(Clone, Default)]
+struct KeyListeners(std::sync::Arc<std::sync::RwLock<Vec<KeyListener>>>);
+
+impl std::fmt::Debug for KeyListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyListeners")
+    }
 }
 
 impl Store {
@@ -123,6 +142,7 @@ impl Store {
                 write: pool,
                 url: url.to_owned(),
                 fair_cursor: Default::default(),
+                key_listeners: Default::default(),
             });
         }
         let path = url
@@ -172,11 +192,31 @@ impl Store {
             write,
             url: url.to_owned(),
             fair_cursor: Default::default(),
+            key_listeners: Default::default(),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Calls `f` with the digest of every key a write of this process changes (revoked,
+    /// updated, rotated, an OAuth grant's secret replaced), right after it commits: how this
+    /// node's authentication cache forgets it at once. Other processes learn of it through
+    /// the key-change notification (`notify.rs`).
+    pub fn on_key_change(&self, f: impl Fn(&crier_core::KeyDigest) + Send + Sync + 'static) {
+        self.key_listeners
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(f));
+    }
+
+    /// Tells the listeners of [`Store::on_key_change`]; call after the commit.
+    pub(crate) fn key_changed(&self, digest: &crier_core::KeyDigest) {
+        for f in self.key_listeners.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            f(digest);
+        }
     }
 
     /// What ends the sub-select of a claim so two nodes never take the same rows: `FOR UPDATE

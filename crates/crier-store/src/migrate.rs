@@ -42,6 +42,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     16 "0016_analytics_index",
     17 "0017_sandbox_latency",
     18 "0018_jobs_fair",
+    19 "0019_oauth_server",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -62,6 +63,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     16 "0016_analytics_index",
     17 "0017_sandbox_latency",
     18 "0018_jobs_fair",
+    19 "0019_oauth_server",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

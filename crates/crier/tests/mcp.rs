@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::{self, Data, binary, free_port};
+use common::server::{self, Data, admin_with_input, binary, free_port};
 use serde_json::Value;
 
 /// The scopes of the dashboard's "AI agent (drafts only)" preset, as `--scope` takes them.
@@ -53,16 +53,22 @@ struct Server {
     _process: server::Server,
     data: tempfile::TempDir,
     port: u16,
+    database_url: Option<String>,
 }
 
 impl Server {
     fn start() -> Self {
+        Self::start_on(None)
+    }
+
+    /// On the embedded SQLite database, or on `database_url` (PostgreSQL).
+    fn start_on(database_url: Option<String>) -> Self {
         let data = tempfile::tempdir().unwrap();
         let port = free_port();
         let process = server::start(
             &Data {
                 dir: data.path(),
-                database_url: None,
+                database_url: database_url.as_deref(),
                 config: None,
             },
             port,
@@ -71,6 +77,15 @@ impl Server {
             _process: process,
             data,
             port,
+            database_url,
+        }
+    }
+
+    fn data(&self) -> Data<'_> {
+        Data {
+            dir: self.data.path(),
+            database_url: self.database_url.as_deref(),
+            config: None,
         }
     }
 
@@ -80,14 +95,7 @@ impl Server {
 
     /// `crier admin … --json` on this server's data dir.
     fn admin(&self, args: &[&str]) -> Value {
-        server::admin(
-            &Data {
-                dir: self.data.path(),
-                database_url: None,
-                config: None,
-            },
-            args,
-        )
+        server::admin(&self.data(), args)
     }
 
     fn key(&self, name: &str, scopes: &str) -> String {
@@ -376,4 +384,115 @@ fn crier_mcp_needs_a_key() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CRIER_API_KEY"));
+}
+
+/// An assistant signs in with OAuth from nothing (scripts/mcp_oauth_scenario.py, the SDK's
+/// `OAuthClientProvider`): discovery from the `401`, registration, the person's consent in the
+/// dashboard (the agent preset kept), the code exchange with PKCE, the tools the granted
+/// scopes allow, a refresh (the old access token refused after it), and the revocation in
+/// Settings (the access token refused after it).
+fn assistant_signs_in_with_oauth(database_url: Option<String>) {
+    let Some((python, _)) = peers() else {
+        return;
+    };
+    let server = Server::start_on(database_url);
+    server.admin(&["workspace", "create", "acme"]);
+    let password = "correct horse battery staple";
+    admin_with_input(
+        &server.data(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+            "--workspace",
+            "acme",
+            "--role",
+            "owner",
+        ],
+        &format!("{password}\n"),
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mcp_oauth_scenario.py");
+    let mut cmd = Command::new(&python);
+    cmd.arg(script).args([
+        "--url",
+        &server.url(),
+        "--email",
+        "ada@example.com",
+        "--password",
+        password,
+    ]);
+    let raw = run(cmd);
+    let out: Value = serde_json::from_str(raw.trim()).unwrap_or_else(|e| panic!("{e}: {raw}"));
+
+    // The consent page offered what the SDK asked for (every scope, from the metadata) and
+    // ticked the agent preset, which is what was granted.
+    let preset = agent_scopes();
+    let granted: Vec<&str> = out["consent"]["granted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut want: Vec<&str> = preset.split(',').collect();
+    want.sort_unstable();
+    let mut got = granted.clone();
+    got.sort_unstable();
+    assert_eq!(got, want, "{out}");
+    assert_eq!(out["consent"]["client_name"], "Scenario assistant", "{out}");
+    assert!(
+        out["consent"]["offered"].as_array().unwrap().len() > granted.len(),
+        "{out}"
+    );
+    let mut scope: Vec<&str> = out["token"]["scope"].as_str().unwrap().split(' ').collect();
+    scope.sort_unstable();
+    assert_eq!(scope, want, "{out}");
+    assert_eq!(out["token"]["expires_in"], 3600, "{out}");
+    assert_eq!(out["token"]["has_refresh"], true, "{out}");
+    assert!(
+        out["client"]["client_id"].as_str().unwrap().starts_with("oac_"),
+        "{out}"
+    );
+    assert_eq!(out["client"]["auth_method"], "client_secret_basic", "{out}");
+
+    // The tools follow the granted scopes: drafting yes, publishing no.
+    let tools: Vec<&str> = out["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tools.contains(&"draft_post"), "{tools:?}");
+    assert!(!tools.contains(&"publish_post"), "{tools:?}");
+    assert_eq!(out["accounts_is_error"], false, "{out}");
+
+    // The refresh replaced both tokens; the old access token is refused at once.
+    assert_eq!(out["refresh"]["new_access"], true, "{out}");
+    assert_eq!(out["refresh"]["new_refresh"], true, "{out}");
+    assert_eq!(out["refresh"]["old_access_status"], 401, "{out}");
+    assert_eq!(out["refresh"]["new_access_status"], 200, "{out}");
+    assert_eq!(out["after_refresh_tools"], tools.len(), "{out}");
+
+    // Revoked in Settings: the next call is refused.
+    assert!(
+        out["revoked_app"].as_str().unwrap().starts_with("key_"),
+        "{out}"
+    );
+    assert_eq!(out["after_revoke_status"], 401, "{out}");
+}
+
+#[test]
+fn an_assistant_signs_in_with_oauth() {
+    assistant_signs_in_with_oauth(None);
+}
+
+#[test]
+fn postgres_an_assistant_signs_in_with_oauth() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(schema) = rt.block_on(crier_testdb::PgSchema::create()) else {
+        return;
+    };
+    assistant_signs_in_with_oauth(Some(schema.url.clone()));
+    rt.block_on(schema.drop());
 }

@@ -34,6 +34,22 @@ pub struct KeyRecord {
     pub user: Option<UserId>,
     /// The user's role in the workspace, with `user`.
     pub role: Option<crier_core::Role>,
+    /// Whose rate limits a request takes from ([`KeyRecord::buckets`]): the key's (its id, so
+    /// an OAuth grant's key keeps its windows when a refresh replaces its secret), or for a
+    /// session its user's (every session of a user shares them).
+    limiter_key: u64,
+    /// The workspace's ceiling in this key's mode, the same on every node.
+    workspace_key: u64,
+}
+
+/// FNV-1a of `parts`: stable across processes and nodes, unlike the std hasher (the shared
+/// limiter keys Redis by it).
+fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in parts.iter().flat_map(|p| p.iter()) {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 impl KeyRecord {
@@ -53,6 +69,12 @@ impl KeyRecord {
             &row.allowed_account_ids,
         ));
         Self {
+            limiter_key: stable_hash(&[b"key:", row.id.as_str().as_bytes()]),
+            workspace_key: stable_hash(&[
+                b"workspace:",
+                row.workspace_id.as_str().as_bytes(),
+                row.mode.as_str().as_bytes(),
+            ]),
             row,
             ip_rules,
             origin_rules,
@@ -114,6 +136,7 @@ impl KeyRecord {
         Self {
             user: Some(user.clone()),
             role: Some(role),
+            limiter_key: stable_hash(&[b"user:", user.as_str().as_bytes()]),
             ..Self::new(row, plan)
         }
     }
@@ -134,29 +157,19 @@ impl KeyRecord {
         )
     }
 
-    /// What one request by this key is decided against (`limiter_key` identifies the key or
-    /// session): its own limits, then its workspace's ceiling in its mode, the plan's limits
-    /// across all the workspace's keys and sessions together, so many keys cannot multiply
-    /// the plan. The workspace's bucket is a stable hash of its id and mode, the same on
-    /// every node (the shared limiter keys Redis by it).
-    pub fn buckets(&self, limiter_key: u64) -> [Bucket; 2] {
+    /// What one request by this key is decided against: its own limits (a session's are its
+    /// user's, shared by all their sessions), then its workspace's ceiling in its mode, the
+    /// plan's limits across all the workspace's keys and sessions together, so many keys
+    /// cannot multiply the plan.
+    pub fn buckets(&self) -> [Bucket; 2] {
         let (per_minute, per_day) = self.limits();
-        // FNV-1a: stable across processes, unlike the std hasher.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in b"workspace:"
-            .iter()
-            .chain(self.row.workspace_id.as_str().as_bytes())
-            .chain(self.row.mode.as_str().as_bytes())
-        {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
         [
             Bucket {
-                key: limiter_key,
+                key: self.limiter_key,
                 windows: windows(per_minute, per_day),
             },
             Bucket {
-                key: h,
+                key: self.workspace_key,
                 windows: windows(self.plan.per_minute, self.plan.per_day),
             },
         ]

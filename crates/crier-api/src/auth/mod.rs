@@ -457,11 +457,7 @@ impl Authenticator {
                 None,
             ));
         }
-        let limiter_key = u64::from_le_bytes(digest.0[..8].try_into().expect("8 bytes"));
-        let decision = self
-            .limiter
-            .check(&record.buckets(limiter_key), now_ms)
-            .await;
+        let decision = self.limiter.check(&record.buckets(), now_ms).await;
         if decision.allowed {
             self.usage.record(&row.id, &row.workspace_id, now_ms);
         }
@@ -512,12 +508,7 @@ impl Authenticator {
             seat.role,
             plan,
         ));
-        let digest = KeyDigest::of(token);
-        let limiter_key = u64::from_le_bytes(digest.0[..8].try_into().expect("8 bytes"));
-        let decision = self
-            .limiter
-            .check(&record.buckets(limiter_key), now_ms)
-            .await;
+        let decision = self.limiter.check(&record.buckets(), now_ms).await;
         Ok(Verified {
             principal: Principal::new(record),
             decision,
@@ -676,15 +667,28 @@ pub const WORKSPACE_HEADER: &str = "crier-workspace";
 /// The auth layer of every `/v1` route that needs a key.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let auth = state.auth();
+    // A `401` says where to learn how to get a token (RFC 9728 §5.1), so an MCP client can
+    // start signing in from nothing.
+    let path = req.uri().path().to_owned();
+    let deny = |err: ApiError| {
+        let mut resp = err.into_response();
+        if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                crate::routes::oauth_server::challenge(&state.config().public_url, &path),
+            );
+        }
+        resp
+    };
     let key = match presented_key(req.headers()) {
         Ok(Some(k)) => k.to_owned(),
         Ok(None) => {
             state.metrics().auth_failure("missing");
-            return refuse("missing").0.into_response();
+            return deny(refuse("missing").0);
         }
         Err(e) => {
             state.metrics().auth_failure("malformed");
-            return e.into_response();
+            return deny(e);
         }
     };
     let ip = client_ip(&req, &auth.config.trusted_proxies);
@@ -715,7 +719,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             if let Some(reason) = reason {
                 state.metrics().auth_failure(reason);
             }
-            return err.into_response();
+            return deny(err);
         }
     };
     // From here on the request is authenticated (even if its rate limit refuses it): it
@@ -748,12 +752,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             )
         } else {
             state.metrics().rate_limited(window);
+            let who = match principal.user() {
+                Some(_) => "This user's sessions together made too many requests (the per-user",
+                None => "This key made too many requests (its",
+            };
             ApiError::new(
                 ErrorCode::RateLimited,
-                format!(
-                    "This key made too many requests (its per-{window} limit). Retry after \
-                     {retry} s."
-                ),
+                format!("{who} per-{window} limit). Retry after {retry} s."),
             )
         }
         .with_header(header::RETRY_AFTER, HeaderValue::from(retry));

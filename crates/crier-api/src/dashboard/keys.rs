@@ -81,6 +81,17 @@ struct Created {
     scopes: String,
 }
 
+/// A connected app (an OAuth grant) as Settings shows it.
+struct AppRow {
+    id: String,
+    name: String,
+    approved_by: String,
+    scopes: String,
+    created: String,
+    last_used: String,
+    ends: String,
+}
+
 struct Preset {
     id: &'static str,
     label: &'static str,
@@ -92,6 +103,7 @@ struct Preset {
 struct KeysPage {
     frame: Frame,
     keys: Vec<KeyRow>,
+    apps: Vec<AppRow>,
     scopes: Vec<(&'static str, bool)>,
     presets: Vec<Preset>,
     created: Option<Created>,
@@ -170,11 +182,32 @@ async fn keys_page(
         Ok(axum::Json(l)) => l,
         Err(e) => return error_page(e),
     };
+    let me = &dash.session.user.id;
+    let grants = match state.app().oauth_server().grants(&dash.seat, me).await {
+        Ok(g) => g,
+        Err(e) => return error_page(e.into()),
+    };
+    let apps = grants
+        .iter()
+        .map(|g| AppRow {
+            id: g.key_id.to_string(),
+            name: g.client_name.clone(),
+            approved_by: match &g.user_id == me {
+                true => "you".into(),
+                false => g.user_id.to_string(),
+            },
+            scopes: g.scopes.names().join(" "),
+            created: when(Some(g.created_at), now),
+            last_used: when(g.last_used_at, now),
+            ends: when(Some(g.expires_at), now),
+        })
+        .collect();
     let role_scopes = dash.seat.role.scopes();
     let status = super::status_of(error.as_ref());
     let page = KeysPage {
         frame: dash.frame("keys"),
         keys: list.data.iter().map(|k| row(k, now)).collect(),
+        apps,
         scopes: Scope::ALL
             .iter()
             .map(|s| (s.as_str(), role_scopes.contains(*s)))
@@ -314,6 +347,26 @@ pub async fn revoke(
     match result {
         Ok(_) => Redirect::to("/app/keys").into_response(),
         Err(e) => keys_page(&state, &dash, None, Some(e), None).await,
+    }
+}
+
+/// Revokes a connected app (an OAuth grant): the person's own, or any for an owner or admin.
+pub async fn revoke_app(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Submitted { dash, form: _ }: Submitted,
+) -> Response {
+    match state
+        .app()
+        .oauth_server()
+        .revoke_grant(&dash.seat, &dash.session.user.id, &id)
+        .await
+    {
+        Ok(()) => {
+            let notice = "The app's access is revoked: its next request is refused.".to_owned();
+            keys_page(&state, &dash, None, None, Some(notice)).await
+        }
+        Err(e) => keys_page(&state, &dash, None, Some(e.into()), None).await,
     }
 }
 

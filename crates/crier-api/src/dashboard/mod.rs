@@ -18,6 +18,7 @@ mod inline;
 pub mod keys;
 mod media;
 mod members;
+mod oauth;
 mod posts;
 mod queue;
 mod webhooks;
@@ -66,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .route("/app/keys/{id}/revoke", post(keys::revoke))
         .route("/app/requests", get(keys::lookup))
         .route("/app/keys/{id}/rotate", post(keys::rotate))
+        .route("/app/apps/{id}/revoke", post(keys::revoke_app))
         .route("/app/members", get(members::page))
         .route("/app/members/invite", post(members::invite))
         .route("/app/members/{id}/role", post(members::change_role))
@@ -96,6 +98,7 @@ pub fn routes() -> Router<AppState> {
         .route("/app/posts/{id}", get(posts::show))
         .route("/app/posts/{id}/{action}", post(posts::act))
         .route("/device", get(device::page).post(device::decide))
+        .route("/oauth/authorize", get(oauth::page).post(oauth::decide))
         .route("/static/dashboard.css", get(css))
         .route("/static/dashboard.js", get(js))
         .layer(DefaultBodyLimit::max(MAX_FORM))

@@ -247,7 +247,6 @@ pub async fn update(
                 "This key was revoked or replaced by a rotation meanwhile and can no longer change.",
             )
         })?;
-    state.auth().cache.invalidate(&stored.digest);
     Ok(Json(KeyObject::from_row(&stored, None)))
 }
 
@@ -293,7 +292,6 @@ pub async fn revoke(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("API key", &id))?;
-    state.auth().cache.invalidate(&stored.digest);
     Ok(Json(KeyObject::from_row(&stored, None)))
 }
 
@@ -343,7 +341,7 @@ pub async fn rotate(
     };
     let old_expires = (now + i64::from(overlap) * 1000).min(old.expires_at.unwrap_or(i64::MAX));
     let details = json!({"replaced_by": new.id.as_str(), "overlap_seconds": overlap});
-    let stored_old = state
+    state
         .store()
         .rotate_key(
             &old.id,
@@ -353,7 +351,6 @@ pub async fn rotate(
         )
         .await?
         .ok_or_else(|| ApiError::conflict("This key is revoked or was already rotated."))?;
-    state.auth().cache.invalidate(&stored_old.digest);
     Ok(Created(KeyObject::from_row(&new, Some(&secret))))
 }
 

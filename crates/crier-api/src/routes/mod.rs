@@ -10,6 +10,7 @@ pub mod kb;
 pub mod keys;
 pub mod me;
 pub mod media;
+pub mod oauth_server;
 pub mod ops;
 pub mod posts;
 pub mod queue;
@@ -44,6 +45,12 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::device))
         .routes(routes!(auth::device_token))
+        .routes(routes!(oauth_server::protected_resource))
+        .routes(routes!(oauth_server::protected_resource_mcp))
+        .routes(routes!(oauth_server::metadata))
+        .routes(routes!(oauth_server::register))
+        .routes(routes!(oauth_server::token))
+        .routes(routes!(oauth_server::revoke))
 }
 
 /// Every route that needs a key. Each handler names its scope with `Auth<need::…>`.
