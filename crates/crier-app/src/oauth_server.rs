@@ -516,7 +516,10 @@ impl OAuthServer<'_> {
         id: Option<&str>,
         secret: Option<&str>,
     ) -> OAuthResult<AppClient> {
-        let id = id.ok_or_else(|| OAuthError::invalid_request("`client_id` is missing."))?;
+        // No client named at all is a failed client authentication (RFC 6749 §5.2).
+        let id = id.ok_or_else(|| {
+            OAuthError::new("invalid_client", "Name the client: `client_id` or Basic.")
+        })?;
         let client = self.client(id).await?;
         let bad = || OAuthError::new("invalid_client", "Client authentication failed.");
         match (&client.secret_digest, secret) {

@@ -40,7 +40,15 @@ pub struct KeyRecord {
     limiter_key: u64,
     /// The workspace's ceiling in this key's mode, the same on every node.
     workspace_key: u64,
+    /// A session's own windows (its user's, [`SESSION_PER_MINUTE`] and [`SESSION_PER_DAY`]
+    /// within the plan's), which are not what it may grant a key it makes (the plan's).
+    own_limits: Option<(u32, u32)>,
 }
+
+/// What a user's sessions together may request per minute and per day, within the plan's
+/// ceilings: a person's scripts and CLI cannot take the whole workspace's budget.
+pub const SESSION_PER_MINUTE: u32 = 300;
+pub const SESSION_PER_DAY: u32 = 50_000;
 
 /// FNV-1a of `parts`: stable across processes and nodes, unlike the std hasher (the shared
 /// limiter keys Redis by it).
@@ -82,6 +90,7 @@ impl KeyRecord {
             plan,
             user: None,
             role: None,
+            own_limits: None,
         }
     }
 
@@ -96,7 +105,14 @@ impl KeyRecord {
     ) -> Self {
         let body = &session.id.as_str()["ses_".len()..];
         let id = crier_core::ids::KeyId::from_trusted(format!("key_{body}"));
-        Self::for_user(&session.user_id, id, ws, role, plan, session.created_at)
+        let own = (
+            SESSION_PER_MINUTE.min(plan.per_minute),
+            SESSION_PER_DAY.min(plan.per_day),
+        );
+        Self {
+            own_limits: Some(own),
+            ..Self::for_user(&session.user_id, id, ws, role, plan, session.created_at)
+        }
     }
 
     /// What `user` may grant in `ws` with `role` (as [`KeyRecord::for_session`]), under the
@@ -158,11 +174,11 @@ impl KeyRecord {
     }
 
     /// What one request by this key is decided against: its own limits (a session's are its
-    /// user's, shared by all their sessions), then its workspace's ceiling in its mode, the
+    /// user's, shared by all their sessions: [`SESSION_PER_MINUTE`], [`SESSION_PER_DAY`]), then its workspace's ceiling in its mode, the
     /// plan's limits across all the workspace's keys and sessions together, so many keys
     /// cannot multiply the plan.
     pub fn buckets(&self) -> [Bucket; 2] {
-        let (per_minute, per_day) = self.limits();
+        let (per_minute, per_day) = self.own_limits.unwrap_or_else(|| self.limits());
         [
             Bucket {
                 key: self.limiter_key,

@@ -753,7 +753,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         } else {
             state.metrics().rate_limited(window);
             let who = match principal.user() {
-                Some(_) => "This user's sessions together made too many requests (the per-user",
+                Some(_) => "Your sessions together made too many requests (the per-user",
                 None => "This key made too many requests (its",
             };
             ApiError::new(
