@@ -54,6 +54,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "ai", description = "AI content (rewrite, compose, hashtags, thread, ideas, optimise), AI credits and the brand voice"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "mcp", description = "The MCP server over streamable HTTP (stateless): tools and resources that follow the key's scopes"),
+        (name = "oauth", description = "crier as the OAuth 2.1 authorization server of its API and MCP server: discovery (RFC 9728, RFC 8414), registration (RFC 7591), tokens (code with PKCE S256, rotating refresh tokens), revocation (RFC 7009). These endpoints answer errors in OAuth's format, `{\"error\",\"error_description\"}` (RFC 6749 §5.2), not the envelope. The consent page is `GET /oauth/authorize` in the dashboard."),
     )
 )]
 pub struct ApiDoc;
@@ -517,6 +518,51 @@ pub mod fields {
             false,
             "The device or program asking, shown to the user: trimmed, not empty, one line.",
         )
+    }
+
+    /// RFC 7591 `redirect_uris`.
+    pub fn redirect_uris() -> ArrayBuilder {
+        array(
+            string().max_length(Some(crier_app::oauth_server::MAX_URI)),
+            false,
+        )
+        .min_items(Some(1))
+        .max_items(Some(crier_app::oauth_server::MAX_REDIRECT_URIS))
+        .description(Some(
+            "Where the client may be sent back: https, loopback http (any port matches), \
+                 or a reverse-domain private scheme; no fragment.",
+        ))
+    }
+
+    /// RFC 7591 `client_name`.
+    pub fn oauth_client_name() -> Object {
+        text(
+            trimmed_line_or_empty(),
+            crier_app::oauth_server::MAX_CLIENT_NAME,
+            true,
+            "Shown on the consent page (default: the host of the first redirect URI).",
+        )
+    }
+
+    pub fn token_endpoint_auth_method() -> Object {
+        string_enum(["none", "client_secret_basic", "client_secret_post"], true)
+            .description(Some(
+                "`none` (public client, PKCE only) or a secret issued once (default \
+                 `client_secret_basic`).",
+            ))
+            .build()
+    }
+
+    pub fn grant_types() -> ArrayBuilder {
+        array(
+            string_enum(["authorization_code", "refresh_token"], false),
+            true,
+        )
+        .max_items(Some(2))
+    }
+
+    pub fn response_types() -> ArrayBuilder {
+        array(string_enum(["code"], false), true).max_items(Some(1))
     }
 
     pub fn key_name() -> Object {

@@ -144,8 +144,10 @@ async fn revoke_directly(app: &TestApp, row: &KeyRow) {
         json!({}),
         now,
     );
+    // As another process would: this app's store would tell its cache at once.
     let revoked = app
-        .store
+        .other_process()
+        .await
         .revoke_key(&app.workspace.id, &row.id, now, &audit)
         .await
         .unwrap()

@@ -69,7 +69,11 @@ fn query(pairs: &[(String, String)]) -> String {
         .finish()
 }
 
-async fn authorize_page(app: &TestApp, b: Option<&Browser>, pairs: &[(String, String)]) -> Response {
+async fn authorize_page(
+    app: &TestApp,
+    b: Option<&Browser>,
+    pairs: &[(String, String)],
+) -> Response {
     let mut call = app.get(&format!("/oauth/authorize?{}", query(pairs)));
     if let Some(b) = b {
         call = call.header("cookie", &b.cookie);
@@ -86,7 +90,10 @@ async fn answer(
     scopes: &[&str],
     decision: &str,
 ) -> Response {
-    let mut fields: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut fields: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     fields.push(("_csrf", &b.csrf));
     fields.push(("workspace", ws));
     fields.push(("decision", decision));
@@ -176,7 +183,11 @@ async fn me(app: &TestApp, access: &str) -> Response {
 }
 
 async fn grants(app: &TestApp) -> usize {
-    count(app, "SELECT key_id FROM app_grants WHERE revoked_at IS NULL").await
+    count(
+        app,
+        "SELECT key_id FROM app_grants WHERE revoked_at IS NULL",
+    )
+    .await
 }
 
 async fn owner(app: &TestApp) -> Browser {
@@ -203,7 +214,9 @@ async fn discovery_starts_from_an_unauthenticated_mcp_call() {
     let r = app.get("/v1/me").send().await;
     assert_eq!(
         r.header("www-authenticate"),
-        Some("Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource\"")
+        Some(
+            "Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource\""
+        )
     );
 
     let prm = app
@@ -222,7 +235,10 @@ async fn discovery_starts_from_an_unauthenticated_mcp_call() {
             .unwrap()
             .contains(&json!("posts:write"))
     );
-    let api = app.get("/.well-known/oauth-protected-resource").send().await;
+    let api = app
+        .get("/.well-known/oauth-protected-resource")
+        .send()
+        .await;
     assert_eq!(api.body["resource"], BASE);
 
     let m = app
@@ -235,7 +251,10 @@ async fn discovery_starts_from_an_unauthenticated_mcp_call() {
         m.body["authorization_endpoint"],
         "http://127.0.0.1:8080/oauth/authorize"
     );
-    assert_eq!(m.body["token_endpoint"], "http://127.0.0.1:8080/oauth/token");
+    assert_eq!(
+        m.body["token_endpoint"],
+        "http://127.0.0.1:8080/oauth/token"
+    );
     assert_eq!(
         m.body["registration_endpoint"],
         "http://127.0.0.1:8080/oauth/register"
@@ -264,7 +283,9 @@ async fn sign_in_exchange_refresh_and_a_replay_that_ends_the_grant() {
     let r = authorize_page(&app, None, &hopped).await;
     assert_eq!(r.status, 303);
     assert!(
-        r.header("location").unwrap().starts_with("/login?next=%2Foauth%2Fauthorize%3F"),
+        r.header("location")
+            .unwrap()
+            .starts_with("/login?next=%2Foauth%2Fauthorize%3F"),
         "{:?}",
         r.header("location")
     );
@@ -315,8 +336,16 @@ async fn sign_in_exchange_refresh_and_a_replay_that_ends_the_grant() {
         keys.text
     );
     // Settings shows it under Connected apps.
-    let settings = app.get("/app/keys").header("cookie", &b.cookie).send().await;
-    assert!(settings.text.contains("data-app-id=\"key_"), "{}", settings.text);
+    let settings = app
+        .get("/app/keys")
+        .header("cookie", &b.cookie)
+        .send()
+        .await;
+    assert!(
+        settings.text.contains("data-app-id=\"key_"),
+        "{}",
+        settings.text
+    );
 
     // A refresh replaces both tokens; the old access token stops at once.
     let r = refresh(&app, &client, &refresh_1).await;
@@ -332,7 +361,11 @@ async fn sign_in_exchange_refresh_and_a_replay_that_ends_the_grant() {
     let r = refresh(&app, &client, &refresh_1).await;
     oauth_refused(&r, 400, "invalid_grant");
     me(&app, &access_2).await.assert_error(401, "unauthorized");
-    oauth_refused(&refresh(&app, &client, &refresh_2).await, 400, "invalid_grant");
+    oauth_refused(
+        &refresh(&app, &client, &refresh_2).await,
+        400,
+        "invalid_grant",
+    );
     assert_eq!(grants(&app).await, 0);
 }
 
@@ -345,23 +378,59 @@ async fn refusals_of_the_code_exchange_leave_no_grant() {
     // A wrong verifier, another client, another redirect, another resource: refused, and the
     // code still good for the right request (none of them used it up).
     let code = code_for(&app, &b, &client, &["posts:read"]).await;
-    let wrong = |verifier: &'static str, client: String, redirect: &'static str, resource: &'static str| {
-        vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("client_id", client),
-            ("code", code.clone()),
-            ("redirect_uri", redirect.to_owned()),
-            ("code_verifier", verifier.to_owned()),
-            ("resource", resource.to_owned()),
-        ]
-    };
+    let wrong =
+        |verifier: &'static str, client: String, redirect: &'static str, resource: &'static str| {
+            vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("client_id", client),
+                ("code", code.clone()),
+                ("redirect_uri", redirect.to_owned()),
+                ("code_verifier", verifier.to_owned()),
+                ("resource", resource.to_owned()),
+            ]
+        };
     let mcp = "http://127.0.0.1:8080/mcp";
     for (fields, status, error) in [
-        (wrong("x".repeat(43).leak(), client.clone(), REDIRECT, mcp), 400, "invalid_grant"),
-        (wrong(VERIFIER, other.clone(), REDIRECT, mcp), 400, "invalid_grant"),
-        (wrong(VERIFIER, client.clone(), "http://127.0.0.1:33418/other", mcp), 400, "invalid_grant"),
-        (wrong(VERIFIER, client.clone(), REDIRECT, "https://other.example/mcp"), 400, "invalid_target"),
-        (wrong(VERIFIER, "oac_nosuchclient0000000000000000000".into(), REDIRECT, mcp), 401, "invalid_client"),
+        (
+            wrong("x".repeat(43).leak(), client.clone(), REDIRECT, mcp),
+            400,
+            "invalid_grant",
+        ),
+        (
+            wrong(VERIFIER, other.clone(), REDIRECT, mcp),
+            400,
+            "invalid_grant",
+        ),
+        (
+            wrong(
+                VERIFIER,
+                client.clone(),
+                "http://127.0.0.1:33418/other",
+                mcp,
+            ),
+            400,
+            "invalid_grant",
+        ),
+        (
+            wrong(
+                VERIFIER,
+                client.clone(),
+                REDIRECT,
+                "https://other.example/mcp",
+            ),
+            400,
+            "invalid_target",
+        ),
+        (
+            wrong(
+                VERIFIER,
+                "oac_nosuchclient0000000000000000000".into(),
+                REDIRECT,
+                mcp,
+            ),
+            401,
+            "invalid_client",
+        ),
     ] {
         let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = token(&app, &pairs).await;
@@ -396,12 +465,24 @@ async fn refusals_of_the_code_exchange_leave_no_grant() {
     assert_eq!(r.status, 200, "{}", r.text);
 
     // Garbage and missing fields.
-    oauth_refused(&token(&app, &[("grant_type", "password")]).await, 401, "invalid_client");
+    oauth_refused(
+        &token(&app, &[("grant_type", "password")]).await,
+        401,
+        "invalid_client",
+    );
     let r = token(&app, &[("client_id", &client), ("grant_type", "password")]).await;
     oauth_refused(&r, 400, "unsupported_grant_type");
     let r = token(&app, &[("client_id", &client)]).await;
     oauth_refused(&r, 400, "invalid_request");
-    let r = token(&app, &[("client_id", &client), ("client_id", &other), ("grant_type", "x")]).await;
+    let r = token(
+        &app,
+        &[
+            ("client_id", &client),
+            ("client_id", &other),
+            ("grant_type", "x"),
+        ],
+    )
+    .await;
     oauth_refused(&r, 400, "invalid_request");
     let r = app
         .post("/oauth/token")
@@ -415,7 +496,11 @@ async fn refusals_of_the_code_exchange_leave_no_grant() {
 async fn confidential_clients_prove_their_secret() {
     let app = TestApp::new().await;
     let b = owner(&app).await;
-    let r = register(&app, json!({"client_name": "Server app", "redirect_uris": [REDIRECT]})).await;
+    let r = register(
+        &app,
+        json!({"client_name": "Server app", "redirect_uris": [REDIRECT]}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["token_endpoint_auth_method"], "client_secret_basic");
     let client = r.body["client_id"].as_str().unwrap().to_owned();
@@ -484,8 +569,14 @@ async fn bad_authorization_requests_are_shown_or_sent_back() {
     // Not to be trusted with a redirect: shown here (400), never sent anywhere.
     for pairs in [
         request("oac_nosuchclient0000000000000000000", &[]),
-        request(&client, &[("redirect_uri", "http://127.0.0.1:33418/elsewhere")]),
-        request(&client, &[("redirect_uri", "https://evil.example/callback")]),
+        request(
+            &client,
+            &[("redirect_uri", "http://127.0.0.1:33418/elsewhere")],
+        ),
+        request(
+            &client,
+            &[("redirect_uri", "https://evil.example/callback")],
+        ),
         request(&client, &[("client_id", "")]),
     ] {
         let r = authorize_page(&app, Some(&b), &pairs).await;
@@ -496,7 +587,10 @@ async fn bad_authorization_requests_are_shown_or_sent_back() {
     let r = authorize_page(
         &app,
         Some(&b),
-        &request(&client, &[("redirect_uri", "http://127.0.0.1:5555/callback")]),
+        &request(
+            &client,
+            &[("redirect_uri", "http://127.0.0.1:5555/callback")],
+        ),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -506,8 +600,14 @@ async fn bad_authorization_requests_are_shown_or_sent_back() {
         (vec![("code_challenge", "")], "invalid_request"),
         (vec![("code_challenge_method", "plain")], "invalid_request"),
         (vec![("code_challenge", "short")], "invalid_request"),
-        (vec![("response_type", "token")], "unsupported_response_type"),
-        (vec![("resource", "https://other.example/mcp")], "invalid_target"),
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
+        (
+            vec![("resource", "https://other.example/mcp")],
+            "invalid_target",
+        ),
     ] {
         let r = authorize_page(&app, Some(&b), &request(&client, &extra)).await;
         let q = redirected(&r);
@@ -518,21 +618,52 @@ async fn bad_authorization_requests_are_shown_or_sent_back() {
 
     // Denied: back with access_denied, no code.
     let pairs = request(&client, &[]);
-    let r = answer(&app, &b, &pairs, app.workspace.id.as_str(), &["posts:read"], "deny").await;
+    let r = answer(
+        &app,
+        &b,
+        &pairs,
+        app.workspace.id.as_str(),
+        &["posts:read"],
+        "deny",
+    )
+    .await;
     let q = redirected(&r);
     assert_eq!(param(&q, "error"), Some("access_denied"));
     assert!(param(&q, "code").is_none());
 
     // The form without the session's CSRF token, or another workspace: no code.
-    let mut fields: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    fields.extend([("workspace", app.workspace.id.as_str()), ("decision", "approve"), ("grant_scope", "posts:read")]);
+    let mut fields: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    fields.extend([
+        ("workspace", app.workspace.id.as_str()),
+        ("decision", "approve"),
+        ("grant_scope", "posts:read"),
+    ]);
     let r = submit(&app, &b, "/oauth/authorize", &fields).await;
     assert_eq!(r.status, 403, "{}", r.text);
     let other = app.other_workspace("elsewhere").await;
-    let r = answer(&app, &b, &pairs, other.id.as_str(), &["posts:read"], "approve").await;
+    let r = answer(
+        &app,
+        &b,
+        &pairs,
+        other.id.as_str(),
+        &["posts:read"],
+        "approve",
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text);
     // A scope that was not asked for cannot be granted.
-    let r = answer(&app, &b, &pairs, app.workspace.id.as_str(), &["keys:write"], "approve").await;
+    let r = answer(
+        &app,
+        &b,
+        &pairs,
+        app.workspace.id.as_str(),
+        &["keys:write"],
+        "approve",
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(count(&app, "SELECT digest FROM app_codes").await, 0);
 }
@@ -543,9 +674,21 @@ async fn a_member_cannot_grant_past_the_role() {
     let b = sign_in(&app, &bob.email).await;
     let client = public_client(&app).await;
     let pairs = request(&client, &[("scope", "workspace:write posts:read")]);
-    let r = answer(&app, &b, &pairs, app.workspace.id.as_str(), &["workspace:write"], "approve").await;
+    let r = answer(
+        &app,
+        &b,
+        &pairs,
+        app.workspace.id.as_str(),
+        &["workspace:write"],
+        "approve",
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert!(r.text.contains("cannot grant workspace:write"), "{}", r.text);
+    assert!(
+        r.text.contains("cannot grant workspace:write"),
+        "{}",
+        r.text
+    );
     assert_eq!(count(&app, "SELECT digest FROM app_codes").await, 0);
 }
 
@@ -556,13 +699,34 @@ async fn registration_is_checked_and_bounded() {
         (json!({"redirect_uris": many}), "invalid_redirect_uri"),
         (json!({"redirect_uris": []}), "invalid_redirect_uri"),
         (json!({}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": ["http://app.example/cb"]}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": ["https://app.example/cb#frag"]}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": ["javascript:alert(1)"]}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}), "invalid_client_metadata"),
-        (json!({"redirect_uris": [REDIRECT], "grant_types": ["client_credentials"]}), "invalid_client_metadata"),
-        (json!({"redirect_uris": [REDIRECT], "client_name": "x".repeat(101)}), "invalid_client_metadata"),
-        (json!({"redirect_uris": "not a list"}), "invalid_client_metadata"),
+        (
+            json!({"redirect_uris": ["http://app.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://app.example/cb#frag"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["javascript:alert(1)"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "grant_types": ["client_credentials"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "client_name": "x".repeat(101)}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": "not a list"}),
+            "invalid_client_metadata",
+        ),
     ] {
         let r = register(&app, body.clone()).await;
         oauth_refused(&r, 400, error);
@@ -596,7 +760,10 @@ async fn registration_is_checked_and_bounded() {
             s => panic!("{s}: {}", r.text),
         }
     }
-    assert!(refused > 0 && stored <= 30, "{stored} stored, {refused} refused");
+    assert!(
+        refused > 0 && stored <= 30,
+        "{stored} stored, {refused} refused"
+    );
     assert_eq!(count(&app, "SELECT id FROM app_clients").await, stored);
 }
 
@@ -641,17 +808,39 @@ async fn settings_and_leaving_the_workspace_end_grants() {
             .collect::<Vec<_>>()
     };
     // A member sees and revokes only their own; an owner sees both.
-    let bobs_page = app.get("/app/keys").header("cookie", &b.cookie).send().await;
+    let bobs_page = app
+        .get("/app/keys")
+        .header("cookie", &b.cookie)
+        .send()
+        .await;
     let bobs = app_id(&bobs_page.text);
     assert_eq!(bobs.len(), 1, "{}", bobs_page.text);
-    let adas = app_id(&app.get("/app/keys").header("cookie", &a.cookie).send().await.text);
+    let adas = app_id(
+        &app.get("/app/keys")
+            .header("cookie", &a.cookie)
+            .send()
+            .await
+            .text,
+    );
     assert_eq!(adas.len(), 2);
     let adas_own = adas.iter().find(|id| **id != bobs[0]).unwrap().clone();
-    let r = submit(&app, &b, &format!("/app/apps/{adas_own}/revoke"), &[("_csrf", &b.csrf)]).await;
+    let r = submit(
+        &app,
+        &b,
+        &format!("/app/apps/{adas_own}/revoke"),
+        &[("_csrf", &b.csrf)],
+    )
+    .await;
     assert_eq!(r.status, 404, "{}", r.text);
     assert_eq!(me(&app, &ada_token).await.status, 200);
     // Revoked in Settings: refused at once.
-    let r = submit(&app, &a, &format!("/app/apps/{adas_own}/revoke"), &[("_csrf", &a.csrf)]).await;
+    let r = submit(
+        &app,
+        &a,
+        &format!("/app/apps/{adas_own}/revoke"),
+        &[("_csrf", &a.csrf)],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     me(&app, &ada_token).await.assert_error(401, "unauthorized");
     // Bob leaves the workspace: the app he allowed stops too.
@@ -676,7 +865,11 @@ async fn sessions_and_grants_are_limited_like_keys() {
     let grace = user(&app, "grace@example.com", Role::Member).await;
     let b = sign_in(&app, &ada.email).await;
     for _ in 0..20 {
-        let page = app.get("/app/keys").header("cookie", &b.cookie).send().await;
+        let page = app
+            .get("/app/keys")
+            .header("cookie", &b.cookie)
+            .send()
+            .await;
         assert_eq!(page.status, 200);
     }
     let one = session(&app, &ada).await;

@@ -90,7 +90,10 @@ impl From<AppError> for OAuthError {
         match e.code {
             crier_core::ErrorCode::InternalError => {
                 tracing::error!(error = %e.message, "oauth server");
-                Self::new("server_error", "Something went wrong on our side; try again.")
+                Self::new(
+                    "server_error",
+                    "Something went wrong on our side; try again.",
+                )
             }
             crier_core::ErrorCode::RateLimited => Self::new("temporarily_unavailable", e.message),
             _ => Self::invalid_request(e.message),
@@ -145,15 +148,19 @@ pub fn check_resource(base: &str, given: Option<&str>) -> OAuthResult<String> {
     let all = resources(base);
     match given.map(|r| r.trim_end_matches('/')) {
         None | Some("") => Ok(all[0].clone()),
-        Some(r) => all.iter().find(|a| a.as_str() == r).cloned().ok_or_else(|| {
-            OAuthError::new(
-                "invalid_target",
-                format!(
-                    "This server only issues tokens for itself ({} or {}).",
-                    all[0], all[1]
-                ),
-            )
-        }),
+        Some(r) => all
+            .iter()
+            .find(|a| a.as_str() == r)
+            .cloned()
+            .ok_or_else(|| {
+                OAuthError::new(
+                    "invalid_target",
+                    format!(
+                        "This server only issues tokens for itself ({} or {}).",
+                        all[0], all[1]
+                    ),
+                )
+            }),
     }
 }
 
@@ -162,7 +169,9 @@ pub fn check_resource(base: &str, given: Option<&str>) -> OAuthResult<String> {
 /// (`com.example.app:/cb`, RFC 8252 §7.1).
 fn check_redirect_shape(raw: &str) -> Result<url::Url, String> {
     if raw.len() > MAX_URI {
-        return Err(format!("A redirect URI may be at most {MAX_URI} characters."));
+        return Err(format!(
+            "A redirect URI may be at most {MAX_URI} characters."
+        ));
     }
     let u = url::Url::parse(raw).map_err(|_| format!("`{raw}` is not an absolute URI."))?;
     if u.fragment().is_some() {
@@ -221,9 +230,7 @@ pub fn s256(verifier: &str) -> Option<String> {
         && verifier
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-    ok.then(|| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier))
-    })
+    ok.then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier)))
 }
 
 /// The scopes a request names (space-separated). Names crier does not know (`openid`,
@@ -375,7 +382,9 @@ impl OAuthServer<'_> {
             if !matches!(g.as_str(), "authorization_code" | "refresh_token") {
                 return Err(OAuthError::new(
                     "invalid_client_metadata",
-                    format!("Grant type `{g}` is not supported (authorization_code, refresh_token)."),
+                    format!(
+                        "Grant type `{g}` is not supported (authorization_code, refresh_token)."
+                    ),
                 ));
             }
         }
@@ -414,8 +423,9 @@ impl OAuthServer<'_> {
     }
 
     /// The client `id` names: a registered one, or the one whose metadata document is at the
-    /// URL `id` (read through the SSRF guard, kept a day).
-    pub async fn client(&self, id: &str) -> OAuthResult<AppClient> {
+    /// URL `id` (read through the SSRF guard, kept a day; `fetch` false: only as kept, for the
+    /// token and revocation endpoints, which never make crier fetch anything).
+    pub async fn client(&self, id: &str, fetch: bool) -> OAuthResult<AppClient> {
         let unknown = || OAuthError::new("invalid_client", "No such client; register first.");
         if id.len() > MAX_URI {
             return Err(unknown());
@@ -428,6 +438,9 @@ impl OAuthServer<'_> {
             return Err(unknown());
         }
         let kept = store.app_client(id).await?;
+        if !fetch {
+            return kept.ok_or_else(unknown);
+        }
         let now = self.now();
         if let Some(c) = &kept
             && c.fetched_at.is_some_and(|t| now - t < METADATA_TTL_MS)
@@ -449,7 +462,8 @@ impl OAuthServer<'_> {
     async fn read_metadata(&self, url: &str, now: i64) -> OAuthResult<AppClient> {
         let refuse = |m: String| OAuthError::new("invalid_client", m);
         let settings = self.app.fetch_settings();
-        let parsed = url::Url::parse(url).map_err(|_| refuse("The client_id is not a URL.".into()))?;
+        let parsed =
+            url::Url::parse(url).map_err(|_| refuse("The client_id is not a URL.".into()))?;
         // https only, unless the operator allows private networks (a machine of its own,
         // tests): a document over plain http could be anyone's.
         if parsed.scheme() != "https" && !settings.allow_private_networks {
@@ -489,11 +503,11 @@ impl OAuthServer<'_> {
                 "A client named by a metadata document authenticates with `none` (PKCE).".into(),
             ));
         }
-        let redirect_uris = redirect_list(doc.redirect_uris.as_ref()).map_err(|e| refuse(e.description.into()))?;
+        let redirect_uris =
+            redirect_list(doc.redirect_uris.as_ref()).map_err(|e| refuse(e.description.into()))?;
         let name = match doc.client_name.as_deref() {
-            Some(n) if !n.trim().is_empty() => {
-                one_line("client_name", n, MAX_CLIENT_NAME).map_err(|e| refuse(e.description.into()))?
-            }
+            Some(n) if !n.trim().is_empty() => one_line("client_name", n, MAX_CLIENT_NAME)
+                .map_err(|e| refuse(e.description.into()))?,
             _ => parsed.host_str().unwrap_or("Unnamed app").to_owned(),
         };
         Ok(AppClient {
@@ -520,7 +534,7 @@ impl OAuthServer<'_> {
         let id = id.ok_or_else(|| {
             OAuthError::new("invalid_client", "Name the client: `client_id` or Basic.")
         })?;
-        let client = self.client(id).await?;
+        let client = self.client(id, false).await?;
         let bad = || OAuthError::new("invalid_client", "Client authentication failed.");
         match (&client.secret_digest, secret) {
             (None, None) => Ok(client),
@@ -541,7 +555,7 @@ impl OAuthServer<'_> {
             .client_id
             .as_deref()
             .ok_or_else(|| OAuthError::invalid_request("`client_id` is missing."))?;
-        let client = self.client(client_id).await?;
+        let client = self.client(client_id, true).await?;
         let redirect_uri = match q.redirect_uri.as_deref() {
             Some(r) if redirect_matches(&client.redirect_uris, r) => r.to_owned(),
             Some(_) => {
@@ -664,7 +678,12 @@ impl OAuthServer<'_> {
         }
         let digest = KeyDigest::of(code);
         let now = self.now();
-        let found = self.app.store().app_code(&digest).await?.ok_or_else(invalid)?;
+        let found = self
+            .app
+            .store()
+            .app_code(&digest)
+            .await?
+            .ok_or_else(invalid)?;
         if found.client_id != client.id {
             return Err(invalid());
         }
@@ -743,7 +762,8 @@ impl OAuthServer<'_> {
         Ok(RefreshGrant { digest, grant })
     }
 
-    async fn end_replayed(&self, key: &KeyId, what: &str) -> OAuthResult<()> {
+    /// Ends the grant a replayed code or refresh token yielded (it may have leaked).
+    pub async fn end_replayed(&self, key: &KeyId, what: &str) -> OAuthResult<()> {
         let now = self.now();
         if self
             .app
@@ -869,7 +889,10 @@ mod tests {
             "invalid_target"
         );
         assert_eq!(issuer(base), "http://127.0.0.1:8080/");
-        assert_eq!(issuer("https://x.example/crier/"), "https://x.example/crier");
+        assert_eq!(
+            issuer("https://x.example/crier/"),
+            "https://x.example/crier"
+        );
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, SchemaStatu
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges};
 pub use oauth_server::{
-    AppClient, AppCode, AppGrant, ClientKind, KEPT_REFRESH_TOKENS, NewGrant, RefreshToken, Refreshed,
+    AppClient, AppCode, AppGrant, ClientKind, KEPT_REFRESH_TOKENS, NewGrant, RefreshToken,
+    Refreshed,
 };
 pub use personas::MAX_PUBLISHED_TEXTS;
 pub use posts::{TargetOutcome, Transition};
@@ -214,7 +215,13 @@ impl Store {
 
     /// Tells the listeners of [`Store::on_key_change`]; call after the commit.
     pub(crate) fn key_changed(&self, digest: &crier_core::KeyDigest) {
-        for f in self.key_listeners.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        for f in self
+            .key_listeners
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             f(digest);
         }
     }

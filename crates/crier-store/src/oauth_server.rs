@@ -103,7 +103,7 @@ pub struct NewGrant<'a> {
 #[derive(Debug)]
 pub enum Refreshed {
     /// The key now carries the new secret; the new refresh token is live.
-    Rotated(KeyRow),
+    Rotated(Box<KeyRow>),
     /// The token was used before: a replay. The grant is now revoked.
     Replayed(KeyId),
     /// No such token, or its grant is revoked or has run out.
@@ -468,7 +468,7 @@ impl Store {
         self.notify_key_change(&mut tx, &old).await?;
         tx.commit().await?;
         self.key_changed(&old);
-        Ok(Refreshed::Rotated(crate::model::key_from_row(&row)?))
+        Ok(Refreshed::Rotated(Box::new(crate::model::key_from_row(&row)?)))
     }
 
     /// Revokes a grant (in `ws` when given): the grant, its key (refused on every node at
@@ -563,14 +563,12 @@ async fn touch_client(tx: &mut Tx, id: &str, now: i64) -> Result<()> {
 }
 
 async fn insert_refresh(tx: &mut Tx, digest: &KeyDigest, key: &KeyId, now: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO app_refresh_tokens (digest, key_id, created_at) VALUES ($1, $2, $3)",
-    )
-    .bind(digest.to_hex())
-    .bind(key.as_str())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("INSERT INTO app_refresh_tokens (digest, key_id, created_at) VALUES ($1, $2, $3)")
+        .bind(digest.to_hex())
+        .bind(key.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -451,7 +451,10 @@ fn assistant_signs_in_with_oauth(database_url: Option<String>) {
     assert_eq!(out["token"]["expires_in"], 3600, "{out}");
     assert_eq!(out["token"]["has_refresh"], true, "{out}");
     assert!(
-        out["client"]["client_id"].as_str().unwrap().starts_with("oac_"),
+        out["client"]["client_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("oac_"),
         "{out}"
     );
     assert_eq!(out["client"]["auth_method"], "client_secret_basic", "{out}");

@@ -13,7 +13,7 @@ use askama::Template;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use crier_app::oauth_server::{AuthorizeError, AuthorizeQuery, Authorization, OAuthError, issuer};
+use crier_app::oauth_server::{Authorization, AuthorizeError, AuthorizeQuery, OAuthError, issuer};
 use crier_app::users::Seat;
 use crier_core::{ErrorCode, ScopeSet};
 
@@ -63,7 +63,10 @@ fn base(state: &AppState) -> String {
 /// The client's redirect with `params` added to its query.
 fn back_to(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
     let Ok(mut url) = url::Url::parse(redirect_uri) else {
-        return error_page(ApiError::invalid("redirect_uri", "The redirect URI is invalid."));
+        return error_page(ApiError::invalid(
+            "redirect_uri",
+            "The redirect URI is invalid.",
+        ));
     };
     {
         let mut q = url.query_pairs_mut();
@@ -104,7 +107,10 @@ fn shown(e: OAuthError) -> Response {
     };
     error_page(ApiError::new(
         code,
-        format!("This app's sign-in request cannot be used: {}", e.description),
+        format!(
+            "This app's sign-in request cannot be used: {}",
+            e.description
+        ),
     ))
 }
 
@@ -131,7 +137,12 @@ fn offered(asked: ScopeSet) -> Vec<(&'static str, bool)> {
         .collect()
 }
 
-fn consent(dash: &Dash, auth: &Authorization, q: &AuthorizeQuery, error: Option<String>) -> Response {
+fn consent(
+    dash: &Dash,
+    auth: &Authorization,
+    q: &AuthorizeQuery,
+    error: Option<String>,
+) -> Response {
     let hidden = FIELDS
         .iter()
         .zip([
@@ -179,7 +190,8 @@ fn consent(dash: &Dash, auth: &Authorization, q: &AuthorizeQuery, error: Option<
             &format!("form-action 'self' https: http: {}:", u.scheme()),
         ))
     {
-        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
     }
     resp
 }
@@ -195,15 +207,8 @@ pub async fn page(
     if raw.len() > 8 * 1024 {
         return error_page(ApiError::invalid("query", "The request is too long."));
     }
-    let auth = match state
-        .app()
-        .oauth_server()
-        .authorization(&base(&state), &q)
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => return refused(&state, e),
-    };
+    // Signed out, nothing is checked yet: checking may fetch a client's metadata document,
+    // which only a signed-in person's request may make crier do.
     let Some(dash) = dash else {
         let hopped = url::form_urlencoded::parse(raw.as_bytes()).any(|(k, _)| k == HOP);
         let here = format!("/oauth/authorize?{raw}");
@@ -214,11 +219,23 @@ pub async fn page(
             url: format!("{here}&{HOP}=1"),
         });
     };
+    let auth = match state
+        .app()
+        .oauth_server()
+        .authorization(&base(&state), &q)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return refused(&state, e),
+    };
     consent(&dash, &auth, &q, None)
 }
 
 /// `POST /oauth/authorize`: the person's answer.
-pub async fn decide(State(state): State<AppState>, Submitted { dash, form }: Submitted) -> Response {
+pub async fn decide(
+    State(state): State<AppState>,
+    Submitted { dash, form }: Submitted,
+) -> Response {
     let field = |k: &str| form.get(k).map(str::to_owned);
     let q = AuthorizeQuery {
         response_type: field("response_type"),
@@ -251,8 +268,17 @@ pub async fn decide(State(state): State<AppState>, Submitted { dash, form }: Sub
         ]);
     }
     let ws = form.get("workspace").unwrap_or("");
-    let Some(m) = dash.workspaces.iter().find(|m| m.workspace.id.as_str() == ws) else {
-        return consent(&dash, &auth, &q, Some("Pick one of your workspaces.".into()));
+    let Some(m) = dash
+        .workspaces
+        .iter()
+        .find(|m| m.workspace.id.as_str() == ws)
+    else {
+        return consent(
+            &dash,
+            &auth,
+            &q,
+            Some("Pick one of your workspaces.".into()),
+        );
     };
     let seat = Seat {
         workspace: m.workspace.clone(),
@@ -267,7 +293,12 @@ pub async fn decide(State(state): State<AppState>, Submitted { dash, form }: Sub
     let picked = match ScopeSet::parse_list(form.all("grant_scope")) {
         Ok(s) if s.is_subset_of(asked) => s,
         _ => {
-            return consent(&dash, &auth, &q, Some("Pick permissions from the list.".into()));
+            return consent(
+                &dash,
+                &auth,
+                &q,
+                Some("Pick permissions from the list.".into()),
+            );
         }
     };
     match server
@@ -275,10 +306,9 @@ pub async fn decide(State(state): State<AppState>, Submitted { dash, form }: Sub
         .await
     {
         Ok(code) => answer(&[("code", &code)]),
-        Err(e) if e.error == "server_error" || e.error == "temporarily_unavailable" => answer(&[
-            ("error", e.error),
-            ("error_description", &e.description),
-        ]),
+        Err(e) if e.error == "server_error" || e.error == "temporarily_unavailable" => {
+            answer(&[("error", e.error), ("error_description", &e.description)])
+        }
         Err(e) => consent(&dash, &auth, &q, Some(e.description.into_owned())),
     }
 }

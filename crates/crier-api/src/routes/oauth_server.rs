@@ -70,6 +70,7 @@ fn no_store(body: Value, status: StatusCode) -> Response {
 }
 
 /// Spends a unit of the address's budget, or the `429` that refuses the request.
+#[allow(clippy::result_large_err)] // the refusal is the response the handler returns at once
 fn take_turn(state: &AppState, ip: Option<std::net::IpAddr>) -> Result<(), Response> {
     if state.auth().take_address(ip, state.clock().now_ms()) {
         return Ok(());
@@ -233,6 +234,22 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// A registration request (RFC 7591 §2) as documented; other fields are accepted and ignored.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the schema of the body `register` reads as `ClientMetadata`
+pub struct ClientRegistration {
+    #[schema(schema_with = crate::openapi::fields::redirect_uris)]
+    redirect_uris: Vec<String>,
+    #[schema(schema_with = crate::openapi::fields::oauth_client_name)]
+    client_name: Option<String>,
+    #[schema(schema_with = crate::openapi::fields::token_endpoint_auth_method)]
+    token_endpoint_auth_method: Option<String>,
+    #[schema(schema_with = crate::openapi::fields::grant_types)]
+    grant_types: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::fields::response_types)]
+    response_types: Option<Vec<String>>,
+}
+
 /// Register a client (RFC 7591): `redirect_uris` (1 to 10: https, loopback http on any port,
 /// or a reverse-domain private scheme), `client_name` (at most 100 characters),
 /// `token_endpoint_auth_method` (`none`, or `client_secret_basic` by default, or
@@ -240,13 +257,17 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
 /// kept; one unused for 30 days without a live grant is forgotten.
 #[utoipa::path(post, path = "/oauth/register", tag = "oauth",
     security(()),
-    request_body(content = Object, description = "RFC 7591 client metadata", content_type = "application/json"),
+    request_body(content = ClientRegistration, description = "RFC 7591 client metadata", content_type = "application/json"),
     responses(
         (status = 201, description = "The client (RFC 7591 §3.2.1)", body = Object),
         (status = 400, description = "`invalid_redirect_uri` or `invalid_client_metadata`", body = Object),
         (status = 429, description = "Too many requests from this address", body = Object),
     ))]
-pub async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, req: Request) -> Response {
+pub async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    req: Request,
+) -> Response {
     if let Err(r) = take_turn(&state, ip) {
         return r;
     }
@@ -297,7 +318,11 @@ pub async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, req
         (status = 401, description = "`invalid_client`", body = Object),
         (status = 429, description = "Too many requests from this address", body = Object),
     ))]
-pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, req: Request) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    req: Request,
+) -> Response {
     if let Err(r) = take_turn(&state, ip) {
         return r;
     }
@@ -312,7 +337,11 @@ pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, req: R
     }
 }
 
-async fn exchange(state: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<Value, OAuthError> {
+async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Value, OAuthError> {
     let form = Form::parse(bytes)?;
     let (id, secret) = client_credentials(headers, &form)?;
     let server = state.app().oauth_server();
@@ -422,9 +451,8 @@ async fn new_grant(
         ..CreateKey::default()
     };
     let (row, secret) =
-        crate::keys::new_key(&seat.workspace.id, request, &plan, Some(&grantor), now).map_err(
-            |e| OAuthError::new("invalid_grant", e.message.to_string()),
-        )?;
+        crate::keys::new_key(&seat.workspace.id, request, &plan, Some(&grantor), now)
+            .map_err(|e| OAuthError::new("invalid_grant", e.message.to_string()))?;
     let (refresh, refresh_digest) = OAuthServer::new_refresh_token();
     let audit = AuditEntry::new(
         &seat.workspace.id,
@@ -448,6 +476,19 @@ async fn new_grant(
         .redeem_app_code(&checked.digest, &grant, &audit, now)
         .await?
     {
+        // Another exchange of the same code won the race: a second use, like any other.
+        if let Some(key) = state
+            .store()
+            .app_code(&checked.digest)
+            .await?
+            .and_then(|c| c.key_id)
+        {
+            state
+                .app()
+                .oauth_server()
+                .end_replayed(&key, "authorization code")
+                .await?;
+        }
         return Err(OAuthError::new(
             "invalid_grant",
             "The code is invalid, expired or used.",
@@ -459,8 +500,7 @@ async fn new_grant(
 async fn refresh(state: &AppState, checked: rules::RefreshGrant) -> Result<Value, OAuthError> {
     let grant = &checked.grant;
     let now = state.clock().now_ms();
-    if let Err(e) = still_granted(state, &grant.user_id, &grant.workspace_id, grant.scopes).await
-    {
+    if let Err(e) = still_granted(state, &grant.user_id, &grant.workspace_id, grant.scopes).await {
         if e.error == "invalid_grant" {
             // It can never be refreshed again: end it now rather than at its expiry.
             state
@@ -506,7 +546,11 @@ async fn refresh(state: &AppState, checked: rules::RefreshGrant) -> Result<Value
         (status = 200, description = "Revoked, or unknown"),
         (status = 401, description = "`invalid_client`", body = Object),
     ))]
-pub async fn revoke(State(state): State<AppState>, ClientIp(ip): ClientIp, req: Request) -> Response {
+pub async fn revoke(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    req: Request,
+) -> Response {
     if let Err(r) = take_turn(&state, ip) {
         return r;
     }
@@ -521,7 +565,11 @@ pub async fn revoke(State(state): State<AppState>, ClientIp(ip): ClientIp, req: 
     }
 }
 
-async fn revoke_token(state: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<(), OAuthError> {
+async fn revoke_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<(), OAuthError> {
     let form = Form::parse(bytes)?;
     let (id, secret) = client_credentials(headers, &form)?;
     let client = state
@@ -567,4 +615,3 @@ pub fn challenge(public_url: &str, path: &str) -> HeaderValue {
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
-

@@ -341,6 +341,12 @@ impl TestApp {
 impl TestApp {
     /// The SQLite file behind this app's store, for tests that inspect what is at rest (they
     /// run on SQLite only).
+    /// The same database through a store of its own, as another process (`crier admin`, another
+    /// node) sees it: its writes reach this app's cache only through the key-change feed.
+    pub async fn other_process(&self) -> Store {
+        Store::connect(&self.db.url).await.unwrap()
+    }
+
     pub fn db_path(&self) -> std::path::PathBuf {
         self.db.sqlite_path().expect("a test on SQLite")
     }
