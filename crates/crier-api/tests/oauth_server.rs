@@ -595,26 +595,47 @@ async fn bad_authorization_requests_are_shown_or_sent_back() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
-    // Everything else goes back to the client with the error and its state.
+    // The rest is shown here too: before the person answers, crier redirects nowhere (anyone
+    // may register a client, so that would make it an open redirector).
     for (extra, error) in [
-        (vec![("code_challenge", "")], "invalid_request"),
-        (vec![("code_challenge_method", "plain")], "invalid_request"),
-        (vec![("code_challenge", "short")], "invalid_request"),
-        (
-            vec![("response_type", "token")],
-            "unsupported_response_type",
-        ),
+        (vec![("code_challenge", "")], "PKCE"),
+        (vec![("code_challenge_method", "plain")], "PKCE"),
+        (vec![("code_challenge", "short")], "PKCE"),
+        (vec![("response_type", "token")], "response_type=code"),
         (
             vec![("resource", "https://other.example/mcp")],
-            "invalid_target",
+            "only issues tokens for itself",
         ),
     ] {
         let r = authorize_page(&app, Some(&b), &request(&client, &extra)).await;
-        let q = redirected(&r);
-        assert_eq!(param(&q, "error"), Some(error), "{extra:?}");
-        assert_eq!(param(&q, "state"), Some("st-123"));
-        assert!(param(&q, "code").is_none());
+        assert_eq!(r.status, 400, "{extra:?}: {}", r.text);
+        assert!(r.header("location").is_none(), "{extra:?}");
+        assert!(r.text.contains(error), "{extra:?}: {}", r.text);
     }
+    // A request that left `redirect_uri` out (the client registered one): the exchange may
+    // leave it out too.
+    let pairs = request(&client, &[("redirect_uri", "")]);
+    let r = answer(
+        &app,
+        &b,
+        &pairs,
+        app.workspace.id.as_str(),
+        &["posts:read"],
+        "approve",
+    )
+    .await;
+    let code = param(&redirected(&r), "code").unwrap().to_owned();
+    let t = token(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.text);
 
     // Denied: back with access_denied, no code.
     let pairs = request(&client, &[]);
@@ -665,7 +686,8 @@ async fn bad_authorization_requests_are_shown_or_sent_back() {
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert_eq!(count(&app, "SELECT digest FROM app_codes").await, 0);
+    // Only the one approved above.
+    assert_eq!(count(&app, "SELECT digest FROM app_codes").await, 1);
 }
 
 async fn a_member_cannot_grant_past_the_role() {
@@ -765,6 +787,124 @@ async fn registration_is_checked_and_bounded() {
         "{stored} stored, {refused} refused"
     );
     assert_eq!(count(&app, "SELECT id FROM app_clients").await, stored);
+    // Registrations nobody used are forgotten a day later; a used one stays.
+    let b = owner(&app).await;
+    let used = public_client(&app).await;
+    let _ = code_for(&app, &b, &used, &["posts:read"]).await;
+    app.clock.advance(std::time::Duration::from_secs(86_401));
+    app.state.app().oauth_server().purge().await.unwrap();
+    assert_eq!(
+        app.raw_texts("SELECT id FROM app_clients").await,
+        vec![Some(used)]
+    );
+}
+
+/// A token request spends the address's budget only when it fails: a client refreshing for
+/// many people from one address is not held back, one guessing codes is.
+async fn only_failed_token_requests_spend_the_address_budget() {
+    let app = TestApp::new().await;
+    let b = owner(&app).await;
+    let client = public_client(&app).await;
+    let code = code_for(&app, &b, &client, &["posts:read"]).await;
+    let mut rt = exchange(&app, &client, &code).await.body["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..40 {
+        let r = app
+            .post("/oauth/token")
+            .from_ip("198.51.100.7")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .raw(form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", &client),
+                ("refresh_token", &rt),
+            ]))
+            .send()
+            .await;
+        assert_eq!(r.status, 200, "refresh {i}: {}", r.text);
+        rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let r = app
+            .post("/oauth/token")
+            .from_ip("198.51.100.8")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .raw(form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", &client),
+                ("code", "oco_guessguessguessguessguessguess00"),
+                ("code_verifier", VERIFIER),
+            ]))
+            .send()
+            .await;
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(statuses[0], 400);
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+}
+
+/// An admin lowered to member: the apps they allowed end at once (an admin's scopes are not
+/// all a member's). A grant holding keys:write made a key: revoking the grant ends that key.
+async fn a_lower_role_and_a_revoked_grant_end_what_the_app_made() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Owner).await;
+    let eve = user(&app, "eve@example.com", Role::Admin).await;
+    let a = sign_in(&app, &ada.email).await;
+    let e = sign_in(&app, &eve.email).await;
+    let client = public_client(&app).await;
+    let pairs = request(&client, &[("scope", "keys:write keys:read posts:read")]);
+    let ws = app.workspace.id.as_str();
+    let all = ["keys:write", "keys:read", "posts:read"];
+    let r = answer(&app, &a, &pairs, ws, &all, "approve").await;
+    let code = param(&redirected(&r), "code").unwrap().to_owned();
+    let adas = exchange(&app, &client, &code).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let made = app
+        .post("/v1/keys")
+        .key(&adas)
+        .json(json!({"name": "made by the app", "scopes": ["posts:read"]}))
+        .send()
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let made_key = made.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(me(&app, &made_key).await.status, 200);
+    let r = answer(&app, &e, &pairs, ws, &all, "approve").await;
+    let code = param(&redirected(&r), "code").unwrap().to_owned();
+    let eves = exchange(&app, &client, &code).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Ada revokes her app in Settings: the key it made stops too.
+    let adas_grant = app
+        .raw_texts(
+            "SELECT g.key_id FROM app_grants g JOIN users u ON u.id = g.user_id
+             WHERE u.email = 'ada@example.com'",
+        )
+        .await[0]
+        .clone()
+        .unwrap();
+    let path = format!("/app/apps/{adas_grant}/revoke");
+    let r = submit(&app, &a, &path, &[("_csrf", &a.csrf)]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    me(&app, &adas).await.assert_error(401, "unauthorized");
+    me(&app, &made_key).await.assert_error(401, "unauthorized");
+
+    // Eve becomes a member: her app's grant ends at once.
+    assert_eq!(me(&app, &eves).await.status, 200);
+    let seat = app.state.app().users().seat(&ada.id, None).await.unwrap();
+    app.state
+        .app()
+        .users()
+        .change_role(&seat, &eve.id, Role::Member)
+        .await
+        .unwrap();
+    me(&app, &eves).await.assert_error(401, "unauthorized");
+    assert_eq!(grants(&app).await, 0);
 }
 
 async fn a_client_metadata_url_on_a_private_address_is_refused() {
@@ -923,4 +1063,6 @@ both!(
     a_client_metadata_url_on_a_private_address_is_refused,
     settings_and_leaving_the_workspace_end_grants,
     sessions_and_grants_are_limited_like_keys,
+    only_failed_token_requests_spend_the_address_budget,
+    a_lower_role_and_a_revoked_grant_end_what_the_app_made,
 );

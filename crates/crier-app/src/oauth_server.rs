@@ -43,7 +43,11 @@ pub const CLIENT_UNUSED_MS: i64 = 30 * 86_400_000;
 /// A metadata document is read again when it is older than a day.
 pub const METADATA_TTL_MS: i64 = 86_400_000;
 pub const MAX_CLIENTS: i64 = 10_000;
+/// At [`MAX_CLIENTS`], a registration that never got a code for this long makes room.
+pub const UNUSED_REGISTRATION_MS: i64 = 3_600_000;
 pub const MAX_OPEN_CODES: i64 = 10_000;
+/// Codes one person may have waiting at once.
+pub const MAX_OPEN_CODES_PER_USER: i64 = 10;
 pub const MAX_REDIRECT_URIS: usize = 10;
 pub const MAX_URI: usize = 2000;
 pub const MAX_CLIENT_NAME: usize = 100;
@@ -251,6 +255,8 @@ pub fn requested_scopes(scope: Option<&str>) -> ScopeSet {
 pub struct Authorization {
     pub client: AppClient,
     pub redirect_uri: String,
+    /// Whether the request named `redirect_uri` (then the code exchange must name it too).
+    pub redirect_given: bool,
     pub state: Option<String>,
     pub code_challenge: String,
     pub scopes: ScopeSet,
@@ -268,24 +274,6 @@ pub struct AuthorizeQuery {
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
     pub resource: Option<String>,
-}
-
-/// Why an authorization request is refused: shown to the person when the client or its
-/// redirect cannot be trusted (RFC 6749 §4.1.2.1), else sent back to the client's redirect.
-#[derive(Debug, Clone)]
-pub enum AuthorizeError {
-    Show(OAuthError),
-    Redirect {
-        redirect_uri: String,
-        state: Option<String>,
-        error: OAuthError,
-    },
-}
-
-impl From<OAuthError> for AuthorizeError {
-    fn from(e: OAuthError) -> Self {
-        Self::Show(e)
-    }
 }
 
 /// A code checked for exchange: its digest (to redeem it) and what it carries.
@@ -399,13 +387,21 @@ impl OAuthServer<'_> {
             _ => default_name(&redirect_uris),
         };
         let store = self.app.store();
-        if store.count_app_clients().await? >= MAX_CLIENTS {
+        let now = self.now();
+        // At the cap, registrations nobody used within an hour make room first: a loop of
+        // registrations cannot lock apps out for the month unused ones are otherwise kept.
+        if store.count_app_clients().await? >= MAX_CLIENTS
+            && (store
+                .purge_unused_app_clients(now - UNUSED_REGISTRATION_MS)
+                .await?
+                == 0
+                || store.count_app_clients().await? >= MAX_CLIENTS)
+        {
             return Err(OAuthError::new(
                 "temporarily_unavailable",
                 "Too many apps are registered with this server; try again later.",
             ));
         }
-        let now = self.now();
         let secret = (method != "none").then(|| random_token(CLIENT_SECRET_PREFIX));
         let client = AppClient {
             id: random_token(CLIENT_PREFIX),
@@ -487,6 +483,12 @@ impl OAuthServer<'_> {
         )
         .await
         .map_err(|e| refuse(format!("The client metadata document: {}", e.message)))?;
+        // Followed redirects would let a document elsewhere speak for this URL.
+        if fetched.final_url.as_str() != fetched.url.as_str() {
+            return Err(refuse(
+                "The client metadata document must be served at its URL, not redirected.".into(),
+            ));
+        }
         let doc: ClientMetadata = serde_json::from_slice(&fetched.body)
             .map_err(|e| refuse(format!("The client metadata document is not valid: {e}.")))?;
         if doc.client_id.as_deref() != Some(url) {
@@ -545,12 +547,15 @@ impl OAuthServer<'_> {
         }
     }
 
-    /// Checks an authorization request (`GET /oauth/authorize`) against its client.
+    /// Checks an authorization request (`GET /oauth/authorize`) against its client. Every
+    /// refusal is shown to the person on crier's page, none is sent to the redirect: before
+    /// the person answers, a redirect to an address a client registered (anyone may register)
+    /// would make crier an open redirector (RFC 9700 §4.11.2).
     pub async fn authorization(
         &self,
         base: &str,
         q: &AuthorizeQuery,
-    ) -> Result<Authorization, AuthorizeError> {
+    ) -> OAuthResult<Authorization> {
         let client_id = q
             .client_id
             .as_deref()
@@ -561,33 +566,26 @@ impl OAuthServer<'_> {
             Some(_) => {
                 return Err(OAuthError::invalid_request(
                     "`redirect_uri` is not one this client registered.",
-                )
-                .into());
+                ));
             }
             None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
             None => {
                 return Err(OAuthError::invalid_request(
                     "`redirect_uri` is missing, and this client registered several.",
-                )
-                .into());
+                ));
             }
         };
         let state = q.state.clone();
-        let back = |error: OAuthError| AuthorizeError::Redirect {
-            redirect_uri: redirect_uri.clone(),
-            state: state.clone(),
-            error,
-        };
         if state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
-            return Err(back(OAuthError::invalid_request(format!(
+            return Err(OAuthError::invalid_request(format!(
                 "`state` may be at most {MAX_STATE} characters."
-            ))));
+            )));
         }
         if q.response_type.as_deref() != Some("code") {
-            return Err(back(OAuthError::new(
+            return Err(OAuthError::new(
                 "unsupported_response_type",
                 "Only `response_type=code` is supported.",
-            )));
+            ));
         }
         let challenge = q.code_challenge.as_deref().unwrap_or("");
         let challenge_ok = challenge.len() == 43
@@ -595,15 +593,16 @@ impl OAuthServer<'_> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
         if q.code_challenge_method.as_deref() != Some("S256") || !challenge_ok {
-            return Err(back(OAuthError::invalid_request(
+            return Err(OAuthError::invalid_request(
                 "PKCE is required: send `code_challenge` (S256 of your verifier, base64url) and \
                  `code_challenge_method=S256`.",
-            )));
+            ));
         }
-        let resource = check_resource(base, q.resource.as_deref()).map_err(back)?;
+        let resource = check_resource(base, q.resource.as_deref())?;
         Ok(Authorization {
             client,
             redirect_uri,
+            redirect_given: q.redirect_uri.is_some(),
             state,
             code_challenge: challenge.to_owned(),
             scopes: requested_scopes(q.scope.as_deref()),
@@ -635,7 +634,8 @@ impl OAuthServer<'_> {
         }
         let store = self.app.store();
         let now = self.now();
-        if store.count_open_app_codes(now).await? >= MAX_OPEN_CODES {
+        let (open, mine) = store.count_open_app_codes(user, now).await?;
+        if open >= MAX_OPEN_CODES || mine >= MAX_OPEN_CODES_PER_USER {
             return Err(OAuthError::new(
                 "temporarily_unavailable",
                 "Too many authorizations are waiting; try again in a minute.",
@@ -647,7 +647,11 @@ impl OAuthServer<'_> {
             user_id: user.clone(),
             workspace_id: seat.workspace.id.clone(),
             scopes,
-            redirect_uri: auth.redirect_uri.clone(),
+            // Empty when the request left it out: the exchange then need not name it.
+            redirect_uri: match auth.redirect_given {
+                true => auth.redirect_uri.clone(),
+                false => String::new(),
+            },
             code_challenge: auth.code_challenge.clone(),
             resource: auth.resource.clone(),
             created_at: now,
@@ -696,7 +700,13 @@ impl OAuthServer<'_> {
         if found.expires_at <= now {
             return Err(invalid());
         }
-        if redirect_uri != Some(found.redirect_uri.as_str()) {
+        let redirect_ok = match (found.redirect_uri.as_str(), redirect_uri) {
+            // Not named in the request: absent here, or the client's own.
+            ("", None) => true,
+            ("", Some(r)) => redirect_matches(&client.redirect_uris, r),
+            (asked, given) => given == Some(asked),
+        };
+        if !redirect_ok {
             return Err(OAuthError::invalid_grant(
                 "`redirect_uri` is not the one of the authorization request.",
             ));

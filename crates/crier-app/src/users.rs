@@ -496,6 +496,13 @@ impl Users<'_> {
                 "The role changed meanwhile, or this is the workspace's last owner.",
             ));
         }
+        // A lower role cannot have granted what the apps they allowed hold: those end now,
+        // not at their next refresh.
+        if !member.role.scopes().is_subset_of(to.scopes()) {
+            store
+                .revoke_user_grants(&seat.workspace.id, user, self.now())
+                .await?;
+        }
         Ok(())
     }
 

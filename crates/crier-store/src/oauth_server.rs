@@ -213,14 +213,31 @@ impl Store {
             .await?)
     }
 
-    /// Codes issued and not yet expired, across the install (they are bounded by it).
-    pub async fn count_open_app_codes(&self, now: i64) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM app_codes WHERE expires_at > $1")
-                .bind(now)
-                .fetch_one(&self.read)
-                .await?,
+    /// Codes issued and not yet expired: across the install, and of `user`.
+    pub async fn count_open_app_codes(&self, user: &UserId, now: i64) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN user_id = $2 THEN 1 ELSE 0 END), 0) AS mine
+             FROM app_codes WHERE expires_at > $1",
         )
+        .bind(now)
+        .bind(user.as_str())
+        .fetch_one(&self.read)
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("mine")?))
+    }
+
+    /// Forgets registered clients that never got a code and were registered before `before`
+    /// (registrations nobody used: the bulk of what an attacker registering in a loop leaves).
+    pub async fn purge_unused_app_clients(&self, before: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM app_clients WHERE kind = 'registered' AND created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM app_codes c WHERE c.client_id = app_clients.id)
+               AND NOT EXISTS (SELECT 1 FROM app_grants g WHERE g.client_id = app_clients.id)",
+        )
+        .bind(before)
+        .execute(&self.write)
+        .await?
+        .rows_affected())
     }
 
     /// Stores an authorization code (by digest) and marks its client used.
@@ -468,7 +485,9 @@ impl Store {
         self.notify_key_change(&mut tx, &old).await?;
         tx.commit().await?;
         self.key_changed(&old);
-        Ok(Refreshed::Rotated(Box::new(crate::model::key_from_row(&row)?)))
+        Ok(Refreshed::Rotated(Box::new(crate::model::key_from_row(
+            &row,
+        )?)))
     }
 
     /// Revokes a grant (in `ws` when given): the grant, its key (refused on every node at
@@ -481,7 +500,7 @@ impl Store {
         audit: Option<&AuditEntry>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let Some(digest) = revoke_grant_tx(self, &mut tx, ws, key, now).await? else {
+        let Some(digests) = revoke_grant_tx(self, &mut tx, ws, key, now).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
@@ -489,8 +508,8 @@ impl Store {
             insert_audit(&mut tx, a).await?;
         }
         tx.commit().await?;
-        if let Some(d) = digest {
-            self.key_changed(&d);
+        for d in &digests {
+            self.key_changed(d);
         }
         Ok(true)
     }
@@ -523,7 +542,8 @@ impl Store {
     }
 
     /// Forgets what no longer matters: codes a day past their expiry, refresh tokens of ended
-    /// grants, and clients unused since `unused_before` with no live grant. Returns how many
+    /// grants, registrations a day old that never got a code, and clients unused since
+    /// `unused_before` with no live grant. Returns how many
     /// rows went.
     pub async fn purge_oauth_server(&self, now: i64, unused_before: i64) -> Result<u64> {
         let codes = sqlx::query("DELETE FROM app_codes WHERE expires_at < $1")
@@ -539,6 +559,7 @@ impl Store {
         .execute(&self.write)
         .await?
         .rows_affected();
+        let never_used = self.purge_unused_app_clients(now - 86_400_000).await?;
         let clients = sqlx::query(
             "DELETE FROM app_clients WHERE used_at < $1 AND NOT EXISTS (
                 SELECT 1 FROM app_grants g WHERE g.client_id = app_clients.id
@@ -549,7 +570,7 @@ impl Store {
         .execute(&self.write)
         .await?
         .rows_affected();
-        Ok(codes + tokens + clients)
+        Ok(codes + tokens + never_used + clients)
     }
 }
 
@@ -572,15 +593,15 @@ async fn insert_refresh(tx: &mut Tx, digest: &KeyDigest, key: &KeyId, now: i64) 
     Ok(())
 }
 
-/// Revokes a live grant in `tx`: `None` when there was none; else the digest of its key
-/// when the key was still live.
+/// Revokes a live grant in `tx`: `None` when there was none; else the digests of the keys it
+/// revoked (the grant's, and those the app made with it).
 async fn revoke_grant_tx(
     store: &Store,
     tx: &mut Tx,
     ws: Option<&WorkspaceId>,
     key: &KeyId,
     now: i64,
-) -> Result<Option<Option<KeyDigest>>> {
+) -> Result<Option<Vec<KeyDigest>>> {
     let done = sqlx::query(
         "UPDATE app_grants SET revoked_at = $3
          WHERE key_id = $1 AND ($2 IS NULL OR workspace_id = $2) AND revoked_at IS NULL",
@@ -604,16 +625,29 @@ async fn revoke_grant_tx(
     .bind(now)
     .fetch_optional(&mut **tx)
     .await?;
-    let mut digest = None;
+    let mut digests = Vec::new();
     if let Some(row) = row {
         let stored = crate::model::key_from_row(&row)?;
         store.notify_key_change(tx, &stored.digest).await?;
         emit_key_event(tx, &stored, types::KEY_REVOKED).await?;
-        digest = Some(stored.digest);
+        digests.push(stored.digest);
     }
     sqlx::query("DELETE FROM app_refresh_tokens WHERE key_id = $1")
         .bind(key.as_str())
         .execute(&mut **tx)
         .await?;
-    Ok(Some(digest))
+    // Keys the app made with the grant (it held keys:write) end with it.
+    let made: Vec<String> = sqlx::query_scalar(
+        "UPDATE api_keys SET revoked_at = $2, updated_at = $2
+         WHERE created_by = $1 AND revoked_at IS NULL RETURNING digest",
+    )
+    .bind(key.as_str())
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    for d in made.iter().filter_map(|h| KeyDigest::from_hex(h)) {
+        store.notify_key_change(tx, &d).await?;
+        digests.push(d);
+    }
+    Ok(Some(digests))
 }

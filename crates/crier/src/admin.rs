@@ -294,14 +294,34 @@ pub async fn run(settings: &Settings, command: AdminCommand, json_out: bool) -> 
                 let row = store
                     .revoke_key(&ws.id, &key_id, now, &audit)
                     .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("id: no key `{id}` in workspace {}", ws.name))?;
-                print(
-                    json_out,
-                    &serde_json::to_value(KeyObject::from_row(&row, None)).expect("key object"),
-                    format!("revoked key {} ({}…)", row.id, row.prefix),
-                );
-                Ok(())
+                    .map_err(|e| e.to_string())?;
+                match row {
+                    Some(row) => {
+                        print(
+                            json_out,
+                            &serde_json::to_value(KeyObject::from_row(&row, None))
+                                .expect("key object"),
+                            format!("revoked key {} ({}…)", row.id, row.prefix),
+                        );
+                        Ok(())
+                    }
+                    // Not a key of the key list: perhaps a connected app's (an OAuth grant).
+                    None => match store
+                        .revoke_app_grant(Some(&ws.id), &key_id, now, Some(&audit))
+                        .await
+                    {
+                        Ok(true) => {
+                            print(
+                                json_out,
+                                &json!({"id": id, "object": "connected_app", "revoked": true}),
+                                format!("revoked connected app {id} (an OAuth grant)"),
+                            );
+                            Ok(())
+                        }
+                        Ok(false) => Err(format!("id: no key `{id}` in workspace {}", ws.name)),
+                        Err(e) => Err(e.to_string()),
+                    },
+                }
             }
         },
     };

@@ -143,7 +143,14 @@ fn run(mut cmd: Command) -> String {
 }
 
 fn scenario(python: &str, args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mcp_scenario.py");
+    run_script(python, "mcp_scenario.py", args)
+}
+
+/// Runs `scripts/{script}` with `python`; what it printed, as JSON.
+fn run_script(python: &str, script: &str, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(script);
     let mut cmd = Command::new(python);
     cmd.arg(script).args(args);
     let out = run(cmd);
@@ -413,18 +420,19 @@ fn assistant_signs_in_with_oauth(database_url: Option<String>) {
         ],
         &format!("{password}\n"),
     );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mcp_oauth_scenario.py");
-    let mut cmd = Command::new(&python);
-    cmd.arg(script).args([
-        "--url",
-        &server.url(),
-        "--email",
-        "ada@example.com",
-        "--password",
-        password,
-    ]);
-    let raw = run(cmd);
-    let out: Value = serde_json::from_str(raw.trim()).unwrap_or_else(|e| panic!("{e}: {raw}"));
+    let url = server.url();
+    let out = run_script(
+        &python,
+        "mcp_oauth_scenario.py",
+        &[
+            "--url",
+            &url,
+            "--email",
+            "ada@example.com",
+            "--password",
+            password,
+        ],
+    );
 
     // The consent page offered what the SDK asked for (every scope, from the metadata) and
     // ticked the agent preset, which is what was granted.

@@ -544,6 +544,15 @@ impl Authenticator {
             .allowed
     }
 
+    /// Whether `ip` is over its budget of failed authentications now (nothing is spent).
+    pub fn address_throttled(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
+        self.failures.would_refuse(
+            self.ip_key(ip),
+            failure_windows(self.config.failures_per_minute),
+            now_ms * 1000,
+        )
+    }
+
     /// The throttle key of an account: its email's normalised form, hashed with this
     /// process's seed.
     pub fn account_key(&self, email: &str) -> u64 {

@@ -5,7 +5,6 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use crier_app::users::Seat;
 use serde::Deserialize;
 
 use super::{Dash, Frame, Submitted, error_page, render};
@@ -88,17 +87,9 @@ pub async fn decide(
     let code = form.get("code").unwrap_or("").trim().to_owned();
     let approve = form.get("decision") == Some("approve");
     let ws = form.get("workspace").unwrap_or("");
-    let Some(m) = dash
-        .workspaces
-        .iter()
-        .find(|m| m.workspace.id.as_str() == ws)
-    else {
+    let Some(seat) = dash.seat_in(ws) else {
         let e = ApiError::not_found("workspace", ws);
         return device_page(&state, &dash, &code, Some(e), None).await;
-    };
-    let seat = Seat {
-        workspace: m.workspace.clone(),
-        role: m.role,
     };
     match state
         .app()

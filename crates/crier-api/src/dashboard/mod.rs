@@ -157,6 +157,17 @@ impl Dash {
         KeyDigest::of(given).ct_eq(&KeyDigest::of(self.csrf()))
     }
 
+    /// The seat in workspace `ws` (an id a form names), if the user is a member there.
+    pub fn seat_in(&self, ws: &str) -> Option<Seat> {
+        self.workspaces
+            .iter()
+            .find(|m| m.workspace.id.as_str() == ws)
+            .map(|m| Seat {
+                workspace: m.workspace.clone(),
+                role: m.role,
+            })
+    }
+
     /// What every page's frame shows: who is signed in, where, and the other workspaces.
     pub fn frame(&self, active: &'static str) -> Frame {
         Frame {

@@ -3,8 +3,9 @@
 //! permissions (the "AI agent (drafts only)" preset ticked), and allows or denies. The rules
 //! are `crier_app::oauth_server`; the token endpoint is `routes::oauth_server`.
 //!
-//! A request whose client or redirect cannot be trusted is refused on this page; any other
-//! refusal, and the answer, go back to the client's redirect with `state` and `iss`
+//! A bad request is refused on this page, never sent to the client's redirect (anyone may
+//! register a client, so redirecting before the person answers would make crier an open
+//! redirector); the person's answer goes back to the redirect with `state` and `iss`
 //! (RFC 9207). The session cookie is `SameSite=Strict`, so a signed-in person arriving from
 //! another site looks signed out: the page first sends them to itself once (a same-site
 //! navigation, which carries the cookie) before asking them to sign in.
@@ -13,8 +14,7 @@ use askama::Template;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use crier_app::oauth_server::{Authorization, AuthorizeError, AuthorizeQuery, OAuthError, issuer};
-use crier_app::users::Seat;
+use crier_app::oauth_server::{Authorization, AuthorizeQuery, OAuthError, issuer};
 use crier_core::{ErrorCode, ScopeSet};
 
 use super::{CONTENT_SECURITY_POLICY, Dash, Frame, Submitted, ToLogin, error_page, render};
@@ -75,28 +75,6 @@ fn back_to(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
         }
     }
     Redirect::to(url.as_str()).into_response()
-}
-
-fn refused(state: &AppState, e: AuthorizeError) -> Response {
-    match e {
-        AuthorizeError::Show(e) => shown(e),
-        AuthorizeError::Redirect {
-            redirect_uri,
-            state: client_state,
-            error,
-        } => {
-            let iss = issuer(&base(state));
-            let mut params = vec![
-                ("error", error.error),
-                ("error_description", &*error.description),
-                ("iss", iss.as_str()),
-            ];
-            if let Some(s) = &client_state {
-                params.push(("state", s));
-            }
-            back_to(&redirect_uri, &params)
-        }
-    }
 }
 
 fn shown(e: OAuthError) -> Response {
@@ -226,7 +204,7 @@ pub async fn page(
         .await
     {
         Ok(a) => a,
-        Err(e) => return refused(&state, e),
+        Err(e) => return shown(e),
     };
     consent(&dash, &auth, &q, None)
 }
@@ -250,7 +228,7 @@ pub async fn decide(
     let server = state.app().oauth_server();
     let auth = match server.authorization(&base(&state), &q).await {
         Ok(a) => a,
-        Err(e) => return refused(&state, e),
+        Err(e) => return shown(e),
     };
     let answer = |params: &[(&str, &str)]| {
         let iss = issuer(&base(&state));
@@ -267,22 +245,13 @@ pub async fn decide(
             ("error_description", "The person denied the request."),
         ]);
     }
-    let ws = form.get("workspace").unwrap_or("");
-    let Some(m) = dash
-        .workspaces
-        .iter()
-        .find(|m| m.workspace.id.as_str() == ws)
-    else {
+    let Some(seat) = dash.seat_in(form.get("workspace").unwrap_or("")) else {
         return consent(
             &dash,
             &auth,
             &q,
             Some("Pick one of your workspaces.".into()),
         );
-    };
-    let seat = Seat {
-        workspace: m.workspace.clone(),
-        role: m.role,
     };
     // Only what was offered can be granted: the scopes asked for (all, when none were).
     let asked = if auth.scopes.is_empty() {

@@ -10,8 +10,9 @@
 //!
 //! These endpoints answer in OAuth's own error format (`{"error","error_description"}`,
 //! RFC 6749 §5.2), which OAuth clients parse, rather than the API's envelope: a documented
-//! departure. Every request spends one unit of the client address's budget of
-//! unauthenticated work (`429` past it), like sign-ups and device logins.
+//! departure. A registration spends one unit of the client address's budget of failed
+//! authentications, like a sign-up; a token or revocation request only when it fails, like a
+//! bad key (`429` past the budget).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -69,12 +70,7 @@ fn no_store(body: Value, status: StatusCode) -> Response {
     resp
 }
 
-/// Spends a unit of the address's budget, or the `429` that refuses the request.
-#[allow(clippy::result_large_err)] // the refusal is the response the handler returns at once
-fn take_turn(state: &AppState, ip: Option<std::net::IpAddr>) -> Result<(), Response> {
-    if state.auth().take_address(ip, state.clock().now_ms()) {
-        return Ok(());
-    }
+fn too_many() -> Response {
     let mut resp = oauth_error(OAuthError::new(
         "temporarily_unavailable",
         "Too many requests from this address; wait a minute.",
@@ -82,7 +78,50 @@ fn take_turn(state: &AppState, ip: Option<std::net::IpAddr>) -> Result<(), Respo
     *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-    Err(resp)
+    resp
+}
+
+/// How a request spends the address's budget of failed authentications: a registration
+/// always (it stores a client), a token or revocation request only when it fails (a client
+/// refreshing for many people from one address is not held back), like an API key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spend {
+    Always,
+    OnFailure,
+}
+
+/// The `429` when the address is over its budget; otherwise spends a unit for `Always`.
+#[allow(clippy::result_large_err)] // the refusal is the response the handler returns at once
+fn take_turn(state: &AppState, ip: Option<std::net::IpAddr>, spend: Spend) -> Result<(), Response> {
+    let now = state.clock().now_ms();
+    let ok = match spend {
+        Spend::Always => state.auth().take_address(ip, now),
+        Spend::OnFailure => !state.auth().address_throttled(ip, now),
+    };
+    if ok { Ok(()) } else { Err(too_many()) }
+}
+
+/// A failed token or revocation request: its error, spending a unit of the address's budget
+/// (`429` instead when that was the last).
+fn failed(state: &AppState, ip: Option<std::net::IpAddr>, e: OAuthError) -> Response {
+    if e.status >= 500 || state.auth().take_address(ip, state.clock().now_ms()) {
+        return oauth_error(e);
+    }
+    too_many()
+}
+
+/// What every request of these endpoints passes first: the address's budget, then a body of
+/// at most [`MAX_FORM_BYTES`]. Its headers and body, or the refusal.
+async fn admitted(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    req: Request,
+    spend: Spend,
+) -> Result<(HeaderMap, Bytes), Response> {
+    take_turn(state, ip, spend)?;
+    let headers = req.headers().clone();
+    let bytes = small_body(req).await?;
+    Ok((headers, bytes))
 }
 
 async fn small_body(req: Request) -> Result<Bytes, Response> {
@@ -268,11 +307,8 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Response {
-    if let Err(r) = take_turn(&state, ip) {
-        return r;
-    }
-    let bytes = match small_body(req).await {
-        Ok(b) => b,
+    let (_, bytes) = match admitted(&state, ip, req, Spend::Always).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
     let meta: ClientMetadata = match serde_json::from_slice(&bytes) {
@@ -323,17 +359,13 @@ pub async fn token(
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Response {
-    if let Err(r) = take_turn(&state, ip) {
-        return r;
-    }
-    let headers = req.headers().clone();
-    let bytes = match small_body(req).await {
-        Ok(b) => b,
+    let (headers, bytes) = match admitted(&state, ip, req, Spend::OnFailure).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
     match exchange(&state, &headers, &bytes).await {
         Ok(body) => no_store(body, StatusCode::OK),
-        Err(e) => oauth_error(e),
+        Err(e) => failed(&state, ip, e),
     }
 }
 
@@ -551,17 +583,13 @@ pub async fn revoke(
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Response {
-    if let Err(r) = take_turn(&state, ip) {
-        return r;
-    }
-    let headers = req.headers().clone();
-    let bytes = match small_body(req).await {
-        Ok(b) => b,
+    let (headers, bytes) = match admitted(&state, ip, req, Spend::OnFailure).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
     match revoke_token(&state, &headers, &bytes).await {
         Ok(()) => no_store(json!({}), StatusCode::OK),
-        Err(e) => oauth_error(e),
+        Err(e) => failed(&state, ip, e),
     }
 }
 
