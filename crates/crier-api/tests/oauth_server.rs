@@ -119,6 +119,17 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
+/// The code of the request `pairs`, approved by `b` in the app's workspace with `scopes`.
+async fn approved(
+    app: &TestApp,
+    b: &Browser,
+    pairs: &[(String, String)],
+    scopes: &[&str],
+) -> String {
+    let r = answer(app, b, pairs, app.workspace.id.as_str(), scopes, "approve").await;
+    param(&redirected(&r), "code").expect("a code").to_owned()
+}
+
 /// A code for `client`, approved by `b` in the app's workspace with `scopes`.
 async fn code_for(app: &TestApp, b: &Browser, client: &str, scopes: &[&str]) -> String {
     let pairs = request(client, &[]);
@@ -615,16 +626,7 @@ async fn bad_authorization_requests_are_shown_or_sent_back() {
     // A request that left `redirect_uri` out (the client registered one): the exchange may
     // leave it out too.
     let pairs = request(&client, &[("redirect_uri", "")]);
-    let r = answer(
-        &app,
-        &b,
-        &pairs,
-        app.workspace.id.as_str(),
-        &["posts:read"],
-        "approve",
-    )
-    .await;
-    let code = param(&redirected(&r), "code").unwrap().to_owned();
+    let code = approved(&app, &b, &pairs, &["posts:read"]).await;
     let t = token(
         &app,
         &[
@@ -855,10 +857,8 @@ async fn a_lower_role_and_a_revoked_grant_end_what_the_app_made() {
     let e = sign_in(&app, &eve.email).await;
     let client = public_client(&app).await;
     let pairs = request(&client, &[("scope", "keys:write keys:read posts:read")]);
-    let ws = app.workspace.id.as_str();
     let all = ["keys:write", "keys:read", "posts:read"];
-    let r = answer(&app, &a, &pairs, ws, &all, "approve").await;
-    let code = param(&redirected(&r), "code").unwrap().to_owned();
+    let code = approved(&app, &a, &pairs, &all).await;
     let adas = exchange(&app, &client, &code).await.body["access_token"]
         .as_str()
         .unwrap()
@@ -872,8 +872,7 @@ async fn a_lower_role_and_a_revoked_grant_end_what_the_app_made() {
     assert_eq!(made.status, 201, "{}", made.text);
     let made_key = made.body["key"].as_str().unwrap().to_owned();
     assert_eq!(me(&app, &made_key).await.status, 200);
-    let r = answer(&app, &e, &pairs, ws, &all, "approve").await;
-    let code = param(&redirected(&r), "code").unwrap().to_owned();
+    let code = approved(&app, &e, &pairs, &all).await;
     let eves = exchange(&app, &client, &code).await.body["access_token"]
         .as_str()
         .unwrap()

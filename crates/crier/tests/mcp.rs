@@ -157,13 +157,17 @@ fn run_script(python: &str, script: &str, args: &[&str]) -> Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn assert_agent_session(out: &Value) {
-    let tools: Vec<&str> = out["tools"]
-        .as_array()
-        .unwrap()
+/// The strings of a JSON array.
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
         .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+fn assert_agent_session(out: &Value) {
+    let tools = strings(&out["tools"]);
     for t in [
         "draft_post",
         "validate_post",
@@ -437,12 +441,7 @@ fn assistant_signs_in_with_oauth(database_url: Option<String>) {
     // The consent page offered what the SDK asked for (every scope, from the metadata) and
     // ticked the agent preset, which is what was granted.
     let preset = agent_scopes();
-    let granted: Vec<&str> = out["consent"]["granted"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let granted = strings(&out["consent"]["granted"]);
     let mut want: Vec<&str> = preset.split(',').collect();
     want.sort_unstable();
     let mut got = granted.clone();
@@ -468,12 +467,7 @@ fn assistant_signs_in_with_oauth(database_url: Option<String>) {
     assert_eq!(out["client"]["auth_method"], "client_secret_basic", "{out}");
 
     // The tools follow the granted scopes: drafting yes, publishing no.
-    let tools: Vec<&str> = out["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
+    let tools = strings(&out["tools"]);
     assert!(tools.contains(&"draft_post"), "{tools:?}");
     assert!(!tools.contains(&"publish_post"), "{tools:?}");
     assert_eq!(out["accounts_is_error"], false, "{out}");
