@@ -135,22 +135,38 @@ async fn small_body(req: Request) -> Result<Bytes, Response> {
     Ok(bytes)
 }
 
-/// The fields of a form body (`application/x-www-form-urlencoded`); a field sent twice is a
-/// malformed request (RFC 6749 §3.2).
+/// The parameters these endpoints read; others are ignored.
+const PARAMETERS: [&str; 11] = [
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "resource",
+    "scope",
+    "token",
+    "token_type_hint",
+];
+
+/// The parameters of a form body (`application/x-www-form-urlencoded`); one sent twice is a
+/// malformed request (RFC 6749 §3.2), any other field is ignored.
 struct Form(Vec<(String, String)>);
 
 impl Form {
     fn parse(bytes: &[u8]) -> Result<Self, OAuthError> {
-        let fields: Vec<(String, String)> = url::form_urlencoded::parse(bytes)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .take(64)
-            .collect();
-        for (i, (k, _)) in fields.iter().enumerate() {
-            if fields[..i].iter().any(|(j, _)| j == k) {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(bytes) {
+            if !PARAMETERS.contains(&&*k) {
+                continue;
+            }
+            if fields.iter().any(|(j, _)| *j == k) {
                 return Err(OAuthError::invalid_request(format!(
                     "`{k}` is sent more than once."
                 )));
             }
+            fields.push((k.into_owned(), v.into_owned()));
         }
         Ok(Self(fields))
     }
@@ -299,8 +315,8 @@ pub struct ClientRegistration {
     request_body(content = ClientRegistration, description = "RFC 7591 client metadata", content_type = "application/json"),
     responses(
         (status = 201, description = "The client (RFC 7591 §3.2.1)", body = Object),
-        (status = 400, description = "`invalid_redirect_uri` or `invalid_client_metadata`", body = Object),
-        (status = 429, description = "Too many requests from this address", body = Object),
+        (status = "4XX", description = "`invalid_redirect_uri` or `invalid_client_metadata` (400), too many requests from this address (429), a body over 16 KiB (400) or 1 MiB (413)", body = Object),
+        (status = 503, description = "`temporarily_unavailable`: 10,000 clients are kept and none can make room", body = Object),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -350,9 +366,7 @@ pub async fn register(
     request_body(content = Object, description = "RFC 6749 token request", content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "`access_token`, `token_type`, `expires_in`, `refresh_token`, `scope`", body = Object),
-        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_target`, `unsupported_grant_type`", body = Object),
-        (status = 401, description = "`invalid_client`", body = Object),
-        (status = 429, description = "Too many requests from this address", body = Object),
+        (status = "4XX", description = "`invalid_request`, `invalid_grant`, `invalid_target`, `unsupported_grant_type` (400), `invalid_client` (401), too many failed requests from this address (429)", body = Object),
     ))]
 pub async fn token(
     State(state): State<AppState>,
@@ -575,8 +589,8 @@ async fn refresh(state: &AppState, checked: rules::RefreshGrant) -> Result<Value
     security(()),
     request_body(content = Object, description = "`token`, optional `token_type_hint`", content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Revoked, or unknown"),
-        (status = 401, description = "`invalid_client`", body = Object),
+        (status = 200, description = "Revoked, or unknown", body = Object),
+        (status = "4XX", description = "`invalid_request` (400), `invalid_client` (401), too many failed requests from this address (429)", body = Object),
     ))]
 pub async fn revoke(
     State(state): State<AppState>,
