@@ -643,6 +643,17 @@ async fn a_hung_up_request_is_recorded_and_not_run_twice() {
         // The client gives up after `after_ms`: its future is dropped wherever it is.
         let _ = tokio::time::timeout(Duration::from_millis(after_ms), send()).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // However slow the machine, the request the client left runs to its end before the
+        // clock jumps past its lock (else the retry would rightly take over a lock that ran out).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline
+            && app
+                .raw_texts("SELECT idem_key FROM idempotency_keys WHERE state = 'running'")
+                .await
+                .contains(&Some(marker.clone()))
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         // Past the lock a running request holds: a key left `running` would run again now.
         app.clock
             .set(crier_core::Clock::now(&app.clock) + jiff::SignedDuration::from_secs(120));
