@@ -373,45 +373,61 @@ pub async fn token(
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Response {
-    let (headers, bytes) = match admitted(&state, ip, req, Spend::OnFailure).await {
+    let (form, client) = match client_request(&state, ip, req).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    match exchange(&state, &headers, &bytes).await {
+    match exchange(&state, &form, &client).await {
         Ok(body) => no_store(body, StatusCode::OK),
         Err(e) => failed(&state, ip, e),
     }
 }
 
+/// What a token or revocation request passes first (see [`admitted`]), then its form and its
+/// client, authenticated; a failure spends the address's budget like any failed request.
+async fn client_request(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    req: Request,
+) -> Result<(Form, crier_store::AppClient), Response> {
+    let (headers, bytes) = admitted(state, ip, req, Spend::OnFailure).await?;
+    let authenticated = async {
+        let form = Form::parse(&bytes)?;
+        let (id, secret) = client_credentials(&headers, &form)?;
+        let client = state
+            .app()
+            .oauth_server()
+            .authenticate_client(id.as_deref(), secret.as_deref())
+            .await?;
+        Ok::<_, OAuthError>((form, client))
+    };
+    authenticated.await.map_err(|e| failed(state, ip, e))
+}
+
 async fn exchange(
     state: &AppState,
-    headers: &HeaderMap,
-    bytes: &[u8],
+    form: &Form,
+    client: &crier_store::AppClient,
 ) -> Result<Value, OAuthError> {
-    let form = Form::parse(bytes)?;
-    let (id, secret) = client_credentials(headers, &form)?;
     let server = state.app().oauth_server();
-    let client = server
-        .authenticate_client(id.as_deref(), secret.as_deref())
-        .await?;
     let b = base(state);
     match form.get("grant_type") {
         Some("authorization_code") => {
             let checked = server
                 .check_code(
                     &b,
-                    &client,
+                    client,
                     form.get("code"),
                     form.get("redirect_uri"),
                     form.get("code_verifier"),
                     form.get("resource"),
                 )
                 .await?;
-            new_grant(state, &client, checked).await
+            new_grant(state, client, checked).await
         }
         Some("refresh_token") => {
             let checked = server
-                .check_refresh(&b, &client, form.get("refresh_token"), form.get("resource"))
+                .check_refresh(&b, client, form.get("refresh_token"), form.get("resource"))
                 .await?;
             refresh(state, checked).await
         }
@@ -597,11 +613,11 @@ pub async fn revoke(
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Response {
-    let (headers, bytes) = match admitted(&state, ip, req, Spend::OnFailure).await {
+    let (form, client) = match client_request(&state, ip, req).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    match revoke_token(&state, &headers, &bytes).await {
+    match revoke_token(&state, &form, &client).await {
         Ok(()) => no_store(json!({}), StatusCode::OK),
         Err(e) => failed(&state, ip, e),
     }
@@ -609,16 +625,9 @@ pub async fn revoke(
 
 async fn revoke_token(
     state: &AppState,
-    headers: &HeaderMap,
-    bytes: &[u8],
+    form: &Form,
+    client: &crier_store::AppClient,
 ) -> Result<(), OAuthError> {
-    let form = Form::parse(bytes)?;
-    let (id, secret) = client_credentials(headers, &form)?;
-    let client = state
-        .app()
-        .oauth_server()
-        .authenticate_client(id.as_deref(), secret.as_deref())
-        .await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("`token` is missing."))?;
