@@ -594,6 +594,11 @@ async fn bad_authorization_requests_are_shown_or_sent_back() {
         assert_eq!(r.status, 400, "{pairs:?}: {}", r.text);
         assert!(r.header("location").is_none());
     }
+    // An authorization request longer than 8 KiB is refused whole.
+    let long = request(&client, &[("state", &"s".repeat(9 * 1024))]);
+    let r = authorize_page(&app, Some(&b), &long).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.header("location").is_none());
     // A loopback redirect matches on any port (RFC 8252 §7.3).
     let r = authorize_page(
         &app,
@@ -971,6 +976,18 @@ async fn settings_and_leaving_the_workspace_end_grants() {
     )
     .await;
     assert_eq!(r.status, 404, "{}", r.text);
+    // Made-up and malformed ids are not found either.
+    for id in ["key_0000000000000000000000", "not-an-id"] {
+        let r = submit(
+            &app,
+            &a,
+            &format!("/app/apps/{id}/revoke"),
+            &[("_csrf", &a.csrf)],
+        )
+        .await;
+        assert_eq!(r.status, 404, "{id}: {}", r.text);
+    }
+    assert_eq!(grants(&app).await, 2);
     assert_eq!(me(&app, &ada_token).await.status, 200);
     // Revoked in Settings: refused at once.
     let r = submit(
