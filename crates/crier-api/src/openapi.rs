@@ -16,7 +16,7 @@
 //! phase follows them).
 
 use crier_core::ids::{
-    AccountId, BrandId, DeliveryId, DocumentId, FeedId, KeyId, MediaId, PostId, RequestId,
+    AccountId, AgentId, AgentRunId, BrandId, DeliveryId, DocumentId, FeedId, KeyId, MediaId, PostId, RequestId,
     WebhookId,
 };
 use crier_core::posts::PostStatus;
@@ -43,6 +43,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "accounts", description = "Connected social accounts and the sandbox network"),
         (name = "queue", description = "Weekly posting slots and the queue"),
         (name = "feeds", description = "RSS, Atom and JSON Feed automations"),
+        (name = "agents", description = "Agents that write posts on a schedule (cron in the workspace's time zone) or when asked, and their runs"),
         (name = "media", description = "Images and videos: upload URLs, confirmation, alt text"),
         (name = "trending", description = "Trending topics: the networks' and the workspace's own"),
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) and their deliveries"),
@@ -156,6 +157,8 @@ fn parameters(v: &mut Value) {
                         continue;
                     }
                     (_, Some("delivery_id")) => DeliveryId::PREFIX,
+                    (_, Some("run_id")) => AgentRunId::PREFIX,
+                    (Some("agents"), _) => AgentId::PREFIX,
                     (Some("posts"), _) => PostId::PREFIX,
                     (Some("keys"), _) => KeyId::PREFIX,
                     (Some("accounts"), _) => AccountId::PREFIX,
@@ -313,6 +316,13 @@ fn links(v: &mut Value) {
         ("TestWebhook", "webhooks_test"),
         ("ListDeliveries", "webhooks_deliveries"),
     ];
+    let agents = [
+        ("GetAgent", "agents_get"),
+        ("UpdateAgent", "agents_update"),
+        ("DeleteAgent", "agents_delete"),
+        ("RunAgent", "agents_run_now"),
+        ("ListAgentRuns", "agents_runs"),
+    ];
     let brands = [
         ("GetBrand", "brands_get"),
         ("UpdateBrand", "brands_update"),
@@ -320,7 +330,7 @@ fn links(v: &mut Value) {
     ];
     // (create path, its status, the (link name, operation) pairs, where the new id is)
     type Links<'a> = &'a [(&'a str, &'a str)];
-    let table: [(&str, &str, Links, &str); 11] = [
+    let table: [(&str, &str, Links, &str); 12] = [
         ("/v1/posts", "201", &posts, "$response.body#/id"),
         ("/v1/batches", "201", &posts, "$response.body#/data/0/id"),
         ("/v1/keys", "201", &keys, "$response.body#/id"),
@@ -332,6 +342,7 @@ fn links(v: &mut Value) {
             "$response.body#/id",
         ),
         ("/v1/feeds", "201", &feeds, "$response.body#/id"),
+        ("/v1/agents", "201", &agents, "$response.body#/id"),
         ("/v1/webhooks", "201", &webhooks, "$response.body#/id"),
         ("/v1/media/upload-url", "201", &media, "$response.body#/id"),
         ("/v1/media/import", "201", &media, "$response.body#/id"),

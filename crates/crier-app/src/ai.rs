@@ -75,6 +75,10 @@ pub enum Task {
 pub struct Target {
     pub platform: Option<String>,
     pub brand: Option<String>,
+    /// Leave the knowledge base out (an agent whose sources exclude it).
+    pub skip_knowledge: bool,
+    /// Leave trending topics out.
+    pub skip_trends: bool,
 }
 
 /// The price list, in credits.
@@ -283,7 +287,7 @@ impl Ai<'_> {
         let spent = self.spend(c, task.cost()).await?;
         let (credits, remaining) = (spent.credits, spent.remaining);
         let persona = self.persona_of(c, brand.as_ref()).await?;
-        let passages = match task.query() {
+        let passages = match task.query().filter(|_| !target.skip_knowledge) {
             Some(q) => {
                 self.app
                     .kb()
@@ -292,7 +296,9 @@ impl Ai<'_> {
             }
             None => Vec::new(),
         };
-        let trends = if matches!(task, Task::Ideas { .. } | Task::Hashtags { .. }) {
+        let trends = if !target.skip_trends
+            && matches!(task, Task::Ideas { .. } | Task::Hashtags { .. })
+        {
             self.app.trending().topics(c, TRENDS).await?
         } else {
             Vec::new()

@@ -9,6 +9,7 @@
 //! events that follow from it (`crier_store::Store::transition`).
 
 pub mod accounts;
+pub mod agents;
 pub mod ai;
 pub mod analytics;
 pub mod brands;
@@ -21,6 +22,7 @@ pub mod kb;
 pub mod media;
 pub mod oauth_server;
 pub mod personas;
+pub mod placement;
 pub mod posts;
 pub mod quota;
 pub mod reach;
@@ -307,6 +309,11 @@ impl App {
     /// AI content, the persona and AI credits.
     pub fn ai(&self) -> ai::Ai<'_> {
         ai::Ai { app: self }
+    }
+
+    /// The agent rules: agents, their schedules and their runs.
+    pub fn agents(&self) -> agents::Agents<'_> {
+        agents::Agents { app: self }
     }
 
     /// The feed rules: what becomes of a feed's new posts.

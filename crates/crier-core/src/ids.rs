@@ -167,3 +167,11 @@ mod tests {
         assert_eq!(KeyId::parse("key_!!!!!!!!!!!!!!!!!!!!!!"), None);
     }
 }
+typed_id!(
+    /// An agent: instructions, sources, a schedule and an output mode that make posts.
+    AgentId, "agt"
+);
+typed_id!(
+    /// One run of an agent (scheduled or asked for), with what it used and made.
+    AgentRunId, "arun"
+);

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod base62;
 pub mod clock;
+pub mod cron;
 pub mod error;
 pub mod ids;
 pub mod keys;

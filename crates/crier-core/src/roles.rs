@@ -58,6 +58,7 @@ impl Role {
                     Scope::WebhooksRead,
                     Scope::BrandsRead,
                     Scope::KbRead,
+                    Scope::AgentsRead,
                     Scope::KeysRead,
                     Scope::KeysWrite,
                 ] {

@@ -21,6 +21,8 @@ pub mod types {
     pub const KEY_EXPIRING: &str = "key.expiring";
     pub const FEED_ITEM_CREATED: &str = "feed.item_created";
     pub const WEBHOOK_DISABLED: &str = "webhook_endpoint.disabled";
+    pub const AGENT_RUN_COMPLETED: &str = "agent.run_completed";
+    pub const AGENT_RUN_FAILED: &str = "agent.run_failed";
     /// Sent by `POST /v1/webhooks/{id}/test` to that endpoint only.
     pub const WEBHOOK_TEST: &str = "webhook.test";
 
@@ -36,6 +38,8 @@ pub mod types {
         KEY_EXPIRING,
         FEED_ITEM_CREATED,
         WEBHOOK_DISABLED,
+        AGENT_RUN_COMPLETED,
+        AGENT_RUN_FAILED,
     ];
 }
 

@@ -12,6 +12,7 @@
 //! where the key itself is what names the workspace.
 
 mod accounts;
+mod agents;
 mod attempts;
 mod brands;
 mod connections;
@@ -45,6 +46,10 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use agents::{
+    Agent, AgentOutput, AgentRun, AgentSettings, AgentSources, RUNS_KEPT, RunInput, RunResult,
+    RunStatus, RunTrigger,
+};
 pub use brands::{Brand, BrandChanges, StoredVoice};
 pub use connections::{ConnectState, StoredClient};
 pub use devices::{DeviceLogin, DevicePoll, DeviceStatus};

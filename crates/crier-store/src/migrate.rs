@@ -43,6 +43,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     17 "0017_sandbox_latency",
     18 "0018_jobs_fair",
     19 "0019_oauth_server",
+    20 "0020_agents",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -64,6 +65,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     17 "0017_sandbox_latency",
     18 "0018_jobs_fair",
     19 "0019_oauth_server",
+    20 "0020_agents",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

@@ -459,6 +459,8 @@ pub enum JobKind {
     Publish,
     /// Deliver one webhook delivery (`ref_id`).
     Webhook,
+    /// Run one agent run (`ref_id`).
+    AgentRun,
 }
 
 impl JobKind {
@@ -466,6 +468,7 @@ impl JobKind {
         match self {
             JobKind::Publish => "publish",
             JobKind::Webhook => "webhook",
+            JobKind::AgentRun => "agent_run",
         }
     }
 
@@ -473,6 +476,7 @@ impl JobKind {
         match s {
             "publish" => Some(JobKind::Publish),
             "webhook" => Some(JobKind::Webhook),
+            "agent_run" => Some(JobKind::AgentRun),
             _ => None,
         }
     }

@@ -359,3 +359,160 @@ impl From<&crate::media::Media> for MediaObject {
         }
     }
 }
+
+/// An agent, as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentObject {
+    #[schema(example = "agt_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "agent")]
+    pub object: &'static str,
+    #[schema(example = "Weekly tips")]
+    pub name: String,
+    /// The brand whose voice, knowledge and best posts it uses.
+    pub brand_id: Option<String>,
+    /// The accounts its posts go to.
+    pub account_ids: Vec<String>,
+    pub instructions: String,
+    pub sources: AgentSourcesObject,
+    /// Five-field cron schedule in the workspace's time zone; `null`: runs only when asked.
+    #[schema(example = "0 9 * * mon-fri")]
+    pub schedule: Option<String>,
+    /// `draft`, `pending_approval` or `queue`.
+    #[schema(example = "draft")]
+    pub output: &'static str,
+    /// The most posts one run makes.
+    pub max_posts: i64,
+    /// The most AI credits one run spends.
+    pub max_credits: i64,
+    pub enabled: bool,
+    /// The next due time; `null` without a schedule or while disabled.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_run_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_run_at: Option<Timestamp>,
+    pub livemode: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+/// What an agent draws on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentSourcesObject {
+    /// The knowledge base (the brand's and the workspace's).
+    pub knowledge: bool,
+    /// Trending topics.
+    pub trending: bool,
+    /// The best published posts of the brand (or the workspace).
+    pub best_posts: bool,
+    /// Feeds whose entries since the last run are subjects.
+    pub feed_ids: Vec<String>,
+}
+
+impl From<&crate::Agent> for AgentObject {
+    fn from(a: &crate::Agent) -> Self {
+        let s = &a.settings;
+        Self {
+            id: a.id.to_string(),
+            object: "agent",
+            name: s.name.clone(),
+            brand_id: s.brand_id.as_ref().map(ToString::to_string),
+            account_ids: s.account_ids.iter().map(ToString::to_string).collect(),
+            instructions: s.instructions.clone(),
+            sources: AgentSourcesObject {
+                knowledge: s.sources.knowledge,
+                trending: s.sources.trending,
+                best_posts: s.sources.best_posts,
+                feed_ids: s.sources.feed_ids.iter().map(ToString::to_string).collect(),
+            },
+            schedule: s.schedule.clone(),
+            output: s.output.as_str(),
+            max_posts: s.max_posts,
+            max_credits: s.max_credits,
+            enabled: s.enabled,
+            next_run_at: a.next_run_at.map(from_ms),
+            last_run_at: a.last_run_at.map(from_ms),
+            livemode: a.livemode,
+            created_at: from_ms(a.created_at),
+            updated_at: from_ms(a.updated_at),
+        }
+    }
+}
+
+/// One run of an agent: what it drew on, what it asked, what it made and spent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentRunObject {
+    #[schema(example = "arun_0Q2X3hS8dK7vT1bLmN4pRz")]
+    pub id: String,
+    #[schema(example = "agent_run")]
+    pub object: &'static str,
+    pub agent_id: String,
+    /// `schedule` or `manual`.
+    #[schema(example = "schedule")]
+    pub trigger: &'static str,
+    /// The due time it ran for (or when it was asked for).
+    #[schema(value_type = String, format = DateTime)]
+    pub scheduled_for: Timestamp,
+    /// `queued`, `running`, `completed` or `failed`.
+    #[schema(example = "completed")]
+    pub status: &'static str,
+    /// How many times it started (more than 1 after a worker was lost mid-run).
+    pub attempts: i64,
+    /// `model` or `builtin` (no model configured: the built-in engine wrote from ideas).
+    pub engine: Option<String>,
+    /// What it drew on: `{"source": "feed" | "trending" | "best_post" | "instructions", …}`.
+    #[schema(value_type = Vec<Object>)]
+    pub inputs: Vec<serde_json::Value>,
+    /// What it asked the engine.
+    pub prompts: Vec<String>,
+    pub post_ids: Vec<String>,
+    /// What a person should know: the engine used, a budget reached, posts kept as drafts.
+    pub notes: Vec<String>,
+    pub credits: i64,
+    pub error: Option<AgentRunError>,
+    pub livemode: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Why a run failed: an error code of the envelope and a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentRunError {
+    #[schema(example = "quota_exceeded")]
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&crate::AgentRun> for AgentRunObject {
+    fn from(r: &crate::AgentRun) -> Self {
+        Self {
+            id: r.id.to_string(),
+            object: "agent_run",
+            agent_id: r.agent_id.to_string(),
+            trigger: r.trigger.as_str(),
+            scheduled_for: from_ms(r.scheduled_for),
+            status: r.status.as_str(),
+            attempts: r.attempts,
+            engine: r.engine.clone(),
+            inputs: r.inputs.clone(),
+            prompts: r.prompts.clone(),
+            post_ids: r.post_ids.iter().map(ToString::to_string).collect(),
+            notes: r.notes.clone(),
+            credits: r.credits,
+            error: r.error.as_ref().map(|(code, message)| AgentRunError {
+                code: code.clone(),
+                message: message.clone(),
+            }),
+            livemode: r.livemode,
+            created_at: from_ms(r.created_at),
+            started_at: r.started_at.map(from_ms),
+            finished_at: r.finished_at.map(from_ms),
+        }
+    }
+}

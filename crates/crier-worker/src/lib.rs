@@ -12,6 +12,7 @@
 //! 4. When every part is out, the target is published, its job deleted and the post's status
 //!    recomputed, in one transaction.
 
+pub mod agents;
 pub mod budget;
 pub mod feeds;
 pub mod metrics;

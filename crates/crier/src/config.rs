@@ -625,6 +625,7 @@ pub struct Workers {
     pub publisher: WorkerConfig,
     pub webhooks: WebhookConfig,
     pub feeds: FeedConfig,
+    pub agents: crier_worker::agents::AgentConfig,
     pub trends: crier_worker::trending::RefreshConfig,
 }
 
@@ -828,6 +829,7 @@ fn validate(c: Config) -> Result<Settings, String> {
             allow_private_networks: allow_private,
             ..FeedConfig::default()
         },
+        agents: crier_worker::agents::AgentConfig::default(),
         trends: crier_worker::trending::RefreshConfig {
             every: Duration::from_secs(c.trends_refresh_seconds),
             call_timeout: Duration::from_secs(c.network_timeout_seconds),

@@ -269,6 +269,8 @@ async fn serve(settings: Settings) -> Result<(), String> {
         background.spawn(deliverer.run(cancel.clone()));
         let feeds = crier_worker::feeds::FeedPoller::new(app.clone(), workers.feeds);
         background.spawn(feeds.run(cancel.clone()));
+        let agents = crier_worker::agents::AgentWorker::new(app.clone(), workers.agents);
+        background.spawn(agents.run(cancel.clone()));
         background.spawn(crier_worker::trending::run(
             app.clone(),
             workers.trends,

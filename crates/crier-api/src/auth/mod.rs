@@ -231,6 +231,8 @@ pub mod need {
         BrandsWrite => BrandsWrite,
         KbRead => KbRead,
         KbWrite => KbWrite,
+        AgentsRead => AgentsRead,
+        AgentsWrite => AgentsWrite,
         KeysRead => KeysRead,
         KeysWrite => KeysWrite,
         WorkspaceWrite => WorkspaceWrite,

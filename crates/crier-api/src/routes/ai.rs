@@ -217,6 +217,7 @@ pub async fn rewrite(
     let target = Target {
         platform: r.platform,
         brand: r.brand_id,
+        ..Target::default()
     };
     let task = Task::Rewrite {
         text: r.text,
@@ -238,6 +239,7 @@ pub async fn compose(
     let target = Target {
         platform: r.platform,
         brand: r.brand_id,
+        ..Target::default()
     };
     respond(
         run(&state, &p, target, Task::Compose { prompt: r.prompt }).await?,
@@ -258,6 +260,7 @@ pub async fn hashtags(
     let target = Target {
         platform: r.platform,
         brand: r.brand_id,
+        ..Target::default()
     };
     let task = Task::Hashtags {
         text: r.text,
@@ -284,7 +287,7 @@ pub async fn thread(
 ) -> ApiResult<Json<AiResponse<ThreadData>>> {
     let target = Target {
         platform: Some(r.platform),
-        brand: None,
+        ..Target::default()
     };
     let task = Task::Thread {
         text: r.text,
@@ -312,6 +315,7 @@ pub async fn ideas(
     let target = Target {
         platform: r.platform,
         brand: r.brand_id,
+        ..Target::default()
     };
     let task = Task::Ideas {
         topic: r.topic,
@@ -349,6 +353,7 @@ pub async fn optimise(
     let target = Target {
         platform: Some(r.platform),
         brand: r.brand_id,
+        ..Target::default()
     };
     respond(
         run(&state, &p, target, Task::Optimise { text: r.text }).await?,

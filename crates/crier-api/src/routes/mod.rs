@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod ai;
 pub mod auth;
 pub mod brands;
+pub mod agents;
 pub mod feeds;
 pub mod kb;
 pub mod keys;
@@ -81,6 +82,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::faults))
         .routes(routes!(queue::get_slots, queue::put_slots))
         .routes(routes!(queue::list))
+        .routes(routes!(agents::list, agents::create))
+        .routes(routes!(agents::get, agents::update, agents::delete))
+        .routes(routes!(agents::runs, agents::run_now))
+        .routes(routes!(agents::run))
         .routes(routes!(feeds::list, feeds::create))
         .routes(routes!(feeds::get, feeds::update, feeds::delete))
         .routes(routes!(webhooks::list, webhooks::create))
