@@ -16,8 +16,8 @@
 //! phase follows them).
 
 use crier_core::ids::{
-    AccountId, AgentId, AgentRunId, BrandId, DeliveryId, DocumentId, FeedId, KeyId, MediaId, PostId, RequestId,
-    WebhookId,
+    AccountId, AgentId, AgentRunId, BrandId, CarouselId, DeliveryId, DocumentId, FeedId, KeyId,
+    MediaId, PostId, RequestId, WebhookId,
 };
 use crier_core::posts::PostStatus;
 use serde_json::{Value, json};
@@ -43,6 +43,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "accounts", description = "Connected social accounts and the sandbox network"),
         (name = "queue", description = "Weekly posting slots and the queue"),
         (name = "feeds", description = "RSS, Atom and JSON Feed automations"),
+        (name = "carousels", description = "Carousels: slides made from a text, a prompt or a URL, refined, rendered to PNG and PDF, exported as media"),
         (name = "agents", description = "Agents that write posts on a schedule (cron in the workspace's time zone) or when asked, and their runs"),
         (name = "media", description = "Images and videos: upload URLs, confirmation, alt text"),
         (name = "trending", description = "Trending topics: the networks' and the workspace's own"),
@@ -158,6 +159,11 @@ fn parameters(v: &mut Value) {
                     }
                     (_, Some("delivery_id")) => DeliveryId::PREFIX,
                     (_, Some("run_id")) => AgentRunId::PREFIX,
+                    (_, Some("number")) => {
+                        p["schema"] = json!({"type": "integer", "minimum": 1, "maximum": 10});
+                        continue;
+                    }
+                    (Some("carousels"), _) => CarouselId::PREFIX,
                     (Some("agents"), _) => AgentId::PREFIX,
                     (Some("posts"), _) => PostId::PREFIX,
                     (Some("keys"), _) => KeyId::PREFIX,
@@ -323,6 +329,13 @@ fn links(v: &mut Value) {
         ("RunAgent", "agents_run_now"),
         ("ListAgentRuns", "agents_runs"),
     ];
+    let carousels = [
+        ("GetCarousel", "carousels_get"),
+        ("UpdateCarousel", "carousels_update"),
+        ("DeleteCarousel", "carousels_delete"),
+        ("ExportCarousel", "carousels_export"),
+        ("CarouselPdf", "carousels_pdf"),
+    ];
     let brands = [
         ("GetBrand", "brands_get"),
         ("UpdateBrand", "brands_update"),
@@ -330,7 +343,7 @@ fn links(v: &mut Value) {
     ];
     // (create path, its status, the (link name, operation) pairs, where the new id is)
     type Links<'a> = &'a [(&'a str, &'a str)];
-    let table: [(&str, &str, Links, &str); 12] = [
+    let table: [(&str, &str, Links, &str); 13] = [
         ("/v1/posts", "201", &posts, "$response.body#/id"),
         ("/v1/batches", "201", &posts, "$response.body#/data/0/id"),
         ("/v1/keys", "201", &keys, "$response.body#/id"),
@@ -343,6 +356,7 @@ fn links(v: &mut Value) {
         ),
         ("/v1/feeds", "201", &feeds, "$response.body#/id"),
         ("/v1/agents", "201", &agents, "$response.body#/id"),
+        ("/v1/carousels", "201", &carousels, "$response.body#/id"),
         ("/v1/webhooks", "201", &webhooks, "$response.body#/id"),
         ("/v1/media/upload-url", "201", &media, "$response.body#/id"),
         ("/v1/media/import", "201", &media, "$response.body#/id"),
@@ -1024,6 +1038,50 @@ pub mod fields {
                  else the sandbox's).",
             ))
             .build()
+    }
+
+    pub fn agent_output() -> Object {
+        string_enum(
+            crier_store::AgentOutput::ALL.iter().map(|o| o.as_str()),
+            true,
+        )
+        .description(Some(
+            "`draft` (default), `pending_approval` (posts wait for a person) or `queue` (the \
+                 next free queue slots; needs `posts:publish`).",
+        ))
+        .build()
+    }
+
+    pub fn agent_feed_ids() -> ArrayBuilder {
+        id_list(
+            crier_core::ids::FeedId::PREFIX,
+            crier_app::agents::MAX_FEEDS,
+            true,
+            "Feeds of this workspace and mode whose entries since the last run are subjects, \
+             at most 10.",
+        )
+    }
+
+    pub fn carousel_template() -> Object {
+        string_enum(
+            crier_app::carousels::Template::ALL
+                .iter()
+                .map(|t| t.as_str()),
+            true,
+        )
+        .description(Some("`light` (default), `dark` or `bold`."))
+        .build()
+    }
+
+    pub fn carousel_size() -> Object {
+        string_enum(
+            crier_app::carousels::Size::ALL.iter().map(|t| t.as_str()),
+            true,
+        )
+        .description(Some(
+            "`square` (1080 × 1080, default) or `portrait` (1080 × 1350).",
+        ))
+        .build()
     }
 
     pub fn brand_id_optional() -> Object {

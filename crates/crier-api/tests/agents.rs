@@ -103,17 +103,27 @@ async fn an_agent_from_creation_to_its_runs() {
     assert_eq!(r.body["max_posts"], 2);
 
     // Asked for now: queued, then run by the worker.
-    let r = app.post(&format!("/v1/agents/{id}/runs")).key(&key).send().await;
+    let r = app
+        .post(&format!("/v1/agents/{id}/runs"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let run_id = r.body["id"].as_str().unwrap().to_owned();
     assert!(run_id.starts_with("arun_"));
     assert_eq!(r.body["status"], "queued");
     assert_eq!(r.body["trigger"], "manual");
     // A second one while the first waits is refused, and nothing is queued twice.
-    let again = app.post(&format!("/v1/agents/{id}/runs")).key(&key).send().await;
+    let again = app
+        .post(&format!("/v1/agents/{id}/runs"))
+        .key(&key)
+        .send()
+        .await;
     again.assert_error(409, "conflict");
     assert_eq!(
-        texts(&app, "SELECT kind FROM jobs WHERE kind = 'agent_run'").await.len(),
+        texts(&app, "SELECT kind FROM jobs WHERE kind = 'agent_run'")
+            .await
+            .len(),
         1
     );
 
@@ -151,15 +161,27 @@ async fn an_agent_from_creation_to_its_runs() {
         assert!(!r.body["body"].as_str().unwrap().trim().is_empty());
     }
     // The event, in the same transaction, carries the run as the API shows it.
-    let events = texts(&app, "SELECT data FROM events WHERE type = 'agent.run_completed'").await;
+    let events = texts(
+        &app,
+        "SELECT data FROM events WHERE type = 'agent.run_completed'",
+    )
+    .await;
     assert_eq!(events.len(), 1);
     let data: Value = serde_json::from_str(&events[0]).unwrap();
     assert_eq!(data, run);
     // The job is gone with the run's end; the agent shows its last run.
-    assert!(texts(&app, "SELECT id FROM jobs WHERE kind = 'agent_run'").await.is_empty());
+    assert!(
+        texts(&app, "SELECT id FROM jobs WHERE kind = 'agent_run'")
+            .await
+            .is_empty()
+    );
     let r = app.get(&format!("/v1/agents/{id}")).key(&key).send().await;
     assert_eq!(r.body["last_run_at"], run["finished_at"]);
-    let r = app.get(&format!("/v1/agents/{id}/runs")).key(&key).send().await;
+    let r = app
+        .get(&format!("/v1/agents/{id}/runs"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(r.body["data"], json!([run]));
 
     // Paused: the schedule is off; resumed: counted from now.
@@ -189,8 +211,15 @@ async fn an_agent_from_creation_to_its_runs() {
     assert_eq!(r.body["next_run_at"], Value::Null);
 
     // Deleted with its runs; its posts stay.
-    let r = app.delete(&format!("/v1/agents/{id}")).key(&key).send().await;
-    assert_eq!(r.body, json!({"id": id, "object": "agent", "deleted": true}));
+    let r = app
+        .delete(&format!("/v1/agents/{id}"))
+        .key(&key)
+        .send()
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"id": id, "object": "agent", "deleted": true})
+    );
     let r = app.get(&format!("/v1/agents/{id}")).key(&key).send().await;
     r.assert_error(404, "not_found");
     assert!(texts(&app, "SELECT id FROM agent_runs").await.is_empty());
@@ -210,10 +239,18 @@ async fn output_modes_and_budgets_hold() {
         let app = &app;
         let key = &key;
         async move {
-            let r = app.post(&format!("/v1/agents/{id}/runs")).key(key).send().await;
+            let r = app
+                .post(&format!("/v1/agents/{id}/runs"))
+                .key(key)
+                .send()
+                .await;
             assert_eq!(r.status, 202, "{}", r.text);
             worker(app).run_due().await;
-            let r = app.get(&format!("/v1/agents/{id}/runs")).key(key).send().await;
+            let r = app
+                .get(&format!("/v1/agents/{id}/runs"))
+                .key(key)
+                .send()
+                .await;
             r.body["data"][0].clone()
         }
     };
@@ -237,11 +274,23 @@ async fn output_modes_and_budgets_hold() {
     };
 
     // Approval: the posts wait for a person.
-    let a = create_ok(&app, &key, mk(json!({"output": "pending_approval", "max_posts": 2}))).await;
+    let a = create_ok(
+        &app,
+        &key,
+        mk(json!({"output": "pending_approval", "max_posts": 2})),
+    )
+    .await;
     let run = run_one(a["id"].as_str().unwrap().to_owned()).await;
     assert_eq!(run["status"], "completed", "{run}");
-    assert_eq!(statuses(&run).await, ["pending_approval", "pending_approval"]);
-    let events = texts(&app, "SELECT type FROM events WHERE type = 'post.approval_requested'").await;
+    assert_eq!(
+        statuses(&run).await,
+        ["pending_approval", "pending_approval"]
+    );
+    let events = texts(
+        &app,
+        "SELECT type FROM events WHERE type = 'post.approval_requested'",
+    )
+    .await;
     assert_eq!(events.len(), 2);
 
     // Queue without slots: kept as drafts, and the run says so.
@@ -274,10 +323,17 @@ async fn output_modes_and_budgets_hold() {
     assert_eq!(run["credits"], 0);
     assert_eq!(run["post_ids"], json!([]));
     assert!(
-        run["error"]["message"].as_str().unwrap().contains("too small"),
+        run["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too small"),
         "{run}"
     );
-    let failed = texts(&app, "SELECT data FROM events WHERE type = 'agent.run_failed'").await;
+    let failed = texts(
+        &app,
+        "SELECT data FROM events WHERE type = 'agent.run_failed'",
+    )
+    .await;
     assert_eq!(failed.len(), 1);
 
     // max_posts caps what one run makes.
@@ -322,7 +378,11 @@ async fn a_plan_without_ai_has_no_agents_and_spent_credits_fail_the_run() {
         .unwrap()
         .unwrap();
     let id = a["id"].as_str().unwrap();
-    let r = app.post(&format!("/v1/agents/{id}/runs")).key(&key).send().await;
+    let r = app
+        .post(&format!("/v1/agents/{id}/runs"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let runs = worker(&app).run_due().await;
     assert_eq!(runs.len(), 1);
@@ -497,12 +557,19 @@ async fn hundreds_of_agents_due_at_once_run_exactly_once() {
     assert_eq!(done, AGENTS);
     assert_eq!(texts(&app, "SELECT id FROM posts").await.len(), AGENTS);
     assert_eq!(
-        texts(&app, "SELECT id FROM agent_runs WHERE status = 'completed'").await.len(),
+        texts(&app, "SELECT id FROM agent_runs WHERE status = 'completed'")
+            .await
+            .len(),
         AGENTS
     );
     assert!(texts(&app, "SELECT id FROM jobs").await.is_empty());
     assert_eq!(
-        texts(&app, "SELECT id FROM events WHERE type = 'agent.run_completed'").await.len(),
+        texts(
+            &app,
+            "SELECT id FROM events WHERE type = 'agent.run_completed'"
+        )
+        .await
+        .len(),
         AGENTS
     );
 }
@@ -540,7 +607,11 @@ async fn a_worker_lost_mid_run_neither_runs_it_twice_nor_loses_it() {
     )
     .await;
     let id = AgentId::parse(a["id"].as_str().unwrap()).unwrap();
-    let r = app.post(&format!("/v1/agents/{id}/runs")).key(&key).send().await;
+    let r = app
+        .post(&format!("/v1/agents/{id}/runs"))
+        .key(&key)
+        .send()
+        .await;
     let run_id = AgentRunId::parse(r.body["id"].as_str().unwrap()).unwrap();
 
     // Worker A claims the run's job and starts it, then goes quiet (its node died, or a model
@@ -553,7 +624,12 @@ async fn a_worker_lost_mid_run_neither_runs_it_twice_nor_loses_it() {
         .unwrap();
     assert_eq!(claimed.len(), 1);
     let job_a = claimed[0].0.clone();
-    let started_a = app.store.start_agent_run(&run_id, now).await.unwrap().unwrap();
+    let started_a = app
+        .store
+        .start_agent_run(&run_id, now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(started_a.attempts, 1);
     // Within the lease nobody else takes it.
     assert!(worker(&app).run_due().await.is_empty());
@@ -580,11 +656,20 @@ async fn a_worker_lost_mid_run_neither_runs_it_twice_nor_loses_it() {
     assert!(!late);
     assert_eq!(texts(&app, "SELECT id FROM posts").await.len(), 1);
     assert_eq!(
-        texts(&app, "SELECT id FROM events WHERE type = 'agent.run_completed'").await.len(),
+        texts(
+            &app,
+            "SELECT id FROM events WHERE type = 'agent.run_completed'"
+        )
+        .await
+        .len(),
         1
     );
     // And the run, asked for again, is a new run.
-    let r = app.post(&format!("/v1/agents/{id}/runs")).key(&key).send().await;
+    let r = app
+        .post(&format!("/v1/agents/{id}/runs"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
 }
 
@@ -597,7 +682,11 @@ async fn a_deleted_agents_run_in_progress_records_nothing() {
     )
     .await;
     let id = a["id"].as_str().unwrap().to_owned();
-    let r = app.post(&format!("/v1/agents/{id}/runs")).key(&key).send().await;
+    let r = app
+        .post(&format!("/v1/agents/{id}/runs"))
+        .key(&key)
+        .send()
+        .await;
     let run_id = AgentRunId::parse(r.body["id"].as_str().unwrap()).unwrap();
     let now = app.clock.now_ms_value();
     let (job, _) = app
@@ -606,8 +695,17 @@ async fn a_deleted_agents_run_in_progress_records_nothing() {
         .await
         .unwrap()
         .remove(0);
-    let started = app.store.start_agent_run(&run_id, now).await.unwrap().unwrap();
-    let r = app.delete(&format!("/v1/agents/{id}")).key(&key).send().await;
+    let started = app
+        .store
+        .start_agent_run(&run_id, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = app
+        .delete(&format!("/v1/agents/{id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let wrote = app
         .store
@@ -622,9 +720,17 @@ async fn a_deleted_agents_run_in_progress_records_nothing() {
         .unwrap();
     assert!(!wrote);
     assert!(texts(&app, "SELECT id FROM posts").await.is_empty());
-    assert!(texts(&app, "SELECT id FROM events WHERE type LIKE 'agent.%'").await.is_empty());
+    assert!(
+        texts(&app, "SELECT id FROM events WHERE type LIKE 'agent.%'")
+            .await
+            .is_empty()
+    );
     // A queued run of a deleted agent is gone with its job.
-    assert!(texts(&app, "SELECT id FROM jobs WHERE kind = 'agent_run'").await.is_empty());
+    assert!(
+        texts(&app, "SELECT id FROM jobs WHERE kind = 'agent_run'")
+            .await
+            .is_empty()
+    );
 }
 
 async fn bad_input_names_the_field_and_stores_nothing() {
@@ -650,7 +756,10 @@ async fn bad_input_names_the_field_and_stores_nothing() {
         (with("name", json!("")), "name"),
         (with("name", json!("  ")), "name"),
         (with("name", json!("n".repeat(101))), "name"),
-        (with("instructions", json!("i".repeat(2001))), "instructions"),
+        (
+            with("instructions", json!("i".repeat(2001))),
+            "instructions",
+        ),
         (with("schedule", json!("* * * * *")), "schedule"),
         (with("schedule", json!("0 9 * *")), "schedule"),
         (with("schedule", json!("0 0 31 2 *")), "schedule"),
@@ -665,11 +774,17 @@ async fn bad_input_names_the_field_and_stores_nothing() {
         (with("account_ids", json!([foreign_acct])), "account_ids"),
         (with("brand_id", json!("brd_nope")), "brand_id"),
         (
-            with("sources", json!({"feed_ids": ["feed_0Q2X3hS8dK7vT1bLmN4pRz"]})),
+            with(
+                "sources",
+                json!({"feed_ids": ["feed_0Q2X3hS8dK7vT1bLmN4pRz"]}),
+            ),
             "sources.feed_ids",
         ),
         (
-            with("sources", json!({"feed_ids": vec!["feed_0Q2X3hS8dK7vT1bLmN4pRz"; 11]})),
+            with(
+                "sources",
+                json!({"feed_ids": vec!["feed_0Q2X3hS8dK7vT1bLmN4pRz"; 11]}),
+            ),
             "sources.feed_ids",
         ),
         (with("name", json!(5)), "name"),
@@ -751,7 +866,11 @@ async fn another_workspaces_and_the_other_modes_agents_do_not_exist() {
     )
     .await;
     let id = a["id"].as_str().unwrap();
-    let r = app.post(&format!("/v1/agents/{id}/runs")).key(&key).send().await;
+    let r = app
+        .post(&format!("/v1/agents/{id}/runs"))
+        .key(&key)
+        .send()
+        .await;
     let run = r.body["id"].as_str().unwrap().to_owned();
     let other = app.other_workspace("other").await;
     let (other_key, _) = app
@@ -825,8 +944,12 @@ async fn creation_is_idempotent_and_bounded() {
     assert_eq!(again.body, first.body);
     assert_eq!(agent_count(&app).await, 1);
     for i in 1..crier_api::routes::agents::MAX_AGENTS {
-        create_ok(&app, &key, json!({"name": format!("a{i}"), "instructions": "x", "account_ids": [acct]}))
-            .await;
+        create_ok(
+            &app,
+            &key,
+            json!({"name": format!("a{i}"), "instructions": "x", "account_ids": [acct]}),
+        )
+        .await;
     }
     let r = create(&app, &key, body).await;
     r.assert_error(409, "conflict");

@@ -21,13 +21,13 @@
 use crier_ai::Idea;
 use crier_core::cron::Schedule;
 use crier_core::ids::{AgentId, AgentRunId, BrandId, FeedId};
-use crier_core::text::clip;
 use crier_core::posts::PostStatus;
+use crier_core::text::clip;
 use crier_core::{ErrorCode, Scope, ScopeSet};
 use crier_store::views::AgentRunObject;
 use crier_store::{
-    Account, Agent, AgentOutput, AgentRun, AgentSettings, AgentSources, Job, Page, Post,
-    RunResult, RunStatus, event_types,
+    Account, Agent, AgentOutput, AgentRun, AgentSettings, AgentSources, Job, Page, Post, RunResult,
+    RunStatus, event_types,
 };
 use jiff::tz::TimeZone;
 use serde_json::json;
@@ -218,7 +218,10 @@ impl Agents<'_> {
         };
         if let Some(brand) = &s.brand_id {
             // Visible to this key (a 400 naming the field, not a 404 of the agent).
-            self.app.kb().validate_brand(c, "brand_id", brand.as_str()).await?;
+            self.app
+                .kb()
+                .validate_brand(c, "brand_id", brand.as_str())
+                .await?;
         }
         if ids.is_empty() {
             return Err(AppError::invalid(
@@ -388,14 +391,16 @@ impl Agents<'_> {
             s.enabled = en;
         }
         // A new brand without new accounts takes the brand's accounts.
-        let accounts: Option<Vec<String>> = match (&e.account_ids, brand_changed && s.brand_id.is_some()) {
-            (Some(ids), _) => Some(ids.clone()),
-            (None, true) => None,
-            (None, false) => Some(s.account_ids.iter().map(ToString::to_string).collect()),
-        };
+        let accounts: Option<Vec<String>> =
+            match (&e.account_ids, brand_changed && s.brand_id.is_some()) {
+                (Some(ids), _) => Some(ids.clone()),
+                (None, true) => None,
+                (None, false) => Some(s.account_ids.iter().map(ToString::to_string).collect()),
+            };
         self.check(c, &mut s, accounts.as_deref()).await?;
         let now = self.app.clock().now_ms().max(agent.updated_at + 1);
-        let timing_changed = s.schedule != agent.settings.schedule || s.enabled != agent.settings.enabled;
+        let timing_changed =
+            s.schedule != agent.settings.schedule || s.enabled != agent.settings.enabled;
         let next_run_at = if timing_changed {
             self.next_due(&c.tenant, &s, now).await?
         } else {
@@ -601,7 +606,10 @@ impl Agents<'_> {
             return fail(
                 result,
                 ErrorCode::InternalError,
-                format!("The workspace's plan `{}` is not configured on this server.", ws.plan),
+                format!(
+                    "The workspace's plan `{}` is not configured on this server.",
+                    ws.plan
+                ),
             );
         };
         let caller = Caller::system(
@@ -647,18 +655,15 @@ impl Agents<'_> {
         }
         if s.sources.trending {
             for t in self.app.trending().topics(&caller, PER_SOURCE).await? {
-                result.inputs.push(
-                    json!({"source": "trending", "topic": t.topic, "network": t.source}),
-                );
+                result
+                    .inputs
+                    .push(json!({"source": "trending", "topic": t.topic, "network": t.source}));
                 subjects.push(t.topic);
             }
         }
         if s.sources.best_posts {
             let accounts = match &s.brand_id {
-                Some(b) => store
-                    .get_brand(&tenant, b)
-                    .await?
-                    .map(|b| b.account_ids),
+                Some(b) => store.get_brand(&tenant, b).await?.map(|b| b.account_ids),
                 None => Some(s.account_ids.clone()),
             };
             for text in store
@@ -745,9 +750,11 @@ impl Agents<'_> {
                     return fail(result, e.code, e.message.into_owned());
                 }
                 Err(e) => {
-                    result
-                        .notes
-                        .push(format!("Stopped after {} post(s): {}", texts.len(), e.message));
+                    result.notes.push(format!(
+                        "Stopped after {} post(s): {}",
+                        texts.len(),
+                        e.message
+                    ));
                     break;
                 }
             }
@@ -756,7 +763,10 @@ impl Agents<'_> {
         texts.truncate(max_posts);
         if texts.is_empty() {
             let message = if result.credits == 0 && !result.notes.is_empty() {
-                format!("The run's budget of {} credits is too small for one post.", s.max_credits)
+                format!(
+                    "The run's budget of {} credits is too small for one post.",
+                    s.max_credits
+                )
             } else {
                 "The engine wrote nothing usable.".to_owned()
             };
@@ -769,12 +779,12 @@ impl Agents<'_> {
             .into_iter()
             .map(|text| {
                 let fits = accounts.iter().all(|a| {
-                    self.app
-                        .networks()
-                        .get(&a.platform)
-                        .is_none_or(|n| n.rules().check(std::slice::from_ref(&text), &[]).is_empty())
+                    self.app.networks().get(&a.platform).is_none_or(|n| {
+                        n.rules().check(std::slice::from_ref(&text), &[]).is_empty()
+                    })
                 });
-                let mut post = Post::draft(&agent.workspace_id, agent.livemode, &accounts, text, now);
+                let mut post =
+                    Post::draft(&agent.workspace_id, agent.livemode, &accounts, text, now);
                 post.brand_id = s.brand_id.clone();
                 Candidate { post, fits }
             })

@@ -296,13 +296,12 @@ impl Ai<'_> {
             }
             None => Vec::new(),
         };
-        let trends = if !target.skip_trends
-            && matches!(task, Task::Ideas { .. } | Task::Hashtags { .. })
-        {
-            self.app.trending().topics(c, TRENDS).await?
-        } else {
-            Vec::new()
-        };
+        let trends =
+            if !target.skip_trends && matches!(task, Task::Ideas { .. } | Task::Hashtags { .. }) {
+                self.app.trending().topics(c, TRENDS).await?
+            } else {
+                Vec::new()
+            };
         let cx = Context {
             rules,
             persona: &persona,

@@ -13,6 +13,7 @@ pub mod agents;
 pub mod ai;
 pub mod analytics;
 pub mod brands;
+pub mod carousels;
 pub mod connect;
 pub mod devices;
 pub mod error;
@@ -314,6 +315,11 @@ impl App {
     /// The agent rules: agents, their schedules and their runs.
     pub fn agents(&self) -> agents::Agents<'_> {
         agents::Agents { app: self }
+    }
+
+    /// The carousel rules: slides made, refined, rendered and exported.
+    pub fn carousels(&self) -> carousels::Carousels<'_> {
+        carousels::Carousels { app: self }
     }
 
     /// The feed rules: what becomes of a feed's new posts.

@@ -339,25 +339,47 @@ impl Media<'_> {
             Some(name) => name,
             None => import_filename(&fetched.final_url, content_type),
         };
-        let size = fetched.body.len() as u64;
+        let confirmed = self
+            .store_bytes(
+                c,
+                filename,
+                content_type,
+                bytes::Bytes::from(fetched.body),
+                req.alt_text,
+            )
+            .await;
+        confirmed.map_err(|e| match e.param.as_deref() {
+            // What confirm says of the bytes is about the URL the caller gave.
+            Some("content_type") | Some("size") => AppError::invalid("url", e.message),
+            _ => e,
+        })
+    }
+
+    /// Bytes the server made or fetched itself, stored as a new media object of the caller
+    /// and confirmed (the same checks as an upload's: the plan's storage, the type sniffed from
+    /// the bytes). Nothing half-stored stays behind when a step fails.
+    pub async fn store_bytes(
+        &self,
+        c: &Caller,
+        filename: String,
+        content_type: &str,
+        body: bytes::Bytes,
+        alt_text: Option<String>,
+    ) -> AppResult<Stored> {
         let (media, _) = self
             .create_upload(
                 c,
                 NewUpload {
                     filename,
                     content_type: content_type.to_owned(),
-                    size,
-                    alt_text: req.alt_text,
+                    size: body.len() as u64,
+                    alt_text,
                 },
             )
             .await?;
         let stored = self
             .storage()
-            .put(
-                &media.storage_key,
-                content_type,
-                bytes::Bytes::from(fetched.body),
-            )
+            .put(&media.storage_key, content_type, body)
             .await
             .map_err(storage_error);
         let confirmed = match stored {
@@ -365,19 +387,14 @@ impl Media<'_> {
             Err(e) => Err(e),
         };
         if confirmed.is_err() {
-            // Nothing half-imported stays behind (the purge would remove it later anyway).
             if let Err(e) = self.app.store().delete_media(&c.tenant, &media.id).await {
-                tracing::warn!(media = %media.id, error = %e, "could not remove a failed import");
+                tracing::warn!(media = %media.id, error = %e, "could not remove a failed store");
             }
             if let Err(e) = self.storage().delete(&media.storage_key).await {
-                tracing::warn!(media = %media.id, error = %e, "could not remove a failed import's bytes");
+                tracing::warn!(media = %media.id, error = %e, "could not remove a failed store's bytes");
             }
         }
-        confirmed.map_err(|e| match e.param.as_deref() {
-            // What confirm says of the bytes is about the URL the caller gave.
-            Some("content_type") | Some("size") => AppError::invalid("url", e.message),
-            _ => e,
-        })
+        confirmed
     }
 
     async fn visible(&self, tenant: &Tenant, id: &str) -> AppResult<Stored> {

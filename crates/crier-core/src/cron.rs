@@ -273,18 +273,31 @@ mod tests {
         }
         let long = format!("0 0 * * {}", "1,".repeat(60));
         assert!(Schedule::parse(&long).unwrap_err().contains("at most 100"));
-        assert_eq!(Schedule::parse("  0   9 * *  1 ").unwrap().as_str(), "0 9 * * 1");
+        assert_eq!(
+            Schedule::parse("  0   9 * *  1 ").unwrap().as_str(),
+            "0 9 * * 1"
+        );
     }
 
     #[test]
     fn plain_schedules() {
         assert_eq!(
-            runs("0 9 * * mon-fri", "UTC", "2026-11-27T10:00:00Z", "2026-12-02T00:00:00Z"),
+            runs(
+                "0 9 * * mon-fri",
+                "UTC",
+                "2026-11-27T10:00:00Z",
+                "2026-12-02T00:00:00Z"
+            ),
             ["2026-11-30T09:00:00Z", "2026-12-01T09:00:00Z"]
         );
         // Day of month OR day of week when both are restricted.
         assert_eq!(
-            runs("0 0 1 * sun", "UTC", "2026-11-27T00:00:00Z", "2026-12-08T00:00:00Z"),
+            runs(
+                "0 0 1 * sun",
+                "UTC",
+                "2026-11-27T00:00:00Z",
+                "2026-12-08T00:00:00Z"
+            ),
             [
                 "2026-11-29T00:00:00Z",
                 "2026-12-01T00:00:00Z",
@@ -312,7 +325,12 @@ mod tests {
         // Europe/Berlin: the clocks go forward at 02:00 on 2027-03-28 and back at 03:00 on
         // 2027-10-31. A daily 02:30 runs once each day, the missing one an hour on.
         assert_eq!(
-            runs("30 2 * * *", "Europe/Berlin", "2027-03-27T00:00:00Z", "2027-03-30T00:00:00Z"),
+            runs(
+                "30 2 * * *",
+                "Europe/Berlin",
+                "2027-03-27T00:00:00Z",
+                "2027-03-30T00:00:00Z"
+            ),
             [
                 "2027-03-27T01:30:00Z",
                 "2027-03-28T01:30:00Z",
@@ -320,7 +338,12 @@ mod tests {
             ]
         );
         assert_eq!(
-            runs("30 2 * * *", "Europe/Berlin", "2027-10-30T00:00:00Z", "2027-11-02T00:00:00Z"),
+            runs(
+                "30 2 * * *",
+                "Europe/Berlin",
+                "2027-10-30T00:00:00Z",
+                "2027-11-02T00:00:00Z"
+            ),
             [
                 "2027-10-30T00:30:00Z",
                 "2027-10-31T00:30:00Z",
@@ -329,7 +352,12 @@ mod tests {
         );
         // Hourly at :30 across the night the clocks go back: local 02:30 happens twice and
         // runs once, so the night has one run fewer in local hours than in real ones.
-        let back = runs("30 * * * *", "Europe/Berlin", "2027-10-30T22:00:00Z", "2027-10-31T03:00:00Z");
+        let back = runs(
+            "30 * * * *",
+            "Europe/Berlin",
+            "2027-10-30T22:00:00Z",
+            "2027-10-31T03:00:00Z",
+        );
         assert_eq!(
             back,
             [
@@ -341,8 +369,12 @@ mod tests {
         );
         // ... and across the night they go forward: 02:30 does not exist and is 03:30, which
         // is also due itself: one run.
-        let forward =
-            runs("30 * * * *", "Europe/Berlin", "2027-03-27T23:00:00Z", "2027-03-28T03:00:00Z");
+        let forward = runs(
+            "30 * * * *",
+            "Europe/Berlin",
+            "2027-03-27T23:00:00Z",
+            "2027-03-28T03:00:00Z",
+        );
         assert_eq!(
             forward,
             [
@@ -354,7 +386,12 @@ mod tests {
         );
         // New York, 9:00 every day: always 9:00 local, whatever the offset.
         assert_eq!(
-            runs("0 9 * * *", "America/New_York", "2027-03-13T00:00:00Z", "2027-03-16T00:00:00Z"),
+            runs(
+                "0 9 * * *",
+                "America/New_York",
+                "2027-03-13T00:00:00Z",
+                "2027-03-16T00:00:00Z"
+            ),
             [
                 "2027-03-13T14:00:00Z",
                 "2027-03-14T13:00:00Z",

@@ -175,3 +175,7 @@ typed_id!(
     /// One run of an agent (scheduled or asked for), with what it used and made.
     AgentRunId, "arun"
 );
+typed_id!(
+    /// A carousel: slides generated from a text, a prompt or a URL, refined, rendered.
+    CarouselId, "car"
+);

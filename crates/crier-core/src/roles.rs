@@ -59,6 +59,8 @@ impl Role {
                     Scope::BrandsRead,
                     Scope::KbRead,
                     Scope::AgentsRead,
+                    Scope::CarouselsRead,
+                    Scope::CarouselsWrite,
                     Scope::KeysRead,
                     Scope::KeysWrite,
                 ] {

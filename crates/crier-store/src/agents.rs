@@ -11,7 +11,9 @@
 //!   if it is still `running` at the attempt that started it**: a worker whose lease ran out
 //!   and was overtaken, or a run whose agent was deleted, writes nothing.
 
-use crier_core::ids::{AccountId, AgentId, AgentRunId, BrandId, FeedId, JobId, PostId, WorkspaceId};
+use crier_core::ids::{
+    AccountId, AgentId, AgentRunId, BrandId, FeedId, JobId, PostId, WorkspaceId,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -335,7 +337,10 @@ impl Store {
         .bind(i64::from(offset))
         .fetch_all(&self.read)
         .await?;
-        let items = rows.iter().map(agent_from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(agent_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit))
     }
 
@@ -352,11 +357,7 @@ impl Store {
     /// Replaces an agent's settings and next due time, if it was last changed at
     /// `expected_updated_at` (a change decided on a read names what it read). `None`: gone or
     /// changed meanwhile.
-    pub async fn update_agent(
-        &self,
-        a: &Agent,
-        expected_updated_at: i64,
-    ) -> Result<Option<Agent>> {
+    pub async fn update_agent(&self, a: &Agent, expected_updated_at: i64) -> Result<Option<Agent>> {
         let s = &a.settings;
         let n = sqlx::query(
             "UPDATE agents SET name = $3, brand_id = $4, account_ids = $5, instructions = $6,

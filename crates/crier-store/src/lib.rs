@@ -15,6 +15,7 @@ mod accounts;
 mod agents;
 mod attempts;
 mod brands;
+mod carousels;
 mod connections;
 mod devices;
 mod events;
@@ -51,6 +52,7 @@ pub use agents::{
     RunStatus, RunTrigger,
 };
 pub use brands::{Brand, BrandChanges, StoredVoice};
+pub use carousels::{Carousel, SlideText};
 pub use connections::{ConnectState, StoredClient};
 pub use devices::{DeviceLogin, DevicePoll, DeviceStatus};
 pub use events::{Event, subscribed, types as event_types};

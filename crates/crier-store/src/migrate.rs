@@ -44,6 +44,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     18 "0018_jobs_fair",
     19 "0019_oauth_server",
     20 "0020_agents",
+    21 "0021_carousels",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -66,6 +67,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     18 "0018_jobs_fair",
     19 "0019_oauth_server",
     20 "0020_agents",
+    21 "0021_carousels",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

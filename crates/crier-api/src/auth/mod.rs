@@ -233,6 +233,8 @@ pub mod need {
         KbWrite => KbWrite,
         AgentsRead => AgentsRead,
         AgentsWrite => AgentsWrite,
+        CarouselsRead => CarouselsRead,
+        CarouselsWrite => CarouselsWrite,
         KeysRead => KeysRead,
         KeysWrite => KeysWrite,
         WorkspaceWrite => WorkspaceWrite,

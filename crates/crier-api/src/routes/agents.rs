@@ -16,8 +16,8 @@ use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
 use crate::routes::posts::Deleted;
 
 pub use crier_app::agents::{
-    DEFAULT_CREDITS, DEFAULT_POSTS, MAX_AGENTS, MAX_CREDITS, MAX_FEEDS, MAX_INSTRUCTIONS,
-    MAX_NAME, MAX_POSTS,
+    DEFAULT_CREDITS, DEFAULT_POSTS, MAX_AGENTS, MAX_CREDITS, MAX_FEEDS, MAX_INSTRUCTIONS, MAX_NAME,
+    MAX_POSTS,
 };
 
 /// A field that may be sent as `null` to clear it: absent is `None`, `null` is `Some(None)`.
@@ -39,7 +39,7 @@ pub struct SourcesInput {
     /// The best published posts of the brand (or of the agent's accounts).
     pub best_posts: Option<bool>,
     /// Feeds of this workspace and mode (at most 10) whose new entries are subjects.
-    #[schema(max_items = 10)]
+    #[schema(schema_with = crate::openapi::fields::agent_feed_ids)]
     pub feed_ids: Option<Vec<String>>,
 }
 
@@ -65,17 +65,17 @@ pub struct CreateAgent {
     pub instructions: String,
     /// A brand of this mode: its voice and knowledge, and its connected accounts unless
     /// `account_ids` names others.
+    #[schema(schema_with = crate::openapi::fields::brand_id_optional)]
     pub brand_id: Option<String>,
     /// The accounts its posts go to (needed without `brand_id`).
+    #[schema(schema_with = crate::openapi::fields::account_ids_optional)]
     pub account_ids: Option<Vec<String>>,
     pub sources: Option<SourcesInput>,
     /// Five-field cron (`minute hour day-of-month month day-of-week`) in the workspace's time
     /// zone, at most 100 characters and 4 runs an hour; leave out to run only when asked.
     #[schema(max_length = 100, example = "0 9 * * mon-fri")]
     pub schedule: Option<String>,
-    /// `draft` (default), `pending_approval` or `queue` (the next free queue slots; needs
-    /// `posts:publish`).
-    #[schema(example = "draft")]
+    #[schema(schema_with = crate::openapi::fields::agent_output)]
     pub output: Option<String>,
     /// Posts per run, 1 to 10 (default 3).
     #[schema(minimum = 1, maximum = 10)]
@@ -96,14 +96,16 @@ pub struct UpdateAgent {
     pub instructions: Option<String>,
     /// `null` removes the brand (the accounts stay).
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::fields::brand_id_optional)]
     pub brand_id: Option<Option<String>>,
+    #[schema(schema_with = crate::openapi::fields::account_ids_optional)]
     pub account_ids: Option<Vec<String>>,
     pub sources: Option<SourcesInput>,
     /// `null` removes the schedule. A new schedule counts from now.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 100)]
     pub schedule: Option<Option<String>>,
+    #[schema(schema_with = crate::openapi::fields::agent_output)]
     pub output: Option<String>,
     #[schema(minimum = 1, maximum = 10)]
     pub max_posts: Option<i64>,

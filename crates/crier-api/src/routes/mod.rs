@@ -2,10 +2,11 @@
 //! its interactive docs, wrapped in the layers every request passes (see ARCHITECTURE.md).
 
 pub mod accounts;
+pub mod agents;
 pub mod ai;
 pub mod auth;
 pub mod brands;
-pub mod agents;
+pub mod carousels;
 pub mod feeds;
 pub mod kb;
 pub mod keys;
@@ -86,6 +87,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::get, agents::update, agents::delete))
         .routes(routes!(agents::runs, agents::run_now))
         .routes(routes!(agents::run))
+        .routes(routes!(carousels::list, carousels::create))
+        .routes(routes!(
+            carousels::get,
+            carousels::update,
+            carousels::delete
+        ))
+        .routes(routes!(carousels::regenerate))
+        .routes(routes!(carousels::png))
+        .routes(routes!(carousels::pdf))
+        .routes(routes!(carousels::export))
         .routes(routes!(feeds::list, feeds::create))
         .routes(routes!(feeds::get, feeds::update, feeds::delete))
         .routes(routes!(webhooks::list, webhooks::create))

@@ -47,9 +47,15 @@ pub struct Response {
     pub headers: HeaderMap,
     pub body: Value,
     pub text: String,
+    /// The body as sent (for images and documents).
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
+    pub fn raw_body(&self) -> Vec<u8> {
+        self.bytes.clone()
+    }
+
     /// Asserts the error envelope: status, code, and `request_id` equal to `X-Request-Id`.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {
@@ -135,6 +141,7 @@ impl<'a> Call<'a> {
             headers,
             body,
             text,
+            bytes: bytes.to_vec(),
         }
     }
 }
