@@ -14,7 +14,7 @@ if [ "${CI:-}" = "true" ] && [ -z "${CRIER_TEST_DATABASE_URL:-}" ]; then
   echo "CRIER_TEST_DATABASE_URL must be set in CI" >&2
   exit 1
 fi
-PEERS=(pds mastodon s3 oidc llm browser mcp)
+PEERS=(pds mastodon s3 oidc llm browser mcp tools)
 stop_peers() {
   for p in "${PEERS[@]}"; do
     [ -x "scripts/peers/$p.sh" ] && "scripts/peers/$p.sh" stop >/dev/null 2>&1 || true

@@ -198,7 +198,7 @@ impl Agents<'_> {
         }
         for f in &s.sources.feed_ids {
             let feed = self.app.store().get_feed(c.workspace(), f).await?;
-            if !feed.is_some_and(|f| f.livemode == c.livemode()) {
+            if feed.is_none_or(|f| f.livemode != c.livemode()) {
                 return Err(AppError::invalid(
                     "sources.feed_ids",
                     format!("No such feed: '{f}'."),
@@ -622,10 +622,10 @@ impl Agents<'_> {
         );
         let mut accounts: Vec<Account> = Vec::new();
         for id in &s.account_ids {
-            if let Some(a) = store.get_account_in(&tenant, id).await? {
-                if a.status == crier_core::accounts::AccountStatus::Connected {
-                    accounts.push(a);
-                }
+            if let Some(a) = store.get_account_in(&tenant, id).await?
+                && a.status == crier_core::accounts::AccountStatus::Connected
+            {
+                accounts.push(a);
             }
         }
         if accounts.is_empty() {
