@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Command-line tools from Debian's packages that tests check crier's output with:
-# poppler-utils (pdfinfo, pdftoppm: a carousel's PDF opens and has a page per slide). There is
+# poppler-utils (pdfinfo, pdftoppm: a carousel's PDF opens and has a page per slide) and ffmpeg
+# (ffmpeg, ffprobe: test videos for clips, which the server also runs). There is
 # no server: `start` installs what is missing and writes target/peers/tools.env, `stop` removes
 # it.
 #
@@ -15,7 +16,7 @@ PEERS="$root/target/peers"
 ENVFILE="$PEERS/tools.env"
 LOG="$PEERS/tools-install.log"
 # command → the Debian package that has it
-TOOLS=("pdfinfo poppler-utils" "pdftoppm poppler-utils")
+TOOLS=("pdfinfo poppler-utils" "pdftoppm poppler-utils" "ffmpeg ffmpeg" "ffprobe ffmpeg")
 
 start() {
   mkdir -p "$PEERS"

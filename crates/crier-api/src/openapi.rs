@@ -16,8 +16,8 @@
 //! phase follows them).
 
 use crier_core::ids::{
-    AccountId, AgentId, AgentRunId, BrandId, CarouselId, DeliveryId, DocumentId, FeedId, KeyId,
-    MediaId, PostId, RequestId, WebhookId,
+    AccountId, AgentId, AgentRunId, BrandId, CarouselId, ClipId, DeliveryId, DocumentId, FeedId,
+    KeyId, MediaId, PostId, RequestId, WebhookId,
 };
 use crier_core::posts::PostStatus;
 use serde_json::{Value, json};
@@ -44,6 +44,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "queue", description = "Weekly posting slots and the queue"),
         (name = "feeds", description = "RSS, Atom and JSON Feed automations"),
         (name = "carousels", description = "Carousels: slides made from a text, a prompt or a URL, refined, rendered to PNG and PDF, exported as media"),
+        (name = "clips", description = "Clip jobs: scenes found in an uploaded video and short clips cut from it (ffmpeg), kept as media"),
         (name = "agents", description = "Agents that write posts on a schedule (cron in the workspace's time zone) or when asked, and their runs"),
         (name = "media", description = "Images and videos: upload URLs, confirmation, alt text"),
         (name = "trending", description = "Trending topics: the networks' and the workspace's own"),
@@ -164,6 +165,7 @@ fn parameters(v: &mut Value) {
                         continue;
                     }
                     (Some("carousels"), _) => CarouselId::PREFIX,
+                    (Some("clips"), _) => ClipId::PREFIX,
                     (Some("agents"), _) => AgentId::PREFIX,
                     (Some("posts"), _) => PostId::PREFIX,
                     (Some("keys"), _) => KeyId::PREFIX,
@@ -336,6 +338,10 @@ fn links(v: &mut Value) {
         ("ExportCarousel", "carousels_export"),
         ("CarouselPdf", "carousels_pdf"),
     ];
+    let clips = [
+        ("GetClipJob", "clips_get"),
+        ("CancelClipJob", "clips_cancel"),
+    ];
     let brands = [
         ("GetBrand", "brands_get"),
         ("UpdateBrand", "brands_update"),
@@ -343,7 +349,7 @@ fn links(v: &mut Value) {
     ];
     // (create path, its status, the (link name, operation) pairs, where the new id is)
     type Links<'a> = &'a [(&'a str, &'a str)];
-    let table: [(&str, &str, Links, &str); 13] = [
+    let table: [(&str, &str, Links, &str); 14] = [
         ("/v1/posts", "201", &posts, "$response.body#/id"),
         ("/v1/batches", "201", &posts, "$response.body#/data/0/id"),
         ("/v1/keys", "201", &keys, "$response.body#/id"),
@@ -357,6 +363,7 @@ fn links(v: &mut Value) {
         ("/v1/feeds", "201", &feeds, "$response.body#/id"),
         ("/v1/agents", "201", &agents, "$response.body#/id"),
         ("/v1/carousels", "201", &carousels, "$response.body#/id"),
+        ("/v1/clips", "202", &clips, "$response.body#/id"),
         ("/v1/webhooks", "201", &webhooks, "$response.body#/id"),
         ("/v1/media/upload-url", "201", &media, "$response.body#/id"),
         ("/v1/media/import", "201", &media, "$response.body#/id"),
@@ -1060,6 +1067,66 @@ pub mod fields {
             "Feeds of this workspace and mode whose entries since the last run are subjects, \
              at most 10.",
         )
+    }
+
+    /// A text of 1 to `max` characters, not only spaces (or absent).
+    fn words(max: usize) -> Object {
+        ai_text(max, true)
+    }
+
+    pub fn agent_name() -> Object {
+        ai_text(crier_app::agents::MAX_NAME, false)
+    }
+
+    pub fn agent_name_optional() -> Object {
+        words(crier_app::agents::MAX_NAME)
+    }
+
+    pub fn agent_instructions() -> Object {
+        ai_text(crier_app::agents::MAX_INSTRUCTIONS, false)
+    }
+
+    pub fn agent_instructions_optional() -> Object {
+        words(crier_app::agents::MAX_INSTRUCTIONS)
+    }
+
+    pub fn carousel_text() -> Object {
+        words(crier_app::carousels::MAX_TEXT)
+    }
+
+    pub fn carousel_prompt() -> Object {
+        words(crier_app::carousels::MAX_PROMPT)
+    }
+
+    pub fn carousel_title() -> Object {
+        words(crier_app::carousels::MAX_TITLE)
+    }
+
+    pub fn carousel_call_to_action() -> Object {
+        words(crier_app::carousels::MAX_CTA)
+    }
+
+    pub fn media_id() -> Object {
+        string()
+            .pattern(Some(id(crier_core::ids::MediaId::PREFIX)))
+            .description(Some("A ready video of this workspace and mode."))
+            .build()
+    }
+
+    pub fn clip_aspect() -> Object {
+        string_enum(crier_app::clips::ASPECTS, true)
+            .description(Some(
+                "`9:16` (default, 720 × 1280), `1:1` (720 × 720) or `16:9` (1280 × 720).",
+            ))
+            .build()
+    }
+
+    pub fn clip_fit() -> Object {
+        string_enum(crier_app::clips::FITS, true)
+            .description(Some(
+                "`crop` (default: the middle of the picture) or `letterbox` (all of it, with bars).",
+            ))
+            .build()
     }
 
     pub fn carousel_template() -> Object {

@@ -14,6 +14,7 @@ pub mod ai;
 pub mod analytics;
 pub mod brands;
 pub mod carousels;
+pub mod clips;
 pub mod connect;
 pub mod devices;
 pub mod error;
@@ -320,6 +321,11 @@ impl App {
     /// The carousel rules: slides made, refined, rendered and exported.
     pub fn carousels(&self) -> carousels::Carousels<'_> {
         carousels::Carousels { app: self }
+    }
+
+    /// The clip rules: clip jobs cut from videos.
+    pub fn clips(&self) -> clips::Clips<'_> {
+        clips::Clips { app: self }
     }
 
     /// The feed rules: what becomes of a feed's new posts.

@@ -179,3 +179,7 @@ typed_id!(
     /// A carousel: slides generated from a text, a prompt or a URL, refined, rendered.
     CarouselId, "car"
 );
+typed_id!(
+    /// A clip job: scenes found in a video and clips cut from it.
+    ClipId, "clp"
+);

@@ -42,6 +42,12 @@ pub struct Plan {
     /// Characters of text the knowledge base holds per workspace (and mode).
     #[serde(default)]
     pub kb_chars: Option<u64>,
+    /// The largest video a clip job takes, in bytes.
+    #[serde(default)]
+    pub clip_max_bytes: Option<u64>,
+    /// The longest video a clip job takes, in seconds.
+    #[serde(default)]
+    pub clip_max_seconds: Option<u64>,
     /// The paid scopes this plan includes; the others answer `402 payment_required`.
     #[serde(default)]
     pub paid_scopes: ScopeSet,
@@ -91,6 +97,8 @@ impl Plan {
                 brands: Some(1),
                 kb_documents: Some(10),
                 kb_chars: Some(200_000),
+                clip_max_bytes: None,
+                clip_max_seconds: None,
                 paid_scopes: ScopeSet::EMPTY,
             },
             Plan {
@@ -104,6 +112,8 @@ impl Plan {
                 brands: Some(50),
                 kb_documents: Some(1_000),
                 kb_chars: Some(50_000_000),
+                clip_max_bytes: Some(500 * 1024 * 1024),
+                clip_max_seconds: Some(20 * 60),
                 paid_scopes: all_paid,
             },
             Plan {
@@ -117,6 +127,8 @@ impl Plan {
                 brands: None,
                 kb_documents: None,
                 kb_chars: None,
+                clip_max_bytes: None,
+                clip_max_seconds: None,
                 paid_scopes: all_paid,
             },
         ];

@@ -61,6 +61,8 @@ impl Role {
                     Scope::AgentsRead,
                     Scope::CarouselsRead,
                     Scope::CarouselsWrite,
+                    Scope::ClipsRead,
+                    Scope::ClipsWrite,
                     Scope::KeysRead,
                     Scope::KeysWrite,
                 ] {

@@ -16,6 +16,7 @@ mod agents;
 mod attempts;
 mod brands;
 mod carousels;
+mod clips;
 mod connections;
 mod devices;
 mod events;
@@ -53,6 +54,7 @@ pub use agents::{
 };
 pub use brands::{Brand, BrandChanges, StoredVoice};
 pub use carousels::{Carousel, SlideText};
+pub use clips::{ClipJob, ClipOutcome, ClipStatus, CutClip};
 pub use connections::{ConnectState, StoredClient};
 pub use devices::{DeviceLogin, DevicePoll, DeviceStatus};
 pub use events::{Event, subscribed, types as event_types};

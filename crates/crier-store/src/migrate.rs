@@ -45,6 +45,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     19 "0019_oauth_server",
     20 "0020_agents",
     21 "0021_carousels",
+    22 "0022_clips",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -68,6 +69,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     19 "0019_oauth_server",
     20 "0020_agents",
     21 "0021_carousels",
+    22 "0022_clips",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

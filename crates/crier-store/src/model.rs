@@ -461,6 +461,8 @@ pub enum JobKind {
     Webhook,
     /// Run one agent run (`ref_id`).
     AgentRun,
+    /// Run one clip job (`ref_id`).
+    Clip,
 }
 
 impl JobKind {
@@ -469,6 +471,7 @@ impl JobKind {
             JobKind::Publish => "publish",
             JobKind::Webhook => "webhook",
             JobKind::AgentRun => "agent_run",
+            JobKind::Clip => "clip",
         }
     }
 
@@ -477,6 +480,7 @@ impl JobKind {
             "publish" => Some(JobKind::Publish),
             "webhook" => Some(JobKind::Webhook),
             "agent_run" => Some(JobKind::AgentRun),
+            "clip" => Some(JobKind::Clip),
             _ => None,
         }
     }

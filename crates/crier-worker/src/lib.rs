@@ -14,6 +14,7 @@
 
 pub mod agents;
 pub mod budget;
+pub mod clips;
 pub mod feeds;
 pub mod metrics;
 /// The SSRF-guarded outbound client (it lives with the network connectors, which use it too).

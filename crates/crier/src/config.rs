@@ -626,6 +626,7 @@ pub struct Workers {
     pub webhooks: WebhookConfig,
     pub feeds: FeedConfig,
     pub agents: crier_worker::agents::AgentConfig,
+    pub clips: crier_worker::clips::ClipConfig,
     pub trends: crier_worker::trending::RefreshConfig,
 }
 
@@ -830,6 +831,7 @@ fn validate(c: Config) -> Result<Settings, String> {
             ..FeedConfig::default()
         },
         agents: crier_worker::agents::AgentConfig::default(),
+        clips: crier_worker::clips::ClipConfig::default(),
         trends: crier_worker::trending::RefreshConfig {
             every: Duration::from_secs(c.trends_refresh_seconds),
             call_timeout: Duration::from_secs(c.network_timeout_seconds),

@@ -271,6 +271,8 @@ async fn serve(settings: Settings) -> Result<(), String> {
         background.spawn(feeds.run(cancel.clone()));
         let agents = crier_worker::agents::AgentWorker::new(app.clone(), workers.agents);
         background.spawn(agents.run(cancel.clone()));
+        let clips = crier_worker::clips::ClipWorker::new(app.clone(), workers.clips);
+        background.spawn(clips.run(cancel.clone()));
         background.spawn(crier_worker::trending::run(
             app.clone(),
             workers.trends,

@@ -235,6 +235,8 @@ pub mod need {
         AgentsWrite => AgentsWrite,
         CarouselsRead => CarouselsRead,
         CarouselsWrite => CarouselsWrite,
+        ClipsRead => ClipsRead,
+        ClipsWrite => ClipsWrite,
         KeysRead => KeysRead,
         KeysWrite => KeysWrite,
         WorkspaceWrite => WorkspaceWrite,

@@ -58,10 +58,10 @@ impl From<SourcesInput> for SourcesEdit {
 #[serde(deny_unknown_fields)]
 pub struct CreateAgent {
     /// 1 to 100 characters.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::openapi::fields::agent_name)]
     pub name: String,
     /// What to write and how: 1 to 2000 characters.
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(schema_with = crate::openapi::fields::agent_instructions)]
     pub instructions: String,
     /// A brand of this mode: its voice and knowledge, and its connected accounts unless
     /// `account_ids` names others.
@@ -90,9 +90,9 @@ pub struct CreateAgent {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgent {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::openapi::fields::agent_name_optional)]
     pub name: Option<String>,
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(schema_with = crate::openapi::fields::agent_instructions_optional)]
     pub instructions: Option<String>,
     /// `null` removes the brand (the accounts stay).
     #[serde(default, deserialize_with = "nullable")]

@@ -120,16 +120,16 @@ impl From<&Shown> for CarouselObject {
 pub struct CreateCarousel {
     /// The text to make slides from (Markdown headings start slides), 1 to 20,000 characters.
     /// Exactly one of `text`, `prompt`, `url`.
-    #[schema(max_length = 20000)]
+    #[schema(schema_with = crate::openapi::fields::carousel_text)]
     pub text: Option<String>,
     /// What to write about (needs a model; 5 AI credits), 1 to 4,000 characters.
-    #[schema(max_length = 4000)]
+    #[schema(schema_with = crate::openapi::fields::carousel_prompt)]
     pub prompt: Option<String>,
     /// A public page to make slides from (HTML, Markdown or text; at most 2 MiB read).
     #[schema(max_length = 2048)]
     pub url: Option<String>,
     /// The first slide's heading (default: the source's title or first sentence).
-    #[schema(max_length = 150)]
+    #[schema(schema_with = crate::openapi::fields::carousel_title)]
     pub title: Option<String>,
     #[schema(schema_with = crate::openapi::fields::brand_id_optional)]
     pub brand_id: Option<String>,
@@ -141,7 +141,7 @@ pub struct CreateCarousel {
     #[schema(minimum = 3, maximum = 10)]
     pub slides: Option<usize>,
     /// The closing slide's call to action, at most 150 characters.
-    #[schema(max_length = 150)]
+    #[schema(schema_with = crate::openapi::fields::carousel_call_to_action)]
     pub call_to_action: Option<String>,
 }
 
@@ -161,14 +161,14 @@ pub struct SlideInput {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCarousel {
-    #[schema(max_length = 150)]
+    #[schema(schema_with = crate::openapi::fields::carousel_title)]
     pub title: Option<String>,
     #[schema(schema_with = crate::openapi::fields::carousel_template)]
     pub template: Option<String>,
     #[schema(schema_with = crate::openapi::fields::carousel_size)]
     pub size: Option<String>,
     /// Also replaces the closing slide's text.
-    #[schema(max_length = 150)]
+    #[schema(schema_with = crate::openapi::fields::carousel_call_to_action)]
     pub call_to_action: Option<String>,
     /// Every slide in its new order (edit, reorder, add, remove): 3 to 10.
     #[schema(min_items = 3, max_items = 10)]

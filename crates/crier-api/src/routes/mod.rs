@@ -7,6 +7,7 @@ pub mod ai;
 pub mod auth;
 pub mod brands;
 pub mod carousels;
+pub mod clips;
 pub mod feeds;
 pub mod kb;
 pub mod keys;
@@ -97,6 +98,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(carousels::png))
         .routes(routes!(carousels::pdf))
         .routes(routes!(carousels::export))
+        .routes(routes!(clips::list, clips::create))
+        .routes(routes!(clips::get))
+        .routes(routes!(clips::cancel))
         .routes(routes!(feeds::list, feeds::create))
         .routes(routes!(feeds::get, feeds::update, feeds::delete))
         .routes(routes!(webhooks::list, webhooks::create))

@@ -74,6 +74,10 @@ pub struct PlanObject {
     pub kb_documents: Option<u64>,
     /// Characters of text the knowledge base may hold.
     pub kb_chars: Option<u64>,
+    /// The largest video a clip job takes, in bytes.
+    pub clip_max_bytes: Option<u64>,
+    /// The longest video a clip job takes, in seconds.
+    pub clip_max_seconds: Option<u64>,
     /// Paid scopes this plan includes.
     pub paid_scopes: Vec<&'static str>,
 }
@@ -91,6 +95,8 @@ impl From<&Plan> for PlanObject {
             brands: p.brands,
             kb_documents: p.kb_documents,
             kb_chars: p.kb_chars,
+            clip_max_bytes: p.clip_max_bytes,
+            clip_max_seconds: p.clip_max_seconds,
             paid_scopes: p.paid_scopes.names(),
         }
     }
