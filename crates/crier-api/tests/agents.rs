@@ -176,7 +176,10 @@ async fn an_agent_from_creation_to_its_runs() {
             .is_empty()
     );
     let r = app.get(&format!("/v1/agents/{id}")).key(&key).send().await;
-    assert_eq!(r.body["last_run_at"], run["finished_at"]);
+    assert_eq!(
+        r.body["last_run_at"], run["started_at"],
+        "when the run started"
+    );
     let r = app
         .get(&format!("/v1/agents/{id}/runs"))
         .key(&key)

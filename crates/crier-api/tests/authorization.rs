@@ -290,7 +290,7 @@ async fn another_workspaces_keys_do_not_exist() {
     // Nor does it show up in A's list.
     let r = app.get("/v1/keys").key(&admin).send().await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let b_keys = app.store.list_keys(&ws_b.id, None, 50, 0).await.unwrap();
+    let b_keys = app.store.list_keys(&ws_b.id, None, 500, 0).await.unwrap();
     assert_eq!(b_keys.items.len(), covered.len());
     for k in &b_keys.items {
         assert!(!r.text.contains(k.id.as_str()), "A's list shows B's key");
@@ -360,11 +360,23 @@ async fn a_test_mode_key_cannot_see_or_touch_live_keys() {
     }
 
     // A live key does see both kinds, so the list above was filtered, not empty by accident.
+    // (Every page: one key was made per operation, more than a page.)
     let live_admin = app.admin_key().await;
-    let r = app.get("/v1/keys?limit=50").key(&live_admin).send().await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert!(r.text.contains(test_row.id.as_str()));
-    assert!(r.text.contains(live_ids[0].as_str()));
+    let mut all = String::new();
+    for offset in (0..).step_by(50) {
+        let r = app
+            .get(&format!("/v1/keys?limit=50&offset={offset}"))
+            .key(&live_admin)
+            .send()
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        all.push_str(&r.text);
+        if r.body["has_more"] != true {
+            break;
+        }
+    }
+    assert!(all.contains(test_row.id.as_str()));
+    assert!(all.contains(live_ids[0].as_str()));
 }
 
 /// A route needing `posts:publish`, for the paid-scope check over HTTP: there is no posts route

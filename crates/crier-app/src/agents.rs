@@ -45,6 +45,8 @@ pub const DEFAULT_POSTS: i64 = 3;
 pub const MAX_CREDITS: i64 = 500;
 pub const DEFAULT_CREDITS: i64 = 20;
 pub const MAX_FEEDS: usize = 10;
+/// Starts of one run at most (each may spend credits).
+pub const MAX_ATTEMPTS: i64 = 3;
 /// Batches of due agents one scheduler tick goes through at most.
 pub const SCHEDULE_ROUNDS: usize = 50;
 /// Entries taken from each feed, topics from the trends, best posts: per run.
@@ -178,6 +180,7 @@ impl Agents<'_> {
         c: &Caller,
         s: &mut AgentSettings,
         accounts: Option<&[String]>,
+        before: Option<&AgentSettings>,
     ) -> AppResult<()> {
         bounded("name", &s.name, MAX_NAME)?;
         bounded("instructions", &s.instructions, MAX_INSTRUCTIONS)?;
@@ -186,8 +189,9 @@ impl Agents<'_> {
         if let Some(text) = &s.schedule {
             s.schedule = Some(parse_schedule(text)?.as_str().to_owned());
         }
-        if s.output == AgentOutput::Queue {
+        if s.output == AgentOutput::Queue && before.is_none_or(|b| b.output != AgentOutput::Queue) {
             // Queued posts go out without a person: the key that asks for it must publish.
+            // (Pausing or editing an agent that already queues needs no more than it did.)
             c.require(Scope::PostsPublish)?;
         }
         if s.sources.feed_ids.len() > MAX_FEEDS {
@@ -196,9 +200,28 @@ impl Agents<'_> {
                 format!("`sources.feed_ids` has at most {MAX_FEEDS} feeds."),
             ));
         }
+        let new_feeds = s
+            .sources
+            .feed_ids
+            .iter()
+            .any(|f| before.is_none_or(|b| !b.sources.feed_ids.contains(f)));
+        if new_feeds {
+            // A run shows the entries it drew on: naming a feed is reading it.
+            c.require(Scope::FeedsRead)?;
+        }
+        let reach = match c.is_limited() {
+            true => Some(self.app.reach(c).await?),
+            false => None,
+        };
         for f in &s.sources.feed_ids {
             let feed = self.app.store().get_feed(c.workspace(), f).await?;
-            if feed.is_none_or(|f| f.livemode != c.livemode()) {
+            let visible = feed.is_some_and(|feed| {
+                feed.livemode == c.livemode()
+                    && reach
+                        .as_ref()
+                        .is_none_or(|r| r.accounts(feed.account_ids.iter()))
+            });
+            if !visible {
                 return Err(AppError::invalid(
                     "sources.feed_ids",
                     format!("No such feed: '{f}'."),
@@ -293,14 +316,18 @@ impl Agents<'_> {
             .await?
             .filter(|a| a.livemode == c.livemode())
             .ok_or_else(not_found)?;
-        if c.is_limited()
-            && !self
-                .app
-                .reach(c)
-                .await?
-                .accounts(agent.settings.account_ids.iter())
-        {
-            return Err(not_found());
+        if c.is_limited() {
+            let reach = self.app.reach(c).await?;
+            let brand_ok = match &agent.settings.brand_id {
+                None => true,
+                Some(b) => match self.app.store().get_brand(&c.tenant, b).await? {
+                    Some(brand) => reach.brand(&brand),
+                    None => true,
+                },
+            };
+            if !brand_ok || !reach.accounts(agent.settings.account_ids.iter()) {
+                return Err(not_found());
+            }
         }
         Ok(agent)
     }
@@ -314,9 +341,13 @@ impl Agents<'_> {
             .list_agents(c.workspace(), c.livemode(), limit, offset)
             .await?;
         if c.is_limited() {
-            let reach = self.app.reach(c).await?;
-            page.items
-                .retain(|a| reach.accounts(a.settings.account_ids.iter()));
+            let mut kept = Vec::with_capacity(page.items.len());
+            for a in page.items {
+                if self.visible(c, a.id.as_str()).await.is_ok() {
+                    kept.push(a);
+                }
+            }
+            page.items = kept;
         }
         Ok(page)
     }
@@ -336,7 +367,10 @@ impl Agents<'_> {
             max_credits: req.max_credits.unwrap_or(DEFAULT_CREDITS),
             enabled: req.enabled.unwrap_or(true),
         };
-        self.check(c, &mut s, req.account_ids.as_deref()).await?;
+        self.check(c, &mut s, req.account_ids.as_deref(), None)
+            .await?;
+        // It writes with AI credits: a key that cannot generate cannot make it.
+        c.require(Scope::AiGenerate)?;
         if self.app.store().count_agents(c.workspace()).await? >= MAX_AGENTS {
             return Err(AppError::new(
                 ErrorCode::Conflict,
@@ -397,7 +431,8 @@ impl Agents<'_> {
                 (None, true) => None,
                 (None, false) => Some(s.account_ids.iter().map(ToString::to_string).collect()),
             };
-        self.check(c, &mut s, accounts.as_deref()).await?;
+        self.check(c, &mut s, accounts.as_deref(), Some(&agent.settings))
+            .await?;
         let now = self.app.clock().now_ms().max(agent.updated_at + 1);
         let timing_changed =
             s.schedule != agent.settings.schedule || s.enabled != agent.settings.enabled;
@@ -444,6 +479,11 @@ impl Agents<'_> {
         c.require(Scope::AgentsWrite)?;
         require_ai(c)?;
         let agent = self.visible(c, id).await?;
+        // A run asked for spends credits, and an agent that queues publishes what it makes.
+        c.require(Scope::AiGenerate)?;
+        if agent.settings.output == AgentOutput::Queue {
+            c.require(Scope::PostsPublish)?;
+        }
         let now = self.app.clock().now_ms();
         let run = self
             .app
@@ -538,7 +578,28 @@ impl Agents<'_> {
             store.drop_job(&job.id).await?;
             return Ok(None);
         };
-        let result = self.execute(&agent).await?;
+        // A run that keeps being lost (a model slower than the lease, a crash it causes) is
+        // not started again and again: each start may spend credits.
+        let result = if run.attempts > MAX_ATTEMPTS {
+            RunResult {
+                status: RunStatus::Failed,
+                engine: None,
+                inputs: Vec::new(),
+                prompts: Vec::new(),
+                posts: Vec::new(),
+                notes: Vec::new(),
+                credits: 0,
+                error: Some((
+                    ErrorCode::InternalError.as_str().to_owned(),
+                    format!(
+                        "The run was started {MAX_ATTEMPTS} times and never finished; it is not \
+                         tried again."
+                    ),
+                )),
+            }
+        } else {
+            self.execute(&agent).await?
+        };
         let now = self.app.clock().now_ms().max(now);
         let finished = AgentRun {
             status: result.status,
@@ -662,12 +723,9 @@ impl Agents<'_> {
             }
         }
         if s.sources.best_posts {
-            let accounts = match &s.brand_id {
-                Some(b) => store.get_brand(&tenant, b).await?.map(|b| b.account_ids),
-                None => Some(s.account_ids.clone()),
-            };
+            // Of the agent's own accounts (what it was given), not a brand's as it is now.
             for text in store
-                .best_published_texts(&tenant, accounts.as_deref(), PER_SOURCE as i64)
+                .best_published_texts(&tenant, Some(&s.account_ids), PER_SOURCE as i64)
                 .await?
             {
                 let text = clip(&text, 280);

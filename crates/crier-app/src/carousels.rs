@@ -179,23 +179,47 @@ fn first_sentence(s: &str, max: usize) -> Option<(String, String)> {
     (head.chars().count() <= max && !rest.is_empty()).then(|| (head.to_owned(), rest.to_owned()))
 }
 
-/// Sentences of `s`, each at most [`MAX_BODY`] characters (a longer one is cut at words).
+/// Sentences of `s` (each up to and with its `.`, `!` or `?` before a space), each at most
+/// [`MAX_BODY`] characters (a longer one is cut at words). One pass over `s`.
 fn sentences(s: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut rest = s.trim();
-    while !rest.is_empty() {
-        match first_sentence(rest, usize::MAX) {
-            Some((head, tail)) => {
-                out.push(clip(&head, MAX_BODY));
-                rest = rest[rest.len() - tail.len()..].trim();
+    let mut start = 0;
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let ends = matches!(c, '.' | '!' | '?')
+            && chars.peek().is_some_and(|(_, next)| next.is_whitespace());
+        if ends {
+            let end = i + c.len_utf8();
+            let sentence = s[start..end].trim();
+            if !sentence.is_empty() {
+                out.push(clip(sentence, MAX_BODY));
             }
-            None => {
-                out.push(clip(rest, MAX_BODY));
-                break;
-            }
+            start = end;
         }
     }
+    let rest = s[start..].trim();
+    if !rest.is_empty() {
+        out.push(clip(rest, MAX_BODY));
+    }
     out
+}
+
+/// The source's blocks cut to [`MAX_TEXT`] characters in all (a page may be long; slides
+/// take a fraction of it).
+fn bounded_blocks(mut e: text::Extracted) -> text::Extracted {
+    let mut left = MAX_TEXT;
+    e.blocks.retain_mut(|b| {
+        if left == 0 {
+            return false;
+        }
+        let n = b.text.chars().count();
+        if n > left {
+            b.text = clip(&b.text, left);
+        }
+        left = left.saturating_sub(n);
+        true
+    });
+    e
 }
 
 /// Slides from extracted blocks (see the module documentation).
@@ -383,6 +407,11 @@ impl Carousels<'_> {
 
     pub async fn get(&self, c: &Caller, id: &str) -> AppResult<Shown> {
         c.require(Scope::CarouselsRead)?;
+        self.shown(c, id).await
+    }
+
+    /// The carousel `id` laid out, for a caller whose scope was checked.
+    async fn shown(&self, c: &Caller, id: &str) -> AppResult<Shown> {
         let carousel = self.visible(c, id).await?;
         self.show(c, carousel).await
     }
@@ -499,7 +528,7 @@ impl Carousels<'_> {
                 ),
             ));
         }
-        let blocks = self.source_blocks(c, &req.source, brand.as_ref()).await?;
+        let blocks = bounded_blocks(self.source_blocks(c, &req.source, brand.as_ref()).await?);
         let param = match &req.source {
             Source::Text(_) => "text",
             Source::Prompt(_) => "prompt",
@@ -704,8 +733,9 @@ impl Carousels<'_> {
     /// while a slide's text does not fit.
     pub async fn export(&self, c: &Caller, id: &str) -> AppResult<Shown> {
         c.require(Scope::CarouselsWrite)?;
+        let shown = self.shown(c, id).await?;
+        // The slides become media: a key that cannot write media cannot export.
         c.require(Scope::MediaWrite)?;
-        let shown = self.get(c, id).await?;
         if let Some((i, l)) = shown
             .laid
             .iter()
@@ -729,42 +759,58 @@ impl Carousels<'_> {
         })
         .await?;
         let before = shown.carousel;
-        let mut media_ids = Vec::with_capacity(pngs.len());
+        let mut media_ids: Vec<String> = Vec::with_capacity(pngs.len());
         let n = pngs.len();
-        for (i, png) in pngs.into_iter().enumerate() {
-            let slide = &before.slides[i];
-            let alt = clip(
-                &format!("Slide {} of {n}: {} {}", i + 1, slide.heading, slide.body),
-                1000,
-            );
-            let stored = self
+        let stored = async {
+            for (i, png) in pngs.into_iter().enumerate() {
+                let slide = &before.slides[i];
+                let alt = clip(
+                    &format!("Slide {} of {n}: {} {}", i + 1, slide.heading, slide.body),
+                    1000,
+                );
+                let stored = self
+                    .app
+                    .media()
+                    .store_bytes(
+                        c,
+                        format!("{}-{}.png", before.id, i + 1),
+                        "image/png",
+                        bytes::Bytes::from(png),
+                        Some(alt),
+                    )
+                    .await?;
+                media_ids.push(stored.id.to_string());
+            }
+            let mut after = before.clone();
+            after.media_ids = media_ids.clone();
+            after.version = before.version + 1;
+            after.updated_at = self.app.clock().now_ms().max(before.updated_at);
+            if !self
                 .app
-                .media()
-                .store_bytes(
-                    c,
-                    format!("{}-{}.png", before.id, i + 1),
-                    "image/png",
-                    bytes::Bytes::from(png),
-                    Some(alt),
-                )
-                .await?;
-            media_ids.push(stored.id.to_string());
+                .store()
+                .update_carousel(&after, before.version)
+                .await?
+            {
+                return Err(AppError::new(
+                    ErrorCode::Conflict,
+                    "The carousel changed while it was exported; export it again.",
+                ));
+            }
+            Ok(after)
         }
-        let mut after = before.clone();
-        after.media_ids = media_ids;
-        after.version = before.version + 1;
-        after.updated_at = self.app.clock().now_ms().max(before.updated_at);
-        if !self
-            .app
-            .store()
-            .update_carousel(&after, before.version)
-            .await?
-        {
-            return Err(AppError::new(
-                ErrorCode::Conflict,
-                "The carousel changed while it was exported; export it again.",
-            ));
-        }
+        .await;
+        let after = match stored {
+            Ok(after) => after,
+            Err(e) => {
+                // Nothing half-exported stays: the slides stored so far go.
+                for id in &media_ids {
+                    if let Err(e) = self.app.media().delete(c, id).await {
+                        tracing::warn!(media = %id, error = %e.message, "could not remove a slide of a failed export");
+                    }
+                }
+                return Err(e);
+            }
+        };
         self.show(c, after).await
     }
 }

@@ -32,6 +32,12 @@ pub const DEFAULT_CLIPS: i64 = 3;
 pub const DEFAULT_THRESHOLD: f64 = 0.4;
 pub const MIN_THRESHOLD: f64 = 0.05;
 pub const MAX_THRESHOLD: f64 = 0.95;
+/// Starts of one job at most.
+pub const MAX_ATTEMPTS: i64 = 3;
+/// How much of the video is read at a time into the work folder.
+const COPY_PIECE: u64 = 8 * 1024 * 1024;
+/// Scene changes kept (a video of flashes would have thousands).
+pub const MAX_SCENES: usize = 1000;
 /// Jobs queued or running per workspace.
 pub const MAX_OPEN: i64 = 5;
 /// The longest video any plan takes.
@@ -175,7 +181,6 @@ impl Clips<'_> {
     /// makes media).
     pub async fn create(&self, c: &Caller, req: NewClipJob) -> AppResult<ShownJob> {
         c.require(Scope::ClipsWrite)?;
-        c.require(Scope::MediaWrite)?;
         let target = in_range(
             "target_seconds",
             req.target_seconds.unwrap_or(DEFAULT_TARGET_SECONDS),
@@ -219,6 +224,8 @@ impl Clips<'_> {
                 "`media_id` must name a ready video (upload it and confirm it first).",
             ));
         }
+        // The clips become media: a key that cannot write media cannot cut them.
+        c.require(Scope::MediaWrite)?;
         let seconds = media.duration_ms.map_or(0, |d| (d as i64 + 999) / 1000);
         let max_seconds = c
             .plan
@@ -318,6 +325,24 @@ impl Clips<'_> {
             store.drop_job(&queued.id).await?;
             return Ok(None);
         };
+        if job.attempts > MAX_ATTEMPTS {
+            // Lost again and again (the video may be what kills the worker): not tried again.
+            let outcome = ClipOutcome {
+                status: ClipStatus::Failed,
+                duration_ms: None,
+                scenes: Vec::new(),
+                clips: Vec::new(),
+                error: Some((
+                    ErrorCode::InternalError.as_str().to_owned(),
+                    format!("The job was started {MAX_ATTEMPTS} times and never finished."),
+                )),
+            };
+            let now = self.app.clock().now_ms();
+            store
+                .finish_clip_job(&queued.id, &job.id, job.attempts, &outcome, now)
+                .await?;
+            return Ok(store.clip_job(&job.id).await?);
+        }
         let dir = tempfile::tempdir().map_err(|e| AppError::internal(e.to_string()))?;
         let mut made: Vec<CutClip> = Vec::new();
         let outcome = match self.work(&job, dir.path(), &mut made).await {
@@ -413,18 +438,32 @@ impl Clips<'_> {
                 format!("The workspace's plan `{}` is not configured.", ws.plan),
             ));
         };
-        let bytes = self
-            .app
-            .media()
-            .storage()
-            .read_all(&media.storage_key, media.size)
-            .await
-            .map_err(|e| AppError::internal(format!("reading the video: {e}")))?;
+        // Copied to the temp dir in pieces: a video is never all in memory.
         let input = dir.join("input");
-        tokio::fs::write(&input, &bytes)
+        let mut file = tokio::fs::File::create(&input)
             .await
             .map_err(|e| AppError::internal(format!("writing the video: {e}")))?;
-        drop(bytes);
+        let media_rules = self.app.media();
+        let storage = media_rules.storage();
+        let mut offset = 0u64;
+        while offset < media.size {
+            let piece = storage
+                .read_range(
+                    &media.storage_key,
+                    offset,
+                    COPY_PIECE.min(media.size - offset),
+                )
+                .await
+                .map_err(|e| AppError::internal(format!("reading the video: {e}")))?;
+            if piece.is_empty() {
+                break;
+            }
+            tokio::io::AsyncWriteExt::write_all(&mut file, &piece)
+                .await
+                .map_err(|e| AppError::internal(format!("writing the video: {e}")))?;
+            offset += piece.len() as u64;
+        }
+        drop(file);
         if !self.step(job, 5).await? {
             return Ok(None);
         }
@@ -432,12 +471,29 @@ impl Clips<'_> {
             Ok(p) => p,
             Err(e) => return failed(video_error(e)),
         };
+        // The length as ffmpeg reads it, checked again: the one measured at upload comes from
+        // the file's header, which a file may state differently.
+        let max_ms = 1000
+            * plan
+                .clip_max_seconds
+                .map_or(HARD_MAX_SECONDS, |s| (s as i64).min(HARD_MAX_SECONDS));
+        if probe.duration_ms > max_ms {
+            return failed((
+                ErrorCode::QuotaExceeded.as_str().into(),
+                format!(
+                    "The video is {} s long; this plan cuts clips from videos of at most {} s.",
+                    probe.duration_ms / 1000,
+                    max_ms / 1000
+                ),
+            ));
+        }
         // As long as the video takes to play, twice, and at least a minute.
         let budget = Duration::from_millis((probe.duration_ms as u64 * 2).max(60_000));
-        let scenes = match ffmpeg::scenes(&input, job.threshold as f64 / 1000.0, budget).await {
+        let mut scenes = match ffmpeg::scenes(&input, job.threshold as f64 / 1000.0, budget).await {
             Ok(s) => s,
             Err(e) => return failed(video_error(e)),
         };
+        scenes.truncate(MAX_SCENES);
         if !self.step(job, 40).await? {
             return Ok(None);
         }
@@ -519,8 +575,13 @@ mod tests {
             propose(&[3000, 6000], 9000, 3000, 10),
             [(0, 3000), (3000, 6000), (6000, 9000)]
         );
-        // 6 s wanted: the change closest to 6 s within 3 to 9 s.
-        assert_eq!(propose(&[3000, 6000], 9000, 6000, 10), [(0, 6000)]);
+        // 6 s wanted: the change closest to 6 s within 3 to 9 s; the 3 s left is half the
+        // target, still a clip.
+        assert_eq!(
+            propose(&[3000, 6000], 9000, 6000, 10),
+            [(0, 6000), (6000, 9000)]
+        );
+        assert_eq!(propose(&[3000, 6000], 8000, 6000, 10), [(0, 6000)]);
         // No changes in a long scene: target-length pieces, the rest too short is left.
         assert_eq!(
             propose(&[], 10_000, 3000, 10),

@@ -10,7 +10,8 @@
 //! Fields take `*`, a number, a range `a-b`, a step `*/n`, `a-b/n` or `a/n`, and lists of
 //! those separated by commas; months and days of the week also take English three-letter
 //! names (`jan`, `mon`). Day of week 0 and 7 are Sunday. As in Vixie cron, when both the day
-//! of the month and the day of the week are restricted, a day matching either runs.
+//! of the month and the day of the week are restricted (neither starts with `*`), a day
+//! matching either runs; otherwise a day must match both.
 //!
 //! Bounds, so a schedule is cheap to keep and to run: at most [`MAX_LEN`] characters and at
 //! most [`MAX_PER_HOUR`] minutes an hour; a schedule must have a due time within
@@ -80,7 +81,9 @@ fn field(s: &str, name: &str, min: u32, max: u32, names: &[&str]) -> Result<(u64
             None => (part, 1),
         };
         let (lo, hi) = if range == "*" {
-            star |= step == 1 && s == "*";
+            // As in Vixie cron, a field that starts with `*` (`*`, `*/2`) counts as unrestricted
+            // for the day-of-month / day-of-week rule.
+            star |= s.starts_with('*');
             (min, max)
         } else if let Some((a, b)) = range.split_once('-') {
             let (a, b) = (value(a)?, value(b)?);
@@ -167,27 +170,14 @@ impl Schedule {
     /// The first due time strictly after `after`, in `tz` (see the module documentation for
     /// daylight-saving changes); `None` when there is none within [`HORIZON_DAYS`].
     pub fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
-        let start = after.to_zoned(tz.clone()).datetime();
-        let start_minute = DateTime::from_parts(
-            start.date(),
-            Time::constant(0, 0, 0, 0)
-                .with()
-                .hour(start.hour())
-                .minute(start.minute())
-                .build()
-                .ok()?,
-        );
-        let mut day = start.date();
+        // From the local day `after` falls in (a time of that day before `after` is skipped by
+        // its instant: with a gap or a fold, local order and instant order differ).
+        let mut day = after.to_zoned(tz.clone()).date();
         for _ in 0..HORIZON_DAYS {
             if self.day_matches(day) {
                 for h in (0..24).filter(|h| self.hours & (1 << h) != 0) {
                     for m in (0..60).filter(|m| self.minutes & (1u64 << m) != 0) {
                         let local = DateTime::from_parts(day, Time::constant(h, m, 0, 0));
-                        // A local time before the start cannot be after it (a time of a
-                        // repeated hour is checked by its instant below).
-                        if local < start_minute {
-                            continue;
-                        }
                         let at = first_instant(tz, local)?;
                         if at > after {
                             return Some(at);
@@ -290,6 +280,17 @@ mod tests {
             ),
             ["2026-11-30T09:00:00Z", "2026-12-01T09:00:00Z"]
         );
+        // A day-of-month field starting with `*` counts as unrestricted, as in Vixie cron: odd
+        // days that are Mondays, not odd days or Mondays.
+        assert_eq!(
+            runs(
+                "0 0 */2 * mon",
+                "UTC",
+                "2026-11-29T00:00:00Z",
+                "2026-12-15T00:00:00Z"
+            ),
+            ["2026-12-07T00:00:00Z"]
+        );
         // Day of month OR day of week when both are restricted.
         assert_eq!(
             runs(
@@ -383,6 +384,14 @@ mod tests {
                 "2027-03-28T01:30:00Z",
                 "2027-03-28T02:30:00Z"
             ]
+        );
+        // A node that reaches the night's first due time late still runs the times the gap
+        // moved after it (02:30 and 02:45 Berlin, which the gap makes 01:30Z and 01:45Z).
+        let s = Schedule::parse("30,45 1,2 * * *").unwrap();
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(
+            s.next_after(at("2027-03-28T01:05:00Z"), &tz).unwrap(),
+            at("2027-03-28T01:30:00Z")
         );
         // New York, 9:00 every day: always 9:00 local, whatever the offset.
         assert_eq!(

@@ -163,7 +163,7 @@ fn text_never_overflows_a_slide() {
     // Markup in text is text.
     let tricky = Slide {
         kind: Kind::Title,
-        heading: "<script>alert('x')</script> & \"quotes\"".into(),
+        heading: "<script>alert('x')</script> & \"quotes\" \u{FFFF}\u{FFFE}".into(),
         body: String::new(),
     };
     let laid = layout(&tricky, 1, 3, Template::Dark, Size::Square, "");

@@ -577,9 +577,10 @@ impl Store {
         for post in &result.posts {
             store_new_post(&mut tx, post).await?;
         }
+        // When this run started: entries a feed saw while it ran are new to the next one.
         sqlx::query("UPDATE agents SET last_run_at = $2 WHERE id = $1")
             .bind(run.agent_id.as_str())
-            .bind(now)
+            .bind(run.started_at.unwrap_or(now))
             .execute(&mut *tx)
             .await?;
         crate::events::emit(

@@ -13,7 +13,7 @@ use crier_core::ids::AgentRunId;
 use crier_store::{AgentRun, Job, JobKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::millis;
+use crate::runner::{LeaseKeeper, millis};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -97,13 +97,22 @@ impl AgentWorker {
     /// Runs one claimed run; `None` when there was nothing to record (or storage failed: the
     /// job comes back after its lease).
     pub async fn run_one(&self, job: &Job, run: &AgentRunId) -> Option<AgentRun> {
-        match self.app.agents().run_job(job, run).await {
+        // The lease is renewed every third of it while the run goes on (a model may be slow),
+        // so a live worker keeps its run; a lost one's lease runs out.
+        let _lease = LeaseKeeper::start(
+            self.app.store().clone(),
+            self.clock.clone(),
+            self.config.lease,
+            job.id.clone(),
+        );
+        let out = match self.app.agents().run_job(job, run).await {
             Ok(done) => done,
             Err(e) => {
                 tracing::warn!(run = %run, error = %e.message, "agent run failed on storage; it will come back");
                 None
             }
-        }
+        };
+        out
     }
 
     /// Runs until `cancel`: the scheduler ticks every `poll`, and runs go `concurrency` at a

@@ -12,7 +12,7 @@ use crier_core::ids::ClipId;
 use crier_store::{ClipJob, Job, JobKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::millis;
+use crate::runner::{LeaseKeeper, millis};
 
 #[derive(Debug, Clone)]
 pub struct ClipConfig {
@@ -77,17 +77,12 @@ impl ClipWorker {
 
     /// Runs one claimed job, renewing its lease every third of it meanwhile.
     pub async fn run_one(&self, job: &Job, id: &ClipId) -> Option<ClipJob> {
-        let store = self.app.store().clone();
-        let (clock, lease, job_id) = (self.clock.clone(), self.config.lease, job.id.clone());
-        let keep = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let until = clock.now_ms() + millis(lease);
-                if let Err(e) = store.extend_lease(&job_id, until).await {
-                    tracing::warn!(job = %job_id, error = %e, "could not renew a clip job's lease");
-                }
-            }
-        });
+        let _lease = LeaseKeeper::start(
+            self.app.store().clone(),
+            self.clock.clone(),
+            self.config.lease,
+            job.id.clone(),
+        );
         let out = match self.app.clips().run_job(job, id).await {
             Ok(done) => done,
             Err(e) => {
@@ -95,7 +90,6 @@ impl ClipWorker {
                 None
             }
         };
-        keep.abort();
         out
     }
 

@@ -68,3 +68,33 @@ pub(crate) fn jitter(ms: i64, spread: i64) -> i64 {
     let r = i64::from(u16::from_le_bytes(b)) - 32768; // -32768..32767
     ms + ms * r / (spread * 32768)
 }
+
+/// Renews a claimed job's lease every third of it while the work goes on (a slow model, a long
+/// ffmpeg run), so a live worker keeps its job and a lost one's lease runs out. Stops when
+/// dropped.
+pub(crate) struct LeaseKeeper(tokio::task::JoinHandle<()>);
+
+impl LeaseKeeper {
+    pub(crate) fn start(
+        store: crier_store::Store,
+        clock: Arc<dyn crier_core::Clock>,
+        lease: Duration,
+        job: crier_core::ids::JobId,
+    ) -> Self {
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = clock.now_ms() + millis(lease);
+                if let Err(e) = store.extend_lease(&job, until).await {
+                    tracing::warn!(job = %job, error = %e, "could not renew a job's lease");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
