@@ -582,11 +582,17 @@ mod tests {
             [(0, 6000), (6000, 9000)]
         );
         assert_eq!(propose(&[3000, 6000], 8000, 6000, 10), [(0, 6000)]);
-        // No changes in a long scene: target-length pieces, the rest too short is left.
+        // No changes in a long scene: target-length pieces; the video's end counts as a cut
+        // (the last piece is 4 s), and a rest shorter than half the target is left.
         assert_eq!(
             propose(&[], 10_000, 3000, 10),
-            [(0, 3000), (3000, 6000), (6000, 9000)]
+            [(0, 3000), (3000, 6000), (6000, 10_000)]
         );
+        assert_eq!(
+            propose(&[], 20_000, 3000, 10).last(),
+            Some(&(18_000, 20_000))
+        );
+        assert_eq!(propose(&[], 7_000, 3000, 10), [(0, 3000), (3000, 7000)]);
         // At most `max`.
         assert_eq!(propose(&[3000, 6000], 9000, 3000, 2).len(), 2);
         // Changes outside the video are ignored.
