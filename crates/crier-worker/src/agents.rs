@@ -105,14 +105,13 @@ impl AgentWorker {
             self.config.lease,
             job.id.clone(),
         );
-        let out = match self.app.agents().run_job(job, run).await {
+        match self.app.agents().run_job(job, run).await {
             Ok(done) => done,
             Err(e) => {
                 tracing::warn!(run = %run, error = %e.message, "agent run failed on storage; it will come back");
                 None
             }
-        };
-        out
+        }
     }
 
     /// Runs until `cancel`: the scheduler ticks every `poll`, and runs go `concurrency` at a

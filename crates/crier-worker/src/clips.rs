@@ -83,14 +83,13 @@ impl ClipWorker {
             self.config.lease,
             job.id.clone(),
         );
-        let out = match self.app.clips().run_job(job, id).await {
+        match self.app.clips().run_job(job, id).await {
             Ok(done) => done,
             Err(e) => {
                 tracing::warn!(clip = %id, error = %e.message, "clip job failed on storage; it will come back");
                 None
             }
-        };
-        out
+        }
     }
 
     pub async fn run(self, cancel: CancellationToken) {
