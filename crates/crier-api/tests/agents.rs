@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{KeySpec, NowMs, Response, START, TestApp, both};
+use crier_core::Scope;
 use crier_core::ids::{AgentId, AgentRunId};
-use crier_core::{KeyMode, Scope};
 use crier_store::{JobKind, Post, RunResult, RunStatus};
 use crier_worker::agents::{AgentConfig, AgentWorker};
 use serde_json::{Value, json};
@@ -875,23 +875,7 @@ async fn another_workspaces_and_the_other_modes_agents_do_not_exist() {
         .send()
         .await;
     let run = r.body["id"].as_str().unwrap().to_owned();
-    let other = app.other_workspace("other").await;
-    let (other_key, _) = app
-        .key_in(
-            &other,
-            KeySpec {
-                scopes: Scope::ALL.to_vec(),
-                ..KeySpec::default()
-            },
-        )
-        .await;
-    let (test_key, _) = app
-        .key(KeySpec {
-            scopes: Scope::ALL.to_vec(),
-            mode: Some(KeyMode::Test),
-            ..KeySpec::default()
-        })
-        .await;
+    let [other_key, test_key] = app.outsider_keys().await;
     for k in [&other_key, &test_key] {
         for (method, path) in [
             ("GET", format!("/v1/agents/{id}")),

@@ -7,8 +7,8 @@
 //! `crates/crier-render/tests/slides.rs`.)
 mod common;
 
-use common::{KeySpec, Response, TestApp, both};
-use crier_core::{KeyMode, Scope};
+use common::{Response, TestApp, both};
+use crier_core::Scope;
 use serde_json::{Value, json};
 
 const ARTICLE: &str = "# Five ways to never post twice\n\n\
@@ -404,23 +404,7 @@ async fn another_workspaces_and_the_other_modes_carousels_do_not_exist() {
     let (app, key) = world().await;
     let c = create_ok(&app, &key, json!({"text": ARTICLE})).await;
     let id = c["id"].as_str().unwrap();
-    let other = app.other_workspace("other").await;
-    let (other_key, _) = app
-        .key_in(
-            &other,
-            KeySpec {
-                scopes: Scope::ALL.to_vec(),
-                ..KeySpec::default()
-            },
-        )
-        .await;
-    let (test_key, _) = app
-        .key(KeySpec {
-            scopes: Scope::ALL.to_vec(),
-            mode: Some(KeyMode::Test),
-            ..KeySpec::default()
-        })
-        .await;
+    let [other_key, test_key] = app.outsider_keys().await;
     for k in [&other_key, &test_key] {
         for (method, path) in [
             ("GET", format!("/v1/carousels/{id}")),

@@ -13,10 +13,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::media::{local_app, ready};
-use common::{KeySpec, Response, TestApp, both};
+use common::{Response, TestApp, both};
+use crier_core::Scope;
 use crier_core::ids::ClipId;
 use crier_core::plans::Plan;
-use crier_core::{KeyMode, Scope};
 use crier_store::{ClipStatus, JobKind};
 use crier_worker::clips::{ClipConfig, ClipWorker};
 use serde_json::{Value, json};
@@ -397,23 +397,7 @@ async fn another_workspaces_and_the_other_modes_jobs_do_not_exist() {
         .send()
         .await;
     let id = r.body["id"].as_str().unwrap().to_owned();
-    let other = app.other_workspace("other").await;
-    let (other_key, _) = app
-        .key_in(
-            &other,
-            KeySpec {
-                scopes: Scope::ALL.to_vec(),
-                ..KeySpec::default()
-            },
-        )
-        .await;
-    let (test_key, _) = app
-        .key(KeySpec {
-            scopes: Scope::ALL.to_vec(),
-            mode: Some(KeyMode::Test),
-            ..KeySpec::default()
-        })
-        .await;
+    let [other_key, test_key] = app.outsider_keys().await;
     for k in [&other_key, &test_key] {
         let r = app.get(&format!("/v1/clips/{id}")).key(k).send().await;
         r.assert_error(404, "not_found");

@@ -13,7 +13,7 @@ use crier_core::ids::AgentRunId;
 use crier_store::{AgentRun, Job, JobKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::{LeaseKeeper, millis};
+use crate::runner::LeaseKeeper;
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -67,31 +67,15 @@ impl AgentWorker {
     }
 
     async fn claim(&self, limit: u32) -> Vec<(Job, AgentRunId)> {
-        let now = self.clock.now_ms();
-        let store = self.app.store();
-        let jobs = match store
-            .claim_jobs_of(JobKind::AgentRun, now, millis(self.config.lease), limit)
-            .await
-        {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim agent runs");
-                return Vec::new();
-            }
-        };
-        let mut out = Vec::with_capacity(jobs.len());
-        for (job, r) in jobs {
-            match r.as_deref().and_then(AgentRunId::parse) {
-                Some(run) => out.push((job, run)),
-                None => {
-                    tracing::warn!(job = %job.id, "agent job names no run; dropped");
-                    if let Err(e) = store.drop_job(&job.id).await {
-                        tracing::warn!(job = %job.id, error = %e, "could not drop a job");
-                    }
-                }
-            }
-        }
-        out
+        crate::runner::claim_refs(
+            self.app.store(),
+            JobKind::AgentRun,
+            self.clock.now_ms(),
+            self.config.lease,
+            limit,
+            AgentRunId::parse,
+        )
+        .await
     }
 
     /// Runs one claimed run; `None` when there was nothing to record (or storage failed: the

@@ -12,7 +12,7 @@ use crier_core::ids::ClipId;
 use crier_store::{ClipJob, Job, JobKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::{LeaseKeeper, millis};
+use crate::runner::LeaseKeeper;
 
 #[derive(Debug, Clone)]
 pub struct ClipConfig {
@@ -48,31 +48,15 @@ impl ClipWorker {
     }
 
     async fn claim(&self, limit: u32) -> Vec<(Job, ClipId)> {
-        let now = self.clock.now_ms();
-        let store = self.app.store();
-        let jobs = match store
-            .claim_jobs_of(JobKind::Clip, now, millis(self.config.lease), limit)
-            .await
-        {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim clip jobs");
-                return Vec::new();
-            }
-        };
-        let mut out = Vec::with_capacity(jobs.len());
-        for (job, r) in jobs {
-            match r.as_deref().and_then(ClipId::parse) {
-                Some(id) => out.push((job, id)),
-                None => {
-                    tracing::warn!(job = %job.id, "clip job names no clip job; dropped");
-                    if let Err(e) = store.drop_job(&job.id).await {
-                        tracing::warn!(job = %job.id, error = %e, "could not drop a job");
-                    }
-                }
-            }
-        }
-        out
+        crate::runner::claim_refs(
+            self.app.store(),
+            JobKind::Clip,
+            self.clock.now_ms(),
+            self.config.lease,
+            limit,
+            ClipId::parse,
+        )
+        .await
     }
 
     /// Runs one claimed job, renewing its lease every third of it meanwhile.

@@ -98,3 +98,36 @@ impl Drop for LeaseKeeper {
         self.0.abort();
     }
 }
+
+/// Claims up to `limit` due jobs of `kind` for `lease`, each with the object its `ref_id`
+/// names (`parse`); a job whose reference does not parse is dropped (leased already, left
+/// alone it would come back every lease). Storage failing is logged and claims nothing.
+pub(crate) async fn claim_refs<T>(
+    store: &crier_store::Store,
+    kind: crier_store::JobKind,
+    now: i64,
+    lease: Duration,
+    limit: u32,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Vec<(crier_store::Job, T)> {
+    let jobs = match store.claim_jobs_of(kind, now, millis(lease), limit).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(kind = kind.as_str(), error = %e, "could not claim jobs");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(jobs.len());
+    for (job, r) in jobs {
+        match r.as_deref().and_then(&parse) {
+            Some(t) => out.push((job, t)),
+            None => {
+                tracing::warn!(job = %job.id, kind = kind.as_str(), "job names nothing it can run; dropped");
+                if let Err(e) = store.drop_job(&job.id).await {
+                    tracing::warn!(job = %job.id, error = %e, "could not drop a job");
+                }
+            }
+        }
+    }
+    out
+}

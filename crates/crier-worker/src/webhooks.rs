@@ -144,38 +144,15 @@ impl Deliverer {
     }
 
     async fn claim(&self, limit: u32) -> Vec<(Job, DeliveryId)> {
-        let now = self.clock.now_ms();
-        match self
-            .store
-            .claim_jobs_of(
-                crier_store::JobKind::Webhook,
-                now,
-                millis(self.config.lease),
-                limit,
-            )
-            .await
-        {
-            Ok(jobs) => {
-                let mut out = Vec::with_capacity(jobs.len());
-                for (job, r) in jobs {
-                    match r.as_deref().and_then(DeliveryId::parse) {
-                        Some(delivery) => out.push((job, delivery)),
-                        None => {
-                            // Leased already: left alone it would come back every lease.
-                            tracing::warn!(job = %job.id, "webhook job names no delivery; dropped");
-                            if let Err(e) = self.store.drop_job(&job.id).await {
-                                tracing::warn!(job = %job.id, error = %e, "could not drop a job");
-                            }
-                        }
-                    }
-                }
-                out
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim webhook jobs");
-                Vec::new()
-            }
-        }
+        crate::runner::claim_refs(
+            &self.store,
+            crier_store::JobKind::Webhook,
+            self.clock.now_ms(),
+            self.config.lease,
+            limit,
+            DeliveryId::parse,
+        )
+        .await
     }
 
     /// Delivers every job due now, concurrently; for tests and tools with an injected clock.

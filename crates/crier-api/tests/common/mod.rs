@@ -320,6 +320,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Keys that must not reach this workspace's live objects, each with every scope: one of
+    /// another workspace, and a test-mode key of this one.
+    pub async fn outsider_keys(&self) -> [String; 2] {
+        let other = self.other_workspace("outsider").await;
+        let every = || KeySpec {
+            scopes: Scope::ALL.to_vec(),
+            ..KeySpec::default()
+        };
+        let (other_key, _) = self.key_in(&other, every()).await;
+        let (test_key, _) = self
+            .key(KeySpec {
+                mode: Some(KeyMode::Test),
+                ..every()
+            })
+            .await;
+        [other_key, test_key]
+    }
+
     /// A snapshot of every key row and audit entry, to assert that a refused write changed
     /// nothing.
     pub async fn snapshot(&self) -> (Vec<KeyRow>, usize, String) {
