@@ -293,9 +293,12 @@ def _feeds():
     return [f["id"] for f in _api("GET", "/v1/feeds?limit=50")["data"]]
 
 
-def _agent(body):
-    if isinstance(body.get("account_ids"), list):
+def _agent(body, creating):
+    if isinstance(body.get("account_ids"), list) and body["account_ids"]:
         _accounts(body, _connected_accounts(), is_post=False)
+    elif creating and not isinstance(body.get("brand_id"), str):
+        # An agent posts somewhere: accounts, or a brand's (a rule across two fields).
+        body["account_ids"] = _connected_accounts()[:1]
     sources = body.get("sources")
     if isinstance(sources, dict) and isinstance(sources.get("feed_ids"), list):
         feeds = _feeds()
@@ -308,8 +311,12 @@ def _carousel(body):
     """One source (the first of `text` and `prompt` given, else a text) and slides with text."""
     chosen = next(
         ((k, body[k]) for k in ("text", "prompt") if isinstance(body.get(k), str)),
-        ("text", "Slides about queues."),
+        ("text", ""),
     )
+    # A source must keep some text once its markup is gone (`#` alone has none), as for
+    # knowledge-base documents.
+    if chosen[0] == "text":
+        chosen = ("text", ("Slides " + chosen[1])[: 20_000])
     for k in ("text", "prompt", "url"):
         body.pop(k, None)
     body[chosen[0]] = chosen[1]
@@ -330,7 +337,7 @@ def _fix(case):
     method = case.operation.method.upper()
     body = case.body if isinstance(case.body, dict) else None
     if body is not None and path in ("/v1/agents", "/v1/agents/{id}"):
-        _agent(body)
+        _agent(body, creating=path == "/v1/agents")
     if path == "/v1/carousels" and method == "POST":
         if body is None:
             case.body = body = {}

@@ -239,12 +239,21 @@ impl Agents<'_> {
             }
             (None, None) => s.account_ids.iter().map(ToString::to_string).collect(),
         };
-        if let Some(brand) = &s.brand_id {
+        let brand_changed = before.is_none_or(|b| b.brand_id != s.brand_id);
+        if let Some(brand) = s.brand_id.as_ref().filter(|_| brand_changed) {
             // Visible to this key (a 400 naming the field, not a 404 of the agent).
             self.app
                 .kb()
                 .validate_brand(c, "brand_id", brand.as_str())
                 .await?;
+        }
+        let stored: Vec<String> = before
+            .map(|b| b.account_ids.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        if before.is_some() && ids == stored {
+            // Accounts as they were: a rename or a pause does not fail because an account
+            // was disconnected since (a run skips accounts that are not connected).
+            return Ok(());
         }
         if ids.is_empty() {
             return Err(AppError::invalid(
