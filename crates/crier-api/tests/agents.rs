@@ -896,6 +896,22 @@ async fn another_workspaces_and_the_other_modes_agents_do_not_exist() {
         let r = app.get("/v1/agents").key(k).send().await;
         assert_eq!(r.body["data"], json!([]), "{}", r.text);
     }
+    // A run is found only under its own agent, even in the same workspace.
+    let second = create_ok(
+        &app,
+        &key,
+        json!({"name": "B", "instructions": "x", "account_ids": [acct]}),
+    )
+    .await;
+    let r = app
+        .get(&format!(
+            "/v1/agents/{}/runs/{run}",
+            second["id"].as_str().unwrap()
+        ))
+        .key(&key)
+        .send()
+        .await;
+    r.assert_error(404, "not_found");
     // A test-mode key cannot aim an agent at a live account.
     let r = create(
         &app,
@@ -904,8 +920,8 @@ async fn another_workspaces_and_the_other_modes_agents_do_not_exist() {
     )
     .await;
     assert_param(&r, "account_ids");
-    // Nothing changed: one agent, one queued run.
-    assert_eq!(agent_count(&app).await, 1);
+    // Nothing changed: the two agents made here, one queued run.
+    assert_eq!(agent_count(&app).await, 2);
     assert_eq!(texts(&app, "SELECT id FROM agent_runs").await.len(), 1);
 }
 
