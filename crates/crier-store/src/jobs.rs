@@ -18,28 +18,99 @@ pub const FAIR_WORKSPACES: usize = 32;
 /// Rounds of [`FAIR_WORKSPACES`] one claim goes through at most (see
 /// [`Store::claim_jobs_except`]).
 const CLAIM_ROUNDS: usize = 4;
+/// A workspace's share of a claim looks at most this many times as many due jobs for accounts
+/// with room (see [`Store::claim_jobs_within`]).
+const SCAN_FACTOR: u32 = 4;
+/// Accounts an [`AccountRoom`] names at most (each list): past them, accounts count as having
+/// the default room, and a job taken beyond an account's room goes back to the queue.
+pub const MAX_ROOM_ACCOUNTS: usize = 256;
+
+/// How many more publish jobs of each account a claim may take: none for `none`, the number
+/// given for `some`, `per_account` for every other.
+#[derive(Debug, Clone, Default)]
+pub struct AccountRoom {
+    pub per_account: u32,
+    pub none: Vec<AccountId>,
+    pub some: Vec<(AccountId, u32)>,
+}
+
+impl AccountRoom {
+    /// No cap at all.
+    pub fn unlimited() -> Self {
+        Self {
+            per_account: u32::MAX,
+            ..Self::default()
+        }
+    }
+
+    /// This room less the jobs already taken.
+    fn less(&self, taken: &[Job]) -> Self {
+        let mut left = self.clone();
+        for job in taken {
+            let Some(account) = &job.account_id else {
+                continue;
+            };
+            if left.none.contains(account) {
+                continue;
+            }
+            let i = match left.some.iter().position(|(a, _)| a == account) {
+                Some(i) => i,
+                None => {
+                    left.some.push((account.clone(), left.per_account));
+                    left.some.len() - 1
+                }
+            };
+            left.some[i].1 = left.some[i].1.saturating_sub(1);
+            if left.some[i].1 == 0 {
+                let (a, _) = left.some.swap_remove(i);
+                left.none.push(a);
+            }
+        }
+        left
+    }
+
+    fn none_json(&self) -> String {
+        let ids: Vec<&str> = self
+            .none
+            .iter()
+            .take(MAX_ROOM_ACCOUNTS)
+            .map(|a| a.as_str())
+            .collect();
+        serde_json::to_string(&ids).expect("strings serialise")
+    }
+
+    fn some_json(&self) -> String {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .some
+            .iter()
+            .take(MAX_ROOM_ACCOUNTS)
+            .map(|(a, n)| (a.as_str().to_owned(), (*n).into()))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    }
+}
 
 pub(crate) const JOB_COLUMNS: &str =
     "id, kind, workspace_id, post_id, account_id, run_at, locked_until";
 
 impl Store {
-    /// Claims up to `limit` due publish jobs for `lease_ms`.
+    /// Claims up to `limit` due publish jobs for `lease_ms`, with no cap per account.
     pub async fn claim_jobs(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Job>> {
-        self.claim_jobs_except(now, lease_ms, limit, &[]).await
+        self.claim_jobs_within(now, lease_ms, limit, &AccountRoom::unlimited())
+            .await
     }
 
-    /// [`Store::claim_jobs`], skipping the jobs of `except` (accounts a node has no room for
-    /// now: at their limit of calls in flight, or paused by a 429), which stay for whoever
-    /// has room.
-    pub async fn claim_jobs_except(
+    /// [`Store::claim_jobs`], taking no more jobs of an account than `room` gives it (the
+    /// calls a node can still make for it: an account at its limit of calls in flight, or
+    /// paused by a 429, gets none), so a node never takes jobs only to put them back; the
+    /// rest stay for whoever has room.
+    pub async fn claim_jobs_within(
         &self,
         now: i64,
         lease_ms: i64,
         limit: u32,
-        except: &[AccountId],
+        room: &AccountRoom,
     ) -> Result<Vec<Job>> {
-        let except = serde_json::to_string(&except.iter().map(|a| a.as_str()).collect::<Vec<_>>())
-            .expect("strings serialise");
         let kind = JobKind::Publish.as_str();
         let mut jobs: Vec<Job> = Vec::new();
         // A workspace whose due jobs are all in flight still counts among the due ones, so a
@@ -51,8 +122,10 @@ impl Store {
                 break;
             }
             let want = limit.saturating_sub(jobs.len() as u32);
+            // What this round took uses up its accounts' room for the next.
+            let room = room.less(&jobs);
             jobs.extend(
-                self.claim_in(&workspaces, kind, now, lease_ms, want, &except)
+                self.claim_in(&workspaces, kind, now, lease_ms, want, &room)
                     .await?,
             );
             if workspaces.len() < FAIR_WORKSPACES || jobs.len() as u32 >= limit {
@@ -64,9 +137,10 @@ impl Store {
         Ok(jobs)
     }
 
-    /// One round of [`Store::claim_jobs_except`]: each of `workspaces` gets an equal share of
-    /// `limit`, its oldest due jobs first, so one workspace's burst of thousands cannot keep
-    /// another's single post waiting behind it. `except` is a JSON list of account ids.
+    /// One round of [`Store::claim_jobs_within`]: each of `workspaces` gets an equal share of
+    /// `limit` (together never more than `limit`), its oldest due jobs first, so one
+    /// workspace's burst of thousands cannot keep another's single post waiting behind it;
+    /// within a workspace no account gets more than its room.
     async fn claim_in(
         &self,
         workspaces: &[String],
@@ -74,32 +148,57 @@ impl Store {
         now: i64,
         lease_ms: i64,
         limit: u32,
-        except: &str,
+        room: &AccountRoom,
     ) -> Result<Vec<Job>> {
-        let share = limit.div_ceil(workspaces.len() as u32).max(1);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Past `limit` workspaces, the first `limit` get one each (the cursor moves on).
+        let workspaces = &workspaces[..workspaces.len().min(limit as usize)];
+        let share = (limit / workspaces.len() as u32).max(1);
         let lock = self.skip_locked();
-        let except_sql = self.json_values("$5");
+        let none = self.json_values("$5");
+        let some = self.json_map_rows("$6", "r");
+        // The accounts' ranks are counted over at most `SCAN_FACTOR` × share due jobs, so a
+        // claim's cost stays bounded however long the queue; an account beyond them waits
+        // for the next claim.
         let per_workspace: Vec<String> = (0..workspaces.len())
             .map(|i| {
                 format!(
-                    "SELECT id FROM (SELECT id FROM jobs WHERE kind = $4 AND workspace_id = ${}
-                       AND run_at <= $2 AND locked_until <= $2
-                       AND (account_id IS NULL OR account_id NOT IN {except_sql})
-                     ORDER BY run_at LIMIT $3 {lock}) AS w{i}",
-                    6 + i
+                    "SELECT id FROM (
+                       SELECT id, run_at, account_id,
+                         ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY run_at, id) AS n
+                       FROM (SELECT id, run_at, account_id FROM jobs
+                             WHERE kind = $4 AND workspace_id = ${ws}
+                               AND run_at <= $2 AND locked_until <= $2
+                               AND (account_id IS NULL OR account_id NOT IN {none})
+                             ORDER BY run_at LIMIT $8 {lock}) AS c{i}
+                     ) AS ranked{i}
+                     WHERE n <= COALESCE(
+                       (SELECT CAST(r.value AS BIGINT) FROM {some}
+                        WHERE r.key = ranked{i}.account_id), $7)
+                     ORDER BY run_at LIMIT $3",
+                    ws = 9 + i,
                 )
             })
             .collect();
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET locked_until = $1 WHERE id IN ({})
              RETURNING {JOB_COLUMNS}",
-            per_workspace.join(" UNION ALL ")
+            per_workspace
+                .iter()
+                .map(|q| format!("SELECT id FROM ({q}) AS w"))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
         )))
         .bind(now + lease_ms)
         .bind(now)
         .bind(i64::from(share))
         .bind(kind)
-        .bind(except);
+        .bind(room.none_json())
+        .bind(room.some_json())
+        .bind(i64::from(room.per_account))
+        .bind(i64::from(share.saturating_mul(SCAN_FACTOR)));
         for ws in workspaces {
             query = query.bind(ws.as_str());
         }

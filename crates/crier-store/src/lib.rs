@@ -60,6 +60,7 @@ pub use devices::{DeviceLogin, DevicePoll, DeviceStatus};
 pub use events::{Event, subscribed, types as event_types};
 pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};
 pub use idempotency::IdempotencyBegin;
+pub use jobs::{AccountRoom, MAX_ROOM_ACCOUNTS};
 pub use kb::{KbDocument, KbFilter, KbInsert, KbKind, KbMatch, KbUsage, NewPassage};
 pub use media::{ConfirmOutcome, DeleteOutcome, Media, MediaFacts, MediaStatus};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, SchemaStatus};
@@ -252,6 +253,17 @@ impl Store {
             Backend::Sqlite => format!("json_each({expr}) AS {alias}"),
             Backend::Postgres => {
                 format!("jsonb_array_elements_text(CAST({expr} AS jsonb)) AS {alias}(value)")
+            }
+        }
+    }
+
+    /// The entries of the JSON object `expr` as a table `alias` with columns `key` and `value`
+    /// (a number's `value` is text on PostgreSQL: cast it).
+    pub(crate) fn json_map_rows(&self, expr: &str, alias: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_each({expr}) AS {alias}"),
+            Backend::Postgres => {
+                format!("jsonb_each_text(CAST({expr} AS jsonb)) AS {alias}(key, value)")
             }
         }
     }

@@ -1,14 +1,16 @@
-//! One node's publishing budgets: how many network calls may be in flight per network and per
-//! account, and which accounts a network told to slow down (a 429) until when.
+//! One node's publishing budgets: how many jobs may be in hand per account and network calls in
+//! flight per network, and which accounts a network told to slow down (a 429) until when.
 //!
 //! A network call takes from 100 ms to seconds, so a node keeps many in flight (the worker's
 //! `concurrency`), and what bounds them is each network's and account's own capacity, not one
-//! small pool. A job whose account has no room goes back to the queue as it is (keeping its
-//! place), and the claim skips that account until it has room ([`Budgets::no_room`]); a job of a
-//! paused account comes back when the pause ends; a job whose network has no room goes back
-//! after a moment ([`DEFER_MS`]). None of them makes a call or uses an attempt. So a
-//! 10,000-post burst on one account keeps at most `per_account` of the node's slots busy, and a
-//! 429 slows only the account that got it.
+//! small pool. An account's room is taken when its job is claimed ([`Budgets::hold`]) and
+//! given back when the job's calls are done: the claim asks for no more of an account's jobs
+//! than its room ([`Budgets::room`]), so a node does not take jobs only to put them back. A job
+//! that still finds no room (past what a claim can name) goes back to the queue as it is,
+//! keeping its place; a job of a paused account comes back when the pause ends; a job whose
+//! network has no room goes back after a moment ([`DEFER_MS`]). None of them makes a call or
+//! uses an attempt. So a 10,000-post burst on one account keeps at most `per_account` of the
+//! node's slots busy, and a 429 slows only the account that got it.
 //!
 //! Every map here is bounded: counts are removed when they reach zero, pauses when they end,
 //! and at most [`MAX_PAUSED`] pauses are kept (past that a 429 is handled by the job's own
@@ -18,11 +20,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crier_core::ids::AccountId;
+use crier_store::{AccountRoom, MAX_ROOM_ACCOUNTS};
 
 /// How long a job whose network had no room waits before it goes back to the queue.
 pub const DEFER_MS: i64 = 250;
-/// Accounts a claim skips at most (the rest are taken and put back, see [`Turn::Later`]).
-pub const MAX_EXCLUDED: usize = 256;
 /// Accounts remembered as paused at most.
 pub const MAX_PAUSED: usize = 100_000;
 
@@ -49,25 +50,38 @@ pub enum Turn {
     /// The account is paused (a 429) until this time (epoch ms): come back then.
     Paused(i64),
     /// The account has no room now: go back to the queue as you are (the claim skips the
-    /// account until it has room, see [`Budgets::no_room`]).
+    /// account until it has room, see [`Budgets::room`]).
     AccountFull,
     /// The network has no room now: go back to the queue after a moment ([`DEFER_MS`]).
     NetworkFull,
 }
 
+/// One job's place in its account's room, given back on drop.
+#[derive(Debug)]
+pub struct Hold {
+    budgets: Arc<Budgets>,
+    account: AccountId,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut s = self.budgets.state.lock().expect("budgets lock");
+        release(&mut s.accounts, &self.account);
+    }
+}
+
 /// A call's place in its network's and account's budgets, given back on drop.
 #[derive(Debug)]
 pub struct Permit {
+    _hold: Hold,
     budgets: Arc<Budgets>,
     platform: String,
-    account: AccountId,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut s = self.budgets.state.lock().expect("budgets lock");
         release(&mut s.networks, &self.platform);
-        release(&mut s.accounts, &self.account);
     }
 }
 
@@ -89,27 +103,50 @@ impl Budgets {
         })
     }
 
-    /// A turn for a call of `account` on `platform` at `now` (epoch ms).
-    pub fn turn(self: &Arc<Self>, platform: &str, account: &AccountId, now: i64) -> Turn {
+    /// A place in `account`'s room for a job just claimed, if it has one.
+    pub fn hold(self: &Arc<Self>, account: &AccountId) -> Option<Hold> {
         let mut s = self.state.lock().expect("budgets lock");
-        if let Some(until) = s.paused.get(account).copied() {
-            if until > now {
-                return Turn::Paused(until);
+        let n = s.accounts.entry(account.clone()).or_default();
+        if *n >= self.per_account {
+            return None;
+        }
+        *n += 1;
+        Some(Hold {
+            budgets: self.clone(),
+            account: account.clone(),
+        })
+    }
+
+    /// A turn for a call of `account` on `platform` at `now` (epoch ms), with the job's
+    /// `hold` on the account's room if its claim got one (else one is taken now).
+    pub fn turn(
+        self: &Arc<Self>,
+        platform: &str,
+        account: &AccountId,
+        hold: Option<Hold>,
+        now: i64,
+    ) -> Turn {
+        {
+            let mut s = self.state.lock().expect("budgets lock");
+            if let Some(until) = s.paused.get(account).copied() {
+                if until > now {
+                    return Turn::Paused(until);
+                }
+                s.paused.remove(account);
             }
-            s.paused.remove(account);
         }
-        if s.accounts.get(account).copied().unwrap_or(0) >= self.per_account {
+        let Some(hold) = hold.or_else(|| self.hold(account)) else {
             return Turn::AccountFull;
-        }
+        };
+        let mut s = self.state.lock().expect("budgets lock");
         if s.networks.get(platform).copied().unwrap_or(0) >= self.per_network {
             return Turn::NetworkFull;
         }
         *s.networks.entry(platform.to_owned()).or_default() += 1;
-        *s.accounts.entry(account.clone()).or_default() += 1;
         Turn::Go(Permit {
+            _hold: hold,
             budgets: self.clone(),
             platform: platform.to_owned(),
-            account: account.clone(),
         })
     }
 
@@ -122,23 +159,36 @@ impl Budgets {
                 return;
             }
         }
-        let t = s.paused.entry(account.clone()).or_insert(until);
-        *t = (*t).max(until);
+        s.paused.insert(account.clone(), until);
     }
 
-    /// Accounts with no room on this node now (at their limit of calls in flight, or paused),
-    /// at most [`MAX_EXCLUDED`]: the claim leaves their jobs in the queue instead of taking
-    /// them only to put them back.
-    pub fn no_room(&self, now: i64) -> Vec<AccountId> {
+    /// What a claim may take of each account now: nothing of accounts at their limit or
+    /// paused, the rest of their room of accounts with jobs in hand (at most
+    /// [`MAX_ROOM_ACCOUNTS`] of each; past that a job taken beyond its account's room goes
+    /// back to the queue).
+    pub fn room(&self, now: i64) -> AccountRoom {
         let s = self.state.lock().expect("budgets lock");
-        s.accounts
+        let none = s
+            .accounts
             .iter()
             .filter(|(_, n)| **n >= self.per_account)
             .map(|(a, _)| a)
             .chain(s.paused.iter().filter(|(_, t)| **t > now).map(|(a, _)| a))
-            .take(MAX_EXCLUDED)
+            .take(MAX_ROOM_ACCOUNTS)
             .cloned()
-            .collect()
+            .collect();
+        let some = s
+            .accounts
+            .iter()
+            .filter(|(a, n)| **n < self.per_account && !s.paused.contains_key(*a))
+            .take(MAX_ROOM_ACCOUNTS)
+            .map(|(a, n)| (a.clone(), (self.per_account - n) as u32))
+            .collect();
+        AccountRoom {
+            per_account: u32::try_from(self.per_account).unwrap_or(u32::MAX),
+            none,
+            some,
+        }
     }
 
     /// Calls in flight now (all networks), for metrics and tests.
@@ -163,7 +213,7 @@ mod tests {
     #[test]
     fn accounts_and_networks_have_their_own_room() {
         let b = Budgets::new(3, 2);
-        let go = |p: &str, a: u32| match b.turn(p, &acct(a), 0) {
+        let go = |p: &str, a: u32| match b.turn(p, &acct(a), None, 0) {
             Turn::Go(permit) => Ok(permit),
             other => Err(other),
         };
@@ -173,7 +223,7 @@ mod tests {
             matches!(go("x", 1), Err(Turn::AccountFull)),
             "the account's two are in flight"
         );
-        assert_eq!(b.no_room(0), vec![acct(1)]);
+        assert_eq!(b.room(0).none, vec![acct(1)]);
         let _p3 = go("x", 2).unwrap();
         assert!(
             matches!(go("x", 3), Err(Turn::NetworkFull)),
@@ -182,21 +232,48 @@ mod tests {
         assert!(go("bluesky", 3).is_ok(), "another network is not slowed");
         drop(p1);
         assert!(go("x", 3).is_ok(), "a finished call gives its room back");
-        assert!(b.no_room(0).is_empty());
+        assert!(b.room(0).none.is_empty());
     }
 
     #[test]
     fn a_pause_holds_only_its_account_until_it_ends_and_maps_empty() {
         let b = Budgets::new(10, 10);
         b.pause(&acct(1), 5_000, 0);
-        assert!(matches!(b.turn("x", &acct(1), 1_000), Turn::Paused(5_000)));
-        assert_eq!(b.no_room(1_000), vec![acct(1)]);
-        assert!(matches!(b.turn("x", &acct(2), 1_000), Turn::Go(_)));
-        match b.turn("x", &acct(1), 5_000) {
+        assert!(matches!(
+            b.turn("x", &acct(1), None, 1_000),
+            Turn::Paused(5_000)
+        ));
+        assert_eq!(b.room(1_000).none, vec![acct(1)]);
+        assert!(matches!(b.turn("x", &acct(2), None, 1_000), Turn::Go(_)));
+        match b.turn("x", &acct(1), None, 5_000) {
             Turn::Go(p) => drop(p),
             other => panic!("{other:?}"),
         }
         let s = b.state.lock().unwrap();
         assert!(s.networks.is_empty() && s.accounts.is_empty() && s.paused.is_empty());
+    }
+
+    #[test]
+    fn a_claim_holds_room_until_the_job_is_done() {
+        let b = Budgets::new(10, 3);
+        let h1 = b.hold(&acct(1)).unwrap();
+        let _h2 = b.hold(&acct(1)).unwrap();
+        let room = b.room(0);
+        assert_eq!(room.per_account, 3);
+        assert_eq!(room.some, vec![(acct(1), 1)]);
+        assert!(room.none.is_empty());
+        // A held job's turn uses its hold, not more room.
+        let p = match b.turn("x", &acct(1), Some(h1), 0) {
+            Turn::Go(p) => p,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(b.room(0).some, vec![(acct(1), 1)]);
+        let _h3 = b.hold(&acct(1)).unwrap();
+        assert!(b.hold(&acct(1)).is_none(), "three in hand");
+        assert_eq!(b.room(0).none, vec![acct(1)]);
+        assert!(matches!(b.turn("x", &acct(1), None, 0), Turn::AccountFull));
+        drop(p);
+        assert_eq!(b.room(0).some, vec![(acct(1), 1)]);
+        assert_eq!(b.in_flight(), 0);
     }
 }

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::budget::{Budgets, DEFER_MS, Turn};
+use crate::budget::{Budgets, DEFER_MS, Hold, Turn};
 use crate::metrics::{PublishMetrics, outcome};
 use crate::runner::{jitter, millis};
 use crier_app::App;
@@ -112,30 +112,38 @@ impl Publisher {
                 let me = claimer.clone();
                 async move { me.claim(free).await }
             },
-            move |job| {
+            move |(job, hold)| {
                 let me = worker.clone();
                 async move {
-                    me.process(job).await;
+                    me.process(job, hold).await;
                 }
             },
         )
         .await
     }
 
-    async fn claim(&self, limit: u32) -> Vec<Job> {
+    /// Claims due jobs, no more of an account than its room on this node, each with its
+    /// hold on that room.
+    async fn claim(&self, limit: u32) -> Vec<(Job, Option<Hold>)> {
         let now = self.app.clock().now_ms();
-        match self
+        let claimed = self
             .app
             .store()
-            .claim_jobs_except(
+            .claim_jobs_within(
                 now,
                 millis(self.config.lease),
                 limit,
-                &self.budgets.no_room(now),
+                &self.budgets.room(now),
             )
-            .await
-        {
-            Ok(jobs) => jobs,
+            .await;
+        match claimed {
+            Ok(jobs) => jobs
+                .into_iter()
+                .map(|job| {
+                    let hold = job.account_id.as_ref().and_then(|a| self.budgets.hold(a));
+                    (job, hold)
+                })
+                .collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim jobs");
                 Vec::new()
@@ -166,8 +174,8 @@ impl Publisher {
             if jobs.is_empty() {
                 break;
             }
-            for job in jobs {
-                out.push(self.process(job).await);
+            for (job, hold) in jobs {
+                out.push(self.process(job, hold).await);
             }
         }
         out
@@ -175,9 +183,10 @@ impl Publisher {
 
     /// Processes one claimed job; never panics on a network's or storage's failure (the job
     /// stays leased and comes back).
-    pub async fn process(&self, job: Job) -> Processed {
+    /// `hold` is the job's place in its account's room, if its claim took one.
+    async fn process(&self, job: Job, hold: Option<Hold>) -> Processed {
         self.metrics.started(self.app.clock().now_ms() - job.run_at);
-        match self.try_process(&job).await {
+        match self.try_process(&job, hold).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(job = %job.id, error = %e, "job failed on storage; it will come back");
@@ -186,7 +195,7 @@ impl Publisher {
         }
     }
 
-    async fn try_process(&self, job: &Job) -> crier_store::Result<Processed> {
+    async fn try_process(&self, job: &Job, hold: Option<Hold>) -> crier_store::Result<Processed> {
         let Some((post, target)) = self.still_due(job).await? else {
             self.app.store().drop_job(&job.id).await?;
             return Ok(Processed::Dropped);
@@ -245,7 +254,7 @@ impl Publisher {
         // The account's and network's room on this node; without it the job comes back in a
         // moment (or when the account's pause ends) and the slot takes other work.
         let now = self.app.clock().now_ms();
-        let permit = match self.budgets.turn(&account.platform, &account.id, now) {
+        let permit = match self.budgets.turn(&account.platform, &account.id, hold, now) {
             Turn::Go(permit) => permit,
             Turn::Paused(until) => {
                 self.app.store().defer_job(job, until).await?;

@@ -597,6 +597,53 @@ both!(
     }
 );
 
+both!(
+    a_claim_takes_no_more_of_an_account_than_its_room,
+    |db| async move {
+        // Three accounts with ten due posts each, the posts interleaved. The node has room for
+        // one more of the first account's jobs, none of the third's, and `per_account` (two)
+        // of any other: a claim of 100 takes 1 + 2 + 0, the first account's oldest first.
+        let w = World::new(&db).await;
+        let accounts = [
+            w.account("one").await,
+            w.account("two").await,
+            w.account("three").await,
+        ];
+        for i in 0..10 {
+            for a in &accounts {
+                w.schedule(&[a], &format!("{} {i}", a.handle), T0 - 60 * SECOND + i)
+                    .await;
+            }
+        }
+        let room = crier_store::AccountRoom {
+            per_account: 2,
+            none: vec![accounts[2].id.clone()],
+            some: vec![(accounts[0].id.clone(), 1)],
+        };
+        let jobs = w
+            .store
+            .claim_jobs_within(T0, LEASE_MS, 100, &room)
+            .await
+            .unwrap();
+        let of = |a: &crier_store::Account| {
+            jobs.iter()
+                .filter(|j| j.account_id.as_ref() == Some(&a.id))
+                .map(|j| j.run_at)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of(&accounts[0]), vec![T0 - 60 * SECOND]);
+        assert_eq!(
+            of(&accounts[1]),
+            vec![T0 - 60 * SECOND, T0 - 60 * SECOND + 1]
+        );
+        assert!(of(&accounts[2]).is_empty());
+        // What was not taken is still there for whoever has room, and nothing twice.
+        let rest = w.store.claim_jobs(T0, LEASE_MS, 100).await.unwrap();
+        assert_eq!(rest.len(), 27);
+        assert!(rest.iter().all(|r| jobs.iter().all(|j| j.id != r.id)));
+    }
+);
+
 both!(a_deferral_only_moves_a_job_still_ours, |db| async move {
     let w = World::new(&db).await;
     let a = w.account("ada").await;
