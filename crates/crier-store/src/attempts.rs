@@ -8,8 +8,9 @@
 
 use crier_core::ids::{AccountId, AttemptId, PostId};
 
+use crate::group::Outcome;
 use crate::model::*;
-use crate::{Result, Store};
+use crate::{Result, Store, Tx};
 
 impl Store {
     /// Records an attempt before the network is called, marks the target publishing and a
@@ -29,59 +30,67 @@ impl Store {
         idem_key: &str,
         now: i64,
     ) -> Result<Option<AttemptId>> {
-        let (Some(post), Some(account)) = (&job.post_id, &job.account_id) else {
+        let (Some(post), Some(account)) = (job.post_id.clone(), job.account_id.clone()) else {
             return Ok(None);
         };
-        let mut tx = self.begin().await?;
-        let post_ok = sqlx::query(
-            "UPDATE posts SET status = 'publishing',
-                updated_at = CASE WHEN status = 'scheduled' THEN $3 ELSE updated_at END,
-                version = CASE WHEN status = 'scheduled' THEN version + 1 ELSE version END
-             WHERE workspace_id = $1 AND id = $2 AND status IN ('scheduled', 'publishing')",
-        )
-        .bind(job.workspace_id.as_str())
-        .bind(post.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let job_ok = post_ok
-            && sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE id = $1")
-                .bind(job.id.as_str())
-                .fetch_one(&mut *tx)
+        let (ws, job_id, idem_key) = (
+            job.workspace_id.clone(),
+            job.id.clone(),
+            idem_key.to_owned(),
+        );
+        self.unit(Box::new(move |tx: &mut Tx| {
+            Box::pin(async move {
+                let post_ok = sqlx::query(
+                    "UPDATE posts SET status = 'publishing',
+                        updated_at = CASE WHEN status = 'scheduled' THEN $3 ELSE updated_at END,
+                        version = CASE WHEN status = 'scheduled' THEN version + 1 ELSE version END
+                     WHERE workspace_id = $1 AND id = $2 AND status IN ('scheduled', 'publishing')",
+                )
+                .bind(ws.as_str())
+                .bind(post.as_str())
+                .bind(now)
+                .execute(&mut **tx)
                 .await?
-                == 1;
-        let target_ok = job_ok
-            && sqlx::query(
-                "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
-                 WHERE post_id = $1 AND account_id = $2 AND status IN ('pending', 'publishing')",
-            )
-            .bind(post.as_str())
-            .bind(account.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-        if !target_ok {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let id = AttemptId::generate();
-        sqlx::query(
-            "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key, outcome,
-                started_at) VALUES ($1, $2, $3, $4, $5, 'in_flight', $6)",
-        )
-        .bind(id.as_str())
-        .bind(post.as_str())
-        .bind(account.as_str())
-        .bind(part)
-        .bind(idem_key)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(id))
+                .rows_affected()
+                    == 1;
+                let job_ok = post_ok
+                    && sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE id = $1")
+                        .bind(job_id.as_str())
+                        .fetch_one(&mut **tx)
+                        .await?
+                        == 1;
+                let target_ok = job_ok
+                    && sqlx::query(
+                        "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
+                         WHERE post_id = $1 AND account_id = $2
+                           AND status IN ('pending', 'publishing')",
+                    )
+                    .bind(post.as_str())
+                    .bind(account.as_str())
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                if !target_ok {
+                    return Ok(Outcome::Undo(None));
+                }
+                let id = AttemptId::generate();
+                sqlx::query(
+                    "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key,
+                        outcome, started_at) VALUES ($1, $2, $3, $4, $5, 'in_flight', $6)",
+                )
+                .bind(id.as_str())
+                .bind(post.as_str())
+                .bind(account.as_str())
+                .bind(part)
+                .bind(idem_key.as_str())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(Outcome::Commit(Some(id)))
+            })
+        }))
+        .await
     }
 
     /// Records a look-up by idempotency key that failed (outcome `lookup_failed`), so it is on

@@ -21,6 +21,7 @@ mod connections;
 mod devices;
 mod events;
 mod feeds;
+mod group;
 mod idempotency;
 mod jobs;
 mod kb;
@@ -96,6 +97,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A write grouped with others into one transaction (see `group.rs`) was not committed.
+    #[error("{0}")]
+    Batch(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -121,6 +125,8 @@ pub struct Store {
     /// Told in this process, right after the commit, of every key a write changed (see
     /// [`Store::on_key_change`]).
     key_listeners: KeyListeners,
+    /// On SQLite, the committer that groups small write transactions (see `group.rs`).
+    group: Option<group::GroupCommit>,
 }
 
 type KeyListener = Box<dyn Fn(&crier_core::KeyDigest) + Send + Sync>;
@@ -154,6 +160,7 @@ impl Store {
                 url: url.to_owned(),
                 fair_cursor: Default::default(),
                 key_listeners: Default::default(),
+                group: None,
             });
         }
         let path = url
@@ -200,6 +207,7 @@ impl Store {
         Ok(Self {
             backend: Backend::Sqlite,
             read,
+            group: Some(group::GroupCommit::start(write.clone())),
             write,
             url: url.to_owned(),
             fair_cursor: Default::default(),
@@ -290,6 +298,28 @@ impl Store {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.write.begin().await?,
         })
+    }
+}
+
+impl Store {
+    /// Runs `f` as one write transaction: on SQLite grouped with others into one commit (see
+    /// `group.rs`), on PostgreSQL a transaction of its own. `f` must write through the
+    /// transaction it is given only (it may hold SQLite's one writer connection).
+    pub(crate) async fn unit<T: Send + 'static>(&self, f: group::UnitFn<T>) -> Result<T> {
+        if let Some(group) = &self.group {
+            return group.run(f).await;
+        }
+        let mut tx = self.begin().await?;
+        match f(&mut tx).await? {
+            group::Outcome::Commit(t) => {
+                tx.commit().await?;
+                Ok(t)
+            }
+            group::Outcome::Undo(t) => {
+                tx.rollback().await?;
+                Ok(t)
+            }
+        }
     }
 }
 

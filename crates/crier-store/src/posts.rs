@@ -12,6 +12,7 @@ use crier_core::posts::{PostStatus, TargetStatus, status_from_targets};
 use sqlx::Row;
 
 use crate::events::{emit, types};
+use crate::group::Outcome;
 use crate::jobs::{delete_jobs, enqueue_pending};
 use crate::model::*;
 use crate::usage::{METRIC_POSTS_PUBLISHED, add_counter};
@@ -372,125 +373,129 @@ impl Store {
         attempt: Option<(&AttemptId, &str)>,
         now: i64,
     ) -> Result<Option<PostStatus>> {
-        let (Some(post_id), Some(account)) = (&job.post_id, &job.account_id) else {
+        let (Some(post_id), Some(account)) = (job.post_id.clone(), job.account_id.clone()) else {
             self.drop_job(&job.id).await?;
             return Ok(None);
         };
-        let mut tx = self.begin().await?;
-        // Lock the post row first, as every change of a post does, and only while it still
-        // publishes. Without the lock, two targets of one post finishing at once on
-        // PostgreSQL each read the targets' statuses before the other commits, and the post
-        // stays `publishing` for good. (SQLite serialises write transactions anyway.)
-        let post_ok = sqlx::query(
-            "UPDATE posts SET updated_at = $2
-             WHERE id = $1 AND status IN ('scheduled', 'publishing')",
-        )
-        .bind(post_id.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let job_ok = post_ok
-            && sqlx::query("DELETE FROM jobs WHERE id = $1")
-                .bind(job.id.as_str())
-                .execute(&mut *tx)
+        let (ws, job_id, outcome) = (job.workspace_id.clone(), job.id.clone(), outcome.clone());
+        let attempt = attempt.map(|(a, ext)| (a.clone(), ext.to_owned()));
+        self.unit(Box::new(move |tx: &mut Tx| {
+            Box::pin(async move {
+                // Lock the post row first, as every change of a post does, and only while it still
+                // publishes. Without the lock, two targets of one post finishing at once on
+                // PostgreSQL each read the targets' statuses before the other commits, and the post
+                // stays `publishing` for good. (SQLite serialises write transactions anyway.)
+                let post_ok = sqlx::query(
+                    "UPDATE posts SET updated_at = $2
+                     WHERE id = $1 AND status IN ('scheduled', 'publishing')",
+                )
+                .bind(post_id.as_str())
+                .bind(now)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected()
-                == 1;
-        if !job_ok {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        if let Some((attempt, external_id)) = attempt {
-            sqlx::query(
-                "UPDATE publish_attempts SET outcome = 'published', external_id = $2,
-                    finished_at = $3 WHERE id = $1",
-            )
-            .bind(attempt.as_str())
-            .bind(external_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        match outcome {
-            TargetOutcome::Published {
-                external_id,
-                url,
-                part_ids,
-            } => {
-                sqlx::query(
-                    "UPDATE post_targets SET status = 'published', external_id = $3, url = $4,
-                        part_ids = $5, error_code = NULL, error_message = NULL, published_at = $6
-                     WHERE post_id = $1 AND account_id = $2",
-                )
+                    == 1;
+                let job_ok = post_ok
+                    && sqlx::query("DELETE FROM jobs WHERE id = $1")
+                        .bind(job_id.as_str())
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                if !job_ok {
+                    return Ok(Outcome::Undo(None));
+                }
+                if let Some((attempt, external_id)) = &attempt {
+                    sqlx::query(
+                        "UPDATE publish_attempts SET outcome = 'published', external_id = $2,
+                            finished_at = $3 WHERE id = $1",
+                    )
+                    .bind(attempt.as_str())
+                    .bind(external_id)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                match &outcome {
+                    TargetOutcome::Published {
+                        external_id,
+                        url,
+                        part_ids,
+                    } => {
+                        sqlx::query(
+                            "UPDATE post_targets SET status = 'published', external_id = $3, url = $4,
+                                part_ids = $5, error_code = NULL, error_message = NULL, published_at = $6
+                             WHERE post_id = $1 AND account_id = $2",
+                        )
+                        .bind(post_id.as_str())
+                        .bind(account.as_str())
+                        .bind(external_id)
+                        .bind(url)
+                        .bind(json(part_ids))
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    TargetOutcome::Failed(e) => {
+                        sqlx::query(
+                            "UPDATE post_targets SET status = 'failed', error_code = $3, error_message = $4
+                             WHERE post_id = $1 AND account_id = $2",
+                        )
+                        .bind(post_id.as_str())
+                        .bind(account.as_str())
+                        .bind(&e.code)
+                        .bind(&e.message)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                // The post as it now is, read once: its status follows from its targets, and its
+                // event (when the status announces one) is built from these rows.
+                let targets = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1 ORDER BY position"
+                )))
                 .bind(post_id.as_str())
-                .bind(account.as_str())
-                .bind(external_id)
-                .bind(url)
-                .bind(json(part_ids))
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(target_from_row)
+                .collect::<Result<Vec<_>>>()?;
+                let statuses: Vec<TargetStatus> = targets.iter().map(|t| t.status).collect();
+                let status = status_from_targets(&statuses);
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE posts SET status = $2, updated_at = $3, version = version + 1,
+                        published_at = CASE WHEN $4 = 1 AND published_at IS NULL THEN $3 ELSE published_at END
+                     WHERE id = $1 RETURNING {POST_READ}"
+                )))
+                .bind(post_id.as_str())
+                .bind(status.as_str())
                 .bind(now)
-                .execute(&mut *tx)
+                .bind(matches!(status, PostStatus::Published | PostStatus::PartiallyPublished) as i64)
+                .fetch_optional(&mut **tx)
                 .await?;
-            }
-            TargetOutcome::Failed(e) => {
-                sqlx::query(
-                    "UPDATE post_targets SET status = 'failed', error_code = $3, error_message = $4
-                     WHERE post_id = $1 AND account_id = $2",
-                )
-                .bind(post_id.as_str())
-                .bind(account.as_str())
-                .bind(&e.code)
-                .bind(&e.message)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        // The post as it now is, read once: its status follows from its targets, and its
-        // event (when the status announces one) is built from these rows.
-        let targets = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1 ORDER BY position"
-        )))
-        .bind(post_id.as_str())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(target_from_row)
-        .collect::<Result<Vec<_>>>()?;
-        let statuses: Vec<TargetStatus> = targets.iter().map(|t| t.status).collect();
-        let status = status_from_targets(&statuses);
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE posts SET status = $2, updated_at = $3, version = version + 1,
-                published_at = CASE WHEN $4 = 1 AND published_at IS NULL THEN $3 ELSE published_at END
-             WHERE id = $1 RETURNING {POST_READ}"
-        )))
-        .bind(post_id.as_str())
-        .bind(status.as_str())
-        .bind(now)
-        .bind(matches!(status, PostStatus::Published | PostStatus::PartiallyPublished) as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let post = row
-            .map(|r| post_from_row(&r))
-            .transpose()?
-            .map(|p| Post { targets, ..p });
-        let livemode = post.as_ref().is_some_and(|p| p.livemode);
-        if let (Some(kind), Some(post)) = (status_event(status), &post) {
-            emit_post(&mut tx, post, kind, now).await?;
-        }
-        if livemode && matches!(outcome, TargetOutcome::Published { .. }) {
-            let period = crier_core::clock::Month::of(now).period;
-            add_counter(
-                &mut tx,
-                job.workspace_id.as_str(),
-                &period,
-                METRIC_POSTS_PUBLISHED,
-                1,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Some(status))
+                let post = row
+                    .map(|r| post_from_row(&r))
+                    .transpose()?
+                    .map(|p| Post { targets, ..p });
+                let livemode = post.as_ref().is_some_and(|p| p.livemode);
+                if let (Some(kind), Some(post)) = (status_event(status), &post) {
+                    emit_post(tx, post, kind, now).await?;
+                }
+                if livemode && matches!(outcome, TargetOutcome::Published { .. }) {
+                    let period = crier_core::clock::Month::of(now).period;
+                    add_counter(
+                        tx,
+                        ws.as_str(),
+                        &period,
+                        METRIC_POSTS_PUBLISHED,
+                        1,
+                    )
+                    .await?;
+                }
+                Ok(Outcome::Commit(Some(status)))
+            })
+        }))
+        .await
     }
 
     /// Targets of live posts that are scheduled, publishing or awaiting approval and not yet

@@ -9,7 +9,8 @@
 use crier_core::ids::AccountId;
 use sqlx::Row;
 
-use crate::{Result, Store};
+use crate::group::Outcome;
+use crate::{Result, Store, Tx};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxPost {
@@ -71,20 +72,26 @@ fn post_from_row(r: &sqlx::any::AnyRow) -> Result<SandboxPost> {
 
 impl Store {
     pub async fn sandbox_insert(&self, post: &SandboxPost) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sandbox_posts (external_id, account_id, idem_key, body, reply_to,
-                created_at, media_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&post.external_id)
-        .bind(post.account_id.as_str())
-        .bind(&post.idem_key)
-        .bind(&post.body)
-        .bind(post.reply_to.as_deref())
-        .bind(post.created_at)
-        .bind(serde_json::to_string(&post.media_ids).expect("a list of ids"))
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let post = post.clone();
+        self.unit(Box::new(move |tx: &mut Tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO sandbox_posts (external_id, account_id, idem_key, body,
+                        reply_to, created_at, media_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&post.external_id)
+                .bind(post.account_id.as_str())
+                .bind(&post.idem_key)
+                .bind(&post.body)
+                .bind(post.reply_to.as_deref())
+                .bind(post.created_at)
+                .bind(serde_json::to_string(&post.media_ids).expect("a list of ids"))
+                .execute(&mut **tx)
+                .await?;
+                Ok(Outcome::Commit(()))
+            })
+        }))
+        .await
     }
 
     /// The first post an account received with this idempotency key.

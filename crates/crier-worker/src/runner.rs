@@ -1,5 +1,5 @@
 //! The loop every worker runs: claim work with a lease, run it `concurrency` at a time, and when
-//! there was nothing to claim, sleep until the poll interval ends, a local wake-up arrives or a
+//! a claim found less than it asked for, sleep until the poll interval ends, a local wake-up arrives or a
 //! task finishes. On cancel it stops claiming and lets the work in hand finish.
 
 use std::future::Future;
@@ -33,7 +33,9 @@ pub async fn run<T, C, CF, W, WF>(
         } else {
             claim(free).await
         };
-        let idle = claimed.is_empty();
+        // Fewer than asked for: nothing more is due for now (or has room), so wait for a
+        // slot to come free, a wake-up or the poll rather than ask again at once.
+        let idle = claimed.len() < free as usize || free == 0;
         for item in claimed {
             let permit = slots.clone().acquire_owned().await.expect("semaphore open");
             let fut = work(item);
