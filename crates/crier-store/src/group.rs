@@ -97,7 +97,9 @@ impl<T: Send + 'static> Pending for Typed<T> {
                 return false;
             };
             // A panicking unit is that unit's failure, not the committer's end.
-            let ran = std::panic::AssertUnwindSafe(f(tx)).catch_unwind().await;
+            let ran = std::panic::AssertUnwindSafe(async move { f(tx).await })
+                .catch_unwind()
+                .await;
             let (keep, out) = match ran {
                 Ok(Ok(Outcome::Commit(t))) => (true, Ok(t)),
                 Ok(Ok(Outcome::Undo(t))) => (false, Ok(t)),

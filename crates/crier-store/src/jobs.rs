@@ -25,6 +25,14 @@ const SCAN_FACTOR: u32 = 4;
 /// the default room, and a job taken beyond an account's room goes back to the queue.
 pub const MAX_ROOM_ACCOUNTS: usize = 256;
 
+/// What a claim took, and whether more may be due that it did not look at (it stopped at its
+/// limit or after its rounds): then claiming again at once may find more.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub jobs: Vec<Job>,
+    pub more: bool,
+}
+
 /// How many more publish jobs of each account a claim may take: none for `none`, the number
 /// given for `some`, `per_account` for every other.
 #[derive(Debug, Clone, Default)]
@@ -96,8 +104,10 @@ pub(crate) const JOB_COLUMNS: &str =
 impl Store {
     /// Claims up to `limit` due publish jobs for `lease_ms`, with no cap per account.
     pub async fn claim_jobs(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Job>> {
-        self.claim_jobs_within(now, lease_ms, limit, &AccountRoom::unlimited())
-            .await
+        Ok(self
+            .claim_jobs_within(now, lease_ms, limit, &AccountRoom::unlimited())
+            .await?
+            .jobs)
     }
 
     /// [`Store::claim_jobs`], taking no more jobs of an account than `room` gives it (the
@@ -110,31 +120,42 @@ impl Store {
         lease_ms: i64,
         limit: u32,
         room: &AccountRoom,
-    ) -> Result<Vec<Job>> {
+    ) -> Result<Claimed> {
         let kind = JobKind::Publish.as_str();
         let mut jobs: Vec<Job> = Vec::new();
+        let mut more = true;
         // A workspace whose due jobs are all in flight still counts among the due ones, so a
         // claim cut at `FAIR_WORKSPACES` may find little to take; the next round starts past
         // the cut. A few rounds at most, so a claim stays a bounded amount of work.
         for _ in 0..CLAIM_ROUNDS {
             let workspaces = self.due_workspaces(kind, now).await?;
             if workspaces.is_empty() {
+                more = false;
                 break;
             }
             let want = limit.saturating_sub(jobs.len() as u32);
-            // What this round took uses up its accounts' room for the next.
+            // Fewer places than workspaces: only the first `want` are served this round.
+            let cut = workspaces.len() > want as usize;
+            // What earlier rounds took uses up their accounts' room for this one.
             let room = room.less(&jobs);
-            jobs.extend(
-                self.claim_in(&workspaces, kind, now, lease_ms, want, &room)
-                    .await?,
-            );
-            if workspaces.len() < FAIR_WORKSPACES || jobs.len() as u32 >= limit {
+            let took = self
+                .claim_in(&workspaces, kind, now, lease_ms, want, &room)
+                .await?;
+            // An account whose room this round used up may have hidden other accounts' jobs
+            // behind its own in the bounded scan: the next round leaves it out.
+            let used_up = room.less(&took).none.len() > room.none.len();
+            jobs.extend(took);
+            if jobs.len() as u32 >= limit {
+                break;
+            }
+            if workspaces.len() < FAIR_WORKSPACES && !used_up && !cut {
+                more = false;
                 break;
             }
         }
         // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
         jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
-        Ok(jobs)
+        Ok(Claimed { jobs, more })
     }
 
     /// One round of [`Store::claim_jobs_within`]: each of `workspaces` gets an equal share of
@@ -153,8 +174,15 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // Past `limit` workspaces, the first `limit` get one each (the cursor moves on).
-        let workspaces = &workspaces[..workspaces.len().min(limit as usize)];
+        // Past `limit` workspaces, the first `limit` get one each, and the next claim starts
+        // after the last of them, so the others get their turn.
+        let workspaces = if workspaces.len() > limit as usize {
+            let served = &workspaces[..limit as usize];
+            *self.fair_cursor.lock().expect("cursor lock") = served[served.len() - 1].clone();
+            served
+        } else {
+            workspaces
+        };
         let share = (limit / workspaces.len() as u32).max(1);
         let lock = self.skip_locked();
         let none = self.json_values("$5");

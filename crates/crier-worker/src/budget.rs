@@ -159,7 +159,8 @@ impl Budgets {
                 return;
             }
         }
-        s.paused.insert(account.clone(), until);
+        let t = s.paused.entry(account.clone()).or_insert(until);
+        *t = (*t).max(until);
     }
 
     /// What a claim may take of each account now: nothing of accounts at their limit or
@@ -180,7 +181,7 @@ impl Budgets {
         let some = s
             .accounts
             .iter()
-            .filter(|(a, n)| **n < self.per_account && !s.paused.contains_key(*a))
+            .filter(|(a, n)| **n < self.per_account && s.paused.get(*a).is_none_or(|t| *t <= now))
             .take(MAX_ROOM_ACCOUNTS)
             .map(|(a, n)| (a.clone(), (self.per_account - n) as u32))
             .collect();
@@ -275,5 +276,16 @@ mod tests {
         drop(p);
         assert_eq!(b.room(0).some, vec![(acct(1), 1)]);
         assert_eq!(b.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_shorter_pause_does_not_cut_a_longer_one() {
+        let b = Budgets::new(10, 10);
+        b.pause(&acct(1), 9_000, 0);
+        b.pause(&acct(1), 2_000, 0);
+        assert!(matches!(
+            b.turn("x", &acct(1), None, 5_000),
+            Turn::Paused(9_000)
+        ));
     }
 }

@@ -65,6 +65,8 @@ pub struct Publisher {
     metrics: Arc<PublishMetrics>,
 }
 
+/// Claims one turn of the worker makes at most while the store says more may be due.
+const CLAIMS_PER_TURN: usize = 8;
 /// How long a workspace's plan is remembered.
 const PLAN_TTL_MS: i64 = 60_000;
 /// At most this many workspaces' plans are remembered; past it the memory starts afresh.
@@ -123,32 +125,44 @@ impl Publisher {
     }
 
     /// Claims due jobs, no more of an account than its room on this node, each with its
-    /// hold on that room.
+    /// hold on that room. A claim looks at a bounded number of workspaces; while the store says
+    /// more may be due, it claims again (a few times at most), so that a claim that comes back
+    /// short means nothing more is due or has room now.
     async fn claim(&self, limit: u32) -> Vec<(Job, Option<Hold>)> {
-        let now = self.app.clock().now_ms();
-        let claimed = self
-            .app
-            .store()
-            .claim_jobs_within(
-                now,
-                millis(self.config.lease),
-                limit,
-                &self.budgets.room(now),
-            )
-            .await;
-        match claimed {
-            Ok(jobs) => jobs
-                .into_iter()
-                .map(|job| {
-                    let hold = job.account_id.as_ref().and_then(|a| self.budgets.hold(a));
-                    (job, hold)
-                })
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim jobs");
-                Vec::new()
+        let mut out = Vec::new();
+        for _ in 0..CLAIMS_PER_TURN {
+            let want = limit.saturating_sub(out.len() as u32);
+            if want == 0 {
+                break;
+            }
+            let now = self.app.clock().now_ms();
+            let claimed = self
+                .app
+                .store()
+                .claim_jobs_within(
+                    now,
+                    millis(self.config.lease),
+                    want,
+                    &self.budgets.room(now),
+                )
+                .await;
+            let claimed = match claimed {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim jobs");
+                    break;
+                }
+            };
+            let got = claimed.jobs.len();
+            for job in claimed.jobs {
+                let hold = job.account_id.as_ref().and_then(|a| self.budgets.hold(a));
+                out.push((job, hold));
+            }
+            if !claimed.more || got == 0 {
+                break;
             }
         }
+        out
     }
 
     /// This node's publishing series and the queue's, for `/metrics` (see `metrics.rs`).

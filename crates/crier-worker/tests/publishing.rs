@@ -624,7 +624,8 @@ both!(
             .store
             .claim_jobs_within(T0, LEASE_MS, 100, &room)
             .await
-            .unwrap();
+            .unwrap()
+            .jobs;
         let of = |a: &crier_store::Account| {
             jobs.iter()
                 .filter(|j| j.account_id.as_ref() == Some(&a.id))
@@ -641,6 +642,58 @@ both!(
         let rest = w.store.claim_jobs(T0, LEASE_MS, 100).await.unwrap();
         assert_eq!(rest.len(), 27);
         assert!(rest.iter().all(|r| jobs.iter().all(|j| j.id != r.id)));
+    }
+);
+
+both!(
+    claims_of_one_job_take_turns_between_workspaces,
+    |db| async move {
+        // A burst in one workspace, a single post in another, and a node with one free slot
+        // at a time: the claims alternate between the two, and a claim finds the single post
+        // when the burst's account has no room.
+        let w = World::new(&db).await;
+        let a = w.account("burst").await;
+        for i in 0..20 {
+            w.schedule(&[&a], &format!("burst {i}"), T0 - 60 * SECOND)
+                .await;
+        }
+        let other = single_post_elsewhere(&w, "other").await;
+        let full = crier_store::AccountRoom {
+            per_account: 4,
+            none: vec![a.id.clone()],
+            some: Vec::new(),
+        };
+        let one = w
+            .store
+            .claim_jobs_within(T0, LEASE_MS, 1, &full)
+            .await
+            .unwrap()
+            .jobs;
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            one[0].workspace_id, other,
+            "the burst's account has no room"
+        );
+        // With room everywhere, claims of one still serve every workspace in turn, the one
+        // whose only job is in flight included.
+        let third = single_post_elsewhere(&w, "third").await;
+        let room = crier_store::AccountRoom {
+            per_account: 100,
+            ..Default::default()
+        };
+        let mut served = Vec::new();
+        for _ in 0..2 {
+            let got = w
+                .store
+                .claim_jobs_within(T0, LEASE_MS, 1, &room)
+                .await
+                .unwrap()
+                .jobs;
+            assert_eq!(got.len(), 1);
+            served.push(got[0].workspace_id.clone());
+        }
+        assert!(served.contains(&third), "{served:?}");
+        assert!(served.contains(&w.ws), "{served:?}");
     }
 );
 
