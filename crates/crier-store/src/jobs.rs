@@ -123,6 +123,7 @@ impl Store {
     ) -> Result<Claimed> {
         let kind = JobKind::Publish.as_str();
         let mut jobs: Vec<Job> = Vec::new();
+        let mut room = room.clone();
         let mut more = true;
         // A workspace whose due jobs are all in flight still counts among the due ones, so a
         // claim cut at `FAIR_WORKSPACES` may find little to take; the next round starts past
@@ -136,14 +137,15 @@ impl Store {
             let want = limit.saturating_sub(jobs.len() as u32);
             // Fewer places than workspaces: only the first `want` are served this round.
             let cut = workspaces.len() > want as usize;
-            // What earlier rounds took uses up their accounts' room for this one.
-            let room = room.less(&jobs);
             let took = self
                 .claim_in(&workspaces, kind, now, lease_ms, want, &room)
                 .await?;
-            // An account whose room this round used up may have hidden other accounts' jobs
-            // behind its own in the bounded scan: the next round leaves it out.
-            let used_up = room.less(&took).none.len() > room.none.len();
+            // What this round took uses up its accounts' room for the next. An account whose
+            // room it used up may have hidden other accounts' jobs behind its own in the
+            // bounded scan: the next round leaves it out.
+            let left = room.less(&took);
+            let used_up = left.none.len() > room.none.len();
+            room = left;
             jobs.extend(took);
             if jobs.len() as u32 >= limit {
                 break;
