@@ -118,19 +118,31 @@ for _ in $(seq 1 100); do
 done
 [[ -n $ready ]] || { cat "$WORK/server.log" >&2; die "the server did not answer /healthz within 10 s"; }
 
-# --- a workspace, an admin key, N keys -------------------------------------------------------
-crier admin workspace create load-bench --plan self-hosted --json >/dev/null
-KEY=$(crier admin key create --workspace load-bench --scope all --name load-admin \
-  --per-minute 1000000 --per-day 1000000000 --json |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
-[[ $KEY == sk_live_* ]] || die "could not create the admin key"
+# --- workspaces and keys ------------------------------------------------------------------
+# One workspace and key per authenticated scenario: a plan allows at most 1,000,000 requests a
+# minute across a workspace's keys (and a key as many), and on a fast machine two rounds of
+# every scenario through one workspace would reach that ceiling and measure 429s.
+# admin_key WORKSPACE: creates the workspace and a key of all scopes in it; prints the key.
+admin_key() {
+  crier admin workspace create "$1" --plan self-hosted --json >/dev/null
+  local key
+  key=$(crier admin key create --workspace "$1" --scope all --name load-admin \
+    --per-minute 1000000 --per-day 1000000000 --json |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+  [[ $key == sk_live_* ]] || die "could not create a key in $1"
+  echo "$key"
+}
+KEY_ME=$(admin_key load-me)
+KEY_WS=$(admin_key load-workspace)
+KEY=$(admin_key load-keys)
 
 log "creating $NKEYS keys through POST /v1/keys"
 started=$(date +%s.%N)
 python3 "$HERE/mint_keys.py" "$PORT" "$KEY" "$NKEYS" "$WORK/keys.txt" 4
 log "  done in $(python3 -c "print(f'{$(date +%s.%N) - $started:.1f}')") s"
 [[ $(wc -l <"$WORK/keys.txt") -eq $NKEYS ]] || die "expected $NKEYS keys in the file"
-echo "$KEY" >"$WORK/one-key.txt"
+# The Lua control's one key: a workspace of its own too.
+admin_key load-control >"$WORK/one-key.txt"
 
 # --- measurements ---------------------------------------------------------------------------
 # The server's CPU time so far (user + system, in clock ticks): CPU per request is a figure
@@ -158,11 +170,12 @@ run() {
   echo "$rps $(python3 -c "print(f'{($t1 - $t0) / $TICK_HZ * 1e6 / $total:.1f}')")"
 }
 
-H_AUTH="Authorization: Bearer $KEY"
+H_ME="Authorization: Bearer $KEY_ME"
+H_WS="Authorization: Bearer $KEY_WS"
 log "warming up"
 run warmup-healthz -d"$WARMUP" "$BASE/healthz" >/dev/null
-run warmup-me -d"$WARMUP" -H "$H_AUTH" "$BASE/v1/me" >/dev/null
-run warmup-workspace -d"$WARMUP" -H "$H_AUTH" "$BASE/v1/workspace" >/dev/null
+run warmup-me -d"$WARMUP" -H "$H_ME" "$BASE/v1/me" >/dev/null
+run warmup-workspace -d"$WARMUP" -H "$H_WS" "$BASE/v1/workspace" >/dev/null
 # At least one pass over every key, so (3) measures cached keys, as (2) does.
 run warmup-rotation -d"$WARMUP" -s "$HERE/keys.lua" "$BASE" -- "$WORK/keys.txt" >/dev/null
 
@@ -173,8 +186,8 @@ SCENARIOS=(healthz me workspace "workspace-$NKEYS-keys")
 measure() {
   case $1 in
   healthz) run "$1" -d"$DURATION" "$BASE/healthz" ;;
-  me) run "$1" -d"$DURATION" -H "$H_AUTH" "$BASE/v1/me" ;;
-  workspace) run "$1" -d"$DURATION" -H "$H_AUTH" "$BASE/v1/workspace" ;;
+  me) run "$1" -d"$DURATION" -H "$H_ME" "$BASE/v1/me" ;;
+  workspace) run "$1" -d"$DURATION" -H "$H_WS" "$BASE/v1/workspace" ;;
   workspace-lua-1-key) run "$1" -d"$DURATION" -s "$HERE/keys.lua" "$BASE" -- "$WORK/one-key.txt" ;;
   *) run "$1" -d"$DURATION" -s "$HERE/keys.lua" "$BASE" -- "$WORK/keys.txt" ;;
   esac
