@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Flags, Settings};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "crier",
