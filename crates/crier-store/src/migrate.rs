@@ -46,6 +46,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     20 "0020_agents",
     21 "0021_carousels",
     22 "0022_clips",
+    23 "0023_usage_shards",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -70,6 +71,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     20 "0020_agents",
     21 "0021_carousels",
     22 "0022_clips",
+    23 "0023_usage_shards",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

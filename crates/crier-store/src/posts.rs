@@ -15,7 +15,7 @@ use crate::events::{emit, types};
 use crate::group::Outcome;
 use crate::jobs::{delete_jobs, enqueue_pending};
 use crate::model::*;
-use crate::usage::{METRIC_POSTS_PUBLISHED, add_counter};
+use crate::usage::{METRIC_POSTS_PUBLISHED, add_counter, shard_of};
 use crate::views::PostObject;
 use crate::{Result, Store, Tx, json};
 
@@ -488,6 +488,7 @@ impl Store {
                         ws.as_str(),
                         &period,
                         METRIC_POSTS_PUBLISHED,
+                        shard_of(post_id.as_str()),
                         1,
                     )
                     .await?;

@@ -147,7 +147,7 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         for (ws, n) in per_workspace {
-            add_counter(&mut tx, ws, period, METRIC_REQUESTS, n).await?;
+            add_counter(&mut tx, ws, period, METRIC_REQUESTS, 0, n).await?;
         }
         // One row per key and day in a batch (the recorder merges them), as a multi-row
         // upsert needs on PostgreSQL.
@@ -300,7 +300,8 @@ impl Store {
         period: &str,
     ) -> Result<BTreeMap<String, i64>> {
         let rows = sqlx::query(
-            "SELECT metric, value FROM usage_counters WHERE workspace_id = $1 AND period = $2",
+            "SELECT metric, CAST(SUM(value) AS BIGINT) AS value FROM usage_counters
+             WHERE workspace_id = $1 AND period = $2 GROUP BY metric",
         )
         .bind(ws.as_str())
         .bind(period)
@@ -312,21 +313,39 @@ impl Store {
     }
 }
 
+/// Rows a counter that many transactions add to at once is spread over (see [`shard_of`]).
+pub(crate) const COUNTER_SHARDS: u64 = 16;
+
+/// The shard of a counter that `id` (a post's, say) adds to: the same id always lands on the
+/// same row, and different ids spread over [`COUNTER_SHARDS`] rows, so concurrent transactions
+/// adding to one workspace's counter seldom wait for each other's row lock.
+pub(crate) fn shard_of(id: &str) -> i64 {
+    // FNV-1a: stable across processes and releases, unlike the std hasher.
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % COUNTER_SHARDS) as i64
+}
+
+/// Adds `n` to shard `shard` of a workspace's counter (readers add the shards up).
 pub(crate) async fn add_counter(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     ws: &str,
     period: &str,
     metric: &str,
+    shard: i64,
     n: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO usage_counters (workspace_id, period, metric, value) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (workspace_id, period, metric)
+        "INSERT INTO usage_counters (workspace_id, period, metric, shard, value)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (workspace_id, period, metric, shard)
          DO UPDATE SET value = usage_counters.value + excluded.value",
     )
     .bind(ws)
     .bind(period)
     .bind(metric)
+    .bind(shard)
     .bind(n)
     .execute(&mut **tx)
     .await?;
@@ -342,7 +361,8 @@ pub const METRIC_AI_CREDITS_TEST: &str = "ai_credits_test";
 impl Store {
     /// Adds `n` to a workspace's counter for `period` only if the total stays within `limit`
     /// (`None`: no limit), in one conditional statement, so concurrent spenders never pass the
-    /// limit together. The new total, or `None` when it would not fit.
+    /// limit together. The new total, or `None` when it would not fit. Such a counter lives in
+    /// shard 0 alone: only this and [`Store::refund_counter`] write it.
     pub async fn spend_counter(
         &self,
         ws: &WorkspaceId,
@@ -356,8 +376,9 @@ impl Store {
             return Ok(None);
         }
         let row = sqlx::query(
-            "INSERT INTO usage_counters (workspace_id, period, metric, value) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (workspace_id, period, metric)
+            "INSERT INTO usage_counters (workspace_id, period, metric, shard, value)
+             VALUES ($1, $2, $3, 0, $4)
+             ON CONFLICT (workspace_id, period, metric, shard)
              DO UPDATE SET value = usage_counters.value + excluded.value
              WHERE usage_counters.value <= $5 - excluded.value
              RETURNING value",
@@ -384,7 +405,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE usage_counters SET value = CASE WHEN value < $4 THEN 0 ELSE value - $4 END
-             WHERE workspace_id = $1 AND period = $2 AND metric = $3",
+             WHERE workspace_id = $1 AND period = $2 AND metric = $3 AND shard = 0",
         )
         .bind(ws.as_str())
         .bind(period)

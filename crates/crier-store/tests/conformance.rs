@@ -1018,6 +1018,81 @@ conformance!(
     }
 );
 
+conformance!(
+    a_spend_under_a_limit_never_passes_it_and_a_refund_never_goes_below_zero,
+    |store| async move {
+        let ws = new_workspace(&store, "acme").await;
+        let spend = |n| store.spend_counter(&ws, "2027-01", "ai_credits", n, Some(10));
+        assert_eq!(spend(4).await.unwrap(), Some(4));
+        assert_eq!(spend(6).await.unwrap(), Some(10));
+        assert_eq!(spend(1).await.unwrap(), None, "the limit is reached");
+        store
+            .refund_counter(&ws, "2027-01", "ai_credits", 3)
+            .await
+            .unwrap();
+        assert_eq!(spend(3).await.unwrap(), Some(10));
+        store
+            .refund_counter(&ws, "2027-01", "ai_credits", 50)
+            .await
+            .unwrap();
+        let usage = store.workspace_usage(&ws, "2027-01").await.unwrap();
+        assert_eq!(usage, BTreeMap::from([("ai_credits".to_owned(), 0)]));
+        // Twenty spenders at once, three credits each, under a limit of 30: exactly ten fit.
+        let all = futures::future::join_all(
+            (0..20).map(|_| store.spend_counter(&ws, "2027-02", "ai_credits", 3, Some(30))),
+        )
+        .await;
+        let fitted = all.into_iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+        assert_eq!(fitted, 10);
+        let usage = store.workspace_usage(&ws, "2027-02").await.unwrap();
+        assert_eq!(usage, BTreeMap::from([("ai_credits".to_owned(), 30)]));
+    }
+);
+
+/// Migration 23 splits counters into shards: a database of the shape before it keeps every
+/// count, and a spend under a limit still sees what was spent before.
+async fn counters_survive_the_shard_migration(db: TestDb) {
+    let ws = new_workspace(&db.store, "acme").await;
+    db.execute("DELETE FROM crier_migrations WHERE version = 23")
+        .await;
+    db.execute(
+        "DROP TABLE usage_counters;
+         CREATE TABLE usage_counters (
+             workspace_id TEXT NOT NULL,
+             period       TEXT NOT NULL,
+             metric       TEXT NOT NULL,
+             value        BIGINT NOT NULL,
+             PRIMARY KEY (workspace_id, period, metric)
+         )",
+    )
+    .await;
+    let old = format!(
+        "INSERT INTO usage_counters (workspace_id, period, metric, value) VALUES
+             ('{ws}', '2027-01', 'posts_published', 41), ('{ws}', '2027-01', 'ai_credits', 7)"
+    );
+    db.execute(Box::leak(old.into_boxed_str())).await;
+    assert_eq!(db.store.migrate().await.unwrap(), vec![23]);
+    let usage = db.store.workspace_usage(&ws, "2027-01").await.unwrap();
+    assert_eq!(
+        usage,
+        BTreeMap::from([
+            ("ai_credits".to_owned(), 7),
+            ("posts_published".to_owned(), 41)
+        ])
+    );
+    let spend = db
+        .store
+        .spend_counter(&ws, "2027-01", "ai_credits", 4, Some(10))
+        .await
+        .unwrap();
+    assert_eq!(spend, None, "7 + 4 would pass the limit of 10");
+}
+
+crier_testdb::both!(
+    counters_survive_the_shard_migration_,
+    counters_survive_the_shard_migration
+);
+
 // ---------------------------------------------------------------------------------------------
 // Idempotency
 // ---------------------------------------------------------------------------------------------
