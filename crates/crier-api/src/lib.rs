@@ -79,6 +79,7 @@ struct Inner {
     auth: Authenticator,
     metrics: Metrics,
     workspace_views: routes::workspace::WorkspaceViews,
+    me_views: routes::me::MeViews,
     config: ApiConfig,
     /// Series `/metrics` adds from outside the API (see [`AppState::add_metrics`]).
     sources: std::sync::Mutex<Vec<Arc<dyn metrics::MetricsSource>>>,
@@ -93,6 +94,7 @@ impl AppState {
             auth: Authenticator::new(config.auth.clone()),
             metrics: Metrics::default(),
             workspace_views: routes::workspace::views(),
+            me_views: routes::me::views(),
             config,
             sources: std::sync::Mutex::default(),
         }));
@@ -153,6 +155,10 @@ impl AppState {
 
     pub fn workspace_views(&self) -> &routes::workspace::WorkspaceViews {
         &self.0.workspace_views
+    }
+
+    pub fn me_views(&self) -> &routes::me::MeViews {
+        &self.0.me_views
     }
 
     pub fn config(&self) -> &ApiConfig {

@@ -125,8 +125,53 @@ async fn no_key_a_revoked_key_and_garbage_are_401() {
         .assert_error(401, "unauthorized");
 }
 
+/// A key's answer is kept between requests (`MeViews`): a change of the key or of its
+/// workspace shows at once all the same, and each key gets its own answer.
+async fn a_change_of_the_key_or_its_workspace_shows_at_once() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    let (key, row) = app
+        .key(KeySpec {
+            scopes: vec![Scope::PostsRead],
+            ..Default::default()
+        })
+        .await;
+    let me = |k: String| {
+        let app = &app;
+        async move {
+            let r = app.get("/v1/me").key(&k).send().await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body
+        }
+    };
+    let first = me(key.clone()).await;
+    assert_eq!(me(key.clone()).await, first, "the same answer twice");
+    assert_ne!(me(admin.clone()).await["key"]["id"], first["key"]["id"]);
+
+    let r = app
+        .patch(&format!("/v1/keys/{}", row.id))
+        .key(&admin)
+        .json(json!({"name": "renamed"}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(me(key.clone()).await["key"]["name"], "renamed");
+
+    let r = app
+        .patch("/v1/workspace")
+        .key(&admin)
+        .json(json!({"timezone": "Europe/Berlin"}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let now = me(key.clone()).await;
+    assert_eq!(now["workspace"]["timezone"], "Europe/Berlin");
+    assert_eq!(now["key"]["name"], "renamed");
+}
+
 both!(
     tests: a_key_sees_itself_and_its_workspace_but_not_its_secret,
+    a_change_of_the_key_or_its_workspace_shows_at_once,
     a_session_sees_its_user_and_role_in_the_workspace_it_names,
     no_key_a_revoked_key_and_garbage_are_401,
 );

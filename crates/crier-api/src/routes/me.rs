@@ -1,17 +1,49 @@
 //! `/v1/me`: who is calling. The key (or the session's user and role), what it may do (its
 //! scopes, limits and restrictions), and its workspace. The CLI's `whoami` and the MCP server
 //! start here: the scopes decide which commands and tools make sense.
+//!
+//! A key's answer follows from its cached record and its workspace's cached view alone, so it
+//! is serialised once per pair and kept ([`MeViews`]): an entry is used only while both are the
+//! very ones it was made from, so a changed key (a new record) or a new view (every two
+//! seconds) makes a new answer. A session's answer reads its user, and is made each time.
 
-use axum::Json;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use crier_core::ids::KeyId;
 use crier_store::views::KeyObject;
 use jiff::Timestamp;
+use moka::sync::Cache;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::auth::cache::KeyRecord;
 use crate::auth::{Auth, need};
 use crate::error::{ApiError, ApiResult};
+use crate::routes::workspace::WorkspaceObject;
+
+/// Answers of `/v1/me` by key, with the key record and workspace view each was made from.
+pub type MeViews = Cache<KeyId, MeView>;
+
+#[derive(Clone)]
+pub struct MeView {
+    key: Arc<KeyRecord>,
+    workspace: Arc<WorkspaceObject>,
+    bytes: Bytes,
+}
+
+/// At most one answer per key, kept no longer than the workspace view it shows.
+pub fn views() -> MeViews {
+    Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(Duration::from_secs(2))
+        .build()
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeObject {
@@ -69,11 +101,38 @@ pub struct MeWorkspace {
 pub async fn get(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::AnyKey>,
-) -> ApiResult<Json<MeObject>> {
+) -> ApiResult<impl IntoResponse> {
     // The workspace part from the workspace view (at most two seconds old on another node; a
     // change through this node is seen at once).
     let view = crate::routes::workspace::cached_view(&state, &p).await?;
-    let ws = &*view.object;
+    let json = |bytes: Bytes| ([(CONTENT_TYPE, "application/json")], bytes);
+    if p.user().is_none()
+        && let Some(me) = state.me_views().get(p.key_id())
+        && Arc::ptr_eq(&me.key, &p.key)
+        && Arc::ptr_eq(&me.workspace, &view.object)
+    {
+        return Ok(json(me.bytes));
+    }
+    let me = build(&state, &p, &view.object).await?;
+    let bytes = Bytes::from(serde_json::to_vec(&me).map_err(ApiError::internal)?);
+    if me.user.is_none() {
+        state.me_views().insert(
+            p.key_id().clone(),
+            MeView {
+                key: p.key.clone(),
+                workspace: view.object.clone(),
+                bytes: bytes.clone(),
+            },
+        );
+    }
+    Ok(json(bytes))
+}
+
+async fn build(
+    state: &AppState,
+    p: &crate::auth::Principal,
+    ws: &WorkspaceObject,
+) -> ApiResult<MeObject> {
     let user = match p.user() {
         Some(id) => {
             let user = state
@@ -91,7 +150,7 @@ pub async fn get(
         None => None,
     };
     let row = &p.key.row;
-    Ok(Json(MeObject {
+    Ok(MeObject {
         object: "me",
         auth: if user.is_some() { "session" } else { "api_key" },
         scopes: row.scopes.names(),
@@ -107,5 +166,5 @@ pub async fn get(
             plan: ws.plan.name.clone(),
             created_at: ws.created_at,
         },
-    }))
+    })
 }
