@@ -684,13 +684,12 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let auth = state.auth();
     // A `401` says where to learn how to get a token (RFC 9728 §5.1), so an MCP client can
     // start signing in from nothing.
-    let path = req.uri().path().to_owned();
-    let deny = |err: ApiError| {
+    let deny = |err: ApiError, path: &str| {
         let mut resp = err.into_response();
         if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                crate::routes::oauth_server::challenge(&state.config().public_url, &path),
+                crate::routes::oauth_server::challenge(&state.config().public_url, path),
             );
         }
         resp
@@ -699,11 +698,11 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Ok(Some(k)) => k.to_owned(),
         Ok(None) => {
             state.metrics().auth_failure("missing");
-            return deny(refuse("missing").0);
+            return deny(refuse("missing").0, req.uri().path());
         }
         Err(e) => {
             state.metrics().auth_failure("malformed");
-            return deny(e);
+            return deny(e, req.uri().path());
         }
     };
     let ip = client_ip(&req, &auth.config.trusted_proxies);
@@ -734,7 +733,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             if let Some(reason) = reason {
                 state.metrics().auth_failure(reason);
             }
-            return deny(err);
+            return deny(err, req.uri().path());
         }
     };
     // From here on the request is authenticated (even if its rate limit refuses it): it
@@ -780,7 +779,11 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         err.headers.extend(headers);
         return err.into_response();
     }
-    if let Ok(secret) = SecretKey::parse(&key) {
+    // Only the idempotency layer reads the presented key (to seal a POST's stored response).
+    if req.method() == axum::http::Method::POST
+        && req.headers().contains_key(crate::idempotency::HEADER)
+        && let Ok(secret) = SecretKey::parse(&key)
+    {
         req.extensions_mut().insert(PresentedKey(secret));
     }
     if let Some(session) = session {
