@@ -197,8 +197,14 @@ fn storable(status: StatusCode) -> bool {
         && !matches!(status.as_u16(), 401 | 402 | 403 | 429)
 }
 
+/// Whether the idempotency layer acts on a request: a POST carrying [`HEADER`]. The auth layer
+/// keeps the presented key (which seals the stored response) for these requests only.
+pub fn applies(method: &axum::http::Method, headers: &axum::http::HeaderMap) -> bool {
+    method == axum::http::Method::POST && headers.contains_key(HEADER)
+}
+
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != axum::http::Method::POST {
+    if !applies(req.method(), req.headers()) {
         return next.run(req).await;
     }
     let Some(value) = req.headers().get(HEADER) else {
@@ -212,6 +218,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         req.extensions().get::<Principal>().cloned(),
         req.extensions().get::<PresentedKey>().cloned(),
     ) else {
+        // No key: unauthenticated, or a session (its token is not a key that can seal).
         return next.run(req).await;
     };
     if let Err(e) = check_route_scope(&req, &principal) {

@@ -779,9 +779,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         err.headers.extend(headers);
         return err.into_response();
     }
-    // Only the idempotency layer reads the presented key (to seal a POST's stored response).
-    if req.method() == axum::http::Method::POST
-        && req.headers().contains_key(crate::idempotency::HEADER)
+    // Only the idempotency layer reads the presented key (to seal the stored response).
+    if crate::idempotency::applies(req.method(), req.headers())
         && let Ok(secret) = SecretKey::parse(&key)
     {
         req.extensions_mut().insert(PresentedKey(secret));
