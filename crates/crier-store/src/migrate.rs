@@ -47,6 +47,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     21 "0021_carousels",
     22 "0022_clips",
     23 "0023_usage_shards",
+    24 "0024_post_lists",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -72,6 +73,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     21 "0021_carousels",
     22 "0022_clips",
     23 "0023_usage_shards",
+    24 "0024_post_lists",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

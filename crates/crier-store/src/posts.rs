@@ -136,7 +136,7 @@ impl Store {
     ) -> Result<Page<Post>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {POST_READ} FROM posts p WHERE workspace_id = $1
-               AND ($2 IS NULL OR status = $2)
+               AND {status}
                AND ($3 IS NULL OR EXISTS (SELECT 1 FROM post_targets t
                                           WHERE t.post_id = p.id AND t.account_id = $3))
                AND ($4 IS NULL OR COALESCE(published_at, scheduled_at) >= $4)
@@ -147,6 +147,13 @@ impl Store {
                                                 AND t.account_id NOT IN {within}))
              ORDER BY id DESC LIMIT $7 OFFSET $8",
             within = self.json_values("$9"),
+            // Spelled out rather than `($2 IS NULL OR status = $2)`, so a plan made once for
+            // every value can still seek `posts_by_status`.
+            status = if f.status.is_some() {
+                "status = $2"
+            } else {
+                "$2 IS NULL"
+            },
         )))
         .bind(ws.as_str())
         .bind(f.status.map(PostStatus::as_str))
