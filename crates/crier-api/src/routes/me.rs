@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use crier_core::ids::KeyId;
 use crier_store::views::KeyObject;
@@ -25,7 +24,7 @@ use crate::AppState;
 use crate::auth::cache::KeyRecord;
 use crate::auth::{Auth, need};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::workspace::WorkspaceObject;
+use crate::routes::workspace::{WorkspaceObject, json_bytes};
 
 /// Answers of `/v1/me` by key, with the key record and workspace view each was made from.
 pub type MeViews = Cache<KeyId, MeView>;
@@ -105,13 +104,12 @@ pub async fn get(
     // The workspace part from the workspace view (at most two seconds old on another node; a
     // change through this node is seen at once).
     let view = crate::routes::workspace::cached_view(&state, &p).await?;
-    let json = |bytes: Bytes| ([(CONTENT_TYPE, "application/json")], bytes);
     if p.user().is_none()
         && let Some(me) = state.me_views().get(p.key_id())
         && Arc::ptr_eq(&me.key, &p.key)
         && Arc::ptr_eq(&me.workspace, &view.object)
     {
-        return Ok(json(me.bytes));
+        return Ok(json_bytes(me.bytes));
     }
     let me = build(&state, &p, &view.object).await?;
     let bytes = Bytes::from(serde_json::to_vec(&me).map_err(ApiError::internal)?);
@@ -125,7 +123,7 @@ pub async fn get(
             },
         );
     }
-    Ok(json(bytes))
+    Ok(json_bytes(bytes))
 }
 
 async fn build(

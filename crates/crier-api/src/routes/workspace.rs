@@ -204,10 +204,15 @@ pub async fn get(
     Auth(p, ..): Auth<need::AnyKey>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let view = cached_view(&state, &p).await?;
-    Ok((
+    Ok(json_bytes(view.bytes))
+}
+
+/// A JSON body serialised beforehand (a cached view), as a response.
+pub fn json_bytes(bytes: axum::body::Bytes) -> impl axum::response::IntoResponse {
+    (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        view.bytes,
-    ))
+        bytes,
+    )
 }
 
 /// Change the workspace's settings: `timezone` (IANA) and `require_approval`. Live keys only:
