@@ -14,11 +14,11 @@ use crate::{Result, Store, Tx};
 
 impl Store {
     /// Records an attempt before the network is called, marks the target publishing and a
-    /// scheduled post publishing, all in one transaction, and only if the call may still go
-    /// out: the post is still `scheduled` or `publishing`, `job` still exists (cancel, delete,
-    /// edit and reschedule delete a post's jobs in the transaction that changes it), and the
-    /// target still waits. `None`: one of them moved since the job was claimed, nothing was
-    /// written, and nothing may be sent.
+    /// scheduled post publishing, all at once, and only if the call may still go out: the
+    /// post is still `scheduled` or `publishing`, `job` still exists (cancel, delete, edit and
+    /// reschedule delete a post's jobs in the transaction that changes it), and the target
+    /// still waits. `None`: one of them moved since the job was claimed, nothing was written,
+    /// and nothing may be sent.
     ///
     /// The post row is locked first, as every change of a post locks it first, so a cancel
     /// racing this either commits before (and this finds the post `draft`, or the job gone)
@@ -33,58 +33,77 @@ impl Store {
         let (Some(post), Some(account)) = (job.post_id.clone(), job.account_id.clone()) else {
             return Ok(None);
         };
+        let id = AttemptId::generate();
+        // $1 workspace, $2 post, $3 account, $4 job, $5 attempt, $6 part, $7 idempotency key,
+        // $8 now.
         let (ws, job_id, idem_key) = (
-            job.workspace_id.clone(),
-            job.id.clone(),
+            job.workspace_id.to_string(),
+            job.id.to_string(),
             idem_key.to_owned(),
         );
+        let attempt_id = id.clone();
+        let bind = move |sql| {
+            sqlx::query(sql)
+                .bind(ws.clone())
+                .bind(post.to_string())
+                .bind(account.to_string())
+                .bind(job_id.clone())
+                .bind(attempt_id.to_string())
+                .bind(part)
+                .bind(idem_key.clone())
+                .bind(now)
+        };
+        let post_moves = "UPDATE posts SET status = 'publishing',
+                updated_at = CASE WHEN status = 'scheduled' THEN $8 ELSE updated_at END,
+                version = CASE WHEN status = 'scheduled' THEN version + 1 ELSE version END";
+        let target_moves = "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
+             WHERE post_id = $2 AND account_id = $3 AND status IN ('pending', 'publishing')";
+        let attempt = "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key,
+                outcome, started_at)";
+        if self.backend == crate::Backend::Postgres {
+            // One statement, so one round trip and no transaction around it. Each step runs
+            // only if the one before it found its row, so a check that fails writes nothing:
+            // the post is locked (`p`), then the job (`j`: a job deleted by a cancel or edit
+            // that committed meanwhile is not returned, whatever the statement's snapshot
+            // saw), then the target moves (`t`, likewise gone if an edit replaced it), then
+            // the post, then the attempt is recorded.
+            let began = bind(sqlx::AssertSqlSafe(format!(
+                "WITH p AS (SELECT id FROM posts WHERE workspace_id = $1 AND id = $2
+                        AND status IN ('scheduled', 'publishing') FOR UPDATE),
+                    j AS (SELECT id FROM jobs WHERE id = $4 AND EXISTS (SELECT 1 FROM p)
+                        FOR UPDATE),
+                    t AS ({target_moves} AND EXISTS (SELECT 1 FROM j) RETURNING post_id),
+                    u AS ({post_moves} WHERE id IN (SELECT post_id FROM t) RETURNING id)
+                 {attempt} SELECT $5, $2, $3, $6, $7, 'in_flight', $8 FROM u"
+            )))
+            .execute(&self.write)
+            .await?
+            .rows_affected()
+                == 1;
+            return Ok(began.then_some(id));
+        }
         self.unit(Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
-                let post_ok = sqlx::query(
-                    "UPDATE posts SET status = 'publishing',
-                        updated_at = CASE WHEN status = 'scheduled' THEN $3 ELSE updated_at END,
-                        version = CASE WHEN status = 'scheduled' THEN version + 1 ELSE version END
-                     WHERE workspace_id = $1 AND id = $2 AND status IN ('scheduled', 'publishing')",
-                )
-                .bind(ws.as_str())
-                .bind(post.as_str())
-                .bind(now)
+                // SQLite serialises write transactions: the checks and writes are statements
+                // of one transaction, undone together if a check fails.
+                let ok = |done: sqlx::any::AnyQueryResult| done.rows_affected() == 1;
+                let moved = ok(bind(sqlx::AssertSqlSafe(format!(
+                    "{post_moves} WHERE workspace_id = $1 AND id = $2
+                       AND status IN ('scheduled', 'publishing')"
+                )))
                 .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                let job_ok = post_ok
-                    && sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE id = $1")
-                        .bind(job_id.as_str())
-                        .fetch_one(&mut **tx)
-                        .await?
-                        == 1;
-                let target_ok = job_ok
-                    && sqlx::query(
-                        "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
-                         WHERE post_id = $1 AND account_id = $2
-                           AND status IN ('pending', 'publishing')",
-                    )
-                    .bind(post.as_str())
-                    .bind(account.as_str())
+                .await?)
+                    && ok(bind(sqlx::AssertSqlSafe(format!(
+                        "{target_moves} AND EXISTS (SELECT 1 FROM jobs WHERE id = $4)"
+                    )))
                     .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-                        == 1;
-                if !target_ok {
+                    .await?);
+                if !moved {
                     return Ok(Outcome::Undo(None));
                 }
-                let id = AttemptId::generate();
-                sqlx::query(
-                    "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key,
-                        outcome, started_at) VALUES ($1, $2, $3, $4, $5, 'in_flight', $6)",
-                )
-                .bind(id.as_str())
-                .bind(post.as_str())
-                .bind(account.as_str())
-                .bind(part)
-                .bind(idem_key.as_str())
-                .bind(now)
+                bind(sqlx::AssertSqlSafe(format!(
+                    "{attempt} VALUES ($5, $2, $3, $6, $7, 'in_flight', $8)"
+                )))
                 .execute(&mut **tx)
                 .await?;
                 Ok(Outcome::Commit(Some(id)))

@@ -101,27 +101,36 @@ pub(crate) async fn emit(
     only_endpoint: Option<&str>,
 ) -> Result<EventId> {
     let id = EventId::generate();
-    sqlx::query(
-        "INSERT INTO events (id, workspace_id, livemode, type, data, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id.as_str())
-    .bind(workspace)
-    .bind(livemode as i64)
-    .bind(kind)
-    .bind(data.to_string())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    let endpoints = sqlx::query(
-        "SELECT id, events FROM webhook_endpoints
-         WHERE workspace_id = $1 AND livemode = $2 AND enabled = 1 AND ($3 IS NULL OR id = $3)",
-    )
-    .bind(workspace)
-    .bind(livemode as i64)
-    .bind(only_endpoint)
-    .fetch_all(&mut **tx)
-    .await?;
+    let insert = "INSERT INTO events (id, workspace_id, livemode, type, data, created_at)
+         VALUES ($4, $1, $2, $5, $6, $7)";
+    let endpoints = "SELECT id, events FROM webhook_endpoints
+         WHERE workspace_id = $1 AND livemode = $2 AND enabled = 1 AND ($3 IS NULL OR id = $3)";
+    let query = |sql| {
+        sqlx::query(sql)
+            .bind(workspace)
+            .bind(livemode as i64)
+            .bind(only_endpoint)
+            .bind(id.as_str())
+            .bind(kind)
+            .bind(data.to_string())
+            .bind(now)
+    };
+    // The event and the endpoints it goes to: one round trip on PostgreSQL (a `WITH`), two
+    // statements on SQLite.
+    let endpoints = if crate::is_postgres(tx) {
+        query(sqlx::AssertSqlSafe(format!(
+            "WITH e AS ({insert}) {endpoints}"
+        )))
+        .fetch_all(&mut **tx)
+        .await?
+    } else {
+        query(sqlx::AssertSqlSafe(insert.to_owned()))
+            .execute(&mut **tx)
+            .await?;
+        query(sqlx::AssertSqlSafe(endpoints.to_owned()))
+            .fetch_all(&mut **tx)
+            .await?
+    };
     for row in endpoints {
         let endpoint: String = row.try_get("id")?;
         let events: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("events")?)

@@ -326,6 +326,13 @@ impl Store {
 /// A write transaction, as [`Store::begin`] opens it.
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// Whether `tx` runs on PostgreSQL, whose writable `WITH` lets a unit do in one round trip
+/// what SQLite does in several statements (SQLite's statements run in-process and cost no
+/// round trip).
+pub(crate) fn is_postgres(tx: &Tx) -> bool {
+    tx.backend_name() == "PostgreSQL"
+}
+
 /// A value as the JSON text the list and object columns hold.
 pub(crate) fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).expect("serialisable")

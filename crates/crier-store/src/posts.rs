@@ -17,7 +17,7 @@ use crate::jobs::{delete_jobs, enqueue_pending};
 use crate::model::*;
 use crate::usage::{METRIC_POSTS_PUBLISHED, add_counter, shard_of};
 use crate::views::PostObject;
-use crate::{Result, Store, Tx, json};
+use crate::{Result, Store, Tx, is_postgres, json};
 
 const POST_COLUMNS: &str = "id, workspace_id, livemode, status, body, thread, account_ids, \
     media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at, brand_id";
@@ -389,84 +389,90 @@ impl Store {
         self.unit(Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
                 // Lock the post row first, as every change of a post does, and only while it still
-                // publishes. Without the lock, two targets of one post finishing at once on
-                // PostgreSQL each read the targets' statuses before the other commits, and the post
-                // stays `publishing` for good. (SQLite serialises write transactions anyway.)
-                let post_ok = sqlx::query(
-                    "UPDATE posts SET updated_at = $2
-                     WHERE id = $1 AND status IN ('scheduled', 'publishing')",
-                )
+                // publishes; then take the job, which a cancel, edit or reschedule that committed
+                // first has deleted. Without the lock, two targets of one post finishing at once
+                // on PostgreSQL each read the targets' statuses before the other commits, and the
+                // post stays `publishing` for good. (SQLite serialises write transactions anyway.)
+                let pg = is_postgres(tx);
+                let job_ok = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM jobs WHERE id = $1 AND EXISTS (SELECT 1 FROM posts
+                        WHERE id = $2 AND status IN ('scheduled', 'publishing') {})",
+                    if pg { "FOR UPDATE" } else { "" }
+                )))
+                .bind(job_id.as_str())
                 .bind(post_id.as_str())
-                .bind(now)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected()
                     == 1;
-                let job_ok = post_ok
-                    && sqlx::query("DELETE FROM jobs WHERE id = $1")
-                        .bind(job_id.as_str())
-                        .execute(&mut **tx)
-                        .await?
-                        .rows_affected()
-                        == 1;
                 if !job_ok {
                     return Ok(Outcome::Undo(None));
                 }
-                if let Some((attempt, external_id)) = &attempt {
-                    sqlx::query(
-                        "UPDATE publish_attempts SET outcome = 'published', external_id = $2,
-                            finished_at = $3 WHERE id = $1",
-                    )
-                    .bind(attempt.as_str())
-                    .bind(external_id)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                match &outcome {
-                    TargetOutcome::Published {
-                        external_id,
-                        url,
-                        part_ids,
-                    } => {
-                        sqlx::query(
-                            "UPDATE post_targets SET status = 'published', external_id = $3, url = $4,
-                                part_ids = $5, error_code = NULL, error_message = NULL, published_at = $6
-                             WHERE post_id = $1 AND account_id = $2",
-                        )
-                        .bind(post_id.as_str())
-                        .bind(account.as_str())
-                        .bind(external_id)
-                        .bind(url)
-                        .bind(json(part_ids))
+                // The attempt that published the last part, the target, and the post's targets as
+                // they now are: one round trip on PostgreSQL (a `WITH`), three statements on
+                // SQLite.
+                let closing = "UPDATE publish_attempts SET outcome = 'published',
+                    external_id = $8, finished_at = $3 WHERE id = $5";
+                let target = match &outcome {
+                    TargetOutcome::Published { .. } => {
+                        "UPDATE post_targets SET status = 'published', external_id = $4, url = $6,
+                            part_ids = $7, error_code = NULL, error_message = NULL, published_at = $3
+                         WHERE post_id = $1 AND account_id = $2"
+                    }
+                    TargetOutcome::Failed(_) => {
+                        "UPDATE post_targets SET status = 'failed', error_code = $6,
+                            error_message = $7
+                         WHERE post_id = $1 AND account_id = $2"
+                    }
+                };
+                // $1 post, $2 account, $3 now, $4 the target's external id, $5 the closing
+                // attempt, $6 and $7 the outcome's url and part ids (or error code and message),
+                // $8 the closing call's external id.
+                let bind = |sql: String| {
+                    let (six, seven) = match &outcome {
+                        TargetOutcome::Published { url, part_ids, .. } => {
+                            (url.clone(), json(part_ids))
+                        }
+                        TargetOutcome::Failed(e) => (e.code.clone(), e.message.clone()),
+                    };
+                    let published = match &outcome {
+                        TargetOutcome::Published { external_id, .. } => Some(external_id.clone()),
+                        TargetOutcome::Failed(_) => None,
+                    };
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(post_id.to_string())
+                        .bind(account.to_string())
                         .bind(now)
-                        .execute(&mut **tx)
-                        .await?;
+                        .bind(published)
+                        .bind(attempt.as_ref().map(|(a, _)| a.to_string()))
+                        .bind(six)
+                        .bind(seven)
+                        .bind(attempt.as_ref().map(|(_, ext)| ext.clone()))
+                };
+                let read = format!("SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1");
+                let mut targets = if pg {
+                    let closing = match attempt {
+                        Some(_) => format!("a AS ({closing}), "),
+                        None => String::new(),
+                    };
+                    bind(format!(
+                        "WITH {closing}t AS ({target} RETURNING {TARGET_COLUMNS})
+                         SELECT {TARGET_COLUMNS} FROM t
+                         UNION ALL {read} AND account_id <> $2"
+                    ))
+                    .fetch_all(&mut **tx)
+                    .await?
+                } else {
+                    if attempt.is_some() {
+                        bind(closing.to_owned()).execute(&mut **tx).await?;
                     }
-                    TargetOutcome::Failed(e) => {
-                        sqlx::query(
-                            "UPDATE post_targets SET status = 'failed', error_code = $3, error_message = $4
-                             WHERE post_id = $1 AND account_id = $2",
-                        )
-                        .bind(post_id.as_str())
-                        .bind(account.as_str())
-                        .bind(&e.code)
-                        .bind(&e.message)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
+                    bind(target.to_owned()).execute(&mut **tx).await?;
+                    bind(read).fetch_all(&mut **tx).await?
                 }
-                // The post as it now is, read once: its status follows from its targets, and its
-                // event (when the status announces one) is built from these rows.
-                let targets = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1 ORDER BY position"
-                )))
-                .bind(post_id.as_str())
-                .fetch_all(&mut **tx)
-                .await?
                 .iter()
                 .map(target_from_row)
                 .collect::<Result<Vec<_>>>()?;
+                targets.sort_by_key(|t| t.position);
                 let statuses: Vec<TargetStatus> = targets.iter().map(|t| t.status).collect();
                 let status = status_from_targets(&statuses);
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(

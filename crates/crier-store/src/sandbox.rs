@@ -72,22 +72,30 @@ fn post_from_row(r: &sqlx::any::AnyRow) -> Result<SandboxPost> {
 
 impl Store {
     pub async fn sandbox_insert(&self, post: &SandboxPost) -> Result<()> {
+        fn insert(
+            post: &SandboxPost,
+        ) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+            sqlx::query(
+                "INSERT INTO sandbox_posts (external_id, account_id, idem_key, body,
+                    reply_to, created_at, media_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&post.external_id)
+            .bind(post.account_id.as_str())
+            .bind(&post.idem_key)
+            .bind(&post.body)
+            .bind(post.reply_to.as_deref())
+            .bind(post.created_at)
+            .bind(serde_json::to_string(&post.media_ids).expect("a list of ids"))
+        }
+        if self.backend == crate::Backend::Postgres {
+            // One statement commits on its own: no transaction around it.
+            insert(post).execute(&self.write).await?;
+            return Ok(());
+        }
         let post = post.clone();
         self.unit(Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO sandbox_posts (external_id, account_id, idem_key, body,
-                        reply_to, created_at, media_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&post.external_id)
-                .bind(post.account_id.as_str())
-                .bind(&post.idem_key)
-                .bind(&post.body)
-                .bind(post.reply_to.as_deref())
-                .bind(post.created_at)
-                .bind(serde_json::to_string(&post.media_ids).expect("a list of ids"))
-                .execute(&mut **tx)
-                .await?;
+                insert(&post).execute(&mut **tx).await?;
                 Ok(Outcome::Commit(()))
             })
         }))
