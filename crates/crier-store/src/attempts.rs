@@ -16,9 +16,11 @@ impl Store {
     /// Records an attempt before the network is called, marks the target publishing and a
     /// scheduled post publishing, all at once, and only if the call may still go out: the
     /// post is still `scheduled` or `publishing`, `job` still exists (cancel, delete, edit and
-    /// reschedule delete a post's jobs in the transaction that changes it), and the target
-    /// still waits. `None`: one of them moved since the job was claimed, nothing was written,
-    /// and nothing may be sent.
+    /// reschedule delete a post's jobs in the transaction that changes it) and is still held
+    /// by this worker's lease (`job.locked_until`: a worker that stalled past its lease, whose
+    /// job another node claimed since, sends nothing), and the target still waits. `None`:
+    /// one of them moved since the job was claimed, nothing was written, and nothing may be
+    /// sent.
     ///
     /// The post row is locked first, as every change of a post locks it first, so a cancel
     /// racing this either commits before (and this finds the post `draft`, or the job gone)
@@ -35,13 +37,14 @@ impl Store {
         };
         let id = AttemptId::generate();
         // $1 workspace, $2 post, $3 account, $4 job, $5 attempt, $6 part, $7 idempotency key,
-        // $8 now.
+        // $8 now, $9 the lease this worker holds.
         let (ws, job_id, idem_key) = (
             job.workspace_id.to_string(),
             job.id.to_string(),
             idem_key.to_owned(),
         );
         let attempt_id = id.clone();
+        let lease = job.locked_until;
         let bind = move |sql| {
             sqlx::query(sql)
                 .bind(ws.clone())
@@ -52,6 +55,7 @@ impl Store {
                 .bind(part)
                 .bind(idem_key.clone())
                 .bind(now)
+                .bind(lease)
         };
         let post_moves = "UPDATE posts SET status = 'publishing',
                 updated_at = CASE WHEN status = 'scheduled' THEN $8 ELSE updated_at END,
@@ -69,9 +73,9 @@ impl Store {
             // the post, then the attempt is recorded.
             let began = bind(sqlx::AssertSqlSafe(format!(
                 "WITH p AS (SELECT id FROM posts WHERE workspace_id = $1 AND id = $2
-                        AND status IN ('scheduled', 'publishing') FOR UPDATE),
-                    j AS (SELECT id FROM jobs WHERE id = $4 AND EXISTS (SELECT 1 FROM p)
-                        FOR UPDATE),
+                        AND status IN ('scheduled', 'publishing') FOR NO KEY UPDATE),
+                    j AS (SELECT id FROM jobs WHERE id = $4 AND locked_until = $9
+                        AND EXISTS (SELECT 1 FROM p) FOR NO KEY UPDATE),
                     t AS ({target_moves} AND EXISTS (SELECT 1 FROM j) RETURNING post_id),
                     u AS ({post_moves} WHERE id IN (SELECT post_id FROM t) RETURNING id)
                  {attempt} SELECT $5, $2, $3, $6, $7, 'in_flight', $8 FROM u"
@@ -94,7 +98,8 @@ impl Store {
                 .execute(&mut **tx)
                 .await?)
                     && ok(bind(sqlx::AssertSqlSafe(format!(
-                        "{target_moves} AND EXISTS (SELECT 1 FROM jobs WHERE id = $4)"
+                        "{target_moves} AND EXISTS (SELECT 1 FROM jobs
+                            WHERE id = $4 AND locked_until = $9)"
                     )))
                     .execute(&mut **tx)
                     .await?);

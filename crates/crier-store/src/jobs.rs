@@ -418,7 +418,33 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps a job ours while a long piece of work (a thread) goes on.
+    /// Deletes a claimed job whose work is moot, only while this worker's lease on it
+    /// (`job.locked_until`) still holds: a job another node claimed since is left to it.
+    pub async fn drop_held_job(&self, job: &Job) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until = $2")
+            .bind(job.id.as_str())
+            .bind(job.locked_until)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves the lease this worker holds on `job` (`job.locked_until`) to `until`, only while
+    /// it still holds: `false` when the lease ran out and another node claimed the job.
+    pub async fn renew_lease(&self, job: &Job, until: i64) -> Result<bool> {
+        Ok(
+            sqlx::query("UPDATE jobs SET locked_until = $3 WHERE id = $1 AND locked_until = $2")
+                .bind(job.id.as_str())
+                .bind(job.locked_until)
+                .bind(until)
+                .execute(&self.write)
+                .await?
+                .rows_affected()
+                == 1,
+        )
+    }
+
+    /// Keeps a job ours while a long piece of work (an agent run, a clip) goes on.
     pub async fn extend_lease(&self, job: &JobId, until: i64) -> Result<()> {
         sqlx::query("UPDATE jobs SET locked_until = $2 WHERE id = $1")
             .bind(job.as_str())

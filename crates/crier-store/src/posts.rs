@@ -397,7 +397,7 @@ impl Store {
                 let job_ok = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM jobs WHERE id = $1 AND EXISTS (SELECT 1 FROM posts
                         WHERE id = $2 AND status IN ('scheduled', 'publishing') {})",
-                    if pg { "FOR UPDATE" } else { "" }
+                    if pg { "FOR NO KEY UPDATE" } else { "" }
                 )))
                 .bind(job_id.as_str())
                 .bind(post_id.as_str())

@@ -86,6 +86,8 @@ pub enum Processed {
     Published,
     Failed,
     RetryAt(i64),
+    /// Let go without a call: its work was moot (the post or target is gone, done or
+    /// cancelled), or its lease ran out and another node holds the job now.
     Dropped,
 }
 
@@ -387,6 +389,8 @@ impl Publisher {
             .filter(|a| a.outcome != PublishAttemptOutcome::Published)
             .count() as i64;
         let mut closing = None;
+        // The job as this worker holds it: its lease moves with each part of a thread.
+        let mut held = job.clone();
         while part_ids.len() < parts.len() {
             let i = part_ids.len();
             let idem = format!("{}:{}:{i}", post.id, account.id);
@@ -441,22 +445,25 @@ impl Publisher {
             }
             let now = self.app.clock().now_ms();
             if i > 0 {
-                // The claim set the lease for the first part; a thread's later parts renew it.
-                self.app
-                    .store()
-                    .extend_lease(&job.id, now + millis(self.config.lease))
-                    .await?;
+                // The claim set the lease for the first part; a thread's later parts renew it,
+                // while it is still ours.
+                let until = now + millis(self.config.lease);
+                if !self.app.store().renew_lease(&held, until).await? {
+                    return Ok(Processed::Dropped);
+                }
+                held.locked_until = until;
             }
-            // Conditional on the post, the job and the target as they are now, not as `still_due`
-            // read them: a cancel, delete or edit that committed since then wins, and nothing
-            // is sent.
+            // Conditional on the post, the job, our lease on it and the target as they are now,
+            // not as `still_due` read them: a cancel, delete or edit that committed since then
+            // wins, and so does another node that claimed the job after our lease ran out;
+            // nothing is sent.
             let Some(attempt) = self
                 .app
                 .store()
-                .begin_attempt(job, i as i64, &idem, now)
+                .begin_attempt(&held, i as i64, &idem, now)
                 .await?
             else {
-                self.app.store().drop_job(&job.id).await?;
+                self.app.store().drop_held_job(&held).await?;
                 return Ok(Processed::Dropped);
             };
             let call = network.publish(session, part);

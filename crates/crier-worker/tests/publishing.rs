@@ -1112,6 +1112,53 @@ async fn begin(w: &World, job: &Job, key: &str) -> crier_core::ids::AttemptId {
         .expect("the post still publishes")
 }
 
+both!(
+    a_worker_that_stalled_past_its_lease_sends_nothing_once_another_claimed_the_job,
+    |db| async move {
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "stalled", T0).await;
+        let (stale, key) = crashed_worker_claims(&w, &id, &a).await;
+        // The first worker stalls (a slow media read, a paused VM) past its lease; another
+        // node claims the job meanwhile.
+        w.set(stale.locked_until + 1);
+        let mut jobs = w.store.claim_jobs(w.now(), LEASE_MS, 10).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        let fresh = jobs.remove(0);
+        assert_eq!(fresh.id, stale.id);
+        assert_ne!(fresh.locked_until, stale.locked_until);
+
+        // The stalled worker wakes: nothing is recorded, so nothing may be sent, and neither
+        // its lease renewal nor its clean-up touches the job the other node holds.
+        assert_eq!(
+            w.store
+                .begin_attempt(&stale, 0, &key, w.now())
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            !w.store
+                .renew_lease(&stale, w.now() + LEASE_MS)
+                .await
+                .unwrap()
+        );
+        w.store.drop_held_job(&stale).await.unwrap();
+        assert_eq!(w.outcomes(&id, &a).await, Vec::<String>::new());
+        assert_eq!(w.target(&id, &a).await.status, TargetStatus::Pending);
+
+        // The node that holds the job now publishes it, once.
+        begin(&w, &fresh, &key).await;
+        assert_eq!(w.outcomes(&id, &a).await, vec!["in_flight"]);
+        assert!(
+            w.store
+                .renew_lease(&fresh, w.now() + LEASE_MS)
+                .await
+                .unwrap()
+        );
+    }
+);
+
 both!(crash_after_the_call_landed, |db| async move {
     let w = World::new(&db).await;
     let a = w.account("ada").await;
