@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection as _;
+
 use crier_core::ids::{PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_core::{Clock, ManualClock};
@@ -1156,6 +1158,94 @@ both!(
                 .await
                 .unwrap()
         );
+    }
+);
+
+// On PostgreSQL `begin_attempt` is one statement whose snapshot is taken before it waits for
+// the post's lock. An edit (the post stays `scheduled`, its job replaced) or a cancel that
+// holds the lock and commits while the statement waits must still win: nothing is recorded
+// and nothing may be sent. A transaction that holds the lock and changes nothing lets it go.
+both!(
+    a_change_committed_while_the_attempt_waits_for_the_post_lock_wins,
+    |db| async move {
+        if db.backend() != crier_store::Backend::Postgres {
+            return; // SQLite's writes are serialised: no statement waits on a row lock.
+        }
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        for (change, wins) in [("edit", true), ("cancel", true), ("nothing", false)] {
+            let id = w.schedule(&[&a], change, w.now()).await;
+            let job = w
+                .store
+                .claim_jobs(w.now(), LEASE_MS, 10)
+                .await
+                .unwrap()
+                .pop()
+                .expect("the post's job");
+            let mut other = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+            sqlx::query("SELECT id FROM posts WHERE id = $1 FOR UPDATE")
+                .bind(id.as_str())
+                .fetch_one(&mut other)
+                .await
+                .unwrap();
+            let store = w.store.clone();
+            let (held, key) = (job.clone(), idem(&id, &a, 0));
+            let now = w.now();
+            let attempt =
+                tokio::spawn(async move { store.begin_attempt(&held, 0, &key, now).await });
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                !attempt.is_finished(),
+                "{change}: waits for the post's lock"
+            );
+            match change {
+                "edit" => {
+                    sqlx::query(
+                        "UPDATE posts SET body = 'edited', version = version + 1 WHERE id = $1",
+                    )
+                    .bind(id.as_str())
+                    .execute(&mut other)
+                    .await
+                    .unwrap();
+                    sqlx::query("UPDATE jobs SET id = $2, locked_until = 0 WHERE post_id = $1")
+                        .bind(id.as_str())
+                        .bind(format!("{}_edited", job.id))
+                        .execute(&mut other)
+                        .await
+                        .unwrap();
+                }
+                "cancel" => {
+                    sqlx::query("UPDATE posts SET status = 'draft' WHERE id = $1")
+                        .bind(id.as_str())
+                        .execute(&mut other)
+                        .await
+                        .unwrap();
+                    sqlx::query("DELETE FROM jobs WHERE post_id = $1")
+                        .bind(id.as_str())
+                        .execute(&mut other)
+                        .await
+                        .unwrap();
+                }
+                _ => {}
+            }
+            sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+            let began = attempt.await.unwrap().unwrap();
+            let outcomes = w.outcomes(&id, &a).await;
+            if wins {
+                assert_eq!(began, None, "{change}: the change wins");
+                assert_eq!(outcomes, Vec::<String>::new(), "{change}");
+                assert_eq!(w.target(&id, &a).await.status, TargetStatus::Pending);
+            } else {
+                assert!(began.is_some(), "{change}: the attempt goes on");
+                assert_eq!(outcomes, vec!["in_flight"], "{change}");
+            }
+            // The next post starts from an empty queue.
+            sqlx::query("DELETE FROM jobs")
+                .execute(&mut other)
+                .await
+                .unwrap();
+        }
     }
 );
 
