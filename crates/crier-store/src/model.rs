@@ -609,31 +609,24 @@ pub(crate) fn account_from_row(row: &AnyRow) -> Result<Account> {
 }
 
 pub(crate) fn target_from_row(row: &AnyRow) -> Result<Target> {
-    target_from_columns(row, "")
-}
-
-/// A target from the columns of `row` named with `prefix` (`t_status`, … when read beside the
-/// post's own columns).
-pub(crate) fn target_from_columns(row: &AnyRow, prefix: &str) -> Result<Target> {
-    let col = |name: &str| format!("{prefix}{name}");
-    let status: String = row.try_get(col("status").as_str())?;
-    let code: Option<String> = row.try_get(col("error_code").as_str())?;
-    let message: Option<String> = row.try_get(col("error_message").as_str())?;
+    let status: String = row.try_get("status")?;
+    let code: Option<String> = row.try_get("error_code")?;
+    let message: Option<String> = row.try_get("error_message")?;
     Ok(Target {
-        post_id: PostId::from_trusted(row.try_get(col("post_id").as_str())?),
-        account_id: AccountId::from_trusted(row.try_get(col("account_id").as_str())?),
-        platform: row.try_get(col("platform").as_str())?,
-        position: row.try_get(col("position").as_str())?,
+        post_id: PostId::from_trusted(row.try_get("post_id")?),
+        account_id: AccountId::from_trusted(row.try_get("account_id")?),
+        platform: row.try_get("platform")?,
+        position: row.try_get("position")?,
         status: TargetStatus::parse(&status).ok_or_else(|| corrupt("post_targets.status"))?,
-        external_id: row.try_get(col("external_id").as_str())?,
-        url: row.try_get(col("url").as_str())?,
-        part_ids: json_text(row, &col("part_ids"))?,
-        attempts: row.try_get(col("attempts").as_str())?,
+        external_id: row.try_get("external_id")?,
+        url: row.try_get("url")?,
+        part_ids: json_text(row, "part_ids")?,
+        attempts: row.try_get("attempts")?,
         error: code.map(|code| TargetError {
             code,
             message: message.unwrap_or_default(),
         }),
-        published_at: row.try_get(col("published_at").as_str())?,
+        published_at: row.try_get("published_at")?,
     })
 }
 

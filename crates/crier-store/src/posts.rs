@@ -86,56 +86,33 @@ impl Store {
     }
 
     pub async fn get_post(&self, ws: &WorkspaceId, id: &PostId) -> Result<Option<Post>> {
-        self.post_with_targets(ws, id, None).await
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POST_READ} FROM posts WHERE workspace_id = $1 AND id = $2"
+        )))
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut post = post_from_row(&row)?;
+        post.targets = self.targets(&post.id).await?;
+        Ok(Some(post))
     }
 
     /// The post `id` of `tenant`'s workspace and mode (`None` in the other mode).
     pub async fn get_post_in(&self, tenant: &Tenant, id: &PostId) -> Result<Option<Post>> {
-        self.post_with_targets(&tenant.workspace, id, Some(tenant.livemode))
-            .await
-    }
-
-    /// A post with its targets, read in one query (a row per target, the post's columns on
-    /// each; one row with no target for a post without any), in either mode or in `livemode`.
-    async fn post_with_targets(
-        &self,
-        ws: &WorkspaceId,
-        id: &PostId,
-        livemode: Option<bool>,
-    ) -> Result<Option<Post>> {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let post = POST_READ
-                .split(',')
-                .map(|c| format!("p.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let targets = TARGET_COLUMNS
-                .split(',')
-                .map(|c| format!("t.{c} AS t_{c}", c = c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "SELECT {post}, {targets} FROM posts p
-                 LEFT JOIN post_targets t ON t.post_id = p.id
-                 WHERE p.workspace_id = $1 AND p.id = $2 AND ($3 IS NULL OR p.livemode = $3)
-                 ORDER BY t.position"
-            )
-        });
-        let rows = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
-            .bind(ws.as_str())
-            .bind(id.as_str())
-            .bind(livemode.map(i64::from))
-            .fetch_all(&self.read)
-            .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let mut post = post_from_row(first)?;
-        for row in &rows {
-            if row.try_get::<Option<String>, _>("t_post_id")?.is_some() {
-                post.targets.push(target_from_columns(row, "t_")?);
-            }
-        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POST_READ} FROM posts WHERE workspace_id = $1 AND id = $2
+               AND livemode = $3"
+        )))
+        .bind(tenant.workspace.as_str())
+        .bind(id.as_str())
+        .bind(tenant.livemode as i64)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut post = post_from_row(&row)?;
+        post.targets = self.targets(&post.id).await?;
         Ok(Some(post))
     }
 
