@@ -413,40 +413,41 @@ impl Store {
                 // SQLite.
                 let closing = "UPDATE publish_attempts SET outcome = 'published',
                     external_id = $8, finished_at = $3 WHERE id = $5";
-                let target = match &outcome {
-                    TargetOutcome::Published { .. } => {
+                // The target's statement and its values: $4 the target's external id, $6 and $7
+                // the url and part ids, or the error code and message.
+                let (target, published, six, seven) = match &outcome {
+                    TargetOutcome::Published {
+                        external_id,
+                        url,
+                        part_ids,
+                    } => (
                         "UPDATE post_targets SET status = 'published', external_id = $4, url = $6,
                             part_ids = $7, error_code = NULL, error_message = NULL, published_at = $3
-                         WHERE post_id = $1 AND account_id = $2"
-                    }
-                    TargetOutcome::Failed(_) => {
+                         WHERE post_id = $1 AND account_id = $2",
+                        Some(external_id.clone()),
+                        url.clone(),
+                        json(part_ids),
+                    ),
+                    TargetOutcome::Failed(e) => (
                         "UPDATE post_targets SET status = 'failed', error_code = $6,
                             error_message = $7
-                         WHERE post_id = $1 AND account_id = $2"
-                    }
+                         WHERE post_id = $1 AND account_id = $2",
+                        None,
+                        e.code.clone(),
+                        e.message.clone(),
+                    ),
                 };
-                // $1 post, $2 account, $3 now, $4 the target's external id, $5 the closing
-                // attempt, $6 and $7 the outcome's url and part ids (or error code and message),
-                // $8 the closing call's external id.
+                // $1 post, $2 account, $3 now, $4, $6, $7 as above, $5 the closing attempt, $8
+                // the closing call's external id.
                 let bind = |sql: String| {
-                    let (six, seven) = match &outcome {
-                        TargetOutcome::Published { url, part_ids, .. } => {
-                            (url.clone(), json(part_ids))
-                        }
-                        TargetOutcome::Failed(e) => (e.code.clone(), e.message.clone()),
-                    };
-                    let published = match &outcome {
-                        TargetOutcome::Published { external_id, .. } => Some(external_id.clone()),
-                        TargetOutcome::Failed(_) => None,
-                    };
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(post_id.to_string())
                         .bind(account.to_string())
                         .bind(now)
-                        .bind(published)
+                        .bind(published.clone())
                         .bind(attempt.as_ref().map(|(a, _)| a.to_string()))
-                        .bind(six)
-                        .bind(seven)
+                        .bind(six.clone())
+                        .bind(seven.clone())
                         .bind(attempt.as_ref().map(|(_, ext)| ext.clone()))
                 };
                 let read = format!("SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1");

@@ -1124,9 +1124,7 @@ both!(
         // The first worker stalls (a slow media read, a paused VM) past its lease; another
         // node claims the job meanwhile.
         w.set(stale.locked_until + 1);
-        let mut jobs = w.store.claim_jobs(w.now(), LEASE_MS, 10).await.unwrap();
-        assert_eq!(jobs.len(), 1);
-        let fresh = jobs.remove(0);
+        let (fresh, _) = crashed_worker_claims(&w, &id, &a).await;
         assert_eq!(fresh.id, stale.id);
         assert_ne!(fresh.locked_until, stale.locked_until);
 
@@ -1175,13 +1173,7 @@ both!(
         let a = w.account("ada").await;
         for (change, wins) in [("edit", true), ("cancel", true), ("nothing", false)] {
             let id = w.schedule(&[&a], change, w.now()).await;
-            let job = w
-                .store
-                .claim_jobs(w.now(), LEASE_MS, 10)
-                .await
-                .unwrap()
-                .pop()
-                .expect("the post's job");
+            let (job, key) = crashed_worker_claims(&w, &id, &a).await;
             let mut other = sqlx::AnyConnection::connect(&db.url).await.unwrap();
             sqlx::query("BEGIN").execute(&mut other).await.unwrap();
             sqlx::query("SELECT id FROM posts WHERE id = $1 FOR UPDATE")
@@ -1190,7 +1182,7 @@ both!(
                 .await
                 .unwrap();
             let store = w.store.clone();
-            let (held, key) = (job.clone(), idem(&id, &a, 0));
+            let held = job.clone();
             let now = w.now();
             let attempt =
                 tokio::spawn(async move { store.begin_attempt(&held, 0, &key, now).await });
