@@ -4,6 +4,8 @@
 //! is conditional on the account still being connected, and its `account.disconnected` event
 //! commits with it. Each mode counts its own connected accounts against the plan's limit.
 
+use std::collections::HashMap;
+
 use crier_core::Tenant;
 use crier_core::accounts::AccountStatus;
 use crier_core::ids::{AccountId, WorkspaceId};
@@ -194,6 +196,26 @@ impl Store {
             .fetch_optional(&self.read)
             .await?;
         row.as_ref().map(account_from_row).transpose()
+    }
+
+    /// The accounts `ids` of any workspace, in one query however many there are (a worker's
+    /// claim reads them at once). An account that does not exist is not in the map; the caller
+    /// checks the workspace.
+    pub async fn get_accounts(&self, ids: &[AccountId]) -> Result<HashMap<AccountId, Account>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids = crate::json(&ids.iter().map(AccountId::as_str).collect::<Vec<_>>());
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM accounts WHERE id IN {}",
+            self.json_values("$1")
+        )))
+        .bind(ids.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| account_from_row(r).map(|a| (a.id.clone(), a)))
+            .collect()
     }
 
     /// The account `id` of `tenant`'s workspace and mode (`None` in the other mode).

@@ -6,6 +6,8 @@
 //! worker to look the part up by idempotency key before posting again. Failed look-ups are
 //! recorded too and count against the target's retry budget.
 
+use std::collections::{HashMap, HashSet};
+
 use crier_core::ids::{AccountId, AttemptId, PostId};
 
 use crate::group::Outcome;
@@ -188,6 +190,36 @@ impl Store {
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(attempt_from_row).collect()
+    }
+
+    /// Every attempt for each of `targets` (post, account), oldest first, in one query however
+    /// many there are (a worker's claim reads them at once). A target without attempts is not
+    /// in the map.
+    pub async fn attempts_of(
+        &self,
+        targets: &[(PostId, AccountId)],
+    ) -> Result<HashMap<(PostId, AccountId), Vec<Attempt>>> {
+        if targets.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let posts = crate::json(&targets.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>());
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM publish_attempts WHERE post_id IN {} ORDER BY id",
+            self.json_values("$1")
+        )))
+        .bind(posts.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        let wanted: HashSet<_> = targets.iter().collect();
+        let mut out: HashMap<_, Vec<Attempt>> = HashMap::new();
+        for row in &rows {
+            let a = attempt_from_row(row)?;
+            let key = (a.post_id.clone(), a.account_id.clone());
+            if wanted.contains(&key) {
+                out.entry(key).or_default().push(a);
+            }
+        }
+        Ok(out)
     }
 }
 

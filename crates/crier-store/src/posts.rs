@@ -6,6 +6,8 @@
 //! status announces in one transaction, conditional on the status it expects, and locks the
 //! post row first, so a racing cancel and a racing worker cannot both win.
 
+use std::collections::HashMap;
+
 use crier_core::Tenant;
 use crier_core::ids::{AccountId, AttemptId, PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus, status_from_targets};
@@ -97,6 +99,41 @@ impl Store {
         let mut post = post_from_row(&row)?;
         post.targets = self.targets(&post.id).await?;
         Ok(Some(post))
+    }
+
+    /// The posts `ids` of any workspace with their targets, in two queries however many there
+    /// are: what a worker's claim publishes, read at once. A post that does not exist is not
+    /// in the map; the caller checks the workspace.
+    pub async fn get_posts(&self, ids: &[PostId]) -> Result<HashMap<PostId, Post>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids = json(&ids.iter().map(PostId::as_str).collect::<Vec<_>>());
+        let list = self.json_values("$1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POST_READ} FROM posts WHERE id IN {list}"
+        )))
+        .bind(ids.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        let mut posts = rows
+            .iter()
+            .map(|r| post_from_row(r).map(|p| (p.id.clone(), p)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id IN {list}
+             ORDER BY post_id, position"
+        )))
+        .bind(ids.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        for row in &rows {
+            let target = target_from_row(row)?;
+            if let Some(post) = posts.get_mut(&target.post_id) {
+                post.targets.push(target);
+            }
+        }
+        Ok(posts)
     }
 
     /// The post `id` of `tenant`'s workspace and mode (`None` in the other mode).

@@ -7,10 +7,12 @@ use crate::metrics::{PublishMetrics, outcome};
 use crate::runner::{jitter, millis};
 use crier_app::App;
 use crier_core::accounts::AccountStatus;
-use crier_core::ids::WorkspaceId;
+use crier_core::ids::{AccountId, PostId, WorkspaceId};
 use crier_core::posts::{PostStatus, TargetStatus};
 use crier_networks::{Attachment, Network, NetworkError, Part, PublishedPart, Session};
-use crier_store::{Account, Job, Post, PublishAttemptOutcome, Target, TargetError, TargetOutcome};
+use crier_store::{
+    Account, Attempt, Job, Post, PublishAttemptOutcome, Target, TargetError, TargetOutcome,
+};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -116,10 +118,10 @@ impl Publisher {
                 let me = claimer.clone();
                 async move { me.claim(free).await }
             },
-            move |(job, hold)| {
+            move |claim| {
                 let me = worker.clone();
                 async move {
-                    me.process(job, hold).await;
+                    me.process(claim).await;
                 }
             },
         )
@@ -127,10 +129,11 @@ impl Publisher {
     }
 
     /// Claims due jobs, no more of an account than its room on this node, each with its
-    /// hold on that room. A claim looks at a bounded number of workspaces; while the store says
-    /// more may be due, it claims again (a few times at most), so that a claim that comes back
-    /// short means nothing more is due or has room now.
-    async fn claim(&self, limit: u32) -> Vec<(Job, Option<Hold>)> {
+    /// hold on that room and what it publishes (read for them all at once, see [`Claim`]). A
+    /// claim looks at a bounded number of workspaces; while the store says more may be due, it
+    /// claims again (a few times at most), so that a claim that comes back short means nothing
+    /// more is due or has room now.
+    async fn claim(&self, limit: u32) -> Vec<Claim> {
         let mut out = Vec::new();
         for _ in 0..CLAIMS_PER_TURN {
             let want = limit.saturating_sub(out.len() as u32);
@@ -164,7 +167,63 @@ impl Publisher {
                 break;
             }
         }
-        out
+        match self.read_claims(out).await {
+            Ok(claims) => claims,
+            Err(e) => {
+                // Leased already: the jobs come back when their lease runs out, as a job whose
+                // processing failed on storage does.
+                tracing::warn!(error = %e, "could not read what claimed jobs publish");
+                Vec::new()
+            }
+        }
+    }
+
+    /// What `jobs` publish, in three reads however many they are (their posts with targets,
+    /// accounts, and attempts), rather than three or four round trips for each job. Reading
+    /// them a moment before each job starts changes nothing: `begin_attempt` checks the post,
+    /// job, lease and target again under the post's lock, and only the job's holder records
+    /// attempts for its target.
+    async fn read_claims(&self, jobs: Vec<(Job, Option<Hold>)>) -> crier_store::Result<Vec<Claim>> {
+        let store = self.app.store();
+        let targets: Vec<(PostId, AccountId)> = jobs
+            .iter()
+            .filter_map(|(j, _)| Some((j.post_id.clone()?, j.account_id.clone()?)))
+            .collect();
+        let posts: Vec<PostId> = targets.iter().map(|(p, _)| p.clone()).collect();
+        let accounts: Vec<AccountId> = targets.iter().map(|(_, a)| a.clone()).collect();
+        let posts = store.get_posts(&posts).await?;
+        let accounts = store.get_accounts(&accounts).await?;
+        let mut histories = store.attempts_of(&targets).await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for (job, hold) in jobs {
+            let ws = &job.workspace_id;
+            let post = job
+                .post_id
+                .as_ref()
+                .and_then(|p| posts.get(p))
+                .filter(|p| &p.workspace_id == ws)
+                .cloned();
+            let account = job
+                .account_id
+                .as_ref()
+                .and_then(|a| accounts.get(a))
+                .filter(|a| &a.workspace_id == ws)
+                .cloned();
+            let history = match (&job.post_id, &job.account_id) {
+                (Some(p), Some(a)) => histories
+                    .remove(&(p.clone(), a.clone()))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            out.push(Claim {
+                job,
+                hold,
+                post,
+                account,
+                history,
+            });
+        }
+        Ok(out)
     }
 
     /// This node's publishing series and the queue's, for `/metrics` (see `metrics.rs`).
@@ -186,12 +245,12 @@ impl Publisher {
         let mut out = Vec::new();
         loop {
             // A storage failure is logged by `claim` and ends the run like an empty queue.
-            let jobs = self.claim(64).await;
-            if jobs.is_empty() {
+            let claims = self.claim(64).await;
+            if claims.is_empty() {
                 break;
             }
-            for (job, hold) in jobs {
-                out.push(self.process(job, hold).await);
+            for claim in claims {
+                out.push(self.process(claim).await);
             }
         }
         out
@@ -199,28 +258,34 @@ impl Publisher {
 
     /// Processes one claimed job; never panics on a network's or storage's failure (the job
     /// stays leased and comes back).
-    /// `hold` is the job's place in its account's room, if its claim took one.
-    async fn process(&self, job: Job, hold: Option<Hold>) -> Processed {
-        self.metrics.started(self.app.clock().now_ms() - job.run_at);
-        match self.try_process(&job, hold).await {
+    async fn process(&self, claim: Claim) -> Processed {
+        let (job, run_at, locked_until) = (
+            claim.job.id.clone(),
+            claim.job.run_at,
+            claim.job.locked_until,
+        );
+        self.metrics.started(self.app.clock().now_ms() - run_at);
+        match self.try_process(claim).await {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(job = %job.id, error = %e, "job failed on storage; it will come back");
-                Processed::RetryAt(job.locked_until)
+                tracing::warn!(job = %job, error = %e, "job failed on storage; it will come back");
+                Processed::RetryAt(locked_until)
             }
         }
     }
 
-    async fn try_process(&self, job: &Job, hold: Option<Hold>) -> crier_store::Result<Processed> {
-        let Some((post, target)) = self.still_due(job).await? else {
+    async fn try_process(&self, claim: Claim) -> crier_store::Result<Processed> {
+        let Claim {
+            ref job,
+            hold,
+            post,
+            account,
+            history,
+        } = claim;
+        let Some((post, target)) = still_due(job, post) else {
             self.app.store().drop_job(&job.id).await?;
             return Ok(Processed::Dropped);
         };
-        let account = self
-            .app
-            .store()
-            .get_account(&job.workspace_id, &target.account_id)
-            .await?;
         let Some(account) = account.filter(|a| a.status == AccountStatus::Connected) else {
             return self
                 .fail_target(job, "account_disconnected", "The account is not connected.")
@@ -299,34 +364,8 @@ impl Publisher {
             parts: &parts,
             media: &media,
         };
-        self.publish_parts(job, &post, call, target, permit).await
-    }
-
-    /// The job's post and target, if the target still waits to be published (`None`: the
-    /// post or target is gone, done, or the post was cancelled, and the job is dropped).
-    async fn still_due(&self, job: &Job) -> crier_store::Result<Option<(Post, Target)>> {
-        let (Some(post_id), Some(account_id)) = (&job.post_id, &job.account_id) else {
-            return Ok(None);
-        };
-        let Some(post) = self
-            .app
-            .store()
-            .get_post(&job.workspace_id, post_id)
-            .await?
-        else {
-            return Ok(None);
-        };
-        // A scheduled post turns `publishing` with its first recorded attempt.
-        if !matches!(post.status, PostStatus::Scheduled | PostStatus::Publishing) {
-            return Ok(None);
-        }
-        let target = post
-            .targets
-            .iter()
-            .find(|t| &t.account_id == account_id)
-            .filter(|t| !matches!(t.status, TargetStatus::Published | TargetStatus::Failed))
-            .cloned();
-        Ok(target.map(|t| (post, t)))
+        self.publish_parts(job, &post, call, target, &history, permit)
+            .await
     }
 
     /// Fails the job's target for good with `code` and `message`.
@@ -354,6 +393,7 @@ impl Publisher {
         post: &Post,
         call: Call<'_>,
         target: Target,
+        history: &[Attempt],
         permit: crate::budget::Permit,
     ) -> crier_store::Result<Processed> {
         let Call {
@@ -369,7 +409,6 @@ impl Publisher {
             .get(account.id.as_str())
             .unwrap_or(&no_overrides);
         let (mut part_ids, mut url) = (target.part_ids, target.url);
-        let history = self.app.store().attempts(&post.id, &account.id).await?;
         // Calls that did not publish in this round (a client's retry starts a new one, marked
         // `retry`): what the retry budget counts (a thread's successful parts do not use it up).
         let round = history
@@ -808,4 +847,34 @@ impl crier_networks::Steps for StoreSteps<'_> {
             ))
         }
     }
+}
+
+/// A claimed job, its hold on its account's room on this node (if its claim took one), and
+/// what it publishes as [`Publisher::read_claims`] read it for the whole claim.
+struct Claim {
+    job: Job,
+    hold: Option<Hold>,
+    /// The job's post with its targets, if it exists in the job's workspace.
+    post: Option<Post>,
+    /// The target's account, if it exists in the job's workspace.
+    account: Option<Account>,
+    /// The target's recorded attempts, oldest first.
+    history: Vec<Attempt>,
+}
+
+/// The job's post and target, if the target still waits to be published (`None`: the post or
+/// target is gone, done, or the post was cancelled, and the job is dropped).
+fn still_due(job: &Job, post: Option<Post>) -> Option<(Post, Target)> {
+    let (post, account_id) = (post?, job.account_id.as_ref()?);
+    // A scheduled post turns `publishing` with its first recorded attempt.
+    if !matches!(post.status, PostStatus::Scheduled | PostStatus::Publishing) {
+        return None;
+    }
+    let target = post
+        .targets
+        .iter()
+        .find(|t| &t.account_id == account_id)
+        .filter(|t| !matches!(t.status, TargetStatus::Published | TargetStatus::Failed))
+        .cloned()?;
+    Some((post, target))
 }
