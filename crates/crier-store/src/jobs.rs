@@ -366,17 +366,22 @@ impl Store {
     }
 
     /// Puts a claimed job back to run at `run_at`, recording the target's last error (it stays
-    /// `pending` until then).
+    /// `pending` until then). Only while the job is still held by `job.locked_until`: a lease
+    /// that ran out and was claimed by another node is left to that node, target and all.
     pub async fn retry_job(&self, job: &Job, run_at: i64, error: &TargetError) -> Result<()> {
         let mut tx = self.begin().await?;
-        let still_ours = sqlx::query("UPDATE jobs SET run_at = $2, locked_until = 0 WHERE id = $1")
-            .bind(job.id.as_str())
-            .bind(run_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        let still_ours = sqlx::query(
+            "UPDATE jobs SET run_at = $2, locked_until = 0 WHERE id = $1 AND locked_until = $3",
+        )
+        .bind(job.id.as_str())
+        .bind(run_at)
+        .bind(job.locked_until)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
             == 1;
-        // A job that is gone was taken back with its post (deleted): its target is not ours.
+        // A job that is gone was taken back with its post (deleted), or is another node's
+        // now: its target is not ours.
         if still_ours && let (Some(post), Some(account)) = (&job.post_id, &job.account_id) {
             sqlx::query(
                 "UPDATE post_targets SET status = 'pending', error_code = $3, error_message = $4

@@ -21,6 +21,7 @@ mod connections;
 mod devices;
 mod events;
 mod feeds;
+mod finish;
 mod group;
 mod idempotency;
 mod jobs;
@@ -127,6 +128,8 @@ pub struct Store {
     key_listeners: KeyListeners,
     /// On SQLite, the committer that groups small write transactions (see `group.rs`).
     group: Option<group::GroupCommit>,
+    /// On PostgreSQL, the writers that record targets' ends in batches (see `finish.rs`).
+    finishing: Option<finish::FinishQueue>,
 }
 
 type KeyListener = Box<dyn Fn(&crier_core::KeyDigest) + Send + Sync>;
@@ -156,6 +159,7 @@ impl Store {
             return Ok(Self {
                 backend: Backend::Postgres,
                 read: pool.clone(),
+                finishing: Some(finish::FinishQueue::start(pool.clone())),
                 write: pool,
                 url: url.to_owned(),
                 fair_cursor: Default::default(),
@@ -208,6 +212,7 @@ impl Store {
             backend: Backend::Sqlite,
             read,
             group: Some(group::GroupCommit::start(write.clone())),
+            finishing: None,
             write,
             url: url.to_owned(),
             fair_cursor: Default::default(),

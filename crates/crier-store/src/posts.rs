@@ -19,15 +19,15 @@ use crate::jobs::{delete_jobs, enqueue_pending};
 use crate::model::*;
 use crate::usage::{METRIC_POSTS_PUBLISHED, add_counter, shard_of};
 use crate::views::PostObject;
-use crate::{Result, Store, Tx, is_postgres, json};
+use crate::{Result, Store, Tx, json};
 
 const POST_COLUMNS: &str = "id, workspace_id, livemode, status, body, thread, account_ids, \
     media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at, brand_id";
 /// What a read returns: the stored columns and the version every change bumps.
-const POST_READ: &str = "id, workspace_id, livemode, status, body, thread, account_ids, \
+pub(crate) const POST_READ: &str = "id, workspace_id, livemode, status, body, thread, account_ids, \
     media_ids, overrides, scheduled_at, published_at, review, created_at, updated_at, brand_id, \
     version";
-const TARGET_COLUMNS: &str = "post_id, account_id, platform, position, status, external_id, \
+pub(crate) const TARGET_COLUMNS: &str = "post_id, account_id, platform, position, status, external_id, \
     url, part_ids, attempts, error_code, error_message, published_at";
 
 /// A change of a post: its status (possibly to the same one), and what must commit together
@@ -397,8 +397,9 @@ impl Store {
 
     /// Records a target's final outcome, deletes its job and updates the post's status, all
     /// in one transaction. Returns the post's new status, or `None` when the job was taken
-    /// away meanwhile (its post cancelled, deleted or edited before any call went out, or
-    /// another node finished it after this node's lease ran out): then nothing is written.
+    /// away meanwhile (its post cancelled, deleted or edited before any call went out), or is
+    /// no longer held by `job.locked_until` (this node's lease ran out and another node claimed
+    /// or finished it): then nothing is written.
     pub async fn finish_target(
         &self,
         job: &Job,
@@ -423,21 +424,36 @@ impl Store {
         };
         let (ws, job_id, outcome) = (job.workspace_id.clone(), job.id.clone(), outcome.clone());
         let attempt = attempt.map(|(a, ext)| (a.clone(), ext.to_owned()));
+        let lease = job.locked_until;
+        if let Some(batches) = &self.finishing {
+            // PostgreSQL: with the other targets ending meanwhile, in one transaction of a few
+            // statements (see `finish.rs`), which does for each what follows does for one.
+            return batches
+                .run(crate::finish::Finish {
+                    job: job_id,
+                    lease,
+                    post: post_id,
+                    account,
+                    outcome,
+                    attempt,
+                    now,
+                })
+                .await;
+        }
         self.unit(Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
-                // Lock the post row first, as every change of a post does, and only while it still
-                // publishes; then take the job, which a cancel, edit or reschedule that committed
-                // first has deleted. Without the lock, two targets of one post finishing at once
-                // on PostgreSQL each read the targets' statuses before the other commits, and the
-                // post stays `publishing` for good. (SQLite serialises write transactions anyway.)
-                let pg = is_postgres(tx);
-                let job_ok = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM jobs WHERE id = $1 AND EXISTS (SELECT 1 FROM posts
-                        WHERE id = $2 AND status IN ('scheduled', 'publishing') {})",
-                    if pg { "FOR NO KEY UPDATE" } else { "" }
-                )))
+                // SQLite, whose write transactions are serialised: the post must still publish,
+                // and the job must still be there (a cancel, edit or reschedule that committed
+                // first has deleted it) and still held by this worker's lease (not claimed by
+                // another node since the lease ran out).
+                let job_ok = sqlx::query(
+                    "DELETE FROM jobs WHERE id = $1 AND locked_until = $3 AND EXISTS (
+                        SELECT 1 FROM posts
+                        WHERE id = $2 AND status IN ('scheduled', 'publishing'))",
+                )
                 .bind(job_id.as_str())
                 .bind(post_id.as_str())
+                .bind(lease)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected()
@@ -446,8 +462,7 @@ impl Store {
                     return Ok(Outcome::Undo(None));
                 }
                 // The attempt that published the last part, the target, and the post's targets as
-                // they now are: one round trip on PostgreSQL (a `WITH`), three statements on
-                // SQLite.
+                // they now are.
                 let closing = "UPDATE publish_attempts SET outcome = 'published',
                     external_id = $8, finished_at = $3 WHERE id = $5";
                 // The target's statement and its values: $4 the target's external id, $6 and $7
@@ -487,30 +502,18 @@ impl Store {
                         .bind(seven.clone())
                         .bind(attempt.as_ref().map(|(_, ext)| ext.clone()))
                 };
-                let read = format!("SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1");
-                let mut targets = if pg {
-                    let closing = match attempt {
-                        Some(_) => format!("a AS ({closing}), "),
-                        None => String::new(),
-                    };
-                    bind(format!(
-                        "WITH {closing}t AS ({target} RETURNING {TARGET_COLUMNS})
-                         SELECT {TARGET_COLUMNS} FROM t
-                         UNION ALL {read} AND account_id <> $2"
-                    ))
-                    .fetch_all(&mut **tx)
-                    .await?
-                } else {
-                    if attempt.is_some() {
-                        bind(closing.to_owned()).execute(&mut **tx).await?;
-                    }
-                    bind(target.to_owned()).execute(&mut **tx).await?;
-                    bind(read).fetch_all(&mut **tx).await?
+                if attempt.is_some() {
+                    bind(closing.to_owned()).execute(&mut **tx).await?;
                 }
+                bind(target.to_owned()).execute(&mut **tx).await?;
+                let targets = bind(format!(
+                    "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1 ORDER BY position"
+                ))
+                .fetch_all(&mut **tx)
+                .await?
                 .iter()
                 .map(target_from_row)
                 .collect::<Result<Vec<_>>>()?;
-                targets.sort_by_key(|t| t.position);
                 let statuses: Vec<TargetStatus> = targets.iter().map(|t| t.status).collect();
                 let status = status_from_targets(&statuses);
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -617,7 +620,7 @@ async fn emit_post(tx: &mut Tx, post: &Post, kind: &str, now: i64) -> Result<()>
 }
 
 /// The event a post's new status announces, if any.
-fn status_event(status: PostStatus) -> Option<&'static str> {
+pub(crate) fn status_event(status: PostStatus) -> Option<&'static str> {
     match status {
         PostStatus::Scheduled => Some(types::POST_SCHEDULED),
         PostStatus::PendingApproval => Some(types::POST_APPROVAL_REQUESTED),

@@ -193,7 +193,7 @@ impl Publisher {
         let accounts: Vec<AccountId> = targets.iter().map(|(_, a)| a.clone()).collect();
         let posts = store.get_posts(&posts).await?;
         let accounts = store.get_accounts(&accounts).await?;
-        let mut histories = store.attempts_of(&targets).await?;
+        let histories = store.attempts_of(&targets).await?;
         let mut out = Vec::with_capacity(jobs.len());
         for (job, hold) in jobs {
             let ws = &job.workspace_id;
@@ -211,7 +211,8 @@ impl Publisher {
                 .cloned();
             let history = match (&job.post_id, &job.account_id) {
                 (Some(p), Some(a)) => histories
-                    .remove(&(p.clone(), a.clone()))
+                    .get(&(p.clone(), a.clone()))
+                    .cloned()
                     .unwrap_or_default(),
                 _ => Vec::new(),
             };
@@ -478,7 +479,7 @@ impl Publisher {
                                 self.app.clock().now_ms(),
                             )
                             .await?;
-                        return self.retry_or_fail(job, account, failures + 1, &e).await;
+                        return self.retry_or_fail(&held, account, failures + 1, &e).await;
                     }
                 }
             }
@@ -545,7 +546,7 @@ impl Publisher {
                         .finish_attempt(&attempt, outcome, None, Some(&e.to_string()), now)
                         .await?;
                     failures += 1;
-                    return self.retry_or_fail(job, account, failures, &e).await;
+                    return self.retry_or_fail(&held, account, failures, &e).await;
                 }
             }
         }
@@ -562,7 +563,7 @@ impl Publisher {
         let finished = self
             .app
             .store()
-            .finish_target_with(job, &outcome, closing, self.app.clock().now_ms())
+            .finish_target_with(&held, &outcome, closing, self.app.clock().now_ms())
             .await?;
         Ok(finished.map_or(Processed::Dropped, |_| Processed::Published))
     }

@@ -1159,6 +1159,54 @@ both!(
     }
 );
 
+both!(
+    a_worker_whose_lease_ran_out_mid_call_records_no_outcome_over_the_node_that_holds_the_job,
+    |db| async move {
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "slow call", T0).await;
+        let (stale, key) = crashed_worker_claims(&w, &id, &a).await;
+        begin(&w, &stale, &key).await;
+        // Its call takes past the lease; another node claims the job meanwhile.
+        w.set(stale.locked_until + 1);
+        let (fresh, _) = crashed_worker_claims(&w, &id, &a).await;
+        let failed = crier_store::TargetOutcome::Failed(crier_store::TargetError {
+            code: "network_error".into(),
+            message: "the call failed".into(),
+        });
+        let published = crier_store::TargetOutcome::Published {
+            external_id: "x1".into(),
+            url: "https://sandbox.crier.invalid/x1".into(),
+            part_ids: vec!["x1".into()],
+        };
+        // The stalled worker's outcome, retry or failure, is not written over the other node's
+        // job: nothing changes.
+        let error = crier_store::TargetError {
+            code: "network_error".into(),
+            message: "the call failed".into(),
+        };
+        w.store
+            .retry_job(&stale, w.now() + HOUR, &error)
+            .await
+            .unwrap();
+        let finished = w.store.finish_target(&stale, &failed, w.now()).await;
+        assert_eq!(finished.unwrap(), None);
+        let target = w.target(&id, &a).await;
+        assert_eq!(target.status, TargetStatus::Publishing);
+        assert_eq!(target.error, None);
+        assert_eq!(w.post(&id).await.status, PostStatus::Publishing);
+        assert_eq!(
+            w.store.claim_jobs(w.now(), LEASE_MS, 10).await.unwrap(),
+            vec![]
+        );
+
+        // The node that holds the job records its outcome.
+        let finished = w.store.finish_target(&fresh, &published, w.now()).await;
+        assert_eq!(finished.unwrap(), Some(PostStatus::Published));
+        assert_eq!(w.target(&id, &a).await.status, TargetStatus::Published);
+    }
+);
+
 // On PostgreSQL `begin_attempt` is one statement whose snapshot is taken before it waits for
 // the post's lock. An edit (the post stays `scheduled`, its job replaced) or a cancel that
 // holds the lock and commits while the statement waits must still win: nothing is recorded

@@ -503,6 +503,134 @@ both!(post_events_follow_status_changes, |db| async move {
     assert_eq!(p4_targets.len(), 2);
 });
 
+// Targets that end at the same moment (on PostgreSQL they are recorded together, in one
+// batch: `finish.rs`) end exactly as they would one after another: each post's status from all
+// its targets, one event and one delivery per post that finished, the live published targets
+// counted, and nothing written for a post cancelled after its jobs were claimed.
+both!(
+    targets_ending_together_end_as_one_after_another,
+    |db| async move {
+        let w = World::new(&db).await;
+        let url = w.rx.url("/together");
+        let finished = [types::POST_PUBLISHED, types::POST_FAILED];
+        w.endpoint_with(&w.ws, true, &url, &finished, true).await;
+        let (a, b, c) = (
+            w.account("ada", true).await,
+            w.account("bob", true).await,
+            w.account("cy", true).await,
+        );
+        let posts: Vec<Post> = (0..60)
+            .map(|i| {
+                let accounts: &[&Account] = match i % 3 {
+                    0 => &[&a],
+                    1 => &[&a, &b],
+                    _ => &[&a, &b, &c],
+                };
+                new_post(&w.ws, accounts, &format!("post {i}"), PostStatus::Scheduled)
+            })
+            .collect();
+        w.store.insert_posts(&posts).await.unwrap();
+        let jobs = w.store.claim_jobs(T0, MINUTE, 1000).await.unwrap();
+        assert_eq!(jobs.len(), 120);
+        // Every fifth post is cancelled after its jobs were claimed: its jobs are gone.
+        let cancelled: BTreeSet<PostId> = posts.iter().step_by(5).map(|p| p.id.clone()).collect();
+        for id in &cancelled {
+            let cancel = Transition::new(PostStatus::Scheduled, PostStatus::Draft, T0);
+            assert!(w.store.transition(&w.ws, id, &cancel).await.unwrap());
+        }
+        let outcome = |job: &crier_store::Job| {
+            if job.account_id.as_ref() == Some(&c.id) {
+                TargetOutcome::Failed(TargetError {
+                    code: "network_error".into(),
+                    message: "no".into(),
+                })
+            } else {
+                TargetOutcome::Published {
+                    external_id: format!("x-{}", job.id),
+                    url: format!("https://sandbox.crier.invalid/{}", job.id),
+                    part_ids: vec![format!("x-{}", job.id)],
+                }
+            }
+        };
+        let ends = futures::future::join_all(jobs.iter().map(|job| {
+            let (store, outcome) = (w.store.clone(), outcome(job));
+            async move { store.finish_target(job, &outcome, T0 + SECOND).await }
+        }))
+        .await;
+        let mut published_live = 0;
+        for (job, end) in jobs.iter().zip(ends) {
+            let post = job.post_id.as_ref().unwrap();
+            let end = end.expect("recorded");
+            if cancelled.contains(post) {
+                assert_eq!(end, None, "nothing written for a cancelled post");
+            } else {
+                assert!(end.is_some(), "{job:?}");
+                published_live += matches!(outcome(job), TargetOutcome::Published { .. }) as i64;
+            }
+        }
+        for p in &posts {
+            let stored = w.post(&p.id).await;
+            if cancelled.contains(&p.id) {
+                assert_eq!(stored.status, PostStatus::Draft);
+                assert!(
+                    stored
+                        .targets
+                        .iter()
+                        .all(|t| t.status == crier_core::posts::TargetStatus::Pending)
+                );
+                continue;
+            }
+            let want = match p.account_ids.len() {
+                3 => PostStatus::PartiallyPublished,
+                _ => PostStatus::Published,
+            };
+            assert_eq!(stored.status, want, "{}", p.id);
+            assert_eq!(stored.published_at, Some(T0 + SECOND));
+            for t in &stored.targets {
+                if t.account_id == c.id {
+                    assert_eq!(t.error.as_ref().unwrap().code, "network_error");
+                    assert_eq!(t.external_id, None);
+                } else {
+                    assert_eq!(t.part_ids.len(), 1);
+                    assert_eq!(t.external_id.as_deref(), Some(t.part_ids[0].as_str()));
+                    assert_eq!(t.published_at, Some(T0 + SECOND));
+                }
+            }
+        }
+        let period = crier_core::clock::Month::of(T0 + SECOND).period;
+        let usage = w.store.workspace_usage(&w.ws, &period).await.unwrap();
+        assert_eq!(
+            usage.get(crier_store::METRIC_POSTS_PUBLISHED),
+            Some(&published_live)
+        );
+        // 16 posts of each shape were not cancelled: 1, 2 and 2 (the third failed) published.
+        assert_eq!(published_live, 16 + 32 + 32);
+        // One event per finished post, carrying it as it finished, each delivered once.
+        w.set(T0 + SECOND);
+        let outcomes = w.run().await;
+        assert_eq!(
+            outcomes.len(),
+            posts.len() - cancelled.len(),
+            "{outcomes:?}"
+        );
+        let got = w.rx.received();
+        let mut seen = BTreeSet::new();
+        for r in &got {
+            let body = r.json();
+            let id = PostId::parse(body["data"]["id"].as_str().unwrap()).unwrap();
+            assert!(seen.insert(id.clone()), "one event for {id}");
+            let stored = w.post(&id).await;
+            let kind = match stored.status {
+                PostStatus::Published => types::POST_PUBLISHED,
+                _ => types::POST_FAILED,
+            };
+            let data = serde_json::to_value(PostObject::from(&stored)).unwrap();
+            assert_event(r, kind, T0 + SECOND, &data);
+        }
+        assert_eq!(seen.len(), posts.len() - cancelled.len());
+    }
+);
+
 both!(a_job_naming_no_delivery_is_dropped, |db| async move {
     let w = World::new(&db).await;
     for sql in [
