@@ -207,8 +207,8 @@ impl Store {
         }
         let ids = crate::json(&ids.iter().map(AccountId::as_str).collect::<Vec<_>>());
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM accounts WHERE id IN {}",
-            self.json_values("$1")
+            "SELECT * FROM accounts WHERE {}",
+            self.in_json_list("id", "$1")
         )))
         .bind(ids.as_str())
         .fetch_all(&self.read)

@@ -204,8 +204,8 @@ impl Store {
         }
         let posts = crate::json(&targets.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>());
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM publish_attempts WHERE post_id IN {} ORDER BY id",
-            self.json_values("$1")
+            "SELECT * FROM publish_attempts WHERE {} ORDER BY id",
+            self.in_json_list("post_id", "$1")
         )))
         .bind(posts.as_str())
         .fetch_all(&self.read)

@@ -171,7 +171,12 @@ async fn run_batch(
     items: &[Finish],
 ) -> std::result::Result<Vec<Option<PostStatus>>, Failed> {
     let before = |e: sqlx::Error| Failed::Before(e.into());
-    let begin = format!("BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'");
+    // Every statement of a batch finds its rows by key. Left to its costs (a disk read for
+    // each index probe), the planner answers the batch's few hundred keys with scans of whole
+    // tables once they hold some thousands of rows (8.7 ms against 1.5 ms for step 2 on 10,000
+    // targets, EXPLAIN ANALYZE), so scans are ruled out for the batch's transaction.
+    let begin =
+        format!("BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL enable_seqscan = off");
     let mut tx: Tx = pool
         .begin_with(sqlx::AssertSqlSafe(begin))
         .await

@@ -286,6 +286,19 @@ impl Store {
         format!("(SELECT jv.value FROM {})", self.json_rows(expr, "jv"))
     }
 
+    /// `column` is one of the strings of the JSON array `expr` (a `$N` bound to JSON text): on
+    /// PostgreSQL as `= ANY` of an array built once, which the planner answers with the
+    /// column's index however it costs a scan (a sub-select's rows it may hash against a scan
+    /// of the whole table); on SQLite as `IN` a sub-select.
+    pub(crate) fn in_json_list(&self, column: &str, expr: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("{column} IN {}", self.json_values(expr)),
+            Backend::Postgres => format!(
+                "{column} = ANY (ARRAY(SELECT jsonb_array_elements_text(CAST({expr} AS jsonb))))"
+            ),
+        }
+    }
+
     /// Readiness: can we run a query right now?
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;

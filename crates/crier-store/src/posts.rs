@@ -109,9 +109,9 @@ impl Store {
             return Ok(HashMap::new());
         }
         let ids = json(&ids.iter().map(PostId::as_str).collect::<Vec<_>>());
-        let list = self.json_values("$1");
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {POST_READ} FROM posts WHERE id IN {list}"
+            "SELECT {POST_READ} FROM posts WHERE {}",
+            self.in_json_list("id", "$1")
         )))
         .bind(ids.as_str())
         .fetch_all(&self.read)
@@ -121,8 +121,9 @@ impl Store {
             .map(|r| post_from_row(r).map(|p| (p.id.clone(), p)))
             .collect::<Result<HashMap<_, _>>>()?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id IN {list}
-             ORDER BY post_id, position"
+            "SELECT {TARGET_COLUMNS} FROM post_targets WHERE {}
+             ORDER BY post_id, position",
+            self.in_json_list("post_id", "$1")
         )))
         .bind(ids.as_str())
         .fetch_all(&self.read)
