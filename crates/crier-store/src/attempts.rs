@@ -204,7 +204,7 @@ impl Store {
         }
         let posts = crate::json(&targets.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>());
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM publish_attempts WHERE {} ORDER BY id",
+            "SELECT * FROM publish_attempts WHERE {}",
             self.in_json_list("post_id", "$1")
         )))
         .bind(posts.as_str())
@@ -218,6 +218,11 @@ impl Store {
             if wanted.contains(&key) {
                 out.entry(key).or_default().push(a);
             }
+        }
+        // Sorted here: an `ORDER BY id` in the query lets SQLite walk the whole table in id
+        // order instead of looking the posts up.
+        for attempts in out.values_mut() {
+            attempts.sort_by(|a, b| a.id.cmp(&b.id));
         }
         Ok(out)
     }

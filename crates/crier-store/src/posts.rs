@@ -121,8 +121,7 @@ impl Store {
             .map(|r| post_from_row(r).map(|p| (p.id.clone(), p)))
             .collect::<Result<HashMap<_, _>>>()?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TARGET_COLUMNS} FROM post_targets WHERE {}
-             ORDER BY post_id, position",
+            "SELECT {TARGET_COLUMNS} FROM post_targets WHERE {}",
             self.in_json_list("post_id", "$1")
         )))
         .bind(ids.as_str())
@@ -133,6 +132,11 @@ impl Store {
             if let Some(post) = posts.get_mut(&target.post_id) {
                 post.targets.push(target);
             }
+        }
+        // Sorted here: an `ORDER BY` in the query lets SQLite walk the whole table in key order
+        // instead of looking the ids up.
+        for post in posts.values_mut() {
+            post.targets.sort_by_key(|t| t.position);
         }
         Ok(posts)
     }

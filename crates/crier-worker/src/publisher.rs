@@ -129,7 +129,7 @@ impl Publisher {
     }
 
     /// Claims due jobs, no more of an account than its room on this node, each with its
-    /// hold on that room and what it publishes (read for them all at once, see [`Claim`]). A
+    /// hold on that room and the claim it came in (see [`ClaimBatch`]). A
     /// claim looks at a bounded number of workspaces; while the store says more may be due, it
     /// claims again (a few times at most), so that a claim that comes back short means nothing
     /// more is due or has room now.
@@ -167,64 +167,17 @@ impl Publisher {
                 break;
             }
         }
-        match self.read_claims(out).await {
-            Ok(claims) => claims,
-            Err(e) => {
-                // Leased already: the jobs come back when their lease runs out, as a job whose
-                // processing failed on storage does.
-                tracing::warn!(error = %e, "could not read what claimed jobs publish");
-                Vec::new()
-            }
-        }
-    }
-
-    /// What `jobs` publish, in three reads however many they are (their posts with targets,
-    /// accounts, and attempts), rather than three or four round trips for each job. Reading
-    /// them a moment before each job starts changes nothing: `begin_attempt` checks the post,
-    /// job, lease and target again under the post's lock, and only the job's holder records
-    /// attempts for its target.
-    async fn read_claims(&self, jobs: Vec<(Job, Option<Hold>)>) -> crier_store::Result<Vec<Claim>> {
-        let store = self.app.store();
-        let targets: Vec<(PostId, AccountId)> = jobs
-            .iter()
-            .filter_map(|(j, _)| Some((j.post_id.clone()?, j.account_id.clone()?)))
-            .collect();
-        let posts: Vec<PostId> = targets.iter().map(|(p, _)| p.clone()).collect();
-        let accounts: Vec<AccountId> = targets.iter().map(|(_, a)| a.clone()).collect();
-        let posts = store.get_posts(&posts).await?;
-        let accounts = store.get_accounts(&accounts).await?;
-        let histories = store.attempts_of(&targets).await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for (job, hold) in jobs {
-            let ws = &job.workspace_id;
-            let post = job
-                .post_id
-                .as_ref()
-                .and_then(|p| posts.get(p))
-                .filter(|p| &p.workspace_id == ws)
-                .cloned();
-            let account = job
-                .account_id
-                .as_ref()
-                .and_then(|a| accounts.get(a))
-                .filter(|a| &a.workspace_id == ws)
-                .cloned();
-            let history = match (&job.post_id, &job.account_id) {
-                (Some(p), Some(a)) => histories
-                    .get(&(p.clone(), a.clone()))
-                    .cloned()
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            out.push(Claim {
+        let batch = Arc::new(ClaimBatch {
+            jobs: out.iter().map(|(job, _)| job.clone()).collect(),
+            read: tokio::sync::OnceCell::new(),
+        });
+        out.into_iter()
+            .map(|(job, hold)| Claim {
                 job,
                 hold,
-                post,
-                account,
-                history,
-            });
-        }
-        Ok(out)
+                batch: batch.clone(),
+            })
+            .collect()
     }
 
     /// This node's publishing series and the queue's, for `/metrics` (see `metrics.rs`).
@@ -279,10 +232,9 @@ impl Publisher {
         let Claim {
             ref job,
             hold,
-            post,
-            account,
-            history,
+            batch,
         } = claim;
+        let (post, account, history) = batch.read(self.app.store()).await?.of(job);
         let Some((post, target)) = still_due(job, post) else {
             self.app.store().drop_job(&job.id).await?;
             return Ok(Processed::Dropped);
@@ -851,16 +803,80 @@ impl crier_networks::Steps for StoreSteps<'_> {
 }
 
 /// A claimed job, its hold on its account's room on this node (if its claim took one), and
-/// what it publishes as [`Publisher::read_claims`] read it for the whole claim.
+/// the claim it came in.
 struct Claim {
     job: Job,
     hold: Option<Hold>,
-    /// The job's post with its targets, if it exists in the job's workspace.
-    post: Option<Post>,
-    /// The target's account, if it exists in the job's workspace.
-    account: Option<Account>,
-    /// The target's recorded attempts, oldest first.
-    history: Vec<Attempt>,
+    batch: Arc<ClaimBatch>,
+}
+
+/// The jobs of one claim and what they publish, read for them all by the first of them to
+/// start (three queries: their posts with targets, accounts and attempts), rather than three
+/// or four round trips for each job, and not in the claim loop, which goes on claiming
+/// meanwhile. Reading them a moment before each job starts changes nothing: `begin_attempt`
+/// checks the post, job, lease and target again under the post's lock, and only the job's
+/// holder records attempts for its target.
+struct ClaimBatch {
+    jobs: Vec<Job>,
+    read: tokio::sync::OnceCell<ClaimRead>,
+}
+
+struct ClaimRead {
+    posts: HashMap<PostId, Post>,
+    accounts: HashMap<AccountId, Account>,
+    histories: HashMap<(PostId, AccountId), Vec<Attempt>>,
+}
+
+impl ClaimBatch {
+    /// What the claim's jobs publish, read once (a read that failed is tried again by the
+    /// next job to start; a job that sees it fail comes back after its lease).
+    async fn read(&self, store: &crier_store::Store) -> crier_store::Result<&ClaimRead> {
+        self.read
+            .get_or_try_init(|| async {
+                let targets: Vec<(PostId, AccountId)> = self
+                    .jobs
+                    .iter()
+                    .filter_map(|j| Some((j.post_id.clone()?, j.account_id.clone()?)))
+                    .collect();
+                let posts: Vec<PostId> = targets.iter().map(|(p, _)| p.clone()).collect();
+                let accounts: Vec<AccountId> = targets.iter().map(|(_, a)| a.clone()).collect();
+                Ok(ClaimRead {
+                    posts: store.get_posts(&posts).await?,
+                    accounts: store.get_accounts(&accounts).await?,
+                    histories: store.attempts_of(&targets).await?,
+                })
+            })
+            .await
+    }
+}
+
+impl ClaimRead {
+    /// `job`'s post and account (each only if in the job's workspace) and its target's
+    /// attempts, oldest first.
+    fn of(&self, job: &Job) -> (Option<Post>, Option<Account>, Vec<Attempt>) {
+        let ws = &job.workspace_id;
+        let post = job
+            .post_id
+            .as_ref()
+            .and_then(|p| self.posts.get(p))
+            .filter(|p| &p.workspace_id == ws)
+            .cloned();
+        let account = job
+            .account_id
+            .as_ref()
+            .and_then(|a| self.accounts.get(a))
+            .filter(|a| &a.workspace_id == ws)
+            .cloned();
+        let history = match (&job.post_id, &job.account_id) {
+            (Some(p), Some(a)) => self
+                .histories
+                .get(&(p.clone(), a.clone()))
+                .cloned()
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        (post, account, history)
+    }
 }
 
 /// The job's post and target, if the target still waits to be published (`None`: the post or
