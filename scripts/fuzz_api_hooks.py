@@ -463,9 +463,10 @@ def before_add_examples(context, examples):
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
     # DELETE /v1/keys/{id} revokes a key, and by the API contract a revoked key stays readable
-    # (with `revoked_at` set). scripts/fuzz-api.toml exempts this read from `use_after_free`,
-    # but the stateful phase does not apply per-operation check settings, so the same single
-    # exemption is made here: only ST301 on GET /v1/keys/{id}.
+    # (with `revoked_at` set), and so does its usage history. scripts/fuzz-api.toml exempts
+    # these two reads from `use_after_free`, but the stateful phase does not apply per-operation
+    # check settings, so the same exemption is made here: only ST301 on GET /v1/keys/{id} and
+    # GET /v1/keys/{id}/usage.
     # Likewise DELETE /v1/accounts/{id} disconnects an account: by the contract it stays (status
     # `disconnected`) and its sandbox timeline and faults stay reachable.
     # A valid request refused because an object it names was deleted by the fuzzer itself a
@@ -531,6 +532,6 @@ def filter_failure(context, failure, case, response):
     if failure.code != "ST301":
         return True
     method, path = case.operation.method.upper(), case.operation.path
-    if method == "GET" and path == "/v1/keys/{id}":
+    if method == "GET" and path in ("/v1/keys/{id}", "/v1/keys/{id}/usage"):
         return False
     return not path.startswith("/v1/accounts/{id}/")
