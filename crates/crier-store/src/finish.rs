@@ -25,7 +25,7 @@
 //! the error, as after its own failed transaction (its job comes back after the lease, and a
 //! job already gone then is dropped).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::FutureExt;
 
@@ -245,17 +245,18 @@ async fn record(tx: &mut Tx, items: &[Finish]) -> Result<Vec<Option<PostStatus>>
         targets.entry(t.post_id.clone()).or_default().push(t);
     }
     // 3. Each post's status from its targets, once per post.
+    // A post's change is dated by the latest of its targets' ends in the batch.
+    let mut dated: HashMap<&PostId, i64> = HashMap::new();
+    for f in &kept {
+        let at = dated.entry(&f.post).or_insert(f.now);
+        *at = (*at).max(f.now);
+    }
     let mut changes = Vec::with_capacity(targets.len());
     for (post, ts) in &mut targets {
         ts.sort_by_key(|t| t.position);
         let statuses: Vec<TargetStatus> = ts.iter().map(|t| t.status).collect();
         let status = status_from_targets(&statuses);
-        let at = kept
-            .iter()
-            .filter(|f| &f.post == post)
-            .map(|f| f.now)
-            .max()
-            .unwrap_or_default();
+        let at = dated.get(post).copied().unwrap_or_default();
         let published = matches!(
             status,
             PostStatus::Published | PostStatus::PartiallyPublished

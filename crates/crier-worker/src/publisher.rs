@@ -168,7 +168,10 @@ impl Publisher {
             }
         }
         let batch = Arc::new(ClaimBatch {
-            jobs: out.iter().map(|(job, _)| job.clone()).collect(),
+            targets: out
+                .iter()
+                .filter_map(|(j, _)| Some((j.post_id.clone()?, j.account_id.clone()?)))
+                .collect(),
             read: tokio::sync::OnceCell::new(),
         });
         out.into_iter()
@@ -817,7 +820,8 @@ struct Claim {
 /// checks the post, job, lease and target again under the post's lock, and only the job's
 /// holder records attempts for its target.
 struct ClaimBatch {
-    jobs: Vec<Job>,
+    /// The claimed jobs' targets (post, account).
+    targets: Vec<(PostId, AccountId)>,
     read: tokio::sync::OnceCell<ClaimRead>,
 }
 
@@ -833,17 +837,13 @@ impl ClaimBatch {
     async fn read(&self, store: &crier_store::Store) -> crier_store::Result<&ClaimRead> {
         self.read
             .get_or_try_init(|| async {
-                let targets: Vec<(PostId, AccountId)> = self
-                    .jobs
-                    .iter()
-                    .filter_map(|j| Some((j.post_id.clone()?, j.account_id.clone()?)))
-                    .collect();
-                let posts: Vec<PostId> = targets.iter().map(|(p, _)| p.clone()).collect();
-                let accounts: Vec<AccountId> = targets.iter().map(|(_, a)| a.clone()).collect();
+                let posts: Vec<PostId> = self.targets.iter().map(|(p, _)| p.clone()).collect();
+                let accounts: Vec<AccountId> =
+                    self.targets.iter().map(|(_, a)| a.clone()).collect();
                 Ok(ClaimRead {
                     posts: store.get_posts(&posts).await?,
                     accounts: store.get_accounts(&accounts).await?,
-                    histories: store.attempts_of(&targets).await?,
+                    histories: store.attempts_of(&self.targets).await?,
                 })
             })
             .await
