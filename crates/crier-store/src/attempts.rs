@@ -6,13 +6,15 @@
 //! worker to look the part up by idempotency key before posting again. Failed look-ups are
 //! recorded too and count against the target's retry budget.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::future::BoxFuture;
+use sqlx::Row;
 
 use crier_core::ids::{AccountId, AttemptId, PostId};
 
-use crate::group::Outcome;
 use crate::model::*;
-use crate::{Result, Store, Tx};
+use crate::{Result, Store, Tx, json, recordset};
 
 impl Store {
     /// Records an attempt before the network is called, marks the target publishing and a
@@ -26,7 +28,8 @@ impl Store {
     ///
     /// The post row is locked first, as every change of a post locks it first, so a cancel
     /// racing this either commits before (and this finds the post `draft`, or the job gone)
-    /// or waits until this commits (and finds the post `publishing`: `409 conflict`).
+    /// or waits until this commits (and finds the post `publishing`: `409 conflict`). It is
+    /// written with the other calls that start meanwhile ([`Beginning`]).
     pub async fn begin_attempt(
         &self,
         job: &Job,
@@ -37,86 +40,20 @@ impl Store {
         let (Some(post), Some(account)) = (job.post_id.clone(), job.account_id.clone()) else {
             return Ok(None);
         };
-        let id = AttemptId::generate();
-        // $1 workspace, $2 post, $3 account, $4 job, $5 attempt, $6 part, $7 idempotency key,
-        // $8 now, $9 the lease this worker holds.
-        let (ws, job_id, idem_key) = (
-            job.workspace_id.to_string(),
-            job.id.to_string(),
-            idem_key.to_owned(),
-        );
-        let attempt_id = id.clone();
-        let lease = job.locked_until;
-        let bind = move |sql| {
-            sqlx::query(sql)
-                .bind(ws.clone())
-                .bind(post.to_string())
-                .bind(account.to_string())
-                .bind(job_id.clone())
-                .bind(attempt_id.to_string())
-                .bind(part)
-                .bind(idem_key.clone())
-                .bind(now)
-                .bind(lease)
-        };
-        let post_moves = "UPDATE posts SET status = 'publishing',
-                updated_at = CASE WHEN status = 'scheduled' THEN $8 ELSE updated_at END,
-                version = CASE WHEN status = 'scheduled' THEN version + 1 ELSE version END";
-        let target_moves = "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
-             WHERE post_id = $2 AND account_id = $3 AND status IN ('pending', 'publishing')";
-        let attempt = "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key,
-                outcome, started_at)";
-        if self.backend == crate::Backend::Postgres {
-            // One statement, so one round trip and no transaction around it. Each step runs
-            // only if the one before it found its row, so a check that fails writes nothing:
-            // the post is locked (`p`), then the job (`j`: a job deleted by a cancel or edit
-            // that committed meanwhile is not returned, whatever the statement's snapshot
-            // saw), then the target moves (`t`, likewise gone if an edit replaced it), then
-            // the post, then the attempt is recorded.
-            let began = bind(sqlx::AssertSqlSafe(format!(
-                "WITH p AS (SELECT id FROM posts WHERE workspace_id = $1 AND id = $2
-                        AND status IN ('scheduled', 'publishing') FOR NO KEY UPDATE),
-                    j AS (SELECT id FROM jobs WHERE id = $4 AND locked_until = $9
-                        AND EXISTS (SELECT 1 FROM p) FOR NO KEY UPDATE),
-                    t AS ({target_moves} AND EXISTS (SELECT 1 FROM j) RETURNING post_id),
-                    u AS ({post_moves} WHERE id IN (SELECT post_id FROM t) RETURNING id)
-                 {attempt} SELECT $5, $2, $3, $6, $7, 'in_flight', $8 FROM u"
-            )))
-            .execute(&self.write)
-            .await?
-            .rows_affected()
-                == 1;
-            return Ok(began.then_some(id));
-        }
-        self.unit(Box::new(move |tx: &mut Tx| {
-            Box::pin(async move {
-                // SQLite serialises write transactions: the checks and writes are statements
-                // of one transaction, undone together if a check fails.
-                let ok = |done: sqlx::any::AnyQueryResult| done.rows_affected() == 1;
-                let moved = ok(bind(sqlx::AssertSqlSafe(format!(
-                    "{post_moves} WHERE workspace_id = $1 AND id = $2
-                       AND status IN ('scheduled', 'publishing')"
-                )))
-                .execute(&mut **tx)
-                .await?)
-                    && ok(bind(sqlx::AssertSqlSafe(format!(
-                        "{target_moves} AND EXISTS (SELECT 1 FROM jobs
-                            WHERE id = $4 AND locked_until = $9)"
-                    )))
-                    .execute(&mut **tx)
-                    .await?);
-                if !moved {
-                    return Ok(Outcome::Undo(None));
-                }
-                bind(sqlx::AssertSqlSafe(format!(
-                    "{attempt} VALUES ($5, $2, $3, $6, $7, 'in_flight', $8)"
-                )))
-                .execute(&mut **tx)
-                .await?;
-                Ok(Outcome::Commit(Some(id)))
+        // With the other calls starting meanwhile, in a few statements (see `batch.rs`).
+        self.beginning
+            .run(Begin {
+                ws: job.workspace_id.to_string(),
+                post: post.to_string(),
+                account: account.to_string(),
+                job: job.id.to_string(),
+                lease: job.locked_until,
+                attempt: AttemptId::generate().to_string(),
+                part,
+                idem: idem_key.to_owned(),
+                at: now,
             })
-        }))
-        .await
+            .await
     }
 
     /// Records a look-up by idempotency key that failed (outcome `lookup_failed`), so it is on
@@ -314,4 +251,158 @@ impl Store {
         .await?
         .rows_affected())
     }
+}
+
+/// A call about to go out, as [`Store::begin_attempt`] was given it (the JSON row its batch
+/// binds).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Begin {
+    ws: String,
+    post: String,
+    account: String,
+    job: String,
+    /// The job's lease as the worker holds it (`jobs.locked_until`).
+    lease: i64,
+    /// The id the attempt is recorded under.
+    attempt: String,
+    part: i64,
+    idem: String,
+    at: i64,
+}
+
+/// Calls' starts, written in batches (`batch.rs`): each answered with its attempt's id, or
+/// `None` when the call may not go out and nothing was written for it.
+pub(crate) struct Beginning;
+
+impl crate::batch::Kind for Beginning {
+    type Item = Begin;
+    type Out = Option<AttemptId>;
+
+    fn key(item: &Begin) -> &str {
+        &item.job
+    }
+
+    fn record<'t>(tx: &'t mut Tx, items: &'t [Begin]) -> BoxFuture<'t, Result<Vec<Self::Out>>> {
+        Box::pin(begin_many(tx, items))
+    }
+}
+
+/// The statements of one batch of [`Begin`]s: for each, only if its post is still
+/// `scheduled` or `publishing` in its workspace, its job is still there and held by its lease,
+/// and its target still waits, the target is marked publishing (and counts the call), the post
+/// too, and the attempt is recorded `in_flight`.
+async fn begin_many(tx: &mut Tx, items: &[Begin]) -> Result<Vec<Option<AttemptId>>> {
+    let pg = crate::is_postgres(tx);
+    let rows = json(&items);
+    let x = format!(
+        "WITH x AS (SELECT * FROM {})",
+        recordset(
+            pg,
+            "x",
+            &[
+                ("ws", "text"),
+                ("post", "text"),
+                ("account", "text"),
+                ("job", "text"),
+                ("lease", "bigint"),
+                ("attempt", "text"),
+                ("part", "bigint"),
+                ("idem", "text"),
+                ("at", "bigint"),
+            ]
+        )
+    );
+    let target_moves = "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
+        FROM x WHERE post_targets.post_id = x.post AND post_targets.account_id = x.account
+          AND post_targets.status IN ('pending', 'publishing')";
+    let post_moves = "UPDATE posts SET status = 'publishing',
+            updated_at = CASE WHEN status = 'scheduled' THEN m.at ELSE updated_at END,
+            version = CASE WHEN status = 'scheduled' THEN version + 1 ELSE version END";
+    let attempt = "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key,
+            outcome, started_at)";
+    let began: HashSet<String> = if pg {
+        // One statement. Each step takes only what the one before it found: the posts are
+        // locked in id order (`p`: two batches never wait for each other in a circle), then
+        // the jobs (`j`: a job deleted by a cancel or edit that committed meanwhile is not
+        // returned, whatever the statement's snapshot saw), then the targets move (`t`,
+        // likewise gone if an edit replaced them), then their posts, then the attempts are
+        // recorded.
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "{x},
+                p AS (SELECT id FROM posts WHERE (id, workspace_id) IN (SELECT post, ws FROM x)
+                    AND status IN ('scheduled', 'publishing') ORDER BY id FOR NO KEY UPDATE),
+                j AS (SELECT jobs.id FROM jobs JOIN x ON jobs.id = x.job
+                        AND jobs.locked_until = x.lease
+                    WHERE x.post IN (SELECT id FROM p) ORDER BY jobs.id FOR NO KEY UPDATE OF jobs),
+                t AS ({target_moves} AND x.job IN (SELECT id FROM j)
+                    RETURNING post_targets.post_id, post_targets.account_id),
+                m AS (SELECT post, max(at) AS at FROM x GROUP BY post),
+                u AS ({post_moves} FROM m WHERE posts.id = m.post
+                    AND posts.id IN (SELECT post_id FROM t) RETURNING posts.id)
+             {attempt} SELECT x.attempt, x.post, x.account, x.part, x.idem, 'in_flight', x.at
+                FROM x JOIN t ON t.post_id = x.post AND t.account_id = x.account
+                WHERE x.post IN (SELECT id FROM u)
+             RETURNING id"
+        )))
+        .bind(&rows)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect()
+    } else {
+        // SQLite serialises write transactions: the checks are conditions of the targets'
+        // statement, and the posts and attempts follow the targets it moved.
+        let moved: HashSet<(String, String)> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{x} {target_moves}
+               AND EXISTS (SELECT 1 FROM posts WHERE posts.id = x.post
+                   AND posts.workspace_id = x.ws AND posts.status IN ('scheduled', 'publishing'))
+               AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = x.job
+                   AND jobs.locked_until = x.lease)
+             RETURNING post_id, account_id"
+        )))
+        .bind(&rows)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_>>()?;
+        let went: Vec<&Begin> = items
+            .iter()
+            .filter(|b| moved.contains(&(b.post.clone(), b.account.clone())))
+            .collect();
+        if !went.is_empty() {
+            let mut dated: BTreeMap<&str, i64> = BTreeMap::new();
+            for b in &went {
+                let at = dated.entry(&b.post).or_insert(b.at);
+                *at = (*at).max(b.at);
+            }
+            let posts: Vec<_> = dated
+                .iter()
+                .map(|(post, at)| serde_json::json!({"post": post, "at": at}))
+                .collect();
+            let m = recordset(pg, "m", &[("post", "text"), ("at", "bigint")]);
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{post_moves} FROM {m} WHERE posts.id = m.post"
+            )))
+            .bind(json(&posts))
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{x} {attempt} SELECT attempt, post, account, part, idem, 'in_flight', at
+                 FROM x WHERE true"
+            )))
+            .bind(json(&went))
+            .execute(&mut **tx)
+            .await?;
+        }
+        went.iter().map(|b| b.attempt.clone()).collect()
+    };
+    Ok(items
+        .iter()
+        .map(|b| {
+            began
+                .contains(&b.attempt)
+                .then(|| AttemptId::from_trusted(b.attempt.clone()))
+        })
+        .collect())
 }

@@ -174,9 +174,9 @@ pub(crate) struct NewEvent<'a> {
     pub created_at: i64,
 }
 
-/// [`emit`] for many events at once, on PostgreSQL: each is written with a delivery (and its
-/// job) for every enabled endpoint of its workspace and mode subscribed to its type, in two
-/// statements however many there are. Bounded as [`emit`] is: at most 100 endpoints per
+/// [`emit`] for many events at once: each is written with a delivery (and its job) for every
+/// enabled endpoint of its workspace and mode subscribed to its type, in two statements (four
+/// on SQLite) however many there are. Bounded as [`emit`] is: at most 100 endpoints per
 /// workspace and mode.
 pub(crate) async fn emit_many(
     tx: &mut sqlx::Transaction<'static, Any>,
@@ -195,14 +195,39 @@ pub(crate) async fn emit_many(
             .collect(),
     )
     .to_string();
-    let endpoints = sqlx::query(
-        "WITH x AS (SELECT * FROM jsonb_to_recordset(CAST($1 AS jsonb))
-                AS x(id text, ws text, lm bigint, kind text, data text, at bigint)),
-            e AS (INSERT INTO events (id, workspace_id, livemode, type, data, created_at)
-                SELECT id, ws, lm, kind, data, at FROM x ORDER BY id)
-         SELECT id, workspace_id, livemode, events FROM webhook_endpoints
-         WHERE enabled = 1 AND (workspace_id, livemode) IN (SELECT ws, lm FROM x)",
-    )
+    let pg = crate::is_postgres(tx);
+    let x = format!(
+        "WITH x AS (SELECT * FROM {})",
+        crate::recordset(
+            pg,
+            "x",
+            &[
+                ("id", "text"),
+                ("ws", "text"),
+                ("lm", "bigint"),
+                ("kind", "text"),
+                ("data", "text"),
+                ("at", "bigint"),
+            ]
+        )
+    );
+    let insert = "INSERT INTO events (id, workspace_id, livemode, type, data, created_at)
+        SELECT id, ws, lm, kind, data, at FROM x WHERE true ORDER BY id";
+    let endpoints = "SELECT id, workspace_id, livemode, events FROM webhook_endpoints
+         WHERE enabled = 1 AND (workspace_id, livemode) IN (SELECT ws, lm FROM x)";
+    // The events and the endpoints they go to: one round trip on PostgreSQL (a `WITH`), two
+    // statements on SQLite.
+    if !pg {
+        sqlx::query(sqlx::AssertSqlSafe(format!("{x} {insert}")))
+            .bind(&json)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let endpoints = sqlx::query(sqlx::AssertSqlSafe(if pg {
+        format!("{x}, e AS ({insert}) {endpoints}")
+    } else {
+        format!("{x} {endpoints}")
+    }))
     .bind(&json)
     .fetch_all(&mut **tx)
     .await?;
@@ -225,18 +250,40 @@ pub(crate) async fn emit_many(
     if deliveries.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "WITH x AS (SELECT * FROM jsonb_to_recordset(CAST($1 AS jsonb))
-                AS x(d text, j text, ws text, ep text, ev text, at bigint)),
-            d AS (INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id,
-                status, attempts, created_at, updated_at)
-                SELECT d, ws, ep, ev, 'pending', 0, at, at FROM x)
-         INSERT INTO jobs (id, kind, workspace_id, ref_id, run_at, locked_until, created_at)
-         SELECT j, $2, ws, d, at, 0, at FROM x",
-    )
-    .bind(serde_json::Value::Array(deliveries).to_string())
-    .bind(JobKind::Webhook.as_str())
-    .execute(&mut **tx)
-    .await?;
+    let x = format!(
+        "WITH x AS (SELECT * FROM {})",
+        crate::recordset(
+            pg,
+            "x",
+            &[
+                ("d", "text"),
+                ("j", "text"),
+                ("ws", "text"),
+                ("ep", "text"),
+                ("ev", "text"),
+                ("at", "bigint"),
+            ]
+        )
+    );
+    let deliveries = serde_json::Value::Array(deliveries).to_string();
+    let delivery = "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id,
+            status, attempts, created_at, updated_at)
+        SELECT d, ws, ep, ev, 'pending', 0, at, at FROM x";
+    let job = format!(
+        "INSERT INTO jobs (id, kind, workspace_id, ref_id, run_at, locked_until, created_at)
+         SELECT j, '{}', ws, d, at, 0, at FROM x",
+        JobKind::Webhook.as_str()
+    );
+    let statements = if pg {
+        vec![format!("{x}, d AS ({delivery}) {job}")]
+    } else {
+        vec![format!("{x} {delivery}"), format!("{x} {job}")]
+    };
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&deliveries)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! `COMMIT`, hand-over and WAL write. A [`Unit`] is one such transaction's statements: on
 //! SQLite, units go to one committer task that runs every unit waiting (up to [`MAX_UNITS`]) in
 //! one transaction, each inside a savepoint of its own, commits once, and only then answers
-//! each caller. A unit that fails or asks to be undone is rolled back to its savepoint alone;
+//! each caller. A unit that fails is rolled back to its savepoint alone;
 //! the others are unaffected. If the batch itself fails (the commit, or a savepoint), every
 //! caller in it gets the error and nothing of the batch is written, exactly as if each
 //! transaction had failed on its own. On PostgreSQL, which writes concurrently, a unit is its
@@ -27,16 +27,8 @@ pub const MAX_UNITS: usize = 128;
 /// Units waiting for the committer at most; past it callers wait for room.
 const QUEUE: usize = 4096;
 
-/// What a unit's statements decided: keep their writes, or undo them; either way the caller
-/// gets the value.
-pub(crate) enum Outcome<T> {
-    Commit(T),
-    Undo(T),
-}
-
 /// A unit's statements, run in a transaction they may share with others.
-pub(crate) type UnitFn<T> =
-    Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<Outcome<T>>> + Send>;
+pub(crate) type UnitFn<T> = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send>;
 
 /// The committer's handle (SQLite only).
 #[derive(Debug, Clone)]
@@ -101,8 +93,7 @@ impl<T: Send + 'static> Pending for Typed<T> {
                 .catch_unwind()
                 .await;
             let (keep, out) = match ran {
-                Ok(Ok(Outcome::Commit(t))) => (true, Ok(t)),
-                Ok(Ok(Outcome::Undo(t))) => (false, Ok(t)),
+                Ok(Ok(t)) => (true, Ok(t)),
                 Ok(Err(e)) => (false, Err(e)),
                 Err(_) => (false, Err(StoreError::Batch("a write panicked".into()))),
             };
@@ -189,14 +180,13 @@ mod tests {
                     .execute(&mut **tx)
                     .await?;
                 match then {
-                    0 => Ok(Outcome::Commit(x)),
-                    1 => Ok(Outcome::Undo(-x)),
-                    2 => {
+                    0 => Ok(x),
+                    1 => {
                         // A statement that fails after the unit wrote.
                         sqlx::query("INSERT INTO nowhere VALUES (1)")
                             .execute(&mut **tx)
                             .await?;
-                        Ok(Outcome::Commit(x))
+                        Ok(x)
                     }
                     _ => panic!("a unit that panics"),
                 }
@@ -208,18 +198,17 @@ mod tests {
     async fn each_unit_stands_or_falls_alone_within_a_shared_commit() {
         let dir = tempfile::tempdir().unwrap();
         let (group, pool) = committer_on(&dir).await;
-        // 400 units at once (several batches of up to MAX_UNITS): a quarter each kept, undone,
-        // failing on a statement, and panicking.
+        // 400 units at once (several batches of up to MAX_UNITS): a third each kept, failing
+        // on a statement after writing, and panicking.
         let mut tasks = tokio::task::JoinSet::new();
         for x in 1..=400i64 {
             let group = group.clone();
-            tasks.spawn(async move { (x, group.run(insert(x, (x % 4) as u8)).await) });
+            tasks.spawn(async move { (x, group.run(insert(x, (x % 3) as u8)).await) });
         }
         while let Some(done) = tasks.join_next().await {
             let (x, out) = done.unwrap();
-            match x % 4 {
+            match x % 3 {
                 0 => assert_eq!(out.unwrap(), x),
-                1 => assert_eq!(out.unwrap(), -x),
                 _ => assert!(out.is_err(), "unit {x} must fail"),
             }
         }
@@ -227,9 +216,9 @@ mod tests {
             .fetch_all(&pool)
             .await
             .unwrap();
-        assert_eq!(kept, (1..=100).map(|i| i * 4).collect::<Vec<_>>());
+        assert_eq!(kept, (1..=133).map(|i| i * 3).collect::<Vec<_>>());
         // A unit that conflicts with a committed row fails alone; the committer goes on.
-        assert!(group.run(insert(4, 0)).await.is_err());
+        assert!(group.run(insert(3, 0)).await.is_err());
         assert_eq!(group.run(insert(1000, 0)).await.unwrap(), 1000);
     }
 

@@ -14,6 +14,7 @@
 mod accounts;
 mod agents;
 mod attempts;
+mod batch;
 mod brands;
 mod carousels;
 mod clips;
@@ -128,8 +129,10 @@ pub struct Store {
     key_listeners: KeyListeners,
     /// On SQLite, the committer that groups small write transactions (see `group.rs`).
     group: Option<group::GroupCommit>,
-    /// On PostgreSQL, the writers that record targets' ends in batches (see `finish.rs`).
-    finishing: Option<finish::FinishQueue>,
+    /// The writers of targets' ends (`finish.rs`).
+    finishing: batch::Batches<finish::Finishing>,
+    /// The writers of calls' starts (`attempts.rs`).
+    beginning: batch::Batches<attempts::Beginning>,
 }
 
 type KeyListener = Box<dyn Fn(&crier_core::KeyDigest) + Send + Sync>;
@@ -159,7 +162,8 @@ impl Store {
             return Ok(Self {
                 backend: Backend::Postgres,
                 read: pool.clone(),
-                finishing: Some(finish::FinishQueue::start(pool.clone())),
+                finishing: batch::Batches::start(batch::Sink::Postgres(pool.clone())),
+                beginning: batch::Batches::start(batch::Sink::Postgres(pool.clone())),
                 write: pool,
                 url: url.to_owned(),
                 fair_cursor: Default::default(),
@@ -208,11 +212,13 @@ impl Store {
         };
         let write = sqlite_pool(1).connect_with(opts.clone()).await?;
         let read = sqlite_pool(8).connect_with(opts).await?;
+        let group = group::GroupCommit::start(write.clone());
         Ok(Self {
             backend: Backend::Sqlite,
             read,
-            group: Some(group::GroupCommit::start(write.clone())),
-            finishing: None,
+            group: Some(group.clone()),
+            finishing: batch::Batches::start(batch::Sink::Sqlite(group.clone())),
+            beginning: batch::Batches::start(batch::Sink::Sqlite(group)),
             write,
             url: url.to_owned(),
             fair_cursor: Default::default(),
@@ -328,16 +334,9 @@ impl Store {
             return group.run(f).await;
         }
         let mut tx = self.begin().await?;
-        match f(&mut tx).await? {
-            group::Outcome::Commit(t) => {
-                tx.commit().await?;
-                Ok(t)
-            }
-            group::Outcome::Undo(t) => {
-                tx.rollback().await?;
-                Ok(t)
-            }
-        }
+        let t = f(&mut tx).await?;
+        tx.commit().await?;
+        Ok(t)
     }
 }
 
@@ -349,6 +348,24 @@ pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 /// round trip).
 pub(crate) fn is_postgres(tx: &Tx) -> bool {
     tx.backend_name() == "PostgreSQL"
+}
+
+/// The objects of the JSON array bound to `$1` as a table `alias` with the columns `cols`
+/// (each a name and its PostgreSQL type): how a statement takes many rows' values in one bind.
+pub(crate) fn recordset(pg: bool, alias: &str, cols: &[(&str, &str)]) -> String {
+    if pg {
+        let cols: Vec<String> = cols.iter().map(|(n, t)| format!("{n} {t}")).collect();
+        format!(
+            "jsonb_to_recordset(CAST($1 AS jsonb)) AS {alias}({})",
+            cols.join(", ")
+        )
+    } else {
+        let cols: Vec<String> = cols
+            .iter()
+            .map(|(n, _)| format!("json_extract(value, '$.{n}') AS {n}"))
+            .collect();
+        format!("(SELECT {} FROM json_each($1)) AS {alias}", cols.join(", "))
+    }
 }
 
 /// A value as the JSON text the list and object columns hold.

@@ -10,14 +10,12 @@ use std::collections::HashMap;
 
 use crier_core::Tenant;
 use crier_core::ids::{AccountId, AttemptId, PostId, WorkspaceId};
-use crier_core::posts::{PostStatus, TargetStatus, status_from_targets};
+use crier_core::posts::PostStatus;
 use sqlx::Row;
 
 use crate::events::{emit, types};
-use crate::group::Outcome;
 use crate::jobs::{delete_jobs, enqueue_pending};
 use crate::model::*;
-use crate::usage::{METRIC_POSTS_PUBLISHED, add_counter, shard_of};
 use crate::views::PostObject;
 use crate::{Result, Store, Tx, json};
 
@@ -427,135 +425,18 @@ impl Store {
             self.drop_job(&job.id).await?;
             return Ok(None);
         };
-        let (ws, job_id, outcome) = (job.workspace_id.clone(), job.id.clone(), outcome.clone());
-        let attempt = attempt.map(|(a, ext)| (a.clone(), ext.to_owned()));
-        let lease = job.locked_until;
-        if let Some(batches) = &self.finishing {
-            // PostgreSQL: with the other targets ending meanwhile, in one transaction of a few
-            // statements (see `finish.rs`), which does for each what follows does for one.
-            return batches
-                .run(crate::finish::Finish {
-                    job: job_id,
-                    lease,
-                    post: post_id,
-                    account,
-                    outcome,
-                    attempt,
-                    now,
-                })
-                .await;
-        }
-        self.unit(Box::new(move |tx: &mut Tx| {
-            Box::pin(async move {
-                // SQLite, whose write transactions are serialised: the post must still publish,
-                // and the job must still be there (a cancel, edit or reschedule that committed
-                // first has deleted it) and still held by this worker's lease (not claimed by
-                // another node since the lease ran out).
-                let job_ok = sqlx::query(
-                    "DELETE FROM jobs WHERE id = $1 AND locked_until = $3 AND EXISTS (
-                        SELECT 1 FROM posts
-                        WHERE id = $2 AND status IN ('scheduled', 'publishing'))",
-                )
-                .bind(job_id.as_str())
-                .bind(post_id.as_str())
-                .bind(lease)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !job_ok {
-                    return Ok(Outcome::Undo(None));
-                }
-                // The attempt that published the last part, the target, and the post's targets as
-                // they now are.
-                let closing = "UPDATE publish_attempts SET outcome = 'published',
-                    external_id = $8, finished_at = $3 WHERE id = $5";
-                // The target's statement and its values: $4 the target's external id, $6 and $7
-                // the url and part ids, or the error code and message.
-                let (target, published, six, seven) = match &outcome {
-                    TargetOutcome::Published {
-                        external_id,
-                        url,
-                        part_ids,
-                    } => (
-                        "UPDATE post_targets SET status = 'published', external_id = $4, url = $6,
-                            part_ids = $7, error_code = NULL, error_message = NULL, published_at = $3
-                         WHERE post_id = $1 AND account_id = $2",
-                        Some(external_id.clone()),
-                        url.clone(),
-                        json(part_ids),
-                    ),
-                    TargetOutcome::Failed(e) => (
-                        "UPDATE post_targets SET status = 'failed', error_code = $6,
-                            error_message = $7
-                         WHERE post_id = $1 AND account_id = $2",
-                        None,
-                        e.code.clone(),
-                        e.message.clone(),
-                    ),
-                };
-                // $1 post, $2 account, $3 now, $4, $6, $7 as above, $5 the closing attempt, $8
-                // the closing call's external id.
-                let bind = |sql: String| {
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(post_id.to_string())
-                        .bind(account.to_string())
-                        .bind(now)
-                        .bind(published.clone())
-                        .bind(attempt.as_ref().map(|(a, _)| a.to_string()))
-                        .bind(six.clone())
-                        .bind(seven.clone())
-                        .bind(attempt.as_ref().map(|(_, ext)| ext.clone()))
-                };
-                if attempt.is_some() {
-                    bind(closing.to_owned()).execute(&mut **tx).await?;
-                }
-                bind(target.to_owned()).execute(&mut **tx).await?;
-                let targets = bind(format!(
-                    "SELECT {TARGET_COLUMNS} FROM post_targets WHERE post_id = $1 ORDER BY position"
-                ))
-                .fetch_all(&mut **tx)
-                .await?
-                .iter()
-                .map(target_from_row)
-                .collect::<Result<Vec<_>>>()?;
-                let statuses: Vec<TargetStatus> = targets.iter().map(|t| t.status).collect();
-                let status = status_from_targets(&statuses);
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE posts SET status = $2, updated_at = $3, version = version + 1,
-                        published_at = CASE WHEN $4 = 1 AND published_at IS NULL THEN $3 ELSE published_at END
-                     WHERE id = $1 RETURNING {POST_READ}"
-                )))
-                .bind(post_id.as_str())
-                .bind(status.as_str())
-                .bind(now)
-                .bind(matches!(status, PostStatus::Published | PostStatus::PartiallyPublished) as i64)
-                .fetch_optional(&mut **tx)
-                .await?;
-                let post = row
-                    .map(|r| post_from_row(&r))
-                    .transpose()?
-                    .map(|p| Post { targets, ..p });
-                let livemode = post.as_ref().is_some_and(|p| p.livemode);
-                if let (Some(kind), Some(post)) = (status_event(status), &post) {
-                    emit_post(tx, post, kind, now).await?;
-                }
-                if livemode && matches!(outcome, TargetOutcome::Published { .. }) {
-                    let period = crier_core::clock::Month::of(now).period;
-                    add_counter(
-                        tx,
-                        ws.as_str(),
-                        &period,
-                        METRIC_POSTS_PUBLISHED,
-                        shard_of(post_id.as_str()),
-                        1,
-                    )
-                    .await?;
-                }
-                Ok(Outcome::Commit(Some(status)))
+        // With the other targets ending meanwhile, in a few statements (see `finish.rs`).
+        self.finishing
+            .run(crate::finish::Finish {
+                job: job.id.clone(),
+                lease: job.locked_until,
+                post: post_id,
+                account,
+                outcome: outcome.clone(),
+                attempt: attempt.map(|(a, ext)| (a.clone(), ext.to_owned())),
+                now,
             })
-        }))
-        .await
+            .await
     }
 
     /// Targets of live posts that are scheduled, publishing or awaiting approval and not yet

@@ -9,7 +9,6 @@
 use crier_core::ids::AccountId;
 use sqlx::Row;
 
-use crate::group::Outcome;
 use crate::{Result, Store, Tx};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +95,7 @@ impl Store {
         self.unit(Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
                 insert(&post).execute(&mut **tx).await?;
-                Ok(Outcome::Commit(()))
+                Ok(())
             })
         }))
         .await
