@@ -6,8 +6,8 @@
 //! the node waits behind. So a [`Batches`] queue gathers the requests of one kind that arrive
 //! while a batch is being written, and writes them all in the next one with a few statements
 //! that take every request's values as one JSON bind (a lone request is a batch of one:
-//! nothing waits for a timer). The kinds are a call's start (`attempts.rs`) and a target's end
-//! (`finish.rs`).
+//! nothing waits for a timer). The kinds are a call's start (`attempts.rs`), a target's end
+//! (`finish.rs`) and the sandbox network's timeline entry (`sandbox.rs`).
 //!
 //! On PostgreSQL a batch is a transaction of its own, whose row locks wait at most
 //! [`LOCK_TIMEOUT`] and whose statements find their rows by key; on SQLite it is one unit of the

@@ -126,25 +126,28 @@ async fn committer(write: AnyPool, mut rx: mpsc::Receiver<Box<dyn Pending>>) {
     }
 }
 
-/// One transaction over `batch`, a savepoint per unit.
+/// One transaction over `batch`, a savepoint per unit. A unit's savepoint is released and the
+/// next one's taken in one statement (each is a hand-over to the writer's thread); the commit
+/// releases the last.
 async fn run_batch(
     write: &AnyPool,
     batch: &mut [Box<dyn Pending>],
 ) -> std::result::Result<(), String> {
     let failed = |e: sqlx::Error| format!("the grouped write failed: {e}");
     let mut tx = write.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut next = "SAVEPOINT unit";
+    let mut undo = false;
     for unit in batch.iter_mut() {
-        sqlx::query("SAVEPOINT unit")
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-        if !unit.run(&mut tx).await {
-            sqlx::query("ROLLBACK TO unit")
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-        }
-        sqlx::query("RELEASE unit")
+        sqlx::query(next).execute(&mut *tx).await.map_err(failed)?;
+        undo = !unit.run(&mut tx).await;
+        next = if undo {
+            "ROLLBACK TO unit; RELEASE unit; SAVEPOINT unit"
+        } else {
+            "RELEASE unit; SAVEPOINT unit"
+        };
+    }
+    if undo {
+        sqlx::query("ROLLBACK TO unit")
             .execute(&mut *tx)
             .await
             .map_err(failed)?;

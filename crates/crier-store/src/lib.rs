@@ -133,6 +133,8 @@ pub struct Store {
     finishing: batch::Batches<finish::Finishing>,
     /// The writers of calls' starts (`attempts.rs`).
     beginning: batch::Batches<attempts::Beginning>,
+    /// The writers of the sandbox network's timelines (`sandbox.rs`).
+    sandbox_entries: batch::Batches<sandbox::Entries>,
 }
 
 type KeyListener = Box<dyn Fn(&crier_core::KeyDigest) + Send + Sync>;
@@ -164,6 +166,7 @@ impl Store {
                 read: pool.clone(),
                 finishing: batch::Batches::start(batch::Sink::Postgres(pool.clone())),
                 beginning: batch::Batches::start(batch::Sink::Postgres(pool.clone())),
+                sandbox_entries: batch::Batches::start(batch::Sink::Postgres(pool.clone())),
                 write: pool,
                 url: url.to_owned(),
                 fair_cursor: Default::default(),
@@ -218,7 +221,8 @@ impl Store {
             read,
             group: Some(group.clone()),
             finishing: batch::Batches::start(batch::Sink::Sqlite(group.clone())),
-            beginning: batch::Batches::start(batch::Sink::Sqlite(group)),
+            beginning: batch::Batches::start(batch::Sink::Sqlite(group.clone())),
+            sandbox_entries: batch::Batches::start(batch::Sink::Sqlite(group)),
             write,
             url: url.to_owned(),
             fair_cursor: Default::default(),

@@ -70,35 +70,10 @@ fn post_from_row(r: &sqlx::any::AnyRow) -> Result<SandboxPost> {
 }
 
 impl Store {
+    /// Adds `post` to its account's timeline, with the other entries written meanwhile (see
+    /// `batch.rs`).
     pub async fn sandbox_insert(&self, post: &SandboxPost) -> Result<()> {
-        fn insert(
-            post: &SandboxPost,
-        ) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
-            sqlx::query(
-                "INSERT INTO sandbox_posts (external_id, account_id, idem_key, body,
-                    reply_to, created_at, media_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&post.external_id)
-            .bind(post.account_id.as_str())
-            .bind(&post.idem_key)
-            .bind(&post.body)
-            .bind(post.reply_to.as_deref())
-            .bind(post.created_at)
-            .bind(serde_json::to_string(&post.media_ids).expect("a list of ids"))
-        }
-        if self.backend == crate::Backend::Postgres {
-            // One statement commits on its own: no transaction around it.
-            insert(post).execute(&self.write).await?;
-            return Ok(());
-        }
-        let post = post.clone();
-        self.unit(Box::new(move |tx: &mut Tx| {
-            Box::pin(async move {
-                insert(&post).execute(&mut **tx).await?;
-                Ok(())
-            })
-        }))
-        .await
+        self.sandbox_entries.run(post.clone()).await
     }
 
     /// The first post an account received with this idempotency key.
@@ -211,5 +186,57 @@ impl Store {
             })
             .transpose()?;
         Ok((latency_ms, fault))
+    }
+}
+
+/// Timeline entries, written in batches (`batch.rs`).
+pub(crate) struct Entries;
+
+impl crate::batch::Kind for Entries {
+    type Item = SandboxPost;
+    type Out = ();
+
+    fn key(item: &SandboxPost) -> &str {
+        &item.external_id
+    }
+
+    fn record<'t>(
+        tx: &'t mut Tx,
+        items: &'t [SandboxPost],
+    ) -> futures::future::BoxFuture<'t, Result<Vec<()>>> {
+        Box::pin(async move {
+            let rows: Vec<_> = items
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "ext": p.external_id, "acc": p.account_id.as_str(), "idem": p.idem_key,
+                        "body": p.body, "reply": p.reply_to, "at": p.created_at,
+                        "media": crate::json(&p.media_ids),
+                    })
+                })
+                .collect();
+            let x = crate::recordset(
+                crate::is_postgres(tx),
+                "x",
+                &[
+                    ("ext", "text"),
+                    ("acc", "text"),
+                    ("idem", "text"),
+                    ("body", "text"),
+                    ("reply", "text"),
+                    ("at", "bigint"),
+                    ("media", "text"),
+                ],
+            );
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO sandbox_posts (external_id, account_id, idem_key, body, reply_to,
+                    created_at, media_ids)
+                 SELECT ext, acc, idem, body, reply, at, media FROM {x} WHERE true"
+            )))
+            .bind(crate::json(&rows))
+            .execute(&mut **tx)
+            .await?;
+            Ok(vec![(); items.len()])
+        })
     }
 }
