@@ -329,11 +329,13 @@ async fn begin_many(tx: &mut Tx, items: &[Begin]) -> Result<Vec<Option<AttemptId
         // recorded.
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "{x},
-                p AS (SELECT id FROM posts WHERE (id, workspace_id) IN (SELECT post, ws FROM x)
+                p AS (SELECT id, workspace_id FROM posts
+                    WHERE (id, workspace_id) IN (SELECT post, ws FROM x)
                     AND status IN ('scheduled', 'publishing') ORDER BY id FOR NO KEY UPDATE),
                 j AS (SELECT jobs.id FROM jobs JOIN x ON jobs.id = x.job
                         AND jobs.locked_until = x.lease
-                    WHERE x.post IN (SELECT id FROM p) ORDER BY jobs.id FOR NO KEY UPDATE OF jobs),
+                    WHERE (x.post, x.ws) IN (SELECT id, workspace_id FROM p)
+                    ORDER BY jobs.id FOR NO KEY UPDATE OF jobs),
                 t AS ({target_moves} AND x.job IN (SELECT id FROM j)
                     RETURNING post_targets.post_id, post_targets.account_id),
                 m AS (SELECT post, max(at) AS at FROM x GROUP BY post),

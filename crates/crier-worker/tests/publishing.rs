@@ -1207,6 +1207,122 @@ both!(
     }
 );
 
+// Calls that start together are recorded in one batch (`batch.rs`), each under its own
+// checks: a cancelled post's, a stalled worker's (its lease gone) and a forged job's (another
+// workspace's) record nothing, and the others each record one attempt and move their target
+// and post once.
+both!(
+    calls_starting_together_begin_each_under_its_own_checks,
+    |db| async move {
+        let w = World::new(&db).await;
+        let (a, b) = (w.account("ada").await, w.account("bob").await);
+        let mut posts = Vec::new();
+        for i in 0..60 {
+            let accounts: &[&Account] = if i % 2 == 0 { &[&a] } else { &[&a, &b] };
+            posts.push(w.schedule(accounts, &format!("together {i}"), T0).await);
+        }
+        let jobs = w.store.claim_jobs(T0, LEASE_MS, 1000).await.unwrap();
+        assert_eq!(jobs.len(), 90);
+        let index = |id: &PostId| posts.iter().position(|p| p == id).unwrap();
+        // Every fifth post is cancelled after the claim.
+        let cancelled: BTreeSet<PostId> = posts.iter().step_by(5).cloned().collect();
+        for id in &cancelled {
+            let cancel = Transition::new(PostStatus::Scheduled, PostStatus::Draft, T0);
+            assert!(w.store.transition(&w.ws, id, &cancel).await.unwrap());
+        }
+        let other = w
+            .store
+            .create_workspace("other", "free", T0)
+            .await
+            .unwrap()
+            .id;
+        // The jobs as their callers hold them: bob's targets of every third post by a worker
+        // whose lease is not the job's, and ada's of every seventh under another workspace.
+        let held: Vec<(Job, &str)> = jobs
+            .iter()
+            .map(|job| {
+                let mut job = job.clone();
+                let i = index(job.post_id.as_ref().unwrap());
+                let on_bob = job.account_id.as_ref() == Some(&b.id);
+                if cancelled.contains(&posts[i]) {
+                    (job, "cancelled")
+                } else if on_bob && i % 3 == 0 {
+                    job.locked_until -= 1;
+                    (job, "stale")
+                } else if !on_bob && i % 7 == 0 {
+                    job.workspace_id = other.clone();
+                    (job, "forged")
+                } else {
+                    (job, "ok")
+                }
+            })
+            .collect();
+        let mut versions = std::collections::HashMap::new();
+        for id in &posts {
+            versions.insert(id.clone(), w.post(id).await.version);
+        }
+        let began = futures::future::join_all(held.iter().map(|(job, _)| {
+            let store = w.store.clone();
+            let key = format!(
+                "{}:{}:0",
+                job.post_id.as_ref().unwrap(),
+                job.account_id.as_ref().unwrap()
+            );
+            async move { store.begin_attempt(job, 0, &key, T0 + SECOND).await }
+        }))
+        .await;
+        let mut moved = BTreeSet::new();
+        for ((job, case), out) in held.iter().zip(began) {
+            let (post, account) = (
+                job.post_id.clone().unwrap(),
+                job.account_id.clone().unwrap(),
+            );
+            let out = out.expect("recorded");
+            let attempts = w.store.attempts(&post, &account).await.unwrap();
+            let target = w
+                .post(&post)
+                .await
+                .targets
+                .into_iter()
+                .find(|t| t.account_id == account)
+                .unwrap();
+            if *case == "ok" {
+                let id = out.unwrap_or_else(|| panic!("{post} {account}: the call may go out"));
+                assert_eq!(attempts.len(), 1, "{post} {account}");
+                assert_eq!(attempts[0].id, id);
+                assert_eq!(attempts[0].outcome.as_str(), "in_flight");
+                assert_eq!(attempts[0].idem_key, format!("{post}:{account}:0"));
+                assert_eq!(attempts[0].started_at, T0 + SECOND);
+                assert_eq!(target.status, TargetStatus::Publishing);
+                assert_eq!(target.attempts, 1);
+                moved.insert(post);
+            } else {
+                assert_eq!(out, None, "{case}: {post} {account}");
+                assert_eq!(attempts, vec![], "{case}: nothing recorded");
+                assert_eq!(target.status, TargetStatus::Pending, "{case}");
+                assert_eq!(target.attempts, 0, "{case}");
+            }
+        }
+        for id in &posts {
+            let stored = w.post(id).await;
+            let (status, version) = if cancelled.contains(id) {
+                (PostStatus::Draft, versions[id])
+            } else if moved.contains(id) {
+                // Moved once, however many of its targets began.
+                assert_eq!(stored.updated_at, T0 + SECOND, "{id}");
+                (PostStatus::Publishing, versions[id] + 1)
+            } else {
+                (PostStatus::Scheduled, versions[id])
+            };
+            assert_eq!((stored.status, stored.version), (status, version), "{id}");
+        }
+        // Posts 21 (ada forged, bob stale) and 42 (ada forged) had every target refused.
+        for i in [21, 42] {
+            assert!(!moved.contains(&posts[i]) && !cancelled.contains(&posts[i]));
+        }
+    }
+);
+
 // On PostgreSQL `begin_attempt` is one statement whose snapshot is taken before it waits for
 // the post's lock. An edit (the post stays `scheduled`, its job replaced) or a cancel that
 // holds the lock and commits while the statement waits must still win: nothing is recorded
