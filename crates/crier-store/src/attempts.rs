@@ -278,8 +278,11 @@ impl crate::batch::Kind for Beginning {
     type Item = Begin;
     type Out = Option<AttemptId>;
 
-    fn key(item: &Begin) -> &str {
-        &item.job
+    /// One call a batch per target: a stalled worker's request on a job an edit replaced and
+    /// the new job's request never share one (the target moves once, and the attempt follows
+    /// the request whose job is there; on SQLite the writes follow the targets moved).
+    fn key(item: &Begin) -> String {
+        format!("{}:{}", item.post, item.account)
     }
 
     fn record<'t>(tx: &'t mut Tx, items: &'t [Begin]) -> BoxFuture<'t, Result<Vec<Self::Out>>> {
@@ -338,12 +341,13 @@ async fn begin_many(tx: &mut Tx, items: &[Begin]) -> Result<Vec<Option<AttemptId
                     ORDER BY jobs.id FOR NO KEY UPDATE OF jobs),
                 t AS ({target_moves} AND x.job IN (SELECT id FROM j)
                     RETURNING post_targets.post_id, post_targets.account_id),
-                m AS (SELECT post, max(at) AS at FROM x GROUP BY post),
+                m AS (SELECT post, max(at) AS at FROM x WHERE job IN (SELECT id FROM j)
+                    GROUP BY post),
                 u AS ({post_moves} FROM m WHERE posts.id = m.post
                     AND posts.id IN (SELECT post_id FROM t) RETURNING posts.id)
              {attempt} SELECT x.attempt, x.post, x.account, x.part, x.idem, 'in_flight', x.at
                 FROM x JOIN t ON t.post_id = x.post AND t.account_id = x.account
-                WHERE x.post IN (SELECT id FROM u)
+                WHERE x.job IN (SELECT id FROM j) AND x.post IN (SELECT id FROM u)
              RETURNING id"
         )))
         .bind(&rows)

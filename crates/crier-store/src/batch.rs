@@ -11,11 +11,12 @@
 //!
 //! On PostgreSQL a batch is a transaction of its own, whose row locks wait at most
 //! [`LOCK_TIMEOUT`] and whose statements find their rows by key; on SQLite it is one unit of the
-//! group commit (`group.rs`). A batch that fails before its commit (a lock held too long, a
-//! value the database refuses) wrote nothing and is written again one request at a time, so one
-//! bad request costs the others nothing. A commit that fails may have committed: every caller
-//! in it gets the error, as after its own failed transaction. Two requests for the same job
-//! never share a batch: the second waits for the next one, written after the first commits.
+//! group commit (`group.rs`). A batch that a value of one request made the database refuse (a
+//! constraint, a character it cannot store) wrote nothing and is written again one request at a
+//! time, so one bad request costs the others nothing; any other failure (the connection, a
+//! lock held too long, the commit) is every request's error, as after its own failed
+//! transaction, without paying it again per request. Two requests with the same key (a job, a
+//! target) never share a batch: the second waits for the writer's next one.
 
 use std::collections::HashSet;
 
@@ -51,8 +52,8 @@ pub(crate) enum Sink {
 pub(crate) trait Kind: Send + Sync + 'static {
     type Item: Clone + Send + Sync + 'static;
     type Out: Send + 'static;
-    /// What two requests of one batch must not share (a job).
-    fn key(item: &Self::Item) -> &str;
+    /// What two requests of one batch must not share (a job, a target).
+    fn key(item: &Self::Item) -> String;
     /// The statements of one batch, in `tx`: each request's answer, in order.
     fn record<'t>(tx: &'t mut Tx, items: &'t [Self::Item])
     -> BoxFuture<'t, Result<Vec<Self::Out>>>;
@@ -132,7 +133,7 @@ async fn write<K: Kind>(sink: &Sink, batch: Vec<Request<K>>) {
     let mut keys = HashSet::new();
     let (mut rest, mut later): (Vec<_>, Vec<_>) = batch
         .into_iter()
-        .partition(|(item, _)| keys.insert(K::key(item).to_owned()));
+        .partition(|(item, _)| keys.insert(K::key(item)));
     while !rest.is_empty() {
         let (items, replies): (Vec<K::Item>, Vec<_>) = rest.into_iter().unzip();
         match run_batch::<K>(sink, items.clone()).await {
@@ -141,7 +142,7 @@ async fn write<K: Kind>(sink: &Sink, batch: Vec<Request<K>>) {
                     let _ = reply.send(Ok(out));
                 }
             }
-            Err(Failed::Before(e)) if items.len() > 1 => {
+            Err(Failed::Before(e)) if items.len() > 1 && refused_a_value(&e) => {
                 tracing::warn!(error = %e, requests = items.len(), "a batch failed; writing its requests one at a time");
                 for (item, reply) in items.into_iter().zip(replies) {
                     let one = match run_batch::<K>(sink, vec![item]).await {
@@ -154,8 +155,9 @@ async fn write<K: Kind>(sink: &Sink, batch: Vec<Request<K>>) {
                 }
             }
             Err(Failed::Before(e) | Failed::Commit(e)) => {
-                // A lone request, or a commit that may have committed: each caller gets the
-                // error (the first as it came, the others as its text).
+                // A lone request, a failure that is not one request's, or a commit that may
+                // have committed: each caller gets the error (the first as it came, the others
+                // as its text).
                 let message = e.to_string();
                 let mut replies = replies.into_iter();
                 if let Some(first) = replies.next() {
@@ -169,7 +171,7 @@ async fn write<K: Kind>(sink: &Sink, batch: Vec<Request<K>>) {
         keys.clear();
         (rest, later) = later
             .into_iter()
-            .partition(|(item, _)| keys.insert(K::key(item).to_owned()));
+            .partition(|(item, _)| keys.insert(K::key(item)));
     }
 }
 
@@ -216,4 +218,20 @@ async fn record<K: Kind>(tx: &mut Tx, items: &[K::Item]) -> Result<Vec<K::Out>> 
         ));
     }
     Ok(outs)
+}
+
+/// Whether `e` is the database refusing a value (a constraint, a character it cannot store,
+/// a number out of range), which one request of a batch may have caused alone.
+fn refused_a_value(e: &StoreError) -> bool {
+    let StoreError::Database(sqlx::Error::Database(db)) = e else {
+        return false;
+    };
+    use sqlx::error::ErrorKind;
+    matches!(
+        db.kind(),
+        ErrorKind::UniqueViolation
+            | ErrorKind::ForeignKeyViolation
+            | ErrorKind::NotNullViolation
+            | ErrorKind::CheckViolation
+    ) || db.code().is_some_and(|c| c.starts_with("22"))
 }

@@ -1,6 +1,6 @@
 //! A target's end, written with the others that end meanwhile (see `batch.rs`): a batch of
-//! them takes six statements on PostgreSQL and nine on SQLite (which has no `WITH` that writes)
-//! however many targets it holds. For each target it does, in this order:
+//! them takes at most six statements on PostgreSQL and ten on SQLite (which has no `WITH` that
+//! writes) however many targets it holds. For each target it does, in this order:
 //!
 //! 1. lock the posts that are still `scheduled` or `publishing`, in id order (two batches
 //!    never wait for each other in a circle), and delete the jobs of those posts that are still
@@ -53,8 +53,8 @@ impl crate::batch::Kind for Finishing {
     type Item = Finish;
     type Out = Option<PostStatus>;
 
-    fn key(item: &Finish) -> &str {
-        item.job.as_str()
+    fn key(item: &Finish) -> String {
+        item.job.to_string()
     }
 
     fn record<'t>(tx: &'t mut Tx, items: &'t [Finish]) -> BoxFuture<'t, Result<Vec<Self::Out>>> {

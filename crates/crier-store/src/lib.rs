@@ -127,8 +127,6 @@ pub struct Store {
     /// Told in this process, right after the commit, of every key a write changed (see
     /// [`Store::on_key_change`]).
     key_listeners: KeyListeners,
-    /// On SQLite, the committer that groups small write transactions (see `group.rs`).
-    group: Option<group::GroupCommit>,
     /// The writers of targets' ends (`finish.rs`).
     finishing: batch::Batches<finish::Finishing>,
     /// The writers of calls' starts (`attempts.rs`).
@@ -171,7 +169,6 @@ impl Store {
                 url: url.to_owned(),
                 fair_cursor: Default::default(),
                 key_listeners: Default::default(),
-                group: None,
             });
         }
         let path = url
@@ -219,7 +216,6 @@ impl Store {
         Ok(Self {
             backend: Backend::Sqlite,
             read,
-            group: Some(group.clone()),
             finishing: batch::Batches::start(batch::Sink::Sqlite(group.clone())),
             beginning: batch::Batches::start(batch::Sink::Sqlite(group.clone())),
             sandbox_entries: batch::Batches::start(batch::Sink::Sqlite(group)),
@@ -326,21 +322,6 @@ impl Store {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.write.begin().await?,
         })
-    }
-}
-
-impl Store {
-    /// Runs `f` as one write transaction: on SQLite grouped with others into one commit (see
-    /// `group.rs`), on PostgreSQL a transaction of its own. `f` must write through the
-    /// transaction it is given only (it may hold SQLite's one writer connection).
-    pub(crate) async fn unit<T: Send + 'static>(&self, f: group::UnitFn<T>) -> Result<T> {
-        if let Some(group) = &self.group {
-            return group.run(f).await;
-        }
-        let mut tx = self.begin().await?;
-        let t = f(&mut tx).await?;
-        tx.commit().await?;
-        Ok(t)
     }
 }
 

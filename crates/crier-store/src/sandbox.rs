@@ -196,8 +196,8 @@ impl crate::batch::Kind for Entries {
     type Item = SandboxPost;
     type Out = ();
 
-    fn key(item: &SandboxPost) -> &str {
-        &item.external_id
+    fn key(item: &SandboxPost) -> String {
+        item.external_id.clone()
     }
 
     fn record<'t>(

@@ -1320,6 +1320,36 @@ both!(
         for i in [21, 42] {
             assert!(!moved.contains(&posts[i]) && !cancelled.contains(&posts[i]));
         }
+
+        // An edit replaced a claimed job; the new job is claimed too, and both workers start
+        // their call at once: only the new job's call is recorded, once.
+        let id = w.schedule(&[&a], "replaced", T0).await;
+        let old = w.store.claim_jobs(T0, LEASE_MS, 10).await.unwrap();
+        let edit = Transition {
+            enqueue_at: Some(T0),
+            ..Transition::new(PostStatus::Scheduled, PostStatus::Scheduled, T0)
+        };
+        assert!(w.store.transition(&w.ws, &id, &edit).await.unwrap());
+        let new = w.store.claim_jobs(T0, LEASE_MS, 10).await.unwrap();
+        assert_eq!((old.len(), new.len()), (1, 1));
+        assert_ne!(old[0].id, new[0].id);
+        let key = idem(&id, &a, 0);
+        let (stale, fresh) = futures::join!(
+            w.store.begin_attempt(&old[0], 0, &key, T0 + SECOND),
+            w.store.begin_attempt(&new[0], 0, &key, T0 + SECOND)
+        );
+        assert_eq!(
+            stale.unwrap(),
+            None,
+            "the replaced job's call may not go out"
+        );
+        let fresh = fresh.unwrap().expect("the new job's call goes out");
+        let attempts = w.store.attempts(&id, &a.id).await.unwrap();
+        assert_eq!(
+            attempts.iter().map(|a| &a.id).collect::<Vec<_>>(),
+            vec![&fresh]
+        );
+        assert_eq!(w.target(&id, &a).await.attempts, 1);
     }
 );
 
