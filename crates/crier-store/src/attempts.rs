@@ -6,7 +6,7 @@
 //! worker to look the part up by idempotency key before posting again. Failed look-ups are
 //! recorded too and count against the target's retry budget.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use futures::future::BoxFuture;
 use sqlx::Row;
@@ -14,7 +14,7 @@ use sqlx::Row;
 use crier_core::ids::{AccountId, AttemptId, PostId};
 
 use crate::model::*;
-use crate::{Result, Store, Tx, json, recordset};
+use crate::{Result, Store, Tx, json, with_recordset};
 
 impl Store {
     /// Records an attempt before the network is called, marks the target publishing and a
@@ -297,23 +297,19 @@ impl crate::batch::Kind for Beginning {
 async fn begin_many(tx: &mut Tx, items: &[Begin]) -> Result<Vec<Option<AttemptId>>> {
     let pg = crate::is_postgres(tx);
     let rows = json(&items);
-    let x = format!(
-        "WITH x AS (SELECT * FROM {})",
-        recordset(
-            pg,
-            "x",
-            &[
-                ("ws", "text"),
-                ("post", "text"),
-                ("account", "text"),
-                ("job", "text"),
-                ("lease", "bigint"),
-                ("attempt", "text"),
-                ("part", "bigint"),
-                ("idem", "text"),
-                ("at", "bigint"),
-            ]
-        )
+    let x = with_recordset(
+        pg,
+        &[
+            ("ws", "text"),
+            ("post", "text"),
+            ("account", "text"),
+            ("job", "text"),
+            ("lease", "bigint"),
+            ("attempt", "text"),
+            ("part", "bigint"),
+            ("idem", "text"),
+            ("at", "bigint"),
+        ],
     );
     let target_moves = "UPDATE post_targets SET status = 'publishing', attempts = attempts + 1
         FROM x WHERE post_targets.post_id = x.post AND post_targets.account_id = x.account
@@ -377,29 +373,23 @@ async fn begin_many(tx: &mut Tx, items: &[Begin]) -> Result<Vec<Option<AttemptId
             .filter(|b| moved.contains(&(b.post.clone(), b.account.clone())))
             .collect();
         if !went.is_empty() {
-            let mut dated: BTreeMap<&str, i64> = BTreeMap::new();
-            for b in &went {
-                let at = dated.entry(&b.post).or_insert(b.at);
-                *at = (*at).max(b.at);
+            // The posts of the calls that go out, each dated by the latest of them.
+            let went_rows = json(&went);
+            for sql in [
+                format!(
+                    "{x} {post_moves} FROM (SELECT post, max(at) AS at FROM x GROUP BY post) AS m
+                     WHERE posts.id = m.post"
+                ),
+                format!(
+                    "{x} {attempt} SELECT attempt, post, account, part, idem, 'in_flight', at
+                     FROM x WHERE true"
+                ),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&went_rows)
+                    .execute(&mut **tx)
+                    .await?;
             }
-            let posts: Vec<_> = dated
-                .iter()
-                .map(|(post, at)| serde_json::json!({"post": post, "at": at}))
-                .collect();
-            let m = recordset(pg, "m", &[("post", "text"), ("at", "bigint")]);
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{post_moves} FROM {m} WHERE posts.id = m.post"
-            )))
-            .bind(json(&posts))
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{x} {attempt} SELECT attempt, post, account, part, idem, 'in_flight', at
-                 FROM x WHERE true"
-            )))
-            .bind(json(&went))
-            .execute(&mut **tx)
-            .await?;
         }
         went.iter().map(|b| b.attempt.clone()).collect()
     };

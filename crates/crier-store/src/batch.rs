@@ -136,6 +136,8 @@ async fn write<K: Kind>(sink: &Sink, batch: Vec<Request<K>>) {
         .partition(|(item, _)| keys.insert(K::key(item)));
     while !rest.is_empty() {
         let (items, replies): (Vec<K::Item>, Vec<_>) = rest.into_iter().unzip();
+        // Shared with the SQLite committer's unit, and kept for a retry one at a time.
+        let items = std::sync::Arc::new(items);
         match run_batch::<K>(sink, items.clone()).await {
             Ok(outs) => {
                 for (reply, out) in replies.into_iter().zip(outs) {
@@ -144,8 +146,8 @@ async fn write<K: Kind>(sink: &Sink, batch: Vec<Request<K>>) {
             }
             Err(Failed::Before(e)) if items.len() > 1 && refused_a_value(&e) => {
                 tracing::warn!(error = %e, requests = items.len(), "a batch failed; writing its requests one at a time");
-                for (item, reply) in items.into_iter().zip(replies) {
-                    let one = match run_batch::<K>(sink, vec![item]).await {
+                for (item, reply) in items.iter().zip(replies) {
+                    let one = match run_batch::<K>(sink, vec![item.clone()].into()).await {
                         Ok(mut out) => out
                             .pop()
                             .ok_or_else(|| StoreError::Batch("the write gave no answer".into())),
@@ -178,7 +180,7 @@ async fn write<K: Kind>(sink: &Sink, batch: Vec<Request<K>>) {
 /// One transaction over `items` (distinct keys): each one's answer.
 async fn run_batch<K: Kind>(
     sink: &Sink,
-    items: Vec<K::Item>,
+    items: std::sync::Arc<Vec<K::Item>>,
 ) -> std::result::Result<Vec<K::Out>, Failed> {
     let pool = match sink {
         Sink::Postgres(pool) => pool,
@@ -235,3 +237,4 @@ fn refused_a_value(e: &StoreError) -> bool {
             | ErrorKind::CheckViolation
     ) || db.code().is_some_and(|c| c.starts_with("22"))
 }
+

@@ -196,20 +196,16 @@ pub(crate) async fn emit_many(
     )
     .to_string();
     let pg = crate::is_postgres(tx);
-    let x = format!(
-        "WITH x AS (SELECT * FROM {})",
-        crate::recordset(
-            pg,
-            "x",
-            &[
-                ("id", "text"),
-                ("ws", "text"),
-                ("lm", "bigint"),
-                ("kind", "text"),
-                ("data", "text"),
-                ("at", "bigint"),
-            ]
-        )
+    let x = crate::with_recordset(
+        pg,
+        &[
+            ("id", "text"),
+            ("ws", "text"),
+            ("lm", "bigint"),
+            ("kind", "text"),
+            ("data", "text"),
+            ("at", "bigint"),
+        ],
     );
     let insert = "INSERT INTO events (id, workspace_id, livemode, type, data, created_at)
         SELECT id, ws, lm, kind, data, at FROM x WHERE true ORDER BY id";
@@ -250,20 +246,16 @@ pub(crate) async fn emit_many(
     if deliveries.is_empty() {
         return Ok(());
     }
-    let x = format!(
-        "WITH x AS (SELECT * FROM {})",
-        crate::recordset(
-            pg,
-            "x",
-            &[
-                ("d", "text"),
-                ("j", "text"),
-                ("ws", "text"),
-                ("ep", "text"),
-                ("ev", "text"),
-                ("at", "bigint"),
-            ]
-        )
+    let x = crate::with_recordset(
+        pg,
+        &[
+            ("d", "text"),
+            ("j", "text"),
+            ("ws", "text"),
+            ("ep", "text"),
+            ("ev", "text"),
+            ("at", "bigint"),
+        ],
     );
     let deliveries = serde_json::Value::Array(deliveries).to_string();
     let delivery = "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id,

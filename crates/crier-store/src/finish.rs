@@ -29,7 +29,7 @@ use crate::model::*;
 use crate::posts::{POST_READ, TARGET_COLUMNS, TargetOutcome, status_event};
 use crate::usage::{METRIC_POSTS_PUBLISHED, shard_of};
 use crate::views::PostObject;
-use crate::{Result, Tx, json, recordset};
+use crate::{Result, Tx, json, recordset, with_recordset};
 
 /// One target's end, as [`Store::finish_target_with`] was given it.
 #[derive(Debug, Clone)]
@@ -71,13 +71,9 @@ async fn record(tx: &mut Tx, items: &[Finish]) -> Result<Vec<Option<PostStatus>>
         .iter()
         .map(|f| serde_json::json!({"job": f.job.as_str(), "lease": f.lease, "post": f.post.as_str()}))
         .collect();
-    let x = format!(
-        "WITH x AS (SELECT * FROM {})",
-        recordset(
-            pg,
-            "x",
-            &[("job", "text"), ("lease", "bigint"), ("post", "text")]
-        )
+    let x = with_recordset(
+        pg,
+        &[("job", "text"), ("lease", "bigint"), ("post", "text")],
     );
     let take = if pg {
         format!(
@@ -109,25 +105,21 @@ async fn record(tx: &mut Tx, items: &[Finish]) -> Result<Vec<Option<PostStatus>>
     }
     // 2. The closing attempts and the targets, and every target of those posts as it now is.
     let ends = json(&kept.iter().map(|f| end_row(f)).collect::<Vec<_>>());
-    let x = format!(
-        "WITH x AS (SELECT * FROM {})",
-        recordset(
-            pg,
-            "x",
-            &[
-                ("xp", "text"),
-                ("xa", "text"),
-                ("pub", "bigint"),
-                ("ext", "text"),
-                ("xurl", "text"),
-                ("parts", "text"),
-                ("ecode", "text"),
-                ("emsg", "text"),
-                ("att", "text"),
-                ("att_ext", "text"),
-                ("at", "bigint"),
-            ]
-        )
+    let x = with_recordset(
+        pg,
+        &[
+            ("xp", "text"),
+            ("xa", "text"),
+            ("pub", "bigint"),
+            ("ext", "text"),
+            ("xurl", "text"),
+            ("parts", "text"),
+            ("ecode", "text"),
+            ("emsg", "text"),
+            ("att", "text"),
+            ("att_ext", "text"),
+            ("at", "bigint"),
+        ],
     );
     let attempts = "UPDATE publish_attempts SET outcome = 'published', external_id = x.att_ext,
         finished_at = x.at FROM x WHERE publish_attempts.id = x.att";
@@ -194,7 +186,6 @@ async fn record(tx: &mut Tx, items: &[Finish]) -> Result<Vec<Option<PostStatus>>
     }
     let x = recordset(
         pg,
-        "x",
         &[
             ("xid", "text"),
             ("st", "text"),
@@ -254,7 +245,6 @@ async fn record(tx: &mut Tx, items: &[Finish]) -> Result<Vec<Option<PostStatus>>
             .collect();
         let x = recordset(
             pg,
-            "x",
             &[
                 ("ws", "text"),
                 ("period", "text"),

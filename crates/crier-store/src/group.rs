@@ -2,14 +2,13 @@
 //!
 //! SQLite lets one transaction write at a time, so under a publishing burst the writer's
 //! connection passes from task to task, and every small transaction pays its own `BEGIN`,
-//! `COMMIT`, hand-over and WAL write. A [`Unit`] is one such transaction's statements: on
-//! SQLite, units go to one committer task that runs every unit waiting (up to [`MAX_UNITS`]) in
-//! one transaction, each inside a savepoint of its own, commits once, and only then answers
-//! each caller. A unit that fails is rolled back to its savepoint alone;
-//! the others are unaffected. If the batch itself fails (the commit, or a savepoint), every
-//! caller in it gets the error and nothing of the batch is written, exactly as if each
-//! transaction had failed on its own. On PostgreSQL, which writes concurrently, a unit is its
-//! own transaction in the caller's task.
+//! `COMMIT`, hand-over and WAL write. A unit ([`UnitFn`]) is one such transaction's statements
+//! (on SQLite, each batch of `batch.rs`): units go to one committer task that runs every unit
+//! waiting (up to [`MAX_UNITS`]) in one transaction, each inside a savepoint of its own, commits
+//! once, and only then answers each caller. A unit that fails is rolled back to its savepoint
+//! alone; the others are unaffected. If the batch itself fails (the commit, or a savepoint),
+//! every caller in it gets the error and nothing of the batch is written, exactly as if each
+//! transaction had failed on its own.
 //!
 //! So a unit sees and does exactly what its own transaction would: SQLite serialises write
 //! transactions anyway, and a savepoint's reads see the batch's earlier units as a later

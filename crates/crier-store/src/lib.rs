@@ -335,13 +335,13 @@ pub(crate) fn is_postgres(tx: &Tx) -> bool {
     tx.backend_name() == "PostgreSQL"
 }
 
-/// The objects of the JSON array bound to `$1` as a table `alias` with the columns `cols`
-/// (each a name and its PostgreSQL type): how a statement takes many rows' values in one bind.
-pub(crate) fn recordset(pg: bool, alias: &str, cols: &[(&str, &str)]) -> String {
+/// The objects of the JSON array bound to `$1` as a table `x` with the columns `cols` (each a
+/// name and its PostgreSQL type): how a statement takes many rows' values in one bind.
+pub(crate) fn recordset(pg: bool, cols: &[(&str, &str)]) -> String {
     if pg {
         let cols: Vec<String> = cols.iter().map(|(n, t)| format!("{n} {t}")).collect();
         format!(
-            "jsonb_to_recordset(CAST($1 AS jsonb)) AS {alias}({})",
+            "jsonb_to_recordset(CAST($1 AS jsonb)) AS x({})",
             cols.join(", ")
         )
     } else {
@@ -349,8 +349,13 @@ pub(crate) fn recordset(pg: bool, alias: &str, cols: &[(&str, &str)]) -> String 
             .iter()
             .map(|(n, _)| format!("json_extract(value, '$.{n}') AS {n}"))
             .collect();
-        format!("(SELECT {} FROM json_each($1)) AS {alias}", cols.join(", "))
+        format!("(SELECT {} FROM json_each($1)) AS x", cols.join(", "))
     }
+}
+
+/// [`recordset`] as a statement's `WITH x AS (…)`, which its later parts name as `x`.
+pub(crate) fn with_recordset(pg: bool, cols: &[(&str, &str)]) -> String {
+    format!("WITH x AS (SELECT * FROM {})", recordset(pg, cols))
 }
 
 /// A value as the JSON text the list and object columns hold.

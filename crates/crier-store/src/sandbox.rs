@@ -217,7 +217,6 @@ impl crate::batch::Kind for Entries {
                 .collect();
             let x = crate::recordset(
                 crate::is_postgres(tx),
-                "x",
                 &[
                     ("ext", "text"),
                     ("acc", "text"),
