@@ -238,3 +238,80 @@ fn refused_a_value(e: &StoreError) -> bool {
     ) || db.code().is_some_and(|c| c.starts_with("22"))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Numbers into a table that refuses negative ones (a value one request may carry).
+    struct Numbers;
+
+    impl Kind for Numbers {
+        type Item = i64;
+        type Out = i64;
+
+        fn key(item: &i64) -> String {
+            item.to_string()
+        }
+
+        fn record<'t>(tx: &'t mut Tx, items: &'t [i64]) -> BoxFuture<'t, Result<Vec<i64>>> {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (x) SELECT value FROM json_each($1)")
+                    .bind(crate::json(&items))
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(items.to_vec())
+            })
+        }
+    }
+
+    async fn numbers(dir: &tempfile::TempDir) -> (Batches<Numbers>, sqlx::AnyPool) {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER PRIMARY KEY CHECK (x > 0))")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let group = GroupCommit::start(pool.clone());
+        (Batches::start(Sink::Sqlite(group)), pool)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_value_costs_only_its_own_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let (batches, pool) = numbers(&dir).await;
+        // 300 requests at once, every tenth refused by the table's check.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 1..=300i64 {
+            let (batches, x) = (batches.clone(), if i % 10 == 0 { -i } else { i });
+            tasks.spawn(async move { (x, batches.run(x).await) });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (x, out) = done.unwrap();
+            if x < 0 {
+                assert!(out.is_err(), "{x} is refused");
+            } else {
+                assert_eq!(out.unwrap(), x);
+            }
+        }
+        let kept: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(kept, (1..=300).filter(|i| i % 10 != 0).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_failure_that_is_no_requests_answers_each_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (batches, pool) = numbers(&dir).await;
+        // Nothing can begin a transaction on a closed pool: refused, not lost or retried.
+        pool.close().await;
+        let (a, b) = tokio::join!(batches.run(1), batches.run(2));
+        assert!(a.is_err() && b.is_err());
+    }
+}
