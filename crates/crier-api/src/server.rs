@@ -11,6 +11,15 @@
 //!   closed: a client that stalls in the middle of a body, or stops reading a response. A
 //!   handler that works longer than this without the client sending or reading anything is cut
 //!   off too, so keep it above the slowest handler (outgoing calls time out at 15 s).
+//! - **A body left unread.** A handler that answers without reading the whole request body (a
+//!   `401` to a POST without a key, a `413`) gives it back: beside the answer, the server reads
+//!   the rest, up to [`LINGER_BYTES`] and [`LINGER_TIME`], so the connection can serve the
+//!   client's next request. A declared rest past that bound, or a client waiting for
+//!   `100 Continue`, gets `Connection: close` on the answer instead. hyper alone would close
+//!   the connection without a word whenever the body's rest had not arrived yet, and a pooled
+//!   client's next request on it (an MCP SDK's discovery after its first `401`) failed with
+//!   "server disconnected". (A chunked body that turns out longer than the bound still ends
+//!   the connection after the answer without notice: its size was not known in time.)
 //! - **Graceful shutdown with a deadline.** On shutdown the listener closes, connections finish
 //!   the request they are serving, and whatever is still open after `shutdown_grace` is closed.
 //!
@@ -20,14 +29,18 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
+use axum::http::{HeaderValue, Request, header};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -100,9 +113,9 @@ pub async fn serve(
             activity: activity.clone(),
         });
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req)
+            answer(router.clone(), req)
         });
         let conn = graceful.watch(http.serve_connection(io, service));
         let idle = config.idle_timeout;
@@ -131,6 +144,109 @@ pub async fn serve(
         );
     }
     connections.shutdown().await;
+}
+
+/// How much of a request body a handler left unread the server reads on, and for how long at
+/// most, to keep the connection; see the module documentation.
+pub const LINGER_BYTES: u64 = 256 * 1024;
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// The router's answer to `req`. A body the handler dropped before its end comes back here.
+/// If what is left is within [`LINGER_BYTES`], it is read to its end beside the answer (the
+/// answer is not held back), and the connection serves the next request once it is;
+/// otherwise, or if the client waits for `100 Continue` before sending it, the answer says
+/// the connection closes after it.
+async fn answer(
+    router: Router,
+    req: Request<Incoming>,
+) -> Result<axum::response::Response, std::convert::Infallible> {
+    let (parts, body) = req.into_parts();
+    if body.is_end_stream() {
+        return router
+            .oneshot(Request::from_parts(parts, Body::new(body)))
+            .await;
+    }
+    let waits_for_continue = parts.headers.contains_key(header::EXPECT);
+    let back = Arc::new(Mutex::new(None));
+    let lent = Lent {
+        body: Some(body),
+        back: back.clone(),
+    };
+    let mut resp = router
+        .oneshot(Request::from_parts(parts, Body::new(lent)))
+        .await?;
+    let unread = back.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(rest) = unread {
+        if waits_for_continue || rest.size_hint().lower() > LINGER_BYTES {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        } else {
+            tokio::spawn(read_to_end(rest));
+        }
+    }
+    Ok(resp)
+}
+
+/// Reads and discards `body` to its end within [`LINGER_BYTES`] and [`LINGER_TIME`]. Dropped
+/// before its end (past a bound), the body makes hyper close the connection after the answer.
+async fn read_to_end(mut body: Incoming) {
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut read = 0u64;
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(None) | Ok(Some(Err(_))) | Err(_) => return,
+            Ok(Some(Ok(frame))) => {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if read > LINGER_BYTES {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A request body lent to the router: dropped before its end, it goes back to `back`.
+struct Lent {
+    body: Option<Incoming>,
+    back: Arc<Mutex<Option<Incoming>>>,
+}
+
+impl hyper::body::Body for Lent {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(body).poll_frame(cx);
+        // At its end, or broken: nothing to give back.
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            self.body = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Incoming::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take().filter(|b| !b.is_end_stream()) {
+            *self.back.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+        }
+    }
 }
 
 /// When a connection last moved a byte, in milliseconds since it was accepted.

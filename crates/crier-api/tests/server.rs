@@ -219,3 +219,92 @@ async fn a_client_sending_an_oversized_body_reads_the_413() {
     server.stop.cancel();
     server.done.await.unwrap();
 }
+
+/// Reads one response (head and `Content-Length` body) from `s`; `None` if the server closed
+/// the connection (or reset it) before sending a byte.
+async fn one_response(s: &mut TcpStream) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if out.len() >= end + 4 + len {
+                return Some(String::from_utf8_lossy(&out[..end + 4 + len]).into_owned());
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                assert!(out.is_empty(), "the connection ended within a response");
+                return None;
+            }
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("no response within 5 s"),
+        }
+    }
+}
+
+/// A request answered before its body arrived (a `401` to a POST without a key, the first
+/// request of every MCP client that signs in with OAuth) leaves the connection usable or says
+/// it will not be. A small body is read beside the answer and the connection serves the next
+/// request; a body past the linger bound, or one the client holds back until `100 Continue`,
+/// gets `Connection: close`. A connection
+/// closed without a word makes a pooled client's next request on it fail ("server
+/// disconnected without sending a response"), which is what an MCP SDK saw in CI.
+#[tokio::test]
+async fn an_answer_before_the_body_keeps_the_connection_or_says_it_will_close() {
+    let app = TestApp::new().await;
+    let server = start(&app, config(64)).await;
+    let small = r#"{"text":"hello"}"#.len();
+    let large = crier_api::server::LINGER_BYTES as usize + 1;
+    // (body length, waits for `100 Continue`, must say close)
+    let cases = [
+        (small, false, false),
+        (large, false, true),
+        (small, true, true),
+    ];
+    for (round, (len, expect, must_close)) in cases.into_iter().cycle().take(21).enumerate() {
+        let expect = if expect {
+            "Expect: 100-continue\r\n"
+        } else {
+            ""
+        };
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(
+            format!(
+                "POST /v1/posts HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+                 Content-Length: {len}\r\n{expect}\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        // The answer comes before the body is sent.
+        let first = one_response(&mut s)
+            .await
+            .expect("an answer to the first request");
+        assert!(first.starts_with("HTTP/1.1 401"), "{first}");
+        let closes = first
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n");
+        assert_eq!(closes, must_close, "round {round}: {first}");
+        // Then the body, and a second request right behind it, as a pooled client does.
+        let mut rest = vec![b' '; len];
+        rest.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+        let _ = s.write_all(&rest).await;
+        let second = one_response(&mut s).await;
+        if closes {
+            assert!(second.is_none(), "round {round}: said close, then answered");
+        } else {
+            let second = second.unwrap_or_else(|| {
+                panic!("round {round}: the connection was closed without a word: {first}")
+            });
+            assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+        }
+    }
+    server.stop.cancel();
+    server.done.await.unwrap();
+}
