@@ -124,8 +124,17 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
 /// Runs inside the router, after matching: hands the matched route template to
 /// [`request_context`] through the response.
 pub async fn record_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut resp = next.run(req).await;
+    let route = matched_route(&req);
+    with_route(next.run(req).await, route)
+}
+
+/// The route template `req` matched, for [`with_route`].
+pub fn matched_route(req: &Request) -> Option<MatchedPath> {
+    req.extensions().get::<MatchedPath>().cloned()
+}
+
+/// `resp` carrying `route` for the request log and metrics.
+pub fn with_route(mut resp: Response, route: Option<MatchedPath>) -> Response {
     if let Some(route) = route {
         resp.extensions_mut().insert(route);
     }

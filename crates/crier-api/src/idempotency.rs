@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -203,7 +203,9 @@ pub fn applies(method: &axum::http::Method, headers: &axum::http::HeaderMap) -> 
     method == axum::http::Method::POST && headers.contains_key(HEADER)
 }
 
-pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs `req` (authenticated) through `next` under its `Idempotency-Key`, if it has one (see
+/// the module documentation); part of the `/v1` routes' one layer (`routes::gate`).
+pub async fn idempotency(state: AppState, req: Request, next: Next) -> Response {
     if !applies(req.method(), req.headers()) {
         return next.run(req).await;
     }

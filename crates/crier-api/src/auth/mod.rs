@@ -679,8 +679,33 @@ fn forwarded_for(headers: &HeaderMap) -> Option<String> {
 /// The workspace a session acts in (`ws_…`; default: the user's first).
 pub const WORKSPACE_HEADER: &str = "crier-workspace";
 
-/// The auth layer of every `/v1` route that needs a key.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// The auth layer of a route that needs a key or a session (`/mcp`): [`admit`], then the
+/// route. The `/v1` routes have this in their one layer with idempotency
+/// (`routes::gate`).
+pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = crate::context::matched_route(&req);
+    let resp = match admit(&state, req).await {
+        Ok((req, headers)) => with_headers(next.run(req).await, headers),
+        Err(refused) => refused,
+    };
+    crate::context::with_route(resp, route)
+}
+
+/// `headers` (the rate-limit headers [`admit`] gave) added to `resp`.
+pub fn with_headers(mut resp: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+    let map = resp.headers_mut();
+    map.reserve(headers.len());
+    map.extend(headers);
+    resp
+}
+
+/// Authenticates `req` (an API key or a session), checks its IP, origin and rate limits: the
+/// request with its [`Principal`] and the rate-limit headers its answer carries, or the
+/// refusal (a `401` says where to learn how to get a token).
+pub async fn admit(
+    state: &AppState,
+    mut req: Request,
+) -> Result<(Request, Vec<(HeaderName, HeaderValue)>), Response> {
     let auth = state.auth();
     // A `401` says where to learn how to get a token (RFC 9728 §5.1), so an MCP client can
     // start signing in from nothing.
@@ -698,11 +723,11 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Ok(Some(k)) => k.to_owned(),
         Ok(None) => {
             state.metrics().auth_failure("missing");
-            return deny(refuse("missing").0, req.uri().path());
+            return Err(deny(refuse("missing").0, req.uri().path()));
         }
         Err(e) => {
             state.metrics().auth_failure("malformed");
-            return deny(e, req.uri().path());
+            return Err(deny(e, req.uri().path()));
         }
     };
     let ip = client_ip(&req, &auth.config.trusted_proxies);
@@ -733,7 +758,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             if let Some(reason) = reason {
                 state.metrics().auth_failure(reason);
             }
-            return deny(err, req.uri().path());
+            return Err(deny(err, req.uri().path()));
         }
     };
     // From here on the request is authenticated (even if its rate limit refuses it): it
@@ -777,7 +802,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         .with_header(header::RETRY_AFTER, HeaderValue::from(retry));
         err.headers.extend(headers);
-        return err.into_response();
+        return Err(err.into_response());
     }
     // Only the idempotency layer reads the presented key (to seal the stored response).
     if crate::idempotency::applies(req.method(), req.headers())
@@ -789,11 +814,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         req.extensions_mut().insert(session);
     }
     req.extensions_mut().insert(principal);
-    let mut resp = next.run(req).await;
-    let map = resp.headers_mut();
-    map.reserve(headers.len());
-    map.extend(headers);
-    resp
+    Ok((req, headers))
 }
 
 /// `X-RateLimit-*` for the window closest to running out, and the IETF draft's
