@@ -6,11 +6,12 @@
 //! fills the cache after it: a fill is only kept if no invalidation happened meanwhile.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::ratelimit::{Bucket, windows};
+use super::ratelimit::{Bucket, WindowState, windows};
+use axum::http::HeaderValue;
 use crier_core::ids::UserId;
 use crier_core::net::{self, OriginRule};
 use crier_core::{KeyDigest, Plan};
@@ -43,6 +44,8 @@ pub struct KeyRecord {
     /// A session's own windows (its user's, [`SESSION_PER_MINUTE`] and [`SESSION_PER_DAY`]
     /// within the plan's), which are not what it may grant a key it makes (the plan's).
     own_limits: Option<(u32, u32)>,
+    /// The `RateLimit-Policy` value of its own windows, made on first use.
+    policy: OnceLock<HeaderValue>,
 }
 
 /// What a user's sessions together may request per minute and per day, within the plan's
@@ -91,6 +94,7 @@ impl KeyRecord {
             user: None,
             role: None,
             own_limits: None,
+            policy: OnceLock::new(),
         }
     }
 
@@ -177,6 +181,19 @@ impl KeyRecord {
     /// user's, shared by all their sessions: [`SESSION_PER_MINUTE`], [`SESSION_PER_DAY`]), then its workspace's ceiling in its mode, the
     /// plan's limits across all the workspace's keys and sessions together, so many keys
     /// cannot multiply the plan.
+    /// The `RateLimit-Policy` value for a decision's `windows`: made once for the record's own
+    /// windows (what its decisions show), afresh for any other.
+    pub fn policy_header(&self, windows: &[WindowState; 2]) -> HeaderValue {
+        let own = self.buckets()[0].windows;
+        if windows.iter().map(|w| w.window).eq(own) {
+            return self
+                .policy
+                .get_or_init(|| super::policy_value(windows))
+                .clone();
+        }
+        super::policy_value(windows)
+    }
+
     pub fn buckets(&self) -> [Bucket; 2] {
         let (per_minute, per_day) = self.own_limits.unwrap_or_else(|| self.limits());
         [

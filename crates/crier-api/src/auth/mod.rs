@@ -764,7 +764,7 @@ pub async fn admit(
     // From here on the request is authenticated (even if its rate limit refuses it): it
     // counts in its key's daily usage and the request log when its response is known.
     crate::context::note_caller(&principal.key);
-    let headers = rate_limit_headers(&decision, now_ms);
+    let headers = rate_limit_headers(&decision, now_ms, &principal.key);
     if !decision.allowed {
         let window = decision.refused_by.unwrap_or("minute");
         let retry = ceil_div_1000(decision.retry_after_ms).max(1);
@@ -818,26 +818,25 @@ pub async fn admit(
 }
 
 /// `X-RateLimit-*` for the window closest to running out, and the IETF draft's
-/// `RateLimit-Policy` and `RateLimit` for both windows.
-pub fn rate_limit_headers(d: &Decision, now_ms: i64) -> Vec<(HeaderName, HeaderValue)> {
+/// `RateLimit-Policy` and `RateLimit` for both windows. `record` is the caller's: its policy is
+/// made once, not on every response.
+pub fn rate_limit_headers(
+    d: &Decision,
+    now_ms: i64,
+    record: &KeyRecord,
+) -> Vec<(HeaderName, HeaderValue)> {
     use std::fmt::Write as _;
     let t = d.tightest();
     let reset_unix = ceil_div_1000(now_ms + t.reset_ms);
-    // On every authenticated response: each value is written into one buffer that the header
+    // On every authenticated response: the value is written into one buffer that the header
     // then owns, rather than a string per window, a join and a copy.
-    let mut policy = String::with_capacity(64);
     let mut current = String::with_capacity(64);
     for (i, w) in d.windows.iter().enumerate() {
         let sep = if i == 0 { "" } else { ", " };
-        let name = w.window.name;
-        let _ = write!(
-            policy,
-            "{sep}\"{name}\";q={};w={}",
-            w.window.limit, w.window.seconds
-        );
         let _ = write!(
             current,
-            "{sep}\"{name}\";r={};t={}",
+            "{sep}\"{}\";r={};t={}",
+            w.window.name,
             w.remaining,
             ceil_div_1000(w.reset_ms)
         );
@@ -856,9 +855,27 @@ pub fn rate_limit_headers(d: &Decision, now_ms: i64) -> Vec<(HeaderName, HeaderV
             HeaderName::from_static("x-ratelimit-reset"),
             HeaderValue::from(reset_unix),
         ),
-        (HeaderName::from_static("ratelimit-policy"), value(policy)),
+        (
+            HeaderName::from_static("ratelimit-policy"),
+            record.policy_header(&d.windows),
+        ),
         (HeaderName::from_static("ratelimit"), value(current)),
     ]
+}
+
+/// The `RateLimit-Policy` value of `windows`: `"minute";q=LIMIT;w=60, "day";q=LIMIT;w=86400`.
+pub(crate) fn policy_value(windows: &[ratelimit::WindowState; 2]) -> HeaderValue {
+    use std::fmt::Write as _;
+    let mut policy = String::with_capacity(64);
+    for (i, w) in windows.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(
+            policy,
+            "{sep}\"{}\";q={};w={}",
+            w.window.name, w.window.limit, w.window.seconds
+        );
+    }
+    HeaderValue::try_from(policy).expect("ASCII header value")
 }
 
 #[cfg(test)]
