@@ -14,6 +14,8 @@
 //! Run with `cargo bench -p crier-api --bench requests`; medians are in
 //! `target/criterion/requests/*/new/estimates.json`.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,11 +23,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use crier_api::keys::{self, CreateKey, RateLimitInput};
-use crier_api::{ApiConfig, AppState};
-use crier_core::plans::{MAX_PER_DAY, MAX_PER_MINUTE};
-use crier_core::{Clock, KeyMode, ManualClock, Scope};
-use crier_store::{Actor, AuditEntry, Store};
+use crier_core::ManualClock;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use tempfile::TempDir;
@@ -49,53 +47,9 @@ impl Fixture {
             .build()
             .expect("tokio runtime");
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("crier.db").display());
         let clock = ManualClock::new(jiff::Timestamp::now());
-        let now = clock.now_ms();
-        let (router, keys) = rt.block_on(async {
-            let store = Store::connect(&url).await.expect("store");
-            store.migrate().await.expect("migrations");
-            let ws = store
-                .create_workspace("bench", "self-hosted", now)
-                .await
-                .expect("workspace");
-            let config = ApiConfig::default();
-            let app = crier_app::App::new(
-                store.clone(),
-                Arc::new(clock.clone()),
-                crier_networks::Networks::default(),
-                &config.plans,
-                Arc::new(tokio::sync::Notify::new()),
-            );
-            let state = AppState::new(app, config);
-            let plan = state.plan(&ws.plan).expect("self-hosted plan");
-            let mut keys = Vec::new();
-            for _ in 0..nkeys {
-                let req = CreateKey {
-                    name: Some("bench".into()),
-                    scopes: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
-                    mode: Some(KeyMode::Live),
-                    rate_limit: Some(RateLimitInput {
-                        per_minute: Some(MAX_PER_MINUTE),
-                        per_day: Some(MAX_PER_DAY),
-                    }),
-                    ..CreateKey::default()
-                };
-                let (row, secret) = keys::new_key(&ws.id, req, &plan, None, now).expect("key");
-                let audit = AuditEntry::new(
-                    &ws.id,
-                    Actor::Cli,
-                    "key.created",
-                    row.id.as_str(),
-                    None,
-                    serde_json::json!({}),
-                    now,
-                );
-                store.insert_key(&row, &audit).await.expect("insert key");
-                keys.push(secret.expose().to_owned());
-            }
-            (crier_api::router(state), keys)
-        });
+        let (state, keys) = common::app_with_keys(&rt, &dir, Arc::new(clock.clone()), nkeys);
+        let router = crier_api::router(state);
         Self {
             router,
             clock,

@@ -19,17 +19,17 @@
 //! Run with `cargo bench -p crier-api --bench verify`; medians are in
 //! `target/criterion/verify/*/new/estimates.json`.
 
+mod common;
+
 use std::cell::Cell;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+use crier_api::AppState;
 use crier_api::auth::Verified;
-use crier_api::keys::{self, CreateKey, RateLimitInput};
-use crier_api::{ApiConfig, AppState};
 use crier_core::plans::{MAX_PER_DAY, MAX_PER_MINUTE};
-use crier_core::{Clock, KeyDigest, KeyMode, Plan, Scope, SystemClock};
-use crier_store::{Actor, AuditEntry, Store};
+use crier_core::{Clock, KeyDigest, Plan, Scope, SystemClock};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 use tempfile::TempDir;
@@ -56,54 +56,8 @@ impl Fixture {
             .build()
             .expect("tokio runtime");
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("crier.db").display());
         let now = SystemClock.now_ms();
-        let (state, keys) = rt.block_on(async {
-            let store = Store::connect(&url).await.expect("store");
-            store.migrate().await.expect("migrations");
-            let ws = store
-                .create_workspace("bench", "self-hosted", now)
-                .await
-                .expect("workspace");
-            let config = ApiConfig::default();
-            let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
-            let networks = crier_networks::Networks::default();
-            let app = crier_app::App::new(
-                store.clone(),
-                clock,
-                networks,
-                &config.plans,
-                Arc::new(tokio::sync::Notify::new()),
-            );
-            let state = AppState::new(app, config);
-            let plan = state.plan(&ws.plan).expect("self-hosted plan");
-            let mut keys = Vec::with_capacity(n);
-            for _ in 0..n {
-                let req = CreateKey {
-                    name: Some("bench".into()),
-                    scopes: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
-                    mode: Some(KeyMode::Live),
-                    rate_limit: Some(RateLimitInput {
-                        per_minute: Some(MAX_PER_MINUTE),
-                        per_day: Some(MAX_PER_DAY),
-                    }),
-                    ..CreateKey::default()
-                };
-                let (row, secret) = keys::new_key(&ws.id, req, &plan, None, now).expect("new key");
-                let audit = AuditEntry::new(
-                    &ws.id,
-                    Actor::Cli,
-                    "key.created",
-                    row.id.as_str(),
-                    None,
-                    serde_json::json!({}),
-                    now,
-                );
-                store.insert_key(&row, &audit).await.expect("insert key");
-                keys.push(secret.expose().to_owned());
-            }
-            (state, keys)
-        });
+        let (state, keys) = common::app_with_keys(&rt, &dir, Arc::new(SystemClock), n);
         let fixture = Self {
             state,
             keys,
