@@ -18,8 +18,10 @@
 //!   `100 Continue`, gets `Connection: close` on the answer instead. hyper alone would close
 //!   the connection without a word whenever the body's rest had not arrived yet, and a pooled
 //!   client's next request on it (an MCP SDK's discovery after its first `401`) failed with
-//!   "server disconnected". (A chunked body that turns out longer than the bound still ends
-//!   the connection after the answer without notice: its size was not known in time.)
+//!   "server disconnected". A request whose connection ends after it anyway (`Connection:
+//!   close`, HTTP/1.0) is not read on. Still ending the connection after the answer without
+//!   notice, because it could not be known in time: a chunked body that turns out longer than
+//!   the bound, and a rest that takes longer than [`LINGER_TIME`] to arrive.
 //! - **Graceful shutdown with a deadline.** On shutdown the listener closes, connections finish
 //!   the request they are serving, and whatever is still open after `shutdown_grace` is closed.
 //!
@@ -37,7 +39,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderValue, Request, Version, header};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
@@ -167,6 +169,7 @@ async fn answer(
             .await;
     }
     let waits_for_continue = parts.headers.contains_key(header::EXPECT);
+    let ends_anyway = parts.version < Version::HTTP_11 || asks_to_close(&parts.headers);
     let back = Arc::new(Mutex::new(None));
     let lent = Lent {
         body: Some(body),
@@ -177,7 +180,10 @@ async fn answer(
         .await?;
     let unread = back.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(rest) = unread {
-        if waits_for_continue || rest.size_hint().lower() > LINGER_BYTES {
+        if ends_anyway {
+            // The client expects the close; reading on would only hold the connection.
+            drop(rest);
+        } else if waits_for_continue || rest.size_hint().lower() > LINGER_BYTES {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         } else {
@@ -185,6 +191,16 @@ async fn answer(
         }
     }
     Ok(resp)
+}
+
+/// Whether a request's `Connection` header lists `close`.
+fn asks_to_close(headers: &axum::http::HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("close"))
+        })
+    })
 }
 
 /// Reads and discards `body` to its end within [`LINGER_BYTES`] and [`LINGER_TIME`]. Dropped

@@ -308,3 +308,25 @@ async fn an_answer_before_the_body_keeps_the_connection_or_says_it_will_close() 
     server.stop.cancel();
     server.done.await.unwrap();
 }
+
+/// A client that asked for the connection to end after its request is not kept waiting for a
+/// body nobody will read: after an early answer the connection closes at once.
+#[tokio::test]
+async fn an_early_answer_to_a_closing_request_closes_at_once() {
+    let app = TestApp::new().await;
+    let server = start(&app, config(64)).await;
+    for head in [
+        "POST /v1/posts HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 100\r\n\r\n",
+        "POST /v1/posts HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, Close\r\nContent-Length: 100\r\n\r\n",
+        "POST /v1/posts HTTP/1.0\r\nHost: t\r\nContent-Length: 100\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        let first = one_response(&mut s).await.expect("an answer");
+        assert!(first.contains(" 401 "), "{first}");
+        // The body never comes; the server does not wait for it.
+        closed_within(&mut s, Duration::from_secs(1)).await;
+    }
+    server.stop.cancel();
+    server.done.await.unwrap();
+}

@@ -177,10 +177,6 @@ impl KeyRecord {
         )
     }
 
-    /// What one request by this key is decided against: its own limits (a session's are its
-    /// user's, shared by all their sessions: [`SESSION_PER_MINUTE`], [`SESSION_PER_DAY`]), then its workspace's ceiling in its mode, the
-    /// plan's limits across all the workspace's keys and sessions together, so many keys
-    /// cannot multiply the plan.
     /// The `RateLimit-Policy` value for a decision's `windows`: made once for the record's own
     /// windows (what its decisions show), afresh for any other.
     pub fn policy_header(&self, windows: &[WindowState; 2]) -> HeaderValue {
@@ -194,6 +190,10 @@ impl KeyRecord {
         super::policy_value(windows)
     }
 
+    /// What one request by this key is decided against: its own limits (a session's are its
+    /// user's, shared by all their sessions: [`SESSION_PER_MINUTE`], [`SESSION_PER_DAY`]), then its workspace's ceiling in its mode, the
+    /// plan's limits across all the workspace's keys and sessions together, so many keys
+    /// cannot multiply the plan.
     pub fn buckets(&self) -> [Bucket; 2] {
         let (per_minute, per_day) = self.own_limits.unwrap_or_else(|| self.limits());
         [
