@@ -12,7 +12,7 @@
 //!   the time inside Redis (no clock skew between nodes), applies the same step to every
 //!   bucket of a request and writes only when all have room, atomically. The requests that
 //!   arrive while a call is under way go together in the next one (at most [`REDIS_BATCH`],
-//!   decided in turn within the call, each as if alone): one round trip and one script run
+//!   decided in their order of arrival, each as if alone): one round trip and one script run
 //!   for many requests, not one each. A lone request is a call of its own; nothing waits for a
 //!   timer. When Redis
 //!   cannot answer (within [`REDIS_TIMEOUT`]), the decision follows the operator's
@@ -207,8 +207,6 @@ pub struct RedisLimiter {
     /// The queue of requests to the callers, started by the first decision (they need the
     /// runtime); they stop when the limiter is dropped.
     queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<Ask>>,
-    /// Calls of the script made (each for one or more requests).
-    calls: Arc<AtomicU64>,
     on_error: OnRedisError,
     fallback: Gcra,
     errors: AtomicU64,
@@ -277,16 +275,6 @@ const REDIS_CALLERS: usize = 2;
 /// What Redis answered for one request: its clock (µs) and the arrival times found.
 type Answer = Result<(i64, Vec<Option<[i64; 2]>>), String>;
 
-/// Why a request got no answer from Redis.
-enum Unanswered {
-    /// [`REDIS_QUEUE`] requests were already waiting: this one is decided without Redis, but
-    /// Redis is not taken for down (one tenant's burst must not switch every request of the
-    /// node to the fallback).
-    Busy,
-    /// Redis failed, was too slow, or its callers stopped.
-    Failed(String),
-}
-
 /// A request waiting for a call of the script.
 struct Ask {
     buckets: Vec<Bucket>,
@@ -312,7 +300,6 @@ impl RedisLimiter {
             conn,
             script: redis::Script::new(REDIS_SCRIPT),
             queue: std::sync::OnceLock::new(),
-            calls: Arc::new(AtomicU64::new(0)),
             on_error,
             fallback: Gcra::default(),
             errors: AtomicU64::new(0),
@@ -322,8 +309,8 @@ impl RedisLimiter {
 
     /// The stored arrival times of `buckets` and Redis's clock, after taking one request
     /// from each when all had room: the request waits for the next call of the script (see
-    /// the module), at most twice [`REDIS_TIMEOUT`] (one call ahead of it, then its own).
-    async fn ask(&self, buckets: &[Bucket]) -> Result<(i64, Vec<Option<[i64; 2]>>), Unanswered> {
+    /// the module), at most [`REDIS_TIMEOUT`].
+    async fn ask(&self, buckets: &[Bucket]) -> Answer {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::channel(REDIS_QUEUE);
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -332,7 +319,6 @@ impl RedisLimiter {
                     self.conn.clone(),
                     self.script.clone(),
                     rx.clone(),
-                    self.calls.clone(),
                 ));
             }
             tx
@@ -342,22 +328,13 @@ impl RedisLimiter {
             buckets: buckets.to_vec(),
             reply,
         };
-        match queue.try_send(ask) {
-            Ok(()) => {}
-            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => return Err(Unanswered::Busy),
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                return Err(Unanswered::Failed(
-                    "the rate limiter's Redis callers stopped (their runtime ended)".into(),
-                ));
-            }
+        if queue.try_send(ask).is_err() {
+            return Err("too many decisions waiting for Redis".into());
         }
-        // At most one call ahead of this one, then its own: each is bounded by REDIS_TIMEOUT.
-        match tokio::time::timeout(2 * REDIS_TIMEOUT, answer).await {
-            Ok(Ok(answer)) => answer.map_err(Unanswered::Failed),
-            Ok(Err(_)) => Err(Unanswered::Failed(
-                "the rate limiter's Redis caller stopped".into(),
-            )),
-            Err(_) => Err(Unanswered::Failed("timed out".into())),
+        match tokio::time::timeout(REDIS_TIMEOUT, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err("the rate limiter's Redis caller stopped".into()),
+            Err(_) => Err("timed out".into()),
         }
     }
 
@@ -366,12 +343,7 @@ impl RedisLimiter {
         if self.skip_until_ms.load(Ordering::Relaxed) <= wall_ms {
             match self.ask(buckets).await {
                 Ok((redis_now, stored)) => return step(buckets, &stored, redis_now).0,
-                Err(Unanswered::Busy) => {
-                    self.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(on_error = ?self.on_error,
-                        "rate limiter: too many decisions waiting for Redis; this one is decided without it");
-                }
-                Err(Unanswered::Failed(e)) => {
+                Err(e) => {
                     self.errors.fetch_add(1, Ordering::Relaxed);
                     self.skip_until_ms.store(
                         wall_ms + REDIS_RETRY_AFTER.as_millis() as i64,
@@ -403,7 +375,6 @@ async fn call_in_batches(
     mut conn: redis::aio::ConnectionManager,
     script: redis::Script,
     queue: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Ask>>>,
-    calls: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(REDIS_BATCH);
     loop {
@@ -413,13 +384,6 @@ async fn call_in_batches(
                 return;
             }
         }
-        // A request whose caller gave up (timed out, or its client hung up) was decided
-        // without Redis: it takes nothing there.
-        batch.retain(|ask| !ask.reply.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
-        calls.fetch_add(1, Ordering::Relaxed);
         match call(&mut conn, &script, &batch).await {
             Ok((now, mut stored)) => {
                 for ask in batch.drain(..).rev() {
@@ -503,15 +467,6 @@ impl RateLimiter {
         match self {
             Self::Local(_) => 0,
             Self::Redis(r) => r.errors.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Calls of the shared limiter's script so far (several requests go in one call when
-    /// they arrive together); 0 for a local one.
-    pub fn redis_calls(&self) -> u64 {
-        match self {
-            Self::Local(_) => 0,
-            Self::Redis(r) => r.calls.load(Ordering::Relaxed),
         }
     }
 
