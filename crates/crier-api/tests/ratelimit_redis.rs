@@ -109,50 +109,6 @@ async fn a_limit_holds_across_nodes_deciding_at_once() {
     assert_eq!(allowed, 50);
 }
 
-/// Requests that arrive together on one node go to Redis together (one script call for many),
-/// each decided as if alone and in turn: 900 requests at once over three keys sharing one
-/// workspace ceiling, each key allowed 40 a minute and the workspace 100. Exactly 100 pass,
-/// none of the keys more than 40, and every refusal names the window that refused it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_decided_together_each_hold_their_limits() {
-    let Some(url) = redis() else { return };
-    let node = Arc::new(limiter(&url, OnRedisError::Closed));
-    let workspace = Bucket {
-        key: fresh_key(),
-        windows: windows(100, 10_000),
-    };
-    let keys: Vec<[Bucket; 2]> = (0..3)
-        .map(|_| {
-            [
-                Bucket {
-                    key: fresh_key(),
-                    windows: windows(40, 10_000),
-                },
-                workspace,
-            ]
-        })
-        .collect();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..900 {
-        let node = node.clone();
-        let buckets = keys[i % 3];
-        tasks.spawn(async move { (i % 3, node.check(&buckets, 0).await) });
-    }
-    let mut allowed = [0usize; 3];
-    while let Some(done) = tasks.join_next().await {
-        let (key, d) = done.unwrap();
-        assert!(!d.unavailable, "Redis answered every decision: {d:?}");
-        if d.allowed {
-            allowed[key] += 1;
-        } else {
-            assert!(d.refused_by.is_some(), "{d:?}");
-        }
-    }
-    assert_eq!(allowed.iter().sum::<usize>(), 100, "{allowed:?}");
-    assert!(allowed.iter().all(|&n| n <= 40), "{allowed:?}");
-    assert_eq!(node.backend_errors(), 0);
-}
-
 #[tokio::test]
 async fn an_unreachable_redis_falls_back_as_configured() {
     // Nothing listens on port 1 of loopback.

@@ -8,13 +8,9 @@
 //! takes nothing. The arithmetic is [`step`], one function for both places it runs:
 //!
 //! - [`RateLimiter::Local`]: in this process ([`Gcra`]), for one node.
-//! - [`RateLimiter::Redis`]: shared by every node, a Lua script ([`REDIS_SCRIPT`]) that reads
-//!   the time inside Redis (no clock skew between nodes), applies the same step to every
-//!   bucket of a request and writes only when all have room, atomically. The requests that
-//!   arrive while a call is under way go together in the next one (at most [`REDIS_BATCH`],
-//!   decided in their order of arrival, each as if alone): one round trip and one script run
-//!   for many requests, not one each. A lone request is a call of its own; nothing waits for a
-//!   timer. When Redis
+//! - [`RateLimiter::Redis`]: shared by every node, one Lua script per request ([`redis_limit`])
+//!   that reads the time inside Redis (no clock skew between nodes), applies the same step to
+//!   every bucket and writes only when all have room: one round trip, atomic. When Redis
 //!   cannot answer (within [`REDIS_TIMEOUT`]), the decision follows the operator's
 //!   [`OnRedisError`]: this node's own limits, or a refusal (`503`); either way it is logged
 //!   and counted (`crier_rate_limit_backend_errors_total`), and Redis is not asked again for
@@ -22,8 +18,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Divides by 1000 rounding up (µs to ms, ms to s); negative values count as 0.
@@ -204,9 +200,6 @@ pub const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct RedisLimiter {
     conn: redis::aio::ConnectionManager,
     script: redis::Script,
-    /// The queue of requests to the callers, started by the first decision (they need the
-    /// runtime); they stop when the limiter is dropped.
-    queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<Ask>>,
     on_error: OnRedisError,
     fallback: Gcra,
     errors: AtomicU64,
@@ -214,72 +207,44 @@ pub struct RedisLimiter {
     skip_until_ms: AtomicI64,
 }
 
-/// The Lua script of shared decisions, for several requests in one call. KEYS: one hash per
-/// bucket, the requests' buckets one after the other; ARGV: the number of requests, then for
-/// each its number of buckets and, per bucket and window, the interval and the period in µs
-/// (computed by the caller, so all arithmetic here is integer addition and comparison, exact
-/// in Lua's doubles). Requests are decided in order, each against what the ones before it
-/// wrote. It returns the time it read and, per request, the arrival times it found (the
-/// caller applies [`step`] to them, which decides exactly as the script did), and writes a
-/// request's new ones only when every window of that request had room.
+/// The Lua script of a shared decision. KEYS: one hash per bucket; ARGV: per bucket and
+/// window, the interval and the period in µs (computed by the caller, so all arithmetic here
+/// is integer addition and comparison, exact in Lua's doubles). It returns the time it read
+/// and the arrival times it found (the caller applies [`step`] to them, which decides exactly
+/// as the script did), and writes the new ones only when every window had room.
 pub const REDIS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {now}
-local k = 0
-local a = 2
-for r = 1, tonumber(ARGV[1]) do
-  local nb = tonumber(ARGV[a])
-  a = a + 1
-  local nxt = {}
-  local ok = true
-  for b = 1, nb do
-    local stored = redis.call('HMGET', KEYS[k + b], 'm', 'd')
-    for w = 1, 2 do
-      local i = (b - 1) * 2 + w
-      local interval = tonumber(ARGV[a])
-      local period = tonumber(ARGV[a + 1])
-      a = a + 2
-      local tat = tonumber(stored[w])
-      if tat == nil then
-        out[#out + 1] = -1
-        tat = now
-      else
-        out[#out + 1] = tat
-      end
-      if tat < now then tat = now end
-      nxt[i] = tat + interval
-      if nxt[i] - now > period then ok = false end
+local nxt = {}
+local ok = true
+for b = 1, #KEYS do
+  local stored = redis.call('HMGET', KEYS[b], 'm', 'd')
+  for w = 1, 2 do
+    local i = (b - 1) * 2 + w
+    local interval = tonumber(ARGV[2 * i - 1])
+    local period = tonumber(ARGV[2 * i])
+    local tat = tonumber(stored[w])
+    if tat == nil then
+      out[#out + 1] = -1
+      tat = now
+    else
+      out[#out + 1] = tat
     end
+    if tat < now then tat = now end
+    nxt[i] = tat + interval
+    if nxt[i] - now > period then ok = false end
   end
-  if ok then
-    for b = 1, nb do
-      local m, d = nxt[2 * b - 1], nxt[2 * b]
-      redis.call('HSET', KEYS[k + b], 'm', string.format('%.0f', m), 'd', string.format('%.0f', d))
-      redis.call('PEXPIRE', KEYS[k + b], math.floor((math.max(m, d) - now) / 1000) + 1000)
-    end
+end
+if ok then
+  for b = 1, #KEYS do
+    local m, d = nxt[2 * b - 1], nxt[2 * b]
+    redis.call('HSET', KEYS[b], 'm', string.format('%.0f', m), 'd', string.format('%.0f', d))
+    redis.call('PEXPIRE', KEYS[b], math.floor((math.max(m, d) - now) / 1000) + 1000)
   end
-  k = k + nb
 end
 return out
 "#;
-
-/// Requests in one call of the script, at most.
-pub const REDIS_BATCH: usize = 128;
-/// Requests waiting for a call, at most; past this a request is decided as when Redis cannot
-/// answer.
-pub const REDIS_QUEUE: usize = 4096;
-/// Calls under way at once (on the one multiplexed connection).
-const REDIS_CALLERS: usize = 2;
-
-/// What Redis answered for one request: its clock (µs) and the arrival times found.
-type Answer = Result<(i64, Vec<Option<[i64; 2]>>), String>;
-
-/// A request waiting for a call of the script.
-struct Ask {
-    buckets: Vec<Bucket>,
-    reply: tokio::sync::oneshot::Sender<Answer>,
-}
 
 /// The Redis key of a bucket.
 fn redis_key(key: u64) -> String {
@@ -299,7 +264,6 @@ impl RedisLimiter {
         Ok(Self {
             conn,
             script: redis::Script::new(REDIS_SCRIPT),
-            queue: std::sync::OnceLock::new(),
             on_error,
             fallback: Gcra::default(),
             errors: AtomicU64::new(0),
@@ -308,34 +272,32 @@ impl RedisLimiter {
     }
 
     /// The stored arrival times of `buckets` and Redis's clock, after taking one request
-    /// from each when all had room: the request waits for the next call of the script (see
-    /// the module), at most [`REDIS_TIMEOUT`].
-    async fn ask(&self, buckets: &[Bucket]) -> Answer {
-        let queue = self.queue.get_or_init(|| {
-            let (tx, rx) = tokio::sync::mpsc::channel(REDIS_QUEUE);
-            let rx = Arc::new(tokio::sync::Mutex::new(rx));
-            for _ in 0..REDIS_CALLERS {
-                tokio::spawn(call_in_batches(
-                    self.conn.clone(),
-                    self.script.clone(),
-                    rx.clone(),
-                ));
+    /// from each when all had room.
+    async fn ask(&self, buckets: &[Bucket]) -> redis::RedisResult<(i64, Vec<Option<[i64; 2]>>)> {
+        let mut call = self.script.prepare_invoke();
+        for b in buckets {
+            call.key(redis_key(b.key));
+        }
+        for b in buckets {
+            for w in &b.windows {
+                call.arg(w.interval_us()).arg(w.period_us());
             }
-            tx
-        });
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let ask = Ask {
-            buckets: buckets.to_vec(),
-            reply,
-        };
-        if queue.try_send(ask).is_err() {
-            return Err("too many decisions waiting for Redis".into());
         }
-        match tokio::time::timeout(REDIS_TIMEOUT, answer).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err("the rate limiter's Redis caller stopped".into()),
-            Err(_) => Err("timed out".into()),
+        let mut conn = self.conn.clone();
+        let out: Vec<i64> = tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async(&mut conn))
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))??;
+        if out.len() != 1 + 2 * buckets.len() {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "unexpected answer from the rate-limit script",
+            )));
         }
+        let stored = out[1..]
+            .chunks(2)
+            .map(|c| (c[0] >= 0 && c[1] >= 0).then_some([c[0], c[1]]))
+            .collect();
+        Ok((out[0], stored))
     }
 
     async fn check(&self, buckets: &[Bucket], now_ms: i64) -> Decision {
@@ -367,74 +329,6 @@ impl RedisLimiter {
             }
         }
     }
-}
-
-/// A caller of the script: takes every request waiting (at most [`REDIS_BATCH`]), decides them
-/// in one call, answers each; until the limiter is dropped.
-async fn call_in_batches(
-    mut conn: redis::aio::ConnectionManager,
-    script: redis::Script,
-    queue: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Ask>>>,
-) {
-    let mut batch = Vec::with_capacity(REDIS_BATCH);
-    loop {
-        {
-            let mut queue = queue.lock().await;
-            if queue.recv_many(&mut batch, REDIS_BATCH).await == 0 {
-                return;
-            }
-        }
-        match call(&mut conn, &script, &batch).await {
-            Ok((now, mut stored)) => {
-                for ask in batch.drain(..).rev() {
-                    let mine = stored.split_off(stored.len() - ask.buckets.len());
-                    let _ = ask.reply.send(Ok((now, mine)));
-                }
-            }
-            Err(e) => {
-                let e = e.to_string();
-                for ask in batch.drain(..) {
-                    let _ = ask.reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// One call of the script for `batch`: Redis's clock and every request's arrival times found,
-/// in the batch's order.
-async fn call(
-    conn: &mut redis::aio::ConnectionManager,
-    script: &redis::Script,
-    batch: &[Ask],
-) -> redis::RedisResult<(i64, Vec<Option<[i64; 2]>>)> {
-    let mut call = script.prepare_invoke();
-    call.arg(batch.len());
-    let mut buckets = 0;
-    for ask in batch {
-        call.arg(ask.buckets.len());
-        for b in &ask.buckets {
-            call.key(redis_key(b.key));
-            for w in &b.windows {
-                call.arg(w.interval_us()).arg(w.period_us());
-            }
-        }
-        buckets += ask.buckets.len();
-    }
-    let out: Vec<i64> = tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async(conn))
-        .await
-        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))??;
-    if out.len() != 1 + 2 * buckets {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::Parse,
-            "unexpected answer from the rate-limit script",
-        )));
-    }
-    let stored = out[1..]
-        .chunks(2)
-        .map(|c| (c[0] >= 0 && c[1] >= 0).then_some([c[0], c[1]]))
-        .collect();
-    Ok((out[0], stored))
 }
 
 fn wall_clock_ms() -> i64 {
