@@ -265,17 +265,11 @@ mod tests {
     }
 
     async fn numbers(dir: &tempfile::TempDir) -> (Batches<Numbers>, sqlx::AnyPool) {
-        sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE t (x INTEGER PRIMARY KEY CHECK (x > 0))")
-            .execute(&pool)
-            .await
-            .unwrap();
+        let pool = crate::group::tests::sqlite_with(
+            dir,
+            "CREATE TABLE t (x INTEGER PRIMARY KEY CHECK (x > 0))",
+        )
+        .await;
         let group = GroupCommit::start(pool.clone());
         (Batches::start(Sink::Sqlite(group)), pool)
     }

@@ -155,11 +155,12 @@ async fn run_batch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A committer over a fresh SQLite file with one table, and its pool.
-    async fn committer_on(dir: &tempfile::TempDir) -> (GroupCommit, AnyPool) {
+    /// A one-connection pool over a fresh SQLite file in `dir` holding the table `table`
+    /// (its `CREATE TABLE` statement); the batch writer's tests use it too.
+    pub(crate) async fn sqlite_with(dir: &tempfile::TempDir, table: &'static str) -> AnyPool {
         sqlx::any::install_default_drivers();
         let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
         let pool = sqlx::any::AnyPoolOptions::new()
@@ -167,10 +168,13 @@ mod tests {
             .connect(&url)
             .await
             .unwrap();
-        sqlx::query("CREATE TABLE t (x INTEGER PRIMARY KEY)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query(table).execute(&pool).await.unwrap();
+        pool
+    }
+
+    /// A committer over a fresh SQLite file with one table, and its pool.
+    async fn committer_on(dir: &tempfile::TempDir) -> (GroupCommit, AnyPool) {
+        let pool = sqlite_with(dir, "CREATE TABLE t (x INTEGER PRIMARY KEY)").await;
         (GroupCommit::start(pool.clone()), pool)
     }
 
