@@ -45,7 +45,7 @@ pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     let mut body = req.into_body().into_data_stream();
     if let Some(n) = declared.filter(|n| *n > MAX_BODY_BYTES as u64) {
         if n <= MAX_BODY_BYTES as u64 + DRAIN_BYTES {
-            drain(&mut body).await;
+            drain(&mut body, DRAIN_BYTES, DRAIN_TIME).await;
         }
         return Err(payload_too_large());
     }
@@ -58,7 +58,7 @@ pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
             )
         })?;
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
-            drain(&mut body).await;
+            drain(&mut body, DRAIN_BYTES, DRAIN_TIME).await;
             return Err(payload_too_large());
         }
         buf.extend_from_slice(&chunk);
@@ -66,11 +66,16 @@ pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(buf))
 }
 
-/// Reads and discards what is left of a body, up to [`DRAIN_BYTES`] and [`DRAIN_TIME`].
-async fn drain(body: &mut axum::body::BodyDataStream) {
-    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+/// Reads and discards what is left of a body, up to `max_bytes` and for `max_time` at most
+/// (here [`DRAIN_BYTES`] and [`DRAIN_TIME`]; the server's for a body a handler left unread).
+pub(crate) async fn drain(
+    body: &mut axum::body::BodyDataStream,
+    max_bytes: u64,
+    max_time: std::time::Duration,
+) {
+    let deadline = tokio::time::Instant::now() + max_time;
     let mut read = 0u64;
-    while read < DRAIN_BYTES {
+    while read < max_bytes {
         match tokio::time::timeout_at(deadline, body.next()).await {
             Ok(Some(Ok(chunk))) => read += chunk.len() as u64,
             _ => return,

@@ -41,7 +41,6 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Version, header};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -187,7 +186,12 @@ async fn answer(
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         } else {
-            tokio::spawn(read_to_end(rest));
+            // Dropped before its end (past a bound), the body makes hyper close the
+            // connection after the answer.
+            tokio::spawn(async move {
+                let mut rest = Body::new(rest).into_data_stream();
+                crate::extract::drain(&mut rest, LINGER_BYTES, LINGER_TIME).await;
+            });
         }
     }
     Ok(resp)
@@ -201,24 +205,6 @@ fn asks_to_close(headers: &axum::http::HeaderMap) -> bool {
                 .any(|token| token.trim().eq_ignore_ascii_case("close"))
         })
     })
-}
-
-/// Reads and discards `body` to its end within [`LINGER_BYTES`] and [`LINGER_TIME`]. Dropped
-/// before its end (past a bound), the body makes hyper close the connection after the answer.
-async fn read_to_end(mut body: Incoming) {
-    let deadline = Instant::now() + LINGER_TIME;
-    let mut read = 0u64;
-    loop {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Ok(None) | Ok(Some(Err(_))) | Err(_) => return,
-            Ok(Some(Ok(frame))) => {
-                read += frame.data_ref().map_or(0, |d| d.len() as u64);
-                if read > LINGER_BYTES {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// A request body lent to the router: dropped before its end, it goes back to `back`.
