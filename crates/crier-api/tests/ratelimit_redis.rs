@@ -109,6 +109,134 @@ async fn a_limit_holds_across_nodes_deciding_at_once() {
     assert_eq!(allowed, 50);
 }
 
+/// A key allowed 12,800 a day (and a million a minute), so the day decides and hardly refills
+/// during a test; room enough that busy nodes take tokens ahead.
+fn busy_bucket() -> [Bucket; 1] {
+    [Bucket {
+        key: fresh_key(),
+        windows: windows(1_000_000, 12_800),
+    }]
+}
+
+#[tokio::test]
+async fn a_busy_key_shares_calls_between_requests_and_its_limit_still_holds_across_nodes() {
+    let Some(url) = redis() else { return };
+    let nodes: Vec<Arc<RateLimiter>> = (0..3)
+        .map(|_| Arc::new(limiter(&url, OnRedisError::Closed)))
+        .collect();
+    let bucket = busy_bucket();
+    // 18,000 requests, 6,000 a node, 64 at a time on each: more than the limit on every node.
+    let mut tasks = tokio::task::JoinSet::new();
+    for node in &nodes {
+        for _ in 0..64 {
+            let node = node.clone();
+            tasks.spawn(async move {
+                let mut allowed = 0;
+                for _ in 0..6_000 / 64 + 1 {
+                    let d = node.check(&bucket, 0).await;
+                    assert!(!d.unavailable, "Redis answered every decision");
+                    allowed += u64::from(d.allowed);
+                }
+                allowed
+            });
+        }
+    }
+    let mut allowed = 0;
+    while let Some(n) = tasks.join_next().await {
+        allowed += n.unwrap();
+    }
+    let calls: u64 = nodes.iter().map(|n| n.redis_calls()).sum();
+    assert!(allowed <= 12_800, "{allowed} allowed");
+    // Tokens taken ahead are used by the node's next requests, which keep coming.
+    assert!(allowed >= 12_800 - 3 * 128, "{allowed} allowed");
+    // Every refusal is a call of its own (nothing in hand); the allowed requests shared theirs.
+    let refused = 3 * 64 * (6_000 / 64 + 1) - allowed;
+    assert!(
+        calls - refused < allowed / 4,
+        "{} script calls for {allowed} allowed requests",
+        calls - refused
+    );
+}
+
+#[tokio::test]
+async fn tokens_a_node_took_ahead_and_did_not_use_go_back() {
+    let Some(url) = redis() else { return };
+    let busy = limiter(&url, OnRedisError::Closed);
+    let bucket = busy_bucket();
+    for _ in 0..500 {
+        assert!(busy.check(&bucket, 0).await.allowed);
+    }
+    assert!(busy.redis_calls() < 100, "{}", busy.redis_calls());
+    // After a pause: its next call gives back what it did not use.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(busy.check(&bucket, 0).await.allowed);
+    // Another node, deciding alone, sees exactly the 502 requests taken from the day.
+    let other = limiter(&url, OnRedisError::Closed);
+    let d = other.check(&bucket, 0).await;
+    assert!(d.allowed);
+    assert_eq!(d.windows[1].remaining, 12_800 - 502, "{d:?}");
+}
+
+/// Runs the rate-limit script on one bucket (a minute window of 60,000: 1 ms a request)
+/// giving back `back` tokens whose call left `after_us` ahead of Redis's now; returns the arrival
+/// time the script found after the give-back, less Redis's now (µs).
+async fn give_back(
+    url: &str,
+    key: &str,
+    stored_ahead_us: i64,
+    back: u32,
+    after_ahead_us: i64,
+) -> i64 {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let now = secs * 1_000_000 + micros;
+    let _: () = redis::cmd("HSET")
+        .arg(key)
+        .arg("m")
+        .arg(now + stored_ahead_us)
+        .arg("d")
+        .arg(now)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let out: Vec<i64> = redis::Script::new(crier_api::auth::ratelimit::REDIS_SCRIPT)
+        .key(key)
+        .arg(1) // want
+        .arg(back)
+        .arg(64)
+        .arg(1_000) // minute: interval, period, after
+        .arg(60_000_000)
+        .arg(now + after_ahead_us)
+        .arg(86_400) // day: 1,000,000 a day
+        .arg(86_400_000_000i64)
+        .arg(0)
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+    out[2] - out[0]
+}
+
+#[tokio::test]
+async fn a_give_back_never_adds_room_that_time_already_restored() {
+    let Some(url) = redis() else { return };
+    let key = format!("crier:rl:{:016x}", fresh_key());
+    // 5 s of requests ahead; 100 tokens (100 ms) given back whose call left 1 s ahead: all
+    // of them come back.
+    let ahead = give_back(&url, &key, 5_000_000, 100, 1_000_000).await;
+    assert!((4_890_000..=4_900_000).contains(&ahead), "{ahead}");
+    // The call that took them left its arrival time 30 ms ahead of now: only those 30 ms are
+    // still owed; the rest time has already given back.
+    let ahead = give_back(&url, &key, 5_000_000, 100, 30_000).await;
+    assert!((4_960_000..=4_970_000).contains(&ahead), "{ahead}");
+    // Their call's arrival time is already past: nothing comes back.
+    let ahead = give_back(&url, &key, 5_000_000, 100, -1_000_000).await;
+    assert!((4_990_000..=5_000_000).contains(&ahead), "{ahead}");
+}
+
 #[tokio::test]
 async fn an_unreachable_redis_falls_back_as_configured() {
     // Nothing listens on port 1 of loopback.

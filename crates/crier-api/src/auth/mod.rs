@@ -17,6 +17,7 @@
 //! briefly, so a repeated fake costs no look-up at all.
 
 pub mod cache;
+pub mod leases;
 pub mod ratelimit;
 pub mod usage;
 

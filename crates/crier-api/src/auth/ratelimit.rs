@@ -8,9 +8,11 @@
 //! takes nothing. The arithmetic is [`step`], one function for both places it runs:
 //!
 //! - [`RateLimiter::Local`]: in this process ([`Gcra`]), for one node.
-//! - [`RateLimiter::Redis`]: shared by every node, one Lua script per request ([`redis_limit`])
+//! - [`RateLimiter::Redis`]: shared by every node, one Lua script call ([`REDIS_SCRIPT`])
 //!   that reads the time inside Redis (no clock skew between nodes), applies the same step to
-//!   every bucket and writes only when all have room: one round trip, atomic. When Redis
+//!   every bucket and writes only when all have room: one round trip, atomic. A call decides
+//!   one request, or takes a few tokens ahead for a busy key's next requests on this node
+//!   ([`super::leases`]: never more than the limits allow across nodes). When Redis
 //!   cannot answer (within [`REDIS_TIMEOUT`]), the decision follows the operator's
 //!   [`OnRedisError`]: this node's own limits, or a refusal (`503`); either way it is logged
 //!   and counted (`crier_rate_limit_backend_errors_total`), and Redis is not asked again for
@@ -21,6 +23,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use super::leases::{self, GiveBack, Grant, Leases, Plan};
 
 /// Divides by 1000 rounding up (µs to ms, ms to s); negative values count as 0.
 pub fn ceil_div_1000(v: i64) -> i64 {
@@ -40,7 +44,7 @@ impl Window {
         i64::from(self.seconds) * 1_000_000
     }
 
-    fn interval_us(&self) -> i64 {
+    pub(crate) fn interval_us(&self) -> i64 {
         self.period_us() / i64::from(self.limit.max(1))
     }
 }
@@ -205,40 +209,65 @@ pub struct RedisLimiter {
     errors: AtomicU64,
     /// Until when (ms since the epoch, wall clock) decisions skip Redis.
     skip_until_ms: AtomicI64,
+    /// Tokens taken ahead for busy keys, and the clock they age on.
+    leases: Leases,
+    epoch: std::time::Instant,
+    /// Script calls made.
+    calls: AtomicU64,
 }
 
-/// The Lua script of a shared decision. KEYS: one hash per bucket; ARGV: per bucket and
-/// window, the interval and the period in µs (computed by the caller, so all arithmetic here
-/// is integer addition and comparison, exact in Lua's doubles). It returns the time it read
-/// and the arrival times it found (the caller applies [`step`] to them, which decides exactly
-/// as the script did), and writes the new ones only when every window had room.
+/// The Lua script of a shared decision. KEYS: one hash per bucket; ARGV: the tokens wanted
+/// (at least 1; see [`super::leases`]), the unused tokens given back, the room share, then per
+/// bucket and window the interval, the period and the arrival time the given-back tokens'
+/// call left, in µs (computed by the caller, so all arithmetic here is integer addition,
+/// multiplication by small counts and comparison, exact in Lua's doubles).
+///
+/// It gives back the unused tokens first: each arrival time moves back by their intervals, but
+/// at most by what the call that took them still holds ahead of now (see
+/// [`super::leases::GiveBack`]), and never before now. Then it grants one token if every window has room, and more (up to the tokens wanted) only
+/// while every window keeps [`super::leases::ROOM_SHARE`] times as much room. It returns the
+/// time it read, the tokens granted and the arrival times after the give-back (`-1`: none
+/// stored); the caller applies [`step`] to them, which decides the first token exactly as the
+/// script did. It writes only when it granted or gave back something.
 pub const REDIS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local out = {now}
-local nxt = {}
-local ok = true
+local want = tonumber(ARGV[1])
+local back = tonumber(ARGV[2])
+local share = tonumber(ARGV[3])
+local out = {now, 0}
+local cur = {}
+local k = want
 for b = 1, #KEYS do
   local stored = redis.call('HMGET', KEYS[b], 'm', 'd')
   for w = 1, 2 do
     local i = (b - 1) * 2 + w
-    local interval = tonumber(ARGV[2 * i - 1])
-    local period = tonumber(ARGV[2 * i])
+    local interval = tonumber(ARGV[3 * i + 1])
+    local period = tonumber(ARGV[3 * i + 2])
     local tat = tonumber(stored[w])
     if tat == nil then
       out[#out + 1] = -1
       tat = now
     else
+      if back > 0 then
+        tat = tat - math.min(back * interval, math.max(0, tonumber(ARGV[3 * i + 3]) - now))
+      end
+      if tat < now then tat = now end
       out[#out + 1] = tat
     end
-    if tat < now then tat = now end
-    nxt[i] = tat + interval
-    if nxt[i] - now > period then ok = false end
+    cur[i] = tat
+    if tat + interval - now > period then
+      k = 0
+    elseif k > 1 then
+      k = math.min(k, math.max(1, math.floor((period - (tat - now)) / (interval * share))))
+    end
   end
 end
-if ok then
+out[2] = k
+if k > 0 or back > 0 then
   for b = 1, #KEYS do
-    local m, d = nxt[2 * b - 1], nxt[2 * b]
+    local m = cur[2 * b - 1] + k * tonumber(ARGV[6 * b - 2])
+    local d = cur[2 * b] + k * tonumber(ARGV[6 * b + 1])
     redis.call('HSET', KEYS[b], 'm', string.format('%.0f', m), 'd', string.format('%.0f', d))
     redis.call('PEXPIRE', KEYS[b], math.floor((math.max(m, d) - now) / 1000) + 1000)
   end
@@ -268,67 +297,165 @@ impl RedisLimiter {
             fallback: Gcra::default(),
             errors: AtomicU64::new(0),
             skip_until_ms: AtomicI64::new(0),
+            leases: Leases::default(),
+            epoch: std::time::Instant::now(),
+            calls: AtomicU64::new(0),
         })
     }
 
-    /// The stored arrival times of `buckets` and Redis's clock, after taking one request
-    /// from each when all had room.
-    async fn ask(&self, buckets: &[Bucket]) -> redis::RedisResult<(i64, Vec<Option<[i64; 2]>>)> {
+    /// Redis's clock, the tokens granted (0: refused) and the arrival times of `buckets` as
+    /// the script found them after the give-back (see [`REDIS_SCRIPT`]).
+    async fn ask(
+        &self,
+        buckets: &[Bucket],
+        want: u32,
+        back: Option<&GiveBack>,
+    ) -> redis::RedisResult<Answer> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let mut call = self.script.prepare_invoke();
         for b in buckets {
             call.key(redis_key(b.key));
         }
-        for b in buckets {
-            for w in &b.windows {
-                call.arg(w.interval_us()).arg(w.period_us());
+        call.arg(want)
+            .arg(back.map_or(0, |g| g.tokens))
+            .arg(leases::ROOM_SHARE);
+        for (i, b) in buckets.iter().enumerate() {
+            let after = back.and_then(|g| g.after.get(i)).copied().unwrap_or([0, 0]);
+            for (w, after) in b.windows.iter().zip(after) {
+                call.arg(w.interval_us()).arg(w.period_us()).arg(after);
             }
         }
         let mut conn = self.conn.clone();
         let out: Vec<i64> = tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async(&mut conn))
             .await
             .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))??;
-        if out.len() != 1 + 2 * buckets.len() {
+        if out.len() != 2 + 2 * buckets.len() || !(0..=i64::from(want)).contains(&out[1]) {
             return Err(redis::RedisError::from((
                 redis::ErrorKind::Parse,
                 "unexpected answer from the rate-limit script",
             )));
         }
-        let stored = out[1..]
+        let stored = out[2..]
             .chunks(2)
             .map(|c| (c[0] >= 0 && c[1] >= 0).then_some([c[0], c[1]]))
             .collect();
-        Ok((out[0], stored))
+        Ok(Answer {
+            now_us: out[0],
+            granted: out[1] as u32,
+            stored,
+        })
+    }
+
+    /// Asks Redis for `want` tokens, giving back `back`: the decision on the first token and
+    /// what was granted (`None`: nothing), or `Err` when Redis did not answer (recorded, and
+    /// Redis is left alone for [`REDIS_RETRY_AFTER`]).
+    async fn call(
+        &self,
+        buckets: &[Bucket],
+        want: u32,
+        back: Option<&GiveBack>,
+        wall_ms: i64,
+    ) -> Result<(Decision, Option<Grant>), ()> {
+        if self.skip_until_ms.load(Ordering::Relaxed) > wall_ms {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            return Err(());
+        }
+        match self.ask(buckets, want, back).await {
+            Ok(a) => {
+                let decision = step(buckets, &a.stored, a.now_us).0;
+                debug_assert_eq!(decision.allowed, a.granted > 0);
+                let grant = (a.granted > 0).then(|| Grant {
+                    tokens: a.granted,
+                    base: leases::advanced(&decision, a.granted - 1),
+                    after: buckets
+                        .iter()
+                        .zip(&a.stored)
+                        .map(|(b, s)| {
+                            let s = s.unwrap_or([a.now_us; 2]);
+                            [0, 1].map(|w| {
+                                s[w].max(a.now_us)
+                                    + i64::from(a.granted) * b.windows[w].interval_us()
+                            })
+                        })
+                        .collect(),
+                });
+                Ok((decision, grant))
+            }
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                self.skip_until_ms.store(
+                    wall_ms + REDIS_RETRY_AFTER.as_millis() as i64,
+                    Ordering::Relaxed,
+                );
+                tracing::warn!(error = %e, on_error = ?self.on_error,
+                    "rate limiter: Redis did not answer; deciding without it for a second");
+                Err(())
+            }
+        }
     }
 
     async fn check(&self, buckets: &[Bucket], now_ms: i64) -> Decision {
         let wall_ms = wall_clock_ms();
-        if self.skip_until_ms.load(Ordering::Relaxed) <= wall_ms {
-            match self.ask(buckets).await {
-                Ok((redis_now, stored)) => return step(buckets, &stored, redis_now).0,
-                Err(e) => {
-                    self.errors.fetch_add(1, Ordering::Relaxed);
-                    self.skip_until_ms.store(
-                        wall_ms + REDIS_RETRY_AFTER.as_millis() as i64,
-                        Ordering::Relaxed,
-                    );
-                    tracing::warn!(error = %e, on_error = ?self.on_error,
-                        "rate limiter: Redis did not answer; deciding without it for a second");
-                }
+        // Leases age on this node's monotonic clock, whatever the application's clock does.
+        let lease_ms = self.epoch.elapsed().as_millis() as i64;
+        let (want, back, refill) = match self.leases.take(buckets, lease_ms) {
+            Plan::Local {
+                decision,
+                refill: None,
+            } => return decision,
+            Plan::Local {
+                decision,
+                refill: Some(want),
+            } => {
+                // Decided with a token in hand; this request also fetches the next ones
+                // (unless Redis is being left alone: nothing was decided without it).
+                let grant = if self.skip_until_ms.load(Ordering::Relaxed) > wall_ms {
+                    None
+                } else {
+                    self.call(buckets, want, None, wall_ms)
+                        .await
+                        .ok()
+                        .and_then(|(_, g)| g)
+                };
+                let spare = grant.as_ref().map_or(0, |g| g.tokens);
+                self.leases.settle(buckets, lease_ms, spare, grant);
+                return decision;
             }
-        } else {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        match self.on_error {
-            OnRedisError::Local => self.fallback.check_buckets(buckets, now_ms * 1000),
-            OnRedisError::Closed => {
-                let mut d = step(buckets, &vec![None; buckets.len()], now_ms * 1000).0;
-                d.allowed = false;
-                d.unavailable = true;
-                d.retry_after_ms = REDIS_RETRY_AFTER.as_millis() as i64;
-                d
+            Plan::Ask { want, back, refill } => (want, back, refill),
+        };
+        let answer = self.call(buckets, want, back.as_ref(), wall_ms).await;
+        match answer {
+            Ok((decision, grant)) => {
+                if refill {
+                    let spare = grant.as_ref().map_or(0, |g| g.tokens - 1);
+                    self.leases.settle(buckets, lease_ms, spare, grant);
+                }
+                decision
+            }
+            Err(()) => {
+                if refill {
+                    self.leases.settle(buckets, lease_ms, 0, None);
+                }
+                match self.on_error {
+                    OnRedisError::Local => self.fallback.check_buckets(buckets, now_ms * 1000),
+                    OnRedisError::Closed => {
+                        let mut d = step(buckets, &vec![None; buckets.len()], now_ms * 1000).0;
+                        d.allowed = false;
+                        d.unavailable = true;
+                        d.retry_after_ms = REDIS_RETRY_AFTER.as_millis() as i64;
+                        d
+                    }
+                }
             }
         }
     }
+}
+
+/// What the rate-limit script answered.
+struct Answer {
+    now_us: i64,
+    granted: u32,
+    stored: Vec<Option<[i64; 2]>>,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -364,6 +491,15 @@ impl RateLimiter {
         }
     }
 
+    /// Calls to the shared limiter's script (each decides one request, or a few of a busy
+    /// key's: see [`super::leases`]); 0 for a local one.
+    pub fn redis_calls(&self) -> u64 {
+        match self {
+            Self::Local(_) => 0,
+            Self::Redis(r) => r.calls.load(Ordering::Relaxed),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Local(_) => "local",
@@ -375,14 +511,17 @@ impl RateLimiter {
     pub fn prune(&self, now_ms: i64) {
         match self {
             Self::Local(g) => g.prune(now_ms * 1000),
-            Self::Redis(r) => r.fallback.prune(now_ms * 1000),
+            Self::Redis(r) => {
+                r.fallback.prune(now_ms * 1000);
+                r.leases.prune(r.epoch.elapsed().as_millis() as i64);
+            }
         }
     }
 }
 
 /// Keys are already well-mixed hashes (digest bytes), so the map need not hash them again.
 #[derive(Default)]
-struct IdentityHasher(u64);
+pub(crate) struct IdentityHasher(u64);
 
 impl Hasher for IdentityHasher {
     fn finish(&self) -> u64 {

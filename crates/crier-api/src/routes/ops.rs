@@ -56,8 +56,13 @@ fn limiter_metrics(limiter: &crate::auth::ratelimit::RateLimiter) -> String {
          # HELP crier_rate_limit_backend_errors_total Decisions the shared limiter (Redis) \
          could not make; the fallback decided them.\n\
          # TYPE crier_rate_limit_backend_errors_total counter\n\
-         crier_rate_limit_backend_errors_total {}\n",
+         crier_rate_limit_backend_errors_total {}\n\
+         # HELP crier_rate_limit_redis_calls_total Calls to the shared limiter's script (a busy \
+         key's requests share calls: tokens taken ahead).\n\
+         # TYPE crier_rate_limit_redis_calls_total counter\n\
+         crier_rate_limit_redis_calls_total {}\n",
         limiter.kind(),
-        limiter.backend_errors()
+        limiter.backend_errors(),
+        limiter.redis_calls()
     )
 }
