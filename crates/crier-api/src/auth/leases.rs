@@ -304,7 +304,7 @@ fn shown(base: &Decision, left: u32, elapsed_ms: i64) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::ratelimit::{WindowState, windows};
+    use crate::auth::ratelimit::{step, windows};
 
     fn bucket() -> Vec<Bucket> {
         vec![Bucket {
@@ -313,27 +313,13 @@ mod tests {
         }]
     }
 
+    /// An allowed decision on [`bucket`] showing `remaining` in both windows.
     fn base(remaining: u32) -> Decision {
-        let w = windows(60_000, 1_000_000);
-        Decision {
-            allowed: true,
-            retry_after_ms: 0,
-            refused_by: None,
-            by_workspace: false,
-            unavailable: false,
-            windows: [
-                WindowState {
-                    window: w[0],
-                    remaining,
-                    reset_ms: 500,
-                },
-                WindowState {
-                    window: w[1],
-                    remaining,
-                    reset_ms: 500,
-                },
-            ],
+        let mut d = step(&bucket(), &[None], 0).0;
+        for w in &mut d.windows {
+            w.remaining = remaining;
         }
+        d
     }
 
     fn grant(tokens: u32, remaining: u32) -> Grant {
