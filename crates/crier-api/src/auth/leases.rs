@@ -1,31 +1,39 @@
 //! Tokens a node takes ahead from the shared limiter for a busy key, so that a key sending
 //! thousands of requests a second costs Redis one call per batch rather than one per request.
 //!
-//! Every token still comes from Redis's script, so across all nodes no more requests pass
-//! than the limits allow. What a node holds ahead is kept small and short-lived:
+//! Every token comes from Redis's script and none is ever given back, so across all nodes no
+//! more requests pass than the limits allow. What a node holds ahead is kept small and
+//! short-lived:
 //!
 //! - A call asks for the key's current size: 1 at first, doubled each time the tokens ran
 //!   out (or ran low) within [`LEASE_TTL_MS`] of the last call, at most [`MAX_LEASE`], and 1
 //!   again after a pause of that long. A key sending fewer than about ten requests a second
 //!   stays at 1: one call per request, as without leases.
-//! - The script grants more than one token only while every window has at least
-//!   [`ROOM_SHARE`] times that much room left. Near a limit every request is one call again,
-//!   so refusals are as exact as without leases, and a node never holds more than 1/64 of
-//!   what a window has left (a key allowed fewer than 128 requests a window never leases).
-//! - Tokens not used within [`LEASE_TTL_MS`] of the key's last call are given back with its
-//!   next call: the script moves the arrival times back, but only by what is still owed
-//!   ([`GiveBack`]), so a give-back never adds room. A node uses tokens only within
-//!   [`LEASE_TTL_MS`] of its last call for the key, timed on its monotonic clock.
-//! - While one call for more is under way, other requests of the key ask for one token each
-//!   rather than piling up more tokens.
+//! - The script grants more than one token only while every window keeps [`ROOM_SHARE`] times
+//!   that much room. Near a limit every request is one call again, so refusals are as exact
+//!   as without leases, and a node never holds more than 1/64 of what a window has left (a
+//!   key allowed fewer than 128 requests a window never takes any ahead).
+//! - Tokens are used only within [`LEASE_TTL_MS`] of the key's last call (on this node's
+//!   monotonic clock); after a pause the rest are dropped, not used late. A dropped token
+//!   is room the key gets back as time passes, so the cost of a pause is at most
+//!   [`MAX_LEASE`] + [`MAX_LEASE`] / 2 requests' worth of time on one node.
+//! - One call for more per key and node at a time. A request that finds nothing in hand
+//!   while one for several tokens is under way waits for it (in all at most the call's
+//!   timeout), then takes a token or asks Redis alone. At a limit nobody waits: the last
+//!   call was refused, so each request asks alone and a refusal comes at once.
 //!
 //! A request decided with a token in hand shows the `RateLimit` headers of the call that
 //! granted it, advanced by the tokens used since: the same figures one call per request would
 //! show, to within the time elapsed (at most [`LEASE_TTL_MS`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio::sync::futures::OwnedNotified;
 
 use super::ratelimit::{Bucket, Decision, IdentityHasher};
 
@@ -33,8 +41,7 @@ use super::ratelimit::{Bucket, Decision, IdentityHasher};
 pub const MAX_LEASE: u32 = 64;
 /// A call takes more than one token only while every window keeps this many times as much.
 pub const ROOM_SHARE: i64 = 64;
-/// Tokens are used within this long (ms, the node's clock) of the call that took them; the
-/// rest go back on the key's next call.
+/// Tokens are used within this long (ms, the node's monotonic clock) of the key's last call.
 pub const LEASE_TTL_MS: i64 = 100;
 /// A call for more that has not come back within this long (its request was dropped) no
 /// longer stops another.
@@ -46,8 +53,6 @@ const IDLE_MS: i64 = 10_000;
 pub const MAX_LEASES: usize = 16_384;
 
 const SHARDS: usize = 16;
-/// Grants remembered per lease for give-backs (tokens in hand rarely span more than two).
-const RECENT: usize = 3;
 
 struct Lease {
     buckets: Vec<Bucket>,
@@ -58,63 +63,56 @@ struct Lease {
     base: Option<Decision>,
     /// When (ms) the last call granted tokens.
     at_ms: i64,
-    /// The last few calls' grants, newest last: how many tokens, and the arrival times they
-    /// left (Redis's µs, per bucket). Unused tokens are counted as the newest taken.
-    recent: VecDeque<(u32, Vec<[i64; 2]>)>,
     /// Tokens the next call asks for.
     size: u32,
-    /// When (ms) the call for more under way started.
-    refilling_since: Option<i64>,
-}
-
-/// Unused tokens to give back with a call, counted as the newest taken (which any unused
-/// tokens may be), and per window the arrival time (`after`, Redis's µs) that the oldest of
-/// the calls they come from left: the give-back credits at most what that still holds ahead
-/// of now. Arrival times only grow with requests, so every moment since then owed at least
-/// that much; time restores a bucket whatever was taken, so crediting more could add room
-/// that no longer exists, while crediting less only leaves some unused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GiveBack {
-    pub tokens: u32,
-    pub after: Vec<[i64; 2]>,
-}
-
-/// What a call granted: `tokens`, the decision after all of them were taken, and the arrival
-/// times they left (Redis's µs, per bucket).
-pub struct Grant {
-    pub tokens: u32,
-    pub base: Decision,
-    pub after: Vec<[i64; 2]>,
+    /// The call for more under way: when it started, and its number.
+    refill: Option<(i64, u64)>,
+    /// The last call was refused: the key is at a limit.
+    refused: bool,
+    /// Wakes the requests waiting for that call.
+    ready: Arc<Notify>,
 }
 
 /// What a request does, decided under the lease's lock.
-#[derive(Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Decided with a token in hand; `refill`: then ask for this many more (the lease is
-    /// running low and no other call for more is under way).
+    /// Decided with a token in hand; `refill`: then ask for more (the lease is running low),
+    /// as call number `id`.
     Local {
         decision: Decision,
-        refill: Option<u32>,
+        refill: Option<Refill>,
     },
-    /// Ask the shared limiter for `want` tokens (one is this request's) and give back `back`
-    /// unused ones; `refill`: whether the spare tokens go in hand.
-    Ask {
-        want: u32,
-        back: Option<GiveBack>,
-        refill: bool,
-    },
+    /// Ask the shared limiter for `want` tokens, one of them this request's; `refill`: the
+    /// call's number when the spare tokens go in hand.
+    Ask { want: u32, refill: Option<u64> },
+    /// Wait for the call for more under way, then plan again.
+    Wait(Pin<Box<OwnedNotified>>),
+}
+
+/// A call for more tokens: how many, and its number for [`Leases::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refill {
+    pub want: u32,
+    pub id: u64,
+}
+
+/// What a call granted: `tokens`, and the decision after all of them were taken.
+pub struct Grant {
+    pub tokens: u32,
+    pub base: Decision,
 }
 
 type Shard = HashMap<u64, Lease, BuildHasherDefault<IdentityHasher>>;
 
 pub struct Leases {
     shards: Box<[Mutex<Shard>]>,
+    next_id: AtomicU64,
 }
 
 impl Default for Leases {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            next_id: AtomicU64::new(1),
         }
     }
 }
@@ -126,125 +124,146 @@ impl Leases {
             .expect("lease shard")
     }
 
-    /// What the next request against `buckets` does at `now_ms`.
-    pub fn take(&self, buckets: &[Bucket], now_ms: i64) -> Plan {
-        let mut shard = self.shard(buckets[0].key);
-        let Some(l) = shard.get_mut(&buckets[0].key) else {
-            return Plan::Ask {
-                want: 1,
-                back: None,
-                refill: true,
-            };
-        };
-        if l.buckets != buckets {
-            // The key's limits changed: what it holds was taken against the old ones.
-            shard.remove(&buckets[0].key);
-            return Plan::Ask {
-                want: 1,
-                back: None,
-                refill: true,
-            };
+    /// What the next request against `buckets` does at `now_ms`; `may_wait`: whether it may
+    /// still wait for a call under way (the caller bounds its waiting).
+    pub fn take(&self, buckets: &[Bucket], now_ms: i64, may_wait: bool) -> Plan {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = buckets[0].key;
+        let mut shard = self.shard(key);
+        let full = shard.len() >= MAX_LEASES / SHARDS;
+        match shard.get(&key).map(|l| l.buckets == buckets) {
+            Some(true) => {}
+            found => {
+                // None yet, or the key's limits changed (what it held was taken against the
+                // old ones and is dropped). Full: one call per request, as without leases.
+                if found.is_none() && full {
+                    return Plan::Ask {
+                        want: 1,
+                        refill: None,
+                    };
+                }
+                shard.insert(
+                    key,
+                    Lease {
+                        buckets: buckets.to_vec(),
+                        left: 0,
+                        base: None,
+                        at_ms: now_ms,
+                        size: 1,
+                        refill: Some((now_ms, id)),
+                        refused: false,
+                        ready: Arc::new(Notify::new()),
+                    },
+                );
+                return Plan::Ask {
+                    want: 1,
+                    refill: Some(id),
+                };
+            }
         }
+        let l = shard.get_mut(&key).expect("found above");
         let fresh = (0..LEASE_TTL_MS).contains(&(now_ms - l.at_ms));
-        let refilling = l
-            .refilling_since
-            .is_some_and(|since| now_ms - since < REFILL_STALE_MS);
+        let in_flight = l
+            .refill
+            .is_some_and(|(since, _)| now_ms - since < REFILL_STALE_MS);
         if fresh
             && l.left > 0
             && let Some(base) = &l.base
         {
             l.left -= 1;
             let decision = shown(base, l.left, now_ms - l.at_ms);
-            let refill = (!refilling && l.size > 1 && l.left < l.size / 2).then(|| {
+            let refill = (!in_flight && l.size > 1 && l.left < l.size / 2).then(|| {
                 l.size = (l.size * 2).min(MAX_LEASE);
-                l.refilling_since = Some(now_ms);
-                l.size
+                l.refill = Some((now_ms, id));
+                Refill { want: l.size, id }
             });
             return Plan::Local { decision, refill };
         }
-        if refilling {
+        if in_flight {
+            // Waiting is worth it only for a call that asks for more than its own token, and
+            // not at a limit (refusals come at once, as without leases).
+            if may_wait && l.size > 1 && !l.refused {
+                let mut wait = Box::pin(l.ready.clone().notified_owned());
+                // Registered before the lock is released, so the call's wake-up cannot be
+                // missed.
+                wait.as_mut().enable();
+                return Plan::Wait(wait);
+            }
             return Plan::Ask {
                 want: 1,
-                back: None,
-                refill: false,
+                refill: None,
             };
         }
-        // Out of tokens within the lease's life: ask for twice as many. After a pause: give
-        // back what is left and start again from one.
-        let left = if fresh {
-            0
+        // Out of tokens within the lease's life: ask for twice as many. After a pause: drop
+        // what is left and start again from one.
+        if fresh {
+            l.size = (l.size * 2).min(MAX_LEASE);
         } else {
-            std::mem::take(&mut l.left)
-        };
-        let back = give_back(&mut l.recent, left);
-        l.size = if fresh {
-            (l.size * 2).min(MAX_LEASE)
-        } else {
-            1
-        };
-        l.refilling_since = Some(now_ms);
+            l.left = 0;
+            l.size = 1;
+        }
+        l.refill = Some((now_ms, id));
         Plan::Ask {
             want: l.size,
-            back,
-            refill: true,
+            refill: Some(id),
         }
     }
 
-    /// The outcome of a call planned by [`Leases::take`] with `refill`: what it granted
-    /// (`spare` of the tokens not used by the calling request), or `None` when it granted
-    /// nothing (refused, or Redis did not answer).
-    pub fn settle(&self, buckets: &[Bucket], now_ms: i64, spare: u32, granted: Option<Grant>) {
-        let key = buckets[0].key;
-        let mut shard = self.shard(key);
-        if !shard.contains_key(&key) {
-            if granted.is_none() {
-                return;
-            }
-            // Full: this key gets one call per request until the timer's prune makes room.
-            if shard.len() >= MAX_LEASES / SHARDS {
-                return;
-            }
-            shard.insert(
-                key,
-                Lease {
-                    buckets: buckets.to_vec(),
-                    left: 0,
-                    base: None,
-                    at_ms: now_ms,
-                    recent: VecDeque::new(),
-                    size: 1,
-                    refilling_since: None,
-                },
-            );
-        }
-        let l = shard.get_mut(&key).expect("inserted above");
+    /// The outcome of call number `id` planned by [`Leases::take`]: what it granted (`spare`
+    /// of the tokens not used by the calling request), or `None` when it granted nothing
+    /// (refused, or Redis did not answer). Wakes the requests waiting for it.
+    pub fn settle(
+        &self,
+        buckets: &[Bucket],
+        now_ms: i64,
+        id: u64,
+        spare: u32,
+        granted: Option<Grant>,
+    ) {
+        let mut shard = self.shard(buckets[0].key);
+        let Some(l) = shard.get_mut(&buckets[0].key) else {
+            return;
+        };
         if l.buckets != buckets {
             return;
         }
-        l.refilling_since = None;
         match granted {
             Some(g) => {
-                if l.recent.len() == RECENT {
-                    l.recent.pop_front();
-                }
-                l.recent.push_back((g.tokens, g.after));
                 l.left = l.left.saturating_add(spare);
                 l.base = Some(g.base);
                 l.at_ms = now_ms;
+                l.refused = false;
             }
-            // Refused: the key is at a limit, so one call per request from here.
-            None => l.size = 1,
+            // Refused (or no answer): the key is at a limit, so one token per call from here.
+            None => {
+                l.size = 1;
+                l.refused = true;
+            }
+        }
+        if l.refill.is_some_and(|(_, current)| current == id) {
+            l.refill = None;
+        }
+        l.ready.notify_waiters();
+    }
+
+    /// Call number `id` will not come back (its request was dropped): others need not wait.
+    pub fn abandon(&self, buckets: &[Bucket], id: u64) {
+        let mut shard = self.shard(buckets[0].key);
+        if let Some(l) = shard.get_mut(&buckets[0].key)
+            && l.refill.is_some_and(|(_, current)| current == id)
+        {
+            l.refill = None;
+            l.ready.notify_waiters();
         }
     }
 
-    /// Drops leases idle for a while (what they held is given back by nobody: at most
-    /// [`MAX_LEASE`] tokens each, taken long ago).
+    /// Drops leases idle for a while (with the tokens they held, taken long ago).
     pub fn prune(&self, now_ms: i64) {
         for shard in self.shards.iter() {
             shard.lock().expect("lease shard").retain(|_, l| {
                 now_ms - l.at_ms < IDLE_MS
-                    || l.refilling_since
-                        .is_some_and(|since| now_ms - since < REFILL_STALE_MS)
+                    || l.refill
+                        .is_some_and(|(since, _)| now_ms - since < REFILL_STALE_MS)
             });
         }
     }
@@ -259,24 +278,6 @@ impl Leases {
     fn in_hand(&self, key: u64) -> u32 {
         self.shard(key).get(&key).map_or(0, |l| l.left)
     }
-}
-
-/// The give-back of `left` unused tokens, counted as the newest of `recent` grants (which it
-/// empties): those the last [`RECENT`] grants cover, bounded by the oldest of them used.
-fn give_back(recent: &mut VecDeque<(u32, Vec<[i64; 2]>)>, left: u32) -> Option<GiveBack> {
-    let mut back: Option<GiveBack> = None;
-    while let Some((tokens, after)) = recent.pop_back() {
-        let covered = back.as_ref().map_or(0, |b| b.tokens);
-        if covered >= left {
-            break;
-        }
-        back = Some(GiveBack {
-            tokens: (covered + tokens).min(left),
-            after,
-        });
-    }
-    recent.clear();
-    back.filter(|b| b.tokens > 0)
 }
 
 /// `d` (after one token) advanced by `n` more tokens taken.
@@ -326,28 +327,33 @@ mod tests {
         Grant {
             tokens,
             base: base(remaining),
-            after: vec![[9, 9]],
+        }
+    }
+
+    /// What a plan asks of Redis: (tokens wanted, call number when it refills).
+    fn asked(plan: &Plan) -> Option<(u32, Option<u64>)> {
+        match plan {
+            Plan::Ask { want, refill } => Some((*want, *refill)),
+            Plan::Local {
+                refill: Some(r), ..
+            } => Some((r.want, Some(r.id))),
+            _ => None,
         }
     }
 
     /// Runs `take` and, for a call, settles it as Redis granting everything asked.
     fn request(leases: &Leases, b: &[Bucket], now_ms: i64, remaining: &mut u32) -> Plan {
-        let plan = leases.take(b, now_ms);
-        match &plan {
-            Plan::Ask {
-                want, refill: true, ..
-            } => {
-                *remaining -= want;
-                leases.settle(b, now_ms, want - 1, Some(grant(*want, *remaining)));
+        let plan = leases.take(b, now_ms, false);
+        if let Some((want, refill)) = asked(&plan) {
+            *remaining -= want;
+            if let Some(id) = refill {
+                let spare = if matches!(plan, Plan::Local { .. }) {
+                    want
+                } else {
+                    want - 1
+                };
+                leases.settle(b, now_ms, id, spare, Some(grant(want, *remaining)));
             }
-            Plan::Ask { want, .. } => *remaining -= want,
-            Plan::Local {
-                refill: Some(want), ..
-            } => {
-                *remaining -= want;
-                leases.settle(b, now_ms, *want, Some(grant(*want, *remaining)));
-            }
-            Plan::Local { .. } => {}
         }
         plan
     }
@@ -360,12 +366,10 @@ mod tests {
         let mut calls = 0;
         let mut shown_remaining = Vec::new();
         for _ in 0..500 {
-            match request(&leases, &b, 1_000, &mut remaining) {
-                Plan::Ask { .. } => calls += 1,
-                Plan::Local { decision, refill } => {
-                    calls += usize::from(refill.is_some());
-                    shown_remaining.push(decision.windows[0].remaining);
-                }
+            let plan = request(&leases, &b, 1_000, &mut remaining);
+            calls += usize::from(asked(&plan).is_some());
+            if let Plan::Local { decision, .. } = plan {
+                shown_remaining.push(decision.windows[0].remaining);
             }
         }
         assert!(calls < 20, "{calls} calls for 500 requests");
@@ -377,70 +381,159 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_key_makes_one_call_per_request_and_unused_tokens_go_back() {
+    fn a_slow_key_makes_one_call_per_request_and_a_pause_drops_what_is_in_hand() {
         let leases = Leases::default();
         let b = bucket();
         let mut remaining = 60_000;
         for i in 0..20 {
             let plan = request(&leases, &b, i * 200, &mut remaining);
-            assert_eq!(
-                plan,
-                Plan::Ask {
-                    want: 1,
-                    back: None,
-                    refill: true
-                }
-            );
+            assert!(matches!(plan, Plan::Ask { want: 1, .. }));
         }
-        // A burst, then a pause: what is left in hand goes back with the next call.
         for _ in 0..40 {
             request(&leases, &b, 10_000, &mut remaining);
         }
-        let held = leases.in_hand(b[0].key);
-        assert!(held > 0);
-        // All of them (the last grants cover them), with the arrival times the oldest of
-        // those calls left.
-        match leases.take(&b, 10_000 + LEASE_TTL_MS) {
-            Plan::Ask {
-                back: Some(back),
-                want: 1,
-                ..
-            } => {
-                assert_eq!(back.tokens, held);
-                assert_eq!(back.after, vec![[9, 9]]);
-            }
-            other => panic!("{other:?}"),
-        }
+        assert!(leases.in_hand(b[0].key) > 0);
+        // After a pause what is in hand is not used: the next request asks Redis for one.
+        let plan = request(&leases, &b, 10_000 + LEASE_TTL_MS, &mut remaining);
+        assert!(matches!(plan, Plan::Ask { want: 1, .. }));
         assert_eq!(leases.in_hand(b[0].key), 0);
     }
 
-    #[test]
-    fn while_a_call_for_more_is_under_way_others_ask_for_one() {
+    #[tokio::test]
+    async fn while_a_call_for_several_is_under_way_others_wait_for_it() {
         let leases = Leases::default();
         let b = bucket();
         let mut remaining = 60_000;
-        request(&leases, &b, 0, &mut remaining);
-        // The second request within the lease's life asks for two; it has not come back.
+        // A call for one token serves only its own request: nobody waits for it.
+        let Plan::Ask {
+            want: 1,
+            refill: Some(first),
+        } = leases.take(&b, 0, true)
+        else {
+            panic!("the first request asks for one");
+        };
         assert!(matches!(
-            leases.take(&b, 1),
+            leases.take(&b, 0, true),
             Plan::Ask {
-                want: 2,
-                refill: true,
+                want: 1,
+                refill: None
+            }
+        ));
+        leases.settle(&b, 0, first, 0, Some(grant(1, 59_999)));
+        remaining -= 1;
+        // A call for two is under way: the next request waits for it, or, no longer
+        // allowed to wait, asks Redis alone with nothing for the lease.
+        let Plan::Ask {
+            want: 2,
+            refill: Some(second),
+        } = leases.take(&b, 1, true)
+        else {
+            panic!("the second call asks for two");
+        };
+        let Plan::Wait(wait) = leases.take(&b, 1, true) else {
+            panic!("waits");
+        };
+        assert!(matches!(
+            leases.take(&b, 1, false),
+            Plan::Ask {
+                want: 1,
+                refill: None
+            }
+        ));
+        // The call comes back with a token to spare: the waiter wakes and takes it.
+        remaining -= 2;
+        leases.settle(&b, 2, second, 1, Some(grant(2, remaining)));
+        tokio::time::timeout(std::time::Duration::from_secs(5), wait)
+            .await
+            .expect("woken by the call");
+        // It was the last one in hand, so that request also asks for more.
+        let Plan::Local {
+            refill: Some(third),
+            ..
+        } = leases.take(&b, 2, true)
+        else {
+            panic!("decided in hand, and asks for more");
+        };
+        // A call abandoned (its request dropped) lets the next one start at once; one that
+        // never came back at all stops nobody for long.
+        leases.abandon(&b, third.id);
+        let Plan::Ask {
+            refill: Some(_), ..
+        } = leases.take(&b, 4, true)
+        else {
+            panic!("a new call starts");
+        };
+        assert!(matches!(leases.take(&b, 5, true), Plan::Wait(_)));
+        assert!(matches!(
+            leases.take(&b, 4 + REFILL_STALE_MS, true),
+            Plan::Ask {
+                refill: Some(_),
                 ..
             }
         ));
-        assert_eq!(
-            leases.take(&b, 2),
+    }
+
+    #[test]
+    fn at_a_limit_nobody_waits() {
+        let leases = Leases::default();
+        let b = bucket();
+        // A call is refused; the next asks for more again, but while it is under way others
+        // ask alone rather than wait.
+        let Plan::Ask {
+            refill: Some(id), ..
+        } = leases.take(&b, 0, false)
+        else {
+            panic!()
+        };
+        leases.settle(&b, 0, id, 0, None);
+        assert!(matches!(
+            leases.take(&b, 0, true),
+            Plan::Ask {
+                refill: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            leases.take(&b, 0, true),
             Plan::Ask {
                 want: 1,
-                back: None,
-                refill: false
+                refill: None
             }
-        );
-        // A call that never came back (its request was dropped) stops nobody for long.
+        ));
+    }
+
+    #[test]
+    fn only_the_call_under_way_ends_it() {
+        let leases = Leases::default();
+        let b = bucket();
+        let Plan::Ask {
+            refill: Some(first),
+            ..
+        } = leases.take(&b, 0, false)
+        else {
+            panic!()
+        };
+        // A stale call is replaced by a new one; the stale one coming back late adds its
+        // tokens (they were granted) but does not end the new one.
+        let Plan::Ask {
+            refill: Some(second),
+            ..
+        } = leases.take(&b, REFILL_STALE_MS, false)
+        else {
+            panic!()
+        };
+        leases.settle(&b, REFILL_STALE_MS, first, 0, Some(grant(1, 59_999)));
         assert!(matches!(
-            leases.take(&b, 2 + REFILL_STALE_MS),
-            Plan::Ask { refill: true, .. }
+            leases.take(&b, REFILL_STALE_MS + 1, false),
+            Plan::Ask {
+                want: 1,
+                refill: None
+            }
+        ));
+        leases.settle(&b, REFILL_STALE_MS + 1, second, 1, Some(grant(2, 59_997)));
+        assert!(matches!(
+            leases.take(&b, REFILL_STALE_MS + 2, false),
+            Plan::Local { .. }
         ));
     }
 
@@ -454,8 +547,12 @@ mod tests {
                 key: i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 windows: w,
             }];
-            assert!(matches!(leases.take(&b, 0), Plan::Ask { want: 1, .. }));
-            leases.settle(&b, 0, 0, Some(grant(1, 100)));
+            if let Plan::Ask {
+                refill: Some(id), ..
+            } = leases.take(&b, 0, false)
+            {
+                leases.settle(&b, 0, id, 0, Some(grant(1, 100)));
+            }
         }
         assert!(leases.len() <= MAX_LEASES, "{}", leases.len());
         assert!(leases.len() > MAX_LEASES / 2);
@@ -473,28 +570,38 @@ mod tests {
         for _ in 0..100 {
             request(&leases, &b, 0, &mut remaining);
         }
-        // Spend what is in hand, then a call is refused.
-        while let Plan::Local { .. } = leases.take(&b, 0) {}
-        leases.settle(&b, 0, 0, None);
+        // Spend what is in hand; the next call is refused.
+        let id = loop {
+            match leases.take(&b, 0, false) {
+                Plan::Local { refill: None, .. } => {}
+                Plan::Local {
+                    refill: Some(r), ..
+                } => leases.settle(&b, 0, r.id, 0, None),
+                Plan::Ask {
+                    refill: Some(id), ..
+                } => break id,
+                _ => panic!(),
+            }
+        };
+        leases.settle(&b, 0, id, 0, None);
         assert!(matches!(
-            leases.take(&b, 1),
+            leases.take(&b, 1, false),
             Plan::Ask {
                 want: 2,
-                refill: true,
-                ..
+                refill: Some(_)
             }
         ));
         let other = vec![Bucket {
             key: b[0].key,
             windows: windows(100, 1_000),
         }];
-        assert_eq!(
-            leases.take(&other, 2),
+        assert!(matches!(
+            leases.take(&other, 2, false),
             Plan::Ask {
                 want: 1,
-                back: None,
-                refill: true
+                refill: Some(_)
             }
-        );
+        ));
+        assert_eq!(leases.in_hand(b[0].key), 0);
     }
 }

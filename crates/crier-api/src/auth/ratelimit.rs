@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::leases::{self, GiveBack, Grant, Leases, Plan};
+use super::leases::{self, Grant, Leases, Plan};
 
 /// Divides by 1000 rounding up (µs to ms, ms to s); negative values count as 0.
 pub fn ceil_div_1000(v: i64) -> i64 {
@@ -217,45 +217,38 @@ pub struct RedisLimiter {
 }
 
 /// The Lua script of a shared decision. KEYS: one hash per bucket; ARGV: the tokens wanted
-/// (at least 1; see [`super::leases`]), the unused tokens given back, the room share, then per
-/// bucket and window the interval, the period and the arrival time the given-back tokens'
-/// call left, in µs (computed by the caller, so all arithmetic here is integer addition,
-/// multiplication by small counts and comparison, exact in Lua's doubles).
+/// (at least 1; see [`super::leases`]), the room share, then per bucket and window the
+/// interval and the period in µs (computed by the caller, so all arithmetic here is integer
+/// addition, multiplication by small counts and comparison, exact in Lua's doubles).
 ///
-/// It gives back the unused tokens first: each arrival time moves back by their intervals, but
-/// at most by what the call that took them still holds ahead of now (see
-/// [`super::leases::GiveBack`]), and never before now. Then it grants one token if every window has room, and more (up to the tokens wanted) only
+/// It grants one token if every window has room, and more (up to the tokens wanted) only
 /// while every window keeps [`super::leases::ROOM_SHARE`] times as much room. It returns the
-/// time it read, the tokens granted and the arrival times after the give-back (`-1`: none
-/// stored); the caller applies [`step`] to them, which decides the first token exactly as the
-/// script did. It writes only when it granted or gave back something.
+/// time it read, the tokens granted and the arrival times it found (`-1`: none stored); the
+/// caller applies [`step`] to them, which decides the first token exactly as the script did.
+/// It writes only when it granted something.
 pub const REDIS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local want = tonumber(ARGV[1])
-local back = tonumber(ARGV[2])
-local share = tonumber(ARGV[3])
+local share = tonumber(ARGV[2])
 local out = {now, 0}
-local cur = {}
+local nxt = {}
 local k = want
 for b = 1, #KEYS do
   local stored = redis.call('HMGET', KEYS[b], 'm', 'd')
   for w = 1, 2 do
     local i = (b - 1) * 2 + w
-    local interval = tonumber(ARGV[3 * i + 1])
-    local period = tonumber(ARGV[3 * i + 2])
+    local interval = tonumber(ARGV[2 * i + 1])
+    local period = tonumber(ARGV[2 * i + 2])
     local tat = tonumber(stored[w])
     if tat == nil then
       out[#out + 1] = -1
       tat = now
     else
-      if back > 0 then
-        tat = tat - math.min(back * interval, math.max(0, tonumber(ARGV[3 * i + 3]) - now))
-      end
-      if tat < now then tat = now end
       out[#out + 1] = tat
     end
-    cur[i] = tat
+    if tat < now then tat = now end
+    nxt[i] = tat
     if tat + interval - now > period then
       k = 0
     elseif k > 1 then
@@ -264,10 +257,10 @@ for b = 1, #KEYS do
   end
 end
 out[2] = k
-if k > 0 or back > 0 then
+if k > 0 then
   for b = 1, #KEYS do
-    local m = cur[2 * b - 1] + k * tonumber(ARGV[6 * b - 2])
-    local d = cur[2 * b] + k * tonumber(ARGV[6 * b + 1])
+    local m = nxt[2 * b - 1] + k * tonumber(ARGV[4 * b - 1])
+    local d = nxt[2 * b] + k * tonumber(ARGV[4 * b + 1])
     redis.call('HSET', KEYS[b], 'm', string.format('%.0f', m), 'd', string.format('%.0f', d))
     redis.call('PEXPIRE', KEYS[b], math.floor((math.max(m, d) - now) / 1000) + 1000)
   end
@@ -304,25 +297,17 @@ impl RedisLimiter {
     }
 
     /// Redis's clock, the tokens granted (0: refused) and the arrival times of `buckets` as
-    /// the script found them after the give-back (see [`REDIS_SCRIPT`]).
-    async fn ask(
-        &self,
-        buckets: &[Bucket],
-        want: u32,
-        back: Option<&GiveBack>,
-    ) -> redis::RedisResult<Answer> {
+    /// the script found them (see [`REDIS_SCRIPT`]).
+    async fn ask(&self, buckets: &[Bucket], want: u32) -> redis::RedisResult<Answer> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut call = self.script.prepare_invoke();
         for b in buckets {
             call.key(redis_key(b.key));
         }
-        call.arg(want)
-            .arg(back.map_or(0, |g| g.tokens))
-            .arg(leases::ROOM_SHARE);
-        for (i, b) in buckets.iter().enumerate() {
-            let after = back.and_then(|g| g.after.get(i)).copied().unwrap_or([0, 0]);
-            for (w, after) in b.windows.iter().zip(after) {
-                call.arg(w.interval_us()).arg(w.period_us()).arg(after);
+        call.arg(want).arg(leases::ROOM_SHARE);
+        for b in buckets {
+            for w in &b.windows {
+                call.arg(w.interval_us()).arg(w.period_us());
             }
         }
         let mut conn = self.conn.clone();
@@ -346,38 +331,31 @@ impl RedisLimiter {
         })
     }
 
-    /// Asks Redis for `want` tokens, giving back `back`: the decision on the first token and
-    /// what was granted (`None`: nothing), or `Err` when Redis did not answer (recorded, and
-    /// Redis is left alone for [`REDIS_RETRY_AFTER`]).
+    /// Whether decisions are leaving Redis alone after a failure.
+    fn skipping(&self, wall_ms: i64) -> bool {
+        self.skip_until_ms.load(Ordering::Relaxed) > wall_ms
+    }
+
+    /// Asks Redis for `want` tokens: the decision on the first token and what was granted
+    /// (`None`: nothing), or `Err` when Redis did not answer (recorded, and Redis is left
+    /// alone for [`REDIS_RETRY_AFTER`]).
     async fn call(
         &self,
         buckets: &[Bucket],
         want: u32,
-        back: Option<&GiveBack>,
         wall_ms: i64,
     ) -> Result<(Decision, Option<Grant>), ()> {
-        if self.skip_until_ms.load(Ordering::Relaxed) > wall_ms {
+        if self.skipping(wall_ms) {
             self.errors.fetch_add(1, Ordering::Relaxed);
             return Err(());
         }
-        match self.ask(buckets, want, back).await {
+        match self.ask(buckets, want).await {
             Ok(a) => {
                 let decision = step(buckets, &a.stored, a.now_us).0;
                 debug_assert_eq!(decision.allowed, a.granted > 0);
                 let grant = (a.granted > 0).then(|| Grant {
                     tokens: a.granted,
                     base: leases::advanced(&decision, a.granted - 1),
-                    after: buckets
-                        .iter()
-                        .zip(&a.stored)
-                        .map(|(b, s)| {
-                            let s = s.unwrap_or([a.now_us; 2]);
-                            [0, 1].map(|w| {
-                                s[w].max(a.now_us)
-                                    + i64::from(a.granted) * b.windows[w].interval_us()
-                            })
-                        })
-                        .collect(),
                 });
                 Ok((decision, grant))
             }
@@ -397,44 +375,63 @@ impl RedisLimiter {
     async fn check(&self, buckets: &[Bucket], now_ms: i64) -> Decision {
         let wall_ms = wall_clock_ms();
         // Leases age on this node's monotonic clock, whatever the application's clock does.
-        let lease_ms = self.epoch.elapsed().as_millis() as i64;
-        let (want, back, refill) = match self.leases.take(buckets, lease_ms) {
+        let lease_ms = || self.epoch.elapsed().as_millis() as i64;
+        // Waiting for calls under way takes at most one call's timeout in all.
+        let deadline = tokio::time::Instant::now() + REDIS_TIMEOUT;
+        let plan = loop {
+            let may_wait = tokio::time::Instant::now() < deadline;
+            match self.leases.take(buckets, lease_ms(), may_wait) {
+                Plan::Wait(wait) => {
+                    let _ = tokio::time::timeout_at(deadline, wait).await;
+                }
+                plan => break plan,
+            }
+        };
+        let (want, refill) = match plan {
             Plan::Local {
                 decision,
                 refill: None,
             } => return decision,
             Plan::Local {
                 decision,
-                refill: Some(want),
+                refill: Some(refill),
             } => {
                 // Decided with a token in hand; this request also fetches the next ones
                 // (unless Redis is being left alone: nothing was decided without it).
-                let grant = if self.skip_until_ms.load(Ordering::Relaxed) > wall_ms {
+                let pending = Pending::new(&self.leases, buckets, refill.id);
+                let grant = if self.skipping(wall_ms) {
                     None
                 } else {
-                    self.call(buckets, want, None, wall_ms)
+                    self.call(buckets, refill.want, wall_ms)
                         .await
                         .ok()
                         .and_then(|(_, g)| g)
                 };
+                pending.done();
                 let spare = grant.as_ref().map_or(0, |g| g.tokens);
-                self.leases.settle(buckets, lease_ms, spare, grant);
+                self.leases
+                    .settle(buckets, lease_ms(), refill.id, spare, grant);
                 return decision;
             }
-            Plan::Ask { want, back, refill } => (want, back, refill),
+            Plan::Ask { want, refill } => (want, refill),
+            Plan::Wait(_) => unreachable!("waited above"),
         };
-        let answer = self.call(buckets, want, back.as_ref(), wall_ms).await;
+        let pending = refill.map(|id| Pending::new(&self.leases, buckets, id));
+        let answer = self.call(buckets, want, wall_ms).await;
+        if let Some(pending) = pending {
+            pending.done();
+        }
         match answer {
             Ok((decision, grant)) => {
-                if refill {
+                if let Some(id) = refill {
                     let spare = grant.as_ref().map_or(0, |g| g.tokens - 1);
-                    self.leases.settle(buckets, lease_ms, spare, grant);
+                    self.leases.settle(buckets, lease_ms(), id, spare, grant);
                 }
                 decision
             }
             Err(()) => {
-                if refill {
-                    self.leases.settle(buckets, lease_ms, 0, None);
+                if let Some(id) = refill {
+                    self.leases.settle(buckets, lease_ms(), id, 0, None);
                 }
                 match self.on_error {
                     OnRedisError::Local => self.fallback.check_buckets(buckets, now_ms * 1000),
@@ -447,6 +444,38 @@ impl RedisLimiter {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A call for more tokens under way: abandoned if its request is dropped before it comes back,
+/// so the key's other requests do not wait for it.
+struct Pending<'a> {
+    leases: &'a Leases,
+    buckets: &'a [Bucket],
+    id: u64,
+    done: bool,
+}
+
+impl<'a> Pending<'a> {
+    fn new(leases: &'a Leases, buckets: &'a [Bucket], id: u64) -> Self {
+        Self {
+            leases,
+            buckets,
+            id,
+            done: false,
+        }
+    }
+
+    fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.leases.abandon(self.buckets, self.id);
         }
     }
 }
