@@ -130,7 +130,8 @@ impl Leases {
     /// What the next request against `buckets` does at `now_ms`; `may_wait`: whether it may
     /// still wait for a call under way (the caller bounds its waiting).
     pub fn take(&self, buckets: &[Bucket], now_ms: i64, may_wait: bool) -> Plan {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // A call's number, taken only when a call starts.
+        let id = || self.next_id.fetch_add(1, Ordering::Relaxed);
         let key = buckets[0].key;
         let mut shard = self.shard(key);
         let full = shard.len() >= MAX_LEASES / SHARDS;
@@ -149,6 +150,7 @@ impl Leases {
                     // Its call's outcome will not reach the new lease: wake its waiters now.
                     old.ready.notify_waiters();
                 }
+                let id = id();
                 shard.insert(
                     key,
                     Lease {
@@ -181,6 +183,7 @@ impl Leases {
             l.left -= 1;
             let decision = shown(base, l.left, now_ms - l.at_ms);
             let refill = (!in_flight && l.size > 1 && l.left < l.size / 2).then(|| {
+                let id = id();
                 l.size = (l.size * 2).min(MAX_LEASE);
                 l.refill = Some((now_ms, id));
                 Refill { want: l.size, id }
@@ -211,6 +214,7 @@ impl Leases {
             l.left = 0;
             l.size = 1;
         }
+        let id = id();
         l.refill = Some((now_ms, id));
         Plan::Ask {
             want: l.size,

@@ -387,62 +387,51 @@ impl RedisLimiter {
                 plan => break plan,
             }
         };
-        let (want, refill) = match plan {
+        // A request decided with a token in hand may also fetch the next ones; any other asks
+        // Redis for its own (and, as the lease's call, for the next ones too).
+        let (in_hand, want, refill) = match plan {
             Plan::Local {
                 decision,
                 refill: None,
             } => return decision,
             Plan::Local {
                 decision,
-                refill: Some(refill),
-            } => {
-                // Decided with a token in hand; this request also fetches the next ones
-                // (unless Redis is being left alone: nothing was decided without it).
-                let pending = Pending::new(&self.leases, buckets, refill.id);
-                let grant = if self.skipping(wall_ms) {
-                    None
-                } else {
-                    self.call(buckets, refill.want, wall_ms)
-                        .await
-                        .ok()
-                        .and_then(|(_, g)| g)
-                };
-                pending.done();
-                let spare = grant.as_ref().map_or(0, |g| g.tokens);
-                self.leases
-                    .settle(buckets, lease_ms(), refill.id, spare, grant);
-                return decision;
-            }
-            Plan::Ask { want, refill } => (want, refill),
+                refill: Some(r),
+            } => (Some(decision), r.want, Some(r.id)),
+            Plan::Ask { want, refill } => (None, want, refill),
             Plan::Wait(_) => unreachable!("waited above"),
         };
         let pending = refill.map(|id| Pending::new(&self.leases, buckets, id));
-        let answer = self.call(buckets, want, wall_ms).await;
+        // Decided already, and Redis is being left alone: nothing to fetch, no error to count.
+        let answer = if in_hand.is_some() && self.skipping(wall_ms) {
+            Err(())
+        } else {
+            self.call(buckets, want, wall_ms).await
+        };
         if let Some(pending) = pending {
             pending.done();
         }
-        match answer {
-            Ok((decision, grant)) => {
-                if let Some(id) = refill {
-                    let spare = grant.as_ref().map_or(0, |g| g.tokens - 1);
-                    self.leases.settle(buckets, lease_ms(), id, spare, grant);
-                }
-                decision
-            }
-            Err(()) => {
-                if let Some(id) = refill {
-                    self.leases.settle(buckets, lease_ms(), id, 0, None);
-                }
-                match self.on_error {
-                    OnRedisError::Local => self.fallback.check_buckets(buckets, now_ms * 1000),
-                    OnRedisError::Closed => {
-                        let mut d = step(buckets, &vec![None; buckets.len()], now_ms * 1000).0;
-                        d.allowed = false;
-                        d.unavailable = true;
-                        d.retry_after_ms = REDIS_RETRY_AFTER.as_millis() as i64;
-                        d
-                    }
-                }
+        let (answered, grant) = match answer {
+            Ok((decision, grant)) => (Some(decision), grant),
+            Err(()) => (None, None),
+        };
+        if let Some(id) = refill {
+            // The request's own token is not spare, unless it was decided in hand.
+            let own = u32::from(in_hand.is_none());
+            let spare = grant.as_ref().map_or(0, |g| g.tokens - own);
+            self.leases.settle(buckets, lease_ms(), id, spare, grant);
+        }
+        if let Some(decision) = in_hand.or(answered) {
+            return decision;
+        }
+        match self.on_error {
+            OnRedisError::Local => self.fallback.check_buckets(buckets, now_ms * 1000),
+            OnRedisError::Closed => {
+                let mut d = step(buckets, &vec![None; buckets.len()], now_ms * 1000).0;
+                d.allowed = false;
+                d.unavailable = true;
+                d.retry_after_ms = REDIS_RETRY_AFTER.as_millis() as i64;
+                d
             }
         }
     }
