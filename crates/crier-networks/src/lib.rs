@@ -107,6 +107,9 @@ pub struct PublishedPart {
     pub url: String,
 }
 
+/// The longest error text kept from a network ([`NetworkError::text`]).
+pub const MAX_ERROR_TEXT: usize = 1000;
+
 /// Why a call to a network did not do what was asked. Each kind has a stable code, which is
 /// what a failed target's `error.code` says; the network's own message is kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,6 +155,19 @@ impl NetworkError {
             self,
             Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Timeout
         )
+    }
+
+    /// The error as crier records it (an attempt's or a target's `error`): the network's own
+    /// words, with control characters (a NUL, which PostgreSQL cannot store in text, escape
+    /// sequences, line breaks) as spaces, and at most [`MAX_ERROR_TEXT`] characters, however
+    /// much a network sent.
+    pub fn text(&self) -> String {
+        let text: String = self
+            .to_string()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        crier_core::text::clip(&text, MAX_ERROR_TEXT)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

@@ -430,7 +430,7 @@ impl Publisher {
                                 &account.id,
                                 i as i64,
                                 &idem,
-                                &e.to_string(),
+                                &e.text(),
                                 self.app.clock().now_ms(),
                             )
                             .await?;
@@ -498,7 +498,7 @@ impl Publisher {
                     };
                     self.app
                         .store()
-                        .finish_attempt(&attempt, outcome, None, Some(&e.to_string()), now)
+                        .finish_attempt(&attempt, outcome, None, Some(&e.text()), now)
                         .await?;
                     failures += 1;
                     return self.retry_or_fail(&held, account, failures, &e).await;
@@ -602,10 +602,10 @@ impl Publisher {
                     .store()
                     .expire_account(&account.id, account.credentials.as_deref(), now)
                     .await?;
-                return self.fail_target(job, code, &e.to_string()).await;
+                return self.fail_target(job, code, &e.text()).await;
             }
             NetworkError::Rejected { .. } | NetworkError::MediaRejected { .. } => {
-                return self.fail_target(job, code, &e.to_string()).await;
+                return self.fail_target(job, code, &e.text()).await;
             }
             NetworkError::Unavailable { retry_after, .. } => *retry_after,
             NetworkError::RateLimited { retry_after } => *retry_after,
@@ -613,7 +613,7 @@ impl Publisher {
         };
         let error = TargetError {
             code: code.to_owned(),
-            message: e.to_string(),
+            message: e.text(),
         };
         if attempts >= self.config.max_attempts {
             let message = format!("{} (gave up after {attempts} attempts)", error.message);

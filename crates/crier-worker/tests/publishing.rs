@@ -1095,6 +1095,97 @@ both!(
     }
 );
 
+/// The sandbox, except that a publish fails with an error text no database column should take
+/// as it is: NULs (PostgreSQL refuses them in text), escape sequences, line breaks and 100,000
+/// characters. The first call's error is transient, every later one a refusal.
+struct Garbled {
+    inner: Arc<Sandbox>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Network for Garbled {
+    fn rules(&self) -> &crier_networks::Rules {
+        self.inner.rules()
+    }
+
+    fn connect_kind(&self) -> crier_networks::ConnectKind {
+        crier_networks::ConnectKind::Instant
+    }
+
+    async fn publish(
+        &self,
+        _s: Session<'_>,
+        _part: Part<'_>,
+    ) -> Result<crier_networks::PublishedPart, NetworkError> {
+        let garbage = format!("bad\0gateway\u{1b}[31m\r\n{}", "x".repeat(100_000));
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            Err(NetworkError::unavailable(garbage))
+        } else {
+            Err(NetworkError::rejected(garbage))
+        }
+    }
+
+    async fn lookup(
+        &self,
+        s: Session<'_>,
+        part: Part<'_>,
+    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
+        self.inner.lookup(s, part).await
+    }
+
+    async fn metrics(
+        &self,
+        s: Session<'_>,
+        external_id: &str,
+    ) -> Result<crier_store::Metrics, NetworkError> {
+        self.inner.metrics(s, external_id).await
+    }
+}
+
+both!(
+    a_network_error_with_nuls_and_no_end_is_recorded_cleaned_and_bounded,
+    |db| async move {
+        let w = World::new(&db).await;
+        let networks = Networks::default().with(Arc::new(Garbled {
+            inner: w.sandbox.clone(),
+            calls: Default::default(),
+        }));
+        let app = app_on(&w.store, Arc::new(w.clock.clone()), networks, None);
+        let publisher = Publisher::new(app, config());
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "to a garbled network", T0).await;
+
+        // The transient error is recorded on the attempt and the target, and retried.
+        let at = retry_at(&publisher.run_due().await);
+        w.set(at);
+        // The refusal fails the target, with the network's words kept.
+        assert_eq!(publisher.run_due().await, vec![Processed::Failed]);
+        assert_eq!(w.outcomes(&id, &a).await, vec!["failed", "failed"]);
+        let clean = |text: &str| {
+            assert!(
+                text.starts_with("bad gateway [31m  xxx"),
+                "{:?}",
+                &text[..40]
+            );
+            assert!(!text.chars().any(char::is_control), "no control characters");
+            assert!(
+                text.chars().count() <= crier_networks::MAX_ERROR_TEXT,
+                "bounded"
+            );
+        };
+        for attempt in w.store.attempts(&id, &a.id).await.unwrap() {
+            clean(&attempt.error.expect("the attempt's error"));
+        }
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Failed);
+        let error = t.error.expect("the reason is kept");
+        assert_eq!(error.code, "network_rejected");
+        clean(&error.message);
+        assert_eq!(w.next_job_at().await, None, "the job is gone");
+    }
+);
+
 /// Claims the post's job, as a worker that then crashes would (the attempt it records next turns
 /// the post `publishing`);
 /// returns the end of the claim's lease and the idempotency key the publisher uses for part 0.
