@@ -192,6 +192,54 @@ fn integral_floats(bytes: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
+/// Whether a JSON text writes NUL in a string: only a `\u0000` escape can (a raw control byte
+/// is invalid JSON), and inside a string every backslash starts an escape, so skipping the
+/// byte after each backslash finds exactly those escapes. No text field takes NUL (PostgreSQL
+/// cannot store it in text at all), so every JSON body is checked here, once, for all.
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes[i + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// The path (as `param` names fields: `overrides.acct_1.body`, `thread[2]`) of the first key
+/// or string with a NUL in `value`.
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => {
+            Some(if at.is_empty() { ".".to_owned() } else { at })
+        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, format!("{at}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(k))
+            } else {
+                nul_path(v, join(k))
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// Parses a JSON object body, naming the field at fault in `param`. Streams straight into `T`
 /// (no intermediate tree; a repeated key is refused).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -207,6 +255,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
             "The request body must be a JSON object.",
+        ));
+    }
+    if has_nul_escape(bytes)
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(param) = nul_path(&value, String::new())
+    {
+        return Err(ApiError::invalid(
+            param.clone(),
+            format!("`{param}` contains the NUL character (`\\u0000`), which no field takes."),
         ));
     }
     let bytes = integral_floats(bytes);

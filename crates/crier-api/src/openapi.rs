@@ -95,7 +95,78 @@ pub fn refine(doc: utoipa::openapi::OpenApi) -> Value {
     kb_document_one_of(&mut v);
     optional_bodies(&mut v);
     links(&mut v);
+    no_nul(&mut v);
     v
+}
+
+/// No text in a request body takes NUL (`extract::parse_json` refuses it in any string or key):
+/// every string a body reaches that has no pattern, enum or format gets a pattern saying so,
+/// and every map without `propertyNames` gets names saying so. The patterns made in [`fields`]
+/// exclude NUL themselves.
+fn no_nul(v: &mut Value) {
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                    out.push(r.trim_start_matches("#/components/schemas/").to_owned());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    fn mark(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                let is_string = match map.get("type") {
+                    Some(Value::String(t)) => t == "string",
+                    Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+                    _ => false,
+                };
+                let constrained = ["pattern", "enum", "const", "format"]
+                    .iter()
+                    .any(|k| map.contains_key(*k));
+                if is_string && !constrained {
+                    map.insert("pattern".into(), NO_NUL.into());
+                }
+                let is_map = map
+                    .get("additionalProperties")
+                    .is_some_and(|a| a.is_object() || a.as_bool() == Some(true));
+                if is_map && !map.contains_key("propertyNames") {
+                    map.insert(
+                        "propertyNames".into(),
+                        json!({"type": "string", "pattern": NO_NUL}),
+                    );
+                }
+                for (k, v) in map.iter_mut() {
+                    if !matches!(k.as_str(), "example" | "examples" | "default") {
+                        mark(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(mark),
+            _ => {}
+        }
+    }
+    const NO_NUL: &str = r"^[^\x00]*$";
+    let mut todo = Vec::new();
+    for (_, _, op) in operations(v) {
+        if let Some(body) = op.get_mut("requestBody") {
+            refs(body, &mut todo);
+            mark(body);
+        }
+    }
+    let mut done = std::collections::BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !done.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = v["components"]["schemas"].get_mut(&name) {
+            refs(schema, &mut todo);
+            mark(schema);
+        }
+    }
 }
 
 fn operations(v: &mut Value) -> impl Iterator<Item = (String, String, &mut Value)> {
@@ -419,9 +490,10 @@ pub mod fields {
     pub const VISIBLE_NOT: &str =
         r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
-    /// A text whose trimmed value is not empty: it has a character that is not whitespace.
+    /// A text whose trimmed value is not empty: it has a character that is not whitespace (and,
+    /// as no text may, no NUL: see `extract::parse_json`).
     pub fn not_blank() -> String {
-        format!("[^{WS}]")
+        format!(r"^[^\x00]*[^{WS}\x00][^\x00]*$")
     }
 
     /// A one-line text that is trimmed and must not be empty: no control characters once
@@ -449,7 +521,7 @@ pub mod fields {
         let label = r#"!"$&'()*+,\-0-9;=A-Z_`a-z{}~"#;
         let last = r#"!"$&'()*+,\-;=A-Z_`a-z{}~"#;
         format!(
-            r"^[{lead}]*[\x00-\x20]*[Hh][Tt][Tt][Pp][Ss]?://([{label}]+\.)*[{last}][{label}]*\.?(:[0-9]{{0,4}})?([/?#][\s\S]*)?[\x00-\x20]*[{lead}]*$"
+            r"^[{lead}]*[\x01-\x20]*[Hh][Tt][Tt][Pp][Ss]?://([{label}]+\.)*[{last}][{label}]*\.?(:[0-9]{{0,4}})?([/?#][^\x00]*)?[\x01-\x20]*[{lead}]*$"
         )
     }
 
@@ -458,7 +530,7 @@ pub mod fields {
     pub fn template() -> String {
         let known = crate::routes::feeds::PLACEHOLDERS.join("|");
         let token = format!(
-            r"[^{{]|\{{(?:{known})?\}}|\{{[a-z0-9_]*(?:\{{[a-z0-9_]*)*(?:[^{{}}a-z0-9_]|\{{(?:{known})?\}}|$)"
+            r"[^{{\x00]|\{{(?:{known})?\}}|\{{[a-z0-9_]*(?:\{{[a-z0-9_]*)*(?:[^{{}}a-z0-9_\x00]|\{{(?:{known})?\}}|$)"
         );
         format!(r"^(?:{token})*(?:\{{[a-z0-9_]*)*\{{(?:{known})\}}(?:{token})*$")
     }
@@ -1244,11 +1316,11 @@ pub mod fields {
         networks, its host must not resolve to private, loopback or link-local addresses.";
 
     pub fn webhook_url() -> Object {
-        url_field(false, r"\x00-\x20", WEBHOOK_URL)
+        url_field(false, r"\x01-\x20", WEBHOOK_URL)
     }
 
     pub fn webhook_url_optional() -> Object {
-        url_field(true, r"\x00-\x20", WEBHOOK_URL)
+        url_field(true, r"\x01-\x20", WEBHOOK_URL)
     }
 
     const FEED_URL: &str = "The feed's `http`/`https` URL (RSS 2.0, Atom or JSON Feed). Unless \
@@ -1335,7 +1407,7 @@ pub mod fields {
     pub fn kb_content() -> Object {
         ObjectBuilder::new()
             .schema_type(nullable(Type::String))
-            .pattern(Some(format!("[^{VISIBLE_NOT}]")))
+            .pattern(Some(format!("^[^\\x00]*[^{VISIBLE_NOT}][^\\x00]*$")))
             .max_length(Some(crier_app::kb::MAX_CONTENT_CHARS))
             .description(Some(
                 "The source, with the kinds `text`, `markdown` and `html`: at most 500,000 \

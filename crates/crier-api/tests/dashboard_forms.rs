@@ -482,8 +482,51 @@ async fn the_calendar_draws_a_month_in_the_workspaces_time_zone() {
     }
 }
 
+/// A NUL (`%00`) in any form field is refused before the form is read, as in JSON bodies:
+/// PostgreSQL cannot store it, and a webhook's description or a login's email with one
+/// answered 500 there.
+async fn a_nul_in_any_form_field_is_refused_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Owner).await;
+    let r = app
+        .post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(form(&[
+            ("email", "ada\u{0}@example.com"),
+            ("password", PASSWORD),
+        ]))
+        .send()
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("NUL"), "{}", r.text);
+    assert!(cookie_of(&r, "crier_session").is_none());
+    let b = sign_in(&app, &ada.email).await;
+    let r = submit(
+        &app,
+        &b,
+        "/app/webhooks",
+        &[
+            ("_csrf", &b.csrf),
+            ("url", "https://example.com/hook"),
+            ("event", "post.published"),
+            ("description", "a\u{0}b"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    for livemode in [true, false] {
+        let hooks = app
+            .store
+            .list_endpoints(&app.workspace.id, livemode, 100, 0)
+            .await
+            .unwrap();
+        assert!(hooks.items.is_empty(), "nothing stored");
+    }
+}
+
 both!(
-    tests: the_composers_uploads_need_the_sessions_token_and_this_site,
+    tests: a_nul_in_any_form_field_is_refused_and_changes_nothing,
+    the_composers_uploads_need_the_sessions_token_and_this_site,
     the_calendar_draws_a_month_in_the_workspaces_time_zone, a_form_without_the_sessions_csrf_token_changes_nothing,
     an_oversized_form_is_refused_unread,
     pages_without_a_session_send_to_sign_in_and_back_only_here,

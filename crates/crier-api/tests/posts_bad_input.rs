@@ -148,6 +148,76 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(get_post(&app, &key, &id).await["body"], "existing");
 }
 
+/// NUL (`\u0000`, the one way JSON writes it) in any string or key of any body is refused
+/// naming the field, on both backends alike: PostgreSQL cannot store it in text, and it
+/// answered 500 for a post's body, a webhook's description and a login's email.
+async fn nul_characters_are_refused_in_every_field_and_change_nothing() {
+    let (app, key, acct) = world().await;
+    let id = draft(&app, &key, &[&acct], "existing").await;
+    let before = app.posts_snapshot().await;
+    let n = "a\u{0}b";
+    for (path, body, param) in [
+        (
+            "/v1/posts",
+            json!({"body": n, "account_ids": [acct]}),
+            "body",
+        ),
+        (
+            "/v1/posts",
+            json!({"body": "x", "thread": ["ok", n], "account_ids": [acct]}),
+            "thread[1]",
+        ),
+        (
+            "/v1/posts",
+            json!({"body": "x", "account_ids": [acct], "overrides": {&acct: {"body": n}}}),
+            &format!("overrides.{acct}.body"),
+        ),
+        (
+            "/v1/posts",
+            json!({"body": "x", "account_ids": [acct], n: 1}),
+            n,
+        ),
+        (
+            "/v1/webhooks",
+            json!({"url": "https://example.com/h", "events": ["post.published"], "description": n}),
+            "description",
+        ),
+        (
+            "/v1/auth/login",
+            json!({"email": format!("{n}@example.com"), "password": "x"}),
+            "email",
+        ),
+    ] {
+        let r = app.post(path).key(&key).json(body.clone()).send().await;
+        assert_param(&r, param);
+        assert!(r.text.contains("NUL"), "{}", r.text);
+    }
+    let r = app
+        .patch(&format!("/v1/posts/{id}"))
+        .key(&key)
+        .json(json!({"body": n}))
+        .send()
+        .await;
+    assert_param(&r, "body");
+    assert_eq!(app.posts_snapshot().await, before);
+    let r = app.get("/v1/webhooks").key(&key).send().await;
+    assert_eq!(r.body["data"], json!([]), "{}", r.text);
+
+    // A backslash followed by `u0000` is text like any other.
+    let r = app
+        .post("/v1/posts")
+        .key(&key)
+        .header("content-type", "application/json")
+        .raw(format!(
+            r#"{{"body":"C:\\u0000 and \\\\u0000","account_ids":["{acct}"]}}"#
+        ))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["body"], r"C:\u0000 and \\u0000");
+}
+
 both!(
     tests: bad_input_is_refused_and_changes_nothing,
+    nul_characters_are_refused_in_every_field_and_change_nothing,
 );

@@ -56,7 +56,10 @@ pub async fn login(
     if let Err(r) = same_origin(&headers) {
         return r;
     }
-    let form = FormData::parse(&body);
+    let form = match FormData::parse(&body) {
+        Ok(form) => form,
+        Err(e) => return error_page(e),
+    };
     let email = form.get("email").unwrap_or("").to_owned();
     let next = local_path(form.get("next"));
     let agent = headers
@@ -117,7 +120,7 @@ pub async fn signup_page(
         &state,
         q.invite.as_deref().unwrap_or(""),
         dash.as_ref(),
-        &FormData::parse(b""),
+        &FormData::parse(b"").expect("an empty form"),
         None,
     )
     .await
@@ -178,7 +181,10 @@ pub async fn signup(
     if let Err(r) = same_origin(&headers) {
         return r;
     }
-    let form = FormData::parse(&body);
+    let form = match FormData::parse(&body) {
+        Ok(form) => form,
+        Err(e) => return error_page(e),
+    };
     let invite = form.text("invite").unwrap_or("").to_owned();
     // Sign-ups hash a password: they share the failed-login budget of the address.
     let now = state.clock().now_ms();

@@ -298,8 +298,21 @@ impl axum::extract::OptionalFromRequestParts<AppState> for Dash {
 pub struct FormData(Vec<(String, String)>);
 
 impl FormData {
-    pub fn parse(body: &[u8]) -> Self {
-        Self(url::form_urlencoded::parse(body).into_owned().collect())
+    /// The form's fields; one with the NUL character (`%00`) anywhere is refused, as in JSON
+    /// bodies (see `extract::parse_json`): no field takes it.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let fields: Vec<(String, String)> =
+            url::form_urlencoded::parse(body).into_owned().collect();
+        if let Some((name, _)) = fields
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::invalid(
+                name.clone(),
+                format!("`{name}` contains the NUL character, which no field takes."),
+            ));
+        }
+        Ok(Self(fields))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -343,7 +356,7 @@ impl axum::extract::FromRequest<AppState> for Submitted {
         let body = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|_| error_page(crate::extract::payload_too_large()))?;
-        let form = FormData::parse(&body);
+        let form = FormData::parse(&body).map_err(error_page)?;
         check_form(&dash, &headers, &form)?;
         Ok(Self { dash, form })
     }
