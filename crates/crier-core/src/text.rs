@@ -105,8 +105,13 @@ fn is_emoji(g: &str) -> bool {
 // Plain text from feeds
 // ---------------------------------------------------------------------------------------------
 
+/// One line: runs of whitespace and control characters (a feed may carry NUL, which
+/// PostgreSQL cannot store, or escape sequences) become one space, none at either end.
 pub fn collapse_whitespace(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Elements whose boundaries do not separate words.

@@ -297,9 +297,10 @@ impl Deliverer {
 
 /// The response's first bytes as text of at most `max` bytes: a cut inside a multi-byte
 /// character, or bytes that are not UTF-8, become U+FFFD (3 bytes) when decoded, which could
-/// take the text past its bound, so it ends at the last whole character within it.
+/// take the text past its bound, so it ends at the last whole character within it. A NUL
+/// (a binary answer), which PostgreSQL cannot store in text, becomes U+FFFD too.
 fn excerpt_text(bytes: &[u8], max: usize) -> String {
-    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    let mut text = String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}");
     if text.len() > max {
         let mut cut = max;
         while !text.is_char_boundary(cut) {
@@ -355,6 +356,8 @@ mod tests {
         assert_eq!(excerpt_text(cut, 1024), "€".repeat(341));
         assert!(excerpt_text(&[0xff; 1024], 1024).len() <= 1024);
         assert_eq!(excerpt_text(b"ok", 1024), "ok");
+        assert_eq!(excerpt_text(b"o\0k\n", 1024), "o\u{FFFD}k\n");
+        assert!(excerpt_text(&[0; 1024], 1024).len() <= 1024);
     }
 
     #[test]

@@ -1074,20 +1074,21 @@ both!(
                     .delay(Duration::from_millis(150)),
                 Reply::status(502).body(euros.clone()),
                 Reply::status(500).body(vec![0xffu8; 4096]),
+                Reply::status(500).body(b"bin\0ary".to_vec()),
                 Reply::status(200).body("thanks"),
             ],
         );
         w.emit(types::FEED_ITEM_CREATED, json!({})).await;
-        for _ in 0..3 {
+        for _ in 0..4 {
             let at = retry_at(&w.run().await);
             w.set(at);
         }
         assert_eq!(w.run().await, vec![AttemptOutcome::Succeeded]);
         let (d, attempts) = w.the_delivery(&e).await;
         assert_eq!(d.status, "succeeded");
-        assert_eq!(d.attempts, 4);
+        assert_eq!(d.attempts, 5);
         assert_eq!(d.last_status, Some(200));
-        assert_eq!(attempts.len(), 4);
+        assert_eq!(attempts.len(), 5);
 
         let first = &attempts[0];
         assert_eq!(first.status, Some(500));
@@ -1111,8 +1112,14 @@ both!(
             third.len()
         );
 
-        assert_eq!(attempts[3].status, Some(200));
-        assert_eq!(attempts[3].response_excerpt.as_deref(), Some("thanks"));
+        // A NUL (PostgreSQL cannot store it in text) is kept as U+FFFD.
+        assert_eq!(
+            attempts[3].response_excerpt.as_deref(),
+            Some("bin\u{FFFD}ary")
+        );
+
+        assert_eq!(attempts[4].status, Some(200));
+        assert_eq!(attempts[4].response_excerpt.as_deref(), Some("thanks"));
     }
 );
 

@@ -78,8 +78,10 @@ pub(super) fn parse_entries(body: &[u8], base_url: &str) -> Result<Vec<Entry>, S
     Ok(entries)
 }
 
+/// The key as it is when short and printable; else its digest (an id with a NUL could not be
+/// stored on PostgreSQL).
 fn bounded_key(s: &str) -> String {
-    if s.len() <= MAX_KEY {
+    if s.len() <= MAX_KEY && !s.contains(char::is_control) {
         s.to_owned()
     } else {
         format!("sha256:{}", sha256_hex(s))
@@ -101,7 +103,10 @@ fn pick_link(links: &[feed_rs::model::Link]) -> Option<String> {
         .or(links.first())?;
     let href = link.href.trim();
     let parsed = reqwest::Url::parse(href).ok()?;
-    (matches!(parsed.scheme(), "http" | "https") && href.len() <= MAX_LINK).then(|| href.to_owned())
+    (matches!(parsed.scheme(), "http" | "https")
+        && href.len() <= MAX_LINK
+        && !href.contains(char::is_control))
+    .then(|| href.to_owned())
 }
 
 fn text_of(t: &feed_rs::model::Text) -> String {
@@ -147,5 +152,28 @@ mod tests {
         assert_eq!(a[0].key, "https://e.x/a");
         assert!(a[1].key.starts_with("sha256:"));
         assert_eq!(a[1].link, None);
+    }
+
+    /// NUL (which PostgreSQL cannot store) and other control characters never reach an
+    /// entry's key, link or text.
+    #[test]
+    fn control_characters_stay_out_of_entries() {
+        let json = br#"{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": [
+            {"id": "a\u0000b", "url": "https://e.x/a\u0000b", "title": "Launch\u0000 day\u001b[2J",
+             "content_text": "big\u0000news"},
+            {"id": "", "title": "x\u0000", "content_html": "<p>y&#0;z\u0000</p>"}]}"#;
+        let entries = parse_entries(json, "https://e.x/feed").unwrap();
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        for e in &entries {
+            for text in [&e.key, &e.title, &e.summary]
+                .into_iter()
+                .chain(e.link.as_ref())
+            {
+                assert!(!text.contains(char::is_control), "{e:?}");
+            }
+        }
+        assert_eq!(entries[0].title, "Launch day [2J");
+        assert_eq!(entries[0].summary, "big news");
+        assert!(entries[0].key.starts_with("sha256:"), "{entries:?}");
     }
 }
