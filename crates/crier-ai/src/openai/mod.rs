@@ -659,7 +659,9 @@ fn parse_chat(bytes: &[u8]) -> Result<String, AiError> {
     let content = choice
         .message
         .content
-        .ok_or_else(|| declined("the model's answer has no text"))?;
+        .ok_or_else(|| declined("the model's answer has no text"))?
+        // No text crier keeps takes NUL (PostgreSQL cannot store it).
+        .replace('\0', "");
     if content.trim().is_empty() {
         return Err(declined("the model answered with an empty text"));
     }
@@ -845,6 +847,11 @@ mod tests {
         assert_eq!(
             ok(r#"{"choices":[{"message":{"content":"cut"},"finish_reason":"length"}]}"#).unwrap(),
             "cut"
+        );
+        assert_eq!(
+            ok(r#"{"choices":[{"message":{"content":"n\u0000ul\n"},"finish_reason":"stop"}]}"#)
+                .unwrap(),
+            "nul\n"
         );
         // Answered, but nothing usable: charged (the model did the work).
         for declined in [
