@@ -211,6 +211,21 @@ fn has_nul_escape(bytes: &[u8]) -> bool {
     false
 }
 
+/// Where a JSON body writes NUL in a string or key (see [`has_nul_escape`]): the field's path
+/// as `param` names it, or `.` when the body is not JSON a tree can hold (it is refused then
+/// too, rather than let a NUL through).
+pub fn nul_in_json(bytes: &[u8]) -> Option<String> {
+    if !has_nul_escape(bytes) {
+        return None;
+    }
+    Some(
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|value| nul_path(&value, String::new()))
+            .unwrap_or_else(|| ".".to_owned()),
+    )
+}
+
 /// The path (as `param` names fields: `overrides.acct_1.body`, `thread[2]`) of the first key
 /// or string with a NUL in `value`.
 fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
@@ -257,10 +272,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "The request body must be a JSON object.",
         ));
     }
-    if has_nul_escape(bytes)
-        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
-        && let Some(param) = nul_path(&value, String::new())
-    {
+    if let Some(param) = nul_in_json(bytes) {
         return Err(ApiError::invalid(
             param.clone(),
             format!("`{param}` contains the NUL character (`\\u0000`), which no field takes."),

@@ -1021,7 +1021,10 @@ pub mod fields {
                             .build(),
                     ))))
                     .description(Some(network_options_doc())),
-            );
+            )
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::<Schema>::FreeForm(false),
+            ));
         let schema_type = if optional {
             nullable(Type::Object)
         } else {

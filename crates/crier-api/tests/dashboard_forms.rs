@@ -87,12 +87,17 @@ async fn pages_without_a_session_send_to_sign_in_and_back_only_here() {
         .send()
         .await;
     assert_eq!(r.status, 303);
-    // After sign-in, only a path of this server: never another site.
+    // After sign-in, only a path of this server: never another site, never a broken header.
     for next in [
         "//evil.example/x",
         "https://evil.example",
         "/\\evil.example",
+        "/app\n",
+        "/app\r\nSet-Cookie: crier_session=x",
+        "/app/posts?q=caf\u{e9}",
     ] {
+        // A minute apart: an account may sign in 5 times a minute.
+        app.clock.advance(std::time::Duration::from_secs(61));
         let r = app
             .post("/login")
             .header("content-type", "application/x-www-form-urlencoded")

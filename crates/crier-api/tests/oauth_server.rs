@@ -589,6 +589,8 @@ async fn bad_authorization_requests_are_shown_or_sent_back() {
             &[("redirect_uri", "https://evil.example/callback")],
         ),
         request(&client, &[("client_id", "")]),
+        // A client id PostgreSQL could not even look up (it answered 500).
+        request(&client, &[("client_id", "https://app.example/c\u{0}")]),
     ] {
         let r = authorize_page(&app, Some(&b), &pairs).await;
         assert_eq!(r.status, 400, "{pairs:?}: {}", r.text);
@@ -756,6 +758,15 @@ async fn registration_is_checked_and_bounded() {
             json!({"redirect_uris": "not a list"}),
             "invalid_client_metadata",
         ),
+        // NUL, which PostgreSQL cannot store (the URL parser would have encoded it).
+        (
+            json!({"redirect_uris": ["https://app.example/cb\u{0}"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "client_name": "a\u{0}"}),
+            "invalid_client_metadata",
+        ),
     ] {
         let r = register(&app, body.clone()).await;
         oauth_refused(&r, 400, error);
@@ -808,6 +819,53 @@ async fn registration_is_checked_and_bounded() {
 
 /// A token request spends the address's budget only when it fails: a client refreshing for
 /// many people from one address is not held back, one guessing codes is.
+/// NUL in a token or revocation request, or in a client id however it is sent, is refused
+/// as the OAuth error it is, never a 500 (PostgreSQL cannot look it up).
+async fn nul_in_token_requests_is_refused() {
+    use base64::Engine as _;
+    let app = TestApp::new().await;
+    let client = public_client(&app).await;
+    for pairs in [
+        vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "x"),
+            ("client_id", "https://a.example/c\u{0}"),
+        ],
+        vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "x\u{0}"),
+            ("client_id", client.as_str()),
+        ],
+    ] {
+        let r = token(&app, &pairs).await;
+        oauth_refused(&r, 400, "invalid_request");
+        assert!(r.text.contains("NUL"), "{}", r.text);
+    }
+    let r = app
+        .post("/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            &format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("https://a.example/c\u{0}:s")
+            ),
+        )
+        .raw(form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "x"),
+        ]))
+        .send()
+        .await;
+    assert!(
+        matches!(r.status.as_u16(), 400 | 401),
+        "{}: {}",
+        r.status,
+        r.text
+    );
+    assert_eq!(r.body["error"], "invalid_client", "{}", r.text);
+}
+
 async fn only_failed_token_requests_spend_the_address_budget() {
     let app = TestApp::new().await;
     let b = owner(&app).await;
@@ -1069,7 +1127,8 @@ async fn sessions_and_grants_are_limited_like_keys() {
 }
 
 both!(
-    tests: discovery_starts_from_an_unauthenticated_mcp_call,
+    tests: nul_in_token_requests_is_refused,
+    discovery_starts_from_an_unauthenticated_mcp_call,
     sign_in_exchange_refresh_and_a_replay_that_ends_the_grant,
     refusals_of_the_code_exchange_leave_no_grant,
     confidential_clients_prove_their_secret,

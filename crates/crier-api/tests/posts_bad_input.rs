@@ -65,6 +65,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
             json!({"body": "x", "account_ids": [acct], "colour": "red"}),
             "colour",
         ),
+        (
+            json!({"body": "x", "account_ids": [acct], "overrides": {&acct: {"bodyy": "y"}}}),
+            &format!("overrides.{acct}.bodyy"),
+        ),
         (json!({"account_ids": [acct]}), "body"),
         (json!({"body": "x"}), "account_ids"),
         (json!({"body": "   ", "account_ids": [acct]}), "body"),

@@ -177,6 +177,10 @@ fn check_redirect_shape(raw: &str) -> Result<url::Url, String> {
             "A redirect URI may be at most {MAX_URI} characters."
         ));
     }
+    // The URL parser would encode or drop them, but the URI is kept (and compared) as sent.
+    if raw.contains(char::is_control) {
+        return Err("A redirect URI may not contain control characters.".to_owned());
+    }
     let u = url::Url::parse(raw).map_err(|_| format!("`{raw}` is not an absolute URI."))?;
     if u.fragment().is_some() {
         return Err(format!("`{raw}` has a fragment; redirect URIs may not."));
@@ -423,7 +427,8 @@ impl OAuthServer<'_> {
     /// token and revocation endpoints, which never make crier fetch anything).
     pub async fn client(&self, id: &str, fetch: bool) -> OAuthResult<AppClient> {
         let unknown = || OAuthError::new("invalid_client", "No such client; register first.");
-        if id.len() > MAX_URI {
+        // A NUL could not even be looked up on PostgreSQL.
+        if id.len() > MAX_URI || id.contains(char::is_control) {
             return Err(unknown());
         }
         let store = self.app.store();

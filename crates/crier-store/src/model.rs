@@ -310,8 +310,10 @@ impl Account {
     }
 }
 
-/// What one account gets instead of the post's own text.
+/// What one account gets instead of the post's own text. A field it does not know is refused
+/// (a misspelt `bodyy` would otherwise be dropped without a word).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PostOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,

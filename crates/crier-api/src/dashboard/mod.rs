@@ -441,7 +441,16 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
 /// A local path to return to after signing in; anything else (another site, `//host`) is `/app`.
 pub fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        // Visible ASCII only: a line break or a control character cannot be a `Location`
+        // (the redirect after signing in answered 500 for `/app%0A`).
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && p.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            p.to_owned()
+        }
         _ => "/app".into(),
     }
 }

@@ -161,6 +161,11 @@ impl Form {
             if !PARAMETERS.contains(&&*k) {
                 continue;
             }
+            if k.contains('\0') || v.contains('\0') {
+                return Err(OAuthError::invalid_request(format!(
+                    "`{k}` contains the NUL character."
+                )));
+            }
             if fields.iter().any(|(j, _)| *j == k) {
                 return Err(OAuthError::invalid_request(format!(
                     "`{k}` is sent more than once."
