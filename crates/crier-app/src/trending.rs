@@ -304,7 +304,7 @@ impl Trending<'_> {
         let read = tokio::time::timeout(timeout, network.trending(session))
             .await
             .unwrap_or(Err(NetworkError::Timeout))
-            .map_err(|e| format!("{}: {e}", e.code()))?;
+            .map_err(|e| format!("{}: {}", e.code(), e.text()))?;
         Ok(fit(read))
     }
 }

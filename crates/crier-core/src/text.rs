@@ -242,6 +242,17 @@ pub fn clip(s: &str, max: usize) -> String {
     truncate(s.trim(), max)
 }
 
+/// Text from another party (a network's error, a feed's parse error) as crier records it: its
+/// control characters (NUL, which PostgreSQL cannot store in text, escape sequences, line
+/// breaks) as spaces, then [`clip`]ped to `max` characters.
+pub fn clip_line(s: &str, max: usize) -> String {
+    let line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    clip(&line, max)
+}
+
 /// The template with `{title}`, `{link}` and `{summary}` replaced (once, left to right, so a
 /// value that contains a placeholder stays as it is), trimmed.
 pub fn render(template: &str, title: &str, link: &str, summary: &str) -> String {

@@ -162,12 +162,7 @@ impl NetworkError {
     /// sequences, line breaks) as spaces, and at most [`MAX_ERROR_TEXT`] characters, however
     /// much a network sent.
     pub fn text(&self) -> String {
-        let text: String = self
-            .to_string()
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        crier_core::text::clip(&text, MAX_ERROR_TEXT)
+        crier_core::text::clip_line(&self.to_string(), MAX_ERROR_TEXT)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

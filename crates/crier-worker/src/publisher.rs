@@ -412,7 +412,8 @@ impl Publisher {
                 let lookup = network.lookup(session, part);
                 let found = tokio::time::timeout(self.config.call_timeout, lookup)
                     .await
-                    .unwrap_or(Err(NetworkError::Timeout));
+                    .unwrap_or(Err(NetworkError::Timeout))
+                    .and_then(|found| found.map(keepable).transpose());
                 match found {
                     Ok(Some(found)) => {
                         self.part_done(post, account, &mut part_ids, &mut url, found, true)
@@ -463,7 +464,7 @@ impl Publisher {
             };
             let call = network.publish(session, part);
             let result = match tokio::time::timeout(self.config.call_timeout, call).await {
-                Ok(r) => r,
+                Ok(r) => r.and_then(keepable),
                 Err(_) => Err(NetworkError::Timeout),
             };
             let now = self.app.clock().now_ms();
@@ -616,7 +617,10 @@ impl Publisher {
             message: e.text(),
         };
         if attempts >= self.config.max_attempts {
-            let message = format!("{} (gave up after {attempts} attempts)", error.message);
+            let message = crier_core::text::clip(
+                &format!("{} (gave up after {attempts} attempts)", error.message),
+                crier_networks::MAX_ERROR_TEXT,
+            );
             return self.fail_target(job, code, &message).await;
         }
         let exp = millis(self.config.backoff)
@@ -894,4 +898,22 @@ fn still_due(job: &Job, post: Option<Post>) -> Option<(Post, Target)> {
         .filter(|t| !matches!(t.status, TargetStatus::Published | TargetStatus::Failed))
         .cloned()?;
     Some((post, target))
+}
+
+/// The longest post id and URL crier keeps from a network.
+const MAX_PART_ID: usize = 1000;
+const MAX_PART_URL: usize = 4096;
+
+/// A part as the network answered it, if crier can keep it. An id or URL with control
+/// characters (PostgreSQL cannot store a NUL; a retry would meet it again for ever), or longer
+/// than any network's, is the network's fault: the target fails with it, and is not sent again.
+fn keepable(part: PublishedPart) -> Result<PublishedPart, NetworkError> {
+    let bad = |s: &str, max: usize| s.len() > max || s.contains(char::is_control);
+    if bad(&part.external_id, MAX_PART_ID) || bad(&part.url, MAX_PART_URL) {
+        return Err(NetworkError::rejected(
+            "the network answered with a post id or URL crier cannot keep (control characters \
+             or too long); the post may be on the network",
+        ));
+    }
+    Ok(part)
 }

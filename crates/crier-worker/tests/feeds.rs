@@ -808,6 +808,14 @@ both!(
                 Doc::ok(b"{\"items\":42}".to_vec(), "application/json"),
                 "not a valid RSS, Atom or JSON feed",
             ),
+            // The parser's error quotes the document, NUL and all (PostgreSQL cannot store it).
+            (
+                Doc::ok(
+                    b"{\"version\":\"x\\u0000\",\"title\":\"t\",\"items\":[]}".to_vec(),
+                    "application/json",
+                ),
+                "not a valid RSS, Atom or JSON feed",
+            ),
             (
                 Doc::ok(Vec::new(), "application/rss+xml"),
                 "not a valid RSS, Atom or JSON feed",
@@ -829,6 +837,7 @@ both!(
             w.server.serve(doc);
             let (error, retry_at) = failed(&w.poll_one().await);
             assert!(error.contains(expected), "case {n}: {error}");
+            assert!(!error.contains(char::is_control), "case {n}: {error:?}");
             let f = w.reload(&feed).await;
             assert_eq!(f.consecutive_failures, n as i64 + 1);
             assert_eq!(

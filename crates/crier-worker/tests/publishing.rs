@@ -1186,6 +1186,71 @@ both!(
     }
 );
 
+/// The sandbox, except that a publish lands and answers a post id and URL with NUL in them.
+struct HostileIds(Arc<Sandbox>);
+
+#[async_trait::async_trait]
+impl Network for HostileIds {
+    fn rules(&self) -> &crier_networks::Rules {
+        self.0.rules()
+    }
+
+    fn connect_kind(&self) -> crier_networks::ConnectKind {
+        crier_networks::ConnectKind::Instant
+    }
+
+    async fn publish(
+        &self,
+        s: Session<'_>,
+        part: Part<'_>,
+    ) -> Result<crier_networks::PublishedPart, NetworkError> {
+        let landed = self.0.publish(s, part).await?;
+        Ok(crier_networks::PublishedPart {
+            external_id: format!("{}\0", landed.external_id),
+            url: format!("{}\0", landed.url),
+        })
+    }
+
+    async fn lookup(
+        &self,
+        s: Session<'_>,
+        part: Part<'_>,
+    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
+        self.0.lookup(s, part).await
+    }
+
+    async fn metrics(
+        &self,
+        s: Session<'_>,
+        external_id: &str,
+    ) -> Result<crier_store::Metrics, NetworkError> {
+        self.0.metrics(s, external_id).await
+    }
+}
+
+both!(
+    a_post_id_that_cannot_be_kept_fails_the_target_once,
+    |db| async move {
+        let w = World::new(&db).await;
+        let networks = Networks::default().with(Arc::new(HostileIds(w.sandbox.clone())));
+        let app = app_on(&w.store, Arc::new(w.clock.clone()), networks, None);
+        let publisher = Publisher::new(app, config());
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "to a hostile server", T0).await;
+
+        // Not retried for ever (on PostgreSQL the id could not be stored): failed, once.
+        assert_eq!(publisher.run_due().await, vec![Processed::Failed]);
+        assert_eq!(w.outcomes(&id, &a).await, vec!["failed"]);
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Failed);
+        let error = t.error.expect("the reason is kept");
+        assert_eq!(error.code, "network_rejected");
+        assert!(error.message.contains("cannot keep"), "{error:?}");
+        assert_eq!(w.timeline(&a).await.len(), 1, "sent once");
+        assert_eq!(w.next_job_at().await, None, "the job is gone");
+    }
+);
+
 /// Claims the post's job, as a worker that then crashes would (the attempt it records next turns
 /// the post `publishing`);
 /// returns the end of the claim's lease and the idempotency key the publisher uses for part 0.

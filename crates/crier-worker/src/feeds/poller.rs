@@ -7,7 +7,7 @@ use crier_app::feeds::EntryPost;
 use crier_app::{App, AppResult};
 use crier_core::Clock;
 use crier_core::posts::PostStatus;
-use crier_core::text::{clip, render_fitting, truncate};
+use crier_core::text::{clip, clip_line, render_fitting, truncate};
 use crier_store::{Account, Feed, FeedPollSuccess, NewFeedItem, Post, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -208,7 +208,8 @@ impl FeedPoller {
     async fn fail(&self, feed: &Feed, error: String, now: i64) -> AppResult<Polled> {
         let failures = feed.consecutive_failures + 1;
         let retry_at = now + self.backoff_ms(feed.poll_interval_seconds, failures);
-        let error = clip(&error, MAX_ERROR);
+        // A parse error may quote the document (a NUL would make it unstorable).
+        let error = clip_line(&error, MAX_ERROR);
         if !self
             .store
             .record_feed_failure(feed, &feed.url, &error, failures, now, retry_at)
