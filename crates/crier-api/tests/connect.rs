@@ -841,8 +841,24 @@ async fn the_configured_client_replaces_the_one_kept_at_connect() {
     assert_eq!(opened.access_token, old.access_token, "the rest as sealed");
 }
 
+/// A network (or a server a user named) answering an account id crier cannot keep, with a NUL
+/// in it (PostgreSQL cannot store one), is refused as the network's fault, not a 500, and
+/// nothing is stored.
+async fn an_account_id_that_cannot_be_kept_is_refused() {
+    let w = world().await;
+    let started = w.start().await;
+    let state = started["state"].as_str().unwrap();
+    let code = w.fake.approve(started["url"].as_str().unwrap(), "a\u{0}b");
+    let r = w.finish_with(&w.key, &code, state).await;
+    r.assert_error(503, "upstream_unavailable");
+    assert!(r.text.contains("cannot keep"), "{}", r.text);
+    let r = w.app.get("/v1/accounts").key(&w.key).send().await;
+    assert_eq!(r.body["data"], json!([]), "{}", r.text);
+}
+
 both!(
-    tests: an_oauth_connection_stores_sealed_tokens_and_shows_none,
+    tests: an_account_id_that_cannot_be_kept_is_refused,
+    an_oauth_connection_stores_sealed_tokens_and_shows_none,
     the_configured_client_replaces_the_one_kept_at_connect,
     credentials_that_do_not_open_never_expire_the_account,
     a_key_rotation_reseals_stored_credentials,

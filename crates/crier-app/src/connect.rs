@@ -122,6 +122,21 @@ fn connect_error(e: NetworkError, param: &str) -> AppError {
     }
 }
 
+/// Whether an identifier a network (or a server a user named) answered can be stored and
+/// matched as it is: not empty, at most [`MAX_URI`] bytes, no control characters (PostgreSQL
+/// cannot store a NUL).
+fn keepable(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_URI && !id.contains(char::is_control)
+}
+
+fn unkeepable() -> AppError {
+    AppError::new(
+        ErrorCode::UpstreamUnavailable,
+        "The network answered with an account or client id crier cannot keep (empty, too long \
+         or with control characters).",
+    )
+}
+
 /// `s` without control characters, cut to `max` characters; `None` if nothing is left.
 fn clean_text(s: &str, max: usize) -> Option<String> {
     let cleaned: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
@@ -397,6 +412,9 @@ impl Connections<'_> {
             .register_client(instance, redirect_uri)
             .await
             .map_err(|e| connect_error(e, "instance"))?;
+        if !keepable(&client.client_id) {
+            return Err(unkeepable());
+        }
         let sealed = StoredClient {
             client_id: client.client_id.clone(),
             client_secret: client
@@ -549,6 +567,9 @@ impl Connections<'_> {
     /// are sealed, bound to the account's network identity.
     pub async fn save(&self, c: &Caller, platform: &str, n: Connected) -> AppResult<Account> {
         c.require_unrestricted("connect accounts")?;
+        if !keepable(&n.external_id) || n.service.as_deref().is_some_and(|s| !keepable(s)) {
+            return Err(unkeepable());
+        }
         let store = self.app.store();
         let existing = store
             .find_account(&c.tenant, platform, n.service.as_deref(), &n.external_id)

@@ -946,12 +946,25 @@ async fn sandbox_publish(
     w.sandbox.publish(session, part).await.unwrap()
 }
 
-/// The sandbox, except that every look-up by idempotency key fails (a network whose search is
-/// down).
-struct LookupDown(Arc<Sandbox>);
+/// How a [`Misbehaving`] network departs from the sandbox.
+enum Misbehaviour {
+    /// Every look-up by idempotency key fails (a network whose search is down).
+    LookupDown,
+    /// A look-up by idempotency key never answers (a network whose search hangs).
+    LookupHangs,
+    /// A publish fails with an error text no database column should take as it is: NULs
+    /// (PostgreSQL refuses them in text), escape sequences, line breaks and 100,000
+    /// characters. The first call's error is transient, every later one a refusal.
+    GarbledErrors(std::sync::atomic::AtomicUsize),
+    /// A publish lands and answers a post id and URL with NUL in them.
+    HostileIds,
+}
+
+/// The sandbox, misbehaving one way.
+struct Misbehaving(Arc<Sandbox>, Misbehaviour);
 
 #[async_trait::async_trait]
-impl Network for LookupDown {
+impl Network for Misbehaving {
     fn rules(&self) -> &crier_networks::Rules {
         self.0.rules()
     }
@@ -965,15 +978,36 @@ impl Network for LookupDown {
         s: Session<'_>,
         part: Part<'_>,
     ) -> Result<crier_networks::PublishedPart, NetworkError> {
-        self.0.publish(s, part).await
+        match &self.1 {
+            Misbehaviour::GarbledErrors(calls) => {
+                let garbage = format!("bad\0gateway\u{1b}[31m\r\n{}", "x".repeat(100_000));
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    Err(NetworkError::unavailable(garbage))
+                } else {
+                    Err(NetworkError::rejected(garbage))
+                }
+            }
+            Misbehaviour::HostileIds => {
+                let landed = self.0.publish(s, part).await?;
+                Ok(crier_networks::PublishedPart {
+                    external_id: format!("{}\0", landed.external_id),
+                    url: format!("{}\0", landed.url),
+                })
+            }
+            _ => self.0.publish(s, part).await,
+        }
     }
 
     async fn lookup(
         &self,
-        _s: Session<'_>,
-        _part: Part<'_>,
+        s: Session<'_>,
+        part: Part<'_>,
     ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
-        Err(NetworkError::unavailable("search is down"))
+        match &self.1 {
+            Misbehaviour::LookupDown => Err(NetworkError::unavailable("search is down")),
+            Misbehaviour::LookupHangs => std::future::pending().await,
+            _ => self.0.lookup(s, part).await,
+        }
     }
 
     async fn metrics(
@@ -985,13 +1019,23 @@ impl Network for LookupDown {
     }
 }
 
+impl World {
+    /// A publisher whose only network is the sandbox misbehaving `how`.
+    fn misbehaving(&self, how: Misbehaviour, config: WorkerConfig) -> Publisher {
+        let network = Misbehaving(self.sandbox.clone(), how);
+        let networks = Networks::default().with(Arc::new(network));
+        Publisher::new(
+            app_on(&self.store, Arc::new(self.clock.clone()), networks, None),
+            config,
+        )
+    }
+}
+
 both!(
     failed_lookups_use_up_the_budget_and_never_repost,
     |db| async move {
         let w = World::new(&db).await;
-        let networks = Networks::default().with(Arc::new(LookupDown(w.sandbox.clone())));
-        let app = app_on(&w.store, Arc::new(w.clock.clone()), networks, None);
-        let publisher = Publisher::new(app, config());
+        let publisher = w.misbehaving(Misbehaviour::LookupDown, config());
         let a = w.account("ada").await;
         let id = w.schedule(&[&a], "landed, unconfirmed", T0).await;
         w.fault(&a, 1, "timeout", 0).await;
@@ -1021,45 +1065,6 @@ both!(
     }
 );
 
-/// The sandbox, except that a look-up by idempotency key never answers (a network whose search
-/// hangs).
-struct LookupHangs(Arc<Sandbox>);
-
-#[async_trait::async_trait]
-impl Network for LookupHangs {
-    fn rules(&self) -> &crier_networks::Rules {
-        self.0.rules()
-    }
-
-    fn connect_kind(&self) -> crier_networks::ConnectKind {
-        crier_networks::ConnectKind::Instant
-    }
-
-    async fn publish(
-        &self,
-        s: Session<'_>,
-        part: Part<'_>,
-    ) -> Result<crier_networks::PublishedPart, NetworkError> {
-        self.0.publish(s, part).await
-    }
-
-    async fn lookup(
-        &self,
-        _s: Session<'_>,
-        _part: Part<'_>,
-    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
-        std::future::pending().await
-    }
-
-    async fn metrics(
-        &self,
-        s: Session<'_>,
-        external_id: &str,
-    ) -> Result<crier_store::Metrics, NetworkError> {
-        self.0.metrics(s, external_id).await
-    }
-}
-
 both!(
     a_hanging_lookup_times_out_and_is_recorded_as_failed,
     |db| async move {
@@ -1068,9 +1073,7 @@ both!(
             call_timeout: Duration::from_millis(200),
             ..config()
         };
-        let networks = Networks::default().with(Arc::new(LookupHangs(w.sandbox.clone())));
-        let app = app_on(&w.store, Arc::new(w.clock.clone()), networks, None);
-        let publisher = Publisher::new(app, config);
+        let publisher = w.misbehaving(Misbehaviour::LookupHangs, config);
         let a = w.account("ada").await;
         let id = w.schedule(&[&a], "landed, unconfirmed", T0).await;
         w.fault(&a, 1, "timeout", 0).await;
@@ -1095,64 +1098,11 @@ both!(
     }
 );
 
-/// The sandbox, except that a publish fails with an error text no database column should take
-/// as it is: NULs (PostgreSQL refuses them in text), escape sequences, line breaks and 100,000
-/// characters. The first call's error is transient, every later one a refusal.
-struct Garbled {
-    inner: Arc<Sandbox>,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Network for Garbled {
-    fn rules(&self) -> &crier_networks::Rules {
-        self.inner.rules()
-    }
-
-    fn connect_kind(&self) -> crier_networks::ConnectKind {
-        crier_networks::ConnectKind::Instant
-    }
-
-    async fn publish(
-        &self,
-        _s: Session<'_>,
-        _part: Part<'_>,
-    ) -> Result<crier_networks::PublishedPart, NetworkError> {
-        let garbage = format!("bad\0gateway\u{1b}[31m\r\n{}", "x".repeat(100_000));
-        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            Err(NetworkError::unavailable(garbage))
-        } else {
-            Err(NetworkError::rejected(garbage))
-        }
-    }
-
-    async fn lookup(
-        &self,
-        s: Session<'_>,
-        part: Part<'_>,
-    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
-        self.inner.lookup(s, part).await
-    }
-
-    async fn metrics(
-        &self,
-        s: Session<'_>,
-        external_id: &str,
-    ) -> Result<crier_store::Metrics, NetworkError> {
-        self.inner.metrics(s, external_id).await
-    }
-}
-
 both!(
     a_network_error_with_nuls_and_no_end_is_recorded_cleaned_and_bounded,
     |db| async move {
         let w = World::new(&db).await;
-        let networks = Networks::default().with(Arc::new(Garbled {
-            inner: w.sandbox.clone(),
-            calls: Default::default(),
-        }));
-        let app = app_on(&w.store, Arc::new(w.clock.clone()), networks, None);
-        let publisher = Publisher::new(app, config());
+        let publisher = w.misbehaving(Misbehaviour::GarbledErrors(Default::default()), config());
         let a = w.account("ada").await;
         let id = w.schedule(&[&a], "to a garbled network", T0).await;
 
@@ -1186,55 +1136,11 @@ both!(
     }
 );
 
-/// The sandbox, except that a publish lands and answers a post id and URL with NUL in them.
-struct HostileIds(Arc<Sandbox>);
-
-#[async_trait::async_trait]
-impl Network for HostileIds {
-    fn rules(&self) -> &crier_networks::Rules {
-        self.0.rules()
-    }
-
-    fn connect_kind(&self) -> crier_networks::ConnectKind {
-        crier_networks::ConnectKind::Instant
-    }
-
-    async fn publish(
-        &self,
-        s: Session<'_>,
-        part: Part<'_>,
-    ) -> Result<crier_networks::PublishedPart, NetworkError> {
-        let landed = self.0.publish(s, part).await?;
-        Ok(crier_networks::PublishedPart {
-            external_id: format!("{}\0", landed.external_id),
-            url: format!("{}\0", landed.url),
-        })
-    }
-
-    async fn lookup(
-        &self,
-        s: Session<'_>,
-        part: Part<'_>,
-    ) -> Result<Option<crier_networks::PublishedPart>, NetworkError> {
-        self.0.lookup(s, part).await
-    }
-
-    async fn metrics(
-        &self,
-        s: Session<'_>,
-        external_id: &str,
-    ) -> Result<crier_store::Metrics, NetworkError> {
-        self.0.metrics(s, external_id).await
-    }
-}
-
 both!(
     a_post_id_that_cannot_be_kept_fails_the_target_once,
     |db| async move {
         let w = World::new(&db).await;
-        let networks = Networks::default().with(Arc::new(HostileIds(w.sandbox.clone())));
-        let app = app_on(&w.store, Arc::new(w.clock.clone()), networks, None);
-        let publisher = Publisher::new(app, config());
+        let publisher = w.misbehaving(Misbehaviour::HostileIds, config());
         let a = w.account("ada").await;
         let id = w.schedule(&[&a], "to a hostile server", T0).await;
 
