@@ -123,10 +123,9 @@ fn connect_error(e: NetworkError, param: &str) -> AppError {
 }
 
 /// Whether an identifier a network (or a server a user named) answered can be stored and
-/// matched as it is: not empty, at most [`MAX_URI`] bytes, no control characters (PostgreSQL
-/// cannot store a NUL).
+/// matched as it is: not empty, and [`crier_core::text::is_storable`] within [`MAX_URI`].
 fn keepable(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_URI && !id.contains(char::is_control)
+    !id.is_empty() && crier_core::text::is_storable(id, MAX_URI)
 }
 
 fn unkeepable() -> AppError {

@@ -428,7 +428,7 @@ impl OAuthServer<'_> {
     pub async fn client(&self, id: &str, fetch: bool) -> OAuthResult<AppClient> {
         let unknown = || OAuthError::new("invalid_client", "No such client; register first.");
         // A NUL could not even be looked up on PostgreSQL.
-        if id.len() > MAX_URI || id.contains(char::is_control) {
+        if !crier_core::text::is_storable(id, MAX_URI) {
             return Err(unknown());
         }
         let store = self.app.store();

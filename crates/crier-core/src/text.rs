@@ -242,6 +242,13 @@ pub fn clip(s: &str, max: usize) -> String {
     truncate(s.trim(), max)
 }
 
+/// Whether an identifier another party gave (a network's post or account id, a URL, an OAuth
+/// client id) can be stored and matched as it is: at most `max` bytes and no control
+/// characters (PostgreSQL cannot store a NUL in text).
+pub fn is_storable(s: &str, max: usize) -> bool {
+    s.len() <= max && !s.contains(char::is_control)
+}
+
 /// Text from another party (a network's error, a feed's parse error) as crier records it: its
 /// control characters (NUL, which PostgreSQL cannot store in text, escape sequences, line
 /// breaks) as spaces, then [`clip`]ped to `max` characters.

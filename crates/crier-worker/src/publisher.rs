@@ -908,8 +908,8 @@ const MAX_PART_URL: usize = 4096;
 /// characters (PostgreSQL cannot store a NUL; a retry would meet it again for ever), or longer
 /// than any network's, is the network's fault: the target fails with it, and is not sent again.
 fn keepable(part: PublishedPart) -> Result<PublishedPart, NetworkError> {
-    let bad = |s: &str, max: usize| s.len() > max || s.contains(char::is_control);
-    if bad(&part.external_id, MAX_PART_ID) || bad(&part.url, MAX_PART_URL) {
+    use crier_core::text::is_storable;
+    if !is_storable(&part.external_id, MAX_PART_ID) || !is_storable(&part.url, MAX_PART_URL) {
         return Err(NetworkError::rejected(
             "the network answered with a post id or URL crier cannot keep (control characters \
              or too long); the post may be on the network",

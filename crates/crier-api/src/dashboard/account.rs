@@ -120,7 +120,7 @@ pub async fn signup_page(
         &state,
         q.invite.as_deref().unwrap_or(""),
         dash.as_ref(),
-        &FormData::parse(b"").expect("an empty form"),
+        &FormData::default(),
         None,
     )
     .await

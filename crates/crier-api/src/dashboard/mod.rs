@@ -295,6 +295,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for Dash {
 }
 
 /// A submitted form (`application/x-www-form-urlencoded`), repeated names kept.
+#[derive(Default)]
 pub struct FormData(Vec<(String, String)>);
 
 impl FormData {
