@@ -126,7 +126,7 @@ async fn record(tx: &mut Tx, items: &[Finish]) -> Result<Vec<Option<PostStatus>>
     let targets = "UPDATE post_targets SET
             status = CASE WHEN x.pub = 1 THEN 'published' ELSE 'failed' END,
             external_id = CASE WHEN x.pub = 1 THEN x.ext ELSE external_id END,
-            url = CASE WHEN x.pub = 1 THEN x.xurl ELSE url END,
+            url = CASE WHEN x.pub = 1 THEN NULLIF(x.xurl, '') ELSE url END,
             part_ids = CASE WHEN x.pub = 1 THEN x.parts ELSE part_ids END,
             error_code = x.ecode, error_message = x.emsg,
             published_at = CASE WHEN x.pub = 1 THEN x.at ELSE published_at END

@@ -206,6 +206,8 @@ pub struct TargetObject {
     /// `pending`, `publishing`, `published` or `failed`.
     pub status: &'static str,
     pub external_id: Option<String>,
+    /// The post on the network: an absolute `http` or `https` URL, or `null` (not published,
+    /// or the network answered none crier shows as a link).
     pub url: Option<String>,
     pub attempts: i64,
     pub error: Option<TargetErrorObject>,

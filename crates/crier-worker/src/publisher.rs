@@ -568,7 +568,7 @@ impl Publisher {
         record: bool,
     ) -> crier_store::Result<()> {
         if part_ids.is_empty() {
-            *url = Some(part.url.clone());
+            *url = (!part.url.is_empty()).then(|| part.url.clone());
         }
         part_ids.push(part.external_id);
         // The last part is recorded by `finish_target` itself; if we die before that, its
@@ -904,16 +904,29 @@ fn still_due(job: &Job, post: Option<Post>) -> Option<(Post, Target)> {
 const MAX_PART_ID: usize = 1000;
 const MAX_PART_URL: usize = 4096;
 
-/// A part as the network answered it, if crier can keep it. An id or URL with control
-/// characters (PostgreSQL cannot store a NUL; a retry would meet it again for ever), or longer
-/// than any network's, is the network's fault: the target fails with it, and is not sent again.
-fn keepable(part: PublishedPart) -> Result<PublishedPart, NetworkError> {
+/// A part as the network answered it, if crier can keep it. An id with control characters
+/// (PostgreSQL cannot store a NUL; a retry would meet it again for ever), or longer than any
+/// network's, is the network's fault: the target fails with it, and is not sent again. A URL
+/// is a link shown in the dashboard and handed to API clients and webhooks: one that is not an
+/// absolute `http(s)` URL crier can keep (`javascript:…`, control characters, too long) is left
+/// out, and the post counts as published without a link.
+fn keepable(mut part: PublishedPart) -> Result<PublishedPart, NetworkError> {
     use crier_core::text::is_storable;
-    if !is_storable(&part.external_id, MAX_PART_ID) || !is_storable(&part.url, MAX_PART_URL) {
+    if !is_storable(&part.external_id, MAX_PART_ID) {
         return Err(NetworkError::rejected(
-            "the network answered with a post id or URL crier cannot keep (control characters \
-             or too long); the post may be on the network",
+            "the network answered with a post id crier cannot keep (control characters or too \
+             long); the post may be on the network",
         ));
     }
+    if !is_link(&part.url) {
+        part.url.clear();
+    }
     Ok(part)
+}
+
+/// Whether `url` is a link crier shows: absolute `http` or `https`, within [`MAX_PART_URL`]
+/// bytes, no control characters (which the URL parser would otherwise quietly drop).
+fn is_link(url: &str) -> bool {
+    crier_core::text::is_storable(url, MAX_PART_URL)
+        && url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
 }

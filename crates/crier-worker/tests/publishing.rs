@@ -958,6 +958,8 @@ enum Misbehaviour {
     GarbledErrors(std::sync::atomic::AtomicUsize),
     /// A publish lands and answers a post id and URL with NUL in them.
     HostileIds,
+    /// A publish lands and answers a good post id with a URL that is no link to show.
+    ScriptUrl(&'static str),
 }
 
 /// The sandbox, misbehaving one way.
@@ -992,6 +994,13 @@ impl Network for Misbehaving {
                 Ok(crier_networks::PublishedPart {
                     external_id: format!("{}\0", landed.external_id),
                     url: format!("{}\0", landed.url),
+                })
+            }
+            Misbehaviour::ScriptUrl(url) => {
+                let landed = self.0.publish(s, part).await?;
+                Ok(crier_networks::PublishedPart {
+                    external_id: landed.external_id,
+                    url: (*url).to_owned(),
                 })
             }
             _ => self.0.publish(s, part).await,
@@ -1154,6 +1163,41 @@ both!(
         assert!(error.message.contains("cannot keep"), "{error:?}");
         assert_eq!(w.timeline(&a).await.len(), 1, "sent once");
         assert_eq!(w.next_job_at().await, None, "the job is gone");
+    }
+);
+
+both!(
+    a_post_url_that_is_no_link_is_left_out_and_the_post_is_published,
+    |db| async move {
+        let w = World::new(&db).await;
+        let link = "https://social.example.test/@ada/1";
+        for (i, (url, kept)) in [
+            ("javascript:alert(document.cookie)", None),
+            ("data:text/html,<script>alert(1)</script>", None),
+            ("https://example.test/post\u{0}1", None),
+            ("https://example.test/post\n/1", None),
+            ("/relative/post/1", None),
+            ("", None),
+            // A link is kept as the network gave it.
+            (link, Some(link)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let publisher = w.misbehaving(Misbehaviour::ScriptUrl(url), config());
+            let a = w.account(&format!("ada{i}")).await;
+            let id = w.schedule(&[&a], "a link that may not be one", T0).await;
+            assert_eq!(
+                publisher.run_due().await,
+                vec![Processed::Published],
+                "{url:?}"
+            );
+            let t = w.target(&id, &a).await;
+            assert_eq!(t.status, TargetStatus::Published, "{url:?}");
+            assert!(t.external_id.is_some(), "{url:?}: the post's id is kept");
+            assert_eq!(t.url.as_deref(), kept, "{url:?}");
+            assert_eq!(w.timeline(&a).await.len(), 1, "sent once");
+        }
     }
 );
 
