@@ -19,7 +19,10 @@
 #   LOAD_PG=1        run the server on PostgreSQL and Redis instead of SQLite: a fresh database
 #                    on BENCH_POSTGRES_URL's server (default postgres://postgres@127.0.0.1:5432,
 #                    dropped on exit) and BENCH_REDIS_URL (default redis://127.0.0.1:6379) for
-#                    the rate limits: one Redis round trip per authenticated request
+#                    the rate limits: one Redis decision per authenticated request (the
+#                    decisions asked while a call is under way share the next call)
+#   LOAD_REDIS=0     with LOAD_PG=1: no Redis (each node limits on its own), to see what the
+#                    shared limiter costs
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -95,7 +98,8 @@ DB_URL="sqlite://$DATA/crier.db"
 SERVER_ENV=()
 if [[ ${LOAD_PG:-0} == 1 ]]; then
   DB_URL=$(fresh_db) || die "no PostgreSQL database"
-  SERVER_ENV=(CRIER_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}")
+  [[ ${LOAD_REDIS:-1} == 0 ]] ||
+    SERVER_ENV=(CRIER_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}")
 fi
 # Explicit database URL, and run from the temp dir, so no crier.toml or CRIER_DATABASE_URL
 # of the caller can point the benchmark at a real database.

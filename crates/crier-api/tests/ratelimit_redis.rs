@@ -109,6 +109,98 @@ async fn a_limit_holds_across_nodes_deciding_at_once() {
     assert_eq!(allowed, 50);
 }
 
+#[tokio::test]
+async fn decisions_asked_at_once_share_calls_and_each_is_decided_as_if_alone() {
+    let Some(url) = redis() else { return };
+    let node = Arc::new(limiter(&url, OnRedisError::Closed));
+    // 40 keys of one workspace allowed 100 a minute across them, each key 5 a minute; 10
+    // requests of each key at once.
+    let workspace = Bucket {
+        key: fresh_key(),
+        windows: windows(100, 100_000),
+    };
+    let keys: Vec<[Bucket; 2]> = (0..40)
+        .map(|_| {
+            [
+                Bucket {
+                    key: fresh_key(),
+                    windows: windows(5, 1_000),
+                },
+                workspace,
+            ]
+        })
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for round in 0..10 {
+        for (k, buckets) in keys.iter().enumerate() {
+            let (node, buckets) = (node.clone(), *buckets);
+            tasks.spawn(async move { (k, round, node.check(&buckets, 0).await) });
+        }
+    }
+    let mut shown: Vec<Vec<u32>> = vec![Vec::new(); keys.len()];
+    let mut allowed = 0;
+    while let Some(r) = tasks.join_next().await {
+        let (k, _, d) = r.unwrap();
+        assert!(!d.unavailable, "Redis answered every decision");
+        if d.allowed {
+            allowed += 1;
+            shown[k].push(d.windows[0].remaining);
+        } else {
+            assert_eq!(d.refused_by, Some("minute"), "{d:?}");
+        }
+    }
+    // The workspace's ceiling holds exactly, and no key passed its own limit.
+    assert_eq!(allowed, 100);
+    for (k, s) in shown.iter_mut().enumerate() {
+        assert!(s.len() <= 5, "key {k}: {s:?}");
+        // Each allowed request shows what was left after it alone: 4, 3, 2, ... once each,
+        // as if every request had had a call of its own.
+        s.sort_unstable();
+        s.reverse();
+        assert_eq!(
+            *s,
+            (5 - s.len() as u32..5).rev().collect::<Vec<_>>(),
+            "key {k}"
+        );
+    }
+    // 400 decisions, asked while calls were under way: they shared few calls.
+    assert_eq!(node.redis_calls(), 400);
+    assert!(
+        node.redis_scripts() <= 400 / 8,
+        "{} script calls for 400 decisions",
+        node.redis_scripts()
+    );
+}
+
+#[tokio::test]
+async fn a_flood_past_what_may_wait_is_decided_without_redis_and_leaves_redis_in_use() {
+    let Some(url) = redis() else { return };
+    let node = Arc::new(limiter(&url, OnRedisError::Closed));
+    let bucket = [Bucket {
+        key: fresh_key(),
+        windows: windows(1_000_000, 1_000_000),
+    }];
+    // 5,000 decisions asked before any call is made (one thread: every task asks before the
+    // first call starts): 4,096 wait, the rest are decided as the fallback says (here 503).
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5_000 {
+        let node = node.clone();
+        tasks.spawn(async move { node.check(&bucket, 0).await });
+    }
+    let (mut allowed, mut unavailable) = (0, 0);
+    while let Some(d) = tasks.join_next().await {
+        let d = d.unwrap();
+        allowed += usize::from(d.allowed);
+        unavailable += usize::from(d.unavailable);
+    }
+    assert_eq!((allowed, unavailable), (4_096, 904));
+    assert_eq!(node.backend_errors(), 904);
+    // Redis did nothing wrong: the next request is decided by it at once.
+    let d = node.check(&bucket, 0).await;
+    assert!(d.allowed && !d.unavailable, "{d:?}");
+    assert_eq!(node.redis_calls(), 4_097);
+}
+
 /// A key allowed 12,800 a day (and a million a minute), so the day decides and hardly refills
 /// during a test; room enough that busy nodes take tokens ahead.
 fn busy_bucket() -> [Bucket; 1] {

@@ -8,21 +8,25 @@
 //! takes nothing. The arithmetic is [`step`], one function for both places it runs:
 //!
 //! - [`RateLimiter::Local`]: in this process ([`Gcra`]), for one node.
-//! - [`RateLimiter::Redis`]: shared by every node, one Lua script call ([`REDIS_SCRIPT`])
-//!   that reads the time inside Redis (no clock skew between nodes), applies the same step to
-//!   every bucket and writes only when all have room: one round trip, atomic. A call decides
-//!   one request, or takes a few tokens ahead for a busy key's next requests on this node
-//!   ([`super::leases`]: never more than the limits allow across nodes). When Redis
+//! - [`RateLimiter::Redis`]: shared by every node, a Lua script ([`REDIS_SCRIPT`]) that
+//!   reads the time inside Redis (no clock skew between nodes), applies the same step to
+//!   every bucket and takes from them only when all have room: atomic, one round trip. A
+//!   decision is for one request, or takes a few tokens ahead for a busy key's next requests
+//!   on this node ([`super::leases`]: never more than the limits allow across nodes); the
+//!   decisions a node asks while a call is under way go together in its next call
+//!   ([`Caller`]), each made as if alone. When Redis
 //!   cannot answer (within [`REDIS_TIMEOUT`]), the decision follows the operator's
 //!   [`OnRedisError`]: this node's own limits, or a refusal (`503`); either way it is logged
 //!   and counted (`crier_rate_limit_backend_errors_total`), and Redis is not asked again for
 //!   [`REDIS_RETRY_AFTER`], so an outage does not add its timeout to every request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use super::leases::{self, Grant, Leases, Plan};
 
@@ -202,8 +206,7 @@ pub const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The shared limiter: a Redis connection (reconnecting by itself) and the fallback.
 pub struct RedisLimiter {
-    conn: redis::aio::ConnectionManager,
-    script: redis::Script,
+    caller: Arc<Caller>,
     on_error: OnRedisError,
     fallback: Gcra,
     errors: AtomicU64,
@@ -212,58 +215,78 @@ pub struct RedisLimiter {
     /// Tokens taken ahead for busy keys, and the clock they age on.
     leases: Leases,
     epoch: std::time::Instant,
-    /// Script calls made.
-    calls: AtomicU64,
 }
 
-/// The Lua script of a shared decision. KEYS: one hash per bucket; ARGV: the tokens wanted
-/// (at least 1; see [`super::leases`]), the room share, then per bucket and window the
-/// interval and the period in µs (computed by the caller, so all arithmetic here is integer
-/// addition, multiplication by small counts and comparison, exact in Lua's doubles).
+/// The Lua script of shared decisions, one call for every decision asked at once (see
+/// [`Caller`]). KEYS: the buckets' hashes, each once. ARGV: the room share, the number of
+/// decisions, then per decision the tokens wanted (at least 1; see [`super::leases`]) and its
+/// number of buckets, and per bucket its index in KEYS and, per window, the interval and the
+/// period in µs (computed by the caller, so all arithmetic here is integer addition,
+/// multiplication by small counts and comparison, exact in Lua's doubles).
 ///
-/// It grants one token if every window has room, and more (up to the tokens wanted) only
-/// while every window keeps [`super::leases::ROOM_SHARE`] times as much room. It returns the
-/// time it read, the tokens granted and the arrival times it found (`-1`: none stored); the
-/// caller applies [`step`] to them, which decides the first token exactly as the script did.
-/// It writes only when it granted something.
+/// The decisions are made in order, each exactly as if it were alone: it grants one token if
+/// every window of its buckets has room, and more (up to the tokens wanted) only while every
+/// window keeps [`super::leases::ROOM_SHARE`] times as much room; a later decision sees what an
+/// earlier one took. The script returns the time it read, then per decision the tokens granted
+/// and the arrival times it found (`-1`: none stored); the caller applies [`step`] to them,
+/// which decides the first token exactly as the script did. Each bucket is read once and
+/// written once, and only when something was granted from it.
 pub const REDIS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local want = tonumber(ARGV[1])
-local share = tonumber(ARGV[2])
-local out = {now, 0}
-local nxt = {}
-local k = want
-for b = 1, #KEYS do
-  local stored = redis.call('HMGET', KEYS[b], 'm', 'd')
-  for w = 1, 2 do
-    local i = (b - 1) * 2 + w
-    local interval = tonumber(ARGV[2 * i + 1])
-    local period = tonumber(ARGV[2 * i + 2])
-    local tat = tonumber(stored[w])
-    if tat == nil then
-      out[#out + 1] = -1
-      tat = now
-    else
-      out[#out + 1] = tat
+local share = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local tats = {}
+local dirty = {}
+local out = {now}
+local a = 3
+for r = 1, n do
+  local k = tonumber(ARGV[a])
+  local nb = tonumber(ARGV[a + 1])
+  a = a + 2
+  local slot = #out + 1
+  out[slot] = 0
+  local next = {}
+  for b = 1, nb do
+    local idx = tonumber(ARGV[a])
+    local st = tats[idx]
+    if st == nil then
+      local stored = redis.call('HMGET', KEYS[idx], 'm', 'd')
+      local m, d = tonumber(stored[1]), tonumber(stored[2])
+      if m == nil or d == nil then st = {-1, -1} else st = {m, d} end
+      tats[idx] = st
     end
-    if tat < now then tat = now end
-    nxt[i] = tat
-    if tat + interval - now > period then
-      k = 0
-    elseif k > 1 then
-      k = math.min(k, math.max(1, math.floor((period - (tat - now)) / (interval * share))))
+    local row = {idx}
+    for w = 1, 2 do
+      local interval = tonumber(ARGV[a + 2 * w - 1])
+      local period = tonumber(ARGV[a + 2 * w])
+      local tat = st[w]
+      out[#out + 1] = tat
+      if tat < now then tat = now end
+      row[2 * w] = tat
+      row[2 * w + 1] = interval
+      if tat + interval - now > period then
+        k = 0
+      elseif k > 1 then
+        k = math.min(k, math.max(1, math.floor((period - (tat - now)) / (interval * share))))
+      end
+    end
+    next[b] = row
+    a = a + 5
+  end
+  out[slot] = k
+  if k > 0 then
+    for b = 1, nb do
+      local row = next[b]
+      tats[row[1]] = {row[2] + k * row[3], row[4] + k * row[5]}
+      dirty[row[1]] = true
     end
   end
 end
-out[2] = k
-if k > 0 then
-  for b = 1, #KEYS do
-    local m = nxt[2 * b - 1] + k * tonumber(ARGV[4 * b - 1])
-    local d = nxt[2 * b] + k * tonumber(ARGV[4 * b + 1])
-    redis.call('HSET', KEYS[b], 'm', string.format('%.0f', m), 'd', string.format('%.0f', d))
-    redis.call('PEXPIRE', KEYS[b], math.floor((math.max(m, d) - now) / 1000) + 1000)
-  end
+for idx, _ in pairs(dirty) do
+  local m, d = tats[idx][1], tats[idx][2]
+  redis.call('HSET', KEYS[idx], 'm', string.format('%.0f', m), 'd', string.format('%.0f', d))
+  redis.call('PEXPIRE', KEYS[idx], math.floor((math.max(m, d) - now) / 1000) + 1000)
 end
 return out
 "#;
@@ -271,6 +294,183 @@ return out
 /// The Redis key of a bucket.
 fn redis_key(key: u64) -> String {
     format!("crier:rl:{key:016x}")
+}
+
+/// At most this many decisions go in one script call.
+pub const MAX_BATCH: usize = 64;
+/// At most this many script calls under way at once on a node.
+const MAX_CALLS: usize = 4;
+/// At most this many decisions wait for a call on a node; past that a decision is made as
+/// when Redis does not answer, without leaving Redis alone (Redis did nothing wrong).
+const MAX_WAITING: usize = 4_096;
+/// How long a decision waits for its answer: the call under way, then its own call
+/// ([`REDIS_TIMEOUT`] each).
+const ASK_TIMEOUT: Duration = Duration::from_millis(2 * REDIS_TIMEOUT.as_millis() as u64);
+
+/// Script calls shared by the decisions asked together: while a call is under way the
+/// decisions asked meanwhile wait, and the next call takes them all (at most [`MAX_BATCH`]).
+/// A second call (up to [`MAX_CALLS`]) starts only while a whole batch waits. At one request
+/// at a time nothing waits; under load Redis and the node spend one round trip, one read of
+/// the time and one read and write of a shared bucket (the workspace's) on many decisions
+/// instead of one each.
+struct Caller {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    queue: Mutex<Queue>,
+    /// Decisions sent to Redis.
+    decisions: AtomicU64,
+    /// Script calls made.
+    scripts: AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Asked>,
+    /// Tasks making calls; each takes what waits until nothing does.
+    drivers: usize,
+}
+
+/// Why a decision was not made in Redis.
+enum AskError {
+    /// Redis did not answer, or answered nonsense.
+    Redis(String),
+    /// [`MAX_WAITING`] decisions already wait on this node.
+    Busy,
+}
+
+/// A decision waiting for a call.
+struct Asked {
+    buckets: Vec<Bucket>,
+    want: u32,
+    answer: oneshot::Sender<Result<Answer, String>>,
+}
+
+impl Caller {
+    /// Makes calls until nothing waits (see [`Queue::drivers`]).
+    async fn drive(self: Arc<Self>) {
+        // Should this task end other than by finding nothing waiting (a panic, the runtime
+        // shutting down), it no longer counts, so the next decision starts another.
+        struct Driving<'a> {
+            queue: &'a Mutex<Queue>,
+            counted: bool,
+        }
+        impl Drop for Driving<'_> {
+            fn drop(&mut self) {
+                if self.counted
+                    && let Ok(mut q) = self.queue.lock()
+                {
+                    q.drivers -= 1;
+                }
+            }
+        }
+        let mut driving = Driving {
+            queue: &self.queue,
+            counted: true,
+        };
+        loop {
+            let mut batch: Vec<Asked> = {
+                let mut q = self.queue.lock().expect("rate limit queue");
+                if q.waiting.is_empty() {
+                    // Under the same lock as the look: a decision asked from now on finds one
+                    // driver fewer and starts one if none is left.
+                    q.drivers -= 1;
+                    driving.counted = false;
+                    return;
+                }
+                let n = q.waiting.len().min(MAX_BATCH);
+                q.waiting.drain(..n).collect()
+            };
+            // Decisions nobody waits for any more (their request timed out or was dropped)
+            // are not asked: Redis would take tokens nobody uses.
+            batch.retain(|a| !a.answer.is_closed());
+            if batch.is_empty() {
+                continue;
+            }
+            self.decisions
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let answers = tokio::time::timeout(REDIS_TIMEOUT, self.invoke(&batch))
+                .await
+                .map_err(|_| "timed out".to_owned())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            match answers {
+                Ok(answers) => {
+                    for (asked, answer) in batch.into_iter().zip(answers) {
+                        let _ = asked.answer.send(Ok(answer));
+                    }
+                }
+                Err(e) => {
+                    // What waits meanwhile would go to a Redis that just failed: it gets the
+                    // same answer now (each is decided as when Redis does not answer, and the
+                    // node leaves Redis alone for a while).
+                    let waiting: Vec<Asked> = {
+                        let mut q = self.queue.lock().expect("rate limit queue");
+                        q.waiting.drain(..).collect()
+                    };
+                    for asked in batch.into_iter().chain(waiting) {
+                        let _ = asked.answer.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One script call deciding `batch` in order.
+    async fn invoke(&self, batch: &[Asked]) -> redis::RedisResult<Vec<Answer>> {
+        self.scripts.fetch_add(1, Ordering::Relaxed);
+        let mut call = self.script.prepare_invoke();
+        // Each bucket once in KEYS, in order of first appearance.
+        let mut keys: Vec<u64> = Vec::with_capacity(batch.len() + 1);
+        call.arg(leases::ROOM_SHARE).arg(batch.len());
+        for asked in batch {
+            call.arg(asked.want).arg(asked.buckets.len());
+            for b in &asked.buckets {
+                let idx = match keys.iter().position(|k| *k == b.key) {
+                    Some(i) => i,
+                    None => {
+                        keys.push(b.key);
+                        call.key(redis_key(b.key));
+                        keys.len() - 1
+                    }
+                };
+                call.arg(idx + 1);
+                for w in &b.windows {
+                    call.arg(w.interval_us()).arg(w.period_us());
+                }
+            }
+        }
+        let mut conn = self.conn.clone();
+        let out: Vec<i64> = call.invoke_async(&mut conn).await?;
+        let unexpected = || {
+            redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "unexpected answer from the rate-limit script",
+            ))
+        };
+        let expected = 1 + batch.iter().map(|a| 1 + 2 * a.buckets.len()).sum::<usize>();
+        if out.len() != expected {
+            return Err(unexpected());
+        }
+        let now_us = out[0];
+        let mut rest = &out[1..];
+        let mut answers = Vec::with_capacity(batch.len());
+        for asked in batch {
+            let (row, tail) = rest.split_at(1 + 2 * asked.buckets.len());
+            rest = tail;
+            if !(0..=i64::from(asked.want)).contains(&row[0]) {
+                return Err(unexpected());
+            }
+            let stored = row[1..]
+                .chunks(2)
+                .map(|c| (c[0] >= 0 && c[1] >= 0).then_some([c[0], c[1]]))
+                .collect();
+            answers.push(Answer {
+                now_us,
+                granted: row[0] as u32,
+                stored,
+            });
+        }
+        Ok(answers)
+    }
 }
 
 impl RedisLimiter {
@@ -284,51 +484,49 @@ impl RedisLimiter {
         let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("redis_url: {e}"))?;
         Ok(Self {
-            conn,
-            script: redis::Script::new(REDIS_SCRIPT),
+            caller: Arc::new(Caller {
+                conn,
+                script: redis::Script::new(REDIS_SCRIPT),
+                queue: Mutex::new(Queue::default()),
+                decisions: AtomicU64::new(0),
+                scripts: AtomicU64::new(0),
+            }),
             on_error,
             fallback: Gcra::default(),
             errors: AtomicU64::new(0),
             skip_until_ms: AtomicI64::new(0),
             leases: Leases::default(),
             epoch: std::time::Instant::now(),
-            calls: AtomicU64::new(0),
         })
     }
 
     /// Redis's clock, the tokens granted (0: refused) and the arrival times of `buckets` as
-    /// the script found them (see [`REDIS_SCRIPT`]).
-    async fn ask(&self, buckets: &[Bucket], want: u32) -> redis::RedisResult<Answer> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut call = self.script.prepare_invoke();
-        for b in buckets {
-            call.key(redis_key(b.key));
-        }
-        call.arg(want).arg(leases::ROOM_SHARE);
-        for b in buckets {
-            for w in &b.windows {
-                call.arg(w.interval_us()).arg(w.period_us());
+    /// the script found them (see [`REDIS_SCRIPT`]), decided in the next call ([`Caller`])
+    /// within [`ASK_TIMEOUT`] of asking.
+    async fn ask(&self, buckets: &[Bucket], want: u32) -> Result<Answer, AskError> {
+        let (answer, answered) = oneshot::channel();
+        let start = {
+            let mut q = self.caller.queue.lock().expect("rate limit queue");
+            if q.waiting.len() >= MAX_WAITING {
+                return Err(AskError::Busy);
             }
+            q.waiting.push_back(Asked {
+                buckets: buckets.to_vec(),
+                want,
+                answer,
+            });
+            let start = q.drivers == 0 || (q.waiting.len() >= MAX_BATCH && q.drivers < MAX_CALLS);
+            q.drivers += usize::from(start);
+            start
+        };
+        if start {
+            tokio::spawn(self.caller.clone().drive());
         }
-        let mut conn = self.conn.clone();
-        let out: Vec<i64> = tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async(&mut conn))
-            .await
-            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))??;
-        if out.len() != 2 + 2 * buckets.len() || !(0..=i64::from(want)).contains(&out[1]) {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::Parse,
-                "unexpected answer from the rate-limit script",
-            )));
+        match tokio::time::timeout(ASK_TIMEOUT, answered).await {
+            Ok(Ok(answer)) => answer.map_err(AskError::Redis),
+            Ok(Err(_)) => Err(AskError::Redis("the call was dropped".into())),
+            Err(_) => Err(AskError::Redis("timed out".into())),
         }
-        let stored = out[2..]
-            .chunks(2)
-            .map(|c| (c[0] >= 0 && c[1] >= 0).then_some([c[0], c[1]]))
-            .collect();
-        Ok(Answer {
-            now_us: out[0],
-            granted: out[1] as u32,
-            stored,
-        })
     }
 
     /// Whether decisions are leaving Redis alone after a failure.
@@ -359,7 +557,13 @@ impl RedisLimiter {
                 });
                 Ok((decision, grant))
             }
-            Err(e) => {
+            Err(AskError::Busy) => {
+                // Too many decisions wait on this node: this one is made without Redis, and
+                // counted, but Redis is not left alone for it (nor is a line logged for each).
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                Err(())
+            }
+            Err(AskError::Redis(e)) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 self.skip_until_ms.store(
                     wall_ms + REDIS_RETRY_AFTER.as_millis() as i64,
@@ -509,12 +713,21 @@ impl RateLimiter {
         }
     }
 
-    /// Calls to the shared limiter's script (each decides one request, or a few of a busy
-    /// key's: see [`super::leases`]); 0 for a local one.
+    /// Decisions asked of the shared limiter (each for one request, or a few of a busy key's:
+    /// see [`super::leases`]); 0 for a local one.
     pub fn redis_calls(&self) -> u64 {
         match self {
             Self::Local(_) => 0,
-            Self::Redis(r) => r.calls.load(Ordering::Relaxed),
+            Self::Redis(r) => r.caller.decisions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Calls of the shared limiter's script (round trips to Redis: decisions asked while one
+    /// is under way share the next); 0 for a local one.
+    pub fn redis_scripts(&self) -> u64 {
+        match self {
+            Self::Local(_) => 0,
+            Self::Redis(r) => r.caller.scripts.load(Ordering::Relaxed),
         }
     }
 

@@ -57,12 +57,17 @@ fn limiter_metrics(limiter: &crate::auth::ratelimit::RateLimiter) -> String {
          could not make; the fallback decided them.\n\
          # TYPE crier_rate_limit_backend_errors_total counter\n\
          crier_rate_limit_backend_errors_total {}\n\
-         # HELP crier_rate_limit_redis_calls_total Calls to the shared limiter's script (a busy \
-         key's requests share calls: tokens taken ahead).\n\
+         # HELP crier_rate_limit_redis_calls_total Decisions sent to Redis (a busy key's \
+         requests share one: tokens taken ahead).\n\
          # TYPE crier_rate_limit_redis_calls_total counter\n\
-         crier_rate_limit_redis_calls_total {}\n",
+         crier_rate_limit_redis_calls_total {}\n\
+         # HELP crier_rate_limit_redis_scripts_total Script calls to Redis (round trips): \
+         decisions asked while one is under way share the next.\n\
+         # TYPE crier_rate_limit_redis_scripts_total counter\n\
+         crier_rate_limit_redis_scripts_total {}\n",
         limiter.kind(),
         limiter.backend_errors(),
-        limiter.redis_calls()
+        limiter.redis_calls(),
+        limiter.redis_scripts()
     )
 }
