@@ -193,12 +193,15 @@ async fn a_flood_past_what_may_wait_is_decided_without_redis_and_leaves_redis_in
         allowed += usize::from(d.allowed);
         unavailable += usize::from(d.unavailable);
     }
-    assert_eq!((allowed, unavailable), (4_096, 904));
-    assert_eq!(node.backend_errors(), 904);
+    // (On a machine slow enough that a call took over 250 ms some of the 4,096 would be
+    // decided without Redis too, and Redis left alone: the last check below would say so.)
+    assert_eq!(allowed + unavailable, 5_000);
+    assert!(unavailable >= 904, "{unavailable} decided without Redis");
+    assert_eq!(node.backend_errors(), unavailable as u64);
     // Redis did nothing wrong: the next request is decided by it at once.
     let d = node.check(&bucket, 0).await;
     assert!(d.allowed && !d.unavailable, "{d:?}");
-    assert_eq!(node.redis_calls(), 4_097);
+    assert_eq!(node.redis_calls(), allowed as u64 + 1);
 }
 
 /// A key allowed 12,800 a day (and a million a minute), so the day decides and hardly refills

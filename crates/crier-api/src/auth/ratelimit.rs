@@ -309,7 +309,7 @@ const ASK_TIMEOUT: Duration = Duration::from_millis(2 * REDIS_TIMEOUT.as_millis(
 
 /// Script calls shared by the decisions asked together: while a call is under way the
 /// decisions asked meanwhile wait, and the next call takes them all (at most [`MAX_BATCH`]).
-/// A second call (up to [`MAX_CALLS`]) starts only while a whole batch waits. At one request
+/// Another call (up to [`MAX_CALLS`] at once) starts for each further whole batch waiting. At one request
 /// at a time nothing waits; under load Redis and the node spend one round trip, one read of
 /// the time and one read and write of a shared bucket (the workspace's) on many decisions
 /// instead of one each.
@@ -330,6 +330,36 @@ struct Queue {
     drivers: usize,
 }
 
+/// A task making calls, counted in [`Queue::drivers`] from before it is spawned until it ends.
+/// Should it end other than by finding nothing waiting (a panic; the runtime shutting down,
+/// even before it first ran), it no longer counts, and when no other driver is left the
+/// decisions waiting get their answer at once ("the call was dropped"), so the next decision
+/// starts another.
+struct Driving {
+    caller: Arc<Caller>,
+    counted: bool,
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        let orphans: Vec<Asked> = match self.caller.queue.lock() {
+            Ok(mut q) => {
+                q.drivers -= 1;
+                if q.drivers == 0 {
+                    q.waiting.drain(..).collect()
+                } else {
+                    Vec::new()
+                }
+            }
+            Err(_) => Vec::new(),
+        };
+        drop(orphans);
+    }
+}
+
 /// Why a decision was not made in Redis.
 enum AskError {
     /// Redis did not answer, or answered nonsense.
@@ -347,29 +377,11 @@ struct Asked {
 
 impl Caller {
     /// Makes calls until nothing waits (see [`Queue::drivers`]).
-    async fn drive(self: Arc<Self>) {
-        // Should this task end other than by finding nothing waiting (a panic, the runtime
-        // shutting down), it no longer counts, so the next decision starts another.
-        struct Driving<'a> {
-            queue: &'a Mutex<Queue>,
-            counted: bool,
-        }
-        impl Drop for Driving<'_> {
-            fn drop(&mut self) {
-                if self.counted
-                    && let Ok(mut q) = self.queue.lock()
-                {
-                    q.drivers -= 1;
-                }
-            }
-        }
-        let mut driving = Driving {
-            queue: &self.queue,
-            counted: true,
-        };
+    async fn drive(mut driving: Driving) {
+        let this = driving.caller.clone();
         loop {
             let mut batch: Vec<Asked> = {
-                let mut q = self.queue.lock().expect("rate limit queue");
+                let mut q = this.queue.lock().expect("rate limit queue");
                 if q.waiting.is_empty() {
                     // Under the same lock as the look: a decision asked from now on finds one
                     // driver fewer and starts one if none is left.
@@ -386,9 +398,9 @@ impl Caller {
             if batch.is_empty() {
                 continue;
             }
-            self.decisions
+            this.decisions
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            let answers = tokio::time::timeout(REDIS_TIMEOUT, self.invoke(&batch))
+            let answers = tokio::time::timeout(REDIS_TIMEOUT, this.invoke(&batch))
                 .await
                 .map_err(|_| "timed out".to_owned())
                 .and_then(|r| r.map_err(|e| e.to_string()));
@@ -403,7 +415,7 @@ impl Caller {
                     // same answer now (each is decided as when Redis does not answer, and the
                     // node leaves Redis alone for a while).
                     let waiting: Vec<Asked> = {
-                        let mut q = self.queue.lock().expect("rate limit queue");
+                        let mut q = this.queue.lock().expect("rate limit queue");
                         q.waiting.drain(..).collect()
                     };
                     for asked in batch.into_iter().chain(waiting) {
@@ -515,12 +527,16 @@ impl RedisLimiter {
                 want,
                 answer,
             });
-            let start = q.drivers == 0 || (q.waiting.len() >= MAX_BATCH && q.drivers < MAX_CALLS);
+            // One more driver for each whole batch waiting beyond what those under way take.
+            let start = q.waiting.len() >= MAX_BATCH * q.drivers && q.drivers < MAX_CALLS;
             q.drivers += usize::from(start);
             start
         };
         if start {
-            tokio::spawn(self.caller.clone().drive());
+            tokio::spawn(Caller::drive(Driving {
+                caller: self.caller.clone(),
+                counted: true,
+            }));
         }
         match tokio::time::timeout(ASK_TIMEOUT, answered).await {
             Ok(Ok(answer)) => answer.map_err(AskError::Redis),
@@ -565,12 +581,12 @@ impl RedisLimiter {
             }
             Err(AskError::Redis(e)) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
-                self.skip_until_ms.store(
-                    wall_ms + REDIS_RETRY_AFTER.as_millis() as i64,
-                    Ordering::Relaxed,
-                );
-                tracing::warn!(error = %e, on_error = ?self.on_error,
-                    "rate limiter: Redis did not answer; deciding without it for a second");
+                let until = wall_ms + REDIS_RETRY_AFTER.as_millis() as i64;
+                // One line per failure, not one per decision that waited for the failed call.
+                if self.skip_until_ms.swap(until, Ordering::Relaxed) <= wall_ms {
+                    tracing::warn!(error = %e, on_error = ?self.on_error,
+                        "rate limiter: Redis did not answer; deciding without it for a second");
+                }
                 Err(())
             }
         }
