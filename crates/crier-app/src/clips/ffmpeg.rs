@@ -81,17 +81,24 @@ async fn run(
     let out = String::from_utf8_lossy(&out).into_owned();
     let err = String::from_utf8_lossy(&err).into_owned();
     if !status.success() {
-        let last = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
         return Err(VideoError::Failed {
             tool,
-            message: format!("{status}: {}", crier_core::text::clip(last, 300)),
+            message: format!("{status}: {}", last_line(&err)),
         });
     }
     Ok((out, err))
+}
+
+/// The last line of a tool's output that says something, as crier keeps it (a clip's error):
+/// control characters as spaces (the file's own metadata may be quoted; PostgreSQL cannot
+/// store a NUL), at most 300 characters.
+fn last_line(output: &str) -> String {
+    let last = output
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    crier_core::text::clip_line(last, 300)
 }
 
 /// Everything `r` gives until it ends, keeping the first [`MAX_OUTPUT`] bytes (the rest is
@@ -299,6 +306,14 @@ mod tests {
                    unrelated pts_time:9";
         assert_eq!(parse_scenes(log), [3000, 6040]);
         assert!(parse_scenes("").is_empty());
+    }
+
+    #[test]
+    fn the_last_line_kept_is_clean_and_bounded() {
+        let err = "Input #0, from 'a.mp4':\n  title: x\0y\u{1b}[31m\r\n\n  \n";
+        assert_eq!(last_line(err), "title: x y [31m");
+        assert!(last_line(&"é".repeat(1_000)).chars().count() <= 300);
+        assert_eq!(last_line(""), "");
     }
 
     #[test]
