@@ -246,7 +246,7 @@ for r = 1, n do
   a = a + 2
   local slot = #out + 1
   out[slot] = 0
-  local next = {}
+  local rows = {}
   for b = 1, nb do
     local idx = tonumber(ARGV[a])
     local st = tats[idx]
@@ -271,13 +271,13 @@ for r = 1, n do
         k = math.min(k, math.max(1, math.floor((period - (tat - now)) / (interval * share))))
       end
     end
-    next[b] = row
+    rows[b] = row
     a = a + 5
   end
   out[slot] = k
   if k > 0 then
     for b = 1, nb do
-      local row = next[b]
+      local row = rows[b]
       tats[row[1]] = {row[2] + k * row[3], row[4] + k * row[5]}
       dirty[row[1]] = true
     end
