@@ -204,6 +204,33 @@ async fn a_flood_past_what_may_wait_is_decided_without_redis_and_leaves_redis_in
     assert_eq!(node.redis_calls(), allowed as u64 + 1);
 }
 
+#[tokio::test]
+async fn bucket_lists_the_script_does_not_take_are_decided_without_it_and_leave_redis_in_use() {
+    let Some(url) = redis() else { return };
+    let node = limiter(&url, OnRedisError::Closed);
+    let bucket = || Bucket {
+        key: fresh_key(),
+        windows: windows(10, 100),
+    };
+    let one = bucket();
+    // The same bucket twice (a key's and its workspace's hashes alike) and three buckets:
+    // each decided as the fallback says (here 503) and counted, without a call to Redis.
+    for buckets in [vec![one, one], vec![one, bucket(), bucket()]] {
+        let d = node.check(&buckets, 0).await;
+        assert!(
+            !d.allowed && d.unavailable,
+            "{} buckets: {d:?}",
+            buckets.len()
+        );
+    }
+    assert_eq!(node.backend_errors(), 2);
+    assert_eq!(node.redis_calls(), 0);
+    // Redis is still used for the next decision.
+    let d = node.check(&[one], 0).await;
+    assert!(d.allowed && !d.unavailable, "{d:?}");
+    assert_eq!((node.redis_calls(), node.backend_errors()), (1, 2));
+}
+
 /// A key allowed 12,800 a day (and a million a minute), so the day decides and hardly refills
 /// during a test; room enough that busy nodes take tokens ahead.
 fn busy_bucket() -> [Bucket; 1] {

@@ -218,82 +218,82 @@ pub struct RedisLimiter {
 }
 
 /// The Lua script of shared decisions, one call for every decision asked at once (see
-/// [`Caller`]). KEYS: the buckets' hashes, each once. ARGV: the room share, the number of
-/// decisions, then per decision the tokens wanted (at least 1; see [`super::leases`]) and its
-/// number of buckets, and per bucket its index in KEYS and, per window, the interval and the
-/// period in µs (computed by the caller, so all arithmetic here is integer addition,
-/// multiplication by small counts and comparison, exact in Lua's doubles).
+/// [`Caller`]). KEYS: the buckets' keys, each once. ARGV: the room share; the distinct window
+/// pairs, each four little-endian doubles (the minute's interval and period, the day's, in
+/// µs, computed by the caller: integers below 2^53, exact in Lua's doubles); and per decision
+/// six little-endian `u16`: the tokens wanted (at least 1; see [`super::leases`]), its number
+/// of buckets (1 or 2, [`MAX_BUCKETS`]), and per bucket its index in KEYS and its windows'
+/// index. Binary arguments cost the script one `struct.unpack` a decision instead of a dozen
+/// `tonumber`s.
+///
+/// A bucket is a string of two little-endian doubles, the minute's and the day's arrival
+/// times, expiring when both are past. All buckets are read in one `MGET`, and each changed
+/// bucket is written once, in one `SET … PX`, only when something was granted from it.
 ///
 /// The decisions are made in order, each exactly as if it were alone: it grants one token if
 /// every window of its buckets has room, and more (up to the tokens wanted) only while every
 /// window keeps [`super::leases::ROOM_SHARE`] times as much room; a later decision sees what an
 /// earlier one took. The script returns the time it read, then per decision the tokens granted
 /// and the arrival times it found (`-1`: none stored); the caller applies [`step`] to them,
-/// which decides the first token exactly as the script did. Each bucket is read once and
-/// written once, and only when something was granted from it.
+/// which decides the first token exactly as the script did.
 pub const REDIS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local share = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local tats = {}
-local dirty = {}
-local out = {now}
-local a = 3
-for r = 1, n do
-  local k = tonumber(ARGV[a])
-  local nb = tonumber(ARGV[a + 1])
-  a = a + 2
-  local slot = #out + 1
-  out[slot] = 0
-  local rows = {}
-  for b = 1, nb do
-    local idx = tonumber(ARGV[a])
-    local st = tats[idx]
-    if st == nil then
-      local stored = redis.call('HMGET', KEYS[idx], 'm', 'd')
-      local m, d = tonumber(stored[1]), tonumber(stored[2])
-      if m == nil or d == nil then st = {-1, -1} else st = {m, d} end
-      tats[idx] = st
-    end
-    local row = {idx}
-    for w = 1, 2 do
-      local interval = tonumber(ARGV[a + 2 * w - 1])
-      local period = tonumber(ARGV[a + 2 * w])
-      local tat = st[w]
-      out[#out + 1] = tat
-      if tat < now then tat = now end
-      row[2 * w] = tat
-      row[2 * w + 1] = interval
-      if tat + interval - now > period then
-        k = 0
-      elseif k > 1 then
-        k = math.min(k, math.max(1, math.floor((period - (tat - now)) / (interval * share))))
-      end
-    end
-    rows[b] = row
-    a = a + 5
+local unpack_, floor, min, max = struct.unpack, math.floor, math.min, math.max
+local wins, decs = ARGV[2], ARGV[3]
+local im, pm, id, pd = {}, {}, {}, {}
+for j = 1, #wins / 32 do
+  im[j], pm[j], id[j], pd[j] = unpack_('<dddd', wins, 32 * j - 31)
+end
+local stored = redis.call('MGET', unpack(KEYS))
+local tm, td = {}, {}
+for i = 1, #KEYS do
+  local v = stored[i]
+  if v and #v == 16 then tm[i], td[i] = unpack_('<dd', v) else tm[i], td[i] = -1, -1 end
+end
+local function room(k, tat, interval, period)
+  if tat < now then tat = now end
+  if tat + interval - now > period then return 0 end
+  if k > 1 then return min(k, max(1, floor((period - (tat - now)) / (interval * share)))) end
+  return k
+end
+local out, o = {now}, 1
+local seen, dirty, nd = {}, {}, 0
+local function take(i, w, k)
+  tm[i] = max(tm[i], now) + k * im[w]
+  td[i] = max(td[i], now) + k * id[w]
+  if not seen[i] then seen[i] = true; nd = nd + 1; dirty[nd] = i end
+end
+for r = 0, #decs / 12 - 1 do
+  local k, nb, k1, w1, k2, w2 = unpack_('<HHHHHH', decs, 12 * r + 1)
+  local slot = o + 1
+  out[o + 2], out[o + 3] = tm[k1], td[k1]
+  o = o + 3
+  k = room(room(k, tm[k1], im[w1], pm[w1]), td[k1], id[w1], pd[w1])
+  if nb == 2 then
+    out[o + 1], out[o + 2] = tm[k2], td[k2]
+    o = o + 2
+    k = room(room(k, tm[k2], im[w2], pm[w2]), td[k2], id[w2], pd[w2])
   end
   out[slot] = k
   if k > 0 then
-    for b = 1, nb do
-      local row = rows[b]
-      tats[row[1]] = {row[2] + k * row[3], row[4] + k * row[5]}
-      dirty[row[1]] = true
-    end
+    take(k1, w1, k)
+    if nb == 2 then take(k2, w2, k) end
   end
 end
-for idx, _ in pairs(dirty) do
-  local m, d = tats[idx][1], tats[idx][2]
-  redis.call('HSET', KEYS[idx], 'm', string.format('%.0f', m), 'd', string.format('%.0f', d))
-  redis.call('PEXPIRE', KEYS[idx], math.floor((math.max(m, d) - now) / 1000) + 1000)
+for j = 1, nd do
+  local i = dirty[j]
+  local m, d = tm[i], td[i]
+  redis.call('SET', KEYS[i], struct.pack('<dd', m, d), 'PX', floor((max(m, d) - now) / 1000) + 1000)
 end
 return out
 "#;
 
-/// The Redis key of a bucket.
+/// The Redis key of a bucket. (`rl2`: a string of two doubles; `rl` held a hash of decimal
+/// strings, which the script no longer reads.)
 fn redis_key(key: u64) -> String {
-    format!("crier:rl:{key:016x}")
+    format!("crier:rl2:{key:016x}")
 }
 
 /// At most this many decisions go in one script call.
@@ -366,6 +366,9 @@ enum AskError {
     Redis(String),
     /// [`MAX_WAITING`] decisions already wait on this node.
     Busy,
+    /// Not a decision the script makes: no bucket, more than [`MAX_BUCKETS`], or one bucket
+    /// twice (two keys' hashes alike).
+    Unfit,
 }
 
 /// A decision waiting for a call.
@@ -430,26 +433,43 @@ impl Caller {
     async fn invoke(&self, batch: &[Asked]) -> redis::RedisResult<Vec<Answer>> {
         self.scripts.fetch_add(1, Ordering::Relaxed);
         let mut call = self.script.prepare_invoke();
-        // Each bucket once in KEYS, in order of first appearance.
+        // Each bucket once in KEYS and each pair of windows once, in order of first appearance.
         let mut keys: Vec<u64> = Vec::with_capacity(batch.len() + 1);
-        call.arg(leases::ROOM_SHARE).arg(batch.len());
+        let mut windows: Vec<[Window; 2]> = Vec::with_capacity(2);
+        let mut wins: Vec<u8> = Vec::with_capacity(64);
+        let mut decisions: Vec<u8> = Vec::with_capacity(batch.len() * 12);
         for asked in batch {
-            call.arg(asked.want).arg(asked.buckets.len());
-            for b in &asked.buckets {
-                let idx = match keys.iter().position(|k| *k == b.key) {
-                    Some(i) => i,
-                    None => {
-                        keys.push(b.key);
-                        call.key(redis_key(b.key));
-                        keys.len() - 1
-                    }
-                };
-                call.arg(idx + 1);
-                for w in &b.windows {
-                    call.arg(w.interval_us()).arg(w.period_us());
-                }
+            let mut row = [0u16; 2 + 2 * MAX_BUCKETS];
+            // Leases ask for at most MAX_LEASE; the script grants at most what is asked.
+            row[0] = u16::try_from(asked.want).unwrap_or(u16::MAX);
+            row[1] = asked.buckets.len() as u16;
+            // One or two buckets, not the same twice (`ask` sends no other).
+            for (i, b) in asked.buckets.iter().take(MAX_BUCKETS).enumerate() {
+                let k = keys.iter().position(|k| *k == b.key).unwrap_or_else(|| {
+                    keys.push(b.key);
+                    call.key(redis_key(b.key));
+                    keys.len() - 1
+                });
+                let w = windows
+                    .iter()
+                    .position(|w| *w == b.windows)
+                    .unwrap_or_else(|| {
+                        windows.push(b.windows);
+                        for w in &b.windows {
+                            wins.extend_from_slice(&(w.interval_us() as f64).to_le_bytes());
+                            wins.extend_from_slice(&(w.period_us() as f64).to_le_bytes());
+                        }
+                        windows.len() - 1
+                    });
+                // At most 2 * MAX_BATCH of each: far below u16::MAX.
+                row[2 + 2 * i] = (k + 1) as u16;
+                row[3 + 2 * i] = (w + 1) as u16;
+            }
+            for v in row {
+                decisions.extend_from_slice(&v.to_le_bytes());
             }
         }
+        call.arg(leases::ROOM_SHARE).arg(wins).arg(decisions);
         let mut conn = self.conn.clone();
         let out: Vec<i64> = call.invoke_async(&mut conn).await?;
         let unexpected = || {
@@ -516,6 +536,14 @@ impl RedisLimiter {
     /// the script found them (see [`REDIS_SCRIPT`]), decided in the next call ([`Caller`])
     /// within [`ASK_TIMEOUT`] of asking.
     async fn ask(&self, buckets: &[Bucket], want: u32) -> Result<Answer, AskError> {
+        let fit = match buckets {
+            [_] => true,
+            [a, b] => a.key != b.key,
+            _ => false,
+        };
+        if !fit {
+            return Err(AskError::Unfit);
+        }
         let (answer, answered) = oneshot::channel();
         let start = {
             let mut q = self.caller.queue.lock().expect("rate limit queue");
@@ -573,9 +601,10 @@ impl RedisLimiter {
                 });
                 Ok((decision, grant))
             }
-            Err(AskError::Busy) => {
-                // Too many decisions wait on this node: this one is made without Redis, and
-                // counted, but Redis is not left alone for it (nor is a line logged for each).
+            Err(AskError::Busy | AskError::Unfit) => {
+                // Too many decisions wait on this node (or this one is not the script's): it
+                // is made without Redis, and counted, but Redis is not left alone for it (nor
+                // is a line logged for each).
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 Err(())
             }
