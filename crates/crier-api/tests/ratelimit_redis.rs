@@ -164,7 +164,7 @@ async fn decisions_asked_at_once_share_calls_and_each_is_decided_as_if_alone() {
         );
     }
     // 400 decisions, asked while calls were under way: they shared few calls.
-    assert_eq!(node.redis_calls(), 400);
+    assert_eq!(node.redis_decisions(), 400);
     assert!(
         node.redis_scripts() <= 400 / 8,
         "{} script calls for 400 decisions",
@@ -201,7 +201,7 @@ async fn a_flood_past_what_may_wait_is_decided_without_redis_and_leaves_redis_in
     // Redis did nothing wrong: the next request is decided by it at once.
     let d = node.check(&bucket, 0).await;
     assert!(d.allowed && !d.unavailable, "{d:?}");
-    assert_eq!(node.redis_calls(), allowed as u64 + 1);
+    assert_eq!(node.redis_decisions(), allowed as u64 + 1);
 }
 
 #[tokio::test]
@@ -224,11 +224,11 @@ async fn bucket_lists_the_script_does_not_take_are_decided_without_it_and_leave_
         );
     }
     assert_eq!(node.backend_errors(), 2);
-    assert_eq!(node.redis_calls(), 0);
+    assert_eq!(node.redis_decisions(), 0);
     // Redis is still used for the next decision.
     let d = node.check(&[one], 0).await;
     assert!(d.allowed && !d.unavailable, "{d:?}");
-    assert_eq!((node.redis_calls(), node.backend_errors()), (1, 2));
+    assert_eq!((node.redis_decisions(), node.backend_errors()), (1, 2));
 }
 
 /// A key allowed 12,800 a day (and a million a minute), so the day decides and hardly refills
@@ -267,7 +267,7 @@ async fn a_busy_key_shares_calls_between_requests_and_its_limit_still_holds_acro
     while let Some(n) = tasks.join_next().await {
         allowed += n.unwrap();
     }
-    let calls: u64 = nodes.iter().map(|n| n.redis_calls()).sum();
+    let calls: u64 = nodes.iter().map(|n| n.redis_decisions()).sum();
     assert!(allowed <= 12_800, "{allowed} allowed");
     // Tokens taken ahead are used by the node's next requests, which keep coming (a stall of
     // over 100 ms on a loaded machine drops what a node holds: at most 96 each time).
@@ -289,14 +289,14 @@ async fn after_a_pause_a_node_asks_redis_again_rather_than_use_old_tokens() {
     for _ in 0..500 {
         assert!(busy.check(&bucket, 0).await.allowed);
     }
-    assert!(busy.redis_calls() < 100, "{}", busy.redis_calls());
+    assert!(busy.redis_decisions() < 100, "{}", busy.redis_decisions());
     // After a pause the tokens still in hand are dropped: the next request is a call, and
     // what it shows is what another node sees in Redis.
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let calls = busy.redis_calls();
+    let calls = busy.redis_decisions();
     let d = busy.check(&bucket, 0).await;
     assert!(d.allowed);
-    assert_eq!(busy.redis_calls(), calls + 1);
+    assert_eq!(busy.redis_decisions(), calls + 1);
     let other = limiter(&url, OnRedisError::Closed);
     let seen = other.check(&bucket, 0).await;
     // (The day window gains one request every 6.75 s, maybe between the two.)

@@ -545,16 +545,17 @@ impl RedisLimiter {
             return Err(AskError::Unfit);
         }
         let (answer, answered) = oneshot::channel();
+        let asked = Asked {
+            buckets: buckets.to_vec(),
+            want,
+            answer,
+        };
         let start = {
             let mut q = self.caller.queue.lock().expect("rate limit queue");
             if q.waiting.len() >= MAX_WAITING {
                 return Err(AskError::Busy);
             }
-            q.waiting.push_back(Asked {
-                buckets: buckets.to_vec(),
-                want,
-                answer,
-            });
+            q.waiting.push_back(asked);
             // One more driver for each whole batch waiting beyond what those under way take.
             let start = q.waiting.len() >= MAX_BATCH * q.drivers && q.drivers < MAX_CALLS;
             q.drivers += usize::from(start);
@@ -760,7 +761,7 @@ impl RateLimiter {
 
     /// Decisions asked of the shared limiter (each for one request, or a few of a busy key's:
     /// see [`super::leases`]); 0 for a local one.
-    pub fn redis_calls(&self) -> u64 {
+    pub fn redis_decisions(&self) -> u64 {
         match self {
             Self::Local(_) => 0,
             Self::Redis(r) => r.caller.decisions.load(Ordering::Relaxed),

@@ -67,7 +67,7 @@ fn limiter_metrics(limiter: &crate::auth::ratelimit::RateLimiter) -> String {
          crier_rate_limit_redis_scripts_total {}\n",
         limiter.kind(),
         limiter.backend_errors(),
-        limiter.redis_calls(),
+        limiter.redis_decisions(),
         limiter.redis_scripts()
     )
 }
