@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod server;
+pub mod ttl_cache;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -241,6 +242,8 @@ impl AppState {
                     _ = tick.tick() => {
                         let now = state.clock().now_ms();
                         state.auth().prune(now);
+                        state.workspace_views().prune();
+                        state.me_views().prune();
                         if let Err(e) = state.store().purge_idempotency(now).await {
                             tracing::warn!(error = %e, "idempotency purge failed");
                         }

@@ -16,8 +16,9 @@ use crier_core::ids::UserId;
 use crier_core::net::{self, OriginRule};
 use crier_core::{KeyDigest, Plan};
 use crier_store::KeyRow;
+
+use crate::ttl_cache::TtlCache;
 use ipnet::IpNet;
-use moka::sync::Cache;
 
 /// A key as the auth layer needs it: the stored row, its restrictions parsed once, its plan.
 #[derive(Debug)]
@@ -46,6 +47,8 @@ pub struct KeyRecord {
     own_limits: Option<(u32, u32)>,
     /// The `RateLimit-Policy` value of its own windows, made on first use.
     policy: OnceLock<HeaderValue>,
+    /// What the key did since the last usage flush.
+    pub(super) counts: super::usage::KeyCounts,
 }
 
 /// What a user's sessions together may request per minute and per day, within the plan's
@@ -95,6 +98,7 @@ impl KeyRecord {
             role: None,
             own_limits: None,
             policy: OnceLock::new(),
+            counts: Default::default(),
         }
     }
 
@@ -216,22 +220,16 @@ pub enum Lookup {
 }
 
 pub struct KeyCache {
-    known: Cache<KeyDigest, Arc<KeyRecord>>,
-    unknown: Cache<KeyDigest, ()>,
+    known: TtlCache<KeyDigest, Arc<KeyRecord>>,
+    unknown: TtlCache<KeyDigest, ()>,
     epoch: AtomicU64,
 }
 
 impl KeyCache {
     pub fn new(ttl: Duration, unknown_ttl: Duration) -> Self {
         Self {
-            known: Cache::builder()
-                .max_capacity(200_000)
-                .time_to_live(ttl)
-                .build(),
-            unknown: Cache::builder()
-                .max_capacity(50_000)
-                .time_to_live(unknown_ttl)
-                .build(),
+            known: TtlCache::new(200_000, ttl),
+            unknown: TtlCache::new(50_000, unknown_ttl),
             epoch: AtomicU64::new(0),
         }
     }
@@ -269,6 +267,12 @@ impl KeyCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.known.invalidate(digest);
         self.unknown.invalidate(digest);
+    }
+
+    /// Drops expired entries; call on a timer.
+    pub fn prune(&self) {
+        self.known.prune();
+        self.unknown.prune();
     }
 
     pub fn invalidate_all(&self) {

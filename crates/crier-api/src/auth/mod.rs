@@ -381,9 +381,11 @@ impl Authenticator {
         self.ip_hasher.hash_one(ip)
     }
 
-    /// Drops rate-limit and failure state that no longer limits anyone; call on a timer.
+    /// Drops rate-limit and failure state that no longer limits anyone, and expired cached
+    /// keys; call on a timer.
     pub fn prune(&self, now_ms: i64) {
         self.limiter.prune(now_ms);
+        self.cache.prune();
         self.failures.prune(now_ms * 1000);
         self.logins.prune(now_ms * 1000);
     }
@@ -466,7 +468,7 @@ impl Authenticator {
         }
         let decision = self.limiter.check(&record.buckets(), now_ms).await;
         if decision.allowed {
-            self.usage.record(&row.id, &row.workspace_id, now_ms);
+            self.usage.record(&record, now_ms);
         }
         Ok(Verified {
             principal: Principal::new(record),

@@ -2,35 +2,85 @@
 //! in memory on the request path and written to storage in one batch every few seconds (and
 //! at shutdown), so an authenticated read does no database write.
 //!
-//! Bounds: the per-key maps hold one entry per key (per UTC day for the daily counts) that
-//! authenticated since the last flush, so they are bounded by the workspace's real keys and
-//! nothing unauthenticated can add to them. The request log holds at most
-//! [`MAX_PENDING_LOG`] entries between flushes; past that an entry is dropped and counted
-//! (`crier_request_log_dropped_total`), so a burst costs log entries, never memory.
+//! A key's counts live on its cached record ([`KeyCounts`]), so a request counts under its
+//! own key's lock, without a look-up in a map of every key (with 10,000 keys in rotation the
+//! maps cost more than the rest of the accounting). A record with counts since the last flush
+//! is queued once; the flush takes the queue and each record's counts.
+//!
+//! Bounds: the queue holds each record at most once, and records are made only for stored
+//! keys that a request presented (a cache miss that storage answered), so it is bounded by
+//! the keys in use; nothing unauthenticated can add to it. A record's daily counts hold one
+//! entry per UTC day since the last flush (two around midnight). The request log holds at
+//! most [`MAX_PENDING_LOG`] entries between flushes; past that an entry is dropped and
+//! counted (`crier_request_log_dropped_total`), so a burst costs log entries, never memory.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crier_core::ids::{KeyId, WorkspaceId};
 use crier_store::{DailyUsage, KeyUsage, RequestLogEntry, Store, UsageBatch};
+
+use super::cache::KeyRecord;
 
 /// Request log entries a node holds between flushes at most (about 200 bytes each).
 pub const MAX_PENDING_LOG: usize = 10_000;
 
 const DAY_MS: i64 = 86_400_000;
 
-#[derive(Default)]
-struct Activity {
-    /// Key → its counts per day since the last flush (one day, two around midnight), each with
-    /// its day as days since the epoch, so a request finds its counts without allocating.
-    daily: HashMap<KeyId, Vec<(i64, DailyUsage)>>,
-    log: Vec<RequestLogEntry>,
+/// Requests, errors and rate-limited requests of one UTC day (days since the epoch).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Day {
+    day: i64,
+    requests: i64,
+    errors: i64,
+    rate_limited: i64,
+}
+
+/// What a key did since the last flush.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Requests its rate limits allowed, and the last one's time.
+    requests: i64,
+    last_used_at: Option<i64>,
+    /// Every authenticated request by day (one day, two around midnight).
+    days: Vec<Day>,
+}
+
+impl Counts {
+    fn add_day(&mut self, add: Day) {
+        match self.days.iter_mut().find(|d| d.day == add.day) {
+            Some(d) => {
+                d.requests += add.requests;
+                d.errors += add.errors;
+                d.rate_limited += add.rate_limited;
+            }
+            None => self.days.push(add),
+        }
+    }
+
+    fn add(&mut self, other: Counts) {
+        self.requests += other.requests;
+        self.last_used_at = self.last_used_at.max(other.last_used_at);
+        for d in other.days {
+            self.add_day(d);
+        }
+    }
+}
+
+/// A key record's counts since the last flush (see the module's documentation).
+#[derive(Debug, Default)]
+pub struct KeyCounts(Mutex<(Counts, bool)>);
+
+impl KeyCounts {
+    fn lock(&self) -> MutexGuard<'_, (Counts, bool)> {
+        // Nothing panics while it is held; should something, the counts are still whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[derive(Default)]
 pub struct UsageRecorder {
-    pending: Mutex<HashMap<KeyId, KeyUsage>>,
-    activity: Mutex<Activity>,
+    /// Records with counts since the last flush, each once.
+    queued: Mutex<Vec<Arc<KeyRecord>>>,
+    log: Mutex<Vec<RequestLogEntry>>,
 }
 
 /// How a finished request counts in a key's daily usage.
@@ -42,81 +92,73 @@ fn counts(status: u16) -> (i64, i64) {
     }
 }
 
-/// Adds `add` to `into`'s counts of the same day, or appends it.
-fn merge_daily(into: &mut Vec<(i64, DailyUsage)>, day: i64, add: DailyUsage) {
-    match into.iter_mut().find(|(d, _)| *d == day) {
-        Some((_, e)) => {
-            e.requests += add.requests;
-            e.errors += add.errors;
-            e.rate_limited += add.rate_limited;
-        }
-        None => into.push((day, add)),
-    }
-}
-
 impl UsageRecorder {
-    pub fn record(&self, key: &KeyId, workspace: &WorkspaceId, now_ms: i64) {
-        let mut pending = self.pending.lock().expect("usage lock");
-        match pending.get_mut(key) {
-            Some(u) => {
-                u.requests += 1;
-                u.last_used_at = u.last_used_at.max(now_ms);
-            }
-            None => {
-                pending.insert(
-                    key.clone(),
-                    KeyUsage {
-                        key_id: key.clone(),
-                        workspace_id: workspace.clone(),
-                        last_used_at: now_ms,
-                        requests: 1,
-                    },
-                );
-            }
+    /// Adds `f`'s change to `key`'s counts, and queues the key for the next flush if it is
+    /// not queued yet.
+    fn count(&self, key: &Arc<KeyRecord>, f: impl FnOnce(&mut Counts)) {
+        let queue = {
+            let mut c = key.counts.lock();
+            f(&mut c.0);
+            !std::mem::replace(&mut c.1, true)
+        };
+        if queue {
+            self.queued
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(key.clone());
         }
+    }
+
+    /// Counts a request `key`'s rate limits allowed, at `now_ms`.
+    pub fn record(&self, key: &Arc<KeyRecord>, now_ms: i64) {
+        self.count(key, |c| {
+            c.requests += 1;
+            c.last_used_at = c.last_used_at.max(Some(now_ms));
+        });
     }
 
     /// Counts a finished authenticated request: in its key's daily usage when `daily` (API
     /// keys; sessions are not keys) and in the request log. Returns how many log entries were
     /// dropped because the pending log was full (0 or 1).
     /// The day is the UTC day of `entry.at`.
-    pub fn finish(&self, entry: RequestLogEntry, daily: bool) -> u64 {
-        let (errors, rate_limited) = counts(u16::try_from(entry.status).unwrap_or(0));
-        let day = entry.at.div_euclid(DAY_MS);
-        let one = || DailyUsage {
-            key_id: entry.key_id.clone(),
-            workspace_id: entry.workspace_id.clone(),
-            day: crier_core::clock::utc_day(entry.at),
-            requests: 1,
-            errors,
-            rate_limited,
-        };
-        let mut a = self.activity.lock().expect("usage lock");
+    pub fn finish(&self, key: &Arc<KeyRecord>, entry: RequestLogEntry, daily: bool) -> u64 {
         if daily {
-            match a.daily.get_mut(&entry.key_id) {
-                Some(days) => match days.iter_mut().find(|(d, _)| *d == day) {
-                    Some((_, d)) => {
-                        d.requests += 1;
-                        d.errors += errors;
-                        d.rate_limited += rate_limited;
-                    }
-                    None => days.push((day, one())),
-                },
-                None => {
-                    a.daily.insert(entry.key_id.clone(), vec![(day, one())]);
-                }
-            }
+            let (errors, rate_limited) = counts(u16::try_from(entry.status).unwrap_or(0));
+            let day = Day {
+                day: entry.at.div_euclid(DAY_MS),
+                requests: 1,
+                errors,
+                rate_limited,
+            };
+            self.count(key, |c| c.add_day(day));
         }
-        if a.log.len() >= MAX_PENDING_LOG {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= MAX_PENDING_LOG {
             return 1;
         }
-        a.log.push(entry);
+        log.push(entry);
         0
     }
 
     /// Request log entries waiting for the next flush.
     pub fn pending_log(&self) -> usize {
-        self.activity.lock().expect("usage lock").log.len()
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Takes every queued key's counts (the keys are no longer queued).
+    fn take(&self) -> Vec<(Arc<KeyRecord>, Counts)> {
+        let queued = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()));
+        queued
+            .into_iter()
+            .map(|key| {
+                let counts = {
+                    let mut c = key.counts.lock();
+                    c.1 = false;
+                    std::mem::take(&mut c.0)
+                };
+                (key, counts)
+            })
+            .collect()
     }
 
     /// Writes what was gathered, in one transaction. On failure the batch goes back into the
@@ -124,46 +166,48 @@ impl UsageRecorder {
     /// [`MAX_PENDING_LOG`], dropped then). Returns the number of keys written and the number
     /// of log entries dropped.
     pub async fn flush(&self, store: &Store, period: &str) -> (crier_store::Result<usize>, u64) {
-        let keys: Vec<KeyUsage> = {
-            let mut pending = self.pending.lock().expect("usage lock");
-            std::mem::take(&mut *pending).into_values().collect()
-        };
-        let (daily, log): (Vec<(i64, DailyUsage)>, Vec<RequestLogEntry>) = {
-            let mut a = self.activity.lock().expect("usage lock");
-            let a = std::mem::take(&mut *a);
-            (a.daily.into_values().flatten().collect(), a.log)
-        };
-        let days: Vec<DailyUsage> = daily.iter().map(|(_, d)| d.clone()).collect();
+        let taken = self.take();
+        let log = std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut keys = Vec::new();
+        let mut daily = Vec::new();
+        for (key, c) in &taken {
+            let (key_id, workspace_id) = (&key.row.id, &key.row.workspace_id);
+            if let Some(last_used_at) = c.last_used_at {
+                keys.push(KeyUsage {
+                    key_id: key_id.clone(),
+                    workspace_id: workspace_id.clone(),
+                    last_used_at,
+                    requests: c.requests,
+                });
+            }
+            daily.extend(c.days.iter().map(|d| DailyUsage {
+                key_id: key_id.clone(),
+                workspace_id: workspace_id.clone(),
+                day: crier_core::clock::utc_day(d.day * DAY_MS),
+                requests: d.requests,
+                errors: d.errors,
+                rate_limited: d.rate_limited,
+            }));
+        }
         let batch = UsageBatch {
             keys: &keys,
-            daily: &days,
+            daily: &daily,
             log: &log,
         };
         if batch.is_empty() {
             return (Ok(0), 0);
         }
         if let Err(e) = store.record_activity(batch, period).await {
-            {
-                let mut pending = self.pending.lock().expect("usage lock");
-                for u in &keys {
-                    let entry = pending.entry(u.key_id.clone()).or_insert(KeyUsage {
-                        requests: 0,
-                        ..u.clone()
-                    });
-                    entry.requests += u.requests;
-                    entry.last_used_at = entry.last_used_at.max(u.last_used_at);
-                }
+            for (key, c) in taken {
+                self.count(&key, |mine| mine.add(c));
             }
-            let mut a = self.activity.lock().expect("usage lock");
-            for (day, d) in daily {
-                merge_daily(a.daily.entry(d.key_id.clone()).or_default(), day, d);
-            }
+            let mut pending = self.log.lock().unwrap_or_else(|e| e.into_inner());
             // The older entries go back first; what no longer fits is dropped.
-            let room = MAX_PENDING_LOG.saturating_sub(a.log.len());
+            let room = MAX_PENDING_LOG.saturating_sub(pending.len());
             let dropped = log.len().saturating_sub(room) as u64;
-            let newer = std::mem::take(&mut a.log);
-            a.log = log.into_iter().take(room).chain(newer).collect();
-            a.log.truncate(MAX_PENDING_LOG);
+            let newer = std::mem::take(&mut *pending);
+            *pending = log.into_iter().take(room).chain(newer).collect();
+            pending.truncate(MAX_PENDING_LOG);
             return (Err(e), dropped);
         }
         (Ok(keys.len()), 0)
@@ -173,49 +217,117 @@ impl UsageRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crier_core::Role;
+    use crier_core::ids::{KeyId, UserId, WorkspaceId};
 
-    fn entry(i: usize, status: i64) -> RequestLogEntry {
+    fn key(i: usize) -> Arc<KeyRecord> {
+        let ws = crier_store::Workspace {
+            id: WorkspaceId::from_trusted("ws_1".into()),
+            name: "w".into(),
+            plan: "free".into(),
+            timezone: "UTC".into(),
+            require_approval: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let plan = Arc::new(crier_core::Plan::defaults().remove("free").unwrap());
+        Arc::new(KeyRecord::for_user(
+            &UserId::from_trusted("usr_1".into()),
+            KeyId::from_trusted(format!("key_{i}")),
+            &ws,
+            Role::Owner,
+            plan,
+            0,
+        ))
+    }
+
+    fn entry(k: &KeyRecord, i: usize, status: i64, at: i64) -> RequestLogEntry {
         RequestLogEntry {
             request_id: format!("req_{i:026}"),
-            workspace_id: WorkspaceId::from_trusted("ws_1".into()),
-            key_id: KeyId::from_trusted(format!("key_{}", i % 3)),
+            workspace_id: k.row.workspace_id.clone(),
+            key_id: k.row.id.clone(),
             method: "GET".into(),
             path: "/v1/keys".into(),
             status,
             error_code: None,
             duration_ms: 1,
-            at: 0,
+            at,
         }
+    }
+
+    /// A queued key: its id, allowed requests and (day, requests, errors, rate limited).
+    type Pending = (String, i64, Vec<(i64, i64, i64, i64)>);
+
+    /// The queued keys' counts, without taking them.
+    fn pending(usage: &UsageRecorder) -> Vec<Pending> {
+        let queued = usage.queued.lock().unwrap();
+        queued
+            .iter()
+            .map(|k| {
+                let c = k.counts.lock();
+                assert!(c.1, "a queued key is marked queued");
+                let days = c.0.days.iter();
+                let days = days.map(|d| (d.day, d.requests, d.errors, d.rate_limited));
+                (k.row.id.to_string(), c.0.requests, days.collect())
+            })
+            .collect()
     }
 
     #[test]
     fn the_pending_log_is_bounded_and_counts_what_it_drops() {
         let usage = UsageRecorder::default();
+        let keys: Vec<_> = (0..3).map(key).collect();
         let mut dropped = 0;
         for i in 0..MAX_PENDING_LOG + 250 {
-            dropped += usage.finish(entry(i, 200), true);
+            let k = &keys[i % 3];
+            dropped += usage.finish(k, entry(k, i, 200, 0), true);
         }
         assert_eq!(usage.pending_log(), MAX_PENDING_LOG);
         assert_eq!(dropped, 250);
-        // The daily counts still count every request, merged per key and day.
-        let a = usage.activity.lock().unwrap();
-        assert_eq!(a.daily.len(), 3);
-        let total: i64 = a.daily.values().flatten().map(|(_, d)| d.requests).sum();
+        // The daily counts still count every request, each key queued once.
+        let p = pending(&usage);
+        assert_eq!(p.len(), 3);
+        let total: i64 = p.iter().flat_map(|(_, _, d)| d).map(|d| d.1).sum();
         assert_eq!(total, (MAX_PENDING_LOG + 250) as i64);
     }
 
     #[test]
-    fn statuses_count_as_errors_or_rate_limited() {
+    fn statuses_count_as_errors_or_rate_limited_by_day() {
         let usage = UsageRecorder::default();
+        let (k, session) = (key(0), key(1));
         for status in [200, 201, 204, 304, 400, 401, 404, 409, 429, 429, 500, 503] {
-            usage.finish(entry(0, status), true);
+            usage.finish(&k, entry(&k, 0, status, 5), true);
         }
+        // The next UTC day has counts of its own.
+        usage.finish(&k, entry(&k, 1, 429, DAY_MS + 5), true);
         // A session's requests are logged but have no daily counts.
-        usage.finish(entry(1, 500), false);
-        let a = usage.activity.lock().unwrap();
-        assert_eq!(a.daily.len(), 1);
-        let (_, d) = &a.daily.values().next().unwrap()[0];
-        assert_eq!((d.requests, d.errors, d.rate_limited), (12, 6, 2));
-        assert_eq!(a.log.len(), 13);
+        usage.finish(&session, entry(&session, 2, 500, 5), false);
+        usage.record(&k, 7);
+        usage.record(&k, 3);
+        assert_eq!(
+            pending(&usage),
+            vec![("key_0".into(), 2, vec![(0, 12, 6, 2), (1, 1, 0, 1)])]
+        );
+        assert_eq!(k.counts.lock().0.last_used_at, Some(7));
+        assert_eq!(usage.pending_log(), 14);
+    }
+
+    #[test]
+    fn a_flush_takes_the_counts_and_requeues_a_key_counted_after_it() {
+        let usage = UsageRecorder::default();
+        let k = key(0);
+        usage.record(&k, 1);
+        let taken = usage.take();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].1.requests, 1);
+        assert!(pending(&usage).is_empty());
+        assert!(!k.counts.lock().1);
+        usage.record(&k, 2);
+        assert_eq!(pending(&usage), vec![("key_0".into(), 1, vec![])]);
+        // Counts given back (a failed write) add to what came since, still queued once.
+        for (key, c) in taken {
+            usage.count(&key, |mine| mine.add(c));
+        }
+        assert_eq!(pending(&usage), vec![("key_0".into(), 2, vec![])]);
     }
 }

@@ -16,7 +16,6 @@ use axum::response::IntoResponse;
 use crier_core::ids::KeyId;
 use crier_store::views::KeyObject;
 use jiff::Timestamp;
-use moka::sync::Cache;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -27,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::workspace::{WorkspaceObject, json_bytes};
 
 /// Answers of `/v1/me` by key, with the key record and workspace view each was made from.
-pub type MeViews = Cache<KeyId, MeView>;
+pub type MeViews = crate::ttl_cache::TtlCache<KeyId, MeView>;
 
 #[derive(Clone)]
 pub struct MeView {
@@ -38,10 +37,7 @@ pub struct MeView {
 
 /// At most one answer per key, kept no longer than the workspace view it shows.
 pub fn views() -> MeViews {
-    Cache::builder()
-        .max_capacity(100_000)
-        .time_to_live(Duration::from_secs(2))
-        .build()
+    MeViews::new(100_000, Duration::from_secs(2))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

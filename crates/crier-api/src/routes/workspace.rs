@@ -16,7 +16,6 @@ use axum::extract::State;
 use crier_core::ids::WorkspaceId;
 use crier_core::{Plan, clock::from_ms};
 use jiff::Timestamp;
-use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -28,7 +27,7 @@ use crate::extract::ApiJson;
 /// Workspace views, kept as objects (`/v1/me` reads its workspace part from them) and
 /// serialised (`/v1/workspace`, the most common authenticated read, answers with the bytes as
 /// they are).
-pub type WorkspaceViews = Cache<WorkspaceId, CachedView>;
+pub type WorkspaceViews = crate::ttl_cache::TtlCache<WorkspaceId, CachedView>;
 
 #[derive(Clone)]
 pub struct CachedView {
@@ -51,10 +50,7 @@ pub async fn cached_view(state: &AppState, p: &Principal) -> ApiResult<CachedVie
 }
 
 pub fn views() -> WorkspaceViews {
-    Cache::builder()
-        .max_capacity(100_000)
-        .time_to_live(Duration::from_secs(2))
-        .build()
+    WorkspaceViews::new(100_000, Duration::from_secs(2))
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
