@@ -4,10 +4,10 @@
 //! A look-up is a hash, a shared lock on one of [`SHARDS`] shards and a map look-up; nothing
 //! is recorded on a read. (A general-purpose cache keeps an admission and eviction policy up to
 //! date on every read, which cost more than the rest of the key check together with 10,000
-//! keys in rotation.) What is cached here is cheap to read again, so eviction can be crude:
-//! an insert into a full shard first drops its expired entries and, if it is still full, a
-//! quarter of its entries in table order (unrelated to their age or use). The map never holds
-//! more than its capacity, rounded up to a multiple of [`SHARDS`].
+//! keys in rotation.) What is cached here is cheap to read again, so eviction can be plain:
+//! an insert into a full shard first drops its expired entries and then, down to three
+//! quarters of the shard, its oldest. The map never holds more than its capacity, rounded up
+//! to a multiple of [`SHARDS`].
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -93,12 +93,16 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         let mut shard = self.write(&key);
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             shard.retain(|_, (_, expires)| *expires > now);
-            if shard.len() >= self.per_shard {
-                let mut n = 0usize;
-                shard.retain(|_, _| {
-                    n += 1;
-                    !n.is_multiple_of(4)
-                });
+            // Down to three quarters, the oldest first (every entry lives the same time, so
+            // the soonest to expire is the oldest): each pass over the shard pays for a
+            // quarter of a shard of inserts.
+            let keep = self.per_shard - self.per_shard.div_ceil(4);
+            if shard.len() > keep {
+                let mut ages: Vec<Instant> = shard.values().map(|(_, e)| *e).collect();
+                let drop = ages.len() - keep;
+                let (_, cut, _) = ages.select_nth_unstable(drop - 1);
+                let cut = *cut;
+                shard.retain(|_, (_, expires)| *expires > cut);
             }
         }
         shard.insert(key, (value, now + self.ttl));

@@ -47,8 +47,9 @@ pub struct KeyRecord {
     own_limits: Option<(u32, u32)>,
     /// The `RateLimit-Policy` value of its own windows, made on first use.
     policy: OnceLock<HeaderValue>,
-    /// What the key did since the last usage flush.
-    pub(super) counts: super::usage::KeyCounts,
+    /// What the key did since the last usage flush: shared by every record of the key on this
+    /// node when the record comes from storage ([`super::usage::UsageRecorder::counts_for`]).
+    pub(super) counts: Arc<super::usage::KeyCounts>,
 }
 
 /// What a user's sessions together may request per minute and per day, within the plan's
@@ -82,6 +83,7 @@ impl KeyRecord {
             &row.allowed_brand_ids,
             &row.allowed_account_ids,
         ));
+        let counts = Arc::new(super::usage::KeyCounts::new(&row.id, &row.workspace_id));
         Self {
             limiter_key: stable_hash(&[b"key:", row.id.as_str().as_bytes()]),
             workspace_key: stable_hash(&[
@@ -98,7 +100,7 @@ impl KeyRecord {
             role: None,
             own_limits: None,
             policy: OnceLock::new(),
-            counts: Default::default(),
+            counts,
         }
     }
 
@@ -260,6 +262,7 @@ impl KeyCache {
         // An invalidation that raced with the insert wins: undo if the epoch moved.
         if self.epoch.load(Ordering::Acquire) != epoch {
             self.known.invalidate(&digest);
+            self.unknown.invalidate(&digest);
         }
     }
 

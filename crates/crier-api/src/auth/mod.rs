@@ -429,7 +429,11 @@ impl Authenticator {
                     .map_err(|e| (ApiError::from(e), None))?;
                 let record = found.and_then(|k| {
                     let plan = plans(&k.plan)?;
-                    Some(Arc::new(KeyRecord::new(k.key, plan)))
+                    let mut record = KeyRecord::new(k.key, plan);
+                    record.counts = self
+                        .usage
+                        .counts_for(&record.row.id, &record.row.workspace_id);
+                    Some(Arc::new(record))
                 });
                 self.cache.fill(epoch, digest, record.clone());
                 match record {

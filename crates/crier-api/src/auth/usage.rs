@@ -2,20 +2,25 @@
 //! in memory on the request path and written to storage in one batch every few seconds (and
 //! at shutdown), so an authenticated read does no database write.
 //!
-//! A key's counts live on its cached record ([`KeyCounts`]), so a request counts under its
+//! A key's counts ([`KeyCounts`]) hang off its cached record, so a request counts under its
 //! own key's lock, without a look-up in a map of every key (with 10,000 keys in rotation the
-//! maps cost more than the rest of the accounting). A record with counts since the last flush
-//! is queued once; the flush takes the queue and each record's counts.
+//! maps cost more than the rest of the accounting). Every record of one key on this node (a
+//! record is made again after its cache entry expires or the key changes) shares the key's
+//! counts, found by key id when the record is made. Counts with something since the last
+//! flush are queued once; the flush takes the queue and the counts.
 //!
-//! Bounds: the queue holds each record at most once, and records are made only for stored
-//! keys that a request presented (a cache miss that storage answered), so it is bounded by
-//! the keys in use; nothing unauthenticated can add to it. A record's daily counts hold one
-//! entry per UTC day since the last flush (two around midnight). The request log holds at
+//! Bounds: the registry of counts holds one entry per key id that a live record holds (the
+//! others are dropped a flush after their last count), the queue each of them at most once; records are made
+//! only for stored keys that a request presented, so both are bounded by the keys in use and
+//! nothing unauthenticated can add to them. A key's daily counts hold one entry per UTC day
+//! since the last flush (two around midnight). The request log holds at
 //! most [`MAX_PENDING_LOG`] entries between flushes; past that an entry is dropped and
 //! counted (`crier_request_log_dropped_total`), so a burst costs log entries, never memory.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crier_core::ids::{KeyId, WorkspaceId};
 use crier_store::{DailyUsage, KeyUsage, RequestLogEntry, Store, UsageBatch};
 
 use super::cache::KeyRecord;
@@ -65,21 +70,37 @@ impl Counts {
     }
 }
 
-/// A key record's counts since the last flush (see the module's documentation).
-#[derive(Debug, Default)]
-pub struct KeyCounts(Mutex<(Counts, bool)>);
+/// A key's counts since the last flush, and whether they are queued for it (see the module's
+/// documentation). Counts are never non-empty without being queued.
+#[derive(Debug)]
+pub struct KeyCounts {
+    key_id: KeyId,
+    workspace_id: WorkspaceId,
+    state: Mutex<(Counts, bool)>,
+}
 
 impl KeyCounts {
+    /// Counts of their own, for a record not made through [`UsageRecorder::counts_for`].
+    pub fn new(key_id: &KeyId, workspace_id: &WorkspaceId) -> Self {
+        Self {
+            key_id: key_id.clone(),
+            workspace_id: workspace_id.clone(),
+            state: Mutex::default(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, (Counts, bool)> {
         // Nothing panics while it is held; should something, the counts are still whole.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 #[derive(Default)]
 pub struct UsageRecorder {
-    /// Records with counts since the last flush, each once.
-    queued: Mutex<Vec<Arc<KeyRecord>>>,
+    /// Each key's counts by id, shared by its records on this node.
+    counters: Mutex<HashMap<KeyId, Arc<KeyCounts>>>,
+    /// Counts with something since the last flush, each once.
+    queued: Mutex<Vec<Arc<KeyCounts>>>,
     log: Mutex<Vec<RequestLogEntry>>,
 }
 
@@ -93,11 +114,20 @@ fn counts(status: u16) -> (i64, i64) {
 }
 
 impl UsageRecorder {
-    /// Adds `f`'s change to `key`'s counts, and queues the key for the next flush if it is
-    /// not queued yet.
-    fn count(&self, key: &Arc<KeyRecord>, f: impl FnOnce(&mut Counts)) {
+    /// The counts of the key `key_id` (of `workspace_id`), for a record of it being made.
+    pub fn counts_for(&self, key_id: &KeyId, workspace_id: &WorkspaceId) -> Arc<KeyCounts> {
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        counters
+            .entry(key_id.clone())
+            .or_insert_with(|| Arc::new(KeyCounts::new(key_id, workspace_id)))
+            .clone()
+    }
+
+    /// Adds `f`'s change to `counts`, and queues them for the next flush if they are not
+    /// queued yet.
+    fn count(&self, counts: &Arc<KeyCounts>, f: impl FnOnce(&mut Counts)) {
         let queue = {
-            let mut c = key.counts.lock();
+            let mut c = counts.lock();
             f(&mut c.0);
             !std::mem::replace(&mut c.1, true)
         };
@@ -105,13 +135,13 @@ impl UsageRecorder {
             self.queued
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(key.clone());
+                .push(counts.clone());
         }
     }
 
     /// Counts a request `key`'s rate limits allowed, at `now_ms`.
-    pub fn record(&self, key: &Arc<KeyRecord>, now_ms: i64) {
-        self.count(key, |c| {
+    pub fn record(&self, key: &KeyRecord, now_ms: i64) {
+        self.count(&key.counts, |c| {
             c.requests += 1;
             c.last_used_at = c.last_used_at.max(Some(now_ms));
         });
@@ -121,7 +151,7 @@ impl UsageRecorder {
     /// keys; sessions are not keys) and in the request log. Returns how many log entries were
     /// dropped because the pending log was full (0 or 1).
     /// The day is the UTC day of `entry.at`.
-    pub fn finish(&self, key: &Arc<KeyRecord>, entry: RequestLogEntry, daily: bool) -> u64 {
+    pub fn finish(&self, key: &KeyRecord, entry: RequestLogEntry, daily: bool) -> u64 {
         if daily {
             let (errors, rate_limited) = counts(u16::try_from(entry.status).unwrap_or(0));
             let day = Day {
@@ -130,7 +160,7 @@ impl UsageRecorder {
                 errors,
                 rate_limited,
             };
-            self.count(key, |c| c.add_day(day));
+            self.count(&key.counts, |c| c.add_day(day));
         }
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         if log.len() >= MAX_PENDING_LOG {
@@ -145,18 +175,25 @@ impl UsageRecorder {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Takes every queued key's counts (the keys are no longer queued).
-    fn take(&self) -> Vec<(Arc<KeyRecord>, Counts)> {
+    /// Takes every queued key's counts (they are no longer queued). First drops from the
+    /// registry the counts that nothing else holds: no record and not the queue (they are
+    /// empty: counts with something are queued), so a key no longer in use is gone from it a
+    /// flush after its last count.
+    fn take(&self) -> Vec<(Arc<KeyCounts>, Counts)> {
+        self.counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, c| Arc::strong_count(c) > 1);
         let queued = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()));
         queued
             .into_iter()
-            .map(|key| {
-                let counts = {
-                    let mut c = key.counts.lock();
+            .map(|counts| {
+                let c = {
+                    let mut c = counts.lock();
                     c.1 = false;
                     std::mem::take(&mut c.0)
                 };
-                (key, counts)
+                (counts, c)
             })
             .collect()
     }
@@ -170,8 +207,8 @@ impl UsageRecorder {
         let log = std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()));
         let mut keys = Vec::new();
         let mut daily = Vec::new();
-        for (key, c) in &taken {
-            let (key_id, workspace_id) = (&key.row.id, &key.row.workspace_id);
+        for (counts, c) in &taken {
+            let (key_id, workspace_id) = (&counts.key_id, &counts.workspace_id);
             if let Some(last_used_at) = c.last_used_at {
                 keys.push(KeyUsage {
                     key_id: key_id.clone(),
@@ -198,8 +235,8 @@ impl UsageRecorder {
             return (Ok(0), 0);
         }
         if let Err(e) = store.record_activity(batch, period).await {
-            for (key, c) in taken {
-                self.count(&key, |mine| mine.add(c));
+            for (counts, c) in taken {
+                self.count(&counts, |mine| mine.add(c));
             }
             let mut pending = self.log.lock().unwrap_or_else(|e| e.into_inner());
             // The older entries go back first; what no longer fits is dropped.
@@ -221,6 +258,10 @@ mod tests {
     use crier_core::ids::{KeyId, UserId, WorkspaceId};
 
     fn key(i: usize) -> Arc<KeyRecord> {
+        Arc::new(record(i))
+    }
+
+    fn record(i: usize) -> KeyRecord {
         let ws = crier_store::Workspace {
             id: WorkspaceId::from_trusted("ws_1".into()),
             name: "w".into(),
@@ -231,14 +272,14 @@ mod tests {
             updated_at: 0,
         };
         let plan = Arc::new(crier_core::Plan::defaults().remove("free").unwrap());
-        Arc::new(KeyRecord::for_user(
+        KeyRecord::for_user(
             &UserId::from_trusted("usr_1".into()),
             KeyId::from_trusted(format!("key_{i}")),
             &ws,
             Role::Owner,
             plan,
             0,
-        ))
+        )
     }
 
     fn entry(k: &KeyRecord, i: usize, status: i64, at: i64) -> RequestLogEntry {
@@ -264,11 +305,11 @@ mod tests {
         queued
             .iter()
             .map(|k| {
-                let c = k.counts.lock();
-                assert!(c.1, "a queued key is marked queued");
+                let c = k.lock();
+                assert!(c.1, "queued counts are marked queued");
                 let days = c.0.days.iter();
                 let days = days.map(|d| (d.day, d.requests, d.errors, d.rate_limited));
-                (k.row.id.to_string(), c.0.requests, days.collect())
+                (k.key_id.to_string(), c.0.requests, days.collect())
             })
             .collect()
     }
@@ -329,5 +370,42 @@ mod tests {
             usage.count(&key, |mine| mine.add(c));
         }
         assert_eq!(pending(&usage), vec![("key_0".into(), 2, vec![])]);
+    }
+
+    #[test]
+    fn every_record_of_a_key_shares_its_counts_and_unheld_counts_are_dropped() {
+        let usage = UsageRecorder::default();
+        let with_registry = |i| {
+            let mut r = record(i);
+            r.counts = usage.counts_for(&r.row.id, &r.row.workspace_id);
+            Arc::new(r)
+        };
+        // A key's record made again (its cache entry expired or the key changed) while the
+        // old one is still in use: one entry in the queue, the counts of both.
+        let (old, new, other) = (with_registry(0), with_registry(0), with_registry(1));
+        usage.record(&old, 1);
+        usage.record(&new, 2);
+        usage.record(&other, 3);
+        assert_eq!(
+            pending(&usage),
+            vec![("key_0".into(), 2, vec![]), ("key_1".into(), 1, vec![])]
+        );
+        // Once no record holds a key's counts, the flush after the one that took them drops
+        // them from the registry.
+        drop((old, new));
+        assert_eq!(usage.take().len(), 2);
+        assert_eq!(usage.counters.lock().unwrap().len(), 2);
+        assert!(usage.take().is_empty());
+        let held: Vec<String> = usage
+            .counters
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(held, vec!["key_1".to_string()]);
+        // A record made later starts from empty counts, still shared with key 1's.
+        assert!(Arc::ptr_eq(&with_registry(1).counts, &other.counts));
+        assert!(pending(&usage).is_empty());
     }
 }
