@@ -87,7 +87,8 @@ impl MediaSettings {
 
     /// A local store in a fresh folder under the system's temporary directory with a random
     /// secret, served at `http://localhost`: what an [`App`] has until it is given the
-    /// operator's settings (the folder is made only when something is uploaded).
+    /// operator's settings (the folder is made only when something is uploaded, and removed
+    /// when the last clone of the store is dropped).
     pub fn ephemeral() -> Self {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).expect("the OS random source");
@@ -98,8 +99,9 @@ impl MediaSettings {
             std::process::id(),
             name.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ));
-        let local = crier_media::local::LocalStore::open(&dir, "http://localhost", raw.to_vec())
-            .expect("a 32-byte secret");
+        let local =
+            crier_media::local::LocalStore::temporary(&dir, "http://localhost", raw.to_vec())
+                .expect("a 32-byte secret");
         Self::new(Storage::Local(Arc::new(local)))
     }
 }

@@ -30,6 +30,8 @@ pub struct LocalStore {
     /// The server's base URL as clients reach it (`http://127.0.0.1:8080`), no trailing slash.
     public_url: String,
     secret: Vec<u8>,
+    /// Removed with everything in it when the store is dropped ([`LocalStore::temporary`]).
+    temporary: bool,
 }
 
 impl fmt::Debug for LocalStore {
@@ -38,6 +40,15 @@ impl fmt::Debug for LocalStore {
             .field("dir", &self.dir)
             .field("public_url", &self.public_url)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for LocalStore {
+    fn drop(&mut self) {
+        if self.temporary {
+            // Best effort: a folder never made (nothing uploaded) or already gone is fine.
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -64,7 +75,17 @@ impl LocalStore {
             dir: dir.to_owned(),
             public_url: public_url.trim_end_matches('/').to_owned(),
             secret,
+            temporary: false,
         })
+    }
+
+    /// As [`LocalStore::open`], but `dir` and everything in it is removed when the store is
+    /// dropped: the store an app has before it is given the operator's (tests' apps, whose
+    /// uploads would otherwise stay in the temporary directory).
+    pub fn temporary(dir: &Path, public_url: &str, secret: Vec<u8>) -> std::io::Result<Self> {
+        let mut store = Self::open(dir, public_url, secret)?;
+        store.temporary = true;
+        Ok(store)
     }
 
     /// The server's base URL as clients reach it.
@@ -389,5 +410,31 @@ mod tests {
             s.read_all("../etc", 3).await,
             Err(StorageError::Missing)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_temporary_store_removes_its_folder_when_dropped() {
+        let parent = tempfile::tempdir().unwrap();
+        let (kept, gone) = (parent.path().join("kept"), parent.path().join("gone"));
+        for (dir, temporary) in [(&kept, false), (&gone, true)] {
+            let s = match temporary {
+                true => LocalStore::temporary(dir, "http://h", vec![7; 32]).unwrap(),
+                false => store(dir),
+            };
+            let mut u = s.begin("med_a", 4).await.unwrap();
+            u.write(b"abcd").await.unwrap();
+            u.commit().await.unwrap();
+            assert!(dir.join("med_a").exists());
+            drop(s);
+        }
+        assert!(kept.join("med_a").exists());
+        assert!(!gone.exists());
+        // One never written to leaves nothing behind and drops quietly.
+        drop(LocalStore::temporary(
+            &parent.path().join("never"),
+            "http://h",
+            vec![7; 32],
+        ));
+        assert!(!parent.path().join("never").exists());
     }
 }
