@@ -30,6 +30,12 @@ pub const MAX_PENDING_LOG: usize = 10_000;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// `m` locked. Nothing panics while these locks are held; should something, what they guard
+/// is still whole, so a poisoned lock is taken as it is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Requests, errors and rate-limited requests of one UTC day (days since the epoch).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Day {
@@ -90,8 +96,7 @@ impl KeyCounts {
     }
 
     fn lock(&self) -> MutexGuard<'_, (Counts, bool)> {
-        // Nothing panics while it is held; should something, the counts are still whole.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 }
 
@@ -116,7 +121,7 @@ fn counts(status: u16) -> (i64, i64) {
 impl UsageRecorder {
     /// The counts of the key `key_id` (of `workspace_id`), for a record of it being made.
     pub fn counts_for(&self, key_id: &KeyId, workspace_id: &WorkspaceId) -> Arc<KeyCounts> {
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counters = lock(&self.counters);
         counters
             .entry(key_id.clone())
             .or_insert_with(|| Arc::new(KeyCounts::new(key_id, workspace_id)))
@@ -132,10 +137,7 @@ impl UsageRecorder {
             !std::mem::replace(&mut c.1, true)
         };
         if queue {
-            self.queued
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(counts.clone());
+            lock(&self.queued).push(counts.clone());
         }
     }
 
@@ -162,7 +164,7 @@ impl UsageRecorder {
             };
             self.count(&key.counts, |c| c.add_day(day));
         }
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let mut log = lock(&self.log);
         if log.len() >= MAX_PENDING_LOG {
             return 1;
         }
@@ -172,7 +174,7 @@ impl UsageRecorder {
 
     /// Request log entries waiting for the next flush.
     pub fn pending_log(&self) -> usize {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).len()
+        lock(&self.log).len()
     }
 
     /// Takes every queued key's counts (they are no longer queued). First drops from the
@@ -180,11 +182,8 @@ impl UsageRecorder {
     /// empty: counts with something are queued), so a key no longer in use is gone from it a
     /// flush after its last count.
     fn take(&self) -> Vec<(Arc<KeyCounts>, Counts)> {
-        self.counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, c| Arc::strong_count(c) > 1);
-        let queued = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()));
+        lock(&self.counters).retain(|_, c| Arc::strong_count(c) > 1);
+        let queued = std::mem::take(&mut *lock(&self.queued));
         queued
             .into_iter()
             .map(|counts| {
@@ -204,7 +203,7 @@ impl UsageRecorder {
     /// of log entries dropped.
     pub async fn flush(&self, store: &Store, period: &str) -> (crier_store::Result<usize>, u64) {
         let taken = self.take();
-        let log = std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()));
+        let log = std::mem::take(&mut *lock(&self.log));
         let mut keys = Vec::new();
         let mut daily = Vec::new();
         for (counts, c) in &taken {
@@ -238,7 +237,7 @@ impl UsageRecorder {
             for (counts, c) in taken {
                 self.count(&counts, |mine| mine.add(c));
             }
-            let mut pending = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pending = lock(&self.log);
             // The older entries go back first; what no longer fits is dropped.
             let room = MAX_PENDING_LOG.saturating_sub(pending.len());
             let dropped = log.len().saturating_sub(room) as u64;
