@@ -107,7 +107,7 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
             duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
             at: now,
         };
-        let dropped = state.auth().usage.finish(&key, entry, key.user.is_none());
+        let dropped = state.auth().usage.finish(&key, entry);
         state.metrics().request_log_dropped(dropped);
     }
     span.in_scope(|| {

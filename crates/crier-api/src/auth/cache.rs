@@ -48,8 +48,10 @@ pub struct KeyRecord {
     /// The `RateLimit-Policy` value of its own windows, made on first use.
     policy: OnceLock<HeaderValue>,
     /// What the key did since the last usage flush: shared by every record of the key on this
-    /// node when the record comes from storage ([`super::usage::UsageRecorder::counts_for`]).
-    pub(super) counts: Arc<super::usage::KeyCounts>,
+    /// node, set when the record comes from storage
+    /// ([`super::usage::UsageRecorder::counts_for`]). None for a session (sessions are not
+    /// keys: no usage counts) and for a record made anywhere else.
+    pub(super) counts: Option<Arc<super::usage::KeyCounts>>,
 }
 
 /// What a user's sessions together may request per minute and per day, within the plan's
@@ -83,7 +85,6 @@ impl KeyRecord {
             &row.allowed_brand_ids,
             &row.allowed_account_ids,
         ));
-        let counts = Arc::new(super::usage::KeyCounts::new(&row.id, &row.workspace_id));
         Self {
             limiter_key: stable_hash(&[b"key:", row.id.as_str().as_bytes()]),
             workspace_key: stable_hash(&[
@@ -100,7 +101,7 @@ impl KeyRecord {
             role: None,
             own_limits: None,
             policy: OnceLock::new(),
-            counts,
+            counts: None,
         }
     }
 

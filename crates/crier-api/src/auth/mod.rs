@@ -430,9 +430,10 @@ impl Authenticator {
                 let record = found.and_then(|k| {
                     let plan = plans(&k.plan)?;
                     let mut record = KeyRecord::new(k.key, plan);
-                    record.counts = self
-                        .usage
-                        .counts_for(&record.row.id, &record.row.workspace_id);
+                    record.counts = Some(
+                        self.usage
+                            .counts_for(&record.row.id, &record.row.workspace_id),
+                    );
                     Some(Arc::new(record))
                 });
                 self.cache.fill(epoch, digest, record.clone());

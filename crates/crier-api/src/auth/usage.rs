@@ -86,8 +86,7 @@ pub struct KeyCounts {
 }
 
 impl KeyCounts {
-    /// Counts of their own, for a record not made through [`UsageRecorder::counts_for`].
-    pub fn new(key_id: &KeyId, workspace_id: &WorkspaceId) -> Self {
+    fn new(key_id: &KeyId, workspace_id: &WorkspaceId) -> Self {
         Self {
             key_id: key_id.clone(),
             workspace_id: workspace_id.clone(),
@@ -141,20 +140,22 @@ impl UsageRecorder {
         }
     }
 
-    /// Counts a request `key`'s rate limits allowed, at `now_ms`.
+    /// Counts a request `key`'s rate limits allowed, at `now_ms` (nothing for a record without
+    /// counts: a session).
     pub fn record(&self, key: &KeyRecord, now_ms: i64) {
-        self.count(&key.counts, |c| {
+        let Some(counts) = &key.counts else { return };
+        self.count(counts, |c| {
             c.requests += 1;
             c.last_used_at = c.last_used_at.max(Some(now_ms));
         });
     }
 
-    /// Counts a finished authenticated request: in its key's daily usage when `daily` (API
-    /// keys; sessions are not keys) and in the request log. Returns how many log entries were
-    /// dropped because the pending log was full (0 or 1).
+    /// Counts a finished authenticated request: in its key's daily usage (API keys; sessions
+    /// are not keys and have no counts) and in the request log. Returns how many log entries
+    /// were dropped because the pending log was full (0 or 1).
     /// The day is the UTC day of `entry.at`.
-    pub fn finish(&self, key: &KeyRecord, entry: RequestLogEntry, daily: bool) -> u64 {
-        if daily {
+    pub fn finish(&self, key: &KeyRecord, entry: RequestLogEntry) -> u64 {
+        if let Some(key_counts) = &key.counts {
             let (errors, rate_limited) = counts(u16::try_from(entry.status).unwrap_or(0));
             let day = Day {
                 day: entry.at.div_euclid(DAY_MS),
@@ -162,7 +163,7 @@ impl UsageRecorder {
                 errors,
                 rate_limited,
             };
-            self.count(&key.counts, |c| c.add_day(day));
+            self.count(key_counts, |c| c.add_day(day));
         }
         let mut log = lock(&self.log);
         if log.len() >= MAX_PENDING_LOG {
@@ -256,8 +257,16 @@ mod tests {
     use crier_core::Role;
     use crier_core::ids::{KeyId, UserId, WorkspaceId};
 
+    /// A key's record with counts of its own.
     fn key(i: usize) -> Arc<KeyRecord> {
-        Arc::new(record(i))
+        let mut r = record(i);
+        r.counts = Some(Arc::new(KeyCounts::new(&r.row.id, &r.row.workspace_id)));
+        Arc::new(r)
+    }
+
+    /// The counts of a record that has them.
+    fn counts_of(k: &KeyRecord) -> MutexGuard<'_, (Counts, bool)> {
+        k.counts.as_ref().expect("a record with counts").lock()
     }
 
     fn record(i: usize) -> KeyRecord {
@@ -320,7 +329,7 @@ mod tests {
         let mut dropped = 0;
         for i in 0..MAX_PENDING_LOG + 250 {
             let k = &keys[i % 3];
-            dropped += usage.finish(k, entry(k, i, 200, 0), true);
+            dropped += usage.finish(k, entry(k, i, 200, 0));
         }
         assert_eq!(usage.pending_log(), MAX_PENDING_LOG);
         assert_eq!(dropped, 250);
@@ -334,21 +343,23 @@ mod tests {
     #[test]
     fn statuses_count_as_errors_or_rate_limited_by_day() {
         let usage = UsageRecorder::default();
-        let (k, session) = (key(0), key(1));
+        // A session's record has no counts.
+        let (k, session) = (key(0), Arc::new(record(1)));
         for status in [200, 201, 204, 304, 400, 401, 404, 409, 429, 429, 500, 503] {
-            usage.finish(&k, entry(&k, 0, status, 5), true);
+            usage.finish(&k, entry(&k, 0, status, 5));
         }
         // The next UTC day has counts of its own.
-        usage.finish(&k, entry(&k, 1, 429, DAY_MS + 5), true);
+        usage.finish(&k, entry(&k, 1, 429, DAY_MS + 5));
         // A session's requests are logged but have no daily counts.
-        usage.finish(&session, entry(&session, 2, 500, 5), false);
+        usage.finish(&session, entry(&session, 2, 500, 5));
+        usage.record(&session, 9);
         usage.record(&k, 7);
         usage.record(&k, 3);
         assert_eq!(
             pending(&usage),
             vec![("key_0".into(), 2, vec![(0, 12, 6, 2), (1, 1, 0, 1)])]
         );
-        assert_eq!(k.counts.lock().0.last_used_at, Some(7));
+        assert_eq!(counts_of(&k).0.last_used_at, Some(7));
         assert_eq!(usage.pending_log(), 14);
     }
 
@@ -361,7 +372,7 @@ mod tests {
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].1.requests, 1);
         assert!(pending(&usage).is_empty());
-        assert!(!k.counts.lock().1);
+        assert!(!counts_of(&k).1);
         usage.record(&k, 2);
         assert_eq!(pending(&usage), vec![("key_0".into(), 1, vec![])]);
         // Counts given back (a failed write) add to what came since, still queued once.
@@ -376,7 +387,7 @@ mod tests {
         let usage = UsageRecorder::default();
         let with_registry = |i| {
             let mut r = record(i);
-            r.counts = usage.counts_for(&r.row.id, &r.row.workspace_id);
+            r.counts = Some(usage.counts_for(&r.row.id, &r.row.workspace_id));
             Arc::new(r)
         };
         // A key's record made again (its cache entry expired or the key changed) while the
@@ -404,7 +415,11 @@ mod tests {
             .collect();
         assert_eq!(held, vec!["key_1".to_string()]);
         // A record made later starts from empty counts, still shared with key 1's.
-        assert!(Arc::ptr_eq(&with_registry(1).counts, &other.counts));
+        let again = with_registry(1);
+        assert!(Arc::ptr_eq(
+            again.counts.as_ref().unwrap(),
+            other.counts.as_ref().unwrap()
+        ));
         assert!(pending(&usage).is_empty());
     }
 }
