@@ -233,9 +233,10 @@ pub struct RedisLimiter {
 /// The decisions are made in order, each exactly as if it were alone: it grants one token if
 /// every window of its buckets has room, and more (up to the tokens wanted) only while every
 /// window keeps [`super::leases::ROOM_SHARE`] times as much room; a later decision sees what an
-/// earlier one took. The script returns the time it read, then per decision the tokens granted
-/// and the arrival times it found (`-1`: none stored); the caller applies [`step`] to them,
-/// which decides the first token exactly as the script did.
+/// earlier one took. The script returns one string of little-endian doubles: the time it read,
+/// then per decision the tokens granted and the arrival times it found (`-1`: none stored),
+/// which costs the node one bulk string to read instead of an integer per figure. The caller
+/// applies [`step`] to them, which decides the first token exactly as the script did.
 pub const REDIS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -258,7 +259,8 @@ local function room(k, tat, interval, period)
   if k > 1 then return min(k, max(1, floor((period - (tat - now)) / (interval * share)))) end
   return k
 end
-local out, o = {now}, 1
+local pack = struct.pack
+local out, o = {pack('<d', now)}, 1
 local seen, dirty, nd = {}, {}, 0
 local function take(i, w, k)
   tm[i] = max(tm[i], now) + k * im[w]
@@ -267,16 +269,16 @@ local function take(i, w, k)
 end
 for r = 0, #decs / 12 - 1 do
   local k, nb, k1, w1, k2, w2 = unpack_('<HHHHHH', decs, 12 * r + 1)
-  local slot = o + 1
-  out[o + 2], out[o + 3] = tm[k1], td[k1]
-  o = o + 3
-  k = room(room(k, tm[k1], im[w1], pm[w1]), td[k1], id[w1], pd[w1])
+  local a, b = tm[k1], td[k1]
+  k = room(room(k, a, im[w1], pm[w1]), b, id[w1], pd[w1])
+  o = o + 1
   if nb == 2 then
-    out[o + 1], out[o + 2] = tm[k2], td[k2]
-    o = o + 2
-    k = room(room(k, tm[k2], im[w2], pm[w2]), td[k2], id[w2], pd[w2])
+    local c, d = tm[k2], td[k2]
+    k = room(room(k, c, im[w2], pm[w2]), d, id[w2], pd[w2])
+    out[o] = pack('<ddddd', k, a, b, c, d)
+  else
+    out[o] = pack('<ddd', k, a, b)
   end
-  out[slot] = k
   if k > 0 then
     take(k1, w1, k)
     if nb == 2 then take(k2, w2, k) end
@@ -285,9 +287,9 @@ end
 for j = 1, nd do
   local i = dirty[j]
   local m, d = tm[i], td[i]
-  redis.call('SET', KEYS[i], struct.pack('<dd', m, d), 'PX', floor((max(m, d) - now) / 1000) + 1000)
+  redis.call('SET', KEYS[i], pack('<dd', m, d), 'PX', floor((max(m, d) - now) / 1000) + 1000)
 end
-return out
+return table.concat(out)
 "#;
 
 /// The Redis key of a bucket. (`rl2`: a string of two doubles; `rl` held a hash of decimal
@@ -471,38 +473,56 @@ impl Caller {
         }
         call.arg(leases::ROOM_SHARE).arg(wins).arg(decisions);
         let mut conn = self.conn.clone();
-        let out: Vec<i64> = call.invoke_async(&mut conn).await?;
-        let unexpected = || {
+        let out: Vec<u8> = call.invoke_async(&mut conn).await?;
+        let shapes = batch.iter().map(|a| (a.want, a.buckets.len()));
+        read_answers(&out, shapes).ok_or_else(|| {
             redis::RedisError::from((
                 redis::ErrorKind::Parse,
                 "unexpected answer from the rate-limit script",
             ))
-        };
-        let expected = 1 + batch.iter().map(|a| 1 + 2 * a.buckets.len()).sum::<usize>();
-        if out.len() != expected {
-            return Err(unexpected());
-        }
-        let now_us = out[0];
-        let mut rest = &out[1..];
-        let mut answers = Vec::with_capacity(batch.len());
-        for asked in batch {
-            let (row, tail) = rest.split_at(1 + 2 * asked.buckets.len());
-            rest = tail;
-            if !(0..=i64::from(asked.want)).contains(&row[0]) {
-                return Err(unexpected());
-            }
-            let stored = row[1..]
-                .chunks(2)
-                .map(|c| (c[0] >= 0 && c[1] >= 0).then_some([c[0], c[1]]))
-                .collect();
-            answers.push(Answer {
-                now_us,
-                granted: row[0] as u32,
-                stored,
-            });
-        }
-        Ok(answers)
+        })
     }
+}
+
+/// The script's answer (see [`REDIS_SCRIPT`]) to decisions of these shapes (tokens wanted,
+/// buckets), in order; `None` when it is not one: a wrong length, a figure that is not a
+/// finite number far below 2^53 (times in µs, or -1), or more tokens granted than wanted.
+fn read_answers(
+    out: &[u8],
+    shapes: impl ExactSizeIterator<Item = (u32, usize)> + Clone,
+) -> Option<Vec<Answer>> {
+    let expected = 1 + shapes.clone().map(|(_, n)| 1 + 2 * n).sum::<usize>();
+    if out.len() != 8 * expected {
+        return None;
+    }
+    let mut figures = Vec::with_capacity(expected);
+    for c in out.chunks_exact(8) {
+        let v = f64::from_le_bytes(c.try_into().expect("chunks of 8 bytes"));
+        if !(v.is_finite() && v.abs() < 9.0e15) {
+            return None;
+        }
+        figures.push(v as i64);
+    }
+    let now_us = figures[0];
+    let mut rest = &figures[1..];
+    let mut answers = Vec::with_capacity(shapes.len());
+    for (want, buckets) in shapes {
+        let (row, tail) = rest.split_at(1 + 2 * buckets);
+        rest = tail;
+        if !(0..=i64::from(want)).contains(&row[0]) {
+            return None;
+        }
+        let stored = row[1..]
+            .chunks(2)
+            .map(|c| (c[0] >= 0 && c[1] >= 0).then_some([c[0], c[1]]))
+            .collect();
+        answers.push(Answer {
+            now_us,
+            granted: row[0] as u32,
+            stored,
+        });
+    }
+    Some(answers)
 }
 
 impl RedisLimiter {
@@ -978,6 +998,56 @@ mod tests {
         let d = g.check(7, windows(60, 10_000), t0 + 61 * S);
         assert!(d.allowed);
         assert_eq!(d.windows[0].remaining, 59);
+    }
+
+    /// The script's answer as it writes it: little-endian doubles.
+    fn doubles(v: &[f64]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn the_script_answer_is_read_as_doubles_and_nonsense_is_refused() {
+        let now = 1_796_000_000_000_000.0;
+        // Two decisions: one of two buckets (nothing stored in the first), one of one.
+        let shapes = [(4, 2), (1, 1)];
+        let good = [
+            now,
+            3.0,
+            -1.0,
+            -1.0,
+            now + 5.0,
+            now + 9.0,
+            0.0,
+            now,
+            now + 1.0,
+        ];
+        let a = read_answers(&doubles(&good), shapes.into_iter()).expect("an answer");
+        assert_eq!(a.len(), 2);
+        assert_eq!((a[0].now_us, a[0].granted), (now as i64, 3));
+        assert_eq!(
+            a[0].stored,
+            vec![None, Some([now as i64 + 5, now as i64 + 9])]
+        );
+        assert_eq!(a[1].granted, 0);
+        assert_eq!(a[1].stored, vec![Some([now as i64, now as i64 + 1])]);
+        let refused = |v: &[u8]| read_answers(v, shapes.into_iter()).is_none();
+        // A figure short, one too many, a stray byte, nothing.
+        assert!(refused(&doubles(&good[..8])));
+        assert!(refused(&doubles(&[&good[..], &[0.0]].concat())));
+        assert!(refused(&[doubles(&good), vec![0]].concat()));
+        assert!(refused(&[]));
+        // Not a number, infinite, past 2^53.
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e16] {
+            let mut v = good;
+            v[4] = bad;
+            assert!(refused(&doubles(&v)), "{bad}");
+        }
+        // More tokens than wanted, or fewer than none.
+        for granted in [5.0, -1.0] {
+            let mut v = good;
+            v[1] = granted;
+            assert!(refused(&doubles(&v)), "{granted}");
+        }
     }
 
     #[test]
