@@ -440,9 +440,12 @@ impl Publisher {
                 }
             }
             let now = self.app.clock().now_ms();
-            if i > 0 {
-                // The claim set the lease for the first part; a thread's later parts renew it,
-                // while it is still ours.
+            // A thread's later parts renew the lease, while it is still ours. So does the first
+            // part when what came since the claim (a slow look-up, media read or storage) left
+            // less than two call timeouts of it: a call starts only while the job stays ours for
+            // longer than the call can take, so no other node claims it and sends the part
+            // again while ours may still land.
+            if i > 0 || held.locked_until - now < 2 * millis(self.config.call_timeout) {
                 let until = now + millis(self.config.lease);
                 if !self.app.store().renew_lease(&held, until).await? {
                     return Ok(Processed::Dropped);

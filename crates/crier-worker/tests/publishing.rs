@@ -960,6 +960,15 @@ enum Misbehaviour {
     HostileIds,
     /// A publish lands and answers a good post id with a URL that is no link to show.
     ScriptUrl(&'static str),
+    /// A look-up finds nothing, slowly: the clock moves on by `by_ms` while it looks (or
+    /// while a media read or the storage stalls before the call). Each publish notes how
+    /// much of its job's lease was left when it was called.
+    SlowLookup {
+        clock: ManualClock,
+        by_ms: i64,
+        db: Arc<TestDb>,
+        lease_left: Arc<std::sync::Mutex<Vec<i64>>>,
+    },
 }
 
 /// The sandbox, misbehaving one way.
@@ -1003,6 +1012,17 @@ impl Network for Misbehaving {
                     url: (*url).to_owned(),
                 })
             }
+            Misbehaviour::SlowLookup {
+                clock,
+                db,
+                lease_left,
+                ..
+            } => {
+                let until = db.query_i64("SELECT locked_until FROM jobs").await;
+                assert_eq!(until.len(), 1, "one job: {until:?}");
+                lease_left.lock().unwrap().push(until[0] - clock.now_ms());
+                self.0.publish(s, part).await
+            }
             _ => self.0.publish(s, part).await,
         }
     }
@@ -1015,6 +1035,11 @@ impl Network for Misbehaving {
         match &self.1 {
             Misbehaviour::LookupDown => Err(NetworkError::unavailable("search is down")),
             Misbehaviour::LookupHangs => std::future::pending().await,
+            Misbehaviour::SlowLookup { clock, by_ms, .. } => {
+                let found = self.0.lookup(s, part).await;
+                clock.set(crier_core::clock::from_ms(clock.now_ms() + by_ms));
+                found
+            }
             _ => self.0.lookup(s, part).await,
         }
     }
@@ -1039,6 +1064,46 @@ impl World {
         )
     }
 }
+
+both!(
+    a_first_part_is_sent_only_while_the_lease_outlasts_the_call,
+    |db| async move {
+        // A crashed worker began the only part and never called; its lease ran out. The next
+        // worker must look the part up first, and its look-up is slow: by the time it has
+        // found nothing, less of its lease is left than a call may take. Had it called on that
+        // lease, a third node could claim the job while the call was still under way, find
+        // nothing either, and send the part a second time.
+        let db = Arc::new(db);
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "slow to look up", T0).await;
+        let (job, key) = crashed_worker_claims(&w, &id, &a).await;
+        begin(&w, &job, &key).await;
+        w.set(job.locked_until + 1);
+        let call_timeout = config().call_timeout.as_millis() as i64;
+        assert!(2 * call_timeout <= LEASE_MS);
+        let lease_left = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let publisher = w.misbehaving(
+            Misbehaviour::SlowLookup {
+                clock: w.clock.clone(),
+                by_ms: LEASE_MS - call_timeout / 2,
+                db: db.clone(),
+                lease_left: lease_left.clone(),
+            },
+            config(),
+        );
+        assert_eq!(publisher.run_due().await, vec![Processed::Published]);
+        let left = lease_left.lock().unwrap().clone();
+        assert_eq!(left.len(), 1, "one call: {left:?}");
+        assert!(
+            left[0] >= 2 * call_timeout,
+            "the call started with {} ms of its lease left",
+            left[0]
+        );
+        assert_eq!(w.timeline(&a).await.len(), 1);
+        assert_eq!(w.outcomes(&id, &a).await, vec!["in_flight", "published"]);
+    }
+);
 
 both!(
     failed_lookups_use_up_the_budget_and_never_repost,
