@@ -911,7 +911,8 @@ async fn only_failed_token_requests_spend_the_address_budget() {
 }
 
 /// An admin lowered to member: the apps they allowed end at once (an admin's scopes are not
-/// all a member's). A grant holding keys:write made a key: revoking the grant ends that key.
+/// all a member's). A grant holding keys:write made a key, which made another and rotated
+/// itself: revoking the grant ends every one of them.
 async fn a_lower_role_and_a_revoked_grant_end_what_the_app_made() {
     let app = TestApp::new().await;
     let ada = user(&app, "ada@example.com", Role::Owner).await;
@@ -929,12 +930,34 @@ async fn a_lower_role_and_a_revoked_grant_end_what_the_app_made() {
     let made = app
         .post("/v1/keys")
         .key(&adas)
-        .json(json!({"name": "made by the app", "scopes": ["posts:read"]}))
+        .json(json!({"name": "made by the app", "scopes": ["keys:write", "posts:read"]}))
         .send()
         .await;
     assert_eq!(made.status, 201, "{}", made.text);
     let made_key = made.body["key"].as_str().unwrap().to_owned();
     assert_eq!(me(&app, &made_key).await.status, 200);
+    // What the app's key makes in turn: a key of its own, and its own replacement (the key it
+    // replaces keeps working for the overlap).
+    let grandchild = app
+        .post("/v1/keys")
+        .key(&made_key)
+        .json(json!({"name": "made by the app's key", "scopes": ["posts:read"]}))
+        .send()
+        .await;
+    assert_eq!(grandchild.status, 201, "{}", grandchild.text);
+    let grandchild = grandchild.body["key"].as_str().unwrap().to_owned();
+    let made_id = made.body["id"].as_str().unwrap();
+    let rotated = app
+        .post(&format!("/v1/keys/{made_id}/rotate"))
+        .key(&made_key)
+        .json(json!({"overlap_seconds": 3600}))
+        .send()
+        .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    let rotated = rotated.body["key"].as_str().unwrap().to_owned();
+    for k in [&made_key, &grandchild, &rotated] {
+        assert_eq!(me(&app, k).await.status, 200);
+    }
     let code = approved(&app, &e, &pairs, &all).await;
     let eves = exchange(&app, &client, &code).await.body["access_token"]
         .as_str()
@@ -954,7 +977,9 @@ async fn a_lower_role_and_a_revoked_grant_end_what_the_app_made() {
     let r = submit(&app, &a, &path, &[("_csrf", &a.csrf)]).await;
     assert_eq!(r.status, 200, "{}", r.text);
     me(&app, &adas).await.assert_error(401, "unauthorized");
-    me(&app, &made_key).await.assert_error(401, "unauthorized");
+    for k in [&made_key, &grandchild, &rotated] {
+        me(&app, k).await.assert_error(401, "unauthorized");
+    }
 
     // Eve becomes a member: her app's grant ends at once.
     assert_eq!(me(&app, &eves).await.status, 200);

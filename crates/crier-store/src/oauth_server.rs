@@ -636,10 +636,17 @@ async fn revoke_grant_tx(
         .bind(key.as_str())
         .execute(&mut **tx)
         .await?;
-    // Keys the app made with the grant (it held keys:write) end with it.
+    // Keys the app made with the grant (it held keys:write) end with it, and so does every key
+    // made from those in turn (a key with keys:write makes keys, and a key rotated by itself
+    // is made by it): the whole line of descent, through keys already revoked too.
     let made: Vec<String> = sqlx::query_scalar(
-        "UPDATE api_keys SET revoked_at = $2, updated_at = $2
-         WHERE created_by = $1 AND revoked_at IS NULL RETURNING digest",
+        "WITH RECURSIVE made(id) AS (
+             SELECT id FROM api_keys WHERE created_by = $1
+             UNION
+             SELECT k.id FROM api_keys k JOIN made m ON k.created_by = m.id
+         )
+         UPDATE api_keys SET revoked_at = $2, updated_at = $2
+         WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL RETURNING digest",
     )
     .bind(key.as_str())
     .bind(now)
