@@ -414,6 +414,22 @@ impl Publisher {
                     .await
                     .unwrap_or(Err(NetworkError::Timeout))
                     .and_then(|found| found.map(keepable).transpose());
+                // A call on record as published landed, with the id it answered, even when the
+                // network's look-up cannot find it (a search by text and time, a search that is
+                // down): its part id only missed the target (a crash or a failed write between
+                // the two). The look-up, when it finds it, also gives its link.
+                let recorded = history.iter().rev().find_map(|a| {
+                    (a.part == i as i64 && a.outcome == PublishAttemptOutcome::Published)
+                        .then_some(a.external_id.as_deref())
+                        .flatten()
+                });
+                let found = match (found, recorded) {
+                    (Ok(None) | Err(_), Some(id)) => Ok(Some(PublishedPart {
+                        external_id: id.to_owned(),
+                        url: String::new(),
+                    })),
+                    (found, _) => found,
+                };
                 match found {
                     Ok(Some(found)) => {
                         self.part_done(post, account, &mut part_ids, &mut url, found, true)

@@ -952,6 +952,9 @@ enum Misbehaviour {
     LookupDown,
     /// A look-up by idempotency key never answers (a network whose search hangs).
     LookupHangs,
+    /// A look-up finds nothing, whatever landed (a network that can only search by text and
+    /// time, and missed).
+    LookupMisses,
     /// A publish fails with an error text no database column should take as it is: NULs
     /// (PostgreSQL refuses them in text), escape sequences, line breaks and 100,000
     /// characters. The first call's error is transient, every later one a refusal.
@@ -1035,6 +1038,7 @@ impl Network for Misbehaving {
         match &self.1 {
             Misbehaviour::LookupDown => Err(NetworkError::unavailable("search is down")),
             Misbehaviour::LookupHangs => std::future::pending().await,
+            Misbehaviour::LookupMisses => Ok(None),
             Misbehaviour::SlowLookup { clock, by_ms, .. } => {
                 let found = self.0.lookup(s, part).await;
                 clock.set(crier_core::clock::from_ms(clock.now_ms() + by_ms));
@@ -1683,6 +1687,46 @@ both!(crash_after_the_result_before_the_part_id, |db| async move {
     assert_eq!(t.external_id.as_deref(), Some(landed.external_id.as_str()));
     assert_eq!(t.part_ids, vec![landed.external_id.clone()]);
 });
+
+both!(
+    a_part_on_record_as_published_is_not_sent_again_when_the_look_up_misses_it,
+    |db| async move {
+        // As above, on a network whose look-up cannot find the part, or whose search is
+        // down: the attempt on record is what says it landed, and with which id.
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        for (n, how) in [Misbehaviour::LookupMisses, Misbehaviour::LookupDown]
+            .into_iter()
+            .enumerate()
+        {
+            let text = format!("recorded, not found {n}");
+            let id = w.schedule(&[&a], &text, w.now()).await;
+            let (job, key) = crashed_worker_claims(&w, &id, &a).await;
+            let attempt = begin(&w, &job, &key).await;
+            let landed = sandbox_publish(&w, &a, &text, &key).await;
+            w.store
+                .finish_attempt(
+                    &attempt,
+                    crier_store::PublishAttemptOutcome::Published,
+                    Some(&landed.external_id),
+                    None,
+                    w.now(),
+                )
+                .await
+                .unwrap();
+            w.set(job.locked_until + 1);
+            let publisher = w.misbehaving(how, config());
+            assert_eq!(publisher.run_due().await, vec![Processed::Published]);
+            let t = w.target(&id, &a).await;
+            assert_eq!(t.status, TargetStatus::Published);
+            assert_eq!(t.external_id.as_deref(), Some(landed.external_id.as_str()));
+            assert_eq!(t.part_ids, vec![landed.external_id.clone()]);
+            assert_eq!(w.outcomes(&id, &a).await, vec!["published"]);
+        }
+        let timeline = w.timeline(&a).await;
+        assert_eq!(timeline.len(), 2, "no duplicate: {timeline:?}");
+    }
+);
 
 // ---------------------------------------------------------------------------------------------
 // The queue
