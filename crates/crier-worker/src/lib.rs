@@ -25,4 +25,4 @@ pub mod tokens;
 pub mod trending;
 pub mod webhooks;
 
-pub use publisher::{Processed, Publisher, WorkerConfig};
+pub use publisher::{GIVE_UP_AFTER_MS, Processed, Publisher, WorkerConfig};

@@ -259,6 +259,14 @@ impl Publisher {
                 // The operator's keys, not the account, are wrong (nodes with different
                 // `secret_keys`): nothing is sent, the job comes back after its lease.
                 tracing::error!(account = %account.id, error = %e.message, "credentials do not open with this server's secret_keys; check that every node has the same keys");
+                if self.gives_up(&post, &history) {
+                    let message = "The account's credentials could not be opened with this \
+                                   server's secret keys for a day after the post fell due; \
+                                   nothing was sent.";
+                    return self
+                        .fail_target(job, "credentials_unavailable", message)
+                        .await;
+                }
                 return Ok(Processed::RetryAt(job.locked_until));
             }
         };
@@ -273,6 +281,14 @@ impl Publisher {
             }
             Err(e) => {
                 tracing::warn!(job = %job.id, error = %e.message, "media could not be read; the job will come back");
+                if self.gives_up(&post, &history) {
+                    let message = format!(
+                        "The post's media could not be read for a day after it fell due \
+                         ({}); nothing was sent.",
+                        e.message
+                    );
+                    return self.fail_target(job, "media_unavailable", &message).await;
+                }
                 return Ok(Processed::RetryAt(job.locked_until));
             }
         };
@@ -322,6 +338,15 @@ impl Publisher {
         };
         self.publish_parts(job, &post, call, target, &history, permit)
             .await
+    }
+
+    /// Whether a target that cannot start its first call (credentials this node cannot open,
+    /// media the store cannot read: the job comes back after each lease) fails instead: once
+    /// [`GIVE_UP_AFTER_MS`] have passed since its post fell due, and only while no call was
+    /// ever made for it (one may have landed, which only a look-up can tell).
+    fn gives_up(&self, post: &Post, history: &[Attempt]) -> bool {
+        let due = post.scheduled_at.unwrap_or(post.created_at);
+        history.iter().all(|a| a.part < 0) && self.app.clock().now_ms() - due >= GIVE_UP_AFTER_MS
     }
 
     /// Fails the job's target for good with `code` and `message`.
@@ -918,6 +943,11 @@ fn still_due(job: &Job, post: Option<Post>) -> Option<(Post, Target)> {
         .cloned()?;
     Some((post, target))
 }
+
+/// How long after its post fell due a target whose first call cannot start (see
+/// [`Publisher::gives_up`]) keeps coming back before it fails: a post a day late is news to
+/// its author, not a post to send unannounced.
+pub const GIVE_UP_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The longest post id and URL crier keeps from a network.
 const MAX_PART_ID: usize = 1000;

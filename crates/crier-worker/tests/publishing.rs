@@ -1689,6 +1689,39 @@ both!(crash_after_the_result_before_the_part_id, |db| async move {
 });
 
 both!(
+    a_target_whose_first_call_cannot_start_fails_a_day_after_it_fell_due,
+    |db| async move {
+        // Credentials this server's keys do not open (nodes started with other secret_keys):
+        // nothing is sent and the job comes back after each lease, but not for ever.
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        db.execute("UPDATE accounts SET credentials = 'sealed by another server'")
+            .await;
+        let id = w.schedule(&[&a], "never opened", T0).await;
+        let day = crier_worker::GIVE_UP_AFTER_MS;
+        let mut runs = 0;
+        while w.now() < T0 + day {
+            let out = w.publisher.run_due().await;
+            let [Processed::RetryAt(at)] = out[..] else {
+                panic!("the job comes back: {out:?}")
+            };
+            assert_eq!(w.target(&id, &a).await.status, TargetStatus::Pending);
+            w.set((at + 1).max(T0 + day * runs / 4));
+            runs += 1;
+        }
+        assert!(runs >= 4, "{runs}");
+        assert_eq!(w.publisher.run_due().await, vec![Processed::Failed]);
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Failed);
+        let error = t.error.expect("the reason");
+        assert_eq!(error.code, "credentials_unavailable");
+        assert!(w.timeline(&a).await.is_empty());
+        assert!(w.outcomes(&id, &a).await.is_empty());
+        assert_eq!(w.post(&id).await.status, PostStatus::Failed);
+    }
+);
+
+both!(
     a_part_on_record_as_published_is_not_sent_again_when_the_look_up_misses_it,
     |db| async move {
         // As above, on a network whose look-up cannot find the part, or whose search is
