@@ -378,24 +378,35 @@ impl Store {
         Ok(true)
     }
 
+    /// Records the parts of `job`'s target published so far (and the first one's link), while
+    /// the target still waits for its outcome and the job is still held by the worker's lease
+    /// (`job.locked_until`). Returns false, having written nothing, when either is no longer
+    /// so: a worker that lost its job cannot overwrite what the node holding it now records.
     pub async fn record_parts(
         &self,
-        post: &PostId,
-        account: &AccountId,
+        job: &Job,
         part_ids: &[String],
         url: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let (Some(post), Some(account)) = (&job.post_id, &job.account_id) else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
             "UPDATE post_targets SET part_ids = $3, url = COALESCE(url, $4)
-             WHERE post_id = $1 AND account_id = $2",
+             WHERE post_id = $1 AND account_id = $2 AND status IN ('pending', 'publishing')
+               AND EXISTS (SELECT 1 FROM jobs WHERE id = $5 AND locked_until = $6)",
         )
         .bind(post.as_str())
         .bind(account.as_str())
         .bind(json(&part_ids))
         .bind(url)
+        .bind(job.id.as_str())
+        .bind(job.locked_until)
         .execute(&self.write)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected()
+            == 1;
+        Ok(done)
     }
 
     /// Records a target's final outcome, deletes its job and updates the post's status, all

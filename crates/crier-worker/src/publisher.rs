@@ -457,8 +457,12 @@ impl Publisher {
                 };
                 match found {
                     Ok(Some(found)) => {
-                        self.part_done(post, account, &mut part_ids, &mut url, found, true)
-                            .await?;
+                        if !self
+                            .part_done(&held, &mut part_ids, &mut url, found, true)
+                            .await?
+                        {
+                            return Ok(Processed::Dropped);
+                        }
                         continue;
                     }
                     Ok(None) => {}
@@ -532,8 +536,12 @@ impl Publisher {
                             )
                             .await?;
                     }
-                    self.part_done(post, account, &mut part_ids, &mut url, published, !last)
-                        .await?;
+                    if !self
+                        .part_done(&held, &mut part_ids, &mut url, published, !last)
+                        .await?
+                    {
+                        return Ok(Processed::Dropped);
+                    }
                 }
                 Err(e) => {
                     let outcome = if e == NetworkError::Timeout {
@@ -602,28 +610,29 @@ impl Publisher {
         crier_app::quota::published_out(self.app.store(), ws, &plan, now).await
     }
 
+    /// Adds a published part to the target's, recorded (`record`) while `held` is still this
+    /// worker's job; false when it is not (nothing recorded: the job is another node's now).
     async fn part_done(
         &self,
-        post: &Post,
-        account: &Account,
+        held: &Job,
         part_ids: &mut Vec<String>,
         url: &mut Option<String>,
         part: PublishedPart,
         record: bool,
-    ) -> crier_store::Result<()> {
+    ) -> crier_store::Result<bool> {
         if part_ids.is_empty() {
             *url = (!part.url.is_empty()).then(|| part.url.clone());
         }
         part_ids.push(part.external_id);
         // The last part is recorded by `finish_target` itself; if we die before that, its
         // attempt is on record and the next run finds the part by lookup.
-        if record {
-            self.app
-                .store()
-                .record_parts(&post.id, &account.id, part_ids, url.as_deref())
-                .await?;
+        if !record {
+            return Ok(true);
         }
-        Ok(())
+        self.app
+            .store()
+            .record_parts(held, part_ids, url.as_deref())
+            .await
     }
 
     async fn retry_or_fail(

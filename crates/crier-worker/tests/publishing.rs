@@ -1318,9 +1318,20 @@ both!(
                 .await
                 .unwrap()
         );
+        // Nor can it record parts over what the holder records.
+        let stale_parts = vec!["from-the-stalled-worker".to_owned()];
+        assert!(
+            !w.store
+                .record_parts(&stale, &stale_parts, Some("https://stale.example/1"))
+                .await
+                .unwrap()
+        );
         w.store.drop_held_job(&stale).await.unwrap();
         assert_eq!(w.outcomes(&id, &a).await, Vec::<String>::new());
-        assert_eq!(w.target(&id, &a).await.status, TargetStatus::Pending);
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Pending);
+        assert!(t.part_ids.is_empty(), "{:?}", t.part_ids);
+        assert_eq!(t.url, None);
 
         // The node that holds the job now publishes it, once.
         begin(&w, &fresh, &key).await;
@@ -1331,6 +1342,11 @@ both!(
                 .await
                 .unwrap()
         );
+        let mut fresh = fresh;
+        fresh.locked_until = w.now() + LEASE_MS;
+        let parts = vec!["from-the-holder".to_owned()];
+        assert!(w.store.record_parts(&fresh, &parts, None).await.unwrap());
+        assert_eq!(w.target(&id, &a).await.part_ids, parts);
     }
 );
 
