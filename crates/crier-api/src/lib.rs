@@ -259,19 +259,35 @@ impl AppState {
             }
         });
         let state = self.clone();
+        let also_poll = state.store().backend() == crier_store::Backend::Postgres;
         tasks.spawn(async move {
             tokio::select! {
-                _ = state.follow_key_changes() => {}
+                _ = state.follow_key_changes(false) => {}
+                _ = async {
+                    if also_poll {
+                        state.follow_key_changes(true).await
+                    } else {
+                        std::future::pending().await
+                    }
+                } => {}
                 _ = cancel.cancelled() => {}
             }
         });
         tasks
     }
 
-    /// Drops cached keys as other processes change them; reconnects after errors.
-    async fn follow_key_changes(&self) {
+    /// Drops cached keys as other processes change them; reconnects after errors. `polled`:
+    /// from the counter every second, besides PostgreSQL's notifications (what a lost
+    /// notification missed: `crier_store::notify`).
+    async fn follow_key_changes(&self, polled: bool) {
         loop {
-            match self.store().key_changes().await {
+            let feed = if polled {
+                let every = crier_store::SAFETY_POLL_INTERVAL;
+                self.store().key_changes_polled(every).await
+            } else {
+                self.store().key_changes().await
+            };
+            match feed {
                 Ok(mut changes) => {
                     // A subscription reports only changes after it began. Anything cached before
                     // it (at start-up, or refilled during the pause after a broken feed) may

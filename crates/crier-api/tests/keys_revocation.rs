@@ -200,6 +200,41 @@ async fn a_key_revoked_by_another_process_stops_working_within_a_second() {
     while tasks.join_next().await.is_some() {}
 }
 
+async fn a_key_revoked_while_notifications_are_lost_stops_working_within_two_seconds() {
+    let app = TestApp::new().await;
+    let (key, _) = app
+        .key(KeySpec {
+            scopes: vec![Scope::KeysRead],
+            ..KeySpec::default()
+        })
+        .await;
+    let cancel = CancellationToken::new();
+    let mut tasks = app.state.spawn_background(cancel.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_status(&app.get("/v1/workspace").key(&key).send().await, 200);
+
+    // Every live key revoked and its change recorded under the counter as a revocation records
+    // it, in one transaction, but no NOTIFY sent: as if the node's listener had lost its
+    // connection without a reset, or the change came while it reconnected. On PostgreSQL only
+    // the counter, followed besides the listener, can tell this node.
+    app.raw_execute(
+        "BEGIN;
+         INSERT INTO key_changes (seq, digest)
+             SELECT (SELECT value FROM crier_state WHERE name = 'key_changes')
+                        + ROW_NUMBER() OVER (ORDER BY id), digest
+             FROM api_keys WHERE revoked_at IS NULL;
+         UPDATE crier_state SET value = (SELECT MAX(seq) FROM key_changes)
+             WHERE name = 'key_changes';
+         UPDATE api_keys SET revoked_at = updated_at WHERE revoked_at IS NULL;
+         COMMIT;",
+    )
+    .await;
+    until_refused(&app, &key, Duration::from_millis(2500)).await;
+
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+}
+
 async fn a_change_to_one_key_leaves_the_other_keys_cached() {
     let app = TestApp::new().await;
     let spec = || KeySpec {
@@ -288,6 +323,7 @@ both!(
     a_key_may_revoke_itself,
     a_key_without_keys_write_may_revoke_itself_and_nothing_else,
     a_key_revoked_by_another_process_stops_working_within_a_second,
+    a_key_revoked_while_notifications_are_lost_stops_working_within_two_seconds,
     keys_changed_before_the_feed_subscribed_are_not_served_from_cache,
     a_change_to_one_key_leaves_the_other_keys_cached,
     a_key_stops_working_when_it_expires,

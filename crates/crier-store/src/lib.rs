@@ -68,7 +68,7 @@ pub use kb::{KbDocument, KbFilter, KbInsert, KbKind, KbMatch, KbUsage, NewPassag
 pub use media::{ConfirmOutcome, DeleteOutcome, Media, MediaFacts, MediaStatus};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, SchemaStatus};
 pub use model::*;
-pub use notify::{KeyChange, KeyChanges};
+pub use notify::{KeyChange, KeyChanges, SAFETY_POLL_INTERVAL};
 pub use oauth_server::{
     AppClient, AppCode, AppGrant, ClientKind, KEPT_REFRESH_TOKENS, NewGrant, RefreshToken,
     Refreshed,

@@ -9,6 +9,12 @@
 //! subscriber polls the counter, a one-row read, and when it moved reads the digests recorded
 //! since and reports each as [`KeyChange::Key`]. Only when it cannot account for every bump
 //! (it fell more than [`KEPT_CHANGES`] behind) does it report [`KeyChange::All`].
+//!
+//! A notification can be lost where the counter cannot: a listener whose connection died
+//! without a reset waits for ever, and changes made while a broken feed reconnects are never
+//! sent to it. So a PostgreSQL node also follows the counter ([`Store::key_changes_polled`],
+//! every [`SAFETY_POLL_INTERVAL`]): what its listener missed reaches it within a second. A
+//! change that both report is dropped from the cache twice, which costs a refill.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -22,6 +28,8 @@ use crate::{Backend, Result, Store};
 pub const CHANNEL: &str = "crier_key_changes";
 /// How often a SQLite subscriber looks at the counter.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a PostgreSQL node looks at the counter besides listening.
+pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How many recorded changes are kept for polling subscribers.
 pub const KEPT_CHANGES: i64 = 1024;
 
@@ -42,6 +50,7 @@ enum Inner {
         seen: i64,
         /// Changes read but not yet handed out.
         pending: VecDeque<KeyDigest>,
+        every: Duration,
     },
 }
 
@@ -60,11 +69,12 @@ impl KeyChanges {
                 store,
                 seen,
                 pending,
+                every,
             } => loop {
                 if let Some(d) = pending.pop_front() {
                     return Ok(KeyChange::Key(d));
                 }
-                tokio::time::sleep(POLL_INTERVAL).await;
+                tokio::time::sleep(*every).await;
                 let now = store.key_change_counter().await?;
                 if now == *seen {
                     continue;
@@ -156,11 +166,18 @@ impl Store {
                 listener.listen(CHANNEL).await?;
                 Inner::Listen(Box::new(listener))
             }
-            Backend::Sqlite => Inner::Poll {
-                store: self.clone(),
-                seen: self.key_change_counter().await?,
-                pending: VecDeque::new(),
-            },
+            Backend::Sqlite => return self.key_changes_polled(POLL_INTERVAL).await,
+        }))
+    }
+
+    /// Subscribes to key changes by following the counter, looked at `every` so long, on
+    /// either database (see the module's documentation).
+    pub async fn key_changes_polled(&self, every: Duration) -> Result<KeyChanges> {
+        Ok(KeyChanges(Inner::Poll {
+            store: self.clone(),
+            seen: self.key_change_counter().await?,
+            pending: VecDeque::new(),
+            every,
         }))
     }
 }

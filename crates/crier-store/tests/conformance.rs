@@ -1289,6 +1289,28 @@ async fn next_change_to(changes: &mut KeyChanges, backend: Backend, digests: &[K
     }
 }
 
+conformance!(
+    the_counter_reports_each_change_without_notifications,
+    |store| async move {
+        // What a PostgreSQL node follows besides its listener, and all a SQLite one follows:
+        // each change by its key, never "everything", whatever notifications did.
+        let ws = new_workspace(&store, "acme").await;
+        let key = insert_new_key(&store, &ws, KeyMode::Live, T0).await;
+        let mut polled = store
+            .key_changes_polled(Duration::from_millis(20))
+            .await
+            .unwrap();
+        let entry = audit(&ws, Actor::Cli, "key.revoked", &key.id, T0 + 1);
+        store
+            .revoke_key(&ws, &key.id, T0 + 1, &entry)
+            .await
+            .unwrap()
+            .unwrap();
+        // (`Backend::Sqlite`: a report of every key fails the test on either database.)
+        wait_for_change(&mut polled, Backend::Sqlite, &key.digest).await;
+    }
+);
+
 conformance!(key_changes_are_announced_on_commit, |store| async move {
     let backend = store.backend();
     let ws = new_workspace(&store, "acme").await;
