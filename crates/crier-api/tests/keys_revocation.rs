@@ -174,7 +174,16 @@ async fn until_refused(app: &TestApp, key: &str, within: Duration) -> Duration {
     }
 }
 
-async fn a_key_revoked_by_another_process_stops_working_within_a_second() {
+/// An app with a key (cached by one request) and its background tasks running, the change
+/// feed subscribed first, so what follows exercises the feed itself (a subscription also
+/// clears the cache when it starts; see `keys_changed_before_the_feed_subscribed_...`).
+async fn following_changes() -> (
+    TestApp,
+    String,
+    KeyRow,
+    CancellationToken,
+    tokio::task::JoinSet<()>,
+) {
     let app = TestApp::new().await;
     let (key, row) = app
         .key(KeySpec {
@@ -183,11 +192,14 @@ async fn a_key_revoked_by_another_process_stops_working_within_a_second() {
         })
         .await;
     let cancel = CancellationToken::new();
-    let mut tasks = app.state.spawn_background(cancel.clone());
-    // Let the change feed subscribe first, so what follows exercises the feed itself (a
-    // subscription also clears the cache when it starts; see the next test).
+    let tasks = app.state.spawn_background(cancel.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_status(&app.get("/v1/workspace").key(&key).send().await, 200);
+    (app, key, row, cancel, tasks)
+}
+
+async fn a_key_revoked_by_another_process_stops_working_within_a_second() {
+    let (app, key, row, cancel, mut tasks) = following_changes().await;
 
     // As `crier admin` would: straight to storage, bypassing this process's cache. Only the
     // cross-process feed (a polled counter on SQLite) can tell the cache; the cache's own TTL
@@ -201,17 +213,7 @@ async fn a_key_revoked_by_another_process_stops_working_within_a_second() {
 }
 
 async fn a_key_revoked_while_notifications_are_lost_stops_working_within_two_seconds() {
-    let app = TestApp::new().await;
-    let (key, _) = app
-        .key(KeySpec {
-            scopes: vec![Scope::KeysRead],
-            ..KeySpec::default()
-        })
-        .await;
-    let cancel = CancellationToken::new();
-    let mut tasks = app.state.spawn_background(cancel.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_status(&app.get("/v1/workspace").key(&key).send().await, 200);
+    let (app, key, _, cancel, mut tasks) = following_changes().await;
 
     // Every live key revoked and its change recorded under the counter as a revocation records
     // it, in one transaction, but no NOTIFY sent: as if the node's listener had lost its

@@ -1674,16 +1674,17 @@ both!(crash_before_the_call_landed, |db| async move {
     assert_eq!(w.outcomes(&id, &a).await, vec!["in_flight", "published"]);
 });
 
-both!(crash_after_the_result_before_the_part_id, |db| async move {
-    // The attempt was finished as `published`, but the crash came before the part's id was
-    // written to the target: the publisher must find the part, not post it again.
-    let w = World::new(&db).await;
-    let a = w.account("ada").await;
-    let id = w.schedule(&[&a], "half written", T0).await;
-    let (job, key) = crashed_worker_claims(&w, &id, &a).await;
-    let lease_end = job.locked_until;
-    let attempt = begin(&w, &job, &key).await;
-    let landed = sandbox_publish(&w, &a, "half written", &key).await;
+/// A worker claimed the target's job, called, and recorded the call as published, then
+/// crashed before the part's id reached the target. Returns its job and what landed.
+async fn crashed_after_a_published_call(
+    w: &World,
+    id: &PostId,
+    a: &Account,
+    text: &str,
+) -> (Job, crier_networks::PublishedPart) {
+    let (job, key) = crashed_worker_claims(w, id, a).await;
+    let attempt = begin(w, &job, &key).await;
+    let landed = sandbox_publish(w, a, text, &key).await;
     w.store
         .finish_attempt(
             &attempt,
@@ -1694,8 +1695,18 @@ both!(crash_after_the_result_before_the_part_id, |db| async move {
         )
         .await
         .unwrap();
+    (job, landed)
+}
 
-    w.set(lease_end + 1);
+both!(crash_after_the_result_before_the_part_id, |db| async move {
+    // The attempt was finished as `published`, but the crash came before the part's id was
+    // written to the target: the publisher must find the part, not post it again.
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let id = w.schedule(&[&a], "half written", T0).await;
+    let (job, landed) = crashed_after_a_published_call(&w, &id, &a, "half written").await;
+
+    w.set(job.locked_until + 1);
     assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
     let timeline = w.timeline(&a).await;
     assert_eq!(timeline.len(), 1, "no duplicate: {timeline:?}");
@@ -1750,19 +1761,7 @@ both!(
         {
             let text = format!("recorded, not found {n}");
             let id = w.schedule(&[&a], &text, w.now()).await;
-            let (job, key) = crashed_worker_claims(&w, &id, &a).await;
-            let attempt = begin(&w, &job, &key).await;
-            let landed = sandbox_publish(&w, &a, &text, &key).await;
-            w.store
-                .finish_attempt(
-                    &attempt,
-                    crier_store::PublishAttemptOutcome::Published,
-                    Some(&landed.external_id),
-                    None,
-                    w.now(),
-                )
-                .await
-                .unwrap();
+            let (job, landed) = crashed_after_a_published_call(&w, &id, &a, &text).await;
             w.set(job.locked_until + 1);
             let publisher = w.misbehaving(how, config());
             assert_eq!(publisher.run_due().await, vec![Processed::Published]);
