@@ -1010,6 +1010,48 @@ async fn a_client_metadata_url_on_a_private_address_is_refused() {
     assert_eq!(count(&app, "SELECT id FROM app_clients").await, 0);
 }
 
+/// A member removed while their app's code is being exchanged: the exchange checked them
+/// before the removal committed, and the removal revoked their grants before the exchange
+/// stored its own. The grant must not be stored (it would act for someone who is no longer a
+/// member, and nothing would revoke it). The race is made certain by a trigger that removes
+/// the member when the code is marked used, inside the exchange's own transaction.
+async fn a_member_removed_during_the_exchange_gets_no_grant() {
+    let app = TestApp::new().await;
+    owner(&app).await;
+    let bob = user(&app, "bob@example.com", Role::Member).await;
+    let b = sign_in(&app, &bob.email).await;
+    let client = public_client(&app).await;
+    let code = code_for(&app, &b, &client, &["posts:read"]).await;
+    let keys_before = count(&app, "SELECT id FROM api_keys").await;
+    match app.backend() {
+        crier_store::Backend::Postgres => {
+            app.raw_execute(
+                "CREATE FUNCTION remove_member() RETURNS trigger AS $$
+                 BEGIN
+                     DELETE FROM memberships WHERE user_id = NEW.user_id;
+                     RETURN NEW;
+                 END $$ LANGUAGE plpgsql;
+                 CREATE TRIGGER remove_member AFTER UPDATE ON app_codes
+                     FOR EACH ROW EXECUTE FUNCTION remove_member();",
+            )
+            .await
+        }
+        crier_store::Backend::Sqlite => {
+            app.raw_execute(
+                "CREATE TRIGGER remove_member AFTER UPDATE ON app_codes BEGIN
+                     DELETE FROM memberships WHERE user_id = NEW.user_id;
+                 END;",
+            )
+            .await
+        }
+    }
+    let r = exchange(&app, &client, &code).await;
+    oauth_refused(&r, 400, "invalid_grant");
+    assert!(r.text.contains("can no longer grant"), "{}", r.text);
+    assert_eq!(grants(&app).await, 0);
+    assert_eq!(count(&app, "SELECT id FROM api_keys").await, keys_before);
+}
+
 async fn settings_and_leaving_the_workspace_end_grants() {
     let app = TestApp::new().await;
     let ada = user(&app, "ada@example.com", Role::Owner).await;
@@ -1165,4 +1207,5 @@ both!(
     sessions_and_grants_are_limited_like_keys,
     only_failed_token_requests_spend_the_address_budget,
     a_lower_role_and_a_revoked_grant_end_what_the_app_made,
+    a_member_removed_during_the_exchange_gets_no_grant,
 );

@@ -70,8 +70,8 @@ pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, SchemaStatu
 pub use model::*;
 pub use notify::{KeyChange, KeyChanges, SAFETY_POLL_INTERVAL};
 pub use oauth_server::{
-    AppClient, AppCode, AppGrant, ClientKind, KEPT_REFRESH_TOKENS, NewGrant, RefreshToken,
-    Refreshed,
+    AppClient, AppCode, AppGrant, ClientKind, KEPT_REFRESH_TOKENS, NewGrant, Redeemed,
+    RefreshToken, Refreshed,
 };
 pub use personas::MAX_PUBLISHED_TEXTS;
 pub use posts::{TargetOutcome, Transition};

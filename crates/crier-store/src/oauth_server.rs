@@ -10,7 +10,7 @@
 //! refresh token used once, and a replay of either ends the grant it yielded.
 
 use crier_core::ids::{KeyId, UserId, WorkspaceId};
-use crier_core::{KeyDigest, ScopeSet};
+use crier_core::{KeyDigest, Role, ScopeSet};
 use sqlx::Row;
 
 use crate::events::types;
@@ -94,9 +94,24 @@ pub struct NewGrant<'a> {
     pub key: &'a KeyRow,
     pub client_id: &'a str,
     pub user_id: &'a UserId,
+    /// The role of the user in the key's workspace that the grant's scopes were checked
+    /// against: the grant is recorded only while it is still theirs.
+    pub role: Role,
     pub resource: &'a str,
     pub expires_at: i64,
     pub refresh_digest: KeyDigest,
+}
+
+/// What redeeming an authorization code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The grant, its key and its refresh token are stored.
+    Granted,
+    /// The code is used, expired or unknown (another exchange of it won): nothing stored.
+    CodeTaken,
+    /// The user who approved it is no longer a member of the workspace with the role the
+    /// grant was checked against: nothing stored.
+    NoLongerGranted,
 }
 
 /// What a refresh found.
@@ -303,7 +318,7 @@ impl Store {
         grant: &NewGrant<'_>,
         audit: &AuditEntry,
         now: i64,
-    ) -> Result<bool> {
+    ) -> Result<Redeemed> {
         let key = grant.key;
         let mut tx = self.begin().await?;
         let won = sqlx::query(
@@ -319,7 +334,28 @@ impl Store {
             == 1;
         if !won {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(Redeemed::CodeTaken);
+        }
+        // The grant acts for its user, so it is recorded only while they are a member with the
+        // role it was checked against: under a lock on the membership on PostgreSQL (on
+        // SQLite this transaction is the only writer). A removal or a role change then comes
+        // either after it, and ends it with the user's other grants, or before it, and nothing
+        // is stored; never between the check and the write, leaving a grant nobody revokes.
+        let lock = if self.backend() == crate::Backend::Postgres {
+            " FOR SHARE"
+        } else {
+            ""
+        };
+        let role: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2{lock}"
+        )))
+        .bind(key.workspace_id.as_str())
+        .bind(grant.user_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if role.as_deref() != Some(grant.role.as_str()) {
+            tx.rollback().await?;
+            return Ok(Redeemed::NoLongerGranted);
         }
         insert_key_tx(&mut tx, key).await?;
         sqlx::query("UPDATE api_keys SET app_client_id = $2 WHERE id = $1")
@@ -346,7 +382,7 @@ impl Store {
         insert_audit(&mut tx, audit).await?;
         emit_key_event(&mut tx, key, types::KEY_CREATED).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Redeemed::Granted)
     }
 
     /// The refresh token with this digest, whatever its state.

@@ -24,7 +24,7 @@ use crier_app::oauth_server::{
     self as rules, ACCESS_LIFETIME_MS, ClientMetadata, GRANT_LIFETIME_MS, OAuthError, OAuthServer,
 };
 use crier_core::{KeyDigest, KeyMode, SecretKey};
-use crier_store::{AuditEntry, NewGrant, Refreshed};
+use crier_store::{AuditEntry, NewGrant, Redeemed, Refreshed};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -444,6 +444,15 @@ async fn exchange(
     }
 }
 
+/// The refusal of a grant whose approving user left the workspace or changed role.
+fn no_longer_granted() -> OAuthError {
+    OAuthError::new(
+        "invalid_grant",
+        "The person who approved this can no longer grant it (they left the workspace or their \
+         role changed); sign in again.",
+    )
+}
+
 /// The approving user's seat, if their role still holds every scope of the grant.
 async fn still_granted(
     state: &AppState,
@@ -451,13 +460,7 @@ async fn still_granted(
     ws: &crier_core::ids::WorkspaceId,
     scopes: crier_core::ScopeSet,
 ) -> Result<crier_app::users::Seat, OAuthError> {
-    let gone = || {
-        OAuthError::new(
-            "invalid_grant",
-            "The person who approved this can no longer grant it (they left the workspace or \
-             their role changed); sign in again.",
-        )
-    };
+    let gone = no_longer_granted;
     let seat = state
         .app()
         .users()
@@ -534,34 +537,40 @@ async fn new_grant(
         key: &row,
         client_id: &client.id,
         user_id: &code.user_id,
+        role: seat.role,
         resource: &code.resource,
         expires_at: now + GRANT_LIFETIME_MS,
         refresh_digest,
     };
-    if !state
+    match state
         .store()
         .redeem_app_code(&checked.digest, &grant, &audit, now)
         .await?
     {
+        Redeemed::Granted => {}
+        // Removed, or another role, since `still_granted` looked.
+        Redeemed::NoLongerGranted => return Err(no_longer_granted()),
         // Another exchange of the same code won the race: a second use, like any other.
-        if let Some(key) = state
-            .store()
-            .app_code(&checked.digest)
-            .await?
-            .and_then(|c| c.key_id)
-        {
-            state
-                .app()
-                .oauth_server()
-                .end_replayed(&key, "authorization code")
-                .await?;
+        Redeemed::CodeTaken => {
+            return Err(replayed_code(state, &checked.digest).await?);
         }
-        return Err(OAuthError::new(
-            "invalid_grant",
-            "The code is invalid, expired or used.",
-        ));
     }
     Ok(token_body(&secret, &refresh, code.scopes))
+}
+
+/// The refusal of a code used a second time, after ending what its first use made.
+async fn replayed_code(state: &AppState, digest: &KeyDigest) -> Result<OAuthError, OAuthError> {
+    if let Some(key) = state.store().app_code(digest).await?.and_then(|c| c.key_id) {
+        state
+            .app()
+            .oauth_server()
+            .end_replayed(&key, "authorization code")
+            .await?;
+    }
+    Ok(OAuthError::new(
+        "invalid_grant",
+        "The code is invalid, expired or used.",
+    ))
 }
 
 async fn refresh(state: &AppState, checked: rules::RefreshGrant) -> Result<Value, OAuthError> {
