@@ -258,21 +258,20 @@ impl AppState {
                 }
             }
         });
-        let state = self.clone();
-        let also_poll = state.store().backend() == crier_store::Backend::Postgres;
-        tasks.spawn(async move {
-            tokio::select! {
-                _ = state.follow_key_changes(false) => {}
-                _ = async {
-                    if also_poll {
-                        state.follow_key_changes(true).await
-                    } else {
-                        std::future::pending().await
-                    }
-                } => {}
-                _ = cancel.cancelled() => {}
-            }
-        });
+        // The database's feed; on PostgreSQL also the counter, should a notification be lost.
+        let feeds: &[bool] = match self.store().backend() {
+            crier_store::Backend::Postgres => &[false, true],
+            crier_store::Backend::Sqlite => &[false],
+        };
+        for &polled in feeds {
+            let (state, cancel) = (self.clone(), cancel.clone());
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = state.follow_key_changes(polled) => {}
+                    _ = cancel.cancelled() => {}
+                }
+            });
+        }
         tasks
     }
 

@@ -460,18 +460,19 @@ async fn still_granted(
     ws: &crier_core::ids::WorkspaceId,
     scopes: crier_core::ScopeSet,
 ) -> Result<crier_app::users::Seat, OAuthError> {
-    let gone = no_longer_granted;
     let seat = state
         .app()
         .users()
         .seat(user, Some(ws.as_str()))
         .await
         .map_err(|e| match e.code {
-            crier_core::ErrorCode::NotFound | crier_core::ErrorCode::ForbiddenScope => gone(),
+            crier_core::ErrorCode::NotFound | crier_core::ErrorCode::ForbiddenScope => {
+                no_longer_granted()
+            }
             _ => e.into(),
         })?;
     if !scopes.is_subset_of(seat.role.scopes()) {
-        return Err(gone());
+        return Err(no_longer_granted());
     }
     Ok(seat)
 }
