@@ -594,6 +594,161 @@ async fn expired_device_logins_and_old_sessions_are_purged() {
     assert_eq!(count(&app, "SELECT id FROM sessions").await, 0);
 }
 
+/// A device's key (`crier login` on someone's laptop) acts for its user: it ends, with what it
+/// made, when they leave the workspace or their role is lowered, as the apps they allowed do.
+/// The workspace's own keys stay, and so does a device key whose user keeps their role or
+/// gains one.
+async fn a_device_key_ends_with_its_users_membership() {
+    let app = TestApp::new().await;
+    let owner = user(&app, "owner@example.com", Role::Owner).await;
+    let ada = user(&app, "ada@example.com", Role::Admin).await;
+    let bob = user(&app, "bob@example.com", Role::Admin).await;
+    let cli = |who: User| {
+        let app = &app;
+        async move {
+            let s = start(app, &["keys:write", "keys:read", "posts:read"]).await;
+            let app_layer = app.state.app();
+            let seat = app_layer.users().seat(&who.id, None).await.unwrap();
+            app_layer
+                .devices()
+                .decide(&seat, &who.id, &s.user_code, true)
+                .await
+                .unwrap();
+            app.clock.advance(INTERVAL);
+            let r = poll(app, &s.device_code).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            (
+                r.body["key"].as_str().unwrap().to_owned(),
+                r.body["key_id"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let works = |key: String| {
+        let app = &app;
+        async move { app.get("/v1/me").key(&key).send().await.status }
+    };
+    let (adas, _) = cli(ada.clone()).await;
+    let (bobs, bobs_id) = cli(bob.clone()).await;
+    let workspace_key = app.admin_key().await;
+    // What Ada's CLI makes, and what that makes in turn.
+    let made = app
+        .post("/v1/keys")
+        .key(&adas)
+        .json(json!({"name": "deploys", "scopes": ["keys:write", "posts:read"]}))
+        .send()
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let made = made.body["key"].as_str().unwrap().to_owned();
+    let grandchild = app
+        .post("/v1/keys")
+        .key(&made)
+        .json(json!({"name": "reads", "scopes": ["posts:read"]}))
+        .send()
+        .await;
+    assert_eq!(grandchild.status, 201, "{}", grandchild.text);
+    let grandchild = grandchild.body["key"].as_str().unwrap().to_owned();
+    for k in [&adas, &made, &grandchild, &bobs, &workspace_key] {
+        assert_eq!(works(k.clone()).await, 200);
+    }
+
+    let users = app.state.app().users();
+    let seat = users.seat(&owner.id, None).await.unwrap();
+    // A role that loses nothing leaves the key alone.
+    users
+        .change_role(&seat, &bob.id, Role::Owner)
+        .await
+        .unwrap();
+    assert_eq!(works(bobs.clone()).await, 200);
+    let live = count(&app, "SELECT id FROM api_keys WHERE revoked_at IS NULL").await;
+    users
+        .remove_member(&seat, &owner.id, &ada.id)
+        .await
+        .unwrap();
+    for k in [&adas, &made, &grandchild] {
+        app.get("/v1/me")
+            .key(k)
+            .send()
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    assert_eq!(
+        count(&app, "SELECT id FROM api_keys WHERE revoked_at IS NULL").await,
+        live - 3
+    );
+    assert_eq!(works(bobs.clone()).await, 200, "another member's device");
+    assert_eq!(
+        works(workspace_key.clone()).await,
+        200,
+        "the workspace's own key"
+    );
+
+    // Bob's key rotated by an admin is still Bob's: the replacement acts for him too.
+    let r = app
+        .post(&format!("/v1/keys/{bobs_id}/rotate"))
+        .key(&workspace_key)
+        .json(json!({"overlap_seconds": 3600}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let replacement = r.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(works(replacement.clone()).await, 200);
+    // Bob, lowered from owner to member, can no longer have granted `keys:write`.
+    users
+        .change_role(&seat, &bob.id, Role::Member)
+        .await
+        .unwrap();
+    for k in [&bobs, &replacement] {
+        app.get("/v1/me")
+            .key(k)
+            .send()
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    assert_eq!(works(workspace_key.clone()).await, 200);
+}
+
+/// A member removed between the token endpoint's check of their role and its write of the key
+/// gets no key: the write checks the membership in its own transaction (a trigger removes the
+/// member inside it here, when the login is marked redeemed).
+async fn a_member_removed_during_the_device_exchange_gets_no_key() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Admin).await;
+    let s = start(&app, &["posts:read"]).await;
+    decide(&app, &ada, &s.user_code, true).await.unwrap();
+    let keys_before = all_keys(&app).await;
+    match app.backend() {
+        crier_store::Backend::Postgres => {
+            app.raw_execute(
+                "CREATE FUNCTION remove_member() RETURNS trigger AS $$
+                 BEGIN
+                     DELETE FROM memberships WHERE user_id = NEW.user_id;
+                     RETURN NEW;
+                 END $$ LANGUAGE plpgsql;
+                 CREATE TRIGGER remove_member AFTER UPDATE ON device_logins
+                     FOR EACH ROW WHEN (NEW.status = 'redeemed')
+                     EXECUTE FUNCTION remove_member();",
+            )
+            .await
+        }
+        crier_store::Backend::Sqlite => {
+            app.raw_execute(
+                "CREATE TRIGGER remove_member AFTER UPDATE ON device_logins
+                     WHEN NEW.status = 'redeemed' BEGIN
+                     DELETE FROM memberships WHERE user_id = NEW.user_id;
+                 END;",
+            )
+            .await
+        }
+    }
+    app.clock.advance(INTERVAL);
+    let r = poll(&app, &s.device_code).await;
+    r.assert_error(400, "access_denied");
+    assert_message_mentions(&r, "no longer grant");
+    assert_eq!(all_keys(&app).await, keys_before);
+    // Nothing was redeemed: the login is still approved, and its next poll finds the user gone.
+    assert_eq!(statuses(&app).await, vec![Some("approved".to_owned())]);
+}
+
 both!(
     tests: start_answers_codes_per_the_contract,
     polling_before_a_decision_is_pending_and_too_fast_is_slow_down,
@@ -608,4 +763,6 @@ both!(
     starting_device_logins_is_limited_per_address,
     concurrent_starts_cannot_exceed_the_address_budget,
     expired_device_logins_and_old_sessions_are_purged,
+    a_device_key_ends_with_its_users_membership,
+    a_member_removed_during_the_device_exchange_gets_no_key,
 );

@@ -496,11 +496,11 @@ impl Users<'_> {
                 "The role changed meanwhile, or this is the workspace's last owner.",
             ));
         }
-        // A lower role cannot have granted what the apps they allowed hold: those end now,
-        // not at their next refresh.
+        // A lower role cannot have granted what the apps they allowed and the keys of their
+        // devices hold: those end now, not at their next refresh or expiry.
         if !member.role.scopes().is_subset_of(to.scopes()) {
             store
-                .revoke_user_grants(&seat.workspace.id, user, self.now())
+                .revoke_member_access(&seat.workspace.id, user, self.now())
                 .await?;
         }
         Ok(())
@@ -522,10 +522,11 @@ impl Users<'_> {
                 "The member changed meanwhile, or this is the workspace's last owner.",
             ));
         }
-        // The apps they allowed acted on their behalf: that ends with their membership.
+        // The apps they allowed and their devices acted for them: that ends with their
+        // membership. (The workspace's own keys, made in the dashboard or the API, stay.)
         self.app
             .store()
-            .revoke_user_grants(&seat.workspace.id, user, self.now())
+            .revoke_member_access(&seat.workspace.id, user, self.now())
             .await?;
         Ok(())
     }

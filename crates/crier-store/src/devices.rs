@@ -2,15 +2,15 @@
 //! digest) and a short user code; a user approves or denies it once; the device redeems an
 //! approval once, for an API key made in the same transaction.
 
-use crier_core::KeyDigest;
 use crier_core::ids::{DeviceLoginId, KeyId, UserId, WorkspaceId};
 use crier_core::scopes::ScopeSet;
+use crier_core::{KeyDigest, Role};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::keys::{insert_audit, insert_key_tx};
 use crate::model::{AuditEntry, KeyRow};
-use crate::{Result, Store, StoreError, unique_to_conflict};
+use crate::{Redeemed, Result, Store, StoreError, unique_to_conflict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceStatus {
@@ -205,14 +205,17 @@ impl Store {
     }
 
     /// Hands out an approved login's key: marks it redeemed and stores `key` (with its audit
-    /// entry) in one transaction. False when it was not approved any more (redeemed already).
+    /// entry) in one transaction, as a key of `user` (it ends with their membership), only
+    /// while they are still a member with `role`, the role the key was checked against.
+    /// [`Redeemed::CodeTaken`] when the login was not approved any more (redeemed already).
     pub async fn redeem_device(
         &self,
         id: &DeviceLoginId,
         key: &KeyRow,
+        (user, role): (&UserId, Role),
         audit: &AuditEntry,
         now: i64,
-    ) -> Result<bool> {
+    ) -> Result<Redeemed> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE device_logins SET status = 'redeemed', key_id = $2, decided_at = $3
@@ -224,13 +227,23 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
-            return Ok(false);
+            tx.rollback().await?;
+            return Ok(Redeemed::CodeTaken);
+        }
+        if !crate::users::still_member_tx(self, &mut tx, &key.workspace_id, user, role).await? {
+            tx.rollback().await?;
+            return Ok(Redeemed::NoLongerGranted);
         }
         insert_key_tx(&mut tx, key).await?;
+        sqlx::query("UPDATE api_keys SET user_id = $2 WHERE id = $1")
+            .bind(key.id.as_str())
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
         insert_audit(&mut tx, audit).await?;
         crate::keys::emit_key_event(&mut tx, key, crate::events::types::KEY_CREATED).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Redeemed::Granted)
     }
 
     /// Deletes device logins that expired before `before`.

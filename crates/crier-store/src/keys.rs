@@ -221,6 +221,12 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let old = key_from_row(&row)?;
         insert_key_tx(&mut tx, new_key).await?;
+        // A rotated key acts for whom the old one did.
+        sqlx::query("UPDATE api_keys SET user_id = (SELECT user_id FROM api_keys WHERE id = $2) WHERE id = $1")
+            .bind(new_key.id.as_str())
+            .bind(old_id.as_str())
+            .execute(&mut *tx)
+            .await?;
         insert_audit(&mut tx, audit).await?;
         self.notify_key_change(&mut tx, &old.digest).await?;
         emit_key_event(&mut tx, new_key, types::KEY_CREATED).await?;

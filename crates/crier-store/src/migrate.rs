@@ -48,6 +48,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     22 "0022_clips",
     23 "0023_usage_shards",
     24 "0024_post_lists",
+    25 "0025_key_users",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -74,6 +75,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     22 "0022_clips",
     23 "0023_usage_shards",
     24 "0024_post_lists",
+    25 "0025_key_users",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

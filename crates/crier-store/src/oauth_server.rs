@@ -102,10 +102,10 @@ pub struct NewGrant<'a> {
     pub refresh_digest: KeyDigest,
 }
 
-/// What redeeming an authorization code did.
+/// What redeeming an authorization code (or a device login) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redeemed {
-    /// The grant, its key and its refresh token are stored.
+    /// The grant (or the device's key) and what goes with it are stored.
     Granted,
     /// The code is used, expired or unknown (another exchange of it won): nothing stored.
     CodeTaken,
@@ -337,23 +337,16 @@ impl Store {
             return Ok(Redeemed::CodeTaken);
         }
         // The grant acts for its user, so it is recorded only while they are a member with the
-        // role it was checked against: under a lock on the membership on PostgreSQL (on
-        // SQLite this transaction is the only writer). A removal or a role change then comes
-        // either after it, and ends it with the user's other grants, or before it, and nothing
-        // is stored; never between the check and the write, leaving a grant nobody revokes.
-        let lock = if self.backend() == crate::Backend::Postgres {
-            " FOR SHARE"
-        } else {
-            ""
-        };
-        let role: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2{lock}"
-        )))
-        .bind(key.workspace_id.as_str())
-        .bind(grant.user_id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if role.as_deref() != Some(grant.role.as_str()) {
+        // role it was checked against (`still_member_tx`).
+        if !crate::users::still_member_tx(
+            self,
+            &mut tx,
+            &key.workspace_id,
+            grant.user_id,
+            grant.role,
+        )
+        .await?
+        {
             tx.rollback().await?;
             return Ok(Redeemed::NoLongerGranted);
         }
@@ -550,14 +543,17 @@ impl Store {
         Ok(true)
     }
 
-    /// Revokes every live grant `user` made in `ws` (when they leave it). Returns how many.
-    pub async fn revoke_user_grants(
+    /// Ends what acts for `user` in `ws` in person, when they leave it or their role is
+    /// lowered: every live grant they made (with the keys made from it), and every key of
+    /// theirs (`api_keys.user_id`: a device login's) with its line of descent. Returns how many
+    /// grants and keys of theirs ended.
+    pub async fn revoke_member_access(
         &self,
         ws: &WorkspaceId,
         user: &UserId,
         now: i64,
     ) -> Result<usize> {
-        let keys: Vec<String> = sqlx::query_scalar(
+        let grants: Vec<String> = sqlx::query_scalar(
             "SELECT key_id FROM app_grants
              WHERE workspace_id = $1 AND user_id = $2 AND revoked_at IS NULL",
         )
@@ -566,13 +562,47 @@ impl Store {
         .fetch_all(&self.read)
         .await?;
         let mut n = 0;
-        for key in keys {
+        for key in grants {
             if self
                 .revoke_app_grant(Some(ws), &KeyId::from_trusted(key), now, None)
                 .await?
             {
                 n += 1;
             }
+        }
+        let mut tx = self.begin().await?;
+        let mut digests = Vec::new();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE api_keys SET revoked_at = $3, updated_at = $3
+             WHERE workspace_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {}",
+            crate::keys::COLUMNS
+        )))
+        .bind(ws.as_str())
+        .bind(user.as_str())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            let stored = crate::model::key_from_row(row)?;
+            self.notify_key_change(&mut tx, &stored.digest).await?;
+            emit_key_event(&mut tx, &stored, types::KEY_REVOKED).await?;
+            digests.push(stored.digest);
+        }
+        n += rows.len();
+        // What their keys made ends too, as with a grant; from their keys revoked earlier
+        // (by hand, or at an earlier removal) as well.
+        let theirs: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM api_keys WHERE workspace_id = $1 AND user_id = $2")
+                .bind(ws.as_str())
+                .bind(user.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+        for key in theirs {
+            digests.extend(revoke_descendants_tx(self, &mut tx, &key, now).await?);
+        }
+        tx.commit().await?;
+        for d in &digests {
+            self.key_changed(d);
         }
         Ok(n)
     }
@@ -672,9 +702,20 @@ async fn revoke_grant_tx(
         .bind(key.as_str())
         .execute(&mut **tx)
         .await?;
-    // Keys the app made with the grant (it held keys:write) end with it, and so does every key
-    // made from those in turn (a key with keys:write makes keys, and a key rotated by itself
-    // is made by it): the whole line of descent, through keys already revoked too.
+    // Keys the app made with the grant (it held keys:write) end with it.
+    digests.extend(revoke_descendants_tx(store, tx, key.as_str(), now).await?);
+    Ok(Some(digests))
+}
+
+/// Revokes every key made from `key` (a key with `keys:write` makes keys, and a key rotated by
+/// itself is made by it): the whole line of descent, through keys already revoked too. Returns
+/// the digests of the keys it revoked, each change already recorded.
+async fn revoke_descendants_tx(
+    store: &Store,
+    tx: &mut Tx,
+    key: &str,
+    now: i64,
+) -> Result<Vec<KeyDigest>> {
     let made: Vec<String> = sqlx::query_scalar(
         "WITH RECURSIVE made(id) AS (
              SELECT id FROM api_keys WHERE created_by = $1
@@ -684,13 +725,14 @@ async fn revoke_grant_tx(
          UPDATE api_keys SET revoked_at = $2, updated_at = $2
          WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL RETURNING digest",
     )
-    .bind(key.as_str())
+    .bind(key)
     .bind(now)
     .fetch_all(&mut **tx)
     .await?;
+    let mut digests = Vec::new();
     for d in made.iter().filter_map(|h| KeyDigest::from_hex(h)) {
         store.notify_key_change(tx, &d).await?;
         digests.push(d);
     }
-    Ok(Some(digests))
+    Ok(digests)
 }

@@ -650,3 +650,31 @@ async fn end_sessions_tx(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Whether `user` is, within `tx`, a member of `ws` with `role`, the role something that acts
+/// for them (an app's grant, a device's key) was checked against. On PostgreSQL the membership
+/// is locked until `tx` ends (on SQLite a write transaction is the only writer), so a removal
+/// or a role change comes either before (and this is false) or after what `tx` records (and
+/// ends it with the member's other access): never between the check and the write, leaving
+/// something nobody revokes.
+pub(crate) async fn still_member_tx(
+    store: &Store,
+    tx: &mut Tx,
+    ws: &WorkspaceId,
+    user: &UserId,
+    role: Role,
+) -> Result<bool> {
+    let lock = if store.backend() == crate::Backend::Postgres {
+        " FOR SHARE"
+    } else {
+        ""
+    };
+    let held: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2{lock}"
+    )))
+    .bind(ws.as_str())
+    .bind(user.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(held.as_deref() == Some(role.as_str()))
+}

@@ -275,11 +275,7 @@ pub async fn device_token(
             _ => e.into(),
         })?;
     if !login.scopes.is_subset_of(seat.role.scopes()) {
-        return Err(ApiError::new(
-            ErrorCode::AccessDenied,
-            "The user who approved this login can no longer grant all of its scopes; start \
-             again.",
-        ));
+        return Err(no_longer_granted());
     }
     let plan = state
         .plan(&seat.workspace.plan)
@@ -319,12 +315,15 @@ pub async fn device_token(
         json!({"device_login": login.id.as_str(), "client_name": login.client_name}),
         now,
     );
-    if !state
+    match state
         .store()
-        .redeem_device(&login.id, &row, &audit, now)
+        .redeem_device(&login.id, &row, (user, seat.role), &audit, now)
         .await?
     {
-        return Err(expired());
+        crier_store::Redeemed::Granted => {}
+        crier_store::Redeemed::CodeTaken => return Err(expired()),
+        // The approver left or changed role between the check above and the key's write.
+        crier_store::Redeemed::NoLongerGranted => return Err(no_longer_granted()),
     }
     Ok(Json(DeviceKey {
         key: secret.expose().to_owned(),
@@ -332,4 +331,11 @@ pub async fn device_token(
         workspace_id: seat.workspace.id.to_string(),
         expires_at: expires,
     }))
+}
+
+fn no_longer_granted() -> ApiError {
+    ApiError::new(
+        ErrorCode::AccessDenied,
+        "The user who approved this login can no longer grant all of its scopes; start again.",
+    )
 }
