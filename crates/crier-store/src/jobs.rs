@@ -34,12 +34,16 @@ pub struct Claimed {
 }
 
 /// How many more publish jobs of each account a claim may take: none for `none`, the number
-/// given for `some`, `per_account` for every other.
+/// given for `some`, `per_account` for every other; and none at all of the accounts on the
+/// networks in `full_networks` (the node has as many calls in flight on them as it may
+/// make), so a saturated network's backlog stays in the queue and cannot keep other networks'
+/// jobs waiting behind it.
 #[derive(Debug, Clone, Default)]
 pub struct AccountRoom {
     pub per_account: u32,
     pub none: Vec<AccountId>,
     pub some: Vec<(AccountId, u32)>,
+    pub full_networks: Vec<String>,
 }
 
 impl AccountRoom {
@@ -188,6 +192,17 @@ impl Store {
         let share = (limit / workspaces.len() as u32).max(1);
         let lock = self.skip_locked();
         let none = self.json_values("$5");
+        // Bound after the workspaces, and only when there is a full network.
+        let full_param = format!("${}", 9 + workspaces.len());
+        let full_networks = if room.full_networks.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "AND (account_id IS NULL OR account_id NOT IN (SELECT a.id FROM accounts a
+                      WHERE {}))",
+                self.in_json_list("a.platform", &full_param)
+            )
+        };
         let some = self.json_map_rows("$6", "r");
         // The accounts' ranks are counted over at most `SCAN_FACTOR` × share due jobs, so a
         // claim's cost stays bounded however long the queue; an account beyond them waits
@@ -202,6 +217,7 @@ impl Store {
                              WHERE kind = $4 AND workspace_id = ${ws}
                                AND run_at <= $2 AND locked_until <= $2
                                AND (account_id IS NULL OR account_id NOT IN {none})
+                               {full_networks}
                              ORDER BY run_at LIMIT $8 {lock}) AS c{i}
                      ) AS ranked{i}
                      WHERE n <= COALESCE(
@@ -231,6 +247,15 @@ impl Store {
         .bind(i64::from(share.saturating_mul(SCAN_FACTOR)));
         for ws in workspaces {
             query = query.bind(ws.as_str());
+        }
+        if !room.full_networks.is_empty() {
+            let full: Vec<&str> = room
+                .full_networks
+                .iter()
+                .take(MAX_ROOM_ACCOUNTS)
+                .map(String::as_str)
+                .collect();
+            query = query.bind(serde_json::to_string(&full).expect("strings serialise"));
         }
         let rows = query.fetch_all(&self.write).await?;
         rows.iter().map(job_from_row).collect()

@@ -5,7 +5,9 @@
 //! `concurrency`), and what bounds them is each network's and account's own capacity, not one
 //! small pool. An account's room is taken when its job is claimed ([`Budgets::hold`]) and
 //! given back when the job's calls are done: the claim asks for no more of an account's jobs
-//! than its room ([`Budgets::room`]), so a node does not take jobs only to put them back. A job
+//! than its room, and for none on a network with no room ([`Budgets::room`]), so a node does
+//! not take jobs only to put them back, and one network's backlog does not hold up another's
+//! jobs behind it in the queue. A job
 //! that still finds no room (past what a claim can name) goes back to the queue as it is,
 //! keeping its place; a job of a paused account comes back when the pause ends; a job whose
 //! network has no room goes back after a moment ([`DEFER_MS`]). None of them makes a call or
@@ -166,7 +168,9 @@ impl Budgets {
     /// What a claim may take of each account now: nothing of accounts at their limit or
     /// paused, the rest of their room of accounts with jobs in hand (at most
     /// [`MAX_ROOM_ACCOUNTS`] of each; past that a job taken beyond its account's room goes
-    /// back to the queue).
+    /// back to the queue), and nothing of any account on a network with every call it may
+    /// have in flight (its backlog would otherwise fill the claim ahead of other networks'
+    /// jobs, each taken only to go back).
     pub fn room(&self, now: i64) -> AccountRoom {
         let s = self.state.lock().expect("budgets lock");
         let none = s
@@ -185,10 +189,17 @@ impl Budgets {
             .take(MAX_ROOM_ACCOUNTS)
             .map(|(a, n)| (a.clone(), (self.per_account - n) as u32))
             .collect();
+        let full_networks = s
+            .networks
+            .iter()
+            .filter(|(_, n)| **n >= self.per_network)
+            .map(|(p, _)| p.clone())
+            .collect();
         AccountRoom {
             per_account: u32::try_from(self.per_account).unwrap_or(u32::MAX),
             none,
             some,
+            full_networks,
         }
     }
 
@@ -231,7 +242,9 @@ mod tests {
             "the network's three are in flight"
         );
         assert!(go("bluesky", 3).is_ok(), "another network is not slowed");
+        assert_eq!(b.room(0).full_networks, vec!["x".to_owned()]);
         drop(p1);
+        assert!(b.room(0).full_networks.is_empty());
         assert!(go("x", 3).is_ok(), "a finished call gives its room back");
         assert!(b.room(0).none.is_empty());
     }

@@ -621,6 +621,7 @@ both!(
             per_account: 2,
             none: vec![accounts[2].id.clone()],
             some: vec![(accounts[0].id.clone(), 1)],
+            full_networks: Vec::new(),
         };
         let jobs = w
             .store
@@ -648,6 +649,54 @@ both!(
 );
 
 both!(
+    a_full_network_does_not_hold_up_another_networks_jobs,
+    |db| async move {
+        // One workspace: a backlog of 30 posts to an account on X, all due before a single
+        // post to Mastodon. With X's calls all in flight on this node, a claim takes the
+        // Mastodon post at once instead of X's backlog (which would only go back to the
+        // queue); with room on X again, X's oldest come first.
+        let w = World::new(&db).await;
+        let x = w.account("on-x").await;
+        let mastodon = w.account("on-mastodon").await;
+        db.execute("UPDATE accounts SET platform = 'x' WHERE handle = 'on-x'")
+            .await;
+        db.execute("UPDATE accounts SET platform = 'mastodon' WHERE handle = 'on-mastodon'")
+            .await;
+        for i in 0..30 {
+            w.schedule(&[&x], &format!("x {i}"), T0 - 60 * SECOND + i)
+                .await;
+        }
+        w.schedule(&[&mastodon], "toot", T0 - SECOND).await;
+        let full = crier_store::AccountRoom {
+            per_account: 100,
+            full_networks: vec!["x".to_owned(), "linkedin".to_owned()],
+            ..Default::default()
+        };
+        let jobs = w
+            .store
+            .claim_jobs_within(T0, LEASE_MS, 5, &full)
+            .await
+            .unwrap()
+            .jobs;
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(jobs[0].account_id.as_ref(), Some(&mastodon.id));
+        let room = crier_store::AccountRoom {
+            per_account: 100,
+            ..Default::default()
+        };
+        let jobs = w
+            .store
+            .claim_jobs_within(T0, LEASE_MS, 5, &room)
+            .await
+            .unwrap()
+            .jobs;
+        assert_eq!(jobs.len(), 5);
+        assert!(jobs.iter().all(|j| j.account_id.as_ref() == Some(&x.id)));
+        assert_eq!(jobs[0].run_at, T0 - 60 * SECOND);
+    }
+);
+
+both!(
     claims_of_one_job_take_turns_between_workspaces,
     |db| async move {
         // A burst in one workspace, a single post in another, and a node with one free slot
@@ -664,6 +713,7 @@ both!(
             per_account: 4,
             none: vec![a.id.clone()],
             some: Vec::new(),
+            full_networks: Vec::new(),
         };
         let one = w
             .store
