@@ -25,6 +25,7 @@ struct State {
     lateness: [u64; BUCKETS.len()],
     lateness_count: u64,
     lateness_sum: f64,
+    panics: u64,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +66,11 @@ impl PublishMetrics {
         s.lateness_sum += secs;
     }
 
+    /// Processing a job panicked (a bug).
+    pub fn panicked(&self) {
+        self.0.lock().expect("metrics lock").panics += 1;
+    }
+
     /// The series, in the text exposition format; `queue` is (kind, jobs, due, oldest due
     /// age in ms) per job kind, `in_flight` the calls in flight now.
     pub fn render(&self, queue: &[(String, i64, i64, i64)], in_flight: usize) -> String {
@@ -98,6 +104,13 @@ impl PublishMetrics {
              crier_publish_lateness_seconds_sum {}\n\
              crier_publish_lateness_seconds_count {}",
             s.lateness_count, s.lateness_sum, s.lateness_count
+        );
+        let _ = writeln!(
+            out,
+            "# HELP crier_publish_panics_total Publish jobs whose processing panicked (a bug; \
+             see the log).\n# TYPE crier_publish_panics_total counter\n\
+             crier_publish_panics_total {}",
+            s.panics
         );
         let _ = writeln!(
             out,

@@ -2,6 +2,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt as _;
+
 use crate::budget::{Budgets, DEFER_MS, Hold, Turn};
 use crate::metrics::{PublishMetrics, outcome};
 use crate::runner::{jitter, millis};
@@ -214,19 +216,52 @@ impl Publisher {
     }
 
     /// Processes one claimed job; never panics on a network's or storage's failure (the job
-    /// stays leased and comes back).
+    /// stays leased and comes back), nor on a bug of its own (see [`Publisher::after_panic`]).
     async fn process(&self, claim: Claim) -> Processed {
-        let (job, run_at, locked_until) = (
-            claim.job.id.clone(),
-            claim.job.run_at,
-            claim.job.locked_until,
-        );
-        self.metrics.started(self.app.clock().now_ms() - run_at);
-        match self.try_process(claim).await {
+        let job = claim.job.clone();
+        self.metrics.started(self.app.clock().now_ms() - job.run_at);
+        match std::panic::AssertUnwindSafe(self.try_process(claim))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::warn!(job = %job.id, error = %e, "job failed on storage; it will come back");
+                Processed::RetryAt(job.locked_until)
+            }
+            Err(panic) => self.after_panic(&job, panic_message(&*panic)).await,
+        }
+    }
+
+    /// Processing `job` panicked: a bug, which coming back after every lease would only meet
+    /// again, with nothing recorded and the post later and later. When no call was ever made
+    /// for the target it fails at once with `internal_error` (its author learns of it, and can
+    /// retry it once the server is fixed); with a call on record it is left to its lease and
+    /// the look-up that follows, as after a crash, since that call may have landed.
+    async fn after_panic(&self, job: &Job, what: &str) -> Processed {
+        tracing::error!(job = %job.id, panic = %what, "processing a publish job panicked");
+        self.metrics.panicked();
+        let retry = Processed::RetryAt(job.locked_until);
+        let (Some(post), Some(account)) = (&job.post_id, &job.account_id) else {
+            return retry;
+        };
+        let history = match self.app.store().attempts(post, account).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "could not read the attempts of a job that panicked; it will come back");
+                return retry;
+            }
+        };
+        if !no_call_made(&history) {
+            return retry;
+        }
+        let message = "crier failed while preparing this post (a bug, logged on the server); \
+                       nothing was sent. Retry it once the server is updated.";
+        match self.fail_target(job, "internal_error", message).await {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(job = %job, error = %e, "job failed on storage; it will come back");
-                Processed::RetryAt(locked_until)
+                tracing::warn!(job = %job.id, error = %e, "could not fail a job that panicked; it will come back");
+                retry
             }
         }
     }
@@ -346,7 +381,7 @@ impl Publisher {
     /// ever made for it (one may have landed, which only a look-up can tell).
     fn gives_up(&self, post: &Post, history: &[Attempt]) -> bool {
         let due = post.scheduled_at.unwrap_or(post.created_at);
-        history.iter().all(|a| a.part < 0) && self.app.clock().now_ms() - due >= GIVE_UP_AFTER_MS
+        no_call_made(history) && self.app.clock().now_ms() - due >= GIVE_UP_AFTER_MS
     }
 
     /// Fails the job's target for good with `code` and `message`.
@@ -398,7 +433,7 @@ impl Publisher {
             .map_or(0, |i| i + 1);
         // Before the target's first call only: once a call went out, it may have landed, and
         // only a look-up can tell.
-        if history.iter().all(|a| a.part < 0)
+        if no_call_made(history)
             && post.livemode
             && let Some(message) = self.over_quota(&post.workspace_id).await?
         {
@@ -951,6 +986,21 @@ fn still_due(job: &Job, post: Option<Post>) -> Option<(Post, Target)> {
         .filter(|t| !matches!(t.status, TargetStatus::Published | TargetStatus::Failed))
         .cloned()?;
     Some((post, target))
+}
+
+/// Whether a target's attempts show no call to the network (at most the markers of a
+/// client's retries, recorded with a negative part).
+fn no_call_made(history: &[Attempt]) -> bool {
+    history.iter().all(|a| a.part < 0)
+}
+
+/// What a panic said, when it said it as text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
 }
 
 /// How long after its post fell due a target whose first call cannot start (see

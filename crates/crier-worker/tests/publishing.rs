@@ -1022,6 +1022,10 @@ enum Misbehaviour {
         db: Arc<TestDb>,
         lease_left: Arc<std::sync::Mutex<Vec<i64>>>,
     },
+    /// A bug: reading the account's rules panics, before any call.
+    PanicsBeforeTheCall,
+    /// A bug: the call lands, then reading its answer panics.
+    PanicsAfterTheCall,
 }
 
 /// The sandbox, misbehaving one way.
@@ -1037,12 +1041,23 @@ impl Network for Misbehaving {
         crier_networks::ConnectKind::Instant
     }
 
+    async fn rules_for(&self, account: &crier_store::Account) -> crier_networks::Rules {
+        if matches!(self.1, Misbehaviour::PanicsBeforeTheCall) {
+            panic!("a bug in the rules of {}", account.handle);
+        }
+        self.0.rules_for(account).await
+    }
+
     async fn publish(
         &self,
         s: Session<'_>,
         part: Part<'_>,
     ) -> Result<crier_networks::PublishedPart, NetworkError> {
         match &self.1 {
+            Misbehaviour::PanicsAfterTheCall => {
+                let _landed = self.0.publish(s, part).await?;
+                panic!("a bug reading the network's answer");
+            }
             Misbehaviour::GarbledErrors(calls) => {
                 let garbage = format!("bad\0gateway\u{1b}[31m\r\n{}", "x".repeat(100_000));
                 if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
@@ -1823,6 +1838,54 @@ both!(
         }
         let timeline = w.timeline(&a).await;
         assert_eq!(timeline.len(), 2, "no duplicate: {timeline:?}");
+    }
+);
+
+both!(
+    a_job_that_panics_before_its_call_fails_with_internal_error,
+    |db| async move {
+        // A bug before the first call would meet the job again after every lease, with
+        // nothing recorded; the target fails at once and says so, and nothing is sent.
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "meets a bug", T0).await;
+        let publisher = w.misbehaving(Misbehaviour::PanicsBeforeTheCall, config());
+        assert_eq!(publisher.run_due().await, vec![Processed::Failed]);
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Failed);
+        assert_eq!(t.error.expect("the reason").code, "internal_error");
+        assert_eq!(w.post(&id).await.status, PostStatus::Failed);
+        assert!(w.timeline(&a).await.is_empty());
+        assert!(w.outcomes(&id, &a).await.is_empty());
+        assert!(
+            publisher
+                .render_metrics()
+                .await
+                .contains("crier_publish_panics_total 1"),
+        );
+        // Nothing is left in the queue to come back.
+        w.set(T0 + 2 * LEASE_MS);
+        assert!(publisher.run_due().await.is_empty());
+    }
+);
+
+both!(
+    a_job_that_panics_after_its_call_is_left_to_the_look_up,
+    |db| async move {
+        // A bug after the call went out: the call may have landed (here it did), so the job
+        // is not failed; it comes back after its lease, and the look-up finds the post.
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "landed, then a bug", T0).await;
+        let publisher = w.misbehaving(Misbehaviour::PanicsAfterTheCall, config());
+        let done = publisher.run_due().await;
+        assert!(matches!(done[..], [Processed::RetryAt(_)]), "{done:?}");
+        assert_eq!(w.target(&id, &a).await.status, TargetStatus::Publishing);
+        assert_eq!(w.outcomes(&id, &a).await, vec!["in_flight"]);
+        w.set(T0 + 2 * LEASE_MS);
+        assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+        assert_eq!(w.target(&id, &a).await.status, TargetStatus::Published);
+        assert_eq!(w.timeline(&a).await.len(), 1, "sent once");
     }
 );
 
