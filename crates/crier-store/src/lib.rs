@@ -306,6 +306,32 @@ impl Store {
     }
 
     /// Readiness: can we run a query right now?
+    /// How far the database server's clock is ahead of `local` (epoch ms; negative: behind),
+    /// measured against the middle of the shortest of three round trips (the first may open
+    /// a connection). `None` on SQLite, which runs on this machine's clock. Nodes compare
+    /// their own clocks through the leases and due times they store, so a node whose clock
+    /// is far off the database's (and so the other nodes') must not claim work.
+    pub async fn clock_offset_ms(&self, local: impl Fn() -> i64) -> Result<Option<i64>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut best: Option<(i64, i64)> = None;
+        for _ in 0..3 {
+            let before = local();
+            let db: i64 = sqlx::query_scalar(
+                "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)",
+            )
+            .fetch_one(&self.read)
+            .await?;
+            let after = local();
+            let sample = (after - before, db - (before + (after - before) / 2));
+            if best.is_none_or(|(trip, _)| sample.0 < trip) {
+                best = Some(sample);
+            }
+        }
+        Ok(best.map(|(_, offset)| offset))
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())

@@ -253,6 +253,30 @@ conformance!(ping_answers_until_closed, |store| async move {
 // Workspaces
 // ---------------------------------------------------------------------------------------------
 
+conformance!(
+    the_database_clock_is_read_against_ours,
+    |store| async move {
+        let local = || crier_core::clock::Clock::now_ms(&crier_core::SystemClock);
+        let offset = store.clock_offset_ms(local).await.unwrap();
+        match store.backend() {
+            // One machine, one clock.
+            Backend::Sqlite => assert_eq!(offset, None),
+            // The server runs on this machine here: within a second (units, rounding and the
+            // round trip's middle all wrong would be far more).
+            Backend::Postgres => {
+                let ms = offset.expect("an offset");
+                assert!(ms.abs() < 1000, "{ms} ms");
+            }
+        }
+        // A clock ten minutes fast reads as the database ten minutes behind.
+        if store.backend() == Backend::Postgres {
+            let fast = || local() + 10 * MINUTE;
+            let ms = store.clock_offset_ms(fast).await.unwrap().unwrap();
+            assert!((ms + 10 * MINUTE).abs() < 1000, "{ms} ms");
+        }
+    }
+);
+
 conformance!(workspaces_create_get_find_list, |store| async move {
     let acme = store.create_workspace("acme", "pro", T0).await.unwrap();
     assert_eq!(acme.name, "acme");

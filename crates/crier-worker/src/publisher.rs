@@ -67,6 +67,8 @@ pub struct Publisher {
     /// Calls in flight per network and account, and accounts paused by a 429.
     budgets: Arc<Budgets>,
     metrics: Arc<PublishMetrics>,
+    /// Set while this node must claim no new job ([`Publisher::hold_claims`]).
+    claims_held: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Claims one turn of the worker makes at most while the store says more may be due.
@@ -103,7 +105,16 @@ impl Publisher {
             metrics: Arc::default(),
             config,
             plans: Arc::default(),
+            claims_held: Arc::default(),
         }
+    }
+
+    /// Holds (or lets go again) this node's claims of new jobs, for as long as its clock
+    /// cannot be trusted against the other nodes' (see `crier serve`'s clock watch); the jobs
+    /// in hand go on.
+    pub fn hold_claims(&self, held: bool) {
+        self.claims_held
+            .store(held, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runs until `cancel`: claims due jobs and processes them, `concurrency` at a time. On
@@ -136,6 +147,9 @@ impl Publisher {
     /// claims again (a few times at most), so that a claim that comes back short means nothing
     /// more is due or has room now.
     async fn claim(&self, limit: u32) -> Vec<Claim> {
+        if self.claims_held.load(std::sync::atomic::Ordering::Relaxed) {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         for _ in 0..CLAIMS_PER_TURN {
             let want = limit.saturating_sub(out.len() as u32);

@@ -1894,6 +1894,26 @@ both!(
 // ---------------------------------------------------------------------------------------------
 
 both!(
+    a_node_holding_its_claims_claims_nothing_until_let_go,
+    |db| async move {
+        // What a node does while its clock is off the database's (`crier serve`'s clock
+        // watch): due jobs stay in the queue for the other nodes, and are claimed again once
+        // it lets go.
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "due", T0).await;
+        w.publisher.hold_claims(true);
+        assert!(w.publisher.run_due().await.is_empty());
+        assert_eq!(w.target(&id, &a).await.status, TargetStatus::Pending);
+        assert_eq!(w.store.claim_jobs(T0, LEASE_MS, 10).await.unwrap().len(), 1);
+        w.set(T0 + LEASE_MS + 1);
+        w.publisher.hold_claims(false);
+        assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+        assert_eq!(w.timeline(&a).await.len(), 1);
+    }
+);
+
+both!(
     a_claimed_job_is_not_claimed_again_before_its_lease_ends,
     |db| async move {
         let w = World::new(&db).await;

@@ -4,6 +4,7 @@
 
 mod admin;
 mod client;
+mod clock_watch;
 mod config;
 mod mcp;
 
@@ -255,14 +256,20 @@ async fn serve(settings: Settings) -> Result<(), String> {
         );
     }
     let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
+    if let Some(ms) = clock_watch::offset(&store, &clock).await? {
+        clock_watch::verdict(ms)?;
+    }
     let app = compose(&store, &clock, &settings)?.with_media(settings.media.open()?);
     app.tokens().check_keys().await?;
     let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());
+    let gauge = Arc::new(clock_watch::ClockGauge::default());
+    let mut watched = None;
     // `role` decides: an API-only node has no workers (`Settings::workers` is `None`).
     if let Some(workers) = settings.workers.clone() {
         let publisher = crier_worker::Publisher::new(app.clone(), workers.publisher);
+        watched = Some(publisher.clone());
         state.add_metrics(Arc::new(PublisherMetrics(publisher.clone())));
         background.spawn(publisher.clone().run(cancel.clone()));
         background.spawn(publisher.run_metrics(cancel.clone()));
@@ -289,6 +296,16 @@ async fn serve(settings: Settings) -> Result<(), String> {
         background.spawn(purge_media_uploads(
             app.clone(),
             settings.media.purge_interval,
+            cancel.clone(),
+        ));
+    }
+    if store.backend() == crier_store::Backend::Postgres {
+        state.add_metrics(gauge.clone());
+        background.spawn(clock_watch::run(
+            store.clone(),
+            clock.clone(),
+            gauge,
+            watched,
             cancel.clone(),
         ));
     }
