@@ -344,7 +344,13 @@ async fn a_role_lowered_after_approval_yields_no_wider_key() {
     decide(&app, &ada, &s.user_code, true).await.unwrap();
     assert!(
         app.store
-            .change_role(&app.workspace.id, &ada.id, Role::Admin, Role::Member)
+            .change_role(
+                &app.workspace.id,
+                &ada.id,
+                (Role::Admin, Role::Member),
+                false,
+                0
+            )
             .await
             .unwrap()
     );
@@ -647,7 +653,21 @@ async fn a_device_key_ends_with_its_users_membership() {
         .await;
     assert_eq!(grandchild.status, 201, "{}", grandchild.text);
     let grandchild = grandchild.body["key"].as_str().unwrap().to_owned();
-    for k in [&adas, &made, &grandchild, &bobs, &workspace_key] {
+    // The grandchild rotated by an admin: its replacement is made by the admin's key, and
+    // only `replaced_by` ties it to Ada's line.
+    let grandchild_id = app.get("/v1/me").key(&grandchild).send().await.body["key"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(&format!("/v1/keys/{grandchild_id}/rotate"))
+        .key(&workspace_key)
+        .json(json!({"overlap_seconds": 3600}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let rotated = r.body["key"].as_str().unwrap().to_owned();
+    for k in [&adas, &made, &grandchild, &rotated, &bobs, &workspace_key] {
         assert_eq!(works(k.clone()).await, 200);
     }
 
@@ -664,7 +684,7 @@ async fn a_device_key_ends_with_its_users_membership() {
         .remove_member(&seat, &owner.id, &ada.id)
         .await
         .unwrap();
-    for k in [&adas, &made, &grandchild] {
+    for k in [&adas, &made, &grandchild, &rotated] {
         app.get("/v1/me")
             .key(k)
             .send()
@@ -673,7 +693,7 @@ async fn a_device_key_ends_with_its_users_membership() {
     }
     assert_eq!(
         count(&app, "SELECT id FROM api_keys WHERE revoked_at IS NULL").await,
-        live - 3
+        live - 4
     );
     assert_eq!(works(bobs.clone()).await, 200, "another member's device");
     assert_eq!(
@@ -749,6 +769,131 @@ async fn a_member_removed_during_the_device_exchange_gets_no_key() {
     assert_eq!(statuses(&app).await, vec![Some("approved".to_owned())]);
 }
 
+/// Device keys made before keys knew their user (migration 0026): found through the device
+/// logins on record or, once those are purged, the audit log, and followed to their
+/// replacements; then they end with the membership like any other.
+async fn device_keys_made_before_keys_knew_their_user_are_found() {
+    let app = TestApp::new().await;
+    let owner = user(&app, "owner@example.com", Role::Owner).await;
+    let ada = user(&app, "ada@example.com", Role::Admin).await;
+    let s = start(&app, &["keys:read", "posts:read"]).await;
+    decide(&app, &ada, &s.user_code, true).await.unwrap();
+    app.clock.advance(INTERVAL);
+    let r = poll(&app, &s.device_code).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (device, device_id) = (
+        r.body["key"].as_str().unwrap().to_owned(),
+        r.body["key_id"].as_str().unwrap().to_owned(),
+    );
+    let workspace_key = app.admin_key().await;
+    let r = app
+        .post(&format!("/v1/keys/{device_id}/rotate"))
+        .key(&workspace_key)
+        .json(json!({"overlap_seconds": 3600}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let replacement = r.body["key"].as_str().unwrap().to_owned();
+    // As an install before the column: no key knows its user, and the logins are purged.
+    app.raw_execute("UPDATE api_keys SET user_id = NULL").await;
+    app.raw_execute("DELETE FROM device_logins").await;
+    let backfill = match app.backend() {
+        crier_store::Backend::Sqlite => {
+            include_str!("../../crier-store/migrations/sqlite/0026_key_users_backfill.sql")
+        }
+        crier_store::Backend::Postgres => {
+            include_str!("../../crier-store/migrations/postgres/0026_key_users_backfill.sql")
+        }
+    };
+    app.raw_execute(backfill).await;
+    app.raw_execute(backfill).await;
+    let mut owners = app.raw_texts("SELECT user_id FROM api_keys").await;
+    owners.sort();
+    let adas = Some(ada.id.as_str().to_owned());
+    assert_eq!(
+        owners,
+        vec![None, adas.clone(), adas],
+        "the workspace key has none"
+    );
+
+    let users = app.state.app().users();
+    let seat = users.seat(&owner.id, None).await.unwrap();
+    users
+        .remove_member(&seat, &owner.id, &ada.id)
+        .await
+        .unwrap();
+    for k in [&device, &replacement] {
+        app.get("/v1/me")
+            .key(k)
+            .send()
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    let r = app.get("/v1/me").key(&workspace_key).send().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// Leaving and what acts for the member end together: when the revocation cannot be written,
+/// the member is not removed either (and a second try does both), so a failure between the
+/// two cannot leave a live key of someone no longer there to remove.
+async fn a_removal_and_its_revocations_are_one_transaction() {
+    let app = TestApp::new().await;
+    let owner = user(&app, "owner@example.com", Role::Owner).await;
+    let ada = user(&app, "ada@example.com", Role::Admin).await;
+    let s = start(&app, &["posts:read"]).await;
+    decide(&app, &ada, &s.user_code, true).await.unwrap();
+    app.clock.advance(INTERVAL);
+    let r = poll(&app, &s.device_code).await;
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    match app.backend() {
+        crier_store::Backend::Postgres => {
+            app.raw_execute(
+                "CREATE FUNCTION no_revoke() RETURNS trigger AS $$
+                 BEGIN RAISE EXCEPTION 'revocations are failing'; END $$ LANGUAGE plpgsql;
+                 CREATE TRIGGER no_revoke BEFORE UPDATE ON api_keys
+                     FOR EACH ROW WHEN (NEW.revoked_at IS NOT NULL)
+                     EXECUTE FUNCTION no_revoke();",
+            )
+            .await
+        }
+        crier_store::Backend::Sqlite => {
+            app.raw_execute(
+                "CREATE TRIGGER no_revoke BEFORE UPDATE ON api_keys
+                 WHEN NEW.revoked_at IS NOT NULL BEGIN
+                     SELECT RAISE(ABORT, 'revocations are failing');
+                 END;",
+            )
+            .await
+        }
+    }
+    let users = app.state.app().users();
+    let seat = users.seat(&owner.id, None).await.unwrap();
+    assert!(
+        users
+            .remove_member(&seat, &owner.id, &ada.id)
+            .await
+            .is_err()
+    );
+    assert!(users.seat(&ada.id, None).await.is_ok(), "still a member");
+    let r = app.get("/v1/me").key(&key).send().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.raw_execute(match app.backend() {
+        crier_store::Backend::Postgres => "DROP TRIGGER no_revoke ON api_keys",
+        crier_store::Backend::Sqlite => "DROP TRIGGER no_revoke",
+    })
+    .await;
+    users
+        .remove_member(&seat, &owner.id, &ada.id)
+        .await
+        .unwrap();
+    assert!(users.seat(&ada.id, None).await.is_err());
+    app.get("/v1/me")
+        .key(&key)
+        .send()
+        .await
+        .assert_error(401, "unauthorized");
+}
+
 both!(
     tests: start_answers_codes_per_the_contract,
     polling_before_a_decision_is_pending_and_too_fast_is_slow_down,
@@ -765,4 +910,6 @@ both!(
     expired_device_logins_and_old_sessions_are_purged,
     a_device_key_ends_with_its_users_membership,
     a_member_removed_during_the_device_exchange_gets_no_key,
+    device_keys_made_before_keys_knew_their_user_are_found,
+    a_removal_and_its_revocations_are_one_transaction,
 );

@@ -612,7 +612,13 @@ async fn a_lowered_role_holds_on_the_next_request() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(
         app.store
-            .change_role(&app.workspace.id, &ada.id, Role::Admin, Role::Member)
+            .change_role(
+                &app.workspace.id,
+                &ada.id,
+                (Role::Admin, Role::Member),
+                false,
+                0
+            )
             .await
             .unwrap()
     );

@@ -614,6 +614,19 @@ async fn readiness_fails_with_503_when_storage_is_gone() {
     r.assert_error(503, "upstream_unavailable");
 }
 
+/// A node whose clock is off the database's claims no work (`crier serve`'s clock watch holds
+/// its store's claims), and says so to whatever routes traffic by readiness.
+async fn readiness_fails_while_claims_are_held() {
+    let app = TestApp::new().await;
+    app.store.hold_claims(true);
+    let r = app.get("/readyz").send().await;
+    r.assert_error(503, "upstream_unavailable");
+    assert!(r.text.contains("clock"), "{}", r.text);
+    app.store.hold_claims(false);
+    let r = app.get("/readyz").send().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 async fn every_response_carries_a_request_id() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -980,6 +993,7 @@ both!(
     too_many_requests_are_429_with_retry_after,
     repeated_failed_authentications_are_throttled_per_address,
     readiness_fails_with_503_when_storage_is_gone,
+    readiness_fails_while_claims_are_held,
     every_response_carries_a_request_id,
     cors_preflights_are_answered_for_any_origin_without_a_key,
     a_panic_is_a_500_in_the_envelope,

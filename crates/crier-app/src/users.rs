@@ -487,21 +487,24 @@ impl Users<'_> {
         if !seat.role.manages(member.role) || !seat.role.manages(to) {
             return Err(cannot_manage());
         }
-        let store = self.app.store();
-        if !store
-            .change_role(&seat.workspace.id, user, member.role, to)
+        // A lower role cannot have granted what the apps they allowed and the keys of their
+        // devices hold: those end now (with the change), not at their next refresh or expiry.
+        let end_access = !member.role.scopes().is_subset_of(to.scopes());
+        if !self
+            .app
+            .store()
+            .change_role(
+                &seat.workspace.id,
+                user,
+                (member.role, to),
+                end_access,
+                self.now(),
+            )
             .await?
         {
             return Err(AppError::conflict(
                 "The role changed meanwhile, or this is the workspace's last owner.",
             ));
-        }
-        // A lower role cannot have granted what the apps they allowed and the keys of their
-        // devices hold: those end now, not at their next refresh or expiry.
-        if !member.role.scopes().is_subset_of(to.scopes()) {
-            store
-                .revoke_member_access(&seat.workspace.id, user, self.now())
-                .await?;
         }
         Ok(())
     }
@@ -512,22 +515,19 @@ impl Users<'_> {
         if user != me && !seat.role.manages(member.role) {
             return Err(cannot_manage());
         }
+        // The apps they allowed and their devices acted for them: that ends with their
+        // membership, in its transaction. (The workspace's own keys, made in the dashboard or
+        // the API, stay.)
         if !self
             .app
             .store()
-            .remove_member(&seat.workspace.id, user, member.role)
+            .remove_member(&seat.workspace.id, user, member.role, self.now())
             .await?
         {
             return Err(AppError::conflict(
                 "The member changed meanwhile, or this is the workspace's last owner.",
             ));
         }
-        // The apps they allowed and their devices acted for them: that ends with their
-        // membership. (The workspace's own keys, made in the dashboard or the API, stay.)
-        self.app
-            .store()
-            .revoke_member_access(&seat.workspace.id, user, self.now())
-            .await?;
         Ok(())
     }
 

@@ -130,6 +130,9 @@ impl Store {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<Account>> {
+        if self.claims_held() {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
             "UPDATE accounts SET refresh_leased_until = $2
              WHERE id IN (SELECT id FROM accounts WHERE status = 'connected'

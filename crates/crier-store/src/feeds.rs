@@ -362,6 +362,9 @@ impl Store {
     /// moves to the lease's end, so no other node takes them meanwhile. The rows come back as
     /// they were before the claim, except `next_poll_at`.
     pub async fn claim_feeds(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Feed>> {
+        if self.claims_held() {
+            return Ok(Vec::new());
+        }
         let lock = self.skip_locked();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE feeds SET next_poll_at = $1 WHERE id IN (

@@ -125,6 +125,9 @@ impl Store {
         limit: u32,
         room: &AccountRoom,
     ) -> Result<Claimed> {
+        if self.claims_held() {
+            return Ok(Claimed::default());
+        }
         let kind = JobKind::Publish.as_str();
         let mut jobs: Vec<Job> = Vec::new();
         let mut room = room.clone();
@@ -197,9 +200,11 @@ impl Store {
         let full_networks = if room.full_networks.is_empty() {
             String::new()
         } else {
+            // Each job's account found by its key: a look-up per job scanned, however many
+            // accounts the full networks have.
             format!(
-                "AND (account_id IS NULL OR account_id NOT IN (SELECT a.id FROM accounts a
-                      WHERE {}))",
+                "AND (account_id IS NULL OR NOT EXISTS (SELECT 1 FROM accounts a
+                      WHERE a.id = jobs.account_id AND {}))",
                 self.in_json_list("a.platform", &full_param)
             )
         };
@@ -329,6 +334,9 @@ impl Store {
         limit: u32,
         except_accounts: Option<&str>,
     ) -> Result<Vec<(Job, Option<String>)>> {
+        if self.claims_held() {
+            return Ok(Vec::new());
+        }
         let lock = self.skip_locked();
         let except = match except_accounts {
             Some(_) => format!(

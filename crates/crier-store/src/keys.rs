@@ -5,7 +5,7 @@ use sqlx::Any;
 use crate::events::{emit, types};
 use crate::model::{Actor, AuditEntry, KeyRow, Page, audit_from_row, key_from_row};
 use crate::views::KeyObject;
-use crate::{Result, Store, unique_to_conflict};
+use crate::{Result, Store, StoreError, unique_to_conflict};
 
 pub(crate) const COLUMNS: &str = "id, workspace_id, name, description, prefix, digest, mode, scopes, \
     per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at, request_count, \
@@ -27,7 +27,7 @@ impl Store {
     /// Stores a new key and its audit entry in one transaction.
     pub async fn insert_key(&self, key: &KeyRow, audit: &AuditEntry) -> Result<()> {
         let mut tx = self.begin().await?;
-        insert_key_tx(&mut tx, key).await?;
+        insert_key_tx(self, &mut tx, key).await?;
         insert_audit(&mut tx, audit).await?;
         emit_key_event(&mut tx, key, types::KEY_CREATED).await?;
         tx.commit().await?;
@@ -220,7 +220,7 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let old = key_from_row(&row)?;
-        insert_key_tx(&mut tx, new_key).await?;
+        insert_key_tx(self, &mut tx, new_key).await?;
         // A rotated key acts for whom the old one did.
         sqlx::query("UPDATE api_keys SET user_id = (SELECT user_id FROM api_keys WHERE id = $2) WHERE id = $1")
             .bind(new_key.id.as_str())
@@ -291,9 +291,35 @@ impl Store {
 }
 
 pub(crate) async fn insert_key_tx(
+    store: &Store,
     tx: &mut sqlx::Transaction<'static, Any>,
     key: &KeyRow,
 ) -> Result<()> {
+    // A key made by a key only while that key is live: under a lock on it on PostgreSQL (on
+    // SQLite this transaction is the only writer), so a revocation of the maker's line (a
+    // member leaving, a grant ending) comes either before (and nothing is made) or after
+    // (and finds this key among what it made), never between a request's authentication and
+    // this write, leaving a key nobody revokes.
+    if let Some(maker) = &key.created_by {
+        let lock = if store.backend() == crate::Backend::Postgres {
+            " FOR SHARE"
+        } else {
+            ""
+        };
+        // The row is locked whatever its state (a condition on `revoked_at` would lock
+        // nothing while it is live, which is when the lock matters).
+        let revoked_at: Option<Option<i64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT revoked_at FROM api_keys WHERE id = $1{lock}"
+        )))
+        .bind(maker.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        if matches!(revoked_at, Some(Some(_))) {
+            return Err(StoreError::Conflict(
+                "the key making this one was revoked meanwhile".into(),
+            ));
+        }
+    }
     sqlx::query(
         "INSERT INTO api_keys (id, workspace_id, name, description, prefix, digest, mode, scopes,
             per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at,

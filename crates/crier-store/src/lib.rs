@@ -124,6 +124,8 @@ pub struct Store {
     /// Where this process's next fair publish claim starts among the workspaces with due
     /// jobs (`jobs.rs`): after the last one served, so past the cut each gets its turn.
     fair_cursor: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Set while this process must claim no work ([`Store::hold_claims`]).
+    claims_held: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Told in this process, right after the commit, of every key a write changed (see
     /// [`Store::on_key_change`]).
     key_listeners: KeyListeners,
@@ -168,6 +170,7 @@ impl Store {
                 write: pool,
                 url: url.to_owned(),
                 fair_cursor: Default::default(),
+                claims_held: Default::default(),
                 key_listeners: Default::default(),
             });
         }
@@ -222,6 +225,7 @@ impl Store {
             write,
             url: url.to_owned(),
             fair_cursor: Default::default(),
+            claims_held: Default::default(),
             key_listeners: Default::default(),
         })
     }
@@ -305,7 +309,6 @@ impl Store {
         }
     }
 
-    /// Readiness: can we run a query right now?
     /// How far the database server's clock is ahead of `local` (epoch ms; negative: behind),
     /// measured against the middle of the shortest of three round trips (the first may open
     /// a connection). `None` on SQLite, which runs on this machine's clock. Nodes compare
@@ -332,6 +335,22 @@ impl Store {
         Ok(best.map(|(_, offset)| offset))
     }
 
+    /// Holds (or lets go again) every claim of work this process makes through this store
+    /// (and its clones): publish and other jobs, feeds, token refreshes, trend sources. While
+    /// held, a claim takes nothing and the work stays for other nodes; what is in hand goes
+    /// on. For a node whose clock cannot be trusted against the others' (`crier serve`'s clock
+    /// watch): claims are where one node's clock meets another's leases.
+    pub fn hold_claims(&self, held: bool) {
+        self.claims_held
+            .store(held, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether claims are held ([`Store::hold_claims`]).
+    pub fn claims_held(&self) -> bool {
+        self.claims_held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Readiness: can we run a query right now?
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())

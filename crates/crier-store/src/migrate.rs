@@ -49,6 +49,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     23 "0023_usage_shards",
     24 "0024_post_lists",
     25 "0025_key_users",
+    26 "0026_key_users_backfill",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -76,6 +77,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     23 "0023_usage_shards",
     24 "0024_post_lists",
     25 "0025_key_users",
+    26 "0026_key_users_backfill",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

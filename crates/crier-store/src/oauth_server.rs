@@ -350,7 +350,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(Redeemed::NoLongerGranted);
         }
-        insert_key_tx(&mut tx, key).await?;
+        insert_key_tx(self, &mut tx, key).await?;
         sqlx::query("UPDATE api_keys SET app_client_id = $2 WHERE id = $1")
             .bind(key.id.as_str())
             .bind(grant.client_id)
@@ -543,70 +543,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Ends what acts for `user` in `ws` in person, when they leave it or their role is
-    /// lowered: every live grant they made (with the keys made from it), and every key of
-    /// theirs (`api_keys.user_id`: a device login's) with its line of descent. Returns how many
-    /// grants and keys of theirs ended.
-    pub async fn revoke_member_access(
-        &self,
-        ws: &WorkspaceId,
-        user: &UserId,
-        now: i64,
-    ) -> Result<usize> {
-        let grants: Vec<String> = sqlx::query_scalar(
-            "SELECT key_id FROM app_grants
-             WHERE workspace_id = $1 AND user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(ws.as_str())
-        .bind(user.as_str())
-        .fetch_all(&self.read)
-        .await?;
-        let mut n = 0;
-        for key in grants {
-            if self
-                .revoke_app_grant(Some(ws), &KeyId::from_trusted(key), now, None)
-                .await?
-            {
-                n += 1;
-            }
-        }
-        let mut tx = self.begin().await?;
-        let mut digests = Vec::new();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE api_keys SET revoked_at = $3, updated_at = $3
-             WHERE workspace_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {}",
-            crate::keys::COLUMNS
-        )))
-        .bind(ws.as_str())
-        .bind(user.as_str())
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &rows {
-            let stored = crate::model::key_from_row(row)?;
-            self.notify_key_change(&mut tx, &stored.digest).await?;
-            emit_key_event(&mut tx, &stored, types::KEY_REVOKED).await?;
-            digests.push(stored.digest);
-        }
-        n += rows.len();
-        // What their keys made ends too, as with a grant; from their keys revoked earlier
-        // (by hand, or at an earlier removal) as well.
-        let theirs: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM api_keys WHERE workspace_id = $1 AND user_id = $2")
-                .bind(ws.as_str())
-                .bind(user.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
-        for key in theirs {
-            digests.extend(revoke_descendants_tx(self, &mut tx, &key, now).await?);
-        }
-        tx.commit().await?;
-        for d in &digests {
-            self.key_changed(d);
-        }
-        Ok(n)
-    }
-
     /// Forgets what no longer matters: codes a day past their expiry, refresh tokens of ended
     /// grants, registrations a day old that never got a code, and clients unused since
     /// `unused_before` with no live grant. Returns how many
@@ -707,9 +643,72 @@ async fn revoke_grant_tx(
     Ok(Some(digests))
 }
 
-/// Revokes every key made from `key` (a key with `keys:write` makes keys, and a key rotated by
-/// itself is made by it): the whole line of descent, through keys already revoked too. Returns
-/// the digests of the keys it revoked, each change already recorded.
+/// Ends, within `tx`, what acts for `user` in `ws` in person, when they leave it or their
+/// role is lowered (in the transaction that changes their membership, so the two cannot part):
+/// every live grant they made, and every key of theirs (`api_keys.user_id`: a device login's),
+/// each with its line of descent. Returns the digests of the keys it revoked.
+pub(crate) async fn revoke_member_access_tx(
+    store: &Store,
+    tx: &mut Tx,
+    ws: &WorkspaceId,
+    user: &UserId,
+    now: i64,
+) -> Result<Vec<KeyDigest>> {
+    let grants: Vec<String> = sqlx::query_scalar(
+        "SELECT key_id FROM app_grants
+         WHERE workspace_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(ws.as_str())
+    .bind(user.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut digests = Vec::new();
+    for key in grants {
+        if let Some(d) =
+            revoke_grant_tx(store, tx, Some(ws), &KeyId::from_trusted(key), now).await?
+        {
+            digests.extend(d);
+        }
+    }
+    let revoke_theirs = format!(
+        "UPDATE api_keys SET revoked_at = $3, updated_at = $3
+         WHERE workspace_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {}",
+        crate::keys::COLUMNS
+    );
+    // Twice: a rotation of one of their keys that committed while the first waited for its
+    // row made a replacement the first statement did not see; the second does.
+    for _ in 0..2 {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(revoke_theirs.clone()))
+            .bind(ws.as_str())
+            .bind(user.as_str())
+            .bind(now)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in &rows {
+            let stored = crate::model::key_from_row(row)?;
+            store.notify_key_change(tx, &stored.digest).await?;
+            emit_key_event(tx, &stored, types::KEY_REVOKED).await?;
+            digests.push(stored.digest);
+        }
+    }
+    // What their keys made ends too, as with a grant; from their keys revoked earlier (by
+    // hand, or at an earlier removal) as well.
+    let theirs: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE workspace_id = $1 AND user_id = $2")
+            .bind(ws.as_str())
+            .bind(user.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+    for key in theirs {
+        digests.extend(revoke_descendants_tx(store, tx, &key, now).await?);
+    }
+    Ok(digests)
+}
+
+/// Revokes every key made from `key` or replacing it (a key with `keys:write` makes keys, a
+/// key rotated by itself is made by it, and a rotation by anyone names the replacement in
+/// `replaced_by`): the whole line of descent, through keys already revoked too. Returns the
+/// digests of the keys it revoked, each change already recorded.
 async fn revoke_descendants_tx(
     store: &Store,
     tx: &mut Tx,
@@ -718,12 +717,14 @@ async fn revoke_descendants_tx(
 ) -> Result<Vec<KeyDigest>> {
     let made: Vec<String> = sqlx::query_scalar(
         "WITH RECURSIVE made(id) AS (
-             SELECT id FROM api_keys WHERE created_by = $1
+             SELECT id FROM api_keys WHERE id = $1
              UNION
-             SELECT k.id FROM api_keys k JOIN made m ON k.created_by = m.id
+             SELECT k.id FROM made m JOIN api_keys p ON p.id = m.id
+             JOIN api_keys k ON k.created_by = m.id OR k.id = p.replaced_by
          )
          UPDATE api_keys SET revoked_at = $2, updated_at = $2
-         WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL RETURNING digest",
+         WHERE id IN (SELECT id FROM made) AND id <> $1 AND revoked_at IS NULL
+         RETURNING digest",
     )
     .bind(key)
     .bind(now)

@@ -150,6 +150,9 @@ impl Store {
         now: i64,
         lease_until: i64,
     ) -> Result<bool> {
+        if self.claims_held() {
+            return Ok(false);
+        }
         let row = sqlx::query(
             "INSERT INTO trend_sources (source, platform, used_at, next_fetch_at)
              VALUES ($1, $2, $3, $4)

@@ -375,14 +375,18 @@ impl Store {
     }
 
     /// Changes a member's role from `from` to `to`. Refused (false) when the role is no longer
-    /// `from`, or when it would leave the workspace without an owner.
+    /// `from`, or when it would leave the workspace without an owner. With `end_access` (the
+    /// new role lacks scopes of the old), what acts for them in person ends in the same
+    /// transaction (see `revoke_member_access_tx`).
     pub async fn change_role(
         &self,
         ws: &WorkspaceId,
         user: &UserId,
-        from: Role,
-        to: Role,
+        (from, to): (Role, Role),
+        end_access: bool,
+        now: i64,
     ) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE memberships SET role = $4
              WHERE workspace_id = $1 AND user_id = $2 AND role = $3
@@ -393,13 +397,24 @@ impl Store {
         .bind(user.as_str())
         .bind(from.as_str())
         .bind(to.as_str())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        self.end_membership_access(tx, done.rows_affected() == 1 && end_access, ws, user, now)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Removes a member holding `role`; refused (false) for the last owner or a changed role.
-    pub async fn remove_member(&self, ws: &WorkspaceId, user: &UserId, role: Role) -> Result<bool> {
+    /// Removes a member holding `role`, and what acts for them in person (their apps' grants,
+    /// their devices' keys) in the same transaction; refused (false) for the last owner or a
+    /// changed role.
+    pub async fn remove_member(
+        &self,
+        ws: &WorkspaceId,
+        user: &UserId,
+        role: Role,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "DELETE FROM memberships
              WHERE workspace_id = $1 AND user_id = $2 AND role = $3
@@ -409,9 +424,35 @@ impl Store {
         .bind(ws.as_str())
         .bind(user.as_str())
         .bind(role.as_str())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let removed = done.rows_affected() == 1;
+        self.end_membership_access(tx, removed, ws, user, now)
+            .await?;
+        Ok(removed)
+    }
+
+    /// Commits a membership change, first ending what acts for the member in person when
+    /// `end` says so; the key changes are announced once it is committed.
+    async fn end_membership_access(
+        &self,
+        mut tx: Tx,
+        end: bool,
+        ws: &WorkspaceId,
+        user: &UserId,
+        now: i64,
+    ) -> Result<()> {
+        let digests = match end {
+            true => {
+                crate::oauth_server::revoke_member_access_tx(self, &mut tx, ws, user, now).await?
+            }
+            false => Vec::new(),
+        };
+        tx.commit().await?;
+        for d in &digests {
+            self.key_changed(d);
+        }
+        Ok(())
     }
 
     pub async fn insert_session(&self, s: &Session, digest: &KeyDigest) -> Result<()> {

@@ -405,6 +405,29 @@ conformance!(
 // Keys
 // ---------------------------------------------------------------------------------------------
 
+conformance!(a_key_is_not_made_by_a_revoked_key, |store| async move {
+    // A request authenticated just before its key was revoked must not leave a key made by
+    // it behind the revocation (which ends what the key made): the write checks its maker.
+    let ws = store.create_workspace("acme", "pro", T0).await.unwrap().id;
+    let maker = insert_new_key(&store, &ws, KeyMode::Live, T0).await;
+    let mut made = key_row(&ws, KeyMode::Live, T0 + 1);
+    made.created_by = Some(maker.id.clone());
+    let entry = audit(&ws, Actor::Cli, "key.revoked", &maker.id, T0 + 1);
+    store
+        .revoke_key(&ws, &maker.id, T0 + 1, &entry)
+        .await
+        .unwrap()
+        .expect("revoked");
+    let entry = audit(&ws, Actor::Cli, "key.created", &made.id, T0 + 2);
+    let refused = store.insert_key(&made, &entry).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Conflict(_)), "{refused:?}");
+    assert_eq!(store.get_key(&ws, &made.id).await.unwrap(), None);
+    // A live maker makes keys.
+    let live = insert_new_key(&store, &ws, KeyMode::Live, T0 + 3).await;
+    made.created_by = Some(live.id.clone());
+    store.insert_key(&made, &entry).await.unwrap();
+});
+
 conformance!(key_insert_round_trips, |store| async move {
     let ws = store.create_workspace("acme", "pro", T0).await.unwrap().id;
     let other = new_workspace(&store, "other").await;

@@ -67,8 +67,6 @@ pub struct Publisher {
     /// Calls in flight per network and account, and accounts paused by a 429.
     budgets: Arc<Budgets>,
     metrics: Arc<PublishMetrics>,
-    /// Set while this node must claim no new job ([`Publisher::hold_claims`]).
-    claims_held: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Claims one turn of the worker makes at most while the store says more may be due.
@@ -105,16 +103,7 @@ impl Publisher {
             metrics: Arc::default(),
             config,
             plans: Arc::default(),
-            claims_held: Arc::default(),
         }
-    }
-
-    /// Holds (or lets go again) this node's claims of new jobs, for as long as its clock
-    /// cannot be trusted against the other nodes' (see `crier serve`'s clock watch); the jobs
-    /// in hand go on.
-    pub fn hold_claims(&self, held: bool) {
-        self.claims_held
-            .store(held, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runs until `cancel`: claims due jobs and processes them, `concurrency` at a time. On
@@ -147,9 +136,6 @@ impl Publisher {
     /// claims again (a few times at most), so that a claim that comes back short means nothing
     /// more is due or has room now.
     async fn claim(&self, limit: u32) -> Vec<Claim> {
-        if self.claims_held.load(std::sync::atomic::Ordering::Relaxed) {
-            return Vec::new();
-        }
         let mut out = Vec::new();
         for _ in 0..CLAIMS_PER_TURN {
             let want = limit.saturating_sub(out.len() as u32);
@@ -248,29 +234,47 @@ impl Publisher {
     }
 
     /// Processing `job` panicked: a bug, which coming back after every lease would only meet
-    /// again, with nothing recorded and the post later and later. When no call was ever made
-    /// for the target it fails at once with `internal_error` (its author learns of it, and can
-    /// retry it once the server is fixed); with a call on record it is left to its lease and
-    /// the look-up that follows, as after a crash, since that call may have landed.
+    /// again, with nothing recorded and the post later and later. When no call was made for
+    /// the target in this round (since the author's last retry) it fails at once with
+    /// `internal_error` (its author learns of it, and can retry it once the server is fixed);
+    /// with a call on record it is left to its lease and the look-up that follows, as after a
+    /// crash, since that call may have landed, until [`GIVE_UP_AFTER_MS`] after the post fell
+    /// due: then it fails too, saying the post may be on the network.
     async fn after_panic(&self, job: &Job, what: &str) -> Processed {
         tracing::error!(job = %job.id, panic = %what, "processing a publish job panicked");
         self.metrics.panicked();
         let retry = Processed::RetryAt(job.locked_until);
-        let (Some(post), Some(account)) = (&job.post_id, &job.account_id) else {
+        let (Some(post_id), Some(account)) = (&job.post_id, &job.account_id) else {
             return retry;
         };
-        let history = match self.app.store().attempts(post, account).await {
-            Ok(h) => h,
+        let store = self.app.store();
+        let read = async {
+            let post = store.get_post(&job.workspace_id, post_id).await?;
+            let history = store.attempts(post_id, account).await?;
+            Ok::<_, crier_store::StoreError>((post, history))
+        };
+        let (post, history) = match read.await {
+            Ok((Some(post), history)) => (post, history),
+            Ok((None, _)) => return retry,
             Err(e) => {
-                tracing::warn!(job = %job.id, error = %e, "could not read the attempts of a job that panicked; it will come back");
+                tracing::warn!(job = %job.id, error = %e, "could not read a job that panicked; it will come back");
                 return retry;
             }
         };
-        if !no_call_made(&history) {
+        let round = history
+            .iter()
+            .rposition(|a| a.outcome == PublishAttemptOutcome::Retry)
+            .map_or(0, |i| i + 1);
+        let message = if no_call_made(&history[round..]) {
+            "crier failed while preparing this post (a bug, logged on the server); nothing was \
+             sent. Retry it once the server is updated."
+        } else if self.gives_up(&post, &[]) {
+            "crier failed again and again after calling the network for this post (a bug, \
+             logged on the server) for a day after it fell due; the post may be on the \
+             network: check the account before you retry it."
+        } else {
             return retry;
-        }
-        let message = "crier failed while preparing this post (a bug, logged on the server); \
-                       nothing was sent. Retry it once the server is updated.";
+        };
         match self.fail_target(job, "internal_error", message).await {
             Ok(p) => p,
             Err(e) => {

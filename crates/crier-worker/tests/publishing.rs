@@ -1024,7 +1024,7 @@ enum Misbehaviour {
     },
     /// A bug: reading the account's rules panics, before any call.
     PanicsBeforeTheCall,
-    /// A bug: the call lands, then reading its answer panics.
+    /// A bug: the call lands, then reading its answer panics (and so does every look-up).
     PanicsAfterTheCall,
 }
 
@@ -1104,6 +1104,7 @@ impl Network for Misbehaving {
             Misbehaviour::LookupDown => Err(NetworkError::unavailable("search is down")),
             Misbehaviour::LookupHangs => std::future::pending().await,
             Misbehaviour::LookupMisses => Ok(None),
+            Misbehaviour::PanicsAfterTheCall => panic!("a bug reading the look-up's answer"),
             Misbehaviour::SlowLookup { clock, by_ms, .. } => {
                 let found = self.0.lookup(s, part).await;
                 clock.set(crier_core::clock::from_ms(clock.now_ms() + by_ms));
@@ -1889,6 +1890,39 @@ both!(
     }
 );
 
+both!(
+    a_job_that_panics_after_its_call_every_time_fails_a_day_after_it_fell_due,
+    |db| async move {
+        // The call landed and every look-up since meets the bug: the job comes back after each
+        // lease (never sending again), and a day after the post fell due it fails, saying the
+        // post may be on the network.
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "landed, then bugs", T0).await;
+        let publisher = w.misbehaving(Misbehaviour::PanicsAfterTheCall, config());
+        let mut at = T0;
+        for _ in 0..3 {
+            let done = publisher.run_due().await;
+            assert!(matches!(done[..], [Processed::RetryAt(_)]), "{done:?}");
+            at += 2 * LEASE_MS;
+            w.set(at);
+        }
+        assert_eq!(w.target(&id, &a).await.status, TargetStatus::Publishing);
+        w.set(T0 + crier_worker::GIVE_UP_AFTER_MS + 2 * LEASE_MS);
+        assert_eq!(publisher.run_due().await, vec![Processed::Failed]);
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Failed);
+        let error = t.error.expect("the reason");
+        assert_eq!(error.code, "internal_error");
+        assert!(
+            error.message.contains("may be on the network"),
+            "{}",
+            error.message
+        );
+        assert_eq!(w.timeline(&a).await.len(), 1, "sent once");
+    }
+);
+
 // ---------------------------------------------------------------------------------------------
 // The queue
 // ---------------------------------------------------------------------------------------------
@@ -1897,17 +1931,25 @@ both!(
     a_node_holding_its_claims_claims_nothing_until_let_go,
     |db| async move {
         // What a node does while its clock is off the database's (`crier serve`'s clock
-        // watch): due jobs stay in the queue for the other nodes, and are claimed again once
-        // it lets go.
+        // watch): due jobs stay in the queue for the other nodes (another process's store is
+        // not held), and are claimed again once it lets go.
         let w = World::new(&db).await;
         let a = w.account("ada").await;
         let id = w.schedule(&[&a], "due", T0).await;
-        w.publisher.hold_claims(true);
+        w.store.hold_claims(true);
         assert!(w.publisher.run_due().await.is_empty());
+        assert!(
+            w.store
+                .claim_jobs(T0, LEASE_MS, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(w.target(&id, &a).await.status, TargetStatus::Pending);
-        assert_eq!(w.store.claim_jobs(T0, LEASE_MS, 10).await.unwrap().len(), 1);
+        let other = db.connect_again().await;
+        assert_eq!(other.claim_jobs(T0, LEASE_MS, 10).await.unwrap().len(), 1);
         w.set(T0 + LEASE_MS + 1);
-        w.publisher.hold_claims(false);
+        w.store.hold_claims(false);
         assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
         assert_eq!(w.timeline(&a).await.len(), 1);
     }

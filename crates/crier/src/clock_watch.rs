@@ -3,9 +3,10 @@
 //! and a post falls due by the clock of the node that claims it. A node whose clock is far
 //! off the others' could claim a job another node still holds (and send a post twice) or send
 //! posts early. So a node starts only when its clock is within [`MAX_SKEW_MS`] of the
-//! database server's (which all nodes share), checks again every [`EVERY`], holds its claims
-//! of new jobs while it is off (saying so in its log), and shows the offset in
-//! `crier_clock_offset_seconds`. On SQLite there is one machine and one clock.
+//! database server's (which all nodes share), checks again every [`EVERY`], claims no work
+//! while it is off ([`Store::hold_claims`]: jobs, feeds, token refreshes; saying so in its log
+//! and failing `/readyz`), and shows the offset in `crier_clock_offset_seconds`. On SQLite
+//! there is one machine and one clock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -64,12 +65,11 @@ impl crier_api::metrics::MetricsSource for ClockGauge {
 }
 
 /// Checks every [`EVERY`] until `cancel`: records the offset in `gauge`, and holds the
-/// publisher's claims (when this node has one) while it is past [`MAX_SKEW_MS`].
+/// store's claims while it is past [`MAX_SKEW_MS`].
 pub async fn run(
     store: Store,
     clock: Arc<dyn Clock>,
     gauge: Arc<ClockGauge>,
-    publisher: Option<crier_worker::Publisher>,
     cancel: CancellationToken,
 ) {
     let mut off = false;
@@ -88,9 +88,7 @@ pub async fn run(
                     }
                     Ok(()) => {}
                 }
-                if let Some(p) = &publisher {
-                    p.hold_claims(off);
-                }
+                store.hold_claims(off);
             }
             Ok(None) => return,
             // The database is unreachable: nothing can be claimed anyway.

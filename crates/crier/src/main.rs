@@ -264,12 +264,9 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());
-    let gauge = Arc::new(clock_watch::ClockGauge::default());
-    let mut watched = None;
     // `role` decides: an API-only node has no workers (`Settings::workers` is `None`).
     if let Some(workers) = settings.workers.clone() {
         let publisher = crier_worker::Publisher::new(app.clone(), workers.publisher);
-        watched = Some(publisher.clone());
         state.add_metrics(Arc::new(PublisherMetrics(publisher.clone())));
         background.spawn(publisher.clone().run(cancel.clone()));
         background.spawn(publisher.run_metrics(cancel.clone()));
@@ -300,12 +297,12 @@ async fn serve(settings: Settings) -> Result<(), String> {
         ));
     }
     if store.backend() == crier_store::Backend::Postgres {
+        let gauge = Arc::new(clock_watch::ClockGauge::default());
         state.add_metrics(gauge.clone());
         background.spawn(clock_watch::run(
             store.clone(),
             clock.clone(),
             gauge,
-            watched,
             cancel.clone(),
         ));
     }

@@ -17,13 +17,22 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: storage answers a query.
+/// Readiness: storage answers a query, and this node's clock is in step with the database
+/// server's (on PostgreSQL).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = serde_json::Value),
-        (status = 503, description = "Storage unreachable", body = crate::error::ErrorEnvelope),
+        (status = 503, description = "Storage unreachable, or this node's clock off the database's", body = crate::error::ErrorEnvelope),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.store().claims_held() {
+        return ApiError::new(
+            ErrorCode::UpstreamUnavailable,
+            "This node's clock is off the database server's; it claims no work until it is \
+             back in step (see its log and crier_clock_offset_seconds).",
+        )
+        .into_response();
+    }
     match state.store().ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(e) => {
