@@ -256,8 +256,9 @@ async fn serve(settings: Settings) -> Result<(), String> {
         );
     }
     let clock: Arc<dyn crier_core::Clock> = Arc::new(SystemClock);
+    let skew_limit = clock_watch::limit_ms(settings.network_timeout);
     if let Some(ms) = clock_watch::offset(&store, &clock).await? {
-        clock_watch::verdict(ms)?;
+        clock_watch::verdict(ms, skew_limit)?;
     }
     let app = compose(&store, &clock, &settings)?.with_media(settings.media.open()?);
     app.tokens().check_keys().await?;
@@ -297,7 +298,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         ));
     }
     if store.backend() == crier_store::Backend::Postgres {
-        let gauge = Arc::new(clock_watch::ClockGauge::default());
+        let gauge = Arc::new(clock_watch::ClockGauge::new(skew_limit));
         state.add_metrics(gauge.clone());
         background.spawn(clock_watch::run(
             store.clone(),
