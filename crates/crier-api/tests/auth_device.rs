@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::keys::{assert_message_mentions, assert_param, scope_set, set, ts};
-use common::users::{PASSWORD, all_keys, count, login_from, user};
+use common::users::{PASSWORD, Redeeming, all_keys, count, login_from, remove_member_inside, user};
 use common::{NowMs, Response, TestApp, both};
 use crier_core::{ErrorCode, Role};
 use crier_store::{Actor, DeviceLogin, User};
@@ -76,6 +76,18 @@ async fn decide(
 async fn statuses(app: &TestApp) -> Vec<Option<String>> {
     app.raw_texts("SELECT status FROM device_logins ORDER BY id")
         .await
+}
+
+/// Rotates key `id` with the key `by` (an hour's overlap); the replacement's secret.
+async fn rotate(app: &TestApp, id: &str, by: &str) -> String {
+    let r = app
+        .post(&format!("/v1/keys/{id}/rotate"))
+        .key(by)
+        .json(json!({"overlap_seconds": 3600}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["key"].as_str().unwrap().to_owned()
 }
 
 // ---- Starting and polling ----
@@ -659,14 +671,7 @@ async fn a_device_key_ends_with_its_users_membership() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = app
-        .post(&format!("/v1/keys/{grandchild_id}/rotate"))
-        .key(&workspace_key)
-        .json(json!({"overlap_seconds": 3600}))
-        .send()
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let rotated = r.body["key"].as_str().unwrap().to_owned();
+    let rotated = rotate(&app, &grandchild_id, &workspace_key).await;
     for k in [&adas, &made, &grandchild, &rotated, &bobs, &workspace_key] {
         assert_eq!(works(k.clone()).await, 200);
     }
@@ -703,14 +708,7 @@ async fn a_device_key_ends_with_its_users_membership() {
     );
 
     // Bob's key rotated by an admin is still Bob's: the replacement acts for him too.
-    let r = app
-        .post(&format!("/v1/keys/{bobs_id}/rotate"))
-        .key(&workspace_key)
-        .json(json!({"overlap_seconds": 3600}))
-        .send()
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let replacement = r.body["key"].as_str().unwrap().to_owned();
+    let replacement = rotate(&app, &bobs_id, &workspace_key).await;
     assert_eq!(works(replacement.clone()).await, 200);
     // Bob, lowered from owner to member, can no longer have granted `keys:write`.
     users
@@ -736,30 +734,7 @@ async fn a_member_removed_during_the_device_exchange_gets_no_key() {
     let s = start(&app, &["posts:read"]).await;
     decide(&app, &ada, &s.user_code, true).await.unwrap();
     let keys_before = all_keys(&app).await;
-    match app.backend() {
-        crier_store::Backend::Postgres => {
-            app.raw_execute(
-                "CREATE FUNCTION remove_member() RETURNS trigger AS $$
-                 BEGIN
-                     DELETE FROM memberships WHERE user_id = NEW.user_id;
-                     RETURN NEW;
-                 END $$ LANGUAGE plpgsql;
-                 CREATE TRIGGER remove_member AFTER UPDATE ON device_logins
-                     FOR EACH ROW WHEN (NEW.status = 'redeemed')
-                     EXECUTE FUNCTION remove_member();",
-            )
-            .await
-        }
-        crier_store::Backend::Sqlite => {
-            app.raw_execute(
-                "CREATE TRIGGER remove_member AFTER UPDATE ON device_logins
-                     WHEN NEW.status = 'redeemed' BEGIN
-                     DELETE FROM memberships WHERE user_id = NEW.user_id;
-                 END;",
-            )
-            .await
-        }
-    }
+    remove_member_inside(&app, Redeeming::DeviceLogin).await;
     app.clock.advance(INTERVAL);
     let r = poll(&app, &s.device_code).await;
     r.assert_error(400, "access_denied");
@@ -786,14 +761,7 @@ async fn device_keys_made_before_keys_knew_their_user_are_found() {
         r.body["key_id"].as_str().unwrap().to_owned(),
     );
     let workspace_key = app.admin_key().await;
-    let r = app
-        .post(&format!("/v1/keys/{device_id}/rotate"))
-        .key(&workspace_key)
-        .json(json!({"overlap_seconds": 3600}))
-        .send()
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let replacement = r.body["key"].as_str().unwrap().to_owned();
+    let replacement = rotate(&app, &device_id, &workspace_key).await;
     // As an install before the column: no key knows its user, and the logins are purged.
     app.raw_execute("UPDATE api_keys SET user_id = NULL").await;
     app.raw_execute("DELETE FROM device_logins").await;

@@ -11,7 +11,9 @@
 
 mod common;
 
-use common::users::{Browser, count, form, session, sign_in, submit, user};
+use common::users::{
+    Browser, Redeeming, count, form, remove_member_inside, session, sign_in, submit, user,
+};
 use common::{Response, TestApp, both};
 use crier_core::Role;
 use serde_json::{Value, json};
@@ -1023,28 +1025,7 @@ async fn a_member_removed_during_the_exchange_gets_no_grant() {
     let client = public_client(&app).await;
     let code = code_for(&app, &b, &client, &["posts:read"]).await;
     let keys_before = count(&app, "SELECT id FROM api_keys").await;
-    match app.backend() {
-        crier_store::Backend::Postgres => {
-            app.raw_execute(
-                "CREATE FUNCTION remove_member() RETURNS trigger AS $$
-                 BEGIN
-                     DELETE FROM memberships WHERE user_id = NEW.user_id;
-                     RETURN NEW;
-                 END $$ LANGUAGE plpgsql;
-                 CREATE TRIGGER remove_member AFTER UPDATE ON app_codes
-                     FOR EACH ROW EXECUTE FUNCTION remove_member();",
-            )
-            .await
-        }
-        crier_store::Backend::Sqlite => {
-            app.raw_execute(
-                "CREATE TRIGGER remove_member AFTER UPDATE ON app_codes BEGIN
-                     DELETE FROM memberships WHERE user_id = NEW.user_id;
-                 END;",
-            )
-            .await
-        }
-    }
+    remove_member_inside(&app, Redeeming::AppCode).await;
     let r = exchange(&app, &client, &code).await;
     oauth_refused(&r, 400, "invalid_grant");
     assert!(r.text.contains("can no longer grant"), "{}", r.text);

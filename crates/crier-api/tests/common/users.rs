@@ -120,3 +120,50 @@ pub async fn submit(app: &TestApp, b: &Browser, path: &str, pairs: &[(&str, &str
         .send()
         .await
 }
+
+/// The write inside whose transaction [`remove_member_inside`] removes the member.
+#[derive(Debug, Clone, Copy)]
+pub enum Redeeming {
+    /// An app's authorization code marked used (`app_codes`).
+    AppCode,
+    /// A device login marked redeemed (`device_logins`).
+    DeviceLogin,
+}
+
+/// Installs a trigger that deletes the membership of the user a redemption acts for, inside
+/// the redemption's own transaction: the member leaves between the endpoint's check of their
+/// role and the write of what acts for them.
+pub async fn remove_member_inside(app: &TestApp, redeeming: Redeeming) {
+    use crier_store::Backend::{Postgres, Sqlite};
+    const FUNCTION: &str = "CREATE FUNCTION remove_member() RETURNS trigger AS $$
+         BEGIN
+             DELETE FROM memberships WHERE user_id = NEW.user_id;
+             RETURN NEW;
+         END $$ LANGUAGE plpgsql;";
+    let sql = match (app.backend(), redeeming) {
+        (Postgres, Redeeming::AppCode) => {
+            "CREATE TRIGGER remove_member AFTER UPDATE ON app_codes
+                 FOR EACH ROW WHEN (NEW.used_at IS NOT NULL) EXECUTE FUNCTION remove_member();"
+        }
+        (Postgres, Redeeming::DeviceLogin) => {
+            "CREATE TRIGGER remove_member AFTER UPDATE ON device_logins
+                 FOR EACH ROW WHEN (NEW.status = 'redeemed') EXECUTE FUNCTION remove_member();"
+        }
+        (Sqlite, Redeeming::AppCode) => {
+            "CREATE TRIGGER remove_member AFTER UPDATE ON app_codes
+             WHEN NEW.used_at IS NOT NULL BEGIN
+                 DELETE FROM memberships WHERE user_id = NEW.user_id;
+             END;"
+        }
+        (Sqlite, Redeeming::DeviceLogin) => {
+            "CREATE TRIGGER remove_member AFTER UPDATE ON device_logins
+             WHEN NEW.status = 'redeemed' BEGIN
+                 DELETE FROM memberships WHERE user_id = NEW.user_id;
+             END;"
+        }
+    };
+    if app.backend() == Postgres {
+        app.raw_execute(FUNCTION).await;
+    }
+    app.raw_execute(sql).await;
+}
