@@ -672,7 +672,33 @@ async fn a_device_key_ends_with_its_users_membership() {
         .unwrap()
         .to_owned();
     let rotated = rotate(&app, &grandchild_id, &workspace_key).await;
-    for k in [&adas, &made, &grandchild, &rotated, &bobs, &workspace_key] {
+    // A workspace key Ada's CLI rotated is still the workspace's: its replacement stays.
+    let w = app
+        .post("/v1/keys")
+        .key(&workspace_key)
+        .json(json!({
+            "name": "the shop",
+            "scopes": ["posts:read"],
+            // Within the CLI key's 90 days: a key cannot rotate one that outlives it.
+            "expires_at": jiff::Timestamp::from_millisecond(
+                app.clock.now_ms_value() + 30 * 86_400_000
+            )
+            .unwrap()
+            .to_string(),
+        }))
+        .send()
+        .await;
+    assert_eq!(w.status, 201, "{}", w.text);
+    let shop = rotate(&app, w.body["id"].as_str().unwrap(), &adas).await;
+    for k in [
+        &adas,
+        &made,
+        &grandchild,
+        &rotated,
+        &bobs,
+        &workspace_key,
+        &shop,
+    ] {
         assert_eq!(works(k.clone()).await, 200);
     }
 
@@ -701,6 +727,11 @@ async fn a_device_key_ends_with_its_users_membership() {
         live - 4
     );
     assert_eq!(works(bobs.clone()).await, 200, "another member's device");
+    assert_eq!(
+        works(shop.clone()).await,
+        200,
+        "a workspace key Ada rotated"
+    );
     assert_eq!(
         works(workspace_key.clone()).await,
         200,

@@ -205,6 +205,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<Option<KeyRow>> {
         let mut tx = self.begin().await?;
+        check_maker_tx(self, &mut tx, new_key).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE api_keys SET expires_at = $3, replaced_by = $4, updated_at = $5
              WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL AND replaced_by IS NULL
@@ -290,36 +291,48 @@ impl Store {
     }
 }
 
+/// A key made by a key only while that key is live: under a lock on it on PostgreSQL (on
+/// SQLite a write transaction is the only writer), so a revocation of the maker's line (a
+/// member leaving, a grant ending) comes either before (and nothing is made) or after (and
+/// finds this key among what it made), never between a request's authentication and the
+/// write, leaving a key nobody revokes. A transaction takes this lock before any other key
+/// row's (a rotation: before the key it replaces), in the order a revocation takes them
+/// (the maker, then what it made), so the two cannot deadlock.
+pub(crate) async fn check_maker_tx(
+    store: &Store,
+    tx: &mut sqlx::Transaction<'static, Any>,
+    key: &KeyRow,
+) -> Result<()> {
+    let Some(maker) = &key.created_by else {
+        return Ok(());
+    };
+    let lock = if store.backend() == crate::Backend::Postgres {
+        " FOR SHARE"
+    } else {
+        ""
+    };
+    // The row is locked whatever its state (a condition on `revoked_at` would lock nothing
+    // while it is live, which is when the lock matters).
+    let revoked_at: Option<Option<i64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT revoked_at FROM api_keys WHERE id = $1{lock}"
+    )))
+    .bind(maker.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    if matches!(revoked_at, Some(Some(_))) {
+        return Err(StoreError::Conflict(
+            "the key making this one was revoked meanwhile".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn insert_key_tx(
     store: &Store,
     tx: &mut sqlx::Transaction<'static, Any>,
     key: &KeyRow,
 ) -> Result<()> {
-    // A key made by a key only while that key is live: under a lock on it on PostgreSQL (on
-    // SQLite this transaction is the only writer), so a revocation of the maker's line (a
-    // member leaving, a grant ending) comes either before (and nothing is made) or after
-    // (and finds this key among what it made), never between a request's authentication and
-    // this write, leaving a key nobody revokes.
-    if let Some(maker) = &key.created_by {
-        let lock = if store.backend() == crate::Backend::Postgres {
-            " FOR SHARE"
-        } else {
-            ""
-        };
-        // The row is locked whatever its state (a condition on `revoked_at` would lock
-        // nothing while it is live, which is when the lock matters).
-        let revoked_at: Option<Option<i64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT revoked_at FROM api_keys WHERE id = $1{lock}"
-        )))
-        .bind(maker.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
-        if matches!(revoked_at, Some(Some(_))) {
-            return Err(StoreError::Conflict(
-                "the key making this one was revoked meanwhile".into(),
-            ));
-        }
-    }
+    check_maker_tx(store, tx, key).await?;
     sqlx::query(
         "INSERT INTO api_keys (id, workspace_id, name, description, prefix, digest, mode, scopes,
             per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at,

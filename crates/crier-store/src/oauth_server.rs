@@ -529,13 +529,14 @@ impl Store {
         audit: Option<&AuditEntry>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let Some(digests) = revoke_grant_tx(self, &mut tx, ws, key, now).await? else {
+        let Some(digests) = revoke_grant_tx(&mut tx, ws, key, now).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
         if let Some(a) = audit {
             insert_audit(&mut tx, a).await?;
         }
+        notify_all(self, &mut tx, &digests).await?;
         tx.commit().await?;
         for d in &digests {
             self.key_changed(d);
@@ -596,9 +597,9 @@ async fn insert_refresh(tx: &mut Tx, digest: &KeyDigest, key: &KeyId, now: i64) 
 }
 
 /// Revokes a live grant in `tx`: `None` when there was none; else the digests of the keys it
-/// revoked (the grant's, and those the app made with it).
+/// revoked (the grant's, and those the app made with it), whose changes the caller records
+/// ([`notify_all`]).
 async fn revoke_grant_tx(
-    store: &Store,
     tx: &mut Tx,
     ws: Option<&WorkspaceId>,
     key: &KeyId,
@@ -630,7 +631,6 @@ async fn revoke_grant_tx(
     let mut digests = Vec::new();
     if let Some(row) = row {
         let stored = crate::model::key_from_row(&row)?;
-        store.notify_key_change(tx, &stored.digest).await?;
         emit_key_event(tx, &stored, types::KEY_REVOKED).await?;
         digests.push(stored.digest);
     }
@@ -639,7 +639,7 @@ async fn revoke_grant_tx(
         .execute(&mut **tx)
         .await?;
     // Keys the app made with the grant (it held keys:write) end with it.
-    digests.extend(revoke_descendants_tx(store, tx, key.as_str(), now).await?);
+    digests.extend(revoke_descendants_tx(tx, key.as_str(), now).await?);
     Ok(Some(digests))
 }
 
@@ -664,9 +664,7 @@ pub(crate) async fn revoke_member_access_tx(
     .await?;
     let mut digests = Vec::new();
     for key in grants {
-        if let Some(d) =
-            revoke_grant_tx(store, tx, Some(ws), &KeyId::from_trusted(key), now).await?
-        {
+        if let Some(d) = revoke_grant_tx(tx, Some(ws), &KeyId::from_trusted(key), now).await? {
             digests.extend(d);
         }
     }
@@ -686,7 +684,6 @@ pub(crate) async fn revoke_member_access_tx(
             .await?;
         for row in &rows {
             let stored = crate::model::key_from_row(row)?;
-            store.notify_key_change(tx, &stored.digest).await?;
             emit_key_event(tx, &stored, types::KEY_REVOKED).await?;
             digests.push(stored.digest);
         }
@@ -700,40 +697,53 @@ pub(crate) async fn revoke_member_access_tx(
             .fetch_all(&mut **tx)
             .await?;
     for key in theirs {
-        digests.extend(revoke_descendants_tx(store, tx, &key, now).await?);
+        digests.extend(revoke_descendants_tx(tx, &key, now).await?);
     }
+    notify_all(store, tx, &digests).await?;
     Ok(digests)
 }
 
-/// Revokes every key made from `key` or replacing it (a key with `keys:write` makes keys, a
-/// key rotated by itself is made by it, and a rotation by anyone names the replacement in
-/// `replaced_by`): the whole line of descent, through keys already revoked too. Returns the
-/// digests of the keys it revoked, each change already recorded.
-async fn revoke_descendants_tx(
-    store: &Store,
-    tx: &mut Tx,
-    key: &str,
-    now: i64,
-) -> Result<Vec<KeyDigest>> {
-    let made: Vec<String> = sqlx::query_scalar(
-        "WITH RECURSIVE made(id) AS (
-             SELECT id FROM api_keys WHERE id = $1
-             UNION
-             SELECT k.id FROM made m JOIN api_keys p ON p.id = m.id
-             JOIN api_keys k ON k.created_by = m.id OR k.id = p.replaced_by
-         )
-         UPDATE api_keys SET revoked_at = $2, updated_at = $2
-         WHERE id IN (SELECT id FROM made) AND id <> $1 AND revoked_at IS NULL
-         RETURNING digest",
-    )
-    .bind(key)
-    .bind(now)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut digests = Vec::new();
-    for d in made.iter().filter_map(|h| KeyDigest::from_hex(h)) {
-        store.notify_key_change(tx, &d).await?;
-        digests.push(d);
+/// Records each key change of a transaction, last: the change counter is one row every key
+/// change takes, so taking it after the transaction's key rows keeps the order of locks the
+/// same as a single key's revocation (its row, then the counter), and two cannot deadlock.
+async fn notify_all(store: &Store, tx: &mut Tx, digests: &[KeyDigest]) -> Result<()> {
+    for d in digests {
+        store.notify_key_change(tx, d).await?;
     }
-    Ok(digests)
+    Ok(())
+}
+
+/// Revokes every key made from `key` or replacing it: a key with `keys:write` makes keys, and
+/// the replacement of a key in the line (`replaced_by`, whoever rotated it) is in the line; a
+/// replacement is not in the line of the key that rotated it (an admin's CLI rotating the
+/// workspace's key does not make the new one theirs). The whole line of descent, through keys
+/// already revoked too. Passes are repeated until one revokes nothing: a pass sees the keys
+/// committed when it began, and one made meanwhile under a key it then revoked (its maker's
+/// check waited for that) is found by the next. Returns the digests of the keys it revoked;
+/// the caller records the changes ([`notify_all`]).
+async fn revoke_descendants_tx(tx: &mut Tx, key: &str, now: i64) -> Result<Vec<KeyDigest>> {
+    let mut digests = Vec::new();
+    loop {
+        let made: Vec<String> = sqlx::query_scalar(
+            "WITH RECURSIVE made(id) AS (
+                 SELECT id FROM api_keys WHERE id = $1
+                 UNION
+                 SELECT k.id FROM made m JOIN api_keys p ON p.id = m.id
+                 JOIN api_keys k ON k.id = p.replaced_by
+                     OR (k.created_by = m.id AND NOT EXISTS (
+                         SELECT 1 FROM api_keys o WHERE o.replaced_by = k.id))
+             )
+             UPDATE api_keys SET revoked_at = $2, updated_at = $2
+             WHERE id IN (SELECT id FROM made) AND id <> $1 AND revoked_at IS NULL
+             RETURNING digest",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        if made.is_empty() {
+            return Ok(digests);
+        }
+        digests.extend(made.iter().filter_map(|h| KeyDigest::from_hex(h)));
+    }
 }

@@ -387,6 +387,7 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
+        lock_owners_tx(self, &mut tx, ws).await?;
         let done = sqlx::query(
             "UPDATE memberships SET role = $4
              WHERE workspace_id = $1 AND user_id = $2 AND role = $3
@@ -415,6 +416,7 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
+        lock_owners_tx(self, &mut tx, ws).await?;
         let done = sqlx::query(
             "DELETE FROM memberships
              WHERE workspace_id = $1 AND user_id = $2 AND role = $3
@@ -718,4 +720,21 @@ pub(crate) async fn still_member_tx(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(held.as_deref() == Some(role.as_str()))
+}
+
+/// Locks a workspace's owners' memberships until `tx` ends (PostgreSQL; on SQLite a write
+/// transaction is the only writer), so two changes that each count "more than one owner"
+/// (two owners removing each other, or lowering each other, at once) are decided one after
+/// the other and cannot leave the workspace without one.
+async fn lock_owners_tx(store: &Store, tx: &mut Tx, ws: &WorkspaceId) -> Result<()> {
+    if store.backend() == crate::Backend::Postgres {
+        sqlx::query(
+            "SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'owner'
+             FOR UPDATE",
+        )
+        .bind(ws.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -239,7 +239,8 @@ impl Publisher {
     /// `internal_error` (its author learns of it, and can retry it once the server is fixed);
     /// with a call on record it is left to its lease and the look-up that follows, as after a
     /// crash, since that call may have landed, until [`GIVE_UP_AFTER_MS`] after the post fell
-    /// due: then it fails too, saying the post may be on the network.
+    /// due (or the author's last retry, if later): then it fails too, saying the post may be
+    /// on the network.
     async fn after_panic(&self, job: &Job, what: &str) -> Processed {
         tracing::error!(job = %job.id, panic = %what, "processing a publish job panicked");
         self.metrics.panicked();
@@ -268,7 +269,13 @@ impl Publisher {
         let message = if no_call_made(&history[round..]) {
             "crier failed while preparing this post (a bug, logged on the server); nothing was \
              sent. Retry it once the server is updated."
-        } else if self.gives_up(&post, &[]) {
+        } else if self.app.clock().now_ms()
+            - round
+                .checked_sub(1)
+                .map_or(0, |i| history[i].started_at)
+                .max(post.scheduled_at.unwrap_or(post.created_at))
+            >= GIVE_UP_AFTER_MS
+        {
             "crier failed again and again after calling the network for this post (a bug, \
              logged on the server) for a day after it fell due; the post may be on the \
              network: check the account before you retry it."

@@ -8,12 +8,12 @@ WHERE user_id IS NULL
   AND id IN (SELECT key_id FROM device_logins WHERE key_id IS NOT NULL AND user_id IS NOT NULL);
 UPDATE api_keys SET user_id = (
     SELECT MIN(a.actor_user_id) FROM audit_log a
-    WHERE a.target_id = api_keys.id AND a.action = 'key.created'
-      AND a.details LIKE '%"device_login"%')
+    WHERE a.target_id = api_keys.id AND a.action = 'key.created' AND a.actor = 'user'
+      AND jsonb_exists(CAST(a.details AS jsonb), 'device_login'))
 WHERE user_id IS NULL
   AND id IN (SELECT target_id FROM audit_log
-             WHERE action = 'key.created' AND details LIKE '%"device_login"%'
-               AND actor_user_id IS NOT NULL);
+             WHERE action = 'key.created' AND actor = 'user' AND actor_user_id IS NOT NULL
+               AND jsonb_exists(CAST(details AS jsonb), 'device_login'));
 WITH RECURSIVE chain(id, user_id) AS (
     SELECT replaced_by, user_id FROM api_keys
     WHERE user_id IS NOT NULL AND replaced_by IS NOT NULL
