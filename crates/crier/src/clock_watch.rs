@@ -102,7 +102,7 @@ pub async fn run(
                 gauge.offset_ms.store(ms, Ordering::Relaxed);
                 match verdict(ms, gauge.limit_ms) {
                     Err(why) => {
-                        tracing::error!(offset_ms = ms, "{why}; claiming no new job meanwhile");
+                        tracing::error!(offset_ms = ms, "{why}; claiming no work meanwhile");
                         off = true;
                     }
                     Ok(()) if off => {
