@@ -60,11 +60,7 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     let mut resp = match outcome {
         Ok(resp) => resp,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic".into());
+            let what = crier_core::error::panic_message(&*panic);
             REQUEST_ID.sync_scope(id.clone(), || {
                 span.in_scope(|| ApiError::internal(format!("handler panicked: {what}")))
                     .into_response()

@@ -133,3 +133,13 @@ impl Invalid {
         }
     }
 }
+
+/// What a caught panic said, when it said it as text (`panic!("…")` gives a `&str` or a
+/// `String`); the same words for every other payload.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic")
+}

@@ -234,7 +234,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(Redeemed::NoLongerGranted);
         }
-        insert_key_tx(self, &mut tx, key).await?;
+        insert_key_tx(&mut tx, key).await?;
         sqlx::query("UPDATE api_keys SET user_id = $2 WHERE id = $1")
             .bind(key.id.as_str())
             .bind(user.as_str())

@@ -27,7 +27,8 @@ impl Store {
     /// Stores a new key and its audit entry in one transaction.
     pub async fn insert_key(&self, key: &KeyRow, audit: &AuditEntry) -> Result<()> {
         let mut tx = self.begin().await?;
-        insert_key_tx(self, &mut tx, key).await?;
+        check_maker_tx(self, &mut tx, key).await?;
+        insert_key_tx(&mut tx, key).await?;
         insert_audit(&mut tx, audit).await?;
         emit_key_event(&mut tx, key, types::KEY_CREATED).await?;
         tx.commit().await?;
@@ -221,7 +222,7 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let old = key_from_row(&row)?;
-        insert_key_tx(self, &mut tx, new_key).await?;
+        insert_key_tx(&mut tx, new_key).await?;
         // A rotated key acts for whom the old one did.
         sqlx::query("UPDATE api_keys SET user_id = (SELECT user_id FROM api_keys WHERE id = $2) WHERE id = $1")
             .bind(new_key.id.as_str())
@@ -306,15 +307,11 @@ pub(crate) async fn check_maker_tx(
     let Some(maker) = &key.created_by else {
         return Ok(());
     };
-    let lock = if store.backend() == crate::Backend::Postgres {
-        " FOR SHARE"
-    } else {
-        ""
-    };
     // The row is locked whatever its state (a condition on `revoked_at` would lock nothing
     // while it is live, which is when the lock matters).
     let revoked_at: Option<Option<i64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT revoked_at FROM api_keys WHERE id = $1{lock}"
+        "SELECT revoked_at FROM api_keys WHERE id = $1 {}",
+        store.for_share()
     )))
     .bind(maker.as_str())
     .fetch_optional(&mut **tx)
@@ -327,12 +324,13 @@ pub(crate) async fn check_maker_tx(
     Ok(())
 }
 
+/// Inserts `key`. A key with a maker (`created_by`) needs [`check_maker_tx`] first, at the
+/// start of the transaction; the redemptions (an app's code, a device login) make keys of
+/// no maker.
 pub(crate) async fn insert_key_tx(
-    store: &Store,
     tx: &mut sqlx::Transaction<'static, Any>,
     key: &KeyRow,
 ) -> Result<()> {
-    check_maker_tx(store, tx, key).await?;
     sqlx::query(
         "INSERT INTO api_keys (id, workspace_id, name, description, prefix, digest, mode, scopes,
             per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at,

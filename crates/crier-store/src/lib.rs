@@ -268,6 +268,16 @@ impl Store {
         }
     }
 
+    /// What ends a read that must hold its rows until the transaction ends, against a
+    /// concurrent change of them (a membership, a key's maker): `FOR SHARE` on PostgreSQL;
+    /// nothing on SQLite, where a write transaction is the only writer.
+    pub(crate) fn for_share(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "FOR SHARE",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// The strings of the JSON array `expr` (a JSON list column, or a `$N` bound to JSON text)
     /// as a table `alias` with one column, `value`. A list of any length (the accounts a key
     /// reaches) is so one bind, on both backends.

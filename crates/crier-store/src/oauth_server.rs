@@ -350,7 +350,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(Redeemed::NoLongerGranted);
         }
-        insert_key_tx(self, &mut tx, key).await?;
+        insert_key_tx(&mut tx, key).await?;
         sqlx::query("UPDATE api_keys SET app_client_id = $2 WHERE id = $1")
             .bind(key.id.as_str())
             .bind(grant.client_id)
@@ -529,7 +529,7 @@ impl Store {
         audit: Option<&AuditEntry>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let Some(digests) = revoke_grant_tx(&mut tx, ws, key, now).await? else {
+        let Some(digests) = revoke_grant_tx(self, &mut tx, ws, key, now).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
@@ -600,6 +600,7 @@ async fn insert_refresh(tx: &mut Tx, digest: &KeyDigest, key: &KeyId, now: i64) 
 /// revoked (the grant's, and those the app made with it), whose changes the caller records
 /// ([`notify_all`]).
 async fn revoke_grant_tx(
+    store: &Store,
     tx: &mut Tx,
     ws: Option<&WorkspaceId>,
     key: &KeyId,
@@ -639,7 +640,7 @@ async fn revoke_grant_tx(
         .execute(&mut **tx)
         .await?;
     // Keys the app made with the grant (it held keys:write) end with it.
-    digests.extend(revoke_descendants_tx(tx, key.as_str(), now).await?);
+    digests.extend(revoke_descendants_tx(store, tx, &[key.as_str()], now).await?);
     Ok(Some(digests))
 }
 
@@ -664,7 +665,9 @@ pub(crate) async fn revoke_member_access_tx(
     .await?;
     let mut digests = Vec::new();
     for key in grants {
-        if let Some(d) = revoke_grant_tx(tx, Some(ws), &KeyId::from_trusted(key), now).await? {
+        if let Some(d) =
+            revoke_grant_tx(store, tx, Some(ws), &KeyId::from_trusted(key), now).await?
+        {
             digests.extend(d);
         }
     }
@@ -696,9 +699,8 @@ pub(crate) async fn revoke_member_access_tx(
             .bind(user.as_str())
             .fetch_all(&mut **tx)
             .await?;
-    for key in theirs {
-        digests.extend(revoke_descendants_tx(tx, &key, now).await?);
-    }
+    let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    digests.extend(revoke_descendants_tx(store, tx, &theirs, now).await?);
     notify_all(store, tx, &digests).await?;
     Ok(digests)
 }
@@ -713,34 +715,46 @@ async fn notify_all(store: &Store, tx: &mut Tx, digests: &[KeyDigest]) -> Result
     Ok(())
 }
 
-/// Revokes every key made from `key` or replacing it: a key with `keys:write` makes keys, and
-/// the replacement of a key in the line (`replaced_by`, whoever rotated it) is in the line; a
-/// replacement is not in the line of the key that rotated it (an admin's CLI rotating the
-/// workspace's key does not make the new one theirs). The whole line of descent, through keys
-/// already revoked too. Passes are repeated until one revokes nothing: a pass sees the keys
-/// committed when it began, and one made meanwhile under a key it then revoked (its maker's
-/// check waited for that) is found by the next. Returns the digests of the keys it revoked;
-/// the caller records the changes ([`notify_all`]).
-async fn revoke_descendants_tx(tx: &mut Tx, key: &str, now: i64) -> Result<Vec<KeyDigest>> {
+/// Revokes every key made from one of `roots` or replacing one (the roots' own revocation is
+/// the caller's): a key with `keys:write` makes keys, and the replacement of a key in the
+/// line (`replaced_by`, whoever rotated it) is in the line; a replacement is not in the line
+/// of the key that rotated it (an admin's CLI rotating the workspace's key does not make the
+/// new one theirs). The whole line of descent, through keys already revoked too. Passes are
+/// repeated until one revokes nothing: a pass sees the keys committed when it began, and one
+/// made meanwhile under a key it then revoked (its maker's check waited for that) is found by
+/// the next. Returns the digests of the keys it revoked; the caller records the changes
+/// ([`notify_all`]).
+async fn revoke_descendants_tx(
+    store: &Store,
+    tx: &mut Tx,
+    roots: &[&str],
+    now: i64,
+) -> Result<Vec<KeyDigest>> {
     let mut digests = Vec::new();
+    if roots.is_empty() {
+        return Ok(digests);
+    }
+    let sql = format!(
+        "WITH RECURSIVE made(id) AS (
+             SELECT id FROM api_keys WHERE {}
+             UNION
+             SELECT k.id FROM made m JOIN api_keys p ON p.id = m.id
+             JOIN api_keys k ON k.id = p.replaced_by
+                 OR (k.created_by = m.id AND NOT EXISTS (
+                     SELECT 1 FROM api_keys o WHERE o.replaced_by = k.id))
+         )
+         UPDATE api_keys SET revoked_at = $2, updated_at = $2
+         WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL
+         RETURNING digest",
+        store.in_json_list("id", "$1")
+    );
+    let roots = serde_json::to_string(roots).expect("strings serialise");
     loop {
-        let made: Vec<String> = sqlx::query_scalar(
-            "WITH RECURSIVE made(id) AS (
-                 SELECT id FROM api_keys WHERE id = $1
-                 UNION
-                 SELECT k.id FROM made m JOIN api_keys p ON p.id = m.id
-                 JOIN api_keys k ON k.id = p.replaced_by
-                     OR (k.created_by = m.id AND NOT EXISTS (
-                         SELECT 1 FROM api_keys o WHERE o.replaced_by = k.id))
-             )
-             UPDATE api_keys SET revoked_at = $2, updated_at = $2
-             WHERE id IN (SELECT id FROM made) AND id <> $1 AND revoked_at IS NULL
-             RETURNING digest",
-        )
-        .bind(key)
-        .bind(now)
-        .fetch_all(&mut **tx)
-        .await?;
+        let made: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(&roots)
+            .bind(now)
+            .fetch_all(&mut **tx)
+            .await?;
         if made.is_empty() {
             return Ok(digests);
         }

@@ -707,13 +707,9 @@ pub(crate) async fn still_member_tx(
     user: &UserId,
     role: Role,
 ) -> Result<bool> {
-    let lock = if store.backend() == crate::Backend::Postgres {
-        " FOR SHARE"
-    } else {
-        ""
-    };
     let held: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2{lock}"
+        "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2 {}",
+        store.for_share()
     )))
     .bind(ws.as_str())
     .bind(user.as_str())

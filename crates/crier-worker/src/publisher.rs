@@ -229,7 +229,10 @@ impl Publisher {
                 tracing::warn!(job = %job.id, error = %e, "job failed on storage; it will come back");
                 Processed::RetryAt(job.locked_until)
             }
-            Err(panic) => self.after_panic(&job, panic_message(&*panic)).await,
+            Err(panic) => {
+                self.after_panic(&job, crier_core::error::panic_message(&*panic))
+                    .await
+            }
         }
     }
 
@@ -262,20 +265,12 @@ impl Publisher {
                 return retry;
             }
         };
-        let round = history
-            .iter()
-            .rposition(|a| a.outcome == PublishAttemptOutcome::Retry)
-            .map_or(0, |i| i + 1);
+        let round = round_start(&history);
+        let retried_at = round.checked_sub(1).map_or(0, |i| history[i].started_at);
         let message = if no_call_made(&history[round..]) {
             "crier failed while preparing this post (a bug, logged on the server); nothing was \
              sent. Retry it once the server is updated."
-        } else if self.app.clock().now_ms()
-            - round
-                .checked_sub(1)
-                .map_or(0, |i| history[i].started_at)
-                .max(post.scheduled_at.unwrap_or(post.created_at))
-            >= GIVE_UP_AFTER_MS
-        {
+        } else if self.a_day_past(&post, retried_at) {
             "crier failed again and again after calling the network for this post (a bug, \
              logged on the server) for a day after it fell due; the post may be on the \
              network: check the account before you retry it."
@@ -405,8 +400,14 @@ impl Publisher {
     /// [`GIVE_UP_AFTER_MS`] have passed since its post fell due, and only while no call was
     /// ever made for it (one may have landed, which only a look-up can tell).
     fn gives_up(&self, post: &Post, history: &[Attempt]) -> bool {
-        let due = post.scheduled_at.unwrap_or(post.created_at);
-        no_call_made(history) && self.app.clock().now_ms() - due >= GIVE_UP_AFTER_MS
+        no_call_made(history) && self.a_day_past(post, 0)
+    }
+
+    /// Whether [`GIVE_UP_AFTER_MS`] have passed since `post` fell due, or since `since` (an
+    /// author's retry, epoch ms) when that is later.
+    fn a_day_past(&self, post: &Post, since: i64) -> bool {
+        let due = post.scheduled_at.unwrap_or(post.created_at).max(since);
+        self.app.clock().now_ms() - due >= GIVE_UP_AFTER_MS
     }
 
     /// Fails the job's target for good with `code` and `message`.
@@ -452,10 +453,7 @@ impl Publisher {
         let (mut part_ids, mut url) = (target.part_ids, target.url);
         // Calls that did not publish in this round (a client's retry starts a new one, marked
         // `retry`): what the retry budget counts (a thread's successful parts do not use it up).
-        let round = history
-            .iter()
-            .rposition(|a| a.outcome == PublishAttemptOutcome::Retry)
-            .map_or(0, |i| i + 1);
+        let round = round_start(history);
         // Before the target's first call only: once a call went out, it may have landed, and
         // only a look-up can tell.
         if no_call_made(history)
@@ -1013,19 +1011,19 @@ fn still_due(job: &Job, post: Option<Post>) -> Option<(Post, Target)> {
     Some((post, target))
 }
 
+/// Where a target's attempts of this round start: after the marker of the author's last
+/// retry (a retry starts a new round, with its own retry budget).
+fn round_start(history: &[Attempt]) -> usize {
+    history
+        .iter()
+        .rposition(|a| a.outcome == PublishAttemptOutcome::Retry)
+        .map_or(0, |i| i + 1)
+}
+
 /// Whether a target's attempts show no call to the network (at most the markers of a
 /// client's retries, recorded with a negative part).
 fn no_call_made(history: &[Attempt]) -> bool {
     history.iter().all(|a| a.part < 0)
-}
-
-/// What a panic said, when it said it as text.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic without a message")
 }
 
 /// How long after its post fell due a target whose first call cannot start (see
