@@ -947,6 +947,7 @@ async fn a_lower_role_and_a_revoked_grant_end_what_the_app_made() {
         .send()
         .await;
     assert_eq!(grandchild.status, 201, "{}", grandchild.text);
+    let grandchild_id = grandchild.body["id"].as_str().unwrap().to_owned();
     let grandchild = grandchild.body["key"].as_str().unwrap().to_owned();
     let made_id = made.body["id"].as_str().unwrap();
     let rotated = app
@@ -956,6 +957,7 @@ async fn a_lower_role_and_a_revoked_grant_end_what_the_app_made() {
         .send()
         .await;
     assert_eq!(rotated.status, 201, "{}", rotated.text);
+    let rotated_id = rotated.body["id"].as_str().unwrap().to_owned();
     let rotated = rotated.body["key"].as_str().unwrap().to_owned();
     for k in [&made_key, &grandchild, &rotated] {
         assert_eq!(me(&app, k).await.status, 200);
@@ -981,6 +983,20 @@ async fn a_lower_role_and_a_revoked_grant_end_what_the_app_made() {
     me(&app, &adas).await.assert_error(401, "unauthorized");
     for k in [&made_key, &grandchild, &rotated] {
         me(&app, k).await.assert_error(401, "unauthorized");
+    }
+    // Each one's end is announced to the workspace's webhooks, as a key revoked by hand is.
+    let announced: Vec<String> = app
+        .raw_texts("SELECT data FROM events WHERE type = 'key.revoked'")
+        .await
+        .into_iter()
+        .flatten()
+        .map(|d| serde_json::from_str::<serde_json::Value>(&d).unwrap()["id"].to_string())
+        .collect();
+    for id in [&adas_grant, made_id, &grandchild_id, &rotated_id] {
+        assert!(
+            announced.contains(&format!("\"{id}\"")),
+            "{id} in {announced:?}"
+        );
     }
 
     // Eve becomes a member: her app's grant ends at once.

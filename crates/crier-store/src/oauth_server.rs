@@ -722,7 +722,7 @@ async fn notify_all(store: &Store, tx: &mut Tx, digests: &[KeyDigest]) -> Result
 /// new one theirs). The whole line of descent, through keys already revoked too. Passes are
 /// repeated until one revokes nothing: a pass sees the keys committed when it began, and one
 /// made meanwhile under a key it then revoked (its maker's check waited for that) is found by
-/// the next. Returns the digests of the keys it revoked; the caller records the changes
+/// the next. Emits `key.revoked` for each key it revokes and returns their digests; the caller records the changes
 /// ([`notify_all`]).
 async fn revoke_descendants_tx(
     store: &Store,
@@ -745,12 +745,13 @@ async fn revoke_descendants_tx(
          )
          UPDATE api_keys SET revoked_at = $2, updated_at = $2
          WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL
-         RETURNING digest",
-        store.in_json_list("id", "$1")
+         RETURNING {}",
+        store.in_json_list("id", "$1"),
+        crate::keys::COLUMNS
     );
     let roots = serde_json::to_string(roots).expect("strings serialise");
     loop {
-        let made: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+        let made = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(&roots)
             .bind(now)
             .fetch_all(&mut **tx)
@@ -758,6 +759,11 @@ async fn revoke_descendants_tx(
         if made.is_empty() {
             return Ok(digests);
         }
-        digests.extend(made.iter().filter_map(|h| KeyDigest::from_hex(h)));
+        // Each one's end is announced, as a key revoked by hand is.
+        for row in &made {
+            let stored = crate::model::key_from_row(row)?;
+            emit_key_event(tx, &stored, types::KEY_REVOKED).await?;
+            digests.push(stored.digest);
+        }
     }
 }
