@@ -4,7 +4,8 @@
 //! checks the call may still go out (the post still scheduled or publishing, its job still
 //! there, its target still waiting), so a crash mid-call leaves a row that tells the next
 //! worker to look the part up by idempotency key before posting again. Failed look-ups are
-//! recorded too and count against the target's retry budget.
+//! recorded too and count against the target's retry budget (unless answered 429:
+//! `rate_limited`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -56,28 +57,30 @@ impl Store {
             .await
     }
 
-    /// Records a look-up by idempotency key that failed (outcome `lookup_failed`), so it is on
-    /// record and counts against the target's retry budget.
+    /// Records a look-up by idempotency key that failed (outcome `lookup_failed`, or
+    /// `rate_limited` when the network answered it 429), so it is on record and, unless
+    /// rate limited, counts against the target's retry budget.
     pub async fn record_failed_lookup(
         &self,
         post: &PostId,
         account: &AccountId,
         part: i64,
         idem_key: &str,
-        error: &str,
+        (outcome, error): (PublishAttemptOutcome, &str),
         now: i64,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO publish_attempts (id, post_id, account_id, part, idem_key, outcome,
                 error, started_at, finished_at)
-             VALUES ($1, $2, $3, $4, $5, 'lookup_failed', $6, $7, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
         .bind(AttemptId::generate().as_str())
         .bind(post.as_str())
         .bind(account.as_str())
         .bind(part)
         .bind(idem_key)
+        .bind(outcome.as_str())
         .bind(error)
         .bind(now)
         .execute(&mut *tx)

@@ -512,6 +512,11 @@ pub enum PublishAttemptOutcome {
     Unknown,
     /// Asking the network whether an earlier call landed failed.
     LookupFailed,
+    /// The network refused the call (or the look-up) as too many (a 429, or a network's own
+    /// code for it) and asked for time. It does not use up the retry budget (the target gives
+    /// up a day after its first try, see the publisher). Like any call on record, it may
+    /// still have landed in part (a multi-step upload): the next try looks it up first.
+    RateLimited,
     /// No call but a marker (part -1): a client's retry of a failed target started a new
     /// round of attempts there.
     Retry,
@@ -525,6 +530,7 @@ impl PublishAttemptOutcome {
             Self::Failed => "failed",
             Self::Unknown => "unknown",
             Self::LookupFailed => "lookup_failed",
+            Self::RateLimited => "rate_limited",
             Self::Retry => "retry",
         }
     }
@@ -536,6 +542,7 @@ impl PublishAttemptOutcome {
             Self::Failed,
             Self::Unknown,
             Self::LookupFailed,
+            Self::RateLimited,
             Self::Retry,
         ]
         .into_iter()

@@ -8,7 +8,9 @@
 //! 2. Record the attempt (`in_flight`) and extend the job's lease, then call the network.
 //! 3. Record the result right after: `published` (and the part's id on the target), `failed`
 //!    (retry with backoff and jitter, honouring `Retry-After`, until the last attempt, after
-//!    which the target fails with its reason kept) or `unknown` (a timeout: reconcile next).
+//!    which the target fails with its reason kept), `rate_limited` (a 429: retried the same
+//!    way without spending the retry budget, for at most a day) or `unknown` (a timeout:
+//!    reconcile next). A failed look-up is recorded too (`lookup_failed`, or `rate_limited`).
 //! 4. When every part is out, the target is published, its job deleted and the post's status
 //!    recomputed, in one transaction.
 

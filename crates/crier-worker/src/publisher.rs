@@ -266,11 +266,10 @@ impl Publisher {
             }
         };
         let round = round_start(&history);
-        let retried_at = round.checked_sub(1).map_or(0, |i| history[i].started_at);
         let message = if no_call_made(&history[round..]) {
             "crier failed while preparing this post (a bug, logged on the server); nothing was \
              sent. Retry it once the server is updated."
-        } else if self.a_day_past(&post, retried_at) {
+        } else if self.a_day_past(&post, retried_at(&history, round)) {
             "crier failed again and again after calling the network for this post (a bug, \
              logged on the server) for a day after it fell due; the post may be on the \
              network: check the account before you retry it."
@@ -404,9 +403,12 @@ impl Publisher {
     }
 
     /// Whether [`GIVE_UP_AFTER_MS`] have passed since `post` fell due, or since `since` (an
-    /// author's retry, epoch ms) when that is later.
+    /// author's retry, epoch ms) when that is later. A post with no time (published now, or
+    /// approved to publish now) fell due when that was asked, its last change (a draft written
+    /// long before is not a day late; a change since, such as a target finishing, only
+    /// moves the day later).
     fn a_day_past(&self, post: &Post, since: i64) -> bool {
-        let due = post.scheduled_at.unwrap_or(post.created_at).max(since);
+        let due = post.scheduled_at.unwrap_or(post.updated_at).max(since);
         self.app.clock().now_ms() - due >= GIVE_UP_AFTER_MS
     }
 
@@ -451,8 +453,6 @@ impl Publisher {
             .get(account.id.as_str())
             .unwrap_or(&no_overrides);
         let (mut part_ids, mut url) = (target.part_ids, target.url);
-        // Calls that did not publish in this round (a client's retry starts a new one, marked
-        // `retry`): what the retry budget counts (a thread's successful parts do not use it up).
         let round = round_start(history);
         // Before the target's first call only: once a call went out, it may have landed, and
         // only a look-up can tell.
@@ -462,14 +462,18 @@ impl Publisher {
         {
             return self.fail_target(job, "quota_exceeded", &message).await;
         }
-        let mut failures = history[round..]
-            .iter()
-            .filter(|a| a.outcome != PublishAttemptOutcome::Published)
-            .count() as i64;
+        let mut tries = Tries::of(history, round);
         let mut closing = None;
         // The job as this worker holds it: its lease moves with each part of a thread.
         let mut held = job.clone();
         while part_ids.len() < parts.len() {
+            // A node whose clock went off the database's (the clock watch holds its claims)
+            // makes no call, look-up or not: its lease may already be over by other nodes'
+            // clocks. The job comes back after its lease, here once the clock is right again,
+            // or elsewhere.
+            if self.app.store().claims_held() {
+                return Ok(Processed::RetryAt(held.locked_until));
+            }
             let i = part_ids.len();
             let idem = format!("{}:{}:{i}", post.id, account.id);
             // Any earlier call for this part may have landed: in flight when we crashed,
@@ -525,8 +529,13 @@ impl Publisher {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        // On record, and it uses up the budget: a network that never answers
+                        // On record, and it uses up the budget (a 429 does not, see
+                        // `retry_or_fail`): a network that never answers
                         // look-ups fails the target in the end instead of retrying forever.
+                        let outcome = match e {
+                            NetworkError::RateLimited { .. } => PublishAttemptOutcome::RateLimited,
+                            _ => PublishAttemptOutcome::LookupFailed,
+                        };
                         self.app
                             .store()
                             .record_failed_lookup(
@@ -534,11 +543,12 @@ impl Publisher {
                                 &account.id,
                                 i as i64,
                                 &idem,
-                                &e.text(),
+                                (outcome, &e.text()),
                                 self.app.clock().now_ms(),
                             )
                             .await?;
-                        return self.retry_or_fail(&held, account, failures + 1, &e).await;
+                        tries.count(&e, true);
+                        return self.retry_or_fail(&held, account, &tries, &e).await;
                     }
                 }
             }
@@ -602,17 +612,17 @@ impl Publisher {
                     }
                 }
                 Err(e) => {
-                    let outcome = if e == NetworkError::Timeout {
-                        PublishAttemptOutcome::Unknown
-                    } else {
-                        PublishAttemptOutcome::Failed
+                    let outcome = match e {
+                        NetworkError::Timeout => PublishAttemptOutcome::Unknown,
+                        NetworkError::RateLimited { .. } => PublishAttemptOutcome::RateLimited,
+                        _ => PublishAttemptOutcome::Failed,
                     };
                     self.app
                         .store()
                         .finish_attempt(&attempt, outcome, None, Some(&e.text()), now)
                         .await?;
-                    failures += 1;
-                    return self.retry_or_fail(&held, account, failures, &e).await;
+                    tries.count(&e, false);
+                    return self.retry_or_fail(&held, account, &tries, &e).await;
                 }
             }
         }
@@ -693,11 +703,17 @@ impl Publisher {
             .await
     }
 
+    /// After a call or look-up failed with `e`: the target is tried again later, or fails
+    /// for good when `e` cannot pass with time, or its retry budget is spent. A 429 does not
+    /// spend the budget (the network asked for time; it slows only the account, see
+    /// `budget.rs`), and waits at least as long as without a `Retry-After`, doubling with each
+    /// try up to about an hour: a target the network keeps refusing 429 fails
+    /// [`GIVE_UP_AFTER_MS`] after the first try of its round, after about 30 calls.
     async fn retry_or_fail(
         &self,
         job: &Job,
         account: &Account,
-        attempts: i64,
+        tries: &Tries,
         e: &NetworkError,
     ) -> crier_store::Result<Processed> {
         let now = self.app.clock().now_ms();
@@ -727,24 +743,41 @@ impl Publisher {
             code: code.to_owned(),
             message: e.text(),
         };
-        if attempts >= self.config.max_attempts {
+        let gave_up = match e {
+            NetworkError::RateLimited { .. } => {
+                (now - tries.began.unwrap_or(now) >= GIVE_UP_AFTER_MS).then(|| {
+                    let landed = if tries.looking_up {
+                        "; an earlier call may have landed: check the account before you retry it"
+                    } else {
+                        ""
+                    };
+                    format!("still rate limited a day after the first try; gave up{landed}")
+                })
+            }
+            _ => (tries.failures >= self.config.max_attempts)
+                .then(|| format!("gave up after {} attempts", tries.failures)),
+        };
+        if let Some(why) = gave_up {
             let message = crier_core::text::clip(
-                &format!("{} (gave up after {attempts} attempts)", error.message),
+                &format!("{} ({why})", error.message),
                 crier_networks::MAX_ERROR_TEXT,
             );
             return self.fail_target(job, code, &message).await;
         }
+        // Every try of the round lengthens the wait, 429s included.
         let exp = millis(self.config.backoff)
-            .saturating_mul(1 << (attempts - 1).clamp(0, 20))
+            .saturating_mul(1 << (tries.failures + tries.throttled - 1).clamp(0, 20))
             .min(millis(self.config.max_backoff));
         // Longer pauses when the network pushes back or goes quiet.
         let pause = match e {
             NetworkError::RateLimited { .. } | NetworkError::Timeout => exp * 2,
             _ => exp,
         };
-        let delay = match retry_after {
-            Some(ra) => millis(ra).max(jitter(pause, 4) / 4),
-            None => jitter(pause, 4),
+        let delay = match (retry_after, e) {
+            // A network that keeps asking for no time at all is not called more often for it.
+            (Some(ra), NetworkError::RateLimited { .. }) => millis(ra).max(jitter(pause, 4)),
+            (Some(ra), _) => millis(ra).max(jitter(pause, 4) / 4),
+            (None, _) => jitter(pause, 4),
         };
         let run_at = now + delay.max(0);
         if matches!(e, NetworkError::RateLimited { .. }) {
@@ -1018,6 +1051,53 @@ fn round_start(history: &[Attempt]) -> usize {
         .iter()
         .rposition(|a| a.outcome == PublishAttemptOutcome::Retry)
         .map_or(0, |i| i + 1)
+}
+
+/// When the author last retried the target (epoch ms; 0: never), given its [`round_start`].
+fn retried_at(history: &[Attempt], round: usize) -> i64 {
+    round.checked_sub(1).map_or(0, |i| history[i].started_at)
+}
+
+/// A target's tries in this round (since the author's last retry), which decide when it is
+/// tried again and when it fails.
+struct Tries {
+    /// Calls and look-ups that failed: what the retry budget (`max_attempts`) counts. A
+    /// thread's published parts do not use it up, nor do 429s.
+    failures: i64,
+    /// Calls and look-ups the network answered 429.
+    throttled: i64,
+    /// When the round's first try was made (epoch ms; `None`: this is its first).
+    began: Option<i64>,
+    /// The try that failed was a look-up: an earlier call may have landed.
+    looking_up: bool,
+}
+
+impl Tries {
+    fn of(history: &[Attempt], round: usize) -> Self {
+        let (mut failures, mut throttled) = (0, 0);
+        for a in &history[round..] {
+            match a.outcome {
+                PublishAttemptOutcome::Published => {}
+                PublishAttemptOutcome::RateLimited => throttled += 1,
+                _ => failures += 1,
+            }
+        }
+        Self {
+            failures,
+            throttled,
+            began: history[round..].first().map(|a| a.started_at),
+            looking_up: false,
+        }
+    }
+
+    /// Counts a try (a look-up when `looking_up`) that failed with `e`.
+    fn count(&mut self, e: &NetworkError, looking_up: bool) {
+        self.looking_up = looking_up;
+        match e {
+            NetworkError::RateLimited { .. } => self.throttled += 1,
+            _ => self.failures += 1,
+        }
+    }
 }
 
 /// Whether a target's attempts show no call to the network (at most the markers of a

@@ -441,9 +441,87 @@ both!(retry_after_is_honoured, |db| async move {
     assert_eq!(w.publisher.run_due().await, vec![]);
     w.set(at);
     assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
-    assert_eq!(w.outcomes(&id, &a).await, vec!["failed", "published"]);
+    assert_eq!(w.outcomes(&id, &a).await, vec!["rate_limited", "published"]);
     assert_eq!(w.timeline(&a).await.len(), 1);
 });
+
+both!(a_429_does_not_spend_the_retry_budget, |db| async move {
+    let w = World::new(&db).await;
+    let a = w.account("ada").await;
+    let id = w.schedule(&[&a], "throttled, then flaky", T0).await;
+    // More 429s than the budget has tries, then one failure short of it: the network never
+    // took the post, so the post still goes out.
+    let throttled = MAX_ATTEMPTS + 3;
+    w.fault(&a, throttled, "rate_limit", 60).await;
+    for _ in 0..throttled {
+        let at = retry_at(&w.publisher.run_due().await);
+        w.set(at);
+    }
+    w.fault(&a, MAX_ATTEMPTS - 1, "error", 0).await;
+    for _ in 0..MAX_ATTEMPTS - 1 {
+        let at = retry_at(&w.publisher.run_due().await);
+        w.set(at);
+    }
+    assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+    let mut expected = vec!["rate_limited"; throttled as usize];
+    expected.extend(["failed"; MAX_ATTEMPTS as usize - 1]);
+    expected.push("published");
+    assert_eq!(w.outcomes(&id, &a).await, expected);
+    let t = w.target(&id, &a).await;
+    assert_eq!(t.status, TargetStatus::Published);
+    assert_eq!(t.attempts, expected.len() as i64, "every call is counted");
+    assert_eq!(w.timeline(&a).await.len(), 1);
+});
+
+both!(
+    a_network_refusing_429_for_a_day_fails_the_target,
+    |db| async move {
+        // An hour's wait asked each time, or none at all: about one call an hour once the backoff
+        // has grown (a `Retry-After: 0` does not make crier call more often), for a day.
+        let w = World::new(&db).await;
+        for (retry_after, calls) in [(3600, 20..=26), (0, 26..=40)] {
+            let a = w.account(&format!("ada{retry_after}")).await;
+            let start = w.now();
+            let id = w.schedule(&[&a], "never let through", start).await;
+            w.fault(&a, 1_000, "rate_limit", retry_after).await;
+            let mut made = 0;
+            let last = loop {
+                let out = w.publisher.run_due().await;
+                made += 1;
+                match out.as_slice() {
+                    [Processed::RetryAt(at)] => {
+                        assert!(made < 100, "still retrying after {made} calls");
+                        w.set(*at);
+                    }
+                    other => break other.to_vec(),
+                }
+            };
+            assert_eq!(last, vec![Processed::Failed]);
+            assert!(
+                calls.contains(&made),
+                "Retry-After {retry_after}: {made} calls"
+            );
+            assert!(
+                w.now() - start >= crier_worker::GIVE_UP_AFTER_MS,
+                "failed a day after the first try"
+            );
+            let t = w.target(&id, &a).await;
+            assert_eq!(t.status, TargetStatus::Failed);
+            let error = t.error.expect("the reason is kept");
+            assert_eq!(error.code, "network_rate_limited");
+            assert!(error.message.contains("a day after"), "{error:?}");
+            assert!(
+                w.outcomes(&id, &a)
+                    .await
+                    .iter()
+                    .all(|o| o == "rate_limited"),
+                "no call was taken"
+            );
+            assert!(w.timeline(&a).await.is_empty());
+            assert_eq!(w.next_job_at().await, None, "the job is gone");
+        }
+    }
+);
 
 both!(a_429_pauses_only_its_account, |db| async move {
     let w = World::new(&db).await;
@@ -1026,6 +1104,9 @@ enum Misbehaviour {
     PanicsBeforeTheCall,
     /// A bug: the call lands, then reading its answer panics (and so does every look-up).
     PanicsAfterTheCall,
+    /// The call lands, and meanwhile the node's clock watch finds its clock off and holds
+    /// its claims.
+    ClockGoesOff(Store),
 }
 
 /// The sandbox, misbehaving one way.
@@ -1079,6 +1160,11 @@ impl Network for Misbehaving {
                     external_id: landed.external_id,
                     url: (*url).to_owned(),
                 })
+            }
+            Misbehaviour::ClockGoesOff(store) => {
+                let landed = self.0.publish(s, part).await;
+                store.hold_claims(true);
+                landed
             }
             Misbehaviour::SlowLookup {
                 clock,
@@ -1134,6 +1220,50 @@ impl World {
         )
     }
 }
+
+both!(
+    a_node_whose_clock_goes_off_starts_no_further_call,
+    |db| async move {
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let post = new_post(
+            &w.ws,
+            &[&a],
+            "one",
+            &["two"],
+            PostStatus::Scheduled,
+            Some(T0),
+        );
+        w.store
+            .insert_posts(std::slice::from_ref(&post))
+            .await
+            .unwrap();
+        let publisher = w.misbehaving(Misbehaviour::ClockGoesOff(w.store.clone()), config());
+
+        // The first part lands; the clock goes off before the second: no call for it, the job
+        // is left to its lease.
+        let out = publisher.run_due().await;
+        assert_eq!(out, vec![Processed::RetryAt(T0 + LEASE_MS)]);
+        assert_eq!(w.timeline(&a).await.len(), 1);
+        assert_eq!(w.outcomes(&post.id, &a).await, vec!["published"]);
+        assert_eq!(w.target(&post.id, &a).await.part_ids.len(), 1);
+        // Nothing is claimed while the clock is off, even after the lease.
+        w.set(T0 + LEASE_MS + 1);
+        assert_eq!(publisher.run_due().await, vec![]);
+
+        // Right again: the second part goes out, once, as a reply to the first.
+        w.store.hold_claims(false);
+        assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
+        let t = w.target(&post.id, &a).await;
+        assert_eq!(t.status, TargetStatus::Published);
+        assert_eq!(t.part_ids.len(), 2, "{t:?}");
+        assert_eq!(w.timeline(&a).await.len(), 2);
+        assert_eq!(
+            w.outcomes(&post.id, &a).await,
+            vec!["published", "published"]
+        );
+    }
+);
 
 both!(
     a_first_part_is_sent_only_while_the_lease_outlasts_the_call,
@@ -1811,6 +1941,61 @@ both!(
         assert!(w.timeline(&a).await.is_empty());
         assert!(w.outcomes(&id, &a).await.is_empty());
         assert_eq!(w.post(&id).await.status, PostStatus::Failed);
+    }
+);
+
+both!(
+    a_draft_published_days_after_it_was_written_is_not_given_up_at_once,
+    |db| async move {
+        // Written at T0, published now two days later: it falls due now. Neither a node that
+        // cannot open its credentials yet nor a network's 429 fails it on the spot.
+        let w = World::new(&db).await;
+        let sealed = w.account("ada").await;
+        db.execute("UPDATE accounts SET credentials = 'sealed by another server'")
+            .await;
+        let throttled = w.account("bo").await;
+        w.fault(&throttled, 1, "rate_limit", 60).await;
+        let now = T0 + 2 * crier_worker::GIVE_UP_AFTER_MS;
+        w.set(now);
+        let mut ids = Vec::new();
+        for account in [&sealed, &throttled] {
+            let draft = new_post(&w.ws, &[account], "at last", &[], PostStatus::Draft, None);
+            w.store.insert_post(&draft).await.unwrap();
+            let publish_now = Transition {
+                scheduled_at: Some(None),
+                enqueue_at: Some(now),
+                ..Transition::new(PostStatus::Draft, PostStatus::Publishing, now)
+            };
+            assert!(
+                w.store
+                    .transition(&w.ws, &draft.id, &publish_now)
+                    .await
+                    .unwrap()
+            );
+            ids.push(draft.id);
+        }
+        let out = w.publisher.run_due().await;
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(
+            out.iter().all(|p| matches!(p, Processed::RetryAt(_))),
+            "{out:?}"
+        );
+        assert_eq!(
+            w.target(&ids[0], &sealed).await.status,
+            TargetStatus::Pending
+        );
+        assert_eq!(
+            w.target(&ids[1], &throttled).await.status,
+            TargetStatus::Pending
+        );
+        // bo's network lets it through after its minute.
+        w.set(now + 2 * MINUTE);
+        w.publisher.run_due().await;
+        assert_eq!(
+            w.target(&ids[1], &throttled).await.status,
+            TargetStatus::Published
+        );
+        assert_eq!(w.timeline(&throttled).await.len(), 1);
     }
 );
 
