@@ -402,6 +402,8 @@ pub fn new_key(
         created_by: creator
             .filter(|c| c.user.is_none())
             .map(|c| c.row.id.clone()),
+        // What a member makes stays theirs: it sees and manages only their keys too.
+        member_id: creator.and_then(|c| c.member().cloned()),
     };
     if let Some(creator) = creator {
         ensure_within(creator, &row, "create")?;

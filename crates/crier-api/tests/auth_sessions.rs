@@ -493,59 +493,73 @@ async fn a_members_session_sees_and_manages_only_the_members_keys() {
         .send()
         .await;
     let (mine, _) = created(&r);
+    // What the member makes is theirs as well, and so bounded as their session is: a key with
+    // `keys:write` the member made, and a key that key made in turn (before, either saw every
+    // key of the workspace, and could rotate the admin's to take its secret).
+    let r = app
+        .post("/v1/keys")
+        .key(&token)
+        .json(json!({"name": "member's tool", "scopes": ["keys:read", "keys:write", "posts:read"]}))
+        .send()
+        .await;
+    let (tool, tool_key) = created(&r);
+    let r = app
+        .post("/v1/keys")
+        .key(&tool_key)
+        .json(json!({"name": "made by the tool", "scopes": ["keys:read", "keys:write"]}))
+        .send()
+        .await;
+    let (made, made_key) = created(&r);
+    let mut theirs = vec![mine.as_str(), tool.as_str(), made.as_str()];
+    theirs.sort_unstable();
 
     let before = app.snapshot().await;
-    let mut seen = Vec::new();
-    for id in [admins_id.as_str(), cli_row.id.as_str()] {
-        let path = format!("/v1/keys/{id}");
-        seen.push((
-            "GET",
-            id.to_owned(),
-            app.get(&path).key(&token).send().await,
-        ));
-        seen.push((
-            "PATCH",
-            id.to_owned(),
-            app.patch(&path)
-                .key(&token)
-                .json(json!({"name": "taken over"}))
-                .send()
-                .await,
-        ));
-        seen.push((
-            "POST rotate",
-            id.to_owned(),
-            app.post(&format!("{path}/rotate")).key(&token).send().await,
-        ));
-        seen.push((
-            "DELETE",
-            id.to_owned(),
-            app.delete(&path).key(&token).send().await,
-        ));
+    for actor in [&token, &tool_key, &made_key] {
+        let mut seen = Vec::new();
+        for id in [admins_id.as_str(), cli_row.id.as_str()] {
+            let path = format!("/v1/keys/{id}");
+            seen.push(("GET", id.to_owned(), app.get(&path).key(actor).send().await));
+            seen.push((
+                "PATCH",
+                id.to_owned(),
+                app.patch(&path)
+                    .key(actor)
+                    .json(json!({"name": "taken over"}))
+                    .send()
+                    .await,
+            ));
+            seen.push((
+                "POST rotate",
+                id.to_owned(),
+                app.post(&format!("{path}/rotate")).key(actor).send().await,
+            ));
+            seen.push((
+                "DELETE",
+                id.to_owned(),
+                app.delete(&path).key(actor).send().await,
+            ));
+        }
+        let list = app.get("/v1/keys").key(actor).send().await;
+        let mut listed: Vec<&str> = list.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap())
+            .collect();
+        listed.sort_unstable();
+        let answered: Vec<String> = seen
+            .iter()
+            .map(|(verb, id, r)| format!("{verb} {id} -> {}", r.status))
+            .collect();
+        assert!(
+            seen.iter().all(|(.., r)| r.status == 404),
+            "a member's session must not reach others' keys: {answered:#?}"
+        );
+        for (.., r) in &seen {
+            r.assert_error(404, "not_found");
+        }
+        assert_eq!(listed, theirs, "a member lists only their own keys");
     }
-    let list = app.get("/v1/keys").key(&token).send().await;
-    let listed: Vec<&str> = list.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["id"].as_str().unwrap())
-        .collect();
-    let answered: Vec<String> = seen
-        .iter()
-        .map(|(verb, id, r)| format!("{verb} {id} -> {}", r.status))
-        .collect();
-    assert!(
-        seen.iter().all(|(.., r)| r.status == 404),
-        "a member's session must not reach others' keys: {answered:#?}"
-    );
-    for (.., r) in &seen {
-        r.assert_error(404, "not_found");
-    }
-    assert_eq!(
-        listed,
-        vec![mine.as_str()],
-        "a member lists only their own keys"
-    );
     assert_eq!(app.snapshot().await, before, "nothing changed");
     assert_eq!(
         app.get("/v1/posts").key(&admins_key).send().await.status,
@@ -559,6 +573,79 @@ async fn a_members_session_sees_and_manages_only_the_members_keys() {
         .send()
         .await;
     created(&r);
+}
+
+/// Keys made before keys knew their member (migration 0027): a member's session-made key, its
+/// replacement and a key it made are found bounded to the member; an admin's are not.
+async fn members_keys_made_before_keys_knew_their_member_are_found() {
+    let app = TestApp::new().await;
+    let admin = user(&app, "root@example.com", Role::Admin).await;
+    let member = user(&app, "ada@example.com", Role::Member).await;
+    let admin_token = session(&app, &admin).await;
+    let r = app
+        .post("/v1/keys")
+        .key(&admin_token)
+        .json(json!({"name": "production", "scopes": ["posts:read"]}))
+        .send()
+        .await;
+    let (admins_id, _) = created(&r);
+    let token = session(&app, &member).await;
+    let r = app
+        .post("/v1/keys")
+        .key(&token)
+        .json(json!({"name": "tool", "scopes": ["keys:read", "keys:write", "posts:read"]}))
+        .send()
+        .await;
+    let (tool, tool_key) = created(&r);
+    let r = app
+        .post("/v1/keys")
+        .key(&tool_key)
+        .json(json!({"name": "made", "scopes": ["posts:read"]}))
+        .send()
+        .await;
+    created(&r);
+    let r = app
+        .post(&format!("/v1/keys/{tool}/rotate"))
+        .key(&token)
+        .json(json!({"overlap_seconds": 3600}))
+        .send()
+        .await;
+    let (_, replacement) = created(&r);
+    app.raw_execute("UPDATE api_keys SET member_id = NULL")
+        .await;
+    let backfill = match app.backend() {
+        crier_store::Backend::Sqlite => {
+            include_str!("../../crier-store/migrations/sqlite/0027_key_members.sql")
+        }
+        crier_store::Backend::Postgres => {
+            include_str!("../../crier-store/migrations/postgres/0027_key_members.sql")
+        }
+    };
+    // The column and its index exist already: only the backfill runs again, twice.
+    let backfill = backfill
+        .split_once("CREATE INDEX api_keys_by_member")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .map(|(_, rest)| rest)
+        .unwrap();
+    let backfill: &'static str = Box::leak(backfill.to_owned().into_boxed_str());
+    app.raw_execute(backfill).await;
+    app.raw_execute(backfill).await;
+    let mut bounded = app
+        .raw_texts("SELECT member_id FROM api_keys ORDER BY id")
+        .await;
+    bounded.sort();
+    let adas = Some(member.id.as_str().to_owned());
+    assert_eq!(
+        bounded,
+        vec![None, adas.clone(), adas.clone(), adas],
+        "the admin's key is bound to no member"
+    );
+    // And the replacement, bounded again, does not reach the admin's key.
+    app.get(&format!("/v1/keys/{admins_id}"))
+        .key(&replacement)
+        .send()
+        .await
+        .assert_error(404, "not_found");
 }
 
 async fn an_admins_session_can_create_a_key_with_every_scope() {
@@ -784,6 +871,7 @@ both!(
     a_user_in_two_workspaces_acts_with_the_role_of_each,
     a_members_session_acts_within_the_members_role,
     a_members_session_sees_and_manages_only_the_members_keys,
+    members_keys_made_before_keys_knew_their_member_are_found,
     an_admins_session_can_create_a_key_with_every_scope,
     a_lowered_role_holds_on_the_next_request,
     login_refuses_bad_bodies_with_the_envelope,

@@ -10,7 +10,7 @@ use crate::{Result, Store, StoreError, unique_to_conflict};
 pub(crate) const COLUMNS: &str = "id, workspace_id, name, description, prefix, digest, mode, scopes, \
     per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at, request_count, \
     created_at, updated_at, revoked_at, replaced_by, created_by, allowed_brand_ids, \
-    allowed_account_ids";
+    allowed_account_ids, member_id";
 
 fn to_json(list: &[String]) -> String {
     serde_json::to_string(list).expect("a list of strings serialises")
@@ -237,9 +237,10 @@ impl Store {
         Ok(Some(old))
     }
 
-    /// The keys `user` made in a workspace, as its audit log says: those whose `key.created`
-    /// entry names the user, and the new key of each rotation the user made (at most the
-    /// latest 10,000 such events).
+    /// The keys `user` made in a workspace: those bounded to them as a member (`member_id`:
+    /// made by their session, device logins and apps, by those keys, and replacements), and,
+    /// as its audit log says, those whose `key.created` entry names the user and the new key
+    /// of each rotation the user made (at most the latest 10,000 such events).
     pub async fn keys_made_by_user(
         &self,
         ws: &WorkspaceId,
@@ -255,7 +256,15 @@ impl Store {
         .bind(user.as_str())
         .fetch_all(&self.read)
         .await?;
-        let mut made = std::collections::HashSet::with_capacity(rows.len());
+        let bounded: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM api_keys WHERE workspace_id = $1 AND member_id = $2
+             ORDER BY id DESC LIMIT 10000",
+        )
+        .bind(ws.as_str())
+        .bind(user.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        let mut made: std::collections::HashSet<String> = bounded.into_iter().collect();
         for row in &rows {
             let action: String = sqlx::Row::try_get(row, "action")?;
             if action == "key.created" {
@@ -335,9 +344,9 @@ pub(crate) async fn insert_key_tx(
         "INSERT INTO api_keys (id, workspace_id, name, description, prefix, digest, mode, scopes,
             per_minute, per_day, allowed_ips, allowed_origins, expires_at, last_used_at,
             request_count, created_at, updated_at, revoked_at, replaced_by, created_by,
-            allowed_brand_ids, allowed_account_ids)
+            allowed_brand_ids, allowed_account_ids, member_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19, $20, $21, $22)",
+            $19, $20, $21, $22, $23)",
     )
     .bind(key.id.as_str())
     .bind(key.workspace_id.as_str())
@@ -361,6 +370,7 @@ pub(crate) async fn insert_key_tx(
     .bind(key.created_by.as_ref().map(|k| k.as_str()))
     .bind(to_json(&key.allowed_brand_ids))
     .bind(to_json(&key.allowed_account_ids))
+    .bind(key.member_id.as_ref().map(|u| u.as_str()))
     .execute(&mut **tx)
     .await
     .map_err(unique_to_conflict("a key with this digest"))?;

@@ -50,6 +50,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     24 "0024_post_lists",
     25 "0025_key_users",
     26 "0026_key_users_backfill",
+    27 "0027_key_members",
 );
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 "0001_foundation",
@@ -78,6 +79,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     24 "0024_post_lists",
     25 "0025_key_users",
     26 "0026_key_users_backfill",
+    27 "0027_key_members",
 );
 
 /// An arbitrary constant naming crier's migration lock on PostgreSQL.

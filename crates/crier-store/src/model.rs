@@ -62,6 +62,10 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
     pub replaced_by: Option<KeyId>,
     pub created_by: Option<KeyId>,
+    /// The member (not an owner or admin) this key is bounded to: made by a member's session,
+    /// device login or app, by such a key, or replacing one. It sees and manages only the keys
+    /// bounded to the same member, as the member's session does. Fixed when the key is made.
+    pub member_id: Option<UserId>,
 }
 
 /// Who did something, for the audit log.
@@ -222,6 +226,9 @@ pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRow> {
         created_by: row
             .try_get::<Option<String>, _>("created_by")?
             .map(KeyId::from_trusted),
+        member_id: row
+            .try_get::<Option<String>, _>("member_id")?
+            .map(UserId::from_trusted),
     })
 }
 

@@ -410,6 +410,7 @@ async fn limited_lists_filter_brands_keys_and_accounts() {
             revoked_at: None,
             replaced_by: None,
             created_by: None,
+            member_id: None,
         }
     };
     let keys = [

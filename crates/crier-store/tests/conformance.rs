@@ -94,6 +94,7 @@ fn key_row(ws: &WorkspaceId, mode: KeyMode, now: i64) -> KeyRow {
         revoked_at: None,
         replaced_by: None,
         created_by: Some(KeyId::generate()),
+        member_id: None,
     }
 }
 

@@ -199,6 +199,7 @@ impl World {
             revoked_at: None,
             replaced_by: None,
             created_by: None,
+            member_id: None,
         };
         let audit = AuditEntry::new(
             ws,

@@ -159,12 +159,24 @@ impl KeyRecord {
             revoked_at: None,
             replaced_by: None,
             created_by: None,
+            member_id: None,
         };
         Self {
             user: Some(user.clone()),
             role: Some(role),
             limiter_key: stable_hash(&[b"user:", user.as_str().as_bytes()]),
             ..Self::new(row, plan)
+        }
+    }
+
+    /// The member whose keys alone this record sees and manages: a member's session (or
+    /// what their device login or app is granted), or a key bounded to a member
+    /// (`member_id`); `None` for owners, admins and the workspace's other keys.
+    pub fn member(&self) -> Option<&UserId> {
+        match self.role {
+            Some(role) if !role.administers() => self.user.as_ref(),
+            Some(_) => None,
+            None => self.row.member_id.as_ref(),
         }
     }
 

@@ -76,13 +76,11 @@ impl Principal {
         self.key.user.as_ref()
     }
 
-    /// The user of a member's session (not an owner's or admin's), who sees and manages only
-    /// the keys they made; `None` for keys and for owners' and admins' sessions.
+    /// The member (not an owner or admin) whose keys alone this principal sees and manages:
+    /// a member's session, or a key bounded to a member (made by one, see
+    /// [`KeyRecord::member`]); `None` for owners' and admins' sessions and other keys.
     pub fn member(&self) -> Option<&crier_core::ids::UserId> {
-        match self.key.role {
-            Some(role) if !role.administers() => self.key.user.as_ref(),
-            _ => None,
-        }
+        self.key.member()
     }
 
     /// The id a key made by this principal records as its maker (none for a session).
