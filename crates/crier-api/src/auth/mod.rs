@@ -534,14 +534,16 @@ impl Authenticator {
     /// the password is checked is what keeps concurrent attempts from outrunning the budget
     /// (a check, then a count after the slow hash, would let a burst all pass).
     pub fn take_login(&self, ip: Option<IpAddr>, account: u64, now_ms: i64) -> bool {
-        // Both budgets are spent even when one refuses: a burst against one account from many
-        // addresses, or from one address against many accounts, is held by the other.
-        let address = self.take_address(ip, now_ms);
-        let account = self
-            .logins
+        // The address first: an address past its budget spends no account's, so one address
+        // cannot fill the account table with made-up emails (a full table refuses accounts it
+        // does not track yet: everyone's next sign-in). An account past its budget still
+        // spends the address's, so a burst against one account from one address holds it.
+        if !self.take_address(ip, now_ms) {
+            return false;
+        }
+        self.logins
             .check(account, LOGIN_WINDOWS, now_ms * 1000)
-            .allowed;
-        address && account
+            .allowed
     }
 
     /// Takes one unit of `ip`'s budget of failed authentications for an unauthenticated
@@ -909,6 +911,26 @@ mod tests {
             "{} addresses tracked",
             auth.failures.len()
         );
+    }
+
+    #[test]
+    fn one_address_cannot_fill_the_account_table_and_lock_everyone_out() {
+        // Made-up emails from one address, far more than the account table holds: past the
+        // address's budget none of them is tracked, and a user elsewhere still signs in.
+        let auth = authenticator();
+        let attacker = Some(IpAddr::from(std::net::Ipv4Addr::new(203, 0, 113, 7)));
+        let now_ms = 1_000_000;
+        let allowed = (0..2 * LOGIN_ACCOUNTS as u64)
+            .filter(|&i| auth.take_login(attacker, i, now_ms))
+            .count();
+        assert!(allowed <= 60, "{allowed} attempts from one address");
+        assert!(
+            auth.logins.len() <= 60,
+            "{} accounts tracked",
+            auth.logins.len()
+        );
+        let user = Some(IpAddr::from(std::net::Ipv4Addr::new(198, 51, 100, 1)));
+        assert!(auth.take_login(user, u64::MAX, now_ms));
     }
 
     #[test]
