@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,6 +83,8 @@ struct Call<'a> {
     session: Session<'a>,
     parts: &'a [String],
     media: &'a [Attachment],
+    /// Where the job's lease stands as its parts renew it (for [`Publisher::after_panic`]).
+    lease: &'a AtomicI64,
 }
 
 /// What became of one job.
@@ -218,9 +221,12 @@ impl Publisher {
     /// Processes one claimed job; never panics on a network's or storage's failure (the job
     /// stays leased and comes back), nor on a bug of its own (see [`Publisher::after_panic`]).
     async fn process(&self, claim: Claim) -> Processed {
-        let job = claim.job.clone();
+        let mut job = claim.job.clone();
         self.metrics.started(self.app.clock().now_ms() - job.run_at);
-        match std::panic::AssertUnwindSafe(self.try_process(claim))
+        // A thread's parts renew the lease: what follows a panic must hold the job as it
+        // stands, or the target's end (conditional on the lease) would write nothing.
+        let lease = AtomicI64::new(job.locked_until);
+        match std::panic::AssertUnwindSafe(self.try_process(claim, &lease))
             .catch_unwind()
             .await
         {
@@ -230,6 +236,7 @@ impl Publisher {
                 Processed::RetryAt(job.locked_until)
             }
             Err(panic) => {
+                job.locked_until = lease.load(Ordering::SeqCst);
                 self.after_panic(&job, crier_core::error::panic_message(&*panic))
                     .await
             }
@@ -285,7 +292,7 @@ impl Publisher {
         }
     }
 
-    async fn try_process(&self, claim: Claim) -> crier_store::Result<Processed> {
+    async fn try_process(&self, claim: Claim, lease: &AtomicI64) -> crier_store::Result<Processed> {
         let Claim {
             ref job,
             hold,
@@ -389,6 +396,7 @@ impl Publisher {
             session,
             parts: &parts,
             media: &media,
+            lease,
         };
         self.publish_parts(job, &post, call, target, &history, permit)
             .await
@@ -445,6 +453,7 @@ impl Publisher {
             session,
             parts,
             media,
+            lease,
         } = call;
         let account = session.account;
         let no_overrides = crier_store::PostOverride::default();
@@ -564,6 +573,7 @@ impl Publisher {
                     return Ok(Processed::Dropped);
                 }
                 held.locked_until = until;
+                lease.store(until, Ordering::SeqCst);
             }
             // Conditional on the post, the job, our lease on it and the target as they are now,
             // not as `still_due` read them: a cancel, delete or edit that committed since then

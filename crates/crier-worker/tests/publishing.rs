@@ -1107,6 +1107,9 @@ enum Misbehaviour {
     /// The call lands, and meanwhile the node's clock watch finds its clock off and holds
     /// its claims.
     ClockGoesOff(Store),
+    /// A bug: calling for a thread's later part panics (before anything is sent); each
+    /// look-up takes a second of the clock.
+    PanicsOnALaterPart(ManualClock),
 }
 
 /// The sandbox, misbehaving one way.
@@ -1161,6 +1164,9 @@ impl Network for Misbehaving {
                     url: (*url).to_owned(),
                 })
             }
+            Misbehaviour::PanicsOnALaterPart(_) if !part.thread.is_empty() => {
+                panic!("a bug sending a reply")
+            }
             Misbehaviour::ClockGoesOff(store) => {
                 let landed = self.0.publish(s, part).await;
                 store.hold_claims(true);
@@ -1191,6 +1197,10 @@ impl Network for Misbehaving {
             Misbehaviour::LookupHangs => std::future::pending().await,
             Misbehaviour::LookupMisses => Ok(None),
             Misbehaviour::PanicsAfterTheCall => panic!("a bug reading the look-up's answer"),
+            Misbehaviour::PanicsOnALaterPart(clock) => {
+                clock.set(crier_core::clock::from_ms(clock.now_ms() + 1000));
+                self.0.lookup(s, part).await
+            }
             Misbehaviour::SlowLookup { clock, by_ms, .. } => {
                 let found = self.0.lookup(s, part).await;
                 clock.set(crier_core::clock::from_ms(clock.now_ms() + by_ms));
@@ -1262,6 +1272,42 @@ both!(
             w.outcomes(&post.id, &a).await,
             vec!["published", "published"]
         );
+    }
+);
+
+both!(
+    a_panic_on_a_threads_later_part_fails_the_target_in_the_end,
+    |db| async move {
+        // The later part renews the lease before its call: the target's end after the panic
+        // must hold the job as it stands then, or nothing is written and the post stays
+        // `publishing` for ever, its author unable to cancel or retry it.
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let post = new_post(
+            &w.ws,
+            &[&a],
+            "one",
+            &["two"],
+            PostStatus::Scheduled,
+            Some(T0),
+        );
+        w.store
+            .insert_posts(std::slice::from_ref(&post))
+            .await
+            .unwrap();
+        let publisher = w.misbehaving(Misbehaviour::PanicsOnALaterPart(w.clock.clone()), config());
+        let out = publisher.run_due().await;
+        assert!(matches!(out[..], [Processed::RetryAt(_)]), "{out:?}");
+        assert_eq!(w.timeline(&a).await.len(), 1, "the first part is out");
+        // A day on, the next try panics again, and the target fails.
+        w.set(T0 + crier_worker::GIVE_UP_AFTER_MS + 1);
+        assert_eq!(publisher.run_due().await, vec![Processed::Failed]);
+        let t = w.target(&post.id, &a).await;
+        assert_eq!(t.status, TargetStatus::Failed);
+        assert_eq!(t.error.map(|e| e.code).as_deref(), Some("internal_error"));
+        assert_eq!(w.post(&post.id).await.status, PostStatus::Failed);
+        assert_eq!(w.next_job_at().await, None, "the job is gone");
+        assert_eq!(w.timeline(&a).await.len(), 1, "the reply never went out");
     }
 );
 
