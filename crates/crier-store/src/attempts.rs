@@ -238,16 +238,18 @@ impl Store {
 }
 
 impl Store {
-    /// Deletes the publishing steps last written before `before` whose target no longer waits
-    /// (published, failed, or gone): a target still pending or publishing keeps its steps
-    /// however old, since its retry resumes from them. Returns how many rows went.
+    /// Deletes the publishing steps last written before `before` whose target is published or
+    /// gone. Any other keeps its steps however old: a pending or publishing target's retry
+    /// resumes from them, and so does a failed one's when its author retries it (a look-up
+    /// without them would take a video that landed for one never sent, and upload it again).
+    /// Returns how many rows went.
     pub async fn purge_publish_steps(&self, before: i64) -> Result<u64> {
         Ok(sqlx::query(
             "DELETE FROM publish_steps WHERE updated_at < $1 AND NOT EXISTS (
                 SELECT 1 FROM post_targets t
                 WHERE t.post_id = publish_steps.post_id
                   AND t.account_id = publish_steps.account_id
-                  AND t.status IN ('pending', 'publishing'))",
+                  AND t.status <> 'published')",
         )
         .bind(before)
         .execute(&self.write)

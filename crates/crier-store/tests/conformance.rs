@@ -1769,8 +1769,44 @@ conformance!(
             .put_publish_step(&gone, &a.id, 1, "container", "new", 8, 1000)
             .await
             .unwrap();
-        // Older than the cut: the gone target's old step goes; the waiting target keeps its own.
-        assert_eq!(store.purge_publish_steps(500).await.unwrap(), 1);
+        // A failed target may be retried, and its retry looks its part up by these steps
+        // (a video uploaded before the answer was lost): they stay. A published one's go.
+        let mut ended = Vec::new();
+        for (status, target) in [
+            (PostStatus::Failed, crier_core::posts::TargetStatus::Failed),
+            (
+                PostStatus::Published,
+                crier_core::posts::TargetStatus::Published,
+            ),
+        ] {
+            let mut post = crier_store::Post {
+                status,
+                ..crier_store::Post::draft(&ws, true, &[&a], "ended".into(), 0)
+            };
+            post.targets[0].status = target;
+            store
+                .insert_posts(std::slice::from_ref(&post))
+                .await
+                .unwrap();
+            store
+                .put_publish_step(&post.id, &a.id, 0, "video", "v", 8, 10)
+                .await
+                .unwrap();
+            ended.push(post.id);
+        }
+        // Older than the cut: the gone target's old step and the published one's go; the
+        // waiting and the failed targets keep theirs.
+        assert_eq!(store.purge_publish_steps(500).await.unwrap(), 2);
+        for (id, kept) in [(&ended[0], true), (&ended[1], false)] {
+            assert_eq!(
+                store
+                    .publish_step(id, &a.id, 0, "video")
+                    .await
+                    .unwrap()
+                    .is_some(),
+                kept
+            );
+        }
         assert!(
             store
                 .publish_step(&waiting.id, &a.id, 0, "container")

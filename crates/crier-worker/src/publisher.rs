@@ -901,8 +901,8 @@ impl Publisher {
             if let Err(e) = self.collect_followers().await {
                 tracing::warn!(error = %e, "follower collection failed");
             }
-            // Steps of finished targets are kept a week (for a look when something went
-            // wrong), then go.
+            // Steps of published targets are kept a week (for a look when something went
+            // wrong), then go; a failed target's stay while it may be retried.
             let week_ago = self.app.clock().now_ms() - STEPS_KEPT_MS;
             if let Err(e) = self.app.store().purge_publish_steps(week_ago).await {
                 tracing::warn!(error = %e, "could not purge publishing steps");
