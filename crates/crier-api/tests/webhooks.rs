@@ -772,6 +772,30 @@ async fn redelivery_sends_the_same_event_again() {
     assert_eq!(log[0]["status"], "succeeded");
     assert_eq!(log[0]["attempts"].as_array().unwrap().len(), 2);
 
+    // Redelivered again and again, a delivery keeps its latest 25 attempts, in storage and
+    // in its listing.
+    for _ in 0..30 {
+        app.clock.advance(Duration::from_secs(90));
+        assert_eq!(app.post(&redeliver).key(&key).send().await.status, 202);
+        assert_eq!(d.run_due().await, vec![AttemptOutcome::Succeeded]);
+    }
+    let log = deliveries(&app, &key, &id).await;
+    let numbers: Vec<i64> = log[0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (8..=32).collect::<Vec<_>>(),
+        "the latest 25, oldest first"
+    );
+    assert_eq!(
+        app.raw_texts("SELECT id FROM webhook_attempts").await.len(),
+        25
+    );
+
     // A delivery that is not this endpoint's, or none at all, is not found.
     let before = storage(&app).await;
     for path in [

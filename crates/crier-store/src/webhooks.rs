@@ -119,6 +119,10 @@ fn delivery_from_row(r: &sqlx::any::AnyRow) -> Result<Delivery> {
 const DELIVERY_COLUMNS: &str = "d.id, d.workspace_id, d.endpoint_id, d.event_id, e.type, d.status, \
     d.attempts, d.last_status, d.last_error, d.created_at, d.updated_at";
 
+/// The attempts a delivery keeps, its latest (its automatic retries are 9 at most; the rest
+/// room for redeliveries by hand).
+pub const ATTEMPTS_KEPT: i64 = 25;
+
 impl Store {
     /// Stores a new endpoint unless the workspace already has `max_per_mode` endpoints of its
     /// mode; returns whether it was stored. The cap bounds the fan-out of every event (one
@@ -344,6 +348,13 @@ impl Store {
         .bind(attempt.created_at)
         .execute(&mut *tx)
         .await?;
+        // A delivery keeps its latest attempts only: redelivering by hand again and again
+        // cannot grow its record (or its listing) without bound.
+        sqlx::query("DELETE FROM webhook_attempts WHERE delivery_id = $1 AND attempt <= $2")
+            .bind(d.id.as_str())
+            .bind(attempt.attempt - ATTEMPTS_KEPT)
+            .execute(&mut *tx)
+            .await?;
         let status = match outcome {
             AttemptOutcome::Succeeded => "succeeded",
             AttemptOutcome::Retry(_) => "pending",
@@ -471,9 +482,11 @@ impl Store {
         for d in page.items {
             let attempts = sqlx::query(
                 "SELECT attempt, status, error, latency_ms, response_excerpt, created_at
-                 FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt",
+                 FROM (SELECT * FROM webhook_attempts WHERE delivery_id = $1
+                       ORDER BY attempt DESC LIMIT $2) AS latest ORDER BY attempt",
             )
             .bind(d.id.as_str())
+            .bind(ATTEMPTS_KEPT)
             .fetch_all(&self.read)
             .await?
             .iter()

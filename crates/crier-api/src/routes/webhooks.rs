@@ -136,6 +136,7 @@ pub struct DeliveryObject {
     pub event_type: String,
     /// `pending`, `succeeded` or `failed`.
     pub status: String,
+    /// Its attempts, oldest first: the latest 25 (each redelivery adds one).
     pub attempts: Vec<AttemptObject>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
