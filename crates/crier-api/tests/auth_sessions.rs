@@ -328,6 +328,31 @@ async fn crier_workspace_names_only_the_users_workspaces() {
         .assert_error(404, "not_found");
 }
 
+/// Each workspace comes with its plan's quotas: one user cannot make them without end.
+async fn a_user_owns_at_most_a_hundred_workspaces() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Member).await;
+    let users = app.state.app().users();
+    let max = crier_app::users::MAX_OWNED_WORKSPACES;
+    for i in 0..max {
+        users
+            .create_workspace(&ada.id, &format!("Ada's {i}"))
+            .await
+            .unwrap();
+    }
+    let before = app.snapshot().await;
+    let e = users
+        .create_workspace(&ada.id, "one more")
+        .await
+        .expect_err("past the most one user may own");
+    assert_eq!(e.code, crier_core::ErrorCode::InvalidRequest);
+    assert!(e.message.contains("crier admin workspace create"), "{e:?}");
+    assert_eq!(app.snapshot().await, before, "nothing made");
+    // Another user is not held by Ada's.
+    let bo = user(&app, "bo@example.com", Role::Member).await;
+    users.create_workspace(&bo.id, "Bo's").await.unwrap();
+}
+
 async fn a_user_in_two_workspaces_acts_with_the_role_of_each() {
     let app = TestApp::new().await;
     let ada = user(&app, "ada@example.com", Role::Member).await;
@@ -869,6 +894,7 @@ both!(
     a_session_expires_after_twelve_hours,
     crier_workspace_names_only_the_users_workspaces,
     a_user_in_two_workspaces_acts_with_the_role_of_each,
+    a_user_owns_at_most_a_hundred_workspaces,
     a_members_session_acts_within_the_members_role,
     a_members_session_sees_and_manages_only_the_members_keys,
     members_keys_made_before_keys_knew_their_member_are_found,

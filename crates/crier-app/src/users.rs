@@ -454,14 +454,26 @@ impl Users<'_> {
         }
     }
 
-    /// A new workspace owned by the user.
+    /// A new workspace owned by the user, who may own [`MAX_OWNED_WORKSPACES`] (each comes
+    /// with its plan's quotas, so more would multiply them; an operator makes more with
+    /// `crier admin workspace create`).
     pub async fn create_workspace(&self, user: &UserId, name: &str) -> AppResult<Workspace> {
         let name = check_name(name, "name")?;
+        let plan = &self.settings().default_plan;
         self.app
             .store()
-            .create_workspace_for(user, &name, &self.settings().default_plan, self.now())
+            .create_workspace_for(user, &name, plan, MAX_OWNED_WORKSPACES, self.now())
             .await
-            .map_err(name_taken)
+            .map_err(name_taken)?
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "name",
+                    format!(
+                        "You own {MAX_OWNED_WORKSPACES} workspaces, the most one user may \
+                         create; an operator can make more with `crier admin workspace create`."
+                    ),
+                )
+            })
     }
 
     /// Renames the seat's workspace (owners and admins).
@@ -665,6 +677,9 @@ fn cannot_manage() -> AppError {
          members; only owners manage owners).",
     )
 }
+
+/// The workspaces one user may own (make in the dashboard) at most.
+pub const MAX_OWNED_WORKSPACES: u32 = 100;
 
 fn name_taken(e: StoreError) -> AppError {
     match e {

@@ -315,18 +315,36 @@ impl Store {
     }
 
     /// A new workspace with `user` as its owner.
+    /// A new workspace owned by `user`, unless they own `max_owned` already (`None`; counted
+    /// with their row locked on PostgreSQL, so two at once cannot both pass the last place).
     pub async fn create_workspace_for(
         &self,
         user: &UserId,
         name: &str,
         plan: &str,
+        max_owned: u32,
         now: i64,
-    ) -> Result<Workspace> {
+    ) -> Result<Option<Workspace>> {
         let mut tx = self.begin().await?;
+        if self.backend() == crate::Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(user.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        let owned: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM memberships WHERE user_id = $1 AND role = 'owner'",
+        )
+        .bind(user.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if owned >= i64::from(max_owned) {
+            return Ok(None);
+        }
         let ws = insert_workspace(&mut tx, name, plan, now).await?;
         insert_membership(&mut tx, &ws.id, user, Role::Owner, now).await?;
         tx.commit().await?;
-        Ok(ws)
+        Ok(Some(ws))
     }
 
     pub async fn rename_workspace(
