@@ -96,6 +96,35 @@ impl Store {
         Ok(())
     }
 
+    /// Records that a part's latest call whose outcome was not known (`in_flight` after a
+    /// crash, `unknown` after a timeout) landed, as the look-up found it, with the id found:
+    /// the attempt says `published`, and no longer counts against the retry budget.
+    pub async fn record_found_attempt(
+        &self,
+        post: &PostId,
+        account: &AccountId,
+        part: i64,
+        external_id: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE publish_attempts SET outcome = 'published', external_id = $4,
+                finished_at = COALESCE(finished_at, $5)
+             WHERE id = (SELECT id FROM publish_attempts
+                         WHERE post_id = $1 AND account_id = $2 AND part = $3
+                           AND outcome IN ('in_flight', 'unknown')
+                         ORDER BY started_at DESC, id DESC LIMIT 1)",
+        )
+        .bind(post.as_str())
+        .bind(account.as_str())
+        .bind(part)
+        .bind(external_id)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     /// Records how an attempt ended: `Published`, `Failed` or `Unknown`.
     pub async fn finish_attempt(
         &self,

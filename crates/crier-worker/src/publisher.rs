@@ -528,12 +528,24 @@ impl Publisher {
                 };
                 match found {
                     Ok(Some(found)) => {
+                        let id = found.external_id.clone();
                         if !self
                             .part_done(&held, &mut part_ids, &mut url, found, true)
                             .await?
                         {
                             return Ok(Processed::Dropped);
                         }
+                        // The call whose answer was lost is on record as what it was.
+                        self.app
+                            .store()
+                            .record_found_attempt(
+                                &post.id,
+                                &account.id,
+                                i as i64,
+                                &id,
+                                self.app.clock().now_ms(),
+                            )
+                            .await?;
                         continue;
                     }
                     Ok(None) => {}

@@ -977,8 +977,14 @@ both!(
         w.set(at);
         assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
         assert_eq!(w.timeline(&a).await, timeline, "no second copy");
-        // Reconciled by lookup: no second call was made.
-        assert_eq!(w.outcomes(&id, &a).await, vec!["unknown"]);
+        // Reconciled by lookup: no second call was made, and the one that landed is on record
+        // as published, with its id.
+        assert_eq!(w.outcomes(&id, &a).await, vec!["published"]);
+        let attempts = w.store.attempts(&id, &a.id).await.unwrap();
+        assert_eq!(
+            attempts[0].external_id.as_deref(),
+            Some(timeline[0].external_id.as_str())
+        );
         let t = w.target(&id, &a).await;
         assert_eq!(t.status, TargetStatus::Published);
         assert_eq!(
@@ -1888,7 +1894,8 @@ both!(crash_after_the_call_landed, |db| async move {
     assert_eq!(t.status, TargetStatus::Published);
     assert_eq!(t.external_id.as_deref(), Some(landed.external_id.as_str()));
     assert_eq!(t.url.as_deref(), Some(landed.url.as_str()));
-    assert_eq!(w.outcomes(&id, &a).await, vec!["in_flight"]);
+    // The crashed call is on record as what the look-up found it was.
+    assert_eq!(w.outcomes(&id, &a).await, vec!["published"]);
     assert_eq!(w.post(&id).await.status, PostStatus::Published);
 });
 
