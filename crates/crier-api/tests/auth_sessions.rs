@@ -636,6 +636,20 @@ async fn members_keys_made_before_keys_knew_their_member_are_found() {
         .send()
         .await;
     let (_, replacement) = created(&r);
+    // A member who left: the key their session made stays (a workspace key), bounded to them.
+    let owner = user(&app, "owner@example.com", Role::Owner).await;
+    let cy = user(&app, "cy@example.com", Role::Member).await;
+    let cys_token = session(&app, &cy).await;
+    let r = app
+        .post("/v1/keys")
+        .key(&cys_token)
+        .json(json!({"name": "cy's", "scopes": ["keys:read", "posts:read"]}))
+        .send()
+        .await;
+    let (_, cys_key) = created(&r);
+    let users = app.state.app().users();
+    let seat = users.seat(&owner.id, None).await.unwrap();
+    users.remove_member(&seat, &owner.id, &cy.id).await.unwrap();
     app.raw_execute("UPDATE api_keys SET member_id = NULL")
         .await;
     let backfill = match app.backend() {
@@ -660,11 +674,15 @@ async fn members_keys_made_before_keys_knew_their_member_are_found() {
         .await;
     bounded.sort();
     let adas = Some(member.id.as_str().to_owned());
-    assert_eq!(
-        bounded,
-        vec![None, adas.clone(), adas.clone(), adas],
-        "the admin's key is bound to no member"
-    );
+    let cys = Some(cy.id.as_str().to_owned());
+    let mut expected = vec![None, adas.clone(), adas.clone(), adas, cys];
+    expected.sort();
+    assert_eq!(bounded, expected, "the admin's key is bound to no member");
+    app.get(&format!("/v1/keys/{admins_id}"))
+        .key(&cys_key)
+        .send()
+        .await
+        .assert_error(404, "not_found");
     // And the replacement, bounded again, does not reach the admin's key.
     app.get(&format!("/v1/keys/{admins_id}"))
         .key(&replacement)

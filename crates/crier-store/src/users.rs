@@ -314,7 +314,6 @@ impl Store {
             .collect()
     }
 
-    /// A new workspace with `user` as its owner.
     /// A new workspace owned by `user`, unless they own `max_owned` already (`None`; counted
     /// with their row locked on PostgreSQL, so two at once cannot both pass the last place).
     pub async fn create_workspace_for(

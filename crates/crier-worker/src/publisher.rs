@@ -535,17 +535,21 @@ impl Publisher {
                         {
                             return Ok(Processed::Dropped);
                         }
-                        // The call whose answer was lost is on record as what it was.
-                        self.app
-                            .store()
-                            .record_found_attempt(
-                                &post.id,
-                                &account.id,
-                                i as i64,
-                                &id,
-                                self.app.clock().now_ms(),
-                            )
-                            .await?;
+                        // The call whose answer was lost is on record as what it was; not when
+                        // a call is on record as published already (that one landed, and a
+                        // later one of unknown outcome is not the one found).
+                        if recorded.is_none() {
+                            self.app
+                                .store()
+                                .record_found_attempt(
+                                    &post.id,
+                                    &account.id,
+                                    i as i64,
+                                    &id,
+                                    self.app.clock().now_ms(),
+                                )
+                                .await?;
+                        }
                         continue;
                     }
                     Ok(None) => {}

@@ -375,8 +375,20 @@ impl Authenticator {
         }
     }
 
+    /// The address a budget of failed authentications belongs to: an IPv6 address's /64 (one
+    /// host or home is handed a whole /64, so its addresses are one client's, not 2^64 budgets
+    /// of their own), an IPv4 address (also as IPv4-mapped IPv6) whole.
     fn ip_key(&self, ip: Option<IpAddr>) -> u64 {
-        self.ip_hasher.hash_one(ip)
+        let client = ip.map(|ip| match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(std::net::Ipv6Addr::from(
+                    u128::from(v6) & !u128::from(u64::MAX),
+                )),
+            },
+            v4 => v4,
+        });
+        self.ip_hasher.hash_one(client)
     }
 
     /// Drops rate-limit and failure state that no longer limits anyone, and expired cached
@@ -931,6 +943,20 @@ mod tests {
         );
         let user = Some(IpAddr::from(std::net::Ipv4Addr::new(198, 51, 100, 1)));
         assert!(auth.take_login(user, u64::MAX, now_ms));
+        // Nor can one IPv6 host, taking a new address of its /64 for each attempt.
+        let prefix = u128::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 7, 7, 0, 0, 0, 0));
+        let allowed = (0..2 * LOGIN_ACCOUNTS as u64)
+            .filter(|&i| {
+                let ip = IpAddr::from(std::net::Ipv6Addr::from(prefix | u128::from(i)));
+                auth.take_login(Some(ip), i << 32, now_ms)
+            })
+            .count();
+        assert!(allowed <= 60, "{allowed} attempts from one /64");
+        assert!(
+            auth.logins.len() <= 120,
+            "{} accounts tracked",
+            auth.logins.len()
+        );
     }
 
     #[test]

@@ -37,8 +37,8 @@ fn audit(
     )
 }
 
-/// For a member's session: the keys the member made (members see and manage only theirs);
-/// `None` for everyone else, who sees them all.
+/// For a member's session or a key bounded to a member: the keys the member made (members
+/// see and manage only theirs); `None` for everyone else, who sees them all.
 async fn members_keys(
     state: &AppState,
     p: &Principal,
@@ -70,8 +70,9 @@ pub(crate) async fn visible_key(state: &AppState, p: &Principal, id: &str) -> Ap
 }
 
 /// The one visibility rule for a key of this principal's workspace (and so for its usage and
-/// its requests): a test-mode key sees only test-mode keys, a member's session only the keys
-/// the member made, a key limited to brands or accounts only keys within its reach.
+/// its requests): a test-mode key sees only test-mode keys, a member's session (or a key
+/// bounded to a member) only the keys the member made, a key limited to brands or accounts
+/// only keys within its reach.
 async fn may_see(state: &AppState, p: &Principal, key: &KeyRow) -> ApiResult<bool> {
     if p.mode() == KeyMode::Test && key.mode == KeyMode::Live {
         return Ok(false);

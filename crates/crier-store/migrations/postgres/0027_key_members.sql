@@ -5,30 +5,40 @@
 -- fixed when the key is made (a later change of role leaves it).
 ALTER TABLE api_keys ADD COLUMN member_id TEXT;
 CREATE INDEX api_keys_by_member ON api_keys (workspace_id, member_id) WHERE member_id IS NOT NULL;
--- Keys made before it, by users who are members now: made by their session (the audit log
--- names the user), their device logins' keys (user_id), their apps' keys (app_grants), the
--- replacements their sessions made; then every key made by or replacing one of those. Running
--- it again changes nothing.
+-- Keys made before it by users who are not the workspace's owners or admins now (its members,
+-- and those who left: roles of the past are not on record, so a key made by an admin who is a
+-- member now is bounded too, the safer side): made by their session (the audit log names the
+-- user), the replacements their sessions made, their device logins' keys (user_id), their
+-- apps' keys (app_grants); then every key made by or replacing one of those. Running it again
+-- changes nothing.
 UPDATE api_keys SET member_id = (
-    SELECT MIN(m.user_id) FROM audit_log a
-    JOIN memberships m ON m.workspace_id = a.workspace_id AND m.user_id = a.actor_user_id
-    WHERE a.action = 'key.created' AND a.actor = 'user' AND a.target_id = api_keys.id
-      AND m.role = 'member')
+    SELECT MIN(a.actor_user_id) FROM audit_log a
+    WHERE a.workspace_id = api_keys.workspace_id AND a.target_id = api_keys.id
+      AND a.action = 'key.created' AND a.actor = 'user' AND a.actor_user_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM memberships m
+                      WHERE m.workspace_id = a.workspace_id AND m.user_id = a.actor_user_id
+                        AND m.role IN ('owner', 'admin')))
 WHERE member_id IS NULL;
 UPDATE api_keys SET member_id = (
-    SELECT MIN(m.user_id) FROM audit_log a
-    JOIN memberships m ON m.workspace_id = a.workspace_id AND m.user_id = a.actor_user_id
-    WHERE a.action = 'key.rotated' AND a.actor = 'user' AND m.role = 'member'
-      AND CAST(a.details AS jsonb) ->> 'replaced_by' = api_keys.id)
+    SELECT MIN(a.actor_user_id) FROM audit_log a
+    WHERE a.workspace_id = api_keys.workspace_id AND a.action = 'key.rotated'
+      AND a.actor = 'user' AND a.actor_user_id IS NOT NULL
+      AND CAST(a.details AS jsonb) ->> 'replaced_by' = api_keys.id
+      AND NOT EXISTS (SELECT 1 FROM memberships m
+                      WHERE m.workspace_id = a.workspace_id AND m.user_id = a.actor_user_id
+                        AND m.role IN ('owner', 'admin')))
 WHERE member_id IS NULL;
 UPDATE api_keys SET member_id = user_id
 WHERE member_id IS NULL AND user_id IS NOT NULL
-  AND EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = api_keys.workspace_id
-              AND m.user_id = api_keys.user_id AND m.role = 'member');
+  AND NOT EXISTS (SELECT 1 FROM memberships m
+                  WHERE m.workspace_id = api_keys.workspace_id AND m.user_id = api_keys.user_id
+                    AND m.role IN ('owner', 'admin'));
 UPDATE api_keys SET member_id = (
     SELECT MIN(g.user_id) FROM app_grants g
-    JOIN memberships m ON m.workspace_id = g.workspace_id AND m.user_id = g.user_id
-    WHERE g.key_id = api_keys.id AND m.role = 'member')
+    WHERE g.key_id = api_keys.id
+      AND NOT EXISTS (SELECT 1 FROM memberships m
+                      WHERE m.workspace_id = g.workspace_id AND m.user_id = g.user_id
+                        AND m.role IN ('owner', 'admin')))
 WHERE member_id IS NULL;
 WITH RECURSIVE line(id, member_id) AS (
     SELECT id, member_id FROM api_keys WHERE member_id IS NOT NULL
