@@ -497,13 +497,12 @@ async fn a_members_session_sees_and_manages_only_the_members_keys() {
     let admin = user(&app, "root@example.com", Role::Admin).await;
     let member = user(&app, "ada@example.com", Role::Member).await;
     let admin_token = session(&app, &admin).await;
-    let r = app
-        .post("/v1/keys")
-        .key(&admin_token)
-        .json(json!({"name": "production", "scopes": ["posts:read", "posts:write"]}))
-        .send()
-        .await;
-    let (admins_id, admins_key) = created(&r);
+    let (admins_id, admins_key) = make_key(
+        &app,
+        &admin_token,
+        json!({"name": "production", "scopes": ["posts:read", "posts:write"]}),
+    )
+    .await;
     let (_, cli_row) = app
         .key(common::KeySpec {
             scopes: vec![Scope::PostsRead],
@@ -511,30 +510,27 @@ async fn a_members_session_sees_and_manages_only_the_members_keys() {
         })
         .await;
     let token = session(&app, &member).await;
-    let r = app
-        .post("/v1/keys")
-        .key(&token)
-        .json(json!({"name": "mine", "scopes": ["posts:read"]}))
-        .send()
-        .await;
-    let (mine, _) = created(&r);
+    let (mine, _) = make_key(
+        &app,
+        &token,
+        json!({"name": "mine", "scopes": ["posts:read"]}),
+    )
+    .await;
     // What the member makes is theirs as well, and so bounded as their session is: a key with
     // `keys:write` the member made, and a key that key made in turn (before, either saw every
     // key of the workspace, and could rotate the admin's to take its secret).
-    let r = app
-        .post("/v1/keys")
-        .key(&token)
-        .json(json!({"name": "member's tool", "scopes": ["keys:read", "keys:write", "posts:read"]}))
-        .send()
-        .await;
-    let (tool, tool_key) = created(&r);
-    let r = app
-        .post("/v1/keys")
-        .key(&tool_key)
-        .json(json!({"name": "made by the tool", "scopes": ["keys:read", "keys:write"]}))
-        .send()
-        .await;
-    let (made, made_key) = created(&r);
+    let (tool, tool_key) = make_key(
+        &app,
+        &token,
+        json!({"name": "member's tool", "scopes": ["keys:read", "keys:write", "posts:read"]}),
+    )
+    .await;
+    let (made, made_key) = make_key(
+        &app,
+        &tool_key,
+        json!({"name": "made by the tool", "scopes": ["keys:read", "keys:write"]}),
+    )
+    .await;
     let mut theirs = vec![mine.as_str(), tool.as_str(), made.as_str()];
     theirs.sort_unstable();
 
@@ -600,6 +596,12 @@ async fn a_members_session_sees_and_manages_only_the_members_keys() {
     created(&r);
 }
 
+/// Makes a key with `credential` (a session or a key) from `body`; its id and secret.
+async fn make_key(app: &TestApp, credential: &str, body: serde_json::Value) -> (String, String) {
+    let r = app.post("/v1/keys").key(credential).json(body).send().await;
+    created(&r)
+}
+
 /// Keys made before keys knew their member (migration 0027): a member's session-made key, its
 /// replacement and a key it made are found bounded to the member; an admin's are not.
 async fn members_keys_made_before_keys_knew_their_member_are_found() {
@@ -607,28 +609,25 @@ async fn members_keys_made_before_keys_knew_their_member_are_found() {
     let admin = user(&app, "root@example.com", Role::Admin).await;
     let member = user(&app, "ada@example.com", Role::Member).await;
     let admin_token = session(&app, &admin).await;
-    let r = app
-        .post("/v1/keys")
-        .key(&admin_token)
-        .json(json!({"name": "production", "scopes": ["posts:read"]}))
-        .send()
-        .await;
-    let (admins_id, _) = created(&r);
+    let (admins_id, _) = make_key(
+        &app,
+        &admin_token,
+        json!({"name": "production", "scopes": ["posts:read"]}),
+    )
+    .await;
     let token = session(&app, &member).await;
-    let r = app
-        .post("/v1/keys")
-        .key(&token)
-        .json(json!({"name": "tool", "scopes": ["keys:read", "keys:write", "posts:read"]}))
-        .send()
-        .await;
-    let (tool, tool_key) = created(&r);
-    let r = app
-        .post("/v1/keys")
-        .key(&tool_key)
-        .json(json!({"name": "made", "scopes": ["posts:read"]}))
-        .send()
-        .await;
-    created(&r);
+    let (tool, tool_key) = make_key(
+        &app,
+        &token,
+        json!({"name": "tool", "scopes": ["keys:read", "keys:write", "posts:read"]}),
+    )
+    .await;
+    make_key(
+        &app,
+        &tool_key,
+        json!({"name": "made", "scopes": ["posts:read"]}),
+    )
+    .await;
     let r = app
         .post(&format!("/v1/keys/{tool}/rotate"))
         .key(&token)
@@ -640,13 +639,12 @@ async fn members_keys_made_before_keys_knew_their_member_are_found() {
     let owner = user(&app, "owner@example.com", Role::Owner).await;
     let cy = user(&app, "cy@example.com", Role::Member).await;
     let cys_token = session(&app, &cy).await;
-    let r = app
-        .post("/v1/keys")
-        .key(&cys_token)
-        .json(json!({"name": "cy's", "scopes": ["keys:read", "posts:read"]}))
-        .send()
-        .await;
-    let (_, cys_key) = created(&r);
+    let (_, cys_key) = make_key(
+        &app,
+        &cys_token,
+        json!({"name": "cy's", "scopes": ["keys:read", "posts:read"]}),
+    )
+    .await;
     let users = app.state.app().users();
     let seat = users.seat(&owner.id, None).await.unwrap();
     users.remove_member(&seat, &owner.id, &cy.id).await.unwrap();

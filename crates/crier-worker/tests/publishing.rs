@@ -103,11 +103,22 @@ impl World {
 
     /// A post scheduled at `at` (stored with `insert_posts`, which enqueues its jobs).
     async fn schedule(&self, accounts: &[&Account], body: &str, at: i64) -> PostId {
+        self.schedule_thread(accounts, body, &[], at).await
+    }
+
+    /// A thread (`body`, then `thread`'s replies) scheduled at `at`, as [`World::schedule`].
+    async fn schedule_thread(
+        &self,
+        accounts: &[&Account],
+        body: &str,
+        thread: &[&str],
+        at: i64,
+    ) -> PostId {
         let post = new_post(
             &self.ws,
             accounts,
             body,
-            &[],
+            thread,
             PostStatus::Scheduled,
             Some(at),
         );
@@ -1242,18 +1253,7 @@ both!(
     |db| async move {
         let w = World::new(&db).await;
         let a = w.account("ada").await;
-        let post = new_post(
-            &w.ws,
-            &[&a],
-            "one",
-            &["two"],
-            PostStatus::Scheduled,
-            Some(T0),
-        );
-        w.store
-            .insert_posts(std::slice::from_ref(&post))
-            .await
-            .unwrap();
+        let id = w.schedule_thread(&[&a], "one", &["two"], T0).await;
         let publisher = w.misbehaving(Misbehaviour::ClockGoesOff(w.store.clone()), config());
 
         // The first part lands; the clock goes off before the second: no call for it, the job
@@ -1261,8 +1261,8 @@ both!(
         let out = publisher.run_due().await;
         assert_eq!(out, vec![Processed::RetryAt(T0 + LEASE_MS)]);
         assert_eq!(w.timeline(&a).await.len(), 1);
-        assert_eq!(w.outcomes(&post.id, &a).await, vec!["published"]);
-        assert_eq!(w.target(&post.id, &a).await.part_ids.len(), 1);
+        assert_eq!(w.outcomes(&id, &a).await, vec!["published"]);
+        assert_eq!(w.target(&id, &a).await.part_ids.len(), 1);
         // Nothing is claimed while the clock is off, even after the lease.
         w.set(T0 + LEASE_MS + 1);
         assert_eq!(publisher.run_due().await, vec![]);
@@ -1270,14 +1270,11 @@ both!(
         // Right again: the second part goes out, once, as a reply to the first.
         w.store.hold_claims(false);
         assert_eq!(w.publisher.run_due().await, vec![Processed::Published]);
-        let t = w.target(&post.id, &a).await;
+        let t = w.target(&id, &a).await;
         assert_eq!(t.status, TargetStatus::Published);
         assert_eq!(t.part_ids.len(), 2, "{t:?}");
         assert_eq!(w.timeline(&a).await.len(), 2);
-        assert_eq!(
-            w.outcomes(&post.id, &a).await,
-            vec!["published", "published"]
-        );
+        assert_eq!(w.outcomes(&id, &a).await, vec!["published", "published"]);
     }
 );
 
@@ -1289,18 +1286,7 @@ both!(
         // `publishing` for ever, its author unable to cancel or retry it.
         let w = World::new(&db).await;
         let a = w.account("ada").await;
-        let post = new_post(
-            &w.ws,
-            &[&a],
-            "one",
-            &["two"],
-            PostStatus::Scheduled,
-            Some(T0),
-        );
-        w.store
-            .insert_posts(std::slice::from_ref(&post))
-            .await
-            .unwrap();
+        let id = w.schedule_thread(&[&a], "one", &["two"], T0).await;
         let publisher = w.misbehaving(Misbehaviour::PanicsOnALaterPart(w.clock.clone()), config());
         let out = publisher.run_due().await;
         assert!(matches!(out[..], [Processed::RetryAt(_)]), "{out:?}");
@@ -1308,10 +1294,10 @@ both!(
         // A day on, the next try panics again, and the target fails.
         w.set(T0 + crier_worker::GIVE_UP_AFTER_MS + 1);
         assert_eq!(publisher.run_due().await, vec![Processed::Failed]);
-        let t = w.target(&post.id, &a).await;
+        let t = w.target(&id, &a).await;
         assert_eq!(t.status, TargetStatus::Failed);
         assert_eq!(t.error.map(|e| e.code).as_deref(), Some("internal_error"));
-        assert_eq!(w.post(&post.id).await.status, PostStatus::Failed);
+        assert_eq!(w.post(&id).await.status, PostStatus::Failed);
         assert_eq!(w.next_job_at().await, None, "the job is gone");
         assert_eq!(w.timeline(&a).await.len(), 1, "the reply never went out");
     }
