@@ -533,6 +533,15 @@ async fn a_members_session_sees_and_manages_only_the_members_keys() {
     .await;
     let mut theirs = vec![mine.as_str(), tool.as_str(), made.as_str()];
     theirs.sort_unstable();
+    // Keys of the admin's newer than the member's: a member's pages are of their keys alone.
+    for name in ["later", "latest"] {
+        make_key(
+            &app,
+            &admin_token,
+            json!({"name": name, "scopes": ["posts:read"]}),
+        )
+        .await;
+    }
 
     let before = app.snapshot().await;
     for actor in [&token, &tool_key, &made_key] {
@@ -580,6 +589,20 @@ async fn a_members_session_sees_and_manages_only_the_members_keys() {
             r.assert_error(404, "not_found");
         }
         assert_eq!(listed, theirs, "a member lists only their own keys");
+        let mut paged = Vec::new();
+        for offset in [0, 2] {
+            let r = app
+                .get(&format!("/v1/keys?limit=2&offset={offset}"))
+                .key(actor)
+                .send()
+                .await;
+            assert_eq!(r.body["has_more"], offset == 0, "{}", r.text);
+            for k in r.body["data"].as_array().unwrap() {
+                paged.push(k["id"].as_str().unwrap().to_owned());
+            }
+        }
+        paged.sort_unstable();
+        assert_eq!(paged, theirs, "pages of the member's keys alone");
     }
     assert_eq!(app.snapshot().await, before, "nothing changed");
     assert_eq!(

@@ -89,6 +89,34 @@ impl Store {
         Ok(Page::from_overfetch(keys, limit))
     }
 
+    /// Keys of a workspace among `ids` (what a member sees: the keys they made), newest first;
+    /// `mode` narrows to one mode. Paged over those keys alone, so no page comes back empty
+    /// while more of them follow.
+    pub async fn list_keys_among(
+        &self,
+        ws: &WorkspaceId,
+        mode: Option<KeyMode>,
+        ids: &[&str],
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<KeyRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND ($2 IS NULL OR mode = $2)
+               AND app_client_id IS NULL AND {among}
+             ORDER BY id DESC LIMIT $4 OFFSET $5",
+            among = self.in_json_list("id", "$3"),
+        )))
+        .bind(ws.as_str())
+        .bind(mode.map(KeyMode::as_str))
+        .bind(crate::json(&ids))
+        .bind(i64::from(limit) + 1)
+        .bind(i64::from(offset))
+        .fetch_all(&self.read)
+        .await?;
+        let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(keys, limit))
+    }
+
     /// Keys of a workspace limited to brands or accounts within what a limited key reaches:
     /// each of their brands among `brands` and each of their accounts among `accounts`. Newest
     /// first; `mode` narrows to one mode.

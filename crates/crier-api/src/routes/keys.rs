@@ -127,14 +127,25 @@ pub async fn list(
     page: Pagination,
 ) -> ApiResult<Json<List<KeyObject>>> {
     let mode = (p.mode() == KeyMode::Test).then_some(KeyMode::Test);
-    let keys = match state.app().reach(&p.caller()).await?.lists() {
-        None => {
+    let mine = members_keys(&state, &p).await?;
+    let lists = state.app().reach(&p.caller()).await?.lists();
+    let keys = match (&mine, lists) {
+        // A member's keys, paged over theirs alone (a key both bounded to a member and
+        // limited to brands or accounts is filtered below, within the page).
+        (Some(mine), _) => {
+            let ids: Vec<&str> = mine.iter().map(String::as_str).collect();
+            state
+                .store()
+                .list_keys_among(p.workspace_id(), mode, &ids, page.limit, page.offset)
+                .await?
+        }
+        (None, None) => {
             state
                 .store()
                 .list_keys(p.workspace_id(), mode, page.limit, page.offset)
                 .await?
         }
-        Some((brands, accounts)) => {
+        (None, Some((brands, accounts))) => {
             state
                 .store()
                 .list_keys_within(
@@ -148,11 +159,17 @@ pub async fn list(
                 .await?
         }
     };
-    let mut list = List::of(&keys, |k| KeyObject::from_row(k, None));
-    if let Some(mine) = members_keys(&state, &p).await? {
-        list.data.retain(|k| mine.contains(k.id.as_str()));
+    let mut keys = keys;
+    if mine.is_some() && p.caller().is_limited() {
+        let reach = state.app().reach(&p.caller()).await?;
+        keys.items.retain(|k| {
+            reach.covers_key(&crier_app::Restriction::from_stored(
+                &k.allowed_brand_ids,
+                &k.allowed_account_ids,
+            ))
+        });
     }
-    Ok(Json(list))
+    Ok(Json(List::of(&keys, |k| KeyObject::from_row(k, None))))
 }
 
 /// Create a key. The secret is in this response only.
