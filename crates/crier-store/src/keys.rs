@@ -74,19 +74,7 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<Page<KeyRow>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND ($2 IS NULL OR mode = $2)
-               AND app_client_id IS NULL
-             ORDER BY id DESC LIMIT $3 OFFSET $4"
-        )))
-        .bind(ws.as_str())
-        .bind(mode.map(KeyMode::as_str))
-        .bind(i64::from(limit) + 1)
-        .bind(i64::from(offset))
-        .fetch_all(&self.read)
-        .await?;
-        let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(keys, limit))
+        self.key_page(ws, mode, "", &[], limit, offset).await
     }
 
     /// Keys of a workspace among `ids` (what a member sees: the keys they made), newest first;
@@ -100,21 +88,9 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<Page<KeyRow>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND ($2 IS NULL OR mode = $2)
-               AND app_client_id IS NULL AND {among}
-             ORDER BY id DESC LIMIT $4 OFFSET $5",
-            among = self.in_json_list("id", "$3"),
-        )))
-        .bind(ws.as_str())
-        .bind(mode.map(KeyMode::as_str))
-        .bind(crate::json(&ids))
-        .bind(i64::from(limit) + 1)
-        .bind(i64::from(offset))
-        .fetch_all(&self.read)
-        .await?;
-        let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(keys, limit))
+        let among = format!("AND {}", self.in_json_list("id", "$3"));
+        self.key_page(ws, mode, &among, &[crate::json(&ids)], limit, offset)
+            .await
     }
 
     /// Keys of a workspace limited to brands or accounts within what a limited key reaches:
@@ -129,26 +105,49 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<Page<KeyRow>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM api_keys k WHERE workspace_id = $1 AND ($2 IS NULL OR mode = $2)
-               AND app_client_id IS NULL
-               AND (allowed_brand_ids <> '[]' OR allowed_account_ids <> '[]')
-               AND NOT EXISTS (SELECT 1 FROM {kb} WHERE kb.value NOT IN {brands})
-               AND NOT EXISTS (SELECT 1 FROM {ka} WHERE ka.value NOT IN {accounts})
-             ORDER BY id DESC LIMIT $5 OFFSET $6",
+        let within = format!(
+            "AND (allowed_brand_ids <> '[]' OR allowed_account_ids <> '[]')
+             AND NOT EXISTS (SELECT 1 FROM {kb} WHERE kb.value NOT IN {brands})
+             AND NOT EXISTS (SELECT 1 FROM {ka} WHERE ka.value NOT IN {accounts})",
             kb = self.json_rows("k.allowed_brand_ids", "kb"),
             ka = self.json_rows("k.allowed_account_ids", "ka"),
             brands = self.json_values("$3"),
             accounts = self.json_values("$4"),
+        );
+        let binds = [crate::json(&brands), crate::json(&accounts)];
+        self.key_page(ws, mode, &within, &binds, limit, offset)
+            .await
+    }
+
+    /// A page of a workspace's keys (apps' keys left out), newest first, `mode` narrowing to
+    /// one mode, that also meet `filter` (over `k`; its parameters are `$3` on, bound in order
+    /// from `binds`).
+    async fn key_page(
+        &self,
+        ws: &WorkspaceId,
+        mode: Option<KeyMode>,
+        filter: &str,
+        binds: &[String],
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<KeyRow>> {
+        let next = 3 + binds.len();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM api_keys k WHERE workspace_id = $1 AND ($2 IS NULL OR mode = $2)
+               AND app_client_id IS NULL {filter}
+             ORDER BY id DESC LIMIT ${next} OFFSET ${}",
+            next + 1
         )))
         .bind(ws.as_str())
-        .bind(mode.map(KeyMode::as_str))
-        .bind(crate::json(&brands))
-        .bind(crate::json(&accounts))
-        .bind(i64::from(limit) + 1)
-        .bind(i64::from(offset))
-        .fetch_all(&self.read)
-        .await?;
+        .bind(mode.map(KeyMode::as_str));
+        for b in binds {
+            query = query.bind(b.as_str());
+        }
+        let rows = query
+            .bind(i64::from(limit) + 1)
+            .bind(i64::from(offset))
+            .fetch_all(&self.read)
+            .await?;
         let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(keys, limit))
     }

@@ -128,8 +128,8 @@ pub async fn list(
 ) -> ApiResult<Json<List<KeyObject>>> {
     let mode = (p.mode() == KeyMode::Test).then_some(KeyMode::Test);
     let mine = members_keys(&state, &p).await?;
-    let lists = state.app().reach(&p.caller()).await?.lists();
-    let keys = match (&mine, lists) {
+    let reach = state.app().reach(&p.caller()).await?;
+    let mut keys = match (&mine, reach.lists()) {
         // A member's keys, paged over theirs alone (a key both bounded to a member and
         // limited to brands or accounts is filtered below, within the page).
         (Some(mine), _) => {
@@ -159,9 +159,7 @@ pub async fn list(
                 .await?
         }
     };
-    let mut keys = keys;
-    if mine.is_some() && p.caller().is_limited() {
-        let reach = state.app().reach(&p.caller()).await?;
+    if mine.is_some() {
         keys.items.retain(|k| {
             reach.covers_key(&crier_app::Restriction::from_stored(
                 &k.allowed_brand_ids,
