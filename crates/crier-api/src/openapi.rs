@@ -34,7 +34,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
             `{\"error\":{\"code\",\"message\",\"request_id\",\"param\"?}}`. \
             Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`. \
             Lists are `{\"data\":[…],\"has_more\":bool}` with `limit` (1–50) and `offset`. \
-            Every POST accepts `Idempotency-Key`."
+            Every POST accepts `Idempotency-Key`. A query parameter an operation does not \
+            list is refused (`400 invalid_request`, `param` naming it), not ignored."
     ),
     modifiers(&Security),
     components(schemas(crate::error::ErrorEnvelope)),
@@ -96,7 +97,30 @@ pub fn refine(doc: utoipa::openapi::OpenApi) -> Value {
     optional_bodies(&mut v);
     links(&mut v);
     no_nul(&mut v);
+    unknown_query_answers(&mut v);
     v
+}
+
+/// Every operation refuses a query parameter it does not list (`routes::known_query`), so
+/// every operation may answer `400` in the envelope, those without other client errors too
+/// (`/healthz`, `/metrics`, the OAuth metadata).
+fn unknown_query_answers(v: &mut Value) {
+    for (_, _, op) in operations(v) {
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if !responses.contains_key("400") && !responses.contains_key("4XX") {
+            responses.insert(
+                "400".into(),
+                json!({
+                    "description": "A query parameter this operation does not take",
+                    "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/ErrorEnvelope"}
+                    }},
+                }),
+            );
+        }
+    }
 }
 
 /// No text in a request body takes NUL (`extract::parse_json` refuses it in any string or key):

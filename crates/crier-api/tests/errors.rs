@@ -423,6 +423,72 @@ async fn bad_pagination_is_400_with_param() {
     assert_eq!(r.body["has_more"], false);
 }
 
+async fn unknown_query_parameters_are_400_with_param() {
+    let app = TestApp::new().await;
+    let key = app.admin_key().await;
+    // A misspelt or invented parameter is named, with what the operation takes.
+    let r = app.get("/v1/keys?limt=5").key(&key).send().await;
+    assert_param(&r, "limt");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`limit`, `offset`"), "{message}");
+    let r = app.get("/v1/me?verbose=1").key(&key).send().await;
+    assert_param(&r, "verbose");
+    assert!(r.text.contains("takes none"), "{}", r.text);
+    // What a fuzzer sent: a nameless parameter and names that are not text.
+    let r = app
+        .get("/v1/kb/search?=null&%C3%82%C3%BAr%06=2176193")
+        .key(&key)
+        .send()
+        .await;
+    assert_param(&r, "");
+    let r = app.get("/v1/kb/search?q=a&%FF%FE=1").key(&key).send().await;
+    assert_param(&r, "\u{fffd}\u{fffd}");
+    // A long name is cut in the answer.
+    let long = "n".repeat(5000);
+    let r = app
+        .get(&format!("/v1/keys?{long}=1"))
+        .key(&key)
+        .send()
+        .await;
+    assert_param(&r, &long[..100]);
+    // A refused write writes nothing.
+    let account = app.sandbox_account(&key, "query").await;
+    let before = app.snapshot().await;
+    let r = app
+        .post("/v1/posts?dry_run=true")
+        .key(&key)
+        .json(json!({"text": "hello", "account_ids": [account]}))
+        .send()
+        .await;
+    assert_param(&r, "dry_run");
+    assert_eq!(app.snapshot().await, before);
+    let r = app.get("/v1/posts").key(&key).send().await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 0, "{}", r.text);
+    // Without a key the answer is still 401, and routes that take no key check too.
+    let r = app.get("/v1/keys?limt=5").send().await;
+    r.assert_error(401, "unauthorized");
+    let r = app.get("/healthz?probe=1").send().await;
+    assert_param(&r, "probe");
+    // Documented names pass, percent-encoded or not, repeated or empty.
+    for query in [
+        "q=a&limit=5",
+        "%71=a&%6Cimit=5",
+        "q=a&q=b",
+        "q",
+        "",
+        "&&q=a",
+    ] {
+        let r = app
+            .get(&format!("/v1/kb/search?{query}"))
+            .key(&key)
+            .send()
+            .await;
+        assert_eq!(r.status, 200, "{query}: {}", r.text);
+    }
+    let r = app.get("/healthz?").send().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 async fn unknown_ids_are_404() {
     let app = TestApp::new().await;
     let key = app.admin_key().await;
@@ -987,6 +1053,7 @@ both!(
     missing_malformed_and_unknown_keys_are_401,
     two_different_keys_in_two_headers_are_400,
     bad_pagination_is_400_with_param,
+    unknown_query_parameters_are_400_with_param,
     unknown_ids_are_404,
     ip_and_origin_restrictions_are_403,
     changing_a_revoked_key_is_409,

@@ -137,6 +137,19 @@ fn every_request_field_is_bounded() {
 }
 
 #[test]
+fn every_operation_documents_the_400_of_an_unknown_query_parameter() {
+    let doc = doc();
+    for (method, path, op) in operations(&doc) {
+        let responses = op["responses"].as_object().unwrap();
+        assert!(
+            responses.contains_key("400") || responses.contains_key("4XX"),
+            "{method} {path}: {:?}",
+            responses.keys().collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
 fn pagination_bounds_are_the_extractors() {
     let doc = doc();
     let mut lists = 0;

@@ -486,21 +486,13 @@ fn persona_object(brand: Option<String>, p: crier_ai::Persona) -> PersonaObject 
     }
 }
 
-/// `?brand_id=` from the query string, if given.
-fn brand_param(parts: &Parts) -> ApiResult<Option<String>> {
-    let mut brand = None;
-    for (name, value) in query_pairs(parts.uri.query()) {
-        match name.as_str() {
-            "brand_id" => brand = Some(value),
-            other => {
-                return Err(ApiError::invalid(
-                    other,
-                    format!("Unknown query parameter `{other}`."),
-                ));
-            }
-        }
-    }
-    Ok(brand)
+/// `?brand_id=` from the query string, if given (the router refuses other names).
+fn brand_param(parts: &Parts) -> Option<String> {
+    query_pairs(parts.uri.query())
+        .into_iter()
+        .rev()
+        .find(|(name, _)| name == "brand_id")
+        .map(|(_, value)| value)
 }
 
 /// The brand voice: what an owner set, and what was learned from the brand's (or the
@@ -514,7 +506,7 @@ pub async fn get_persona(
     Auth(p, ..): Auth<need::AnalyticsRead>,
     parts: Parts,
 ) -> ApiResult<Json<PersonaObject>> {
-    let brand = brand_param(&parts)?;
+    let brand = brand_param(&parts);
     let persona = state
         .app()
         .ai()
@@ -534,7 +526,7 @@ pub async fn put_persona(
     parts: Parts,
     ApiJson(v): ApiJson<crate::routes::brands::VoiceObject>,
 ) -> ApiResult<Json<PersonaObject>> {
-    let brand = brand_param(&parts)?;
+    let brand = brand_param(&parts);
     let caller = p.caller();
     let ai = state.app().ai();
     ai.set_voice(&caller, brand.as_deref(), v.into()).await?;

@@ -22,6 +22,8 @@ pub mod trending;
 pub mod webhooks;
 pub mod workspace;
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -152,7 +154,10 @@ async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Respon
     let route = crate::context::matched_route(&req);
     let resp = match crate::auth::admit(&state, req).await {
         Ok((req, headers)) => crate::auth::with_headers(
-            crate::idempotency::idempotency(state, req, next).await,
+            match known_query(&req) {
+                Ok(()) => crate::idempotency::idempotency(state, req, next).await,
+                Err(e) => e.into_response(),
+            },
             headers,
         ),
         Err(refused) => refused,
@@ -160,7 +165,77 @@ async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Respon
     crate::context::with_route(resp, route)
 }
 
+/// The query parameters of each documented operation, by route template and method, read
+/// from the OpenAPI description once: what the description lists is what the server takes.
+static QUERY_PARAMS: LazyLock<HashMap<String, Vec<(Method, Vec<String>)>>> = LazyLock::new(|| {
+    let doc = openapi();
+    let mut table: HashMap<String, Vec<(Method, Vec<String>)>> = HashMap::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+                continue;
+            };
+            let names = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .collect();
+            table.entry(path.clone()).or_default().push((method, names));
+        }
+    }
+    table
+});
+
+/// Refuses a query parameter the matched operation does not document (`400 invalid_request`,
+/// `param` naming it), as Stripe does: ignored, a misspelt `limt=5` or `brand=…` would answer
+/// as if it were not there, and the caller would never learn why. Requests without a query
+/// string, and routes outside the description (the dashboard), are not looked at.
+fn known_query(req: &Request) -> Result<(), ApiError> {
+    let Some(query) = req.uri().query() else {
+        return Ok(());
+    };
+    let Some(route) = req.extensions().get::<axum::extract::MatchedPath>() else {
+        return Ok(());
+    };
+    let Some(takes) = QUERY_PARAMS
+        .get(route.as_str())
+        .and_then(|ops| ops.iter().find(|(m, _)| m == req.method()))
+        .map(|(_, names)| names)
+    else {
+        return Ok(());
+    };
+    for (name, _) in crate::extract::query_pairs(Some(query)) {
+        if takes.contains(&name) {
+            continue;
+        }
+        let shown: String = name.chars().take(100).collect();
+        let message = if takes.is_empty() {
+            format!("Unknown query parameter `{shown}`: this operation takes none.")
+        } else {
+            let list: Vec<String> = takes.iter().map(|n| format!("`{n}`")).collect();
+            format!(
+                "Unknown query parameter `{shown}`: this operation takes {}.",
+                list.join(", ")
+            )
+        };
+        return Err(ApiError::invalid(shown, message));
+    }
+    Ok(())
+}
+
+/// [`known_query`] as a layer, for the routes that take no key.
+async fn refuse_unknown_query(req: Request, next: Next) -> Response {
+    match known_query(&req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 pub fn router(state: AppState) -> Router {
+    // Read the description now rather than in the first request with a query string.
+    LazyLock::force(&QUERY_PARAMS);
     let (authenticated, _) = api_routes()
         .route_layer(from_fn_with_state(state.clone(), gate))
         .split_for_parts();
@@ -174,7 +249,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     let mcp = crate::mcp::routes(v1, &state.config().public_url)
         .route_layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
-    let (public, _) = public_routes().split_for_parts();
+    let (public, _) = public_routes()
+        .route_layer(from_fn(refuse_unknown_query))
+        .split_for_parts();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([
