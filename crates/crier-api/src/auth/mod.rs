@@ -297,8 +297,11 @@ const LOGIN_WINDOWS: [Window; 2] = [
     },
 ];
 
-/// Accounts the login throttle tracks at most (as for addresses: when full, new accounts are
-/// treated as throttled rather than evicting the ones being throttled).
+/// Accounts the login throttle tracks at most. Anyone can name an account (a made-up email
+/// costs nothing), so when the table is full the account that spent least makes room
+/// ([`Gcra::evicting`]): refusing new accounts instead let a few dozen addresses sending
+/// made-up emails refuse every user's sign-in, while an account being guessed at keeps its
+/// count through any flood of single attempts.
 const LOGIN_ACCOUNTS: usize = 65_536;
 
 /// Storage look-ups in flight at once on behalf of all throttled addresses together.
@@ -367,7 +370,7 @@ impl Authenticator {
                 )),
             },
             failures: Gcra::bounded(FAILURE_ADDRESSES),
-            logins: Gcra::bounded(LOGIN_ACCOUNTS),
+            logins: Gcra::evicting(LOGIN_ACCOUNTS),
             ip_hasher: RandomState::new(),
             throttled_lookups: tokio::sync::Semaphore::new(THROTTLED_LOOKUPS),
             usage: UsageRecorder::default(),
@@ -547,9 +550,9 @@ impl Authenticator {
     /// (a check, then a count after the slow hash, would let a burst all pass).
     pub fn take_login(&self, ip: Option<IpAddr>, account: u64, now_ms: i64) -> bool {
         // The address first: an address past its budget spends no account's, so one address
-        // cannot fill the account table with made-up emails (a full table refuses accounts it
-        // does not track yet: everyone's next sign-in). An account past its budget still
-        // spends the address's, so a burst against one account from one address holds it.
+        // cannot churn the account table with made-up emails. An account past its budget
+        // still spends the address's, so a burst against one account from one address holds
+        // it.
         if !self.take_address(ip, now_ms) {
             return false;
         }
@@ -957,6 +960,32 @@ mod tests {
             "{} accounts tracked",
             auth.logins.len()
         );
+    }
+
+    #[test]
+    fn many_addresses_cannot_lock_everyone_out_or_erase_a_guessed_account() {
+        // An account being guessed at spends its minute; then, within that minute, made-up
+        // emails from 10,000 addresses, more than the account table holds.
+        let auth = authenticator();
+        let now_ms = 1_000_000;
+        let guesser = Some(IpAddr::from(std::net::Ipv4Addr::new(203, 0, 113, 9)));
+        let victim = auth.account_key("victim@example.com");
+        for _ in 0..5 {
+            assert!(auth.take_login(guesser, victim, now_ms));
+        }
+        let flood = LOGIN_ACCOUNTS as u64 + 10_000;
+        let at = |i: u64| now_ms + (i / 10) as i64;
+        for i in 0..flood {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + (i as u32 % 10_000)));
+            let account = auth.account_key(&format!("made-up-{i}@example.com"));
+            assert!(auth.take_login(Some(ip), account, at(i)), "{i}");
+        }
+        let later = at(flood);
+        assert!(auth.logins.len() <= LOGIN_ACCOUNTS);
+        // A user elsewhere still signs in; the guessed account is still refused.
+        let user = Some(IpAddr::from(std::net::Ipv4Addr::new(198, 51, 100, 1)));
+        assert!(auth.take_login(user, auth.account_key("user@example.com"), later));
+        assert!(!auth.take_login(user, victim, later));
     }
 
     #[test]

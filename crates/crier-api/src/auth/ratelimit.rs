@@ -845,9 +845,16 @@ const SHARDS: usize = 64;
 /// still full, the new key is treated as over its limit and nothing is stored. Evicting live
 /// keys instead would let whoever can present many new keys (many client addresses) wipe the
 /// state of the keys being limited.
+///
+/// An evicting table ([`Gcra::evicting`]) makes room instead by dropping the live key that
+/// would go idle soonest: the one that spent least of its budget. It is for keys anyone can
+/// name (accounts by email), where refusing new keys would let a flood of made-up ones refuse
+/// everyone. Erasing a key's state then takes filling its shard with keys that each spent more
+/// than it did: a flood of single attempts evicts only other single attempts.
 pub struct Gcra {
     shards: Box<[Mutex<Tats>]>,
     per_shard: usize,
+    evicts: bool,
 }
 
 impl Default for Gcra {
@@ -862,6 +869,16 @@ impl Gcra {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Tats::default())).collect(),
             per_shard: (max_keys / SHARDS).max(1),
+            evicts: false,
+        }
+    }
+
+    /// A table of at most about `max_keys` keys that, when full, evicts the key that spent
+    /// least (see [`Gcra`]).
+    pub fn evicting(max_keys: usize) -> Self {
+        Self {
+            evicts: true,
+            ..Self::bounded(max_keys)
         }
     }
 
@@ -873,13 +890,29 @@ impl Gcra {
         &self.shards[self.shard_of(key)]
     }
 
-    /// Whether `key` has no room in its (locked) shard, after dropping idle keys.
-    fn no_room(&self, shard: &mut Tats, key: u64, now_us: i64) -> bool {
+    /// Whether `key` has no room in its (locked) shard, after dropping idle keys and, in an
+    /// evicting table when `make_room`, the key that would go idle soonest.
+    fn no_room(&self, shard: &mut Tats, key: u64, now_us: i64, make_room: bool) -> bool {
         if shard.len() < self.per_shard || shard.contains_key(&key) {
             return false;
         }
         shard.retain(|_, tats| tats.iter().any(|t| *t > now_us));
-        shard.len() >= self.per_shard
+        if shard.len() < self.per_shard {
+            return false;
+        }
+        if !self.evicts {
+            return true;
+        }
+        if make_room {
+            let soonest_idle = shard
+                .iter()
+                .min_by_key(|(_, tats)| tats[0].max(tats[1]))
+                .map(|(k, _)| *k);
+            if let Some(k) = soonest_idle {
+                shard.remove(&k);
+            }
+        }
+        false
     }
 
     pub fn check(&self, key: u64, windows: [Window; 2], now_us: i64) -> Decision {
@@ -910,7 +943,7 @@ impl Gcra {
         let mut stored = Vec::with_capacity(buckets.len());
         for b in buckets {
             let shard = locked(&mut guards, self.shard_of(b.key));
-            if self.no_room(shard, b.key, now_us) {
+            if self.no_room(shard, b.key, now_us, true) {
                 let full = |w: &Window| WindowState {
                     window: *w,
                     remaining: 0,
@@ -940,7 +973,7 @@ impl Gcra {
     /// Whether the next request for `key` would be refused, without counting it.
     pub fn would_refuse(&self, key: u64, windows: [Window; 2], now_us: i64) -> bool {
         let mut shard = self.shard(key).lock().expect("rate limit shard");
-        if self.no_room(&mut shard, key, now_us) {
+        if self.no_room(&mut shard, key, now_us, false) {
             return true;
         }
         let Some(tats) = shard.get(&key) else {
@@ -1086,6 +1119,30 @@ mod tests {
         // Once the stored keys are idle, a new key takes the room of one of them.
         assert!(!g.would_refuse(outside, windows(5, 100), 2_000 * S));
         assert!(g.check(outside, windows(5, 100), 2_000 * S).allowed);
+        assert!(g.len() <= SHARDS * 2);
+    }
+
+    #[test]
+    fn an_evicting_table_makes_room_by_dropping_the_key_that_spent_least() {
+        let g = Gcra::evicting(SHARDS * 2);
+        let key = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The victim spends its minute; then a flood of new keys, one attempt each.
+        let victim = key(1);
+        for _ in 0..5 {
+            assert!(g.check(victim, windows(5, 50), 0).allowed);
+        }
+        for i in 2..10_000 {
+            assert!(g.check(key(i), windows(5, 50), i as i64).allowed, "{i}");
+        }
+        assert!(g.len() <= SHARDS * 2, "{} keys", g.len());
+        // The victim is still counted: its next attempt is refused.
+        assert!(g.would_refuse(victim, windows(5, 50), 10_000));
+        assert!(!g.check(victim, windows(5, 50), 10_000).allowed);
+        // A new key gets in, and asking whether it would evicts nothing.
+        let before = g.len();
+        assert!(!g.would_refuse(key(20_000), windows(5, 50), 10_000));
+        assert_eq!(g.len(), before);
+        assert!(g.check(key(20_000), windows(5, 50), 10_000).allowed);
         assert!(g.len() <= SHARDS * 2);
     }
 
