@@ -51,12 +51,7 @@ pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     }
     let mut buf = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                "The request body could not be read to its end.",
-            )
-        })?;
+        let chunk = chunk.map_err(unreadable)?;
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
             drain(&mut body, DRAIN_BYTES, DRAIN_TIME).await;
             return Err(payload_too_large());
@@ -64,6 +59,17 @@ pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
         buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
+}
+
+/// The answer to a request body that could not be read: too slow
+/// ([`crate::server::BodyTooSlow`]), or broken off.
+pub fn unreadable(e: axum::Error) -> ApiError {
+    let inner = e.into_inner();
+    let message = match inner.downcast_ref::<crate::server::BodyTooSlow>() {
+        Some(slow) => format!("The request failed: {slow}; send it again."),
+        None => "The request body could not be read to its end.".into(),
+    };
+    ApiError::new(ErrorCode::InvalidRequest, message)
 }
 
 /// Reads and discards what is left of a body, up to `max_bytes` and for `max_time` at most

@@ -84,6 +84,9 @@ struct Inner {
     config: ApiConfig,
     /// Series `/metrics` adds from outside the API (see [`AppState::add_metrics`]).
     sources: std::sync::Mutex<Vec<Arc<dyn metrics::MetricsSource>>>,
+    /// Media whose bytes a signed `PUT` is receiving now (one at a time each; at most one
+    /// entry per open connection).
+    uploads: std::sync::Mutex<std::collections::HashSet<crier_core::ids::MediaId>>,
 }
 
 impl AppState {
@@ -98,6 +101,7 @@ impl AppState {
             me_views: routes::me::views(),
             config,
             sources: std::sync::Mutex::default(),
+            uploads: std::sync::Mutex::default(),
         }));
         // A key this process changes is forgotten by its cache at once, whichever layer
         // changed it (other nodes learn of it through the key-change notification).
@@ -164,6 +168,16 @@ impl AppState {
 
     pub fn config(&self) -> &ApiConfig {
         &self.0.config
+    }
+
+    /// Marks `media` as receiving its bytes until the guard drops; `None` when another
+    /// request already is.
+    pub fn receiving(&self, media: &crier_core::ids::MediaId) -> Option<Receiving> {
+        let mut uploads = self.0.uploads.lock().expect("uploads lock");
+        uploads.insert(media.clone()).then(|| Receiving {
+            state: self.clone(),
+            media: media.clone(),
+        })
     }
 
     pub fn plan(&self, name: &str) -> Option<Arc<Plan>> {
@@ -308,6 +322,19 @@ impl AppState {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+}
+
+/// A media object receiving its bytes (see [`AppState::receiving`]).
+pub struct Receiving {
+    state: AppState,
+    media: crier_core::ids::MediaId,
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        let mut uploads = self.state.0.uploads.lock().expect("uploads lock");
+        uploads.remove(&self.media);
     }
 }
 

@@ -11,6 +11,11 @@
 //!   closed: a client that stalls in the middle of a body, or stops reading a response. A
 //!   handler that works longer than this without the client sending or reading anything is cut
 //!   off too, so keep it above the slowest handler (outgoing calls time out at 15 s).
+//! - **A slow body.** A request body must arrive at `body_min_rate` on average once
+//!   `body_grace` has passed (by default [`BODY_MIN_RATE`] and [`BODY_GRACE`]): past that, reading it fails with [`BodyTooSlow`] (the handler
+//!   answers `400`) and the connection closes after the answer. The idle timeout alone let a
+//!   client hold a connection slot for weeks by sending one byte a minute, and the whole
+//!   server with 1,024 of them.
 //! - **A body left unread.** A handler that answers without reading the whole request body (a
 //!   `401` to a POST without a key, a `413`) gives it back: beside the answer, the server reads
 //!   the rest, up to [`LINGER_BYTES`] and [`LINGER_TIME`], so the connection can serve the
@@ -58,6 +63,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// How long a request body may take before `body_min_rate` (bytes a second, on average
+    /// since its reading began) applies to it.
+    pub body_grace: Duration,
+    pub body_min_rate: u64,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +76,8 @@ impl Default for ServerConfig {
             max_connections: 1024,
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            body_grace: BODY_GRACE,
+            body_min_rate: BODY_MIN_RATE,
         }
     }
 }
@@ -114,9 +125,10 @@ pub async fn serve(
             activity: activity.clone(),
         });
         let router = router.clone();
+        let pace = (config.body_grace, config.body_min_rate.max(1));
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            answer(router.clone(), req)
+            answer(router.clone(), req, pace)
         });
         let conn = graceful.watch(http.serve_connection(io, service));
         let idle = config.idle_timeout;
@@ -152,6 +164,32 @@ pub async fn serve(
 pub const LINGER_BYTES: u64 = 256 * 1024;
 pub const LINGER_TIME: Duration = Duration::from_secs(5);
 
+/// By default, how long a request body may take before [`BODY_MIN_RATE`] applies, and the
+/// average rate (bytes a second, since its reading began) it must keep after: a 1 MiB JSON
+/// body may take 30 s + 128 s, a 100 MiB upload 3.6 hours.
+pub const BODY_GRACE: Duration = Duration::from_secs(30);
+pub const BODY_MIN_RATE: u64 = 8 * 1024;
+
+/// Why reading a request body failed: it arrived slower than the server's minimum rate.
+#[derive(Debug)]
+pub struct BodyTooSlow {
+    grace: Duration,
+    min_rate: u64,
+}
+
+impl std::fmt::Display for BodyTooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the body arrived slower than {} bytes a second after the first {} seconds",
+            self.min_rate,
+            self.grace.as_secs_f64()
+        )
+    }
+}
+
+impl std::error::Error for BodyTooSlow {}
+
 /// The router's answer to `req`. A body the handler dropped before its end comes back here.
 /// If what is left is within [`LINGER_BYTES`], it is read to its end beside the answer (the
 /// answer is not held back), and the connection serves the next request once it is;
@@ -160,6 +198,7 @@ pub const LINGER_TIME: Duration = Duration::from_secs(5);
 async fn answer(
     router: Router,
     req: Request<Incoming>,
+    (grace, min_rate): (Duration, u64),
 ) -> Result<axum::response::Response, std::convert::Infallible> {
     let (parts, body) = req.into_parts();
     if body.is_end_stream() {
@@ -173,6 +212,13 @@ async fn answer(
     let lent = Lent {
         body: Some(body),
         back: back.clone(),
+        pace: Pace {
+            grace,
+            min_rate,
+            began: None,
+            received: 0,
+            timer: None,
+        },
     };
     let mut resp = router
         .oneshot(Request::from_parts(parts, Body::new(lent)))
@@ -211,25 +257,68 @@ fn asks_to_close(headers: &axum::http::HeaderMap) -> bool {
 struct Lent {
     body: Option<Incoming>,
     back: Arc<Mutex<Option<Incoming>>>,
+    pace: Pace,
+}
+
+/// How fast a body arrives: when its reading began, what arrived, and the timer of the moment
+/// it falls below `min_rate` (made at the first wait: most bodies never wait).
+struct Pace {
+    grace: Duration,
+    min_rate: u64,
+    began: Option<Instant>,
+    received: u64,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Pace {
+    /// Whether the body, now waiting for bytes, has fallen below the rate (`cx` is woken when
+    /// it would).
+    fn too_slow(&mut self, cx: &mut Context<'_>) -> bool {
+        let began = *self.began.get_or_insert_with(Instant::now);
+        let due = began + self.grace + Duration::from_millis(self.received * 1000 / self.min_rate);
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if timer.deadline() != due {
+            timer.as_mut().reset(due);
+        }
+        timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 impl hyper::body::Body for Lent {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = axum::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let Some(body) = self.body.as_mut() else {
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
+        let this = &mut *self;
+        let Some(body) = this.body.as_mut() else {
             return Poll::Ready(None);
         };
+        this.pace.began.get_or_insert_with(Instant::now);
         let polled = Pin::new(body).poll_frame(cx);
-        // At its end, or broken: nothing to give back.
-        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            self.body = None;
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.pace.received += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            // At its end, or broken: nothing to give back.
+            Poll::Ready(None | Some(Err(_))) => this.body = None,
+            Poll::Pending => {
+                if this.pace.too_slow(cx) {
+                    // Not given back: the connection closes after the answer.
+                    this.body = None;
+                    let slow = BodyTooSlow {
+                        grace: this.pace.grace,
+                        min_rate: this.pace.min_rate,
+                    };
+                    return Poll::Ready(Some(Err(Box::new(slow))));
+                }
+            }
         }
-        polled
+        polled.map(|f| f.map(|r| r.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -306,6 +306,68 @@ async fn a_body_larger_than_declared_is_413_and_leaves_nothing() {
     assert!(files.is_empty(), "no partial files: {files:?}");
 }
 
+async fn one_body_at_a_time_and_none_after_a_confirm() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let (app, _dir, key) = setup().await;
+    let bytes = png(8, 8, 1000);
+    let m = pending(&app, &key, "image/png", bytes.len()).await;
+    let id = m["id"].as_str().unwrap().to_owned();
+    let url = local_path(m["upload"]["url"].as_str().unwrap());
+    // A PUT whose body arrives as the test sends it.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    let mut req = axum::http::Request::builder()
+        .method(Method::PUT)
+        .uri(&url)
+        .body(Body::from_stream(rx))
+        .unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    let slow = tokio::spawn(app.router.clone().oneshot(req));
+    tx.unbounded_send(Ok(bytes[..100].to_vec())).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // A second PUT meanwhile is refused, and writes nothing.
+    put_local(&app, &m, &bytes)
+        .await
+        .assert_error(409, "conflict");
+    confirm(&app, &key, &id).await.assert_error(409, "conflict");
+    // The first ends; then a PUT again is fine, and confirms.
+    tx.unbounded_send(Ok(bytes[100..].to_vec())).unwrap();
+    drop(tx);
+    let first = slow.await.unwrap().unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(put_local(&app, &m, &bytes).await.status, 200);
+    // A PUT still sending when the media is confirmed does not replace its bytes.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    let mut req = axum::http::Request::builder()
+        .method(Method::PUT)
+        .uri(&url)
+        .body(Body::from_stream(rx))
+        .unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    let late = tokio::spawn(app.router.clone().oneshot(req));
+    let other = png(8, 8, 2000);
+    tx.unbounded_send(Ok(other[..100].to_vec())).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let c = confirm(&app, &key, &id).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    tx.unbounded_send(Ok(other[100..bytes.len().min(other.len())].to_vec()))
+        .unwrap();
+    drop(tx);
+    let late = late.await.unwrap().unwrap();
+    assert_eq!(late.status(), 409);
+    let got = get_media(&app, &key, &id).await;
+    let read = local_path(got.body["url"].as_str().unwrap());
+    assert_eq!(app.get(&read).send().await.bytes, bytes);
+}
+
 async fn tampered_and_expired_urls_are_403() {
     let (app, _dir, key) = setup().await;
     let bytes = png(2, 2, 0);
@@ -791,6 +853,7 @@ async fn uploads_never_confirmed_are_purged() {
 
 both!(
     tests: images_and_videos_are_confirmed_from_their_bytes,
+    one_body_at_a_time_and_none_after_a_confirm,
     upload_requests_are_bounded,
     pending_uploads_per_workspace_are_bounded,
     a_declared_type_the_bytes_do_not_have_is_refused,

@@ -37,6 +37,7 @@ fn config(max_connections: usize) -> ServerConfig {
         max_connections,
         idle_timeout: Duration::from_secs(30),
         shutdown_grace: Duration::from_secs(30),
+        ..ServerConfig::default()
     }
 }
 
@@ -216,6 +217,67 @@ async fn a_client_sending_an_oversized_body_reads_the_413() {
         );
     }
     assert_eq!(app.snapshot().await, before);
+    server.stop.cancel();
+    server.done.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_minimum_rate_is_refused_and_its_connection_closed() {
+    let app = TestApp::new().await;
+    let server = start(
+        &app,
+        ServerConfig {
+            body_grace: Duration::from_millis(500),
+            body_min_rate: 1000,
+            ..config(64)
+        },
+    )
+    .await;
+    let key = app.admin_key().await;
+    let before = app.snapshot().await;
+    let head = |len: usize| {
+        format!(
+            "POST /v1/keys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    // A trickle: ten bytes, then nothing. Refused once the grace has passed, and the
+    // connection closes after the answer (idle would take 30 s).
+    let started = std::time::Instant::now();
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(format!("{}{{\"name\": \"", head(100)).as_bytes())
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), one_response(&mut s))
+        .await
+        .expect("an answer in time")
+        .expect("an answer");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid_request"), "{answer}");
+    assert!(
+        answer.contains("slower than 1000 bytes a second"),
+        "{answer}"
+    );
+    closed_within(&mut s, Duration::from_secs(2)).await;
+    assert_eq!(app.snapshot().await, before);
+    // A body that keeps the rate passes, however long it takes past the grace: 3,000 bytes
+    // in pieces over about 1.5 s (2,000 a second).
+    let body = format!(
+        "{{\"name\": \"steady\", \"scopes\": [\"posts:read\"]{}}}",
+        " ".repeat(2950)
+    );
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(head(body.len()).as_bytes()).await.unwrap();
+    for piece in body.as_bytes().chunks(300) {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(5), one_response(&mut s))
+        .await
+        .expect("an answer in time")
+        .expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     server.stop.cancel();
     server.done.await.unwrap();
 }

@@ -889,6 +889,7 @@ fn validate(c: Config) -> Result<Settings, String> {
             max_connections: c.max_connections,
             idle_timeout: Duration::from_secs(c.idle_timeout_seconds),
             shutdown_grace: Duration::from_secs(c.shutdown_grace_seconds),
+            ..ServerConfig::default()
         },
         database_url,
         log_json,

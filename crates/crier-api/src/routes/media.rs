@@ -349,6 +349,14 @@ pub async fn put_upload(
     if declared.is_some_and(|n| n > media.size) {
         return Err(too_large(media.size));
     }
+    // One body at a time: parallel PUTs to one URL would each fill a file of the declared
+    // size (outside the storage quota).
+    let _receiving = state.receiving(&media.id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Conflict,
+            "Another request is sending this media's bytes; wait for it to end.",
+        )
+    })?;
     let local = state
         .app()
         .media_settings()
@@ -376,13 +384,20 @@ pub async fn put_upload(
                 Err(StorageError::TooLarge(n)) => return Err(too_large(n)),
                 Err(e) => return Err(storage_fault(e)),
             },
-            Some(Err(_)) => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    "The upload's body could not be read; send the bytes again.",
-                ));
-            }
+            Some(Err(e)) => return Err(crate::extract::unreadable(e)),
         }
+    }
+    // Confirmed meanwhile (from bytes an earlier request sent): these may not replace them.
+    let still_pending = state
+        .store()
+        .media_by_signed_url(&id)
+        .await?
+        .is_some_and(|m| m.status == MediaStatus::Pending);
+    if !still_pending {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "This media was confirmed while its bytes were sent; they cannot change.",
+        ));
     }
     let received = upload.commit().await.map_err(storage_fault)?;
     Ok(Json(
