@@ -24,6 +24,36 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const BASE: &str = "http://127.0.0.1:8080";
 
+async fn at_the_client_cap_the_oldest_unused_client_makes_room() {
+    let app = TestApp::new().await;
+    // 10,000 clients registered a moment ago that never got a code (a registration loop).
+    app.raw_execute(
+        "INSERT INTO app_clients (id, kind, name, redirect_uris, auth_method, secret_digest,
+            created_at, used_at, fetched_at)
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+         SELECT 'cli_filler' || i, 'registered', 'filler', '[\"http://127.0.0.1/cb\"]', 'none',
+            NULL, 4000000000000 + i, 4000000000000 + i, NULL FROM n",
+    )
+    .await;
+    assert_eq!(count(&app, "SELECT id FROM app_clients").await, 10_000);
+    // A new app still registers; the oldest filler made room.
+    public_client(&app).await;
+    assert_eq!(count(&app, "SELECT id FROM app_clients").await, 10_000);
+    let gone = app
+        .raw_texts("SELECT id FROM app_clients WHERE id = 'cli_filler1'")
+        .await;
+    assert!(gone.is_empty(), "{gone:?}");
+    let kept = app
+        .raw_texts("SELECT id FROM app_clients WHERE id = 'cli_filler2'")
+        .await;
+    assert_eq!(kept.len(), 1);
+    assert!(
+        !app.raw_texts("SELECT id FROM app_clients WHERE id = 'cli_filler10000'")
+            .await
+            .is_empty()
+    );
+}
+
 async fn register(app: &TestApp, body: Value) -> Response {
     app.post("/oauth/register").json(body).send().await
 }
@@ -1192,6 +1222,7 @@ async fn sessions_and_grants_are_limited_like_keys() {
 
 both!(
     tests: nul_in_token_requests_is_refused,
+    at_the_client_cap_the_oldest_unused_client_makes_room,
     discovery_starts_from_an_unauthenticated_mcp_call,
     sign_in_exchange_refresh_and_a_replay_that_ends_the_grant,
     refusals_of_the_code_exchange_leave_no_grant,

@@ -42,9 +42,10 @@ pub const GRANT_LIFETIME_MS: i64 = 30 * 86_400_000;
 pub const CLIENT_UNUSED_MS: i64 = 30 * 86_400_000;
 /// A metadata document is read again when it is older than a day.
 pub const METADATA_TTL_MS: i64 = 86_400_000;
+/// Clients kept at most. At the cap, the oldest that never got a code makes room for a new
+/// one (registered, or read from a metadata document): a loop of registrations or of made-up
+/// documents evicts its own, and cannot refuse everyone else's apps.
 pub const MAX_CLIENTS: i64 = 10_000;
-/// At [`MAX_CLIENTS`], a registration that never got a code for this long makes room.
-pub const UNUSED_REGISTRATION_MS: i64 = 3_600_000;
 pub const MAX_OPEN_CODES: i64 = 10_000;
 /// Codes one person may have waiting at once.
 pub const MAX_OPEN_CODES_PER_USER: i64 = 10;
@@ -392,20 +393,7 @@ impl OAuthServer<'_> {
         };
         let store = self.app.store();
         let now = self.now();
-        // At the cap, registrations nobody used within an hour make room first: a loop of
-        // registrations cannot lock apps out for the month unused ones are otherwise kept.
-        if store.count_app_clients().await? >= MAX_CLIENTS
-            && (store
-                .purge_unused_app_clients(now - UNUSED_REGISTRATION_MS)
-                .await?
-                == 0
-                || store.count_app_clients().await? >= MAX_CLIENTS)
-        {
-            return Err(OAuthError::new(
-                "temporarily_unavailable",
-                "Too many apps are registered with this server; try again later.",
-            ));
-        }
+        self.room_for_client().await?;
         let secret = (method != "none").then(|| random_token(CLIENT_SECRET_PREFIX));
         let client = AppClient {
             id: random_token(CLIENT_PREFIX),
@@ -449,14 +437,27 @@ impl OAuthServer<'_> {
             return Ok(c.clone());
         }
         let client = self.read_metadata(id, now).await?;
-        if kept.is_none() && store.count_app_clients().await? >= MAX_CLIENTS {
+        if kept.is_none() {
+            self.room_for_client().await?;
+        }
+        store.put_app_client(&client).await?;
+        Ok(client)
+    }
+
+    /// Room for one more client: at [`MAX_CLIENTS`], the oldest never used goes; refused only
+    /// when every client kept has a code or a grant.
+    async fn room_for_client(&self) -> OAuthResult<()> {
+        let store = self.app.store();
+        if store.count_app_clients().await? < MAX_CLIENTS {
+            return Ok(());
+        }
+        if !store.make_room_for_app_client().await? {
             return Err(OAuthError::new(
                 "temporarily_unavailable",
                 "Too many apps are known to this server; try again later.",
             ));
         }
-        store.put_app_client(&client).await?;
-        Ok(client)
+        Ok(())
     }
 
     /// Reads and checks a client ID metadata document.

@@ -255,6 +255,22 @@ impl Store {
         .rows_affected())
     }
 
+    /// Forgets the oldest client, of either kind, that has no code and no grant (registered or
+    /// read, never used): what makes room at the cap. Returns whether one went.
+    pub async fn make_room_for_app_client(&self) -> Result<bool> {
+        let gone = sqlx::query(
+            "DELETE FROM app_clients WHERE id IN (
+                SELECT id FROM app_clients a
+                 WHERE NOT EXISTS (SELECT 1 FROM app_codes c WHERE c.client_id = a.id)
+                   AND NOT EXISTS (SELECT 1 FROM app_grants g WHERE g.client_id = a.id)
+                 ORDER BY created_at, id LIMIT 1)",
+        )
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(gone > 0)
+    }
+
     /// Stores an authorization code (by digest) and marks its client used.
     pub async fn insert_app_code(&self, digest: &KeyDigest, c: &AppCode) -> Result<()> {
         let mut tx = self.begin().await?;
