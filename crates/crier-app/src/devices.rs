@@ -97,12 +97,8 @@ pub struct Devices<'a> {
 }
 
 impl Devices<'_> {
-    /// Starts a device login; returns the device code (for the CLI only) and the login.
-    pub async fn start(
-        &self,
-        client_name: &str,
-        scopes: &[String],
-    ) -> AppResult<(String, DeviceLogin)> {
+    /// Refuses a start's bad input; its trimmed name and its scopes.
+    fn checked<'n>(client_name: &'n str, scopes: &[String]) -> AppResult<(&'n str, ScopeSet)> {
         let name = client_name.trim();
         // The length is of what was sent (as the OpenAPI `maxLength` says), before trimming.
         if name.is_empty()
@@ -119,6 +115,22 @@ impl Devices<'_> {
         }
         let scopes = ScopeSet::parse_list(scopes.iter().map(String::as_str))
             .map_err(|bad| AppError::invalid("scopes", format!("Unknown scope `{bad}`.")))?;
+        Ok((name, scopes))
+    }
+
+    /// Refuses what [`Self::start`] would refuse before storing anything (so a caller can
+    /// spend a budget on good starts only).
+    pub fn check(client_name: &str, scopes: &[String]) -> AppResult<()> {
+        Self::checked(client_name, scopes).map(|_| ())
+    }
+
+    /// Starts a device login; returns the device code (for the CLI only) and the login.
+    pub async fn start(
+        &self,
+        client_name: &str,
+        scopes: &[String],
+    ) -> AppResult<(String, DeviceLogin)> {
+        let (name, scopes) = Self::checked(client_name, scopes)?;
         let store = self.app.store();
         let now = self.app.clock().now_ms();
         if store.count_open_device_logins(now).await? >= MAX_OPEN {

@@ -323,6 +323,8 @@ pub struct Authenticator {
     failures: Gcra,
     /// Failed logins per account (see [`LOGIN_WINDOWS`]).
     logins: Gcra,
+    /// Device logins started per address (see [`device_windows`]).
+    device_starts: Gcra,
     /// Keys the failure table by client address; seeded per process, so nobody can choose
     /// addresses that all land in one shard of the table.
     ip_hasher: RandomState,
@@ -336,6 +338,26 @@ fn failure_windows(per_minute: u32) -> [Window; 2] {
             name: "minute",
             limit: per_minute,
             seconds: 60,
+        },
+        Window {
+            name: "day",
+            limit: u32::MAX,
+            seconds: 86_400,
+        },
+    ]
+}
+
+/// Device logins an address may start in 15 minutes (the time one waits for approval): a
+/// third of its minute budget of failed authentications, 10 by default. Each start stores a
+/// login that waits 15 minutes, and at most [`crier_app::devices::MAX_OPEN`] wait across the
+/// install: at 30 a minute, 23 addresses kept that table full and refused everyone's
+/// `crier login`; at 10 in 15 minutes it takes 1,000.
+fn device_windows(per_minute: u32) -> [Window; 2] {
+    [
+        Window {
+            name: "minute",
+            limit: (per_minute / 3).max(1),
+            seconds: 900,
         },
         Window {
             name: "day",
@@ -371,6 +393,7 @@ impl Authenticator {
             },
             failures: Gcra::bounded(FAILURE_ADDRESSES),
             logins: Gcra::evicting(LOGIN_ACCOUNTS),
+            device_starts: Gcra::bounded(FAILURE_ADDRESSES),
             ip_hasher: RandomState::new(),
             throttled_lookups: tokio::sync::Semaphore::new(THROTTLED_LOOKUPS),
             usage: UsageRecorder::default(),
@@ -401,6 +424,7 @@ impl Authenticator {
         self.cache.prune();
         self.failures.prune(now_ms * 1000);
         self.logins.prune(now_ms * 1000);
+        self.device_starts.prune(now_ms * 1000);
     }
 
     /// Verifies a presented key for a request from `ip` with `origin`, and takes one request
@@ -568,6 +592,17 @@ impl Authenticator {
             .check(
                 self.ip_key(ip),
                 failure_windows(self.config.failures_per_minute),
+                now_ms * 1000,
+            )
+            .allowed
+    }
+
+    /// Takes one of `ip`'s device logins ([`device_windows`]), or refuses it.
+    pub fn take_device_start(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
+        self.device_starts
+            .check(
+                self.ip_key(ip),
+                device_windows(self.config.failures_per_minute),
                 now_ms * 1000,
             )
             .allowed

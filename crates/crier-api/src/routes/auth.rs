@@ -182,7 +182,8 @@ pub struct DeviceCode {
 }
 
 /// Start a device login for the CLI. Unauthenticated; each start spends one of the address's
-/// failed authentications (`429` past them), and at most 10,000 wait across the install.
+/// failed authentications, and an address may start 10 in 15 minutes (`429` past either);
+/// at most 10,000 wait across the install.
 #[utoipa::path(post, path = "/v1/auth/device", tag = "auth", request_body = DeviceStart,
     security(()),
     responses(
@@ -196,14 +197,18 @@ pub async fn device(
 ) -> ApiResult<Json<DeviceCode>> {
     let auth = state.auth();
     let now = state.clock().now_ms();
-    // Each start spends a unit of the address's failed-authentication budget: starting device
-    // logins is as cheap for an attacker as guessing keys, so it shares their budget.
-    if !auth.take_address(ip, now) {
+    // Each start spends a unit of the address's failed-authentication budget (starting device
+    // logins is as cheap for an attacker as guessing keys, so it shares their budget), and
+    // each good one a device login of the address's.
+    let refused = !auth.take_address(ip, now)
+        || (crier_app::devices::Devices::check(&req.client_name, &req.scopes).is_ok()
+            && !auth.take_device_start(ip, now));
+    if refused {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
-            "Too many requests from this address; wait a minute.",
+            "Too many device logins from this address; wait a few minutes.",
         )
-        .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("60")));
+        .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("90")));
     }
     let (code, login) = state
         .app()
