@@ -490,6 +490,21 @@ impl<T: Serialize> IntoResponse for Created<T> {
     }
 }
 
+/// An answer that shows a secret once (a new key, a session, a signing secret): with
+/// `Cache-Control: no-store`, so no cache or browser history keeps it.
+pub struct NoStore<R>(pub R);
+
+impl<R: IntoResponse> IntoResponse for NoStore<R> {
+    fn into_response(self) -> Response {
+        let mut resp = self.0.into_response();
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        resp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -297,6 +297,9 @@ pub async fn idempotency(state: AppState, req: Request, next: Next) -> Response 
             );
             resp.headers_mut()
                 .insert(REPLAYED, HeaderValue::from_static("true"));
+            // A replay may show a secret again (a new key's): kept by no cache.
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             return resp;
         }
         Ok(IdempotencyBegin::Unrecorded { status }) => {

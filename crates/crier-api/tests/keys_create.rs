@@ -94,6 +94,50 @@ async fn create_returns_the_key_object_with_its_secret_shown_once() {
     assert!(!list.text.contains(hidden));
 }
 
+/// Answers that show a secret (a new key, a rotated one, an endpoint's signing secret, and
+/// their idempotent replays) tell caches not to keep them; a read does not need to.
+async fn answers_with_a_secret_are_not_stored_by_caches() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    let body = json!({"name": "ci", "scopes": ["posts:read"]});
+    for _ in 0..2 {
+        let r = app
+            .post("/v1/keys")
+            .key(&admin)
+            .header("idempotency-key", "once")
+            .json(body.clone())
+            .send()
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+    let (id, _) = created(
+        &app.post("/v1/keys")
+            .key(&admin)
+            .json(body.clone())
+            .send()
+            .await,
+    );
+    let r = app
+        .post(&format!("/v1/keys/{id}/rotate"))
+        .key(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let r = app
+        .post("/v1/webhooks")
+        .key(&admin)
+        .json(json!({"url": "https://hooks.example.com/crier", "events": ["post.published"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let r = app.get(&format!("/v1/keys/{id}")).key(&admin).send().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("cache-control"), None);
+}
+
 async fn aliases_are_stored_as_what_they_expand_to() {
     let app = TestApp::new().await;
     let admin = app.admin_key().await;
@@ -221,6 +265,7 @@ async fn invalid_create_requests_name_the_param_and_store_nothing() {
 
 both!(
     tests: create_returns_the_key_object_with_its_secret_shown_once,
+    answers_with_a_secret_are_not_stored_by_caches,
     aliases_are_stored_as_what_they_expand_to,
     invalid_create_requests_name_the_param_and_store_nothing,
 );

@@ -329,7 +329,9 @@ pub async fn create(
     }
     .await;
     match result {
-        Ok(crate::extract::Created(k)) => keys_page(&state, &dash, Some(k), None, None).await,
+        Ok(crate::extract::NoStore(crate::extract::Created(k))) => {
+            keys_page(&state, &dash, Some(k), None, None).await
+        }
         Err(e) => keys_page(&state, &dash, None, Some(e), None).await,
     }
 }
@@ -390,7 +392,9 @@ pub async fn rotate(
     }
     .await;
     match result {
-        Ok(crate::extract::Created(k)) => keys_page(&state, &dash, Some(k), None, None).await,
+        Ok(crate::extract::NoStore(crate::extract::Created(k))) => {
+            keys_page(&state, &dash, Some(k), None, None).await
+        }
         Err(e) => keys_page(&state, &dash, None, Some(e), None).await,
     }
 }

@@ -103,7 +103,9 @@ pub async fn create(
     }
     .await;
     match result {
-        Ok(crate::extract::Created(e)) => webhooks_page(&state, &dash, Some(e), None).await,
+        Ok(crate::extract::NoStore(crate::extract::Created(e))) => {
+            webhooks_page(&state, &dash, Some(e), None).await
+        }
         Err(e) => webhooks_page(&state, &dash, None, Some(e)).await,
     }
 }

@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::auth::cache::KeyRecord;
 use crate::auth::{Auth, ClientIp, need};
 use crate::error::{ApiError, ApiResult, current_request_id};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, NoStore};
 use crate::keys::CreateKey;
 
 /// How long a key made by a device login lives.
@@ -82,18 +82,18 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(req): ApiJson<Login>,
-) -> ApiResult<Json<SessionObject>> {
+) -> ApiResult<NoStore<Json<SessionObject>>> {
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let s = sign_in(&state, ip, &req.email, &req.password, agent).await?;
-    Ok(Json(SessionObject {
+    Ok(NoStore(Json(SessionObject {
         object: "session",
         token: s.token,
         expires_at: from_ms(s.session.expires_at),
         user: UserObject::from(&s.user),
-    }))
+    })))
 }
 
 /// Checks a login within the throttle (per address and per account) and opens a session: the
@@ -255,7 +255,7 @@ pub struct DeviceKey {
 pub async fn device_token(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<DeviceToken>,
-) -> ApiResult<Json<DeviceKey>> {
+) -> ApiResult<NoStore<Json<DeviceKey>>> {
     let app = state.app();
     let pending = |p: crier_app::devices::Pending| ApiError::new(p.code(), p.message());
     let login = app
@@ -330,12 +330,12 @@ pub async fn device_token(
         // The approver left or changed role between the check above and the key's write.
         crier_store::Redeemed::NoLongerGranted => return Err(no_longer_granted()),
     }
-    Ok(Json(DeviceKey {
+    Ok(NoStore(Json(DeviceKey {
         key: secret.expose().to_owned(),
         key_id: row.id.to_string(),
         workspace_id: seat.workspace.id.to_string(),
         expires_at: expires,
-    }))
+    })))
 }
 
 fn no_longer_granted() -> ApiError {

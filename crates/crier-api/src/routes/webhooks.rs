@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, Created, List, Pagination};
+use crate::extract::{ApiJson, ApiPath, Created, List, NoStore, Pagination};
 
 /// Webhooks carry the events of the whole workspace and mode, every account's: a key limited
 /// to some brands or accounts has none of them (`403 forbidden_scope`, see `crier_app::reach`).
@@ -269,7 +269,7 @@ pub async fn create(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::WebhooksWrite>,
     ApiJson(req): ApiJson<CreateEndpoint>,
-) -> ApiResult<Created<EndpointObject>> {
+) -> ApiResult<NoStore<Created<EndpointObject>>> {
     whole_workspace(&p)?;
     let url = check_endpoint_url(&state, &req.url).await?;
     let events = check_events(&req.events)?;
@@ -303,7 +303,7 @@ pub async fn create(
             ),
         ));
     }
-    Ok(Created(EndpointObject::new(&e, true)))
+    Ok(NoStore(Created(EndpointObject::new(&e, true))))
 }
 
 /// One endpoint (never its secret).
@@ -397,7 +397,7 @@ pub async fn rotate(
     Auth(p, ..): Auth<need::WebhooksWrite>,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<RotateSecret>,
-) -> ApiResult<Json<EndpointObject>> {
+) -> ApiResult<NoStore<Json<EndpointObject>>> {
     whole_workspace(&p)?;
     let overlap = req.overlap_seconds.unwrap_or(0);
     if overlap > MAX_OVERLAP_SECONDS {
@@ -415,7 +415,7 @@ pub async fn rotate(
         // Deleted meanwhile: the new secret was never stored.
         return Err(ApiError::not_found("webhook endpoint", &id));
     }
-    Ok(Json(EndpointObject::new(&e, true)))
+    Ok(NoStore(Json(EndpointObject::new(&e, true))))
 }
 
 /// Send a `webhook.test` event to this endpoint.
