@@ -306,27 +306,38 @@ async fn a_body_larger_than_declared_is_413_and_leaves_nothing() {
     assert!(files.is_empty(), "no partial files: {files:?}");
 }
 
-async fn one_body_at_a_time_and_none_after_a_confirm() {
-    use axum::body::Body;
+/// A PUT to `url` whose body arrives as the test sends it; its answer once the sender drops.
+#[allow(clippy::type_complexity)]
+fn sending(
+    app: &TestApp,
+    url: &str,
+) -> (
+    futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
+    tokio::task::JoinHandle<Result<axum::response::Response, std::convert::Infallible>>,
+) {
     use tower::ServiceExt;
-    let (app, _dir, key) = setup().await;
-    let bytes = png(8, 8, 1000);
-    let m = pending(&app, &key, "image/png", bytes.len()).await;
-    let id = m["id"].as_str().unwrap().to_owned();
-    let url = local_path(m["upload"]["url"].as_str().unwrap());
-    // A PUT whose body arrives as the test sends it.
-    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    let (tx, rx) = futures::channel::mpsc::unbounded();
     let mut req = axum::http::Request::builder()
         .method(Method::PUT)
-        .uri(&url)
-        .body(Body::from_stream(rx))
+        .uri(url)
+        .body(axum::body::Body::from_stream(rx))
         .unwrap();
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
             [127, 0, 0, 1],
             40000,
         ))));
-    let slow = tokio::spawn(app.router.clone().oneshot(req));
+    (tx, tokio::spawn(app.router.clone().oneshot(req)))
+}
+
+async fn one_body_at_a_time_and_none_after_a_confirm() {
+    let (app, _dir, key) = setup().await;
+    let bytes = png(8, 8, 1000);
+    let m = pending(&app, &key, "image/png", bytes.len()).await;
+    let id = m["id"].as_str().unwrap().to_owned();
+    let url = local_path(m["upload"]["url"].as_str().unwrap());
+    // A PUT whose body arrives as the test sends it.
+    let (tx, slow) = sending(&app, &url);
     tx.unbounded_send(Ok(bytes[..100].to_vec())).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     // A second PUT meanwhile is refused, and writes nothing.
@@ -341,18 +352,7 @@ async fn one_body_at_a_time_and_none_after_a_confirm() {
     assert_eq!(first.status(), 200);
     assert_eq!(put_local(&app, &m, &bytes).await.status, 200);
     // A PUT still sending when the media is confirmed does not replace its bytes.
-    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
-    let mut req = axum::http::Request::builder()
-        .method(Method::PUT)
-        .uri(&url)
-        .body(Body::from_stream(rx))
-        .unwrap();
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            40000,
-        ))));
-    let late = tokio::spawn(app.router.clone().oneshot(req));
+    let (tx, late) = sending(&app, &url);
     let other = png(8, 8, 2000);
     tx.unbounded_send(Ok(other[..100].to_vec())).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;

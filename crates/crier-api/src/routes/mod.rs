@@ -165,11 +165,13 @@ async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Respon
     crate::context::with_route(resp, route)
 }
 
+type QueryParams = HashMap<String, Vec<(Method, Vec<String>)>>;
+
 /// The query parameters of each documented operation, by route template and method, read
 /// from the OpenAPI description once: what the description lists is what the server takes.
-static QUERY_PARAMS: LazyLock<HashMap<String, Vec<(Method, Vec<String>)>>> = LazyLock::new(|| {
+static QUERY_PARAMS: LazyLock<QueryParams> = LazyLock::new(|| {
     let doc = openapi();
-    let mut table: HashMap<String, Vec<(Method, Vec<String>)>> = HashMap::new();
+    let mut table = QueryParams::new();
     for (path, item) in doc["paths"].as_object().into_iter().flatten() {
         for (method, op) in item.as_object().into_iter().flatten() {
             let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
