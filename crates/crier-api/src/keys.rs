@@ -412,7 +412,9 @@ pub fn new_key(
 }
 
 /// Applies an update to an existing key; returns the new row and the names of the fields
-/// that changed.
+/// that changed. Reads only the request and `existing`'s fields, never its state (revoked,
+/// replaced): a malformed request is `400` whatever the key's state, and the caller checks
+/// the state after it.
 pub fn updated_key(
     existing: &KeyRow,
     req: UpdateKey,
@@ -454,11 +456,15 @@ pub fn updated_key(
             .collect();
         changed.push("allowed_origins");
     }
+    // Their shape here; whether they name brands and accounts the key may have, in
+    // `check_reach`.
     if let Some(list) = req.allowed_brand_ids {
+        crier_app::reach::check_lists(Some(&list), None)?;
         row.allowed_brand_ids = list;
         changed.push("allowed_brand_ids");
     }
     if let Some(list) = req.allowed_account_ids {
+        crier_app::reach::check_lists(None, Some(&list))?;
         row.allowed_account_ids = list;
         changed.push("allowed_account_ids");
     }

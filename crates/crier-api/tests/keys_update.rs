@@ -186,7 +186,69 @@ async fn an_update_takes_effect_on_the_very_next_request() {
     );
 }
 
+/// The request is checked before the key's state: a malformed update is `400` on a revoked
+/// key and on one a rotation replaced (as it is on a live one), and only a well-formed one
+/// meets the `409` of the state. Neither changes anything.
+async fn a_malformed_update_is_refused_before_the_state_of_the_key() {
+    let app = TestApp::new().await;
+    let admin = app.admin_key().await;
+    let spec = || KeySpec {
+        scopes: vec![Scope::PostsRead],
+        ..KeySpec::default()
+    };
+    let (_, revoked) = app.key(spec()).await;
+    let (_, rotated) = app.key(spec()).await;
+    assert_status(
+        &app.delete(&format!("/v1/keys/{}", revoked.id))
+            .key(&admin)
+            .send()
+            .await,
+        200,
+    );
+    assert_status(
+        &app.post(&format!("/v1/keys/{}/rotate", rotated.id))
+            .key(&admin)
+            .json(json!({"overlap_seconds": 3600}))
+            .send()
+            .await,
+        201,
+    );
+    let before = app.snapshot().await;
+    for row in [&revoked, &rotated] {
+        let path = format!("/v1/keys/{}", row.id);
+        for (body, param) in [
+            (json!({"name": ""}), "name"),
+            (json!({"scopes": []}), "scopes"),
+            (
+                json!({"rate_limit": {"per_minute": 0}}),
+                "rate_limit.per_minute",
+            ),
+            (json!({"allowed_ips": ["300.1.1.1"]}), "allowed_ips"),
+            (
+                json!({"allowed_brand_ids": ["not-a-brand"]}),
+                "allowed_brand_ids",
+            ),
+            (
+                json!({"expires_at": at(&app, -1).to_string()}),
+                "expires_at",
+            ),
+        ] {
+            let r = app.patch(&path).key(&admin).json(body.clone()).send().await;
+            assert_eq!(r.status, 400, "{path} {body} -> {}", r.text);
+            assert_param(&r, param);
+        }
+        app.patch(&path)
+            .key(&admin)
+            .json(json!({"name": "back from the dead"}))
+            .send()
+            .await
+            .assert_error(409, "conflict");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
 both!(
     tests: patch_changes_every_mutable_field_and_clears_expiry_with_null,
     an_update_takes_effect_on_the_very_next_request,
+    a_malformed_update_is_refused_before_the_state_of_the_key,
 );

@@ -6,8 +6,9 @@
 mod common;
 
 use common::both;
-use common::posts::{act, assert_param, draft, get_post, world};
-use crier_core::ids::{AccountId, PostId};
+use common::posts::{act, act_ok, assert_param, draft, get_post, run, status_of, world};
+use crier_core::ids::{AccountId, BrandId, PostId};
+use crier_worker::Processed;
 use serde_json::json;
 
 // ---- bad input ----
@@ -221,7 +222,77 @@ async fn nul_characters_are_refused_in_every_field_and_change_nothing() {
     assert_eq!(r.body["body"], r"C:\u0000 and \\u0000");
 }
 
+/// The request is checked before the post's status: a malformed edit or schedule of a
+/// published post is `400` naming the field (the OpenAPI description forbids it whatever the
+/// post), and only a well-formed one meets the `409` of the status. Nothing changes.
+async fn bad_input_on_a_published_post_is_refused_before_its_status() {
+    let (app, key, acct) = world().await;
+    let id = draft(&app, &key, &[&acct], "Out.").await;
+    act_ok(&app, &key, &id, "publish", None, "publishing").await;
+    assert_eq!(run(&app).await, [Processed::Published]);
+    assert_eq!(status_of(&app, &key, &id).await, "published");
+    let before = app.posts_snapshot().await;
+    let path = format!("/v1/posts/{id}");
+    let brand = BrandId::generate().to_string();
+    let over = format!("overrides.{acct}.body");
+    for (body, param) in [
+        (json!({"body": ""}), "body"),
+        (json!({"body": "   "}), "body"),
+        (json!({"thread": ["ok", ""]}), "thread[1]"),
+        (json!({"account_ids": []}), "account_ids"),
+        (json!({"account_ids": [acct, acct]}), "account_ids"),
+        (json!({"account_ids": ["acct_nope"]}), "account_ids"),
+        (
+            json!({"account_ids": [acct], "brand_id": brand}),
+            "brand_id",
+        ),
+        (json!({"brand_id": "brd_nope"}), "brand_id"),
+        (json!({"media_ids": ["med_nope"]}), "media_ids[0]"),
+        (
+            json!({"overrides": {"nope": {"body": "y"}}}),
+            "overrides.nope",
+        ),
+        (json!({"overrides": {&acct: {"body": ""}}}), over.as_str()),
+    ] {
+        let r = app.patch(&path).key(&key).json(body.clone()).send().await;
+        assert_param(&r, param);
+    }
+    for (body, param) in [
+        (json!({}), "scheduled_at"),
+        (
+            json!({"scheduled_at": "2026-11-23T10:00:00Z", "slot": "next"}),
+            "scheduled_at",
+        ),
+        (json!({"slot": "tomorrow"}), "slot"),
+        (
+            json!({"scheduled_at": "2020-01-01T00:00:00Z"}),
+            "scheduled_at",
+        ),
+    ] {
+        let r = act(&app, &key, &id, "schedule", Some(body.clone())).await;
+        assert_param(&r, param);
+    }
+    // Well-formed, they meet the post's status.
+    app.patch(&path)
+        .key(&key)
+        .json(json!({"body": "Changed."}))
+        .send()
+        .await
+        .assert_error(409, "conflict");
+    for body in [
+        json!({"slot": "next"}),
+        json!({"scheduled_at": "2026-11-23T10:00:00Z"}),
+    ] {
+        act(&app, &key, &id, "schedule", Some(body))
+            .await
+            .assert_error(409, "conflict");
+    }
+    assert_eq!(app.posts_snapshot().await, before);
+    assert_eq!(get_post(&app, &key, &id).await["body"], "Out.");
+}
+
 both!(
     tests: bad_input_is_refused_and_changes_nothing,
     nul_characters_are_refused_in_every_field_and_change_nothing,
+    bad_input_on_a_published_post_is_refused_before_its_status,
 );

@@ -77,7 +77,7 @@ fn persona(v: Voice) -> AppResult<StoredVoice> {
         .map_err(|e| e.within("persona."))
 }
 
-fn unknown_brand(param: &str, id: &str) -> AppError {
+pub(crate) fn unknown_brand(param: &str, id: &str) -> AppError {
     let shown: String = id.chars().filter(|c| !c.is_control()).take(64).collect();
     AppError::invalid(param, format!("No such brand: '{shown}'."))
 }

@@ -129,6 +129,32 @@ pub struct Media<'a> {
     pub(crate) app: &'a App,
 }
 
+/// The shape of the media a post names (no storage): at most [`MAX_POST_MEDIA`] well-formed
+/// ids, none twice (`param` `media_ids[i]`). Whether each is a ready media object is
+/// [`Media::ready_meta`]'s question.
+pub fn check_post_media(ids: &[String]) -> AppResult<Vec<MediaId>> {
+    if ids.len() > MAX_POST_MEDIA {
+        return Err(AppError::invalid(
+            "media_ids",
+            format!("`media_ids` may name at most {MAX_POST_MEDIA} media."),
+        ));
+    }
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let param = format!("media_ids[{i}]");
+            if ids[..i].contains(id) {
+                return Err(AppError::invalid(
+                    param,
+                    format!("Media '{id}' is named twice."),
+                ));
+            }
+            MediaId::parse(id)
+                .ok_or_else(|| AppError::invalid(param, format!("No such media: '{id}'.")))
+        })
+        .collect()
+}
+
 fn check_alt_text(alt: &str) -> AppResult<()> {
     if alt.chars().count() > MAX_ALT_TEXT {
         return Err(AppError::invalid(
@@ -620,26 +646,11 @@ impl Media<'_> {
     }
 
     async fn ready(&self, tenant: &Tenant, ids: &[String]) -> AppResult<Vec<Stored>> {
-        if ids.len() > MAX_POST_MEDIA {
-            return Err(AppError::invalid(
-                "media_ids",
-                format!("`media_ids` may name at most {MAX_POST_MEDIA} media."),
-            ));
-        }
+        let parsed = check_post_media(ids)?;
         let mut out = Vec::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
+        for (i, (id, mid)) in ids.iter().zip(parsed).enumerate() {
             let param = format!("media_ids[{i}]");
-            if ids[..i].contains(id) {
-                return Err(AppError::invalid(
-                    param,
-                    format!("Media '{id}' is named twice."),
-                ));
-            }
-            let found = match MediaId::parse(id) {
-                Some(mid) => self.app.store().get_media_in(tenant, &mid).await?,
-                None => None,
-            };
-            match found {
+            match self.app.store().get_media_in(tenant, &mid).await? {
                 Some(m) if m.status == MediaStatus::Ready => out.push(m),
                 Some(_) => {
                     return Err(AppError::invalid(

@@ -179,12 +179,7 @@ impl Posts<'_> {
         brand_id: Option<&str>,
     ) -> AppResult<(Option<BrandId>, Vec<Account>)> {
         let brand = match (account_ids, brand_id) {
-            (Some(_), Some(_)) => {
-                return Err(AppError::invalid(
-                    "brand_id",
-                    "Give either `account_ids` or `brand_id`, not both.",
-                ));
-            }
+            (Some(_), Some(_)) => return Err(both_targets()),
             (ids, None) => {
                 let ids = ids.unwrap_or_default();
                 let accounts = self
@@ -210,28 +205,18 @@ impl Posts<'_> {
         param: &str,
         ids: &[String],
     ) -> AppResult<Vec<Account>> {
-        if ids.is_empty() || ids.len() > MAX_ACCOUNTS {
-            return Err(AppError::invalid(
-                param,
-                format!("`{param}` must list 1 to {MAX_ACCOUNTS} accounts."),
-            ));
-        }
-        let mut seen = BTreeSet::new();
+        let parsed = account_list(param, ids)?;
         let mut accounts = Vec::with_capacity(ids.len());
-        for id in ids {
-            if !seen.insert(id) {
-                return Err(AppError::invalid(param, format!("`{id}` is listed twice.")));
+        for (id, acct) in ids.iter().zip(parsed) {
+            if !reach.account(&acct) {
+                return Err(unknown_account(param, id));
             }
-            let unknown = || AppError::invalid(param, format!("No such account: '{id}'."));
-            let acct = AccountId::parse(id)
-                .filter(|a| reach.account(a))
-                .ok_or_else(unknown)?;
             let account = self
                 .app
                 .store()
                 .get_account_in(&c.tenant, &acct)
                 .await?
-                .ok_or_else(unknown)?;
+                .ok_or_else(|| unknown_account(param, id))?;
             if account.status != crier_core::accounts::AccountStatus::Connected {
                 return Err(AppError::invalid(
                     param,
@@ -340,6 +325,8 @@ impl Posts<'_> {
     /// a scheduled post changes what will be published, so it needs `posts:publish` too.
     pub async fn edit(&self, c: &Caller, id: &str, req: PostEdit) -> AppResult<Post> {
         let stored = self.get(c, id).await?;
+        // The edit first: a malformed one is `400` whatever the post's status.
+        check_edit(&req)?;
         let mut post = stored.clone();
         allowed(&post, Action::Edit, false, ApprovedTo::Scheduled, "edited")?;
         let back_to_review =
@@ -348,11 +335,9 @@ impl Posts<'_> {
             c.require(Scope::PostsPublish)?;
         }
         if let Some(body) = req.body {
-            text("body", &body)?;
             post.body = body;
         }
         if let Some(t) = req.thread {
-            thread("thread", &t)?;
             post.thread = t;
         }
         if req.account_ids.is_some() || req.brand_id.is_some() {
@@ -433,6 +418,8 @@ impl Posts<'_> {
     /// when the workspace requires approval it waits for one.
     pub async fn schedule(&self, c: &Caller, id: &str, when: When) -> AppResult<Post> {
         let post = self.get(c, id).await?;
+        // What was asked first: a malformed request is `400` whatever the post's status.
+        let asked = self.asked_time(&when)?;
         let approval = self.require_approval(c).await?;
         let to = allowed(
             &post,
@@ -441,7 +428,10 @@ impl Posts<'_> {
             ApprovedTo::Scheduled,
             "scheduled",
         )?;
-        let at = self.schedule_time(c, when).await?;
+        let at = match asked {
+            Some(at) => at,
+            None => self.next_slot(c).await?,
+        };
         self.check_rules(c, &post).await?;
         let now = self.now();
         quota::check(self.app.store(), c, &[Due::stored(&post, at)], now).await?;
@@ -656,8 +646,9 @@ impl Posts<'_> {
             .is_some_and(|w| w.require_approval))
     }
 
-    /// The instant `when` names.
-    async fn schedule_time(&self, c: &Caller, when: When) -> AppResult<i64> {
+    /// The instant `when` names, or `None` for the next free queue slot ([`Self::next_slot`]):
+    /// exactly one of a time in the future or `slot: next`. Reads nothing stored.
+    fn asked_time(&self, when: &When) -> AppResult<Option<i64>> {
         let now = self.app.clock().now();
         match (when.scheduled_at, when.slot.as_deref()) {
             (Some(_), Some(_)) | (None, None) => Err(AppError::invalid(
@@ -675,29 +666,33 @@ impl Posts<'_> {
                         "`scheduled_at` must be in the future.",
                     ));
                 }
-                Ok(at.as_millisecond())
+                Ok(Some(at.as_millisecond()))
             }
-            (None, Some(_)) => {
-                let ws = self
-                    .app
-                    .store()
-                    .get_workspace(c.workspace())
-                    .await?
-                    .ok_or_else(|| AppError::internal("workspace missing"))?;
-                self.app
-                    .store()
-                    .queue_plan(&ws, c.livemode(), now.as_millisecond())
-                    .await?
-                    .next_free(now)
-                    .map(|t| t.as_millisecond())
-                    .ok_or_else(|| {
-                        AppError::invalid(
-                            "slot",
-                            "No free queue slot in the next 8 weeks; set slots with PUT /v1/queue/slots.",
-                        )
-                    })
-            }
+            (None, Some(_)) => Ok(None),
         }
+    }
+
+    /// The next free slot of the workspace's queue.
+    async fn next_slot(&self, c: &Caller) -> AppResult<i64> {
+        let now = self.app.clock().now();
+        let ws = self
+            .app
+            .store()
+            .get_workspace(c.workspace())
+            .await?
+            .ok_or_else(|| AppError::internal("workspace missing"))?;
+        self.app
+            .store()
+            .queue_plan(&ws, c.livemode(), now.as_millisecond())
+            .await?
+            .next_free(now)
+            .map(|t| t.as_millisecond())
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "slot",
+                    "No free queue slot in the next 8 weeks; set slots with PUT /v1/queue/slots.",
+                )
+            })
     }
 
     /// Applies `t` to `post` and returns the post as it is now; `409` when it lost a race.
@@ -788,17 +783,99 @@ fn thread(param: &str, parts: &[String]) -> AppResult<()> {
     Ok(())
 }
 
+/// What an edit may hold, checked before the post's status: what needs no storage (the shapes
+/// the OpenAPI description states). Whether the accounts, the brand and the media exist, and
+/// whether the overrides name the post's accounts, is checked after.
+fn check_edit(req: &PostEdit) -> AppResult<()> {
+    if let Some(body) = &req.body {
+        text("body", body)?;
+    }
+    if let Some(t) = &req.thread {
+        thread("thread", t)?;
+    }
+    if req.account_ids.is_some() && req.brand_id.is_some() {
+        return Err(both_targets());
+    }
+    if let Some(ids) = &req.account_ids {
+        account_list("account_ids", ids)?;
+    }
+    if let Some(b) = &req.brand_id
+        && BrandId::parse(b).is_none()
+    {
+        return Err(crate::brands::unknown_brand("brand_id", b));
+    }
+    if let Some(ids) = &req.media_ids {
+        crate::media::check_post_media(ids)?;
+    }
+    if let Some(o) = &req.overrides {
+        override_shapes(o)?;
+    }
+    Ok(())
+}
+
+fn both_targets() -> AppError {
+    AppError::invalid(
+        "brand_id",
+        "Give either `account_ids` or `brand_id`, not both.",
+    )
+}
+
+fn unknown_account(param: &str, id: &str) -> AppError {
+    AppError::invalid(param, format!("No such account: '{id}'."))
+}
+
+/// The shape of a list of accounts to post to: 1 to [`MAX_ACCOUNTS`] well-formed ids, each
+/// once. Whether they exist, are connected and are within reach needs storage.
+fn account_list(param: &str, ids: &[String]) -> AppResult<Vec<AccountId>> {
+    if ids.is_empty() || ids.len() > MAX_ACCOUNTS {
+        return Err(AppError::invalid(
+            param,
+            format!("`{param}` must list 1 to {MAX_ACCOUNTS} accounts."),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    ids.iter()
+        .map(|id| {
+            if !seen.insert(id) {
+                return Err(AppError::invalid(param, format!("`{id}` is listed twice.")));
+            }
+            AccountId::parse(id).ok_or_else(|| unknown_account(param, id))
+        })
+        .collect()
+}
+
+/// Overrides as they must be for `accounts`: each names one of them, and has a valid shape.
 fn check_overrides(
     overrides: &BTreeMap<String, PostOverride>,
     accounts: &[String],
 ) -> AppResult<()> {
+    override_shapes(overrides)?;
+    match overrides.keys().find(|acct| !accounts.contains(acct)) {
+        Some(acct) => Err(not_a_target(acct)),
+        None => Ok(()),
+    }
+}
+
+fn not_a_target(acct: &str) -> AppError {
+    AppError::invalid(
+        format!("overrides.{acct}"),
+        "Overrides may only name accounts in `account_ids`.",
+    )
+}
+
+/// The shape of overrides, whatever accounts the post goes to: at most [`MAX_ACCOUNTS`], each
+/// named by a well-formed account id, with valid texts and options.
+fn override_shapes(overrides: &BTreeMap<String, PostOverride>) -> AppResult<()> {
+    if overrides.len() > MAX_ACCOUNTS {
+        return Err(AppError::invalid(
+            "overrides",
+            format!("`overrides` may name at most {MAX_ACCOUNTS} accounts."),
+        ));
+    }
     for (acct, o) in overrides {
         let param = format!("overrides.{acct}");
-        if !accounts.contains(acct) {
-            return Err(AppError::invalid(
-                param,
-                "Overrides may only name accounts in `account_ids`.",
-            ));
+        if AccountId::parse(acct).is_none() {
+            return Err(not_a_target(acct));
         }
         if let Some(body) = &o.body {
             text(&format!("{param}.body"), body)?;

@@ -228,6 +228,20 @@ pub async fn check_restriction(
     Ok(r)
 }
 
+/// The checks of [`check_restriction`] that need no storage: each list given holds at most
+/// [`MAX_ALLOWED`] well-formed ids, each once (`400 invalid_request`, `param` naming the list).
+/// For a caller that must refuse a malformed request before it looks at the state of the key
+/// the request would change.
+pub fn check_lists(brands: Option<&[String]>, accounts: Option<&[String]>) -> AppResult<()> {
+    if let Some(list) = brands {
+        ids("allowed_brand_ids", "brand", list, BrandId::parse)?;
+    }
+    if let Some(list) = accounts {
+        ids("allowed_account_ids", "account", list, AccountId::parse)?;
+    }
+    Ok(())
+}
+
 fn unknown(param: &str, what: &str, id: &str) -> AppError {
     AppError::invalid(param, format!("No such {what}: '{id}'."))
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::{Auth, Principal, need};
 use crate::error::{ApiError, ApiResult, current_request_id};
-use crate::extract::{ApiJson, ApiPath, Created, List, Pagination, query_pairs};
+use crate::extract::{ApiJson, ApiPath, Created, List, NoStore, Pagination, query_pairs};
 use crate::keys::{self, CreateKey, KeyObject, MAX_OVERLAP_SECONDS, RotateKey, UpdateKey};
 
 fn audit(
@@ -181,7 +181,7 @@ pub async fn create(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::KeysWrite>,
     ApiJson(req): ApiJson<CreateKey>,
-) -> ApiResult<Created<KeyObject>> {
+) -> ApiResult<NoStore<Created<KeyObject>>> {
     let now = state.clock().now_ms();
     let (mut row, secret) = keys::new_key(p.workspace_id(), req, plan_of(&p), Some(&p.key), now)?;
     let reach = state.app().reach(&p.caller()).await?;
@@ -192,7 +192,7 @@ pub async fn create(
         .store()
         .insert_key(&row, &audit(&p, "key.created", &row.id, details, now))
         .await?;
-    Ok(Created(KeyObject::from_row(&row, Some(&secret))))
+    Ok(NoStore(Created(KeyObject::from_row(&row, Some(&secret)))))
 }
 
 /// Read one key.
@@ -229,6 +229,9 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateKey>,
 ) -> ApiResult<Json<KeyObject>> {
     let existing = visible_key(&state, &p, &id).await?;
+    let now = state.clock().now_ms();
+    // The request first: a malformed one is `400` on a key in any state.
+    let (mut row, changed) = keys::updated_key(&existing, req, plan_of(&p), &p.key, now)?;
     if existing.revoked_at.is_some() {
         return Err(ApiError::conflict(
             "This key is revoked and can no longer change.",
@@ -240,8 +243,6 @@ pub async fn update(
         return Err(replaced(new));
     }
     keys::ensure_within(&p.key, &existing, "change")?;
-    let now = state.clock().now_ms();
-    let (mut row, changed) = keys::updated_key(&existing, req, plan_of(&p), &p.key, now)?;
     let reach = state.app().reach(&p.caller()).await?;
     keys::check_reach(
         state.store(),
@@ -325,7 +326,7 @@ pub async fn rotate(
     Auth(p, ..): Auth<need::KeysWrite>,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<RotateKey>,
-) -> ApiResult<Created<KeyObject>> {
+) -> ApiResult<NoStore<Created<KeyObject>>> {
     let overlap = req.overlap_seconds.unwrap_or(0);
     if overlap > MAX_OVERLAP_SECONDS {
         return Err(ApiError::invalid(
@@ -367,7 +368,7 @@ pub async fn rotate(
         )
         .await?
         .ok_or_else(|| ApiError::conflict("This key is revoked or was already rotated."))?;
-    Ok(Created(KeyObject::from_row(&new, Some(&secret))))
+    Ok(NoStore(Created(KeyObject::from_row(&new, Some(&secret)))))
 }
 
 /// Days `GET /v1/keys/{id}/usage` shows when `days` is not given.
