@@ -332,15 +332,25 @@ fn post_targets_one_of(v: &mut Value) {
     let brand = json!({"required": ["brand_id"], "properties": {"brand_id": {"type": "string"}}});
     let accounts =
         json!({"required": ["account_ids"], "properties": {"account_ids": {"type": "array"}}});
+    // A new post's empty `account_ids` beside a `brand_id` names nothing (a client's default,
+    // `crier_app::posts`): the list counts, and needs an item, only where it names the targets.
+    let named = json!({"required": ["account_ids"],
+        "properties": {"account_ids": {"type": "array", "minItems": 1}}});
     let one_of = json!([
-        {"allOf": [accounts, {"not": brand}]},
-        {"allOf": [brand, {"not": accounts}]},
+        {"allOf": [named, {"not": brand}]},
+        {"allOf": [brand, {"not": named}]},
     ]);
     for pointer in [
         "/components/schemas/CreatePost",
         "/components/schemas/CreateBatch/properties/posts/items",
     ] {
         if let Some(s) = v.pointer_mut(pointer) {
+            if let Some(list) = s
+                .pointer_mut("/properties/account_ids")
+                .and_then(Value::as_object_mut)
+            {
+                list.remove("minItems");
+            }
             s["oneOf"] = one_of.clone();
         }
     }
@@ -828,11 +838,16 @@ pub mod fields {
         )
     }
 
+    /// As `crier_app::personas` checks it: no control characters but line breaks and tabs
+    /// once trimmed. Whitespace that is a control (vertical tab, form feed, NEL) is trimmed
+    /// away at the ends, as any whitespace is, so the pattern allows it there.
     pub fn voice_description() -> Object {
         ObjectBuilder::new()
             .schema_type(nullable(Type::String))
             .max_length(Some(crate::routes::brands::MAX_DESCRIPTION))
-            .pattern(Some(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"))
+            .pattern(Some(format!(
+                r"^[{WS}]*[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[{WS}]*$"
+            )))
             .description(Some(
                 "Who the brand is and how it speaks; trimmed, line breaks allowed.",
             ))

@@ -750,7 +750,9 @@ async fn personas_keep_the_owners_voice_within_reach() {
             &admin,
             None,
             Voice {
-                description: Some("  We roast.\n\tDaily.  ".into()),
+                // Trimmed of Unicode whitespace, form feed, vertical tab and NEL included, as
+                // the OpenAPI pattern allows them at the ends.
+                description: Some("\u{c}  We roast.\n\tDaily.  \u{85}\u{b}".into()),
                 tone: Some(" ".into()),
                 words_to_use: vec![" bean ".into()],
                 words_to_avoid: vec![],
@@ -780,6 +782,29 @@ async fn personas_keep_the_owners_voice_within_reach() {
         (
             Voice {
                 description: Some(long(2001)),
+                ..Voice::default()
+            },
+            "description",
+        ),
+        // Inside the text, the controls that are whitespace are refused as the others are
+        // (the OpenAPI pattern refuses them there too); line breaks and tabs are kept.
+        (
+            Voice {
+                description: Some("We\u{b}roast.".into()),
+                ..Voice::default()
+            },
+            "description",
+        ),
+        (
+            Voice {
+                description: Some("We roast.\u{c}Daily.".into()),
+                ..Voice::default()
+            },
+            "description",
+        ),
+        (
+            Voice {
+                description: Some("We roast.\u{85}Daily.".into()),
                 ..Voice::default()
             },
             "description",

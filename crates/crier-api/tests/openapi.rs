@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use crier_api::extract::{MAX_LIMIT, MAX_OFFSET};
 use crier_api::routes::{feeds, posts, queue, webhooks};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn doc() -> Value {
     serde_json::to_value(crier_api::routes::openapi()).unwrap()
@@ -321,6 +321,87 @@ fn operation_ids_are_unique_and_links_lead_somewhere() {
         }
     }
     assert!(links > 20, "{links} links");
+}
+
+/// Whether `value` satisfies `schema`, for the keywords that decide a post's targets (`type`,
+/// `minItems`, `required`, `properties`, `allOf`, `oneOf`, `not`); the others (patterns,
+/// lengths) hold for the values used here and are ignored.
+fn satisfies(doc: &Value, schema: &Value, value: &Value) -> bool {
+    let schema = resolve(doc, schema);
+    let t = types(schema);
+    let kind = match value {
+        Value::Null => "null",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+    };
+    let all = |key: &str| schema[key].as_array().into_iter().flatten();
+    (t.is_empty() || t.contains(&kind))
+        && schema["minItems"]
+            .as_u64()
+            .is_none_or(|n| value.as_array().is_none_or(|a| a.len() as u64 >= n))
+        && all("required").all(|name| value.get(name.as_str().unwrap()).is_some())
+        && schema["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .all(|(name, s)| value.get(name).is_none_or(|v| satisfies(doc, s, v)))
+        && all("allOf").all(|s| satisfies(doc, s, value))
+        && schema
+            .get("oneOf")
+            .is_none_or(|_| all("oneOf").filter(|s| satisfies(doc, s, value)).count() == 1)
+        && schema.get("not").is_none_or(|s| !satisfies(doc, s, value))
+}
+
+/// A new post goes to `account_ids` or to a brand's accounts, as the server decides
+/// (`crier_app::posts`; tests/brands.rs and tests/posts_bad_input.rs): an empty
+/// `account_ids` beside a `brand_id` is no list at all, and without a brand the list needs an
+/// account. In `POST /v1/posts` (and preflight, which refers to it) and in each item of
+/// `POST /v1/batches`.
+#[test]
+fn a_new_posts_targets_are_described_as_the_server_takes_them() {
+    let doc = doc();
+    let acct = format!("acct_{}", "A".repeat(crier_core::ids::BODY_LEN));
+    let brand = format!("brd_{}", "A".repeat(crier_core::ids::BODY_LEN));
+    let cases = [
+        (json!({"account_ids": [acct]}), true),
+        (json!({"account_ids": [], "brand_id": brand}), true),
+        (json!({"brand_id": brand}), true),
+        (json!({"account_ids": [acct], "brand_id": null}), true),
+        (json!({"account_ids": [acct], "brand_id": brand}), false),
+        (json!({"account_ids": []}), false),
+        (json!({"account_ids": [], "brand_id": null}), false),
+        (json!({}), false),
+        (json!({"brand_id": null}), false),
+    ];
+    for pointer in [
+        "/components/schemas/CreatePost",
+        "/components/schemas/CreateBatch/properties/posts/items",
+    ] {
+        let schema = doc.pointer(pointer).unwrap_or_else(|| panic!("{pointer}"));
+        for (targets, accepted) in &cases {
+            let mut post = json!({"body": "Hello."});
+            post.as_object_mut()
+                .unwrap()
+                .extend(targets.as_object().unwrap().clone());
+            assert_eq!(
+                satisfies(&doc, schema, &post),
+                *accepted,
+                "{pointer}: {post}"
+            );
+        }
+    }
+    // An edit's list, when given, names the accounts: it needs one.
+    let edit = doc.pointer("/components/schemas/UpdatePost").unwrap();
+    assert!(!satisfies(&doc, edit, &json!({"account_ids": []})));
+    assert!(satisfies(&doc, edit, &json!({"account_ids": [acct]})));
+    assert!(!satisfies(
+        &doc,
+        edit,
+        &json!({"account_ids": [acct], "brand_id": brand})
+    ));
 }
 
 /// `CRIER_DUMP_OPENAPI=path cargo test -p crier-api --test openapi dump` writes the document.
