@@ -259,12 +259,18 @@ async fn text_that_does_not_fit_is_reported_and_not_exported() {
     assert_eq!(r.body["slides"][1]["fits"], true);
     let problem = r.body["slides"][0]["problem"].as_str().unwrap();
     assert!(problem.contains("shorten it"), "{problem}");
+    // That is the carousel's state, not a fault of the request (which has no body): 409,
+    // naming the slide and what does not fit.
     let r = app
         .post(&format!("/v1/carousels/{id}/export"))
         .key(&key)
         .send()
         .await;
-    assert_param(&r, "slides[0]");
+    r.assert_error(409, "conflict");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("Slide 1 does not fit"), "{message}");
+    assert!(message.contains(problem), "{message}");
+    assert_eq!(r.body["error"]["param"], Value::Null, "{}", r.text);
     assert!(
         app.raw_texts("SELECT id FROM media").await.is_empty(),
         "nothing exported"

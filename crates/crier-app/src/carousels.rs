@@ -730,7 +730,8 @@ impl Carousels<'_> {
 
     /// Renders every slide and keeps each PNG as a media object (`media:write` too), in order;
     /// the carousel's `media_ids` then name them, ready for a post's `media_ids`. Refused
-    /// while a slide's text does not fit.
+    /// while a slide's text does not fit: `409 conflict`, as that is the stored carousel's
+    /// state (the request has no body to fault), naming the slide and what does not fit.
     pub async fn export(&self, c: &Caller, id: &str) -> AppResult<Shown> {
         c.require(Scope::CarouselsWrite)?;
         let shown = self.shown(c, id).await?;
@@ -742,14 +743,13 @@ impl Carousels<'_> {
             .enumerate()
             .find(|(_, l)| l.problem.is_some())
         {
-            return Err(AppError::invalid(
-                format!("slides[{i}]"),
-                format!(
-                    "Slide {} does not fit: {}",
-                    i + 1,
-                    l.problem.as_deref().unwrap_or_default()
-                ),
-            ));
+            return Err(AppError::conflict(format!(
+                "Slide {} does not fit, so the carousel cannot be exported yet: {} Edit it \
+                 with PATCH /v1/carousels/{}, then export again.",
+                i + 1,
+                l.problem.as_deref().unwrap_or_default(),
+                shown.carousel.id,
+            )));
         }
         let svgs: Vec<String> = shown.laid.iter().map(|l| l.svg.clone()).collect();
         let pngs = Self::rendering(move || {

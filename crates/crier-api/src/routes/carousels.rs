@@ -357,11 +357,15 @@ pub async fn pdf(
     Ok(([(header::CONTENT_TYPE, "application/pdf")], bytes).into_response())
 }
 
-/// Render every slide and keep the PNGs as media (needs `media:write` too; refused while a
-/// slide does not fit). Post them with `POST /v1/posts {"media_ids": …}`.
+/// Render every slide and keep the PNGs as media (needs `media:write` too). Post them with
+/// `POST /v1/posts {"media_ids": …}`. While a slide's text does not fit (`fits: false`) the
+/// carousel cannot be exported: `409 conflict`, the message naming the slide and what does
+/// not fit; edit it and export again.
 #[utoipa::path(post, path = "/v1/carousels/{id}/export", tag = "carousels", params(("id" = String, Path)),
     security(("bearer" = ["carousels:write"]), ("api_key" = ["carousels:write"])),
-    responses((status = 200, body = CarouselObject), (status = "4XX", body = crate::error::ErrorEnvelope), (status = 503, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = CarouselObject),
+        (status = 409, description = "A slide's text does not fit (the message names the slide and why), or the carousel changed during the export", body = crate::error::ErrorEnvelope),
+        (status = "4XX", body = crate::error::ErrorEnvelope), (status = 503, body = crate::error::ErrorEnvelope)))]
 pub async fn export(
     State(state): State<AppState>,
     Auth(p, ..): Auth<need::CarouselsWrite>,
