@@ -725,6 +725,46 @@ async fn a_test_event_is_delivered_and_logged() {
     assert_eq!(storage(&app).await, before);
 }
 
+/// `url` is bounded in characters, as the OpenAPI description's `maxLength` counts: a URL of
+/// 700 `é` (1400 bytes) or one of 2048 characters (twice as many bytes) is taken, and
+/// delivered to, although stored as the parser writes it (percent-encoded) it is 6 times as
+/// long. One character more is refused.
+async fn a_url_is_bounded_in_characters_and_delivered_to_however_long_it_is_stored() {
+    let app = TestApp::with_config(private_allowed(), "self-hosted").await;
+    let key = webhooks_key(&app, KeyMode::Test).await;
+    let rx = Receiver::start().await;
+    let most = 2048 - rx.url.len() - 1;
+    for n in [700, most] {
+        let url = format!("{}/{}", rx.url, "é".repeat(n));
+        assert!(url.chars().count() <= 2048 && url.len() > 2 * n);
+        let e = create(&app, &key, json!({"url": url, "events": ["*"]})).await;
+        let id = id_of(&e);
+        assert_eq!(
+            e["url"],
+            format!("{}/{}", rx.url, "%C3%A9".repeat(n)),
+            "stored as the parser writes it"
+        );
+        let test = format!("/v1/webhooks/{id}/test");
+        assert_eq!(app.post(&test).key(&key).send().await.status, 202);
+        assert_eq!(
+            deliverer(&app).run_due().await,
+            vec![AttemptOutcome::Succeeded],
+            "{n} é"
+        );
+    }
+    assert_eq!(rx.received().len(), 2);
+    let before = storage(&app).await;
+    let url = format!("{}/{}", rx.url, "é".repeat(most + 1));
+    let r = app
+        .post("/v1/webhooks")
+        .key(&key)
+        .json(json!({"url": url, "events": ["*"]}))
+        .send()
+        .await;
+    assert_param(&r, "url");
+    assert_eq!(storage(&app).await, before);
+}
+
 async fn redelivery_sends_the_same_event_again() {
     let app = TestApp::with_config(private_allowed(), "self-hosted").await;
     let key = webhooks_key(&app, KeyMode::Test).await;
@@ -990,6 +1030,7 @@ both!(
     delete_removes_the_endpoint_and_its_log,
     rotate_shows_the_new_secret_once_and_bounds_the_overlap,
     a_test_event_is_delivered_and_logged,
+    a_url_is_bounded_in_characters_and_delivered_to_however_long_it_is_stored,
     redelivery_sends_the_same_event_again,
     other_workspaces_and_modes_see_nothing,
     endpoints_are_capped_per_workspace_and_mode,

@@ -206,7 +206,7 @@ impl Connections<'_> {
 
     /// The base URL of a server a user names (`https://host[:port]`), through the SSRF guard.
     pub fn server_url(&self, param: &str, raw: &str) -> AppResult<url::Url> {
-        if raw.len() > MAX_URI {
+        if raw.chars().count() > MAX_URI {
             return Err(AppError::invalid(
                 param,
                 format!("`{param}` must be at most {MAX_URI} characters."),

@@ -94,13 +94,35 @@ pub enum UrlError {
     Private,
 }
 
-/// Checks a URL's shape and, for an IP literal, its address (names are checked when resolved).
+/// The longest URL [`check_url`] takes, in characters (as the OpenAPI description's
+/// `maxLength` counts, not bytes).
+pub const MAX_URL_CHARS: usize = 2048;
+
+/// Checks a URL's shape (at most [`MAX_URL_CHARS`] characters as given) and, for an IP
+/// literal, its address (names are checked when resolved).
 pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, UrlError> {
+    checked(url, allow_private, Some(MAX_URL_CHARS))
+}
+
+/// [`check_url`] for a URL that passed it and was stored as the parser writes it, before
+/// crier calls it: the same checks but the length, which bounded the text as it was given.
+/// Written out, a URL can be several times longer (a non-ASCII character is percent-encoded
+/// to up to 12, a host becomes punycode), and nothing downstream needs a bound on that form.
+pub fn check_stored_url(url: &str, allow_private: bool) -> Result<reqwest::Url, UrlError> {
+    checked(url, allow_private, None)
+}
+
+fn checked(
+    url: &str,
+    allow_private: bool,
+    max_chars: Option<usize>,
+) -> Result<reqwest::Url, UrlError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| UrlError::Invalid)?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(UrlError::Scheme);
     }
-    if url.len() > 2048 || !parsed.username().is_empty() || parsed.password().is_some() {
+    let too_long = max_chars.is_some_and(|max| url.chars().count() > max);
+    if too_long || !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(UrlError::Invalid);
     }
     let host = parsed.host().ok_or(UrlError::Invalid)?;
@@ -207,6 +229,41 @@ mod tests {
         );
         assert_eq!(
             check_url("https://user:pw@example.com/", false).unwrap_err(),
+            UrlError::Invalid
+        );
+    }
+
+    /// The bound is on characters, as the OpenAPI description's `maxLength` counts: 2048 `é`
+    /// are 4096 bytes and pass; written out, percent-encoded, they are 12,288 characters,
+    /// which a check before a call to a stored URL still passes.
+    #[test]
+    fn the_length_is_counted_in_characters() {
+        let base = "https://hooks.example.com/";
+        for n in [700, MAX_URL_CHARS - base.len()] {
+            let url = format!("{base}{}", "é".repeat(n));
+            assert!(url.len() > url.chars().count());
+            let parsed = check_url(&url, false).unwrap_or_else(|e| panic!("{n} é: {e}"));
+            assert_eq!(parsed.as_str().len(), base.len() + 6 * n);
+            assert!(
+                check_stored_url(parsed.as_str(), false).is_ok(),
+                "{n} é, stored"
+            );
+        }
+        let over = format!("{base}{}", "é".repeat(MAX_URL_CHARS - base.len() + 1));
+        assert_eq!(check_url(&over, false).unwrap_err(), UrlError::Invalid);
+        let over = format!("{base}{}", "a".repeat(MAX_URL_CHARS - base.len() + 1));
+        assert_eq!(check_url(&over, false).unwrap_err(), UrlError::Invalid);
+        // Everything but the length holds for a stored URL too.
+        assert_eq!(
+            check_stored_url("http://10.0.0.1/hook", false).unwrap_err(),
+            UrlError::Private
+        );
+        assert_eq!(
+            check_stored_url("ftp://example.com/", false).unwrap_err(),
+            UrlError::Scheme
+        );
+        assert_eq!(
+            check_stored_url("https://user:pw@example.com/", false).unwrap_err(),
             UrlError::Invalid
         );
     }

@@ -212,7 +212,8 @@ impl Deliverer {
             .filter_map(|s| sign(s, event.id.as_str(), timestamp, &body))
             .collect();
         let started = Instant::now();
-        let result = match http::check_url(&endpoint.url, self.config.allow_private_networks) {
+        let result = match http::check_stored_url(&endpoint.url, self.config.allow_private_networks)
+        {
             Err(e) => Err(format!("refused: {e}")),
             Ok(url) => self
                 .client

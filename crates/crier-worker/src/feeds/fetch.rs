@@ -6,7 +6,7 @@ use crier_store::Feed;
 use reqwest::{StatusCode, header};
 
 use super::{FeedConfig, MAX_REDIRECTS};
-use crate::http::{BodyError, check_url, describe, read_capped};
+use crate::http::{BodyError, check_stored_url, check_url, describe, read_capped};
 
 const MAX_VALIDATOR: usize = 512;
 const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
@@ -41,8 +41,8 @@ impl Fetcher {
 
     pub(super) async fn fetch(&self, feed: &Feed) -> Result<Fetched, String> {
         let allow = self.allow_private_networks;
-        let mut url =
-            check_url(&feed.url, allow).map_err(|e| format!("The feed's URL is refused: {e}."))?;
+        let mut url = check_stored_url(&feed.url, allow)
+            .map_err(|e| format!("The feed's URL is refused: {e}."))?;
         for _ in 0..=MAX_REDIRECTS {
             let mut req = self.client.get(url.clone()).header(header::ACCEPT, ACCEPT);
             if let Some(etag) = &feed.etag {
