@@ -849,6 +849,45 @@ async fn registration_is_checked_and_bounded() {
     );
 }
 
+/// The lists and the name are bounded as the OpenAPI description says: `grant_types` at most
+/// 2, `response_types` at most 1 (repeats count), `client_name` at most 100 characters as
+/// sent, blank or not; within them a registration is taken, and a blank name is the default.
+async fn registration_is_bounded_as_described() {
+    let app = TestApp::new().await;
+    for body in [
+        json!({"redirect_uris": [REDIRECT],
+               "grant_types": ["authorization_code", "refresh_token", "refresh_token"]}),
+        json!({"redirect_uris": [REDIRECT], "response_types": ["code", "code"]}),
+        json!({"redirect_uris": [REDIRECT], "client_name": " ".repeat(101)}),
+        json!({"redirect_uris": [REDIRECT], "client_name": format!("{}Name", " ".repeat(97))}),
+    ] {
+        let r = register(&app, body.clone()).await;
+        oauth_refused(&r, 400, "invalid_client_metadata");
+    }
+    assert_eq!(count(&app, "SELECT id FROM app_clients").await, 0);
+    for (body, name) in [
+        (
+            json!({"redirect_uris": [REDIRECT],
+                   "grant_types": ["authorization_code", "authorization_code"],
+                   "response_types": ["code"]}),
+            "127.0.0.1",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "client_name": " ".repeat(100)}),
+            "127.0.0.1",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "client_name": format!(" {} ", "n".repeat(98))}),
+            &"n".repeat(98),
+        ),
+    ] {
+        let r = register(&app, body.clone()).await;
+        assert_eq!(r.status, 201, "{body}: {}", r.text);
+        assert_eq!(r.body["client_name"], name, "{body}");
+    }
+    assert_eq!(count(&app, "SELECT id FROM app_clients").await, 3);
+}
+
 /// A token request spends the address's budget only when it fails: a client refreshing for
 /// many people from one address is not held back, one guessing codes is.
 /// NUL in a token or revocation request, or in a client id however it is sent, is refused
@@ -1230,6 +1269,7 @@ both!(
     bad_authorization_requests_are_shown_or_sent_back,
     a_member_cannot_grant_past_the_role,
     registration_is_checked_and_bounded,
+    registration_is_bounded_as_described,
     a_client_metadata_url_on_a_private_address_is_refused,
     settings_and_leaving_the_workspace_end_grants,
     sessions_and_grants_are_limited_like_keys,

@@ -371,6 +371,19 @@ impl OAuthServer<'_> {
                  client_secret_post.",
             ));
         }
+        // As the OpenAPI description bounds them: each type at most once is 2 and 1.
+        if m.grant_types.as_ref().is_some_and(|g| g.len() > 2) {
+            return Err(OAuthError::new(
+                "invalid_client_metadata",
+                "`grant_types` may list at most 2 types (authorization_code, refresh_token).",
+            ));
+        }
+        if m.response_types.as_ref().is_some_and(|r| r.len() > 1) {
+            return Err(OAuthError::new(
+                "invalid_client_metadata",
+                "`response_types` may list at most 1 type (code).",
+            ));
+        }
         for g in m.grant_types.iter().flatten() {
             if !matches!(g.as_str(), "authorization_code" | "refresh_token") {
                 return Err(OAuthError::new(
@@ -387,10 +400,14 @@ impl OAuthServer<'_> {
                 "Only the `code` response type is supported.",
             ));
         }
+        // The bound is on the name as sent (the description's maxLength), blank or not; a
+        // blank one then falls back to the default.
         let name = match m.client_name.as_deref() {
-            Some(n) if !n.trim().is_empty() => one_line("client_name", n, MAX_CLIENT_NAME)?,
-            _ => default_name(&redirect_uris),
-        };
+            Some(n) => Some(one_line("client_name", n, MAX_CLIENT_NAME)?),
+            None => None,
+        }
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| default_name(&redirect_uris));
         let store = self.app.store();
         let now = self.now();
         self.room_for_client().await?;
