@@ -11,7 +11,8 @@ tested.
   name only listed accounts, as the API requires.
 - `media_ids` name ready media: the hook uploads a few small PNGs through the API (upload URL,
   PUT, confirm) when fewer are ready, and maps each generated id to a distinct ready one (at
-  most the sandbox's four).
+  most the sandbox's four). The fuzzer asks for upload URLs it never uses, and past 100 of them
+  the server refuses more (`409`): the hook then deletes the oldest unconfirmed ones first.
 - Texts fit the sandbox network's rules (300 graphemes a part, 25 parts), which the server
   checks when a post is scheduled or published, against the network of each account; the
   sandbox takes no per-account network `options`, so valid cases carry none.
@@ -43,6 +44,7 @@ import base64
 import datetime as dt
 import json
 import os
+import urllib.error
 import urllib.request
 import uuid
 
@@ -75,17 +77,56 @@ PNG = base64.b64decode(
 WANTED_MEDIA = 4
 
 
+# Pages of `GET /v1/media` read at most (the fuzzer's uploads can bury the ready ones).
+MEDIA_PAGES = 20
+
+
+def _all_media():
+    """The workspace's media, newest first, up to MEDIA_PAGES pages."""
+    media = []
+    for page in range(MEDIA_PAGES):
+        got = _api("GET", f"/v1/media?limit=50&offset={page * 50}")
+        media.extend(got["data"])
+        if not got["has_more"]:
+            break
+    return media
+
+
+def _make_room(pending):
+    """Deletes the oldest unconfirmed uploads (the fuzzer's own: it asks for upload URLs and
+    rarely sends the bytes), so an upload URL can be had again. One the fuzzer deleted
+    meanwhile is gone already (404); any other refusal is the server's answer and raises."""
+    for m in pending[-10:]:
+        try:
+            _api("DELETE", f"/v1/media/{m['id']}")
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+    del pending[-10:]
+
+
+def _upload_url(pending):
+    """POST /v1/media/upload-url. At the workspace's cap of unconfirmed uploads the server
+    answers 409 (as documented); then the oldest pending ones make room, and it is asked
+    again. A 409 with nothing left to delete, or any other error, raises."""
+    body = {"filename": "fuzz.png", "content_type": "image/png", "size": len(PNG)}
+    while True:
+        try:
+            return _api("POST", "/v1/media/upload-url", body)
+        except urllib.error.HTTPError as e:
+            if e.code != 409 or not pending:
+                raise
+            _make_room(pending)
+
+
 def _ready_media():
-    page = _api("GET", "/v1/media?limit=50")["data"]
-    ids = [m["id"] for m in page if m["status"] == "ready"]
+    media = _all_media()
+    ids = [m["id"] for m in media if m["status"] == "ready"]
+    pending = [m for m in media if m["status"] == "pending"]
     for _ in range(WANTED_MEDIA * 2):
         if len(ids) >= WANTED_MEDIA:
             break
-        m = _api(
-            "POST",
-            "/v1/media/upload-url",
-            {"filename": "fuzz.png", "content_type": "image/png", "size": len(PNG)},
-        )
+        m = _upload_url(pending)
         up = m["upload"]
         req = urllib.request.Request(up["url"], data=PNG, method="PUT", headers=up.get("headers") or {})
         urllib.request.urlopen(req, timeout=10).close()
