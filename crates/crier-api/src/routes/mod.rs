@@ -172,7 +172,8 @@ type QueryParams = HashMap<String, Vec<(Method, Vec<String>)>>;
 static QUERY_PARAMS: LazyLock<QueryParams> = LazyLock::new(|| {
     let doc = openapi();
     let mut table = QueryParams::new();
-    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+    let paths = doc["paths"].as_object().into_iter().flatten();
+    for (path, item) in paths.filter(|(path, _)| path.starts_with("/v1/")) {
         for (method, op) in item.as_object().into_iter().flatten() {
             let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
                 continue;
@@ -190,10 +191,17 @@ static QUERY_PARAMS: LazyLock<QueryParams> = LazyLock::new(|| {
     table
 });
 
+/// Query parameters a request may carry at most (an operation documents six at most).
+pub const MAX_QUERY_PARAMETERS: usize = 100;
+
 /// Refuses a query parameter the matched operation does not document (`400 invalid_request`,
 /// `param` naming it), as Stripe does: ignored, a misspelt `limt=5` or `brand=…` would answer
-/// as if it were not there, and the caller would never learn why. Requests without a query
-/// string, and routes outside the description (the dashboard), are not looked at.
+/// as if it were not there, and the caller would never learn why. The API's own operations
+/// only (`/v1/…`): requests without a query string, routes outside the description (the
+/// dashboard), the probes (`/healthz`, `/readyz`, `/metrics`, which monitors may call with a
+/// cache-busting parameter) and OAuth's endpoints (RFC 6749 §3.2: unrecognized parameters are
+/// ignored) are not looked at. The names are read one by one, and no more than
+/// [`MAX_QUERY_PARAMETERS`] of them, so a long query string costs little.
 fn known_query(req: &Request) -> Result<(), ApiError> {
     let Some(query) = req.uri().query() else {
         return Ok(());
@@ -208,7 +216,19 @@ fn known_query(req: &Request) -> Result<(), ApiError> {
     else {
         return Ok(());
     };
-    for (name, _) in crate::extract::query_pairs(Some(query)) {
+    let pairs = query.split('&').filter(|p| !p.is_empty());
+    for (i, pair) in pairs.enumerate() {
+        if i == MAX_QUERY_PARAMETERS {
+            return Err(ApiError::new(
+                crier_core::ErrorCode::InvalidRequest,
+                format!("A request may carry at most {MAX_QUERY_PARAMETERS} query parameters."),
+            ));
+        }
+        let raw = pair.split_once('=').map_or(pair, |(name, _)| name);
+        if takes.iter().any(|t| t == raw) {
+            continue;
+        }
+        let name = crate::extract::percent_decode(raw);
         if takes.contains(&name) {
             continue;
         }
