@@ -344,25 +344,28 @@ async fn one_body_at_a_time_and_none_after_a_confirm() {
     put_local(&app, &m, &bytes)
         .await
         .assert_error(409, "conflict");
-    confirm(&app, &key, &id).await.assert_error(409, "conflict");
+    let r = confirm(&app, &key, &id).await;
+    r.assert_error(409, "conflict");
+    assert!(r.text.contains("still being sent"), "{}", r.text);
     // The first ends; then a PUT again is fine, and confirms.
     tx.unbounded_send(Ok(bytes[100..].to_vec())).unwrap();
     drop(tx);
     let first = slow.await.unwrap().unwrap();
     assert_eq!(first.status(), 200);
     assert_eq!(put_local(&app, &m, &bytes).await.status, 200);
-    // A PUT still sending when the media is confirmed does not replace its bytes.
-    let (tx, late) = sending(&app, &url);
-    let other = png(8, 8, 2000);
-    tx.unbounded_send(Ok(other[..100].to_vec())).unwrap();
+    // No confirm while a PUT is sending; once confirmed, no PUT replaces the bytes.
+    let (tx, again) = sending(&app, &url);
+    tx.unbounded_send(Ok(bytes[..100].to_vec())).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    confirm(&app, &key, &id).await.assert_error(409, "conflict");
+    tx.unbounded_send(Ok(bytes[100..].to_vec())).unwrap();
+    drop(tx);
+    assert_eq!(again.await.unwrap().unwrap().status(), 200);
     let c = confirm(&app, &key, &id).await;
     assert_eq!(c.status, 200, "{}", c.text);
-    tx.unbounded_send(Ok(other[100..bytes.len().min(other.len())].to_vec()))
-        .unwrap();
-    drop(tx);
-    let late = late.await.unwrap().unwrap();
-    assert_eq!(late.status(), 409);
+    put_local(&app, &m, &png(8, 8, 1001)[..bytes.len()])
+        .await
+        .assert_error(409, "conflict");
     let got = get_media(&app, &key, &id).await;
     let read = local_path(got.body["url"].as_str().unwrap());
     assert_eq!(app.get(&read).send().await.bytes, bytes);

@@ -177,6 +177,16 @@ pub async fn confirm(
     Auth(p, ..): Auth<need::MediaWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<MediaObject>> {
+    // Not while a signed PUT is sending its bytes: the bytes confirmed are the bytes kept (the
+    // PUT holds the same mark until its file is in place). Looked up first, so another
+    // workspace's media is 404 as ever.
+    let (media, _) = state.app().media().get(&p.caller().tenant, &id).await?;
+    let _quiet = state.receiving(&media.id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Conflict,
+            "This media's bytes are still being sent; confirm once the upload has ended.",
+        )
+    })?;
     let m = state.app().media().confirm(&p.caller(), &id).await?;
     Ok(Json(object(&m)))
 }
