@@ -12,7 +12,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crier_networks::http::{self, BodyError, UrlError, check_url, describe};
+use crier_networks::http::{self, BodyError, UrlError, check_stored_url, check_url, describe};
 use reqwest::header;
 
 use crate::{AppError, AppResult};
@@ -118,7 +118,7 @@ pub async fn get(
                         status.as_u16()
                     ))
                 })?;
-            url = check_url(next.as_str(), allow)
+            url = check_stored_url(next.as_str(), allow)
                 .map_err(|e| bad(format!("`url` redirected to a URL that is refused: {e}.")))?;
             continue;
         }

@@ -6,7 +6,7 @@ use crier_store::Feed;
 use reqwest::{StatusCode, header};
 
 use super::{FeedConfig, MAX_REDIRECTS};
-use crate::http::{BodyError, check_stored_url, check_url, describe, read_capped};
+use crate::http::{BodyError, check_stored_url, describe, read_capped};
 
 const MAX_VALIDATOR: usize = 512;
 const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
@@ -71,7 +71,7 @@ impl Fetcher {
                             status.as_u16()
                         )
                     })?;
-                url = check_url(next.as_str(), allow)
+                url = check_stored_url(next.as_str(), allow)
                     .map_err(|e| format!("The feed redirected to a refused URL: {e}."))?;
                 continue;
             }
