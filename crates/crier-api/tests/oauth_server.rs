@@ -813,7 +813,7 @@ async fn registration_is_checked_and_bounded() {
     assert_eq!(count(&app, "SELECT id FROM app_clients").await, 0);
 
     // Each registration spends the address's budget of unauthenticated work (30 a minute
-    // here): past it, 429, and nothing stored.
+    // here) and one of its starts (10 in 15 minutes): past them, 429, and nothing stored.
     let mut stored = 0;
     let mut refused = 0;
     for _ in 0..40 {
@@ -827,15 +827,13 @@ async fn registration_is_checked_and_bounded() {
             201 => stored += 1,
             429 => {
                 refused += 1;
-                assert_eq!(r.header("retry-after"), Some("60"));
+                assert!(r.header("retry-after").is_some());
             }
             s => panic!("{s}: {}", r.text),
         }
     }
-    assert!(
-        refused > 0 && stored <= 30,
-        "{stored} stored, {refused} refused"
-    );
+    // Ten clients in 15 minutes (the address's starts, shared with device logins).
+    assert_eq!((stored, refused), (10, 30));
     assert_eq!(count(&app, "SELECT id FROM app_clients").await, stored);
     // Registrations nobody used are forgotten a day later; a used one stays.
     let b = owner(&app).await;

@@ -353,9 +353,10 @@ impl OAuthServer<'_> {
         self.app.clock().now_ms()
     }
 
-    /// Registers a client (RFC 7591). Returns it and, for a confidential client, its secret
-    /// (shown once; only its digest is kept).
-    pub async fn register(&self, m: &ClientMetadata) -> OAuthResult<(AppClient, Option<String>)> {
+    /// A client as `m` registers it (RFC 7591), checked but not kept yet: the client and, for
+    /// a confidential one, its secret (shown once; only its digest is kept). [`Self::register`]
+    /// keeps it.
+    pub fn registration(&self, m: &ClientMetadata) -> OAuthResult<(AppClient, Option<String>)> {
         let redirect_uris = redirect_list(m.redirect_uris.as_ref())?;
         let method = m
             .token_endpoint_auth_method
@@ -408,9 +409,7 @@ impl OAuthServer<'_> {
         }
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| default_name(&redirect_uris));
-        let store = self.app.store();
         let now = self.now();
-        self.room_for_client().await?;
         let secret = (method != "none").then(|| random_token(CLIENT_SECRET_PREFIX));
         let client = AppClient {
             id: random_token(CLIENT_PREFIX),
@@ -423,8 +422,14 @@ impl OAuthServer<'_> {
             used_at: now,
             fetched_at: None,
         };
-        store.put_app_client(&client).await?;
         Ok((client, secret))
+    }
+
+    /// Keeps a client [`Self::registration`] made, making room at [`MAX_CLIENTS`].
+    pub async fn register(&self, client: &AppClient) -> OAuthResult<()> {
+        self.room_for_client().await?;
+        self.app.store().put_app_client(client).await?;
+        Ok(())
     }
 
     /// The client `id` names: a registered one, or the one whose metadata document is at the

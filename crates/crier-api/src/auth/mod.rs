@@ -323,8 +323,8 @@ pub struct Authenticator {
     failures: Gcra,
     /// Failed logins per account (see [`LOGIN_WINDOWS`]).
     logins: Gcra,
-    /// Device logins started per address (see [`device_windows`]).
-    device_starts: Gcra,
+    /// Device logins and OAuth clients an address started (see [`start_windows`]).
+    starts: Gcra,
     /// Keys the failure table by client address; seeded per process, so nobody can choose
     /// addresses that all land in one shard of the table.
     ip_hasher: RandomState,
@@ -347,12 +347,15 @@ fn failure_windows(per_minute: u32) -> [Window; 2] {
     ]
 }
 
-/// Device logins an address may start in 15 minutes (the time one waits for approval): a
-/// third of its minute budget of failed authentications, 10 by default. Each start stores a
-/// login that waits 15 minutes, and at most [`crier_app::devices::MAX_OPEN`] wait across the
-/// install: at 30 a minute, 23 addresses kept that table full and refused everyone's
-/// `crier login`; at 10 in 15 minutes it takes 1,000.
-fn device_windows(per_minute: u32) -> [Window; 2] {
+/// Device logins and OAuth client registrations an address may start in 15 minutes (the time
+/// a login waits for approval, about the time a person takes to consent): a third of its
+/// minute budget of failed authentications, 10 by default. Each stores a row that waits, in
+/// tables capped across the install ([`crier_app::devices::MAX_OPEN`] device logins,
+/// [`crier_app::oauth_server::MAX_CLIENTS`] clients, the oldest unused making room): at 30 a
+/// minute, 23 addresses kept the device logins full and refused everyone's `crier login`, and
+/// a /56 turned the clients over in under two minutes; at 10 in 15 minutes it takes 1,000
+/// addresses, and a /56 takes an hour.
+fn start_windows(per_minute: u32) -> [Window; 2] {
     [
         Window {
             name: "minute",
@@ -393,7 +396,7 @@ impl Authenticator {
             },
             failures: Gcra::bounded(FAILURE_ADDRESSES),
             logins: Gcra::evicting(LOGIN_ACCOUNTS),
-            device_starts: Gcra::bounded(FAILURE_ADDRESSES),
+            starts: Gcra::bounded(FAILURE_ADDRESSES),
             ip_hasher: RandomState::new(),
             throttled_lookups: tokio::sync::Semaphore::new(THROTTLED_LOOKUPS),
             usage: UsageRecorder::default(),
@@ -424,7 +427,7 @@ impl Authenticator {
         self.cache.prune();
         self.failures.prune(now_ms * 1000);
         self.logins.prune(now_ms * 1000);
-        self.device_starts.prune(now_ms * 1000);
+        self.starts.prune(now_ms * 1000);
     }
 
     /// Verifies a presented key for a request from `ip` with `origin`, and takes one request
@@ -597,12 +600,13 @@ impl Authenticator {
             .allowed
     }
 
-    /// Takes one of `ip`'s device logins ([`device_windows`]), or refuses it.
-    pub fn take_device_start(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
-        self.device_starts
+    /// Takes one of `ip`'s starts of a device login or an OAuth client ([`start_windows`]),
+    /// or refuses it.
+    pub fn take_start(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
+        self.starts
             .check(
                 self.ip_key(ip),
-                device_windows(self.config.failures_per_minute),
+                start_windows(self.config.failures_per_minute),
                 now_ms * 1000,
             )
             .allowed

@@ -202,7 +202,7 @@ pub async fn device(
     // each good one a device login of the address's.
     let refused = !auth.take_address(ip, now)
         || (crier_app::devices::Devices::check(&req.client_name, &req.scopes).is_ok()
-            && !auth.take_device_start(ip, now));
+            && !auth.take_start(ip, now));
     if refused {
         return Err(ApiError::new(
             ErrorCode::RateLimited,

@@ -341,8 +341,21 @@ pub async fn register(
             ));
         }
     };
-    match state.app().oauth_server().register(&meta).await {
-        Ok((client, secret)) => {
+    let oauth = state.app().oauth_server();
+    let (client, secret) = match oauth.registration(&meta) {
+        Ok(r) => r,
+        Err(e) => return oauth_error(e),
+    };
+    // A client is a row that waits for its person's consent: the address's starts bound how
+    // fast it can turn the capped table over (`auth::start_windows`).
+    if !state.auth().take_start(ip, state.clock().now_ms()) {
+        let mut resp = too_many();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("90"));
+        return resp;
+    }
+    match oauth.register(&client).await {
+        Ok(()) => {
             let mut body = json!({
                 "client_id": client.id,
                 "client_id_issued_at": client.created_at / 1000,
