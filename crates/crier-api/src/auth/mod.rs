@@ -612,6 +612,12 @@ impl Authenticator {
             .allowed
     }
 
+    /// Seconds until an address past its starts has one again: 15 minutes ÷ its starts.
+    pub fn start_retry_after(&self) -> u32 {
+        let [w, _] = start_windows(self.config.failures_per_minute);
+        (w.seconds / w.limit).max(1)
+    }
+
     /// Whether `ip` is over its budget of failed authentications now (nothing is spent).
     pub fn address_throttled(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
         self.failures.would_refuse(

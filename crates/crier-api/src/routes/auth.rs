@@ -200,15 +200,23 @@ pub async fn device(
     // Each start spends a unit of the address's failed-authentication budget (starting device
     // logins is as cheap for an attacker as guessing keys, so it shares their budget), and
     // each good one a device login of the address's.
-    let refused = !auth.take_address(ip, now)
-        || (crier_app::devices::Devices::check(&req.client_name, &req.scopes).is_ok()
-            && !auth.take_start(ip, now));
-    if refused {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
+    let refused = |message: &'static str, after: u32| {
+        ApiError::new(ErrorCode::RateLimited, message)
+            .with_header(header::RETRY_AFTER, header::HeaderValue::from(after))
+    };
+    if !auth.take_address(ip, now) {
+        return Err(refused(
+            "Too many requests from this address; wait a minute.",
+            60,
+        ));
+    }
+    if crier_app::devices::Devices::check(&req.client_name, &req.scopes).is_ok()
+        && !auth.take_start(ip, now)
+    {
+        return Err(refused(
             "Too many device logins from this address; wait a few minutes.",
-        )
-        .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("90")));
+            auth.start_retry_after(),
+        ));
     }
     let (code, login) = state
         .app()

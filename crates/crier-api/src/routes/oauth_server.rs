@@ -350,8 +350,9 @@ pub async fn register(
     // fast it can turn the capped table over (`auth::start_windows`).
     if !state.auth().take_start(ip, state.clock().now_ms()) {
         let mut resp = too_many();
+        let after = state.auth().start_retry_after();
         resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("90"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(after));
         return resp;
     }
     match oauth.register(&client).await {
