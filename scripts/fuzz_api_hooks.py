@@ -501,7 +501,6 @@ def before_add_examples(context, examples):
         _fix(case)
 
 
-@schemathesis.hook
 def _undocumented_query(case):
     """Whether the case sends a query parameter its operation does not list."""
     if not isinstance(case.query, dict) or not case.query:
@@ -513,6 +512,7 @@ def _undocumented_query(case):
     return any(name not in documented for name in case.query)
 
 
+@schemathesis.hook
 def filter_failure(context, failure, case, response):
     # Outside the API (`/v1/…`), a query parameter an operation does not list is ignored, not
     # refused: the probes (`/healthz`, `/readyz`, `/metrics`) are called by monitors with
