@@ -360,7 +360,8 @@ pub async fn put_upload(
         return Err(too_large(media.size));
     }
     // One body at a time: parallel PUTs to one URL would each fill a file of the declared
-    // size (outside the storage quota).
+    // size (outside the storage quota). Held until the file is in place, and confirm takes the
+    // same mark, so the media cannot be confirmed while these bytes arrive.
     let _receiving = state.receiving(&media.id).ok_or_else(|| {
         ApiError::new(
             ErrorCode::Conflict,
@@ -396,18 +397,6 @@ pub async fn put_upload(
             },
             Some(Err(e)) => return Err(crate::extract::unreadable(e)),
         }
-    }
-    // Confirmed meanwhile (from bytes an earlier request sent): these may not replace them.
-    let still_pending = state
-        .store()
-        .media_by_signed_url(&id)
-        .await?
-        .is_some_and(|m| m.status == MediaStatus::Pending);
-    if !still_pending {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "This media was confirmed while its bytes were sent; they cannot change.",
-        ));
     }
     let received = upload.commit().await.map_err(storage_fault)?;
     Ok(Json(

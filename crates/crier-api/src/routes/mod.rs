@@ -23,7 +23,7 @@ pub mod webhooks;
 pub mod workspace;
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -169,8 +169,10 @@ type QueryParams = HashMap<String, Vec<(Method, Vec<String>)>>;
 
 /// The query parameters of each documented operation, by route template and method, read
 /// from the OpenAPI description once: what the description lists is what the server takes.
-static QUERY_PARAMS: LazyLock<QueryParams> = LazyLock::new(|| {
-    let doc = openapi();
+static QUERY_PARAMS: OnceLock<QueryParams> = OnceLock::new();
+
+/// [`QUERY_PARAMS`] from the description the router serves.
+fn query_params(doc: &serde_json::Value) -> QueryParams {
     let mut table = QueryParams::new();
     let paths = doc["paths"].as_object().into_iter().flatten();
     for (path, item) in paths.filter(|(path, _)| path.starts_with("/v1/")) {
@@ -189,7 +191,7 @@ static QUERY_PARAMS: LazyLock<QueryParams> = LazyLock::new(|| {
         }
     }
     table
-});
+}
 
 /// Query parameters a request may carry at most (an operation documents six at most).
 pub const MAX_QUERY_PARAMETERS: usize = 100;
@@ -210,7 +212,8 @@ fn known_query(req: &Request) -> Result<(), ApiError> {
         return Ok(());
     };
     let Some(takes) = QUERY_PARAMS
-        .get(route.as_str())
+        .get()
+        .and_then(|table| table.get(route.as_str()))
         .and_then(|ops| ops.iter().find(|(m, _)| m == req.method()))
         .map(|(_, names)| names)
     else {
@@ -256,8 +259,8 @@ async fn refuse_unknown_query(req: Request, next: Next) -> Response {
 }
 
 pub fn router(state: AppState) -> Router {
-    // Read the description now rather than in the first request with a query string.
-    LazyLock::force(&QUERY_PARAMS);
+    let doc = openapi();
+    QUERY_PARAMS.get_or_init(|| query_params(&doc));
     let (authenticated, _) = api_routes()
         .route_layer(from_fn_with_state(state.clone(), gate))
         .split_for_parts();
@@ -307,7 +310,7 @@ pub fn router(state: AppState) -> Router {
         .merge(public)
         .merge(media::signed_routes())
         .merge(crate::dashboard::routes())
-        .merge(SwaggerUi::new("/docs").external_url_unchecked("/v1/openapi.json", openapi()))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/v1/openapi.json", doc))
         .route_layer(from_fn(record_route))
         .merge(authenticated)
         .merge(mcp)
