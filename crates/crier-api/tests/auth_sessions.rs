@@ -9,7 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::keys::{HOUR, MINUTE, assert_message_mentions, assert_param, created, scope_set, ts};
-use common::users::{PASSWORD, count, login_from, session, user, without_request_id};
+use common::users::{
+    PASSWORD, cookie_of, count, form, login_from, session, user, without_request_id,
+};
 use common::{START, TestApp, both};
 use crier_core::{Role, Scope};
 use crier_store::Actor;
@@ -196,6 +198,116 @@ async fn concurrent_guesses_cannot_exceed_the_account_budget() {
     login_from(&app, "10.0.2.1", "ada@example.com", PASSWORD)
         .await
         .assert_error(429, "rate_limited");
+}
+
+/// A dashboard sign-in from `ip` with `cookies` (may be empty).
+async fn form_login(
+    app: &TestApp,
+    ip: &str,
+    cookies: &str,
+    email: &str,
+    password: &str,
+) -> common::Response {
+    let mut req = app
+        .post("/login")
+        .from_ip(ip)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if !cookies.is_empty() {
+        req = req.header("cookie", cookies);
+    }
+    req.raw(form(&[
+        ("email", email),
+        ("password", password),
+        ("next", "/app"),
+    ]))
+    .send()
+    .await
+}
+
+/// Guesses from elsewhere spend the account's budget (50 a day), which used to lock its owner
+/// out too; a browser that signed in to the account before has a budget of its own (OWASP's
+/// device cookies), and its cookie opens for no other account.
+async fn a_browser_that_signed_in_before_is_not_locked_out_by_guesses() {
+    let app = TestApp::new().await;
+    let ada = user(&app, "ada@example.com", Role::Member).await;
+    let bob = user(&app, "bob@example.com", Role::Member).await;
+    let r = form_login(&app, "198.51.100.1", "", &ada.email, PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let set = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("crier_browser="))
+        .expect("a browser cookie")
+        .to_owned();
+    for part in [
+        "Path=/login",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Max-Age=15552000",
+    ] {
+        assert!(set.contains(part), "{set}");
+    }
+    let laptop = cookie_of(&r, "crier_browser").unwrap();
+    let r = form_login(&app, "198.51.100.2", "", &bob.email, PASSWORD).await;
+    let bobs = cookie_of(&r, "crier_browser").unwrap();
+
+    // The rest of the day's budget (the sign-in above spent one) in guesses, from 49
+    // addresses, five a minute.
+    app.clock.advance(MINUTE);
+    for i in 0..49 {
+        login_from(&app, &format!("10.9.0.{i}"), &ada.email, "a guess")
+            .await
+            .assert_error(401, "unauthorized");
+        if i % 5 == 4 {
+            app.clock.advance(MINUTE);
+        }
+    }
+    let sessions = count(&app, "SELECT id FROM sessions").await;
+    login_from(&app, "198.51.100.1", &ada.email, PASSWORD)
+        .await
+        .assert_error(429, "rate_limited");
+    let r = form_login(&app, "198.51.100.1", "", &ada.email, PASSWORD).await;
+    assert_eq!(r.status, 429, "an unknown browser: {}", r.text);
+    assert!(r.text.contains("a browser that signed in"), "{}", r.text);
+    for other in [
+        bobs.as_str(),
+        "crier_browser=v1.test.AAAA",
+        "crier_browser=",
+    ] {
+        let r = form_login(&app, "198.51.100.1", other, &ada.email, PASSWORD).await;
+        assert_eq!(r.status, 429, "{other}: {}", r.text);
+    }
+    assert_eq!(count(&app, "SELECT id FROM sessions").await, sessions);
+
+    // The owner's browser signs in, and is given a new cookie.
+    let cookies = format!("crier_session=old; {laptop}");
+    let r = form_login(&app, "198.51.100.1", &cookies, &ada.email, PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert!(cookie_of(&r, "crier_session").is_some());
+    let renewed = cookie_of(&r, "crier_browser").unwrap();
+    assert_ne!(renewed, laptop);
+    assert_eq!(count(&app, "SELECT id FROM sessions").await, sessions + 1);
+
+    // A known browser's own budget: 5 a minute, whoever holds the cookie.
+    for i in 0..5 {
+        let r = form_login(
+            &app,
+            "10.9.1.1",
+            &renewed,
+            &ada.email,
+            &format!("guess {i}"),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    let r = form_login(&app, "10.9.1.1", &renewed, &ada.email, PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    // The older cookie is a browser of its own, still known.
+    let r = form_login(&app, "198.51.100.1", &laptop, &ada.email, PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(count(&app, "SELECT id FROM sessions").await, sessions + 2);
 }
 
 // ---- Logging out, expiry ----
@@ -929,6 +1041,7 @@ both!(
     the_email_is_case_insensitive,
     failed_logins_throttle_the_account_and_only_it,
     concurrent_guesses_cannot_exceed_the_account_budget,
+    a_browser_that_signed_in_before_is_not_locked_out_by_guesses,
     logout_ends_only_this_session_and_keys_cannot_log_out,
     a_session_expires_after_twelve_hours,
     crier_workspace_names_only_the_users_workspaces,

@@ -529,8 +529,67 @@ async fn a_nul_in_any_form_field_is_refused_and_changes_nothing() {
     }
 }
 
+/// Served over https, the dashboard's cookies are `Secure` and carry the prefixes browsers
+/// hold them to (`__Host-`, `__Secure-` for the one of a single path), and a cookie without
+/// the prefix (which a sibling subdomain or plain http could have planted) is not read.
+async fn over_https_the_cookies_are_prefixed_and_only_prefixed_ones_are_read() {
+    let config = crier_api::ApiConfig {
+        public_url: "https://crier.example.com".into(),
+        ..Default::default()
+    };
+    let app = TestApp::with_config(config, "self-hosted").await;
+    let ada = user(&app, "ada@example.com", Role::Admin).await;
+    let r = app
+        .post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(form(&[("email", &ada.email), ("password", PASSWORD)]))
+        .send()
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let set: Vec<&str> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("__Host-crier_session="))
+        .unwrap_or_else(|| panic!("{set:?}"));
+    assert!(
+        session.contains("; Path=/;") && session.ends_with("; Secure"),
+        "{session}"
+    );
+    let browser = set
+        .iter()
+        .find(|c| c.starts_with("__Secure-crier_browser="))
+        .unwrap_or_else(|| panic!("{set:?}"));
+    assert!(
+        browser.contains("; Path=/login;") && browser.ends_with("; Secure"),
+        "{browser}"
+    );
+    assert!(!set.iter().any(|c| c.starts_with("crier_")), "{set:?}");
+
+    let prefixed = cookie_of(&r, "__Host-crier_session").unwrap();
+    let token = prefixed.split_once('=').unwrap().1;
+    let r = app
+        .get("/app/keys")
+        .header("cookie", &prefixed)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get("/app/keys")
+        .header("cookie", &format!("crier_session={token}"))
+        .send()
+        .await;
+    assert_eq!(r.status, 303, "an unprefixed cookie is not read");
+    assert!(r.header("location").unwrap().starts_with("/login"));
+}
+
 both!(
-    tests: a_nul_in_any_form_field_is_refused_and_changes_nothing,
+    tests: over_https_the_cookies_are_prefixed_and_only_prefixed_ones_are_read,
+    a_nul_in_any_form_field_is_refused_and_changes_nothing,
     the_composers_uploads_need_the_sessions_token_and_this_site,
     the_calendar_draws_a_month_in_the_workspaces_time_zone, a_form_without_the_sessions_csrf_token_changes_nothing,
     an_oversized_form_is_refused_unread,

@@ -459,8 +459,31 @@ async fn the_analytics_charts_draw_the_posts_published() {
     }
 }
 
+/// Forms post to this server only, but on the page whose form sends the browser on to a
+/// network (connecting an account): `form-action` also covers the redirect after a submission.
+async fn only_the_accounts_page_lets_its_forms_lead_to_another_site() {
+    let (app, b, ..) = world(Role::Admin).await;
+    for path in [
+        "/app/keys",
+        "/app/feeds",
+        "/app/posts/new",
+        "/app/analytics",
+    ] {
+        let r = page(&app, &b, path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(csp.contains("form-action 'self';"), "{path}: {csp}");
+    }
+    let r = page(&app, &b, "/app/accounts").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.contains("form-action 'self' https: http:;"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
 both!(
-    tests: the_feeds_page_lists_creates_changes_and_deletes,
+    tests: only_the_accounts_page_lets_its_forms_lead_to_another_site,
+    the_feeds_page_lists_creates_changes_and_deletes,
     a_refused_feed_form_shows_the_apis_error_by_its_field,
     another_workspaces_feed_is_a_404_page,
     queue_slots_are_saved_through_the_form_in_the_workspaces_zone,

@@ -343,6 +343,13 @@ async fn sign_in_exchange_refresh_and_a_replay_that_ends_the_grant() {
     assert!(page.text.contains("value=\"posts:write\" checked"));
     assert!(!page.text.contains("value=\"posts:publish\""));
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    // Its form's answer redirects to the client, so it may post to another site; the sign-in
+    // page's may not.
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("form-action 'self' https: http:;"), "{csp}");
+    let login = app.get("/login").send().await;
+    let csp = login.header("content-security-policy").unwrap();
+    assert!(csp.contains("form-action 'self';"), "{csp}");
 
     let code = code_for(&app, &b, &client, &["posts:read", "posts:write"]).await;
     assert_eq!(grants(&app).await, 0, "no grant before the exchange");

@@ -16,6 +16,7 @@
 //! (their number is bounded by the server's connection cap). Digests found unknown are cached
 //! briefly, so a repeated fake costs no look-up at all.
 
+pub mod browsers;
 pub mod cache;
 pub mod leases;
 pub mod ratelimit;
@@ -283,7 +284,8 @@ impl SharedLimits {
 const FAILURE_ADDRESSES: usize = 65_536;
 
 /// Failed logins an account may take: 5 a minute, 50 a day (whoever tries them); past them its
-/// logins answer `429` until the budget refills, even with the right password.
+/// logins answer `429` until the budget refills, even with the right password. A browser that
+/// signed in to the account before has a budget of its own, the same ([`browsers`]).
 const LOGIN_WINDOWS: [Window; 2] = [
     Window {
         name: "minute",
@@ -321,8 +323,10 @@ pub struct Authenticator {
     pub cache: KeyCache,
     pub limiter: RateLimiter,
     failures: Gcra,
-    /// Failed logins per account (see [`LOGIN_WINDOWS`]).
+    /// Failed logins per account, from browsers it does not know (see [`LOGIN_WINDOWS`]).
     logins: Gcra,
+    /// Failed logins per browser that signed in before ([`browsers`]), by its id.
+    browser_logins: Gcra,
     /// Device logins and OAuth clients an address started (see [`start_windows`]).
     starts: Gcra,
     /// Keys the failure table by client address; seeded per process, so nobody can choose
@@ -396,6 +400,7 @@ impl Authenticator {
             },
             failures: Gcra::bounded(FAILURE_ADDRESSES),
             logins: Gcra::evicting(LOGIN_ACCOUNTS),
+            browser_logins: Gcra::evicting(LOGIN_ACCOUNTS),
             starts: Gcra::bounded(FAILURE_ADDRESSES),
             ip_hasher: RandomState::new(),
             throttled_lookups: tokio::sync::Semaphore::new(THROTTLED_LOOKUPS),
@@ -427,6 +432,7 @@ impl Authenticator {
         self.cache.prune();
         self.failures.prune(now_ms * 1000);
         self.logins.prune(now_ms * 1000);
+        self.browser_logins.prune(now_ms * 1000);
         self.starts.prune(now_ms * 1000);
     }
 
@@ -572,10 +578,18 @@ impl Authenticator {
 
     /// Takes one login attempt for `account` (a hash of the email) from `ip`, or refuses it:
     /// every attempt, right or wrong, spends one unit of the address's budget of failed
-    /// authentications and of the account's login budget ([`LOGIN_WINDOWS`]). Spending before
-    /// the password is checked is what keeps concurrent attempts from outrunning the budget
-    /// (a check, then a count after the slow hash, would let a burst all pass).
-    pub fn take_login(&self, ip: Option<IpAddr>, account: u64, now_ms: i64) -> bool {
+    /// authentications and one of a login budget ([`LOGIN_WINDOWS`]): the browser's own when
+    /// it presents the id of a browser that signed in to the account before (`browser`, from
+    /// [`browsers::open`]), the account's otherwise. Spending before the password is checked
+    /// is what keeps concurrent attempts from outrunning the budget (a check, then a count
+    /// after the slow hash, would let a burst all pass).
+    pub fn take_login(
+        &self,
+        ip: Option<IpAddr>,
+        account: u64,
+        browser: Option<[u8; 16]>,
+        now_ms: i64,
+    ) -> bool {
         // The address first: an address past its budget spends no account's, so one address
         // cannot churn the account table with made-up emails. An account past its budget
         // still spends the address's, so a burst against one account from one address holds
@@ -583,9 +597,11 @@ impl Authenticator {
         if !self.take_address(ip, now_ms) {
             return false;
         }
-        self.logins
-            .check(account, LOGIN_WINDOWS, now_ms * 1000)
-            .allowed
+        let (table, key) = match browser {
+            Some(id) => (&self.browser_logins, self.ip_hasher.hash_one(id)),
+            None => (&self.logins, account),
+        };
+        table.check(key, LOGIN_WINDOWS, now_ms * 1000).allowed
     }
 
     /// Takes one unit of `ip`'s budget of failed authentications for an unauthenticated
@@ -981,7 +997,7 @@ mod tests {
         let attacker = Some(IpAddr::from(std::net::Ipv4Addr::new(203, 0, 113, 7)));
         let now_ms = 1_000_000;
         let allowed = (0..2 * LOGIN_ACCOUNTS as u64)
-            .filter(|&i| auth.take_login(attacker, i, now_ms))
+            .filter(|&i| auth.take_login(attacker, i, None, now_ms))
             .count();
         assert!(allowed <= 60, "{allowed} attempts from one address");
         assert!(
@@ -990,13 +1006,13 @@ mod tests {
             auth.logins.len()
         );
         let user = Some(IpAddr::from(std::net::Ipv4Addr::new(198, 51, 100, 1)));
-        assert!(auth.take_login(user, u64::MAX, now_ms));
+        assert!(auth.take_login(user, u64::MAX, None, now_ms));
         // Nor can one IPv6 host, taking a new address of its /64 for each attempt.
         let prefix = u128::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 7, 7, 0, 0, 0, 0));
         let allowed = (0..2 * LOGIN_ACCOUNTS as u64)
             .filter(|&i| {
                 let ip = IpAddr::from(std::net::Ipv6Addr::from(prefix | u128::from(i)));
-                auth.take_login(Some(ip), i << 32, now_ms)
+                auth.take_login(Some(ip), i << 32, None, now_ms)
             })
             .count();
         assert!(allowed <= 60, "{allowed} attempts from one /64");
@@ -1016,21 +1032,50 @@ mod tests {
         let guesser = Some(IpAddr::from(std::net::Ipv4Addr::new(203, 0, 113, 9)));
         let victim = auth.account_key("victim@example.com");
         for _ in 0..5 {
-            assert!(auth.take_login(guesser, victim, now_ms));
+            assert!(auth.take_login(guesser, victim, None, now_ms));
         }
         let flood = LOGIN_ACCOUNTS as u64 + 10_000;
         let at = |i: u64| now_ms + (i / 10) as i64;
         for i in 0..flood {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + (i as u32 % 10_000)));
             let account = auth.account_key(&format!("made-up-{i}@example.com"));
-            assert!(auth.take_login(Some(ip), account, at(i)), "{i}");
+            assert!(auth.take_login(Some(ip), account, None, at(i)), "{i}");
         }
         let later = at(flood);
         assert!(auth.logins.len() <= LOGIN_ACCOUNTS);
         // A user elsewhere still signs in; the guessed account is still refused.
         let user = Some(IpAddr::from(std::net::Ipv4Addr::new(198, 51, 100, 1)));
-        assert!(auth.take_login(user, auth.account_key("user@example.com"), later));
-        assert!(!auth.take_login(user, victim, later));
+        assert!(auth.take_login(user, auth.account_key("user@example.com"), None, later));
+        assert!(!auth.take_login(user, victim, None, later));
+    }
+
+    #[test]
+    fn a_browser_that_signed_in_before_keeps_its_own_budget_while_the_account_is_guessed_at() {
+        let auth = authenticator();
+        let start = 1_000_000;
+        let victim = auth.account_key("victim@example.com");
+        // A day's budget of guesses from many addresses, five a minute.
+        for i in 0..50 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32));
+            let at = start + (i / 5) * 60_000;
+            assert!(auth.take_login(Some(ip), victim, None, at), "{i}");
+        }
+        let now = start + 10 * 60_000;
+        let owner = Some(IpAddr::from(std::net::Ipv4Addr::new(198, 51, 100, 1)));
+        assert!(
+            !auth.take_login(owner, victim, None, now),
+            "an unknown browser"
+        );
+        let laptop = [7u8; 16];
+        for i in 0..5 {
+            assert!(auth.take_login(owner, victim, Some(laptop), now), "{i}");
+        }
+        assert!(
+            !auth.take_login(owner, victim, Some(laptop), now),
+            "a known browser has 5 a minute of its own"
+        );
+        assert!(auth.take_login(owner, victim, Some([8u8; 16]), now));
+        assert!(!auth.take_login(owner, victim, None, now));
     }
 
     #[test]

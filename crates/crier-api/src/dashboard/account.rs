@@ -72,13 +72,21 @@ pub async fn login(
         &email,
         form.get("password").unwrap_or(""),
         agent,
+        super::dashboard_cookie_in(&state, &headers, crate::auth::browsers::COOKIE),
     )
     .await
     {
-        Ok(s) => {
+        Ok(signed_in) => {
+            let s = &signed_in.session;
             let ttl = (s.session.expires_at - s.session.created_at) / 1000;
             (
-                [(header::SET_COOKIE, session_cookie(&state, &s.token, ttl))],
+                axum::response::AppendHeaders([
+                    (header::SET_COOKIE, session_cookie(&state, &s.token, ttl)),
+                    (
+                        header::SET_COOKIE,
+                        super::browser_cookie(&state, &signed_in.browser),
+                    ),
+                ]),
                 Redirect::to(&next),
             )
                 .into_response()
@@ -212,13 +220,18 @@ pub async fn signup(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let shown_ip = ip.map(|i| i.to_string()).unwrap_or_default();
+    let email = user.email.clone();
     match users.start_session(user, agent, &shown_ip).await {
         Ok(s) => {
             let ttl = (s.session.expires_at - s.session.created_at) / 1000;
+            // The browser that signed up is known to the account from now on.
+            let now = state.clock().now_ms();
+            let browser = crate::auth::browsers::issue(state.app().keyring(), &email, now);
             (
                 axum::response::AppendHeaders([
                     (header::SET_COOKIE, session_cookie(&state, &s.token, ttl)),
                     (header::SET_COOKIE, workspace_cookie(&state, ws.id.as_str())),
+                    (header::SET_COOKIE, super::browser_cookie(&state, &browser)),
                 ]),
                 Redirect::to("/app/keys"),
             )

@@ -90,7 +90,10 @@ async fn accounts_page(state: &AppState, dash: &Dash, error: Option<ApiError>) -
             .unwrap_or_default(),
         error: error.map(|e| e.message.to_string()),
     };
-    (status, render(&page)).into_response()
+    // Connecting an account redirects the form to its network.
+    let mut resp = (status, render(&page)).into_response();
+    super::allow_form_redirects(&mut resp, None);
+    resp
 }
 
 pub async fn page(State(state): State<AppState>, dash: Dash) -> Response {

@@ -3,10 +3,12 @@
 //! Pages call the application layer, and for keys the API's own handlers with the session's
 //! principal ([`crate::auth::Auth::of`]), so no rule is written twice.
 //!
-//! Sessions live in the `crier_session` cookie: HttpOnly, `SameSite=Strict`, `Secure` when the
-//! public URL is https, ending with the session. Every state-changing form carries the session's
-//! CSRF token (`_csrf`), and a request whose `Origin` is not this server is refused. The
-//! workspace a session works in is the `crier_ws` cookie (default: the user's first).
+//! Sessions live in the `crier_session` cookie: HttpOnly, `SameSite=Strict`, and when the public
+//! URL is https `Secure` and named `__Host-crier_session`, ending with the session. Every
+//! state-changing form carries the session's CSRF token (`_csrf`), and a request whose `Origin`
+//! is not this server is refused. The workspace a session works in is the `crier_ws` cookie
+//! (default: the user's first); a browser that signed in before is known to the account by
+//! `crier_browser` ([`crate::auth::browsers`]).
 
 mod account;
 mod accounts;
@@ -233,7 +235,7 @@ impl FromRequestParts<AppState> for Dash {
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".into());
         let to_login = || ToLogin(path.clone()).into_response();
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(token) = dashboard_cookie_in(state, &parts.headers, SESSION_COOKIE) else {
             return Err(to_login());
         };
         let users = state.app().users();
@@ -246,7 +248,7 @@ impl FromRequestParts<AppState> for Dash {
             .memberships(&session.user.id)
             .await
             .map_err(|e| error_page(e.into()))?;
-        let wanted = cookie(&parts.headers, WORKSPACE_COOKIE);
+        let wanted = dashboard_cookie_in(state, &parts.headers, WORKSPACE_COOKIE);
         let m = wanted
             .and_then(|w| workspaces.iter().find(|m| m.workspace.id.as_str() == w))
             .or_else(|| workspaces.first());
@@ -456,15 +458,50 @@ pub fn local_path(next: Option<&str>) -> String {
     }
 }
 
-/// A dashboard cookie: HttpOnly, `SameSite=Strict`, `Secure` when the public URL is https.
-fn dashboard_cookie(state: &AppState, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
-    let secure = if state.config().public_url.starts_with("https://") {
-        "; Secure"
+/// Where a dashboard cookie is sent: the browser's sign-in cookie to the sign-in form only,
+/// the others everywhere.
+fn cookie_path(name: &str) -> &'static str {
+    if name == crate::auth::browsers::COOKIE {
+        "/login"
     } else {
-        ""
-    };
+        "/"
+    }
+}
+
+/// Whether this install is served over https (its cookies are then `Secure` and prefixed).
+fn secure(state: &AppState) -> bool {
+    state.config().public_url.starts_with("https://")
+}
+
+/// A dashboard cookie's name on this install. Over https it carries the prefix browsers hold
+/// it to: `__Host-` (set by this host only, over https, for every path) or, for a cookie of
+/// one path, `__Secure-` (over https): a sibling subdomain or a network attacker on plain http
+/// cannot plant a session of their own choosing in a user's browser.
+fn cookie_name(state: &AppState, name: &str) -> String {
+    match (secure(state), cookie_path(name)) {
+        (false, _) => name.to_owned(),
+        (true, "/") => format!("__Host-{name}"),
+        (true, _) => format!("__Secure-{name}"),
+    }
+}
+
+/// The value of the dashboard cookie `name` in the request, under its name on this install.
+pub fn dashboard_cookie_in<'a>(
+    state: &AppState,
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Option<&'a str> {
+    cookie(headers, &cookie_name(state, name))
+}
+
+/// A dashboard cookie: HttpOnly, `SameSite=Strict`, `Secure` and prefixed ([`cookie_name`])
+/// when the public URL is https.
+fn dashboard_cookie(state: &AppState, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
+    let secure = if secure(state) { "; Secure" } else { "" };
+    let path = cookie_path(name);
+    let name = cookie_name(state, name);
     HeaderValue::try_from(format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
     ))
     .expect("tokens and ids are valid header values")
 }
@@ -476,6 +513,13 @@ pub fn session_cookie(state: &AppState, token: &str, max_age_s: i64) -> HeaderVa
 
 pub fn workspace_cookie(state: &AppState, ws: &str) -> HeaderValue {
     dashboard_cookie(state, WORKSPACE_COOKIE, ws, 31_536_000)
+}
+
+/// The `Set-Cookie` value that makes this browser known to the account it signed in to
+/// ([`crate::auth::browsers`]); sent only to the sign-in form.
+pub fn browser_cookie(state: &AppState, value: &str) -> HeaderValue {
+    let max_age_s = crate::auth::browsers::LIFETIME_MS / 1000;
+    dashboard_cookie(state, crate::auth::browsers::COOKIE, value, max_age_s)
 }
 
 #[derive(Template)]
@@ -506,12 +550,31 @@ pub fn error_page(e: ApiError) -> Response {
     (status, render(&page)).into_response()
 }
 
-/// What dashboard pages may load and where their scripts may send data: this server only.
-/// With `connect-src 'self'`, the "Try it" console cannot send a key anywhere else even if a
-/// script were injected; no inline scripts run at all.
+/// What dashboard pages may load, and where their scripts and forms may send data: this
+/// server only. With `connect-src 'self'`, the "Try it" console cannot send a key anywhere else
+/// even if a script were injected; no inline scripts run at all; with `form-action 'self'`,
+/// injected markup cannot post a form (a password, a CSRF token) to another site. The two
+/// pages whose forms answer with a redirect to another site widen it
+/// ([`allow_form_redirects`]).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; form-action 'self' https: http:; \
+    style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; form-action 'self'; \
     frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// Lets the forms of `resp`'s page send the browser to another site: connecting an account
+/// redirects to its network, a consent to the client's redirect URI, and browsers apply
+/// `form-action` to the redirects that follow a submission. `scheme`: a private-use scheme
+/// the redirect may also take (`com.example.app:`).
+pub fn allow_form_redirects(resp: &mut Response, scheme: Option<&str>) {
+    let extra = scheme.map(|s| format!(" {s}:")).unwrap_or_default();
+    let policy = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self';",
+        &format!("form-action 'self' https: http:{extra};"),
+    );
+    if let Ok(v) = HeaderValue::try_from(policy) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
 
 /// Lets a page (the composer) send upload bytes to the media store and show what it stored,
 /// when the store is elsewhere (S3, or a public URL other than the page's).

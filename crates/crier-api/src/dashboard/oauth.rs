@@ -12,12 +12,11 @@
 
 use askama::Template;
 use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use crier_app::oauth_server::{Authorization, AuthorizeQuery, OAuthError, issuer};
 use crier_core::{ErrorCode, ScopeSet};
 
-use super::{CONTENT_SECURITY_POLICY, Dash, Frame, Submitted, ToLogin, error_page, render};
+use super::{Dash, Frame, Submitted, ToLogin, error_page, render};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -161,16 +160,12 @@ fn consent(
         None => axum::http::StatusCode::OK,
     };
     let mut resp = (status, render(&page)).into_response();
-    // The form's answer redirects to the client; a private-use scheme must be allowed too.
-    if let Some(u) = redirect.filter(|u| !matches!(u.scheme(), "http" | "https"))
-        && let Ok(v) = HeaderValue::try_from(CONTENT_SECURITY_POLICY.replace(
-            "form-action 'self' https: http:",
-            &format!("form-action 'self' https: http: {}:", u.scheme()),
-        ))
-    {
-        resp.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, v);
-    }
+    // The form's answer redirects to the client, perhaps at a private-use scheme.
+    let scheme = redirect
+        .as_ref()
+        .map(|u| u.scheme())
+        .filter(|s| !matches!(*s, "http" | "https"));
+    super::allow_form_redirects(&mut resp, scheme);
     resp
 }
 

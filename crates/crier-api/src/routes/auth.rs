@@ -70,7 +70,9 @@ pub struct SessionObject {
 /// Sign in with an email and password: a session token for API clients (the dashboard keeps
 /// its session in a cookie instead). Wrong email or password: `401`. Every attempt spends one
 /// of the account's (5 a minute, 50 a day) and one of the address's failed authentications;
-/// past either: `429` with `Retry-After`, even with the right password.
+/// past either: `429` with `Retry-After`, even with the right password. (In the dashboard, a
+/// browser that signed in to the account before spends a budget of its own instead of the
+/// account's, so guesses from elsewhere cannot lock its owner out.)
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
     security(()),
     responses(
@@ -87,7 +89,9 @@ pub async fn login(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let s = sign_in(&state, ip, &req.email, &req.password, agent).await?;
+    let s = sign_in(&state, ip, &req.email, &req.password, agent, None)
+        .await?
+        .session;
     Ok(NoStore(Json(SessionObject {
         object: "session",
         token: s.token,
@@ -96,23 +100,35 @@ pub async fn login(
     })))
 }
 
-/// Checks a login within the throttle (per address and per account) and opens a session: the
-/// one path of the API and the dashboard.
+/// A session [`sign_in`] opened, and the cookie that makes this browser known to the account
+/// from now on ([`crate::auth::browsers`]).
+pub struct SignedIn {
+    pub session: crier_app::users::NewSession,
+    pub browser: String,
+}
+
+/// Checks a login within the throttle (per address, and per account or per browser that
+/// signed in to it before: `browser`, its cookie) and opens a session: the one path of the API
+/// and the dashboard.
 pub async fn sign_in(
     state: &AppState,
     ip: Option<std::net::IpAddr>,
     email: &str,
     password: &str,
     user_agent: &str,
-) -> ApiResult<crier_app::users::NewSession> {
+    browser: Option<&str>,
+) -> ApiResult<SignedIn> {
     let auth = state.auth();
+    let keyring = state.app().keyring();
     let now = state.clock().now_ms();
     let account = auth.account_key(email);
-    if !auth.take_login(ip, account, now) {
+    let known = browser.and_then(|c| crate::auth::browsers::open(keyring, c, email, now));
+    if !auth.take_login(ip, account, known, now) {
         state.metrics().auth_failure("throttled");
         return Err(ApiError::new(
             ErrorCode::RateLimited,
-            "Too many failed sign-ins for this account or from this address; wait a minute.",
+            "Too many failed sign-ins for this account or from this address; wait a minute, or \
+             sign in from a browser that signed in to this account before.",
         )
         .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("60")));
     }
@@ -127,7 +143,11 @@ pub async fn sign_in(
         }
     };
     let shown_ip = ip.map(|i| i.to_string()).unwrap_or_default();
-    Ok(users.start_session(user, user_agent, &shown_ip).await?)
+    let session = users.start_session(user, user_agent, &shown_ip).await?;
+    Ok(SignedIn {
+        session,
+        browser: crate::auth::browsers::issue(keyring, email, now),
+    })
 }
 
 /// End this session. API keys are revoked instead (`DELETE /v1/keys/{id}`): with a key this is
