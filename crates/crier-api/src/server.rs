@@ -16,6 +16,11 @@
 //!   answers `400`) and the connection closes after the answer. The idle timeout alone let a
 //!   client hold a connection slot for weeks by sending one byte a minute, and the whole
 //!   server with 1,024 of them.
+//! - **A slow reader.** An answer the client reads slower than `send_min_rate` on average, over
+//!   the time the server waited for it to read (its writes blocked on a full socket), is cut
+//!   off once `send_grace` of such waiting has passed (by default [`SEND_MIN_RATE`] and
+//!   [`SEND_GRACE`]). The idle timeout alone let a client hold a connection for days by
+//!   reading a large answer (a media file) a few bytes a minute.
 //! - **A body left unread.** A handler that answers without reading the whole request body (a
 //!   `401` to a POST without a key, a `413`) gives it back: beside the answer, the server reads
 //!   the rest, up to [`LINGER_BYTES`] and [`LINGER_TIME`], so the connection can serve the
@@ -67,6 +72,10 @@ pub struct ServerConfig {
     /// since its reading began) applies to it.
     pub body_grace: Duration,
     pub body_min_rate: u64,
+    /// How long the server may wait in all for a client to read its answers before
+    /// `send_min_rate` (bytes a second, on average over that waiting) applies.
+    pub send_grace: Duration,
+    pub send_min_rate: u64,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +87,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             body_grace: BODY_GRACE,
             body_min_rate: BODY_MIN_RATE,
+            send_grace: SEND_GRACE,
+            send_min_rate: SEND_MIN_RATE,
         }
     }
 }
@@ -132,6 +143,7 @@ pub async fn serve(
         });
         let conn = graceful.watch(http.serve_connection(io, service));
         let idle = config.idle_timeout;
+        let send_pace = (config.send_grace, config.send_min_rate.max(1));
         connections.spawn(async move {
             let _slot = slot;
             tokio::select! {
@@ -142,6 +154,9 @@ pub async fn serve(
                 }
                 () = activity.idle_for(idle) => {
                     tracing::debug!(peer = %peer, "closing an idle connection");
+                }
+                () = activity.reads_too_slowly(send_pace) => {
+                    tracing::debug!(peer = %peer, "closing a connection that reads too slowly");
                 }
             }
         });
@@ -169,6 +184,13 @@ pub const LINGER_TIME: Duration = Duration::from_secs(5);
 /// body may take 30 s + 128 s, a 100 MiB upload 3.6 hours.
 pub const BODY_GRACE: Duration = Duration::from_secs(30);
 pub const BODY_MIN_RATE: u64 = 8 * 1024;
+
+/// By default, how long in all the server waits for a client to read before
+/// [`SEND_MIN_RATE`] applies, and the average rate (bytes a second, over that waiting) it must
+/// read at after: a 10 MiB media file may take 30 s + 85 minutes to a client that reads it
+/// while the server waits. Answers the kernel's buffers take whole never wait.
+pub const SEND_GRACE: Duration = Duration::from_secs(30);
+pub const SEND_MIN_RATE: u64 = 2 * 1024;
 
 /// Why reading a request body failed: it arrived slower than the server's minimum rate.
 #[derive(Debug)]
@@ -340,24 +362,96 @@ impl Drop for Lent {
     }
 }
 
-/// When a connection last moved a byte, in milliseconds since it was accepted.
+/// When a connection last moved a byte, in milliseconds since it was accepted, and how its
+/// client keeps up with reading its answers.
 #[derive(Clone)]
 struct Activity {
     start: Instant,
     last_ms: Arc<AtomicU64>,
+    reading: Arc<Reading>,
 }
+
+/// How a client reads: the server waits on it from the moment a write finds the socket full
+/// until everything it had to send is written (a flush). Over the connection's life it sums
+/// the time of those waits and what was written during them.
+#[derive(Default)]
+struct Reading {
+    /// When the wait under way began (ms since accepted), or [`NOT_WAITING`].
+    since_ms: AtomicU64,
+    /// The waits that ended, in all (ms).
+    waited_ms: AtomicU64,
+    /// Bytes written during waits.
+    written: AtomicU64,
+}
+
+const NOT_WAITING: u64 = u64::MAX;
 
 impl Activity {
     fn new() -> Self {
+        let reading = Reading::default();
+        reading.since_ms.store(NOT_WAITING, Ordering::Relaxed);
         Self {
             start: Instant::now(),
             last_ms: Arc::new(AtomicU64::new(0)),
+            reading: Arc::new(reading),
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// A write of `n` bytes went out.
+    fn wrote(&self, n: usize) {
+        self.touch();
+        if self.reading.since_ms.load(Ordering::Relaxed) != NOT_WAITING {
+            self.reading.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// A write found the socket full: the server waits on the client.
+    fn blocked(&self) {
+        let r = &self.reading;
+        if r.since_ms.load(Ordering::Relaxed) == NOT_WAITING {
+            r.since_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Everything the server had to send is written: the wait (if any) ends.
+    fn flushed(&self) {
+        let r = &self.reading;
+        let since = r.since_ms.swap(NOT_WAITING, Ordering::Relaxed);
+        if since != NOT_WAITING {
+            let waited = self.now_ms().saturating_sub(since);
+            r.waited_ms.fetch_add(waited, Ordering::Relaxed);
+        }
+    }
+
+    /// Completes once the client has kept the server waiting longer than `grace` plus the
+    /// time what it read during the waits takes at `min_rate`, while a wait is under way.
+    async fn reads_too_slowly(&self, (grace, min_rate): (Duration, u64)) {
+        let r = &self.reading;
+        loop {
+            let since = r.since_ms.load(Ordering::Relaxed);
+            if since == NOT_WAITING {
+                // Nothing waits: a wait that begins now is not due before `grace` has passed.
+                tokio::time::sleep(grace).await;
+                continue;
+            }
+            let allowed_ms = grace.as_millis() as u64
+                + r.written.load(Ordering::Relaxed).saturating_mul(1000) / min_rate;
+            let waited_ms = r.waited_ms.load(Ordering::Relaxed);
+            // The wait under way may last until this (ms since accepted).
+            let due = since + allowed_ms.saturating_sub(waited_ms);
+            if self.now_ms() >= due && r.since_ms.load(Ordering::Relaxed) == since {
+                return;
+            }
+            tokio::time::sleep_until(self.start + Duration::from_millis(due)).await;
+        }
     }
 
     /// Completes once no byte has moved for `limit`.
@@ -376,6 +470,16 @@ impl Activity {
 struct Watched {
     inner: TcpStream,
     activity: Activity,
+}
+
+impl Watched {
+    fn written(&self, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.wrote(*n),
+            Poll::Pending => self.activity.blocked(),
+            _ => {}
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -400,9 +504,7 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
+        self.written(&polled);
         polled
     }
 
@@ -412,9 +514,7 @@ impl AsyncWrite for Watched {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
+        self.written(&polled);
         polled
     }
 
@@ -423,7 +523,12 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        // hyper flushes the socket once its own buffer is written.
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(polled, Poll::Ready(Ok(()))) {
+            self.activity.flushed();
+        }
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

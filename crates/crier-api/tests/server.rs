@@ -21,7 +21,10 @@ struct Server {
 }
 
 async fn start(app: &TestApp, config: ServerConfig) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(app, config, TcpListener::bind("127.0.0.1:0").await.unwrap())
+}
+
+fn start_on(app: &TestApp, config: ServerConfig, listener: TcpListener) -> Server {
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let signal = stop.clone();
@@ -278,6 +281,58 @@ async fn a_body_slower_than_the_minimum_rate_is_refused_and_its_connection_close
         .expect("an answer in time")
         .expect("an answer");
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    server.stop.cancel();
+    server.done.await.unwrap();
+}
+
+/// A client that reads a large answer slower than the minimum rate, while the server waits on
+/// it, is cut off once the grace has passed; one that keeps the rate gets all of it, however
+/// long that takes past the grace.
+#[tokio::test]
+async fn a_client_reading_slower_than_the_minimum_rate_is_cut_off() {
+    const DOC: &str = "GET /v1/openapi.json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let app = TestApp::new().await;
+    // Send buffers as small as on a slow link (accepted sockets take the listener's): on
+    // loopback the kernel would otherwise take the whole answer at once, and nothing waits.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(8192).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let config = ServerConfig {
+        send_grace: Duration::from_millis(500),
+        send_min_rate: 64 * 1024,
+        ..config(64)
+    };
+    let server = start_on(&app, config, socket.listen(64).unwrap());
+    let whole = request(server.addr, DOC).await.len();
+    assert!(whole > 150_000, "a large answer: {whole} bytes");
+
+    // Reads through a small window, 4 KiB every 100 ms (40 KiB a second).
+    let reader = |pause: Duration| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(server.addr).await.unwrap();
+        s.write_all(DOC.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut got = 0;
+        let mut buf = [0u8; 4096];
+        while started.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(pause).await;
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        (got, started.elapsed())
+    };
+    let (got, took) = reader(Duration::from_millis(100)).await;
+    assert!(
+        got < whole / 2,
+        "cut off: {got} of {whole} bytes in {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // Reading as fast as it can through the same window: all of it.
+    let (got, _) = reader(Duration::ZERO).await;
+    assert_eq!(got, whole);
     server.stop.cancel();
     server.done.await.unwrap();
 }
