@@ -300,6 +300,7 @@ async fn a_client_reading_slower_than_the_minimum_rate_is_cut_off() {
     let config = ServerConfig {
         send_grace: Duration::from_millis(500),
         send_min_rate: 64 * 1024,
+        header_read_timeout: Duration::from_secs(10),
         ..config(64)
     };
     let server = start_on(&app, config, socket.listen(64).unwrap());
@@ -333,6 +334,20 @@ async fn a_client_reading_slower_than_the_minimum_rate_is_cut_off() {
     // Reading as fast as it can through the same window: all of it.
     let (got, _) = reader(Duration::ZERO).await;
     assert_eq!(got, whole);
+    // A wait ends when everything was sent: a kept-alive connection that waited on its client
+    // and then sat quiet past the grace still serves the next request.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(server.addr).await.unwrap();
+    let kept = DOC.replace("Connection: close", "Connection: keep-alive");
+    s.write_all(kept.as_bytes()).await.unwrap();
+    let first = one_response(&mut s).await.expect("an answer");
+    assert!(first.len() > 150_000, "{}", first.len());
+    // (Past the grace plus what the answer's size allows at the rate: ~4 s.)
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    s.write_all(HEALTHZ.as_bytes()).await.unwrap();
+    let second = one_response(&mut s).await.expect("the next answer");
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
     server.stop.cancel();
     server.done.await.unwrap();
 }
