@@ -7,6 +7,11 @@
 //! - **Connection cap.** At most `max_connections` connections are served at once. At the cap
 //!   the server stops accepting: new connections wait in the kernel's listen backlog (they are
 //!   not refused) until a served one closes, which the timeouts guarantee happens.
+//! - **Connections per address.** One client address (an IPv4 address, an IPv6 /64) holds at
+//!   most `max_connections_per_address` of them (by default [`MAX_CONNECTIONS_PER_ADDRESS`],
+//!   an eighth of the cap); past it a new connection from that address is answered `429` at
+//!   once and closed, so one client cannot take every slot. Peers in `uncapped_peers` (the
+//!   trusted proxies and loopback, through which every client comes) are not counted.
 //! - **Idle timeout.** A connection on which no byte moved either way for `idle_timeout` is
 //!   closed: a client that stalls in the middle of a body, or stops reading a response. A
 //!   handler that works longer than this without the client sending or reading anything is cut
@@ -76,6 +81,24 @@ pub struct ServerConfig {
     /// `send_min_rate` (bytes a second, on average over that waiting) applies.
     pub send_grace: Duration,
     pub send_min_rate: u64,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_address: usize,
+    /// Peers whose connections are not counted per address (proxies every client comes
+    /// through).
+    pub uncapped_peers: Vec<ipnet::IpNet>,
+}
+
+/// By default, connections one client address may hold at once: an eighth of the default
+/// cap.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 128;
+
+/// Loopback, whose connections are not counted per address by default: a proxy on the same
+/// machine is every client's address.
+pub fn loopback() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .map(|n| n.parse().expect("a valid network"))
+        .collect()
 }
 
 impl Default for ServerConfig {
@@ -89,6 +112,8 @@ impl Default for ServerConfig {
             body_min_rate: BODY_MIN_RATE,
             send_grace: SEND_GRACE,
             send_min_rate: SEND_MIN_RATE,
+            max_connections_per_address: MAX_CONNECTIONS_PER_ADDRESS,
+            uncapped_peers: loopback(),
         }
     }
 }
@@ -107,6 +132,10 @@ pub async fn serve(
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_address = PerAddress::new(
+        config.max_connections_per_address.max(1),
+        config.uncapped_peers.clone(),
+    );
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -129,6 +158,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(held) = per_address.take(peer.ip()) else {
+            tracing::debug!(peer = %peer, "too many connections from this address");
+            refuse_crowded(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
         let io = TokioIo::new(Watched {
@@ -146,6 +180,7 @@ pub async fn serve(
         let send_pace = (config.send_grace, config.send_min_rate.max(1));
         connections.spawn(async move {
             let _slot = slot;
+            let _held = held;
             tokio::select! {
                 served = conn => {
                     if let Err(e) = served {
@@ -172,6 +207,92 @@ pub async fn serve(
         );
     }
     connections.shutdown().await;
+}
+
+/// The connections each client address holds (addresses holding none are not kept, so the
+/// table never holds more entries than there are connections).
+#[derive(Clone)]
+struct PerAddress {
+    held: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    cap: usize,
+    uncapped: Arc<[ipnet::IpNet]>,
+}
+
+/// One connection counted against its address until dropped.
+struct Held {
+    table: PerAddress,
+    key: std::net::IpAddr,
+}
+
+impl PerAddress {
+    fn new(cap: usize, uncapped: Vec<ipnet::IpNet>) -> Self {
+        Self {
+            held: Arc::default(),
+            cap,
+            uncapped: uncapped.into(),
+        }
+    }
+
+    /// Counts a connection from `ip`, or `None` when its address holds the cap already.
+    /// Connections from uncapped peers are not counted.
+    fn take(&self, ip: std::net::IpAddr) -> Option<Option<Held>> {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        if self.uncapped.iter().any(|n| n.contains(&ip)) {
+            return Some(None);
+        }
+        // An IPv4 address whole; an IPv6 address by its /64 (one host or home is given a
+        // whole /64).
+        let key = match ip {
+            std::net::IpAddr::V6(v6) => {
+                std::net::Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX)).into()
+            }
+            v4 => v4,
+        };
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(key).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(Some(Held {
+            table: self.clone(),
+            key,
+        }))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.table.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Answers a connection past its address's cap with `429` (as much of it as the socket takes
+/// at once: nothing waits on this client) and closes it.
+fn refuse_crowded(stream: TcpStream) {
+    let id = crier_core::ids::RequestId::generate();
+    let body = format!(
+        "{{\"error\":{{\"code\":\"rate_limited\",\"message\":\"Too many connections from this \
+         address; close some before opening more.\",\"request_id\":\"{id}\"}}}}"
+    );
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+         x-request-id: {id}\r\nretry-after: 1\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.try_write(answer.as_bytes());
 }
 
 /// How much of a request body a handler left unread the server reads on, and for how long at

@@ -352,6 +352,89 @@ async fn a_client_reading_slower_than_the_minimum_rate_is_cut_off() {
     server.done.await.unwrap();
 }
 
+/// A connection from `ip` (a loopback address) to `addr`.
+async fn connect_from(ip: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(ip.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// One address holds at most its share of the connections: past it a new one is answered
+/// `429` and closed while other addresses are served, and one that closes makes room. Loopback
+/// (a proxy on the same machine) is not counted by default.
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_the_connections() {
+    let app = TestApp::new().await;
+    let capped = ServerConfig {
+        max_connections_per_address: 3,
+        uncapped_peers: Vec::new(),
+        header_read_timeout: Duration::from_secs(10),
+        ..config(64)
+    };
+    let server = start(&app, capped).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from("127.0.0.2", server.addr).await);
+    }
+    // The three are served.
+    for s in &mut held {
+        s.write_all(HEALTHZ.replace("close", "keep-alive").as_bytes())
+            .await
+            .unwrap();
+        let answer = one_response(s).await.expect("an answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let mut fourth = connect_from("127.0.0.2", server.addr).await;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), fourth.read_to_end(&mut out))
+        .await
+        .expect("closed at once")
+        .ok();
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("\"code\":\"rate_limited\""), "{answer}");
+    assert!(answer.contains("x-request-id: req_"), "{answer}");
+    // Another address is served.
+    let mut other = connect_from("127.0.0.3", server.addr).await;
+    other.write_all(HEALTHZ.as_bytes()).await.unwrap();
+    let answer = one_response(&mut other).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // One closes: room for another.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = connect_from("127.0.0.2", server.addr).await;
+    again.write_all(HEALTHZ.as_bytes()).await.unwrap();
+    let answer = one_response(&mut again).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.stop.cancel();
+    server.done.await.unwrap();
+
+    // By default loopback is not counted.
+    let server = start(
+        &app,
+        ServerConfig {
+            max_connections_per_address: 2,
+            header_read_timeout: Duration::from_secs(10),
+            ..config(64)
+        },
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(HEALTHZ.replace("close", "keep-alive").as_bytes())
+            .await
+            .unwrap();
+        let answer = one_response(&mut s).await.expect("an answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(s);
+    }
+    server.stop.cancel();
+    server.done.await.unwrap();
+}
+
 /// Reads one response (head and `Content-Length` body) from `s`; `None` if the server closed
 /// the connection (or reset it) before sending a byte.
 async fn one_response(s: &mut TcpStream) -> Option<String> {

@@ -29,6 +29,9 @@ pub struct Config {
     pub header_read_timeout_seconds: u64,
     /// Connections served at once; at the cap new ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections one client address (an IPv4 address, an IPv6 /64) may hold at once; past
+    /// it a new one is answered 429 and closed. Trusted proxies and loopback are not counted.
+    pub max_connections_per_address: usize,
     /// A connection on which nothing was sent or received for this long is closed.
     pub idle_timeout_seconds: u64,
     /// On shutdown, how long requests in flight may take before their connections are closed.
@@ -448,6 +451,7 @@ impl Default for Config {
             bind: "127.0.0.1:8080".into(),
             header_read_timeout_seconds: 10,
             max_connections: 1024,
+            max_connections_per_address: crier_api::server::MAX_CONNECTIONS_PER_ADDRESS,
             idle_timeout_seconds: 60,
             shutdown_grace_seconds: 30,
             public_url: None,
@@ -512,6 +516,7 @@ const ENV_KEYS: &[&str] = &[
     "session_hours",
     "header_read_timeout_seconds",
     "max_connections",
+    "max_connections_per_address",
     "idle_timeout_seconds",
     "shutdown_grace_seconds",
     "data_dir",
@@ -684,6 +689,9 @@ fn validate(c: Config) -> Result<Settings, String> {
     }
     if c.max_connections == 0 {
         return Err("max_connections: must be at least 1".into());
+    }
+    if c.max_connections_per_address == 0 {
+        return Err("max_connections_per_address: must be at least 1".into());
     }
     if c.auth_failures_per_minute == 0 {
         return Err("auth_failures_per_minute: must be at least 1".into());
@@ -887,6 +895,11 @@ fn validate(c: Config) -> Result<Settings, String> {
         server: ServerConfig {
             header_read_timeout: Duration::from_secs(c.header_read_timeout_seconds),
             max_connections: c.max_connections,
+            max_connections_per_address: c.max_connections_per_address,
+            uncapped_peers: crier_api::server::loopback()
+                .into_iter()
+                .chain(trusted_proxies.iter().copied())
+                .collect(),
             idle_timeout: Duration::from_secs(c.idle_timeout_seconds),
             shutdown_grace: Duration::from_secs(c.shutdown_grace_seconds),
             ..ServerConfig::default()
