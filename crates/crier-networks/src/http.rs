@@ -3,7 +3,10 @@
 //! `https`; host names are resolved when the request is made (so DNS rebinding does not get
 //! through) and private, loopback, link-local, CGNAT, multicast and cloud-metadata addresses
 //! are refused, unless the operator allows private networks (self-hosted setups, tests on one
-//! machine); redirects are not followed; proxies from the environment are not used.
+//! machine); redirects are not followed; proxies from the environment are not used. Even with
+//! private networks allowed, link-local and cloud-metadata addresses ([`METADATA`]) stay
+//! refused: what a LAN receiver or a local Mastodon needs is a private address, never the
+//! cloud's instance credentials, which any user who can name a URL could otherwise read back.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -50,6 +53,41 @@ const BLOCKED: &[&str] = &[
     "fec0::/10",       // site-local (deprecated)
     "ff00::/8",        // multicast
 ];
+
+/// Blocks refused even when private networks are allowed: link-local (the metadata services
+/// of AWS, GCP, Azure, DigitalOcean, Hetzner and Oracle at 169.254.169.254), AWS's IPv6
+/// metadata address and Alibaba's.
+pub const METADATA: &[&str] = &[
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "100.100.100.200/32",
+];
+
+fn metadata() -> &'static [IpNet] {
+    static NETS: std::sync::OnceLock<Vec<IpNet>> = std::sync::OnceLock::new();
+    NETS.get_or_init(|| {
+        METADATA
+            .iter()
+            .map(|b| b.parse().expect("valid block"))
+            .collect()
+    })
+}
+
+/// Whether `ip` may be called: a public address, or with `allow_private` any but link-local
+/// and cloud metadata ([`METADATA`]).
+pub fn may_call(ip: IpAddr, allow_private: bool) -> bool {
+    if !allow_private {
+        return is_public(ip);
+    }
+    let ip = crier_core::net::canonical(ip);
+    if let IpAddr::V6(v6) = ip
+        && let Some(v4) = embedded_v4(v6)
+    {
+        return may_call(IpAddr::V4(v4), true);
+    }
+    !metadata().iter().any(|b| b.contains(&ip))
+}
 
 fn blocked() -> &'static [IpNet] {
     static NETS: std::sync::OnceLock<Vec<IpNet>> = std::sync::OnceLock::new();
@@ -138,28 +176,34 @@ fn checked(
         }
     };
     if let Some(ip) = ip
-        && !allow_private
-        && !is_public(ip)
+        && !may_call(ip, allow_private)
     {
         return Err(UrlError::Private);
     }
     Ok(parsed)
 }
 
-/// Resolves names like the system does, then drops every non-public address.
-struct GuardedResolver;
+/// Resolves names like the system does, then drops every address that may not be called
+/// ([`may_call`]).
+struct GuardedResolver {
+    allow_private: bool,
+}
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| is_public(a.ip()))
-                .collect();
+                .await
+                .map(|found| found.filter(|a| may_call(a.ip(), allow_private)).collect())
+                .unwrap_or_default();
             if addrs.is_empty() {
+                // The same words whether the name does not exist or resolves only to refused
+                // addresses: which internal names exist is not for users to learn.
                 return Err(format!(
-                    "{host} resolves to no public address (private networks are not allowed)"
+                    "{host} resolves to no address crier may call (private networks are \
+                     refused unless the operator allows them)"
                 )
                 .into());
             }
@@ -180,8 +224,16 @@ pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("crier/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(32);
-    if !allow_private {
-        builder = builder.no_proxy().dns_resolver(Arc::new(GuardedResolver));
+    if allow_private {
+        // Through a proxy, the proxy resolves names; without one, link-local and metadata
+        // addresses are still dropped.
+        builder = builder.dns_resolver(Arc::new(GuardedResolver {
+            allow_private: true,
+        }));
+    } else {
+        builder = builder.no_proxy().dns_resolver(Arc::new(GuardedResolver {
+            allow_private: false,
+        }));
     }
     builder.build().expect("an HTTP client")
 }
@@ -194,12 +246,10 @@ mod tests {
     fn private_addresses_are_refused() {
         for url in [
             "http://10.0.0.1/hook",
-            "http://169.254.169.254/latest/meta-data",
             "http://[::1]:8080/",
             "http://127.0.0.1/",
             "http://192.168.1.1/",
             "http://[::ffff:10.0.0.1]/",
-            "http://[fe80::1]/",
             "http://localhost:3000/",
             "http://100.64.1.1/",
         ] {
@@ -212,6 +262,26 @@ mod tests {
                 check_url(url, true).is_ok(),
                 "{url} allowed when private networks are"
             );
+        }
+        // Link-local and cloud metadata stay refused with private networks allowed, in every
+        // form an address takes.
+        for url in [
+            "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "http://169.254.0.1/",
+            "http://[fe80::1]/",
+            "http://[fd00:ec2::254]/latest/meta-data",
+            "http://100.100.100.200/latest/meta-data",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::]/",
+        ] {
+            for allow in [false, true] {
+                assert_eq!(
+                    check_url(url, allow).unwrap_err(),
+                    UrlError::Private,
+                    "{url} with private networks allowed: {allow}"
+                );
+            }
         }
         assert!(check_url("https://hooks.example.com/x", false).is_ok());
         assert!(check_url("http://93.184.216.34/", false).is_ok());
@@ -507,7 +577,8 @@ mod tests {
         // finds only 127.0.0.1 / ::1 and refuses.
         let client = client(Duration::from_secs(2), false);
         let err = client.get("http://localhost:9/").send().await.unwrap_err();
-        assert!(format!("{err:?}").contains("no public address"), "{err:?}");
+        let refused = format!("{err:?}");
+        assert!(refused.contains("no address crier may call"), "{err:?}");
     }
 }
 

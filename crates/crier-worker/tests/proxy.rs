@@ -63,7 +63,7 @@ fn guarded_clients_do_not_use_proxies_from_the_environment() {
                 result.map(|r| r.status())
             );
             let err = format!("{:?}", result.unwrap_err());
-            assert!(err.contains("no public address"), "{url}: {err}");
+            assert!(err.contains("no address crier may call"), "{url}: {err}");
         }
         assert_eq!(seen.load(Ordering::SeqCst), 0, "the proxy was never used");
     });

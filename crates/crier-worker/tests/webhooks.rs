@@ -1368,7 +1368,7 @@ both!(
             let err = attempts[0].error.as_deref().unwrap_or_default();
             if url.contains("/hostname") {
                 // A name: refused when resolved, at delivery time.
-                assert!(err.contains("no public address"), "{url}: {err}");
+                assert!(err.contains("no address crier may call"), "{url}: {err}");
             } else {
                 assert!(err.starts_with("refused"), "{url}: {err}");
                 assert!(err.contains("private"), "{url}: {err}");

@@ -748,7 +748,11 @@ fn validate(c: Config) -> Result<Settings, String> {
     if !(60..=86_400).contains(&c.trends_refresh_seconds) {
         return Err("trends_refresh_seconds: must be from 60 to 86400".into());
     }
-    let allow_private = c.allow_private_networks || c.webhook_allow_private_networks;
+    // The webhook switch opens webhooks and feeds only: every other fetcher (knowledge pages,
+    // media imports, OAuth metadata, the networks' servers) reads back what it fetches, so it
+    // follows the general switch alone.
+    let allow_private = c.allow_private_networks;
+    let hooks_private = c.allow_private_networks || c.webhook_allow_private_networks;
     let secrets = match c.secret_keys.as_deref().map(str::trim) {
         Some(spec) if !spec.is_empty() => SecretKeys::Given(
             crier_app::Keyring::parse(spec).map_err(|e| format!("secret_keys: {e}"))?,
@@ -831,11 +835,11 @@ fn validate(c: Config) -> Result<Settings, String> {
             ..WorkerConfig::default()
         },
         webhooks: WebhookConfig {
-            allow_private_networks: allow_private,
+            allow_private_networks: hooks_private,
             ..WebhookConfig::default()
         },
         feeds: FeedConfig {
-            allow_private_networks: allow_private,
+            allow_private_networks: hooks_private,
             ..FeedConfig::default()
         },
         agents: crier_worker::agents::AgentConfig::default(),
@@ -923,7 +927,7 @@ fn validate(c: Config) -> Result<Settings, String> {
             },
             plans: c.plans,
             usage_flush_interval: Duration::from_secs(c.usage_flush_seconds),
-            allow_private_networks: allow_private,
+            allow_private_networks: hooks_private,
             max_webhook_endpoints: c.webhook_max_endpoints,
             public_url,
         },
@@ -1013,6 +1017,24 @@ mod tests {
             assert_eq!(s.api.plans["free"].per_minute, 5);
             assert_eq!(s.api.plans["pro"].per_minute, 600, "shipped plans remain");
             assert_eq!(s.api.max_webhook_endpoints, 16, "the default");
+            // The server's limits per address: loopback and the trusted proxies uncounted.
+            assert_eq!(s.server.max_connections_per_address, 128);
+            assert_eq!(s.server.uncapped_peers.len(), 4);
+            jail.set_env("CRIER_MAX_CONNECTIONS_PER_ADDRESS", "8");
+            let s = load(None, Flags::default()).unwrap();
+            assert_eq!(s.server.max_connections_per_address, 8);
+            // The webhook switch opens webhooks and feeds, nothing else.
+            assert!(!s.api.allow_private_networks && !s.allow_private_networks);
+            jail.set_env("CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true");
+            let s = load(None, Flags::default()).unwrap();
+            assert!(s.api.allow_private_networks, "webhook and feed URLs");
+            let w = s.workers.as_ref().unwrap();
+            assert!(w.webhooks.allow_private_networks && w.feeds.allow_private_networks);
+            assert!(!s.allow_private_networks, "the fetchers and the networks");
+            assert!(!s.connect.allow_private_networks);
+            jail.set_env("CRIER_ALLOW_PRIVATE_NETWORKS", "true");
+            let s = load(None, Flags::default()).unwrap();
+            assert!(s.allow_private_networks && s.connect.allow_private_networks);
             jail.set_env("CRIER_WEBHOOK_MAX_ENDPOINTS", "100");
             assert_eq!(
                 load(None, Flags::default())
