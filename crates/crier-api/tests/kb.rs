@@ -86,6 +86,21 @@ async fn site() -> Site {
             }),
         )
         .route(
+            // Each hop answers in 1.2 s, within the 2 s a call may take; the five together
+            // take 6 s, past the 2 s the whole fetch may.
+            "/slow-hops/{n}",
+            get(
+                |axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+                    let next = format!("/slow-hops/{}", n + 1);
+                    match n {
+                        5 => ([(header::CONTENT_TYPE, "text/plain")], "arrived").into_response(),
+                        _ => (StatusCode::FOUND, [(header::LOCATION, next)]).into_response(),
+                    }
+                },
+            ),
+        )
+        .route(
             "/loop",
             get({
                 let h = h.clone();
@@ -439,6 +454,7 @@ async fn urls_that_cannot_be_read_are_refused_with_the_reason() {
         ("/big.html", "larger than 2048 KiB"),
         ("/loop", "redirected more than 5 times"),
         ("/slow.html", "did not answer in time"),
+        ("/slow-hops/1", "did not answer in time"),
         ("/empty.html", "has no text"),
     ] {
         let r = create(

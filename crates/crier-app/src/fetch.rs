@@ -85,8 +85,32 @@ pub fn check(raw: &str, allow_private: bool) -> AppResult<reqwest::Url> {
 
 /// `GET raw` with `Accept: accept`; `accepts` decides from the `Content-Type` whether the body
 /// is worth reading (its refusal message is the error), and the body may be at most `cap`
-/// bytes. `what` names the thing in messages ("page", "file").
+/// bytes. `what` names the thing in messages ("page", "file"). The whole fetch, redirects
+/// included, takes at most the settings' timeout: each call alone is bounded by it too, so a
+/// server answering each of five redirects just before the timeout would otherwise hold a
+/// fetch (and the caller's slot) six times as long.
 pub async fn get(
+    settings: &FetchSettings,
+    raw: &str,
+    accept: &str,
+    cap: usize,
+    what: &str,
+    accepts: impl Fn(&str) -> Result<(), String>,
+) -> AppResult<Fetched> {
+    let whole = following(settings, raw, accept, cap, what, accepts);
+    tokio::time::timeout(settings.timeout, whole)
+        .await
+        .unwrap_or_else(|_| {
+            Err(bad(format!(
+                "The server at `url` did not answer in time (a fetch, redirects included, may \
+                 take {} seconds).",
+                settings.timeout.as_secs_f64()
+            )))
+        })
+}
+
+/// [`get`] without its bound on the whole.
+async fn following(
     settings: &FetchSettings,
     raw: &str,
     accept: &str,
