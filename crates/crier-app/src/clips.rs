@@ -467,7 +467,14 @@ impl Clips<'_> {
         if !self.step(job, 5).await? {
             return Ok(None);
         }
-        let probe = match ffmpeg::probe(&input, Duration::from_secs(60)).await {
+        let content_type = media.content_type.as_deref().unwrap_or("");
+        let Some(input) = ffmpeg::Input::new(&input, content_type) else {
+            return failed((
+                ErrorCode::InvalidRequest.as_str().into(),
+                format!("Clips are cut from MP4, QuickTime or WebM videos, not {content_type}."),
+            ));
+        };
+        let probe = match ffmpeg::probe(input, Duration::from_secs(60)).await {
             Ok(p) => p,
             Err(e) => return failed(video_error(e)),
         };
@@ -489,7 +496,7 @@ impl Clips<'_> {
         }
         // As long as the video takes to play, twice, and at least a minute.
         let budget = Duration::from_millis((probe.duration_ms as u64 * 2).max(60_000));
-        let mut scenes = match ffmpeg::scenes(&input, job.threshold as f64 / 1000.0, budget).await {
+        let mut scenes = match ffmpeg::scenes(input, job.threshold as f64 / 1000.0, budget).await {
             Ok(s) => s,
             Err(e) => return failed(video_error(e)),
         };
@@ -514,7 +521,7 @@ impl Clips<'_> {
             let out = dir.join(format!("clip-{}.mp4", i + 1));
             let timeout = Duration::from_millis(((end - start) as u64 * 20).max(60_000));
             if let Err(e) = ffmpeg::cut(
-                &input,
+                input,
                 &out,
                 start,
                 end - start,

@@ -32,6 +32,41 @@ fn program(tool: &'static str) -> String {
     std::env::var(var).unwrap_or_else(|_| tool.to_owned())
 }
 
+/// A video ffmpeg reads: its file, and the demuxer of the type it was sniffed as at upload.
+/// Left to itself, ffmpeg picks a demuxer by probing the bytes, and a file sniffed as a video
+/// can still probe as an HLS playlist or a concat script naming other files or URLs (ffmpeg's
+/// own network protocols pass no SSRF guard). With the demuxer fixed and the `file` protocol
+/// alone, it reads this file and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    path: &'a Path,
+    demuxer: &'static str,
+}
+
+impl<'a> Input<'a> {
+    /// `path`, of `content_type` (one of the video types uploads take); `None` for another.
+    pub fn new(path: &'a Path, content_type: &str) -> Option<Self> {
+        let demuxer = match content_type {
+            "video/mp4" | "video/quicktime" => "mov",
+            "video/webm" => "matroska",
+            _ => return None,
+        };
+        Some(Self { path, demuxer })
+    }
+
+    /// The arguments that open it, ending with `-i path`.
+    fn args(&self) -> [String; 6] {
+        [
+            "-protocol_whitelist".into(),
+            "file".into(),
+            "-f".into(),
+            self.demuxer.into(),
+            "-i".into(),
+            self.path.to_string_lossy().into_owned(),
+        ]
+    }
+}
+
 /// Whether both tools answer `-version`.
 pub async fn available() -> Result<(), VideoError> {
     for tool in ["ffmpeg", "ffprobe"] {
@@ -124,24 +159,23 @@ pub struct Probe {
     pub height: u32,
 }
 
-pub async fn probe(path: &Path, timeout: Duration) -> Result<Probe, VideoError> {
-    let p = path.to_string_lossy();
-    let (out, _) = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height:format=duration",
-            "-of",
-            "json",
-            &p,
-        ],
-        timeout,
-    )
-    .await?;
+pub async fn probe(input: Input<'_>, timeout: Duration) -> Result<Probe, VideoError> {
+    let opened = input.args();
+    // ffprobe takes its input without `-i`.
+    let (open, path) = opened.split_at(4);
+    let mut args: Vec<&str> = vec![
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=width,height:format=duration",
+        "-of",
+        "json",
+    ];
+    args.extend(open.iter().map(String::as_str));
+    args.push(&path[1]);
+    let (out, _) = run("ffprobe", &args, timeout).await?;
     let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| VideoError::Failed {
         tool: "ffprobe",
         message: format!("unreadable answer: {e}"),
@@ -166,30 +200,16 @@ pub async fn probe(path: &Path, timeout: Duration) -> Result<Probe, VideoError> 
 
 /// Where scenes change (ms from the start), by ffmpeg's scene score above `threshold` (0–1).
 pub async fn scenes(
-    path: &Path,
+    input: Input<'_>,
     threshold: f64,
     timeout: Duration,
 ) -> Result<Vec<i64>, VideoError> {
-    let p = path.to_string_lossy();
+    let opened = input.args();
     let filter = format!("select='gt(scene,{threshold:.3})',showinfo");
-    let (_, err) = run(
-        "ffmpeg",
-        &[
-            "-hide_banner",
-            "-nostats",
-            "-nostdin",
-            "-i",
-            &p,
-            "-an",
-            "-vf",
-            &filter,
-            "-f",
-            "null",
-            "-",
-        ],
-        timeout,
-    )
-    .await?;
+    let mut args = vec!["-hide_banner", "-nostats", "-nostdin"];
+    args.extend(opened.iter().map(String::as_str));
+    args.extend(["-an", "-vf", &filter, "-f", "null", "-"]);
+    let (_, err) = run("ffmpeg", &args, timeout).await?;
     Ok(parse_scenes(&err))
 }
 
@@ -237,7 +257,7 @@ pub fn filter(aspect: &str, fit: &str) -> String {
 /// Cuts `[start_ms, start_ms + len_ms)` of `input` into `output` (H.264 + AAC in MP4, the
 /// format every network takes), at `aspect` by `fit`.
 pub async fn cut(
-    input: &Path,
+    input: Input<'_>,
     output: &Path,
     start_ms: i64,
     len_ms: i64,
@@ -245,56 +265,66 @@ pub async fn cut(
     fit: &str,
     timeout: Duration,
 ) -> Result<(), VideoError> {
-    let (i, o) = (input.to_string_lossy(), output.to_string_lossy());
+    let opened = input.args();
+    let o = output.to_string_lossy();
     let start = format!("{:.3}", start_ms as f64 / 1000.0);
     let len = format!("{:.3}", len_ms as f64 / 1000.0);
     let vf = filter(aspect, fit);
-    run(
-        "ffmpeg",
-        &[
-            "-hide_banner",
-            "-nostats",
-            "-nostdin",
-            "-y",
-            "-v",
-            "error",
-            "-ss",
-            &start,
-            "-i",
-            &i,
-            "-t",
-            &len,
-            "-map",
-            "0:v:0",
-            "-map",
-            "0:a:0?",
-            "-vf",
-            &vf,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "23",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-movflags",
-            "+faststart",
-            &o,
-        ],
-        timeout,
-    )
-    .await
-    .map(|_| ())
+    let mut args = vec![
+        "-hide_banner",
+        "-nostats",
+        "-nostdin",
+        "-y",
+        "-v",
+        "error",
+        "-ss",
+        &start,
+    ];
+    args.extend(opened.iter().map(String::as_str));
+    args.extend([
+        "-t",
+        &len,
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a:0?",
+        "-vf",
+        &vf,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-movflags",
+        "+faststart",
+        &o,
+    ]);
+    run("ffmpeg", &args, timeout).await.map(|_| ())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_is_read_with_the_demuxer_of_its_type_and_from_its_file_only() {
+        let path = Path::new("/tmp/job/input");
+        let args = |t: &str| Input::new(path, t).map(|i| i.args().join(" "));
+        let expect = |f: &str| format!("-protocol_whitelist file -f {f} -i /tmp/job/input");
+        assert_eq!(args("video/mp4"), Some(expect("mov")));
+        assert_eq!(args("video/quicktime"), Some(expect("mov")));
+        assert_eq!(args("video/webm"), Some(expect("matroska")));
+        for other in ["application/vnd.apple.mpegurl", "image/png", "video/x-matroska", ""] {
+            assert_eq!(args(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn scene_lines_are_read() {
