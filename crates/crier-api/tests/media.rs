@@ -871,6 +871,7 @@ both!(
     bytes_changed_after_confirm_are_never_published,
     uploads_never_confirmed_are_purged,
     media_is_imported_from_a_url_by_its_bytes,
+    a_workspace_has_at_most_two_imports_under_way,
     imports_that_cannot_be_fetched_or_kept_leave_nothing,
     import_requests_are_checked,
 );
@@ -912,6 +913,16 @@ async fn import_site(png_bytes: Vec<u8>) -> String {
         .route(
             "/gone.png",
             get(|| async { axum::http::StatusCode::NOT_FOUND.into_response() }),
+        )
+        .route(
+            "/slow.png",
+            get(|| async {
+                tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+                (
+                    [(axum::http::header::CONTENT_TYPE, "image/png")],
+                    png(8, 8, 0),
+                )
+            }),
         )
         .route(
             "/to-metadata",
@@ -983,6 +994,52 @@ fn files_in(dir: &tempfile::TempDir) -> usize {
     std::fs::read_dir(dir.path().join("media"))
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// One workspace has at most two imports under way on a node (a slow server it names cannot
+/// hold every slot): a third at once is `429` and stores nothing, while another workspace's
+/// import goes ahead; once one finishes, the workspace imports again.
+async fn a_workspace_has_at_most_two_imports_under_way() {
+    let (app, _dir) = import_app(None, true, 100_000).await;
+    let key = app.admin_key().await;
+    let other = app.other_workspace("other").await;
+    let (other_key, _) = app
+        .key_in(
+            &other,
+            KeySpec {
+                scopes: vec![Scope::MediaWrite, Scope::MediaRead],
+                ..Default::default()
+            },
+        )
+        .await;
+    let base = import_site(png(8, 8, 0)).await;
+    let slow = json!({"url": format!("{base}/slow.png")});
+    let ours = (0..3).map(|_| import(&app, &key, slow.clone()));
+    let (ours, theirs) = tokio::join!(
+        futures::future::join_all(ours),
+        import(&app, &other_key, slow.clone())
+    );
+    let statuses: Vec<u16> = ours.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        2,
+        "{statuses:?}"
+    );
+    let refused = ours.iter().find(|r| r.status != 201).unwrap();
+    refused.assert_error(429, "rate_limited");
+    assert!(
+        refused.text.contains("2 imports under way"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(theirs.status, 201, "another workspace: {}", theirs.text);
+    assert_eq!(
+        media_rows(&app).await.len(),
+        3,
+        "the refused import stored nothing"
+    );
+    let r = import(&app, &key, slow).await;
+    assert_eq!(r.status, 201, "{}", r.text);
 }
 
 async fn media_is_imported_from_a_url_by_its_bytes() {

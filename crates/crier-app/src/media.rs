@@ -45,6 +45,11 @@ pub const TEST_MODE_BYTES: u64 = 1024 * 1024 * 1024;
 pub const IMPORT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Imports a node holds in memory at once.
 pub const IMPORT_CONCURRENCY: usize = 4;
+/// Imports one workspace may have under way on a node at once, waiting included: one
+/// workspace naming a slow server cannot hold every slot; past it, `429`.
+pub const IMPORT_PER_WORKSPACE: usize = 2;
+/// How long an import waits for one of the node's slots before it is refused (`429`).
+pub const IMPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long after its upload URL expired a pending upload is purged.
 pub const PURGE_GRACE_MS: i64 = 3600 * 1000;
 /// Pending uploads purged per batch, and batches per purge run.
@@ -65,6 +70,49 @@ pub struct MediaSettings {
     pub max_pending: i64,
     /// Imports fetching or storing on this node now (see the module's rules).
     imports: Arc<tokio::sync::Semaphore>,
+    /// Imports under way on this node by workspace (only workspaces with one are kept).
+    importing: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// One of a workspace's imports under way, counted until dropped.
+struct Importing {
+    table: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    workspace: String,
+}
+
+impl Drop for Importing {
+    fn drop(&mut self) {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = table.get_mut(&self.workspace) {
+            *n -= 1;
+            if *n == 0 {
+                table.remove(&self.workspace);
+            }
+        }
+    }
+}
+
+impl MediaSettings {
+    /// Counts an import of `workspace`, or refuses it when the workspace has
+    /// [`IMPORT_PER_WORKSPACE`] under way on this node.
+    fn start_import(&self, workspace: &str) -> AppResult<Importing> {
+        let mut table = self.importing.lock().unwrap_or_else(|e| e.into_inner());
+        let n = table.entry(workspace.to_owned()).or_insert(0);
+        if *n >= IMPORT_PER_WORKSPACE {
+            return Err(AppError::new(
+                crier_core::ErrorCode::RateLimited,
+                format!(
+                    "This workspace has {IMPORT_PER_WORKSPACE} imports under way; wait for one \
+                     to finish, or upload the file through an upload URL."
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(Importing {
+            table: self.importing.clone(),
+            workspace: workspace.to_owned(),
+        })
+    }
 }
 
 pub const DEFAULT_MAX_SIZE: u64 = 512 * 1024 * 1024;
@@ -82,6 +130,7 @@ impl MediaSettings {
             max_size: DEFAULT_MAX_SIZE,
             max_pending: DEFAULT_MAX_PENDING,
             imports: Arc::new(tokio::sync::Semaphore::new(IMPORT_CONCURRENCY)),
+            importing: Arc::default(),
         }
     }
 
@@ -337,12 +386,18 @@ impl Media<'_> {
             check_filename(name)?;
         }
         let cap = self.settings().max_size.min(IMPORT_MAX_BYTES);
-        let _turn = self
-            .settings()
-            .imports
-            .acquire()
-            .await
-            .map_err(|_| AppError::internal("the import semaphore closed"))?;
+        let _mine = self.settings().start_import(c.workspace().as_str())?;
+        let _turn = match tokio::time::timeout(IMPORT_WAIT, self.settings().imports.acquire()).await
+        {
+            Ok(turn) => turn.map_err(|_| AppError::internal("the import semaphore closed"))?,
+            Err(_) => {
+                return Err(AppError::new(
+                    crier_core::ErrorCode::RateLimited,
+                    "This server is busy importing other files; try again in a minute, or \
+                     upload the file through an upload URL.",
+                ));
+            }
+        };
         let accept = accepted_list();
         let fetched = crate::fetch::get(
             self.app.fetch_settings(),
