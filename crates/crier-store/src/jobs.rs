@@ -125,11 +125,31 @@ impl Store {
         limit: u32,
         room: &AccountRoom,
     ) -> Result<Claimed> {
+        let (jobs, more) = self
+            .claim_fair(JobKind::Publish, now, lease_ms, limit, room)
+            .await?;
+        Ok(Claimed {
+            jobs: jobs.into_iter().map(|(job, _)| job).collect(),
+            more,
+        })
+    }
+
+    /// Claims up to `limit` due jobs of `kind` for `lease_ms`, each with its `ref_id`, shared
+    /// fairly between the workspaces that have some due (see [`Store::claim_jobs_within`]),
+    /// and whether more may be due.
+    async fn claim_fair(
+        &self,
+        kind: JobKind,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+        room: &AccountRoom,
+    ) -> Result<(Vec<(Job, Option<String>)>, bool)> {
         if self.claims_held() {
-            return Ok(Claimed::default());
+            return Ok((Vec::new(), false));
         }
-        let kind = JobKind::Publish.as_str();
-        let mut jobs: Vec<Job> = Vec::new();
+        let kind = kind.as_str();
+        let mut jobs: Vec<(Job, Option<String>)> = Vec::new();
         let mut room = room.clone();
         let mut more = true;
         // A workspace whose due jobs are all in flight still counts among the due ones, so a
@@ -150,7 +170,8 @@ impl Store {
             // What this round took uses up its accounts' room for the next. An account whose
             // room it used up may have hidden other accounts' jobs behind its own in the
             // bounded scan: the next round leaves it out.
-            let left = room.less(&took);
+            let taken: Vec<Job> = took.iter().map(|(job, _)| job.clone()).collect();
+            let left = room.less(&taken);
             let used_up = left.none.len() > room.none.len();
             room = left;
             jobs.extend(took);
@@ -163,8 +184,8 @@ impl Store {
             }
         }
         // `RETURNING` keeps no order: hand the jobs out in the order they fell due.
-        jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
-        Ok(Claimed { jobs, more })
+        jobs.sort_by(|(a, _), (b, _)| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
+        Ok((jobs, more))
     }
 
     /// One round of [`Store::claim_jobs_within`]: each of `workspaces` gets an equal share of
@@ -179,7 +200,7 @@ impl Store {
         lease_ms: i64,
         limit: u32,
         room: &AccountRoom,
-    ) -> Result<Vec<Job>> {
+    ) -> Result<Vec<(Job, Option<String>)>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -187,7 +208,7 @@ impl Store {
         // after the last of them, so the others get their turn.
         let workspaces = if workspaces.len() > limit as usize {
             let served = &workspaces[..limit as usize];
-            *self.fair_cursor.lock().expect("cursor lock") = served[served.len() - 1].clone();
+            self.set_fair_cursor(kind, served[served.len() - 1].clone());
             served
         } else {
             workspaces
@@ -235,7 +256,7 @@ impl Store {
             .collect();
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET locked_until = $1 WHERE id IN ({})
-             RETURNING {JOB_COLUMNS}",
+             RETURNING {JOB_COLUMNS}, ref_id",
             per_workspace
                 .iter()
                 .map(|q| format!("SELECT id FROM ({q}) AS w"))
@@ -263,7 +284,21 @@ impl Store {
             query = query.bind(serde_json::to_string(&full).expect("strings serialise"));
         }
         let rows = query.fetch_all(&self.write).await?;
-        rows.iter().map(job_from_row).collect()
+        rows.iter()
+            .map(|r| Ok((job_from_row(r)?, r.try_get("ref_id")?)))
+            .collect()
+    }
+
+    /// Where the next claim of `kind` starts among the due workspaces (empty: the first).
+    fn fair_cursor(&self, kind: &str) -> String {
+        let cursors = self.fair_cursor.lock().unwrap_or_else(|e| e.into_inner());
+        cursors.get(kind).cloned().unwrap_or_default()
+    }
+
+    fn set_fair_cursor(&self, kind: &str, workspace: String) {
+        let mut cursors = self.fair_cursor.lock().unwrap_or_else(|e| e.into_inner());
+        // One per job kind: a handful.
+        cursors.insert(kind.to_owned(), workspace);
     }
 
     /// Workspaces with due jobs of `kind`, at most [`FAIR_WORKSPACES`]: those after this
@@ -281,7 +316,7 @@ impl Store {
              )
              SELECT id FROM ws WHERE id IS NOT NULL LIMIT {FAIR_WORKSPACES}"
         );
-        let cursor = self.fair_cursor.lock().expect("cursor lock").clone();
+        let cursor = self.fair_cursor(kind);
         let mut ids: Vec<String> = Vec::new();
         for from in [cursor.as_str(), ""] {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -304,15 +339,21 @@ impl Store {
         if let Some(last) = ids.last() {
             // Only a cut moves the cursor: with every due workspace in this claim, the next
             // starts from the first again.
-            *self.fair_cursor.lock().expect("cursor lock") = match ids.len() >= FAIR_WORKSPACES {
-                true => last.clone(),
-                false => String::new(),
-            };
+            self.set_fair_cursor(
+                kind,
+                match ids.len() >= FAIR_WORKSPACES {
+                    true => last.clone(),
+                    false => String::new(),
+                },
+            );
         }
         Ok(ids)
     }
 
-    /// Claims up to `limit` due jobs of one kind for `lease_ms`, each with its `ref_id`.
+    /// Claims up to `limit` due jobs of one kind for `lease_ms`, each with its `ref_id`,
+    /// shared fairly between workspaces as publish jobs are: one workspace's webhooks to a
+    /// server that never answers, or its burst of agent runs, cannot keep another's waiting
+    /// behind them.
     pub async fn claim_jobs_of(
         &self,
         kind: JobKind,
@@ -320,48 +361,10 @@ impl Store {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<(Job, Option<String>)>> {
-        self.claim_jobs_where(kind, now, lease_ms, limit, None)
-            .await
-    }
-
-    /// Claims as [`Store::claim_jobs_of`]; `except_accounts`, a JSON list of account ids,
-    /// leaves those accounts' jobs alone.
-    async fn claim_jobs_where(
-        &self,
-        kind: JobKind,
-        now: i64,
-        lease_ms: i64,
-        limit: u32,
-        except_accounts: Option<&str>,
-    ) -> Result<Vec<(Job, Option<String>)>> {
-        if self.claims_held() {
-            return Ok(Vec::new());
-        }
-        let lock = self.skip_locked();
-        let except = match except_accounts {
-            Some(_) => format!(
-                "AND (account_id IS NULL OR account_id NOT IN {})",
-                self.json_values("$5")
-            ),
-            None => String::new(),
-        };
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET locked_until = $1 WHERE id IN (
-                SELECT id FROM jobs WHERE kind = $4 AND run_at <= $2 AND locked_until <= $2
-                {except} ORDER BY run_at LIMIT $3 {lock})
-             RETURNING {JOB_COLUMNS}, ref_id"
-        )))
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(kind.as_str());
-        if let Some(list) = except_accounts {
-            query = query.bind(list.to_owned());
-        }
-        let rows = query.fetch_all(&self.write).await?;
-        rows.iter()
-            .map(|r| Ok((job_from_row(r)?, r.try_get("ref_id")?)))
-            .collect()
+        let (jobs, _) = self
+            .claim_fair(kind, now, lease_ms, limit, &AccountRoom::unlimited())
+            .await?;
+        Ok(jobs)
     }
 
     /// The queue at `now`, per job kind: (kind, jobs, due but held by no node, how long the

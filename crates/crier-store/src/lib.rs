@@ -121,9 +121,10 @@ pub struct Store {
     /// fail with SQLITE_BUSY against each other inside this process.
     write: AnyPool,
     url: String,
-    /// Where this process's next fair publish claim starts among the workspaces with due
-    /// jobs (`jobs.rs`): after the last one served, so past the cut each gets its turn.
-    fair_cursor: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Where this process's next fair claim of each job kind starts among the workspaces
+    /// with due jobs (`jobs.rs`): after the last one served, so past the cut each gets its
+    /// turn.
+    fair_cursor: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
     /// Set while this process must claim no work ([`Store::hold_claims`]).
     claims_held: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Told in this process, right after the commit, of every key a write changed (see

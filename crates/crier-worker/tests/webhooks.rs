@@ -1481,3 +1481,70 @@ both!(
         );
     }
 );
+
+both!(
+    one_workspaces_backlog_does_not_keep_anothers_deliveries_waiting,
+    |db| async move {
+        // A workspace with 200 deliveries due (to a receiver that could be slow: each would
+        // hold a slot), then another workspace's one delivery, due a second later.
+        let w = World::new(&db).await;
+        for i in 0..5 {
+            w.endpoint(&format!("/busy{i}"), &["*"]).await;
+        }
+        for i in 0..40 {
+            w.emit("post.created", json!({"i": i})).await;
+        }
+        w.set(w.now() + 1000);
+        let other = w
+            .store
+            .create_workspace("globex", "free", T0)
+            .await
+            .unwrap()
+            .id;
+        let theirs = w
+            .endpoint_with(&other, false, &w.rx.url("/theirs"), &["*"], true)
+            .await;
+        w.store
+            .emit_event(&other, false, "post.created", &json!({}), w.now())
+            .await
+            .unwrap();
+        // A claim of ten (the slots a node has free) shares them between the two, five each:
+        // the later delivery is among them, not behind the 200.
+        let claimed = w
+            .store
+            .claim_jobs_of(crier_store::JobKind::Webhook, w.now(), 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 6);
+        let workspaces: Vec<&str> = claimed
+            .iter()
+            .map(|(j, _)| j.workspace_id.as_str())
+            .collect();
+        assert_eq!(
+            workspaces
+                .iter()
+                .filter(|ws| **ws == other.as_str())
+                .count(),
+            1,
+            "{workspaces:?}"
+        );
+        // The rest go in the order they fell due, and every one is claimed once.
+        let mut seen = BTreeSet::new();
+        for (job, _) in &claimed {
+            assert!(seen.insert(job.id.clone()));
+        }
+        loop {
+            let more = w
+                .store
+                .claim_jobs_of(crier_store::JobKind::Webhook, w.now(), 60_000, 64)
+                .await
+                .unwrap();
+            if more.is_empty() {
+                break;
+            }
+            assert!(more.iter().all(|(j, _)| seen.insert(j.id.clone())));
+        }
+        assert_eq!(seen.len(), 201);
+        assert_eq!(w.deliveries(&theirs).await.len(), 1);
+    }
+);
