@@ -359,22 +359,42 @@ impl Store {
     // ---- the poller ----
 
     /// Claims up to `limit` enabled feeds due at `now` for `lease_ms`: their `next_poll_at`
-    /// moves to the lease's end, so no other node takes them meanwhile. The rows come back as
-    /// they were before the claim, except `next_poll_at`.
-    pub async fn claim_feeds(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Feed>> {
+    /// moves to the lease's end, so no other node takes them meanwhile. At most one feed of a
+    /// workspace per claim, and none of the workspaces in `busy` (those the caller polls
+    /// enough of already), the longest due first: one workspace's hundred feeds on a slow
+    /// server cannot take every poll slot. The rows come back as they were before the claim,
+    /// except `next_poll_at`.
+    pub async fn claim_feeds(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+        busy: &[String],
+    ) -> Result<Vec<Feed>> {
         if self.claims_held() {
             return Ok(Vec::new());
         }
         let lock = self.skip_locked();
+        let not_busy = self.in_json_list("workspace_id", "$4");
+        // The scan is bounded (a few times `limit`), so a claim's cost does not grow with the
+        // number of due feeds.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE feeds SET next_poll_at = $1 WHERE id IN (
-                SELECT id FROM feeds WHERE enabled = 1 AND next_poll_at <= $2
-                ORDER BY next_poll_at LIMIT $3 {lock})
+                SELECT id FROM (
+                    SELECT id, next_poll_at, ROW_NUMBER() OVER (
+                        PARTITION BY workspace_id ORDER BY next_poll_at, id) AS n
+                    FROM (SELECT id, workspace_id, next_poll_at FROM feeds
+                          WHERE enabled = 1 AND next_poll_at <= $2 AND NOT ({not_busy})
+                          ORDER BY next_poll_at LIMIT $5 {lock}) AS due
+                ) AS ranked
+                WHERE n = 1 ORDER BY next_poll_at LIMIT $3)
              RETURNING {FEED_COLUMNS}"
         )))
         .bind(now + lease_ms)
         .bind(now)
         .bind(i64::from(limit))
+        .bind(serde_json::to_string(busy).expect("strings serialise"))
+        .bind(i64::from(limit.saturating_mul(16)).max(64))
         .fetch_all(&self.write)
         .await?;
         let mut feeds = rows.iter().map(feed_from_row).collect::<Result<Vec<_>>>()?;

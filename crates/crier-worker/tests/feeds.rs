@@ -1654,3 +1654,41 @@ both!(
         assert_eq!(w.reload(&feed).await.consecutive_failures, 1);
     }
 );
+
+both!(
+    one_workspaces_many_feeds_do_not_keep_anothers_waiting,
+    |db| async move {
+        // Twenty feeds of one workspace due first, then one of another workspace.
+        let w = World::new(&db).await;
+        let mut ours = Vec::new();
+        for i in 0..20 {
+            ours.push(w.feed_with(w.settings(&format!("/feed{i}"))).await);
+        }
+        w.set(w.now() + 1000);
+        let other = w
+            .store
+            .create_workspace("globex", "free", T0)
+            .await
+            .unwrap()
+            .id;
+        let theirs = Feed::new(&other, false, w.settings("/theirs"), w.now());
+        w.store.insert_feed(&theirs).await.unwrap();
+        // Made at the same instant, ours fall due together: in id order.
+        ours.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        let due = w.now() + 3600 * 1000;
+        // A claim takes one feed per workspace, the longest due first.
+        let claimed = w.store.claim_feeds(due, MINUTE, 8, &[]).await.unwrap();
+        let mut ids: Vec<&str> = claimed.iter().map(|f| f.id.as_str()).collect();
+        ids.sort();
+        let mut expected = vec![ours[0].id.as_str(), theirs.id.as_str()];
+        expected.sort();
+        assert_eq!(ids, expected);
+        // A workspace the caller polls enough of takes none.
+        let busy = vec![w.ws.as_str().to_owned()];
+        let claimed = w.store.claim_feeds(due, MINUTE, 8, &busy).await.unwrap();
+        assert!(claimed.is_empty(), "{claimed:?}");
+        let claimed = w.store.claim_feeds(due, MINUTE, 8, &[]).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id, ours[1].id, "the next longest due");
+    }
+);

@@ -20,6 +20,31 @@ const MAX_TITLE: usize = 300;
 const MAX_SUMMARY: usize = 500;
 const MAX_ERROR: usize = 500;
 
+/// Feeds of one workspace this node polls at once: its hundred feeds on a slow server take at
+/// most this many of the node's slots.
+pub const POLLS_PER_WORKSPACE: usize = 2;
+
+/// The feeds this node is polling, by workspace (only workspaces with one are kept).
+type Polling = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// One poll under way, counted against its workspace until dropped.
+struct PollTurn {
+    polling: Polling,
+    workspace: String,
+}
+
+impl Drop for PollTurn {
+    fn drop(&mut self) {
+        let mut polling = self.polling.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = polling.get_mut(&self.workspace) {
+            *n -= 1;
+            if *n == 0 {
+                polling.remove(&self.workspace);
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct FeedPoller {
     /// Storage, networks, clock, plans and the publisher's wake signal, as the binary composed
@@ -47,6 +72,7 @@ impl FeedPoller {
     pub async fn run(self, cancel: CancellationToken) {
         let claimer = self.clone();
         let worker = self.clone();
+        let polling = Polling::default();
         crate::runner::run(
             self.config.concurrency.max(1),
             self.config.poll,
@@ -54,11 +80,21 @@ impl FeedPoller {
             cancel,
             move |free| {
                 let me = claimer.clone();
+                let polling = polling.clone();
                 async move {
                     let now = me.clock.now_ms();
-                    match me
+                    // Workspaces polling their share already take no more this claim.
+                    let busy: Vec<String> = {
+                        let counts = polling.lock().unwrap_or_else(|e| e.into_inner());
+                        counts
+                            .iter()
+                            .filter(|(_, n)| **n >= POLLS_PER_WORKSPACE)
+                            .map(|(ws, _)| ws.clone())
+                            .collect()
+                    };
+                    let feeds = match me
                         .store
-                        .claim_feeds(now, millis(me.config.lease), free)
+                        .claim_feeds(now, millis(me.config.lease), free, &busy)
                         .await
                     {
                         Ok(feeds) => feeds,
@@ -66,13 +102,27 @@ impl FeedPoller {
                             tracing::warn!(error = %e, "could not claim feeds");
                             Vec::new()
                         }
-                    }
+                    };
+                    let mut counts = polling.lock().unwrap_or_else(|e| e.into_inner());
+                    feeds
+                        .into_iter()
+                        .map(|feed| {
+                            let workspace = feed.workspace_id.as_str().to_owned();
+                            *counts.entry(workspace.clone()).or_insert(0) += 1;
+                            let turn = PollTurn {
+                                polling: polling.clone(),
+                                workspace,
+                            };
+                            (feed, turn)
+                        })
+                        .collect::<Vec<_>>()
                 }
             },
-            move |feed| {
+            move |(feed, turn)| {
                 let me = worker.clone();
                 async move {
                     me.poll_feed(feed).await;
+                    drop(turn);
                 }
             },
         )
@@ -88,7 +138,7 @@ impl FeedPoller {
             let now = self.clock.now_ms();
             let feeds = match self
                 .store
-                .claim_feeds(now, millis(self.config.lease), 1)
+                .claim_feeds(now, millis(self.config.lease), 1, &[])
                 .await
             {
                 Ok(f) => f,
