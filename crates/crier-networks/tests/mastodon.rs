@@ -904,7 +904,7 @@ async fn fake_slow_server_is_a_timeout_and_a_lost_answer_is_found_by_lookup() {
     );
 
     // Lands, then the answer is lost.
-    m.publish(s, part("decoy", "k-decoy", &none)).await.unwrap();
+    let decoy = m.publish(s, part("decoy", "k-decoy", &none)).await.unwrap();
     let mut f = Fault::status("POST", "/api/v1/statuses", 200, "");
     f.delay_after = Duration::from_secs(3);
     fake.fault(f);
@@ -932,6 +932,38 @@ async fn fake_slow_server_is_a_timeout_and_a_lost_answer_is_found_by_lookup() {
         m.lookup(s, key_part("landed", "k-unknown")).await.unwrap(),
         None
     );
+
+    // Behind a page of newer statuses (replies elsewhere, not look-alikes), found on the next.
+    let parent = [decoy.external_id.clone()];
+    for i in 0..45 {
+        let (text, key) = (format!("reply {i}"), format!("k-reply-{i}"));
+        let reply = Part {
+            thread: &parent,
+            ..part(&text, &key, &none)
+        };
+        m.publish(s, reply).await.unwrap();
+    }
+    let again = m
+        .lookup(s, key_part("landed", "k-landed"))
+        .await
+        .unwrap()
+        .expect("found on the second page");
+    assert_eq!(again.external_id, landed);
+    // Behind more look-alikes (statuses since it was sent) than a look-up reads: it cannot
+    // tell, and says so rather than "not published", which would post it twice.
+    for i in 0..21 {
+        m.publish(
+            s,
+            part(&format!("other {i}"), &format!("k-other-{i}"), &none),
+        )
+        .await
+        .unwrap();
+    }
+    let err = m
+        .lookup(s, key_part("landed", "k-landed"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::Unavailable { .. }), "{err:?}");
 }
 
 #[tokio::test]

@@ -321,7 +321,12 @@ mod tests {
         assert_eq!(args("video/mp4"), Some(expect("mov")));
         assert_eq!(args("video/quicktime"), Some(expect("mov")));
         assert_eq!(args("video/webm"), Some(expect("matroska")));
-        for other in ["application/vnd.apple.mpegurl", "image/png", "video/x-matroska", ""] {
+        for other in [
+            "application/vnd.apple.mpegurl",
+            "image/png",
+            "video/x-matroska",
+            "",
+        ] {
             assert_eq!(args(other), None, "{other}");
         }
     }

@@ -91,7 +91,10 @@ const LOOKUP_SKEW_MS: i64 = 5 * 60 * 1000;
 /// The step that keeps when a part was first sent (epoch ms).
 const STARTED_AT: &str = "started_at";
 /// Source texts fetched at most in one look-up.
-const LOOKUP_MAX_SOURCES: usize = 10;
+const LOOKUP_MAX_SOURCES: usize = 20;
+/// Pages of the account's statuses (40 each) one look-up reads at most.
+const LOOKUP_PAGES: usize = 5;
+const LOOKUP_PAGE: usize = 40;
 
 pub struct Mastodon {
     config: MastodonConfig,
@@ -666,42 +669,76 @@ impl Network for Mastodon {
         })?;
         let in_reply_to = part.thread.last().cloned();
         let base = self.session_base(&s)?;
-        let mut url = Self::endpoint(
-            &base,
-            &format!(
-                "/api/v1/accounts/{}/statuses",
-                path_segment(&s.account.external_id)
-            ),
-        );
-        url.query_pairs_mut()
-            .append_pair("limit", "40")
-            .append_pair("exclude_reblogs", "true");
-        let (_, statuses) = self
-            .get_json::<Vec<Status>>(&s, url, Endpoint::Other)
-            .await?;
         let since = started_at - LOOKUP_SKEW_MS;
-        let candidates = statuses.iter().filter(|st| {
-            st.in_reply_to_id == in_reply_to
-                && st
-                    .created_at
-                    .as_deref()
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                    .is_some_and(|t| t.as_millisecond() >= since)
-        });
-        // The account's statuses come newest first.
-        for st in candidates.take(LOOKUP_MAX_SOURCES) {
-            let url = Self::endpoint(
+        let created_ms = |st: &Status| {
+            st.created_at
+                .as_deref()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(|t| t.as_millisecond())
+        };
+        // "Not published" only when every status since the part was sent was looked at: an
+        // account that posted more than the pages hold since, or more look-alike statuses
+        // than the sources fetched, answers "cannot tell" (and the part is tried again
+        // later), never a second status.
+        let cannot_tell = || {
+            NetworkError::unavailable(
+                "mastodon: the account posted too much since this part was sent to tell whether \
+                 it was published",
+            )
+        };
+        let mut sources = 0;
+        let mut max_id: Option<String> = None;
+        for _ in 0..LOOKUP_PAGES {
+            let mut url = Self::endpoint(
                 &base,
-                &format!("/api/v1/statuses/{}/source", path_segment(&st.id)),
+                &format!(
+                    "/api/v1/accounts/{}/statuses",
+                    path_segment(&s.account.external_id)
+                ),
             );
-            let (_, source) = self
-                .get_json::<StatusSource>(&s, url, Endpoint::Other)
-                .await?;
-            if source.text == part.text {
-                return Self::published(st).map(Some);
+            url.query_pairs_mut()
+                .append_pair("limit", &LOOKUP_PAGE.to_string())
+                .append_pair("exclude_reblogs", "true");
+            if let Some(id) = &max_id {
+                url.query_pairs_mut().append_pair("max_id", id);
             }
+            let (_, statuses) = self
+                .get_json::<Vec<Status>>(&s, url, Endpoint::Other)
+                .await?;
+            // The account's statuses come newest first.
+            let candidates = statuses.iter().filter(|st| {
+                st.in_reply_to_id == in_reply_to && created_ms(st).is_some_and(|t| t >= since)
+            });
+            for st in candidates {
+                if sources == LOOKUP_MAX_SOURCES {
+                    return Err(cannot_tell());
+                }
+                sources += 1;
+                let url = Self::endpoint(
+                    &base,
+                    &format!("/api/v1/statuses/{}/source", path_segment(&st.id)),
+                );
+                let (_, source) = self
+                    .get_json::<StatusSource>(&s, url, Endpoint::Other)
+                    .await?;
+                if source.text == part.text {
+                    return Self::published(st).map(Some);
+                }
+            }
+            // A short page is the account's first status; one whose oldest status is older
+            // than the part reaches back far enough.
+            let reached = match statuses.last() {
+                None => true,
+                Some(oldest) => {
+                    statuses.len() < LOOKUP_PAGE || created_ms(oldest).is_some_and(|t| t < since)
+                }
+            };
+            if reached {
+                return Ok(None);
+            }
+            max_id = statuses.last().map(|st| st.id.clone());
         }
-        Ok(None)
+        Err(cannot_tell())
     }
 
     async fn metrics(&self, s: Session<'_>, external_id: &str) -> Result<Metrics, NetworkError> {

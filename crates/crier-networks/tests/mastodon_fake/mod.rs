@@ -513,10 +513,13 @@ async fn source(State(fake): State<Fake>, headers: HeaderMap, Path(id): Path<Str
     }
 }
 
+/// As Mastodon answers: newest first, `limit` (default 20, at most 40) statuses older than
+/// `max_id` when given.
 async fn account_statuses(
     State(fake): State<Fake>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(e) = bearer(&fake, &headers) {
         return e;
@@ -524,8 +527,24 @@ async fn account_statuses(
     if id != ACCOUNT_ID {
         return error(404, "Record not found");
     }
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 40);
+    let max_id = q.get("max_id").and_then(|m| m.parse::<u64>().ok());
     let i = fake.lock();
-    let newest_first: Vec<Value> = i.statuses.iter().rev().take(40).cloned().collect();
+    let newest_first: Vec<Value> = i
+        .statuses
+        .iter()
+        .rev()
+        .filter(|st| {
+            let id: u64 = st["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+            max_id.is_none_or(|m| id < m)
+        })
+        .take(limit)
+        .cloned()
+        .collect();
     axum::Json(newest_first).into_response()
 }
 
