@@ -27,7 +27,9 @@
 //! yet used (at most 10); photo types sniffed from the bytes and at most 4 MB; videos an MP4 or
 //! QuickTime container; the same text twice in a row refused as a duplicate (506); a user who
 //! removed the app has no working token (190). Every answer carries `X-App-Usage`; at 100 % of
-//! the quota ([`FacebookFake::set_usage`]) every call is throttled (code 4).
+//! the quota ([`FacebookFake::set_usage`]) every call is throttled (code 4). A test may make
+//! Graph slow to make posts ([`FacebookFake::set_creation_lag`]: not listed until then) and
+//! fail create calls after doing their work ([`FacebookFake::fail_after_create`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -95,6 +97,9 @@ struct Post {
     link: Option<String>,
     media: Vec<String>,
     created: i64,
+    /// When Graph has finished making it (epoch s): from then on it is listed, and is the
+    /// Page's latest post for the duplicate check ([`FacebookFake::set_creation_lag`]).
+    shown: i64,
     reactions: u64,
     comments: u64,
     shares: u64,
@@ -117,12 +122,33 @@ struct Inner {
     followers: Option<u64>,
     /// Every Page's `fan_count` (its likes).
     fans: u64,
+    /// How long (s) a post takes to be made once its create call is accepted.
+    lag: i64,
+    /// The next create calls accepted and then answered 500 (code 2).
+    fail_created: u32,
 }
 
 impl Inner {
     fn id(&mut self) -> String {
         self.next_id += 1;
         self.next_id.to_string()
+    }
+
+    /// A post the create call made, shown after the creation lag; the answer instead of the
+    /// post's when the call is to fail after the work ([`FacebookFake::fail_after_create`]).
+    fn made(&mut self, mut post: Post) -> Option<Response> {
+        post.shown = post.created + self.lag;
+        self.posts.push(post);
+        if self.fail_created == 0 {
+            return None;
+        }
+        self.fail_created -= 1;
+        Some(graph_error(
+            500,
+            2,
+            None,
+            "An unexpected error has occurred. Please retry your request later.",
+        ))
     }
 }
 
@@ -655,7 +681,11 @@ fn feed(s: &AppState, page: &str, p: &HashMap<String, String>) -> Response {
         }
     }
     if media.is_empty() {
-        let last = i.posts.iter().rev().find(|x| x.page == page);
+        let last = i
+            .posts
+            .iter()
+            .rev()
+            .find(|x| x.page == page && x.shown <= now);
         if last.is_some_and(|x| x.media.is_empty() && x.message == message && x.link == link) {
             return graph_error(400, 506, None, "Duplicate status message");
         }
@@ -666,17 +696,21 @@ fn feed(s: &AppState, page: &str, p: &HashMap<String, String>) -> Response {
         }
     }
     let id = format!("{page}_{}", i.id());
-    i.posts.push(Post {
+    let post = Post {
         id: id.clone(),
         page: page.to_owned(),
         message,
         link,
         media,
         created: now,
+        shown: now,
         reactions: 0,
         comments: 0,
         shares: 0,
-    });
+    };
+    if let Some(failed) = i.made(post) {
+        return failed;
+    }
     axum::Json(json!({ "id": id })).into_response()
 }
 
@@ -751,17 +785,21 @@ async fn photos(
         return axum::Json(json!({ "id": photo })).into_response();
     }
     let post = format!("{page}_{}", i.id());
-    i.posts.push(Post {
+    let made = Post {
         id: post.clone(),
         page: page.to_owned(),
         message: caption,
         link: None,
         media: vec![ct.to_owned()],
         created: now,
+        shown: now,
         reactions: 0,
         comments: 0,
         shares: 0,
-    });
+    };
+    if let Some(failed) = i.made(made) {
+        return failed;
+    }
     axum::Json(json!({ "id": photo, "post_id": post })).into_response()
 }
 
@@ -796,17 +834,21 @@ fn videos(
     let now = s.now();
     let mut i = s.inner.lock().expect("facebook");
     let video = i.id();
-    i.posts.push(Post {
+    let post = Post {
         id: format!("{page}_{video}"),
         page: page.to_owned(),
         message: description,
         link: None,
         media: vec![ct.to_owned()],
         created: now,
+        shown: now,
         reactions: 0,
         comments: 0,
         shares: 0,
-    });
+    };
+    if let Some(failed) = i.made(post) {
+        return failed;
+    }
     axum::Json(json!({ "id": video })).into_response()
 }
 
@@ -834,12 +876,14 @@ async fn edge_get(
         .clamp(1, 100);
     let after: usize = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
     let base = s.base.lock().expect("base").clone();
+    let now = s.now();
     let i = s.inner.lock().expect("facebook");
+    // A post Graph is still making is not listed yet.
     let all: Vec<&Post> = i
         .posts
         .iter()
         .rev()
-        .filter(|p| p.page == page && p.created >= since)
+        .filter(|p| p.page == page && p.created >= since && p.shown <= now)
         .collect();
     let data: Vec<Value> = all
         .iter()
@@ -1061,6 +1105,8 @@ impl FacebookFake {
                 usage: 1,
                 followers: Some(0),
                 fans: 0,
+                lag: 0,
+                fail_created: 0,
             })),
             oauth,
             base: Arc::new(Mutex::new(String::new())),
@@ -1111,6 +1157,20 @@ impl FacebookFake {
     /// How much of its quota the app has used, in percent (100: every call is throttled).
     pub fn set_usage(&self, percent: u32) {
         self.state.inner.lock().expect("facebook").usage = percent;
+    }
+
+    /// Graph takes `lag` to make a post once its create call is accepted: until then the post
+    /// is not listed (`published_posts`) nor taken as the Page's latest for the duplicate
+    /// check, though it will appear. Graph documents no figure; this is the case a look-up
+    /// soon after a call that timed out or was answered 5xx must not take for "not published".
+    pub fn set_creation_lag(&self, lag: Duration) {
+        self.state.inner.lock().expect("facebook").lag = lag.as_secs() as i64;
+    }
+
+    /// The next `n` create calls (feed, published photo, video) make their post, then answer
+    /// 500 (code 2, "An unexpected error has occurred"): a failure that landed anyway.
+    pub fn fail_after_create(&self, n: u32) {
+        self.state.inner.lock().expect("facebook").fail_created = n;
     }
 
     /// Photos uploaded to `page` that no post uses yet.

@@ -199,6 +199,7 @@ pub fn test_config(base: url::Url) -> crier_networks::hosted::HostedConfig {
         timeout: Duration::from_secs(2),
         poll_interval: Duration::from_millis(20),
         poll_max: Duration::from_millis(1500),
+        ..Default::default()
     }
 }
 

@@ -20,7 +20,10 @@
 //! characters once `little` escapes are read; `CONNECTIONS` visibility for members only;
 //! assets are uploaded (and videos finalized with their parts' ETags in order, and processed)
 //! before a post names them; 2 to 20 images in a `multiImage`; a post repeating the
-//! author's commentary is refused ("Content is a duplicate of urn:li:share:…", 422).
+//! author's commentary is refused ("Content is a duplicate of urn:li:share:…", 422). A test
+//! may make LinkedIn slow to make posts ([`LinkedInFake::set_creation_lag`]: not listed, nor a
+//! duplicate, until then) and fail create calls after doing their work
+//! ([`LinkedInFake::fail_after_create`]).
 //!
 //! The users: the member `user-1` ("Ada Lovelace") administers the page 2414183 ("Crier Test
 //! Co", `crier-test-co`); the page 5550001 is someone else's.
@@ -100,6 +103,9 @@ struct Post {
     commentary: String,
     visibility: String,
     created_at: i64,
+    /// When LinkedIn has finished making it (epoch ms): from then on it is listed and refuses
+    /// a duplicate ([`LinkedInFake::set_creation_lag`]).
+    shown_at: i64,
     content: Option<Value>,
     media: Vec<String>,
     likes: u64,
@@ -112,6 +118,10 @@ struct Inner {
     assets: HashMap<String, Asset>,
     posts: Vec<Post>,
     next: u64,
+    /// How long (ms) a post takes to be made once its create call is accepted.
+    lag: i64,
+    /// The next create calls accepted and then answered 500.
+    fail_created: u32,
 }
 
 struct Shared {
@@ -852,11 +862,12 @@ async fn create_post(State(s): State<S>, headers: HeaderMap, body: Bytes) -> Res
         None if shown.trim().is_empty() => return required("commentary"),
         None => Vec::new(),
     };
+    let now = s.now_ms();
     if !commentary.is_empty()
         && let Some(dup) = i
             .posts
             .iter()
-            .find(|p| p.author == author && p.commentary == commentary)
+            .find(|p| p.author == author && p.commentary == commentary && p.shown_at <= now)
     {
         return error(
             422,
@@ -875,17 +886,23 @@ async fn create_post(State(s): State<S>, headers: HeaderMap, body: Bytes) -> Res
         "share"
     };
     let id = format!("urn:li:{kind}:{}", 7_300_000_000_000_000_000u64 + i.next);
-    let now = s.now_ms();
+    let shown_at = now + i.lag;
     i.posts.push(Post {
         id: id.clone(),
         author,
         commentary,
         visibility,
         created_at: now,
+        shown_at,
         content,
         media,
         likes: 0,
     });
+    if i.fail_created > 0 {
+        // The work is done; the answer says otherwise.
+        i.fail_created -= 1;
+        return error(500, None, None, "Internal Server Error");
+    }
     (
         StatusCode::CREATED,
         [("x-restli-id", id.clone()), ("x-linkedin-id", id)],
@@ -915,8 +932,14 @@ async fn list_posts(State(s): State<S>, headers: HeaderMap, RawQuery(q): RawQuer
         .get("start")
         .and_then(|c| c.parse::<usize>().ok())
         .unwrap_or(0);
+    let now = s.now_ms();
     let i = s.inner.lock().expect("linkedin");
-    let mut mine: Vec<&Post> = i.posts.iter().filter(|p| p.author == author).collect();
+    // A post LinkedIn is still making is not listed yet.
+    let mut mine: Vec<&Post> = i
+        .posts
+        .iter()
+        .filter(|p| p.author == author && p.shown_at <= now)
+        .collect();
     mine.sort_by_key(|p| std::cmp::Reverse(p.created_at));
     let total = mine.len();
     let elements: Vec<Value> = mine
@@ -1124,6 +1147,20 @@ impl LinkedInFake {
             .iter()
             .find(|p| p.id == id)
             .map(|p| (p.content.clone(), p.visibility.clone()))
+    }
+
+    /// LinkedIn takes `lag` to make a post once its create call is accepted: until then the
+    /// post is not listed (`GET /rest/posts`) nor refuses a duplicate, though it will appear.
+    /// LinkedIn documents no figure; this is the case a look-up soon after a call that timed
+    /// out or was answered 5xx must not take for "not published".
+    pub fn set_creation_lag(&self, lag: std::time::Duration) {
+        self.shared.inner.lock().expect("linkedin").lag = lag.as_millis() as i64;
+    }
+
+    /// The next `n` create calls (`POST /rest/posts`) make their post, then answer 500: a
+    /// failure that landed anyway.
+    pub fn fail_after_create(&self, n: u32) {
+        self.shared.inner.lock().expect("linkedin").fail_created = n;
     }
 
     /// How many assets were initialized.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crier_core::Clock;
 
-use crate::NetworkError;
+use crate::{NetworkError, Steps};
 
 /// How a connector of a network of one operator talks to it.
 #[derive(Debug, Clone)]
@@ -29,6 +29,9 @@ pub struct HostedConfig {
     /// The longest time spent polling within one publish call; past it the part is retried
     /// later (its ids are kept in the part's steps, so the retry resumes).
     pub poll_max: Duration,
+    /// How long after a create call, beyond its timeout, a look-up that misses the part still
+    /// answers "cannot tell" (by default [`SETTLE`]; see [`Api::missed`]).
+    pub settle: Duration,
 }
 
 impl Default for HostedConfig {
@@ -38,6 +41,7 @@ impl Default for HostedConfig {
             timeout: Duration::from_secs(30),
             poll_interval: Duration::from_secs(2),
             poll_max: Duration::from_secs(15),
+            settle: SETTLE,
         }
     }
 }
@@ -155,6 +159,72 @@ impl Api {
     /// Waits `d` (polling something the network is processing).
     pub async fn pause(&self, d: Duration) {
         tokio::time::sleep(d).await;
+    }
+}
+
+/// The step of a part that keeps when its first create call went out (epoch ms): a look-up
+/// reads the account's posts since then.
+pub const SENT_AT: &str = "sent_at";
+/// The step that keeps when each later create call went out (epoch ms): see [`Api::missed`].
+pub const LAST_SENT_AT: &str = "last_sent_at";
+/// How long after a create call went out, beyond the call's own timeout, the network may still
+/// be making the post it asked for, or not list it yet. These networks document no figure: a
+/// call that timed out or was answered 5xx may still have landed, and the network's lists are
+/// not read back at once. A few minutes, well above any call's timeout and a list's lag.
+pub const SETTLE: Duration = Duration::from_secs(5 * 60);
+
+impl Api {
+    /// Keeps when a create call goes out, just before it does (nothing else comes between):
+    /// `sent_at` for the part's first (`first`), `last_sent_at` for every later one, so that a
+    /// look-up's window starts at the first and its "not published" waits for the latest.
+    pub async fn sending(&self, steps: &dyn Steps, first: bool) -> Result<(), NetworkError> {
+        let name = if first { SENT_AT } else { LAST_SENT_AT };
+        steps.put(name, &self.clock.now_ms().to_string()).await
+    }
+
+    /// How long a look-up that did not find a part waits after its latest create call
+    /// before it says "not published": the configured settle ([`SETTLE`] by default) past
+    /// the call's timeout.
+    pub fn settle(&self) -> Duration {
+        self.config.settle + self.config.timeout
+    }
+
+    /// A look-up read every post since the part's first create call without finding it:
+    /// `Ok(None)` ("certainly not published") only once `settle` has passed since its latest
+    /// create call (`last_sent_at`, else `sent_at`). Before, that call (a timeout, a 5xx, a
+    /// crash mid-call) may still be making the post, and a retry that took the miss for
+    /// certain would post a second one: "cannot tell yet" ([`NetworkError::Unavailable`]),
+    /// with the time left as its `retry_after`, so the publisher looks again once it has passed.
+    pub async fn missed(
+        &self,
+        steps: &dyn Steps,
+        settle: Duration,
+    ) -> Result<Option<crate::PublishedPart>, NetworkError> {
+        let mut latest = None;
+        for name in [SENT_AT, LAST_SENT_AT] {
+            if let Some(at) = steps.get(name).await?.and_then(|v| v.parse::<i64>().ok()) {
+                latest = latest.max(Some(at));
+            }
+        }
+        let Some(latest) = latest else {
+            return Ok(None);
+        };
+        let settle_ms = i64::try_from(settle.as_millis()).unwrap_or(i64::MAX);
+        let wait = latest.saturating_add(settle_ms) - self.clock.now_ms();
+        if wait > 0 {
+            return Err(NetworkError::Unavailable {
+                message: format!(
+                    "{}: the part is not among the account's posts yet, and its latest call went \
+                     out {} s ago; the network may still be making it, so this cannot be told \
+                     until {} s after that call",
+                    self.network,
+                    (settle_ms - wait) / 1000,
+                    settle.as_secs()
+                ),
+                retry_after: Some(Duration::from_millis(wait.min(settle_ms) as u64)),
+            });
+        }
+        Ok(None)
     }
 }
 

@@ -65,6 +65,11 @@ fn feed_path() -> String {
     format!("/{VERSION}/{PAGE}/feed")
 }
 
+/// How long after a create call a miss stays "cannot tell" with the suite's 2 s timeout.
+fn settle() -> Duration {
+    crier_networks::hosted::SETTLE + Duration::from_secs(2)
+}
+
 #[tokio::test]
 async fn login_gives_one_account_per_page_with_a_page_token_that_does_not_expire() {
     let r = rig().await;
@@ -281,7 +286,9 @@ async fn several_photos_are_kept_in_the_steps_and_reused_after_a_failed_feed_cal
         assert!(kept.contains_key(&format!("photo.{i}")), "{kept:?}");
     }
     assert_eq!(r.fake.loose_photos(PAGE), 3);
-    // Nothing was created: the look-up says so, and the retry reuses the photos.
+    // Nothing was created: once Graph has had time to finish the call, the look-up says so,
+    // and the retry reuses the photos.
+    r.clock.advance(settle());
     assert_eq!(
         r.net
             .lookup(session(&a, &c), part("Three photos", &media, &o, &steps))
@@ -447,7 +454,8 @@ async fn lookup_finds_a_post_whose_answer_was_lost_and_is_none_only_when_certain
         .unwrap()
         .expect("found by text within the window");
     assert_eq!(found.external_id, r.fake.posts()[0].id);
-    // Another text sent at the same time is not it.
+    // Another text sent at the same time is not it (once Graph has had time to make it).
+    r.clock.advance(settle());
     assert_eq!(
         r.net
             .lookup(session(&a, &c), part("Other", &[], &o, &steps))
@@ -504,6 +512,86 @@ async fn a_videos_miss_is_cannot_tell_until_15_minutes_after_sent_at() {
 }
 
 #[tokio::test]
+async fn a_miss_soon_after_the_latest_create_call_is_cannot_tell_for_every_shape() {
+    let r = rig().await;
+    let (a, c) = r.page().await;
+    let o = no_options();
+    // Graph makes the post and answers 500; it lists the post only two minutes later.
+    r.fake.set_creation_lag(Duration::from_secs(120));
+    r.fake.fail_after_create(1);
+    let steps = MemorySteps::default();
+    let err = r
+        .net
+        .publish(session(&a, &c), part("Made late", &[], &o, &steps))
+        .await
+        .expect_err("a 500");
+    assert_eq!(err.code(), "network_unavailable");
+    let sent_at = steps.snapshot()["sent_at"].clone();
+    // Not listed yet: a text post's miss proves nothing until Graph has had time.
+    r.clock.advance(Duration::from_secs(30));
+    let err = r
+        .net
+        .lookup(session(&a, &c), part("Made late", &[], &o, &steps))
+        .await
+        .expect_err("cannot tell yet");
+    let NetworkError::Unavailable { retry_after, .. } = &err else {
+        panic!("cannot tell: {err:?}")
+    };
+    assert_eq!(*retry_after, Some(settle() - Duration::from_secs(30)));
+    // Looked up again when it says: the post is there, and nothing was posted twice.
+    r.clock.advance(retry_after.unwrap());
+    let found = r
+        .net
+        .lookup(session(&a, &c), part("Made late", &[], &o, &steps))
+        .await
+        .unwrap()
+        .expect("found once listed");
+    assert_eq!(r.fake.posts().len(), 1);
+    assert_eq!(found.external_id, r.fake.posts()[0].id);
+
+    // A photo post whose call failed and did not land: "cannot tell" until the window after
+    // its latest call (`last_sent_at`, not the first's `sent_at`) has passed.
+    let photo = [png(9, 16)];
+    let steps = MemorySteps::default();
+    let photos = format!("/{VERSION}/{PAGE}/photos");
+    let refused = serde_json::json!({"error": {"message": "An unknown error occurred", "code": 1}});
+    r.fake
+        .faults()
+        .push(Fault::status("POST", &photos, 500, refused).times(2));
+    for _ in 0..2 {
+        r.net
+            .publish(session(&a, &c), part("A photo", &photo, &o, &steps))
+            .await
+            .expect_err("a 500");
+        r.clock.advance(Duration::from_secs(60));
+    }
+    let kept = steps.snapshot();
+    let at = |name: &str| kept[name].parse::<i64>().unwrap();
+    assert_eq!(
+        at("last_sent_at") - at("sent_at"),
+        60_000,
+        "each call's time: {kept:?}"
+    );
+    assert!(at("sent_at") > sent_at.parse::<i64>().unwrap());
+    r.clock.advance(settle() - Duration::from_secs(90));
+    let err = r
+        .net
+        .lookup(session(&a, &c), part("A photo", &photo, &o, &steps))
+        .await
+        .expect_err("the latest call went out less than the window ago");
+    assert_eq!(err.code(), "network_unavailable", "{err:?}");
+    r.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        r.net
+            .lookup(session(&a, &c), part("A photo", &photo, &o, &steps))
+            .await
+            .unwrap(),
+        None,
+        "certain once the window after the latest call has passed"
+    );
+}
+
+#[tokio::test]
 async fn a_next_page_that_cannot_be_followed_is_cannot_tell() {
     let r = rig().await;
     let (a, c) = r.page().await;
@@ -548,6 +636,7 @@ async fn lookup_ignores_posts_from_before_the_attempt() {
         .put("sent_at", &r.clock.now_ms().to_string())
         .await
         .unwrap();
+    r.clock.advance(settle());
     assert_eq!(
         r.net
             .lookup(session(&a, &c), part("Same words", &[], &o, &steps))

@@ -341,6 +341,7 @@ async fn youtube_reads_subscribers_as_rounded_and_none_when_hidden() {
             timeout: Duration::from_secs(2),
             poll_interval: Duration::from_millis(20),
             poll_max: Duration::from_millis(500),
+            ..Default::default()
         },
         Arc::new(clock.clone()),
     );

@@ -63,6 +63,11 @@ fn attachment(bytes: Vec<u8>, ct: &str, w: u32, h: u32) -> Attachment {
         .named("deck.pdf")
 }
 
+/// How long after a create call a miss stays "cannot tell" with the suite's 2 s timeout.
+fn settle() -> Duration {
+    crier_networks::hosted::SETTLE + Duration::from_secs(2)
+}
+
 fn png() -> Attachment {
     attachment(kit::png(16, 16), "image/png", 16, 16)
 }
@@ -654,9 +659,84 @@ async fn a_lost_answer_is_found_by_the_authors_recent_posts() {
         .publish(s(&member, &creds), part("Never landed", &[], "k2", &other))
         .await
         .unwrap_err();
+    // Not at once: LinkedIn may still be making it.
+    let e = r
+        .net
+        .lookup(s(&member, &creds), part("Never landed", &[], "k2", &other))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "network_unavailable", "cannot tell yet: {e:?}");
+    r.clock.advance(settle());
     assert_eq!(
         r.net
             .lookup(s(&member, &creds), part("Never landed", &[], "k2", &other))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_miss_soon_after_the_latest_create_call_is_cannot_tell() {
+    let r = rig().await;
+    let (member, _, creds) = connected(&r).await;
+    // LinkedIn makes the post and answers 500; it lists the post two minutes later.
+    r.fake.set_creation_lag(Duration::from_secs(120));
+    r.fake.fail_after_create(1);
+    let steps = MemorySteps::default();
+    let e = r
+        .net
+        .publish(s(&member, &creds), part("Made late", &[], "k", &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "network_unavailable");
+    r.clock.advance(Duration::from_secs(30));
+    let e = r
+        .net
+        .lookup(s(&member, &creds), part("Made late", &[], "k", &steps))
+        .await
+        .unwrap_err();
+    let NetworkError::Unavailable { retry_after, .. } = &e else {
+        panic!("cannot tell: {e:?}")
+    };
+    assert_eq!(*retry_after, Some(settle() - Duration::from_secs(30)));
+    r.clock.advance(retry_after.unwrap());
+    let found = r
+        .net
+        .lookup(s(&member, &creds), part("Made late", &[], "k", &steps))
+        .await
+        .unwrap()
+        .expect("found once listed");
+    assert_eq!(r.fake.posts().len(), 1);
+    assert_eq!(found.external_id, r.fake.posts()[0].id);
+
+    // The window runs from the latest call (`last_sent_at`), not the first (`sent_at`).
+    let steps = MemorySteps::default();
+    let refused = serde_json::json!({"status": 500, "message": "Internal Server Error"});
+    r.fake
+        .faults()
+        .push(Fault::status("POST", "/rest/posts", 500, refused).times(2));
+    for _ in 0..2 {
+        r.net
+            .publish(s(&member, &creds), part("Never made", &[], "k2", &steps))
+            .await
+            .unwrap_err();
+        r.clock.advance(Duration::from_secs(60));
+    }
+    let kept = steps.snapshot();
+    let at = |name: &str| kept[name].parse::<i64>().unwrap();
+    assert_eq!(at("last_sent_at") - at("sent_at"), 60_000, "{kept:?}");
+    r.clock.advance(settle() - Duration::from_secs(90));
+    let e = r
+        .net
+        .lookup(s(&member, &creds), part("Never made", &[], "k2", &steps))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "network_unavailable", "{e:?}");
+    r.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        r.net
+            .lookup(s(&member, &creds), part("Never made", &[], "k2", &steps))
             .await
             .unwrap(),
         None
@@ -681,6 +761,7 @@ async fn a_lookup_that_cannot_see_back_far_enough_says_so() {
     // 50 newer posts: the look-up reads on (a page of 50 at a time) and is sure.
     for i in 0..500 {
         if i == 50 {
+            r.clock.advance(settle());
             assert_eq!(
                 r.net
                     .lookup(s(&member, &creds), part("Buried", &[], "k", &steps))

@@ -52,6 +52,7 @@ fn connector(fake: &YouTubeFake, clock: &ManualClock, timeout: Duration) -> YouT
             timeout,
             poll_interval: Duration::from_millis(20),
             poll_max: Duration::from_millis(500),
+            ..Default::default()
         },
         Arc::new(clock.clone()),
     )

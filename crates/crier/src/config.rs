@@ -110,6 +110,9 @@ pub struct Config {
     pub worker_lease_seconds: u64,
     /// How long one call to a network may take (kept below the lease).
     pub network_timeout_seconds: u64,
+    /// How long after a create call (beyond its timeout) a network of one operator may still
+    /// be making the post: until then a look-up that misses it answers "cannot tell".
+    pub network_settle_seconds: u64,
     /// How often an idle worker looks for due jobs, in milliseconds.
     pub worker_poll_ms: u64,
     /// Attempts per target before it fails for good.
@@ -483,6 +486,7 @@ impl Default for Config {
             publish_per_account: 4,
             worker_lease_seconds: 60,
             network_timeout_seconds: 15,
+            network_settle_seconds: 300,
             worker_poll_ms: 200,
             publish_max_attempts: 5,
             publish_backoff_seconds: 5,
@@ -543,6 +547,7 @@ const ENV_KEYS: &[&str] = &[
     "publish_per_account",
     "worker_lease_seconds",
     "network_timeout_seconds",
+    "network_settle_seconds",
     "worker_poll_ms",
     "publish_max_attempts",
     "publish_backoff_seconds",
@@ -571,6 +576,8 @@ pub struct Settings {
     pub allow_private_networks: bool,
     /// How long one call to a network may take.
     pub network_timeout: Duration,
+    /// See `network_settle_seconds`.
+    pub network_settle: Duration,
     pub bluesky_default_service: String,
     /// Base URLs replacing networks' hosts, by platform (see `network_base_urls`).
     pub network_bases: BTreeMap<String, url::Url>,
@@ -737,6 +744,9 @@ fn validate(c: Config) -> Result<Settings, String> {
             "worker_concurrency, worker_poll_ms and publish_max_attempts: must be at least 1"
                 .into(),
         );
+    }
+    if c.network_settle_seconds > 3600 {
+        return Err("network_settle_seconds: must be at most 3600".into());
     }
     if c.network_timeout_seconds == 0 || c.network_timeout_seconds * 2 > c.worker_lease_seconds {
         return Err(format!(
@@ -935,6 +945,7 @@ fn validate(c: Config) -> Result<Settings, String> {
         connect,
         allow_private_networks: allow_private,
         network_timeout: Duration::from_secs(c.network_timeout_seconds),
+        network_settle: Duration::from_secs(c.network_settle_seconds),
         bluesky_default_service: c.bluesky_default_service,
         network_bases,
     })

@@ -375,6 +375,7 @@ fn compose(
             // Processing is polled inside one publish call, which the publisher bounds by the
             // same timeout; what is still processing is resumed by the retry from its kept ids.
             poll_max: timeout / 2,
+            settle: settings.network_settle,
             ..Default::default()
         };
         if let Some(network) = crier_networks::hosted_network(platform, config, clock.clone()) {

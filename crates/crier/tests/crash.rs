@@ -105,7 +105,8 @@ fn network_fakes(rt: &tokio::runtime::Runtime) -> Vec<Box<dyn crier_fakes::FakeN
 /// A `crier.toml` pointing each network at its fake, with the fake's OAuth client.
 fn networks_config(dir: &Path, fakes: &[Box<dyn crier_fakes::FakeNetwork>]) -> PathBuf {
     let mut toml = format!(
-        "connect_redirect_uris = [\"{REDIRECT}\"]\nallow_private_networks = true\n\n[network_base_urls]\n"
+        "connect_redirect_uris = [\"{REDIRECT}\"]\nallow_private_networks = true\n\
+         network_settle_seconds = 5\n\n[network_base_urls]\n"
     );
     for f in fakes {
         toml.push_str(&format!("{} = \"{}\"\n", f.platform(), f.base()));

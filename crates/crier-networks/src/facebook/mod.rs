@@ -31,13 +31,15 @@
 //!
 //! Exactly once: Graph takes no idempotency key. The ids of unpublished photos are kept in
 //! the part's steps as each is uploaded (`photo.{i}`), so a retry attaches the same photos;
-//! `sent_at` (ms) is kept before the call that creates the post. [`Network::lookup`] answers
-//! "not published" only when no create call ever went out (no `sent_at`); otherwise it lists
-//! the Page's `published_posts` since `sent_at` (minus clock skew) and matches the text; a
-//! failure to list is an error, never "not published". A video is listed only once Facebook
-//! has processed it, so a video's miss is an error too until 15 minutes after `sent_at` (by
-//! the connector's clock); a text or photo post is listed as soon as it is created, so its
-//! miss is "not published" at once.
+//! `sent_at` (ms) is kept before the first call that creates the post, `last_sent_at` before
+//! each later one. [`Network::lookup`] answers "not published" only when no create call ever
+//! went out (no `sent_at`); otherwise it lists the Page's `published_posts` since `sent_at`
+//! (minus clock skew) and matches the text; a failure to list is an error, never "not
+//! published". A miss is "not published" only once Graph has had time to finish the latest
+//! create call (a timeout or a 5xx may still land): until [`crate::hosted::SETTLE`] plus the
+//! call timeout after it (by the connector's clock), and at least 15 minutes for a video, which
+//! is listed only once processed, it is an error ("cannot tell yet", with the time left as
+//! `retry_after`), whatever the part's shape.
 //!
 //! Usage: every answer's `X-App-Usage` / `X-Page-Usage` / `X-Business-Use-Case-Usage` is read;
 //! above 80 % of a quota the next call waits first ([`crate::graph::slow_down`], at most 5 s).

@@ -1,6 +1,7 @@
 //! Publishing one part to a Page, and finding it again after a lost answer (see the module
 //! documentation of [`super`] for the calls and the exactly-once strategy).
 
+use crate::hosted::SENT_AT;
 use crate::{Attachment, NetworkError, Part, PublishedPart};
 
 use super::api::{List, WWW};
@@ -10,8 +11,8 @@ use super::{Facebook, MAX_PHOTOS, RULES};
 const LOOKUP_SKEW_S: i64 = 5 * 60;
 /// The most `published_posts` pages (of 100 posts) read in one look-up.
 const LOOKUP_MAX_PAGES: usize = 3;
-/// How long after `sent_at` a video's miss is still "cannot tell": `published_posts` shows a
-/// video only once it is processed.
+/// How long after its latest create call a video's miss is still "cannot tell" at least:
+/// `published_posts` shows a video only once it is processed.
 pub const VIDEO_LAG_MS: i64 = 15 * 60 * 1000;
 
 /// `{"id": …}`, with `post_id` when a published photo made a post.
@@ -180,13 +181,12 @@ impl Facebook {
         published(&c.id)
     }
 
-    /// Keeps when the create call went out: from then on a look-up must list the Page's posts.
+    /// Keeps when the create call goes out (`sent_at` the first time, `last_sent_at` after):
+    /// from then on a look-up must list the Page's posts, and may say "not published" only
+    /// once Graph has had time to finish the latest call ([`crate::hosted::Api::missed`]).
     async fn sent(&self, part: &Part<'_>) -> Result<(), NetworkError> {
-        if part.steps.get("sent_at").await?.is_none() {
-            let now = self.graph.api.clock.now_ms();
-            part.steps.put("sent_at", &now.to_string()).await?;
-        }
-        Ok(())
+        let first = part.steps.get(SENT_AT).await?.is_none();
+        self.graph.api.sending(part.steps, first).await
     }
 
     /// The id of photo `i` uploaded unpublished: the one an earlier attempt kept, or a new
@@ -224,7 +224,7 @@ impl Facebook {
         token: &str,
         part: Part<'_>,
     ) -> Result<Option<PublishedPart>, NetworkError> {
-        let Some(sent_at) = part.steps.get("sent_at").await? else {
+        let Some(sent_at) = part.steps.get(SENT_AT).await? else {
             // No create call ever went out.
             return Ok(None);
         };
@@ -251,7 +251,7 @@ impl Facebook {
                 return published(&p.id).map(Some);
             }
             let Some(next) = list.next().filter(|n| !n.is_empty()) else {
-                return self.missed(&part, sent_at);
+                return self.missed(&part).await;
             };
             // Pages left unread: a refused `next` is "cannot tell", never "not published".
             url = self.graph.next_page(next).ok_or_else(|| {
@@ -266,23 +266,19 @@ impl Facebook {
         ))
     }
 
-    /// Every post since `sent_at` read and none is the part: not published, except a video
-    /// within [`VIDEO_LAG_MS`] of `sent_at`, which may still be processing (not listed yet).
-    fn missed(&self, part: &Part<'_>, sent_at: i64) -> Result<Option<PublishedPart>, NetworkError> {
-        let video = matches!(shape(part.media), Ok(Shape::Video(_)));
-        let wait = sent_at.saturating_add(VIDEO_LAG_MS) - self.graph.api.clock.now_ms();
-        if video && wait > 0 {
-            return Err(NetworkError::Unavailable {
-                message: "facebook: the video is not among the Page's posts yet; Facebook lists \
-                          a video once it is processed, so it cannot be told until 15 minutes \
-                          after it was sent"
-                    .into(),
-                retry_after: Some(std::time::Duration::from_millis(
-                    wait.min(VIDEO_LAG_MS) as u64
-                )),
-            });
-        }
-        Ok(None)
+    /// Every post since `sent_at` read and none is the part: not published, once Graph has
+    /// had time to finish the latest create call ([`crate::hosted::Api::missed`]): a call
+    /// that timed out or was answered 5xx may still be making the post. A video is listed
+    /// only once it is processed, so its miss waits at least [`VIDEO_LAG_MS`].
+    async fn missed(&self, part: &Part<'_>) -> Result<Option<PublishedPart>, NetworkError> {
+        let api = &self.graph.api;
+        let settle = match shape(part.media) {
+            Ok(Shape::Video(_)) => api
+                .settle()
+                .max(std::time::Duration::from_millis(VIDEO_LAG_MS as u64)),
+            _ => api.settle(),
+        };
+        api.missed(part.steps, settle).await
     }
 }
 

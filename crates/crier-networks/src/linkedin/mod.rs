@@ -34,14 +34,17 @@
 //! `PUBLISHED`.
 //!
 //! Exactly once: LinkedIn takes no idempotency key. Every asset URN is kept in the part's
-//! steps before the next step, and `sent_at` (the clock's ms) before the create call. A lost
-//! answer is found by [`Network::lookup`]: the author's posts (`GET /rest/posts?q=author`,
-//! newest first by `LAST_MODIFIED`) are matched by the exact commentary sent, created since
-//! `sent_at` (less five minutes of skew). No `sent_at`: nothing was sent (`None`). No match,
-//! and the list reaches back before `sent_at` (or is complete): certainly not published
-//! (`None`). A list that never reaches back that far: an error (we cannot tell). A second
-//! net: when a retry's create call is refused as a duplicate ("Content is a duplicate of
-//! urn:li:share:…") after an earlier attempt sent it, that post is ours.
+//! steps before the next step, `sent_at` (the clock's ms) before the first create call and
+//! `last_sent_at` before each later one. A lost answer is found by [`Network::lookup`]: the
+//! author's posts (`GET /rest/posts?q=author`, newest first by `LAST_MODIFIED`) are matched by
+//! the exact commentary sent, created since `sent_at` (less five minutes of skew). No
+//! `sent_at`: nothing was sent (`None`). No match, and the list reaches back before `sent_at`
+//! (or is complete): not published (`None`), once LinkedIn has had time to finish the latest
+//! create call ([`crate::hosted::SETTLE`] past the call timeout: a timeout or a 5xx may still
+//! land); before, an error ("cannot tell yet"). A list that never reaches back that far: an
+//! error (we cannot tell). A second net: when a retry's create call is refused as a duplicate
+//! ("Content is a duplicate of urn:li:share:…") after an earlier attempt sent it, that post is
+//! ours.
 //!
 //! Limits: commentary 3000 characters; 1 to 20 images (JPG, PNG, GIF; fewer than 36,152,320
 //! pixels; alt text 4086 characters) or one MP4 video (3 s to 30 min, up to 500 MB; Videos
@@ -353,7 +356,9 @@ impl LinkedIn {
     }
 
     /// The post an earlier attempt created with `commentary`, found among the author's
-    /// recent ones (see the module); `Ok(None)` only when certainly not there.
+    /// recent ones (see the module); `Ok(None)` only when the list holds every post since
+    /// `sent_at` and it is not among them (a call still landing is not listed yet: see
+    /// [`Network::lookup`]).
     async fn find(
         &self,
         token: &str,
@@ -389,7 +394,7 @@ impl LinkedIn {
     async fn sent_at(part: &Part<'_>) -> Result<Option<i64>, NetworkError> {
         Ok(part
             .steps
-            .get("sent_at")
+            .get(crate::hosted::SENT_AT)
             .await?
             .and_then(|v| v.parse::<i64>().ok()))
     }
@@ -485,11 +490,9 @@ impl Network for LinkedIn {
         let content = media::content(&self.api, token, author, &part).await?;
         let commentary = little::escape(part.text);
         let body = Self::post_body(author, &commentary, &part, content)?;
-        if earlier.is_none() {
-            // The first attempt's: a later look-up's window starts there.
-            let now = self.api.clock.now_ms();
-            part.steps.put("sent_at", &now.to_string()).await?;
-        }
+        // The first attempt's `sent_at` starts a later look-up's window; every attempt's time
+        // holds off its "not published" until LinkedIn has had time to finish that call.
+        self.api.sending(part.steps, earlier.is_none()).await?;
         let req = call::json(
             call::rest(self.api.http.post(self.api.url(API, "/rest/posts")), token),
             &body,
@@ -534,8 +537,14 @@ impl Network for LinkedIn {
         };
         let author = Self::author(&s)?;
         let commentary = little::escape(part.text);
-        self.find(&s.credentials.access_token, author, &commentary, sent_at)
-            .await
+        match self
+            .find(&s.credentials.access_token, author, &commentary, sent_at)
+            .await?
+        {
+            Some(found) => Ok(Some(found)),
+            // Certain only once the latest create call has had time to land.
+            None => self.api.missed(part.steps, self.api.settle()).await,
+        }
     }
 
     async fn metrics(&self, s: Session<'_>, external_id: &str) -> Result<Metrics, NetworkError> {
