@@ -583,13 +583,8 @@ impl Publisher {
             // less than two call timeouts of it: a call starts only while the job stays ours for
             // longer than the call can take, so no other node claims it and sends the part
             // again while ours may still land.
-            if i > 0 || held.locked_until - now < 2 * millis(self.config.call_timeout) {
-                let until = now + millis(self.config.lease);
-                if !self.app.store().renew_lease(&held, until).await? {
-                    return Ok(Processed::Dropped);
-                }
-                held.locked_until = until;
-                lease.store(until, Ordering::SeqCst);
+            if !self.keep_lease(&mut held, lease, now, i > 0).await? {
+                return Ok(Processed::Dropped);
             }
             // Conditional on the post, the job, our lease on it and the target as they are now,
             // not as `still_due` read them: a cancel, delete or edit that committed since then
@@ -604,6 +599,19 @@ impl Publisher {
                 self.app.store().drop_held_job(&held).await?;
                 return Ok(Processed::Dropped);
             };
+            // `begin_attempt` waits for its batch and the post's lock (seconds, at worst), and
+            // checks that the lease is still ours, not that it is still ahead: what is left of
+            // it is checked again on the clock as it is now (and the clock watch's hold), or
+            // another node could claim the job while the call is under way and send the part
+            // again. A call that does not go out leaves its attempt `in_flight`, as a crash
+            // before the call would: whoever runs the job next looks the part up first.
+            if self.app.store().claims_held() {
+                return Ok(Processed::RetryAt(held.locked_until));
+            }
+            let now = self.app.clock().now_ms();
+            if !self.keep_lease(&mut held, lease, now, false).await? {
+                return Ok(Processed::Dropped);
+            }
             let call = network.publish(session, part);
             let result = match tokio::time::timeout(self.config.call_timeout, call).await {
                 Ok(r) => r.and_then(keepable),
@@ -662,12 +670,59 @@ impl Publisher {
         let closing = closing
             .as_ref()
             .map(|(a, ext): &(_, String)| (a, ext.as_str()));
+        let now = self.app.clock().now_ms();
         let finished = self
             .app
             .store()
-            .finish_target_with(&held, &outcome, closing, self.app.clock().now_ms())
-            .await?;
-        Ok(finished.map_or(Processed::Dropped, |_| Processed::Published))
+            .finish_target_with(&held, &outcome, closing, now)
+            .await;
+        if let (Some((attempt, id)), Ok(None) | Err(_)) = (closing, &finished) {
+            // The end was not written: the job is another node's now (or gone), or the write
+            // failed. The call's success is a fact all the same, and its id is kept on its
+            // attempt, so that the next run takes the part from it instead of calling again
+            // when the network's look-up cannot find it.
+            let part = parts.len() - 1;
+            tracing::warn!(job = %held.id, post = %post.id, account = %account.id, part, external_id = %id, "the last part is published but the target's end was not written; its attempt keeps the id");
+            if let Err(e) = self
+                .app
+                .store()
+                .finish_attempt(
+                    attempt,
+                    PublishAttemptOutcome::Published,
+                    Some(id),
+                    None,
+                    now,
+                )
+                .await
+            {
+                tracing::error!(job = %held.id, post = %post.id, account = %account.id, part, external_id = %id, error = %e, "could not record a published call; the next run looks the part up");
+            }
+        }
+        Ok(finished?.map_or(Processed::Dropped, |_| Processed::Published))
+    }
+
+    /// Renews `held`'s lease to a whole one from `now` when `always`, or when less than two
+    /// call timeouts of it are left; false when the job is no longer this worker's (its lease
+    /// ran out and another node claimed it). Renewed only while it is still ours, whatever
+    /// the clock says: a lease that is over by the clock but not yet claimed by another node
+    /// is still this worker's, and renewing it keeps the others from it.
+    async fn keep_lease(
+        &self,
+        held: &mut Job,
+        lease: &AtomicI64,
+        now: i64,
+        always: bool,
+    ) -> crier_store::Result<bool> {
+        if !always && held.locked_until - now >= 2 * millis(self.config.call_timeout) {
+            return Ok(true);
+        }
+        let until = now + millis(self.config.lease);
+        if !self.app.store().renew_lease(held, until).await? {
+            return Ok(false);
+        }
+        held.locked_until = until;
+        lease.store(until, Ordering::SeqCst);
+        Ok(true)
     }
 
     /// Why the workspace may not publish one more live post this month, if it may not: the

@@ -1124,6 +1124,9 @@ enum Misbehaviour {
     /// The call lands, and meanwhile the node's clock watch finds its clock off and holds
     /// its claims.
     ClockGoesOff(Store),
+    /// The call lands, and meanwhile the job became another node's: its lease ran out and
+    /// the other node claimed it (its own lease, one millisecond longer).
+    LosesTheLease(Arc<TestDb>),
     /// A bug: calling for a thread's later part panics (before anything is sent); each
     /// look-up takes a second of the clock.
     PanicsOnALaterPart(ManualClock),
@@ -1187,6 +1190,12 @@ impl Network for Misbehaving {
             Misbehaviour::ClockGoesOff(store) => {
                 let landed = self.0.publish(s, part).await;
                 store.hold_claims(true);
+                landed
+            }
+            Misbehaviour::LosesTheLease(db) => {
+                let landed = self.0.publish(s, part).await;
+                db.execute("UPDATE jobs SET locked_until = locked_until + 1")
+                    .await;
                 landed
             }
             Misbehaviour::SlowLookup {
@@ -1932,6 +1941,171 @@ async fn crashed_after_a_published_call(
         .unwrap();
     (job, landed)
 }
+
+both!(
+    a_published_last_part_keeps_its_id_when_the_job_became_another_nodes,
+    |db| async move {
+        // The call lands, and meanwhile the job became another node's: the target's end, held
+        // to this worker's lease, writes nothing. The call's success is a fact all the same:
+        // its attempt says `published` with the id, and the next run takes the part from it
+        // without calling again, even when the network's look-up cannot find it.
+        let db = Arc::new(db);
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "landed, end not written", T0).await;
+        let publisher = w.misbehaving(Misbehaviour::LosesTheLease(db.clone()), config());
+        assert_eq!(publisher.run_due().await, vec![Processed::Dropped]);
+        let timeline = w.timeline(&a).await;
+        assert_eq!(timeline.len(), 1);
+        let landed = timeline[0].external_id.clone();
+        let attempts = w.store.attempts(&id, &a.id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(attempts[0].outcome.as_str(), "published");
+        assert_eq!(attempts[0].external_id.as_deref(), Some(landed.as_str()));
+        assert_eq!(w.target(&id, &a).await.status, TargetStatus::Publishing);
+
+        // The other node dies too; after its lease, a look-up that finds nothing.
+        let until = db.query_i64("SELECT locked_until FROM jobs").await;
+        w.set(until[0] + 1);
+        let misses = w.misbehaving(Misbehaviour::LookupMisses, config());
+        assert_eq!(misses.run_due().await, vec![Processed::Published]);
+        assert_eq!(w.timeline(&a).await.len(), 1, "not sent again");
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Published);
+        assert_eq!(t.external_id.as_deref(), Some(landed.as_str()));
+        assert_eq!(w.outcomes(&id, &a).await, vec!["published"]);
+    }
+);
+
+/// Makes every target's end as published fail in storage (as a failed commit or a lock
+/// timeout would); everything else is written.
+async fn break_publishing_ends(db: &TestDb) {
+    match db.backend() {
+        crier_store::Backend::Sqlite => {
+            db.execute(
+                "CREATE TRIGGER break_ends BEFORE UPDATE ON post_targets
+                 WHEN NEW.status = 'published'
+                 BEGIN SELECT RAISE(ABORT, 'injected storage fault'); END",
+            )
+            .await
+        }
+        crier_store::Backend::Postgres => {
+            db.execute(
+                "CREATE FUNCTION break_ends() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'injected storage fault'; END $$;
+                 CREATE TRIGGER break_ends BEFORE UPDATE ON post_targets
+                 FOR EACH ROW WHEN (NEW.status = 'published')
+                 EXECUTE FUNCTION break_ends();",
+            )
+            .await
+        }
+    }
+}
+
+both!(
+    a_published_last_part_keeps_its_id_when_the_targets_end_fails,
+    |db| async move {
+        // The call lands and the target's end fails in storage: the job comes back after its
+        // lease, and its attempt keeps the id, so the retry takes the part from it.
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "landed, end failed", T0).await;
+        break_publishing_ends(&db).await;
+        assert_eq!(
+            w.publisher.run_due().await,
+            vec![Processed::RetryAt(T0 + LEASE_MS)]
+        );
+        let timeline = w.timeline(&a).await;
+        assert_eq!(timeline.len(), 1);
+        let landed = timeline[0].external_id.clone();
+        let attempts = w.store.attempts(&id, &a.id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(attempts[0].outcome.as_str(), "published");
+        assert_eq!(attempts[0].external_id.as_deref(), Some(landed.as_str()));
+
+        // Storage is back; after the lease, a look-up that finds nothing.
+        let fix = match db.backend() {
+            crier_store::Backend::Sqlite => "DROP TRIGGER break_ends",
+            crier_store::Backend::Postgres => "DROP TRIGGER break_ends ON post_targets",
+        };
+        db.execute(fix).await;
+        w.set(T0 + LEASE_MS + 1);
+        let misses = w.misbehaving(Misbehaviour::LookupMisses, config());
+        assert_eq!(misses.run_due().await, vec![Processed::Published]);
+        assert_eq!(w.timeline(&a).await.len(), 1, "not sent again");
+        let t = w.target(&id, &a).await;
+        assert_eq!(t.status, TargetStatus::Published);
+        assert_eq!(t.external_id.as_deref(), Some(landed.as_str()));
+        assert_eq!(w.outcomes(&id, &a).await, vec!["published"]);
+    }
+);
+
+both!(
+    a_call_starts_only_while_the_lease_outlasts_it_once_its_attempt_is_recorded,
+    |db| async move {
+        // `begin_attempt` waits for the post's lock (its batch, too, on a busy node): the lease
+        // the worker checked before it runs on meanwhile. A call whose lease is nearly over
+        // when its attempt is recorded must not start on it (another node may claim the job
+        // and send the part again while it is under way): the lease is renewed first. And a
+        // node whose clock watch held its claims meanwhile starts no call at all.
+        if db.backend() != crier_store::Backend::Postgres {
+            return; // SQLite's writes are serialised: no statement waits on a row lock.
+        }
+        let db = Arc::new(db);
+        let w = World::new(&db).await;
+        let call_timeout = config().call_timeout.as_millis() as i64;
+        let lease_left = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let publisher = w.misbehaving(
+            Misbehaviour::SlowLookup {
+                clock: w.clock.clone(),
+                by_ms: 0,
+                db: db.clone(),
+                lease_left: lease_left.clone(),
+            },
+            config(),
+        );
+        for (case, handle) in [("lease nearly over", "ada"), ("clock off", "bob")] {
+            let a = w.account(handle).await;
+            let id = w.schedule(&[&a], case, w.now()).await;
+            let started = w.now();
+            let mut other = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+            sqlx::query("SELECT id FROM posts WHERE id = $1 FOR UPDATE")
+                .bind(id.as_str())
+                .fetch_one(&mut other)
+                .await
+                .unwrap();
+            let running = publisher.clone();
+            let run = tokio::spawn(async move { running.run_due().await });
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(!run.is_finished(), "{case}: waits for the post's lock");
+            if case == "clock off" {
+                w.store.hold_claims(true);
+            } else {
+                // Less of the lease is left than a call may take.
+                w.set(started + LEASE_MS - call_timeout / 2);
+            }
+            sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+            let out = run.await.unwrap();
+            if case == "clock off" {
+                assert_eq!(out, vec![Processed::RetryAt(started + LEASE_MS)], "{case}");
+                assert!(w.timeline(&a).await.is_empty(), "{case}: no call");
+                assert_eq!(w.outcomes(&id, &a).await, vec!["in_flight"], "{case}");
+                w.store.hold_claims(false);
+            } else {
+                assert_eq!(out, vec![Processed::Published], "{case}");
+                assert_eq!(w.timeline(&a).await.len(), 1, "{case}");
+                let left = lease_left.lock().unwrap().clone();
+                assert_eq!(left.len(), 1, "{case}: one call: {left:?}");
+                assert!(
+                    left[0] >= 2 * call_timeout,
+                    "{case}: the call started with {} ms of its lease left",
+                    left[0]
+                );
+            }
+        }
+    }
+);
 
 both!(crash_after_the_result_before_the_part_id, |db| async move {
     // The attempt was finished as `published`, but the crash came before the part's id was
