@@ -59,7 +59,10 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 PORT=$(free_port)
-# Nothing listens here: outbound webhook and feed requests are refused on loopback.
+# Nothing listens here: with private networks allowed (the general switch, which lets the
+# environment's proxies apply to every outbound call: webhooks, feeds, knowledge pages, media
+# imports, the networks' servers), every request the fuzzer makes the server send is refused
+# on loopback, and none leaves the machine.
 DEAD_PROXY="http://127.0.0.1:$(free_port)"
 DATA="$WORK/data"
 BASE="http://127.0.0.1:$PORT"
@@ -80,7 +83,7 @@ DECOY_ID=$(admin key create --workspace fuzz --scope all --name decoy |
 MODEL_PORT=$(free_port)
 python3 "$ROOT/scripts/fake_model.py" "$MODEL_PORT" >"$WORK/model.log" 2>&1 &
 MODEL_PID=$!
-env CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true \
+env CRIER_ALLOW_PRIVATE_NETWORKS=true \
   CRIER_AI_BASE_URL="http://127.0.0.1:$MODEL_PORT/v1" CRIER_AI_MODEL=fake \
   CRIER_AI_EMBEDDINGS_MODEL=fake \
   HTTP_PROXY="$DEAD_PROXY" HTTPS_PROXY="$DEAD_PROXY" ALL_PROXY="$DEAD_PROXY" \
