@@ -158,7 +158,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(held) = per_address.take(peer.ip()) else {
+        let Ok(held) = per_address.take(peer.ip()) else {
             tracing::debug!(peer = %peer, "too many connections from this address");
             refuse_crowded(stream);
             continue;
@@ -209,72 +209,38 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
-/// The connections each client address holds (addresses holding none are not kept, so the
-/// table never holds more entries than there are connections).
+/// The connections each client address holds.
 #[derive(Clone)]
 struct PerAddress {
-    held: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    held: crier_core::tally::Tally<std::net::IpAddr>,
     cap: usize,
     uncapped: Arc<[ipnet::IpNet]>,
-}
-
-/// One connection counted against its address until dropped.
-struct Held {
-    table: PerAddress,
-    key: std::net::IpAddr,
 }
 
 impl PerAddress {
     fn new(cap: usize, uncapped: Vec<ipnet::IpNet>) -> Self {
         Self {
-            held: Arc::default(),
+            held: Default::default(),
             cap,
             uncapped: uncapped.into(),
         }
     }
 
-    /// Counts a connection from `ip`, or `None` when its address holds the cap already.
-    /// Connections from uncapped peers are not counted.
-    fn take(&self, ip: std::net::IpAddr) -> Option<Option<Held>> {
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-            v4 => v4,
-        };
+    /// Counts a connection from `ip` (by [`crier_core::net::client_block`]) until the
+    /// returned turn is dropped, or `Err` when its address holds the cap already. Connections
+    /// from uncapped peers are not counted (`Ok(None)`).
+    fn take(
+        &self,
+        ip: std::net::IpAddr,
+    ) -> Result<Option<crier_core::tally::Turn<std::net::IpAddr>>, ()> {
+        let ip = crier_core::net::canonical(ip);
         if self.uncapped.iter().any(|n| n.contains(&ip)) {
-            return Some(None);
+            return Ok(None);
         }
-        // An IPv4 address whole; an IPv6 address by its /64 (one host or home is given a
-        // whole /64).
-        let key = match ip {
-            std::net::IpAddr::V6(v6) => {
-                std::net::Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX)).into()
-            }
-            v4 => v4,
-        };
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let n = held.entry(key).or_insert(0);
-        if *n >= self.cap {
-            return None;
-        }
-        *n += 1;
-        Some(Some(Held {
-            table: self.clone(),
-            key,
-        }))
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let mut held = self.table.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = held.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&self.key);
-            }
-        }
+        self.held
+            .take(crier_core::net::client_block(ip), self.cap)
+            .map(Some)
+            .ok_or(())
     }
 }
 

@@ -70,48 +70,25 @@ pub struct MediaSettings {
     pub max_pending: i64,
     /// Imports fetching or storing on this node now (see the module's rules).
     imports: Arc<tokio::sync::Semaphore>,
-    /// Imports under way on this node by workspace (only workspaces with one are kept).
-    importing: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
-}
-
-/// One of a workspace's imports under way, counted until dropped.
-struct Importing {
-    table: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
-    workspace: String,
-}
-
-impl Drop for Importing {
-    fn drop(&mut self) {
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = table.get_mut(&self.workspace) {
-            *n -= 1;
-            if *n == 0 {
-                table.remove(&self.workspace);
-            }
-        }
-    }
+    /// Imports under way on this node by workspace.
+    importing: crier_core::tally::Tally<String>,
 }
 
 impl MediaSettings {
     /// Counts an import of `workspace`, or refuses it when the workspace has
     /// [`IMPORT_PER_WORKSPACE`] under way on this node.
-    fn start_import(&self, workspace: &str) -> AppResult<Importing> {
-        let mut table = self.importing.lock().unwrap_or_else(|e| e.into_inner());
-        let n = table.entry(workspace.to_owned()).or_insert(0);
-        if *n >= IMPORT_PER_WORKSPACE {
-            return Err(AppError::new(
-                crier_core::ErrorCode::RateLimited,
-                format!(
-                    "This workspace has {IMPORT_PER_WORKSPACE} imports under way; wait for one \
-                     to finish, or upload the file through an upload URL."
-                ),
-            ));
-        }
-        *n += 1;
-        Ok(Importing {
-            table: self.importing.clone(),
-            workspace: workspace.to_owned(),
-        })
+    fn start_import(&self, workspace: &str) -> AppResult<crier_core::tally::Turn<String>> {
+        self.importing
+            .take(workspace.to_owned(), IMPORT_PER_WORKSPACE)
+            .ok_or_else(|| {
+                AppError::new(
+                    crier_core::ErrorCode::RateLimited,
+                    format!(
+                        "This workspace has {IMPORT_PER_WORKSPACE} imports under way; wait for \
+                         one to finish, or upload the file through an upload URL."
+                    ),
+                )
+            })
     }
 }
 
@@ -130,7 +107,7 @@ impl MediaSettings {
             max_size: DEFAULT_MAX_SIZE,
             max_pending: DEFAULT_MAX_PENDING,
             imports: Arc::new(tokio::sync::Semaphore::new(IMPORT_CONCURRENCY)),
-            importing: Arc::default(),
+            importing: Default::default(),
         }
     }
 

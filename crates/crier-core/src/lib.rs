@@ -15,6 +15,7 @@ pub mod posts;
 pub mod queue;
 pub mod roles;
 pub mod scopes;
+pub mod tally;
 pub mod tenant;
 pub mod text;
 

@@ -25,6 +25,18 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The block a client is counted by (its budgets, its connections): an IPv4 address whole
+/// (also as IPv4-mapped IPv6), an IPv6 address by its /64 (one host or home is handed a whole
+/// /64, so its addresses are one client's, not 2^64 of their own).
+pub fn client_block(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            v6.to_bits() & !u128::from(u64::MAX),
+        )),
+        v4 => v4,
+    }
+}
+
 /// Whether `ip` is allowed by `rules`; an empty list allows every address.
 pub fn ip_allowed(rules: &[IpNet], ip: IpAddr) -> bool {
     let ip = canonical(ip);

@@ -56,7 +56,7 @@ impl AccountRoom {
     }
 
     /// This room less the jobs already taken.
-    fn less(&self, taken: &[Job]) -> Self {
+    fn less<'a>(&self, taken: impl IntoIterator<Item = &'a Job>) -> Self {
         let mut left = self.clone();
         for job in taken {
             let Some(account) = &job.account_id else {
@@ -170,8 +170,7 @@ impl Store {
             // What this round took uses up its accounts' room for the next. An account whose
             // room it used up may have hidden other accounts' jobs behind its own in the
             // bounded scan: the next round leaves it out.
-            let taken: Vec<Job> = took.iter().map(|(job, _)| job.clone()).collect();
-            let left = room.less(&taken);
+            let left = room.less(took.iter().map(|(job, _)| job));
             let used_up = left.none.len() > room.none.len();
             room = left;
             jobs.extend(took);

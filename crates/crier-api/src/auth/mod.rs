@@ -413,16 +413,8 @@ impl Authenticator {
     /// host or home is handed a whole /64, so its addresses are one client's, not 2^64 budgets
     /// of their own), an IPv4 address (also as IPv4-mapped IPv6) whole.
     fn ip_key(&self, ip: Option<IpAddr>) -> u64 {
-        let client = ip.map(|ip| match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(std::net::Ipv6Addr::from(
-                    u128::from(v6) & !u128::from(u64::MAX),
-                )),
-            },
-            v4 => v4,
-        });
-        self.ip_hasher.hash_one(client)
+        self.ip_hasher
+            .hash_one(ip.map(crier_core::net::client_block))
     }
 
     /// Drops rate-limit and failure state that no longer limits anyone, and expired cached

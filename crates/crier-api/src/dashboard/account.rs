@@ -76,16 +76,15 @@ pub async fn login(
     )
     .await
     {
-        Ok(signed_in) => {
-            let s = &signed_in.session;
+        Ok(s) => {
             let ttl = (s.session.expires_at - s.session.created_at) / 1000;
+            // This browser is known to the account from now on.
+            let now = state.clock().now_ms();
+            let browser = crate::auth::browsers::issue(state.app().keyring(), &email, now);
             (
                 axum::response::AppendHeaders([
                     (header::SET_COOKIE, session_cookie(&state, &s.token, ttl)),
-                    (
-                        header::SET_COOKIE,
-                        super::browser_cookie(&state, &signed_in.browser),
-                    ),
+                    (header::SET_COOKIE, super::browser_cookie(&state, &browser)),
                 ]),
                 Redirect::to(&next),
             )

@@ -89,22 +89,13 @@ pub async fn login(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let s = sign_in(&state, ip, &req.email, &req.password, agent, None)
-        .await?
-        .session;
+    let s = sign_in(&state, ip, &req.email, &req.password, agent, None).await?;
     Ok(NoStore(Json(SessionObject {
         object: "session",
         token: s.token,
         expires_at: from_ms(s.session.expires_at),
         user: UserObject::from(&s.user),
     })))
-}
-
-/// A session [`sign_in`] opened, and the cookie that makes this browser known to the account
-/// from now on ([`crate::auth::browsers`]).
-pub struct SignedIn {
-    pub session: crier_app::users::NewSession,
-    pub browser: String,
 }
 
 /// Checks a login within the throttle (per address, and per account or per browser that
@@ -117,7 +108,7 @@ pub async fn sign_in(
     password: &str,
     user_agent: &str,
     browser: Option<&str>,
-) -> ApiResult<SignedIn> {
+) -> ApiResult<crier_app::users::NewSession> {
     let auth = state.auth();
     let keyring = state.app().keyring();
     let now = state.clock().now_ms();
@@ -143,11 +134,7 @@ pub async fn sign_in(
         }
     };
     let shown_ip = ip.map(|i| i.to_string()).unwrap_or_default();
-    let session = users.start_session(user, user_agent, &shown_ip).await?;
-    Ok(SignedIn {
-        session,
-        browser: crate::auth::browsers::issue(keyring, email, now),
-    })
+    Ok(users.start_session(user, user_agent, &shown_ip).await?)
 }
 
 /// End this session. API keys are revoked instead (`DELETE /v1/keys/{id}`): with a key this is

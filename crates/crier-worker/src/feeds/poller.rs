@@ -24,27 +24,6 @@ const MAX_ERROR: usize = 500;
 /// most this many of the node's slots.
 pub const POLLS_PER_WORKSPACE: usize = 2;
 
-/// The feeds this node is polling, by workspace (only workspaces with one are kept).
-type Polling = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
-
-/// One poll under way, counted against its workspace until dropped.
-struct PollTurn {
-    polling: Polling,
-    workspace: String,
-}
-
-impl Drop for PollTurn {
-    fn drop(&mut self) {
-        let mut polling = self.polling.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = polling.get_mut(&self.workspace) {
-            *n -= 1;
-            if *n == 0 {
-                polling.remove(&self.workspace);
-            }
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct FeedPoller {
     /// Storage, networks, clock, plans and the publisher's wake signal, as the binary composed
@@ -72,7 +51,8 @@ impl FeedPoller {
     pub async fn run(self, cancel: CancellationToken) {
         let claimer = self.clone();
         let worker = self.clone();
-        let polling = Polling::default();
+        // The feeds this node is polling, by workspace.
+        let polling = crier_core::tally::Tally::<String>::default();
         crate::runner::run(
             self.config.concurrency.max(1),
             self.config.poll,
@@ -84,14 +64,7 @@ impl FeedPoller {
                 async move {
                     let now = me.clock.now_ms();
                     // Workspaces polling their share already take no more this claim.
-                    let busy: Vec<String> = {
-                        let counts = polling.lock().unwrap_or_else(|e| e.into_inner());
-                        counts
-                            .iter()
-                            .filter(|(_, n)| **n >= POLLS_PER_WORKSPACE)
-                            .map(|(ws, _)| ws.clone())
-                            .collect()
-                    };
+                    let busy = polling.at_least(POLLS_PER_WORKSPACE);
                     let feeds = match me
                         .store
                         .claim_feeds(now, millis(me.config.lease), free, &busy)
@@ -103,17 +76,14 @@ impl FeedPoller {
                             Vec::new()
                         }
                     };
-                    let mut counts = polling.lock().unwrap_or_else(|e| e.into_inner());
+                    // Every claimed feed is polled and counted: the claim itself kept each
+                    // workspace under its share (one feed of a workspace, none of a busy one).
                     feeds
                         .into_iter()
-                        .map(|feed| {
+                        .filter_map(|feed| {
                             let workspace = feed.workspace_id.as_str().to_owned();
-                            *counts.entry(workspace.clone()).or_insert(0) += 1;
-                            let turn = PollTurn {
-                                polling: polling.clone(),
-                                workspace,
-                            };
-                            (feed, turn)
+                            let turn = polling.take(workspace, usize::MAX)?;
+                            Some((feed, turn))
                         })
                         .collect::<Vec<_>>()
                 }
