@@ -134,9 +134,12 @@ impl Store {
         error: Option<&str>,
         now: i64,
     ) -> Result<()> {
+        // Only the attempt as it began: another node that took the job over may have found
+        // the part meanwhile (`record_found_attempt`), and this call's late timeout or error
+        // must not turn that `published` back.
         sqlx::query(
             "UPDATE publish_attempts SET outcome = $2, external_id = $3, error = $4,
-                finished_at = $5 WHERE id = $1",
+                finished_at = $5 WHERE id = $1 AND outcome = 'in_flight'",
         )
         .bind(id.as_str())
         .bind(outcome.as_str())

@@ -2107,6 +2107,41 @@ both!(
     }
 );
 
+both!(
+    a_late_call_outcome_does_not_undo_a_part_another_node_found,
+    |db| async move {
+        // A worker's call is still under way when its lease runs out; another node takes the
+        // job over, looks the part up and finds it. The first call then times out: its
+        // outcome does not turn the attempt on record from `published` back to `unknown`.
+        let w = World::new(&db).await;
+        let a = w.account("ada").await;
+        let id = w.schedule(&[&a], "found meanwhile", T0).await;
+        let (job, key) = crashed_worker_claims(&w, &id, &a).await;
+        let attempt = begin(&w, &job, &key).await;
+        let landed = sandbox_publish(&w, &a, "found meanwhile", &key).await;
+        w.store
+            .record_found_attempt(&id, &a.id, 0, &landed.external_id, w.now())
+            .await
+            .unwrap();
+        w.store
+            .finish_attempt(
+                &attempt,
+                crier_store::PublishAttemptOutcome::Unknown,
+                None,
+                Some("timed out"),
+                w.now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(w.outcomes(&id, &a).await, vec!["published"]);
+        let attempts = w.store.attempts(&id, &a.id).await.unwrap();
+        assert_eq!(
+            attempts[0].external_id.as_deref(),
+            Some(landed.external_id.as_str())
+        );
+    }
+);
+
 both!(crash_after_the_result_before_the_part_id, |db| async move {
     // The attempt was finished as `published`, but the crash came before the part's id was
     // written to the target: the publisher must find the part, not post it again.
