@@ -144,6 +144,34 @@ impl<F: FakeNetwork> Rig<F> {
         runs
     }
 
+    /// A create call the network made the post for but answered 500, listed only two minutes
+    /// later (`made_then_500` sets the fake up so), ends as one post: the retry, half a minute
+    /// on, does not take the look-up's miss for "not published" and waits until the network
+    /// has had time to finish the call, then finds the post.
+    pub async fn a_create_call_that_failed_but_landed_late_is_one_post(
+        &self,
+        made_then_500: impl FnOnce(&F),
+    ) {
+        made_then_500(&self.fake);
+        let post = self.schedule("Made, then a 500", &[]).await;
+        let runs = self.drain(10).await;
+        assert_eq!(runs.last(), Some(&Processed::Published), "{runs:?}");
+        let posts = self.posts();
+        assert_eq!(posts.len(), 1, "exactly one post at the network: {posts:?}");
+        let target = &self.w.post(&post.id).await.targets[0];
+        assert_eq!(target.external_id.as_deref(), Some(posts[0].id.as_str()));
+        let outcomes: Vec<String> = self
+            .w
+            .store
+            .attempts(&post.id, &self.account.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.outcome.as_str().to_owned())
+            .collect();
+        assert_eq!(outcomes, ["failed", "lookup_failed"], "one call, one wait");
+    }
+
     /// The fake's posts by this account.
     pub fn posts(&self) -> Vec<FakePost> {
         self.fake
