@@ -7,16 +7,21 @@
 //!
 //! - A call asks for the key's current size: 1 at first, doubled each time the tokens ran
 //!   out (or ran low) within [`LEASE_TTL_MS`] of the last call, at most [`MAX_LEASE`], and 1
-//!   again after a pause of that long. A key sending fewer than about ten requests a second
-//!   stays at 1: one call per request, as without leases.
+//!   again after a pause of that long. It is also never more than the requests the key sent
+//!   this node in the last [`PERIOD_MS`] (half of [`LEASE_TTL_MS`], counted in two periods),
+//!   so what a node holds is used well before it goes stale while the key keeps its pace: a
+//!   key sending one request a second stays at 1 (one call per request, as without leases),
+//!   one sending four a second asks for about four at a time.
 //! - The script grants more than one token only while every window keeps [`ROOM_SHARE`] times
 //!   that much room. Near a limit every request is one call again, so refusals are as exact
 //!   as without leases, and a node never holds more than 1/64 of what a window has left (a
 //!   key allowed fewer than 128 requests a window never takes any ahead).
 //! - Tokens are used only within [`LEASE_TTL_MS`] of the key's last call (on this node's
 //!   monotonic clock); after a pause the rest are dropped, not used late. A dropped token
-//!   is room the key gets back as time passes, so the cost of a pause is at most
-//!   [`MAX_LEASE`] + [`MAX_LEASE`] / 2 requests' worth of time on one node.
+//!   is room the key gets back as time passes (a token of a window allowing `L` requests a
+//!   minute weighs on it for `60 / L` seconds), so the cost of a pause is at most about one
+//!   and a half times what the key sent the node in the last [`PERIOD_MS`], and never more
+//!   than [`MAX_LEASE`] + [`MAX_LEASE`] / 2 requests' worth of time on one node.
 //! - One call for more per key and node at a time. A request that finds nothing in hand
 //!   while one for several tokens is under way waits for it (in all at most the call's
 //!   timeout), then takes a token or asks Redis alone. Near a limit nobody waits: while
@@ -43,7 +48,10 @@ pub const MAX_LEASE: u32 = 64;
 /// A call takes more than one token only while every window keeps this many times as much.
 pub const ROOM_SHARE: i64 = 64;
 /// Tokens are used within this long (ms, the node's monotonic clock) of the key's last call.
-pub const LEASE_TTL_MS: i64 = 100;
+pub const LEASE_TTL_MS: i64 = 2_000;
+/// A call asks for at most what the key sent the node in this long: half the tokens' life, so
+/// a key at a steady pace uses what it holds before it goes stale.
+pub const PERIOD_MS: i64 = LEASE_TTL_MS / 2;
 /// A call for more that has not come back within this long (its request was dropped) no
 /// longer stops another.
 const REFILL_STALE_MS: i64 = 1_000;
@@ -74,6 +82,51 @@ struct Lease {
     granted: u32,
     /// Wakes the requests waiting for that call.
     ready: Arc<Notify>,
+    /// The key's requests on this node: how many in the period that began at `since_ms` (one
+    /// [`PERIOD_MS`] long), and in the period before it.
+    sent: Sent,
+}
+
+/// A key's requests on a node, counted in two periods of [`PERIOD_MS`].
+#[derive(Clone, Copy)]
+struct Sent {
+    since_ms: i64,
+    now: u32,
+    before: u32,
+}
+
+impl Sent {
+    fn new(now_ms: i64) -> Self {
+        Self {
+            since_ms: now_ms,
+            now: 0,
+            before: 0,
+        }
+    }
+
+    /// Counts a request at `now_ms`.
+    fn count(&mut self, now_ms: i64) {
+        let periods = (now_ms - self.since_ms).div_euclid(PERIOD_MS);
+        if periods != 0 {
+            self.before = if periods == 1 { self.now } else { 0 };
+            self.now = 0;
+            self.since_ms += periods * PERIOD_MS;
+        }
+        self.now = self.now.saturating_add(1);
+    }
+
+    /// About how many requests the key sends in a [`PERIOD_MS`]: the more of the two periods.
+    fn per_period(&self) -> u32 {
+        self.now.max(self.before).max(1)
+    }
+}
+
+impl Lease {
+    /// The size of the next call for more: twice the last, within [`MAX_LEASE`] and what the
+    /// key sends in a [`PERIOD_MS`].
+    fn grown(&self) -> u32 {
+        (self.size * 2).min(MAX_LEASE).min(self.sent.per_period())
+    }
 }
 
 /// What a request does, decided under the lease's lock.
@@ -163,6 +216,11 @@ impl Leases {
                         refused: false,
                         granted: 0,
                         ready: Arc::new(Notify::new()),
+                        sent: {
+                            let mut sent = Sent::new(now_ms);
+                            sent.count(now_ms);
+                            sent
+                        },
                     },
                 );
                 return Plan::Ask {
@@ -180,11 +238,12 @@ impl Leases {
             && l.left > 0
             && let Some(base) = &l.base
         {
+            l.sent.count(now_ms);
             l.left -= 1;
             let decision = shown(base, l.left, now_ms - l.at_ms);
             let refill = (!in_flight && l.size > 1 && l.left < l.size / 2).then(|| {
                 let id = id();
-                l.size = (l.size * 2).min(MAX_LEASE);
+                l.size = l.grown();
                 l.refill = Some((now_ms, id));
                 Refill { want: l.size, id }
             });
@@ -199,8 +258,10 @@ impl Leases {
                 // Registered before the lock is released, so the call's wake-up cannot be
                 // missed.
                 wait.as_mut().enable();
+                // Counted when it plans again.
                 return Plan::Wait(wait);
             }
+            l.sent.count(now_ms);
             return Plan::Ask {
                 want: 1,
                 refill: None,
@@ -208,8 +269,9 @@ impl Leases {
         }
         // Out of tokens within the lease's life: ask for twice as many. After a pause: drop
         // what is left and start again from one.
+        l.sent.count(now_ms);
         if fresh {
-            l.size = (l.size * 2).min(MAX_LEASE);
+            l.size = l.grown();
         } else {
             l.left = 0;
             l.size = 1;
@@ -405,18 +467,46 @@ mod tests {
         let leases = Leases::default();
         let b = bucket();
         let mut remaining = 60_000;
+        // Fewer than one request in a lease's life.
         for i in 0..20 {
-            let plan = request(&leases, &b, i * 200, &mut remaining);
+            let plan = request(&leases, &b, i * (LEASE_TTL_MS + 1), &mut remaining);
             assert!(matches!(plan, Plan::Ask { want: 1, .. }));
         }
         for _ in 0..40 {
-            request(&leases, &b, 10_000, &mut remaining);
+            request(&leases, &b, 30_000, &mut remaining);
         }
         assert!(leases.in_hand(b[0].key) > 0);
         // After a pause what is in hand is not used: the next request asks Redis for one.
-        let plan = request(&leases, &b, 10_000 + LEASE_TTL_MS, &mut remaining);
+        let plan = request(&leases, &b, 30_000 + LEASE_TTL_MS, &mut remaining);
         assert!(matches!(plan, Plan::Ask { want: 1, .. }));
         assert_eq!(leases.in_hand(b[0].key), 0);
+    }
+
+    #[test]
+    fn a_key_at_a_steady_pace_holds_about_a_periods_worth_and_uses_it_all() {
+        let leases = Leases::default();
+        let b = bucket();
+        let mut remaining = 60_000;
+        // Four requests a period, two periods a lease's life.
+        let per_period = 4;
+        let step = PERIOD_MS / per_period;
+        let (mut calls, mut requests) = (0, 0);
+        for i in 0..200 {
+            let plan = request(&leases, &b, i * step, &mut remaining);
+            requests += 1;
+            if let Some((want, _)) = asked(&plan) {
+                calls += 1;
+                assert!(want <= per_period as u32 + 1, "asked for {want}");
+            }
+            assert!(leases.in_hand(b[0].key) <= per_period as u32 + 1);
+        }
+        // About one call for every three requests, rather than one each; and at a steady pace
+        // nothing goes stale: every token taken was used or is in hand.
+        assert!(
+            calls * 2 < requests,
+            "{calls} calls for {requests} requests"
+        );
+        assert_eq!(60_000 - remaining, requests + leases.in_hand(b[0].key));
     }
 
     #[tokio::test]
