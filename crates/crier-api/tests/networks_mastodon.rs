@@ -17,29 +17,31 @@ use common::{TestApp, both};
 use crier_api::ApiConfig;
 use serde_json::{Value, json};
 
-async fn app() -> (TestApp, String) {
-    let app = TestApp::composed(
-        ApiConfig::default(),
-        "self-hosted",
-        |store, clock, config| {
-            let mastodon = crier_networks::mastodon::Mastodon::new(
-                crier_networks::mastodon::MastodonConfig {
-                    allow_private_networks: true,
-                    timeout: Duration::from_secs(10),
-                    ..Default::default()
-                },
-                Arc::new(clock.clone()),
-            );
-            common::compose_with(store, clock, config, vec![Arc::new(mastodon)]).with_connect(
-                crier_app::ConnectConfig {
-                    redirect_uris: vec![REDIRECT.into()],
-                    allow_private_networks: true,
-                    ..Default::default()
-                },
-            )
+/// The app over `store` with the Mastodon connector, allowed to reach the mock on 127.0.0.1.
+fn compose(
+    store: &crier_store::Store,
+    clock: &crier_core::ManualClock,
+    config: &ApiConfig,
+) -> crier_app::App {
+    let mastodon = crier_networks::mastodon::Mastodon::new(
+        crier_networks::mastodon::MastodonConfig {
+            allow_private_networks: true,
+            timeout: Duration::from_secs(10),
+            ..Default::default()
+        },
+        Arc::new(clock.clone()),
+    );
+    common::compose_with(store, clock, config, vec![Arc::new(mastodon)]).with_connect(
+        crier_app::ConnectConfig {
+            redirect_uris: vec![REDIRECT.into()],
+            allow_private_networks: true,
+            ..Default::default()
         },
     )
-    .await;
+}
+
+async fn app() -> (TestApp, String) {
+    let app = TestApp::composed(ApiConfig::default(), "self-hosted", compose).await;
     let key = app.admin_key().await;
     (app, key)
 }
@@ -230,4 +232,56 @@ async fn connect_preflight_publish_and_disconnect() {
     assert_eq!(after.status(), 401, "revoked at the instance");
 }
 
-both!(tests: connect_preflight_publish_and_disconnect);
+/// After the operator rotates `secret_keys`, the client crier registered on the instance is
+/// sealed again with the new key, so the old one can go.
+async fn a_key_rotation_seals_the_registered_client_again() {
+    let Some(base) = mock_url() else { return };
+    let (app, key) = app().await;
+    connect(&app, &key, &base, "ada").await;
+    let sealed = app
+        .raw_texts("SELECT client_secret FROM oauth_clients")
+        .await;
+    assert!(
+        sealed[0].as_deref().unwrap().starts_with("v1.test."),
+        "{sealed:?}"
+    );
+    let old = app.state.app().keyring().clone();
+    let k2 = crier_app::Keyring::generate_spec("k2");
+    let node = || compose(&app.store, &app.clock, &ApiConfig::default());
+    let rotated = node().with_keyring(crier_app::Keyring::parse(&k2).unwrap().with_older(&old));
+    let pass = crier_app::reseal::reseal_all(&rotated).await.unwrap();
+    assert_eq!(pass.oauth_clients.sealed_again, 1, "{pass:?}");
+    assert_eq!(pass.accounts.sealed_again, 1, "{pass:?}");
+    assert_eq!(pass.unopened(), 0);
+    assert_eq!(
+        crier_app::reseal::reseal_all(&rotated)
+            .await
+            .unwrap()
+            .sealed_again(),
+        0
+    );
+    // The new key alone opens the client: the old one can go.
+    let alone = node().with_keyring(crier_app::Keyring::parse(&k2).unwrap());
+    let instance = url::Url::parse(&base).unwrap();
+    let client = alone
+        .connections()
+        .registered_client("mastodon", instance.as_str(), REDIRECT)
+        .await
+        .unwrap()
+        .expect("registered");
+    assert!(client.client_secret.is_some());
+    assert!(
+        app.state
+            .app()
+            .connections()
+            .registered_client("mastodon", instance.as_str(), REDIRECT)
+            .await
+            .is_err(),
+        "the old key alone no longer opens it"
+    );
+}
+
+both!(
+    tests: connect_preflight_publish_and_disconnect,
+    a_key_rotation_seals_the_registered_client_again,
+);

@@ -15,10 +15,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{KeySpec, NowMs, Response, TestApp, both};
 use crier_api::ApiConfig;
+use crier_app::webhook_secrets;
 use crier_core::ids::WebhookId;
 use crier_core::{KeyMode, Scope};
 use crier_store::{AttemptOutcome, event_types};
-use crier_worker::webhooks::{Deliverer, WebhookConfig, sign};
+use crier_worker::webhooks::{Deliverer, WebhookConfig, new_secret, sign};
 use serde_json::{Value, json};
 
 /// A public address (an IP literal, so no name is looked up).
@@ -104,6 +105,12 @@ async fn stored(app: &TestApp, id: &str) -> crier_store::Endpoint {
         .expect("the endpoint is stored")
 }
 
+/// A stored secret opened with the server's keys (it is stored sealed, never as shown).
+fn opened(app: &TestApp, e: &crier_store::Endpoint, stored: &str) -> String {
+    assert!(stored.starts_with("v1.test."), "sealed: {stored}");
+    webhook_secrets::open(app.state.app().keyring(), &e.id, stored).expect("opens")
+}
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 struct Received {
@@ -173,6 +180,7 @@ fn deliverer(app: &TestApp) -> Deliverer {
     Deliverer::new(
         app.store.clone(),
         Arc::new(app.clock.clone()),
+        app.state.app().keyring().clone(),
         WebhookConfig {
             allow_private_networks: true,
             timeout: Duration::from_secs(5),
@@ -226,10 +234,18 @@ async fn create_shows_the_secret_once() {
         .decode(secret.strip_prefix("whsec_").expect("whsec_"))
         .unwrap();
     assert_eq!(raw.len(), 32);
+    let s = stored(&app, &id).await;
     assert_eq!(
-        stored(&app, &id).await.secret,
+        opened(&app, &s, &s.secret),
         secret,
         "the secret signed with"
+    );
+    assert!(
+        app.raw_texts("SELECT secret FROM webhook_endpoints")
+            .await
+            .iter()
+            .all(|t| !t.as_deref().unwrap().contains(&secret)),
+        "never stored as shown"
     );
 
     // Never again: not in a read, not in the list.
@@ -441,8 +457,9 @@ async fn update_changes_what_it_names() {
     assert_eq!(r.body.get("secret"), None);
     assert_ne!(r.body["updated_at"], e["updated_at"]);
     assert_eq!(r.body["created_at"], e["created_at"]);
+    let s = stored(&app, &id).await;
     assert_eq!(
-        stored(&app, &id).await.secret,
+        opened(&app, &s, &s.secret),
         secret,
         "an update keeps the secret"
     );
@@ -585,6 +602,8 @@ async fn rotate_shows_the_new_secret_once_and_bounds_the_overlap() {
     }
     assert_eq!(storage(&app).await, before);
 
+    // An edit that read the endpoint before the rotation and writes after it.
+    let edited_before = stored(&app, &id).await;
     let now = app.clock.now_ms_value();
     let r = app
         .post(&path)
@@ -597,9 +616,15 @@ async fn rotate_shows_the_new_secret_once_and_bounds_the_overlap() {
     assert!(new.starts_with("whsec_"));
     assert_ne!(new, old);
     let s = stored(&app, &id).await;
-    assert_eq!(s.secret, new);
-    assert_eq!(s.previous_secret.as_deref(), Some(old.as_str()));
+    assert_eq!(opened(&app, &s, &s.secret), new);
+    assert_eq!(opened(&app, &s, s.previous_secret.as_deref().unwrap()), old);
     assert_eq!(s.previous_secret_until, Some(now + 3_600_000));
+    assert!(app.store.update_endpoint(&edited_before).await.unwrap());
+    assert_eq!(
+        stored(&app, &id).await.secret,
+        s.secret,
+        "an edit cannot put the old secret back"
+    );
     let got = app
         .get(&format!("/v1/webhooks/{id}"))
         .key(&key)
@@ -627,10 +652,11 @@ async fn rotate_shows_the_new_secret_once_and_bounds_the_overlap() {
     assert_eq!(r.status, 200, "{}", r.text);
     let third = r.body["secret"].as_str().unwrap().to_owned();
     let s = stored(&app, &id).await;
-    assert_eq!(s.previous_secret.as_deref(), Some(new.as_str()));
+    assert_eq!(opened(&app, &s, s.previous_secret.as_deref().unwrap()), new);
     assert_eq!(
-        s.signing_secrets(app.clock.now_ms_value()),
-        vec![third.as_str()]
+        webhook_secrets::signing_secrets(app.state.app().keyring(), &s, app.clock.now_ms_value())
+            .unwrap(),
+        vec![third]
     );
     let r = app
         .post(&path)
@@ -1031,6 +1057,69 @@ async fn the_operator_sets_the_endpoint_cap() {
     assert_eq!(storage(&app).await, before);
 }
 
+async fn a_key_rotation_seals_every_secret_again_and_ended_overlaps_are_forgotten() {
+    let app = TestApp::with_config(private_allowed(), "self-hosted").await;
+    let key = webhooks_key(&app, KeyMode::Test).await;
+    let rx = Receiver::start().await;
+    // One made through the API (sealed with the first key); one kept before secrets were
+    // sealed, whose previous secret's overlap has ended; one sealed with a key this server
+    // never had.
+    let made = create(&app, &key, json!({"url": rx.url, "events": ["*"]})).await;
+    let made_secret = made["secret"].as_str().unwrap().to_owned();
+    let made = stored(&app, &id_of(&made)).await;
+    let now = app.clock.now_ms_value();
+    let endpoint = |secret: String, previous: Option<String>| crier_store::Endpoint {
+        id: WebhookId::generate(),
+        secret,
+        previous_secret_until: previous.as_ref().map(|_| now - 1),
+        previous_secret: previous,
+        ..made.clone()
+    };
+    let (plain, plain_previous) = (new_secret(), new_secret());
+    let legacy = endpoint(plain.clone(), Some(plain_previous));
+    let mut foreign = endpoint(String::new(), None);
+    foreign.secret =
+        webhook_secrets::seal(&crier_app::Keyring::ephemeral(), &foreign.id, &new_secret());
+    for e in [&legacy, &foreign] {
+        assert!(app.store.insert_endpoint(e, 100).await.unwrap());
+    }
+
+    // The operator puts a new key first and keeps the old one after it.
+    let old = app.state.app().keyring().clone();
+    let k2 = crier_app::Keyring::generate_spec("k2");
+    let rotated = crier_app::Keyring::parse(&k2).unwrap().with_older(&old);
+    let node = common::compose_with(&app.store, &app.clock, &ApiConfig::default(), vec![])
+        .with_keyring(rotated.clone());
+    // A worker node's round does it (with the token refresher).
+    crier_worker::tokens::refresh_once(&node).await;
+    let pass = crier_app::reseal::reseal_all(&node).await.unwrap();
+    assert_eq!(pass.webhook_endpoints.sealed_again, 0, "done once");
+    assert_eq!(pass.webhook_endpoints.unopened, 1);
+    for (e, secret) in [(&made, &made_secret), (&legacy, &plain)] {
+        let s = stored(&app, e.id.as_str()).await;
+        assert!(s.secret.starts_with("v1.k2."), "{}", s.secret);
+        assert_eq!(
+            webhook_secrets::open(&rotated, &s.id, &s.secret).unwrap(),
+            *secret
+        );
+        assert_eq!(s.previous_secret, None, "an ended overlap is forgotten");
+        assert_eq!(s.previous_secret_until, None);
+    }
+    assert_eq!(
+        stored(&app, foreign.id.as_str()).await.secret,
+        foreign.secret,
+        "what does not open is left as it is"
+    );
+    // The old key can go: the new one alone opens what was sealed again.
+    let alone = crier_app::Keyring::parse(&k2).unwrap();
+    assert!(webhook_secrets::open(&alone, &made.id, &made.secret).is_err());
+    let s = stored(&app, made.id.as_str()).await;
+    assert_eq!(
+        webhook_secrets::open(&alone, &s.id, &s.secret).unwrap(),
+        made_secret
+    );
+}
+
 both!(
     tests: create_shows_the_secret_once,
     scopes_are_required,
@@ -1045,4 +1134,5 @@ both!(
     other_workspaces_and_modes_see_nothing,
     endpoints_are_capped_per_workspace_and_mode,
     the_operator_sets_the_endpoint_cap,
+    a_key_rotation_seals_every_secret_again_and_ended_overlaps_are_forgotten,
 );

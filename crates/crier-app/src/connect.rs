@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::reseal::Resealed;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use crier_core::ErrorCode;
@@ -184,7 +185,97 @@ fn required<'s>(
     Ok(v)
 }
 
+/// What a registered client's secret is sealed bound to.
+fn client_aad(platform: &str, instance: &str, redirect_uri: &str, client_id: &str) -> String {
+    format!("oauth_client\0{platform}\0{instance}\0{redirect_uri}\0{client_id}")
+}
+
 impl Connections<'_> {
+    /// Seals again, with the current key, the secrets of registered clients (per-instance
+    /// networks) sealed with an older one, looking at up to ten pages of `page` by where they
+    /// are registered. (A client in use is also sealed again when it is used.)
+    pub async fn reseal_clients(&self, page: u32) -> AppResult<Resealed> {
+        let keyring = self.app.keyring();
+        let store = self.app.store();
+        let prefix = format!("v1.{}.", keyring.current_id());
+        let mut after = (String::new(), String::new(), String::new());
+        let mut out = Resealed::default();
+        for _ in 0..10 {
+            let found = store
+                .clients_sealed_otherwise(&prefix, &after, page)
+                .await?;
+            let Some(last) = found.last() else { break };
+            after = last.at.clone();
+            for r in &found {
+                let (platform, instance, redirect_uri) = &r.at;
+                let aad = client_aad(platform, instance, redirect_uri, &r.client.client_id);
+                let Some((old, Ok(plain))) = r
+                    .client
+                    .client_secret
+                    .as_ref()
+                    .map(|old| (old, keyring.open(old, &aad)))
+                else {
+                    out.unopened += 1;
+                    continue;
+                };
+                let new = keyring.seal(&plain, &aad);
+                if store
+                    .reseal_oauth_client(platform, instance, redirect_uri, old, &new)
+                    .await?
+                {
+                    out.sealed_again += 1;
+                }
+            }
+            if found.len() < page as usize {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The client crier registered for `redirect_uri` on a per-instance network's `instance`,
+    /// its secret opened (`None`: none registered yet).
+    pub async fn registered_client(
+        &self,
+        platform: &str,
+        instance: &str,
+        redirect_uri: &str,
+    ) -> AppResult<Option<OAuthClient>> {
+        let store = self.app.store();
+        let Some(found) = store
+            .get_oauth_client(platform, instance, redirect_uri)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.open_client(platform, instance, redirect_uri, found)
+            .map(Some)
+    }
+
+    /// A registered client as stored, its secret opened.
+    fn open_client(
+        &self,
+        platform: &str,
+        instance: &str,
+        redirect_uri: &str,
+        stored: StoredClient,
+    ) -> AppResult<OAuthClient> {
+        let aad = client_aad(platform, instance, redirect_uri, &stored.client_id);
+        let client_secret = match &stored.client_secret {
+            Some(sealed) => Some(
+                String::from_utf8(self.app.keyring().open(sealed, &aad).map_err(|e| {
+                    AppError::internal(format!("a registered client's secret: {e}"))
+                })?)
+                .map_err(|_| AppError::internal("a registered client's secret"))?,
+            ),
+            None => None,
+        };
+        Ok(OAuthClient {
+            client_id: stored.client_id,
+            client_secret,
+        })
+    }
+
     /// The network's connector; test-mode keys connect only sandbox accounts (test mode never
     /// reaches a real network).
     fn network(&self, c: &Caller, platform: &str) -> AppResult<&std::sync::Arc<dyn Network>> {
@@ -368,37 +459,10 @@ impl Connections<'_> {
                 });
         };
         let keyring = self.app.keyring();
-        let aad = |id: &str| format!("oauth_client\0{platform}\0{instance}\0{redirect_uri}\0{id}");
-        let open = |s: StoredClient| -> AppResult<OAuthClient> {
-            let secret = match &s.client_secret {
-                Some(sealed) => Some(
-                    String::from_utf8(keyring.open(sealed, &aad(&s.client_id)).map_err(|e| {
-                        AppError::internal(format!("a registered client's secret: {e}"))
-                    })?)
-                    .map_err(|_| AppError::internal("a registered client's secret"))?,
-                ),
-                None => None,
-            };
-            Ok(OAuthClient {
-                client_id: s.client_id,
-                client_secret: secret,
-            })
-        };
+        let aad = |id: &str| client_aad(platform, instance.as_str(), redirect_uri, id);
         let store = self.app.store();
         let key = instance.as_str();
-        if let Some(found) = store.get_oauth_client(platform, key, redirect_uri).await? {
-            let sealed = found.client_secret.clone();
-            let client = open(found)?;
-            // Sealed with an older key: sealed again with the current one, so the old key can
-            // be retired (a key rotation re-seals tokens on refresh and clients on use).
-            if let (Some(old), Some(secret)) = (sealed, &client.client_secret)
-                && !old.starts_with(&format!("v1.{}.", keyring.current_id()))
-            {
-                let new = keyring.seal(secret.as_bytes(), &aad(&client.client_id));
-                store
-                    .reseal_oauth_client(platform, key, redirect_uri, &old, &new)
-                    .await?;
-            }
+        if let Some(client) = self.registered_client(platform, key, redirect_uri).await? {
             return Ok(client);
         }
         if !register {
@@ -430,7 +494,7 @@ impl Connections<'_> {
                 self.app.clock().now_ms(),
             )
             .await?;
-        open(kept)
+        self.open_client(platform, key, redirect_uri, kept)
     }
 
     /// Finishes connecting: an OAuth `code` and `state`, credentials, or a sandbox handle, as

@@ -28,10 +28,12 @@ pub mod placement;
 pub mod posts;
 pub mod quota;
 pub mod reach;
+pub mod reseal;
 pub mod secrets;
 pub mod tokens;
 pub mod trending;
 pub mod users;
+pub mod webhook_secrets;
 pub mod workspace;
 
 use std::collections::BTreeMap;

@@ -8,6 +8,7 @@ use crier_networks::{Credentials, NetworkError, Session};
 use crier_store::Account;
 
 use crate::connect::{REFRESH_MARGIN_MS, account_aad};
+use crate::reseal::Resealed;
 use crate::{App, AppError, AppResult};
 
 /// How long a claimed refresh is this node's (well above the 30 s a refresh call may take); a
@@ -70,34 +71,49 @@ impl Tokens<'_> {
         }
     }
 
-    /// Seals again, with the current key, up to `limit` accounts' credentials sealed with an
-    /// older one (after a rotation: tokens that are never refreshed must move too, before the
-    /// old key can go). Those this server cannot open are left (and logged). Returns how many.
-    pub async fn reseal(&self, limit: u32) -> AppResult<usize> {
+    /// Seals again, with the current key, the credentials of accounts sealed with an older one
+    /// (after a rotation: tokens that are never refreshed must move too, before the old key can
+    /// go), looking at up to ten pages of `page` accounts by id. Those this server cannot open
+    /// are left, and do not stop the others.
+    pub async fn reseal(&self, page: u32) -> AppResult<Resealed> {
         let keyring = self.app.keyring();
         let prefix = format!("v1.{}.", keyring.current_id());
-        let old = self
-            .app
-            .store()
-            .accounts_sealed_otherwise(&prefix, limit)
-            .await?;
-        let mut n = 0;
-        for account in old {
-            let (Some(sealed), Ok(Some(creds))) = (&account.credentials, self.open(&account))
-            else {
-                continue;
-            };
-            let new = keyring.seal_json(&creds, &account_aad(&account));
-            if self
+        let mut after = String::new();
+        let mut out = Resealed::default();
+        for _ in 0..10 {
+            let old = self
                 .app
                 .store()
-                .reseal_account(&account.id, sealed, &new)
-                .await?
-            {
-                n += 1;
+                .accounts_sealed_otherwise(&prefix, &after, page)
+                .await?;
+            let Some(last) = old.last() else { break };
+            after = last.id.to_string();
+            for account in &old {
+                // As sealed, byte for byte (not what `open` adds from the configuration).
+                let aad = account_aad(account);
+                let Some((sealed, Ok(plain))) = account
+                    .credentials
+                    .as_ref()
+                    .map(|sealed| (sealed, keyring.open(sealed, &aad)))
+                else {
+                    out.unopened += 1;
+                    continue;
+                };
+                let new = keyring.seal(&plain, &aad);
+                if self
+                    .app
+                    .store()
+                    .reseal_account(&account.id, sealed, &new)
+                    .await?
+                {
+                    out.sealed_again += 1;
+                }
+            }
+            if old.len() < page as usize {
+                break;
             }
         }
-        Ok(n)
+        Ok(out)
     }
 
     /// Renews the tokens of up to `limit` accounts whose refresh is due; returns what became

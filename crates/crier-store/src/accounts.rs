@@ -68,18 +68,20 @@ impl Store {
     }
 
     /// Accounts whose credentials were sealed with another key than the one whose sealed values
-    /// start with `current_prefix` (after a key rotation), at most `limit`.
+    /// start with `current_prefix` (after a key rotation), by id after `after`, at most `limit`.
     pub async fn accounts_sealed_otherwise(
         &self,
         current_prefix: &str,
+        after: &str,
         limit: u32,
     ) -> Result<Vec<Account>> {
         let rows = sqlx::query(
-            "SELECT * FROM accounts WHERE credentials IS NOT NULL
-               AND SUBSTR(credentials, 1, CAST($1 AS INTEGER)) <> $2 ORDER BY id LIMIT $3",
+            "SELECT * FROM accounts WHERE credentials IS NOT NULL AND id > $3
+               AND SUBSTR(credentials, 1, CAST($1 AS INTEGER)) <> $2 ORDER BY id LIMIT $4",
         )
         .bind(current_prefix.len() as i64)
         .bind(current_prefix)
+        .bind(after)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;

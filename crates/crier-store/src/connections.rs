@@ -31,6 +31,13 @@ pub struct StoredClient {
     pub client_secret: Option<String>,
 }
 
+/// A registered client with where it is registered: (platform, instance, redirect URI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredClient {
+    pub at: (String, String, String),
+    pub client: StoredClient,
+}
+
 impl Store {
     /// Stores a started connection, unless the workspace already has `max_open` unexpired
     /// ones in this mode (`false`). Expired ones of the workspace are deleted first.
@@ -151,6 +158,48 @@ impl Store {
         .transpose()
     }
 
+    /// Up to `limit` registered clients whose secret was sealed with another key than the one
+    /// whose sealed values start with `current_prefix`, by (platform, instance, redirect URI)
+    /// after `after`.
+    pub async fn clients_sealed_otherwise(
+        &self,
+        current_prefix: &str,
+        after: &(String, String, String),
+        limit: u32,
+    ) -> Result<Vec<RegisteredClient>> {
+        let rows = sqlx::query(
+            "SELECT platform, instance, redirect_uri, client_id, client_secret FROM oauth_clients
+             WHERE client_secret IS NOT NULL
+               AND SUBSTR(client_secret, 1, CAST($1 AS INTEGER)) <> $2
+               AND (platform > $3 OR (platform = $3 AND (instance > $4
+                    OR (instance = $4 AND redirect_uri > $5))))
+             ORDER BY platform, instance, redirect_uri LIMIT $6",
+        )
+        .bind(current_prefix.len() as i64)
+        .bind(current_prefix)
+        .bind(&after.0)
+        .bind(&after.1)
+        .bind(&after.2)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RegisteredClient {
+                    at: (
+                        r.try_get("platform")?,
+                        r.try_get("instance")?,
+                        r.try_get("redirect_uri")?,
+                    ),
+                    client: StoredClient {
+                        client_id: r.try_get("client_id")?,
+                        client_secret: r.try_get("client_secret")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Replaces a registered client's sealed secret (re-sealed with the current key), if it is
     /// still `old`.
     pub async fn reseal_oauth_client(
@@ -160,8 +209,8 @@ impl Store {
         redirect_uri: &str,
         old: &str,
         new: &str,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let done = sqlx::query(
             "UPDATE oauth_clients SET client_secret = $5
              WHERE platform = $1 AND instance = $2 AND redirect_uri = $3 AND client_secret = $4",
         )
@@ -172,7 +221,7 @@ impl Store {
         .bind(new)
         .execute(&self.write)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Remembers a registered client; if another request registered one for the same server and

@@ -58,7 +58,7 @@ pub use agents::{
 pub use brands::{Brand, BrandChanges, StoredVoice};
 pub use carousels::{Carousel, SlideText};
 pub use clips::{ClipJob, ClipOutcome, ClipStatus, CutClip};
-pub use connections::{ConnectState, StoredClient};
+pub use connections::{ConnectState, RegisteredClient, StoredClient};
 pub use devices::{DeviceLogin, DevicePoll, DeviceStatus};
 pub use events::{Event, subscribed, types as event_types};
 pub use feeds::{Feed, FeedMode, FeedPollSuccess, FeedSettings, NewFeedItem};

@@ -17,9 +17,12 @@ pub struct Endpoint {
     pub events: Vec<String>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
-    /// `whsec_…`; never shown after creation or rotation.
+    /// The signing secret as stored: sealed with the server's secret keys
+    /// (`crier_app::webhook_secrets`), or `whsec_…` as kept before secrets were sealed; never
+    /// shown after creation or rotation.
     pub secret: String,
-    /// The secret before the last rotation, signed with too until `previous_secret_until`.
+    /// The secret before the last rotation (stored the same way), signed with too until
+    /// `previous_secret_until`, and forgotten after it.
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<i64>,
     /// Since when every delivery has failed (cleared by a success).
@@ -207,12 +210,11 @@ impl Store {
         Ok(Page::from_overfetch(items, limit))
     }
 
-    /// Writes an endpoint's settings and secrets (as changed by update or rotation).
+    /// Writes an endpoint's settings (not its secrets: [`Store::rotate_endpoint_secret`]).
     pub async fn update_endpoint(&self, e: &Endpoint) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE webhook_endpoints SET url = $3, description = $4, events = $5, enabled = $6,
-                disabled_reason = $7, secret = $8, previous_secret = $9,
-                previous_secret_until = $10, failing_since = $11, updated_at = $12
+                disabled_reason = $7, failing_since = $8, updated_at = $9
              WHERE workspace_id = $1 AND id = $2",
         )
         .bind(e.workspace_id.as_str())
@@ -222,15 +224,100 @@ impl Store {
         .bind(serde_json::to_string(&e.events).expect("a list"))
         .bind(e.enabled as i64)
         .bind(e.disabled_reason.as_deref())
-        .bind(&e.secret)
-        .bind(e.previous_secret.as_deref())
-        .bind(e.previous_secret_until)
         .bind(e.failing_since)
         .bind(e.updated_at)
         .execute(&self.write)
         .await?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    /// Makes `secret` (as stored) the endpoint's signing secret, and the one it had the
+    /// previous, signed with too until `previous_until`; in one statement, so two rotations
+    /// at once each keep what was current when they ran, and an edit of the settings cannot
+    /// put an older secret back. Returns the endpoint as now stored (`None`: no such endpoint).
+    pub async fn rotate_endpoint_secret(
+        &self,
+        ws: &WorkspaceId,
+        id: &WebhookId,
+        secret: &str,
+        previous_until: i64,
+        now: i64,
+    ) -> Result<Option<Endpoint>> {
+        let row = sqlx::query(
+            "UPDATE webhook_endpoints SET previous_secret = secret, secret = $3,
+                previous_secret_until = $4, updated_at = $5
+             WHERE workspace_id = $1 AND id = $2 RETURNING *",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .bind(secret)
+        .bind(previous_until)
+        .bind(now)
+        .fetch_optional(&self.write)
+        .await?;
+        row.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    /// Up to `limit` endpoints, by id after `after`, with a secret (current or previous) not
+    /// stored with `current_prefix` (sealed with an older key, or kept before secrets were
+    /// sealed).
+    pub async fn endpoints_sealed_otherwise(
+        &self,
+        current_prefix: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<Endpoint>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_endpoints WHERE id > $3
+               AND (SUBSTR(secret, 1, CAST($1 AS INTEGER)) <> $2
+                    OR SUBSTR(previous_secret, 1, CAST($1 AS INTEGER)) <> $2)
+             ORDER BY id LIMIT $4",
+        )
+        .bind(current_prefix.len() as i64)
+        .bind(current_prefix)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    /// Replaces an endpoint's stored secrets with the same ones sealed again, if they are
+    /// still `old` (current, previous).
+    pub async fn reseal_endpoint(
+        &self,
+        id: &WebhookId,
+        old: (&str, Option<&str>),
+        new: (&str, Option<&str>),
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE webhook_endpoints SET secret = $4, previous_secret = $5
+             WHERE id = $1 AND secret = $2
+               AND (previous_secret = $3 OR (previous_secret IS NULL AND $3 IS NULL))",
+        )
+        .bind(id.as_str())
+        .bind(old.0)
+        .bind(old.1)
+        .bind(new.0)
+        .bind(new.1)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Forgets previous secrets whose overlap ended by `now` (they sign nothing any more).
+    pub async fn forget_previous_secrets(&self, now: i64) -> Result<u64> {
+        let n = sqlx::query(
+            "UPDATE webhook_endpoints SET previous_secret = NULL, previous_secret_until = NULL
+             WHERE previous_secret IS NOT NULL AND previous_secret_until <= $1",
+        )
+        .bind(now)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n)
     }
 
     /// Deletes an endpoint with its pending delivery jobs (its delivery log goes too).

@@ -1,6 +1,8 @@
 //! The token refresher: renews network tokens before they expire (claimed per account, so two
-//! nodes never refresh one at once) and purges expired OAuth connection states. The rules are
-//! `crier_app::tokens`; this is the loop that calls them.
+//! nodes never refresh one at once), purges expired OAuth connection states, and seals again
+//! with the current secret key what an older one sealed (network credentials and webhook
+//! signing secrets), so that after a rotation the old key can go. The rules are
+//! `crier_app::tokens` and `crier_app::webhook_secrets`; this is the loop that calls them.
 
 use std::time::Duration;
 
@@ -26,6 +28,16 @@ pub async fn refresh_once(app: &App) -> usize {
     }
     if let Err(e) = app.store().purge_connect_states(app.clock().now_ms()).await {
         tracing::warn!(error = %e, "could not purge expired connection states");
+    }
+    match crier_app::reseal::reseal_all(app).await {
+        Ok(pass) if pass.sealed_again() > 0 => tracing::info!(
+            accounts = pass.accounts.sealed_again,
+            webhook_endpoints = pass.webhook_endpoints.sealed_again,
+            oauth_clients = pass.oauth_clients.sealed_again,
+            "sealed again with the current secret key"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e.message, "could not seal stored secrets again"),
     }
     handled
 }

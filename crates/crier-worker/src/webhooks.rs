@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::runner::{jitter, millis};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use crier_app::{Keyring, webhook_secrets};
 use crier_core::Clock;
 use crier_core::ids::DeliveryId;
 use crier_store::{AttemptOutcome, Job, Store, WebhookAttempt};
@@ -91,16 +92,24 @@ pub fn new_secret() -> String {
 pub struct Deliverer {
     store: Store,
     clock: Arc<dyn Clock>,
+    /// Opens the endpoints' signing secrets (`crier_app::webhook_secrets`).
+    keyring: Keyring,
     config: WebhookConfig,
     client: reqwest::Client,
 }
 
 impl Deliverer {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: WebhookConfig) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        keyring: Keyring,
+        config: WebhookConfig,
+    ) -> Self {
         let client = http::client(config.timeout, config.allow_private_networks);
         Self {
             store,
             clock,
+            keyring,
             config,
             client,
         }
@@ -206,15 +215,27 @@ impl Deliverer {
         };
         let body = serde_json::to_vec(&event.body()).expect("an event body");
         let timestamp = now / 1000;
-        let signatures: Vec<String> = endpoint
-            .signing_secrets(now)
-            .into_iter()
+        // A secret this server cannot open is not left out: nothing is sent unsigned or signed
+        // with less than the receiver may expect. The attempt fails (and is retried) until
+        // the operator gives this node the key it was sealed with.
+        let secrets = webhook_secrets::signing_secrets(&self.keyring, &endpoint, now);
+        let signatures: Vec<String> = secrets
+            .iter()
+            .flatten()
             .filter_map(|s| sign(s, event.id.as_str(), timestamp, &body))
             .collect();
         let started = Instant::now();
-        let result = match http::check_stored_url(&endpoint.url, self.config.allow_private_networks)
-        {
-            Err(e) => Err(format!("refused: {e}")),
+        let checked = match secrets {
+            Err(_) => Err(
+                "not sent: the endpoint's signing secret does not open with this server's \
+                 secret_keys"
+                    .to_owned(),
+            ),
+            Ok(_) => http::check_stored_url(&endpoint.url, self.config.allow_private_networks)
+                .map_err(|e| format!("refused: {e}")),
+        };
+        let result = match checked {
+            Err(e) => Err(e),
             Ok(url) => self
                 .client
                 .post(url)

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use crier_app::{Keyring, webhook_secrets};
 use crier_core::clock::from_ms;
 use crier_core::ids::{KeyId, PostId, WebhookId, WorkspaceId};
 use crier_core::posts::PostStatus;
@@ -60,6 +61,8 @@ fn config(allow_private_networks: bool) -> WebhookConfig {
 /// 127.0.0.1) over a fresh database, at `T0`.
 struct World {
     base: crier_testdb::World,
+    /// The server's secret keys: what endpoints' secrets are sealed with.
+    keyring: Keyring,
     deliverer: Deliverer,
     rx: Receiver,
 }
@@ -75,13 +78,16 @@ impl std::ops::Deref for World {
 impl World {
     async fn new(db: &TestDb) -> Self {
         let base = crier_testdb::World::new(db).await;
+        let keyring = Keyring::ephemeral();
         let deliverer = Deliverer::new(
             base.store.clone(),
             Arc::new(base.clock.clone()),
+            keyring.clone(),
             config(true),
         );
         Self {
             base,
+            keyring,
             deliverer,
             rx: Receiver::start().await,
         }
@@ -89,7 +95,12 @@ impl World {
 
     /// A deliverer on this world's store and clock with another configuration.
     fn deliverer_with(&self, config: WebhookConfig) -> Deliverer {
-        Deliverer::new(self.store.clone(), Arc::new(self.clock.clone()), config)
+        Deliverer::new(
+            self.store.clone(),
+            Arc::new(self.clock.clone()),
+            self.keyring.clone(),
+            config,
+        )
     }
 
     /// An enabled test-mode endpoint of this workspace at the receiver's `path`.
@@ -1180,12 +1191,19 @@ both!(
     a_rotated_secret_signs_twice_until_the_overlap_ends,
     |db| async move {
         let w = World::new(&db).await;
-        let mut e = w.endpoint("/rot", &["*"]).await;
+        // Made before secrets were sealed (kept as `whsec_…`), rotated to a sealed one.
+        let e = w.endpoint("/rot", &["*"]).await;
         let old = e.secret.clone();
         let new = new_secret();
-        e.previous_secret = Some(std::mem::replace(&mut e.secret, new.clone()));
-        e.previous_secret_until = Some(T0 + HOUR);
-        assert!(w.store.update_endpoint(&e).await.unwrap());
+        let sealed = webhook_secrets::seal(&w.keyring, &e.id, &new);
+        let rotated = w
+            .store
+            .rotate_endpoint_secret(&e.workspace_id, &e.id, &sealed, T0 + HOUR, T0)
+            .await
+            .unwrap()
+            .expect("the endpoint");
+        assert_eq!(rotated.secret, sealed, "only the sealed secret is stored");
+        assert_eq!(rotated.previous_secret.as_deref(), Some(old.as_str()));
 
         for (at, both_signatures) in [(T0, true), (T0 + HOUR - 1, true), (T0 + HOUR, false)] {
             w.set(at);
@@ -1203,6 +1221,39 @@ both!(
                 assert_not_signed_with(&r, &old);
             }
         }
+    }
+);
+
+both!(
+    a_secret_that_does_not_open_sends_nothing_and_is_retried,
+    |db| async move {
+        let w = World::new(&db).await;
+        let e = w.endpoint("/sealed", &["*"]).await;
+        // Sealed with a key this server does not have (another node's, say).
+        let elsewhere = Keyring::ephemeral();
+        let sealed = webhook_secrets::seal(&elsewhere, &e.id, &new_secret());
+        w.store
+            .rotate_endpoint_secret(&e.workspace_id, &e.id, &sealed, T0, T0)
+            .await
+            .unwrap()
+            .expect("the endpoint");
+        w.emit(types::FEED_ITEM_CREATED, json!({})).await;
+        let outcomes = w.run().await;
+        assert!(
+            matches!(outcomes.as_slice(), [AttemptOutcome::Retry(_)]),
+            "{outcomes:?}"
+        );
+        assert!(w.rx.received_on("/sealed").is_empty(), "nothing unsigned");
+        let (d, attempts) = w.the_delivery(&e).await;
+        assert_eq!(d.status, "pending");
+        assert_eq!(attempts.len(), 1);
+        assert!(
+            attempts[0]
+                .error
+                .as_deref()
+                .is_some_and(|m| m.contains("does not open with this server's secret_keys")),
+            "{attempts:?}"
+        );
     }
 );
 
@@ -1433,7 +1484,12 @@ both!(
             ..config(true)
         };
         let one = w.deliverer_with(running.clone());
-        let other = Deliverer::new(store2.clone(), Arc::new(w.clock.clone()), running);
+        let other = Deliverer::new(
+            store2.clone(),
+            Arc::new(w.clock.clone()),
+            w.keyring.clone(),
+            running,
+        );
         let cancel = tokio_util::sync::CancellationToken::new();
         // Both nodes run the key expiry check too: the key is announced once all the same.
         let x1 = tokio::spawn(one.clone().run_key_expiry(cancel.clone()));

@@ -27,6 +27,22 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The keys that seal stored secrets (`secret_keys`).
+    SecretKeys {
+        #[command(subcommand)]
+        command: SecretKeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SecretKeysCommand {
+    /// Seal again, with the current key (the first of `secret_keys`), every stored secret that
+    /// an older key sealed: network credentials, webhook signing secrets and the clients
+    /// registered on per-instance networks. Worker nodes do this on their own every 30
+    /// seconds; this does it now and says what is left. Once nothing is left, the older keys
+    /// can be taken out of `secret_keys`. Fails when some stored secrets do not open with
+    /// these keys (they need the key they were sealed with).
+    Reseal,
 }
 
 #[derive(Subcommand)]
@@ -133,6 +149,52 @@ fn print(json_out: bool, value: &serde_json::Value, human: String) {
     }
 }
 
+/// `crier admin secret-keys reseal`: passes until one seals nothing more.
+async fn reseal(settings: &Settings, store: &Store, json_out: bool) -> Result<(), String> {
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+    let app = crate::compose(store, &clock, settings)?;
+    let mut total = crier_app::reseal::Pass::default();
+    let last = loop {
+        let pass = crier_app::reseal::reseal_all(&app)
+            .await
+            .map_err(|e| e.message.into_owned())?;
+        total.accounts.sealed_again += pass.accounts.sealed_again;
+        total.webhook_endpoints.sealed_again += pass.webhook_endpoints.sealed_again;
+        total.oauth_clients.sealed_again += pass.oauth_clients.sealed_again;
+        if pass.sealed_again() == 0 {
+            break pass;
+        }
+    };
+    let count = |r: crier_app::reseal::Resealed, last: crier_app::reseal::Resealed| json!({"sealed_again": r.sealed_again, "left_unopened": last.unopened});
+    let value = json!({
+        "current_key": app.keyring().current_id(),
+        "accounts": count(total.accounts, last.accounts),
+        "webhook_endpoints": count(total.webhook_endpoints, last.webhook_endpoints),
+        "oauth_clients": count(total.oauth_clients, last.oauth_clients),
+    });
+    let human = format!(
+        "sealed again with key {}: {} accounts, {} webhook endpoints, {} OAuth clients\n\
+         left that these keys do not open: {}",
+        app.keyring().current_id(),
+        total.accounts.sealed_again,
+        total.webhook_endpoints.sealed_again,
+        total.oauth_clients.sealed_again,
+        last.unopened(),
+    );
+    print(json_out, &value, human);
+    if last.unopened() > 0 {
+        return Err(format!(
+            "{} stored secrets do not open with these secret_keys (accounts {}, webhook \
+             endpoints {}, OAuth clients {}): add the key they were sealed with",
+            last.unopened(),
+            last.accounts.unopened,
+            last.webhook_endpoints.unopened,
+            last.oauth_clients.unopened
+        ));
+    }
+    Ok(())
+}
+
 /// `json`: the global `--json` (`crier admin … --json` as before).
 pub async fn run(settings: &Settings, command: AdminCommand, json_out: bool) -> Result<(), String> {
     let store = crate::open_store(settings).await?;
@@ -175,6 +237,9 @@ pub async fn run(settings: &Settings, command: AdminCommand, json_out: bool) -> 
             }
         },
         AdminCommand::User { command } => user_command(settings, &store, command, json_out).await,
+        AdminCommand::SecretKeys {
+            command: SecretKeysCommand::Reseal,
+        } => reseal(settings, &store, json_out).await,
         AdminCommand::Key { command } => match command {
             KeyCommand::Create {
                 workspace: ws,

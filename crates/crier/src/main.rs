@@ -271,8 +271,12 @@ async fn serve(settings: Settings) -> Result<(), String> {
         state.add_metrics(Arc::new(PublisherMetrics(publisher.clone())));
         background.spawn(publisher.clone().run(cancel.clone()));
         background.spawn(publisher.run_metrics(cancel.clone()));
-        let deliverer =
-            crier_worker::webhooks::Deliverer::new(store.clone(), clock.clone(), workers.webhooks);
+        let deliverer = crier_worker::webhooks::Deliverer::new(
+            store.clone(),
+            clock.clone(),
+            app.keyring().clone(),
+            workers.webhooks,
+        );
         background.spawn(deliverer.clone().run_key_expiry(cancel.clone()));
         background.spawn(deliverer.run(cancel.clone()));
         let feeds = crier_worker::feeds::FeedPoller::new(app.clone(), workers.feeds);

@@ -1108,3 +1108,79 @@ fn completions_for_bash_name_the_commands() {
     }
     completions("klingon").code(2);
 }
+
+/// `crier admin secret-keys reseal` after the operator puts a new key in front of
+/// `secret_keys`: what the old key sealed is sealed again with the new one, then the old key
+/// can go; a key list that opens nothing fails and says why.
+#[test]
+fn secret_keys_reseal_moves_stored_secrets_to_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data {
+        dir: dir.path(),
+        database_url: None,
+        config: None,
+    };
+    // 32 bytes each, base64url: 42 characters and a last one whose two low bits are zero.
+    let spec = |id: &str, last: char| format!("{id}={}{last}", "A".repeat(42));
+    let (k1, k2, k3) = (spec("k1", 'E'), spec("k2", 'I'), spec("k3", 'M'));
+    let reseal = |keys: &str| {
+        data.command()
+            .args(["admin", "secret-keys", "reseal", "--json"])
+            .env("CRIER_SECRET_KEYS", keys)
+            .output()
+            .unwrap()
+    };
+    admin(&data, &["workspace", "create", "keys"]);
+    let key = admin(
+        &data,
+        &["key", "create", "--workspace", "keys", "--scope", "all"],
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port = free_port();
+    let mut server = start_with(
+        &data,
+        port,
+        &[
+            ("CRIER_SECRET_KEYS", k1.as_str()),
+            ("CRIER_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true"),
+        ],
+    );
+    let (status, hook) = http(
+        port,
+        "POST",
+        "/v1/webhooks",
+        &key,
+        Some(&json!({"url": "http://127.0.0.1:9/hook", "events": ["post.published"]})),
+    );
+    assert_eq!(status, 201, "{hook}");
+    server.kill();
+
+    // The new key in front of the old one: the endpoint's secret moves to it, once.
+    let out = reseal(&format!("{k2},{k1}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let moved: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(moved["current_key"], "k2");
+    assert_eq!(moved["webhook_endpoints"]["sealed_again"], 1, "{moved}");
+    assert_eq!(moved["webhook_endpoints"]["left_unopened"], 0, "{moved}");
+    let again: Value = serde_json::from_slice(&reseal(&format!("{k2},{k1}")).stdout).unwrap();
+    assert_eq!(again["webhook_endpoints"]["sealed_again"], 0, "{again}");
+    // The old key can go: the new one alone opens everything.
+    let out = reseal(&k2);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Keys that open nothing stored: a failure that says what is left.
+    let out = reseal(&k3);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("do not open with these secret_keys"), "{err}");
+    assert!(err.contains("webhook endpoints 1"), "{err}");
+}

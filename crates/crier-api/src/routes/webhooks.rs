@@ -6,6 +6,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use crier_app::webhook_secrets;
 use crier_core::ErrorCode;
 use crier_core::clock::from_ms;
 use crier_core::ids::{DeliveryId, WebhookId};
@@ -61,7 +62,8 @@ pub struct EndpointObject {
 }
 
 impl EndpointObject {
-    fn new(e: &Endpoint, with_secret: bool) -> Self {
+    /// `secret`: the signing secret just made, shown this once.
+    fn new(e: &Endpoint, secret: Option<String>) -> Self {
         Self {
             id: e.id.to_string(),
             object: "webhook_endpoint",
@@ -74,7 +76,7 @@ impl EndpointObject {
             failing_since: e.failing_since.map(from_ms),
             created_at: from_ms(e.created_at),
             updated_at: from_ms(e.updated_at),
-            secret: with_secret.then(|| e.secret.clone()),
+            secret,
         }
     }
 }
@@ -253,7 +255,7 @@ pub async fn list(
         .store()
         .list_endpoints(p.workspace_id(), p.livemode(), page.limit, page.offset)
         .await?;
-    Ok(Json(List::of(&items, |e| EndpointObject::new(e, false))))
+    Ok(Json(List::of(&items, |e| EndpointObject::new(e, None))))
 }
 
 /// Create an endpoint; the response carries its signing secret, shown this once.
@@ -275,8 +277,11 @@ pub async fn create(
     let events = check_events(&req.events)?;
     let description = description(&req.description)?;
     let now = state.clock().now_ms();
+    let id = WebhookId::generate();
+    let secret = new_secret();
     let e = Endpoint {
-        id: WebhookId::generate(),
+        secret: webhook_secrets::seal(state.app().keyring(), &id, &secret),
+        id,
         workspace_id: p.workspace_id().clone(),
         livemode: p.livemode(),
         url,
@@ -284,7 +289,6 @@ pub async fn create(
         events,
         enabled: true,
         disabled_reason: None,
-        secret: new_secret(),
         previous_secret: None,
         previous_secret_until: None,
         failing_since: None,
@@ -303,7 +307,7 @@ pub async fn create(
             ),
         ));
     }
-    Ok(NoStore(Created(EndpointObject::new(&e, true))))
+    Ok(NoStore(Created(EndpointObject::new(&e, Some(secret)))))
 }
 
 /// One endpoint (never its secret).
@@ -318,7 +322,7 @@ pub async fn get(
     whole_workspace(&p)?;
     Ok(Json(EndpointObject::new(
         &visible_endpoint(&state, &p, &id).await?,
-        false,
+        None,
     )))
 }
 
@@ -358,7 +362,7 @@ pub async fn update(
     if !state.store().update_endpoint(&e).await? {
         return Err(ApiError::not_found("webhook endpoint", &id));
     }
-    Ok(Json(EndpointObject::new(&e, false)))
+    Ok(Json(EndpointObject::new(&e, None)))
 }
 
 /// Delete an endpoint; deliveries not yet made are dropped.
@@ -406,16 +410,20 @@ pub async fn rotate(
             "`overlap_seconds` must be from 0 to 604800 (7 days).",
         ));
     }
-    let mut e = visible_endpoint(&state, &p, &id).await?;
+    let e = visible_endpoint(&state, &p, &id).await?;
     let now = state.clock().now_ms();
-    e.previous_secret = Some(std::mem::replace(&mut e.secret, new_secret()));
-    e.previous_secret_until = Some(now + i64::from(overlap) * 1000);
-    e.updated_at = now;
-    if !state.store().update_endpoint(&e).await? {
+    let secret = new_secret();
+    let sealed = webhook_secrets::seal(state.app().keyring(), &e.id, &secret);
+    let until = now + i64::from(overlap) * 1000;
+    let Some(e) = state
+        .store()
+        .rotate_endpoint_secret(p.workspace_id(), &e.id, &sealed, until, now)
+        .await?
+    else {
         // Deleted meanwhile: the new secret was never stored.
         return Err(ApiError::not_found("webhook endpoint", &id));
-    }
-    Ok(NoStore(Json(EndpointObject::new(&e, true))))
+    };
+    Ok(NoStore(Json(EndpointObject::new(&e, Some(secret)))))
 }
 
 /// Send a `webhook.test` event to this endpoint.
@@ -441,7 +449,7 @@ pub async fn test(
         .await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
-        Json(EndpointObject::new(&e, false)),
+        Json(EndpointObject::new(&e, None)),
     ))
 }
 
@@ -500,6 +508,6 @@ pub async fn redeliver(
     }
     Ok((
         axum::http::StatusCode::ACCEPTED,
-        Json(EndpointObject::new(&e, false)),
+        Json(EndpointObject::new(&e, None)),
     ))
 }
