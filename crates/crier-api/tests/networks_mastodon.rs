@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::mastodon::{REDIRECT, browser, mock_url};
@@ -17,27 +16,13 @@ use common::{TestApp, both};
 use crier_api::ApiConfig;
 use serde_json::{Value, json};
 
-/// The app over `store` with the Mastodon connector, allowed to reach the mock on 127.0.0.1.
+/// The app over `store` with the Mastodon connector.
 fn compose(
     store: &crier_store::Store,
     clock: &crier_core::ManualClock,
     config: &ApiConfig,
 ) -> crier_app::App {
-    let mastodon = crier_networks::mastodon::Mastodon::new(
-        crier_networks::mastodon::MastodonConfig {
-            allow_private_networks: true,
-            timeout: Duration::from_secs(10),
-            ..Default::default()
-        },
-        Arc::new(clock.clone()),
-    );
-    common::compose_with(store, clock, config, vec![Arc::new(mastodon)]).with_connect(
-        crier_app::ConnectConfig {
-            redirect_uris: vec![REDIRECT.into()],
-            allow_private_networks: true,
-            ..Default::default()
-        },
-    )
+    common::mastodon::compose(store, clock, config, Duration::from_secs(10))
 }
 
 async fn app() -> (TestApp, String) {

@@ -71,21 +71,7 @@ async fn app() -> TestApp {
         ApiConfig::default(),
         "self-hosted",
         |store, clock, config| {
-            let mastodon = crier_networks::mastodon::Mastodon::new(
-                crier_networks::mastodon::MastodonConfig {
-                    allow_private_networks: true,
-                    timeout: Duration::from_secs(5),
-                    ..Default::default()
-                },
-                Arc::new(clock.clone()),
-            );
-            common::compose_with(store, clock, config, vec![Arc::new(mastodon)]).with_connect(
-                crier_app::ConnectConfig {
-                    redirect_uris: vec![REDIRECT.into()],
-                    allow_private_networks: true,
-                    ..Default::default()
-                },
-            )
+            common::mastodon::compose(store, clock, config, Duration::from_secs(5))
         },
     )
     .await

@@ -1090,11 +1090,19 @@ async fn a_key_rotation_seals_every_secret_again_and_ended_overlaps_are_forgotte
     let rotated = crier_app::Keyring::parse(&k2).unwrap().with_older(&old);
     let node = common::compose_with(&app.store, &app.clock, &ApiConfig::default(), vec![])
         .with_keyring(rotated.clone());
-    // A worker node's round does it (with the token refresher).
+    // A worker node's round seals what was kept as shown and forgets the ended overlap, and
+    // moves nothing from one key to another.
     crier_worker::tokens::refresh_once(&node).await;
+    let s = stored(&app, legacy.id.as_str()).await;
+    assert!(s.secret.starts_with("v1.k2."), "{}", s.secret);
+    assert_eq!(s.previous_secret, None);
+    assert_eq!(stored(&app, made.id.as_str()).await.secret, made.secret);
+    // The operator's step moves the rest, once.
+    let pass = crier_app::reseal::reseal_all(&node).await.unwrap();
+    assert_eq!(pass.webhook_endpoints.sealed_again, 1, "{pass:?}");
+    assert_eq!(pass.webhook_endpoints.unopened, 1);
     let pass = crier_app::reseal::reseal_all(&node).await.unwrap();
     assert_eq!(pass.webhook_endpoints.sealed_again, 0, "done once");
-    assert_eq!(pass.webhook_endpoints.unopened, 1);
     for (e, secret) in [(&made, &made_secret), (&legacy, &plain)] {
         let s = stored(&app, e.id.as_str()).await;
         assert!(s.secret.starts_with("v1.k2."), "{}", s.secret);

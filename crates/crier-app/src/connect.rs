@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::reseal::Resealed;
+use crate::reseal::{self, One, Resealed};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use crier_core::ErrorCode;
@@ -20,7 +20,7 @@ use crier_networks::http::{UrlError, check_url};
 use crier_networks::{
     Authorize, ConnectKind, Connected, Exchange, Login, Network, NetworkError, OAuthClient,
 };
-use crier_store::{Account, ConnectState, StoredClient};
+use crier_store::{Account, ConnectState, RegisteredClient, StoredClient};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
@@ -192,21 +192,20 @@ fn client_aad(platform: &str, instance: &str, redirect_uri: &str, client_id: &st
 
 impl Connections<'_> {
     /// Seals again, with the current key, the secrets of registered clients (per-instance
-    /// networks) sealed with an older one, looking at up to ten pages of `page` by where they
-    /// are registered. (A client in use is also sealed again when it is used.)
+    /// networks) sealed with an older one, page by page of `page` by where they are
+    /// registered.
     pub async fn reseal_clients(&self, page: u32) -> AppResult<Resealed> {
         let keyring = self.app.keyring();
         let store = self.app.store();
-        let prefix = format!("v1.{}.", keyring.current_id());
-        let mut after = (String::new(), String::new(), String::new());
-        let mut out = Resealed::default();
-        for _ in 0..10 {
-            let found = store
-                .clients_sealed_otherwise(&prefix, &after, page)
-                .await?;
-            let Some(last) = found.last() else { break };
-            after = last.at.clone();
-            for r in &found {
+        let prefix = &format!("v1.{}.", keyring.current_id());
+        reseal::paged(
+            page,
+            (String::new(), String::new(), String::new()),
+            |after: (String, String, String)| async move {
+                Ok(store.clients_sealed_otherwise(prefix, &after, page).await?)
+            },
+            |r: &RegisteredClient| r.at.clone(),
+            |r: RegisteredClient| async move {
                 let (platform, instance, redirect_uri) = &r.at;
                 let aad = client_aad(platform, instance, redirect_uri, &r.client.client_id);
                 let Some((old, Ok(plain))) = r
@@ -215,22 +214,16 @@ impl Connections<'_> {
                     .as_ref()
                     .map(|old| (old, keyring.open(old, &aad)))
                 else {
-                    out.unopened += 1;
-                    continue;
+                    return Ok(One::Unopened);
                 };
                 let new = keyring.seal(&plain, &aad);
-                if store
+                let done = store
                     .reseal_oauth_client(platform, instance, redirect_uri, old, &new)
-                    .await?
-                {
-                    out.sealed_again += 1;
-                }
-            }
-            if found.len() < page as usize {
-                break;
-            }
-        }
-        Ok(out)
+                    .await?;
+                Ok(if done { One::SealedAgain } else { One::Changed })
+            },
+        )
+        .await
     }
 
     /// The client crier registered for `redirect_uri` on a per-instance network's `instance`,

@@ -8,7 +8,7 @@ use crier_networks::{Credentials, NetworkError, Session};
 use crier_store::Account;
 
 use crate::connect::{REFRESH_MARGIN_MS, account_aad};
-use crate::reseal::Resealed;
+use crate::reseal::{self, One, Resealed};
 use crate::{App, AppError, AppResult};
 
 /// How long a claimed refresh is this node's (well above the 30 s a refresh call may take); a
@@ -73,47 +73,37 @@ impl Tokens<'_> {
 
     /// Seals again, with the current key, the credentials of accounts sealed with an older one
     /// (after a rotation: tokens that are never refreshed must move too, before the old key can
-    /// go), looking at up to ten pages of `page` accounts by id. Those this server cannot open
+    /// go), page by page of `page` accounts by id. Those this server cannot open
     /// are left, and do not stop the others.
     pub async fn reseal(&self, page: u32) -> AppResult<Resealed> {
         let keyring = self.app.keyring();
-        let prefix = format!("v1.{}.", keyring.current_id());
-        let mut after = String::new();
-        let mut out = Resealed::default();
-        for _ in 0..10 {
-            let old = self
-                .app
-                .store()
-                .accounts_sealed_otherwise(&prefix, &after, page)
-                .await?;
-            let Some(last) = old.last() else { break };
-            after = last.id.to_string();
-            for account in &old {
+        let store = self.app.store();
+        let prefix = &format!("v1.{}.", keyring.current_id());
+        reseal::paged(
+            page,
+            String::new(),
+            |after: String| async move {
+                Ok(store
+                    .accounts_sealed_otherwise(prefix, &after, page)
+                    .await?)
+            },
+            |a: &Account| a.id.to_string(),
+            |account: Account| async move {
                 // As sealed, byte for byte (not what `open` adds from the configuration).
-                let aad = account_aad(account);
+                let aad = account_aad(&account);
                 let Some((sealed, Ok(plain))) = account
                     .credentials
                     .as_ref()
                     .map(|sealed| (sealed, keyring.open(sealed, &aad)))
                 else {
-                    out.unopened += 1;
-                    continue;
+                    return Ok(One::Unopened);
                 };
                 let new = keyring.seal(&plain, &aad);
-                if self
-                    .app
-                    .store()
-                    .reseal_account(&account.id, sealed, &new)
-                    .await?
-                {
-                    out.sealed_again += 1;
-                }
-            }
-            if old.len() < page as usize {
-                break;
-            }
-        }
-        Ok(out)
+                let done = store.reseal_account(&account.id, sealed, &new).await?;
+                Ok(if done { One::SealedAgain } else { One::Changed })
+            },
+        )
+        .await
     }
 
     /// Renews the tokens of up to `limit` accounts whose refresh is due; returns what became

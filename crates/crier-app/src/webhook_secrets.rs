@@ -4,15 +4,15 @@
 //!
 //! A secret is shown once, when it is made (`whsec_` and 32 random bytes); only the sealed
 //! value is stored. A stored `whsec_…` is one kept before secrets were sealed: it still signs,
-//! and [`reseal`] seals it. After the operator puts a new key in front of `secret_keys`,
-//! [`reseal`] (run by every worker node with the token refresher) seals every secret again
-//! with it, so the old key can go (see [`crate::reseal`]); it also forgets previous secrets
-//! whose overlap ended.
+//! and worker nodes seal it ([`seal_plain`]). After the operator puts a new key in front of `secret_keys` on
+//! every node, [`reseal`] (through `crier admin secret-keys reseal`) seals every secret again
+//! with it, so the old key can go (see [`crate::reseal`]). Previous secrets are forgotten once
+//! their overlap ends ([`forget_ended`], run by every worker node).
 
 use crier_core::ids::WebhookId;
 use crier_store::Endpoint;
 
-use crate::reseal::{PAGE, Resealed};
+use crate::reseal::{self, One, PAGE, Resealed};
 use crate::secrets::{Keyring, SealError};
 use crate::{App, AppResult};
 
@@ -51,50 +51,80 @@ pub fn signing_secrets(
         .collect()
 }
 
+/// Forgets previous secrets whose overlap ended (they sign nothing any more); returns how
+/// many. Run by every worker node with the token refresher.
+pub async fn forget_ended(app: &App) -> AppResult<u64> {
+    Ok(app
+        .store()
+        .forget_previous_secrets(app.clock().now_ms())
+        .await?)
+}
+
 /// Seals again, with the current key, the secrets of endpoints stored otherwise (with an
-/// older key, or before sealing), looking at up to ten pages by id, and forgets previous
-/// secrets whose overlap ended. Secrets this server cannot open are left, and do not stop the
-/// others.
+/// older key, or before sealing), page by page by id. A secret this server cannot open is
+/// left, and does not stop the others (nor the endpoint's other secret).
 pub async fn reseal(app: &App) -> AppResult<Resealed> {
+    seal_where(app, false).await
+}
+
+/// Seals, with the current key, the secrets kept as shown by an earlier version (`whsec_…`),
+/// and nothing else: run by every worker node with the token refresher. (Moving values from
+/// one key to another is the operator's step, [`reseal`], once every node has the new key.)
+pub async fn seal_plain(app: &App) -> AppResult<Resealed> {
+    seal_where(app, true).await
+}
+
+/// [`reseal`] (`plain_only`: only the values stored as shown, [`seal_plain`]).
+async fn seal_where(app: &App, plain_only: bool) -> AppResult<Resealed> {
     let keyring = app.keyring();
     let store = app.store();
-    store.forget_previous_secrets(app.clock().now_ms()).await?;
-    let prefix = format!("v1.{}.", keyring.current_id());
-    let mut after = String::new();
-    let mut out = Resealed::default();
-    for _ in 0..10 {
-        let page = store
-            .endpoints_sealed_otherwise(&prefix, &after, PAGE)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.id.to_string();
-        for e in &page {
-            let again = |stored: &str| -> Result<String, SealError> {
-                if stored.starts_with(&prefix) {
-                    return Ok(stored.to_owned());
+    let prefix = &format!("v1.{}.", keyring.current_id());
+    let moves = move |stored: &str| {
+        if plain_only {
+            stored.starts_with(PLAIN_PREFIX)
+        } else {
+            !stored.starts_with(prefix)
+        }
+    };
+    reseal::paged(
+        PAGE,
+        String::new(),
+        |after: String| async move {
+            Ok(if plain_only {
+                store.endpoints_stored_plain(&after, PAGE).await?
+            } else {
+                store
+                    .endpoints_sealed_otherwise(prefix, &after, PAGE)
+                    .await?
+            })
+        },
+        |e: &Endpoint| e.id.to_string(),
+        |e: Endpoint| async move {
+            // Each value on its own: (sealed again or as it was, whether it opened).
+            let again = |stored: &str| -> (String, bool) {
+                if !moves(stored) {
+                    return (stored.to_owned(), true);
                 }
-                Ok(seal(keyring, &e.id, &open(keyring, &e.id, stored)?))
+                match open(keyring, &e.id, stored) {
+                    Ok(plain) => (seal(keyring, &e.id, &plain), true),
+                    Err(SealError) => (stored.to_owned(), false),
+                }
             };
-            let (Ok(secret), Ok(previous)) = (
-                again(&e.secret),
-                e.previous_secret.as_deref().map(again).transpose(),
-            ) else {
-                out.unopened += 1;
-                continue;
-            };
+            let (secret, opened) = again(&e.secret);
+            let previous = e.previous_secret.as_deref().map(again);
+            let all_opened = opened && previous.as_ref().is_none_or(|(_, o)| *o);
+            let previous = previous.map(|(p, _)| p);
             let old = (e.secret.as_str(), e.previous_secret.as_deref());
-            if store
-                .reseal_endpoint(&e.id, old, (&secret, previous.as_deref()))
-                .await?
-            {
-                out.sealed_again += 1;
-            }
-        }
-        if page.len() < PAGE as usize {
-            break;
-        }
-    }
-    Ok(out)
+            let new = (secret.as_str(), previous.as_deref());
+            let done = new != old && store.reseal_endpoint(&e.id, old, new).await?;
+            Ok(match (all_opened, done) {
+                (false, _) => One::Unopened,
+                (true, true) => One::SealedAgain,
+                (true, false) => One::Changed,
+            })
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -283,6 +283,32 @@ impl Store {
         rows.iter().map(endpoint_from_row).collect()
     }
 
+    /// The endpoint whose secret was sealed last (not one kept as shown), if any.
+    pub async fn any_sealed_endpoint(&self) -> Result<Option<Endpoint>> {
+        let row = sqlx::query(
+            "SELECT * FROM webhook_endpoints WHERE SUBSTR(secret, 1, 6) <> 'whsec_'
+             ORDER BY updated_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    /// Up to `limit` endpoints, by id after `after`, with a secret (current or previous) stored
+    /// as shown (`whsec_…`, kept before secrets were sealed).
+    pub async fn endpoints_stored_plain(&self, after: &str, limit: u32) -> Result<Vec<Endpoint>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_endpoints WHERE id > $1
+               AND (SUBSTR(secret, 1, 6) = 'whsec_' OR SUBSTR(previous_secret, 1, 6) = 'whsec_')
+             ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
     /// Replaces an endpoint's stored secrets with the same ones sealed again, if they are
     /// still `old` (current, previous).
     pub async fn reseal_endpoint(

@@ -1830,3 +1830,74 @@ conformance!(
         );
     }
 );
+
+conformance!(
+    registered_clients_sealed_otherwise_page_by_where_they_are_registered,
+    |store| async move {
+        // Five clients in an order that tests each part of the cursor: platform, then
+        // instance, then redirect URI; one sealed with the current key, one without a secret.
+        let client = |secret: Option<&str>| crier_store::StoredClient {
+            client_id: "id".into(),
+            client_secret: secret.map(str::to_owned),
+        };
+        for (platform, instance, redirect, secret) in [
+            (
+                "mastodon",
+                "https://a.example",
+                "https://app/1",
+                Some("v1.old.x"),
+            ),
+            (
+                "mastodon",
+                "https://a.example",
+                "https://app/2",
+                Some("v1.old.x"),
+            ),
+            (
+                "mastodon",
+                "https://b.example",
+                "https://app/1",
+                Some("v1.new.x"),
+            ),
+            ("mastodon", "https://b.example", "https://app/2", None),
+            (
+                "pixelfed",
+                "https://a.example",
+                "https://app/1",
+                Some("v1.old.x"),
+            ),
+            (
+                "mastodon",
+                "https://c.example",
+                "https://app/1",
+                Some("v1.old.x"),
+            ),
+        ] {
+            store
+                .put_oauth_client(platform, instance, redirect, &client(secret), 1)
+                .await
+                .unwrap();
+        }
+        let mut after = (String::new(), String::new(), String::new());
+        let mut seen = Vec::new();
+        loop {
+            let page = store
+                .clients_sealed_otherwise("v1.new.", &after, 1)
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.at.clone();
+            seen.extend(page.into_iter().map(|c| c.at));
+        }
+        let at = |p: &str, i: &str, r: &str| (p.to_owned(), i.to_owned(), r.to_owned());
+        assert_eq!(
+            seen,
+            vec![
+                at("mastodon", "https://a.example", "https://app/1"),
+                at("mastodon", "https://a.example", "https://app/2"),
+                at("mastodon", "https://c.example", "https://app/1"),
+                at("pixelfed", "https://a.example", "https://app/1"),
+            ]
+        );
+    }
+);

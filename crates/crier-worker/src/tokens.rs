@@ -1,8 +1,11 @@
 //! The token refresher: renews network tokens before they expire (claimed per account, so two
-//! nodes never refresh one at once), purges expired OAuth connection states, and seals again
-//! with the current secret key what an older one sealed (network credentials and webhook
-//! signing secrets), so that after a rotation the old key can go. The rules are
+//! nodes never refresh one at once), purges expired OAuth connection states, forgets webhook
+//! endpoints' previous signing secrets once their overlap ends, and seals the ones an earlier
+//! version kept as shown. The rules are
 //! `crier_app::tokens` and `crier_app::webhook_secrets`; this is the loop that calls them.
+//! (Sealing stored secrets again after a key rotation is the operator's step, `crier admin
+//! secret-keys reseal`, once every node has the new key: a worker doing it on its own would
+//! move them out of reach of the nodes not yet restarted.)
 
 use std::time::Duration;
 
@@ -29,15 +32,18 @@ pub async fn refresh_once(app: &App) -> usize {
     if let Err(e) = app.store().purge_connect_states(app.clock().now_ms()).await {
         tracing::warn!(error = %e, "could not purge expired connection states");
     }
-    match crier_app::reseal::reseal_all(app).await {
-        Ok(pass) if pass.sealed_again() > 0 => tracing::info!(
-            accounts = pass.accounts.sealed_again,
-            webhook_endpoints = pass.webhook_endpoints.sealed_again,
-            oauth_clients = pass.oauth_clients.sealed_again,
-            "sealed again with the current secret key"
-        ),
+    if let Err(e) = crier_app::webhook_secrets::forget_ended(app).await {
+        tracing::warn!(error = %e.message, "could not forget ended webhook secrets");
+    }
+    match crier_app::webhook_secrets::seal_plain(app).await {
+        Ok(r) if r.sealed_again > 0 => {
+            tracing::info!(
+                endpoints = r.sealed_again,
+                "webhook secrets kept as shown sealed"
+            )
+        }
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e.message, "could not seal stored secrets again"),
+        Err(e) => tracing::warn!(error = %e.message, "could not seal webhook secrets"),
     }
     handled
 }

@@ -88,6 +88,10 @@ pub fn new_secret() -> String {
     format!("whsec_{}", STANDARD.encode(key))
 }
 
+/// How long a delivery whose signing secret does not open on this node waits before it is
+/// tried again (by any node).
+const SECRET_UNOPENED_WAIT_MS: i64 = 60_000;
+
 #[derive(Clone)]
 pub struct Deliverer {
     store: Store,
@@ -215,25 +219,28 @@ impl Deliverer {
         };
         let body = serde_json::to_vec(&event.body()).expect("an event body");
         let timestamp = now / 1000;
-        // A secret this server cannot open is not left out: nothing is sent unsigned or signed
-        // with less than the receiver may expect. The attempt fails (and is retried) until
-        // the operator gives this node the key it was sealed with.
+        // A secret this server cannot open (or sign with) is not left out: nothing is sent
+        // unsigned or signed with less than the receiver may expect. The delivery waits, with
+        // no attempt counted against it or its endpoint, until this node has the key it was
+        // sealed with (a node started with too few `secret_keys`; another node may take it).
         let secrets = webhook_secrets::signing_secrets(&self.keyring, &endpoint, now);
-        let signatures: Vec<String> = secrets
-            .iter()
-            .flatten()
-            .filter_map(|s| sign(s, event.id.as_str(), timestamp, &body))
-            .collect();
-        let started = Instant::now();
-        let checked = match secrets {
-            Err(_) => Err(
-                "not sent: the endpoint's signing secret does not open with this server's \
-                 secret_keys"
-                    .to_owned(),
-            ),
-            Ok(_) => http::check_stored_url(&endpoint.url, self.config.allow_private_networks)
-                .map_err(|e| format!("refused: {e}")),
+        let signatures: Option<Vec<String>> = secrets.as_ref().ok().and_then(|secrets| {
+            secrets
+                .iter()
+                .map(|s| sign(s, event.id.as_str(), timestamp, &body))
+                .collect()
+        });
+        let Some(signatures) = signatures else {
+            let later = now + SECRET_UNOPENED_WAIT_MS;
+            tracing::warn!(delivery = %d.id, endpoint = %endpoint.id,
+                "webhook delivery waits: the endpoint's signing secret does not open with this \
+                 node's secret_keys; give every node the keys secrets were sealed with");
+            self.store.defer_job(job, later).await?;
+            return Ok(AttemptOutcome::Retry(later));
         };
+        let started = Instant::now();
+        let checked = http::check_stored_url(&endpoint.url, self.config.allow_private_networks)
+            .map_err(|e| format!("refused: {e}"));
         let result = match checked {
             Err(e) => Err(e),
             Ok(url) => self

@@ -38,10 +38,10 @@ pub enum AdminCommand {
 pub enum SecretKeysCommand {
     /// Seal again, with the current key (the first of `secret_keys`), every stored secret that
     /// an older key sealed: network credentials, webhook signing secrets and the clients
-    /// registered on per-instance networks. Worker nodes do this on their own every 30
-    /// seconds; this does it now and says what is left. Once nothing is left, the older keys
-    /// can be taken out of `secret_keys`. Fails when some stored secrets do not open with
-    /// these keys (they need the key they were sealed with).
+    /// registered on per-instance networks. Run it once every node has the new key in front
+    /// (DEPLOYMENT.md); it says what is left, and once nothing is left the older keys can be
+    /// taken out of `secret_keys`. Fails when some stored secrets do not open with these keys
+    /// (they need the key they were sealed with).
     Reseal,
 }
 

@@ -261,7 +261,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         clock_watch::verdict(ms, skew_limit)?;
     }
     let app = compose(&store, &clock, &settings)?.with_media(settings.media.open()?);
-    app.tokens().check_keys().await?;
+    crier_app::reseal::check_keys(&app).await?;
     let state = AppState::new(app.clone(), settings.api.clone());
     let cancel = CancellationToken::new();
     let mut background = state.spawn_background(cancel.clone());

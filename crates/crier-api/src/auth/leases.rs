@@ -106,7 +106,8 @@ impl Sent {
 
     /// Counts a request at `now_ms`.
     fn count(&mut self, now_ms: i64) {
-        let periods = (now_ms - self.since_ms).div_euclid(PERIOD_MS);
+        // A request that read the clock just before another one counted counts with it.
+        let periods = (now_ms - self.since_ms).max(0).div_euclid(PERIOD_MS);
         if periods != 0 {
             self.before = if periods == 1 { self.now } else { 0 };
             self.now = 0;
@@ -230,6 +231,9 @@ impl Leases {
             }
         }
         let l = shard.get_mut(&key).expect("found above");
+        // The clock is read before the lock: a request that read it just before a call for
+        // more settled is as late as that call, not before it (its tokens are not stale).
+        let now_ms = now_ms.max(l.at_ms);
         let fresh = (0..LEASE_TTL_MS).contains(&(now_ms - l.at_ms));
         let in_flight = l
             .refill
@@ -310,7 +314,7 @@ impl Leases {
                 }
                 l.left = l.left.saturating_add(spare);
                 l.base = Some(g.base);
-                l.at_ms = now_ms;
+                l.at_ms = l.at_ms.max(now_ms);
                 l.refused = false;
                 // Fewer than asked: Redis is near a limit; ask for what it gives.
                 l.granted = g.tokens;
@@ -472,12 +476,13 @@ mod tests {
             let plan = request(&leases, &b, i * (LEASE_TTL_MS + 1), &mut remaining);
             assert!(matches!(plan, Plan::Ask { want: 1, .. }));
         }
+        // (The last of those came at 19 * 2,001 ms.)
         for _ in 0..40 {
-            request(&leases, &b, 30_000, &mut remaining);
+            request(&leases, &b, 50_000, &mut remaining);
         }
         assert!(leases.in_hand(b[0].key) > 0);
         // After a pause what is in hand is not used: the next request asks Redis for one.
-        let plan = request(&leases, &b, 30_000 + LEASE_TTL_MS, &mut remaining);
+        let plan = request(&leases, &b, 50_000 + LEASE_TTL_MS, &mut remaining);
         assert!(matches!(plan, Plan::Ask { want: 1, .. }));
         assert_eq!(leases.in_hand(b[0].key), 0);
     }
@@ -507,6 +512,21 @@ mod tests {
             "{calls} calls for {requests} requests"
         );
         assert_eq!(60_000 - remaining, requests + leases.in_hand(b[0].key));
+    }
+
+    #[test]
+    fn a_request_that_read_the_clock_before_a_call_settled_still_uses_its_tokens() {
+        let leases = Leases::default();
+        let b = bucket();
+        let mut remaining = 60_000;
+        for _ in 0..10 {
+            request(&leases, &b, 1_000, &mut remaining);
+        }
+        let held = leases.in_hand(b[0].key);
+        assert!(held > 0);
+        // Read 999 before the lock; the call for more settled at 1,000 meanwhile.
+        assert!(matches!(leases.take(&b, 999, false), Plan::Local { .. }));
+        assert_eq!(leases.in_hand(b[0].key), held - 1, "nothing dropped");
     }
 
     #[tokio::test]

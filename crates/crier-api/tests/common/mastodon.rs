@@ -31,3 +31,28 @@ pub fn browser() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The app over `store` with the sandbox and the Mastodon connector, allowed to reach
+/// instances on 127.0.0.1 (calls time out after `timeout`), connecting back to [`REDIRECT`].
+pub fn compose(
+    store: &crier_store::Store,
+    clock: &crier_core::ManualClock,
+    config: &crier_api::ApiConfig,
+    timeout: std::time::Duration,
+) -> crier_app::App {
+    let mastodon = crier_networks::mastodon::Mastodon::new(
+        crier_networks::mastodon::MastodonConfig {
+            allow_private_networks: true,
+            timeout,
+            ..Default::default()
+        },
+        std::sync::Arc::new(clock.clone()),
+    );
+    super::compose_with(store, clock, config, vec![std::sync::Arc::new(mastodon)]).with_connect(
+        crier_app::ConnectConfig {
+            redirect_uris: vec![REDIRECT.into()],
+            allow_private_networks: true,
+            ..Default::default()
+        },
+    )
+}
