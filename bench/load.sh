@@ -19,8 +19,10 @@
 #   LOAD_PG=1        run the server on PostgreSQL and Redis instead of SQLite: a fresh database
 #                    on BENCH_POSTGRES_URL's server (default postgres://postgres@127.0.0.1:5432,
 #                    dropped on exit) and BENCH_REDIS_URL (default redis://127.0.0.1:6379) for
-#                    the rate limits: one Redis decision per authenticated request (the
-#                    decisions asked while a call is under way share the next call)
+#                    the rate limits (a key that keeps coming takes tokens ahead, so not
+#                    every request is a Redis decision; the decisions asked while a call is
+#                    under way share the next call). Each scenario prints the Redis decisions
+#                    per request (from the node's crier_rate_limit_redis_calls_total).
 #   LOAD_REDIS=0     with LOAD_PG=1: no Redis (each node limits on its own), to see what the
 #                    shared limiter costs
 set -euo pipefail
@@ -154,15 +156,24 @@ admin_key load-control >"$WORK/one-key.txt"
 server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 TICK_HZ=$(getconf CLK_TCK)
 
-# run NAME ARGS... : one wrk run; prints its output to stderr and "REQ/S CPU-µs/REQ" to stdout.
+# Decisions the node has sent to Redis so far (0 without Redis), from /metrics.
+redis_decisions() {
+  curl -fsS --max-time 5 "$BASE/metrics" |
+    awk '/^crier_rate_limit_redis_calls_total / {n = $2} END {print n + 0}'
+}
+
+# run NAME ARGS... : one wrk run; prints its output to stderr and "REQ/S CPU-µs/REQ
+# REDIS-DECISIONS/REQ" to stdout.
 run() {
   local name=$1
   shift
-  local out t0 t1
+  local out t0 t1 r0 r1
+  r0=$(redis_decisions)
   t0=$(server_ticks)
   out=$(timeout "$WRK_TIMEOUT" wrk -t"$THREADS" -c"$CONNECTIONS" --latency "$@") ||
     die "wrk failed for $name"
   t1=$(server_ticks)
+  r1=$(redis_decisions)
   printf '%s\n%s\n' "--- $name: wrk -t$THREADS -c$CONNECTIONS $*" "$out" >&2
   if grep -q 'Non-2xx or 3xx responses' <<<"$out"; then
     die "$name: some responses were not 2xx (see above); the figures would be wrong"
@@ -171,7 +182,7 @@ run() {
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   total=$(awk '/ requests in / {print $1}' <<<"$out")
   [[ -n $rps && -n $total ]] || die "$name: could not read wrk's output"
-  echo "$rps $(python3 -c "print(f'{($t1 - $t0) / $TICK_HZ * 1e6 / $total:.1f}')")"
+  echo "$rps $(python3 -c "print(f'{($t1 - $t0) / $TICK_HZ * 1e6 / $total:.1f} {($r1 - $r0) / $total:.3f}')")"
 }
 
 H_ME="Authorization: Bearer $KEY_ME"
@@ -196,15 +207,16 @@ measure() {
   *) run "$1" -d"$DURATION" -s "$HERE/keys.lua" "$BASE" -- "$WORK/keys.txt" ;;
   esac
 }
-declare -A RPS CPU
+declare -A RPS CPU REDIS
 log "load average before measuring: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
   for s in "${SCENARIOS[@]}"; do
     result=$(measure "$s") || die "the $s measurement failed"
-    read -r rps cpu <<<"$result"
-    [[ -n $rps && -n $cpu ]] || die "the $s measurement failed"
+    read -r rps cpu redis <<<"$result"
+    [[ -n $rps && -n $cpu && -n $redis ]] || die "the $s measurement failed"
     RPS[$s]+="$rps "
     CPU[$s]+="$cpu "
+    REDIS[$s]+="$redis "
   done
   log "load average after round $round: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
@@ -216,7 +228,7 @@ declare -A MED
 for s in "${SCENARIOS[@]}"; do
   MED[$s]=$(median .0f "${RPS[$s]}")
   echo "requests/s $s: ${MED[$s]} (server CPU per request: $(median .1f "${CPU[$s]}") µs;" \
-    "rounds: ${RPS[$s]% })"
+    "Redis decisions per request: $(median .3f "${REDIS[$s]}"); rounds: ${RPS[$s]% })"
 done
 for s in "${SCENARIOS[@]:1}"; do
   echo "ratio $s/healthz: $(ratio "${MED[$s]}" "${MED[healthz]}")"
