@@ -77,45 +77,45 @@ impl Store {
         self.key_page(ws, mode, "", &[], limit, offset).await
     }
 
-    /// Keys of a workspace among `ids` (what a member sees: the keys they made), newest first;
-    /// `mode` narrows to one mode. Paged over those keys alone, so no page comes back empty
-    /// while more of them follow.
-    pub async fn list_keys_among(
+    /// Keys of a workspace, newest first, `mode` narrowing to one mode, that a caller may see:
+    /// among `among` when given (a member sees the keys they made), and limited to brands or
+    /// accounts within `within` when given (a limited key sees keys each of whose brands is
+    /// among the brands and each of whose accounts among the accounts). Paged over those keys
+    /// alone, both filters at once, so no page comes back short while more of them follow.
+    pub async fn list_keys_visible(
         &self,
         ws: &WorkspaceId,
         mode: Option<KeyMode>,
-        ids: &[&str],
+        among: Option<&[&str]>,
+        within: Option<(&[BrandId], &[AccountId])>,
         limit: u32,
         offset: u32,
     ) -> Result<Page<KeyRow>> {
-        let among = format!("AND {}", self.in_json_list("id", "$3"));
-        self.key_page(ws, mode, &among, &[crate::json(&ids)], limit, offset)
-            .await
-    }
-
-    /// Keys of a workspace limited to brands or accounts within what a limited key reaches:
-    /// each of their brands among `brands` and each of their accounts among `accounts`. Newest
-    /// first; `mode` narrows to one mode.
-    pub async fn list_keys_within(
-        &self,
-        ws: &WorkspaceId,
-        mode: Option<KeyMode>,
-        brands: &[BrandId],
-        accounts: &[AccountId],
-        limit: u32,
-        offset: u32,
-    ) -> Result<Page<KeyRow>> {
-        let within = format!(
-            "AND (allowed_brand_ids <> '[]' OR allowed_account_ids <> '[]')
-             AND NOT EXISTS (SELECT 1 FROM {kb} WHERE kb.value NOT IN {brands})
-             AND NOT EXISTS (SELECT 1 FROM {ka} WHERE ka.value NOT IN {accounts})",
-            kb = self.json_rows("k.allowed_brand_ids", "kb"),
-            ka = self.json_rows("k.allowed_account_ids", "ka"),
-            brands = self.json_values("$3"),
-            accounts = self.json_values("$4"),
-        );
-        let binds = [crate::json(&brands), crate::json(&accounts)];
-        self.key_page(ws, mode, &within, &binds, limit, offset)
+        let mut filter = String::new();
+        let mut binds = Vec::new();
+        if let Some(ids) = among {
+            binds.push(crate::json(&ids));
+            let p = format!("${}", 2 + binds.len());
+            filter += &format!(" AND {}", self.in_json_list("id", &p));
+        }
+        if let Some((brands, accounts)) = within {
+            binds.push(crate::json(&brands));
+            binds.push(crate::json(&accounts));
+            let (pb, pa) = (
+                format!("${}", 1 + binds.len()),
+                format!("${}", 2 + binds.len()),
+            );
+            filter += &format!(
+                " AND (allowed_brand_ids <> '[]' OR allowed_account_ids <> '[]')
+                 AND NOT EXISTS (SELECT 1 FROM {kb} WHERE kb.value NOT IN {brands})
+                 AND NOT EXISTS (SELECT 1 FROM {ka} WHERE ka.value NOT IN {accounts})",
+                kb = self.json_rows("k.allowed_brand_ids", "kb"),
+                ka = self.json_rows("k.allowed_account_ids", "ka"),
+                brands = self.json_values(&pb),
+                accounts = self.json_values(&pa),
+            );
+        }
+        self.key_page(ws, mode, &filter, &binds, limit, offset)
             .await
     }
 

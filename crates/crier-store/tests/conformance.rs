@@ -1901,3 +1901,63 @@ conformance!(
         );
     }
 );
+
+conformance!(
+    keys_visible_to_a_members_limited_key_page_over_both_filters,
+    |store| async move {
+        let ws = new_workspace(&store, "w").await;
+        let brand = crier_core::ids::BrandId::generate();
+        let other_brand = crier_core::ids::BrandId::generate();
+        // Eight keys, newest last: the member made 0, 2, 3, 5 and 7; of those 0, 3 and 7 are
+        // limited to `brand` alone, 2 to `other_brand`, 5 to no brand at all (unlimited).
+        let mut keys = Vec::new();
+        for i in 0..8 {
+            let mut k = key_row(&ws, KeyMode::Live, T0 + i);
+            k.allowed_account_ids = vec![];
+            k.allowed_brand_ids = match i {
+                0 | 3 | 7 => vec![brand.to_string()],
+                2 => vec![other_brand.to_string()],
+                _ => vec![],
+            };
+            let entry = audit(&ws, Actor::Cli, "key.created", &k.id, T0 + i);
+            store.insert_key(&k, &entry).await.unwrap();
+            keys.push(k);
+        }
+        let mine: Vec<&str> = [0, 2, 3, 5, 7]
+            .iter()
+            .map(|&i| keys[i].id.as_str())
+            .collect();
+        let brands = [brand.clone()];
+        let mut seen = Vec::new();
+        for offset in 0..4 {
+            let page = store
+                .list_keys_visible(&ws, None, Some(&mine), Some((&brands, &[])), 1, offset)
+                .await
+                .unwrap();
+            // Every page is whole while more follow.
+            assert_eq!(page.items.len(), usize::from(offset < 3), "page {offset}");
+            assert_eq!(page.has_more, offset < 2, "page {offset}");
+            seen.extend(page.items.into_iter().map(|k| k.id));
+        }
+        // Newest first: 7, 3, 0.
+        assert_eq!(
+            seen,
+            vec![keys[7].id.clone(), keys[3].id.clone(), keys[0].id.clone()]
+        );
+        // Each filter alone.
+        let page = store
+            .list_keys_visible(&ws, None, Some(&mine), None, 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 5);
+        let page = store
+            .list_keys_visible(&ws, None, None, Some((&brands, &[])), 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.items.len(),
+            3,
+            "0, 3 and 7: those limited to the brand"
+        );
+    }
+);

@@ -129,44 +129,26 @@ pub async fn list(
     let mode = (p.mode() == KeyMode::Test).then_some(KeyMode::Test);
     let mine = members_keys(&state, &p).await?;
     let reach = state.app().reach(&p.caller()).await?;
-    let mut keys = match (&mine, reach.lists()) {
-        // A member's keys, paged over theirs alone (a key both bounded to a member and
-        // limited to brands or accounts is filtered below, within the page).
-        (Some(mine), _) => {
-            let ids: Vec<&str> = mine.iter().map(String::as_str).collect();
-            state
-                .store()
-                .list_keys_among(p.workspace_id(), mode, &ids, page.limit, page.offset)
-                .await?
-        }
-        (None, None) => {
-            state
-                .store()
-                .list_keys(p.workspace_id(), mode, page.limit, page.offset)
-                .await?
-        }
-        (None, Some((brands, accounts))) => {
-            state
-                .store()
-                .list_keys_within(
-                    p.workspace_id(),
-                    mode,
-                    &brands,
-                    &accounts,
-                    page.limit,
-                    page.offset,
-                )
-                .await?
-        }
-    };
-    if mine.is_some() {
-        keys.items.retain(|k| {
-            reach.covers_key(&crier_app::Restriction::from_stored(
-                &k.allowed_brand_ids,
-                &k.allowed_account_ids,
-            ))
-        });
-    }
+    // A member sees the keys they made; a limited key the keys within its reach; a member's
+    // limited key both, filtered together so that every page is whole.
+    let mine: Option<Vec<&str>> = mine
+        .as_ref()
+        .map(|m| m.iter().map(String::as_str).collect());
+    let lists = reach.lists();
+    let within = lists
+        .as_ref()
+        .map(|(brands, accounts)| (brands.as_slice(), accounts.as_slice()));
+    let keys = state
+        .store()
+        .list_keys_visible(
+            p.workspace_id(),
+            mode,
+            mine.as_deref(),
+            within,
+            page.limit,
+            page.offset,
+        )
+        .await?;
     Ok(Json(List::of(&keys, |k| KeyObject::from_row(k, None))))
 }
 
