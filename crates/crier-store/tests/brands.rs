@@ -434,7 +434,14 @@ async fn limited_lists_filter_brands_keys_and_accounts() {
     }
     let found: Vec<_> = w
         .store
-        .list_keys_within(&w.ws, None, &within_brands, &within_accounts, 50, 0)
+        .list_keys_visible(
+            &w.ws,
+            None,
+            None,
+            Some((&within_brands, &within_accounts)),
+            50,
+            0,
+        )
         .await
         .unwrap()
         .items
