@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::reseal::{self, One, Resealed};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use crier_core::ErrorCode;
@@ -24,6 +23,7 @@ use crier_store::{Account, ConnectState, RegisteredClient, StoredClient};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use crate::reseal::{self, One, Resealed};
 use crate::{App, AppError, AppResult, Caller};
 
 /// How long a started connection may be finished.
@@ -197,7 +197,7 @@ impl Connections<'_> {
     pub async fn reseal_clients(&self, page: u32) -> AppResult<Resealed> {
         let keyring = self.app.keyring();
         let store = self.app.store();
-        let prefix = &format!("v1.{}.", keyring.current_id());
+        let prefix = &keyring.current_prefix();
         reseal::paged(
             page,
             (String::new(), String::new(), String::new()),
@@ -208,15 +208,14 @@ impl Connections<'_> {
             |r: RegisteredClient| async move {
                 let (platform, instance, redirect_uri) = &r.at;
                 let aad = client_aad(platform, instance, redirect_uri, &r.client.client_id);
-                let Some((old, Ok(plain))) = r
+                let Some((old, Ok(new))) = r
                     .client
                     .client_secret
                     .as_ref()
-                    .map(|old| (old, keyring.open(old, &aad)))
+                    .map(|old| (old, keyring.seal_again(old, &aad)))
                 else {
                     return Ok(One::Unopened);
                 };
-                let new = keyring.seal(&plain, &aad);
                 let done = store
                     .reseal_oauth_client(platform, instance, redirect_uri, old, &new)
                     .await?;

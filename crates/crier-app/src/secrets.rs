@@ -142,6 +142,18 @@ impl Keyring {
         &self.current
     }
 
+    /// What every value sealed with the current key starts with: a value that does not was
+    /// sealed with another key (or not sealed at all).
+    pub fn current_prefix(&self) -> String {
+        format!("v1.{}.", self.current)
+    }
+
+    /// `sealed` opened and sealed again with the current key, bound to the same `aad` (after a
+    /// rotation).
+    pub fn seal_again(&self, sealed: &str, aad: &str) -> Result<String, SealError> {
+        Ok(self.seal(&self.open(sealed, aad)?, aad))
+    }
+
     /// Seals `plaintext`, bound to `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &str) -> String {
         let cipher = &self.keys[&self.current];
@@ -158,7 +170,7 @@ impl Keyring {
             .expect("XChaCha20-Poly1305 seals any length we give it");
         let mut raw = nonce.to_vec();
         raw.extend_from_slice(&ct);
-        format!("v1.{}.{}", self.current, B64.encode(raw))
+        format!("{}{}", self.current_prefix(), B64.encode(raw))
     }
 
     /// Opens a value [`Keyring::seal`] made with the same `aad`.

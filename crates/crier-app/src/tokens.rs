@@ -78,7 +78,7 @@ impl Tokens<'_> {
     pub async fn reseal(&self, page: u32) -> AppResult<Resealed> {
         let keyring = self.app.keyring();
         let store = self.app.store();
-        let prefix = &format!("v1.{}.", keyring.current_id());
+        let prefix = &keyring.current_prefix();
         reseal::paged(
             page,
             String::new(),
@@ -91,14 +91,13 @@ impl Tokens<'_> {
             |account: Account| async move {
                 // As sealed, byte for byte (not what `open` adds from the configuration).
                 let aad = account_aad(&account);
-                let Some((sealed, Ok(plain))) = account
+                let Some((sealed, Ok(new))) = account
                     .credentials
                     .as_ref()
-                    .map(|sealed| (sealed, keyring.open(sealed, &aad)))
+                    .map(|sealed| (sealed, keyring.seal_again(sealed, &aad)))
                 else {
                     return Ok(One::Unopened);
                 };
-                let new = keyring.seal(&plain, &aad);
                 let done = store.reseal_account(&account.id, sealed, &new).await?;
                 Ok(if done { One::SealedAgain } else { One::Changed })
             },

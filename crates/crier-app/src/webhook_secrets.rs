@@ -78,7 +78,7 @@ pub async fn seal_plain(app: &App) -> AppResult<Resealed> {
 async fn seal_where(app: &App, plain_only: bool) -> AppResult<Resealed> {
     let keyring = app.keyring();
     let store = app.store();
-    let prefix = &format!("v1.{}.", keyring.current_id());
+    let prefix = &keyring.current_prefix();
     let moves = move |stored: &str| {
         if plain_only {
             stored.starts_with(PLAIN_PREFIX)
